@@ -1,0 +1,157 @@
+/* consensus.h - the one interface every replication protocol of sluice implements.
+ * A protocol is a pure state machine (etcd-raft shape): proposals, received messages,
+ * ticks carrying an explicit time and storage completions go in; a "ready" batch of
+ * (state to persist, entries to persist, messages to send, entries committed for apply,
+ * acknowledgements) comes out. No I/O, no clocks, no threads, no globals: the node binds
+ * the outputs to io_uring and the fabric, the simulator to a fake disk and network. */
+#ifndef SL_CONSENSUS_H
+#define SL_CONSENSUS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SL_CONS_NODE_NONE 0u    /* node ids start at 1 */
+#define SL_CONS_MAX_PEERS 9u    /* voters + learners in one group */
+
+enum sl_cons_entry_type {
+	SL_CONS_ENTRY_NORMAL = 0, /* application payload (a batch of points) */
+	SL_CONS_ENTRY_NOOP = 1,   /* leader's first entry of a term */
+	SL_CONS_ENTRY_CONF = 2,   /* membership change, protocol-encoded */
+};
+
+/* A log entry. `data` is borrowed: valid until the advance() that follows the ready()
+ * which reported it; the caller copies what it persists. */
+struct sl_cons_entry {
+	uint64_t term;
+	uint64_t index;
+	uint64_t proposal_id; /* caller's id for acks; 0 for entries not proposed here */
+	uint32_t type;        /* enum sl_cons_entry_type */
+	uint32_t len;
+	const uint8_t *data;
+};
+
+/* A protocol message, already encoded by the protocol (explicit little-endian format,
+ * versioned). The transport ships the bytes; it never looks inside. */
+struct sl_cons_msg {
+	uint64_t group_id;
+	uint32_t from;
+	uint32_t to;
+	uint32_t len;
+	const uint8_t *buf;
+};
+
+/* Durable per-group state, persisted before any message of the same ready is sent. */
+struct sl_cons_hard_state {
+	uint64_t term;
+	uint32_t vote;
+	uint64_t commit;
+};
+
+enum sl_cons_ack_status {
+	SL_CONS_ACK_OK = 0,         /* committed (and durable as the protocol promises) */
+	SL_CONS_ACK_NOT_LEADER = 1, /* rejected: this replica cannot take proposals */
+	SL_CONS_ACK_DROPPED = 2,    /* lost leadership / truncated before commit */
+	SL_CONS_ACK_STORAGE = 3,    /* storage failed; never durable */
+};
+
+struct sl_cons_ack {
+	uint64_t proposal_id;
+	uint64_t index; /* log index it was committed at (0 when not committed) */
+	uint32_t status; /* enum sl_cons_ack_status */
+};
+
+/* Everything a protocol asks its caller to do, in this order:
+ * 1. persist hard state and `persist` entries (entries with index >= persist[0].index
+ *    already in the log are replaced: truncate from there first);
+ * 2. send `msgs` (only after 1 is durable if `msgs_after_persist`);
+ * 3. apply `committed` in order to the state machine;
+ * 4. deliver `acks`;
+ * then call advance(). Arrays stay valid until advance(). */
+struct sl_cons_ready {
+	bool has_hard_state;
+	struct sl_cons_hard_state hard_state;
+	const struct sl_cons_entry *persist;
+	uint32_t n_persist;
+	const struct sl_cons_msg *msgs;
+	uint32_t n_msgs;
+	bool msgs_after_persist;
+	const struct sl_cons_entry *committed;
+	uint32_t n_committed;
+	const struct sl_cons_ack *acks;
+	uint32_t n_acks;
+};
+
+/* Read side of the log the caller keeps durable. A protocol may read through it (a
+ * leader sending old entries) but never writes: writes go out through ready().
+ * Functions return 0 or a negative errno (-ENOENT: compacted or beyond the end). */
+struct sl_cons_log {
+	void *ctx;
+	uint64_t (*first_index)(void *ctx);
+	uint64_t (*last_index)(void *ctx);
+	int (*term)(void *ctx, uint64_t index, uint64_t *term);
+	int (*entry)(void *ctx, uint64_t index, struct sl_cons_entry *out);
+};
+
+struct sl_cons_config {
+	uint64_t group_id;
+	uint32_t self;              /* this replica's node id */
+	uint32_t n_voters;
+	uint32_t voters[SL_CONS_MAX_PEERS];
+	uint32_t n_learners;
+	uint32_t learners[SL_CONS_MAX_PEERS];
+	uint64_t seed;              /* all randomness of the protocol comes from here */
+	uint64_t election_timeout_ns;
+	uint64_t heartbeat_interval_ns;
+	uint32_t max_batch_entries; /* entries per append message */
+	uint32_t max_inflight_bytes; /* per follower flow-control window */
+	struct sl_cons_hard_state initial; /* recovered durable state */
+	const struct sl_cons_log *log;     /* recovered log; may be NULL for a fresh group */
+};
+
+enum sl_cons_role {
+	SL_CONS_ROLE_FOLLOWER = 0,
+	SL_CONS_ROLE_CANDIDATE = 1,
+	SL_CONS_ROLE_LEADER = 2,
+	SL_CONS_ROLE_LEARNER = 3,
+	SL_CONS_ROLE_REPLICA = 4, /* leaderless protocols: every replica takes writes */
+};
+
+struct sl_cons_status {
+	uint32_t role;
+	uint32_t leader; /* SL_CONS_NODE_NONE if unknown */
+	uint64_t term;
+	uint64_t commit_index;
+	uint64_t applied_index;
+	uint64_t last_index;
+	uint64_t durable_index;
+};
+
+/* The vtable. Every function is pure with respect to the outside world. */
+struct sl_cons_ops {
+	const char *name;
+	int (*create)(const struct sl_cons_config *cfg, void **state);
+	void (*destroy)(void *state);
+	/* Propose a payload; the protocol keeps `data` by reference until the next advance(). */
+	int (*propose)(void *state, uint64_t proposal_id, const uint8_t *data, uint32_t len);
+	/* A message received from a peer (bytes as produced by the sender's ready()). */
+	int (*step)(void *state, const struct sl_cons_msg *msg);
+	/* Time passes: `now_ns` is monotonic as seen by this replica. */
+	void (*tick)(void *state, uint64_t now_ns);
+	/* Storage completion: the log is durable up to (term, index). */
+	void (*persisted)(void *state, uint64_t term, uint64_t index);
+	/* Storage failure: nothing at or after `index` is durable; the protocol fails the
+	 * affected proposals and stops acknowledging until restarted. */
+	void (*storage_failed)(void *state, uint64_t index, int err);
+	bool (*has_ready)(void *state);
+	void (*ready)(void *state, struct sl_cons_ready *out);
+	void (*advance)(void *state, const struct sl_cons_ready *rd);
+	void (*status)(void *state, struct sl_cons_status *out);
+};
+
+/* Registry: protocols are looked up by name ("standalone", "raft", ...). Adding a
+ * protocol means adding one ops struct and one line in consensus.c. */
+const struct sl_cons_ops *sl_cons_find(const char *name);
+extern const struct sl_cons_ops sl_cons_standalone_ops;
+
+#endif
