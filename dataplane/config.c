@@ -1,0 +1,287 @@
+/* config.c - one table describes every configuration key (section, name, type, default,
+ * range, help); the INI loader (rte_cfgfile), the command line and `sluiced
+ * --print-config` all go through it, so a key cannot be documented but not parsed. */
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <rte_cfgfile.h>
+
+#include "config.h"
+
+enum key_type { K_U32, K_BOOL, K_STR, K_HUGE, K_POLL };
+
+struct key {
+	const char *section;
+	const char *name;
+	enum key_type type;
+	size_t off;
+	size_t size; /* for strings */
+	uint32_t min, max;
+	const char *help;
+};
+
+#define U32(sec, nm, field, lo, hi, h)                                                      \
+	{sec, nm, K_U32, offsetof(struct sl_config, field), 0, lo, hi, h}
+#define STR(sec, nm, field, h)                                                              \
+	{sec, nm, K_STR, offsetof(struct sl_config, field),                                 \
+	 sizeof(((struct sl_config *)0)->field), 0, 0, h}
+#define BOOL(sec, nm, field, h) {sec, nm, K_BOOL, offsetof(struct sl_config, field), 0, 0, 1, h}
+
+static const struct key keys[] = {
+	U32("node", "id", node_id, 1, 65535, "node id in the cluster (1..65535)"),
+	STR("node", "name", name, "node name: names the shm segments /dev/shm/sluice-<name>.*"),
+	STR("node", "data_dir", data_dir, "WAL, snapshots and node metadata live here"),
+	STR("node", "ctl_socket", ctl_socket, "ctl socket path; empty = <data_dir>/sluiced.sock"),
+	U32("eal", "workers", workers, 0, SL_CFG_MAX_WORKERS,
+	    "worker lcores; 0 = one per CPU beyond the main one, at least 1"),
+	{"eal", "hugepages", K_HUGE, offsetof(struct sl_config, hugepages), 0, 0, 0,
+	 "auto | on | off: auto uses hugepages when free ones exist, else --no-huge"},
+	U32("eal", "memory_mb", memory_mb, 64, 1 << 20, "EAL memory (MiB) when running --no-huge"),
+	STR("eal", "pci_allow", pci_allow,
+	    "PCI addresses of NICs the operator allows (comma separated); empty = --no-pci"),
+	STR("eal", "extra_args", eal_extra, "extra EAL arguments, space separated"),
+	U32("regions", "count", regions, 1, SL_CFG_MAX_REGIONS,
+	    "regions (hash ranges of the series id) on this node, spread over the workers"),
+	STR("regions", "protocol", protocol, "consensus protocol of the regions: standalone"),
+	U32("wal", "segment_mb", wal_segment_mb, 1, 4096, "WAL segment file size (MiB)"),
+	U32("wal", "buffer_kb", wal_buffer_kb, 64, 65536,
+	    "WAL write buffer per core (KiB); two of them: one in flight, one filling"),
+	BOOL("wal", "direct_io", wal_direct_io, "O_DIRECT writes when the filesystem allows"),
+	BOOL("wal", "salvage", wal_salvage,
+	     "on mid-log corruption cut the log there instead of refusing to start"),
+	U32("wal", "checkpoint_mb", checkpoint_mb, 1, 1 << 20,
+	    "snapshot the regions and release WAL segments after this much WAL (MiB)"),
+	{"poll", "mode", K_POLL, offsetof(struct sl_config, poll_mode), 0, 0, 0,
+	 "adaptive (idle workers back off) | perf (busy-poll, never sleep)"},
+	U32("poll", "idle_sleep_us_max", idle_sleep_us_max, 1, 100000,
+	    "longest sleep of an idle worker in adaptive mode (microseconds)"),
+	U32("ingest", "shm_slots", shm_slots, 1, 256, "client slots of the shm ingest ring"),
+	U32("ingest", "shm_ring_entries", shm_ring_entries, 64, 1 << 20,
+	    "points per client submission ring (power of two)"),
+	STR("ingest", "shm_path", shm_ingest_path, "empty = /dev/shm/sluice-<name>.ingest"),
+	STR("ingest", "stats_path", stats_path, "empty = /dev/shm/sluice-<name>.stats"),
+	U32("ingest", "batch_points", batch_points, 1, 65536, "points per proposal at most"),
+};
+
+void sl_config_default(struct sl_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->node_id = 1;
+	snprintf(c->name, sizeof(c->name), "node1");
+	snprintf(c->data_dir, sizeof(c->data_dir), "./sluice-data");
+	c->workers = 0;
+	c->hugepages = SL_HUGE_AUTO;
+	c->memory_mb = 512;
+	c->regions = 8;
+	snprintf(c->protocol, sizeof(c->protocol), "standalone");
+	c->wal_segment_mb = 64;
+	c->wal_buffer_kb = 4096;
+	c->wal_direct_io = true;
+	c->wal_salvage = false;
+	c->checkpoint_mb = 256;
+	c->poll_mode = SL_POLL_ADAPTIVE;
+	c->idle_sleep_us_max = 1000;
+	c->shm_slots = 16;
+	c->shm_ring_entries = 16384;
+	c->batch_points = 4096;
+}
+
+static const struct key *find_key(const char *section, const char *name)
+{
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (strcmp(keys[i].section, section) == 0 && strcmp(keys[i].name, name) == 0)
+			return &keys[i];
+	return NULL;
+}
+
+int sl_config_set(struct sl_config *c, const char *section, const char *name, const char *value,
+		  char *err, size_t err_len)
+{
+	const struct key *k = find_key(section, name);
+	if (k == NULL) {
+		snprintf(err, err_len, "unknown key [%s] %s", section, name);
+		return -ENOENT;
+	}
+	char *field = (char *)c + k->off;
+	switch (k->type) {
+	case K_U32: {
+		char *end;
+		errno = 0;
+		unsigned long long v = strtoull(value, &end, 10);
+		if (errno != 0 || end == value || *end != '\0' || value[0] == '-' || v < k->min ||
+		    v > k->max) {
+			snprintf(err, err_len, "[%s] %s = '%s': expected an integer in %u..%u",
+				 section, name, value, k->min, k->max);
+			return -EINVAL;
+		}
+		*(uint32_t *)field = (uint32_t)v;
+		return 0;
+	}
+	case K_BOOL:
+		if (!strcmp(value, "true") || !strcmp(value, "yes") || !strcmp(value, "1") ||
+		    !strcmp(value, "on")) {
+			*(bool *)field = true;
+		} else if (!strcmp(value, "false") || !strcmp(value, "no") ||
+			   !strcmp(value, "0") || !strcmp(value, "off")) {
+			*(bool *)field = false;
+		} else {
+			snprintf(err, err_len, "[%s] %s = '%s': expected true or false", section,
+				 name, value);
+			return -EINVAL;
+		}
+		return 0;
+	case K_STR:
+		if (strlen(value) >= k->size) {
+			snprintf(err, err_len, "[%s] %s: value longer than %zu bytes", section,
+				 name, k->size - 1);
+			return -ENAMETOOLONG;
+		}
+		memcpy(field, value, strlen(value) + 1);
+		return 0;
+	case K_HUGE:
+		if (!strcmp(value, "auto"))
+			c->hugepages = SL_HUGE_AUTO;
+		else if (!strcmp(value, "on"))
+			c->hugepages = SL_HUGE_ON;
+		else if (!strcmp(value, "off"))
+			c->hugepages = SL_HUGE_OFF;
+		else {
+			snprintf(err, err_len, "[eal] hugepages = '%s': expected auto, on or off",
+				 value);
+			return -EINVAL;
+		}
+		return 0;
+	case K_POLL:
+		if (!strcmp(value, "adaptive"))
+			c->poll_mode = SL_POLL_ADAPTIVE;
+		else if (!strcmp(value, "perf"))
+			c->poll_mode = SL_POLL_PERF;
+		else {
+			snprintf(err, err_len, "[poll] mode = '%s': expected adaptive or perf",
+				 value);
+			return -EINVAL;
+		}
+		return 0;
+	}
+	return -EINVAL;
+}
+
+int sl_config_load(struct sl_config *c, const char *path, char *err, size_t err_len)
+{
+	if (access(path, R_OK) != 0) {
+		snprintf(err, err_len, "config file %s: %s", path, strerror(errno));
+		return -errno;
+	}
+	struct rte_cfgfile *f = rte_cfgfile_load(path, CFG_FLAG_EMPTY_VALUES);
+	if (f == NULL) {
+		snprintf(err, err_len, "config file %s: not a valid INI file", path);
+		return -EINVAL;
+	}
+	int rc = 0;
+	int nsec = rte_cfgfile_num_sections(f, NULL, 0);
+	for (int s = 0; s < nsec && rc == 0; s++) {
+		struct rte_cfgfile_entry ents[64];
+		char secname[CFG_NAME_LEN];
+		int n = rte_cfgfile_section_entries_by_index(f, s, secname, ents, 64);
+		if (n < 0) {
+			snprintf(err, err_len, "config file %s: cannot read section %d", path, s);
+			rc = -EINVAL;
+			break;
+		}
+		if (rte_cfgfile_section_num_entries(f, secname) > 64) {
+			snprintf(err, err_len, "config file %s: too many keys in [%s]", path,
+				 secname);
+			rc = -E2BIG;
+			break;
+		}
+		for (int e = 0; e < n && rc == 0; e++) {
+			char e2[256];
+			rc = sl_config_set(c, secname, ents[e].name, ents[e].value, e2, sizeof(e2));
+			if (rc != 0)
+				snprintf(err, err_len, "config file %s: %s", path, e2);
+		}
+	}
+	rte_cfgfile_close(f);
+	return rc;
+}
+
+int sl_config_finish(struct sl_config *c, char *err, size_t err_len)
+{
+	if (c->ctl_socket[0] == '\0' &&
+	    snprintf(c->ctl_socket, sizeof(c->ctl_socket), "%s/sluiced.sock", c->data_dir) >=
+		    (int)sizeof(c->ctl_socket)) {
+		snprintf(err, err_len, "data_dir too long for the ctl socket path");
+		return -ENAMETOOLONG;
+	}
+	if (strlen(c->ctl_socket) >= 108) {
+		snprintf(err, err_len, "ctl socket path '%s' is longer than a Unix socket allows",
+			 c->ctl_socket);
+		return -ENAMETOOLONG;
+	}
+	if (c->shm_ingest_path[0] == '\0')
+		snprintf(c->shm_ingest_path, sizeof(c->shm_ingest_path),
+			 "/dev/shm/sluice-%s.ingest", c->name);
+	if (c->stats_path[0] == '\0')
+		snprintf(c->stats_path, sizeof(c->stats_path), "/dev/shm/sluice-%s.stats",
+			 c->name);
+	for (const char *p = c->name; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || *p == '-' || *p == '_')) {
+			snprintf(err, err_len, "node name '%s': use letters, digits, - and _",
+				 c->name);
+			return -EINVAL;
+		}
+	if (c->name[0] == '\0') {
+		snprintf(err, err_len, "node name is empty");
+		return -EINVAL;
+	}
+	if ((c->shm_ring_entries & (c->shm_ring_entries - 1)) != 0) {
+		snprintf(err, err_len, "[ingest] shm_ring_entries = %u: must be a power of two",
+			 c->shm_ring_entries);
+		return -EINVAL;
+	}
+	if (strcmp(c->protocol, "standalone") != 0 && strcmp(c->protocol, "raft") != 0) {
+		snprintf(err, err_len, "[regions] protocol = '%s': expected standalone or raft",
+			 c->protocol);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+void sl_config_dump(const struct sl_config *c, FILE *out)
+{
+	const char *sec = "";
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		const struct key *k = &keys[i];
+		const char *field = (const char *)c + k->off;
+		if (strcmp(sec, k->section) != 0) {
+			fprintf(out, "%s[%s]\n", i ? "\n" : "", k->section);
+			sec = k->section;
+		}
+		fprintf(out, "; %s\n%s = ", k->help, k->name);
+		switch (k->type) {
+		case K_U32:
+			fprintf(out, "%" PRIu32 "\n", *(const uint32_t *)field);
+			break;
+		case K_BOOL:
+			fprintf(out, "%s\n", *(const bool *)field ? "true" : "false");
+			break;
+		case K_STR:
+			fprintf(out, "%s\n", field);
+			break;
+		case K_HUGE:
+			fprintf(out, "%s\n",
+				c->hugepages == SL_HUGE_AUTO ? "auto"
+				: c->hugepages == SL_HUGE_ON ? "on"
+							     : "off");
+			break;
+		case K_POLL:
+			fprintf(out, "%s\n", c->poll_mode == SL_POLL_PERF ? "perf" : "adaptive");
+			break;
+		}
+	}
+}

@@ -1,0 +1,63 @@
+/* config.h - sluiced's configuration: defaults for every key, the INI file (rte_cfgfile)
+ * and command-line overrides. docs/config.md documents each key; sluice.conf.example
+ * lists them all with their defaults. */
+#ifndef SL_CONFIG_H
+#define SL_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define SL_CFG_PATH_MAX 512
+#define SL_CFG_MAX_WORKERS 32
+#define SL_CFG_MAX_REGIONS 256
+
+enum sl_hugepage_mode { SL_HUGE_AUTO = 0, SL_HUGE_ON = 1, SL_HUGE_OFF = 2 };
+enum sl_poll_mode { SL_POLL_ADAPTIVE = 0, SL_POLL_PERF = 1 };
+
+struct sl_config {
+	/* [node] */
+	uint32_t node_id;
+	char name[64];
+	char data_dir[SL_CFG_PATH_MAX];
+	char ctl_socket[SL_CFG_PATH_MAX]; /* "" = <data_dir>/sluiced.sock */
+	/* [eal] */
+	uint32_t workers;         /* worker lcores; 0 = one per spare CPU, at least 1 */
+	enum sl_hugepage_mode hugepages;
+	uint32_t memory_mb;       /* EAL memory when running with --no-huge */
+	char pci_allow[SL_CFG_PATH_MAX]; /* "" = --no-pci (never touch a real NIC) */
+	char eal_extra[SL_CFG_PATH_MAX];
+	/* [regions] */
+	uint32_t regions;         /* hash ranges on this node, spread over the workers */
+	char protocol[32];        /* consensus protocol of every region */
+	/* [wal] */
+	uint32_t wal_segment_mb;
+	uint32_t wal_buffer_kb;
+	bool wal_direct_io;
+	bool wal_salvage;         /* cut at mid-log corruption instead of refusing to start */
+	uint32_t checkpoint_mb;   /* snapshot + WAL release after this much WAL */
+	/* [poll] */
+	enum sl_poll_mode poll_mode;
+	uint32_t idle_sleep_us_max;
+	/* [ingest] */
+	uint32_t shm_slots;
+	uint32_t shm_ring_entries;
+	char shm_ingest_path[SL_CFG_PATH_MAX]; /* "" = /dev/shm/sluice-<name>.ingest */
+	char stats_path[SL_CFG_PATH_MAX];      /* "" = /dev/shm/sluice-<name>.stats */
+	uint32_t batch_points;    /* points per proposal at most */
+};
+
+void sl_config_default(struct sl_config *c);
+/* Load an INI file over the current values. Unknown sections/keys and bad values are
+ * errors (message in err). */
+int sl_config_load(struct sl_config *c, const char *path, char *err, size_t err_len);
+/* Set one key ("section.key" = value), as the file and the command line do. */
+int sl_config_set(struct sl_config *c, const char *section, const char *key, const char *value,
+		  char *err, size_t err_len);
+/* Fill the derived defaults (paths) and check ranges. */
+int sl_config_finish(struct sl_config *c, char *err, size_t err_len);
+/* Print every key with its current value, as an INI file. */
+void sl_config_dump(const struct sl_config *c, FILE *out);
+
+#endif

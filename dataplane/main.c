@@ -1,0 +1,315 @@
+/* main.c - sluiced, the node daemon. Parses the command line and config, starts the EAL
+ * with safe defaults (--no-pci unless the operator allows a NIC, --no-huge when the host
+ * has no free hugepages), launches one loop per worker lcore and serves the ctl socket on
+ * the main lcore until SIGTERM/SIGINT or a `shutdown` request. */
+#include <errno.h>
+#include <getopt.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <rte_eal.h>
+#include <rte_lcore.h>
+#include <rte_log.h>
+
+#include "config.h"
+#include "ctl.h"
+#include "node.h"
+
+#define MAX_EAL_ARGS 64
+
+static atomic_int g_signal;
+
+static void on_signal(int sig) { atomic_store(&g_signal, sig); }
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: sluiced [EAL options --] [options]\n"
+		"\n"
+		"sluice node daemon: takes points from the shm ingest ring, shards them to\n"
+		"per-core regions, persists them in a per-core WAL and serves queries on the\n"
+		"ctl socket. With no arguments it starts on any machine with data under\n"
+		"./sluice-data (no NIC is touched, hugepages are used only when free).\n"
+		"\n"
+		"options:\n"
+		"  -c, --config FILE      INI config file (see sluice.conf.example, docs/config.md)\n"
+		"  -d, --data-dir DIR     data directory (default ./sluice-data)\n"
+		"  -n, --name NAME        node name; names /dev/shm/sluice-NAME.* (default node1)\n"
+		"  -w, --workers N        worker lcores (default: CPUs - 1, at least 1)\n"
+		"  -r, --regions N        regions on this node (default 8)\n"
+		"  -s, --socket PATH      ctl socket (default DATA_DIR/sluiced.sock)\n"
+		"      --perf             perf mode: workers busy-poll and never sleep\n"
+		"      --set SEC.KEY=VAL  set any config key, e.g. --set wal.checkpoint_mb=64\n"
+		"      --print-config     print the effective config (all keys) and exit\n"
+		"  -h, --help             this help\n"
+		"  -V, --version          print the version\n"
+		"\n"
+		"EAL options before '--' are passed to DPDK after sluiced's own defaults\n"
+		"(--no-pci, --in-memory, lcore pinning, --no-huge fallback).\n");
+}
+
+/* Free hugepages and a hugetlbfs mount are both needed for EAL hugepage memory. */
+static bool hugepages_usable(char *why, size_t len)
+{
+	FILE *f = fopen("/proc/meminfo", "r");
+	long free_pages = 0;
+	char line[256];
+	while (f && fgets(line, sizeof(line), f))
+		sscanf(line, "HugePages_Free: %ld", &free_pages);
+	if (f)
+		fclose(f);
+	if (free_pages <= 0) {
+		snprintf(why, len, "no free hugepages (HugePages_Free=%ld)", free_pages);
+		return false;
+	}
+	bool mounted = false;
+	f = fopen("/proc/mounts", "r");
+	while (f && fgets(line, sizeof(line), f))
+		if (strstr(line, " hugetlbfs "))
+			mounted = true;
+	if (f)
+		fclose(f);
+	if (!mounted) {
+		snprintf(why, len, "no hugetlbfs mount");
+		return false;
+	}
+	return true;
+}
+
+static int set_kv(struct sl_config *cfg, const char *kv)
+{
+	char buf[SL_CFG_PATH_MAX + 64], err[256];
+	snprintf(buf, sizeof(buf), "%s", kv);
+	char *eq = strchr(buf, '=');
+	char *dot = strchr(buf, '.');
+	if (eq == NULL || dot == NULL || dot > eq) {
+		fprintf(stderr, "sluiced: --set expects SECTION.KEY=VALUE, got '%s'\n", kv);
+		return -EINVAL;
+	}
+	*eq = '\0';
+	*dot = '\0';
+	int rc = sl_config_set(cfg, buf, dot + 1, eq + 1, err, sizeof(err));
+	if (rc != 0)
+		fprintf(stderr, "sluiced: %s\n", err);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	/* split: [EAL args] -- [app args], or only app args */
+	int dd = -1;
+	for (int i = 1; i < argc; i++)
+		if (strcmp(argv[i], "--") == 0) {
+			dd = i;
+			break;
+		}
+	int user_eal_argc = dd < 0 ? 0 : dd - 1;
+	char **user_eal_argv = argv + 1;
+	int app_argc = dd < 0 ? argc : argc - dd;
+	char **app_argv = dd < 0 ? argv : argv + dd;
+	if (dd >= 0)
+		app_argv[0] = argv[0];
+
+	struct sl_config cfg;
+	sl_config_default(&cfg);
+	char err[512];
+	const char *config_file = NULL;
+	bool print_config = false;
+	/* First pass for --config so later options override the file. */
+	static const struct option opts[] = {
+		{"config", required_argument, 0, 'c'}, {"data-dir", required_argument, 0, 'd'},
+		{"name", required_argument, 0, 'n'},   {"workers", required_argument, 0, 'w'},
+		{"regions", required_argument, 0, 'r'}, {"socket", required_argument, 0, 's'},
+		{"perf", no_argument, 0, 'P'},          {"set", required_argument, 0, 'S'},
+		{"print-config", no_argument, 0, 'C'},  {"help", no_argument, 0, 'h'},
+		{"version", no_argument, 0, 'V'},       {0, 0, 0, 0}};
+	int c;
+	opterr = 0;
+	while ((c = getopt_long(app_argc, app_argv, "c:d:n:w:r:s:hV", opts, NULL)) != -1) {
+		if (c == 'c')
+			config_file = optarg;
+		else if (c == 'h') {
+			usage(stdout);
+			return 0;
+		} else if (c == 'V') {
+			printf("sluiced %s\n", SLUICE_VERSION);
+			return 0;
+		} else if (c == '?') {
+			fprintf(stderr, "sluiced: unknown or incomplete option '%s' (see --help)\n",
+				app_argv[optind - 1]);
+			return 2;
+		}
+	}
+	if (optind < app_argc) {
+		fprintf(stderr, "sluiced: unexpected argument '%s' (see --help)\n", app_argv[optind]);
+		return 2;
+	}
+	if (config_file && sl_config_load(&cfg, config_file, err, sizeof(err)) != 0) {
+		fprintf(stderr, "sluiced: %s\n", err);
+		return 2;
+	}
+	optind = 1;
+	while ((c = getopt_long(app_argc, app_argv, "c:d:n:w:r:s:hV", opts, NULL)) != -1) {
+		int rc = 0;
+		switch (c) {
+		case 'd': rc = sl_config_set(&cfg, "node", "data_dir", optarg, err, sizeof(err)); break;
+		case 'n': rc = sl_config_set(&cfg, "node", "name", optarg, err, sizeof(err)); break;
+		case 'w': rc = sl_config_set(&cfg, "eal", "workers", optarg, err, sizeof(err)); break;
+		case 'r': rc = sl_config_set(&cfg, "regions", "count", optarg, err, sizeof(err)); break;
+		case 's': rc = sl_config_set(&cfg, "node", "ctl_socket", optarg, err, sizeof(err)); break;
+		case 'P': cfg.poll_mode = SL_POLL_PERF; break;
+		case 'S':
+			if (set_kv(&cfg, optarg) != 0)
+				return 2;
+			break;
+		case 'C': print_config = true; break;
+		default: break;
+		}
+		if (rc != 0) {
+			fprintf(stderr, "sluiced: %s\n", err);
+			return 2;
+		}
+	}
+	if (sl_config_finish(&cfg, err, sizeof(err)) != 0) {
+		fprintf(stderr, "sluiced: %s\n", err);
+		return 2;
+	}
+	if (print_config) {
+		sl_config_dump(&cfg, stdout);
+		return 0;
+	}
+
+	/* lcores: main on the first allowed CPU, workers spread over the others */
+	cpu_set_t set;
+	int cpus[CPU_SETSIZE], ncpu = 0;
+	if (sched_getaffinity(0, sizeof(set), &set) == 0)
+		for (int i = 0; i < CPU_SETSIZE; i++)
+			if (CPU_ISSET(i, &set))
+				cpus[ncpu++] = i;
+	if (ncpu == 0)
+		cpus[ncpu++] = 0;
+	unsigned workers = cfg.workers ? cfg.workers : (unsigned)(ncpu > 1 ? ncpu - 1 : 1);
+	char lcores[1024];
+	int off = snprintf(lcores, sizeof(lcores), "0@%d", cpus[0]);
+	for (unsigned i = 1; i <= workers; i++)
+		off += snprintf(lcores + off, sizeof(lcores) - (size_t)off, ",%u@%d", i,
+				cpus[ncpu > 1 ? 1 + (i - 1) % (unsigned)(ncpu - 1) : 0]);
+
+	char *eal[MAX_EAL_ARGS];
+	int ne = 0;
+	char mem[32], hugewhy[128] = "";
+	eal[ne++] = argv[0];
+	eal[ne++] = "--lcores";
+	eal[ne++] = lcores;
+	eal[ne++] = "--in-memory";
+	eal[ne++] = "--log-level=lib.eal:warning";
+	char pcis[SL_CFG_PATH_MAX];
+	if (cfg.pci_allow[0] == '\0') {
+		eal[ne++] = "--no-pci";
+	} else {
+		snprintf(pcis, sizeof(pcis), "%s", cfg.pci_allow);
+		for (char *tok = strtok(pcis, ","); tok && ne < MAX_EAL_ARGS - 8; tok = strtok(NULL, ",")) {
+			eal[ne++] = "-a";
+			eal[ne++] = tok;
+		}
+	}
+	bool huge = cfg.hugepages == SL_HUGE_ON ||
+		    (cfg.hugepages == SL_HUGE_AUTO && hugepages_usable(hugewhy, sizeof(hugewhy)));
+	if (cfg.hugepages == SL_HUGE_OFF)
+		snprintf(hugewhy, sizeof(hugewhy), "hugepages = off in the config");
+	if (!huge) {
+		snprintf(mem, sizeof(mem), "%u", cfg.memory_mb);
+		eal[ne++] = "--no-huge";
+		eal[ne++] = "-m";
+		eal[ne++] = mem;
+		fprintf(stderr, "sluiced: %s: running with --no-huge -m %u (normal pages)\n", hugewhy,
+			cfg.memory_mb);
+	}
+	char extra[SL_CFG_PATH_MAX];
+	snprintf(extra, sizeof(extra), "%s", cfg.eal_extra);
+	for (char *tok = strtok(extra, " "); tok && ne < MAX_EAL_ARGS - 4; tok = strtok(NULL, " "))
+		eal[ne++] = tok;
+	for (int i = 0; i < user_eal_argc && ne < MAX_EAL_ARGS - 1; i++)
+		eal[ne++] = user_eal_argv[i];
+	eal[ne] = NULL;
+	char eal_line[2048];
+	int el = 0;
+	for (int i = 1; i < ne; i++)
+		el += snprintf(eal_line + el, sizeof(eal_line) - (size_t)el, "%s%s", i > 1 ? " " : "",
+			       eal[i]);
+
+	if (rte_eal_init(ne, eal) < 0) {
+		fprintf(stderr, "sluiced: EAL init failed (%s); EAL args: %s\n",
+			rte_strerror(rte_errno), eal_line);
+		return 1;
+	}
+	struct sl_node_env env = {.n_workers = workers,
+				  .hugepage_mode = huge ? "hugepages" : "no-huge",
+				  .eal_args = eal_line};
+	unsigned wi = 0, lc;
+	RTE_LCORE_FOREACH_WORKER(lc)
+	{
+		if (wi < workers)
+			env.worker_lcores[wi++] = lc;
+	}
+	if (wi != workers) {
+		fprintf(stderr, "sluiced: EAL gave %u worker lcores, %u needed\n", wi, workers);
+		rte_eal_cleanup();
+		return 1;
+	}
+
+	struct sl_node *node = NULL;
+	if (sl_node_create(&cfg, &env, &node, err, sizeof(err)) != 0) {
+		fprintf(stderr, "sluiced: %s\n", err);
+		rte_eal_cleanup();
+		return 1;
+	}
+	struct sl_ctl_server *srv = NULL;
+	int rc = sl_ctl_server_open(cfg.ctl_socket, sl_node_ctl, node, &srv);
+	if (rc != 0) {
+		fprintf(stderr, "sluiced: ctl socket %s: %s\n", cfg.ctl_socket,
+			rc == -EADDRINUSE ? "another sluiced is serving it" : strerror(-rc));
+		sl_node_destroy(node);
+		rte_eal_cleanup();
+		return 1;
+	}
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	for (unsigned i = 0; i < workers; i++)
+		rte_eal_remote_launch(sl_node_worker_main, sl_node_worker_arg(node, i),
+				      env.worker_lcores[i]);
+	fprintf(stderr,
+		"sluiced: node %u (%s) serving: %u workers, %u regions (%s), data %s, ctl %s, "
+		"shm ingest %s\n",
+		cfg.node_id, cfg.name, workers, cfg.regions, cfg.protocol, cfg.data_dir,
+		cfg.ctl_socket, cfg.shm_ingest_path);
+	fflush(stderr);
+
+	/* The main lcore: ctl requests and housekeeping, never the data path. */
+	while (atomic_load(&g_signal) == 0) {
+		sl_ctl_server_poll(srv, 50);
+		sl_node_housekeeping(node);
+		if (sl_node_stopping(node))
+			break;
+	}
+	if (atomic_load(&g_signal) != 0)
+		fprintf(stderr, "sluiced: signal %d: draining\n", atomic_load(&g_signal));
+	sl_node_stop(node);
+	rte_eal_mp_wait_lcore();
+	bool failed = sl_node_failed(node);
+	sl_ctl_server_close(srv);
+	sl_node_destroy(node);
+	rte_eal_cleanup();
+	fprintf(stderr, "sluiced: stopped%s\n", failed ? " (after a WAL failure)" : "");
+	return failed ? 1 : 0;
+}

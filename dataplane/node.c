@@ -1,0 +1,1569 @@
+/* node.c - sluiced's node core. Each worker lcore owns a set of regions (its store and its
+ * consensus group), one WAL and a share of the shm ingest slots. A point read from a client
+ * slot is routed by series id to the region's owner through a per-core-pair rte_ring;
+ * the owner batches points into one proposal per region per poll round, persists the
+ * entries through its WAL (group commit), applies committed entries to the store and
+ * sends per-batch acknowledgements back to the core that read the batch. Nothing is
+ * acknowledged before the WAL says it is durable. Shared-nothing: only the owning core
+ * touches a region; the main lcore talks to workers through request rings. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <rte_common.h>
+#include <rte_cycles.h>
+#include <rte_lcore.h>
+#include <rte_malloc.h>
+#include <rte_mempool.h>
+#include <rte_ring.h>
+
+#include "arena.h"
+#include "batch.h"
+#include "consensus.h"
+#include "ingest.h"
+#include "node.h"
+#include "sl_assert.h"
+#include "sl_le.h"
+#include "stats.h"
+#include "store.h"
+#include "wal.h"
+
+#define XMSG_PTS 32          /* points per cross-core message */
+#define XMSG_ACKS 64         /* acks per cross-core message */
+#define XMSG_POOL 4096       /* messages in the pool */
+#define XRING_SIZE 1024      /* per core pair */
+#define PEND_MAX 16384       /* client batches in flight per worker */
+#define PROP_SLOTS 8         /* proposals in flight per region */
+#define PROP_RUNS 256        /* (core, batch) runs in one proposal */
+#define PROP_BYTES (512u << 10)
+#define LSNQ_SIZE 65536      /* WAL records not yet applied, per worker */
+#define INGEST_BURST 256
+#define CTLQ_SIZE 16
+#define WAL_REC_ENTRY 1
+#define ENTRY_HDR 25 /* kind u8, region u32, term u64, index u64, type u32 */
+
+enum { XMSG_POINTS = 1, XMSG_ACK = 2 };
+
+struct xpoint {
+	uint64_t series_id;
+	int64_t ts;
+	uint64_t value;
+	uint32_t handle; /* pending batch on the source core */
+	uint16_t region;
+	uint16_t key_len;
+	uint8_t type;
+	char key[SL_KEY_MAX];
+};
+
+struct xack {
+	uint32_t handle;
+	uint32_t n_points;
+	uint32_t n_stored;
+	int32_t status;
+};
+
+struct xmsg {
+	uint16_t kind;
+	uint16_t src;
+	uint32_t n;
+	uint32_t pos; /* consumer's progress when a region had no room */
+	union {
+		struct xpoint pts[XMSG_PTS];
+		struct xack acks[XMSG_ACKS];
+	};
+};
+
+struct prop_run {
+	uint16_t src;
+	uint32_t handle;
+	uint32_t n_points;
+	uint32_t n_stored;
+};
+
+struct proposal {
+	bool in_use;
+	bool proposed;
+	uint8_t *buf;
+	struct sl_batch b;
+	uint32_t n_points;
+	uint32_t n_runs;
+	struct prop_run runs[PROP_RUNS];
+};
+
+struct region {
+	uint32_t id;
+	uint32_t worker;
+	uint64_t hash_lo, hash_hi;
+	struct sl_store *store;
+	const struct sl_cons_ops *ops;
+	void *cons;
+	uint64_t last_index;    /* highest index in the log (recovered or appended) */
+	uint64_t applied_index; /* applied to the store */
+	uint64_t snapshot_index;
+	struct proposal props[PROP_SLOTS];
+	int open; /* proposal slot being filled, -1 none */
+	uint64_t points_applied, points_rejected;
+};
+
+struct pend {
+	bool used;
+	uint32_t slot;
+	uint64_t batch_seq;
+	uint32_t count, remaining, stored;
+	uint64_t t0_tsc;
+};
+
+struct lsn_rec {
+	uint64_t lsn;
+	uint32_t region;
+	uint64_t term;
+	uint64_t index;
+};
+
+enum ctl_kind { CTL_REGIONS = 1, CTL_QUERY = 2 };
+
+struct ctl_req {
+	enum ctl_kind kind;
+	uint32_t region;
+	uint64_t series_id;
+	int64_t from, to;
+	size_t limit;
+	/* results */
+	struct sl_sample *samples;
+	size_t n_samples;
+	uint8_t type;
+	int rc;
+	struct json_object *json;
+	atomic_int done;
+};
+
+struct worker {
+	struct sl_node *node;
+	unsigned idx;
+	unsigned lcore;
+	unsigned arena;
+	struct sl_wal *wal;
+	struct sl_stats_core *st;
+	struct rte_ring *in[SL_CFG_MAX_WORKERS];  /* from core j to me */
+	struct rte_ring *out[SL_CFG_MAX_WORKERS]; /* from me to core j */
+	struct xmsg *fill_pts[SL_CFG_MAX_WORKERS];
+	struct xmsg *fill_acks[SL_CFG_MAX_WORKERS];
+	struct xmsg *stalled; /* partly consumed points message */
+	struct xmsg *local_q[XRING_SIZE];
+	uint32_t local_head, local_len;
+	struct rte_ring *ctlq;
+	struct pend *pend;
+	uint32_t *pend_free;
+	uint32_t n_pend_free;
+	uint32_t slot_cur[256]; /* pending handle of the batch being read per slot */
+	struct lsn_rec *lsnq;
+	uint32_t lsn_head, lsn_len, lsn_durable; /* durable = entries handed to persisted() */
+	uint64_t wal_bytes_since_ckpt;
+	uint32_t idle_us;
+	bool wal_failed;
+	struct sl_ingest_rec *recs;
+	uint64_t tsc_hz;
+} __rte_cache_aligned;
+
+struct sl_node {
+	struct sl_config cfg;
+	struct sl_node_env env;
+	unsigned n_workers;
+	struct worker *w;
+	struct region *regions;
+	struct rte_mempool *xpool;
+	struct sl_stats *stats;
+	struct sl_ingest *ingest;
+	enum sl_arena_mode arena_mode;
+	atomic_bool stop;
+	atomic_bool failed;
+	uint64_t start_ns;
+	uint64_t recovered_entries, recovered_points;
+	struct sl_wal_recovery rec_report;
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* ---------------------------------------------------------------- acks */
+
+static void pend_finish(struct worker *w, uint32_t h)
+{
+	struct pend *p = &w->pend[h];
+	int32_t status = p->stored == p->count ? 0 : -EINVAL;
+	if (w->wal_failed && p->stored != p->count)
+		status = -EIO;
+	if (sl_ingest_ack(w->node->ingest, p->slot, p->batch_seq, status, p->stored) != 0)
+		sl_stats_add(w->st, SL_STAT_ACK_ERRORS, 1);
+	else
+		sl_stats_add(w->st, SL_STAT_ACKS_SENT, 1);
+	uint64_t lat_ns = (rte_rdtsc() - p->t0_tsc) * 1000000000ull / w->tsc_hz;
+	sl_stats_latency(w->st, lat_ns);
+	p->used = false;
+	w->pend_free[w->n_pend_free++] = h;
+}
+
+static void pend_account(struct worker *w, uint32_t h, uint32_t n_points, uint32_t n_stored)
+{
+	struct pend *p = &w->pend[h];
+	SL_ASSERT(p->used && p->remaining >= n_points);
+	p->remaining -= n_points;
+	p->stored += n_stored;
+	if (p->remaining == 0)
+		pend_finish(w, h);
+}
+
+static struct xmsg *xmsg_get(struct worker *w, uint16_t kind)
+{
+	void *m;
+	if (rte_mempool_get(w->node->xpool, &m) != 0)
+		return NULL;
+	struct xmsg *x = m;
+	x->kind = kind;
+	x->src = (uint16_t)w->idx;
+	x->n = 0;
+	x->pos = 0;
+	return x;
+}
+
+/* Hand a full or final message to core dst; false when its ring is full (kept). */
+static bool xmsg_send(struct worker *w, unsigned dst, struct xmsg *x)
+{
+	if (dst == w->idx) {
+		if (w->local_len == XRING_SIZE)
+			return false;
+		w->local_q[(w->local_head + w->local_len++) % XRING_SIZE] = x;
+		return true;
+	}
+	if (rte_ring_sp_enqueue(w->out[dst], x) != 0) {
+		sl_stats_add(w->st, SL_STAT_RING_FULL, 1);
+		return false;
+	}
+	sl_stats_add(w->st, SL_STAT_CROSS_CORE_OUT, x->n);
+	return true;
+}
+
+static void send_ack(struct worker *w, uint16_t src, uint32_t handle, uint32_t n_points,
+		     uint32_t n_stored, int32_t status)
+{
+	if (src == w->idx) {
+		pend_account(w, handle, n_points, n_stored);
+		return;
+	}
+	/* An ack must never be lost: wait for a message and ring space (bounded by the peer
+	 * draining its ring, which it does every iteration). */
+	for (;;) {
+		struct xmsg *x = w->fill_acks[src];
+		if (x == NULL) {
+			x = w->fill_acks[src] = xmsg_get(w, XMSG_ACK);
+			if (x == NULL) {
+				rte_pause();
+				continue;
+			}
+		}
+		if (x->n < XMSG_ACKS) {
+			x->acks[x->n++] = (struct xack){handle, n_points, n_stored, status};
+			return;
+		}
+		if (xmsg_send(w, src, x))
+			w->fill_acks[src] = NULL;
+		else
+			rte_pause();
+	}
+}
+
+static void flush_ack_msgs(struct worker *w)
+{
+	for (unsigned d = 0; d < w->node->n_workers; d++)
+		if (w->fill_acks[d] != NULL && w->fill_acks[d]->n > 0 &&
+		    xmsg_send(w, d, w->fill_acks[d]))
+			w->fill_acks[d] = NULL;
+}
+
+/* ---------------------------------------------------------------- proposals */
+
+static int prop_open(struct worker *w, struct region *r)
+{
+	(void)w;
+	if (r->open >= 0)
+		return r->open;
+	for (int i = 0; i < PROP_SLOTS; i++) {
+		struct proposal *p = &r->props[i];
+		if (!p->in_use) {
+			p->in_use = true;
+			p->proposed = false;
+			p->n_points = 0;
+			p->n_runs = 0;
+			sl_batch_init(&p->b, p->buf, PROP_BYTES, r->id);
+			r->open = i;
+			return i;
+		}
+	}
+	return -1;
+}
+
+static void prop_close(struct worker *w, struct region *r)
+{
+	if (r->open < 0)
+		return;
+	struct proposal *p = &r->props[r->open];
+	size_t len = 0;
+	sl_batch_finish(&p->b, &len);
+	uint64_t pid = ((uint64_t)r->id << 32) | (uint32_t)r->open;
+	int rc = r->ops->propose(r->cons, pid, p->buf, (uint32_t)len);
+	if (rc != 0) {
+		/* the protocol refused (storage failed, not leader): fail the runs now */
+		for (uint32_t i = 0; i < p->n_runs; i++)
+			send_ack(w, p->runs[i].src, p->runs[i].handle, p->runs[i].n_points, 0,
+				 rc);
+		p->in_use = false;
+	} else {
+		p->proposed = true;
+		sl_stats_add(w->st, SL_STAT_BATCHES_IN, 1);
+	}
+	r->open = -1;
+}
+
+/* Add one routed point to its region's open proposal; false when the region has no room
+ * (the caller retries later: backpressure). */
+static bool region_take(struct worker *w, struct region *r, uint16_t src, const struct xpoint *xp)
+{
+	for (int attempt = 0; attempt < 2; attempt++) {
+		int slot = prop_open(w, r);
+		if (slot < 0)
+			return false;
+		struct proposal *p = &r->props[slot];
+		struct sl_point pt = {.series_id = xp->series_id,
+				      .ts = xp->ts,
+				      .type = xp->type,
+				      .value = xp->value,
+				      .key_len = xp->key_len,
+				      .key = xp->key};
+		bool run_ok = p->n_runs > 0 && p->runs[p->n_runs - 1].src == src &&
+			      p->runs[p->n_runs - 1].handle == xp->handle;
+		if ((!run_ok && p->n_runs == PROP_RUNS) ||
+		    p->n_points >= w->node->cfg.batch_points ||
+		    sl_batch_add(&p->b, &pt) != 0) {
+			if (p->n_points == 0)
+				return false; /* cannot happen: a point always fits an empty batch */
+			prop_close(w, r);
+			continue;
+		}
+		if (!run_ok)
+			p->runs[p->n_runs++] = (struct prop_run){src, xp->handle, 0, 0};
+		p->runs[p->n_runs - 1].n_points++;
+		p->n_points++;
+		return true;
+	}
+	return false;
+}
+
+/* ---------------------------------------------------------------- apply */
+
+/* Apply one committed entry to its region's store; count stored points per run. */
+static void apply_entry(struct region *r, const uint8_t *data, uint32_t len,
+			struct proposal *p)
+{
+	struct sl_batch_iter it;
+	if (sl_batch_iter_init(&it, data, len) != 0) {
+		/* our own encoding, checksummed twice: corruption here is a bug */
+		SL_ASSERT(!"committed entry does not decode");
+	}
+	uint32_t run = 0, in_run = 0;
+	struct sl_point pt;
+	int rc;
+	while ((rc = sl_batch_next(&it, &pt)) == 1) {
+		bool ok = sl_store_apply(r->store, &pt) == 0;
+		if (ok)
+			r->points_applied++;
+		else
+			r->points_rejected++;
+		if (p != NULL) {
+			while (run < p->n_runs && in_run == p->runs[run].n_points) {
+				run++;
+				in_run = 0;
+			}
+			SL_ASSERT(run < p->n_runs);
+			in_run++;
+			if (ok)
+				p->runs[run].n_stored++;
+		}
+	}
+	SL_ASSERT(rc == 0);
+}
+
+static int wal_append_entry(struct worker *w, struct region *r, const struct sl_cons_entry *e)
+{
+	/* the WAL copies header and payload; build the header in front of the data */
+	static _Thread_local uint8_t tmp[PROP_BYTES + ENTRY_HDR + 64];
+	if (e->len > PROP_BYTES)
+		return -EMSGSIZE;
+	tmp[0] = 1;
+	sl_put_u32(tmp + 1, r->id);
+	sl_put_u64(tmp + 5, e->term);
+	sl_put_u64(tmp + 13, e->index);
+	sl_put_u32(tmp + 21, e->type);
+	memcpy(tmp + ENTRY_HDR, e->data, e->len);
+	uint64_t lsn = 0;
+	for (;;) {
+		int rc = sl_wal_append(w->wal, WAL_REC_ENTRY, tmp, ENTRY_HDR + e->len, &lsn);
+		if (rc == 0)
+			break;
+		if (rc != -ENOBUFS)
+			return rc;
+		/* both buffers full: push the filled one out and wait for room */
+		int frc = sl_wal_flush(w->wal);
+		if (frc != 0 && frc != -EBUSY && frc != -EAGAIN)
+			return frc;
+		int prc = sl_wal_poll(w->wal);
+		if (prc < 0)
+			return prc;
+		rte_delay_us_sleep(10);
+	}
+	SL_ASSERT(w->lsn_len < LSNQ_SIZE);
+	w->lsnq[(w->lsn_head + w->lsn_len++) % LSNQ_SIZE] =
+		(struct lsn_rec){lsn, r->id, e->term, e->index};
+	w->wal_bytes_since_ckpt += ENTRY_HDR + e->len;
+	sl_stats_add(w->st, SL_STAT_WAL_APPENDS, 1);
+	sl_stats_add(w->st, SL_STAT_WAL_BYTES, ENTRY_HDR + e->len);
+	return 0;
+}
+
+static void wal_fail(struct worker *w, int err)
+{
+	if (!w->wal_failed) {
+		fprintf(stderr, "sluiced: worker %u: WAL failed (%s); nothing more is "
+				"acknowledged on this core until restart\n",
+			w->idx, strerror(-err));
+		sl_stats_add(w->st, SL_STAT_WAL_ERRORS, 1);
+	}
+	w->wal_failed = true;
+	atomic_store(&w->node->failed, true);
+	for (uint32_t i = 0; i < w->node->cfg.regions; i++) {
+		struct region *r = &w->node->regions[i];
+		if (r->worker == w->idx)
+			r->ops->storage_failed(r->cons, r->last_index + 1, err);
+	}
+}
+
+static void region_process_ready(struct worker *w, struct region *r)
+{
+	int guard = 0;
+	while (r->ops->has_ready(r->cons) && guard++ < 64) {
+		struct sl_cons_ready rd;
+		r->ops->ready(r->cons, &rd);
+		for (uint32_t i = 0; i < rd.n_persist && !w->wal_failed; i++) {
+			int rc = wal_append_entry(w, r, &rd.persist[i]);
+			if (rc != 0)
+				wal_fail(w, rc);
+			else if (rd.persist[i].index > r->last_index)
+				r->last_index = rd.persist[i].index;
+		}
+		for (uint32_t i = 0; i < rd.n_committed; i++) {
+			const struct sl_cons_entry *e = &rd.committed[i];
+			struct proposal *p = NULL;
+			if (e->proposal_id != 0 && (e->proposal_id >> 32) == r->id)
+				p = &r->props[e->proposal_id & 0xffffffffu];
+			if (e->type == SL_CONS_ENTRY_NORMAL)
+				apply_entry(r, e->data, e->len, p);
+			r->applied_index = e->index;
+			sl_stats_add(w->st, SL_STAT_POINTS_APPLIED, p ? p->n_points : 0);
+		}
+		for (uint32_t i = 0; i < rd.n_acks; i++) {
+			const struct sl_cons_ack *a = &rd.acks[i];
+			if ((a->proposal_id >> 32) != r->id)
+				continue;
+			struct proposal *p = &r->props[a->proposal_id & 0xffffffffu];
+			SL_ASSERT(p->in_use && p->proposed);
+			int32_t st = a->status == SL_CONS_ACK_OK ? 0 : -EIO;
+			for (uint32_t k = 0; k < p->n_runs; k++)
+				send_ack(w, p->runs[k].src, p->runs[k].handle, p->runs[k].n_points,
+					 st == 0 ? p->runs[k].n_stored : 0, st);
+			p->in_use = false;
+		}
+		r->ops->advance(r->cons, &rd);
+	}
+}
+
+/* Durable LSN advanced: tell each region's protocol, in log order. */
+static void wal_completions(struct worker *w)
+{
+	int rc = sl_wal_poll(w->wal);
+	if (rc < 0) {
+		wal_fail(w, rc);
+		return;
+	}
+	uint64_t durable = sl_wal_durable_lsn(w->wal);
+	while (w->lsn_durable < w->lsn_len) {
+		struct lsn_rec *lr = &w->lsnq[(w->lsn_head + w->lsn_durable) % LSNQ_SIZE];
+		if (lr->lsn > durable)
+			break;
+		struct region *r = &w->node->regions[lr->region];
+		r->ops->persisted(r->cons, lr->term, lr->index);
+		w->lsn_durable++;
+	}
+}
+
+/* Forget WAL records whose entries are applied; the oldest kept bounds retention. */
+static uint64_t lsnq_trim(struct worker *w)
+{
+	while (w->lsn_durable > 0) {
+		struct lsn_rec *lr = &w->lsnq[w->lsn_head % LSNQ_SIZE];
+		if (w->node->regions[lr->region].applied_index < lr->index)
+			break;
+		w->lsn_head = (w->lsn_head + 1) % LSNQ_SIZE;
+		w->lsn_len--;
+		w->lsn_durable--;
+	}
+	if (w->lsn_len > 0)
+		return w->lsnq[w->lsn_head % LSNQ_SIZE].lsn - 1;
+	return sl_wal_durable_lsn(w->wal);
+}
+
+/* ---------------------------------------------------------------- snapshots */
+
+static void snap_path(const struct sl_node *n, uint32_t region, char *buf, size_t len,
+		      const char *suffix)
+{
+	snprintf(buf, len, "%s/snap/region-%04u.snap%s", n->cfg.data_dir, region, suffix);
+}
+
+static int fsync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY);
+	if (fd < 0)
+		return -errno;
+	int rc = fsync(fd) == 0 ? 0 : -errno;
+	close(fd);
+	return rc;
+}
+
+static int region_snapshot(struct sl_node *n, struct region *r)
+{
+	char tmp[SL_CFG_PATH_MAX + 64], fin[SL_CFG_PATH_MAX + 64], dir[SL_CFG_PATH_MAX + 16];
+	snap_path(n, r->id, tmp, sizeof(tmp), ".tmp");
+	snap_path(n, r->id, fin, sizeof(fin), "");
+	snprintf(dir, sizeof(dir), "%s/snap", n->cfg.data_dir);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0640);
+	if (fd < 0)
+		return -errno;
+	int rc = sl_store_snapshot_write(r->store, fd, r->applied_index);
+	if (rc == 0 && fdatasync(fd) != 0)
+		rc = -errno;
+	close(fd);
+	if (rc == 0 && rename(tmp, fin) != 0)
+		rc = -errno;
+	if (rc == 0)
+		rc = fsync_dir(dir);
+	if (rc == 0)
+		r->snapshot_index = r->applied_index;
+	return rc;
+}
+
+/* Snapshot this core's regions and release the WAL they cover. Blocking, off the
+ * per-point path: it runs once per checkpoint_mb of WAL. */
+static void checkpoint(struct worker *w)
+{
+	struct sl_node *n = w->node;
+	uint64_t upto = lsnq_trim(w);
+	for (uint32_t i = 0; i < n->cfg.regions; i++) {
+		struct region *r = &n->regions[i];
+		if (r->worker != w->idx)
+			continue;
+		int rc = region_snapshot(n, r);
+		if (rc != 0) {
+			fprintf(stderr, "sluiced: region %u: snapshot failed (%s); WAL kept\n",
+				r->id, strerror(-rc));
+			sl_stats_add(w->st, SL_STAT_WAL_ERRORS, 1);
+			return;
+		}
+	}
+	int rc = sl_wal_release(w->wal, upto);
+	if (rc != 0)
+		fprintf(stderr, "sluiced: worker %u: WAL release failed: %s\n", w->idx,
+			strerror(-rc));
+	w->wal_bytes_since_ckpt = 0;
+}
+
+/* ---------------------------------------------------------------- routing */
+
+/* Consume points of a message (from a ring or the local queue); false if stalled. */
+static bool consume_points(struct worker *w, struct xmsg *x)
+{
+	struct sl_node *n = w->node;
+	while (x->pos < x->n) {
+		struct xpoint *xp = &x->pts[x->pos];
+		struct region *r = &n->regions[xp->region];
+		SL_ASSERT(r->worker == w->idx);
+		if (w->wal_failed) {
+			send_ack(w, x->src, xp->handle, 1, 0, -EIO);
+		} else if (!region_take(w, r, x->src, xp)) {
+			return false;
+		}
+		x->pos++;
+	}
+	if (x->src != w->idx)
+		sl_stats_add(w->st, SL_STAT_CROSS_CORE_IN, x->n);
+	return true;
+}
+
+static int drain_inputs(struct worker *w)
+{
+	int work = 0;
+	if (w->stalled != NULL) {
+		if (!consume_points(w, w->stalled))
+			return 0;
+		rte_mempool_put(w->node->xpool, w->stalled);
+		w->stalled = NULL;
+		work++;
+	}
+	while (w->local_len > 0) {
+		struct xmsg *x = w->local_q[w->local_head];
+		w->local_head = (w->local_head + 1) % XRING_SIZE;
+		w->local_len--;
+		work++;
+		if (!consume_points(w, x)) {
+			w->stalled = x;
+			return work;
+		}
+		rte_mempool_put(w->node->xpool, x);
+	}
+	for (unsigned s = 0; s < w->node->n_workers; s++) {
+		if (s == w->idx)
+			continue;
+		void *objs[32];
+		unsigned got = rte_ring_sc_dequeue_burst(w->in[s], objs, 32, NULL);
+		for (unsigned i = 0; i < got; i++) {
+			struct xmsg *x = objs[i];
+			work++;
+			if (x->kind == XMSG_ACK) {
+				for (uint32_t k = 0; k < x->n; k++)
+					pend_account(w, x->acks[k].handle, x->acks[k].n_points,
+						     x->acks[k].n_stored);
+				rte_mempool_put(w->node->xpool, x);
+			} else if (w->stalled != NULL || !consume_points(w, x)) {
+				/* keep order: park the rest behind the stalled one */
+				if (w->stalled == NULL) {
+					w->stalled = x;
+				} else {
+					SL_ASSERT(w->local_len < XRING_SIZE);
+					w->local_q[(w->local_head + w->local_len++) % XRING_SIZE] = x;
+				}
+			} else {
+				rte_mempool_put(w->node->xpool, x);
+			}
+		}
+	}
+	return work;
+}
+
+static bool route_point(struct worker *w, const struct xpoint *xp)
+{
+	struct sl_node *n = w->node;
+	unsigned dst = n->regions[xp->region].worker;
+	struct xmsg *x = w->fill_pts[dst];
+	if (x != NULL && x->n == XMSG_PTS) {
+		if (!xmsg_send(w, dst, x))
+			return false;
+		x = w->fill_pts[dst] = NULL;
+	}
+	if (x == NULL) {
+		x = w->fill_pts[dst] = xmsg_get(w, XMSG_POINTS);
+		if (x == NULL)
+			return false;
+	}
+	x->pts[x->n++] = *xp;
+	return true;
+}
+
+static bool flush_point_msgs(struct worker *w)
+{
+	bool all = true;
+	for (unsigned d = 0; d < w->node->n_workers; d++) {
+		struct xmsg *x = w->fill_pts[d];
+		if (x == NULL || x->n == 0)
+			continue;
+		if (xmsg_send(w, d, x))
+			w->fill_pts[d] = NULL;
+		else
+			all = false;
+	}
+	return all;
+}
+
+static int poll_ingest(struct worker *w)
+{
+	struct sl_node *n = w->node;
+	int work = 0;
+	uint32_t n_slots = sl_ingest_n_slots(n->ingest);
+	for (uint32_t slot = w->idx; slot < n_slots; slot += n->n_workers) {
+		/* room for a whole burst: pending handles and outgoing messages */
+		if (w->n_pend_free < INGEST_BURST || !flush_point_msgs(w))
+			break;
+		int got = sl_ingest_poll(n->ingest, slot, w->recs, INGEST_BURST);
+		if (got <= 0)
+			continue;
+		work += got;
+		sl_stats_add(w->st, SL_STAT_POINTS_IN, (uint64_t)got);
+		for (int i = 0; i < got; i++) {
+			const struct sl_ingest_rec *rec = &w->recs[i];
+			uint32_t h;
+			if (rec->index == 0) {
+				h = w->pend_free[--w->n_pend_free];
+				w->pend[h] = (struct pend){true, slot, rec->batch_seq,
+							   rec->batch_count, rec->batch_count, 0,
+							   rte_rdtsc()};
+				w->slot_cur[slot] = h;
+			} else {
+				h = w->slot_cur[slot];
+				if (h == UINT32_MAX || !w->pend[h].used ||
+				    w->pend[h].batch_seq != rec->batch_seq) {
+					sl_stats_add(w->st, SL_STAT_BAD_RECORDS, 1);
+					continue;
+				}
+			}
+			if (!rec->valid) {
+				sl_stats_add(w->st, SL_STAT_BAD_RECORDS, 1);
+				sl_stats_add(w->st, SL_STAT_POINTS_REJECTED, 1);
+				pend_account(w, h, 1, 0);
+				continue;
+			}
+			struct xpoint xp;
+			xp.series_id = sl_series_id(rec->key, rec->key_len);
+			xp.ts = rec->ts;
+			xp.value = rec->value;
+			xp.type = rec->type;
+			xp.handle = h;
+			xp.key_len = rec->key_len;
+			memcpy(xp.key, rec->key, rec->key_len);
+			xp.region = (uint16_t)sl_node_region_of(xp.series_id, n->cfg.regions);
+			while (!route_point(w, &xp)) {
+				/* the pool or a ring is full: let consumers (us too) catch up */
+				sl_stats_add(w->st, SL_STAT_RING_FULL, 1);
+				drain_inputs(w);
+				rte_pause();
+			}
+		}
+	}
+	flush_point_msgs(w);
+	return work;
+}
+
+/* ---------------------------------------------------------------- ctl requests */
+
+static void serve_ctl(struct worker *w)
+{
+	void *obj;
+	while (rte_ring_sc_dequeue(w->ctlq, &obj) == 0) {
+		struct ctl_req *q = obj;
+		struct sl_node *n = w->node;
+		struct region *r = &n->regions[q->region];
+		if (q->kind == CTL_QUERY) {
+			q->rc = sl_store_query(r->store, q->series_id, q->from, q->to, q->samples,
+					       q->limit, &q->n_samples, &q->type);
+		} else if (q->kind == CTL_REGIONS) {
+			struct sl_store_stats ss;
+			struct sl_cons_status cs;
+			sl_store_stats(r->store, &ss);
+			r->ops->status(r->cons, &cs);
+			struct json_object *o = json_object_new_object();
+			char lo[24], hi[24];
+			snprintf(lo, sizeof(lo), "0x%016" PRIx64, r->hash_lo);
+			snprintf(hi, sizeof(hi), "0x%016" PRIx64, r->hash_hi);
+			json_object_object_add(o, "id", json_object_new_int(r->id));
+			json_object_object_add(o, "core", json_object_new_int(w->idx));
+			json_object_object_add(o, "lcore", json_object_new_int(w->lcore));
+			json_object_object_add(o, "protocol", json_object_new_string(r->ops->name));
+			json_object_object_add(o, "hash_lo", json_object_new_string(lo));
+			json_object_object_add(o, "hash_hi", json_object_new_string(hi));
+			json_object_object_add(o, "series", json_object_new_int64((int64_t)ss.series));
+			json_object_object_add(o, "points", json_object_new_int64((int64_t)ss.points));
+			json_object_object_add(o, "bytes", json_object_new_int64((int64_t)ss.bytes));
+			json_object_object_add(o, "commit_index",
+					       json_object_new_int64((int64_t)cs.commit_index));
+			json_object_object_add(o, "applied_index",
+					       json_object_new_int64((int64_t)r->applied_index));
+			json_object_object_add(o, "snapshot_index",
+					       json_object_new_int64((int64_t)r->snapshot_index));
+			json_object_object_add(o, "rejected",
+					       json_object_new_int64((int64_t)r->points_rejected));
+			q->json = o;
+			q->rc = 0;
+		}
+		atomic_store_explicit(&q->done, 1, memory_order_release);
+	}
+}
+
+static int worker_call(struct sl_node *n, unsigned worker, struct ctl_req *q)
+{
+	atomic_store(&q->done, 0);
+	if (rte_ring_mp_enqueue(n->w[worker].ctlq, q) != 0)
+		return -EBUSY;
+	/* Workers answer every loop iteration; 5 s means a wedged core. */
+	for (int i = 0; i < 50000; i++) {
+		if (atomic_load_explicit(&q->done, memory_order_acquire))
+			return 0;
+		rte_delay_us_sleep(100);
+	}
+	/* The request stays owned by the ring: leak it rather than free memory a worker may
+	 * still write. */
+	return -ETIMEDOUT;
+}
+
+/* ---------------------------------------------------------------- the lcore loop */
+
+static void worker_idle(struct worker *w, bool flush_in_flight)
+{
+	if (w->node->cfg.poll_mode == SL_POLL_PERF) {
+		rte_pause();
+		return;
+	}
+	sl_stats_add(w->st, SL_STAT_IDLE_SLEEPS, 1);
+	/* A flush in flight will complete soon: stay responsive. */
+	uint32_t cap = flush_in_flight ? 20 : w->node->cfg.idle_sleep_us_max;
+	w->idle_us = w->idle_us == 0 ? 1 : w->idle_us * 2;
+	if (w->idle_us > cap)
+		w->idle_us = cap;
+	rte_delay_us_sleep(w->idle_us);
+}
+
+static void worker_round(struct worker *w, bool take_new)
+{
+	struct sl_node *n = w->node;
+	int work = 0;
+	sl_stats_begin(w->st);
+	serve_ctl(w);
+	work += drain_inputs(w);
+	if (take_new && !w->wal_failed && w->stalled == NULL)
+		work += poll_ingest(w);
+	for (uint32_t i = 0; i < n->cfg.regions; i++) {
+		struct region *r = &n->regions[i];
+		if (r->worker != w->idx)
+			continue;
+		prop_close(w, r);
+		region_process_ready(w, r);
+	}
+	if (!w->wal_failed && sl_wal_pending_bytes(w->wal) > 0) {
+		int rc = sl_wal_flush(w->wal);
+		if (rc < 0 && rc != -EBUSY && rc != -EAGAIN)
+			wal_fail(w, rc);
+		else if (rc == 0)
+			sl_stats_add(w->st, SL_STAT_WAL_FLUSHES, 1);
+	}
+	if (!w->wal_failed) {
+		uint64_t before = sl_wal_durable_lsn(w->wal);
+		wal_completions(w);
+		if (sl_wal_durable_lsn(w->wal) != before) {
+			sl_stats_add(w->st, SL_STAT_WAL_FSYNCS, 1);
+			work++;
+		}
+	}
+	for (uint32_t i = 0; i < n->cfg.regions; i++) {
+		struct region *r = &n->regions[i];
+		if (r->worker == w->idx)
+			region_process_ready(w, r);
+	}
+	flush_ack_msgs(w);
+	lsnq_trim(w);
+	if (w->wal_bytes_since_ckpt >= (uint64_t)n->cfg.checkpoint_mb << 20)
+		checkpoint(w);
+	sl_stats_add(w->st, work ? SL_STAT_POLLS_BUSY : SL_STAT_POLLS_IDLE, 1);
+	sl_stats_end(w->st);
+	if (work == 0)
+		worker_idle(w, sl_wal_durable_lsn(w->wal) < sl_wal_last_lsn(w->wal));
+	else
+		w->idle_us = 0;
+}
+
+static bool worker_quiet(struct worker *w)
+{
+	if (w->stalled != NULL || w->local_len > 0)
+		return false;
+	for (unsigned d = 0; d < w->node->n_workers; d++)
+		if (w->fill_pts[d] != NULL || w->fill_acks[d] != NULL ||
+		    (d != w->idx && rte_ring_count(w->in[d]) > 0))
+			return false;
+	if (w->wal_failed)
+		return true;
+	return sl_wal_durable_lsn(w->wal) == sl_wal_last_lsn(w->wal) && w->lsn_len == w->lsn_durable;
+}
+
+int sl_node_worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct sl_node *n = w->node;
+	while (!atomic_load_explicit(&n->stop, memory_order_relaxed))
+		worker_round(w, true);
+	/* Drain: finish what was taken, make it durable, acknowledge it. Bounded: 10 s. */
+	uint64_t deadline = now_ns() + 10ull * 1000000000ull;
+	while (now_ns() < deadline) {
+		worker_round(w, false);
+		if (worker_quiet(w))
+			break;
+	}
+	return 0;
+}
+
+void *sl_node_worker_arg(struct sl_node *n, unsigned i) { return &n->w[i]; }
+
+/* ---------------------------------------------------------------- recovery */
+
+struct replay_ctx {
+	struct sl_node *n;
+	struct worker *w;
+	uint64_t entries, points, skipped, bad;
+};
+
+static int replay_record(void *arg, uint64_t lsn, uint16_t type, const uint8_t *p, uint32_t len)
+{
+	struct replay_ctx *c = arg;
+	(void)lsn;
+	if (type != WAL_REC_ENTRY || len < ENTRY_HDR || p[0] != 1) {
+		c->bad++;
+		return 0;
+	}
+	uint32_t region = sl_get_u32(p + 1);
+	uint64_t index = sl_get_u64(p + 13);
+	uint32_t etype = sl_get_u32(p + 21);
+	if (region >= c->n->cfg.regions || c->n->regions[region].worker != c->w->idx) {
+		c->bad++;
+		return 0;
+	}
+	struct region *r = &c->n->regions[region];
+	if (index > r->last_index)
+		r->last_index = index;
+	if (index <= r->applied_index) {
+		c->skipped++;
+		return 0;
+	}
+	if (etype == SL_CONS_ENTRY_NORMAL) {
+		struct sl_batch_iter it;
+		if (sl_batch_iter_init(&it, p + ENTRY_HDR, len - ENTRY_HDR) != 0) {
+			c->bad++;
+			return 0;
+		}
+		uint64_t before = r->points_applied;
+		apply_entry(r, p + ENTRY_HDR, len - ENTRY_HDR, NULL);
+		c->points += r->points_applied - before;
+	}
+	r->applied_index = index;
+	c->entries++;
+	return 0;
+}
+
+static uint64_t log_last_index(void *ctx) { return ((struct region *)ctx)->last_index; }
+static uint64_t log_first_index(void *ctx) { return ((struct region *)ctx)->snapshot_index + 1; }
+static int log_term(void *ctx, uint64_t index, uint64_t *term)
+{
+	(void)ctx;
+	(void)index;
+	*term = 1;
+	return 0;
+}
+static int log_entry(void *ctx, uint64_t index, struct sl_cons_entry *out)
+{
+	(void)ctx;
+	(void)index;
+	(void)out;
+	return -ENOENT; /* entries live in the WAL only; standalone never reads back */
+}
+
+static int mkdir_p(const char *path)
+{
+	char tmp[SL_CFG_PATH_MAX + 32];
+	snprintf(tmp, sizeof(tmp), "%s", path);
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p == '/') {
+			*p = '\0';
+			if (mkdir(tmp, 0750) != 0 && errno != EEXIST)
+				return -errno;
+			*p = '/';
+		}
+	}
+	if (mkdir(tmp, 0750) != 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+/* node.meta pins the region layout: WAL records name regions by number. */
+static int check_meta(const struct sl_node *n, char *err, size_t err_len)
+{
+	char path[SL_CFG_PATH_MAX + 32];
+	snprintf(path, sizeof(path), "%s/node.meta", n->cfg.data_dir);
+	FILE *f = fopen(path, "r");
+	if (f == NULL) {
+		f = fopen(path, "w");
+		if (f == NULL) {
+			snprintf(err, err_len, "%s: %s", path, strerror(errno));
+			return -errno;
+		}
+		fprintf(f, "format=1\nnode_id=%u\nworkers=%u\nregions=%u\n", n->cfg.node_id,
+			n->n_workers, n->cfg.regions);
+		int rc = fflush(f) == 0 && fsync(fileno(f)) == 0 ? 0 : -errno;
+		fclose(f);
+		if (rc != 0)
+			snprintf(err, err_len, "%s: %s", path, strerror(-rc));
+		return rc;
+	}
+	unsigned fmt = 0, id = 0, workers = 0, regions = 0;
+	int got = fscanf(f, "format=%u\nnode_id=%u\nworkers=%u\nregions=%u", &fmt, &id, &workers,
+			 &regions);
+	fclose(f);
+	if (got != 4 || fmt != 1) {
+		snprintf(err, err_len, "%s: unreadable node metadata (refusing to guess)", path);
+		return -EBADMSG;
+	}
+	if (workers != n->n_workers || regions != n->cfg.regions) {
+		snprintf(err, err_len,
+			 "%s: this data dir was written with workers=%u regions=%u but the "
+			 "config asks for workers=%u regions=%u; start with the original values",
+			 path, workers, regions, n->n_workers, n->cfg.regions);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int region_load_snapshot(struct sl_node *n, struct region *r, char *err, size_t err_len)
+{
+	char path[SL_CFG_PATH_MAX + 64];
+	snap_path(n, r->id, path, sizeof(path), "");
+	int fd = open(path, O_RDONLY);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return 0;
+		snprintf(err, err_len, "%s: %s", path, strerror(errno));
+		return -errno;
+	}
+	uint64_t idx = 0;
+	int rc = sl_store_snapshot_read(r->store, fd, &idx);
+	close(fd);
+	if (rc != 0) {
+		snprintf(err, err_len, "%s: snapshot is corrupt (%s); refusing to start", path,
+			 strerror(-rc));
+		return rc;
+	}
+	r->applied_index = r->snapshot_index = r->last_index = idx;
+	return 0;
+}
+
+static int worker_init(struct sl_node *n, struct worker *w, char *err, size_t err_len)
+{
+	char path[SL_CFG_PATH_MAX + 64];
+	w->tsc_hz = rte_get_tsc_hz();
+	w->st = sl_stats_core(n->stats, w->idx);
+	enum sl_arena_mode got;
+	/* the arena module probes and falls back by itself; the mode is reported once */
+	int rc = sl_arena_create(SL_ARENA_HUGETLB, &w->arena, &got);
+	if (rc != 0) {
+		snprintf(err, err_len, "worker %u: arena: %s", w->idx, strerror(-rc));
+		return rc;
+	}
+	n->arena_mode = got;
+	w->pend = calloc(PEND_MAX, sizeof(*w->pend));
+	w->pend_free = calloc(PEND_MAX, sizeof(*w->pend_free));
+	w->lsnq = calloc(LSNQ_SIZE, sizeof(*w->lsnq));
+	w->recs = calloc(INGEST_BURST, sizeof(*w->recs));
+	if (!w->pend || !w->pend_free || !w->lsnq || !w->recs) {
+		snprintf(err, err_len, "out of memory at start-up");
+		return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < PEND_MAX; i++)
+		w->pend_free[w->n_pend_free++] = PEND_MAX - 1 - i;
+	for (size_t i = 0; i < SL_ARRAY_LEN(w->slot_cur); i++)
+		w->slot_cur[i] = UINT32_MAX;
+	snprintf(path, sizeof(path), "sl_ctl_%u", w->idx);
+	w->ctlq = rte_ring_create(path, CTLQ_SIZE, SOCKET_ID_ANY, RING_F_SC_DEQ);
+	if (w->ctlq == NULL) {
+		snprintf(err, err_len, "ring %s: %s", path, rte_strerror(rte_errno));
+		return -ENOMEM;
+	}
+	/* regions of this worker: stores, snapshots */
+	for (uint32_t i = 0; i < n->cfg.regions; i++) {
+		struct region *r = &n->regions[i];
+		if (r->worker != w->idx)
+			continue;
+		struct sl_store_config sc = {.region_id = r->id, .arena = w->arena, .use_arena = true};
+		rc = sl_store_create(&sc, &r->store);
+		if (rc != 0) {
+			snprintf(err, err_len, "region %u: store: %s", r->id, strerror(-rc));
+			return rc;
+		}
+		for (int k = 0; k < PROP_SLOTS; k++) {
+			r->props[k].buf = sl_arena_alloc(w->arena, PROP_BYTES);
+			if (r->props[k].buf == NULL) {
+				snprintf(err, err_len, "out of memory for proposal buffers");
+				return -ENOMEM;
+			}
+		}
+		r->open = -1;
+		rc = region_load_snapshot(n, r, err, err_len);
+		if (rc != 0)
+			return rc;
+	}
+	/* WAL: recover into the stores, then open the regions' protocols */
+	struct sl_wal_config wc;
+	sl_wal_config_default(&wc);
+	snprintf(path, sizeof(path), "%s/wal/core-%02u", n->cfg.data_dir, w->idx);
+	wc.dir = path;
+	wc.segment_bytes = (uint64_t)n->cfg.wal_segment_mb << 20;
+	wc.buffer_bytes = n->cfg.wal_buffer_kb << 10;
+	wc.no_direct = !n->cfg.wal_direct_io;
+	wc.salvage = n->cfg.wal_salvage;
+	rc = sl_wal_open(&wc, &w->wal);
+	if (rc != 0) {
+		snprintf(err, err_len, "WAL %s: %s", path, strerror(-rc));
+		return rc;
+	}
+	struct replay_ctx ctx = {.n = n, .w = w};
+	struct sl_wal_recovery rep;
+	memset(&rep, 0, sizeof(rep));
+	rc = sl_wal_recover(w->wal, replay_record, &ctx, &rep);
+	if (rc != 0) {
+		snprintf(err, err_len,
+			 "WAL %s: recovery failed (%s): %s. Set [wal] salvage = true to cut the "
+			 "log at the damage (losing what follows it)",
+			 path, strerror(-rc),
+			 rc == -EBADMSG ? "corruption in the middle of the log" : "I/O error");
+		return rc;
+	}
+	n->recovered_entries += ctx.entries;
+	n->recovered_points += ctx.points;
+	if (ctx.bad > 0)
+		fprintf(stderr, "sluiced: WAL %s: %" PRIu64 " unreadable entries skipped\n", path,
+			ctx.bad);
+	for (uint32_t i = 0; i < n->cfg.regions; i++) {
+		struct region *r = &n->regions[i];
+		if (r->worker != w->idx)
+			continue;
+		r->ops = sl_cons_find(n->cfg.protocol);
+		SL_ASSERT(r->ops != NULL);
+		struct sl_cons_log lv = {r, log_first_index, log_last_index, log_term, log_entry};
+		struct sl_cons_config cc;
+		memset(&cc, 0, sizeof(cc));
+		cc.group_id = r->id;
+		cc.self = n->cfg.node_id;
+		cc.n_voters = 1;
+		cc.voters[0] = n->cfg.node_id;
+		cc.seed = ((uint64_t)n->cfg.node_id << 32) ^ r->id;
+		cc.election_timeout_ns = 1000000000ull;
+		cc.heartbeat_interval_ns = 100000000ull;
+		cc.max_batch_entries = 64;
+		cc.max_inflight_bytes = 4u << 20;
+		cc.initial.term = 1;
+		cc.initial.commit = r->last_index;
+		cc.log = &lv;
+		rc = r->ops->create(&cc, &r->cons);
+		if (rc != 0) {
+			snprintf(err, err_len, "region %u: protocol %s: %s", r->id,
+				 n->cfg.protocol, strerror(-rc));
+			return rc;
+		}
+	}
+	return 0;
+}
+
+int sl_node_create(const struct sl_config *cfg, const struct sl_node_env *env,
+		   struct sl_node **out, char *err, size_t err_len)
+{
+	struct sl_node *n = calloc(1, sizeof(*n));
+	if (n == NULL) {
+		snprintf(err, err_len, "out of memory at start-up");
+		return -ENOMEM;
+	}
+	n->cfg = *cfg;
+	n->env = *env;
+	n->n_workers = env->n_workers;
+	n->start_ns = now_ns();
+	int rc;
+	char path[SL_CFG_PATH_MAX + 32];
+	if (sl_cons_find(cfg->protocol) == NULL) {
+		snprintf(err, err_len, "protocol '%s' is not built into this sluiced",
+			 cfg->protocol);
+		rc = -ENOTSUP;
+		goto fail;
+	}
+	if ((rc = mkdir_p(cfg->data_dir)) != 0) {
+		snprintf(err, err_len, "data dir %s: %s", cfg->data_dir, strerror(-rc));
+		goto fail;
+	}
+	snprintf(path, sizeof(path), "%s/snap", cfg->data_dir);
+	if ((rc = mkdir_p(path)) != 0) {
+		snprintf(err, err_len, "%s: %s", path, strerror(-rc));
+		goto fail;
+	}
+	if ((rc = check_meta(n, err, err_len)) != 0)
+		goto fail;
+	n->regions = calloc(cfg->regions, sizeof(*n->regions));
+	n->w = rte_zmalloc("sl_workers", sizeof(*n->w) * n->n_workers, RTE_CACHE_LINE_SIZE);
+	if (n->regions == NULL || n->w == NULL) {
+		snprintf(err, err_len, "out of memory at start-up");
+		rc = -ENOMEM;
+		goto fail;
+	}
+	for (uint32_t i = 0; i < cfg->regions; i++) {
+		struct region *r = &n->regions[i];
+		r->id = i;
+		r->worker = i % n->n_workers;
+		r->hash_lo = (uint64_t)((((unsigned __int128)i << 64) + cfg->regions - 1) /
+					cfg->regions);
+		r->hash_hi = i + 1 == cfg->regions
+				     ? UINT64_MAX
+				     : (uint64_t)((((unsigned __int128)(i + 1) << 64) +
+						   cfg->regions - 1) / cfg->regions) - 1;
+		r->open = -1;
+	}
+	n->xpool = rte_mempool_create("sl_xmsg", XMSG_POOL, sizeof(struct xmsg), 64, 0, NULL,
+				      NULL, NULL, NULL, SOCKET_ID_ANY, 0);
+	if (n->xpool == NULL) {
+		snprintf(err, err_len, "mempool for cross-core messages: %s (raise [eal] memory_mb)",
+			 rte_strerror(rte_errno));
+		rc = -ENOMEM;
+		goto fail;
+	}
+	rc = sl_stats_create(cfg->stats_path, n->n_workers, &n->stats);
+	if (rc != 0) {
+		snprintf(err, err_len, "stats segment %s: %s", cfg->stats_path, strerror(-rc));
+		goto fail;
+	}
+	for (unsigned i = 0; i < n->n_workers; i++) {
+		n->w[i].node = n;
+		n->w[i].idx = i;
+		n->w[i].lcore = env->worker_lcores[i];
+	}
+	for (unsigned s = 0; s < n->n_workers; s++)
+		for (unsigned d = 0; d < n->n_workers; d++) {
+			if (s == d)
+				continue;
+			char name[32];
+			snprintf(name, sizeof(name), "sl_x_%u_%u", s, d);
+			struct rte_ring *r = rte_ring_create(name, XRING_SIZE, SOCKET_ID_ANY,
+							     RING_F_SP_ENQ | RING_F_SC_DEQ);
+			if (r == NULL) {
+				snprintf(err, err_len, "ring %s: %s", name, rte_strerror(rte_errno));
+				rc = -ENOMEM;
+				goto fail;
+			}
+			n->w[s].out[d] = r;
+			n->w[d].in[s] = r;
+		}
+	for (unsigned i = 0; i < n->n_workers; i++)
+		if ((rc = worker_init(n, &n->w[i], err, err_len)) != 0)
+			goto fail;
+	rc = sl_ingest_create(cfg->shm_ingest_path, cfg->shm_slots, cfg->shm_ring_entries,
+			      &n->ingest);
+	if (rc != 0) {
+		snprintf(err, err_len, "shm ingest ring %s: %s", cfg->shm_ingest_path,
+			 strerror(-rc));
+		goto fail;
+	}
+	*out = n;
+	return 0;
+fail:
+	sl_node_destroy(n);
+	return rc;
+}
+
+void sl_node_housekeeping(struct sl_node *n)
+{
+	sl_ingest_heartbeat(n->ingest);
+}
+
+void sl_node_stop(struct sl_node *n) { atomic_store(&n->stop, true); }
+
+bool sl_node_failed(const struct sl_node *n) { return atomic_load(&n->failed); }
+
+bool sl_node_stopping(const struct sl_node *n) { return atomic_load(&n->stop); }
+
+void sl_node_destroy(struct sl_node *n)
+{
+	if (n == NULL)
+		return;
+	if (n->ingest)
+		sl_ingest_destroy(n->ingest, true);
+	for (unsigned i = 0; n->w && i < n->n_workers; i++) {
+		struct worker *w = &n->w[i];
+		if (w->wal)
+			sl_wal_close(w->wal);
+		free(w->pend);
+		free(w->pend_free);
+		free(w->lsnq);
+		free(w->recs);
+		rte_ring_free(w->ctlq);
+		for (unsigned d = 0; d < n->n_workers; d++)
+			rte_ring_free(w->out[d]);
+	}
+	for (uint32_t i = 0; n->regions && i < n->cfg.regions; i++) {
+		struct region *r = &n->regions[i];
+		if (r->cons)
+			r->ops->destroy(r->cons);
+		if (r->store)
+			sl_store_destroy(r->store);
+		for (int k = 0; k < PROP_SLOTS; k++)
+			if (r->props[k].buf)
+				sl_arena_free(n->w[r->worker].arena, r->props[k].buf);
+	}
+	if (n->stats)
+		sl_stats_destroy(n->stats, true);
+	rte_mempool_free(n->xpool);
+	rte_free(n->w);
+	free(n->regions);
+	free(n);
+}
+
+/* ---------------------------------------------------------------- ctl commands */
+
+static struct json_object *status_json(struct sl_node *n)
+{
+	struct json_object *o = json_object_new_object();
+	json_object_object_add(o, "node_id", json_object_new_int(n->cfg.node_id));
+	json_object_object_add(o, "name", json_object_new_string(n->cfg.name));
+	json_object_object_add(o, "version", json_object_new_string(SLUICE_VERSION));
+	json_object_object_add(o, "pid", json_object_new_int(getpid()));
+	json_object_object_add(o, "uptime_s",
+			       json_object_new_double((double)(now_ns() - n->start_ns) / 1e9));
+	json_object_object_add(o, "state", json_object_new_string(
+						   sl_node_failed(n) ? "failed (WAL error)" : "serving"));
+	json_object_object_add(o, "workers", json_object_new_int((int)n->n_workers));
+	json_object_object_add(o, "regions", json_object_new_int((int)n->cfg.regions));
+	json_object_object_add(o, "protocol", json_object_new_string(n->cfg.protocol));
+	json_object_object_add(o, "poll_mode", json_object_new_string(
+						       n->cfg.poll_mode == SL_POLL_PERF ? "perf" : "adaptive"));
+	json_object_object_add(o, "eal_memory", json_object_new_string(n->env.hugepage_mode));
+	json_object_object_add(o, "arena_pages",
+			       json_object_new_string(sl_arena_mode_name(n->arena_mode)));
+	json_object_object_add(o, "data_dir", json_object_new_string(n->cfg.data_dir));
+	json_object_object_add(o, "stats_path", json_object_new_string(n->cfg.stats_path));
+	json_object_object_add(o, "shm_ingest_path",
+			       json_object_new_string(n->cfg.shm_ingest_path));
+	json_object_object_add(o, "recovered_entries",
+			       json_object_new_int64((int64_t)n->recovered_entries));
+	json_object_object_add(o, "recovered_points",
+			       json_object_new_int64((int64_t)n->recovered_points));
+	/* totals from the stats segment, read like any other process would */
+	struct sl_stats_reader *rd = NULL;
+	if (sl_stats_open(n->cfg.stats_path, &rd) == 0) {
+		uint64_t tot[SL_STAT__COUNT] = {0};
+		for (unsigned c = 0; c < n->n_workers; c++) {
+			struct sl_stats_snapshot s;
+			if (sl_stats_read_core(rd, c, &s) == 0)
+				for (int k = 0; k < SL_STAT__COUNT; k++)
+					tot[k] += s.counters[k];
+		}
+		json_object_object_add(o, "points_in", json_object_new_int64((int64_t)tot[SL_STAT_POINTS_IN]));
+		json_object_object_add(o, "points_applied",
+				       json_object_new_int64((int64_t)tot[SL_STAT_POINTS_APPLIED]));
+		json_object_object_add(o, "acks_sent", json_object_new_int64((int64_t)tot[SL_STAT_ACKS_SENT]));
+		json_object_object_add(o, "wal_fsyncs", json_object_new_int64((int64_t)tot[SL_STAT_WAL_FSYNCS]));
+		sl_stats_close(rd);
+	}
+	return o;
+}
+
+static struct json_object *stats_json(struct sl_node *n)
+{
+	struct json_object *o = json_object_new_object();
+	struct json_object *cores = json_object_new_array();
+	struct json_object *totals = json_object_new_object();
+	uint64_t tot[SL_STAT__COUNT] = {0};
+	struct sl_stats_reader *rd = NULL;
+	if (sl_stats_open(n->cfg.stats_path, &rd) == 0) {
+		for (unsigned c = 0; c < n->n_workers; c++) {
+			struct sl_stats_snapshot s;
+			struct json_object *co = json_object_new_object();
+			if (sl_stats_read_core(rd, c, &s) == 0)
+				for (int k = 0; k < SL_STAT__COUNT; k++) {
+					tot[k] += s.counters[k];
+					json_object_object_add(co, sl_stats_counter_name(k),
+							       json_object_new_int64((int64_t)s.counters[k]));
+				}
+			json_object_array_add(cores, co);
+		}
+		sl_stats_close(rd);
+	}
+	for (int k = 0; k < SL_STAT__COUNT; k++)
+		json_object_object_add(totals, sl_stats_counter_name(k),
+				       json_object_new_int64((int64_t)tot[k]));
+	json_object_object_add(o, "cores", cores);
+	json_object_object_add(o, "totals", totals);
+	return o;
+}
+
+static int parse_time(struct json_object *args, const char *key, int64_t dflt, int64_t *out)
+{
+	struct json_object *v;
+	if (!json_object_object_get_ex(args, key, &v)) {
+		*out = dflt;
+		return 0;
+	}
+	if (!json_object_is_type(v, json_type_int))
+		return -EINVAL;
+	*out = json_object_get_int64(v);
+	return 0;
+}
+
+static const char *type_name(uint8_t t)
+{
+	switch (t) {
+	case SL_VAL_F64: return "f64";
+	case SL_VAL_I64: return "i64";
+	case SL_VAL_U64: return "u64";
+	case SL_VAL_BOOL: return "bool";
+	}
+	return "unknown";
+}
+
+static struct json_object *value_json(uint8_t t, uint64_t v)
+{
+	switch (t) {
+	case SL_VAL_F64: {
+		double d;
+		memcpy(&d, &v, 8);
+		return json_object_new_double(d);
+	}
+	case SL_VAL_I64: return json_object_new_int64((int64_t)v);
+	case SL_VAL_U64: return json_object_new_uint64(v);
+	case SL_VAL_BOOL: return json_object_new_boolean(v != 0);
+	}
+	return NULL;
+}
+
+#define CTL_ERR(code, ...)                                                                 \
+	do {                                                                               \
+		*err_code = code;                                                          \
+		snprintf(err_msg, err_len, __VA_ARGS__);                                   \
+		return -EINVAL;                                                            \
+	} while (0)
+
+static int ctl_query(struct sl_node *n, struct json_object *args, struct json_object **result,
+		     const char **err_code, char *err_msg, size_t err_len)
+{
+	struct json_object *sv;
+	if (args == NULL || !json_object_object_get_ex(args, "series", &sv) ||
+	    !json_object_is_type(sv, json_type_string))
+		CTL_ERR("bad_request", "query needs args.series (a series key string)");
+	const char *key = json_object_get_string(sv);
+	size_t klen = strlen(key);
+	if (klen == 0 || klen > SL_KEY_MAX)
+		CTL_ERR("bad_request", "series key must be 1..%d bytes", SL_KEY_MAX);
+	int64_t from, to, limit;
+	if (parse_time(args, "from", INT64_MIN, &from) || parse_time(args, "to", INT64_MAX, &to) ||
+	    parse_time(args, "limit", 100000, &limit))
+		CTL_ERR("bad_request", "from, to and limit must be integers");
+	if (limit <= 0 || limit > 10000000)
+		CTL_ERR("bad_request", "limit must be in 1..10000000");
+	struct ctl_req q;
+	memset(&q, 0, sizeof(q));
+	q.kind = CTL_QUERY;
+	q.series_id = sl_series_id(key, klen);
+	q.region = sl_node_region_of(q.series_id, n->cfg.regions);
+	q.from = from;
+	q.to = to;
+	q.limit = (size_t)limit;
+	q.samples = malloc(sizeof(*q.samples) * q.limit);
+	if (q.samples == NULL)
+		CTL_ERR("internal", "out of memory for %" PRId64 " samples", limit);
+	int rc = worker_call(n, n->regions[q.region].worker, &q);
+	if (rc != 0) {
+		if (rc != -ETIMEDOUT)
+			free(q.samples);
+		CTL_ERR("busy", "worker did not answer: %s", strerror(-rc));
+	}
+	struct json_object *o = json_object_new_object();
+	char sid[24];
+	snprintf(sid, sizeof(sid), "0x%016" PRIx64, q.series_id);
+	json_object_object_add(o, "series", json_object_new_string(key));
+	json_object_object_add(o, "series_id", json_object_new_string(sid));
+	json_object_object_add(o, "region", json_object_new_int((int)q.region));
+	struct json_object *pts = json_object_new_array_ext((int)q.n_samples);
+	if (q.rc == 0) {
+		json_object_object_add(o, "type", json_object_new_string(type_name(q.type)));
+		for (size_t i = 0; i < q.n_samples; i++) {
+			struct json_object *p = json_object_new_array_ext(2);
+			json_object_array_add(p, json_object_new_int64(q.samples[i].ts));
+			json_object_array_add(p, value_json(q.type, q.samples[i].value));
+			json_object_array_add(pts, p);
+		}
+	}
+	json_object_object_add(o, "points", pts);
+	json_object_object_add(o, "truncated",
+			       json_object_new_boolean(q.rc == 0 && q.n_samples == q.limit));
+	free(q.samples);
+	*result = o;
+	return 0;
+}
+
+static int ctl_regions(struct sl_node *n, struct json_object **result, const char **err_code,
+		       char *err_msg, size_t err_len)
+{
+	struct json_object *arr = json_object_new_array();
+	for (uint32_t i = 0; i < n->cfg.regions; i++) {
+		struct ctl_req q;
+		memset(&q, 0, sizeof(q));
+		q.kind = CTL_REGIONS;
+		q.region = i;
+		int rc = worker_call(n, n->regions[i].worker, &q);
+		if (rc != 0) {
+			json_object_put(arr);
+			CTL_ERR("busy", "worker did not answer: %s", strerror(-rc));
+		}
+		json_object_array_add(arr, q.json);
+	}
+	struct json_object *o = json_object_new_object();
+	json_object_object_add(o, "regions", arr);
+	*result = o;
+	return 0;
+}
+
+int sl_node_ctl(void *node, const char *cmd, struct json_object *args,
+		struct json_object **result, const char **err_code, char *err_msg, size_t err_len)
+{
+	struct sl_node *n = node;
+	if (strcmp(cmd, "status") == 0) {
+		*result = status_json(n);
+		return 0;
+	}
+	if (strcmp(cmd, "stats") == 0) {
+		*result = stats_json(n);
+		return 0;
+	}
+	if (strcmp(cmd, "regions") == 0)
+		return ctl_regions(n, result, err_code, err_msg, err_len);
+	if (strcmp(cmd, "query") == 0)
+		return ctl_query(n, args, result, err_code, err_msg, err_len);
+	if (strcmp(cmd, "config") == 0) {
+		char *buf = NULL;
+		size_t len = 0;
+		FILE *f = open_memstream(&buf, &len);
+		if (f == NULL)
+			CTL_ERR("internal", "open_memstream: %s", strerror(errno));
+		sl_config_dump(&n->cfg, f);
+		fclose(f);
+		struct json_object *o = json_object_new_object();
+		json_object_object_add(o, "config", json_object_new_string(buf));
+		free(buf);
+		*result = o;
+		return 0;
+	}
+	if (strcmp(cmd, "shutdown") == 0) {
+		sl_node_stop(n);
+		*result = json_object_new_object();
+		return 0;
+	}
+	*err_code = "unknown_command";
+	snprintf(err_msg, err_len,
+		 "unknown command '%s' (try: status, regions, stats, query, config, shutdown)",
+		 cmd);
+	return -ENOENT;
+}

@@ -1,0 +1,132 @@
+/* test_config.c - sluiced's configuration: defaults hold, the INI file and --set override
+ * them, and every bad value is rejected with a message naming the key. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "config.h"
+
+static char *write_tmp(const char *text)
+{
+	static char path[64];
+	snprintf(path, sizeof(path), "/tmp/sl_cfg_XXXXXX");
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	return path;
+}
+
+static void test_defaults(void **u)
+{
+	(void)u;
+	struct sl_config c;
+	char err[256];
+	sl_config_default(&c);
+	assert_int_equal(sl_config_finish(&c, err, sizeof(err)), 0);
+	assert_string_equal(c.data_dir, "./sluice-data");
+	assert_string_equal(c.ctl_socket, "./sluice-data/sluiced.sock");
+	assert_string_equal(c.stats_path, "/dev/shm/sluice-node1.stats");
+	assert_string_equal(c.shm_ingest_path, "/dev/shm/sluice-node1.ingest");
+	assert_string_equal(c.protocol, "standalone");
+	assert_int_equal(c.hugepages, SL_HUGE_AUTO);
+	assert_int_equal(c.pci_allow[0], '\0'); /* --no-pci unless an operator says so */
+}
+
+static void test_file_overrides(void **u)
+{
+	(void)u;
+	struct sl_config c;
+	char err[256];
+	sl_config_default(&c);
+	char *p = write_tmp("; comment\n[node]\nname = lab7\ndata_dir = /tmp/x\n"
+			    "[regions]\ncount = 12\n[wal]\ndirect_io = false\n"
+			    "[poll]\nmode = perf\n[eal]\nhugepages = off\n");
+	int rc = sl_config_load(&c, p, err, sizeof(err));
+	unlink(p);
+	assert_int_equal(rc, 0);
+	assert_int_equal(sl_config_finish(&c, err, sizeof(err)), 0);
+	assert_string_equal(c.name, "lab7");
+	assert_int_equal(c.regions, 12);
+	assert_false(c.wal_direct_io);
+	assert_int_equal(c.poll_mode, SL_POLL_PERF);
+	assert_int_equal(c.hugepages, SL_HUGE_OFF);
+	assert_string_equal(c.stats_path, "/dev/shm/sluice-lab7.stats");
+	assert_string_equal(c.ctl_socket, "/tmp/x/sluiced.sock");
+}
+
+static void test_bad_values(void **u)
+{
+	(void)u;
+	struct sl_config c;
+	char err[256];
+	sl_config_default(&c);
+	assert_int_equal(sl_config_set(&c, "regions", "count", "0", err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "count"));
+	assert_int_equal(sl_config_set(&c, "regions", "count", "12x", err, sizeof(err)), -EINVAL);
+	assert_int_equal(sl_config_set(&c, "regions", "count", "-3", err, sizeof(err)), -EINVAL);
+	assert_int_equal(sl_config_set(&c, "regions", "count", "99999999999999999999", err,
+				       sizeof(err)),
+			 -EINVAL);
+	assert_int_equal(sl_config_set(&c, "wal", "direct_io", "maybe", err, sizeof(err)),
+			 -EINVAL);
+	assert_int_equal(sl_config_set(&c, "poll", "mode", "turbo", err, sizeof(err)), -EINVAL);
+	assert_int_equal(sl_config_set(&c, "nope", "x", "1", err, sizeof(err)), -ENOENT);
+	assert_non_null(strstr(err, "unknown key"));
+	assert_int_equal(c.regions, 8); /* untouched by the failures */
+
+	char *p = write_tmp("[node]\nbogus = 1\n");
+	assert_int_not_equal(sl_config_load(&c, p, err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "bogus"));
+	unlink(p);
+	assert_int_not_equal(sl_config_load(&c, "/nonexistent/sluice.conf", err, sizeof(err)), 0);
+
+	sl_config_default(&c);
+	assert_int_equal(sl_config_set(&c, "node", "name", "bad/name", err, sizeof(err)), 0);
+	assert_int_equal(sl_config_finish(&c, err, sizeof(err)), -EINVAL);
+	sl_config_default(&c);
+	c.shm_ring_entries = 1000;
+	assert_int_equal(sl_config_finish(&c, err, sizeof(err)), -EINVAL);
+	sl_config_default(&c);
+	assert_int_equal(sl_config_set(&c, "regions", "protocol", "paxos", err, sizeof(err)), 0);
+	assert_int_equal(sl_config_finish(&c, err, sizeof(err)), -EINVAL);
+}
+
+static void test_dump_roundtrip(void **u)
+{
+	(void)u;
+	struct sl_config a, b;
+	char err[256];
+	sl_config_default(&a);
+	assert_int_equal(sl_config_set(&a, "wal", "checkpoint_mb", "77", err, sizeof(err)), 0);
+	char path[] = "/tmp/sl_cfg_dump_XXXXXX";
+	int fd = mkstemp(path);
+	FILE *f = fdopen(fd, "w");
+	sl_config_dump(&a, f);
+	fclose(f);
+	sl_config_default(&b);
+	assert_int_equal(sl_config_load(&b, path, err, sizeof(err)), 0);
+	unlink(path);
+	assert_int_equal(b.checkpoint_mb, 77);
+	assert_int_equal(b.regions, a.regions);
+	assert_string_equal(b.data_dir, a.data_dir);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_file_overrides),
+		cmocka_unit_test(test_bad_values),
+		cmocka_unit_test(test_dump_roundtrip),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
