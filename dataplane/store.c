@@ -1,2 +1,759 @@
-/* placeholder: module under construction */
-typedef int sl_placeholder_t;
+/* store.c - per-region in-memory series store: an open-addressing map from series id to a
+ * series record holding time-ordered, non-overlapping chunks of (ts, value). Owned by one
+ * core, so no locks; every byte comes from that core's jemalloc arena. Also the snapshot
+ * image that lets the WAL be truncated. */
+#include "store.h"
+
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jemalloc/jemalloc.h>
+
+#include "sl_assert.h"
+#include "sl_le.h"
+
+#define TABLE_CAP_MIN 64u
+#define TABLE_LOAD_PCT 70u
+#define CHUNKS_CAP_MIN 4u
+#define FIB_MULT 0x9e3779b97f4a7c15ull
+
+#define SNAP_MAGIC 0x4e534c53u /* "SLSN" read as little-endian bytes */
+#define SNAP_VERSION 1u
+#define SNAP_HDR_BYTES 32u
+#define SNAP_REC_HDR_BYTES 19u
+#define SNAP_POINT_BYTES 16u
+#define SNAP_CRC_SEED 0xffffffffu
+#define SNAP_IO_BYTES (64u * 1024u)
+
+/* Timestamps first, then chunk_points values right after the ts array (one allocation). */
+struct chunk {
+	uint32_t n; /* never 0 once linked into a series */
+	uint32_t reserved;
+	int64_t ts[];
+};
+
+struct series {
+	uint64_t id;
+	uint64_t n_points;
+	struct chunk **chunks; /* ordered by time, non-overlapping */
+	uint32_t n_chunks;
+	uint32_t cap_chunks;
+	uint8_t type;
+	uint16_t key_len;
+	char key[]; /* key_len bytes + NUL */
+};
+
+struct slot {
+	uint64_t id;
+	struct series *s; /* NULL: empty (series are never removed, so no tombstones) */
+};
+
+struct sl_store {
+	uint32_t region_id;
+	uint32_t chunk_points;
+	int mflags;
+	unsigned table_log2;
+	struct slot *slots;
+	struct sl_store_stats stats;
+};
+
+/* ---- memory: every allocation goes through these so stats.bytes stays exact ---- */
+
+static void *st_alloc(struct sl_store *st, size_t size, int extra_flags)
+{
+	void *p = mallocx(size, st->mflags | extra_flags);
+	if (p != NULL)
+		st->stats.bytes += sallocx(p, st->mflags);
+	return p;
+}
+
+static void st_free(struct sl_store *st, void *p)
+{
+	if (p == NULL)
+		return;
+	st->stats.bytes -= sallocx(p, st->mflags);
+	dallocx(p, st->mflags);
+}
+
+/* ---- series table ---- */
+
+static uint64_t table_cap(const struct sl_store *st) { return 1ull << st->table_log2; }
+
+/* Fibonacci hashing: ids are hashes already, the multiply only spreads the top bits. */
+static uint64_t table_home(const struct sl_store *st, uint64_t id)
+{
+	return (id * FIB_MULT) >> (64u - st->table_log2);
+}
+
+static struct series *table_find(const struct sl_store *st, uint64_t id)
+{
+	uint64_t mask = table_cap(st) - 1;
+	uint64_t i = table_home(st, id);
+	for (uint64_t probes = 0; probes <= mask; probes++, i = (i + 1) & mask) {
+		if (st->slots[i].s == NULL)
+			return NULL;
+		if (st->slots[i].id == id)
+			return st->slots[i].s;
+	}
+	return NULL;
+}
+
+static void table_put(struct sl_store *st, struct slot *slots, struct series *s)
+{
+	uint64_t mask = table_cap(st) - 1;
+	uint64_t i = table_home(st, s->id);
+	for (uint64_t probes = 0; probes <= mask; probes++, i = (i + 1) & mask) {
+		if (slots[i].s == NULL) {
+			slots[i].id = s->id;
+			slots[i].s = s;
+			return;
+		}
+	}
+	SL_ASSERT(!"series table full");
+}
+
+/* Makes room for one more series, growing (x2) past TABLE_LOAD_PCT. */
+static int table_reserve(struct sl_store *st)
+{
+	uint64_t cap = table_cap(st);
+	if ((st->stats.series + 1) * 100 <= cap * TABLE_LOAD_PCT)
+		return 0;
+	if (st->table_log2 >= 40)
+		return -ENOMEM;
+	struct slot *slots = st_alloc(st, 2 * cap * sizeof(*slots), MALLOCX_ZERO);
+	if (slots == NULL)
+		return -ENOMEM;
+	struct slot *old = st->slots;
+	st->table_log2++;
+	for (uint64_t i = 0; i < cap; i++) {
+		if (old[i].s != NULL)
+			table_put(st, slots, old[i].s);
+	}
+	st->slots = slots;
+	st_free(st, old);
+	return 0;
+}
+
+/* ---- chunks ---- */
+
+static uint64_t *chunk_vals(const struct sl_store *st, struct chunk *c)
+{
+	return (uint64_t *)(c->ts + st->chunk_points);
+}
+
+static struct chunk *chunk_new(struct sl_store *st)
+{
+	size_t size = sizeof(struct chunk) + (size_t)st->chunk_points * 2 * sizeof(uint64_t);
+	struct chunk *c = st_alloc(st, size, 0);
+	if (c == NULL)
+		return NULL;
+	c->n = 0;
+	c->reserved = 0;
+	st->stats.chunks++;
+	return c;
+}
+
+static void chunk_free(struct sl_store *st, struct chunk *c)
+{
+	st->stats.chunks--;
+	st_free(st, c);
+}
+
+/* Index of the first timestamp >= ts in ts[0..n). */
+static uint32_t ts_lower_bound(const int64_t *ts, uint32_t n, int64_t want)
+{
+	uint32_t lo = 0, hi = n;
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (ts[mid] < want)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* Index of the last chunk whose first timestamp is <= ts, or 0 when ts precedes all. */
+static uint32_t chunk_find(const struct series *s, int64_t ts)
+{
+	uint32_t lo = 0, hi = s->n_chunks;
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (s->chunks[mid]->ts[0] <= ts)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo == 0 ? 0 : lo - 1;
+}
+
+/* Makes room for one more chunk pointer in s->chunks. */
+static int chunks_reserve(struct sl_store *st, struct series *s)
+{
+	if (s->n_chunks < s->cap_chunks)
+		return 0;
+	if (s->cap_chunks > UINT32_MAX / 2)
+		return -ENOMEM;
+	uint32_t cap = s->cap_chunks * 2;
+	size_t old_bytes = sallocx(s->chunks, st->mflags);
+	struct chunk **p = rallocx(s->chunks, (size_t)cap * sizeof(*p), st->mflags);
+	if (p == NULL)
+		return -ENOMEM;
+	st->stats.bytes = st->stats.bytes - old_bytes + sallocx(p, st->mflags);
+	s->chunks = p;
+	s->cap_chunks = cap;
+	return 0;
+}
+
+/* Allocates an empty chunk and links it at position `at`; -ENOMEM leaves s unchanged. */
+static struct chunk *chunk_link_new(struct sl_store *st, struct series *s, uint32_t at)
+{
+	if (chunks_reserve(st, s) != 0)
+		return NULL;
+	struct chunk *c = chunk_new(st);
+	if (c == NULL)
+		return NULL;
+	memmove(&s->chunks[at + 1], &s->chunks[at], (s->n_chunks - at) * sizeof(*s->chunks));
+	s->chunks[at] = c;
+	s->n_chunks++;
+	return c;
+}
+
+static void chunk_insert_at(struct sl_store *st, struct series *s, struct chunk *c, uint32_t pos,
+			    int64_t ts, uint64_t value)
+{
+	uint64_t *vals = chunk_vals(st, c);
+	SL_ASSERT(c->n < st->chunk_points && pos <= c->n);
+	memmove(&c->ts[pos + 1], &c->ts[pos], (c->n - pos) * sizeof(c->ts[0]));
+	memmove(&vals[pos + 1], &vals[pos], (c->n - pos) * sizeof(vals[0]));
+	c->ts[pos] = ts;
+	vals[pos] = value;
+	c->n++;
+	s->n_points++;
+	st->stats.points++;
+}
+
+/* Out-of-order or overwriting write: binary search the chunk, split it when full. */
+static int series_put_slow(struct sl_store *st, struct series *s, int64_t ts, uint64_t value)
+{
+	uint32_t ci = chunk_find(s, ts);
+	struct chunk *c = s->chunks[ci];
+	uint32_t pos = ts_lower_bound(c->ts, c->n, ts);
+	if (pos < c->n && c->ts[pos] == ts) {
+		chunk_vals(st, c)[pos] = value; /* last writer wins */
+		return 0;
+	}
+	if (c->n == st->chunk_points) {
+		struct chunk *upper = chunk_link_new(st, s, ci + 1);
+		if (upper == NULL)
+			return -ENOMEM;
+		uint32_t half = c->n / 2;
+		upper->n = c->n - half;
+		memcpy(upper->ts, &c->ts[half], upper->n * sizeof(c->ts[0]));
+		memcpy(chunk_vals(st, upper), &chunk_vals(st, c)[half],
+		       upper->n * sizeof(uint64_t));
+		c->n = half;
+		/* pos == half lands at the end of the lower half: still between both. */
+		if (pos > half) {
+			c = upper;
+			pos -= half;
+		}
+	}
+	chunk_insert_at(st, s, c, pos, ts, value);
+	return 0;
+}
+
+static int series_put(struct sl_store *st, struct series *s, int64_t ts, uint64_t value)
+{
+	if (s->n_chunks > 0) {
+		struct chunk *last = s->chunks[s->n_chunks - 1];
+		if (ts <= last->ts[last->n - 1])
+			return series_put_slow(st, s, ts, value);
+		if (last->n < st->chunk_points) {
+			chunk_insert_at(st, s, last, last->n, ts, value); /* O(1) append */
+			return 0;
+		}
+	}
+	struct chunk *c = chunk_link_new(st, s, s->n_chunks);
+	if (c == NULL)
+		return -ENOMEM;
+	chunk_insert_at(st, s, c, 0, ts, value);
+	return 0;
+}
+
+/* ---- series ---- */
+
+static void series_free(struct sl_store *st, struct series *s)
+{
+	for (uint32_t i = 0; i < s->n_chunks; i++)
+		chunk_free(st, s->chunks[i]);
+	st_free(st, s->chunks);
+	st_free(st, s);
+}
+
+static struct series *series_new(struct sl_store *st, const struct sl_point *p)
+{
+	struct series *s = st_alloc(st, sizeof(*s) + (size_t)p->key_len + 1, 0);
+	if (s == NULL)
+		return NULL;
+	s->chunks = st_alloc(st, CHUNKS_CAP_MIN * sizeof(*s->chunks), 0);
+	if (s->chunks == NULL) {
+		st_free(st, s);
+		return NULL;
+	}
+	s->id = p->series_id;
+	s->n_points = 0;
+	s->n_chunks = 0;
+	s->cap_chunks = CHUNKS_CAP_MIN;
+	s->type = p->type;
+	s->key_len = p->key_len;
+	memcpy(s->key, p->key, p->key_len);
+	s->key[p->key_len] = '\0';
+	return s;
+}
+
+/* Applies one already-validated point. A new series is linked only once it holds its
+ * first point, so a failed allocation never leaves an empty series behind. */
+static int store_put(struct sl_store *st, const struct sl_point *p)
+{
+	struct series *s = table_find(st, p->series_id);
+	if (s != NULL) {
+		if (s->type != p->type) {
+			st->stats.type_conflicts++;
+			return -EINVAL;
+		}
+		return series_put(st, s, p->ts, p->value);
+	}
+	int rc = table_reserve(st);
+	if (rc != 0)
+		return rc;
+	s = series_new(st, p);
+	if (s == NULL)
+		return -ENOMEM;
+	rc = series_put(st, s, p->ts, p->value);
+	if (rc != 0) {
+		series_free(st, s);
+		return rc;
+	}
+	table_put(st, st->slots, s);
+	st->stats.series++;
+	return 0;
+}
+
+static void store_clear(struct sl_store *st)
+{
+	uint64_t cap = table_cap(st);
+	for (uint64_t i = 0; i < cap; i++) {
+		if (st->slots[i].s != NULL) {
+			series_free(st, st->slots[i].s);
+			st->slots[i].s = NULL;
+			st->slots[i].id = 0;
+		}
+	}
+	SL_ASSERT(st->stats.chunks == 0);
+	st->stats.series = 0;
+	st->stats.points = 0;
+}
+
+/* ---- public API ---- */
+
+int sl_store_create(const struct sl_store_config *cfg, struct sl_store **out)
+{
+	if (cfg == NULL || out == NULL)
+		return -EINVAL;
+	uint32_t chunk_points =
+	    cfg->chunk_points ? cfg->chunk_points : SL_STORE_CHUNK_POINTS_DEFAULT;
+	if (chunk_points < SL_STORE_CHUNK_POINTS_MIN || chunk_points > SL_STORE_CHUNK_POINTS_MAX)
+		return -EINVAL;
+	int mflags = 0;
+	if (cfg->use_arena) {
+		/* mallocx does not validate the index; a wrong one must not reach it. */
+		unsigned narenas = 0;
+		size_t sz = sizeof(narenas);
+		if (mallctl("arenas.narenas", &narenas, &sz, NULL, 0) != 0 || cfg->arena >= narenas)
+			return -EINVAL;
+		/* No thread cache: a cached region may come from another arena, and the point
+		 * of a per-core arena is that the core's data lives in it. */
+		mflags = MALLOCX_ARENA(cfg->arena) | MALLOCX_TCACHE_NONE;
+	}
+	struct sl_store *st = mallocx(sizeof(*st), mflags | MALLOCX_ZERO);
+	if (st == NULL)
+		return -ENOMEM;
+	st->region_id = cfg->region_id;
+	st->chunk_points = chunk_points;
+	st->mflags = mflags;
+	st->table_log2 = 6;
+	SL_ASSERT(table_cap(st) == TABLE_CAP_MIN);
+	st->stats.bytes = sallocx(st, mflags);
+	st->slots = st_alloc(st, TABLE_CAP_MIN * sizeof(*st->slots), MALLOCX_ZERO);
+	if (st->slots == NULL) {
+		dallocx(st, mflags);
+		return -ENOMEM;
+	}
+	*out = st;
+	return 0;
+}
+
+void sl_store_destroy(struct sl_store *st)
+{
+	if (st == NULL)
+		return;
+	int mflags = st->mflags;
+	store_clear(st);
+	st_free(st, st->slots);
+	dallocx(st, mflags);
+}
+
+uint32_t sl_store_region(const struct sl_store *st) { return st->region_id; }
+
+int sl_store_apply(struct sl_store *st, const struct sl_point *p)
+{
+	if (sl_batch_point_check(p) != 0)
+		return -EINVAL;
+	return store_put(st, p);
+}
+
+int sl_store_apply_batch(struct sl_store *st, const uint8_t *payload, size_t len, uint32_t *applied,
+			 uint32_t *rejected)
+{
+	uint32_t n_ok = 0, n_bad = 0, region = 0;
+	struct sl_batch_iter it;
+	struct sl_point p;
+
+	/* Validate everything first so a malformed tail never leaves half a batch applied. */
+	int rc = sl_batch_check(payload, len, NULL, &region);
+	if (rc == 0 && region != st->region_id)
+		rc = -EXDEV;
+	if (rc == 0) {
+		rc = sl_batch_iter_init(&it, payload, len);
+		SL_ASSERT(rc == 0);
+		while (sl_batch_next(&it, &p) == 1) {
+			rc = store_put(st, &p);
+			if (rc == -EINVAL) {
+				n_bad++;
+				rc = 0;
+			} else if (rc != 0) {
+				break;
+			} else {
+				n_ok++;
+			}
+		}
+	}
+	if (applied != NULL)
+		*applied = n_ok;
+	if (rejected != NULL)
+		*rejected = n_bad;
+	return rc;
+}
+
+int sl_store_query(const struct sl_store *st, uint64_t series_id, int64_t from_ts, int64_t to_ts,
+		   struct sl_sample *out, size_t max, size_t *n_out, uint8_t *type_out)
+{
+	*n_out = 0;
+	const struct series *s = table_find(st, series_id);
+	if (s == NULL)
+		return -ENOENT;
+	if (type_out != NULL)
+		*type_out = s->type;
+	if (from_ts > to_ts || max == 0)
+		return 0;
+	SL_ASSERT(s->n_chunks > 0);
+
+	size_t n = 0;
+	uint32_t ci = chunk_find(s, from_ts);
+	uint32_t pos = ts_lower_bound(s->chunks[ci]->ts, s->chunks[ci]->n, from_ts);
+	for (; ci < s->n_chunks && n < max; ci++, pos = 0) {
+		struct chunk *c = s->chunks[ci];
+		const uint64_t *vals = chunk_vals(st, c);
+		for (; pos < c->n && n < max; pos++) {
+			if (c->ts[pos] > to_ts)
+				goto done;
+			out[n].ts = c->ts[pos];
+			out[n].value = vals[pos];
+			n++;
+		}
+	}
+done:
+	*n_out = n;
+	return 0;
+}
+
+static void series_info_fill(const struct series *s, struct sl_series_info *out)
+{
+	const struct chunk *last = s->chunks[s->n_chunks - 1];
+	out->series_id = s->id;
+	out->key = s->key;
+	out->key_len = s->key_len;
+	out->type = s->type;
+	out->n_points = s->n_points;
+	out->n_chunks = s->n_chunks;
+	out->first_ts = s->chunks[0]->ts[0];
+	out->last_ts = last->ts[last->n - 1];
+}
+
+int sl_store_series_info(const struct sl_store *st, uint64_t series_id, struct sl_series_info *out)
+{
+	const struct series *s = table_find(st, series_id);
+	if (s == NULL)
+		return -ENOENT;
+	series_info_fill(s, out);
+	return 0;
+}
+
+int sl_store_foreach_series(const struct sl_store *st, sl_store_series_cb cb, void *arg)
+{
+	uint64_t cap = table_cap(st);
+	for (uint64_t i = 0; i < cap; i++) {
+		if (st->slots[i].s == NULL)
+			continue;
+		struct sl_series_info info;
+		series_info_fill(st->slots[i].s, &info);
+		int rc = cb(&info, arg);
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
+}
+
+void sl_store_stats(const struct sl_store *st, struct sl_store_stats *out) { *out = st->stats; }
+
+/* ---- snapshot: buffered plain read()/write() with a running per-record CRC ---- */
+
+struct snap_io {
+	int fd;
+	uint8_t *buf;
+	size_t len; /* write: bytes buffered; read: bytes valid in buf */
+	size_t pos; /* read: bytes consumed */
+	uint32_t crc;
+};
+
+/* One read() or write(), retried on EINTR: bytes moved (0 = end of file) or -errno. */
+static ssize_t rw_retry(int fd, uint8_t *buf, size_t len, bool is_write)
+{
+	for (;;) {
+		ssize_t n = is_write ? write(fd, buf, len) : read(fd, buf, len);
+		if (n >= 0 || errno != EINTR)
+			return n < 0 ? -errno : n;
+	}
+}
+
+static int write_all(int fd, uint8_t *p, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = rw_retry(fd, p, len, true);
+		if (n < 0)
+			return (int)n;
+		if (n == 0)
+			return -EIO;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int sink_put(struct snap_io *io, const void *data, size_t len)
+{
+	const uint8_t *p = data;
+	io->crc = sl_batch_crc32c(p, len, io->crc);
+	while (len > 0) {
+		if (io->len == SNAP_IO_BYTES) {
+			int rc = write_all(io->fd, io->buf, io->len);
+			if (rc != 0)
+				return rc;
+			io->len = 0;
+		}
+		size_t n = SNAP_IO_BYTES - io->len < len ? SNAP_IO_BYTES - io->len : len;
+		memcpy(io->buf + io->len, p, n);
+		io->len += n;
+		p += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/* Reads exactly len bytes; end of file is truncation, hence -EBADMSG. */
+static int source_get(struct snap_io *io, void *data, size_t len)
+{
+	uint8_t *d = data;
+	size_t want = len;
+	while (len > 0) {
+		if (io->pos == io->len) {
+			ssize_t n = rw_retry(io->fd, io->buf, SNAP_IO_BYTES, false);
+			if (n < 0)
+				return (int)n;
+			if (n == 0)
+				return -EBADMSG;
+			io->len = (size_t)n;
+			io->pos = 0;
+		}
+		size_t n = io->len - io->pos < len ? io->len - io->pos : len;
+		memcpy(d, io->buf + io->pos, n);
+		io->pos += n;
+		d += n;
+		len -= n;
+	}
+	io->crc = sl_batch_crc32c(data, want, io->crc);
+	return 0;
+}
+
+static int snap_write_series(struct snap_io *io, const struct sl_store *st, const struct series *s)
+{
+	uint8_t hdr[SNAP_REC_HDR_BYTES];
+	sl_put_u64(hdr, s->id);
+	hdr[8] = s->type;
+	sl_put_u16(hdr + 9, s->key_len);
+	sl_put_u64(hdr + 11, s->n_points);
+	io->crc = SNAP_CRC_SEED;
+	int rc = sink_put(io, hdr, sizeof(hdr));
+	if (rc == 0)
+		rc = sink_put(io, s->key, s->key_len);
+	for (uint32_t ci = 0; rc == 0 && ci < s->n_chunks; ci++) {
+		struct chunk *c = s->chunks[ci];
+		const uint64_t *vals = chunk_vals(st, c);
+		for (uint32_t i = 0; rc == 0 && i < c->n; i++) {
+			uint8_t pt[SNAP_POINT_BYTES];
+			sl_put_u64(pt, (uint64_t)c->ts[i]);
+			sl_put_u64(pt + 8, vals[i]);
+			rc = sink_put(io, pt, sizeof(pt));
+		}
+	}
+	if (rc != 0)
+		return rc;
+	uint8_t crc[4];
+	sl_put_u32(crc, io->crc);
+	return sink_put(io, crc, sizeof(crc));
+}
+
+int sl_store_snapshot_write(const struct sl_store *st, int fd, uint64_t applied_index)
+{
+	/* Scratch buffer: not accounted in stats.bytes (transient, and st is const here). */
+	struct snap_io io = {.fd = fd, .buf = mallocx(SNAP_IO_BYTES, st->mflags)};
+	if (io.buf == NULL)
+		return -ENOMEM;
+
+	uint8_t hdr[SNAP_HDR_BYTES];
+	sl_put_u32(hdr, SNAP_MAGIC);
+	sl_put_u16(hdr + 4, SNAP_VERSION);
+	sl_put_u16(hdr + 6, 0);
+	sl_put_u32(hdr + 8, st->region_id);
+	sl_put_u64(hdr + 12, applied_index);
+	sl_put_u64(hdr + 20, st->stats.series);
+	sl_put_u32(hdr + 28, sl_batch_crc32c(hdr, 28, SNAP_CRC_SEED));
+	int rc = sink_put(&io, hdr, sizeof(hdr));
+
+	uint64_t written = 0, cap = table_cap(st);
+	for (uint64_t i = 0; rc == 0 && i < cap; i++) {
+		if (st->slots[i].s != NULL) {
+			rc = snap_write_series(&io, st, st->slots[i].s);
+			written++;
+		}
+	}
+	if (rc == 0) {
+		SL_ASSERT(written == st->stats.series);
+		rc = write_all(fd, io.buf, io.len);
+	}
+	dallocx(io.buf, st->mflags);
+	return rc;
+}
+
+/* Reads one series record, applying points as they come; the caller empties the store if
+ * the record (or any later one) turns out bad. */
+static int snap_read_series(struct sl_store *st, struct snap_io *io)
+{
+	uint8_t hdr[SNAP_REC_HDR_BYTES];
+	char key[SL_KEY_MAX];
+	io->crc = SNAP_CRC_SEED;
+	int rc = source_get(io, hdr, sizeof(hdr));
+	if (rc != 0)
+		return rc;
+	struct sl_point p = {
+	    .series_id = sl_get_u64(hdr),
+	    .type = hdr[8],
+	    .key_len = sl_get_u16(hdr + 9),
+	    .key = key,
+	};
+	uint64_t n_points = sl_get_u64(hdr + 11);
+	if (p.key_len == 0 || p.key_len > SL_KEY_MAX || n_points == 0)
+		return -EBADMSG;
+	rc = source_get(io, key, p.key_len);
+	if (rc != 0)
+		return rc;
+	if (sl_batch_point_check(&p) != 0 || table_find(st, p.series_id) != NULL)
+		return -EBADMSG;
+
+	struct series *s = NULL;
+	/* Bounded by the file: a lying n_points ends at end of file (-EBADMSG). */
+	for (uint64_t i = 0; i < n_points; i++) {
+		uint8_t pt[SNAP_POINT_BYTES];
+		rc = source_get(io, pt, sizeof(pt));
+		if (rc != 0)
+			return rc;
+		int64_t ts = (int64_t)sl_get_u64(pt);
+		uint64_t value = sl_get_u64(pt + 8);
+		if (p.type == SL_VAL_BOOL && value > 1)
+			return -EBADMSG;
+		if (s == NULL) {
+			p.ts = ts;
+			p.value = value;
+			rc = store_put(st, &p);
+			s = table_find(st, p.series_id);
+		} else if (ts <= p.ts) {
+			return -EBADMSG;
+		} else {
+			p.ts = ts;
+			rc = series_put(st, s, ts, value);
+		}
+		if (rc != 0)
+			return rc;
+	}
+	uint32_t want = io->crc;
+	uint8_t crc[4];
+	rc = source_get(io, crc, sizeof(crc));
+	if (rc != 0)
+		return rc;
+	return sl_get_u32(crc) == want ? 0 : -EBADMSG;
+}
+
+static int snap_read_all(struct sl_store *st, struct snap_io *io, uint64_t *applied_index)
+{
+	uint8_t hdr[SNAP_HDR_BYTES];
+	int rc = source_get(io, hdr, sizeof(hdr));
+	if (rc != 0)
+		return rc;
+	if (sl_get_u32(hdr + 28) != sl_batch_crc32c(hdr, 28, SNAP_CRC_SEED) ||
+	    sl_get_u32(hdr) != SNAP_MAGIC || sl_get_u16(hdr + 4) != SNAP_VERSION ||
+	    sl_get_u16(hdr + 6) != 0)
+		return -EBADMSG;
+	if (sl_get_u32(hdr + 8) != st->region_id)
+		return -EINVAL;
+	uint64_t n_series = sl_get_u64(hdr + 20);
+	for (uint64_t i = 0; i < n_series; i++) {
+		rc = snap_read_series(st, io);
+		if (rc != 0)
+			return rc;
+	}
+	if (applied_index != NULL)
+		*applied_index = sl_get_u64(hdr + 12);
+	return 0;
+}
+
+int sl_store_snapshot_read(struct sl_store *empty_store, int fd, uint64_t *applied_index)
+{
+	struct sl_store *st = empty_store;
+	if (st->stats.series != 0)
+		return -EINVAL;
+	struct snap_io io = {.fd = fd, .buf = mallocx(SNAP_IO_BYTES, st->mflags)};
+	if (io.buf == NULL)
+		return -ENOMEM;
+	int rc = snap_read_all(st, &io, applied_index);
+	if (rc != 0) {
+		store_clear(st);
+	} else if (io.pos < io.len) {
+		/* Hand back what was read ahead so a caller can keep reading after the image
+		 * (best effort: a pipe cannot seek). */
+		(void)lseek(fd, -(off_t)(io.len - io.pos), SEEK_CUR);
+	}
+	dallocx(io.buf, st->mflags);
+	return rc;
+}

@@ -1,0 +1,101 @@
+/* batch.h - the point model and the batch codec: one batch is the payload of one consensus
+ * log entry / WAL record, so its format is versioned little-endian and checksummed, and the
+ * decoder trusts nothing (it is fed bytes from disk and from other nodes). */
+#ifndef SL_BATCH_H
+#define SL_BATCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Value types; numbering leaves room for strings and other variable-length types later. */
+enum sl_value_type {
+	SL_VAL_F64 = 1,
+	SL_VAL_I64 = 2,
+	SL_VAL_U64 = 3,
+	SL_VAL_BOOL = 4,
+};
+
+#define SL_KEY_MAX 256 /* bytes of a series key: "measurement,tag=v,... field" */
+
+/* One point. `value` holds the raw 64 bits: double bits, int64, uint64 or 0/1 for bool.
+ * `key` is borrowed (not NUL-terminated); series_id must equal sl_series_id(key). */
+struct sl_point {
+	uint64_t series_id;
+	int64_t ts;
+	uint8_t type;
+	uint64_t value;
+	uint16_t key_len;
+	const char *key;
+};
+
+/* Series id of a series key (XXH3-64 of the key bytes). */
+uint64_t sl_series_id(const char *key, size_t len);
+
+/* 0 when the point is well-formed (known type, bool is 0/1, 1 <= key_len <= SL_KEY_MAX,
+ * key present, series_id matches the key), else -EINVAL. */
+int sl_batch_point_check(const struct sl_point *p);
+
+/* CRC32C (sl_crc32c chaining) that accepts any alignment of `data`: rte_hash_crc loads
+ * 8/4/2-byte words through casts, so unaligned starts are fed byte by byte first.
+ * Identical result to sl_crc32c(data, len, crc). */
+uint32_t sl_batch_crc32c(const void *data, size_t len, uint32_t crc);
+
+/* Wire format v1 (all little-endian):
+ *   header: version u8 | flags u8 (0) | region_id u32 | count u32
+ *   count x point: series_id u64 | ts i64 | type u8 | value u64 | key_len u16 | key bytes
+ *   trailer: crc32c u32 of every byte before it (seed SL_BATCH_CRC_SEED) */
+#define SL_BATCH_VERSION 1
+#define SL_BATCH_HDR_BYTES 10u
+#define SL_BATCH_POINT_FIXED_BYTES 27u
+#define SL_BATCH_CRC_BYTES 4u
+#define SL_BATCH_CRC_SEED 0xffffffffu
+#define SL_BATCH_EMPTY_BYTES (SL_BATCH_HDR_BYTES + SL_BATCH_CRC_BYTES)
+
+/* Encoded size of one point with a key of key_len bytes. */
+static inline size_t sl_batch_point_bytes(size_t key_len)
+{
+	return SL_BATCH_POINT_FIXED_BYTES + key_len;
+}
+
+/* Builder over a caller buffer; never allocates. Fields are private. */
+struct sl_batch {
+	uint8_t *buf;
+	size_t cap;
+	size_t len; /* header + points so far (no trailer) */
+	uint32_t count;
+	bool finished;
+};
+
+/* -EINVAL on NULL buf, -ENOSPC when cap cannot hold even an empty batch. */
+int sl_batch_init(struct sl_batch *b, uint8_t *buf, size_t cap, uint32_t region_id);
+/* 0; -ENOSPC when the point (plus trailer) does not fit, batch unchanged; -EINVAL for a
+ * malformed point (see sl_batch_point_check) or after finish. */
+int sl_batch_add(struct sl_batch *b, const struct sl_point *p);
+/* Writes count and the trailer; *len = total payload bytes. Calling it again is harmless. */
+int sl_batch_finish(struct sl_batch *b, size_t *len);
+uint32_t sl_batch_count(const struct sl_batch *b);
+
+/* Decoder over a finished payload. Fields are private. */
+struct sl_batch_iter {
+	const uint8_t *buf;
+	size_t end; /* offset of the trailer */
+	size_t off;
+	uint32_t region_id;
+	uint32_t count;
+	uint32_t seen;
+	int err;
+};
+
+/* 0, or -EBADMSG on a short buffer, unknown version/flags, bad CRC or impossible count. */
+int sl_batch_iter_init(struct sl_batch_iter *it, const uint8_t *buf, size_t len);
+uint32_t sl_batch_iter_region(const struct sl_batch_iter *it);
+uint32_t sl_batch_iter_count(const struct sl_batch_iter *it);
+/* 1 with *out filled (out->key points into the payload), 0 at the end, -EBADMSG on a
+ * malformed point or trailing bytes; errors are sticky. */
+int sl_batch_next(struct sl_batch_iter *it, struct sl_point *out);
+
+/* Decodes the whole payload: 0 (with *count, *region_id when non-NULL) or -EBADMSG. */
+int sl_batch_check(const uint8_t *buf, size_t len, uint32_t *count, uint32_t *region_id);
+
+#endif

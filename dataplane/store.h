@@ -1,0 +1,100 @@
+/* store.h - the in-memory series store of one region: committed batches are applied here
+ * in log order by the core that owns the region (single-threaded, no locks). Memory comes
+ * from that core's jemalloc arena; snapshots let the WAL be truncated. */
+#ifndef SL_STORE_H
+#define SL_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "batch.h"
+
+#define SL_STORE_CHUNK_POINTS_DEFAULT 512u
+#define SL_STORE_CHUNK_POINTS_MIN 2u
+#define SL_STORE_CHUNK_POINTS_MAX (1u << 20)
+
+struct sl_store_config {
+	uint32_t region_id;
+	unsigned arena;	       /* jemalloc arena index, used when use_arena */
+	bool use_arena;	       /* false: default jemalloc placement (flags 0) */
+	uint32_t chunk_points; /* points per chunk; 0 = SL_STORE_CHUNK_POINTS_DEFAULT */
+};
+
+struct sl_store;
+
+struct sl_sample {
+	int64_t ts;
+	uint64_t value;
+};
+
+/* `key` is NUL-terminated and owned by the store: valid until sl_store_destroy() (series
+ * are never removed). first_ts/last_ts are the series' time span. */
+struct sl_series_info {
+	uint64_t series_id;
+	const char *key;
+	uint16_t key_len;
+	uint8_t type;
+	uint64_t n_points;
+	uint32_t n_chunks;
+	int64_t first_ts;
+	int64_t last_ts;
+};
+
+struct sl_store_stats {
+	uint64_t series;
+	uint64_t points;
+	uint64_t chunks;
+	uint64_t bytes; /* usable bytes of every allocation the store holds */
+	uint64_t type_conflicts;
+};
+
+/* 0; -EINVAL on a bad config (chunk_points outside [MIN, MAX]); -ENOMEM. */
+int sl_store_create(const struct sl_store_config *cfg, struct sl_store **out);
+void sl_store_destroy(struct sl_store *st);
+uint32_t sl_store_region(const struct sl_store *st);
+
+/* Last-writer-wins per (series, ts): an existing timestamp gets the new value, so applying
+ * the same points again changes nothing. 0; -EINVAL on a malformed point (see
+ * sl_batch_point_check) or when the point's type differs from the series' type (counted
+ * in type_conflicts); -ENOMEM (store unchanged). */
+int sl_store_apply(struct sl_store *st, const struct sl_point *p);
+
+/* Validates the whole payload first: -EBADMSG when malformed, -EXDEV when it belongs to
+ * another region; nothing is applied in both cases. Otherwise applies every point in
+ * order; type conflicts are rejected one by one and counted in *rejected. Returns 0, or
+ * -ENOMEM part way (*applied / *rejected say how far it got). Counters may be NULL. */
+int sl_store_apply_batch(struct sl_store *st, const uint8_t *payload, size_t len, uint32_t *applied,
+			 uint32_t *rejected);
+
+/* Samples with from_ts <= ts <= to_ts in time order, at most max of them (the first ones).
+ * Continue a long range with from_ts = last returned ts + 1. *type_out may be NULL.
+ * 0 (possibly *n_out == 0); -ENOENT for an unknown series. */
+int sl_store_query(const struct sl_store *st, uint64_t series_id, int64_t from_ts, int64_t to_ts,
+		   struct sl_sample *out, size_t max, size_t *n_out, uint8_t *type_out);
+
+/* 0 or -ENOENT. */
+int sl_store_series_info(const struct sl_store *st, uint64_t series_id, struct sl_series_info *out);
+
+/* Visits every series in unspecified order; cb must not modify the store. Returns 0 after
+ * visiting all, or the first nonzero value cb returned (which stops the walk). */
+typedef int (*sl_store_series_cb)(const struct sl_series_info *info, void *arg);
+int sl_store_foreach_series(const struct sl_store *st, sl_store_series_cb cb, void *arg);
+
+void sl_store_stats(const struct sl_store *st, struct sl_store_stats *out);
+
+/* Snapshot image v1 (little-endian):
+ *   header: magic u32 "SLSN" | version u16 | flags u16 | region_id u32 | applied_index u64 |
+ *           series_count u64 | crc32c u32 of the header bytes before it
+ *   series_count x record: series_id u64 | type u8 | key_len u16 | n_points u64 | key |
+ *           n_points x (ts i64 | value u64), strictly increasing ts | crc32c u32 of record
+ * Written with plain write() loops from the current file offset; 0 or -errno. */
+int sl_store_snapshot_write(const struct sl_store *st, int fd, uint64_t applied_index);
+
+/* Loads an image into an empty store. 0; -EBADMSG on any corruption or truncation;
+ * -EINVAL when the store is not empty or the image is of another region; -ENOMEM; -errno
+ * of read(). On any error the store is left empty. Reads from the current offset in 64 KiB
+ * blocks; on success a seekable fd is left just after the image. */
+int sl_store_snapshot_read(struct sl_store *empty_store, int fd, uint64_t *applied_index);
+
+#endif
