@@ -1,2 +1,1026 @@
-/* placeholder: module under construction */
-typedef int sl_placeholder_t;
+/* wal.c - the per-core write-ahead log on io_uring. Appends fill one of two aligned
+ * buffers; a flush writes whole blocks of one buffer linked to an fdatasync while the
+ * other buffer takes new appends, so one fdatasync covers everything appended during the
+ * previous one (group commit). Recovery maps the segments read-only and validates. */
+#include "wal.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <liburing.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "sl_assert.h"
+#include "sl_crc.h"
+#include "sl_le.h"
+
+#define WAL_MAGIC 0x4c574c53u /* "SLWL" */
+#define WAL_VERSION 1u
+#define KIND_DATA 1u
+#define KIND_PAD 2u
+#define CRC_SEED 0xffffffffu
+#define OFF_MAGIC 0
+#define OFF_VERSION 4
+#define OFF_KIND 5
+#define OFF_TYPE 6
+#define OFF_LEN 8
+#define OFF_CRC 12
+#define OFF_LSN 16
+#define NAME_BYTES 32
+#define PROBE_NAME ".wal-direct-probe"
+
+struct wal_buf {
+	uint8_t *data;
+	uint32_t used_bytes;
+	uint64_t first_lsn;
+	uint64_t last_lsn;
+};
+
+struct wal_fault {
+	bool armed;
+	int err;
+	uint32_t after_ops;
+};
+
+struct sl_wal {
+	struct io_uring ring;
+	struct sl_wal_config cfg;
+	char *dir;
+	int dir_fd;
+	int direct_flag; /* O_DIRECT or 0 */
+	bool recovered;
+	bool failed;
+	bool fenced;
+	int error;
+
+	int seg_fd; /* active segment, -1: the next flush creates one */
+	uint64_t seg_lsn;
+	uint64_t seg_off_bytes;
+
+	struct wal_buf buf[2];
+	unsigned active;
+	bool flush_wanted;
+
+	/* The one flush in flight. */
+	bool inflight;
+	unsigned cqes_pending;
+	unsigned flight_buf;
+	uint32_t flight_bytes;
+	uint64_t flight_seg_lsn;
+	uint64_t flight_end_off;
+
+	uint64_t next_lsn;
+	uint64_t durable_lsn;
+	uint64_t first_lsn;
+	/* Where the durable log ends, so a failed flush can be fenced off. */
+	uint64_t durable_seg_lsn; /* 0: no segment yet */
+	uint64_t durable_off;
+
+	struct wal_fault faults[2];
+	struct sl_wal_stats stats;
+};
+
+static uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
+
+static void seg_name(char out[NAME_BYTES], uint64_t lsn)
+{
+	snprintf(out, NAME_BYTES, "wal-%016" PRIx64 ".log", lsn);
+}
+
+/* Strict parse of "wal-<16 lowercase hex>.log". */
+static bool parse_seg_name(const char *name, uint64_t *lsn)
+{
+	if (strlen(name) != 24 || strncmp(name, "wal-", 4) != 0 || strcmp(name + 20, ".log") != 0)
+		return false;
+	uint64_t v = 0;
+	for (int i = 4; i < 20; i++) {
+		char c = name[i];
+		unsigned d;
+		if (c >= '0' && c <= '9')
+			d = (unsigned)(c - '0');
+		else if (c >= 'a' && c <= 'f')
+			d = (unsigned)(c - 'a' + 10);
+		else
+			return false;
+		v = (v << 4) | d;
+	}
+	*lsn = v;
+	return v != 0;
+}
+
+/* ---- record encoding ---- */
+
+static uint32_t record_crc(const uint8_t *rec, uint32_t len)
+{
+	uint32_t c = sl_crc32c(rec, OFF_CRC, CRC_SEED);
+	c = sl_crc32c(rec + OFF_LSN, 8, c);
+	return sl_crc32c(rec + SL_WAL_HDR_BYTES, len, c);
+}
+
+/* Writes a record at p; the payload must already be in place after the header. */
+static void seal_record(uint8_t *p, uint8_t kind, uint16_t type, uint32_t len, uint64_t lsn)
+{
+	sl_put_u32(p + OFF_MAGIC, WAL_MAGIC);
+	p[OFF_VERSION] = WAL_VERSION;
+	p[OFF_KIND] = kind;
+	sl_put_u16(p + OFF_TYPE, type);
+	sl_put_u32(p + OFF_LEN, len);
+	sl_put_u64(p + OFF_LSN, lsn);
+	sl_put_u32(p + OFF_CRC, record_crc(p, len));
+	uint64_t total = SL_WAL_RECORD_BYTES(len);
+	memset(p + SL_WAL_HDR_BYTES + len, 0, total - SL_WAL_HDR_BYTES - len);
+}
+
+struct rec {
+	uint8_t kind;
+	uint16_t type;
+	uint32_t len;
+	uint64_t lsn;
+	const uint8_t *payload;
+};
+
+/* Validates the record at off of a mapped segment of size bytes. */
+static enum sl_wal_bad check_record(const uint8_t *map, uint64_t size, uint64_t off, struct rec *r)
+{
+	if (size - off < SL_WAL_HDR_BYTES)
+		return SL_WAL_BAD_LENGTH;
+	const uint8_t *p = map + off;
+	if (sl_get_u32(p + OFF_MAGIC) != WAL_MAGIC)
+		return SL_WAL_BAD_MAGIC;
+	if (p[OFF_VERSION] != WAL_VERSION || (p[OFF_KIND] != KIND_DATA && p[OFF_KIND] != KIND_PAD))
+		return SL_WAL_BAD_VERSION;
+	uint32_t len = sl_get_u32(p + OFF_LEN);
+	if (len > size - off - SL_WAL_HDR_BYTES)
+		return SL_WAL_BAD_LENGTH;
+	if (sl_get_u32(p + OFF_CRC) != record_crc(p, len))
+		return SL_WAL_BAD_CRC;
+	r->kind = p[OFF_KIND];
+	r->type = sl_get_u16(p + OFF_TYPE);
+	r->len = len;
+	r->lsn = sl_get_u64(p + OFF_LSN);
+	r->payload = p + SL_WAL_HDR_BYTES;
+	return SL_WAL_BAD_NONE;
+}
+
+/* ---- segment files ---- */
+
+struct seg_map {
+	uint8_t *p;
+	uint64_t size;
+};
+
+static int map_segment(struct sl_wal *w, uint64_t lsn, struct seg_map *m)
+{
+	char name[NAME_BYTES];
+	seg_name(name, lsn);
+	int fd = openat(w->dir_fd, name, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	struct stat st;
+	int rc = 0;
+	m->p = NULL;
+	m->size = 0;
+	if (fstat(fd, &st) < 0) {
+		rc = -errno;
+	} else if (st.st_size > 0) {
+		void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+		if (p == MAP_FAILED) {
+			rc = -errno;
+		} else {
+			m->p = p;
+			m->size = (uint64_t)st.st_size;
+		}
+	}
+	close(fd);
+	return rc;
+}
+
+static void unmap_segment(struct seg_map *m)
+{
+	if (m->p)
+		munmap(m->p, m->size);
+	m->p = NULL;
+	m->size = 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Sorted first lsns of the segment files (slow path: recovery and release). */
+static int list_segments(struct sl_wal *w, uint64_t **out, size_t *n_out)
+{
+	DIR *d = opendir(w->dir);
+	if (!d)
+		return -errno;
+	uint64_t *v = NULL;
+	size_t n = 0, cap = 0;
+	int rc = 0;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		uint64_t lsn;
+		if (!parse_seg_name(de->d_name, &lsn))
+			continue;
+		if (n == cap) {
+			size_t ncap = cap ? cap * 2 : 16;
+			uint64_t *nv = realloc(v, ncap * sizeof(*v));
+			if (!nv) {
+				rc = -ENOMEM;
+				break;
+			}
+			v = nv;
+			cap = ncap;
+		}
+		v[n++] = lsn;
+	}
+	closedir(d);
+	if (rc < 0) {
+		free(v);
+		return rc;
+	}
+	if (n > 1)
+		qsort(v, n, sizeof(*v), cmp_u64);
+	*out = v;
+	*n_out = n;
+	return 0;
+}
+
+static int unlink_segment(struct sl_wal *w, uint64_t lsn)
+{
+	char name[NAME_BYTES];
+	seg_name(name, lsn);
+	return unlinkat(w->dir_fd, name, 0) < 0 ? -errno : 0;
+}
+
+/* ---- failure handling ---- */
+
+static void enter_failed(struct sl_wal *w, int err)
+{
+	SL_ASSERT(err < 0);
+	if (!w->failed) {
+		w->failed = true;
+		w->error = err;
+	}
+}
+
+/* Best effort, once no I/O is in flight: remove what a failed flush may have left on
+ * disk, so a restart replays exactly the durable records. Never touches durable bytes:
+ * the durable log ends at (durable_seg_lsn, durable_off). */
+static void fence_failed(struct sl_wal *w)
+{
+	if (!w->failed || w->fenced || w->cqes_pending > 0 || w->seg_fd < 0)
+		return;
+	w->fenced = true;
+	if (w->seg_lsn != w->durable_seg_lsn) {
+		/* Created by the failed flush: holds nothing durable. */
+		close(w->seg_fd);
+		w->seg_fd = -1;
+		(void)unlink_segment(w, w->seg_lsn);
+		(void)fsync(w->dir_fd);
+	} else {
+		(void)ftruncate(w->seg_fd, (off_t)w->durable_off);
+	}
+}
+
+/* ---- flush ---- */
+
+/* Opens a new segment named by the first lsn it will hold. Synchronous: it happens once
+ * per segment_bytes, and the directory entry must be durable before any record in the
+ * new file is reported durable. */
+static int roll_segment(struct sl_wal *w, uint64_t first_lsn)
+{
+	if (w->seg_fd >= 0) {
+		close(w->seg_fd);
+		w->seg_fd = -1;
+	}
+	char name[NAME_BYTES];
+	seg_name(name, first_lsn);
+	int fd =
+	    openat(w->dir_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | w->direct_flag, 0644);
+	if (fd < 0)
+		return -errno;
+	/* Preallocation spares fdatasync most metadata work; zeros read as end of log. */
+	(void)fallocate(fd, 0, 0, (off_t)w->cfg.segment_bytes);
+	w->seg_fd = fd;
+	w->seg_lsn = first_lsn;
+	w->seg_off_bytes = 0;
+	w->stats.segments_created++;
+	if (fsync(w->dir_fd) < 0)
+		return -errno;
+	return 0;
+}
+
+/* Ends the buffer on a block boundary so no block is ever written twice. */
+static uint32_t pad_to_block(struct sl_wal *w, struct wal_buf *b)
+{
+	uint32_t end = (uint32_t)align_up(b->used_bytes, SL_WAL_BLOCK_BYTES);
+	uint32_t gap = end - b->used_bytes;
+	uint8_t *p = b->data + b->used_bytes;
+	if (gap >= SL_WAL_HDR_BYTES) {
+		uint32_t len = gap - SL_WAL_HDR_BYTES;
+		memset(p + SL_WAL_HDR_BYTES, 0, len);
+		seal_record(p, KIND_PAD, 0, len, b->last_lsn);
+	} else {
+		memset(p, 0, gap);
+	}
+	w->stats.pad_bytes += gap;
+	return end;
+}
+
+static int submit_flush(struct sl_wal *w)
+{
+	struct wal_buf *b = &w->buf[w->active];
+	SL_ASSERT(!w->inflight && !w->failed && b->used_bytes > 0);
+	uint32_t len = pad_to_block(w, b);
+	if (w->seg_fd < 0 || w->seg_off_bytes + len > w->cfg.segment_bytes) {
+		int rc = roll_segment(w, b->first_lsn);
+		if (rc < 0) {
+			enter_failed(w, rc);
+			fence_failed(w);
+			return rc;
+		}
+	}
+	struct io_uring_sqe *wr = io_uring_get_sqe(&w->ring);
+	struct io_uring_sqe *fs = io_uring_get_sqe(&w->ring);
+	SL_ASSERT(wr && fs); /* ring >= 4 entries, at most 2 in flight */
+	io_uring_prep_write(wr, w->seg_fd, b->data, len, w->seg_off_bytes);
+	wr->flags |= IOSQE_IO_LINK;
+	io_uring_sqe_set_data64(wr, SL_WAL_OP_WRITE);
+	io_uring_prep_fsync(fs, w->seg_fd, IORING_FSYNC_DATASYNC);
+	io_uring_sqe_set_data64(fs, SL_WAL_OP_FSYNC);
+	int rc = io_uring_submit(&w->ring);
+	w->inflight = true;
+	w->cqes_pending = rc > 0 ? (unsigned)rc : 0;
+	w->flight_buf = w->active;
+	w->flight_bytes = len;
+	w->flight_seg_lsn = w->seg_lsn;
+	w->flight_end_off = w->seg_off_bytes + len;
+	w->seg_off_bytes += len;
+	w->active ^= 1u;
+	w->flush_wanted = false;
+	w->stats.flushes_submitted++;
+	w->stats.bytes_written += len;
+	SL_ASSERT(w->buf[w->active].used_bytes == 0);
+	if (rc != 2) {
+		rc = rc < 0 ? rc : -EIO;
+		enter_failed(w, rc);
+		if (w->cqes_pending == 0)
+			w->inflight = false;
+		fence_failed(w);
+		return rc;
+	}
+	return 0;
+}
+
+static int apply_fault(struct sl_wal *w, unsigned op, int res)
+{
+	struct wal_fault *f = &w->faults[op];
+	if (!f->armed)
+		return res;
+	if (f->after_ops == 0) {
+		f->armed = false;
+		w->stats.faults_injected++;
+		return f->err;
+	}
+	if (res >= 0)
+		f->after_ops--;
+	return res;
+}
+
+static void finish_flight(struct sl_wal *w)
+{
+	w->inflight = false;
+	if (w->failed) {
+		fence_failed(w);
+		return;
+	}
+	struct wal_buf *b = &w->buf[w->flight_buf];
+	w->durable_lsn = b->last_lsn;
+	w->durable_seg_lsn = w->flight_seg_lsn;
+	w->durable_off = w->flight_end_off;
+	b->used_bytes = 0;
+	w->stats.flushes_durable++;
+	if (w->flush_wanted && w->buf[w->active].used_bytes > 0)
+		(void)submit_flush(w); /* an error is sticky and returned by poll */
+}
+
+static void complete_op(struct sl_wal *w, unsigned op, int res)
+{
+	SL_ASSERT(op <= SL_WAL_OP_FSYNC && w->cqes_pending > 0);
+	res = apply_fault(w, op, res);
+	w->cqes_pending--;
+	if (op == SL_WAL_OP_WRITE) {
+		if (res < 0 || (uint32_t)res != w->flight_bytes) {
+			w->stats.write_errors++;
+			enter_failed(w, res < 0 ? res : -EIO); /* short write */
+		}
+	} else if (res == -ECANCELED && w->failed) {
+		/* The failed write broke the link: this fdatasync never ran. */
+	} else if (res < 0) {
+		/* Never retried: after a failed fsync the page cache state is unknown. */
+		w->stats.fsync_errors++;
+		enter_failed(w, res);
+	} else {
+		w->stats.fsyncs++;
+	}
+	if (w->cqes_pending == 0)
+		finish_flight(w);
+}
+
+/* ---- public API ---- */
+
+void sl_wal_config_default(struct sl_wal_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->segment_bytes = 64ull << 20;
+	cfg->buffer_bytes = 1u << 20;
+	cfg->ring_entries = 64;
+}
+
+static int mkdir_p(const char *dir)
+{
+	char path[PATH_MAX];
+	size_t n = strlen(dir);
+	if (n == 0 || n >= sizeof(path))
+		return -ENAMETOOLONG;
+	memcpy(path, dir, n + 1);
+	for (size_t i = 1; i <= n; i++) {
+		if (path[i] != '/' && path[i] != '\0')
+			continue;
+		char c = path[i];
+		path[i] = '\0';
+		if (mkdir(path, 0755) < 0 && errno != EEXIST)
+			return -errno;
+		path[i] = c;
+	}
+	return 0;
+}
+
+/* O_DIRECT is refused by some filesystems at open, by others only at the first write. */
+static bool probe_direct(struct sl_wal *w)
+{
+	int fd = openat(w->dir_fd, PROBE_NAME, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_DIRECT,
+			0644);
+	if (fd < 0)
+		return false;
+	memset(w->buf[0].data, 0, SL_WAL_BLOCK_BYTES);
+	bool ok = pwrite(fd, w->buf[0].data, SL_WAL_BLOCK_BYTES, 0) == SL_WAL_BLOCK_BYTES;
+	close(fd);
+	(void)unlinkat(w->dir_fd, PROBE_NAME, 0);
+	return ok;
+}
+
+static int check_config(const struct sl_wal_config *cfg, struct sl_wal_config *out)
+{
+	if (!cfg || !cfg->dir || cfg->dir[0] == '\0')
+		return -EINVAL;
+	*out = *cfg;
+	out->buffer_bytes = (uint32_t)align_up(cfg->buffer_bytes, SL_WAL_BLOCK_BYTES);
+	if (out->buffer_bytes == 0 || out->buffer_bytes > (1u << 30) || out->ring_entries < 4 ||
+	    out->ring_entries > 4096 || out->segment_bytes % SL_WAL_BLOCK_BYTES != 0 ||
+	    out->segment_bytes < out->buffer_bytes)
+		return -EINVAL;
+	return 0;
+}
+
+int sl_wal_open(const struct sl_wal_config *cfg, struct sl_wal **out)
+{
+	struct sl_wal_config c;
+	int rc = check_config(cfg, &c);
+	if (rc < 0)
+		return rc;
+	rc = mkdir_p(c.dir);
+	if (rc < 0)
+		return rc;
+	struct sl_wal *w = aligned_alloc(64, align_up(sizeof(*w), 64));
+	if (!w)
+		return -ENOMEM;
+	memset(w, 0, sizeof(*w));
+	w->cfg = c;
+	w->seg_fd = -1;
+	w->dir_fd = -1;
+	w->dir = strdup(c.dir);
+	w->cfg.dir = w->dir;
+	if (!w->dir) {
+		free(w);
+		return -ENOMEM;
+	}
+	w->dir_fd = open(c.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (w->dir_fd < 0) {
+		rc = -errno;
+		goto err_free;
+	}
+	/* One owner per directory: a second process appending would interleave lsns. */
+	if (flock(w->dir_fd, LOCK_EX | LOCK_NB) < 0) {
+		rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
+		goto err_free;
+	}
+	for (int i = 0; i < 2; i++) {
+		void *p = NULL;
+		if (posix_memalign(&p, SL_WAL_BLOCK_BYTES, c.buffer_bytes) != 0) {
+			rc = -ENOMEM;
+			goto err_free;
+		}
+		w->buf[i].data = p;
+	}
+	rc = io_uring_queue_init(c.ring_entries, &w->ring, 0);
+	if (rc < 0)
+		goto err_free;
+	w->direct_flag = !c.no_direct && probe_direct(w) ? O_DIRECT : 0;
+	w->stats.direct_io = w->direct_flag != 0;
+	w->next_lsn = 1;
+	w->first_lsn = 1;
+	*out = w;
+	return 0;
+err_free:
+	free(w->buf[0].data);
+	free(w->buf[1].data);
+	if (w->dir_fd >= 0)
+		close(w->dir_fd);
+	free(w->dir);
+	free(w);
+	return rc;
+}
+
+/* ---- recovery ---- */
+
+static bool all_zero(const uint8_t *p, uint64_t n)
+{
+	for (uint64_t i = 0; i < n; i++)
+		if (p[i])
+			return false;
+	return true;
+}
+
+/* Any valid record starting at a block boundary >= from? */
+static bool any_valid_from(const struct seg_map *m, uint64_t from)
+{
+	struct rec r;
+	for (uint64_t o = align_up(from, SL_WAL_BLOCK_BYTES); o < m->size; o += SL_WAL_BLOCK_BYTES)
+		if (check_record(m->p, m->size, o, &r) == SL_WAL_BAD_NONE)
+			return true;
+	return false;
+}
+
+struct walk {
+	uint64_t last_lsn; /* in: lsn before the segment; out: last valid lsn */
+	uint64_t off;	   /* out: end of the valid records, or the invalid one */
+	uint64_t records;
+	bool check_holes;
+	sl_wal_replay_fn fn;
+	void *arg;
+	int cb_rc;
+};
+
+/* Walks one segment's records. Ends at the end of the file or at zeros where a header
+ * belongs (preallocated space); returns why it stopped early otherwise. */
+static enum sl_wal_bad walk_segment(const struct seg_map *m, struct walk *st)
+{
+	uint64_t off = 0;
+	enum sl_wal_bad bad = SL_WAL_BAD_NONE;
+	while (off < m->size) {
+		uint64_t to_block = SL_WAL_BLOCK_BYTES - off % SL_WAL_BLOCK_BYTES;
+		if (to_block < SL_WAL_HDR_BYTES) { /* the writer zero-fills such gaps */
+			off += to_block;
+			continue;
+		}
+		uint64_t hdr = m->size - off < SL_WAL_HDR_BYTES ? m->size - off : SL_WAL_HDR_BYTES;
+		if (all_zero(m->p + off, hdr)) {
+			if (st->check_holes && any_valid_from(m, off + 1))
+				bad = SL_WAL_BAD_HOLE;
+			break;
+		}
+		struct rec r;
+		bad = check_record(m->p, m->size, off, &r);
+		if (bad != SL_WAL_BAD_NONE)
+			break;
+		if (r.lsn != st->last_lsn + (r.kind == KIND_DATA)) {
+			bad = SL_WAL_BAD_LSN;
+			break;
+		}
+		if (r.kind == KIND_DATA) {
+			if (st->fn) {
+				st->cb_rc = st->fn(st->arg, r.lsn, r.type, r.payload, r.len);
+				if (st->cb_rc != 0)
+					break;
+			}
+			st->last_lsn = r.lsn;
+			st->records++;
+		}
+		off += SL_WAL_RECORD_BYTES(r.len);
+	}
+	st->off = off;
+	return bad;
+}
+
+/* Where pass one stopped. */
+struct scan {
+	size_t end_seg;	  /* last segment with valid records kept */
+	uint64_t end_off; /* end of its valid records */
+	uint64_t last_lsn;
+	enum sl_wal_bad bad; /* NONE: the whole log is valid */
+	size_t bad_seg;
+	uint64_t bad_off;
+	bool later_valid; /* valid records after the bad one: corruption, not a torn tail */
+};
+
+/* After an invalid record, is there any valid one further on? */
+static int scan_later(struct sl_wal *w, const uint64_t *segs, size_t n,
+		      const struct seg_map *bad_map, struct scan *sc)
+{
+	if (sc->bad == SL_WAL_BAD_LSN) { /* the record itself is valid */
+		sc->later_valid = true;
+		return 0;
+	}
+	uint64_t from = sc->bad == SL_WAL_BAD_NAME ? 0 : sc->bad_off + 1;
+	if (any_valid_from(bad_map, from)) {
+		sc->later_valid = true;
+		return 0;
+	}
+	for (size_t j = sc->bad_seg + 1; j < n; j++) {
+		struct seg_map m;
+		int rc = map_segment(w, segs[j], &m);
+		if (rc < 0)
+			return rc;
+		bool found = any_valid_from(&m, 0);
+		unmap_segment(&m);
+		if (found) {
+			sc->later_valid = true;
+			return 0;
+		}
+	}
+	return 0;
+}
+
+static int scan_log(struct sl_wal *w, const uint64_t *segs, size_t n, struct scan *sc)
+{
+	memset(sc, 0, sizeof(*sc));
+	sc->last_lsn = segs[0] - 1;
+	for (size_t k = 0; k < n; k++) {
+		struct seg_map m;
+		int rc = map_segment(w, segs[k], &m);
+		if (rc < 0)
+			return rc;
+		struct walk st = {.last_lsn = sc->last_lsn, .check_holes = true};
+		enum sl_wal_bad bad = SL_WAL_BAD_NONE;
+		if (segs[k] != sc->last_lsn + 1)
+			bad = SL_WAL_BAD_NAME;
+		else
+			bad = walk_segment(&m, &st);
+		if (bad == SL_WAL_BAD_NONE) {
+			sc->end_seg = k;
+			sc->end_off = st.off;
+			sc->last_lsn = st.last_lsn;
+			unmap_segment(&m);
+			continue;
+		}
+		sc->bad = bad;
+		sc->bad_seg = k;
+		sc->bad_off = st.off;
+		if (bad != SL_WAL_BAD_NAME && (k == 0 || st.off > 0)) {
+			/* The cut keeps this segment up to the bad record. */
+			sc->end_seg = k;
+			sc->end_off = st.off;
+			sc->last_lsn = st.last_lsn;
+		}
+		rc = scan_later(w, segs, n, &m, sc);
+		unmap_segment(&m);
+		return rc;
+	}
+	return 0;
+}
+
+/* Cuts the log at the bad record: truncates its segment there (or deletes it when it
+ * would be left empty and is not the first), deletes every later segment. */
+static int cut_log(struct sl_wal *w, const uint64_t *segs, size_t n, const struct scan *sc,
+		   struct sl_wal_recovery *rep)
+{
+	size_t first_deleted = sc->bad_seg + 1;
+	if (sc->end_seg == sc->bad_seg) {
+		char name[NAME_BYTES];
+		seg_name(name, segs[sc->bad_seg]);
+		int fd = openat(w->dir_fd, name, O_WRONLY | O_CLOEXEC);
+		if (fd < 0)
+			return -errno;
+		int rc = ftruncate(fd, (off_t)sc->bad_off) < 0 || fsync(fd) < 0 ? -errno : 0;
+		close(fd);
+		if (rc < 0)
+			return rc;
+	} else {
+		first_deleted = sc->bad_seg;
+	}
+	for (size_t j = n; j-- > first_deleted;) {
+		int rc = unlink_segment(w, segs[j]);
+		if (rc < 0)
+			return rc;
+		rep->segments_deleted++;
+	}
+	return fsync(w->dir_fd) < 0 ? -errno : 0;
+}
+
+static int replay(struct sl_wal *w, const uint64_t *segs, size_t n_keep, sl_wal_replay_fn fn,
+		  void *arg, struct sl_wal_recovery *rep)
+{
+	uint64_t last = segs[0] - 1;
+	for (size_t k = 0; k < n_keep; k++) {
+		struct seg_map m;
+		int rc = map_segment(w, segs[k], &m);
+		if (rc < 0)
+			return rc;
+		struct walk st = {.last_lsn = last, .fn = fn, .arg = arg};
+		enum sl_wal_bad bad = walk_segment(&m, &st);
+		unmap_segment(&m);
+		rep->records += st.records;
+		if (st.cb_rc != 0)
+			return st.cb_rc < 0 ? st.cb_rc : -ECANCELED;
+		if (bad != SL_WAL_BAD_NONE)
+			return -EIO; /* validated in pass one: the file changed underneath */
+		last = st.last_lsn;
+	}
+	return 0;
+}
+
+/* Positions appends after the last valid record: in the last segment when its valid end
+ * is on a block boundary, else in a new segment at the next flush. */
+static int resume_appends(struct sl_wal *w, uint64_t seg_lsn, uint64_t end_off)
+{
+	w->durable_seg_lsn = seg_lsn;
+	w->durable_off = end_off;
+	if (end_off % SL_WAL_BLOCK_BYTES != 0 ||
+	    end_off + SL_WAL_BLOCK_BYTES > w->cfg.segment_bytes)
+		return 0;
+	char name[NAME_BYTES];
+	seg_name(name, seg_lsn);
+	int fd = openat(w->dir_fd, name, O_WRONLY | O_CLOEXEC | w->direct_flag);
+	if (fd < 0)
+		return -errno;
+	w->seg_fd = fd;
+	w->seg_lsn = seg_lsn;
+	w->seg_off_bytes = end_off;
+	return 0;
+}
+
+static void fill_bad(struct sl_wal_recovery *rep, const uint64_t *segs, const struct scan *sc)
+{
+	rep->reason = sc->bad;
+	rep->bad_segment_lsn = segs[sc->bad_seg];
+	rep->bad_offset = sc->bad_off;
+	seg_name(rep->bad_segment, segs[sc->bad_seg]);
+}
+
+int sl_wal_recover(struct sl_wal *w, sl_wal_replay_fn fn, void *arg, struct sl_wal_recovery *report)
+{
+	struct sl_wal_recovery rep;
+	memset(&rep, 0, sizeof(rep));
+	if (w->recovered)
+		return -EINVAL;
+	(void)unlinkat(w->dir_fd, PROBE_NAME, 0);
+	uint64_t *segs = NULL;
+	size_t n = 0;
+	int rc = list_segments(w, &segs, &n);
+	if (rc < 0)
+		return rc;
+	if (n == 0)
+		goto done;
+	struct scan sc;
+	rc = scan_log(w, segs, n, &sc);
+	if (rc < 0)
+		goto out;
+	if (sc.bad != SL_WAL_BAD_NONE) {
+		fill_bad(&rep, segs, &sc);
+		if (sc.later_valid) {
+			rep.corruption = true;
+			if (!w->cfg.salvage) {
+				rc = -EBADMSG;
+				goto out;
+			}
+			rep.salvaged = true;
+			w->stats.salvage_cuts++;
+		} else {
+			rep.torn_tail_cut = true;
+			w->stats.torn_tail_cuts++;
+		}
+		rc = cut_log(w, segs, n, &sc, &rep);
+		if (rc < 0)
+			goto out;
+		n = sc.end_seg + 1;
+	}
+	rc = replay(w, segs, n, fn, arg, &rep);
+	if (rc < 0)
+		goto out;
+	rc = resume_appends(w, segs[n - 1], sc.end_off);
+	if (rc < 0)
+		goto out;
+	w->first_lsn = segs[0];
+	w->next_lsn = sc.last_lsn + 1;
+	w->durable_lsn = sc.last_lsn;
+	rep.segments = (uint32_t)n;
+done:
+	w->recovered = true;
+	w->stats.records_recovered = rep.records;
+	rep.first_lsn = w->first_lsn;
+	rep.last_lsn = w->next_lsn - 1;
+out:
+	free(segs);
+	if (report)
+		*report = rep;
+	return rc;
+}
+
+/* ---- appends and completions ---- */
+
+int sl_wal_append(struct sl_wal *w, uint16_t type, const uint8_t *payload, uint32_t len,
+		  uint64_t *lsn_out)
+{
+	if (!w->recovered || (len > 0 && !payload))
+		return -EINVAL;
+	if (w->failed)
+		return -EIO;
+	uint64_t rec = SL_WAL_RECORD_BYTES(len);
+	if (rec > w->cfg.buffer_bytes)
+		return -EMSGSIZE;
+	struct wal_buf *b = &w->buf[w->active];
+	if (b->used_bytes + rec > w->cfg.buffer_bytes) {
+		if (w->inflight) {
+			w->flush_wanted = true; /* submitted by the completion */
+			w->stats.enobufs++;
+			return -ENOBUFS;
+		}
+		int rc = submit_flush(w);
+		if (rc < 0)
+			return rc;
+		b = &w->buf[w->active];
+	}
+	uint64_t lsn = w->next_lsn++;
+	uint8_t *p = b->data + b->used_bytes;
+	if (len > 0)
+		memcpy(p + SL_WAL_HDR_BYTES, payload, len);
+	seal_record(p, KIND_DATA, type, len, lsn);
+	if (b->used_bytes == 0)
+		b->first_lsn = lsn;
+	b->last_lsn = lsn;
+	b->used_bytes += (uint32_t)rec;
+	w->stats.appends++;
+	w->stats.append_bytes += len;
+	if (lsn_out)
+		*lsn_out = lsn;
+	return 0;
+}
+
+int sl_wal_flush(struct sl_wal *w)
+{
+	if (!w->recovered)
+		return -EINVAL;
+	if (w->failed)
+		return -EIO;
+	w->stats.flush_calls++;
+	if (w->buf[w->active].used_bytes == 0)
+		return 0;
+	if (w->inflight) {
+		w->flush_wanted = true; /* group commit: rides on the next fdatasync */
+		return 0;
+	}
+	return submit_flush(w);
+}
+
+/* Handles one completion if there is one; false if none is ready. */
+static bool reap_one(struct sl_wal *w)
+{
+	struct io_uring_cqe *cqe;
+	if (io_uring_peek_cqe(&w->ring, &cqe) != 0)
+		return false;
+	unsigned op = (unsigned)io_uring_cqe_get_data64(cqe);
+	int res = cqe->res;
+	io_uring_cqe_seen(&w->ring, cqe);
+	complete_op(w, op, res);
+	return true;
+}
+
+int sl_wal_poll(struct sl_wal *w)
+{
+	/* Bounded: at most the two completions of the flight, plus those of the flush the
+	 * second one may submit. */
+	for (unsigned i = 0; i < 4 && w->cqes_pending > 0; i++)
+		if (!reap_one(w))
+			break;
+	return w->failed ? w->error : 0;
+}
+
+/* Blocks for the next completion (sync and close only). */
+static int wait_one(struct sl_wal *w)
+{
+	struct io_uring_cqe *cqe;
+	int rc;
+	do {
+		rc = io_uring_wait_cqe(&w->ring, &cqe);
+	} while (rc == -EINTR);
+	return rc;
+}
+
+int sl_wal_sync(struct sl_wal *w)
+{
+	int rc = sl_wal_flush(w);
+	if (rc < 0)
+		return rc;
+	/* Each round reaps a completion or submits a flush, and the appends are fixed. */
+	while (w->durable_lsn < w->next_lsn - 1) {
+		if (w->failed)
+			return w->error;
+		if (!w->inflight) {
+			SL_ASSERT(w->buf[w->active].used_bytes > 0);
+			rc = submit_flush(w);
+			if (rc < 0)
+				return rc;
+			continue;
+		}
+		w->flush_wanted = true;
+		rc = wait_one(w);
+		if (rc < 0) {
+			enter_failed(w, rc);
+			return rc;
+		}
+		rc = sl_wal_poll(w);
+		if (rc < 0)
+			return rc;
+	}
+	return w->failed ? w->error : 0;
+}
+
+int sl_wal_release(struct sl_wal *w, uint64_t lsn)
+{
+	if (!w->recovered)
+		return -EINVAL;
+	uint64_t *segs = NULL;
+	size_t n = 0;
+	int rc = list_segments(w, &segs, &n);
+	if (rc < 0)
+		return rc;
+	size_t k = 0;
+	/* Oldest first, so the log stays contiguous; the newest segment always stays. */
+	for (; k + 1 < n && segs[k + 1] - 1 <= lsn && segs[k] != w->seg_lsn; k++) {
+		rc = unlink_segment(w, segs[k]);
+		if (rc < 0)
+			break;
+		w->stats.segments_deleted++;
+	}
+	if (k > 0) {
+		w->first_lsn = segs[k];
+		if (fsync(w->dir_fd) < 0 && rc == 0)
+			rc = -errno;
+	}
+	free(segs);
+	return rc;
+}
+
+int sl_wal_inject_fault(struct sl_wal *w, enum sl_wal_op op, int err, uint32_t after_ops)
+{
+	if ((op != SL_WAL_OP_WRITE && op != SL_WAL_OP_FSYNC) || err >= 0)
+		return -EINVAL;
+	w->faults[op] = (struct wal_fault){.armed = true, .err = err, .after_ops = after_ops};
+	return 0;
+}
+
+uint64_t sl_wal_durable_lsn(const struct sl_wal *w) { return w->durable_lsn; }
+
+uint64_t sl_wal_last_lsn(const struct sl_wal *w) { return w->next_lsn - 1; }
+
+uint64_t sl_wal_first_lsn(const struct sl_wal *w) { return w->first_lsn; }
+
+uint32_t sl_wal_pending_bytes(const struct sl_wal *w) { return w->buf[w->active].used_bytes; }
+
+void sl_wal_stats(const struct sl_wal *w, struct sl_wal_stats *out)
+{
+	*out = w->stats;
+	out->durable_lsn = w->durable_lsn;
+	out->last_lsn = w->next_lsn - 1;
+	out->failed = w->failed;
+	out->error = w->error;
+}
+
+void sl_wal_close(struct sl_wal *w)
+{
+	if (!w)
+		return;
+	/* The kernel may still be reading a buffer: wait before freeing it. */
+	w->flush_wanted = false; /* no new flush from inside close */
+	while (w->cqes_pending > 0 && wait_one(w) == 0)
+		(void)reap_one(w);
+	io_uring_queue_exit(&w->ring);
+	if (w->seg_fd >= 0)
+		close(w->seg_fd);
+	close(w->dir_fd);
+	free(w->buf[0].data);
+	free(w->buf[1].data);
+	free(w->dir);
+	free(w);
+}

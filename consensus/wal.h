@@ -1,0 +1,143 @@
+/* wal.h - the per-core write-ahead log: checksummed records in segment files, written
+ * with batched, block-aligned io_uring writes each linked to an fdatasync (group
+ * commit), recovered in lsn order with torn-tail cutting. One WAL per worker core, used
+ * by one thread only: no locks. */
+#ifndef SL_WAL_H
+#define SL_WAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* On-disk record: a 24-byte little-endian header then the payload, padded with zeros
+ * to 8 bytes. Header: magic u32, version u8, kind u8 (data or padding), type u16
+ * (caller-defined), payload length u32, crc32c u32 (over the header without the crc
+ * field, then the payload), lsn u64. Every flush ends on a SL_WAL_BLOCK_BYTES boundary
+ * (padding record, or zeros when fewer than a header's bytes are left). */
+#define SL_WAL_HDR_BYTES 24u
+#define SL_WAL_BLOCK_BYTES 4096u
+#define SL_WAL_RECORD_BYTES(payload_len) (((uint64_t)(payload_len) + SL_WAL_HDR_BYTES + 7u) & ~7ull)
+
+struct sl_wal_config {
+	const char *dir;	/* created like mkdir -p */
+	uint64_t segment_bytes; /* default 64 MiB; multiple of 4096, >= buffer_bytes */
+	uint32_t buffer_bytes;	/* per buffer (two are allocated), default 1 MiB; rounded up
+				 * to 4096; a record payload is at most buffer_bytes - 24 */
+	uint32_t ring_entries;	/* io_uring size, default 64, at least 4 */
+	bool no_direct;		/* never try O_DIRECT */
+	bool salvage;		/* recovery cuts at mid-log corruption instead of failing */
+};
+
+/* Why recovery stopped at a record. */
+enum sl_wal_bad {
+	SL_WAL_BAD_NONE = 0,
+	SL_WAL_BAD_MAGIC,   /* not a record header (garbage) */
+	SL_WAL_BAD_VERSION, /* unknown version or record kind */
+	SL_WAL_BAD_LENGTH,  /* record runs past the end of its segment */
+	SL_WAL_BAD_CRC,
+	SL_WAL_BAD_LSN,	 /* valid record, but not the next lsn */
+	SL_WAL_BAD_NAME, /* segment name is not the lsn following the previous segment */
+	SL_WAL_BAD_HOLE, /* zeros where a record belongs, with valid records after them */
+};
+
+struct sl_wal_recovery {
+	uint64_t records;	   /* data records passed to the callback */
+	uint64_t first_lsn;	   /* first lsn kept in the log (next lsn if it is empty) */
+	uint64_t last_lsn;	   /* last valid lsn, first_lsn - 1 if empty */
+	uint32_t segments;	   /* segment files kept */
+	uint32_t segments_deleted; /* later segments removed by a cut */
+	bool torn_tail_cut;	   /* invalid tail with nothing valid after it: cut */
+	bool corruption;	   /* invalid record with valid records after it */
+	bool salvaged;		   /* corruption cut because cfg.salvage was set */
+	enum sl_wal_bad reason;	   /* first invalid record, when torn_tail_cut or corruption */
+	uint64_t bad_segment_lsn;  /* the segment holding it (its name's lsn) */
+	uint64_t bad_offset;	   /* its byte offset in that segment */
+	char bad_segment[32];	   /* its segment's file name */
+};
+
+enum sl_wal_op {
+	SL_WAL_OP_WRITE = 0,
+	SL_WAL_OP_FSYNC = 1,
+};
+
+struct sl_wal_stats {
+	uint64_t appends;
+	uint64_t append_bytes;	    /* payload bytes appended */
+	uint64_t flush_calls;	    /* sl_wal_flush() calls */
+	uint64_t flushes_submitted; /* write + fdatasync pairs submitted */
+	uint64_t flushes_durable;   /* pairs that both succeeded */
+	uint64_t fsyncs;	    /* successful fdatasyncs */
+	uint64_t bytes_written;	    /* bytes of submitted writes, padding included */
+	uint64_t pad_bytes;	    /* of which padding to block boundaries */
+	uint64_t enobufs;	    /* appends refused because both buffers were busy */
+	uint64_t segments_created;
+	uint64_t segments_deleted; /* by sl_wal_release */
+	uint64_t write_errors;	   /* failed or short writes */
+	uint64_t fsync_errors;
+	uint64_t faults_injected;
+	uint64_t torn_tail_cuts;
+	uint64_t salvage_cuts;
+	uint64_t records_recovered;
+	uint64_t durable_lsn;
+	uint64_t last_lsn;
+	int32_t error; /* the sticky error when failed, else 0 */
+	bool failed;
+	bool direct_io; /* O_DIRECT in use (false: buffered fallback or no_direct) */
+};
+
+struct sl_wal;
+
+/* Called for each valid record in lsn order; payload is valid only during the call.
+ * Return 0 to continue, a negative errno to stop recovery with that value. */
+typedef int (*sl_wal_replay_fn)(void *arg, uint64_t lsn, uint16_t type, const uint8_t *payload,
+				uint32_t len);
+
+void sl_wal_config_default(struct sl_wal_config *cfg);
+
+/* Creates the directory, locks it (-EBUSY if another sl_wal holds it), allocates the
+ * buffers and the ring. Nothing is read yet: call sl_wal_recover() next. */
+int sl_wal_open(const struct sl_wal_config *cfg, struct sl_wal **out);
+
+/* Must run once, before any append/flush/release (those return -EINVAL until then).
+ * fn may be NULL. Returns 0, -EBADMSG on mid-log corruption without cfg.salvage (nothing
+ * replayed, nothing changed on disk; report says where), the callback's error, or
+ * another negative errno. report may be NULL. */
+int sl_wal_recover(struct sl_wal *wal, sl_wal_replay_fn fn, void *arg,
+		   struct sl_wal_recovery *report);
+
+/* Copies one record into the current buffer and assigns it the next lsn. -ENOBUFS when
+ * it does not fit and the other buffer is still being written: poll and retry. A full
+ * buffer with no write in flight is submitted here. -EMSGSIZE if it can never fit,
+ * -EIO once the WAL has failed. */
+int sl_wal_append(struct sl_wal *wal, uint16_t type, const uint8_t *payload, uint32_t len,
+		  uint64_t *lsn_out);
+
+/* Submits the current buffer (write linked to fdatasync). If a flush is already in
+ * flight, the buffer is submitted when it completes (group commit). */
+int sl_wal_flush(struct sl_wal *wal);
+
+/* Non-blocking: reaps completions, advances the durable lsn, submits a requested
+ * flush. Returns 0, or the sticky negative errno once the WAL has failed. */
+int sl_wal_poll(struct sl_wal *wal);
+
+/* Blocking: flushes and waits until everything appended is durable (shutdown, tests). */
+int sl_wal_sync(struct sl_wal *wal);
+
+/* Records <= lsn are no longer needed: deletes the oldest segments whose every record
+ * is <= lsn, never the newest one. */
+int sl_wal_release(struct sl_wal *wal, uint64_t lsn);
+
+/* Fault injection for tests: the completion of the (after_ops + 1)-th next operation of
+ * that kind reports err (< 0) instead of its real result; the real I/O still runs. */
+int sl_wal_inject_fault(struct sl_wal *wal, enum sl_wal_op op, int err, uint32_t after_ops);
+
+uint64_t sl_wal_durable_lsn(const struct sl_wal *wal);
+uint64_t sl_wal_last_lsn(const struct sl_wal *wal);	 /* last assigned; first_lsn - 1 if empty */
+uint64_t sl_wal_first_lsn(const struct sl_wal *wal);	 /* oldest kept record */
+uint32_t sl_wal_pending_bytes(const struct sl_wal *wal); /* appended, not yet submitted */
+void sl_wal_stats(const struct sl_wal *wal, struct sl_wal_stats *out);
+
+/* Waits for in-flight I/O, then releases everything. Records not yet durable are not
+ * flushed: call sl_wal_sync() first for a clean shutdown. */
+void sl_wal_close(struct sl_wal *wal);
+
+#endif

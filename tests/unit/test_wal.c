@@ -1,0 +1,648 @@
+/* test_wal.c - cmocka tests of the io_uring write-ahead log on real files in a temporary
+ * directory: round trips across segment rolls, group commit, torn tails, mid-log
+ * corruption (strict and salvage), injected disk errors, retention and bad inputs. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <sched.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "wal.h"
+
+#define MAX_LEN 700u
+
+struct fx {
+	char dir[64];
+};
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	assert_non_null(f);
+	strcpy(f->dir, "/tmp/sl-wal-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+	nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	free(f);
+	return 0;
+}
+
+/* ---- deterministic records: payload and type follow from the lsn ---- */
+
+static uint32_t len_for(uint64_t lsn) { return (uint32_t)((lsn * 37u) % MAX_LEN); }
+
+static uint16_t type_for(uint64_t lsn) { return (uint16_t)(lsn % 7u); }
+
+static void fill(uint8_t *p, uint64_t lsn, uint32_t len)
+{
+	for (uint32_t i = 0; i < len; i++)
+		p[i] = (uint8_t)(lsn * 31u + i);
+}
+
+struct got {
+	uint64_t n;
+	uint64_t first;
+	uint64_t last;
+	bool bad; /* a record did not match what was appended */
+};
+
+static int collect(void *arg, uint64_t lsn, uint16_t type, const uint8_t *payload, uint32_t len)
+{
+	struct got *g = arg;
+	uint8_t want[MAX_LEN];
+	if (g->n == 0)
+		g->first = lsn;
+	else if (lsn != g->last + 1)
+		g->bad = true;
+	fill(want, lsn, len);
+	if (len != len_for(lsn) || type != type_for(lsn) || memcmp(want, payload, len) != 0)
+		g->bad = true;
+	g->last = lsn;
+	g->n++;
+	return 0;
+}
+
+static void cfg_small(struct sl_wal_config *c, const char *dir)
+{
+	sl_wal_config_default(c);
+	c->dir = dir;
+	c->segment_bytes = 16384;
+	c->buffer_bytes = 8192;
+	c->ring_entries = 8;
+}
+
+/* One segment big enough for every test that corrupts a file. */
+static void cfg_one_segment(struct sl_wal_config *c, const char *dir)
+{
+	cfg_small(c, dir);
+	c->segment_bytes = 1 << 20;
+}
+
+/* Two blocks per segment: every synced small record fills a block. */
+static void cfg_two_blocks(struct sl_wal_config *c, const char *dir)
+{
+	cfg_small(c, dir);
+	c->segment_bytes = 8192;
+	c->buffer_bytes = 4096;
+}
+
+/* Opens and recovers; the recovered records land in g. */
+static struct sl_wal *open_recover(const struct sl_wal_config *c, struct got *g,
+				   struct sl_wal_recovery *rep)
+{
+	struct sl_wal *w = NULL;
+	assert_int_equal(sl_wal_open(c, &w), 0);
+	memset(g, 0, sizeof(*g));
+	assert_int_equal(sl_wal_recover(w, collect, g, rep), 0);
+	assert_false(g->bad);
+	return w;
+}
+
+/* Appends the records following the last lsn, polling through -ENOBUFS. */
+static void append_n(struct sl_wal *w, uint32_t n)
+{
+	uint8_t buf[MAX_LEN];
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t lsn = sl_wal_last_lsn(w) + 1, got = 0;
+		uint32_t len = len_for(lsn);
+		fill(buf, lsn, len);
+		int rc;
+		for (int tries = 0;
+		     (rc = sl_wal_append(w, type_for(lsn), buf, len, &got)) == -ENOBUFS; tries++) {
+			assert_true(tries < 1000000);
+			assert_int_equal(sl_wal_poll(w), 0);
+			sched_yield();
+		}
+		assert_int_equal(rc, 0);
+		assert_int_equal(got, lsn);
+	}
+}
+
+/* Appends n records and waits for them; returns the bytes written so far. */
+static uint64_t append_synced(struct sl_wal *w, uint32_t n)
+{
+	append_n(w, n);
+	assert_int_equal(sl_wal_sync(w), 0);
+	struct sl_wal_stats s;
+	sl_wal_stats(w, &s);
+	return s.bytes_written;
+}
+
+/* Reopens, checks the log holds exactly records 1..n and recovery cut nothing. */
+static void expect_records(const struct sl_wal_config *c, uint64_t n)
+{
+	struct got g;
+	struct sl_wal_recovery rep;
+	struct sl_wal *w = open_recover(c, &g, &rep);
+	assert_int_equal(g.n, n);
+	assert_int_equal(g.last, n);
+	assert_false(rep.torn_tail_cut);
+	assert_false(rep.corruption);
+	sl_wal_close(w);
+}
+
+static void seg_path(char *out, size_t n, const char *dir, uint64_t lsn)
+{
+	snprintf(out, n, "%s/wal-%016" PRIx64 ".log", dir, lsn);
+}
+
+static bool seg_exists(const char *dir, uint64_t lsn)
+{
+	char p[128];
+	seg_path(p, sizeof(p), dir, lsn);
+	return access(p, F_OK) == 0;
+}
+
+static int count_segments(const char *dir)
+{
+	DIR *d = opendir(dir);
+	assert_non_null(d);
+	int n = 0;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL)
+		n += strncmp(de->d_name, "wal-", 4) == 0;
+	closedir(d);
+	return n;
+}
+
+static void write_at(const char *path, uint64_t off, const void *p, size_t n)
+{
+	int fd = open(path, O_WRONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, p, n, (off_t)off), (ssize_t)n);
+	close(fd);
+}
+
+/* ---- tests ---- */
+
+static void round_trip(const char *dir, bool no_direct)
+{
+	struct sl_wal_config c;
+	cfg_small(&c, dir);
+	c.no_direct = no_direct;
+	struct got g;
+	struct sl_wal_recovery rep;
+	struct sl_wal *w = open_recover(&c, &g, &rep);
+	assert_int_equal(g.n, 0);
+	assert_int_equal(rep.first_lsn, 1);
+	assert_int_equal(rep.last_lsn, 0);
+	for (int i = 0; i < 60; i++) {
+		append_n(w, 5);
+		assert_true(sl_wal_pending_bytes(w) > 0 || sl_wal_last_lsn(w) > 0);
+		assert_int_equal(sl_wal_flush(w), 0);
+		assert_int_equal(sl_wal_poll(w), 0);
+		assert_true(sl_wal_durable_lsn(w) <= sl_wal_last_lsn(w));
+	}
+	assert_int_equal(sl_wal_sync(w), 0);
+	assert_int_equal(sl_wal_durable_lsn(w), 300);
+	assert_int_equal(sl_wal_pending_bytes(w), 0);
+	struct sl_wal_stats s;
+	sl_wal_stats(w, &s);
+	assert_int_equal(s.appends, 300);
+	assert_int_equal(s.bytes_written % 4096, 0);
+	assert_true(s.segments_created >= 4);
+	if (no_direct)
+		assert_false(s.direct_io);
+	sl_wal_close(w);
+	assert_true(count_segments(dir) >= 4);
+
+	w = open_recover(&c, &g, &rep);
+	assert_int_equal(g.n, 300);
+	assert_int_equal(g.first, 1);
+	assert_int_equal(g.last, 300);
+	assert_false(rep.torn_tail_cut);
+	assert_false(rep.corruption);
+	assert_int_equal(rep.last_lsn, 300);
+	assert_int_equal(sl_wal_first_lsn(w), 1);
+	append_n(w, 7);
+	assert_int_equal(sl_wal_sync(w), 0);
+	sl_wal_close(w);
+
+	w = open_recover(&c, &g, &rep);
+	assert_int_equal(g.n, 307);
+	assert_int_equal(g.last, 307);
+	sl_wal_close(w);
+}
+
+static void test_round_trip_direct(void **state) { round_trip(((struct fx *)*state)->dir, false); }
+
+static void test_round_trip_buffered(void **state) { round_trip(((struct fx *)*state)->dir, true); }
+
+/* An empty WAL with record 1 flushed and not yet polled, so its flush stays in flight. */
+static struct sl_wal *open_one_in_flight(struct sl_wal_config *c, const char *dir,
+					 uint32_t buffer_bytes)
+{
+	cfg_one_segment(c, dir);
+	c->buffer_bytes = buffer_bytes;
+	struct got g;
+	struct sl_wal *w = open_recover(c, &g, NULL);
+	append_n(w, 1);
+	assert_int_equal(sl_wal_flush(w), 0);
+	return w;
+}
+
+static void test_group_commit(void **state)
+{
+	struct fx *f = *state;
+	struct sl_wal_config c;
+	struct sl_wal *w = open_one_in_flight(&c, f->dir, 65536);
+	/* Not polled: the first flush stays in flight, so these all wait for one write. */
+	for (int i = 0; i < 50; i++) {
+		append_n(w, 1);
+		assert_int_equal(sl_wal_flush(w), 0);
+	}
+	struct sl_wal_stats s;
+	sl_wal_stats(w, &s);
+	assert_int_equal(s.flush_calls, 51);
+	assert_int_equal(s.flushes_submitted, 1);
+	assert_int_equal(s.fsyncs, 0);
+	assert_int_equal(s.durable_lsn, 0);
+	assert_true(sl_wal_pending_bytes(w) > 0);
+	/* Polling alone submits the waiting buffer when the first flush completes. */
+	for (int i = 0; sl_wal_durable_lsn(w) < 51; i++) {
+		assert_true(i < 10000000);
+		assert_int_equal(sl_wal_poll(w), 0);
+		sched_yield();
+	}
+	sl_wal_stats(w, &s);
+	assert_int_equal(s.flushes_submitted, 2);
+	assert_int_equal(s.flushes_durable, 2);
+	assert_int_equal(s.fsyncs, 2);
+	assert_true(s.fsyncs < s.flush_calls);
+	assert_int_equal(s.durable_lsn, 51);
+	sl_wal_close(w);
+	expect_records(&c, 51);
+}
+
+static void test_enobufs_and_msgsize(void **state)
+{
+	struct fx *f = *state;
+	struct sl_wal_config c;
+	struct sl_wal *w = open_one_in_flight(&c, f->dir, 4096);
+	uint8_t big[4096] = {0};
+	assert_int_equal(sl_wal_append(w, 1, big, 4096 - SL_WAL_HDR_BYTES + 1, NULL), -EMSGSIZE);
+	assert_int_equal(sl_wal_append(w, 1, big, UINT32_MAX, NULL), -EMSGSIZE);
+	/* The other buffer fills while the first is in flight (never polled here). */
+	uint8_t buf[MAX_LEN];
+	int rc = 0;
+	for (int i = 0; i < 100 && rc == 0; i++) {
+		uint64_t lsn = sl_wal_last_lsn(w) + 1;
+		fill(buf, lsn, len_for(lsn));
+		rc = sl_wal_append(w, type_for(lsn), buf, len_for(lsn), NULL);
+	}
+	assert_int_equal(rc, -ENOBUFS);
+	struct sl_wal_stats s;
+	sl_wal_stats(w, &s);
+	assert_int_equal(s.enobufs, 1);
+	append_n(w, 20); /* polls through -ENOBUFS */
+	assert_int_equal(sl_wal_sync(w), 0);
+	uint64_t last = sl_wal_last_lsn(w);
+	sl_wal_close(w);
+	expect_records(&c, last);
+}
+
+/* Recovery after a torn tail of segment 1 at end_off keeps records 1..n, truncates the
+ * file there, and appends continue. */
+static void expect_torn_cut(const struct sl_wal_config *c, uint64_t n, uint64_t end_off,
+			    enum sl_wal_bad reason)
+{
+	struct got g;
+	struct sl_wal_recovery rep;
+	struct sl_wal *w = open_recover(c, &g, &rep);
+	assert_int_equal(g.n, n);
+	assert_true(rep.torn_tail_cut);
+	assert_false(rep.corruption);
+	assert_int_equal(rep.reason, reason);
+	assert_int_equal(rep.bad_segment_lsn, 1);
+	assert_int_equal(rep.bad_offset, end_off);
+	struct sl_wal_stats s;
+	sl_wal_stats(w, &s);
+	assert_int_equal(s.torn_tail_cuts, 1);
+	assert_int_equal(sl_wal_last_lsn(w), n);
+	char path[128];
+	struct stat st;
+	seg_path(path, sizeof(path), c->dir, 1);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_size, (off_t)end_off);
+	append_synced(w, 4);
+	sl_wal_close(w);
+	expect_records(c, n + 4);
+}
+
+/* Ten synced records, then the tail after them is torn: cut mid-record by a truncate,
+ * or overwritten with garbage. */
+static void test_torn_tails(void **state)
+{
+	struct fx *f = *state;
+	for (int garbage = 0; garbage < 2; garbage++) {
+		char dir[96];
+		snprintf(dir, sizeof(dir), "%s/case%d", f->dir, garbage);
+		struct sl_wal_config c;
+		cfg_one_segment(&c, dir);
+		struct got g;
+		struct sl_wal *w = open_recover(&c, &g, NULL);
+		uint64_t end = append_synced(w, 10);
+		append_synced(w, 3);
+		sl_wal_close(w);
+		char path[128];
+		seg_path(path, sizeof(path), dir, 1);
+		if (!garbage) {
+			assert_int_equal(truncate(path, (off_t)(end + 100)), 0); /* in record 11 */
+			expect_torn_cut(&c, 10, end, SL_WAL_BAD_LENGTH);
+			continue;
+		}
+		uint8_t junk[6000];
+		for (size_t i = 0; i < sizeof(junk); i++)
+			junk[i] = (uint8_t)(i * 7u + 3u);
+		write_at(path, end, junk, sizeof(junk));
+		expect_torn_cut(&c, 10, end, SL_WAL_BAD_MAGIC);
+	}
+}
+
+/* Three flushes of four small records: lsn 1-4 at offset 0, 5-8 at 4096, 9-12 at 8192;
+ * then damages segment 1 by writing n bytes at off. */
+static void three_blocks_damaged(const struct sl_wal_config *c, uint64_t off, const void *p,
+				 size_t n)
+{
+	struct got g;
+	struct sl_wal *w = open_recover(c, &g, NULL);
+	for (int b = 0; b < 3; b++)
+		assert_int_equal(append_synced(w, 4), 4096u * (b + 1));
+	sl_wal_close(w);
+	char path[128];
+	seg_path(path, sizeof(path), c->dir, 1);
+	write_at(path, off, p, n);
+}
+
+/* Strict recovery refuses, replays nothing, and says where. */
+static void expect_badmsg(const struct sl_wal_config *c, enum sl_wal_bad reason)
+{
+	struct sl_wal *w = NULL;
+	struct sl_wal_recovery rep;
+	struct got g = {0};
+	assert_int_equal(sl_wal_open(c, &w), 0);
+	assert_int_equal(sl_wal_recover(w, collect, &g, &rep), -EBADMSG);
+	assert_int_equal(g.n, 0);
+	assert_true(rep.corruption);
+	assert_false(rep.salvaged);
+	assert_int_equal(rep.reason, reason);
+	assert_int_equal(rep.bad_segment_lsn, 1);
+	assert_int_equal(rep.bad_offset, 4096);
+	assert_string_equal(rep.bad_segment, "wal-0000000000000001.log");
+	assert_int_equal(sl_wal_append(w, 1, NULL, 0, NULL), -EINVAL);
+	sl_wal_close(w);
+}
+
+static void test_corruption_strict_and_salvage(void **state)
+{
+	struct fx *f = *state;
+	struct sl_wal_config c;
+	cfg_one_segment(&c, f->dir);
+	uint8_t flip = 0xee;
+	three_blocks_damaged(&c, 4096 + SL_WAL_HDR_BYTES + 10, &flip, 1); /* lsn 5's payload */
+	expect_badmsg(&c, SL_WAL_BAD_CRC);
+
+	c.salvage = true;
+	struct got g;
+	struct sl_wal_recovery rep;
+	struct sl_wal *w = open_recover(&c, &g, &rep);
+	assert_int_equal(g.n, 4);
+	assert_true(rep.corruption);
+	assert_true(rep.salvaged);
+	struct sl_wal_stats s;
+	sl_wal_stats(w, &s);
+	assert_int_equal(s.salvage_cuts, 1);
+	append_synced(w, 1);
+	assert_int_equal(sl_wal_last_lsn(w), 5);
+	sl_wal_close(w);
+	c.salvage = false;
+	expect_records(&c, 5);
+}
+
+/* A lost block in the middle (zeros, as after a lost write) is not preallocated space:
+ * valid records follow it. */
+static void test_zero_hole_is_corruption(void **state)
+{
+	struct fx *f = *state;
+	struct sl_wal_config c;
+	cfg_one_segment(&c, f->dir);
+	static const uint8_t zeros[4096];
+	three_blocks_damaged(&c, 4096, zeros, sizeof(zeros));
+	expect_badmsg(&c, SL_WAL_BAD_HOLE);
+}
+
+/* A valid record with the wrong lsn: block 0 (lsn 1-4) copied where lsn 5 belongs. */
+static void test_lsn_gap_is_corruption(void **state)
+{
+	struct fx *f = *state;
+	struct sl_wal_config c;
+	cfg_one_segment(&c, f->dir);
+	uint8_t block[4096];
+	three_blocks_damaged(&c, 0, block, 0);
+	char path[128];
+	seg_path(path, sizeof(path), f->dir, 1);
+	int fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, block, sizeof(block), 0), (ssize_t)sizeof(block));
+	close(fd);
+	write_at(path, 4096, block, sizeof(block));
+	expect_badmsg(&c, SL_WAL_BAD_LSN);
+}
+
+/* A failed flush: durable lsn stays, the error is sticky, a restart replays exactly
+ * the durable records and appends continue after them. */
+static void check_failed_flush(const struct sl_wal_config *c, enum sl_wal_op op, int err,
+			       uint32_t after, uint32_t batch)
+{
+	struct got g;
+	struct sl_wal *w = open_recover(c, &g, NULL);
+	assert_int_equal(sl_wal_inject_fault(w, op, err, after), 0);
+	for (uint32_t i = 0; i < after; i++)
+		append_synced(w, batch);
+	uint64_t durable = sl_wal_durable_lsn(w);
+	assert_int_equal(durable, (uint64_t)after * batch);
+	append_n(w, batch);
+	assert_int_equal(sl_wal_sync(w), err);
+	assert_int_equal(sl_wal_durable_lsn(w), durable);
+	assert_int_equal(sl_wal_poll(w), err);
+	assert_int_equal(sl_wal_append(w, 1, NULL, 0, NULL), -EIO);
+	assert_int_equal(sl_wal_flush(w), -EIO);
+	assert_int_equal(sl_wal_poll(w), err);
+	struct sl_wal_stats s;
+	sl_wal_stats(w, &s);
+	assert_true(s.failed);
+	assert_int_equal(s.error, err);
+	assert_int_equal(s.faults_injected, 1);
+	assert_int_equal(op == SL_WAL_OP_WRITE ? s.write_errors : s.fsync_errors, 1);
+	assert_int_equal(s.durable_lsn, durable);
+	sl_wal_close(w);
+
+	struct sl_wal_recovery rep;
+	w = open_recover(c, &g, &rep);
+	assert_int_equal(g.n, durable);
+	assert_int_equal(rep.last_lsn, durable);
+	append_synced(w, 2);
+	assert_int_equal(sl_wal_last_lsn(w), durable + 2);
+	sl_wal_close(w);
+	expect_records(c, durable + 2);
+}
+
+/* -ENOSPC on the third write; -EIO on the third fdatasync, whose flush opened a new
+ * segment (two blocks per segment, a block per flush); -EIO on the very first one. */
+static void test_injected_faults(void **state)
+{
+	struct fx *f = *state;
+	static const struct {
+		enum sl_wal_op op;
+		int err;
+		uint32_t after, batch;
+		bool two_blocks;
+	} cases[] = {
+	    {SL_WAL_OP_WRITE, -ENOSPC, 2, 5, false},
+	    {SL_WAL_OP_FSYNC, -EIO, 2, 1, true},
+	    {SL_WAL_OP_FSYNC, -EIO, 0, 3, false},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char dir[96];
+		snprintf(dir, sizeof(dir), "%s/case%zu", f->dir, i);
+		struct sl_wal_config c;
+		if (cases[i].two_blocks)
+			cfg_two_blocks(&c, dir);
+		else
+			cfg_small(&c, dir);
+		check_failed_flush(&c, cases[i].op, cases[i].err, cases[i].after, cases[i].batch);
+		if (cases[i].two_blocks) { /* 1, and 3 recreated by the appends after reopen */
+			assert_true(seg_exists(dir, 1));
+			assert_true(seg_exists(dir, 3));
+			assert_int_equal(count_segments(dir), 2);
+		}
+	}
+}
+
+static void test_release(void **state)
+{
+	struct fx *f = *state;
+	struct sl_wal_config c;
+	cfg_two_blocks(&c, f->dir);
+	struct got g;
+	struct sl_wal *w = open_recover(&c, &g, NULL);
+	assert_int_equal(sl_wal_release(w, 100), 0); /* nothing yet */
+	for (int i = 0; i < 10; i++)
+		append_synced(w, 1);
+	assert_int_equal(count_segments(f->dir), 5); /* 1, 3, 5, 7, 9 */
+	assert_int_equal(sl_wal_release(w, 3), 0);   /* segment 3 holds 4 */
+	assert_int_equal(count_segments(f->dir), 4);
+	assert_false(seg_exists(f->dir, 1));
+	assert_int_equal(sl_wal_first_lsn(w), 3);
+	assert_int_equal(sl_wal_release(w, 4), 0);
+	assert_int_equal(sl_wal_first_lsn(w), 5);
+	assert_int_equal(sl_wal_release(w, 1000), 0); /* never the active segment */
+	assert_int_equal(count_segments(f->dir), 1);
+	assert_true(seg_exists(f->dir, 9));
+	assert_int_equal(sl_wal_first_lsn(w), 9);
+	struct sl_wal_stats s;
+	sl_wal_stats(w, &s);
+	assert_int_equal(s.segments_deleted, 4);
+	sl_wal_close(w);
+
+	struct sl_wal_recovery rep;
+	w = open_recover(&c, &g, &rep);
+	assert_int_equal(g.n, 2);
+	assert_int_equal(g.first, 9);
+	assert_int_equal(rep.first_lsn, 9);
+	assert_int_equal(sl_wal_first_lsn(w), 9);
+	append_n(w, 1);
+	assert_int_equal(sl_wal_last_lsn(w), 11);
+	assert_int_equal(sl_wal_sync(w), 0);
+	sl_wal_close(w);
+}
+
+static void test_bad_inputs(void **state)
+{
+	struct fx *f = *state;
+	struct sl_wal_config c;
+	struct sl_wal *w = NULL, *w2 = NULL;
+	char nested[128];
+	snprintf(nested, sizeof(nested), "%s/a/b/wal", f->dir);
+	cfg_small(&c, nested);
+	c.segment_bytes = 4096; /* smaller than a buffer */
+	assert_int_equal(sl_wal_open(&c, &w), -EINVAL);
+	cfg_small(&c, NULL);
+	assert_int_equal(sl_wal_open(&c, &w), -EINVAL);
+	cfg_small(&c, nested);
+	c.ring_entries = 2;
+	assert_int_equal(sl_wal_open(&c, &w), -EINVAL);
+
+	cfg_small(&c, nested);
+	assert_int_equal(sl_wal_open(&c, &w), 0); /* mkdir -p */
+	assert_int_equal(sl_wal_open(&c, &w2), -EBUSY);
+	assert_int_equal(sl_wal_append(w, 1, NULL, 0, NULL), -EINVAL); /* before recovery */
+	assert_int_equal(sl_wal_flush(w), -EINVAL);
+	assert_int_equal(sl_wal_release(w, 1), -EINVAL);
+	assert_int_equal(sl_wal_recover(w, NULL, NULL, NULL), 0);
+	assert_int_equal(sl_wal_recover(w, NULL, NULL, NULL), -EINVAL);
+	assert_int_equal(sl_wal_append(w, 1, NULL, 5, NULL), -EINVAL);
+	assert_int_equal(sl_wal_inject_fault(w, SL_WAL_OP_WRITE, 0, 0), -EINVAL);
+	assert_int_equal(sl_wal_inject_fault(w, (enum sl_wal_op)7, -EIO, 0), -EINVAL);
+	uint64_t lsn = 0;
+	assert_int_equal(sl_wal_append(w, 9, NULL, 0, &lsn), 0); /* empty payload is fine */
+	assert_int_equal(lsn, 1);
+	static uint8_t max[8192 - SL_WAL_HDR_BYTES];
+	assert_int_equal(sl_wal_append(w, 9, max, sizeof(max), &lsn), 0);
+	assert_int_equal(sl_wal_append(w, 9, max, sizeof(max) + 1, &lsn), -EMSGSIZE);
+	assert_int_equal(sl_wal_sync(w), 0);
+	assert_int_equal(sl_wal_durable_lsn(w), 2);
+	sl_wal_close(w);
+
+	assert_int_equal(sl_wal_open(&c, &w), 0);
+	struct sl_wal_recovery rep;
+	assert_int_equal(sl_wal_recover(w, NULL, NULL, &rep), 0);
+	assert_int_equal(rep.records, 2);
+	sl_wal_close(w);
+	sl_wal_close(NULL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_round_trip_direct, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_round_trip_buffered, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_enobufs_and_msgsize, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_torn_tails, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_corruption_strict_and_salvage, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_zero_hole_is_corruption, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_lsn_gap_is_corruption, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_injected_faults, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_release, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bad_inputs, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
