@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <rte_eal.h>
+#include <rte_errno.h>
 #include <rte_lcore.h>
 #include <rte_log.h>
 
@@ -206,7 +207,6 @@ int main(int argc, char **argv)
 	eal[ne++] = argv[0];
 	eal[ne++] = "--lcores";
 	eal[ne++] = lcores;
-	eal[ne++] = "--in-memory";
 	eal[ne++] = "--log-level=lib.eal:warning";
 	char pcis[SL_CFG_PATH_MAX];
 	if (cfg.pci_allow[0] == '\0') {
@@ -222,8 +222,16 @@ int main(int argc, char **argv)
 		    (cfg.hugepages == SL_HUGE_AUTO && hugepages_usable(hugewhy, sizeof(hugewhy)));
 	if (cfg.hugepages == SL_HUGE_OFF)
 		snprintf(hugewhy, sizeof(hugewhy), "hugepages = off in the config");
+	/* no runtime files left behind a SIGKILL; one prefix per node for several nodes on
+	 * a host (--in-memory needs hugepages: --no-huge implies legacy memory) */
+	char prefix[96];
+	snprintf(prefix, sizeof(prefix), "--file-prefix=sluice-%s", cfg.name);
+	eal[ne++] = prefix;
+	if (huge)
+		eal[ne++] = "--in-memory";
 	if (!huge) {
 		snprintf(mem, sizeof(mem), "%u", cfg.memory_mb);
+		eal[ne++] = "--no-shconf";
 		eal[ne++] = "--no-huge";
 		eal[ne++] = "-m";
 		eal[ne++] = mem;

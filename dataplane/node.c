@@ -20,6 +20,7 @@
 
 #include <rte_common.h>
 #include <rte_cycles.h>
+#include <rte_errno.h>
 #include <rte_lcore.h>
 #include <rte_malloc.h>
 #include <rte_mempool.h>
@@ -163,7 +164,10 @@ struct worker {
 	struct pend *pend;
 	uint32_t *pend_free;
 	uint32_t n_pend_free;
-	uint32_t slot_cur[256]; /* pending handle of the batch being read per slot */
+	uint32_t slot_cur[256];      /* pending handle of the batch being read per slot */
+	uint32_t slot_inflight[256]; /* batches of the slot awaiting their ack */
+	uint32_t slot_epoch[256];    /* the slot's client generation we are reading */
+	uint64_t next_reap_tsc;
 	struct lsn_rec *lsnq;
 	uint32_t lsn_head, lsn_len, lsn_durable; /* durable = entries handed to persisted() */
 	uint64_t wal_bytes_since_ckpt;
@@ -180,7 +184,7 @@ struct sl_node {
 	struct worker *w;
 	struct region *regions;
 	struct rte_mempool *xpool;
-	struct sl_stats *stats;
+	struct sl_stats_writer *stats;
 	struct sl_ingest *ingest;
 	enum sl_arena_mode arena_mode;
 	atomic_bool stop;
@@ -206,12 +210,14 @@ static void pend_finish(struct worker *w, uint32_t h)
 	if (w->wal_failed && p->stored != p->count)
 		status = -EIO;
 	if (sl_ingest_ack(w->node->ingest, p->slot, p->batch_seq, status, p->stored) != 0)
-		sl_stats_add(w->st, SL_STAT_ACK_ERRORS, 1);
+		sl_stats_add(w->st, SL_STAT_ack_errors, 1);
 	else
-		sl_stats_add(w->st, SL_STAT_ACKS_SENT, 1);
+		sl_stats_add(w->st, SL_STAT_acks_sent, 1);
 	uint64_t lat_ns = (rte_rdtsc() - p->t0_tsc) * 1000000000ull / w->tsc_hz;
-	sl_stats_latency(w->st, lat_ns);
+	sl_stats_ack_latency(w->st, lat_ns);
 	p->used = false;
+	SL_ASSERT(w->slot_inflight[p->slot] > 0);
+	w->slot_inflight[p->slot]--;
 	w->pend_free[w->n_pend_free++] = h;
 }
 
@@ -248,10 +254,10 @@ static bool xmsg_send(struct worker *w, unsigned dst, struct xmsg *x)
 		return true;
 	}
 	if (rte_ring_sp_enqueue(w->out[dst], x) != 0) {
-		sl_stats_add(w->st, SL_STAT_RING_FULL, 1);
+		sl_stats_add(w->st, SL_STAT_ring_full, 1);
 		return false;
 	}
-	sl_stats_add(w->st, SL_STAT_CROSS_CORE_OUT, x->n);
+	sl_stats_add(w->st, SL_STAT_cross_core_out, x->n);
 	return true;
 }
 
@@ -294,6 +300,19 @@ static void flush_ack_msgs(struct worker *w)
 
 /* ---------------------------------------------------------------- proposals */
 
+/* Proposal ids: (region + 1) << 32 | slot, never 0 (0 = not proposed here). */
+static uint64_t prop_id(const struct region *r, uint32_t slot)
+{
+	return ((uint64_t)(r->id + 1) << 32) | slot;
+}
+
+static int prop_of(const struct region *r, uint64_t pid)
+{
+	if ((pid >> 32) != (uint64_t)r->id + 1 || (pid & 0xffffffffu) >= PROP_SLOTS)
+		return -1;
+	return (int)(pid & 0xffffffffu);
+}
+
 static int prop_open(struct worker *w, struct region *r)
 {
 	(void)w;
@@ -321,7 +340,7 @@ static void prop_close(struct worker *w, struct region *r)
 	struct proposal *p = &r->props[r->open];
 	size_t len = 0;
 	sl_batch_finish(&p->b, &len);
-	uint64_t pid = ((uint64_t)r->id << 32) | (uint32_t)r->open;
+	uint64_t pid = prop_id(r, (uint32_t)r->open);
 	int rc = r->ops->propose(r->cons, pid, p->buf, (uint32_t)len);
 	if (rc != 0) {
 		/* the protocol refused (storage failed, not leader): fail the runs now */
@@ -331,7 +350,7 @@ static void prop_close(struct worker *w, struct region *r)
 		p->in_use = false;
 	} else {
 		p->proposed = true;
-		sl_stats_add(w->st, SL_STAT_BATCHES_IN, 1);
+		sl_stats_add(w->st, SL_STAT_batches_in, 1);
 	}
 	r->open = -1;
 }
@@ -436,8 +455,8 @@ static int wal_append_entry(struct worker *w, struct region *r, const struct sl_
 	w->lsnq[(w->lsn_head + w->lsn_len++) % LSNQ_SIZE] =
 		(struct lsn_rec){lsn, r->id, e->term, e->index};
 	w->wal_bytes_since_ckpt += ENTRY_HDR + e->len;
-	sl_stats_add(w->st, SL_STAT_WAL_APPENDS, 1);
-	sl_stats_add(w->st, SL_STAT_WAL_BYTES, ENTRY_HDR + e->len);
+	sl_stats_add(w->st, SL_STAT_wal_appends, 1);
+	sl_stats_add(w->st, SL_STAT_wal_bytes, ENTRY_HDR + e->len);
 	return 0;
 }
 
@@ -447,7 +466,7 @@ static void wal_fail(struct worker *w, int err)
 		fprintf(stderr, "sluiced: worker %u: WAL failed (%s); nothing more is "
 				"acknowledged on this core until restart\n",
 			w->idx, strerror(-err));
-		sl_stats_add(w->st, SL_STAT_WAL_ERRORS, 1);
+		sl_stats_add(w->st, SL_STAT_wal_errors, 1);
 	}
 	w->wal_failed = true;
 	atomic_store(&w->node->failed, true);
@@ -474,18 +493,18 @@ static void region_process_ready(struct worker *w, struct region *r)
 		for (uint32_t i = 0; i < rd.n_committed; i++) {
 			const struct sl_cons_entry *e = &rd.committed[i];
 			struct proposal *p = NULL;
-			if (e->proposal_id != 0 && (e->proposal_id >> 32) == r->id)
-				p = &r->props[e->proposal_id & 0xffffffffu];
+			if (prop_of(r, e->proposal_id) >= 0)
+				p = &r->props[prop_of(r, e->proposal_id)];
 			if (e->type == SL_CONS_ENTRY_NORMAL)
 				apply_entry(r, e->data, e->len, p);
 			r->applied_index = e->index;
-			sl_stats_add(w->st, SL_STAT_POINTS_APPLIED, p ? p->n_points : 0);
+			sl_stats_add(w->st, SL_STAT_points_applied, p ? p->n_points : 0);
 		}
 		for (uint32_t i = 0; i < rd.n_acks; i++) {
 			const struct sl_cons_ack *a = &rd.acks[i];
-			if ((a->proposal_id >> 32) != r->id)
+			if (prop_of(r, a->proposal_id) < 0)
 				continue;
-			struct proposal *p = &r->props[a->proposal_id & 0xffffffffu];
+			struct proposal *p = &r->props[prop_of(r, a->proposal_id)];
 			SL_ASSERT(p->in_use && p->proposed);
 			int32_t st = a->status == SL_CONS_ACK_OK ? 0 : -EIO;
 			for (uint32_t k = 0; k < p->n_runs; k++)
@@ -586,7 +605,7 @@ static void checkpoint(struct worker *w)
 		if (rc != 0) {
 			fprintf(stderr, "sluiced: region %u: snapshot failed (%s); WAL kept\n",
 				r->id, strerror(-rc));
-			sl_stats_add(w->st, SL_STAT_WAL_ERRORS, 1);
+			sl_stats_add(w->st, SL_STAT_wal_errors, 1);
 			return;
 		}
 	}
@@ -615,7 +634,7 @@ static bool consume_points(struct worker *w, struct xmsg *x)
 		x->pos++;
 	}
 	if (x->src != w->idx)
-		sl_stats_add(w->st, SL_STAT_CROSS_CORE_IN, x->n);
+		sl_stats_add(w->st, SL_STAT_cross_core_in, x->n);
 	return true;
 }
 
@@ -708,7 +727,20 @@ static int poll_ingest(struct worker *w)
 	struct sl_node *n = w->node;
 	int work = 0;
 	uint32_t n_slots = sl_ingest_n_slots(n->ingest);
+	uint64_t tsc = rte_rdtsc();
+	bool reap = tsc >= w->next_reap_tsc;
+	if (reap)
+		w->next_reap_tsc = tsc + w->tsc_hz / 100; /* every 10 ms */
 	for (uint32_t slot = w->idx; slot < n_slots; slot += n->n_workers) {
+		/* A slot is recycled for a new client only once nothing of the old one awaits
+		 * an ack, so no late ack can reach the next client. */
+		if (reap && w->slot_inflight[slot] == 0)
+			sl_ingest_reap_slot(n->ingest, slot);
+		uint32_t epoch = sl_ingest_slot_epoch(n->ingest, slot);
+		if (epoch != w->slot_epoch[slot]) {
+			w->slot_epoch[slot] = epoch;
+			w->slot_cur[slot] = UINT32_MAX; /* drop a half-read batch of the old client */
+		}
 		/* room for a whole burst: pending handles and outgoing messages */
 		if (w->n_pend_free < INGEST_BURST || !flush_point_msgs(w))
 			break;
@@ -716,7 +748,7 @@ static int poll_ingest(struct worker *w)
 		if (got <= 0)
 			continue;
 		work += got;
-		sl_stats_add(w->st, SL_STAT_POINTS_IN, (uint64_t)got);
+		sl_stats_add(w->st, SL_STAT_points_in, (uint64_t)got);
 		for (int i = 0; i < got; i++) {
 			const struct sl_ingest_rec *rec = &w->recs[i];
 			uint32_t h;
@@ -726,22 +758,23 @@ static int poll_ingest(struct worker *w)
 							   rec->batch_count, rec->batch_count, 0,
 							   rte_rdtsc()};
 				w->slot_cur[slot] = h;
+				w->slot_inflight[slot]++;
 			} else {
 				h = w->slot_cur[slot];
 				if (h == UINT32_MAX || !w->pend[h].used ||
 				    w->pend[h].batch_seq != rec->batch_seq) {
-					sl_stats_add(w->st, SL_STAT_BAD_RECORDS, 1);
+					sl_stats_add(w->st, SL_STAT_bad_records, 1);
 					continue;
 				}
 			}
-			if (!rec->valid) {
-				sl_stats_add(w->st, SL_STAT_BAD_RECORDS, 1);
-				sl_stats_add(w->st, SL_STAT_POINTS_REJECTED, 1);
+			if (rec->flags != 0) {
+				sl_stats_add(w->st, SL_STAT_bad_records, 1);
+				sl_stats_add(w->st, SL_STAT_points_rejected, 1);
 				pend_account(w, h, 1, 0);
 				continue;
 			}
 			struct xpoint xp;
-			xp.series_id = sl_series_id(rec->key, rec->key_len);
+			xp.series_id = sl_series_id((const char *)rec->key, rec->key_len);
 			xp.ts = rec->ts;
 			xp.value = rec->value;
 			xp.type = rec->type;
@@ -751,7 +784,7 @@ static int poll_ingest(struct worker *w)
 			xp.region = (uint16_t)sl_node_region_of(xp.series_id, n->cfg.regions);
 			while (!route_point(w, &xp)) {
 				/* the pool or a ring is full: let consumers (us too) catch up */
-				sl_stats_add(w->st, SL_STAT_RING_FULL, 1);
+				sl_stats_add(w->st, SL_STAT_ring_full, 1);
 				drain_inputs(w);
 				rte_pause();
 			}
@@ -830,7 +863,7 @@ static void worker_idle(struct worker *w, bool flush_in_flight)
 		rte_pause();
 		return;
 	}
-	sl_stats_add(w->st, SL_STAT_IDLE_SLEEPS, 1);
+	sl_stats_add(w->st, SL_STAT_idle_sleeps, 1);
 	/* A flush in flight will complete soon: stay responsive. */
 	uint32_t cap = flush_in_flight ? 20 : w->node->cfg.idle_sleep_us_max;
 	w->idle_us = w->idle_us == 0 ? 1 : w->idle_us * 2;
@@ -860,13 +893,13 @@ static void worker_round(struct worker *w, bool take_new)
 		if (rc < 0 && rc != -EBUSY && rc != -EAGAIN)
 			wal_fail(w, rc);
 		else if (rc == 0)
-			sl_stats_add(w->st, SL_STAT_WAL_FLUSHES, 1);
+			sl_stats_add(w->st, SL_STAT_wal_flushes, 1);
 	}
 	if (!w->wal_failed) {
 		uint64_t before = sl_wal_durable_lsn(w->wal);
 		wal_completions(w);
 		if (sl_wal_durable_lsn(w->wal) != before) {
-			sl_stats_add(w->st, SL_STAT_WAL_FSYNCS, 1);
+			sl_stats_add(w->st, SL_STAT_wal_fsyncs, 1);
 			work++;
 		}
 	}
@@ -879,7 +912,7 @@ static void worker_round(struct worker *w, bool take_new)
 	lsnq_trim(w);
 	if (w->wal_bytes_since_ckpt >= (uint64_t)n->cfg.checkpoint_mb << 20)
 		checkpoint(w);
-	sl_stats_add(w->st, work ? SL_STAT_POLLS_BUSY : SL_STAT_POLLS_IDLE, 1);
+	sl_stats_add(w->st, work ? SL_STAT_polls_busy : SL_STAT_polls_idle, 1);
 	sl_stats_end(w->st);
 	if (work == 0)
 		worker_idle(w, sl_wal_durable_lsn(w->wal) < sl_wal_last_lsn(w->wal));
@@ -1354,18 +1387,18 @@ static struct json_object *status_json(struct sl_node *n)
 	/* totals from the stats segment, read like any other process would */
 	struct sl_stats_reader *rd = NULL;
 	if (sl_stats_open(n->cfg.stats_path, &rd) == 0) {
-		uint64_t tot[SL_STAT__COUNT] = {0};
+		uint64_t tot[SL_STATS_N_COUNTERS] = {0};
 		for (unsigned c = 0; c < n->n_workers; c++) {
 			struct sl_stats_snapshot s;
 			if (sl_stats_read_core(rd, c, &s) == 0)
-				for (int k = 0; k < SL_STAT__COUNT; k++)
+				for (int k = 0; k < SL_STATS_N_COUNTERS; k++)
 					tot[k] += s.counters[k];
 		}
-		json_object_object_add(o, "points_in", json_object_new_int64((int64_t)tot[SL_STAT_POINTS_IN]));
+		json_object_object_add(o, "points_in", json_object_new_int64((int64_t)tot[SL_STAT_points_in]));
 		json_object_object_add(o, "points_applied",
-				       json_object_new_int64((int64_t)tot[SL_STAT_POINTS_APPLIED]));
-		json_object_object_add(o, "acks_sent", json_object_new_int64((int64_t)tot[SL_STAT_ACKS_SENT]));
-		json_object_object_add(o, "wal_fsyncs", json_object_new_int64((int64_t)tot[SL_STAT_WAL_FSYNCS]));
+				       json_object_new_int64((int64_t)tot[SL_STAT_points_applied]));
+		json_object_object_add(o, "acks_sent", json_object_new_int64((int64_t)tot[SL_STAT_acks_sent]));
+		json_object_object_add(o, "wal_fsyncs", json_object_new_int64((int64_t)tot[SL_STAT_wal_fsyncs]));
 		sl_stats_close(rd);
 	}
 	return o;
@@ -1376,14 +1409,14 @@ static struct json_object *stats_json(struct sl_node *n)
 	struct json_object *o = json_object_new_object();
 	struct json_object *cores = json_object_new_array();
 	struct json_object *totals = json_object_new_object();
-	uint64_t tot[SL_STAT__COUNT] = {0};
+	uint64_t tot[SL_STATS_N_COUNTERS] = {0};
 	struct sl_stats_reader *rd = NULL;
 	if (sl_stats_open(n->cfg.stats_path, &rd) == 0) {
 		for (unsigned c = 0; c < n->n_workers; c++) {
 			struct sl_stats_snapshot s;
 			struct json_object *co = json_object_new_object();
 			if (sl_stats_read_core(rd, c, &s) == 0)
-				for (int k = 0; k < SL_STAT__COUNT; k++) {
+				for (int k = 0; k < SL_STATS_N_COUNTERS; k++) {
 					tot[k] += s.counters[k];
 					json_object_object_add(co, sl_stats_counter_name(k),
 							       json_object_new_int64((int64_t)s.counters[k]));
@@ -1392,7 +1425,7 @@ static struct json_object *stats_json(struct sl_node *n)
 		}
 		sl_stats_close(rd);
 	}
-	for (int k = 0; k < SL_STAT__COUNT; k++)
+	for (int k = 0; k < SL_STATS_N_COUNTERS; k++)
 		json_object_object_add(totals, sl_stats_counter_name(k),
 				       json_object_new_int64((int64_t)tot[k]));
 	json_object_object_add(o, "cores", cores);

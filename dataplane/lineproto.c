@@ -1,0 +1,742 @@
+/* lineproto.c - InfluxDB line protocol: one pass over a line, names kept as escaped spans of
+ * the input until the canonical series keys are written into the caller's scratch buffer.
+ * Every loop is bounded by the line length; nothing allocates, nothing reads a clock. */
+#include "lineproto.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sl_assert.h"
+
+static const char *const err_names[SL_LP_ERR_COUNT] = {
+    [SL_LP_OK] = "ok",
+    [SL_LP_ERR_SYNTAX_MEASUREMENT] = "syntax_measurement",
+    [SL_LP_ERR_SYNTAX_TAG] = "syntax_tag",
+    [SL_LP_ERR_SYNTAX_FIELD] = "syntax_field",
+    [SL_LP_ERR_BAD_NUMBER] = "bad_number",
+    [SL_LP_ERR_OUT_OF_RANGE] = "out_of_range",
+    [SL_LP_ERR_BAD_BOOL] = "bad_bool",
+    [SL_LP_ERR_BAD_STRING] = "bad_string",
+    [SL_LP_ERR_STRING_TOO_LONG] = "string_too_long",
+    [SL_LP_ERR_BAD_TIMESTAMP] = "bad_timestamp",
+    [SL_LP_ERR_TS_OUT_OF_RANGE] = "ts_out_of_range",
+    [SL_LP_ERR_TOO_MANY_FIELDS] = "too_many_fields",
+    [SL_LP_ERR_KEY_TOO_LONG] = "key_too_long",
+    [SL_LP_ERR_LINE_TOO_LONG] = "line_too_long",
+    [SL_LP_ERR_INVALID_UTF8] = "invalid_utf8",
+    [SL_LP_ERR_DUPLICATE_TAG] = "duplicate_tag",
+    [SL_LP_ERR_DUPLICATE_FIELD] = "duplicate_field",
+    [SL_LP_ERR_NO_FIELDS] = "no_fields",
+    [SL_LP_ERR_SCRATCH] = "scratch",
+};
+
+const char *sl_lp_err_name(int err)
+{
+	if (err < 0 || err >= SL_LP_ERR_COUNT)
+		return "unknown";
+	return err_names[err];
+}
+
+int sl_lp_precision_parse(const char *s, enum sl_lp_precision *out)
+{
+	static const struct {
+		const char *name;
+		enum sl_lp_precision p;
+	} names[] = {{"ns", SL_LP_PREC_NS}, {"n", SL_LP_PREC_NS}, {"us", SL_LP_PREC_US},
+		     {"u", SL_LP_PREC_US},  {"ms", SL_LP_PREC_MS}, {"s", SL_LP_PREC_S}};
+	if (s == NULL || out == NULL)
+		return -EINVAL;
+	for (size_t i = 0; i < SL_ARRAY_LEN(names); i++) {
+		if (strcmp(s, names[i].name) == 0) {
+			*out = names[i].p;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+/* ---- escaping ---------------------------------------------------------------------- */
+
+/* Which characters a backslash escapes (besides itself) in each kind of name. */
+enum name_kind {
+	NAME_MEASUREMENT, /* ',' ' ' */
+	NAME_KEY,	  /* tag keys, tag values, field keys: ',' '=' ' ' */
+};
+
+static bool is_special(char c, enum name_kind kind)
+{
+	return c == ',' || c == ' ' || (kind == NAME_KEY && c == '=');
+}
+
+/* A name as it stands in the input (still escaped). */
+struct span {
+	const char *p;
+	size_t n;
+};
+
+/* Next logical character of s at *i: "\\" and "\<special>" stand for the second character,
+ * any other backslash is a literal one (InfluxDB's rule). *escaped tells the caller the
+ * character cannot be a delimiter. */
+static char next_char(const char *s, size_t n, size_t *i, enum name_kind kind, bool *escaped)
+{
+	char c = s[*i];
+	if (c == '\\' && *i + 1 < n && (s[*i + 1] == '\\' || is_special(s[*i + 1], kind))) {
+		*escaped = true;
+		*i += 2;
+		return s[*i - 1];
+	}
+	*escaped = false;
+	*i += 1;
+	return c;
+}
+
+/* Scans a name from pos up to the first unescaped delimiter in `stops` (or the end).
+ * Returns the end offset; *stop is the delimiter found or 0 at the end of the line. */
+static size_t scan_name(const char *s, size_t n, size_t pos, enum name_kind kind,
+			const char *stops, char *stop)
+{
+	size_t i = pos;
+	*stop = 0;
+	while (i < n) {
+		size_t at = i;
+		bool esc;
+		char c = next_char(s, n, &i, kind, &esc);
+		if (!esc && strchr(stops, c) != NULL) {
+			*stop = c;
+			return at;
+		}
+	}
+	return n;
+}
+
+/* memcmp order of the unescaped bytes of two names. */
+static int name_cmp(struct span a, struct span b, enum name_kind kind)
+{
+	size_t i = 0, j = 0;
+	while (i < a.n && j < b.n) {
+		bool e;
+		unsigned char ca = (unsigned char)next_char(a.p, a.n, &i, kind, &e);
+		unsigned char cb = (unsigned char)next_char(b.p, b.n, &j, kind, &e);
+		if (ca != cb)
+			return ca < cb ? -1 : 1;
+	}
+	if (i < a.n)
+		return 1;
+	return j < b.n ? -1 : 0;
+}
+
+/* Appends the canonical escaped form of a name at dst[*len]; false when it would pass cap. */
+static bool put_name(char *dst, size_t cap, size_t *len, struct span s, enum name_kind kind)
+{
+	size_t i = 0, o = *len;
+	while (i < s.n) {
+		bool e;
+		char c = next_char(s.p, s.n, &i, kind, &e);
+		if (c == '\\' || is_special(c, kind)) {
+			if (o >= cap)
+				return false;
+			dst[o++] = '\\';
+		}
+		if (o >= cap)
+			return false;
+		dst[o++] = c;
+	}
+	*len = o;
+	return true;
+}
+
+static bool put_byte(char *dst, size_t cap, size_t *len, char c)
+{
+	if (*len >= cap)
+		return false;
+	dst[(*len)++] = c;
+	return true;
+}
+
+/* ---- UTF-8 ------------------------------------------------------------------------- */
+
+/* Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing above U+10FFFF. */
+static bool utf8_valid(const unsigned char *s, size_t n)
+{
+	size_t i = 0;
+	while (i < n) {
+		unsigned char c = s[i];
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		size_t more;
+		unsigned char lo = 0x80, hi = 0xbf; /* range of the first continuation byte */
+		if (c >= 0xc2 && c <= 0xdf) {
+			more = 1;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			more = 2;
+			if (c == 0xe0)
+				lo = 0xa0; /* overlong */
+			else if (c == 0xed)
+				hi = 0x9f; /* surrogates */
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			more = 3;
+			if (c == 0xf0)
+				lo = 0x90; /* overlong */
+			else if (c == 0xf4)
+				hi = 0x8f; /* above U+10FFFF */
+		} else {
+			return false;
+		}
+		if (n - i - 1 < more)
+			return false;
+		if (s[i + 1] < lo || s[i + 1] > hi)
+			return false;
+		for (size_t k = 2; k <= more; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				return false;
+		}
+		i += more + 1;
+	}
+	return true;
+}
+
+/* ---- numbers ----------------------------------------------------------------------- */
+
+static bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+static size_t skip_digits(const char *s, size_t n, size_t i)
+{
+	while (i < n && is_digit(s[i]))
+		i++;
+	return i;
+}
+
+/* Magnitude of a run of decimal digits; false on uint64 overflow. */
+static bool digits_u64(const char *s, size_t n, uint64_t *out)
+{
+	uint64_t v = 0;
+	for (size_t i = 0; i < n; i++) {
+		uint64_t d = (uint64_t)(s[i] - '0');
+		if (v > (UINT64_MAX - d) / 10)
+			return false;
+		v = v * 10 + d;
+	}
+	*out = v;
+	return true;
+}
+
+/* "-?digits" into an int64. -1: not that shape, -2: out of range. */
+static int parse_i64(const char *s, size_t n, int64_t *out)
+{
+	bool neg = n > 0 && s[0] == '-';
+	size_t start = neg ? 1 : 0;
+	if (start == n || skip_digits(s, n, start) != n)
+		return -1;
+	uint64_t mag;
+	if (!digits_u64(s + start, n - start, &mag))
+		return -2;
+	if (neg) {
+		if (mag > (uint64_t)INT64_MAX + 1)
+			return -2;
+		*out = mag == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)mag;
+	} else {
+		if (mag > (uint64_t)INT64_MAX)
+			return -2;
+		*out = (int64_t)mag;
+	}
+	return 0;
+}
+
+/* The float grammar InfluxDB accepts: -?(d+(.d*)?|.d+)([eE][+-]?d+)? - strtod alone would
+ * also take "inf", "nan", hex and leading blanks. */
+static bool float_shape(const char *s, size_t n)
+{
+	size_t i = (n > 0 && s[0] == '-') ? 1 : 0;
+	size_t int_end = skip_digits(s, n, i);
+	bool digits = int_end > i;
+	i = int_end;
+	if (i < n && s[i] == '.') {
+		size_t frac_end = skip_digits(s, n, i + 1);
+		digits = digits || frac_end > i + 1;
+		i = frac_end;
+	}
+	if (!digits)
+		return false;
+	if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+		i++;
+		if (i < n && (s[i] == '+' || s[i] == '-'))
+			i++;
+		size_t exp_end = skip_digits(s, n, i);
+		if (exp_end == i)
+			return false;
+		i = exp_end;
+	}
+	return i == n;
+}
+
+static enum sl_lp_err parse_float(const char *s, size_t n, uint64_t *bits)
+{
+	if (!float_shape(s, n))
+		return SL_LP_ERR_BAD_NUMBER;
+	if (n >= SL_LP_NUMBER_MAX)
+		return SL_LP_ERR_BAD_NUMBER;
+	char tmp[SL_LP_NUMBER_MAX];
+	memcpy(tmp, s, n);
+	tmp[n] = 0;
+	errno = 0;
+	char *end;
+	double d = strtod(tmp, &end);
+	SL_ASSERT(end == tmp + n);
+	if (errno == ERANGE && isinf(d))
+		return SL_LP_ERR_OUT_OF_RANGE; /* underflow to 0 or a subnormal is accepted */
+	memcpy(bits, &d, sizeof d);
+	return SL_LP_OK;
+}
+
+static bool token_is(const char *s, size_t n, const char *word)
+{
+	return strlen(word) == n && memcmp(s, word, n) == 0;
+}
+
+/* A non-string field value: the token up to the next ',' or ' '. */
+static enum sl_lp_err parse_scalar(const char *s, size_t n, struct sl_lp_field *f)
+{
+	static const char *const trues[] = {"t", "T", "true", "True", "TRUE"};
+	static const char *const falses[] = {"f", "F", "false", "False", "FALSE"};
+	for (size_t i = 0; i < SL_ARRAY_LEN(trues); i++) {
+		if (token_is(s, n, trues[i]) || token_is(s, n, falses[i])) {
+			f->type = SL_VAL_BOOL;
+			f->value = token_is(s, n, trues[i]) ? 1 : 0;
+			return SL_LP_OK;
+		}
+	}
+	char c0 = s[0];
+	if (c0 == 't' || c0 == 'T' || c0 == 'f' || c0 == 'F')
+		return SL_LP_ERR_BAD_BOOL;
+
+	char last = s[n - 1];
+	if (last == 'i') {
+		int64_t v;
+		int rc = parse_i64(s, n - 1, &v);
+		if (rc == -1)
+			return SL_LP_ERR_BAD_NUMBER;
+		if (rc == -2)
+			return SL_LP_ERR_OUT_OF_RANGE;
+		f->type = SL_VAL_I64;
+		f->value = (uint64_t)v;
+		return SL_LP_OK;
+	}
+	if (last == 'u') {
+		bool neg = s[0] == '-';
+		size_t start = neg ? 1 : 0;
+		if (n - 1 == start || skip_digits(s, n - 1, start) != n - 1)
+			return SL_LP_ERR_BAD_NUMBER;
+		uint64_t v;
+		if (!digits_u64(s + start, n - 1 - start, &v))
+			return SL_LP_ERR_OUT_OF_RANGE;
+		if (neg && v != 0)
+			return SL_LP_ERR_OUT_OF_RANGE;
+		f->type = SL_VAL_U64;
+		f->value = v;
+		return SL_LP_OK;
+	}
+	f->type = SL_VAL_F64;
+	return parse_float(s, n, &f->value);
+}
+
+/* ---- the line ---------------------------------------------------------------------- */
+
+struct tag {
+	struct span key;
+	struct span val;
+};
+
+/* Parse state of one line; the output is built in `out`. */
+struct lp_ctx {
+	const char *s;
+	size_t n;
+	size_t pos;
+	size_t used; /* scratch bytes taken */
+	struct sl_lp_line *out;
+};
+
+static bool is_blank(char c) { return c == ' ' || c == '\t' || c == '\r'; }
+
+static void skip_spaces(struct lp_ctx *c)
+{
+	while (c->pos < c->n && c->s[c->pos] == ' ')
+		c->pos++;
+}
+
+/* Tags after the measurement (pos is just past a ','), into tags[]. */
+static enum sl_lp_err parse_tags(struct lp_ctx *c, struct tag *tags, size_t *ntags)
+{
+	for (;;) {
+		char stop;
+		size_t kend = scan_name(c->s, c->n, c->pos, NAME_KEY, "=, ", &stop);
+		if (stop != '=' || kend == c->pos)
+			return SL_LP_ERR_SYNTAX_TAG;
+		size_t vstart = kend + 1;
+		size_t vend = scan_name(c->s, c->n, vstart, NAME_KEY, "=, ", &stop);
+		if (stop == '=' || vend == vstart)
+			return SL_LP_ERR_SYNTAX_TAG;
+		if (*ntags == SL_LP_MAX_TAGS)
+			return SL_LP_ERR_KEY_TOO_LONG; /* 64 tags need more than SL_KEY_MAX bytes */
+		tags[*ntags] = (struct tag){{c->s + c->pos, kend - c->pos}, {c->s + vstart, vend - vstart}};
+		(*ntags)++;
+		c->pos = vend;
+		if (stop != ',')
+			return SL_LP_OK;
+		c->pos++;
+	}
+}
+
+/* Sorts tags by unescaped key (insertion sort: at most SL_LP_MAX_TAGS, usually a few). */
+static enum sl_lp_err sort_tags(struct tag *tags, size_t n)
+{
+	for (size_t i = 1; i < n; i++) {
+		struct tag t = tags[i];
+		size_t j = i;
+		while (j > 0 && name_cmp(tags[j - 1].key, t.key, NAME_KEY) > 0) {
+			tags[j] = tags[j - 1];
+			j--;
+		}
+		tags[j] = t;
+	}
+	for (size_t i = 1; i < n; i++) {
+		if (name_cmp(tags[i - 1].key, tags[i].key, NAME_KEY) == 0)
+			return SL_LP_ERR_DUPLICATE_TAG;
+	}
+	return SL_LP_OK;
+}
+
+/* A quoted string value (pos at the opening quote), unescaped into the scratch buffer. */
+static enum sl_lp_err parse_string(struct lp_ctx *c, struct sl_lp_field *f)
+{
+	struct sl_lp_line *out = c->out;
+	size_t i = c->pos + 1;
+	size_t start = c->used, o = c->used;
+	for (;;) {
+		if (i >= c->n)
+			return SL_LP_ERR_BAD_STRING;
+		char ch = c->s[i];
+		if (ch == '"')
+			break;
+		if (ch == '\\' && i + 1 < c->n && (c->s[i + 1] == '"' || c->s[i + 1] == '\\')) {
+			ch = c->s[i + 1];
+			i++;
+		}
+		i++;
+		if (o - start >= SL_LP_STR_MAX)
+			return SL_LP_ERR_STRING_TOO_LONG;
+		if (o >= out->scratch_cap)
+			return SL_LP_ERR_SCRATCH;
+		out->scratch[o++] = ch;
+	}
+	i++; /* closing quote */
+	if (i < c->n && c->s[i] != ',' && c->s[i] != ' ')
+		return SL_LP_ERR_BAD_STRING;
+	f->type = SL_VAL_STR;
+	f->str = out->scratch + start;
+	f->str_len = (uint32_t)(o - start);
+	f->value = f->str_len;
+	c->used = o;
+	c->pos = i;
+	return SL_LP_OK;
+}
+
+/* One "key=value" of the field set; the key becomes prefix + ' ' + escaped field key. */
+static enum sl_lp_err parse_field(struct lp_ctx *c, const char *prefix, size_t prefix_len)
+{
+	struct sl_lp_line *out = c->out;
+	char stop;
+	size_t kend = scan_name(c->s, c->n, c->pos, NAME_KEY, "=, ", &stop);
+	if (stop != '=' || kend == c->pos)
+		return SL_LP_ERR_SYNTAX_FIELD;
+	if (out->n_fields == SL_LP_MAX_FIELDS)
+		return SL_LP_ERR_TOO_MANY_FIELDS;
+
+	/* key: bounded by SL_KEY_MAX first so a long key is KEY_TOO_LONG, not SCRATCH */
+	char key[SL_KEY_MAX];
+	size_t klen = prefix_len;
+	memcpy(key, prefix, prefix_len);
+	if (!put_byte(key, sizeof key, &klen, ' ') ||
+	    !put_name(key, sizeof key, &klen, (struct span){c->s + c->pos, kend - c->pos}, NAME_KEY))
+		return SL_LP_ERR_KEY_TOO_LONG;
+	if (out->scratch_cap - c->used < klen)
+		return SL_LP_ERR_SCRATCH;
+	struct sl_lp_field *f = &out->fields[out->n_fields];
+	memset(f, 0, sizeof *f);
+	memcpy(out->scratch + c->used, key, klen);
+	f->key = out->scratch + c->used;
+	f->key_len = (uint16_t)klen;
+	c->used += klen;
+
+	c->pos = kend + 1;
+	if (c->pos < c->n && c->s[c->pos] == '"') {
+		enum sl_lp_err e = parse_string(c, f);
+		if (e != SL_LP_OK)
+			return e;
+	} else {
+		size_t vend = c->pos;
+		while (vend < c->n && c->s[vend] != ',' && c->s[vend] != ' ')
+			vend++;
+		if (vend == c->pos)
+			return SL_LP_ERR_SYNTAX_FIELD;
+		enum sl_lp_err e = parse_scalar(c->s + c->pos, vend - c->pos, f);
+		if (e != SL_LP_OK)
+			return e;
+		c->pos = vend;
+	}
+	for (uint32_t i = 0; i < out->n_fields; i++) {
+		const struct sl_lp_field *g = &out->fields[i];
+		if (g->key_len == f->key_len && memcmp(g->key, f->key, f->key_len) == 0)
+			return SL_LP_ERR_DUPLICATE_FIELD; /* canonical keys: equal bytes = equal names */
+	}
+	out->n_fields++;
+	return SL_LP_OK;
+}
+
+static enum sl_lp_err parse_timestamp(struct lp_ctx *c, const struct sl_lp_opts *opts,
+				      int64_t *ts_ns)
+{
+	static const int64_t scale[] = {[SL_LP_PREC_NS] = 1,
+					[SL_LP_PREC_US] = 1000,
+					[SL_LP_PREC_MS] = 1000000,
+					[SL_LP_PREC_S] = 1000000000};
+	size_t end = c->pos;
+	while (end < c->n && c->s[end] != ' ')
+		end++;
+	int64_t v;
+	int rc = parse_i64(c->s + c->pos, end - c->pos, &v);
+	if (rc == -1)
+		return SL_LP_ERR_BAD_TIMESTAMP;
+	if (rc == -2)
+		return SL_LP_ERR_TS_OUT_OF_RANGE;
+	c->pos = end;
+	skip_spaces(c);
+	if (c->pos != c->n)
+		return SL_LP_ERR_BAD_TIMESTAMP;
+	unsigned p = (unsigned)opts->precision;
+	if (p >= SL_ARRAY_LEN(scale))
+		return SL_LP_ERR_BAD_TIMESTAMP;
+	if (__builtin_mul_overflow(v, scale[p], ts_ns))
+		return SL_LP_ERR_TS_OUT_OF_RANGE;
+	return SL_LP_OK;
+}
+
+/* Body of sl_lp_parse_line once the line is trimmed and known not to be blank/comment. */
+static enum sl_lp_err parse_body(struct lp_ctx *c, const struct sl_lp_opts *opts)
+{
+	struct sl_lp_line *out = c->out;
+	if (!utf8_valid((const unsigned char *)c->s, c->n))
+		return SL_LP_ERR_INVALID_UTF8;
+
+	char stop;
+	size_t mend = scan_name(c->s, c->n, 0, NAME_MEASUREMENT, ", ", &stop);
+	if (mend == 0)
+		return SL_LP_ERR_SYNTAX_MEASUREMENT;
+	struct span meas = {c->s, mend};
+	c->pos = mend;
+
+	struct tag tags[SL_LP_MAX_TAGS];
+	size_t ntags = 0;
+	if (stop == ',') {
+		c->pos++;
+		enum sl_lp_err e = parse_tags(c, tags, &ntags);
+		if (e != SL_LP_OK)
+			return e;
+	}
+	skip_spaces(c);
+	if (c->pos == c->n)
+		return SL_LP_ERR_NO_FIELDS;
+	enum sl_lp_err e = sort_tags(tags, ntags);
+	if (e != SL_LP_OK)
+		return e;
+
+	/* the series key prefix, shared by every field; room left for " x" at least */
+	char prefix[SL_KEY_MAX];
+	size_t plen = 0;
+	bool fits = put_name(prefix, sizeof prefix, &plen, meas, NAME_MEASUREMENT);
+	for (size_t i = 0; fits && i < ntags; i++) {
+		fits = put_byte(prefix, sizeof prefix, &plen, ',') &&
+		       put_name(prefix, sizeof prefix, &plen, tags[i].key, NAME_KEY) &&
+		       put_byte(prefix, sizeof prefix, &plen, '=') &&
+		       put_name(prefix, sizeof prefix, &plen, tags[i].val, NAME_KEY);
+	}
+	if (!fits || plen + 2 > SL_KEY_MAX)
+		return SL_LP_ERR_KEY_TOO_LONG;
+
+	for (;;) {
+		e = parse_field(c, prefix, plen);
+		if (e != SL_LP_OK)
+			return e;
+		if (c->pos == c->n || c->s[c->pos] == ' ')
+			break;
+		c->pos++; /* ',' */
+	}
+
+	skip_spaces(c);
+	out->ts = opts->now_ns;
+	if (c->pos < c->n) {
+		e = parse_timestamp(c, opts, &out->ts);
+		if (e != SL_LP_OK)
+			return e;
+	}
+	for (uint32_t i = 0; i < out->n_fields; i++)
+		out->fields[i].series_id = sl_series_id(out->fields[i].key, out->fields[i].key_len);
+	return SL_LP_OK;
+}
+
+int sl_lp_parse_line(const char *line, size_t len, const struct sl_lp_opts *opts,
+		     struct sl_lp_line *out)
+{
+	if (line == NULL || opts == NULL || out == NULL || (out->scratch == NULL && out->scratch_cap))
+		return -EINVAL;
+	out->n_fields = 0;
+	out->err = SL_LP_OK;
+	out->ts = opts->now_ns;
+
+	if (len > 0 && line[len - 1] == '\n')
+		len--;
+	if (len > 0 && line[len - 1] == '\r')
+		len--;
+	size_t max = opts->max_line_bytes ? opts->max_line_bytes : SL_LP_LINE_MAX;
+	if (len > max) {
+		out->err = SL_LP_ERR_LINE_TOO_LONG;
+		return -EBADMSG;
+	}
+	while (len > 0 && is_blank(line[0])) {
+		line++;
+		len--;
+	}
+	while (len > 0 && is_blank(line[len - 1]))
+		len--;
+	if (len == 0 || line[0] == '#')
+		return SL_LP_SKIP;
+
+	struct lp_ctx c = {.s = line, .n = len, .pos = 0, .used = 0, .out = out};
+	enum sl_lp_err e = parse_body(&c, opts);
+	if (e != SL_LP_OK) {
+		out->err = e;
+		out->n_fields = 0;
+		return -EBADMSG;
+	}
+	SL_ASSERT(out->n_fields >= 1 && c.used <= out->scratch_cap);
+	return 0;
+}
+
+int sl_lp_parse_datagram(const char *buf, size_t len, const struct sl_lp_opts *opts,
+			 struct sl_lp_line *work, sl_lp_line_fn fn, void *arg,
+			 struct sl_lp_counts *counts)
+{
+	if ((buf == NULL && len) || opts == NULL || work == NULL || fn == NULL || counts == NULL)
+		return -EINVAL;
+	size_t off = 0;
+	while (off < len) { /* every pass consumes at least one byte */
+		const char *nl = memchr(buf + off, '\n', len - off);
+		size_t end = nl ? (size_t)(nl - buf) : len;
+		int rc = sl_lp_parse_line(buf + off, end - off, opts, work);
+		off = nl ? end + 1 : len;
+		if (rc == SL_LP_SKIP) {
+			counts->lines_skipped++;
+		} else if (rc < 0) {
+			SL_ASSERT(work->err > SL_LP_OK && work->err < SL_LP_ERR_COUNT);
+			counts->lines_bad++;
+			counts->bad[work->err]++;
+		} else {
+			counts->lines_ok++;
+			counts->points += work->n_fields;
+			rc = fn(arg, work);
+			if (rc < 0)
+				return rc;
+		}
+	}
+	return 0;
+}
+
+int sl_lp_field_point(const struct sl_lp_line *line, uint32_t i, struct sl_point *out)
+{
+	if (line == NULL || out == NULL || i >= line->n_fields)
+		return -EINVAL;
+	const struct sl_lp_field *f = &line->fields[i];
+	if (f->type == SL_VAL_STR)
+		return -ENOTSUP;
+	*out = (struct sl_point){.series_id = f->series_id,
+				 .ts = line->ts,
+				 .type = f->type,
+				 .value = f->value,
+				 .key_len = f->key_len,
+				 .key = f->key};
+	return 0;
+}
+
+/* ---- formatting -------------------------------------------------------------------- */
+
+int sl_lp_format(char *buf, size_t cap, const char *key, size_t key_len, uint8_t type,
+		 uint64_t value, const char *str, size_t str_len, int64_t ts_ns)
+{
+	if (buf == NULL || key == NULL || (str == NULL && str_len))
+		return -EINVAL;
+	/* a canonical key escapes every backslash, so the first bare ' ' ends the series part */
+	size_t sp = 0;
+	while (sp < key_len && key[sp] != ' ')
+		sp += key[sp] == '\\' ? 2 : 1;
+	if (sp == 0 || sp + 1 >= key_len)
+		return -EINVAL;
+
+	char num[64];
+	int nlen = 0;
+	switch (type) {
+	case SL_VAL_F64: {
+		double d;
+		memcpy(&d, &value, sizeof d);
+		if (!isfinite(d))
+			return -EINVAL;
+		nlen = snprintf(num, sizeof num, "%.17g", d);
+		break;
+	}
+	case SL_VAL_I64:
+		nlen = snprintf(num, sizeof num, "%" PRId64 "i", (int64_t)value);
+		break;
+	case SL_VAL_U64:
+		nlen = snprintf(num, sizeof num, "%" PRIu64 "u", value);
+		break;
+	case SL_VAL_BOOL:
+		nlen = snprintf(num, sizeof num, "%s", value ? "true" : "false");
+		break;
+	case SL_VAL_STR:
+		break;
+	default:
+		return -EINVAL;
+	}
+	SL_ASSERT(nlen >= 0 && (size_t)nlen < sizeof num);
+
+	size_t o = 0;
+	bool ok = true;
+	for (size_t i = 0; ok && i < key_len; i++)
+		ok = put_byte(buf, cap, &o, key[i]);
+	ok = ok && put_byte(buf, cap, &o, '=');
+	if (type == SL_VAL_STR) {
+		ok = ok && put_byte(buf, cap, &o, '"');
+		for (size_t i = 0; ok && i < str_len; i++) {
+			if (str[i] == '"' || str[i] == '\\')
+				ok = put_byte(buf, cap, &o, '\\');
+			ok = ok && put_byte(buf, cap, &o, str[i]);
+		}
+		ok = ok && put_byte(buf, cap, &o, '"');
+	}
+	for (int i = 0; ok && i < nlen; i++)
+		ok = put_byte(buf, cap, &o, num[i]);
+	char ts[32];
+	int tlen = snprintf(ts, sizeof ts, " %" PRId64 "\n", ts_ns);
+	for (int i = 0; ok && i < tlen; i++)
+		ok = put_byte(buf, cap, &o, ts[i]);
+	if (!ok || o > INT32_MAX)
+		return -ENOSPC;
+	if (o < cap)
+		buf[o] = 0;
+	return (int)o;
+}

@@ -1,0 +1,146 @@
+/* lineproto.h - InfluxDB line protocol parser for the UDP front door (and a formatter for
+ * tools). Pure and allocation-free: it reads (buf, len), writes canonical series keys and
+ * string values into a caller scratch buffer, and never touches an mbuf, a clock or the EAL. */
+#ifndef SL_LINEPROTO_H
+#define SL_LINEPROTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "batch.h"
+
+/* String values: not (yet) a store type, so it lives here next to batch.h's numbering. */
+#define SL_VAL_STR 5
+
+#define SL_LP_MAX_FIELDS 64	  /* fields of one line (each its own series) */
+#define SL_LP_MAX_TAGS 64	  /* more cannot fit in SL_KEY_MAX anyway */
+#define SL_LP_STR_MAX 65536u	  /* bytes of one string value once unescaped, as InfluxDB */
+#define SL_LP_LINE_MAX 131072u	  /* default longest line (without its line ending) */
+#define SL_LP_NUMBER_MAX 400u	  /* longest numeric token accepted (digits, sign, exponent) */
+/* Scratch that always suffices for a line of max_line bytes: every key at its maximum plus
+ * every string (unescaping never grows a string). */
+#define SL_LP_SCRATCH_BYTES(max_line) ((size_t)SL_LP_MAX_FIELDS * SL_KEY_MAX + (size_t)(max_line))
+
+/* Why a line was refused. 0 is "no error"; names by sl_lp_err_name() for counters. */
+enum sl_lp_err {
+	SL_LP_OK = 0,
+	SL_LP_ERR_SYNTAX_MEASUREMENT, /* empty measurement */
+	SL_LP_ERR_SYNTAX_TAG,	      /* empty key/value, missing '=', stray '=' */
+	SL_LP_ERR_SYNTAX_FIELD,	      /* empty key/value, missing '=', trailing ',' */
+	SL_LP_ERR_BAD_NUMBER,	      /* not a number (inf, nan, 0x1, 1.5i, +1, ...) */
+	SL_LP_ERR_OUT_OF_RANGE,	      /* i64/u64 overflow, negative unsigned, float overflow */
+	SL_LP_ERR_BAD_BOOL,	      /* starts like a boolean but is not one of the spellings */
+	SL_LP_ERR_BAD_STRING,	      /* unterminated, or junk after the closing quote */
+	SL_LP_ERR_STRING_TOO_LONG,    /* more than SL_LP_STR_MAX bytes */
+	SL_LP_ERR_BAD_TIMESTAMP,      /* not an integer, or trailing junk after it */
+	SL_LP_ERR_TS_OUT_OF_RANGE,    /* does not fit int64 ns after the precision scaling */
+	SL_LP_ERR_TOO_MANY_FIELDS,    /* more than SL_LP_MAX_FIELDS */
+	SL_LP_ERR_KEY_TOO_LONG,	      /* a canonical series key over SL_KEY_MAX bytes */
+	SL_LP_ERR_LINE_TOO_LONG,      /* over opts->max_line_bytes */
+	SL_LP_ERR_INVALID_UTF8,	      /* anywhere in the line */
+	SL_LP_ERR_DUPLICATE_TAG,      /* same tag key twice (after unescaping) */
+	SL_LP_ERR_DUPLICATE_FIELD,    /* same field key twice (after unescaping) */
+	SL_LP_ERR_NO_FIELDS,	      /* measurement and tags but no field set */
+	SL_LP_ERR_SCRATCH,	      /* the caller's scratch buffer is too small */
+	SL_LP_ERR_COUNT
+};
+
+/* Stable lower-case name ("syntax_tag", "invalid_utf8"...); "unknown" out of range. */
+const char *sl_lp_err_name(int err);
+
+enum sl_lp_precision {
+	SL_LP_PREC_NS = 0,
+	SL_LP_PREC_US,
+	SL_LP_PREC_MS,
+	SL_LP_PREC_S,
+};
+
+/* "ns"/"n", "us"/"u", "ms", "s" -> *out; -EINVAL otherwise. For config and CLI parsing. */
+int sl_lp_precision_parse(const char *s, enum sl_lp_precision *out);
+
+struct sl_lp_opts {
+	enum sl_lp_precision precision; /* unit of the timestamps in the text */
+	int64_t now_ns;			/* timestamp of lines that carry none */
+	size_t max_line_bytes;		/* 0 = SL_LP_LINE_MAX */
+};
+
+/* One field = one point. key is the canonical series key (see below) in the scratch buffer;
+ * value holds the raw 64 bits like struct sl_point (double bits, int64, uint64, 0/1); for
+ * SL_VAL_STR, str/str_len point at the unescaped string in the scratch buffer and value is
+ * str_len. */
+struct sl_lp_field {
+	uint64_t series_id; /* sl_series_id(key, key_len): the store's hash */
+	uint64_t value;
+	const char *key;
+	const char *str;
+	uint32_t str_len;
+	uint16_t key_len;
+	uint8_t type; /* SL_VAL_F64/I64/U64/BOOL or SL_VAL_STR */
+};
+
+/* Result of one line. Set scratch/scratch_cap (sl_lp_line_init) before parsing; the parser
+ * fills the rest. On error, err says why and the other fields are unspecified.
+ *
+ * Canonical series key of a field: "<measurement>[,<tag>=<value>...] <field key>", tags
+ * sorted by their unescaped key bytes (memcmp order, like Go's bytes.Compare), every name
+ * re-escaped the same way whatever the input spelled: a backslash before a backslash, before
+ * ',' and ' ' in the measurement, and before ',', '=' and ' ' in tag keys, tag values and
+ * field keys. So one series always has one key, and two series never share one. */
+struct sl_lp_line {
+	char *scratch;
+	size_t scratch_cap;
+	int64_t ts; /* ns */
+	uint32_t n_fields;
+	enum sl_lp_err err;
+	struct sl_lp_field fields[SL_LP_MAX_FIELDS];
+};
+
+static inline void sl_lp_line_init(struct sl_lp_line *l, char *scratch, size_t scratch_cap)
+{
+	l->scratch = scratch;
+	l->scratch_cap = scratch_cap;
+	l->n_fields = 0;
+	l->err = SL_LP_OK;
+}
+
+#define SL_LP_SKIP 1 /* sl_lp_parse_line: a blank or comment line, nothing to ingest */
+
+/* Parses one line (a trailing "\n" or "\r\n" is allowed). Returns 0 with out filled,
+ * SL_LP_SKIP for a blank or '#' comment line (n_fields = 0), or -EBADMSG with out->err set.
+ * -EINVAL for NULL arguments. Leading and trailing blanks are ignored; sections are
+ * separated by one or more spaces. */
+int sl_lp_parse_line(const char *line, size_t len, const struct sl_lp_opts *opts,
+		     struct sl_lp_line *out);
+
+/* Counters of sl_lp_parse_datagram; accumulated (never reset by the parser). */
+struct sl_lp_counts {
+	uint64_t lines_ok;
+	uint64_t lines_skipped; /* blank and comment lines */
+	uint64_t lines_bad;
+	uint64_t points; /* fields of good lines */
+	uint64_t bad[SL_LP_ERR_COUNT];
+};
+
+/* Called for each good line; a negative return stops the datagram and is passed back. */
+typedef int (*sl_lp_line_fn)(void *arg, const struct sl_lp_line *line);
+
+/* Splits buf at '\n' (a '\r' before it is dropped), parses every line into *work (its
+ * scratch set by the caller, reused per line) and calls fn for the good ones. A bad line is
+ * counted by reason and skipped; the rest of the datagram is still parsed. Returns 0, the
+ * callback's negative value, or -EINVAL for NULL arguments. */
+int sl_lp_parse_datagram(const char *buf, size_t len, const struct sl_lp_opts *opts,
+			 struct sl_lp_line *work, sl_lp_line_fn fn, void *arg,
+			 struct sl_lp_counts *counts);
+
+/* A field as a store point (key borrowed from the line's scratch). -ENOTSUP for strings,
+ * which the store does not hold. */
+int sl_lp_field_point(const struct sl_lp_line *line, uint32_t i, struct sl_point *out);
+
+/* Writes one point as a line "<key>=<value> <ts>\n" (the key must be a canonical series key
+ * as above, e.g. from the parser). Floats use %.17g so they round-trip exactly; str/str_len
+ * are used for SL_VAL_STR. Returns the length written (a NUL follows when room allows), or
+ * -ENOSPC, or -EINVAL for a key without a field part, a non-finite float or a bad type. */
+int sl_lp_format(char *buf, size_t cap, const char *key, size_t key_len, uint8_t type,
+		 uint64_t value, const char *str, size_t str_len, int64_t ts_ns);
+
+#endif

@@ -1,0 +1,160 @@
+/* stats.h - the node's shared-memory stats segment: per-core counters and an ack-latency
+ * histogram, written without locks by the owning core under a per-core seqlock and read
+ * as consistent per-core snapshots from other processes (sluicectl top, perf tools). */
+#ifndef SL_STATS_H
+#define SL_STATS_H
+
+#include <limits.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "sl_assert.h"
+
+/* The one list of counters: add a line here and it appears in the segment, in the
+ * names table and in every reader built from this header. */
+#define SL_STATS_COUNTERS(X)                                                                       \
+	X(points_in)                                                                               \
+	X(points_applied)                                                                          \
+	X(points_rejected)                                                                         \
+	X(batches_in)                                                                              \
+	X(acks_sent)                                                                               \
+	X(ack_errors)                                                                              \
+	X(cross_core_out)                                                                          \
+	X(cross_core_in)                                                                           \
+	X(ring_full)                                                                               \
+	X(wal_appends)                                                                             \
+	X(wal_bytes)                                                                               \
+	X(wal_flushes)                                                                             \
+	X(wal_fsyncs)                                                                              \
+	X(wal_errors)                                                                              \
+	X(polls_busy)                                                                              \
+	X(polls_idle)                                                                              \
+	X(idle_sleeps)                                                                             \
+	X(client_connects)                                                                         \
+	X(bad_records)
+
+enum sl_stat {
+#define SL_STATS_ENUM_(name) SL_STAT_##name,
+	SL_STATS_COUNTERS(SL_STATS_ENUM_)
+#undef SL_STATS_ENUM_
+	    SL_STATS_N_COUNTERS
+};
+
+/* Bucket 0 holds 0 ns; bucket i (1..63) holds [2^(i-1), 2^i) ns; bucket 63 also holds
+ * everything above. */
+#define SL_STATS_HIST_BUCKETS 64
+#define SL_STATS_NAME_MAX 32 /* bytes per entry of the names table, NUL included */
+#define SL_STATS_CORES_MAX 1024
+
+/* One core's block in the segment. Cache-line aligned so cores never share a line. All
+ * fields are atomics accessed relaxed: the seqlock gives the ordering, the atomics only
+ * make the cross-process reads well defined. */
+struct sl_stats_core {
+	_Alignas(64) _Atomic uint64_t seq; /* odd while the owner is updating */
+	_Atomic uint64_t counters[SL_STATS_N_COUNTERS];
+	_Atomic uint64_t ack_latency_sum_ns;
+	_Atomic uint64_t ack_latency_hist[SL_STATS_HIST_BUCKETS];
+};
+
+struct sl_stats_snapshot {
+	uint64_t seq; /* even: the version this snapshot was taken at */
+	uint64_t counters[SL_STATS_N_COUNTERS];
+	uint64_t ack_latency_sum_ns;
+	uint64_t ack_latency_hist[SL_STATS_HIST_BUCKETS];
+};
+
+struct sl_stats_writer;
+struct sl_stats_reader;
+
+/* Writer side (the node). The segment is built under a temporary name and renamed over
+ * `path`, so a reader never sees a half-written header and a reader still mapping the
+ * previous node's file keeps a valid mapping. Mode 0640. */
+int sl_stats_create(const char *path, uint32_t n_cores, struct sl_stats_writer **out);
+struct sl_stats_core *sl_stats_core(struct sl_stats_writer *w, uint32_t core);
+void sl_stats_destroy(struct sl_stats_writer *w, bool unlink_file);
+
+/* Reader side. -ENOENT no segment, -EPROTO bad magic, version or sizes. */
+int sl_stats_open(const char *path, struct sl_stats_reader **out);
+uint32_t sl_stats_n_cores(const struct sl_stats_reader *r);
+int32_t sl_stats_node_pid(const struct sl_stats_reader *r);
+uint64_t sl_stats_start_time_ns(const struct sl_stats_reader *r); /* CLOCK_REALTIME */
+/* Name of counter `i` as stored in the segment ("" when out of range). */
+const char *sl_stats_segment_counter_name(const struct sl_stats_reader *r, uint32_t i);
+/* Consistent snapshot of one core; retries a bounded number of times while the owner is
+ * mid-update, then -EAGAIN. -EINVAL for a bad core. */
+int sl_stats_read_core(const struct sl_stats_reader *r, uint32_t core,
+		       struct sl_stats_snapshot *out);
+void sl_stats_close(struct sl_stats_reader *r);
+
+const char *sl_stats_counter_name(enum sl_stat id);
+
+/* Owner-core update helpers: every update sits between sl_stats_begin() and
+ * sl_stats_end(), so one begin/end pair per poll iteration covers many updates. */
+static inline void sl_stats_begin(struct sl_stats_core *c)
+{
+	uint64_t s = atomic_load_explicit(&c->seq, memory_order_relaxed);
+	SL_ASSERT((s & 1) == 0);
+	atomic_store_explicit(&c->seq, s + 1, memory_order_relaxed);
+	/* Orders the odd seq before the data stores that follow. */
+	atomic_thread_fence(memory_order_release);
+}
+
+static inline void sl_stats_end(struct sl_stats_core *c)
+{
+	uint64_t s = atomic_load_explicit(&c->seq, memory_order_relaxed);
+	SL_ASSERT((s & 1) == 1);
+	atomic_store_explicit(&c->seq, s + 1, memory_order_release);
+}
+
+/* Single writer: a load and a store, no locked read-modify-write. */
+static inline void sl_stats_bump_(_Atomic uint64_t *p, uint64_t n)
+{
+	atomic_store_explicit(p, atomic_load_explicit(p, memory_order_relaxed) + n,
+			      memory_order_relaxed);
+}
+
+static inline void sl_stats_add(struct sl_stats_core *c, enum sl_stat id, uint64_t n)
+{
+	sl_stats_bump_(&c->counters[id], n);
+}
+
+static inline void sl_stats_inc(struct sl_stats_core *c, enum sl_stat id)
+{
+	sl_stats_bump_(&c->counters[id], 1);
+}
+
+static inline unsigned sl_stats_hist_bucket(uint64_t value_ns)
+{
+	if (value_ns == 0)
+		return 0;
+	unsigned b = 64u - (unsigned)__builtin_clzll(value_ns);
+	return b < SL_STATS_HIST_BUCKETS ? b : SL_STATS_HIST_BUCKETS - 1;
+}
+
+static inline void sl_stats_ack_latency(struct sl_stats_core *c, uint64_t latency_ns)
+{
+	sl_stats_bump_(&c->ack_latency_hist[sl_stats_hist_bucket(latency_ns)], 1);
+	sl_stats_bump_(&c->ack_latency_sum_ns, latency_ns);
+}
+
+/* Module-internal (stats.c, ingest.c): a shared-memory file built under a temporary name
+ * next to its final path and renamed over it once initialised. Replacing by rename, not
+ * O_TRUNC, means a process still mapping the previous file keeps valid memory (truncation
+ * would SIGBUS it) and sees a different inode. */
+struct sl_shm_file {
+	int fd;
+	void *base;
+	size_t size;
+	char path[PATH_MAX];
+	char tmp_path[PATH_MAX];
+	bool published;
+};
+int sl_shm_file_create(const char *path, size_t size, mode_t mode, struct sl_shm_file *f);
+int sl_shm_file_publish(struct sl_shm_file *f);
+/* Unlinks the path only if it is still this file, never a successor's. */
+void sl_shm_file_close(struct sl_shm_file *f, bool unlink_file);
+
+#endif
