@@ -23,7 +23,7 @@
 #include "sl_le.h"
 
 #define WAL_MAGIC 0x4c574c53u /* "SLWL" */
-#define WAL_VERSION 1u
+#define WAL_VERSION 2u
 #define KIND_DATA 1u
 #define KIND_PAD 2u
 #define CRC_SEED 0xffffffffu
@@ -34,6 +34,7 @@
 #define OFF_LEN 8
 #define OFF_CRC 12
 #define OFF_LSN 16
+#define OFF_FLUSH 24
 #define NAME_BYTES 32
 #define PROBE_NAME ".wal-direct-probe"
 
@@ -121,13 +122,15 @@ static bool parse_seg_name(const char *name, uint64_t *lsn)
 static uint32_t record_crc(const uint8_t *rec, uint32_t len)
 {
 	uint32_t c = sl_crc32c(rec, OFF_CRC, CRC_SEED);
-	c = sl_crc32c(rec + OFF_LSN, 8, c);
+	c = sl_crc32c(rec + OFF_LSN, SL_WAL_HDR_BYTES - OFF_LSN, c);
 	return sl_crc32c(rec + SL_WAL_HDR_BYTES, len, c);
 }
 
 /* Writes a record at p; the payload must already be in place after the header. */
-static void seal_record(uint8_t *p, uint8_t kind, uint16_t type, uint32_t len, uint64_t lsn)
+static void seal_record(uint8_t *p, uint8_t kind, uint16_t type, uint32_t len, uint64_t lsn,
+			uint64_t flush_lsn)
 {
+	sl_put_u64(p + OFF_FLUSH, flush_lsn);
 	sl_put_u32(p + OFF_MAGIC, WAL_MAGIC);
 	p[OFF_VERSION] = WAL_VERSION;
 	p[OFF_KIND] = kind;
@@ -144,6 +147,7 @@ struct rec {
 	uint16_t type;
 	uint32_t len;
 	uint64_t lsn;
+	uint64_t flush_lsn;
 	const uint8_t *payload;
 };
 
@@ -166,6 +170,7 @@ static enum sl_wal_bad check_record(const uint8_t *map, uint64_t size, uint64_t 
 	r->type = sl_get_u16(p + OFF_TYPE);
 	r->len = len;
 	r->lsn = sl_get_u64(p + OFF_LSN);
+	r->flush_lsn = sl_get_u64(p + OFF_FLUSH);
 	r->payload = p + SL_WAL_HDR_BYTES;
 	return SL_WAL_BAD_NONE;
 }
@@ -329,7 +334,7 @@ static uint32_t pad_to_block(struct sl_wal *w, struct wal_buf *b)
 	if (gap >= SL_WAL_HDR_BYTES) {
 		uint32_t len = gap - SL_WAL_HDR_BYTES;
 		memset(p + SL_WAL_HDR_BYTES, 0, len);
-		seal_record(p, KIND_PAD, 0, len, b->last_lsn);
+		seal_record(p, KIND_PAD, 0, len, b->last_lsn, b->first_lsn);
 	} else {
 		memset(p, 0, gap);
 	}
@@ -572,6 +577,37 @@ static bool any_valid_from(const struct seg_map *m, uint64_t from)
 	return false;
 }
 
+/* What valid records after a damaged spot say about it. Only the last flush can be torn
+ * (one flush is in flight at a time, the next is written after its fdatasync), and a
+ * torn flush may leave later blocks of its own intact: records whose flush lsn is that of
+ * the damaged flush (<= last valid lsn + 1). A record of any later flush, a mix of
+ * flushes, or the very next lsn (nothing of the flush was lost yet the log is damaged)
+ * means the damage is not a torn tail. */
+struct later {
+	uint64_t last_lsn; /* last valid lsn before the damage */
+	bool found;
+	uint64_t flush_lsn; /* of the first valid record found */
+	bool corruption;
+};
+
+static void later_scan(const struct seg_map *m, uint64_t from, struct later *l)
+{
+	struct rec r;
+	for (uint64_t o = align_up(from, SL_WAL_BLOCK_BYTES); o < m->size && !l->corruption;
+	     o += SL_WAL_BLOCK_BYTES) {
+		if (check_record(m->p, m->size, o, &r) != SL_WAL_BAD_NONE)
+			continue;
+		if (!l->found) {
+			l->found = true;
+			l->flush_lsn = r.flush_lsn;
+			if (r.kind == KIND_DATA && r.lsn == l->last_lsn + 1)
+				l->corruption = true;
+		}
+		if (r.flush_lsn != l->flush_lsn || r.flush_lsn > l->last_lsn + 1)
+			l->corruption = true;
+	}
+}
+
 struct walk {
 	uint64_t last_lsn; /* in: lsn before the segment; out: last valid lsn */
 	uint64_t off;	   /* out: end of the valid records, or the invalid one */
@@ -634,31 +670,29 @@ struct scan {
 	bool later_valid; /* valid records after the bad one: corruption, not a torn tail */
 };
 
-/* After an invalid record, is there any valid one further on? */
+/* After an invalid record: torn tail of the last flush, or corruption? */
 static int scan_later(struct sl_wal *w, const uint64_t *segs, size_t n,
 		      const struct seg_map *bad_map, struct scan *sc)
 {
-	if (sc->bad == SL_WAL_BAD_LSN) { /* the record itself is valid */
-		sc->later_valid = true;
-		return 0;
-	}
-	uint64_t from = sc->bad == SL_WAL_BAD_NAME ? 0 : sc->bad_off + 1;
-	if (any_valid_from(bad_map, from)) {
-		sc->later_valid = true;
-		return 0;
-	}
-	for (size_t j = sc->bad_seg + 1; j < n; j++) {
+	struct later l = {.last_lsn = sc->last_lsn};
+	uint64_t from = sc->bad == SL_WAL_BAD_NAME ? 0 : sc->bad_off;
+	if (sc->bad == SL_WAL_BAD_HOLE || sc->bad == SL_WAL_BAD_NAME)
+		from = sc->bad_off + (sc->bad == SL_WAL_BAD_HOLE);
+	if (sc->bad == SL_WAL_BAD_LSN || sc->bad == SL_WAL_BAD_HOLE || sc->bad == SL_WAL_BAD_NAME)
+		later_scan(bad_map, from, &l);
+	else
+		later_scan(bad_map, sc->bad_off + 1, &l);
+	for (size_t j = sc->bad_seg + 1; j < n && !l.corruption; j++) {
 		struct seg_map m;
 		int rc = map_segment(w, segs[j], &m);
 		if (rc < 0)
 			return rc;
-		bool found = any_valid_from(&m, 0);
+		later_scan(&m, 0, &l);
 		unmap_segment(&m);
-		if (found) {
-			sc->later_valid = true;
-			return 0;
-		}
 	}
+	if (sc->bad == SL_WAL_BAD_LSN && !l.found)
+		l.corruption = true; /* a valid record out of sequence, off a block boundary */
+	sc->later_valid = l.corruption;
 	return 0;
 }
 
@@ -850,7 +884,10 @@ int sl_wal_append(struct sl_wal *w, uint16_t type, const uint8_t *payload, uint3
 	if (rec > w->cfg.buffer_bytes)
 		return -EMSGSIZE;
 	struct wal_buf *b = &w->buf[w->active];
-	if (b->used_bytes + rec > w->cfg.buffer_bytes) {
+	/* A header never straddles a block boundary (recovery skips such gaps as zeros). */
+	uint32_t to_block = SL_WAL_BLOCK_BYTES - b->used_bytes % SL_WAL_BLOCK_BYTES;
+	uint32_t skip = to_block < SL_WAL_HDR_BYTES ? to_block : 0;
+	if (b->used_bytes + skip + rec > w->cfg.buffer_bytes) {
 		if (w->inflight) {
 			w->flush_wanted = true; /* submitted by the completion */
 			w->stats.enobufs++;
@@ -860,14 +897,20 @@ int sl_wal_append(struct sl_wal *w, uint16_t type, const uint8_t *payload, uint3
 		if (rc < 0)
 			return rc;
 		b = &w->buf[w->active];
+		skip = 0; /* a fresh buffer starts on a block boundary */
+	}
+	if (skip > 0) {
+		memset(b->data + b->used_bytes, 0, skip);
+		b->used_bytes += skip;
+		w->stats.pad_bytes += skip;
 	}
 	uint64_t lsn = w->next_lsn++;
 	uint8_t *p = b->data + b->used_bytes;
 	if (len > 0)
 		memcpy(p + SL_WAL_HDR_BYTES, payload, len);
-	seal_record(p, KIND_DATA, type, len, lsn);
 	if (b->used_bytes == 0)
-		b->first_lsn = lsn;
+		b->first_lsn = lsn; /* one buffer = one flush */
+	seal_record(p, KIND_DATA, type, len, lsn, b->first_lsn);
 	b->last_lsn = lsn;
 	b->used_bytes += (uint32_t)rec;
 	w->stats.appends++;

@@ -8,12 +8,14 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* On-disk record: a 24-byte little-endian header then the payload, padded with zeros
+/* On-disk record: a 32-byte little-endian header then the payload, padded with zeros
  * to 8 bytes. Header: magic u32, version u8, kind u8 (data or padding), type u16
  * (caller-defined), payload length u32, crc32c u32 (over the header without the crc
- * field, then the payload), lsn u64. Every flush ends on a SL_WAL_BLOCK_BYTES boundary
- * (padding record, or zeros when fewer than a header's bytes are left). */
-#define SL_WAL_HDR_BYTES 24u
+ * field, then the payload), lsn u64, flush lsn u64 (the first lsn of the flush that
+ * wrote the record: it tells the blocks of a torn last flush from later flushes). Every
+ * flush starts and ends on a SL_WAL_BLOCK_BYTES boundary (padding record, or zeros when
+ * fewer than a header's bytes are left). */
+#define SL_WAL_HDR_BYTES 32u
 #define SL_WAL_BLOCK_BYTES 4096u
 #define SL_WAL_RECORD_BYTES(payload_len) (((uint64_t)(payload_len) + SL_WAL_HDR_BYTES + 7u) & ~7ull)
 

@@ -1,2 +1,1003 @@
-/* placeholder */
-int main(void) { return 0; }
+/* sluicectl.c - operator CLI over a ctl socket (sluiced or sluice-ctld): aligned tables for
+ * people, one JSON line per result with --json for scripts. `top` reads the node's
+ * shared-memory stats segment directly, so watching rates never loads the ctl socket.
+ * Exit codes: 0 ok, 1 command or usage error, 2 cannot reach the daemon or its stats. */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ctl.h"
+#include "stats.h"
+
+#define DEFAULT_SOCKET "./sluice-data/sluiced.sock"
+#define DEFAULT_TIMEOUT_MS 5000
+#define EXIT_ERR 1
+#define EXIT_UNREACHABLE 2
+
+struct opts {
+	const char *socket;
+	bool json;
+	int timeout_ms;
+};
+
+struct command {
+	const char *name;
+	int (*run)(const struct opts *o, int argc, char **argv);
+	const char *usage;
+	const char *help;
+};
+
+static const struct command commands[];
+
+/* ---- small utilities ---- */
+
+static void die_oom(void)
+{
+	fprintf(stderr, "sluicectl: out of memory\n");
+	exit(EXIT_ERR);
+}
+
+static int usage_error(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fprintf(stderr, "sluicectl: ");
+	vfprintf(stderr, fmt, ap);
+	fprintf(stderr, "\n(try `sluicectl --help`)\n");
+	va_end(ap);
+	return EXIT_ERR;
+}
+
+/* getopt_long's ':' (missing value) and '?' (unknown option) cases, for any parser. */
+static int option_error(const char *cmd, int c, char **argv)
+{
+	const char *sep = cmd[0] != '\0' ? ": " : "";
+	if (c == ':')
+		return usage_error("%s%s%s needs a value", cmd, sep, argv[optind - 1]);
+	return usage_error("%s%sunknown option '%s'", cmd, sep, argv[optind - 1]);
+}
+
+static bool parse_i64(const char *s, long long min, long long max, long long *out)
+{
+	char *end = NULL;
+	errno = 0;
+	long long v = strtoll(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
+		return false;
+	*out = v;
+	return true;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Text of a JSON value for a table cell; owned by v (or static). */
+static const char *cell_text(struct json_object *v)
+{
+	if (v == NULL)
+		return "-";
+	if (json_object_is_type(v, json_type_string))
+		return json_object_get_string(v);
+	return json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN |
+						     JSON_C_TO_STRING_NOSLASHESCAPE);
+}
+
+static bool is_number(struct json_object *v)
+{
+	return json_object_is_type(v, json_type_int) || json_object_is_type(v, json_type_double);
+}
+
+/* ---- aligned tables ---- */
+
+struct table {
+	size_t ncols;
+	size_t ncells;
+	size_t cap;
+	char **cells;  /* row-major; row 0 is the header when there is one */
+	bool *numeric; /* per cell: right-align the column if all its body cells are */
+};
+
+static void table_init(struct table *t, size_t ncols)
+{
+	memset(t, 0, sizeof(*t));
+	t->ncols = ncols;
+}
+
+static void table_add(struct table *t, const char *text, bool numeric)
+{
+	if (t->ncells == t->cap) {
+		size_t cap = t->cap != 0 ? t->cap * 2 : 64;
+		char **cells = realloc(t->cells, cap * sizeof(*cells));
+		if (cells == NULL)
+			die_oom();
+		t->cells = cells;
+		bool *num = realloc(t->numeric, cap * sizeof(*num));
+		if (num == NULL)
+			die_oom();
+		t->numeric = num;
+		t->cap = cap;
+	}
+	char *copy = strdup(text);
+	if (copy == NULL)
+		die_oom();
+	t->cells[t->ncells] = copy;
+	t->numeric[t->ncells++] = numeric;
+}
+
+static void table_addf(struct table *t, bool numeric, const char *fmt, ...)
+{
+	char buf[256];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	table_add(t, buf, numeric);
+}
+
+static void table_add_json(struct table *t, struct json_object *v)
+{
+	/* A missing value ("-") must not stop a number column from aligning right. */
+	table_add(t, cell_text(v), v == NULL || is_number(v));
+}
+
+static void table_print(const struct table *t, bool header)
+{
+	size_t nrows = t->ncells / t->ncols;
+	size_t *width = calloc(t->ncols, sizeof(*width));
+	bool *right = calloc(t->ncols, sizeof(*right));
+	if (width == NULL || right == NULL)
+		die_oom();
+	for (size_t c = 0; c < t->ncols; c++) {
+		right[c] = nrows > (header ? 1u : 0u);
+		for (size_t r = 0; r < nrows; r++) {
+			size_t len = strlen(t->cells[r * t->ncols + c]);
+			if (len > width[c])
+				width[c] = len;
+			if (!(header && r == 0) && !t->numeric[r * t->ncols + c])
+				right[c] = false;
+		}
+	}
+	for (size_t r = 0; r < nrows; r++) {
+		for (size_t c = 0; c < t->ncols; c++) {
+			const char *s = t->cells[r * t->ncols + c];
+			bool last = c + 1 == t->ncols;
+			if (right[c])
+				printf("%*s%s", (int)width[c], s, last ? "" : "  ");
+			else if (last)
+				printf("%s", s);
+			else
+				printf("%-*s  ", (int)width[c], s);
+		}
+		printf("\n");
+	}
+	free(width);
+	free(right);
+}
+
+static void table_free(struct table *t)
+{
+	for (size_t i = 0; i < t->ncells; i++)
+		free(t->cells[i]);
+	free(t->cells);
+	free(t->numeric);
+}
+
+/* Union of the keys of an array of objects, in order of first appearance. */
+static struct json_object *key_union(struct json_object *rows, const char *skip)
+{
+	struct json_object *keys = json_object_new_array();
+	struct json_object *seen = json_object_new_object();
+	if (keys == NULL || seen == NULL)
+		die_oom();
+	size_t n = json_object_array_length(rows);
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *row = json_object_array_get_idx(rows, i);
+		if (!json_object_is_type(row, json_type_object))
+			continue;
+		json_object_object_foreach(row, key, val)
+		{
+			(void)val;
+			if ((skip != NULL && strcmp(key, skip) == 0) ||
+			    json_object_object_get_ex(seen, key, NULL))
+				continue;
+			json_object_object_add(seen, key, NULL);
+			json_object_array_add(keys, json_object_new_string(key));
+		}
+	}
+	json_object_put(seen);
+	return keys;
+}
+
+/* ---- talking to the daemon ---- */
+
+/* Runs one command; on success *result_out is a new reference to the result. On failure
+ * the problem is printed and the exit code returned. */
+static int call(const struct opts *o, const char *cmd, struct json_object *args,
+		struct json_object **result_out)
+{
+	struct json_object *resp = NULL, *result = NULL;
+	*result_out = NULL;
+	int rc = sl_ctl_call(o->socket, cmd, args, o->timeout_ms, &resp);
+	switch (rc) {
+	case 0:
+		break;
+	case -ETIMEDOUT:
+		fprintf(stderr, "sluicectl: no answer from %s within %d ms\n", o->socket,
+			o->timeout_ms);
+		return EXIT_UNREACHABLE;
+	case -ECONNRESET:
+		fprintf(stderr, "sluicectl: %s closed the connection without answering\n",
+			o->socket);
+		return EXIT_UNREACHABLE;
+	case -EBADMSG:
+	case -EMSGSIZE:
+		fprintf(stderr, "sluicectl: unreadable response from %s: %s\n", o->socket,
+			strerror(-rc));
+		return EXIT_UNREACHABLE;
+	default:
+		fprintf(stderr,
+			"sluicectl: cannot connect to %s: %s (is the daemon running? set --socket "
+			"or SLUICE_SOCKET)\n",
+			o->socket, strerror(-rc));
+		return EXIT_UNREACHABLE;
+	}
+	const char *code, *msg;
+	rc = sl_ctl_response_parse(resp, &result, &code, &msg);
+	if (rc == -EREMOTEIO) {
+		fprintf(stderr, "sluicectl: %s: %s\n", code[0] ? code : "error", msg);
+		json_object_put(resp);
+		return EXIT_ERR;
+	}
+	if (rc < 0) {
+		fprintf(stderr, "sluicectl: %s sent something that is not a ctl response\n",
+			o->socket);
+		json_object_put(resp);
+		return EXIT_UNREACHABLE;
+	}
+	*result_out = json_object_get(result);
+	json_object_put(resp);
+	return 0;
+}
+
+static void print_json_line(struct json_object *obj)
+{
+	const char *text = sl_ctl_to_line(obj, NULL);
+	if (text == NULL)
+		die_oom();
+	printf("%s\n", text);
+}
+
+/* Calls cmd; with --json prints the result line and returns, otherwise hands the result
+ * to render. Consumes args. */
+static int call_and_render(const struct opts *o, const char *cmd, struct json_object *args,
+			   void (*render)(struct json_object *result))
+{
+	struct json_object *result = NULL;
+	int rc = call(o, cmd, args, &result);
+	json_object_put(args);
+	if (rc != 0)
+		return rc;
+	if (o->json)
+		print_json_line(result);
+	else
+		render(result);
+	json_object_put(result);
+	return 0;
+}
+
+/* Commands without options still honour `COMMAND --help` (handled in main) and reject
+ * stray arguments. */
+static int no_args(int argc, char **argv)
+{
+	if (argc > 1)
+		return usage_error("%s: unexpected argument '%s'", argv[0], argv[1]);
+	return 0;
+}
+
+/* ---- status, regions, stats ---- */
+
+static void flatten(struct table *t, const char *prefix, struct json_object *obj)
+{
+	json_object_object_foreach(obj, key, val)
+	{
+		char name[256];
+		snprintf(name, sizeof(name), "%s%s", prefix, key);
+		if (json_object_is_type(val, json_type_object) &&
+		    json_object_object_length(val) > 0) {
+			char sub[sizeof(name) + 1];
+			snprintf(sub, sizeof(sub), "%s.", name);
+			flatten(t, sub, val);
+			continue;
+		}
+		table_add(t, name, false);
+		table_add(t, cell_text(val), false);
+	}
+}
+
+static void render_status(struct json_object *result)
+{
+	struct table t;
+	table_init(&t, 2);
+	if (json_object_is_type(result, json_type_object))
+		flatten(&t, "", result);
+	table_print(&t, false);
+	table_free(&t);
+}
+
+static int cmd_status(const struct opts *o, int argc, char **argv)
+{
+	int rc = no_args(argc, argv);
+	return rc != 0 ? rc : call_and_render(o, "status", NULL, render_status);
+}
+
+/* Renders an array of objects as a table whose columns are their keys. */
+static void render_rows(struct json_object *rows, const char *empty)
+{
+	size_t n = json_object_array_length(rows);
+	if (n == 0) {
+		printf("%s\n", empty);
+		return;
+	}
+	struct json_object *keys = key_union(rows, NULL);
+	size_t ncols = json_object_array_length(keys);
+	if (ncols == 0) {
+		json_object_put(keys);
+		printf("%s\n", empty);
+		return;
+	}
+	struct table t;
+	table_init(&t, ncols);
+	for (size_t c = 0; c < ncols; c++)
+		table_add(&t, json_object_get_string(json_object_array_get_idx(keys, c)), false);
+	for (size_t r = 0; r < n; r++) {
+		struct json_object *row = json_object_array_get_idx(rows, r), *v = NULL;
+		for (size_t c = 0; c < ncols; c++) {
+			const char *key =
+			    json_object_get_string(json_object_array_get_idx(keys, c));
+			v = NULL;
+			if (json_object_is_type(row, json_type_object))
+				json_object_object_get_ex(row, key, &v);
+			table_add_json(&t, v);
+		}
+	}
+	table_print(&t, true);
+	table_free(&t);
+	json_object_put(keys);
+}
+
+static struct json_object *get_array(struct json_object *obj, const char *key)
+{
+	struct json_object *v = NULL;
+	if (!json_object_object_get_ex(obj, key, &v) || !json_object_is_type(v, json_type_array))
+		return NULL;
+	return v;
+}
+
+static void render_regions(struct json_object *result)
+{
+	struct json_object *rows = get_array(result, "regions");
+	if (rows == NULL) {
+		render_status(result); /* unexpected shape: still show what came back */
+		return;
+	}
+	render_rows(rows, "no regions");
+}
+
+static int cmd_regions(const struct opts *o, int argc, char **argv)
+{
+	int rc = no_args(argc, argv);
+	return rc != 0 ? rc : call_and_render(o, "regions", NULL, render_regions);
+}
+
+static void render_stats(struct json_object *result)
+{
+	struct json_object *cores = get_array(result, "cores"), *totals = NULL;
+	if (cores == NULL) {
+		render_status(result);
+		return;
+	}
+	json_object_object_get_ex(result, "totals", &totals);
+	struct json_object *counters = key_union(cores, "core");
+	size_t ncores = json_object_array_length(cores);
+	size_t nctr = json_object_array_length(counters);
+	struct table t;
+	table_init(&t, ncores + 2);
+	table_add(&t, "counter", false);
+	for (size_t c = 0; c < ncores; c++) {
+		struct json_object *core = json_object_array_get_idx(cores, c), *id = NULL;
+		if (json_object_is_type(core, json_type_object) &&
+		    json_object_object_get_ex(core, "core", &id))
+			table_addf(&t, false, "core %s", cell_text(id));
+		else
+			table_addf(&t, false, "core %zu", c);
+	}
+	table_add(&t, "total", false);
+	for (size_t k = 0; k < nctr; k++) {
+		const char *name = json_object_get_string(json_object_array_get_idx(counters, k));
+		table_add(&t, name, false);
+		uint64_t sum = 0;
+		bool summable = true;
+		for (size_t c = 0; c < ncores; c++) {
+			struct json_object *core = json_object_array_get_idx(cores, c), *v = NULL;
+			if (json_object_is_type(core, json_type_object))
+				json_object_object_get_ex(core, name, &v);
+			table_add_json(&t, v);
+			if (v != NULL && json_object_is_type(v, json_type_int))
+				sum += json_object_get_uint64(v);
+			else
+				summable = false;
+		}
+		struct json_object *total = NULL;
+		if (totals != NULL && json_object_object_get_ex(totals, name, &total))
+			table_add_json(&t, total);
+		else if (summable)
+			table_addf(&t, true, "%llu", (unsigned long long)sum);
+		else
+			table_add(&t, "-", true);
+	}
+	table_print(&t, true);
+	table_free(&t);
+	json_object_put(counters);
+}
+
+static int cmd_stats(const struct opts *o, int argc, char **argv)
+{
+	int rc = no_args(argc, argv);
+	return rc != 0 ? rc : call_and_render(o, "stats", NULL, render_stats);
+}
+
+/* ---- ping, call ---- */
+
+static int cmd_ping(const struct opts *o, int argc, char **argv)
+{
+	int rc = no_args(argc, argv);
+	if (rc != 0)
+		return rc;
+	struct json_object *result = NULL;
+	double start = now_s();
+	rc = call(o, "ping", NULL, &result);
+	if (rc != 0)
+		return rc;
+	if (o->json)
+		print_json_line(result);
+	else
+		printf("pong from %s in %.3f ms\n", o->socket, (now_s() - start) * 1e3);
+	json_object_put(result);
+	return 0;
+}
+
+static int cmd_call(const struct opts *o, int argc, char **argv)
+{
+	if (argc < 2 || argc > 3)
+		return usage_error("call: expected CMD [JSON_ARGS]");
+	struct json_object *args = NULL;
+	if (argc == 3) {
+		if (sl_ctl_parse_json(argv[2], strlen(argv[2]), &args) < 0 ||
+		    !json_object_is_type(args, json_type_object)) {
+			json_object_put(args);
+			return usage_error(
+			    "call: JSON_ARGS must be a JSON object, e.g. '{\"k\":1}'");
+		}
+	}
+	struct json_object *result = NULL;
+	int rc = call(o, argv[1], args, &result);
+	json_object_put(args);
+	if (rc != 0)
+		return rc;
+	if (o->json)
+		print_json_line(result);
+	else
+		printf("%s\n",
+		       json_object_to_json_string_ext(result, JSON_C_TO_STRING_PRETTY |
+								  JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(result);
+	return 0;
+}
+
+/* ---- query ---- */
+
+static void render_query(struct json_object *result)
+{
+	struct json_object *v = NULL, *points = get_array(result, "points");
+	const char *keys[] = {"series", "series_id", "type"};
+	for (size_t i = 0; i < SL_ARRAY_LEN(keys); i++)
+		if (json_object_object_get_ex(result, keys[i], &v))
+			printf("%s%s: %s", i ? "  " : "", keys[i], cell_text(v));
+	size_t n = points != NULL ? json_object_array_length(points) : 0;
+	printf("%spoints: %zu\n", json_object_object_length(result) > 1 ? "  " : "", n);
+	if (n == 0)
+		return;
+	struct table t;
+	table_init(&t, 2);
+	table_add(&t, "ts", false);
+	table_add(&t, "value", false);
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *p = json_object_array_get_idx(points, i);
+		bool pair =
+		    json_object_is_type(p, json_type_array) && json_object_array_length(p) >= 2;
+		table_add_json(&t, pair ? json_object_array_get_idx(p, 0) : NULL);
+		table_add_json(&t, pair ? json_object_array_get_idx(p, 1) : p);
+	}
+	table_print(&t, true);
+	table_free(&t);
+}
+
+static int cmd_query(const struct opts *o, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+	    {"from", required_argument, NULL, 'f'},
+	    {"to", required_argument, NULL, 't'},
+	    {"limit", required_argument, NULL, 'l'},
+	    {NULL, 0, NULL, 0},
+	};
+	long long from = 0, to = 0, limit = -1;
+	bool have_from = false, have_to = false;
+	int c;
+	optind = 0; /* GNU: fully re-initialise for this sub-argv */
+	while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'f':
+			if (!parse_i64(optarg, LLONG_MIN, LLONG_MAX, &from))
+				return usage_error("query: --from wants an integer timestamp");
+			have_from = true;
+			break;
+		case 't':
+			if (!parse_i64(optarg, LLONG_MIN, LLONG_MAX, &to))
+				return usage_error("query: --to wants an integer timestamp");
+			have_to = true;
+			break;
+		case 'l':
+			if (!parse_i64(optarg, 1, LLONG_MAX, &limit))
+				return usage_error("query: --limit wants a positive integer");
+			break;
+		default:
+			return option_error("query", c, argv);
+		}
+	}
+	if (argc - optind != 1)
+		return usage_error("query: expected exactly one SERIES");
+	if (!have_from || !have_to)
+		return usage_error("query: --from and --to are required");
+	struct json_object *args = json_object_new_object();
+	if (args == NULL)
+		die_oom();
+	json_object_object_add(args, "series", json_object_new_string(argv[optind]));
+	json_object_object_add(args, "from", json_object_new_int64(from));
+	json_object_object_add(args, "to", json_object_new_int64(to));
+	if (limit > 0)
+		json_object_object_add(args, "limit", json_object_new_int64(limit));
+	return call_and_render(o, "query", args, render_query);
+}
+
+/* ---- top ---- */
+
+static volatile sig_atomic_t top_stop;
+
+static void on_sigint(int sig)
+{
+	(void)sig;
+	top_stop = 1;
+}
+
+/* Rates shown by top, as (label, counter) pairs; idle % is derived separately. */
+static const struct {
+	const char *label;
+	const char *json_key;
+	enum sl_stat counter;
+} top_rates[] = {
+    {"points_in/s", "points_in_per_s", SL_STAT_points_in},
+    {"points_applied/s", "points_applied_per_s", SL_STAT_points_applied},
+    {"acks/s", "acks_per_s", SL_STAT_acks_sent},
+    {"wal_fsyncs/s", "wal_fsyncs_per_s", SL_STAT_wal_fsyncs},
+    {"ring_full/s", "ring_full_per_s", SL_STAT_ring_full},
+};
+
+struct top_core {
+	bool valid; /* both snapshots were read */
+	double rate[SL_ARRAY_LEN(top_rates)];
+	double idle_pct; /* negative: the core did not poll in the interval */
+};
+
+static uint64_t delta(const struct sl_stats_snapshot *a, const struct sl_stats_snapshot *b,
+		      enum sl_stat id)
+{
+	/* A counter that went backwards means a restarted node: count nothing, not 2^64. */
+	return b->counters[id] >= a->counters[id] ? b->counters[id] - a->counters[id] : 0;
+}
+
+static void top_compute(const struct sl_stats_snapshot *a, const struct sl_stats_snapshot *b,
+			double dt_s, struct top_core *out)
+{
+	for (size_t i = 0; i < SL_ARRAY_LEN(top_rates); i++)
+		out->rate[i] = (double)delta(a, b, top_rates[i].counter) / dt_s;
+	uint64_t idle = delta(a, b, SL_STAT_polls_idle);
+	uint64_t busy = delta(a, b, SL_STAT_polls_busy);
+	out->idle_pct = idle + busy > 0 ? 100.0 * (double)idle / (double)(idle + busy) : -1.0;
+}
+
+static struct json_object *json_fixed(double v, const char *fmt)
+{
+	char buf[64];
+	snprintf(buf, sizeof(buf), fmt, v);
+	return json_object_new_double_s(v, buf);
+}
+
+/* core < 0: the totals object, which has no "core" key. */
+static struct json_object *top_core_json(const struct top_core *tc, int core)
+{
+	struct json_object *o = json_object_new_object();
+	if (o == NULL)
+		die_oom();
+	if (core >= 0)
+		json_object_object_add(o, "core", json_object_new_int(core));
+	for (size_t i = 0; i < SL_ARRAY_LEN(top_rates); i++)
+		json_object_object_add(o, top_rates[i].json_key,
+				       tc->valid ? json_fixed(tc->rate[i], "%.1f") : NULL);
+	json_object_object_add(o, "idle_pct",
+			       tc->valid && tc->idle_pct >= 0 ? json_fixed(tc->idle_pct, "%.1f")
+							      : NULL);
+	return o;
+}
+
+static void top_row(struct table *t, const char *name, const struct top_core *tc)
+{
+	table_add(t, name, false);
+	for (size_t i = 0; i < SL_ARRAY_LEN(top_rates); i++) {
+		if (tc->valid)
+			table_addf(t, true, "%.0f", tc->rate[i]);
+		else
+			table_add(t, "-", true);
+	}
+	if (tc->valid && tc->idle_pct >= 0)
+		table_addf(t, true, "%.1f", tc->idle_pct);
+	else
+		table_add(t, "-", true);
+}
+
+static void top_print(const struct opts *o, const char *path, uint32_t n_cores, double dt_s,
+		      const struct top_core *cores, const struct top_core *total)
+{
+	if (o->json) {
+		struct json_object *obj = json_object_new_object(), *arr = json_object_new_array();
+		if (obj == NULL || arr == NULL)
+			die_oom();
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		json_object_object_add(
+		    obj, "time_ns",
+		    json_object_new_int64((int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec));
+		json_object_object_add(obj, "interval_s", json_fixed(dt_s, "%.3f"));
+		for (uint32_t c = 0; c < n_cores; c++) {
+			json_object_array_add(arr, top_core_json(&cores[c], (int)c));
+		}
+		json_object_object_add(obj, "cores", arr);
+		json_object_object_add(obj, "totals", top_core_json(total, -1));
+		print_json_line(obj);
+		json_object_put(obj);
+		fflush(stdout);
+		return;
+	}
+	if (isatty(STDOUT_FILENO))
+		printf("\033[H\033[J"); /* redraw in place like top(1) */
+	printf("sluice top  %s  %u cores  interval %.2fs\n", path, n_cores, dt_s);
+	struct table t;
+	table_init(&t, SL_ARRAY_LEN(top_rates) + 2);
+	table_add(&t, "core", false);
+	for (size_t i = 0; i < SL_ARRAY_LEN(top_rates); i++)
+		table_add(&t, top_rates[i].label, false);
+	table_add(&t, "idle%", false);
+	for (uint32_t c = 0; c < n_cores; c++) {
+		char name[16];
+		snprintf(name, sizeof(name), "%u", c);
+		top_row(&t, name, &cores[c]);
+	}
+	top_row(&t, "total", total);
+	table_print(&t, true);
+	table_free(&t);
+	printf("\n");
+	fflush(stdout);
+}
+
+/* Snapshots every core; a core the writer kept busy past the reader's retries is marked
+ * unread for this round rather than blocking the display. */
+static void top_snapshot(struct sl_stats_reader *r, uint32_t n_cores,
+			 struct sl_stats_snapshot *snap, bool *ok)
+{
+	for (uint32_t c = 0; c < n_cores; c++)
+		ok[c] = sl_stats_read_core(r, c, &snap[c]) == 0;
+}
+
+static int top_loop(const struct opts *o, const char *path, double interval_s, long long count)
+{
+	struct sl_stats_reader *r = NULL;
+	int rc = sl_stats_open(path, &r);
+	if (rc < 0) {
+		fprintf(stderr, "sluicectl: cannot open stats segment %s: %s\n", path,
+			rc == -EPROTO ? "not a stats segment of this version" : strerror(-rc));
+		return EXIT_UNREACHABLE;
+	}
+	uint32_t n = sl_stats_n_cores(r);
+	struct sl_stats_snapshot *prev = calloc(n + 1u, sizeof(*prev));
+	struct sl_stats_snapshot *cur = calloc(n + 1u, sizeof(*cur));
+	bool *prev_ok = calloc(n + 1u, sizeof(bool)), *cur_ok = calloc(n + 1u, sizeof(bool));
+	struct top_core *rows = calloc(n + 1u, sizeof(*rows));
+	if (prev == NULL || cur == NULL || prev_ok == NULL || cur_ok == NULL || rows == NULL)
+		die_oom();
+	struct sigaction sa = {.sa_handler = on_sigint}; /* no SA_RESTART: wake the sleep */
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	top_snapshot(r, n, prev, prev_ok);
+	double t_prev = now_s();
+	for (long long iter = 0; (count < 0 || iter < count) && !top_stop; iter++) {
+		struct timespec ts = {.tv_sec = (time_t)interval_s,
+				      .tv_nsec =
+					  (long)((interval_s - (double)(time_t)interval_s) * 1e9)};
+		while (!top_stop && nanosleep(&ts, &ts) < 0 && errno == EINTR)
+			;
+		if (top_stop)
+			break;
+		top_snapshot(r, n, cur, cur_ok);
+		double t_cur = now_s(), dt_s = t_cur - t_prev;
+		struct sl_stats_snapshot sum_a = {0}, sum_b = {0};
+		bool all_ok = true;
+		for (uint32_t c = 0; c < n; c++) {
+			rows[c].valid = prev_ok[c] && cur_ok[c];
+			all_ok = all_ok && rows[c].valid;
+			if (!rows[c].valid)
+				continue;
+			top_compute(&prev[c], &cur[c], dt_s, &rows[c]);
+			for (size_t k = 0; k < SL_STATS_N_COUNTERS; k++) {
+				sum_a.counters[k] += prev[c].counters[k];
+				sum_b.counters[k] += cur[c].counters[k];
+			}
+		}
+		struct top_core total = {.valid = all_ok};
+		if (all_ok)
+			top_compute(&sum_a, &sum_b, dt_s, &total);
+		top_print(o, path, n, dt_s, rows, &total);
+		struct sl_stats_snapshot *tmp = prev;
+		prev = cur;
+		cur = tmp;
+		bool *tmp_ok = prev_ok;
+		prev_ok = cur_ok;
+		cur_ok = tmp_ok;
+		t_prev = t_cur;
+	}
+	free(prev);
+	free(cur);
+	free(prev_ok);
+	free(cur_ok);
+	free(rows);
+	sl_stats_close(r);
+	return 0;
+}
+
+static int cmd_top(const struct opts *o, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+	    {"stats", required_argument, NULL, 's'},
+	    {"interval", required_argument, NULL, 'i'},
+	    {"count", required_argument, NULL, 'c'},
+	    {NULL, 0, NULL, 0},
+	};
+	const char *path = NULL;
+	double interval_s = 1.0;
+	long long count = -1;
+	int c;
+	optind = 0;
+	while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
+		char *end = NULL;
+		switch (c) {
+		case 's':
+			path = optarg;
+			break;
+		case 'i':
+			interval_s = strtod(optarg, &end);
+			if (end == optarg || *end != '\0' || !(interval_s >= 0.01) ||
+			    interval_s > 3600)
+				return usage_error("top: --interval wants seconds in [0.01, 3600]");
+			break;
+		case 'c':
+			if (!parse_i64(optarg, 1, LLONG_MAX, &count))
+				return usage_error("top: --count wants a positive integer");
+			break;
+		default:
+			return option_error("top", c, argv);
+		}
+	}
+	if (optind != argc)
+		return usage_error("top: unexpected argument '%s'", argv[optind]);
+	if (path != NULL)
+		return top_loop(o, path, interval_s, count);
+	/* Ask the daemon where its segment lives; only this one call uses the socket. */
+	struct json_object *status = NULL, *v = NULL;
+	int rc = call(o, "status", NULL, &status);
+	if (rc != 0)
+		return rc;
+	if (!json_object_object_get_ex(status, "stats_path", &v) ||
+	    !json_object_is_type(v, json_type_string)) {
+		json_object_put(status);
+		fprintf(stderr, "sluicectl: status has no stats_path; pass --stats PATH\n");
+		return EXIT_ERR;
+	}
+	rc = top_loop(o, json_object_get_string(v), interval_s, count);
+	json_object_put(status);
+	return rc;
+}
+
+/* ---- main ---- */
+
+static const struct command commands[] = {
+    {"status", cmd_status, "status", "node id, pid, uptime, version, modes and totals"},
+    {"regions", cmd_regions, "regions", "the regions this daemon serves, one per row"},
+    {"stats", cmd_stats, "stats", "counters per core and in total"},
+    {"top", cmd_top, "top [--stats PATH] [--interval S] [--count N]",
+     "live per-core rates from the shared-memory stats segment, every S seconds\n"
+     "      (default 1) until Ctrl-C or N times; the segment path comes from `status`\n"
+     "      unless --stats is given"},
+    {"query", cmd_query, "query SERIES --from T --to T [--limit N]",
+     "points of one series in [from, to] (integer timestamps)"},
+    {"ping", cmd_ping, "ping", "check that the daemon answers"},
+    {"call", cmd_call, "call CMD [JSON_ARGS]",
+     "send any command with a JSON object of arguments and print its result"},
+};
+
+static void print_help(FILE *out)
+{
+	fprintf(out,
+		"usage: sluicectl [--socket PATH] [--json] [--timeout MS] COMMAND [ARGS]\n"
+		"       sluicectl COMMAND --help\n\n"
+		"options:\n"
+		"  --socket PATH  ctl socket (default: $SLUICE_SOCKET, else %s)\n"
+		"  --json         print the result as one JSON line (for scripts)\n"
+		"  --timeout MS   give up waiting for the daemon after MS ms (default %d)\n"
+		"  --help         this text\n\ncommands:\n",
+		DEFAULT_SOCKET, DEFAULT_TIMEOUT_MS);
+	for (size_t i = 0; i < SL_ARRAY_LEN(commands); i++)
+		fprintf(out, "  %s\n      %s\n", commands[i].usage, commands[i].help);
+	fprintf(out, "\nexit status: 0 ok, 1 error (\"sluicectl: CODE: MESSAGE\"), 2 daemon "
+		     "unreachable\n");
+}
+
+static bool wants_help(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--") == 0)
+			return false;
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+			return true;
+	}
+	return false;
+}
+
+static const struct option global_opts[] = {
+    {"socket", required_argument, NULL, 's'},
+    {"json", no_argument, NULL, 'j'},
+    {"timeout", required_argument, NULL, 't'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+/* Applies one global option; returns 0, or the exit code of a usage error. */
+static int apply_global(struct opts *o, int c, const char *arg)
+{
+	long long v;
+	switch (c) {
+	case 's':
+		o->socket = arg;
+		return 0;
+	case 'j':
+		o->json = true;
+		return 0;
+	case 't':
+		if (!parse_i64(arg, 1, INT_MAX, &v))
+			return usage_error("--timeout wants milliseconds > 0");
+		o->timeout_ms = (int)v;
+		return 0;
+	default:
+		SL_ASSERT(0);
+		return EXIT_ERR;
+	}
+}
+
+/* Scripts write `sluicectl status --json` as often as `sluicectl --json status`: take the
+ * global options out of the command's arguments (up to a "--") before it parses them. */
+static int extract_globals(struct opts *o, int *argc, char **argv)
+{
+	int out = 1;
+	for (int i = 1; i < *argc; i++) {
+		const char *a = argv[i];
+		if (strcmp(a, "--") == 0) {
+			while (i < *argc)
+				argv[out++] = argv[i++];
+			break;
+		}
+		int c = 0;
+		const char *val = NULL;
+		for (const struct option *g = global_opts; g->name != NULL && c == 0; g++) {
+			size_t n = strlen(g->name);
+			if (g->val == 'h' || strncmp(a, "--", 2) != 0 ||
+			    strncmp(a + 2, g->name, n) != 0)
+				continue;
+			if (a[2 + n] == '\0' && g->has_arg == no_argument) {
+				c = g->val;
+			} else if (a[2 + n] == '=' && g->has_arg == required_argument) {
+				c = g->val;
+				val = a + 3 + n;
+			} else if (a[2 + n] == '\0') {
+				if (i + 1 >= *argc)
+					return usage_error("%s needs a value", a);
+				c = g->val;
+				val = argv[++i];
+			}
+		}
+		if (c == 0) {
+			argv[out++] = argv[i];
+			continue;
+		}
+		int rc = apply_global(o, c, val);
+		if (rc != 0)
+			return rc;
+	}
+	*argc = out;
+	argv[out] = NULL;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	const char *env = getenv("SLUICE_SOCKET");
+	struct opts o = {
+	    .socket = env != NULL && env[0] != '\0' ? env : DEFAULT_SOCKET,
+	    .timeout_ms = DEFAULT_TIMEOUT_MS,
+	};
+	int c, rc;
+	/* '+': stop at the command name; what follows belongs to the command. */
+	while ((c = getopt_long(argc, argv, "+:h", global_opts, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			print_help(stdout);
+			return 0;
+		case ':':
+		case '?':
+			return option_error("", c, argv);
+		default:
+			rc = apply_global(&o, c, optarg);
+			if (rc != 0)
+				return rc;
+		}
+	}
+	if (optind >= argc) {
+		print_help(stderr);
+		return EXIT_ERR;
+	}
+	const char *name = argv[optind];
+	int cmd_argc = argc - optind;
+	char **cmd_argv = argv + optind;
+	for (size_t i = 0; i < SL_ARRAY_LEN(commands); i++) {
+		if (strcmp(name, commands[i].name) != 0)
+			continue;
+		if (wants_help(cmd_argc, cmd_argv)) {
+			printf("usage: sluicectl [OPTIONS] %s\n      %s\n", commands[i].usage,
+			       commands[i].help);
+			return 0;
+		}
+		rc = extract_globals(&o, &cmd_argc, cmd_argv);
+		if (rc != 0)
+			return rc;
+		return commands[i].run(&o, cmd_argc, cmd_argv);
+	}
+	return usage_error("unknown command '%s'", name);
+}

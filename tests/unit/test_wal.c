@@ -629,6 +629,82 @@ static void test_bad_inputs(void **state)
 	sl_wal_close(NULL);
 }
 
+/* ---- a torn multi-block last flush vs. damage followed by a later flush ---- */
+
+static int count_cb(void *arg, uint64_t lsn, uint16_t type, const uint8_t *payload, uint32_t len)
+{
+	(void)lsn;
+	(void)type;
+	(void)payload;
+	(void)len;
+	(*(uint64_t *)arg)++;
+	return 0;
+}
+
+/* Block-sized records: flush 1 = lsn 1 (block 0), flush 2 = lsn 2-4 (blocks 1-3), then
+ * `extra` more synced flushes of one block each. Block 1 is then lost (zeros). */
+static void block_flushes_lose_block1(const char *dir, int extra, uint64_t *recovered, int *rc,
+				      struct sl_wal_recovery *rep)
+{
+	struct sl_wal_config c;
+	cfg_small(&c, dir);
+	c.segment_bytes = 1 << 20;
+	c.buffer_bytes = 16384;
+	static uint8_t payload[4096 - SL_WAL_HDR_BYTES];
+	struct sl_wal *w = NULL;
+	uint64_t n = 0;
+	assert_int_equal(sl_wal_open(&c, &w), 0);
+	assert_int_equal(sl_wal_recover(w, count_cb, &n, NULL), 0);
+	assert_int_equal(sl_wal_append(w, 1, payload, sizeof(payload), NULL), 0);
+	assert_int_equal(sl_wal_sync(w), 0);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(sl_wal_append(w, 1, payload, sizeof(payload), NULL), 0);
+	assert_int_equal(sl_wal_sync(w), 0);
+	for (int i = 0; i < extra; i++) {
+		assert_int_equal(sl_wal_append(w, 1, payload, sizeof(payload), NULL), 0);
+		assert_int_equal(sl_wal_sync(w), 0);
+	}
+	sl_wal_close(w);
+	char path[128];
+	seg_path(path, sizeof(path), dir, 1);
+	static const uint8_t zeros[4096];
+	write_at(path, 4096, zeros, sizeof(zeros));
+	*recovered = 0;
+	assert_int_equal(sl_wal_open(&c, &w), 0);
+	*rc = sl_wal_recover(w, count_cb, recovered, rep);
+	sl_wal_close(w);
+}
+
+static void test_torn_multiblock_flush(void **state)
+{
+	struct fx *f = *state;
+	uint64_t n;
+	int rc;
+	struct sl_wal_recovery rep;
+	/* Only the last flush lost its first block: later blocks of the same flush survive,
+	 * as after a crash mid-write. That is a torn tail: cut, keep flush 1. */
+	block_flushes_lose_block1(f->dir, 0, &n, &rc, &rep);
+	assert_int_equal(rc, 0);
+	assert_true(rep.torn_tail_cut);
+	assert_false(rep.corruption);
+	assert_int_equal(n, 1);
+	assert_int_equal(rep.last_lsn, 1);
+}
+
+static void test_damage_before_later_flush(void **state)
+{
+	struct fx *f = *state;
+	uint64_t n;
+	int rc;
+	struct sl_wal_recovery rep;
+	/* The same loss with a later flush after it: that flush was written only after the
+	 * damaged one was durable, so this is corruption, never silently cut. */
+	block_flushes_lose_block1(f->dir, 1, &n, &rc, &rep);
+	assert_int_equal(rc, -EBADMSG);
+	assert_true(rep.corruption);
+	assert_int_equal(n, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -640,6 +716,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_corruption_strict_and_salvage, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_zero_hole_is_corruption, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_lsn_gap_is_corruption, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_torn_multiblock_flush, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_damage_before_later_flush, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_injected_faults, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_release, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_inputs, setup, teardown),
