@@ -176,12 +176,13 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
+	struct sl_config as_given = cfg; /* derived paths stay empty = "default" in the dump */
 	if (sl_config_finish(&cfg, err, sizeof(err)) != 0) {
 		fprintf(stderr, "sluiced: %s\n", err);
 		return 2;
 	}
 	if (print_config) {
-		sl_config_dump(&cfg, stdout);
+		sl_config_dump(&as_given, stdout);
 		return 0;
 	}
 
