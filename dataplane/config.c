@@ -65,6 +65,8 @@ static const struct key keys[] = {
 	STR("ingest", "shm_path", shm_ingest_path, "empty = /dev/shm/sluice-<name>.ingest"),
 	STR("ingest", "stats_path", stats_path, "empty = /dev/shm/sluice-<name>.stats"),
 	U32("ingest", "batch_points", batch_points, 1, 65536, "points per proposal at most"),
+	BOOL("debug", "fault_injection", fault_injection,
+	     "tests only: allow the debug_wal_fault ctl command to inject disk errors"),
 };
 
 void sl_config_default(struct sl_config *c)

@@ -46,6 +46,8 @@ struct sl_config {
 	char shm_ingest_path[SL_CFG_PATH_MAX]; /* "" = /dev/shm/sluice-<name>.ingest */
 	char stats_path[SL_CFG_PATH_MAX];      /* "" = /dev/shm/sluice-<name>.stats */
 	uint32_t batch_points;    /* points per proposal at most */
+	/* [debug] */
+	bool fault_injection;     /* allow the debug_wal_fault ctl command (tests only) */
 };
 
 void sl_config_default(struct sl_config *c);

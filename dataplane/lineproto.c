@@ -95,10 +95,10 @@ static char next_char(const char *s, size_t n, size_t *i, enum name_kind kind, b
 	return c;
 }
 
-/* Scans a name from pos up to the first unescaped delimiter in `stops` (or the end).
- * Returns the end offset; *stop is the delimiter found or 0 at the end of the line. */
-static size_t scan_name(const char *s, size_t n, size_t pos, enum name_kind kind,
-			const char *stops, char *stop)
+/* Scans a name from pos up to the first unescaped ',' or ' ' (or '=' when stop_eq), or the
+ * end. Returns the end offset; *stop is the delimiter found or 0 at the end of the line. */
+static size_t scan_name(const char *s, size_t n, size_t pos, enum name_kind kind, bool stop_eq,
+			char *stop)
 {
 	size_t i = pos;
 	*stop = 0;
@@ -106,7 +106,7 @@ static size_t scan_name(const char *s, size_t n, size_t pos, enum name_kind kind
 		size_t at = i;
 		bool esc;
 		char c = next_char(s, n, &i, kind, &esc);
-		if (!esc && strchr(stops, c) != NULL) {
+		if (!esc && (c == ',' || c == ' ' || (stop_eq && c == '='))) {
 			*stop = c;
 			return at;
 		}
@@ -114,9 +114,17 @@ static size_t scan_name(const char *s, size_t n, size_t pos, enum name_kind kind
 	return n;
 }
 
+static bool has_backslash(struct span s) { return memchr(s.p, '\\', s.n) != NULL; }
+
 /* memcmp order of the unescaped bytes of two names. */
 static int name_cmp(struct span a, struct span b, enum name_kind kind)
 {
+	if (!has_backslash(a) && !has_backslash(b)) { /* the common case: raw = unescaped */
+		int c = memcmp(a.p, b.p, a.n < b.n ? a.n : b.n);
+		if (c != 0 || a.n == b.n)
+			return c;
+		return a.n < b.n ? -1 : 1;
+	}
 	size_t i = 0, j = 0;
 	while (i < a.n && j < b.n) {
 		bool e;
@@ -133,6 +141,15 @@ static int name_cmp(struct span a, struct span b, enum name_kind kind)
 /* Appends the canonical escaped form of a name at dst[*len]; false when it would pass cap. */
 static bool put_name(char *dst, size_t cap, size_t *len, struct span s, enum name_kind kind)
 {
+	if (!has_backslash(s)) {
+		/* no escapes: no special character either (it would have ended the name, '=' in
+		 * a measurement being no special there), so the canonical form is the input */
+		if (cap - *len < s.n)
+			return false;
+		memcpy(dst + *len, s.p, s.n);
+		*len += s.n;
+		return true;
+	}
 	size_t i = 0, o = *len;
 	while (i < s.n) {
 		bool e;
@@ -303,18 +320,19 @@ static bool token_is(const char *s, size_t n, const char *word)
 /* A non-string field value: the token up to the next ',' or ' '. */
 static enum sl_lp_err parse_scalar(const char *s, size_t n, struct sl_lp_field *f)
 {
-	static const char *const trues[] = {"t", "T", "true", "True", "TRUE"};
-	static const char *const falses[] = {"f", "F", "false", "False", "FALSE"};
-	for (size_t i = 0; i < SL_ARRAY_LEN(trues); i++) {
-		if (token_is(s, n, trues[i]) || token_is(s, n, falses[i])) {
-			f->type = SL_VAL_BOOL;
-			f->value = token_is(s, n, trues[i]) ? 1 : 0;
-			return SL_LP_OK;
-		}
-	}
 	char c0 = s[0];
-	if (c0 == 't' || c0 == 'T' || c0 == 'f' || c0 == 'F')
+	if (c0 == 't' || c0 == 'T' || c0 == 'f' || c0 == 'F') {
+		static const char *const trues[] = {"t", "T", "true", "True", "TRUE"};
+		static const char *const falses[] = {"f", "F", "false", "False", "FALSE"};
+		for (size_t i = 0; i < SL_ARRAY_LEN(trues); i++) {
+			if (token_is(s, n, trues[i]) || token_is(s, n, falses[i])) {
+				f->type = SL_VAL_BOOL;
+				f->value = token_is(s, n, trues[i]) ? 1 : 0;
+				return SL_LP_OK;
+			}
+		}
 		return SL_LP_ERR_BAD_BOOL;
+	}
 
 	char last = s[n - 1];
 	if (last == 'i') {
@@ -375,11 +393,11 @@ static enum sl_lp_err parse_tags(struct lp_ctx *c, struct tag *tags, size_t *nta
 {
 	for (;;) {
 		char stop;
-		size_t kend = scan_name(c->s, c->n, c->pos, NAME_KEY, "=, ", &stop);
+		size_t kend = scan_name(c->s, c->n, c->pos, NAME_KEY, true, &stop);
 		if (stop != '=' || kend == c->pos)
 			return SL_LP_ERR_SYNTAX_TAG;
 		size_t vstart = kend + 1;
-		size_t vend = scan_name(c->s, c->n, vstart, NAME_KEY, "=, ", &stop);
+		size_t vend = scan_name(c->s, c->n, vstart, NAME_KEY, true, &stop);
 		if (stop == '=' || vend == vstart)
 			return SL_LP_ERR_SYNTAX_TAG;
 		if (*ntags == SL_LP_MAX_TAGS)
@@ -452,7 +470,7 @@ static enum sl_lp_err parse_field(struct lp_ctx *c, const char *prefix, size_t p
 {
 	struct sl_lp_line *out = c->out;
 	char stop;
-	size_t kend = scan_name(c->s, c->n, c->pos, NAME_KEY, "=, ", &stop);
+	size_t kend = scan_name(c->s, c->n, c->pos, NAME_KEY, true, &stop);
 	if (stop != '=' || kend == c->pos)
 		return SL_LP_ERR_SYNTAX_FIELD;
 	if (out->n_fields == SL_LP_MAX_FIELDS)
@@ -535,7 +553,7 @@ static enum sl_lp_err parse_body(struct lp_ctx *c, const struct sl_lp_opts *opts
 		return SL_LP_ERR_INVALID_UTF8;
 
 	char stop;
-	size_t mend = scan_name(c->s, c->n, 0, NAME_MEASUREMENT, ", ", &stop);
+	size_t mend = scan_name(c->s, c->n, 0, NAME_MEASUREMENT, false, &stop);
 	if (mend == 0)
 		return SL_LP_ERR_SYNTAX_MEASUREMENT;
 	struct span meas = {c->s, mend};

@@ -129,7 +129,7 @@ struct lsn_rec {
 	uint64_t index;
 };
 
-enum ctl_kind { CTL_REGIONS = 1, CTL_QUERY = 2 };
+enum ctl_kind { CTL_REGIONS = 1, CTL_QUERY = 2, CTL_WAL_FAULT = 3 };
 
 struct ctl_req {
 	enum ctl_kind kind;
@@ -137,6 +137,7 @@ struct ctl_req {
 	uint64_t series_id;
 	int64_t from, to;
 	size_t limit;
+	int fault_op, fault_err; /* CTL_WAL_FAULT */
 	/* results */
 	struct sl_sample *samples;
 	size_t n_samples;
@@ -803,7 +804,11 @@ static void serve_ctl(struct worker *w)
 		struct ctl_req *q = obj;
 		struct sl_node *n = w->node;
 		struct region *r = &n->regions[q->region];
-		if (q->kind == CTL_QUERY) {
+		if (q->kind == CTL_WAL_FAULT) {
+			q->rc = w->wal_failed ? -EIO
+					      : sl_wal_inject_fault(w->wal, (enum sl_wal_op)q->fault_op,
+								    q->fault_err, (uint32_t)q->limit);
+		} else if (q->kind == CTL_QUERY) {
 			q->rc = sl_store_query(r->store, q->series_id, q->from, q->to, q->samples,
 					       q->limit, &q->n_samples, &q->type);
 		} else if (q->kind == CTL_REGIONS) {
@@ -879,7 +884,7 @@ static void worker_round(struct worker *w, bool take_new)
 	sl_stats_begin(w->st);
 	serve_ctl(w);
 	work += drain_inputs(w);
-	if (take_new && !w->wal_failed && w->stalled == NULL)
+	if (take_new && w->stalled == NULL) /* after a WAL failure: read and refuse (-EIO) */
 		work += poll_ingest(w);
 	for (uint32_t i = 0; i < n->cfg.regions; i++) {
 		struct region *r = &n->regions[i];
@@ -1559,6 +1564,54 @@ static int ctl_regions(struct sl_node *n, struct json_object **result, const cha
 	return 0;
 }
 
+/* Tests only ([debug] fault_injection): the next write or fdatasync completion of the
+ * WAL of every worker (or args.core) reports an error although the I/O ran. */
+static int ctl_wal_fault(struct sl_node *n, struct json_object *args,
+			 struct json_object **result, const char **err_code, char *err_msg,
+			 size_t err_len)
+{
+	if (!n->cfg.fault_injection)
+		CTL_ERR("forbidden", "debug_wal_fault needs [debug] fault_injection = true");
+	struct json_object *v;
+	const char *op = "fsync", *e = "EIO";
+	int64_t core = -1, after = 0;
+	if (args && json_object_object_get_ex(args, "op", &v))
+		op = json_object_get_string(v);
+	if (args && json_object_object_get_ex(args, "errno", &v))
+		e = json_object_get_string(v);
+	if (parse_time(args, "core", -1, &core) || parse_time(args, "after", 0, &after) ||
+	    after < 0 || after > 1000000 || core >= (int64_t)n->n_workers)
+		CTL_ERR("bad_request", "core must be a worker index, after in 0..1000000");
+	int fop, ferr;
+	if (op && strcmp(op, "fsync") == 0)
+		fop = SL_WAL_OP_FSYNC;
+	else if (op && strcmp(op, "write") == 0)
+		fop = SL_WAL_OP_WRITE;
+	else
+		CTL_ERR("bad_request", "op must be write or fsync");
+	if (e && strcmp(e, "EIO") == 0)
+		ferr = -EIO;
+	else if (e && strcmp(e, "ENOSPC") == 0)
+		ferr = -ENOSPC;
+	else
+		CTL_ERR("bad_request", "errno must be EIO or ENOSPC");
+	for (unsigned c = 0; c < n->n_workers; c++) {
+		if (core >= 0 && c != (unsigned)core)
+			continue;
+		struct ctl_req q;
+		memset(&q, 0, sizeof(q));
+		q.kind = CTL_WAL_FAULT;
+		q.fault_op = fop;
+		q.fault_err = ferr;
+		q.limit = (size_t)after;
+		int rc = worker_call(n, c, &q);
+		if (rc != 0 || q.rc != 0)
+			CTL_ERR("internal", "worker %u: %s", c, strerror(rc ? -rc : -q.rc));
+	}
+	*result = json_object_new_object();
+	return 0;
+}
+
 int sl_node_ctl(void *node, const char *cmd, struct json_object *args,
 		struct json_object **result, const char **err_code, char *err_msg, size_t err_len)
 {
@@ -1589,6 +1642,8 @@ int sl_node_ctl(void *node, const char *cmd, struct json_object *args,
 		*result = o;
 		return 0;
 	}
+	if (strcmp(cmd, "debug_wal_fault") == 0)
+		return ctl_wal_fault(n, args, result, err_code, err_msg, err_len);
 	if (strcmp(cmd, "shutdown") == 0) {
 		sl_node_stop(n);
 		*result = json_object_new_object();

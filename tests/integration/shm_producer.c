@@ -31,16 +31,18 @@ int main(int argc, char **argv)
 	uint64_t n_points = 1000000;
 	uint32_t n_series = 100, batch = 1000;
 	double timeout_s = 300;
+	bool stop_on_nack = false;
 	static const struct option opts[] = {{"path", required_argument, 0, 'p'},
 					     {"points", required_argument, 0, 'n'},
 					     {"series", required_argument, 0, 's'},
 					     {"batch", required_argument, 0, 'b'},
 					     {"log", required_argument, 0, 'l'},
 					     {"timeout", required_argument, 0, 't'},
+					     {"stop-on-nack", no_argument, 0, 'x'},
 					     {"help", no_argument, 0, 'h'},
 					     {0, 0, 0, 0}};
 	int c;
-	while ((c = getopt_long(argc, argv, "p:n:s:b:l:t:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "p:n:s:b:l:t:xh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'p': path = optarg; break;
 		case 'n': n_points = strtoull(optarg, NULL, 10); break;
@@ -48,9 +50,10 @@ int main(int argc, char **argv)
 		case 'b': batch = (uint32_t)strtoul(optarg, NULL, 10); break;
 		case 'l': log_path = optarg; break;
 		case 't': timeout_s = strtod(optarg, NULL); break;
+		case 'x': stop_on_nack = true; break;
 		case 'h':
 			printf("usage: shm_producer --path SHM --log FILE [--points N] [--series S] "
-			       "[--batch B] [--timeout SEC]\n");
+			       "[--batch B] [--timeout SEC] [--stop-on-nack]\n");
 			return 0;
 		default: return 2;
 		}
@@ -164,6 +167,12 @@ int main(int argc, char **argv)
 			if (acks[k].status != 0) {
 				fprintf(stderr, "shm_producer: batch %llu nacked: %d (%u stored)\n",
 					(unsigned long long)b, acks[k].status, acks[k].count);
+				if (stop_on_nack) {
+					fclose(log);
+					printf("shm_producer: stopped at a nack after %llu acked batches\n",
+					       (unsigned long long)n_acked);
+					return 3;
+				}
 				if (next > b)
 					next = b; /* retry it */
 				continue;
