@@ -153,7 +153,9 @@ struct worker {
 	unsigned lcore;
 	unsigned arena;
 	struct sl_wal *wal;
-	struct sl_stats_core *st;
+	struct sl_stats_core *st;     /* this round's deltas (private) */
+	struct sl_stats_core st_local;
+	struct sl_stats_core *st_shm; /* the core's block in the stats segment */
 	struct rte_ring *in[SL_CFG_MAX_WORKERS];  /* from core j to me */
 	struct rte_ring *out[SL_CFG_MAX_WORKERS]; /* from me to core j */
 	struct xmsg *fill_pts[SL_CFG_MAX_WORKERS];
@@ -862,6 +864,32 @@ static int worker_call(struct sl_node *n, unsigned worker, struct ctl_req *q)
 
 /* ---------------------------------------------------------------- the lcore loop */
 
+/* Counters gather in a private block during a round and are published in one short
+ * seqlock write, so readers in other processes never wait on a long round. */
+static void stats_publish(struct worker *w)
+{
+	struct sl_stats_core *d = &w->st_local, *o = w->st_shm;
+	sl_stats_begin(o);
+	for (int k = 0; k < SL_STATS_N_COUNTERS; k++) {
+		uint64_t v = atomic_load_explicit(&d->counters[k], memory_order_relaxed);
+		if (v) {
+			sl_stats_add(o, (enum sl_stat)k, v);
+			atomic_store_explicit(&d->counters[k], 0, memory_order_relaxed);
+		}
+	}
+	for (int b = 0; b < SL_STATS_HIST_BUCKETS; b++) {
+		uint64_t v = atomic_load_explicit(&d->ack_latency_hist[b], memory_order_relaxed);
+		if (v) {
+			sl_stats_bump_(&o->ack_latency_hist[b], v);
+			atomic_store_explicit(&d->ack_latency_hist[b], 0, memory_order_relaxed);
+		}
+	}
+	sl_stats_bump_(&o->ack_latency_sum_ns,
+		       atomic_load_explicit(&d->ack_latency_sum_ns, memory_order_relaxed));
+	atomic_store_explicit(&d->ack_latency_sum_ns, 0, memory_order_relaxed);
+	sl_stats_end(o);
+}
+
 static void worker_idle(struct worker *w, bool flush_in_flight)
 {
 	if (w->node->cfg.poll_mode == SL_POLL_PERF) {
@@ -881,7 +909,6 @@ static void worker_round(struct worker *w, bool take_new)
 {
 	struct sl_node *n = w->node;
 	int work = 0;
-	sl_stats_begin(w->st);
 	serve_ctl(w);
 	work += drain_inputs(w);
 	if (take_new && w->stalled == NULL) /* after a WAL failure: read and refuse (-EIO) */
@@ -918,7 +945,7 @@ static void worker_round(struct worker *w, bool take_new)
 	if (w->wal_bytes_since_ckpt >= (uint64_t)n->cfg.checkpoint_mb << 20)
 		checkpoint(w);
 	sl_stats_add(w->st, work ? SL_STAT_polls_busy : SL_STAT_polls_idle, 1);
-	sl_stats_end(w->st);
+	stats_publish(w);
 	if (work == 0)
 		worker_idle(w, sl_wal_durable_lsn(w->wal) < sl_wal_last_lsn(w->wal));
 	else
@@ -1100,7 +1127,8 @@ static int worker_init(struct sl_node *n, struct worker *w, char *err, size_t er
 {
 	char path[SL_CFG_PATH_MAX + 64];
 	w->tsc_hz = rte_get_tsc_hz();
-	w->st = sl_stats_core(n->stats, w->idx);
+	w->st_shm = sl_stats_core(n->stats, w->idx);
+	w->st = &w->st_local;
 	enum sl_arena_mode got;
 	/* the arena module probes and falls back by itself; the mode is reported once */
 	int rc = sl_arena_create(SL_ARENA_HUGETLB, &w->arena, &got);

@@ -24,14 +24,18 @@ echo "== starting sluiced (data in $DIR/data)"
 NODE_PID=$!
 for _ in $(seq 1 100); do [ -S "$SOCK" ] && break; sleep 0.1; done
 [ -S "$SOCK" ] || { echo "sluiced did not start"; exit 1; }
-echo "== sluice-bench: 10 s through the shm ingest ring"
-"$B/perf/sluice-bench" --path "/dev/shm/sluice-$NAME.ingest" --duration 10 --batch 1000 --series 1000
+echo "== sluice-bench: 10 s through the shm ingest ring (live rates from sluicectl top meanwhile)"
+"$B/perf/sluice-bench" --path "/dev/shm/sluice-$NAME.ingest" --duration 10 --batch 1000 \
+	--series 1000 --quiet >"$DIR/bench.out" 2>&1 &
+BENCH_PID=$!
+sleep 3
+"$B/ctl/sluicectl" --socket "$SOCK" top --count 3 --interval 1
+wait "$BENCH_PID"
+cat "$DIR/bench.out"
 echo "== sluicectl status"
 "$B/ctl/sluicectl" --socket "$SOCK" status
 echo "== sluicectl regions"
 "$B/ctl/sluicectl" --socket "$SOCK" regions
-echo "== sluicectl top (2 samples)"
-"$B/ctl/sluicectl" --socket "$SOCK" top --count 2 --interval 1
 echo "== sluicectl query 'bench,host=h000007 value' (first 5 points)"
 "$B/ctl/sluicectl" --socket "$SOCK" query 'bench,host=h000007 value' --from 0 --to 100000 --limit 5
 echo "== stopping sluiced"
