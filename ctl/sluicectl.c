@@ -542,8 +542,7 @@ static int cmd_query(const struct opts *o, int argc, char **argv)
 	    {"limit", required_argument, NULL, 'l'},
 	    {NULL, 0, NULL, 0},
 	};
-	long long from = 0, to = 0, limit = -1;
-	bool have_from = false, have_to = false;
+	long long from = LLONG_MIN, to = LLONG_MAX, limit = -1; /* default: the whole series */
 	int c;
 	optind = 0; /* GNU: fully re-initialise for this sub-argv */
 	while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
@@ -551,12 +550,10 @@ static int cmd_query(const struct opts *o, int argc, char **argv)
 		case 'f':
 			if (!parse_i64(optarg, LLONG_MIN, LLONG_MAX, &from))
 				return usage_error("query: --from wants an integer timestamp");
-			have_from = true;
 			break;
 		case 't':
 			if (!parse_i64(optarg, LLONG_MIN, LLONG_MAX, &to))
 				return usage_error("query: --to wants an integer timestamp");
-			have_to = true;
 			break;
 		case 'l':
 			if (!parse_i64(optarg, 1, LLONG_MAX, &limit))
@@ -568,8 +565,6 @@ static int cmd_query(const struct opts *o, int argc, char **argv)
 	}
 	if (argc - optind != 1)
 		return usage_error("query: expected exactly one SERIES");
-	if (!have_from || !have_to)
-		return usage_error("query: --from and --to are required");
 	struct json_object *args = json_object_new_object();
 	if (args == NULL)
 		die_oom();
@@ -847,7 +842,7 @@ static const struct command commands[] = {
      "live per-core rates from the shared-memory stats segment, every S seconds\n"
      "      (default 1) until Ctrl-C or N times; the segment path comes from `status`\n"
      "      unless --stats is given"},
-    {"query", cmd_query, "query SERIES --from T --to T [--limit N]",
+    {"query", cmd_query, "query SERIES [--from T] [--to T] [--limit N]",
      "points of one series in [from, to] (integer timestamps)"},
     {"ping", cmd_ping, "ping", "check that the daemon answers"},
     {"call", cmd_call, "call CMD [JSON_ARGS]",

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+
 #include <rte_cfgfile.h>
 
 #include "config.h"
@@ -65,6 +67,17 @@ static const struct key keys[] = {
 	STR("ingest", "shm_path", shm_ingest_path, "empty = /dev/shm/sluice-<name>.ingest"),
 	STR("ingest", "stats_path", stats_path, "empty = /dev/shm/sluice-<name>.stats"),
 	U32("ingest", "batch_points", batch_points, 1, 65536, "points per proposal at most"),
+	STR("net", "vdevs", vdevs,
+	    "virtual devices, ';' separated EAL --vdev specs, e.g. net_tap0,iface=sl0; empty = none"),
+	STR("net", "ipv4", ipv4, "the node's IPv4 address on its ports (needed with ports)"),
+	U32("net", "line_port", line_port, 1, 65535, "UDP port of the InfluxDB line protocol"),
+	U32("net", "session_port", session_port, 1, 65535,
+	    "UDP port of the binary session protocol (docs/protocol.md)"),
+	STR("net", "precision", precision,
+	    "line protocol timestamp unit: ns, us, ms or s (lines without one get node time)"),
+	U32("net", "cluster_id", cluster_id, 1, UINT32_MAX - 1,
+	    "cluster id carried by session frames; frames of another cluster are dropped"),
+	U32("net", "mbufs", mbufs, 1024, 1 << 22, "packet buffers per port"),
 	BOOL("debug", "fault_injection", fault_injection,
 	     "tests only: allow the debug_wal_fault ctl command to inject disk errors"),
 };
@@ -90,6 +103,11 @@ void sl_config_default(struct sl_config *c)
 	c->shm_slots = 16;
 	c->shm_ring_entries = 16384;
 	c->batch_points = 4096;
+	c->line_port = 8089;
+	c->session_port = 7400;
+	snprintf(c->precision, sizeof(c->precision), "ns");
+	c->cluster_id = 1;
+	c->mbufs = 16384;
 }
 
 static const struct key *find_key(const char *section, const char *name)
@@ -244,6 +262,28 @@ int sl_config_finish(struct sl_config *c, char *err, size_t err_len)
 	if ((c->shm_ring_entries & (c->shm_ring_entries - 1)) != 0) {
 		snprintf(err, err_len, "[ingest] shm_ring_entries = %u: must be a power of two",
 			 c->shm_ring_entries);
+		return -EINVAL;
+	}
+	if (c->ipv4[0] != '\0') {
+		struct in_addr a;
+		if (inet_pton(AF_INET, c->ipv4, &a) != 1) {
+			snprintf(err, err_len, "[net] ipv4 = '%s': not an IPv4 address", c->ipv4);
+			return -EINVAL;
+		}
+		c->ipv4_addr = ntohl(a.s_addr);
+	} else if (c->vdevs[0] != '\0') {
+		snprintf(err, err_len, "[net] vdevs is set but [net] ipv4 is empty: give the "
+				       "node an address on its ports");
+		return -EINVAL;
+	}
+	if (strcmp(c->precision, "ns") && strcmp(c->precision, "us") &&
+	    strcmp(c->precision, "ms") && strcmp(c->precision, "s")) {
+		snprintf(err, err_len, "[net] precision = '%s': expected ns, us, ms or s",
+			 c->precision);
+		return -EINVAL;
+	}
+	if (c->line_port == c->session_port) {
+		snprintf(err, err_len, "[net] line_port and session_port must differ");
 		return -EINVAL;
 	}
 	if (strcmp(c->protocol, "standalone") != 0 && strcmp(c->protocol, "raft") != 0) {

@@ -46,6 +46,15 @@ struct sl_config {
 	char shm_ingest_path[SL_CFG_PATH_MAX]; /* "" = /dev/shm/sluice-<name>.ingest */
 	char stats_path[SL_CFG_PATH_MAX];      /* "" = /dev/shm/sluice-<name>.stats */
 	uint32_t batch_points;    /* points per proposal at most */
+	/* [net] */
+	char vdevs[SL_CFG_PATH_MAX]; /* ';'-separated EAL --vdev specs; "" = no ports */
+	char ipv4[32];               /* the node's address on its ports */
+	uint32_t ipv4_addr;          /* derived, host byte order */
+	uint32_t line_port;          /* InfluxDB line protocol over UDP */
+	uint32_t session_port;       /* binary session protocol over UDP */
+	char precision[8];           /* line protocol timestamp unit: ns, us, ms, s */
+	uint32_t cluster_id;
+	uint32_t mbufs;              /* per port */
 	/* [debug] */
 	bool fault_injection;     /* allow the debug_wal_fault ctl command (tests only) */
 };

@@ -12,11 +12,11 @@
 /* String values: not (yet) a store type, so it lives here next to batch.h's numbering. */
 #define SL_VAL_STR 5
 
-#define SL_LP_MAX_FIELDS 64	  /* fields of one line (each its own series) */
-#define SL_LP_MAX_TAGS 64	  /* more cannot fit in SL_KEY_MAX anyway */
-#define SL_LP_STR_MAX 65536u	  /* bytes of one string value once unescaped, as InfluxDB */
-#define SL_LP_LINE_MAX 131072u	  /* default longest line (without its line ending) */
-#define SL_LP_NUMBER_MAX 400u	  /* longest numeric token accepted (digits, sign, exponent) */
+#define SL_LP_MAX_FIELDS 64    /* fields of one line (each its own series) */
+#define SL_LP_MAX_TAGS 64      /* more cannot fit in SL_KEY_MAX anyway */
+#define SL_LP_STR_MAX 65536u   /* bytes of one string value once unescaped, as InfluxDB */
+#define SL_LP_LINE_MAX 131072u /* default longest line (without its line ending) */
+#define SL_LP_NUMBER_MAX 400u  /* longest numeric token accepted (digits, sign, exponent) */
 /* Scratch that always suffices for a line of max_line bytes: every key at its maximum plus
  * every string (unescaping never grows a string). */
 #define SL_LP_SCRATCH_BYTES(max_line) ((size_t)SL_LP_MAX_FIELDS * SL_KEY_MAX + (size_t)(max_line))

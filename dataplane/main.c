@@ -239,6 +239,12 @@ int main(int argc, char **argv)
 		fprintf(stderr, "sluiced: %s: running with --no-huge -m %u (normal pages)\n", hugewhy,
 			cfg.memory_mb);
 	}
+	char vdevs[SL_CFG_PATH_MAX];
+	snprintf(vdevs, sizeof(vdevs), "%s", cfg.vdevs);
+	for (char *tok = strtok(vdevs, ";"); tok && ne < MAX_EAL_ARGS - 8; tok = strtok(NULL, ";")) {
+		eal[ne++] = "--vdev";
+		eal[ne++] = tok;
+	}
 	char extra[SL_CFG_PATH_MAX];
 	snprintf(extra, sizeof(extra), "%s", cfg.eal_extra);
 	for (char *tok = strtok(extra, " "); tok && ne < MAX_EAL_ARGS - 4; tok = strtok(NULL, " "))

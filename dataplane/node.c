@@ -21,6 +21,7 @@
 #include <rte_common.h>
 #include <rte_cycles.h>
 #include <rte_errno.h>
+#include <rte_ethdev.h>
 #include <rte_lcore.h>
 #include <rte_malloc.h>
 #include <rte_mempool.h>
@@ -30,6 +31,9 @@
 #include "batch.h"
 #include "consensus.h"
 #include "ingest.h"
+#include "lineproto.h"
+#include "pkt.h"
+#include "port.h"
 #include "node.h"
 #include "sl_assert.h"
 #include "sl_le.h"
@@ -49,6 +53,8 @@
 #define INGEST_BURST 256
 #define CTLQ_SIZE 16
 #define WAL_REC_ENTRY 1
+#define NO_ACK UINT32_MAX /* points that nobody waits for (line protocol) */
+#define RX_BURST 32
 #define ENTRY_HDR 25 /* kind u8, region u32, term u64, index u64, type u32 */
 
 enum { XMSG_POINTS = 1, XMSG_ACK = 2 };
@@ -178,6 +184,10 @@ struct worker {
 	bool wal_failed;
 	struct sl_ingest_rec *recs;
 	uint64_t tsc_hz;
+	/* network front door */
+	struct sl_lp_line *lp;
+	struct sl_lp_counts lpc, lpc_published;
+	struct sl_pkt_arp_cache arp;
 } __rte_cache_aligned;
 
 struct sl_node {
@@ -195,6 +205,9 @@ struct sl_node {
 	uint64_t start_ns;
 	uint64_t recovered_entries, recovered_points;
 	struct sl_wal_recovery rec_report;
+	struct sl_ports ports;
+	struct sl_pkt_local local;
+	enum sl_lp_precision precision;
 };
 
 static uint64_t now_ns(void)
@@ -267,6 +280,8 @@ static bool xmsg_send(struct worker *w, unsigned dst, struct xmsg *x)
 static void send_ack(struct worker *w, uint16_t src, uint32_t handle, uint32_t n_points,
 		     uint32_t n_stored, int32_t status)
 {
+	if (handle == NO_ACK)
+		return;
 	if (src == w->idx) {
 		pend_account(w, handle, n_points, n_stored);
 		return;
@@ -797,6 +812,167 @@ static int poll_ingest(struct worker *w)
 	return work;
 }
 
+/* ---------------------------------------------------------------- network front door */
+
+_Static_assert(SL_STAT_drop_unsupported_proto - SL_STAT_drop_truncated ==
+		       SL_PKT_DROP_UNSUPPORTED_PROTO - SL_PKT_DROP_TRUNCATED,
+	       "per-reason packet drop counters follow enum sl_pkt_drop");
+_Static_assert(SL_STAT_lp_scratch - SL_STAT_lp_syntax_measurement ==
+		       SL_LP_ERR_SCRATCH - SL_LP_ERR_SYNTAX_MEASUREMENT,
+	       "per-reason line protocol counters follow enum sl_lp_err");
+
+static int64_t wall_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void net_tx(struct worker *w, const struct sl_port *p, uint16_t q, struct rte_mbuf *m)
+{
+	if (rte_eth_tx_burst(p->port_id, q, &m, 1) == 1) {
+		sl_stats_add(w->st, SL_STAT_pkts_tx, 1);
+	} else {
+		rte_pktmbuf_free(m);
+		sl_stats_add(w->st, SL_STAT_pkts_tx_failed, 1);
+	}
+}
+
+/* Builds a reply frame with `build` into a fresh mbuf and sends it. */
+static void net_reply(struct worker *w, const struct sl_port *p, uint16_t q,
+		      const struct sl_pkt_info *in, bool arp)
+{
+	struct rte_mbuf *m = rte_pktmbuf_alloc(p->pool);
+	if (m == NULL) {
+		sl_stats_add(w->st, SL_STAT_pkts_tx_failed, 1);
+		return;
+	}
+	uint8_t *buf = rte_pktmbuf_mtod(m, uint8_t *);
+	size_t cap = rte_pktmbuf_tailroom(m);
+	int len = arp ? sl_pkt_build_arp_reply(buf, cap, in, p->mac.addr_bytes)
+		      : sl_pkt_build_icmp_echo_reply(buf, cap, in, p->mac.addr_bytes);
+	if (len <= 0) {
+		rte_pktmbuf_free(m);
+		sl_stats_add(w->st, SL_STAT_pkts_tx_failed, 1);
+		return;
+	}
+	m->data_len = m->pkt_len = (uint32_t)len;
+	net_tx(w, p, q, m);
+	sl_stats_add(w->st, arp ? SL_STAT_arp_replies : SL_STAT_icmp_replies, 1);
+}
+
+/* One good line of line protocol: each numeric field is its own series point. */
+static int lp_line_cb(void *arg, const struct sl_lp_line *line)
+{
+	struct worker *w = arg;
+	for (uint32_t i = 0; i < line->n_fields; i++) {
+		struct sl_point pt;
+		if (sl_lp_field_point(line, i, &pt) != 0) {
+			sl_stats_add(w->st, SL_STAT_lp_strings_unsupported, 1);
+			continue;
+		}
+		struct xpoint xp;
+		xp.series_id = pt.series_id;
+		xp.ts = pt.ts;
+		xp.value = pt.value;
+		xp.type = pt.type;
+		xp.handle = NO_ACK;
+		xp.key_len = pt.key_len;
+		memcpy(xp.key, pt.key, pt.key_len);
+		xp.region = (uint16_t)sl_node_region_of(xp.series_id, w->node->cfg.regions);
+		while (!route_point(w, &xp)) {
+			sl_stats_add(w->st, SL_STAT_ring_full, 1);
+			drain_inputs(w);
+			rte_pause();
+		}
+		sl_stats_add(w->st, SL_STAT_points_in, 1);
+	}
+	return 0;
+}
+
+static void net_udp(struct worker *w, const struct sl_pkt_info *in)
+{
+	struct sl_node *n = w->node;
+	if (in->dst_port == n->cfg.line_port) {
+		struct sl_lp_opts o = {.precision = n->precision, .now_ns = wall_ns()};
+		sl_lp_parse_datagram((const char *)in->payload, in->payload_len, &o, w->lp,
+				     lp_line_cb, w, &w->lpc);
+		return;
+	}
+	sl_stats_add(w->st, SL_STAT_udp_no_listener, 1);
+}
+
+static int poll_net(struct worker *w)
+{
+	struct sl_node *n = w->node;
+	int work = 0;
+	for (uint16_t i = 0; i < n->ports.n; i++) {
+		const struct sl_port *p = &n->ports.p[i];
+		if (w->idx >= p->n_queues)
+			continue;
+		uint16_t q = (uint16_t)w->idx;
+		struct rte_mbuf *pkts[RX_BURST];
+		uint16_t got = rte_eth_rx_burst(p->port_id, q, pkts, RX_BURST);
+		work += got;
+		sl_stats_add(w->st, SL_STAT_pkts_rx, got);
+		for (uint16_t k = 0; k < got; k++) {
+			struct rte_mbuf *m = pkts[k];
+			if (m->nb_segs != 1) {
+				sl_stats_add(w->st, SL_STAT_pkts_multiseg, 1);
+				sl_stats_add(w->st, SL_STAT_pkts_dropped, 1);
+				rte_pktmbuf_free(m);
+				continue;
+			}
+			struct sl_pkt_info in;
+			enum sl_pkt_verdict v = sl_pkt_classify(rte_pktmbuf_mtod(m, const uint8_t *),
+								rte_pktmbuf_data_len(m), &n->local, &in);
+			switch (v) {
+			case SL_PKT_UDP_FOR_US:
+				net_udp(w, &in);
+				break;
+			case SL_PKT_ARP_REQUEST_FOR_US:
+				sl_pkt_arp_insert(&w->arp, in.src_ip, in.src_mac, (int64_t)now_ns());
+				net_reply(w, p, q, &in, true);
+				break;
+			case SL_PKT_ARP_REPLY:
+				sl_pkt_arp_insert(&w->arp, in.src_ip, in.src_mac, (int64_t)now_ns());
+				break;
+			case SL_PKT_ICMP_ECHO_FOR_US:
+				net_reply(w, p, q, &in, false);
+				break;
+			case SL_PKT_DROP:
+			default:
+				sl_stats_add(w->st, SL_STAT_pkts_dropped, 1);
+				if (in.reason >= SL_PKT_DROP_TRUNCATED &&
+				    in.reason <= SL_PKT_DROP_UNSUPPORTED_PROTO)
+					sl_stats_add(w->st,
+						     (enum sl_stat)(SL_STAT_drop_truncated +
+								    (in.reason - SL_PKT_DROP_TRUNCATED)),
+						     1);
+				break;
+			}
+			rte_pktmbuf_free(m);
+		}
+	}
+	return work;
+}
+
+/* Line protocol counters live in the parser's struct; publish their growth. */
+static void lp_stats(struct worker *w)
+{
+	struct sl_lp_counts *c = &w->lpc, *o = &w->lpc_published;
+	sl_stats_add(w->st, SL_STAT_lp_lines, c->lines_ok - o->lines_ok);
+	sl_stats_add(w->st, SL_STAT_lp_lines_bad, c->lines_bad - o->lines_bad);
+	sl_stats_add(w->st, SL_STAT_lp_points, c->points - o->points);
+	for (int e = SL_LP_ERR_SYNTAX_MEASUREMENT; e <= SL_LP_ERR_SCRATCH; e++)
+		if (c->bad[e] != o->bad[e])
+			sl_stats_add(w->st,
+				     (enum sl_stat)(SL_STAT_lp_syntax_measurement +
+						    (e - SL_LP_ERR_SYNTAX_MEASUREMENT)),
+				     c->bad[e] - o->bad[e]);
+	*o = *c;
+}
+
 /* ---------------------------------------------------------------- ctl requests */
 
 static void serve_ctl(struct worker *w)
@@ -911,8 +1087,10 @@ static void worker_round(struct worker *w, bool take_new)
 	int work = 0;
 	serve_ctl(w);
 	work += drain_inputs(w);
-	if (take_new && w->stalled == NULL) /* after a WAL failure: read and refuse (-EIO) */
+	if (take_new && w->stalled == NULL) { /* after a WAL failure: read and refuse (-EIO) */
 		work += poll_ingest(w);
+		work += poll_net(w);
+	}
 	for (uint32_t i = 0; i < n->cfg.regions; i++) {
 		struct region *r = &n->regions[i];
 		if (r->worker != w->idx)
@@ -945,6 +1123,7 @@ static void worker_round(struct worker *w, bool take_new)
 	if (w->wal_bytes_since_ckpt >= (uint64_t)n->cfg.checkpoint_mb << 20)
 		checkpoint(w);
 	sl_stats_add(w->st, work ? SL_STAT_polls_busy : SL_STAT_polls_idle, 1);
+	lp_stats(w);
 	stats_publish(w);
 	if (work == 0)
 		worker_idle(w, sl_wal_durable_lsn(w->wal) < sl_wal_last_lsn(w->wal));
@@ -1141,7 +1320,15 @@ static int worker_init(struct sl_node *n, struct worker *w, char *err, size_t er
 	w->pend_free = calloc(PEND_MAX, sizeof(*w->pend_free));
 	w->lsnq = calloc(LSNQ_SIZE, sizeof(*w->lsnq));
 	w->recs = calloc(INGEST_BURST, sizeof(*w->recs));
-	if (!w->pend || !w->pend_free || !w->lsnq || !w->recs) {
+	w->lp = calloc(1, sizeof(*w->lp));
+	size_t scratch = SL_LP_SCRATCH_BYTES(SL_LP_LINE_MAX);
+	char *lp_scratch = malloc(scratch);
+	if (w->lp) {
+		w->lp->scratch = lp_scratch;
+		w->lp->scratch_cap = scratch;
+	}
+	sl_pkt_arp_init(&w->arp, 300ll * 1000000000ll);
+	if (!w->pend || !w->pend_free || !w->lsnq || !w->recs || !w->lp || !lp_scratch) {
 		snprintf(err, err_len, "out of memory at start-up");
 		return -ENOMEM;
 	}
@@ -1327,6 +1514,19 @@ int sl_node_create(const struct sl_config *cfg, const struct sl_node_env *env,
 	for (unsigned i = 0; i < n->n_workers; i++)
 		if ((rc = worker_init(n, &n->w[i], err, err_len)) != 0)
 			goto fail;
+	rc = sl_lp_precision_parse(cfg->precision, &n->precision);
+	if (rc != 0) {
+		snprintf(err, err_len, "[net] precision '%s' not understood", cfg->precision);
+		goto fail;
+	}
+	rc = sl_ports_init(&n->ports, (uint16_t)n->n_workers, cfg->mbufs, err, err_len);
+	if (rc != 0)
+		goto fail;
+	if (n->ports.n > 0) {
+		memcpy(n->local.mac, n->ports.p[0].mac.addr_bytes, 6);
+		n->local.n_ips = 1;
+		n->local.ips[0] = cfg->ipv4_addr;
+	}
 	rc = sl_ingest_create(cfg->shm_ingest_path, cfg->shm_slots, cfg->shm_ring_entries,
 			      &n->ingest);
 	if (rc != 0) {
@@ -1358,6 +1558,7 @@ void sl_node_destroy(struct sl_node *n)
 		return;
 	if (n->ingest)
 		sl_ingest_destroy(n->ingest, true);
+	sl_ports_close(&n->ports);
 	for (unsigned i = 0; n->w && i < n->n_workers; i++) {
 		struct worker *w = &n->w[i];
 		if (w->wal)
@@ -1366,6 +1567,9 @@ void sl_node_destroy(struct sl_node *n)
 		free(w->pend_free);
 		free(w->lsnq);
 		free(w->recs);
+		if (w->lp)
+			free(w->lp->scratch);
+		free(w->lp);
 		rte_ring_free(w->ctlq);
 		for (unsigned d = 0; d < n->n_workers; d++)
 			rte_ring_free(w->out[d]);

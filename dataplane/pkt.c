@@ -62,10 +62,18 @@ bool sl_pkt_is_local_ip(const struct sl_pkt_local *local, uint32_t ip)
 
 /* ---- checksums --------------------------------------------------------------------- */
 
-/* One's-complement partial sum of big-endian 16-bit words (an odd tail is padded). */
+/* One's-complement partial sum of big-endian 16-bit words (an odd tail is padded). It is
+ * the cost of every UDP payload byte, so whole 64-bit words are added with end-around carry
+ * first: one's-complement sums of wider words fold to the same 16 bits (RFC 1071). */
 static uint64_t csum_add(uint64_t sum, const uint8_t *p, size_t len)
 {
 	size_t i = 0;
+	for (; i + 7 < len; i += 8) {
+		uint64_t w = (uint64_t)sl_pkt_get_be32(p + i) << 32 | sl_pkt_get_be32(p + i + 4);
+		sum += w;
+		sum += sum < w; /* end-around carry */
+	}
+	sum = (sum & 0xffffffffu) + (sum >> 32); /* room for the tail below */
 	for (; i + 1 < len; i += 2)
 		sum += sl_pkt_get_be16(p + i);
 	if (i < len)
@@ -75,12 +83,15 @@ static uint64_t csum_add(uint64_t sum, const uint8_t *p, size_t len)
 
 static uint16_t csum_fold(uint64_t sum)
 {
-	while (sum >> 16)
+	while (sum >> 16) /* at most 4 rounds from 64 bits */
 		sum = (sum & 0xffff) + (sum >> 16);
 	return (uint16_t)~sum;
 }
 
-uint16_t sl_pkt_inet_csum(const void *data, size_t len) { return csum_fold(csum_add(0, data, len)); }
+uint16_t sl_pkt_inet_csum(const void *data, size_t len)
+{
+	return csum_fold(csum_add(0, data, len));
+}
 
 /* UDP checksum over the pseudo-header and the udp_len bytes of the datagram at u. */
 static uint16_t udp_csum(uint32_t src, uint32_t dst, const uint8_t *u, size_t udp_len)
@@ -382,8 +393,7 @@ void sl_pkt_arp_insert(struct sl_pkt_arp_cache *c, uint32_t ip, const uint8_t ma
 	e->expires_ns = now_ns > INT64_MAX - c->ttl_ns ? INT64_MAX : now_ns + c->ttl_ns;
 }
 
-int sl_pkt_arp_lookup(const struct sl_pkt_arp_cache *c, uint32_t ip, int64_t now_ns,
-		      uint8_t mac[6])
+int sl_pkt_arp_lookup(const struct sl_pkt_arp_cache *c, uint32_t ip, int64_t now_ns, uint8_t mac[6])
 {
 	for (size_t i = 0; i < SL_PKT_ARP_SLOTS; i++) {
 		const struct sl_pkt_arp_entry *e = &c->e[i];

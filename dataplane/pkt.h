@@ -26,11 +26,11 @@ static inline void sl_pkt_put_be32(uint8_t *p, uint32_t v)
 }
 
 #define SL_PKT_ETH_HDR 14u
-#define SL_PKT_IP_HDR 20u     /* without options; the builders never write options */
+#define SL_PKT_IP_HDR 20u /* without options; the builders never write options */
 #define SL_PKT_UDP_HDR 8u
 #define SL_PKT_ICMP_HDR 8u
-#define SL_PKT_ARP_LEN 28u    /* ARP for Ethernet/IPv4 */
-#define SL_PKT_MIN_FRAME 60u  /* builders pad shorter frames with zeros (no FCS) */
+#define SL_PKT_ARP_LEN 28u   /* ARP for Ethernet/IPv4 */
+#define SL_PKT_MIN_FRAME 60u /* builders pad shorter frames with zeros (no FCS) */
 #define SL_PKT_UDP_HDRS (SL_PKT_ETH_HDR + SL_PKT_IP_HDR + SL_PKT_UDP_HDR) /* 42 */
 #define SL_PKT_MAX_LOCAL_IPS 8
 #define SL_PKT_DEFAULT_TTL 64
@@ -66,22 +66,22 @@ enum sl_pkt_verdict {
 
 enum sl_pkt_drop {
 	SL_PKT_OK = 0,
-	SL_PKT_DROP_TRUNCATED,	      /* shorter than the headers it announces */
-	SL_PKT_DROP_VLAN,	      /* 802.1Q/802.1ad tagged: not configured */
-	SL_PKT_DROP_BAD_ETHERTYPE,    /* not IPv4 or ARP (including 802.3 length fields) */
-	SL_PKT_DROP_BAD_ARP,	      /* not Ethernet/IPv4 ARP, or an unknown operation */
+	SL_PKT_DROP_TRUNCATED,	   /* shorter than the headers it announces */
+	SL_PKT_DROP_VLAN,	   /* 802.1Q/802.1ad tagged: not configured */
+	SL_PKT_DROP_BAD_ETHERTYPE, /* not IPv4 or ARP (including 802.3 length fields) */
+	SL_PKT_DROP_BAD_ARP,	   /* not Ethernet/IPv4 ARP, or an unknown operation */
 	SL_PKT_DROP_BAD_IP_VERSION,
-	SL_PKT_DROP_BAD_IHL,	      /* IHL < 5, or header longer than the packet */
-	SL_PKT_DROP_BAD_IP_LEN,	      /* total length below the header or beyond the frame */
+	SL_PKT_DROP_BAD_IHL,	/* IHL < 5, or header longer than the packet */
+	SL_PKT_DROP_BAD_IP_LEN, /* total length below the header or beyond the frame */
 	SL_PKT_DROP_BAD_IP_CSUM,
-	SL_PKT_DROP_BAD_TTL,	      /* TTL 0 */
-	SL_PKT_DROP_BAD_SRC_IP,	      /* source 0.0.0.0, broadcast, multicast or class E */
-	SL_PKT_DROP_FRAGMENT,	      /* MF set or offset != 0: no reassembly */
-	SL_PKT_DROP_NOT_FOR_US,	      /* another MAC or IP, or ARP for another address */
+	SL_PKT_DROP_BAD_TTL,	/* TTL 0 */
+	SL_PKT_DROP_BAD_SRC_IP, /* source 0.0.0.0, broadcast, multicast or class E */
+	SL_PKT_DROP_FRAGMENT,	/* MF set or offset != 0: no reassembly */
+	SL_PKT_DROP_NOT_FOR_US, /* another MAC or IP, or ARP for another address */
 	SL_PKT_DROP_BAD_UDP_LEN,
 	SL_PKT_DROP_BAD_UDP_CSUM,
-	SL_PKT_DROP_BAD_ICMP,	      /* short or bad checksum */
-	SL_PKT_DROP_ICMP_NOT_ECHO,    /* valid ICMP we do not answer */
+	SL_PKT_DROP_BAD_ICMP,	   /* short or bad checksum */
+	SL_PKT_DROP_ICMP_NOT_ECHO, /* valid ICMP we do not answer */
 	SL_PKT_DROP_UNSUPPORTED_PROTO,
 	SL_PKT_DROP_COUNT
 };

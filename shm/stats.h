@@ -34,7 +34,54 @@
 	X(polls_idle)                                                                              \
 	X(idle_sleeps)                                                                             \
 	X(client_connects)                                                                         \
-	X(bad_records)
+	X(bad_records) \
+	X(pkts_rx) \
+	X(pkts_tx) \
+	X(pkts_tx_failed) \
+	X(pkts_dropped) \
+	X(pkts_multiseg) \
+	X(arp_replies) \
+	X(icmp_replies) \
+	X(udp_no_listener) \
+	X(lp_lines) \
+	X(lp_lines_bad) \
+	X(lp_points) \
+	X(lp_strings_unsupported) \
+	X(drop_truncated) \
+	X(drop_vlan) \
+	X(drop_bad_ethertype) \
+	X(drop_bad_arp) \
+	X(drop_bad_ip_version) \
+	X(drop_bad_ihl) \
+	X(drop_bad_ip_len) \
+	X(drop_bad_ip_csum) \
+	X(drop_bad_ttl) \
+	X(drop_bad_src_ip) \
+	X(drop_fragment) \
+	X(drop_not_for_us) \
+	X(drop_bad_udp_len) \
+	X(drop_bad_udp_csum) \
+	X(drop_bad_icmp) \
+	X(drop_icmp_not_echo) \
+	X(drop_unsupported_proto) \
+	X(lp_syntax_measurement) \
+	X(lp_syntax_tag) \
+	X(lp_syntax_field) \
+	X(lp_bad_number) \
+	X(lp_out_of_range) \
+	X(lp_bad_bool) \
+	X(lp_bad_string) \
+	X(lp_string_too_long) \
+	X(lp_bad_timestamp) \
+	X(lp_ts_out_of_range) \
+	X(lp_too_many_fields) \
+	X(lp_key_too_long) \
+	X(lp_line_too_long) \
+	X(lp_invalid_utf8) \
+	X(lp_duplicate_tag) \
+	X(lp_duplicate_field) \
+	X(lp_no_fields) \
+	X(lp_scratch)
 
 enum sl_stat {
 #define SL_STATS_ENUM_(name) SL_STAT_##name,
