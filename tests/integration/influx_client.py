@@ -1,0 +1,83 @@
+#!/usr/bin/python3
+"""influx_client.py NODE_IP SOCKET - a real InfluxDB client nobody here wrote (Debian's
+python3-influxdb) writes points to sluiced over UDP (line protocol, the InfluxDB UDP
+listener convention), then every point is read back over the node's ctl socket and compared
+exactly. Run inside the test's network namespace."""
+import json
+import socket
+import sys
+import time
+
+from influxdb import InfluxDBClient
+
+T0 = 1700000000000000000
+
+
+def ctl(sock_path, cmd, args):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(10)
+    s.connect(sock_path)
+    s.sendall((json.dumps({"id": 1, "cmd": cmd, "args": args}) + "\n").encode())
+    buf = b""
+    while not buf.endswith(b"\n"):
+        chunk = s.recv(1 << 20)
+        if not chunk:
+            break
+        buf += chunk
+    s.close()
+    return json.loads(buf)
+
+
+def main():
+    node_ip, sock_path = sys.argv[1], sys.argv[2]
+    client = InfluxDBClient(host=node_ip, use_udp=True, udp_port=8089)
+    expected = {}  # series key -> {ts: value}
+    # datagrams stay under the 1500-byte MTU: fragments are dropped (no reassembly)
+    n_batches, per_batch = 100, 10
+    for b in range(n_batches):
+        points = []
+        for k in range(per_batch):
+            i = b * per_batch + k
+            host = f"h{i % 5}"
+            # tags given out of order: the node sorts them into the series key
+            points.append({
+                "measurement": "weather",
+                "tags": {"site": "lab", "host": host},
+                "time": T0 + i,
+                "fields": {"temp": i * 0.25, "count": i, "ok": (i % 2 == 0)},
+            })
+            base = f"weather,host={host},site=lab"
+            expected.setdefault(f"{base} temp", {})[T0 + i] = i * 0.25
+            expected.setdefault(f"{base} count", {})[T0 + i] = i
+            expected.setdefault(f"{base} ok", {})[T0 + i] = (i % 2 == 0)
+        client.write_points(points, time_precision="n")
+        time.sleep(0.01)
+    # UDP has no acknowledgement: wait (bounded) until the node has applied everything
+    want = sum(len(v) for v in expected.values())
+    deadline = time.time() + 20
+    missing = wrong = 0
+    while True:
+        missing = wrong = 0
+        for key, pts in expected.items():
+            r = ctl(sock_path, "query", {"series": key})
+            if not r.get("ok"):
+                missing += len(pts)
+                continue
+            got = {ts: v for ts, v in r["result"]["points"]}
+            for ts, v in pts.items():
+                if ts not in got:
+                    missing += 1
+                elif got[ts] != v or type(got[ts]) != type(v):
+                    wrong += 1
+            if len(got) != len(pts):
+                wrong += abs(len(got) - len(pts))
+        if (missing == 0 and wrong == 0) or time.time() > deadline:
+            break
+        time.sleep(0.2)
+    print(f"influx_client: {want} points written by python3-influxdb over UDP in "
+          f"{len(expected)} series: {missing} missing, {wrong} wrong")
+    return 0 if missing == 0 and wrong == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
