@@ -46,7 +46,7 @@ static inline uint32_t sl_pkt_ip4(uint8_t a, uint8_t b, uint8_t c, uint8_t d)
 	return (uint32_t)a << 24 | (uint32_t)b << 16 | (uint32_t)c << 8 | d;
 }
 
-/* What this port is: frames must be for mac (or broadcast, for ARP) and one of ips. */
+/* What this port is: frames must be for mac (or broadcast) and IPv4 for one of ips. */
 struct sl_pkt_local {
 	uint8_t mac[6];
 	uint32_t n_ips;

@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+# gen_seeds.py - writes the seed corpus of fuzz_pkt (binary frames) and fuzz_lineproto (text
+# datagrams) into corpus/; rerun after changing it. Frames address 02:00:00:00:00:01 /
+# 10.0.0.1, the local endpoint fuzz_pkt.c classifies for.
+import os
+import struct
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+US_MAC = bytes([2, 0, 0, 0, 0, 1])
+PEER_MAC = bytes([2, 0, 0, 0, 0, 0x99])
+US_IP = bytes([10, 0, 0, 1])
+PEER_IP = bytes([10, 0, 0, 99])
+
+
+def csum(b):
+    if len(b) % 2:
+        b += b"\0"
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
+
+
+def eth(payload, ethertype=0x0800, dst=US_MAC):
+    return dst + PEER_MAC + struct.pack("!H", ethertype) + payload
+
+
+def ipv4(proto, l4, frag=0x4000, opts=b"", src=PEER_IP, dst=US_IP, ttl=64):
+    ihl = 5 + len(opts) // 4
+    h = struct.pack("!BBHHHBBH4s4s", 0x40 | ihl, 0, ihl * 4 + len(l4), 0x1234, frag, ttl,
+                    proto, 0, src, dst) + opts
+    h = h[:10] + struct.pack("!H", csum(h)) + h[12:]
+    return h + l4
+
+
+def udp(payload, sport=40000, dport=8089, with_csum=True):
+    u = struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
+    if with_csum:
+        pseudo = PEER_IP + US_IP + struct.pack("!BBH", 0, 17, len(u))
+        c = csum(pseudo + u) or 0xFFFF
+        u = u[:6] + struct.pack("!H", c) + u[8:]
+    return u
+
+
+def icmp_echo(data):
+    m = struct.pack("!BBHHH", 8, 0, 0, 0xBEEF, 1) + data
+    return m[:2] + struct.pack("!H", csum(m)) + m[4:]
+
+
+def arp(op, tpa=US_IP, dst=b"\xff" * 6):
+    a = struct.pack("!HHBBH", 1, 0x0800, 6, 4, op) + PEER_MAC + PEER_IP + b"\0" * 6 + tpa
+    return eth(a, 0x0806, dst)
+
+
+PKT = {
+    "udp_lineproto": eth(ipv4(17, udp(b"cpu,host=a usage=1.5 1000\nmem free=3i\n"))),
+    "udp_no_csum": eth(ipv4(17, udp(b"m f=1", with_csum=False))),
+    "udp_ip_options": eth(ipv4(17, udp(b"m f=1"), opts=b"\x01\x01\x01\x00")),
+    "udp_padded": eth(ipv4(17, udp(b"x"))) + b"\0" * 17,
+    "icmp_echo": eth(ipv4(1, icmp_echo(b"abcdefghijklmnop"))),
+    "icmp_echo_odd": eth(ipv4(1, icmp_echo(b"odd"), opts=b"\x01" * 8)),
+    "arp_request": arp(1),
+    "arp_reply": arp(2, dst=US_MAC),
+    "fragment": eth(ipv4(17, udp(b"frag"), frag=0x2000)),
+    "vlan": eth(b"\x00\x05\x08\x00" + ipv4(17, udp(b"v")), 0x8100),
+    "tcp": eth(ipv4(6, b"\0" * 20)),
+    "ipv6_ethertype": eth(b"\x60" + b"\0" * 39, 0x86DD),
+}
+
+LP = {
+    "basic": b"cpu,host=a,region=eu usage=1.5,idle=98i,up=true,name=\"x\" 1700000000000000000\n",
+    "escapes": b"my\\ meas\\,x,t\\=k=v\\ 1\\,2 f\\ k=\"q\\\"uote \\\\ b\\x\" 5\r\n",
+    "types": b"m a=1,b=-2i,c=3u,d=T,e=FALSE,f=-1e9,g=.5,h=\"\"\n# comment\n\nm2 x=1\n",
+    "limits": b"m v=9223372036854775807i,w=18446744073709551615u,x=1.7976931348623157e308 -9223372036854775808\n",
+    "bad_lines": b"m f=1\nbad line\nm,t=1\nm f=inf\nm f=1i,f=2i\nm,a=1,a=2 f=1\nm f=\"open\nm f=1 12a\n",
+    "utf8": "m,host=h\u00e9llo \u6e29\u5ea6=1,s=\"\U0001F600\"\n".encode() + b"m,t=\xed\xa0\x80 f=1\n",
+}
+
+
+def main():
+    for sub, seeds in (("pkt", PKT), ("lineproto", LP)):
+        d = os.path.join(HERE, "corpus", sub)
+        os.makedirs(d, exist_ok=True)
+        for name, data in seeds.items():
+            with open(os.path.join(d, name), "wb") as f:
+                f.write(data)
+
+
+if __name__ == "__main__":
+    main()
