@@ -24,3 +24,5 @@ echo "== unit suite under ASan+UBSan"
 scripts/build.sh build-asan -Db_sanitize=address,undefined -Db_lundef=false
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	meson test -C build-asan --suite unit --print-errorlogs --num-processes 1
+echo "== libFuzzer: every parser target for a short run (tests/fuzz/run.sh)"
+FUZZ_OUT=build-fuzz bash tests/fuzz/run.sh "${FUZZ_SECONDS:-10}"
