@@ -6,6 +6,7 @@
 
 static const struct sl_cons_ops *const protocols[] = {
 	&sl_cons_standalone_ops,
+	&sl_cons_raft_ops,
 };
 
 const struct sl_cons_ops *sl_cons_find(const char *name)

@@ -61,7 +61,35 @@ struct sl_cons_ack {
 	uint32_t status; /* enum sl_cons_ack_status */
 };
 
+/* A membership: voters count for quorums, learners only receive the log. */
+struct sl_cons_conf {
+	uint32_t n_voters;
+	uint32_t voters[SL_CONS_MAX_PEERS];
+	uint32_t n_learners;
+	uint32_t learners[SL_CONS_MAX_PEERS];
+};
+
+/* A state-machine snapshot covering the log up to (index, term), with the membership in
+ * effect at that index. `data` is the caller's serialized state machine (opaque). */
+struct sl_cons_snapshot {
+	uint64_t index;
+	uint64_t term;
+	struct sl_cons_conf conf;
+	uint32_t len;
+	const uint8_t *data;
+};
+
+/* Outcome of a linearizable read request: once the local state machine has applied
+ * `index`, reading it is linearizable (status SL_CONS_ACK_OK), else the read failed. */
+struct sl_cons_read {
+	uint64_t read_id;
+	uint64_t index;
+	uint32_t status; /* enum sl_cons_ack_status */
+};
+
 /* Everything a protocol asks its caller to do, in this order:
+ * 0. if `has_snapshot`: install it (replace the state machine with its data, make it
+ *    durable, drop every log entry: the log now starts after snapshot.index);
  * 1. persist hard state and `persist` entries (entries with index >= persist[0].index
  *    already in the log are replaced: truncate from there first);
  * 2. send `msgs` (only after 1 is durable if `msgs_after_persist`);
@@ -80,6 +108,11 @@ struct sl_cons_ready {
 	uint32_t n_committed;
 	const struct sl_cons_ack *acks;
 	uint32_t n_acks;
+	/* extensions (protocols that do not use them leave them zeroed) */
+	bool has_snapshot;
+	struct sl_cons_snapshot snapshot;
+	const struct sl_cons_read *reads;
+	uint32_t n_reads;
 };
 
 /* Read side of the log the caller keeps durable. A protocol may read through it (a
@@ -91,6 +124,9 @@ struct sl_cons_log {
 	uint64_t (*last_index)(void *ctx);
 	int (*term)(void *ctx, uint64_t index, uint64_t *term);
 	int (*entry)(void *ctx, uint64_t index, struct sl_cons_entry *out);
+	/* Optional (NULL: the caller never compacts). The latest snapshot, whose index is
+	 * first_index() - 1; term(ctx, that index) must answer its term. */
+	int (*snapshot)(void *ctx, struct sl_cons_snapshot *out);
 };
 
 struct sl_cons_config {
@@ -107,6 +143,7 @@ struct sl_cons_config {
 	uint32_t max_inflight_bytes; /* per follower flow-control window */
 	struct sl_cons_hard_state initial; /* recovered durable state */
 	const struct sl_cons_log *log;     /* recovered log; may be NULL for a fresh group */
+	const void *proto_opts; /* protocol-specific options, NULL for defaults (raft.h) */
 };
 
 enum sl_cons_role {
@@ -153,5 +190,6 @@ struct sl_cons_ops {
  * protocol means adding one ops struct and one line in consensus.c. */
 const struct sl_cons_ops *sl_cons_find(const char *name);
 extern const struct sl_cons_ops sl_cons_standalone_ops;
+extern const struct sl_cons_ops sl_cons_raft_ops;
 
 #endif

@@ -19,13 +19,16 @@ uint32_t sl_batch_crc32c(const void *data, size_t len, uint32_t crc)
 	return sl_crc32c(data, len, crc); /* alignment-safe, see sl_crc.h */
 }
 
-static bool value_type_valid(uint8_t type) { return type >= SL_VAL_F64 && type <= SL_VAL_BOOL; }
+static bool value_type_valid(uint8_t type) { return type >= SL_VAL_F64 && type <= SL_VAL_STR; }
 
 int sl_batch_point_check(const struct sl_point *p)
 {
 	if (p == NULL || !value_type_valid(p->type))
 		return -EINVAL;
 	if (p->type == SL_VAL_BOOL && p->value > 1)
+		return -EINVAL;
+	if (p->type == SL_VAL_STR &&
+	    (p->str_len > SL_STR_MAX || (p->str == NULL && p->str_len != 0)))
 		return -EINVAL;
 	if (p->key_len == 0 || p->key_len > SL_KEY_MAX || p->key == NULL)
 		return -EINVAL;
@@ -56,17 +59,25 @@ int sl_batch_add(struct sl_batch *b, const struct sl_point *p)
 {
 	if (b->finished || sl_batch_point_check(p) != 0)
 		return -EINVAL;
-	size_t need = sl_batch_point_bytes(p->key_len);
+	size_t need = sl_batch_point_size(p);
 	if (b->count == UINT32_MAX || b->cap - b->len < need + SL_BATCH_CRC_BYTES)
 		return -ENOSPC;
 
+	bool is_str = p->type == SL_VAL_STR;
 	uint8_t *q = b->buf + b->len;
 	sl_put_u64(q, p->series_id);
 	sl_put_u64(q + 8, (uint64_t)p->ts);
 	q[16] = p->type;
-	sl_put_u64(q + 17, p->value);
+	sl_put_u64(q + 17, is_str ? 0 : p->value); /* one canonical encoding per point */
 	sl_put_u16(q + 25, p->key_len);
-	memcpy(q + SL_BATCH_POINT_FIXED_BYTES, p->key, p->key_len);
+	q += SL_BATCH_POINT_FIXED_BYTES;
+	memcpy(q, p->key, p->key_len);
+	if (is_str) {
+		q += p->key_len;
+		sl_put_u32(q, p->str_len);
+		if (p->str_len > 0)
+			memcpy(q + SL_BATCH_STR_LEN_BYTES, p->str, p->str_len);
+	}
 	b->len += need;
 	b->count++;
 	SL_ASSERT(b->len + SL_BATCH_CRC_BYTES <= b->cap);
@@ -97,7 +108,7 @@ int sl_batch_iter_init(struct sl_batch_iter *it, const uint8_t *buf, size_t len)
 	size_t end = len - SL_BATCH_CRC_BYTES;
 	if (sl_get_u32(buf + end) != sl_batch_crc32c(buf, end, SL_BATCH_CRC_SEED))
 		return -EBADMSG;
-	if (buf[0] != SL_BATCH_VERSION || buf[1] != 0)
+	if ((buf[0] != SL_BATCH_VERSION && buf[0] != SL_BATCH_VERSION_V1) || buf[1] != 0)
 		return -EBADMSG;
 	uint32_t count = sl_get_u32(buf + 6);
 	/* Cheap plausibility bound before any point is looked at. */
@@ -108,6 +119,7 @@ int sl_batch_iter_init(struct sl_batch_iter *it, const uint8_t *buf, size_t len)
 	it->off = SL_BATCH_HDR_BYTES;
 	it->region_id = sl_get_u32(buf + 2);
 	it->count = count;
+	it->version = buf[0];
 	it->err = 0;
 	return 0;
 }
@@ -137,9 +149,25 @@ int sl_batch_next(struct sl_batch_iter *it, struct sl_point *out)
 	    .key_len = sl_get_u16(q + 25),
 	    .key = (const char *)(q + SL_BATCH_POINT_FIXED_BYTES),
 	};
-	if (left < sl_batch_point_bytes(p.key_len) || sl_batch_point_check(&p) != 0)
+	size_t need = sl_batch_point_bytes(p.key_len);
+	if (left < need)
 		goto bad;
-	it->off += sl_batch_point_bytes(p.key_len);
+	if (p.type == SL_VAL_STR) {
+		/* v1 had no strings; the value slot of a string is always written as 0. */
+		if (it->version == SL_BATCH_VERSION_V1 || p.value != 0 ||
+		    left - need < SL_BATCH_STR_LEN_BYTES)
+			goto bad;
+		p.str_len = sl_get_u32(q + need);
+		p.str = (const char *)(q + need + SL_BATCH_STR_LEN_BYTES);
+		/* Bound before adding: a huge str_len must not wrap `need`. */
+		if (p.str_len > SL_STR_MAX || left - need - SL_BATCH_STR_LEN_BYTES < p.str_len)
+			goto bad;
+		need += SL_BATCH_STR_LEN_BYTES + p.str_len;
+	}
+	if (sl_batch_point_check(&p) != 0)
+		goto bad;
+	SL_ASSERT(need == sl_batch_point_size(&p));
+	it->off += need;
 	it->seen++;
 	*out = p;
 	return 1;

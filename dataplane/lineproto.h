@@ -10,7 +10,6 @@
 #include "batch.h"
 
 /* String values: not (yet) a store type, so it lives here next to batch.h's numbering. */
-#define SL_VAL_STR 5
 
 #define SL_LP_MAX_FIELDS 64    /* fields of one line (each its own series) */
 #define SL_LP_MAX_TAGS 64      /* more cannot fit in SL_KEY_MAX anyway */

@@ -1,7 +1,12 @@
 /* store.c - per-region in-memory series store: an open-addressing map from series id to a
  * series record holding time-ordered, non-overlapping chunks of (ts, value). Owned by one
  * core, so no locks; every byte comes from that core's jemalloc arena. Also the snapshot
- * image that lets the WAL be truncated. */
+ * image that lets the WAL be truncated.
+ * String values: each one is its own allocation (struct sval, same arena flags, counted in
+ * stats.bytes) whose address sits in the chunk's u64 value slot; the empty string is slot
+ * 0 with no allocation. Chunk splits and memmoves therefore move strings for free, and an
+ * overwrite frees the old allocation once the new one exists (so -ENOMEM changes nothing).
+ * Strings are at most SL_STR_MAX bytes, so jemalloc size classes keep the slack small. */
 #include "store.h"
 
 #include <errno.h>
@@ -19,10 +24,12 @@
 #define FIB_MULT 0x9e3779b97f4a7c15ull
 
 #define SNAP_MAGIC 0x4e534c53u /* "SLSN" read as little-endian bytes */
-#define SNAP_VERSION 1u
+#define SNAP_VERSION 2u
+#define SNAP_VERSION_V1 1u /* no string series; still read */
 #define SNAP_HDR_BYTES 32u
 #define SNAP_REC_HDR_BYTES 19u
 #define SNAP_POINT_BYTES 16u
+#define SNAP_STR_POINT_BYTES 12u /* ts i64 | str_len u32, then the bytes */
 #define SNAP_CRC_SEED 0xffffffffu
 #define SNAP_IO_BYTES (64u * 1024u)
 
@@ -135,6 +142,56 @@ static int table_reserve(struct sl_store *st)
 	return 0;
 }
 
+/* ---- values: the u64 slot of a sample ---- */
+
+/* A string value; the store keeps its address in the slot (see the top of the file). */
+struct sval {
+	uint32_t len; /* 1..SL_STR_MAX */
+	char bytes[];
+};
+
+static const struct sval *sval_of(uint64_t slot) { return (const struct sval *)(uintptr_t)slot; }
+
+static uint32_t sval_len(uint64_t slot) { return slot == 0 ? 0 : sval_of(slot)->len; }
+
+/* A string slot of len bytes for the caller to fill through *bytes (NULL when len is 0). */
+static int sval_new(struct sl_store *st, uint32_t len, uint64_t *slot, char **bytes)
+{
+	SL_ASSERT(len <= SL_STR_MAX);
+	*slot = 0;
+	*bytes = NULL;
+	if (len == 0)
+		return 0;
+	struct sval *v = st_alloc(st, sizeof(*v) + len, 0);
+	if (v == NULL)
+		return -ENOMEM;
+	v->len = len;
+	*slot = (uint64_t)(uintptr_t)v;
+	*bytes = v->bytes;
+	return 0;
+}
+
+/* The slot a validated point's value takes: its bits, or a fresh copy of its string. */
+static int value_make(struct sl_store *st, const struct sl_point *p, uint64_t *slot)
+{
+	if (p->type != SL_VAL_STR) {
+		*slot = p->value;
+		return 0;
+	}
+	char *bytes = NULL;
+	int rc = sval_new(st, p->str_len, slot, &bytes);
+	if (rc == 0 && p->str_len > 0)
+		memcpy(bytes, p->str, p->str_len);
+	return rc;
+}
+
+/* Releases what a slot owns (only non-empty strings own anything). */
+static void value_drop(struct sl_store *st, uint8_t type, uint64_t slot)
+{
+	if (type == SL_VAL_STR && slot != 0)
+		st_free(st, (void *)(uintptr_t)slot);
+}
+
 /* ---- chunks ---- */
 
 static uint64_t *chunk_vals(const struct sl_store *st, struct chunk *c)
@@ -241,7 +298,9 @@ static int series_put_slow(struct sl_store *st, struct series *s, int64_t ts, ui
 	struct chunk *c = s->chunks[ci];
 	uint32_t pos = ts_lower_bound(c->ts, c->n, ts);
 	if (pos < c->n && c->ts[pos] == ts) {
-		chunk_vals(st, c)[pos] = value; /* last writer wins */
+		uint64_t *vals = chunk_vals(st, c);
+		value_drop(st, s->type, vals[pos]); /* last writer wins */
+		vals[pos] = value;
 		return 0;
 	}
 	if (c->n == st->chunk_points) {
@@ -264,6 +323,8 @@ static int series_put_slow(struct sl_store *st, struct series *s, int64_t ts, ui
 	return 0;
 }
 
+/* Stores a slot made by value_make (or sval_new). On success the series owns it; on
+ * -ENOMEM the caller still does (and nothing changed). */
 static int series_put(struct sl_store *st, struct series *s, int64_t ts, uint64_t value)
 {
 	if (s->n_chunks > 0) {
@@ -286,8 +347,13 @@ static int series_put(struct sl_store *st, struct series *s, int64_t ts, uint64_
 
 static void series_free(struct sl_store *st, struct series *s)
 {
-	for (uint32_t i = 0; i < s->n_chunks; i++)
-		chunk_free(st, s->chunks[i]);
+	for (uint32_t i = 0; i < s->n_chunks; i++) {
+		struct chunk *c = s->chunks[i];
+		const uint64_t *vals = chunk_vals(st, c);
+		for (uint32_t k = 0; s->type == SL_VAL_STR && k < c->n; k++)
+			value_drop(st, s->type, vals[k]);
+		chunk_free(st, c);
+	}
 	st_free(st, s->chunks);
 	st_free(st, s);
 }
@@ -313,32 +379,46 @@ static struct series *series_new(struct sl_store *st, const struct sl_point *p)
 	return s;
 }
 
-/* Applies one already-validated point. A new series is linked only once it holds its
- * first point, so a failed allocation never leaves an empty series behind. */
-static int store_put(struct sl_store *st, const struct sl_point *p)
+/* Stores slot `value` (ownership as series_put) at p->ts of series s, which is either
+ * p's series of the same type or NULL: then a series is made from p, and linked only once
+ * it holds its first point so a failed allocation never leaves an empty series behind. */
+static int store_put_value(struct sl_store *st, struct series *s, const struct sl_point *p,
+			   uint64_t value)
 {
-	struct series *s = table_find(st, p->series_id);
-	if (s != NULL) {
-		if (s->type != p->type) {
-			st->stats.type_conflicts++;
-			return -EINVAL;
-		}
-		return series_put(st, s, p->ts, p->value);
-	}
+	if (s != NULL)
+		return series_put(st, s, p->ts, value);
 	int rc = table_reserve(st);
 	if (rc != 0)
 		return rc;
 	s = series_new(st, p);
 	if (s == NULL)
 		return -ENOMEM;
-	rc = series_put(st, s, p->ts, p->value);
+	rc = series_put(st, s, p->ts, value);
 	if (rc != 0) {
-		series_free(st, s);
+		series_free(st, s); /* holds no point, so it does not free `value` */
 		return rc;
 	}
 	table_put(st, st->slots, s);
 	st->stats.series++;
 	return 0;
+}
+
+/* Applies one already-validated point. */
+static int store_put(struct sl_store *st, const struct sl_point *p)
+{
+	struct series *s = table_find(st, p->series_id);
+	if (s != NULL && s->type != p->type) {
+		st->stats.type_conflicts++;
+		return -EINVAL;
+	}
+	uint64_t value = 0;
+	int rc = value_make(st, p, &value);
+	if (rc != 0)
+		return rc;
+	rc = store_put_value(st, s, p, value);
+	if (rc != 0)
+		value_drop(st, p->type, value);
+	return rc;
 }
 
 static void store_clear(struct sl_store *st)
@@ -447,36 +527,104 @@ int sl_store_apply_batch(struct sl_store *st, const uint8_t *payload, size_t len
 	return rc;
 }
 
-int sl_store_query(const struct sl_store *st, uint64_t series_id, int64_t from_ts, int64_t to_ts,
-		   struct sl_sample *out, size_t max, size_t *n_out, uint8_t *type_out)
+/* A forward walk over the samples of one series with ts <= to_ts. */
+struct scan {
+	const struct series *s;
+	uint32_t ci;
+	uint32_t pos;
+	int64_t to_ts;
+};
+
+/* Finds the series and its first sample with ts >= from_ts. -ENOENT; 1 when there is
+ * nothing to scan (empty range or max == 0); 0 with *sc ready for scan_next. */
+static int scan_start(const struct sl_store *st, uint64_t series_id, int64_t from_ts, int64_t to_ts,
+		      size_t max, uint8_t *type_out, struct scan *sc)
 {
-	*n_out = 0;
 	const struct series *s = table_find(st, series_id);
 	if (s == NULL)
 		return -ENOENT;
 	if (type_out != NULL)
 		*type_out = s->type;
+	*sc = (struct scan){.s = s, .to_ts = to_ts};
 	if (from_ts > to_ts || max == 0)
-		return 0;
+		return 1;
 	SL_ASSERT(s->n_chunks > 0);
+	sc->ci = chunk_find(s, from_ts);
+	sc->pos = ts_lower_bound(s->chunks[sc->ci]->ts, s->chunks[sc->ci]->n, from_ts);
+	return 0;
+}
 
-	size_t n = 0;
-	uint32_t ci = chunk_find(s, from_ts);
-	uint32_t pos = ts_lower_bound(s->chunks[ci]->ts, s->chunks[ci]->n, from_ts);
-	for (; ci < s->n_chunks && n < max; ci++, pos = 0) {
-		struct chunk *c = s->chunks[ci];
-		const uint64_t *vals = chunk_vals(st, c);
-		for (; pos < c->n && n < max; pos++) {
-			if (c->ts[pos] > to_ts)
-				goto done;
-			out[n].ts = c->ts[pos];
-			out[n].value = vals[pos];
-			n++;
+/* true with the next sample's ts and slot; false past to_ts or the last sample. */
+static bool scan_next(const struct sl_store *st, struct scan *sc, int64_t *ts, uint64_t *slot)
+{
+	/* Bounded: every turn returns or moves to the next chunk. */
+	while (sc->ci < sc->s->n_chunks) {
+		struct chunk *c = sc->s->chunks[sc->ci];
+		if (sc->pos < c->n) {
+			if (c->ts[sc->pos] > sc->to_ts)
+				return false;
+			*ts = c->ts[sc->pos];
+			*slot = chunk_vals(st, c)[sc->pos];
+			sc->pos++;
+			return true;
 		}
+		sc->ci++;
+		sc->pos = 0;
 	}
-done:
+	return false;
+}
+
+int sl_store_query(const struct sl_store *st, uint64_t series_id, int64_t from_ts, int64_t to_ts,
+		   struct sl_sample *out, size_t max, size_t *n_out, uint8_t *type_out)
+{
+	*n_out = 0;
+	struct scan sc;
+	int rc = scan_start(st, series_id, from_ts, to_ts, max, type_out, &sc);
+	if (rc < 0)
+		return rc;
+	if (sc.s->type == SL_VAL_STR)
+		return -EMEDIUMTYPE; /* a slot is an address here: it must not leave the store */
+	size_t n = 0;
+	while (rc == 0 && n < max && scan_next(st, &sc, &out[n].ts, &out[n].value))
+		n++;
 	*n_out = n;
 	return 0;
+}
+
+int sl_store_query_ex(const struct sl_store *st, uint64_t series_id, int64_t from_ts, int64_t to_ts,
+		      struct sl_sample_ex *out, size_t max, char *str_buf, size_t str_cap,
+		      size_t *n_out, size_t *str_used, uint8_t *type_out)
+{
+	*n_out = 0;
+	*str_used = 0;
+	struct scan sc;
+	int rc = scan_start(st, series_id, from_ts, to_ts, max, type_out, &sc);
+	if (rc != 0)
+		return rc < 0 ? rc : 0;
+
+	bool is_str = sc.s->type == SL_VAL_STR;
+	size_t n = 0, used = 0;
+	int64_t ts = 0;
+	uint64_t slot = 0;
+	while (n < max && scan_next(st, &sc, &ts, &slot)) {
+		uint32_t len = is_str ? sval_len(slot) : 0;
+		if (str_cap - used < len) {
+			rc = -ENOSPC;
+			break;
+		}
+		if (len > 0)
+			memcpy(str_buf + used, sval_of(slot)->bytes, len);
+		out[n] = (struct sl_sample_ex){.ts = ts,
+					       .value = is_str ? 0 : slot,
+					       .str_off = is_str ? used : 0,
+					       .str_len = len};
+		used += len;
+		n++;
+	}
+	SL_ASSERT(used <= str_cap);
+	*n_out = n;
+	*str_used = used;
+	return rc;
 }
 
 static void series_info_fill(const struct series *s, struct sl_series_info *out)
@@ -608,14 +756,23 @@ static int snap_write_series(struct snap_io *io, const struct sl_store *st, cons
 	int rc = sink_put(io, hdr, sizeof(hdr));
 	if (rc == 0)
 		rc = sink_put(io, s->key, s->key_len);
+	bool is_str = s->type == SL_VAL_STR;
 	for (uint32_t ci = 0; rc == 0 && ci < s->n_chunks; ci++) {
 		struct chunk *c = s->chunks[ci];
 		const uint64_t *vals = chunk_vals(st, c);
 		for (uint32_t i = 0; rc == 0 && i < c->n; i++) {
 			uint8_t pt[SNAP_POINT_BYTES];
 			sl_put_u64(pt, (uint64_t)c->ts[i]);
-			sl_put_u64(pt + 8, vals[i]);
-			rc = sink_put(io, pt, sizeof(pt));
+			if (!is_str) {
+				sl_put_u64(pt + 8, vals[i]);
+				rc = sink_put(io, pt, SNAP_POINT_BYTES);
+				continue;
+			}
+			uint32_t len = sval_len(vals[i]);
+			sl_put_u32(pt + 8, len);
+			rc = sink_put(io, pt, SNAP_STR_POINT_BYTES);
+			if (rc == 0 && len > 0)
+				rc = sink_put(io, sval_of(vals[i])->bytes, len);
 		}
 	}
 	if (rc != 0)
@@ -657,9 +814,36 @@ int sl_store_snapshot_write(const struct sl_store *st, int fd, uint64_t applied_
 	return rc;
 }
 
+/* Reads one sample's value into a slot the caller owns on success. */
+static int snap_read_value(struct sl_store *st, struct snap_io *io, uint8_t type, int64_t *ts,
+			   uint64_t *slot)
+{
+	uint8_t pt[SNAP_POINT_BYTES];
+	bool is_str = type == SL_VAL_STR;
+	int rc = source_get(io, pt, is_str ? SNAP_STR_POINT_BYTES : SNAP_POINT_BYTES);
+	if (rc != 0)
+		return rc;
+	*ts = (int64_t)sl_get_u64(pt);
+	if (!is_str) {
+		*slot = sl_get_u64(pt + 8);
+		return type == SL_VAL_BOOL && *slot > 1 ? -EBADMSG : 0;
+	}
+	uint32_t len = sl_get_u32(pt + 8);
+	if (len > SL_STR_MAX)
+		return -EBADMSG;
+	char *bytes = NULL;
+	rc = sval_new(st, len, slot, &bytes);
+	if (rc == 0 && len > 0) {
+		rc = source_get(io, bytes, len);
+		if (rc != 0)
+			value_drop(st, type, *slot);
+	}
+	return rc;
+}
+
 /* Reads one series record, applying points as they come; the caller empties the store if
  * the record (or any later one) turns out bad. */
-static int snap_read_series(struct sl_store *st, struct snap_io *io)
+static int snap_read_series(struct sl_store *st, struct snap_io *io, uint16_t version)
 {
 	uint8_t hdr[SNAP_REC_HDR_BYTES];
 	char key[SL_KEY_MAX];
@@ -679,33 +863,30 @@ static int snap_read_series(struct sl_store *st, struct snap_io *io)
 	rc = source_get(io, key, p.key_len);
 	if (rc != 0)
 		return rc;
-	if (sl_batch_point_check(&p) != 0 || table_find(st, p.series_id) != NULL)
+	if (sl_batch_point_check(&p) != 0 || table_find(st, p.series_id) != NULL ||
+	    (p.type == SL_VAL_STR && version == SNAP_VERSION_V1))
 		return -EBADMSG;
 
 	struct series *s = NULL;
 	/* Bounded by the file: a lying n_points ends at end of file (-EBADMSG). */
 	for (uint64_t i = 0; i < n_points; i++) {
-		uint8_t pt[SNAP_POINT_BYTES];
-		rc = source_get(io, pt, sizeof(pt));
+		int64_t ts = 0;
+		uint64_t value = 0;
+		rc = snap_read_value(st, io, p.type, &ts, &value);
 		if (rc != 0)
 			return rc;
-		int64_t ts = (int64_t)sl_get_u64(pt);
-		uint64_t value = sl_get_u64(pt + 8);
-		if (p.type == SL_VAL_BOOL && value > 1)
-			return -EBADMSG;
-		if (s == NULL) {
-			p.ts = ts;
-			p.value = value;
-			rc = store_put(st, &p);
-			s = table_find(st, p.series_id);
-		} else if (ts <= p.ts) {
-			return -EBADMSG;
+		if (s != NULL && ts <= p.ts) {
+			rc = -EBADMSG;
 		} else {
 			p.ts = ts;
-			rc = series_put(st, s, ts, value);
+			rc = store_put_value(st, s, &p, value);
+			if (rc == 0 && s == NULL)
+				s = table_find(st, p.series_id);
 		}
-		if (rc != 0)
+		if (rc != 0) {
+			value_drop(st, p.type, value);
 			return rc;
+		}
 	}
 	uint32_t want = io->crc;
 	uint8_t crc[4];
@@ -721,15 +902,16 @@ static int snap_read_all(struct sl_store *st, struct snap_io *io, uint64_t *appl
 	int rc = source_get(io, hdr, sizeof(hdr));
 	if (rc != 0)
 		return rc;
+	uint16_t version = sl_get_u16(hdr + 4);
 	if (sl_get_u32(hdr + 28) != sl_batch_crc32c(hdr, 28, SNAP_CRC_SEED) ||
-	    sl_get_u32(hdr) != SNAP_MAGIC || sl_get_u16(hdr + 4) != SNAP_VERSION ||
-	    sl_get_u16(hdr + 6) != 0)
+	    sl_get_u32(hdr) != SNAP_MAGIC ||
+	    (version != SNAP_VERSION && version != SNAP_VERSION_V1) || sl_get_u16(hdr + 6) != 0)
 		return -EBADMSG;
 	if (sl_get_u32(hdr + 8) != st->region_id)
 		return -EINVAL;
 	uint64_t n_series = sl_get_u64(hdr + 20);
 	for (uint64_t i = 0; i < n_series; i++) {
-		rc = snap_read_series(st, io);
+		rc = snap_read_series(st, io, version);
 		if (rc != 0)
 			return rc;
 	}

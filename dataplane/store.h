@@ -28,6 +28,16 @@ struct sl_sample {
 	uint64_t value;
 };
 
+/* A sample of any type. Numeric: value as in sl_sample, str_off = str_len = 0. String:
+ * value = 0, the bytes are str_buf[str_off .. str_off + str_len) of the caller's buffer
+ * given to sl_store_query_ex (copied, never a pointer into the store). */
+struct sl_sample_ex {
+	int64_t ts;
+	uint64_t value;
+	size_t str_off;
+	uint32_t str_len;
+};
+
 /* `key` is NUL-terminated and owned by the store: valid until sl_store_destroy() (series
  * are never removed). first_ts/last_ts are the series' time span. */
 struct sl_series_info {
@@ -45,7 +55,7 @@ struct sl_store_stats {
 	uint64_t series;
 	uint64_t points;
 	uint64_t chunks;
-	uint64_t bytes; /* usable bytes of every allocation the store holds */
+	uint64_t bytes; /* usable bytes of every allocation the store holds, strings included */
 	uint64_t type_conflicts;
 };
 
@@ -55,9 +65,10 @@ void sl_store_destroy(struct sl_store *st);
 uint32_t sl_store_region(const struct sl_store *st);
 
 /* Last-writer-wins per (series, ts): an existing timestamp gets the new value, so applying
- * the same points again changes nothing. 0; -EINVAL on a malformed point (see
- * sl_batch_point_check) or when the point's type differs from the series' type (counted
- * in type_conflicts); -ENOMEM (store unchanged). */
+ * the same points again changes nothing. String values are copied into the store (p->str
+ * need not outlive the call). 0; -EINVAL on a malformed point (see sl_batch_point_check)
+ * or when the point's type differs from the series' type, string vs numeric included
+ * (counted in type_conflicts); -ENOMEM (store unchanged). */
 int sl_store_apply(struct sl_store *st, const struct sl_point *p);
 
 /* Validates the whole payload first: -EBADMSG when malformed, -EXDEV when it belongs to
@@ -69,9 +80,23 @@ int sl_store_apply_batch(struct sl_store *st, const uint8_t *payload, size_t len
 
 /* Samples with from_ts <= ts <= to_ts in time order, at most max of them (the first ones).
  * Continue a long range with from_ts = last returned ts + 1. *type_out may be NULL.
- * 0 (possibly *n_out == 0); -ENOENT for an unknown series. */
+ * 0 (possibly *n_out == 0); -ENOENT for an unknown series; -EMEDIUMTYPE for a string
+ * series (*type_out is still set, *n_out is 0): use sl_store_query_ex. */
 int sl_store_query(const struct sl_store *st, uint64_t series_id, int64_t from_ts, int64_t to_ts,
 		   struct sl_sample *out, size_t max, size_t *n_out, uint8_t *type_out);
+
+/* Like sl_store_query for a series of any type. String bytes are copied one after another
+ * into str_buf (str_cap bytes; may be NULL when str_cap is 0), *str_used says how many
+ * were used; nothing returned points into the store, so the results may be read on
+ * another thread once this returns. Returns 0 when it stopped at to_ts or at max samples
+ * (as sl_store_query), or -ENOSPC when the next string in range did not fit in what was
+ * left of str_buf: the *n_out samples returned so far are valid, continue from the last
+ * returned ts + 1 (from the same from_ts with a larger buffer when *n_out is 0; a str_cap
+ * of SL_STR_MAX always makes progress). -ENOENT for an unknown series. type_out may be
+ * NULL. */
+int sl_store_query_ex(const struct sl_store *st, uint64_t series_id, int64_t from_ts, int64_t to_ts,
+		      struct sl_sample_ex *out, size_t max, char *str_buf, size_t str_cap,
+		      size_t *n_out, size_t *str_used, uint8_t *type_out);
 
 /* 0 or -ENOENT. */
 int sl_store_series_info(const struct sl_store *st, uint64_t series_id, struct sl_series_info *out);
@@ -83,12 +108,15 @@ int sl_store_foreach_series(const struct sl_store *st, sl_store_series_cb cb, vo
 
 void sl_store_stats(const struct sl_store *st, struct sl_store_stats *out);
 
-/* Snapshot image v1 (little-endian):
+/* Snapshot image v2 (little-endian):
  *   header: magic u32 "SLSN" | version u16 | flags u16 | region_id u32 | applied_index u64 |
  *           series_count u64 | crc32c u32 of the header bytes before it
  *   series_count x record: series_id u64 | type u8 | key_len u16 | n_points u64 | key |
- *           n_points x (ts i64 | value u64), strictly increasing ts | crc32c u32 of record
- * Written with plain write() loops from the current file offset; 0 or -errno. */
+ *           n_points x sample, strictly increasing ts | crc32c u32 of record
+ *   sample: ts i64 | value u64 for numeric types;
+ *           ts i64 | str_len u32 (<= SL_STR_MAX) | str bytes for SL_VAL_STR
+ * v1 is the same without string series; it is still read. Written (always as v2) with
+ * plain write() loops from the current file offset; 0 or -errno. */
 int sl_store_snapshot_write(const struct sl_store *st, int fd, uint64_t applied_index);
 
 /* Loads an image into an empty store. 0; -EBADMSG on any corruption or truncation;

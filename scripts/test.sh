@@ -26,3 +26,5 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print
 	meson test -C build-asan --suite unit --print-errorlogs --num-processes 1
 echo "== libFuzzer: every parser target for a short run (tests/fuzz/run.sh)"
 FUZZ_OUT=build-fuzz bash tests/fuzz/run.sh "${FUZZ_SECONDS:-10}"
+echo "== mutation check: the simulator must catch each deliberate Raft bug within the CI seeds"
+ninja -C build sim-mutations

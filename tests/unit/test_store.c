@@ -1,6 +1,7 @@
 /* test_store.c - cmocka tests of the batch codec (round trip and every malformed input the
- * decoder must refuse) and of the per-region store (ordering, last-writer-wins, range
- * queries, type conflicts, map growth, snapshots, jemalloc arena placement). */
+ * decoder must refuse, v1 compatibility) and of the per-region store (ordering,
+ * last-writer-wins, range queries, type conflicts, string values against a reference
+ * model, map growth, snapshots old and new, jemalloc arena placement). */
 /* cmocka needs these before it, in this order */
 /* clang-format off */
 #include <stdarg.h>
@@ -36,6 +37,14 @@ static struct sl_point mkpt(const char *key, int64_t ts, uint8_t type, uint64_t 
 				 .value = value,
 				 .key_len = (uint16_t)len,
 				 .key = key};
+}
+
+static struct sl_point mkstr(const char *key, int64_t ts, const char *str, uint32_t str_len)
+{
+	struct sl_point p = mkpt(key, ts, SL_VAL_STR, 0);
+	p.str = str;
+	p.str_len = str_len;
+	return p;
 }
 
 static uint64_t rng_next(uint64_t *state) /* splitmix64: reproducible shuffles */
@@ -75,6 +84,9 @@ static void assert_points_equal(const struct sl_point *a, const struct sl_point 
 	assert_int_equal(a->value, b->value);
 	assert_int_equal(a->key_len, b->key_len);
 	assert_memory_equal(a->key, b->key, a->key_len);
+	assert_int_equal(a->str_len, b->str_len);
+	if (a->str_len > 0)
+		assert_memory_equal(a->str, b->str, a->str_len);
 }
 
 /* A 3-point batch of region 7 used by the malformed-input tests. */
@@ -89,6 +101,23 @@ static size_t build_three(uint8_t *buf, size_t cap)
 		assert_int_equal(sl_batch_add(&b, &p[i]), 0);
 	assert_int_equal(sl_batch_finish(&b, &len), 0);
 	return len;
+}
+
+/* Encodes pts as one batch of `region`, applies it to st and checks the counters. */
+static void apply_as_batch(struct sl_store *st, uint32_t region, const struct sl_point *pts,
+			   size_t n, uint32_t want_applied, uint32_t want_rejected)
+{
+	uint32_t applied = 0, rejected = 0;
+	_Alignas(8) uint8_t buf[1024];
+	struct sl_batch b;
+	size_t len = 0;
+	assert_int_equal(sl_batch_init(&b, buf, sizeof(buf), region), 0);
+	for (size_t k = 0; k < n; k++)
+		assert_int_equal(sl_batch_add(&b, &pts[k]), 0);
+	assert_int_equal(sl_batch_finish(&b, &len), 0);
+	assert_int_equal(sl_store_apply_batch(st, buf, len, &applied, &rejected), 0);
+	assert_int_equal(applied, want_applied);
+	assert_int_equal(rejected, want_rejected);
 }
 
 /* ---- batch codec ---- */
@@ -190,7 +219,7 @@ static void test_batch_add_rejects_bad_points(void **state)
 
 	struct sl_point p = mkpt(KEY_A, 1, 0, 0);
 	assert_int_equal(sl_batch_add(&b, &p), -EINVAL);
-	p.type = SL_VAL_BOOL + 1;
+	p.type = SL_VAL_STR + 1;
 	assert_int_equal(sl_batch_add(&b, &p), -EINVAL);
 	p = mkpt(KEY_A, 1, SL_VAL_BOOL, 2);
 	assert_int_equal(sl_batch_add(&b, &p), -EINVAL);
@@ -237,7 +266,8 @@ static void test_batch_malformed(void **state)
 		int width; /* 1, 2 or 4 bytes */
 		uint32_t value;
 	} cases[] = {
-	    {0, 1, 2},				       /* unknown version */
+	    {0, 1, 3},				       /* unknown version */
+	    {0, 1, 0},				       /* unknown version */
 	    {1, 1, 1},				       /* unknown flags */
 	    {6, 4, 4},				       /* count larger than the points present */
 	    {6, 4, 2},				       /* count smaller: trailing bytes */
@@ -547,19 +577,9 @@ static void test_store_type_conflict(void **state)
 	assert_int_equal(sl_store_apply(st, &bad), -EINVAL);
 	assert_int_equal(stats_of(st).type_conflicts, 1);
 
-	_Alignas(8) uint8_t buf[1024];
-	struct sl_batch b;
-	size_t len = 0;
 	struct sl_point pts[] = {mkpt(KEY_A, 3, SL_VAL_F64, 7), mkpt(KEY_A, 4, SL_VAL_BOOL, 1),
 				 mkpt(KEY_B, 4, SL_VAL_BOOL, 1)};
-	assert_int_equal(sl_batch_init(&b, buf, sizeof(buf), 2), 0);
-	for (size_t k = 0; k < 3; k++)
-		assert_int_equal(sl_batch_add(&b, &pts[k]), 0);
-	assert_int_equal(sl_batch_finish(&b, &len), 0);
-	uint32_t applied = 0, rejected = 0;
-	assert_int_equal(sl_store_apply_batch(st, buf, len, &applied, &rejected), 0);
-	assert_int_equal(applied, 2);
-	assert_int_equal(rejected, 1);
+	apply_as_batch(st, 2, pts, SL_ARRAY_LEN(pts), 2, 1);
 	s = stats_of(st);
 	assert_int_equal(s.type_conflicts, 2);
 	assert_int_equal(s.points, 3);
@@ -681,12 +701,18 @@ static void fill_store(struct sl_store *st, uint64_t seed)
 	char key[64];
 	for (int s = 0; s < 300; s++) {
 		snprintf(key, sizeof(key), "disk,host=h%d,dev=d%d io", s % 17, s);
-		uint8_t type = (uint8_t)(SL_VAL_F64 + s % 4);
+		uint8_t type = (uint8_t)(SL_VAL_F64 + s % 5);
 		int n = 1 + (int)(rng_next(&seed) % 700);
 		for (int i = 0; i < n; i++) {
 			int64_t ts = (int64_t)(rng_next(&seed) % 5000) - 2500;
 			uint64_t v = type == SL_VAL_BOOL ? rng_next(&seed) & 1 : rng_next(&seed);
-			struct sl_point p = mkpt(key, ts, type, v);
+			struct sl_point p = mkpt(key, ts, type, type == SL_VAL_STR ? 0 : v);
+			char str[40];
+			if (type == SL_VAL_STR) {
+				p.str_len = (uint32_t)(v % sizeof(str)); /* 0 included */
+				memset(str, 'a' + (int)(v % 26), sizeof(str));
+				p.str = str;
+			}
 			assert_int_equal(sl_store_apply(st, &p), 0);
 		}
 	}
@@ -694,9 +720,33 @@ static void fill_store(struct sl_store *st, uint64_t seed)
 
 struct cmp {
 	const struct sl_store *self, *other;
-	struct sl_sample *a, *b;
-	size_t max;
+	struct sl_sample_ex *a, *b;
+	char *sa, *sb;
+	size_t max, str_cap;
 };
+
+/* Every sample of a series, strings included; the buffers must be large enough. */
+static size_t query_all_ex(const struct sl_store *st, uint64_t id, struct sl_sample_ex *out,
+			   size_t max, char *str_buf, size_t str_cap)
+{
+	size_t n = 0, used = 0;
+	assert_int_equal(sl_store_query_ex(st, id, INT64_MIN, INT64_MAX, out, max, str_buf, str_cap,
+					   &n, &used, NULL),
+			 0);
+	assert_true(n < max);
+	return n;
+}
+
+static void assert_samples_equal(const struct sl_sample_ex *a, const char *sa,
+				 const struct sl_sample_ex *b, const char *sb, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		assert_int_equal(a[i].ts, b[i].ts);
+		assert_int_equal(a[i].value, b[i].value);
+		assert_int_equal(a[i].str_len, b[i].str_len);
+		assert_memory_equal(sa + a[i].str_off, sb + b[i].str_off, a[i].str_len);
+	}
+}
 
 static int cmp_cb(const struct sl_series_info *info, void *arg)
 {
@@ -709,12 +759,11 @@ static int cmp_cb(const struct sl_series_info *info, void *arg)
 	assert_int_equal(o.n_points, info->n_points);
 	assert_int_equal(o.first_ts, info->first_ts);
 	assert_int_equal(o.last_ts, info->last_ts);
-	size_t na = 0, nb = 0;
-	query_all(c->self, info->series_id, c->a, c->max, &na);
-	query_all(c->other, info->series_id, c->b, c->max, &nb);
+	size_t na = query_all_ex(c->self, info->series_id, c->a, c->max, c->sa, c->str_cap);
+	size_t nb = query_all_ex(c->other, info->series_id, c->b, c->max, c->sb, c->str_cap);
 	assert_int_equal(na, info->n_points);
 	assert_int_equal(nb, na);
-	assert_memory_equal(c->a, c->b, na * sizeof(*c->a));
+	assert_samples_equal(c->a, c->sa, c->b, c->sb, na);
 	return 0;
 }
 
@@ -724,15 +773,19 @@ static void assert_stores_equal(const struct sl_store *a, const struct sl_store 
 	struct sl_store_stats sa = stats_of(a), sb = stats_of(b);
 	assert_int_equal(sa.series, sb.series);
 	assert_int_equal(sa.points, sb.points);
-	struct cmp c = {.self = a, .other = b, .max = 8192};
+	struct cmp c = {.self = a, .other = b, .max = 8192, .str_cap = 1u << 20};
 	c.a = calloc(c.max, sizeof(*c.a));
 	c.b = calloc(c.max, sizeof(*c.b));
+	c.sa = malloc(c.str_cap);
+	c.sb = malloc(c.str_cap);
 	assert_int_equal(sl_store_foreach_series(a, cmp_cb, &c), 0);
 	c.self = b;
 	c.other = a;
 	assert_int_equal(sl_store_foreach_series(b, cmp_cb, &c), 0);
 	free(c.a);
 	free(c.b);
+	free(c.sa);
+	free(c.sb);
 }
 
 static void assert_empty(const struct sl_store *st)
@@ -815,9 +868,11 @@ static void test_snapshot_corrupt(void **state)
 {
 	(void)state;
 	struct sl_store *a = mkstore(1, 0);
-	struct sl_point pts[] = {mkpt(KEY_A, 5, SL_VAL_F64, 1), mkpt(KEY_A, 3, SL_VAL_F64, 2),
-				 mkpt(KEY_B, 9, SL_VAL_BOOL, 1), mkpt(KEY_B, 10, SL_VAL_BOOL, 0)};
-	for (size_t i = 0; i < 4; i++)
+	struct sl_point pts[] = {
+	    mkpt(KEY_A, 5, SL_VAL_F64, 1),	mkpt(KEY_A, 3, SL_VAL_F64, 2),
+	    mkpt(KEY_B, 9, SL_VAL_BOOL, 1),	mkpt(KEY_B, 10, SL_VAL_BOOL, 0),
+	    mkstr("s v", 2, "h\xc3\xa9llo", 6), mkstr("s v", 1, "", 0)};
+	for (size_t i = 0; i < SL_ARRAY_LEN(pts); i++)
 		assert_int_equal(sl_store_apply(a, &pts[i]), 0);
 	uint8_t *img = NULL;
 	size_t len = image_of(a, &img);
@@ -873,6 +928,621 @@ static void test_snapshot_corrupt(void **state)
 	sl_store_destroy(a);
 }
 
+/* ---- strings ---- */
+
+#define KEY_S "log,host=a msg"
+#define KEY_T "log,host=b msg"
+
+/* Made by the v1 encoder (before strings existed), kept byte for byte so old WAL records
+ * and snapshots stay readable: region 42, points ("cpu,host=a usage", -7, f64 3.5),
+ * ("up,host=a ok", 8, bool 1), ("n u", 9, i64 -3). */
+/* clang-format off */
+static const uint8_t batch_v1[126] = {
+	0x01, 0x00, 0x2a, 0x00, 0x00, 0x00, 0x03, 0x00, 0x00, 0x00, 0xd7, 0xf7,
+	0x80, 0x86, 0x6d, 0x9b, 0x58, 0x4c, 0xf9, 0xff, 0xff, 0xff, 0xff, 0xff,
+	0xff, 0xff, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x0c, 0x40, 0x10,
+	0x00, 0x63, 0x70, 0x75, 0x2c, 0x68, 0x6f, 0x73, 0x74, 0x3d, 0x61, 0x20,
+	0x75, 0x73, 0x61, 0x67, 0x65, 0x6f, 0x5b, 0xd2, 0x38, 0x94, 0x27, 0x23,
+	0x18, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x04, 0x01, 0x00,
+	0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x0c, 0x00, 0x75, 0x70, 0x2c, 0x68,
+	0x6f, 0x73, 0x74, 0x3d, 0x61, 0x20, 0x6f, 0x6b, 0x71, 0x69, 0x36, 0xc8,
+	0xc6, 0xd0, 0xf5, 0x77, 0x09, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+	0x02, 0xfd, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x03, 0x00, 0x6e,
+	0x20, 0x75, 0x23, 0x3e, 0x05, 0xa4,
+};
+/* A v1 snapshot (same provenance) of region 6, applied index 1234: "cpu,host=a usage" f64
+ * {-2: 7, 5: 1.0}, "n u" u64 {1: 99}, "up,host=a ok" bool {3: 1}. */
+static const uint8_t snap_v1[196] = {
+	0x53, 0x4c, 0x53, 0x4e, 0x01, 0x00, 0x00, 0x00, 0x06, 0x00, 0x00, 0x00,
+	0xd2, 0x04, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x03, 0x00, 0x00, 0x00,
+	0x00, 0x00, 0x00, 0x00, 0x13, 0x5f, 0xdb, 0x30, 0xd7, 0xf7, 0x80, 0x86,
+	0x6d, 0x9b, 0x58, 0x4c, 0x01, 0x10, 0x00, 0x02, 0x00, 0x00, 0x00, 0x00,
+	0x00, 0x00, 0x00, 0x63, 0x70, 0x75, 0x2c, 0x68, 0x6f, 0x73, 0x74, 0x3d,
+	0x61, 0x20, 0x75, 0x73, 0x61, 0x67, 0x65, 0xfe, 0xff, 0xff, 0xff, 0xff,
+	0xff, 0xff, 0xff, 0x07, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x05,
+	0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+	0x00, 0xf0, 0x3f, 0xb2, 0xbb, 0xff, 0x65, 0x6f, 0x5b, 0xd2, 0x38, 0x94,
+	0x27, 0x23, 0x18, 0x04, 0x0c, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00,
+	0x00, 0x00, 0x75, 0x70, 0x2c, 0x68, 0x6f, 0x73, 0x74, 0x3d, 0x61, 0x20,
+	0x6f, 0x6b, 0x03, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00,
+	0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x7b, 0x52, 0x4f, 0x2b, 0x71, 0x69,
+	0x36, 0xc8, 0xc6, 0xd0, 0xf5, 0x77, 0x03, 0x03, 0x00, 0x01, 0x00, 0x00,
+	0x00, 0x00, 0x00, 0x00, 0x00, 0x6e, 0x20, 0x75, 0x01, 0x00, 0x00, 0x00,
+	0x00, 0x00, 0x00, 0x00, 0x63, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+	0x83, 0x13, 0x3c, 0xab,
+};
+/* clang-format on */
+
+static void assert_v1_points(const struct sl_point *p, size_t i)
+{
+	struct sl_point want[] = {mkpt("cpu,host=a usage", -7, SL_VAL_F64, 0x400c000000000000ull),
+				  mkpt("up,host=a ok", 8, SL_VAL_BOOL, 1),
+				  mkpt("n u", 9, SL_VAL_I64, (uint64_t)-3ll)};
+	assert_true(i < SL_ARRAY_LEN(want));
+	assert_points_equal(p, &want[i]);
+	assert_null(p->str);
+}
+
+static void test_batch_strings_roundtrip(void **state)
+{
+	(void)state;
+	char *big = malloc(SL_STR_MAX + 1);
+	for (size_t i = 0; i <= SL_STR_MAX; i++)
+		big[i] = (char)(i * 7 + 1);
+	/* Multibyte UTF-8 of 2, 3 and 4 bytes; the codec carries bytes, not characters. */
+	static const char utf8[] = "temp \xc2\xb0"
+				   "C \xe2\x82\xac \xf0\x9f\x98\x80 \xe6\x97\xa5";
+	struct sl_point in[] = {
+	    mkstr(KEY_S, 1, "", 0),	      mkpt(KEY_A, 2, SL_VAL_F64, 0x4000000000000000ull),
+	    mkstr(KEY_S, 3, big, SL_STR_MAX), mkstr(KEY_T, -4, utf8, (uint32_t)strlen(utf8)),
+	    mkpt(KEY_B, 5, SL_VAL_BOOL, 1),   mkstr(KEY_T, 6, "a\0b\"\n", 5),
+	    mkstr(KEY_T, 7, NULL, 0),
+	};
+	in[5].value = 99; /* ignored for strings: encoded (and decoded) as 0 */
+	size_t cap = SL_BATCH_EMPTY_BYTES;
+	for (size_t i = 0; i < SL_ARRAY_LEN(in); i++)
+		cap += sl_batch_point_size(&in[i]);
+	assert_int_equal(sl_batch_point_size(&in[0]), sl_batch_point_bytes(strlen(KEY_S)) + 4);
+	assert_int_equal(sl_batch_point_size(&in[1]), sl_batch_point_bytes(strlen(KEY_A)));
+	uint8_t *buf = malloc(cap);
+	struct sl_batch b;
+	size_t len = 0;
+	assert_int_equal(sl_batch_init(&b, buf, cap, 3), 0);
+	for (size_t i = 0; i < SL_ARRAY_LEN(in); i++)
+		assert_int_equal(sl_batch_add(&b, &in[i]), 0);
+	struct sl_point one = mkstr(KEY_S, 8, "x", 1);
+	assert_int_equal(sl_batch_add(&b, &one), -ENOSPC); /* the buffer is exactly full */
+	assert_int_equal(sl_batch_finish(&b, &len), 0);
+	assert_int_equal(len, cap);
+	assert_int_equal(buf[0], SL_BATCH_VERSION);
+
+	struct sl_batch_iter it;
+	struct sl_point out;
+	assert_int_equal(sl_batch_iter_init(&it, buf, len), 0);
+	for (size_t i = 0; i < SL_ARRAY_LEN(in); i++) {
+		assert_int_equal(sl_batch_next(&it, &out), 1);
+		struct sl_point want = in[i];
+		if (want.type == SL_VAL_STR) {
+			want.value = 0;
+			assert_non_null(out.str);
+			assert_true((const uint8_t *)out.str >= buf &&
+				    (const uint8_t *)out.str + out.str_len <= buf + len);
+		} else {
+			assert_null(out.str);
+		}
+		assert_points_equal(&out, &want);
+	}
+	assert_int_equal(sl_batch_next(&it, &out), 0);
+
+	/* The largest point fits a buffer of SL_BATCH_POINT_MAX_BYTES plus an empty batch. */
+	char key_max[SL_KEY_MAX + 1];
+	memset(key_max, 'k', SL_KEY_MAX);
+	key_max[SL_KEY_MAX] = '\0';
+	free(buf);
+	cap = SL_BATCH_EMPTY_BYTES + SL_BATCH_POINT_MAX_BYTES;
+	buf = malloc(cap + 1);
+	struct sl_point max_pt = mkstr(key_max, 0, big, SL_STR_MAX);
+	assert_int_equal(sl_batch_point_size(&max_pt), SL_BATCH_POINT_MAX_BYTES);
+	assert_int_equal(sl_batch_init(&b, buf, cap - 1, 1), 0);
+	assert_int_equal(sl_batch_add(&b, &max_pt), -ENOSPC);
+	assert_int_equal(sl_batch_init(&b, buf, cap, 1), 0);
+	assert_int_equal(sl_batch_add(&b, &max_pt), 0);
+	assert_int_equal(sl_batch_finish(&b, &len), 0);
+	assert_int_equal(sl_batch_check(buf, len, NULL, NULL), 0);
+
+	/* Refused before encoding: too long, or bytes promised but absent. */
+	assert_int_equal(sl_batch_init(&b, buf, cap, 1), 0);
+	struct sl_point bad = mkstr(KEY_S, 1, big, SL_STR_MAX + 1);
+	assert_int_equal(sl_batch_add(&b, &bad), -EINVAL);
+	bad = mkstr(KEY_S, 1, NULL, 3);
+	assert_int_equal(sl_batch_add(&b, &bad), -EINVAL);
+	bad = mkstr(KEY_S, 1, "abc", UINT32_MAX);
+	assert_int_equal(sl_batch_point_check(&bad), -EINVAL);
+	assert_int_equal(sl_batch_count(&b), 0);
+	free(buf);
+	free(big);
+}
+
+static void test_batch_strings_malformed(void **state)
+{
+	(void)state;
+	_Alignas(8) uint8_t good[512];
+	_Alignas(8) uint8_t w[512];
+	struct sl_point pts[] = {mkstr(KEY_S, 1, "hello", 5), mkpt(KEY_A, 2, SL_VAL_I64, 9),
+				 mkstr(KEY_T, 3, "", 0)};
+	struct sl_batch b;
+	size_t len = 0;
+	assert_int_equal(sl_batch_init(&b, good, sizeof(good), 7), 0);
+	for (size_t i = 0; i < SL_ARRAY_LEN(pts); i++)
+		assert_int_equal(sl_batch_add(&b, &pts[i]), 0);
+	assert_int_equal(sl_batch_finish(&b, &len), 0);
+	const size_t p0 = SL_BATCH_HDR_BYTES;
+	const size_t s0 = p0 + sl_batch_point_bytes(strlen(KEY_S)); /* str_len of point 0 */
+	const size_t p2 = s0 + 4 + 5 + sl_batch_point_bytes(strlen(KEY_A));
+	const size_t s2 = p2 + sl_batch_point_bytes(strlen(KEY_T));
+	assert_int_equal(s2 + 4 + 4, len);
+	assert_int_equal(sl_batch_check(good, len, NULL, NULL), 0);
+
+	/* Truncated anywhere and re-checksummed. */
+	for (size_t l = SL_BATCH_HDR_BYTES; l < len - 4; l++) {
+		memcpy(w, good, l);
+		recrc(w, l + 4);
+		assert_int_equal(sl_batch_check(w, l + 4, NULL, NULL), -EBADMSG);
+	}
+	struct {
+		size_t off;
+		int width;
+		uint32_t value;
+	} cases[] = {
+	    {s0, 4, SL_STR_MAX + 1}, /* over the limit */
+	    {s0, 4, UINT32_MAX},     /* would wrap a 32-bit size */
+	    {s0, 4, 6},		     /* eats the next point's first byte */
+	    {s0, 4, 4},		     /* leaves a stray byte */
+	    {s2, 4, 1},		     /* runs into the trailer */
+	    {p0 + 17, 1, 1},	     /* a string's value slot is always 0 */
+	    {p2 + 24, 1, 1},	     /* ditto, top byte */
+	    {0, 1, 1},		     /* strings in a v1 batch */
+	};
+	for (size_t c = 0; c < SL_ARRAY_LEN(cases); c++) {
+		memcpy(w, good, len);
+		if (cases[c].width == 1)
+			w[cases[c].off] = (uint8_t)cases[c].value;
+		else
+			sl_put_u32(w + cases[c].off, cases[c].value);
+		recrc(w, len);
+		assert_int_equal(sl_batch_check(w, len, NULL, NULL), -EBADMSG);
+	}
+
+	/* One byte over SL_STR_MAX with every byte present is still refused. */
+	uint32_t n = SL_STR_MAX + 1;
+	size_t l = SL_BATCH_HDR_BYTES + sl_batch_point_bytes(strlen(KEY_S)) + 4 + n + 4;
+	uint8_t *v = calloc(1, l);
+	v[0] = SL_BATCH_VERSION;
+	sl_put_u32(v + 6, 1);
+	sl_put_u64(v + p0, sl_series_id(KEY_S, strlen(KEY_S)));
+	v[p0 + 16] = SL_VAL_STR;
+	sl_put_u16(v + p0 + 25, (uint16_t)strlen(KEY_S));
+	memcpy(v + p0 + SL_BATCH_POINT_FIXED_BYTES, KEY_S, strlen(KEY_S));
+	sl_put_u32(v + s0, n);
+	recrc(v, l);
+	assert_int_equal(sl_batch_check(v, l, NULL, NULL), -EBADMSG);
+	sl_put_u32(v + s0, n - 1); /* the same bytes at the limit decode, save the extra one */
+	recrc(v, l);
+	assert_int_equal(sl_batch_check(v, l, NULL, NULL), -EBADMSG);
+	recrc(v, l - 1);
+	assert_int_equal(sl_batch_check(v, l - 1, NULL, NULL), 0);
+	free(v);
+}
+
+static void test_batch_v1_compat(void **state)
+{
+	(void)state;
+	uint32_t count = 0, region = 0;
+	assert_int_equal(batch_v1[0], SL_BATCH_VERSION_V1);
+	assert_int_equal(sl_batch_check(batch_v1, sizeof(batch_v1), &count, &region), 0);
+	assert_int_equal(count, 3);
+	assert_int_equal(region, 42);
+	struct sl_batch_iter it;
+	struct sl_point out;
+	assert_int_equal(sl_batch_iter_init(&it, batch_v1, sizeof(batch_v1)), 0);
+	for (size_t i = 0; i < 3; i++) {
+		assert_int_equal(sl_batch_next(&it, &out), 1);
+		assert_v1_points(&out, i);
+	}
+	assert_int_equal(sl_batch_next(&it, &out), 0);
+
+	/* The same points encode as v2, differing only in the version byte. */
+	_Alignas(8) uint8_t buf[sizeof(batch_v1)];
+	struct sl_batch b;
+	size_t len = 0;
+	assert_int_equal(sl_batch_init(&b, buf, sizeof(buf), 42), 0);
+	assert_int_equal(sl_batch_iter_init(&it, batch_v1, sizeof(batch_v1)), 0);
+	while (sl_batch_next(&it, &out) == 1)
+		assert_int_equal(sl_batch_add(&b, &out), 0);
+	assert_int_equal(sl_batch_finish(&b, &len), 0);
+	assert_int_equal(len, sizeof(batch_v1));
+	assert_int_equal(buf[0], 2);
+	assert_memory_equal(buf + 1, batch_v1 + 1, len - 5);
+
+	struct sl_store *st = mkstore(42, 0);
+	uint32_t applied = 0;
+	assert_int_equal(sl_store_apply_batch(st, batch_v1, sizeof(batch_v1), &applied, NULL), 0);
+	assert_int_equal(applied, 3);
+	sl_store_destroy(st);
+}
+
+struct model_val {
+	bool has;
+	uint32_t len;
+	char *str;
+};
+
+/* Random string of varied length: mostly short, some empty, some of several KiB. */
+static uint32_t random_str(uint64_t *seed, char *buf, uint32_t cap)
+{
+	uint64_t r = rng_next(seed);
+	uint32_t len = r % 8 == 0    ? 0
+		       : r % 61 == 1 ? 2000 + (uint32_t)(r >> 40) % 5000
+				     : 1 + (uint32_t)(r >> 32) % 100;
+	SL_ASSERT(len <= cap);
+	for (uint32_t i = 0; i < len; i++)
+		buf[i] = (char)rng_next(seed); /* any bytes: NUL and invalid UTF-8 too */
+	return len;
+}
+
+/* Random inserts, overwrites and out-of-order writes of one string series, checked
+ * sample by sample against a model; then stats.bytes against a store of the same shape
+ * holding only empty strings. */
+static void strings_case(uint32_t chunk_points, size_t n_ts, size_t n_writes, uint64_t seed)
+{
+	struct sl_store *st = mkstore(1, chunk_points);
+	struct sl_store *shape = mkstore(1, chunk_points);
+	struct model_val *m = calloc(n_ts, sizeof(*m));
+	int64_t *seq = malloc(n_writes * sizeof(*seq));
+	char *tmp = malloc(8192);
+	uint64_t id = sl_series_id(KEY_S, strlen(KEY_S));
+	size_t present = 0, str_total = 0;
+	for (size_t i = 0; i < n_writes; i++) {
+		size_t k = rng_next(&seed) % n_ts;
+		seq[i] = (int64_t)k * 5 - 1000;
+		uint32_t len = random_str(&seed, tmp, 8192);
+		if (m[k].has)
+			str_total -= m[k].len;
+		else
+			present++;
+		free(m[k].str);
+		m[k] = (struct model_val){.has = true, .len = len, .str = malloc(len + 1)};
+		memcpy(m[k].str, tmp, len);
+		str_total += len;
+		struct sl_point p = mkstr(KEY_S, seq[i], len ? tmp : NULL, len);
+		assert_int_equal(sl_store_apply(st, &p), 0);
+		memset(tmp, 0xee, len); /* the store must have copied */
+		p = mkstr(KEY_S, seq[i], "", 0);
+		assert_int_equal(sl_store_apply(shape, &p), 0);
+	}
+	struct sl_store_stats s = stats_of(st);
+	assert_int_equal(s.points, present);
+	assert_int_equal(s.chunks, stats_of(shape).chunks);
+	assert_true(s.bytes >= stats_of(shape).bytes + str_total);
+
+	struct sl_sample_ex *out = calloc(present + 1, sizeof(*out));
+	char *sbuf = malloc(str_total + 1);
+	size_t got = 0, used = 0;
+	uint8_t type = 0;
+	assert_int_equal(sl_store_query_ex(st, id, INT64_MIN, INT64_MAX, out, present + 1, sbuf,
+					   str_total, &got, &used, &type),
+			 0);
+	assert_int_equal(type, SL_VAL_STR);
+	assert_int_equal(got, present);
+	assert_int_equal(used, str_total);
+	size_t j = 0, off = 0;
+	for (size_t k = 0; k < n_ts; k++) {
+		if (!m[k].has)
+			continue;
+		assert_int_equal(out[j].ts, (int64_t)k * 5 - 1000);
+		assert_int_equal(out[j].value, 0);
+		assert_int_equal(out[j].str_len, m[k].len);
+		assert_int_equal(out[j].str_off, off); /* packed in order */
+		assert_memory_equal(sbuf + out[j].str_off, m[k].str, m[k].len);
+		off += m[k].len;
+		j++;
+	}
+	struct sl_series_info info;
+	assert_int_equal(sl_store_series_info(st, id, &info), 0);
+	assert_int_equal(info.type, SL_VAL_STR);
+	assert_int_equal(info.n_points, present);
+
+	/* Overwriting every string with "" frees exactly what the strings held. */
+	for (size_t i = 0; i < n_writes; i++) {
+		struct sl_point p = mkstr(KEY_S, seq[i], "", 0);
+		assert_int_equal(sl_store_apply(st, &p), 0);
+	}
+	assert_int_equal(stats_of(st).bytes, stats_of(shape).bytes);
+	assert_int_equal(sl_store_query_ex(st, id, INT64_MIN, INT64_MAX, out, present + 1, NULL, 0,
+					   &got, &used, NULL),
+			 0);
+	assert_int_equal(got, present);
+	assert_int_equal(used, 0);
+
+	for (size_t k = 0; k < n_ts; k++)
+		free(m[k].str);
+	free(m);
+	free(seq);
+	free(tmp);
+	free(out);
+	free(sbuf);
+	sl_store_destroy(shape);
+	sl_store_destroy(st);
+}
+
+static void test_store_strings_model(void **state)
+{
+	(void)state;
+	strings_case(SL_STORE_CHUNK_POINTS_MIN, 300, 1500, 21); /* split on every insert */
+	strings_case(4, 1000, 4000, 22);
+	strings_case(16, 3000, 6000, 23);
+	strings_case(512, 2000, 5000, 24);
+}
+
+static void test_store_strings_type_conflict(void **state)
+{
+	(void)state;
+	struct sl_store *st = mkstore(2, 0);
+	struct sl_point num = mkpt(KEY_A, 1, SL_VAL_F64, 5);
+	struct sl_point str = mkstr(KEY_S, 1, "abc", 3);
+	assert_int_equal(sl_store_apply(st, &num), 0);
+	assert_int_equal(sl_store_apply(st, &str), 0);
+	uint64_t bytes = stats_of(st).bytes;
+
+	struct sl_point as_str = mkstr(KEY_A, 2, "xyz", 3);
+	struct sl_point as_num = mkpt(KEY_S, 2, SL_VAL_I64, 7);
+	assert_int_equal(sl_store_apply(st, &as_str), -EINVAL);
+	assert_int_equal(sl_store_apply(st, &as_num), -EINVAL);
+	struct sl_store_stats s = stats_of(st);
+	assert_int_equal(s.type_conflicts, 2);
+	assert_int_equal(s.points, 2);
+	assert_int_equal(s.bytes, bytes); /* nothing allocated for a refused string */
+
+	/* Too long: malformed, not a conflict. */
+	char *big = calloc(1, SL_STR_MAX + 1);
+	struct sl_point too_long = mkstr(KEY_S, 3, big, SL_STR_MAX + 1);
+	assert_int_equal(sl_store_apply(st, &too_long), -EINVAL);
+	assert_int_equal(stats_of(st).type_conflicts, 2);
+	free(big);
+
+	struct sl_point pts[] = {mkstr(KEY_S, 4, "d", 1), mkstr(KEY_A, 4, "e", 1),
+				 mkpt(KEY_S, 5, SL_VAL_BOOL, 1), mkstr(KEY_T, 4, "", 0)};
+	apply_as_batch(st, 2, pts, SL_ARRAY_LEN(pts), 2, 2);
+	s = stats_of(st);
+	assert_int_equal(s.type_conflicts, 4);
+	assert_int_equal(s.series, 3);
+	assert_int_equal(s.points, 4);
+	sl_store_destroy(st);
+}
+
+static void test_store_query_ex(void **state)
+{
+	(void)state;
+	struct sl_store *st = mkstore(1, 4);
+	char src[64];
+	for (size_t i = 0; i < sizeof(src); i++)
+		src[i] = (char)('A' + i % 50);
+	const int64_t n = 200;
+	for (int64_t t = n - 1; t >= 0; t--) { /* backwards: splits all along */
+		struct sl_point p = mkstr(KEY_S, t, src + t % 7, (uint32_t)(t % 37));
+		assert_int_equal(sl_store_apply(st, &p), 0);
+	}
+	uint64_t id = sl_series_id(KEY_S, strlen(KEY_S));
+
+	/* Paging with a small string buffer and a small max visits every sample once. */
+	struct sl_sample_ex out[7];
+	char sbuf[50];
+	size_t got = 0, used = 0, n_enospc = 0, n_full = 0;
+	int64_t from = INT64_MIN, next = 0;
+	for (int calls = 0; calls < 1000; calls++) {
+		int rc = sl_store_query_ex(st, id, from, INT64_MAX, out, SL_ARRAY_LEN(out), sbuf,
+					   sizeof(sbuf), &got, &used, NULL);
+		assert_true(rc == 0 || rc == -ENOSPC);
+		n_enospc += rc == -ENOSPC;
+		n_full += got == SL_ARRAY_LEN(out);
+		assert_true(got > 0 || rc == 0); /* every string is shorter than sbuf */
+		if (got == 0)
+			break;
+		size_t off = 0;
+		for (size_t i = 0; i < got; i++, next++) {
+			assert_int_equal(out[i].ts, next);
+			assert_int_equal(out[i].str_len, next % 37);
+			assert_int_equal(out[i].str_off, off);
+			assert_memory_equal(sbuf + off, src + next % 7, out[i].str_len);
+			off += out[i].str_len;
+		}
+		assert_int_equal(used, off);
+		if (rc == -ENOSPC) /* the next one really did not fit */
+			assert_true(sizeof(sbuf) - used < (size_t)((next % 37)));
+		from = out[got - 1].ts + 1;
+	}
+	assert_int_equal(next, n);
+	assert_true(n_enospc > 0);
+	assert_true(n_full > 0);
+
+	/* Exactly full is not short: ts 30 and 31 hold 30 + 31 bytes. */
+	char exact[61];
+	assert_int_equal(
+	    sl_store_query_ex(st, id, 30, 31, out, 7, exact, sizeof(exact), &got, &used, NULL), 0);
+	assert_int_equal(got, 2);
+	assert_int_equal(used, sizeof(exact));
+	assert_int_equal(
+	    sl_store_query_ex(st, id, 30, 32, out, 7, exact, sizeof(exact), &got, &used, NULL),
+	    -ENOSPC);
+	assert_int_equal(got, 2);
+	/* An empty string needs no room even with a full buffer. */
+	assert_int_equal(sl_store_query_ex(st, id, 36, 37, out, 7, exact, 36, &got, &used, NULL),
+			 0);
+	assert_int_equal(got, 2);
+	assert_int_equal(out[1].str_len, 0);
+	/* A string larger than the whole buffer: no progress, caller must grow it. */
+	assert_int_equal(sl_store_query_ex(st, id, 36, 37, out, 7, exact, 35, &got, &used, NULL),
+			 -ENOSPC);
+	assert_int_equal(got, 0);
+	assert_int_equal(used, 0);
+	/* Empty ranges, max 0 and unknown series. */
+	assert_int_equal(sl_store_query_ex(st, id, 5, 4, out, 7, NULL, 0, &got, &used, NULL), 0);
+	assert_int_equal(got, 0);
+	assert_int_equal(sl_store_query_ex(st, id, 0, 9, out, 0, NULL, 0, &got, &used, NULL), 0);
+	assert_int_equal(got, 0);
+	assert_int_equal(sl_store_query_ex(st, id ^ 1, 0, 9, out, 7, NULL, 0, &got, &used, NULL),
+			 -ENOENT);
+
+	/* The numeric query refuses a string series, saying what it is. */
+	struct sl_sample s_out[4];
+	uint8_t type = 0;
+	got = 9;
+	assert_int_equal(sl_store_query(st, id, 0, 9, s_out, 4, &got, &type), -EMEDIUMTYPE);
+	assert_int_equal(got, 0);
+	assert_int_equal(type, SL_VAL_STR);
+
+	/* query_ex over a numeric series matches sl_store_query and needs no str_buf. */
+	for (int64_t t = 0; t < 20; t++) {
+		struct sl_point p = mkpt(KEY_A, 20 - t, SL_VAL_I64, (uint64_t)(t * t));
+		assert_int_equal(sl_store_apply(st, &p), 0);
+	}
+	uint64_t nid = sl_series_id(KEY_A, strlen(KEY_A));
+	struct sl_sample num[32];
+	struct sl_sample_ex ex[32];
+	size_t got_num = 0;
+	query_all(st, nid, num, 32, &got_num);
+	assert_int_equal(
+	    sl_store_query_ex(st, nid, INT64_MIN, INT64_MAX, ex, 32, NULL, 0, &got, &used, &type),
+	    0);
+	assert_int_equal(type, SL_VAL_I64);
+	assert_int_equal(got, got_num);
+	assert_int_equal(used, 0);
+	for (size_t i = 0; i < got; i++) {
+		assert_int_equal(ex[i].ts, num[i].ts);
+		assert_int_equal(ex[i].value, num[i].value);
+		assert_int_equal(ex[i].str_len, 0);
+	}
+	sl_store_destroy(st);
+}
+
+static void test_snapshot_strings(void **state)
+{
+	(void)state;
+	/* Strings spanning the 64 KiB I/O blocks of the image, empties, and chunk splits. */
+	struct sl_store *a = mkstore(4, 2);
+	char *big = malloc(SL_STR_MAX);
+	for (size_t i = 0; i < SL_STR_MAX; i++)
+		big[i] = (char)(i % 251);
+	for (int64_t t = 0; t < 5; t++) {
+		struct sl_point p = mkstr(KEY_S, 10 - t, big + t, SL_STR_MAX - (uint32_t)t);
+		assert_int_equal(sl_store_apply(a, &p), 0);
+		p = mkstr(KEY_T, t, t % 2 ? "\xe2\x82\xac" : "", t % 2 ? 3 : 0);
+		assert_int_equal(sl_store_apply(a, &p), 0);
+	}
+	struct sl_point p = mkpt(KEY_A, 1, SL_VAL_U64, 3);
+	assert_int_equal(sl_store_apply(a, &p), 0);
+	p = mkstr(KEY_S, 8, "overwritten", 11);
+	assert_int_equal(sl_store_apply(a, &p), 0);
+	uint8_t *img = NULL;
+	size_t len = image_of(a, &img);
+	assert_int_equal(sl_get_u16(img + 4), 2);
+	assert_true(len > 4 * SL_STR_MAX);
+	struct sl_store *b = mkstore(4, 0);
+	assert_int_equal(load_image(b, img, len), 0);
+	assert_stores_equal(a, b);
+	assert_true(stats_of(b).bytes > 4ull * SL_STR_MAX);
+	sl_store_destroy(b);
+
+	/* Damage inside a big string, and a cut inside one. */
+	b = mkstore(4, 0);
+	img[len / 2] ^= 0x40;
+	assert_int_equal(load_image(b, img, len), -EBADMSG);
+	assert_empty(b);
+	img[len / 2] ^= 0x40;
+	assert_int_equal(load_image(b, img, len / 2), -EBADMSG);
+	assert_empty(b);
+
+	/* A v2 image relabelled v1 is refused: v1 had no string series. */
+	struct sl_store *only = mkstore(4, 0);
+	p = mkstr(KEY_T, 1, "x", 1);
+	assert_int_equal(sl_store_apply(only, &p), 0);
+	uint8_t *img2 = NULL;
+	size_t len2 = image_of(only, &img2);
+	sl_put_u16(img2 + 4, 1);
+	sl_put_u32(img2 + 28, sl_batch_crc32c(img2, 28, 0xffffffffu));
+	assert_int_equal(load_image(b, img2, len2), -EBADMSG);
+	assert_empty(b);
+	/* A string longer than SL_STR_MAX in an otherwise valid record is refused. */
+	free(img2);
+	len2 = image_of(only, &img2);
+	size_t rec = 32, str_len_off = rec + 19 + strlen(KEY_T) + 8;
+	assert_int_equal(sl_get_u32(img2 + str_len_off), 1);
+	sl_put_u32(img2 + str_len_off, SL_STR_MAX + 1);
+	sl_put_u32(img2 + len2 - 4, sl_batch_crc32c(img2 + rec, len2 - 4 - rec, 0xffffffffu));
+	assert_int_equal(load_image(b, img2, len2), -EBADMSG);
+	sl_put_u32(img2 + str_len_off, 1);
+	sl_put_u32(img2 + len2 - 4, sl_batch_crc32c(img2 + rec, len2 - 4 - rec, 0xffffffffu));
+	assert_int_equal(load_image(b, img2, len2), 0); /* the CRC recompute is right */
+	assert_stores_equal(only, b);
+	free(img2);
+	free(img);
+	free(big);
+	sl_store_destroy(only);
+	sl_store_destroy(b);
+	sl_store_destroy(a);
+}
+
+static void test_snapshot_v1_compat(void **state)
+{
+	(void)state;
+	struct sl_store *st = mkstore(6, 0);
+	assert_int_equal(sl_get_u16(snap_v1 + 4), 1);
+	assert_int_equal(load_image(st, snap_v1, sizeof(snap_v1)), 0);
+	struct sl_store_stats s = stats_of(st);
+	assert_int_equal(s.series, 3);
+	assert_int_equal(s.points, 4);
+	struct {
+		const char *key;
+		uint8_t type;
+		int64_t ts;
+		uint64_t value;
+	} want[] = {
+	    {"cpu,host=a usage", SL_VAL_F64, -2, 7},
+	    {"cpu,host=a usage", SL_VAL_F64, 5, 0x3ff0000000000000ull},
+	    {"n u", SL_VAL_U64, 1, 99},
+	    {"up,host=a ok", SL_VAL_BOOL, 3, 1},
+	};
+	for (size_t i = 0; i < SL_ARRAY_LEN(want); i++) {
+		struct sl_sample out[2];
+		size_t got = 0;
+		uint8_t type = 0;
+		uint64_t id = sl_series_id(want[i].key, strlen(want[i].key));
+		assert_int_equal(
+		    sl_store_query(st, id, want[i].ts, want[i].ts, out, 2, &got, &type), 0);
+		assert_int_equal(got, 1);
+		assert_int_equal(type, want[i].type);
+		assert_int_equal(out[0].value, want[i].value);
+	}
+	/* Its applied index survives too; and a v1 image reloads after a v2 rewrite. */
+	int fd = snap_fd();
+	assert_int_equal(write(fd, snap_v1, sizeof(snap_v1)), (ssize_t)sizeof(snap_v1));
+	assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+	struct sl_store *b = mkstore(6, 0);
+	uint64_t applied = 0;
+	assert_int_equal(sl_store_snapshot_read(b, fd, &applied), 0);
+	assert_int_equal(applied, 1234);
+	close(fd);
+	uint8_t *img = NULL;
+	size_t len = image_of(b, &img);
+	struct sl_store *c = mkstore(6, 0);
+	assert_int_equal(load_image(c, img, len), 0);
+	assert_stores_equal(st, c);
+	free(img);
+	sl_store_destroy(c);
+	sl_store_destroy(b);
+	sl_store_destroy(st);
+}
+
 /* ---- jemalloc arenas ---- */
 
 static unsigned arena_of(const void *p)
@@ -916,6 +1586,12 @@ static void fill_small(struct sl_store *st)
 			assert_int_equal(sl_store_apply(st, &p), 0);
 		}
 	}
+	char str[300];
+	memset(str, 's', sizeof(str));
+	for (int i = 0; i < 100; i++) {
+		struct sl_point p = mkstr("log,app=x msg", 100 - i, str, (uint32_t)(i * 3));
+		assert_int_equal(sl_store_apply(st, &p), 0);
+	}
 }
 
 static void test_store_arena(void **state)
@@ -929,7 +1605,7 @@ static void test_store_arena(void **state)
 	struct sl_store *st = NULL;
 	assert_int_equal(sl_store_create(&cfg, &st), 0);
 	fill_small(st);
-	assert_int_equal(stats_of(st).points, 5000);
+	assert_int_equal(stats_of(st).points, 5100);
 	const char *key = "net,if=eth3 rx";
 	struct sl_series_info info;
 	assert_int_equal(sl_store_series_info(st, sl_series_id(key, strlen(key)), &info), 0);
@@ -982,6 +1658,14 @@ int main(void)
 	    cmocka_unit_test(test_store_many_series),
 	    cmocka_unit_test(test_snapshot_roundtrip),
 	    cmocka_unit_test(test_snapshot_corrupt),
+	    cmocka_unit_test(test_batch_strings_roundtrip),
+	    cmocka_unit_test(test_batch_strings_malformed),
+	    cmocka_unit_test(test_batch_v1_compat),
+	    cmocka_unit_test(test_store_strings_model),
+	    cmocka_unit_test(test_store_strings_type_conflict),
+	    cmocka_unit_test(test_store_query_ex),
+	    cmocka_unit_test(test_snapshot_strings),
+	    cmocka_unit_test(test_snapshot_v1_compat),
 	    cmocka_unit_test(test_store_arena),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

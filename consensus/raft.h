@@ -1,0 +1,99 @@
+/* raft.h - Raft behind the generic consensus interface (sl_cons_raft_ops), plus the
+ * operations the generic vtable has no slot for: linearizable reads (ReadIndex and
+ * lease), leader transfer, one-server-at-a-time membership change with learners, and the
+ * metadata a caller needs to cut a snapshot. Pure: no I/O, no clock, no globals. */
+#ifndef SL_RAFT_H
+#define SL_RAFT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "consensus.h"
+
+/* Protocol options, passed as sl_cons_config.proto_opts (NULL or 0 fields: defaults).
+ * All buffers are sized from these at create(); nothing is allocated afterwards. */
+struct sl_raft_opts {
+	bool lease_reads; /* allow sl_raft_read_index(.., lease=true) to skip the quorum round */
+	/* Bound on the rate difference between any two replicas' clocks, in parts per
+	 * million. Lease reads are safe only if it holds and no clock jumps forward; the lease
+	 * is election_timeout * (1 - 2 * drift) from the send time of a quorum-acked
+	 * heartbeat. Default 1000 ppm. */
+	uint32_t clock_drift_ppm_max;
+	uint32_t max_msg_bytes;	       /* one encoded message (and one snapshot), default 64 KiB */
+	uint32_t max_unstable_entries; /* entries appended but not yet handed to persist */
+	uint32_t max_unstable_bytes;
+	uint32_t max_outbox_msgs; /* messages produced between two advance() */
+	uint32_t max_outbox_bytes;
+	uint32_t max_apply_entries; /* committed entries handed out per ready */
+	uint32_t max_apply_bytes;
+	uint32_t max_pending_proposals; /* proposals awaiting an ack */
+	uint32_t max_pending_reads;
+};
+
+/* Membership change operations (one server at a time; see sl_raft_change). */
+enum sl_raft_change_op {
+	SL_RAFT_ADD_LEARNER = 1, /* a new node receives the log but does not vote */
+	SL_RAFT_PROMOTE = 2,	 /* a caught-up learner becomes a voter */
+	SL_RAFT_REMOVE = 3,	 /* a voter or learner leaves (never the leader itself) */
+};
+
+/* Counters for reports and tests; monotonic over the life of one instance. */
+struct sl_raft_stats {
+	uint64_t pre_votes;    /* pre-vote rounds started */
+	uint64_t elections;    /* real elections started */
+	uint64_t leader_terms; /* times this replica became leader */
+	uint64_t check_quorum_stepdowns;
+	uint64_t msgs_sent, msgs_dropped_outbox, msgs_bad;
+	uint64_t appends_rejected; /* append requests this replica rejected */
+	uint64_t truncations;	   /* conflicting suffixes cut */
+	uint64_t snapshots_sent, snapshots_installed;
+	uint64_t transfers; /* TimeoutNow sent */
+	uint64_t reads_index, reads_lease;
+	uint64_t conf_changes; /* configuration entries appended */
+};
+
+/* Semantics on top of consensus.h, for this protocol:
+ * - propose() returns -EPERM on a non-leader, -EBUSY during a leader transfer, -ENOBUFS
+ *   when a bound is reached, -EIO after storage_failed(). The payload is copied.
+ * - Between ready() and advance() the caller makes no other call on the instance.
+ * - After advance(), the log read side (sl_cons_log) returns every entry handed out in
+ *   `persist`, durable or not; persisted(term, index) reports durability.
+ * - Messages flagged msgs_after_persist go out only once every write the caller has
+ *   issued so far is durable (a barrier; free when nothing is pending).
+ * - SL_CONS_ACK_DROPPED means the outcome is unknown (the entry may still commit through
+ *   another leader); SL_CONS_ACK_OK is definitive.
+ * - CONF entries carry the full new membership (decode with sl_raft_conf_decode); a
+ *   membership takes effect as soon as its entry is in the log (Raft dissertation 4.1). */
+
+/* Request a linearizable read: the answer arrives in a later ready's `reads`. With
+ * `lease` and opts.lease_reads, a valid leader lease answers at once; otherwise a
+ * heartbeat round confirms leadership (ReadIndex). -EPERM: not leader; -ENOBUFS. */
+int sl_raft_read_index(void *state, uint64_t read_id, bool lease);
+
+/* Hand leadership to voter `target`: proposals are refused (-EBUSY) until it completes
+ * or an election timeout passes. -EPERM: not leader; -EINVAL: not a voter. */
+int sl_raft_transfer_leader(void *state, uint32_t target);
+
+/* Propose a membership change (acked like a proposal through `proposal_id`). Refused
+ * with -EAGAIN while an earlier change is uncommitted, before this leader committed an
+ * entry of its own term (the fix for the single-server change bug), or (PROMOTE) while
+ * the learner lags the leader's commit index. -EINVAL: invalid for the membership. */
+int sl_raft_change(void *state, uint64_t proposal_id, enum sl_raft_change_op op, uint32_t node);
+
+/* Term and membership at `index`, which must be the applied index (what the caller's
+ * state machine reflects after the last advance()): what a snapshot taken now records.
+ * The caller then stores the snapshot and may compact its log up to `index`. */
+int sl_raft_snapshot_meta(void *state, uint64_t index, struct sl_cons_snapshot *meta);
+
+/* The membership currently in effect (the latest one in the log). */
+void sl_raft_conf(void *state, struct sl_cons_conf *out);
+
+/* Decode a SL_CONS_ENTRY_CONF payload. 0 or -EBADMSG. */
+int sl_raft_conf_decode(const uint8_t *data, uint32_t len, struct sl_cons_conf *out);
+
+void sl_raft_stats(void *state, struct sl_raft_stats *out);
+
+/* Lease status for reports and tests: true while a lease read would be answered locally. */
+bool sl_raft_lease_valid(void *state);
+
+#endif

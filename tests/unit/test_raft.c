@@ -1,0 +1,729 @@
+/* test_raft.c - Raft through the generic consensus interface and its raft.h extensions, on
+ * a tiny in-process cluster with an in-memory log and a controllable lossless network:
+ * election with pre-vote and check-quorum, replication and commit, the current-term commit
+ * rule, leader transfer, ReadIndex and lease reads, learners and membership change,
+ * snapshots for a lagging follower, storage failure and message validation. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "consensus.h"
+#include "raft.h"
+#include "sl_le.h"
+
+#define MS 1000000ull
+#define NMAX 6
+#define LOGMAX 1024
+#define QMAX 8192
+
+struct ment {
+	uint64_t term;
+	uint32_t type, len;
+	uint8_t data[64];
+};
+
+struct mlog {
+	uint64_t snap_index, snap_term;
+	struct sl_cons_conf snap_conf;
+	uint8_t snap_data[64];
+	uint32_t snap_len;
+	struct ment e[LOGMAX]; /* e[i] has index snap_index + 1 + i */
+	uint64_t n;
+	struct sl_cons_hard_state hs;
+	struct sl_cons_log log;
+};
+
+struct tnode {
+	void *st;
+	struct mlog lg;
+	bool up;
+	uint64_t applied;
+	uint8_t last_applied_byte;
+	uint32_t n_applied_normal;
+	struct sl_cons_ack acks[256];
+	uint32_t n_acks;
+	struct sl_cons_read reads[64];
+	uint32_t n_reads;
+	bool no_persist; /* disk stalls: persisted() is not called */
+};
+
+struct qmsg {
+	uint32_t from, to, len;
+	uint8_t buf[2048];
+};
+
+struct cluster {
+	struct tnode n[NMAX + 1];
+	uint32_t size;
+	uint32_t voters;
+	uint64_t now;
+	bool cut[NMAX + 1][NMAX + 1];
+	struct qmsg *q;
+	uint32_t nq;
+	struct sl_raft_opts opts;
+	uint32_t max_batch;
+	/* network filter for scripted scenarios: true drops the message */
+	bool (*drop)(struct cluster *c, const struct sl_cons_msg *m);
+	bool seen_x;
+};
+
+static const struct sl_cons_ops *R = &sl_cons_raft_ops;
+
+/* ---- in-memory log (the caller's durable storage) ---- */
+
+static uint64_t ml_first(void *c) { return ((struct mlog *)c)->snap_index + 1; }
+static uint64_t ml_last(void *c) { return ((struct mlog *)c)->snap_index + ((struct mlog *)c)->n; }
+
+static int ml_term(void *c, uint64_t i, uint64_t *t)
+{
+	struct mlog *l = c;
+	if (i == l->snap_index) {
+		*t = l->snap_term;
+		return 0;
+	}
+	if (i < l->snap_index || i > ml_last(l))
+		return -ENOENT;
+	*t = l->e[i - l->snap_index - 1].term;
+	return 0;
+}
+
+static int ml_entry(void *c, uint64_t i, struct sl_cons_entry *o)
+{
+	struct mlog *l = c;
+	if (i <= l->snap_index || i > ml_last(l))
+		return -ENOENT;
+	const struct ment *e = &l->e[i - l->snap_index - 1];
+	*o = (struct sl_cons_entry){e->term, i, 0, e->type, e->len, e->data};
+	return 0;
+}
+
+static int ml_snapshot(void *c, struct sl_cons_snapshot *o)
+{
+	struct mlog *l = c;
+	if (l->snap_index == 0)
+		return -ENOENT;
+	*o = (struct sl_cons_snapshot){l->snap_index, l->snap_term, l->snap_conf, l->snap_len,
+				       l->snap_data};
+	return 0;
+}
+
+static void ml_init(struct mlog *l)
+{
+	memset(l, 0, sizeof(*l));
+	l->log = (struct sl_cons_log){l, ml_first, ml_last, ml_term, ml_entry, ml_snapshot};
+}
+
+/* Compact up to `idx` (the caller's snapshot); keeps the entries after it. */
+static void ml_compact(struct mlog *l, const struct sl_cons_snapshot *s)
+{
+	uint64_t drop = s->index - l->snap_index;
+	if (drop >= l->n) {
+		l->n = 0;
+	} else {
+		memmove(l->e, l->e + drop, (l->n - drop) * sizeof(l->e[0]));
+		l->n -= drop;
+	}
+	l->snap_index = s->index;
+	l->snap_term = s->term;
+	l->snap_conf = s->conf;
+	l->snap_len = s->len;
+	memcpy(l->snap_data, s->data, s->len);
+}
+
+/* ---- cluster driver ---- */
+
+static void node_start(struct cluster *c, uint32_t id)
+{
+	struct tnode *t = &c->n[id];
+	struct sl_cons_config cfg;
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.group_id = 7;
+	cfg.self = id;
+	cfg.n_voters = c->voters;
+	for (uint32_t i = 0; i < c->voters; i++)
+		cfg.voters[i] = i + 1;
+	cfg.seed = 1234;
+	cfg.election_timeout_ns = 100 * MS;
+	cfg.heartbeat_interval_ns = 20 * MS;
+	cfg.max_batch_entries = c->max_batch;
+	cfg.max_inflight_bytes = 4096;
+	cfg.initial = t->lg.hs;
+	cfg.log = &t->lg.log;
+	cfg.proto_opts = &c->opts;
+	assert_int_equal(R->create(&cfg, &t->st), 0);
+	t->up = true;
+	t->applied = t->lg.snap_index;
+	R->tick(t->st, c->now);
+}
+
+static struct cluster *cluster_new(uint32_t size, uint32_t voters)
+{
+	struct cluster *c = calloc(1, sizeof(*c));
+	assert_non_null(c);
+	c->q = calloc(QMAX, sizeof(*c->q));
+	assert_non_null(c->q);
+	c->size = size;
+	c->voters = voters;
+	c->now = 1000 * MS;
+	c->max_batch = 64;
+	for (uint32_t i = 1; i <= size; i++) {
+		ml_init(&c->n[i].lg);
+		node_start(c, i);
+	}
+	return c;
+}
+
+static void cluster_free(struct cluster *c)
+{
+	for (uint32_t i = 1; i <= c->size; i++)
+		if (c->n[i].up)
+			R->destroy(c->n[i].st);
+	free(c->q);
+	free(c);
+}
+
+static void crash(struct cluster *c, uint32_t id)
+{
+	R->destroy(c->n[id].st);
+	c->n[id].up = false;
+}
+
+static void handle_ready(struct cluster *c, uint32_t id)
+{
+	struct tnode *t = &c->n[id];
+	for (int guard = 0; R->has_ready(t->st); guard++) {
+		assert_true(guard < 10000);
+		struct sl_cons_ready rd;
+		R->ready(t->st, &rd);
+		struct mlog *l = &t->lg;
+		if (rd.has_snapshot) {
+			l->n = 0; /* an installed snapshot replaces the whole log */
+			ml_compact(l, &rd.snapshot);
+			t->applied = rd.snapshot.index;
+			t->last_applied_byte = rd.snapshot.len ? rd.snapshot.data[0] : 0;
+		}
+		for (uint32_t i = 0; i < rd.n_persist; i++) {
+			const struct sl_cons_entry *e = &rd.persist[i];
+			assert_true(e->index > l->snap_index);
+			l->n = e->index - l->snap_index - 1; /* truncate, then append */
+			assert_true(l->n < LOGMAX);
+			struct ment *m = &l->e[l->n++];
+			m->term = e->term;
+			m->type = e->type;
+			m->len = e->len;
+			memcpy(m->data, e->data, e->len);
+		}
+		if (rd.has_hard_state)
+			l->hs = rd.hard_state;
+		for (uint32_t i = 0; i < rd.n_msgs; i++) {
+			const struct sl_cons_msg *m = &rd.msgs[i];
+			assert_int_equal(m->from, id);
+			if (c->cut[m->from][m->to] || m->to > c->size)
+				continue;
+			if (c->drop != NULL && c->drop(c, m))
+				continue;
+			assert_true(c->nq < QMAX && m->len <= sizeof(c->q[0].buf));
+			struct qmsg *q = &c->q[c->nq++];
+			q->from = m->from;
+			q->to = m->to;
+			q->len = m->len;
+			memcpy(q->buf, m->buf, m->len);
+		}
+		for (uint32_t i = 0; i < rd.n_committed; i++) {
+			const struct sl_cons_entry *e = &rd.committed[i];
+			assert_int_equal(e->index, t->applied + 1);
+			t->applied = e->index;
+			if (e->type == SL_CONS_ENTRY_NORMAL && e->len > 0) {
+				t->last_applied_byte = e->data[0];
+				t->n_applied_normal++;
+			}
+		}
+		for (uint32_t i = 0; i < rd.n_acks && t->n_acks < 256; i++)
+			t->acks[t->n_acks++] = rd.acks[i];
+		for (uint32_t i = 0; i < rd.n_reads && t->n_reads < 64; i++)
+			t->reads[t->n_reads++] = rd.reads[i];
+		uint64_t last_term = 0, last_idx = 0;
+		if (rd.n_persist > 0) {
+			last_term = rd.persist[rd.n_persist - 1].term;
+			last_idx = rd.persist[rd.n_persist - 1].index;
+		} else if (rd.has_snapshot) {
+			last_term = rd.snapshot.term;
+			last_idx = rd.snapshot.index;
+		}
+		R->advance(t->st, &rd);
+		if (last_idx > 0 && !t->no_persist)
+			R->persisted(t->st, last_term, last_idx);
+	}
+}
+
+static void pump(struct cluster *c)
+{
+	for (int round = 0; round < 1000; round++) {
+		for (uint32_t i = 1; i <= c->size; i++)
+			if (c->n[i].up)
+				handle_ready(c, i);
+		if (c->nq == 0)
+			return;
+		uint32_t n = c->nq;
+		struct qmsg *batch = malloc(n * sizeof(*batch));
+		assert_non_null(batch);
+		memcpy(batch, c->q, n * sizeof(*batch));
+		c->nq = 0;
+		for (uint32_t i = 0; i < n; i++) {
+			struct tnode *t = &c->n[batch[i].to];
+			if (!t->up)
+				continue;
+			struct sl_cons_msg m = {7, batch[i].from, batch[i].to, batch[i].len,
+						batch[i].buf};
+			assert_int_equal(R->step(t->st, &m), 0);
+		}
+		free(batch);
+	}
+	fail_msg("network did not quiesce");
+}
+
+static void run(struct cluster *c, uint64_t ms)
+{
+	for (uint64_t i = 0; i < ms; i++) {
+		c->now += MS;
+		for (uint32_t k = 1; k <= c->size; k++)
+			if (c->n[k].up)
+				R->tick(c->n[k].st, c->now);
+		pump(c);
+	}
+}
+
+static struct sl_cons_status status(struct cluster *c, uint32_t id)
+{
+	struct sl_cons_status s;
+	R->status(c->n[id].st, &s);
+	return s;
+}
+
+static uint32_t leader(struct cluster *c)
+{
+	uint32_t l = 0;
+	for (uint32_t i = 1; i <= c->size; i++)
+		if (c->n[i].up && status(c, i).role == SL_CONS_ROLE_LEADER) {
+			assert_int_equal(l, 0); /* never two leaders at once in these scenarios */
+			l = i;
+		}
+	return l;
+}
+
+static void isolate(struct cluster *c, uint32_t id, bool on)
+{
+	for (uint32_t i = 1; i <= NMAX; i++) {
+		c->cut[id][i] = on;
+		c->cut[i][id] = on;
+	}
+}
+
+static int propose(struct cluster *c, uint32_t id, uint64_t pid, uint8_t byte)
+{
+	uint8_t d[4] = {byte, 1, 2, 3};
+	int rc = R->propose(c->n[id].st, pid, d, sizeof(d));
+	pump(c);
+	return rc;
+}
+
+static bool acked_ok(struct tnode *t, uint64_t pid)
+{
+	for (uint32_t i = 0; i < t->n_acks; i++)
+		if (t->acks[i].proposal_id == pid)
+			return t->acks[i].status == SL_CONS_ACK_OK;
+	return false;
+}
+
+/* ---- tests ---- */
+
+static void test_registry(void **u)
+{
+	(void)u;
+	assert_ptr_equal(sl_cons_find("raft"), &sl_cons_raft_ops);
+	assert_ptr_equal(sl_cons_find("standalone"), &sl_cons_standalone_ops);
+}
+
+static void test_single_voter_commits_after_persist(void **u)
+{
+	(void)u;
+	struct cluster *c = cluster_new(1, 1);
+	run(c, 300);
+	assert_int_equal(leader(c), 1);
+	c->n[1].no_persist = true;
+	assert_int_equal(propose(c, 1, 42, 9), 0);
+	run(c, 5);
+	assert_false(acked_ok(&c->n[1], 42)); /* never acknowledged before durable */
+	struct sl_cons_status s = status(c, 1);
+	assert_true(s.commit_index < s.last_index);
+	R->persisted(c->n[1].st, s.term, s.last_index);
+	pump(c);
+	assert_true(acked_ok(&c->n[1], 42));
+	assert_int_equal(c->n[1].last_applied_byte, 9);
+	cluster_free(c);
+}
+
+static void test_election_and_replication(void **u)
+{
+	(void)u;
+	struct cluster *c = cluster_new(3, 3);
+	run(c, 400);
+	uint32_t l = leader(c);
+	assert_true(l != 0);
+	for (uint32_t i = 1; i <= 3; i++)
+		if (i != l) {
+			assert_int_equal(propose(c, i, 1, 1), -EPERM);
+			assert_int_equal(status(c, i).leader, l);
+		}
+	for (uint8_t k = 1; k <= 20; k++)
+		assert_int_equal(propose(c, l, 100 + k, k), 0);
+	run(c, 100);
+	for (uint8_t k = 1; k <= 20; k++)
+		assert_true(acked_ok(&c->n[l], 100 + k));
+	for (uint32_t i = 1; i <= 3; i++) {
+		assert_int_equal(c->n[i].n_applied_normal, 20);
+		assert_int_equal(c->n[i].last_applied_byte, 20);
+		assert_int_equal(c->n[i].applied, status(c, l).commit_index);
+	}
+	cluster_free(c);
+}
+
+static void test_prevote_keeps_isolated_term(void **u)
+{
+	(void)u;
+	struct cluster *c = cluster_new(3, 3);
+	run(c, 400);
+	uint32_t l = leader(c);
+	uint32_t f = l == 1 ? 2 : 1;
+	uint64_t term = status(c, l).term;
+	isolate(c, f, true);
+	run(c, 2000);
+	/* pre-vote: an isolated replica campaigns without raising its term */
+	assert_int_equal(status(c, f).term, term);
+	isolate(c, f, false);
+	run(c, 300);
+	assert_int_equal(leader(c), l); /* rejoining did not disrupt the leader */
+	assert_int_equal(status(c, l).term, term);
+	cluster_free(c);
+}
+
+static void test_check_quorum_steps_down(void **u)
+{
+	(void)u;
+	struct cluster *c = cluster_new(3, 3);
+	run(c, 400);
+	uint32_t l = leader(c);
+	isolate(c, l, true);
+	run(c, 400);
+	assert_int_not_equal(status(c, l).role, SL_CONS_ROLE_LEADER);
+	assert_int_equal(propose(c, l, 5, 5), -EPERM);
+	uint32_t l2 = leader(c);
+	assert_true(l2 != 0 && l2 != l);
+	cluster_free(c);
+}
+
+/* Wire offsets of an append (white box): header 16, prev 8, prev term 8, commit 8, count 4,
+ * then the first entry's term 8, type 1, length 4, data. */
+#define APPEND_TYPE 5
+#define APPEND_N_OFF 40
+#define APPEND_E0_TYPE_OFF 52
+#define APPEND_E0_DATA_OFF 57
+
+static bool drop_appends(struct cluster *c, const struct sl_cons_msg *m)
+{
+	(void)c;
+	return m->buf[1] == APPEND_TYPE;
+}
+
+/* Let entry X (first byte 0xEE) through, then lose every append carrying the no-op. */
+static bool drop_noop_after_x(struct cluster *c, const struct sl_cons_msg *m)
+{
+	if (m->buf[1] != APPEND_TYPE || m->len < APPEND_E0_DATA_OFF ||
+	    sl_get_u32(m->buf + APPEND_N_OFF) == 0)
+		return false;
+	uint8_t type = m->buf[APPEND_E0_TYPE_OFF];
+	if (type == SL_CONS_ENTRY_NORMAL && m->len > APPEND_E0_DATA_OFF &&
+	    m->buf[APPEND_E0_DATA_OFF] == 0xEE) {
+		c->seen_x = true;
+		return false;
+	}
+	return c->seen_x && type == SL_CONS_ENTRY_NOOP;
+}
+
+/* Raft's Figure 8: an entry of an earlier term stored on a majority is not committed by
+ * counting replicas; it commits only with an entry of the leader's own term. */
+static void test_no_commit_of_previous_term_by_counting(void **u)
+{
+	(void)u;
+	struct cluster *c = cluster_new(3, 3);
+	c->max_batch = 1; /* X and the new leader's no-op travel in separate messages */
+	for (uint32_t i = 1; i <= 3; i++) {
+		R->destroy(c->n[i].st);
+		node_start(c, i);
+	}
+	run(c, 400);
+	uint32_t a = leader(c);
+	/* 1. leader a appends X in its term, alone, and dies */
+	isolate(c, a, true);
+	assert_int_equal(propose(c, a, 77, 0xEE), 0);
+	uint64_t x_index = status(c, a).last_index;
+	crash(c, a);
+	isolate(c, a, false);
+	/* 2. another replica wins a newer term; its no-op at X's index stays local; it dies */
+	c->drop = drop_appends;
+	run(c, 600);
+	uint32_t b = leader(c);
+	assert_true(b != 0 && b != a);
+	assert_int_equal(status(c, b).last_index, x_index);
+	crash(c, b);
+	/* 3. a comes back and wins (its log ends with X); X reaches the third replica, so it
+	 * is on a majority, but a's own no-op is lost on the way */
+	c->drop = drop_noop_after_x;
+	node_start(c, a);
+	run(c, 600);
+	assert_int_equal(leader(c), a);
+	assert_true(c->seen_x);
+	uint32_t third = 6 - a - b;
+	assert_true(status(c, third).last_index >= x_index);
+	assert_true(status(c, a).commit_index < x_index); /* not by counting */
+	/* 4. once the no-op of a's term is replicated, X commits with it */
+	c->drop = NULL;
+	run(c, 200);
+	assert_true(status(c, a).commit_index > x_index);
+	assert_int_equal(c->n[third].last_applied_byte, 0xEE);
+	cluster_free(c);
+}
+
+static void test_leader_transfer(void **u)
+{
+	(void)u;
+	struct cluster *c = cluster_new(3, 3);
+	run(c, 400);
+	uint32_t l = leader(c);
+	uint32_t t = l % 3 + 1;
+	assert_int_equal(sl_raft_transfer_leader(c->n[l].st, 9), -EINVAL);
+	assert_int_equal(sl_raft_transfer_leader(c->n[t].st, l), -EPERM);
+	assert_int_equal(sl_raft_transfer_leader(c->n[l].st, t), 0);
+	assert_int_equal(propose(c, l, 1, 1), -EBUSY);
+	run(c, 50);
+	assert_int_equal(leader(c), t);
+	struct sl_raft_stats st;
+	sl_raft_stats(c->n[l].st, &st);
+	assert_int_equal(st.transfers, 1);
+	cluster_free(c);
+}
+
+static void test_read_index_and_lease(void **u)
+{
+	(void)u;
+	struct cluster *c = cluster_new(3, 3);
+	c->opts.lease_reads = true;
+	for (uint32_t i = 1; i <= 3; i++) {
+		R->destroy(c->n[i].st);
+		node_start(c, i);
+	}
+	run(c, 400);
+	uint32_t l = leader(c);
+	assert_int_equal(propose(c, l, 1, 3), 0);
+	run(c, 10);
+	uint64_t commit = status(c, l).commit_index;
+	/* ReadIndex: answered only after a quorum round trip */
+	isolate(c, l, true);
+	assert_int_equal(sl_raft_read_index(c->n[l].st, 501, false), 0);
+	pump(c);
+	assert_int_equal(c->n[l].n_reads, 0);
+	isolate(c, l, false);
+	run(c, 30);
+	assert_int_equal(c->n[l].n_reads, 1);
+	assert_int_equal(c->n[l].reads[0].read_id, 501);
+	assert_int_equal(c->n[l].reads[0].status, SL_CONS_ACK_OK);
+	assert_int_equal(c->n[l].reads[0].index, commit);
+	/* lease: answered locally while valid, even when the network is gone */
+	assert_true(sl_raft_lease_valid(c->n[l].st));
+	isolate(c, l, true);
+	assert_int_equal(sl_raft_read_index(c->n[l].st, 502, true), 0);
+	pump(c);
+	assert_int_equal(c->n[l].n_reads, 2);
+	assert_int_equal(c->n[l].reads[1].status, SL_CONS_ACK_OK);
+	run(c, 150); /* past the lease: it must have expired */
+	assert_false(sl_raft_lease_valid(c->n[l].st));
+	/* followers cannot serve reads */
+	uint32_t f = l % 3 + 1;
+	assert_int_equal(sl_raft_read_index(c->n[f].st, 503, false), -EPERM);
+	cluster_free(c);
+}
+
+static void test_learner_then_promote(void **u)
+{
+	(void)u;
+	struct cluster *c = cluster_new(4, 3); /* node 4 starts outside the group */
+	run(c, 400);
+	uint32_t l = leader(c);
+	for (uint8_t k = 0; k < 30; k++)
+		propose(c, l, 10 + k, k);
+	run(c, 50);
+	assert_int_equal(sl_raft_change(c->n[l].st, 900, SL_RAFT_PROMOTE, 4), -EINVAL);
+	isolate(c, 4, true);
+	assert_int_equal(sl_raft_change(c->n[l].st, 901, SL_RAFT_ADD_LEARNER, 4), 0);
+	/* a second change waits for the first to commit */
+	assert_int_equal(sl_raft_change(c->n[l].st, 902, SL_RAFT_REMOVE, 4), -EAGAIN);
+	run(c, 50);
+	assert_true(acked_ok(&c->n[l], 901));
+	/* the learner is cut off: it has not caught up, so it may not vote yet */
+	assert_int_equal(sl_raft_change(c->n[l].st, 903, SL_RAFT_PROMOTE, 4), -EAGAIN);
+	isolate(c, 4, false);
+	run(c, 100);
+	assert_int_equal(status(c, 4).role, SL_CONS_ROLE_LEARNER);
+	assert_int_equal(c->n[4].n_applied_normal, 30);
+	assert_int_equal(sl_raft_change(c->n[l].st, 904, SL_RAFT_PROMOTE, 4), 0);
+	run(c, 50);
+	struct sl_cons_conf conf;
+	sl_raft_conf(c->n[4].st, &conf);
+	assert_int_equal(conf.n_voters, 4);
+	assert_int_equal(conf.n_learners, 0);
+	assert_int_equal(status(c, 4).role, SL_CONS_ROLE_FOLLOWER);
+	/* now remove a follower: the group keeps committing with three voters */
+	uint32_t victim = l == 1 ? 2 : 1;
+	assert_int_equal(sl_raft_change(c->n[l].st, 905, SL_RAFT_REMOVE, victim), 0);
+	assert_int_equal(sl_raft_change(c->n[l].st, 0, SL_RAFT_REMOVE, l), -EAGAIN);
+	run(c, 50);
+	assert_int_equal(sl_raft_change(c->n[l].st, 0, SL_RAFT_REMOVE, l), -EINVAL);
+	crash(c, victim);
+	assert_int_equal(propose(c, l, 906, 0x55), 0);
+	run(c, 50);
+	assert_true(acked_ok(&c->n[l], 906));
+	cluster_free(c);
+}
+
+static void test_snapshot_for_lagging_follower(void **u)
+{
+	(void)u;
+	struct cluster *c = cluster_new(3, 3);
+	run(c, 400);
+	uint32_t l = leader(c);
+	uint32_t f = l % 3 + 1;
+	isolate(c, f, true);
+	for (uint8_t k = 1; k <= 40; k++)
+		propose(c, l, k, k);
+	run(c, 20);
+	/* every live replica snapshots its state machine and compacts its log */
+	for (uint32_t i = 1; i <= 3; i++) {
+		if (i == f)
+			continue;
+		struct sl_cons_snapshot meta;
+		struct tnode *t = &c->n[i];
+		assert_int_equal(sl_raft_snapshot_meta(t->st, t->applied + 1, &meta), -EINVAL);
+		assert_int_equal(sl_raft_snapshot_meta(t->st, t->applied, &meta), 0);
+		assert_int_equal(meta.conf.n_voters, 3);
+		uint8_t data[1] = {t->last_applied_byte};
+		meta.data = data;
+		meta.len = 1;
+		ml_compact(&t->lg, &meta);
+	}
+	isolate(c, f, false);
+	run(c, 100);
+	struct sl_raft_stats st;
+	sl_raft_stats(c->n[f].st, &st);
+	assert_int_equal(st.snapshots_installed, 1);
+	assert_int_equal(c->n[f].last_applied_byte, 40);
+	assert_int_equal(c->n[f].applied, status(c, l).commit_index);
+	assert_int_equal(c->n[f].lg.snap_index, c->n[l].lg.snap_index);
+	/* and it keeps replicating normally afterwards */
+	assert_int_equal(propose(c, l, 99, 99), 0);
+	run(c, 50);
+	assert_int_equal(c->n[f].last_applied_byte, 99);
+	cluster_free(c);
+}
+
+static void test_restart_recovers_durable_state(void **u)
+{
+	(void)u;
+	struct cluster *c = cluster_new(3, 3);
+	run(c, 400);
+	uint32_t l = leader(c);
+	for (uint8_t k = 1; k <= 5; k++)
+		propose(c, l, k, k);
+	run(c, 50);
+	uint64_t term = status(c, l).term;
+	for (uint32_t i = 1; i <= 3; i++)
+		crash(c, i);
+	for (uint32_t i = 1; i <= 3; i++) {
+		c->n[i].applied = 0;
+		c->n[i].n_applied_normal = 0;
+		node_start(c, i);
+		assert_true(status(c, i).term >= term);
+	}
+	run(c, 600);
+	assert_true(leader(c) != 0);
+	for (uint32_t i = 1; i <= 3; i++) {
+		assert_int_equal(c->n[i].n_applied_normal, 5); /* replayed from the log */
+		assert_int_equal(c->n[i].last_applied_byte, 5);
+	}
+	cluster_free(c);
+}
+
+static void test_storage_failure_fails_proposals(void **u)
+{
+	(void)u;
+	struct cluster *c = cluster_new(1, 1);
+	run(c, 300);
+	c->n[1].no_persist = true;
+	assert_int_equal(propose(c, 1, 8, 8), 0);
+	R->storage_failed(c->n[1].st, status(c, 1).last_index, -EIO);
+	pump(c);
+	assert_int_equal(c->n[1].n_acks, 1);
+	assert_int_equal(c->n[1].acks[0].status, SL_CONS_ACK_STORAGE);
+	assert_int_equal(R->propose(c->n[1].st, 9, (const uint8_t *)"x", 1), -EIO);
+	cluster_free(c);
+}
+
+static void test_bad_messages(void **u)
+{
+	(void)u;
+	struct cluster *c = cluster_new(3, 3);
+	uint8_t junk[32];
+	memset(junk, 0, sizeof(junk));
+	struct sl_cons_msg m = {7, 2, 1, sizeof(junk), junk};
+	assert_int_equal(R->step(c->n[1].st, &m), -EBADMSG);
+	junk[0] = 1;
+	junk[1] = 5;
+	assert_int_equal(R->step(c->n[1].st, &m), -EBADMSG); /* checksum */
+	m.group_id = 8;
+	assert_int_equal(R->step(c->n[1].st, &m), -EINVAL);
+	m.group_id = 7;
+	m.to = 3;
+	assert_int_equal(R->step(c->n[1].st, &m), -EINVAL);
+	m.len = 4;
+	m.to = 1;
+	assert_int_equal(R->step(c->n[1].st, &m), -EBADMSG);
+	struct sl_raft_stats st;
+	sl_raft_stats(c->n[1].st, &st);
+	assert_int_equal(st.msgs_bad, 3);
+	cluster_free(c);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_registry),
+	    cmocka_unit_test(test_single_voter_commits_after_persist),
+	    cmocka_unit_test(test_election_and_replication),
+	    cmocka_unit_test(test_prevote_keeps_isolated_term),
+	    cmocka_unit_test(test_check_quorum_steps_down),
+	    cmocka_unit_test(test_no_commit_of_previous_term_by_counting),
+	    cmocka_unit_test(test_leader_transfer),
+	    cmocka_unit_test(test_read_index_and_lease),
+	    cmocka_unit_test(test_learner_then_promote),
+	    cmocka_unit_test(test_snapshot_for_lagging_follower),
+	    cmocka_unit_test(test_restart_recovers_durable_state),
+	    cmocka_unit_test(test_storage_failure_fails_proposals),
+	    cmocka_unit_test(test_bad_messages),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
