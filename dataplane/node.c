@@ -41,9 +41,9 @@
 #include "store.h"
 #include "wal.h"
 
-#define XMSG_PTS 32          /* points per cross-core message */
+#define XMSG_BYTES (72u << 10) /* encoded points per cross-core message: fits the largest */
 #define XMSG_ACKS 64         /* acks per cross-core message */
-#define XMSG_POOL 4096       /* messages in the pool */
+#define XMSG_POOL 1024       /* messages in the pool */
 #define XRING_SIZE 1024      /* per core pair */
 #define PEND_MAX 16384       /* client batches in flight per worker */
 #define PROP_SLOTS 8         /* proposals in flight per region */
@@ -59,16 +59,24 @@
 
 enum { XMSG_POINTS = 1, XMSG_ACK = 2 };
 
+/* A routed point inside a message: this header, then the key, then the string value;
+ * 8-byte aligned. Host byte order: it never leaves the process. */
 struct xpoint {
 	uint64_t series_id;
 	int64_t ts;
 	uint64_t value;
-	uint32_t handle; /* pending batch on the source core */
+	uint32_t handle; /* pending batch on the source core, or NO_ACK */
+	uint32_t str_len;
 	uint16_t region;
 	uint16_t key_len;
 	uint8_t type;
-	char key[SL_KEY_MAX];
 };
+
+static size_t xpoint_size(const struct sl_point *p)
+{
+	size_t n = sizeof(struct xpoint) + p->key_len + (p->type == SL_VAL_STR ? p->str_len : 0);
+	return (n + 7u) & ~(size_t)7u;
+}
 
 struct xack {
 	uint32_t handle;
@@ -80,10 +88,12 @@ struct xack {
 struct xmsg {
 	uint16_t kind;
 	uint16_t src;
-	uint32_t n;
-	uint32_t pos; /* consumer's progress when a region had no room */
+	uint32_t n;    /* points or acks */
+	uint32_t pos;  /* points consumed so far (a region may have had no room) */
+	uint32_t off;  /* byte offset of the next point to consume */
+	uint32_t used; /* bytes of encoded points */
 	union {
-		struct xpoint pts[XMSG_PTS];
+		_Alignas(8) uint8_t buf[XMSG_BYTES];
 		struct xack acks[XMSG_ACKS];
 	};
 };
@@ -145,8 +155,10 @@ struct ctl_req {
 	size_t limit;
 	int fault_op, fault_err; /* CTL_WAL_FAULT */
 	/* results */
-	struct sl_sample *samples;
+	struct sl_sample_ex *samples;
 	size_t n_samples;
+	char *strbuf; /* string values are copied here by the worker */
+	size_t str_cap, str_used;
 	uint8_t type;
 	int rc;
 	struct json_object *json;
@@ -257,6 +269,8 @@ static struct xmsg *xmsg_get(struct worker *w, uint16_t kind)
 	x->src = (uint16_t)w->idx;
 	x->n = 0;
 	x->pos = 0;
+	x->off = 0;
+	x->used = 0;
 	return x;
 }
 
@@ -375,31 +389,26 @@ static void prop_close(struct worker *w, struct region *r)
 
 /* Add one routed point to its region's open proposal; false when the region has no room
  * (the caller retries later: backpressure). */
-static bool region_take(struct worker *w, struct region *r, uint16_t src, const struct xpoint *xp)
+static bool region_take(struct worker *w, struct region *r, uint16_t src, uint32_t handle,
+			const struct sl_point *pt)
 {
 	for (int attempt = 0; attempt < 2; attempt++) {
 		int slot = prop_open(w, r);
 		if (slot < 0)
 			return false;
 		struct proposal *p = &r->props[slot];
-		struct sl_point pt = {.series_id = xp->series_id,
-				      .ts = xp->ts,
-				      .type = xp->type,
-				      .value = xp->value,
-				      .key_len = xp->key_len,
-				      .key = xp->key};
 		bool run_ok = p->n_runs > 0 && p->runs[p->n_runs - 1].src == src &&
-			      p->runs[p->n_runs - 1].handle == xp->handle;
+			      p->runs[p->n_runs - 1].handle == handle;
 		if ((!run_ok && p->n_runs == PROP_RUNS) ||
 		    p->n_points >= w->node->cfg.batch_points ||
-		    sl_batch_add(&p->b, &pt) != 0) {
+		    sl_batch_add(&p->b, pt) != 0) {
 			if (p->n_points == 0)
 				return false; /* cannot happen: a point always fits an empty batch */
 			prop_close(w, r);
 			continue;
 		}
 		if (!run_ok)
-			p->runs[p->n_runs++] = (struct prop_run){src, xp->handle, 0, 0};
+			p->runs[p->n_runs++] = (struct prop_run){src, handle, 0, 0};
 		p->runs[p->n_runs - 1].n_points++;
 		p->n_points++;
 		return true;
@@ -641,15 +650,27 @@ static bool consume_points(struct worker *w, struct xmsg *x)
 {
 	struct sl_node *n = w->node;
 	while (x->pos < x->n) {
-		struct xpoint *xp = &x->pts[x->pos];
-		struct region *r = &n->regions[xp->region];
+		struct xpoint xp;
+		SL_ASSERT(x->off + sizeof(xp) <= x->used);
+		memcpy(&xp, x->buf + x->off, sizeof(xp));
+		const char *key = (const char *)x->buf + x->off + sizeof(xp);
+		struct sl_point pt = {.series_id = xp.series_id,
+				      .ts = xp.ts,
+				      .type = xp.type,
+				      .value = xp.value,
+				      .key_len = xp.key_len,
+				      .key = key,
+				      .str = xp.type == SL_VAL_STR ? key + xp.key_len : NULL,
+				      .str_len = xp.type == SL_VAL_STR ? xp.str_len : 0};
+		struct region *r = &n->regions[xp.region];
 		SL_ASSERT(r->worker == w->idx);
 		if (w->wal_failed) {
-			send_ack(w, x->src, xp->handle, 1, 0, -EIO);
-		} else if (!region_take(w, r, x->src, xp)) {
+			send_ack(w, x->src, xp.handle, 1, 0, -EIO);
+		} else if (!region_take(w, r, x->src, xp.handle, &pt)) {
 			return false;
 		}
 		x->pos++;
+		x->off += (uint32_t)xpoint_size(&pt);
 	}
 	if (x->src != w->idx)
 		sl_stats_add(w->st, SL_STAT_cross_core_in, x->n);
@@ -706,12 +727,17 @@ static int drain_inputs(struct worker *w)
 	return work;
 }
 
-static bool route_point(struct worker *w, const struct xpoint *xp)
+/* Copy a point into the message for its region's core; false when no message or ring
+ * room is free (the caller drains and retries). */
+static bool route_point(struct worker *w, uint32_t handle, const struct sl_point *pt)
 {
 	struct sl_node *n = w->node;
-	unsigned dst = n->regions[xp->region].worker;
+	uint32_t region = sl_node_region_of(pt->series_id, n->cfg.regions);
+	unsigned dst = n->regions[region].worker;
+	size_t need = xpoint_size(pt);
+	SL_ASSERT(need <= XMSG_BYTES);
 	struct xmsg *x = w->fill_pts[dst];
-	if (x != NULL && x->n == XMSG_PTS) {
+	if (x != NULL && x->used + need > XMSG_BYTES) {
 		if (!xmsg_send(w, dst, x))
 			return false;
 		x = w->fill_pts[dst] = NULL;
@@ -721,8 +747,32 @@ static bool route_point(struct worker *w, const struct xpoint *xp)
 		if (x == NULL)
 			return false;
 	}
-	x->pts[x->n++] = *xp;
+	struct xpoint xp = {.series_id = pt->series_id,
+			    .ts = pt->ts,
+			    .value = pt->type == SL_VAL_STR ? 0 : pt->value,
+			    .handle = handle,
+			    .str_len = pt->type == SL_VAL_STR ? pt->str_len : 0,
+			    .region = (uint16_t)region,
+			    .key_len = pt->key_len,
+			    .type = pt->type};
+	uint8_t *d = x->buf + x->used;
+	memcpy(d, &xp, sizeof(xp));
+	memcpy(d + sizeof(xp), pt->key, pt->key_len);
+	if (xp.str_len > 0)
+		memcpy(d + sizeof(xp) + pt->key_len, pt->str, xp.str_len);
+	x->used += (uint32_t)need;
+	x->n++;
 	return true;
+}
+
+/* route_point, waiting for room: consumers (this core too) catch up meanwhile. */
+static void route_point_wait(struct worker *w, uint32_t handle, const struct sl_point *pt)
+{
+	while (!route_point(w, handle, pt)) {
+		sl_stats_add(w->st, SL_STAT_ring_full, 1);
+		drain_inputs(w);
+		rte_pause();
+	}
 }
 
 static bool flush_point_msgs(struct worker *w)
@@ -791,21 +841,14 @@ static int poll_ingest(struct worker *w)
 				pend_account(w, h, 1, 0);
 				continue;
 			}
-			struct xpoint xp;
-			xp.series_id = sl_series_id((const char *)rec->key, rec->key_len);
-			xp.ts = rec->ts;
-			xp.value = rec->value;
-			xp.type = rec->type;
-			xp.handle = h;
-			xp.key_len = rec->key_len;
-			memcpy(xp.key, rec->key, rec->key_len);
-			xp.region = (uint16_t)sl_node_region_of(xp.series_id, n->cfg.regions);
-			while (!route_point(w, &xp)) {
-				/* the pool or a ring is full: let consumers (us too) catch up */
-				sl_stats_add(w->st, SL_STAT_ring_full, 1);
-				drain_inputs(w);
-				rte_pause();
-			}
+			struct sl_point pt = {
+				.series_id = sl_series_id((const char *)rec->key, rec->key_len),
+				.ts = rec->ts,
+				.type = rec->type,
+				.value = rec->value,
+				.key_len = rec->key_len,
+				.key = (const char *)rec->key};
+			route_point_wait(w, h, &pt);
 		}
 	}
 	flush_point_msgs(w);
@@ -866,25 +909,16 @@ static int lp_line_cb(void *arg, const struct sl_lp_line *line)
 {
 	struct worker *w = arg;
 	for (uint32_t i = 0; i < line->n_fields; i++) {
-		struct sl_point pt;
-		if (sl_lp_field_point(line, i, &pt) != 0) {
-			sl_stats_add(w->st, SL_STAT_lp_strings_unsupported, 1);
-			continue;
-		}
-		struct xpoint xp;
-		xp.series_id = pt.series_id;
-		xp.ts = pt.ts;
-		xp.value = pt.value;
-		xp.type = pt.type;
-		xp.handle = NO_ACK;
-		xp.key_len = pt.key_len;
-		memcpy(xp.key, pt.key, pt.key_len);
-		xp.region = (uint16_t)sl_node_region_of(xp.series_id, w->node->cfg.regions);
-		while (!route_point(w, &xp)) {
-			sl_stats_add(w->st, SL_STAT_ring_full, 1);
-			drain_inputs(w);
-			rte_pause();
-		}
+		const struct sl_lp_field *f = &line->fields[i];
+		struct sl_point pt = {.series_id = f->series_id,
+				      .ts = line->ts,
+				      .type = f->type,
+				      .value = f->type == SL_VAL_STR ? 0 : f->value,
+				      .key_len = f->key_len,
+				      .key = f->key,
+				      .str = f->type == SL_VAL_STR ? f->str : NULL,
+				      .str_len = f->type == SL_VAL_STR ? f->str_len : 0};
+		route_point_wait(w, NO_ACK, &pt);
 		sl_stats_add(w->st, SL_STAT_points_in, 1);
 	}
 	return 0;
@@ -987,8 +1021,9 @@ static void serve_ctl(struct worker *w)
 					      : sl_wal_inject_fault(w->wal, (enum sl_wal_op)q->fault_op,
 								    q->fault_err, (uint32_t)q->limit);
 		} else if (q->kind == CTL_QUERY) {
-			q->rc = sl_store_query(r->store, q->series_id, q->from, q->to, q->samples,
-					       q->limit, &q->n_samples, &q->type);
+			q->rc = sl_store_query_ex(r->store, q->series_id, q->from, q->to,
+						  q->samples, q->limit, q->strbuf, q->str_cap,
+						  &q->n_samples, &q->str_used, &q->type);
 		} else if (q->kind == CTL_REGIONS) {
 			struct sl_store_stats ss;
 			struct sl_cons_status cs;
@@ -1690,13 +1725,15 @@ static const char *type_name(uint8_t t)
 	case SL_VAL_I64: return "i64";
 	case SL_VAL_U64: return "u64";
 	case SL_VAL_BOOL: return "bool";
+	case SL_VAL_STR: return "str";
 	}
 	return "unknown";
 }
 
-static struct json_object *value_json(uint8_t t, uint64_t v)
+static struct json_object *value_json(uint8_t t, uint64_t v, const char *str, uint32_t len)
 {
 	switch (t) {
+	case SL_VAL_STR: return json_object_new_string_len(str, (int)len);
 	case SL_VAL_F64: {
 		double d;
 		memcpy(&d, &v, 8);
@@ -1742,14 +1779,24 @@ static int ctl_query(struct sl_node *n, struct json_object *args, struct json_ob
 	q.to = to;
 	q.limit = (size_t)limit;
 	q.samples = malloc(sizeof(*q.samples) * q.limit);
-	if (q.samples == NULL)
+	q.str_cap = 8u << 20;
+	q.strbuf = malloc(q.str_cap);
+	if (q.samples == NULL || q.strbuf == NULL) {
+		free(q.samples);
+		free(q.strbuf);
 		CTL_ERR("internal", "out of memory for %" PRId64 " samples", limit);
+	}
 	int rc = worker_call(n, n->regions[q.region].worker, &q);
 	if (rc != 0) {
-		if (rc != -ETIMEDOUT)
+		if (rc != -ETIMEDOUT) {
 			free(q.samples);
+			free(q.strbuf);
+		}
 		CTL_ERR("busy", "worker did not answer: %s", strerror(-rc));
 	}
+	bool partial = q.rc == -ENOSPC; /* string buffer full: the caller continues */
+	if (partial)
+		q.rc = 0;
 	struct json_object *o = json_object_new_object();
 	char sid[24];
 	snprintf(sid, sizeof(sid), "0x%016" PRIx64, q.series_id);
@@ -1762,14 +1809,20 @@ static int ctl_query(struct sl_node *n, struct json_object *args, struct json_ob
 		for (size_t i = 0; i < q.n_samples; i++) {
 			struct json_object *p = json_object_new_array_ext(2);
 			json_object_array_add(p, json_object_new_int64(q.samples[i].ts));
-			json_object_array_add(p, value_json(q.type, q.samples[i].value));
+			json_object_array_add(p, value_json(q.type, q.samples[i].value,
+							    q.strbuf + q.samples[i].str_off,
+							    q.samples[i].str_len));
 			json_object_array_add(pts, p);
 		}
 	}
 	json_object_object_add(o, "points", pts);
 	json_object_object_add(o, "truncated",
-			       json_object_new_boolean(q.rc == 0 && q.n_samples == q.limit));
+			       json_object_new_boolean(q.rc == 0 && (partial || q.n_samples == q.limit)));
+	if (q.rc == 0 && q.n_samples > 0 && (partial || q.n_samples == q.limit))
+		json_object_object_add(o, "next_from",
+				       json_object_new_int64(q.samples[q.n_samples - 1].ts + 1));
 	free(q.samples);
+	free(q.strbuf);
 	*result = o;
 	return 0;
 }

@@ -46,7 +46,6 @@
 	X(lp_lines) \
 	X(lp_lines_bad) \
 	X(lp_points) \
-	X(lp_strings_unsupported) \
 	X(drop_truncated) \
 	X(drop_vlan) \
 	X(drop_bad_ethertype) \

@@ -44,12 +44,14 @@ def main():
                 "measurement": "weather",
                 "tags": {"site": "lab", "host": host},
                 "time": T0 + i,
-                "fields": {"temp": i * 0.25, "count": i, "ok": (i % 2 == 0)},
+                "fields": {"temp": i * 0.25, "count": i, "ok": (i % 2 == 0),
+                           "note": f"r\u00e9sum\u00e9 \"{i}\", a=b"},
             })
             base = f"weather,host={host},site=lab"
             expected.setdefault(f"{base} temp", {})[T0 + i] = i * 0.25
             expected.setdefault(f"{base} count", {})[T0 + i] = i
             expected.setdefault(f"{base} ok", {})[T0 + i] = (i % 2 == 0)
+            expected.setdefault(f"{base} note", {})[T0 + i] = f"r\u00e9sum\u00e9 \"{i}\", a=b"
         client.write_points(points, time_precision="n")
         time.sleep(0.01)
     # UDP has no acknowledgement: wait (bounded) until the node has applied everything
