@@ -97,6 +97,8 @@ int sl_batch_finish(struct sl_batch *b, size_t *len)
 	return 0;
 }
 
+void sl_batch_reopen(struct sl_batch *b) { b->finished = false; }
+
 uint32_t sl_batch_count(const struct sl_batch *b) { return b->count; }
 
 int sl_batch_iter_init(struct sl_batch_iter *it, const uint8_t *buf, size_t len)

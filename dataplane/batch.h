@@ -101,6 +101,9 @@ int sl_batch_init(struct sl_batch *b, uint8_t *buf, size_t cap, uint32_t region_
 int sl_batch_add(struct sl_batch *b, const struct sl_point *p);
 /* Writes count and the trailer; *len = total payload bytes. Calling it again is harmless. */
 int sl_batch_finish(struct sl_batch *b, size_t *len);
+/* Undo finish: more points may be added, and finish writes the trailer again (a proposal
+ * the protocol could not take yet keeps filling). */
+void sl_batch_reopen(struct sl_batch *b);
 uint32_t sl_batch_count(const struct sl_batch *b);
 
 /* Decoder over a finished payload. Fields are private. */

@@ -48,7 +48,11 @@ static const struct key keys[] = {
 	STR("eal", "extra_args", eal_extra, "extra EAL arguments, space separated"),
 	U32("regions", "count", regions, 1, SL_CFG_MAX_REGIONS,
 	    "regions (hash ranges of the series id) on this node, spread over the workers"),
-	STR("regions", "protocol", protocol, "consensus protocol of the regions: standalone"),
+	STR("regions", "protocol", protocol,
+	    "consensus protocol of the regions: standalone or raft (one-node groups until the "
+	    "fabric connects nodes)"),
+	U32("regions", "election_timeout_ms", election_timeout_ms, 10, 60000,
+	    "raft election timeout (heartbeats every tenth of it)"),
 	U32("wal", "segment_mb", wal_segment_mb, 1, 4096, "WAL segment file size (MiB)"),
 	U32("wal", "buffer_kb", wal_buffer_kb, 64, 65536,
 	    "WAL write buffer per core (KiB); two of them: one in flight, one filling"),
@@ -93,6 +97,7 @@ void sl_config_default(struct sl_config *c)
 	c->memory_mb = 512;
 	c->regions = 8;
 	snprintf(c->protocol, sizeof(c->protocol), "standalone");
+	c->election_timeout_ms = 300;
 	c->wal_segment_mb = 64;
 	c->wal_buffer_kb = 4096;
 	c->wal_direct_io = true;

@@ -31,6 +31,7 @@ struct sl_config {
 	/* [regions] */
 	uint32_t regions;         /* hash ranges on this node, spread over the workers */
 	char protocol[32];        /* consensus protocol of every region */
+	uint32_t election_timeout_ms; /* raft */
 	/* [wal] */
 	uint32_t wal_segment_mb;
 	uint32_t wal_buffer_kb;

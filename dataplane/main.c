@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <rte_cycles.h>
 #include <rte_eal.h>
 #include <rte_errno.h>
 #include <rte_lcore.h>
@@ -284,25 +285,35 @@ int main(int argc, char **argv)
 		rte_eal_cleanup();
 		return 1;
 	}
-	struct sl_ctl_server *srv = NULL;
-	int rc = sl_ctl_server_open(cfg.ctl_socket, sl_node_ctl, node, &srv);
-	if (rc != 0) {
-		fprintf(stderr, "sluiced: ctl socket %s: %s\n", cfg.ctl_socket,
-			rc == -EADDRINUSE ? "another sluiced is serving it" : strerror(-rc));
-		sl_node_destroy(node);
-		rte_eal_cleanup();
-		return 1;
-	}
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
-
+	/* Launch the workers first: raft regions re-apply their recovered log after electing
+	 * themselves. The ctl socket opens once every region has applied it, so a query
+	 * never sees less than what was acknowledged before a restart. */
 	for (unsigned i = 0; i < workers; i++)
 		rte_eal_remote_launch(sl_node_worker_main, sl_node_worker_arg(node, i),
 				      env.worker_lcores[i]);
+	for (int i = 0; i < 6000 && !sl_node_recovered(node) && atomic_load(&g_signal) == 0; i++)
+		rte_delay_us_sleep(10000);
+	if (!sl_node_recovered(node))
+		fprintf(stderr, "sluiced: regions still re-applying their log after 60 s; "
+				"serving anyway\n");
+	struct sl_ctl_server *srv = NULL;
+	int rc = sl_ctl_server_open(cfg.ctl_socket, sl_node_ctl, node, &srv);
+	if (rc != 0) {
+		fprintf(stderr, "sluiced: ctl socket %s: %s\n", cfg.ctl_socket,
+			rc == -EADDRINUSE ? "another sluiced is serving it" : strerror(-rc));
+		sl_node_stop(node);
+		rte_eal_mp_wait_lcore();
+		sl_node_destroy(node);
+		rte_eal_cleanup();
+		return 1;
+	}
+
 	fprintf(stderr,
 		"sluiced: node %u (%s) serving: %u workers, %u regions (%s), data %s, ctl %s, "
 		"shm ingest %s\n",

@@ -33,6 +33,8 @@
 #include "ingest.h"
 #include "lineproto.h"
 #include "pkt.h"
+#include "raft.h"
+#include "rlog.h"
 #include "port.h"
 #include "node.h"
 #include "sl_assert.h"
@@ -53,6 +55,9 @@
 #define INGEST_BURST 256
 #define CTLQ_SIZE 16
 #define WAL_REC_ENTRY 1
+#define WAL_REC_HARDSTATE 2 /* kind u8 (2), region u32, term u64, vote u32, commit u64 */
+#define HARDSTATE_BYTES 25
+#define RAFT_PROP_BYTES (240u << 10) /* raft copies proposals into messages of bounded size */
 #define NO_ACK UINT32_MAX /* points that nobody waits for (line protocol) */
 #define RX_BURST 32
 #define ENTRY_HDR 25 /* kind u8, region u32, term u64, index u64, type u32 */
@@ -108,6 +113,7 @@ struct prop_run {
 struct proposal {
 	bool in_use;
 	bool proposed;
+	uint64_t ack_wait; /* committed at this index: ack once it is applied */
 	uint8_t *buf;
 	struct sl_batch b;
 	uint32_t n_points;
@@ -127,7 +133,16 @@ struct region {
 	uint64_t snapshot_index;
 	struct proposal props[PROP_SLOTS];
 	int open; /* proposal slot being filled, -1 none */
+	uint32_t prop_cap; /* bytes of one proposal */
 	uint64_t points_applied, points_rejected;
+	/* protocols that read the log back (raft) */
+	bool reads_log;
+	struct sl_rlog rlog;
+	struct sl_cons_log view; /* the protocol keeps a pointer to it */
+	struct sl_raft_opts raft_opts;
+	struct sl_cons_hard_state hs; /* latest persisted */
+	uint64_t recover_target;      /* recovered log end: applied before serving reads */
+	uint64_t snapshot_term;
 };
 
 struct pend {
@@ -357,7 +372,7 @@ static int prop_open(struct worker *w, struct region *r)
 			p->proposed = false;
 			p->n_points = 0;
 			p->n_runs = 0;
-			sl_batch_init(&p->b, p->buf, PROP_BYTES, r->id);
+			sl_batch_init(&p->b, p->buf, r->prop_cap, r->id);
 			r->open = i;
 			return i;
 		}
@@ -374,6 +389,12 @@ static void prop_close(struct worker *w, struct region *r)
 	sl_batch_finish(&p->b, &len);
 	uint64_t pid = prop_id(r, (uint32_t)r->open);
 	int rc = r->ops->propose(r->cons, pid, p->buf, (uint32_t)len);
+	if (rc == -EPERM || rc == -EBUSY || rc == -ENOBUFS) {
+		/* not leader yet (raft electing itself after a start), a leader transfer, or
+		 * the protocol's queue is full: keep the batch and propose it next round */
+		sl_batch_reopen(&p->b);
+		return;
+	}
 	if (rc != 0) {
 		/* the protocol refused (storage failed, not leader): fail the runs now */
 		for (uint32_t i = 0; i < p->n_runs; i++)
@@ -487,6 +508,31 @@ static int wal_append_entry(struct worker *w, struct region *r, const struct sl_
 	return 0;
 }
 
+/* Term, vote and commit of a raft region. Not tracked for persisted(): a one-node group
+ * sends no message that must wait for it; checkpoints write it again before releasing. */
+static int wal_append_hardstate(struct worker *w, struct region *r,
+				const struct sl_cons_hard_state *hs)
+{
+	uint8_t b[HARDSTATE_BYTES];
+	b[0] = 2;
+	sl_put_u32(b + 1, r->id);
+	sl_put_u64(b + 5, hs->term);
+	sl_put_u32(b + 13, hs->vote);
+	sl_put_u64(b + 17, hs->commit);
+	uint64_t lsn;
+	int rc;
+	while ((rc = sl_wal_append(w->wal, WAL_REC_HARDSTATE, b, sizeof(b), &lsn)) == -ENOBUFS) {
+		sl_wal_flush(w->wal);
+		int prc = sl_wal_poll(w->wal);
+		if (prc < 0)
+			return prc;
+		rte_delay_us_sleep(10);
+	}
+	if (rc == 0)
+		r->hs = *hs;
+	return rc;
+}
+
 static void wal_fail(struct worker *w, int err)
 {
 	if (!w->wal_failed) {
@@ -504,17 +550,36 @@ static void wal_fail(struct worker *w, int err)
 	}
 }
 
+static void prop_ack(struct worker *w, struct proposal *p, int32_t st)
+{
+	for (uint32_t k = 0; k < p->n_runs; k++)
+		send_ack(w, p->runs[k].src, p->runs[k].handle, p->runs[k].n_points,
+			 st == 0 ? p->runs[k].n_stored : 0, st);
+	p->in_use = false;
+	p->ack_wait = 0;
+}
+
 static void region_process_ready(struct worker *w, struct region *r)
 {
 	int guard = 0;
 	while (r->ops->has_ready(r->cons) && guard++ < 64) {
 		struct sl_cons_ready rd;
 		r->ops->ready(r->cons, &rd);
-		for (uint32_t i = 0; i < rd.n_persist && !w->wal_failed; i++) {
-			int rc = wal_append_entry(w, r, &rd.persist[i]);
+		/* one-node groups: no snapshot arrives from a leader, no message has a peer
+		 * until the fabric connects nodes */
+		SL_ASSERT(!rd.has_snapshot);
+		if (rd.has_hard_state && !w->wal_failed) {
+			int rc = wal_append_hardstate(w, r, &rd.hard_state);
 			if (rc != 0)
 				wal_fail(w, rc);
-			else if (rd.persist[i].index > r->last_index)
+		}
+		for (uint32_t i = 0; i < rd.n_persist && !w->wal_failed; i++) {
+			int rc = wal_append_entry(w, r, &rd.persist[i]);
+			if (rc == 0 && r->reads_log)
+				rc = sl_rlog_append(&r->rlog, &rd.persist[i]);
+			if (rc != 0)
+				wal_fail(w, rc);
+			else
 				r->last_index = rd.persist[i].index;
 		}
 		for (uint32_t i = 0; i < rd.n_committed; i++) {
@@ -525,6 +590,8 @@ static void region_process_ready(struct worker *w, struct region *r)
 			if (e->type == SL_CONS_ENTRY_NORMAL)
 				apply_entry(r, e->data, e->len, p);
 			r->applied_index = e->index;
+			if (r->reads_log)
+				sl_rlog_release(&r->rlog, e->index);
 			sl_stats_add(w->st, SL_STAT_points_applied, p ? p->n_points : 0);
 		}
 		for (uint32_t i = 0; i < rd.n_acks; i++) {
@@ -533,13 +600,17 @@ static void region_process_ready(struct worker *w, struct region *r)
 				continue;
 			struct proposal *p = &r->props[prop_of(r, a->proposal_id)];
 			SL_ASSERT(p->in_use && p->proposed);
-			int32_t st = a->status == SL_CONS_ACK_OK ? 0 : -EIO;
-			for (uint32_t k = 0; k < p->n_runs; k++)
-				send_ack(w, p->runs[k].src, p->runs[k].handle, p->runs[k].n_points,
-					 st == 0 ? p->runs[k].n_stored : 0, st);
-			p->in_use = false;
+			if (a->status == SL_CONS_ACK_OK && a->index > r->applied_index) {
+				p->ack_wait = a->index; /* stored counts are known once applied */
+				continue;
+			}
+			prop_ack(w, p, a->status == SL_CONS_ACK_OK ? 0 : -EIO);
 		}
 		r->ops->advance(r->cons, &rd);
+		for (int k = 0; k < PROP_SLOTS; k++)
+			if (r->props[k].in_use && r->props[k].ack_wait != 0 &&
+			    r->props[k].ack_wait <= r->applied_index)
+				prop_ack(w, &r->props[k], 0);
 	}
 }
 
@@ -596,6 +667,39 @@ static int fsync_dir(const char *dir)
 	return rc;
 }
 
+static int write_term_file(struct sl_node *n, const struct region *r, uint64_t index,
+			   uint64_t term)
+{
+	char tmp[SL_CFG_PATH_MAX + 64], fin[SL_CFG_PATH_MAX + 64];
+	snap_path(n, r->id, tmp, sizeof(tmp), ".term.tmp");
+	snap_path(n, r->id, fin, sizeof(fin), ".term");
+	FILE *f = fopen(tmp, "w");
+	if (f == NULL)
+		return -errno;
+	fprintf(f, "%" PRIu64 " %" PRIu64 "\n", index, term);
+	int rc = fflush(f) == 0 && fdatasync(fileno(f)) == 0 ? 0 : -errno;
+	fclose(f);
+	if (rc == 0 && rename(tmp, fin) != 0)
+		rc = -errno;
+	return rc;
+}
+
+static uint64_t read_term_file(struct sl_node *n, const struct region *r, uint64_t index)
+{
+	char fin[SL_CFG_PATH_MAX + 64];
+	snap_path(n, r->id, fin, sizeof(fin), ".term");
+	FILE *f = fopen(fin, "r");
+	uint64_t i = 0, t = 0;
+	if (f != NULL) {
+		if (fscanf(f, "%" SCNu64 " %" SCNu64, &i, &t) != 2)
+			t = 0;
+		fclose(f);
+	}
+	/* a crash between the term file and the snapshot leaves a newer term file: its term
+	 * bounds the snapshot's from above, which is all a one-node group needs */
+	return i >= index ? t : 0;
+}
+
 static int region_snapshot(struct sl_node *n, struct region *r)
 {
 	char tmp[SL_CFG_PATH_MAX + 64], fin[SL_CFG_PATH_MAX + 64], dir[SL_CFG_PATH_MAX + 16];
@@ -609,12 +713,23 @@ static int region_snapshot(struct sl_node *n, struct region *r)
 	if (rc == 0 && fdatasync(fd) != 0)
 		rc = -errno;
 	close(fd);
+	uint64_t term = 0;
+	if (rc == 0 && r->reads_log) {
+		/* the log's base term, for the protocol after a restart: written first */
+		if (sl_rlog_term(&r->rlog, r->applied_index, &term) != 0)
+			term = r->hs.term;
+		rc = write_term_file(n, r, r->applied_index, term);
+	}
 	if (rc == 0 && rename(tmp, fin) != 0)
 		rc = -errno;
 	if (rc == 0)
 		rc = fsync_dir(dir);
-	if (rc == 0)
+	if (rc == 0) {
 		r->snapshot_index = r->applied_index;
+		r->snapshot_term = term;
+		if (r->reads_log)
+			sl_rlog_compact(&r->rlog, r->applied_index, term);
+	}
 	return rc;
 }
 
@@ -635,6 +750,22 @@ static void checkpoint(struct worker *w)
 			sl_stats_add(w->st, SL_STAT_wal_errors, 1);
 			return;
 		}
+	}
+	/* raft term and vote live in WAL records: write them again, durably, before the
+	 * segments holding older copies go */
+	bool any_hs = false;
+	for (uint32_t i = 0; i < n->cfg.regions; i++) {
+		struct region *r = &n->regions[i];
+		if (r->worker == w->idx && r->reads_log) {
+			struct sl_cons_hard_state hs = r->hs;
+			if (wal_append_hardstate(w, r, &hs) != 0)
+				return;
+			any_hs = true;
+		}
+	}
+	if (any_hs && sl_wal_sync(w->wal) != 0) {
+		wal_fail(w, -EIO);
+		return;
 	}
 	int rc = sl_wal_release(w->wal, upto);
 	if (rc != 0)
@@ -1126,10 +1257,12 @@ static void worker_round(struct worker *w, bool take_new)
 		work += poll_ingest(w);
 		work += poll_net(w);
 	}
+	uint64_t now = now_ns();
 	for (uint32_t i = 0; i < n->cfg.regions; i++) {
 		struct region *r = &n->regions[i];
 		if (r->worker != w->idx)
 			continue;
+		r->ops->tick(r->cons, now);
 		prop_close(w, r);
 		region_process_ready(w, r);
 	}
@@ -1209,18 +1342,41 @@ static int replay_record(void *arg, uint64_t lsn, uint16_t type, const uint8_t *
 {
 	struct replay_ctx *c = arg;
 	(void)lsn;
-	if (type != WAL_REC_ENTRY || len < ENTRY_HDR || p[0] != 1) {
+	bool hs = type == WAL_REC_HARDSTATE && len == HARDSTATE_BYTES && p[0] == 2;
+	if (!hs && (type != WAL_REC_ENTRY || len < ENTRY_HDR || p[0] != 1)) {
 		c->bad++;
 		return 0;
 	}
 	uint32_t region = sl_get_u32(p + 1);
-	uint64_t index = sl_get_u64(p + 13);
-	uint32_t etype = sl_get_u32(p + 21);
 	if (region >= c->n->cfg.regions || c->n->regions[region].worker != c->w->idx) {
 		c->bad++;
 		return 0;
 	}
 	struct region *r = &c->n->regions[region];
+	if (hs) {
+		r->hs = (struct sl_cons_hard_state){sl_get_u64(p + 5), sl_get_u32(p + 13),
+						    sl_get_u64(p + 17)};
+		return 0;
+	}
+	uint64_t term = sl_get_u64(p + 5);
+	uint64_t index = sl_get_u64(p + 13);
+	uint32_t etype = sl_get_u32(p + 21);
+	if (r->reads_log) {
+		/* raft: rebuild the log; the protocol hands committed entries out again and
+		 * the node applies them then (a later record at an index replaces the suffix) */
+		if (index <= r->rlog.base_index) {
+			c->skipped++;
+			return 0;
+		}
+		struct sl_cons_entry e = {term, index, 0, etype, len - ENTRY_HDR, p + ENTRY_HDR};
+		if (sl_rlog_append(&r->rlog, &e) != 0) {
+			c->bad++;
+			return 0;
+		}
+		r->last_index = index;
+		c->entries++;
+		return 0;
+	}
 	if (index > r->last_index)
 		r->last_index = index;
 	if (index <= r->applied_index) {
@@ -1243,6 +1399,7 @@ static int replay_record(void *arg, uint64_t lsn, uint16_t type, const uint8_t *
 }
 
 static uint64_t log_last_index(void *ctx) { return ((struct region *)ctx)->last_index; }
+/* Standalone never reads its log back: the view only reports where it ends. */
 static uint64_t log_first_index(void *ctx) { return ((struct region *)ctx)->snapshot_index + 1; }
 static int log_term(void *ctx, uint64_t index, uint64_t *term)
 {
@@ -1334,6 +1491,10 @@ static int region_load_snapshot(struct sl_node *n, struct region *r, char *err, 
 		return rc;
 	}
 	r->applied_index = r->snapshot_index = r->last_index = idx;
+	if (r->reads_log) {
+		r->snapshot_term = read_term_file(n, r, idx);
+		sl_rlog_compact(&r->rlog, idx, r->snapshot_term);
+	}
 	return 0;
 }
 
@@ -1382,6 +1543,9 @@ static int worker_init(struct sl_node *n, struct worker *w, char *err, size_t er
 		struct region *r = &n->regions[i];
 		if (r->worker != w->idx)
 			continue;
+		r->reads_log = strcmp(n->cfg.protocol, "standalone") != 0;
+		r->prop_cap = r->reads_log ? RAFT_PROP_BYTES : PROP_BYTES;
+		sl_rlog_init(&r->rlog, 0, 0);
 		struct sl_store_config sc = {.region_id = r->id, .arena = w->arena, .use_arena = true};
 		rc = sl_store_create(&sc, &r->store);
 		if (rc != 0) {
@@ -1428,6 +1592,16 @@ static int worker_init(struct sl_node *n, struct worker *w, char *err, size_t er
 	}
 	n->recovered_entries += ctx.entries;
 	n->recovered_points += ctx.points;
+	if (rep.torn_tail_cut || rep.salvaged)
+		fprintf(stderr,
+			"sluiced: WAL %s: %s at %s offset %" PRIu64 " (%s); log cut there\n", path,
+			rep.salvaged ? "corruption salvaged" : "torn tail of an unfinished write",
+			rep.bad_segment, rep.bad_offset,
+			rep.salvaged ? "data after it is lost" : "nothing there was acknowledged");
+	if (rep.records > 0)
+		fprintf(stderr, "sluiced: WAL %s: %" PRIu64 " records replayed (%" PRIu64
+				" entries, %" PRIu64 " points applied, %" PRIu64 " already in snapshots)\n",
+			path, rep.records, ctx.entries, ctx.points, ctx.skipped);
 	if (ctx.bad > 0)
 		fprintf(stderr, "sluiced: WAL %s: %" PRIu64 " unreadable entries skipped\n", path,
 			ctx.bad);
@@ -1437,7 +1611,11 @@ static int worker_init(struct sl_node *n, struct worker *w, char *err, size_t er
 			continue;
 		r->ops = sl_cons_find(n->cfg.protocol);
 		SL_ASSERT(r->ops != NULL);
-		struct sl_cons_log lv = {r, log_first_index, log_last_index, log_term, log_entry};
+		if (r->reads_log)
+			sl_rlog_view(&r->rlog, &r->view);
+		else
+			r->view = (struct sl_cons_log){r, log_first_index, log_last_index, log_term,
+						       log_entry};
 		struct sl_cons_config cc;
 		memset(&cc, 0, sizeof(cc));
 		cc.group_id = r->id;
@@ -1445,13 +1623,23 @@ static int worker_init(struct sl_node *n, struct worker *w, char *err, size_t er
 		cc.n_voters = 1;
 		cc.voters[0] = n->cfg.node_id;
 		cc.seed = ((uint64_t)n->cfg.node_id << 32) ^ r->id;
-		cc.election_timeout_ns = 1000000000ull;
-		cc.heartbeat_interval_ns = 100000000ull;
+		cc.election_timeout_ns = (uint64_t)n->cfg.election_timeout_ms * 1000000ull;
+		cc.heartbeat_interval_ns = cc.election_timeout_ns / 10;
 		cc.max_batch_entries = 64;
 		cc.max_inflight_bytes = 4u << 20;
-		cc.initial.term = 1;
-		cc.initial.commit = r->last_index;
-		cc.log = &lv;
+		if (r->reads_log) {
+			cc.initial = r->hs; /* as recovered from the WAL */
+			r->raft_opts = (struct sl_raft_opts){
+				.max_msg_bytes = RAFT_PROP_BYTES + (16u << 10),
+				.max_unstable_bytes = PROP_SLOTS * (RAFT_PROP_BYTES + (16u << 10)),
+				.max_apply_bytes = 4u * (RAFT_PROP_BYTES + (16u << 10))};
+			cc.proto_opts = &r->raft_opts;
+			r->recover_target = sl_rlog_last(&r->rlog);
+		} else {
+			cc.initial.term = 1;
+			cc.initial.commit = r->last_index;
+		}
+		cc.log = &r->view;
 		rc = r->ops->create(&cc, &r->cons);
 		if (rc != 0) {
 			snprintf(err, err_len, "region %u: protocol %s: %s", r->id,
@@ -1587,6 +1775,17 @@ bool sl_node_failed(const struct sl_node *n) { return atomic_load(&n->failed); }
 
 bool sl_node_stopping(const struct sl_node *n) { return atomic_load(&n->stop); }
 
+bool sl_node_recovered(const struct sl_node *n)
+{
+	for (uint32_t i = 0; i < n->cfg.regions; i++) {
+		const struct region *r = &n->regions[i];
+		/* written by the owning worker; a stale read only delays serving */
+		if (__atomic_load_n(&r->applied_index, __ATOMIC_RELAXED) < r->recover_target)
+			return false;
+	}
+	return true;
+}
+
 void sl_node_destroy(struct sl_node *n)
 {
 	if (n == NULL)
@@ -1615,6 +1814,7 @@ void sl_node_destroy(struct sl_node *n)
 			r->ops->destroy(r->cons);
 		if (r->store)
 			sl_store_destroy(r->store);
+		sl_rlog_free(&r->rlog);
 		for (int k = 0; k < PROP_SLOTS; k++)
 			if (r->props[k].buf)
 				sl_arena_free(n->w[r->worker].arena, r->props[k].buf);

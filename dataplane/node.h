@@ -32,6 +32,8 @@ void sl_node_housekeeping(struct sl_node *n);
 void sl_node_stop(struct sl_node *n);
 bool sl_node_failed(const struct sl_node *n);
 bool sl_node_stopping(const struct sl_node *n);
+/* Every region has applied the log it recovered (raft re-applies after its election). */
+bool sl_node_recovered(const struct sl_node *n);
 void sl_node_destroy(struct sl_node *n);
 
 /* ctl: handle one request on the main lcore (see docs/ctl.md for the commands). */

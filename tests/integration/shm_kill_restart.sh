@@ -6,7 +6,7 @@
 # back exactly once. SEED=<n> replays a run's kill moment.
 set -euo pipefail
 SLUICED=$1 PRODUCER=$2 VERIFY=$3
-POINTS=${POINTS:-1000000} SERIES=${SERIES:-100} BATCH=${BATCH:-1000}
+POINTS=${POINTS:-1000000} SERIES=${SERIES:-100} BATCH=${BATCH:-1000} PROTOCOL=${PROTOCOL:-standalone}
 SEED=${SEED:-$(( $(date +%s%N) % 100000 ))}
 RANDOM=$SEED
 # kill once between 10% and 90% of the batches are acknowledged
@@ -26,7 +26,8 @@ echo "shm_kill_restart: seed $SEED: kill after $KILL_AT of $NB batches acknowled
 
 start_node() {
 	"$SLUICED" --data-dir "$DIR/data" --name "$NAME" --workers 2 --regions 4 \
-		--set wal.checkpoint_mb=16 --set wal.segment_mb=8 >>"$DIR/node.log" 2>&1 &
+		--set wal.checkpoint_mb=16 --set wal.segment_mb=8 --set "regions.protocol=$PROTOCOL" \
+		>>"$DIR/node.log" 2>&1 &
 	NODE_PID=$!
 	for _ in $(seq 1 200); do
 		[ -S "$DIR/data/sluiced.sock" ] && [ -e "/dev/shm/sluice-$NAME.ingest" ] && return 0
@@ -54,7 +55,7 @@ cp "$DIR/acked.log" "$DIR/acked-before-kill.log"
 echo "killed sluiced with SIGKILL after $(wc -l <"$DIR/acked-before-kill.log") acknowledged batches"
 rm -f "$DIR/data/sluiced.sock"
 start_node
-grep -h "recover\|torn\|serving" "$DIR/node.log" | tail -3 || true
+grep -h "WAL\|serving" "$DIR/node.log" | tail -4 || true
 # every batch acknowledged before the kill must be there, exactly
 python3 "$VERIFY" --socket "$DIR/data/sluiced.sock" --points "$POINTS" --series "$SERIES" \
 	--batch "$BATCH" --acked "$DIR/acked-before-kill.log"

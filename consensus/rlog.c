@@ -1,0 +1,146 @@
+/* rlog.c - see rlog.h. A ring of entries indexed from base_index + 1, doubled when full
+ * (amortised; a region holds at most the entries between two snapshots). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rlog.h"
+#include "sl_assert.h"
+
+void sl_rlog_init(struct sl_rlog *l, uint64_t base_index, uint64_t base_term)
+{
+	memset(l, 0, sizeof(*l));
+	l->base_index = base_index;
+	l->base_term = base_term;
+}
+
+static struct sl_rlog_ent *at(const struct sl_rlog *l, uint64_t index)
+{
+	return &l->ring[(l->head + (index - l->base_index - 1)) & (l->cap - 1)];
+}
+
+static void drop_data(struct sl_rlog *l, struct sl_rlog_ent *e)
+{
+	if (e->data != NULL) {
+		l->bytes -= e->len;
+		free(e->data);
+		e->data = NULL;
+	}
+}
+
+void sl_rlog_free(struct sl_rlog *l)
+{
+	for (uint64_t i = 1; i <= l->count; i++)
+		drop_data(l, at(l, l->base_index + i));
+	free(l->ring);
+	memset(l, 0, sizeof(*l));
+}
+
+static int grow(struct sl_rlog *l)
+{
+	uint64_t ncap = l->cap ? l->cap * 2 : 1024;
+	struct sl_rlog_ent *n = calloc(ncap, sizeof(*n));
+	if (n == NULL)
+		return -ENOMEM;
+	for (uint64_t i = 0; i < l->count; i++)
+		n[i] = l->ring[(l->head + i) & (l->cap - 1)];
+	free(l->ring);
+	l->ring = n;
+	l->cap = ncap;
+	l->head = 0;
+	return 0;
+}
+
+uint64_t sl_rlog_first(const struct sl_rlog *l) { return l->base_index + 1; }
+uint64_t sl_rlog_last(const struct sl_rlog *l) { return l->base_index + l->count; }
+
+int sl_rlog_append(struct sl_rlog *l, const struct sl_cons_entry *e)
+{
+	if (e->index <= l->base_index || e->index > sl_rlog_last(l) + 1)
+		return -EINVAL;
+	uint8_t *copy = NULL;
+	if (e->len > 0) {
+		copy = malloc(e->len);
+		if (copy == NULL)
+			return -ENOMEM;
+		memcpy(copy, e->data, e->len);
+	}
+	while (sl_rlog_last(l) >= e->index) { /* conflicting suffix */
+		drop_data(l, at(l, sl_rlog_last(l)));
+		l->count--;
+	}
+	if (l->released >= e->index)
+		l->released = e->index - 1;
+	if (l->count == l->cap && grow(l) != 0) {
+		free(copy);
+		return -ENOMEM;
+	}
+	l->count++;
+	struct sl_rlog_ent *s = at(l, e->index);
+	*s = (struct sl_rlog_ent){e->term, e->proposal_id, e->type, e->len, copy};
+	l->bytes += e->len;
+	return 0;
+}
+
+void sl_rlog_release(struct sl_rlog *l, uint64_t index)
+{
+	if (index > sl_rlog_last(l))
+		index = sl_rlog_last(l);
+	uint64_t i = l->released > l->base_index ? l->released + 1 : l->base_index + 1;
+	for (; i <= index; i++)
+		drop_data(l, at(l, i));
+	if (index > l->released)
+		l->released = index;
+}
+
+void sl_rlog_compact(struct sl_rlog *l, uint64_t index, uint64_t term)
+{
+	if (index <= l->base_index)
+		return;
+	uint64_t n = index > sl_rlog_last(l) ? l->count : index - l->base_index;
+	for (uint64_t i = 1; i <= n; i++)
+		drop_data(l, at(l, l->base_index + i));
+	if (l->cap)
+		l->head = (l->head + n) & (l->cap - 1);
+	l->count -= n;
+	l->base_index = index;
+	l->base_term = term;
+}
+
+int sl_rlog_term(const struct sl_rlog *l, uint64_t index, uint64_t *term)
+{
+	if (index == l->base_index) {
+		*term = l->base_term;
+		return 0;
+	}
+	if (index < l->base_index || index > sl_rlog_last(l))
+		return -ENOENT;
+	*term = at(l, index)->term;
+	return 0;
+}
+
+int sl_rlog_entry(const struct sl_rlog *l, uint64_t index, struct sl_cons_entry *out)
+{
+	if (index <= l->base_index || index > sl_rlog_last(l))
+		return -ENOENT;
+	const struct sl_rlog_ent *s = at(l, index);
+	if (index <= l->released)
+		return -ENOENT;
+	*out = (struct sl_cons_entry){s->term, index, s->proposal_id, s->type, s->len, s->data};
+	return 0;
+}
+
+static uint64_t v_first(void *c) { return sl_rlog_first(c); }
+static uint64_t v_last(void *c) { return sl_rlog_last(c); }
+static int v_term(void *c, uint64_t i, uint64_t *t) { return sl_rlog_term(c, i, t); }
+static int v_entry(void *c, uint64_t i, struct sl_cons_entry *e) { return sl_rlog_entry(c, i, e); }
+
+void sl_rlog_view(struct sl_rlog *l, struct sl_cons_log *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->ctx = l;
+	out->first_index = v_first;
+	out->last_index = v_last;
+	out->term = v_term;
+	out->entry = v_entry;
+}

@@ -1,0 +1,50 @@
+/* rlog.h - an in-memory window over a region's log for protocols that read entries back
+ * (raft: apply after restart, followers, log matching). Entries are copied in when they are
+ * handed out to persist (the WAL keeps the durable copy); payloads are dropped once
+ * applied, terms are kept until a snapshot compacts them. One owner thread, no locks. */
+#ifndef SL_RLOG_H
+#define SL_RLOG_H
+
+#include <stdint.h>
+
+#include "consensus.h"
+
+struct sl_rlog_ent {
+	uint64_t term;
+	uint64_t proposal_id;
+	uint32_t type;
+	uint32_t len;
+	uint8_t *data; /* NULL once released */
+};
+
+struct sl_rlog {
+	uint64_t base_index; /* last index covered by the snapshot (0: none) */
+	uint64_t base_term;
+	uint64_t count;      /* entries after base_index */
+	uint64_t head;       /* ring position of base_index + 1 */
+	uint64_t cap;        /* ring capacity, a power of two */
+	struct sl_rlog_ent *ring;
+	uint64_t bytes;      /* payload bytes held */
+	uint64_t released;   /* payloads <= this index are dropped */
+};
+
+void sl_rlog_init(struct sl_rlog *l, uint64_t base_index, uint64_t base_term);
+void sl_rlog_free(struct sl_rlog *l);
+/* Appends a copy of e at e->index; an index <= last replaces that entry and every later
+ * one (a conflicting suffix). -EINVAL for an index beyond last + 1 or at/below the base,
+ * -ENOMEM. */
+int sl_rlog_append(struct sl_rlog *l, const struct sl_cons_entry *e);
+/* Drops the payloads of entries <= index (applied); their terms stay. */
+void sl_rlog_release(struct sl_rlog *l, uint64_t index);
+/* A snapshot covers everything <= index (term): forget those entries. */
+void sl_rlog_compact(struct sl_rlog *l, uint64_t index, uint64_t term);
+uint64_t sl_rlog_first(const struct sl_rlog *l);
+uint64_t sl_rlog_last(const struct sl_rlog *l);
+/* 0, or -ENOENT (compacted or beyond the end). */
+int sl_rlog_term(const struct sl_rlog *l, uint64_t index, uint64_t *term);
+/* 0, or -ENOENT (compacted, released or beyond the end). data is borrowed. */
+int sl_rlog_entry(const struct sl_rlog *l, uint64_t index, struct sl_cons_entry *out);
+/* The read side for the protocol. */
+void sl_rlog_view(struct sl_rlog *l, struct sl_cons_log *out);
+
+#endif

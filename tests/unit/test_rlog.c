@@ -1,0 +1,111 @@
+/* test_rlog.c - the in-memory log window raft reads through: append, conflicting-suffix
+ * replacement, release of applied payloads, compaction, ring growth and wrap-around. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "rlog.h"
+
+static struct sl_cons_entry ent(uint64_t term, uint64_t index, const char *s)
+{
+	return (struct sl_cons_entry){term, index, index * 10, SL_CONS_ENTRY_NORMAL,
+				      (uint32_t)strlen(s), (const uint8_t *)s};
+}
+
+static void test_append_read(void **u)
+{
+	(void)u;
+	struct sl_rlog l;
+	sl_rlog_init(&l, 0, 0);
+	struct sl_cons_entry e = ent(1, 1, "a"), out;
+	assert_int_equal(sl_rlog_append(&l, &e), 0);
+	e = ent(1, 2, "bb");
+	assert_int_equal(sl_rlog_append(&l, &e), 0);
+	assert_int_equal(sl_rlog_first(&l), 1);
+	assert_int_equal(sl_rlog_last(&l), 2);
+	assert_int_equal(sl_rlog_entry(&l, 2, &out), 0);
+	assert_int_equal(out.len, 2);
+	assert_memory_equal(out.data, "bb", 2);
+	assert_int_equal(out.proposal_id, 20);
+	e = ent(1, 4, "x"); /* a gap */
+	assert_int_equal(sl_rlog_append(&l, &e), -EINVAL);
+	assert_int_equal(sl_rlog_entry(&l, 3, &out), -ENOENT);
+	uint64_t t;
+	assert_int_equal(sl_rlog_term(&l, 0, &t), 0);
+	assert_int_equal(t, 0);
+	sl_rlog_free(&l);
+}
+
+static void test_conflicting_suffix(void **u)
+{
+	(void)u;
+	struct sl_rlog l;
+	sl_rlog_init(&l, 0, 0);
+	for (uint64_t i = 1; i <= 5; i++) {
+		struct sl_cons_entry e = ent(1, i, "old");
+		assert_int_equal(sl_rlog_append(&l, &e), 0);
+	}
+	struct sl_cons_entry e = ent(2, 3, "new"), out;
+	assert_int_equal(sl_rlog_append(&l, &e), 0);
+	assert_int_equal(sl_rlog_last(&l), 3);
+	uint64_t t;
+	assert_int_equal(sl_rlog_term(&l, 3, &t), 0);
+	assert_int_equal(t, 2);
+	assert_int_equal(sl_rlog_entry(&l, 3, &out), 0);
+	assert_memory_equal(out.data, "new", 3);
+	assert_int_equal(l.bytes, 9);
+	sl_rlog_free(&l);
+}
+
+static void test_release_compact_wrap(void **u)
+{
+	(void)u;
+	struct sl_rlog l;
+	sl_rlog_init(&l, 100, 7);
+	struct sl_cons_entry out;
+	uint64_t t;
+	/* several ring growths and wrap-arounds through compaction */
+	for (uint64_t i = 101; i <= 5100; i++) {
+		struct sl_cons_entry e = ent(8 + i / 1000, i, "payload");
+		assert_int_equal(sl_rlog_append(&l, &e), 0);
+		if (i % 700 == 0) {
+			sl_rlog_release(&l, i - 10);
+			assert_int_equal(sl_rlog_entry(&l, i - 10, &out), -ENOENT);
+			assert_int_equal(sl_rlog_entry(&l, i - 9, &out), 0);
+			assert_int_equal(sl_rlog_term(&l, i - 10, &t), 0); /* terms stay */
+			sl_rlog_compact(&l, i - 20, 8 + (i - 20) / 1000);
+			assert_int_equal(sl_rlog_first(&l), i - 19);
+			assert_int_equal(sl_rlog_term(&l, i - 20, &t), 0);
+			assert_int_equal(t, 8 + (i - 20) / 1000);
+			assert_int_equal(sl_rlog_term(&l, i - 21, &t), -ENOENT);
+		}
+	}
+	assert_int_equal(sl_rlog_last(&l), 5100);
+	for (uint64_t i = 4901; i <= 5100; i++) {
+		assert_int_equal(sl_rlog_entry(&l, i, &out), 0);
+		assert_int_equal(out.term, 8 + i / 1000);
+		assert_int_equal(out.index, i);
+	}
+	sl_rlog_release(&l, 5100);
+	assert_int_equal(l.bytes, 0);
+	struct sl_cons_log v;
+	sl_rlog_view(&l, &v);
+	assert_int_equal(v.last_index(v.ctx), 5100);
+	assert_int_equal(v.first_index(v.ctx), sl_rlog_first(&l));
+	sl_rlog_free(&l);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_append_read),
+		cmocka_unit_test(test_conflicting_suffix),
+		cmocka_unit_test(test_release_compact_wrap),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
