@@ -3,29 +3,16 @@
 python3-influxdb) writes points to sluiced over UDP (line protocol, the InfluxDB UDP
 listener convention), then every point is read back over the node's ctl socket and compared
 exactly. Run inside the test's network namespace."""
-import json
-import socket
+import os
 import sys
 import time
 
 from influxdb import InfluxDBClient
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from sltest import ctl  # noqa: E402
+
 T0 = 1700000000000000000
-
-
-def ctl(sock_path, cmd, args):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(10)
-    s.connect(sock_path)
-    s.sendall((json.dumps({"id": 1, "cmd": cmd, "args": args}) + "\n").encode())
-    buf = b""
-    while not buf.endswith(b"\n"):
-        chunk = s.recv(1 << 20)
-        if not chunk:
-            break
-        buf += chunk
-    s.close()
-    return json.loads(buf)
 
 
 def main():
@@ -61,11 +48,11 @@ def main():
     while True:
         missing = wrong = 0
         for key, pts in expected.items():
-            r = ctl(sock_path, "query", {"series": key})
-            if not r.get("ok"):
+            try:
+                got = {ts: v for ts, v in ctl(sock_path, "query", {"series": key})["points"]}
+            except RuntimeError:
                 missing += len(pts)
                 continue
-            got = {ts: v for ts, v in r["result"]["points"]}
             for ts, v in pts.items():
                 if ts not in got:
                     missing += 1

@@ -5,31 +5,16 @@ bad IP and UDP checksums, fragments, bad lengths), and line protocol datagrams w
 oversize keys, invalid UTF-8 and out-of-range numbers, each interleaved with valid points.
 Checks: the node keeps serving, every valid point is stored, and the per-reason counters
 show each case."""
-import json
 import socket
 import struct
+import os
 import sys
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from sltest import ctl  # noqa: E402
+
 T0 = 1700000000000000000
-
-
-def ctl(sock_path, cmd, args=None):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(10)
-    s.connect(sock_path)
-    s.sendall((json.dumps({"id": 1, "cmd": cmd, "args": args or {}}) + "\n").encode())
-    buf = b""
-    while not buf.endswith(b"\n"):
-        chunk = s.recv(1 << 20)
-        if not chunk:
-            break
-        buf += chunk
-    s.close()
-    r = json.loads(buf)
-    if not r.get("ok"):
-        raise RuntimeError(f"{cmd}: {r}")
-    return r["result"]
 
 
 def csum(data):

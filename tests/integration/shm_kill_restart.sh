@@ -13,28 +13,12 @@ RANDOM=$SEED
 NB=$(( (POINTS + BATCH - 1) / BATCH ))
 KILL_AT=$(( NB / 10 + RANDOM % (NB * 8 / 10) ))
 NAME=itest$$
-DIR=$(mktemp -d /tmp/sluice-itest.XXXXXX)
-NODE_PID= PROD_PID=
-cleanup() {
-	[ -n "$PROD_PID" ] && kill -9 "$PROD_PID" 2>/dev/null || true
-	[ -n "$NODE_PID" ] && kill -9 "$NODE_PID" 2>/dev/null || true
-	wait 2>/dev/null || true
-	rm -rf "$DIR" "/dev/shm/sluice-$NAME.ingest" "/dev/shm/sluice-$NAME.stats"
-}
-trap cleanup EXIT
+. "$(dirname "$0")/lib.sh"
+DIR=$SL_DIR
 echo "shm_kill_restart: seed $SEED: kill after $KILL_AT of $NB batches acknowledged (replay: SEED=$SEED $0 $*)"
-
 start_node() {
-	"$SLUICED" --data-dir "$DIR/data" --name "$NAME" --workers 2 --regions 4 \
-		--set wal.checkpoint_mb=16 --set wal.segment_mb=8 --set "regions.protocol=$PROTOCOL" \
-		>>"$DIR/node.log" 2>&1 &
-	NODE_PID=$!
-	for _ in $(seq 1 200); do
-		[ -S "$DIR/data/sluiced.sock" ] && [ -e "/dev/shm/sluice-$NAME.ingest" ] && return 0
-		kill -0 "$NODE_PID" 2>/dev/null || { cat "$DIR/node.log"; return 1; }
-		sleep 0.05
-	done
-	echo "sluiced did not come up"; cat "$DIR/node.log"; return 1
+	sl_start_node "$SLUICED" --data-dir "$DIR/data" --name "$NAME" --workers 2 --regions 4 \
+		--set wal.checkpoint_mb=16 --set wal.segment_mb=8 --set "regions.protocol=$PROTOCOL"
 }
 
 start_node
@@ -48,12 +32,9 @@ for _ in $(seq 1 12000); do
 	kill -0 "$PROD_PID" 2>/dev/null || break
 	sleep 0.01
 done
-kill -9 "$NODE_PID"
-wait "$NODE_PID" 2>/dev/null || true
-NODE_PID=
+sl_kill_node
 cp "$DIR/acked.log" "$DIR/acked-before-kill.log"
 echo "killed sluiced with SIGKILL after $(wc -l <"$DIR/acked-before-kill.log") acknowledged batches"
-rm -f "$DIR/data/sluiced.sock"
 start_node
 grep -h "WAL\|serving" "$DIR/node.log" | tail -4 || true
 # every batch acknowledged before the kill must be there, exactly
@@ -68,7 +49,5 @@ PROD_PID=
 cat "$DIR/producer.log"
 python3 "$VERIFY" --socket "$DIR/data/sluiced.sock" --points "$POINTS" --series "$SERIES" \
 	--batch "$BATCH" --exact
-kill -TERM "$NODE_PID"
-wait "$NODE_PID"
-NODE_PID=
+sl_stop_node
 echo "shm_kill_restart: PASS (seed $SEED)"

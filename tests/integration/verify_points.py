@@ -4,29 +4,13 @@ and checks them exactly: every expected point present with its exact timestamp a
 no timestamp twice, nothing that was never written. Expected = all N points (--all) or the
 batches listed in an ack log (--acked FILE). Exit 0 when every check holds."""
 import argparse
-import json
-import socket
+import os
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from sltest import ctl  # noqa: E402
+
 T0 = 1700000000000000000
-
-
-def call(sock_path, cmd, args, timeout=30.0):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(timeout)
-    s.connect(sock_path)
-    s.sendall((json.dumps({"id": 1, "cmd": cmd, "args": args}) + "\n").encode())
-    buf = b""
-    while not buf.endswith(b"\n"):
-        chunk = s.recv(1 << 20)
-        if not chunk:
-            break
-        buf += chunk
-    s.close()
-    resp = json.loads(buf)
-    if not resp.get("ok"):
-        raise RuntimeError(f"{cmd}: {resp.get('error')}")
-    return resp["result"]
 
 
 def main():
@@ -53,7 +37,7 @@ def main():
     missing = wrong = dup = extra = checked = 0
     for s in range(a.series):
         key = f"itest,host=h{s:03d} value"
-        res = call(a.socket, "query", {"series": key, "limit": 10000000})
+        res = ctl(a.socket, "query", {"series": key, "limit": 10000000})
         pts = res["points"]
         seen = {}
         for ts, v in pts:

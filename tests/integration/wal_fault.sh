@@ -7,26 +7,10 @@ set -euo pipefail
 SLUICED=$1 CTL=$2 PRODUCER=$3 VERIFY=$4
 POINTS=1000000 SERIES=50 BATCH=500
 NAME=wfault$$
-DIR=$(mktemp -d /tmp/sluice-wfault.XXXXXX)
-SOCK=$DIR/data/sluiced.sock
-NODE_PID= PROD_PID=
-cleanup() {
-	[ -n "$PROD_PID" ] && kill -9 "$PROD_PID" 2>/dev/null || true
-	[ -n "$NODE_PID" ] && kill -9 "$NODE_PID" 2>/dev/null || true
-	wait 2>/dev/null || true
-	rm -rf "$DIR" "/dev/shm/sluice-$NAME.ingest" "/dev/shm/sluice-$NAME.stats"
-}
-trap cleanup EXIT
+. "$(dirname "$0")/lib.sh"
+DIR=$SL_DIR SOCK=$SL_SOCK
 start_node() {
-	"$SLUICED" --data-dir "$DIR/data" --name "$NAME" --workers 1 --regions 4 "$@" \
-		>>"$DIR/node.log" 2>&1 &
-	NODE_PID=$!
-	for _ in $(seq 1 200); do
-		[ -S "$SOCK" ] && return 0
-		kill -0 "$NODE_PID" 2>/dev/null || { cat "$DIR/node.log"; return 1; }
-		sleep 0.05
-	done
-	echo "sluiced did not come up"; cat "$DIR/node.log"; return 1
+	sl_start_node "$SLUICED" --data-dir "$DIR/data" --name "$NAME" --workers 1 --regions 4 "$@"
 }
 
 for fault in "fsync EIO" "write ENOSPC"; do
@@ -62,11 +46,10 @@ for fault in "fsync EIO" "write ENOSPC"; do
 		echo "FAIL: a batch written after the WAL failure was acknowledged (exit $rc)"
 		cat "$DIR/after-producer.log"; exit 1
 	fi
-	kill -9 "$NODE_PID"; wait "$NODE_PID" 2>/dev/null || true; NODE_PID=
-	rm -f "$SOCK"
+	sl_kill_node
 	start_node
 	python3 "$VERIFY" --socket "$SOCK" --points "$POINTS" --series "$SERIES" --batch "$BATCH" \
 		--acked "$DIR/acked.log"
-	kill -TERM "$NODE_PID"; wait "$NODE_PID"; NODE_PID=
+	sl_stop_node
 done
 echo "wal_fault: PASS"
