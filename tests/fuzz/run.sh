@@ -34,17 +34,18 @@ fi
 declare -A srcs=(
 	[lineproto]="$root/dataplane/lineproto.c $root/dataplane/batch.c"
 	[pkt]="$root/dataplane/pkt.c"
+	[session]="$root/dataplane/session.c $root/dataplane/batch.c"
 )
-declare -A maxlen=([lineproto]=8192 [pkt]=9100)
+declare -A maxlen=([lineproto]=8192 [pkt]=9100 [session]=9100)
 
-for t in lineproto pkt; do
+for t in lineproto pkt session; do
 	echo "== building fuzz_$t"
 	# shellcheck disable=SC2086
 	"$cc" "${flags[@]}" "${dpdk_cflags[@]}" "$here/fuzz_$t.c" ${srcs[$t]} "${libs[@]}" \
 		-o "$out/fuzz_$t"
 done
 
-for t in lineproto pkt; do
+for t in lineproto pkt session; do
 	echo "== running fuzz_$t for ${secs}s"
 	work="$out/corpus-$t" # new inputs go here; the seed directory stays as committed
 	mkdir -p "$work"
@@ -54,4 +55,4 @@ for t in lineproto pkt; do
 		-rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$out/artifacts/$t-" \
 		"${extra[@]}" "$work" "$here/corpus/$t"
 done
-echo "== fuzzing passed: lineproto, pkt (${secs}s each)"
+echo "== fuzzing passed: lineproto, pkt, session (${secs}s each)"
