@@ -35,6 +35,7 @@
 #include "pkt.h"
 #include "raft.h"
 #include "rlog.h"
+#include "session.h"
 #include "port.h"
 #include "node.h"
 #include "sl_assert.h"
@@ -57,12 +58,37 @@
 #define WAL_REC_ENTRY 1
 #define WAL_REC_HARDSTATE 2 /* kind u8 (2), region u32, term u64, vote u32, commit u64 */
 #define HARDSTATE_BYTES 25
+#define WAL_REC_SESSION 3 /* kind u8 (3), session u64, seq u64, stored u32, count u32 */
+#define SESSION_REC_BYTES 25
+#define SESSQ_SIZE 16384      /* session batches waiting for their session record */
+#define SESS_CAPACITY 4096    /* sessions per worker */
+#define ACK_BACKLOG 65536     /* acks per destination core waiting for ring room */
+#define OUTBOX_SIZE 256       /* read requests/results waiting for ring room */
 #define RAFT_PROP_BYTES (240u << 10) /* raft copies proposals into messages of bounded size */
 #define NO_ACK UINT32_MAX /* points that nobody waits for (line protocol) */
 #define RX_BURST 32
 #define ENTRY_HDR 25 /* kind u8, region u32, term u64, index u64, type u32 */
 
-enum { XMSG_POINTS = 1, XMSG_ACK = 2 };
+enum { XMSG_POINTS = 1, XMSG_ACK = 2, XMSG_READ = 3, XMSG_READ_RESULT = 4 };
+
+/* Where a reply to a network request goes: the port it came in on, the peer's addresses. */
+struct reply_addr {
+	uint16_t port;
+	uint16_t udp_port;
+	uint32_t ip;
+	uint8_t mac[6];
+};
+
+/* A session READ travelling to the region's core, and its result frame back. */
+struct read_req {
+	uint64_t request_id;
+	int64_t from, to;
+	uint32_t max;
+	uint16_t key_len;
+	uint8_t level;
+	char key[SL_KEY_MAX];
+	struct reply_addr ra;
+};
 
 /* A routed point inside a message: this header, then the key, then the string value;
  * 8-byte aligned. Host byte order: it never leaves the process. */
@@ -96,7 +122,8 @@ struct xmsg {
 	uint32_t n;    /* points or acks */
 	uint32_t pos;  /* points consumed so far (a region may have had no room) */
 	uint32_t off;  /* byte offset of the next point to consume */
-	uint32_t used; /* bytes of encoded points */
+	uint32_t used; /* bytes of encoded points, or of a READ_RESULT frame */
+	struct read_req rq; /* XMSG_READ, XMSG_READ_RESULT */
 	union {
 		_Alignas(8) uint8_t buf[XMSG_BYTES];
 		struct xack acks[XMSG_ACKS];
@@ -145,12 +172,27 @@ struct region {
 	uint64_t snapshot_term;
 };
 
+enum pend_kind { PEND_SHM = 0, PEND_SESS = 1 };
+
 struct pend {
 	bool used;
+	uint8_t kind;
+	uint8_t level; /* session ack level */
+	int32_t err;   /* a part failed (WAL error): nothing more is acknowledged as stored */
 	uint32_t slot;
-	uint64_t batch_seq;
+	uint64_t batch_seq; /* shm: the client's batch; session: the seq */
+	uint64_t session_id;
 	uint32_t count, remaining, stored;
 	uint64_t t0_tsc;
+	struct reply_addr ra;
+};
+
+struct sessq_ent {
+	uint64_t lsn; /* of the session record */
+	uint64_t session_id, seq, t0_tsc;
+	uint32_t stored, count;
+	uint8_t level;
+	struct reply_addr ra;
 };
 
 struct lsn_rec {
@@ -193,6 +235,13 @@ struct worker {
 	struct rte_ring *out[SL_CFG_MAX_WORKERS]; /* from me to core j */
 	struct xmsg *fill_pts[SL_CFG_MAX_WORKERS];
 	struct xmsg *fill_acks[SL_CFG_MAX_WORKERS];
+	/* acks that found no message or ring room: sent first next time (never lost, and
+	 * never waited for: two cores acking each other must not block each other) */
+	struct xack *ack_backlog[SL_CFG_MAX_WORKERS];
+	struct xmsg *outbox[OUTBOX_SIZE];
+	uint16_t outbox_dst[OUTBOX_SIZE];
+	uint32_t outbox_head, outbox_len;
+	uint32_t ack_bl_head[SL_CFG_MAX_WORKERS], ack_bl_len[SL_CFG_MAX_WORKERS];
 	struct xmsg *stalled; /* partly consumed points message */
 	struct xmsg *local_q[XRING_SIZE];
 	uint32_t local_head, local_len;
@@ -215,6 +264,11 @@ struct worker {
 	struct sl_lp_line *lp;
 	struct sl_lp_counts lpc, lpc_published;
 	struct sl_pkt_arp_cache arp;
+	struct sl_sess_table sess;
+	void *sess_mem;
+	struct sessq_ent *sessq;
+	uint32_t sessq_head, sessq_len;
+	int64_t next_expire_ns;
 } __rte_cache_aligned;
 
 struct sl_node {
@@ -246,12 +300,18 @@ static uint64_t now_ns(void)
 
 /* ---------------------------------------------------------------- acks */
 
+static void sess_finish(struct worker *w, struct pend *p);
+
 static void pend_finish(struct worker *w, uint32_t h)
 {
 	struct pend *p = &w->pend[h];
-	int32_t status = p->stored == p->count ? 0 : -EINVAL;
-	if (w->wal_failed && p->stored != p->count)
-		status = -EIO;
+	if (p->kind == PEND_SESS) {
+		sess_finish(w, p);
+		p->used = false;
+		w->pend_free[w->n_pend_free++] = h;
+		return;
+	}
+	int32_t status = p->err ? p->err : p->stored == p->count ? 0 : -EINVAL;
 	if (sl_ingest_ack(w->node->ingest, p->slot, p->batch_seq, status, p->stored) != 0)
 		sl_stats_add(w->st, SL_STAT_ack_errors, 1);
 	else
@@ -264,10 +324,13 @@ static void pend_finish(struct worker *w, uint32_t h)
 	w->pend_free[w->n_pend_free++] = h;
 }
 
-static void pend_account(struct worker *w, uint32_t h, uint32_t n_points, uint32_t n_stored)
+static void pend_account(struct worker *w, uint32_t h, uint32_t n_points, uint32_t n_stored,
+			 int32_t status)
 {
 	struct pend *p = &w->pend[h];
 	SL_ASSERT(p->used && p->remaining >= n_points);
+	if (status < 0 && status != -EINVAL)
+		p->err = status;
 	p->remaining -= n_points;
 	p->stored += n_stored;
 	if (p->remaining == 0)
@@ -306,43 +369,79 @@ static bool xmsg_send(struct worker *w, unsigned dst, struct xmsg *x)
 	return true;
 }
 
+/* Messages that are not points or acks (reads): sent now, or parked and retried each
+ * round; when even the outbox is full the read is dropped (the client retries). */
+static void outbox_send(struct worker *w, unsigned dst, struct xmsg *x)
+{
+	if (w->outbox_len == 0 && xmsg_send(w, dst, x))
+		return;
+	if (w->outbox_len == OUTBOX_SIZE) {
+		sl_stats_add(w->st, SL_STAT_sess_busy, 1);
+		rte_mempool_put(w->node->xpool, x);
+		return;
+	}
+	uint32_t i = (w->outbox_head + w->outbox_len++) % OUTBOX_SIZE;
+	w->outbox[i] = x;
+	w->outbox_dst[i] = (uint16_t)dst;
+}
+
+static int outbox_flush(struct worker *w)
+{
+	int n = 0;
+	while (w->outbox_len > 0 &&
+	       xmsg_send(w, w->outbox_dst[w->outbox_head], w->outbox[w->outbox_head])) {
+		w->outbox_head = (w->outbox_head + 1) % OUTBOX_SIZE;
+		w->outbox_len--;
+		n++;
+	}
+	return n;
+}
+
+/* Add an ack to the message for core dst, sending it when full; false if no room. */
+static bool ack_put(struct worker *w, unsigned dst, const struct xack *a)
+{
+	struct xmsg *x = w->fill_acks[dst];
+	if (x != NULL && x->n == XMSG_ACKS) {
+		if (!xmsg_send(w, dst, x))
+			return false;
+		x = w->fill_acks[dst] = NULL;
+	}
+	if (x == NULL && (x = w->fill_acks[dst] = xmsg_get(w, XMSG_ACK)) == NULL)
+		return false;
+	x->acks[x->n++] = *a;
+	return true;
+}
+
 static void send_ack(struct worker *w, uint16_t src, uint32_t handle, uint32_t n_points,
 		     uint32_t n_stored, int32_t status)
 {
 	if (handle == NO_ACK)
 		return;
 	if (src == w->idx) {
-		pend_account(w, handle, n_points, n_stored);
+		pend_account(w, handle, n_points, n_stored, status);
 		return;
 	}
-	/* An ack must never be lost: wait for a message and ring space (bounded by the peer
-	 * draining its ring, which it does every iteration). */
-	for (;;) {
-		struct xmsg *x = w->fill_acks[src];
-		if (x == NULL) {
-			x = w->fill_acks[src] = xmsg_get(w, XMSG_ACK);
-			if (x == NULL) {
-				rte_pause();
-				continue;
-			}
-		}
-		if (x->n < XMSG_ACKS) {
-			x->acks[x->n++] = (struct xack){handle, n_points, n_stored, status};
-			return;
-		}
-		if (xmsg_send(w, src, x))
-			w->fill_acks[src] = NULL;
-		else
-			rte_pause();
-	}
+	struct xack a = {handle, n_points, n_stored, status};
+	if (w->ack_bl_len[src] == 0 && ack_put(w, src, &a))
+		return;
+	/* Bounded: acks in flight to a core are bounded by its pending batches times the
+	 * runs a batch can be split into. */
+	SL_ASSERT(w->ack_bl_len[src] < ACK_BACKLOG);
+	w->ack_backlog[src][(w->ack_bl_head[src] + w->ack_bl_len[src]++) % ACK_BACKLOG] = a;
 }
 
 static void flush_ack_msgs(struct worker *w)
 {
-	for (unsigned d = 0; d < w->node->n_workers; d++)
+	for (unsigned d = 0; d < w->node->n_workers; d++) {
+		while (w->ack_bl_len[d] > 0 &&
+		       ack_put(w, d, &w->ack_backlog[d][w->ack_bl_head[d]])) {
+			w->ack_bl_head[d] = (w->ack_bl_head[d] + 1) % ACK_BACKLOG;
+			w->ack_bl_len[d]--;
+		}
 		if (w->fill_acks[d] != NULL && w->fill_acks[d]->n > 0 &&
 		    xmsg_send(w, d, w->fill_acks[d]))
 			w->fill_acks[d] = NULL;
+	}
 }
 
 /* ---------------------------------------------------------------- proposals */
@@ -615,6 +714,8 @@ static void region_process_ready(struct worker *w, struct region *r)
 }
 
 /* Durable LSN advanced: tell each region's protocol, in log order. */
+static void sess_durable(struct worker *w, uint64_t durable);
+
 static void wal_completions(struct worker *w)
 {
 	int rc = sl_wal_poll(w->wal);
@@ -623,6 +724,7 @@ static void wal_completions(struct worker *w)
 		return;
 	}
 	uint64_t durable = sl_wal_durable_lsn(w->wal);
+	sess_durable(w, durable);
 	while (w->lsn_durable < w->lsn_len) {
 		struct lsn_rec *lr = &w->lsnq[(w->lsn_head + w->lsn_durable) % LSNQ_SIZE];
 		if (lr->lsn > durable)
@@ -664,6 +766,77 @@ static int fsync_dir(const char *dir)
 		return -errno;
 	int rc = fsync(fd) == 0 ? 0 : -errno;
 	close(fd);
+	return rc;
+}
+
+/* path.tmp, fdatasync, rename over path, fsync the directory. */
+static int write_file_atomic(const char *dir, const char *path, const uint8_t *buf, size_t len)
+{
+	char tmp[SL_CFG_PATH_MAX + 80];
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0640);
+	if (fd < 0)
+		return -errno;
+	size_t off = 0;
+	int rc = 0;
+	while (off < len && rc == 0) {
+		ssize_t k = write(fd, buf + off, len - off);
+		if (k < 0 && errno != EINTR)
+			rc = -errno;
+		else if (k > 0)
+			off += (size_t)k;
+	}
+	if (rc == 0 && fdatasync(fd) != 0)
+		rc = -errno;
+	close(fd);
+	if (rc == 0 && rename(tmp, path) != 0)
+		rc = -errno;
+	return rc == 0 ? fsync_dir(dir) : rc;
+}
+
+static void sess_snap_path(const struct sl_node *n, unsigned core, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/snap/sessions-core-%02u.snap", n->cfg.data_dir, core);
+}
+
+/* Session table image of a core, so the session records in its WAL can be released. */
+static int sessions_snapshot(struct worker *w)
+{
+	char path[SL_CFG_PATH_MAX + 64], dir[SL_CFG_PATH_MAX + 16];
+	sess_snap_path(w->node, w->idx, path, sizeof(path));
+	snprintf(dir, sizeof(dir), "%s/snap", w->node->cfg.data_dir);
+	size_t cap = sl_sess_snapshot_bytes(&w->sess);
+	uint8_t *buf = malloc(cap);
+	if (buf == NULL)
+		return -ENOMEM;
+	int len = sl_sess_snapshot_write(&w->sess, 0, buf, cap);
+	int rc = len < 0 ? len : write_file_atomic(dir, path, buf, (size_t)len);
+	free(buf);
+	return rc;
+}
+
+static int sessions_load(struct worker *w, char *err, size_t err_len)
+{
+	char path[SL_CFG_PATH_MAX + 64];
+	sess_snap_path(w->node, w->idx, path, sizeof(path));
+	int fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	struct stat st;
+	int rc = fstat(fd, &st) == 0 ? 0 : -errno;
+	uint8_t *buf = rc == 0 ? malloc((size_t)st.st_size + 1) : NULL;
+	if (rc == 0 && buf == NULL)
+		rc = -ENOMEM;
+	if (rc == 0 && read(fd, buf, (size_t)st.st_size) != st.st_size)
+		rc = -EIO;
+	close(fd);
+	uint64_t idx;
+	if (rc == 0)
+		rc = sl_sess_snapshot_read(&w->sess, buf, (size_t)st.st_size, (int64_t)now_ns(), &idx);
+	free(buf);
+	if (rc != 0)
+		snprintf(err, err_len, "%s: session snapshot unreadable (%s); refusing to start", path,
+			 strerror(-rc));
 	return rc;
 }
 
@@ -751,6 +924,13 @@ static void checkpoint(struct worker *w)
 			return;
 		}
 	}
+	int src = sessions_snapshot(w);
+	if (src != 0) {
+		fprintf(stderr, "sluiced: worker %u: session snapshot failed (%s); WAL kept\n",
+			w->idx, strerror(-src));
+		sl_stats_add(w->st, SL_STAT_wal_errors, 1);
+		return;
+	}
 	/* raft term and vote live in WAL records: write them again, durably, before the
 	 * segments holding older copies go */
 	bool any_hs = false;
@@ -808,13 +988,41 @@ static bool consume_points(struct worker *w, struct xmsg *x)
 	return true;
 }
 
+static void read_serve(struct worker *w, struct xmsg *x);
+static void net_send_udp(struct worker *w, const struct reply_addr *ra, const uint8_t *payload,
+			 size_t len);
+
+/* One message from another core (or this one): false when its points could not all be
+ * taken (a region is full) and it must wait. */
+static bool handle_msg(struct worker *w, struct xmsg *x)
+{
+	switch (x->kind) {
+	case XMSG_ACK:
+		for (uint32_t k = 0; k < x->n; k++)
+			pend_account(w, x->acks[k].handle, x->acks[k].n_points, x->acks[k].n_stored,
+				     x->acks[k].status);
+		break;
+	case XMSG_READ:
+		read_serve(w, x); /* the message goes back as the result */
+		return true;
+	case XMSG_READ_RESULT:
+		net_send_udp(w, &x->rq.ra, x->buf, x->used);
+		break;
+	default:
+		if (!consume_points(w, x))
+			return false;
+		break;
+	}
+	rte_mempool_put(w->node->xpool, x);
+	return true;
+}
+
 static int drain_inputs(struct worker *w)
 {
 	int work = 0;
 	if (w->stalled != NULL) {
-		if (!consume_points(w, w->stalled))
-			return 0;
-		rte_mempool_put(w->node->xpool, w->stalled);
+		if (!handle_msg(w, w->stalled))
+			return 0; /* everything else waits behind it, in order */
 		w->stalled = NULL;
 		work++;
 	}
@@ -823,11 +1031,10 @@ static int drain_inputs(struct worker *w)
 		w->local_head = (w->local_head + 1) % XRING_SIZE;
 		w->local_len--;
 		work++;
-		if (!consume_points(w, x)) {
+		if (!handle_msg(w, x)) {
 			w->stalled = x;
 			return work;
 		}
-		rte_mempool_put(w->node->xpool, x);
 	}
 	for (unsigned s = 0; s < w->node->n_workers; s++) {
 		if (s == w->idx)
@@ -837,23 +1044,18 @@ static int drain_inputs(struct worker *w)
 		for (unsigned i = 0; i < got; i++) {
 			struct xmsg *x = objs[i];
 			work++;
-			if (x->kind == XMSG_ACK) {
-				for (uint32_t k = 0; k < x->n; k++)
-					pend_account(w, x->acks[k].handle, x->acks[k].n_points,
-						     x->acks[k].n_stored);
-				rte_mempool_put(w->node->xpool, x);
-			} else if (w->stalled != NULL || !consume_points(w, x)) {
-				/* keep order: park the rest behind the stalled one */
-				if (w->stalled == NULL) {
+			if (w->stalled == NULL) {
+				if (!handle_msg(w, x))
 					w->stalled = x;
-				} else {
-					SL_ASSERT(w->local_len < XRING_SIZE);
-					w->local_q[(w->local_head + w->local_len++) % XRING_SIZE] = x;
-				}
-			} else {
-				rte_mempool_put(w->node->xpool, x);
+				continue;
 			}
+			/* already dequeued behind a stalled one: keep their order; no more
+			 * are dequeued until the stall clears */
+			SL_ASSERT(w->local_len < XRING_SIZE);
+			w->local_q[(w->local_head + w->local_len++) % XRING_SIZE] = x;
 		}
+		if (w->stalled != NULL)
+			break;
 	}
 	return work;
 }
@@ -896,12 +1098,14 @@ static bool route_point(struct worker *w, uint32_t handle, const struct sl_point
 	return true;
 }
 
+static int progress(struct worker *w);
+
 /* route_point, waiting for room: consumers (this core too) catch up meanwhile. */
 static void route_point_wait(struct worker *w, uint32_t handle, const struct sl_point *pt)
 {
 	while (!route_point(w, handle, pt)) {
 		sl_stats_add(w->st, SL_STAT_ring_full, 1);
-		drain_inputs(w);
+		progress(w);
 		rte_pause();
 	}
 }
@@ -953,9 +1157,13 @@ static int poll_ingest(struct worker *w)
 			uint32_t h;
 			if (rec->index == 0) {
 				h = w->pend_free[--w->n_pend_free];
-				w->pend[h] = (struct pend){true, slot, rec->batch_seq,
-							   rec->batch_count, rec->batch_count, 0,
-							   rte_rdtsc()};
+				w->pend[h] = (struct pend){.used = true,
+							   .kind = PEND_SHM,
+							   .slot = slot,
+							   .batch_seq = rec->batch_seq,
+							   .count = rec->batch_count,
+							   .remaining = rec->batch_count,
+							   .t0_tsc = rte_rdtsc()};
 				w->slot_cur[slot] = h;
 				w->slot_inflight[slot]++;
 			} else {
@@ -969,7 +1177,7 @@ static int poll_ingest(struct worker *w)
 			if (rec->flags != 0) {
 				sl_stats_add(w->st, SL_STAT_bad_records, 1);
 				sl_stats_add(w->st, SL_STAT_points_rejected, 1);
-				pend_account(w, h, 1, 0);
+				pend_account(w, h, 1, 0, -EINVAL);
 				continue;
 			}
 			struct sl_point pt = {
@@ -1035,7 +1243,261 @@ static void net_reply(struct worker *w, const struct sl_port *p, uint16_t q,
 	sl_stats_add(w->st, arp ? SL_STAT_arp_replies : SL_STAT_icmp_replies, 1);
 }
 
-/* One good line of line protocol: each numeric field is its own series point. */
+/* ---------------------------------------------------------------- session protocol */
+
+_Static_assert(SL_STAT_sess_bad_point - SL_STAT_sess_truncated ==
+		       SL_SESS_ERR_BAD_POINT - SL_SESS_ERR_TRUNCATED,
+	       "per-reason session counters follow enum sl_sess_err");
+
+/* A UDP reply to `ra`; `fill` writes the payload at the given place and returns its
+ * length (or < 0: nothing is sent). */
+static void net_send_udp(struct worker *w, const struct reply_addr *ra, const uint8_t *payload,
+			 size_t len)
+{
+	const struct sl_port *p = &w->node->ports.p[ra->port];
+	struct rte_mbuf *m = rte_pktmbuf_alloc(p->pool);
+	if (m == NULL) {
+		sl_stats_add(w->st, SL_STAT_pkts_tx_failed, 1);
+		return;
+	}
+	struct sl_pkt_udp_addr a = {.src_ip = w->node->cfg.ipv4_addr,
+				    .dst_ip = ra->ip,
+				    .src_port = (uint16_t)w->node->cfg.session_port,
+				    .dst_port = ra->udp_port};
+	memcpy(a.src_mac, p->mac.addr_bytes, 6);
+	memcpy(a.dst_mac, ra->mac, 6);
+	int n = sl_pkt_build_udp(rte_pktmbuf_mtod(m, uint8_t *), rte_pktmbuf_tailroom(m), &a,
+				 payload, len);
+	if (n <= 0) {
+		rte_pktmbuf_free(m);
+		sl_stats_add(w->st, SL_STAT_pkts_tx_failed, 1);
+		return;
+	}
+	m->data_len = m->pkt_len = (uint32_t)n;
+	net_tx(w, p, (uint16_t)w->idx, m);
+}
+
+static void sess_send(struct worker *w, const struct reply_addr *ra, const struct sl_sess_msg *m)
+{
+	uint8_t buf[SL_SESS_MSG_MAX];
+	int n = sl_sess_encode(buf, sizeof(buf), m);
+	if (n > 0)
+		net_send_udp(w, ra, buf, (size_t)n);
+}
+
+static void sess_send_ack(struct worker *w, const struct reply_addr *ra,
+			  const struct sl_sess_ack *ack)
+{
+	struct sl_sess_msg m = {.type = SL_SESS_ACK, .cluster_id = w->node->cfg.cluster_id};
+	m.u.ack = *ack;
+	sess_send(w, ra, &m);
+	sl_stats_add(w->st, SL_STAT_sess_acks, 1);
+}
+
+/* The points of an accepted batch are all applied (or failed): log the session record;
+ * its durability is the batch's acknowledgement (docs/protocol.md). */
+static void sess_finish(struct worker *w, struct pend *p)
+{
+	struct sl_sess_ack ack = {.session_id = p->session_id, .seq = p->batch_seq};
+	if (p->err || w->wal_failed || w->sessq_len == SESSQ_SIZE) {
+		sl_sess_on_abort(&w->sess, p->session_id, p->batch_seq);
+		ack.status = w->sessq_len == SESSQ_SIZE && !p->err && !w->wal_failed
+				     ? SL_SESS_ST_BUSY
+				     : SL_SESS_ST_STORAGE_ERROR;
+		if (p->level != SL_SESS_LEVEL_NONE)
+			sess_send_ack(w, &p->ra, &ack);
+		return;
+	}
+	uint8_t b[SESSION_REC_BYTES];
+	b[0] = 3;
+	sl_put_u64(b + 1, p->session_id);
+	sl_put_u64(b + 9, p->batch_seq);
+	sl_put_u32(b + 17, p->stored);
+	sl_put_u32(b + 21, p->count);
+	uint64_t lsn = 0;
+	int rc;
+	while ((rc = sl_wal_append(w->wal, WAL_REC_SESSION, b, sizeof(b), &lsn)) == -ENOBUFS) {
+		sl_wal_flush(w->wal);
+		if (sl_wal_poll(w->wal) < 0)
+			break;
+		rte_delay_us_sleep(10);
+	}
+	if (rc != 0) {
+		wal_fail(w, rc);
+		sl_sess_on_abort(&w->sess, p->session_id, p->batch_seq);
+		ack.status = SL_SESS_ST_STORAGE_ERROR;
+		sess_send_ack(w, &p->ra, &ack);
+		return;
+	}
+	w->sessq[(w->sessq_head + w->sessq_len++) % SESSQ_SIZE] =
+		(struct sessq_ent){lsn,	     p->session_id, p->batch_seq, p->t0_tsc,
+				   p->stored, p->count,	    p->level,	  p->ra};
+}
+
+/* Session records durable up to `durable`: acknowledge their batches. */
+static void sess_durable(struct worker *w, uint64_t durable)
+{
+	while (w->sessq_len > 0) {
+		struct sessq_ent *e = &w->sessq[w->sessq_head];
+		if (e->lsn > durable)
+			break;
+		struct sl_sess_outcome o = {
+			.count_stored = e->stored,
+			.status = e->stored == e->count ? SL_SESS_ST_OK : SL_SESS_ST_REJECTED_POINTS,
+			.level_req = e->level,
+			.level_reached = SL_SESS_LEVEL_LOCAL};
+		struct sl_sess_ack ack;
+		if (sl_sess_on_durable(&w->sess, e->session_id, e->seq, &o, &ack) == 1)
+			sess_send_ack(w, &e->ra, &ack);
+		sl_stats_ack_latency(w->st, (rte_rdtsc() - e->t0_tsc) * 1000000000ull / w->tsc_hz);
+		w->sessq_head = (w->sessq_head + 1) % SESSQ_SIZE;
+		w->sessq_len--;
+	}
+}
+
+static void sess_batch(struct worker *w, const struct sl_sess_batch *b, const struct reply_addr *ra)
+{
+	struct sl_sess_decision d;
+	int64_t now = (int64_t)now_ns();
+	sl_stats_add(w->st, SL_STAT_sess_batches, 1);
+	if (w->n_pend_free == 0) {
+		struct sl_sess_ack ack = {.session_id = b->session_id, .seq = b->seq,
+					  .status = SL_SESS_ST_BUSY};
+		sl_stats_add(w->st, SL_STAT_sess_busy, 1);
+		sess_send_ack(w, ra, &ack);
+		return;
+	}
+	sl_sess_on_batch(&w->sess, b->session_id, b->seq, b->level, now, &d);
+	switch (d.verdict) {
+	case SL_SESS_ACCEPT: break;
+	case SL_SESS_DUPLICATE: sl_stats_add(w->st, SL_STAT_sess_duplicates, 1); break;
+	case SL_SESS_IN_FLIGHT: sl_stats_add(w->st, SL_STAT_sess_in_flight, 1); break;
+	case SL_SESS_OUT_OF_ORDER: sl_stats_add(w->st, SL_STAT_sess_out_of_order, 1); break;
+	case SL_SESS_TOO_FAR_AHEAD: sl_stats_add(w->st, SL_STAT_sess_too_far_ahead, 1); break;
+	default: sl_stats_add(w->st, SL_STAT_sess_unknown, 1); break;
+	}
+	if (d.verdict != SL_SESS_ACCEPT) {
+		if (d.reply)
+			sess_send_ack(w, ra, &d.ack);
+		return;
+	}
+	uint32_t h = w->pend_free[--w->n_pend_free];
+	w->pend[h] = (struct pend){.used = true,
+				   .kind = PEND_SESS,
+				   .level = b->level,
+				   .batch_seq = b->seq,
+				   .session_id = b->session_id,
+				   .count = b->count,
+				   .remaining = b->count,
+				   .t0_tsc = rte_rdtsc(),
+				   .ra = *ra};
+	if (b->count == 0) {
+		pend_finish(w, h);
+		return;
+	}
+	struct sl_sess_point_iter it;
+	struct sl_point pt;
+	sl_sess_points_init(&it, b);
+	while (sl_sess_points_next(&it, &pt) == 1) {
+		route_point_wait(w, h, &pt);
+		sl_stats_add(w->st, SL_STAT_points_in, 1);
+	}
+	sl_stats_add(w->st, SL_STAT_sess_points, b->count);
+}
+
+/* READ: the region's core answers (the store is its alone); the frame comes back here. */
+static void sess_read(struct worker *w, const struct sl_sess_read *r, const struct reply_addr *ra)
+{
+	sl_stats_add(w->st, SL_STAT_sess_reads, 1);
+	struct xmsg *x = xmsg_get(w, XMSG_READ);
+	if (x == NULL) {
+		sl_stats_add(w->st, SL_STAT_sess_busy, 1);
+		return; /* the client retries its read */
+	}
+	x->rq = (struct read_req){.request_id = r->request_id,
+				  .from = r->cont ? r->cont_ts + 1 : r->from_ts,
+				  .to = r->to_ts,
+				  .max = r->max_points,
+				  .key_len = r->key_len,
+				  .level = r->level,
+				  .ra = *ra};
+	memcpy(x->rq.key, r->key, r->key_len);
+	uint64_t sid = sl_series_id(r->key, r->key_len);
+	outbox_send(w, w->node->regions[sl_node_region_of(sid, w->node->cfg.regions)].worker, x);
+}
+
+/* On the region's core: run the query, turn the message into the result frame. */
+static void read_serve(struct worker *w, struct xmsg *x)
+{
+	struct read_req *q = &x->rq;
+	uint64_t sid = sl_series_id(q->key, q->key_len);
+	struct region *r = &w->node->regions[sl_node_region_of(sid, w->node->cfg.regions)];
+	struct sl_sample samples[SL_SESS_RESULT_POINTS_MAX];
+	size_t max = q->max && q->max < SL_SESS_RESULT_POINTS_MAX ? q->max : SL_SESS_RESULT_POINTS_MAX;
+	size_t n = 0;
+	uint8_t type = 0, st = SL_SESS_ST_OK;
+	int rc = q->from > q->to ? -ENOENT
+				 : sl_store_query(r->store, sid, q->from, q->to, samples, max, &n, &type);
+	if (rc == -ENOENT)
+		st = SL_SESS_ST_NOT_FOUND;
+	else if (rc != 0) /* a string series: version 1 of the protocol carries no strings */
+		st = SL_SESS_ST_BAD_REQUEST;
+	if (st != SL_SESS_ST_OK)
+		n = 0, type = 0;
+	struct sl_sess_writer wr;
+	sl_sess_result_begin(&wr, x->buf, sizeof(x->buf), w->node->cfg.cluster_id, q->request_id,
+			     st, n ? type : 0);
+	for (size_t i = 0; i < n; i++)
+		sl_sess_result_add(&wr, samples[i].ts, samples[i].value);
+	if (n == max && n > 0 && samples[n - 1].ts < q->to)
+		sl_sess_result_more(&wr, samples[n - 1].ts);
+	x->used = (uint32_t)sl_sess_finish(&wr);
+	x->kind = XMSG_READ_RESULT;
+	unsigned back = x->src;
+	x->src = (uint16_t)w->idx;
+	outbox_send(w, back, x);
+}
+
+static void net_session(struct worker *w, const struct sl_pkt_info *in, uint16_t port)
+{
+	struct sl_sess_msg m;
+	sl_stats_add(w->st, SL_STAT_sess_msgs, 1);
+	enum sl_sess_err e = sl_sess_decode(in->payload, in->payload_len, w->node->cfg.cluster_id, &m);
+	if (e != SL_SESS_OK) {
+		sl_stats_add(w->st, SL_STAT_sess_bad, 1);
+		if (e >= SL_SESS_ERR_TRUNCATED && e <= SL_SESS_ERR_BAD_POINT)
+			sl_stats_add(w->st, (enum sl_stat)(SL_STAT_sess_truncated +
+							   (e - SL_SESS_ERR_TRUNCATED)), 1);
+		return;
+	}
+	struct reply_addr ra = {.port = port, .udp_port = in->src_port, .ip = in->src_ip};
+	memcpy(ra.mac, in->eth_src, 6);
+	struct sl_sess_msg out = {.cluster_id = w->node->cfg.cluster_id};
+	switch (m.type) {
+	case SL_SESS_OPEN:
+		sl_stats_add(w->st, SL_STAT_sess_opens, 1);
+		out.type = SL_SESS_OPEN_OK;
+		sl_sess_on_open(&w->sess, &m.u.open, (int64_t)now_ns(), &out.u.open_ok);
+		sess_send(w, &ra, &out);
+		break;
+	case SL_SESS_BATCH:
+		sess_batch(w, &m.u.batch, &ra);
+		break;
+	case SL_SESS_READ:
+		sess_read(w, &m.u.read, &ra);
+		break;
+	case SL_SESS_CLOSE:
+		out.type = SL_SESS_CLOSE_OK;
+		sl_sess_on_close(&w->sess, &m.u.close, &out.u.close_ok);
+		sess_send(w, &ra, &out);
+		break;
+	default: /* node-to-client types sent to the node */
+		sl_stats_add(w->st, SL_STAT_sess_bad, 1);
+		break;
+	}
+}
+
+/* One good line of line protocol: each field is its own series point. */
 static int lp_line_cb(void *arg, const struct sl_lp_line *line)
 {
 	struct worker *w = arg;
@@ -1055,9 +1517,13 @@ static int lp_line_cb(void *arg, const struct sl_lp_line *line)
 	return 0;
 }
 
-static void net_udp(struct worker *w, const struct sl_pkt_info *in)
+static void net_udp(struct worker *w, const struct sl_pkt_info *in, uint16_t port)
 {
 	struct sl_node *n = w->node;
+	if (in->dst_port == n->cfg.session_port) {
+		net_session(w, in, port);
+		return;
+	}
 	if (in->dst_port == n->cfg.line_port) {
 		struct sl_lp_opts o = {.precision = n->precision, .now_ns = wall_ns()};
 		sl_lp_parse_datagram((const char *)in->payload, in->payload_len, &o, w->lp,
@@ -1093,7 +1559,7 @@ static int poll_net(struct worker *w)
 								rte_pktmbuf_data_len(m), &n->local, &in);
 			switch (v) {
 			case SL_PKT_UDP_FOR_US:
-				net_udp(w, &in);
+				net_udp(w, &in, i);
 				break;
 			case SL_PKT_ARP_REQUEST_FOR_US:
 				sl_pkt_arp_insert(&w->arp, in.src_ip, in.src_mac, (int64_t)now_ns());
@@ -1247,16 +1713,13 @@ static void worker_idle(struct worker *w, bool flush_in_flight)
 	rte_delay_us_sleep(w->idle_us);
 }
 
-static void worker_round(struct worker *w, bool take_new)
+/* Everything that moves taken work towards its acknowledgement: proposals, the WAL,
+ * commits, acks, parked messages. Also what a core runs while it waits for ring room, so
+ * waiting never stops its own regions from draining. */
+static int progress(struct worker *w)
 {
 	struct sl_node *n = w->node;
-	int work = 0;
-	serve_ctl(w);
-	work += drain_inputs(w);
-	if (take_new && w->stalled == NULL) { /* after a WAL failure: read and refuse (-EIO) */
-		work += poll_ingest(w);
-		work += poll_net(w);
-	}
+	int work = drain_inputs(w);
 	uint64_t now = now_ns();
 	for (uint32_t i = 0; i < n->cfg.regions; i++) {
 		struct region *r = &n->regions[i];
@@ -1287,6 +1750,24 @@ static void worker_round(struct worker *w, bool take_new)
 			region_process_ready(w, r);
 	}
 	flush_ack_msgs(w);
+	work += outbox_flush(w);
+	return work;
+}
+
+static void worker_round(struct worker *w, bool take_new)
+{
+	struct sl_node *n = w->node;
+	int work = 0;
+	serve_ctl(w);
+	if (take_new && w->stalled == NULL) { /* after a WAL failure: read and refuse (-EIO) */
+		work += poll_ingest(w);
+		work += poll_net(w);
+	}
+	work += progress(w);
+	if (now_ns() >= (uint64_t)w->next_expire_ns) {
+		sl_sess_expire(&w->sess, (int64_t)now_ns(), 64);
+		w->next_expire_ns = (int64_t)now_ns() + 100000000; /* 100 ms */
+	}
 	lsnq_trim(w);
 	if (w->wal_bytes_since_ckpt >= (uint64_t)n->cfg.checkpoint_mb << 20)
 		checkpoint(w);
@@ -1335,13 +1816,20 @@ void *sl_node_worker_arg(struct sl_node *n, unsigned i) { return &n->w[i]; }
 struct replay_ctx {
 	struct sl_node *n;
 	struct worker *w;
-	uint64_t entries, points, skipped, bad;
+	uint64_t entries, points, skipped, bad, sessions;
 };
 
 static int replay_record(void *arg, uint64_t lsn, uint16_t type, const uint8_t *p, uint32_t len)
 {
 	struct replay_ctx *c = arg;
 	(void)lsn;
+	if (type == WAL_REC_SESSION && len == SESSION_REC_BYTES && p[0] == 3) {
+		/* a session batch was durable: a retry of it is a duplicate */
+		sl_sess_recover_durable(&c->w->sess, sl_get_u64(p + 1), sl_get_u64(p + 9),
+					(int64_t)now_ns());
+		c->sessions++;
+		return 0;
+	}
 	bool hs = type == WAL_REC_HARDSTATE && len == HARDSTATE_BYTES && p[0] == 2;
 	if (!hs && (type != WAL_REC_ENTRY || len < ENTRY_HDR || p[0] != 1)) {
 		c->bad++;
@@ -1524,6 +2012,23 @@ static int worker_init(struct sl_node *n, struct worker *w, char *err, size_t er
 		w->lp->scratch_cap = scratch;
 	}
 	sl_pkt_arp_init(&w->arp, 300ll * 1000000000ll);
+	w->sessq = calloc(SESSQ_SIZE, sizeof(*w->sessq));
+	for (unsigned d = 0; d < n->n_workers; d++)
+		if ((w->ack_backlog[d] = calloc(ACK_BACKLOG, sizeof(struct xack))) == NULL)
+			w->sessq = NULL; /* reported below */
+	w->sess_mem = malloc(sl_sess_table_mem_bytes(SESS_CAPACITY));
+	struct sl_sess_config scfg = {.capacity = SESS_CAPACITY,
+				      .window = 1024,
+				      .idle_timeout_ns = 600ll * 1000000000ll,
+				      .keep_min_ns = 60ll * 1000000000ll,
+				      .incarnation = ((uint64_t)time(NULL) << 16) ^ w->idx,
+				      .hash_seed = rte_rdtsc()};
+	if (w->sess_mem == NULL || w->sessq == NULL ||
+	    sl_sess_table_init(&w->sess, w->sess_mem, sl_sess_table_mem_bytes(SESS_CAPACITY),
+			       &scfg) != 0) {
+		snprintf(err, err_len, "out of memory for the session table");
+		return -ENOMEM;
+	}
 	if (!w->pend || !w->pend_free || !w->lsnq || !w->recs || !w->lp || !lp_scratch) {
 		snprintf(err, err_len, "out of memory at start-up");
 		return -ENOMEM;
@@ -1564,6 +2069,9 @@ static int worker_init(struct sl_node *n, struct worker *w, char *err, size_t er
 		if (rc != 0)
 			return rc;
 	}
+	rc = sessions_load(w, err, err_len);
+	if (rc != 0)
+		return rc;
 	/* WAL: recover into the stores, then open the regions' protocols */
 	struct sl_wal_config wc;
 	sl_wal_config_default(&wc);
@@ -1804,6 +2312,10 @@ void sl_node_destroy(struct sl_node *n)
 		if (w->lp)
 			free(w->lp->scratch);
 		free(w->lp);
+		free(w->sessq);
+		free(w->sess_mem);
+		for (unsigned d = 0; d < n->n_workers; d++)
+			free(w->ack_backlog[d]);
 		rte_ring_free(w->ctlq);
 		for (unsigned d = 0; d < n->n_workers; d++)
 			rte_ring_free(w->out[d]);

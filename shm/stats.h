@@ -80,7 +80,35 @@
 	X(lp_duplicate_tag) \
 	X(lp_duplicate_field) \
 	X(lp_no_fields) \
-	X(lp_scratch)
+	X(lp_scratch) \
+	X(sess_msgs) \
+	X(sess_bad) \
+	X(sess_opens) \
+	X(sess_batches) \
+	X(sess_points) \
+	X(sess_acks) \
+	X(sess_duplicates) \
+	X(sess_in_flight) \
+	X(sess_out_of_order) \
+	X(sess_too_far_ahead) \
+	X(sess_unknown) \
+	X(sess_busy) \
+	X(sess_reads) \
+	X(sess_truncated) \
+	X(sess_bad_magic) \
+	X(sess_bad_version) \
+	X(sess_oversize) \
+	X(sess_bad_length) \
+	X(sess_bad_crc) \
+	X(sess_wrong_cluster) \
+	X(sess_bad_type) \
+	X(sess_bad_flags) \
+	X(sess_bad_field) \
+	X(sess_too_many_points) \
+	X(sess_bad_count) \
+	X(sess_bad_key) \
+	X(sess_bad_utf8) \
+	X(sess_bad_point)
 
 enum sl_stat {
 #define SL_STATS_ENUM_(name) SL_STAT_##name,

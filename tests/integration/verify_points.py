@@ -20,6 +20,8 @@ def main():
     ap.add_argument("--series", type=int, required=True)
     ap.add_argument("--batch", type=int, required=True)
     ap.add_argument("--acked", help="ack log: only these batches must be present")
+    ap.add_argument("--key", default="itest,host=h{s:03d} value",
+                    help="series key of series s (a str.format pattern)")
     ap.add_argument("--exact", action="store_true",
                     help="also require that nothing outside the expected set is stored")
     a = ap.parse_args()
@@ -36,7 +38,7 @@ def main():
 
     missing = wrong = dup = extra = checked = 0
     for s in range(a.series):
-        key = f"itest,host=h{s:03d} value"
+        key = a.key.format(s=s)
         res = ctl(a.socket, "query", {"series": key, "limit": 10000000})
         pts = res["points"]
         seen = {}
