@@ -1,8 +1,9 @@
 /* sluice_bench.c - sluice-bench: load generator and measurement tool for perf labs.
- * This version drives the shm ingest path through libsluice: it keeps the client's ring
- * full with fixed-size batches (closed loop) and measures acknowledged points/s and the
- * ack latency of every batch (submit to acknowledgement) into a log-linear histogram,
- * reporting p50/p99/p999 (human text or --json). Bounded by --duration and --points. */
+ * Options and the shm transport live here: it drives the shm ingest path through libsluice,
+ * keeps the client's ring full with fixed-size batches (closed loop) and measures
+ * acknowledged points/s and the ack latency of every batch (submit to acknowledgement),
+ * reporting p50/p99/p999 (human text or --json). Bounded by --duration and --points. The
+ * network transports (memif, tap, and kernel udp/http for peers) are in bench_net.c. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -15,75 +16,71 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+
+#include "bench_net.h"
 #include "sluice.h"
-
-/* Log-linear histogram: 64 power-of-two ranges x 16 linear sub-buckets, ~6% precision. */
-#define SUB 16
-struct hist {
-	uint64_t b[64 * SUB];
-	uint64_t n, max;
-};
-
-static void hist_add(struct hist *h, uint64_t v)
-{
-	unsigned idx;
-	if (v < SUB) {
-		idx = (unsigned)v;
-	} else {
-		unsigned e = 63 - (unsigned)__builtin_clzll(v) - 4; /* v >> e in [16, 32) */
-		idx = (e + 1) * SUB + (unsigned)((v >> e) - SUB);
-	}
-	if (idx >= 64 * SUB)
-		idx = 64 * SUB - 1;
-	h->b[idx]++;
-	h->n++;
-	if (v > h->max)
-		h->max = v;
-}
-
-static uint64_t bucket_value(unsigned idx)
-{
-	if (idx < SUB)
-		return idx;
-	unsigned e = idx / SUB - 1, s = idx % SUB;
-	return ((uint64_t)(SUB + s) << e) + ((1ull << e) >> 1); /* bucket middle */
-}
-
-static uint64_t hist_pct(const struct hist *h, double p)
-{
-	if (h->n == 0)
-		return 0;
-	uint64_t want = (uint64_t)ceil(p / 100.0 * (double)h->n), acc = 0;
-	for (unsigned i = 0; i < 64 * SUB; i++) {
-		acc += h->b[i];
-		if (acc >= want)
-			return bucket_value(i) < h->max ? bucket_value(i) : h->max;
-	}
-	return h->max;
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static void usage(FILE *o)
 {
 	fprintf(o,
 		"usage: sluice-bench [options]\n"
-		"Drives a local sluiced through the shm ingest ring and reports acknowledged\n"
-		"points/s and ack latency (p50/p99/p999).\n\n"
-		"  -p, --path PATH      shm ingest segment (default /dev/shm/sluice-node1.ingest)\n"
+		"Loads a sluiced and reports points/s; acknowledged points/s and ack latency\n"
+		"(p50/p99/p999) where the transport acknowledges.\n\n"
+		"  --transport T        shm (default: libsluice ingest ring), memif, tap (DPDK, own\n"
+		"                       EAL, --no-pci), or udp / http (kernel sockets, for peer\n"
+		"                       comparisons such as InfluxDB; http: line protocol only)\n"
 		"  -d, --duration SEC   run time in seconds (default 10)\n"
-		"  -n, --points N       stop after N acknowledged points (default: no limit)\n"
-		"  -b, --batch N        points per batch (default 1000)\n"
+		"  -n, --points N       stop after N points (default: no limit)\n"
 		"  -s, --series N       distinct series (default 1000)\n"
-		"  -i, --inflight N     batches in flight at most (default: as the ring allows)\n"
 		"  -q, --quiet          no progress lines\n"
 		"  -j, --json           print the result as one JSON object\n"
-		"  -h, --help           this help\n");
+		"  -h, --help           this help\n"
+		"shm:\n"
+		"  -p, --path PATH      shm ingest segment (default /dev/shm/sluice-node1.ingest)\n"
+		"  -b, --batch N        points per batch (default 1000)\n"
+		"  -i, --inflight N     batches in flight at most (default: as the ring allows)\n"
+		"memif / tap / udp / http:\n"
+		"  --protocol P         line (default: InfluxDB line protocol, no acks) or session\n"
+		"                       (binary session protocol: memif, tap, udp)\n"
+		"  --socket PATH        memif control socket of the node (memif server)\n"
+		"  --iface NAME         tap interface to create (connect it to the node yourself)\n"
+		"  --dest HOST:PORT     udp/http destination (e.g. 127.0.0.1:8089, 127.0.0.1:8086)\n"
+		"  --db NAME            http: database of /write (default bench)\n"
+		"  --node-ip A.B.C.D    the node's address (default 198.18.0.1)\n"
+		"  --ip A.B.C.D         this bench's address (default 198.18.0.2)\n"
+		"  --line-port N        node's line protocol UDP port (default 8089)\n"
+		"  --session-port N     node's session protocol UDP port (default 7400)\n"
+		"  --cluster ID         session protocol cluster id (default 1)\n"
+		"  --ctl SOCKET         node ctl socket: read points applied, report loss\n"
+		"  --points-per-packet N  points per datagram / batch / HTTP request (default: as\n"
+		"                       many as fit --mtu; http: 5000)\n"
+		"  --mtu N              IP MTU of the frames (default 1500)\n"
+		"  --sessions N         sessions (session), source ports (line), connections\n"
+		"                       (http); default 1\n"
+		"  --window N           unacknowledged batches per session (default 32)\n"
+		"  --level L            ack level of session batches 0..2 (default 1: durable)\n"
+		"  --rate POINTS_PER_S  open loop: packets at fixed intervals, latency from the\n"
+		"                       scheduled send time (default: closed loop)\n"
+		"  --rto-ms MS          first retransmission timeout (default 200)\n"
+		"  --cpu N              CPU of the bench's lcore (default: first allowed)\n");
+}
+
+enum {
+	OPT_TRANSPORT = 256, OPT_PROTOCOL, OPT_SOCKET, OPT_IFACE, OPT_DEST, OPT_DB, OPT_NODE_IP,
+	OPT_IP, OPT_LINE_PORT, OPT_SESSION_PORT, OPT_CLUSTER, OPT_CTL, OPT_PPP, OPT_MTU,
+	OPT_SESSIONS, OPT_WINDOW, OPT_LEVEL, OPT_RATE, OPT_RTO, OPT_CPU,
+};
+
+static int parse_ip(const char *s, uint32_t *out)
+{
+	struct in_addr a;
+	if (inet_pton(AF_INET, s, &a) != 1) {
+		fprintf(stderr, "sluice-bench: bad IPv4 address '%s'\n", s);
+		return -EINVAL;
+	}
+	*out = ntohl(a.s_addr);
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -93,12 +90,40 @@ int main(int argc, char **argv)
 	uint64_t max_points = 0;
 	uint32_t batch = 1000, series = 1000, max_inflight = 0;
 	bool json = false, quiet = false;
+	struct sl_bench_net_opts no = {
+		.transport = SL_BENCH_SHM, .protocol = SL_BENCH_LINE, .db = "bench", .cpu = -1,
+		.line_port = 8089, .session_port = 7400, .cluster_id = 1, .mtu = 1500,
+		.sessions = 1, .window = 32, .level = 1, .rto_ns = 200000000ull,
+	};
+	parse_ip("198.18.0.1", &no.node_ip);
+	parse_ip("198.18.0.2", &no.ip);
 	static const struct option opts[] = {
 		{"path", required_argument, 0, 'p'},   {"duration", required_argument, 0, 'd'},
 		{"points", required_argument, 0, 'n'}, {"batch", required_argument, 0, 'b'},
 		{"series", required_argument, 0, 's'}, {"inflight", required_argument, 0, 'i'},
 		{"json", no_argument, 0, 'j'},         {"quiet", no_argument, 0, 'q'},
-		{"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
+		{"help", no_argument, 0, 'h'},
+		{"transport", required_argument, 0, OPT_TRANSPORT},
+		{"protocol", required_argument, 0, OPT_PROTOCOL},
+		{"socket", required_argument, 0, OPT_SOCKET},
+		{"iface", required_argument, 0, OPT_IFACE},
+		{"dest", required_argument, 0, OPT_DEST},
+		{"db", required_argument, 0, OPT_DB},
+		{"node-ip", required_argument, 0, OPT_NODE_IP},
+		{"ip", required_argument, 0, OPT_IP},
+		{"line-port", required_argument, 0, OPT_LINE_PORT},
+		{"session-port", required_argument, 0, OPT_SESSION_PORT},
+		{"cluster", required_argument, 0, OPT_CLUSTER},
+		{"ctl", required_argument, 0, OPT_CTL},
+		{"points-per-packet", required_argument, 0, OPT_PPP},
+		{"mtu", required_argument, 0, OPT_MTU},
+		{"sessions", required_argument, 0, OPT_SESSIONS},
+		{"window", required_argument, 0, OPT_WINDOW},
+		{"level", required_argument, 0, OPT_LEVEL},
+		{"rate", required_argument, 0, OPT_RATE},
+		{"rto-ms", required_argument, 0, OPT_RTO},
+		{"cpu", required_argument, 0, OPT_CPU},
+		{0, 0, 0, 0}};
 	int c;
 	while ((c = getopt_long(argc, argv, "p:d:n:b:s:i:jqh", opts, NULL)) != -1) {
 		switch (c) {
@@ -111,12 +136,79 @@ int main(int argc, char **argv)
 		case 'j': json = true; break;
 		case 'q': quiet = true; break;
 		case 'h': usage(stdout); return 0;
+		case OPT_TRANSPORT:
+			if (strcmp(optarg, "shm") == 0) no.transport = SL_BENCH_SHM;
+			else if (strcmp(optarg, "memif") == 0) no.transport = SL_BENCH_MEMIF;
+			else if (strcmp(optarg, "tap") == 0) no.transport = SL_BENCH_TAP;
+			else if (strcmp(optarg, "udp") == 0) no.transport = SL_BENCH_UDP;
+			else if (strcmp(optarg, "http") == 0) no.transport = SL_BENCH_HTTP;
+			else {
+				fprintf(stderr, "sluice-bench: --transport shm|memif|tap|udp|http\n");
+				return 2;
+			}
+			break;
+		case OPT_PROTOCOL:
+			if (strcmp(optarg, "line") == 0) no.protocol = SL_BENCH_LINE;
+			else if (strcmp(optarg, "session") == 0) no.protocol = SL_BENCH_SESSION;
+			else {
+				fprintf(stderr, "sluice-bench: --protocol line|session\n");
+				return 2;
+			}
+			break;
+		case OPT_SOCKET: no.socket_path = optarg; break;
+		case OPT_IFACE: no.iface = optarg; break;
+		case OPT_DEST: no.dest = optarg; break;
+		case OPT_DB: no.db = optarg; break;
+		case OPT_NODE_IP:
+			if (parse_ip(optarg, &no.node_ip) != 0)
+				return 2;
+			break;
+		case OPT_IP:
+			if (parse_ip(optarg, &no.ip) != 0)
+				return 2;
+			break;
+		case OPT_LINE_PORT: no.line_port = (uint16_t)strtoul(optarg, NULL, 10); break;
+		case OPT_SESSION_PORT: no.session_port = (uint16_t)strtoul(optarg, NULL, 10); break;
+		case OPT_CLUSTER: no.cluster_id = (uint32_t)strtoul(optarg, NULL, 10); break;
+		case OPT_CTL: no.ctl_path = optarg; break;
+		case OPT_PPP: no.points_per_packet = (uint32_t)strtoul(optarg, NULL, 10); break;
+		case OPT_MTU: no.mtu = (uint32_t)strtoul(optarg, NULL, 10); break;
+		case OPT_SESSIONS: no.sessions = (uint32_t)strtoul(optarg, NULL, 10); break;
+		case OPT_WINDOW: no.window = (uint32_t)strtoul(optarg, NULL, 10); break;
+		case OPT_LEVEL: no.level = (uint8_t)strtoul(optarg, NULL, 10); break;
+		case OPT_RATE: no.rate_pps = strtoull(optarg, NULL, 10); break;
+		case OPT_RTO: no.rto_ns = strtoull(optarg, NULL, 10) * 1000000ull; break;
+		case OPT_CPU: no.cpu = (int)strtol(optarg, NULL, 10); break;
 		default: usage(stderr); return 2;
 		}
 	}
 	if (batch == 0 || series == 0 || duration_s <= 0 || duration_s > 86400) {
 		fprintf(stderr, "sluice-bench: --batch and --series must be > 0, --duration in (0, 86400]\n");
 		return 2;
+	}
+	if (no.transport != SL_BENCH_SHM) {
+		no.series = series;
+		no.duration_s = duration_s;
+		no.max_points = max_points;
+		no.json = json;
+		no.quiet = quiet;
+		const char *need = NULL;
+		if (no.transport == SL_BENCH_MEMIF && no.socket_path == NULL)
+			need = "--transport memif needs --socket PATH";
+		else if (no.transport == SL_BENCH_TAP && no.iface == NULL)
+			need = "--transport tap needs --iface NAME";
+		else if ((no.transport == SL_BENCH_UDP || no.transport == SL_BENCH_HTTP) &&
+			 no.dest == NULL)
+			need = "--transport udp|http needs --dest HOST:PORT";
+		else if (no.transport == SL_BENCH_HTTP && no.protocol != SL_BENCH_LINE)
+			need = "--transport http speaks the line protocol only";
+		else if (no.level > 2 || no.rto_ns == 0)
+			need = "--level in 0..2, --rto-ms > 0";
+		if (need) {
+			fprintf(stderr, "sluice-bench: %s\n", need);
+			return 2;
+		}
+		return sl_bench_net_run(&no);
 	}
 	struct sluice_client *cl;
 	int rc = sluice_connect(path, &cl);
@@ -141,21 +233,21 @@ int main(int argc, char **argv)
 	while (tq_size < max_inflight * 2)
 		tq_size <<= 1;
 	uint64_t *t_submit = calloc(tq_size, sizeof(uint64_t));
-	struct hist *h = calloc(1, sizeof(*h));
+	struct sl_bench_hist *h = calloc(1, sizeof(*h));
 	if (!keys || !klen || !pts || !t_submit || !h) {
 		fprintf(stderr, "sluice-bench: out of memory\n");
 		return 1;
 	}
 	for (uint32_t s = 0; s < series; s++)
-		klen[s] = (uint16_t)snprintf(keys[s], 40, "bench,host=h%06u value", s);
+		klen[s] = (uint16_t)sl_bench_key(keys[s], 40, s);
 
-	uint64_t t0 = now_ns(), t_end = t0 + (uint64_t)(duration_s * 1e9), t_progress = t0 + 1000000000ull;
+	uint64_t t0 = sl_bench_now_ns(), t_end = t0 + (uint64_t)(duration_s * 1e9), t_progress = t0 + 1000000000ull;
 	uint64_t sent_pts = 0, acked_pts = 0, failed = 0, inflight = 0, seq = 0, ts = 1;
 	uint64_t last_acked = 0;
 	uint32_t next_series = 0;
 	int exit_rc = 0;
 	for (;;) {
-		uint64_t now = now_ns();
+		uint64_t now = sl_bench_now_ns();
 		bool stop_sending = now >= t_end || (max_points && sent_pts >= max_points);
 		if (stop_sending && inflight == 0)
 			break;
@@ -183,7 +275,7 @@ int main(int argc, char **argv)
 				fprintf(stderr, "sluice-bench: write: %s\n", strerror(-rc));
 				return 1;
 			}
-			t_submit[seq & (tq_size - 1)] = now_ns();
+			t_submit[seq & (tq_size - 1)] = sl_bench_now_ns();
 			inflight++;
 			sent_pts += batch;
 		}
@@ -193,9 +285,9 @@ int main(int argc, char **argv)
 			fprintf(stderr, "sluice-bench: node connection lost: %s\n", strerror(-got));
 			return 1;
 		}
-		uint64_t t_ack = now_ns();
+		uint64_t t_ack = sl_bench_now_ns();
 		for (int k = 0; k < got; k++) {
-			hist_add(h, t_ack - t_submit[acks[k].batch_seq & (tq_size - 1)]);
+			sl_bench_hist_add(h, t_ack - t_submit[acks[k].batch_seq & (tq_size - 1)]);
 			inflight--;
 			if (acks[k].status == 0)
 				acked_pts += acks[k].count;
@@ -209,15 +301,15 @@ int main(int argc, char **argv)
 			t_progress += 1000000000ull;
 		}
 	}
-	double secs = (double)(now_ns() - t0) / 1e9;
+	double secs = (double)(sl_bench_now_ns() - t0) / 1e9;
 	double rate = (double)acked_pts / secs;
 	if (json) {
 		printf("{\"transport\":\"shm\",\"batch_points\":%u,\"series\":%u,\"inflight_batches\":%u,"
 		       "\"seconds\":%.3f,\"points_acked\":%" PRIu64 ",\"batches_failed\":%" PRIu64
 		       ",\"points_per_s\":%.0f,\"ack_latency_ns\":{\"p50\":%" PRIu64 ",\"p99\":%" PRIu64
 		       ",\"p999\":%" PRIu64 ",\"max\":%" PRIu64 "}}\n",
-		       batch, series, max_inflight, secs, acked_pts, failed, rate, hist_pct(h, 50),
-		       hist_pct(h, 99), hist_pct(h, 99.9), h->max);
+		       batch, series, max_inflight, secs, acked_pts, failed, rate, sl_bench_hist_pct(h, 50),
+		       sl_bench_hist_pct(h, 99), sl_bench_hist_pct(h, 99.9), h->max);
 	} else {
 		printf("sluice-bench: shm ingest, %u points/batch, %u series, %u batches in flight\n",
 		       batch, series, max_inflight);
@@ -225,9 +317,14 @@ int main(int argc, char **argv)
 		       rate);
 		printf("  failed        %" PRIu64 " batches\n", failed);
 		printf("  ack latency   p50 %.1f us  p99 %.1f us  p999 %.1f us  max %.1f us\n",
-		       hist_pct(h, 50) / 1e3, hist_pct(h, 99) / 1e3, hist_pct(h, 99.9) / 1e3,
+		       sl_bench_hist_pct(h, 50) / 1e3, sl_bench_hist_pct(h, 99) / 1e3, sl_bench_hist_pct(h, 99.9) / 1e3,
 		       h->max / 1e3);
 	}
 	sluice_close(cl);
+	free(keys);
+	free(klen);
+	free(pts);
+	free(t_submit);
+	free(h);
 	return failed ? 1 : exit_rc;
 }
