@@ -1292,6 +1292,7 @@ static void sess_send_ack(struct worker *w, const struct reply_addr *ra,
 	m.u.ack = *ack;
 	sess_send(w, ra, &m);
 	sl_stats_add(w->st, SL_STAT_sess_acks, 1);
+	sl_stats_add(w->st, SL_STAT_acks_sent, 1);
 }
 
 /* The points of an accepted batch are all applied (or failed): log the session record;

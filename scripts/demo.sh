@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# demo.sh - the main job on any machine: build, start sluiced (no NIC, --no-huge when the
-# host has no hugepages), load it for about ten seconds through the shm ingest ring with
-# sluice-bench, show status, regions, stats and a query, then stop it cleanly. Everything
-# it creates lives in a temp dir and /dev/shm/sluice-demo$$.*, removed on exit.
+# demo.sh - the main job on any machine: build, start sluiced on a virtual device (a memif
+# port: no NIC is touched, --no-huge when the host has no hugepages), load it for about ten
+# seconds with sluice-bench over the binary session protocol (acknowledged, WAL group
+# commit) while `sluicectl top` shows live per-core rates, then a few seconds through the
+# shm ingest ring, show status, regions and a query, and stop sluiced cleanly. Everything
+# it creates (temp dir, memif socket, /dev/shm/sluice-demo$$.*) is removed on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
@@ -19,26 +21,31 @@ cleanup() {
 	rm -rf "$DIR" "/dev/shm/sluice-$NAME.ingest" "/dev/shm/sluice-$NAME.stats"
 }
 trap cleanup EXIT
-echo "== starting sluiced (data in $DIR/data)"
-"$B/ctl/sluiced" --data-dir "$DIR/data" --name "$NAME" > >(sed 's/^/   [sluiced] /') 2>&1 &
+echo "== starting sluiced: one memif port (virtual), data in $DIR/data"
+"$B/ctl/sluiced" --vdev "net_memif0,role=server,socket=$DIR/memif.sock" -- \
+	--data-dir "$DIR/data" --name "$NAME" --set net.ipv4=198.18.0.1 \
+	> >(sed 's/^/   [sluiced] /') 2>&1 &
 NODE_PID=$!
-for _ in $(seq 1 100); do [ -S "$SOCK" ] && break; sleep 0.1; done
+for _ in $(seq 1 200); do [ -S "$SOCK" ] && break; sleep 0.05; done
 [ -S "$SOCK" ] || { echo "sluiced did not start"; exit 1; }
-echo "== sluice-bench: 10 s through the shm ingest ring (live rates from sluicectl top meanwhile)"
-"$B/perf/sluice-bench" --path "/dev/shm/sluice-$NAME.ingest" --duration 10 --batch 1000 \
-	--series 1000 --quiet >"$DIR/bench.out" 2>&1 &
+echo "== sluice-bench: 10 s, session protocol over memif (live rates from sluicectl top meanwhile)"
+"$B/perf/sluice-bench" --transport memif --protocol session --socket "$DIR/memif.sock" \
+	--ctl "$SOCK" --sessions 4 --window 32 --duration 10 --quiet >"$DIR/bench.out" 2>&1 &
 BENCH_PID=$!
-sleep 3
+sleep 4
 "$B/ctl/sluicectl" --socket "$SOCK" top --count 3 --interval 1
 wait "$BENCH_PID"
-cat "$DIR/bench.out"
+grep -v "^rte_pmd_memif\|^TELEMETRY" "$DIR/bench.out"
+echo "== sluice-bench: 3 s through the shm ingest ring (a producer on the same host)"
+"$B/perf/sluice-bench" --path "/dev/shm/sluice-$NAME.ingest" --duration 3 --batch 1000 \
+	--series 1000 --quiet
 echo "== sluicectl status"
 "$B/ctl/sluicectl" --socket "$SOCK" status
 echo "== sluicectl regions"
 "$B/ctl/sluicectl" --socket "$SOCK" regions
-echo "== sluicectl query 'bench,host=h000007 value' (first 5 points)"
-"$B/ctl/sluicectl" --socket "$SOCK" query 'bench,host=h000007 value' --from 0 --to 100000 --limit 5
-echo "== stopping sluiced"
+echo "== sluicectl query 'bench,host=h000007 value' --limit 5"
+"$B/ctl/sluicectl" --socket "$SOCK" query 'bench,host=h000007 value' --limit 5
+echo "== stopping sluiced (SIGTERM: drain, WAL sync, exit)"
 kill -TERM "$NODE_PID"
 wait "$NODE_PID" 2>/dev/null || true
 NODE_PID=
