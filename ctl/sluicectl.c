@@ -14,7 +14,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <poll.h>
+#include <sys/socket.h>
+
+#include "batch.h"
 #include "ctl.h"
+#include "session.h"
 #include "stats.h"
 
 #define DEFAULT_SOCKET "./sluice-data/sluiced.sock"
@@ -534,15 +540,118 @@ static void render_query(struct json_object *result)
 	table_free(&t);
 }
 
+/* query over the binary session protocol (READ, docs/protocol.md) on UDP to the node's
+ * address on its ports, instead of the ctl socket: what a remote client does. */
+static int query_session(const struct opts *o, const char *addr, uint32_t cluster,
+			 const char *series, long long from, long long to, uint64_t limit,
+			 struct json_object **out)
+{
+	char host[64];
+	int port = SL_SESS_PORT;
+	snprintf(host, sizeof(host), "%s", addr);
+	char *colon = strchr(host, ':');
+	if (colon != NULL) {
+		*colon = '\0';
+		port = atoi(colon + 1);
+	}
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	size_t klen = strlen(series);
+	if (inet_pton(AF_INET, host, &sa.sin_addr) != 1 || port <= 0 || port > 65535)
+		return usage_error("query: --addr wants IPV4[:PORT]");
+	if (klen == 0 || klen > SL_KEY_MAX)
+		return usage_error("query: series key must be 1..%d bytes", SL_KEY_MAX);
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+		fprintf(stderr, "sluicectl: %s: %s\n", addr, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return 2;
+	}
+	struct sl_sess_msg q = {.type = SL_SESS_READ, .cluster_id = cluster}, r;
+	q.u.read = (struct sl_sess_read){.request_id = (uint64_t)time(NULL) << 20,
+					  .from_ts = from,
+					  .to_ts = to,
+					  .max_points = SL_SESS_RESULT_POINTS_MAX,
+					  .level = SL_SESS_READ_LOCAL,
+					  .key_len = (uint16_t)klen,
+					  .key = series};
+	struct json_object *res = json_object_new_object(), *pts = json_object_new_array();
+	uint8_t buf[SL_SESS_MSG_MAX], in[SL_SESS_MSG_MAX];
+	uint8_t type = 0;
+	uint64_t n = 0;
+	int rc = 0;
+	bool more = true;
+	while (more && n < limit && rc == 0) {
+		int len = sl_sess_encode(buf, sizeof(buf), &q), got = 0;
+		/* UDP: retry a lost request, bounded by --timeout */
+		for (int tries = 0; tries < 5 && !got && len > 0; tries++) {
+			(void)!send(fd, buf, (size_t)len, 0);
+			struct pollfd p = {.fd = fd, .events = POLLIN};
+			while (!got && poll(&p, 1, o->timeout_ms / 5 + 1) > 0) {
+				ssize_t k = recv(fd, in, sizeof(in), 0);
+				got = k > 0 && sl_sess_decode(in, (size_t)k, cluster, &r) == SL_SESS_OK &&
+				      r.type == SL_SESS_READ_RESULT &&
+				      r.u.result.request_id == q.u.read.request_id;
+			}
+		}
+		if (!got) {
+			fprintf(stderr, "sluicectl: no answer from %s (session protocol, cluster %u)\n",
+				addr, cluster);
+			rc = 2;
+			break;
+		}
+		if (r.u.result.status != SL_SESS_ST_OK) {
+			fprintf(stderr, "sluicectl: query: %s\n", sl_sess_status_name(r.u.result.status));
+			rc = 1;
+			break;
+		}
+		type = r.u.result.type ? r.u.result.type : type;
+		for (uint32_t i = 0; i < r.u.result.count && n < limit; i++, n++) {
+			int64_t ts;
+			uint64_t v;
+			sl_sess_result_pair(&r.u.result, i, &ts, &v);
+			struct json_object *pair = json_object_new_array();
+			json_object_array_add(pair, json_object_new_int64(ts));
+			double d;
+			memcpy(&d, &v, 8);
+			json_object_array_add(pair, type == SL_VAL_F64	 ? json_object_new_double(d)
+						    : type == SL_VAL_I64 ? json_object_new_int64((int64_t)v)
+						    : type == SL_VAL_BOOL ? json_object_new_boolean(v != 0)
+									  : json_object_new_uint64(v));
+			json_object_array_add(pts, pair);
+		}
+		more = r.u.result.more;
+		q.u.read.cont = true;
+		q.u.read.cont_ts = r.u.result.cont_ts;
+		q.u.read.request_id++;
+	}
+	close(fd);
+	static const char *const names[] = {"", "f64", "i64", "u64", "bool", "str"};
+	json_object_object_add(res, "series", json_object_new_string(series));
+	json_object_object_add(res, "type", json_object_new_string(type < 6 ? names[type] : "?"));
+	json_object_object_add(res, "via", json_object_new_string("session"));
+	json_object_object_add(res, "points", pts);
+	if (rc != 0) {
+		json_object_put(res);
+		return rc;
+	}
+	*out = res;
+	return 0;
+}
+
 static int cmd_query(const struct opts *o, int argc, char **argv)
 {
 	static const struct option longopts[] = {
 	    {"from", required_argument, NULL, 'f'},
 	    {"to", required_argument, NULL, 't'},
 	    {"limit", required_argument, NULL, 'l'},
+	    {"addr", required_argument, NULL, 'a'},
+	    {"cluster", required_argument, NULL, 'c'},
 	    {NULL, 0, NULL, 0},
 	};
 	long long from = LLONG_MIN, to = LLONG_MAX, limit = -1; /* default: the whole series */
+	long long cluster = 1;
+	const char *addr = NULL;
 	int c;
 	optind = 0; /* GNU: fully re-initialise for this sub-argv */
 	while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
@@ -559,12 +668,32 @@ static int cmd_query(const struct opts *o, int argc, char **argv)
 			if (!parse_i64(optarg, 1, LLONG_MAX, &limit))
 				return usage_error("query: --limit wants a positive integer");
 			break;
+		case 'a':
+			addr = optarg;
+			break;
+		case 'c':
+			if (!parse_i64(optarg, 1, UINT32_MAX - 1, &cluster))
+				return usage_error("query: --cluster wants a cluster id");
+			break;
 		default:
 			return option_error("query", c, argv);
 		}
 	}
 	if (argc - optind != 1)
 		return usage_error("query: expected exactly one SERIES");
+	if (addr != NULL) {
+		struct json_object *result = NULL;
+		int rc = query_session(o, addr, (uint32_t)cluster, argv[optind], from, to,
+				       limit > 0 ? (uint64_t)limit : UINT64_MAX, &result);
+		if (rc != 0)
+			return rc;
+		if (o->json)
+			print_json_line(result);
+		else
+			render_query(result);
+		json_object_put(result);
+		return 0;
+	}
 	struct json_object *args = json_object_new_object();
 	if (args == NULL)
 		die_oom();
@@ -842,8 +971,9 @@ static const struct command commands[] = {
      "live per-core rates from the shared-memory stats segment, every S seconds\n"
      "      (default 1) until Ctrl-C or N times; the segment path comes from `status`\n"
      "      unless --stats is given"},
-    {"query", cmd_query, "query SERIES [--from T] [--to T] [--limit N]",
-     "points of one series in [from, to] (integer timestamps)"},
+    {"query", cmd_query, "query SERIES [--from T] [--to T] [--limit N] [--addr IP[:PORT] [--cluster ID]]",
+     "points of one series in [from, to] (integer timestamps); with --addr over the session "
+     "protocol (UDP READ to the node's port address) instead of the ctl socket"},
     {"ping", cmd_ping, "ping", "check that the daemon answers"},
     {"call", cmd_call, "call CMD [JSON_ARGS]",
      "send any command with a JSON object of arguments and print its result"},

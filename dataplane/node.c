@@ -67,6 +67,7 @@
 #define RAFT_PROP_BYTES (240u << 10) /* raft copies proposals into messages of bounded size */
 #define NO_ACK UINT32_MAX /* points that nobody waits for (line protocol) */
 #define RX_BURST 32
+#define NET_UDP_PAYLOAD_MAX 1472 /* UDP payload of a 1500-byte IPv4 frame */
 #define ENTRY_HDR 25 /* kind u8, region u32, term u64, index u64, type u32 */
 
 enum { XMSG_POINTS = 1, XMSG_ACK = 2, XMSG_READ = 3, XMSG_READ_RESULT = 4 };
@@ -1434,7 +1435,11 @@ static void read_serve(struct worker *w, struct xmsg *x)
 	uint64_t sid = sl_series_id(q->key, q->key_len);
 	struct region *r = &w->node->regions[sl_node_region_of(sid, w->node->cfg.regions)];
 	struct sl_sample samples[SL_SESS_RESULT_POINTS_MAX];
-	size_t max = q->max && q->max < SL_SESS_RESULT_POINTS_MAX ? q->max : SL_SESS_RESULT_POINTS_MAX;
+	/* one result per datagram, and a datagram fits one 1500-byte frame (no IP fragments
+	 * here either): the client continues from cont_ts */
+	const size_t fit = (NET_UDP_PAYLOAD_MAX - SL_SESS_HDR_BYTES - SL_SESS_RESULT_FIXED_BYTES) /
+			   SL_SESS_PAIR_BYTES;
+	size_t max = q->max && q->max < fit ? q->max : fit;
 	size_t n = 0;
 	uint8_t type = 0, st = SL_SESS_ST_OK;
 	int rc = q->from > q->to ? -ENOENT

@@ -52,6 +52,11 @@ PROD_PID=
 cat "$SL_DIR/client.log"
 python3 "$VERIFY" --socket "$SL_SOCK" --points "$POINTS" --series "$SERIES" --batch "$BATCH" \
 	--key 'sess,host=h{s:03d} v' --exact
+# reads over the same protocol: sluicectl query --addr (UDP READ with continuation)
+n=$(ip netns exec "$NS" "$CTL" --json query 'sess,host=h007 v' --addr "${NET}1" |
+	python3 -c 'import json,sys; r=json.load(sys.stdin); print(len(r["points"]))')
+[ "$n" -eq $((POINTS / SERIES)) ] || { echo "FAIL: session READ gave $n points, $((POINTS / SERIES)) expected"; exit 1; }
+echo "session READ via sluicectl query --addr: $n points of sess,host=h007 v"
 "$CTL" --socket "$SL_SOCK" stats | grep -E "^(counter|sess_batches|sess_duplicates|sess_in_flight|sess_unknown|sess_acks) "
 sl_stop_node
 echo "sess_restart: PASS"
