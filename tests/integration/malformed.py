@@ -109,6 +109,10 @@ def main():
         ok_line = f"mal,case=v{i % 7} x={i}.0 {T0 + i}\n".encode()
         bad = b"mal,case=u\xff\xfe x=1.0 5\n" if text is None else text.encode()
         good.sendto(bad + ok_line + bad, (node_ip, 8089))
+    # session protocol port: garbage, a truncated header, a bad CRC
+    for bad in (b"\x00" * 40, b"SLSP\x01", b"SLSP" + bytes(60)):
+        send_valid()
+        good.sendto(bad, (node_ip, 7400))
     # wait (bounded) for every valid point
     deadline = time.time() + 15
     while True:
@@ -121,7 +125,7 @@ def main():
         time.sleep(0.2)
     after = ctl(sock_path, "stats")["totals"]
     failed = []
-    for name in list(cases) + list(bad_lines):
+    for name in list(cases) + list(bad_lines) + ["sess_bad_magic", "sess_truncated"]:
         d = after[name] - before.get(name, 0)
         print(f"  {name:24s} +{d}")
         if d <= 0:
