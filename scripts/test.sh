@@ -23,7 +23,11 @@ fi
 echo "== unit suite under ASan+UBSan"
 scripts/build.sh build-asan -Db_sanitize=address,undefined -Db_lundef=false
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-	meson test -C build-asan --suite unit --print-errorlogs --num-processes 1
+	meson test -C build-asan --suite unit --suite fuzz --print-errorlogs --num-processes 1
+echo "== integration suite against the ASan+UBSan build of sluiced (a sanitizer report aborts the node)"
+# leak checks off here: DPDK keeps process-lifetime allocations that LeakSanitizer reports
+ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	meson test -C build-asan --suite integration --print-errorlogs --num-processes 1
 echo "== libFuzzer: every parser target for a short run (tests/fuzz/run.sh)"
 FUZZ_OUT=build-fuzz bash tests/fuzz/run.sh "${FUZZ_SECONDS:-10}"
 echo "== mutation check: the simulator must catch each deliberate Raft bug within the CI seeds"
