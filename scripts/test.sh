@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test.sh - every test on a fresh Debian 12 machine: installs what is missing, builds,
-# runs the unit, simulator and integration suites, then the unit suite again under
-# ASan+UBSan. Exit status is non-zero if anything failed.
+# runs the unit, simulator, fuzz-corpus and integration suites; then unit, fuzz-corpus and
+# integration again against an ASan+UBSan build; short libFuzzer runs of every parser;
+# the simulator's mutation check. Exit status is non-zero if anything failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
