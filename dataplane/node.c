@@ -571,6 +571,25 @@ static void apply_entry(struct region *r, const uint8_t *data, uint32_t len,
 	SL_ASSERT(rc == 0);
 }
 
+/* sl_wal_append, waiting while both WAL buffers are busy (bounded by one write+fsync). */
+static int wal_append_wait(struct worker *w, uint16_t type, const uint8_t *buf, uint32_t len,
+			   uint64_t *lsn)
+{
+	for (;;) {
+		int rc = sl_wal_append(w->wal, type, buf, len, lsn);
+		if (rc != -ENOBUFS)
+			return rc;
+		/* both buffers full: push the filled one out and wait for room */
+		int frc = sl_wal_flush(w->wal);
+		if (frc != 0 && frc != -EBUSY && frc != -EAGAIN)
+			return frc;
+		int prc = sl_wal_poll(w->wal);
+		if (prc < 0)
+			return prc;
+		rte_delay_us_sleep(10);
+	}
+}
+
 static int wal_append_entry(struct worker *w, struct region *r, const struct sl_cons_entry *e)
 {
 	/* the WAL copies header and payload; build the header in front of the data */
@@ -584,21 +603,9 @@ static int wal_append_entry(struct worker *w, struct region *r, const struct sl_
 	sl_put_u32(tmp + 21, e->type);
 	memcpy(tmp + ENTRY_HDR, e->data, e->len);
 	uint64_t lsn = 0;
-	for (;;) {
-		int rc = sl_wal_append(w->wal, WAL_REC_ENTRY, tmp, ENTRY_HDR + e->len, &lsn);
-		if (rc == 0)
-			break;
-		if (rc != -ENOBUFS)
-			return rc;
-		/* both buffers full: push the filled one out and wait for room */
-		int frc = sl_wal_flush(w->wal);
-		if (frc != 0 && frc != -EBUSY && frc != -EAGAIN)
-			return frc;
-		int prc = sl_wal_poll(w->wal);
-		if (prc < 0)
-			return prc;
-		rte_delay_us_sleep(10);
-	}
+	int rc = wal_append_wait(w, WAL_REC_ENTRY, tmp, ENTRY_HDR + e->len, &lsn);
+	if (rc != 0)
+		return rc;
 	SL_ASSERT(w->lsn_len < LSNQ_SIZE);
 	w->lsnq[(w->lsn_head + w->lsn_len++) % LSNQ_SIZE] =
 		(struct lsn_rec){lsn, r->id, e->term, e->index};
@@ -620,14 +627,7 @@ static int wal_append_hardstate(struct worker *w, struct region *r,
 	sl_put_u32(b + 13, hs->vote);
 	sl_put_u64(b + 17, hs->commit);
 	uint64_t lsn;
-	int rc;
-	while ((rc = sl_wal_append(w->wal, WAL_REC_HARDSTATE, b, sizeof(b), &lsn)) == -ENOBUFS) {
-		sl_wal_flush(w->wal);
-		int prc = sl_wal_poll(w->wal);
-		if (prc < 0)
-			return prc;
-		rte_delay_us_sleep(10);
-	}
+	int rc = wal_append_wait(w, WAL_REC_HARDSTATE, b, sizeof(b), &lsn);
 	if (rc == 0)
 		r->hs = *hs;
 	return rc;
@@ -1317,13 +1317,7 @@ static void sess_finish(struct worker *w, struct pend *p)
 	sl_put_u32(b + 17, p->stored);
 	sl_put_u32(b + 21, p->count);
 	uint64_t lsn = 0;
-	int rc;
-	while ((rc = sl_wal_append(w->wal, WAL_REC_SESSION, b, sizeof(b), &lsn)) == -ENOBUFS) {
-		sl_wal_flush(w->wal);
-		if (sl_wal_poll(w->wal) < 0)
-			break;
-		rte_delay_us_sleep(10);
-	}
+	int rc = wal_append_wait(w, WAL_REC_SESSION, b, sizeof(b), &lsn);
 	if (rc != 0) {
 		wal_fail(w, rc);
 		sl_sess_on_abort(&w->sess, p->session_id, p->batch_seq);
