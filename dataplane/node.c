@@ -2245,6 +2245,10 @@ int sl_node_create(const struct sl_config *cfg, const struct sl_node_env *env,
 	for (unsigned i = 0; i < n->n_workers; i++)
 		if ((rc = worker_init(n, &n->w[i], err, err_len)) != 0)
 			goto fail;
+	/* said once: where the workers' store memory comes from */
+	fprintf(stderr, "sluiced: worker memory arenas: %s%s\n", sl_arena_mode_name(n->arena_mode),
+		n->arena_mode == SL_ARENA_HUGETLB ? ""
+						  : " (no free 2 MiB hugepages: falling back, not failing)");
 	rc = sl_lp_precision_parse(cfg->precision, &n->precision);
 	if (rc != 0) {
 		snprintf(err, err_len, "[net] precision '%s' not understood", cfg->precision);
