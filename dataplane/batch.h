@@ -92,6 +92,7 @@ struct sl_batch {
 	size_t len; /* header + points so far (no trailer) */
 	uint32_t count;
 	bool finished;
+	bool trusted; /* sl_batch_trust: series ids already checked by the caller */
 };
 
 /* -EINVAL on NULL buf, -ENOSPC when cap cannot hold even an empty batch. */
@@ -99,6 +100,9 @@ int sl_batch_init(struct sl_batch *b, uint8_t *buf, size_t cap, uint32_t region_
 /* 0; -ENOSPC when the point (plus trailer) does not fit, batch unchanged; -EINVAL for a
  * malformed point (see sl_batch_point_check) or after finish. */
 int sl_batch_add(struct sl_batch *b, const struct sl_point *p);
+/* The caller computed every point's series id from its key itself: sl_batch_add skips
+ * re-hashing (every other check stays). */
+void sl_batch_trust(struct sl_batch *b);
 /* Writes count and the trailer; *len = total payload bytes. Calling it again is harmless. */
 int sl_batch_finish(struct sl_batch *b, size_t *len);
 /* Undo finish: more points may be added, and finish writes the trailer again (a proposal
@@ -115,12 +119,17 @@ struct sl_batch_iter {
 	uint32_t count;
 	uint32_t seen;
 	uint8_t version;
+	bool trusted; /* sl_batch_iter_init_trusted */
 	int err;
 };
 
 /* 0, or -EBADMSG on a short buffer, unknown version (1 and 2 are known) or flags, bad CRC
  * or impossible count. */
 int sl_batch_iter_init(struct sl_batch_iter *it, const uint8_t *buf, size_t len);
+/* For payloads this process encoded itself or read back through a checksummed log: skips
+ * the CRC and the per-point series-id hash (every bound is still checked). The hot apply
+ * path of the node; never for bytes from the network. */
+int sl_batch_iter_init_trusted(struct sl_batch_iter *it, const uint8_t *buf, size_t len);
 uint32_t sl_batch_iter_region(const struct sl_batch_iter *it);
 uint32_t sl_batch_iter_count(const struct sl_batch_iter *it);
 /* 1 with *out filled (out->key and, for strings, out->str point into the payload), 0 at

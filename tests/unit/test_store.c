@@ -1641,9 +1641,41 @@ static void test_store_arena(void **state)
 	assert_int_equal(mallctl(name, NULL, NULL, NULL, 0), 0);
 }
 
+/* Trusted paths skip the CRC and the series-id hash, nothing else. */
+static void test_batch_trusted(void **state)
+{
+	(void)state;
+	uint8_t buf[4096];
+	struct sl_batch b;
+	const char *key = "cpu,host=a usage";
+	struct sl_point p = {.ts = 5, .type = SL_VAL_F64, .value = 7, .key_len = 16, .key = key};
+	p.series_id = sl_series_id(key, 16) ^ 1; /* wrong id */
+	assert_int_equal(sl_batch_init(&b, buf, sizeof(buf), 3), 0);
+	assert_int_equal(sl_batch_add(&b, &p), -EINVAL);
+	sl_batch_trust(&b);
+	assert_int_equal(sl_batch_add(&b, &p), 0); /* the caller vouches for ids */
+	p.type = 9;
+	assert_int_equal(sl_batch_add(&b, &p), -EINVAL); /* shape is still checked */
+	size_t len;
+	assert_int_equal(sl_batch_finish(&b, &len), 0);
+	struct sl_batch_iter it;
+	struct sl_point out;
+	assert_int_equal(sl_batch_iter_init(&it, buf, len), 0);
+	assert_int_equal(sl_batch_next(&it, &out), -EBADMSG); /* full check: wrong id */
+	buf[len - 1] ^= 0xff; /* and a broken CRC */
+	assert_int_equal(sl_batch_iter_init(&it, buf, len), -EBADMSG);
+	assert_int_equal(sl_batch_iter_init_trusted(&it, buf, len), 0);
+	assert_int_equal(sl_batch_next(&it, &out), 1);
+	assert_int_equal(out.ts, 5);
+	assert_int_equal(out.value, 7);
+	assert_int_equal(sl_batch_next(&it, &out), 0);
+	assert_int_equal(sl_batch_iter_init_trusted(&it, buf, 3), -EBADMSG); /* bounds stay */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_batch_trusted),
 	    cmocka_unit_test(test_batch_roundtrip),
 	    cmocka_unit_test(test_batch_enospc),
 	    cmocka_unit_test(test_batch_add_rejects_bad_points),
