@@ -7,7 +7,22 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
 scripts/build.sh build
+PASSED=0 SKIPPED=0
+# tally DIR: add the results of the meson test run just made in DIR (a failure already
+# stopped the script: set -e)
+tally() {
+	local counts
+	counts=$(python3 -c 'import json,sys
+ok = skip = 0
+for line in open(sys.argv[1]):
+    r = json.loads(line).get("result")
+    ok += r in ("OK", "EXPECTEDFAIL")
+    skip += r == "SKIP"
+print(ok, skip)' "$1/meson-logs/testlog.json")
+	PASSED=$((PASSED + ${counts% *})) SKIPPED=$((SKIPPED + ${counts#* }))
+}
 meson test -C build --print-errorlogs --num-processes 1
+tally build
 # The arena test takes the hugepage path only where 2 MiB pages are free. As root on a
 # host with none reserved, reserve 16 for one more run of it, and give them back.
 if [ "$(id -u)" -eq 0 ] && [ "$(cat /proc/sys/vm/nr_hugepages 2>/dev/null || echo x)" = 0 ]; then
@@ -15,6 +30,7 @@ if [ "$(id -u)" -eq 0 ] && [ "$(cat /proc/sys/vm/nr_hugepages 2>/dev/null || ech
 	trap 'echo 0 > /proc/sys/vm/nr_hugepages' EXIT
 	if echo 16 > /proc/sys/vm/nr_hugepages 2>/dev/null && grep -q "HugePages_Free: *1[0-9]" /proc/meminfo; then
 		build/tests/test_arena
+		PASSED=$((PASSED + 1))
 	else
 		echo "(could not reserve hugepages here: the fallback path was tested above)"
 	fi
@@ -25,11 +41,16 @@ echo "== unit suite under ASan+UBSan"
 scripts/build.sh build-asan -Db_sanitize=address,undefined -Db_lundef=false
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	meson test -C build-asan --suite unit --suite fuzz --print-errorlogs --num-processes 1
+tally build-asan
 echo "== integration suite against the ASan+UBSan build of sluiced (a sanitizer report aborts the node)"
 # leak checks off here: DPDK keeps process-lifetime allocations that LeakSanitizer reports
 ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	meson test -C build-asan --suite integration --print-errorlogs --num-processes 1
+tally build-asan
 echo "== libFuzzer: every parser target for a short run (tests/fuzz/run.sh)"
 FUZZ_OUT=build-fuzz bash tests/fuzz/run.sh "${FUZZ_SECONDS:-10}"
+PASSED=$((PASSED + 3))
 echo "== mutation check: the simulator must catch each deliberate Raft bug within the CI seeds"
 ninja -C build sim-mutations
+PASSED=$((PASSED + 3))
+echo "summary: $PASSED passed, 0 failed, $SKIPPED skipped"
