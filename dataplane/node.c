@@ -257,6 +257,9 @@ struct worker {
 	struct lsn_rec *lsnq;
 	uint32_t lsn_head, lsn_len, lsn_durable; /* durable = entries handed to persisted() */
 	uint64_t wal_bytes_since_ckpt;
+	bool ckpt_active; /* a checkpoint in progress, one region per round */
+	uint32_t ckpt_next;
+	uint64_t ckpt_upto;
 	uint32_t idle_us;
 	bool wal_failed;
 	struct sl_ingest_rec *recs;
@@ -911,22 +914,40 @@ static int region_snapshot(struct sl_node *n, struct region *r)
 
 /* Snapshot this core's regions and release the WAL they cover. Blocking, off the
  * per-point path: it runs once per checkpoint_mb of WAL. */
-static void checkpoint(struct worker *w)
+static void checkpoint_finish(struct worker *w, uint64_t upto);
+
+/* One step of a checkpoint, one region per poll round, so the pause it costs the worker
+ * is one region's snapshot, not all of them. WAL records <= upto were applied when the
+ * checkpoint began: every later snapshot covers them. */
+static void checkpoint_step(struct worker *w)
 {
 	struct sl_node *n = w->node;
-	uint64_t upto = lsnq_trim(w);
-	for (uint32_t i = 0; i < n->cfg.regions; i++) {
-		struct region *r = &n->regions[i];
-		if (r->worker != w->idx)
-			continue;
-		int rc = region_snapshot(n, r);
-		if (rc != 0) {
-			fprintf(stderr, "sluiced: region %u: snapshot failed (%s); WAL kept\n",
-				r->id, strerror(-rc));
-			sl_stats_add(w->st, SL_STAT_wal_errors, 1);
-			return;
-		}
+	if (!w->ckpt_active) {
+		w->ckpt_active = true;
+		w->ckpt_upto = lsnq_trim(w);
+		w->ckpt_next = 0;
+		w->wal_bytes_since_ckpt = 0;
 	}
+	while (w->ckpt_next < n->cfg.regions && n->regions[w->ckpt_next].worker != w->idx)
+		w->ckpt_next++;
+	if (w->ckpt_next == n->cfg.regions) {
+		w->ckpt_active = false;
+		checkpoint_finish(w, w->ckpt_upto);
+		return;
+	}
+	struct region *r = &n->regions[w->ckpt_next++];
+	int rc = region_snapshot(n, r);
+	if (rc != 0) {
+		fprintf(stderr, "sluiced: region %u: snapshot failed (%s); WAL kept\n", r->id,
+			strerror(-rc));
+		sl_stats_add(w->st, SL_STAT_wal_errors, 1);
+		w->ckpt_active = false;
+	}
+}
+
+static void checkpoint_finish(struct worker *w, uint64_t upto)
+{
+	struct sl_node *n = w->node;
 	int src = sessions_snapshot(w);
 	if (src != 0) {
 		fprintf(stderr, "sluiced: worker %u: session snapshot failed (%s); WAL kept\n",
@@ -954,7 +975,6 @@ static void checkpoint(struct worker *w)
 	if (rc != 0)
 		fprintf(stderr, "sluiced: worker %u: WAL release failed: %s\n", w->idx,
 			strerror(-rc));
-	w->wal_bytes_since_ckpt = 0;
 }
 
 /* ---------------------------------------------------------------- routing */
@@ -1771,8 +1791,8 @@ static void worker_round(struct worker *w, bool take_new)
 		w->next_expire_ns = (int64_t)now_ns() + 100000000; /* 100 ms */
 	}
 	lsnq_trim(w);
-	if (w->wal_bytes_since_ckpt >= (uint64_t)n->cfg.checkpoint_mb << 20)
-		checkpoint(w);
+	if (w->ckpt_active || w->wal_bytes_since_ckpt >= (uint64_t)n->cfg.checkpoint_mb << 20)
+		checkpoint_step(w);
 	sl_stats_add(w->st, work ? SL_STAT_polls_busy : SL_STAT_polls_idle, 1);
 	lp_stats(w);
 	stats_publish(w);
