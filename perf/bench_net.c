@@ -394,12 +394,34 @@ static int eal_start(struct bench *b, char *err, size_t err_len)
 	snprintf(lcores, sizeof(lcores), "0@%d", cpu);
 	if (o->transport == SL_BENCH_MEMIF)
 		snprintf(vdev, sizeof(vdev), "net_memif0,role=client,socket=%s", o->socket_path);
-	else
+	else if (o->transport == SL_BENCH_TAP)
 		snprintf(vdev, sizeof(vdev), "net_tap0,iface=%s", o->iface);
-	char *argv[] = {"sluice-bench", "--no-pci", "--no-huge", "-m", "256", "--no-shconf",
-			prefix, "--lcores", lcores, "--vdev", vdev,
-			"--log-level=lib.eal:warning", NULL};
-	int argc = (int)(sizeof(argv) / sizeof(argv[0])) - 1;
+	char *argv[16];
+	int argc = 0;
+	argv[argc++] = "sluice-bench";
+	/* a NIC DMAs: hugepages when the host has them; virtual devices never need them */
+	if (o->transport == SL_BENCH_NIC && access("/dev/hugepages", F_OK) == 0) {
+		argv[argc++] = "--in-memory";
+	} else {
+		argv[argc++] = "--no-huge";
+		argv[argc++] = "-m";
+		argv[argc++] = "256";
+		argv[argc++] = "--no-shconf";
+	}
+	argv[argc++] = prefix;
+	argv[argc++] = "--lcores";
+	argv[argc++] = lcores;
+	argv[argc++] = "--log-level=lib.eal:warning";
+	if (o->transport == SL_BENCH_NIC) {
+		/* the only PCI device this process touches is the one named on its command line */
+		argv[argc++] = "-a";
+		argv[argc++] = (char *)o->pci;
+	} else {
+		argv[argc++] = "--no-pci";
+		argv[argc++] = "--vdev";
+		argv[argc++] = vdev;
+	}
+	argv[argc] = NULL;
 	if (rte_eal_init(argc, argv) < 0) {
 		snprintf(err, err_len, "EAL init: %s", rte_strerror(rte_errno));
 		return -EIO;
@@ -435,7 +457,9 @@ static int eal_start(struct bench *b, char *err, size_t err_len)
 	} while (sl_bench_now_ns() < t_end);
 	snprintf(err, err_len, "%s: link still down after %lld s (is the node serving %s?)",
 		 b->port->name, LINK_TIMEOUT_NS / 1000000000ll,
-		 o->transport == SL_BENCH_MEMIF ? o->socket_path : o->iface);
+		 o->transport == SL_BENCH_MEMIF ? o->socket_path
+		 : o->transport == SL_BENCH_NIC	? o->pci
+						: o->iface);
 	return -ETIMEDOUT;
 }
 

@@ -26,6 +26,7 @@ int sl_bench_key(char *buf, size_t cap, uint32_t s);
 enum sl_bench_transport {
 	SL_BENCH_SHM = 0, /* libsluice ingest ring (sluice_bench.c) */
 	SL_BENCH_MEMIF,	  /* DPDK net_memif client to a node that is the memif server */
+	SL_BENCH_NIC,	  /* a real NIC, only the one the operator names with --pci */
 	SL_BENCH_TAP,	  /* DPDK net_tap: the operator connects the tap to the node */
 	SL_BENCH_UDP,	  /* kernel UDP socket (line protocol only): peer comparisons */
 	SL_BENCH_HTTP,	  /* kernel TCP, InfluxDB /write (line protocol only) */
@@ -38,6 +39,7 @@ struct sl_bench_net_opts {
 	enum sl_bench_protocol protocol;
 	const char *socket_path; /* memif control socket */
 	const char *iface;	 /* tap interface name */
+	const char *pci;	 /* a NIC the operator names (--transport nic) */
 	const char *dest;	 /* udp/http: HOST:PORT */
 	const char *db;		 /* http: database */
 	const char *ctl_path;	 /* node ctl socket for applied counters, NULL = none */

@@ -28,8 +28,9 @@ static void usage(FILE *o)
 		"Loads a sluiced and reports points/s; acknowledged points/s and ack latency\n"
 		"(p50/p99/p999) where the transport acknowledges.\n\n"
 		"  --transport T        shm (default: libsluice ingest ring), memif, tap (DPDK, own\n"
-		"                       EAL, --no-pci), or udp / http (kernel sockets, for peer\n"
-		"                       comparisons such as InfluxDB; http: line protocol only)\n"
+		"                       EAL, --no-pci), nic (DPDK on the one NIC given by --pci),\n"
+		"                       or udp / http (kernel sockets, for peer comparisons such\n"
+		"                       as InfluxDB; http: line protocol only)\n"
 		"  -d, --duration SEC   run time in seconds (default 10)\n"
 		"  -n, --points N       stop after N points (default: no limit)\n"
 		"  -s, --series N       distinct series (default 1000)\n"
@@ -45,6 +46,8 @@ static void usage(FILE *o)
 		"                       (binary session protocol: memif, tap, udp)\n"
 		"  --socket PATH        memif control socket of the node (memif server)\n"
 		"  --iface NAME         tap interface to create (connect it to the node yourself)\n"
+		"  --pci ADDRESS        nic: the PCI address of the NIC to use (nothing else is\n"
+		"                       touched); the node must be reachable through it\n"
 		"  --dest HOST:PORT     udp/http destination (e.g. 127.0.0.1:8089, 127.0.0.1:8086)\n"
 		"  --db NAME            http: database of /write (default bench)\n"
 		"  --node-ip A.B.C.D    the node's address (default 198.18.0.1)\n"
@@ -67,7 +70,7 @@ static void usage(FILE *o)
 }
 
 enum {
-	OPT_TRANSPORT = 256, OPT_PROTOCOL, OPT_SOCKET, OPT_IFACE, OPT_DEST, OPT_DB, OPT_NODE_IP,
+	OPT_TRANSPORT = 256, OPT_PROTOCOL, OPT_SOCKET, OPT_IFACE, OPT_PCI, OPT_DEST, OPT_DB, OPT_NODE_IP,
 	OPT_IP, OPT_LINE_PORT, OPT_SESSION_PORT, OPT_CLUSTER, OPT_CTL, OPT_PPP, OPT_MTU,
 	OPT_SESSIONS, OPT_WINDOW, OPT_LEVEL, OPT_RATE, OPT_RTO, OPT_CPU,
 };
@@ -107,6 +110,7 @@ int main(int argc, char **argv)
 		{"protocol", required_argument, 0, OPT_PROTOCOL},
 		{"socket", required_argument, 0, OPT_SOCKET},
 		{"iface", required_argument, 0, OPT_IFACE},
+		{"pci", required_argument, 0, OPT_PCI},
 		{"dest", required_argument, 0, OPT_DEST},
 		{"db", required_argument, 0, OPT_DB},
 		{"node-ip", required_argument, 0, OPT_NODE_IP},
@@ -140,10 +144,11 @@ int main(int argc, char **argv)
 			if (strcmp(optarg, "shm") == 0) no.transport = SL_BENCH_SHM;
 			else if (strcmp(optarg, "memif") == 0) no.transport = SL_BENCH_MEMIF;
 			else if (strcmp(optarg, "tap") == 0) no.transport = SL_BENCH_TAP;
+			else if (strcmp(optarg, "nic") == 0) no.transport = SL_BENCH_NIC;
 			else if (strcmp(optarg, "udp") == 0) no.transport = SL_BENCH_UDP;
 			else if (strcmp(optarg, "http") == 0) no.transport = SL_BENCH_HTTP;
 			else {
-				fprintf(stderr, "sluice-bench: --transport shm|memif|tap|udp|http\n");
+				fprintf(stderr, "sluice-bench: --transport shm|memif|tap|nic|udp|http\n");
 				return 2;
 			}
 			break;
@@ -157,6 +162,7 @@ int main(int argc, char **argv)
 			break;
 		case OPT_SOCKET: no.socket_path = optarg; break;
 		case OPT_IFACE: no.iface = optarg; break;
+		case OPT_PCI: no.pci = optarg; break;
 		case OPT_DEST: no.dest = optarg; break;
 		case OPT_DB: no.db = optarg; break;
 		case OPT_NODE_IP:
@@ -197,6 +203,8 @@ int main(int argc, char **argv)
 			need = "--transport memif needs --socket PATH";
 		else if (no.transport == SL_BENCH_TAP && no.iface == NULL)
 			need = "--transport tap needs --iface NAME";
+		else if (no.transport == SL_BENCH_NIC && no.pci == NULL)
+			need = "--transport nic needs --pci ADDRESS (the NIC you allow it to use)";
 		else if ((no.transport == SL_BENCH_UDP || no.transport == SL_BENCH_HTTP) &&
 			 no.dest == NULL)
 			need = "--transport udp|http needs --dest HOST:PORT";
