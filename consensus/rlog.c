@@ -7,11 +7,34 @@
 #include "rlog.h"
 #include "sl_assert.h"
 
+static void *heap_alloc(void *ctx, size_t n)
+{
+	(void)ctx;
+	return malloc(n);
+}
+
+static void heap_free(void *ctx, void *p)
+{
+	(void)ctx;
+	free(p);
+}
+
 void sl_rlog_init(struct sl_rlog *l, uint64_t base_index, uint64_t base_term)
 {
 	memset(l, 0, sizeof(*l));
 	l->base_index = base_index;
 	l->base_term = base_term;
+	l->alloc = heap_alloc;
+	l->free = heap_free;
+}
+
+void sl_rlog_set_alloc(struct sl_rlog *l, void *(*alloc)(void *ctx, size_t bytes),
+		       void (*release)(void *ctx, void *p), void *ctx)
+{
+	SL_ASSERT(l->count == 0);
+	l->alloc = alloc;
+	l->free = release;
+	l->alloc_ctx = ctx;
 }
 
 static struct sl_rlog_ent *at(const struct sl_rlog *l, uint64_t index)
@@ -23,7 +46,7 @@ static void drop_data(struct sl_rlog *l, struct sl_rlog_ent *e)
 {
 	if (e->data != NULL) {
 		l->bytes -= e->len;
-		free(e->data);
+		l->free(l->alloc_ctx, e->data);
 		e->data = NULL;
 	}
 }
@@ -33,7 +56,13 @@ void sl_rlog_free(struct sl_rlog *l)
 	for (uint64_t i = 1; i <= l->count; i++)
 		drop_data(l, at(l, l->base_index + i));
 	free(l->ring);
+	void *(*a)(void *, size_t) = l->alloc;
+	void (*f)(void *, void *) = l->free;
+	void *ctx = l->alloc_ctx;
 	memset(l, 0, sizeof(*l));
+	l->alloc = a; /* a freed log can be used again with the same allocator */
+	l->free = f;
+	l->alloc_ctx = ctx;
 }
 
 static int grow(struct sl_rlog *l)
@@ -60,7 +89,7 @@ int sl_rlog_append(struct sl_rlog *l, const struct sl_cons_entry *e)
 		return -EINVAL;
 	uint8_t *copy = NULL;
 	if (e->len > 0) {
-		copy = malloc(e->len);
+		copy = l->alloc(l->alloc_ctx, e->len);
 		if (copy == NULL)
 			return -ENOMEM;
 		memcpy(copy, e->data, e->len);
@@ -72,7 +101,8 @@ int sl_rlog_append(struct sl_rlog *l, const struct sl_cons_entry *e)
 	if (l->released >= e->index)
 		l->released = e->index - 1;
 	if (l->count == l->cap && grow(l) != 0) {
-		free(copy);
+		if (copy != NULL)
+			l->free(l->alloc_ctx, copy);
 		return -ENOMEM;
 	}
 	l->count++;

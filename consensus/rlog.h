@@ -26,9 +26,17 @@ struct sl_rlog {
 	struct sl_rlog_ent *ring;
 	uint64_t bytes;      /* payload bytes held */
 	uint64_t released;   /* payloads <= this index are dropped */
+	/* where payload copies come from (default malloc/free); the node gives its core's
+	 * jemalloc arena so the hot path does not touch the shared heap */
+	void *(*alloc)(void *ctx, size_t bytes);
+	void (*free)(void *ctx, void *p);
+	void *alloc_ctx;
 };
 
 void sl_rlog_init(struct sl_rlog *l, uint64_t base_index, uint64_t base_term);
+/* Payload allocator for the entries appended from now on (set it before the first). */
+void sl_rlog_set_alloc(struct sl_rlog *l, void *(*alloc)(void *ctx, size_t bytes),
+		       void (*release)(void *ctx, void *p), void *ctx);
 void sl_rlog_free(struct sl_rlog *l);
 /* Appends a copy of e at e->index; an index <= last replaces that entry and every later
  * one (a conflicting suffix). -EINVAL for an index beyond last + 1 or at/below the base,

@@ -2008,6 +2008,10 @@ static int region_load_snapshot(struct sl_node *n, struct region *r, char *err, 
 	return 0;
 }
 
+/* raft log copies come from the owning core's arena */
+static void *rlog_alloc(void *ctx, size_t n) { return sl_arena_alloc(*(unsigned *)ctx, n); }
+static void rlog_free(void *ctx, void *p) { sl_arena_free(*(unsigned *)ctx, p); }
+
 static int worker_init(struct sl_node *n, struct worker *w, char *err, size_t err_len)
 {
 	char path[SL_CFG_PATH_MAX + 64];
@@ -2073,6 +2077,7 @@ static int worker_init(struct sl_node *n, struct worker *w, char *err, size_t er
 		r->reads_log = strcmp(n->cfg.protocol, "standalone") != 0;
 		r->prop_cap = r->reads_log ? RAFT_PROP_BYTES : PROP_BYTES;
 		sl_rlog_init(&r->rlog, 0, 0);
+		sl_rlog_set_alloc(&r->rlog, rlog_alloc, rlog_free, &w->arena);
 		struct sl_store_config sc = {.region_id = r->id, .arena = w->arena, .use_arena = true};
 		rc = sl_store_create(&sc, &r->store);
 		if (rc != 0) {
