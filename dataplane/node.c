@@ -260,6 +260,7 @@ struct worker {
 	bool ckpt_active; /* a checkpoint in progress, one region per round */
 	uint32_t ckpt_next;
 	uint64_t ckpt_upto;
+	uint64_t ckpt_resume_ns; /* next region not before: the backlog drains in between */
 	uint32_t idle_us;
 	bool wal_failed;
 	struct sl_ingest_rec *recs;
@@ -928,6 +929,9 @@ static void checkpoint_step(struct worker *w)
 		w->ckpt_next = 0;
 		w->wal_bytes_since_ckpt = 0;
 	}
+	uint64_t t0 = now_ns();
+	if (t0 < w->ckpt_resume_ns)
+		return;
 	while (w->ckpt_next < n->cfg.regions && n->regions[w->ckpt_next].worker != w->idx)
 		w->ckpt_next++;
 	if (w->ckpt_next == n->cfg.regions) {
@@ -937,6 +941,10 @@ static void checkpoint_step(struct worker *w)
 	}
 	struct region *r = &n->regions[w->ckpt_next++];
 	int rc = region_snapshot(n, r);
+	/* Space the pauses: twice as long as this one took, so batches delayed by it are
+	 * acknowledged before the next one (one pause per batch, not one per region). */
+	uint64_t took = now_ns() - t0;
+	w->ckpt_resume_ns = now_ns() + (2 * took > 10000000 ? 2 * took : 10000000);
 	if (rc != 0) {
 		fprintf(stderr, "sluiced: region %u: snapshot failed (%s); WAL kept\n", r->id,
 			strerror(-rc));
