@@ -1493,15 +1493,31 @@ static void net_session(struct worker *w, const struct sl_pkt_info *in, uint16_t
 	struct sl_sess_msg m;
 	sl_stats_add(w->st, SL_STAT_sess_msgs, 1);
 	enum sl_sess_err e = sl_sess_decode(in->payload, in->payload_len, w->node->cfg.cluster_id, &m);
+	struct reply_addr ra = {.port = port, .udp_port = in->src_port, .ip = in->src_ip};
+	memcpy(ra.mac, in->eth_src, 6);
 	if (e != SL_SESS_OK) {
 		sl_stats_add(w->st, SL_STAT_sess_bad, 1);
 		if (e >= SL_SESS_ERR_TRUNCATED && e <= SL_SESS_ERR_BAD_POINT)
 			sl_stats_add(w->st, (enum sl_stat)(SL_STAT_sess_truncated +
 							   (e - SL_SESS_ERR_TRUNCATED)), 1);
+		/* Answer only frames that passed the CRC and cluster checks: corrupt or
+		 * foreign junk is counted, never answered (no replies to spoofed garbage). */
+		if (e > SL_SESS_ERR_WRONG_CLUSTER) {
+			struct sl_sess_msg err = {.type = SL_SESS_ERROR,
+						  .cluster_id = w->node->cfg.cluster_id};
+			uint8_t rtype;
+			uint64_t ref;
+			sl_sess_peek_ref(in->payload, in->payload_len, &rtype, &ref);
+			const char *text = sl_sess_err_name(e);
+			err.u.error = (struct sl_sess_error){.ref_id = ref,
+							     .code = (uint16_t)e,
+							     .ref_type = rtype,
+							     .text_len = (uint16_t)strlen(text),
+							     .text = text};
+			sess_send(w, &ra, &err);
+		}
 		return;
 	}
-	struct reply_addr ra = {.port = port, .udp_port = in->src_port, .ip = in->src_ip};
-	memcpy(ra.mac, in->eth_src, 6);
 	struct sl_sess_msg out = {.cluster_id = w->node->cfg.cluster_id};
 	switch (m.type) {
 	case SL_SESS_OPEN:

@@ -21,6 +21,8 @@
 
 #include "batch.h"
 #include "session.h"
+#include "sl_crc.h"
+#include "sl_le.h"
 
 #define T0 1700000000000000000LL
 
@@ -226,6 +228,24 @@ static int do_probe(struct conn *c, uint64_t session)
 	fails += expect_ack(&other, &m, -1, "frame of another cluster");
 	batch_msg(c, &m, buf, session, 2, 2);
 	fails += expect_ack(c, &m, SL_SESS_ST_OK, "seq 2");
+	/* a well-formed frame (valid CRC, our cluster) with a bad point: answered with ERROR */
+	struct sl_sess_writer wr;
+	sl_sess_batch_begin(&wr, buf, SL_SESS_MSG_MAX, c->cluster, session, 3, SL_SESS_LEVEL_LOCAL);
+	const char *key = "probe,host=p v";
+	struct sl_point pt = {.ts = 3, .type = SL_VAL_F64, .key_len = 14, .key = key};
+	pt.series_id = sl_series_id(key, 14);
+	sl_sess_batch_add(&wr, &pt);
+	size_t len = sl_sess_finish(&wr);
+	buf[SL_SESS_HDR_BYTES + SL_SESS_BATCH_FIXED_BYTES + 2 + 14 + 8] = 9; /* value type */
+	uint32_t crc = sl_crc32c(buf, 16, 0xffffffffu);
+	sl_put_u32(buf + 16, ~sl_crc32c(buf + SL_SESS_HDR_BYTES, len - SL_SESS_HDR_BYTES, crc));
+	int got = 0;
+	for (int tries = 0; tries < 5 && !got; tries++) {
+		(void)!send(c->fd, buf, len, 0);
+		got = recv_msg(c, 300, rbuf, &r) == 1 && r.type == SL_SESS_ERROR;
+	}
+	printf("  %-28s -> %s\n", "batch with a bad point", got ? sl_sess_err_name(r.u.error.code) : "no answer");
+	fails += !(got && r.u.error.code == SL_SESS_ERR_BAD_POINT && r.u.error.ref_id == session);
 	return fails ? 1 : 0;
 }
 
