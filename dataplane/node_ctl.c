@@ -1,0 +1,384 @@
+/* node_ctl.c - the node's ctl commands, served on the main lcore; what needs a region
+ * (its stats, a query, a fault injection) is asked of the owning worker through its
+ * request ring and answered between two poll rounds. */
+#include "node_internal.h"
+
+/* ---------------------------------------------------------------- ctl requests */
+
+void nd_serve_ctl(struct worker *w)
+{
+	void *obj;
+	while (rte_ring_sc_dequeue(w->ctlq, &obj) == 0) {
+		struct ctl_req *q = obj;
+		struct sl_node *n = w->node;
+		struct region *r = &n->regions[q->region];
+		if (q->kind == CTL_WAL_FAULT) {
+			q->rc = w->wal_failed ? -EIO
+					      : sl_wal_inject_fault(w->wal, (enum sl_wal_op)q->fault_op,
+								    q->fault_err, (uint32_t)q->limit);
+		} else if (q->kind == CTL_QUERY) {
+			q->rc = sl_store_query_ex(r->store, q->series_id, q->from, q->to,
+						  q->samples, q->limit, q->strbuf, q->str_cap,
+						  &q->n_samples, &q->str_used, &q->type);
+		} else if (q->kind == CTL_REGIONS) {
+			struct sl_store_stats ss;
+			struct sl_cons_status cs;
+			sl_store_stats(r->store, &ss);
+			r->ops->status(r->cons, &cs);
+			struct json_object *o = json_object_new_object();
+			char lo[24], hi[24];
+			snprintf(lo, sizeof(lo), "0x%016" PRIx64, r->hash_lo);
+			snprintf(hi, sizeof(hi), "0x%016" PRIx64, r->hash_hi);
+			json_object_object_add(o, "id", json_object_new_int(r->id));
+			json_object_object_add(o, "core", json_object_new_int(w->idx));
+			json_object_object_add(o, "lcore", json_object_new_int(w->lcore));
+			json_object_object_add(o, "protocol", json_object_new_string(r->ops->name));
+			json_object_object_add(o, "hash_lo", json_object_new_string(lo));
+			json_object_object_add(o, "hash_hi", json_object_new_string(hi));
+			json_object_object_add(o, "series", json_object_new_int64((int64_t)ss.series));
+			json_object_object_add(o, "points", json_object_new_int64((int64_t)ss.points));
+			json_object_object_add(o, "bytes", json_object_new_int64((int64_t)ss.bytes));
+			json_object_object_add(o, "commit_index",
+					       json_object_new_int64((int64_t)cs.commit_index));
+			json_object_object_add(o, "applied_index",
+					       json_object_new_int64((int64_t)r->applied_index));
+			json_object_object_add(o, "snapshot_index",
+					       json_object_new_int64((int64_t)r->snapshot_index));
+			json_object_object_add(o, "rejected",
+					       json_object_new_int64((int64_t)r->points_rejected));
+			q->json = o;
+			q->rc = 0;
+		}
+		atomic_store_explicit(&q->done, 1, memory_order_release);
+	}
+}
+
+static int worker_call(struct sl_node *n, unsigned worker, struct ctl_req *q)
+{
+	atomic_store(&q->done, 0);
+	if (rte_ring_mp_enqueue(n->w[worker].ctlq, q) != 0)
+		return -EBUSY;
+	/* Workers answer every loop iteration; 5 s means a wedged core. */
+	for (int i = 0; i < 50000; i++) {
+		if (atomic_load_explicit(&q->done, memory_order_acquire))
+			return 0;
+		rte_delay_us_sleep(100);
+	}
+	/* The request stays owned by the ring: leak it rather than free memory a worker may
+	 * still write. */
+	return -ETIMEDOUT;
+}
+
+/* ---------------------------------------------------------------- ctl commands */
+
+static struct json_object *status_json(struct sl_node *n)
+{
+	struct json_object *o = json_object_new_object();
+	json_object_object_add(o, "node_id", json_object_new_int(n->cfg.node_id));
+	json_object_object_add(o, "name", json_object_new_string(n->cfg.name));
+	json_object_object_add(o, "version", json_object_new_string(SLUICE_VERSION));
+	json_object_object_add(o, "pid", json_object_new_int(getpid()));
+	json_object_object_add(o, "uptime_s",
+			       json_object_new_double((double)(nd_now_ns() - n->start_ns) / 1e9));
+	json_object_object_add(o, "state", json_object_new_string(
+						   sl_node_failed(n) ? "failed (WAL error)" : "serving"));
+	json_object_object_add(o, "workers", json_object_new_int((int)n->n_workers));
+	json_object_object_add(o, "regions", json_object_new_int((int)n->cfg.regions));
+	json_object_object_add(o, "protocol", json_object_new_string(n->cfg.protocol));
+	json_object_object_add(o, "poll_mode", json_object_new_string(
+						       n->cfg.poll_mode == SL_POLL_PERF ? "perf" : "adaptive"));
+	json_object_object_add(o, "eal_memory", json_object_new_string(n->env.hugepage_mode));
+	json_object_object_add(o, "arena_pages",
+			       json_object_new_string(sl_arena_mode_name(n->arena_mode)));
+	json_object_object_add(o, "data_dir", json_object_new_string(n->cfg.data_dir));
+	json_object_object_add(o, "stats_path", json_object_new_string(n->cfg.stats_path));
+	json_object_object_add(o, "shm_ingest_path",
+			       json_object_new_string(n->cfg.shm_ingest_path));
+	json_object_object_add(o, "recovered_entries",
+			       json_object_new_int64((int64_t)n->recovered_entries));
+	json_object_object_add(o, "recovered_points",
+			       json_object_new_int64((int64_t)n->recovered_points));
+	/* totals from the stats segment, read like any other process would */
+	struct sl_stats_reader *rd = NULL;
+	if (sl_stats_open(n->cfg.stats_path, &rd) == 0) {
+		uint64_t tot[SL_STATS_N_COUNTERS] = {0};
+		for (unsigned c = 0; c < n->n_workers; c++) {
+			struct sl_stats_snapshot s;
+			if (sl_stats_read_core(rd, c, &s) == 0)
+				for (int k = 0; k < SL_STATS_N_COUNTERS; k++)
+					tot[k] += s.counters[k];
+		}
+		json_object_object_add(o, "points_in", json_object_new_int64((int64_t)tot[SL_STAT_points_in]));
+		json_object_object_add(o, "points_applied",
+				       json_object_new_int64((int64_t)tot[SL_STAT_points_applied]));
+		json_object_object_add(o, "acks_sent", json_object_new_int64((int64_t)tot[SL_STAT_acks_sent]));
+		json_object_object_add(o, "wal_fsyncs", json_object_new_int64((int64_t)tot[SL_STAT_wal_fsyncs]));
+		sl_stats_close(rd);
+	}
+	return o;
+}
+
+static struct json_object *stats_json(struct sl_node *n)
+{
+	struct json_object *o = json_object_new_object();
+	struct json_object *cores = json_object_new_array();
+	struct json_object *totals = json_object_new_object();
+	uint64_t tot[SL_STATS_N_COUNTERS] = {0};
+	struct sl_stats_reader *rd = NULL;
+	if (sl_stats_open(n->cfg.stats_path, &rd) == 0) {
+		for (unsigned c = 0; c < n->n_workers; c++) {
+			struct sl_stats_snapshot s;
+			struct json_object *co = json_object_new_object();
+			if (sl_stats_read_core(rd, c, &s) == 0)
+				for (int k = 0; k < SL_STATS_N_COUNTERS; k++) {
+					tot[k] += s.counters[k];
+					json_object_object_add(co, sl_stats_counter_name(k),
+							       json_object_new_int64((int64_t)s.counters[k]));
+				}
+			json_object_array_add(cores, co);
+		}
+		sl_stats_close(rd);
+	}
+	for (int k = 0; k < SL_STATS_N_COUNTERS; k++)
+		json_object_object_add(totals, sl_stats_counter_name(k),
+				       json_object_new_int64((int64_t)tot[k]));
+	json_object_object_add(o, "cores", cores);
+	json_object_object_add(o, "totals", totals);
+	return o;
+}
+
+static int parse_time(struct json_object *args, const char *key, int64_t dflt, int64_t *out)
+{
+	struct json_object *v;
+	if (!json_object_object_get_ex(args, key, &v)) {
+		*out = dflt;
+		return 0;
+	}
+	if (!json_object_is_type(v, json_type_int))
+		return -EINVAL;
+	*out = json_object_get_int64(v);
+	return 0;
+}
+
+static const char *type_name(uint8_t t)
+{
+	switch (t) {
+	case SL_VAL_F64: return "f64";
+	case SL_VAL_I64: return "i64";
+	case SL_VAL_U64: return "u64";
+	case SL_VAL_BOOL: return "bool";
+	case SL_VAL_STR: return "str";
+	}
+	return "unknown";
+}
+
+static struct json_object *value_json(uint8_t t, uint64_t v, const char *str, uint32_t len)
+{
+	switch (t) {
+	case SL_VAL_STR: return json_object_new_string_len(str, (int)len);
+	case SL_VAL_F64: {
+		double d;
+		memcpy(&d, &v, 8);
+		return json_object_new_double(d);
+	}
+	case SL_VAL_I64: return json_object_new_int64((int64_t)v);
+	case SL_VAL_U64: return json_object_new_uint64(v);
+	case SL_VAL_BOOL: return json_object_new_boolean(v != 0);
+	}
+	return NULL;
+}
+
+#define CTL_ERR(code, ...)                                                                 \
+	do {                                                                               \
+		*err_code = code;                                                          \
+		snprintf(err_msg, err_len, __VA_ARGS__);                                   \
+		return -EINVAL;                                                            \
+	} while (0)
+
+static int ctl_query(struct sl_node *n, struct json_object *args, struct json_object **result,
+		     const char **err_code, char *err_msg, size_t err_len)
+{
+	struct json_object *sv;
+	if (args == NULL || !json_object_object_get_ex(args, "series", &sv) ||
+	    !json_object_is_type(sv, json_type_string))
+		CTL_ERR("bad_request", "query needs args.series (a series key string)");
+	const char *key = json_object_get_string(sv);
+	size_t klen = strlen(key);
+	if (klen == 0 || klen > SL_KEY_MAX)
+		CTL_ERR("bad_request", "series key must be 1..%d bytes", SL_KEY_MAX);
+	int64_t from, to, limit;
+	if (parse_time(args, "from", INT64_MIN, &from) || parse_time(args, "to", INT64_MAX, &to) ||
+	    parse_time(args, "limit", 100000, &limit))
+		CTL_ERR("bad_request", "from, to and limit must be integers");
+	if (limit <= 0 || limit > 10000000)
+		CTL_ERR("bad_request", "limit must be in 1..10000000");
+	struct ctl_req q;
+	memset(&q, 0, sizeof(q));
+	q.kind = CTL_QUERY;
+	q.series_id = sl_series_id(key, klen);
+	q.region = sl_node_region_of(q.series_id, n->cfg.regions);
+	q.from = from;
+	q.to = to;
+	q.limit = (size_t)limit;
+	q.samples = malloc(sizeof(*q.samples) * q.limit);
+	q.str_cap = 8u << 20;
+	q.strbuf = malloc(q.str_cap);
+	if (q.samples == NULL || q.strbuf == NULL) {
+		free(q.samples);
+		free(q.strbuf);
+		CTL_ERR("internal", "out of memory for %" PRId64 " samples", limit);
+	}
+	int rc = worker_call(n, n->regions[q.region].worker, &q);
+	if (rc != 0) {
+		if (rc != -ETIMEDOUT) {
+			free(q.samples);
+			free(q.strbuf);
+		}
+		CTL_ERR("busy", "worker did not answer: %s", strerror(-rc));
+	}
+	bool partial = q.rc == -ENOSPC; /* string buffer full: the caller continues */
+	if (partial)
+		q.rc = 0;
+	struct json_object *o = json_object_new_object();
+	char sid[24];
+	snprintf(sid, sizeof(sid), "0x%016" PRIx64, q.series_id);
+	json_object_object_add(o, "series", json_object_new_string(key));
+	json_object_object_add(o, "series_id", json_object_new_string(sid));
+	json_object_object_add(o, "region", json_object_new_int((int)q.region));
+	struct json_object *pts = json_object_new_array_ext((int)q.n_samples);
+	if (q.rc == 0) {
+		json_object_object_add(o, "type", json_object_new_string(type_name(q.type)));
+		for (size_t i = 0; i < q.n_samples; i++) {
+			struct json_object *p = json_object_new_array_ext(2);
+			json_object_array_add(p, json_object_new_int64(q.samples[i].ts));
+			json_object_array_add(p, value_json(q.type, q.samples[i].value,
+							    q.strbuf + q.samples[i].str_off,
+							    q.samples[i].str_len));
+			json_object_array_add(pts, p);
+		}
+	}
+	json_object_object_add(o, "points", pts);
+	json_object_object_add(o, "truncated",
+			       json_object_new_boolean(q.rc == 0 && (partial || q.n_samples == q.limit)));
+	if (q.rc == 0 && q.n_samples > 0 && (partial || q.n_samples == q.limit))
+		json_object_object_add(o, "next_from",
+				       json_object_new_int64(q.samples[q.n_samples - 1].ts + 1));
+	free(q.samples);
+	free(q.strbuf);
+	*result = o;
+	return 0;
+}
+
+static int ctl_regions(struct sl_node *n, struct json_object **result, const char **err_code,
+		       char *err_msg, size_t err_len)
+{
+	struct json_object *arr = json_object_new_array();
+	for (uint32_t i = 0; i < n->cfg.regions; i++) {
+		struct ctl_req q;
+		memset(&q, 0, sizeof(q));
+		q.kind = CTL_REGIONS;
+		q.region = i;
+		int rc = worker_call(n, n->regions[i].worker, &q);
+		if (rc != 0) {
+			json_object_put(arr);
+			CTL_ERR("busy", "worker did not answer: %s", strerror(-rc));
+		}
+		json_object_array_add(arr, q.json);
+	}
+	struct json_object *o = json_object_new_object();
+	json_object_object_add(o, "regions", arr);
+	*result = o;
+	return 0;
+}
+
+/* Tests only ([debug] fault_injection): the next write or fdatasync completion of the
+ * WAL of every worker (or args.core) reports an error although the I/O ran. */
+static int ctl_wal_fault(struct sl_node *n, struct json_object *args,
+			 struct json_object **result, const char **err_code, char *err_msg,
+			 size_t err_len)
+{
+	if (!n->cfg.fault_injection)
+		CTL_ERR("forbidden", "debug_wal_fault needs [debug] fault_injection = true");
+	struct json_object *v;
+	const char *op = "fsync", *e = "EIO";
+	int64_t core = -1, after = 0;
+	if (args && json_object_object_get_ex(args, "op", &v))
+		op = json_object_get_string(v);
+	if (args && json_object_object_get_ex(args, "errno", &v))
+		e = json_object_get_string(v);
+	if (parse_time(args, "core", -1, &core) || parse_time(args, "after", 0, &after) ||
+	    after < 0 || after > 1000000 || core >= (int64_t)n->n_workers)
+		CTL_ERR("bad_request", "core must be a worker index, after in 0..1000000");
+	int fop, ferr;
+	if (op && strcmp(op, "fsync") == 0)
+		fop = SL_WAL_OP_FSYNC;
+	else if (op && strcmp(op, "write") == 0)
+		fop = SL_WAL_OP_WRITE;
+	else
+		CTL_ERR("bad_request", "op must be write or fsync");
+	if (e && strcmp(e, "EIO") == 0)
+		ferr = -EIO;
+	else if (e && strcmp(e, "ENOSPC") == 0)
+		ferr = -ENOSPC;
+	else
+		CTL_ERR("bad_request", "errno must be EIO or ENOSPC");
+	for (unsigned c = 0; c < n->n_workers; c++) {
+		if (core >= 0 && c != (unsigned)core)
+			continue;
+		struct ctl_req q;
+		memset(&q, 0, sizeof(q));
+		q.kind = CTL_WAL_FAULT;
+		q.fault_op = fop;
+		q.fault_err = ferr;
+		q.limit = (size_t)after;
+		int rc = worker_call(n, c, &q);
+		if (rc != 0 || q.rc != 0)
+			CTL_ERR("internal", "worker %u: %s", c, strerror(rc ? -rc : -q.rc));
+	}
+	*result = json_object_new_object();
+	return 0;
+}
+
+int sl_node_ctl(void *node, const char *cmd, struct json_object *args,
+		struct json_object **result, const char **err_code, char *err_msg, size_t err_len)
+{
+	struct sl_node *n = node;
+	if (strcmp(cmd, "status") == 0) {
+		*result = status_json(n);
+		return 0;
+	}
+	if (strcmp(cmd, "stats") == 0) {
+		*result = stats_json(n);
+		return 0;
+	}
+	if (strcmp(cmd, "regions") == 0)
+		return ctl_regions(n, result, err_code, err_msg, err_len);
+	if (strcmp(cmd, "query") == 0)
+		return ctl_query(n, args, result, err_code, err_msg, err_len);
+	if (strcmp(cmd, "config") == 0) {
+		char *buf = NULL;
+		size_t len = 0;
+		FILE *f = open_memstream(&buf, &len);
+		if (f == NULL)
+			CTL_ERR("internal", "open_memstream: %s", strerror(errno));
+		sl_config_dump(&n->cfg, f);
+		fclose(f);
+		struct json_object *o = json_object_new_object();
+		json_object_object_add(o, "config", json_object_new_string(buf));
+		free(buf);
+		*result = o;
+		return 0;
+	}
+	if (strcmp(cmd, "debug_wal_fault") == 0)
+		return ctl_wal_fault(n, args, result, err_code, err_msg, err_len);
+	if (strcmp(cmd, "shutdown") == 0) {
+		sl_node_stop(n);
+		*result = json_object_new_object();
+		return 0;
+	}
+	*err_code = "unknown_command";
+	snprintf(err_msg, err_len,
+		 "unknown command '%s' (try: status, regions, stats, query, config, shutdown)",
+		 cmd);
+	return -ENOENT;
+}

@@ -1,0 +1,316 @@
+/* node_internal.h - what the node's files (node.c, node_net.c, node_recover.c,
+ * node_ctl.c) share: the per-worker, per-region and node state and the functions one of
+ * them calls in another (prefix nd_). Not a public header: node.h is. */
+#ifndef SL_NODE_INTERNAL_H
+#define SL_NODE_INTERNAL_H
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <rte_common.h>
+#include <rte_cycles.h>
+#include <rte_errno.h>
+#include <rte_ethdev.h>
+#include <rte_lcore.h>
+#include <rte_malloc.h>
+#include <rte_mempool.h>
+#include <rte_ring.h>
+
+#include "arena.h"
+#include "batch.h"
+#include "consensus.h"
+#include "ingest.h"
+#include "lineproto.h"
+#include "pkt.h"
+#include "raft.h"
+#include "rlog.h"
+#include "session.h"
+#include "port.h"
+#include "node.h"
+#include "sl_assert.h"
+#include "sl_le.h"
+#include "stats.h"
+#include "store.h"
+#include "wal.h"
+
+#define XMSG_BYTES (72u << 10) /* encoded points per cross-core message: fits the largest */
+#define XMSG_ACKS 64         /* acks per cross-core message */
+#define XMSG_POOL 1024       /* messages in the pool */
+#define XRING_SIZE 1024      /* per core pair */
+#define PEND_MAX 16384       /* client batches in flight per worker */
+#define PROP_SLOTS 8         /* proposals in flight per region */
+#define PROP_RUNS 256        /* (core, batch) runs in one proposal */
+#define PROP_BYTES (512u << 10)
+#define LSNQ_SIZE 65536      /* WAL records not yet applied, per worker */
+#define INGEST_BURST 256
+#define CTLQ_SIZE 16
+#define WAL_REC_ENTRY 1
+#define WAL_REC_HARDSTATE 2 /* kind u8 (2), region u32, term u64, vote u32, commit u64 */
+#define HARDSTATE_BYTES 25
+#define WAL_REC_SESSION 3 /* kind u8 (3), session u64, seq u64, stored u32, count u32 */
+#define SESSION_REC_BYTES 25
+#define SESSQ_SIZE 16384      /* session batches waiting for their session record */
+#define SESS_CAPACITY 4096    /* sessions per worker */
+#define ACK_BACKLOG 65536     /* acks per destination core waiting for ring room */
+#define OUTBOX_SIZE 256       /* read requests/results waiting for ring room */
+#define RAFT_PROP_BYTES (240u << 10) /* raft copies proposals into messages of bounded size */
+#define NO_ACK UINT32_MAX /* points that nobody waits for (line protocol) */
+#define RX_BURST 32
+#define NET_UDP_PAYLOAD_MAX 1472 /* UDP payload of a 1500-byte IPv4 frame */
+#define ENTRY_HDR 25 /* kind u8, region u32, term u64, index u64, type u32 */
+
+enum { XMSG_POINTS = 1, XMSG_ACK = 2, XMSG_READ = 3, XMSG_READ_RESULT = 4 };
+
+/* Where a reply to a network request goes: the port it came in on, the peer's addresses. */
+struct reply_addr {
+	uint16_t port;
+	uint16_t udp_port;
+	uint32_t ip;
+	uint8_t mac[6];
+};
+
+/* A session READ travelling to the region's core, and its result frame back. */
+struct read_req {
+	uint64_t request_id;
+	int64_t from, to;
+	uint32_t max;
+	uint16_t key_len;
+	uint8_t level;
+	char key[SL_KEY_MAX];
+	struct reply_addr ra;
+};
+
+/* A routed point inside a message: this header, then the key, then the string value;
+ * 8-byte aligned. Host byte order: it never leaves the process. */
+struct xpoint {
+	uint64_t series_id;
+	int64_t ts;
+	uint64_t value;
+	uint32_t handle; /* pending batch on the source core, or NO_ACK */
+	uint32_t str_len;
+	uint16_t region;
+	uint16_t key_len;
+	uint8_t type;
+};
+
+static inline size_t xpoint_size(const struct sl_point *p)
+{
+	size_t n = sizeof(struct xpoint) + p->key_len + (p->type == SL_VAL_STR ? p->str_len : 0);
+	return (n + 7u) & ~(size_t)7u;
+}
+
+struct xack {
+	uint32_t handle;
+	uint32_t n_points;
+	uint32_t n_stored;
+	int32_t status;
+};
+
+struct xmsg {
+	uint16_t kind;
+	uint16_t src;
+	uint32_t n;    /* points or acks */
+	uint32_t pos;  /* points consumed so far (a region may have had no room) */
+	uint32_t off;  /* byte offset of the next point to consume */
+	uint32_t used; /* bytes of encoded points, or of a READ_RESULT frame */
+	struct read_req rq; /* XMSG_READ, XMSG_READ_RESULT */
+	union {
+		_Alignas(8) uint8_t buf[XMSG_BYTES];
+		struct xack acks[XMSG_ACKS];
+	};
+};
+
+struct prop_run {
+	uint16_t src;
+	uint32_t handle;
+	uint32_t n_points;
+	uint32_t n_stored;
+};
+
+struct proposal {
+	bool in_use;
+	bool proposed;
+	uint64_t ack_wait; /* committed at this index: ack once it is applied */
+	uint8_t *buf;
+	struct sl_batch b;
+	uint32_t n_points;
+	uint32_t n_runs;
+	struct prop_run runs[PROP_RUNS];
+};
+
+struct region {
+	uint32_t id;
+	uint32_t worker;
+	uint64_t hash_lo, hash_hi;
+	struct sl_store *store;
+	const struct sl_cons_ops *ops;
+	void *cons;
+	uint64_t last_index;    /* highest index in the log (recovered or appended) */
+	uint64_t applied_index; /* applied to the store */
+	uint64_t snapshot_index;
+	struct proposal props[PROP_SLOTS];
+	int open; /* proposal slot being filled, -1 none */
+	uint32_t prop_cap; /* bytes of one proposal */
+	uint64_t points_applied, points_rejected;
+	/* protocols that read the log back (raft) */
+	bool reads_log;
+	struct sl_rlog rlog;
+	struct sl_cons_log view; /* the protocol keeps a pointer to it */
+	struct sl_raft_opts raft_opts;
+	struct sl_cons_hard_state hs; /* latest persisted */
+	uint64_t recover_target;      /* recovered log end: applied before serving reads */
+	uint64_t snapshot_term;
+};
+
+enum pend_kind { PEND_SHM = 0, PEND_SESS = 1 };
+
+struct pend {
+	bool used;
+	uint8_t kind;
+	uint8_t level; /* session ack level */
+	int32_t err;   /* a part failed (WAL error): nothing more is acknowledged as stored */
+	uint32_t slot;
+	uint64_t batch_seq; /* shm: the client's batch; session: the seq */
+	uint64_t session_id;
+	uint32_t count, remaining, stored;
+	uint64_t t0_tsc;
+	struct reply_addr ra;
+};
+
+struct sessq_ent {
+	uint64_t lsn; /* of the session record */
+	uint64_t session_id, seq, t0_tsc;
+	uint32_t stored, count;
+	uint8_t level;
+	struct reply_addr ra;
+};
+
+struct lsn_rec {
+	uint64_t lsn;
+	uint32_t region;
+	uint64_t term;
+	uint64_t index;
+};
+
+enum ctl_kind { CTL_REGIONS = 1, CTL_QUERY = 2, CTL_WAL_FAULT = 3 };
+
+struct ctl_req {
+	enum ctl_kind kind;
+	uint32_t region;
+	uint64_t series_id;
+	int64_t from, to;
+	size_t limit;
+	int fault_op, fault_err; /* CTL_WAL_FAULT */
+	/* results */
+	struct sl_sample_ex *samples;
+	size_t n_samples;
+	char *strbuf; /* string values are copied here by the worker */
+	size_t str_cap, str_used;
+	uint8_t type;
+	int rc;
+	struct json_object *json;
+	atomic_int done;
+};
+
+struct worker {
+	struct sl_node *node;
+	unsigned idx;
+	unsigned lcore;
+	unsigned arena;
+	struct sl_wal *wal;
+	struct sl_stats_core *st;     /* this round's deltas (private) */
+	struct sl_stats_core st_local;
+	struct sl_stats_core *st_shm; /* the core's block in the stats segment */
+	struct rte_ring *in[SL_CFG_MAX_WORKERS];  /* from core j to me */
+	struct rte_ring *out[SL_CFG_MAX_WORKERS]; /* from me to core j */
+	struct xmsg *fill_pts[SL_CFG_MAX_WORKERS];
+	struct xmsg *fill_acks[SL_CFG_MAX_WORKERS];
+	/* acks that found no message or ring room: sent first next time (never lost, and
+	 * never waited for: two cores acking each other must not block each other) */
+	struct xack *ack_backlog[SL_CFG_MAX_WORKERS];
+	struct xmsg *outbox[OUTBOX_SIZE];
+	uint16_t outbox_dst[OUTBOX_SIZE];
+	uint32_t outbox_head, outbox_len;
+	uint32_t ack_bl_head[SL_CFG_MAX_WORKERS], ack_bl_len[SL_CFG_MAX_WORKERS];
+	struct xmsg *stalled; /* partly consumed points message */
+	struct xmsg *local_q[XRING_SIZE];
+	uint32_t local_head, local_len;
+	struct rte_ring *ctlq;
+	struct pend *pend;
+	uint32_t *pend_free;
+	uint32_t n_pend_free;
+	uint32_t slot_cur[256];      /* pending handle of the batch being read per slot */
+	uint32_t slot_inflight[256]; /* batches of the slot awaiting their ack */
+	uint32_t slot_epoch[256];    /* the slot's client generation we are reading */
+	uint64_t next_reap_tsc;
+	struct lsn_rec *lsnq;
+	uint32_t lsn_head, lsn_len, lsn_durable; /* durable = entries handed to persisted() */
+	uint64_t wal_bytes_since_ckpt;
+	bool ckpt_active; /* a checkpoint in progress, one region per round */
+	uint32_t ckpt_next;
+	uint64_t ckpt_upto;
+	uint64_t ckpt_resume_ns; /* next region not before: the backlog drains in between */
+	uint32_t idle_us;
+	bool wal_failed;
+	struct sl_ingest_rec *recs;
+	uint64_t tsc_hz;
+	/* network front door */
+	struct sl_lp_line *lp;
+	struct sl_lp_counts lpc, lpc_published;
+	struct sl_pkt_arp_cache arp;
+	struct sl_sess_table sess;
+	void *sess_mem;
+	struct sessq_ent *sessq;
+	uint32_t sessq_head, sessq_len;
+	int64_t next_expire_ns;
+} __rte_cache_aligned;
+
+struct sl_node {
+	struct sl_config cfg;
+	struct sl_node_env env;
+	unsigned n_workers;
+	struct worker *w;
+	struct region *regions;
+	struct rte_mempool *xpool;
+	struct sl_stats_writer *stats;
+	struct sl_ingest *ingest;
+	enum sl_arena_mode arena_mode;
+	atomic_bool stop;
+	atomic_bool failed;
+	uint64_t start_ns;
+	uint64_t recovered_entries, recovered_points;
+	struct sl_wal_recovery rec_report;
+	struct sl_ports ports;
+	struct sl_pkt_local local;
+	enum sl_lp_precision precision;
+};
+
+void nd_pend_finish(struct worker *w, uint32_t h);
+struct xmsg *nd_xmsg_get(struct worker *w, uint16_t kind);
+void nd_outbox_send(struct worker *w, unsigned dst, struct xmsg *x);
+void nd_apply_entry(struct region *r, const uint8_t *data, uint32_t len, struct proposal *p);
+int nd_wal_append_wait(struct worker *w, uint16_t type, const uint8_t *buf, uint32_t len, uint64_t *lsn);
+int nd_wal_append_hardstate(struct worker *w, struct region *r, const struct sl_cons_hard_state *hs);
+void nd_wal_fail(struct worker *w, int err);
+uint64_t nd_lsnq_trim(struct worker *w);
+void nd_route_point_wait(struct worker *w, uint32_t handle, const struct sl_point *pt);
+void nd_checkpoint_step(struct worker *w);
+void nd_net_send_udp(struct worker *w, const struct reply_addr *ra, const uint8_t *payload, size_t len);
+void nd_sess_finish(struct worker *w, struct pend *p);
+void nd_sess_durable(struct worker *w, uint64_t durable);
+void nd_read_serve(struct worker *w, struct xmsg *x);
+int nd_poll_net(struct worker *w);
+void nd_lp_stats(struct worker *w);
+void nd_serve_ctl(struct worker *w);
+uint64_t nd_now_ns(void);
+
+#endif

@@ -1,0 +1,768 @@
+/* node_recover.c - the node's state on disk: region and session snapshots (checkpoints
+ * that let the WAL be released), recovery at start (snapshots, then the WAL), and node
+ * creation and teardown. */
+#include "node_internal.h"
+
+/* ---------------------------------------------------------------- snapshots */
+
+static void snap_path(const struct sl_node *n, uint32_t region, char *buf, size_t len,
+		      const char *suffix)
+{
+	snprintf(buf, len, "%s/snap/region-%04u.snap%s", n->cfg.data_dir, region, suffix);
+}
+
+static int fsync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY);
+	if (fd < 0)
+		return -errno;
+	int rc = fsync(fd) == 0 ? 0 : -errno;
+	close(fd);
+	return rc;
+}
+
+/* path.tmp, fdatasync, rename over path, fsync the directory. */
+static int write_file_atomic(const char *dir, const char *path, const uint8_t *buf, size_t len)
+{
+	char tmp[SL_CFG_PATH_MAX + 80];
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0640);
+	if (fd < 0)
+		return -errno;
+	size_t off = 0;
+	int rc = 0;
+	while (off < len && rc == 0) {
+		ssize_t k = write(fd, buf + off, len - off);
+		if (k < 0 && errno != EINTR)
+			rc = -errno;
+		else if (k > 0)
+			off += (size_t)k;
+	}
+	if (rc == 0 && fdatasync(fd) != 0)
+		rc = -errno;
+	close(fd);
+	if (rc == 0 && rename(tmp, path) != 0)
+		rc = -errno;
+	return rc == 0 ? fsync_dir(dir) : rc;
+}
+
+static void sess_snap_path(const struct sl_node *n, unsigned core, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/snap/sessions-core-%02u.snap", n->cfg.data_dir, core);
+}
+
+/* Session table image of a core, so the session records in its WAL can be released. */
+static int sessions_snapshot(struct worker *w)
+{
+	char path[SL_CFG_PATH_MAX + 64], dir[SL_CFG_PATH_MAX + 16];
+	sess_snap_path(w->node, w->idx, path, sizeof(path));
+	snprintf(dir, sizeof(dir), "%s/snap", w->node->cfg.data_dir);
+	size_t cap = sl_sess_snapshot_bytes(&w->sess);
+	uint8_t *buf = malloc(cap);
+	if (buf == NULL)
+		return -ENOMEM;
+	int len = sl_sess_snapshot_write(&w->sess, 0, buf, cap);
+	int rc = len < 0 ? len : write_file_atomic(dir, path, buf, (size_t)len);
+	free(buf);
+	return rc;
+}
+
+static int sessions_load(struct worker *w, char *err, size_t err_len)
+{
+	char path[SL_CFG_PATH_MAX + 64];
+	sess_snap_path(w->node, w->idx, path, sizeof(path));
+	int fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	struct stat st;
+	int rc = fstat(fd, &st) == 0 ? 0 : -errno;
+	uint8_t *buf = rc == 0 ? malloc((size_t)st.st_size + 1) : NULL;
+	if (rc == 0 && buf == NULL)
+		rc = -ENOMEM;
+	if (rc == 0 && read(fd, buf, (size_t)st.st_size) != st.st_size)
+		rc = -EIO;
+	close(fd);
+	uint64_t idx;
+	if (rc == 0)
+		rc = sl_sess_snapshot_read(&w->sess, buf, (size_t)st.st_size, (int64_t)nd_now_ns(), &idx);
+	free(buf);
+	if (rc != 0)
+		snprintf(err, err_len, "%s: session snapshot unreadable (%s); refusing to start", path,
+			 strerror(-rc));
+	return rc;
+}
+
+static int write_term_file(struct sl_node *n, const struct region *r, uint64_t index,
+			   uint64_t term)
+{
+	char tmp[SL_CFG_PATH_MAX + 64], fin[SL_CFG_PATH_MAX + 64];
+	snap_path(n, r->id, tmp, sizeof(tmp), ".term.tmp");
+	snap_path(n, r->id, fin, sizeof(fin), ".term");
+	FILE *f = fopen(tmp, "w");
+	if (f == NULL)
+		return -errno;
+	fprintf(f, "%" PRIu64 " %" PRIu64 "\n", index, term);
+	int rc = fflush(f) == 0 && fdatasync(fileno(f)) == 0 ? 0 : -errno;
+	fclose(f);
+	if (rc == 0 && rename(tmp, fin) != 0)
+		rc = -errno;
+	return rc;
+}
+
+static uint64_t read_term_file(struct sl_node *n, const struct region *r, uint64_t index)
+{
+	char fin[SL_CFG_PATH_MAX + 64];
+	snap_path(n, r->id, fin, sizeof(fin), ".term");
+	FILE *f = fopen(fin, "r");
+	uint64_t i = 0, t = 0;
+	if (f != NULL) {
+		if (fscanf(f, "%" SCNu64 " %" SCNu64, &i, &t) != 2)
+			t = 0;
+		fclose(f);
+	}
+	/* a crash between the term file and the snapshot leaves a newer term file: its term
+	 * bounds the snapshot's from above, which is all a one-node group needs */
+	return i >= index ? t : 0;
+}
+
+static int region_snapshot(struct sl_node *n, struct region *r)
+{
+	char tmp[SL_CFG_PATH_MAX + 64], fin[SL_CFG_PATH_MAX + 64], dir[SL_CFG_PATH_MAX + 16];
+	snap_path(n, r->id, tmp, sizeof(tmp), ".tmp");
+	snap_path(n, r->id, fin, sizeof(fin), "");
+	snprintf(dir, sizeof(dir), "%s/snap", n->cfg.data_dir);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0640);
+	if (fd < 0)
+		return -errno;
+	int rc = sl_store_snapshot_write(r->store, fd, r->applied_index);
+	if (rc == 0 && fdatasync(fd) != 0)
+		rc = -errno;
+	close(fd);
+	uint64_t term = 0;
+	if (rc == 0 && r->reads_log) {
+		/* the log's base term, for the protocol after a restart: written first */
+		if (sl_rlog_term(&r->rlog, r->applied_index, &term) != 0)
+			term = r->hs.term;
+		rc = write_term_file(n, r, r->applied_index, term);
+	}
+	if (rc == 0 && rename(tmp, fin) != 0)
+		rc = -errno;
+	if (rc == 0)
+		rc = fsync_dir(dir);
+	if (rc == 0) {
+		r->snapshot_index = r->applied_index;
+		r->snapshot_term = term;
+		if (r->reads_log)
+			sl_rlog_compact(&r->rlog, r->applied_index, term);
+	}
+	return rc;
+}
+
+/* Snapshot this core's regions and release the WAL they cover. Blocking, off the
+ * per-point path: it runs once per checkpoint_mb of WAL. */
+static void checkpoint_finish(struct worker *w, uint64_t upto);
+
+/* One step of a checkpoint, one region per poll round, so the pause it costs the worker
+ * is one region's snapshot, not all of them. WAL records <= upto were applied when the
+ * checkpoint began: every later snapshot covers them. */
+void nd_checkpoint_step(struct worker *w)
+{
+	struct sl_node *n = w->node;
+	if (!w->ckpt_active) {
+		w->ckpt_active = true;
+		w->ckpt_upto = nd_lsnq_trim(w);
+		w->ckpt_next = 0;
+		w->wal_bytes_since_ckpt = 0;
+	}
+	uint64_t t0 = nd_now_ns();
+	if (t0 < w->ckpt_resume_ns)
+		return;
+	while (w->ckpt_next < n->cfg.regions && n->regions[w->ckpt_next].worker != w->idx)
+		w->ckpt_next++;
+	if (w->ckpt_next == n->cfg.regions) {
+		w->ckpt_active = false;
+		checkpoint_finish(w, w->ckpt_upto);
+		return;
+	}
+	struct region *r = &n->regions[w->ckpt_next++];
+	int rc = region_snapshot(n, r);
+	/* Space the pauses: twice as long as this one took, so batches delayed by it are
+	 * acknowledged before the next one (one pause per batch, not one per region). */
+	uint64_t took = nd_now_ns() - t0;
+	w->ckpt_resume_ns = nd_now_ns() + (2 * took > 10000000 ? 2 * took : 10000000);
+	if (rc != 0) {
+		fprintf(stderr, "sluiced: region %u: snapshot failed (%s); WAL kept\n", r->id,
+			strerror(-rc));
+		sl_stats_add(w->st, SL_STAT_wal_errors, 1);
+		w->ckpt_active = false;
+	}
+}
+
+static void checkpoint_finish(struct worker *w, uint64_t upto)
+{
+	struct sl_node *n = w->node;
+	int src = sessions_snapshot(w);
+	if (src != 0) {
+		fprintf(stderr, "sluiced: worker %u: session snapshot failed (%s); WAL kept\n",
+			w->idx, strerror(-src));
+		sl_stats_add(w->st, SL_STAT_wal_errors, 1);
+		return;
+	}
+	/* raft term and vote live in WAL records: write them again, durably, before the
+	 * segments holding older copies go */
+	bool any_hs = false;
+	for (uint32_t i = 0; i < n->cfg.regions; i++) {
+		struct region *r = &n->regions[i];
+		if (r->worker == w->idx && r->reads_log) {
+			struct sl_cons_hard_state hs = r->hs;
+			if (nd_wal_append_hardstate(w, r, &hs) != 0)
+				return;
+			any_hs = true;
+		}
+	}
+	if (any_hs && sl_wal_sync(w->wal) != 0) {
+		nd_wal_fail(w, -EIO);
+		return;
+	}
+	int rc = sl_wal_release(w->wal, upto);
+	if (rc != 0)
+		fprintf(stderr, "sluiced: worker %u: WAL release failed: %s\n", w->idx,
+			strerror(-rc));
+}
+
+/* ---------------------------------------------------------------- recovery */
+
+struct replay_ctx {
+	struct sl_node *n;
+	struct worker *w;
+	uint64_t entries, points, skipped, bad, sessions;
+};
+
+static int replay_record(void *arg, uint64_t lsn, uint16_t type, const uint8_t *p, uint32_t len)
+{
+	struct replay_ctx *c = arg;
+	(void)lsn;
+	if (type == WAL_REC_SESSION && len == SESSION_REC_BYTES && p[0] == 3) {
+		/* a session batch was durable: a retry of it is a duplicate */
+		sl_sess_recover_durable(&c->w->sess, sl_get_u64(p + 1), sl_get_u64(p + 9),
+					(int64_t)nd_now_ns());
+		c->sessions++;
+		return 0;
+	}
+	bool hs = type == WAL_REC_HARDSTATE && len == HARDSTATE_BYTES && p[0] == 2;
+	if (!hs && (type != WAL_REC_ENTRY || len < ENTRY_HDR || p[0] != 1)) {
+		c->bad++;
+		return 0;
+	}
+	uint32_t region = sl_get_u32(p + 1);
+	if (region >= c->n->cfg.regions || c->n->regions[region].worker != c->w->idx) {
+		c->bad++;
+		return 0;
+	}
+	struct region *r = &c->n->regions[region];
+	if (hs) {
+		r->hs = (struct sl_cons_hard_state){sl_get_u64(p + 5), sl_get_u32(p + 13),
+						    sl_get_u64(p + 17)};
+		return 0;
+	}
+	uint64_t term = sl_get_u64(p + 5);
+	uint64_t index = sl_get_u64(p + 13);
+	uint32_t etype = sl_get_u32(p + 21);
+	if (r->reads_log) {
+		/* raft: rebuild the log; the protocol hands committed entries out again and
+		 * the node applies them then (a later record at an index replaces the suffix) */
+		if (index <= r->rlog.base_index) {
+			c->skipped++;
+			return 0;
+		}
+		struct sl_cons_entry e = {term, index, 0, etype, len - ENTRY_HDR, p + ENTRY_HDR};
+		if (sl_rlog_append(&r->rlog, &e) != 0) {
+			c->bad++;
+			return 0;
+		}
+		r->last_index = index;
+		c->entries++;
+		return 0;
+	}
+	if (index > r->last_index)
+		r->last_index = index;
+	if (index <= r->applied_index) {
+		c->skipped++;
+		return 0;
+	}
+	if (etype == SL_CONS_ENTRY_NORMAL) {
+		struct sl_batch_iter it;
+		if (sl_batch_iter_init(&it, p + ENTRY_HDR, len - ENTRY_HDR) != 0) {
+			c->bad++;
+			return 0;
+		}
+		uint64_t before = r->points_applied;
+		nd_apply_entry(r, p + ENTRY_HDR, len - ENTRY_HDR, NULL);
+		c->points += r->points_applied - before;
+	}
+	r->applied_index = index;
+	c->entries++;
+	return 0;
+}
+
+static uint64_t log_last_index(void *ctx) { return ((struct region *)ctx)->last_index; }
+/* Standalone never reads its log back: the view only reports where it ends. */
+static uint64_t log_first_index(void *ctx) { return ((struct region *)ctx)->snapshot_index + 1; }
+static int log_term(void *ctx, uint64_t index, uint64_t *term)
+{
+	(void)ctx;
+	(void)index;
+	*term = 1;
+	return 0;
+}
+static int log_entry(void *ctx, uint64_t index, struct sl_cons_entry *out)
+{
+	(void)ctx;
+	(void)index;
+	(void)out;
+	return -ENOENT; /* entries live in the WAL only; standalone never reads back */
+}
+
+static int mkdir_p(const char *path)
+{
+	char tmp[SL_CFG_PATH_MAX + 32];
+	snprintf(tmp, sizeof(tmp), "%s", path);
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p == '/') {
+			*p = '\0';
+			if (mkdir(tmp, 0750) != 0 && errno != EEXIST)
+				return -errno;
+			*p = '/';
+		}
+	}
+	if (mkdir(tmp, 0750) != 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+/* node.meta pins the region layout: WAL records name regions by number. */
+static int check_meta(const struct sl_node *n, char *err, size_t err_len)
+{
+	char path[SL_CFG_PATH_MAX + 32];
+	snprintf(path, sizeof(path), "%s/node.meta", n->cfg.data_dir);
+	FILE *f = fopen(path, "r");
+	if (f == NULL) {
+		f = fopen(path, "w");
+		if (f == NULL) {
+			snprintf(err, err_len, "%s: %s", path, strerror(errno));
+			return -errno;
+		}
+		fprintf(f, "format=1\nnode_id=%u\nworkers=%u\nregions=%u\n", n->cfg.node_id,
+			n->n_workers, n->cfg.regions);
+		int rc = fflush(f) == 0 && fsync(fileno(f)) == 0 ? 0 : -errno;
+		fclose(f);
+		if (rc != 0)
+			snprintf(err, err_len, "%s: %s", path, strerror(-rc));
+		return rc;
+	}
+	unsigned fmt = 0, id = 0, workers = 0, regions = 0;
+	int got = fscanf(f, "format=%u\nnode_id=%u\nworkers=%u\nregions=%u", &fmt, &id, &workers,
+			 &regions);
+	fclose(f);
+	if (got != 4 || fmt != 1) {
+		snprintf(err, err_len, "%s: unreadable node metadata (refusing to guess)", path);
+		return -EBADMSG;
+	}
+	if (workers != n->n_workers || regions != n->cfg.regions) {
+		snprintf(err, err_len,
+			 "%s: this data dir was written with workers=%u regions=%u but the "
+			 "config asks for workers=%u regions=%u; start with the original values",
+			 path, workers, regions, n->n_workers, n->cfg.regions);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int region_load_snapshot(struct sl_node *n, struct region *r, char *err, size_t err_len)
+{
+	char path[SL_CFG_PATH_MAX + 64];
+	snap_path(n, r->id, path, sizeof(path), "");
+	int fd = open(path, O_RDONLY);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return 0;
+		snprintf(err, err_len, "%s: %s", path, strerror(errno));
+		return -errno;
+	}
+	uint64_t idx = 0;
+	int rc = sl_store_snapshot_read(r->store, fd, &idx);
+	close(fd);
+	if (rc != 0) {
+		snprintf(err, err_len, "%s: snapshot is corrupt (%s); refusing to start", path,
+			 strerror(-rc));
+		return rc;
+	}
+	r->applied_index = r->snapshot_index = r->last_index = idx;
+	if (r->reads_log) {
+		r->snapshot_term = read_term_file(n, r, idx);
+		sl_rlog_compact(&r->rlog, idx, r->snapshot_term);
+	}
+	return 0;
+}
+
+/* raft log copies come from the owning core's arena */
+static void *rlog_alloc(void *ctx, size_t n) { return sl_arena_alloc(*(unsigned *)ctx, n); }
+static void rlog_free(void *ctx, void *p) { sl_arena_free(*(unsigned *)ctx, p); }
+
+static int worker_init(struct sl_node *n, struct worker *w, char *err, size_t err_len)
+{
+	char path[SL_CFG_PATH_MAX + 64];
+	w->tsc_hz = rte_get_tsc_hz();
+	w->st_shm = sl_stats_core(n->stats, w->idx);
+	w->st = &w->st_local;
+	enum sl_arena_mode got;
+	/* the arena module probes and falls back by itself; the mode is reported once */
+	int rc = sl_arena_create(SL_ARENA_HUGETLB, &w->arena, &got);
+	if (rc != 0) {
+		snprintf(err, err_len, "worker %u: arena: %s", w->idx, strerror(-rc));
+		return rc;
+	}
+	n->arena_mode = got;
+	w->pend = calloc(PEND_MAX, sizeof(*w->pend));
+	w->pend_free = calloc(PEND_MAX, sizeof(*w->pend_free));
+	w->lsnq = calloc(LSNQ_SIZE, sizeof(*w->lsnq));
+	w->recs = calloc(INGEST_BURST, sizeof(*w->recs));
+	w->lp = calloc(1, sizeof(*w->lp));
+	size_t scratch = SL_LP_SCRATCH_BYTES(SL_LP_LINE_MAX);
+	char *lp_scratch = malloc(scratch);
+	if (w->lp) {
+		w->lp->scratch = lp_scratch;
+		w->lp->scratch_cap = scratch;
+	}
+	sl_pkt_arp_init(&w->arp, 300ll * 1000000000ll);
+	w->sessq = calloc(SESSQ_SIZE, sizeof(*w->sessq));
+	for (unsigned d = 0; d < n->n_workers; d++)
+		if ((w->ack_backlog[d] = calloc(ACK_BACKLOG, sizeof(struct xack))) == NULL)
+			w->sessq = NULL; /* reported below */
+	w->sess_mem = malloc(sl_sess_table_mem_bytes(SESS_CAPACITY));
+	struct sl_sess_config scfg = {.capacity = SESS_CAPACITY,
+				      .window = 1024,
+				      .idle_timeout_ns = 600ll * 1000000000ll,
+				      .keep_min_ns = 60ll * 1000000000ll,
+				      .incarnation = ((uint64_t)time(NULL) << 16) ^ w->idx,
+				      .hash_seed = rte_rdtsc()};
+	if (w->sess_mem == NULL || w->sessq == NULL ||
+	    sl_sess_table_init(&w->sess, w->sess_mem, sl_sess_table_mem_bytes(SESS_CAPACITY),
+			       &scfg) != 0) {
+		snprintf(err, err_len, "out of memory for the session table");
+		return -ENOMEM;
+	}
+	if (!w->pend || !w->pend_free || !w->lsnq || !w->recs || !w->lp || !lp_scratch) {
+		snprintf(err, err_len, "out of memory at start-up");
+		return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < PEND_MAX; i++)
+		w->pend_free[w->n_pend_free++] = PEND_MAX - 1 - i;
+	for (size_t i = 0; i < SL_ARRAY_LEN(w->slot_cur); i++)
+		w->slot_cur[i] = UINT32_MAX;
+	snprintf(path, sizeof(path), "sl_ctl_%u", w->idx);
+	w->ctlq = rte_ring_create(path, CTLQ_SIZE, SOCKET_ID_ANY, RING_F_SC_DEQ);
+	if (w->ctlq == NULL) {
+		snprintf(err, err_len, "ring %s: %s", path, rte_strerror(rte_errno));
+		return -ENOMEM;
+	}
+	/* regions of this worker: stores, snapshots */
+	for (uint32_t i = 0; i < n->cfg.regions; i++) {
+		struct region *r = &n->regions[i];
+		if (r->worker != w->idx)
+			continue;
+		r->reads_log = strcmp(n->cfg.protocol, "standalone") != 0;
+		r->prop_cap = r->reads_log ? RAFT_PROP_BYTES : PROP_BYTES;
+		sl_rlog_init(&r->rlog, 0, 0);
+		sl_rlog_set_alloc(&r->rlog, rlog_alloc, rlog_free, &w->arena);
+		struct sl_store_config sc = {.region_id = r->id, .arena = w->arena, .use_arena = true};
+		rc = sl_store_create(&sc, &r->store);
+		if (rc != 0) {
+			snprintf(err, err_len, "region %u: store: %s", r->id, strerror(-rc));
+			return rc;
+		}
+		for (int k = 0; k < PROP_SLOTS; k++) {
+			r->props[k].buf = sl_arena_alloc(w->arena, PROP_BYTES);
+			if (r->props[k].buf == NULL) {
+				snprintf(err, err_len, "out of memory for proposal buffers");
+				return -ENOMEM;
+			}
+		}
+		r->open = -1;
+		rc = region_load_snapshot(n, r, err, err_len);
+		if (rc != 0)
+			return rc;
+	}
+	rc = sessions_load(w, err, err_len);
+	if (rc != 0)
+		return rc;
+	/* WAL: recover into the stores, then open the regions' protocols */
+	struct sl_wal_config wc;
+	sl_wal_config_default(&wc);
+	snprintf(path, sizeof(path), "%s/wal/core-%02u", n->cfg.data_dir, w->idx);
+	wc.dir = path;
+	wc.segment_bytes = (uint64_t)n->cfg.wal_segment_mb << 20;
+	wc.buffer_bytes = n->cfg.wal_buffer_kb << 10;
+	wc.no_direct = !n->cfg.wal_direct_io;
+	wc.salvage = n->cfg.wal_salvage;
+	rc = sl_wal_open(&wc, &w->wal);
+	if (rc != 0) {
+		snprintf(err, err_len, "WAL %s: %s", path, strerror(-rc));
+		return rc;
+	}
+	struct replay_ctx ctx = {.n = n, .w = w};
+	struct sl_wal_recovery rep;
+	memset(&rep, 0, sizeof(rep));
+	rc = sl_wal_recover(w->wal, replay_record, &ctx, &rep);
+	if (rc != 0) {
+		snprintf(err, err_len,
+			 "WAL %s: recovery failed (%s): %s. Set [wal] salvage = true to cut the "
+			 "log at the damage (losing what follows it)",
+			 path, strerror(-rc),
+			 rc == -EBADMSG ? "corruption in the middle of the log" : "I/O error");
+		return rc;
+	}
+	n->recovered_entries += ctx.entries;
+	n->recovered_points += ctx.points;
+	if (rep.torn_tail_cut || rep.salvaged)
+		fprintf(stderr,
+			"sluiced: WAL %s: %s at %s offset %" PRIu64 " (%s); log cut there\n", path,
+			rep.salvaged ? "corruption salvaged" : "torn tail of an unfinished write",
+			rep.bad_segment, rep.bad_offset,
+			rep.salvaged ? "data after it is lost" : "nothing there was acknowledged");
+	if (rep.records > 0)
+		fprintf(stderr, "sluiced: WAL %s: %" PRIu64 " records replayed (%" PRIu64
+				" entries, %" PRIu64 " points applied, %" PRIu64 " already in snapshots)\n",
+			path, rep.records, ctx.entries, ctx.points, ctx.skipped);
+	if (ctx.bad > 0)
+		fprintf(stderr, "sluiced: WAL %s: %" PRIu64 " unreadable entries skipped\n", path,
+			ctx.bad);
+	for (uint32_t i = 0; i < n->cfg.regions; i++) {
+		struct region *r = &n->regions[i];
+		if (r->worker != w->idx)
+			continue;
+		r->ops = sl_cons_find(n->cfg.protocol);
+		SL_ASSERT(r->ops != NULL);
+		if (r->reads_log)
+			sl_rlog_view(&r->rlog, &r->view);
+		else
+			r->view = (struct sl_cons_log){r, log_first_index, log_last_index, log_term,
+						       log_entry};
+		struct sl_cons_config cc;
+		memset(&cc, 0, sizeof(cc));
+		cc.group_id = r->id;
+		cc.self = n->cfg.node_id;
+		cc.n_voters = 1;
+		cc.voters[0] = n->cfg.node_id;
+		cc.seed = ((uint64_t)n->cfg.node_id << 32) ^ r->id;
+		cc.election_timeout_ns = (uint64_t)n->cfg.election_timeout_ms * 1000000ull;
+		cc.heartbeat_interval_ns = cc.election_timeout_ns / 10;
+		cc.max_batch_entries = 64;
+		cc.max_inflight_bytes = 4u << 20;
+		if (r->reads_log) {
+			cc.initial = r->hs; /* as recovered from the WAL */
+			r->raft_opts = (struct sl_raft_opts){
+				.max_msg_bytes = RAFT_PROP_BYTES + (16u << 10),
+				.max_unstable_bytes = PROP_SLOTS * (RAFT_PROP_BYTES + (16u << 10)),
+				.max_apply_bytes = 4u * (RAFT_PROP_BYTES + (16u << 10))};
+			cc.proto_opts = &r->raft_opts;
+			r->recover_target = sl_rlog_last(&r->rlog);
+		} else {
+			cc.initial.term = 1;
+			cc.initial.commit = r->last_index;
+		}
+		cc.log = &r->view;
+		rc = r->ops->create(&cc, &r->cons);
+		if (rc != 0) {
+			snprintf(err, err_len, "region %u: protocol %s: %s", r->id,
+				 n->cfg.protocol, strerror(-rc));
+			return rc;
+		}
+	}
+	return 0;
+}
+
+int sl_node_create(const struct sl_config *cfg, const struct sl_node_env *env,
+		   struct sl_node **out, char *err, size_t err_len)
+{
+	struct sl_node *n = calloc(1, sizeof(*n));
+	if (n == NULL) {
+		snprintf(err, err_len, "out of memory at start-up");
+		return -ENOMEM;
+	}
+	n->cfg = *cfg;
+	n->env = *env;
+	n->n_workers = env->n_workers;
+	n->start_ns = nd_now_ns();
+	int rc;
+	char path[SL_CFG_PATH_MAX + 32];
+	if (sl_cons_find(cfg->protocol) == NULL) {
+		snprintf(err, err_len, "protocol '%s' is not built into this sluiced",
+			 cfg->protocol);
+		rc = -ENOTSUP;
+		goto fail;
+	}
+	if ((rc = mkdir_p(cfg->data_dir)) != 0) {
+		snprintf(err, err_len, "data dir %s: %s", cfg->data_dir, strerror(-rc));
+		goto fail;
+	}
+	snprintf(path, sizeof(path), "%s/snap", cfg->data_dir);
+	if ((rc = mkdir_p(path)) != 0) {
+		snprintf(err, err_len, "%s: %s", path, strerror(-rc));
+		goto fail;
+	}
+	if ((rc = check_meta(n, err, err_len)) != 0)
+		goto fail;
+	n->regions = calloc(cfg->regions, sizeof(*n->regions));
+	n->w = rte_zmalloc("sl_workers", sizeof(*n->w) * n->n_workers, RTE_CACHE_LINE_SIZE);
+	if (n->regions == NULL || n->w == NULL) {
+		snprintf(err, err_len, "out of memory at start-up");
+		rc = -ENOMEM;
+		goto fail;
+	}
+	for (uint32_t i = 0; i < cfg->regions; i++) {
+		struct region *r = &n->regions[i];
+		r->id = i;
+		r->worker = i % n->n_workers;
+		r->hash_lo = (uint64_t)((((unsigned __int128)i << 64) + cfg->regions - 1) /
+					cfg->regions);
+		r->hash_hi = i + 1 == cfg->regions
+				     ? UINT64_MAX
+				     : (uint64_t)((((unsigned __int128)(i + 1) << 64) +
+						   cfg->regions - 1) / cfg->regions) - 1;
+		r->open = -1;
+	}
+	n->xpool = rte_mempool_create("sl_xmsg", XMSG_POOL, sizeof(struct xmsg), 64, 0, NULL,
+				      NULL, NULL, NULL, SOCKET_ID_ANY, 0);
+	if (n->xpool == NULL) {
+		snprintf(err, err_len, "mempool for cross-core messages: %s (raise [eal] memory_mb)",
+			 rte_strerror(rte_errno));
+		rc = -ENOMEM;
+		goto fail;
+	}
+	rc = sl_stats_create(cfg->stats_path, n->n_workers, &n->stats);
+	if (rc != 0) {
+		snprintf(err, err_len, "stats segment %s: %s", cfg->stats_path, strerror(-rc));
+		goto fail;
+	}
+	for (unsigned i = 0; i < n->n_workers; i++) {
+		n->w[i].node = n;
+		n->w[i].idx = i;
+		n->w[i].lcore = env->worker_lcores[i];
+	}
+	for (unsigned s = 0; s < n->n_workers; s++)
+		for (unsigned d = 0; d < n->n_workers; d++) {
+			if (s == d)
+				continue;
+			char name[32];
+			snprintf(name, sizeof(name), "sl_x_%u_%u", s, d);
+			struct rte_ring *r = rte_ring_create(name, XRING_SIZE, SOCKET_ID_ANY,
+							     RING_F_SP_ENQ | RING_F_SC_DEQ);
+			if (r == NULL) {
+				snprintf(err, err_len, "ring %s: %s", name, rte_strerror(rte_errno));
+				rc = -ENOMEM;
+				goto fail;
+			}
+			n->w[s].out[d] = r;
+			n->w[d].in[s] = r;
+		}
+	for (unsigned i = 0; i < n->n_workers; i++)
+		if ((rc = worker_init(n, &n->w[i], err, err_len)) != 0)
+			goto fail;
+	/* said once: where the workers' store memory comes from */
+	fprintf(stderr, "sluiced: worker memory arenas: %s%s\n", sl_arena_mode_name(n->arena_mode),
+		n->arena_mode == SL_ARENA_HUGETLB ? ""
+						  : " (no free 2 MiB hugepages: falling back, not failing)");
+	rc = sl_lp_precision_parse(cfg->precision, &n->precision);
+	if (rc != 0) {
+		snprintf(err, err_len, "[net] precision '%s' not understood", cfg->precision);
+		goto fail;
+	}
+	rc = sl_ports_init(&n->ports, (uint16_t)n->n_workers, cfg->mbufs, err, err_len);
+	if (rc != 0)
+		goto fail;
+	if (n->ports.n > 0) {
+		memcpy(n->local.mac, n->ports.p[0].mac.addr_bytes, 6);
+		n->local.n_ips = 1;
+		n->local.ips[0] = cfg->ipv4_addr;
+	}
+	rc = sl_ingest_create(cfg->shm_ingest_path, cfg->shm_slots, cfg->shm_ring_entries,
+			      &n->ingest);
+	if (rc != 0) {
+		snprintf(err, err_len, "shm ingest ring %s: %s", cfg->shm_ingest_path,
+			 strerror(-rc));
+		goto fail;
+	}
+	*out = n;
+	return 0;
+fail:
+	sl_node_destroy(n);
+	return rc;
+}
+
+void sl_node_housekeeping(struct sl_node *n)
+{
+	sl_ingest_heartbeat(n->ingest);
+}
+
+void sl_node_stop(struct sl_node *n) { atomic_store(&n->stop, true); }
+
+bool sl_node_failed(const struct sl_node *n) { return atomic_load(&n->failed); }
+
+bool sl_node_stopping(const struct sl_node *n) { return atomic_load(&n->stop); }
+
+bool sl_node_recovered(const struct sl_node *n)
+{
+	for (uint32_t i = 0; i < n->cfg.regions; i++) {
+		const struct region *r = &n->regions[i];
+		/* written by the owning worker; a stale read only delays serving */
+		if (__atomic_load_n(&r->applied_index, __ATOMIC_RELAXED) < r->recover_target)
+			return false;
+	}
+	return true;
+}
+
+void sl_node_destroy(struct sl_node *n)
+{
+	if (n == NULL)
+		return;
+	if (n->ingest)
+		sl_ingest_destroy(n->ingest, true);
+	sl_ports_close(&n->ports);
+	for (unsigned i = 0; n->w && i < n->n_workers; i++) {
+		struct worker *w = &n->w[i];
+		if (w->wal)
+			sl_wal_close(w->wal);
+		free(w->pend);
+		free(w->pend_free);
+		free(w->lsnq);
+		free(w->recs);
+		if (w->lp)
+			free(w->lp->scratch);
+		free(w->lp);
+		free(w->sessq);
+		free(w->sess_mem);
+		for (unsigned d = 0; d < n->n_workers; d++)
+			free(w->ack_backlog[d]);
+		rte_ring_free(w->ctlq);
+		for (unsigned d = 0; d < n->n_workers; d++)
+			rte_ring_free(w->out[d]);
+	}
+	for (uint32_t i = 0; n->regions && i < n->cfg.regions; i++) {
+		struct region *r = &n->regions[i];
+		if (r->cons)
+			r->ops->destroy(r->cons);
+		if (r->store)
+			sl_store_destroy(r->store);
+		sl_rlog_free(&r->rlog);
+		for (int k = 0; k < PROP_SLOTS; k++)
+			if (r->props[k].buf)
+				sl_arena_free(n->w[r->worker].arena, r->props[k].buf);
+	}
+	if (n->stats)
+		sl_stats_destroy(n->stats, true);
+	rte_mempool_free(n->xpool);
+	rte_free(n->w);
+	free(n->regions);
+	free(n);
+}
