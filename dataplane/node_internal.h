@@ -294,17 +294,21 @@ struct sl_node {
 	enum sl_lp_precision precision;
 };
 
+/* Shared between the node's files (defined where their section is). */
 void nd_pend_finish(struct worker *w, uint32_t h);
 struct xmsg *nd_xmsg_get(struct worker *w, uint16_t kind);
 void nd_outbox_send(struct worker *w, unsigned dst, struct xmsg *x);
 void nd_apply_entry(struct region *r, const uint8_t *data, uint32_t len, struct proposal *p);
-int nd_wal_append_wait(struct worker *w, uint16_t type, const uint8_t *buf, uint32_t len, uint64_t *lsn);
-int nd_wal_append_hardstate(struct worker *w, struct region *r, const struct sl_cons_hard_state *hs);
+int nd_wal_append_wait(struct worker *w, uint16_t type, const uint8_t *buf, uint32_t len,
+		      uint64_t *lsn);
+int nd_wal_append_hardstate(struct worker *w, struct region *r,
+			    const struct sl_cons_hard_state *hs);
 void nd_wal_fail(struct worker *w, int err);
 uint64_t nd_lsnq_trim(struct worker *w);
 void nd_route_point_wait(struct worker *w, uint32_t handle, const struct sl_point *pt);
 void nd_checkpoint_step(struct worker *w);
-void nd_net_send_udp(struct worker *w, const struct reply_addr *ra, const uint8_t *payload, size_t len);
+void nd_net_send_udp(struct worker *w, const struct reply_addr *ra, const uint8_t *payload,
+		     size_t len);
 void nd_sess_finish(struct worker *w, struct pend *p);
 void nd_sess_durable(struct worker *w, uint64_t durable);
 void nd_read_serve(struct worker *w, struct xmsg *x);
