@@ -876,8 +876,16 @@ out:
 int sl_wal_append(struct sl_wal *w, uint16_t type, const uint8_t *payload, uint32_t len,
 		  uint64_t *lsn_out)
 {
-	if (!w->recovered || (len > 0 && !payload))
+	return sl_wal_append2(w, type, NULL, 0, payload, len, lsn_out);
+}
+
+int sl_wal_append2(struct sl_wal *w, uint16_t type, const uint8_t *head, uint32_t head_len,
+		   const uint8_t *payload, uint32_t payload_len, uint64_t *lsn_out)
+{
+	if (!w->recovered || (payload_len > 0 && !payload) || (head_len > 0 && !head) ||
+	    head_len > UINT32_MAX - payload_len)
 		return -EINVAL;
+	uint32_t len = head_len + payload_len;
 	if (w->failed)
 		return -EIO;
 	uint64_t rec = SL_WAL_RECORD_BYTES(len);
@@ -906,8 +914,10 @@ int sl_wal_append(struct sl_wal *w, uint16_t type, const uint8_t *payload, uint3
 	}
 	uint64_t lsn = w->next_lsn++;
 	uint8_t *p = b->data + b->used_bytes;
-	if (len > 0)
-		memcpy(p + SL_WAL_HDR_BYTES, payload, len);
+	if (head_len > 0)
+		memcpy(p + SL_WAL_HDR_BYTES, head, head_len);
+	if (payload_len > 0)
+		memcpy(p + SL_WAL_HDR_BYTES + head_len, payload, payload_len);
 	if (b->used_bytes == 0)
 		b->first_lsn = lsn; /* one buffer = one flush */
 	seal_record(p, KIND_DATA, type, len, lsn, b->first_lsn);

@@ -112,6 +112,10 @@ int sl_wal_recover(struct sl_wal *wal, sl_wal_replay_fn fn, void *arg,
  * -EIO once the WAL has failed. */
 int sl_wal_append(struct sl_wal *wal, uint16_t type, const uint8_t *payload, uint32_t len,
 		  uint64_t *lsn_out);
+/* The same for a record whose payload is head followed by payload, copied once each (a
+ * caller's header in front of a buffer it does not want to copy first). */
+int sl_wal_append2(struct sl_wal *wal, uint16_t type, const uint8_t *head, uint32_t head_len,
+		   const uint8_t *payload, uint32_t payload_len, uint64_t *lsn_out);
 
 /* Submits the current buffer (write linked to fdatasync). If a flush is already in
  * flight, the buffer is submitted when it completes (group commit). */

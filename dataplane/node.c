@@ -287,11 +287,11 @@ void nd_apply_entry(struct region *r, const uint8_t *data, uint32_t len,
 }
 
 /* sl_wal_append, waiting while both WAL buffers are busy (bounded by one write+fsync). */
-int nd_wal_append_wait(struct worker *w, uint16_t type, const uint8_t *buf, uint32_t len,
-			   uint64_t *lsn)
+int nd_wal_append_wait(struct worker *w, uint16_t type, const uint8_t *head, uint32_t head_len,
+		       const uint8_t *buf, uint32_t len, uint64_t *lsn)
 {
 	for (;;) {
-		int rc = sl_wal_append(w->wal, type, buf, len, lsn);
+		int rc = sl_wal_append2(w->wal, type, head, head_len, buf, len, lsn);
 		if (rc != -ENOBUFS)
 			return rc;
 		/* both buffers full: push the filled one out and wait for room */
@@ -307,18 +307,15 @@ int nd_wal_append_wait(struct worker *w, uint16_t type, const uint8_t *buf, uint
 
 static int wal_append_entry(struct worker *w, struct region *r, const struct sl_cons_entry *e)
 {
-	/* the WAL copies header and payload; build the header in front of the data */
-	static _Thread_local uint8_t tmp[PROP_BYTES + ENTRY_HDR + 64];
-	if (e->len > PROP_BYTES)
-		return -EMSGSIZE;
-	tmp[0] = 1;
-	sl_put_u32(tmp + 1, r->id);
-	sl_put_u64(tmp + 5, e->term);
-	sl_put_u64(tmp + 13, e->index);
-	sl_put_u32(tmp + 21, e->type);
-	memcpy(tmp + ENTRY_HDR, e->data, e->len);
+	/* the WAL copies our header and the entry's data straight into its buffer */
+	uint8_t hdr[ENTRY_HDR];
+	hdr[0] = 1;
+	sl_put_u32(hdr + 1, r->id);
+	sl_put_u64(hdr + 5, e->term);
+	sl_put_u64(hdr + 13, e->index);
+	sl_put_u32(hdr + 21, e->type);
 	uint64_t lsn = 0;
-	int rc = nd_wal_append_wait(w, WAL_REC_ENTRY, tmp, ENTRY_HDR + e->len, &lsn);
+	int rc = nd_wal_append_wait(w, WAL_REC_ENTRY, hdr, ENTRY_HDR, e->data, e->len, &lsn);
 	if (rc != 0)
 		return rc;
 	SL_ASSERT(w->lsn_len < LSNQ_SIZE);
@@ -342,7 +339,7 @@ int nd_wal_append_hardstate(struct worker *w, struct region *r,
 	sl_put_u32(b + 13, hs->vote);
 	sl_put_u64(b + 17, hs->commit);
 	uint64_t lsn;
-	int rc = nd_wal_append_wait(w, WAL_REC_HARDSTATE, b, sizeof(b), &lsn);
+	int rc = nd_wal_append_wait(w, WAL_REC_HARDSTATE, NULL, 0, b, sizeof(b), &lsn);
 	if (rc == 0)
 		r->hs = *hs;
 	return rc;

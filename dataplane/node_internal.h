@@ -299,8 +299,8 @@ void nd_pend_finish(struct worker *w, uint32_t h);
 struct xmsg *nd_xmsg_get(struct worker *w, uint16_t kind);
 void nd_outbox_send(struct worker *w, unsigned dst, struct xmsg *x);
 void nd_apply_entry(struct region *r, const uint8_t *data, uint32_t len, struct proposal *p);
-int nd_wal_append_wait(struct worker *w, uint16_t type, const uint8_t *buf, uint32_t len,
-		      uint64_t *lsn);
+int nd_wal_append_wait(struct worker *w, uint16_t type, const uint8_t *head, uint32_t head_len,
+		       const uint8_t *buf, uint32_t len, uint64_t *lsn);
 int nd_wal_append_hardstate(struct worker *w, struct region *r,
 			    const struct sl_cons_hard_state *hs);
 void nd_wal_fail(struct worker *w, int err);

@@ -126,7 +126,7 @@ void nd_sess_finish(struct worker *w, struct pend *p)
 	sl_put_u32(b + 17, p->stored);
 	sl_put_u32(b + 21, p->count);
 	uint64_t lsn = 0;
-	int rc = nd_wal_append_wait(w, WAL_REC_SESSION, b, sizeof(b), &lsn);
+	int rc = nd_wal_append_wait(w, WAL_REC_SESSION, NULL, 0, b, sizeof(b), &lsn);
 	if (rc != 0) {
 		nd_wal_fail(w, rc);
 		sl_sess_on_abort(&w->sess, p->session_id, p->batch_seq);

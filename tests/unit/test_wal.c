@@ -705,6 +705,36 @@ static void test_damage_before_later_flush(void **state)
 	assert_int_equal(n, 0);
 }
 
+/* A record appended in two parts reads back as one payload, head first. */
+static int two_part_cb(void *arg, uint64_t lsn, uint16_t type, const uint8_t *payload, uint32_t len)
+{
+	(void)lsn;
+	int *ok = arg;
+	*ok = type == 5 && len == 7 && memcmp(payload, "headpay", 7) == 0;
+	return 0;
+}
+
+static void test_append_two_parts(void **state)
+{
+	struct fx *f = *state;
+	struct sl_wal_config c;
+	cfg_small(&c, f->dir);
+	struct sl_wal *w = NULL;
+	uint64_t n = 0, lsn = 0;
+	assert_int_equal(sl_wal_open(&c, &w), 0);
+	assert_int_equal(sl_wal_recover(w, count_cb, &n, NULL), 0);
+	assert_int_equal(sl_wal_append2(w, 5, (const uint8_t *)"head", 4, (const uint8_t *)"pay", 3, &lsn), 0);
+	assert_int_equal(lsn, 1);
+	assert_int_equal(sl_wal_append2(w, 5, NULL, 4, (const uint8_t *)"pay", 3, NULL), -EINVAL);
+	assert_int_equal(sl_wal_sync(w), 0);
+	sl_wal_close(w);
+	int ok = 0;
+	assert_int_equal(sl_wal_open(&c, &w), 0);
+	assert_int_equal(sl_wal_recover(w, two_part_cb, &ok, NULL), 0);
+	assert_true(ok);
+	sl_wal_close(w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -717,6 +747,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_zero_hole_is_corruption, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_lsn_gap_is_corruption, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_torn_multiblock_flush, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_append_two_parts, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_damage_before_later_flush, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_injected_faults, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_release, setup, teardown),
