@@ -194,6 +194,14 @@ static bool is_voter(const struct raft *s, uint32_t id)
 
 static uint64_t last_index(const struct raft *s) { return s->ufirst + s->un - 1; }
 
+/* The largest entry payload this replica accepts: one entry alone in an append message of
+ * max_msg_bytes. Proposals, peers' appends and the recovered log are held to it, so a
+ * committed entry always fits the apply buffer (max_apply_bytes >= max_msg_bytes). */
+static uint32_t max_entry_bytes(const struct raft *s)
+{
+	return s->o.max_msg_bytes - APPEND_HDR_BYTES - ENT_HDR_BYTES;
+}
+
 static int term_at(const struct raft *s, uint64_t idx, uint64_t *t)
 {
 	if (idx == 0) {
@@ -1157,6 +1165,12 @@ static int rf_step(void *st, const struct sl_cons_msg *m)
 		return -EIO;
 	if (m->group_id != s->group || m->from == SL_CONS_NODE_NONE || m->to != s->self)
 		return -EINVAL;
+	if (m->len > s->o.max_msg_bytes) {
+		/* no sender of this group encodes more: everything inside (entries, snapshot)
+		 * stays within what the buffers sized from max_msg_bytes can take */
+		s->st.msgs_too_big++;
+		return -EMSGSIZE;
+	}
 	if (m->len < HDR_BYTES || m->buf[0] != RAFT_MSG_VERSION || m->buf[1] == 0 ||
 	    m->buf[1] >= M_TYPE_END || sl_get_u32(m->buf + 4) != fnv1a(m->buf + 8, m->len - 8)) {
 		s->st.msgs_bad++;
@@ -1323,7 +1337,7 @@ static int rf_propose(void *st, uint64_t pid, const uint8_t *data, uint32_t len)
 	int rc = leader_gate(s, true);
 	if (rc != 0)
 		return rc;
-	if (len + ENT_HDR_BYTES + APPEND_HDR_BYTES > s->o.max_msg_bytes)
+	if (len > max_entry_bytes(s))
 		return -EMSGSIZE;
 	if (s->props_len == s->o.max_pending_proposals)
 		return -ENOBUFS;
@@ -1559,8 +1573,14 @@ static void rf_ready(void *st, struct sl_cons_ready *rd)
 			struct sl_cons_entry e;
 			if (entry_at(s, i, &e) != 0)
 				break;
-			if (n > 0 && s->o.max_apply_bytes - bytes < e.len)
+			if (s->o.max_apply_bytes - bytes < e.len) {
+				/* the rest goes in the next ready; an entry that cannot fit even
+				 * alone (the caller's log changed under us: create() checked it) is
+				 * never copied: apply stops there and the stat says why */
+				if (n == 0)
+					s->st.apply_too_big++;
 				break;
+			}
 			if (e.len > 0)
 				memcpy(s->abuf + bytes, e.data, e.len);
 			e.data = s->abuf + bytes;
@@ -1735,6 +1755,15 @@ static int rf_create(const struct sl_cons_config *cfg, void **out)
 			if (s->log->snapshot != NULL && s->log->snapshot(s->log->ctx, &sn) == 0 &&
 			    sn.index == s->base_index)
 				s->base_conf = sn.conf;
+		}
+	}
+	/* a recovered entry larger than this configuration accepts (written under larger
+	 * limits, or damaged) could never be handed out for apply: refuse it now */
+	for (uint64_t i = s->base_index + 1; i <= last; i++) {
+		struct sl_cons_entry e;
+		if (s->log->entry(s->log->ctx, i, &e) == 0 && e.len > max_entry_bytes(s)) {
+			rf_destroy(s);
+			return -EMSGSIZE;
 		}
 	}
 	s->ufirst = last + 1;

@@ -44,6 +44,8 @@ struct sl_raft_stats {
 	uint64_t leader_terms; /* times this replica became leader */
 	uint64_t check_quorum_stepdowns;
 	uint64_t msgs_sent, msgs_dropped_outbox, msgs_bad;
+	uint64_t msgs_too_big;	   /* received messages over max_msg_bytes (refused) */
+	uint64_t apply_too_big;	   /* readies stopped at a committed entry over max_apply_bytes */
 	uint64_t appends_rejected; /* append requests this replica rejected */
 	uint64_t truncations;	   /* conflicting suffixes cut */
 	uint64_t snapshots_sent, snapshots_installed;
@@ -54,7 +56,11 @@ struct sl_raft_stats {
 
 /* Semantics on top of consensus.h, for this protocol:
  * - propose() returns -EPERM on a non-leader, -EBUSY during a leader transfer, -ENOBUFS
- *   when a bound is reached, -EIO after storage_failed(). The payload is copied.
+ *   when a bound is reached, -EIO after storage_failed(), -EMSGSIZE for a payload that
+ *   one append message (max_msg_bytes) cannot carry. The payload is copied.
+ * - step() refuses a message longer than max_msg_bytes with -EMSGSIZE (msgs_too_big) and
+ *   an undecodable one with -EBADMSG (msgs_bad): peers' entries obey the proposal limit.
+ * - create() returns -EMSGSIZE when the recovered log holds an entry over that limit.
  * - Between ready() and advance() the caller makes no other call on the instance.
  * - After advance(), the log read side (sl_cons_log) returns every entry handed out in
  *   `persist`, durable or not; persisted(term, index) reports durability.
