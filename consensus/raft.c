@@ -1676,6 +1676,13 @@ static void opts_defaults(struct sl_raft_opts *o, const struct sl_raft_opts *in)
 		o->max_outbox_bytes = o->max_msg_bytes;
 }
 
+uint32_t sl_raft_max_entry_bytes(const struct sl_raft_opts *opts)
+{
+	struct sl_raft_opts o;
+	opts_defaults(&o, opts);
+	return o.max_msg_bytes - APPEND_HDR_BYTES - ENT_HDR_BYTES;
+}
+
 static void rf_destroy(void *st)
 {
 	struct raft *s = st;

@@ -99,6 +99,10 @@ int sl_raft_conf_decode(const uint8_t *data, uint32_t len, struct sl_cons_conf *
 
 void sl_raft_stats(void *state, struct sl_raft_stats *out);
 
+/* The largest entry payload (proposal, peer's entry, recovered entry) accepted under
+ * these options (NULL: defaults): one entry alone in a message of max_msg_bytes. */
+uint32_t sl_raft_max_entry_bytes(const struct sl_raft_opts *opts);
+
 /* Lease status for reports and tests: true while a lease read would be answered locally. */
 bool sl_raft_lease_valid(void *state);
 
