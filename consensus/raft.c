@@ -21,6 +21,9 @@
 #define ROUND_RING 64u /* heartbeat rounds whose send time a lease may start from */
 #define CONF_VERSION 1u
 #define HINT_SCAN_MAX 4096u /* bound on the follower's walk back over a conflicting term */
+/* Terms and snapshot indexes a peer may name: far beyond any real log, far below where
+ * term + 1 or index + 1 would wrap around. */
+#define PEER_VALUE_MAX (UINT64_MAX / 4)
 
 enum msg_type {
 	M_PREVOTE = 1,
@@ -1058,8 +1061,11 @@ static void on_snapshot(struct raft *s, const struct sl_cons_msg *m, struct rd *
 	r_bytes(r, used);
 	sn.len = r32(r);
 	sn.data = r_bytes(r, sn.len);
-	if (r->err || sn.len > s->o.max_msg_bytes)
+	if (r->err || sn.len > s->o.max_msg_bytes || sn.index > PEER_VALUE_MAX ||
+	    sn.term > PEER_VALUE_MAX) {
+		s->st.msgs_bad++;
 		return;
+	}
 	uint64_t t;
 	if (sn.index <= s->commit) {
 		send_simple(s, m->from, M_APPEND_RESP, 0, s->term, s->commit, 0, 2);
@@ -1179,6 +1185,10 @@ static int rf_step(void *st, const struct sl_cons_msg *m)
 	uint8_t type = m->buf[1];
 	uint16_t flags = sl_get_u16(m->buf + 2);
 	uint64_t mterm = sl_get_u64(m->buf + 8);
+	if (mterm > PEER_VALUE_MAX) {
+		s->st.msgs_bad++;
+		return -EBADMSG;
+	}
 	struct rd r = {m->buf, m->len, HDR_BYTES, false};
 	bool from_leader =
 	    type == M_APPEND || type == M_HEARTBEAT || type == M_SNAPSHOT || type == M_TIMEOUT_NOW;
