@@ -24,6 +24,9 @@
 /* Terms and snapshot indexes a peer may name: far beyond any real log, far below where
  * term + 1 or index + 1 would wrap around. */
 #define PEER_VALUE_MAX (UINT64_MAX / 4)
+/* Smallest max_msg_bytes: an append with one entry of some bytes, a snapshot message with
+ * a full membership. */
+#define MSG_BYTES_MIN 256u
 
 enum msg_type {
 	M_PREVOTE = 1,
@@ -198,12 +201,15 @@ static bool is_voter(const struct raft *s, uint32_t id)
 static uint64_t last_index(const struct raft *s) { return s->ufirst + s->un - 1; }
 
 /* The largest entry payload this replica accepts: one entry alone in an append message of
- * max_msg_bytes. Proposals, peers' appends and the recovered log are held to it, so a
- * committed entry always fits the apply buffer (max_apply_bytes >= max_msg_bytes). */
-static uint32_t max_entry_bytes(const struct raft *s)
+ * max_msg_bytes (opts_defaults keeps that above the headers). Proposals, peers' appends
+ * and the recovered log are held to it, so a committed entry always fits the apply buffer
+ * (max_apply_bytes >= max_msg_bytes). */
+static uint32_t entry_limit(const struct sl_raft_opts *o)
 {
-	return s->o.max_msg_bytes - APPEND_HDR_BYTES - ENT_HDR_BYTES;
+	return o->max_msg_bytes - APPEND_HDR_BYTES - ENT_HDR_BYTES;
 }
+
+static uint32_t max_entry_bytes(const struct raft *s) { return entry_limit(&s->o); }
 
 static int term_at(const struct raft *s, uint64_t idx, uint64_t *t)
 {
@@ -1678,6 +1684,8 @@ static void opts_defaults(struct sl_raft_opts *o, const struct sl_raft_opts *in)
 	DEF(max_pending_proposals, 4096u);
 	DEF(max_pending_reads, 256u);
 #undef DEF
+	if (o->max_msg_bytes < MSG_BYTES_MIN)
+		o->max_msg_bytes = MSG_BYTES_MIN;
 	if (o->max_unstable_bytes < o->max_msg_bytes)
 		o->max_unstable_bytes = o->max_msg_bytes;
 	if (o->max_apply_bytes < o->max_msg_bytes)
@@ -1690,7 +1698,7 @@ uint32_t sl_raft_max_entry_bytes(const struct sl_raft_opts *opts)
 {
 	struct sl_raft_opts o;
 	opts_defaults(&o, opts);
-	return o.max_msg_bytes - APPEND_HDR_BYTES - ENT_HDR_BYTES;
+	return entry_limit(&o);
 }
 
 static void rf_destroy(void *st)

@@ -19,7 +19,7 @@ struct sl_raft_opts {
 	 * is election_timeout * (1 - 2 * drift) from the send time of a quorum-acked
 	 * heartbeat. Default 1000 ppm. */
 	uint32_t clock_drift_ppm_max;
-	uint32_t max_msg_bytes;	       /* one encoded message (and one snapshot), default 64 KiB */
+	uint32_t max_msg_bytes;	       /* one encoded message (and snapshot): 64 KiB, min 256 */
 	uint32_t max_unstable_entries; /* entries appended but not yet handed to persist */
 	uint32_t max_unstable_bytes;
 	uint32_t max_outbox_msgs; /* messages produced between two advance() */

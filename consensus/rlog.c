@@ -177,8 +177,8 @@ void sl_rlog_view(struct sl_rlog *l, struct sl_cons_log *out)
 	out->entry = v_entry;
 }
 
-int sl_rlog_base_format(char *buf, size_t len, uint64_t index, uint64_t term,
-			uint64_t prev_index, uint64_t prev_term)
+int sl_rlog_base_format(char *buf, size_t len, uint64_t index, uint64_t term, uint64_t prev_index,
+			uint64_t prev_term)
 {
 	int n = snprintf(buf, len, "%" PRIu64 " %" PRIu64 "\n%" PRIu64 " %" PRIu64 "\n", index,
 			 term, prev_index, prev_term);

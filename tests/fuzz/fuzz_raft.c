@@ -495,14 +495,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct sl_raft_stats rs;
 	R->status(st, &s);
 	sl_raft_stats(st, &rs);
-	fprintf(stderr, "role %u term %llu commit %llu applied %llu last %llu snap %llu | "
-		"leader_terms %llu snaps sent %llu installed %llu truncations %llu bad %llu big %llu\n",
-		s.role, (unsigned long long)s.term, (unsigned long long)s.commit_index,
-		(unsigned long long)s.applied_index, (unsigned long long)s.last_index,
-		(unsigned long long)lg.snap_index, (unsigned long long)rs.leader_terms,
-		(unsigned long long)rs.snapshots_sent, (unsigned long long)rs.snapshots_installed,
-		(unsigned long long)rs.truncations, (unsigned long long)rs.msgs_bad,
-		(unsigned long long)rs.msgs_too_big);
+	fprintf(
+	    stderr,
+	    "role %u term %llu commit %llu applied %llu last %llu snap %llu | "
+	    "leader_terms %llu snaps sent %llu installed %llu truncations %llu bad %llu big %llu\n",
+	    s.role, (unsigned long long)s.term, (unsigned long long)s.commit_index,
+	    (unsigned long long)s.applied_index, (unsigned long long)s.last_index,
+	    (unsigned long long)lg.snap_index, (unsigned long long)rs.leader_terms,
+	    (unsigned long long)rs.snapshots_sent, (unsigned long long)rs.snapshots_installed,
+	    (unsigned long long)rs.truncations, (unsigned long long)rs.msgs_bad,
+	    (unsigned long long)rs.msgs_too_big);
 #endif
 	R->destroy(st);
 	st = NULL;
