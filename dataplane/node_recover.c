@@ -576,7 +576,8 @@ static int worker_init(struct sl_node *n, struct worker *w, char *err, size_t er
 	if (rc != 0 && ctx.fail_rc != 0) {
 		char why[96];
 		if (ctx.fail_rc == -EINVAL)
-			snprintf(why, sizeof(why), "entries are missing: the log ends at index %" PRIu64,
+			snprintf(why, sizeof(why),
+				 "entries are missing: the log ends at index %" PRIu64,
 				 ctx.fail_last);
 		else if (ctx.fail_rc == -EBADMSG)
 			snprintf(why, sizeof(why), "its batch does not decode");
