@@ -165,6 +165,8 @@ void nd_sess_finish(struct worker *w, uint32_t h)
 			sl_stats_add(w->st, SL_STAT_sess_held, 1);
 			return;
 		}
+		/* a handle is held at most once: it stays in use until it is handed back */
+		SL_ASSERT(v != -EINVAL);
 		if (v == -ENOSPC)
 			sess_fail(w, p, SL_SESS_ST_BUSY); /* cannot wait: the client retries */
 	}
