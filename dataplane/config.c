@@ -83,7 +83,8 @@ static const struct key keys[] = {
 	    "cluster id carried by session frames; frames of another cluster are dropped"),
 	U32("net", "mbufs", mbufs, 1024, 1 << 22, "packet buffers per port"),
 	BOOL("debug", "fault_injection", fault_injection,
-	     "tests only: allow the debug_wal_fault ctl command to inject disk errors"),
+	     "tests only: allow the debug_wal_fault (inject disk errors) and debug_hold_core "
+	     "(hold a worker back) ctl commands"),
 };
 
 void sl_config_default(struct sl_config *c)

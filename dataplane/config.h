@@ -57,7 +57,7 @@ struct sl_config {
 	uint32_t cluster_id;
 	uint32_t mbufs;              /* per port */
 	/* [debug] */
-	bool fault_injection;     /* allow the debug_wal_fault ctl command (tests only) */
+	bool fault_injection;     /* allow the debug_* ctl commands (tests only) */
 };
 
 void sl_config_default(struct sl_config *c);

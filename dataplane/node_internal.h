@@ -272,6 +272,7 @@ struct worker {
 	struct sessq_ent *sessq;
 	uint32_t sessq_head, sessq_len;
 	int64_t next_expire_ns;
+	atomic_bool debug_hold; /* tests only (debug_hold_core): the core stands still */
 } __rte_cache_aligned;
 
 struct sl_node {
@@ -309,7 +310,7 @@ void nd_route_point_wait(struct worker *w, uint32_t handle, const struct sl_poin
 void nd_checkpoint_step(struct worker *w);
 void nd_net_send_udp(struct worker *w, const struct reply_addr *ra, const uint8_t *payload,
 		     size_t len);
-void nd_sess_finish(struct worker *w, struct pend *p);
+void nd_sess_finish(struct worker *w, uint32_t h);
 void nd_sess_durable(struct worker *w, uint64_t durable);
 void nd_read_serve(struct worker *w, struct xmsg *x);
 int nd_poll_net(struct worker *w);

@@ -105,22 +105,26 @@ static void sess_send_ack(struct worker *w, const struct reply_addr *ra,
 	sl_stats_add(w->st, SL_STAT_acks_sent, 1);
 }
 
-/* The points of an accepted batch are all applied (or failed): log the session record;
- * its durability is the batch's acknowledgement (docs/protocol.md). */
-void nd_sess_finish(struct worker *w, struct pend *p)
+/* Seq will not be made durable now: the session expects it again (and drops completions
+ * of later seqs); a client at level 1 or 2 is told why. */
+static void sess_fail(struct worker *w, const struct pend *p, uint8_t status)
 {
-	struct sl_sess_ack ack = {.session_id = p->session_id, .seq = p->batch_seq};
-	if (p->err || w->wal_failed || w->sessq_len == SESSQ_SIZE) {
-		sl_sess_on_abort(&w->sess, p->session_id, p->batch_seq);
-		ack.status = w->sessq_len == SESSQ_SIZE && !p->err && !w->wal_failed
-				     ? SL_SESS_ST_BUSY
-				     : SL_SESS_ST_STORAGE_ERROR;
-		if (p->level != SL_SESS_LEVEL_NONE)
-			sess_send_ack(w, &p->ra, &ack);
+	sl_sess_on_abort(&w->sess, p->session_id, p->batch_seq);
+	struct sl_sess_ack ack = {.session_id = p->session_id, .seq = p->batch_seq, .status = status};
+	if (p->level != SL_SESS_LEVEL_NONE)
+		sess_send_ack(w, &p->ra, &ack);
+}
+
+/* Logs the session record of a batch whose points are all applied and whose earlier seqs
+ * are all recorded; its durability is the batch's acknowledgement (docs/protocol.md). */
+static void sess_record(struct worker *w, const struct pend *p)
+{
+	if (w->wal_failed || w->sessq_len == SESSQ_SIZE) {
+		sess_fail(w, p, w->wal_failed ? SL_SESS_ST_STORAGE_ERROR : SL_SESS_ST_BUSY);
 		return;
 	}
 	uint8_t b[SESSION_REC_BYTES];
-	b[0] = 3;
+	b[0] = WAL_REC_SESSION;
 	sl_put_u64(b + 1, p->session_id);
 	sl_put_u64(b + 9, p->batch_seq);
 	sl_put_u32(b + 17, p->stored);
@@ -129,14 +133,53 @@ void nd_sess_finish(struct worker *w, struct pend *p)
 	int rc = nd_wal_append_wait(w, WAL_REC_SESSION, NULL, 0, b, sizeof(b), &lsn);
 	if (rc != 0) {
 		nd_wal_fail(w, rc);
-		sl_sess_on_abort(&w->sess, p->session_id, p->batch_seq);
-		ack.status = SL_SESS_ST_STORAGE_ERROR;
-		sess_send_ack(w, &p->ra, &ack);
+		sess_fail(w, p, SL_SESS_ST_STORAGE_ERROR);
 		return;
 	}
 	w->sessq[(w->sessq_head + w->sessq_len++) % SESSQ_SIZE] =
 		(struct sessq_ent){lsn,	     p->session_id, p->batch_seq, p->t0_tsc,
 				   p->stored, p->count,	    p->level,	  p->ra};
+}
+
+static void sess_pend_release(struct worker *w, uint32_t h)
+{
+	w->pend[h].used = false;
+	w->pend_free[w->n_pend_free++] = h;
+}
+
+/* The points of accepted batch h are all applied (or failed). Its points went to several
+ * cores, so a later seq of the session can get here first: its record then waits (the
+ * pending batch stays allocated) until every earlier seq is recorded, else the record and
+ * the cumulative ACK would claim an earlier seq that a crash can still lose. */
+void nd_sess_finish(struct worker *w, uint32_t h)
+{
+	struct pend *p = &w->pend[h];
+	uint64_t sid = p->session_id;
+	int v;
+	if (p->err || w->wal_failed) {
+		sess_fail(w, p, SL_SESS_ST_STORAGE_ERROR);
+		v = SL_SESS_DONE_DROP;
+	} else {
+		v = sl_sess_on_complete(&w->sess, sid, p->batch_seq, p->level, h);
+		if (v == SL_SESS_DONE_HOLD) {
+			sl_stats_add(w->st, SL_STAT_sess_held, 1);
+			return;
+		}
+		/* a handle is held at most once: it stays in use until it is handed back */
+		SL_ASSERT(v != -EINVAL);
+		if (v == -ENOSPC)
+			sess_fail(w, p, SL_SESS_ST_BUSY); /* cannot wait: the client retries */
+	}
+	/* bounded: each held handle comes back once */
+	for (uint32_t n = 0; n <= PEND_MAX; n++) {
+		if (v == SL_SESS_DONE_RECORD)
+			sess_record(w, &w->pend[h]);
+		sess_pend_release(w, h);
+		uint64_t seq;
+		v = sl_sess_next_done(&w->sess, sid, &seq, &h);
+		if (v != SL_SESS_DONE_RECORD && v != SL_SESS_DONE_DROP)
+			break;
+	}
 }
 
 /* Session records durable up to `durable`: acknowledge their batches. */

@@ -439,15 +439,16 @@ static int worker_init(struct sl_node *n, struct worker *w, char *err, size_t er
 	for (unsigned d = 0; d < n->n_workers; d++)
 		if ((w->ack_backlog[d] = calloc(ACK_BACKLOG, sizeof(struct xack))) == NULL)
 			w->sessq = NULL; /* reported below */
-	w->sess_mem = malloc(sl_sess_table_mem_bytes(SESS_CAPACITY));
+	w->sess_mem = malloc(sl_sess_table_mem_bytes(SESS_CAPACITY, PEND_MAX));
 	struct sl_sess_config scfg = {.capacity = SESS_CAPACITY,
 				      .window = 1024,
 				      .idle_timeout_ns = 600ll * 1000000000ll,
 				      .keep_min_ns = 60ll * 1000000000ll,
 				      .incarnation = ((uint64_t)time(NULL) << 16) ^ w->idx,
-				      .hash_seed = rte_rdtsc()};
+				      .hash_seed = rte_rdtsc(),
+				      .hold_max = PEND_MAX /* cookies are pending handles */};
 	if (w->sess_mem == NULL || w->sessq == NULL ||
-	    sl_sess_table_init(&w->sess, w->sess_mem, sl_sess_table_mem_bytes(SESS_CAPACITY),
+	    sl_sess_table_init(&w->sess, w->sess_mem, sl_sess_table_mem_bytes(SESS_CAPACITY, PEND_MAX),
 			       &scfg) != 0) {
 		snprintf(err, err_len, "out of memory for the session table");
 		return -ENOMEM;

@@ -94,6 +94,7 @@
 	X(sess_unknown) \
 	X(sess_busy) \
 	X(sess_reads) \
+	X(sess_held) \
 	X(sess_truncated) \
 	X(sess_bad_magic) \
 	X(sess_bad_version) \
