@@ -28,6 +28,7 @@
 #include "arena.h"
 #include "batch.h"
 #include "consensus.h"
+#include "frag.h"
 #include "ingest.h"
 #include "lineproto.h"
 #include "pkt.h"
@@ -66,6 +67,8 @@
 #define NO_ACK UINT32_MAX /* points that nobody waits for (line protocol) */
 #define RX_BURST 32
 #define NET_UDP_PAYLOAD_MAX 1472 /* UDP payload of a 1500-byte IPv4 frame */
+#define FRAGQ_SIZE 1024 /* fragments steered to this worker by the others, waiting */
+#define FRAG_FLAT_BYTES (SL_PKT_ETH_HDR + 65535) /* a reassembled datagram, contiguous */
 #define ENTRY_HDR 25 /* kind u8, region u32, term u64, index u64, type u32 */
 
 enum { XMSG_POINTS = 1, XMSG_ACK = 2, XMSG_READ = 3, XMSG_READ_RESULT = 4 };
@@ -271,6 +274,12 @@ struct worker {
 	void *sess_mem;
 	struct sessq_ent *sessq;
 	uint32_t sessq_head, sessq_len;
+	/* IPv4 reassembly: this worker's table, the fragments other workers steer here (one
+	 * datagram's fragments all go to one worker, whatever queue they came in on) */
+	struct sl_frag frag;
+	struct sl_frag_counts frag_published;
+	struct rte_ring *fragq;
+	uint8_t *frag_flat;
 	int64_t next_expire_ns;
 } __rte_cache_aligned;
 

@@ -6,9 +6,6 @@
 
 /* ---------------------------------------------------------------- network front door */
 
-_Static_assert(SL_STAT_drop_unsupported_proto - SL_STAT_drop_truncated ==
-		       SL_PKT_DROP_UNSUPPORTED_PROTO - SL_PKT_DROP_TRUNCATED,
-	       "per-reason packet drop counters follow enum sl_pkt_drop");
 _Static_assert(SL_STAT_lp_scratch - SL_STAT_lp_syntax_measurement ==
 		       SL_LP_ERR_SCRATCH - SL_LP_ERR_SYNTAX_MEASUREMENT,
 	       "per-reason line protocol counters follow enum sl_lp_err");
@@ -358,6 +355,116 @@ static void net_udp(struct worker *w, const struct sl_pkt_info *in, uint16_t por
 	sl_stats_add(w->st, SL_STAT_udp_no_listener, 1);
 }
 
+static void count_drop(struct worker *w, enum sl_pkt_drop reason)
+{
+	sl_stats_add(w->st, SL_STAT_pkts_dropped, 1);
+	if (reason >= SL_PKT_DROP_TRUNCATED && reason <= SL_PKT_DROP_FRAGMENT_OVERSIZE)
+		sl_stats_add(w->st,
+			     (enum sl_stat)(SL_STAT_drop_truncated + (reason - SL_PKT_DROP_TRUNCATED)),
+			     1);
+}
+
+/* ---------------------------------------------------------------- IPv4 reassembly */
+
+_Static_assert(SL_STAT_drop_fragment_oversize - SL_STAT_drop_truncated ==
+		       SL_PKT_DROP_FRAGMENT_OVERSIZE - SL_PKT_DROP_TRUNCATED,
+	       "per-reason packet drop counters follow enum sl_pkt_drop");
+
+/* The worker that reassembles a datagram: a function of what every fragment carries
+ * (addresses, id, protocol: the reassembly key), never of the UDP ports only the first
+ * fragment has. */
+static unsigned frag_owner(const struct sl_pkt_info *in, unsigned n)
+{
+	uint64_t k = ((uint64_t)in->src_ip << 32 | in->dst_ip) ^ ((uint64_t)in->ip_id << 8);
+	k *= 0x9e3779b97f4a7c15ull; /* Fibonacci hashing: the high bits mix every key bit */
+	return (unsigned)((k >> 32) % n);
+}
+
+/* A fragment on its owning worker: add it; a complete datagram is copied contiguous
+ * (its UDP checksum covers every fragment) and served like any datagram, on the
+ * line protocol and session ports only. */
+static void net_reassemble(struct worker *w, uint16_t port, struct rte_mbuf *m,
+			   const struct sl_pkt_info *in)
+{
+	struct sl_node *n = w->node;
+	struct rte_mbuf *d = sl_frag_add(&w->frag, m, in, rte_rdtsc());
+	if (d == NULL)
+		return;
+	const uint8_t *buf = rte_pktmbuf_read(d, 0, d->pkt_len, w->frag_flat);
+	struct sl_pkt_info dg;
+	if (buf == NULL || sl_pkt_classify(buf, d->pkt_len, &n->local, &dg) != SL_PKT_UDP_FOR_US)
+		count_drop(w, buf == NULL ? SL_PKT_DROP_TRUNCATED : dg.reason);
+	else if (dg.dst_port != n->cfg.line_port && dg.dst_port != n->cfg.session_port)
+		count_drop(w, SL_PKT_DROP_FRAGMENT); /* other ports take no fragments */
+	else
+		net_udp(w, &dg, port);
+	rte_pktmbuf_free(d);
+}
+
+/* A fragment off the wire: with several RX queues its siblings may come in on other
+ * queues (the device hashes what it sees), so it goes to the datagram's owner. */
+static void net_fragment(struct worker *w, uint16_t port, struct rte_mbuf *m,
+			 const struct sl_pkt_info *in)
+{
+	const struct sl_port *p = &w->node->ports.p[port];
+	if (w->frag.tbl == NULL) { /* [net] frag_max_flows = 0 */
+		count_drop(w, SL_PKT_DROP_FRAGMENT);
+		rte_pktmbuf_free(m);
+		return;
+	}
+	unsigned owner = p->n_queues > 1 ? frag_owner(in, p->n_queues) : w->idx;
+	if (owner == w->idx) {
+		net_reassemble(w, port, m, in);
+		return;
+	}
+	m->port = p->port_id; /* the owner serves it as this port's */
+	if (rte_ring_mp_enqueue(w->node->w[owner].fragq, m) != 0) {
+		sl_stats_add(w->st, SL_STAT_frag_steer_full, 1);
+		sl_stats_add(w->st, SL_STAT_pkts_dropped, 1);
+		rte_pktmbuf_free(m);
+		return;
+	}
+	sl_stats_add(w->st, SL_STAT_frag_steered, 1);
+}
+
+/* Fragments other workers steered here; timed-out datagrams; the table's counters. */
+static int net_frag_poll(struct worker *w)
+{
+	struct sl_node *n = w->node;
+	int work = 0;
+	if (w->frag.tbl == NULL)
+		return 0;
+	if (w->fragq != NULL) {
+		struct rte_mbuf *ms[RX_BURST];
+		unsigned got = rte_ring_dequeue_burst(w->fragq, (void **)ms, RX_BURST, NULL);
+		for (unsigned k = 0; k < got; k++) {
+			uint16_t port = 0;
+			while (port + 1 < n->ports.n && n->ports.p[port].port_id != ms[k]->port)
+				port++;
+			struct sl_pkt_info in;
+			/* classified on the receiving worker already: the same verdict again */
+			if (sl_pkt_classify(rte_pktmbuf_mtod(ms[k], const uint8_t *),
+					    rte_pktmbuf_data_len(ms[k]), &n->local,
+					    &in) == SL_PKT_UDP_FRAGMENT_FOR_US) {
+				net_reassemble(w, port, ms[k], &in);
+			} else {
+				count_drop(w, in.reason);
+				rte_pktmbuf_free(ms[k]);
+			}
+		}
+		work += (int)got;
+	}
+	sl_frag_expire(&w->frag, rte_rdtsc());
+	struct sl_frag_counts *c = &w->frag.c, *o = &w->frag_published;
+	sl_stats_add(w->st, SL_STAT_frag_rx, c->fragments - o->fragments);
+	sl_stats_add(w->st, SL_STAT_frag_reassembled, c->reassembled - o->reassembled);
+	sl_stats_add(w->st, SL_STAT_frag_expired, c->expired - o->expired);
+	sl_stats_add(w->st, SL_STAT_frag_table_full, c->table_full - o->table_full);
+	sl_stats_add(w->st, SL_STAT_frag_bad, c->bad - o->bad);
+	*o = *c;
+	return work;
+}
+
 int nd_poll_net(struct worker *w)
 {
 	struct sl_node *n = w->node;
@@ -396,21 +503,18 @@ int nd_poll_net(struct worker *w)
 			case SL_PKT_ICMP_ECHO_FOR_US:
 				net_reply(w, p, q, &in, false);
 				break;
+			case SL_PKT_UDP_FRAGMENT_FOR_US:
+				net_fragment(w, i, m, &in);
+				continue; /* m is the table's, another worker's or freed */
 			case SL_PKT_DROP:
 			default:
-				sl_stats_add(w->st, SL_STAT_pkts_dropped, 1);
-				if (in.reason >= SL_PKT_DROP_TRUNCATED &&
-				    in.reason <= SL_PKT_DROP_UNSUPPORTED_PROTO)
-					sl_stats_add(w->st,
-						     (enum sl_stat)(SL_STAT_drop_truncated +
-								    (in.reason - SL_PKT_DROP_TRUNCATED)),
-						     1);
+				count_drop(w, in.reason);
 				break;
 			}
 			rte_pktmbuf_free(m);
 		}
 	}
-	return work;
+	return work + net_frag_poll(w);
 }
 
 /* Line protocol counters live in the parser's struct; publish their growth. */
