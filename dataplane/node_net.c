@@ -364,25 +364,77 @@ static void count_drop(struct worker *w, enum sl_pkt_drop reason)
 			     1);
 }
 
-/* ---------------------------------------------------------------- IPv4 reassembly */
+/* ------------------------------------------- reassembly and hand-over between workers */
 
 _Static_assert(SL_STAT_drop_fragment_oversize - SL_STAT_drop_truncated ==
 		       SL_PKT_DROP_FRAGMENT_OVERSIZE - SL_PKT_DROP_TRUNCATED,
 	       "per-reason packet drop counters follow enum sl_pkt_drop");
 
+/* Fibonacci hashing of a key onto n workers: the high bits mix every key bit. */
+static unsigned owner_of(uint64_t key, unsigned n)
+{
+	return (unsigned)(((key * 0x9e3779b97f4a7c15ull) >> 32) % n);
+}
+
 /* The worker that reassembles a datagram: a function of what every fragment carries
- * (addresses, id, protocol: the reassembly key), never of the UDP ports only the first
+ * (addresses and IP id: the reassembly key), never of the UDP ports only the first
  * fragment has. */
 static unsigned frag_owner(const struct sl_pkt_info *in, unsigned n)
 {
-	uint64_t k = ((uint64_t)in->src_ip << 32 | in->dst_ip) ^ ((uint64_t)in->ip_id << 8);
-	k *= 0x9e3779b97f4a7c15ull; /* Fibonacci hashing: the high bits mix every key bit */
-	return (unsigned)((k >> 32) % n);
+	return owner_of(((uint64_t)in->src_ip << 32 | in->dst_ip) ^ in->ip_id, n);
 }
 
-/* A fragment on its owning worker: add it; a complete datagram is copied contiguous
- * (its UDP checksum covers every fragment) and served like any datagram, on the
- * line protocol and session ports only. */
+/* The worker of a session's table: a function of the client's address and port, so the
+ * whole datagrams and the reassembled ones of a client meet there, whichever queue the
+ * device (which hashes fragments without their ports) put them on. */
+static unsigned sess_owner(const struct sl_pkt_info *in, unsigned n)
+{
+	return owner_of((uint64_t)in->src_ip << 16 | in->src_port, n);
+}
+
+/* Hands m (a frame, or a reassembled chained datagram) to worker `owner`. */
+static void net_handoff(struct worker *w, unsigned owner, const struct sl_port *p,
+			struct rte_mbuf *m, enum sl_stat what)
+{
+	m->port = p->port_id; /* the owner serves it as this port's */
+	if (rte_ring_mp_enqueue(w->node->w[owner].netq, m) != 0) {
+		sl_stats_add(w->st, SL_STAT_handoff_full, 1);
+		sl_stats_add(w->st, SL_STAT_pkts_dropped, 1);
+		rte_pktmbuf_free(m);
+		return;
+	}
+	sl_stats_add(w->st, what, 1);
+}
+
+/* A UDP datagram for us (in: its classification; m holds it): served here, or handed to
+ * its session's worker when the port has several queues. true when m was handed over
+ * (it is not the caller's any more). */
+static bool net_udp_here_or_handoff(struct worker *w, uint16_t port, struct rte_mbuf *m,
+				    const struct sl_pkt_info *in)
+{
+	const struct sl_port *p = &w->node->ports.p[port];
+	if (in->dst_port == w->node->cfg.session_port && p->n_queues > 1) {
+		unsigned owner = sess_owner(in, p->n_queues);
+		if (owner != w->idx) {
+			net_handoff(w, owner, p, m, SL_STAT_sess_handoffs);
+			return true;
+		}
+	}
+	net_udp(w, in, port);
+	return false;
+}
+
+/* Classifies a chained datagram through the worker's flat buffer. */
+static enum sl_pkt_verdict classify_chain(struct worker *w, const struct rte_mbuf *d,
+					  struct sl_pkt_info *in)
+{
+	const uint8_t *buf = rte_pktmbuf_read(d, 0, d->pkt_len, w->flat);
+	return sl_pkt_classify(buf, buf != NULL ? d->pkt_len : 0, &w->node->local, in);
+}
+
+/* A fragment on its owning worker: add it; a complete datagram (its UDP checksum covers
+ * every fragment, checked here) is served like any datagram, on the line protocol and
+ * session ports only. */
 static void net_reassemble(struct worker *w, uint16_t port, struct rte_mbuf *m,
 			   const struct sl_pkt_info *in)
 {
@@ -390,19 +442,18 @@ static void net_reassemble(struct worker *w, uint16_t port, struct rte_mbuf *m,
 	struct rte_mbuf *d = sl_frag_add(&w->frag, m, in, rte_rdtsc());
 	if (d == NULL)
 		return;
-	const uint8_t *buf = rte_pktmbuf_read(d, 0, d->pkt_len, w->frag_flat);
 	struct sl_pkt_info dg;
-	if (buf == NULL || sl_pkt_classify(buf, d->pkt_len, &n->local, &dg) != SL_PKT_UDP_FOR_US)
-		count_drop(w, buf == NULL ? SL_PKT_DROP_TRUNCATED : dg.reason);
+	if (classify_chain(w, d, &dg) != SL_PKT_UDP_FOR_US)
+		count_drop(w, dg.reason);
 	else if (dg.dst_port != n->cfg.line_port && dg.dst_port != n->cfg.session_port)
 		count_drop(w, SL_PKT_DROP_FRAGMENT); /* other ports take no fragments */
-	else
-		net_udp(w, &dg, port);
+	else if (net_udp_here_or_handoff(w, port, d, &dg))
+		return;
 	rte_pktmbuf_free(d);
 }
 
 /* A fragment off the wire: with several RX queues its siblings may come in on other
- * queues (the device hashes what it sees), so it goes to the datagram's owner. */
+ * queues, so it goes to the datagram's owner. */
 static void net_fragment(struct worker *w, uint16_t port, struct rte_mbuf *m,
 			 const struct sl_pkt_info *in)
 {
@@ -413,47 +464,42 @@ static void net_fragment(struct worker *w, uint16_t port, struct rte_mbuf *m,
 		return;
 	}
 	unsigned owner = p->n_queues > 1 ? frag_owner(in, p->n_queues) : w->idx;
-	if (owner == w->idx) {
+	if (owner == w->idx)
 		net_reassemble(w, port, m, in);
-		return;
-	}
-	m->port = p->port_id; /* the owner serves it as this port's */
-	if (rte_ring_mp_enqueue(w->node->w[owner].fragq, m) != 0) {
-		sl_stats_add(w->st, SL_STAT_frag_steer_full, 1);
-		sl_stats_add(w->st, SL_STAT_pkts_dropped, 1);
-		rte_pktmbuf_free(m);
-		return;
-	}
-	sl_stats_add(w->st, SL_STAT_frag_steered, 1);
+	else
+		net_handoff(w, owner, p, m, SL_STAT_frag_handoffs);
 }
 
-/* Fragments other workers steered here; timed-out datagrams; the table's counters. */
-static int net_frag_poll(struct worker *w)
+/* What other workers handed here (fragments of datagrams this worker reassembles,
+ * datagrams of sessions it holds); timed-out datagrams; the table's counters. */
+static int net_handoff_poll(struct worker *w)
 {
 	struct sl_node *n = w->node;
-	int work = 0;
-	if (w->frag.tbl == NULL)
-		return 0;
-	if (w->fragq != NULL) {
+	unsigned got = 0;
+	if (w->netq != NULL) {
 		struct rte_mbuf *ms[RX_BURST];
-		unsigned got = rte_ring_dequeue_burst(w->fragq, (void **)ms, RX_BURST, NULL);
+		got = rte_ring_dequeue_burst(w->netq, (void **)ms, RX_BURST, NULL);
 		for (unsigned k = 0; k < got; k++) {
+			struct rte_mbuf *m = ms[k];
 			uint16_t port = 0;
-			while (port + 1 < n->ports.n && n->ports.p[port].port_id != ms[k]->port)
+			while (port + 1 < n->ports.n && n->ports.p[port].port_id != m->port)
 				port++;
+			/* classified by the worker that handed it over: the same verdict again */
 			struct sl_pkt_info in;
-			/* classified on the receiving worker already: the same verdict again */
-			if (sl_pkt_classify(rte_pktmbuf_mtod(ms[k], const uint8_t *),
-					    rte_pktmbuf_data_len(ms[k]), &n->local,
-					    &in) == SL_PKT_UDP_FRAGMENT_FOR_US) {
-				net_reassemble(w, port, ms[k], &in);
-			} else {
-				count_drop(w, in.reason);
-				rte_pktmbuf_free(ms[k]);
+			enum sl_pkt_verdict v = classify_chain(w, m, &in);
+			if (v == SL_PKT_UDP_FRAGMENT_FOR_US && m->nb_segs == 1 && w->frag.tbl) {
+				net_reassemble(w, port, m, &in);
+				continue;
 			}
+			if (v == SL_PKT_UDP_FOR_US)
+				net_udp(w, &in, port);
+			else
+				count_drop(w, in.reason);
+			rte_pktmbuf_free(m);
 		}
-		work += (int)got;
 	}
+	if (w->frag.tbl == NULL)
+		return (int)got;
 	sl_frag_expire(&w->frag, rte_rdtsc());
 	struct sl_frag_counts *c = &w->frag.c, *o = &w->frag_published;
 	sl_stats_add(w->st, SL_STAT_frag_rx, c->fragments - o->fragments);
@@ -462,7 +508,7 @@ static int net_frag_poll(struct worker *w)
 	sl_stats_add(w->st, SL_STAT_frag_table_full, c->table_full - o->table_full);
 	sl_stats_add(w->st, SL_STAT_frag_bad, c->bad - o->bad);
 	*o = *c;
-	return work;
+	return (int)got;
 }
 
 int nd_poll_net(struct worker *w)
@@ -491,7 +537,8 @@ int nd_poll_net(struct worker *w)
 								rte_pktmbuf_data_len(m), &n->local, &in);
 			switch (v) {
 			case SL_PKT_UDP_FOR_US:
-				net_udp(w, &in, i);
+				if (net_udp_here_or_handoff(w, i, m, &in))
+					continue; /* its session lives on another worker */
 				break;
 			case SL_PKT_ARP_REQUEST_FOR_US:
 				sl_pkt_arp_insert(&w->arp, in.src_ip, in.src_mac, (int64_t)nd_now_ns());
@@ -514,7 +561,7 @@ int nd_poll_net(struct worker *w)
 			rte_pktmbuf_free(m);
 		}
 	}
-	return work + net_frag_poll(w);
+	return work + net_handoff_poll(w);
 }
 
 /* Line protocol counters live in the parser's struct; publish their growth. */

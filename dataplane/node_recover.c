@@ -460,20 +460,24 @@ static int worker_init(struct sl_node *n, struct worker *w, char *err, size_t er
 		w->pend_free[w->n_pend_free++] = PEND_MAX - 1 - i;
 	for (size_t i = 0; i < SL_ARRAY_LEN(w->slot_cur); i++)
 		w->slot_cur[i] = UINT32_MAX;
+	w->flat = malloc(FRAG_FLAT_BYTES);
+	snprintf(path, sizeof(path), "sl_net_%u", w->idx);
+	w->netq = n->n_workers > 1 ? rte_ring_create(path, NETQ_SIZE, SOCKET_ID_ANY, RING_F_SC_DEQ)
+				   : NULL;
+	if (w->flat == NULL || (n->n_workers > 1 && w->netq == NULL)) {
+		snprintf(err, err_len, "worker %u: hand-over ring %s: %s", w->idx, path,
+			 rte_strerror(rte_errno));
+		return -ENOMEM;
+	}
 	if (n->cfg.frag_max_flows > 0) {
 		uint64_t ticks = (uint64_t)n->cfg.frag_timeout_ms * w->tsc_hz / 1000;
 		rc = sl_frag_init(&w->frag, n->cfg.frag_max_flows, ticks ? ticks : 1, SOCKET_ID_ANY);
-		w->frag_flat = malloc(FRAG_FLAT_BYTES);
-		snprintf(path, sizeof(path), "sl_frag_%u", w->idx);
-		w->fragq = n->n_workers > 1 ? rte_ring_create(path, FRAGQ_SIZE, SOCKET_ID_ANY,
-							       RING_F_SC_DEQ)
-					    : NULL;
-		if (rc != 0 || w->frag_flat == NULL || (n->n_workers > 1 && w->fragq == NULL)) {
+		if (rc != 0) {
 			snprintf(err, err_len,
-				 "worker %u: IPv4 reassembly for [net] frag_max_flows = %u: %s "
+				 "worker %u: IPv4 reassembly table for [net] frag_max_flows = %u: %s "
 				 "(lower it or raise [eal] memory_mb)",
 				 w->idx, n->cfg.frag_max_flows, rte_strerror(rte_errno));
-			return -ENOMEM;
+			return rc;
 		}
 	}
 	snprintf(path, sizeof(path), "sl_ctl_%u", w->idx);
@@ -767,11 +771,11 @@ void sl_node_destroy(struct sl_node *n)
 			free(w->ack_backlog[d]);
 		rte_ring_free(w->ctlq);
 		sl_frag_fini(&w->frag);
-		free(w->frag_flat);
+		free(w->flat);
 		struct rte_mbuf *m;
-		while (w->fragq != NULL && rte_ring_dequeue(w->fragq, (void **)&m) == 0)
+		while (w->netq != NULL && rte_ring_dequeue(w->netq, (void **)&m) == 0)
 			rte_pktmbuf_free(m);
-		rte_ring_free(w->fragq);
+		rte_ring_free(w->netq);
 		for (unsigned d = 0; d < n->n_workers; d++)
 			rte_ring_free(w->out[d]);
 	}

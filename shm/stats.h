@@ -70,8 +70,9 @@
 	X(frag_expired) \
 	X(frag_table_full) \
 	X(frag_bad) \
-	X(frag_steered) \
-	X(frag_steer_full) \
+	X(frag_handoffs) \
+	X(sess_handoffs) \
+	X(handoff_full) \
 	X(lp_syntax_measurement) \
 	X(lp_syntax_tag) \
 	X(lp_syntax_field) \
