@@ -6,9 +6,6 @@
 
 /* ---------------------------------------------------------------- network front door */
 
-_Static_assert(SL_STAT_drop_unsupported_proto - SL_STAT_drop_truncated ==
-		       SL_PKT_DROP_UNSUPPORTED_PROTO - SL_PKT_DROP_TRUNCATED,
-	       "per-reason packet drop counters follow enum sl_pkt_drop");
 _Static_assert(SL_STAT_lp_scratch - SL_STAT_lp_syntax_measurement ==
 		       SL_LP_ERR_SCRATCH - SL_LP_ERR_SYNTAX_MEASUREMENT,
 	       "per-reason line protocol counters follow enum sl_lp_err");
@@ -401,6 +398,162 @@ static void net_udp(struct worker *w, const struct sl_pkt_info *in, uint16_t por
 	sl_stats_add(w->st, SL_STAT_udp_no_listener, 1);
 }
 
+static void count_drop(struct worker *w, enum sl_pkt_drop reason)
+{
+	sl_stats_add(w->st, SL_STAT_pkts_dropped, 1);
+	if (reason >= SL_PKT_DROP_TRUNCATED && reason <= SL_PKT_DROP_FRAGMENT_OVERSIZE)
+		sl_stats_add(w->st,
+			     (enum sl_stat)(SL_STAT_drop_truncated + (reason - SL_PKT_DROP_TRUNCATED)),
+			     1);
+}
+
+/* ------------------------------------------- reassembly and hand-over between workers */
+
+_Static_assert(SL_STAT_drop_fragment_oversize - SL_STAT_drop_truncated ==
+		       SL_PKT_DROP_FRAGMENT_OVERSIZE - SL_PKT_DROP_TRUNCATED,
+	       "per-reason packet drop counters follow enum sl_pkt_drop");
+
+/* Fibonacci hashing of a key onto n workers: the high bits mix every key bit. */
+static unsigned owner_of(uint64_t key, unsigned n)
+{
+	return (unsigned)(((key * 0x9e3779b97f4a7c15ull) >> 32) % n);
+}
+
+/* The worker that reassembles a datagram: a function of what every fragment carries
+ * (addresses and IP id: the reassembly key), never of the UDP ports only the first
+ * fragment has. */
+static unsigned frag_owner(const struct sl_pkt_info *in, unsigned n)
+{
+	return owner_of(((uint64_t)in->src_ip << 32 | in->dst_ip) ^ in->ip_id, n);
+}
+
+/* The worker of a session's table: a function of the client's address and port, so the
+ * whole datagrams and the reassembled ones of a client meet there, whichever queue the
+ * device (which hashes fragments without their ports) put them on. */
+static unsigned sess_owner(const struct sl_pkt_info *in, unsigned n)
+{
+	return owner_of((uint64_t)in->src_ip << 16 | in->src_port, n);
+}
+
+/* Hands m (a frame, or a reassembled chained datagram) to worker `owner`. */
+static void net_handoff(struct worker *w, unsigned owner, const struct sl_port *p,
+			struct rte_mbuf *m, enum sl_stat what)
+{
+	m->port = p->port_id; /* the owner serves it as this port's */
+	if (rte_ring_mp_enqueue(w->node->w[owner].netq, m) != 0) {
+		sl_stats_add(w->st, SL_STAT_handoff_full, 1);
+		sl_stats_add(w->st, SL_STAT_pkts_dropped, 1);
+		rte_pktmbuf_free(m);
+		return;
+	}
+	sl_stats_add(w->st, what, 1);
+}
+
+/* A UDP datagram for us (in: its classification; m holds it): served here, or handed to
+ * its session's worker when the port has several queues. true when m was handed over
+ * (it is not the caller's any more). */
+static bool net_udp_here_or_handoff(struct worker *w, uint16_t port, struct rte_mbuf *m,
+				    const struct sl_pkt_info *in)
+{
+	const struct sl_port *p = &w->node->ports.p[port];
+	if (in->dst_port == w->node->cfg.session_port && p->n_queues > 1) {
+		unsigned owner = sess_owner(in, p->n_queues);
+		if (owner != w->idx) {
+			net_handoff(w, owner, p, m, SL_STAT_sess_handoffs);
+			return true;
+		}
+	}
+	net_udp(w, in, port);
+	return false;
+}
+
+/* Classifies a chained datagram through the worker's flat buffer. */
+static enum sl_pkt_verdict classify_chain(struct worker *w, const struct rte_mbuf *d,
+					  struct sl_pkt_info *in)
+{
+	const uint8_t *buf = rte_pktmbuf_read(d, 0, d->pkt_len, w->flat);
+	return sl_pkt_classify(buf, buf != NULL ? d->pkt_len : 0, &w->node->local, in);
+}
+
+/* A fragment on its owning worker: add it; a complete datagram (its UDP checksum covers
+ * every fragment, checked here) is served like any datagram, on the line protocol and
+ * session ports only. */
+static void net_reassemble(struct worker *w, uint16_t port, struct rte_mbuf *m,
+			   const struct sl_pkt_info *in)
+{
+	struct sl_node *n = w->node;
+	struct rte_mbuf *d = sl_frag_add(&w->frag, m, in, rte_rdtsc());
+	if (d == NULL)
+		return;
+	struct sl_pkt_info dg;
+	if (classify_chain(w, d, &dg) != SL_PKT_UDP_FOR_US)
+		count_drop(w, dg.reason);
+	else if (dg.dst_port != n->cfg.line_port && dg.dst_port != n->cfg.session_port)
+		count_drop(w, SL_PKT_DROP_FRAGMENT); /* other ports take no fragments */
+	else if (net_udp_here_or_handoff(w, port, d, &dg))
+		return;
+	rte_pktmbuf_free(d);
+}
+
+/* A fragment off the wire: with several RX queues its siblings may come in on other
+ * queues, so it goes to the datagram's owner. */
+static void net_fragment(struct worker *w, uint16_t port, struct rte_mbuf *m,
+			 const struct sl_pkt_info *in)
+{
+	const struct sl_port *p = &w->node->ports.p[port];
+	if (w->frag.tbl == NULL) { /* [net] frag_max_flows = 0 */
+		count_drop(w, SL_PKT_DROP_FRAGMENT);
+		rte_pktmbuf_free(m);
+		return;
+	}
+	unsigned owner = p->n_queues > 1 ? frag_owner(in, p->n_queues) : w->idx;
+	if (owner == w->idx)
+		net_reassemble(w, port, m, in);
+	else
+		net_handoff(w, owner, p, m, SL_STAT_frag_handoffs);
+}
+
+/* What other workers handed here (fragments of datagrams this worker reassembles,
+ * datagrams of sessions it holds); timed-out datagrams; the table's counters. */
+static int net_handoff_poll(struct worker *w)
+{
+	struct sl_node *n = w->node;
+	unsigned got = 0;
+	if (w->netq != NULL) {
+		struct rte_mbuf *ms[RX_BURST];
+		got = rte_ring_dequeue_burst(w->netq, (void **)ms, RX_BURST, NULL);
+		for (unsigned k = 0; k < got; k++) {
+			struct rte_mbuf *m = ms[k];
+			uint16_t port = 0;
+			while (port + 1 < n->ports.n && n->ports.p[port].port_id != m->port)
+				port++;
+			/* classified by the worker that handed it over: the same verdict again */
+			struct sl_pkt_info in;
+			enum sl_pkt_verdict v = classify_chain(w, m, &in);
+			if (v == SL_PKT_UDP_FRAGMENT_FOR_US && m->nb_segs == 1 && w->frag.tbl) {
+				net_reassemble(w, port, m, &in);
+				continue;
+			}
+			if (v == SL_PKT_UDP_FOR_US)
+				net_udp(w, &in, port);
+			else
+				count_drop(w, in.reason);
+			rte_pktmbuf_free(m);
+		}
+	}
+	if (w->frag.tbl == NULL)
+		return (int)got;
+	sl_frag_expire(&w->frag, rte_rdtsc());
+	struct sl_frag_counts *c = &w->frag.c, *o = &w->frag_published;
+	sl_stats_add(w->st, SL_STAT_frag_rx, c->fragments - o->fragments);
+	sl_stats_add(w->st, SL_STAT_frag_reassembled, c->reassembled - o->reassembled);
+	sl_stats_add(w->st, SL_STAT_frag_expired, c->expired - o->expired);
+	sl_stats_add(w->st, SL_STAT_frag_table_full, c->table_full - o->table_full);
+	sl_stats_add(w->st, SL_STAT_frag_bad, c->bad - o->bad);
+	*o = *c;
+	return (int)got;
+}
+
 int nd_poll_net(struct worker *w)
 {
 	struct sl_node *n = w->node;
@@ -427,7 +580,8 @@ int nd_poll_net(struct worker *w)
 								rte_pktmbuf_data_len(m), &n->local, &in);
 			switch (v) {
 			case SL_PKT_UDP_FOR_US:
-				net_udp(w, &in, i);
+				if (net_udp_here_or_handoff(w, i, m, &in))
+					continue; /* its session lives on another worker */
 				break;
 			case SL_PKT_ARP_REQUEST_FOR_US:
 				sl_pkt_arp_insert(&w->arp, in.src_ip, in.src_mac, (int64_t)nd_now_ns());
@@ -439,21 +593,18 @@ int nd_poll_net(struct worker *w)
 			case SL_PKT_ICMP_ECHO_FOR_US:
 				net_reply(w, p, q, &in, false);
 				break;
+			case SL_PKT_UDP_FRAGMENT_FOR_US:
+				net_fragment(w, i, m, &in);
+				continue; /* m is the table's, another worker's or freed */
 			case SL_PKT_DROP:
 			default:
-				sl_stats_add(w->st, SL_STAT_pkts_dropped, 1);
-				if (in.reason >= SL_PKT_DROP_TRUNCATED &&
-				    in.reason <= SL_PKT_DROP_UNSUPPORTED_PROTO)
-					sl_stats_add(w->st,
-						     (enum sl_stat)(SL_STAT_drop_truncated +
-								    (in.reason - SL_PKT_DROP_TRUNCATED)),
-						     1);
+				count_drop(w, in.reason);
 				break;
 			}
 			rte_pktmbuf_free(m);
 		}
 	}
-	return work;
+	return work + net_handoff_poll(w);
 }
 
 /* Line protocol counters live in the parser's struct; publish their growth. */
