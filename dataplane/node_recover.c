@@ -498,15 +498,16 @@ static int worker_init(struct sl_node *n, struct worker *w, char *err, size_t er
 	for (unsigned d = 0; d < n->n_workers; d++)
 		if ((w->ack_backlog[d] = calloc(ACK_BACKLOG, sizeof(struct xack))) == NULL)
 			w->sessq = NULL; /* reported below */
-	w->sess_mem = malloc(sl_sess_table_mem_bytes(SESS_CAPACITY));
+	w->sess_mem = malloc(sl_sess_table_mem_bytes(SESS_CAPACITY, PEND_MAX));
 	struct sl_sess_config scfg = {.capacity = SESS_CAPACITY,
 				      .window = 1024,
 				      .idle_timeout_ns = 600ll * 1000000000ll,
 				      .keep_min_ns = 60ll * 1000000000ll,
 				      .incarnation = ((uint64_t)time(NULL) << 16) ^ w->idx,
-				      .hash_seed = rte_rdtsc()};
+				      .hash_seed = rte_rdtsc(),
+				      .hold_max = PEND_MAX /* cookies are pending handles */};
 	if (w->sess_mem == NULL || w->sessq == NULL ||
-	    sl_sess_table_init(&w->sess, w->sess_mem, sl_sess_table_mem_bytes(SESS_CAPACITY),
+	    sl_sess_table_init(&w->sess, w->sess_mem, sl_sess_table_mem_bytes(SESS_CAPACITY, PEND_MAX),
 			       &scfg) != 0) {
 		snprintf(err, err_len, "out of memory for the session table");
 		return -ENOMEM;
@@ -519,6 +520,26 @@ static int worker_init(struct sl_node *n, struct worker *w, char *err, size_t er
 		w->pend_free[w->n_pend_free++] = PEND_MAX - 1 - i;
 	for (size_t i = 0; i < SL_ARRAY_LEN(w->slot_cur); i++)
 		w->slot_cur[i] = UINT32_MAX;
+	w->flat = malloc(FRAG_FLAT_BYTES);
+	snprintf(path, sizeof(path), "sl_net_%u", w->idx);
+	w->netq = n->n_workers > 1 ? rte_ring_create(path, NETQ_SIZE, SOCKET_ID_ANY, RING_F_SC_DEQ)
+				   : NULL;
+	if (w->flat == NULL || (n->n_workers > 1 && w->netq == NULL)) {
+		snprintf(err, err_len, "worker %u: hand-over ring %s: %s", w->idx, path,
+			 rte_strerror(rte_errno));
+		return -ENOMEM;
+	}
+	if (n->cfg.frag_max_flows > 0) {
+		uint64_t ticks = (uint64_t)n->cfg.frag_timeout_ms * w->tsc_hz / 1000;
+		rc = sl_frag_init(&w->frag, n->cfg.frag_max_flows, ticks ? ticks : 1, SOCKET_ID_ANY);
+		if (rc != 0) {
+			snprintf(err, err_len,
+				 "worker %u: IPv4 reassembly table for [net] frag_max_flows = %u: %s "
+				 "(lower it or raise [eal] memory_mb)",
+				 w->idx, n->cfg.frag_max_flows, rte_strerror(rte_errno));
+			return rc;
+		}
+	}
 	snprintf(path, sizeof(path), "sl_ctl_%u", w->idx);
 	w->ctlq = rte_ring_create(path, CTLQ_SIZE, SOCKET_ID_ANY, RING_F_SC_DEQ);
 	if (w->ctlq == NULL) {
@@ -757,7 +778,12 @@ int sl_node_create(const struct sl_config *cfg, const struct sl_node_env *env,
 		snprintf(err, err_len, "[net] precision '%s' not understood", cfg->precision);
 		goto fail;
 	}
-	rc = sl_ports_init(&n->ports, (uint16_t)n->n_workers, cfg->mbufs, err, err_len);
+	/* the pool also holds what the reassembly tables may keep, so a flood of incomplete
+	 * datagrams cannot take the buffers that receive everything else */
+	uint64_t mbufs = cfg->mbufs + (uint64_t)n->n_workers * cfg->frag_max_flows *
+					      SL_FRAG_MAX_FRAGS;
+	rc = sl_ports_init(&n->ports, (uint16_t)n->n_workers,
+			   (uint32_t)(mbufs < UINT32_MAX ? mbufs : UINT32_MAX), err, err_len);
 	if (rc != 0)
 		goto fail;
 	if (n->ports.n > 0) {
@@ -824,6 +850,12 @@ void sl_node_destroy(struct sl_node *n)
 		for (unsigned d = 0; d < n->n_workers; d++)
 			free(w->ack_backlog[d]);
 		rte_ring_free(w->ctlq);
+		sl_frag_fini(&w->frag);
+		free(w->flat);
+		struct rte_mbuf *m;
+		while (w->netq != NULL && rte_ring_dequeue(w->netq, (void **)&m) == 0)
+			rte_pktmbuf_free(m);
+		rte_ring_free(w->netq);
 		for (unsigned d = 0; d < n->n_workers; d++)
 			rte_ring_free(w->out[d]);
 	}
