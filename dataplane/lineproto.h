@@ -38,7 +38,7 @@ enum sl_lp_err {
 	SL_LP_ERR_LINE_TOO_LONG,      /* over opts->max_line_bytes */
 	SL_LP_ERR_INVALID_UTF8,	      /* anywhere in the line */
 	SL_LP_ERR_DUPLICATE_TAG,      /* same tag key twice (after unescaping) */
-	SL_LP_ERR_DUPLICATE_FIELD,    /* same field key twice (after unescaping) */
+	SL_LP_ERR_KEY_NUL,	      /* a NUL byte in a measurement, tag or field key */
 	SL_LP_ERR_NO_FIELDS,	      /* measurement and tags but no field set */
 	SL_LP_ERR_SCRATCH,	      /* the caller's scratch buffer is too small */
 	SL_LP_ERR_COUNT
@@ -80,11 +80,14 @@ struct sl_lp_field {
 /* Result of one line. Set scratch/scratch_cap (sl_lp_line_init) before parsing; the parser
  * fills the rest. On error, err says why and the other fields are unspecified.
  *
- * Canonical series key of a field: "<measurement>[,<tag>=<value>...] <field key>", tags
- * sorted by their unescaped key bytes (memcmp order, like Go's bytes.Compare), every name
- * re-escaped the same way whatever the input spelled: a backslash before a backslash, before
- * ',' and ' ' in the measurement, and before ',', '=' and ' ' in tag keys, tag values and
- * field keys. So one series always has one key, and two series never share one. */
+ * Canonical series key of a field: "<series> <field key>". <series> is InfluxDB 1.x's
+ * series key: the measurement and the "tag=value" pairs exactly as written (escapes and
+ * all), the tags sorted by their key bytes (memcmp order, like Go's bytes.Compare). Those
+ * bytes name a series uniquely: a ',' or ' ' (or '=' in a tag) can only be written
+ * escaped, and a backslash before anything else is a byte of the name (a\b and a\\b
+ * are two series). <field key> is the field's name re-escaped as InfluxDB writes it: a
+ * backslash before each ',', '"', ' ' and '=' (f" and f\" are one field). A field
+ * key repeated in one line is one field, with the last value (InfluxDB's rule). */
 struct sl_lp_line {
 	char *scratch;
 	size_t scratch_cap;
@@ -104,10 +107,12 @@ static inline void sl_lp_line_init(struct sl_lp_line *l, char *scratch, size_t s
 
 #define SL_LP_SKIP 1 /* sl_lp_parse_line: a blank or comment line, nothing to ingest */
 
-/* Parses one line (a trailing "\n" or "\r\n" is allowed). Returns 0 with out filled,
- * SL_LP_SKIP for a blank or '#' comment line (n_fields = 0), or -EBADMSG with out->err set.
- * -EINVAL for NULL arguments. Leading and trailing blanks are ignored; sections are
- * separated by one or more spaces. */
+/* Parses one line (a trailing "\n" or "\r\n" is allowed; a '\n' elsewhere is a byte of the
+ * line). Returns 0 with out filled, SL_LP_SKIP for a blank or '#' comment line
+ * (n_fields = 0), or -EBADMSG with out->err set. -EINVAL for NULL arguments. Leading
+ * blanks, tabs and NULs and trailing blanks, tabs and '\r' are ignored; a space ends the
+ * measurement-and-tags and the field sections, and blanks, tabs and NULs after it are
+ * skipped (InfluxDB's whitespace). */
 int sl_lp_parse_line(const char *line, size_t len, const struct sl_lp_opts *opts,
 		     struct sl_lp_line *out);
 
@@ -123,10 +128,16 @@ struct sl_lp_counts {
 /* Called for each good line; a negative return stops the datagram and is passed back. */
 typedef int (*sl_lp_line_fn)(void *arg, const struct sl_lp_line *line);
 
-/* Splits buf at '\n' (a '\r' before it is dropped), parses every line into *work (its
- * scratch set by the caller, reused per line) and calls fn for the good ones. A bad line is
- * counted by reason and skipped; the rest of the datagram is still parsed. Returns 0, the
- * callback's negative value, or -EINVAL for NULL arguments. */
+/* Length of the first line of buf, without its '\n' (len when there is none). Lines end
+ * where InfluxDB 1.x ends them: at a '\n' that is neither right after a backslash nor
+ * inside a quoted string field, so a string may hold newlines and no text inside one can
+ * start a line of its own. */
+size_t sl_lp_line_end(const char *buf, size_t len);
+
+/* Splits buf into lines (sl_lp_line_end; a '\r' before a line's '\n' is dropped), parses
+ * every line into *work (its scratch set by the caller, reused per line) and calls fn for
+ * the good ones. A bad line is counted by reason and skipped; the rest of the datagram is
+ * still parsed. Returns 0, the callback's negative value, or -EINVAL for NULL arguments. */
 int sl_lp_parse_datagram(const char *buf, size_t len, const struct sl_lp_opts *opts,
 			 struct sl_lp_line *work, sl_lp_line_fn fn, void *arg,
 			 struct sl_lp_counts *counts);

@@ -88,7 +88,7 @@
 	X(lp_line_too_long) \
 	X(lp_invalid_utf8) \
 	X(lp_duplicate_tag) \
-	X(lp_duplicate_field) \
+	X(lp_key_nul) \
 	X(lp_no_fields) \
 	X(lp_scratch) \
 	X(sess_msgs) \
