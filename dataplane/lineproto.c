@@ -611,7 +611,8 @@ static enum sl_lp_err parse_timestamp(struct lp_ctx *c, const struct sl_lp_opts 
 	unsigned p = (unsigned)opts->precision;
 	if (p >= SL_ARRAY_LEN(scale))
 		return SL_LP_ERR_BAD_TIMESTAMP;
-	if (__builtin_mul_overflow(v, scale[p], ts_ns))
+	if (__builtin_mul_overflow(v, scale[p], ts_ns) || *ts_ns < SL_LP_TS_MIN ||
+	    *ts_ns > SL_LP_TS_MAX)
 		return SL_LP_ERR_TS_OUT_OF_RANGE;
 	return SL_LP_OK;
 }

@@ -16,6 +16,10 @@
 #define SL_LP_STR_MAX 65536u   /* bytes of one string value once unescaped, as InfluxDB */
 #define SL_LP_LINE_MAX 131072u /* default longest line (without its line ending) */
 #define SL_LP_NUMBER_MAX 400u  /* longest numeric token accepted (digits, sign, exponent) */
+/* Timestamps a line may carry, in ns: InfluxDB 1.x keeps the two lowest and the highest
+ * int64 for itself and refuses them, and so does sluice (ts_out_of_range). */
+#define SL_LP_TS_MIN (INT64_MIN + 2)
+#define SL_LP_TS_MAX (INT64_MAX - 1)
 /* Scratch that always suffices for a line of max_line bytes: every key at its maximum plus
  * every string (unescaping never grows a string). */
 #define SL_LP_SCRATCH_BYTES(max_line) ((size_t)SL_LP_MAX_FIELDS * SL_KEY_MAX + (size_t)(max_line))
@@ -32,7 +36,7 @@ enum sl_lp_err {
 	SL_LP_ERR_BAD_STRING,	      /* unterminated, or junk after the closing quote */
 	SL_LP_ERR_STRING_TOO_LONG,    /* more than SL_LP_STR_MAX bytes */
 	SL_LP_ERR_BAD_TIMESTAMP,      /* not an integer, or trailing junk after it */
-	SL_LP_ERR_TS_OUT_OF_RANGE,    /* does not fit int64 ns after the precision scaling */
+	SL_LP_ERR_TS_OUT_OF_RANGE,    /* outside [SL_LP_TS_MIN, SL_LP_TS_MAX] ns once scaled */
 	SL_LP_ERR_TOO_MANY_FIELDS,    /* more than SL_LP_MAX_FIELDS */
 	SL_LP_ERR_KEY_TOO_LONG,	      /* a canonical series key over SL_KEY_MAX bytes */
 	SL_LP_ERR_LINE_TOO_LONG,      /* over opts->max_line_bytes */

@@ -549,8 +549,8 @@ static void test_timestamps(void **state)
 		  {SL_LP_PREC_S, "-5", -5000000000},
 		  {SL_LP_PREC_S, "9223372036", 9223372036000000000},
 		  {SL_LP_PREC_MS, "-9223372036854", -9223372036854000000},
-		  {SL_LP_PREC_NS, "9223372036854775807", INT64_MAX},
-		  {SL_LP_PREC_NS, "-9223372036854775808", INT64_MIN},
+		  {SL_LP_PREC_NS, "9223372036854775806", INT64_MAX - 1},
+		  {SL_LP_PREC_NS, "-9223372036854775806", INT64_MIN + 2},
 		  {SL_LP_PREC_NS, "0", 0}};
 	char line[64];
 	for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
@@ -567,6 +567,10 @@ static void test_timestamps(void **state)
 		   {SL_LP_PREC_S, "-9223372037", SL_LP_ERR_TS_OUT_OF_RANGE},
 		   {SL_LP_PREC_US, "9223372036854776", SL_LP_ERR_TS_OUT_OF_RANGE},
 		   {SL_LP_PREC_NS, "9223372036854775808", SL_LP_ERR_TS_OUT_OF_RANGE},
+		   /* InfluxDB's reserved instants */
+		   {SL_LP_PREC_NS, "9223372036854775807", SL_LP_ERR_TS_OUT_OF_RANGE},
+		   {SL_LP_PREC_NS, "-9223372036854775807", SL_LP_ERR_TS_OUT_OF_RANGE},
+		   {SL_LP_PREC_NS, "-9223372036854775808", SL_LP_ERR_TS_OUT_OF_RANGE},
 		   {SL_LP_PREC_NS, "12a", SL_LP_ERR_BAD_TIMESTAMP},
 		   {SL_LP_PREC_NS, "1.5", SL_LP_ERR_BAD_TIMESTAMP},
 		   {SL_LP_PREC_NS, "1 2", SL_LP_ERR_BAD_TIMESTAMP},
@@ -910,7 +914,7 @@ static void test_format(void **state)
 			       "m f=-0",
 			       "m f=5e-324",
 			       "m f=-1.7976931348623157e308",
-			       "m f=-9223372036854775808i -9223372036854775808",
+			       "m f=-9223372036854775808i -9223372036854775806",
 			       "m f=18446744073709551615u",
 			       "m f=T",
 			       "m f=false",
