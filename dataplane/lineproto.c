@@ -1,6 +1,7 @@
-/* lineproto.c - InfluxDB line protocol: one pass over a line, names kept as escaped spans of
- * the input until the canonical series keys are written into the caller's scratch buffer.
- * Every loop is bounded by the line length; nothing allocates, nothing reads a clock. */
+/* lineproto.c - InfluxDB line protocol as InfluxDB 1.x parses it: lines split outside
+ * quoted strings, names kept as spans of the input (the series part of a canonical key is
+ * the input itself), field keys re-escaped. Every loop is bounded by the line length;
+ * nothing allocates, nothing reads a clock. */
 #include "lineproto.h"
 
 #include <errno.h>
@@ -111,7 +112,7 @@ static bool put_byte(char *dst, size_t cap, size_t *len, char c)
 /* Appends the canonical form of a raw field key: unescaped ("\X" for X in , " space =
  * becomes X, any other backslash is a byte of the key), then re-escaped with a backslash
  * before each of those four, as InfluxDB writes field keys back. Two spellings of one
- * field key ("f\"" and "f\"") thus give one series. False when it would pass cap. */
+ * field key (f" and f\") thus give one series. False when it would pass cap. */
 static bool put_field_key(char *dst, size_t cap, size_t *len, struct span s)
 {
 	if (memchr(s.p, '\\', s.n) == NULL && memchr(s.p, '"', s.n) == NULL)
@@ -725,6 +726,11 @@ int sl_lp_parse_line(const char *line, size_t len, const struct sl_lp_opts *opts
 
 size_t sl_lp_line_end(const char *buf, size_t len)
 {
+	/* the common line has neither quotes nor backslashes: its first newline ends it */
+	const char *nl = memchr(buf, '\n', len);
+	size_t first = nl ? (size_t)(nl - buf) : len;
+	if (memchr(buf, '"', first) == NULL && memchr(buf, '\\', first) == NULL)
+		return first;
 	bool fields = false, quoted = false;
 	size_t equals = 0, commas = 0, i = 0;
 	while (i < len) {
