@@ -510,10 +510,14 @@ static enum sl_lp_err parse_string(struct lp_ctx *c, struct sl_lp_field *f)
 
 /* A field key from pos to its '=': a backslash and the byte after it are one unit (so
  * "\\=" ends the key after a backslash and "\=" does not). A key ending in a backslash is
- * refused: InfluxDB's field reader would not end it at that '='. */
+ * refused: InfluxDB's field reader would not end it at that '='. So is a key starting with
+ * a tab (InfluxDB takes it after a ','): as the first field of a line the tab would be
+ * whitespace, so no line could write that series again. */
 static enum sl_lp_err scan_field_key(const struct lp_ctx *c, struct span *key)
 {
 	size_t i = c->pos;
+	if (i < c->n && c->s[i] == '\t')
+		return SL_LP_ERR_SYNTAX_FIELD;
 	while (i < c->n && c->s[i] != '=') {
 		if (c->s[i] == ',' || c->s[i] == ' ')
 			return SL_LP_ERR_SYNTAX_FIELD;

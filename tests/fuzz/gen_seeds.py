@@ -78,6 +78,7 @@ LP = {
                       b"baz,t=\"a x=1 5\nm,t=a\\\nb f=1\nm s=\"open\nm f=1\n",
     "backslashes": b"m,t=a\\b v=1\nm,t=a\\\\b v=1\ncpu,reg\\\\=ion=east value=1\n"
                    b"cpu,r=east\\\\  value=1\nm\\\\ q,k=v f=1\nm \\a=1,f\\\\\"=2,f\"=3,g\\\\=4\n",
+    "tab_field_key": b"m2 x=-1e-9,\tn=.5,h=1\nm \tv=1\n",
     "dup_fields": b"m f=1,f=2i,g=3,f=\"x\" 5\nm f\\,=1,f\\,=2\n",
     "nul": b"\0\0m f=1 \0 5\nm,t=a\0b f=1\nm f\0=1\nm s=\"a\0b\"\n",
 }

@@ -207,6 +207,7 @@ static const struct lp_case cases[] = {
     BAD("m f\\\\=1", SL_LP_ERR_SYNTAX_FIELD), /* a field key cannot end in a backslash */
     BAD("m f\\\\ g=1", SL_LP_ERR_SYNTAX_FIELD),
     BAD("m f=1,", SL_LP_ERR_SYNTAX_FIELD),
+    BAD("m a=1,\tb=2", SL_LP_ERR_SYNTAX_FIELD), /* a field key cannot start with a tab */
     BAD("cpu v=-", SL_LP_ERR_BAD_NUMBER),
     BAD("cpu v=-i", SL_LP_ERR_BAD_NUMBER),
     BAD("cpu v=-.", SL_LP_ERR_BAD_NUMBER),
