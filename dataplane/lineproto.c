@@ -735,27 +735,53 @@ size_t sl_lp_line_end(const char *buf, size_t len)
 	size_t first = nl ? (size_t)(nl - buf) : len;
 	if (memchr(buf, '"', first) == NULL && memchr(buf, '\\', first) == NULL)
 		return first;
-	bool fields = false, quoted = false;
-	size_t equals = 0, commas = 0, i = 0;
-	while (i < len) {
+
+	/* otherwise the parser's own grammar decides where a string is (InfluxDB's splitter
+	 * counts '=' and ',' by another escape rule than its parser, and a tag value such as
+	 * a\\ b\\, makes it split inside a string) */
+	size_t i = 0;
+	while (i < len && (is_ws(buf[i]) || buf[i] == '\r'))
+		i++;
+	if (i < len && buf[i] == '#')
+		return first; /* a comment ends at its newline */
+	/* measurement and tags: no byte right after a backslash is a delimiter */
+	for (; i < len && !(buf[i] == ' ' && i > 0 && buf[i - 1] != '\\'); i++) {
+		if (buf[i] == '\n' && (i == 0 || buf[i - 1] != '\\'))
+			return i;
+	}
+	while (i < len && is_ws(buf[i]))
+		i++;
+	/* the field set: outside strings a backslash and the byte after it are one unit in
+	 * keys; values never hold an escape; strings hold anything but an unescaped '"' */
+	enum { KEY, VALUE_START, VALUE, STRING } st = KEY;
+	for (; i < len; i++) {
 		char ch = buf[i];
-		if (ch == '\\') { /* it and the byte after it, a newline too */
-			i += 2;
+		if (st == STRING) {
+			if (ch == '\\' && i + 1 < len && (buf[i + 1] == '"' || buf[i + 1] == '\\'))
+				i++;
+			else if (ch == '"')
+				st = VALUE; /* junk up to the next ',' or ' ' is the parser's to
+					       refuse */
 			continue;
 		}
-		if (ch == ' ')
-			fields = true;
-		if (fields && !quoted && ch == '=')
-			equals++;
-		else if (fields && !quoted && ch == ',')
-			commas++;
-		else if (fields && ch == '"' && equals > commas)
-			quoted = !quoted; /* a quote where a field value may start or end */
-		else if (ch == '\n' && !quoted)
-			return i;
-		i++;
+		if (ch == '\n' || ch == ' ')
+			break;
+		if (st == KEY && ch == '\\')
+			i++; /* the next byte, a newline too, is part of the key */
+		else if (st == KEY && ch == '=')
+			st = VALUE_START;
+		else if (st == VALUE_START && ch == '"')
+			st = STRING;
+		else if (ch == ',')
+			st = KEY;
+		else if (st == VALUE_START)
+			st = VALUE;
 	}
-	return len;
+	if (i >= len)
+		return len;
+	/* the timestamp (or junk): up to the next newline */
+	nl = memchr(buf + i, '\n', len - i);
+	return nl ? (size_t)(nl - buf) : len;
 }
 
 int sl_lp_parse_datagram(const char *buf, size_t len, const struct sl_lp_opts *opts,

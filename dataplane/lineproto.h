@@ -132,10 +132,10 @@ struct sl_lp_counts {
 /* Called for each good line; a negative return stops the datagram and is passed back. */
 typedef int (*sl_lp_line_fn)(void *arg, const struct sl_lp_line *line);
 
-/* Length of the first line of buf, without its '\n' (len when there is none). Lines end
- * where InfluxDB 1.x ends them: at a '\n' that is neither right after a backslash nor
- * inside a quoted string field, so a string may hold newlines and no text inside one can
- * start a line of its own. */
+/* Length of the first line of buf, without its '\n' (len when there is none). A '\n' ends
+ * the line unless it is inside a quoted string field value, or right after a backslash in
+ * a measurement, tag or field key: the parser's own grammar decides, so no text inside a
+ * string can ever start a line of its own. A comment line ends at its first '\n'. */
 size_t sl_lp_line_end(const char *buf, size_t len);
 
 /* Splits buf into lines (sl_lp_line_end; a '\r' before a line's '\n' is dropped), parses

@@ -871,14 +871,32 @@ static void test_line_splitting(void **state)
 		if (end != cases[i].first)
 			fail_msg("case %zu: line end %zu, want %zu", i, end, cases[i].first);
 	}
-	/* a newline inside a string is a byte of it; a line ending in a backslash joins the
-	 * next one (both then fail as one line, as in InfluxDB) */
+	/* the same through escaped tags: "a\\ b\\," is what a client writes for the user text
+	 * a\ b\, (InfluxDB's own splitter loses track of the quotes here and splits) */
+	const char forged2[] = "m,t=a\\\\ b\\\\,c f=\"x\nevil,host=x v=1 5\n\" 7\nm f=1\n";
+	assert_int_equal(run_datagram(forged2, sizeof forged2 - 1, &c, &counts), 0);
+	assert_int_equal(counts.lines_ok, 2);
+	assert_int_equal(counts.lines_bad, 0);
+	assert_string_equal(c.keys[0], "m,t=a\\\\ b\\\\,c f");
+	assert_string_equal(c.keys[1], "m f");
+	/* a leading blank changes nothing; a comment ends at its newline whatever it quotes */
+	const char lead[] = " m=x,t=\"a\nb\" f=\n# x=\"y\nm g=2\n";
+	assert_int_equal(run_datagram(lead, sizeof lead - 1, &c, &counts), 0);
+	assert_int_equal(counts.lines_ok, 1);
+	assert_int_equal(counts.lines_bad, 2);
+	assert_int_equal(counts.lines_skipped, 1);
+	assert_string_equal(c.keys[0], "m g");
+
+	/* a newline inside a string is a byte of it; a backslash escapes a newline only in a
+	 * name (where it escapes anything), so a bad timestamp ending in one does not take
+	 * the next line with it */
 	const char dg2[] = "m s=\"a\nb\",t=\"\r\n\" 5\nm f=1 2\\\nm g=2\n";
 	assert_int_equal(run_datagram(dg2, sizeof dg2 - 1, &c, &counts), 0);
-	assert_int_equal(counts.lines_ok, 1);
+	assert_int_equal(counts.lines_ok, 2);
 	assert_int_equal(counts.lines_bad, 1);
 	assert_int_equal(counts.bad[SL_LP_ERR_BAD_TIMESTAMP], 1);
 	assert_string_equal(c.keys[0], "m s");
+	assert_string_equal(c.keys[1], "m g");
 }
 
 /* Formats a parsed field back to a line and parses it again: same key, value, timestamp. */

@@ -137,6 +137,7 @@ static const struct lp_case cases[] = {
     OK("cpu str=\"foo \\\" bar\" 1", 1LL, S("cpu str", "foo \" bar")),
     OK("cpu value=1.0,str=\"foo\nbar\" 1", 1LL, F("cpu value", "1"), S("cpu str", "foo\nbar")), /* newline in a string */
     OK("log msg=\"x\nfake,host=evil value=666 5\n\" 7", 7LL, S("log msg", "x\nfake,host=evil value=666 5\n")), /* no forged point */
+    OK("m,t=a\\\\ b\\\\,c f=\"x\nevil,host=x v=1 5\n\" 7", 7LL, S("m,t=a\\\\ b\\\\,c f", "x\nevil,host=x v=1 5\n")), /* nor through escaped tags */
     OK("cpu str=\"foo\\,bar\"", NOW_NS, S("cpu str", "foo\\,bar")),
     OK("cpu str=\"foo,bar\"", NOW_NS, S("cpu str", "foo,bar")),
     OK("cpu str=\"foo\\\\\",str2=\"bar\" 1", 1LL, S("cpu str", "foo\\"), S("cpu str2", "bar")),
