@@ -15,7 +15,7 @@ mkdir -p "$out/artifacts"
 
 flags=(-std=c11 -g -O1 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-missing-field-initializers
 	-fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
-	-I"$root/include" -I"$root/dataplane")
+	-I"$root/include" -I"$root/dataplane" -I"$root/shm")
 # shellcheck disable=SC2207
 dpdk_cflags=($(pkg-config --cflags libdpdk))
 # shellcheck disable=SC2207
@@ -35,17 +35,19 @@ declare -A srcs=(
 	[lineproto]="$root/dataplane/lineproto.c $root/dataplane/batch.c"
 	[pkt]="$root/dataplane/pkt.c"
 	[session]="$root/dataplane/session.c $root/dataplane/batch.c"
+	[shm]="$root/shm/ingest.c $root/shm/stats.c"
+	[session_snap]="$root/dataplane/session.c $root/dataplane/batch.c"
 )
-declare -A maxlen=([lineproto]=8192 [pkt]=9100 [session]=9100)
+declare -A maxlen=([lineproto]=8192 [pkt]=9100 [session]=9100 [shm]=4096 [session_snap]=1600)
 
-for t in lineproto pkt session; do
+for t in lineproto pkt session shm session_snap; do
 	echo "== building fuzz_$t"
 	# shellcheck disable=SC2086
 	"$cc" "${flags[@]}" "${dpdk_cflags[@]}" "$here/fuzz_$t.c" ${srcs[$t]} "${libs[@]}" \
 		-o "$out/fuzz_$t"
 done
 
-for t in lineproto pkt session; do
+for t in lineproto pkt session shm session_snap; do
 	echo "== running fuzz_$t for ${secs}s"
 	work="$out/corpus-$t" # new inputs go here; the seed directory stays as committed
 	mkdir -p "$work"
@@ -55,4 +57,4 @@ for t in lineproto pkt session; do
 		-rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$out/artifacts/$t-" \
 		"${extra[@]}" "$work" "$here/corpus/$t"
 done
-echo "== fuzzing passed: lineproto, pkt, session (${secs}s each)"
+echo "== fuzzing passed: lineproto, pkt, session, shm, session_snap (${secs}s each)"
