@@ -22,7 +22,7 @@
 #include "sluice.h"
 
 /* What the ack of a well-framed batch must say, by the kind of batch. */
-enum kind { K_NONE = 0, K_ABANDONED, K_HALF_BAD, K_ALL_BAD, K_GOOD };
+enum kind { K_NONE = 0, K_ABANDONED, K_HALF_BAD, K_ALL_BAD, K_GOOD, K_REFUSED };
 
 struct raw {
 	uint8_t *base;
@@ -98,7 +98,8 @@ static void poll_acks(struct raw *r)
 		bool ok = (k == K_ABANDONED && a->status == -EPROTO && a->count == 2) ||
 			  (k == K_HALF_BAD && a->status == -EINVAL && a->count == 1) ||
 			  (k == K_ALL_BAD && a->status == -EINVAL && a->count == 0) ||
-			  (k == K_GOOD && a->status == 0 && a->count == 1);
+			  (k == K_GOOD && a->status == 0 && a->count == 1) ||
+			  (k == K_REFUSED && a->status == -EIO && a->count == 0);
 		if (!ok) {
 			fprintf(stderr, "shm_bad_producer: ack seq %llu kind %u: status %d count %u\n",
 				(unsigned long long)a->batch_seq, k, a->status, a->count);
@@ -204,6 +205,16 @@ static void round_junk(struct raw *r, uint64_t *stray)
 	publish(r);
 }
 
+/* After a WAL failure: valid batches, each refused with -EIO (and its handle released). */
+static void round_refused(struct raw *r)
+{
+	wait_room(r, 2, 1);
+	uint64_t s = framed(r, K_REFUSED);
+	put(r, s, 0, 2, KEYLEN, SL_TYPE_F64, 0);
+	put(r, s, 1, 2, KEYLEN, SL_TYPE_F64, 1);
+	publish(r);
+}
+
 /* Valid batches through the real client library, all acknowledged as stored. */
 static int write_good(const char *path, uint32_t batches)
 {
@@ -282,17 +293,18 @@ int main(int argc, char **argv)
 		case 'g': good = (uint32_t)strtoul(optarg, NULL, 10); break;
 		case 't': timeout_s = strtod(optarg, NULL); break;
 		default:
-			fprintf(stderr, "usage: shm_bad_producer --path SHM [--mode leaks|junk] "
+			fprintf(stderr, "usage: shm_bad_producer --path SHM [--mode leaks|junk|refused] "
 					"[--rounds N] [--good N] [--timeout SEC]\n");
 			return 2;
 		}
 	}
-	bool leaks = strcmp(mode, "leaks") == 0;
-	if (path == NULL || (!leaks && strcmp(mode, "junk") != 0))
-		die("--path SHM and --mode leaks|junk");
+	bool leaks = strcmp(mode, "leaks") == 0, junk = strcmp(mode, "junk") == 0;
+	bool refused = strcmp(mode, "refused") == 0;
+	if (path == NULL || !(leaks || junk || refused))
+		die("--path SHM and --mode leaks|junk|refused");
 	deadline = now_s() + timeout_s;
 	if (!leaks)
-		key_prefix = "shmjnk";
+		key_prefix = junk ? "shmjnk" : "shmref";
 	struct raw r = {0};
 	raw_open(&r, path);
 	r.kind_cap = rounds * 8 + 16;
@@ -303,8 +315,10 @@ int main(int argc, char **argv)
 	for (uint64_t i = 0; i < rounds; i++) {
 		if (leaks)
 			round_leaks(&r, &stray);
-		else
+		else if (junk)
 			round_junk(&r, &stray);
+		else
+			round_refused(&r);
 	}
 	wait_room(&r, (uint32_t)r.entries, (uint32_t)r.entries); /* every ack is back */
 	/* Release the slot the way libsluice does: the node drains and frees it. */
@@ -315,5 +329,5 @@ int main(int argc, char **argv)
 	       (unsigned long long)r.acks_ok, (unsigned long long)r.acks_bad_status);
 	if (r.acks_bad_status != 0)
 		return 1;
-	return write_good(path, good);
+	return good > 0 ? write_good(path, good) : 0;
 }
