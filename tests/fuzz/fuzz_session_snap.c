@@ -60,7 +60,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				     .idle_timeout_ns = 1000,
 				     .keep_min_ns = 10,
 				     .hash_seed = 42};
-	CHECK(sl_sess_table_mem_bytes(capacity) <= sizeof table_mem);
+	CHECK(sl_sess_table_mem_bytes(capacity, cfg.hold_max) <= sizeof table_mem);
 	CHECK(sl_sess_table_init(&t, table_mem, sizeof table_mem, &cfg) == 0);
 	uint64_t applied = 0;
 	int rc = sl_sess_snapshot_read(&t, img, len, 100, &applied);
