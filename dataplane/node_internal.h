@@ -185,6 +185,7 @@ struct pend {
 	uint64_t batch_seq; /* shm: the client's batch; session: the seq */
 	uint64_t session_id;
 	uint32_t count, remaining, stored;
+	uint32_t received; /* shm: records of the batch read so far */
 	uint64_t t0_tsc;
 	struct reply_addr ra;
 };
@@ -251,9 +252,8 @@ struct worker {
 	struct pend *pend;
 	uint32_t *pend_free;
 	uint32_t n_pend_free;
-	uint32_t slot_cur[256];      /* pending handle of the batch being read per slot */
+	uint32_t slot_cur[256];      /* pending handle of the slot's open batch, or UINT32_MAX */
 	uint32_t slot_inflight[256]; /* batches of the slot awaiting their ack */
-	uint32_t slot_epoch[256];    /* the slot's client generation we are reading */
 	uint64_t next_reap_tsc;
 	struct lsn_rec *lsnq;
 	uint32_t lsn_head, lsn_len, lsn_durable; /* durable = entries handed to persisted() */

@@ -1291,7 +1291,8 @@ int sl_sess_snapshot_read(struct sl_sess_table *t, const uint8_t *buf, size_t le
 		return -EINVAL;
 	if (buf == NULL || len < SL_SESS_SNAP_HDR_BYTES + 4 || sl_get_u32(buf) != SNAP_MAGIC ||
 	    sl_get_u16(buf + 4) != SNAP_VERSION || sl_get_u16(buf + 6) != 0 ||
-	    sl_get_u32(buf + 12) != 0 || sl_get_u32(buf + 28) != crc32c_std(buf, 28))
+	    sl_get_u32(buf + 12) != 0 || sl_get_u32(buf + 24) != 0 ||
+	    sl_get_u32(buf + 28) != crc32c_std(buf, 28))
 		return -EBADMSG;
 	uint32_t count = sl_get_u32(buf + 8);
 	size_t recs = (size_t)count * SL_SESS_SNAP_REC_BYTES;

@@ -413,7 +413,7 @@ void sl_sess_table_stats(const struct sl_sess_table *t, struct sl_sess_table_sta
 
 /* Snapshot image v1 (little-endian), written with the store's snapshot at applied_index:
  *   header: magic u32 "SLST" | version u16 | flags u16 (0) | count u32 | reserved u32 (0) |
- *           applied_index u64 | crc32c u32 of the 28 bytes before it
+ *           applied_index u64 | reserved u32 (0) | crc32c u32 of the 28 bytes before it
  *   count x record (oldest activity first): session_id u64 | durable_seq u64 |
  *           last_count u32 | last_status u8 | last_level u8 | reserved u16 (0)
  *   trailer: crc32c u32 of all records

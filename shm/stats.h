@@ -35,6 +35,11 @@
 	X(idle_sleeps)                                                                             \
 	X(client_connects)                                                                         \
 	X(bad_records) \
+	X(shm_bad_framing) \
+	X(shm_bad_key) \
+	X(shm_bad_type) \
+	X(shm_bad_value) \
+	X(shm_batches_abandoned) \
 	X(pkts_rx) \
 	X(pkts_tx) \
 	X(pkts_tx_failed) \

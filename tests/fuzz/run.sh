@@ -15,7 +15,7 @@ mkdir -p "$out/artifacts"
 
 flags=(-std=c11 -g -O1 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-missing-field-initializers
 	-fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
-	-I"$root/include" -I"$root/dataplane" -I"$root/consensus")
+	-I"$root/include" -I"$root/dataplane" -I"$root/consensus" -I"$root/shm")
 # shellcheck disable=SC2207
 dpdk_cflags=($(pkg-config --cflags libdpdk))
 # shellcheck disable=SC2207
@@ -36,16 +36,19 @@ declare -A srcs=(
 	[pkt]="$root/dataplane/pkt.c"
 	[session]="$root/dataplane/session.c $root/dataplane/batch.c"
 	[raft]="$root/consensus/raft.c"
+	[shm]="$root/shm/ingest.c $root/shm/stats.c"
+	[session_snap]="$root/dataplane/session.c $root/dataplane/batch.c"
 )
-declare -A maxlen=([lineproto]=8192 [pkt]=9100 [session]=9100 [raft]=4096)
+declare -A maxlen=([lineproto]=8192 [pkt]=9100 [session]=9100 [raft]=4096 [shm]=4096
+	[session_snap]=1600)
 
-for t in lineproto pkt session raft; do
+for t in lineproto pkt session raft shm session_snap; do
 	# shellcheck disable=SC2086
 	"$cc" "${flags[@]}" "${dpdk_cflags[@]}" "$here/fuzz_$t.c" ${srcs[$t]} "${libs[@]}" \
 		-o "$out/fuzz_$t" || { echo "FAILED to build fuzz_$t" >&2; exit 1; }
 done
 
-for t in lineproto pkt session raft; do
+for t in lineproto pkt session raft shm session_snap; do
 	work="$out/corpus-$t" # new inputs go here; the seed directory stays as committed
 	mkdir -p "$work"
 	extra=()

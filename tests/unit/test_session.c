@@ -1249,6 +1249,13 @@ static void test_snapshot(void **state)
 	sl_put_u32(img2 + len - 4, ~crc32c_ref(img2 + 32, 5 * 24, 0xffffffffu));
 	assert_int_equal(sl_sess_snapshot_read(&v, img2, len, 0, &idx), -EBADMSG);
 	assert_int_equal(sl_sess_count(&v), 0);
+	/* a reserved header field that is not zero, sealed with a valid CRC: the image would
+	 * not write back the same, so it is not one we wrote */
+	memcpy(img2, img, len);
+	img2[25] = 1;
+	sl_put_u32(img2 + 28, ~crc32c_ref(img2, 28, 0xffffffffu));
+	assert_int_equal(sl_sess_snapshot_read(&v, img2, len, 0, &idx), -EBADMSG);
+	assert_int_equal(sl_sess_count(&v), 0);
 	/* more sessions than the table holds */
 	cfg.capacity = 4;
 	assert_int_equal(sl_sess_table_init(&v, mem2, need, &cfg), 0);
