@@ -15,7 +15,7 @@ mkdir -p "$out/artifacts"
 
 flags=(-std=c11 -g -O1 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-missing-field-initializers
 	-fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
-	-I"$root/include" -I"$root/dataplane")
+	-I"$root/include" -I"$root/dataplane" -I"$root/consensus")
 # shellcheck disable=SC2207
 dpdk_cflags=($(pkg-config --cflags libdpdk))
 # shellcheck disable=SC2207
@@ -35,17 +35,18 @@ declare -A srcs=(
 	[lineproto]="$root/dataplane/lineproto.c $root/dataplane/batch.c"
 	[pkt]="$root/dataplane/pkt.c"
 	[session]="$root/dataplane/session.c $root/dataplane/batch.c"
+	[wal]="$root/consensus/wal_format.c"
 )
-declare -A maxlen=([lineproto]=8192 [pkt]=9100 [session]=9100)
+declare -A maxlen=([lineproto]=8192 [pkt]=9100 [session]=9100 [wal]=16385)
 
-for t in lineproto pkt session; do
+for t in lineproto pkt session wal; do
 	echo "== building fuzz_$t"
 	# shellcheck disable=SC2086
 	"$cc" "${flags[@]}" "${dpdk_cflags[@]}" "$here/fuzz_$t.c" ${srcs[$t]} "${libs[@]}" \
 		-o "$out/fuzz_$t"
 done
 
-for t in lineproto pkt session; do
+for t in lineproto pkt session wal; do
 	echo "== running fuzz_$t for ${secs}s"
 	work="$out/corpus-$t" # new inputs go here; the seed directory stays as committed
 	mkdir -p "$work"
@@ -55,4 +56,4 @@ for t in lineproto pkt session; do
 		-rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$out/artifacts/$t-" \
 		"${extra[@]}" "$work" "$here/corpus/$t"
 done
-echo "== fuzzing passed: lineproto, pkt, session (${secs}s each)"
+echo "== fuzzing passed: lineproto, pkt, session, wal (${secs}s each)"
