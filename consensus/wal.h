@@ -63,8 +63,8 @@ struct sl_wal_recovery {
 	uint64_t last_lsn;	   /* last valid lsn, first_lsn - 1 if empty */
 	uint32_t segments;	   /* segment files kept */
 	uint32_t segments_deleted; /* later segments removed by a cut */
-	bool torn_tail_cut;	   /* invalid tail with nothing valid after it: cut */
-	bool corruption;	   /* invalid record with valid records after it */
+	bool torn_tail_cut;	   /* a torn last write (never acknowledged): cut */
+	bool corruption;	   /* damage to durable records (evidence says why) */
 	bool salvaged;		   /* corruption cut because cfg.salvage was set */
 	enum sl_wal_bad reason;	   /* first invalid record, when torn_tail_cut or corruption */
 	uint64_t bad_segment_lsn;  /* the segment holding it (its name's lsn) */

@@ -1,6 +1,7 @@
 /* test_wal.c - cmocka tests of the io_uring write-ahead log on real files in a temporary
- * directory: round trips across segment rolls, group commit, torn tails, mid-log
- * corruption (strict and salvage), injected disk errors, retention and bad inputs. */
+ * directory: round trips across segment rolls, group commit, torn last writes vs damage
+ * to durable records (flips anywhere, clean stop or not; strict and salvage), the
+ * clean-shutdown record, old formats, injected disk errors, retention and bad inputs. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
