@@ -20,9 +20,7 @@ void nd_pend_finish(struct worker *w, uint32_t h)
 {
 	struct pend *p = &w->pend[h];
 	if (p->kind == PEND_SESS) {
-		nd_sess_finish(w, p);
-		p->used = false;
-		w->pend_free[w->n_pend_free++] = h;
+		nd_sess_finish(w, h); /* releases h, now or once earlier seqs are done */
 		return;
 	}
 	int32_t status = p->err ? p->err : p->stored == p->count ? 0 : -EINVAL;
@@ -787,6 +785,12 @@ static void worker_round(struct worker *w, bool take_new)
 	struct sl_node *n = w->node;
 	int work = 0;
 	nd_serve_ctl(w);
+	if (atomic_load_explicit(&w->debug_hold, memory_order_relaxed) &&
+	    !atomic_load_explicit(&n->stop, memory_order_relaxed)) {
+		/* tests only: a core that falls behind (a long checkpoint, a slow disk) */
+		rte_delay_us_sleep(1000);
+		return;
+	}
 	if (take_new && w->stalled == NULL) { /* after a WAL failure: read and refuse (-EIO) */
 		work += poll_ingest(w);
 		work += nd_poll_net(w);

@@ -63,6 +63,16 @@
 	X(drop_bad_icmp) \
 	X(drop_icmp_not_echo) \
 	X(drop_unsupported_proto) \
+	X(drop_bad_fragment) \
+	X(drop_fragment_oversize) \
+	X(frag_rx) \
+	X(frag_reassembled) \
+	X(frag_expired) \
+	X(frag_table_full) \
+	X(frag_bad) \
+	X(frag_handoffs) \
+	X(sess_handoffs) \
+	X(handoff_full) \
 	X(lp_syntax_measurement) \
 	X(lp_syntax_tag) \
 	X(lp_syntax_field) \
@@ -78,7 +88,7 @@
 	X(lp_line_too_long) \
 	X(lp_invalid_utf8) \
 	X(lp_duplicate_tag) \
-	X(lp_duplicate_field) \
+	X(lp_key_nul) \
 	X(lp_no_fields) \
 	X(lp_scratch) \
 	X(sess_msgs) \
@@ -94,6 +104,7 @@
 	X(sess_unknown) \
 	X(sess_busy) \
 	X(sess_reads) \
+	X(sess_held) \
 	X(sess_truncated) \
 	X(sess_bad_magic) \
 	X(sess_bad_version) \

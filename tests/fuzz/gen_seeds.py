@@ -74,6 +74,13 @@ LP = {
     "limits": b"m v=9223372036854775807i,w=18446744073709551615u,x=1.7976931348623157e308 -9223372036854775808\n",
     "bad_lines": b"m f=1\nbad line\nm,t=1\nm f=inf\nm f=1i,f=2i\nm,a=1,a=2 f=1\nm f=\"open\nm f=1 12a\n",
     "utf8": "m,host=h\u00e9llo \u6e29\u5ea6=1,s=\"\U0001F600\"\n".encode() + b"m,t=\xed\xa0\x80 f=1\n",
+    "quoted_newline": b"log msg=\"x\nfake,host=evil value=666 5\n\" 7\nm s=\"a\\\"\nb\\\\\",t=1 2\n"
+                      b"baz,t=\"a x=1 5\nm,t=a\\\nb f=1\nm s=\"open\nm f=1\n",
+    "backslashes": b"m,t=a\\b v=1\nm,t=a\\\\b v=1\ncpu,reg\\\\=ion=east value=1\n"
+                   b"cpu,r=east\\\\  value=1\nm\\\\ q,k=v f=1\nm \\a=1,f\\\\\"=2,f\"=3,g\\\\=4\n",
+    "tab_field_key": b"m2 x=-1e-9,\tn=.5,h=1\nm \tv=1\n",
+    "dup_fields": b"m f=1,f=2i,g=3,f=\"x\" 5\nm f\\,=1,f\\,=2\n",
+    "nul": b"\0\0m f=1 \0 5\nm,t=a\0b f=1\nm f\0=1\nm s=\"a\0b\"\n",
 }
 
 

@@ -35,25 +35,35 @@ declare -A srcs=(
 	[lineproto]="$root/dataplane/lineproto.c $root/dataplane/batch.c"
 	[pkt]="$root/dataplane/pkt.c"
 	[session]="$root/dataplane/session.c $root/dataplane/batch.c"
+	[raft]="$root/consensus/raft.c"
 	[wal]="$root/consensus/wal_format.c"
 )
-declare -A maxlen=([lineproto]=8192 [pkt]=9100 [session]=9100 [wal]=16385)
+declare -A maxlen=([lineproto]=8192 [pkt]=9100 [session]=9100 [raft]=4096 [wal]=16385)
 
-for t in lineproto pkt session wal; do
-	echo "== building fuzz_$t"
+for t in lineproto pkt session raft wal; do
 	# shellcheck disable=SC2086
 	"$cc" "${flags[@]}" "${dpdk_cflags[@]}" "$here/fuzz_$t.c" ${srcs[$t]} "${libs[@]}" \
-		-o "$out/fuzz_$t"
+		-o "$out/fuzz_$t" || { echo "FAILED to build fuzz_$t" >&2; exit 1; }
 done
 
-for t in lineproto pkt session wal; do
-	echo "== running fuzz_$t for ${secs}s"
+for t in lineproto pkt session raft wal; do
 	work="$out/corpus-$t" # new inputs go here; the seed directory stays as committed
 	mkdir -p "$work"
 	extra=()
 	[ -f "$here/$t.dict" ] && extra+=(-dict="$here/$t.dict")
-	"$out/fuzz_$t" -max_total_time="$secs" -max_len="${maxlen[$t]}" -timeout=10 \
+	# libFuzzer's own chatter (dictionary listings, per-input progress) goes to a log; the
+	# console gets one line per target, or the log's report on a failure
+	log="$out/fuzz_$t.log"
+	if "$out/fuzz_$t" -max_total_time="$secs" -max_len="${maxlen[$t]}" -timeout=10 \
 		-rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$out/artifacts/$t-" \
-		"${extra[@]}" "$work" "$here/corpus/$t"
+		"${extra[@]}" "$work" "$here/corpus/$t" >"$log" 2>&1; then
+		runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
+		cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1)
+		echo "ok fuzz_$t: ${runs:-?} inputs in ${secs}s, ${cov:-cov: ?}, corpus $(find "$work" -type f | wc -l) files"
+	else
+		echo "FAILED fuzz_$t (full log: $log):"
+		sed '/^###### Recommended dictionary/,/^###### End of recommended dictionary/d; /^Dictionary: /d' "$log" | tail -60
+		exit 1
+	fi
 done
-echo "== fuzzing passed: lineproto, pkt, session, wal (${secs}s each)"
+echo "== fuzzing passed (${secs}s per target)"
