@@ -58,7 +58,7 @@ static const struct key keys[] = {
 	    "WAL write buffer per core (KiB); two of them: one in flight, one filling"),
 	BOOL("wal", "direct_io", wal_direct_io, "O_DIRECT writes when the filesystem allows"),
 	BOOL("wal", "salvage", wal_salvage,
-	     "on mid-log corruption cut the log there instead of refusing to start"),
+	     "on damage to durable WAL records cut the log there instead of refusing to start"),
 	U32("wal", "checkpoint_mb", checkpoint_mb, 1, 1 << 20,
 	    "snapshot the regions and release WAL segments after this much WAL (MiB)"),
 	{"poll", "mode", K_POLL, offsetof(struct sl_config, poll_mode), 0, 0, 0,

@@ -36,7 +36,7 @@ struct sl_config {
 	uint32_t wal_segment_mb;
 	uint32_t wal_buffer_kb;
 	bool wal_direct_io;
-	bool wal_salvage;         /* cut at mid-log corruption instead of refusing to start */
+	bool wal_salvage;         /* cut at damaged durable WAL records instead of refusing */
 	uint32_t checkpoint_mb;   /* snapshot + WAL release after this much WAL */
 	/* [poll] */
 	enum sl_poll_mode poll_mode;

@@ -871,6 +871,14 @@ int sl_node_worker_main(void *arg)
 		if (worker_quiet(w))
 			break;
 	}
+	/* A clean stop marks the log: recovery then tells damage in the last write from a
+	 * torn one. Not after a timeout or a WAL failure: that stop was not clean. */
+	if (worker_quiet(w) && !w->wal_failed) {
+		int rc = sl_wal_shutdown(w->wal);
+		if (rc < 0)
+			fprintf(stderr, "sluiced: core %u: WAL clean-shutdown record: %s\n", w->idx,
+				strerror(-rc));
+	}
 	return 0;
 }
 

@@ -611,21 +611,24 @@ static int worker_init(struct sl_node *n, struct worker *w, char *err, size_t er
 		return rc;
 	}
 	if (rc != 0) {
-		snprintf(err, err_len,
-			 "WAL %s: recovery failed (%s): %s. Set [wal] salvage = true to cut the "
-			 "log at the damage (losing what follows it)",
-			 path, strerror(-rc),
-			 rc == -EBADMSG ? "corruption in the middle of the log" : "I/O error");
+		char why[384];
+		sl_wal_explain(path, rc, &rep, why, sizeof(why));
+		snprintf(err, err_len, "%s%s", why,
+			 rc == -EBADMSG ? ". Refusing to start; [wal] salvage = true cuts the log "
+					  "there, losing those lsns"
+					: "");
 		return rc;
 	}
 	n->recovered_entries += ctx.entries;
 	n->recovered_points += ctx.points;
 	if (rep.torn_tail_cut || rep.salvaged)
 		fprintf(stderr,
-			"sluiced: WAL %s: %s at %s offset %" PRIu64 " (%s); log cut there\n", path,
-			rep.salvaged ? "corruption salvaged" : "torn tail of an unfinished write",
-			rep.bad_segment, rep.bad_offset,
-			rep.salvaged ? "data after it is lost" : "nothing there was acknowledged");
+			"sluiced: WAL %s/%s offset %" PRIu64 ": %s (%s); log cut there, lsn %" PRIu64
+			" on %s\n",
+			path, rep.bad_segment, rep.bad_offset, sl_wal_bad_str(rep.reason),
+			rep.salvaged ? "damage salvaged" : "torn tail of an unfinished write",
+			rep.risk_first_lsn,
+			rep.salvaged ? "lost" : "dropped (never acknowledged)");
 	if (rep.records > 0)
 		fprintf(stderr, "sluiced: WAL %s: %" PRIu64 " records replayed (%" PRIu64
 				" entries, %" PRIu64 " points applied, %" PRIu64 " already in snapshots)\n",

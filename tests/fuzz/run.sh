@@ -38,17 +38,21 @@ declare -A srcs=(
 	[raft]="$root/consensus/raft.c"
 	[shm]="$root/shm/ingest.c $root/shm/stats.c"
 	[session_snap]="$root/dataplane/session.c $root/dataplane/batch.c"
+	[wal]="$root/consensus/wal_format.c"
 )
 declare -A maxlen=([lineproto]=8192 [pkt]=9100 [session]=9100 [raft]=4096 [shm]=4096
-	[session_snap]=1600)
+	[session_snap]=1600 [wal]=16385)
+targets=(lineproto pkt session raft shm session_snap wal)
+# FUZZ_TARGETS="raft wal" runs only those
+[ -n "${FUZZ_TARGETS:-}" ] && read -ra targets <<<"$FUZZ_TARGETS"
 
-for t in lineproto pkt session raft shm session_snap; do
+for t in "${targets[@]}"; do
 	# shellcheck disable=SC2086
 	"$cc" "${flags[@]}" "${dpdk_cflags[@]}" "$here/fuzz_$t.c" ${srcs[$t]} "${libs[@]}" \
 		-o "$out/fuzz_$t" || { echo "FAILED to build fuzz_$t" >&2; exit 1; }
 done
 
-for t in lineproto pkt session raft shm session_snap; do
+for t in "${targets[@]}"; do
 	work="$out/corpus-$t" # new inputs go here; the seed directory stays as committed
 	mkdir -p "$work"
 	extra=()
