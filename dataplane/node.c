@@ -136,10 +136,25 @@ static void send_ack(struct worker *w, uint16_t src, uint32_t handle, uint32_t n
 	struct xack a = {handle, n_points, n_stored, status};
 	if (w->ack_bl_len[src] == 0 && ack_put(w, src, &a))
 		return;
-	/* Bounded: acks in flight to a core are bounded by its pending batches times the
-	 * runs a batch can be split into. */
+	/* handles are the source core's own pending indexes, never client bytes */
+	SL_ASSERT(handle < PEND_MAX);
+	uint32_t *slot = &w->ack_bl_slot[src][handle];
+	if (*slot != 0) {
+		/* merge, as pend_account would: counts add up, an error other than a
+		 * refused point (-EINVAL) is kept */
+		struct xack *e = &w->ack_backlog[src][*slot - 1];
+		e->n_points += n_points;
+		e->n_stored += n_stored;
+		if (status < 0 && status != -EINVAL)
+			e->status = status;
+		sl_stats_add(w->st, SL_STAT_acks_merged, 1);
+		return;
+	}
+	/* one entry per pending batch of core src, so there is always room */
 	SL_ASSERT(w->ack_bl_len[src] < ACK_BACKLOG);
-	w->ack_backlog[src][(w->ack_bl_head[src] + w->ack_bl_len[src]++) % ACK_BACKLOG] = a;
+	uint32_t at = (w->ack_bl_head[src] + w->ack_bl_len[src]++) % ACK_BACKLOG;
+	w->ack_backlog[src][at] = a;
+	*slot = at + 1;
 }
 
 static void flush_ack_msgs(struct worker *w)
@@ -147,6 +162,7 @@ static void flush_ack_msgs(struct worker *w)
 	for (unsigned d = 0; d < w->node->n_workers; d++) {
 		while (w->ack_bl_len[d] > 0 &&
 		       ack_put(w, d, &w->ack_backlog[d][w->ack_bl_head[d]])) {
+			w->ack_bl_slot[d][w->ack_backlog[d][w->ack_bl_head[d]].handle] = 0;
 			w->ack_bl_head[d] = (w->ack_bl_head[d] + 1) % ACK_BACKLOG;
 			w->ack_bl_len[d]--;
 		}

@@ -61,7 +61,7 @@
 #define SESSION_REC_BYTES 25
 #define SESSQ_SIZE 16384      /* session batches waiting for their session record */
 #define SESS_CAPACITY 4096    /* sessions per worker */
-#define ACK_BACKLOG 65536     /* acks per destination core waiting for ring room */
+#define ACK_BACKLOG PEND_MAX  /* acks per destination core waiting for ring room: one per batch */
 #define OUTBOX_SIZE 256       /* read requests/results waiting for ring room */
 #define RAFT_PROP_BYTES (240u << 10) /* raft copies proposals into messages of bounded size */
 #define NO_ACK UINT32_MAX /* points that nobody waits for (line protocol) */
@@ -239,8 +239,12 @@ struct worker {
 	struct xmsg *fill_pts[SL_CFG_MAX_WORKERS];
 	struct xmsg *fill_acks[SL_CFG_MAX_WORKERS];
 	/* acks that found no message or ring room: sent first next time (never lost, and
-	 * never waited for: two cores acking each other must not block each other) */
+	 * never waited for: two cores acking each other must not block each other). Acks of
+	 * one batch are merged while they wait, so the backlog holds at most one entry per
+	 * pending batch of the destination core however many runs the batch was split into;
+	 * ack_bl_slot[d][handle] is that entry's slot + 1, or 0. */
 	struct xack *ack_backlog[SL_CFG_MAX_WORKERS];
+	uint32_t *ack_bl_slot[SL_CFG_MAX_WORKERS];
 	struct xmsg *outbox[OUTBOX_SIZE];
 	uint16_t outbox_dst[OUTBOX_SIZE];
 	uint32_t outbox_head, outbox_len;

@@ -496,7 +496,8 @@ static int worker_init(struct sl_node *n, struct worker *w, char *err, size_t er
 	sl_pkt_arp_init(&w->arp, 300ll * 1000000000ll);
 	w->sessq = calloc(SESSQ_SIZE, sizeof(*w->sessq));
 	for (unsigned d = 0; d < n->n_workers; d++)
-		if ((w->ack_backlog[d] = calloc(ACK_BACKLOG, sizeof(struct xack))) == NULL)
+		if ((w->ack_backlog[d] = calloc(ACK_BACKLOG, sizeof(struct xack))) == NULL ||
+		    (w->ack_bl_slot[d] = calloc(PEND_MAX, sizeof(uint32_t))) == NULL)
 			w->sessq = NULL; /* reported below */
 	w->sess_mem = malloc(sl_sess_table_mem_bytes(SESS_CAPACITY, PEND_MAX));
 	struct sl_sess_config scfg = {.capacity = SESS_CAPACITY,
@@ -850,8 +851,10 @@ void sl_node_destroy(struct sl_node *n)
 		free(w->lp);
 		free(w->sessq);
 		free(w->sess_mem);
-		for (unsigned d = 0; d < n->n_workers; d++)
+		for (unsigned d = 0; d < n->n_workers; d++) {
 			free(w->ack_backlog[d]);
+			free(w->ack_bl_slot[d]);
+		}
 		rte_ring_free(w->ctlq);
 		sl_frag_fini(&w->frag);
 		free(w->flat);

@@ -25,6 +25,7 @@
 	X(cross_core_out)                                                                          \
 	X(cross_core_in)                                                                           \
 	X(ring_full)                                                                               \
+	X(acks_merged)                                                                             \
 	X(wal_appends)                                                                             \
 	X(wal_bytes)                                                                               \
 	X(wal_flushes)                                                                             \
