@@ -19,6 +19,7 @@
 	X(points_in)                                                                               \
 	X(points_applied)                                                                          \
 	X(points_rejected)                                                                         \
+	X(rejected_type_conflict)                                                                  \
 	X(batches_in)                                                                              \
 	X(acks_sent)                                                                               \
 	X(ack_errors)                                                                              \
@@ -30,6 +31,7 @@
 	X(wal_flushes)                                                                             \
 	X(wal_fsyncs)                                                                              \
 	X(wal_errors)                                                                              \
+	X(snapshots_failed)                                                                        \
 	X(polls_busy)                                                                              \
 	X(polls_idle)                                                                              \
 	X(idle_sleeps)                                                                             \
