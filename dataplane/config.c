@@ -229,7 +229,9 @@ static int check_lines(const char *path, char *err, size_t err_len)
 			continue;
 		const char *why = NULL;
 		char *eq = strchr(p, '=');
-		if (*p == '[') {
+		if (*p == '#') {
+			why = "comments start with ';' ('#' is read as part of a key)";
+		} else if (*p == '[') {
 			if (end[-1] != ']' || end - p < 3)
 				why = "a section header must be [name]";
 			in_section = true;
