@@ -9,8 +9,9 @@
 
 /* Create dir if absent (its parent must exist), then take flock(LOCK_EX) on
  * dir/sluiced.lock and write our pid into it. *lock_fd stays open for the process's life
- * (the lock goes with it, also on a crash). -EEXIST-free errors: -ENOENT (parent missing),
- * -EBUSY (another process holds the lock; err names its pid), other negative errno. */
+ * (the lock goes with it, also on a crash). 0, or -ENOENT (the parent is missing),
+ * -ENOTDIR (dir is not a directory), -EBUSY (another process holds the lock: err names
+ * its pid), another negative errno; err says what in every case. */
 int sl_datadir_lock(const char *dir, int *lock_fd, char *err, size_t err_len);
 
 #endif

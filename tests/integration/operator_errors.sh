@@ -80,7 +80,9 @@ st=$("$CTL" --socket "$SOCK" --json status)
 rej=$(echo "$st" | jget 'd["points_rejected"]')
 why=$(echo "$st" | jget 'd["rejected_type_conflict"]')
 echo "type conflict: points_rejected $rej, rejected_type_conflict $why"
-[ "$rej" -ge 100 ] && [ "$why" -ge 100 ] || fail "type conflicts not counted"
+tot=$("$CTL" --socket "$SOCK" --json stats | jget 'd["totals"]["points_rejected"]')
+[ "$rej" -ge 100 ] && [ "$why" -ge 100 ] && [ "$tot" -ge 100 ] ||
+	fail "type conflicts not counted (stats totals points_rejected $tot)"
 
 # control bytes a client stored (or typed) never reach the terminal raw
 "$PRODUCER" --path "/dev/shm/sluice-$NAME.ingest" --log "$DIR/a3.log" --points 10 --series 1 \
