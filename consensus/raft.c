@@ -21,6 +21,12 @@
 #define ROUND_RING 64u /* heartbeat rounds whose send time a lease may start from */
 #define CONF_VERSION 1u
 #define HINT_SCAN_MAX 4096u /* bound on the follower's walk back over a conflicting term */
+/* Terms and snapshot indexes a peer may name: far beyond any real log, far below where
+ * term + 1 or index + 1 would wrap around. */
+#define PEER_VALUE_MAX (UINT64_MAX / 4)
+/* Smallest max_msg_bytes: an append with one entry of some bytes, a snapshot message with
+ * a full membership. */
+#define MSG_BYTES_MIN 256u
 
 enum msg_type {
 	M_PREVOTE = 1,
@@ -193,6 +199,17 @@ static bool is_voter(const struct raft *s, uint32_t id)
 }
 
 static uint64_t last_index(const struct raft *s) { return s->ufirst + s->un - 1; }
+
+/* The largest entry payload this replica accepts: one entry alone in an append message of
+ * max_msg_bytes (opts_defaults keeps that above the headers). Proposals, peers' appends
+ * and the recovered log are held to it, so a committed entry always fits the apply buffer
+ * (max_apply_bytes >= max_msg_bytes). */
+static uint32_t entry_limit(const struct sl_raft_opts *o)
+{
+	return o->max_msg_bytes - APPEND_HDR_BYTES - ENT_HDR_BYTES;
+}
+
+static uint32_t max_entry_bytes(const struct raft *s) { return entry_limit(&s->o); }
 
 static int term_at(const struct raft *s, uint64_t idx, uint64_t *t)
 {
@@ -1050,8 +1067,11 @@ static void on_snapshot(struct raft *s, const struct sl_cons_msg *m, struct rd *
 	r_bytes(r, used);
 	sn.len = r32(r);
 	sn.data = r_bytes(r, sn.len);
-	if (r->err || sn.len > s->o.max_msg_bytes)
+	if (r->err || sn.len > s->o.max_msg_bytes || sn.index > PEER_VALUE_MAX ||
+	    sn.term > PEER_VALUE_MAX) {
+		s->st.msgs_bad++;
 		return;
+	}
 	uint64_t t;
 	if (sn.index <= s->commit) {
 		send_simple(s, m->from, M_APPEND_RESP, 0, s->term, s->commit, 0, 2);
@@ -1157,6 +1177,12 @@ static int rf_step(void *st, const struct sl_cons_msg *m)
 		return -EIO;
 	if (m->group_id != s->group || m->from == SL_CONS_NODE_NONE || m->to != s->self)
 		return -EINVAL;
+	if (m->len > s->o.max_msg_bytes) {
+		/* no sender of this group encodes more: everything inside (entries, snapshot)
+		 * stays within what the buffers sized from max_msg_bytes can take */
+		s->st.msgs_too_big++;
+		return -EMSGSIZE;
+	}
 	if (m->len < HDR_BYTES || m->buf[0] != RAFT_MSG_VERSION || m->buf[1] == 0 ||
 	    m->buf[1] >= M_TYPE_END || sl_get_u32(m->buf + 4) != fnv1a(m->buf + 8, m->len - 8)) {
 		s->st.msgs_bad++;
@@ -1165,6 +1191,10 @@ static int rf_step(void *st, const struct sl_cons_msg *m)
 	uint8_t type = m->buf[1];
 	uint16_t flags = sl_get_u16(m->buf + 2);
 	uint64_t mterm = sl_get_u64(m->buf + 8);
+	if (mterm > PEER_VALUE_MAX) {
+		s->st.msgs_bad++;
+		return -EBADMSG;
+	}
 	struct rd r = {m->buf, m->len, HDR_BYTES, false};
 	bool from_leader =
 	    type == M_APPEND || type == M_HEARTBEAT || type == M_SNAPSHOT || type == M_TIMEOUT_NOW;
@@ -1323,7 +1353,7 @@ static int rf_propose(void *st, uint64_t pid, const uint8_t *data, uint32_t len)
 	int rc = leader_gate(s, true);
 	if (rc != 0)
 		return rc;
-	if (len + ENT_HDR_BYTES + APPEND_HDR_BYTES > s->o.max_msg_bytes)
+	if (len > max_entry_bytes(s))
 		return -EMSGSIZE;
 	if (s->props_len == s->o.max_pending_proposals)
 		return -ENOBUFS;
@@ -1559,8 +1589,14 @@ static void rf_ready(void *st, struct sl_cons_ready *rd)
 			struct sl_cons_entry e;
 			if (entry_at(s, i, &e) != 0)
 				break;
-			if (n > 0 && s->o.max_apply_bytes - bytes < e.len)
+			if (s->o.max_apply_bytes - bytes < e.len) {
+				/* the rest goes in the next ready; an entry that cannot fit even
+				 * alone (the caller's log changed under us: create() checked it) is
+				 * never copied: apply stops there and the stat says why */
+				if (n == 0)
+					s->st.apply_too_big++;
 				break;
+			}
 			if (e.len > 0)
 				memcpy(s->abuf + bytes, e.data, e.len);
 			e.data = s->abuf + bytes;
@@ -1648,12 +1684,21 @@ static void opts_defaults(struct sl_raft_opts *o, const struct sl_raft_opts *in)
 	DEF(max_pending_proposals, 4096u);
 	DEF(max_pending_reads, 256u);
 #undef DEF
+	if (o->max_msg_bytes < MSG_BYTES_MIN)
+		o->max_msg_bytes = MSG_BYTES_MIN;
 	if (o->max_unstable_bytes < o->max_msg_bytes)
 		o->max_unstable_bytes = o->max_msg_bytes;
 	if (o->max_apply_bytes < o->max_msg_bytes)
 		o->max_apply_bytes = o->max_msg_bytes;
 	if (o->max_outbox_bytes < o->max_msg_bytes)
 		o->max_outbox_bytes = o->max_msg_bytes;
+}
+
+uint32_t sl_raft_max_entry_bytes(const struct sl_raft_opts *opts)
+{
+	struct sl_raft_opts o;
+	opts_defaults(&o, opts);
+	return entry_limit(&o);
 }
 
 static void rf_destroy(void *st)
@@ -1735,6 +1780,15 @@ static int rf_create(const struct sl_cons_config *cfg, void **out)
 			if (s->log->snapshot != NULL && s->log->snapshot(s->log->ctx, &sn) == 0 &&
 			    sn.index == s->base_index)
 				s->base_conf = sn.conf;
+		}
+	}
+	/* a recovered entry larger than this configuration accepts (written under larger
+	 * limits, or damaged) could never be handed out for apply: refuse it now */
+	for (uint64_t i = s->base_index + 1; i <= last; i++) {
+		struct sl_cons_entry e;
+		if (s->log->entry(s->log->ctx, i, &e) == 0 && e.len > max_entry_bytes(s)) {
+			rf_destroy(s);
+			return -EMSGSIZE;
 		}
 	}
 	s->ufirst = last + 1;

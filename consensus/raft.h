@@ -19,7 +19,7 @@ struct sl_raft_opts {
 	 * is election_timeout * (1 - 2 * drift) from the send time of a quorum-acked
 	 * heartbeat. Default 1000 ppm. */
 	uint32_t clock_drift_ppm_max;
-	uint32_t max_msg_bytes;	       /* one encoded message (and one snapshot), default 64 KiB */
+	uint32_t max_msg_bytes;	       /* one encoded message (and snapshot): 64 KiB, min 256 */
 	uint32_t max_unstable_entries; /* entries appended but not yet handed to persist */
 	uint32_t max_unstable_bytes;
 	uint32_t max_outbox_msgs; /* messages produced between two advance() */
@@ -44,6 +44,8 @@ struct sl_raft_stats {
 	uint64_t leader_terms; /* times this replica became leader */
 	uint64_t check_quorum_stepdowns;
 	uint64_t msgs_sent, msgs_dropped_outbox, msgs_bad;
+	uint64_t msgs_too_big;	   /* received messages over max_msg_bytes (refused) */
+	uint64_t apply_too_big;	   /* readies stopped at a committed entry over max_apply_bytes */
 	uint64_t appends_rejected; /* append requests this replica rejected */
 	uint64_t truncations;	   /* conflicting suffixes cut */
 	uint64_t snapshots_sent, snapshots_installed;
@@ -54,7 +56,11 @@ struct sl_raft_stats {
 
 /* Semantics on top of consensus.h, for this protocol:
  * - propose() returns -EPERM on a non-leader, -EBUSY during a leader transfer, -ENOBUFS
- *   when a bound is reached, -EIO after storage_failed(). The payload is copied.
+ *   when a bound is reached, -EIO after storage_failed(), -EMSGSIZE for a payload that
+ *   one append message (max_msg_bytes) cannot carry. The payload is copied.
+ * - step() refuses a message longer than max_msg_bytes with -EMSGSIZE (msgs_too_big) and
+ *   an undecodable one with -EBADMSG (msgs_bad): peers' entries obey the proposal limit.
+ * - create() returns -EMSGSIZE when the recovered log holds an entry over that limit.
  * - Between ready() and advance() the caller makes no other call on the instance.
  * - After advance(), the log read side (sl_cons_log) returns every entry handed out in
  *   `persist`, durable or not; persisted(term, index) reports durability.
@@ -92,6 +98,10 @@ void sl_raft_conf(void *state, struct sl_cons_conf *out);
 int sl_raft_conf_decode(const uint8_t *data, uint32_t len, struct sl_cons_conf *out);
 
 void sl_raft_stats(void *state, struct sl_raft_stats *out);
+
+/* The largest entry payload (proposal, peer's entry, recovered entry) accepted under
+ * these options (NULL: defaults): one entry alone in a message of max_msg_bytes. */
+uint32_t sl_raft_max_entry_bytes(const struct sl_raft_opts *opts);
 
 /* Lease status for reports and tests: true while a lease read would be answered locally. */
 bool sl_raft_lease_valid(void *state);

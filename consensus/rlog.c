@@ -1,6 +1,8 @@
 /* rlog.c - see rlog.h. A ring of entries indexed from base_index + 1, doubled when full
  * (amortised; a region holds at most the entries between two snapshots). */
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -173,4 +175,47 @@ void sl_rlog_view(struct sl_rlog *l, struct sl_cons_log *out)
 	out->last_index = v_last;
 	out->term = v_term;
 	out->entry = v_entry;
+}
+
+int sl_rlog_base_format(char *buf, size_t len, uint64_t index, uint64_t term, uint64_t prev_index,
+			uint64_t prev_term)
+{
+	int n = snprintf(buf, len, "%" PRIu64 " %" PRIu64 "\n%" PRIu64 " %" PRIu64 "\n", index,
+			 term, prev_index, prev_term);
+	return n < 0 || (size_t)n >= len ? -ENOSPC : n;
+}
+
+/* One decimal u64 at *p (no sign, no overflow), then the one separator expected. */
+static int base_num(const char **p, char sep, uint64_t *out)
+{
+	const char *s = *p;
+	uint64_t v = 0;
+	if (*s < '0' || *s > '9')
+		return -EBADMSG;
+	for (; *s >= '0' && *s <= '9'; s++) {
+		if (v > (UINT64_MAX - (uint64_t)(*s - '0')) / 10)
+			return -EBADMSG;
+		v = v * 10 + (uint64_t)(*s - '0');
+	}
+	if (*s != sep)
+		return -EBADMSG;
+	*p = s + 1;
+	*out = v;
+	return 0;
+}
+
+int sl_rlog_base_term(const char *text, uint64_t index, uint64_t *term)
+{
+	const char *p = text;
+	int found = -ENOENT, pair = 0;
+	for (; pair < 2 && *p != '\0'; pair++) {
+		uint64_t i, t;
+		if (base_num(&p, ' ', &i) != 0 || base_num(&p, '\n', &t) != 0)
+			return -EBADMSG;
+		if (i == index && found != 0) {
+			*term = t;
+			found = 0;
+		}
+	}
+	return pair > 0 && *p == '\0' ? found : -EBADMSG;
 }

@@ -5,6 +5,7 @@
 #ifndef SL_RLOG_H
 #define SL_RLOG_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "consensus.h"
@@ -54,5 +55,17 @@ int sl_rlog_term(const struct sl_rlog *l, uint64_t index, uint64_t *term);
 int sl_rlog_entry(const struct sl_rlog *l, uint64_t index, struct sl_cons_entry *out);
 /* The read side for the protocol. */
 void sl_rlog_view(struct sl_rlog *l, struct sl_cons_log *out);
+
+/* The base (snapshot index and term) as the caller keeps it beside a snapshot file: a text
+ * record "index term\nprev_index prev_term\n" written durably BEFORE the new snapshot is
+ * renamed into place. Whichever snapshot a crash leaves (the new one or the previous one),
+ * the record holds the term of exactly its index. Returns the length written, or -ENOSPC. */
+int sl_rlog_base_format(char *buf, size_t len, uint64_t index, uint64_t term, uint64_t prev_index,
+			uint64_t prev_term);
+/* The term the record gives for exactly `index`: 0, -ENOENT when no pair names that
+ * index (never the term of another one: the term of a newer snapshot is not this
+ * snapshot's), -EBADMSG when the record is unreadable. One-pair records (older
+ * versions) are read too. */
+int sl_rlog_base_term(const char *text, uint64_t index, uint64_t *term);
 
 #endif

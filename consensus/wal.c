@@ -1,8 +1,10 @@
 /* wal.c - the per-core write-ahead log on io_uring. Appends fill one of two aligned
  * buffers; a flush writes whole blocks of one buffer linked to an fdatasync while the
  * other buffer takes new appends, so one fdatasync covers everything appended during the
- * previous one (group commit). Recovery maps the segments read-only and validates. */
+ * previous one (group commit). Recovery maps the segments read-only; wal_format.c judges
+ * them, this file cuts a torn tail and resumes appends. */
 #include "wal.h"
+#include "wal_format.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -19,23 +21,7 @@
 #include <unistd.h>
 
 #include "sl_assert.h"
-#include "sl_crc.h"
-#include "sl_le.h"
 
-#define WAL_MAGIC 0x4c574c53u /* "SLWL" */
-#define WAL_VERSION 2u
-#define KIND_DATA 1u
-#define KIND_PAD 2u
-#define CRC_SEED 0xffffffffu
-#define OFF_MAGIC 0
-#define OFF_VERSION 4
-#define OFF_KIND 5
-#define OFF_TYPE 6
-#define OFF_LEN 8
-#define OFF_CRC 12
-#define OFF_LSN 16
-#define OFF_FLUSH 24
-#define NAME_BYTES 32
 #define PROBE_NAME ".wal-direct-probe"
 
 struct wal_buf {
@@ -89,13 +75,6 @@ struct sl_wal {
 	struct sl_wal_stats stats;
 };
 
-static uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
-
-static void seg_name(char out[NAME_BYTES], uint64_t lsn)
-{
-	snprintf(out, NAME_BYTES, "wal-%016" PRIx64 ".log", lsn);
-}
-
 /* Strict parse of "wal-<16 lowercase hex>.log". */
 static bool parse_seg_name(const char *name, uint64_t *lsn)
 {
@@ -117,75 +96,12 @@ static bool parse_seg_name(const char *name, uint64_t *lsn)
 	return v != 0;
 }
 
-/* ---- record encoding ---- */
-
-static uint32_t record_crc(const uint8_t *rec, uint32_t len)
-{
-	uint32_t c = sl_crc32c(rec, OFF_CRC, CRC_SEED);
-	c = sl_crc32c(rec + OFF_LSN, SL_WAL_HDR_BYTES - OFF_LSN, c);
-	return sl_crc32c(rec + SL_WAL_HDR_BYTES, len, c);
-}
-
-/* Writes a record at p; the payload must already be in place after the header. */
-static void seal_record(uint8_t *p, uint8_t kind, uint16_t type, uint32_t len, uint64_t lsn,
-			uint64_t flush_lsn)
-{
-	sl_put_u64(p + OFF_FLUSH, flush_lsn);
-	sl_put_u32(p + OFF_MAGIC, WAL_MAGIC);
-	p[OFF_VERSION] = WAL_VERSION;
-	p[OFF_KIND] = kind;
-	sl_put_u16(p + OFF_TYPE, type);
-	sl_put_u32(p + OFF_LEN, len);
-	sl_put_u64(p + OFF_LSN, lsn);
-	sl_put_u32(p + OFF_CRC, record_crc(p, len));
-	uint64_t total = SL_WAL_RECORD_BYTES(len);
-	memset(p + SL_WAL_HDR_BYTES + len, 0, total - SL_WAL_HDR_BYTES - len);
-}
-
-struct rec {
-	uint8_t kind;
-	uint16_t type;
-	uint32_t len;
-	uint64_t lsn;
-	uint64_t flush_lsn;
-	const uint8_t *payload;
-};
-
-/* Validates the record at off of a mapped segment of size bytes. */
-static enum sl_wal_bad check_record(const uint8_t *map, uint64_t size, uint64_t off, struct rec *r)
-{
-	if (size - off < SL_WAL_HDR_BYTES)
-		return SL_WAL_BAD_LENGTH;
-	const uint8_t *p = map + off;
-	if (sl_get_u32(p + OFF_MAGIC) != WAL_MAGIC)
-		return SL_WAL_BAD_MAGIC;
-	if (p[OFF_VERSION] != WAL_VERSION || (p[OFF_KIND] != KIND_DATA && p[OFF_KIND] != KIND_PAD))
-		return SL_WAL_BAD_VERSION;
-	uint32_t len = sl_get_u32(p + OFF_LEN);
-	if (len > size - off - SL_WAL_HDR_BYTES)
-		return SL_WAL_BAD_LENGTH;
-	if (sl_get_u32(p + OFF_CRC) != record_crc(p, len))
-		return SL_WAL_BAD_CRC;
-	r->kind = p[OFF_KIND];
-	r->type = sl_get_u16(p + OFF_TYPE);
-	r->len = len;
-	r->lsn = sl_get_u64(p + OFF_LSN);
-	r->flush_lsn = sl_get_u64(p + OFF_FLUSH);
-	r->payload = p + SL_WAL_HDR_BYTES;
-	return SL_WAL_BAD_NONE;
-}
-
 /* ---- segment files ---- */
 
-struct seg_map {
-	uint8_t *p;
-	uint64_t size;
-};
-
-static int map_segment(struct sl_wal *w, uint64_t lsn, struct seg_map *m)
+static int map_segment(struct sl_wal *w, uint64_t lsn, struct sl_wal_map *m)
 {
 	char name[NAME_BYTES];
-	seg_name(name, lsn);
+	sl_wal_seg_name(name, lsn);
 	int fd = openat(w->dir_fd, name, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
@@ -208,12 +124,23 @@ static int map_segment(struct sl_wal *w, uint64_t lsn, struct seg_map *m)
 	return rc;
 }
 
-static void unmap_segment(struct seg_map *m)
+static void unmap_segment(struct sl_wal_map *m)
 {
 	if (m->p)
 		munmap(m->p, m->size);
 	m->p = NULL;
 	m->size = 0;
+}
+
+static int file_get(void *ctx, uint64_t seg_lsn, struct sl_wal_map *m)
+{
+	return map_segment(ctx, seg_lsn, m);
+}
+
+static void file_put(void *ctx, struct sl_wal_map *m)
+{
+	(void)ctx;
+	unmap_segment(m);
 }
 
 static int cmp_u64(const void *a, const void *b)
@@ -263,7 +190,7 @@ static int list_segments(struct sl_wal *w, uint64_t **out, size_t *n_out)
 static int unlink_segment(struct sl_wal *w, uint64_t lsn)
 {
 	char name[NAME_BYTES];
-	seg_name(name, lsn);
+	sl_wal_seg_name(name, lsn);
 	return unlinkat(w->dir_fd, name, 0) < 0 ? -errno : 0;
 }
 
@@ -309,7 +236,7 @@ static int roll_segment(struct sl_wal *w, uint64_t first_lsn)
 		w->seg_fd = -1;
 	}
 	char name[NAME_BYTES];
-	seg_name(name, first_lsn);
+	sl_wal_seg_name(name, first_lsn);
 	int fd =
 	    openat(w->dir_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | w->direct_flag, 0644);
 	if (fd < 0)
@@ -328,13 +255,13 @@ static int roll_segment(struct sl_wal *w, uint64_t first_lsn)
 /* Ends the buffer on a block boundary so no block is ever written twice. */
 static uint32_t pad_to_block(struct sl_wal *w, struct wal_buf *b)
 {
-	uint32_t end = (uint32_t)align_up(b->used_bytes, SL_WAL_BLOCK_BYTES);
+	uint32_t end = (uint32_t)sl_wal_align_up(b->used_bytes, SL_WAL_BLOCK_BYTES);
 	uint32_t gap = end - b->used_bytes;
 	uint8_t *p = b->data + b->used_bytes;
 	if (gap >= SL_WAL_HDR_BYTES) {
 		uint32_t len = gap - SL_WAL_HDR_BYTES;
 		memset(p + SL_WAL_HDR_BYTES, 0, len);
-		seal_record(p, KIND_PAD, 0, len, b->last_lsn, b->first_lsn);
+		sl_wal_seal(p, b->used_bytes, KIND_PAD, 0, len, b->last_lsn, b->first_lsn);
 	} else {
 		memset(p, 0, gap);
 	}
@@ -490,7 +417,7 @@ static int check_config(const struct sl_wal_config *cfg, struct sl_wal_config *o
 	if (!cfg || !cfg->dir || cfg->dir[0] == '\0')
 		return -EINVAL;
 	*out = *cfg;
-	out->buffer_bytes = (uint32_t)align_up(cfg->buffer_bytes, SL_WAL_BLOCK_BYTES);
+	out->buffer_bytes = (uint32_t)sl_wal_align_up(cfg->buffer_bytes, SL_WAL_BLOCK_BYTES);
 	if (out->buffer_bytes == 0 || out->buffer_bytes > (1u << 30) || out->ring_entries < 4 ||
 	    out->ring_entries > 4096 || out->segment_bytes % SL_WAL_BLOCK_BYTES != 0 ||
 	    out->segment_bytes < out->buffer_bytes)
@@ -507,7 +434,7 @@ int sl_wal_open(const struct sl_wal_config *cfg, struct sl_wal **out)
 	rc = mkdir_p(c.dir);
 	if (rc < 0)
 		return rc;
-	struct sl_wal *w = aligned_alloc(64, align_up(sizeof(*w), 64));
+	struct sl_wal *w = aligned_alloc(64, sl_wal_align_up(sizeof(*w), 64));
 	if (!w)
 		return -ENOMEM;
 	memset(w, 0, sizeof(*w));
@@ -557,231 +484,31 @@ err_free:
 	return rc;
 }
 
-/* ---- recovery ---- */
-
-static bool all_zero(const uint8_t *p, uint64_t n)
-{
-	for (uint64_t i = 0; i < n; i++)
-		if (p[i])
-			return false;
-	return true;
-}
-
-/* Any valid record starting at a block boundary >= from? */
-static bool any_valid_from(const struct seg_map *m, uint64_t from)
-{
-	struct rec r;
-	for (uint64_t o = align_up(from, SL_WAL_BLOCK_BYTES); o < m->size; o += SL_WAL_BLOCK_BYTES)
-		if (check_record(m->p, m->size, o, &r) == SL_WAL_BAD_NONE)
-			return true;
-	return false;
-}
-
-/* What valid records after a damaged spot say about it. Only the last flush can be torn
- * (one flush is in flight at a time, the next is written after its fdatasync), and a
- * torn flush may leave later blocks of its own intact: records whose flush lsn is that of
- * the damaged flush (<= last valid lsn + 1). A record of any later flush, a mix of
- * flushes, or the very next lsn (nothing of the flush was lost yet the log is damaged)
- * means the damage is not a torn tail. */
-struct later {
-	uint64_t last_lsn; /* last valid lsn before the damage */
-	bool found;
-	uint64_t flush_lsn; /* of the first valid record found */
-	bool corruption;
-};
-
-static void later_scan(const struct seg_map *m, uint64_t from, struct later *l)
-{
-	struct rec r;
-	for (uint64_t o = align_up(from, SL_WAL_BLOCK_BYTES); o < m->size && !l->corruption;
-	     o += SL_WAL_BLOCK_BYTES) {
-		if (check_record(m->p, m->size, o, &r) != SL_WAL_BAD_NONE)
-			continue;
-		if (!l->found) {
-			l->found = true;
-			l->flush_lsn = r.flush_lsn;
-			if (r.kind == KIND_DATA && r.lsn == l->last_lsn + 1)
-				l->corruption = true;
-		}
-		if (r.flush_lsn != l->flush_lsn || r.flush_lsn > l->last_lsn + 1)
-			l->corruption = true;
-	}
-}
-
-struct walk {
-	uint64_t last_lsn; /* in: lsn before the segment; out: last valid lsn */
-	uint64_t off;	   /* out: end of the valid records, or the invalid one */
-	uint64_t records;
-	bool check_holes;
-	sl_wal_replay_fn fn;
-	void *arg;
-	int cb_rc;
-};
-
-/* Walks one segment's records. Ends at the end of the file or at zeros where a header
- * belongs (preallocated space); returns why it stopped early otherwise. */
-static enum sl_wal_bad walk_segment(const struct seg_map *m, struct walk *st)
-{
-	uint64_t off = 0;
-	enum sl_wal_bad bad = SL_WAL_BAD_NONE;
-	while (off < m->size) {
-		uint64_t to_block = SL_WAL_BLOCK_BYTES - off % SL_WAL_BLOCK_BYTES;
-		if (to_block < SL_WAL_HDR_BYTES) { /* the writer zero-fills such gaps */
-			off += to_block;
-			continue;
-		}
-		uint64_t hdr = m->size - off < SL_WAL_HDR_BYTES ? m->size - off : SL_WAL_HDR_BYTES;
-		if (all_zero(m->p + off, hdr)) {
-			if (st->check_holes && any_valid_from(m, off + 1))
-				bad = SL_WAL_BAD_HOLE;
-			break;
-		}
-		struct rec r;
-		bad = check_record(m->p, m->size, off, &r);
-		if (bad != SL_WAL_BAD_NONE)
-			break;
-		if (r.lsn != st->last_lsn + (r.kind == KIND_DATA)) {
-			bad = SL_WAL_BAD_LSN;
-			break;
-		}
-		if (r.kind == KIND_DATA) {
-			if (st->fn) {
-				st->cb_rc = st->fn(st->arg, r.lsn, r.type, r.payload, r.len);
-				if (st->cb_rc != 0)
-					break;
-			}
-			st->last_lsn = r.lsn;
-			st->records++;
-		}
-		off += SL_WAL_RECORD_BYTES(r.len);
-	}
-	st->off = off;
-	return bad;
-}
-
-/* Where pass one stopped. */
-struct scan {
-	size_t end_seg;	  /* last segment with valid records kept */
-	uint64_t end_off; /* end of its valid records */
-	uint64_t last_lsn;
-	enum sl_wal_bad bad; /* NONE: the whole log is valid */
-	size_t bad_seg;
-	uint64_t bad_off;
-	bool later_valid; /* valid records after the bad one: corruption, not a torn tail */
-};
-
-/* After an invalid record: torn tail of the last flush, or corruption? */
-static int scan_later(struct sl_wal *w, const uint64_t *segs, size_t n,
-		      const struct seg_map *bad_map, struct scan *sc)
-{
-	struct later l = {.last_lsn = sc->last_lsn};
-	uint64_t from = sc->bad == SL_WAL_BAD_NAME ? 0 : sc->bad_off;
-	if (sc->bad == SL_WAL_BAD_HOLE || sc->bad == SL_WAL_BAD_NAME)
-		from = sc->bad_off + (sc->bad == SL_WAL_BAD_HOLE);
-	if (sc->bad == SL_WAL_BAD_LSN || sc->bad == SL_WAL_BAD_HOLE || sc->bad == SL_WAL_BAD_NAME)
-		later_scan(bad_map, from, &l);
-	else
-		later_scan(bad_map, sc->bad_off + 1, &l);
-	for (size_t j = sc->bad_seg + 1; j < n && !l.corruption; j++) {
-		struct seg_map m;
-		int rc = map_segment(w, segs[j], &m);
-		if (rc < 0)
-			return rc;
-		later_scan(&m, 0, &l);
-		unmap_segment(&m);
-	}
-	if (sc->bad == SL_WAL_BAD_LSN && !l.found)
-		l.corruption = true; /* a valid record out of sequence, off a block boundary */
-	sc->later_valid = l.corruption;
-	return 0;
-}
-
-static int scan_log(struct sl_wal *w, const uint64_t *segs, size_t n, struct scan *sc)
-{
-	memset(sc, 0, sizeof(*sc));
-	sc->last_lsn = segs[0] - 1;
-	for (size_t k = 0; k < n; k++) {
-		struct seg_map m;
-		int rc = map_segment(w, segs[k], &m);
-		if (rc < 0)
-			return rc;
-		struct walk st = {.last_lsn = sc->last_lsn, .check_holes = true};
-		enum sl_wal_bad bad = SL_WAL_BAD_NONE;
-		if (segs[k] != sc->last_lsn + 1)
-			bad = SL_WAL_BAD_NAME;
-		else
-			bad = walk_segment(&m, &st);
-		if (bad == SL_WAL_BAD_NONE) {
-			sc->end_seg = k;
-			sc->end_off = st.off;
-			sc->last_lsn = st.last_lsn;
-			unmap_segment(&m);
-			continue;
-		}
-		sc->bad = bad;
-		sc->bad_seg = k;
-		sc->bad_off = st.off;
-		if (bad != SL_WAL_BAD_NAME && (k == 0 || st.off > 0)) {
-			/* The cut keeps this segment up to the bad record. */
-			sc->end_seg = k;
-			sc->end_off = st.off;
-			sc->last_lsn = st.last_lsn;
-		}
-		rc = scan_later(w, segs, n, &m, sc);
-		unmap_segment(&m);
-		return rc;
-	}
-	return 0;
-}
-
-/* Cuts the log at the bad record: truncates its segment there (or deletes it when it
- * would be left empty and is not the first), deletes every later segment. */
-static int cut_log(struct sl_wal *w, const uint64_t *segs, size_t n, const struct scan *sc,
+/* Cuts the log at the bad record: deletes every later segment, then truncates its
+ * segment there (or deletes it when it would be left empty and is not the first). In
+ * this order a crash midway leaves the same bad record to find again. */
+static int cut_log(struct sl_wal *w, const uint64_t *segs, size_t n, const struct sl_wal_scan *sc,
 		   struct sl_wal_recovery *rep)
 {
-	size_t first_deleted = sc->bad_seg + 1;
-	if (sc->end_seg == sc->bad_seg) {
-		char name[NAME_BYTES];
-		seg_name(name, segs[sc->bad_seg]);
-		int fd = openat(w->dir_fd, name, O_WRONLY | O_CLOEXEC);
-		if (fd < 0)
-			return -errno;
-		int rc = ftruncate(fd, (off_t)sc->bad_off) < 0 || fsync(fd) < 0 ? -errno : 0;
-		close(fd);
-		if (rc < 0)
-			return rc;
-	} else {
-		first_deleted = sc->bad_seg;
-	}
+	size_t first_deleted = sc->end_seg == sc->bad_seg ? sc->bad_seg + 1 : sc->bad_seg;
 	for (size_t j = n; j-- > first_deleted;) {
 		int rc = unlink_segment(w, segs[j]);
 		if (rc < 0)
 			return rc;
 		rep->segments_deleted++;
 	}
-	return fsync(w->dir_fd) < 0 ? -errno : 0;
-}
-
-static int replay(struct sl_wal *w, const uint64_t *segs, size_t n_keep, sl_wal_replay_fn fn,
-		  void *arg, struct sl_wal_recovery *rep)
-{
-	uint64_t last = segs[0] - 1;
-	for (size_t k = 0; k < n_keep; k++) {
-		struct seg_map m;
-		int rc = map_segment(w, segs[k], &m);
-		if (rc < 0)
-			return rc;
-		struct walk st = {.last_lsn = last, .fn = fn, .arg = arg};
-		enum sl_wal_bad bad = walk_segment(&m, &st);
-		unmap_segment(&m);
-		rep->records += st.records;
-		if (st.cb_rc != 0)
-			return st.cb_rc < 0 ? st.cb_rc : -ECANCELED;
-		if (bad != SL_WAL_BAD_NONE)
-			return -EIO; /* validated in pass one: the file changed underneath */
-		last = st.last_lsn;
-	}
-	return 0;
+	if (fsync(w->dir_fd) < 0)
+		return -errno;
+	if (sc->end_seg != sc->bad_seg)
+		return 0;
+	char name[NAME_BYTES];
+	sl_wal_seg_name(name, segs[sc->bad_seg]);
+	int fd = openat(w->dir_fd, name, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	int rc = ftruncate(fd, (off_t)sc->bad_off) < 0 || fsync(fd) < 0 ? -errno : 0;
+	close(fd);
+	return rc;
 }
 
 /* Positions appends after the last valid record: in the last segment when its valid end
@@ -794,7 +521,7 @@ static int resume_appends(struct sl_wal *w, uint64_t seg_lsn, uint64_t end_off)
 	    end_off + SL_WAL_BLOCK_BYTES > w->cfg.segment_bytes)
 		return 0;
 	char name[NAME_BYTES];
-	seg_name(name, seg_lsn);
+	sl_wal_seg_name(name, seg_lsn);
 	int fd = openat(w->dir_fd, name, O_WRONLY | O_CLOEXEC | w->direct_flag);
 	if (fd < 0)
 		return -errno;
@@ -802,14 +529,6 @@ static int resume_appends(struct sl_wal *w, uint64_t seg_lsn, uint64_t end_off)
 	w->seg_lsn = seg_lsn;
 	w->seg_off_bytes = end_off;
 	return 0;
-}
-
-static void fill_bad(struct sl_wal_recovery *rep, const uint64_t *segs, const struct scan *sc)
-{
-	rep->reason = sc->bad;
-	rep->bad_segment_lsn = segs[sc->bad_seg];
-	rep->bad_offset = sc->bad_off;
-	seg_name(rep->bad_segment, segs[sc->bad_seg]);
 }
 
 int sl_wal_recover(struct sl_wal *w, sl_wal_replay_fn fn, void *arg, struct sl_wal_recovery *report)
@@ -826,39 +545,31 @@ int sl_wal_recover(struct sl_wal *w, sl_wal_replay_fn fn, void *arg, struct sl_w
 		return rc;
 	if (n == 0)
 		goto done;
-	struct scan sc;
-	rc = scan_log(w, segs, n, &sc);
+	struct sl_wal_src src = {.get = file_get, .put = file_put, .ctx = w, .segs = segs, .n = n};
+	struct sl_wal_scan sc;
+	rc = sl_wal_classify(&src, w->cfg.salvage, &sc, &rep);
 	if (rc < 0)
 		goto out;
 	if (sc.bad != SL_WAL_BAD_NONE) {
-		fill_bad(&rep, segs, &sc);
-		if (sc.later_valid) {
-			rep.corruption = true;
-			if (!w->cfg.salvage) {
-				rc = -EBADMSG;
-				goto out;
-			}
-			rep.salvaged = true;
+		if (rep.salvaged)
 			w->stats.salvage_cuts++;
-		} else {
-			rep.torn_tail_cut = true;
+		else
 			w->stats.torn_tail_cuts++;
-		}
 		rc = cut_log(w, segs, n, &sc, &rep);
 		if (rc < 0)
 			goto out;
-		n = sc.end_seg + 1;
+		src.n = sc.end_seg + 1;
 	}
-	rc = replay(w, segs, n, fn, arg, &rep);
+	rc = sl_wal_replay_log(&src, src.n, sc.end_off, fn, arg, &rep);
 	if (rc < 0)
 		goto out;
-	rc = resume_appends(w, segs[n - 1], sc.end_off);
+	rc = resume_appends(w, segs[src.n - 1], sc.end_off);
 	if (rc < 0)
 		goto out;
 	w->first_lsn = segs[0];
 	w->next_lsn = sc.last_lsn + 1;
 	w->durable_lsn = sc.last_lsn;
-	rep.segments = (uint32_t)n;
+	rep.segments = (uint32_t)src.n;
 done:
 	w->recovered = true;
 	w->stats.records_recovered = rep.records;
@@ -920,7 +631,7 @@ int sl_wal_append2(struct sl_wal *w, uint16_t type, const uint8_t *head, uint32_
 		memcpy(p + SL_WAL_HDR_BYTES + head_len, payload, payload_len);
 	if (b->used_bytes == 0)
 		b->first_lsn = lsn; /* one buffer = one flush */
-	seal_record(p, KIND_DATA, type, len, lsn, b->first_lsn);
+	sl_wal_seal(p, b->used_bytes, KIND_DATA, type, len, lsn, b->first_lsn);
 	b->last_lsn = lsn;
 	b->used_bytes += (uint32_t)rec;
 	w->stats.appends++;
@@ -1007,6 +718,31 @@ int sl_wal_sync(struct sl_wal *w)
 			return rc;
 	}
 	return w->failed ? w->error : 0;
+}
+
+int sl_wal_shutdown(struct sl_wal *w)
+{
+	int rc = sl_wal_sync(w);
+	if (rc < 0)
+		return rc;
+	/* Everything is durable and no flush is in flight: the close record gets a flush
+	 * (and so a block) of its own, whose flush lsn is the next lsn. */
+	SL_ASSERT(!w->inflight && w->buf[w->active].used_bytes == 0);
+	struct wal_buf *b = &w->buf[w->active];
+	b->first_lsn = w->next_lsn;
+	b->last_lsn = w->next_lsn - 1;
+	sl_wal_seal(b->data, 0, KIND_CLOSE, 0, 0, b->last_lsn, b->first_lsn);
+	b->used_bytes = SL_WAL_HDR_BYTES;
+	rc = submit_flush(w);
+	/* Bounded: one write and one fdatasync to reap. */
+	while (rc == 0 && w->inflight) {
+		rc = wait_one(w);
+		if (rc < 0)
+			enter_failed(w, rc);
+		else
+			rc = sl_wal_poll(w);
+	}
+	return rc < 0 ? rc : (w->failed ? w->error : 0);
 }
 
 int sl_wal_release(struct sl_wal *w, uint64_t lsn)

@@ -59,7 +59,7 @@ static const struct key keys[] = {
 	    "WAL write buffer per core (KiB); two of them: one in flight, one filling"),
 	BOOL("wal", "direct_io", wal_direct_io, "O_DIRECT writes when the filesystem allows"),
 	BOOL("wal", "salvage", wal_salvage,
-	     "on mid-log corruption cut the log there instead of refusing to start"),
+	     "on damage to durable WAL records cut the log there instead of refusing to start"),
 	U32("wal", "checkpoint_mb", checkpoint_mb, 1, 1 << 20,
 	    "snapshot the regions and release WAL segments after this much WAL (MiB)"),
 	{"poll", "mode", K_POLL, offsetof(struct sl_config, poll_mode), 0, 0, 0,
@@ -82,9 +82,17 @@ static const struct key keys[] = {
 	    "line protocol timestamp unit: ns, us, ms or s (lines without one get node time)"),
 	U32("net", "cluster_id", cluster_id, 1, UINT32_MAX - 1,
 	    "cluster id carried by session frames; frames of another cluster are dropped"),
-	U32("net", "mbufs", mbufs, 1024, 1 << 22, "packet buffers per port"),
+	U32("net", "mbufs", mbufs, 1024, 1 << 22,
+	    "packet buffers per port (the pool also gets room for the fragments reassembly "
+	    "may hold)"),
+	U32("net", "frag_max_flows", frag_max_flows, 0, 65536,
+	    "UDP datagrams each worker reassembles from IPv4 fragments at once (line protocol "
+	    "and session ports); 0 = drop fragments"),
+	U32("net", "frag_timeout_ms", frag_timeout_ms, 10, 60000,
+	    "fragments of a datagram not complete after this are freed (counted frag_expired)"),
 	BOOL("debug", "fault_injection", fault_injection,
-	     "tests only: allow the debug_wal_fault ctl command to inject disk errors"),
+	     "tests only: allow the debug_wal_fault (inject disk errors) and debug_hold_core "
+	     "(hold a worker back) ctl commands"),
 };
 
 void sl_config_default(struct sl_config *c)
@@ -114,6 +122,8 @@ void sl_config_default(struct sl_config *c)
 	snprintf(c->precision, sizeof(c->precision), "ns");
 	c->cluster_id = 1;
 	c->mbufs = 16384;
+	c->frag_max_flows = 128;
+	c->frag_timeout_ms = 1000;
 }
 
 static const struct key *find_key(const char *section, const char *name)

@@ -36,7 +36,7 @@ struct sl_config {
 	uint32_t wal_segment_mb;
 	uint32_t wal_buffer_kb;
 	bool wal_direct_io;
-	bool wal_salvage;         /* cut at mid-log corruption instead of refusing to start */
+	bool wal_salvage;         /* cut at damaged durable WAL records instead of refusing */
 	uint32_t checkpoint_mb;   /* snapshot + WAL release after this much WAL */
 	/* [poll] */
 	enum sl_poll_mode poll_mode;
@@ -56,8 +56,10 @@ struct sl_config {
 	char precision[8];           /* line protocol timestamp unit: ns, us, ms, s */
 	uint32_t cluster_id;
 	uint32_t mbufs;              /* per port */
+	uint32_t frag_max_flows;     /* datagrams in IPv4 reassembly per worker; 0 = none */
+	uint32_t frag_timeout_ms;    /* a datagram's fragments are freed after this */
 	/* [debug] */
-	bool fault_injection;     /* allow the debug_wal_fault ctl command (tests only) */
+	bool fault_injection;     /* allow the debug_* ctl commands (tests only) */
 };
 
 void sl_config_default(struct sl_config *c);

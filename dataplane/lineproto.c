@@ -1,6 +1,7 @@
-/* lineproto.c - InfluxDB line protocol: one pass over a line, names kept as escaped spans of
- * the input until the canonical series keys are written into the caller's scratch buffer.
- * Every loop is bounded by the line length; nothing allocates, nothing reads a clock. */
+/* lineproto.c - InfluxDB line protocol as InfluxDB 1.x parses it: lines split outside
+ * quoted strings, names kept as spans of the input (the series part of a canonical key is
+ * the input itself), field keys re-escaped. Every loop is bounded by the line length;
+ * nothing allocates, nothing reads a clock. */
 #include "lineproto.h"
 
 #include <errno.h>
@@ -30,7 +31,7 @@ static const char *const err_names[SL_LP_ERR_COUNT] = {
     [SL_LP_ERR_LINE_TOO_LONG] = "line_too_long",
     [SL_LP_ERR_INVALID_UTF8] = "invalid_utf8",
     [SL_LP_ERR_DUPLICATE_TAG] = "duplicate_tag",
-    [SL_LP_ERR_DUPLICATE_FIELD] = "duplicate_field",
+    [SL_LP_ERR_KEY_NUL] = "key_nul",
     [SL_LP_ERR_NO_FIELDS] = "no_fields",
     [SL_LP_ERR_SCRATCH] = "scratch",
 };
@@ -60,118 +61,71 @@ int sl_lp_precision_parse(const char *s, enum sl_lp_precision *out)
 	return -EINVAL;
 }
 
-/* ---- escaping ---------------------------------------------------------------------- */
+/* ---- names and escaping -------------------------------------------------------------- */
 
-/* Which characters a backslash escapes (besides itself) in each kind of name. */
-enum name_kind {
-	NAME_MEASUREMENT, /* ',' ' ' */
-	NAME_KEY,	  /* tag keys, tag values, field keys: ',' '=' ' ' */
-};
+/* InfluxDB 1.x reads names with two rules, and sluice follows both:
+ *  - measurement, tag keys and tag values: a character right after a backslash is never a
+ *    delimiter, whatever precedes that backslash (so "\\ " is a backslash and an escaped
+ *    space, and a name cannot end in a backslash). The bytes stay as written: the series
+ *    part of the canonical key is the input itself, the form InfluxDB keeps as its series
+ *    key, in which only "\," "\ " (and "\=" in tags) stand for the character after them
+ *    and every other backslash is a byte of the name;
+ *  - the field set: a backslash and the byte after it are one unit (InfluxDB's field
+ *    scanner), and "\," "\"" "\ " "\=" in a field key stand for the second byte. */
 
-static bool is_special(char c, enum name_kind kind)
-{
-	return c == ',' || c == ' ' || (kind == NAME_KEY && c == '=');
-}
+/* Whitespace InfluxDB skips at the start of a line and of the field and timestamp
+ * sections: blanks, tabs and NUL bytes. */
+static bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\0'; }
 
-/* A name as it stands in the input (still escaped). */
+/* Characters a backslash stands for in a field key, and that its canonical form escapes. */
+static bool field_key_special(char c) { return c == ',' || c == '"' || c == ' ' || c == '='; }
+
+/* A name as it stands in the input. */
 struct span {
 	const char *p;
 	size_t n;
 };
 
-/* Next logical character of s at *i: "\\" and "\<special>" stand for the second character,
- * any other backslash is a literal one (InfluxDB's rule). *escaped tells the caller the
- * character cannot be a delimiter. */
-static char next_char(const char *s, size_t n, size_t *i, enum name_kind kind, bool *escaped)
+/* memcmp order of two raw names, a prefix first (Go's bytes.Compare, as InfluxDB sorts). */
+static int span_cmp(struct span a, struct span b)
 {
-	char c = s[*i];
-	if (c == '\\' && *i + 1 < n && (s[*i + 1] == '\\' || is_special(s[*i + 1], kind))) {
-		*escaped = true;
-		*i += 2;
-		return s[*i - 1];
-	}
-	*escaped = false;
-	*i += 1;
-	return c;
+	int c = memcmp(a.p, b.p, a.n < b.n ? a.n : b.n);
+	if (c != 0 || a.n == b.n)
+		return c;
+	return a.n < b.n ? -1 : 1;
 }
 
-/* Scans a name from pos up to the first unescaped ',' or ' ' (or '=' when stop_eq), or the
- * end. Returns the end offset; *stop is the delimiter found or 0 at the end of the line. */
-static size_t scan_name(const char *s, size_t n, size_t pos, enum name_kind kind, bool stop_eq,
-			char *stop)
+static bool put_bytes(char *dst, size_t cap, size_t *len, const char *src, size_t n)
 {
-	size_t i = pos;
-	*stop = 0;
-	while (i < n) {
-		size_t at = i;
-		bool esc;
-		char c = next_char(s, n, &i, kind, &esc);
-		if (!esc && (c == ',' || c == ' ' || (stop_eq && c == '='))) {
-			*stop = c;
-			return at;
-		}
-	}
-	return n;
-}
-
-static bool has_backslash(struct span s) { return memchr(s.p, '\\', s.n) != NULL; }
-
-/* memcmp order of the unescaped bytes of two names. */
-static int name_cmp(struct span a, struct span b, enum name_kind kind)
-{
-	if (!has_backslash(a) && !has_backslash(b)) { /* the common case: raw = unescaped */
-		int c = memcmp(a.p, b.p, a.n < b.n ? a.n : b.n);
-		if (c != 0 || a.n == b.n)
-			return c;
-		return a.n < b.n ? -1 : 1;
-	}
-	size_t i = 0, j = 0;
-	while (i < a.n && j < b.n) {
-		bool e;
-		unsigned char ca = (unsigned char)next_char(a.p, a.n, &i, kind, &e);
-		unsigned char cb = (unsigned char)next_char(b.p, b.n, &j, kind, &e);
-		if (ca != cb)
-			return ca < cb ? -1 : 1;
-	}
-	if (i < a.n)
-		return 1;
-	return j < b.n ? -1 : 0;
-}
-
-/* Appends the canonical escaped form of a name at dst[*len]; false when it would pass cap. */
-static bool put_name(char *dst, size_t cap, size_t *len, struct span s, enum name_kind kind)
-{
-	if (!has_backslash(s)) {
-		/* no escapes: no special character either (it would have ended the name, '=' in
-		 * a measurement being no special there), so the canonical form is the input */
-		if (cap - *len < s.n)
-			return false;
-		memcpy(dst + *len, s.p, s.n);
-		*len += s.n;
-		return true;
-	}
-	size_t i = 0, o = *len;
-	while (i < s.n) {
-		bool e;
-		char c = next_char(s.p, s.n, &i, kind, &e);
-		if (c == '\\' || is_special(c, kind)) {
-			if (o >= cap)
-				return false;
-			dst[o++] = '\\';
-		}
-		if (o >= cap)
-			return false;
-		dst[o++] = c;
-	}
-	*len = o;
+	if (cap - *len < n)
+		return false;
+	memcpy(dst + *len, src, n);
+	*len += n;
 	return true;
 }
 
 static bool put_byte(char *dst, size_t cap, size_t *len, char c)
 {
-	if (*len >= cap)
-		return false;
-	dst[(*len)++] = c;
+	return put_bytes(dst, cap, len, &c, 1);
+}
+
+/* Appends the canonical form of a raw field key: unescaped ("\X" for X in , " space =
+ * becomes X, any other backslash is a byte of the key), then re-escaped with a backslash
+ * before each of those four, as InfluxDB writes field keys back. Two spellings of one
+ * field key (f" and f\") thus give one series. False when it would pass cap. */
+static bool put_field_key(char *dst, size_t cap, size_t *len, struct span s)
+{
+	if (memchr(s.p, '\\', s.n) == NULL && memchr(s.p, '"', s.n) == NULL)
+		return put_bytes(dst, cap, len, s.p, s.n); /* the common case: nothing to do */
+	for (size_t i = 0; i < s.n; i++) {
+		char c = s.p[i];
+		if (c == '\\' && i + 1 < s.n && field_key_special(s.p[i + 1]))
+			c = s.p[++i];
+		if (field_key_special(c) && !put_byte(dst, cap, len, '\\'))
+			return false;
+		if (!put_byte(dst, cap, len, c))
+			return false;
+	}
 	return true;
 }
 
@@ -429,56 +383,97 @@ struct lp_ctx {
 
 static bool is_blank(char c) { return c == ' ' || c == '\t' || c == '\r'; }
 
-static void skip_spaces(struct lp_ctx *c)
+static void skip_ws(struct lp_ctx *c)
 {
-	while (c->pos < c->n && c->s[c->pos] == ' ')
+	while (c->pos < c->n && is_ws(c->s[c->pos]))
 		c->pos++;
 }
 
-/* Tags after the measurement (pos is just past a ','), into tags[]. */
+/* True when s[i] is a delimiter candidate not escaped by the byte before it (the rule of
+ * measurement and tag names; the byte before a name's first one is never a backslash). */
+static bool live(const char *s, size_t i, char want) { return s[i] == want && s[i - 1] != '\\'; }
+
+static bool has_nul(struct span s) { return memchr(s.p, '\0', s.n) != NULL; }
+
+/* The measurement from 0 to its first unescaped ',' or ' '. *stop is that byte, or 0 when
+ * the line ends first. */
+static size_t scan_measurement(const char *s, size_t n, char *stop)
+{
+	*stop = 0;
+	for (size_t i = 1; i < n; i++) {
+		if (live(s, i, ',') || live(s, i, ' ')) {
+			*stop = s[i];
+			return i;
+		}
+	}
+	return n;
+}
+
+/* Tags after the measurement (pos just past a ','), into tags[]; InfluxDB's rules: a tag
+ * key ends at an unescaped '=' (an unescaped ',' or ' ' first is an error), a tag value
+ * may start with '=' but has no unescaped '=' after that, and ends at an unescaped ','
+ * (next tag) or ' ' (the fields). */
 static enum sl_lp_err parse_tags(struct lp_ctx *c, struct tag *tags, size_t *ntags)
 {
+	const char *s = c->s;
+	size_t n = c->n;
 	for (;;) {
-		char stop;
-		size_t kend = scan_name(c->s, c->n, c->pos, NAME_KEY, true, &stop);
-		if (stop != '=' || kend == c->pos)
+		size_t k = c->pos, i = k;
+		if (i >= n || s[i] == ' ' || s[i] == ',' || s[i] == '=')
+			return SL_LP_ERR_SYNTAX_TAG; /* missing tag key */
+		for (i++; i < n && !live(s, i, '='); i++) {
+			if (live(s, i, ',') || live(s, i, ' '))
+				return SL_LP_ERR_SYNTAX_TAG; /* missing tag value */
+		}
+		if (i >= n)
 			return SL_LP_ERR_SYNTAX_TAG;
-		size_t vstart = kend + 1;
-		size_t vend = scan_name(c->s, c->n, vstart, NAME_KEY, true, &stop);
-		if (stop == '=' || vend == vstart)
-			return SL_LP_ERR_SYNTAX_TAG;
+		size_t v = i + 1, j = v;
+		if (j >= n || s[j] == ',' || s[j] == ' ')
+			return SL_LP_ERR_SYNTAX_TAG; /* missing tag value */
+		char stop = 0;
+		for (j++; j < n; j++) {
+			if (live(s, j, '='))
+				return SL_LP_ERR_SYNTAX_TAG; /* invalid tag format */
+			if (live(s, j, ',') || live(s, j, ' ')) {
+				stop = s[j];
+				break;
+			}
+		}
+		if (stop == 0)
+			return SL_LP_ERR_NO_FIELDS;
 		if (*ntags == SL_LP_MAX_TAGS)
-			return SL_LP_ERR_KEY_TOO_LONG; /* 64 tags need more than SL_KEY_MAX bytes */
-		tags[*ntags] =
-		    (struct tag){{c->s + c->pos, kend - c->pos}, {c->s + vstart, vend - vstart}};
-		(*ntags)++;
-		c->pos = vend;
-		if (stop != ',')
+			return SL_LP_ERR_KEY_TOO_LONG; /* 65 tags need more than SL_KEY_MAX bytes */
+		tags[(*ntags)++] = (struct tag){{s + k, i - k}, {s + v, j - v}};
+		c->pos = j;
+		if (stop == ' ')
 			return SL_LP_OK;
 		c->pos++;
 	}
 }
 
-/* Sorts tags by unescaped key (insertion sort: at most SL_LP_MAX_TAGS, usually a few). */
+/* Sorts tags by raw key bytes (insertion sort: at most SL_LP_MAX_TAGS, usually a few).
+ * Raw order is InfluxDB's, and raw bytes name a tag key uniquely: a special character can
+ * only be written escaped, and a backslash before anything else is a byte of the key. */
 static enum sl_lp_err sort_tags(struct tag *tags, size_t n)
 {
 	for (size_t i = 1; i < n; i++) {
 		struct tag t = tags[i];
 		size_t j = i;
-		while (j > 0 && name_cmp(tags[j - 1].key, t.key, NAME_KEY) > 0) {
+		while (j > 0 && span_cmp(tags[j - 1].key, t.key) > 0) {
 			tags[j] = tags[j - 1];
 			j--;
 		}
 		tags[j] = t;
 	}
 	for (size_t i = 1; i < n; i++) {
-		if (name_cmp(tags[i - 1].key, tags[i].key, NAME_KEY) == 0)
+		if (span_cmp(tags[i - 1].key, tags[i].key) == 0)
 			return SL_LP_ERR_DUPLICATE_TAG;
 	}
 	return SL_LP_OK;
 }
 
-/* A quoted string value (pos at the opening quote), unescaped into the scratch buffer. */
+/* A quoted string value (pos at the opening quote), unescaped into the scratch buffer:
+ * "\"" and "\\" stand for the second byte, any other byte (a newline too) is itself. */
 static enum sl_lp_err parse_string(struct lp_ctx *c, struct sl_lp_field *f)
 {
 	struct sl_lp_line *out = c->out;
@@ -513,57 +508,87 @@ static enum sl_lp_err parse_string(struct lp_ctx *c, struct sl_lp_field *f)
 	return SL_LP_OK;
 }
 
-/* One "key=value" of the field set; the key becomes prefix + ' ' + escaped field key. */
+/* A field key from pos to its '=': a backslash and the byte after it are one unit (so
+ * "\\=" ends the key after a backslash and "\=" does not). A key ending in a backslash is
+ * refused: InfluxDB's field reader would not end it at that '='. So is a key starting with
+ * a tab (InfluxDB takes it after a ','): as the first field of a line the tab would be
+ * whitespace, so no line could write that series again. */
+static enum sl_lp_err scan_field_key(const struct lp_ctx *c, struct span *key)
+{
+	size_t i = c->pos;
+	if (i < c->n && c->s[i] == '\t')
+		return SL_LP_ERR_SYNTAX_FIELD;
+	while (i < c->n && c->s[i] != '=') {
+		if (c->s[i] == ',' || c->s[i] == ' ')
+			return SL_LP_ERR_SYNTAX_FIELD;
+		i += c->s[i] == '\\' && i + 1 < c->n ? 2 : 1;
+	}
+	if (i >= c->n || i == c->pos || c->s[i - 1] == '\\')
+		return SL_LP_ERR_SYNTAX_FIELD;
+	*key = (struct span){c->s + c->pos, i - c->pos};
+	return has_nul(*key) ? SL_LP_ERR_KEY_NUL : SL_LP_OK;
+}
+
+/* The value after a field key's '=' (pos at it) into f. */
+static enum sl_lp_err parse_value(struct lp_ctx *c, struct sl_lp_field *f)
+{
+	if (c->pos < c->n && c->s[c->pos] == '"')
+		return parse_string(c, f);
+	size_t vend = c->pos;
+	while (vend < c->n && c->s[vend] != ',' && c->s[vend] != ' ')
+		vend++;
+	if (vend == c->pos)
+		return SL_LP_ERR_SYNTAX_FIELD;
+	enum sl_lp_err e = parse_scalar(c->s + c->pos, vend - c->pos, f);
+	c->pos = vend;
+	return e;
+}
+
+/* One "key=value" of the field set; the key becomes prefix + ' ' + canonical field key. A
+ * key already seen in this line takes the new value in place (the last one wins, as in
+ * InfluxDB), so a line holds each series once whatever it repeats. */
 static enum sl_lp_err parse_field(struct lp_ctx *c, const char *prefix, size_t prefix_len)
 {
 	struct sl_lp_line *out = c->out;
-	char stop;
-	size_t kend = scan_name(c->s, c->n, c->pos, NAME_KEY, true, &stop);
-	if (stop != '=' || kend == c->pos)
-		return SL_LP_ERR_SYNTAX_FIELD;
-	if (out->n_fields == SL_LP_MAX_FIELDS)
-		return SL_LP_ERR_TOO_MANY_FIELDS;
+	struct span fkey;
+	enum sl_lp_err e = scan_field_key(c, &fkey);
+	if (e != SL_LP_OK)
+		return e;
 
 	/* key: bounded by SL_KEY_MAX first so a long key is KEY_TOO_LONG, not SCRATCH */
 	char key[SL_KEY_MAX];
 	size_t klen = prefix_len;
 	memcpy(key, prefix, prefix_len);
-	if (!put_byte(key, sizeof key, &klen, ' ') ||
-	    !put_name(key, sizeof key, &klen, (struct span){c->s + c->pos, kend - c->pos},
-		      NAME_KEY))
+	if (!put_byte(key, sizeof key, &klen, ' ') || !put_field_key(key, sizeof key, &klen, fkey))
 		return SL_LP_ERR_KEY_TOO_LONG;
-	if (out->scratch_cap - c->used < klen)
-		return SL_LP_ERR_SCRATCH;
-	struct sl_lp_field *f = &out->fields[out->n_fields];
-	memset(f, 0, sizeof *f);
-	memcpy(out->scratch + c->used, key, klen);
-	f->key = out->scratch + c->used;
-	f->key_len = (uint16_t)klen;
-	c->used += klen;
+	c->pos += fkey.n + 1;
 
-	c->pos = kend + 1;
-	if (c->pos < c->n && c->s[c->pos] == '"') {
-		enum sl_lp_err e = parse_string(c, f);
-		if (e != SL_LP_OK)
-			return e;
+	struct sl_lp_field *f = NULL;
+	for (uint32_t i = 0; i < out->n_fields && f == NULL; i++) {
+		struct sl_lp_field *g = &out->fields[i];
+		if (g->key_len == klen && memcmp(g->key, key, klen) == 0)
+			f = g; /* canonical keys: equal bytes = equal names */
+	}
+	struct sl_lp_field v = {0};
+	if (f == NULL) {
+		if (out->n_fields == SL_LP_MAX_FIELDS)
+			return SL_LP_ERR_TOO_MANY_FIELDS;
+		if (out->scratch_cap - c->used < klen)
+			return SL_LP_ERR_SCRATCH;
+		memcpy(out->scratch + c->used, key, klen);
+		v.key = out->scratch + c->used;
+		v.key_len = (uint16_t)klen;
+		c->used += klen;
 	} else {
-		size_t vend = c->pos;
-		while (vend < c->n && c->s[vend] != ',' && c->s[vend] != ' ')
-			vend++;
-		if (vend == c->pos)
-			return SL_LP_ERR_SYNTAX_FIELD;
-		enum sl_lp_err e = parse_scalar(c->s + c->pos, vend - c->pos, f);
-		if (e != SL_LP_OK)
-			return e;
-		c->pos = vend;
+		v.key = f->key;
+		v.key_len = f->key_len;
 	}
-	for (uint32_t i = 0; i < out->n_fields; i++) {
-		const struct sl_lp_field *g = &out->fields[i];
-		if (g->key_len == f->key_len && memcmp(g->key, f->key, f->key_len) == 0)
-			return SL_LP_ERR_DUPLICATE_FIELD; /* canonical keys: equal bytes = equal
-							     names */
-	}
-	out->n_fields++;
+	e = parse_value(c, &v);
+	if (e != SL_LP_OK)
+		return e;
+	if (f == NULL)
+		f = &out->fields[out->n_fields++];
+	*f = v;
 	return SL_LP_OK;
 }
 
@@ -584,13 +609,15 @@ static enum sl_lp_err parse_timestamp(struct lp_ctx *c, const struct sl_lp_opts 
 	if (rc == -2)
 		return SL_LP_ERR_TS_OUT_OF_RANGE;
 	c->pos = end;
-	skip_spaces(c);
+	while (c->pos < c->n && c->s[c->pos] == ' ')
+		c->pos++;
 	if (c->pos != c->n)
 		return SL_LP_ERR_BAD_TIMESTAMP;
 	unsigned p = (unsigned)opts->precision;
 	if (p >= SL_ARRAY_LEN(scale))
 		return SL_LP_ERR_BAD_TIMESTAMP;
-	if (__builtin_mul_overflow(v, scale[p], ts_ns))
+	if (__builtin_mul_overflow(v, scale[p], ts_ns) || *ts_ns < SL_LP_TS_MIN ||
+	    *ts_ns > SL_LP_TS_MAX)
 		return SL_LP_ERR_TS_OUT_OF_RANGE;
 	return SL_LP_OK;
 }
@@ -601,11 +628,11 @@ static enum sl_lp_err parse_body(struct lp_ctx *c, const struct sl_lp_opts *opts
 	struct sl_lp_line *out = c->out;
 	if (!utf8_valid((const unsigned char *)c->s, c->n))
 		return SL_LP_ERR_INVALID_UTF8;
+	if (c->s[0] == ',')
+		return SL_LP_ERR_SYNTAX_MEASUREMENT;
 
 	char stop;
-	size_t mend = scan_name(c->s, c->n, 0, NAME_MEASUREMENT, false, &stop);
-	if (mend == 0)
-		return SL_LP_ERR_SYNTAX_MEASUREMENT;
+	size_t mend = scan_measurement(c->s, c->n, &stop);
 	struct span meas = {c->s, mend};
 	c->pos = mend;
 
@@ -617,23 +644,27 @@ static enum sl_lp_err parse_body(struct lp_ctx *c, const struct sl_lp_opts *opts
 		if (e != SL_LP_OK)
 			return e;
 	}
-	skip_spaces(c);
+	skip_ws(c);
 	if (c->pos == c->n)
 		return SL_LP_ERR_NO_FIELDS;
 	enum sl_lp_err e = sort_tags(tags, ntags);
 	if (e != SL_LP_OK)
 		return e;
 
-	/* the series key prefix, shared by every field; room left for " x" at least */
+	/* the series key prefix, shared by every field: the names as written, tags sorted */
 	char prefix[SL_KEY_MAX];
 	size_t plen = 0;
-	bool fits = put_name(prefix, sizeof prefix, &plen, meas, NAME_MEASUREMENT);
+	bool fits = put_bytes(prefix, sizeof prefix, &plen, meas.p, meas.n);
+	bool nul = has_nul(meas);
 	for (size_t i = 0; fits && i < ntags; i++) {
 		fits = put_byte(prefix, sizeof prefix, &plen, ',') &&
-		       put_name(prefix, sizeof prefix, &plen, tags[i].key, NAME_KEY) &&
+		       put_bytes(prefix, sizeof prefix, &plen, tags[i].key.p, tags[i].key.n) &&
 		       put_byte(prefix, sizeof prefix, &plen, '=') &&
-		       put_name(prefix, sizeof prefix, &plen, tags[i].val, NAME_KEY);
+		       put_bytes(prefix, sizeof prefix, &plen, tags[i].val.p, tags[i].val.n);
+		nul = nul || has_nul(tags[i].key) || has_nul(tags[i].val);
 	}
+	if (nul)
+		return SL_LP_ERR_KEY_NUL;
 	if (!fits || plen + 2 > SL_KEY_MAX)
 		return SL_LP_ERR_KEY_TOO_LONG;
 
@@ -646,7 +677,7 @@ static enum sl_lp_err parse_body(struct lp_ctx *c, const struct sl_lp_opts *opts
 		c->pos++; /* ',' */
 	}
 
-	skip_spaces(c);
+	skip_ws(c);
 	out->ts = opts->now_ns;
 	if (c->pos < c->n) {
 		e = parse_timestamp(c, opts, &out->ts);
@@ -677,7 +708,7 @@ int sl_lp_parse_line(const char *line, size_t len, const struct sl_lp_opts *opts
 		out->err = SL_LP_ERR_LINE_TOO_LONG;
 		return -EBADMSG;
 	}
-	while (len > 0 && is_blank(line[0])) {
+	while (len > 0 && (is_ws(line[0]) || line[0] == '\r')) {
 		line++;
 		len--;
 	}
@@ -697,6 +728,62 @@ int sl_lp_parse_line(const char *line, size_t len, const struct sl_lp_opts *opts
 	return 0;
 }
 
+size_t sl_lp_line_end(const char *buf, size_t len)
+{
+	/* the common line has neither quotes nor backslashes: its first newline ends it */
+	const char *nl = memchr(buf, '\n', len);
+	size_t first = nl ? (size_t)(nl - buf) : len;
+	if (memchr(buf, '"', first) == NULL && memchr(buf, '\\', first) == NULL)
+		return first;
+
+	/* otherwise the parser's own grammar decides where a string is (InfluxDB's splitter
+	 * counts '=' and ',' by another escape rule than its parser, and a tag value such as
+	 * a\\ b\\, makes it split inside a string) */
+	size_t i = 0;
+	while (i < len && (is_ws(buf[i]) || buf[i] == '\r'))
+		i++;
+	if (i < len && buf[i] == '#')
+		return first; /* a comment ends at its newline */
+	/* measurement and tags: no byte right after a backslash is a delimiter */
+	for (; i < len && !(buf[i] == ' ' && i > 0 && buf[i - 1] != '\\'); i++) {
+		if (buf[i] == '\n' && (i == 0 || buf[i - 1] != '\\'))
+			return i;
+	}
+	while (i < len && is_ws(buf[i]))
+		i++;
+	/* the field set: outside strings a backslash and the byte after it are one unit in
+	 * keys; values never hold an escape; strings hold anything but an unescaped '"' */
+	enum { KEY, VALUE_START, VALUE, STRING } st = KEY;
+	for (; i < len; i++) {
+		char ch = buf[i];
+		if (st == STRING) {
+			if (ch == '\\' && i + 1 < len && (buf[i + 1] == '"' || buf[i + 1] == '\\'))
+				i++;
+			else if (ch == '"')
+				st = VALUE; /* junk up to the next ',' or ' ' is the parser's to
+					       refuse */
+			continue;
+		}
+		if (ch == '\n' || ch == ' ')
+			break;
+		if (st == KEY && ch == '\\')
+			i++; /* the next byte, a newline too, is part of the key */
+		else if (st == KEY && ch == '=')
+			st = VALUE_START;
+		else if (st == VALUE_START && ch == '"')
+			st = STRING;
+		else if (ch == ',')
+			st = KEY;
+		else if (st == VALUE_START)
+			st = VALUE;
+	}
+	if (i >= len)
+		return len;
+	/* the timestamp (or junk): up to the next newline */
+	nl = memchr(buf + i, '\n', len - i);
+	return nl ? (size_t)(nl - buf) : len;
+}
+
 int sl_lp_parse_datagram(const char *buf, size_t len, const struct sl_lp_opts *opts,
 			 struct sl_lp_line *work, sl_lp_line_fn fn, void *arg,
 			 struct sl_lp_counts *counts)
@@ -705,10 +792,9 @@ int sl_lp_parse_datagram(const char *buf, size_t len, const struct sl_lp_opts *o
 		return -EINVAL;
 	size_t off = 0;
 	while (off < len) { /* every pass consumes at least one byte */
-		const char *nl = memchr(buf + off, '\n', len - off);
-		size_t end = nl ? (size_t)(nl - buf) : len;
+		size_t end = off + sl_lp_line_end(buf + off, len - off);
 		int rc = sl_lp_parse_line(buf + off, end - off, opts, work);
-		off = nl ? end + 1 : len;
+		off = end + 1;
 		if (rc == SL_LP_SKIP) {
 			counts->lines_skipped++;
 		} else if (rc < 0) {
@@ -749,10 +835,10 @@ int sl_lp_format(char *buf, size_t cap, const char *key, size_t key_len, uint8_t
 {
 	if (buf == NULL || key == NULL || (str == NULL && str_len))
 		return -EINVAL;
-	/* a canonical key escapes every backslash, so the first bare ' ' ends the series part */
+	/* in a canonical key the first ' ' not right after a backslash ends the series part */
 	size_t sp = 0;
-	while (sp < key_len && key[sp] != ' ')
-		sp += key[sp] == '\\' ? 2 : 1;
+	while (sp < key_len && (key[sp] != ' ' || (sp > 0 && key[sp - 1] == '\\')))
+		sp++;
 	if (sp == 0 || sp + 1 >= key_len)
 		return -EINVAL;
 

@@ -16,6 +16,10 @@
 #define SL_LP_STR_MAX 65536u   /* bytes of one string value once unescaped, as InfluxDB */
 #define SL_LP_LINE_MAX 131072u /* default longest line (without its line ending) */
 #define SL_LP_NUMBER_MAX 400u  /* longest numeric token accepted (digits, sign, exponent) */
+/* Timestamps a line may carry, in ns: InfluxDB 1.x keeps the two lowest and the highest
+ * int64 for itself and refuses them, and so does sluice (ts_out_of_range). */
+#define SL_LP_TS_MIN (INT64_MIN + 2)
+#define SL_LP_TS_MAX (INT64_MAX - 1)
 /* Scratch that always suffices for a line of max_line bytes: every key at its maximum plus
  * every string (unescaping never grows a string). */
 #define SL_LP_SCRATCH_BYTES(max_line) ((size_t)SL_LP_MAX_FIELDS * SL_KEY_MAX + (size_t)(max_line))
@@ -32,13 +36,13 @@ enum sl_lp_err {
 	SL_LP_ERR_BAD_STRING,	      /* unterminated, or junk after the closing quote */
 	SL_LP_ERR_STRING_TOO_LONG,    /* more than SL_LP_STR_MAX bytes */
 	SL_LP_ERR_BAD_TIMESTAMP,      /* not an integer, or trailing junk after it */
-	SL_LP_ERR_TS_OUT_OF_RANGE,    /* does not fit int64 ns after the precision scaling */
+	SL_LP_ERR_TS_OUT_OF_RANGE,    /* outside [SL_LP_TS_MIN, SL_LP_TS_MAX] ns once scaled */
 	SL_LP_ERR_TOO_MANY_FIELDS,    /* more than SL_LP_MAX_FIELDS */
 	SL_LP_ERR_KEY_TOO_LONG,	      /* a canonical series key over SL_KEY_MAX bytes */
 	SL_LP_ERR_LINE_TOO_LONG,      /* over opts->max_line_bytes */
 	SL_LP_ERR_INVALID_UTF8,	      /* anywhere in the line */
 	SL_LP_ERR_DUPLICATE_TAG,      /* same tag key twice (after unescaping) */
-	SL_LP_ERR_DUPLICATE_FIELD,    /* same field key twice (after unescaping) */
+	SL_LP_ERR_KEY_NUL,	      /* a NUL byte in a measurement, tag or field key */
 	SL_LP_ERR_NO_FIELDS,	      /* measurement and tags but no field set */
 	SL_LP_ERR_SCRATCH,	      /* the caller's scratch buffer is too small */
 	SL_LP_ERR_COUNT
@@ -80,11 +84,14 @@ struct sl_lp_field {
 /* Result of one line. Set scratch/scratch_cap (sl_lp_line_init) before parsing; the parser
  * fills the rest. On error, err says why and the other fields are unspecified.
  *
- * Canonical series key of a field: "<measurement>[,<tag>=<value>...] <field key>", tags
- * sorted by their unescaped key bytes (memcmp order, like Go's bytes.Compare), every name
- * re-escaped the same way whatever the input spelled: a backslash before a backslash, before
- * ',' and ' ' in the measurement, and before ',', '=' and ' ' in tag keys, tag values and
- * field keys. So one series always has one key, and two series never share one. */
+ * Canonical series key of a field: "<series> <field key>". <series> is InfluxDB 1.x's
+ * series key: the measurement and the "tag=value" pairs exactly as written (escapes and
+ * all), the tags sorted by their key bytes (memcmp order, like Go's bytes.Compare). Those
+ * bytes name a series uniquely: a ',' or ' ' (or '=' in a tag) can only be written
+ * escaped, and a backslash before anything else is a byte of the name (a\b and a\\b
+ * are two series). <field key> is the field's name re-escaped as InfluxDB writes it: a
+ * backslash before each ',', '"', ' ' and '=' (f" and f\" are one field). A field
+ * key repeated in one line is one field, with the last value (InfluxDB's rule). */
 struct sl_lp_line {
 	char *scratch;
 	size_t scratch_cap;
@@ -104,10 +111,12 @@ static inline void sl_lp_line_init(struct sl_lp_line *l, char *scratch, size_t s
 
 #define SL_LP_SKIP 1 /* sl_lp_parse_line: a blank or comment line, nothing to ingest */
 
-/* Parses one line (a trailing "\n" or "\r\n" is allowed). Returns 0 with out filled,
- * SL_LP_SKIP for a blank or '#' comment line (n_fields = 0), or -EBADMSG with out->err set.
- * -EINVAL for NULL arguments. Leading and trailing blanks are ignored; sections are
- * separated by one or more spaces. */
+/* Parses one line (a trailing "\n" or "\r\n" is allowed; a '\n' elsewhere is a byte of the
+ * line). Returns 0 with out filled, SL_LP_SKIP for a blank or '#' comment line
+ * (n_fields = 0), or -EBADMSG with out->err set. -EINVAL for NULL arguments. Leading
+ * blanks, tabs and NULs and trailing blanks, tabs and '\r' are ignored; a space ends the
+ * measurement-and-tags and the field sections, and blanks, tabs and NULs after it are
+ * skipped (InfluxDB's whitespace). */
 int sl_lp_parse_line(const char *line, size_t len, const struct sl_lp_opts *opts,
 		     struct sl_lp_line *out);
 
@@ -123,10 +132,16 @@ struct sl_lp_counts {
 /* Called for each good line; a negative return stops the datagram and is passed back. */
 typedef int (*sl_lp_line_fn)(void *arg, const struct sl_lp_line *line);
 
-/* Splits buf at '\n' (a '\r' before it is dropped), parses every line into *work (its
- * scratch set by the caller, reused per line) and calls fn for the good ones. A bad line is
- * counted by reason and skipped; the rest of the datagram is still parsed. Returns 0, the
- * callback's negative value, or -EINVAL for NULL arguments. */
+/* Length of the first line of buf, without its '\n' (len when there is none). A '\n' ends
+ * the line unless it is inside a quoted string field value, or right after a backslash in
+ * a measurement, tag or field key: the parser's own grammar decides, so no text inside a
+ * string can ever start a line of its own. A comment line ends at its first '\n'. */
+size_t sl_lp_line_end(const char *buf, size_t len);
+
+/* Splits buf into lines (sl_lp_line_end; a '\r' before a line's '\n' is dropped), parses
+ * every line into *work (its scratch set by the caller, reused per line) and calls fn for
+ * the good ones. A bad line is counted by reason and skipped; the rest of the datagram is
+ * still parsed. Returns 0, the callback's negative value, or -EINVAL for NULL arguments. */
 int sl_lp_parse_datagram(const char *buf, size_t len, const struct sl_lp_opts *opts,
 			 struct sl_lp_line *work, sl_lp_line_fn fn, void *arg,
 			 struct sl_lp_counts *counts);

@@ -20,9 +20,7 @@ void nd_pend_finish(struct worker *w, uint32_t h)
 {
 	struct pend *p = &w->pend[h];
 	if (p->kind == PEND_SESS) {
-		nd_sess_finish(w, p);
-		p->used = false;
-		w->pend_free[w->n_pend_free++] = h;
+		nd_sess_finish(w, h); /* releases h, now or once earlier seqs are done */
 		return;
 	}
 	int32_t status = p->err ? p->err : p->stored == p->count ? 0 : -EINVAL;
@@ -642,6 +640,75 @@ static bool flush_point_msgs(struct worker *w)
 	return all;
 }
 
+/* Closes the slot's open batch short: the client will never send its missing points, so
+ * they count as rejected (-EPROTO in the ack, with the points stored), and the handle is
+ * released once the points already routed are accounted for. */
+static void ingest_abandon(struct worker *w, uint32_t slot)
+{
+	uint32_t h = w->slot_cur[slot];
+	w->slot_cur[slot] = UINT32_MAX;
+	struct pend *p = &w->pend[h];
+	sl_stats_add(w->st, SL_STAT_shm_batches_abandoned, 1);
+	pend_account(w, h, p->count - p->received, 0, -EPROTO);
+}
+
+/* Counts a record's reasons; true when it has any. */
+static bool ingest_count_bad(struct worker *w, uint8_t flags)
+{
+	if (flags == 0)
+		return false;
+	sl_stats_add(w->st, SL_STAT_bad_records, 1);
+	if (flags & SL_INGEST_BAD_FRAMING)
+		sl_stats_add(w->st, SL_STAT_shm_bad_framing, 1);
+	if (flags & SL_INGEST_BAD_KEY)
+		sl_stats_add(w->st, SL_STAT_shm_bad_key, 1);
+	if (flags & SL_INGEST_BAD_TYPE)
+		sl_stats_add(w->st, SL_STAT_shm_bad_type, 1);
+	if (flags & SL_INGEST_BAD_VALUE)
+		sl_stats_add(w->st, SL_STAT_shm_bad_value, 1);
+	return true;
+}
+
+/* One decoded record. The decoder owns the framing: a pending handle is taken only for a
+ * record that starts a well-framed batch (so its count is 1..ring_entries), points are
+ * accounted only to the batch they continue, and records of no batch touch no handle. */
+static void ingest_record(struct worker *w, uint32_t slot, const struct sl_ingest_rec *rec)
+{
+	bool bad = ingest_count_bad(w, rec->flags);
+	if (rec->flags & SL_INGEST_BAD_FRAMING)
+		return; /* no batch to account it to, nobody waits for an ack of it */
+	if (rec->starts_batch) {
+		if (w->slot_cur[slot] != UINT32_MAX)
+			ingest_abandon(w, slot);
+		uint32_t h = w->pend_free[--w->n_pend_free];
+		w->pend[h] = (struct pend){.used = true,
+					   .kind = PEND_SHM,
+					   .slot = slot,
+					   .batch_seq = rec->batch_seq,
+					   .count = rec->batch_count,
+					   .remaining = rec->batch_count,
+					   .t0_tsc = rte_rdtsc()};
+		w->slot_cur[slot] = h;
+		w->slot_inflight[slot]++;
+	}
+	uint32_t h = w->slot_cur[slot];
+	w->pend[h].received++;
+	if (rec->ends_batch)
+		w->slot_cur[slot] = UINT32_MAX; /* complete: its acks may free h from now on */
+	if (bad) {
+		sl_stats_add(w->st, SL_STAT_points_rejected, 1);
+		pend_account(w, h, 1, 0, -EINVAL);
+		return;
+	}
+	struct sl_point pt = {.series_id = sl_series_id((const char *)rec->key, rec->key_len),
+			      .ts = rec->ts,
+			      .type = rec->type,
+			      .value = rec->value,
+			      .key_len = rec->key_len,
+			      .key = (const char *)rec->key};
+	nd_route_point_wait(w, h, &pt);
+}
+
 static int poll_ingest(struct worker *w)
 {
 	struct sl_node *n = w->node;
@@ -653,59 +720,23 @@ static int poll_ingest(struct worker *w)
 		w->next_reap_tsc = tsc + w->tsc_hz / 100; /* every 10 ms */
 	for (uint32_t slot = w->idx; slot < n_slots; slot += n->n_workers) {
 		/* A slot is recycled for a new client only once nothing of the old one awaits
-		 * an ack, so no late ack can reach the next client. */
+		 * an ack (its open batch included), so no late ack can reach the next client. */
 		if (reap && w->slot_inflight[slot] == 0)
 			sl_ingest_reap_slot(n->ingest, slot);
-		uint32_t epoch = sl_ingest_slot_epoch(n->ingest, slot);
-		if (epoch != w->slot_epoch[slot]) {
-			w->slot_epoch[slot] = epoch;
-			w->slot_cur[slot] = UINT32_MAX; /* drop a half-read batch of the old client */
-		}
 		/* room for a whole burst: pending handles and outgoing messages */
 		if (w->n_pend_free < INGEST_BURST || !flush_point_msgs(w))
 			break;
 		int got = sl_ingest_poll(n->ingest, slot, w->recs, INGEST_BURST);
-		if (got <= 0)
-			continue;
-		work += got;
-		sl_stats_add(w->st, SL_STAT_points_in, (uint64_t)got);
-		for (int i = 0; i < got; i++) {
-			const struct sl_ingest_rec *rec = &w->recs[i];
-			uint32_t h;
-			if (rec->index == 0) {
-				h = w->pend_free[--w->n_pend_free];
-				w->pend[h] = (struct pend){.used = true,
-							   .kind = PEND_SHM,
-							   .slot = slot,
-							   .batch_seq = rec->batch_seq,
-							   .count = rec->batch_count,
-							   .remaining = rec->batch_count,
-							   .t0_tsc = rte_rdtsc()};
-				w->slot_cur[slot] = h;
-				w->slot_inflight[slot]++;
-			} else {
-				h = w->slot_cur[slot];
-				if (h == UINT32_MAX || !w->pend[h].used ||
-				    w->pend[h].batch_seq != rec->batch_seq) {
-					sl_stats_add(w->st, SL_STAT_bad_records, 1);
-					continue;
-				}
-			}
-			if (rec->flags != 0) {
-				sl_stats_add(w->st, SL_STAT_bad_records, 1);
-				sl_stats_add(w->st, SL_STAT_points_rejected, 1);
-				pend_account(w, h, 1, 0, -EINVAL);
-				continue;
-			}
-			struct sl_point pt = {
-				.series_id = sl_series_id((const char *)rec->key, rec->key_len),
-				.ts = rec->ts,
-				.type = rec->type,
-				.value = rec->value,
-				.key_len = rec->key_len,
-				.key = (const char *)rec->key};
-			nd_route_point_wait(w, h, &pt);
+		if (got > 0) {
+			work += got;
+			sl_stats_add(w->st, SL_STAT_points_in, (uint64_t)got);
+			for (int i = 0; i < got; i++)
+				ingest_record(w, slot, &w->recs[i]);
 		}
+		/* The decoder abandoned the batch we hold (a stray record, the published head
+		 * reached mid-batch, a corrupt ring): release it now, not never. */
+		if (w->slot_cur[slot] != UINT32_MAX && !sl_ingest_batch_open(n->ingest, slot))
+			ingest_abandon(w, slot);
 	}
 	flush_point_msgs(w);
 	return work;
@@ -800,6 +831,12 @@ static void worker_round(struct worker *w, bool take_new)
 	struct sl_node *n = w->node;
 	int work = 0;
 	nd_serve_ctl(w);
+	if (atomic_load_explicit(&w->debug_hold, memory_order_relaxed) &&
+	    !atomic_load_explicit(&n->stop, memory_order_relaxed)) {
+		/* tests only: a core that falls behind (a long checkpoint, a slow disk) */
+		rte_delay_us_sleep(1000);
+		return;
+	}
 	if (take_new && w->stalled == NULL) { /* after a WAL failure: read and refuse (-EIO) */
 		work += poll_ingest(w);
 		work += nd_poll_net(w);
@@ -846,6 +883,14 @@ int sl_node_worker_main(void *arg)
 		worker_round(w, false);
 		if (worker_quiet(w))
 			break;
+	}
+	/* A clean stop marks the log: recovery then tells damage in the last write from a
+	 * torn one. Not after a timeout or a WAL failure: that stop was not clean. */
+	if (worker_quiet(w) && !w->wal_failed) {
+		int rc = sl_wal_shutdown(w->wal);
+		if (rc < 0)
+			fprintf(stderr, "sluiced: core %u: WAL clean-shutdown record: %s\n", w->idx,
+				strerror(-rc));
 	}
 	return 0;
 }

@@ -388,6 +388,33 @@ static int ctl_wal_fault(struct sl_node *n, struct json_object *args,
 	return 0;
 }
 
+/* Tests only ([debug] fault_injection): worker args.core stops polling (args.hold true,
+ * the default) or resumes (false); it still answers ctl requests. A stand-in for a core
+ * that falls behind the others, so tests can complete batches out of order. */
+static int ctl_hold_core(struct sl_node *n, struct json_object *args,
+			 struct json_object **result, const char **err_code, char *err_msg,
+			 size_t err_len)
+{
+	if (!n->cfg.fault_injection)
+		CTL_ERR("forbidden", "debug_hold_core needs [debug] fault_injection = true");
+	struct json_object *v;
+	int64_t core = -1;
+	if (parse_time(args, "core", -1, &core) || core < 0 || core >= (int64_t)n->n_workers)
+		CTL_ERR("bad_request", "debug_hold_core needs args.core, a worker index 0..%u",
+			n->n_workers - 1);
+	bool hold = true;
+	if (args && json_object_object_get_ex(args, "hold", &v)) {
+		if (!json_object_is_type(v, json_type_boolean))
+			CTL_ERR("bad_request", "args.hold must be true or false");
+		hold = json_object_get_boolean(v);
+	}
+	atomic_store(&n->w[core].debug_hold, hold);
+	*result = json_object_new_object();
+	json_object_object_add(*result, "core", json_object_new_int((int)core));
+	json_object_object_add(*result, "hold", json_object_new_boolean(hold));
+	return 0;
+}
+
 int sl_node_ctl(void *node, const char *cmd, struct json_object *args,
 		struct json_object **result, const char **err_code, char *err_msg, size_t err_len)
 {
@@ -420,6 +447,8 @@ int sl_node_ctl(void *node, const char *cmd, struct json_object *args,
 	}
 	if (strcmp(cmd, "debug_wal_fault") == 0)
 		return ctl_wal_fault(n, args, result, err_code, err_msg, err_len);
+	if (strcmp(cmd, "debug_hold_core") == 0)
+		return ctl_hold_core(n, args, result, err_code, err_msg, err_len);
 	if (strcmp(cmd, "shutdown") == 0) {
 		sl_node_stop(n);
 		*result = json_object_new_object();

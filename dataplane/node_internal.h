@@ -28,6 +28,7 @@
 #include "arena.h"
 #include "batch.h"
 #include "consensus.h"
+#include "frag.h"
 #include "ingest.h"
 #include "lineproto.h"
 #include "pkt.h"
@@ -66,6 +67,8 @@
 #define NO_ACK UINT32_MAX /* points that nobody waits for (line protocol) */
 #define RX_BURST 32
 #define NET_UDP_PAYLOAD_MAX 1472 /* UDP payload of a 1500-byte IPv4 frame */
+#define NETQ_SIZE 1024 /* frames other workers handed to this one, waiting */
+#define FRAG_FLAT_BYTES (SL_PKT_ETH_HDR + 65535) /* a reassembled datagram, contiguous */
 #define ENTRY_HDR 25 /* kind u8, region u32, term u64, index u64, type u32 */
 
 enum { XMSG_POINTS = 1, XMSG_ACK = 2, XMSG_READ = 3, XMSG_READ_RESULT = 4 };
@@ -182,6 +185,7 @@ struct pend {
 	uint64_t batch_seq; /* shm: the client's batch; session: the seq */
 	uint64_t session_id;
 	uint32_t count, remaining, stored;
+	uint32_t received; /* shm: records of the batch read so far */
 	uint64_t t0_tsc;
 	struct reply_addr ra;
 };
@@ -248,9 +252,8 @@ struct worker {
 	struct pend *pend;
 	uint32_t *pend_free;
 	uint32_t n_pend_free;
-	uint32_t slot_cur[256];      /* pending handle of the batch being read per slot */
+	uint32_t slot_cur[256];      /* pending handle of the slot's open batch, or UINT32_MAX */
 	uint32_t slot_inflight[256]; /* batches of the slot awaiting their ack */
-	uint32_t slot_epoch[256];    /* the slot's client generation we are reading */
 	uint64_t next_reap_tsc;
 	struct lsn_rec *lsnq;
 	uint32_t lsn_head, lsn_len, lsn_durable; /* durable = entries handed to persisted() */
@@ -272,7 +275,15 @@ struct worker {
 	void *sess_mem;
 	struct sessq_ent *sessq;
 	uint32_t sessq_head, sessq_len;
+	/* IPv4 reassembly: this worker's table. netq: frames other workers hand over (a
+	 * datagram's fragments meet on one worker, a session's datagrams on its worker,
+	 * whatever queue the device put them on); flat: a chained datagram made contiguous */
+	struct sl_frag frag;
+	struct sl_frag_counts frag_published;
+	struct rte_ring *netq;
+	uint8_t *flat;
 	int64_t next_expire_ns;
+	atomic_bool debug_hold; /* tests only (debug_hold_core): the core stands still */
 } __rte_cache_aligned;
 
 struct sl_node {
@@ -310,7 +321,7 @@ void nd_route_point_wait(struct worker *w, uint32_t handle, const struct sl_poin
 void nd_checkpoint_step(struct worker *w);
 void nd_net_send_udp(struct worker *w, const struct reply_addr *ra, const uint8_t *payload,
 		     size_t len);
-void nd_sess_finish(struct worker *w, struct pend *p);
+void nd_sess_finish(struct worker *w, uint32_t h);
 void nd_sess_durable(struct worker *w, uint64_t durable);
 void nd_read_serve(struct worker *w, struct xmsg *x);
 int nd_poll_net(struct worker *w);

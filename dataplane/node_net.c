@@ -6,9 +6,6 @@
 
 /* ---------------------------------------------------------------- network front door */
 
-_Static_assert(SL_STAT_drop_unsupported_proto - SL_STAT_drop_truncated ==
-		       SL_PKT_DROP_UNSUPPORTED_PROTO - SL_PKT_DROP_TRUNCATED,
-	       "per-reason packet drop counters follow enum sl_pkt_drop");
 _Static_assert(SL_STAT_lp_scratch - SL_STAT_lp_syntax_measurement ==
 		       SL_LP_ERR_SCRATCH - SL_LP_ERR_SYNTAX_MEASUREMENT,
 	       "per-reason line protocol counters follow enum sl_lp_err");
@@ -105,22 +102,26 @@ static void sess_send_ack(struct worker *w, const struct reply_addr *ra,
 	sl_stats_add(w->st, SL_STAT_acks_sent, 1);
 }
 
-/* The points of an accepted batch are all applied (or failed): log the session record;
- * its durability is the batch's acknowledgement (docs/protocol.md). */
-void nd_sess_finish(struct worker *w, struct pend *p)
+/* Seq will not be made durable now: the session expects it again (and drops completions
+ * of later seqs); a client at level 1 or 2 is told why. */
+static void sess_fail(struct worker *w, const struct pend *p, uint8_t status)
 {
-	struct sl_sess_ack ack = {.session_id = p->session_id, .seq = p->batch_seq};
-	if (p->err || w->wal_failed || w->sessq_len == SESSQ_SIZE) {
-		sl_sess_on_abort(&w->sess, p->session_id, p->batch_seq);
-		ack.status = w->sessq_len == SESSQ_SIZE && !p->err && !w->wal_failed
-				     ? SL_SESS_ST_BUSY
-				     : SL_SESS_ST_STORAGE_ERROR;
-		if (p->level != SL_SESS_LEVEL_NONE)
-			sess_send_ack(w, &p->ra, &ack);
+	sl_sess_on_abort(&w->sess, p->session_id, p->batch_seq);
+	struct sl_sess_ack ack = {.session_id = p->session_id, .seq = p->batch_seq, .status = status};
+	if (p->level != SL_SESS_LEVEL_NONE)
+		sess_send_ack(w, &p->ra, &ack);
+}
+
+/* Logs the session record of a batch whose points are all applied and whose earlier seqs
+ * are all recorded; its durability is the batch's acknowledgement (docs/protocol.md). */
+static void sess_record(struct worker *w, const struct pend *p)
+{
+	if (w->wal_failed || w->sessq_len == SESSQ_SIZE) {
+		sess_fail(w, p, w->wal_failed ? SL_SESS_ST_STORAGE_ERROR : SL_SESS_ST_BUSY);
 		return;
 	}
 	uint8_t b[SESSION_REC_BYTES];
-	b[0] = 3;
+	b[0] = WAL_REC_SESSION;
 	sl_put_u64(b + 1, p->session_id);
 	sl_put_u64(b + 9, p->batch_seq);
 	sl_put_u32(b + 17, p->stored);
@@ -129,14 +130,53 @@ void nd_sess_finish(struct worker *w, struct pend *p)
 	int rc = nd_wal_append_wait(w, WAL_REC_SESSION, NULL, 0, b, sizeof(b), &lsn);
 	if (rc != 0) {
 		nd_wal_fail(w, rc);
-		sl_sess_on_abort(&w->sess, p->session_id, p->batch_seq);
-		ack.status = SL_SESS_ST_STORAGE_ERROR;
-		sess_send_ack(w, &p->ra, &ack);
+		sess_fail(w, p, SL_SESS_ST_STORAGE_ERROR);
 		return;
 	}
 	w->sessq[(w->sessq_head + w->sessq_len++) % SESSQ_SIZE] =
 		(struct sessq_ent){lsn,	     p->session_id, p->batch_seq, p->t0_tsc,
 				   p->stored, p->count,	    p->level,	  p->ra};
+}
+
+static void sess_pend_release(struct worker *w, uint32_t h)
+{
+	w->pend[h].used = false;
+	w->pend_free[w->n_pend_free++] = h;
+}
+
+/* The points of accepted batch h are all applied (or failed). Its points went to several
+ * cores, so a later seq of the session can get here first: its record then waits (the
+ * pending batch stays allocated) until every earlier seq is recorded, else the record and
+ * the cumulative ACK would claim an earlier seq that a crash can still lose. */
+void nd_sess_finish(struct worker *w, uint32_t h)
+{
+	struct pend *p = &w->pend[h];
+	uint64_t sid = p->session_id;
+	int v;
+	if (p->err || w->wal_failed) {
+		sess_fail(w, p, SL_SESS_ST_STORAGE_ERROR);
+		v = SL_SESS_DONE_DROP;
+	} else {
+		v = sl_sess_on_complete(&w->sess, sid, p->batch_seq, p->level, h);
+		if (v == SL_SESS_DONE_HOLD) {
+			sl_stats_add(w->st, SL_STAT_sess_held, 1);
+			return;
+		}
+		/* a handle is held at most once: it stays in use until it is handed back */
+		SL_ASSERT(v != -EINVAL);
+		if (v == -ENOSPC)
+			sess_fail(w, p, SL_SESS_ST_BUSY); /* cannot wait: the client retries */
+	}
+	/* bounded: each held handle comes back once */
+	for (uint32_t n = 0; n <= PEND_MAX; n++) {
+		if (v == SL_SESS_DONE_RECORD)
+			sess_record(w, &w->pend[h]);
+		sess_pend_release(w, h);
+		uint64_t seq;
+		v = sl_sess_next_done(&w->sess, sid, &seq, &h);
+		if (v != SL_SESS_DONE_RECORD && v != SL_SESS_DONE_DROP)
+			break;
+	}
 }
 
 /* Session records durable up to `durable`: acknowledge their batches. */
@@ -358,6 +398,162 @@ static void net_udp(struct worker *w, const struct sl_pkt_info *in, uint16_t por
 	sl_stats_add(w->st, SL_STAT_udp_no_listener, 1);
 }
 
+static void count_drop(struct worker *w, enum sl_pkt_drop reason)
+{
+	sl_stats_add(w->st, SL_STAT_pkts_dropped, 1);
+	if (reason >= SL_PKT_DROP_TRUNCATED && reason <= SL_PKT_DROP_FRAGMENT_OVERSIZE)
+		sl_stats_add(w->st,
+			     (enum sl_stat)(SL_STAT_drop_truncated + (reason - SL_PKT_DROP_TRUNCATED)),
+			     1);
+}
+
+/* ------------------------------------------- reassembly and hand-over between workers */
+
+_Static_assert(SL_STAT_drop_fragment_oversize - SL_STAT_drop_truncated ==
+		       SL_PKT_DROP_FRAGMENT_OVERSIZE - SL_PKT_DROP_TRUNCATED,
+	       "per-reason packet drop counters follow enum sl_pkt_drop");
+
+/* Fibonacci hashing of a key onto n workers: the high bits mix every key bit. */
+static unsigned owner_of(uint64_t key, unsigned n)
+{
+	return (unsigned)(((key * 0x9e3779b97f4a7c15ull) >> 32) % n);
+}
+
+/* The worker that reassembles a datagram: a function of what every fragment carries
+ * (addresses and IP id: the reassembly key), never of the UDP ports only the first
+ * fragment has. */
+static unsigned frag_owner(const struct sl_pkt_info *in, unsigned n)
+{
+	return owner_of(((uint64_t)in->src_ip << 32 | in->dst_ip) ^ in->ip_id, n);
+}
+
+/* The worker of a session's table: a function of the client's address and port, so the
+ * whole datagrams and the reassembled ones of a client meet there, whichever queue the
+ * device (which hashes fragments without their ports) put them on. */
+static unsigned sess_owner(const struct sl_pkt_info *in, unsigned n)
+{
+	return owner_of((uint64_t)in->src_ip << 16 | in->src_port, n);
+}
+
+/* Hands m (a frame, or a reassembled chained datagram) to worker `owner`. */
+static void net_handoff(struct worker *w, unsigned owner, const struct sl_port *p,
+			struct rte_mbuf *m, enum sl_stat what)
+{
+	m->port = p->port_id; /* the owner serves it as this port's */
+	if (rte_ring_mp_enqueue(w->node->w[owner].netq, m) != 0) {
+		sl_stats_add(w->st, SL_STAT_handoff_full, 1);
+		sl_stats_add(w->st, SL_STAT_pkts_dropped, 1);
+		rte_pktmbuf_free(m);
+		return;
+	}
+	sl_stats_add(w->st, what, 1);
+}
+
+/* A UDP datagram for us (in: its classification; m holds it): served here, or handed to
+ * its session's worker when the port has several queues. true when m was handed over
+ * (it is not the caller's any more). */
+static bool net_udp_here_or_handoff(struct worker *w, uint16_t port, struct rte_mbuf *m,
+				    const struct sl_pkt_info *in)
+{
+	const struct sl_port *p = &w->node->ports.p[port];
+	if (in->dst_port == w->node->cfg.session_port && p->n_queues > 1) {
+		unsigned owner = sess_owner(in, p->n_queues);
+		if (owner != w->idx) {
+			net_handoff(w, owner, p, m, SL_STAT_sess_handoffs);
+			return true;
+		}
+	}
+	net_udp(w, in, port);
+	return false;
+}
+
+/* Classifies a chained datagram through the worker's flat buffer. */
+static enum sl_pkt_verdict classify_chain(struct worker *w, const struct rte_mbuf *d,
+					  struct sl_pkt_info *in)
+{
+	const uint8_t *buf = rte_pktmbuf_read(d, 0, d->pkt_len, w->flat);
+	return sl_pkt_classify(buf, buf != NULL ? d->pkt_len : 0, &w->node->local, in);
+}
+
+/* A fragment on its owning worker: add it; a complete datagram (its UDP checksum covers
+ * every fragment, checked here) is served like any datagram, on the line protocol and
+ * session ports only. */
+static void net_reassemble(struct worker *w, uint16_t port, struct rte_mbuf *m,
+			   const struct sl_pkt_info *in)
+{
+	struct sl_node *n = w->node;
+	struct rte_mbuf *d = sl_frag_add(&w->frag, m, in, rte_rdtsc());
+	if (d == NULL)
+		return;
+	struct sl_pkt_info dg;
+	if (classify_chain(w, d, &dg) != SL_PKT_UDP_FOR_US)
+		count_drop(w, dg.reason);
+	else if (dg.dst_port != n->cfg.line_port && dg.dst_port != n->cfg.session_port)
+		count_drop(w, SL_PKT_DROP_FRAGMENT); /* other ports take no fragments */
+	else if (net_udp_here_or_handoff(w, port, d, &dg))
+		return;
+	rte_pktmbuf_free(d);
+}
+
+/* A fragment off the wire: with several RX queues its siblings may come in on other
+ * queues, so it goes to the datagram's owner. */
+static void net_fragment(struct worker *w, uint16_t port, struct rte_mbuf *m,
+			 const struct sl_pkt_info *in)
+{
+	const struct sl_port *p = &w->node->ports.p[port];
+	if (w->frag.tbl == NULL) { /* [net] frag_max_flows = 0 */
+		count_drop(w, SL_PKT_DROP_FRAGMENT);
+		rte_pktmbuf_free(m);
+		return;
+	}
+	unsigned owner = p->n_queues > 1 ? frag_owner(in, p->n_queues) : w->idx;
+	if (owner == w->idx)
+		net_reassemble(w, port, m, in);
+	else
+		net_handoff(w, owner, p, m, SL_STAT_frag_handoffs);
+}
+
+/* What other workers handed here (fragments of datagrams this worker reassembles,
+ * datagrams of sessions it holds); timed-out datagrams; the table's counters. */
+static int net_handoff_poll(struct worker *w)
+{
+	struct sl_node *n = w->node;
+	unsigned got = 0;
+	if (w->netq != NULL) {
+		struct rte_mbuf *ms[RX_BURST];
+		got = rte_ring_dequeue_burst(w->netq, (void **)ms, RX_BURST, NULL);
+		for (unsigned k = 0; k < got; k++) {
+			struct rte_mbuf *m = ms[k];
+			uint16_t port = 0;
+			while (port + 1 < n->ports.n && n->ports.p[port].port_id != m->port)
+				port++;
+			/* classified by the worker that handed it over: the same verdict again */
+			struct sl_pkt_info in;
+			enum sl_pkt_verdict v = classify_chain(w, m, &in);
+			if (v == SL_PKT_UDP_FRAGMENT_FOR_US && m->nb_segs == 1 && w->frag.tbl) {
+				net_reassemble(w, port, m, &in);
+				continue;
+			}
+			if (v == SL_PKT_UDP_FOR_US)
+				net_udp(w, &in, port);
+			else
+				count_drop(w, in.reason);
+			rte_pktmbuf_free(m);
+		}
+	}
+	if (w->frag.tbl == NULL)
+		return (int)got;
+	sl_frag_expire(&w->frag, rte_rdtsc());
+	struct sl_frag_counts *c = &w->frag.c, *o = &w->frag_published;
+	sl_stats_add(w->st, SL_STAT_frag_rx, c->fragments - o->fragments);
+	sl_stats_add(w->st, SL_STAT_frag_reassembled, c->reassembled - o->reassembled);
+	sl_stats_add(w->st, SL_STAT_frag_expired, c->expired - o->expired);
+	sl_stats_add(w->st, SL_STAT_frag_table_full, c->table_full - o->table_full);
+	sl_stats_add(w->st, SL_STAT_frag_bad, c->bad - o->bad);
+	*o = *c;
+	return (int)got;
+}
+
 int nd_poll_net(struct worker *w)
 {
 	struct sl_node *n = w->node;
@@ -384,7 +580,8 @@ int nd_poll_net(struct worker *w)
 								rte_pktmbuf_data_len(m), &n->local, &in);
 			switch (v) {
 			case SL_PKT_UDP_FOR_US:
-				net_udp(w, &in, i);
+				if (net_udp_here_or_handoff(w, i, m, &in))
+					continue; /* its session lives on another worker */
 				break;
 			case SL_PKT_ARP_REQUEST_FOR_US:
 				sl_pkt_arp_insert(&w->arp, in.src_ip, in.src_mac, (int64_t)nd_now_ns());
@@ -396,21 +593,18 @@ int nd_poll_net(struct worker *w)
 			case SL_PKT_ICMP_ECHO_FOR_US:
 				net_reply(w, p, q, &in, false);
 				break;
+			case SL_PKT_UDP_FRAGMENT_FOR_US:
+				net_fragment(w, i, m, &in);
+				continue; /* m is the table's, another worker's or freed */
 			case SL_PKT_DROP:
 			default:
-				sl_stats_add(w->st, SL_STAT_pkts_dropped, 1);
-				if (in.reason >= SL_PKT_DROP_TRUNCATED &&
-				    in.reason <= SL_PKT_DROP_UNSUPPORTED_PROTO)
-					sl_stats_add(w->st,
-						     (enum sl_stat)(SL_STAT_drop_truncated +
-								    (in.reason - SL_PKT_DROP_TRUNCATED)),
-						     1);
+				count_drop(w, in.reason);
 				break;
 			}
 			rte_pktmbuf_free(m);
 		}
 	}
-	return work;
+	return work + net_handoff_poll(w);
 }
 
 /* Line protocol counters live in the parser's struct; publish their growth. */

@@ -94,39 +94,61 @@ static int sessions_load(struct worker *w, char *err, size_t err_len)
 	return rc;
 }
 
+/* The raft base record of a region's snapshot (sl_rlog_base_format): the new snapshot's
+ * index and term and the previous snapshot's, written and made durable (directory
+ * included) before the new snapshot is renamed in, so either snapshot finds its own term. */
 static int write_term_file(struct sl_node *n, const struct region *r, uint64_t index,
 			   uint64_t term)
 {
-	char tmp[SL_CFG_PATH_MAX + 64], fin[SL_CFG_PATH_MAX + 64];
+	char tmp[SL_CFG_PATH_MAX + 64], fin[SL_CFG_PATH_MAX + 64], dir[SL_CFG_PATH_MAX + 16];
+	char rec[96];
 	snap_path(n, r->id, tmp, sizeof(tmp), ".term.tmp");
 	snap_path(n, r->id, fin, sizeof(fin), ".term");
-	FILE *f = fopen(tmp, "w");
-	if (f == NULL)
+	snprintf(dir, sizeof(dir), "%s/snap", n->cfg.data_dir);
+	int len = sl_rlog_base_format(rec, sizeof(rec), index, term, r->snapshot_index,
+				      r->snapshot_term);
+	if (len < 0)
+		return len;
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0640);
+	if (fd < 0)
 		return -errno;
-	fprintf(f, "%" PRIu64 " %" PRIu64 "\n", index, term);
-	int rc = fflush(f) == 0 && fdatasync(fileno(f)) == 0 ? 0 : -errno;
-	fclose(f);
+	int rc = write(fd, rec, (size_t)len) == len && fdatasync(fd) == 0 ? 0 : -EIO;
+	close(fd);
 	if (rc == 0 && rename(tmp, fin) != 0)
 		rc = -errno;
 	if (rc != 0)
-		unlink(tmp);
-	return rc;
+		unlink(tmp); /* a failed write leaves nothing behind */
+	return rc == 0 ? fsync_dir(dir) : rc;
 }
 
-static uint64_t read_term_file(struct sl_node *n, const struct region *r, uint64_t index)
+/* The term of exactly the snapshot's index, from its base record; no guess: a term of
+ * another index (a newer snapshot's, left by a crash before its rename) would give the
+ * protocol a log whose base term is wrong. */
+static int read_term_file(struct sl_node *n, const struct region *r, uint64_t index,
+			  uint64_t *term, char *err, size_t err_len)
 {
-	char fin[SL_CFG_PATH_MAX + 64];
+	char fin[SL_CFG_PATH_MAX + 64], rec[128];
 	snap_path(n, r->id, fin, sizeof(fin), ".term");
 	FILE *f = fopen(fin, "r");
-	uint64_t i = 0, t = 0;
-	if (f != NULL) {
-		if (fscanf(f, "%" SCNu64 " %" SCNu64, &i, &t) != 2)
-			t = 0;
-		fclose(f);
+	if (f == NULL) {
+		int e = errno;
+		snprintf(err, err_len,
+			 "%s: %s; the raft term of snapshot index %" PRIu64
+			 " is unknown; refusing to start",
+			 fin, strerror(e), index);
+		return -e;
 	}
-	/* a crash between the term file and the snapshot leaves a newer term file: its term
-	 * bounds the snapshot's from above, which is all a one-node group needs */
-	return i >= index ? t : 0;
+	size_t got = fread(rec, 1, sizeof(rec) - 1, f);
+	bool more = fgetc(f) != EOF;
+	fclose(f);
+	rec[got] = '\0';
+	int rc = more ? -EBADMSG : sl_rlog_base_term(rec, index, term);
+	if (rc != 0)
+		snprintf(err, err_len,
+			 "%s: %s for snapshot index %" PRIu64 "; the raft term of the snapshot "
+			 "is unknown; refusing to start",
+			 fin, rc == -ENOENT ? "no term recorded" : "unreadable term record", index);
+	return rc;
 }
 
 static int region_snapshot(struct sl_node *n, struct region *r)
@@ -144,10 +166,12 @@ static int region_snapshot(struct sl_node *n, struct region *r)
 	close(fd);
 	uint64_t term = 0;
 	if (rc == 0 && r->reads_log) {
-		/* the log's base term, for the protocol after a restart: written first */
-		if (sl_rlog_term(&r->rlog, r->applied_index, &term) != 0)
-			term = r->hs.term;
-		rc = write_term_file(n, r, r->applied_index, term);
+		/* the log's base term, for the protocol after a restart: written first. The
+		 * log holds every index from its base on, so a miss means no exact term: no
+		 * snapshot then rather than one with a guessed term */
+		rc = sl_rlog_term(&r->rlog, r->applied_index, &term);
+		if (rc == 0)
+			rc = write_term_file(n, r, r->applied_index, term);
 	}
 	if (rc == 0 && rename(tmp, fin) != 0)
 		rc = -errno;
@@ -244,6 +268,10 @@ struct replay_ctx {
 	struct sl_node *n;
 	struct worker *w;
 	uint64_t entries, points, skipped, bad, sessions;
+	/* a raft entry that could not be put back into its region's log stops recovery */
+	int fail_rc;
+	uint32_t fail_region;
+	uint64_t fail_index, fail_last;
 };
 
 static int replay_record(void *arg, uint64_t lsn, uint16_t type, const uint8_t *p, uint32_t len)
@@ -284,9 +312,19 @@ static int replay_record(void *arg, uint64_t lsn, uint16_t type, const uint8_t *
 			return 0;
 		}
 		struct sl_cons_entry e = {term, index, 0, etype, len - ENTRY_HDR, p + ENTRY_HDR};
-		if (sl_rlog_append(&r->rlog, &e) != 0) {
-			c->bad++;
-			return 0;
+		struct sl_batch_iter it;
+		/* validated here, at the file boundary: apply trusts committed entries */
+		int rc = etype == SL_CONS_ENTRY_NORMAL && sl_batch_iter_init(&it, e.data, e.len) != 0
+				 ? -EBADMSG
+				 : sl_rlog_append(&r->rlog, &e);
+		if (rc != 0) {
+			/* skipping it would drop it and every later entry of the region (each
+			 * then lands past the log's end): acknowledged writes among them */
+			c->fail_rc = rc;
+			c->fail_region = region;
+			c->fail_index = index;
+			c->fail_last = sl_rlog_last(&r->rlog);
+			return rc;
 		}
 		r->last_index = index;
 		c->entries++;
@@ -407,10 +445,31 @@ static int region_load_snapshot(struct sl_node *n, struct region *r, char *err, 
 	}
 	r->applied_index = r->snapshot_index = r->last_index = idx;
 	if (r->reads_log) {
-		r->snapshot_term = read_term_file(n, r, idx);
+		rc = read_term_file(n, r, idx, &r->snapshot_term, err, err_len);
+		if (rc != 0)
+			return rc;
 		sl_rlog_compact(&r->rlog, idx, r->snapshot_term);
 	}
 	return 0;
+}
+
+/* Raft refused the recovered log for an entry it could never carry or apply (written
+ * under larger limits, or damaged): name it. */
+static void region_report_oversized(const struct region *r, char *err, size_t err_len)
+{
+	uint32_t max = sl_raft_max_entry_bytes(&r->raft_opts);
+	for (uint64_t i = sl_rlog_first(&r->rlog); i <= sl_rlog_last(&r->rlog); i++) {
+		struct sl_cons_entry e;
+		if (sl_rlog_entry(&r->rlog, i, &e) == 0 && e.len > max) {
+			snprintf(err, err_len,
+				 "region %u: raft log entry at index %" PRIu64 " holds %u bytes, "
+				 "more than raft accepts (%u); refusing to start",
+				 r->id, i, e.len, max);
+			return;
+		}
+	}
+	snprintf(err, err_len, "region %u: raft refused the recovered log (%s); refusing to start",
+		 r->id, strerror(EMSGSIZE));
 }
 
 /* raft log copies come from the owning core's arena */
@@ -447,15 +506,16 @@ static int worker_init(struct sl_node *n, struct worker *w, char *err, size_t er
 	for (unsigned d = 0; d < n->n_workers; d++)
 		if ((w->ack_backlog[d] = calloc(ACK_BACKLOG, sizeof(struct xack))) == NULL)
 			w->sessq = NULL; /* reported below */
-	w->sess_mem = malloc(sl_sess_table_mem_bytes(SESS_CAPACITY));
+	w->sess_mem = malloc(sl_sess_table_mem_bytes(SESS_CAPACITY, PEND_MAX));
 	struct sl_sess_config scfg = {.capacity = SESS_CAPACITY,
 				      .window = 1024,
 				      .idle_timeout_ns = 600ll * 1000000000ll,
 				      .keep_min_ns = 60ll * 1000000000ll,
 				      .incarnation = ((uint64_t)time(NULL) << 16) ^ w->idx,
-				      .hash_seed = rte_rdtsc()};
+				      .hash_seed = rte_rdtsc(),
+				      .hold_max = PEND_MAX /* cookies are pending handles */};
 	if (w->sess_mem == NULL || w->sessq == NULL ||
-	    sl_sess_table_init(&w->sess, w->sess_mem, sl_sess_table_mem_bytes(SESS_CAPACITY),
+	    sl_sess_table_init(&w->sess, w->sess_mem, sl_sess_table_mem_bytes(SESS_CAPACITY, PEND_MAX),
 			       &scfg) != 0) {
 		snprintf(err, err_len, "out of memory for the session table");
 		return -ENOMEM;
@@ -468,6 +528,26 @@ static int worker_init(struct sl_node *n, struct worker *w, char *err, size_t er
 		w->pend_free[w->n_pend_free++] = PEND_MAX - 1 - i;
 	for (size_t i = 0; i < SL_ARRAY_LEN(w->slot_cur); i++)
 		w->slot_cur[i] = UINT32_MAX;
+	w->flat = malloc(FRAG_FLAT_BYTES);
+	snprintf(path, sizeof(path), "sl_net_%u", w->idx);
+	w->netq = n->n_workers > 1 ? rte_ring_create(path, NETQ_SIZE, SOCKET_ID_ANY, RING_F_SC_DEQ)
+				   : NULL;
+	if (w->flat == NULL || (n->n_workers > 1 && w->netq == NULL)) {
+		snprintf(err, err_len, "worker %u: hand-over ring %s: %s", w->idx, path,
+			 rte_strerror(rte_errno));
+		return -ENOMEM;
+	}
+	if (n->cfg.frag_max_flows > 0) {
+		uint64_t ticks = (uint64_t)n->cfg.frag_timeout_ms * w->tsc_hz / 1000;
+		rc = sl_frag_init(&w->frag, n->cfg.frag_max_flows, ticks ? ticks : 1, SOCKET_ID_ANY);
+		if (rc != 0) {
+			snprintf(err, err_len,
+				 "worker %u: IPv4 reassembly table for [net] frag_max_flows = %u: %s "
+				 "(lower it or raise [eal] memory_mb)",
+				 w->idx, n->cfg.frag_max_flows, rte_strerror(rte_errno));
+			return rc;
+		}
+	}
 	snprintf(path, sizeof(path), "sl_ctl_%u", w->idx);
 	w->ctlq = rte_ring_create(path, CTLQ_SIZE, SOCKET_ID_ANY, RING_F_SC_DEQ);
 	if (w->ctlq == NULL) {
@@ -522,22 +602,41 @@ static int worker_init(struct sl_node *n, struct worker *w, char *err, size_t er
 	struct sl_wal_recovery rep;
 	memset(&rep, 0, sizeof(rep));
 	rc = sl_wal_recover(w->wal, replay_record, &ctx, &rep);
-	if (rc != 0) {
+	if (rc != 0 && ctx.fail_rc != 0) {
+		char why[96];
+		if (ctx.fail_rc == -EINVAL)
+			snprintf(why, sizeof(why),
+				 "entries are missing: the log ends at index %" PRIu64,
+				 ctx.fail_last);
+		else if (ctx.fail_rc == -EBADMSG)
+			snprintf(why, sizeof(why), "its batch does not decode");
+		else
+			snprintf(why, sizeof(why), "%s", strerror(-ctx.fail_rc));
 		snprintf(err, err_len,
-			 "WAL %s: recovery failed (%s): %s. Set [wal] salvage = true to cut the "
-			 "log at the damage (losing what follows it)",
-			 path, strerror(-rc),
-			 rc == -EBADMSG ? "corruption in the middle of the log" : "I/O error");
+			 "WAL %s: region %u: raft log entry at index %" PRIu64
+			 " cannot be put back into the log (%s); refusing to start",
+			 path, ctx.fail_region, ctx.fail_index, why);
+		return rc;
+	}
+	if (rc != 0) {
+		char why[384];
+		sl_wal_explain(path, rc, &rep, why, sizeof(why));
+		snprintf(err, err_len, "%s%s", why,
+			 rc == -EBADMSG ? ". Refusing to start; [wal] salvage = true cuts the log "
+					  "there, losing those lsns"
+					: "");
 		return rc;
 	}
 	n->recovered_entries += ctx.entries;
 	n->recovered_points += ctx.points;
 	if (rep.torn_tail_cut || rep.salvaged)
 		fprintf(stderr,
-			"sluiced: WAL %s: %s at %s offset %" PRIu64 " (%s); log cut there\n", path,
-			rep.salvaged ? "corruption salvaged" : "torn tail of an unfinished write",
-			rep.bad_segment, rep.bad_offset,
-			rep.salvaged ? "data after it is lost" : "nothing there was acknowledged");
+			"sluiced: WAL %s/%s offset %" PRIu64 ": %s (%s); log cut there, lsn %" PRIu64
+			" on %s\n",
+			path, rep.bad_segment, rep.bad_offset, sl_wal_bad_str(rep.reason),
+			rep.salvaged ? "damage salvaged" : "torn tail of an unfinished write",
+			rep.risk_first_lsn,
+			rep.salvaged ? "lost" : "dropped (never acknowledged)");
 	if (rep.records > 0)
 		fprintf(stderr, "sluiced: WAL %s: %" PRIu64 " records replayed (%" PRIu64
 				" entries, %" PRIu64 " points applied, %" PRIu64 " already in snapshots)\n",
@@ -581,6 +680,10 @@ static int worker_init(struct sl_node *n, struct worker *w, char *err, size_t er
 		}
 		cc.log = &r->view;
 		rc = r->ops->create(&cc, &r->cons);
+		if (rc == -EMSGSIZE && r->reads_log) {
+			region_report_oversized(r, err, err_len);
+			return rc;
+		}
 		if (rc != 0) {
 			snprintf(err, err_len, "region %u: protocol %s: %s", r->id,
 				 n->cfg.protocol, strerror(-rc));
@@ -686,7 +789,12 @@ int sl_node_create(const struct sl_config *cfg, const struct sl_node_env *env,
 		snprintf(err, err_len, "[net] precision '%s' not understood", cfg->precision);
 		goto fail;
 	}
-	rc = sl_ports_init(&n->ports, (uint16_t)n->n_workers, cfg->mbufs, err, err_len);
+	/* the pool also holds what the reassembly tables may keep, so a flood of incomplete
+	 * datagrams cannot take the buffers that receive everything else */
+	uint64_t mbufs = cfg->mbufs + (uint64_t)n->n_workers * cfg->frag_max_flows *
+					      SL_FRAG_MAX_FRAGS;
+	rc = sl_ports_init(&n->ports, (uint16_t)n->n_workers,
+			   (uint32_t)(mbufs < UINT32_MAX ? mbufs : UINT32_MAX), err, err_len);
 	if (rc != 0)
 		goto fail;
 	if (n->ports.n > 0) {
@@ -753,6 +861,12 @@ void sl_node_destroy(struct sl_node *n)
 		for (unsigned d = 0; d < n->n_workers; d++)
 			free(w->ack_backlog[d]);
 		rte_ring_free(w->ctlq);
+		sl_frag_fini(&w->frag);
+		free(w->flat);
+		struct rte_mbuf *m;
+		while (w->netq != NULL && rte_ring_dequeue(w->netq, (void **)&m) == 0)
+			rte_pktmbuf_free(m);
+		rte_ring_free(w->netq);
 		for (unsigned d = 0; d < n->n_workers; d++)
 			rte_ring_free(w->out[d]);
 	}

@@ -27,6 +27,8 @@ static const char *const drop_names[SL_PKT_DROP_COUNT] = {
     [SL_PKT_DROP_BAD_ICMP] = "bad_icmp",
     [SL_PKT_DROP_ICMP_NOT_ECHO] = "icmp_not_echo",
     [SL_PKT_DROP_UNSUPPORTED_PROTO] = "unsupported_proto",
+    [SL_PKT_DROP_BAD_FRAGMENT] = "bad_fragment",
+    [SL_PKT_DROP_FRAGMENT_OVERSIZE] = "fragment_oversize",
 };
 
 const char *sl_pkt_drop_name(int reason)
@@ -44,6 +46,7 @@ const char *sl_pkt_verdict_name(int verdict)
 	    [SL_PKT_ARP_REQUEST_FOR_US] = "arp_request_for_us",
 	    [SL_PKT_ARP_REPLY] = "arp_reply",
 	    [SL_PKT_ICMP_ECHO_FOR_US] = "icmp_echo_for_us",
+	    [SL_PKT_UDP_FRAGMENT_FOR_US] = "udp_fragment_for_us",
 	};
 	if (verdict < 0 || (size_t)verdict >= SL_ARRAY_LEN(names))
 		return "unknown";
@@ -174,6 +177,25 @@ static enum sl_pkt_verdict classify_icmp(const uint8_t *m, size_t n, struct sl_p
 	return accept(out, SL_PKT_ICMP_ECHO_FOR_US);
 }
 
+/* What one fragment can be checked for; the reassembly table (frag.c) relies on it: data
+ * in every fragment, 8-byte units in all but the last, nothing past 65535 bytes (the
+ * reassembled total length must fit its 16-bit field). Only UDP is reassembled. */
+static enum sl_pkt_verdict classify_fragment(const uint8_t *p, size_t ihl, size_t total,
+					     uint16_t frag, struct sl_pkt_info *out)
+{
+	if (p[9] != SL_PKT_PROTO_UDP)
+		return drop(out, SL_PKT_DROP_FRAGMENT);
+	out->more_frags = (frag & 0x2000) != 0;
+	out->ip_hdr_len = (uint16_t)ihl;
+	out->frag_offset = (uint32_t)(frag & 0x1fff) * 8;
+	out->frag_len = (uint32_t)(total - ihl);
+	if (out->frag_len == 0 || (out->more_frags && out->frag_len % 8 != 0))
+		return drop(out, SL_PKT_DROP_BAD_FRAGMENT);
+	if (ihl + out->frag_offset + out->frag_len > UINT16_MAX)
+		return drop(out, SL_PKT_DROP_FRAGMENT_OVERSIZE);
+	return accept(out, SL_PKT_UDP_FRAGMENT_FOR_US);
+}
+
 static enum sl_pkt_verdict classify_ipv4(const uint8_t *p, size_t n,
 					 const struct sl_pkt_local *local, struct sl_pkt_info *out)
 {
@@ -197,11 +219,11 @@ static enum sl_pkt_verdict classify_ipv4(const uint8_t *p, size_t n,
 		return drop(out, SL_PKT_DROP_BAD_TTL);
 	if (!src_ip_valid(out->src_ip))
 		return drop(out, SL_PKT_DROP_BAD_SRC_IP);
-	uint16_t frag = sl_pkt_get_be16(p + 6);
-	if ((frag & 0x2000) != 0 || (frag & 0x1fff) != 0)
-		return drop(out, SL_PKT_DROP_FRAGMENT);
 	if (!sl_pkt_is_local_ip(local, out->dst_ip))
 		return drop(out, SL_PKT_DROP_NOT_FOR_US);
+	uint16_t frag = sl_pkt_get_be16(p + 6);
+	if ((frag & 0x2000) != 0 || (frag & 0x1fff) != 0)
+		return classify_fragment(p, ihl, total, frag, out);
 	switch (p[9]) {
 	case SL_PKT_PROTO_UDP:
 		return classify_udp(p + ihl, total - ihl, out);

@@ -62,6 +62,7 @@ enum sl_pkt_verdict {
 	SL_PKT_ARP_REQUEST_FOR_US,
 	SL_PKT_ARP_REPLY,
 	SL_PKT_ICMP_ECHO_FOR_US,
+	SL_PKT_UDP_FRAGMENT_FOR_US, /* one IPv4 fragment of a UDP datagram: reassemble first */
 };
 
 enum sl_pkt_drop {
@@ -76,13 +77,15 @@ enum sl_pkt_drop {
 	SL_PKT_DROP_BAD_IP_CSUM,
 	SL_PKT_DROP_BAD_TTL,	/* TTL 0 */
 	SL_PKT_DROP_BAD_SRC_IP, /* source 0.0.0.0, broadcast, multicast or class E */
-	SL_PKT_DROP_FRAGMENT,	/* MF set or offset != 0: no reassembly */
+	SL_PKT_DROP_FRAGMENT,	/* a fragment of a non-UDP datagram: not reassembled */
 	SL_PKT_DROP_NOT_FOR_US, /* another MAC or IP, or ARP for another address */
 	SL_PKT_DROP_BAD_UDP_LEN,
 	SL_PKT_DROP_BAD_UDP_CSUM,
 	SL_PKT_DROP_BAD_ICMP,	   /* short or bad checksum */
 	SL_PKT_DROP_ICMP_NOT_ECHO, /* valid ICMP we do not answer */
 	SL_PKT_DROP_UNSUPPORTED_PROTO,
+	SL_PKT_DROP_BAD_FRAGMENT,      /* no data, or not the last and not 8-byte multiple */
+	SL_PKT_DROP_FRAGMENT_OVERSIZE, /* ends past the 65535-byte IPv4 datagram limit */
 	SL_PKT_DROP_COUNT
 };
 
@@ -106,12 +109,19 @@ struct sl_pkt_info {
 	uint16_t ip_id;
 	uint8_t ttl;
 	bool udp_csum_checked; /* false when the sender sent checksum 0 */
+	/* SL_PKT_UDP_FRAGMENT_FOR_US: where this fragment's data goes in the datagram */
+	bool more_frags;
+	uint16_t ip_hdr_len; /* with options */
+	uint32_t frag_offset; /* bytes */
+	uint32_t frag_len;    /* data bytes after the IP header */
 	const uint8_t *payload;
 	size_t payload_len;
 };
 
 /* Classifies one Ethernet frame (without FCS). Always fills out->verdict and, for
- * SL_PKT_DROP, out->reason; returns the verdict. */
+ * SL_PKT_DROP, out->reason; returns the verdict. A fragment is checked as far as one
+ * fragment can be (IP header, for us, UDP, its place in a datagram of at most 65535
+ * bytes); the UDP header and checksum are checked on the reassembled datagram. */
 enum sl_pkt_verdict sl_pkt_classify(const uint8_t *buf, size_t len,
 				    const struct sl_pkt_local *local, struct sl_pkt_info *out);
 

@@ -708,16 +708,30 @@ size_t sl_sess_finish(struct sl_sess_writer *w)
 
 /* ---- session table ------------------------------------------------------------------ */
 
+/* Per session: durable_seq <= done_seq < next_seq. Seqs up to done_seq have their session
+ * record logged (in seq order); those up to durable_seq have it durable. Completions above
+ * done_seq + 1 wait in `held` (ascending seq) until the gap fills. */
 struct sl_sess_entry {
 	uint64_t session_id; /* 0 while on the free list */
 	uint64_t next_seq;
 	uint64_t durable_seq;
+	uint64_t done_seq;
 	int64_t last_active_ns;
 	uint32_t last_count; /* of durable_seq, for a re-ack */
 	uint32_t prev;	     /* LRU towards the head (more recent) */
 	uint32_t next;	     /* LRU towards the tail; free list link */
+	uint32_t held;	     /* first held completion (lowest seq), NONE */
+	uint32_t held_tail;  /* last held (highest seq): in-order arrivals append in O(1) */
+	uint32_t dropped;    /* completions un-accepted by an abort, to hand back as DROP */
 	uint8_t last_status;
 	uint8_t last_level;
+};
+
+/* A held completion, indexed by the caller's cookie; seq 0 while free. */
+struct sl_sess_hold {
+	uint64_t seq;
+	uint32_t next;
+	uint32_t pad;
 };
 
 static uint32_t slot_count(uint32_t capacity)
@@ -728,11 +742,12 @@ static uint32_t slot_count(uint32_t capacity)
 	return n;
 }
 
-size_t sl_sess_table_mem_bytes(uint32_t capacity)
+size_t sl_sess_table_mem_bytes(uint32_t capacity, uint32_t hold_max)
 {
-	if (capacity == 0 || capacity > CAPACITY_MAX)
+	if (capacity == 0 || capacity > CAPACITY_MAX || hold_max > CAPACITY_MAX)
 		return 0;
 	return (size_t)capacity * sizeof(struct sl_sess_entry) +
+	       (size_t)hold_max * sizeof(struct sl_sess_hold) +
 	       (size_t)slot_count(capacity) * sizeof(uint32_t);
 }
 
@@ -742,9 +757,14 @@ static void table_reset(struct sl_sess_table *t)
 	for (uint32_t i = 0; i <= t->slot_mask; i++)
 		t->slots[i] = NONE;
 	for (uint32_t i = 0; i < cap; i++) {
-		t->entries[i] =
-		    (struct sl_sess_entry){.prev = NONE, .next = i + 1 < cap ? i + 1 : NONE};
+		t->entries[i] = (struct sl_sess_entry){.prev = NONE,
+						       .next = i + 1 < cap ? i + 1 : NONE,
+						       .held = NONE,
+						       .held_tail = NONE,
+						       .dropped = NONE};
 	}
+	for (uint32_t i = 0; i < t->cfg.hold_max; i++)
+		t->holds[i] = (struct sl_sess_hold){.seq = 0, .next = NONE};
 	t->free_head = 0;
 	t->lru_head = t->lru_tail = NONE;
 	t->count = 0;
@@ -755,14 +775,15 @@ int sl_sess_table_init(struct sl_sess_table *t, void *mem, size_t mem_bytes,
 {
 	if (t == NULL || mem == NULL || cfg == NULL || ((uintptr_t)mem & 7u) != 0)
 		return -EINVAL;
-	size_t need = sl_sess_table_mem_bytes(cfg->capacity);
+	size_t need = sl_sess_table_mem_bytes(cfg->capacity, cfg->hold_max);
 	if (need == 0 || mem_bytes < need || cfg->window == 0 || cfg->keep_min_ns < 0 ||
 	    cfg->idle_timeout_ns < cfg->keep_min_ns)
 		return -EINVAL;
 	memset(t, 0, sizeof *t);
 	t->cfg = *cfg;
 	t->entries = mem;
-	t->slots = (uint32_t *)(t->entries + cfg->capacity);
+	t->holds = (struct sl_sess_hold *)(t->entries + cfg->capacity);
+	t->slots = (uint32_t *)(t->holds + cfg->hold_max);
 	t->slot_mask = slot_count(cfg->capacity) - 1;
 	table_reset(t);
 	return 0;
@@ -841,7 +862,12 @@ static void touch(struct sl_sess_table *t, struct sl_sess_entry *e, int64_t now_
 	}
 }
 
-static bool in_flight(const struct sl_sess_entry *e) { return e->next_seq - e->durable_seq > 1; }
+/* Batches accepted and not durable, or completions the caller has yet to get back: such a
+ * session is never evicted or closed (its cookies would be lost). */
+static bool in_flight(const struct sl_sess_entry *e)
+{
+	return e->next_seq - e->durable_seq > 1 || e->held != NONE || e->dropped != NONE;
+}
 
 /* New entry expecting next_seq; the caller made room. */
 static struct sl_sess_entry *insert(struct sl_sess_table *t, uint64_t id, uint64_t next_seq,
@@ -856,10 +882,14 @@ static struct sl_sess_entry *insert(struct sl_sess_table *t, uint64_t id, uint64
 	*e = (struct sl_sess_entry){.session_id = id,
 				    .next_seq = next_seq,
 				    .durable_seq = next_seq - 1,
+				    .done_seq = next_seq - 1,
 				    .last_active_ns = now_ns,
 				    .last_status = SL_SESS_ST_OK,
 				    .prev = NONE,
-				    .next = NONE};
+				    .next = NONE,
+				    .held = NONE,
+				    .held_tail = NONE,
+				    .dropped = NONE};
 	t->slots[slot] = i;
 	lru_push_head(t, e);
 	t->count++;
@@ -998,7 +1028,8 @@ int sl_sess_on_durable(struct sl_sess_table *t, uint64_t session_id, uint64_t se
 	struct sl_sess_entry *e = find(t, session_id);
 	if (e == NULL)
 		return -ENOENT;
-	if (seq <= e->durable_seq || seq >= e->next_seq)
+	/* only a RECORDed seq: all below it are recorded, so all are durable now */
+	if (seq <= e->durable_seq || seq > e->done_seq)
 		return -ERANGE;
 	SL_ASSERT(o->status == SL_SESS_ST_OK || o->status == SL_SESS_ST_REJECTED_POINTS);
 	e->durable_seq = seq;
@@ -1014,6 +1045,90 @@ int sl_sess_on_durable(struct sl_sess_table *t, uint64_t session_id, uint64_t se
 	return o->level_req == SL_SESS_LEVEL_NONE ? 0 : 1;
 }
 
+int sl_sess_on_complete(struct sl_sess_table *t, uint64_t session_id, uint64_t seq, uint8_t level,
+			uint32_t cookie)
+{
+	if (session_id == 0 || !seq_ok(seq))
+		return -EINVAL;
+	struct sl_sess_entry *e = find(t, session_id);
+	if (e == NULL)
+		return -ENOENT;
+	if (seq <= e->done_seq || seq >= e->next_seq) {
+		t->stats.dropped++;
+		return SL_SESS_DONE_DROP;
+	}
+	/* level 0 promises nothing about earlier seqs (their gaps are abandoned), so it never
+	 * waits; held ones at or below the new mark come back as DROP */
+	if (seq == e->done_seq + 1 || level == SL_SESS_LEVEL_NONE) {
+		e->done_seq = seq;
+		return SL_SESS_DONE_RECORD;
+	}
+	if (cookie >= t->cfg.hold_max)
+		return -ENOSPC;
+	struct sl_sess_hold *h = &t->holds[cookie];
+	if (h->seq != 0)
+		return -EINVAL;
+	h->seq = seq;
+	h->next = NONE;
+	/* ascending: completions mostly come in order, so the tail is the usual place */
+	if (e->held == NONE) {
+		e->held = e->held_tail = cookie;
+	} else if (t->holds[e->held_tail].seq <= seq) {
+		t->holds[e->held_tail].next = cookie;
+		e->held_tail = cookie;
+	} else if (t->holds[e->held].seq > seq) {
+		h->next = e->held;
+		e->held = cookie;
+	} else {
+		uint32_t i = e->held;
+		while (t->holds[t->holds[i].next].seq <= seq) /* the tail is > seq: ends */
+			i = t->holds[i].next;
+		h->next = t->holds[i].next;
+		t->holds[i].next = cookie;
+	}
+	t->stats.held++;
+	return SL_SESS_DONE_HOLD;
+}
+
+/* Takes the first of a list of holds: its cookie and seq, the slot freed. */
+static uint32_t hold_pop(struct sl_sess_table *t, uint32_t *head, uint64_t *seq)
+{
+	uint32_t c = *head;
+	struct sl_sess_hold *h = &t->holds[c];
+	*head = h->next;
+	*seq = h->seq;
+	h->seq = 0;
+	h->next = NONE;
+	return c;
+}
+
+int sl_sess_next_done(struct sl_sess_table *t, uint64_t session_id, uint64_t *seq,
+		      uint32_t *cookie)
+{
+	struct sl_sess_entry *e = find(t, session_id);
+	if (e == NULL)
+		return -ENOENT;
+	if (e->dropped != NONE) {
+		*cookie = hold_pop(t, &e->dropped, seq);
+		t->stats.dropped++;
+		return SL_SESS_DONE_DROP;
+	}
+	if (e->held == NONE)
+		return SL_SESS_DONE_NONE;
+	uint64_t first = t->holds[e->held].seq;
+	if (first > e->done_seq + 1)
+		return SL_SESS_DONE_NONE; /* the gap is still open */
+	*cookie = hold_pop(t, &e->held, seq);
+	if (e->held == NONE)
+		e->held_tail = NONE;
+	if (first <= e->done_seq) { /* passed by a level-0 record, or the same seq twice */
+		t->stats.dropped++;
+		return SL_SESS_DONE_DROP;
+	}
+	e->done_seq = first;
+	return SL_SESS_DONE_RECORD;
+}
+
 int sl_sess_on_abort(struct sl_sess_table *t, uint64_t session_id, uint64_t seq)
 {
 	struct sl_sess_entry *e = find(t, session_id);
@@ -1022,6 +1137,23 @@ int sl_sess_on_abort(struct sl_sess_table *t, uint64_t session_id, uint64_t seq)
 	if (seq <= e->durable_seq || seq >= e->next_seq)
 		return -ERANGE;
 	e->next_seq = seq;
+	if (e->done_seq >= seq)
+		e->done_seq = seq - 1; /* its record was not logged after all */
+	/* held completions of un-accepted seqs must never be recorded: the retry of those
+	 * seqs is accepted afresh. The list is ascending, so they are its tail. */
+	uint32_t *link = &e->held, last = NONE;
+	while (*link != NONE && t->holds[*link].seq < seq) {
+		last = *link;
+		link = &t->holds[*link].next;
+	}
+	if (*link != NONE) {
+		/* the cut tail goes in front of what is already dropped */
+		uint32_t cut = *link;
+		t->holds[e->held_tail].next = e->dropped;
+		e->dropped = cut;
+		*link = NONE;
+		e->held_tail = last;
+	}
 	return 0;
 }
 
@@ -1054,6 +1186,8 @@ int sl_sess_recover_durable(struct sl_sess_table *t, uint64_t session_id, uint64
 		t->stats.recovered++;
 	}
 	touch(t, e, now_ns);
+	if (seq > e->done_seq)
+		e->done_seq = seq;
 	if (seq > e->durable_seq) {
 		e->durable_seq = seq;
 		e->last_count = 0; /* not in the WAL entry: a re-ack says 0 */
@@ -1157,7 +1291,8 @@ int sl_sess_snapshot_read(struct sl_sess_table *t, const uint8_t *buf, size_t le
 		return -EINVAL;
 	if (buf == NULL || len < SL_SESS_SNAP_HDR_BYTES + 4 || sl_get_u32(buf) != SNAP_MAGIC ||
 	    sl_get_u16(buf + 4) != SNAP_VERSION || sl_get_u16(buf + 6) != 0 ||
-	    sl_get_u32(buf + 12) != 0 || sl_get_u32(buf + 28) != crc32c_std(buf, 28))
+	    sl_get_u32(buf + 12) != 0 || sl_get_u32(buf + 24) != 0 ||
+	    sl_get_u32(buf + 28) != crc32c_std(buf, 28))
 		return -EBADMSG;
 	uint32_t count = sl_get_u32(buf + 8);
 	size_t recs = (size_t)count * SL_SESS_SNAP_REC_BYTES;

@@ -267,6 +267,9 @@ struct sl_sess_config {
 	int64_t keep_min_ns;
 	uint64_t incarnation; /* reported in OPEN_OK; new value at each node start */
 	uint64_t hash_seed;   /* slot hashing, so chosen ids cannot force collisions */
+	/* completions that can be held while an earlier seq of their session is not done:
+	 * the caller's cookies (sl_sess_on_complete) are 0 .. hold_max - 1 */
+	uint32_t hold_max;
 };
 
 /* What the node must do with a BATCH. */
@@ -294,6 +297,15 @@ struct sl_sess_outcome {
 	uint8_t level_reached; /* LOCAL (single node) or MAJORITY */
 };
 
+/* What to do with a batch whose points are all applied (sl_sess_on_complete), or with a
+ * completion handed back later (sl_sess_next_done). */
+enum sl_sess_done {
+	SL_SESS_DONE_RECORD = 0, /* every earlier seq is recorded: log this one's record now */
+	SL_SESS_DONE_HOLD,	 /* an earlier seq is not done yet: kept, handed back later */
+	SL_SESS_DONE_DROP,	 /* recorded already, or un-accepted since (abort): no record */
+	SL_SESS_DONE_NONE,	 /* sl_sess_next_done: nothing to hand back now */
+};
+
 struct sl_sess_table_stats {
 	uint64_t verdicts[SL_SESS_VERDICT_COUNT];
 	uint64_t opened;       /* new sessions */
@@ -303,14 +315,18 @@ struct sl_sess_table_stats {
 	uint64_t evicted_lru;  /* to make room */
 	uint64_t closed;
 	uint64_t recovered; /* sessions created by sl_sess_recover_durable/snapshot */
+	uint64_t held;	    /* completions held for an earlier seq (out of order) */
+	uint64_t dropped;   /* completions handed back as DROP */
 };
 
 struct sl_sess_entry; /* private, lives in the caller's memory */
+struct sl_sess_hold;  /* private: one per cookie, in the caller's memory */
 
 /* The table. Open addressing (linear probing, backward-shift deletion) over u32 slot
  * indices into a fixed entry pool, plus an LRU list through the entries. Fields private. */
 struct sl_sess_table {
 	struct sl_sess_entry *entries;
+	struct sl_sess_hold *holds;
 	uint32_t *slots;
 	uint32_t slot_mask;
 	uint32_t count;
@@ -321,8 +337,9 @@ struct sl_sess_table {
 	struct sl_sess_table_stats stats;
 };
 
-/* Bytes of caller memory (8-byte aligned) for a table of capacity sessions. */
-size_t sl_sess_table_mem_bytes(uint32_t capacity);
+/* Bytes of caller memory (8-byte aligned) for a table of capacity sessions that can hold
+ * hold_max completions (the config's hold_max). */
+size_t sl_sess_table_mem_bytes(uint32_t capacity, uint32_t hold_max);
 /* 0; -EINVAL for a bad config, misaligned or too small memory. */
 int sl_sess_table_init(struct sl_sess_table *t, void *mem, size_t mem_bytes,
 		       const struct sl_sess_config *cfg);
@@ -338,14 +355,37 @@ void sl_sess_on_open(struct sl_sess_table *t, const struct sl_sess_open *o, int6
 void sl_sess_on_batch(struct sl_sess_table *t, uint64_t session_id, uint64_t seq, uint8_t level,
 		      int64_t now_ns, struct sl_sess_decision *d);
 
-/* The accepted batch seq is durable (calls come in seq order per session). Returns 1 with
- * *ack to send, 0 when none is due (level 0), -ENOENT for an unknown session, -ERANGE when
- * seq is not in flight. */
+/* Completion of an accepted batch: its points are all applied (durable where they were
+ * sent). A batch's points may go to several cores, so seq can complete before an earlier
+ * one. Its session record (which makes "seq done" durable and lets a retry be answered
+ * DUPLICATE) may only be logged once every earlier seq has been logged, so:
+ *   RECORD: seq is the oldest accepted seq not yet recorded: log its record now;
+ *   HOLD:   an earlier seq is not done: cookie (< hold_max, not held already) is kept and
+ *           comes back from sl_sess_next_done once the gap is filled (or as DROP);
+ *   DROP:   seq was recorded already, or is no longer accepted (sl_sess_on_abort).
+ * Level 0 (no acks, gaps abandoned) is RECORDed whenever it is above the recorded mark.
+ * -ENOENT: unknown session; -ENOSPC: must be held but cookie >= hold_max (the caller
+ * aborts seq); -EINVAL: id or seq 0, or cookie already held. */
+int sl_sess_on_complete(struct sl_sess_table *t, uint64_t session_id, uint64_t seq, uint8_t level,
+			uint32_t cookie);
+
+/* After a RECORD (or an abort) of the session: the next held completion due, if any. RECORD
+ * (log seq's record now), DROP (release cookie, no record), NONE, or -ENOENT. Call it until
+ * it returns NONE: every held cookie comes back exactly once. */
+int sl_sess_next_done(struct sl_sess_table *t, uint64_t session_id, uint64_t *seq,
+		      uint32_t *cookie);
+
+/* The session record of seq is durable (calls come in seq order per session: records are
+ * logged in the order RECORD gave them). Every seq <= it is now durable: it becomes the
+ * mark for DUPLICATE and the cumulative ACK. Returns 1 with *ack to send, 0 when none is
+ * due (level 0), -ENOENT for an unknown session, -ERANGE when seq was not RECORDed or is
+ * durable already. */
 int sl_sess_on_durable(struct sl_sess_table *t, uint64_t session_id, uint64_t seq,
 		       const struct sl_sess_outcome *o, struct sl_sess_ack *ack);
 
 /* The accepted batch seq, and every batch accepted after it, will never become durable
- * (BUSY after accept, WAL failure): the session expects seq again. 0, -ENOENT, -ERANGE. */
+ * (BUSY after accept, WAL failure): the session expects seq again; completions held for
+ * seqs >= seq come back from sl_sess_next_done as DROP. 0, -ENOENT, -ERANGE. */
 int sl_sess_on_abort(struct sl_sess_table *t, uint64_t session_id, uint64_t seq);
 
 /* CLOSE: removes the session unless batches are in flight (BUSY). */
@@ -373,7 +413,7 @@ void sl_sess_table_stats(const struct sl_sess_table *t, struct sl_sess_table_sta
 
 /* Snapshot image v1 (little-endian), written with the store's snapshot at applied_index:
  *   header: magic u32 "SLST" | version u16 | flags u16 (0) | count u32 | reserved u32 (0) |
- *           applied_index u64 | crc32c u32 of the 28 bytes before it
+ *           applied_index u64 | reserved u32 (0) | crc32c u32 of the 28 bytes before it
  *   count x record (oldest activity first): session_id u64 | durable_seq u64 |
  *           last_count u32 | last_status u8 | last_level u8 | reserved u16 (0)
  *   trailer: crc32c u32 of all records

@@ -26,8 +26,9 @@ struct sluice_point {
 
 struct sluice_ack {
 	uint64_t batch_seq;
-	int32_t status; /* 0 ok, else a negative errno for the whole batch */
-	uint32_t count; /* points the status covers */
+	int32_t status; /* 0 all stored; -EINVAL some points rejected; -EIO storage failed;
+			 * -EPROTO the batch was malformed on the ring (never from libsluice) */
+	uint32_t count; /* points of the batch stored (all of them when status is 0) */
 };
 
 struct sluice_client;

@@ -19,5 +19,12 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "sluice: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
+echo "sluice: apt-get update" >&2
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# progress: a line at every tenth package set up (a fresh machine sets up about 200)
+apt-get install -y -q --no-install-recommends "${missing[@]}" |
+	awk '/^Need to get/ { print "sluice: " $0; fflush() }
+	     /^[0-9]+ upgraded, [0-9]+ newly installed/ { total = $3; print "sluice: " $0; fflush() }
+	     /^Setting up / { n++; if (n % 10 == 0 || n == total) { printf "sluice: set up %d/%s packages\n", n, total ? total : "?"; fflush() } }
+	     /^(E|W): / { print; fflush() }'
+echo "sluice: packages installed" >&2

@@ -2,12 +2,31 @@
 # test.sh - every test on a fresh Debian 12 machine: installs what is missing, builds,
 # runs the unit, simulator, fuzz-corpus and integration suites; then unit, fuzz-corpus and
 # integration again against an ASan+UBSan build; short libFuzzer runs of every parser;
-# the simulator's mutation check. Exit status is non-zero if anything failed.
+# the simulator's mutation check. Exit status is non-zero if anything failed, and the last
+# line is always `summary: ...`, naming the step that failed if one did.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/deps.sh
-scripts/build.sh build
-PASSED=0 SKIPPED=0
+PASSED=0 SKIPPED=0 STEP="start" T0=$SECONDS
+
+summary() {
+	local rc=$?
+	if [ "$rc" -eq 0 ]; then
+		echo "summary: $PASSED passed, 0 failed, $SKIPPED skipped ($((SECONDS - T0)) s)"
+	else
+		echo "summary: $PASSED passed, FAILED at step '$STEP' (exit $rc), $SKIPPED skipped ($((SECONDS - T0)) s)"
+	fi
+	# give back hugepages if the arena step was interrupted
+	[ -n "${HUGE_RESERVED:-}" ] && echo 0 >/proc/sys/vm/nr_hugepages 2>/dev/null
+	exit "$rc"
+}
+trap summary EXIT
+
+# step NAME: announce a step; its name is what the summary reports if it fails
+step() {
+	STEP=$1
+	echo "== [$((SECONDS - T0)) s] $STEP"
+}
+
 # tally DIR: add the results of the meson test run just made in DIR (a failure already
 # stopped the script: set -e)
 tally() {
@@ -21,36 +40,43 @@ for line in open(sys.argv[1]):
 print(ok, skip)' "$1/meson-logs/testlog.json")
 	PASSED=$((PASSED + ${counts% *})) SKIPPED=$((SKIPPED + ${counts#* }))
 }
+
+step "install missing Debian packages (scripts/deps.sh)"
+scripts/deps.sh
+step "build (build/)"
+SL_PROGRESS=1 scripts/build.sh build
+step "unit, simulator, fuzz-corpus and integration suites"
 meson test -C build --print-errorlogs --num-processes 1
 tally build
 # The arena test takes the hugepage path only where 2 MiB pages are free. As root on a
 # host with none reserved, reserve 16 for one more run of it, and give them back.
 if [ "$(id -u)" -eq 0 ] && [ "$(cat /proc/sys/vm/nr_hugepages 2>/dev/null || echo x)" = 0 ]; then
-	echo "== arena test with 16 hugepages reserved"
-	trap 'echo 0 > /proc/sys/vm/nr_hugepages' EXIT
-	if echo 16 > /proc/sys/vm/nr_hugepages 2>/dev/null && grep -q "HugePages_Free: *1[0-9]" /proc/meminfo; then
+	step "arena test with 16 hugepages reserved"
+	HUGE_RESERVED=1
+	if echo 16 >/proc/sys/vm/nr_hugepages 2>/dev/null && grep -q "HugePages_Free: *1[0-9]" /proc/meminfo; then
 		build/tests/test_arena
 		PASSED=$((PASSED + 1))
 	else
 		echo "(could not reserve hugepages here: the fallback path was tested above)"
 	fi
-	echo 0 > /proc/sys/vm/nr_hugepages
-	trap - EXIT
+	echo 0 >/proc/sys/vm/nr_hugepages
+	HUGE_RESERVED=
 fi
-echo "== unit suite under ASan+UBSan"
-scripts/build.sh build-asan -Db_sanitize=address,undefined -Db_lundef=false
+step "ASan+UBSan build (build-asan/)"
+SL_PROGRESS=1 scripts/build.sh build-asan -Db_sanitize=address,undefined -Db_lundef=false
+step "unit and fuzz-corpus suites under ASan+UBSan"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	meson test -C build-asan --suite unit --suite fuzz --print-errorlogs --num-processes 1
 tally build-asan
-echo "== integration suite against the ASan+UBSan build of sluiced (a sanitizer report aborts the node)"
+step "integration suite against the ASan+UBSan build of sluiced (a sanitizer report aborts the node)"
 # leak checks off here: DPDK keeps process-lifetime allocations that LeakSanitizer reports
 ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	meson test -C build-asan --suite integration --print-errorlogs --num-processes 1
 tally build-asan
-echo "== libFuzzer: every parser target for a short run (tests/fuzz/run.sh)"
-FUZZ_OUT=build-fuzz bash tests/fuzz/run.sh "${FUZZ_SECONDS:-10}"
-PASSED=$((PASSED + 3))
-echo "== mutation check: the simulator must catch each deliberate Raft bug within the CI seeds"
-ninja -C build sim-mutations
-PASSED=$((PASSED + 3))
-echo "summary: $PASSED passed, 0 failed, $SKIPPED skipped"
+step "libFuzzer: every target for a short run (tests/fuzz/run.sh)"
+FUZZ_OUT=build-fuzz bash tests/fuzz/run.sh "${FUZZ_SECONDS:-10}" | tee build/fuzz-run.log
+PASSED=$((PASSED + $(grep -c '^ok fuzz_' build/fuzz-run.log)))
+step "mutation check: the simulator must catch each deliberate Raft bug within the CI seeds"
+ninja -C build sim-mutations | tee build/mutations.log
+PASSED=$((PASSED + $(grep -c '^mutation .*: caught' build/mutations.log)))
+STEP="done"

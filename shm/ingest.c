@@ -21,11 +21,7 @@ struct slot_priv {
 	struct sl_ingest_wire_ack *acks;
 	uint64_t sub_tail;  /* authoritative: the shared copy is only published */
 	uint64_t comp_head; /* likewise */
-	/* Batch framing of the records seen so far on this connection. */
-	uint64_t last_seq; /* last batch fully received */
-	uint64_t cur_seq;
-	uint32_t cur_count;
-	uint32_t next_index; /* 0: expecting the start of a batch */
+	struct sl_ingest_framing fr; /* batch framing of the records seen on this connection */
 	uint32_t epoch;
 };
 
@@ -120,30 +116,71 @@ uint32_t sl_ingest_slot_epoch(const struct sl_ingest *ing, uint32_t slot)
 	return ing->slots[slot].epoch;
 }
 
-/* Checks a record's place in its batch against what this connection sent before, and
- * advances the framing state for records that fit. */
-static uint8_t check_framing(struct slot_priv *s, uint32_t ring_entries,
-			     const struct sl_ingest_rec *r)
+/* Checks a record's place in its batch against what this connection sent before and
+ * advances the framing. Sets starts/ends on records that fit, else returns BAD_FRAMING;
+ * either way a batch the record does not continue is abandoned (next_index back to 0). */
+static uint8_t check_framing(struct sl_ingest_framing *f, uint32_t ring_entries,
+			     struct sl_ingest_rec *r)
 {
-	if (r->batch_count == 0 || r->batch_count > ring_entries || r->index >= r->batch_count)
-		return SL_INGEST_BAD_FRAMING;
-	if (r->index == 0) {
-		/* With one head store per batch an honest client never leaves one
-		 * unfinished, so a new start after a partial batch is itself suspect. */
-		if (s->next_index != 0 || r->batch_seq <= s->last_seq)
+	bool counts_ok = r->batch_count >= 1 && r->batch_count <= ring_entries &&
+			 r->index < r->batch_count;
+	bool continues = f->next_index != 0 && counts_ok && r->index == f->next_index &&
+			 r->batch_seq == f->cur_seq && r->batch_count == f->cur_count;
+	if (!continues) {
+		f->next_index = 0; /* whatever was open never completes */
+		/* Seqs increase, so a replayed or reordered batch never reads as new. */
+		if (!counts_ok || r->index != 0 || r->batch_seq <= f->last_seq)
 			return SL_INGEST_BAD_FRAMING;
-		s->cur_seq = r->batch_seq;
-		s->cur_count = r->batch_count;
-	} else if (r->index != s->next_index || r->batch_seq != s->cur_seq ||
-		   r->batch_count != s->cur_count) {
-		return SL_INGEST_BAD_FRAMING;
+		f->cur_seq = f->last_seq = r->batch_seq;
+		f->cur_count = r->batch_count;
+		r->starts_batch = true;
 	}
-	s->next_index = r->index + 1;
-	if (s->next_index == s->cur_count) {
-		s->next_index = 0;
-		s->last_seq = s->cur_seq;
+	f->next_index = r->index + 1;
+	if (f->next_index == f->cur_count) {
+		f->next_index = 0;
+		r->ends_batch = true;
 	}
 	return 0;
+}
+
+void sl_ingest_decode(struct sl_ingest_framing *f, uint32_t ring_entries,
+		      const struct sl_ingest_wire_rec *w, const uint8_t *key,
+		      struct sl_ingest_rec *r)
+{
+	r->batch_seq = w->batch_seq;
+	r->index = w->index;
+	r->batch_count = w->batch_count;
+	r->ts = w->ts;
+	r->value = w->value;
+	r->key_len = w->key_len;
+	r->type = w->type;
+	r->flags = 0;
+	r->starts_batch = false;
+	r->ends_batch = false;
+	if (!sl_ingest_key_ok(r->key_len))
+		r->flags |= SL_INGEST_BAD_KEY;
+	if (!sl_ingest_type_ok(r->type))
+		r->flags |= SL_INGEST_BAD_TYPE;
+	else if (!sl_ingest_value_ok(r->type, r->value))
+		r->flags |= SL_INGEST_BAD_VALUE;
+	memcpy(r->key, key, r->key_len <= SL_KEY_MAX ? r->key_len : SL_KEY_MAX);
+	r->flags |= check_framing(f, ring_entries, r);
+}
+
+uint32_t sl_ingest_framing_end(struct sl_ingest_framing *f)
+{
+	if (f->next_index == 0)
+		return 0;
+	uint32_t missing = f->cur_count - f->next_index;
+	f->next_index = 0;
+	return missing;
+}
+
+bool sl_ingest_framing_open(const struct sl_ingest_framing *f) { return f->next_index != 0; }
+
+bool sl_ingest_batch_open(const struct sl_ingest *ing, uint32_t slot)
+{
+	return slot < ing->n_slots && sl_ingest_framing_open(&ing->slots[slot].fr);
 }
 
 static void copy_record(struct slot_priv *s, uint32_t ring_entries, uint64_t pos,
@@ -154,22 +191,7 @@ static void copy_record(struct slot_priv *s, uint32_t ring_entries, uint64_t pos
 	 * client may be rewriting the entry while we read it. */
 	struct sl_ingest_wire_rec hdr;
 	memcpy(&hdr, w, offsetof(struct sl_ingest_wire_rec, key));
-	r->batch_seq = hdr.batch_seq;
-	r->index = hdr.index;
-	r->batch_count = hdr.batch_count;
-	r->ts = hdr.ts;
-	r->value = hdr.value;
-	r->key_len = hdr.key_len;
-	r->type = hdr.type;
-	r->flags = 0;
-	if (!sl_ingest_key_ok(r->key_len))
-		r->flags |= SL_INGEST_BAD_KEY;
-	if (!sl_ingest_type_ok(r->type))
-		r->flags |= SL_INGEST_BAD_TYPE;
-	else if (!sl_ingest_value_ok(r->type, r->value))
-		r->flags |= SL_INGEST_BAD_VALUE;
-	memcpy(r->key, w->key, r->key_len <= SL_KEY_MAX ? r->key_len : SL_KEY_MAX);
-	r->flags |= check_framing(s, ring_entries, r);
+	sl_ingest_decode(&s->fr, ring_entries, &hdr, w->key, r);
 }
 
 int sl_ingest_poll(struct sl_ingest *ing, uint32_t slot, struct sl_ingest_rec *out, uint32_t max)
@@ -179,11 +201,15 @@ int sl_ingest_poll(struct sl_ingest *ing, uint32_t slot, struct sl_ingest_rec *o
 	struct slot_priv *s = &ing->slots[slot];
 	uint64_t head = atomic_load_explicit(&s->ctl->sub_head, memory_order_acquire);
 	uint64_t avail = head - s->sub_tail;
-	if (avail > ing->ring_entries)
+	if (avail > ing->ring_entries) {
+		sl_ingest_framing_end(&s->fr); /* the rest of an open batch cannot be trusted */
 		return -EPROTO;
+	}
 	uint32_t n = avail < max ? (uint32_t)avail : max;
 	for (uint32_t i = 0; i < n; i++)
 		copy_record(s, ing->ring_entries, s->sub_tail + i, &out[i]);
+	if (n == avail)
+		sl_ingest_framing_end(&s->fr); /* whole batches only: nothing more will come */
 	if (n > 0) {
 		s->sub_tail += n;
 		/* Release: our copies are complete before the client may reuse the space. */
@@ -228,10 +254,7 @@ static void reset_slot(struct slot_priv *s)
 	atomic_store_explicit(&s->ctl->comp_tail, 0, memory_order_relaxed);
 	s->sub_tail = 0;
 	s->comp_head = 0;
-	s->last_seq = 0;
-	s->cur_seq = 0;
-	s->cur_count = 0;
-	s->next_index = 0;
+	s->fr = (struct sl_ingest_framing){0};
 	s->epoch++;
 	/* Release: a client claiming the slot sees the zeroed indices. */
 	atomic_store_explicit(&s->ctl->owner_pid, SL_INGEST_OWNER_FREE, memory_order_release);

@@ -10,7 +10,9 @@
 #include "ingest_format.h"
 
 /* Why a record is invalid; 0 means valid. The record is still returned so the node can
- * count it and NACK its batch. */
+ * count it by reason. A record with BAD_FRAMING belongs to no batch (the node drops it and
+ * acknowledges nothing for it); the other flags reject one point of a well-framed batch
+ * (the node NACKs that batch with -EINVAL and the count of points stored). */
 enum sl_ingest_rec_flag {
 	SL_INGEST_BAD_KEY = 1 << 0,	/* key_len not in 1..SL_KEY_MAX */
 	SL_INGEST_BAD_TYPE = 1 << 1,	/* type not in 1..4 */
@@ -29,8 +31,35 @@ struct sl_ingest_rec {
 	uint16_t key_len;
 	uint8_t type;
 	uint8_t flags; /* enum sl_ingest_rec_flag bits */
+	bool starts_batch; /* first record of a new batch (index 0, framing valid) */
+	bool ends_batch;   /* last record of its batch (index batch_count - 1, framing valid) */
 	uint8_t key[SL_KEY_MAX];
 };
+
+/* Batch framing of one slot's record stream, kept by the node (zero = nothing seen).
+ * Fields private to ingest.c; public so the decoder runs without a segment (fuzzing). */
+struct sl_ingest_framing {
+	uint64_t last_seq; /* highest batch_seq started on this connection */
+	uint64_t cur_seq;
+	uint32_t cur_count;
+	uint32_t next_index; /* 0: no batch open */
+};
+
+/* The record decoder/validator sl_ingest_poll uses: fills r from the fixed fields of w (a
+ * private copy: the client may rewrite the ring entry meanwhile) and key (copied, clamped
+ * to SL_KEY_MAX), flags it, and advances the framing. A batch is a run of records with the
+ * same batch_seq and batch_count (1..ring_entries), indices 0..batch_count-1 in order, its
+ * seq above every earlier one. A record that breaks the run of the open batch abandons that
+ * batch (it never completes); a valid start is accepted even then. Never fails. */
+void sl_ingest_decode(struct sl_ingest_framing *f, uint32_t ring_entries,
+		      const struct sl_ingest_wire_rec *w, const uint8_t *key,
+		      struct sl_ingest_rec *r);
+/* The stream reached the client's published head: an honest client publishes whole
+ * batches, so a batch still open is abandoned. Returns the points it lacks (0: none was
+ * open) and closes it. */
+uint32_t sl_ingest_framing_end(struct sl_ingest_framing *f);
+/* True while a batch is open (started, not yet ended or abandoned). */
+bool sl_ingest_framing_open(const struct sl_ingest_framing *f);
 
 struct sl_ingest;
 
@@ -49,11 +78,17 @@ int32_t sl_ingest_slot_owner(const struct sl_ingest *ing, uint32_t slot);
  * it assembled for the slot when this changes. */
 uint32_t sl_ingest_slot_epoch(const struct sl_ingest *ing, uint32_t slot);
 
-/* Copies up to `max` records out of the slot's submission ring and frees their space.
- * Returns the number copied (0 when empty), -EINVAL on bad arguments, -EPROTO when the
- * client left the ring indices corrupt (nothing is consumed; reaping resets it once the
- * client is gone). A batch may span two calls. */
+/* Copies up to `max` records out of the slot's submission ring, decoded and flagged by
+ * sl_ingest_decode, and frees their space. Returns the number copied (0 when empty),
+ * -EINVAL on bad arguments, -EPROTO when the client left the ring indices corrupt (nothing
+ * is consumed; reaping resets it once the client is gone). A batch may span two calls only
+ * when `max` cut it: a call that reaches the published head (or finds the ring corrupt)
+ * abandons a batch left open, so sl_ingest_batch_open() then says false. */
 int sl_ingest_poll(struct sl_ingest *ing, uint32_t slot, struct sl_ingest_rec *out, uint32_t max);
+/* Whether the slot's stream has a batch open: the caller that holds state for a batch it
+ * saw start must release it (acknowledge it short) once this turns false before the batch's
+ * ends_batch record arrived. */
+bool sl_ingest_batch_open(const struct sl_ingest *ing, uint32_t slot);
 /* Posts one ack for a batch. -ENOBUFS when the completion ring is full, -ENOTCONN when
  * the slot has no live client (the ack is dropped), -EINVAL on a bad slot. */
 int sl_ingest_ack(struct sl_ingest *ing, uint32_t slot, uint64_t batch_seq, int32_t status,

@@ -37,6 +37,11 @@
 	X(idle_sleeps)                                                                             \
 	X(client_connects)                                                                         \
 	X(bad_records) \
+	X(shm_bad_framing) \
+	X(shm_bad_key) \
+	X(shm_bad_type) \
+	X(shm_bad_value) \
+	X(shm_batches_abandoned) \
 	X(pkts_rx) \
 	X(pkts_tx) \
 	X(pkts_tx_failed) \
@@ -65,6 +70,16 @@
 	X(drop_bad_icmp) \
 	X(drop_icmp_not_echo) \
 	X(drop_unsupported_proto) \
+	X(drop_bad_fragment) \
+	X(drop_fragment_oversize) \
+	X(frag_rx) \
+	X(frag_reassembled) \
+	X(frag_expired) \
+	X(frag_table_full) \
+	X(frag_bad) \
+	X(frag_handoffs) \
+	X(sess_handoffs) \
+	X(handoff_full) \
 	X(lp_syntax_measurement) \
 	X(lp_syntax_tag) \
 	X(lp_syntax_field) \
@@ -80,7 +95,7 @@
 	X(lp_line_too_long) \
 	X(lp_invalid_utf8) \
 	X(lp_duplicate_tag) \
-	X(lp_duplicate_field) \
+	X(lp_key_nul) \
 	X(lp_no_fields) \
 	X(lp_scratch) \
 	X(sess_msgs) \
@@ -96,6 +111,7 @@
 	X(sess_unknown) \
 	X(sess_busy) \
 	X(sess_reads) \
+	X(sess_held) \
 	X(sess_truncated) \
 	X(sess_bad_magic) \
 	X(sess_bad_version) \

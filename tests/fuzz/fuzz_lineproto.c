@@ -1,6 +1,7 @@
 /* fuzz_lineproto.c - libFuzzer target for the line protocol parser: any datagram must parse
  * without a crash or sanitizer report, every accepted field must be well-formed, and every
- * accepted field formatted back to text must parse to the same key, value and timestamp. */
+ * accepted field formatted back to text must be one line that parses to the same key,
+ * value and timestamp. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,7 @@ static void check_field(const struct sl_lp_line *l, const struct sl_lp_field *f)
 	int n = sl_lp_format(text, sizeof text, f->key, f->key_len, f->type, f->value, f->str,
 			     f->str_len, l->ts);
 	CHECK(n > 0);
+	CHECK(sl_lp_line_end(text, (size_t)n) == (size_t)n - 1); /* one line for a datagram */
 	struct sl_lp_opts o = {
 	    .precision = SL_LP_PREC_NS, .now_ns = 0, .max_line_bytes = REPARSE_MAX};
 	sl_lp_line_init(&again, scratch2, sizeof scratch2);

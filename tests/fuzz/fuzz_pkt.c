@@ -1,6 +1,7 @@
 /* fuzz_pkt.c - libFuzzer target for frame classification: any frame must classify without a
  * crash or sanitizer report, and whatever is accepted must give a reply (ARP, echo) or a
- * rebuilt datagram (UDP) that the other side classifies back as expected. */
+ * rebuilt datagram (UDP) that the other side classifies back as expected; an accepted
+ * fragment must lie inside the frame and inside a 65535-byte datagram. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,6 +106,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		sl_pkt_arp_insert(&cache, in.src_ip, in.src_mac, (int64_t)size);
 		CHECK(sl_pkt_arp_lookup(&cache, in.src_ip, (int64_t)size, mac) == 0);
 		CHECK(memcmp(mac, in.src_mac, 6) == 0);
+		break;
+	case SL_PKT_UDP_FRAGMENT_FOR_US:
+		/* what the reassembly table relies on */
+		CHECK(in.frag_len > 0 && (!in.more_frags || in.frag_len % 8 == 0));
+		CHECK(in.ip_hdr_len >= SL_PKT_IP_HDR &&
+		      SL_PKT_ETH_HDR + in.ip_hdr_len + in.frag_len <= size);
+		CHECK(in.ip_hdr_len + in.frag_offset + in.frag_len <= UINT16_MAX);
 		break;
 	case SL_PKT_DROP:
 		break;

@@ -15,7 +15,7 @@ mkdir -p "$out/artifacts"
 
 flags=(-std=c11 -g -O1 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-missing-field-initializers
 	-fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
-	-I"$root/include" -I"$root/dataplane")
+	-I"$root/include" -I"$root/dataplane" -I"$root/consensus" -I"$root/shm")
 # shellcheck disable=SC2207
 dpdk_cflags=($(pkg-config --cflags libdpdk))
 # shellcheck disable=SC2207
@@ -35,24 +35,41 @@ declare -A srcs=(
 	[lineproto]="$root/dataplane/lineproto.c $root/dataplane/batch.c"
 	[pkt]="$root/dataplane/pkt.c"
 	[session]="$root/dataplane/session.c $root/dataplane/batch.c"
+	[raft]="$root/consensus/raft.c"
+	[shm]="$root/shm/ingest.c $root/shm/stats.c"
+	[session_snap]="$root/dataplane/session.c $root/dataplane/batch.c"
+	[wal]="$root/consensus/wal_format.c"
 )
-declare -A maxlen=([lineproto]=8192 [pkt]=9100 [session]=9100)
+declare -A maxlen=([lineproto]=8192 [pkt]=9100 [session]=9100 [raft]=4096 [shm]=4096
+	[session_snap]=1600 [wal]=16385)
+targets=(lineproto pkt session raft shm session_snap wal)
+# FUZZ_TARGETS="raft wal" runs only those
+[ -n "${FUZZ_TARGETS:-}" ] && read -ra targets <<<"$FUZZ_TARGETS"
 
-for t in lineproto pkt session; do
-	echo "== building fuzz_$t"
+for t in "${targets[@]}"; do
 	# shellcheck disable=SC2086
 	"$cc" "${flags[@]}" "${dpdk_cflags[@]}" "$here/fuzz_$t.c" ${srcs[$t]} "${libs[@]}" \
-		-o "$out/fuzz_$t"
+		-o "$out/fuzz_$t" || { echo "FAILED to build fuzz_$t" >&2; exit 1; }
 done
 
-for t in lineproto pkt session; do
-	echo "== running fuzz_$t for ${secs}s"
+for t in "${targets[@]}"; do
 	work="$out/corpus-$t" # new inputs go here; the seed directory stays as committed
 	mkdir -p "$work"
 	extra=()
 	[ -f "$here/$t.dict" ] && extra+=(-dict="$here/$t.dict")
-	"$out/fuzz_$t" -max_total_time="$secs" -max_len="${maxlen[$t]}" -timeout=10 \
+	# libFuzzer's own chatter (dictionary listings, per-input progress) goes to a log; the
+	# console gets one line per target, or the log's report on a failure
+	log="$out/fuzz_$t.log"
+	if "$out/fuzz_$t" -max_total_time="$secs" -max_len="${maxlen[$t]}" -timeout=10 \
 		-rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$out/artifacts/$t-" \
-		"${extra[@]}" "$work" "$here/corpus/$t"
+		"${extra[@]}" "$work" "$here/corpus/$t" >"$log" 2>&1; then
+		runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
+		cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1)
+		echo "ok fuzz_$t: ${runs:-?} inputs in ${secs}s, ${cov:-cov: ?}, corpus $(find "$work" -type f | wc -l) files"
+	else
+		echo "FAILED fuzz_$t (full log: $log):"
+		sed '/^###### Recommended dictionary/,/^###### End of recommended dictionary/d; /^Dictionary: /d' "$log" | tail -60
+		exit 1
+	fi
 done
-echo "== fuzzing passed: lineproto, pkt, session (${secs}s each)"
+echo "== fuzzing passed (${secs}s per target)"

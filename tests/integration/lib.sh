@@ -38,14 +38,29 @@ sl_stop_node() { kill -TERM "$NODE_PID"; wait "$NODE_PID"; NODE_PID=; }
 sl_kill_node() { kill -9 "$NODE_PID"; wait "$NODE_PID" 2>/dev/null || true; NODE_PID=; }
 
 # sl_netns_tap NS TAP PREFIX: move the node's tap TAP into a new namespace NS and give it
-# PREFIX.2/24 there (the node answers on PREFIX.1).
+# PREFIX.2/24 there (the node answers on PREFIX.1). Called again after a node restart (a
+# new process makes a new tap in the host namespace), it moves that one into NS.
 sl_netns_tap() {
-	SL_NS=$1 SL_TAP=$2
-	ip netns add "$SL_NS"
+	if [ "$SL_NS" != "$1" ]; then
+		SL_NS=$1 SL_TAP=$2
+		ip netns add "$SL_NS"
+	fi
 	ip link set "$SL_TAP" netns "$SL_NS"
 	ip -n "$SL_NS" addr add "${3}2/24" dev "$SL_TAP"
 	ip -n "$SL_NS" link set "$SL_TAP" up
 	ip -n "$SL_NS" link set lo up
+}
+
+# sl_wait_client LOG: waits for the client running as PROD_PID and shows LOG, its output;
+# when it failed, also the node's last log lines, and the test fails.
+sl_wait_client() {
+	local rc=0
+	wait "$PROD_PID" || rc=$?
+	PROD_PID=
+	if [ "$rc" -ne 0 ]; then
+		echo "client failed (exit $rc):"; cat "$1"; tail -20 "$SL_DIR/node.log"; exit 1
+	fi
+	cat "$1"
 }
 
 sl_need_root() {

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """malformed.py IFACE NODE_IP OUR_IP SOCKET - hostile traffic against sluiced, from inside
 the test's network namespace: crafted Ethernet frames on a raw socket (truncated headers,
-bad IP and UDP checksums, fragments, bad lengths), and line protocol datagrams with
+bad IP and UDP checksums, bad fragments, bad lengths; a point in two fragments), and line protocol datagrams with
 oversize keys, invalid UTF-8 and out-of-range numbers, each interleaved with valid points.
 Checks: the node keeps serving, every valid point is stored, and the per-reason counters
 show each case."""
@@ -35,9 +35,9 @@ def mac_of(ip):
     raise RuntimeError(f"no ARP entry for {ip}")
 
 
-def ipv4(src, dst, payload, proto=17, flags_frag=0, bad_csum=False, total=None, ihl=5):
+def ipv4(src, dst, payload, proto=17, flags_frag=0, bad_csum=False, total=None, ihl=5, ip_id=1):
     tl = total if total is not None else 20 + len(payload)
-    hdr = struct.pack("!BBHHHBBH4s4s", (4 << 4) | ihl, 0, tl, 1, flags_frag, 64, proto, 0,
+    hdr = struct.pack("!BBHHHBBH4s4s", (4 << 4) | ihl, 0, tl, ip_id, flags_frag, 64, proto, 0,
                       socket.inet_aton(src), socket.inet_aton(dst))
     c = csum(hdr)
     if bad_csum:
@@ -75,11 +75,31 @@ def main():
         good.sendto(f"mal,case=v{i % 7} x={i}.0 {T0 + i}\n".encode(), (node_ip, 8089))
 
     line = b"mal,case=raw x=1.0 1\n"
+
+    def frags(dport, data, ip_id, cut=16):
+        """A UDP datagram to dport as two IPv4 fragments, cut after `cut` bytes."""
+        d = udp(our_ip, node_ip, 5000, dport, data)
+        return [eth + ipv4(our_ip, node_ip, d[:cut], flags_frag=0x2000, ip_id=ip_id),
+                eth + ipv4(our_ip, node_ip, d[cut:], flags_frag=cut // 8, ip_id=ip_id)]
+
+    # a valid point that arrives as two fragments, the last one first
+    valid.setdefault("mal,case=frag x", {})[T0] = 7.0
+    whole = frags(8089, f"mal,case=frag x=7.0 {T0}\n".encode(), 100)
     cases = {
         "drop_truncated": [eth + b"\x45\x00", eth + ipv4(our_ip, node_ip, b"")[:12]],
         "drop_bad_ip_csum": [eth + ipv4(our_ip, node_ip, udp(our_ip, node_ip, 5000, 8089, line), bad_csum=True)],
-        "drop_fragment": [eth + ipv4(our_ip, node_ip, udp(our_ip, node_ip, 5000, 8089, line), flags_frag=0x2000),
-                          eth + ipv4(our_ip, node_ip, line, flags_frag=0x0010)],
+        "frag_reassembled": whole[::-1],
+        # fragments of ICMP (not reassembled), and of a datagram for a port that takes none
+        "drop_fragment": [eth + ipv4(our_ip, node_ip, b"\x08" + bytes(15), proto=1, flags_frag=0x2000)]
+        + frags(5353, line, 101),
+        # not the last yet not 8-byte units; no data at all
+        "drop_bad_fragment": [eth + ipv4(our_ip, node_ip, line[:13], flags_frag=0x2000, ip_id=102),
+                              eth + ipv4(our_ip, node_ip, b"", flags_frag=0x0002, ip_id=102)],
+        "drop_fragment_oversize": [eth + ipv4(our_ip, node_ip, line[:16], flags_frag=0x3fff, ip_id=103)],
+        # the first fragment twice
+        "frag_bad": [frags(8089, line, 104)[0], frags(8089, line, 104)[0]],
+        # a datagram whose last fragment never comes (freed after [net] frag_timeout_ms)
+        "frag_expired": [frags(8089, line, 105)[0]],
         "drop_bad_udp_csum": [eth + ipv4(our_ip, node_ip, udp(our_ip, node_ip, 5000, 8089, line, bad_csum=True))],
         "drop_bad_udp_len": [eth + ipv4(our_ip, node_ip, udp(our_ip, node_ip, 5000, 8089, line, length=4000))],
         "drop_bad_ip_len": [eth + ipv4(our_ip, node_ip, udp(our_ip, node_ip, 5000, 8089, line), total=4000)],
@@ -113,23 +133,22 @@ def main():
     for bad in (b"\x00" * 40, b"SLSP\x01", b"SLSP" + bytes(60)):
         send_valid()
         good.sendto(bad, (node_ip, 7400))
-    # wait (bounded) for every valid point
+    # wait (bounded) for every valid point and every counter (an expiry takes the
+    # node's fragment timeout)
+    names = list(cases) + list(bad_lines) + ["sess_bad_magic", "sess_truncated"]
     deadline = time.time() + 15
     while True:
         missing = 0
         for key, pts in valid.items():
             got = {ts: v for ts, v in query_points(sock_path, key)}
             missing += sum(1 for ts, v in pts.items() if got.get(ts) != v)
-        if missing == 0 or time.time() > deadline:
+        after = ctl(sock_path, "stats")["totals"]
+        failed = [n for n in names if after[n] - before.get(n, 0) <= 0]
+        if (missing == 0 and not failed) or time.time() > deadline:
             break
         time.sleep(0.2)
-    after = ctl(sock_path, "stats")["totals"]
-    failed = []
-    for name in list(cases) + list(bad_lines) + ["sess_bad_magic", "sess_truncated"]:
-        d = after[name] - before.get(name, 0)
-        print(f"  {name:24s} +{d}")
-        if d <= 0:
-            failed.append(name)
+    for name in names:
+        print(f"  {name:24s} +{after[name] - before.get(name, 0)}")
     n_valid = sum(len(v) for v in valid.values())
     print(f"malformed: {n_valid} valid points interleaved with the bad traffic: {missing} missing")
     if failed:

@@ -11,7 +11,7 @@ NET=198.19.$((ID % 250)).
 TAP=slmal$((ID % 100000))
 . "$(dirname "$0")/lib.sh"
 sl_start_node "$SLUICED" --vdev "net_tap0,iface=$TAP" -- --data-dir "$SL_DIR/data" --name "$NAME" \
-	--workers 1 --set "net.ipv4=${NET}1"
+	--workers 1 --set "net.ipv4=${NET}1" --set net.frag_timeout_ms=100
 sl_netns_tap "slmal$ID" "$TAP" "$NET"
 NS=$SL_NS SOCK=$SL_SOCK
 ip netns exec "$NS" ping -c 1 -W 2 "${NET}1" >/dev/null

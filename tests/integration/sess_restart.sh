@@ -17,13 +17,7 @@ POINTS=200000 SERIES=50 BATCH=30
 start() {
 	sl_start_node "$SLUICED" --vdev "net_tap0,iface=$TAP" -- --data-dir "$SL_DIR/data" \
 		--name "$NAME" --workers 2 --set "net.ipv4=${NET}1" --set wal.checkpoint_mb=4
-	if [ -z "$SL_NS" ]; then
-		sl_netns_tap "$NS" "$TAP" "$NET"
-	else # the new process made a new tap in the host namespace: move it in again
-		ip link set "$TAP" netns "$NS"
-		ip -n "$NS" addr add "${NET}2/24" dev "$TAP"
-		ip -n "$NS" link set "$TAP" up
-	fi
+	sl_netns_tap "$NS" "$TAP" "$NET"
 	ip netns exec "$NS" ping -c 1 -W 2 "${NET}1" >/dev/null
 }
 start
@@ -44,12 +38,7 @@ start
 grep -h "WAL" "$SL_DIR/node.log" | tail -2 || true
 python3 "$VERIFY" --socket "$SL_SOCK" --points "$POINTS" --series "$SERIES" --batch "$BATCH" \
 	--key 'sess,host=h{s:03d} v' --acked "$SL_DIR/acked-before.log"
-if ! wait "$PROD_PID"; then
-	PROD_PID=
-	echo "client failed:"; cat "$SL_DIR/client.log"; tail -20 "$SL_DIR/node.log"; exit 1
-fi
-PROD_PID=
-cat "$SL_DIR/client.log"
+sl_wait_client "$SL_DIR/client.log"
 python3 "$VERIFY" --socket "$SL_SOCK" --points "$POINTS" --series "$SERIES" --batch "$BATCH" \
 	--key 'sess,host=h{s:03d} v' --exact
 # reads over the same protocol: sluicectl query --addr (UDP READ with continuation)

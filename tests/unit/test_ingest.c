@@ -418,29 +418,25 @@ static void test_node_flags_bad_records(void **state)
 	raw_put(&rc, 3, 4, 2, 5, 1, 0);	  /* index >= batch_count */
 	raw_put(&rc, 2, 0, 1, 5, 1, 0);	  /* batch_seq not increasing */
 	raw_put(&rc, 4, 0, 3, 5, 1, 0);	  /* fine, starts batch 4 */
-	raw_put(&rc, 4, 2, 3, 5, 1, 0);	  /* skips index 1 */
-	raw_put(&rc, 4, 1, 3, 5, 1, 0);	  /* fine */
-	raw_put(&rc, 5, 2, 3, 5, 1, 0);	  /* wrong batch_seq mid-batch */
-	raw_put(&rc, 4, 2, 3, 5, 1, 0);	  /* fine, completes batch 4 */
+	raw_put(&rc, 4, 2, 3, 5, 1, 0);	  /* skips index 1: batch 4 is abandoned */
+	raw_put(&rc, 4, 1, 3, 5, 1, 0);	  /* so its late record belongs to nothing */
+	raw_put(&rc, 5, 2, 3, 5, 1, 0);	  /* mid-batch start */
+	raw_put(&rc, 4, 2, 3, 5, 1, 0);	  /* abandoned batch again */
 	raw_put(&rc, 5, 0, 1, 5, 4, 1);	  /* fine */
+	const uint8_t F = SL_INGEST_BAD_FRAMING;
 	const uint8_t want[] = {
-	    SL_INGEST_BAD_KEY,
-	    SL_INGEST_BAD_KEY,
-	    SL_INGEST_BAD_TYPE,
-	    SL_INGEST_BAD_VALUE,
-	    SL_INGEST_BAD_FRAMING,
-	    SL_INGEST_BAD_FRAMING,
-	    SL_INGEST_BAD_FRAMING,
-	    0,
-	    SL_INGEST_BAD_FRAMING,
-	    0,
-	    SL_INGEST_BAD_FRAMING,
-	    0,
-	    0,
+	    SL_INGEST_BAD_KEY, SL_INGEST_BAD_KEY, SL_INGEST_BAD_TYPE, SL_INGEST_BAD_VALUE, F, F, F,
+	    0,		       F,		  F,		      F,		   F, 0,
 	};
+	/* starts (s) and ends (e) of well-framed batches: 1, 2, 4 (never ends), 5 */
+	const char *se = "s. .. .e se .. .. .. s. .. .. .. .. se";
 	assert_int_equal(sl_ingest_poll(ing, 0, recs, BATCH_MAX), (int)sizeof(want));
-	for (size_t i = 0; i < sizeof(want); i++)
+	for (size_t i = 0; i < sizeof(want); i++) {
 		assert_int_equal(recs[i].flags, want[i]);
+		assert_int_equal(recs[i].starts_batch, se[3 * i] == 's');
+		assert_int_equal(recs[i].ends_batch, se[3 * i + 1] == 'e');
+	}
+	assert_false(sl_ingest_batch_open(ing, 0));
 	assert_int_equal(recs[1].key_len, 300); /* reported as sent; key copy was clamped */
 
 	/* A head running beyond the ring is corrupt: nothing is consumed. */
@@ -465,6 +461,68 @@ static void test_node_flags_bad_records(void **state)
 	assert_int_equal(sl_ingest_poll(ing, 0, recs, BATCH_MAX), 1);
 	assert_int_equal(recs[0].flags, 0); /* framing state was reset with the slot */
 	sluice_close(c);
+	munmap(rc.base, rc.size);
+	sl_ingest_destroy(ing, true);
+}
+
+static uint8_t dec(struct sl_ingest_framing *f, uint64_t seq, uint32_t index, uint32_t count,
+		   struct sl_ingest_rec *r)
+{
+	struct sl_ingest_wire_rec w = {
+	    .batch_seq = seq, .index = index, .batch_count = count, .key_len = 1, .type = 1};
+	sl_ingest_decode(f, 16, &w, (const uint8_t *)"k", r);
+	return r->flags;
+}
+
+/* Batches a client leaves unfinished end (so the node can release what it holds for them),
+ * and counts the node trusts are bounded by the ring. */
+static void test_framing_abandons_unfinished_batches(void **state)
+{
+	(void)state;
+	struct sl_ingest_framing f = {0};
+	struct sl_ingest_rec r;
+	assert_int_equal(dec(&f, 1, 0, 0, &r), SL_INGEST_BAD_FRAMING);	/* count 0 */
+	assert_int_equal(dec(&f, 1, 0, 17, &r), SL_INGEST_BAD_FRAMING); /* beyond the ring */
+	assert_int_equal(dec(&f, 1, 0, UINT32_MAX, &r), SL_INGEST_BAD_FRAMING);
+	assert_false(sl_ingest_framing_open(&f));
+	assert_int_equal(dec(&f, 7, 0, 3, &r), 0);
+	assert_true(r.starts_batch && !r.ends_batch);
+	assert_int_equal(dec(&f, 7, 1, 3, &r), 0);
+	assert_true(sl_ingest_framing_open(&f));
+	/* a new batch starts: 7 is abandoned, 8 accepted */
+	assert_int_equal(dec(&f, 8, 0, 1, &r), 0);
+	assert_true(r.starts_batch && r.ends_batch);
+	assert_false(sl_ingest_framing_open(&f));
+	assert_int_equal(dec(&f, 7, 2, 3, &r), SL_INGEST_BAD_FRAMING);
+	/* the published head reached mid-batch: abandoned, with the points it lacks */
+	assert_int_equal(dec(&f, 9, 0, 4, &r), 0);
+	assert_int_equal(sl_ingest_framing_end(&f), 3);
+	assert_int_equal(sl_ingest_framing_end(&f), 0);
+	assert_int_equal(dec(&f, 9, 1, 4, &r), SL_INGEST_BAD_FRAMING);
+	assert_int_equal(dec(&f, 9, 0, 1, &r), SL_INGEST_BAD_FRAMING); /* seq used */
+	assert_int_equal(dec(&f, 10, 0, 16, &r), 0);			/* count = ring */
+	assert_true(sl_ingest_framing_open(&f));
+
+	/* Through a real ring: a batch cut by `max` stays open across polls, one published
+	 * half stops being open at the head. */
+	struct sl_ingest *ing;
+	assert_int_equal(sl_ingest_create(path, 1, 16, &ing), 0);
+	struct raw_client rc;
+	raw_open(&rc, 16);
+	for (uint32_t i = 0; i < 3; i++)
+		raw_put(&rc, 1, i, 3, 5, 1, 0);
+	assert_int_equal(sl_ingest_poll(ing, 0, recs, 2), 2);
+	assert_true(sl_ingest_batch_open(ing, 0));
+	assert_int_equal(sl_ingest_poll(ing, 0, recs, 2), 1);
+	assert_true(recs[0].ends_batch && recs[0].flags == 0);
+	assert_false(sl_ingest_batch_open(ing, 0));
+	raw_put(&rc, 2, 0, 3, 5, 1, 0);
+	raw_put(&rc, 2, 1, 3, 5, 1, 0);
+	assert_int_equal(sl_ingest_poll(ing, 0, recs, BATCH_MAX), 2);
+	assert_false(sl_ingest_batch_open(ing, 0));
+	raw_put(&rc, 2, 2, 3, 5, 1, 0); /* the rest, published later, belongs to nothing */
+	assert_int_equal(sl_ingest_poll(ing, 0, recs, BATCH_MAX), 1);
+	assert_int_equal(recs[0].flags, SL_INGEST_BAD_FRAMING);
 	munmap(rc.base, rc.size);
 	sl_ingest_destroy(ing, true);
 }
@@ -695,6 +753,7 @@ int main(void)
 	    T(test_all_or_nothing_and_backpressure),
 	    T(test_invalid_points),
 	    T(test_node_flags_bad_records),
+	    T(test_framing_abandons_unfinished_batches),
 	    T(test_heartbeat),
 	    T(test_node_gone),
 	    T(test_slot_reclaimed_after_client_death),

@@ -1,6 +1,7 @@
 /* test_pkt.c - cmocka tests of the packet layer: every drop reason, checksums checked against
  * a known answer and an independent reference sum, exact ARP reply bytes, ICMP echo replies
- * that verify, UDP frames that classify back to their payload, and the ARP cache. */
+ * that verify, UDP frames that classify back to their payload, the ARP cache, and IPv4
+ * reassembly (frag.c on DPDK's rte_ip_frag, under an EAL without hugepages or devices). */
 /* cmocka needs these before it, in this order */
 /* clang-format off */
 #include <stdarg.h>
@@ -13,7 +14,12 @@
 #include <errno.h>
 #include <string.h>
 
+#include <rte_eal.h>
+#include <rte_mbuf.h>
+
+#include "frag.h"
 #include "pkt.h"
+#include "sl_assert.h"
 
 static const uint8_t OUR_MAC[6] = {0x02, 0, 0, 0, 0, 0x01};
 static const uint8_t PEER_MAC[6] = {0x02, 0, 0, 0, 0, 0x99};
@@ -327,17 +333,64 @@ static void test_ip_drops(void **state)
 		expect_drop(f, len, SL_PKT_DROP_BAD_SRC_IP);
 	}
 
-	/* fragments: MF, offset, both; DF alone is fine */
-	const uint16_t frags[] = {0x2000, 0x0001, 0x2010, 0x1fff, 0x6000};
-	for (size_t i = 0; i < 5; i++) {
-		len = mk_udp(f, OUR_IP, 5, "hello");
-		sl_pkt_put_be16(f + 20, frags[i]);
+	/* fragments of a UDP datagram go to reassembly with their place in it: MF, offset,
+	 * both; DF alone is no fragment */
+	const struct {
+		uint16_t bits;
+		enum sl_pkt_verdict v;
+		enum sl_pkt_drop reason;
+		uint32_t ofs;
+	} frags[] = {
+	    {0x2000, SL_PKT_UDP_FRAGMENT_FOR_US, SL_PKT_OK, 0},
+	    {0x0001, SL_PKT_UDP_FRAGMENT_FOR_US, SL_PKT_OK, 8},
+	    {0x2010, SL_PKT_UDP_FRAGMENT_FOR_US, SL_PKT_OK, 128},
+	    {0x6000, SL_PKT_UDP_FRAGMENT_FOR_US, SL_PKT_OK, 0},
+	    {0x1fff, SL_PKT_DROP, SL_PKT_DROP_FRAGMENT_OVERSIZE, 0}, /* 65528 + 20 + 16 */
+	    {0x4000, SL_PKT_UDP_FOR_US, SL_PKT_OK, 0},
+	};
+	for (size_t i = 0; i < SL_ARRAY_LEN(frags); i++) {
+		len = mk_udp(f, OUR_IP, 5, "hello123"); /* 16 bytes after the IP header */
+		sl_pkt_put_be16(f + 20, frags[i].bits);
 		set_ip_csum(f);
-		expect_drop(f, len, SL_PKT_DROP_FRAGMENT);
+		struct sl_pkt_local l = local();
+		struct sl_pkt_info in;
+		assert_int_equal(sl_pkt_classify(f, len, &l, &in), frags[i].v);
+		assert_int_equal(in.reason, frags[i].reason);
+		if (frags[i].v == SL_PKT_UDP_FRAGMENT_FOR_US) {
+			assert_int_equal(in.frag_offset, frags[i].ofs);
+			assert_int_equal(in.frag_len, 16);
+			assert_int_equal(in.ip_hdr_len, 20);
+			assert_int_equal(in.more_frags, (frags[i].bits & 0x2000) != 0);
+			assert_int_equal(in.ip_id, 0x1234);
+		}
 	}
-	sl_pkt_put_be16(f + 20, 0x4000);
+	len = mk_udp(f, OUR_IP, 6, "hello123"); /* options: the header is 24 bytes */
+	sl_pkt_put_be16(f + 20, 0x2000);
 	set_ip_csum(f);
-	expect_drop(f, len, SL_PKT_OK);
+	struct sl_pkt_local lo = local();
+	struct sl_pkt_info fi;
+	assert_int_equal(sl_pkt_classify(f, len, &lo, &fi), SL_PKT_UDP_FRAGMENT_FOR_US);
+	assert_int_equal(fi.ip_hdr_len, 24);
+	/* a fragment that is not the last carries 8-byte units */
+	len = mk_udp(f, OUR_IP, 5, "hello");
+	sl_pkt_put_be16(f + 20, 0x2000);
+	set_ip_csum(f);
+	expect_drop(f, len, SL_PKT_DROP_BAD_FRAGMENT);
+	/* ... and every fragment carries data */
+	len = mk_ip(f, 17, PEER_IP, OUR_IP, 5, NULL, 0);
+	sl_pkt_put_be16(f + 20, 0x0010);
+	set_ip_csum(f);
+	expect_drop(f, len, SL_PKT_DROP_BAD_FRAGMENT);
+	/* only UDP is reassembled; a fragment for another host is not ours at all */
+	len = mk_echo(f, 5, "ping1234");
+	sl_pkt_put_be16(f + 20, 0x2000);
+	set_ip_csum(f);
+	expect_drop(f, len, SL_PKT_DROP_FRAGMENT);
+	len = mk_udp(f, 0x0a000003, 5, "hello123");
+	sl_pkt_put_be16(f + 20, 0x2000);
+	set_ip_csum(f);
+	expect_drop(f, len, SL_PKT_DROP_NOT_FOR_US);
+	len = mk_udp(f, OUR_IP, 5, "hello");
 
 	len = mk_udp(f, 0x0a000003, 5, "hello");
 	expect_drop(f, len, SL_PKT_DROP_NOT_FOR_US);
@@ -594,6 +647,225 @@ static void test_names(void **state)
 	assert_false(sl_pkt_is_local_ip(&l, PEER_IP));
 }
 
+/* ---- reassembly ------------------------------------------------------------------ */
+
+static struct rte_mempool *pool;
+static uint8_t dgram[70000]; /* the UDP datagram the fragments are cut from */
+static size_t dgram_len;
+
+static int frag_setup(void **state)
+{
+	(void)state;
+	char *argv[] = {"test_pkt", "--no-huge", "--no-pci", "--no-shconf", "-m",
+			"64", "--log-level=lib.eal:error", "--log-level=user1:error"};
+	if (rte_eal_init((int)SL_ARRAY_LEN(argv), argv) < 0)
+		return -1;
+	/* no per-lcore cache: the free count is exact, so leaks show */
+	pool = rte_pktmbuf_pool_create("t_frag", 511, 0, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
+				       SOCKET_ID_ANY);
+	return pool == NULL ? -1 : 0;
+}
+
+/* A UDP datagram of n payload bytes (a pattern) from the peer to us, checksum included. */
+static void mk_dgram(size_t n)
+{
+	uint8_t *u = dgram;
+	size_t ulen = 8 + n;
+	sl_pkt_put_be16(u, 40000);
+	sl_pkt_put_be16(u + 2, 8089);
+	sl_pkt_put_be16(u + 4, (uint16_t)ulen);
+	u[6] = u[7] = 0;
+	for (size_t i = 0; i < n; i++)
+		u[8 + i] = (uint8_t)(i * 7 + i / 251);
+	static uint8_t pseudo[12 + sizeof dgram];
+	sl_pkt_put_be32(pseudo, PEER_IP);
+	sl_pkt_put_be32(pseudo + 4, OUR_IP);
+	pseudo[8] = 0;
+	pseudo[9] = 17;
+	sl_pkt_put_be16(pseudo + 10, (uint16_t)ulen);
+	memcpy(pseudo + 12, u, ulen);
+	uint16_t c = ref_csum(pseudo, 12 + ulen);
+	sl_pkt_put_be16(u + 6, c ? c : 0xffff);
+	dgram_len = ulen;
+}
+
+/* The fragment of the datagram at [ofs, ofs + len) with IP id `id`, in a fresh mbuf,
+ * classified into *in (it must be a fragment for us). */
+static struct rte_mbuf *mk_frag(uint16_t id, size_t ofs, size_t len, bool more,
+				struct sl_pkt_info *in)
+{
+	struct rte_mbuf *m = rte_pktmbuf_alloc(pool);
+	assert_non_null(m);
+	uint8_t *f = rte_pktmbuf_mtod(m, uint8_t *);
+	size_t n = mk_ip(f, 17, PEER_IP, OUR_IP, 5, dgram + ofs, len);
+	sl_pkt_put_be16(f + 18, id);
+	sl_pkt_put_be16(f + 20, (uint16_t)((more ? 0x2000 : 0) | ofs / 8));
+	set_ip_csum(f);
+	m->data_len = m->pkt_len = (uint32_t)n;
+	struct sl_pkt_local l = local();
+	assert_int_equal(sl_pkt_classify(f, n, &l, in), SL_PKT_UDP_FRAGMENT_FOR_US);
+	return m;
+}
+
+/* Adds fragment [ofs, ofs + len) of datagram `id` at tick `now`; returns what sl_frag_add
+ * returned. */
+static struct rte_mbuf *add(struct sl_frag *t, uint16_t id, size_t ofs, size_t len, bool more,
+			    uint64_t now)
+{
+	struct sl_pkt_info in;
+	struct rte_mbuf *m = mk_frag(id, ofs, len, more, &in);
+	return sl_frag_add(t, m, &in, now);
+}
+
+/* d is the whole datagram: it classifies as UDP for us, checksums and payload intact. */
+static void check_dgram(struct rte_mbuf *d)
+{
+	assert_non_null(d);
+	assert_int_equal(d->pkt_len, 14 + 20 + dgram_len);
+	static uint8_t flat[70000];
+	const uint8_t *b = rte_pktmbuf_read(d, 0, d->pkt_len, flat);
+	assert_non_null(b);
+	struct sl_pkt_local l = local();
+	struct sl_pkt_info in;
+	assert_int_equal(sl_pkt_classify(b, d->pkt_len, &l, &in), SL_PKT_UDP_FOR_US);
+	assert_true(in.udp_csum_checked);
+	assert_int_equal(in.payload_len, dgram_len - 8);
+	assert_memory_equal(in.payload, dgram + 8, dgram_len - 8);
+	rte_pktmbuf_free(d);
+}
+
+static void assert_counts(const struct sl_frag *t, uint64_t fragments, uint64_t reassembled,
+			  uint64_t expired, uint64_t table_full, uint64_t bad)
+{
+	assert_int_equal(t->c.fragments, fragments);
+	assert_int_equal(t->c.reassembled, reassembled);
+	assert_int_equal(t->c.expired, expired);
+	assert_int_equal(t->c.table_full, table_full);
+	assert_int_equal(t->c.bad, bad);
+}
+
+/* Each reassembly test gets a table of 16 datagrams and 100 ticks; afterwards every mbuf
+ * must be back in the pool. */
+static struct frag_fx {
+	struct sl_frag t;
+	unsigned free0;
+} fx;
+
+static int fx_setup(void **state)
+{
+	fx.free0 = rte_mempool_avail_count(pool);
+	*state = &fx;
+	return sl_frag_init(&fx.t, 16, 100, SOCKET_ID_ANY);
+}
+
+static int fx_teardown(void **state)
+{
+	(void)state;
+	sl_frag_fini(&fx.t);
+	assert_int_equal(rte_mempool_avail_count(pool), fx.free0);
+	return 0;
+}
+
+/* 8 KiB payload cut at 1480 bytes (MTU 1500): 6 fragments, in order, then shuffled. */
+static void test_frag_orders(void **state)
+{
+	struct sl_frag *tp = &((struct frag_fx *)*state)->t;
+	mk_dgram(8192);
+	size_t nf = (dgram_len + 1479) / 1480;
+	assert_int_equal(nf, 6);
+	const size_t orders[2][6] = {{0, 1, 2, 3, 4, 5},
+				     {5, 2, 0, 4, 1, 3}}; /* last first, first in the middle */
+	for (uint16_t id = 0; id < 2; id++) {
+		for (size_t i = 0; i < nf; i++) {
+			size_t k = orders[id][i], ofs = k * 1480;
+			size_t len = k + 1 < nf ? 1480 : dgram_len - ofs;
+			struct rte_mbuf *d = add(tp, id, ofs, len, k + 1 < nf, 10 + id);
+			if (i + 1 < nf)
+				assert_null(d);
+			else
+				check_dgram(d);
+		}
+		assert_counts(tp, 6 * (id + 1u), id + 1u, 0, 0, 0);
+	}
+}
+
+/* A datagram missing a fragment is freed after the timeout, and only then. */
+static void test_frag_timeout(void **state)
+{
+	struct sl_frag *tp = &((struct frag_fx *)*state)->t;
+	mk_dgram(4000); /* 3 fragments; the middle one never comes */
+	assert_null(add(tp, 7, 0, 1480, true, 1000));
+	assert_null(add(tp, 7, 2960, dgram_len - 2960, false, 1000));
+	sl_frag_expire(tp, 1050);
+	assert_counts(tp, 2, 0, 0, 0, 0);
+	assert_int_equal(rte_mempool_avail_count(pool), fx.free0 - 2);
+	sl_frag_expire(tp, 1101);
+	assert_counts(tp, 2, 0, 2, 0, 0);
+	assert_int_equal(rte_mempool_avail_count(pool), fx.free0);
+	/* the late fragment starts a new datagram of its own (held, then expired in turn) */
+	assert_null(add(tp, 7, 1480, 1480, true, 1200));
+	assert_counts(tp, 3, 0, 2, 0, 0);
+	/* a timed-out datagram met again by its key is freed and started afresh */
+	assert_null(add(tp, 7, 0, 1480, true, 1400));
+	assert_counts(tp, 4, 0, 3, 0, 0);
+	assert_null(add(tp, 7, 2960, dgram_len - 2960, false, 1401));
+	check_dgram(add(tp, 7, 1480, 1480, true, 1402));
+	assert_counts(tp, 6, 1, 3, 0, 0);
+}
+
+/* Overlaps, duplicates and too many fragments drop the datagram, counted per fragment. */
+static void test_frag_bad(void **state)
+{
+	struct sl_frag *tp = &((struct frag_fx *)*state)->t;
+	mk_dgram(2992); /* 3000 bytes of UDP */
+	/* the second overlaps the first by 8 bytes: more data than the datagram */
+	assert_null(add(tp, 1, 0, 1480, true, 0));
+	assert_null(add(tp, 1, 1472, 1480, true, 0));
+	assert_null(add(tp, 1, 2952, 48, false, 0));
+	assert_counts(tp, 3, 0, 0, 0, 3);
+	/* the first fragment twice */
+	assert_null(add(tp, 2, 0, 1480, true, 0));
+	assert_null(add(tp, 2, 0, 1480, true, 0));
+	assert_counts(tp, 5, 0, 0, 0, 5);
+	/* a hole: the sizes add up but the pieces do not meet */
+	assert_null(add(tp, 3, 0, 1480, true, 0));
+	assert_null(add(tp, 3, 1488, 1472, true, 0));
+	assert_null(add(tp, 3, 2952, 48, false, 0));
+	assert_counts(tp, 8, 0, 0, 0, 8);
+	/* more fragments than SL_FRAG_MAX_FRAGS: the one past the limit drops the datagram
+	 * with it; the last one then starts a new datagram (held until fini) */
+	mk_dgram((SL_FRAG_MAX_FRAGS + 1) * 16 - 8);
+	for (size_t k = 0; k <= SL_FRAG_MAX_FRAGS; k++)
+		assert_null(add(tp, 4, k * 16, 16, k < SL_FRAG_MAX_FRAGS, 0));
+	assert_int_equal(tp->c.bad, 8 + SL_FRAG_MAX_FRAGS);
+	assert_int_equal(tp->c.reassembled, 0);
+	/* the table still works */
+	mk_dgram(2000);
+	assert_null(add(tp, 5, 1480, dgram_len - 1480, false, 0));
+	check_dgram(add(tp, 5, 0, 1480, true, 0));
+}
+
+/* A full table drops the new datagram's fragment; a timed-out one makes room. */
+static void test_frag_table_full(void **state)
+{
+	struct sl_frag *tp = &((struct frag_fx *)*state)->t;
+	sl_frag_fini(tp);
+	assert_int_equal(sl_frag_init(tp, 1, 100, SOCKET_ID_ANY), 0); /* room for one */
+	mk_dgram(2000);
+	assert_null(add(tp, 1, 0, 1480, true, 0));
+	assert_null(add(tp, 2, 0, 1480, true, 50));
+	assert_counts(tp, 2, 0, 0, 1, 0);
+	assert_null(add(tp, 3, 0, 1480, true, 200)); /* datagram 1 timed out: evicted */
+	assert_counts(tp, 3, 0, 1, 1, 0);
+	check_dgram(add(tp, 3, 1480, dgram_len - 1480, false, 201));
+	assert_counts(tp, 4, 1, 1, 1, 0);
+	/* bad sizes are refused */
+	struct sl_frag bad;
+	assert_int_equal(sl_frag_init(&bad, 0, 100, SOCKET_ID_ANY), -EINVAL);
+	assert_int_equal(sl_frag_init(&bad, 65537, 100, SOCKET_ID_ANY), -EINVAL);
+	assert_int_equal(sl_frag_init(&bad, 16, 0, SOCKET_ID_ANY), -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -604,5 +876,12 @@ int main(void)
 	    cmocka_unit_test(test_udp_build), cmocka_unit_test(test_arp_cache),
 	    cmocka_unit_test(test_names),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	const struct CMUnitTest frag_tests[] = {
+	    cmocka_unit_test_setup_teardown(test_frag_orders, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_frag_timeout, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_frag_bad, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_frag_table_full, fx_setup, fx_teardown),
+	};
+	int failed = cmocka_run_group_tests(tests, NULL, NULL);
+	return failed + cmocka_run_group_tests_name("reassembly", frag_tests, frag_setup, NULL);
 }

@@ -708,6 +708,197 @@ static void test_bad_messages(void **u)
 	cluster_free(c);
 }
 
+/* ---- size bounds: what a peer or the recovered log can make the replica copy ---- */
+
+/* FNV-1a as raft.c checksums messages (white box, like the offsets above). */
+static uint32_t wire_fnv(const uint8_t *p, uint32_t n)
+{
+	uint32_t h = 2166136261u;
+	for (uint32_t i = 0; i < n; i++)
+		h = (h ^ p[i]) * 16777619u;
+	return h;
+}
+
+/* Header (version 1, type, no flags, term) now; the checksum once the body is written. */
+static void wire_header(uint8_t *b, uint8_t type, uint64_t term)
+{
+	memset(b, 0, 16);
+	b[0] = 1;
+	b[1] = type;
+	sl_put_u64(b + 8, term);
+}
+
+static uint32_t wire_seal(uint8_t *b, uint32_t n)
+{
+	sl_put_u32(b + 4, wire_fnv(b + 8, n - 8));
+	return n;
+}
+
+/* An append carrying one entry of `len` bytes, from a leader of `term`, committing it;
+ * returns the message length. */
+static uint32_t wire_append_one(uint8_t *b, uint64_t term, uint32_t len)
+{
+	memset(b, 0, APPEND_E0_DATA_OFF + len);
+	wire_header(b, APPEND_TYPE, term);
+	sl_put_u64(b + 32, 1); /* prev 0, prev term 0, commit 1 */
+	sl_put_u32(b + APPEND_N_OFF, 1);
+	sl_put_u64(b + 44, term);
+	b[APPEND_E0_TYPE_OFF] = SL_CONS_ENTRY_NORMAL;
+	sl_put_u32(b + 53, len);
+	memset(b + APPEND_E0_DATA_OFF, 0xAB, len);
+	return wire_seal(b, APPEND_E0_DATA_OFF + len);
+}
+
+/* A snapshot of `index` (term 1, voters 1-3, 4 bytes of data) from a leader of `term`. */
+static uint32_t wire_snapshot(uint8_t *b, uint64_t term, uint64_t index)
+{
+	wire_header(b, 9, term);
+	sl_put_u64(b + 16, index);
+	sl_put_u64(b + 24, 1);
+	b[32] = 3; /* voters 1, 2, 3; no learners */
+	for (uint32_t i = 0; i < 3; i++)
+		sl_put_u32(b + 33 + 4 * i, i + 1);
+	b[45] = 0;
+	sl_put_u32(b + 46, 4);
+	memcpy(b + 50, "snap", 4);
+	return wire_seal(b, 54);
+}
+
+/* Terms and snapshot indexes a peer names are bounded: a snapshot at index 2^64-1 made the
+ * first index after it wrap to 0 (found by fuzz_raft), and a term there wraps on the next
+ * election. Both are refused and counted; sane values still go through. */
+static void test_peer_values_bounded(void **u)
+{
+	(void)u;
+	struct cluster *c = cluster_new(3, 3);
+	uint8_t b[64];
+	struct sl_cons_msg m = {7, 2, 1, wire_snapshot(b, 1, UINT64_MAX), b};
+	assert_int_equal(R->step(c->n[1].st, &m), 0);
+	struct sl_raft_stats st;
+	sl_raft_stats(c->n[1].st, &st);
+	assert_int_equal(st.msgs_bad, 1);
+	assert_int_equal(st.snapshots_installed, 0);
+	assert_int_equal(status(c, 1).last_index, 0);
+	m.len = wire_snapshot(b, UINT64_MAX, 5);
+	assert_int_equal(R->step(c->n[1].st, &m), -EBADMSG);
+	assert_int_equal(status(c, 1).term, 1);
+	m.len = wire_snapshot(b, 2, 5);
+	assert_int_equal(R->step(c->n[1].st, &m), 0);
+	sl_raft_stats(c->n[1].st, &st);
+	assert_int_equal(st.msgs_bad, 2);
+	assert_int_equal(st.snapshots_installed, 1);
+	assert_int_equal(status(c, 1).last_index, 5);
+	assert_int_equal(status(c, 1).term, 2);
+	cluster_free(c);
+}
+
+/* A message longer than max_msg_bytes is refused before it is read: its entry would
+ * otherwise be appended (it fits the unstable buffer) and then copied, committed, into an
+ * apply buffer smaller than itself. One of exactly max_msg_bytes is still taken. */
+static void test_oversized_message_refused(void **u)
+{
+	(void)u;
+	struct cluster *c = cluster_new(3, 3);
+	c->opts.max_msg_bytes = 256;
+	c->opts.max_apply_bytes = 256;
+	R->destroy(c->n[1].st);
+	node_start(c, 1);
+	static uint8_t buf[4096];
+	struct sl_cons_msg m = {7, 2, 1, wire_append_one(buf, 1, 1000), buf};
+	assert_int_equal(R->step(c->n[1].st, &m), -EMSGSIZE);
+	struct sl_raft_stats st;
+	sl_raft_stats(c->n[1].st, &st);
+	assert_int_equal(st.msgs_too_big, 1);
+	assert_int_equal(status(c, 1).last_index, 0);
+	assert_int_equal(status(c, 1).term, 0); /* not even its term was looked at */
+	m.len = wire_append_one(buf, 1, 256 - APPEND_E0_DATA_OFF);
+	assert_int_equal(m.len, 256);
+	assert_int_equal(R->step(c->n[1].st, &m), 0);
+	assert_int_equal(status(c, 1).last_index, 1);
+	assert_int_equal(status(c, 1).commit_index, 1);
+	cluster_free(c);
+}
+
+/* A caller's log of one entry whose length the test controls (the recovered WAL). */
+static uint8_t big_data[4096];
+static uint32_t big_len;
+static uint64_t bl_first(void *c) { return (void)c, 1; }
+static uint64_t bl_last(void *c) { return (void)c, 1; }
+static int bl_term(void *c, uint64_t i, uint64_t *t)
+{
+	(void)c;
+	if (i > 1)
+		return -ENOENT;
+	*t = i;
+	return 0;
+}
+static int bl_entry(void *c, uint64_t i, struct sl_cons_entry *o)
+{
+	(void)c;
+	if (i != 1)
+		return -ENOENT;
+	*o = (struct sl_cons_entry){1, 1, 0, SL_CONS_ENTRY_NORMAL, big_len, big_data};
+	return 0;
+}
+
+static int create_on_big_log(uint32_t len, void **st)
+{
+	static const struct sl_cons_log lg = {NULL, bl_first, bl_last, bl_term, bl_entry, NULL};
+	static const struct sl_raft_opts o = {.max_msg_bytes = 256, .max_apply_bytes = 256};
+	big_len = len;
+	struct sl_cons_config cfg;
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.group_id = 7;
+	cfg.self = 1;
+	cfg.n_voters = 1;
+	cfg.voters[0] = 1;
+	cfg.initial = (struct sl_cons_hard_state){1, 1, 1}; /* the entry is committed */
+	cfg.log = &lg;
+	cfg.proto_opts = &o;
+	return R->create(&cfg, st);
+}
+
+/* The recovered log is held to the proposal limit: an entry that no append message could
+ * carry (written under larger limits, or damaged) is refused at create(). */
+static void test_recovered_oversized_entry_refused(void **u)
+{
+	(void)u;
+	void *st = NULL;
+	assert_int_equal(create_on_big_log(1000, &st), -EMSGSIZE);
+	assert_int_equal(create_on_big_log(256 - APPEND_E0_DATA_OFF + 1, &st), -EMSGSIZE);
+	assert_int_equal(create_on_big_log(256 - APPEND_E0_DATA_OFF, &st), 0);
+	R->destroy(st);
+}
+
+/* The copy into the apply buffer is bounded by the buffer, even for the first entry of a
+ * ready: a log that changes under the protocol stops the apply there (counted) instead of
+ * overrunning the buffer. */
+static void test_apply_copy_bounded(void **u)
+{
+	(void)u;
+	void *st = NULL;
+	assert_int_equal(create_on_big_log(10, &st), 0);
+	big_len = sizeof(big_data);
+	assert_true(R->has_ready(st));
+	struct sl_cons_ready rd;
+	R->ready(st, &rd);
+	assert_int_equal(rd.n_committed, 0);
+	R->advance(st, &rd);
+	struct sl_raft_stats rs;
+	sl_raft_stats(st, &rs);
+	assert_int_equal(rs.apply_too_big, 1);
+	struct sl_cons_status s;
+	R->status(st, &s);
+	assert_int_equal(s.applied_index, 0);
+	/* once the entry is as recovered again, it is handed out */
+	big_len = 10;
+	R->ready(st, &rd);
+	assert_int_equal(rd.n_committed, 1);
+	assert_int_equal(rd.committed[0].len, 10);
+	R->advance(st, &rd);
+	R->destroy(st);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -724,6 +915,10 @@ int main(void)
 	    cmocka_unit_test(test_restart_recovers_durable_state),
 	    cmocka_unit_test(test_storage_failure_fails_proposals),
 	    cmocka_unit_test(test_bad_messages),
+	    cmocka_unit_test(test_oversized_message_refused),
+	    cmocka_unit_test(test_recovered_oversized_entry_refused),
+	    cmocka_unit_test(test_apply_copy_bounded),
+	    cmocka_unit_test(test_peer_values_bounded),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

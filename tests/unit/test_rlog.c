@@ -100,12 +100,44 @@ static void test_release_compact_wrap(void **u)
 	sl_rlog_free(&l);
 }
 
+/* The snapshot base record names the term of exactly the snapshot's index. A crash between
+ * writing the record of a new snapshot and renaming the snapshot into place leaves the
+ * previous snapshot with a record whose first pair is the NEWER index and term: that term
+ * is not the older snapshot's (it was read as an upper bound before), the second pair is. */
+static void test_base_record_exact_index(void **u)
+{
+	(void)u;
+	char buf[96];
+	uint64_t t = 0;
+	int n = sl_rlog_base_format(buf, sizeof(buf), 120, 7, 80, 5);
+	assert_true(n > 0 && (size_t)n == strlen(buf));
+	assert_int_equal(sl_rlog_base_term(buf, 120, &t), 0); /* the new snapshot got in */
+	assert_int_equal(t, 7);
+	assert_int_equal(sl_rlog_base_term(buf, 80, &t), 0); /* the crash left the old one */
+	assert_int_equal(t, 5);
+	t = 99;
+	assert_int_equal(sl_rlog_base_term(buf, 100, &t), -ENOENT); /* never a neighbour's */
+	assert_int_equal(sl_rlog_base_term(buf, 121, &t), -ENOENT);
+	assert_int_equal(t, 99);
+	/* a one-pair record of an older version: exact index only */
+	assert_int_equal(sl_rlog_base_term("120 7\n", 80, &t), -ENOENT);
+	assert_int_equal(sl_rlog_base_term("120 7\n", 120, &t), 0);
+	assert_int_equal(t, 7);
+	/* unreadable records are reported as such */
+	const char *bad[] = {"", "120\n", "120 7", "120 -7\n", "x 7\n", "120 7\n80 5\n1 1\n",
+			     "120  7\n", "99999999999999999999 1\n"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(sl_rlog_base_term(bad[i], 120, &t), -EBADMSG);
+	assert_int_equal(sl_rlog_base_format(buf, 8, 120, 7, 80, 5), -ENOSPC);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_append_read),
 		cmocka_unit_test(test_conflicting_suffix),
 		cmocka_unit_test(test_release_compact_wrap),
+		cmocka_unit_test(test_base_record_exact_index),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -673,6 +673,7 @@ static void test_names(void **state)
 /* ---- session table ------------------------------------------------------------------ */
 
 static uint64_t table_mem[1 << 16];
+#define HOLD_MAX 64 /* cookies 0..63 */
 
 static void table_init(struct sl_sess_table *t, uint32_t capacity, uint32_t window)
 {
@@ -681,8 +682,9 @@ static void table_init(struct sl_sess_table *t, uint32_t capacity, uint32_t wind
 				     .idle_timeout_ns = 1000,
 				     .keep_min_ns = 100,
 				     .incarnation = 5,
-				     .hash_seed = 0x5eed};
-	size_t need = sl_sess_table_mem_bytes(capacity);
+				     .hash_seed = 0x5eed,
+				     .hold_max = HOLD_MAX};
+	size_t need = sl_sess_table_mem_bytes(capacity, HOLD_MAX);
 	assert_true(need > 0 && need <= sizeof table_mem);
 	assert_int_equal(sl_sess_table_init(t, table_mem, need, &cfg), 0);
 }
@@ -704,8 +706,11 @@ static enum sl_sess_verdict batch(struct sl_sess_table *t, uint64_t id, uint64_t
 	return d->verdict;
 }
 
+/* Completion in order (logged at once), then its record durable. */
 static void durable(struct sl_sess_table *t, uint64_t id, uint64_t seq)
 {
+	assert_int_equal(sl_sess_on_complete(t, id, seq, SL_SESS_LEVEL_MAJORITY, 0),
+			 SL_SESS_DONE_RECORD);
 	struct sl_sess_outcome o = {
 	    .count_stored = 3, .status = SL_SESS_ST_OK, .level_req = 2, .level_reached = 1};
 	struct sl_sess_ack a;
@@ -717,8 +722,9 @@ static void test_table_init_errors(void **state)
 	(void)state;
 	struct sl_sess_table t;
 	struct sl_sess_config cfg = {.capacity = 4, .window = 8};
-	size_t need = sl_sess_table_mem_bytes(4);
-	assert_int_equal(sl_sess_table_mem_bytes(0), 0);
+	size_t need = sl_sess_table_mem_bytes(4, 0);
+	assert_int_equal(sl_sess_table_mem_bytes(0, 0), 0);
+	assert_true(sl_sess_table_mem_bytes(4, 10) > need); /* room for the holds */
 	assert_int_equal(sl_sess_table_init(&t, table_mem, need - 1, &cfg), -EINVAL);
 	assert_int_equal(sl_sess_table_init(&t, (uint8_t *)table_mem + 4, need, &cfg), -EINVAL);
 	cfg.window = 0;
@@ -771,6 +777,8 @@ static void test_table_verdicts(void **state)
 				    .level_req = SL_SESS_LEVEL_MAJORITY,
 				    .level_reached = SL_SESS_LEVEL_LOCAL};
 	struct sl_sess_ack a;
+	assert_int_equal(sl_sess_on_durable(&t, 1, 10, &o, &a), -ERANGE); /* not recorded */
+	assert_int_equal(sl_sess_on_complete(&t, 1, 10, 1, 0), SL_SESS_DONE_RECORD);
 	assert_int_equal(sl_sess_on_durable(&t, 1, 10, &o, &a), 1);
 	assert_int_equal(a.seq, 10);
 	assert_int_equal(a.status, SL_SESS_ST_REJECTED_POINTS);
@@ -782,6 +790,9 @@ static void test_table_verdicts(void **state)
 	assert_int_equal(sl_sess_on_durable(&t, 2, 1, &o, &a), -ENOENT);
 	o.status = SL_SESS_ST_OK;
 	o.count_stored = 3;
+	assert_int_equal(sl_sess_on_durable(&t, 1, 11, &o, &a), -ERANGE);
+	assert_int_equal(sl_sess_on_complete(&t, 1, 11, 1, 0), SL_SESS_DONE_RECORD);
+	assert_int_equal(sl_sess_on_complete(&t, 1, 11, 1, 0), SL_SESS_DONE_DROP); /* twice */
 	assert_int_equal(sl_sess_on_durable(&t, 1, 11, &o, &a), 1);
 
 	/* duplicates: re-acked, never re-applied; the last one with its count */
@@ -860,9 +871,176 @@ static void test_table_abort_level0_close(void **state)
 	assert_false(d.reply);
 	struct sl_sess_outcome o = {.status = SL_SESS_ST_OK, .level_req = 0, .level_reached = 1};
 	struct sl_sess_ack a;
-	assert_int_equal(sl_sess_on_durable(&t, 9, 1, &o, &a), 0);
+	/* level 0 never waits for an earlier seq: 3 is logged before 1, 1 is then dropped */
+	assert_int_equal(sl_sess_on_complete(&t, 9, 3, 0, 5), SL_SESS_DONE_RECORD);
+	assert_int_equal(sl_sess_on_complete(&t, 9, 1, 0, 6), SL_SESS_DONE_DROP);
 	assert_int_equal(sl_sess_on_durable(&t, 9, 3, &o, &a), 0);
 	assert_int_equal(batch(&t, 9, 2, 0, &d), SL_SESS_DUPLICATE);
+}
+
+/* A batch's points go to several cores, so seq s+1 can complete before s. Its record (and
+ * so the durable mark, the cumulative ACK and DUPLICATE) must wait until s is done. */
+static void test_table_out_of_order_completion(void **state)
+{
+	(void)state;
+	struct sl_sess_table t;
+	struct sl_sess_decision d;
+	struct sl_sess_info info;
+	struct sl_sess_outcome o = {
+	    .count_stored = 1, .status = SL_SESS_ST_OK, .level_req = 1, .level_reached = 1};
+	struct sl_sess_ack a;
+	uint64_t seq;
+	uint32_t ck;
+	table_init(&t, 8, 16);
+	open_sess(&t, 1, 1, 0, SL_SESS_ST_OK);
+	for (uint64_t s = 1; s <= 6; s++)
+		assert_int_equal(batch(&t, 1, s, 1, &d), SL_SESS_ACCEPT);
+
+	/* 3, 2 and 5 complete while 1 is still on a slow core: all held, nothing due */
+	assert_int_equal(sl_sess_on_complete(&t, 1, 3, 1, 13), SL_SESS_DONE_HOLD);
+	assert_int_equal(sl_sess_on_complete(&t, 1, 5, 1, 15), SL_SESS_DONE_HOLD);
+	assert_int_equal(sl_sess_on_complete(&t, 1, 2, 1, 12), SL_SESS_DONE_HOLD);
+	assert_int_equal(sl_sess_on_complete(&t, 1, 4, 1, 12), -EINVAL); /* cookie in use */
+	assert_int_equal(sl_sess_on_complete(&t, 1, 4, 1, HOLD_MAX), -ENOSPC);
+	assert_int_equal(sl_sess_next_done(&t, 1, &seq, &ck), SL_SESS_DONE_NONE);
+	assert_int_equal(sl_sess_on_durable(&t, 1, 2, &o, &a), -ERANGE); /* never logged */
+	assert_int_equal(sl_sess_on_durable(&t, 1, 3, &o, &a), -ERANGE);
+	assert_int_equal(sl_sess_lookup(&t, 1, &info), 0);
+	assert_int_equal(info.durable_seq, 0);
+	/* a retry of a held seq is in flight, not a duplicate: it is not durable */
+	assert_int_equal(batch(&t, 1, 2, 1, &d), SL_SESS_IN_FLIGHT);
+	assert_false(d.reply);
+	/* the session cannot go while completions are held */
+	struct sl_sess_close c = {.session_id = 1};
+	struct sl_sess_close_ok cr;
+	sl_sess_on_close(&t, &c, &cr);
+	assert_int_equal(cr.status, SL_SESS_ST_BUSY);
+
+	/* 1 completes: logged, then 2 and 3 come back in order; 5 waits for 4 */
+	assert_int_equal(sl_sess_on_complete(&t, 1, 1, 1, 11), SL_SESS_DONE_RECORD);
+	assert_int_equal(sl_sess_next_done(&t, 1, &seq, &ck), SL_SESS_DONE_RECORD);
+	assert_int_equal(seq, 2);
+	assert_int_equal(ck, 12);
+	assert_int_equal(sl_sess_next_done(&t, 1, &seq, &ck), SL_SESS_DONE_RECORD);
+	assert_int_equal(seq, 3);
+	assert_int_equal(ck, 13);
+	assert_int_equal(sl_sess_next_done(&t, 1, &seq, &ck), SL_SESS_DONE_NONE);
+	assert_int_equal(sl_sess_on_durable(&t, 1, 4, &o, &a), -ERANGE);
+	for (uint64_t s = 1; s <= 3; s++) {
+		assert_int_equal(sl_sess_on_durable(&t, 1, s, &o, &a), 1);
+		assert_int_equal(a.seq, s);
+	}
+	assert_int_equal(batch(&t, 1, 3, 1, &d), SL_SESS_DUPLICATE);
+	assert_int_equal(batch(&t, 1, 4, 1, &d), SL_SESS_IN_FLIGHT);
+	assert_int_equal(batch(&t, 1, 5, 1, &d), SL_SESS_IN_FLIGHT);
+
+	/* the snapshot (and so a restart) knows 3, not the held 5 */
+	static uint8_t img[256];
+	int len = sl_sess_snapshot_write(&t, 1, img, sizeof img);
+	assert_true(len > 0);
+	assert_int_equal(sl_get_u64(img + 32 + 8), 3);
+
+	/* 4 fails (a WAL error on its core): 4 and everything after it is expected again,
+	 * and the held 5 comes back to be released without a record */
+	assert_int_equal(sl_sess_on_abort(&t, 1, 4), 0);
+	sl_sess_on_close(&t, &c, &cr);
+	assert_int_equal(cr.status, SL_SESS_ST_BUSY); /* 5's cookie not handed back yet */
+	assert_int_equal(sl_sess_next_done(&t, 1, &seq, &ck), SL_SESS_DONE_DROP);
+	assert_int_equal(seq, 5);
+	assert_int_equal(ck, 15);
+	assert_int_equal(sl_sess_next_done(&t, 1, &seq, &ck), SL_SESS_DONE_NONE);
+	/* 6 was in flight when 4 failed: its late completion is dropped too */
+	assert_int_equal(sl_sess_on_complete(&t, 1, 6, 1, 16), SL_SESS_DONE_DROP);
+	/* resent: 4, 5 again; the new 5 first, then 4 */
+	assert_int_equal(batch(&t, 1, 4, 1, &d), SL_SESS_ACCEPT);
+	assert_int_equal(batch(&t, 1, 5, 1, &d), SL_SESS_ACCEPT);
+	assert_int_equal(sl_sess_on_complete(&t, 1, 5, 1, 25), SL_SESS_DONE_HOLD);
+	assert_int_equal(sl_sess_on_complete(&t, 1, 4, 1, 24), SL_SESS_DONE_RECORD);
+	assert_int_equal(sl_sess_next_done(&t, 1, &seq, &ck), SL_SESS_DONE_RECORD);
+	assert_int_equal(ck, 25);
+	assert_int_equal(sl_sess_on_durable(&t, 1, 4, &o, &a), 1);
+	assert_int_equal(sl_sess_on_durable(&t, 1, 5, &o, &a), 1);
+	sl_sess_on_close(&t, &c, &cr);
+	assert_int_equal(cr.status, SL_SESS_ST_OK);
+
+	/* a failed record (queue full) rolls the logged mark back with the abort */
+	open_sess(&t, 2, 1, 0, SL_SESS_ST_OK);
+	assert_int_equal(batch(&t, 2, 1, 1, &d), SL_SESS_ACCEPT);
+	assert_int_equal(batch(&t, 2, 2, 1, &d), SL_SESS_ACCEPT);
+	assert_int_equal(sl_sess_on_complete(&t, 2, 2, 1, 2), SL_SESS_DONE_HOLD);
+	assert_int_equal(sl_sess_on_complete(&t, 2, 1, 1, 1), SL_SESS_DONE_RECORD);
+	assert_int_equal(sl_sess_on_abort(&t, 2, 1), 0); /* 1's record could not be logged */
+	assert_int_equal(sl_sess_next_done(&t, 2, &seq, &ck), SL_SESS_DONE_DROP);
+	assert_int_equal(ck, 2);
+	assert_int_equal(sl_sess_on_durable(&t, 2, 1, &o, &a), -ERANGE);
+	assert_int_equal(batch(&t, 2, 1, 1, &d), SL_SESS_ACCEPT);
+
+	struct sl_sess_table_stats st;
+	sl_sess_table_stats(&t, &st);
+	assert_int_equal(st.held, 5);
+	assert_int_equal(st.dropped, 3);
+}
+
+/* Random completion orders (points on several cores) and random durability: a record is
+ * logged only when every earlier seq has completed, each seq exactly once and in order, and
+ * no ack or DUPLICATE ever covers a seq that has not completed. */
+static void test_table_completion_model(void **state)
+{
+	(void)state;
+	enum { N = 48 };
+	uint64_t x = 0x9e3779b97f4a7c15ull;
+	for (int round = 0; round < 300; round++) {
+		struct sl_sess_table t;
+		struct sl_sess_decision d;
+		table_init(&t, 4, 64);
+		open_sess(&t, 7, 1, 0, SL_SESS_ST_OK);
+		bool completed[N + 1] = {false};
+		uint64_t order[N], logged = 0, durable_upto = 0;
+		for (uint64_t s = 1; s <= N; s++) {
+			assert_int_equal(batch(&t, 7, s, 1, &d), SL_SESS_ACCEPT);
+			order[s - 1] = s;
+		}
+		for (int i = N - 1; i > 0; i--) { /* shuffle */
+			x = x * 6364136223846793005ull + 1442695040888963407ull;
+			int j = (int)((x >> 33) % (uint64_t)(i + 1));
+			uint64_t tmp = order[i];
+			order[i] = order[j];
+			order[j] = tmp;
+		}
+		for (int i = 0; i < N; i++) {
+			uint64_t s = order[i];
+			completed[s] = true;
+			uint64_t seq = s;
+			uint32_t ck = (uint32_t)s;
+			int v = sl_sess_on_complete(&t, 7, s, 1, ck);
+			while (v == SL_SESS_DONE_RECORD) {
+				assert_int_equal(seq, logged + 1);
+				assert_int_equal(ck, (uint32_t)seq);
+				for (uint64_t k = 1; k <= seq; k++)
+					assert_true(completed[k]);
+				logged = seq;
+				v = sl_sess_next_done(&t, 7, &seq, &ck);
+			}
+			assert_true(v == SL_SESS_DONE_HOLD || v == SL_SESS_DONE_NONE);
+			/* the WAL makes some of what is logged durable */
+			x = x * 6364136223846793005ull + 1442695040888963407ull;
+			uint64_t upto = durable_upto + (x >> 40) % (logged - durable_upto + 1);
+			for (uint64_t k = durable_upto + 1; k <= upto; k++) {
+				struct sl_sess_outcome o = {.status = SL_SESS_ST_OK, .level_req = 1,
+							    .level_reached = 1};
+				struct sl_sess_ack a;
+				assert_int_equal(sl_sess_on_durable(&t, 7, k, &o, &a), 1);
+				for (uint64_t m = 1; m <= a.seq; m++)
+					assert_true(completed[m]); /* the ACK is cumulative */
+			}
+			durable_upto = upto;
+			/* a retry is DUPLICATE only for what is durable */
+			uint64_t probe = 1 + (x >> 20) % N;
+			sl_sess_on_batch(&t, 7, probe, 1, 0, &d);
+			assert_int_equal(d.verdict == SL_SESS_DUPLICATE, probe <= durable_upto);
+		}
+		assert_int_equal(logged, N);
+	}
 }
 
 static void test_table_eviction(void **state)
@@ -1023,7 +1201,7 @@ static void test_snapshot(void **state)
 				     .keep_min_ns = 100,
 				     .hash_seed = 99};
 	void *mem2 = table_mem + (sizeof table_mem / 16);
-	size_t need = sl_sess_table_mem_bytes(16);
+	size_t need = sl_sess_table_mem_bytes(16, 0);
 	assert_int_equal(sl_sess_table_init(&u, mem2, need, &cfg), 0);
 	uint64_t idx = 0;
 	assert_int_equal(sl_sess_snapshot_read(&u, img, len, 500, &idx), 0);
@@ -1069,6 +1247,13 @@ static void test_snapshot(void **state)
 	memcpy(img2, img, len);
 	memcpy(img2 + 32 + 24, img2 + 32, 24);
 	sl_put_u32(img2 + len - 4, ~crc32c_ref(img2 + 32, 5 * 24, 0xffffffffu));
+	assert_int_equal(sl_sess_snapshot_read(&v, img2, len, 0, &idx), -EBADMSG);
+	assert_int_equal(sl_sess_count(&v), 0);
+	/* a reserved header field that is not zero, sealed with a valid CRC: the image would
+	 * not write back the same, so it is not one we wrote */
+	memcpy(img2, img, len);
+	img2[25] = 1;
+	sl_put_u32(img2 + 28, ~crc32c_ref(img2, 28, 0xffffffffu));
 	assert_int_equal(sl_sess_snapshot_read(&v, img2, len, 0, &idx), -EBADMSG);
 	assert_int_equal(sl_sess_count(&v), 0);
 	/* more sessions than the table holds */
@@ -1451,6 +1636,9 @@ static void test_end_to_end_restarts(void **state)
 							    .level_reached = 1};
 				struct sl_sess_msg out = {.type = SL_SESS_ACK,
 							  .cluster_id = CLUSTER};
+				assert_int_equal(sl_sess_on_complete(&t, 0xfeed, pending[i],
+								     SL_SESS_LEVEL_MAJORITY, 0),
+						 SL_SESS_DONE_RECORD);
 				assert_int_equal(
 				    sl_sess_on_durable(&t, 0xfeed, pending[i], &o, &out.u.ack), 1);
 				/* exactly once, in order */
@@ -1518,6 +1706,8 @@ int main(void)
 	    cmocka_unit_test(test_table_init_errors),
 	    cmocka_unit_test(test_table_verdicts),
 	    cmocka_unit_test(test_table_abort_level0_close),
+	    cmocka_unit_test(test_table_out_of_order_completion),
+	    cmocka_unit_test(test_table_completion_model),
 	    cmocka_unit_test(test_table_eviction),
 	    cmocka_unit_test(test_table_random_model),
 	    cmocka_unit_test(test_table_recovery_then_retry),

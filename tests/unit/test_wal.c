@@ -1,6 +1,7 @@
 /* test_wal.c - cmocka tests of the io_uring write-ahead log on real files in a temporary
- * directory: round trips across segment rolls, group commit, torn tails, mid-log
- * corruption (strict and salvage), injected disk errors, retention and bad inputs. */
+ * directory: round trips across segment rolls, group commit, torn last writes vs damage
+ * to durable records (flips anywhere, clean stop or not; strict and salvage), the
+ * clean-shutdown record, old formats, injected disk errors, retention and bad inputs. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -166,6 +167,20 @@ static void expect_records(const struct sl_wal_config *c, uint64_t n)
 	assert_false(rep.torn_tail_cut);
 	assert_false(rep.corruption);
 	sl_wal_close(w);
+}
+
+/* Strict recovery refuses and replays nothing; returns the WAL for more checks. */
+static struct sl_wal *refused(const struct sl_wal_config *c, struct sl_wal_recovery *rep)
+{
+	struct sl_wal *w = NULL;
+	struct got g = {0};
+	assert_int_equal(sl_wal_open(c, &w), 0);
+	assert_int_equal(sl_wal_recover(w, collect, &g, rep), -EBADMSG);
+	assert_int_equal(g.n, 0);
+	assert_true(rep->corruption);
+	assert_false(rep->salvaged);
+	assert_false(rep->torn_tail_cut);
+	return w;
 }
 
 static void seg_path(char *out, size_t n, const char *dir, uint64_t lsn)
@@ -356,34 +371,61 @@ static void expect_torn_cut(const struct sl_wal_config *c, uint64_t n, uint64_t 
 	expect_records(c, n + 4);
 }
 
-/* Ten synced records, then the tail after them is torn: cut mid-record by a truncate,
- * or overwritten with garbage. */
+/* Two synced flushes in one segment: records 1-10, then 11-13 at the returned offset. */
+static uint64_t ten_then_three(struct sl_wal_config *c, const char *dir, char *path, size_t n)
+{
+	cfg_one_segment(c, dir);
+	struct got g;
+	struct sl_wal *w = open_recover(c, &g, NULL);
+	uint64_t end = append_synced(w, 10);
+	append_synced(w, 3);
+	sl_wal_close(w);
+	seg_path(path, n, dir, 1);
+	return end;
+}
+
+/* Ten synced records, then the last flush (records 11-13) is torn: the file ends inside
+ * record 11 (a write extending it), or the sector with record 11's header never reached
+ * the disk (zeros) while the rest of the flush did. Both are cut. */
 static void test_torn_tails(void **state)
 {
 	struct fx *f = *state;
-	for (int garbage = 0; garbage < 2; garbage++) {
+	for (int zeros = 0; zeros < 2; zeros++) {
 		char dir[96];
-		snprintf(dir, sizeof(dir), "%s/case%d", f->dir, garbage);
+		snprintf(dir, sizeof(dir), "%s/case%d", f->dir, zeros);
 		struct sl_wal_config c;
-		cfg_one_segment(&c, dir);
-		struct got g;
-		struct sl_wal *w = open_recover(&c, &g, NULL);
-		uint64_t end = append_synced(w, 10);
-		append_synced(w, 3);
-		sl_wal_close(w);
 		char path[128];
-		seg_path(path, sizeof(path), dir, 1);
-		if (!garbage) {
+		uint64_t end = ten_then_three(&c, dir, path, sizeof(path));
+		if (!zeros) {
 			assert_int_equal(truncate(path, (off_t)(end + 100)), 0); /* in record 11 */
 			expect_torn_cut(&c, 10, end, SL_WAL_BAD_LENGTH);
 			continue;
 		}
-		uint8_t junk[6000];
-		for (size_t i = 0; i < sizeof(junk); i++)
-			junk[i] = (uint8_t)(i * 7u + 3u);
-		write_at(path, end, junk, sizeof(junk));
-		expect_torn_cut(&c, 10, end, SL_WAL_BAD_MAGIC);
+		static const uint8_t sector[SL_WAL_SECTOR_BYTES];
+		write_at(path, end, sector, sizeof(sector));
+		expect_torn_cut(&c, 10, end, SL_WAL_BAD_TAIL);
 	}
+}
+
+/* Garbage over the last flush is not what a torn write leaves (each sector as written
+ * or zeros): every sector of record 11 was written and is wrong, so it is damage. */
+static void test_garbage_last_flush_is_damage(void **state)
+{
+	struct fx *f = *state;
+	struct sl_wal_config c;
+	char path[128];
+	uint64_t end = ten_then_three(&c, f->dir, path, sizeof(path));
+	uint8_t junk[6000];
+	for (size_t i = 0; i < sizeof(junk); i++)
+		junk[i] = (uint8_t)(i * 7u + 3u);
+	write_at(path, end, junk, sizeof(junk));
+	struct sl_wal_recovery rep;
+	struct sl_wal *w = refused(&c, &rep);
+	assert_int_equal(rep.reason, SL_WAL_BAD_MAGIC);
+	assert_int_equal(rep.evidence, SL_WAL_EV_WRITTEN);
+	assert_int_equal(rep.bad_offset, end);
+	assert_int_equal(rep.risk_first_lsn, 11);
+	sl_wal_close(w);
 }
 
 /* Three flushes of four small records: lsn 1-4 at offset 0, 5-8 at 4096, 9-12 at 8192;
@@ -404,14 +446,8 @@ static void three_blocks_damaged(const struct sl_wal_config *c, uint64_t off, co
 /* Strict recovery refuses, replays nothing, and says where. */
 static void expect_badmsg(const struct sl_wal_config *c, enum sl_wal_bad reason)
 {
-	struct sl_wal *w = NULL;
 	struct sl_wal_recovery rep;
-	struct got g = {0};
-	assert_int_equal(sl_wal_open(c, &w), 0);
-	assert_int_equal(sl_wal_recover(w, collect, &g, &rep), -EBADMSG);
-	assert_int_equal(g.n, 0);
-	assert_true(rep.corruption);
-	assert_false(rep.salvaged);
+	struct sl_wal *w = refused(c, &rep);
 	assert_int_equal(rep.reason, reason);
 	assert_int_equal(rep.bad_segment_lsn, 1);
 	assert_int_equal(rep.bad_offset, 4096);
@@ -705,6 +741,338 @@ static void test_damage_before_later_flush(void **state)
 	assert_int_equal(n, 0);
 }
 
+/* ---- damage to durable records vs. a torn last write (format v3) ---- */
+
+static void read_file(const char *path, uint8_t **p, size_t *n)
+{
+	struct stat st;
+	assert_int_equal(stat(path, &st), 0);
+	*n = (size_t)st.st_size;
+	*p = malloc(*n ? *n : 1);
+	assert_non_null(*p);
+	int fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, *p, *n, 0), (ssize_t)*n);
+	close(fd);
+}
+
+static uint32_t le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t le64(const uint8_t *p) { return le32(p) | (uint64_t)le32(p + 4) << 32; }
+
+/* The offset of a record in segment 1, found by walking the headers the way a reader of
+ * docs/wal.md would: kind 1 = data (bit 7 a flag), 3 = clean-shutdown record. */
+static uint64_t record_offset(const char *dir, uint8_t kind, uint64_t lsn)
+{
+	char path[128];
+	seg_path(path, sizeof(path), dir, 1);
+	uint8_t *p;
+	size_t n;
+	read_file(path, &p, &n);
+	uint64_t off = 0, found = UINT64_MAX;
+	for (int i = 0; i < 100000 && off + SL_WAL_HDR_BYTES <= n; i++) {
+		if (SL_WAL_BLOCK_BYTES - off % SL_WAL_BLOCK_BYTES < SL_WAL_HDR_BYTES)
+			off += SL_WAL_BLOCK_BYTES - off % SL_WAL_BLOCK_BYTES;
+		if (le32(p + off) != 0x4c574c53u)
+			break;
+		if ((p[off + 5] & 0x7f) == kind && le64(p + off + 16) == lsn) {
+			found = off;
+			break;
+		}
+		off += SL_WAL_RECORD_BYTES(le32(p + off + 8));
+	}
+	free(p);
+	assert_true(found != UINT64_MAX);
+	return found;
+}
+
+static void flip_byte(const char *dir, uint64_t off)
+{
+	char path[128];
+	seg_path(path, sizeof(path), dir, 1);
+	int fd = open(path, O_RDWR);
+	assert_true(fd >= 0);
+	uint8_t b;
+	assert_int_equal(pread(fd, &b, 1, (off_t)off), 1);
+	b ^= 0x10;
+	assert_int_equal(pwrite(fd, &b, 1, (off_t)off), 1);
+	close(fd);
+}
+
+/* Three synced flushes: lsn 1-4, 5-8, 9-12, then a clean stop (clean-shutdown record)
+ * or none (as a node killed after its last acknowledgement). */
+static void twelve_records(const struct sl_wal_config *c, bool clean)
+{
+	struct got g;
+	struct sl_wal *w = open_recover(c, &g, NULL);
+	for (int b = 0; b < 3; b++)
+		append_synced(w, 4);
+	if (clean)
+		assert_int_equal(sl_wal_shutdown(w), 0);
+	sl_wal_close(w);
+}
+
+static void expect_damage(const struct sl_wal_config *c, uint64_t off, enum sl_wal_bad reason,
+			  enum sl_wal_evidence ev, uint64_t risk_first, uint64_t risk_last)
+{
+	struct sl_wal_recovery rep;
+	struct sl_wal *w = refused(c, &rep);
+	assert_int_equal(rep.reason, reason);
+	assert_int_equal(rep.evidence, ev);
+	assert_int_equal(rep.bad_offset, off);
+	assert_int_equal(rep.risk_first_lsn, risk_first);
+	assert_int_equal(rep.risk_last_lsn, risk_last);
+	char msg[512], want[64];
+	sl_wal_explain(c->dir, -EBADMSG, &rep, msg, sizeof(msg));
+	snprintf(want, sizeof(want), "wal-0000000000000001.log offset %" PRIu64 ":", off);
+	assert_non_null(strstr(msg, want));
+	if (risk_last)
+		snprintf(want, sizeof(want), "lsn %" PRIu64 " to %" PRIu64 " at risk", risk_first,
+			 risk_last);
+	else
+		snprintf(want, sizeof(want), "lsn %" PRIu64 " on at risk", risk_first);
+	assert_non_null(strstr(msg, want));
+	sl_wal_close(w);
+}
+
+/* One flipped byte in the first, a middle, the last record, and the first record of the
+ * last flush; after a clean stop and without one (killed after the last acknowledgement).
+ * Every one is damage to a durable record: refused, with the lsns at risk. Before format
+ * 3, flips in the last flush were cut as a torn tail and acknowledged records lost. */
+static void test_flip_matrix(void **state)
+{
+	struct fx *f = *state;
+	static const struct {
+		uint64_t lsn;
+		bool header; /* flip in the header's lsn field instead of the payload */
+	} flips[] = {{1, false}, {6, false}, {12, false}, {9, false}, {12, true}, {9, true}};
+	for (int clean = 0; clean < 2; clean++) {
+		for (size_t i = 0; i < sizeof(flips) / sizeof(flips[0]); i++) {
+			char dir[96];
+			snprintf(dir, sizeof(dir), "%s/c%d-%zu", f->dir, clean, i);
+			struct sl_wal_config c;
+			cfg_one_segment(&c, dir);
+			twelve_records(&c, clean);
+			uint64_t lsn = flips[i].lsn, off = record_offset(dir, 1, lsn);
+			flip_byte(dir, off + (flips[i].header ? 16 : SL_WAL_HDR_BYTES + 5));
+			bool last_flush = lsn >= 9;
+			enum sl_wal_evidence ev = clean || !last_flush ? SL_WAL_EV_LATER_FLUSH
+								       : SL_WAL_EV_WRITTEN;
+			/* A bad header hides the record's length: the rest of its block is
+			 * unreadable, so with no later flush the end of the range is unknown. */
+			uint64_t last = !clean && last_flush && flips[i].header ? 0 : 12;
+			expect_damage(&c, off, SL_WAL_BAD_CRC, ev, lsn, last);
+			/* salvage keeps what precedes the damage */
+			c.salvage = true;
+			struct got g;
+			struct sl_wal_recovery rep;
+			struct sl_wal *w = open_recover(&c, &g, &rep);
+			assert_true(rep.salvaged);
+			assert_int_equal(g.n, lsn - 1);
+			sl_wal_close(w);
+		}
+	}
+}
+
+/* A last flush that never fully reached the disk: one sector inside record 5 (2000
+ * bytes, flush 2) reads as zeros. Killed: a torn tail, cut, records 1-4 kept. After a
+ * clean stop the shutdown record proves flush 2 was durable: damage. */
+static void test_torn_sector_vs_clean_stop(void **state)
+{
+	struct fx *f = *state;
+	for (int clean = 0; clean < 2; clean++) {
+		char dir[96];
+		snprintf(dir, sizeof(dir), "%s/c%d", f->dir, clean);
+		struct sl_wal_config c;
+		cfg_one_segment(&c, dir);
+		struct got g;
+		struct sl_wal *w = open_recover(&c, &g, NULL);
+		append_synced(w, 4);
+		uint8_t big[2000];
+		memset(big, 0xa5, sizeof(big));
+		assert_int_equal(sl_wal_append(w, 1, big, sizeof(big), NULL), 0);
+		assert_int_equal(sl_wal_sync(w), 0);
+		if (clean)
+			assert_int_equal(sl_wal_shutdown(w), 0);
+		sl_wal_close(w);
+		char path[128];
+		seg_path(path, sizeof(path), dir, 1);
+		static const uint8_t sector[SL_WAL_SECTOR_BYTES];
+		write_at(path, 4096 + 1024, sector, sizeof(sector));
+		if (clean) {
+			expect_damage(&c, 4096, SL_WAL_BAD_CRC, SL_WAL_EV_LATER_FLUSH, 5, 5);
+			continue;
+		}
+		struct sl_wal_recovery rep;
+		w = open_recover(&c, &g, &rep);
+		assert_true(rep.torn_tail_cut);
+		assert_false(rep.corruption);
+		assert_int_equal(rep.reason, SL_WAL_BAD_CRC);
+		assert_int_equal(rep.risk_first_lsn, 5);
+		assert_int_equal(g.n, 4);
+		append_synced(w, 1);
+		sl_wal_close(w);
+	}
+}
+
+/* A payload holding a whole sector of zeros is flagged when written: such a record's
+ * damage cannot be told from a torn write by its sectors, so without a later flush it
+ * is refused (ambiguous), never cut. Intact, it reads back normally. */
+static void test_zero_sector_payload(void **state)
+{
+	struct fx *f = *state;
+	struct sl_wal_config c;
+	cfg_one_segment(&c, f->dir);
+	struct got g;
+	struct sl_wal *w = open_recover(&c, &g, NULL);
+	append_synced(w, 4);
+	uint8_t big[2000];
+	memset(big, 0x5a, sizeof(big));
+	memset(big + 600, 0, 1100);
+	assert_int_equal(sl_wal_append(w, 1, big, sizeof(big), NULL), 0);
+	assert_int_equal(sl_wal_sync(w), 0);
+	sl_wal_close(w);
+	uint64_t n = 0;
+	assert_int_equal(sl_wal_open(&c, &w), 0);
+	assert_int_equal(sl_wal_recover(w, count_cb, &n, NULL), 0);
+	assert_int_equal(n, 5);
+	sl_wal_close(w);
+	char path[128];
+	seg_path(path, sizeof(path), f->dir, 1);
+	uint8_t kind = 0;
+	int fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, &kind, 1, 4096 + 5), 1);
+	close(fd);
+	assert_int_equal(kind, 0x81);
+	flip_byte(f->dir, 4096 + SL_WAL_HDR_BYTES + 10);
+	expect_damage(&c, 4096, SL_WAL_BAD_CRC, SL_WAL_EV_AMBIGUOUS, 5, 5);
+}
+
+/* The clean-shutdown record: reported, kept, and appends continue after it. */
+static void test_clean_shutdown_record(void **state)
+{
+	struct fx *f = *state;
+	struct sl_wal_config c;
+	cfg_small(&c, f->dir); /* small segments: the shutdown flush may roll one */
+	for (int round = 0; round < 6; round++) {
+		struct got g;
+		struct sl_wal_recovery rep;
+		struct sl_wal *w = open_recover(&c, &g, &rep);
+		assert_int_equal(g.n, (uint64_t)round * 5);
+		assert_int_equal(rep.clean_shutdown, round > 0 && round % 2 == 0);
+		assert_false(rep.torn_tail_cut);
+		append_synced(w, 5);
+		if (round % 2 == 1)
+			assert_int_equal(sl_wal_shutdown(w), 0);
+		sl_wal_close(w);
+	}
+	struct sl_wal *w = NULL;
+	assert_int_equal(sl_wal_open(&c, &w), 0);
+	assert_int_equal(sl_wal_recover(w, NULL, NULL, NULL), 0);
+	assert_int_equal(sl_wal_shutdown(w), 0); /* nothing appended: still fine */
+	assert_int_equal(sl_wal_last_lsn(w), 30);
+	sl_wal_close(w);
+	expect_records(&c, 30);
+}
+
+/* Bitwise CRC32C (no final xor, as the WAL uses it), to write an old-format record. */
+static uint32_t crc32c_bits(const uint8_t *p, size_t n, uint32_t c)
+{
+	for (size_t i = 0; i < n; i++) {
+		c ^= p[i];
+		for (int k = 0; k < 8; k++)
+			c = (c >> 1) ^ (0x82f63b78u & (0u - (c & 1u)));
+	}
+	return c;
+}
+
+/* A format-2 log (32-byte header) is refused by name, and left as it was. */
+static void test_old_version_refused(void **state)
+{
+	struct fx *f = *state;
+	struct sl_wal_config c;
+	cfg_small(&c, f->dir);
+	uint8_t rec[40] = {0x53, 0x4c, 0x57, 0x4c, 2, 1, 1, 0, 5, 0, 0, 0};
+	memcpy(rec + 32, "hello", 5);
+	rec[16] = 1; /* lsn 1 */
+	rec[24] = 1; /* flush lsn 1 */
+	uint32_t crc = crc32c_bits(rec, 12, 0xffffffffu);
+	crc = crc32c_bits(rec + 16, 16, crc);
+	crc = crc32c_bits(rec + 32, 5, crc);
+	for (int i = 0; i < 4; i++)
+		rec[12 + i] = (uint8_t)(crc >> (8 * i));
+	char path[128];
+	seg_path(path, sizeof(path), f->dir, 1);
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, rec, sizeof(rec)), (ssize_t)sizeof(rec));
+	assert_int_equal(ftruncate(fd, 16384), 0);
+	close(fd);
+	for (int salvage = 0; salvage < 2; salvage++) {
+		c.salvage = salvage;
+		struct sl_wal *w = NULL;
+		struct sl_wal_recovery rep;
+		assert_int_equal(sl_wal_open(&c, &w), 0);
+		assert_int_equal(sl_wal_recover(w, NULL, NULL, &rep), -EPROTONOSUPPORT);
+		assert_int_equal(rep.old_version, 2);
+		char msg[256];
+		sl_wal_explain(f->dir, -EPROTONOSUPPORT, &rep, msg, sizeof(msg));
+		assert_non_null(strstr(msg, "format version 2"));
+		sl_wal_close(w);
+		struct stat st;
+		assert_int_equal(stat(path, &st), 0);
+		assert_int_equal(st.st_size, 16384);
+	}
+	/* The same bytes with a damaged crc are not an old log: damage. */
+	rec[33] ^= 1;
+	write_at(path, 0, rec, sizeof(rec));
+	struct sl_wal *w = NULL;
+	struct sl_wal_recovery rep;
+	c.salvage = false;
+	assert_int_equal(sl_wal_open(&c, &w), 0);
+	assert_int_not_equal(sl_wal_recover(w, NULL, NULL, &rep), -EPROTONOSUPPORT);
+	assert_int_equal(rep.old_version, 0);
+	sl_wal_close(w);
+}
+
+/* The in-memory entry point (fuzz target) agrees with recovery from files. */
+static void test_check_segment(void **state)
+{
+	struct fx *f = *state;
+	struct sl_wal_config c;
+	cfg_one_segment(&c, f->dir);
+	twelve_records(&c, true);
+	char path[128];
+	seg_path(path, sizeof(path), f->dir, 1);
+	uint8_t *p;
+	size_t n;
+	read_file(path, &p, &n);
+	struct got g = {0};
+	struct sl_wal_recovery rep;
+	assert_int_equal(sl_wal_check_segment(p, n, 1, false, collect, &g, &rep), 0);
+	assert_false(g.bad);
+	assert_int_equal(g.n, 12);
+	assert_true(rep.clean_shutdown);
+	assert_int_equal(rep.last_lsn, 12);
+	uint64_t off = record_offset(f->dir, 1, 12);
+	p[off + SL_WAL_HDR_BYTES + 1] ^= 4;
+	memset(&g, 0, sizeof(g));
+	assert_int_equal(sl_wal_check_segment(p, n, 1, false, collect, &g, &rep), -EBADMSG);
+	assert_int_equal(g.n, 0);
+	assert_int_equal(rep.bad_offset, off);
+	assert_int_equal(sl_wal_check_segment(p, n, 1, true, collect, &g, &rep), 0);
+	assert_int_equal(g.n, 11);
+	assert_int_equal(sl_wal_check_segment(NULL, 0, 1, false, NULL, NULL, &rep), 0);
+	assert_int_equal(sl_wal_check_segment(p, 5, 1, false, NULL, NULL, &rep), 0);
+	assert_true(rep.torn_tail_cut); /* a header cut short by the end of the file */
+	assert_int_equal(sl_wal_check_segment(p, n, 0, false, NULL, NULL, &rep), -EINVAL);
+	free(p);
+}
+
 /* A record appended in two parts reads back as one payload, head first. */
 static int two_part_cb(void *arg, uint64_t lsn, uint16_t type, const uint8_t *payload, uint32_t len)
 {
@@ -743,6 +1111,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_enobufs_and_msgsize, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_torn_tails, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_garbage_last_flush_is_damage, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_corruption_strict_and_salvage, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_zero_hole_is_corruption, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_lsn_gap_is_corruption, setup, teardown),
@@ -752,6 +1121,12 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_injected_faults, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_release, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_inputs, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_flip_matrix, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_torn_sector_vs_clean_stop, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_zero_sector_payload, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_clean_shutdown_record, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_old_version_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_check_segment, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
