@@ -62,6 +62,12 @@ struct json_object *sl_ctl_response_error(struct json_object *id, const char *co
  * owned by obj. NULL on out-of-memory. */
 const char *sl_ctl_to_line(struct json_object *obj, size_t *len_out);
 
+/* A copy of s fit for a terminal: C0 control bytes and DEL become \n, \r, \t, \e or \xHH
+ * and C1 controls (U+0080..U+009F in UTF-8) \u0080..\u009f, so a string a client stored
+ * (a series key, a message) cannot move the cursor or rewrite the screen. Everything else,
+ * backslashes included, is kept as it is. malloc'd; NULL when out of memory. */
+char *sl_ctl_printable(const char *s);
+
 /* Splits a response: 0 with *result (borrowed) when ok is true; -EREMOTEIO with *code and
  * *message (borrowed, never NULL) when ok is false; -EBADMSG when it is not a response. */
 int sl_ctl_response_parse(struct json_object *resp, struct json_object **result, const char **code,

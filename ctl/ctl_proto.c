@@ -3,6 +3,7 @@
  * format itself is specified in docs/ctl.md. */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ctl.h"
@@ -191,4 +192,34 @@ int sl_ctl_response_parse(struct json_object *resp, struct json_object **result,
 	    json_object_is_type(field, json_type_string))
 		*message = json_object_get_string(field);
 	return -EREMOTEIO;
+}
+
+char *sl_ctl_printable(const char *s)
+{
+	size_t len = strlen(s);
+	char *out = malloc(len * 6 + 1); /* the longest escape: "\u009b" for two bytes */
+	if (out == NULL)
+		return NULL;
+	char *o = out;
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		unsigned char c = *p;
+		if (c == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
+			o += sprintf(o, "\\u%04x", p[1]);
+			p++;
+		} else if (c == '\n') {
+			o += sprintf(o, "\\n");
+		} else if (c == '\r') {
+			o += sprintf(o, "\\r");
+		} else if (c == '\t') {
+			o += sprintf(o, "\\t");
+		} else if (c == 0x1b) {
+			o += sprintf(o, "\\e");
+		} else if (c < 0x20 || c == 0x7f) {
+			o += sprintf(o, "\\x%02x", c);
+		} else {
+			*o++ = (char)c;
+		}
+	}
+	*o = '\0';
+	return out;
 }

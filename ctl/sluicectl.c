@@ -89,6 +89,15 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* sl_ctl_printable or die: every string from the daemon is printed through it. */
+static char *printable(const char *s)
+{
+	char *p = sl_ctl_printable(s);
+	if (p == NULL)
+		die_oom();
+	return p;
+}
+
 /* Text of a JSON value for a table cell; owned by v (or static). */
 static const char *cell_text(struct json_object *v)
 {
@@ -135,7 +144,7 @@ static void table_add(struct table *t, const char *text, bool numeric)
 		t->numeric = num;
 		t->cap = cap;
 	}
-	char *copy = strdup(text);
+	char *copy = sl_ctl_printable(text); /* cells hold what a client stored */
 	if (copy == NULL)
 		die_oom();
 	t->cells[t->ncells] = copy;
@@ -262,7 +271,10 @@ static int call(const struct opts *o, const char *cmd, struct json_object *args,
 	const char *code, *msg;
 	rc = sl_ctl_response_parse(resp, &result, &code, &msg);
 	if (rc == -EREMOTEIO) {
-		fprintf(stderr, "sluicectl: %s: %s\n", code[0] ? code : "error", msg);
+		char *pc = printable(code[0] ? code : "error"), *pm = printable(msg);
+		fprintf(stderr, "sluicectl: %s: %s\n", pc, pm);
+		free(pc);
+		free(pm);
 		json_object_put(resp);
 		return EXIT_ERR;
 	}
@@ -519,8 +531,11 @@ static void render_query(struct json_object *result)
 	struct json_object *v = NULL, *points = get_array(result, "points");
 	const char *keys[] = {"series", "series_id", "type"};
 	for (size_t i = 0; i < SL_ARRAY_LEN(keys); i++)
-		if (json_object_object_get_ex(result, keys[i], &v))
-			printf("%s%s: %s", i ? "  " : "", keys[i], cell_text(v));
+		if (json_object_object_get_ex(result, keys[i], &v)) {
+			char *text = printable(cell_text(v));
+			printf("%s%s: %s", i ? "  " : "", keys[i], text);
+			free(text);
+		}
 	size_t n = points != NULL ? json_object_array_length(points) : 0;
 	printf("%spoints: %zu\n", json_object_object_length(result) > 1 ? "  " : "", n);
 	if (n == 0)
@@ -815,7 +830,9 @@ static void top_print(const struct opts *o, const char *path, uint32_t n_cores, 
 	}
 	if (isatty(STDOUT_FILENO))
 		printf("\033[H\033[J"); /* redraw in place like top(1) */
-	printf("sluice top  %s  %u cores  interval %.2fs\n", path, n_cores, dt_s);
+	char *shown = printable(path);
+	printf("sluice top  %s  %u cores  interval %.2fs\n", shown, n_cores, dt_s);
+	free(shown);
 	struct table t;
 	table_init(&t, SL_ARRAY_LEN(top_rates) + 2);
 	table_add(&t, "core", false);
@@ -988,7 +1005,8 @@ static void print_help(FILE *out)
 		"  --socket PATH  ctl socket (default: $SLUICE_SOCKET, else %s)\n"
 		"  --json         print the result as one JSON line (for scripts)\n"
 		"  --timeout MS   give up waiting for the daemon after MS ms (default %d)\n"
-		"  --help         this text\n\ncommands:\n",
+		"  --help         this text\n"
+		"  --version      print the version\n\ncommands:\n",
 		DEFAULT_SOCKET, DEFAULT_TIMEOUT_MS);
 	for (size_t i = 0; i < SL_ARRAY_LEN(commands); i++)
 		fprintf(out, "  %s\n      %s\n", commands[i].usage, commands[i].help);
@@ -1012,6 +1030,7 @@ static const struct option global_opts[] = {
     {"json", no_argument, NULL, 'j'},
     {"timeout", required_argument, NULL, 't'},
     {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
 };
 
@@ -1053,7 +1072,7 @@ static int extract_globals(struct opts *o, int *argc, char **argv)
 		const char *val = NULL;
 		for (const struct option *g = global_opts; g->name != NULL && c == 0; g++) {
 			size_t n = strlen(g->name);
-			if (g->val == 'h' || strncmp(a, "--", 2) != 0 ||
+			if (g->val == 'h' || g->val == 'V' || strncmp(a, "--", 2) != 0 ||
 			    strncmp(a + 2, g->name, n) != 0)
 				continue;
 			if (a[2 + n] == '\0' && g->has_arg == no_argument) {
@@ -1090,10 +1109,13 @@ int main(int argc, char **argv)
 	};
 	int c, rc;
 	/* '+': stop at the command name; what follows belongs to the command. */
-	while ((c = getopt_long(argc, argv, "+:h", global_opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+:hV", global_opts, NULL)) != -1) {
 		switch (c) {
 		case 'h':
 			print_help(stdout);
+			return 0;
+		case 'V':
+			printf("sluicectl %s\n", SLUICE_VERSION);
 			return 0;
 		case ':':
 		case '?':

@@ -1,6 +1,7 @@
 /* config.c - one table describes every configuration key (section, name, type, default,
  * range, help); the INI loader (rte_cfgfile), the command line and `sluiced
  * --print-config` all go through it, so a key cannot be documented but not parsed. */
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -205,12 +206,71 @@ int sl_config_set(struct sl_config *c, const char *section, const char *name, co
 	return -EINVAL;
 }
 
+/* rte_cfgfile drops a line it cannot parse without a word (a typo'd key with no '=' is
+ * silently lost) and names no line when it fails: every line is checked here first. */
+static int check_lines(const char *path, char *err, size_t err_len)
+{
+	FILE *f = fopen(path, "r");
+	if (f == NULL) {
+		int e = errno;
+		snprintf(err, err_len, "config file %s: %s", path, strerror(e));
+		return -e;
+	}
+	char line[1024];
+	int rc = 0;
+	bool in_section = false;
+	for (unsigned no = 1; rc == 0 && fgets(line, sizeof(line), f) != NULL; no++) {
+		size_t len = strlen(line);
+		if (len == sizeof(line) - 1 && line[len - 1] != '\n' && !feof(f)) {
+			snprintf(err, err_len, "config file %s line %u: longer than %zu bytes", path,
+				 no, sizeof(line) - 2);
+			rc = -E2BIG;
+			break;
+		}
+		char *semi = strchr(line, ';'); /* a comment runs to the end of the line */
+		if (semi != NULL)
+			*semi = '\0';
+		char *p = line, *end = line + strlen(line);
+		while (isspace((unsigned char)*p))
+			p++;
+		while (end > p && isspace((unsigned char)end[-1]))
+			*--end = '\0';
+		if (*p == '\0')
+			continue;
+		const char *why = NULL;
+		char *eq = strchr(p, '=');
+		if (*p == '#') {
+			why = "comments start with ';' ('#' is read as part of a key)";
+		} else if (*p == '[') {
+			if (end[-1] != ']' || end - p < 3)
+				why = "a section header must be [name]";
+			in_section = true;
+		} else if (eq == NULL) {
+			why = "expected key = value, a [section] or a comment (comments start "
+			      "with ';')";
+		} else if (eq == p) {
+			why = "the key before '=' is missing";
+		} else if (!in_section) {
+			why = "key = value before any [section]";
+		}
+		if (why != NULL) {
+			snprintf(err, err_len, "config file %s line %u: '%s': %s", path, no, p, why);
+			rc = -EINVAL;
+		}
+	}
+	fclose(f);
+	return rc;
+}
+
 int sl_config_load(struct sl_config *c, const char *path, char *err, size_t err_len)
 {
 	if (access(path, R_OK) != 0) {
 		snprintf(err, err_len, "config file %s: %s", path, strerror(errno));
 		return -errno;
 	}
+	int lrc = check_lines(path, err, err_len);
+	if (lrc != 0)
+		return lrc;
 	struct rte_cfgfile *f = rte_cfgfile_load(path, CFG_FLAG_EMPTY_VALUES);
 	if (f == NULL) {
 		snprintf(err, err_len, "config file %s: not a valid INI file", path);
@@ -272,6 +332,13 @@ int sl_config_finish(struct sl_config *c, char *err, size_t err_len)
 		}
 	if (c->name[0] == '\0') {
 		snprintf(err, err_len, "node name is empty");
+		return -EINVAL;
+	}
+	if ((uint64_t)c->wal_segment_mb * 1024 < c->wal_buffer_kb) {
+		snprintf(err, err_len,
+			 "[wal] segment_mb = %u (%" PRIu64 " KiB) is smaller than [wal] buffer_kb = "
+			 "%u: a WAL segment must hold a whole write buffer",
+			 c->wal_segment_mb, (uint64_t)c->wal_segment_mb * 1024, c->wal_buffer_kb);
 		return -EINVAL;
 	}
 	if ((c->shm_ring_entries & (c->shm_ring_entries - 1)) != 0) {

@@ -895,3 +895,35 @@ int sl_lp_format(char *buf, size_t cap, const char *key, size_t key_len, uint8_t
 		buf[o] = 0;
 	return (int)o;
 }
+
+int sl_lp_canonical_key(const char *key, size_t len, char *out, size_t cap)
+{
+	if (key == NULL || out == NULL || len == 0 || len > SL_KEY_MAX)
+		return -EINVAL;
+	/* "<key>=0" is a line with one field whose canonical key is the answer */
+	char *line = malloc(len + 2);
+	size_t scratch_cap = SL_LP_SCRATCH_BYTES(len + 2);
+	char *scratch = malloc(scratch_cap);
+	struct sl_lp_line *l = malloc(sizeof(*l));
+	int rc = -ENOMEM;
+	if (line != NULL && scratch != NULL && l != NULL) {
+		memcpy(line, key, len);
+		memcpy(line + len, "=0", 2);
+		struct sl_lp_opts o = {.precision = SL_LP_PREC_NS, .now_ns = 0, .max_line_bytes = len + 2};
+		sl_lp_line_init(l, scratch, scratch_cap);
+		rc = sl_lp_parse_line(line, len + 2, &o, l);
+		if (rc != 0 || l->n_fields != 1)
+			rc = -EBADMSG;
+		else if (l->fields[0].key_len >= cap)
+			rc = -ENOSPC;
+		else {
+			memcpy(out, l->fields[0].key, l->fields[0].key_len);
+			out[l->fields[0].key_len] = '\0';
+			rc = l->fields[0].key_len;
+		}
+	}
+	free(line);
+	free(scratch);
+	free(l);
+	return rc;
+}

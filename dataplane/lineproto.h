@@ -157,4 +157,10 @@ int sl_lp_field_point(const struct sl_lp_line *line, uint32_t i, struct sl_point
 int sl_lp_format(char *buf, size_t cap, const char *key, size_t key_len, uint8_t type,
 		 uint64_t value, const char *str, size_t str_len, int64_t ts_ns);
 
+/* The canonical form (as above) of a series key a person typed, "<measurement>[,<tag>=
+ * <value>...] <field key>" with tags in any order, read as the parser reads a line.
+ * Writes it NUL-terminated to out; returns its length, -EBADMSG when key is not of that
+ * form, -ENOSPC, -EINVAL or -ENOMEM. Allocates: for ctl requests, not for a hot path. */
+int sl_lp_canonical_key(const char *key, size_t len, char *out, size_t cap);
+
 #endif

@@ -20,7 +20,9 @@
 
 #include "config.h"
 #include "ctl.h"
+#include "datadir.h"
 #include "node.h"
+#include "stats.h"
 
 #define MAX_EAL_ARGS 64
 
@@ -40,19 +42,57 @@ static void usage(FILE *out)
 		"\n"
 		"options:\n"
 		"  -c, --config FILE      INI config file (see sluice.conf.example, docs/config.md)\n"
-		"  -d, --data-dir DIR     data directory (default ./sluice-data)\n"
-		"  -n, --name NAME        node name; names /dev/shm/sluice-NAME.* (default node1)\n"
+		"  -d, --data-dir DIR     data directory (default ./sluice-data; its parent must\n"
+		"                         exist; one sluiced per data dir)\n"
+		"  -n, --name NAME        node name; names /dev/shm/sluice-NAME.* (default node1;\n"
+		"                         one running sluiced per name on a host)\n"
 		"  -w, --workers N        worker lcores (default: CPUs - 1, at least 1)\n"
 		"  -r, --regions N        regions on this node (default 8)\n"
 		"  -s, --socket PATH      ctl socket (default DATA_DIR/sluiced.sock)\n"
 		"      --perf             perf mode: workers busy-poll and never sleep\n"
 		"      --set SEC.KEY=VAL  set any config key, e.g. --set wal.checkpoint_mb=64\n"
-		"      --print-config     print the effective config (all keys) and exit\n"
+		"      --print-config     print the effective config (all keys, as this start\n"
+		"                         would use them: worker count, paths, vdevs) and exit\n"
+		"      --print-defaults   print every key with its default and exit\n"
 		"  -h, --help             this help\n"
 		"  -V, --version          print the version\n"
 		"\n"
 		"EAL options before '--' are passed to DPDK after sluiced's own defaults\n"
 		"(--no-pci, --in-memory, lcore pinning, --no-huge fallback).\n");
+}
+
+/* The EAL's own --vdev arguments, added to the [net] vdevs shown as in use (the EAL gets
+ * them once, from the command line, as given). */
+static void merge_eal_vdevs(struct sl_config *cfg, int argc, char **argv)
+{
+	for (int i = 0; i < argc; i++) {
+		const char *v = NULL;
+		if (strcmp(argv[i], "--vdev") == 0 && i + 1 < argc)
+			v = argv[++i];
+		else if (strncmp(argv[i], "--vdev=", 7) == 0)
+			v = argv[i] + 7;
+		if (v == NULL)
+			continue;
+		size_t used = strlen(cfg->vdevs);
+		snprintf(cfg->vdevs + used, sizeof(cfg->vdevs) - used, "%s%s", used ? ";" : "", v);
+	}
+}
+
+/* A segment of this node's name held by a live process: another sluiced runs under the
+ * same name (with another data dir). Refused before the EAL or any file is touched. */
+static int check_segment_free(const char *what, const char *path, const char *name)
+{
+	int32_t pid = 0;
+	int rc = sl_shm_file_probe(path, &pid);
+	if (rc == -EBUSY)
+		fprintf(stderr,
+			"sluiced: %s %s is held by a running process (pid %d): another sluiced "
+			"serves under the node name '%s'; give each node its own --name (or "
+			"[ingest] shm_path / stats_path)\n",
+			what, path, (int)pid, name);
+	else if (rc != 0)
+		fprintf(stderr, "sluiced: %s %s: %s\n", what, path, strerror(-rc));
+	return rc;
 }
 
 /* Free hugepages and a hugetlbfs mount are both needed for EAL hugepage memory. */
@@ -121,7 +161,7 @@ int main(int argc, char **argv)
 	sl_config_default(&cfg);
 	char err[512];
 	const char *config_file = NULL;
-	bool print_config = false;
+	bool print_config = false, print_defaults = false;
 	/* First pass for --config so later options override the file. */
 	static const struct option opts[] = {
 		{"config", required_argument, 0, 'c'}, {"data-dir", required_argument, 0, 'd'},
@@ -129,7 +169,8 @@ int main(int argc, char **argv)
 		{"regions", required_argument, 0, 'r'}, {"socket", required_argument, 0, 's'},
 		{"perf", no_argument, 0, 'P'},          {"set", required_argument, 0, 'S'},
 		{"print-config", no_argument, 0, 'C'},  {"help", no_argument, 0, 'h'},
-		{"version", no_argument, 0, 'V'},       {0, 0, 0, 0}};
+		{"version", no_argument, 0, 'V'},       {"print-defaults", no_argument, 0, 'D'},
+		{0, 0, 0, 0}};
 	int c;
 	opterr = 0;
 	while ((c = getopt_long(app_argc, app_argv, "c:d:n:w:r:s:hV", opts, NULL)) != -1) {
@@ -170,6 +211,7 @@ int main(int argc, char **argv)
 				return 2;
 			break;
 		case 'C': print_config = true; break;
+		case 'D': print_defaults = true; break;
 		default: break;
 		}
 		if (rc != 0) {
@@ -178,13 +220,13 @@ int main(int argc, char **argv)
 		}
 	}
 	struct sl_config as_given = cfg; /* derived paths stay empty = "default" in the dump */
+	if (print_defaults) {
+		sl_config_dump(&as_given, stdout);
+		return 0;
+	}
 	if (sl_config_finish(&cfg, err, sizeof(err)) != 0) {
 		fprintf(stderr, "sluiced: %s\n", err);
 		return 2;
-	}
-	if (print_config) {
-		sl_config_dump(&as_given, stdout);
-		return 0;
 	}
 
 	/* lcores: main on the first allowed CPU, workers spread over the others */
@@ -197,6 +239,23 @@ int main(int argc, char **argv)
 	if (ncpu == 0)
 		cpus[ncpu++] = 0;
 	unsigned workers = cfg.workers ? cfg.workers : (unsigned)(ncpu > 1 ? ncpu - 1 : 1);
+	/* From here cfg holds the values in use: what --print-config and ctl `config` show. */
+	struct sl_config eal_cfg = cfg; /* the EAL gets the command line's vdevs once */
+	cfg.workers = workers;
+	merge_eal_vdevs(&cfg, user_eal_argc, user_eal_argv);
+	if (print_config) {
+		sl_config_dump(&cfg, stdout);
+		return 0;
+	}
+	/* Before anything is created: the data dir is ours, the node name's segments too. */
+	int lock_fd;
+	if (sl_datadir_lock(cfg.data_dir, &lock_fd, err, sizeof(err)) != 0) {
+		fprintf(stderr, "sluiced: %s\n", err);
+		return 1;
+	}
+	if (check_segment_free("stats segment", cfg.stats_path, cfg.name) != 0 ||
+	    check_segment_free("shm ingest ring", cfg.shm_ingest_path, cfg.name) != 0)
+		return 1;
 	char lcores[1024];
 	int off = snprintf(lcores, sizeof(lcores), "0@%d", cpus[0]);
 	for (unsigned i = 1; i <= workers; i++)
@@ -241,7 +300,7 @@ int main(int argc, char **argv)
 			cfg.memory_mb);
 	}
 	char vdevs[SL_CFG_PATH_MAX];
-	snprintf(vdevs, sizeof(vdevs), "%s", cfg.vdevs);
+	snprintf(vdevs, sizeof(vdevs), "%s", eal_cfg.vdevs);
 	for (char *tok = strtok(vdevs, ";"); tok && ne < MAX_EAL_ARGS - 8; tok = strtok(NULL, ";")) {
 		eal[ne++] = "--vdev";
 		eal[ne++] = tok;
@@ -336,6 +395,7 @@ int main(int argc, char **argv)
 	sl_ctl_server_close(srv);
 	sl_node_destroy(node);
 	rte_eal_cleanup();
+	close(lock_fd); /* the data dir is free for the next sluiced */
 	fprintf(stderr, "sluiced: stopped%s\n", failed ? " (after a WAL failure)" : "");
 	return failed ? 1 : 0;
 }

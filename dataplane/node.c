@@ -366,6 +366,7 @@ void nd_wal_fail(struct worker *w, int err)
 				"acknowledged on this core until restart\n",
 			w->idx, strerror(-err));
 		sl_stats_add(w->st, SL_STAT_wal_errors, 1);
+		atomic_store(&w->wal_errno, err < 0 ? -err : EIO);
 	}
 	w->wal_failed = true;
 	atomic_store(&w->node->failed, true);
@@ -413,12 +414,24 @@ static void region_process_ready(struct worker *w, struct region *r)
 			struct proposal *p = NULL;
 			if (prop_of(r, e->proposal_id) >= 0)
 				p = &r->props[prop_of(r, e->proposal_id)];
+			uint64_t applied0 = r->points_applied, rejected0 = r->points_rejected;
+			struct sl_store_stats ss0, ss1;
+			sl_store_stats(r->store, &ss0);
 			if (e->type == SL_CONS_ENTRY_NORMAL)
 				nd_apply_entry(r, e->data, e->len, p);
 			r->applied_index = e->index;
 			if (r->reads_log)
 				sl_rlog_release(&r->rlog, e->index);
-			sl_stats_add(w->st, SL_STAT_points_applied, p ? p->n_points : 0);
+			if (p != NULL) {
+				/* a point the store refused (a series keeps its first type) was
+				 * durable but is not stored: rejected, with its reason */
+				sl_store_stats(r->store, &ss1);
+				sl_stats_add(w->st, SL_STAT_points_applied, r->points_applied - applied0);
+				sl_stats_add(w->st, SL_STAT_points_rejected,
+					     r->points_rejected - rejected0);
+				sl_stats_add(w->st, SL_STAT_rejected_type_conflict,
+					     ss1.type_conflicts - ss0.type_conflicts);
+			}
 		}
 		for (uint32_t i = 0; i < rd.n_acks; i++) {
 			const struct sl_cons_ack *a = &rd.acks[i];

@@ -80,8 +80,26 @@ static struct json_object *status_json(struct sl_node *n)
 	json_object_object_add(o, "pid", json_object_new_int(getpid()));
 	json_object_object_add(o, "uptime_s",
 			       json_object_new_double((double)(nd_now_ns() - n->start_ns) / 1e9));
-	json_object_object_add(o, "state", json_object_new_string(
-						   sl_node_failed(n) ? "failed (WAL error)" : "serving"));
+	/* which core's WAL failed and why: the operator's first question */
+	char state[160] = "serving";
+	struct json_object *fails = json_object_new_array();
+	for (unsigned c = 0; c < n->n_workers; c++) {
+		int e = atomic_load(&n->w[c].wal_errno);
+		if (e == 0)
+			continue;
+		struct json_object *f = json_object_new_object();
+		json_object_object_add(f, "core", json_object_new_int((int)c));
+		json_object_object_add(f, "errno", json_object_new_int(e));
+		json_object_object_add(f, "error", json_object_new_string(strerror(e)));
+		json_object_array_add(fails, f);
+		if (json_object_array_length(fails) == 1)
+			snprintf(state, sizeof(state), "failed (WAL error on core %u: %s)", c,
+				 strerror(e));
+	}
+	if (sl_node_failed(n) && json_object_array_length(fails) == 0)
+		snprintf(state, sizeof(state), "failed (WAL error)");
+	json_object_object_add(o, "state", json_object_new_string(state));
+	json_object_object_add(o, "wal_failures", fails);
 	json_object_object_add(o, "workers", json_object_new_int((int)n->n_workers));
 	json_object_object_add(o, "regions", json_object_new_int((int)n->cfg.regions));
 	json_object_object_add(o, "protocol", json_object_new_string(n->cfg.protocol));
@@ -113,6 +131,13 @@ static struct json_object *status_json(struct sl_node *n)
 				       json_object_new_int64((int64_t)tot[SL_STAT_points_applied]));
 		json_object_object_add(o, "acks_sent", json_object_new_int64((int64_t)tot[SL_STAT_acks_sent]));
 		json_object_object_add(o, "wal_fsyncs", json_object_new_int64((int64_t)tot[SL_STAT_wal_fsyncs]));
+		json_object_object_add(o, "points_rejected",
+				       json_object_new_int64((int64_t)tot[SL_STAT_points_rejected]));
+		json_object_object_add(o, "rejected_type_conflict",
+				       json_object_new_int64((int64_t)tot[SL_STAT_rejected_type_conflict]));
+		json_object_object_add(o, "wal_errors", json_object_new_int64((int64_t)tot[SL_STAT_wal_errors]));
+		json_object_object_add(o, "snapshots_failed",
+				       json_object_new_int64((int64_t)tot[SL_STAT_snapshots_failed]));
 		sl_stats_close(rd);
 	}
 	return o;
@@ -210,13 +235,24 @@ static int ctl_query(struct sl_node *n, struct json_object *args, struct json_ob
 	if (parse_time(args, "from", INT64_MIN, &from) || parse_time(args, "to", INT64_MAX, &to) ||
 	    parse_time(args, "limit", 100000, &limit))
 		CTL_ERR("bad_request", "from, to and limit must be integers");
+	if (from > to)
+		CTL_ERR("bad_request", "from (%" PRId64 ") is after to (%" PRId64 ")", from, to);
 	if (limit <= 0 || limit > 10000000)
 		CTL_ERR("bad_request", "limit must be in 1..10000000");
+	/* The line protocol stores tags sorted and names re-escaped: the key is looked up in
+	 * that form, so tags may come in any order. A key that is no line protocol key (shm
+	 * clients may use any bytes) is looked up as given. */
+	char canon[SL_KEY_MAX + 1];
+	int clen = sl_lp_canonical_key(key, klen, canon, sizeof(canon));
+	const char *keys[2] = {key, NULL};
+	size_t lens[2] = {klen, 0};
+	if (clen > 0 && ((size_t)clen != klen || memcmp(canon, key, klen) != 0)) {
+		keys[0] = canon, lens[0] = (size_t)clen;
+		keys[1] = key, lens[1] = klen;
+	}
 	struct ctl_req q;
 	memset(&q, 0, sizeof(q));
 	q.kind = CTL_QUERY;
-	q.series_id = sl_series_id(key, klen);
-	q.region = sl_node_region_of(q.series_id, n->cfg.regions);
 	q.from = from;
 	q.to = to;
 	q.limit = (size_t)limit;
@@ -228,13 +264,26 @@ static int ctl_query(struct sl_node *n, struct json_object *args, struct json_ob
 		free(q.strbuf);
 		CTL_ERR("internal", "out of memory for %" PRId64 " samples", limit);
 	}
-	int rc = worker_call(n, n->regions[q.region].worker, &q);
-	if (rc != 0) {
-		if (rc != -ETIMEDOUT) {
-			free(q.samples);
-			free(q.strbuf);
+	for (int k = 0; k < 2 && keys[k] != NULL; k++) {
+		q.series_id = sl_series_id(keys[k], lens[k]);
+		q.region = sl_node_region_of(q.series_id, n->cfg.regions);
+		int rc = worker_call(n, n->regions[q.region].worker, &q);
+		if (rc != 0) {
+			if (rc != -ETIMEDOUT) {
+				free(q.samples);
+				free(q.strbuf);
+			}
+			CTL_ERR("busy", "worker did not answer: %s", strerror(-rc));
 		}
-		CTL_ERR("busy", "worker did not answer: %s", strerror(-rc));
+		if (q.rc != -ENOENT) {
+			key = keys[k];
+			break;
+		}
+	}
+	if (q.rc == -ENOENT) {
+		free(q.samples);
+		free(q.strbuf);
+		CTL_ERR("not_found", "no series '%s'", key);
 	}
 	bool partial = q.rc == -ENOSPC; /* string buffer full: the caller continues */
 	if (partial)

@@ -268,6 +268,7 @@ struct worker {
 	uint64_t ckpt_resume_ns; /* next region not before: the backlog drains in between */
 	uint32_t idle_us;
 	bool wal_failed;
+	_Atomic int wal_errno; /* of the first WAL failure (positive), for status */
 	struct sl_ingest_rec *recs;
 	uint64_t tsc_hz;
 	/* network front door */

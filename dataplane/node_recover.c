@@ -43,6 +43,8 @@ static int write_file_atomic(const char *dir, const char *path, const uint8_t *b
 	close(fd);
 	if (rc == 0 && rename(tmp, path) != 0)
 		rc = -errno;
+	if (rc != 0)
+		unlink(tmp); /* a failed write leaves nothing behind */
 	return rc == 0 ? fsync_dir(dir) : rc;
 }
 
@@ -114,6 +116,8 @@ static int write_term_file(struct sl_node *n, const struct region *r, uint64_t i
 	close(fd);
 	if (rc == 0 && rename(tmp, fin) != 0)
 		rc = -errno;
+	if (rc != 0)
+		unlink(tmp); /* a failed write leaves nothing behind */
 	return rc == 0 ? fsync_dir(dir) : rc;
 }
 
@@ -171,6 +175,8 @@ static int region_snapshot(struct sl_node *n, struct region *r)
 	}
 	if (rc == 0 && rename(tmp, fin) != 0)
 		rc = -errno;
+	if (rc != 0)
+		unlink(tmp); /* a failed snapshot leaves no half-written file behind */
 	if (rc == 0)
 		rc = fsync_dir(dir);
 	if (rc == 0) {
@@ -218,6 +224,7 @@ void nd_checkpoint_step(struct worker *w)
 		fprintf(stderr, "sluiced: region %u: snapshot failed (%s); WAL kept\n", r->id,
 			strerror(-rc));
 		sl_stats_add(w->st, SL_STAT_wal_errors, 1);
+		sl_stats_add(w->st, SL_STAT_snapshots_failed, 1);
 		w->ckpt_active = false;
 	}
 }
@@ -230,6 +237,7 @@ static void checkpoint_finish(struct worker *w, uint64_t upto)
 		fprintf(stderr, "sluiced: worker %u: session snapshot failed (%s); WAL kept\n",
 			w->idx, strerror(-src));
 		sl_stats_add(w->st, SL_STAT_wal_errors, 1);
+		sl_stats_add(w->st, SL_STAT_snapshots_failed, 1);
 		return;
 	}
 	/* raft term and vote live in WAL records: write them again, durably, before the

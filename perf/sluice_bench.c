@@ -37,6 +37,7 @@ static void usage(FILE *o)
 		"  -q, --quiet          no progress lines\n"
 		"  -j, --json           print the result as one JSON object\n"
 		"  -h, --help           this help\n"
+		"      --version        print the version\n"
 		"shm:\n"
 		"  -p, --path PATH      shm ingest segment (default /dev/shm/sluice-node1.ingest)\n"
 		"  -b, --batch N        points per batch (default 1000)\n"
@@ -72,7 +73,7 @@ static void usage(FILE *o)
 enum {
 	OPT_TRANSPORT = 256, OPT_PROTOCOL, OPT_SOCKET, OPT_IFACE, OPT_PCI, OPT_DEST, OPT_DB, OPT_NODE_IP,
 	OPT_IP, OPT_LINE_PORT, OPT_SESSION_PORT, OPT_CLUSTER, OPT_CTL, OPT_PPP, OPT_MTU,
-	OPT_SESSIONS, OPT_WINDOW, OPT_LEVEL, OPT_RATE, OPT_RTO, OPT_CPU,
+	OPT_SESSIONS, OPT_WINDOW, OPT_LEVEL, OPT_RATE, OPT_RTO, OPT_CPU, OPT_VERSION,
 };
 
 static int parse_ip(const char *s, uint32_t *out)
@@ -127,6 +128,7 @@ int main(int argc, char **argv)
 		{"rate", required_argument, 0, OPT_RATE},
 		{"rto-ms", required_argument, 0, OPT_RTO},
 		{"cpu", required_argument, 0, OPT_CPU},
+		{"version", no_argument, 0, OPT_VERSION},
 		{0, 0, 0, 0}};
 	int c;
 	while ((c = getopt_long(argc, argv, "p:d:n:b:s:i:jqh", opts, NULL)) != -1) {
@@ -140,6 +142,7 @@ int main(int argc, char **argv)
 		case 'j': json = true; break;
 		case 'q': quiet = true; break;
 		case 'h': usage(stdout); return 0;
+		case OPT_VERSION: printf("sluice-bench %s\n", SLUICE_VERSION); return 0;
 		case OPT_TRANSPORT:
 			if (strcmp(optarg, "shm") == 0) no.transport = SL_BENCH_SHM;
 			else if (strcmp(optarg, "memif") == 0) no.transport = SL_BENCH_MEMIF;

@@ -6,13 +6,17 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "ingest_format.h"
 
 #define STATS_MAGIC 0x3154415453534c53ULL /* "SLSSTAT1" */
 #define STATS_VERSION 1u
@@ -35,6 +39,12 @@ struct stats_hdr {
 };
 
 _Static_assert(sizeof(struct sl_stats_core) % 64 == 0, "core blocks must not share lines");
+/* Both segments keep their creator's pid at the same place, so a probe can name the holder
+ * of either without knowing which kind it found. */
+#define SHM_PID_OFFSET 56
+_Static_assert(offsetof(struct stats_hdr, node_pid) == SHM_PID_OFFSET, "stats pid offset");
+_Static_assert(offsetof(struct sl_ingest_hdr, node_pid) == SHM_PID_OFFSET, "ingest pid offset");
+#define SHM_PUBLISH_TRIES 16
 
 struct sl_stats_writer {
 	struct sl_shm_file file;
@@ -76,8 +86,10 @@ int sl_shm_file_create(const char *path, size_t size, mode_t mode, struct sl_shm
 	if (f->fd < 0)
 		return -errno;
 	int rc = 0;
-	/* fchmod: the mode must not depend on the caller's umask. */
-	if (fchmod(f->fd, mode) != 0 || ftruncate(f->fd, (off_t)size) != 0) {
+	/* fchmod: the mode must not depend on the caller's umask. The lock (on a file nobody
+	 * else can have opened yet) marks the segment live until this process exits. */
+	if (fchmod(f->fd, mode) != 0 || ftruncate(f->fd, (off_t)size) != 0 ||
+	    flock(f->fd, LOCK_EX | LOCK_NB) != 0) {
 		rc = -errno;
 		goto fail;
 	}
@@ -96,12 +108,70 @@ fail:
 	return rc;
 }
 
+static int32_t header_pid(int fd)
+{
+	int32_t pid = 0;
+	if (pread(fd, &pid, sizeof(pid), SHM_PID_OFFSET) != (ssize_t)sizeof(pid) || pid < 0)
+		pid = 0;
+	return pid;
+}
+
+int sl_shm_file_probe(const char *path, int32_t *pid)
+{
+	*pid = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	int rc = 0;
+	if (flock(fd, LOCK_SH | LOCK_NB) != 0) {
+		rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
+		*pid = header_pid(fd);
+	}
+	close(fd); /* also drops the probe's own shared lock */
+	return rc;
+}
+
+/* The file at path is replaced only while this process holds the lock of exactly that
+ * file (checked by inode after locking), so two starters cannot both replace a leftover,
+ * and a live holder's file is never replaced. An absent path is taken with link(), which
+ * fails if someone else got there first. */
 int sl_shm_file_publish(struct sl_shm_file *f)
 {
-	if (rename(f->tmp_path, f->path) != 0)
-		return -errno;
-	f->published = true;
-	return 0;
+	for (int i = 0; i < SHM_PUBLISH_TRIES; i++) {
+		int old = open(f->path, O_RDONLY | O_CLOEXEC);
+		if (old < 0) {
+			if (errno != ENOENT)
+				return -errno;
+			if (link(f->tmp_path, f->path) == 0) {
+				unlink(f->tmp_path);
+				f->published = true;
+				return 0;
+			}
+			if (errno != EEXIST)
+				return -errno;
+			continue; /* someone published meanwhile: look at theirs */
+		}
+		if (flock(old, LOCK_EX | LOCK_NB) != 0) {
+			int e = errno;
+			close(old);
+			if (e != EWOULDBLOCK)
+				return -e;
+			usleep(1000); /* a probe's shared lock is brief; a holder's is not */
+			continue;
+		}
+		struct stat held, now;
+		bool same = fstat(old, &held) == 0 && stat(f->path, &now) == 0 &&
+			    held.st_ino == now.st_ino && held.st_dev == now.st_dev;
+		int rc = same && rename(f->tmp_path, f->path) != 0 ? -errno : 0;
+		close(old);
+		if (rc != 0)
+			return rc;
+		if (same) {
+			f->published = true;
+			return 0;
+		}
+	}
+	return -EBUSY;
 }
 
 void sl_shm_file_close(struct sl_shm_file *f, bool unlink_file)

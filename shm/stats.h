@@ -19,6 +19,7 @@
 	X(points_in)                                                                               \
 	X(points_applied)                                                                          \
 	X(points_rejected)                                                                         \
+	X(rejected_type_conflict)                                                                  \
 	X(batches_in)                                                                              \
 	X(acks_sent)                                                                               \
 	X(ack_errors)                                                                              \
@@ -31,6 +32,7 @@
 	X(wal_flushes)                                                                             \
 	X(wal_fsyncs)                                                                              \
 	X(wal_errors)                                                                              \
+	X(snapshots_failed)                                                                        \
 	X(polls_busy)                                                                              \
 	X(polls_idle)                                                                              \
 	X(idle_sleeps)                                                                             \
@@ -243,8 +245,14 @@ struct sl_shm_file {
 	char tmp_path[PATH_MAX];
 	bool published;
 };
+/* The creator holds flock(LOCK_EX) on its segment for as long as it lives, so a live
+ * segment is told from a crashed run's leftover: publish never replaces a live one. */
 int sl_shm_file_create(const char *path, size_t size, mode_t mode, struct sl_shm_file *f);
+/* Renames the new file over path; -EBUSY if a live process holds the file there. */
 int sl_shm_file_publish(struct sl_shm_file *f);
+/* 0 if path is absent or a dead process's leftover, -EBUSY if a live process holds it
+ * (*pid: the node pid in its header, 0 if unknown), else a negative errno. */
+int sl_shm_file_probe(const char *path, int32_t *pid);
 /* Unlinks the path only if it is still this file, never a successor's. */
 void sl_shm_file_close(struct sl_shm_file *f, bool unlink_file);
 

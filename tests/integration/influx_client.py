@@ -14,7 +14,7 @@ from influxdb import InfluxDBClient
 from influxdb.line_protocol import make_lines
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from sltest import ctl  # noqa: E402
+from sltest import query_points  # noqa: E402
 
 T0 = 1700000000000000000
 
@@ -56,7 +56,7 @@ def main():
         missing = wrong = 0
         for key, pts in expected.items():
             try:
-                got = {ts: v for ts, v in ctl(sock_path, "query", {"series": key})["points"]}
+                got = {ts: v for ts, v in query_points(sock_path, key)}
             except RuntimeError:
                 missing += len(pts)
                 continue

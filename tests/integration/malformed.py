@@ -12,7 +12,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from sltest import ctl  # noqa: E402
+from sltest import ctl, query_points  # noqa: E402
 
 T0 = 1700000000000000000
 
@@ -140,7 +140,7 @@ def main():
     while True:
         missing = 0
         for key, pts in valid.items():
-            got = {ts: v for ts, v in ctl(sock_path, "query", {"series": key})["points"]}
+            got = {ts: v for ts, v in query_points(sock_path, key)}
             missing += sum(1 for ts, v in pts.items() if got.get(ts) != v)
         after = ctl(sock_path, "stats")["totals"]
         failed = [n for n in names if after[n] - before.get(n, 0) <= 0]

@@ -3,7 +3,8 @@
  * (one line per batch, flushed), survives the node being killed (waits for it to come
  * back, then resubmits every batch not yet acknowledged) and exits 0 once all batches are
  * acknowledged. Point i: series "itest,host=hNNN value" (NNN = i % series), ts = T0 + i,
- * value = i * 0.5 (exact in binary). Bounded by --timeout seconds. */
+ * value = i * 0.5 (exact in binary). Bounded by --timeout seconds. --key-prefix P makes
+ * the series "P,host=hNNN value"; --int writes value i as an i64 instead. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdbool.h>
@@ -31,7 +32,8 @@ int main(int argc, char **argv)
 	uint64_t n_points = 1000000;
 	uint32_t n_series = 100, batch = 1000;
 	double timeout_s = 300;
-	bool stop_on_nack = false;
+	bool stop_on_nack = false, as_int = false;
+	const char *prefix = "itest";
 	static const struct option opts[] = {{"path", required_argument, 0, 'p'},
 					     {"points", required_argument, 0, 'n'},
 					     {"series", required_argument, 0, 's'},
@@ -39,10 +41,12 @@ int main(int argc, char **argv)
 					     {"log", required_argument, 0, 'l'},
 					     {"timeout", required_argument, 0, 't'},
 					     {"stop-on-nack", no_argument, 0, 'x'},
+					     {"key-prefix", required_argument, 0, 'k'},
+					     {"int", no_argument, 0, 'i'},
 					     {"help", no_argument, 0, 'h'},
 					     {0, 0, 0, 0}};
 	int c;
-	while ((c = getopt_long(argc, argv, "p:n:s:b:l:t:xh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "p:n:s:b:l:t:xk:ih", opts, NULL)) != -1) {
 		switch (c) {
 		case 'p': path = optarg; break;
 		case 'n': n_points = strtoull(optarg, NULL, 10); break;
@@ -51,14 +55,18 @@ int main(int argc, char **argv)
 		case 'l': log_path = optarg; break;
 		case 't': timeout_s = strtod(optarg, NULL); break;
 		case 'x': stop_on_nack = true; break;
+		case 'k': prefix = optarg; break;
+		case 'i': as_int = true; break;
 		case 'h':
 			printf("usage: shm_producer --path SHM --log FILE [--points N] [--series S] "
-			       "[--batch B] [--timeout SEC] [--stop-on-nack]\n");
+			       "[--batch B] [--timeout SEC] [--stop-on-nack] [--key-prefix P] "
+			       "[--int]\n");
 			return 0;
 		default: return 2;
 		}
 	}
-	if (path == NULL || log_path == NULL || batch == 0 || n_series == 0 || n_points == 0) {
+	if (path == NULL || log_path == NULL || batch == 0 || n_series == 0 || n_points == 0 ||
+	    strlen(prefix) > 64) {
 		fprintf(stderr, "shm_producer: --path and --log are required (see --help)\n");
 		return 2;
 	}
@@ -73,7 +81,7 @@ int main(int argc, char **argv)
 	uint64_t *batch_of_seq_base = NULL;
 	(void)batch_of_seq_base;
 	struct sluice_point *pts = calloc(batch, sizeof(*pts));
-	char (*keys)[32] = calloc(batch, 32);
+	char (*keys)[128] = calloc(batch, 128);
 	/* seq -> batch map of the current connection (seqs restart per connection) */
 	uint64_t map_cap = n_batches * 4 + 16;
 	uint64_t *seq_batch = calloc(map_cap, sizeof(uint64_t));
@@ -117,14 +125,17 @@ int main(int argc, char **argv)
 			uint32_t n = (uint32_t)((first + batch <= n_points) ? batch : n_points - first);
 			for (uint32_t k = 0; k < n; k++) {
 				uint64_t i = first + k;
-				int kl = snprintf(keys[k], 32, "itest,host=h%03u value",
+				int kl = snprintf(keys[k], 128, "%s,host=h%03u value", prefix,
 						  (unsigned)(i % n_series));
 				pts[k].key = keys[k];
 				pts[k].key_len = (uint16_t)kl;
 				pts[k].ts = T0 + (int64_t)i;
-				pts[k].type = 1;
+				pts[k].type = as_int ? SLUICE_I64 : SLUICE_F64;
 				double v = (double)i * 0.5;
-				memcpy(&pts[k].value, &v, 8);
+				if (as_int)
+					pts[k].value = i;
+				else
+					memcpy(&pts[k].value, &v, 8);
 			}
 			uint64_t seq = 0;
 			int rc = sluice_write(cl, pts, n, &seq);

@@ -1,5 +1,5 @@
 """sltest.py - shared by the integration test clients: one request on a node's ctl socket
-(newline-delimited JSON, docs/ctl.md)."""
+(newline-delimited JSON, docs/ctl.md), and a query that reads an unknown series as empty."""
 import json
 import socket
 
@@ -21,3 +21,26 @@ def ctl(sock_path, cmd, args=None, timeout=30.0):
     if not resp.get("ok"):
         raise RuntimeError(f"{cmd}: {resp.get('error')}")
     return resp["result"]
+
+
+def query_points(sock_path, key, args=None):
+    """The [ts, value] pairs of series key; [] for a series the node has never stored
+    (the query answers not_found for it)."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(30.0)
+    s.connect(sock_path)
+    req = {"id": 1, "cmd": "query", "args": dict(args or {}, series=key)}
+    s.sendall((json.dumps(req) + "\n").encode())
+    buf = b""
+    while not buf.endswith(b"\n"):
+        chunk = s.recv(1 << 20)
+        if not chunk:
+            break
+        buf += chunk
+    s.close()
+    resp = json.loads(buf)
+    if resp.get("ok"):
+        return resp["result"]["points"]
+    if resp.get("error", {}).get("code") == "not_found":
+        return []
+    raise RuntimeError(f"query: {resp.get('error')}")

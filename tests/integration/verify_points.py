@@ -8,7 +8,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from sltest import ctl  # noqa: E402
+from sltest import query_points  # noqa: E402
 
 T0 = 1700000000000000000
 
@@ -39,8 +39,7 @@ def main():
     missing = wrong = dup = extra = checked = 0
     for s in range(a.series):
         key = a.key.format(s=s)
-        res = ctl(a.socket, "query", {"series": key, "limit": 10000000})
-        pts = res["points"]
+        pts = query_points(a.socket, key, {"limit": 10000000})
         seen = {}
         for ts, v in pts:
             if ts in seen:

@@ -1385,7 +1385,7 @@ static void usage(void)
 {
 	fprintf(stderr,
 		"usage: sluice-sim [--seed N | --seeds COUNT [--first N]] [--seed-file FILE]\n"
-		"                  [--lease-jumps] [--keep-going] [-v]\n"
+		"                  [--lease-jumps] [--keep-going] [-v] [--version]\n"
 		"  --seed N        run one seed (replays a failure exactly)\n"
 		"  --seeds COUNT   run COUNT seeds from --first (default 1); SLUICE_SIM_SEEDS in\n"
 		"                  the environment overrides COUNT\n"
@@ -1393,7 +1393,8 @@ static void usage(void)
 		"  --lease-jumps   allow clock jumps while lease reads are on (outside the\n"
 		"                  documented bound: expected to fail)\n"
 		"  --keep-going    run every seed even after a failure; exit 1 if any failed\n"
-		"  -v              trace events of the run\n");
+		"  -v              trace events of the run\n"
+		"  --version       print the version\n");
 }
 
 struct totals {
@@ -1469,6 +1470,9 @@ int main(int argc, char **argv)
 			g_opt.keep_going = true;
 		} else if (strcmp(a, "-v") == 0) {
 			g_opt.verbose = true;
+		} else if (strcmp(a, "--version") == 0 || strcmp(a, "-V") == 0) {
+			printf("sluice-sim %s\n", SLUICE_VERSION);
+			return 0;
 		} else {
 			usage();
 			return 2;

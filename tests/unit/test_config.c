@@ -8,11 +8,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "config.h"
+#include "datadir.h"
 
 static char *write_tmp(const char *text)
 {
@@ -120,6 +122,109 @@ static void test_dump_roundtrip(void **u)
 	assert_string_equal(b.data_dir, a.data_dir);
 }
 
+
+/* A line rte_cfgfile would drop or reject without a word is an error naming its line. */
+static void test_bad_lines(void **u)
+{
+	(void)u;
+	static const struct {
+		const char *text;
+		const char *want;
+	} bad[] = {
+		{"[node]\nname = a\nbogus line\n", "line 3: 'bogus line'"},
+		{"[node]\n# name = b\n", "line 2"},
+		{"name = a\n[node]\n", "line 1: 'name = a': key = value before any [section]"},
+		{"\n[node\nname = a\n", "line 2: '[node'"},
+		{"[node]\n = a\n", "line 2"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct sl_config c;
+		char err[512] = "";
+		sl_config_default(&c);
+		char *p = write_tmp(bad[i].text);
+		int rc = sl_config_load(&c, p, err, sizeof(err));
+		unlink(p);
+		assert_int_equal(rc, -EINVAL);
+		if (strstr(err, bad[i].want) == NULL)
+			fail_msg("case %zu: '%s' does not say '%s'", i, err, bad[i].want);
+		assert_string_equal(c.name, "node1"); /* nothing applied */
+	}
+	/* blank lines, ';' comments (also after a value) and blanks around '=' are fine */
+	struct sl_config c;
+	char err[512] = "";
+	sl_config_default(&c);
+	char *p = write_tmp("; top\n\n[node] ; section\n  name=lab9 ; the name\n\t\n[wal]\n"
+			    "segment_mb = 8\n");
+	int rc = sl_config_load(&c, p, err, sizeof(err));
+	unlink(p);
+	assert_int_equal(rc, 0);
+	assert_string_equal(c.name, "lab9");
+	assert_int_equal(c.wal_segment_mb, 8);
+}
+
+static void test_segment_smaller_than_buffer(void **u)
+{
+	(void)u;
+	struct sl_config c;
+	char err[256];
+	sl_config_default(&c);
+	assert_int_equal(sl_config_set(&c, "wal", "segment_mb", "2", err, sizeof(err)), 0);
+	assert_int_equal(sl_config_set(&c, "wal", "buffer_kb", "4096", err, sizeof(err)), 0);
+	assert_int_equal(sl_config_finish(&c, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "segment_mb"));
+	assert_non_null(strstr(err, "buffer_kb"));
+	/* equal is enough: a segment holds one whole buffer */
+	assert_int_equal(sl_config_set(&c, "wal", "buffer_kb", "2048", err, sizeof(err)), 0);
+	assert_int_equal(sl_config_finish(&c, err, sizeof(err)), 0);
+}
+
+/* The data dir: its parent must exist (never created), and one holder at a time. */
+static void test_datadir_lock(void **u)
+{
+	(void)u;
+	char base[] = "/tmp/sl_datadir_XXXXXX";
+	assert_non_null(mkdtemp(base));
+	char dir[128], missing[128], lockf[160];
+	snprintf(dir, sizeof(dir), "%s/data", base);
+	snprintf(missing, sizeof(missing), "%s/nonexistent/data", base);
+	snprintf(lockf, sizeof(lockf), "%s/%s", dir, SL_DATADIR_LOCK_FILE);
+	char err[512] = "";
+	int fd1 = -1, fd2 = -1;
+	assert_int_equal(sl_datadir_lock(missing, &fd1, err, sizeof(err)), -ENOENT);
+	assert_non_null(strstr(err, "does not exist"));
+	char parent[160];
+	snprintf(parent, sizeof(parent), "%s/nonexistent", base);
+	assert_int_equal(access(parent, F_OK), -1); /* nothing was created */
+	assert_int_equal(fd1, -1);
+
+	assert_int_equal(sl_datadir_lock(dir, &fd1, err, sizeof(err)), 0);
+	assert_true(fd1 >= 0);
+	struct stat st;
+	assert_int_equal(stat(dir, &st), 0);
+	assert_true(S_ISDIR(st.st_mode));
+	/* a second holder (another open file, as another process would have) is refused
+	 * with the first one's pid in the message */
+	assert_int_equal(sl_datadir_lock(dir, &fd2, err, sizeof(err)), -EBUSY);
+	assert_int_equal(fd2, -1);
+	char pid[32];
+	snprintf(pid, sizeof(pid), "pid %d", (int)getpid());
+	if (strstr(err, pid) == NULL)
+		fail_msg("'%s' does not name %s", err, pid);
+	/* released with its descriptor (also when the process dies) */
+	close(fd1);
+	assert_int_equal(sl_datadir_lock(dir, &fd2, err, sizeof(err)), 0);
+	close(fd2);
+	/* a file where the data dir should be */
+	unlink(lockf);
+	rmdir(dir);
+	FILE *f = fopen(dir, "w");
+	assert_non_null(f);
+	fclose(f);
+	assert_int_equal(sl_datadir_lock(dir, &fd1, err, sizeof(err)), -ENOTDIR);
+	unlink(dir);
+	rmdir(base);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -127,6 +232,9 @@ int main(void)
 		cmocka_unit_test(test_file_overrides),
 		cmocka_unit_test(test_bad_values),
 		cmocka_unit_test(test_dump_roundtrip),
+		cmocka_unit_test(test_bad_lines),
+		cmocka_unit_test(test_segment_smaller_than_buffer),
+		cmocka_unit_test(test_datadir_lock),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -667,6 +667,32 @@ static void test_stats(void **state)
 	conn_close(&c);
 }
 
+/* sluicectl prints strings clients stored: no byte of them may reach the terminal as a
+ * control (cursor moves, screen rewrites, a fake second line). */
+static void test_printable(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *in, *want;
+	} cases[] = {
+		{"plain key,a=b f", "plain key,a=b f"},
+		{"a\nb\rc\td", "a\\nb\\rc\\td"},
+		{"\x1b[2J\x1b]0;x\x07", "\\e[2J\\e]0;x\\x07"},
+		{"del\x7f nul\x01", "del\\x7f nul\\x01"},
+		{"c1 \xc2\x9b" "31m", "c1 \\u009b31m"},
+		{"utf8 \xc3\xa9 \xc2\xa0 back\\slash", "utf8 \xc3\xa9 \xc2\xa0 back\\slash"},
+		{"", ""},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *p = sl_ctl_printable(cases[i].in);
+		assert_non_null(p);
+		assert_string_equal(p, cases[i].want);
+		for (const unsigned char *c = (const unsigned char *)p; *c; c++)
+			assert_false(*c < 0x20 || *c == 0x7f);
+		free(p);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -684,6 +710,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_too_many_connections, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_peer_rejected, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
+	    cmocka_unit_test(test_printable),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

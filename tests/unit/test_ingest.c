@@ -21,6 +21,7 @@
 #include <cmocka.h>
 
 #include "ingest.h"
+#include "stats.h"
 #include "sluice.h"
 
 #define BIG_N 100000u
@@ -567,15 +568,26 @@ static void test_node_gone(void **state)
 	assert_int_equal(sluice_write(c, &pt, 1, NULL), -ENOTCONN);
 	sluice_close(c);
 
-	/* A new node replaces the segment while the old one hangs. */
+	/* A second node never takes the segment of a live one, even a hung one; the probe
+	 * names the holder. */
 	start_pair(1, 4, &ing, &c);
-	assert_int_equal(sl_ingest_create(path, 1, 4, &ing2), 0);
+	assert_int_equal(sl_ingest_create(path, 1, 4, &ing2), -EBUSY);
+	int32_t holder = 0;
+	assert_int_equal(sl_shm_file_probe(path, &holder), -EBUSY);
+	assert_int_equal(holder, (int32_t)getpid());
+	assert_int_equal(sluice_write(c, &pt, 1, NULL), 0); /* still served */
+	/* Replaced behind the node's back (by hand): the client notices. */
+	char path2[sizeof(path) + 8];
+	snprintf(path2, sizeof(path2), "%s.new", path);
+	assert_int_equal(sl_ingest_create(path2, 1, 4, &ing2), 0);
 	assert_int_not_equal(sl_ingest_generation(ing), sl_ingest_generation(ing2));
+	assert_int_equal(rename(path2, path), 0);
 	expect_notconn(c);
 	sluice_close(c);
 	sl_ingest_destroy(ing, true); /* must not remove ing2's file */
 	assert_int_equal(access(path, F_OK), 0);
 	sl_ingest_destroy(ing2, true);
+	unlink(path);
 
 	/* The node process crashes. */
 	int to_node[2], from_node[2];

@@ -957,12 +957,37 @@ static void test_format(void **state)
 	    -EINVAL);
 }
 
+/* A key a person types (ctl query) finds the series the parser stored: tags sorted,
+ * names re-escaped; what is not a line protocol key is refused. */
+static void test_canonical_key(void **u)
+{
+	(void)u;
+	char out[SL_KEY_MAX + 1];
+	static const struct {
+		const char *in, *want;
+	} ok[] = {
+		{"cpu,zone=b,host=a usage", "cpu,host=a,zone=b usage"},
+		{"cpu,host=a,zone=b usage", "cpu,host=a,zone=b usage"},
+		{"cpu usage", "cpu usage"},
+		{"my\\ m,t\\=x=1 f", "my\\ m,t\\=x=1 f"},
+	};
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		int n = sl_lp_canonical_key(ok[i].in, strlen(ok[i].in), out, sizeof(out));
+		assert_int_equal(n, (int)strlen(ok[i].want));
+		assert_string_equal(out, ok[i].want);
+	}
+	assert_int_equal(sl_lp_canonical_key("s0", 2, out, sizeof(out)), -EBADMSG);
+	assert_int_equal(sl_lp_canonical_key("cpu,a=1 f g", 11, out, sizeof(out)), -EBADMSG);
+	assert_int_equal(sl_lp_canonical_key("cpu usage", 9, out, 4), -ENOSPC);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_basic),
 	    cmocka_unit_test(test_skip),
 	    cmocka_unit_test(test_tag_sorting),
+	    cmocka_unit_test(test_canonical_key),
 	    cmocka_unit_test(test_escapes),
 	    cmocka_unit_test(test_backslash_names),
 	    cmocka_unit_test(test_duplicate_fields),

@@ -148,25 +148,62 @@ static void test_rejects_bad_files(void **state)
 	assert_int_equal(sl_stats_create(path, 0, &w), -EINVAL);
 }
 
-/* A new node replaces the file: the old reader keeps a valid mapping, and the old
- * writer's destroy does not unlink its successor's file. */
+/* A live node's file is never replaced: a second creator gets -EBUSY, the probe names the
+ * holder, and the file and its counters stay as they were. */
+static void test_live_not_replaced(void **state)
+{
+	(void)state;
+	struct sl_stats_writer *w1, *w2 = NULL;
+	struct sl_stats_reader *r;
+	int32_t pid = -1;
+	assert_int_equal(sl_shm_file_probe(path, &pid), 0); /* absent */
+	assert_int_equal(sl_stats_create(path, 1, &w1), 0);
+	sl_stats_inc(sl_stats_core(w1, 0), SL_STAT_wal_appends);
+	struct stat before, after;
+	assert_int_equal(stat(path, &before), 0);
+	assert_int_equal(sl_shm_file_probe(path, &pid), -EBUSY);
+	assert_int_equal(pid, (int32_t)getpid());
+	assert_int_equal(sl_stats_create(path, 3, &w2), -EBUSY);
+	assert_null(w2);
+	assert_int_equal(stat(path, &after), 0);
+	assert_true(before.st_ino == after.st_ino);
+	assert_int_equal(sl_stats_open(path, &r), 0);
+	assert_int_equal(sl_stats_n_cores(r), 1);
+	sl_stats_close(r);
+	/* no temporary file is left next to it */
+	char tmp[sizeof(path) + 32];
+	snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
+	assert_int_equal(access(tmp, F_OK), -1);
+	sl_stats_destroy(w1, true);
+	assert_int_equal(access(path, F_OK), -1);
+}
+
+/* A crashed node's file (nobody holds it any more) is replaced, and a reader of the old
+ * file keeps a valid mapping. */
 static void test_replace(void **state)
 {
 	(void)state;
-	struct sl_stats_writer *w1, *w2;
+	struct sl_stats_writer *w2;
 	struct sl_stats_reader *r1, *r2;
-	assert_int_equal(sl_stats_create(path, 1, &w1), 0);
-	struct sl_stats_core *c = sl_stats_core(w1, 0);
-	sl_stats_begin(c);
-	sl_stats_inc(c, SL_STAT_wal_appends);
-	sl_stats_end(c);
+	pid_t child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		struct sl_stats_writer *wc;
+		if (sl_stats_create(path, 1, &wc) != 0)
+			_exit(1);
+		sl_stats_inc(sl_stats_core(wc, 0), SL_STAT_wal_appends);
+		_exit(0); /* no destroy: the file stays, its lock goes with the process */
+	}
+	int status;
+	assert_int_equal(waitpid(child, &status, 0), child);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	int32_t pid = -1;
+	assert_int_equal(sl_shm_file_probe(path, &pid), 0);
 	assert_int_equal(sl_stats_open(path, &r1), 0);
 	assert_int_equal(sl_stats_create(path, 3, &w2), 0);
 	struct sl_stats_snapshot s;
 	assert_int_equal(sl_stats_read_core(r1, 0, &s), 0);
 	assert_int_equal(s.counters[SL_STAT_wal_appends], 1);
-	sl_stats_destroy(w1, true);
-	assert_int_equal(access(path, F_OK), 0);
 	assert_int_equal(sl_stats_open(path, &r2), 0);
 	assert_int_equal(sl_stats_n_cores(r2), 3);
 	sl_stats_close(r1);
@@ -262,6 +299,7 @@ int main(void)
 	    cmocka_unit_test(test_names_and_buckets),
 	    cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rejects_bad_files, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_live_not_replaced, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_replace, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cross_process_snapshots, setup, teardown),
 	};
