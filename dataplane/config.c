@@ -14,6 +14,7 @@
 #include <rte_cfgfile.h>
 
 #include "config.h"
+#include "ingest_format.h"
 
 enum key_type { K_U32, K_BOOL, K_STR, K_HUGE, K_POLL };
 
@@ -67,13 +68,14 @@ static const struct key keys[] = {
 	U32("poll", "idle_sleep_us_max", idle_sleep_us_max, 1, 100000,
 	    "longest sleep of an idle worker in adaptive mode (microseconds)"),
 	U32("ingest", "shm_slots", shm_slots, 1, 256, "client slots of the shm ingest ring"),
-	U32("ingest", "shm_ring_entries", shm_ring_entries, 64, 1 << 20,
+	U32("ingest", "shm_ring_entries", shm_ring_entries, 64, SL_INGEST_RING_MAX,
 	    "points per client submission ring (power of two)"),
 	STR("ingest", "shm_path", shm_ingest_path, "empty = /dev/shm/sluice-<name>.ingest"),
 	STR("ingest", "stats_path", stats_path, "empty = /dev/shm/sluice-<name>.stats"),
 	U32("ingest", "batch_points", batch_points, 1, 65536, "points per proposal at most"),
 	STR("net", "vdevs", vdevs,
-	    "virtual devices, ';' separated EAL --vdev specs, e.g. net_tap0,iface=sl0; empty = none"),
+	    "virtual devices: EAL --vdev specs separated by spaces (';' also works with --set, "
+	    "but starts a comment in a config file), e.g. net_tap0,iface=sl0; empty = none"),
 	STR("net", "ipv4", ipv4, "the node's IPv4 address on its ports (needed with ports)"),
 	U32("net", "line_port", line_port, 1, 65535, "UDP port of the InfluxDB line protocol"),
 	U32("net", "session_port", session_port, 1, 65535,
@@ -344,6 +346,15 @@ int sl_config_finish(struct sl_config *c, char *err, size_t err_len)
 	if ((c->shm_ring_entries & (c->shm_ring_entries - 1)) != 0) {
 		snprintf(err, err_len, "[ingest] shm_ring_entries = %u: must be a power of two",
 			 c->shm_ring_entries);
+		return -EINVAL;
+	}
+	if (sl_ingest_file_size(c->shm_slots, c->shm_ring_entries) > SL_INGEST_FILE_MAX) {
+		snprintf(err, err_len,
+			 "[ingest] shm_slots = %u with shm_ring_entries = %u makes a %" PRIu64
+			 " MiB ingest ring: at most %" PRIu64 " MiB",
+			 c->shm_slots, c->shm_ring_entries,
+			 sl_ingest_file_size(c->shm_slots, c->shm_ring_entries) >> 20,
+			 SL_INGEST_FILE_MAX >> 20);
 		return -EINVAL;
 	}
 	if (c->ipv4[0] != '\0') {

@@ -3,6 +3,7 @@
  * what it put there, and whether the new fragment is among it, tells the cases apart, so
  * each fragment is counted once by what happened to it. */
 #define ALLOW_EXPERIMENTAL_API /* rte_ip_frag_table_del_expired_entries (DPDK 22.11) */
+#include <rte_log.h>
 #include "frag.h"
 
 #include <errno.h>
@@ -24,8 +25,15 @@ int sl_frag_init(struct sl_frag *f, uint32_t max_flows, uint64_t timeout_ticks, 
 		return -EINVAL;
 	/* two candidate buckets per key: 2 * 4 slots per bucket pair, at least 2 * max_flows */
 	uint32_t buckets = (max_flows + BUCKET_ENTRIES - 1) / BUCKET_ENTRIES;
+	/* the library reports each table's size at INFO on the USER1 logtype: one line per
+	 * worker at every start, which says nothing an operator needs */
+	int lvl = rte_log_get_level(RTE_LOGTYPE_USER1);
+	if (lvl > (int)RTE_LOG_WARNING)
+		rte_log_set_level(RTE_LOGTYPE_USER1, RTE_LOG_WARNING);
 	f->tbl = rte_ip_frag_table_create(buckets, BUCKET_ENTRIES, max_flows, timeout_ticks,
 					  socket_id);
+	if (lvl > (int)RTE_LOG_WARNING)
+		rte_log_set_level(RTE_LOGTYPE_USER1, (uint32_t)lvl);
 	if (f->tbl == NULL)
 		return -ENOMEM;
 	f->timeout_ticks = timeout_ticks;

@@ -74,7 +74,7 @@ static void merge_eal_vdevs(struct sl_config *cfg, int argc, char **argv)
 		if (v == NULL)
 			continue;
 		size_t used = strlen(cfg->vdevs);
-		snprintf(cfg->vdevs + used, sizeof(cfg->vdevs) - used, "%s%s", used ? ";" : "", v);
+		snprintf(cfg->vdevs + used, sizeof(cfg->vdevs) - used, "%s%s", used ? " " : "", v);
 	}
 }
 
@@ -301,7 +301,7 @@ int main(int argc, char **argv)
 	}
 	char vdevs[SL_CFG_PATH_MAX];
 	snprintf(vdevs, sizeof(vdevs), "%s", eal_cfg.vdevs);
-	for (char *tok = strtok(vdevs, ";"); tok && ne < MAX_EAL_ARGS - 8; tok = strtok(NULL, ";")) {
+	for (char *tok = strtok(vdevs, "; \t"); tok && ne < MAX_EAL_ARGS - 8; tok = strtok(NULL, "; \t")) {
 		eal[ne++] = "--vdev";
 		eal[ne++] = tok;
 	}

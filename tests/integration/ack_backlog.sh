@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # ack_backlog.sh SLUICED SLUICECTL PRODUCER VERIFY - acks that back up between cores never
-# overflow. Two workers, 32 regions: every batch of 32 points is split over many of the
-# other core's regions, so each batch comes back as many acks. The receiving core is held
-# (debug_hold_core) while the other core applies a whole ring's worth of batches, so their
-# acks wait in that core's backlog; the backlog must hold them (acks of one batch merge),
-# not abort the node. Then every batch is acknowledged and every point reads back once.
+# overflow. Two workers, 128 regions, one proposal per point (ingest.batch_points = 1): each
+# point a core applies for a batch of the other core is an ack of its own. The receiving
+# core is held (debug_hold_core) while the other applies the ~130k points it was handed, so
+# their acks find the ring full and wait in that core's backlog. Before acks of one batch
+# were merged there, a backlog of 64k acks hit an assertion and aborted the node. Then every
+# batch is acknowledged, every point is applied, and two producers' points read back exactly.
 set -euo pipefail
 SLUICED=$1 CTL=$2 PRODUCER=$3 VERIFY=$4
-POINTS=400000 SERIES=4096 BATCH=32
+PRODUCERS=16 POINTS=65536 SERIES=256 BATCH=64
 NAME=ackbl$$
 . "$(dirname "$0")/lib.sh"
-sl_start_node "$SLUICED" --data-dir "$SL_DIR/data" --name "$NAME" --workers 2 --regions 32 \
-	--set ingest.shm_slots=2 --set ingest.shm_ring_entries=524288 --set debug.fault_injection=true
+sl_start_node "$SLUICED" --data-dir "$SL_DIR/data" --name "$NAME" --workers 2 --regions 128 \
+	--set ingest.shm_slots=$PRODUCERS --set ingest.shm_ring_entries=$POINTS --set ingest.batch_points=1 \
+	--set debug.fault_injection=true
 # stat EXPR: a python expression over r = the `stats` result
 stat() {
 	"$CTL" --socket "$SL_SOCK" --json stats |
@@ -26,40 +28,59 @@ wait_until() {
 	done
 	return 1
 }
-acked() { if [ -f "$SL_DIR/acked.log" ]; then wc -l <"$SL_DIR/acked.log"; else echo 0; fi; }
 
-# The producer's slot (0) is read by core 0. Hold core 1 first, so that core 0 takes in
-# every batch and hands core 1 its share without any ack coming back yet.
+# Slots 0, 2, 4... are read by core 0. Hold core 1 first, so that core 0 takes in all its
+# slots' batches and hands core 1 its share without any ack coming back yet.
 hold 1 true
-"$PRODUCER" --path "/dev/shm/sluice-$NAME.ingest" --log "$SL_DIR/acked.log" --points "$POINTS" \
-	--series "$SERIES" --batch "$BATCH" --timeout 120 >"$SL_DIR/producer.log" 2>&1 &
-PROD_PID=$!
-BATCHES=$((POINTS / BATCH))
-wait_until 60 '[ "$(stat "r[\"cores\"][0][\"batches_in\"]")" -ge "$BATCHES" ]' || {
-	echo "FAIL: core 0 took in $(stat 'r["cores"][0]["batches_in"]') of $BATCHES batches"
-	exit 1
+PIDS=()
+for p in $(seq 1 "$PRODUCERS"); do
+	"$PRODUCER" --path "/dev/shm/sluice-$NAME.ingest" --log "$SL_DIR/acked$p.log" --points "$POINTS" \
+		--series "$SERIES" --batch "$BATCH" --key-prefix "ab$p" --timeout 200 \
+		>"$SL_DIR/producer$p.log" 2>&1 &
+	PIDS+=($!)
+done
+kill_producers() { for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done; }
+trap 'kill_producers; sl_cleanup' EXIT
+# stable SECONDS EXPR: wait (bounded) until the stat EXPR stops moving for a second; the
+# node must stay up meanwhile
+stable() {
+	local prev=-1 now
+	for _ in $(seq 1 "$1"); do
+		kill -0 "$NODE_PID" 2>/dev/null || {
+			echo "FAIL: sluiced died while acks backed up"; tail -5 "$SL_DIR/node.log"; exit 1; }
+		now=$(stat "$2")
+		[ "$now" = "$prev" ] && return 0
+		prev=$now
+		sleep 1
+	done
 }
-# now hold core 0 and let core 1 apply its share: its acks to core 0 find the ring full
+# core 0 takes in what it can hand over (the cross-core message pool bounds it)
+stable 60 'r["cores"][0]["cross_core_out"]'
+echo "core 0 handed $(stat 'r["cores"][0]["cross_core_out"]') points to the held core 1"
+# now hold core 0 and let core 1 apply its share: one proposal, so one ack, per point
+# (ingest.batch_points = 1); the acks to core 0 find the ring full and wait in the backlog
 hold 0 true
 hold 1 false
-# wait (bounded) until core 1 has applied what it was handed: its count stops moving
-prev=-1
-for _ in $(seq 1 60); do
-	now=$(stat 'r["cores"][1]["points_applied"]')
-	[ "$now" = "$prev" ] && break
-	prev=$now
-	sleep 1
-done
-kill -0 "$NODE_PID" || { echo "FAIL: sluiced died while acks backed up"; cat "$SL_DIR/node.log"; exit 1; }
+stable 60 'r["cores"][1]["points_applied"]'
 merged=$(stat 'r["totals"]["acks_merged"]')
-full=$(stat 'r["totals"]["ring_full"]')
-echo "core 1 applied $(stat 'r["cores"][1]["points_applied"]') points while core 0 was held;" \
-	"ring_full $full, acks merged in the backlog $merged"
+echo "core 1 applied $(stat 'r["cores"][1]["points_applied"]') points while core 0 was held; ring_full $(stat 'r["totals"]["ring_full"]')," \
+	"acks merged in the backlog $merged"
 hold 0 false
-wait "$PROD_PID" || { PROD_PID=; echo "FAIL: producer"; cat "$SL_DIR/producer.log"; exit 1; }
-PROD_PID=
-[ "$(acked)" -eq "$BATCHES" ] || { echo "FAIL: $(acked) of $BATCHES batches acknowledged"; exit 1; }
+for i in "${!PIDS[@]}"; do
+	wait "${PIDS[$i]}" || { echo "FAIL: producer $((i + 1))"; cat "$SL_DIR/producer$((i + 1)).log"; exit 1; }
+done
+PIDS=()
+total=0
+for p in $(seq 1 "$PRODUCERS"); do total=$((total + $(wc -l <"$SL_DIR/acked$p.log"))); done
+[ "$total" -eq $((PRODUCERS * POINTS / BATCH)) ] || {
+	echo "FAIL: $total of $((PRODUCERS * POINTS / BATCH)) batches acknowledged"; exit 1; }
 [ "$merged" -gt 0 ] || { echo "FAIL: no ack waited in the backlog: the scenario did not happen"; exit 1; }
-python3 "$VERIFY" --socket "$SL_SOCK" --points "$POINTS" --series "$SERIES" --batch "$BATCH" --exact
+applied=$(stat 'r["totals"]["points_applied"]')
+[ "$applied" -eq $((PRODUCERS * POINTS)) ] || { echo "FAIL: $applied points applied"; exit 1; }
+# two producers' points read back exactly (one of each core's slots)
+for p in 1 2; do
+	python3 "$VERIFY" --socket "$SL_SOCK" --points "$POINTS" --series "$SERIES" --batch "$BATCH" \
+		--key "ab$p,host=h{s:03d} value" --acked "$SL_DIR/acked$p.log"
+done
 sl_stop_node
 echo "ack_backlog: PASS"

@@ -178,6 +178,25 @@ static void test_segment_smaller_than_buffer(void **u)
 	assert_int_equal(sl_config_finish(&c, err, sizeof(err)), 0);
 }
 
+/* The shm ingest ring: the range the ring itself accepts, and a size limit naming both keys
+ * (sluiced used to fail later with a bare "Invalid argument"). */
+static void test_ingest_ring_geometry(void **u)
+{
+	(void)u;
+	struct sl_config c;
+	char err[256];
+	sl_config_default(&c);
+	assert_int_equal(sl_config_set(&c, "ingest", "shm_ring_entries", "1048576", err, sizeof(err)),
+			 -EINVAL);
+	assert_int_equal(sl_config_set(&c, "ingest", "shm_ring_entries", "65536", err, sizeof(err)), 0);
+	assert_int_equal(sl_config_set(&c, "ingest", "shm_slots", "256", err, sizeof(err)), 0);
+	assert_int_equal(sl_config_finish(&c, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "shm_slots"));
+	assert_non_null(strstr(err, "shm_ring_entries"));
+	assert_int_equal(sl_config_set(&c, "ingest", "shm_slots", "16", err, sizeof(err)), 0);
+	assert_int_equal(sl_config_finish(&c, err, sizeof(err)), 0);
+}
+
 /* The data dir: its parent must exist (never created), and one holder at a time. */
 static void test_datadir_lock(void **u)
 {
@@ -235,6 +254,7 @@ int main(void)
 		cmocka_unit_test(test_bad_lines),
 		cmocka_unit_test(test_segment_smaller_than_buffer),
 		cmocka_unit_test(test_datadir_lock),
+		cmocka_unit_test(test_ingest_ring_geometry),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
