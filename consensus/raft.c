@@ -488,8 +488,17 @@ static void recompute_conf(struct raft *s)
 	s->conf_index = s->base_index;
 	for (uint64_t i = last_index(s); i > s->base_index; i--) {
 		struct sl_cons_entry e;
-		if (entry_at(s, i, &e) != 0)
-			break;
+		if (entry_at(s, i, &e) != 0) {
+			/* the caller compacted its log up to here since create(): the membership
+			 * in effect is its snapshot's, not the older base_conf */
+			struct sl_cons_snapshot sn;
+			if (s->log != NULL && s->log->snapshot != NULL &&
+			    s->log->snapshot(s->log->ctx, &sn) == 0 && sn.index >= i) {
+				s->conf = sn.conf;
+				s->conf_index = sn.index;
+			}
+			return;
+		}
 		if (e.type == SL_CONS_ENTRY_CONF &&
 		    sl_raft_conf_decode(e.data, e.len, &s->conf) == 0) {
 			s->conf_index = i;
@@ -869,7 +878,11 @@ static void maybe_commit(struct raft *s)
 {
 	if (s->role != R_LEADER)
 		return;
+#ifdef SL_MUTATION_EARLY_SELF_COUNT
+	uint64_t q = quorum_value(s, last_index(s), true); /* deliberate bug: not durable yet */
+#else
 	uint64_t q = quorum_value(s, s->durable, true);
+#endif
 	if (q <= s->commit)
 		return;
 #ifndef SL_MUTATION_PREV_TERM_COMMIT
@@ -924,7 +937,11 @@ static uint64_t lease_ns(const struct raft *s)
 {
 	uint64_t margin = s->et_ns / 1000000u * 2u * s->o.clock_drift_ppm_max +
 			  s->et_ns % 1000000u * 2u * s->o.clock_drift_ppm_max / 1000000u;
+#ifdef SL_MUTATION_LONG_LEASE
+	return 3 * (margin < s->et_ns ? s->et_ns - margin : 0); /* deliberate bug: 3x lease */
+#else
 	return margin < s->et_ns ? s->et_ns - margin : 0;
+#endif
 }
 
 bool sl_raft_lease_valid(void *st)
@@ -1095,7 +1112,9 @@ static void on_snapshot(struct raft *s, const struct sl_cons_msg *m, struct rd *
 	s->uused = 0;
 	s->commit = s->applied = sn.index;
 	s->durable = 0;
+#ifndef SL_MUTATION_SNAP_OLD_CONF
 	s->base_conf = s->applied_conf = s->conf = sn.conf;
+#endif /* else deliberate bug: the membership in effect stays what it was before */
 	s->conf_index = sn.index;
 	s->st.snapshots_installed++;
 	send_simple(s, m->from, M_APPEND_RESP, 0, s->term, sn.index, 0, 2);
@@ -1200,8 +1219,12 @@ static int rf_step(void *st, const struct sl_cons_msg *m)
 	    type == M_APPEND || type == M_HEARTBEAT || type == M_SNAPSHOT || type == M_TIMEOUT_NOW;
 
 	if (mterm > s->term) {
+#ifdef SL_MUTATION_NO_VOTE_REFUSAL
+		(void)in_lease; /* deliberate bug: campaigns heard even inside a leader's lease */
+#else
 		if ((type == M_PREVOTE || type == M_VOTE) && !(flags & F_TRANSFER) && in_lease(s))
 			return 0; /* check-quorum: a live leader's followers ignore campaigns */
+#endif
 		if (type == M_PREVOTE || (type == M_PREVOTE_RESP && !(flags & F_REJECT))) {
 			/* pre-votes never change terms */
 		} else {
@@ -1375,7 +1398,12 @@ int sl_raft_read_index(void *st, uint64_t read_id, bool lease)
 	if (s->reads_len + s->n_rreads >= s->o.max_pending_reads)
 		return -ENOBUFS;
 	bool ready = committed_in_term(s);
+#ifdef SL_MUTATION_READ_NO_ROUND
+	(void)lease; /* deliberate bug: every read answered at once, no heartbeat round */
+	if (ready) {
+#else
 	if (ready && lease && sl_raft_lease_valid(s)) {
+#endif
 		push_read_out(s, read_id, s->commit, SL_CONS_ACK_OK);
 		s->st.reads_lease++;
 		return 0;
@@ -1431,7 +1459,11 @@ int sl_raft_change(void *st, uint64_t pid, enum sl_raft_change_op op, uint32_t n
 	/* one change at a time, and only after this leader committed its own no-op: without
 	 * that, two leaders of adjacent terms can each commit a different single-server change
 	 * with disjoint majorities (Ongaro, raft-dev 2015) */
+#ifdef SL_MUTATION_NO_CHANGE_GUARD
+	if (s->conf_index > s->commit) /* deliberate bug: no wait for this term's no-op */
+#else
 	if (s->conf_index > s->commit || !committed_in_term(s))
+#endif
 		return -EAGAIN;
 	if (s->props_len == s->o.max_pending_proposals)
 		return -ENOBUFS;

@@ -2,7 +2,8 @@
  * many groups of 3-5 replicas on a few simulated nodes, one discrete-event loop, a fake
  * network, disk and clock, seeded fault schedules, and checkers for Raft's promises
  * (election safety, log matching, leader completeness, state-machine safety, no lost
- * acknowledged write, linearizable client histories). A seed reproduces a whole run. */
+ * acknowledged write, no stale read, membership agreement, linearizable client
+ * histories). A seed reproduces a whole run. */
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -36,6 +37,8 @@ enum ev_type {
 	EV_RESTART,
 	EV_HEAL,
 	EV_CHECK,
+	EV_ISOLATE, /* second step of a lease attack: cut a leader's node off */
+	EV_CHANGE,  /* a membership change tried right after an election */
 };
 
 enum fault {
@@ -53,12 +56,13 @@ enum fault {
 	F_SLOW_DISK,
 	F_TRANSFER,
 	F_CONF_CHANGE,
+	F_LEASE_ATTACK,
 	F_COUNT,
 };
 static const char *const fault_names[F_COUNT] = {
     "msg drop",		 "msg duplicate", "msg reordered",   "msg delayed >5ms",  "partition sym",
     "partition one-way", "crash-restart", "crash mid-ready", "torn last write",	  "lost unsynced",
-    "clock jump",	 "slow disk",	  "leader transfer", "membership change",
+    "clock jump",	 "slow disk",	  "leader transfer", "membership change", "lease attack",
 };
 
 enum check {
@@ -69,6 +73,8 @@ enum check {
 	C_SM_SAFETY,
 	C_SNAPSHOT_STATE,
 	C_ACKED,
+	C_READ_FRESH,
+	C_CONF,
 	C_LIN_OPS,
 	C_LIN_KEYS,
 	C_LIN_UNKNOWN,
@@ -79,7 +85,8 @@ static const char *const check_names[C_COUNT] = {
     "election safety: leaders checked",	      "log matching: entries checked",
     "log matching: replica pairs checked",    "leader completeness: entries checked",
     "state-machine safety: applies checked",  "snapshot state: installs checked",
-    "acknowledged writes found committed",    "linearizability: operations checked",
+    "acknowledged writes found committed",    "stale reads: read indexes checked",
+    "membership: configurations checked",     "linearizability: operations checked",
     "linearizability: key histories checked", "linearizability: histories undecided (budget)",
     "convergence after heal: groups checked",
 };
@@ -138,6 +145,7 @@ struct hop {
 struct client {
 	bool busy, is_read;
 	uint64_t pid, token;
+	uint64_t floor; /* a read: the highest index acknowledged before it was issued */
 	uint32_t node, key, hint;
 	uint32_t hist;
 };
@@ -187,6 +195,8 @@ struct group {
 	size_t n_acks, acks_cap;
 	struct hop *hist;
 	size_t n_hist, hist_cap;
+	/* highest index a client has seen as done: an acknowledged write, a read answered */
+	uint64_t known_idx;
 };
 
 struct world {
@@ -543,9 +553,86 @@ static void serve_waits(struct world *w, uint32_t gi, struct replica *rp)
 		struct hop *h = &g->hist[c->hist];
 		h->op.ret = w->now;
 		h->op.value = rp->kv[c->key];
+		if (wr->index > g->known_idx)
+			g->known_idx = wr->index;
 		client_next(w, gi, wr->client, sim_range(&w->rng, 1 * NS_MS, 20 * NS_MS));
 	}
 	rp->n_waits = k;
+}
+
+/* No stale read: a read (ReadIndex or lease) answered at index I was issued after every
+ * write acknowledged, and every read answered, at an index above I. Stricter than the
+ * per-register linearizability check (any register counts, and the read's index is
+ * judged, not the value it happened to see), so a leader that answers from a stale
+ * commit index is caught even when no register it read has changed. */
+static void check_read_fresh(struct world *w, struct group *g, uint32_t n,
+			     const struct client *c, uint64_t index)
+{
+	w->checks[C_READ_FRESH]++;
+	if (index < c->floor)
+		violation(w,
+			  "stale read: g%u n%u answered a read issued at %" PRIu64
+			  "ms at index %" PRIu64 ", below index %" PRIu64
+			  " acknowledged before it was issued",
+			  g->id, n, g->hist[c->hist].op.call / NS_MS, index, c->floor);
+}
+
+/* ---- membership agreement ---- */
+
+static bool conf_equal(const struct sl_cons_conf *a, const struct sl_cons_conf *b)
+{
+	if (a->n_voters != b->n_voters || a->n_learners != b->n_learners)
+		return false;
+	for (uint32_t i = 0; i < a->n_voters; i++)
+		if (a->voters[i] != b->voters[i])
+			return false;
+	for (uint32_t i = 0; i < a->n_learners; i++)
+		if (a->learners[i] != b->learners[i])
+			return false;
+	return true;
+}
+
+static int conf_str(char *buf, size_t cap, const struct sl_cons_conf *c)
+{
+	int n = snprintf(buf, cap, "voters");
+	for (uint32_t i = 0; i < c->n_voters && n > 0 && (size_t)n < cap; i++)
+		n += snprintf(buf + n, cap - (size_t)n, " %u", c->voters[i]);
+	for (uint32_t i = 0; i < c->n_learners && n > 0 && (size_t)n < cap; i++)
+		n += snprintf(buf + n, cap - (size_t)n, "%s%u", i ? " " : " learners ",
+			      c->learners[i]);
+	return n;
+}
+
+/* The membership a replica's log puts in effect at `upto`: its latest configuration
+ * entry there, else its snapshot's membership, else the group's initial one. */
+static void log_conf(const struct group *g, const struct sim_disk *d, uint64_t upto,
+		     struct sl_cons_conf *out)
+{
+	uint64_t last = sim_disk_last(d);
+	for (uint64_t i = upto < last ? upto : last; i > d->snap_index; i--) {
+		const struct sim_entry *e = &d->ents[i - d->snap_index - 1];
+		if (e->type == SL_CONS_ENTRY_CONF && sl_raft_conf_decode(e->data, e->len, out) == 0)
+			return;
+	}
+	*out = d->snap_index > 0 ? d->snap_conf : g->init;
+}
+
+/* Membership agreement: the configuration a replica acts on (counts votes and commits
+ * with) is the one its log says. With log matching this makes every replica use the same
+ * configuration at the same index, including one that arrived in a snapshot. */
+static void check_conf(struct world *w, struct group *g, uint32_t n,
+		       const struct sl_cons_conf *have, uint64_t upto, const char *what)
+{
+	struct sl_cons_conf want;
+	log_conf(g, &g->r[n].disk, upto, &want);
+	w->checks[C_CONF]++;
+	if (conf_equal(have, &want))
+		return;
+	char a[128], b[128];
+	conf_str(a, sizeof(a), have);
+	conf_str(b, sizeof(b), &want);
+	violation(w, "membership: g%u n%u %s (%s) but its log at index %" PRIu64 " says %s",
+		  g->id, n, what, a, upto, b);
 }
 
 /* ---- applying committed entries ---- */
@@ -585,20 +672,20 @@ static void snapshot_restore(struct replica *rp)
 	rp->applied = rp->disk.snap_index;
 }
 
-static void maybe_snapshot(struct world *w, struct group *g, struct replica *rp)
+static void maybe_snapshot(struct world *w, struct group *g, uint32_t n, struct replica *rp)
 {
 	if (rp->applied < rp->disk.snap_index + w->p.snap_every)
 		return;
 	struct sl_cons_snapshot meta;
 	if (sl_raft_snapshot_meta(rp->raft, rp->applied, &meta) != 0)
 		return;
+	check_conf(w, g, n, &meta.conf, rp->applied, "cuts a snapshot with membership");
 	uint8_t data[SIM_SNAP_BYTES];
 	for (uint32_t k = 0; k < SIM_KEYS; k++)
 		sl_put_u64(data + 8 * k, rp->kv[k]);
 	meta.data = data;
 	meta.len = SIM_SNAP_BYTES;
 	sim_disk_write_snapshot(&rp->disk, &meta, false);
-	(void)g;
 }
 
 /* ---- driving one replica ---- */
@@ -643,6 +730,10 @@ static bool leader_moment(struct world *w, struct group *g, uint32_t n, struct r
 		check_leader(w, g, n, rp, st->term);
 		sl_raft_conf(rp->raft, &g->conf_seen);
 		ppm = w->p.kill_elected_ppm;
+		/* a new leader may not change the membership before its no-op commits: try
+		 * at once, while an earlier leader's uncommitted change may still be around */
+		if (w->p.membership && !w->healed && sim_chance(&w->rng, 500000))
+			ev_push(w, w->now, EV_CHANGE, (uint8_t)n, (uint8_t)(g->id - 1), 0, 0, NULL);
 	} else if (committing && rp->first_commit_term != st->term) {
 		rp->first_commit_term = st->term;
 		ppm = w->p.kill_committed_ppm;
@@ -709,6 +800,8 @@ static void process(struct world *w, uint32_t gi, uint32_t n)
 				GROW(g->acks, g->n_acks, g->acks_cap);
 				g->acks[g->n_acks++] = (struct acked){
 				    rd.acks[i].index, write_hash(h->key, h->op.value)};
+				if (rd.acks[i].index > g->known_idx)
+					g->known_idx = rd.acks[i].index;
 			}
 			client_next(w, gi, ci, sim_range(&w->rng, 1 * NS_MS, 20 * NS_MS));
 		}
@@ -717,6 +810,8 @@ static void process(struct world *w, uint32_t gi, uint32_t n)
 			struct client *c = client_by_pid(g, rd.reads[i].read_id, &ci);
 			if (c == NULL || !c->is_read)
 				continue;
+			if (rd.reads[i].status == SL_CONS_ACK_OK)
+				check_read_fresh(w, g, n, c, rd.reads[i].index);
 			if (rd.reads[i].status != SL_CONS_ACK_OK || rp->n_waits == MAX_WAITS) {
 				g->hist[c->hist].void_op = true;
 				client_next(w, gi, ci, sim_range(&w->rng, 1 * NS_MS, 20 * NS_MS));
@@ -751,8 +846,14 @@ static void process(struct world *w, uint32_t gi, uint32_t n)
 		else
 			free(job);
 		ops->advance(rp->raft, &rd);
+		if (rd.has_snapshot || rd.n_persist > 0) {
+			/* the log changed and is now all on the (simulated) disk */
+			struct sl_cons_conf have;
+			sl_raft_conf(rp->raft, &have);
+			check_conf(w, g, n, &have, stt.last_index, "has membership in effect");
+		}
 		serve_waits(w, gi, rp);
-		maybe_snapshot(w, g, rp);
+		maybe_snapshot(w, g, n, rp);
 	}
 }
 
@@ -896,6 +997,7 @@ static void client_start(struct world *w, uint32_t gi, uint32_t ci)
 		    (struct hop){c->key, false, {w->now, SIM_NO_RET, !c->is_read, value}};
 		c->busy = true;
 		c->node = n;
+		c->floor = g->known_idx;
 		c->token++;
 		ev_push(w, w->now + 1500 * NS_MS, EV_CLIENT, 0, (uint8_t)gi, (uint8_t)ci, c->token,
 			NULL);
@@ -983,7 +1085,7 @@ static void fault_event(struct world *w)
 		return;
 	uint32_t n = (uint32_t)sim_range(r, 1, w->p.n_nodes);
 	uint32_t gi = (uint32_t)sim_below(r, w->p.n_groups);
-	switch (sim_below(r, 8)) {
+	switch (sim_below(r, 9)) {
 	case 0: {
 		bool side[MAX_NODES + 1];
 		random_split(w, side);
@@ -1035,6 +1137,26 @@ static void fault_event(struct world *w)
 		if (w->p.membership)
 			admin_change(w, gi);
 		break;
+	case 7: {
+		/* lease attack, step 1: one follower stops hearing the leader and campaigns
+		 * (the others, inside the leader's lease, must refuse it); step 2, about when
+		 * its election timer fires: the leader's node is cut off, still believing it
+		 * leads. A new leader must not take writes while the old one still answers
+		 * reads (its lease must have ended; ReadIndex must not confirm it). */
+		uint32_t l = find_leader(w, &w->g[gi]);
+		if (l == 0)
+			break;
+		struct sl_cons_conf c;
+		sl_raft_conf(w->g[gi].r[l].raft, &c);
+		uint32_t v = c.voters[sim_below(r, c.n_voters)];
+		if (v == l)
+			break;
+		w->blocked[l][v] = true;
+		w->faults[F_LEASE_ATTACK]++;
+		ev_push(w, w->now + sim_range(r, w->p.et_ns, 2 * w->p.et_ns), EV_ISOLATE,
+			(uint8_t)l, 0, 0, 0, NULL);
+		break;
+	}
 	default:
 		break; /* a quiet spell */
 	}
@@ -1360,6 +1482,19 @@ static bool run_seed(struct world *w, uint64_t seed)
 			break;
 		case EV_HEAL:
 			heal(w, e.a == 1);
+			break;
+		case EV_ISOLATE:
+			if (!w->healed) {
+				for (uint32_t b = 1; b <= w->p.n_nodes; b++)
+					if (b != e.node)
+						w->blocked[e.node][b] = w->blocked[b][e.node] = true;
+				ev_push(w, w->now + sim_range(&w->rng, 2 * w->p.et_ns, 3 * NS_S),
+					EV_HEAL, 0, 0, 0, 0, NULL);
+			}
+			break;
+		case EV_CHANGE:
+			if (!w->healed)
+				admin_change(w, e.group);
 			break;
 		case EV_CHECK:
 			for (uint32_t gi = 0; gi < w->p.n_groups; gi++)
