@@ -197,6 +197,8 @@ struct group {
 	size_t n_hist, hist_cap;
 	/* highest index a client has seen as done: an acknowledged write, a read answered */
 	uint64_t known_idx;
+	uint64_t max_com;  /* highest index some replica applied (known committed) */
+	uint64_t ro_until; /* a read-only spell of the clients (lease attack) */
 };
 
 struct world {
@@ -569,11 +571,14 @@ static void check_read_fresh(struct world *w, struct group *g, uint32_t n,
 			     const struct client *c, uint64_t index)
 {
 	w->checks[C_READ_FRESH]++;
+	trace(w, "g%u n%u read answered at index %" PRIu64 " (floor %" PRIu64 ")", g->id, n, index,
+	      c->floor);
 	if (index < c->floor)
 		violation(w,
 			  "stale read: g%u n%u answered a read issued at %" PRIu64
 			  "ms at index %" PRIu64 ", below index %" PRIu64
-			  " acknowledged before it was issued",
+			  " that a client had seen done (write acknowledged or read answered) "
+			  "before",
 			  g->id, n, g->hist[c->hist].op.call / NS_MS, index, c->floor);
 }
 
@@ -635,6 +640,60 @@ static void check_conf(struct world *w, struct group *g, uint32_t n,
 		  g->id, n, what, a, upto, b);
 }
 
+/* Can a majority of voters `a` and a majority of voters `b` be disjoint? Each majority
+ * takes what it can from outside the other configuration; the rest must come from the
+ * shared voters, and two such remainders fit side by side only if there are enough. */
+static bool majorities_can_miss(const struct sl_cons_conf *a, const struct sl_cons_conf *b)
+{
+	uint32_t both = 0;
+	for (uint32_t i = 0; i < a->n_voters; i++)
+		for (uint32_t j = 0; j < b->n_voters; j++)
+			both += a->voters[i] == b->voters[j];
+	uint32_t qa = a->n_voters / 2 + 1, qb = b->n_voters / 2 + 1;
+	uint32_t only_a = a->n_voters - both, only_b = b->n_voters - both;
+	uint32_t need_a = qa > only_a ? qa - only_a : 0, need_b = qb > only_b ? qb - only_b : 0;
+	return need_a + need_b <= both;
+}
+
+/* Membership quorum overlap: any two replicas that could still lead (their log holds
+ * every entry known committed, and they vote in their own configuration) act on
+ * configurations whose majorities intersect. Two leaders' single-server changes made
+ * from the same committed configuration break it (the bug the leader's no-op guards
+ * against: each may then commit with a majority the other never hears of). */
+static void check_conf_quorums(struct world *w, struct group *g)
+{
+	struct sl_cons_conf confs[MAX_NODES + 1];
+	uint32_t who[MAX_NODES + 1], k = 0;
+	for (uint32_t n = 1; n <= w->p.n_nodes; n++) {
+		const struct sim_disk *d = &g->r[n].disk;
+		if (g->max_com > d->snap_index) {
+			uint64_t t, h;
+			const struct centry *c = &g->com[g->max_com];
+			if (!disk_entry(d, g->max_com, &t, &h) || t != c->term || h != c->hash)
+				continue; /* lacks a committed entry: can never lead */
+		}
+		log_conf(g, d, sim_disk_last(d), &confs[k]);
+		bool voter = false;
+		for (uint32_t i = 0; i < confs[k].n_voters; i++)
+			voter |= confs[k].voters[i] == n;
+		if (voter)
+			who[k++] = n;
+	}
+	w->checks[C_CONF]++;
+	for (uint32_t i = 0; i < k; i++)
+		for (uint32_t j = i + 1; j < k; j++)
+			if (majorities_can_miss(&confs[i], &confs[j])) {
+				char a[128], b[128];
+				conf_str(a, sizeof(a), &confs[i]);
+				conf_str(b, sizeof(b), &confs[j]);
+				violation(w,
+					  "membership: g%u n%u (%s) and n%u (%s) both hold the "
+					  "committed log, and their majorities can be disjoint",
+					  g->id, who[i], a, who[j], b);
+				return;
+			}
+}
+
 /* ---- applying committed entries ---- */
 
 static void apply_entry(struct world *w, struct group *g, uint32_t n, struct replica *rp,
@@ -656,6 +715,8 @@ static void apply_entry(struct world *w, struct group *g, uint32_t n, struct rep
 	w->checks[C_SM_SAFETY]++;
 	if (!c->set) {
 		*c = (struct centry){true, e->term, h, sim_hash(e->data, e->len, 0), term_now, st};
+		if (e->index > g->max_com)
+			g->max_com = e->index;
 	} else if (c->term != e->term || c->hash != h || c->state != st) {
 		violation(w,
 			  "state-machine safety: g%u n%u applied a different entry or state at "
@@ -752,7 +813,7 @@ static void process(struct world *w, uint32_t gi, uint32_t n)
 		ops->ready(rp->raft, &rd);
 		struct sl_cons_status stt;
 		ops->status(rp->raft, &stt);
-		bool wrote = false;
+		bool wrote = false, conf_written = false;
 		struct sync_job *job = calloc(1, sizeof(*job));
 		SL_ASSERT(job != NULL);
 		if (rd.has_snapshot) {
@@ -775,6 +836,7 @@ static void process(struct world *w, uint32_t gi, uint32_t n)
 				const struct sl_cons_entry *e = &rd.persist[i];
 				lm_record(w, g, e->index, e->term,
 					  entry_hash(e->term, e->type, e->data, e->len));
+				conf_written |= e->type == SL_CONS_ENTRY_CONF;
 			}
 			sim_disk_write_entries(&rp->disk, rd.persist, rd.n_persist);
 			job->has_persist = true;
@@ -852,6 +914,8 @@ static void process(struct world *w, uint32_t gi, uint32_t n)
 			sl_raft_conf(rp->raft, &have);
 			check_conf(w, g, n, &have, stt.last_index, "has membership in effect");
 		}
+		if (conf_written)
+			check_conf_quorums(w, g);
 		serve_waits(w, gi, rp);
 		maybe_snapshot(w, g, n, rp);
 	}
@@ -977,7 +1041,7 @@ static void client_start(struct world *w, uint32_t gi, uint32_t ci)
 	}
 	/* time as the replica sees it right now: a lease check must not use a stale tick */
 	sl_cons_raft_ops.tick(rp->raft, local_ns(w, n));
-	c->is_read = sim_below(&w->rng, 10) < 4;
+	c->is_read = sim_below(&w->rng, 10) < 4 || w->now < g->ro_until;
 	c->key = (uint32_t)sim_below(&w->rng, SIM_KEYS);
 	c->pid = ++g->pid_seq;
 	uint64_t value = 0;
@@ -990,6 +1054,7 @@ static void client_start(struct world *w, uint32_t gi, uint32_t ci)
 		write_payload(pl, c->key, value);
 		rc = sl_cons_raft_ops.propose(rp->raft, c->pid, pl, sizeof(pl));
 	}
+	trace(w, "g%u client %u %s at n%u: %d", g->id, ci, c->is_read ? "read" : "write", n, rc);
 	if (rc == 0) {
 		GROW(g->hist, g->n_hist, g->hist_cap);
 		c->hist = (uint32_t)g->n_hist;
@@ -999,7 +1064,11 @@ static void client_start(struct world *w, uint32_t gi, uint32_t ci)
 		c->node = n;
 		c->floor = g->known_idx;
 		c->token++;
-		ev_push(w, w->now + 1500 * NS_MS, EV_CLIENT, 0, (uint8_t)gi, (uint8_t)ci, c->token,
+		/* clients give up after half an election timeout to 1.5 s: a client stuck on a
+		 * leader that was cut off must be able to move on while that leader still
+		 * believes it leads (the window in which a stale read can happen) */
+		uint64_t patience = sim_range(&w->rng, w->p.et_ns / 2, 1500 * NS_MS);
+		ev_push(w, w->now + patience, EV_CLIENT, 0, (uint8_t)gi, (uint8_t)ci, c->token,
 			NULL);
 	} else {
 		struct sl_cons_status st;
@@ -1152,7 +1221,11 @@ static void fault_event(struct world *w)
 		if (v == l)
 			break;
 		w->blocked[l][v] = true;
+		/* clients only read meanwhile: the follower's log stays as long as the
+		 * others', so only their refusal (check-quorum) keeps it from winning */
+		w->g[gi].ro_until = w->now + 4 * w->p.et_ns;
 		w->faults[F_LEASE_ATTACK]++;
+		trace(w, "lease attack: g%u n%u stops hearing leader n%u", gi + 1, v, l);
 		ev_push(w, w->now + sim_range(r, w->p.et_ns, 2 * w->p.et_ns), EV_ISOLATE,
 			(uint8_t)l, 0, 0, 0, NULL);
 		break;
@@ -1485,6 +1558,7 @@ static bool run_seed(struct world *w, uint64_t seed)
 			break;
 		case EV_ISOLATE:
 			if (!w->healed) {
+				trace(w, "lease attack: n%u cut off", e.node);
 				for (uint32_t b = 1; b <= w->p.n_nodes; b++)
 					if (b != e.node)
 						w->blocked[e.node][b] = w->blocked[b][e.node] = true;
@@ -1497,8 +1571,10 @@ static bool run_seed(struct world *w, uint64_t seed)
 				admin_change(w, e.group);
 			break;
 		case EV_CHECK:
-			for (uint32_t gi = 0; gi < w->p.n_groups; gi++)
+			for (uint32_t gi = 0; gi < w->p.n_groups; gi++) {
 				check_log_pairs(w, &w->g[gi]);
+				check_conf_quorums(w, &w->g[gi]);
+			}
 			ev_push(w, w->now + NS_S, EV_CHECK, 0, 0, 0, 0, NULL);
 			break;
 		default:
