@@ -792,6 +792,82 @@ static void test_peer_values_bounded(void **u)
 	cluster_free(c);
 }
 
+/* An append from `from` (leader of `term`) to node 1: entries after `prev`, each of type
+ * types[i] with the bytes of datas[i]; returns the message length. */
+static uint32_t wire_append(uint8_t *b, uint64_t term, uint64_t prev, uint64_t prev_term,
+			    uint64_t commit, uint32_t n, const uint8_t *types,
+			    const uint8_t *const *datas, const uint32_t *lens)
+{
+	wire_header(b, APPEND_TYPE, term);
+	sl_put_u64(b + 16, prev);
+	sl_put_u64(b + 24, prev_term);
+	sl_put_u64(b + 32, commit);
+	sl_put_u32(b + APPEND_N_OFF, n);
+	uint32_t pos = APPEND_N_OFF + 4;
+	for (uint32_t i = 0; i < n; i++) {
+		sl_put_u64(b + pos, term);
+		b[pos + 8] = types[i];
+		sl_put_u32(b + pos + 9, lens[i]);
+		memcpy(b + pos + 13, datas[i], lens[i]);
+		pos += 13 + lens[i];
+	}
+	return wire_seal(b, pos);
+}
+
+/* A follower whose log below a configuration entry was compacted (after create()) and
+ * which then has that entry cut by a new leader falls back to the membership of its
+ * snapshot. It went back to the initial membership (the base it was created with), which
+ * lacked the learner added since: found by sluice-sim's membership checker. */
+static void test_truncated_conf_after_compaction(void **u)
+{
+	(void)u;
+	struct cluster *c = cluster_new(3, 3);
+	struct tnode *t = &c->n[1];
+	/* membership version 1: voters 1 2 3, learner 4 / voters 1 2 3 */
+	const uint8_t add4[] = {1, 3, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, 1, 4, 0, 0, 0};
+	const uint8_t drop4[] = {1, 3, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, 0};
+	const uint8_t x[] = {0x11, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+	const uint8_t *d[2] = {add4, x};
+	uint32_t len[2] = {sizeof(add4), sizeof(x)};
+	uint8_t ty[2] = {SL_CONS_ENTRY_CONF, SL_CONS_ENTRY_NORMAL};
+	uint8_t b[256];
+	struct sl_cons_msg m = {7, 2, 1, wire_append(b, 1, 0, 0, 2, 2, ty, d, len), b};
+	assert_int_equal(R->step(t->st, &m), 0);
+	handle_ready(c, 1);
+	assert_int_equal(t->applied, 2);
+	/* the caller snapshots at 2 (learner 4 in it) and compacts its log */
+	struct sl_cons_snapshot meta;
+	assert_int_equal(sl_raft_snapshot_meta(t->st, 2, &meta), 0);
+	assert_int_equal(meta.conf.n_learners, 1);
+	uint8_t sd[1] = {0x11};
+	meta.data = sd;
+	meta.len = 1;
+	ml_compact(&t->lg, &meta);
+	/* leader 2 appends a change at 3 that never commits ... */
+	d[0] = drop4;
+	len[0] = sizeof(drop4);
+	m.len = wire_append(b, 1, 2, 1, 2, 1, ty, d, len);
+	assert_int_equal(R->step(t->st, &m), 0);
+	handle_ready(c, 1);
+	struct sl_cons_conf conf;
+	sl_raft_conf(t->st, &conf);
+	assert_int_equal(conf.n_learners, 0);
+	/* ... and leader 3 of term 2 replaces it: back to the snapshot's membership */
+	ty[0] = SL_CONS_ENTRY_NORMAL;
+	d[0] = x;
+	len[0] = sizeof(x);
+	m.from = 3;
+	m.len = wire_append(b, 2, 2, 1, 2, 1, ty, d, len);
+	assert_int_equal(R->step(t->st, &m), 0);
+	handle_ready(c, 1);
+	assert_int_equal(status(c, 1).last_index, 3);
+	sl_raft_conf(t->st, &conf);
+	assert_int_equal(conf.n_voters, 3);
+	assert_int_equal(conf.n_learners, 1);
+	assert_int_equal(conf.learners[0], 4);
+	cluster_free(c);
+}
+
 /* A message longer than max_msg_bytes is refused before it is read: its entry would
  * otherwise be appended (it fits the unstable buffer) and then copied, committed, into an
  * apply buffer smaller than itself. One of exactly max_msg_bytes is still taken. */
@@ -919,6 +995,7 @@ int main(void)
 	    cmocka_unit_test(test_recovered_oversized_entry_refused),
 	    cmocka_unit_test(test_apply_copy_bounded),
 	    cmocka_unit_test(test_peer_values_bounded),
+	    cmocka_unit_test(test_truncated_conf_after_compaction),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
