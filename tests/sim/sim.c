@@ -1064,10 +1064,13 @@ static void client_start(struct world *w, uint32_t gi, uint32_t ci)
 		c->node = n;
 		c->floor = g->known_idx;
 		c->token++;
-		/* clients give up after half an election timeout to 1.5 s: a client stuck on a
-		 * leader that was cut off must be able to move on while that leader still
-		 * believes it leads (the window in which a stale read can happen) */
-		uint64_t patience = sim_range(&w->rng, w->p.et_ns / 2, 1500 * NS_MS);
+		/* a client gives up on a write after half an election timeout to 1.5 s, on a
+		 * read (one heartbeat round when all is well) after a quarter to one election
+		 * timeout: one stuck on a leader that was cut off must move on while that
+		 * leader still believes it leads (the window in which a stale read happens) */
+		uint64_t patience =
+		    c->is_read ? sim_range(&w->rng, w->p.et_ns / 4, w->p.et_ns)
+			       : sim_range(&w->rng, w->p.et_ns / 2, 1500 * NS_MS);
 		ev_push(w, w->now + patience, EV_CLIENT, 0, (uint8_t)gi, (uint8_t)ci, c->token,
 			NULL);
 	} else {
