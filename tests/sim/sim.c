@@ -57,12 +57,14 @@ enum fault {
 	F_TRANSFER,
 	F_CONF_CHANGE,
 	F_LEASE_ATTACK,
+	F_CHANGE_ATTACK,
 	F_COUNT,
 };
 static const char *const fault_names[F_COUNT] = {
     "msg drop",		 "msg duplicate", "msg reordered",   "msg delayed >5ms",  "partition sym",
     "partition one-way", "crash-restart", "crash mid-ready", "torn last write",	  "lost unsynced",
     "clock jump",	 "slow disk",	  "leader transfer", "membership change", "lease attack",
+    "change cut off",
 };
 
 enum check {
@@ -199,6 +201,7 @@ struct group {
 	uint64_t known_idx;
 	uint64_t max_com;  /* highest index some replica applied (known committed) */
 	uint64_t ro_until; /* a read-only spell of the clients (lease attack) */
+	bool change_next;  /* the next new leader is asked for a change at once */
 };
 
 struct world {
@@ -793,7 +796,9 @@ static bool leader_moment(struct world *w, struct group *g, uint32_t n, struct r
 		ppm = w->p.kill_elected_ppm;
 		/* a new leader may not change the membership before its no-op commits: try
 		 * at once, while an earlier leader's uncommitted change may still be around */
-		if (w->p.membership && !w->healed && sim_chance(&w->rng, 500000))
+		bool now = g->change_next || sim_chance(&w->rng, 500000);
+		g->change_next = false;
+		if (w->p.membership && !w->healed && now)
 			ev_push(w, w->now, EV_CHANGE, (uint8_t)n, (uint8_t)(g->id - 1), 0, 0, NULL);
 	} else if (committing && rp->first_commit_term != st->term) {
 		rp->first_commit_term = st->term;
@@ -1115,7 +1120,7 @@ static void random_split(struct world *w, bool *side)
 	} while (a == 0 || a == w->p.n_nodes);
 }
 
-static void admin_change(struct world *w, uint32_t gi)
+static void admin_change(struct world *w, uint32_t gi, bool prefer_remove)
 {
 	struct group *g = &w->g[gi];
 	uint32_t l = find_leader(w, g);
@@ -1124,21 +1129,35 @@ static void admin_change(struct world *w, uint32_t gi)
 	struct sl_cons_conf c;
 	sl_raft_conf(g->r[l].raft, &c);
 	int rc = -EINVAL;
-	if (c.n_learners > 0) {
+	/* any change that applies, at random: two leaders' different changes from the same
+	 * membership are what the change rules must keep apart */
+	enum sl_raft_change_op ops[3];
+	uint32_t n_ops = 0;
+	if (c.n_learners > 0)
+		ops[n_ops++] = SL_RAFT_PROMOTE;
+	if (c.n_voters < 5 && c.n_voters + c.n_learners < w->p.n_nodes)
+		ops[n_ops++] = SL_RAFT_ADD_LEARNER;
+	if (c.n_voters > 3)
+		ops[n_ops++] = SL_RAFT_REMOVE;
+	enum sl_raft_change_op op = n_ops ? ops[sim_below(&w->rng, n_ops)] : SL_RAFT_REMOVE;
+	if (prefer_remove && (c.n_voters > 3 || c.n_learners > 0)) /* a voter change */
+		op = c.n_voters > 3 ? SL_RAFT_REMOVE : SL_RAFT_PROMOTE;
+	if (n_ops > 0 && op == SL_RAFT_PROMOTE) {
 		rc = sl_raft_change(g->r[l].raft, 0, SL_RAFT_PROMOTE, c.learners[0]);
-	} else if (c.n_voters < 5 && c.n_voters < w->p.n_nodes && sim_below(&w->rng, 2)) {
+	} else if (n_ops > 0 && op == SL_RAFT_ADD_LEARNER) {
 		uint32_t cand[MAX_NODES], k = 0;
 		for (uint32_t n = 1; n <= w->p.n_nodes; n++) {
 			bool in = false;
 			for (uint32_t i = 0; i < c.n_voters; i++)
 				in |= c.voters[i] == n;
+			for (uint32_t i = 0; i < c.n_learners; i++)
+				in |= c.learners[i] == n;
 			if (!in)
 				cand[k++] = n;
 		}
-		if (k > 0)
-			rc = sl_raft_change(g->r[l].raft, 0, SL_RAFT_ADD_LEARNER,
-					    cand[sim_below(&w->rng, k)]);
-	} else if (c.n_voters > 3) {
+		rc = sl_raft_change(g->r[l].raft, 0, SL_RAFT_ADD_LEARNER,
+				    cand[sim_below(&w->rng, k)]);
+	} else if (n_ops > 0) {
 		uint32_t v = c.voters[sim_below(&w->rng, c.n_voters)];
 		if (v != l)
 			rc = sl_raft_change(g->r[l].raft, 0, SL_RAFT_REMOVE, v);
@@ -1157,7 +1176,7 @@ static void fault_event(struct world *w)
 		return;
 	uint32_t n = (uint32_t)sim_range(r, 1, w->p.n_nodes);
 	uint32_t gi = (uint32_t)sim_below(r, w->p.n_groups);
-	switch (sim_below(r, 9)) {
+	switch (sim_below(r, 10)) {
 	case 0: {
 		bool side[MAX_NODES + 1];
 		random_split(w, side);
@@ -1207,7 +1226,7 @@ static void fault_event(struct world *w)
 	}
 	case 6:
 		if (w->p.membership)
-			admin_change(w, gi);
+			admin_change(w, gi, false);
 		break;
 	case 7: {
 		/* lease attack, step 1: one follower stops hearing the leader and campaigns
@@ -1231,6 +1250,24 @@ static void fault_event(struct world *w)
 		trace(w, "lease attack: g%u n%u stops hearing leader n%u", gi + 1, v, l);
 		ev_push(w, w->now + sim_range(r, w->p.et_ns, 2 * w->p.et_ns), EV_ISOLATE,
 			(uint8_t)l, 0, 0, 0, NULL);
+		break;
+	}
+	case 8: {
+		/* a change cut off: the leader's messages stop reaching anyone, then it
+		 * changes the membership (the change stays in its log alone, uncommitted);
+		 * the others elect a leader without it, which is asked for a change of its
+		 * own right away (EV_CHANGE, half the time) and must commit its no-op first */
+		uint32_t l = find_leader(w, &w->g[gi]);
+		if (l == 0 || !w->p.membership)
+			break;
+		for (uint32_t b = 1; b <= w->p.n_nodes; b++)
+			w->blocked[l][b] = b != l;
+		w->faults[F_CHANGE_ATTACK]++;
+		trace(w, "change attack: g%u leader n%u cut off", gi + 1, l);
+		w->g[gi].change_next = true;
+		admin_change(w, gi, true);
+		ev_push(w, w->now + sim_range(r, 2 * w->p.et_ns, 3 * NS_S), EV_HEAL, 0, 0, 0, 0,
+			NULL);
 		break;
 	}
 	default:
@@ -1571,7 +1608,7 @@ static bool run_seed(struct world *w, uint64_t seed)
 			break;
 		case EV_CHANGE:
 			if (!w->healed)
-				admin_change(w, e.group);
+				admin_change(w, e.group, false);
 			break;
 		case EV_CHECK:
 			for (uint32_t gi = 0; gi < w->p.n_groups; gi++) {
