@@ -14,6 +14,7 @@
 #include <rte_cfgfile.h>
 
 #include "config.h"
+#include "consensus.h"
 #include "ingest_format.h"
 
 enum key_type { K_U32, K_BOOL, K_STR, K_HUGE, K_POLL };
@@ -379,9 +380,11 @@ int sl_config_finish(struct sl_config *c, char *err, size_t err_len)
 		snprintf(err, err_len, "[net] line_port and session_port must differ");
 		return -EINVAL;
 	}
-	if (strcmp(c->protocol, "standalone") != 0 && strcmp(c->protocol, "raft") != 0) {
-		snprintf(err, err_len, "[regions] protocol = '%s': expected standalone or raft",
-			 c->protocol);
+	if (sl_cons_find(c->protocol) == NULL) {
+		char names[128];
+		sl_cons_names(names, sizeof(names));
+		snprintf(err, err_len, "[regions] protocol = '%s': expected one of %s",
+			 c->protocol, names);
 		return -EINVAL;
 	}
 	return 0;

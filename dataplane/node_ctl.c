@@ -24,7 +24,7 @@ void nd_serve_ctl(struct worker *w)
 			struct sl_store_stats ss;
 			struct sl_cons_status cs;
 			sl_store_stats(r->store, &ss);
-			r->ops->status(r->cons, &cs);
+			sl_drv_status(r->drv, &cs);
 			struct json_object *o = json_object_new_object();
 			char lo[24], hi[24];
 			snprintf(lo, sizeof(lo), "0x%016" PRIx64, r->hash_lo);
@@ -32,7 +32,7 @@ void nd_serve_ctl(struct worker *w)
 			json_object_object_add(o, "id", json_object_new_int(r->id));
 			json_object_object_add(o, "core", json_object_new_int(w->idx));
 			json_object_object_add(o, "lcore", json_object_new_int(w->lcore));
-			json_object_object_add(o, "protocol", json_object_new_string(r->ops->name));
+			json_object_object_add(o, "protocol", json_object_new_string(sl_drv_protocol(r->drv)));
 			json_object_object_add(o, "hash_lo", json_object_new_string(lo));
 			json_object_object_add(o, "hash_hi", json_object_new_string(hi));
 			json_object_object_add(o, "series", json_object_new_int64((int64_t)ss.series));
