@@ -46,6 +46,8 @@ const struct sl_cons_ops *sl_cons_find(const char *name)
 	return NULL;
 }
 
+const char *sl_cons_default_name(void) { return protocols[0].ops->name; }
+
 void sl_cons_names(char *buf, size_t len)
 {
 	size_t at = 0;

@@ -189,6 +189,8 @@ struct sl_cons_ops {
 /* Registry: protocols are looked up by name ("standalone", "raft", ...). Adding a
  * protocol means adding one ops struct and one line in consensus.c. */
 const struct sl_cons_ops *sl_cons_find(const char *name);
+/* The protocol a node runs when its config names none (the first registered). */
+const char *sl_cons_default_name(void);
 /* The registered names, comma separated, for error messages. */
 void sl_cons_names(char *buf, size_t len);
 
