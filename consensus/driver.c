@@ -21,6 +21,8 @@ struct sl_drv {
 	struct sl_drv_host host;
 	_Alignas(8) unsigned char opts[SL_CONS_OPTS_BYTES];
 	uint64_t applied;     /* last index handed to host->apply */
+	uint64_t floor;       /* covered by a snapshot: committed entries at or below it are
+			       * already in the state machine */
 	uint64_t issued_pos;  /* highest storage position handed out */
 	uint64_t durable_pos; /* highest reported durable */
 	bool in_ready;
@@ -62,7 +64,7 @@ int sl_drv_create(const struct sl_drv_config *cfg, const struct sl_drv_host *hos
 		return -ENOMEM;
 	d->ops = ops;
 	d->host = *host;
-	d->applied = cfg->applied_index;
+	d->applied = d->floor = cfg->applied_index;
 	d->q_cap = cfg->held_msgs ? cfg->held_msgs : 256u;
 	d->b_cap = cfg->held_bytes ? cfg->held_bytes : 4u << 20;
 	d->q = calloc(d->q_cap, sizeof(*d->q));
@@ -73,7 +75,8 @@ int sl_drv_create(const struct sl_drv_config *cfg, const struct sl_drv_host *hos
 	}
 	struct sl_cons_limits lim = {cfg->max_entry_bytes, cfg->max_inflight};
 	struct sl_cons_config cc = cfg->cons;
-	cc.proto_opts = sl_cons_opts(ops, &lim, d->opts);
+	if (cc.proto_opts == NULL)
+		cc.proto_opts = sl_cons_opts(ops, &lim, d->opts);
 	int rc = ops->create(&cc, &d->st);
 	if (rc != 0) {
 		d->st = NULL;
@@ -209,26 +212,23 @@ static void run_ready(struct sl_drv *d)
 	d->in_ready = true;
 	d->stats.readies++;
 	/* 0. a snapshot replaces the state machine before any entry after it is stored */
+	bool snap_durable = false;
 	if (rd.has_snapshot && !d->failed) {
 		int rc = d->host.install_snapshot(d->host.ctx, &rd.snapshot);
 		if (rc != 0) {
 			fail_storage(d, rd.snapshot.index, rc);
 		} else {
 			d->stats.snapshots_installed++;
+			snap_durable = true;
+			if (rd.snapshot.index > d->floor)
+				d->floor = rd.snapshot.index;
 			if (rd.snapshot.index > d->applied)
 				d->applied = rd.snapshot.index;
 		}
 	}
-	/* 1. hard state and entries to storage */
-	if (rd.has_hard_state && !d->failed) {
-		uint64_t pos = 0;
-		int rc = d->host.save_hard_state(d->host.ctx, &rd.hard_state, &pos);
-		if (rc != 0)
-			fail_storage(d, rd.n_persist ? rd.persist[0].index : 0, rc);
-		else if (pos > d->issued_pos)
-			d->issued_pos = pos;
-		d->stats.hard_states_saved += rc == 0;
-	}
+	/* 1. entries, then hard state: storage keeps a prefix of what it was handed, so a
+	 * hard state that survives a crash never names a commit index whose entries (a
+	 * replaced suffix) were lost behind it */
 	for (uint32_t i = 0; i < rd.n_persist && !d->failed; i++) {
 		uint64_t pos = 0;
 		int rc = d->host.save_entry(d->host.ctx, &rd.persist[i], &pos);
@@ -239,6 +239,15 @@ static void run_ready(struct sl_drv *d)
 		if (pos > d->issued_pos)
 			d->issued_pos = pos;
 		d->stats.entries_saved++;
+	}
+	if (rd.has_hard_state && !d->failed) {
+		uint64_t pos = 0;
+		int rc = d->host.save_hard_state(d->host.ctx, &rd.hard_state, &pos);
+		if (rc != 0)
+			fail_storage(d, rd.n_persist ? rd.persist[0].index : 0, rc);
+		else if (pos > d->issued_pos)
+			d->issued_pos = pos;
+		d->stats.hard_states_saved += rc == 0;
 	}
 	/* 2. messages: after every write issued so far is durable when the protocol says so;
 	 * behind any message still held either way, so a peer sees them in order */
@@ -254,9 +263,9 @@ static void run_ready(struct sl_drv *d)
 	/* 3. committed entries, in order, exactly once */
 	for (uint32_t i = 0; i < rd.n_committed; i++) {
 		const struct sl_cons_entry *e = &rd.committed[i];
-		if (e->index <= d->applied)
-			continue; /* covered by an installed snapshot */
-		SL_ASSERT(e->index == d->applied + 1); /* a gap is a protocol bug */
+		if (e->index <= d->floor)
+			continue; /* in the state machine through a snapshot already */
+		SL_ASSERT(e->index == d->applied + 1); /* a gap or a repeat is a protocol bug */
 		d->host.apply(d->host.ctx, e);
 		d->applied = e->index;
 		d->stats.entries_applied++;
@@ -270,6 +279,8 @@ static void run_ready(struct sl_drv *d)
 	d->stats.reads += rd.n_reads;
 	d->ops->advance(d->st, &rd);
 	d->in_ready = false;
+	if (snap_durable) /* the installed snapshot is durable: the log is, up to it */
+		d->ops->persisted(d->st, rd.snapshot.term, rd.snapshot.index);
 	if (d->fail_pending) {
 		d->fail_pending = false;
 		d->ops->storage_failed(d->st, d->fail_index, d->fail_err);

@@ -17,7 +17,8 @@
 struct sl_drv_host {
 	void *ctx;
 	/* Replace the state machine with the snapshot, durably; the log now starts after
-	 * snap->index. Called before any entry of the same ready is handed to storage. */
+	 * snap->index. Called before any entry of the same ready is handed to storage; the
+	 * driver then reports the log durable up to the snapshot to the protocol. */
 	int (*install_snapshot)(void *ctx, const struct sl_cons_snapshot *snap);
 	int (*save_hard_state)(void *ctx, const struct sl_cons_hard_state *hs, uint64_t *pos);
 	/* An entry at or below the log's end replaces that entry and every later one. */
@@ -33,7 +34,8 @@ struct sl_drv_host {
 /* Sizes the driver needs from its host; nothing else is protocol specific. */
 struct sl_drv_config {
 	const char *protocol;  /* the registry chooses the code: sl_cons_find(protocol) */
-	struct sl_cons_config cons; /* proto_opts is filled by the driver from the limits */
+	struct sl_cons_config cons; /* proto_opts NULL: sized by the registry from the limits
+				     * below (a host that tunes one protocol may pass its own) */
 	uint32_t max_entry_bytes;   /* largest payload the host proposes */
 	uint32_t max_inflight;      /* proposals the host keeps in flight */
 	uint64_t applied_index;     /* what the host's state machine already reflects */
