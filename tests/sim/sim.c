@@ -37,6 +37,7 @@ enum ev_type {
 	EV_RESTART,
 	EV_HEAL,
 	EV_CHECK,
+	EV_WAL_DEAD, /* driver mode: a node whose WAL failed is restarted by its operator */
 };
 
 enum fault {
@@ -132,6 +133,7 @@ struct node {
 	int64_t drift_ppm;
 	uint64_t disk_lat_ns, slow_until;
 	uint64_t sync_cur, sync_next; /* end of the fsync running, end of the one planned */
+	bool wal_failed; /* an fsync failed: nothing more becomes durable until restart */
 };
 
 struct hop {
@@ -692,6 +694,8 @@ static int dh_install(void *ctx, const struct sl_cons_snapshot *snap)
 static int dh_save_hs(void *ctx, const struct sl_cons_hard_state *hs, uint64_t *pos)
 {
 	struct replica *rp = ctx;
+	if (rp->w->nodes[rp->n].wal_failed)
+		return -EIO; /* as sluiced: a failed WAL takes no more writes */
 	sim_disk_write_hs(&rp->disk, hs);
 	rp->wrote = true;
 	*pos = ++rp->pos;
@@ -701,6 +705,8 @@ static int dh_save_hs(void *ctx, const struct sl_cons_hard_state *hs, uint64_t *
 static int dh_save_entry(void *ctx, const struct sl_cons_entry *e, uint64_t *pos)
 {
 	struct replica *rp = ctx;
+	if (rp->w->nodes[rp->n].wal_failed)
+		return -EIO;
 	lm_record(rp->w, &rp->w->g[rp->gi], e->index, e->term,
 		  entry_hash(e->term, e->type, e->data, e->len));
 	sim_disk_write_entries(&rp->disk, e, 1);
@@ -981,6 +987,7 @@ static void node_crash(struct world *w, uint32_t n, uint64_t down_min_ns)
 	if (!nd->up)
 		return;
 	nd->up = false;
+	nd->wal_failed = false; /* the restart brings a fresh WAL writer up */
 	nd->inc++;
 	nd->sync_cur = nd->sync_next = w->now;
 	w->faults[F_CRASH]++;
@@ -1242,6 +1249,8 @@ static void heal(struct world *w, bool final)
 	w->p.drop_ppm = w->p.dup_ppm = 0;
 	for (uint32_t n = 1; n <= w->p.n_nodes; n++) {
 		w->nodes[n].slow_until = 0;
+		if (w->nodes[n].wal_failed)
+			node_crash(w, n, 0); /* its operator restarts it now */
 		node_restart(w, n);
 	}
 }
@@ -1261,7 +1270,8 @@ static void on_deliver(struct world *w, struct event *e)
 		trace(w, "g%u %u->%u type %u term %" PRIu64 " len %u", e->group + 1, b->from, b->to,
 		      b->buf[1], sl_get_u64(b->buf + 8), b->len);
 		int rc = r_step(rp, &m);
-		SL_ASSERT(rc == 0);
+		/* a replica whose storage failed refuses everything until restarted */
+		SL_ASSERT(rc == 0 || (rc == -EIO && w->nodes[b->to].wal_failed));
 		process(w, e->group, b->to);
 	}
 	free(b);
@@ -1271,13 +1281,16 @@ static void on_sync(struct world *w, struct event *e)
 {
 	struct sync_job *job = e->p;
 	struct replica *rp = &w->g[e->group].r[e->node];
-	if (job->inc == w->nodes[e->node].inc && rp->drv != NULL && !w->healed &&
+	struct node *nd = &w->nodes[e->node];
+	if (job->inc == nd->inc && rp->drv != NULL && !nd->wal_failed && !w->healed &&
 	    sim_chance(&w->rng, w->p.fsync_err_ppm)) {
-		/* the fsync failed: nothing it covered is known durable. The driver tells the
-		 * protocol, which fails what is in flight; the node stops acknowledging and is
-		 * restarted (sluiced's behaviour on a WAL error), keeping what reached disk */
+		/* the fsync failed: nothing it covered is known durable, and the WAL is failed
+		 * for good (no fsync retry). The driver tells each protocol, which fails what is
+		 * in flight; the node keeps running without acknowledging anything until its
+		 * operator restarts it (sluiced's behaviour), keeping what reached the disk */
+		nd->wal_failed = true;
 		w->faults[F_FSYNC_ERR]++;
-		trace(w, "fsync error g%u n%u", e->group + 1, e->node);
+		trace(w, "fsync error n%u", e->node);
 		for (uint32_t gi = 0; gi < w->p.n_groups; gi++) {
 			struct replica *x = &w->g[gi].r[e->node];
 			if (x->drv == NULL)
@@ -1287,7 +1300,10 @@ static void on_sync(struct world *w, struct event *e)
 			sl_drv_storage_failed(x->drv, st.durable_index + 1, -EIO);
 			process(w, gi, e->node);
 		}
-		node_crash(w, e->node, 50 * NS_MS);
+		ev_push(w, w->now + sim_range(&w->rng, 20 * NS_MS, 500 * NS_MS), EV_WAL_DEAD,
+			(uint8_t)e->node, 0, 0, nd->inc, NULL);
+	} else if (job->inc == nd->inc && nd->wal_failed) {
+		rp->syncs_pending--; /* failed with the WAL: nothing more becomes durable */
 	} else if (job->inc == w->nodes[e->node].inc && rp->raft != NULL) {
 		rp->syncs_pending--;
 		if (job->wal_mark > rp->disk.synced)
@@ -1574,6 +1590,10 @@ static bool run_seed(struct world *w, uint64_t seed)
 			break;
 		case EV_HEAL:
 			heal(w, e.a == 1);
+			break;
+		case EV_WAL_DEAD:
+			if (!w->healed && w->nodes[e.node].inc == e.a)
+				node_crash(w, e.node, 50 * NS_MS);
 			break;
 		case EV_CHECK:
 			for (uint32_t gi = 0; gi < w->p.n_groups; gi++)
