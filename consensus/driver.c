@@ -285,6 +285,7 @@ static void run_ready(struct sl_drv *d)
 		d->fail_pending = false;
 		d->ops->storage_failed(d->st, d->fail_index, d->fail_err);
 	}
+	release_held(d); /* durability reported while the ready ran */
 }
 
 uint32_t sl_drv_process(struct sl_drv *d, uint32_t max_rounds)

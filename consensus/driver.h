@@ -73,7 +73,9 @@ void sl_drv_durable(struct sl_drv *d, uint64_t pos);
 /* The log is durable up to (term, index): forwarded to the protocol. */
 void sl_drv_persisted(struct sl_drv *d, uint64_t term, uint64_t index);
 /* Storage failed: nothing from `index` on is durable. Held messages are dropped (their
- * premise never became durable); the protocol fails what is in flight. */
+ * premise never became durable) and the instance sends nothing more: a replica that
+ * cannot persist goes silent, so its peers elect one that can. The protocol fails what is
+ * in flight; only a new instance (a restart) recovers. */
 void sl_drv_storage_failed(struct sl_drv *d, uint64_t index, int err);
 
 bool sl_drv_has_ready(const struct sl_drv *d);
