@@ -460,6 +460,9 @@ static void host_apply(void *ctx, const struct sl_cons_entry *e)
 		nd_apply_entry(r, e->data, e->len, p);
 	r->applied_index = e->index;
 	sl_rlog_release(&r->rlog, e->index);
+	if (p == NULL && e->index <= r->recover_target) /* re-applied from the WAL at start */
+		__atomic_fetch_add(&w->node->recovered_points, r->points_applied - applied0,
+				   __ATOMIC_RELAXED);
 	if (p != NULL) {
 		/* a point the store refused (a series keeps its first type) was durable but
 		 * is not stored: rejected, with its reason */

@@ -114,8 +114,9 @@ static struct json_object *status_json(struct sl_node *n)
 			       json_object_new_string(n->cfg.shm_ingest_path));
 	json_object_object_add(o, "recovered_entries",
 			       json_object_new_int64((int64_t)n->recovered_entries));
-	json_object_object_add(o, "recovered_points",
-			       json_object_new_int64((int64_t)n->recovered_points));
+	/* grows while the workers re-apply what they recovered */
+	uint64_t rec_points = __atomic_load_n(&n->recovered_points, __ATOMIC_RELAXED);
+	json_object_object_add(o, "recovered_points", json_object_new_int64((int64_t)rec_points));
 	/* totals from the stats segment, read like any other process would */
 	struct sl_stats_reader *rd = NULL;
 	if (sl_stats_open(n->cfg.stats_path, &rd) == 0) {

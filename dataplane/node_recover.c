@@ -266,7 +266,7 @@ static void checkpoint_finish(struct worker *w, uint64_t upto)
 struct replay_ctx {
 	struct sl_node *n;
 	struct worker *w;
-	uint64_t entries, points, skipped, bad, sessions;
+	uint64_t entries, skipped, bad, sessions;
 	/* an entry that could not be put back into its region's log stops recovery */
 	int fail_rc;
 	uint32_t fail_region;
@@ -588,7 +588,6 @@ static int worker_init(struct sl_node *n, struct worker *w, char *err, size_t er
 		return rc;
 	}
 	n->recovered_entries += ctx.entries;
-	n->recovered_points += ctx.points;
 	if (rep.torn_tail_cut || rep.salvaged)
 		fprintf(stderr,
 			"sluiced: WAL %s/%s offset %" PRIu64 ": %s (%s); log cut there, lsn %" PRIu64
@@ -599,8 +598,9 @@ static int worker_init(struct sl_node *n, struct worker *w, char *err, size_t er
 			rep.salvaged ? "lost" : "dropped (never acknowledged)");
 	if (rep.records > 0)
 		fprintf(stderr, "sluiced: WAL %s: %" PRIu64 " records replayed (%" PRIu64
-				" entries, %" PRIu64 " points applied, %" PRIu64 " already in snapshots)\n",
-			path, rep.records, ctx.entries, ctx.points, ctx.skipped);
+				" entries back in the log, applied once the protocol hands them out; %" PRIu64
+				" already in snapshots)\n",
+			path, rep.records, ctx.entries, ctx.skipped);
 	if (ctx.bad > 0)
 		fprintf(stderr, "sluiced: WAL %s: %" PRIu64 " unreadable entries skipped\n", path,
 			ctx.bad);
