@@ -196,7 +196,8 @@ static void fail_storage(struct sl_drv *d, uint64_t index, int err)
 	d->failed = true;
 	drop_held(d);
 	if (d->in_ready) {
-		if (!d->fail_pending || index < d->fail_index)
+		/* keep the lowest index named (0: the log's end, resolved after advance) */
+		if (!d->fail_pending || d->fail_index == 0 || (index != 0 && index < d->fail_index))
 			d->fail_index = index;
 		d->fail_pending = true;
 		d->fail_err = err;
@@ -243,7 +244,7 @@ static void run_ready(struct sl_drv *d)
 	if (rd.has_hard_state && !d->failed) {
 		uint64_t pos = 0;
 		int rc = d->host.save_hard_state(d->host.ctx, &rd.hard_state, &pos);
-		if (rc != 0)
+		if (rc != 0) /* no entry of this ready is known durable; else the log end */
 			fail_storage(d, rd.n_persist ? rd.persist[0].index : 0, rc);
 		else if (pos > d->issued_pos)
 			d->issued_pos = pos;
@@ -283,6 +284,11 @@ static void run_ready(struct sl_drv *d)
 		d->ops->persisted(d->st, rd.snapshot.term, rd.snapshot.index);
 	if (d->fail_pending) {
 		d->fail_pending = false;
+		if (d->fail_index == 0) { /* only the hard state failed: the log is intact */
+			struct sl_cons_status st;
+			d->ops->status(d->st, &st);
+			d->fail_index = st.last_index + 1;
+		}
 		d->ops->storage_failed(d->st, d->fail_index, d->fail_err);
 	}
 	release_held(d); /* durability reported while the ready ran */
