@@ -414,7 +414,10 @@ static uint32_t deliver_to(uint32_t to, bool drop)
 			if (mode != 1)
 				outf("> dropped\n");
 			mode = 1;
-			print_msg(m->from, m->to, m->buf, m->len, drop ? "" : " (partitioned)");
+			print_msg(m->from, m->to, m->buf, m->len,
+				  drop		       ? ""
+				  : nodes[m->to] == NULL ? " (no such node)"
+							 : " (partitioned)");
 		} else {
 			if (mode != 2)
 				outf("> %u receiving messages\n", m->to);
@@ -548,6 +551,8 @@ static int cmd_add_nodes(const struct args *a)
 	const char *lease = kv(a, "lease");
 	o.lease_reads = lease && strcmp(lease, "true") == 0;
 	cfg.proto_opts = &o;
+	const char *batch = kv(a, "max-batch");
+	cfg.max_batch_entries = batch ? (uint32_t)strtoul(batch, NULL, 10) : 0;
 	for (unsigned long k = 0; k < count; k++) {
 		uint32_t id = 1;
 		while (id <= MAX_NODES && nodes[id])
