@@ -480,12 +480,15 @@ int sl_raft_msg_describe(const uint8_t *buf, uint32_t len, char *out, size_t cap
 	case M_PREVOTE:
 	case M_VOTE: {
 		uint64_t li = r64(&r), lt = r64(&r);
-		d_printf(&d, " Log:%" PRIu64 "/%" PRIu64, lt, li);
+		if (!r.err)
+			d_printf(&d, " Log:%" PRIu64 "/%" PRIu64, lt, li);
 		break;
 	}
 	case M_APPEND: {
 		uint64_t prev = r64(&r), prev_term = r64(&r), commit = r64(&r);
 		uint32_t n = r32(&r);
+		if (r.err)
+			break;
 		d_printf(&d, " Log:%" PRIu64 "/%" PRIu64 " Commit:%" PRIu64, prev_term, prev,
 			 commit);
 		if (n > 0)
@@ -508,6 +511,8 @@ int sl_raft_msg_describe(const uint8_t *buf, uint32_t len, char *out, size_t cap
 	}
 	case M_APPEND_RESP: {
 		uint64_t index = r64(&r), hint = r64(&r);
+		if (r.err)
+			break;
 		d_printf(&d, " Index:%" PRIu64, index);
 		if (flags & F_REJECT)
 			d_printf(&d, " Hint:%" PRIu64, hint);
@@ -515,12 +520,16 @@ int sl_raft_msg_describe(const uint8_t *buf, uint32_t len, char *out, size_t cap
 	}
 	case M_HEARTBEAT: {
 		uint64_t c = r64(&r), round = r64(&r);
-		d_printf(&d, " Commit:%" PRIu64 " Round:%" PRIu64, c, round);
+		if (!r.err)
+			d_printf(&d, " Commit:%" PRIu64 " Round:%" PRIu64, c, round);
 		break;
 	}
-	case M_HEARTBEAT_RESP:
-		d_printf(&d, " Round:%" PRIu64, r64(&r));
+	case M_HEARTBEAT_RESP: {
+		uint64_t round = r64(&r);
+		if (!r.err)
+			d_printf(&d, " Round:%" PRIu64, round);
 		break;
+	}
 	case M_SNAPSHOT: {
 		uint64_t idx = r64(&r), t = r64(&r);
 		struct sl_cons_conf c;
