@@ -195,6 +195,9 @@ struct node {
 	struct sl_cons_status seen;
 	struct sl_raft_stats seen_st;
 	bool precand; /* in a pre-vote round */
+	/* what it was created with, for a restart */
+	struct sl_cons_config cfg;
+	struct sl_raft_opts opts;
 };
 
 struct netmsg {
@@ -565,9 +568,12 @@ static int cmd_add_nodes(const struct args *a)
 		nd->id = id;
 		nd->log = (struct sl_cons_log){&nd->st, lg_first, lg_last, lg_term, lg_entry,
 					       lg_snapshot};
-		cfg.self = id;
-		cfg.log = &nd->log;
-		int rc = ops->create(&cfg, &nd->raft);
+		nd->opts = o;
+		nd->cfg = cfg;
+		nd->cfg.self = id;
+		nd->cfg.log = &nd->log;
+		nd->cfg.proto_opts = &nd->opts;
+		int rc = ops->create(&nd->cfg, &nd->raft);
 		if (rc != 0) {
 			outf("error: create %u: -%s\n", id, err_name(rc));
 			free(nd);
@@ -605,6 +611,33 @@ static void print_state(struct node *nd)
 	     " Last:%" PRIu64 " %s%s\n",
 	     nd->id, r, s.term, s.leader, s.commit_index, s.applied_index, s.last_index, cs,
 	     sl_raft_lease_valid(nd->raft) ? " Lease" : "");
+}
+
+/* A crash and restart: the replica loses everything but its storage (which is synchronous
+ * here, so every handled ready survives) and comes back on the same clock; messages in
+ * flight stay in the network. Its state machine is rebuilt from the snapshot, then from
+ * the committed entries raft hands out again. */
+static int cmd_restart(struct node *nd)
+{
+	ops->destroy(nd->raft);
+	nd->raft = NULL;
+	nd->cfg.initial = nd->st.hs;
+	int rc = ops->create(&nd->cfg, &nd->raft);
+	if (rc != 0) {
+		outf("error: restart %u: -%s\n", nd->id, err_name(rc));
+		exit(2); /* the world cannot go on without the node */
+	}
+	sm_restore(nd, nd->st.snap_data, nd->st.has_snap ? nd->st.snap_len : 0);
+	nd->precand = false;
+	ops->tick(nd->raft, nd->now); /* boot: a replica ignores votes for an election timeout */
+	report(nd);
+	struct sl_cons_status s;
+	ops->status(nd->raft, &s);
+	outf("  INFO %u restarted: term %" PRIu64 ", vote %u, commit %" PRIu64
+	     ", log %" PRIu64 "..%" PRIu64 "\n",
+	     nd->id, s.term, nd->st.hs.vote, s.commit_index, nd->st.base_index + 1,
+	     s.last_index);
+	return 0;
 }
 
 static int cmd_campaign(struct node *nd)
@@ -700,6 +733,8 @@ static int run_cmd(char *line)
 	int rc = 0;
 	if (strcmp(c, "campaign") == 0) {
 		return cmd_campaign(nd);
+	} else if (strcmp(c, "restart") == 0) {
+		return cmd_restart(nd);
 	} else if (strcmp(c, "tick-heartbeat") == 0) {
 		unsigned long n = a.n > 2 ? strtoul(a.pos[2], NULL, 10) : 1;
 		for (unsigned long i = 0; i < n && i < 1000; i++)
