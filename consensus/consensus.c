@@ -1,18 +1,79 @@
-/* consensus.c - registry of replication protocols by name. A new protocol adds its ops
- * struct here and nowhere else. */
+/* consensus.c - registry of replication protocols by name, and each protocol's options
+ * sized from protocol-neutral host limits. A new protocol adds its ops struct (and, if it
+ * has options, one sizing function) here and nowhere else. */
+#include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "consensus.h"
+#include "raft.h"
 
-static const struct sl_cons_ops *const protocols[] = {
-	&sl_cons_standalone_ops,
-	&sl_cons_raft_ops,
+_Static_assert(sizeof(struct sl_raft_opts) <= SL_CONS_OPTS_BYTES, "raft options fit");
+
+#define MSG_OVERHEAD (16u << 10) /* headers of one append message around its entry */
+
+static const void *raft_opts(const struct sl_cons_limits *lim, void *buf)
+{
+	struct sl_raft_opts *o = buf;
+	memset(o, 0, sizeof(*o));
+	if (lim->max_entry_bytes == 0)
+		return NULL;
+	uint32_t msg = lim->max_entry_bytes + MSG_OVERHEAD;
+	o->max_msg_bytes = msg;
+	o->max_unstable_bytes = (lim->max_inflight ? lim->max_inflight : 1u) * msg;
+	o->max_apply_bytes = 4u * msg;
+	return o;
+}
+
+static uint32_t raft_limit(const void *opts) { return sl_raft_max_entry_bytes(opts); }
+
+static const struct {
+	const struct sl_cons_ops *ops;
+	const void *(*opts)(const struct sl_cons_limits *lim, void *buf); /* NULL: none */
+	uint32_t (*entry_limit)(const void *opts); /* NULL: no limit of its own */
+} protocols[] = {
+	{&sl_cons_standalone_ops, NULL, NULL},
+	{&sl_cons_raft_ops, raft_opts, raft_limit},
 };
+
+#define N_PROTOCOLS (sizeof(protocols) / sizeof(protocols[0]))
 
 const struct sl_cons_ops *sl_cons_find(const char *name)
 {
-	for (size_t i = 0; i < sizeof(protocols) / sizeof(protocols[0]); i++)
-		if (strcmp(protocols[i]->name, name) == 0)
-			return protocols[i];
+	for (size_t i = 0; i < N_PROTOCOLS; i++)
+		if (strcmp(protocols[i].ops->name, name) == 0)
+			return protocols[i].ops;
 	return NULL;
+}
+
+const char *sl_cons_default_name(void) { return protocols[0].ops->name; }
+
+void sl_cons_names(char *buf, size_t len)
+{
+	size_t at = 0;
+	if (len > 0)
+		buf[0] = '\0';
+	for (size_t i = 0; i < N_PROTOCOLS && at < len; i++) {
+		int n = snprintf(buf + at, len - at, "%s%s", i ? ", " : "", protocols[i].ops->name);
+		if (n < 0)
+			break;
+		at += (size_t)n;
+	}
+}
+
+const void *sl_cons_opts(const struct sl_cons_ops *ops, const struct sl_cons_limits *lim,
+			 void *buf)
+{
+	for (size_t i = 0; i < N_PROTOCOLS; i++)
+		if (protocols[i].ops == ops && protocols[i].opts != NULL)
+			return protocols[i].opts(lim, buf);
+	return NULL;
+}
+
+uint32_t sl_cons_entry_limit(const struct sl_cons_ops *ops, const void *opts)
+{
+	for (size_t i = 0; i < N_PROTOCOLS; i++)
+		if (protocols[i].ops == ops && protocols[i].entry_limit != NULL)
+			return protocols[i].entry_limit(opts);
+	return UINT32_MAX;
 }

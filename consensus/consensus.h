@@ -189,6 +189,24 @@ struct sl_cons_ops {
 /* Registry: protocols are looked up by name ("standalone", "raft", ...). Adding a
  * protocol means adding one ops struct and one line in consensus.c. */
 const struct sl_cons_ops *sl_cons_find(const char *name);
+/* The protocol a node runs when its config names none (the first registered). */
+const char *sl_cons_default_name(void);
+/* The registered names, comma separated, for error messages. */
+void sl_cons_names(char *buf, size_t len);
+
+/* What a host needs of a protocol, in protocol-neutral terms: the largest payload it
+ * proposes and how many proposals it keeps in flight. */
+struct sl_cons_limits {
+	uint32_t max_entry_bytes;
+	uint32_t max_inflight;
+};
+#define SL_CONS_OPTS_BYTES 256u /* room for any protocol's options */
+/* The options of `ops` sized for `lim`, written into buf (SL_CONS_OPTS_BYTES, 8-aligned):
+ * the value for sl_cons_config.proto_opts (NULL: the protocol's defaults). */
+const void *sl_cons_opts(const struct sl_cons_ops *ops, const struct sl_cons_limits *lim,
+			 void *buf);
+/* The largest entry payload `ops` accepts under `opts` (from sl_cons_opts). */
+uint32_t sl_cons_entry_limit(const struct sl_cons_ops *ops, const void *opts);
 extern const struct sl_cons_ops sl_cons_standalone_ops;
 extern const struct sl_cons_ops sl_cons_raft_ops;
 

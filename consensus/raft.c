@@ -5,6 +5,9 @@
  * and every buffer is sized at create(). Messages are explicit little-endian, versioned
  * and checksummed (FNV-1a: this library must build without DPDK's CRC). */
 #include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -383,6 +386,181 @@ static uint64_t r64(struct rd *r)
 {
 	const uint8_t *p = r_bytes(r, 8);
 	return p ? sl_get_u64(p) : 0;
+}
+
+/* ---- debug description (tests, traces): decodes a message without touching a replica ---- */
+
+struct desc {
+	char *out;
+	size_t cap, len;
+};
+
+static void d_printf(struct desc *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void d_printf(struct desc *d, const char *fmt, ...)
+{
+	if (d->cap == 0 || d->len >= d->cap - 1)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(d->out + d->len, d->cap - d->len, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		d->len = d->len + (size_t)n < d->cap ? d->len + (size_t)n : d->cap - 1;
+}
+
+static void d_conf(struct desc *d, const struct sl_cons_conf *c)
+{
+	d_printf(d, "Voters:(");
+	for (uint32_t i = 0; i < c->n_voters; i++)
+		d_printf(d, "%s%u", i ? "," : "", c->voters[i]);
+	d_printf(d, ") Learners:(");
+	for (uint32_t i = 0; i < c->n_learners; i++)
+		d_printf(d, "%s%u", i ? "," : "", c->learners[i]);
+	d_printf(d, ")");
+}
+
+/* A payload as text when it is printable (test scripts propose words), else its size. */
+static void d_data(struct desc *d, const uint8_t *p, uint32_t len)
+{
+	bool text = len <= 64;
+	for (uint32_t i = 0; text && i < len; i++)
+		text = p[i] >= 0x20 && p[i] < 0x7f && p[i] != '"' && p[i] != '\\';
+	if (text)
+		d_printf(d, "\"%.*s\"", (int)len, (const char *)p);
+	else
+		d_printf(d, "<%u bytes>", len);
+}
+
+void sl_raft_entry_describe(uint32_t type, const uint8_t *data, uint32_t len, char *out,
+			    size_t cap)
+{
+	struct desc d = {out, cap, 0};
+	if (cap > 0)
+		out[0] = '\0';
+	struct sl_cons_conf c;
+	switch (type) {
+	case SL_CONS_ENTRY_NOOP:
+		d_printf(&d, "EntryNoop");
+		break;
+	case SL_CONS_ENTRY_CONF:
+		d_printf(&d, "EntryConf ");
+		if (sl_raft_conf_decode(data, len, &c) == 0)
+			d_conf(&d, &c);
+		else
+			d_printf(&d, "<undecodable>");
+		break;
+	default:
+		d_printf(&d, "EntryNormal ");
+		d_data(&d, data, len);
+	}
+}
+
+int sl_raft_msg_describe(const uint8_t *buf, uint32_t len, char *out, size_t cap)
+{
+	static const char *const names[M_TYPE_END] = {
+	    [M_PREVOTE] = "MsgPreVote",	   [M_PREVOTE_RESP] = "MsgPreVoteResp",
+	    [M_VOTE] = "MsgVote",	   [M_VOTE_RESP] = "MsgVoteResp",
+	    [M_APPEND] = "MsgApp",	   [M_APPEND_RESP] = "MsgAppResp",
+	    [M_HEARTBEAT] = "MsgHeartbeat", [M_HEARTBEAT_RESP] = "MsgHeartbeatResp",
+	    [M_SNAPSHOT] = "MsgSnap",	   [M_TIMEOUT_NOW] = "MsgTimeoutNow",
+	};
+	struct desc d = {out, cap, 0};
+	if (cap > 0)
+		out[0] = '\0';
+	if (len < HDR_BYTES || buf[0] != RAFT_MSG_VERSION || buf[1] == 0 || buf[1] >= M_TYPE_END ||
+	    sl_get_u32(buf + 4) != fnv1a(buf + 8, len - 8)) {
+		d_printf(&d, "<undecodable message, %u bytes>", len);
+		return -EBADMSG;
+	}
+	uint8_t type = buf[1];
+	uint16_t flags = sl_get_u16(buf + 2);
+	struct rd r = {buf, len, HDR_BYTES, false};
+	d_printf(&d, "%s Term:%" PRIu64, names[type], sl_get_u64(buf + 8));
+	switch (type) {
+	case M_PREVOTE:
+	case M_VOTE: {
+		uint64_t li = r64(&r), lt = r64(&r);
+		if (!r.err)
+			d_printf(&d, " Log:%" PRIu64 "/%" PRIu64, lt, li);
+		break;
+	}
+	case M_APPEND: {
+		uint64_t prev = r64(&r), prev_term = r64(&r), commit = r64(&r);
+		uint32_t n = r32(&r);
+		if (r.err)
+			break;
+		d_printf(&d, " Log:%" PRIu64 "/%" PRIu64 " Commit:%" PRIu64, prev_term, prev,
+			 commit);
+		if (n > 0)
+			d_printf(&d, " Entries:[");
+		for (uint32_t i = 0; i < n && !r.err; i++) {
+			uint64_t et = r64(&r);
+			uint8_t etype = r8(&r);
+			uint32_t elen = r32(&r);
+			const uint8_t *data = r_bytes(&r, elen);
+			if (r.err)
+				break;
+			char e[160];
+			sl_raft_entry_describe(etype, data, elen, e, sizeof(e));
+			d_printf(&d, "%s%" PRIu64 "/%" PRIu64 " %s", i ? ", " : "", et,
+				 prev + 1 + i, e);
+		}
+		if (n > 0)
+			d_printf(&d, "]");
+		break;
+	}
+	case M_APPEND_RESP: {
+		uint64_t index = r64(&r), hint = r64(&r);
+		if (r.err)
+			break;
+		d_printf(&d, " Index:%" PRIu64, index);
+		if (flags & F_REJECT)
+			d_printf(&d, " Hint:%" PRIu64, hint);
+		break;
+	}
+	case M_HEARTBEAT: {
+		uint64_t c = r64(&r), round = r64(&r);
+		if (!r.err)
+			d_printf(&d, " Commit:%" PRIu64 " Round:%" PRIu64, c, round);
+		break;
+	}
+	case M_HEARTBEAT_RESP: {
+		uint64_t round = r64(&r);
+		if (!r.err)
+			d_printf(&d, " Round:%" PRIu64, round);
+		break;
+	}
+	case M_SNAPSHOT: {
+		uint64_t idx = r64(&r), t = r64(&r);
+		struct sl_cons_conf c;
+		uint32_t used = 0;
+		if (r.err || conf_get(r.p + r.pos, r.len - r.pos, &c, &used) != 0) {
+			r.err = true;
+			break;
+		}
+		r_bytes(&r, used);
+		uint32_t dlen = r32(&r);
+		const uint8_t *data = r_bytes(&r, dlen);
+		if (r.err)
+			break;
+		d_printf(&d, " Snapshot:%" PRIu64 "/%" PRIu64 " ", t, idx);
+		d_conf(&d, &c);
+		d_printf(&d, " Data:");
+		d_data(&d, data, dlen);
+		break;
+	}
+	default:
+		break;
+	}
+	if (flags & F_REJECT)
+		d_printf(&d, " Rejected");
+	if (flags & F_TRANSFER)
+		d_printf(&d, " Transfer");
+	if (r.err) {
+		d_printf(&d, " <truncated>");
+		return -EBADMSG;
+	}
+	return 0;
 }
 
 static bool needs_durable_state(uint8_t type)

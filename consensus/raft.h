@@ -6,6 +6,7 @@
 #define SL_RAFT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "consensus.h"
@@ -105,5 +106,15 @@ uint32_t sl_raft_max_entry_bytes(const struct sl_raft_opts *opts);
 
 /* Lease status for reports and tests: true while a lease read would be answered locally. */
 bool sl_raft_lease_valid(void *state);
+
+/* Debug description of an encoded message, etcd-raft style ("MsgApp Term:2 Log:1/3
+ * Commit:3 Entries:[2/4 EntryNormal \"x\"]"; Log is term/index), for tests and traces.
+ * Pure; always NUL-terminates `out` (cap > 0), truncating. 0, or -EBADMSG (undecodable:
+ * what could be read is described). */
+int sl_raft_msg_describe(const uint8_t *buf, uint32_t len, char *out, size_t cap);
+/* The same for one entry: "EntryNoop", "EntryConf Voters:(1,2) Learners:(3)",
+ * "EntryNormal \"text\"" (payloads that are not short printable text: "<N bytes>"). */
+void sl_raft_entry_describe(uint32_t type, const uint8_t *data, uint32_t len, char *out,
+			    size_t cap);
 
 #endif

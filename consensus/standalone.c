@@ -17,6 +17,10 @@ struct sa_state {
 	uint64_t applied_index; /* committed and handed to the caller */
 	bool failed;
 	int fail_err;
+	/* recovered log entries (durable, hence committed) handed out again for apply */
+	const struct sl_cons_log *log;
+	uint64_t replay_next, replay_end;
+	uint32_t rd_replayed;
 	/* ring of entries proposed but not yet reported committed */
 	struct sl_cons_entry q[SA_QUEUE];
 	uint32_t q_head, q_len;       /* q_head = oldest uncommitted */
@@ -37,9 +41,15 @@ static int sa_create(const struct sl_cons_config *cfg, void **out)
 		return -ENOMEM;
 	s->term = cfg->initial.term ? cfg->initial.term : 1;
 	if (cfg->log != NULL) {
+		/* every recovered entry was durable, so committed: the ones after the log's
+		 * start (the caller's snapshot) go out again in `committed` for apply */
+		s->log = cfg->log;
 		s->last_index = cfg->log->last_index(cfg->log->ctx);
 		s->durable_index = s->last_index;
-		s->applied_index = s->last_index; /* the caller replayed the log on recovery */
+		uint64_t first = cfg->log->first_index(cfg->log->ctx);
+		s->applied_index = first > 0 ? first - 1 : 0;
+		s->replay_next = first;
+		s->replay_end = s->last_index;
 	}
 	*out = s;
 	return 0;
@@ -96,9 +106,16 @@ static void sa_storage_failed(void *st, uint64_t index, int err)
 	s->fail_err = err;
 }
 
+static bool sa_replaying(const struct sa_state *s)
+{
+	return s->log != NULL && s->replay_next <= s->replay_end;
+}
+
 static uint32_t sa_n_commit(const struct sa_state *s)
 {
 	uint32_t n = 0;
+	if (sa_replaying(s))
+		return 0; /* new entries commit after the recovered ones */
 	uint32_t persisted_slots = s->q_len - s->n_unpersisted;
 	while (n < persisted_slots && s->q[(s->q_head + n) % SA_QUEUE].index <= s->durable_index)
 		n++;
@@ -110,7 +127,7 @@ static bool sa_has_ready(void *st)
 	struct sa_state *s = st;
 	if (s->failed)
 		return s->q_len > 0;
-	return s->n_unpersisted > 0 || sa_n_commit(s) > 0;
+	return s->n_unpersisted > 0 || sa_n_commit(s) > 0 || sa_replaying(s);
 }
 
 static void sa_ready(void *st, struct sl_cons_ready *rd)
@@ -147,6 +164,22 @@ static void sa_ready(void *st, struct sl_cons_ready *rd)
 	rd->acks = s->out_acks;
 	rd->n_acks = nc;
 	s->rd_committed = nc;
+	if (nc == 0 && sa_replaying(s)) {
+		/* recovered entries: applied, not acknowledged (nobody waits for them) */
+		uint32_t n = 0;
+		while (n < SA_QUEUE && s->replay_next + n <= s->replay_end) {
+			int rc = s->log->entry(s->log->ctx, s->replay_next + n, &s->out_committed[n]);
+			if (rc != 0) {
+				/* the caller's log lost a durable entry: stop acknowledging */
+				s->failed = true;
+				s->fail_err = rc;
+				break;
+			}
+			n++;
+		}
+		rd->n_committed = n;
+		s->rd_replayed = n;
+	}
 }
 
 static void sa_advance(void *st, const struct sl_cons_ready *rd)
@@ -162,7 +195,11 @@ static void sa_advance(void *st, const struct sl_cons_ready *rd)
 	s->q_len -= s->rd_committed;
 	if (s->failed)
 		s->n_unpersisted = 0;
-	s->rd_persist = s->rd_committed = 0;
+	if (s->rd_replayed > 0) {
+		s->replay_next += s->rd_replayed;
+		s->applied_index = s->replay_next - 1;
+	}
+	s->rd_persist = s->rd_committed = s->rd_replayed = 0;
 }
 
 static void sa_status(void *st, struct sl_cons_status *o)

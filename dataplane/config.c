@@ -14,6 +14,7 @@
 #include <rte_cfgfile.h>
 
 #include "config.h"
+#include "consensus.h"
 #include "ingest_format.h"
 
 enum key_type { K_U32, K_BOOL, K_STR, K_HUGE, K_POLL };
@@ -51,8 +52,8 @@ static const struct key keys[] = {
 	U32("regions", "count", regions, 1, SL_CFG_MAX_REGIONS,
 	    "regions (hash ranges of the series id) on this node, spread over the workers"),
 	STR("regions", "protocol", protocol,
-	    "consensus protocol of the regions: standalone or raft (one-node groups until the "
-	    "fabric connects nodes)"),
+	    "consensus protocol of the regions, a name from the registry: standalone (the "
+	    "default) or raft (one-node groups until the fabric connects nodes)"),
 	U32("regions", "election_timeout_ms", election_timeout_ms, 10, 60000,
 	    "raft election timeout (heartbeats every tenth of it)"),
 	U32("wal", "segment_mb", wal_segment_mb, 1, 4096, "WAL segment file size (MiB)"),
@@ -107,7 +108,7 @@ void sl_config_default(struct sl_config *c)
 	c->hugepages = SL_HUGE_AUTO;
 	c->memory_mb = 512;
 	c->regions = 8;
-	snprintf(c->protocol, sizeof(c->protocol), "standalone");
+	snprintf(c->protocol, sizeof(c->protocol), "%s", sl_cons_default_name());
 	c->election_timeout_ms = 300;
 	c->wal_segment_mb = 64;
 	c->wal_buffer_kb = 4096;
@@ -379,9 +380,11 @@ int sl_config_finish(struct sl_config *c, char *err, size_t err_len)
 		snprintf(err, err_len, "[net] line_port and session_port must differ");
 		return -EINVAL;
 	}
-	if (strcmp(c->protocol, "standalone") != 0 && strcmp(c->protocol, "raft") != 0) {
-		snprintf(err, err_len, "[regions] protocol = '%s': expected standalone or raft",
-			 c->protocol);
+	if (sl_cons_find(c->protocol) == NULL) {
+		char names[128];
+		sl_cons_names(names, sizeof(names));
+		snprintf(err, err_len, "[regions] protocol = '%s': expected one of %s",
+			 c->protocol, names);
 		return -EINVAL;
 	}
 	return 0;

@@ -216,7 +216,7 @@ static void prop_close(struct worker *w, struct region *r)
 	size_t len = 0;
 	sl_batch_finish(&p->b, &len);
 	uint64_t pid = prop_id(r, (uint32_t)r->open);
-	int rc = r->ops->propose(r->cons, pid, p->buf, (uint32_t)len);
+	int rc = sl_drv_propose(r->drv, pid, p->buf, (uint32_t)len);
 	if (rc == -EPERM || rc == -EBUSY || rc == -ENOBUFS) {
 		/* not leader yet (raft electing itself after a start), a leader transfer, or
 		 * the protocol's queue is full: keep the batch and propose it next round */
@@ -319,7 +319,8 @@ int nd_wal_append_wait(struct worker *w, uint16_t type, const uint8_t *head, uin
 	}
 }
 
-static int wal_append_entry(struct worker *w, struct region *r, const struct sl_cons_entry *e)
+static int wal_append_entry(struct worker *w, struct region *r, const struct sl_cons_entry *e,
+			    uint64_t *lsn_out)
 {
 	/* the WAL copies our header and the entry's data straight into its buffer */
 	uint8_t hdr[ENTRY_HDR];
@@ -338,13 +339,14 @@ static int wal_append_entry(struct worker *w, struct region *r, const struct sl_
 	w->wal_bytes_since_ckpt += ENTRY_HDR + e->len;
 	sl_stats_add(w->st, SL_STAT_wal_appends, 1);
 	sl_stats_add(w->st, SL_STAT_wal_bytes, ENTRY_HDR + e->len);
+	*lsn_out = lsn;
 	return 0;
 }
 
-/* Term, vote and commit of a raft region. Not tracked for persisted(): a one-node group
- * sends no message that must wait for it; checkpoints write it again before releasing. */
+/* Term, vote and commit of a region's protocol. Its LSN tells the driver when messages
+ * that wait for it may go; checkpoints write it again before releasing older segments. */
 int nd_wal_append_hardstate(struct worker *w, struct region *r,
-				const struct sl_cons_hard_state *hs)
+			    const struct sl_cons_hard_state *hs, uint64_t *lsn_out)
 {
 	uint8_t b[HARDSTATE_BYTES];
 	b[0] = 2;
@@ -354,8 +356,12 @@ int nd_wal_append_hardstate(struct worker *w, struct region *r,
 	sl_put_u64(b + 17, hs->commit);
 	uint64_t lsn;
 	int rc = nd_wal_append_wait(w, WAL_REC_HARDSTATE, NULL, 0, b, sizeof(b), &lsn);
-	if (rc == 0)
+	if (rc == 0) {
 		r->hs = *hs;
+		r->has_hs = true;
+		if (lsn_out != NULL)
+			*lsn_out = lsn;
+	}
 	return rc;
 }
 
@@ -373,7 +379,7 @@ void nd_wal_fail(struct worker *w, int err)
 	for (uint32_t i = 0; i < w->node->cfg.regions; i++) {
 		struct region *r = &w->node->regions[i];
 		if (r->worker == w->idx)
-			r->ops->storage_failed(r->cons, r->last_index + 1, err);
+			sl_drv_storage_failed(r->drv, r->last_index + 1, err);
 	}
 }
 
@@ -386,71 +392,120 @@ static void prop_ack(struct worker *w, struct proposal *p, int32_t st)
 	p->ack_wait = 0;
 }
 
+/* ---------------------------------------------------------------- driver host
+ * The callbacks through which the region driver (consensus/driver.h) runs any protocol
+ * on this core: storage is the core's WAL plus the region's log window, the state
+ * machine is the region's store, acks go back to the clients' cores. */
+
+/* Snapshots only come from another replica's leader; the node's groups have one voter
+ * until the fabric connects nodes, so none arrives: refused and counted, the group stops
+ * acknowledging (storage failure) rather than diverge from its store. */
+static int host_install_snapshot(void *ctx, const struct sl_cons_snapshot *snap)
+{
+	struct region *r = ctx;
+	sl_stats_add(r->wk->st, SL_STAT_cons_snapshots_refused, 1);
+	fprintf(stderr, "sluiced: region %u: snapshot at index %" PRIu64 " from a peer "
+			"refused: this node does not install snapshots yet\n",
+		r->id, snap->index);
+	return -ENOTSUP;
+}
+
+static int host_save_hard_state(void *ctx, const struct sl_cons_hard_state *hs, uint64_t *pos)
+{
+	struct region *r = ctx;
+	if (r->wk->wal_failed)
+		return -EIO;
+	int rc = nd_wal_append_hardstate(r->wk, r, hs, pos);
+	if (rc != 0)
+		nd_wal_fail(r->wk, rc);
+	return rc;
+}
+
+static int host_save_entry(void *ctx, const struct sl_cons_entry *e, uint64_t *pos)
+{
+	struct region *r = ctx;
+	if (r->wk->wal_failed)
+		return -EIO;
+	int rc = wal_append_entry(r->wk, r, e, pos);
+	if (rc == 0)
+		rc = sl_rlog_append(&r->rlog, e);
+	if (rc != 0) {
+		nd_wal_fail(r->wk, rc);
+		return rc;
+	}
+	r->last_index = e->index;
+	return 0;
+}
+
+/* Transport stub: no peer is connected yet (one-voter groups send nothing); a message
+ * that does come is counted and dropped, as a lossy network would. */
+static void host_send(void *ctx, const struct sl_cons_msg *m)
+{
+	struct region *r = ctx;
+	(void)m;
+	sl_stats_add(r->wk->st, SL_STAT_cons_msgs_unsent, 1);
+}
+
+static void host_apply(void *ctx, const struct sl_cons_entry *e)
+{
+	struct region *r = ctx;
+	struct worker *w = r->wk;
+	struct proposal *p = NULL;
+	if (prop_of(r, e->proposal_id) >= 0)
+		p = &r->props[prop_of(r, e->proposal_id)];
+	uint64_t applied0 = r->points_applied, rejected0 = r->points_rejected;
+	struct sl_store_stats ss0, ss1;
+	sl_store_stats(r->store, &ss0);
+	if (e->type == SL_CONS_ENTRY_NORMAL)
+		nd_apply_entry(r, e->data, e->len, p);
+	r->applied_index = e->index;
+	sl_rlog_release(&r->rlog, e->index);
+	if (p == NULL && e->index <= r->recover_target) /* re-applied from the WAL at start */
+		__atomic_fetch_add(&w->node->recovered_points, r->points_applied - applied0,
+				   __ATOMIC_RELAXED);
+	if (p != NULL) {
+		/* a point the store refused (a series keeps its first type) was durable but
+		 * is not stored: rejected, with its reason */
+		sl_store_stats(r->store, &ss1);
+		sl_stats_add(w->st, SL_STAT_points_applied, r->points_applied - applied0);
+		sl_stats_add(w->st, SL_STAT_points_rejected, r->points_rejected - rejected0);
+		sl_stats_add(w->st, SL_STAT_rejected_type_conflict,
+			     ss1.type_conflicts - ss0.type_conflicts);
+	}
+}
+
+static void host_ack(void *ctx, const struct sl_cons_ack *a)
+{
+	struct region *r = ctx;
+	if (prop_of(r, a->proposal_id) < 0)
+		return;
+	struct proposal *p = &r->props[prop_of(r, a->proposal_id)];
+	SL_ASSERT(p->in_use && p->proposed);
+	if (a->status == SL_CONS_ACK_OK && a->index > r->applied_index) {
+		p->ack_wait = a->index; /* stored counts are known once applied */
+		return;
+	}
+	prop_ack(r->wk, p, a->status == SL_CONS_ACK_OK ? 0 : -EIO);
+}
+
+const struct sl_drv_host nd_drv_host = {
+	.install_snapshot = host_install_snapshot,
+	.save_hard_state = host_save_hard_state,
+	.save_entry = host_save_entry,
+	.send = host_send,
+	.apply = host_apply,
+	.ack = host_ack,
+};
+
 static void region_process_ready(struct worker *w, struct region *r)
 {
-	int guard = 0;
-	while (r->ops->has_ready(r->cons) && guard++ < 64) {
-		struct sl_cons_ready rd;
-		r->ops->ready(r->cons, &rd);
-		/* one-node groups: no snapshot arrives from a leader, no message has a peer
-		 * until the fabric connects nodes */
-		SL_ASSERT(!rd.has_snapshot);
-		if (rd.has_hard_state && !w->wal_failed) {
-			int rc = nd_wal_append_hardstate(w, r, &rd.hard_state);
-			if (rc != 0)
-				nd_wal_fail(w, rc);
-		}
-		for (uint32_t i = 0; i < rd.n_persist && !w->wal_failed; i++) {
-			int rc = wal_append_entry(w, r, &rd.persist[i]);
-			if (rc == 0 && r->reads_log)
-				rc = sl_rlog_append(&r->rlog, &rd.persist[i]);
-			if (rc != 0)
-				nd_wal_fail(w, rc);
-			else
-				r->last_index = rd.persist[i].index;
-		}
-		for (uint32_t i = 0; i < rd.n_committed; i++) {
-			const struct sl_cons_entry *e = &rd.committed[i];
-			struct proposal *p = NULL;
-			if (prop_of(r, e->proposal_id) >= 0)
-				p = &r->props[prop_of(r, e->proposal_id)];
-			uint64_t applied0 = r->points_applied, rejected0 = r->points_rejected;
-			struct sl_store_stats ss0, ss1;
-			sl_store_stats(r->store, &ss0);
-			if (e->type == SL_CONS_ENTRY_NORMAL)
-				nd_apply_entry(r, e->data, e->len, p);
-			r->applied_index = e->index;
-			if (r->reads_log)
-				sl_rlog_release(&r->rlog, e->index);
-			if (p != NULL) {
-				/* a point the store refused (a series keeps its first type) was
-				 * durable but is not stored: rejected, with its reason */
-				sl_store_stats(r->store, &ss1);
-				sl_stats_add(w->st, SL_STAT_points_applied, r->points_applied - applied0);
-				sl_stats_add(w->st, SL_STAT_points_rejected,
-					     r->points_rejected - rejected0);
-				sl_stats_add(w->st, SL_STAT_rejected_type_conflict,
-					     ss1.type_conflicts - ss0.type_conflicts);
-			}
-		}
-		for (uint32_t i = 0; i < rd.n_acks; i++) {
-			const struct sl_cons_ack *a = &rd.acks[i];
-			if (prop_of(r, a->proposal_id) < 0)
-				continue;
-			struct proposal *p = &r->props[prop_of(r, a->proposal_id)];
-			SL_ASSERT(p->in_use && p->proposed);
-			if (a->status == SL_CONS_ACK_OK && a->index > r->applied_index) {
-				p->ack_wait = a->index; /* stored counts are known once applied */
-				continue;
-			}
-			prop_ack(w, p, a->status == SL_CONS_ACK_OK ? 0 : -EIO);
-		}
-		r->ops->advance(r->cons, &rd);
-		for (int k = 0; k < PROP_SLOTS; k++)
-			if (r->props[k].in_use && r->props[k].ack_wait != 0 &&
-			    r->props[k].ack_wait <= r->applied_index)
-				prop_ack(w, &r->props[k], 0);
-	}
+	(void)w;
+	if (sl_drv_process(r->drv, 64) == 0)
+		return;
+	for (int k = 0; k < PROP_SLOTS; k++)
+		if (r->props[k].in_use && r->props[k].ack_wait != 0 &&
+		    r->props[k].ack_wait <= r->applied_index)
+			prop_ack(r->wk, &r->props[k], 0);
 }
 
 /* Durable LSN advanced: tell each region's protocol, in log order. */
@@ -468,8 +523,15 @@ static void wal_completions(struct worker *w)
 		if (lr->lsn > durable)
 			break;
 		struct region *r = &w->node->regions[lr->region];
-		r->ops->persisted(r->cons, lr->term, lr->index);
+		sl_drv_persisted(r->drv, lr->term, lr->index);
 		w->lsn_durable++;
+	}
+	if (durable != w->drv_durable) {
+		/* messages held for persist-before-send wait on this LSN */
+		w->drv_durable = durable;
+		for (uint32_t i = 0; i < w->node->cfg.regions; i++)
+			if (w->node->regions[i].worker == w->idx)
+				sl_drv_durable(w->node->regions[i].drv, durable);
 	}
 }
 
@@ -813,7 +875,7 @@ static int progress(struct worker *w)
 		struct region *r = &n->regions[i];
 		if (r->worker != w->idx)
 			continue;
-		r->ops->tick(r->cons, now);
+		sl_drv_tick(r->drv, now);
 		prop_close(w, r);
 		region_process_ready(w, r);
 	}

@@ -24,7 +24,7 @@ void nd_serve_ctl(struct worker *w)
 			struct sl_store_stats ss;
 			struct sl_cons_status cs;
 			sl_store_stats(r->store, &ss);
-			r->ops->status(r->cons, &cs);
+			sl_drv_status(r->drv, &cs);
 			struct json_object *o = json_object_new_object();
 			char lo[24], hi[24];
 			snprintf(lo, sizeof(lo), "0x%016" PRIx64, r->hash_lo);
@@ -32,7 +32,7 @@ void nd_serve_ctl(struct worker *w)
 			json_object_object_add(o, "id", json_object_new_int(r->id));
 			json_object_object_add(o, "core", json_object_new_int(w->idx));
 			json_object_object_add(o, "lcore", json_object_new_int(w->lcore));
-			json_object_object_add(o, "protocol", json_object_new_string(r->ops->name));
+			json_object_object_add(o, "protocol", json_object_new_string(sl_drv_protocol(r->drv)));
 			json_object_object_add(o, "hash_lo", json_object_new_string(lo));
 			json_object_object_add(o, "hash_hi", json_object_new_string(hi));
 			json_object_object_add(o, "series", json_object_new_int64((int64_t)ss.series));
@@ -114,8 +114,9 @@ static struct json_object *status_json(struct sl_node *n)
 			       json_object_new_string(n->cfg.shm_ingest_path));
 	json_object_object_add(o, "recovered_entries",
 			       json_object_new_int64((int64_t)n->recovered_entries));
-	json_object_object_add(o, "recovered_points",
-			       json_object_new_int64((int64_t)n->recovered_points));
+	/* grows while the workers re-apply what they recovered */
+	uint64_t rec_points = __atomic_load_n(&n->recovered_points, __ATOMIC_RELAXED);
+	json_object_object_add(o, "recovered_points", json_object_new_int64((int64_t)rec_points));
 	/* totals from the stats segment, read like any other process would */
 	struct sl_stats_reader *rd = NULL;
 	if (sl_stats_open(n->cfg.stats_path, &rd) == 0) {

@@ -32,7 +32,7 @@
 #include "ingest.h"
 #include "lineproto.h"
 #include "pkt.h"
-#include "raft.h"
+#include "driver.h"
 #include "rlog.h"
 #include "session.h"
 #include "port.h"
@@ -63,7 +63,8 @@
 #define SESS_CAPACITY 4096    /* sessions per worker */
 #define ACK_BACKLOG PEND_MAX  /* acks per destination core waiting for ring room: one per batch */
 #define OUTBOX_SIZE 256       /* read requests/results waiting for ring room */
-#define RAFT_PROP_BYTES (240u << 10) /* raft copies proposals into messages of bounded size */
+#define ENTRY_ASK_BYTES (240u << 10) /* entry size the node asks protocols to carry (the
+				      * proposal is the smaller of PROP_BYTES and what they accept) */
 #define NO_ACK UINT32_MAX /* points that nobody waits for (line protocol) */
 #define RX_BURST 32
 #define NET_UDP_PAYLOAD_MAX 1472 /* UDP payload of a 1500-byte IPv4 frame */
@@ -155,8 +156,8 @@ struct region {
 	uint32_t worker;
 	uint64_t hash_lo, hash_hi;
 	struct sl_store *store;
-	const struct sl_cons_ops *ops;
-	void *cons;
+	struct worker *wk;   /* the core that owns it */
+	struct sl_drv *drv; /* its consensus group, whatever the protocol */
 	uint64_t last_index;    /* highest index in the log (recovered or appended) */
 	uint64_t applied_index; /* applied to the store */
 	uint64_t snapshot_index;
@@ -164,12 +165,11 @@ struct region {
 	int open; /* proposal slot being filled, -1 none */
 	uint32_t prop_cap; /* bytes of one proposal */
 	uint64_t points_applied, points_rejected;
-	/* protocols that read the log back (raft) */
-	bool reads_log;
+	/* the log window every protocol reads back through (apply after restart, peers) */
 	struct sl_rlog rlog;
 	struct sl_cons_log view; /* the protocol keeps a pointer to it */
-	struct sl_raft_opts raft_opts;
 	struct sl_cons_hard_state hs; /* latest persisted */
+	bool has_hs;                  /* the protocol keeps a hard state: checkpoints rewrite it */
 	uint64_t recover_target;      /* recovered log end: applied before serving reads */
 	uint64_t snapshot_term;
 };
@@ -261,6 +261,7 @@ struct worker {
 	uint64_t next_reap_tsc;
 	struct lsn_rec *lsnq;
 	uint32_t lsn_head, lsn_len, lsn_durable; /* durable = entries handed to persisted() */
+	uint64_t drv_durable; /* durable LSN last told to the regions' drivers */
 	uint64_t wal_bytes_since_ckpt;
 	bool ckpt_active; /* a checkpoint in progress, one region per round */
 	uint32_t ckpt_next;
@@ -318,7 +319,8 @@ void nd_apply_entry(struct region *r, const uint8_t *data, uint32_t len, struct 
 int nd_wal_append_wait(struct worker *w, uint16_t type, const uint8_t *head, uint32_t head_len,
 		       const uint8_t *buf, uint32_t len, uint64_t *lsn);
 int nd_wal_append_hardstate(struct worker *w, struct region *r,
-			    const struct sl_cons_hard_state *hs);
+			    const struct sl_cons_hard_state *hs, uint64_t *lsn);
+extern const struct sl_drv_host nd_drv_host;
 void nd_wal_fail(struct worker *w, int err);
 uint64_t nd_lsnq_trim(struct worker *w);
 void nd_route_point_wait(struct worker *w, uint32_t handle, const struct sl_point *pt);

@@ -165,7 +165,7 @@ static int region_snapshot(struct sl_node *n, struct region *r)
 		rc = -errno;
 	close(fd);
 	uint64_t term = 0;
-	if (rc == 0 && r->reads_log) {
+	if (rc == 0) {
 		/* the log's base term, for the protocol after a restart: written first. The
 		 * log holds every index from its base on, so a miss means no exact term: no
 		 * snapshot then rather than one with a guessed term */
@@ -182,8 +182,7 @@ static int region_snapshot(struct sl_node *n, struct region *r)
 	if (rc == 0) {
 		r->snapshot_index = r->applied_index;
 		r->snapshot_term = term;
-		if (r->reads_log)
-			sl_rlog_compact(&r->rlog, r->applied_index, term);
+		sl_rlog_compact(&r->rlog, r->applied_index, term);
 	}
 	return rc;
 }
@@ -240,14 +239,14 @@ static void checkpoint_finish(struct worker *w, uint64_t upto)
 		sl_stats_add(w->st, SL_STAT_snapshots_failed, 1);
 		return;
 	}
-	/* raft term and vote live in WAL records: write them again, durably, before the
-	 * segments holding older copies go */
+	/* hard states (raft's term and vote) live in WAL records: write them again, durably,
+	 * before the segments holding older copies go */
 	bool any_hs = false;
 	for (uint32_t i = 0; i < n->cfg.regions; i++) {
 		struct region *r = &n->regions[i];
-		if (r->worker == w->idx && r->reads_log) {
+		if (r->worker == w->idx && r->has_hs) {
 			struct sl_cons_hard_state hs = r->hs;
-			if (nd_wal_append_hardstate(w, r, &hs) != 0)
+			if (nd_wal_append_hardstate(w, r, &hs, NULL) != 0)
 				return;
 			any_hs = true;
 		}
@@ -267,8 +266,8 @@ static void checkpoint_finish(struct worker *w, uint64_t upto)
 struct replay_ctx {
 	struct sl_node *n;
 	struct worker *w;
-	uint64_t entries, points, skipped, bad, sessions;
-	/* a raft entry that could not be put back into its region's log stops recovery */
+	uint64_t entries, skipped, bad, sessions;
+	/* an entry that could not be put back into its region's log stops recovery */
 	int fail_rc;
 	uint32_t fail_region;
 	uint64_t fail_index, fail_last;
@@ -299,74 +298,37 @@ static int replay_record(void *arg, uint64_t lsn, uint16_t type, const uint8_t *
 	if (hs) {
 		r->hs = (struct sl_cons_hard_state){sl_get_u64(p + 5), sl_get_u32(p + 13),
 						    sl_get_u64(p + 17)};
+		r->has_hs = true;
 		return 0;
 	}
 	uint64_t term = sl_get_u64(p + 5);
 	uint64_t index = sl_get_u64(p + 13);
 	uint32_t etype = sl_get_u32(p + 21);
-	if (r->reads_log) {
-		/* raft: rebuild the log; the protocol hands committed entries out again and
-		 * the node applies them then (a later record at an index replaces the suffix) */
-		if (index <= r->rlog.base_index) {
-			c->skipped++;
-			return 0;
-		}
-		struct sl_cons_entry e = {term, index, 0, etype, len - ENTRY_HDR, p + ENTRY_HDR};
-		struct sl_batch_iter it;
-		/* validated here, at the file boundary: apply trusts committed entries */
-		int rc = etype == SL_CONS_ENTRY_NORMAL && sl_batch_iter_init(&it, e.data, e.len) != 0
-				 ? -EBADMSG
-				 : sl_rlog_append(&r->rlog, &e);
-		if (rc != 0) {
-			/* skipping it would drop it and every later entry of the region (each
-			 * then lands past the log's end): acknowledged writes among them */
-			c->fail_rc = rc;
-			c->fail_region = region;
-			c->fail_index = index;
-			c->fail_last = sl_rlog_last(&r->rlog);
-			return rc;
-		}
-		r->last_index = index;
-		c->entries++;
-		return 0;
-	}
-	if (index > r->last_index)
-		r->last_index = index;
-	if (index <= r->applied_index) {
+	/* rebuild the log; the protocol hands committed entries out again through the
+	 * driver and the node applies them then (a later record at an index replaces the
+	 * suffix) */
+	if (index <= r->rlog.base_index) {
 		c->skipped++;
 		return 0;
 	}
-	if (etype == SL_CONS_ENTRY_NORMAL) {
-		struct sl_batch_iter it;
-		if (sl_batch_iter_init(&it, p + ENTRY_HDR, len - ENTRY_HDR) != 0) {
-			c->bad++;
-			return 0;
-		}
-		uint64_t before = r->points_applied;
-		nd_apply_entry(r, p + ENTRY_HDR, len - ENTRY_HDR, NULL);
-		c->points += r->points_applied - before;
+	struct sl_cons_entry e = {term, index, 0, etype, len - ENTRY_HDR, p + ENTRY_HDR};
+	struct sl_batch_iter it;
+	/* validated here, at the file boundary: apply trusts committed entries */
+	int rc = etype == SL_CONS_ENTRY_NORMAL && sl_batch_iter_init(&it, e.data, e.len) != 0
+			 ? -EBADMSG
+			 : sl_rlog_append(&r->rlog, &e);
+	if (rc != 0) {
+		/* skipping it would drop it and every later entry of the region (each then
+		 * lands past the log's end): acknowledged writes among them */
+		c->fail_rc = rc;
+		c->fail_region = region;
+		c->fail_index = index;
+		c->fail_last = sl_rlog_last(&r->rlog);
+		return rc;
 	}
-	r->applied_index = index;
+	r->last_index = index;
 	c->entries++;
 	return 0;
-}
-
-static uint64_t log_last_index(void *ctx) { return ((struct region *)ctx)->last_index; }
-/* Standalone never reads its log back: the view only reports where it ends. */
-static uint64_t log_first_index(void *ctx) { return ((struct region *)ctx)->snapshot_index + 1; }
-static int log_term(void *ctx, uint64_t index, uint64_t *term)
-{
-	(void)ctx;
-	(void)index;
-	*term = 1;
-	return 0;
-}
-static int log_entry(void *ctx, uint64_t index, struct sl_cons_entry *out)
-{
-	(void)ctx;
-	(void)index;
-	(void)out;
-	return -ENOENT; /* entries live in the WAL only; standalone never reads back */
 }
 
 static int mkdir_p(const char *path)
@@ -444,32 +406,30 @@ static int region_load_snapshot(struct sl_node *n, struct region *r, char *err, 
 		return rc;
 	}
 	r->applied_index = r->snapshot_index = r->last_index = idx;
-	if (r->reads_log) {
-		rc = read_term_file(n, r, idx, &r->snapshot_term, err, err_len);
-		if (rc != 0)
-			return rc;
-		sl_rlog_compact(&r->rlog, idx, r->snapshot_term);
-	}
+	rc = read_term_file(n, r, idx, &r->snapshot_term, err, err_len);
+	if (rc != 0)
+		return rc;
+	sl_rlog_compact(&r->rlog, idx, r->snapshot_term);
 	return 0;
 }
 
-/* Raft refused the recovered log for an entry it could never carry or apply (written
- * under larger limits, or damaged): name it. */
-static void region_report_oversized(const struct region *r, char *err, size_t err_len)
+/* The protocol refused the recovered log for an entry it could never carry or apply
+ * (written under larger limits, or damaged): name it. */
+static void region_report_oversized(const struct region *r, uint32_t max, const char *protocol,
+				    char *err, size_t err_len)
 {
-	uint32_t max = sl_raft_max_entry_bytes(&r->raft_opts);
 	for (uint64_t i = sl_rlog_first(&r->rlog); i <= sl_rlog_last(&r->rlog); i++) {
 		struct sl_cons_entry e;
 		if (sl_rlog_entry(&r->rlog, i, &e) == 0 && e.len > max) {
 			snprintf(err, err_len,
-				 "region %u: raft log entry at index %" PRIu64 " holds %u bytes, "
-				 "more than raft accepts (%u); refusing to start",
-				 r->id, i, e.len, max);
+				 "region %u: %s log entry at index %" PRIu64 " holds %u bytes, "
+				 "more than it accepts (%u); refusing to start",
+				 r->id, protocol, i, e.len, max);
 			return;
 		}
 	}
-	snprintf(err, err_len, "region %u: raft refused the recovered log (%s); refusing to start",
-		 r->id, strerror(EMSGSIZE));
+	snprintf(err, err_len, "region %u: %s refused the recovered log (%s); refusing to start",
+		 r->id, protocol, strerror(EMSGSIZE));
 }
 
 /* raft log copies come from the owning core's arena */
@@ -560,8 +520,7 @@ static int worker_init(struct sl_node *n, struct worker *w, char *err, size_t er
 		struct region *r = &n->regions[i];
 		if (r->worker != w->idx)
 			continue;
-		r->reads_log = strcmp(n->cfg.protocol, "standalone") != 0;
-		r->prop_cap = r->reads_log ? RAFT_PROP_BYTES : PROP_BYTES;
+		r->wk = w;
 		sl_rlog_init(&r->rlog, 0, 0);
 		sl_rlog_set_alloc(&r->rlog, rlog_alloc, rlog_free, &w->arena);
 		struct sl_store_config sc = {.region_id = r->id, .arena = w->arena, .use_arena = true};
@@ -614,9 +573,9 @@ static int worker_init(struct sl_node *n, struct worker *w, char *err, size_t er
 		else
 			snprintf(why, sizeof(why), "%s", strerror(-ctx.fail_rc));
 		snprintf(err, err_len,
-			 "WAL %s: region %u: raft log entry at index %" PRIu64
+			 "WAL %s: region %u: %s log entry at index %" PRIu64
 			 " cannot be put back into the log (%s); refusing to start",
-			 path, ctx.fail_region, ctx.fail_index, why);
+			 path, ctx.fail_region, n->cfg.protocol, ctx.fail_index, why);
 		return rc;
 	}
 	if (rc != 0) {
@@ -629,7 +588,6 @@ static int worker_init(struct sl_node *n, struct worker *w, char *err, size_t er
 		return rc;
 	}
 	n->recovered_entries += ctx.entries;
-	n->recovered_points += ctx.points;
 	if (rep.torn_tail_cut || rep.salvaged)
 		fprintf(stderr,
 			"sluiced: WAL %s/%s offset %" PRIu64 ": %s (%s); log cut there, lsn %" PRIu64
@@ -640,8 +598,9 @@ static int worker_init(struct sl_node *n, struct worker *w, char *err, size_t er
 			rep.salvaged ? "lost" : "dropped (never acknowledged)");
 	if (rep.records > 0)
 		fprintf(stderr, "sluiced: WAL %s: %" PRIu64 " records replayed (%" PRIu64
-				" entries, %" PRIu64 " points applied, %" PRIu64 " already in snapshots)\n",
-			path, rep.records, ctx.entries, ctx.points, ctx.skipped);
+				" entries back in the log, applied once the protocol hands them out; %" PRIu64
+				" already in snapshots)\n",
+			path, rep.records, ctx.entries, ctx.skipped);
 	if (ctx.bad > 0)
 		fprintf(stderr, "sluiced: WAL %s: %" PRIu64 " unreadable entries skipped\n", path,
 			ctx.bad);
@@ -649,40 +608,35 @@ static int worker_init(struct sl_node *n, struct worker *w, char *err, size_t er
 		struct region *r = &n->regions[i];
 		if (r->worker != w->idx)
 			continue;
-		r->ops = sl_cons_find(n->cfg.protocol);
-		SL_ASSERT(r->ops != NULL);
-		if (r->reads_log)
-			sl_rlog_view(&r->rlog, &r->view);
-		else
-			r->view = (struct sl_cons_log){r, log_first_index, log_last_index, log_term,
-						       log_entry};
-		struct sl_cons_config cc;
-		memset(&cc, 0, sizeof(cc));
-		cc.group_id = r->id;
-		cc.self = n->cfg.node_id;
-		cc.n_voters = 1;
-		cc.voters[0] = n->cfg.node_id;
-		cc.seed = ((uint64_t)n->cfg.node_id << 32) ^ r->id;
-		cc.election_timeout_ns = (uint64_t)n->cfg.election_timeout_ms * 1000000ull;
-		cc.heartbeat_interval_ns = cc.election_timeout_ns / 10;
-		cc.max_batch_entries = 64;
-		cc.max_inflight_bytes = 4u << 20;
-		if (r->reads_log) {
-			cc.initial = r->hs; /* as recovered from the WAL */
-			r->raft_opts = (struct sl_raft_opts){
-				.max_msg_bytes = RAFT_PROP_BYTES + (16u << 10),
-				.max_unstable_bytes = PROP_SLOTS * (RAFT_PROP_BYTES + (16u << 10)),
-				.max_apply_bytes = 4u * (RAFT_PROP_BYTES + (16u << 10))};
-			cc.proto_opts = &r->raft_opts;
-			r->recover_target = sl_rlog_last(&r->rlog);
-		} else {
-			cc.initial.term = 1;
-			cc.initial.commit = r->last_index;
-		}
-		cc.log = &r->view;
-		rc = r->ops->create(&cc, &r->cons);
-		if (rc == -EMSGSIZE && r->reads_log) {
-			region_report_oversized(r, err, err_len);
+		sl_rlog_view(&r->rlog, &r->view);
+		/* the same code for every protocol: the registry picks it by the configured
+		 * name, the driver sizes its options from the node's limits */
+		struct sl_drv_config dc;
+		memset(&dc, 0, sizeof(dc));
+		dc.protocol = n->cfg.protocol;
+		dc.max_entry_bytes = ENTRY_ASK_BYTES;
+		dc.max_inflight = PROP_SLOTS;
+		dc.applied_index = r->applied_index;
+		struct sl_cons_config *cc = &dc.cons;
+		cc->group_id = r->id;
+		cc->self = n->cfg.node_id;
+		cc->n_voters = 1;
+		cc->voters[0] = n->cfg.node_id;
+		cc->seed = ((uint64_t)n->cfg.node_id << 32) ^ r->id;
+		cc->election_timeout_ns = (uint64_t)n->cfg.election_timeout_ms * 1000000ull;
+		cc->heartbeat_interval_ns = cc->election_timeout_ns / 10;
+		cc->max_batch_entries = 64;
+		cc->max_inflight_bytes = 4u << 20;
+		cc->initial = r->hs; /* as recovered from the WAL */
+		cc->log = &r->view;
+		r->recover_target = sl_rlog_last(&r->rlog);
+		uint32_t limit = sl_drv_entry_limit(&dc);
+		r->prop_cap = limit < PROP_BYTES ? limit : PROP_BYTES;
+		struct sl_drv_host host = nd_drv_host;
+		host.ctx = r;
+		rc = sl_drv_create(&dc, &host, &r->drv);
+		if (rc == -EMSGSIZE) {
+			region_report_oversized(r, limit, n->cfg.protocol, err, err_len);
 			return rc;
 		}
 		if (rc != 0) {
@@ -875,8 +829,7 @@ void sl_node_destroy(struct sl_node *n)
 	}
 	for (uint32_t i = 0; n->regions && i < n->cfg.regions; i++) {
 		struct region *r = &n->regions[i];
-		if (r->cons)
-			r->ops->destroy(r->cons);
+		sl_drv_destroy(r->drv);
 		if (r->store)
 			sl_store_destroy(r->store);
 		sl_rlog_free(&r->rlog);

@@ -127,7 +127,9 @@
 	X(sess_bad_count) \
 	X(sess_bad_key) \
 	X(sess_bad_utf8) \
-	X(sess_bad_point)
+	X(sess_bad_point) \
+	X(cons_msgs_unsent) \
+	X(cons_snapshots_refused)
 
 enum sl_stat {
 #define SL_STATS_ENUM_(name) SL_STAT_##name,

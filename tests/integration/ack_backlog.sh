@@ -23,6 +23,8 @@ hold() { "$CTL" --socket "$SL_SOCK" call debug_hold_core "{\"core\":$1,\"hold\":
 # wait_until SECONDS CONDITION: poll (bounded) until CONDITION holds; false if it never did
 wait_until() {
 	for _ in $(seq 1 $(($1 * 10))); do
+		kill -0 "$NODE_PID" 2>/dev/null || {
+			echo "FAIL: sluiced died"; tail -5 "$SL_DIR/node.log"; exit 1; }
 		eval "$2" && return 0
 		sleep 0.1
 	done
@@ -41,7 +43,7 @@ for p in $(seq 1 "$PRODUCERS"); do
 done
 kill_producers() { for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done; }
 trap 'kill_producers; sl_cleanup' EXIT
-# stable SECONDS EXPR: wait (bounded) until the stat EXPR stops moving for a second; the
+# stable N EXPR: wait (bounded: N samples) until the stat EXPR stops moving for 3 s; the
 # node must stay up meanwhile
 stable() {
 	local prev=-1 now
@@ -51,17 +53,21 @@ stable() {
 		now=$(stat "$2")
 		[ "$now" = "$prev" ] && return 0
 		prev=$now
-		sleep 1
+		sleep 3
 	done
 }
 # core 0 takes in what it can hand over (the cross-core message pool bounds it)
-stable 60 'r["cores"][0]["cross_core_out"]'
+stable 20 'r["cores"][0]["cross_core_out"]'
 echo "core 0 handed $(stat 'r["cores"][0]["cross_core_out"]') points to the held core 1"
 # now hold core 0 and let core 1 apply its share: one proposal, so one ack, per point
 # (ingest.batch_points = 1); the acks to core 0 find the ring full and wait in the backlog
+handed=$(stat 'r["cores"][0]["cross_core_out"]')
 hold 0 true
 hold 1 false
-stable 60 'r["cores"][1]["points_applied"]'
+# core 1 takes in all it was handed, then applies it: wait (bounded) for both
+wait_until 120 '[ "$(stat "r[\"cores\"][1][\"cross_core_in\"]")" -ge "$handed" ]' || {
+	echo "FAIL: core 1 took in $(stat 'r["cores"][1]["cross_core_in"]') of $handed points"; exit 1; }
+stable 30 'r["cores"][1]["points_applied"]'
 merged=$(stat 'r["totals"]["acks_merged"]')
 echo "core 1 applied $(stat 'r["cores"][1]["points_applied"]') points while core 0 was held; ring_full $(stat 'r["totals"]["ring_full"]')," \
 	"acks merged in the backlog $merged"

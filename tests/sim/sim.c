@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "consensus.h"
+#include "driver.h"
 #include "raft.h"
 #include "sim.h"
 #include "sl_assert.h"
@@ -37,8 +38,9 @@ enum ev_type {
 	EV_RESTART,
 	EV_HEAL,
 	EV_CHECK,
-	EV_ISOLATE, /* second step of a lease attack: cut a leader's node off */
-	EV_CHANGE,  /* a membership change tried right after an election */
+	EV_ISOLATE,  /* second step of a lease attack: cut a leader's node off */
+	EV_CHANGE,   /* a membership change tried right after an election */
+	EV_WAL_DEAD, /* driver mode: a node whose WAL failed is restarted by its operator */
 };
 
 enum fault {
@@ -58,13 +60,14 @@ enum fault {
 	F_CONF_CHANGE,
 	F_LEASE_ATTACK,
 	F_CHANGE_ATTACK,
+	F_FSYNC_ERR, /* driver mode: the WAL's fsync fails, the node restarts */
 	F_COUNT,
 };
 static const char *const fault_names[F_COUNT] = {
     "msg drop",		 "msg duplicate", "msg reordered",   "msg delayed >5ms",  "partition sym",
     "partition one-way", "crash-restart", "crash mid-ready", "torn last write",	  "lost unsynced",
     "clock jump",	 "slow disk",	  "leader transfer", "membership change", "lease attack",
-    "change cut off",
+    "change cut off",	 "fsync error",
 };
 
 enum check {
@@ -104,6 +107,7 @@ struct params {
 	bool lease, jumps, membership;
 	uint32_t snap_every;
 	uint64_t run_ns, heal_ns;
+	uint32_t fsync_err_ppm; /* per fsync, driver mode only */
 };
 
 struct msgbuf {
@@ -116,6 +120,7 @@ struct msgbuf {
 struct sync_job {
 	uint32_t inc;
 	size_t wal_mark;
+	uint64_t pos_mark; /* driver mode: storage position this fsync makes durable */
 	bool has_persist;
 	uint64_t term, index;
 	uint32_t n_msgs;
@@ -136,6 +141,7 @@ struct node {
 	int64_t drift_ppm;
 	uint64_t disk_lat_ns, slow_until;
 	uint64_t sync_cur, sync_next; /* end of the fsync running, end of the one planned */
+	bool wal_failed; /* an fsync failed: nothing more becomes durable until restart */
 };
 
 struct hop {
@@ -157,8 +163,18 @@ struct waitread {
 	uint64_t index, token;
 };
 
+struct world;
+
 struct replica {
-	void *raft;
+	void *raft; /* the protocol instance (inside drv in driver mode) */
+	/* driver mode: the region driver the node links runs this replica */
+	struct sl_drv *drv;
+	struct world *w;
+	uint32_t gi, n;
+	uint64_t pos;            /* storage positions handed out (monotonic per start) */
+	bool wrote, w_persist;   /* this ready wrote; and entries (w_term, w_index) */
+	uint64_t w_term, w_index;
+	uint64_t term_now;       /* protocol term when the ready began */
 	struct sim_disk disk;
 	uint64_t kv[SIM_KEYS];
 	uint64_t applied;
@@ -227,13 +243,14 @@ struct world {
 static struct {
 	const char *argv0;
 	bool verbose, lease_jumps, keep_going;
+	bool driver; /* replicas run through the region driver (consensus/driver.c) */
 	uint64_t current_seed;
 } g_opt;
 
 static void replay_hint(FILE *f, uint64_t seed)
 {
-	fprintf(f, "replay: %s --seed %" PRIu64 "%s -v\n", g_opt.argv0, seed,
-		g_opt.lease_jumps ? " --lease-jumps" : "");
+	fprintf(f, "replay: %s --seed %" PRIu64 "%s%s -v\n", g_opt.argv0, seed,
+		g_opt.lease_jumps ? " --lease-jumps" : "", g_opt.driver ? " --driver" : "");
 }
 
 static void on_abort(int sig)
@@ -807,9 +824,195 @@ static bool leader_moment(struct world *w, struct group *g, uint32_t n, struct r
 	return !w->healed && sim_chance(&w->rng, ppm);
 }
 
+/* ---- driver mode: the node's binding (consensus/driver.c), played by the simulator ----
+ * The same object code sluiced links runs each replica: the simulator supplies only what
+ * the node's WAL, store and fabric do, so persist-before-send, snapshot install, apply
+ * order and recovery from the log are the driver's, checked by the same checkers. */
+
+static int dh_install(void *ctx, const struct sl_cons_snapshot *snap)
+{
+	struct replica *rp = ctx;
+	struct world *w = rp->w;
+	struct group *g = &w->g[rp->gi];
+	sim_disk_write_snapshot(&rp->disk, snap, true);
+	rp->disk.synced = rp->disk.wal_len; /* installed durably, as the contract asks */
+	snapshot_restore(rp);
+	w->checks[C_SNAPSHOT_STATE]++;
+	struct centry *c = com_at(g, snap->index);
+	if (c->set && c->state != kv_hash(rp->kv))
+		violation(w,
+			  "snapshot: g%u n%u installed index %" PRIu64
+			  " with a state no replica had there",
+			  g->id, rp->n, snap->index);
+	return 0;
+}
+
+static int dh_save_hs(void *ctx, const struct sl_cons_hard_state *hs, uint64_t *pos)
+{
+	struct replica *rp = ctx;
+	if (rp->w->nodes[rp->n].wal_failed)
+		return -EIO; /* as sluiced: a failed WAL takes no more writes */
+	sim_disk_write_hs(&rp->disk, hs);
+	rp->wrote = true;
+	*pos = ++rp->pos;
+	return 0;
+}
+
+static int dh_save_entry(void *ctx, const struct sl_cons_entry *e, uint64_t *pos)
+{
+	struct replica *rp = ctx;
+	if (rp->w->nodes[rp->n].wal_failed)
+		return -EIO;
+	lm_record(rp->w, &rp->w->g[rp->gi], e->index, e->term,
+		  entry_hash(e->term, e->type, e->data, e->len));
+	sim_disk_write_entries(&rp->disk, e, 1);
+	rp->wrote = rp->w_persist = true;
+	rp->w_term = e->term;
+	rp->w_index = e->index;
+	*pos = ++rp->pos;
+	return 0;
+}
+
+static void dh_send(void *ctx, const struct sl_cons_msg *m)
+{
+	struct replica *rp = ctx;
+	net_send(rp->w, rp->gi, m);
+}
+
+static void dh_apply(void *ctx, const struct sl_cons_entry *e)
+{
+	struct replica *rp = ctx;
+	apply_entry(rp->w, &rp->w->g[rp->gi], rp->n, rp, e, rp->term_now);
+}
+
+static void on_ack(struct world *w, uint32_t gi, const struct sl_cons_ack *a)
+{
+	struct group *g = &w->g[gi];
+	uint32_t ci;
+	struct client *c = client_by_pid(g, a->proposal_id, &ci);
+	if (c == NULL || c->is_read)
+		return;
+	if (a->status == SL_CONS_ACK_OK) {
+		struct hop *h = &g->hist[c->hist];
+		h->op.ret = w->now;
+		GROW(g->acks, g->n_acks, g->acks_cap);
+		g->acks[g->n_acks++] = (struct acked){a->index, write_hash(h->key, h->op.value)};
+		if (a->index > g->known_idx)
+			g->known_idx = a->index;
+	}
+	client_next(w, gi, ci, sim_range(&w->rng, 1 * NS_MS, 20 * NS_MS));
+}
+
+static void on_read(struct world *w, uint32_t gi, struct replica *rp, const struct sl_cons_read *r)
+{
+	struct group *g = &w->g[gi];
+	uint32_t ci;
+	struct client *c = client_by_pid(g, r->read_id, &ci);
+	if (c == NULL || !c->is_read)
+		return;
+	if (r->status == SL_CONS_ACK_OK)
+		check_read_fresh(w, g, rp->n, c, r->index);
+	if (r->status != SL_CONS_ACK_OK || rp->n_waits == MAX_WAITS) {
+		g->hist[c->hist].void_op = true;
+		client_next(w, gi, ci, sim_range(&w->rng, 1 * NS_MS, 20 * NS_MS));
+		return;
+	}
+	rp->waits[rp->n_waits++] = (struct waitread){ci, r->index, c->token};
+}
+
+static void dh_ack(void *ctx, const struct sl_cons_ack *a)
+{
+	struct replica *rp = ctx;
+	on_ack(rp->w, rp->gi, a);
+}
+
+static void dh_read(void *ctx, const struct sl_cons_read *r)
+{
+	struct replica *rp = ctx;
+	on_read(rp->w, rp->gi, rp, r);
+}
+
+static const struct sl_drv_host sim_drv_host = {
+	.install_snapshot = dh_install,
+	.save_hard_state = dh_save_hs,
+	.save_entry = dh_save_entry,
+	.send = dh_send,
+	.apply = dh_apply,
+	.ack = dh_ack,
+	.read = dh_read,
+};
+
+/* One ready at a time, so the fault schedule keeps its moments: a leader may die right
+ * after the ready of its election or of its first commit (messages the driver holds for
+ * durability die with it, as do unsynced writes). */
+static void process_drv(struct world *w, uint32_t gi, uint32_t n)
+{
+	struct group *g = &w->g[gi];
+	struct replica *rp = &g->r[n];
+	for (int guard = 0; rp->drv && sl_drv_has_ready(rp->drv); guard++) {
+		SL_ASSERT(guard < 1000000);
+		struct sl_cons_status stt;
+		sl_drv_status(rp->drv, &stt);
+		rp->term_now = stt.term;
+		rp->wrote = rp->w_persist = false;
+		uint64_t applied0 = rp->applied;
+		sl_drv_process(rp->drv, 1);
+		if (rp->wrote) {
+			struct sync_job *job = calloc(1, sizeof(*job));
+			SL_ASSERT(job != NULL);
+			job->has_persist = rp->w_persist;
+			job->term = rp->w_term;
+			job->index = rp->w_index;
+			job->pos_mark = rp->pos;
+			sync_issue(w, gi, n, job, true);
+		}
+		if (leader_moment(w, g, n, rp, &stt, rp->applied > applied0)) {
+			w->faults[F_CRASH_LEADER]++;
+			node_crash(w, n, 50 * NS_MS);
+			return;
+		}
+		serve_waits(w, gi, rp);
+		maybe_snapshot(w, g, n, rp);
+	}
+}
+
+/* The protocol's inputs, through the driver in driver mode. */
+static int r_propose(struct replica *rp, uint64_t pid, const uint8_t *d, uint32_t len)
+{
+	return rp->drv ? sl_drv_propose(rp->drv, pid, d, len)
+		       : sl_cons_raft_ops.propose(rp->raft, pid, d, len);
+}
+
+static int r_step(struct replica *rp, const struct sl_cons_msg *m)
+{
+	return rp->drv ? sl_drv_step(rp->drv, m) : sl_cons_raft_ops.step(rp->raft, m);
+}
+
+static void r_tick(struct replica *rp, uint64_t now)
+{
+	if (rp->drv)
+		sl_drv_tick(rp->drv, now);
+	else
+		sl_cons_raft_ops.tick(rp->raft, now);
+}
+
+static void r_destroy(struct replica *rp)
+{
+	if (rp->drv)
+		sl_drv_destroy(rp->drv);
+	else if (rp->raft)
+		sl_cons_raft_ops.destroy(rp->raft);
+	rp->drv = NULL;
+	rp->raft = NULL;
+}
+
 static void process(struct world *w, uint32_t gi, uint32_t n)
 {
 	const struct sl_cons_ops *ops = &sl_cons_raft_ops;
+	if (g_opt.driver) {
+		process_drv(w, gi, n);
+		return;
+	}
 	struct group *g = &w->g[gi];
 	struct replica *rp = &g->r[n];
 	for (int guard = 0; rp->raft && ops->has_ready(rp->raft); guard++) {
@@ -856,37 +1059,10 @@ static void process(struct world *w, uint32_t gi, uint32_t n)
 		bool crash = leader_moment(w, g, n, rp, &stt, rd.n_committed > 0);
 		for (uint32_t i = 0; i < rd.n_committed; i++)
 			apply_entry(w, g, n, rp, &rd.committed[i], stt.term);
-		for (uint32_t i = 0; i < rd.n_acks; i++) {
-			uint32_t ci;
-			struct client *c = client_by_pid(g, rd.acks[i].proposal_id, &ci);
-			if (c == NULL || c->is_read)
-				continue;
-			if (rd.acks[i].status == SL_CONS_ACK_OK) {
-				struct hop *h = &g->hist[c->hist];
-				h->op.ret = w->now;
-				GROW(g->acks, g->n_acks, g->acks_cap);
-				g->acks[g->n_acks++] = (struct acked){
-				    rd.acks[i].index, write_hash(h->key, h->op.value)};
-				if (rd.acks[i].index > g->known_idx)
-					g->known_idx = rd.acks[i].index;
-			}
-			client_next(w, gi, ci, sim_range(&w->rng, 1 * NS_MS, 20 * NS_MS));
-		}
-		for (uint32_t i = 0; i < rd.n_reads; i++) {
-			uint32_t ci;
-			struct client *c = client_by_pid(g, rd.reads[i].read_id, &ci);
-			if (c == NULL || !c->is_read)
-				continue;
-			if (rd.reads[i].status == SL_CONS_ACK_OK)
-				check_read_fresh(w, g, n, c, rd.reads[i].index);
-			if (rd.reads[i].status != SL_CONS_ACK_OK || rp->n_waits == MAX_WAITS) {
-				g->hist[c->hist].void_op = true;
-				client_next(w, gi, ci, sim_range(&w->rng, 1 * NS_MS, 20 * NS_MS));
-				continue;
-			}
-			rp->waits[rp->n_waits++] =
-			    (struct waitread){ci, rd.reads[i].index, c->token};
-		}
+		for (uint32_t i = 0; i < rd.n_acks; i++)
+			on_ack(w, gi, &rd.acks[i]);
+		for (uint32_t i = 0; i < rd.n_reads; i++)
+			on_read(w, gi, rp, &rd.reads[i]);
 		if (crash) {
 			/* the node dies after applying and acknowledging but before this ready's
 			 * messages leave (and before its writes are synced) */
@@ -947,7 +1123,28 @@ static void replica_start(struct world *w, uint32_t gi, uint32_t n)
 	cfg.initial = rp->disk.hs;
 	cfg.log = &rp->disk.log;
 	cfg.proto_opts = &w->opts;
-	SL_ASSERT(sl_cons_raft_ops.create(&cfg, &rp->raft) == 0);
+	if (g_opt.driver) {
+		/* recovery as the node does it: the driver creates the protocol over the
+		 * recovered log and hard state, then re-applies from the snapshot on */
+		struct sl_drv_config dc;
+		memset(&dc, 0, sizeof(dc));
+		dc.protocol = "raft";
+		dc.cons = cfg;
+		dc.max_entry_bytes = SIM_MAX_PAYLOAD;
+		dc.max_inflight = w->opts.max_pending_proposals;
+		dc.applied_index = rp->disk.snap_index;
+		dc.held_bytes = 512u << 10;
+		struct sl_drv_host h = sim_drv_host;
+		h.ctx = rp;
+		rp->w = w;
+		rp->gi = gi;
+		rp->n = n;
+		rp->pos = 0;
+		SL_ASSERT(sl_drv_create(&dc, &h, &rp->drv) == 0);
+		rp->raft = sl_drv_instance(rp->drv);
+	} else {
+		SL_ASSERT(sl_cons_raft_ops.create(&cfg, &rp->raft) == 0);
+	}
 	snapshot_restore(rp);
 	rp->n_waits = 0;
 	rp->syncs_pending = 0;
@@ -959,6 +1156,7 @@ static void node_crash(struct world *w, uint32_t n, uint64_t down_min_ns)
 	if (!nd->up)
 		return;
 	nd->up = false;
+	nd->wal_failed = false; /* the restart brings a fresh WAL writer up */
 	nd->inc++;
 	nd->sync_cur = nd->sync_next = w->now;
 	w->faults[F_CRASH]++;
@@ -968,8 +1166,7 @@ static void node_crash(struct world *w, uint32_t n, uint64_t down_min_ns)
 		struct replica *rp = &g->r[n];
 		if (rp->raft == NULL)
 			continue;
-		sl_cons_raft_ops.destroy(rp->raft);
-		rp->raft = NULL;
+		r_destroy(rp);
 		rp->n_waits = 0;
 		rp->syncs_pending = 0;
 		size_t unsynced = rp->disk.wal_len - rp->disk.synced;
@@ -1045,7 +1242,7 @@ static void client_start(struct world *w, uint32_t gi, uint32_t ci)
 		return;
 	}
 	/* time as the replica sees it right now: a lease check must not use a stale tick */
-	sl_cons_raft_ops.tick(rp->raft, local_ns(w, n));
+	r_tick(rp, local_ns(w, n));
 	c->is_read = sim_below(&w->rng, 10) < 4 || w->now < g->ro_until;
 	c->key = (uint32_t)sim_below(&w->rng, SIM_KEYS);
 	c->pid = ++g->pid_seq;
@@ -1057,7 +1254,7 @@ static void client_start(struct world *w, uint32_t gi, uint32_t ci)
 		uint8_t pl[12];
 		value = ((uint64_t)(gi + 1) << 48) | ++g->value_seq;
 		write_payload(pl, c->key, value);
-		rc = sl_cons_raft_ops.propose(rp->raft, c->pid, pl, sizeof(pl));
+		rc = r_propose(rp, c->pid, pl, sizeof(pl));
 	}
 	trace(w, "g%u client %u %s at n%u: %d", g->id, ci, c->is_read ? "read" : "write", n, rc);
 	if (rc == 0) {
@@ -1288,6 +1485,8 @@ static void heal(struct world *w, bool final)
 	w->p.drop_ppm = w->p.dup_ppm = 0;
 	for (uint32_t n = 1; n <= w->p.n_nodes; n++) {
 		w->nodes[n].slow_until = 0;
+		if (w->nodes[n].wal_failed)
+			node_crash(w, n, 0); /* its operator restarts it now */
 		node_restart(w, n);
 	}
 }
@@ -1306,8 +1505,9 @@ static void on_deliver(struct world *w, struct event *e)
 		struct sl_cons_msg m = {b->group, b->from, b->to, b->len, b->buf};
 		trace(w, "g%u %u->%u type %u term %" PRIu64 " len %u", e->group + 1, b->from, b->to,
 		      b->buf[1], sl_get_u64(b->buf + 8), b->len);
-		int rc = sl_cons_raft_ops.step(rp->raft, &m);
-		SL_ASSERT(rc == 0);
+		int rc = r_step(rp, &m);
+		/* a replica whose storage failed refuses everything until restarted */
+		SL_ASSERT(rc == 0 || (rc == -EIO && w->nodes[b->to].wal_failed));
 		process(w, e->group, b->to);
 	}
 	free(b);
@@ -1317,12 +1517,40 @@ static void on_sync(struct world *w, struct event *e)
 {
 	struct sync_job *job = e->p;
 	struct replica *rp = &w->g[e->group].r[e->node];
-	if (job->inc == w->nodes[e->node].inc && rp->raft != NULL) {
+	struct node *nd = &w->nodes[e->node];
+	if (job->inc == nd->inc && rp->drv != NULL && !nd->wal_failed && !w->healed &&
+	    sim_chance(&w->rng, w->p.fsync_err_ppm)) {
+		/* the fsync failed: nothing it covered is known durable, and the WAL is failed
+		 * for good (no fsync retry). The driver tells each protocol, which fails what is
+		 * in flight; the node keeps running without acknowledging anything until its
+		 * operator restarts it (sluiced's behaviour), keeping what reached the disk */
+		nd->wal_failed = true;
+		w->faults[F_FSYNC_ERR]++;
+		trace(w, "fsync error n%u", e->node);
+		for (uint32_t gi = 0; gi < w->p.n_groups; gi++) {
+			struct replica *x = &w->g[gi].r[e->node];
+			if (x->drv == NULL)
+				continue;
+			struct sl_cons_status st;
+			sl_drv_status(x->drv, &st);
+			sl_drv_storage_failed(x->drv, st.durable_index + 1, -EIO);
+			process(w, gi, e->node);
+		}
+		ev_push(w, w->now + sim_range(&w->rng, 20 * NS_MS, 500 * NS_MS), EV_WAL_DEAD,
+			(uint8_t)e->node, 0, 0, nd->inc, NULL);
+	} else if (job->inc == nd->inc && nd->wal_failed) {
+		rp->syncs_pending--; /* failed with the WAL: nothing more becomes durable */
+	} else if (job->inc == w->nodes[e->node].inc && rp->raft != NULL) {
 		rp->syncs_pending--;
 		if (job->wal_mark > rp->disk.synced)
 			rp->disk.synced = job->wal_mark;
-		if (job->has_persist)
+		if (rp->drv != NULL) {
+			if (job->has_persist)
+				sl_drv_persisted(rp->drv, job->term, job->index);
+			sl_drv_durable(rp->drv, job->pos_mark);
+		} else if (job->has_persist) {
 			sl_cons_raft_ops.persisted(rp->raft, job->term, job->index);
+		}
 		for (uint32_t i = 0; i < job->n_msgs; i++) {
 			struct msgbuf *b = job->msgs[i];
 			struct sl_cons_msg m = {b->group, b->from, b->to, b->len, b->buf};
@@ -1344,7 +1572,7 @@ static void on_tick(struct world *w, struct event *e)
 	uint32_t n = e->node;
 	if (w->nodes[n].up)
 		for (uint32_t gi = 0; gi < w->p.n_groups; gi++) {
-			sl_cons_raft_ops.tick(w->g[gi].r[n].raft, local_ns(w, n));
+			r_tick(&w->g[gi].r[n], local_ns(w, n));
 			process(w, gi, n);
 		}
 	uint64_t t = w->p.tick_ns;
@@ -1474,6 +1702,8 @@ static void make_params(struct world *w)
 	p->snap_every = (uint32_t)sim_range(r, 5, 80);
 	p->run_ns = 8 * NS_S;
 	p->heal_ns = 4 * NS_S;
+	/* drawn last and only in driver mode: pure-mode seeds replay as before */
+	p->fsync_err_ppm = g_opt.driver ? (uint32_t)sim_range(r, 0, 600) : 0;
 	w->opts = (struct sl_raft_opts){
 	    .lease_reads = p->lease,
 	    .clock_drift_ppm_max = 1000,
@@ -1548,8 +1778,7 @@ static void world_free(struct world *w)
 	for (uint32_t gi = 0; gi < w->p.n_groups; gi++) {
 		struct group *g = &w->g[gi];
 		for (uint32_t n = 1; n <= w->p.n_nodes; n++) {
-			if (g->r[n].raft)
-				sl_cons_raft_ops.destroy(g->r[n].raft);
+			r_destroy(&g->r[n]);
 			sim_disk_free(&g->r[n].disk);
 		}
 		free(g->com);
@@ -1612,6 +1841,10 @@ static bool run_seed(struct world *w, uint64_t seed)
 			if (!w->healed)
 				admin_change(w, e.group, false);
 			break;
+		case EV_WAL_DEAD:
+			if (!w->healed && w->nodes[e.node].inc == e.a)
+				node_crash(w, e.node, 50 * NS_MS);
+			break;
 		case EV_CHECK:
 			for (uint32_t gi = 0; gi < w->p.n_groups; gi++) {
 				check_log_pairs(w, &w->g[gi]);
@@ -1638,13 +1871,15 @@ static void usage(void)
 {
 	fprintf(stderr,
 		"usage: sluice-sim [--seed N | --seeds COUNT [--first N]] [--seed-file FILE]\n"
-		"                  [--lease-jumps] [--keep-going] [-v] [--version]\n"
+		"                  [--driver] [--lease-jumps] [--keep-going] [-v] [--version]\n"
 		"  --seed N        run one seed (replays a failure exactly)\n"
 		"  --seeds COUNT   run COUNT seeds from --first (default 1); SLUICE_SIM_SEEDS in\n"
 		"                  the environment overrides COUNT\n"
 		"  --seed-file F   also run the seeds listed in F (regressions; # comments)\n"
 		"  --lease-jumps   allow clock jumps while lease reads are on (outside the\n"
 		"                  documented bound: expected to fail)\n"
+		"  --driver        run each replica through the region driver the node links\n"
+		"                  (consensus/driver.c) instead of driving raft directly\n"
 		"  --keep-going    run every seed even after a failure; exit 1 if any failed\n"
 		"  -v              trace events of the run\n"
 		"  --version       print the version\n");
@@ -1719,6 +1954,8 @@ int main(int argc, char **argv)
 			seed_file = argv[++i];
 		} else if (strcmp(a, "--lease-jumps") == 0) {
 			g_opt.lease_jumps = true;
+		} else if (strcmp(a, "--driver") == 0) {
+			g_opt.driver = true;
 		} else if (strcmp(a, "--keep-going") == 0) {
 			g_opt.keep_going = true;
 		} else if (strcmp(a, "-v") == 0) {
@@ -1750,9 +1987,9 @@ int main(int argc, char **argv)
 		rc |= run_one(&t, s);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	double wall = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
-	printf("sluice-sim: %s, %" PRIu64 " seeds (%" PRIu64 " failed), %" PRIu64
+	printf("sluice-sim (%s mode): %s, %" PRIu64 " seeds (%" PRIu64 " failed), %" PRIu64
 	       " steps in %.1f s wall (%.0f steps/s), %.0f s simulated\n",
-	       rc == 0 ? "PASS" : "FAIL", t.seeds, t.failed, t.steps, wall,
+	       g_opt.driver ? "driver" : "pure", rc == 0 ? "PASS" : "FAIL", t.seeds, t.failed, t.steps, wall,
 	       wall > 0 ? (double)t.steps / wall : 0.0, (double)t.sim_ns / 1e9);
 	printf("faults injected:\n");
 	for (int i = 0; i < F_COUNT; i++)

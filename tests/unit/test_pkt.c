@@ -82,7 +82,8 @@ static size_t mk_ip(uint8_t *f, uint8_t proto, uint32_t src, uint32_t dst, size_
 	ip[9] = proto;
 	sl_pkt_put_be32(ip + 12, src);
 	sl_pkt_put_be32(ip + 16, dst);
-	memcpy(ip + ihl, l4, l4len);
+	if (l4len > 0)
+		memcpy(ip + ihl, l4, l4len);
 	set_ip_csum(f);
 	return 14 + ihl + l4len;
 }

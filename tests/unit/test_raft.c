@@ -975,6 +975,34 @@ static void test_apply_copy_bounded(void **u)
 	R->destroy(st);
 }
 
+/* sl_raft_msg_describe (the interaction tests print every message with it): well-formed
+ * messages decoded field by field, damaged or short ones said to be so, output truncated
+ * to the buffer and always terminated. */
+static void test_msg_describe(void **u)
+{
+	(void)u;
+	uint8_t b[256];
+	char out[256];
+	uint32_t n = wire_append_one(b, 3, 5);
+	assert_int_equal(sl_raft_msg_describe(b, n, out, sizeof(out)), 0);
+	assert_string_equal(out, "MsgApp Term:3 Log:0/0 Commit:1 Entries:[3/1 EntryNormal <5 bytes>]");
+	n = wire_snapshot(b, 2, 7);
+	assert_int_equal(sl_raft_msg_describe(b, n, out, sizeof(out)), 0);
+	assert_string_equal(out,
+			    "MsgSnap Term:2 Snapshot:1/7 Voters:(1,2,3) Learners:() Data:\"snap\"");
+	assert_int_equal(sl_raft_msg_describe(b, n, out, 10), 0);
+	assert_string_equal(out, "MsgSnap T");
+	b[20] ^= 1; /* checksum no longer matches */
+	assert_int_equal(sl_raft_msg_describe(b, n, out, sizeof(out)), -EBADMSG);
+	assert_string_equal(out, "<undecodable message, 54 bytes>");
+	wire_header(b, 3, 4); /* a vote request without its body */
+	n = wire_seal(b, 16);
+	assert_int_equal(sl_raft_msg_describe(b, n, out, sizeof(out)), -EBADMSG);
+	assert_string_equal(out, "MsgVote Term:4 <truncated>");
+	sl_raft_entry_describe(SL_CONS_ENTRY_NORMAL, (const uint8_t *)"a\"b", 3, out, sizeof(out));
+	assert_string_equal(out, "EntryNormal <3 bytes>");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -996,6 +1024,7 @@ int main(void)
 	    cmocka_unit_test(test_apply_copy_bounded),
 	    cmocka_unit_test(test_peer_values_bounded),
 	    cmocka_unit_test(test_truncated_conf_after_compaction),
+	    cmocka_unit_test(test_msg_describe),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
