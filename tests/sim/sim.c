@@ -1123,6 +1123,9 @@ static void replica_start(struct world *w, uint32_t gi, uint32_t n)
 	cfg.initial = rp->disk.hs;
 	cfg.log = &rp->disk.log;
 	cfg.proto_opts = &w->opts;
+	rp->w = w; /* who this replica is, for the checkers (and the driver's callbacks) */
+	rp->gi = gi;
+	rp->n = n;
 	if (g_opt.driver) {
 		/* recovery as the node does it: the driver creates the protocol over the
 		 * recovered log and hard state, then re-applies from the snapshot on */
@@ -1136,9 +1139,6 @@ static void replica_start(struct world *w, uint32_t gi, uint32_t n)
 		dc.held_bytes = 512u << 10;
 		struct sl_drv_host h = sim_drv_host;
 		h.ctx = rp;
-		rp->w = w;
-		rp->gi = gi;
-		rp->n = n;
 		rp->pos = 0;
 		SL_ASSERT(sl_drv_create(&dc, &h, &rp->drv) == 0);
 		rp->raft = sl_drv_instance(rp->drv);
