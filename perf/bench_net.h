@@ -20,6 +20,11 @@ uint64_t sl_bench_hist_pct(const struct sl_bench_hist *h, double p);
 
 uint64_t sl_bench_now_ns(void); /* CLOCK_MONOTONIC */
 
+/* --transport disk: write+fdatasync latency of the disk under dir (bench_disk.c); 0, 1 on
+ * an I/O error, 2 on a bad option. Bounded by duration_s and max_ops (0: no limit). */
+int sl_bench_disk(const char *dir, uint32_t write_bytes, double duration_s, uint64_t max_ops,
+		  bool json);
+
 /* Series key number s, "bench,host=h000042 value", as every transport writes it. */
 int sl_bench_key(char *buf, size_t cap, uint32_t s);
 

@@ -30,7 +30,8 @@ static void usage(FILE *o)
 		"  --transport T        shm (default: libsluice ingest ring), memif, tap (DPDK, own\n"
 		"                       EAL, --no-pci), nic (DPDK on the one NIC given by --pci),\n"
 		"                       or udp / http (kernel sockets, for peer comparisons such\n"
-		"                       as InfluxDB; http: line protocol only)\n"
+		"                       as InfluxDB; http: line protocol only)\n"		"                       or disk (no node: the disk's own O_DIRECT write +\n"
+		"                       fdatasync latency in --path DIR, one WAL group commit each)\n"
 		"  -d, --duration SEC   run time in seconds (default 10)\n"
 		"  -n, --points N       stop after N points (default: no limit)\n"
 		"  -s, --series N       distinct series (default 1000)\n"
@@ -42,6 +43,9 @@ static void usage(FILE *o)
 		"  -p, --path PATH      shm ingest segment (default /dev/shm/sluice-node1.ingest)\n"
 		"  -b, --batch N        points per batch (default 1000)\n"
 		"  -i, --inflight N     batches in flight at most (default: as the ring allows)\n"
+		"disk:\n"
+		"  -p, --path DIR       directory on the disk to measure (a temp file, removed)\n"
+		"      --disk-bytes N   bytes per write (default 65536, a multiple of 4096)\n"
 		"memif / tap / udp / http:\n"
 		"  --protocol P         line (default: InfluxDB line protocol, no acks) or session\n"
 		"                       (binary session protocol: memif, tap, udp)\n"
@@ -73,7 +77,7 @@ static void usage(FILE *o)
 enum {
 	OPT_TRANSPORT = 256, OPT_PROTOCOL, OPT_SOCKET, OPT_IFACE, OPT_PCI, OPT_DEST, OPT_DB, OPT_NODE_IP,
 	OPT_IP, OPT_LINE_PORT, OPT_SESSION_PORT, OPT_CLUSTER, OPT_CTL, OPT_PPP, OPT_MTU,
-	OPT_SESSIONS, OPT_WINDOW, OPT_LEVEL, OPT_RATE, OPT_RTO, OPT_CPU, OPT_VERSION,
+	OPT_SESSIONS, OPT_WINDOW, OPT_LEVEL, OPT_RATE, OPT_RTO, OPT_CPU, OPT_VERSION, OPT_DISK_BYTES,
 };
 
 static int parse_ip(const char *s, uint32_t *out)
@@ -93,7 +97,8 @@ int main(int argc, char **argv)
 	double duration_s = 10;
 	uint64_t max_points = 0;
 	uint32_t batch = 1000, series = 1000, max_inflight = 0;
-	bool json = false, quiet = false;
+	bool json = false, quiet = false, disk = false, path_set = false;
+	uint32_t disk_bytes = 65536;
 	struct sl_bench_net_opts no = {
 		.transport = SL_BENCH_SHM, .protocol = SL_BENCH_LINE, .db = "bench", .cpu = -1,
 		.line_port = 8089, .session_port = 7400, .cluster_id = 1, .mtu = 1500,
@@ -129,11 +134,12 @@ int main(int argc, char **argv)
 		{"rto-ms", required_argument, 0, OPT_RTO},
 		{"cpu", required_argument, 0, OPT_CPU},
 		{"version", no_argument, 0, OPT_VERSION},
+		{"disk-bytes", required_argument, 0, OPT_DISK_BYTES},
 		{0, 0, 0, 0}};
 	int c;
 	while ((c = getopt_long(argc, argv, "p:d:n:b:s:i:jqh", opts, NULL)) != -1) {
 		switch (c) {
-		case 'p': path = optarg; break;
+		case 'p': path = optarg; path_set = true; break;
 		case 'd': duration_s = strtod(optarg, NULL); break;
 		case 'n': max_points = strtoull(optarg, NULL, 10); break;
 		case 'b': batch = (uint32_t)strtoul(optarg, NULL, 10); break;
@@ -150,8 +156,9 @@ int main(int argc, char **argv)
 			else if (strcmp(optarg, "nic") == 0) no.transport = SL_BENCH_NIC;
 			else if (strcmp(optarg, "udp") == 0) no.transport = SL_BENCH_UDP;
 			else if (strcmp(optarg, "http") == 0) no.transport = SL_BENCH_HTTP;
+			else if (strcmp(optarg, "disk") == 0) disk = true;
 			else {
-				fprintf(stderr, "sluice-bench: --transport shm|memif|tap|nic|udp|http\n");
+				fprintf(stderr, "sluice-bench: --transport shm|memif|tap|nic|udp|http|disk\n");
 				return 2;
 			}
 			break;
@@ -188,6 +195,7 @@ int main(int argc, char **argv)
 		case OPT_RATE: no.rate_pps = strtoull(optarg, NULL, 10); break;
 		case OPT_RTO: no.rto_ns = strtoull(optarg, NULL, 10) * 1000000ull; break;
 		case OPT_CPU: no.cpu = (int)strtol(optarg, NULL, 10); break;
+		case OPT_DISK_BYTES: disk_bytes = (uint32_t)strtoul(optarg, NULL, 10); break;
 		default: usage(stderr); return 2;
 		}
 	}
@@ -195,6 +203,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "sluice-bench: --batch and --series must be > 0, --duration in (0, 86400]\n");
 		return 2;
 	}
+	if (disk)
+		return sl_bench_disk(path_set ? path : "/var/tmp", disk_bytes, duration_s, max_points,
+				     json);
 	if (no.transport != SL_BENCH_SHM) {
 		no.series = series;
 		no.duration_s = duration_s;
