@@ -641,6 +641,13 @@ int sl_wal_append2(struct sl_wal *w, uint16_t type, const uint8_t *head, uint32_
 	return 0;
 }
 
+uint32_t sl_wal_room(const struct sl_wal *w)
+{
+	if (w->inflight)
+		return w->cfg.buffer_bytes - w->buf[w->active].used_bytes;
+	return w->cfg.buffer_bytes;
+}
+
 int sl_wal_flush(struct sl_wal *w)
 {
 	if (!w->recovered)

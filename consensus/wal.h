@@ -152,6 +152,13 @@ int sl_wal_append(struct sl_wal *wal, uint16_t type, const uint8_t *payload, uin
 int sl_wal_append2(struct sl_wal *wal, uint16_t type, const uint8_t *head, uint32_t head_len,
 		   const uint8_t *payload, uint32_t payload_len, uint64_t *lsn_out);
 
+/* Buffer bytes appends take now without -ENOBUFS, counting each record as
+ * SL_WAL_RECORD_BYTES(len) + SL_WAL_HDR_BYTES (the gap a header cannot straddle): the
+ * rest of the filling buffer while the other is being written, else a whole buffer (a
+ * record that does not fit the rest submits it and starts the free one). Lets a caller
+ * that must not wait decide before it appends. */
+uint32_t sl_wal_room(const struct sl_wal *wal);
+
 /* Submits the current buffer (write linked to fdatasync). If a flush is already in
  * flight, the buffer is submitted when it completes (group commit). */
 int sl_wal_flush(struct sl_wal *wal);

@@ -16,6 +16,7 @@
 #include "config.h"
 #include "consensus.h"
 #include "ingest_format.h"
+#include "node_limits.h"
 
 enum key_type { K_U32, K_BOOL, K_STR, K_HUGE, K_POLL };
 
@@ -68,7 +69,7 @@ static const struct key keys[] = {
 	 "adaptive (idle workers back off) | perf (busy-poll, never sleep)"},
 	U32("poll", "idle_sleep_us_max", idle_sleep_us_max, 1, 100000,
 	    "longest sleep of an idle worker in adaptive mode (microseconds)"),
-	U32("ingest", "shm_slots", shm_slots, 1, 256, "client slots of the shm ingest ring"),
+	U32("ingest", "shm_slots", shm_slots, 1, SL_CFG_SHM_SLOTS_MAX, "client slots of the shm ingest ring"),
 	U32("ingest", "shm_ring_entries", shm_ring_entries, 64, SL_INGEST_RING_MAX,
 	    "points per client submission ring (power of two)"),
 	STR("ingest", "shm_path", shm_ingest_path, "empty = /dev/shm/sluice-<name>.ingest"),
@@ -342,6 +343,13 @@ int sl_config_finish(struct sl_config *c, char *err, size_t err_len)
 			 "[wal] segment_mb = %u (%" PRIu64 " KiB) is smaller than [wal] buffer_kb = "
 			 "%u: a WAL segment must hold a whole write buffer",
 			 c->wal_segment_mb, (uint64_t)c->wal_segment_mb * 1024, c->wal_buffer_kb);
+		return -EINVAL;
+	}
+	if ((uint64_t)c->wal_buffer_kb << 10 < NODE_WAL_BUFFER_MIN_BYTES) {
+		snprintf(err, err_len,
+			 "[wal] buffer_kb = %u is too small: a WAL buffer must hold a consensus "
+			 "ready with the largest point (%" PRIu64 " KiB at least)",
+			 c->wal_buffer_kb, ((uint64_t)NODE_WAL_BUFFER_MIN_BYTES + 1023) >> 10);
 		return -EINVAL;
 	}
 	if ((c->shm_ring_entries & (c->shm_ring_entries - 1)) != 0) {

@@ -12,6 +12,7 @@
 #define SL_CFG_PATH_MAX 512
 #define SL_CFG_MAX_WORKERS 32
 #define SL_CFG_MAX_REGIONS 256
+#define SL_CFG_SHM_SLOTS_MAX 256 /* [ingest] shm_slots; the node's per-slot arrays (node_limits.h) */
 
 enum sl_hugepage_mode { SL_HUGE_AUTO = 0, SL_HUGE_ON = 1, SL_HUGE_OFF = 2 };
 enum sl_poll_mode { SL_POLL_ADAPTIVE = 0, SL_POLL_PERF = 1 };

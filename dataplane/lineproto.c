@@ -784,17 +784,16 @@ size_t sl_lp_line_end(const char *buf, size_t len)
 	return nl ? (size_t)(nl - buf) : len;
 }
 
-int sl_lp_parse_datagram(const char *buf, size_t len, const struct sl_lp_opts *opts,
-			 struct sl_lp_line *work, sl_lp_line_fn fn, void *arg,
-			 struct sl_lp_counts *counts)
+int sl_lp_parse_datagram_from(const char *buf, size_t len, size_t *off,
+			      const struct sl_lp_opts *opts, struct sl_lp_line *work,
+			      sl_lp_line_fn fn, void *arg, struct sl_lp_counts *counts)
 {
-	if ((buf == NULL && len) || opts == NULL || work == NULL || fn == NULL || counts == NULL)
+	if ((buf == NULL && len) || off == NULL || opts == NULL || work == NULL || fn == NULL ||
+	    counts == NULL)
 		return -EINVAL;
-	size_t off = 0;
-	while (off < len) { /* every pass consumes at least one byte */
-		size_t end = off + sl_lp_line_end(buf + off, len - off);
-		int rc = sl_lp_parse_line(buf + off, end - off, opts, work);
-		off = end + 1;
+	while (*off < len) { /* every pass consumes at least one byte */
+		size_t end = *off + sl_lp_line_end(buf + *off, len - *off);
+		int rc = sl_lp_parse_line(buf + *off, end - *off, opts, work);
 		if (rc == SL_LP_SKIP) {
 			counts->lines_skipped++;
 		} else if (rc < 0) {
@@ -802,14 +801,23 @@ int sl_lp_parse_datagram(const char *buf, size_t len, const struct sl_lp_opts *o
 			counts->lines_bad++;
 			counts->bad[work->err]++;
 		} else {
-			counts->lines_ok++;
-			counts->points += work->n_fields;
 			rc = fn(arg, work);
 			if (rc < 0)
-				return rc;
+				return rc; /* *off stays at this line: it is parsed again on resume */
+			counts->lines_ok++;
+			counts->points += work->n_fields;
 		}
+		*off = end + 1;
 	}
 	return 0;
+}
+
+int sl_lp_parse_datagram(const char *buf, size_t len, const struct sl_lp_opts *opts,
+			 struct sl_lp_line *work, sl_lp_line_fn fn, void *arg,
+			 struct sl_lp_counts *counts)
+{
+	size_t off = 0;
+	return sl_lp_parse_datagram_from(buf, len, &off, opts, work, fn, arg, counts);
 }
 
 int sl_lp_field_point(const struct sl_lp_line *line, uint32_t i, struct sl_point *out)

@@ -145,6 +145,13 @@ size_t sl_lp_line_end(const char *buf, size_t len);
 int sl_lp_parse_datagram(const char *buf, size_t len, const struct sl_lp_opts *opts,
 			 struct sl_lp_line *work, sl_lp_line_fn fn, void *arg,
 			 struct sl_lp_counts *counts);
+/* The same from byte *off on, resumable: when fn stops the datagram, *off is left at the
+ * start of that line and the line is not counted (a later call from *off parses it again,
+ * with the same opts, and counts it once it is taken); else *off ends at len. A caller
+ * that took some of a line's fields before stopping remembers how many itself. */
+int sl_lp_parse_datagram_from(const char *buf, size_t len, size_t *off,
+			      const struct sl_lp_opts *opts, struct sl_lp_line *work,
+			      sl_lp_line_fn fn, void *arg, struct sl_lp_counts *counts);
 
 /* A field as a store point (key borrowed from the line's scratch). -ENOTSUP for strings,
  * which the store does not hold. */

@@ -7,11 +7,48 @@
  * says it is durable. Shared-nothing: only the owning core touches a region. */
 #include "node_internal.h"
 
-uint64_t nd_now_ns(void)
+/* ---------------------------------------------------------------- clock
+ * The round's clock comes from the TSC: no system call per round. One anchor taken at
+ * start maps it onto CLOCK_MONOTONIC (so times recovered or compared across the node stay
+ * on one line); wall time is that plus an offset the main lcore refreshes. */
+static struct {
+	uint64_t tsc0, mono0;
+	uint64_t mult; /* ns per TSC cycle, 32.32 fixed point */
+	_Atomic int64_t wall_off;
+} nd_clk;
+
+static uint64_t clock_ns(clockid_t id)
 {
 	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	clock_gettime(id, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+void nd_clock_init(void)
+{
+	nd_clk.mono0 = clock_ns(CLOCK_MONOTONIC);
+	nd_clk.tsc0 = rte_rdtsc();
+	nd_clk.mult = (1000000000ull << 32) / rte_get_tsc_hz();
+	nd_clock_resync();
+}
+
+uint64_t nd_now_ns(void)
+{
+	SL_ASSERT(nd_clk.mult != 0); /* nd_clock_init ran (node create) */
+	uint64_t d = rte_rdtsc() - nd_clk.tsc0;
+	return nd_clk.mono0 + (uint64_t)(((unsigned __int128)d * nd_clk.mult) >> 32);
+}
+
+/* Main lcore only: the wall clock's offset, so NTP steps and TSC drift are followed. */
+void nd_clock_resync(void)
+{
+	int64_t off = (int64_t)clock_ns(CLOCK_REALTIME) - (int64_t)nd_now_ns();
+	atomic_store_explicit(&nd_clk.wall_off, off, memory_order_relaxed);
+}
+
+int64_t nd_wall_ns(void)
+{
+	return (int64_t)nd_now_ns() + atomic_load_explicit(&nd_clk.wall_off, memory_order_relaxed);
 }
 
 /* ---------------------------------------------------------------- acks */
@@ -253,6 +290,8 @@ static bool region_take(struct worker *w, struct region *r, uint16_t src, uint32
 		    sl_batch_add(&p->b, pt) != 0) {
 			if (p->n_points == 0)
 				return false; /* cannot happen: a point always fits an empty batch */
+			if (sl_drv_has_ready(r->drv))
+				return false; /* its waiting ready first: READY_ENTRIES_MAX */
 			prop_close(w, r);
 			continue;
 		}
@@ -300,23 +339,22 @@ void nd_apply_entry(struct region *r, const uint8_t *data, uint32_t len,
 	SL_ASSERT(rc == 0);
 }
 
-/* sl_wal_append, waiting while both WAL buffers are busy (bounded by one write+fsync). */
-int nd_wal_append_wait(struct worker *w, uint16_t type, const uint8_t *head, uint32_t head_len,
-		       const uint8_t *buf, uint32_t len, uint64_t *lsn)
+/* Whether `bytes` of records (each counted as WAL_REC_WORST) can be appended now: the
+ * stages that append ask first and answer "not taken" this round otherwise. */
+bool nd_wal_room(const struct worker *w, uint64_t bytes)
 {
-	for (;;) {
-		int rc = sl_wal_append2(w->wal, type, head, head_len, buf, len, lsn);
-		if (rc != -ENOBUFS)
-			return rc;
-		/* both buffers full: push the filled one out and wait for room */
-		int frc = sl_wal_flush(w->wal);
-		if (frc != 0 && frc != -EBUSY && frc != -EAGAIN)
-			return frc;
-		int prc = sl_wal_poll(w->wal);
-		if (prc < 0)
-			return prc;
-		rte_delay_us_sleep(10);
-	}
+	return sl_wal_room(w->wal) >= bytes;
+}
+
+/* sl_wal_append2 without waiting: -ENOBUFS (both buffers busy) goes back to the caller,
+ * who asked nd_wal_room first; after that it is a failure like any other. */
+int nd_wal_append(struct worker *w, uint16_t type, const uint8_t *head, uint32_t head_len,
+		  const uint8_t *buf, uint32_t len, uint64_t *lsn)
+{
+	int rc = sl_wal_append2(w->wal, type, head, head_len, buf, len, lsn);
+	if (rc == -ENOBUFS)
+		sl_stats_add(w->st, SL_STAT_wal_gate_misses, 1);
+	return rc;
 }
 
 static int wal_append_entry(struct worker *w, struct region *r, const struct sl_cons_entry *e,
@@ -330,7 +368,7 @@ static int wal_append_entry(struct worker *w, struct region *r, const struct sl_
 	sl_put_u64(hdr + 13, e->index);
 	sl_put_u32(hdr + 21, e->type);
 	uint64_t lsn = 0;
-	int rc = nd_wal_append_wait(w, WAL_REC_ENTRY, hdr, ENTRY_HDR, e->data, e->len, &lsn);
+	int rc = nd_wal_append(w, WAL_REC_ENTRY, hdr, ENTRY_HDR, e->data, e->len, &lsn);
 	if (rc != 0)
 		return rc;
 	SL_ASSERT(w->lsn_len < LSNQ_SIZE);
@@ -355,7 +393,7 @@ int nd_wal_append_hardstate(struct worker *w, struct region *r,
 	sl_put_u32(b + 13, hs->vote);
 	sl_put_u64(b + 17, hs->commit);
 	uint64_t lsn;
-	int rc = nd_wal_append_wait(w, WAL_REC_HARDSTATE, NULL, 0, b, sizeof(b), &lsn);
+	int rc = nd_wal_append(w, WAL_REC_HARDSTATE, NULL, 0, b, sizeof(b), &lsn);
 	if (rc == 0) {
 		r->hs = *hs;
 		r->has_hs = true;
@@ -497,15 +535,33 @@ const struct sl_drv_host nd_drv_host = {
 	.ack = host_ack,
 };
 
-static void region_process_ready(struct worker *w, struct region *r)
+/* Room for the worst ready of r: its WAL records and its LSN queue entries. After a WAL
+ * failure every ready runs (the storage callbacks refuse, the protocol fails what waits). */
+static bool ready_room(const struct worker *w, const struct region *r)
 {
-	(void)w;
-	if (sl_drv_process(r->drv, 64) == 0)
-		return;
+	return w->wal_failed || (nd_wal_room(w, WAL_READY_WORST(r->prop_cap)) &&
+				 w->lsn_len + READY_ENTRIES_MAX <= LSNQ_SIZE);
+}
+
+/* Runs r's readies while the WAL has room for the worst one; "not taken" (counted) when
+ * it has not: the ready waits for the next round, nothing waits inside this one. */
+static int region_process_ready(struct worker *w, struct region *r)
+{
+	uint32_t ran = 0;
+	while (ran < DRV_READIES_PER_ROUND && sl_drv_has_ready(r->drv)) {
+		if (!ready_room(w, r)) {
+			sl_stats_add(w->st, SL_STAT_wal_gate_waits, 1);
+			break;
+		}
+		ran += sl_drv_process(r->drv, 1);
+	}
+	if (ran == 0)
+		return 0;
 	for (int k = 0; k < PROP_SLOTS; k++)
 		if (r->props[k].in_use && r->props[k].ack_wait != 0 &&
 		    r->props[k].ack_wait <= r->applied_index)
 			prop_ack(r->wk, &r->props[k], 0);
+	return (int)ran;
 }
 
 /* Durable LSN advanced: tell each region's protocol, in log order. */
@@ -653,25 +709,50 @@ static int drain_inputs(struct worker *w)
 	return work;
 }
 
-/* Copy a point into the message for its region's core; false when no message or ring
- * room is free (the caller drains and retries). */
-static bool route_point(struct worker *w, uint32_t handle, const struct sl_point *pt)
+/* The message for dst with room for `need` more bytes: the full one is sent first, a new
+ * one taken from the pool; NULL when the ring or the pool has no room (nothing changed). */
+static struct xmsg *route_msg(struct worker *w, unsigned dst, size_t need)
 {
-	struct sl_node *n = w->node;
-	uint32_t region = sl_node_region_of(pt->series_id, n->cfg.regions);
-	unsigned dst = n->regions[region].worker;
-	size_t need = xpoint_size(pt);
 	SL_ASSERT(need <= XMSG_BYTES);
 	struct xmsg *x = w->fill_pts[dst];
 	if (x != NULL && x->used + need > XMSG_BYTES) {
 		if (!xmsg_send(w, dst, x))
-			return false;
+			return NULL;
 		x = w->fill_pts[dst] = NULL;
 	}
-	if (x == NULL) {
+	if (x == NULL)
 		x = w->fill_pts[dst] = nd_xmsg_get(w, XMSG_POINTS);
-		if (x == NULL)
-			return false;
+	return x;
+}
+
+static unsigned route_dst(const struct worker *w, const struct sl_point *pt, uint32_t *region)
+{
+	*region = sl_node_region_of(pt->series_id, w->node->cfg.regions);
+	return w->node->regions[*region].worker;
+}
+
+/* Whether routing has room for pt now: true means nd_route_point of it succeeds (ingress
+ * asks before it changes any state of its own for the point). */
+bool nd_route_room(struct worker *w, const struct sl_point *pt)
+{
+	uint32_t region;
+	if (route_msg(w, route_dst(w, pt, &region), xpoint_size(pt)) != NULL)
+		return true;
+	sl_stats_add(w->st, SL_STAT_route_no_room, 1);
+	return false;
+}
+
+/* Copy a point into the message for its region's core; false when no message or ring
+ * room is free: the ingress stage keeps the point and stops until next round. */
+bool nd_route_point(struct worker *w, uint32_t handle, const struct sl_point *pt)
+{
+	uint32_t region;
+	unsigned dst = route_dst(w, pt, &region);
+	size_t need = xpoint_size(pt);
+	struct xmsg *x = route_msg(w, dst, need);
+	if (x == NULL) {
+		sl_stats_add(w->st, SL_STAT_route_no_room, 1);
+		return false;
 	}
 	struct xpoint xp = {.series_id = pt->series_id,
 			    .ts = pt->ts,
@@ -689,18 +770,6 @@ static bool route_point(struct worker *w, uint32_t handle, const struct sl_point
 	x->used += (uint32_t)need;
 	x->n++;
 	return true;
-}
-
-static int progress(struct worker *w);
-
-/* route_point, waiting for room: consumers (this core too) catch up meanwhile. */
-void nd_route_point_wait(struct worker *w, uint32_t handle, const struct sl_point *pt)
-{
-	while (!route_point(w, handle, pt)) {
-		sl_stats_add(w->st, SL_STAT_ring_full, 1);
-		progress(w);
-		rte_pause();
-	}
 }
 
 static bool flush_point_msgs(struct worker *w)
@@ -749,12 +818,29 @@ static bool ingest_count_bad(struct worker *w, uint8_t flags)
 
 /* One decoded record. The decoder owns the framing: a pending handle is taken only for a
  * record that starts a well-framed batch (so its count is 1..ring_entries), points are
- * accounted only to the batch they continue, and records of no batch touch no handle. */
-static void ingest_record(struct worker *w, uint32_t slot, const struct sl_ingest_rec *rec)
+ * accounted only to the batch they continue, and records of no batch touch no handle.
+ * False when it cannot be taken now (no routing room, no free handle): nothing of it was
+ * counted or accounted, and it is offered again next round. */
+static bool ingest_record(struct worker *w, uint32_t slot, const struct sl_ingest_rec *rec)
 {
+	if (rec->flags & SL_INGEST_BAD_FRAMING) {
+		ingest_count_bad(w, rec->flags);
+		return true; /* no batch to account it to, nobody waits for an ack of it */
+	}
+	struct sl_point pt = {.series_id = 0};
+	if (rec->flags == 0) {
+		pt = (struct sl_point){.series_id = sl_series_id((const char *)rec->key, rec->key_len),
+				       .ts = rec->ts,
+				       .type = rec->type,
+				       .value = rec->value,
+				       .key_len = rec->key_len,
+				       .key = (const char *)rec->key};
+		if (!nd_route_room(w, &pt))
+			return false;
+	}
+	if (rec->starts_batch && w->n_pend_free == 0)
+		return false; /* session batches took the handles meanwhile */
 	bool bad = ingest_count_bad(w, rec->flags);
-	if (rec->flags & SL_INGEST_BAD_FRAMING)
-		return; /* no batch to account it to, nobody waits for an ack of it */
 	if (rec->starts_batch) {
 		if (w->slot_cur[slot] != UINT32_MAX)
 			ingest_abandon(w, slot);
@@ -776,47 +862,71 @@ static void ingest_record(struct worker *w, uint32_t slot, const struct sl_inges
 	if (bad) {
 		sl_stats_add(w->st, SL_STAT_points_rejected, 1);
 		pend_account(w, h, 1, 0, -EINVAL);
-		return;
+		return true;
 	}
-	struct sl_point pt = {.series_id = sl_series_id((const char *)rec->key, rec->key_len),
-			      .ts = rec->ts,
-			      .type = rec->type,
-			      .value = rec->value,
-			      .key_len = rec->key_len,
-			      .key = (const char *)rec->key};
-	nd_route_point_wait(w, h, &pt);
+	bool routed = nd_route_point(w, h, &pt);
+	SL_ASSERT(routed); /* nd_route_room said so, and nothing was routed since */
+	return true;
 }
 
-static int poll_ingest(struct worker *w)
+/* The decoder abandoned the batch we hold (a stray record, the published head reached
+ * mid-batch, a corrupt ring): release it now, not never. Once every decoded record of the
+ * slot is taken: the decoder's state is then ours. */
+static void ingest_slot_check(struct worker *w, uint32_t slot)
+{
+	if (w->slot_cur[slot] != UINT32_MAX && !sl_ingest_batch_open(w->node->ingest, slot))
+		ingest_abandon(w, slot);
+}
+
+/* Takes the decoded records not yet taken; false when one had to stay (routing full). */
+static bool ingest_take(struct worker *w)
+{
+	for (; w->rec_next < w->rec_n; w->rec_next++)
+		if (!ingest_record(w, w->rec_slot, &w->recs[w->rec_next]))
+			return false;
+	ingest_slot_check(w, w->rec_slot);
+	return true;
+}
+
+/* Ingress, shm: records decoded earlier and not yet taken first, then one burst per slot.
+ * Answers "not taken" (stops, keeping the records) when routing has no room or pending
+ * handles run short, and resumes there next round. No system call: the main lcore tells a
+ * dead client's slot (kill(2)), this core only resets a draining slot it has drained. */
+static int poll_ingest(struct worker *w, bool take_new)
 {
 	struct sl_node *n = w->node;
 	int work = 0;
+	if (w->rec_next < w->rec_n) {
+		uint32_t before = w->rec_next;
+		bool done = ingest_take(w);
+		work += (int)(w->rec_next - before);
+		if (!done)
+			return work;
+	}
+	if (!take_new)
+		return work;
 	uint32_t n_slots = sl_ingest_n_slots(n->ingest);
-	uint64_t tsc = rte_rdtsc();
-	bool reap = tsc >= w->next_reap_tsc;
-	if (reap)
-		w->next_reap_tsc = tsc + w->tsc_hz / 100; /* every 10 ms */
 	for (uint32_t slot = w->idx; slot < n_slots; slot += n->n_workers) {
 		/* A slot is recycled for a new client only once nothing of the old one awaits
 		 * an ack (its open batch included), so no late ack can reach the next client. */
-		if (reap && w->slot_inflight[slot] == 0)
-			sl_ingest_reap_slot(n->ingest, slot);
-		/* room for a whole burst: pending handles and outgoing messages */
-		if (w->n_pend_free < INGEST_BURST || !flush_point_msgs(w))
+		if (w->slot_inflight[slot] == 0)
+			sl_ingest_reset_drained(n->ingest, slot);
+		/* a handle for each record of a burst (any may start a batch) */
+		if (w->n_pend_free < INGEST_BURST)
 			break;
 		int got = sl_ingest_poll(n->ingest, slot, w->recs, INGEST_BURST);
-		if (got > 0) {
-			work += got;
-			sl_stats_add(w->st, SL_STAT_points_in, (uint64_t)got);
-			for (int i = 0; i < got; i++)
-				ingest_record(w, slot, &w->recs[i]);
+		if (got <= 0) {
+			ingest_slot_check(w, slot);
+			continue;
 		}
-		/* The decoder abandoned the batch we hold (a stray record, the published head
-		 * reached mid-batch, a corrupt ring): release it now, not never. */
-		if (w->slot_cur[slot] != UINT32_MAX && !sl_ingest_batch_open(n->ingest, slot))
-			ingest_abandon(w, slot);
+		work += got;
+		sl_stats_add(w->st, SL_STAT_points_in, (uint64_t)got);
+		w->rec_slot = slot;
+		w->rec_next = 0;
+		w->rec_n = (uint32_t)got;
+		if (!ingest_take(w))
+			break;
 	}
-	flush_point_msgs(w);
 	return work;
 }
 
@@ -863,22 +973,55 @@ static void worker_idle(struct worker *w, bool flush_in_flight)
 	rte_delay_us_sleep(w->idle_us);
 }
 
-/* Everything that moves taken work towards its acknowledgement: proposals, the WAL,
- * commits, acks, parked messages. Also what a core runs while it waits for ring room, so
- * waiting never stops its own regions from draining. */
-static int progress(struct worker *w)
+/* ---- the pipeline stages, each run once per round, bounded, never waiting: a stage with
+ * no room answers "not taken" (and counts it) and the work stays where it is. */
+
+/* Ingress: shm slots and the network door. Stops taking input when routing has no room
+ * (the rest is kept: records decoded, a frame parked) and resumes there next round. Not
+ * while this core's own regions are full (a stalled message): backpressure. */
+static int stage_ingress(struct worker *w, bool take_new)
+{
+	if (w->stalled != NULL)
+		return 0;
+	/* after a WAL failure the points are still read, routed and refused (-EIO) */
+	return poll_ingest(w, take_new) + nd_poll_net(w, take_new);
+}
+
+/* Durable LSN: the protocols hear of it (persisted), session records acknowledge. */
+static int stage_wal_completions(struct worker *w)
+{
+	if (w->wal_failed)
+		return 0;
+	uint64_t before = sl_wal_durable_lsn(w->wal);
+	wal_completions(w);
+	if (sl_wal_durable_lsn(w->wal) == before)
+		return 0;
+	sl_stats_add(w->st, SL_STAT_wal_fsyncs, 1);
+	return 1;
+}
+
+/* Each region's consensus: tick (the TSC clock), propose the open batch when the
+ * protocol has no ready waiting, run readies the WAL has room for. */
+static int stage_driver(struct worker *w)
 {
 	struct sl_node *n = w->node;
-	int work = drain_inputs(w);
-	uint64_t now = nd_now_ns();
+	int work = 0;
 	for (uint32_t i = 0; i < n->cfg.regions; i++) {
 		struct region *r = &n->regions[i];
 		if (r->worker != w->idx)
 			continue;
-		sl_drv_tick(r->drv, now);
-		prop_close(w, r);
-		region_process_ready(w, r);
+		sl_drv_tick(r->drv, w->now_ns);
+		if (!sl_drv_has_ready(r->drv))
+			prop_close(w, r);
+		work += region_process_ready(w, r);
 	}
+	return work;
+}
+
+/* WAL: queued session records (as room allows), then the buffer goes to the disk. */
+static int stage_wal(struct worker *w)
+{
+	int work = nd_sess_log_records(w);
 	if (!w->wal_failed && sl_wal_pending_bytes(w->wal) > 0) {
 		int rc = sl_wal_flush(w->wal);
 		if (rc < 0 && rc != -EBUSY && rc != -EAGAIN)
@@ -886,49 +1029,72 @@ static int progress(struct worker *w)
 		else if (rc == 0)
 			sl_stats_add(w->st, SL_STAT_wal_flushes, 1);
 	}
-	if (!w->wal_failed) {
-		uint64_t before = sl_wal_durable_lsn(w->wal);
-		wal_completions(w);
-		if (sl_wal_durable_lsn(w->wal) != before) {
-			sl_stats_add(w->st, SL_STAT_wal_fsyncs, 1);
-			work++;
-		}
-	}
-	for (uint32_t i = 0; i < n->cfg.regions; i++) {
-		struct region *r = &n->regions[i];
-		if (r->worker == w->idx)
-			region_process_ready(w, r);
-	}
-	flush_ack_msgs(w);
-	work += outbox_flush(w);
 	return work;
 }
 
+/* Acks and egress: acks to other cores (backlogged ones first), parked read messages. */
+static int stage_egress(struct worker *w)
+{
+	flush_ack_msgs(w);
+	return outbox_flush(w);
+}
+
+/* Counts this round in the stall histogram (cumulative: a 15 ms round is in the 1 ms and
+ * the 10 ms counter); the idle sleep that may follow is not part of the round. */
+static void stall_count(struct worker *w)
+{
+	uint64_t d = rte_rdtsc() - w->round_tsc;
+	if (d < w->stall_tsc[0])
+		return;
+	sl_stats_add(w->st, SL_STAT_stall_1ms, 1);
+	if (d >= w->stall_tsc[1])
+		sl_stats_add(w->st, SL_STAT_stall_10ms, 1);
+	if (d >= w->stall_tsc[2])
+		sl_stats_add(w->st, SL_STAT_stall_100ms, 1);
+}
+
+/* Housekeeping: idle sessions, the LSN queue, a checkpoint step, counters. */
+static void stage_housekeeping(struct worker *w)
+{
+	struct sl_node *n = w->node;
+	if (w->now_ns >= (uint64_t)w->next_expire_ns) {
+		sl_sess_expire(&w->sess, (int64_t)w->now_ns, SESS_EXPIRE_BATCH);
+		w->next_expire_ns = (int64_t)(w->now_ns + SESS_EXPIRE_PERIOD_NS);
+	}
+	nd_lsnq_trim(w);
+	if (w->ckpt_active || w->wal_bytes_since_ckpt >= (uint64_t)n->cfg.checkpoint_mb << 20)
+		nd_checkpoint_step(w);
+	nd_lp_stats(w);
+}
+
+/* One round of the pipeline: ingress -> route -> inputs -> WAL completions -> driver ->
+ * WAL -> acks/egress -> housekeeping, each stage once, in this order (what a stage
+ * produces is taken by the next ones in the same round). */
 static void worker_round(struct worker *w, bool take_new)
 {
 	struct sl_node *n = w->node;
-	int work = 0;
+	w->round_tsc = rte_rdtsc();
+	w->now_ns = nd_now_ns();
 	nd_serve_ctl(w);
+	uint64_t stall_us = atomic_exchange_explicit(&w->debug_stall_us, 0, memory_order_relaxed);
+	if (stall_us != 0)
+		rte_delay_us_sleep((unsigned)stall_us); /* tests only: one long round */
 	if (atomic_load_explicit(&w->debug_hold, memory_order_relaxed) &&
 	    !atomic_load_explicit(&n->stop, memory_order_relaxed)) {
 		/* tests only: a core that falls behind (a long checkpoint, a slow disk) */
 		rte_delay_us_sleep(1000);
 		return;
 	}
-	if (take_new && w->stalled == NULL) { /* after a WAL failure: read and refuse (-EIO) */
-		work += poll_ingest(w);
-		work += nd_poll_net(w);
-	}
-	work += progress(w);
-	if (nd_now_ns() >= (uint64_t)w->next_expire_ns) {
-		sl_sess_expire(&w->sess, (int64_t)nd_now_ns(), 64);
-		w->next_expire_ns = (int64_t)nd_now_ns() + 100000000; /* 100 ms */
-	}
-	nd_lsnq_trim(w);
-	if (w->ckpt_active || w->wal_bytes_since_ckpt >= (uint64_t)n->cfg.checkpoint_mb << 20)
-		nd_checkpoint_step(w);
+	int work = stage_ingress(w, take_new);
+	flush_point_msgs(w);
+	work += drain_inputs(w);
+	work += stage_wal_completions(w);
+	work += stage_driver(w);
+	work += stage_wal(w);
+	work += stage_egress(w);
+	stage_housekeeping(w);
 	sl_stats_add(w->st, work ? SL_STAT_polls_busy : SL_STAT_polls_idle, 1);
-	nd_lp_stats(w);
+	stall_count(w);
 	stats_publish(w);
 	if (work == 0)
 		worker_idle(w, sl_wal_durable_lsn(w->wal) < sl_wal_last_lsn(w->wal));
@@ -938,7 +1104,8 @@ static void worker_round(struct worker *w, bool take_new)
 
 static bool worker_quiet(struct worker *w)
 {
-	if (w->stalled != NULL || w->local_len > 0)
+	if (w->stalled != NULL || w->local_len > 0 || w->rec_next < w->rec_n ||
+	    nd_net_parked(w) || w->sessq_logged < w->sessq_len)
 		return false;
 	for (unsigned d = 0; d < w->node->n_workers; d++)
 		if (w->fill_pts[d] != NULL || w->fill_acks[d] != NULL ||
@@ -953,6 +1120,9 @@ int sl_node_worker_main(void *arg)
 {
 	struct worker *w = arg;
 	struct sl_node *n = w->node;
+	static const uint32_t stall_us[3] = {STALL_US_1, STALL_US_2, STALL_US_3};
+	for (int i = 0; i < 3; i++)
+		w->stall_tsc[i] = w->tsc_hz / 1000000u * stall_us[i];
 	while (!atomic_load_explicit(&n->stop, memory_order_relaxed))
 		worker_round(w, true);
 	/* Drain: finish what was taken, make it durable, acknowledge it. Bounded: 10 s. */

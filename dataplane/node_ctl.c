@@ -391,7 +391,8 @@ static int ctl_wal_fault(struct sl_node *n, struct json_object *args,
 
 /* Tests only ([debug] fault_injection): worker args.core stops polling (args.hold true,
  * the default) or resumes (false); it still answers ctl requests. A stand-in for a core
- * that falls behind the others, so tests can complete batches out of order. */
+ * that falls behind the others, so tests can complete batches out of order. With
+ * args.stall_ms instead, one round of the core lasts that long (the stall counters). */
 static int ctl_hold_core(struct sl_node *n, struct json_object *args,
 			 struct json_object **result, const char **err_code, char *err_msg,
 			 size_t err_len)
@@ -403,6 +404,16 @@ static int ctl_hold_core(struct sl_node *n, struct json_object *args,
 	if (parse_time(args, "core", -1, &core) || core < 0 || core >= (int64_t)n->n_workers)
 		CTL_ERR("bad_request", "debug_hold_core needs args.core, a worker index 0..%u",
 			n->n_workers - 1);
+	int64_t stall_ms = 0;
+	if (parse_time(args, "stall_ms", 0, &stall_ms) || stall_ms < 0 || stall_ms > 10000)
+		CTL_ERR("bad_request", "args.stall_ms must be 0..10000");
+	if (stall_ms > 0) {
+		atomic_store(&n->w[core].debug_stall_us, (uint64_t)stall_ms * 1000u);
+		*result = json_object_new_object();
+		json_object_object_add(*result, "core", json_object_new_int((int)core));
+		json_object_object_add(*result, "stall_ms", json_object_new_int64(stall_ms));
+		return 0;
+	}
 	bool hold = true;
 	if (args && json_object_object_get_ex(args, "hold", &v)) {
 		if (!json_object_is_type(v, json_type_boolean))

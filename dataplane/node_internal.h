@@ -37,40 +37,16 @@
 #include "session.h"
 #include "port.h"
 #include "node.h"
+#include "node_limits.h"
 #include "sl_assert.h"
 #include "sl_le.h"
 #include "stats.h"
 #include "store.h"
 #include "wal.h"
 
-#define XMSG_BYTES (72u << 10) /* encoded points per cross-core message: fits the largest */
-#define XMSG_ACKS 64         /* acks per cross-core message */
-#define XMSG_POOL 1024       /* messages in the pool */
-#define XRING_SIZE 1024      /* per core pair */
-#define PEND_MAX 16384       /* client batches in flight per worker */
-#define PROP_SLOTS 8         /* proposals in flight per region */
-#define PROP_RUNS 256        /* (core, batch) runs in one proposal */
-#define PROP_BYTES (512u << 10)
-#define LSNQ_SIZE 65536      /* WAL records not yet applied, per worker */
-#define INGEST_BURST 256
-#define CTLQ_SIZE 16
 #define WAL_REC_ENTRY 1
-#define WAL_REC_HARDSTATE 2 /* kind u8 (2), region u32, term u64, vote u32, commit u64 */
-#define HARDSTATE_BYTES 25
-#define WAL_REC_SESSION 3 /* kind u8 (3), session u64, seq u64, stored u32, count u32 */
-#define SESSION_REC_BYTES 25
-#define SESSQ_SIZE 16384      /* session batches waiting for their session record */
-#define SESS_CAPACITY 4096    /* sessions per worker */
-#define ACK_BACKLOG PEND_MAX  /* acks per destination core waiting for ring room: one per batch */
-#define OUTBOX_SIZE 256       /* read requests/results waiting for ring room */
-#define ENTRY_ASK_BYTES (240u << 10) /* entry size the node asks protocols to carry (the
-				      * proposal is the smaller of PROP_BYTES and what they accept) */
-#define NO_ACK UINT32_MAX /* points that nobody waits for (line protocol) */
-#define RX_BURST 32
-#define NET_UDP_PAYLOAD_MAX 1472 /* UDP payload of a 1500-byte IPv4 frame */
-#define NETQ_SIZE 1024 /* frames other workers handed to this one, waiting */
-#define FRAG_FLAT_BYTES (SL_PKT_ETH_HDR + 65535) /* a reassembled datagram, contiguous */
-#define ENTRY_HDR 25 /* kind u8, region u32, term u64, index u64, type u32 */
+#define WAL_REC_HARDSTATE 2
+#define WAL_REC_SESSION 3
 
 enum { XMSG_POINTS = 1, XMSG_ACK = 2, XMSG_READ = 3, XMSG_READ_RESULT = 4 };
 
@@ -105,6 +81,8 @@ struct xpoint {
 	uint16_t key_len;
 	uint8_t type;
 };
+
+_Static_assert(sizeof(struct xpoint) == XPOINT_HDR_BYTES, "node_limits.h counts in this size");
 
 static inline size_t xpoint_size(const struct sl_point *p)
 {
@@ -225,70 +203,127 @@ struct ctl_req {
 	atomic_int done;
 };
 
+/* Where the network door stopped a frame whose points could not all be routed (routing
+ * had no room): the frame is kept and resumed next round from here, so nothing taken is
+ * dropped and nothing is accounted twice. */
+enum net_park_kind { PARK_NONE = 0, PARK_LP = 1, PARK_SESS = 2 };
+
+struct net_park {
+	enum net_park_kind kind;
+	struct rte_mbuf *m;     /* the frame (or reassembled datagram) the payload is in */
+	struct sl_pkt_info in;  /* its classification; in.payload stays valid while m is held
+				 * (a chained datagram's flat copy too: the door takes nothing
+				 * else while a frame is parked) */
+	uint16_t port;
+	/* line protocol: the line to resume at, its fields already routed, and the clock a
+	 * line without a timestamp was given (the same for every field of the frame) */
+	size_t lp_off;
+	uint32_t lp_field;
+	int64_t lp_now;
+	/* session BATCH: its pending handle and the point iterator */
+	uint32_t sess_h;
+	struct sl_sess_point_iter sess_it;
+	/* frames of the same burst not yet looked at, served after the parked one */
+	struct rte_mbuf *rest[RX_BURST];
+	uint16_t rest_port; /* port index, or UINT16_MAX: they came from the hand-over ring */
+	uint16_t rest_head, rest_n;
+};
+
+/* One worker lcore. Grouped by the pipeline stage that owns the fields (anonymous
+ * structs: the names stay flat); each group starts on its own cache line so a stage's
+ * fields of the per-round path share lines with each other and not with another's. */
 struct worker {
-	struct sl_node *node;
-	unsigned idx;
-	unsigned lcore;
-	unsigned arena;
-	struct sl_wal *wal;
-	struct sl_stats_core *st;     /* this round's deltas (private) */
-	struct sl_stats_core st_local;
-	struct sl_stats_core *st_shm; /* the core's block in the stats segment */
-	struct rte_ring *in[SL_CFG_MAX_WORKERS];  /* from core j to me */
-	struct rte_ring *out[SL_CFG_MAX_WORKERS]; /* from me to core j */
-	struct xmsg *fill_pts[SL_CFG_MAX_WORKERS];
-	struct xmsg *fill_acks[SL_CFG_MAX_WORKERS];
-	/* acks that found no message or ring room: sent first next time (never lost, and
-	 * never waited for: two cores acking each other must not block each other). Acks of
-	 * one batch are merged while they wait, so the backlog holds at most one entry per
-	 * pending batch of the destination core however many runs the batch was split into;
-	 * ack_bl_slot[d][handle] is that entry's slot + 1, or 0. */
-	struct xack *ack_backlog[SL_CFG_MAX_WORKERS];
-	uint32_t *ack_bl_slot[SL_CFG_MAX_WORKERS];
-	struct xmsg *outbox[OUTBOX_SIZE];
-	uint16_t outbox_dst[OUTBOX_SIZE];
-	uint32_t outbox_head, outbox_len;
-	uint32_t ack_bl_head[SL_CFG_MAX_WORKERS], ack_bl_len[SL_CFG_MAX_WORKERS];
-	struct xmsg *stalled; /* partly consumed points message */
-	struct xmsg *local_q[XRING_SIZE];
-	uint32_t local_head, local_len;
-	struct rte_ring *ctlq;
-	struct pend *pend;
-	uint32_t *pend_free;
-	uint32_t n_pend_free;
-	uint32_t slot_cur[256];      /* pending handle of the slot's open batch, or UINT32_MAX */
-	uint32_t slot_inflight[256]; /* batches of the slot awaiting their ack */
-	uint64_t next_reap_tsc;
-	struct lsn_rec *lsnq;
-	uint32_t lsn_head, lsn_len, lsn_durable; /* durable = entries handed to persisted() */
-	uint64_t drv_durable; /* durable LSN last told to the regions' drivers */
-	uint64_t wal_bytes_since_ckpt;
-	bool ckpt_active; /* a checkpoint in progress, one region per round */
-	uint32_t ckpt_next;
-	uint64_t ckpt_upto;
-	uint64_t ckpt_resume_ns; /* next region not before: the backlog drains in between */
-	uint32_t idle_us;
-	bool wal_failed;
-	_Atomic int wal_errno; /* of the first WAL failure (positive), for status */
-	struct sl_ingest_rec *recs;
-	uint64_t tsc_hz;
-	/* network front door */
-	struct sl_lp_line *lp;
-	struct sl_lp_counts lpc, lpc_published;
-	struct sl_pkt_arp_cache arp;
-	struct sl_sess_table sess;
-	void *sess_mem;
-	struct sessq_ent *sessq;
-	uint32_t sessq_head, sessq_len;
-	/* IPv4 reassembly: this worker's table. netq: frames other workers hand over (a
-	 * datagram's fragments meet on one worker, a session's datagrams on its worker,
-	 * whatever queue the device put them on); flat: a chained datagram made contiguous */
-	struct sl_frag frag;
-	struct sl_frag_counts frag_published;
-	struct rte_ring *netq;
-	uint8_t *flat;
-	int64_t next_expire_ns;
-	atomic_bool debug_hold; /* tests only (debug_hold_core): the core stands still */
+	/* the round: identity, clock, counters (every stage reads these) */
+	struct {
+		struct sl_node *node;
+		unsigned idx;
+		unsigned lcore;
+		unsigned arena;
+		bool wal_failed;
+		uint32_t idle_us;
+		struct sl_stats_core *st; /* this round's deltas (private) */
+		uint64_t tsc_hz;
+		uint64_t round_tsc;       /* TSC at the start of this round */
+		uint64_t now_ns;          /* this round's clock (nd_now_ns, from the TSC) */
+		uint64_t stall_tsc[3];    /* STALL_US_1..3 in TSC cycles */
+	} __rte_cache_aligned;
+	/* route: points and acks to other cores, messages parked for ring room */
+	struct {
+		struct rte_ring *in[SL_CFG_MAX_WORKERS];  /* from core j to me */
+		struct rte_ring *out[SL_CFG_MAX_WORKERS]; /* from me to core j */
+		struct xmsg *fill_pts[SL_CFG_MAX_WORKERS];
+		struct xmsg *fill_acks[SL_CFG_MAX_WORKERS];
+		struct xmsg *stalled; /* partly consumed points message */
+		uint32_t local_head, local_len;
+		struct xmsg *local_q[XRING_SIZE];
+		/* acks that found no message or ring room: sent first next time (never lost, and
+		 * never waited for: two cores acking each other must not block each other).
+		 * Acks of one batch are merged while they wait, so the backlog holds at most one
+		 * entry per pending batch of the destination core however many runs the batch
+		 * was split into; ack_bl_slot[d][handle] is that entry's slot + 1, or 0. */
+		struct xack *ack_backlog[SL_CFG_MAX_WORKERS];
+		uint32_t *ack_bl_slot[SL_CFG_MAX_WORKERS];
+		uint32_t ack_bl_head[SL_CFG_MAX_WORKERS], ack_bl_len[SL_CFG_MAX_WORKERS];
+		struct xmsg *outbox[OUTBOX_SIZE];
+		uint16_t outbox_dst[OUTBOX_SIZE];
+		uint32_t outbox_head, outbox_len;
+	} __rte_cache_aligned;
+	/* pending client batches and the shm ingress */
+	struct {
+		struct pend *pend;
+		uint32_t *pend_free;
+		uint32_t n_pend_free;
+		struct sl_ingest_rec *recs; /* one decoded burst */
+		uint32_t rec_slot;          /* slot of recs[rec_next..rec_n): decoded, not yet taken */
+		uint32_t rec_next, rec_n;
+		uint32_t slot_cur[NODE_SHM_SLOTS];      /* pending handle of the slot's open batch,
+							 * or UINT32_MAX */
+		uint32_t slot_inflight[NODE_SHM_SLOTS]; /* batches of the slot awaiting their ack */
+	} __rte_cache_aligned;
+	/* WAL: records not yet applied, the durable point told to the drivers */
+	struct {
+		struct sl_wal *wal;
+		struct lsn_rec *lsnq;
+		uint32_t lsn_head, lsn_len, lsn_durable; /* durable = entries handed to persisted() */
+		uint64_t drv_durable; /* durable LSN last told to the regions' drivers */
+		uint64_t wal_bytes_since_ckpt;
+		_Atomic int wal_errno; /* of the first WAL failure (positive), for status */
+	} __rte_cache_aligned;
+	/* sessions: the table, and batches whose session record is queued (head..+logged:
+	 * in the WAL, waiting to be durable; the rest: waiting for WAL room) */
+	struct {
+		struct sl_sess_table sess;
+		void *sess_mem;
+		struct sessq_ent *sessq;
+		uint32_t sessq_head, sessq_len, sessq_logged;
+		int64_t next_expire_ns;
+	} __rte_cache_aligned;
+	/* network door: line protocol parser, ARP, IPv4 reassembly (netq: frames other
+	 * workers hand over: a datagram's fragments meet on one worker, a session's
+	 * datagrams on its worker, whatever queue the device put them on; flat: a chained
+	 * datagram made contiguous), the frame parked for routing room */
+	struct {
+		struct sl_lp_line *lp;
+		struct sl_lp_counts lpc, lpc_published;
+		struct sl_pkt_arp_cache arp;
+		struct sl_frag frag;
+		struct sl_frag_counts frag_published;
+		struct rte_ring *netq;
+		uint8_t *flat;
+		struct net_park park;
+	} __rte_cache_aligned;
+	/* checkpoints, ctl, stats publication: housekeeping, not every round's path */
+	struct {
+		bool ckpt_active; /* a checkpoint in progress, one region per round */
+		uint32_t ckpt_next;
+		uint64_t ckpt_upto;
+		uint64_t ckpt_resume_ns; /* next region not before: the backlog drains in between */
+		struct rte_ring *ctlq;
+		struct sl_stats_core st_local;
+		struct sl_stats_core *st_shm; /* the core's block in the stats segment */
+		atomic_bool debug_hold; /* tests only (debug_hold_core): the core stands still */
+		_Atomic uint64_t debug_stall_us; /* tests only: one round this long (stall counters) */
+	} __rte_cache_aligned;
 } __rte_cache_aligned;
 
 struct sl_node {
@@ -316,23 +351,31 @@ void nd_pend_finish(struct worker *w, uint32_t h);
 struct xmsg *nd_xmsg_get(struct worker *w, uint16_t kind);
 void nd_outbox_send(struct worker *w, unsigned dst, struct xmsg *x);
 void nd_apply_entry(struct region *r, const uint8_t *data, uint32_t len, struct proposal *p);
-int nd_wal_append_wait(struct worker *w, uint16_t type, const uint8_t *head, uint32_t head_len,
-		       const uint8_t *buf, uint32_t len, uint64_t *lsn);
+bool nd_wal_room(const struct worker *w, uint64_t bytes);
+int nd_wal_append(struct worker *w, uint16_t type, const uint8_t *head, uint32_t head_len,
+		  const uint8_t *buf, uint32_t len, uint64_t *lsn);
 int nd_wal_append_hardstate(struct worker *w, struct region *r,
 			    const struct sl_cons_hard_state *hs, uint64_t *lsn);
 extern const struct sl_drv_host nd_drv_host;
 void nd_wal_fail(struct worker *w, int err);
 uint64_t nd_lsnq_trim(struct worker *w);
-void nd_route_point_wait(struct worker *w, uint32_t handle, const struct sl_point *pt);
+bool nd_route_point(struct worker *w, uint32_t handle, const struct sl_point *pt);
+bool nd_route_room(struct worker *w, const struct sl_point *pt);
 void nd_checkpoint_step(struct worker *w);
 void nd_net_send_udp(struct worker *w, const struct reply_addr *ra, const uint8_t *payload,
 		     size_t len);
 void nd_sess_finish(struct worker *w, uint32_t h);
 void nd_sess_durable(struct worker *w, uint64_t durable);
 void nd_read_serve(struct worker *w, struct xmsg *x);
-int nd_poll_net(struct worker *w);
+int nd_poll_net(struct worker *w, bool take_new);
 void nd_lp_stats(struct worker *w);
 void nd_serve_ctl(struct worker *w);
+void nd_clock_init(void);
+void nd_clock_resync(void);
 uint64_t nd_now_ns(void);
+int64_t nd_wall_ns(void);
+int nd_sess_log_records(struct worker *w);
+bool nd_net_parked(const struct worker *w);
+void nd_ingest_check_owners(struct sl_node *n);
 
 #endif

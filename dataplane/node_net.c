@@ -10,13 +10,6 @@ _Static_assert(SL_STAT_lp_scratch - SL_STAT_lp_syntax_measurement ==
 		       SL_LP_ERR_SCRATCH - SL_LP_ERR_SYNTAX_MEASUREMENT,
 	       "per-reason line protocol counters follow enum sl_lp_err");
 
-static int64_t wall_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static void net_tx(struct worker *w, const struct sl_port *p, uint16_t q, struct rte_mbuf *m)
 {
 	if (rte_eth_tx_burst(p->port_id, q, &m, 1) == 1) {
@@ -104,38 +97,72 @@ static void sess_send_ack(struct worker *w, const struct reply_addr *ra,
 
 /* Seq will not be made durable now: the session expects it again (and drops completions
  * of later seqs); a client at level 1 or 2 is told why. */
-static void sess_fail(struct worker *w, const struct pend *p, uint8_t status)
+static void sess_fail_seq(struct worker *w, uint64_t session_id, uint64_t seq, uint8_t level,
+			  const struct reply_addr *ra, uint8_t status)
 {
-	sl_sess_on_abort(&w->sess, p->session_id, p->batch_seq);
-	struct sl_sess_ack ack = {.session_id = p->session_id, .seq = p->batch_seq, .status = status};
-	if (p->level != SL_SESS_LEVEL_NONE)
-		sess_send_ack(w, &p->ra, &ack);
+	sl_sess_on_abort(&w->sess, session_id, seq);
+	struct sl_sess_ack ack = {.session_id = session_id, .seq = seq, .status = status};
+	if (level != SL_SESS_LEVEL_NONE)
+		sess_send_ack(w, ra, &ack);
 }
 
-/* Logs the session record of a batch whose points are all applied and whose earlier seqs
- * are all recorded; its durability is the batch's acknowledgement (docs/protocol.md). */
+static void sess_fail(struct worker *w, const struct pend *p, uint8_t status)
+{
+	sess_fail_seq(w, p->session_id, p->batch_seq, p->level, &p->ra, status);
+}
+
+/* Queues the session record of a batch whose points are all applied and whose earlier
+ * seqs are all recorded; its durability is the batch's acknowledgement (docs/protocol.md).
+ * The WAL stage logs queued records in order as the WAL has room (nd_sess_log_records):
+ * this runs inside apply and ack handling, which must not wait for the WAL. */
 static void sess_record(struct worker *w, const struct pend *p)
 {
 	if (w->wal_failed || w->sessq_len == SESSQ_SIZE) {
 		sess_fail(w, p, w->wal_failed ? SL_SESS_ST_STORAGE_ERROR : SL_SESS_ST_BUSY);
 		return;
 	}
-	uint8_t b[SESSION_REC_BYTES];
-	b[0] = WAL_REC_SESSION;
-	sl_put_u64(b + 1, p->session_id);
-	sl_put_u64(b + 9, p->batch_seq);
-	sl_put_u32(b + 17, p->stored);
-	sl_put_u32(b + 21, p->count);
-	uint64_t lsn = 0;
-	int rc = nd_wal_append_wait(w, WAL_REC_SESSION, NULL, 0, b, sizeof(b), &lsn);
-	if (rc != 0) {
-		nd_wal_fail(w, rc);
-		sess_fail(w, p, SL_SESS_ST_STORAGE_ERROR);
-		return;
-	}
 	w->sessq[(w->sessq_head + w->sessq_len++) % SESSQ_SIZE] =
-		(struct sessq_ent){lsn,	     p->session_id, p->batch_seq, p->t0_tsc,
-				   p->stored, p->count,	    p->level,	  p->ra};
+		(struct sessq_ent){0,	      p->session_id, p->batch_seq, p->t0_tsc,
+				   p->stored, p->count,	     p->level,	   p->ra};
+}
+
+/* WAL stage: logs queued session records, oldest first, while the WAL has room; the rest
+ * wait for the next round ("not taken", counted). After a WAL failure they fail. */
+int nd_sess_log_records(struct worker *w)
+{
+	int work = 0;
+	while (w->sessq_logged < w->sessq_len) {
+		struct sessq_ent *e = &w->sessq[(w->sessq_head + w->sessq_logged) % SESSQ_SIZE];
+		int rc = -EIO;
+		if (!w->wal_failed) {
+			if (!nd_wal_room(w, WAL_REC_WORST(SESSION_REC_BYTES))) {
+				sl_stats_add(w->st, SL_STAT_wal_gate_waits, 1);
+				break;
+			}
+			uint8_t b[SESSION_REC_BYTES];
+			b[0] = WAL_REC_SESSION;
+			sl_put_u64(b + 1, e->session_id);
+			sl_put_u64(b + 9, e->seq);
+			sl_put_u32(b + 17, e->stored);
+			sl_put_u32(b + 21, e->count);
+			rc = nd_wal_append(w, WAL_REC_SESSION, NULL, 0, b, sizeof(b), &e->lsn);
+			if (rc == 0) {
+				w->sessq_logged++;
+				work++;
+				continue;
+			}
+			nd_wal_fail(w, rc);
+		}
+		/* not logged, never will be: every queued seq fails, newest last */
+		for (uint32_t k = w->sessq_logged; k < w->sessq_len; k++) {
+			struct sessq_ent *f = &w->sessq[(w->sessq_head + k) % SESSQ_SIZE];
+			sess_fail_seq(w, f->session_id, f->seq, f->level, &f->ra,
+				      SL_SESS_ST_STORAGE_ERROR);
+		}
+		w->sessq_len = w->sessq_logged;
+		break;
+	}
+	return work;
 }
 
 static void sess_pend_release(struct worker *w, uint32_t h)
@@ -182,7 +209,7 @@ void nd_sess_finish(struct worker *w, uint32_t h)
 /* Session records durable up to `durable`: acknowledge their batches. */
 void nd_sess_durable(struct worker *w, uint64_t durable)
 {
-	while (w->sessq_len > 0) {
+	while (w->sessq_logged > 0) {
 		struct sessq_ent *e = &w->sessq[w->sessq_head];
 		if (e->lsn > durable)
 			break;
@@ -197,22 +224,44 @@ void nd_sess_durable(struct worker *w, uint64_t durable)
 		sl_stats_ack_latency(w->st, (rte_rdtsc() - e->t0_tsc) * 1000000000ull / w->tsc_hz);
 		w->sessq_head = (w->sessq_head + 1) % SESSQ_SIZE;
 		w->sessq_len--;
+		w->sessq_logged--;
 	}
 }
 
-static void sess_batch(struct worker *w, const struct sl_sess_batch *b, const struct reply_addr *ra)
+/* What became of a frame the door looked at: the caller frees it, someone else holds it
+ * (handed over, in the reassembly table), or it is parked with points still to route. */
+enum net_fate { NET_FREE = 0, NET_KEPT = 1, NET_PARKED = 2 };
+
+/* Routes a session batch's points from `it` on; false when routing ran out of room (`it`
+ * is then at the first point not routed). */
+static bool sess_route(struct worker *w, uint32_t h, struct sl_sess_point_iter *it)
+{
+	struct sl_point pt;
+	struct sl_sess_point_iter at = *it;
+	while (sl_sess_points_next(it, &pt) == 1) {
+		if (!nd_route_point(w, h, &pt)) {
+			*it = at;
+			return false;
+		}
+		sl_stats_add(w->st, SL_STAT_points_in, 1);
+		at = *it;
+	}
+	return true;
+}
+
+static enum net_fate sess_batch(struct worker *w, const struct sl_sess_batch *b,
+				const struct reply_addr *ra)
 {
 	struct sl_sess_decision d;
-	int64_t now = (int64_t)nd_now_ns();
 	sl_stats_add(w->st, SL_STAT_sess_batches, 1);
 	if (w->n_pend_free == 0) {
 		struct sl_sess_ack ack = {.session_id = b->session_id, .seq = b->seq,
 					  .status = SL_SESS_ST_BUSY};
 		sl_stats_add(w->st, SL_STAT_sess_busy, 1);
 		sess_send_ack(w, ra, &ack);
-		return;
+		return NET_FREE;
 	}
-	sl_sess_on_batch(&w->sess, b->session_id, b->seq, b->level, now, &d);
+	sl_sess_on_batch(&w->sess, b->session_id, b->seq, b->level, (int64_t)w->now_ns, &d);
 	switch (d.verdict) {
 	case SL_SESS_ACCEPT: break;
 	case SL_SESS_DUPLICATE: sl_stats_add(w->st, SL_STAT_sess_duplicates, 1); break;
@@ -224,7 +273,7 @@ static void sess_batch(struct worker *w, const struct sl_sess_batch *b, const st
 	if (d.verdict != SL_SESS_ACCEPT) {
 		if (d.reply)
 			sess_send_ack(w, ra, &d.ack);
-		return;
+		return NET_FREE;
 	}
 	uint32_t h = w->pend_free[--w->n_pend_free];
 	w->pend[h] = (struct pend){.used = true,
@@ -236,18 +285,18 @@ static void sess_batch(struct worker *w, const struct sl_sess_batch *b, const st
 				   .remaining = b->count,
 				   .t0_tsc = rte_rdtsc(),
 				   .ra = *ra};
+	sl_stats_add(w->st, SL_STAT_sess_points, b->count);
 	if (b->count == 0) {
 		nd_pend_finish(w, h);
-		return;
+		return NET_FREE;
 	}
-	struct sl_sess_point_iter it;
-	struct sl_point pt;
-	sl_sess_points_init(&it, b);
-	while (sl_sess_points_next(&it, &pt) == 1) {
-		nd_route_point_wait(w, h, &pt);
-		sl_stats_add(w->st, SL_STAT_points_in, 1);
-	}
-	sl_stats_add(w->st, SL_STAT_sess_points, b->count);
+	/* accepted once: the rest of its points are routed from the park, never again */
+	sl_sess_points_init(&w->park.sess_it, b);
+	if (sess_route(w, h, &w->park.sess_it))
+		return NET_FREE;
+	w->park.kind = PARK_SESS;
+	w->park.sess_h = h;
+	return NET_PARKED;
 }
 
 /* READ: the region's core answers (the store is its alone); the frame comes back here. */
@@ -307,7 +356,7 @@ void nd_read_serve(struct worker *w, struct xmsg *x)
 	nd_outbox_send(w, back, x);
 }
 
-static void net_session(struct worker *w, const struct sl_pkt_info *in, uint16_t port)
+static enum net_fate net_session(struct worker *w, const struct sl_pkt_info *in, uint16_t port)
 {
 	struct sl_sess_msg m;
 	sl_stats_add(w->st, SL_STAT_sess_msgs, 1);
@@ -335,18 +384,19 @@ static void net_session(struct worker *w, const struct sl_pkt_info *in, uint16_t
 							     .text = text};
 			sess_send(w, &ra, &err);
 		}
-		return;
+		return NET_FREE;
 	}
 	struct sl_sess_msg out = {.cluster_id = w->node->cfg.cluster_id};
+	enum net_fate fate = NET_FREE;
 	switch (m.type) {
 	case SL_SESS_OPEN:
 		sl_stats_add(w->st, SL_STAT_sess_opens, 1);
 		out.type = SL_SESS_OPEN_OK;
-		sl_sess_on_open(&w->sess, &m.u.open, (int64_t)nd_now_ns(), &out.u.open_ok);
+		sl_sess_on_open(&w->sess, &m.u.open, (int64_t)w->now_ns, &out.u.open_ok);
 		sess_send(w, &ra, &out);
 		break;
 	case SL_SESS_BATCH:
-		sess_batch(w, &m.u.batch, &ra);
+		fate = sess_batch(w, &m.u.batch, &ra);
 		break;
 	case SL_SESS_READ:
 		sess_read(w, &m.u.read, &ra);
@@ -360,13 +410,15 @@ static void net_session(struct worker *w, const struct sl_pkt_info *in, uint16_t
 		sl_stats_add(w->st, SL_STAT_sess_bad, 1);
 		break;
 	}
+	return fate;
 }
 
-/* One good line of line protocol: each field is its own series point. */
+/* One good line of line protocol: each field is its own series point. Stops (-EAGAIN)
+ * when routing has no room, remembering the fields already routed. */
 static int lp_line_cb(void *arg, const struct sl_lp_line *line)
 {
 	struct worker *w = arg;
-	for (uint32_t i = 0; i < line->n_fields; i++) {
+	for (uint32_t i = w->park.lp_field; i < line->n_fields; i++) {
 		const struct sl_lp_field *f = &line->fields[i];
 		struct sl_point pt = {.series_id = f->series_id,
 				      .ts = line->ts,
@@ -376,26 +428,55 @@ static int lp_line_cb(void *arg, const struct sl_lp_line *line)
 				      .key = f->key,
 				      .str = f->type == SL_VAL_STR ? f->str : NULL,
 				      .str_len = f->type == SL_VAL_STR ? f->str_len : 0};
-		nd_route_point_wait(w, NO_ACK, &pt);
+		if (!nd_route_point(w, NO_ACK, &pt)) {
+			w->park.lp_field = i;
+			return -EAGAIN;
+		}
 		sl_stats_add(w->st, SL_STAT_points_in, 1);
 	}
+	w->park.lp_field = 0;
 	return 0;
 }
 
-static void net_udp(struct worker *w, const struct sl_pkt_info *in, uint16_t port)
+/* Parses (or resumes) a line protocol datagram from park.lp_off; NET_PARKED when it
+ * stopped for routing room. */
+static enum net_fate lp_run(struct worker *w, const struct sl_pkt_info *in, int64_t now)
+{
+	struct sl_lp_opts o = {.precision = w->node->precision, .now_ns = now};
+	int rc = sl_lp_parse_datagram_from((const char *)in->payload, in->payload_len,
+					   &w->park.lp_off, &o, w->lp, lp_line_cb, w, &w->lpc);
+	if (rc != -EAGAIN)
+		return NET_FREE;
+	w->park.kind = PARK_LP;
+	w->park.lp_now = now;
+	return NET_PARKED;
+}
+
+static enum net_fate net_udp(struct worker *w, const struct sl_pkt_info *in, uint16_t port)
 {
 	struct sl_node *n = w->node;
-	if (in->dst_port == n->cfg.session_port) {
-		net_session(w, in, port);
-		return;
-	}
+	if (in->dst_port == n->cfg.session_port)
+		return net_session(w, in, port);
 	if (in->dst_port == n->cfg.line_port) {
-		struct sl_lp_opts o = {.precision = n->precision, .now_ns = wall_ns()};
-		sl_lp_parse_datagram((const char *)in->payload, in->payload_len, &o, w->lp,
-				     lp_line_cb, w, &w->lpc);
-		return;
+		w->park.lp_off = 0;
+		w->park.lp_field = 0;
+		return lp_run(w, in, nd_wall_ns());
 	}
 	sl_stats_add(w->st, SL_STAT_udp_no_listener, 1);
+	return NET_FREE;
+}
+
+/* A frame net_udp parked: the door holds it (and its classification) until resumed. */
+static enum net_fate net_park(struct worker *w, enum net_fate fate, struct rte_mbuf *m,
+			      const struct sl_pkt_info *in, uint16_t port)
+{
+	if (fate == NET_PARKED) {
+		w->park.m = m;
+		w->park.in = *in;
+		w->park.port = port;
+		sl_stats_add(w->st, SL_STAT_net_parked, 1);
+	}
+	return fate;
 }
 
 static void count_drop(struct worker *w, enum sl_pkt_drop reason)
@@ -450,21 +531,20 @@ static void net_handoff(struct worker *w, unsigned owner, const struct sl_port *
 }
 
 /* A UDP datagram for us (in: its classification; m holds it): served here, or handed to
- * its session's worker when the port has several queues. true when m was handed over
- * (it is not the caller's any more). */
-static bool net_udp_here_or_handoff(struct worker *w, uint16_t port, struct rte_mbuf *m,
-				    const struct sl_pkt_info *in)
+ * its session's worker when the port has several queues (then m is not the caller's any
+ * more: NET_KEPT), or parked with its points partly routed (NET_PARKED, m held). */
+static enum net_fate net_udp_here_or_handoff(struct worker *w, uint16_t port, struct rte_mbuf *m,
+					     const struct sl_pkt_info *in)
 {
 	const struct sl_port *p = &w->node->ports.p[port];
 	if (in->dst_port == w->node->cfg.session_port && p->n_queues > 1) {
 		unsigned owner = sess_owner(in, p->n_queues);
 		if (owner != w->idx) {
 			net_handoff(w, owner, p, m, SL_STAT_sess_handoffs);
-			return true;
+			return NET_KEPT;
 		}
 	}
-	net_udp(w, in, port);
-	return false;
+	return net_park(w, net_udp(w, in, port), m, in, port);
 }
 
 /* Classifies a chained datagram through the worker's flat buffer. */
@@ -477,69 +557,156 @@ static enum sl_pkt_verdict classify_chain(struct worker *w, const struct rte_mbu
 
 /* A fragment on its owning worker: add it; a complete datagram (its UDP checksum covers
  * every fragment, checked here) is served like any datagram, on the line protocol and
- * session ports only. */
-static void net_reassemble(struct worker *w, uint16_t port, struct rte_mbuf *m,
-			   const struct sl_pkt_info *in)
+ * session ports only. m is never the caller's afterwards (NET_KEPT, or NET_PARKED: the
+ * datagram it completed is parked). */
+static enum net_fate net_reassemble(struct worker *w, uint16_t port, struct rte_mbuf *m,
+				    const struct sl_pkt_info *in)
 {
 	struct sl_node *n = w->node;
 	struct rte_mbuf *d = sl_frag_add(&w->frag, m, in, rte_rdtsc());
 	if (d == NULL)
-		return;
+		return NET_KEPT;
 	struct sl_pkt_info dg;
-	if (classify_chain(w, d, &dg) != SL_PKT_UDP_FOR_US)
+	if (classify_chain(w, d, &dg) != SL_PKT_UDP_FOR_US) {
 		count_drop(w, dg.reason);
-	else if (dg.dst_port != n->cfg.line_port && dg.dst_port != n->cfg.session_port)
+	} else if (dg.dst_port != n->cfg.line_port && dg.dst_port != n->cfg.session_port) {
 		count_drop(w, SL_PKT_DROP_FRAGMENT); /* other ports take no fragments */
-	else if (net_udp_here_or_handoff(w, port, d, &dg))
-		return;
+	} else {
+		enum net_fate f = net_udp_here_or_handoff(w, port, d, &dg);
+		if (f != NET_FREE)
+			return f;
+	}
 	rte_pktmbuf_free(d);
+	return NET_KEPT;
 }
 
 /* A fragment off the wire: with several RX queues its siblings may come in on other
  * queues, so it goes to the datagram's owner. */
-static void net_fragment(struct worker *w, uint16_t port, struct rte_mbuf *m,
-			 const struct sl_pkt_info *in)
+static enum net_fate net_fragment(struct worker *w, uint16_t port, struct rte_mbuf *m,
+				  const struct sl_pkt_info *in)
 {
 	const struct sl_port *p = &w->node->ports.p[port];
 	if (w->frag.tbl == NULL) { /* [net] frag_max_flows = 0 */
 		count_drop(w, SL_PKT_DROP_FRAGMENT);
-		rte_pktmbuf_free(m);
-		return;
+		return NET_FREE;
 	}
 	unsigned owner = p->n_queues > 1 ? frag_owner(in, p->n_queues) : w->idx;
 	if (owner == w->idx)
-		net_reassemble(w, port, m, in);
-	else
-		net_handoff(w, owner, p, m, SL_STAT_frag_handoffs);
+		return net_reassemble(w, port, m, in);
+	net_handoff(w, owner, p, m, SL_STAT_frag_handoffs);
+	return NET_KEPT;
+}
+
+/* A frame another worker handed here (classified there: the same verdict again). */
+static enum net_fate net_netq_frame(struct worker *w, struct rte_mbuf *m)
+{
+	struct sl_node *n = w->node;
+	uint16_t port = 0;
+	while (port + 1 < n->ports.n && n->ports.p[port].port_id != m->port)
+		port++;
+	struct sl_pkt_info in;
+	enum sl_pkt_verdict v = classify_chain(w, m, &in);
+	if (v == SL_PKT_UDP_FRAGMENT_FOR_US && m->nb_segs == 1 && w->frag.tbl)
+		return net_reassemble(w, port, m, &in);
+	if (v == SL_PKT_UDP_FOR_US)
+		return net_park(w, net_udp(w, &in, port), m, &in, port);
+	count_drop(w, in.reason);
+	return NET_FREE;
+}
+
+/* A frame off port index `i`, queue = this worker. */
+static enum net_fate net_rx_frame(struct worker *w, uint16_t i, struct rte_mbuf *m)
+{
+	struct sl_node *n = w->node;
+	const struct sl_port *p = &n->ports.p[i];
+	uint16_t q = (uint16_t)w->idx;
+	if (m->nb_segs != 1) {
+		sl_stats_add(w->st, SL_STAT_pkts_multiseg, 1);
+		sl_stats_add(w->st, SL_STAT_pkts_dropped, 1);
+		return NET_FREE;
+	}
+	struct sl_pkt_info in;
+	enum sl_pkt_verdict v = sl_pkt_classify(rte_pktmbuf_mtod(m, const uint8_t *),
+						rte_pktmbuf_data_len(m), &n->local, &in);
+	switch (v) {
+	case SL_PKT_UDP_FOR_US:
+		return net_udp_here_or_handoff(w, i, m, &in);
+	case SL_PKT_ARP_REQUEST_FOR_US:
+		sl_pkt_arp_insert(&w->arp, in.src_ip, in.src_mac, (int64_t)w->now_ns);
+		net_reply(w, p, q, &in, true);
+		break;
+	case SL_PKT_ARP_REPLY:
+		sl_pkt_arp_insert(&w->arp, in.src_ip, in.src_mac, (int64_t)w->now_ns);
+		break;
+	case SL_PKT_ICMP_ECHO_FOR_US:
+		net_reply(w, p, q, &in, false);
+		break;
+	case SL_PKT_UDP_FRAGMENT_FOR_US:
+		return net_fragment(w, i, m, &in);
+	case SL_PKT_DROP:
+	default:
+		count_drop(w, in.reason);
+		break;
+	}
+	return NET_FREE;
+}
+
+/* Serves burst[k..n) (port index, or UINT16_MAX: the hand-over ring) until a frame is
+ * parked; the frames after it wait in the park, in their order. */
+static void net_serve(struct worker *w, uint16_t port, struct rte_mbuf **burst, unsigned k,
+		      unsigned n)
+{
+	struct net_park *pk = &w->park;
+	while (k < n) {
+		struct rte_mbuf *m = burst[k++];
+		enum net_fate f = port == UINT16_MAX ? net_netq_frame(w, m) : net_rx_frame(w, port, m);
+		if (f == NET_FREE)
+			rte_pktmbuf_free(m);
+		else if (f == NET_PARKED)
+			break;
+	}
+	if (burst == pk->rest) {
+		pk->rest_head = (uint16_t)k;
+	} else if (k < n) {
+		memcpy(pk->rest, burst + k, (n - k) * sizeof(*burst));
+		pk->rest_port = port;
+		pk->rest_head = 0;
+		pk->rest_n = (uint16_t)(n - k);
+	}
+}
+
+bool nd_net_parked(const struct worker *w)
+{
+	return w->park.kind != PARK_NONE || w->park.rest_head < w->park.rest_n;
+}
+
+/* The parked frame first, then the rest of its burst; false while something still waits. */
+static bool net_resume(struct worker *w)
+{
+	struct net_park *pk = &w->park;
+	if (pk->kind != PARK_NONE) {
+		enum net_fate f = pk->kind == PARK_LP ? lp_run(w, &pk->in, pk->lp_now)
+			: sess_route(w, pk->sess_h, &pk->sess_it) ? NET_FREE : NET_PARKED;
+		if (f == NET_PARKED)
+			return false;
+		rte_pktmbuf_free(pk->m);
+		pk->m = NULL;
+		pk->kind = PARK_NONE;
+	}
+	if (pk->rest_head < pk->rest_n)
+		net_serve(w, pk->rest_port, pk->rest, pk->rest_head, pk->rest_n);
+	return !nd_net_parked(w);
 }
 
 /* What other workers handed here (fragments of datagrams this worker reassembles,
  * datagrams of sessions it holds); timed-out datagrams; the table's counters. */
 static int net_handoff_poll(struct worker *w)
 {
-	struct sl_node *n = w->node;
 	unsigned got = 0;
-	if (w->netq != NULL) {
+	if (w->netq != NULL && !nd_net_parked(w)) {
 		struct rte_mbuf *ms[RX_BURST];
 		got = rte_ring_dequeue_burst(w->netq, (void **)ms, RX_BURST, NULL);
-		for (unsigned k = 0; k < got; k++) {
-			struct rte_mbuf *m = ms[k];
-			uint16_t port = 0;
-			while (port + 1 < n->ports.n && n->ports.p[port].port_id != m->port)
-				port++;
-			/* classified by the worker that handed it over: the same verdict again */
-			struct sl_pkt_info in;
-			enum sl_pkt_verdict v = classify_chain(w, m, &in);
-			if (v == SL_PKT_UDP_FRAGMENT_FOR_US && m->nb_segs == 1 && w->frag.tbl) {
-				net_reassemble(w, port, m, &in);
-				continue;
-			}
-			if (v == SL_PKT_UDP_FOR_US)
-				net_udp(w, &in, port);
-			else
-				count_drop(w, in.reason);
-			rte_pktmbuf_free(m);
-		}
+		net_serve(w, UINT16_MAX, ms, 0, got);
 	}
 	if (w->frag.tbl == NULL)
 		return (int)got;
@@ -554,55 +721,23 @@ static int net_handoff_poll(struct worker *w)
 	return (int)got;
 }
 
-int nd_poll_net(struct worker *w)
+/* Ingress, network door: a parked frame (and the rest of its burst) first; new frames
+ * only once nothing is parked, one RX burst per port, one hand-over burst. */
+int nd_poll_net(struct worker *w, bool take_new)
 {
 	struct sl_node *n = w->node;
 	int work = 0;
-	for (uint16_t i = 0; i < n->ports.n; i++) {
+	if (!net_resume(w) || !take_new)
+		return work;
+	for (uint16_t i = 0; i < n->ports.n && !nd_net_parked(w); i++) {
 		const struct sl_port *p = &n->ports.p[i];
 		if (w->idx >= p->n_queues)
 			continue;
-		uint16_t q = (uint16_t)w->idx;
 		struct rte_mbuf *pkts[RX_BURST];
-		uint16_t got = rte_eth_rx_burst(p->port_id, q, pkts, RX_BURST);
+		uint16_t got = rte_eth_rx_burst(p->port_id, (uint16_t)w->idx, pkts, RX_BURST);
 		work += got;
 		sl_stats_add(w->st, SL_STAT_pkts_rx, got);
-		for (uint16_t k = 0; k < got; k++) {
-			struct rte_mbuf *m = pkts[k];
-			if (m->nb_segs != 1) {
-				sl_stats_add(w->st, SL_STAT_pkts_multiseg, 1);
-				sl_stats_add(w->st, SL_STAT_pkts_dropped, 1);
-				rte_pktmbuf_free(m);
-				continue;
-			}
-			struct sl_pkt_info in;
-			enum sl_pkt_verdict v = sl_pkt_classify(rte_pktmbuf_mtod(m, const uint8_t *),
-								rte_pktmbuf_data_len(m), &n->local, &in);
-			switch (v) {
-			case SL_PKT_UDP_FOR_US:
-				if (net_udp_here_or_handoff(w, i, m, &in))
-					continue; /* its session lives on another worker */
-				break;
-			case SL_PKT_ARP_REQUEST_FOR_US:
-				sl_pkt_arp_insert(&w->arp, in.src_ip, in.src_mac, (int64_t)nd_now_ns());
-				net_reply(w, p, q, &in, true);
-				break;
-			case SL_PKT_ARP_REPLY:
-				sl_pkt_arp_insert(&w->arp, in.src_ip, in.src_mac, (int64_t)nd_now_ns());
-				break;
-			case SL_PKT_ICMP_ECHO_FOR_US:
-				net_reply(w, p, q, &in, false);
-				break;
-			case SL_PKT_UDP_FRAGMENT_FOR_US:
-				net_fragment(w, i, m, &in);
-				continue; /* m is the table's, another worker's or freed */
-			case SL_PKT_DROP:
-			default:
-				count_drop(w, in.reason);
-				break;
-			}
-			rte_pktmbuf_free(m);
-		}
+		net_serve(w, i, pkts, 0, got);
 	}
 	return work + net_handoff_poll(w);
 }

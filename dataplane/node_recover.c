@@ -209,6 +209,10 @@ void nd_checkpoint_step(struct worker *w)
 	while (w->ckpt_next < n->cfg.regions && n->regions[w->ckpt_next].worker != w->idx)
 		w->ckpt_next++;
 	if (w->ckpt_next == n->cfg.regions) {
+		/* its hard state records are appended without waiting: with no WAL room for
+		 * all of them, the checkpoint ends next round */
+		if (!nd_wal_room(w, (uint64_t)n->cfg.regions * WAL_REC_WORST(HARDSTATE_BYTES)))
+			return;
 		w->ckpt_active = false;
 		checkpoint_finish(w, w->ckpt_upto);
 		return;
@@ -631,7 +635,11 @@ static int worker_init(struct sl_node *n, struct worker *w, char *err, size_t er
 		cc->log = &r->view;
 		r->recover_target = sl_rlog_last(&r->rlog);
 		uint32_t limit = sl_drv_entry_limit(&dc);
+		/* the worst ready of a proposal this big fits the WAL gate (node_limits.h) */
+		uint64_t wal_cap = PROP_CAP_FOR_WAL((uint64_t)n->cfg.wal_buffer_kb << 10);
 		r->prop_cap = limit < PROP_BYTES ? limit : PROP_BYTES;
+		if (r->prop_cap > wal_cap)
+			r->prop_cap = (uint32_t)wal_cap;
 		struct sl_drv_host host = nd_drv_host;
 		host.ctx = r;
 		rc = sl_drv_create(&dc, &host, &r->drv);
@@ -659,6 +667,7 @@ int sl_node_create(const struct sl_config *cfg, const struct sl_node_env *env,
 	n->cfg = *cfg;
 	n->env = *env;
 	n->n_workers = env->n_workers;
+	nd_clock_init();
 	n->start_ns = nd_now_ns();
 	int rc;
 	char path[SL_CFG_PATH_MAX + 32];
@@ -757,6 +766,12 @@ int sl_node_create(const struct sl_config *cfg, const struct sl_node_env *env,
 		n->local.n_ips = 1;
 		n->local.ips[0] = cfg->ipv4_addr;
 	}
+	if (cfg->shm_slots > NODE_SHM_SLOTS) { /* config.c's range: kept in step by a limit */
+		snprintf(err, err_len, "[ingest] shm_slots = %u: at most %u", cfg->shm_slots,
+			 NODE_SHM_SLOTS);
+		rc = -EINVAL;
+		goto fail;
+	}
 	rc = sl_ingest_create(cfg->shm_ingest_path, cfg->shm_slots, cfg->shm_ring_entries,
 			      &n->ingest);
 	if (rc != 0) {
@@ -774,6 +789,11 @@ fail:
 void sl_node_housekeeping(struct sl_node *n)
 {
 	sl_ingest_heartbeat(n->ingest);
+	nd_clock_resync();
+	/* the liveness of shm clients (kill(2) each): here, off the workers' rounds; a
+	 * worker resets a dead client's slot once it has drained it */
+	for (uint32_t s = 0; s < sl_ingest_n_slots(n->ingest); s++)
+		sl_ingest_check_owner(n->ingest, s);
 }
 
 void sl_node_stop(struct sl_node *n) { atomic_store(&n->stop, true); }

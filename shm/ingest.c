@@ -260,20 +260,27 @@ static void reset_slot(struct slot_priv *s)
 	atomic_store_explicit(&s->ctl->owner_pid, SL_INGEST_OWNER_FREE, memory_order_release);
 }
 
-int sl_ingest_reap_slot(struct sl_ingest *ing, uint32_t slot)
+int sl_ingest_check_owner(struct sl_ingest *ing, uint32_t slot)
 {
 	if (slot >= ing->n_slots)
 		return -EINVAL;
 	struct slot_priv *s = &ing->slots[slot];
 	int32_t owner = atomic_load_explicit(&s->ctl->owner_pid, memory_order_acquire);
-	if (owner > 0 && kill(owner, 0) != 0 && errno == ESRCH) {
-		/* CAS: a client closing at the same moment already marked it. */
-		int32_t expect = owner;
-		atomic_compare_exchange_strong_explicit(&s->ctl->owner_pid, &expect,
-							SL_INGEST_OWNER_DRAINING,
-							memory_order_acq_rel, memory_order_acquire);
-		owner = SL_INGEST_OWNER_DRAINING;
-	}
+	if (owner <= 0 || kill(owner, 0) == 0 || errno != ESRCH)
+		return 0;
+	/* CAS: a client closing at the same moment already marked it. */
+	int32_t expect = owner;
+	return atomic_compare_exchange_strong_explicit(&s->ctl->owner_pid, &expect,
+						       SL_INGEST_OWNER_DRAINING, memory_order_acq_rel,
+						       memory_order_acquire) ? 1 : 0;
+}
+
+int sl_ingest_reset_drained(struct sl_ingest *ing, uint32_t slot)
+{
+	if (slot >= ing->n_slots)
+		return -EINVAL;
+	struct slot_priv *s = &ing->slots[slot];
+	int32_t owner = atomic_load_explicit(&s->ctl->owner_pid, memory_order_acquire);
 	if (owner != SL_INGEST_OWNER_DRAINING)
 		return 0;
 	/* Whole batches the client published before leaving are still data: reset only
@@ -284,6 +291,14 @@ int sl_ingest_reap_slot(struct sl_ingest *ing, uint32_t slot)
 		return 1;
 	}
 	return 0;
+}
+
+int sl_ingest_reap_slot(struct sl_ingest *ing, uint32_t slot)
+{
+	int rc = sl_ingest_check_owner(ing, slot);
+	if (rc < 0)
+		return rc;
+	return sl_ingest_reset_drained(ing, slot);
 }
 
 int sl_ingest_reap(struct sl_ingest *ing)

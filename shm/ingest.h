@@ -102,6 +102,13 @@ int sl_ingest_reap(struct sl_ingest *ing);
  * from the slot's polling thread, and only when no batch of the slot is still awaiting
  * its ack (else a late ack would reach the slot's next client). 1 if freed. */
 int sl_ingest_reap_slot(struct sl_ingest *ing, uint32_t slot);
+/* sl_ingest_reap_slot in its two halves, for a node whose polling threads must make no
+ * system call: the liveness check (kill(2) on the owner: a dead owner's slot is marked
+ * draining by CAS; 1 if this call marked it) from any thread, e.g. a housekeeping one,
+ * and the reset of a draining slot whose ring is consumed (no system call; 1 if freed)
+ * from the slot's polling thread, under the same condition as sl_ingest_reap_slot. */
+int sl_ingest_check_owner(struct sl_ingest *ing, uint32_t slot);
+int sl_ingest_reset_drained(struct sl_ingest *ing, uint32_t slot);
 /* Marks the segment closed so clients get -ENOTCONN, then unmaps it; `unlink_file`
  * removes the path unless a newer node has already replaced it. */
 void sl_ingest_destroy(struct sl_ingest *ing, bool unlink_file);

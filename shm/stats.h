@@ -129,7 +129,14 @@
 	X(sess_bad_utf8) \
 	X(sess_bad_point) \
 	X(cons_msgs_unsent) \
-	X(cons_snapshots_refused)
+	X(cons_snapshots_refused) \
+	X(route_no_room) \
+	X(net_parked) \
+	X(wal_gate_waits) \
+	X(wal_gate_misses) \
+	X(stall_1ms) \
+	X(stall_10ms) \
+	X(stall_100ms)
 
 enum sl_stat {
 #define SL_STATS_ENUM_(name) SL_STAT_##name,
