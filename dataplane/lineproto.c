@@ -807,7 +807,7 @@ int sl_lp_parse_datagram_from(const char *buf, size_t len, size_t *off,
 			counts->lines_ok++;
 			counts->points += work->n_fields;
 		}
-		*off = end + 1;
+		*off = end < len ? end + 1 : len; /* past its '\n', if it has one */
 	}
 	return 0;
 }

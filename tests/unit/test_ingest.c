@@ -678,6 +678,48 @@ static void test_slot_reclaimed_after_client_death(void **state)
 	sl_ingest_destroy(ing, true);
 }
 
+/* The node's workers make no system call per slot: the liveness half of reaping (kill(2)
+ * on the owner) runs on the main lcore, the worker only resets a slot already marked
+ * draining. So the worker half alone never frees a dead client's slot. */
+static void test_reap_split_worker_makes_no_liveness_check(void **state)
+{
+	(void)state;
+	struct sl_ingest *ing;
+	struct sluice_client *c;
+	assert_int_equal(sl_ingest_create(path, 1, 8, &ing), 0);
+	int ready[2];
+	assert_int_equal(pipe(ready), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		char b = 0;
+		if (sluice_connect(path, &c) != 0 || write(ready[1], &b, 1) != 1)
+			_exit(1);
+		for (;;)
+			pause(); /* dies holding the slot */
+	}
+	char b;
+	assert_int_equal(read(ready[0], &b, 1), 1);
+	assert_int_equal(sl_ingest_check_owner(ing, 0), 0); /* alive */
+	kill(pid, SIGKILL);
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	/* the worker's half: the owner is dead, but it does not look: nothing changes */
+	assert_int_equal(sl_ingest_reset_drained(ing, 0), 0);
+	assert_int_equal(sl_ingest_slot_owner(ing, 0), pid);
+	/* housekeeping's half marks it draining (once), then the worker's resets it */
+	assert_int_equal(sl_ingest_check_owner(ing, 0), 1);
+	assert_int_equal(sl_ingest_slot_owner(ing, 0), SL_INGEST_OWNER_DRAINING);
+	assert_int_equal(sl_ingest_check_owner(ing, 0), 0);
+	assert_int_equal(sl_ingest_reset_drained(ing, 0), 1);
+	assert_int_equal(sl_ingest_slot_owner(ing, 0), 0);
+	assert_int_equal(sl_ingest_check_owner(ing, 1), -EINVAL);
+	assert_int_equal(sl_ingest_reset_drained(ing, 1), -EINVAL);
+	close(ready[0]);
+	close(ready[1]);
+	sl_ingest_destroy(ing, true);
+}
+
 static void test_100k_one_process(void **state)
 {
 	(void)state;
@@ -757,6 +799,7 @@ int main(void)
 	    T(test_heartbeat),
 	    T(test_node_gone),
 	    T(test_slot_reclaimed_after_client_death),
+	    T(test_reap_split_worker_makes_no_liveness_check),
 	    T(test_100k_one_process),
 	    T(test_100k_across_fork),
 	};

@@ -823,6 +823,29 @@ static void test_datagram(void **state)
 	assert_int_equal(c.calls, 1);
 	assert_int_equal(c2.lines_bad, 1);
 
+	/* resumable: stopped at a line, *off stays at it and the line is not counted; a
+	 * later call from there takes the rest, and the totals are those of one pass */
+	struct sl_lp_counts c3 = {0};
+	size_t off = 0;
+	c = (struct collect){.stop_at = 1};
+	assert_int_equal(sl_lp_parse_datagram_from(dg, sizeof dg - 1, &off, &OPTS, &L, collect_fn,
+						   &c, &c3),
+			 -ENOBUFS);
+	assert_true(off > 0 && off < sizeof dg - 1);
+	assert_int_equal(memcmp(dg + off, "m,t=1 g=2i 5", 12), 0);
+	assert_int_equal(c3.lines_ok, 1);
+	c.stop_at = -1;
+	assert_int_equal(sl_lp_parse_datagram_from(dg, sizeof dg - 1, &off, &OPTS, &L, collect_fn,
+						   &c, &c3),
+			 0);
+	assert_int_equal(off, sizeof dg - 1);
+	assert_int_equal(c.calls, 3);
+	assert_string_equal(c.keys[1], "m,t=1 g");
+	assert_int_equal(c3.lines_ok, 3);
+	assert_int_equal(c3.lines_bad, 3);
+	assert_int_equal(c3.lines_skipped, 2);
+	assert_int_equal(c3.points, 4);
+
 	/* empty datagram, and NULL arguments */
 	c = (struct collect){.stop_at = -1};
 	assert_int_equal(sl_lp_parse_datagram("", 0, &OPTS, &L, collect_fn, &c, &c2), 0);

@@ -316,6 +316,34 @@ static void test_group_commit(void **state)
 	expect_records(&c, 51);
 }
 
+/* sl_wal_room: records that fit it (each counted with its block gap) are taken without
+ * -ENOBUFS while a flush is in flight, and it says so once they would not. */
+static void test_room_predicts_enobufs(void **state)
+{
+	struct fx *f = *state;
+	struct sl_wal_config c;
+	struct sl_wal *w = open_one_in_flight(&c, f->dir, 4096);
+	uint8_t buf[MAX_LEN];
+	int taken = 0;
+	for (;;) {
+		uint64_t lsn = sl_wal_last_lsn(w) + 1;
+		uint32_t worst = (uint32_t)SL_WAL_RECORD_BYTES(len_for(lsn)) + SL_WAL_HDR_BYTES;
+		if (sl_wal_room(w) < worst)
+			break;
+		assert_true(taken < 1000);
+		fill(buf, lsn, len_for(lsn));
+		assert_int_equal(sl_wal_append(w, type_for(lsn), buf, len_for(lsn), NULL), 0);
+		taken++;
+	}
+	assert_true(taken > 0);
+	assert_true(sl_wal_room(w) < 4096);
+	assert_int_equal(sl_wal_sync(w), 0);
+	assert_int_equal(sl_wal_room(w), 4096); /* nothing in flight: a whole buffer */
+	uint64_t last = sl_wal_last_lsn(w);
+	sl_wal_close(w);
+	expect_records(&c, last);
+}
+
 static void test_enobufs_and_msgsize(void **state)
 {
 	struct fx *f = *state;
@@ -1110,6 +1138,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_round_trip_buffered, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_enobufs_and_msgsize, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_room_predicts_enobufs, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_torn_tails, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_garbage_last_flush_is_damage, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_corruption_strict_and_salvage, setup, teardown),
