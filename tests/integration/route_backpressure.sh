@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# route_backpressure.sh SLUICED SLUICECTL PRODUCER VERIFY - a core whose routing is full
+# keeps running its rounds. Core 1 is held (debug_hold_core) while producers feed both
+# cores' shm slots: core 0 hands core 1 its points until the cross-core message pool runs
+# out, then its ingress answers "not taken" (route_no_room) and keeps the records for the
+# next round. Core 0 must still answer ctl requests and publish counters meanwhile (it
+# once waited inside its ingress loop for ring room and did neither). Released, every
+# batch is acknowledged and two producers' points read back exactly.
+set -euo pipefail
+SLUICED=$1 CTL=$2 PRODUCER=$3 VERIFY=$4
+PRODUCERS=32 POINTS=131072 SERIES=256 BATCH=128
+# long keys (the producer's longest, ~120 bytes routed per point): the pool's 1024
+# messages hold ~620k points, fewer than core 0 hands core 1 (half of its 16 slots' points)
+LONG=$(printf 'k%.0s' $(seq 1 58))
+NAME=rbp$$
+. "$(dirname "$0")/lib.sh"
+sl_start_node "$SLUICED" --data-dir "$SL_DIR/data" --name "$NAME" --workers 2 --regions 16 \
+	--set ingest.shm_slots=$PRODUCERS --set ingest.shm_ring_entries=65536 \
+	--set debug.fault_injection=true
+stat() {
+	"$CTL" --socket "$SL_SOCK" --json stats |
+		python3 -c "import json,sys; r=json.load(sys.stdin); print($1)"
+}
+hold() { "$CTL" --socket "$SL_SOCK" call debug_hold_core "{\"core\":$1,\"hold\":$2}" >/dev/null; }
+hold 1 true
+PIDS=()
+for p in $(seq 1 "$PRODUCERS"); do
+	"$PRODUCER" --path "/dev/shm/sluice-$NAME.ingest" --log "$SL_DIR/acked$p.log" --points "$POINTS" \
+		--series "$SERIES" --batch "$BATCH" --key-prefix "rb$p$LONG" --timeout 200 \
+		>"$SL_DIR/producer$p.log" 2>&1 &
+	PIDS+=($!)
+done
+kill_producers() { for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done; }
+trap 'kill_producers; sl_cleanup' EXIT
+# core 0 hands over what the message pool allows: wait (bounded) until that stops moving
+prev=-1
+for _ in $(seq 1 40); do
+	kill -0 "$NODE_PID" 2>/dev/null || { echo "FAIL: sluiced died"; tail -5 "$SL_DIR/node.log"; exit 1; }
+	now=$(stat 'r["cores"][0]["cross_core_out"]')
+	[ "$now" -gt 0 ] && [ "$now" = "$prev" ] && break
+	prev=$now
+	sleep 2
+done
+echo "core 0 handed $now points to the held core 1"
+# core 0 still runs rounds: it answers a request that every worker serves ...
+timeout 30 "$CTL" --socket "$SL_SOCK" regions >"$SL_DIR/regions" 2>&1 || {
+	echo "FAIL: core 0 did not answer a ctl request while its routing was full"
+	cat "$SL_DIR/regions"; exit 1; }
+# ... and publishes its counters: rounds go on, and routing said "no room"
+p1=$(stat 'r["cores"][0]["polls_busy"] + r["cores"][0]["polls_idle"]')
+sleep 1
+p2=$(stat 'r["cores"][0]["polls_busy"] + r["cores"][0]["polls_idle"]')
+[ "$p2" -gt "$p1" ] || { echo "FAIL: core 0 ran no round in 1 s ($p1 -> $p2)"; exit 1; }
+nr=$(stat 'r["cores"][0]["route_no_room"]')
+[ "$nr" -gt 0 ] || { echo "FAIL: routing never ran out of room: the scenario did not happen"; exit 1; }
+echo "core 0: $((p2 - p1)) rounds in 1 s while routing was full, route_no_room $nr"
+hold 1 false
+for i in "${!PIDS[@]}"; do
+	wait "${PIDS[$i]}" || { echo "FAIL: producer $((i + 1))"; cat "$SL_DIR/producer$((i + 1)).log"; exit 1; }
+done
+PIDS=()
+total=0
+for p in $(seq 1 "$PRODUCERS"); do total=$((total + $(wc -l <"$SL_DIR/acked$p.log"))); done
+[ "$total" -eq $((PRODUCERS * POINTS / BATCH)) ] || {
+	echo "FAIL: $total of $((PRODUCERS * POINTS / BATCH)) batches acknowledged"; exit 1; }
+applied=$(stat 'r["totals"]["points_applied"]')
+[ "$applied" -eq $((PRODUCERS * POINTS)) ] || { echo "FAIL: $applied points applied"; exit 1; }
+for p in 1 2; do
+	python3 "$VERIFY" --socket "$SL_SOCK" --points "$POINTS" --series "$SERIES" --batch "$BATCH" \
+		--key "rb$p$LONG,host=h{s:03d} value" --acked "$SL_DIR/acked$p.log"
+done
+sl_stop_node
+echo "route_backpressure: PASS"
