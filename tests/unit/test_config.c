@@ -178,6 +178,22 @@ static void test_segment_smaller_than_buffer(void **u)
 	assert_int_equal(sl_config_finish(&c, err, sizeof(err)), 0);
 }
 
+/* A WAL buffer holds the worst consensus ready (node_limits.h): the driver stage waits
+ * for that much room and never for more, so a smaller buffer is refused at start. */
+static void test_wal_buffer_holds_a_ready(void **u)
+{
+	(void)u;
+	struct sl_config c;
+	char err[256];
+	sl_config_default(&c);
+	assert_int_equal(sl_config_set(&c, "wal", "buffer_kb", "128", err, sizeof(err)), 0);
+	assert_int_equal(sl_config_finish(&c, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "buffer_kb = 128"));
+	assert_non_null(strstr(err, "129 KiB"));
+	assert_int_equal(sl_config_set(&c, "wal", "buffer_kb", "129", err, sizeof(err)), 0);
+	assert_int_equal(sl_config_finish(&c, err, sizeof(err)), 0);
+}
+
 /* The shm ingest ring: the range the ring itself accepts, and a size limit naming both keys
  * (sluiced used to fail later with a bare "Invalid argument"). */
 static void test_ingest_ring_geometry(void **u)
@@ -253,6 +269,7 @@ int main(void)
 		cmocka_unit_test(test_dump_roundtrip),
 		cmocka_unit_test(test_bad_lines),
 		cmocka_unit_test(test_segment_smaller_than_buffer),
+	    cmocka_unit_test(test_wal_buffer_holds_a_ready),
 		cmocka_unit_test(test_datadir_lock),
 		cmocka_unit_test(test_ingest_ring_geometry),
 	};
