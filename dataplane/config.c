@@ -97,6 +97,9 @@ static const struct key keys[] = {
 	BOOL("debug", "fault_injection", fault_injection,
 	     "tests only: allow the debug_wal_fault (inject disk errors) and debug_hold_core "
 	     "(hold a worker back) ctl commands"),
+	U32("debug", "xmsg_pool", xmsg_pool, XMSG_POOL_MIN, XMSG_POOL,
+	    "tests only: cross-core messages in the pool; fewer make routing run out of room "
+	    "sooner (ingress then keeps what it read for the next round)"),
 };
 
 void sl_config_default(struct sl_config *c)
@@ -128,6 +131,7 @@ void sl_config_default(struct sl_config *c)
 	c->mbufs = 16384;
 	c->frag_max_flows = 128;
 	c->frag_timeout_ms = 1000;
+	c->xmsg_pool = XMSG_POOL;
 }
 
 static const struct key *find_key(const char *section, const char *name)

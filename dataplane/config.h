@@ -61,6 +61,7 @@ struct sl_config {
 	uint32_t frag_timeout_ms;    /* a datagram's fragments are freed after this */
 	/* [debug] */
 	bool fault_injection;     /* allow the debug_* ctl commands (tests only) */
+	uint32_t xmsg_pool;       /* cross-core messages (tests shrink it) */
 };
 
 void sl_config_default(struct sl_config *c);

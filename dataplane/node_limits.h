@@ -35,6 +35,12 @@ _Static_assert(WAL_REC_WORST(1) >= SL_WAL_RECORD_BYTES(1) + SL_WAL_HDR_BYTES - 1
 _Static_assert(XMSG_BYTES >= XPOINT_MAX_BYTES, "the largest point fits one message");
 #define XMSG_ACKS 64   /* acks per cross-core message: 1 KiB, well inside XMSG_BYTES */
 #define XMSG_POOL 1024 /* messages in the node's pool; running out is backpressure */
+/* The smallest pool a test may configure ([debug] xmsg_pool). Fewer messages only slow
+ * traffic down, they never wedge it: a message being filled is sent every round, a full
+ * ring is drained by its consumer, acks without a message wait in their backlog, so
+ * every message comes back. */
+#define XMSG_POOL_MIN 2
+_Static_assert(XMSG_POOL_MIN <= XMSG_POOL, "the default pool is at least the smallest");
 #define XRING_SIZE 1024 /* per core pair; also the local queue of a core's own messages */
 _Static_assert((XRING_SIZE & (XRING_SIZE - 1)) == 0, "rte_ring sizes are powers of two");
 /* A core's messages in flight to one destination are at most a ring's worth plus the

@@ -707,8 +707,10 @@ int sl_node_create(const struct sl_config *cfg, const struct sl_node_env *env,
 						   cfg->regions - 1) / cfg->regions) - 1;
 		r->open = -1;
 	}
-	n->xpool = rte_mempool_create("sl_xmsg", XMSG_POOL, sizeof(struct xmsg), 64, 0, NULL,
-				      NULL, NULL, NULL, SOCKET_ID_ANY, 0);
+	/* per-lcore caches only for the full-size pool: a test's small one stays shared */
+	n->xpool = rte_mempool_create("sl_xmsg", cfg->xmsg_pool, sizeof(struct xmsg),
+				      cfg->xmsg_pool >= XMSG_POOL ? 64 : 0, 0, NULL, NULL, NULL,
+				      NULL, SOCKET_ID_ANY, 0);
 	if (n->xpool == NULL) {
 		snprintf(err, err_len, "mempool for cross-core messages: %s (raise [eal] memory_mb)",
 			 rte_strerror(rte_errno));
