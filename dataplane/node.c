@@ -1076,9 +1076,8 @@ static void worker_round(struct worker *w, bool take_new)
 	w->round_tsc = rte_rdtsc();
 	w->now_ns = nd_now_ns();
 	nd_serve_ctl(w);
-	uint64_t stall_us = atomic_exchange_explicit(&w->debug_stall_us, 0, memory_order_relaxed);
-	if (stall_us != 0)
-		rte_delay_us_sleep((unsigned)stall_us); /* tests only: one long round */
+	if (atomic_load_explicit(&w->debug_stall_us, memory_order_relaxed) != 0) /* tests only */
+		rte_delay_us_sleep((unsigned)atomic_exchange(&w->debug_stall_us, 0)); /* a long round */
 	if (atomic_load_explicit(&w->debug_hold, memory_order_relaxed) &&
 	    !atomic_load_explicit(&n->stop, memory_order_relaxed)) {
 		/* tests only: a core that falls behind (a long checkpoint, a slow disk) */
