@@ -2,6 +2,7 @@
  * InfluxDB line protocol over UDP, and the binary session protocol (batches with
  * exactly-once acknowledgement through session records in the WAL, reads answered by the
  * region's core). */
+#include "log.h"
 #include "node_internal.h"
 
 /* ---------------------------------------------------------------- network front door */
@@ -34,6 +35,15 @@ int nd_net_tx_init(struct sl_node *n, char *err, size_t err_len)
 				return rc;
 			}
 		}
+	for (uint16_t k = 0; k < n->ports.n; k++) {
+		const struct sl_port *p = &n->ports.p[k];
+		const uint8_t *a = p->mac.addr_bytes;
+		SL_LOG(INFO, net,
+		       "port %u (%s): %u RX/TX queue pair(s), RSS %s, MAC "
+		       "%02x:%02x:%02x:%02x:%02x:%02x, replies in bursts of up to %u\n",
+		       p->port_id, p->name, p->n_queues, p->rss ? "on" : "off", a[0], a[1], a[2],
+		       a[3], a[4], a[5], SL_PORT_TX_BURST);
+	}
 	return 0;
 }
 
