@@ -1032,11 +1032,14 @@ static int stage_wal(struct worker *w)
 	return work;
 }
 
-/* Acks and egress: acks to other cores (backlogged ones first), parked read messages. */
+/* Acks and egress: acks to other cores (backlogged ones first), parked read messages,
+ * the replies waiting in the TX buffers (before the worker may sleep). */
 static int stage_egress(struct worker *w)
 {
 	flush_ack_msgs(w);
-	return outbox_flush(w);
+	int work = outbox_flush(w);
+	nd_net_tx_flush(w);
+	return work;
 }
 
 /* Counts this round in the stall histogram (cumulative: a 15 ms round is in the 1 ms and

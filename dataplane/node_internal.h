@@ -311,6 +311,8 @@ struct worker {
 		struct rte_ring *netq;
 		uint8_t *flat;
 		struct net_park park;
+		struct sl_port_txq txq[SL_PORT_MAX]; /* replies leave in bursts: queue idx of
+						      * each port */
 	} __rte_cache_aligned;
 	/* checkpoints, ctl, stats publication: housekeeping, not every round's path */
 	struct {
@@ -364,6 +366,9 @@ bool nd_route_room(struct worker *w, const struct sl_point *pt);
 void nd_checkpoint_step(struct worker *w);
 void nd_net_send_udp(struct worker *w, const struct reply_addr *ra, const uint8_t *payload,
 		     size_t len);
+int nd_net_tx_init(struct sl_node *n, char *err, size_t err_len);
+void nd_net_tx_flush(struct worker *w);
+void nd_net_tx_fini(struct worker *w);
 void nd_sess_finish(struct worker *w, uint32_t h);
 void nd_sess_durable(struct worker *w, uint64_t durable);
 void nd_read_serve(struct worker *w, struct xmsg *x);
