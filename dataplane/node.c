@@ -397,17 +397,10 @@ static void prop_ack(struct worker *w, struct proposal *p, int32_t st)
  * on this core: storage is the core's WAL plus the region's log window, the state
  * machine is the region's store, acks go back to the clients' cores. */
 
-/* Snapshots only come from another replica's leader; the node's groups have one voter
- * until the fabric connects nodes, so none arrives: refused and counted, the group stops
- * acknowledging (storage failure) rather than diverge from its store. */
+/* A snapshot from another replica's leader replaces the region's store (node_ckpt.c). */
 static int host_install_snapshot(void *ctx, const struct sl_cons_snapshot *snap)
 {
-	struct region *r = ctx;
-	sl_stats_add(r->wk->st, SL_STAT_cons_snapshots_refused, 1);
-	fprintf(stderr, "sluiced: region %u: snapshot at index %" PRIu64 " from a peer "
-			"refused: this node does not install snapshots yet\n",
-		r->id, snap->index);
-	return -ENOTSUP;
+	return nd_install_snapshot(ctx, snap);
 }
 
 static int host_save_hard_state(void *ctx, const struct sl_cons_hard_state *hs, uint64_t *pos)

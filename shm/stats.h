@@ -129,7 +129,8 @@
 	X(sess_bad_utf8) \
 	X(sess_bad_point) \
 	X(cons_msgs_unsent) \
-	X(cons_snapshots_refused)
+	X(cons_snapshots_refused) \
+	X(cons_snapshots_installed)
 
 enum sl_stat {
 #define SL_STATS_ENUM_(name) SL_STAT_##name,
