@@ -196,6 +196,14 @@ static void ckw_run(struct ckpt_writer *cw, struct ckpt_job *j)
 	case CKW_DATA:
 		if (f->err == 0 && f->fd >= 0) {
 			f->err = pwrite_all(f->fd, j->data, j->len, f->off);
+			/* written back now, a step at a time: dirty pages of a large image left
+			 * for its fdatasync would be flushed by the journal commit of the WAL's
+			 * next fdatasync too (ext4 data=ordered), stalling the acks behind it */
+			if (f->err == 0 &&
+			    sync_file_range(f->fd, (off_t)f->off, (off_t)j->len,
+					    SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+						SYNC_FILE_RANGE_WAIT_AFTER) != 0)
+				f->err = -errno;
 			f->off += j->len;
 		}
 		rc = f->err;
