@@ -147,6 +147,21 @@ static int mkdir_p(const char *path)
 	return 0;
 }
 
+/* A crash mid-checkpoint leaves a half-written image (*.tmp): never read, removed. */
+static void remove_tmp_files(const char *dir)
+{
+	DIR *d = opendir(dir);
+	if (d == NULL)
+		return;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		size_t len = strlen(de->d_name);
+		if (len > 4 && strcmp(de->d_name + len - 4, ".tmp") == 0)
+			(void)unlinkat(dirfd(d), de->d_name, 0);
+	}
+	closedir(d);
+}
+
 /* node.meta pins the region layout: WAL records name regions by number. */
 static int check_meta(const struct sl_node *n, char *err, size_t err_len)
 {
@@ -488,6 +503,7 @@ int sl_node_create(const struct sl_config *cfg, const struct sl_node_env *env,
 	}
 	if ((rc = check_meta(n, err, err_len)) != 0)
 		goto fail;
+	remove_tmp_files(path);
 	n->regions = calloc(cfg->regions, sizeof(*n->regions));
 	n->w = rte_zmalloc("sl_workers", sizeof(*n->w) * n->n_workers, RTE_CACHE_LINE_SIZE);
 	if (n->regions == NULL || n->w == NULL) {
