@@ -210,7 +210,7 @@ struct lsn_rec {
 	uint64_t index;
 };
 
-enum ctl_kind { CTL_REGIONS = 1, CTL_QUERY = 2, CTL_WAL_FAULT = 3 };
+enum ctl_kind { CTL_REGIONS = 1, CTL_QUERY = 2, CTL_WAL_FAULT = 3, CTL_INSTALL = 4 };
 
 struct ctl_req {
 	enum ctl_kind kind;
@@ -219,6 +219,7 @@ struct ctl_req {
 	int64_t from, to;
 	size_t limit;
 	int fault_op, fault_err; /* CTL_WAL_FAULT */
+	struct sl_cons_snapshot snap; /* CTL_INSTALL */
 	/* results */
 	struct sl_sample_ex *samples;
 	size_t n_samples;
