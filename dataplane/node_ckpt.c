@@ -4,6 +4,7 @@
  * record, rename, directory fsync, WAL segment release). Also a snapshot from a peer. */
 #include <pthread.h>
 #include <stddef.h>
+#include <sys/syscall.h>
 
 #include "node_internal.h"
 
@@ -232,6 +233,12 @@ static void ckw_run(struct ckpt_writer *cw, struct ckpt_job *j)
 static void *ckw_main(void *arg)
 {
 	struct ckpt_writer *cw = arg;
+	/* The WAL's writes go first: this thread's own I/O (the image's write-back and
+	 * syncs) in the idle I/O class, which the block schedulers that know classes
+	 * (mq-deadline, bfq) serve after the others (mq-deadline still ages it in, so a
+	 * checkpoint always completes). Best effort: without it the images only compete. */
+	(void)syscall(SYS_ioprio_set, 1 /* IOPRIO_WHO_PROCESS: this thread */, 0,
+		      3 << 13 /* IOPRIO_CLASS_IDLE */);
 	/* Bounded by the node's life: stop is set at teardown, after the workers stopped;
 	 * what is queued then is still done (it points into the workers' buffers, alive
 	 * until this thread is joined). */
