@@ -839,16 +839,23 @@ static void test_snapshot_roundtrip(void **state)
 	sl_store_destroy(a);
 }
 
-/* Writes `len` bytes of `img` to a fresh memfd and tries to load it into st. */
+/* Writes `len` bytes of `img` to a fresh memfd and tries to load it into st. The reader
+ * of images in memory (a peer's snapshot) must give the same answer on the same bytes. */
 static int load_image(struct sl_store *st, const uint8_t *img, size_t len)
 {
+	struct sl_store *m = mkstore(sl_store_region(st), 0);
+	uint64_t applied = 0;
+	int rc_mem = sl_store_snapshot_read_mem(m, img, len, &applied);
+	if (rc_mem != 0)
+		assert_empty(m);
+	sl_store_destroy(m);
 	int fd = snap_fd();
 	if (len > 0)
 		assert_int_equal(write(fd, img, len), (ssize_t)len);
 	assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
-	uint64_t applied = 0;
 	int rc = sl_store_snapshot_read(st, fd, &applied);
 	close(fd);
+	assert_int_equal(rc_mem, rc);
 	return rc;
 }
 
