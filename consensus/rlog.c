@@ -125,6 +125,17 @@ void sl_rlog_release(struct sl_rlog *l, uint64_t index)
 		l->released = index;
 }
 
+void sl_rlog_release_keep(struct sl_rlog *l, uint64_t index, uint64_t keep_bytes)
+{
+	if (index > sl_rlog_last(l))
+		index = sl_rlog_last(l);
+	uint64_t i = l->released > l->base_index ? l->released + 1 : l->base_index + 1;
+	for (; i <= index && l->bytes > keep_bytes; i++)
+		drop_data(l, at(l, i));
+	if (i - 1 > l->released)
+		l->released = i - 1;
+}
+
 void sl_rlog_compact(struct sl_rlog *l, uint64_t index, uint64_t term)
 {
 	if (index <= l->base_index)

@@ -45,6 +45,10 @@ void sl_rlog_free(struct sl_rlog *l);
 int sl_rlog_append(struct sl_rlog *l, const struct sl_cons_entry *e);
 /* Drops the payloads of entries <= index (applied); their terms stay. */
 void sl_rlog_release(struct sl_rlog *l, uint64_t index);
+/* Like sl_rlog_release, oldest first, but only while the window holds more than
+ * keep_bytes of payload: the latest applied entries stay readable, so a peer that is a
+ * little behind gets entries rather than a whole snapshot. */
+void sl_rlog_release_keep(struct sl_rlog *l, uint64_t index, uint64_t keep_bytes);
 /* A snapshot covers everything <= index (term): forget those entries. */
 void sl_rlog_compact(struct sl_rlog *l, uint64_t index, uint64_t term);
 uint64_t sl_rlog_first(const struct sl_rlog *l);

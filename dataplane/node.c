@@ -920,6 +920,7 @@ static void worker_round(struct worker *w, bool take_new)
 	nd_lsnq_trim(w);
 	if (w->ckpt_active || w->wal_bytes_since_ckpt >= (uint64_t)n->cfg.checkpoint_mb << 20)
 		nd_checkpoint_step(w);
+	nd_net_tx_flush(w);
 	sl_stats_add(w->st, work ? SL_STAT_polls_busy : SL_STAT_polls_idle, 1);
 	nd_lp_stats(w);
 	stats_publish(w);

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <sys/syscall.h>
 
+#include "log.h"
 #include "node_internal.h"
 
 #define CKPT_STEP_BYTES (256u << 10) /* serialised per worker round */
@@ -335,7 +336,7 @@ static bool job_done(const struct ckpt_job *j)
 
 static void ckpt_fail(struct worker *w, const char *what, uint32_t id, int rc)
 {
-	fprintf(stderr, "sluiced: worker %u: %s %u: snapshot failed (%s); WAL kept\n", w->idx,
+	SL_LOG(ERR, ckpt, "worker %u: %s %u: snapshot failed (%s); WAL kept\n", w->idx,
 		what, id, strerror(-rc));
 	sl_stats_add(w->st, SL_STAT_wal_errors, 1);
 	sl_stats_add(w->st, SL_STAT_snapshots_failed, 1);
@@ -574,7 +575,7 @@ static void ckpt_release(struct worker *w)
 	c->wait = NULL;
 	sl_wal_released(w->wal, j->prev_index, j->deleted);
 	if (j->rc != 0)
-		fprintf(stderr, "sluiced: worker %u: WAL release failed: %s\n", w->idx,
+		SL_LOG(ERR, ckpt, "worker %u: WAL release failed: %s\n", w->idx,
 			strerror(-j->rc));
 	c->phase = CK_IDLE;
 	w->ckpt_active = false;
@@ -667,8 +668,8 @@ void nd_ckpt_free(struct worker *w)
 static void refuse(struct region *r, const struct sl_cons_snapshot *snap, const char *why, int rc)
 {
 	sl_stats_add(r->wk->st, SL_STAT_cons_snapshots_refused, 1);
-	fprintf(stderr,
-		"sluiced: region %u: snapshot at index %" PRIu64 " term %" PRIu64
+	SL_LOG(ERR, ckpt,
+	       "region %u: snapshot at index %" PRIu64 " term %" PRIu64
 		" (%u bytes) refused: %s (%s); the region's store is unchanged\n",
 		r->id, snap->index, snap->term, snap->len, why, strerror(-rc));
 }
@@ -742,7 +743,7 @@ int nd_install_snapshot(struct region *r, const struct sl_cons_snapshot *snap)
 		memcpy(copy, snap->data, snap->len);
 	nd_region_keep_image(r, copy, snap->len, snap->index, &snap->conf);
 	sl_stats_add(w->st, SL_STAT_cons_snapshots_installed, 1);
-	fprintf(stderr, "sluiced: region %u: snapshot at index %" PRIu64 " term %" PRIu64
+	SL_LOG(INFO, ckpt, "region %u: snapshot at index %" PRIu64 " term %" PRIu64
 			" installed (%u bytes)\n",
 		r->id, snap->index, snap->term, snap->len);
 	return 0;

@@ -330,6 +330,7 @@ struct worker {
 	struct rte_ring *netq;
 	uint8_t *flat;
 	int64_t next_expire_ns;
+	struct sl_port_txq txq[SL_PORT_MAX]; /* replies leave in bursts: queue idx of each port */
 	atomic_bool debug_hold; /* tests only (debug_hold_core): the core stands still */
 } __rte_cache_aligned;
 
@@ -382,6 +383,9 @@ void *nd_rlog_alloc(void *ctx, size_t n);
 void nd_rlog_free(void *ctx, void *p);
 void nd_net_send_udp(struct worker *w, const struct reply_addr *ra, const uint8_t *payload,
 		     size_t len);
+int nd_net_tx_init(struct sl_node *n, char *err, size_t err_len);
+void nd_net_tx_flush(struct worker *w);
+void nd_net_tx_fini(struct worker *w);
 void nd_sess_finish(struct worker *w, uint32_t h);
 void nd_sess_durable(struct worker *w, uint64_t durable);
 void nd_read_serve(struct worker *w, struct xmsg *x);

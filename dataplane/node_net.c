@@ -2,6 +2,7 @@
  * InfluxDB line protocol over UDP, and the binary session protocol (batches with
  * exactly-once acknowledgement through session records in the WAL, reads answered by the
  * region's core). */
+#include "log.h"
 #include "node_internal.h"
 
 /* ---------------------------------------------------------------- network front door */
@@ -17,20 +18,74 @@ static int64_t wall_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-static void net_tx(struct worker *w, const struct sl_port *p, uint16_t q, struct rte_mbuf *m)
+/* Every reply leaves through the worker's TX buffer of the port (its queue w->idx): one
+ * rte_eth_tx_burst per SL_PORT_TX_BURST frames or per round (nd_net_tx_flush), as l3fwd
+ * does, not one per frame. */
+int nd_net_tx_init(struct sl_node *n, char *err, size_t err_len)
 {
-	if (rte_eth_tx_burst(p->port_id, q, &m, 1) == 1) {
-		sl_stats_add(w->st, SL_STAT_pkts_tx, 1);
-	} else {
-		rte_pktmbuf_free(m);
-		sl_stats_add(w->st, SL_STAT_pkts_tx_failed, 1);
+	for (unsigned i = 0; i < n->n_workers; i++)
+		for (uint16_t k = 0; k < n->ports.n; k++) {
+			const struct sl_port *p = &n->ports.p[k];
+			if (i >= p->n_queues)
+				continue; /* no queue of this port: it never replies there */
+			int rc = sl_port_txq_init(&n->w[i].txq[k], p->port_id, (uint16_t)i);
+			if (rc != 0) {
+				snprintf(err, err_len, "port %u: TX buffer of queue %u: %s",
+					 p->port_id, i, strerror(-rc));
+				return rc;
+			}
+		}
+	for (uint16_t k = 0; k < n->ports.n; k++) {
+		const struct sl_port *p = &n->ports.p[k];
+		const uint8_t *a = p->mac.addr_bytes;
+		SL_LOG(INFO, net,
+		       "port %u (%s): %u RX/TX queue pair(s), RSS %s, MAC "
+		       "%02x:%02x:%02x:%02x:%02x:%02x, replies in bursts of up to %u\n",
+		       p->port_id, p->name, p->n_queues, p->rss ? "on" : "off", a[0], a[1], a[2],
+		       a[3], a[4], a[5], SL_PORT_TX_BURST);
+	}
+	return 0;
+}
+
+void nd_net_tx_fini(struct worker *w)
+{
+	for (uint16_t k = 0; k < SL_PORT_MAX; k++)
+		sl_port_txq_fini(&w->txq[k]);
+}
+
+/* End of a round: send what waits, publish what left and what the devices refused. */
+void nd_net_tx_flush(struct worker *w)
+{
+	for (uint16_t k = 0; k < w->node->ports.n; k++) {
+		struct sl_port_txq *t = &w->txq[k];
+		if (t->buf == NULL)
+			continue;
+		sl_port_txq_flush(t);
+		if (t->sent > 0)
+			sl_stats_add(w->st, SL_STAT_pkts_tx, t->sent);
+		if (t->dropped > 0) {
+			sl_stats_add(w->st, SL_STAT_pkts_tx_failed, t->dropped);
+			sl_stats_add(w->st, SL_STAT_tx_queue_full, t->dropped);
+		}
+		t->sent = t->dropped = 0;
 	}
 }
 
-/* Builds a reply frame with `build` into a fresh mbuf and sends it. */
-static void net_reply(struct worker *w, const struct sl_port *p, uint16_t q,
-		      const struct sl_pkt_info *in, bool arp)
+static void net_tx(struct worker *w, uint16_t port, struct rte_mbuf *m)
 {
+	struct sl_port_txq *t = &w->txq[port];
+	if (t->buf == NULL) { /* not reached: a worker replies only where it receives */
+		rte_pktmbuf_free(m);
+		sl_stats_add(w->st, SL_STAT_pkts_tx_failed, 1);
+		return;
+	}
+	sl_port_txq_send(t, m);
+}
+
+/* Builds an ARP or ICMP echo reply into a fresh mbuf and sends it. */
+static void net_reply(struct worker *w, uint16_t port, const struct sl_pkt_info *in, bool arp)
+{
+	const struct sl_port *p = &w->node->ports.p[port];
 	struct rte_mbuf *m = rte_pktmbuf_alloc(p->pool);
 	if (m == NULL) {
 		sl_stats_add(w->st, SL_STAT_pkts_tx_failed, 1);
@@ -46,7 +101,7 @@ static void net_reply(struct worker *w, const struct sl_port *p, uint16_t q,
 		return;
 	}
 	m->data_len = m->pkt_len = (uint32_t)len;
-	net_tx(w, p, q, m);
+	net_tx(w, port, m);
 	sl_stats_add(w->st, arp ? SL_STAT_arp_replies : SL_STAT_icmp_replies, 1);
 }
 
@@ -81,7 +136,7 @@ void nd_net_send_udp(struct worker *w, const struct reply_addr *ra, const uint8_
 		return;
 	}
 	m->data_len = m->pkt_len = (uint32_t)n;
-	net_tx(w, p, (uint16_t)w->idx, m);
+	net_tx(w, ra->port, m);
 }
 
 static void sess_send(struct worker *w, const struct reply_addr *ra, const struct sl_sess_msg *m)
@@ -585,13 +640,13 @@ int nd_poll_net(struct worker *w)
 				break;
 			case SL_PKT_ARP_REQUEST_FOR_US:
 				sl_pkt_arp_insert(&w->arp, in.src_ip, in.src_mac, (int64_t)nd_now_ns());
-				net_reply(w, p, q, &in, true);
+				net_reply(w, i, &in, true);
 				break;
 			case SL_PKT_ARP_REPLY:
 				sl_pkt_arp_insert(&w->arp, in.src_ip, in.src_mac, (int64_t)nd_now_ns());
 				break;
 			case SL_PKT_ICMP_ECHO_FOR_US:
-				net_reply(w, p, q, &in, false);
+				net_reply(w, i, &in, false);
 				break;
 			case SL_PKT_UDP_FRAGMENT_FOR_US:
 				net_fragment(w, i, m, &in);

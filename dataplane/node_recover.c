@@ -575,6 +575,8 @@ int sl_node_create(const struct sl_config *cfg, const struct sl_node_env *env,
 					      SL_FRAG_MAX_FRAGS;
 	rc = sl_ports_init(&n->ports, (uint16_t)n->n_workers,
 			   (uint32_t)(mbufs < UINT32_MAX ? mbufs : UINT32_MAX), err, err_len);
+	if (rc == 0)
+		rc = nd_net_tx_init(n, err, err_len);
 	if (rc != 0)
 		goto fail;
 	if (n->ports.n > 0) {
@@ -632,6 +634,7 @@ void sl_node_destroy(struct sl_node *n)
 	for (unsigned i = 0; n->w && i < n->n_workers; i++) {
 		struct worker *w = &n->w[i];
 		nd_ckpt_free(w);
+		nd_net_tx_fini(w);
 		if (w->wal)
 			sl_wal_close(w->wal);
 		free(w->pend);

@@ -1,6 +1,6 @@
 /* port.c - bring-up of the node's DPDK ports: a mempool per port, as many RX/TX queue
  * pairs as workers (bounded by the device), RSS over IP/UDP when the device offers it,
- * promiscuous mode so a tap or memif peer can reach us by our MAC. */
+ * promiscuous mode so a tap or memif peer can reach us by our MAC; TX buffers per queue. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -8,6 +8,7 @@
 #include <rte_errno.h>
 #include <rte_ethdev.h>
 #include <rte_lcore.h>
+#include <rte_malloc.h>
 
 #include "port.h"
 
@@ -108,4 +109,44 @@ void sl_ports_close(struct sl_ports *ports)
 		rte_eth_dev_close(ports->p[i].port_id);
 	}
 	ports->n = 0;
+}
+
+/* The device took only part of a burst: the rest is dropped here (the client retries;
+ * holding frames back would let one full ring stall the worker's other replies). */
+static void txq_drop(struct rte_mbuf **pkts, uint16_t unsent, void *arg)
+{
+	struct sl_port_txq *t = arg;
+	rte_pktmbuf_free_bulk(pkts, unsent);
+	t->dropped += unsent;
+}
+
+int sl_port_txq_init(struct sl_port_txq *t, uint16_t port_id, uint16_t queue)
+{
+	memset(t, 0, sizeof(*t));
+	if (!rte_eth_dev_is_valid_port(port_id))
+		return -ENODEV;
+	int socket = rte_eth_dev_socket_id(port_id);
+	t->buf = rte_zmalloc_socket("sl_txq", RTE_ETH_TX_BUFFER_SIZE(SL_PORT_TX_BURST), 0,
+				    socket >= 0 ? socket : SOCKET_ID_ANY);
+	if (t->buf == NULL)
+		return -ENOMEM;
+	t->port_id = port_id;
+	t->queue = queue;
+	int rc = rte_eth_tx_buffer_init(t->buf, SL_PORT_TX_BURST);
+	if (rc == 0)
+		rc = rte_eth_tx_buffer_set_err_callback(t->buf, txq_drop, t);
+	if (rc != 0) {
+		sl_port_txq_fini(t);
+		return rc;
+	}
+	return 0;
+}
+
+void sl_port_txq_fini(struct sl_port_txq *t)
+{
+	if (t->buf != NULL) {
+		rte_pktmbuf_free_bulk(t->buf->pkts, t->buf->length);
+		rte_free(t->buf);
+	}
+	memset(t, 0, sizeof(*t));
 }

@@ -46,6 +46,7 @@
 	X(pkts_rx) \
 	X(pkts_tx) \
 	X(pkts_tx_failed) \
+	X(tx_queue_full) \
 	X(pkts_dropped) \
 	X(pkts_multiseg) \
 	X(arp_replies) \

@@ -94,7 +94,7 @@ static int do_write(struct conn *c, uint64_t n_points, uint32_t series, uint32_t
 		fprintf(stderr, "sess_client: client init failed\n");
 		return 2;
 	}
-	uint64_t n_batches = (n_points + batch - 1) / batch, sent = 0, acked = 0;
+	uint64_t n_batches = (n_points + batch - 1) / batch, sent = 0, acked = 0, acks = 0;
 	int64_t deadline = now_ns() + (int64_t)(timeout_s * 1e9);
 	uint8_t rbuf[SL_SESS_MSG_MAX];
 	char key[64];
@@ -138,6 +138,7 @@ static int do_write(struct conn *c, uint64_t n_points, uint32_t series, uint32_t
 		int64_t wait_ms = (sl_sess_client_deadline(&cl) - now_ns()) / 1000000;
 		if (recv_msg(c, wait_ms < 1 ? 1 : wait_ms > 50 ? 50 : (int)wait_ms, rbuf, &m) != 1)
 			continue;
+		acks += m.type == SL_SESS_ACK;
 		struct sl_sess_client_event ev;
 		int rc = sl_sess_client_on_msg(&cl, &m, now_ns(), &ev);
 		if (rc != 0) {
@@ -155,9 +156,14 @@ static int do_write(struct conn *c, uint64_t n_points, uint32_t series, uint32_t
 		fflush(log);
 	}
 	fclose(log);
+	/* answers to retransmissions may still be on their way: count them too (until none
+	 * comes for 100 ms; at most 20 more), so a test can compare with the acks sent */
+	struct sl_sess_msg m;
+	for (int k = 0; k < 20 && recv_msg(c, 100, rbuf, &m) == 1; k++)
+		acks += m.type == SL_SESS_ACK;
 	printf("sess_client: %" PRIu64 " points in %" PRIu64 " batches acknowledged, %" PRIu64
-	       " retransmits, %" PRIu64 " re-opens\n",
-	       n_points, n_batches, cl.stats.retransmits, cl.stats.reopens);
+	       " retransmits, %" PRIu64 " re-opens, %" PRIu64 " acks received\n",
+	       n_points, n_batches, cl.stats.retransmits, cl.stats.reopens, acks);
 	return 0;
 }
 

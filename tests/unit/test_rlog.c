@@ -131,6 +131,37 @@ static void test_base_record_exact_index(void **u)
 	assert_int_equal(sl_rlog_base_format(buf, 8, 120, 7, 80, 5), -ENOSPC);
 }
 
+/* Applied payloads stay while the window is within its byte budget; the oldest go first,
+ * and never one that is not applied yet. */
+static void test_release_keep_budget(void **u)
+{
+	(void)u;
+	struct sl_rlog l;
+	sl_rlog_init(&l, 0, 0);
+	for (uint64_t i = 1; i <= 10; i++) {
+		struct sl_cons_entry e = ent(1, i, "0123456789"); /* 10 bytes each */
+		assert_int_equal(sl_rlog_append(&l, &e), 0);
+	}
+	struct sl_cons_entry out;
+	sl_rlog_release_keep(&l, 6, 100); /* 100 bytes held: within budget, nothing goes */
+	assert_int_equal(l.bytes, 100);
+	assert_int_equal(sl_rlog_entry(&l, 1, &out), 0);
+	sl_rlog_release_keep(&l, 6, 45); /* oldest first down to 40 bytes: 1..6 go */
+	assert_int_equal(l.bytes, 40);
+	assert_int_equal(sl_rlog_entry(&l, 6, &out), -ENOENT);
+	assert_int_equal(sl_rlog_entry(&l, 7, &out), 0);
+	sl_rlog_release_keep(&l, 8, 0); /* only applied ones, even over budget */
+	assert_int_equal(l.bytes, 20);
+	assert_int_equal(sl_rlog_entry(&l, 8, &out), -ENOENT);
+	assert_int_equal(sl_rlog_entry(&l, 9, &out), 0);
+	sl_rlog_release_keep(&l, 9, 1000); /* a later, larger budget drops nothing more */
+	assert_int_equal(sl_rlog_entry(&l, 9, &out), 0);
+	uint64_t t;
+	assert_int_equal(sl_rlog_term(&l, 3, &t), 0); /* terms stay */
+	assert_int_equal(t, 1);
+	sl_rlog_free(&l);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -138,6 +169,7 @@ int main(void)
 		cmocka_unit_test(test_conflicting_suffix),
 		cmocka_unit_test(test_release_compact_wrap),
 		cmocka_unit_test(test_base_record_exact_index),
+		cmocka_unit_test(test_release_keep_budget),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
