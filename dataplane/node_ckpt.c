@@ -201,12 +201,21 @@ static void ckw_run(struct ckpt_writer *cw, struct ckpt_job *j)
 			/* written back now, a step at a time: dirty pages of a large image left
 			 * for its fdatasync would be flushed by the journal commit of the WAL's
 			 * next fdatasync too (ext4 data=ordered), stalling the acks behind it */
+			uint64_t t0 = nd_now_ns();
 			if (f->err == 0 &&
 			    sync_file_range(f->fd, (off_t)f->off, (off_t)j->len,
 					    SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
 						SYNC_FILE_RANGE_WAIT_AFTER) != 0)
 				f->err = -errno;
 			f->off += j->len;
+			/* at most half the disk's time: after a write-back that had to wait, as
+			 * long again idle, so the WAL's flushes find the device free */
+			uint64_t took = nd_now_ns() - t0;
+			if (took > 1000000) {
+				struct timespec ts = {(time_t)(took / 1000000000ull),
+						      (long)(took % 1000000000ull)};
+				nanosleep(&ts, NULL);
+			}
 		}
 		rc = f->err;
 		break;
