@@ -23,6 +23,15 @@
 #include "sl_assert.h"
 
 #define PROBE_NAME ".wal-direct-probe"
+/* The next segment, created and preallocated ahead through the ring and renamed to its
+ * segment name at the roll (never a wal-*.log name, so recovery never reads it). */
+#define SPARE_NAME ".wal-spare"
+/* ring user data of the spare's own operations (flush operations are enum sl_wal_op) */
+#define OP_SPARE_OPEN 8u
+#define OP_SPARE_ALLOC 9u
+#define WAL_OPS 4u
+
+enum spare_state { SPARE_NONE = 0, SPARE_OPENING, SPARE_ALLOCATING, SPARE_READY };
 
 struct wal_buf {
 	uint8_t *data;
@@ -51,6 +60,13 @@ struct sl_wal {
 	int seg_fd; /* active segment, -1: the next flush creates one */
 	uint64_t seg_lsn;
 	uint64_t seg_off_bytes;
+	/* the segment was just rolled: the next flush renames the spare (when taken) and
+	 * syncs the directory in its chain, before any record in it is durable */
+	bool roll_rename, roll_dirsync;
+
+	enum spare_state spare;
+	int spare_fd;
+	unsigned spare_pending; /* its operations in the ring */
 
 	struct wal_buf buf[2];
 	unsigned active;
@@ -71,7 +87,7 @@ struct sl_wal {
 	uint64_t durable_seg_lsn; /* 0: no segment yet */
 	uint64_t durable_off;
 
-	struct wal_fault faults[2];
+	struct wal_fault faults[WAL_OPS];
 	struct sl_wal_stats stats;
 };
 
@@ -150,9 +166,9 @@ static int cmp_u64(const void *a, const void *b)
 }
 
 /* Sorted first lsns of the segment files (slow path: recovery and release). */
-static int list_segments(struct sl_wal *w, uint64_t **out, size_t *n_out)
+static int list_segments_in(const char *dir, uint64_t **out, size_t *n_out)
 {
-	DIR *d = opendir(w->dir);
+	DIR *d = opendir(dir);
 	if (!d)
 		return -errno;
 	uint64_t *v = NULL;
@@ -185,6 +201,11 @@ static int list_segments(struct sl_wal *w, uint64_t **out, size_t *n_out)
 	*out = v;
 	*n_out = n;
 	return 0;
+}
+
+static int list_segments(struct sl_wal *w, uint64_t **out, size_t *n_out)
+{
+	return list_segments_in(w->dir, out, n_out);
 }
 
 static int unlink_segment(struct sl_wal *w, uint64_t lsn)
@@ -226,29 +247,87 @@ static void fence_failed(struct sl_wal *w)
 
 /* ---- flush ---- */
 
-/* Opens a new segment named by the first lsn it will hold. Synchronous: it happens once
- * per segment_bytes, and the directory entry must be durable before any record in the
- * new file is reported durable. */
+/* Starts preparing the next segment: open (create) the spare, then preallocate it, both
+ * through the ring, so neither blocks the owner; the roll then only renames it. */
+static void spare_start(struct sl_wal *w)
+{
+	if (w->spare != SPARE_NONE || w->failed)
+		return;
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&w->ring);
+	if (sqe == NULL)
+		return; /* the roll creates the segment itself */
+	io_uring_prep_openat(sqe, w->dir_fd, SPARE_NAME,
+			     O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | w->direct_flag, 0644);
+	io_uring_sqe_set_data64(sqe, OP_SPARE_OPEN);
+	if (io_uring_submit(&w->ring) != 1) {
+		w->stats.spare_errors++;
+		return;
+	}
+	w->spare = SPARE_OPENING;
+	w->spare_pending++;
+}
+
+static void spare_complete(struct sl_wal *w, unsigned op, int res)
+{
+	SL_ASSERT(w->spare_pending > 0);
+	w->spare_pending--;
+	if (op == OP_SPARE_OPEN) {
+		if (res < 0) {
+			w->stats.spare_errors++;
+			w->spare = SPARE_NONE;
+			return;
+		}
+		w->spare_fd = res;
+		struct io_uring_sqe *sqe = io_uring_get_sqe(&w->ring);
+		if (sqe != NULL) {
+			/* zeros read as end of log; preallocation spares fdatasync most metadata work */
+			io_uring_prep_fallocate(sqe, res, 0, 0, (off_t)w->cfg.segment_bytes);
+			io_uring_sqe_set_data64(sqe, OP_SPARE_ALLOC);
+			if (io_uring_submit(&w->ring) == 1) {
+				w->spare = SPARE_ALLOCATING;
+				w->spare_pending++;
+				return;
+			}
+		}
+		w->spare = SPARE_READY; /* usable without preallocation, as a plain create is */
+		return;
+	}
+	if (res < 0)
+		w->stats.spare_errors++; /* best effort, like the plain create's fallocate */
+	w->spare = SPARE_READY;
+}
+
+/* Starts a new segment named by the first lsn it will hold. No blocking call when a spare
+ * is ready: the flush's chain renames it, writes, fdatasyncs it and fsyncs the
+ * directory, so no record in it is durable before its directory entry is. Without a
+ * spare (the first roll after open, a failed preparation) the file is created here. */
 static int roll_segment(struct sl_wal *w, uint64_t first_lsn)
 {
 	if (w->seg_fd >= 0) {
 		close(w->seg_fd);
 		w->seg_fd = -1;
 	}
-	char name[NAME_BYTES];
-	sl_wal_seg_name(name, first_lsn);
-	int fd =
-	    openat(w->dir_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | w->direct_flag, 0644);
-	if (fd < 0)
-		return -errno;
-	/* Preallocation spares fdatasync most metadata work; zeros read as end of log. */
-	(void)fallocate(fd, 0, 0, (off_t)w->cfg.segment_bytes);
-	w->seg_fd = fd;
+	if (w->spare == SPARE_READY) {
+		w->seg_fd = w->spare_fd;
+		w->spare_fd = -1;
+		w->spare = SPARE_NONE;
+		w->roll_rename = true;
+		w->stats.segments_prepared++;
+	} else {
+		char name[NAME_BYTES];
+		sl_wal_seg_name(name, first_lsn);
+		int fd = openat(w->dir_fd, name,
+				O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | w->direct_flag, 0644);
+		if (fd < 0)
+			return -errno;
+		(void)fallocate(fd, 0, 0, (off_t)w->cfg.segment_bytes);
+		w->seg_fd = fd;
+		w->roll_rename = false;
+	}
+	w->roll_dirsync = true;
 	w->seg_lsn = first_lsn;
 	w->seg_off_bytes = 0;
 	w->stats.segments_created++;
-	if (fsync(w->dir_fd) < 0)
-		return -errno;
 	return 0;
 }
 
@@ -282,14 +361,34 @@ static int submit_flush(struct sl_wal *w)
 			return rc;
 		}
 	}
+	/* one chain: [rename spare ->] write -> fdatasync [-> fsync dir]; a failed link
+	 * cancels the rest, and the flush is durable only once every link succeeded */
+	int want = 2 + w->roll_rename + w->roll_dirsync;
+	char name[NAME_BYTES];
+	if (w->roll_rename) {
+		struct io_uring_sqe *rn = io_uring_get_sqe(&w->ring);
+		SL_ASSERT(rn); /* ring >= 4 entries, submitted at once */
+		sl_wal_seg_name(name, w->seg_lsn);
+		io_uring_prep_renameat(rn, w->dir_fd, SPARE_NAME, w->dir_fd, name, 0);
+		rn->flags |= IOSQE_IO_LINK;
+		io_uring_sqe_set_data64(rn, SL_WAL_OP_RENAME);
+	}
 	struct io_uring_sqe *wr = io_uring_get_sqe(&w->ring);
 	struct io_uring_sqe *fs = io_uring_get_sqe(&w->ring);
-	SL_ASSERT(wr && fs); /* ring >= 4 entries, at most 2 in flight */
+	SL_ASSERT(wr && fs);
 	io_uring_prep_write(wr, w->seg_fd, b->data, len, w->seg_off_bytes);
 	wr->flags |= IOSQE_IO_LINK;
 	io_uring_sqe_set_data64(wr, SL_WAL_OP_WRITE);
 	io_uring_prep_fsync(fs, w->seg_fd, IORING_FSYNC_DATASYNC);
 	io_uring_sqe_set_data64(fs, SL_WAL_OP_FSYNC);
+	if (w->roll_dirsync) {
+		fs->flags |= IOSQE_IO_LINK;
+		struct io_uring_sqe *ds = io_uring_get_sqe(&w->ring);
+		SL_ASSERT(ds);
+		io_uring_prep_fsync(ds, w->dir_fd, 0);
+		io_uring_sqe_set_data64(ds, SL_WAL_OP_DIRSYNC);
+	}
+	w->roll_rename = w->roll_dirsync = false;
 	int rc = io_uring_submit(&w->ring);
 	w->inflight = true;
 	w->cqes_pending = rc > 0 ? (unsigned)rc : 0;
@@ -303,7 +402,7 @@ static int submit_flush(struct sl_wal *w)
 	w->stats.flushes_submitted++;
 	w->stats.bytes_written += len;
 	SL_ASSERT(w->buf[w->active].used_bytes == 0);
-	if (rc != 2) {
+	if (rc != want) {
 		rc = rc < 0 ? rc : -EIO;
 		enter_failed(w, rc);
 		if (w->cqes_pending == 0)
@@ -316,6 +415,7 @@ static int submit_flush(struct sl_wal *w)
 
 static int apply_fault(struct sl_wal *w, unsigned op, int res)
 {
+	SL_ASSERT(op < WAL_OPS);
 	struct wal_fault *f = &w->faults[op];
 	if (!f->armed)
 		return res;
@@ -348,22 +448,29 @@ static void finish_flight(struct sl_wal *w)
 
 static void complete_op(struct sl_wal *w, unsigned op, int res)
 {
-	SL_ASSERT(op <= SL_WAL_OP_FSYNC && w->cqes_pending > 0);
+	if (op == OP_SPARE_OPEN || op == OP_SPARE_ALLOC) {
+		spare_complete(w, op, res);
+		return;
+	}
+	SL_ASSERT(op < WAL_OPS && w->cqes_pending > 0);
 	res = apply_fault(w, op, res);
 	w->cqes_pending--;
-	if (op == SL_WAL_OP_WRITE) {
+	if (res == -ECANCELED && w->failed) {
+		/* an earlier link of the chain failed: this one never ran */
+	} else if (op == SL_WAL_OP_WRITE) {
 		if (res < 0 || (uint32_t)res != w->flight_bytes) {
 			w->stats.write_errors++;
 			enter_failed(w, res < 0 ? res : -EIO); /* short write */
 		}
-	} else if (res == -ECANCELED && w->failed) {
-		/* The failed write broke the link: this fdatasync never ran. */
 	} else if (res < 0) {
 		/* Never retried: after a failed fsync the page cache state is unknown. */
-		w->stats.fsync_errors++;
+		if (op != SL_WAL_OP_RENAME)
+			w->stats.fsync_errors++;
 		enter_failed(w, res);
-	} else {
+	} else if (op == SL_WAL_OP_FSYNC) {
 		w->stats.fsyncs++;
+	} else if (op == SL_WAL_OP_RENAME) {
+		spare_start(w); /* the spare's name is free again: prepare the next one */
 	}
 	if (w->cqes_pending == 0)
 		finish_flight(w);
@@ -440,6 +547,7 @@ int sl_wal_open(const struct sl_wal_config *cfg, struct sl_wal **out)
 	memset(w, 0, sizeof(*w));
 	w->cfg = c;
 	w->seg_fd = -1;
+	w->spare_fd = -1;
 	w->dir_fd = -1;
 	w->dir = strdup(c.dir);
 	w->cfg.dir = w->dir;
@@ -538,6 +646,7 @@ int sl_wal_recover(struct sl_wal *w, sl_wal_replay_fn fn, void *arg, struct sl_w
 	if (w->recovered)
 		return -EINVAL;
 	(void)unlinkat(w->dir_fd, PROBE_NAME, 0);
+	(void)unlinkat(w->dir_fd, SPARE_NAME, 0); /* a crash's spare: never a segment */
 	uint64_t *segs = NULL;
 	size_t n = 0;
 	int rc = list_segments(w, &segs, &n);
@@ -572,6 +681,7 @@ int sl_wal_recover(struct sl_wal *w, sl_wal_replay_fn fn, void *arg, struct sl_w
 	rep.segments = (uint32_t)src.n;
 done:
 	w->recovered = true;
+	spare_start(w);
 	w->stats.records_recovered = rep.records;
 	rep.first_lsn = w->first_lsn;
 	rep.last_lsn = w->next_lsn - 1;
@@ -679,9 +789,9 @@ static bool reap_one(struct sl_wal *w)
 
 int sl_wal_poll(struct sl_wal *w)
 {
-	/* Bounded: at most the two completions of the flight, plus those of the flush the
-	 * second one may submit. */
-	for (unsigned i = 0; i < 4 && w->cqes_pending > 0; i++)
+	/* Bounded: at most the four completions of the flight, those of the flush the last
+	 * one may submit, and the spare's. */
+	for (unsigned i = 0; i < 12 && w->cqes_pending + w->spare_pending > 0; i++)
 		if (!reap_one(w))
 			break;
 	return w->failed ? w->error : 0;
@@ -752,35 +862,67 @@ int sl_wal_shutdown(struct sl_wal *w)
 	return rc < 0 ? rc : (w->failed ? w->error : 0);
 }
 
+int sl_wal_release_files(const char *dir, uint64_t lsn, uint64_t keep_seg_lsn,
+			 uint64_t *first_lsn, uint32_t *deleted)
+{
+	*first_lsn = 0;
+	*deleted = 0;
+	uint64_t *segs = NULL;
+	size_t n = 0;
+	int rc = list_segments_in(dir, &segs, &n);
+	if (rc < 0)
+		return rc;
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0) {
+		free(segs);
+		return -errno;
+	}
+	size_t k = 0;
+	/* Oldest first, so the log stays contiguous; the newest segment always stays. */
+	for (; k + 1 < n && segs[k + 1] - 1 <= lsn && segs[k] < keep_seg_lsn; k++) {
+		char name[NAME_BYTES];
+		sl_wal_seg_name(name, segs[k]);
+		if (unlinkat(dfd, name, 0) < 0) {
+			rc = -errno;
+			break;
+		}
+	}
+	if (k > 0) {
+		*first_lsn = segs[k];
+		*deleted = (uint32_t)k;
+		if (fsync(dfd) < 0 && rc == 0)
+			rc = -errno;
+	}
+	close(dfd);
+	free(segs);
+	return rc;
+}
+
+void sl_wal_released(struct sl_wal *w, uint64_t first_lsn, uint32_t deleted)
+{
+	if (deleted > 0 && first_lsn > w->first_lsn)
+		w->first_lsn = first_lsn;
+	w->stats.segments_deleted += deleted;
+}
+
+uint64_t sl_wal_segment_lsn(const struct sl_wal *w) { return w->seg_fd >= 0 ? w->seg_lsn : 0; }
+
 int sl_wal_release(struct sl_wal *w, uint64_t lsn)
 {
 	if (!w->recovered)
 		return -EINVAL;
-	uint64_t *segs = NULL;
-	size_t n = 0;
-	int rc = list_segments(w, &segs, &n);
-	if (rc < 0)
-		return rc;
-	size_t k = 0;
-	/* Oldest first, so the log stays contiguous; the newest segment always stays. */
-	for (; k + 1 < n && segs[k + 1] - 1 <= lsn && segs[k] != w->seg_lsn; k++) {
-		rc = unlink_segment(w, segs[k]);
-		if (rc < 0)
-			break;
-		w->stats.segments_deleted++;
-	}
-	if (k > 0) {
-		w->first_lsn = segs[k];
-		if (fsync(w->dir_fd) < 0 && rc == 0)
-			rc = -errno;
-	}
-	free(segs);
+	uint64_t first = 0;
+	uint32_t deleted = 0;
+	/* no active segment yet: keep everything from the newest on (the loop does) */
+	int rc = sl_wal_release_files(w->dir, lsn, w->seg_fd >= 0 ? w->seg_lsn : UINT64_MAX,
+				      &first, &deleted);
+	sl_wal_released(w, first, deleted);
 	return rc;
 }
 
 int sl_wal_inject_fault(struct sl_wal *w, enum sl_wal_op op, int err, uint32_t after_ops)
 {
-	if ((op != SL_WAL_OP_WRITE && op != SL_WAL_OP_FSYNC) || err >= 0)
+	if ((unsigned)op >= WAL_OPS || err >= 0)
 		return -EINVAL;
 	w->faults[op] = (struct wal_fault){.armed = true, .err = err, .after_ops = after_ops};
 	return 0;
@@ -809,11 +951,15 @@ void sl_wal_close(struct sl_wal *w)
 		return;
 	/* The kernel may still be reading a buffer: wait before freeing it. */
 	w->flush_wanted = false; /* no new flush from inside close */
-	while (w->cqes_pending > 0 && wait_one(w) == 0)
+	while (w->cqes_pending + w->spare_pending > 0 && wait_one(w) == 0)
 		(void)reap_one(w);
 	io_uring_queue_exit(&w->ring);
 	if (w->seg_fd >= 0)
 		close(w->seg_fd);
+	if (w->spare_fd >= 0) {
+		close(w->spare_fd);
+		(void)unlinkat(w->dir_fd, SPARE_NAME, 0); /* the next recovery would anyway */
+	}
 	close(w->dir_fd);
 	free(w->buf[0].data);
 	free(w->buf[1].data);

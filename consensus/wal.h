@@ -79,7 +79,9 @@ struct sl_wal_recovery {
 
 enum sl_wal_op {
 	SL_WAL_OP_WRITE = 0,
-	SL_WAL_OP_FSYNC = 1,
+	SL_WAL_OP_FSYNC = 1,   /* the segment's fdatasync */
+	SL_WAL_OP_DIRSYNC = 2, /* the directory's fsync after a new segment (linked) */
+	SL_WAL_OP_RENAME = 3,  /* the prepared spare renamed to the new segment (linked) */
 };
 
 struct sl_wal_stats {
@@ -93,6 +95,8 @@ struct sl_wal_stats {
 	uint64_t pad_bytes;	    /* of which padding to block boundaries */
 	uint64_t enobufs;	    /* appends refused because both buffers were busy */
 	uint64_t segments_created;
+	uint64_t segments_prepared; /* of which taken from a spare prepared ahead */
+	uint64_t spare_errors;	    /* spare preparations that failed (roll creates it then) */
 	uint64_t segments_deleted; /* by sl_wal_release */
 	uint64_t write_errors;	   /* failed or short writes */
 	uint64_t fsync_errors;
@@ -171,8 +175,18 @@ int sl_wal_poll(struct sl_wal *wal);
 int sl_wal_sync(struct sl_wal *wal);
 
 /* Records <= lsn are no longer needed: deletes the oldest segments whose every record
- * is <= lsn, never the newest one. */
+ * is <= lsn, never the newest one. Blocking (unlink, directory fsync). */
 int sl_wal_release(struct sl_wal *wal, uint64_t lsn);
+
+/* The same in two halves, so the file work can run on another thread while the WAL's
+ * owner keeps appending: sl_wal_release_files touches only the directory (any thread;
+ * it never deletes the segment keep_seg_lsn, the active one when asked, nor later ones)
+ * and says which segment is now the oldest; the owner then calls sl_wal_released. */
+int sl_wal_release_files(const char *dir, uint64_t lsn, uint64_t keep_seg_lsn,
+			 uint64_t *first_lsn, uint32_t *deleted);
+void sl_wal_released(struct sl_wal *wal, uint64_t first_lsn, uint32_t deleted);
+/* The active segment's first lsn (its name), 0 before the first one. */
+uint64_t sl_wal_segment_lsn(const struct sl_wal *wal);
 
 /* Fault injection for tests: the completion of the (after_ops + 1)-th next operation of
  * that kind reports err (< 0) instead of its real result; the real I/O still runs. */

@@ -406,7 +406,7 @@ int nd_wal_append_hardstate(struct worker *w, struct region *r,
 void nd_wal_fail(struct worker *w, int err)
 {
 	if (!w->wal_failed) {
-		fprintf(stderr, "sluiced: worker %u: WAL failed (%s); nothing more is "
+		SL_LOG(ERR, wal, "worker %u: WAL failed (%s); nothing more is "
 				"acknowledged on this core until restart\n",
 			w->idx, strerror(-err));
 		sl_stats_add(w->st, SL_STAT_wal_errors, 1);
@@ -435,17 +435,10 @@ static void prop_ack(struct worker *w, struct proposal *p, int32_t st)
  * on this core: storage is the core's WAL plus the region's log window, the state
  * machine is the region's store, acks go back to the clients' cores. */
 
-/* Snapshots only come from another replica's leader; the node's groups have one voter
- * until the fabric connects nodes, so none arrives: refused and counted, the group stops
- * acknowledging (storage failure) rather than diverge from its store. */
+/* A snapshot from another replica's leader replaces the region's store (node_ckpt.c). */
 static int host_install_snapshot(void *ctx, const struct sl_cons_snapshot *snap)
 {
-	struct region *r = ctx;
-	sl_stats_add(r->wk->st, SL_STAT_cons_snapshots_refused, 1);
-	fprintf(stderr, "sluiced: region %u: snapshot at index %" PRIu64 " from a peer "
-			"refused: this node does not install snapshots yet\n",
-		r->id, snap->index);
-	return -ENOTSUP;
+	return nd_install_snapshot(ctx, snap);
 }
 
 static int host_save_hard_state(void *ctx, const struct sl_cons_hard_state *hs, uint64_t *pos)
@@ -497,7 +490,7 @@ static void host_apply(void *ctx, const struct sl_cons_entry *e)
 	if (e->type == SL_CONS_ENTRY_NORMAL)
 		nd_apply_entry(r, e->data, e->len, p);
 	r->applied_index = e->index;
-	sl_rlog_release(&r->rlog, e->index);
+	sl_rlog_release_keep(&r->rlog, e->index, RLOG_KEEP_BYTES);
 	if (p == NULL && e->index <= r->recover_target) /* re-applied from the WAL at start */
 		__atomic_fetch_add(&w->node->recovered_points, r->points_applied - applied0,
 				   __ATOMIC_RELAXED);
@@ -1139,7 +1132,7 @@ int sl_node_worker_main(void *arg)
 	if (worker_quiet(w) && !w->wal_failed) {
 		int rc = sl_wal_shutdown(w->wal);
 		if (rc < 0)
-			fprintf(stderr, "sluiced: core %u: WAL clean-shutdown record: %s\n", w->idx,
+			SL_LOG(ERR, wal, "core %u: WAL clean-shutdown record: %s\n", w->idx,
 				strerror(-rc));
 	}
 	return 0;

@@ -12,7 +12,9 @@ void nd_serve_ctl(struct worker *w)
 		struct ctl_req *q = obj;
 		struct sl_node *n = w->node;
 		struct region *r = &n->regions[q->region];
-		if (q->kind == CTL_WAL_FAULT) {
+		if (q->kind == CTL_INSTALL) {
+			q->rc = nd_install_snapshot(r, &q->snap);
+		} else if (q->kind == CTL_WAL_FAULT) {
 			q->rc = w->wal_failed ? -EIO
 					      : sl_wal_inject_fault(w->wal, (enum sl_wal_op)q->fault_op,
 								    q->fault_err, (uint32_t)q->limit);
@@ -427,6 +429,69 @@ static int ctl_hold_core(struct sl_node *n, struct json_object *args,
 	return 0;
 }
 
+/* Tests only ([debug] fault_injection): region args.region installs the store image in
+ * args.file (a region snapshot file) as if its raft leader had sent it, at the image's
+ * own index and args.term (default 1), through the same function a driver's install
+ * calls. The protocol instance is not told: restart the node afterwards. */
+static int ctl_install_snapshot(struct sl_node *n, struct json_object *args,
+				struct json_object **result, const char **err_code, char *err_msg,
+				size_t err_len)
+{
+	if (!n->cfg.fault_injection)
+		CTL_ERR("forbidden", "debug_install_snapshot needs [debug] fault_injection = true");
+	struct json_object *v;
+	int64_t region = -1, term = 1;
+	const char *file = NULL;
+	if (args && json_object_object_get_ex(args, "file", &v))
+		file = json_object_get_string(v);
+	if (parse_time(args, "region", -1, &region) || parse_time(args, "term", 1, &term) ||
+	    region < 0 || region >= (int64_t)n->cfg.regions || term < 1 || file == NULL)
+		CTL_ERR("bad_request", "debug_install_snapshot needs args.region (0..%u), "
+				       "args.file and optionally args.term >= 1",
+			n->cfg.regions - 1);
+	FILE *f = fopen(file, "rb");
+	if (f == NULL)
+		CTL_ERR("bad_request", "%s: %s", file, strerror(errno));
+	uint8_t *img = NULL;
+	long len = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+	if (len > 0 && len <= (1l << 30) && fseek(f, 0, SEEK_SET) == 0)
+		img = malloc((size_t)len);
+	bool ok = img != NULL && fread(img, 1, (size_t)len, f) == (size_t)len;
+	fclose(f);
+	if (!ok) {
+		free(img);
+		CTL_ERR("bad_request", "%s: not a readable file of 1 byte .. 1 GiB", file);
+	}
+	struct ctl_req *q = calloc(1, sizeof(*q));
+	if (q == NULL) {
+		free(img);
+		CTL_ERR("internal", "out of memory");
+	}
+	const struct region *r = &n->regions[region];
+	q->kind = CTL_INSTALL;
+	q->region = (uint32_t)region;
+	q->snap = (struct sl_cons_snapshot){
+	    .index = len >= SL_STORE_SNAP_HDR_BYTES ? sl_get_u64(img + 12) : 0,
+	    .term = (uint64_t)term,
+	    .conf = {.n_voters = 1, .voters = {n->cfg.node_id}},
+	    .len = (uint32_t)len,
+	    .data = img};
+	int rc = worker_call(n, r->worker, q);
+	if (rc != 0) /* the worker may still read both: leaked, not freed */
+		CTL_ERR("internal", "worker %u: %s", r->worker, strerror(-rc));
+	rc = q->rc;
+	uint64_t index = q->snap.index;
+	free(img);
+	free(q);
+	if (rc != 0)
+		CTL_ERR("refused", "region %" PRId64 ": snapshot refused (%s); see the node's log",
+			region, strerror(-rc));
+	*result = json_object_new_object();
+	json_object_object_add(*result, "region", json_object_new_int((int)region));
+	json_object_object_add(*result, "index", json_object_new_int64((int64_t)index));
+	return 0;
+}
+
 int sl_node_ctl(void *node, const char *cmd, struct json_object *args,
 		struct json_object **result, const char **err_code, char *err_msg, size_t err_len)
 {
@@ -461,6 +526,8 @@ int sl_node_ctl(void *node, const char *cmd, struct json_object *args,
 		return ctl_wal_fault(n, args, result, err_code, err_msg, err_len);
 	if (strcmp(cmd, "debug_hold_core") == 0)
 		return ctl_hold_core(n, args, result, err_code, err_msg, err_len);
+	if (strcmp(cmd, "debug_install_snapshot") == 0)
+		return ctl_install_snapshot(n, args, result, err_code, err_msg, err_len);
 	if (strcmp(cmd, "shutdown") == 0) {
 		sl_node_stop(n);
 		*result = json_object_new_object();

@@ -31,6 +31,7 @@
 #include "frag.h"
 #include "ingest.h"
 #include "lineproto.h"
+#include "log.h"
 #include "pkt.h"
 #include "driver.h"
 #include "rlog.h"
@@ -150,6 +151,11 @@ struct region {
 	bool has_hs;                  /* the protocol keeps a hard state: checkpoints rewrite it */
 	uint64_t recover_target;      /* recovered log end: applied before serving reads */
 	uint64_t snapshot_term;
+	/* the latest snapshot image when small, for peers behind the log's base */
+	uint8_t *snap_img;
+	uint32_t snap_img_len;
+	uint64_t snap_img_index;
+	struct sl_cons_conf snap_conf;
 };
 
 enum pend_kind { PEND_SHM = 0, PEND_SESS = 1 };
@@ -183,7 +189,7 @@ struct lsn_rec {
 	uint64_t index;
 };
 
-enum ctl_kind { CTL_REGIONS = 1, CTL_QUERY = 2, CTL_WAL_FAULT = 3 };
+enum ctl_kind { CTL_REGIONS = 1, CTL_QUERY = 2, CTL_WAL_FAULT = 3, CTL_INSTALL = 4 };
 
 struct ctl_req {
 	enum ctl_kind kind;
@@ -192,6 +198,7 @@ struct ctl_req {
 	int64_t from, to;
 	size_t limit;
 	int fault_op, fault_err; /* CTL_WAL_FAULT */
+	struct sl_cons_snapshot snap; /* CTL_INSTALL */
 	/* results */
 	struct sl_sample_ex *samples;
 	size_t n_samples;
@@ -227,6 +234,44 @@ struct net_park {
 	struct rte_mbuf *rest[RX_BURST];
 	uint16_t rest_port; /* port index, or UINT16_MAX: they came from the hand-over ring */
 	uint16_t rest_head, rest_n;
+};
+
+/* A piece of checkpoint file work for the node's writer thread (node_ckpt.c). */
+#define CKPT_BUFS 2 /* step buffers: the worker fills one while the writer writes one */
+#define CKPT_JOBS 8 /* job slots per worker */
+struct ckpt_job {
+	int kind;
+	unsigned worker;
+	uint32_t region;
+	const uint8_t *data; /* a worker buffer, untouched until done */
+	size_t len;
+	uint64_t index, term, prev_index, prev_term; /* image / release: lsn, kept segment */
+	uint8_t hdr[SL_STORE_SNAP_HDR_BYTES];
+	uint32_t deleted;	/* release: segments deleted (prev_index: new first lsn) */
+	uint8_t *keep;		/* close: the image read back when small (malloc) */
+	size_t keep_len;
+	int rc;
+	bool busy;		/* submitted (the worker's view) */
+	atomic_bool done;	/* set by the writer once rc is final */
+};
+
+/* A worker's checkpoint: a walk over its regions in steps, whose files the writer does. */
+struct wk_ckpt {
+	int phase;
+	uint32_t next;	       /* next region to look at */
+	uint64_t upto;	       /* WAL records <= upto were applied when it began */
+	struct region *r;      /* the region being imaged */
+	struct sl_store_snap_cursor cur;
+	uint64_t index, term;  /* of that image */
+	uint64_t hs_lsn;       /* the hard states written again: released once durable */
+	struct ckpt_job *wait; /* the job the walk waits for */
+	struct ckpt_job jobs[CKPT_JOBS];
+	uint32_t job_next;
+	uint8_t *buf[CKPT_BUFS];
+	size_t cap[CKPT_BUFS];
+	struct ckpt_job *buf_job[CKPT_BUFS]; /* the job writing it */
+	uint8_t *sess_buf;
+	size_t sess_cap;
 };
 
 /* One worker lcore. Grouped by the pipeline stage that owns the fields (anonymous
@@ -316,10 +361,8 @@ struct worker {
 	} __rte_cache_aligned;
 	/* checkpoints, ctl, stats publication: housekeeping, not every round's path */
 	struct {
-		bool ckpt_active; /* a checkpoint in progress, one region per round */
-		uint32_t ckpt_next;
-		uint64_t ckpt_upto;
-		uint64_t ckpt_resume_ns; /* next region not before: the backlog drains in between */
+		bool ckpt_active; /* a checkpoint in progress, one step per round */
+		struct wk_ckpt ckpt;
 		struct rte_ring *ctlq;
 		struct sl_stats_core st_local;
 		struct sl_stats_core *st_shm; /* the core's block in the stats segment */
@@ -346,6 +389,7 @@ struct sl_node {
 	struct sl_ports ports;
 	struct sl_pkt_local local;
 	enum sl_lp_precision precision;
+	struct ckpt_writer *ckw; /* the checkpoint writer thread (node_ckpt.c) */
 };
 
 /* Shared between the node's files (defined where their section is). */
@@ -364,6 +408,18 @@ uint64_t nd_lsnq_trim(struct worker *w);
 bool nd_route_point(struct worker *w, uint32_t handle, const struct sl_point *pt);
 bool nd_route_room(struct worker *w, const struct sl_point *pt);
 void nd_checkpoint_step(struct worker *w);
+int nd_ckpt_writer_start(struct sl_node *n, char *err, size_t err_len);
+void nd_ckpt_writer_stop(struct sl_node *n);
+void nd_ckpt_free(struct worker *w);
+int nd_install_snapshot(struct region *r, const struct sl_cons_snapshot *snap);
+int nd_region_log_snapshot(void *ctx, struct sl_cons_snapshot *out);
+void nd_region_keep_image(struct region *r, uint8_t *img, size_t len, uint64_t index,
+			  const struct sl_cons_conf *conf);
+void nd_snap_path(const struct sl_node *n, uint32_t region, char *buf, size_t len,
+		  const char *suffix);
+void nd_sess_snap_path(const struct sl_node *n, unsigned core, char *buf, size_t len);
+void *nd_rlog_alloc(void *ctx, size_t n);
+void nd_rlog_free(void *ctx, void *p);
 void nd_net_send_udp(struct worker *w, const struct reply_addr *ra, const uint8_t *payload,
 		     size_t len);
 int nd_net_tx_init(struct sl_node *n, char *err, size_t err_len);

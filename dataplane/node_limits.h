@@ -134,4 +134,12 @@ _Static_assert(SL_CFG_MAX_REGIONS <= 65536, "struct xpoint carries the region in
 _Static_assert(SL_CFG_MAX_WORKERS <= 65536, "struct xmsg carries the source core in 16 bits");
 _Static_assert(PROP_SLOTS <= 32, "proposal ids carry the slot in the low bits");
 
+/* ---- the log window a region keeps for peers */
+/* Payload bytes of applied entries a region keeps readable (oldest dropped first), so a
+ * peer a little behind is sent entries, not a whole snapshot; at most this times
+ * SL_CFG_MAX_REGIONS of memory on a node, typically 8 regions' worth. */
+#define RLOG_KEEP_BYTES (1u << 20)
+_Static_assert((uint64_t)RLOG_KEEP_BYTES * SL_CFG_MAX_REGIONS <= (1ull << 30),
+	       "kept log payloads stay under 1 GiB per node");
+
 #endif

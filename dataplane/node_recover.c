@@ -5,74 +5,10 @@
 
 /* ---------------------------------------------------------------- snapshots */
 
-static void snap_path(const struct sl_node *n, uint32_t region, char *buf, size_t len,
-		      const char *suffix)
-{
-	snprintf(buf, len, "%s/snap/region-%04u.snap%s", n->cfg.data_dir, region, suffix);
-}
-
-static int fsync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY);
-	if (fd < 0)
-		return -errno;
-	int rc = fsync(fd) == 0 ? 0 : -errno;
-	close(fd);
-	return rc;
-}
-
-/* path.tmp, fdatasync, rename over path, fsync the directory. */
-static int write_file_atomic(const char *dir, const char *path, const uint8_t *buf, size_t len)
-{
-	char tmp[SL_CFG_PATH_MAX + 80];
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0640);
-	if (fd < 0)
-		return -errno;
-	size_t off = 0;
-	int rc = 0;
-	while (off < len && rc == 0) {
-		ssize_t k = write(fd, buf + off, len - off);
-		if (k < 0 && errno != EINTR)
-			rc = -errno;
-		else if (k > 0)
-			off += (size_t)k;
-	}
-	if (rc == 0 && fdatasync(fd) != 0)
-		rc = -errno;
-	close(fd);
-	if (rc == 0 && rename(tmp, path) != 0)
-		rc = -errno;
-	if (rc != 0)
-		unlink(tmp); /* a failed write leaves nothing behind */
-	return rc == 0 ? fsync_dir(dir) : rc;
-}
-
-static void sess_snap_path(const struct sl_node *n, unsigned core, char *buf, size_t len)
-{
-	snprintf(buf, len, "%s/snap/sessions-core-%02u.snap", n->cfg.data_dir, core);
-}
-
-/* Session table image of a core, so the session records in its WAL can be released. */
-static int sessions_snapshot(struct worker *w)
-{
-	char path[SL_CFG_PATH_MAX + 64], dir[SL_CFG_PATH_MAX + 16];
-	sess_snap_path(w->node, w->idx, path, sizeof(path));
-	snprintf(dir, sizeof(dir), "%s/snap", w->node->cfg.data_dir);
-	size_t cap = sl_sess_snapshot_bytes(&w->sess);
-	uint8_t *buf = malloc(cap);
-	if (buf == NULL)
-		return -ENOMEM;
-	int len = sl_sess_snapshot_write(&w->sess, 0, buf, cap);
-	int rc = len < 0 ? len : write_file_atomic(dir, path, buf, (size_t)len);
-	free(buf);
-	return rc;
-}
-
 static int sessions_load(struct worker *w, char *err, size_t err_len)
 {
 	char path[SL_CFG_PATH_MAX + 64];
-	sess_snap_path(w->node, w->idx, path, sizeof(path));
+	nd_sess_snap_path(w->node, w->idx, path, sizeof(path));
 	int fd = open(path, O_RDONLY);
 	if (fd < 0)
 		return errno == ENOENT ? 0 : -errno;
@@ -94,33 +30,6 @@ static int sessions_load(struct worker *w, char *err, size_t err_len)
 	return rc;
 }
 
-/* The raft base record of a region's snapshot (sl_rlog_base_format): the new snapshot's
- * index and term and the previous snapshot's, written and made durable (directory
- * included) before the new snapshot is renamed in, so either snapshot finds its own term. */
-static int write_term_file(struct sl_node *n, const struct region *r, uint64_t index,
-			   uint64_t term)
-{
-	char tmp[SL_CFG_PATH_MAX + 64], fin[SL_CFG_PATH_MAX + 64], dir[SL_CFG_PATH_MAX + 16];
-	char rec[96];
-	snap_path(n, r->id, tmp, sizeof(tmp), ".term.tmp");
-	snap_path(n, r->id, fin, sizeof(fin), ".term");
-	snprintf(dir, sizeof(dir), "%s/snap", n->cfg.data_dir);
-	int len = sl_rlog_base_format(rec, sizeof(rec), index, term, r->snapshot_index,
-				      r->snapshot_term);
-	if (len < 0)
-		return len;
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0640);
-	if (fd < 0)
-		return -errno;
-	int rc = write(fd, rec, (size_t)len) == len && fdatasync(fd) == 0 ? 0 : -EIO;
-	close(fd);
-	if (rc == 0 && rename(tmp, fin) != 0)
-		rc = -errno;
-	if (rc != 0)
-		unlink(tmp); /* a failed write leaves nothing behind */
-	return rc == 0 ? fsync_dir(dir) : rc;
-}
-
 /* The term of exactly the snapshot's index, from its base record; no guess: a term of
  * another index (a newer snapshot's, left by a crash before its rename) would give the
  * protocol a log whose base term is wrong. */
@@ -128,7 +37,7 @@ static int read_term_file(struct sl_node *n, const struct region *r, uint64_t in
 			  uint64_t *term, char *err, size_t err_len)
 {
 	char fin[SL_CFG_PATH_MAX + 64], rec[128];
-	snap_path(n, r->id, fin, sizeof(fin), ".term");
+	nd_snap_path(n, r->id, fin, sizeof(fin), ".term");
 	FILE *f = fopen(fin, "r");
 	if (f == NULL) {
 		int e = errno;
@@ -149,120 +58,6 @@ static int read_term_file(struct sl_node *n, const struct region *r, uint64_t in
 			 "is unknown; refusing to start",
 			 fin, rc == -ENOENT ? "no term recorded" : "unreadable term record", index);
 	return rc;
-}
-
-static int region_snapshot(struct sl_node *n, struct region *r)
-{
-	char tmp[SL_CFG_PATH_MAX + 64], fin[SL_CFG_PATH_MAX + 64], dir[SL_CFG_PATH_MAX + 16];
-	snap_path(n, r->id, tmp, sizeof(tmp), ".tmp");
-	snap_path(n, r->id, fin, sizeof(fin), "");
-	snprintf(dir, sizeof(dir), "%s/snap", n->cfg.data_dir);
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0640);
-	if (fd < 0)
-		return -errno;
-	int rc = sl_store_snapshot_write(r->store, fd, r->applied_index);
-	if (rc == 0 && fdatasync(fd) != 0)
-		rc = -errno;
-	close(fd);
-	uint64_t term = 0;
-	if (rc == 0) {
-		/* the log's base term, for the protocol after a restart: written first. The
-		 * log holds every index from its base on, so a miss means no exact term: no
-		 * snapshot then rather than one with a guessed term */
-		rc = sl_rlog_term(&r->rlog, r->applied_index, &term);
-		if (rc == 0)
-			rc = write_term_file(n, r, r->applied_index, term);
-	}
-	if (rc == 0 && rename(tmp, fin) != 0)
-		rc = -errno;
-	if (rc != 0)
-		unlink(tmp); /* a failed snapshot leaves no half-written file behind */
-	if (rc == 0)
-		rc = fsync_dir(dir);
-	if (rc == 0) {
-		r->snapshot_index = r->applied_index;
-		r->snapshot_term = term;
-		sl_rlog_compact(&r->rlog, r->applied_index, term);
-	}
-	return rc;
-}
-
-/* Snapshot this core's regions and release the WAL they cover. Blocking, off the
- * per-point path: it runs once per checkpoint_mb of WAL. */
-static void checkpoint_finish(struct worker *w, uint64_t upto);
-
-/* One step of a checkpoint, one region per poll round, so the pause it costs the worker
- * is one region's snapshot, not all of them. WAL records <= upto were applied when the
- * checkpoint began: every later snapshot covers them. */
-void nd_checkpoint_step(struct worker *w)
-{
-	struct sl_node *n = w->node;
-	if (!w->ckpt_active) {
-		w->ckpt_active = true;
-		w->ckpt_upto = nd_lsnq_trim(w);
-		w->ckpt_next = 0;
-		w->wal_bytes_since_ckpt = 0;
-	}
-	uint64_t t0 = nd_now_ns();
-	if (t0 < w->ckpt_resume_ns)
-		return;
-	while (w->ckpt_next < n->cfg.regions && n->regions[w->ckpt_next].worker != w->idx)
-		w->ckpt_next++;
-	if (w->ckpt_next == n->cfg.regions) {
-		/* its hard state records are appended without waiting: with no WAL room for
-		 * all of them, the checkpoint ends next round */
-		if (!nd_wal_room(w, (uint64_t)n->cfg.regions * WAL_REC_WORST(HARDSTATE_BYTES)))
-			return;
-		w->ckpt_active = false;
-		checkpoint_finish(w, w->ckpt_upto);
-		return;
-	}
-	struct region *r = &n->regions[w->ckpt_next++];
-	int rc = region_snapshot(n, r);
-	/* Space the pauses: twice as long as this one took, so batches delayed by it are
-	 * acknowledged before the next one (one pause per batch, not one per region). */
-	uint64_t took = nd_now_ns() - t0;
-	w->ckpt_resume_ns = nd_now_ns() + (2 * took > 10000000 ? 2 * took : 10000000);
-	if (rc != 0) {
-		fprintf(stderr, "sluiced: region %u: snapshot failed (%s); WAL kept\n", r->id,
-			strerror(-rc));
-		sl_stats_add(w->st, SL_STAT_wal_errors, 1);
-		sl_stats_add(w->st, SL_STAT_snapshots_failed, 1);
-		w->ckpt_active = false;
-	}
-}
-
-static void checkpoint_finish(struct worker *w, uint64_t upto)
-{
-	struct sl_node *n = w->node;
-	int src = sessions_snapshot(w);
-	if (src != 0) {
-		fprintf(stderr, "sluiced: worker %u: session snapshot failed (%s); WAL kept\n",
-			w->idx, strerror(-src));
-		sl_stats_add(w->st, SL_STAT_wal_errors, 1);
-		sl_stats_add(w->st, SL_STAT_snapshots_failed, 1);
-		return;
-	}
-	/* hard states (raft's term and vote) live in WAL records: write them again, durably,
-	 * before the segments holding older copies go */
-	bool any_hs = false;
-	for (uint32_t i = 0; i < n->cfg.regions; i++) {
-		struct region *r = &n->regions[i];
-		if (r->worker == w->idx && r->has_hs) {
-			struct sl_cons_hard_state hs = r->hs;
-			if (nd_wal_append_hardstate(w, r, &hs, NULL) != 0)
-				return;
-			any_hs = true;
-		}
-	}
-	if (any_hs && sl_wal_sync(w->wal) != 0) {
-		nd_wal_fail(w, -EIO);
-		return;
-	}
-	int rc = sl_wal_release(w->wal, upto);
-	if (rc != 0)
-		fprintf(stderr, "sluiced: worker %u: WAL release failed: %s\n", w->idx,
-			strerror(-rc));
 }
 
 /* ---------------------------------------------------------------- recovery */
@@ -352,6 +147,21 @@ static int mkdir_p(const char *path)
 	return 0;
 }
 
+/* A crash mid-checkpoint leaves a half-written image (*.tmp): never read, removed. */
+static void remove_tmp_files(const char *dir)
+{
+	DIR *d = opendir(dir);
+	if (d == NULL)
+		return;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		size_t len = strlen(de->d_name);
+		if (len > 4 && strcmp(de->d_name + len - 4, ".tmp") == 0)
+			(void)unlinkat(dirfd(d), de->d_name, 0);
+	}
+	closedir(d);
+}
+
 /* node.meta pins the region layout: WAL records name regions by number. */
 static int check_meta(const struct sl_node *n, char *err, size_t err_len)
 {
@@ -393,7 +203,7 @@ static int check_meta(const struct sl_node *n, char *err, size_t err_len)
 static int region_load_snapshot(struct sl_node *n, struct region *r, char *err, size_t err_len)
 {
 	char path[SL_CFG_PATH_MAX + 64];
-	snap_path(n, r->id, path, sizeof(path), "");
+	nd_snap_path(n, r->id, path, sizeof(path), "");
 	int fd = open(path, O_RDONLY);
 	if (fd < 0) {
 		if (errno == ENOENT)
@@ -403,7 +213,16 @@ static int region_load_snapshot(struct sl_node *n, struct region *r, char *err, 
 	}
 	uint64_t idx = 0;
 	int rc = sl_store_snapshot_read(r->store, fd, &idx);
+	off_t size = lseek(fd, 0, SEEK_END);
+	/* a small image is kept for peers that fall behind the log's base */
+	uint8_t *img = rc == 0 && size > 0 && size <= (off_t)(1u << 20) ? malloc((size_t)size) : NULL;
+	if (img != NULL && pread(fd, img, (size_t)size, 0) != size) {
+		free(img);
+		img = NULL;
+	}
 	close(fd);
+	struct sl_cons_conf conf = {.n_voters = 1, .voters = {n->cfg.node_id}};
+	nd_region_keep_image(r, img, (size_t)size, idx, &conf);
 	if (rc != 0) {
 		snprintf(err, err_len, "%s: snapshot is corrupt (%s); refusing to start", path,
 			 strerror(-rc));
@@ -437,8 +256,8 @@ static void region_report_oversized(const struct region *r, uint32_t max, const 
 }
 
 /* raft log copies come from the owning core's arena */
-static void *rlog_alloc(void *ctx, size_t n) { return sl_arena_alloc(*(unsigned *)ctx, n); }
-static void rlog_free(void *ctx, void *p) { sl_arena_free(*(unsigned *)ctx, p); }
+void *nd_rlog_alloc(void *ctx, size_t n) { return sl_arena_alloc(*(unsigned *)ctx, n); }
+void nd_rlog_free(void *ctx, void *p) { sl_arena_free(*(unsigned *)ctx, p); }
 
 static int worker_init(struct sl_node *n, struct worker *w, char *err, size_t err_len)
 {
@@ -526,7 +345,7 @@ static int worker_init(struct sl_node *n, struct worker *w, char *err, size_t er
 			continue;
 		r->wk = w;
 		sl_rlog_init(&r->rlog, 0, 0);
-		sl_rlog_set_alloc(&r->rlog, rlog_alloc, rlog_free, &w->arena);
+		sl_rlog_set_alloc(&r->rlog, nd_rlog_alloc, nd_rlog_free, &w->arena);
 		struct sl_store_config sc = {.region_id = r->id, .arena = w->arena, .use_arena = true};
 		rc = sl_store_create(&sc, &r->store);
 		if (rc != 0) {
@@ -593,26 +412,27 @@ static int worker_init(struct sl_node *n, struct worker *w, char *err, size_t er
 	}
 	n->recovered_entries += ctx.entries;
 	if (rep.torn_tail_cut || rep.salvaged)
-		fprintf(stderr,
-			"sluiced: WAL %s/%s offset %" PRIu64 ": %s (%s); log cut there, lsn %" PRIu64
+		SL_LOG(WARNING, wal,
+			"WAL %s/%s offset %" PRIu64 ": %s (%s); log cut there, lsn %" PRIu64
 			" on %s\n",
 			path, rep.bad_segment, rep.bad_offset, sl_wal_bad_str(rep.reason),
 			rep.salvaged ? "damage salvaged" : "torn tail of an unfinished write",
 			rep.risk_first_lsn,
 			rep.salvaged ? "lost" : "dropped (never acknowledged)");
 	if (rep.records > 0)
-		fprintf(stderr, "sluiced: WAL %s: %" PRIu64 " records replayed (%" PRIu64
+		SL_LOG(NOTICE, wal, "WAL %s: %" PRIu64 " records replayed (%" PRIu64
 				" entries back in the log, applied once the protocol hands them out; %" PRIu64
 				" already in snapshots)\n",
 			path, rep.records, ctx.entries, ctx.skipped);
 	if (ctx.bad > 0)
-		fprintf(stderr, "sluiced: WAL %s: %" PRIu64 " unreadable entries skipped\n", path,
+		SL_LOG(WARNING, wal, "WAL %s: %" PRIu64 " unreadable entries skipped\n", path,
 			ctx.bad);
 	for (uint32_t i = 0; i < n->cfg.regions; i++) {
 		struct region *r = &n->regions[i];
 		if (r->worker != w->idx)
 			continue;
 		sl_rlog_view(&r->rlog, &r->view);
+		r->view.snapshot = nd_region_log_snapshot; /* ctx is &r->rlog */
 		/* the same code for every protocol: the registry picks it by the configured
 		 * name, the driver sizes its options from the node's limits */
 		struct sl_drv_config dc;
@@ -688,6 +508,7 @@ int sl_node_create(const struct sl_config *cfg, const struct sl_node_env *env,
 	}
 	if ((rc = check_meta(n, err, err_len)) != 0)
 		goto fail;
+	remove_tmp_files(path);
 	n->regions = calloc(cfg->regions, sizeof(*n->regions));
 	n->w = rte_zmalloc("sl_workers", sizeof(*n->w) * n->n_workers, RTE_CACHE_LINE_SIZE);
 	if (n->regions == NULL || n->w == NULL) {
@@ -747,7 +568,7 @@ int sl_node_create(const struct sl_config *cfg, const struct sl_node_env *env,
 		if ((rc = worker_init(n, &n->w[i], err, err_len)) != 0)
 			goto fail;
 	/* said once: where the workers' store memory comes from */
-	fprintf(stderr, "sluiced: worker memory arenas: %s%s\n", sl_arena_mode_name(n->arena_mode),
+	SL_LOG(NOTICE, node, "worker memory arenas: %s%s\n", sl_arena_mode_name(n->arena_mode),
 		n->arena_mode == SL_ARENA_HUGETLB ? ""
 						  : " (no free 2 MiB hugepages: falling back, not failing)");
 	rc = sl_lp_precision_parse(cfg->precision, &n->precision);
@@ -776,6 +597,9 @@ int sl_node_create(const struct sl_config *cfg, const struct sl_node_env *env,
 		rc = -EINVAL;
 		goto fail;
 	}
+	rc = nd_ckpt_writer_start(n, err, err_len);
+	if (rc != 0)
+		goto fail;
 	rc = sl_ingest_create(cfg->shm_ingest_path, cfg->shm_slots, cfg->shm_ring_entries,
 			      &n->ingest);
 	if (rc != 0) {
@@ -824,8 +648,10 @@ void sl_node_destroy(struct sl_node *n)
 	if (n->ingest)
 		sl_ingest_destroy(n->ingest, true);
 	sl_ports_close(&n->ports);
+	nd_ckpt_writer_stop(n); /* the workers have stopped: their last jobs are done here */
 	for (unsigned i = 0; n->w && i < n->n_workers; i++) {
 		struct worker *w = &n->w[i];
+		nd_ckpt_free(w);
 		nd_net_tx_fini(w);
 		if (w->wal)
 			sl_wal_close(w->wal);
@@ -858,6 +684,7 @@ void sl_node_destroy(struct sl_node *n)
 		if (r->store)
 			sl_store_destroy(r->store);
 		sl_rlog_free(&r->rlog);
+		free(r->snap_img);
 		for (int k = 0; k < PROP_SLOTS; k++)
 			if (r->props[k].buf)
 				sl_arena_free(n->w[r->worker].arena, r->props[k].buf);

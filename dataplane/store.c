@@ -48,6 +48,7 @@ struct series {
 	uint32_t cap_chunks;
 	uint8_t type;
 	uint16_t key_len;
+	struct series *next_created; /* creation order: a stable walk for snapshots */
 	char key[]; /* key_len bytes + NUL */
 };
 
@@ -62,6 +63,9 @@ struct sl_store {
 	int mflags;
 	unsigned table_log2;
 	struct slot *slots;
+	/* every series in creation order: the table may rehash between two steps of a
+	 * snapshot, this list never changes order (series are never removed) */
+	struct series *created_head, *created_tail;
 	struct sl_store_stats stats;
 };
 
@@ -399,6 +403,12 @@ static int store_put_value(struct sl_store *st, struct series *s, const struct s
 		return rc;
 	}
 	table_put(st, st->slots, s);
+	s->next_created = NULL;
+	if (st->created_tail != NULL)
+		st->created_tail->next_created = s;
+	else
+		st->created_head = s;
+	st->created_tail = s;
 	st->stats.series++;
 	return 0;
 }
@@ -432,6 +442,7 @@ static void store_clear(struct sl_store *st)
 		}
 	}
 	SL_ASSERT(st->stats.chunks == 0);
+	st->created_head = st->created_tail = NULL;
 	st->stats.series = 0;
 	st->stats.points = 0;
 }
@@ -669,7 +680,7 @@ void sl_store_stats(const struct sl_store *st, struct sl_store_stats *out) { *ou
 /* ---- snapshot: buffered plain read()/write() with a running per-record CRC ---- */
 
 struct snap_io {
-	int fd;
+	int fd; /* -1: buf holds the whole image */
 	uint8_t *buf;
 	size_t len; /* write: bytes buffered; read: bytes valid in buf */
 	size_t pos; /* read: bytes consumed */
@@ -700,26 +711,6 @@ static int write_all(int fd, uint8_t *p, size_t len)
 	return 0;
 }
 
-static int sink_put(struct snap_io *io, const void *data, size_t len)
-{
-	const uint8_t *p = data;
-	io->crc = sl_batch_crc32c(p, len, io->crc);
-	while (len > 0) {
-		if (io->len == SNAP_IO_BYTES) {
-			int rc = write_all(io->fd, io->buf, io->len);
-			if (rc != 0)
-				return rc;
-			io->len = 0;
-		}
-		size_t n = SNAP_IO_BYTES - io->len < len ? SNAP_IO_BYTES - io->len : len;
-		memcpy(io->buf + io->len, p, n);
-		io->len += n;
-		p += n;
-		len -= n;
-	}
-	return 0;
-}
-
 /* Reads exactly len bytes; end of file is truncation, hence -EBADMSG. */
 static int source_get(struct snap_io *io, void *data, size_t len)
 {
@@ -727,6 +718,8 @@ static int source_get(struct snap_io *io, void *data, size_t len)
 	size_t want = len;
 	while (len > 0) {
 		if (io->pos == io->len) {
+			if (io->fd < 0)
+				return -EBADMSG; /* an image in memory ends here */
 			ssize_t n = rw_retry(io->fd, io->buf, SNAP_IO_BYTES, false);
 			if (n < 0)
 				return (int)n;
@@ -745,72 +738,138 @@ static int source_get(struct snap_io *io, void *data, size_t len)
 	return 0;
 }
 
-static int snap_write_series(struct snap_io *io, const struct sl_store *st, const struct series *s)
+/* Bytes of a series' image record (header, key, samples, crc). */
+static size_t snap_record_bytes(const struct sl_store *st, const struct series *s)
 {
-	uint8_t hdr[SNAP_REC_HDR_BYTES];
-	sl_put_u64(hdr, s->id);
-	hdr[8] = s->type;
-	sl_put_u16(hdr + 9, s->key_len);
-	sl_put_u64(hdr + 11, s->n_points);
-	io->crc = SNAP_CRC_SEED;
-	int rc = sink_put(io, hdr, sizeof(hdr));
-	if (rc == 0)
-		rc = sink_put(io, s->key, s->key_len);
-	bool is_str = s->type == SL_VAL_STR;
-	for (uint32_t ci = 0; rc == 0 && ci < s->n_chunks; ci++) {
+	size_t n = SNAP_REC_HDR_BYTES + s->key_len + 4;
+	if (s->type != SL_VAL_STR)
+		return n + s->n_points * SNAP_POINT_BYTES;
+	for (uint32_t ci = 0; ci < s->n_chunks; ci++) {
 		struct chunk *c = s->chunks[ci];
 		const uint64_t *vals = chunk_vals(st, c);
-		for (uint32_t i = 0; rc == 0 && i < c->n; i++) {
-			uint8_t pt[SNAP_POINT_BYTES];
-			sl_put_u64(pt, (uint64_t)c->ts[i]);
+		for (uint32_t i = 0; i < c->n; i++)
+			n += SNAP_STR_POINT_BYTES + sval_len(vals[i]);
+	}
+	return n;
+}
+
+/* Encodes a series' record into out (snap_record_bytes of room); returns its length. */
+static size_t snap_encode_series(const struct sl_store *st, const struct series *s, uint8_t *out)
+{
+	uint8_t *p = out;
+	sl_put_u64(p, s->id);
+	p[8] = s->type;
+	sl_put_u16(p + 9, s->key_len);
+	sl_put_u64(p + 11, s->n_points);
+	p += SNAP_REC_HDR_BYTES;
+	memcpy(p, s->key, s->key_len);
+	p += s->key_len;
+	bool is_str = s->type == SL_VAL_STR;
+	for (uint32_t ci = 0; ci < s->n_chunks; ci++) {
+		struct chunk *c = s->chunks[ci];
+		const uint64_t *vals = chunk_vals(st, c);
+		for (uint32_t i = 0; i < c->n; i++) {
+			sl_put_u64(p, (uint64_t)c->ts[i]);
 			if (!is_str) {
-				sl_put_u64(pt + 8, vals[i]);
-				rc = sink_put(io, pt, SNAP_POINT_BYTES);
+				sl_put_u64(p + 8, vals[i]);
+				p += SNAP_POINT_BYTES;
 				continue;
 			}
 			uint32_t len = sval_len(vals[i]);
-			sl_put_u32(pt + 8, len);
-			rc = sink_put(io, pt, SNAP_STR_POINT_BYTES);
-			if (rc == 0 && len > 0)
-				rc = sink_put(io, sval_of(vals[i])->bytes, len);
+			sl_put_u32(p + 8, len);
+			p += SNAP_STR_POINT_BYTES;
+			if (len > 0)
+				memcpy(p, sval_of(vals[i])->bytes, len);
+			p += len;
 		}
 	}
-	if (rc != 0)
-		return rc;
-	uint8_t crc[4];
-	sl_put_u32(crc, io->crc);
-	return sink_put(io, crc, sizeof(crc));
+	sl_put_u32(p, sl_batch_crc32c(out, (size_t)(p - out), SNAP_CRC_SEED));
+	return (size_t)(p + 4 - out);
+}
+
+static void snap_header(uint8_t *hdr, uint32_t region_id, uint64_t applied_index,
+			uint64_t series_count)
+{
+	sl_put_u32(hdr, SNAP_MAGIC);
+	sl_put_u16(hdr + 4, SNAP_VERSION);
+	sl_put_u16(hdr + 6, 0);
+	sl_put_u32(hdr + 8, region_id);
+	sl_put_u64(hdr + 12, applied_index);
+	sl_put_u64(hdr + 20, series_count);
+	sl_put_u32(hdr + 28, sl_batch_crc32c(hdr, 28, SNAP_CRC_SEED));
+}
+
+_Static_assert(SNAP_HDR_BYTES == SL_STORE_SNAP_HDR_BYTES, "image header size");
+
+void sl_store_snap_begin(const struct sl_store *st, uint64_t applied_index,
+			 struct sl_store_snap_cursor *cur)
+{
+	*cur = (struct sl_store_snap_cursor){.st = st,
+					     .next = st->created_head,
+					     .last = st->created_tail,
+					     .applied_index = applied_index};
+}
+
+size_t sl_store_snap_next_bytes(const struct sl_store_snap_cursor *cur)
+{
+	return cur->next == NULL ? 0 : snap_record_bytes(cur->st, cur->next);
+}
+
+int sl_store_snap_step(struct sl_store_snap_cursor *cur, uint8_t *buf, size_t cap, size_t budget,
+		       size_t *len)
+{
+	size_t start = *len;
+	/* Bounded: every turn encodes one series or returns; the walk ends at the series
+	 * that was the newest when it began, so series created since never prolong it. */
+	while (cur->next != NULL && *len - start < budget) {
+		const struct series *s = cur->next;
+		size_t need = snap_record_bytes(cur->st, s);
+		if (need > cap - *len)
+			return *len == 0 ? -ENOBUFS : 0;
+		*len += snap_encode_series(cur->st, s, buf + *len);
+		cur->series++;
+		cur->bytes += need;
+		cur->next = s == cur->last ? NULL : s->next_created;
+	}
+	return cur->next == NULL ? 1 : 0;
+}
+
+void sl_store_snap_header(const struct sl_store_snap_cursor *cur, uint8_t *hdr)
+{
+	snap_header(hdr, cur->st->region_id, cur->applied_index, cur->series);
 }
 
 int sl_store_snapshot_write(const struct sl_store *st, int fd, uint64_t applied_index)
 {
 	/* Scratch buffer: not accounted in stats.bytes (transient, and st is const here). */
-	struct snap_io io = {.fd = fd, .buf = mallocx(SNAP_IO_BYTES, st->mflags)};
-	if (io.buf == NULL)
+	size_t cap = SNAP_IO_BYTES;
+	uint8_t *buf = mallocx(cap, st->mflags);
+	if (buf == NULL)
 		return -ENOMEM;
-
-	uint8_t hdr[SNAP_HDR_BYTES];
-	sl_put_u32(hdr, SNAP_MAGIC);
-	sl_put_u16(hdr + 4, SNAP_VERSION);
-	sl_put_u16(hdr + 6, 0);
-	sl_put_u32(hdr + 8, st->region_id);
-	sl_put_u64(hdr + 12, applied_index);
-	sl_put_u64(hdr + 20, st->stats.series);
-	sl_put_u32(hdr + 28, sl_batch_crc32c(hdr, 28, SNAP_CRC_SEED));
-	int rc = sink_put(&io, hdr, sizeof(hdr));
-
-	uint64_t written = 0, cap = table_cap(st);
-	for (uint64_t i = 0; rc == 0 && i < cap; i++) {
-		if (st->slots[i].s != NULL) {
-			rc = snap_write_series(&io, st, st->slots[i].s);
-			written++;
+	/* nothing changes the store during this call: its series count is the image's */
+	snap_header(buf, st->region_id, applied_index, st->stats.series);
+	size_t len = SNAP_HDR_BYTES;
+	struct sl_store_snap_cursor cur;
+	sl_store_snap_begin(st, applied_index, &cur);
+	int rc = 0, step = 0;
+	while (rc == 0 && step != 1) {
+		step = sl_store_snap_step(&cur, buf, cap, cap, &len);
+		if (step == -ENOBUFS) {
+			/* one series larger than the buffer: a buffer its size */
+			size_t need = sl_store_snap_next_bytes(&cur);
+			uint8_t *big = rallocx(buf, need, st->mflags);
+			if (big == NULL)
+				rc = -ENOMEM;
+			else
+				buf = big, cap = need;
+			continue;
 		}
+		rc = write_all(fd, buf, len);
+		len = 0;
 	}
-	if (rc == 0) {
-		SL_ASSERT(written == st->stats.series);
-		rc = write_all(fd, io.buf, io.len);
-	}
-	dallocx(io.buf, st->mflags);
+	if (rc == 0)
+		SL_ASSERT(cur.series == st->stats.series);
+	dallocx(buf, st->mflags);
 	return rc;
 }
 
@@ -937,5 +996,21 @@ int sl_store_snapshot_read(struct sl_store *empty_store, int fd, uint64_t *appli
 		(void)lseek(fd, -(off_t)(io.len - io.pos), SEEK_CUR);
 	}
 	dallocx(io.buf, st->mflags);
+	return rc;
+}
+
+int sl_store_snapshot_read_mem(struct sl_store *empty_store, const uint8_t *img, size_t len,
+			       uint64_t *applied_index)
+{
+	struct sl_store *st = empty_store;
+	if (st->stats.series != 0)
+		return -EINVAL;
+	/* the reader only reads through buf in this mode */
+	struct snap_io io = {.fd = -1, .buf = (uint8_t *)(uintptr_t)img, .len = len};
+	int rc = snap_read_all(st, &io, applied_index);
+	if (rc == 0 && io.pos != len)
+		rc = -EBADMSG; /* bytes after the image: not an image of this format */
+	if (rc != 0)
+		store_clear(st);
 	return rc;
 }

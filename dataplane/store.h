@@ -125,4 +125,39 @@ int sl_store_snapshot_write(const struct sl_store *st, int fd, uint64_t applied_
  * blocks; on success a seekable fd is left just after the image. */
 int sl_store_snapshot_read(struct sl_store *empty_store, int fd, uint64_t *applied_index);
 
+/* The same from an image in memory that must be exactly len bytes (trailing bytes are
+ * -EBADMSG); img is only read. A snapshot received from a peer is loaded with it. */
+int sl_store_snapshot_read_mem(struct sl_store *empty_store, const uint8_t *img, size_t len,
+			       uint64_t *applied_index);
+
+/* An image written in steps while the store keeps changing between them ("fuzzy"): the
+ * image holds every series that existed when the walk began (in creation order, so a
+ * table that grows between steps loses none), each as it was when its step encoded it.
+ * Labelled with the applied index at the walk's beginning, it is exact once every log
+ * entry after that index is applied on top of it again: points are last-writer-wins per
+ * (series, ts) and never removed, a series' type is that of its first point (docs/wal.md
+ * has the argument). The cursor reads the store: the store must outlive it and only the
+ * owning thread may step it. Image = SL_STORE_SNAP_HDR_BYTES of header (known at the end,
+ * sl_store_snap_header) followed by the records the steps produce. */
+#define SL_STORE_SNAP_HDR_BYTES 32u
+struct sl_store_snap_cursor {
+	const struct sl_store *st;
+	const void *next;   /* next series to encode; NULL: the walk is done */
+	const void *last;   /* the newest series when the walk began: the walk ends after it */
+	uint64_t applied_index;
+	uint64_t series;    /* records encoded so far */
+	uint64_t bytes;     /* record bytes so far */
+};
+void sl_store_snap_begin(const struct sl_store *st, uint64_t applied_index,
+			 struct sl_store_snap_cursor *cur);
+/* Appends whole series records to buf at *len (cap bytes in all) until budget bytes were
+ * added, the next record does not fit, or the walk ends. 1 when the walk is done, 0 when
+ * there is more, -ENOBUFS when the next record alone is larger than cap (*len was 0):
+ * give a buffer of sl_store_snap_next_bytes(). */
+int sl_store_snap_step(struct sl_store_snap_cursor *cur, uint8_t *buf, size_t cap, size_t budget,
+		       size_t *len);
+size_t sl_store_snap_next_bytes(const struct sl_store_snap_cursor *cur);
+/* The image's header (SL_STORE_SNAP_HDR_BYTES) once the walk is done. */
+void sl_store_snap_header(const struct sl_store_snap_cursor *cur, uint8_t *hdr);
+
 #endif

@@ -137,7 +137,8 @@
 	X(wal_gate_misses) \
 	X(stall_1ms) \
 	X(stall_10ms) \
-	X(stall_100ms)
+	X(stall_100ms) \
+	X(cons_snapshots_installed)
 
 enum sl_stat {
 #define SL_STATS_ENUM_(name) SL_STAT_##name,

@@ -839,16 +839,23 @@ static void test_snapshot_roundtrip(void **state)
 	sl_store_destroy(a);
 }
 
-/* Writes `len` bytes of `img` to a fresh memfd and tries to load it into st. */
+/* Writes `len` bytes of `img` to a fresh memfd and tries to load it into st. The reader
+ * of images in memory (a peer's snapshot) must give the same answer on the same bytes. */
 static int load_image(struct sl_store *st, const uint8_t *img, size_t len)
 {
+	struct sl_store *m = mkstore(sl_store_region(st), 0);
+	uint64_t applied = 0;
+	int rc_mem = sl_store_snapshot_read_mem(m, img, len, &applied);
+	if (rc_mem != 0)
+		assert_empty(m);
+	sl_store_destroy(m);
 	int fd = snap_fd();
 	if (len > 0)
 		assert_int_equal(write(fd, img, len), (ssize_t)len);
 	assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
-	uint64_t applied = 0;
 	int rc = sl_store_snapshot_read(st, fd, &applied);
 	close(fd);
+	assert_int_equal(rc_mem, rc);
 	return rc;
 }
 
@@ -862,6 +869,171 @@ static size_t image_of(const struct sl_store *st, uint8_t **img)
 	assert_int_equal(pread(fd, *img, (size_t)len, 0), len);
 	close(fd);
 	return (size_t)len;
+}
+
+/* ---- fuzzy (stepped) snapshots ---- */
+
+/* A whole image from a cursor, stepping `budget` bytes at a time; between two steps
+ * `between` (may be NULL) changes the store, as the worker's applies do. */
+static size_t fuzzy_image(struct sl_store_snap_cursor *cur, size_t budget,
+			  void (*between)(void *arg, int step), void *arg, uint8_t **img)
+{
+	size_t cap = 1u << 20, len = SL_STORE_SNAP_HDR_BYTES;
+	uint8_t *buf = malloc(cap);
+	assert_non_null(buf);
+	int rc = 0;
+	for (int step = 0; rc != 1; step++) {
+		assert_true(step < 1000000);
+		if (cap - len < sl_store_snap_next_bytes(cur)) {
+			cap = 2 * (len + sl_store_snap_next_bytes(cur));
+			buf = realloc(buf, cap);
+			assert_non_null(buf);
+		}
+		rc = sl_store_snap_step(cur, buf, cap, budget, &len);
+		assert_true(rc == 0 || rc == 1);
+		if (between != NULL)
+			between(arg, step);
+	}
+	sl_store_snap_header(cur, buf);
+	*img = buf;
+	return len;
+}
+
+struct grow_arg {
+	struct sl_store *st;
+	int added;
+};
+
+/* After the first step: enough new series that the table rehashes several times. */
+static void grow_between(void *arg, int step)
+{
+	struct grow_arg *g = arg;
+	char key[64];
+	for (int i = 0; step == 0 && i < 3000; i++, g->added++) {
+		snprintf(key, sizeof(key), "late,n=%d v", i);
+		struct sl_point p = mkpt(key, i, SL_VAL_I64, (uint64_t)i);
+		assert_int_equal(sl_store_apply(g->st, &p), 0);
+	}
+}
+
+/* The table grows between two steps of a walk: every series that existed when the walk
+ * began is in the image, whole, and the image reads back. */
+static void test_snapshot_fuzzy_growth(void **state)
+{
+	(void)state;
+	struct sl_store *a = mkstore(3, 16);
+	struct sl_store *ref = mkstore(3, 0);
+	char key[64];
+	for (int s = 0; s < 40; s++) {
+		snprintf(key, sizeof(key), "early,n=%d v", s);
+		for (int i = 0; i < 50; i++) {
+			struct sl_point p = mkpt(key, i * 3 - s, SL_VAL_F64, (uint64_t)(s * 1000 + i));
+			assert_int_equal(sl_store_apply(a, &p), 0);
+			assert_int_equal(sl_store_apply(ref, &p), 0);
+		}
+	}
+	struct sl_store_snap_cursor cur;
+	sl_store_snap_begin(a, 42, &cur);
+	struct grow_arg g = {.st = a};
+	uint8_t *img = NULL;
+	size_t len = fuzzy_image(&cur, 1 /* one series per step */, grow_between, &g, &img);
+	assert_int_equal(g.added, 3000);
+	assert_int_equal(stats_of(a).series, 3040);
+	assert_int_equal(cur.series, 40); /* the walk ended at the newest series of its start */
+	struct sl_store *b = mkstore(3, 0);
+	uint64_t applied = 0;
+	assert_int_equal(sl_store_snapshot_read_mem(b, img, len, &applied), 0);
+	assert_int_equal(applied, 42);
+	assert_stores_equal(b, ref);
+	/* a cut or a longer buffer is not an image */
+	struct sl_store *c = mkstore(3, 0);
+	assert_int_equal(sl_store_snapshot_read_mem(c, img, len - 1, &applied), -EBADMSG);
+	assert_empty(c);
+	img = realloc(img, len + 1);
+	img[len] = 0;
+	assert_int_equal(sl_store_snapshot_read_mem(c, img, len + 1, &applied), -EBADMSG);
+	assert_empty(c);
+	free(img);
+	sl_store_destroy(c);
+	sl_store_destroy(b);
+	sl_store_destroy(ref);
+	sl_store_destroy(a);
+}
+
+#define FZ_ENTRIES 400
+#define FZ_POINTS 24
+
+/* A reproducible log: entry e's points, overwrites, new series, strings and type
+ * conflicts (a series keeps its first point's type) included. */
+static struct sl_point fuzzy_point(int e, int k, char *key, size_t key_cap, char *str)
+{
+	uint64_t seed = (uint64_t)e * 7919u + (uint64_t)k;
+	uint64_t r = rng_next(&seed);
+	int series = (int)(r % (uint64_t)(20 + e)); /* new series keep appearing */
+	snprintf(key, key_cap, "fz,s=%d v", series);
+	uint8_t type = (uint8_t)(SL_VAL_F64 + (series + (r >> 20) % 7 == 0) % 5);
+	int64_t ts = (int64_t)((r >> 8) % 300);
+	struct sl_point p = mkpt(key, ts, type, type == SL_VAL_BOOL ? (r >> 40) & 1 : r >> 3);
+	if (type == SL_VAL_STR) {
+		p.value = 0;
+		p.str_len = (uint32_t)((r >> 32) % 24);
+		memset(str, 'a' + (int)(e % 26), 24);
+		p.str = str;
+	}
+	return p;
+}
+
+static void fuzzy_apply(struct sl_store *st, int e)
+{
+	char key[64], str[24];
+	for (int k = 0; k < FZ_POINTS; k++) {
+		struct sl_point p = fuzzy_point(e, k, key, sizeof(key), str);
+		int rc = sl_store_apply(st, &p);
+		assert_true(rc == 0 || rc == -EINVAL); /* -EINVAL: a type conflict */
+	}
+}
+
+struct replay_arg {
+	struct sl_store *st;
+	int next; /* next entry to apply */
+};
+
+static void apply_between(void *arg, int step)
+{
+	struct replay_arg *r = arg;
+	(void)step;
+	for (int i = 0; i < 3 && r->next < FZ_ENTRIES; i++)
+		fuzzy_apply(r->st, r->next++);
+}
+
+/* Entries applied between the steps of a walk that began at applied index A: the image,
+ * plus every entry after A applied again, is exactly the store the entries made. */
+static void test_snapshot_fuzzy_replay(void **state)
+{
+	(void)state;
+	const int A = 100;
+	struct sl_store *a = mkstore(9, 8);
+	for (int e = 0; e < A; e++)
+		fuzzy_apply(a, e);
+	struct sl_store_snap_cursor cur;
+	sl_store_snap_begin(a, (uint64_t)A, &cur);
+	struct replay_arg ra = {.st = a, .next = A};
+	uint8_t *img = NULL;
+	size_t len = fuzzy_image(&cur, 200, apply_between, &ra, &img);
+	assert_true(ra.next > A + 10); /* the store did change during the walk */
+	while (ra.next < FZ_ENTRIES)
+		fuzzy_apply(a, ra.next++);
+	struct sl_store *b = mkstore(9, 0);
+	uint64_t applied = 0;
+	assert_int_equal(sl_store_snapshot_read_mem(b, img, len, &applied), 0);
+	assert_int_equal(applied, (uint64_t)A);
+	for (int e = (int)applied; e < FZ_ENTRIES; e++)
+		fuzzy_apply(b, e);
+	assert_stores_equal(a, b);
+	assert_true(stats_of(a).type_conflicts > 0 && stats_of(a).series > 100);
+	free(img);
+	sl_store_destroy(b);
+	sl_store_destroy(a);
 }
 
 static void test_snapshot_corrupt(void **state)
@@ -1690,6 +1862,8 @@ int main(void)
 	    cmocka_unit_test(test_store_many_series),
 	    cmocka_unit_test(test_snapshot_roundtrip),
 	    cmocka_unit_test(test_snapshot_corrupt),
+	    cmocka_unit_test(test_snapshot_fuzzy_growth),
+	    cmocka_unit_test(test_snapshot_fuzzy_replay),
 	    cmocka_unit_test(test_batch_strings_roundtrip),
 	    cmocka_unit_test(test_batch_strings_malformed),
 	    cmocka_unit_test(test_batch_v1_compat),

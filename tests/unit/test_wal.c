@@ -610,6 +610,82 @@ static void test_injected_faults(void **state)
 	}
 }
 
+/* Segment rolls: the next segment is prepared ahead (spare renamed at the roll, directory
+ * fsync in the flush's chain); many small segments, records across the rolls, a spare
+ * left by a crash: every record comes back, nothing else does. */
+static void test_roll_prepared(void **state)
+{
+	struct fx *f = *state;
+	struct sl_wal_config c;
+	cfg_two_blocks(&c, f->dir);
+	struct got g;
+	struct sl_wal *w = open_recover(&c, &g, NULL);
+	for (int i = 0; i < 40; i++)
+		append_synced(w, 1); /* a block each: a roll every second flush */
+	append_synced(w, 9);         /* records spanning blocks across a roll */
+	struct sl_wal_stats s;
+	sl_wal_stats(w, &s);
+	assert_true(s.segments_created >= 20);
+	/* the first roll after open finds no spare yet; later ones take it */
+	assert_true(s.segments_prepared >= s.segments_created / 2);
+	assert_int_equal(s.spare_errors, 0);
+	sl_wal_close(w);
+	char spare[128];
+	snprintf(spare, sizeof(spare), "%s/.wal-spare", f->dir);
+	assert_int_equal(access(spare, F_OK), -1); /* close removes it */
+	int segs = count_segments(f->dir);
+	/* a crash between the spare's creation and its rename leaves it: never replayed */
+	int fd = open(spare, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "garbage!", 8), 8);
+	close(fd);
+	expect_records(&c, 49);
+	assert_int_equal(count_segments(f->dir), segs);
+}
+
+/* A link of a roll's chain fails (the spare's rename, the directory's fsync): the flush is
+ * not durable, the new segment is removed, a restart replays exactly the durable records. */
+static void fault_at_roll(const char *dir, enum sl_wal_op op, uint32_t after)
+{
+	struct sl_wal_config c;
+	cfg_two_blocks(&c, dir);
+	struct got g;
+	struct sl_wal *w = open_recover(&c, &g, NULL);
+	assert_int_equal(sl_wal_inject_fault(w, op, -EIO, after), 0);
+	int rc = 0;
+	for (int i = 0; i < 100 && rc == 0; i++) {
+		append_n(w, 1);
+		rc = sl_wal_sync(w);
+	}
+	assert_int_equal(rc, -EIO);
+	uint64_t durable = sl_wal_durable_lsn(w);
+	assert_int_equal(sl_wal_last_lsn(w), durable + 1);
+	assert_true(durable >= 2);
+	struct sl_wal_stats s;
+	sl_wal_stats(w, &s);
+	assert_int_equal(s.faults_injected, 1);
+	assert_true(s.failed);
+	assert_int_equal(sl_wal_append(w, 1, NULL, 0, NULL), -EIO);
+	sl_wal_close(w);
+	/* the failed record opened its segment, which holds nothing durable */
+	assert_false(seg_exists(dir, durable + 1));
+	w = open_recover(&c, &g, NULL);
+	assert_int_equal(g.n, durable);
+	append_synced(w, 2);
+	sl_wal_close(w);
+	expect_records(&c, durable + 2);
+}
+
+static void test_roll_chain_faults(void **state)
+{
+	struct fx *f = *state;
+	char dir[96];
+	snprintf(dir, sizeof(dir), "%s/dirsync", f->dir);
+	fault_at_roll(dir, SL_WAL_OP_DIRSYNC, 2);
+	snprintf(dir, sizeof(dir), "%s/rename", f->dir);
+	fault_at_roll(dir, SL_WAL_OP_RENAME, 1);
+}
+
 static void test_release(void **state)
 {
 	struct fx *f = *state;
@@ -1149,6 +1225,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_damage_before_later_flush, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_injected_faults, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_release, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_roll_prepared, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_roll_chain_faults, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_inputs, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_flip_matrix, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_torn_sector_vs_clean_stop, setup, teardown),

@@ -1,0 +1,784 @@
+/* node_ckpt.c - checkpoints off the worker's critical path: the worker serialises its
+ * regions' store images in bounded steps between applies (fuzzy images, store.h) and the
+ * node's checkpoint writer thread does every file operation (write, fdatasync, term
+ * record, rename, directory fsync, WAL segment release). Also a snapshot from a peer. */
+#include <pthread.h>
+#include <stddef.h>
+#include <sys/syscall.h>
+
+#include "log.h"
+#include "node_internal.h"
+
+#define CKPT_STEP_BYTES (256u << 10) /* serialised per worker round */
+#define CKPT_BUF_BYTES (512u << 10)  /* a step's buffer (grows for one larger series) */
+#define CKPT_WAIT_NS (60ull * 1000000000ull) /* install: waiting for the writer */
+#define SNAP_KEEP_BYTES (1u << 20) /* images up to this size are kept to send to peers */
+
+enum ckpt_phase {
+	CK_IDLE = 0,
+	CK_REGION, /* pick the next region of this worker */
+	CK_WALK,   /* serialise a step, hand it to the writer */
+	CK_CLOSE,  /* the writer makes the region's image durable */
+	CK_SESS,   /* the session table's image */
+	CK_HS,     /* hard states appended again: wait until they are durable */
+	CK_REL,    /* the writer releases WAL segments */
+};
+
+enum ckw_kind { CKW_OPEN = 1, CKW_DATA, CKW_CLOSE, CKW_ABORT, CKW_SESS, CKW_RELEASE };
+
+/* What the writer keeps between the jobs of one worker's region image. */
+struct ckw_file {
+	int fd;
+	int err;
+	uint64_t off;
+};
+
+struct ckpt_writer {
+	struct sl_node *n;
+	pthread_t th;
+	bool started;
+	atomic_bool stop;
+	struct rte_ring *q; /* jobs, from every worker, in order per worker */
+	struct ckw_file files[SL_CFG_MAX_WORKERS];
+};
+
+/* ---------------------------------------------------------------- file helpers */
+
+void nd_snap_path(const struct sl_node *n, uint32_t region, char *buf, size_t len,
+		  const char *suffix)
+{
+	snprintf(buf, len, "%s/snap/region-%04u.snap%s", n->cfg.data_dir, region, suffix);
+}
+
+void nd_sess_snap_path(const struct sl_node *n, unsigned core, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/snap/sessions-core-%02u.snap", n->cfg.data_dir, core);
+}
+
+static int fsync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY);
+	if (fd < 0)
+		return -errno;
+	int rc = fsync(fd) == 0 ? 0 : -errno;
+	close(fd);
+	return rc;
+}
+
+static int pwrite_all(int fd, const uint8_t *buf, size_t len, uint64_t off)
+{
+	size_t done = 0;
+	/* Bounded: each turn writes bytes or fails (EINTR retries, as the kernel moved on) */
+	while (done < len) {
+		ssize_t k = pwrite(fd, buf + done, len - done, (off_t)(off + done));
+		if (k < 0 && errno != EINTR)
+			return -errno;
+		if (k == 0)
+			return -EIO;
+		if (k > 0)
+			done += (size_t)k;
+	}
+	return 0;
+}
+
+static void snap_dir(const struct sl_node *n, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/snap", n->cfg.data_dir);
+}
+
+/* path.tmp, fdatasync, rename over path, fsync the directory. */
+static int write_file_atomic(const struct sl_node *n, const char *path, const uint8_t *buf,
+			     size_t len)
+{
+	char tmp[SL_CFG_PATH_MAX + 80], dir[SL_CFG_PATH_MAX + 16];
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	snap_dir(n, dir, sizeof(dir));
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0640);
+	if (fd < 0)
+		return -errno;
+	int rc = pwrite_all(fd, buf, len, 0);
+	if (rc == 0 && fdatasync(fd) != 0)
+		rc = -errno;
+	close(fd);
+	if (rc == 0 && rename(tmp, path) != 0)
+		rc = -errno;
+	if (rc != 0)
+		unlink(tmp); /* a failed write leaves nothing behind */
+	return rc == 0 ? fsync_dir(dir) : rc;
+}
+
+/* The raft base record of a region's snapshot (sl_rlog_base_format): the new snapshot's
+ * index and term and the previous snapshot's, made durable (directory included) before
+ * the new snapshot is renamed in, so either snapshot finds its own term. */
+static int write_term_file(const struct sl_node *n, uint32_t region, uint64_t index,
+			   uint64_t term, uint64_t prev_index, uint64_t prev_term)
+{
+	char fin[SL_CFG_PATH_MAX + 64], rec[96];
+	nd_snap_path(n, region, fin, sizeof(fin), ".term");
+	int len = sl_rlog_base_format(rec, sizeof(rec), index, term, prev_index, prev_term);
+	if (len < 0)
+		return len;
+	return write_file_atomic(n, fin, (const uint8_t *)rec, (size_t)len);
+}
+
+/* ---------------------------------------------------------------- the writer thread */
+
+static void ckw_open(struct ckpt_writer *cw, struct ckw_file *f, const struct ckpt_job *j)
+{
+	char tmp[SL_CFG_PATH_MAX + 64];
+	nd_snap_path(cw->n, j->region, tmp, sizeof(tmp), ".tmp");
+	if (f->fd >= 0)
+		close(f->fd);
+	f->fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0640);
+	f->err = f->fd < 0 ? -errno : 0;
+	f->off = SL_STORE_SNAP_HDR_BYTES; /* the header goes last, once the count is known */
+}
+
+/* The image's end: header, fdatasync, term record, rename, directory fsync (the order
+ * of a crash-safe snapshot: docs/architecture.md). */
+static int ckw_close(struct ckpt_writer *cw, struct ckw_file *f, const struct ckpt_job *j)
+{
+	char tmp[SL_CFG_PATH_MAX + 64], fin[SL_CFG_PATH_MAX + 64], dir[SL_CFG_PATH_MAX + 16];
+	nd_snap_path(cw->n, j->region, tmp, sizeof(tmp), ".tmp");
+	nd_snap_path(cw->n, j->region, fin, sizeof(fin), "");
+	snap_dir(cw->n, dir, sizeof(dir));
+	int rc = f->fd < 0 ? (f->err ? f->err : -EBADF) : f->err;
+	if (rc == 0 && j->kind == CKW_CLOSE)
+		rc = pwrite_all(f->fd, j->hdr, sizeof(j->hdr), 0);
+	if (rc == 0 && j->kind == CKW_CLOSE && fdatasync(f->fd) != 0)
+		rc = -errno;
+	if (f->fd >= 0)
+		close(f->fd);
+	f->fd = -1;
+	if (j->kind == CKW_ABORT) {
+		unlink(tmp);
+		return -ECANCELED;
+	}
+	if (rc == 0)
+		rc = write_term_file(cw->n, j->region, j->index, j->term, j->prev_index,
+				     j->prev_term);
+	if (rc == 0 && rename(tmp, fin) != 0)
+		rc = -errno;
+	if (rc != 0)
+		unlink(tmp); /* a failed snapshot leaves no half-written file behind */
+	return rc == 0 ? fsync_dir(dir) : rc;
+}
+
+/* A small image is kept in memory for peers that need it (read back here, off the
+ * worker); the worker takes it over with the job. */
+static void ckw_keep(struct ckpt_writer *cw, struct ckpt_job *j)
+{
+	char fin[SL_CFG_PATH_MAX + 64];
+	nd_snap_path(cw->n, j->region, fin, sizeof(fin), "");
+	int fd = open(fin, O_RDONLY);
+	struct stat sb;
+	if (fd >= 0 && fstat(fd, &sb) == 0 && (uint64_t)sb.st_size <= SNAP_KEEP_BYTES) {
+		j->keep = malloc((size_t)sb.st_size + 1);
+		if (j->keep != NULL && pread(fd, j->keep, (size_t)sb.st_size, 0) == sb.st_size) {
+			j->keep_len = (size_t)sb.st_size;
+		} else {
+			free(j->keep);
+			j->keep = NULL;
+		}
+	}
+	if (fd >= 0)
+		close(fd);
+}
+
+static void ckw_run(struct ckpt_writer *cw, struct ckpt_job *j)
+{
+	struct ckw_file *f = &cw->files[j->worker];
+	char path[SL_CFG_PATH_MAX + 64];
+	int rc = 0;
+	switch (j->kind) {
+	case CKW_OPEN:
+		ckw_open(cw, f, j);
+		rc = f->err;
+		break;
+	case CKW_DATA:
+		if (f->err == 0 && f->fd >= 0) {
+			f->err = pwrite_all(f->fd, j->data, j->len, f->off);
+			/* written back now, a step at a time: dirty pages of a large image left
+			 * for its fdatasync would be flushed by the journal commit of the WAL's
+			 * next fdatasync too (ext4 data=ordered), stalling the acks behind it */
+			uint64_t t0 = nd_now_ns();
+			if (f->err == 0 &&
+			    sync_file_range(f->fd, (off_t)f->off, (off_t)j->len,
+					    SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+						SYNC_FILE_RANGE_WAIT_AFTER) != 0)
+				f->err = -errno;
+			f->off += j->len;
+			/* at most half the disk's time: after a write-back that had to wait, as
+			 * long again idle, so the WAL's flushes find the device free */
+			uint64_t took = nd_now_ns() - t0;
+			if (took > 1000000) {
+				struct timespec ts = {(time_t)(took / 1000000000ull),
+						      (long)(took % 1000000000ull)};
+				nanosleep(&ts, NULL);
+			}
+		}
+		rc = f->err;
+		break;
+	case CKW_CLOSE:
+	case CKW_ABORT:
+		rc = ckw_close(cw, f, j);
+		if (rc == 0)
+			ckw_keep(cw, j);
+		break;
+	case CKW_SESS:
+		nd_sess_snap_path(cw->n, j->worker, path, sizeof(path));
+		rc = write_file_atomic(cw->n, path, j->data, j->len);
+		break;
+	case CKW_RELEASE:
+		snprintf(path, sizeof(path), "%s/wal/core-%02u", cw->n->cfg.data_dir, j->worker);
+		rc = sl_wal_release_files(path, j->index, j->term, &j->prev_index, &j->deleted);
+		break;
+	default:
+		rc = -EINVAL;
+	}
+	j->rc = rc;
+	atomic_store_explicit(&j->done, true, memory_order_release);
+}
+
+static void *ckw_main(void *arg)
+{
+	struct ckpt_writer *cw = arg;
+	/* The WAL's writes go first: this thread's own I/O (the image's write-back and
+	 * syncs) in the idle I/O class, which the block schedulers that know classes
+	 * (mq-deadline, bfq) serve after the others (mq-deadline still ages it in, so a
+	 * checkpoint always completes). Best effort: without it the images only compete. */
+	(void)syscall(SYS_ioprio_set, 1 /* IOPRIO_WHO_PROCESS: this thread */, 0,
+		      3 << 13 /* IOPRIO_CLASS_IDLE */);
+	/* Bounded by the node's life: stop is set at teardown, after the workers stopped;
+	 * what is queued then is still done (it points into the workers' buffers, alive
+	 * until this thread is joined). */
+	for (;;) {
+		void *obj;
+		if (rte_ring_sc_dequeue(cw->q, &obj) == 0) {
+			ckw_run(cw, obj);
+			continue;
+		}
+		if (atomic_load(&cw->stop))
+			break;
+		struct timespec ts = {0, 500000}; /* a checkpoint waits 0.5 ms at most for it */
+		nanosleep(&ts, NULL);
+	}
+	for (unsigned i = 0; i < SL_CFG_MAX_WORKERS; i++)
+		if (cw->files[i].fd >= 0)
+			close(cw->files[i].fd);
+	return NULL;
+}
+
+int nd_ckpt_writer_start(struct sl_node *n, char *err, size_t err_len)
+{
+	struct ckpt_writer *cw = calloc(1, sizeof(*cw));
+	if (cw == NULL) {
+		snprintf(err, err_len, "out of memory at start-up");
+		return -ENOMEM;
+	}
+	cw->n = n;
+	for (unsigned i = 0; i < SL_CFG_MAX_WORKERS; i++)
+		cw->files[i].fd = -1;
+	n->ckw = cw;
+	cw->q = rte_ring_create("sl_ckw", rte_align32pow2(n->n_workers * CKPT_JOBS + 1),
+				SOCKET_ID_ANY, RING_F_SC_DEQ);
+	if (cw->q == NULL) {
+		snprintf(err, err_len, "ring sl_ckw: %s", rte_strerror(rte_errno));
+		return -ENOMEM;
+	}
+	/* a plain thread, not an lcore: it blocks in the kernel (fdatasync) by design */
+	int rc = pthread_create(&cw->th, NULL, ckw_main, cw);
+	if (rc != 0) {
+		snprintf(err, err_len, "checkpoint writer thread: %s", strerror(rc));
+		return -rc;
+	}
+	cw->started = true;
+	return 0;
+}
+
+void nd_ckpt_writer_stop(struct sl_node *n)
+{
+	struct ckpt_writer *cw = n->ckw;
+	if (cw == NULL)
+		return;
+	if (cw->started) {
+		atomic_store(&cw->stop, true);
+		pthread_join(cw->th, NULL);
+	}
+	rte_ring_free(cw->q);
+	free(cw);
+	n->ckw = NULL;
+}
+
+/* ---------------------------------------------------------------- the worker's side */
+
+/* The next job slot of this worker, or NULL while the writer still owns it. */
+static struct ckpt_job *job_get(struct worker *w)
+{
+	struct wk_ckpt *c = &w->ckpt;
+	struct ckpt_job *j = &c->jobs[c->job_next % CKPT_JOBS];
+	if (j->busy && !atomic_load_explicit(&j->done, memory_order_acquire))
+		return NULL;
+	for (int b = 0; b < CKPT_BUFS; b++)
+		if (c->buf_job[b] == j) /* done: its buffer is free */
+			c->buf_job[b] = NULL;
+	free(j->keep); /* an image nobody took (an abandoned checkpoint) */
+	memset(j, 0, sizeof(*j));
+	j->worker = w->idx;
+	return j;
+}
+
+static bool job_submit(struct worker *w, struct ckpt_job *j)
+{
+	atomic_store_explicit(&j->done, false, memory_order_relaxed);
+	if (rte_ring_mp_enqueue(w->node->ckw->q, j) != 0)
+		return false; /* ring full: tried again next round */
+	j->busy = true;
+	w->ckpt.job_next++;
+	return true;
+}
+
+static bool job_done(const struct ckpt_job *j)
+{
+	return atomic_load_explicit(&j->done, memory_order_acquire);
+}
+
+static void ckpt_fail(struct worker *w, const char *what, uint32_t id, int rc)
+{
+	SL_LOG(ERR, ckpt, "worker %u: %s %u: snapshot failed (%s); WAL kept\n", w->idx,
+		what, id, strerror(-rc));
+	sl_stats_add(w->st, SL_STAT_wal_errors, 1);
+	sl_stats_add(w->st, SL_STAT_snapshots_failed, 1);
+	w->ckpt.phase = CK_IDLE;
+	w->ckpt_active = false;
+}
+
+/* A buffer the writer does not hold, of at least need bytes (from the core's arena). */
+static int ckpt_buf(struct worker *w, size_t need)
+{
+	struct wk_ckpt *c = &w->ckpt;
+	for (int b = 0; b < CKPT_BUFS; b++) {
+		if (c->buf_job[b] != NULL && c->buf_job[b]->busy && !job_done(c->buf_job[b]))
+			continue;
+		c->buf_job[b] = NULL;
+		if (c->cap[b] < need) {
+			size_t cap = need > CKPT_BUF_BYTES ? need : CKPT_BUF_BYTES;
+			uint8_t *p = sl_arena_alloc(w->arena, cap);
+			if (p == NULL)
+				return -ENOMEM;
+			if (c->buf[b] != NULL)
+				sl_arena_free(w->arena, c->buf[b]);
+			c->buf[b] = p;
+			c->cap[b] = cap;
+		}
+		return b;
+	}
+	return -EBUSY;
+}
+
+/* Starts the next region's image; false when this worker has none left. */
+static bool ckpt_region_begin(struct worker *w)
+{
+	struct sl_node *n = w->node;
+	struct wk_ckpt *c = &w->ckpt;
+	for (; c->next < n->cfg.regions; c->next++) {
+		struct region *r = &n->regions[c->next];
+		/* an image at the same index exists already: nothing to write */
+		if (r->worker == w->idx && r->applied_index != r->snapshot_index)
+			break;
+	}
+	if (c->next == n->cfg.regions)
+		return false;
+	struct ckpt_job *j = job_get(w);
+	if (j == NULL)
+		return true; /* next round */
+	struct region *r = &n->regions[c->next];
+	uint64_t term = 0;
+	/* the log's base term, for the protocol after a restart. The log holds every index
+	 * from its base on, so a miss means no exact term: no snapshot then rather than one
+	 * with a guessed term */
+	int rc = sl_rlog_term(&r->rlog, r->applied_index, &term);
+	if (rc != 0) {
+		ckpt_fail(w, "region", r->id, rc);
+		return true;
+	}
+	j->kind = CKW_OPEN;
+	j->region = r->id;
+	if (!job_submit(w, j))
+		return true;
+	c->r = r;
+	c->index = r->applied_index;
+	c->term = term;
+	sl_store_snap_begin(r->store, c->index, &c->cur);
+	c->phase = CK_WALK;
+	c->next++;
+	return true;
+}
+
+/* One step of the region's image: at most CKPT_STEP_BYTES serialised (or one series). */
+static void ckpt_walk(struct worker *w)
+{
+	struct wk_ckpt *c = &w->ckpt;
+	struct ckpt_job *j = job_get(w);
+	if (j == NULL)
+		return;
+	int b = ckpt_buf(w, sl_store_snap_next_bytes(&c->cur));
+	if (b == -EBUSY)
+		return; /* the writer is behind: the store keeps serving meanwhile */
+	if (b < 0) {
+		ckpt_fail(w, "region", c->r->id, b);
+		return;
+	}
+	size_t len = 0;
+	int done = sl_store_snap_step(&c->cur, c->buf[b], c->cap[b], CKPT_STEP_BYTES, &len);
+	SL_ASSERT(done >= 0); /* the buffer holds the next series */
+	if (len > 0) {
+		j->kind = CKW_DATA;
+		j->region = c->r->id;
+		j->data = c->buf[b];
+		j->len = len;
+		if (!job_submit(w, j)) {
+			/* nothing lost: the step is encoded again from a restarted walk */
+			ckpt_fail(w, "region", c->r->id, -EAGAIN);
+			return;
+		}
+		c->buf_job[b] = j;
+	}
+	if (done == 1) { /* the close job goes out next round */
+		c->phase = CK_CLOSE;
+		c->wait = NULL;
+	}
+}
+
+/* The region's image is durable: the log starts after it. */
+static void ckpt_region_done(struct worker *w, struct ckpt_job *j)
+{
+	struct wk_ckpt *c = &w->ckpt;
+	struct region *r = c->r;
+	r->snapshot_index = c->index;
+	r->snapshot_term = c->term;
+	sl_rlog_compact(&r->rlog, c->index, c->term);
+	struct sl_cons_conf conf = {.n_voters = 1, .voters = {w->node->cfg.node_id}};
+	nd_region_keep_image(r, j->keep, j->keep_len, c->index, &conf);
+	j->keep = NULL;
+	c->r = NULL;
+}
+
+static void ckpt_close(struct worker *w)
+{
+	struct wk_ckpt *c = &w->ckpt;
+	struct region *r = c->r;
+	if (c->wait == NULL) {
+		struct ckpt_job *j = job_get(w);
+		if (j == NULL)
+			return;
+		j->kind = CKW_CLOSE;
+		j->region = r->id;
+		j->index = c->index;
+		j->term = c->term;
+		j->prev_index = r->snapshot_index;
+		j->prev_term = r->snapshot_term;
+		sl_store_snap_header(&c->cur, j->hdr);
+		if (job_submit(w, j))
+			c->wait = j;
+		return;
+	}
+	if (!job_done(c->wait))
+		return;
+	struct ckpt_job *j = c->wait;
+	c->wait = NULL;
+	if (j->rc != 0) {
+		ckpt_fail(w, "region", r->id, j->rc);
+		return;
+	}
+	ckpt_region_done(w, j);
+	c->phase = CK_REGION;
+}
+
+/* The session table's image (small: serialised here, written by the writer), then the
+ * hard states again, then the release once those are durable. */
+static void ckpt_sessions(struct worker *w)
+{
+	struct wk_ckpt *c = &w->ckpt;
+	if (c->wait == NULL) {
+		struct ckpt_job *j = job_get(w);
+		if (j == NULL)
+			return;
+		size_t cap = sl_sess_snapshot_bytes(&w->sess);
+		if (c->sess_cap < cap) {
+			uint8_t *p = sl_arena_alloc(w->arena, cap);
+			if (p == NULL) {
+				ckpt_fail(w, "core", w->idx, -ENOMEM);
+				return;
+			}
+			if (c->sess_buf != NULL)
+				sl_arena_free(w->arena, c->sess_buf);
+			c->sess_buf = p;
+			c->sess_cap = cap;
+		}
+		int len = sl_sess_snapshot_write(&w->sess, 0, c->sess_buf, c->sess_cap);
+		if (len < 0) {
+			ckpt_fail(w, "core", w->idx, len);
+			return;
+		}
+		j->kind = CKW_SESS;
+		j->data = c->sess_buf;
+		j->len = (size_t)len;
+		if (job_submit(w, j))
+			c->wait = j;
+		return;
+	}
+	if (!job_done(c->wait))
+		return;
+	/* the hard states below are appended without waiting: with no WAL room for all of
+	 * them, this step runs again next round */
+	if (!w->wal_failed &&
+	    !nd_wal_room(w, (uint64_t)w->node->cfg.regions * WAL_REC_WORST(HARDSTATE_BYTES)))
+		return;
+	int rc = c->wait->rc;
+	c->wait = NULL;
+	if (rc != 0) {
+		ckpt_fail(w, "sessions of core", w->idx, rc);
+		return;
+	}
+	/* hard states (raft's term and vote) live in WAL records: written again before the
+	 * segments holding older copies go; the release waits until they are durable, the
+	 * worker does not */
+	struct sl_node *n = w->node;
+	c->hs_lsn = 0;
+	for (uint32_t i = 0; i < n->cfg.regions; i++) {
+		struct region *r = &n->regions[i];
+		if (r->worker == w->idx && r->has_hs) {
+			struct sl_cons_hard_state hs = r->hs;
+			if (nd_wal_append_hardstate(w, r, &hs, &c->hs_lsn) != 0) {
+				nd_wal_fail(w, -EIO);
+				ckpt_fail(w, "core", w->idx, -EIO);
+				return;
+			}
+		}
+	}
+	c->phase = CK_HS;
+}
+
+static void ckpt_release(struct worker *w)
+{
+	struct wk_ckpt *c = &w->ckpt;
+	if (c->wait == NULL) {
+		if (w->wal_failed) {
+			ckpt_fail(w, "core", w->idx, -EIO);
+			return;
+		}
+		if (sl_wal_durable_lsn(w->wal) < c->hs_lsn)
+			return;
+		struct ckpt_job *j = job_get(w);
+		if (j == NULL)
+			return;
+		uint64_t seg = sl_wal_segment_lsn(w->wal);
+		j->kind = CKW_RELEASE;
+		j->index = c->upto;
+		j->term = seg != 0 ? seg : UINT64_MAX; /* never the active segment */
+		if (job_submit(w, j)) {
+			c->wait = j;
+			c->phase = CK_REL;
+		}
+		return;
+	}
+	if (!job_done(c->wait))
+		return;
+	struct ckpt_job *j = c->wait;
+	c->wait = NULL;
+	sl_wal_released(w->wal, j->prev_index, j->deleted);
+	if (j->rc != 0)
+		SL_LOG(ERR, ckpt, "worker %u: WAL release failed: %s\n", w->idx,
+			strerror(-j->rc));
+	c->phase = CK_IDLE;
+	w->ckpt_active = false;
+}
+
+/* One step of a checkpoint per worker round: a bounded slice of CPU work, never a file
+ * operation. WAL records <= upto were applied when the checkpoint began: every image
+ * taken after that covers them. */
+void nd_checkpoint_step(struct worker *w)
+{
+	struct wk_ckpt *c = &w->ckpt;
+	if (c->phase == CK_IDLE) {
+		w->ckpt_active = true;
+		c->upto = nd_lsnq_trim(w);
+		c->next = 0;
+		c->phase = CK_REGION;
+		w->wal_bytes_since_ckpt = 0;
+	}
+	switch (c->phase) {
+	case CK_REGION:
+		if (!ckpt_region_begin(w))
+			c->phase = CK_SESS;
+		break;
+	case CK_WALK:
+		ckpt_walk(w);
+		break;
+	case CK_CLOSE:
+		ckpt_close(w);
+		break;
+	case CK_SESS:
+		ckpt_sessions(w);
+		break;
+	case CK_HS:
+	case CK_REL:
+		ckpt_release(w);
+		break;
+	default:
+		break;
+	}
+}
+
+/* Waits (bounded) until the writer holds nothing of this worker, abandoning a running
+ * checkpoint: a snapshot install replaces a store a walk may be reading. */
+static int ckpt_quiesce(struct worker *w)
+{
+	struct wk_ckpt *c = &w->ckpt;
+	uint64_t deadline = nd_now_ns() + CKPT_WAIT_NS;
+	if (c->phase == CK_WALK || (c->phase == CK_CLOSE && c->wait == NULL)) {
+		struct ckpt_job *j = NULL;
+		while ((j = job_get(w)) == NULL && nd_now_ns() < deadline)
+			rte_delay_us_sleep(100);
+		if (j == NULL)
+			return -ETIMEDOUT;
+		j->kind = CKW_ABORT; /* the half-written image goes */
+		j->region = c->r->id;
+		while (!job_submit(w, j) && nd_now_ns() < deadline)
+			rte_delay_us_sleep(100);
+	}
+	for (int i = 0; i < CKPT_JOBS; i++) {
+		struct ckpt_job *j = &c->jobs[i];
+		while (j->busy && !job_done(j) && nd_now_ns() < deadline)
+			rte_delay_us_sleep(100);
+		if (j->busy && !job_done(j))
+			return -ETIMEDOUT;
+	}
+	if (c->phase == CK_REL && c->wait != NULL) /* its segments are gone: say so */
+		sl_wal_released(w->wal, c->wait->prev_index, c->wait->deleted);
+	if (c->phase == CK_CLOSE && c->wait != NULL && c->wait->rc == 0)
+		ckpt_region_done(w, c->wait); /* that image is in place: as if finished */
+	c->wait = NULL;
+	c->r = NULL;
+	c->phase = CK_IDLE;
+	w->ckpt_active = false; /* the next one starts over */
+	return 0;
+}
+
+void nd_ckpt_free(struct worker *w)
+{
+	struct wk_ckpt *c = &w->ckpt;
+	for (int b = 0; b < CKPT_BUFS; b++)
+		if (c->buf[b] != NULL)
+			sl_arena_free(w->arena, c->buf[b]);
+	if (c->sess_buf != NULL)
+		sl_arena_free(w->arena, c->sess_buf);
+	memset(c, 0, sizeof(*c));
+}
+
+/* ---------------------------------------------------------------- snapshots of peers */
+
+static void refuse(struct region *r, const struct sl_cons_snapshot *snap, const char *why, int rc)
+{
+	sl_stats_add(r->wk->st, SL_STAT_cons_snapshots_refused, 1);
+	SL_LOG(ERR, ckpt,
+	       "region %u: snapshot at index %" PRIu64 " term %" PRIu64
+		" (%u bytes) refused: %s (%s); the region's store is unchanged\n",
+		r->id, snap->index, snap->term, snap->len, why, strerror(-rc));
+}
+
+/* The region's latest image for peers (owned from now on; NULL: none kept). */
+void nd_region_keep_image(struct region *r, uint8_t *img, size_t len, uint64_t index,
+			  const struct sl_cons_conf *conf)
+{
+	free(r->snap_img);
+	r->snap_img = img;
+	r->snap_img_len = img != NULL ? (uint32_t)len : 0;
+	r->snap_img_index = index;
+	r->snap_conf = *conf;
+}
+
+/* A peer's snapshot (snap->data: a store image v2 of this region at snap->index):
+ * decoded into a new store first, so a bad image leaves the region as it was; written
+ * durably as the region's snapshot (term record first, as a checkpoint does); then the
+ * new store replaces the old one and the log starts after snap->index. Blocking: rare
+ * (a replica that fell behind its leader's compaction). */
+int nd_install_snapshot(struct region *r, const struct sl_cons_snapshot *snap)
+{
+	struct worker *w = r->wk;
+	struct sl_node *n = w->node;
+	if (snap->data == NULL || snap->len < SL_STORE_SNAP_HDR_BYTES) {
+		refuse(r, snap, "no store image", -EBADMSG);
+		return -EBADMSG;
+	}
+	struct sl_store_config sc = {.region_id = r->id, .arena = w->arena, .use_arena = true};
+	struct sl_store *st = NULL;
+	uint64_t idx = 0;
+	const char *why = "no memory for a new store";
+	int rc = sl_store_create(&sc, &st);
+	if (rc == 0) {
+		rc = sl_store_snapshot_read_mem(st, snap->data, snap->len, &idx);
+		why = rc == -EINVAL ? "the image is of another region" : "the image does not decode";
+	}
+	if (rc == 0 && idx != snap->index) {
+		rc = -EINVAL;
+		why = "the image is of another log index";
+	}
+	if (rc != 0) {
+		sl_store_destroy(st);
+		refuse(r, snap, why, rc);
+		return rc;
+	}
+	rc = ckpt_quiesce(w);
+	char fin[SL_CFG_PATH_MAX + 64];
+	nd_snap_path(n, r->id, fin, sizeof(fin), "");
+	if (rc == 0)
+		rc = write_term_file(n, r->id, snap->index, snap->term, r->snapshot_index,
+				     r->snapshot_term);
+	if (rc == 0)
+		rc = write_file_atomic(n, fin, snap->data, snap->len);
+	if (rc != 0) {
+		sl_store_destroy(st);
+		refuse(r, snap, "it could not be made durable", rc);
+		sl_stats_add(w->st, SL_STAT_snapshots_failed, 1);
+		return rc;
+	}
+	sl_store_destroy(r->store);
+	r->store = st;
+	r->snapshot_index = r->applied_index = r->last_index = snap->index;
+	r->snapshot_term = snap->term;
+	/* the log starts after the snapshot: every entry goes, later ones included */
+	sl_rlog_free(&r->rlog);
+	sl_rlog_init(&r->rlog, snap->index, snap->term);
+	sl_rlog_set_alloc(&r->rlog, nd_rlog_alloc, nd_rlog_free, &w->arena);
+	uint8_t *copy = snap->len <= SNAP_KEEP_BYTES ? malloc(snap->len) : NULL;
+	if (copy != NULL)
+		memcpy(copy, snap->data, snap->len);
+	nd_region_keep_image(r, copy, snap->len, snap->index, &snap->conf);
+	sl_stats_add(w->st, SL_STAT_cons_snapshots_installed, 1);
+	SL_LOG(INFO, ckpt, "region %u: snapshot at index %" PRIu64 " term %" PRIu64
+			" installed (%u bytes)\n",
+		r->id, snap->index, snap->term, snap->len);
+	return 0;
+}
+
+/* sl_cons_log.snapshot: what a leader sends a replica behind its log's base. The image
+ * is kept in memory when it is small (SNAP_KEEP_BYTES; read back by the writer thread,
+ * or at start), so this never touches a file; a larger one is not offered: protocols
+ * carry a snapshot in one message (docs/architecture.md). */
+int nd_region_log_snapshot(void *ctx, struct sl_cons_snapshot *out)
+{
+	const struct region *r =
+	    (const struct region *)((const char *)ctx - offsetof(struct region, rlog));
+	if (r->snapshot_index == 0)
+		return -ENOENT;
+	if (r->snap_img == NULL || r->snap_img_index != r->snapshot_index)
+		return -EFBIG;
+	*out = (struct sl_cons_snapshot){.index = r->snapshot_index,
+					 .term = r->snapshot_term,
+					 .conf = r->snap_conf,
+					 .len = r->snap_img_len,
+					 .data = r->snap_img};
+	return 0;
+}
