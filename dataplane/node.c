@@ -1037,9 +1037,22 @@ static int stage_egress(struct worker *w)
 
 /* Counts this round in the stall histogram (cumulative: a 15 ms round is in the 1 ms and
  * the 10 ms counter); the idle sleep that may follow is not part of the round. */
-static void stall_count(struct worker *w)
+/* The stages of a round, in order, for the stall attribution (stall_in_<stage>). */
+enum { ST_CTL, ST_INGRESS, ST_ROUTE, ST_WALC, ST_DRIVER, ST_WAL, ST_EGRESS, ST_HOUSE, ST_N };
+
+static uint64_t thread_nivcsw(void)
 {
-	uint64_t d = rte_rdtsc() - w->round_tsc;
+	struct rusage ru;
+	return getrusage(RUSAGE_THREAD, &ru) == 0 ? (uint64_t)ru.ru_nivcsw : 0;
+}
+
+/* The stall histogram, and for a round over the first bound: the stage that took longest,
+ * and whether the scheduler took the CPU away meanwhile: this thread's involuntary context
+ * switches went up since the sample housekeeping takes every STALL_SAMPLE_NS (so during
+ * the round or just before it): the host, not the node. No system call on other rounds. */
+static void stall_count(struct worker *w, const uint64_t end_tsc[ST_N])
+{
+	uint64_t d = end_tsc[ST_N - 1] - w->round_tsc;
 	if (d < w->stall_tsc[0])
 		return;
 	sl_stats_add(w->st, SL_STAT_stall_1ms, 1);
@@ -1047,6 +1060,20 @@ static void stall_count(struct worker *w)
 		sl_stats_add(w->st, SL_STAT_stall_10ms, 1);
 	if (d >= w->stall_tsc[2])
 		sl_stats_add(w->st, SL_STAT_stall_100ms, 1);
+	unsigned worst = 0;
+	uint64_t worst_d = 0, t = w->round_tsc;
+	for (unsigned i = 0; i < ST_N; i++) {
+		if (end_tsc[i] - t > worst_d) {
+			worst_d = end_tsc[i] - t;
+			worst = i;
+		}
+		t = end_tsc[i];
+	}
+	sl_stats_add(w->st, (enum sl_stat)(SL_STAT_stall_in_ctl + worst), 1);
+	uint64_t now = thread_nivcsw();
+	if (w->nivcsw_valid && now != w->nivcsw)
+		sl_stats_add(w->st, SL_STAT_stall_preempted, 1);
+	w->nivcsw = now;
 }
 
 /* Housekeeping: idle sessions, the LSN queue, a checkpoint step, counters. */
@@ -1056,6 +1083,11 @@ static void stage_housekeeping(struct worker *w)
 	if (w->now_ns >= (uint64_t)w->next_expire_ns) {
 		sl_sess_expire(&w->sess, (int64_t)w->now_ns, SESS_EXPIRE_BATCH);
 		w->next_expire_ns = (int64_t)(w->now_ns + SESS_EXPIRE_PERIOD_NS);
+	}
+	if (w->now_ns >= w->nivcsw_next_ns) { /* the baseline of stall_preempted */
+		w->nivcsw = thread_nivcsw();
+		w->nivcsw_valid = true;
+		w->nivcsw_next_ns = w->now_ns + STALL_SAMPLE_NS;
 	}
 	nd_lsnq_trim(w);
 	if (w->ckpt_active || w->wal_bytes_since_ckpt >= (uint64_t)n->cfg.checkpoint_mb << 20)
@@ -1071,6 +1103,7 @@ static void worker_round(struct worker *w, bool take_new)
 	struct sl_node *n = w->node;
 	w->round_tsc = rte_rdtsc();
 	w->now_ns = nd_now_ns();
+	uint64_t end[ST_N];
 	nd_serve_ctl(w);
 	if (atomic_load_explicit(&w->debug_stall_us, memory_order_relaxed) != 0) /* tests only */
 		rte_delay_us_sleep((unsigned)atomic_exchange(&w->debug_stall_us, 0)); /* a long round */
@@ -1080,16 +1113,24 @@ static void worker_round(struct worker *w, bool take_new)
 		rte_delay_us_sleep(1000);
 		return;
 	}
+	end[ST_CTL] = rte_rdtsc();
 	int work = stage_ingress(w, take_new);
+	end[ST_INGRESS] = rte_rdtsc();
 	flush_point_msgs(w);
 	work += drain_inputs(w);
+	end[ST_ROUTE] = rte_rdtsc();
 	work += stage_wal_completions(w);
+	end[ST_WALC] = rte_rdtsc();
 	work += stage_driver(w);
+	end[ST_DRIVER] = rte_rdtsc();
 	work += stage_wal(w);
+	end[ST_WAL] = rte_rdtsc();
 	work += stage_egress(w);
+	end[ST_EGRESS] = rte_rdtsc();
 	stage_housekeeping(w);
 	sl_stats_add(w->st, work ? SL_STAT_polls_busy : SL_STAT_polls_idle, 1);
-	stall_count(w);
+	end[ST_HOUSE] = rte_rdtsc();
+	stall_count(w, end);
 	stats_publish(w);
 	if (work == 0)
 		worker_idle(w, sl_wal_durable_lsn(w->wal) < sl_wal_last_lsn(w->wal));

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -291,6 +292,9 @@ struct worker {
 		uint64_t round_tsc;       /* TSC at the start of this round */
 		uint64_t now_ns;          /* this round's clock (nd_now_ns, from the TSC) */
 		uint64_t stall_tsc[3];    /* STALL_US_1..3 in TSC cycles */
+		uint64_t nivcsw;          /* involuntary context switches at the last sample */
+		uint64_t nivcsw_next_ns;  /* next sample (housekeeping) */
+		bool nivcsw_valid;
 	} __rte_cache_aligned;
 	/* route: points and acks to other cores, messages parked for ring room */
 	struct {

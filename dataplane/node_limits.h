@@ -124,6 +124,10 @@ _Static_assert(NETQ_SIZE >= RX_BURST * 2, "a hand-over ring holds a few bursts")
 #define CTLQ_SIZE 16    /* ctl requests waiting for their worker (one per ctl client) */
 #define SESS_EXPIRE_PERIOD_NS 100000000ull /* idle sessions are looked for every 100 ms */
 #define SESS_EXPIRE_BATCH 64               /* sessions expired per look, at most */
+/* How often housekeeping samples the worker thread's involuntary context switches, the
+ * baseline stall_preempted compares with on a stall round (one getrusage per period). */
+#define STALL_SAMPLE_NS 10000000ull
+
 /* Round lengths the stall histogram counts (stall_1ms, _10ms, _100ms), in microseconds. */
 #define STALL_US_1 1000u
 #define STALL_US_2 10000u

@@ -5,13 +5,13 @@
 #   shm        closed loop, 1000-point batches (libsluice ingest ring)
 #   line       InfluxDB line protocol over memif, as fast as the port takes
 #   session    session protocol over memif, closed loop, 4 sessions x 32 batches
-#   open@R     session protocol over memif, open loop at R points/s, poll.mode=perf
+#   open@R     session protocol over memif, open loop at R points/s, poll.mode=OPEN_POLL
 #              (latency from each batch's scheduled send time), for R in RATES
 #   disk       the disk's own 64 KiB O_DIRECT write + fdatasync (no node), once
 # Prints one Markdown table; the stall columns are the node's loop rounds over 1/10/100 ms
 # (sluicectl stats, where the tree has those counters). Everything started here is stopped
 # by PID and every temp file removed on exit. Environment: DURATION (10), RATES
-# ("100000 500000"), SCENARIOS ("shm line session open disk"), DATA_PARENT (/var/tmp:
+# ("100000 500000"), OPEN_POLL (perf; or adaptive), SCENARIOS ("shm line session open disk"), DATA_PARENT (/var/tmp:
 # the node's data dir sits on the disk being measured, not on tmpfs).
 set -euo pipefail
 [ $# -ge 1 ] || { sed -n '2,15p' "$0"; exit 2; }
@@ -19,6 +19,7 @@ DURATION=${DURATION:-10}
 RATES=${RATES:-"100000 500000"}
 SCENARIOS=${SCENARIOS:-"shm line session open disk"}
 DATA_PARENT=${DATA_PARENT:-/var/tmp}
+OPEN_POLL=${OPEN_POLL:-perf}
 for b in "$@"; do
 	[ -x "$b/ctl/sluiced" ] && [ -x "$b/perf/sluice-bench" ] ||
 		{ echo "compare_builds: $b: ctl/sluiced or perf/sluice-bench not built"; exit 1; }
@@ -52,7 +53,7 @@ stop_node() {
 	local b=$1
 	STALLS=$("$b/ctl/sluicectl" --socket "$T/data/sluiced.sock" --json stats 2>/dev/null |
 		python3 -c 'import json,sys
-t=json.load(sys.stdin).get("total",{})
+t=json.load(sys.stdin).get("totals",{})
 k=["stall_1ms","stall_10ms","stall_100ms"]
 print(" / ".join(str(t[x]) for x in k) if all(x in t for x in k) else "-")' 2>/dev/null || echo -)
 	kill -TERM "$NODE_PID"; wait "$NODE_PID" 2>/dev/null || true; NODE_PID=
@@ -104,7 +105,7 @@ for sc in $SCENARIOS; do
 	open)
 		for r in $RATES; do
 			for b in "$@"; do
-				start_node "$b" 1 --set poll.mode=perf
+				start_node "$b" 1 --set "poll.mode=$OPEN_POLL"
 				out=$("$b/perf/sluice-bench" --transport memif --protocol session "${MEMIF_ARGS[@]}" \
 					--sessions 4 --rate "$r" 2>/dev/null | tail -1 || true)
 				stop_node "$b"; row "open@$r" "$b" "$out"

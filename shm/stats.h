@@ -138,7 +138,16 @@
 	X(stall_1ms) \
 	X(stall_10ms) \
 	X(stall_100ms) \
-	X(cons_snapshots_installed)
+	X(cons_snapshots_installed) \
+	X(stall_in_ctl) \
+	X(stall_in_ingress) \
+	X(stall_in_route) \
+	X(stall_in_wal_completions) \
+	X(stall_in_driver) \
+	X(stall_in_wal) \
+	X(stall_in_egress) \
+	X(stall_in_housekeeping) \
+	X(stall_preempted)
 
 enum sl_stat {
 #define SL_STATS_ENUM_(name) SL_STAT_##name,

@@ -23,6 +23,11 @@ echo "core 1 after a 120 ms round: $(stat '{k: r["cores"][1][k] for k in ("stall
 [ "$(stat 'r["cores"][1]["stall_100ms"]')" -ge 1 ] || { echo "FAIL: stall_100ms not counted: $c1"; exit 1; }
 [ "$(stat 'r["cores"][1]["stall_10ms"]')" -ge 1 ] || { echo "FAIL: stall_10ms not counted: $c1"; exit 1; }
 [ "$(stat 'r["cores"][1]["stall_1ms"]')" -ge 1 ] || { echo "FAIL: stall_1ms not counted: $c1"; exit 1; }
+# attribution: the held round spent its time in the ctl stage (where the test hook sleeps);
+# every stall round names exactly one stage
+[ "$(stat 'r["cores"][1]["stall_in_ctl"]')" -ge 1 ] || { echo "FAIL: stall_in_ctl not counted"; exit 1; }
+[ "$(stat 'sum(v for k, v in r["cores"][1].items() if k.startswith("stall_in_"))')" -eq \
+	"$(stat 'r["cores"][1]["stall_1ms"]')" ] || { echo "FAIL: stall_in_* do not add up to stall_1ms"; exit 1; }
 # shown per core in the human table too
 "$CTL" --socket "$SL_SOCK" stats | grep -E "^stall_(1|10|100)ms " >"$SL_DIR/table"
 [ "$(wc -l <"$SL_DIR/table")" -eq 3 ] || { echo "FAIL: sluicectl stats lacks the stall rows"; exit 1; }
