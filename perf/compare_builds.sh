@@ -11,7 +11,8 @@
 # Prints one Markdown table; the stall columns are the node's loop rounds over 1/10/100 ms
 # (sluicectl stats, where the tree has those counters). Everything started here is stopped
 # by PID and every temp file removed on exit. Environment: DURATION (10), RATES
-# ("100000 500000"), OPEN_POLL (perf; or adaptive), SCENARIOS ("shm line session open disk"), DATA_PARENT (/var/tmp:
+# ("100000 500000"), OPEN_POLL (perf; or adaptive), NODE_ARGS (more sluiced options for
+# every node, e.g. "--set wal.checkpoint_mb=100000"), SCENARIOS ("shm line session open disk"), DATA_PARENT (/var/tmp:
 # the node's data dir sits on the disk being measured, not on tmpfs).
 set -euo pipefail
 [ $# -ge 1 ] || { sed -n '2,15p' "$0"; exit 2; }
@@ -20,6 +21,7 @@ RATES=${RATES:-"100000 500000"}
 SCENARIOS=${SCENARIOS:-"shm line session open disk"}
 DATA_PARENT=${DATA_PARENT:-/var/tmp}
 OPEN_POLL=${OPEN_POLL:-perf}
+NODE_ARGS=${NODE_ARGS:-}
 for b in "$@"; do
 	[ -x "$b/ctl/sluiced" ] && [ -x "$b/perf/sluice-bench" ] ||
 		{ echo "compare_builds: $b: ctl/sluiced or perf/sluice-bench not built"; exit 1; }
@@ -40,7 +42,7 @@ start_node() {
 	local eal=()
 	[ "$memif" = 1 ] && eal=(--vdev "net_memif0,role=server,socket=$T/memif.sock" --)
 	"$b/ctl/sluiced" "${eal[@]}" --data-dir "$T/data" --name "$NAME" --workers 1 \
-		--set net.ipv4=198.18.0.1 "$@" >"$T/node.log" 2>&1 &
+		--set net.ipv4=198.18.0.1 $NODE_ARGS "$@" >"$T/node.log" 2>&1 &
 	NODE_PID=$!
 	for _ in $(seq 1 200); do
 		[ -S "$T/data/sluiced.sock" ] && "$b/ctl/sluicectl" --socket "$T/data/sluiced.sock" ping >/dev/null 2>&1 && return 0
