@@ -14,12 +14,6 @@ NAME=ackbl$$
 sl_start_node "$SLUICED" --data-dir "$SL_DIR/data" --name "$NAME" --workers 2 --regions 128 \
 	--set ingest.shm_slots=$PRODUCERS --set ingest.shm_ring_entries=$POINTS --set ingest.batch_points=1 \
 	--set debug.fault_injection=true
-# stat EXPR: a python expression over r = the `stats` result
-stat() {
-	"$CTL" --socket "$SL_SOCK" --json stats |
-		python3 -c "import json,sys; r=json.load(sys.stdin); print($1)"
-}
-hold() { "$CTL" --socket "$SL_SOCK" call debug_hold_core "{\"core\":$1,\"hold\":$2}" >/dev/null; }
 # wait_until SECONDS CONDITION: poll (bounded) until CONDITION holds; false if it never did
 wait_until() {
 	for _ in $(seq 1 $(($1 * 10))); do
@@ -33,16 +27,8 @@ wait_until() {
 
 # Slots 0, 2, 4... are read by core 0. Hold core 1 first, so that core 0 takes in all its
 # slots' batches and hands core 1 its share without any ack coming back yet.
-hold 1 true
-PIDS=()
-for p in $(seq 1 "$PRODUCERS"); do
-	"$PRODUCER" --path "/dev/shm/sluice-$NAME.ingest" --log "$SL_DIR/acked$p.log" --points "$POINTS" \
-		--series "$SERIES" --batch "$BATCH" --key-prefix "ab$p" --timeout 200 \
-		>"$SL_DIR/producer$p.log" 2>&1 &
-	PIDS+=($!)
-done
-kill_producers() { for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done; }
-trap 'kill_producers; sl_cleanup' EXIT
+sl_hold 1 true
+sl_start_producers "$PRODUCER" ab
 # stable N EXPR: wait (bounded: N samples) until the stat EXPR stops moving for 3 s; the
 # node must stay up meanwhile
 stable() {
@@ -50,7 +36,7 @@ stable() {
 	for _ in $(seq 1 "$1"); do
 		kill -0 "$NODE_PID" 2>/dev/null || {
 			echo "FAIL: sluiced died while acks backed up"; tail -5 "$SL_DIR/node.log"; exit 1; }
-		now=$(stat "$2")
+		now=$(sl_stat "$2")
 		[ "$now" = "$prev" ] && return 0
 		prev=$now
 		sleep 3
@@ -58,30 +44,27 @@ stable() {
 }
 # core 0 takes in what it can hand over (the cross-core message pool bounds it)
 stable 20 'r["cores"][0]["cross_core_out"]'
-echo "core 0 handed $(stat 'r["cores"][0]["cross_core_out"]') points to the held core 1"
+echo "core 0 handed $(sl_stat 'r["cores"][0]["cross_core_out"]') points to the held core 1"
 # now hold core 0 and let core 1 apply its share: one proposal, so one ack, per point
 # (ingest.batch_points = 1); the acks to core 0 find the ring full and wait in the backlog
-handed=$(stat 'r["cores"][0]["cross_core_out"]')
-hold 0 true
-hold 1 false
+handed=$(sl_stat 'r["cores"][0]["cross_core_out"]')
+sl_hold 0 true
+sl_hold 1 false
 # core 1 takes in all it was handed, then applies it: wait (bounded) for both
-wait_until 120 '[ "$(stat "r[\"cores\"][1][\"cross_core_in\"]")" -ge "$handed" ]' || {
-	echo "FAIL: core 1 took in $(stat 'r["cores"][1]["cross_core_in"]') of $handed points"; exit 1; }
+wait_until 120 '[ "$(sl_stat "r[\"cores\"][1][\"cross_core_in\"]")" -ge "$handed" ]' || {
+	echo "FAIL: core 1 took in $(sl_stat 'r["cores"][1]["cross_core_in"]') of $handed points"; exit 1; }
 stable 30 'r["cores"][1]["points_applied"]'
-merged=$(stat 'r["totals"]["acks_merged"]')
-echo "core 1 applied $(stat 'r["cores"][1]["points_applied"]') points while core 0 was held; ring_full $(stat 'r["totals"]["ring_full"]')," \
+merged=$(sl_stat 'r["totals"]["acks_merged"]')
+echo "core 1 applied $(sl_stat 'r["cores"][1]["points_applied"]') points while core 0 was held; ring_full $(sl_stat 'r["totals"]["ring_full"]')," \
 	"acks merged in the backlog $merged"
-hold 0 false
-for i in "${!PIDS[@]}"; do
-	wait "${PIDS[$i]}" || { echo "FAIL: producer $((i + 1))"; cat "$SL_DIR/producer$((i + 1)).log"; exit 1; }
-done
-PIDS=()
+sl_hold 0 false
+sl_wait_producers
 total=0
 for p in $(seq 1 "$PRODUCERS"); do total=$((total + $(wc -l <"$SL_DIR/acked$p.log"))); done
 [ "$total" -eq $((PRODUCERS * POINTS / BATCH)) ] || {
 	echo "FAIL: $total of $((PRODUCERS * POINTS / BATCH)) batches acknowledged"; exit 1; }
 [ "$merged" -gt 0 ] || { echo "FAIL: no ack waited in the backlog: the scenario did not happen"; exit 1; }
-applied=$(stat 'r["totals"]["points_applied"]')
+applied=$(sl_stat 'r["totals"]["points_applied"]')
 [ "$applied" -eq $((PRODUCERS * POINTS)) ] || { echo "FAIL: $applied points applied"; exit 1; }
 # two producers' points read back exactly (one of each core's slots)
 for p in 1 2; do

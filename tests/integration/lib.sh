@@ -5,9 +5,11 @@
 SL_DIR=$(mktemp -d "/tmp/sluice-$NAME.XXXXXX")
 SL_SOCK=$SL_DIR/data/sluiced.sock
 NODE_PID= PROD_PID= SL_NS= SL_TAP=
+SL_PROD_PIDS=()
 
 sl_cleanup() {
 	[ -n "$PROD_PID" ] && kill -9 "$PROD_PID" 2>/dev/null || true
+	for p in "${SL_PROD_PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
 	[ -n "$NODE_PID" ] && kill -9 "$NODE_PID" 2>/dev/null || true
 	wait 2>/dev/null || true
 	[ -n "$SL_NS" ] && ip netns del "$SL_NS" 2>/dev/null || true
@@ -15,6 +17,33 @@ sl_cleanup() {
 	rm -rf "$SL_DIR" "/dev/shm/sluice-$NAME.ingest" "/dev/shm/sluice-$NAME.stats"
 }
 trap sl_cleanup EXIT
+
+# sl_stat EXPR: a python expression over r = the node's `stats` result ($CTL: sluicectl)
+sl_stat() {
+	"$CTL" --socket "$SL_SOCK" --json stats |
+		python3 -c "import json,sys; r=json.load(sys.stdin); print($1)"
+}
+# sl_hold CORE true|false: tests-only debug_hold_core
+sl_hold() { "$CTL" --socket "$SL_SOCK" call debug_hold_core "{\"core\":$1,\"hold\":$2}" >/dev/null; }
+# sl_start_producers PRODUCER KEY_PREFIX [KEY_SUFFIX]: $PRODUCERS shm producers in the background, each
+# writing $POINTS points of $SERIES series in $BATCH-point batches (keys KEY_PREFIX<p>KEY_SUFFIX),
+# logging its acks to $SL_DIR/acked<p>.log; killed by sl_cleanup if still running.
+sl_start_producers() {
+	for p in $(seq 1 "$PRODUCERS"); do
+		"$1" --path "/dev/shm/sluice-$NAME.ingest" --log "$SL_DIR/acked$p.log" \
+			--points "$POINTS" --series "$SERIES" --batch "$BATCH" --key-prefix "$2$p${3:-}" \
+			--timeout 200 >"$SL_DIR/producer$p.log" 2>&1 &
+		SL_PROD_PIDS+=($!)
+	done
+}
+# sl_wait_producers: each producer must exit 0 (its log is shown otherwise)
+sl_wait_producers() {
+	for i in "${!SL_PROD_PIDS[@]}"; do
+		wait "${SL_PROD_PIDS[$i]}" ||
+			{ echo "FAIL: producer $((i + 1))"; cat "$SL_DIR/producer$((i + 1)).log"; exit 1; }
+	done
+	SL_PROD_PIDS=()
+}
 
 # sl_start_node SLUICED ARGS...: start it (log in $SL_DIR/node.log) and wait, bounded, for
 # its ctl socket; ARGS must include --data-dir "$SL_DIR/data" --name "$NAME".

@@ -17,26 +17,13 @@ NAME=rbp$$
 sl_start_node "$SLUICED" --data-dir "$SL_DIR/data" --name "$NAME" --workers 2 --regions 16 \
 	--set ingest.shm_slots=$PRODUCERS --set ingest.shm_ring_entries=65536 \
 	--set debug.fault_injection=true
-stat() {
-	"$CTL" --socket "$SL_SOCK" --json stats |
-		python3 -c "import json,sys; r=json.load(sys.stdin); print($1)"
-}
-hold() { "$CTL" --socket "$SL_SOCK" call debug_hold_core "{\"core\":$1,\"hold\":$2}" >/dev/null; }
-hold 1 true
-PIDS=()
-for p in $(seq 1 "$PRODUCERS"); do
-	"$PRODUCER" --path "/dev/shm/sluice-$NAME.ingest" --log "$SL_DIR/acked$p.log" --points "$POINTS" \
-		--series "$SERIES" --batch "$BATCH" --key-prefix "rb$p$LONG" --timeout 200 \
-		>"$SL_DIR/producer$p.log" 2>&1 &
-	PIDS+=($!)
-done
-kill_producers() { for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done; }
-trap 'kill_producers; sl_cleanup' EXIT
+sl_hold 1 true
+sl_start_producers "$PRODUCER" rb "$LONG"
 # core 0 hands over what the message pool allows: wait (bounded) until that stops moving
 prev=-1
 for _ in $(seq 1 40); do
 	kill -0 "$NODE_PID" 2>/dev/null || { echo "FAIL: sluiced died"; tail -5 "$SL_DIR/node.log"; exit 1; }
-	now=$(stat 'r["cores"][0]["cross_core_out"]')
+	now=$(sl_stat 'r["cores"][0]["cross_core_out"]')
 	[ "$now" -gt 0 ] && [ "$now" = "$prev" ] && break
 	prev=$now
 	sleep 2
@@ -47,23 +34,20 @@ timeout 30 "$CTL" --socket "$SL_SOCK" regions >"$SL_DIR/regions" 2>&1 || {
 	echo "FAIL: core 0 did not answer a ctl request while its routing was full"
 	cat "$SL_DIR/regions"; exit 1; }
 # ... and publishes its counters: rounds go on, and routing said "no room"
-p1=$(stat 'r["cores"][0]["polls_busy"] + r["cores"][0]["polls_idle"]')
+p1=$(sl_stat 'r["cores"][0]["polls_busy"] + r["cores"][0]["polls_idle"]')
 sleep 1
-p2=$(stat 'r["cores"][0]["polls_busy"] + r["cores"][0]["polls_idle"]')
+p2=$(sl_stat 'r["cores"][0]["polls_busy"] + r["cores"][0]["polls_idle"]')
 [ "$p2" -gt "$p1" ] || { echo "FAIL: core 0 ran no round in 1 s ($p1 -> $p2)"; exit 1; }
-nr=$(stat 'r["cores"][0]["route_no_room"]')
+nr=$(sl_stat 'r["cores"][0]["route_no_room"]')
 [ "$nr" -gt 0 ] || { echo "FAIL: routing never ran out of room: the scenario did not happen"; exit 1; }
 echo "core 0: $((p2 - p1)) rounds in 1 s while routing was full, route_no_room $nr"
-hold 1 false
-for i in "${!PIDS[@]}"; do
-	wait "${PIDS[$i]}" || { echo "FAIL: producer $((i + 1))"; cat "$SL_DIR/producer$((i + 1)).log"; exit 1; }
-done
-PIDS=()
+sl_hold 1 false
+sl_wait_producers
 total=0
 for p in $(seq 1 "$PRODUCERS"); do total=$((total + $(wc -l <"$SL_DIR/acked$p.log"))); done
 [ "$total" -eq $((PRODUCERS * POINTS / BATCH)) ] || {
 	echo "FAIL: $total of $((PRODUCERS * POINTS / BATCH)) batches acknowledged"; exit 1; }
-applied=$(stat 'r["totals"]["points_applied"]')
+applied=$(sl_stat 'r["totals"]["points_applied"]')
 [ "$applied" -eq $((PRODUCERS * POINTS)) ] || { echo "FAIL: $applied points applied"; exit 1; }
 for p in 1 2; do
 	python3 "$VERIFY" --socket "$SL_SOCK" --points "$POINTS" --series "$SERIES" --batch "$BATCH" \

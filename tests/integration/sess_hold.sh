@@ -22,13 +22,7 @@ start() {
 	sl_netns_tap "$NS" "$TAP" "$NET"
 	ip netns exec "$NS" ping -c 1 -W 2 "${NET}1" >/dev/null
 }
-# stat EXPR: a python expression over r = the `stats` result
-stat() {
-	"$CTL" --socket "$SL_SOCK" --json stats |
-		python3 -c "import json,sys; r=json.load(sys.stdin); print($1)"
-}
 acked() { if [ -f "$SL_DIR/acked.log" ]; then wc -l <"$SL_DIR/acked.log"; else echo 0; fi; }
-hold() { "$CTL" --socket "$SL_SOCK" call debug_hold_core "{\"core\":$1,\"hold\":$2}" >/dev/null; }
 # wait_for SECONDS CONDITION: until it holds, at most SECONDS (the caller checks again)
 wait_for() {
 	for _ in $(seq 1 $(($1 * 20))); do
@@ -44,7 +38,7 @@ ip netns exec "$NS" "$CLIENT" --node "${NET}1" --points "$POINTS" --series "$SER
 PROD_PID=$!
 wait_for 60 '[ "$(acked)" -ge 200 ]'
 [ "$(acked)" -ge 200 ] || { echo "FAIL: the writer does not get going"; cat "$SL_DIR/client.log"; exit 1; }
-RX=$(stat "max(range(len(r['cores'])), key=lambda c: r['cores'][c]['sess_batches'])")
+RX=$(sl_stat "max(range(len(r['cores'])), key=lambda c: r['cores'][c]['sess_batches'])")
 HELD=$((1 - RX))
 echo "session received on core $RX; holding core $HELD"
 
@@ -54,7 +48,7 @@ echo "session received on core $RX; holding core $HELD"
 # stop also shows the scenario happened (a batch of the held core was in flight).
 # hold_phase: hold, then wait (bounded) for acks to run 100 batches ahead, which they must not
 hold_phase() {
-	hold "$HELD" true
+	sl_hold "$HELD" true
 	a0=$(acked)
 	wait_for 2 '[ "$(acked)" -ge $((a0 + 100)) ]'
 	a1=$(acked)
@@ -65,7 +59,7 @@ hold_phase() {
 }
 echo "== hold, then release: the held completions are acknowledged in order"
 hold_phase
-hold "$HELD" false
+sl_hold "$HELD" false
 wait_for 60 '[ "$(acked)" -ge $((a1 + 100)) ]'
 a2=$(acked)
 echo "acked: $a2 after the release"
@@ -73,7 +67,7 @@ echo "acked: $a2 after the release"
 
 echo "== hold again, then SIGKILL"
 hold_phase
-held=$(stat 'r["totals"]["sess_held"]')
+held=$(sl_stat 'r["totals"]["sess_held"]')
 sl_kill_node
 cp "$SL_DIR/acked.log" "$SL_DIR/acked-before.log"
 echo "killed sluiced after $(wc -l <"$SL_DIR/acked-before.log") acknowledged batches" \

@@ -19,11 +19,6 @@ sl_start_node "$SLUICED" --vdev "net_tap0,iface=$TAP" -- --data-dir "$SL_DIR/dat
 	--set debug.fault_injection=true --set debug.xmsg_pool=2
 sl_netns_tap "$NS" "$TAP" "$NET"
 ip netns exec "$NS" ping -c 1 -W 2 "${NET}1" >/dev/null
-stat() {
-	"$CTL" --socket "$SL_SOCK" --json stats |
-		python3 -c "import json,sys; r=json.load(sys.stdin); print($1)"
-}
-hold() { "$CTL" --socket "$SL_SOCK" call debug_hold_core "{\"core\":$1,\"hold\":$2}" >/dev/null; }
 acked() { if [ -f "$SL_DIR/acked.log" ]; then wc -l <"$SL_DIR/acked.log"; else echo 0; fi; }
 
 ip netns exec "$NS" "$CLIENT" --node "${NET}1" --points "$POINTS" --series "$SERIES" \
@@ -31,42 +26,42 @@ ip netns exec "$NS" "$CLIENT" --node "${NET}1" --points "$POINTS" --series "$SER
 PROD_PID=$!
 # the session lands on one worker (the tap has a queue per worker and spreads flows)
 for _ in $(seq 1 200); do
-	[ "$(stat 'r["totals"]["sess_batches"]')" -ge 1 ] && break
+	[ "$(sl_stat 'r["totals"]["sess_batches"]')" -ge 1 ] && break
 	sleep 0.05
 done
-RX=$(stat "max(range(len(r['cores'])), key=lambda c: r['cores'][c]['sess_batches'])")
+RX=$(sl_stat "max(range(len(r['cores'])), key=lambda c: r['cores'][c]['sess_batches'])")
 HELD=$((1 - RX))
 # The other core held, released, held again (bounded) until the receiving core parks a
 # frame: every batch has points of both cores; the first round that routes some to the
 # held core puts one message in its ring, the next such round takes the other for the
 # held core's points and finds none left for its own.
 for _ in $(seq 1 40); do
-	hold "$HELD" true
+	sl_hold "$HELD" true
 	sleep 0.3
 	timeout 30 "$CTL" --socket "$SL_SOCK" regions >/dev/null || {
 		echo "FAIL: core $RX did not answer a ctl request while core $HELD was held"; exit 1; }
-	hold "$HELD" false
+	sl_hold "$HELD" false
 	sleep 0.1
-	[ "$(stat "r['cores'][$RX]['net_parked']")" -ge 1 ] && break
+	[ "$(sl_stat "r['cores'][$RX]['net_parked']")" -ge 1 ] && break
 done
-echo "session on core $RX: parked frames $(stat "r['cores'][$RX]['net_parked']"), route_no_room" \
-	"$(stat "r['cores'][$RX]['route_no_room']"), acked batches $(acked) so far"
+echo "session on core $RX: parked frames $(sl_stat "r['cores'][$RX]['net_parked']"), route_no_room" \
+	"$(sl_stat "r['cores'][$RX]['route_no_room']"), acked batches $(acked) so far"
 sl_wait_client "$SL_DIR/client.log"
-parked=$(stat "r['cores'][$RX]['net_parked']")
+parked=$(sl_stat "r['cores'][$RX]['net_parked']")
 [ "$parked" -ge 1 ] || {
 	echo "FAIL: no frame was parked: the scenario did not happen"
 	"$CTL" --socket "$SL_SOCK" stats | grep -vE " 0 +0 +0$"; exit 1; }
 python3 "$VERIFY" --socket "$SL_SOCK" --points "$POINTS" --series "$SERIES" --batch "$BATCH" \
 	--key 'sess,host=h{s:03d} v' --exact
-applied=$(stat 'r["totals"]["points_applied"]')
+applied=$(sl_stat 'r["totals"]["points_applied"]')
 [ "$applied" -eq "$POINTS" ] || { echo "FAIL: $applied points applied, $POINTS sent once each"; exit 1; }
 
 # The line protocol door parks the same way, mid-line: a datagram's lines (three fields,
 # three points each) resume at the line and field where routing stopped. No acks here: a
 # frame the kernel drops never counts; every point counted as taken (lp_points) is stored
 # once, and every line is counted once.
-lp0=$(stat 'r["totals"]["lp_points"]') ap0=$(stat 'r["totals"]["points_applied"]')
-pk0=$(stat 'r["totals"]["net_parked"]')
+lp0=$(sl_stat 'r["totals"]["lp_points"]') ap0=$(sl_stat 'r["totals"]["points_applied"]')
+pk0=$(sl_stat 'r["totals"]["net_parked"]')
 ip netns exec "$NS" python3 - "${NET}1" <<'PY'
 import socket, sys, time
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -79,15 +74,15 @@ for d in range(3000):
 PY
 prev=-1
 for _ in $(seq 1 100); do
-	now=$(stat 'r["totals"]["lp_points"]')
+	now=$(sl_stat 'r["totals"]["lp_points"]')
 	[ "$now" = "$prev" ] && break
 	prev=$now
 	sleep 0.2
 done
-lp=$(($(stat 'r["totals"]["lp_points"]') - lp0))
-ap=$(($(stat 'r["totals"]["points_applied"]') - ap0))
-pk=$(($(stat 'r["totals"]["net_parked"]') - pk0))
-lines=$(stat 'r["totals"]["lp_lines"]')
+lp=$(($(sl_stat 'r["totals"]["lp_points"]') - lp0))
+ap=$(($(sl_stat 'r["totals"]["points_applied"]') - ap0))
+pk=$(($(sl_stat 'r["totals"]["net_parked"]') - pk0))
+lines=$(sl_stat 'r["totals"]["lp_lines"]')
 echo "line protocol: $lines lines, $lp points taken, $ap applied, $pk frames parked"
 [ "$lp" -gt 0 ] && [ "$lp" -le 90000 ] && [ "$lp" -eq $((lines * 3)) ] || {
 	echo "FAIL: $lp points counted for $lines lines (3 each, at most 90000 sent)"; exit 1; }

@@ -12,30 +12,15 @@ NAME=walgate$$
 . "$(dirname "$0")/lib.sh"
 sl_start_node "$SLUICED" --data-dir "$SL_DIR/data" --name "$NAME" --workers 1 \
 	--set wal.buffer_kb=129 --set ingest.shm_slots=$PRODUCERS
-stat() {
-	"$CTL" --socket "$SL_SOCK" --json stats |
-		python3 -c "import json,sys; r=json.load(sys.stdin); print($1)"
-}
-PIDS=()
-for p in $(seq 1 "$PRODUCERS"); do
-	"$PRODUCER" --path "/dev/shm/sluice-$NAME.ingest" --log "$SL_DIR/acked$p.log" --points "$POINTS" \
-		--series "$SERIES" --batch "$BATCH" --key-prefix "wg$p" --timeout 200 \
-		>"$SL_DIR/producer$p.log" 2>&1 &
-	PIDS+=($!)
-done
-kill_producers() { for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done; }
-trap 'kill_producers; sl_cleanup' EXIT
-for i in "${!PIDS[@]}"; do
-	wait "${PIDS[$i]}" || { echo "FAIL: producer $((i + 1))"; cat "$SL_DIR/producer$((i + 1)).log"; exit 1; }
-done
-PIDS=()
-echo "$(stat '{k: r["totals"][k] for k in ("wal_gate_waits", "wal_gate_misses", "wal_errors", "wal_fsyncs", "points_applied")}')"
-[ "$(stat 'r["totals"]["wal_gate_waits"]')" -gt 0 ] || {
+sl_start_producers "$PRODUCER" wg
+sl_wait_producers
+echo "$(sl_stat '{k: r["totals"][k] for k in ("wal_gate_waits", "wal_gate_misses", "wal_errors", "wal_fsyncs", "points_applied")}')"
+[ "$(sl_stat 'r["totals"]["wal_gate_waits"]')" -gt 0 ] || {
 	echo "FAIL: no ready waited for WAL room: the scenario did not happen"; exit 1; }
-[ "$(stat 'r["totals"]["wal_gate_misses"] + r["totals"]["wal_errors"]')" -eq 0 ] || {
+[ "$(sl_stat 'r["totals"]["wal_gate_misses"] + r["totals"]["wal_errors"]')" -eq 0 ] || {
 	echo "FAIL: the WAL refused an append after the gate"; tail -5 "$SL_DIR/node.log"; exit 1; }
-[ "$(stat 'r["totals"]["points_applied"]')" -eq $((PRODUCERS * POINTS)) ] || {
-	echo "FAIL: $(stat 'r["totals"]["points_applied"]') points applied"; exit 1; }
+[ "$(sl_stat 'r["totals"]["points_applied"]')" -eq $((PRODUCERS * POINTS)) ] || {
+	echo "FAIL: $(sl_stat 'r["totals"]["points_applied"]') points applied"; exit 1; }
 python3 "$VERIFY" --socket "$SL_SOCK" --points "$POINTS" --series "$SERIES" --batch "$BATCH" \
 	--key "wg1,host=h{s:03d} value" --acked "$SL_DIR/acked1.log"
 sl_stop_node
