@@ -41,6 +41,15 @@ for b in "$SLUICED" "$CTL" "$BENCH" "$SIM"; do
 	echo "--version: $v"
 done
 
+# --- sluice-bench --transport disk: bounded by --points, the temp file removed, bad size refused
+dj=$("$BENCH" --transport disk --path "$DIR" --points 20 --duration 30 --json) || fail "bench disk exit $?"
+echo "$dj" | python3 -c 'import json,sys; j=json.load(sys.stdin); assert j["ops"] == 20 and j["latency_ns"]["p50"] > 0, j' ||
+	fail "bench disk: $dj"
+! ls "$DIR"/sluice-bench-disk.* >/dev/null 2>&1 || fail "bench disk left its file behind"
+"$BENCH" --transport disk --path "$DIR" --disk-bytes 100 2>"$DIR/bd.err" && fail "--disk-bytes 100 accepted"
+grep -q "multiple of 4096" "$DIR/bd.err" || fail "bench disk error: $(cat "$DIR/bd.err")"
+echo "bench disk: $dj"
+
 # --- the effective config: the worker count in use, the EAL's vdevs too
 eff=$("$SLUICED" --vdev net_null0 -- --set net.ipv4=10.9.9.1 --set net.vdevs=net_null1 --print-config)
 echo "$eff" | grep -qx 'vdevs = net_null1 net_null0' || fail "--print-config vdevs: $(echo "$eff" | grep vdevs)"
