@@ -48,6 +48,16 @@ const struct sl_cons_ops *sl_cons_find(const char *name)
 
 const char *sl_cons_default_name(void) { return protocols[0].ops->name; }
 
+const char *sl_cons_role_name(uint32_t role)
+{
+	static const char *const names[] = {
+		[SL_CONS_ROLE_FOLLOWER] = "follower",	[SL_CONS_ROLE_CANDIDATE] = "candidate",
+		[SL_CONS_ROLE_LEADER] = "leader",	[SL_CONS_ROLE_LEARNER] = "learner",
+		[SL_CONS_ROLE_REPLICA] = "replica",
+	};
+	return role < sizeof(names) / sizeof(names[0]) ? names[role] : "unknown";
+}
+
 void sl_cons_names(char *buf, size_t len)
 {
 	size_t at = 0;

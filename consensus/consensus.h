@@ -191,6 +191,8 @@ struct sl_cons_ops {
 const struct sl_cons_ops *sl_cons_find(const char *name);
 /* The protocol a node runs when its config names none (the first registered). */
 const char *sl_cons_default_name(void);
+/* "follower", "candidate", "leader", "learner", "replica" (status and ctl output). */
+const char *sl_cons_role_name(uint32_t role);
 /* The registered names, comma separated, for error messages. */
 void sl_cons_names(char *buf, size_t len);
 

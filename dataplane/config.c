@@ -14,6 +14,7 @@
 #include <rte_cfgfile.h>
 
 #include "config.h"
+#include "fabric.h"
 #include "consensus.h"
 #include "ingest_format.h"
 #include "node_limits.h"
@@ -57,6 +58,9 @@ static const struct key keys[] = {
 	    "default) or raft (one-node groups until the fabric connects nodes)"),
 	U32("regions", "election_timeout_ms", election_timeout_ms, 10, 60000,
 	    "raft election timeout (heartbeats every tenth of it)"),
+	U32("regions", "log_keep_mb", log_keep_mb, 1, RLOG_KEEP_MB_MAX,
+	    "MiB of applied entries each region keeps for replicas that fall behind; one "
+	    "further behind needs a snapshot"),
 	U32("wal", "segment_mb", wal_segment_mb, 1, 4096, "WAL segment file size (MiB)"),
 	U32("wal", "buffer_kb", wal_buffer_kb, 64, 65536,
 	    "WAL write buffer per core (KiB); two of them: one in flight, one filling"),
@@ -94,6 +98,14 @@ static const struct key keys[] = {
 	    "and session ports); 0 = drop fragments"),
 	U32("net", "frag_timeout_ms", frag_timeout_ms, 10, 60000,
 	    "fragments of a datagram not complete after this are freed (counted frag_expired)"),
+	U32("cluster", "nodes", cluster_nodes, 1, SL_CONS_MAX_PEERS,
+	    "nodes in the cluster, ids 1..N; every region is replicated on all of them by "
+	    "[regions] protocol (1 = a single node, no fabric)"),
+	STR("cluster", "fabric_dir", fabric_dir,
+	    "directory of the memif sockets linking the nodes of one host (same on every "
+	    "node; needed when nodes > 1)"),
+	U32("cluster", "fabric_mtu", fabric_mtu, SL_FAB_MTU_MIN, SL_FAB_MTU_MAX,
+	    "bytes of a fabric frame after its Ethernet header; larger messages are split"),
 	BOOL("debug", "fault_injection", fault_injection,
 	     "tests only: allow the debug_wal_fault (inject disk errors) and debug_hold_core "
 	     "(hold a worker back) ctl commands"),
@@ -114,6 +126,7 @@ void sl_config_default(struct sl_config *c)
 	c->regions = 8;
 	snprintf(c->protocol, sizeof(c->protocol), "%s", sl_cons_default_name());
 	c->election_timeout_ms = 300;
+	c->log_keep_mb = 1;
 	c->wal_segment_mb = 64;
 	c->wal_buffer_kb = 4096;
 	c->wal_direct_io = true;
@@ -131,6 +144,8 @@ void sl_config_default(struct sl_config *c)
 	c->mbufs = 16384;
 	c->frag_max_flows = 128;
 	c->frag_timeout_ms = 1000;
+	c->cluster_nodes = 1;
+	c->fabric_mtu = 1500;
 	c->xmsg_pool = XMSG_POOL;
 }
 
@@ -390,6 +405,17 @@ int sl_config_finish(struct sl_config *c, char *err, size_t err_len)
 	}
 	if (c->line_port == c->session_port) {
 		snprintf(err, err_len, "[net] line_port and session_port must differ");
+		return -EINVAL;
+	}
+	if (c->cluster_nodes > 1 && c->node_id > c->cluster_nodes) {
+		snprintf(err, err_len, "[node] id = %u: a cluster of %u nodes has ids 1..%u",
+			 c->node_id, c->cluster_nodes, c->cluster_nodes);
+		return -EINVAL;
+	}
+	if (c->cluster_nodes > 1 && c->fabric_dir[0] == '\0') {
+		snprintf(err, err_len, "[cluster] nodes = %u: give [cluster] fabric_dir, the "
+				       "directory of the memif sockets between the nodes",
+			 c->cluster_nodes);
 		return -EINVAL;
 	}
 	if (sl_cons_find(c->protocol) == NULL) {

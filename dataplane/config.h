@@ -33,6 +33,7 @@ struct sl_config {
 	uint32_t regions;         /* hash ranges on this node, spread over the workers */
 	char protocol[32];        /* consensus protocol of every region */
 	uint32_t election_timeout_ms; /* raft */
+	uint32_t log_keep_mb;     /* applied entries kept per region for replicas behind */
 	/* [wal] */
 	uint32_t wal_segment_mb;
 	uint32_t wal_buffer_kb;
@@ -58,6 +59,10 @@ struct sl_config {
 	uint32_t cluster_id;
 	uint32_t mbufs;              /* per port */
 	uint32_t frag_max_flows;     /* datagrams in IPv4 reassembly per worker; 0 = none */
+	/* [cluster] */
+	uint32_t cluster_nodes;      /* node ids 1..N replicate every region; 1 = one node */
+	char fabric_dir[SL_CFG_PATH_MAX]; /* memif sockets of the links between nodes */
+	uint32_t fabric_mtu;         /* bytes of a fabric frame after its Ethernet header */
 	uint32_t frag_timeout_ms;    /* a datagram's fragments are freed after this */
 	/* [debug] */
 	bool fault_injection;     /* allow the debug_* ctl commands (tests only) */

@@ -4,7 +4,7 @@
  *                seq u32 | body_len u32 | crc32c u32 (over the 36 header bytes before it,
  *                then the body)
  *   record (28 + len): group u64 | from u32 | to u32 | total u32 | off u32 | len u16 |
- *                reserved u16 (0) | len bytes of the message from off on */
+ *                kind u16 (enum sl_fab_kind) | len bytes of the message from off on */
 #include <string.h>
 
 #include "fabric.h"
@@ -44,7 +44,8 @@ void sl_fab_enc_begin(struct sl_fab_enc *e, uint8_t *buf, uint32_t cap)
 	e->n_recs = 0;
 }
 
-bool sl_fab_enc_add(struct sl_fab_enc *e, const struct sl_cons_msg *m, uint32_t *off)
+bool sl_fab_enc_add(struct sl_fab_enc *e, enum sl_fab_kind kind, const struct sl_cons_msg *m,
+		    uint32_t *off)
 {
 	uint32_t left = m->len - *off;
 	if (e->n_recs == UINT16_MAX || e->used + SL_FAB_REC_HDR_BYTES >= e->cap)
@@ -62,7 +63,7 @@ bool sl_fab_enc_add(struct sl_fab_enc *e, const struct sl_cons_msg *m, uint32_t 
 	sl_put_u32(p + 16, m->len);
 	sl_put_u32(p + 20, *off);
 	sl_put_u16(p + 24, (uint16_t)n);
-	sl_put_u16(p + 26, 0);
+	sl_put_u16(p + 26, (uint16_t)kind);
 	memcpy(p + SL_FAB_REC_HDR_BYTES, m->buf + *off, n);
 	e->used += SL_FAB_REC_HDR_BYTES + n;
 	e->n_recs++;
@@ -101,7 +102,7 @@ static bool recs_ok(const uint8_t *p, const uint8_t *end, uint16_t n)
 			return false;
 		uint32_t total = sl_get_u32(p + 16), off = sl_get_u32(p + 20);
 		uint16_t len = sl_get_u16(p + 24);
-		if (sl_get_u16(p + 26) != 0 || len == 0 || !sl_fab_msg_fits(total) ||
+		if (sl_get_u16(p + 26) >= SL_FAB_KIND_COUNT || len == 0 || !sl_fab_msg_fits(total) ||
 		    off >= total || len > total - off)
 			return false;
 		p += SL_FAB_REC_HDR_BYTES;
@@ -167,6 +168,7 @@ int sl_fab_recs_next(struct sl_fab_rec_iter *it, struct sl_fab_rec *r)
 	r->total = sl_get_u32(p + 16);
 	r->off = sl_get_u32(p + 20);
 	r->len = sl_get_u16(p + 24);
+	r->kind = sl_get_u16(p + 26);
 	r->data = p + SL_FAB_REC_HDR_BYTES;
 	it->p = r->data + r->len;
 	it->left--;
@@ -180,9 +182,11 @@ void sl_fab_reasm_init(struct sl_fab_reasm *r, uint8_t *buf, uint32_t cap)
 	r->cap = cap;
 }
 
-int sl_fab_reasm_add(struct sl_fab_reasm *r, const struct sl_fab_rec *rec, struct sl_cons_msg *out)
+int sl_fab_reasm_add(struct sl_fab_reasm *r, const struct sl_fab_rec *rec, struct sl_cons_msg *out,
+		     uint16_t *kind)
 {
 	if (rec->off == 0 && rec->len == rec->total) { /* whole: no copy */
+		*kind = rec->kind;
 		if (r->active)
 			r->gaps++; /* the message in progress lost its tail */
 		r->active = false;
@@ -199,12 +203,13 @@ int sl_fab_reasm_add(struct sl_fab_reasm *r, const struct sl_fab_rec *rec, struc
 			return 0;
 		}
 		r->active = true;
+		r->kind = rec->kind;
 		r->group_id = rec->group_id;
 		r->from = rec->from;
 		r->to = rec->to;
 		r->total = rec->total;
 		r->filled = 0;
-	} else if (!r->active || rec->group_id != r->group_id || rec->from != r->from ||
+	} else if (!r->active || rec->kind != r->kind || rec->group_id != r->group_id || rec->from != r->from ||
 		   rec->to != r->to || rec->total != r->total || rec->off != r->filled) {
 		if (r->active)
 			r->gaps++;
@@ -216,6 +221,7 @@ int sl_fab_reasm_add(struct sl_fab_reasm *r, const struct sl_fab_rec *rec, struc
 	if (r->filled < r->total)
 		return 0;
 	r->active = false;
+	*kind = r->kind;
 	*out = (struct sl_cons_msg){.group_id = r->group_id, .from = r->from, .to = r->to,
 				    .len = r->total, .buf = r->buf};
 	return 1;

@@ -21,6 +21,14 @@
 #define SL_FAB_MTU_MAX 9000u
 #define SL_FAB_MSG_MAX (1u << 20) /* a reassembled message is at most this long */
 
+/* What a record carries. */
+enum sl_fab_kind {
+	SL_FAB_MSG = 0,	    /* a consensus message between two replicas of a region */
+	SL_FAB_FWD = 1,	    /* a batch forwarded to the region's leader (node_fabric.c) */
+	SL_FAB_FWD_ACK = 2, /* the leader's answer to a forwarded batch */
+	SL_FAB_KIND_COUNT
+};
+
 /* What a frame's header says (the fields a receiver checks, and the frame's body). */
 struct sl_fab_hdr {
 	uint32_t cluster_id;
@@ -67,7 +75,8 @@ void sl_fab_enc_begin(struct sl_fab_enc *e, uint8_t *buf, uint32_t cap);
  * and call again with the same *off. Leaves out a fragment too small to be worth its
  * header unless the frame is still empty. A message longer than SL_FAB_MSG_MAX cannot be
  * reassembled: the caller checks sl_fab_msg_fits() first and counts what it drops. */
-bool sl_fab_enc_add(struct sl_fab_enc *e, const struct sl_cons_msg *m, uint32_t *off);
+bool sl_fab_enc_add(struct sl_fab_enc *e, enum sl_fab_kind kind, const struct sl_cons_msg *m,
+		    uint32_t *off);
 bool sl_fab_msg_fits(uint32_t len);
 static inline bool sl_fab_enc_empty(const struct sl_fab_enc *e) { return e->n_recs == 0; }
 
@@ -91,6 +100,7 @@ enum sl_fab_drop sl_fab_decode(const uint8_t *frame, size_t len, const struct sl
 
 /* One record: a message, or fragment [off, off + len) of a message of `total` bytes. */
 struct sl_fab_rec {
+	uint16_t kind; /* enum sl_fab_kind */
 	uint64_t group_id;
 	uint32_t from, to;
 	uint32_t total, off, len;
@@ -113,15 +123,17 @@ struct sl_fab_reasm {
 	uint8_t *buf;
 	uint32_t cap; /* largest message it reassembles */
 	bool active;
+	uint16_t kind;
 	uint64_t group_id;
 	uint32_t from, to, total, filled;
 	uint64_t gaps;	   /* messages lost to a missing fragment */
 	uint64_t too_big;  /* messages over cap, dropped */
 };
 void sl_fab_reasm_init(struct sl_fab_reasm *r, uint8_t *buf, uint32_t cap);
-/* Feeds a record. 1: *out is a whole message (the record itself when it was whole, else
- * the reassembled bytes, valid until the next call); 0: more fragments are needed or the
- * record was dropped (counted in gaps or too_big). */
-int sl_fab_reasm_add(struct sl_fab_reasm *r, const struct sl_fab_rec *rec, struct sl_cons_msg *out);
+/* Feeds a record. 1: *out is a whole message of kind *kind (the record itself when it was
+ * whole, else the reassembled bytes, valid until the next call); 0: more fragments are
+ * needed or the record was dropped (counted in gaps or too_big). */
+int sl_fab_reasm_add(struct sl_fab_reasm *r, const struct sl_fab_rec *rec, struct sl_cons_msg *out,
+		     uint16_t *kind);
 
 #endif

@@ -9,3 +9,4 @@ RTE_LOG_REGISTER(sl_logtype_net, sluice.net, INFO);
 RTE_LOG_REGISTER(sl_logtype_wal, sluice.wal, INFO);
 RTE_LOG_REGISTER(sl_logtype_ckpt, sluice.ckpt, INFO);
 RTE_LOG_REGISTER(sl_logtype_ingest, sluice.ingest, INFO);
+RTE_LOG_REGISTER(sl_logtype_fabric, sluice.fabric, INFO);

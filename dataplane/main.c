@@ -19,6 +19,7 @@
 #include <rte_log.h>
 
 #include "config.h"
+#include "consensus.h"
 #include "ctl.h"
 #include "datadir.h"
 #include "node.h"
@@ -305,6 +306,17 @@ int main(int argc, char **argv)
 		eal[ne++] = "--vdev";
 		eal[ne++] = tok;
 	}
+	static char fab_vdevs[SL_CONS_MAX_PEERS][SL_FAB_VDEV_MAX];
+	char fab_err[256];
+	int n_fab = nd_fab_vdevs(&cfg, fab_vdevs, SL_CONS_MAX_PEERS, fab_err, sizeof(fab_err));
+	if (n_fab < 0) {
+		fprintf(stderr, "sluiced: %s\n", fab_err);
+		return 1;
+	}
+	for (int i = 0; i < n_fab && ne < MAX_EAL_ARGS - 8; i++) {
+		eal[ne++] = "--vdev";
+		eal[ne++] = fab_vdevs[i];
+	}
 	char extra[SL_CFG_PATH_MAX];
 	snprintf(extra, sizeof(extra), "%s", cfg.eal_extra);
 	for (char *tok = strtok(extra, " "); tok && ne < MAX_EAL_ARGS - 4; tok = strtok(NULL, " "))
@@ -356,8 +368,12 @@ int main(int argc, char **argv)
 	for (unsigned i = 0; i < workers; i++)
 		rte_eal_remote_launch(sl_node_worker_main, sl_node_worker_arg(node, i),
 				      env.worker_lcores[i]);
-	for (int i = 0; i < 6000 && !sl_node_recovered(node) && atomic_load(&g_signal) == 0; i++)
+	/* housekeeping meanwhile: a cluster's regions need their fabric links up to learn
+	 * what is committed */
+	for (int i = 0; i < 6000 && !sl_node_recovered(node) && atomic_load(&g_signal) == 0; i++) {
+		sl_node_housekeeping(node);
 		rte_delay_us_sleep(10000);
+	}
 	if (!sl_node_recovered(node))
 		fprintf(stderr, "sluiced: regions still re-applying their log after 60 s; "
 				"serving anyway\n");

@@ -245,6 +245,180 @@ static int prop_open(struct worker *w, struct region *r)
 	return -1;
 }
 
+static void prop_ack(struct worker *w, struct region *r, struct proposal *p, int32_t st);
+
+/* ---------------------------------------------------------------- forwarding
+ * A batch for a region this node's replica does not lead goes to the leader's node (the
+ * same core there) as a FWD record: id | runs | points per run | batch. The leader
+ * proposes it as its own and answers, once it is applied, with a FWD_ACK: id | status |
+ * runs | stored points per run; the batch is then acked here as if proposed here. No
+ * answer within FWD_TIMEOUT_NS (a lost frame, a leader gone): sent again to whoever leads
+ * then; failed once FWD_GIVE_UP_NS passed since the first send. Sending a batch twice may apply it twice, which
+ * last-writer-wins per (series, ts) makes harmless. */
+
+static bool fwd_send(struct worker *w, struct region *r, uint32_t slot, uint32_t len)
+{
+	struct sl_node *n = w->node;
+	struct sl_cons_status cs;
+	sl_drv_status(r->drv, &cs);
+	if (n->fab == NULL || cs.leader == SL_CONS_NODE_NONE || cs.leader == n->cfg.node_id)
+		return false;
+	struct proposal *p = &r->props[slot];
+	uint8_t *b = w->fab->scratch;
+	if (!p->fwd_out) {
+		p->fwd_out = true;
+		p->fwd_give_up_ns = w->now_ns + FWD_GIVE_UP_NS;
+		p->fwd_len = len;
+		r->fwd_out++;
+	}
+	p->fwd_id = (++r->fwd_seq << 8) | slot;
+	p->fwd_deadline_ns = w->now_ns + FWD_TIMEOUT_NS;
+	sl_put_u64(b, p->fwd_id);
+	sl_put_u16(b + 8, (uint16_t)p->n_runs);
+	uint32_t off = 10;
+	for (uint32_t k = 0; k < p->n_runs; k++, off += 4)
+		sl_put_u32(b + off, p->runs[k].n_points);
+	memcpy(b + off, p->buf, p->fwd_len);
+	struct sl_cons_msg m = {.group_id = r->id, .from = n->cfg.node_id, .to = cs.leader,
+				.len = off + p->fwd_len, .buf = b};
+	nd_fab_send_kind(w, SL_FAB_FWD, &m);
+	sl_stats_add(w->st, SL_STAT_fwd_out, 1);
+	return true;
+}
+
+static void fwd_answer(struct worker *w, struct region *r, uint16_t node, uint64_t id,
+		       int32_t status, const struct proposal *p)
+{
+	uint8_t *b = w->fab->scratch;
+	uint32_t runs = p != NULL ? p->n_runs : 0;
+	sl_put_u64(b, id);
+	sl_put_u32(b + 8, (uint32_t)status);
+	sl_put_u16(b + 12, (uint16_t)runs);
+	for (uint32_t k = 0; k < runs; k++)
+		sl_put_u32(b + 14 + 4 * k, status == 0 ? p->runs[k].n_stored : 0);
+	struct sl_cons_msg m = {.group_id = r->id, .from = w->node->cfg.node_id, .to = node,
+				.len = 14 + 4 * runs, .buf = b};
+	nd_fab_send_kind(w, SL_FAB_FWD_ACK, &m);
+}
+
+/* The leader's side: a forwarded batch, checked like anything from outside, proposed in a
+ * free slot of its own. */
+void nd_fwd_in(struct worker *w, struct region *r, const struct sl_cons_msg *m)
+{
+	if (m->len < 10 + 4) {
+		sl_stats_add(w->st, SL_STAT_fwd_bad, 1);
+		return;
+	}
+	uint64_t id = sl_get_u64(m->buf);
+	uint32_t runs = sl_get_u16(m->buf + 8), hdr = 10 + 4 * runs;
+	uint32_t count = 0, region = 0, sum = 0;
+	if (runs == 0 || runs > PROP_RUNS || m->len <= hdr || m->len - hdr > r->prop_cap ||
+	    sl_batch_check(m->buf + hdr, m->len - hdr, &count, &region) != 0 ||
+	    region != r->id) {
+		sl_stats_add(w->st, SL_STAT_fwd_bad, 1);
+		fwd_answer(w, r, (uint16_t)m->from, id, -EBADMSG, NULL);
+		return;
+	}
+	for (uint32_t k = 0; k < runs; k++)
+		sum += sl_get_u32(m->buf + 10 + 4 * k);
+	if (sum != count) {
+		sl_stats_add(w->st, SL_STAT_fwd_bad, 1);
+		fwd_answer(w, r, (uint16_t)m->from, id, -EBADMSG, NULL);
+		return;
+	}
+	int slot = -1;
+	for (int i = 0; i < PROP_SLOTS && slot < 0; i++)
+		if (!r->props[i].in_use)
+			slot = i;
+	if (slot < 0) {
+		sl_stats_add(w->st, SL_STAT_fwd_busy, 1);
+		fwd_answer(w, r, (uint16_t)m->from, id, -EBUSY, NULL);
+		return;
+	}
+	struct proposal *p = &r->props[slot];
+	memcpy(p->buf, m->buf + hdr, m->len - hdr);
+	int rc = sl_drv_propose(r->drv, prop_id(r, (uint32_t)slot), p->buf, m->len - hdr);
+	if (rc != 0) {
+		sl_stats_add(w->st, rc == -EPERM ? SL_STAT_fwd_not_leader : SL_STAT_fwd_busy, 1);
+		fwd_answer(w, r, (uint16_t)m->from, id,
+			   rc == -EPERM || rc == -EBUSY || rc == -ENOBUFS ? -EAGAIN : rc, NULL);
+		return;
+	}
+	p->in_use = true;
+	p->proposed = true;
+	p->ack_wait = 0;
+	p->n_points = count;
+	p->n_runs = runs;
+	for (uint32_t k = 0; k < runs; k++)
+		p->runs[k] = (struct prop_run){(uint16_t)w->idx, NO_ACK, sl_get_u32(m->buf + 10 + 4 * k), 0};
+	p->fwd_in = true;
+	p->fwd_out = false;
+	p->fwd_node = (uint16_t)m->from;
+	p->fwd_id = id;
+	sl_stats_add(w->st, SL_STAT_fwd_in, 1);
+	sl_stats_add(w->st, SL_STAT_batches_in, 1);
+}
+
+static void fwd_done(struct region *r, struct proposal *p)
+{
+	p->fwd_out = false;
+	r->fwd_out--;
+}
+
+/* The forwarding side: the leader's answer acks the batch here. */
+void nd_fwd_ack_in(struct worker *w, struct region *r, const struct sl_cons_msg *m)
+{
+	if (m->len < 14) {
+		sl_stats_add(w->st, SL_STAT_fwd_bad, 1);
+		return;
+	}
+	uint64_t id = sl_get_u64(m->buf);
+	int32_t status = (int32_t)sl_get_u32(m->buf + 8);
+	uint32_t runs = sl_get_u16(m->buf + 12);
+	if ((id & 0xff) >= PROP_SLOTS)
+		return;
+	struct proposal *p = &r->props[id & 0xff];
+	if (!p->in_use || !p->fwd_out || p->fwd_id != id)
+		return; /* an answer to a try given up or already answered */
+	if (status == -EAGAIN || status == -EBUSY) { /* no leader there, or no room: again */
+		p->fwd_deadline_ns = w->now_ns + FWD_BUSY_NS;
+		return;
+	}
+	if (status == 0 && (runs != p->n_runs || m->len != 14 + 4 * runs)) {
+		sl_stats_add(w->st, SL_STAT_fwd_bad, 1);
+		return;
+	}
+	for (uint32_t k = 0; status == 0 && k < runs; k++)
+		p->runs[k].n_stored = sl_get_u32(m->buf + 14 + 4 * k);
+	fwd_done(r, p);
+	sl_stats_add(w->st, SL_STAT_fwd_answers, 1);
+	prop_ack(w, r, p, status);
+}
+
+/* Forwarded batches nobody answered: to the current leader again, or proposed here when
+ * this replica leads now, or failed after FWD_GIVE_UP_NS. */
+static void fwd_retry(struct worker *w, struct region *r)
+{
+	for (uint32_t i = 0; i < PROP_SLOTS && r->fwd_out > 0; i++) {
+		struct proposal *p = &r->props[i];
+		if (!p->in_use || !p->fwd_out || w->now_ns < p->fwd_deadline_ns)
+			continue;
+		if (w->now_ns >= p->fwd_give_up_ns) {
+			fwd_done(r, p);
+			sl_stats_add(w->st, SL_STAT_fwd_failed, 1);
+			prop_ack(w, r, p, -ETIMEDOUT);
+			continue;
+		}
+		sl_stats_add(w->st, SL_STAT_fwd_retries, 1);
+		if (fwd_send(w, r, i, p->fwd_len))
+			continue;
+		if (sl_drv_propose(r->drv, prop_id(r, i), p->buf, p->fwd_len) == 0)
+			fwd_done(r, p); /* leading now: an ordinary proposal from here on */
+		else
+			p->fwd_deadline_ns = w->now_ns + FWD_BUSY_NS; /* no leader yet */
+	}
+}
+
 static void prop_close(struct worker *w, struct region *r)
 {
 	if (r->open < 0)
@@ -254,6 +428,12 @@ static void prop_close(struct worker *w, struct region *r)
 	sl_batch_finish(&p->b, &len);
 	uint64_t pid = prop_id(r, (uint32_t)r->open);
 	int rc = sl_drv_propose(r->drv, pid, p->buf, (uint32_t)len);
+	if (rc == -EPERM && fwd_send(w, r, (uint32_t)r->open, (uint32_t)len)) {
+		/* a replica that does not lead: the leader elsewhere proposes it */
+		p->proposed = true;
+		r->open = -1;
+		return;
+	}
 	if (rc == -EPERM || rc == -EBUSY || rc == -ENOBUFS) {
 		/* not leader yet (raft electing itself after a start), a leader transfer, or
 		 * the protocol's queue is full: keep the batch and propose it next round */
@@ -421,8 +601,15 @@ void nd_wal_fail(struct worker *w, int err)
 	}
 }
 
-static void prop_ack(struct worker *w, struct proposal *p, int32_t st)
+static void prop_ack(struct worker *w, struct region *r, struct proposal *p, int32_t st)
 {
+	if (p->fwd_in) { /* forwarded from another node: the answer goes there */
+		fwd_answer(w, r, p->fwd_node, p->fwd_id, st, p);
+		p->fwd_in = false;
+		p->in_use = false;
+		p->ack_wait = 0;
+		return;
+	}
 	for (uint32_t k = 0; k < p->n_runs; k++)
 		send_ack(w, p->runs[k].src, p->runs[k].handle, p->runs[k].n_points,
 			 st == 0 ? p->runs[k].n_stored : 0, st);
@@ -468,13 +655,12 @@ static int host_save_entry(void *ctx, const struct sl_cons_entry *e, uint64_t *p
 	return 0;
 }
 
-/* Transport stub: no peer is connected yet (one-voter groups send nothing); a message
- * that does come is counted and dropped, as a lossy network would. */
+/* The transport: the fabric's frame to the peer (a single node has no peer: what a
+ * one-voter group would send is counted and dropped, as a lossy network would). */
 static void host_send(void *ctx, const struct sl_cons_msg *m)
 {
 	struct region *r = ctx;
-	(void)m;
-	sl_stats_add(r->wk->st, SL_STAT_cons_msgs_unsent, 1);
+	nd_fab_send(r->wk, m);
 }
 
 static void host_apply(void *ctx, const struct sl_cons_entry *e)
@@ -490,7 +676,7 @@ static void host_apply(void *ctx, const struct sl_cons_entry *e)
 	if (e->type == SL_CONS_ENTRY_NORMAL)
 		nd_apply_entry(r, e->data, e->len, p);
 	r->applied_index = e->index;
-	sl_rlog_release_keep(&r->rlog, e->index, RLOG_KEEP_BYTES);
+	sl_rlog_release_keep(&r->rlog, e->index, (uint64_t)w->node->cfg.log_keep_mb << 20);
 	if (p == NULL && e->index <= r->recover_target) /* re-applied from the WAL at start */
 		__atomic_fetch_add(&w->node->recovered_points, r->points_applied - applied0,
 				   __ATOMIC_RELAXED);
@@ -516,7 +702,7 @@ static void host_ack(void *ctx, const struct sl_cons_ack *a)
 		p->ack_wait = a->index; /* stored counts are known once applied */
 		return;
 	}
-	prop_ack(r->wk, p, a->status == SL_CONS_ACK_OK ? 0 : -EIO);
+	prop_ack(r->wk, r, p, a->status == SL_CONS_ACK_OK ? 0 : -EIO);
 }
 
 const struct sl_drv_host nd_drv_host = {
@@ -553,7 +739,7 @@ static int region_process_ready(struct worker *w, struct region *r)
 	for (int k = 0; k < PROP_SLOTS; k++)
 		if (r->props[k].in_use && r->props[k].ack_wait != 0 &&
 		    r->props[k].ack_wait <= r->applied_index)
-			prop_ack(r->wk, &r->props[k], 0);
+			prop_ack(r->wk, r, &r->props[k], 0);
 	return (int)ran;
 }
 
@@ -1004,6 +1190,8 @@ static int stage_driver(struct worker *w)
 		if (r->worker != w->idx)
 			continue;
 		sl_drv_tick(r->drv, w->now_ns);
+		if (r->fwd_out > 0)
+			fwd_retry(w, r);
 		if (!sl_drv_has_ready(r->drv))
 			prop_close(w, r);
 		work += region_process_ready(w, r);
@@ -1032,6 +1220,7 @@ static int stage_egress(struct worker *w)
 	flush_ack_msgs(w);
 	int work = outbox_flush(w);
 	nd_net_tx_flush(w);
+	work += nd_fab_flush(w);
 	return work;
 }
 
@@ -1114,7 +1303,8 @@ static void worker_round(struct worker *w, bool take_new)
 		return;
 	}
 	end[ST_CTL] = rte_rdtsc();
-	int work = stage_ingress(w, take_new);
+	/* the fabric first: peers' messages reach the drivers whatever clients do */
+	int work = nd_fab_poll(w) + stage_ingress(w, take_new);
 	end[ST_INGRESS] = rte_rdtsc();
 	flush_point_msgs(w);
 	work += drain_inputs(w);

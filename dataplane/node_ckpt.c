@@ -458,7 +458,8 @@ static void ckpt_region_done(struct worker *w, struct ckpt_job *j)
 	r->snapshot_index = c->index;
 	r->snapshot_term = c->term;
 	sl_rlog_compact(&r->rlog, c->index, c->term);
-	struct sl_cons_conf conf = {.n_voters = 1, .voters = {w->node->cfg.node_id}};
+	struct sl_cons_conf conf;
+	nd_region_conf(w->node, &conf);
 	nd_region_keep_image(r, j->keep, j->keep_len, c->index, &conf);
 	j->keep = NULL;
 	c->r = NULL;

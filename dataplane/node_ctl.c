@@ -40,6 +40,13 @@ void nd_serve_ctl(struct worker *w)
 			json_object_object_add(o, "series", json_object_new_int64((int64_t)ss.series));
 			json_object_object_add(o, "points", json_object_new_int64((int64_t)ss.points));
 			json_object_object_add(o, "bytes", json_object_new_int64((int64_t)ss.bytes));
+			json_object_object_add(o, "role",
+					       json_object_new_string(sl_cons_role_name(cs.role)));
+			json_object_object_add(o, "leader",
+					       cs.leader == SL_CONS_NODE_NONE
+						       ? NULL
+						       : json_object_new_int64((int64_t)cs.leader));
+			json_object_object_add(o, "term", json_object_new_int64((int64_t)cs.term));
 			json_object_object_add(o, "commit_index",
 					       json_object_new_int64((int64_t)cs.commit_index));
 			json_object_object_add(o, "applied_index",
@@ -473,9 +480,9 @@ static int ctl_install_snapshot(struct sl_node *n, struct json_object *args,
 	q->snap = (struct sl_cons_snapshot){
 	    .index = len >= SL_STORE_SNAP_HDR_BYTES ? sl_get_u64(img + 12) : 0,
 	    .term = (uint64_t)term,
-	    .conf = {.n_voters = 1, .voters = {n->cfg.node_id}},
 	    .len = (uint32_t)len,
 	    .data = img};
+	nd_region_conf(n, &q->snap.conf);
 	int rc = worker_call(n, r->worker, q);
 	if (rc != 0) /* the worker may still read both: leaked, not freed */
 		CTL_ERR("internal", "worker %u: %s", r->worker, strerror(-rc));

@@ -35,6 +35,7 @@
 #include "log.h"
 #include "pkt.h"
 #include "driver.h"
+#include "fabric.h"
 #include "rlog.h"
 #include "session.h"
 #include "port.h"
@@ -129,6 +130,15 @@ struct proposal {
 	uint32_t n_points;
 	uint32_t n_runs;
 	struct prop_run runs[PROP_RUNS];
+	/* forwarding (node_fabric.c): out = this batch went to the region's leader on
+	 * another node, which answers with FWD_ACK; in = a batch another node forwarded
+	 * here, answered to fwd_node instead of acked to a core */
+	bool fwd_out, fwd_in;
+	uint16_t fwd_node;
+	uint32_t fwd_len;
+	uint64_t fwd_id;
+	uint64_t fwd_deadline_ns;
+	uint64_t fwd_give_up_ns;
 };
 
 struct region {
@@ -145,6 +155,8 @@ struct region {
 	int open; /* proposal slot being filled, -1 none */
 	uint32_t prop_cap; /* bytes of one proposal */
 	uint64_t points_applied, points_rejected;
+	uint32_t fwd_out;  /* proposals forwarded and not answered yet */
+	uint64_t fwd_seq;  /* makes forwarded ids unique over a slot's reuse */
 	/* the log window every protocol reads back through (apply after restart, peers) */
 	struct sl_rlog rlog;
 	struct sl_cons_log view; /* the protocol keeps a pointer to it */
@@ -278,6 +290,45 @@ struct wk_ckpt {
 /* One worker lcore. Grouped by the pipeline stage that owns the fields (anonymous
  * structs: the names stay flat); each group starts on its own cache line so a stage's
  * fields of the per-round path share lines with each other and not with another's. */
+/* The fabric (node_fabric.c): a link per peer node, one queue pair per worker. */
+struct nd_fab_peer {
+	uint16_t node;	  /* the peer's node id */
+	uint16_t port_id; /* its memif device */
+	bool server;	  /* this node listens on the link's socket */
+	bool started;	  /* main lcore only */
+	bool quiescing;	  /* main lcore: waiting for the workers to leave the link */
+	uint64_t retry_ns;
+	uint64_t snap[SL_CFG_MAX_WORKERS]; /* workers' rounds when quiescing began */
+	atomic_bool usable; /* workers send and receive on it */
+};
+
+struct nd_fabric {
+	struct sl_fab_self self;
+	uint64_t epoch;
+	uint32_t mtu;
+	unsigned n_peers;
+	struct nd_fab_peer peer[SL_CONS_MAX_PEERS];
+	struct rte_mempool *pool;
+};
+
+/* A worker's side of one link: the frame it fills, the TX buffer, reassembly. */
+struct wk_fab_peer {
+	struct rte_mbuf *m; /* the open frame, NULL when none */
+	struct sl_fab_enc enc;
+	uint32_t seq;
+	uint32_t rx_seq; /* next expected */
+	bool rx_seen;
+	struct sl_port_txq txq;
+	struct sl_fab_reasm ra;
+	uint8_t *ra_buf;
+};
+
+struct wk_fab {
+	_Atomic uint64_t rounds; /* rounds begun: the main lcore's quiescence check */
+	uint8_t *scratch;	 /* a forwarded batch with its header (FWD_HDR_MAX + PROP_BYTES) */
+	struct wk_fab_peer peer[SL_CONS_MAX_PEERS];
+};
+
 struct worker {
 	/* the round: identity, clock, counters (every stage reads these) */
 	struct {
@@ -362,6 +413,7 @@ struct worker {
 		struct net_park park;
 		struct sl_port_txq txq[SL_PORT_MAX]; /* replies leave in bursts: queue idx of
 						      * each port */
+		struct wk_fab *fab; /* links to the other nodes; NULL on a single node */
 	} __rte_cache_aligned;
 	/* checkpoints, ctl, stats publication: housekeeping, not every round's path */
 	struct {
@@ -394,6 +446,7 @@ struct sl_node {
 	struct sl_pkt_local local;
 	enum sl_lp_precision precision;
 	struct ckpt_writer *ckw; /* the checkpoint writer thread (node_ckpt.c) */
+	struct nd_fabric *fab;   /* links to the other nodes (node_fabric.c); NULL: one node */
 };
 
 /* Shared between the node's files (defined where their section is). */
@@ -427,6 +480,17 @@ void nd_rlog_free(void *ctx, void *p);
 void nd_net_send_udp(struct worker *w, const struct reply_addr *ra, const uint8_t *payload,
 		     size_t len);
 int nd_net_tx_init(struct sl_node *n, char *err, size_t err_len);
+void nd_region_conf(const struct sl_node *n, struct sl_cons_conf *out);
+int nd_fab_init(struct sl_node *n, char *err, size_t err_len);
+void nd_fab_fini(struct sl_node *n);
+void nd_fab_send(struct worker *w, const struct sl_cons_msg *m);
+void nd_fab_send_kind(struct worker *w, enum sl_fab_kind kind, const struct sl_cons_msg *m);
+/* forwarding to a region's leader (node.c): a batch in, an answer in */
+void nd_fwd_in(struct worker *w, struct region *r, const struct sl_cons_msg *m);
+void nd_fwd_ack_in(struct worker *w, struct region *r, const struct sl_cons_msg *m);
+int nd_fab_poll(struct worker *w);
+int nd_fab_flush(struct worker *w);
+void nd_fab_housekeeping(struct sl_node *n);
 void nd_net_tx_flush(struct worker *w);
 void nd_net_tx_fini(struct worker *w);
 void nd_sess_finish(struct worker *w, uint32_t h);

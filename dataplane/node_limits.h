@@ -67,6 +67,11 @@ _Static_assert(PEND_MAX < UINT32_MAX, "NO_ACK is never a pending handle");
 #define PROP_SLOTS 8 /* proposals in flight per region (the protocol's max_inflight) */
 #define PROP_RUNS 256 /* (core, batch) runs in one proposal: one per batch it carries */
 #define PROP_BYTES (512u << 10) /* proposal buffer allocated per slot */
+/* A forwarded batch's header: id u64 | runs u16 | points u32 per run (node.c) */
+#define FWD_HDR_MAX (8u + 2u + 4u * PROP_RUNS)
+#define FWD_TIMEOUT_NS 1000000000ull /* no answer from the leader: forwarded again */
+#define FWD_BUSY_NS 10000000ull      /* the leader had no room: asked again after this */
+#define FWD_GIVE_UP_NS 10000000000ull /* unanswered this long: the batch fails (-ETIMEDOUT) */
 /* Entry size the node asks protocols to carry; the proposal is the smaller of this,
  * PROP_BYTES and what fits the WAL gate below (PROP_CAP_FOR_WAL). */
 #define ENTRY_ASK_BYTES (240u << 10)
@@ -140,10 +145,8 @@ _Static_assert(PROP_SLOTS <= 32, "proposal ids carry the slot in the low bits");
 
 /* ---- the log window a region keeps for peers */
 /* Payload bytes of applied entries a region keeps readable (oldest dropped first), so a
- * peer a little behind is sent entries, not a whole snapshot; at most this times
- * SL_CFG_MAX_REGIONS of memory on a node, typically 8 regions' worth. */
-#define RLOG_KEEP_BYTES (1u << 20)
-_Static_assert((uint64_t)RLOG_KEEP_BYTES * SL_CFG_MAX_REGIONS <= (1ull << 30),
-	       "kept log payloads stay under 1 GiB per node");
+ * peer a little behind is sent entries, not a whole snapshot: [regions] log_keep_mb,
+ * default 1 MiB, at most RLOG_KEEP_MB_MAX per region. */
+#define RLOG_KEEP_MB_MAX 1024u
 
 #endif

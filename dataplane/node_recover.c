@@ -5,6 +5,21 @@
 
 /* ---------------------------------------------------------------- snapshots */
 
+/* Every node of the cluster votes in every region (the control plane's region map will
+ * say otherwise); a single node is its regions' one voter. */
+void nd_region_conf(const struct sl_node *n, struct sl_cons_conf *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (n->cfg.cluster_nodes <= 1) {
+		out->n_voters = 1;
+		out->voters[0] = n->cfg.node_id;
+		return;
+	}
+	out->n_voters = n->cfg.cluster_nodes;
+	for (uint32_t v = 0; v < out->n_voters; v++)
+		out->voters[v] = v + 1;
+}
+
 static int sessions_load(struct worker *w, char *err, size_t err_len)
 {
 	char path[SL_CFG_PATH_MAX + 64];
@@ -221,7 +236,8 @@ static int region_load_snapshot(struct sl_node *n, struct region *r, char *err, 
 		img = NULL;
 	}
 	close(fd);
-	struct sl_cons_conf conf = {.n_voters = 1, .voters = {n->cfg.node_id}};
+	struct sl_cons_conf conf;
+	nd_region_conf(n, &conf);
 	nd_region_keep_image(r, img, (size_t)size, idx, &conf);
 	if (rc != 0) {
 		snprintf(err, err_len, "%s: snapshot is corrupt (%s); refusing to start", path,
@@ -444,8 +460,12 @@ static int worker_init(struct sl_node *n, struct worker *w, char *err, size_t er
 		struct sl_cons_config *cc = &dc.cons;
 		cc->group_id = r->id;
 		cc->self = n->cfg.node_id;
-		cc->n_voters = 1;
-		cc->voters[0] = n->cfg.node_id;
+		/* every node of the cluster is a voter of every region (the region map comes
+		 * from the control plane later); a single node is the one voter */
+		struct sl_cons_conf conf;
+		nd_region_conf(n, &conf);
+		cc->n_voters = conf.n_voters;
+		memcpy(cc->voters, conf.voters, sizeof(cc->voters));
 		cc->seed = ((uint64_t)n->cfg.node_id << 32) ^ r->id;
 		cc->election_timeout_ns = (uint64_t)n->cfg.election_timeout_ms * 1000000ull;
 		cc->heartbeat_interval_ns = cc->election_timeout_ns / 10;
@@ -454,6 +474,11 @@ static int worker_init(struct sl_node *n, struct worker *w, char *err, size_t er
 		cc->initial = r->hs; /* as recovered from the WAL */
 		cc->log = &r->view;
 		r->recover_target = sl_rlog_last(&r->rlog);
+		/* in a cluster the log's tail may never commit (a new leader replaces it): wait
+		 * only for what this replica knew to be committed */
+		if (n->cfg.cluster_nodes > 1 && r->hs.commit < r->recover_target)
+			r->recover_target = r->hs.commit > r->applied_index ? r->hs.commit
+									    : r->applied_index;
 		uint32_t limit = sl_drv_entry_limit(&dc);
 		/* the worst ready of a proposal this big fits the WAL gate (node_limits.h) */
 		uint64_t wal_cap = PROP_CAP_FOR_WAL((uint64_t)n->cfg.wal_buffer_kb << 10);
@@ -584,6 +609,8 @@ int sl_node_create(const struct sl_config *cfg, const struct sl_node_env *env,
 			   (uint32_t)(mbufs < UINT32_MAX ? mbufs : UINT32_MAX), err, err_len);
 	if (rc == 0)
 		rc = nd_net_tx_init(n, err, err_len);
+	if (rc == 0)
+		rc = nd_fab_init(n, err, err_len);
 	if (rc != 0)
 		goto fail;
 	if (n->ports.n > 0) {
@@ -622,6 +649,7 @@ void sl_node_housekeeping(struct sl_node *n)
 	 * worker resets a dead client's slot once it has drained it */
 	for (uint32_t s = 0; s < sl_ingest_n_slots(n->ingest); s++)
 		sl_ingest_check_owner(n->ingest, s);
+	nd_fab_housekeeping(n);
 }
 
 void sl_node_stop(struct sl_node *n) { atomic_store(&n->stop, true); }
@@ -648,6 +676,7 @@ void sl_node_destroy(struct sl_node *n)
 	if (n->ingest)
 		sl_ingest_destroy(n->ingest, true);
 	sl_ports_close(&n->ports);
+	nd_fab_fini(n);
 	nd_ckpt_writer_stop(n); /* the workers have stopped: their last jobs are done here */
 	for (unsigned i = 0; n->w && i < n->n_workers; i++) {
 		struct worker *w = &n->w[i];

@@ -89,6 +89,10 @@ int sl_ports_init(struct sl_ports *ports, uint16_t n_workers, uint32_t mbufs_per
 	uint16_t pid;
 	RTE_ETH_FOREACH_DEV(pid)
 	{
+		char name[RTE_ETH_NAME_MAX_LEN];
+		if (rte_eth_dev_get_name_by_port(pid, name) == 0 &&
+		    strncmp(name, SL_PORT_FABRIC_PREFIX, strlen(SL_PORT_FABRIC_PREFIX)) == 0)
+			continue;
 		if (ports->n == SL_PORT_MAX) {
 			snprintf(err, err_len, "more than %d ports", SL_PORT_MAX);
 			return -E2BIG;

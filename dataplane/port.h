@@ -13,6 +13,9 @@
 #include <rte_mbuf.h>
 
 #define SL_PORT_MAX 4
+/* Devices named so are the fabric's links to other nodes (node_fabric.c), not ports for
+ * clients: sl_ports_init leaves them alone. */
+#define SL_PORT_FABRIC_PREFIX "net_memif_fab"
 
 struct sl_port {
 	uint16_t port_id;

@@ -147,7 +147,36 @@
 	X(stall_in_wal) \
 	X(stall_in_egress) \
 	X(stall_in_housekeeping) \
-	X(stall_preempted)
+	X(stall_preempted) \
+	X(fab_frames_tx) \
+	X(fab_frames_rx) \
+	X(fab_msgs_tx) \
+	X(fab_msgs_rx) \
+	X(fab_msgs_unsent) \
+	X(fab_msgs_refused) \
+	X(fab_no_mbuf) \
+	X(fab_tx_full) \
+	X(fab_seq_gaps) \
+	X(fab_frag_lost) \
+	X(fab_drop_not_fabric) \
+	X(fab_drop_short) \
+	X(fab_drop_magic) \
+	X(fab_drop_version) \
+	X(fab_drop_length) \
+	X(fab_drop_crc) \
+	X(fab_drop_cluster) \
+	X(fab_drop_dest) \
+	X(fab_drop_epoch) \
+	X(fab_drop_records) \
+	X(fab_drop_region) \
+	X(fwd_out) \
+	X(fwd_in) \
+	X(fwd_answers) \
+	X(fwd_retries) \
+	X(fwd_failed) \
+	X(fwd_not_leader) \
+	X(fwd_busy) \
+	X(fwd_bad)
 
 enum sl_stat {
 #define SL_STATS_ENUM_(name) SL_STAT_##name,

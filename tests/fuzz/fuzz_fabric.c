@@ -70,8 +70,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		CHECK(r.data >= frame + SL_FAB_HDR_BYTES && r.data + r.len <= frame + len);
 		CHECK(r.len > 0 && r.off < r.total && r.len <= r.total - r.off);
 		struct sl_cons_msg m;
-		if (sl_fab_reasm_add(&ra, &r, &m) == 1) {
-			CHECK(m.len == r.total && m.group_id == r.group_id);
+		uint16_t kind;
+		CHECK(r.kind < SL_FAB_KIND_COUNT);
+		if (sl_fab_reasm_add(&ra, &r, &m, &kind) == 1) {
+			CHECK(m.len == r.total && m.group_id == r.group_id && kind == r.kind);
 			CHECK(m.buf == r.data || (m.buf == reasm_buf && m.len <= sizeof(reasm_buf)));
 		}
 	}

@@ -40,7 +40,7 @@ static void encode(struct frames *fr, const struct sl_cons_msg *msgs, unsigned n
 	sl_fab_enc_begin(&e, fr->buf[0], MTU);
 	for (unsigned i = 0; i < n_msgs; i++) {
 		uint32_t off = 0;
-		while (!sl_fab_enc_add(&e, &msgs[i], &off)) {
+		while (!sl_fab_enc_add(&e, (enum sl_fab_kind)(i % SL_FAB_KIND_COUNT), &msgs[i], &off)) {
 			h.seq = fr->n;
 			fr->len[fr->n] = sl_fab_enc_finish(&e, &h);
 			assert_true(fr->len[fr->n] > 0 && fr->len[fr->n] <= MTU);
@@ -56,6 +56,8 @@ static void encode(struct frames *fr, const struct sl_cons_msg *msgs, unsigned n
 }
 
 /* Decodes frames (skipping those in `lost`) and returns the messages delivered. */
+static uint16_t kinds[8];
+
 static unsigned decode(struct frames *fr, const bool *lost, struct sl_cons_msg *out,
 		       uint8_t (*copies)[200000], struct sl_fab_reasm *ra)
 {
@@ -72,7 +74,9 @@ static unsigned decode(struct frames *fr, const bool *lost, struct sl_cons_msg *
 		sl_fab_recs_init(&it, &h);
 		while (sl_fab_recs_next(&it, &r) == 1) {
 			struct sl_cons_msg m;
-			if (sl_fab_reasm_add(ra, &r, &m) == 1) {
+			uint16_t kind;
+			if (sl_fab_reasm_add(ra, &r, &m, &kind) == 1) {
+				kinds[n] = kind;
 				memcpy(copies[n], m.buf, m.len); /* reasm's buffer is reused */
 				out[n] = m;
 				out[n].buf = copies[n];
@@ -117,6 +121,7 @@ static void test_coalesce_and_fragment(void **state)
 	assert_int_equal(decode(&fr, NULL, out, copies, &ra), 8);
 	for (unsigned k = 0; k < 8; k++) {
 		assert_int_equal(out[k].group_id, 100 + k);
+		assert_int_equal(kinds[k], k % SL_FAB_KIND_COUNT); /* the record kind survives */
 		assert_int_equal(out[k].len, lens[k]);
 		assert_memory_equal(out[k].buf, payload[k], lens[k]);
 	}
@@ -169,7 +174,7 @@ static uint32_t one_frame(uint8_t *buf, uint32_t cap, const struct sl_fab_hdr *h
 	struct sl_fab_enc e;
 	uint32_t off = 0;
 	sl_fab_enc_begin(&e, buf, cap);
-	assert_true(sl_fab_enc_add(&e, &m, &off));
+	assert_true(sl_fab_enc_add(&e, SL_FAB_MSG, &m, &off));
 	return sl_fab_enc_finish(&e, h);
 }
 
@@ -232,7 +237,7 @@ static void test_empty_and_bounds(void **state)
 	fill(0, 1000);
 	struct sl_cons_msg m = {.group_id = 1, .from = 1, .to = 2, .len = 1000, .buf = payload[0]};
 	uint32_t off = 0;
-	assert_false(sl_fab_enc_add(&e, &m, &off));
+	assert_false(sl_fab_enc_add(&e, SL_FAB_FWD, &m, &off));
 	assert_int_equal(off, SL_FAB_MTU_MIN - SL_FAB_HDR_BYTES - SL_FAB_REC_HDR_BYTES);
 	assert_int_equal(sl_fab_enc_finish(&e, &h), SL_FAB_MTU_MIN);
 	assert_false(sl_fab_msg_fits(0));
