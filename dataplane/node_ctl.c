@@ -436,6 +436,52 @@ static int ctl_hold_core(struct sl_node *n, struct json_object *args,
 	return 0;
 }
 
+/* Tests only ([debug] fault_injection): faults on the fabric link to node args.peer:
+ * args.dir "out", "in" or "both" (default both), args.drop_pct 0..100 of the frames dropped
+ * (100: the link is cut), args.delay_ms 0..10000 (outgoing frames sent that late). All
+ * zero heals the link. Applies from the workers' next round. */
+static int ctl_fabric_fault(struct sl_node *n, struct json_object *args,
+			    struct json_object **result, const char **err_code, char *err_msg,
+			    size_t err_len)
+{
+	if (!n->cfg.fault_injection)
+		CTL_ERR("forbidden", "debug_fabric needs [debug] fault_injection = true");
+	if (n->fab == NULL)
+		CTL_ERR("bad_request", "debug_fabric: this node has no fabric ([cluster] nodes = 1)");
+	int64_t peer = 0, drop = 0, delay = 0;
+	struct nd_fab_peer *p = NULL;
+	if (parse_time(args, "peer", 0, &peer) == 0)
+		for (unsigned i = 0; i < n->fab->n_peers; i++)
+			if (n->fab->peer[i].node == peer)
+				p = &n->fab->peer[i];
+	if (p == NULL)
+		CTL_ERR("bad_request", "debug_fabric needs args.peer, the id of another node");
+	if (parse_time(args, "drop_pct", 0, &drop) || drop < 0 || drop > 100)
+		CTL_ERR("bad_request", "args.drop_pct must be 0..100");
+	if (parse_time(args, "delay_ms", 0, &delay) || delay < 0 || delay > 10000)
+		CTL_ERR("bad_request", "args.delay_ms must be 0..10000");
+	const char *dir = "both";
+	struct json_object *v;
+	if (args && json_object_object_get_ex(args, "dir", &v))
+		dir = json_object_get_string(v);
+	bool out = strcmp(dir, "out") == 0 || strcmp(dir, "both") == 0;
+	bool in = strcmp(dir, "in") == 0 || strcmp(dir, "both") == 0;
+	if (!out && !in)
+		CTL_ERR("bad_request", "args.dir must be out, in or both");
+	if (out) {
+		atomic_store(&p->fault_out_drop, (uint32_t)drop);
+		atomic_store(&p->fault_out_delay_ms, (uint32_t)delay);
+	}
+	if (in)
+		atomic_store(&p->fault_in_drop, (uint32_t)drop);
+	*result = json_object_new_object();
+	json_object_object_add(*result, "peer", json_object_new_int((int)peer));
+	json_object_object_add(*result, "dir", json_object_new_string(dir));
+	json_object_object_add(*result, "drop_pct", json_object_new_int((int)drop));
+	json_object_object_add(*result, "delay_ms", json_object_new_int((int)delay));
+	return 0;
+}
+
 /* Tests only ([debug] fault_injection): region args.region installs the store image in
  * args.file (a region snapshot file) as if its raft leader had sent it, at the image's
  * own index and args.term (default 1), through the same function a driver's install
@@ -533,6 +579,8 @@ int sl_node_ctl(void *node, const char *cmd, struct json_object *args,
 		return ctl_wal_fault(n, args, result, err_code, err_msg, err_len);
 	if (strcmp(cmd, "debug_hold_core") == 0)
 		return ctl_hold_core(n, args, result, err_code, err_msg, err_len);
+	if (strcmp(cmd, "debug_fabric") == 0)
+		return ctl_fabric_fault(n, args, result, err_code, err_msg, err_len);
 	if (strcmp(cmd, "debug_install_snapshot") == 0)
 		return ctl_install_snapshot(n, args, result, err_code, err_msg, err_len);
 	if (strcmp(cmd, "shutdown") == 0) {

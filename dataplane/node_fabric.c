@@ -158,6 +158,7 @@ int nd_fab_init(struct sl_node *n, char *err, size_t err_len)
 			return -ENOMEM;
 		}
 		n->w[w].fab = wf;
+		wf->rng = 0x9e3779b97f4a7c15ull ^ ((uint64_t)c->node_id << 32) ^ w;
 		wf->scratch = rte_malloc("sl_fwd", FWD_HDR_MAX + PROP_BYTES, 0);
 		if (wf->scratch == NULL) {
 			snprintf(err, err_len, "out of memory at start-up");
@@ -191,6 +192,9 @@ void nd_fab_fini(struct sl_node *n)
 			continue;
 		for (unsigned i = 0; i < f->n_peers; i++) {
 			rte_pktmbuf_free(wf->peer[i].m);
+			for (uint32_t k = 0; k < wf->peer[i].held_len; k++)
+				rte_pktmbuf_free(wf->peer[i].held[(wf->peer[i].held_head + k) %
+								  FAB_HELD_MAX]);
 			sl_port_txq_fini(&wf->peer[i].txq);
 			rte_free(wf->peer[i].ra_buf);
 		}
@@ -222,6 +226,44 @@ static bool link_usable(const struct nd_fab_peer *p)
 	return atomic_load_explicit(&p->usable, memory_order_acquire);
 }
 
+/* Tests only (debug_fabric): a coin that falls true pct times in a hundred. */
+static bool fault_coin(struct worker *w, uint32_t pct)
+{
+	if (pct == 0)
+		return false;
+	uint64_t x = w->fab->rng;
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	w->fab->rng = x;
+	return x % 100 < pct;
+}
+
+/* Tests only: a frame sent late; the oldest held ones leave first once due. */
+static void held_push(struct worker *w, unsigned i, struct rte_mbuf *m, uint32_t delay_ms)
+{
+	struct wk_fab_peer *wp = &w->fab->peer[i];
+	if (wp->held_len == FAB_HELD_MAX) {
+		rte_pktmbuf_free(m);
+		sl_stats_add(w->st, SL_STAT_fab_fault_dropped, 1);
+		return;
+	}
+	uint32_t at = (wp->held_head + wp->held_len++) % FAB_HELD_MAX;
+	wp->held[at] = m;
+	wp->held_due[at] = w->now_ns + (uint64_t)delay_ms * 1000000ull;
+	sl_stats_add(w->st, SL_STAT_fab_fault_delayed, 1);
+}
+
+static void held_release(struct worker *w, unsigned i)
+{
+	struct wk_fab_peer *wp = &w->fab->peer[i];
+	while (wp->held_len > 0 && wp->held_due[wp->held_head] <= w->now_ns) {
+		sl_port_txq_send(&wp->txq, wp->held[wp->held_head]);
+		wp->held_head = (wp->held_head + 1) % FAB_HELD_MAX;
+		wp->held_len--;
+	}
+}
+
 /* The open frame to peer i leaves (into the TX buffer; sent with the burst). */
 static void frame_close(struct worker *w, unsigned i)
 {
@@ -247,6 +289,17 @@ static void frame_close(struct worker *w, unsigned i)
 	m->data_len = (uint16_t)(RTE_ETHER_HDR_LEN + len);
 	m->pkt_len = m->data_len;
 	sl_stats_add(w->st, SL_STAT_fab_frames_tx, 1);
+	const struct nd_fab_peer *p = &f->peer[i];
+	if (fault_coin(w, atomic_load_explicit(&p->fault_out_drop, memory_order_relaxed))) {
+		rte_pktmbuf_free(m);
+		sl_stats_add(w->st, SL_STAT_fab_fault_dropped, 1);
+		return;
+	}
+	uint32_t delay = atomic_load_explicit(&p->fault_out_delay_ms, memory_order_relaxed);
+	if (delay > 0 || wp->held_len > 0) { /* behind held frames too: order is kept */
+		held_push(w, i, m, delay);
+		return;
+	}
 	sl_port_txq_send(&wp->txq, m);
 }
 
@@ -312,6 +365,10 @@ int nd_fab_flush(struct worker *w)
 			frame_close(w, i);
 			work = 1;
 		}
+		if (wp->held_len > 0) {
+			held_release(w, i);
+			work = 1;
+		}
 		if (link_usable(&f->peer[i]))
 			sl_port_txq_flush(&wp->txq);
 		if (wp->txq.dropped > 0) {
@@ -370,6 +427,10 @@ static void frame_in(struct worker *w, unsigned i, struct rte_mbuf *mb)
 	    rte_pktmbuf_mtod(mb, struct rte_ether_hdr *)->ether_type !=
 		    rte_cpu_to_be_16(SL_FAB_ETHERTYPE)) {
 		sl_stats_add(w->st, SL_STAT_fab_drop_not_fabric, 1);
+		return;
+	}
+	if (fault_coin(w, atomic_load_explicit(&f->peer[i].fault_in_drop, memory_order_relaxed))) {
+		sl_stats_add(w->st, SL_STAT_fab_fault_dropped, 1);
 		return;
 	}
 	const uint8_t *fr = rte_pktmbuf_mtod_offset(mb, const uint8_t *, RTE_ETHER_HDR_LEN);

@@ -300,6 +300,8 @@ struct nd_fab_peer {
 	uint64_t retry_ns;
 	uint64_t snap[SL_CFG_MAX_WORKERS]; /* workers' rounds when quiescing began */
 	atomic_bool usable; /* workers send and receive on it */
+	/* tests only (debug_fabric): frames dropped (percent) each way, sent late (ms) */
+	_Atomic uint32_t fault_out_drop, fault_in_drop, fault_out_delay_ms;
 };
 
 struct nd_fabric {
@@ -321,9 +323,14 @@ struct wk_fab_peer {
 	struct sl_port_txq txq;
 	struct sl_fab_reasm ra;
 	uint8_t *ra_buf;
+	/* tests only: frames held back by debug_fabric's delay, in send order */
+	struct rte_mbuf *held[FAB_HELD_MAX];
+	uint64_t held_due[FAB_HELD_MAX];
+	uint32_t held_head, held_len;
 };
 
 struct wk_fab {
+	uint64_t rng; /* fault injection's coin */
 	_Atomic uint64_t rounds; /* rounds begun: the main lcore's quiescence check */
 	uint8_t *scratch;	 /* a forwarded batch with its header (FWD_HDR_MAX + PROP_BYTES) */
 	struct wk_fab_peer peer[SL_CONS_MAX_PEERS];
