@@ -55,7 +55,7 @@ static const struct key keys[] = {
 	    "regions (hash ranges of the series id) on this node, spread over the workers"),
 	STR("regions", "protocol", protocol,
 	    "consensus protocol of the regions, a name from the registry: standalone (the "
-	    "default) or raft (one-node groups until the fabric connects nodes)"),
+	    "default; one node only) or raft (replicated on every node of [cluster] nodes)"),
 	U32("regions", "election_timeout_ms", election_timeout_ms, 10, 60000,
 	    "raft election timeout (heartbeats every tenth of it)"),
 	U32("regions", "log_keep_mb", log_keep_mb, 1, RLOG_KEEP_MB_MAX,
@@ -107,8 +107,8 @@ static const struct key keys[] = {
 	U32("cluster", "fabric_mtu", fabric_mtu, SL_FAB_MTU_MIN, SL_FAB_MTU_MAX,
 	    "bytes of a fabric frame after its Ethernet header; larger messages are split"),
 	BOOL("debug", "fault_injection", fault_injection,
-	     "tests only: allow the debug_wal_fault (inject disk errors) and debug_hold_core "
-	     "(hold a worker back) ctl commands"),
+	     "tests only: allow the debug_wal_fault (inject disk errors), debug_hold_core "
+	     "(hold a worker back) and debug_fabric (drop, delay, cut links) ctl commands"),
 	U32("debug", "xmsg_pool", xmsg_pool, XMSG_POOL_MIN, XMSG_POOL,
 	    "tests only: cross-core messages in the pool; fewer make routing run out of room "
 	    "sooner (ingress then keeps what it read for the next round)"),
