@@ -58,6 +58,13 @@ static const struct key keys[] = {
 	    "default; one node only) or raft (replicated on every node of [cluster] nodes)"),
 	U32("regions", "election_timeout_ms", election_timeout_ms, 10, 60000,
 	    "raft election timeout (heartbeats every tenth of it)"),
+	STR("regions", "protocols", region_protocols,
+	    "per-region protocols over `protocol`: comma-separated FIRST[-LAST]:NAME, e.g. "
+	    "0-3:raft,4-7:standalone (a standalone region has one copy, on node "
+	    "(region mod nodes) + 1)"),
+	U32("regions", "replicas", replicas, 0, SL_CONS_MAX_PEERS,
+	    "copies of each region whose protocol replicates (0 = one on every node of the "
+	    "cluster); at most [cluster] nodes"),
 	U32("regions", "log_keep_mb", log_keep_mb, 1, RLOG_KEEP_MB_MAX,
 	    "MiB of applied entries each region keeps for replicas that fall behind; one "
 	    "further behind needs a snapshot"),
@@ -327,6 +334,8 @@ int sl_config_load(struct sl_config *c, const char *path, char *err, size_t err_
 	return rc;
 }
 
+static int region_protocols_parse(struct sl_config *c, char *err, size_t err_len);
+
 int sl_config_finish(struct sl_config *c, char *err, size_t err_len)
 {
 	if (c->ctl_socket[0] == '\0' &&
@@ -425,7 +434,86 @@ int sl_config_finish(struct sl_config *c, char *err, size_t err_len)
 			 c->protocol, names);
 		return -EINVAL;
 	}
+	if (c->replicas > c->cluster_nodes) {
+		snprintf(err, err_len, "[regions] replicas = %u: the cluster has %u nodes",
+			 c->replicas, c->cluster_nodes);
+		return -EINVAL;
+	}
+	return region_protocols_parse(c, err, err_len);
+}
+
+/* protocol name -> index in proto_names (added when new); -1 when unknown or too many */
+static int proto_index(struct sl_config *c, const char *name)
+{
+	for (uint32_t i = 0; i < c->n_proto_names; i++)
+		if (strcmp(c->proto_names[i], name) == 0)
+			return (int)i;
+	if (sl_cons_find(name) == NULL || c->n_proto_names == SL_CFG_MAX_PROTOS)
+		return -1;
+	snprintf(c->proto_names[c->n_proto_names], sizeof(c->proto_names[0]), "%s", name);
+	return (int)c->n_proto_names++;
+}
+
+/* [regions] protocols: FIRST[-LAST]:NAME items over the default protocol. */
+static int region_protocols_parse(struct sl_config *c, char *err, size_t err_len)
+{
+	c->n_proto_names = 0;
+	(void)proto_index(c, c->protocol);
+	memset(c->region_proto, 0, sizeof(c->region_proto));
+	char spec[SL_CFG_PATH_MAX];
+	snprintf(spec, sizeof(spec), "%s", c->region_protocols);
+	char *save = NULL;
+	for (char *it = strtok_r(spec, ", ", &save); it != NULL; it = strtok_r(NULL, ", ", &save)) {
+		char *colon = strchr(it, ':'), *end = NULL;
+		unsigned long lo = strtoul(it, &end, 10), hi = lo;
+		if (colon != NULL && end != NULL && *end == '-')
+			hi = strtoul(end + 1, &end, 10);
+		int pi = colon != NULL ? proto_index(c, colon + 1) : -1;
+		if (colon == NULL || end != colon || !isdigit((unsigned char)it[0]) || lo > hi ||
+		    hi >= c->regions || pi < 0) {
+			char names[128];
+			sl_cons_names(names, sizeof(names));
+			snprintf(err, err_len,
+				 "[regions] protocols: '%s': expected FIRST[-LAST]:NAME with regions "
+				 "0..%u and NAME one of %s (at most %u different)",
+				 it, c->regions - 1, names, SL_CFG_MAX_PROTOS);
+			return -EINVAL;
+		}
+		for (unsigned long r = lo; r <= hi; r++)
+			c->region_proto[r] = (uint8_t)pi;
+	}
 	return 0;
+}
+
+const char *sl_cfg_region_protocol(const struct sl_config *c, uint32_t r)
+{
+	return c->proto_names[c->region_proto[r]];
+}
+
+uint32_t sl_cfg_region_replicas(const struct sl_config *c, uint32_t r, uint32_t *nodes)
+{
+	uint32_t n = c->cluster_nodes;
+	if (n <= 1) {
+		nodes[0] = c->node_id;
+		return 1;
+	}
+	uint32_t copies = c->replicas ? c->replicas : n;
+	uint32_t max = sl_cons_max_copies(sl_cons_find(sl_cfg_region_protocol(c, r)));
+	if (copies > max)
+		copies = max;
+	for (uint32_t k = 0; k < copies; k++)
+		nodes[k] = (r + k) % n + 1;
+	return copies;
+}
+
+bool sl_cfg_region_here(const struct sl_config *c, uint32_t r)
+{
+	uint32_t nodes[SL_CONS_MAX_PEERS];
+	uint32_t k = sl_cfg_region_replicas(c, r, nodes);
+	for (uint32_t i = 0; i < k; i++)
+		if (nodes[i] == c->node_id)
+			return true;
+	return false;
 }
 
 void sl_config_dump(const struct sl_config *c, FILE *out)

@@ -13,7 +13,7 @@ void nd_serve_ctl(struct worker *w)
 		struct sl_node *n = w->node;
 		struct region *r = &n->regions[q->region];
 		if (q->kind == CTL_INSTALL) {
-			q->rc = nd_install_snapshot(r, &q->snap);
+			q->rc = r->drv != NULL ? nd_install_snapshot(r, &q->snap) : -ENOENT;
 		} else if (q->kind == CTL_WAL_FAULT) {
 			q->rc = w->wal_failed ? -EIO
 					      : sl_wal_inject_fault(w->wal, (enum sl_wal_op)q->fault_op,
@@ -26,7 +26,11 @@ void nd_serve_ctl(struct worker *w)
 			struct sl_store_stats ss;
 			struct sl_cons_status cs;
 			sl_store_stats(r->store, &ss);
-			sl_drv_status(r->drv, &cs);
+			/* no replica here: what the node forwards to (role "none") */
+			memset(&cs, 0, sizeof(cs));
+			cs.leader = r->leader_hint;
+			if (r->drv != NULL)
+				sl_drv_status(r->drv, &cs);
 			struct json_object *o = json_object_new_object();
 			char lo[24], hi[24];
 			snprintf(lo, sizeof(lo), "0x%016" PRIx64, r->hash_lo);
@@ -34,14 +38,21 @@ void nd_serve_ctl(struct worker *w)
 			json_object_object_add(o, "id", json_object_new_int(r->id));
 			json_object_object_add(o, "core", json_object_new_int(w->idx));
 			json_object_object_add(o, "lcore", json_object_new_int(w->lcore));
-			json_object_object_add(o, "protocol", json_object_new_string(sl_drv_protocol(r->drv)));
+			json_object_object_add(o, "protocol", json_object_new_string(sl_cfg_region_protocol(&w->node->cfg, r->id)));
+			uint32_t reps[SL_CONS_MAX_PEERS];
+			uint32_t nrep = sl_cfg_region_replicas(&w->node->cfg, r->id, reps);
+			struct json_object *ra = json_object_new_array();
+			for (uint32_t k = 0; k < nrep; k++)
+				json_object_array_add(ra, json_object_new_int((int)reps[k]));
+			json_object_object_add(o, "replicas", ra);
 			json_object_object_add(o, "hash_lo", json_object_new_string(lo));
 			json_object_object_add(o, "hash_hi", json_object_new_string(hi));
 			json_object_object_add(o, "series", json_object_new_int64((int64_t)ss.series));
 			json_object_object_add(o, "points", json_object_new_int64((int64_t)ss.points));
 			json_object_object_add(o, "bytes", json_object_new_int64((int64_t)ss.bytes));
 			json_object_object_add(o, "role",
-					       json_object_new_string(sl_cons_role_name(cs.role)));
+					       json_object_new_string(r->drv != NULL ? sl_cons_role_name(cs.role)
+										 : "none"));
 			json_object_object_add(o, "leader",
 					       cs.leader == SL_CONS_NODE_NONE
 						       ? NULL
@@ -277,6 +288,17 @@ static int ctl_query(struct sl_node *n, struct json_object *args, struct json_ob
 	for (int k = 0; k < 2 && keys[k] != NULL; k++) {
 		q.series_id = sl_series_id(keys[k], lens[k]);
 		q.region = sl_node_region_of(q.series_id, n->cfg.regions);
+		if (!sl_cfg_region_here(&n->cfg, q.region)) {
+			/* a local read of a region with no replica here would find nothing */
+			uint32_t reps[SL_CONS_MAX_PEERS];
+			uint32_t nrep = sl_cfg_region_replicas(&n->cfg, q.region, reps);
+			free(q.samples);
+			free(q.strbuf);
+			CTL_ERR("not_here",
+				"the series is in region %u, which has no replica on node %u: ask "
+				"node %u%s",
+				q.region, n->cfg.node_id, reps[0], nrep > 1 ? " or another replica" : "");
+		}
 		int rc = worker_call(n, n->regions[q.region].worker, &q);
 		if (rc != 0) {
 			if (rc != -ETIMEDOUT) {
@@ -528,7 +550,7 @@ static int ctl_install_snapshot(struct sl_node *n, struct json_object *args,
 	    .term = (uint64_t)term,
 	    .len = (uint32_t)len,
 	    .data = img};
-	nd_region_conf(n, &q->snap.conf);
+	nd_region_conf(n, (uint32_t)region, &q->snap.conf);
 	int rc = worker_call(n, r->worker, q);
 	if (rc != 0) /* the worker may still read both: leaked, not freed */
 		CTL_ERR("internal", "worker %u: %s", r->worker, strerror(-rc));

@@ -156,6 +156,7 @@ struct region {
 	uint32_t prop_cap; /* bytes of one proposal */
 	uint64_t points_applied, points_rejected;
 	uint32_t fwd_out;  /* proposals forwarded and not answered yet */
+	uint32_t leader_hint; /* a region with no replica here (drv NULL): where to forward */
 	uint64_t fwd_seq;  /* makes forwarded ids unique over a slot's reuse */
 	/* the log window every protocol reads back through (apply after restart, peers) */
 	struct sl_rlog rlog;
@@ -487,7 +488,7 @@ void nd_rlog_free(void *ctx, void *p);
 void nd_net_send_udp(struct worker *w, const struct reply_addr *ra, const uint8_t *payload,
 		     size_t len);
 int nd_net_tx_init(struct sl_node *n, char *err, size_t err_len);
-void nd_region_conf(const struct sl_node *n, struct sl_cons_conf *out);
+void nd_region_conf(const struct sl_node *n, uint32_t region, struct sl_cons_conf *out);
 int nd_fab_init(struct sl_node *n, char *err, size_t err_len);
 void nd_fab_fini(struct sl_node *n);
 void nd_fab_send(struct worker *w, const struct sl_cons_msg *m);
