@@ -112,7 +112,8 @@ static const struct key keys[] = {
 	    "directory of the memif sockets linking the nodes of one host (same on every "
 	    "node; needed when nodes > 1)"),
 	U32("cluster", "fabric_mtu", fabric_mtu, SL_FAB_MTU_MIN, SL_FAB_MTU_MAX,
-	    "bytes of a fabric frame after its Ethernet header; larger messages are split"),
+	    "bytes of a fabric frame after its Ethernet header (memif links between nodes of one "
+	    "host take jumbo frames); larger messages are split"),
 	BOOL("debug", "fault_injection", fault_injection,
 	     "tests only: allow the debug_wal_fault (inject disk errors), debug_hold_core "
 	     "(hold a worker back) and debug_fabric (drop, delay, cut links) ctl commands"),
@@ -152,7 +153,7 @@ void sl_config_default(struct sl_config *c)
 	c->frag_max_flows = 128;
 	c->frag_timeout_ms = 1000;
 	c->cluster_nodes = 1;
-	c->fabric_mtu = 1500;
+	c->fabric_mtu = 8000;
 	c->xmsg_pool = XMSG_POOL;
 }
 

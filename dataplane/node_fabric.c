@@ -9,8 +9,18 @@
 #include "node_internal.h"
 
 #define FAB_RX_BURST 32
-#define FAB_DESC 1024
+#define FAB_DESC 512
 #define FAB_NAME_PREFIX SL_PORT_FABRIC_PREFIX
+
+/* A link's buffer: a whole frame (Ethernet header and fabric_mtu bytes), a power of two
+ * (memif's buffers; the fabric's mbufs get as much room, so a frame is one segment). */
+static uint32_t fab_buf_bytes(uint32_t mtu)
+{
+	uint32_t b = 2048;
+	while (b < mtu + RTE_ETHER_HDR_LEN)
+		b <<= 1;
+	return b;
+}
 
 /* The socket of the link between nodes a < b (the same path on both nodes). */
 static void link_path(const struct sl_config *c, unsigned a, unsigned b, char *buf, size_t len)
@@ -48,8 +58,8 @@ int nd_fab_vdevs(const struct sl_config *c, char (*out)[SL_FAB_VDEV_MAX], unsign
 		if (server)
 			unlink(path);
 		int len = snprintf(out[k], SL_FAB_VDEV_MAX,
-				   FAB_NAME_PREFIX "%u,role=%s,socket=%s,id=0", peer,
-				   server ? "server" : "client", path);
+				   FAB_NAME_PREFIX "%u,role=%s,socket=%s,id=0,bsize=%u", peer,
+				   server ? "server" : "client", path, fab_buf_bytes(c->fabric_mtu));
 		if (len < 0 || len >= SL_FAB_VDEV_MAX) {
 			snprintf(err, err_len, "[cluster] fabric_dir too long: %s", c->fabric_dir);
 			return -ENAMETOOLONG;
@@ -114,11 +124,6 @@ int nd_fab_init(struct sl_node *n, char *err, size_t err_len)
 	f->self = (struct sl_fab_self){.cluster_id = c->cluster_id, .node = (uint16_t)c->node_id,
 				       .min_epoch = 0};
 	f->mtu = c->fabric_mtu;
-	if (f->mtu + RTE_ETHER_HDR_LEN > RTE_MBUF_DEFAULT_DATAROOM) {
-		snprintf(err, err_len, "[cluster] fabric_mtu = %u: a memif link carries at most %u",
-			 f->mtu, RTE_MBUF_DEFAULT_DATAROOM - RTE_ETHER_HDR_LEN);
-		return -EINVAL;
-	}
 	uint16_t pid;
 	RTE_ETH_FOREACH_DEV(pid)
 	{
@@ -139,7 +144,8 @@ int nd_fab_init(struct sl_node *n, char *err, size_t err_len)
 		return -EINVAL;
 	}
 	uint32_t need = f->n_peers * n->n_workers * (2 * FAB_DESC + 2 * SL_PORT_TX_BURST) + 4096;
-	f->pool = rte_pktmbuf_pool_create("sl_fab", need, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
+	f->pool = rte_pktmbuf_pool_create("sl_fab", need, 256, 0,
+					  (uint16_t)(fab_buf_bytes(f->mtu) + RTE_PKTMBUF_HEADROOM),
 					  (int)rte_socket_id());
 	if (f->pool == NULL) {
 		snprintf(err, err_len, "fabric mbuf pool (%u): %s (raise [eal] memory_mb)", need,
