@@ -184,6 +184,9 @@ struct sl_cons_ops {
 	void (*ready)(void *state, struct sl_cons_ready *out);
 	void (*advance)(void *state, const struct sl_cons_ready *rd);
 	void (*status)(void *state, struct sl_cons_status *out);
+	/* Optional (NULL: the protocol offers no linearizable read). Ask for one: its outcome
+	 * comes in a later ready's `reads` (the index to apply before reading). */
+	int (*read)(void *state, uint64_t read_id);
 };
 
 /* Registry: protocols are looked up by name ("standalone", "raft", ...). Adding a

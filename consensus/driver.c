@@ -110,6 +110,12 @@ int sl_drv_step(struct sl_drv *d, const struct sl_cons_msg *m)
 	return d->ops->step(d->st, m);
 }
 
+int sl_drv_read(struct sl_drv *d, uint64_t read_id)
+{
+	SL_ASSERT(!d->in_ready);
+	return d->ops->read != NULL ? d->ops->read(d->st, read_id) : -ENOTSUP;
+}
+
 void sl_drv_tick(struct sl_drv *d, uint64_t now_ns)
 {
 	SL_ASSERT(!d->in_ready);

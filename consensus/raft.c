@@ -1567,6 +1567,11 @@ static int rf_propose(void *st, uint64_t pid, const uint8_t *data, uint32_t len)
 	return 0;
 }
 
+int sl_raft_read_index(void *st, uint64_t read_id, bool lease);
+
+/* The interface's read: ReadIndex, a heartbeat round confirming leadership (no lease). */
+static int rf_read(void *st, uint64_t read_id) { return sl_raft_read_index(st, read_id, false); }
+
 int sl_raft_read_index(void *st, uint64_t read_id, bool lease)
 {
 	struct raft *s = st;
@@ -2032,4 +2037,5 @@ const struct sl_cons_ops sl_cons_raft_ops = {
     .ready = rf_ready,
     .advance = rf_advance,
     .status = rf_status,
+    .read = rf_read,
 };

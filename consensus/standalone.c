@@ -9,6 +9,7 @@
 #include "sl_assert.h"
 
 #define SA_QUEUE 4096u /* proposals waiting for persist or commit */
+#define SA_READS 64u   /* linearizable reads asked and not yet handed out */
 
 struct sa_state {
 	uint32_t self; /* its own leader */
@@ -31,6 +32,9 @@ struct sa_state {
 	struct sl_cons_entry out_committed[SA_QUEUE];
 	struct sl_cons_ack out_acks[SA_QUEUE];
 	uint32_t rd_persist, rd_committed; /* sizes handed out in the last ready */
+	/* reads: one copy is linearizable at what is durable (acks come after apply) */
+	struct sl_cons_read reads[SA_READS];
+	uint32_t n_reads, rd_reads;
 };
 
 static int sa_create(const struct sl_cons_config *cfg, void **out)
@@ -129,7 +133,18 @@ static bool sa_has_ready(void *st)
 	struct sa_state *s = st;
 	if (s->failed)
 		return s->q_len > 0;
-	return s->n_unpersisted > 0 || sa_n_commit(s) > 0 || sa_replaying(s);
+	return s->n_unpersisted > 0 || sa_n_commit(s) > 0 || sa_replaying(s) || s->n_reads > 0;
+}
+
+static int sa_read(void *st, uint64_t read_id)
+{
+	struct sa_state *s = st;
+	if (s->failed)
+		return -EIO;
+	if (s->n_reads == SA_READS)
+		return -ENOBUFS;
+	s->reads[s->n_reads++] = (struct sl_cons_read){read_id, s->durable_index, SL_CONS_ACK_OK};
+	return 0;
 }
 
 static void sa_ready(void *st, struct sl_cons_ready *rd)
@@ -148,6 +163,9 @@ static void sa_ready(void *st, struct sl_cons_ready *rd)
 		s->rd_committed = s->q_len; /* drop them on advance */
 		return;
 	}
+	rd->reads = s->reads;
+	rd->n_reads = s->n_reads;
+	s->rd_reads = s->n_reads;
 	uint32_t first_unp = s->q_len - s->n_unpersisted;
 	for (uint32_t i = 0; i < s->n_unpersisted; i++)
 		s->out_persist[i] = s->q[(s->q_head + first_unp + i) % SA_QUEUE];
@@ -201,7 +219,12 @@ static void sa_advance(void *st, const struct sl_cons_ready *rd)
 		s->replay_next += s->rd_replayed;
 		s->applied_index = s->replay_next - 1;
 	}
-	s->rd_persist = s->rd_committed = s->rd_replayed = 0;
+	if (s->rd_reads > 0) { /* reads asked during the ready stay for the next one */
+		memmove(s->reads, s->reads + s->rd_reads,
+			(s->n_reads - s->rd_reads) * sizeof(s->reads[0]));
+		s->n_reads -= s->rd_reads;
+	}
+	s->rd_persist = s->rd_committed = s->rd_replayed = s->rd_reads = 0;
 }
 
 static void sa_status(void *st, struct sl_cons_status *o)
@@ -230,4 +253,5 @@ const struct sl_cons_ops sl_cons_standalone_ops = {
 	.ready = sa_ready,
 	.advance = sa_advance,
 	.status = sa_status,
+	.read = sa_read,
 };

@@ -559,7 +559,7 @@ static void render_query(struct json_object *result)
  * address on its ports, instead of the ctl socket: what a remote client does. */
 static int query_session(const struct opts *o, const char *addr, uint32_t cluster,
 			 const char *series, long long from, long long to, uint64_t limit,
-			 struct json_object **out)
+			 uint8_t level, struct json_object **out)
 {
 	char host[64];
 	int port = SL_SESS_PORT;
@@ -587,7 +587,7 @@ static int query_session(const struct opts *o, const char *addr, uint32_t cluste
 					  .from_ts = from,
 					  .to_ts = to,
 					  .max_points = SL_SESS_RESULT_POINTS_MAX,
-					  .level = SL_SESS_READ_LOCAL,
+					  .level = level,
 					  .key_len = (uint16_t)klen,
 					  .key = series};
 	struct json_object *res = json_object_new_object(), *pts = json_object_new_array();
@@ -662,9 +662,11 @@ static int cmd_query(const struct opts *o, int argc, char **argv)
 	    {"limit", required_argument, NULL, 'l'},
 	    {"addr", required_argument, NULL, 'a'},
 	    {"cluster", required_argument, NULL, 'c'},
+	    {"level", required_argument, NULL, 'L'},
 	    {NULL, 0, NULL, 0},
 	};
 	long long from = LLONG_MIN, to = LLONG_MAX, limit = -1; /* default: the whole series */
+	uint8_t level = SL_SESS_READ_LOCAL;
 	long long cluster = 1;
 	const char *addr = NULL;
 	int c;
@@ -690,16 +692,28 @@ static int cmd_query(const struct opts *o, int argc, char **argv)
 			if (!parse_i64(optarg, 1, UINT32_MAX - 1, &cluster))
 				return usage_error("query: --cluster wants a cluster id");
 			break;
+		case 'L':
+			if (strcmp(optarg, "local") == 0)
+				level = SL_SESS_READ_LOCAL;
+			else if (strcmp(optarg, "leader") == 0)
+				level = SL_SESS_READ_LEADER;
+			else if (strcmp(optarg, "durable") == 0)
+				level = SL_SESS_READ_DURABLE;
+			else
+				return usage_error("query: --level wants local, leader or durable");
+			break;
 		default:
 			return option_error("query", c, argv);
 		}
 	}
 	if (argc - optind != 1)
 		return usage_error("query: expected exactly one SERIES");
+	if (level != SL_SESS_READ_LOCAL && addr == NULL)
+		return usage_error("query: --level needs --addr (a READ over the session protocol)");
 	if (addr != NULL) {
 		struct json_object *result = NULL;
 		int rc = query_session(o, addr, (uint32_t)cluster, argv[optind], from, to,
-				       limit > 0 ? (uint64_t)limit : UINT64_MAX, &result);
+				       limit > 0 ? (uint64_t)limit : UINT64_MAX, level, &result);
 		if (rc != 0)
 			return rc;
 		if (o->json)
@@ -988,9 +1002,12 @@ static const struct command commands[] = {
      "live per-core rates from the shared-memory stats segment, every S seconds\n"
      "      (default 1) until Ctrl-C or N times; the segment path comes from `status`\n"
      "      unless --stats is given"},
-    {"query", cmd_query, "query SERIES [--from T] [--to T] [--limit N] [--addr IP[:PORT] [--cluster ID]]",
+    {"query", cmd_query,
+     "query SERIES [--from T] [--to T] [--limit N] [--addr IP[:PORT] [--cluster ID] [--level L]]",
      "points of one series in [from, to] (integer timestamps); with --addr over the session "
-     "protocol (UDP READ to the node's port address) instead of the ctl socket"},
+     "protocol (UDP READ to the node's port address) instead of the ctl socket, at read "
+     "level L: local (default: what that node applied), leader or durable (linearizable, "
+     "from any node of a cluster)"},
     {"ping", cmd_ping, "ping", "check that the daemon answers"},
     {"call", cmd_call, "call CMD [JSON_ARGS]",
      "send any command with a JSON object of arguments and print its result"},

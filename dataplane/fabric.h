@@ -26,6 +26,8 @@ enum sl_fab_kind {
 	SL_FAB_MSG = 0,	    /* a consensus message between two replicas of a region */
 	SL_FAB_FWD = 1,	    /* a batch forwarded to the region's leader (node_fabric.c) */
 	SL_FAB_FWD_ACK = 2, /* the leader's answer to a forwarded batch */
+	SL_FAB_READ = 3,    /* a linearizable read forwarded to the region's leader */
+	SL_FAB_READ_ANS = 4, /* its result: the client's READ_RESULT datagram */
 	SL_FAB_KIND_COUNT
 };
 

@@ -742,6 +742,11 @@ static void host_ack(void *ctx, const struct sl_cons_ack *a)
 	prop_ack(r->wk, r, p, a->status == SL_CONS_ACK_OK ? 0 : -EIO);
 }
 
+static void host_read(void *ctx, const struct sl_cons_read *rr)
+{
+	nd_read_index(ctx, rr);
+}
+
 const struct sl_drv_host nd_drv_host = {
 	.install_snapshot = host_install_snapshot,
 	.save_hard_state = host_save_hard_state,
@@ -749,6 +754,7 @@ const struct sl_drv_host nd_drv_host = {
 	.send = host_send,
 	.apply = host_apply,
 	.ack = host_ack,
+	.read = host_read,
 };
 
 /* Room for the worst ready of r: its WAL records and its LSN queue entries. After a WAL
@@ -1229,6 +1235,8 @@ static int stage_driver(struct worker *w)
 		if (r->drv == NULL) { /* no replica here: its batches go to one */
 			if (r->fwd_out > 0)
 				fwd_retry(w, r);
+			if (r->n_reads > 0)
+				nd_reads_progress(w, r);
 			prop_close(w, r);
 			continue;
 		}
@@ -1238,6 +1246,8 @@ static int stage_driver(struct worker *w)
 		if (!sl_drv_has_ready(r->drv))
 			prop_close(w, r);
 		work += region_process_ready(w, r);
+		if (r->n_reads > 0)
+			nd_reads_progress(w, r);
 	}
 	return work;
 }

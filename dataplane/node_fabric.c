@@ -418,6 +418,14 @@ static void deliver(struct worker *w, uint16_t kind, const struct sl_cons_msg *m
 		nd_fwd_ack_in(w, r, m);
 		return;
 	}
+	if (kind == SL_FAB_READ) {
+		nd_read_fwd_in(w, r, m);
+		return;
+	}
+	if (kind == SL_FAB_READ_ANS) {
+		nd_read_ans_in(w, r, m);
+		return;
+	}
 	if (r->drv == NULL || sl_drv_step(r->drv, m) != 0) {
 		sl_stats_add(w->st, SL_STAT_fab_msgs_refused, 1);
 		return;

@@ -141,6 +141,26 @@ struct proposal {
 	uint64_t fwd_give_up_ns;
 };
 
+/* A read at level leader or durable waiting on the region's core (node_net.c): for the
+ * protocol's read index (then for the store to apply it), or for the leader's answer. */
+enum nd_read_kind {
+	RD_FREE = 0,
+	RD_LOCAL,  /* a client's READ on this node: x becomes its result */
+	RD_REMOTE, /* a READ another node forwarded: answered to it over the fabric */
+	RD_FWD,    /* a client's READ on this node forwarded to the leader: x waits */
+};
+struct nd_read {
+	uint8_t kind;	 /* enum nd_read_kind */
+	bool indexed;	 /* the protocol gave the index to wait for */
+	uint16_t origin; /* RD_REMOTE: the node to answer */
+	uint64_t id;	 /* read id: (sequence << 8) | slot */
+	uint64_t origin_id;
+	uint64_t index;
+	uint64_t deadline_ns;
+	struct xmsg *x;	 /* RD_LOCAL, RD_FWD */
+	struct read_req rq; /* RD_REMOTE */
+};
+
 struct region {
 	uint32_t id;
 	uint32_t worker;
@@ -157,6 +177,9 @@ struct region {
 	uint64_t points_applied, points_rejected;
 	uint32_t fwd_out;  /* proposals forwarded and not answered yet */
 	uint32_t leader_hint; /* a region with no replica here (drv NULL): where to forward */
+	struct nd_read reads[NODE_READS];
+	uint32_t n_reads;
+	uint64_t read_seq;
 	uint64_t fwd_seq;  /* makes forwarded ids unique over a slot's reuse */
 	/* the log window every protocol reads back through (apply after restart, peers) */
 	struct sl_rlog rlog;
@@ -496,6 +519,11 @@ void nd_fab_send_kind(struct worker *w, enum sl_fab_kind kind, const struct sl_c
 /* forwarding to a region's leader (node.c): a batch in, an answer in */
 void nd_fwd_in(struct worker *w, struct region *r, const struct sl_cons_msg *m);
 void nd_fwd_ack_in(struct worker *w, struct region *r, const struct sl_cons_msg *m);
+/* linearizable reads across nodes (node_net.c) */
+void nd_read_index(struct region *r, const struct sl_cons_read *rr);
+void nd_reads_progress(struct worker *w, struct region *r);
+void nd_read_fwd_in(struct worker *w, struct region *r, const struct sl_cons_msg *m);
+void nd_read_ans_in(struct worker *w, struct region *r, const struct sl_cons_msg *m);
 int nd_fab_poll(struct worker *w);
 int nd_fab_flush(struct worker *w);
 void nd_fab_housekeeping(struct sl_node *n);

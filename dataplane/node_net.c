@@ -375,12 +375,12 @@ static void sess_read(struct worker *w, const struct sl_sess_read *r, const stru
 	nd_outbox_send(w, w->node->regions[sl_node_region_of(sid, w->node->cfg.regions)].worker, x);
 }
 
-/* On the region's core: run the query, turn the message into the result frame. */
-void nd_read_serve(struct worker *w, struct xmsg *x)
+/* The READ_RESULT datagram of request q from r's store (or with status `st` and no
+ * points when st is not OK); its length. */
+static uint32_t read_result(struct worker *w, struct region *r, const struct read_req *q,
+			    uint8_t st, uint8_t *buf, size_t cap)
 {
-	struct read_req *q = &x->rq;
 	uint64_t sid = sl_series_id(q->key, q->key_len);
-	struct region *r = &w->node->regions[sl_node_region_of(sid, w->node->cfg.regions)];
 	struct sl_sample samples[SL_SESS_RESULT_POINTS_MAX];
 	/* one result per datagram, and a datagram fits one 1500-byte frame (no IP fragments
 	 * here either): the client continues from cont_ts */
@@ -388,27 +388,228 @@ void nd_read_serve(struct worker *w, struct xmsg *x)
 			   SL_SESS_PAIR_BYTES;
 	size_t max = q->max && q->max < fit ? q->max : fit;
 	size_t n = 0;
-	uint8_t type = 0, st = SL_SESS_ST_OK;
-	int rc = q->from > q->to ? -ENOENT
-				 : sl_store_query(r->store, sid, q->from, q->to, samples, max, &n, &type);
-	if (rc == -ENOENT)
-		st = SL_SESS_ST_NOT_FOUND;
-	else if (rc != 0) /* a string series: version 1 of the protocol carries no strings */
-		st = SL_SESS_ST_BAD_REQUEST;
+	uint8_t type = 0;
+	if (st == SL_SESS_ST_OK) {
+		int rc = q->from > q->to ? -ENOENT
+					 : sl_store_query(r->store, sid, q->from, q->to, samples, max,
+							  &n, &type);
+		if (rc == -ENOENT)
+			st = SL_SESS_ST_NOT_FOUND;
+		else if (rc != 0) /* a string series: version 1 of the protocol carries no strings */
+			st = SL_SESS_ST_BAD_REQUEST;
+	}
 	if (st != SL_SESS_ST_OK)
 		n = 0, type = 0;
 	struct sl_sess_writer wr;
-	sl_sess_result_begin(&wr, x->buf, sizeof(x->buf), w->node->cfg.cluster_id, q->request_id,
-			     st, n ? type : 0);
+	sl_sess_result_begin(&wr, buf, cap, w->node->cfg.cluster_id, q->request_id, st,
+			     n ? type : 0);
 	for (size_t i = 0; i < n; i++)
 		sl_sess_result_add(&wr, samples[i].ts, samples[i].value);
 	if (n == max && n > 0 && samples[n - 1].ts < q->to)
 		sl_sess_result_more(&wr, samples[n - 1].ts);
-	x->used = (uint32_t)sl_sess_finish(&wr);
+	return (uint32_t)sl_sess_finish(&wr);
+}
+
+/* The request in x is answered: its result frame goes back to the core that received it. */
+static void read_reply(struct worker *w, struct xmsg *x)
+{
 	x->kind = XMSG_READ_RESULT;
 	unsigned back = x->src;
 	x->src = (uint16_t)w->idx;
 	nd_outbox_send(w, back, x);
+}
+
+static struct nd_read *read_slot(struct region *r)
+{
+	if (r->n_reads == NODE_READS)
+		return NULL;
+	for (uint32_t i = 0; i < NODE_READS; i++)
+		if (r->reads[i].kind == RD_FREE) {
+			struct nd_read *rd = &r->reads[i];
+			memset(rd, 0, sizeof(*rd));
+			rd->id = (++r->read_seq << 8) | i;
+			r->n_reads++;
+			return rd;
+		}
+	return NULL;
+}
+
+static void read_free(struct region *r, struct nd_read *rd)
+{
+	rd->kind = RD_FREE;
+	r->n_reads--;
+}
+
+/* The leader this node knows for r, or SL_CONS_NODE_NONE. */
+static uint32_t region_leader(const struct region *r)
+{
+	if (r->drv == NULL)
+		return r->leader_hint;
+	struct sl_cons_status cs;
+	sl_drv_status(r->drv, &cs);
+	return cs.leader;
+}
+
+/* A READ_ANS to node `to`: id u64 | the READ_RESULT datagram. */
+static void read_answer(struct worker *w, struct region *r, uint16_t to, uint64_t id,
+			const struct read_req *q, uint8_t st)
+{
+	uint8_t *b = w->fab->scratch;
+	sl_put_u64(b, id);
+	uint32_t len = read_result(w, r, q, st, b + 8, NET_UDP_PAYLOAD_MAX);
+	struct sl_cons_msg m = {.group_id = r->id, .from = w->node->cfg.node_id, .to = to,
+				.len = 8 + len, .buf = b};
+	nd_fab_send_kind(w, SL_FAB_READ_ANS, &m);
+}
+
+/* On the region's core: a READ. Level local is answered from this replica's store; leader
+ * and durable are linearizable: the protocol's read index (ReadIndex for raft: the leader
+ * confirms it still leads), then the store once it applied that index. A replica that
+ * does not lead sends the read to the leader's node and relays its answer. */
+void nd_read_serve(struct worker *w, struct xmsg *x)
+{
+	struct read_req *q = &x->rq;
+	uint64_t sid = sl_series_id(q->key, q->key_len);
+	struct region *r = &w->node->regions[sl_node_region_of(sid, w->node->cfg.regions)];
+	uint8_t st = SL_SESS_ST_OK;
+	if (q->level == SL_SESS_READ_LOCAL) {
+		if (r->drv == NULL)
+			st = SL_SESS_ST_UNAVAILABLE; /* no replica here */
+		goto answer;
+	}
+	struct nd_read *rd = read_slot(r);
+	if (rd == NULL) {
+		st = SL_SESS_ST_BUSY;
+		goto answer;
+	}
+	rd->x = x;
+	rd->deadline_ns = w->now_ns + READ_WAIT_NS;
+	if (r->drv != NULL && sl_drv_read(r->drv, rd->id) == 0) {
+		rd->kind = RD_LOCAL;
+		sl_stats_add(w->st, SL_STAT_reads_linearizable, 1);
+		return;
+	}
+	uint32_t leader = region_leader(r);
+	if (w->node->fab != NULL && leader != SL_CONS_NODE_NONE && leader != w->node->cfg.node_id) {
+		rd->kind = RD_FWD;
+		uint8_t *b = w->fab->scratch;
+		sl_put_u64(b, rd->id);
+		sl_put_u64(b + 8, q->request_id);
+		sl_put_u64(b + 16, (uint64_t)q->from);
+		sl_put_u64(b + 24, (uint64_t)q->to);
+		sl_put_u32(b + 32, q->max);
+		b[36] = q->level;
+		sl_put_u16(b + 37, q->key_len);
+		memcpy(b + 39, q->key, q->key_len);
+		struct sl_cons_msg m = {.group_id = r->id, .from = w->node->cfg.node_id,
+					.to = leader, .len = 39u + q->key_len, .buf = b};
+		nd_fab_send_kind(w, SL_FAB_READ, &m);
+		sl_stats_add(w->st, SL_STAT_reads_forwarded, 1);
+		return;
+	}
+	r->n_reads--; /* nobody to ask: the slot was not used */
+	rd->kind = RD_FREE;
+	st = SL_SESS_ST_UNAVAILABLE;
+answer:
+	if (st == SL_SESS_ST_UNAVAILABLE)
+		sl_stats_add(w->st, SL_STAT_reads_unavailable, 1);
+	x->used = read_result(w, r, q, st, x->buf, sizeof(x->buf));
+	read_reply(w, x);
+}
+
+/* The protocol's answer to a read: the index to apply before reading, or a refusal. */
+void nd_read_index(struct region *r, const struct sl_cons_read *rr)
+{
+	uint64_t slot = rr->read_id & 0xff;
+	if (slot >= NODE_READS || r->reads[slot].id != rr->read_id ||
+	    r->reads[slot].kind == RD_FREE || r->reads[slot].kind == RD_FWD)
+		return;
+	struct nd_read *rd = &r->reads[slot];
+	if (rr->status == SL_CONS_ACK_OK) {
+		rd->indexed = true;
+		rd->index = rr->index;
+	} else {
+		rd->deadline_ns = 0; /* answered UNAVAILABLE by the next progress */
+	}
+}
+
+/* Reads whose index is applied are answered; those past their deadline get UNAVAILABLE. */
+void nd_reads_progress(struct worker *w, struct region *r)
+{
+	for (uint32_t i = 0; i < NODE_READS && r->n_reads > 0; i++) {
+		struct nd_read *rd = &r->reads[i];
+		if (rd->kind == RD_FREE)
+			continue;
+		bool ready = rd->kind != RD_FWD && rd->indexed && r->applied_index >= rd->index;
+		if (!ready && w->now_ns < rd->deadline_ns)
+			continue;
+		uint8_t st = ready ? SL_SESS_ST_OK : SL_SESS_ST_UNAVAILABLE;
+		if (!ready)
+			sl_stats_add(w->st, SL_STAT_reads_unavailable, 1);
+		if (rd->kind == RD_REMOTE) {
+			read_answer(w, r, rd->origin, rd->origin_id, &rd->rq, st);
+		} else {
+			rd->x->used = read_result(w, r, &rd->x->rq, st, rd->x->buf,
+						  sizeof(rd->x->buf));
+			read_reply(w, rd->x);
+		}
+		read_free(r, rd);
+	}
+}
+
+/* The leader's side: a read another node forwarded. */
+void nd_read_fwd_in(struct worker *w, struct region *r, const struct sl_cons_msg *m)
+{
+	struct read_req q;
+	memset(&q, 0, sizeof(q));
+	if (m->len < 39 || sl_get_u16(m->buf + 37) == 0 || sl_get_u16(m->buf + 37) > SL_KEY_MAX ||
+	    m->len != 39u + sl_get_u16(m->buf + 37)) {
+		sl_stats_add(w->st, SL_STAT_fwd_bad, 1);
+		return;
+	}
+	uint64_t origin_id = sl_get_u64(m->buf);
+	q.request_id = sl_get_u64(m->buf + 8);
+	q.from = (int64_t)sl_get_u64(m->buf + 16);
+	q.to = (int64_t)sl_get_u64(m->buf + 24);
+	q.max = sl_get_u32(m->buf + 32);
+	q.level = m->buf[36];
+	q.key_len = sl_get_u16(m->buf + 37);
+	memcpy(q.key, m->buf + 39, q.key_len);
+	struct nd_read *rd = r->drv != NULL ? read_slot(r) : NULL;
+	if (rd == NULL) {
+		read_answer(w, r, (uint16_t)m->from, origin_id, &q,
+			    r->drv != NULL ? SL_SESS_ST_BUSY : SL_SESS_ST_UNAVAILABLE);
+		return;
+	}
+	if (sl_drv_read(r->drv, rd->id) != 0) { /* not the leader (any more) */
+		read_free(r, rd);
+		read_answer(w, r, (uint16_t)m->from, origin_id, &q, SL_SESS_ST_UNAVAILABLE);
+		return;
+	}
+	rd->kind = RD_REMOTE;
+	rd->origin = (uint16_t)m->from;
+	rd->origin_id = origin_id;
+	rd->rq = q;
+	rd->deadline_ns = w->now_ns + READ_WAIT_NS;
+	sl_stats_add(w->st, SL_STAT_reads_linearizable, 1);
+}
+
+/* The forwarding side: the leader's result goes to the client as is. */
+void nd_read_ans_in(struct worker *w, struct region *r, const struct sl_cons_msg *m)
+{
+	if (m->len < 8 + SL_SESS_HDR_BYTES || m->len - 8 > XMSG_BYTES) {
+		sl_stats_add(w->st, SL_STAT_fwd_bad, 1);
+		return;
+	}
+	uint64_t id = sl_get_u64(m->buf);
+	uint64_t slot = id & 0xff;
+	if (slot >= NODE_READS || r->reads[slot].kind != RD_FWD || r->reads[slot].id != id)
+		return; /* answered already (timed out) */
+	struct nd_read *rd = &r->reads[slot];
+	memcpy(rd->x->buf, m->buf + 8, m->len - 8);
+	rd->x->used = m->len - 8;
+	read_reply(w, rd->x);
+	read_free(r, rd);
 }
 
 static enum net_fate net_session(struct worker *w, const struct sl_pkt_info *in, uint16_t port)

@@ -178,7 +178,10 @@
 	X(fwd_failed) \
 	X(fwd_not_leader) \
 	X(fwd_busy) \
-	X(fwd_bad)
+	X(fwd_bad) \
+	X(reads_linearizable) \
+	X(reads_forwarded) \
+	X(reads_unavailable)
 
 enum sl_stat {
 #define SL_STATS_ENUM_(name) SL_STAT_##name,

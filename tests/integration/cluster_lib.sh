@@ -19,15 +19,17 @@ cl_cleanup() {
 trap cl_cleanup EXIT
 
 cl_sock() { echo "$SL_DIR/d$1/sluiced.sock"; }
-# cl_start I: node I, bounded wait for its ctl socket
+# cl_start I: node I, bounded wait for its ctl socket; a script may define cl_node_args I
+# to give node I arguments of its own (one per line)
 cl_start() {
-	local i=$1
+	local i=$1 extra=()
+	declare -F cl_node_args >/dev/null && mapfile -t extra < <(cl_node_args "$i")
 	rm -f "$(cl_sock "$i")"
 	"$SLUICED" --data-dir "$SL_DIR/d$i" --name "$NAME-$i" --workers 2 --regions "$REGIONS" \
 		--set regions.protocol=raft --set node.id="$i" --set cluster.nodes=3 \
 		--set regions.protocols="${CL_PROTOCOLS:-}" \
 		--set cluster.fabric_dir="$SL_DIR/fab" --set regions.log_keep_mb=64 \
-		${CL_ARGS[@]+"${CL_ARGS[@]}"} >>"$SL_DIR/node$i.log" 2>&1 &
+		${CL_ARGS[@]+"${CL_ARGS[@]}"} ${extra[@]+"${extra[@]}"} >>"$SL_DIR/node$i.log" 2>&1 &
 	CL_PIDS[$i]=$!
 	for _ in $(seq 1 600); do
 		[ -S "$(cl_sock "$i")" ] && return 0
