@@ -106,6 +106,9 @@ static const struct key keys[] = {
 	    "node; needed when nodes > 1)"),
 	U32("cluster", "fabric_mtu", fabric_mtu, SL_FAB_MTU_MIN, SL_FAB_MTU_MAX,
 	    "bytes of a fabric frame after its Ethernet header; larger messages are split"),
+	STR("cluster", "ctld", ctld,
+	    "ctl sockets of the sluice-ctld replicas on this host, comma separated: the node "
+	    "joins and heartbeats there (it keeps serving whatever ctld does); empty = none"),
 	BOOL("debug", "fault_injection", fault_injection,
 	     "tests only: allow the debug_wal_fault (inject disk errors) and debug_hold_core "
 	     "(hold a worker back) ctl commands"),

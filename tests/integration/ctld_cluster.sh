@@ -1,0 +1,192 @@
+#!/usr/bin/env bash
+# ctld_cluster.sh SLUICED CTLD PRODUCER VERIFY - the control plane: three sluice-ctld
+# replicas on loopback bootstrap a 3-node, 4-region, RF 3 raft cluster; three sluiced
+# nodes join and heartbeat. Checks: the map (members/regions/placement --json); a
+# SIGKILLed data node is marked down and back up after its restart; a SIGKILLed ctld
+# leader is replaced with the map unchanged and the killed replica catches up when it
+# returns; with every ctld replica stopped the data nodes still take and serve writes.
+set -euo pipefail
+SLUICED=$1 CTLD=$2 PRODUCER=$3 VERIFY=$4
+CTL=$(dirname "$SLUICED")/sluicectl
+NAME=ctld$$
+. "$(dirname "$0")/lib.sh"
+DIR=$SL_DIR
+BASE=$((20000 + $$ % 20000)) # UDP ports of the ctld replicas: BASE..BASE+2
+PEERS="1@127.0.0.1:$BASE,2@127.0.0.1:$((BASE + 1)),3@127.0.0.1:$((BASE + 2))"
+CPIDS=(0 0 0 0) NPIDS=(0 0 0 0)
+cleanup_all() {
+	for i in 1 2 3; do
+		[ "${CPIDS[$i]}" != 0 ] && kill -9 "${CPIDS[$i]}" 2>/dev/null || true
+		[ "${NPIDS[$i]}" != 0 ] && kill -9 "${NPIDS[$i]}" 2>/dev/null || true
+		rm -f "/dev/shm/sluice-$NAME-$i.ingest" "/dev/shm/sluice-$NAME-$i.stats"
+	done
+	sl_cleanup
+}
+trap cleanup_all EXIT
+fail() {
+	echo "FAIL: $*"
+	for i in 1 2 3; do echo "-- ctld $i:"; tail -5 "$DIR/ctld$i.log" 2>/dev/null || true; done
+	for i in 1 2 3; do echo "-- node $i:"; tail -5 "$DIR/node$i.log" 2>/dev/null || true; done
+	exit 1
+}
+
+csock() { echo "$DIR/c$1/ctld.sock"; }
+nsock() { echo "$DIR/d$1/sluiced.sock"; }
+wait_sock() { # wait_sock PATH PID LOG: bounded wait for a daemon's ctl socket
+	for _ in $(seq 1 600); do
+		[ -S "$1" ] && return 0
+		kill -0 "$2" 2>/dev/null || { cat "$3"; fail "daemon $2 exited"; }
+		sleep 0.05
+	done
+	fail "no ctl socket at $1"
+}
+start_ctld() {
+	local i=$1
+	rm -f "$(csock "$i")"
+	"$CTLD" --set ctld.id="$i" --set ctld.peers="$PEERS" --set ctld.data_dir="$DIR/c$i" \
+		--set ctld.node_timeout_ms=1500 --set ctld.election_timeout_ms=500 \
+		--set cluster.nodes=3 --set cluster.regions=4 --set cluster.replication=3 \
+		--set cluster.protocol=raft >>"$DIR/ctld$i.log" 2>&1 &
+	CPIDS[$i]=$!
+	wait_sock "$(csock "$i")" "${CPIDS[$i]}" "$DIR/ctld$i.log"
+}
+start_node() {
+	local i=$1
+	rm -f "$(nsock "$i")"
+	"$SLUICED" --data-dir "$DIR/d$i" --name "$NAME-$i" --workers 2 --regions 4 \
+		--set regions.protocol=raft --set node.id="$i" --set cluster.nodes=3 \
+		--set cluster.fabric_dir="$DIR/fab" \
+		--set cluster.ctld="$(csock 1),$(csock 2),$(csock 3)" >>"$DIR/node$i.log" 2>&1 &
+	NPIDS[$i]=$!
+	wait_sock "$(nsock "$i")" "${NPIDS[$i]}" "$DIR/node$i.log"
+}
+# q SOCKET CMD EXPR: a python expression over r = CMD's --json result, printed ("" when
+# the daemon does not answer)
+q() {
+	"$CTL" --socket "$1" --timeout 2000 --json "$2" 2>/dev/null |
+		python3 -c "import json,sys; r=json.load(sys.stdin); print($3)" 2>/dev/null || true
+}
+# leader [SKIP]: the id of the ctld leader, as a live replica other than SKIP reports it
+leader() {
+	for i in 1 2 3; do
+		[ "$i" = "${1:-0}" ] && continue
+		local l
+		l=$(q "$(csock "$i")" status "r['leader'] if r['role'] == 'leader' else ''")
+		[ -n "$l" ] && { echo "$l"; return 0; }
+	done
+	echo ""
+}
+# until_true TRIES WHAT CMD...: run CMD every 0.1 s until it prints True (bounded)
+until_true() {
+	local tries=$1 what=$2
+	shift 2
+	for _ in $(seq 1 "$tries"); do
+		[ "$("$@")" = True ] && return 0
+		sleep 0.1
+	done
+	fail "$what"
+}
+
+for i in 1 2 3; do start_ctld "$i"; done
+until_true 300 "no ctld leader bootstrapped the cluster" \
+	q "$(csock 1)" status "r['bootstrapped'] and r['leader'] is not None and r['applied_index'] == r['commit_index']"
+L=$(leader)
+[ -n "$L" ] || fail "no ctld leader"
+LS=$(csock "$L")
+echo "ctld leader: replica $L"
+
+# the map: 4 regions covering the hash space, 3 replicas each, preferred leaders spread
+python3 - "$("$CTL" --socket "$LS" --json regions)" "$("$CTL" --socket "$LS" --json placement)" \
+	"$("$CTL" --socket "$LS" --json members)" <<'EOF' || fail "map"
+import json, sys
+rs = json.loads(sys.argv[1])['regions']
+pl = json.loads(sys.argv[2])['placement']
+ms = json.loads(sys.argv[3])['members']
+assert len(rs) == 4, rs
+assert rs[0]['hash_lo'] == '0x0000000000000000' and rs[-1]['hash_hi'] == '0xffffffffffffffff'
+for a, b in zip(rs, rs[1:]):
+    assert int(a['hash_hi'], 16) + 1 == int(b['hash_lo'], 16), (a, b)
+for r in rs:
+    assert sorted(r['replicas']) == [1, 2, 3] and r['protocol'] == 'raft', r
+    assert r['preferred_leader'] in r['replicas'], r
+leads = [r['preferred_leader'] for r in rs]
+assert max(leads.count(n) for n in (1, 2, 3)) - min(leads.count(n) for n in (1, 2, 3)) <= 1, leads
+assert sorted({p['node'] for p in pl}) == [1, 2, 3], pl
+assert all(len(p['replicas']) == 4 for p in pl), pl
+assert [m['state'] for m in ms] == ['expected'] * 3, ms
+print('map: 4 regions, preferred leaders', leads)
+EOF
+"$CTL" --socket "$LS" regions
+
+for i in 1 2 3; do start_node "$i"; done
+until_true 600 "members never showed 3 nodes up" \
+	q "$LS" members "[m['state'] for m in r['members']] == ['up'] * 3 and all(m['heartbeat_age_ms'] is not None for m in r['members'])"
+until_true 300 "regions never showed an observed leader and commit lag" \
+	q "$LS" regions "all(x['leader'] is not None and x['reporting'] == 3 and x['commit_lag'] is not None for x in r['regions'])"
+"$CTL" --socket "$LS" members
+"$CTL" --socket "$LS" regions
+"$CTL" --socket "$LS" placement
+[ "$(q "$(nsock 1)" status "r['ctld']['heartbeats'] > 0")" = True ] || fail "node 1 counts no heartbeat"
+
+# a data node killed is marked down, and up again once it is back
+kill -9 "${NPIDS[2]}"; wait "${NPIDS[2]}" 2>/dev/null || true; NPIDS[2]=0
+until_true 300 "node 2 not marked down" q "$LS" members "r['members'][1]['state'] == 'down'"
+echo "node 2 killed: marked down"
+start_node 2
+until_true 300 "node 2 not marked up after its restart" q "$LS" members "r['members'][1]['state'] == 'up'"
+echo "node 2 restarted: up"
+
+# the ctld leader killed: another leads, the map is the same, the old one catches up
+MAP_BEFORE=$(q "$LS" regions "json.dumps([{k: x[k] for k in ('id', 'hash_lo', 'hash_hi', 'protocol', 'replicas', 'preferred_leader')} for x in r['regions']])")
+PL_BEFORE=$("$CTL" --socket "$LS" --json placement)
+kill -9 "${CPIDS[$L]}"; wait "${CPIDS[$L]}" 2>/dev/null || true; CPIDS[$L]=0
+NL=
+for _ in $(seq 1 300); do
+	NL=$(leader "$L")
+	[ -n "$NL" ] && [ "$NL" != "$L" ] && break
+	sleep 0.1
+done
+[ -n "$NL" ] && [ "$NL" != "$L" ] || fail "no new ctld leader after killing replica $L"
+NLS=$(csock "$NL")
+echo "ctld leader $L killed: replica $NL leads"
+MAP_AFTER=$(q "$NLS" regions "json.dumps([{k: x[k] for k in ('id', 'hash_lo', 'hash_hi', 'protocol', 'replicas', 'preferred_leader')} for x in r['regions']])")
+[ -n "$MAP_AFTER" ] && [ "$MAP_BEFORE" = "$MAP_AFTER" ] || fail "region map changed: $MAP_BEFORE / $MAP_AFTER"
+# heartbeats reach the new leader: every node up there too (its grace is one timeout)
+until_true 300 "the new leader does not see 3 nodes up" \
+	q "$NLS" members "[m['state'] for m in r['members']] == ['up'] * 3 and all(m['heartbeat_age_ms'] is not None for m in r['members'])"
+PL_AFTER=$("$CTL" --socket "$NLS" --json placement)
+[ "$PL_BEFORE" = "$PL_AFTER" ] || fail "placement changed: $PL_BEFORE / $PL_AFTER"
+start_ctld "$L"
+until_true 300 "ctld replica $L did not catch up" \
+	q "$(csock "$L")" status "r['applied_index'] >= $(q "$NLS" status "r['commit_index']") and r['bootstrapped']"
+[ "$(q "$(csock "$L")" placement "json.dumps(r, separators=(',', ':'))")" = \
+	"$(q "$NLS" placement "json.dumps(r, separators=(',', ':'))")" ] || fail "replica $L's map differs"
+echo "ctld replica $L restarted: caught up with the same map"
+
+# every ctld replica stopped: the data nodes keep serving
+for i in 1 2 3; do kill -TERM "${CPIDS[$i]}"; wait "${CPIDS[$i]}" || fail "ctld $i exit"; CPIDS[$i]=0; done
+f0=$(q "$(nsock 1)" status "r['ctld']['failures']")
+POINTS=20000 SERIES=20 BATCH=500
+"$PRODUCER" --path "/dev/shm/sluice-$NAME-1.ingest" --log "$DIR/acked.log" --points $POINTS \
+	--series $SERIES --batch $BATCH --key-prefix p1 --timeout 200 >"$DIR/producer.log" 2>&1 ||
+	{ cat "$DIR/producer.log"; fail "producer with ctld down"; }
+# followers apply what the leader committed (bounded) before they are read
+converged() {
+	local c a
+	c=$(q "$(nsock 1)" regions "[x['commit_index'] for x in r['regions']]")
+	for i in 1 2 3; do
+		a=$(q "$(nsock "$i")" regions "[x['applied_index'] for x in r['regions']]")
+		[ -n "$c" ] && [ "$a" = "$c" ] || { echo False; return 0; }
+	done
+	echo True
+}
+until_true 300 "the nodes did not apply the same log" converged
+for i in 1 2 3; do
+	python3 "$VERIFY" --socket "$(nsock "$i")" --points $POINTS --series $SERIES --batch $BATCH \
+		--key "p1,host=h{s:03d} value" --exact | sed "s/^/node $i: /"
+	[ "${PIPESTATUS[0]}" -eq 0 ] || fail "points on node $i"
+done
+f1=$(q "$(nsock 1)" status "r['ctld']['failures']")
+[ "$f1" -gt "$f0" ] || fail "node 1 counted no failed report with ctld down ($f0 -> $f1)"
+echo "ctld down: $POINTS points written and read back on every node; node 1 report failures $f0 -> $f1"
+echo "ctld_cluster: PASS"
