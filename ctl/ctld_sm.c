@@ -49,6 +49,10 @@ struct json_object *sl_ctld_plan(const struct sl_ctld_cluster *c, char *err, siz
 	json_object_object_add(cmd, "op", json_object_new_string("bootstrap"));
 	json_object_object_add(cmd, "cluster", json_object_new_int64(c->cluster_id));
 	json_object_object_add(cmd, "nodes", json_object_new_int64(c->nodes));
+	/* replicas take node ids from one counter that runs over the whole map, so every
+	 * node holds the same number of replicas to within one (consecutive ids: never the
+	 * same node twice in a region while rf <= nodes) */
+	uint32_t slot = 0, leads[SL_CTLD_MAX_NODES + 1] = {0};
 	for (uint32_t i = 0; i < c->regions; i++) {
 		const char *proto = c->region_protocol[i][0] ? c->region_protocol[i] : c->protocol;
 		/* standalone has no peers: one replica whatever the cluster's RF */
@@ -56,13 +60,20 @@ struct json_object *sl_ctld_plan(const struct sl_ctld_cluster *c, char *err, siz
 		uint64_t lo, hi;
 		hash_range(i, c->regions, &lo, &hi);
 		struct json_object *r = json_object_new_object(), *reps = json_object_new_array();
-		/* replicas: consecutive node ids from a start that moves one node per region,
-		 * so every node holds the same number of replicas (to within one) */
-		for (uint32_t k = 0; k < rf; k++)
-			json_object_array_add(reps, json_object_new_int64((i + k) % c->nodes + 1));
-		/* preferred leader: the position in the replica list advances once per lap
-		 * over the nodes, so leaders spread over the nodes and over replica slots */
-		uint32_t lead = (i + (i / c->nodes) % rf) % c->nodes + 1;
+		uint32_t rep[SL_CTLD_MAX_RF];
+		for (uint32_t k = 0; k < rf; k++) {
+			rep[k] = slot++ % c->nodes + 1;
+			json_object_array_add(reps, json_object_new_int64(rep[k]));
+		}
+		/* preferred leader: the replica leading fewest regions so far; ties go round
+		 * the replica list, so leaders spread over nodes and over replica slots */
+		uint32_t lead = 0;
+		for (uint32_t t = 0; t < rf; t++) {
+			uint32_t nd = rep[(i + t) % rf];
+			if (lead == 0 || leads[nd] < leads[lead])
+				lead = nd;
+		}
+		leads[lead]++;
 		json_object_object_add(r, "id", json_object_new_int64(i));
 		json_object_object_add(r, "hash_lo", hex64(lo));
 		json_object_object_add(r, "hash_hi", hex64(hi));
