@@ -99,8 +99,9 @@ static int host_save_entry(void *ctx, const struct sl_cons_entry *e, uint64_t *p
 	struct ctld *c = ctx;
 	int rc = sl_ctld_log_append(&c->log, e);
 	if (rc != 0) {
-		fprintf(stderr, "sluice-ctld: writing log entry %" PRIu64 ": %s\n", e->index,
-			strerror(-rc));
+		fprintf(stderr, "sluice-ctld: writing log entry %" PRIu64 ": %s; this replica stops\n",
+			e->index, strerror(-rc));
+		c->failed = true; /* the driver goes silent; a restart recovers from the file */
 		return rc;
 	}
 	*pos = ++c->seq_written;

@@ -127,6 +127,15 @@ until_true 300 "regions never showed an observed leader and commit lag" \
 "$CTL" --socket "$LS" regions
 "$CTL" --socket "$LS" placement
 [ "$(q "$(nsock 1)" status "r['ctld']['heartbeats'] > 0")" = True ] || fail "node 1 counts no heartbeat"
+# writes only on the leader: a follower names it; a malformed heartbeat is refused, counted
+F=$(( L % 3 + 1 ))
+out=$("$CTL" --socket "$(csock "$F")" call heartbeat '{"node":1,"regions":[]}' 2>&1) && fail "follower took a heartbeat"
+case "$out" in *"not_leader"*"leader is replica $L"*) ;; *) fail "follower answer: $out" ;; esac
+out=$("$CTL" --socket "$LS" call heartbeat '{"node":1,"regions":[{"id":0,"role":"king"}]}' 2>&1) && fail "bad heartbeat taken"
+case "$out" in *"bad_request"*) ;; *) fail "bad heartbeat answer: $out" ;; esac
+[ "$(q "$LS" status "r['counters']['heartbeats_bad']")" -ge 1 ] || fail "bad heartbeat not counted"
+out=$("$CTL" --socket "$LS" call join '{"node":9,"address":"x","cores":1}' 2>&1) && fail "join of node 9 taken"
+case "$out" in *"bad_request"*) ;; *) fail "bad join answer: $out" ;; esac
 
 # a data node killed is marked down, and up again once it is back
 kill -9 "${NPIDS[2]}"; wait "${NPIDS[2]}" 2>/dev/null || true; NPIDS[2]=0
