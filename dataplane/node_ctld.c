@@ -80,11 +80,17 @@ static int call_ctld(struct nd_ctld *c, const char *cmd, struct json_object *arg
 {
 	uint64_t start = nd_now_ns();
 	int rc = -ENOTCONN;
-	for (uint32_t k = 0; k < c->n_socks && nd_now_ns() - start < CTLD_BUDGET_NS; k++) {
+	for (uint32_t k = 0; k < c->n_socks; k++) {
+		uint64_t spent = nd_now_ns() - start;
+		if (spent >= CTLD_BUDGET_NS)
+			break;
+		/* a hung replica (stopped, not dead) costs the rest of the budget, no more */
+		int left_ms = (int)((CTLD_BUDGET_NS - spent) / 1000000u);
+		int timeout = left_ms < CTLD_CALL_MS ? (left_ms > 0 ? left_ms : 1) : CTLD_CALL_MS;
 		uint32_t i = (c->cur + k) % c->n_socks;
 		struct json_object *resp = NULL, *res = NULL;
 		const char *code = NULL, *msg = NULL;
-		rc = sl_ctl_call(c->socks[i], cmd, args, CTLD_CALL_MS, &resp);
+		rc = sl_ctl_call(c->socks[i], cmd, args, timeout, &resp);
 		if (rc == 0)
 			rc = sl_ctl_response_parse(resp, &res, &code, &msg);
 		if (rc == 0) {

@@ -4,7 +4,9 @@
 # nodes join and heartbeat. Checks: the map (members/regions/placement --json); a
 # SIGKILLed data node is marked down and back up after its restart; a SIGKILLed ctld
 # leader is replaced with the map unchanged and the killed replica catches up when it
-# returns; with every ctld replica stopped the data nodes still take and serve writes.
+# returns; with one ctld replica hung (SIGSTOP) and the others stopped the data nodes
+# still take and serve writes. A follower refuses writes naming the leader; malformed
+# heartbeats and joins are refused and counted.
 set -euo pipefail
 SLUICED=$1 CTLD=$2 PRODUCER=$3 VERIFY=$4
 CTL=$(dirname "$SLUICED")/sluicectl
@@ -25,7 +27,10 @@ cleanup_all() {
 trap cleanup_all EXIT
 fail() {
 	echo "FAIL: $*"
-	for i in 1 2 3; do echo "-- ctld $i:"; tail -5 "$DIR/ctld$i.log" 2>/dev/null || true; done
+	for i in 1 2 3; do
+		echo "-- ctld $i:"; tail -5 "$DIR/ctld$i.log" 2>/dev/null || true
+		"$CTL" --socket "$DIR/c$i/ctld.sock" --timeout 1000 --json status 2>&1 || true
+	done
 	for i in 1 2 3; do echo "-- node $i:"; tail -5 "$DIR/node$i.log" 2>/dev/null || true; done
 	exit 1
 }
@@ -44,7 +49,7 @@ start_ctld() {
 	local i=$1
 	rm -f "$(csock "$i")"
 	"$CTLD" --set ctld.id="$i" --set ctld.peers="$PEERS" --set ctld.data_dir="$DIR/c$i" \
-		--set ctld.node_timeout_ms=1500 --set ctld.election_timeout_ms=500 \
+		--set ctld.node_timeout_ms=1500 --set ctld.election_timeout_ms=1000 \
 		--set cluster.nodes=3 --set cluster.regions=4 --set cluster.replication=3 \
 		--set cluster.protocol=raft >>"$DIR/ctld$i.log" 2>&1 &
 	CPIDS[$i]=$!
@@ -93,7 +98,7 @@ until_true 300 "no ctld leader bootstrapped the cluster" \
 L=$(leader)
 [ -n "$L" ] || fail "no ctld leader"
 LS=$(csock "$L")
-echo "ctld leader: replica $L"
+echo "[${SECONDS}s] ctld leader: replica $L"
 
 # the map: 4 regions covering the hash space, 3 replicas each, preferred leaders spread
 python3 - "$("$CTL" --socket "$LS" --json regions)" "$("$CTL" --socket "$LS" --json placement)" \
@@ -128,6 +133,9 @@ until_true 300 "regions never showed an observed leader and commit lag" \
 "$CTL" --socket "$LS" placement
 [ "$(q "$(nsock 1)" status "r['ctld']['heartbeats'] > 0")" = True ] || fail "node 1 counts no heartbeat"
 # writes only on the leader: a follower names it; a malformed heartbeat is refused, counted
+L=$(leader) # again: a loaded host may have moved leadership since
+[ -n "$L" ] || fail "no ctld leader"
+LS=$(csock "$L")
 F=$(( L % 3 + 1 ))
 out=$("$CTL" --socket "$(csock "$F")" call heartbeat '{"node":1,"regions":[]}' 2>&1) && fail "follower took a heartbeat"
 case "$out" in *"not_leader"*"leader is replica $L"*) ;; *) fail "follower answer: $out" ;; esac
@@ -140,10 +148,10 @@ case "$out" in *"bad_request"*) ;; *) fail "bad join answer: $out" ;; esac
 # a data node killed is marked down, and up again once it is back
 kill -9 "${NPIDS[2]}"; wait "${NPIDS[2]}" 2>/dev/null || true; NPIDS[2]=0
 until_true 300 "node 2 not marked down" q "$LS" members "r['members'][1]['state'] == 'down'"
-echo "node 2 killed: marked down"
+echo "[${SECONDS}s] node 2 killed: marked down"
 start_node 2
 until_true 300 "node 2 not marked up after its restart" q "$LS" members "r['members'][1]['state'] == 'up'"
-echo "node 2 restarted: up"
+echo "[${SECONDS}s] node 2 restarted: up"
 
 # the ctld leader killed: another leads, the map is the same, the old one catches up
 MAP_BEFORE=$(q "$LS" regions "json.dumps([{k: x[k] for k in ('id', 'hash_lo', 'hash_hi', 'protocol', 'replicas', 'preferred_leader')} for x in r['regions']])")
@@ -157,7 +165,7 @@ for _ in $(seq 1 300); do
 done
 [ -n "$NL" ] && [ "$NL" != "$L" ] || fail "no new ctld leader after killing replica $L"
 NLS=$(csock "$NL")
-echo "ctld leader $L killed: replica $NL leads"
+echo "[${SECONDS}s] ctld leader $L killed: replica $NL leads"
 MAP_AFTER=$(q "$NLS" regions "json.dumps([{k: x[k] for k in ('id', 'hash_lo', 'hash_hi', 'protocol', 'replicas', 'preferred_leader')} for x in r['regions']])")
 [ -n "$MAP_AFTER" ] && [ "$MAP_BEFORE" = "$MAP_AFTER" ] || fail "region map changed: $MAP_BEFORE / $MAP_AFTER"
 # heartbeats reach the new leader: every node up there too (its grace is one timeout)
@@ -170,10 +178,17 @@ until_true 300 "ctld replica $L did not catch up" \
 	q "$(csock "$L")" status "r['applied_index'] >= $(q "$NLS" status "r['commit_index']") and r['bootstrapped']"
 [ "$(q "$(csock "$L")" placement "json.dumps(r, separators=(',', ':'))")" = \
 	"$(q "$NLS" placement "json.dumps(r, separators=(',', ':'))")" ] || fail "replica $L's map differs"
-echo "ctld replica $L restarted: caught up with the same map"
+echo "[${SECONDS}s] ctld replica $L restarted: caught up with the same map"
 
-# every ctld replica stopped: the data nodes keep serving
-for i in 1 2 3; do kill -TERM "${CPIDS[$i]}"; wait "${CPIDS[$i]}" || fail "ctld $i exit"; CPIDS[$i]=0; done
+# no ctld serving: one replica hung (SIGSTOP: calls to it time out), the others stopped;
+# the data nodes keep taking and serving writes
+H=$(leader)
+[ -n "$H" ] || H=1
+kill -STOP "${CPIDS[$H]}"
+for i in 1 2 3; do
+	[ "$i" = "$H" ] && continue
+	kill -TERM "${CPIDS[$i]}"; wait "${CPIDS[$i]}" || fail "ctld $i exit"; CPIDS[$i]=0
+done
 f0=$(q "$(nsock 1)" status "r['ctld']['failures']")
 POINTS=20000 SERIES=20 BATCH=500
 "$PRODUCER" --path "/dev/shm/sluice-$NAME-1.ingest" --log "$DIR/acked.log" --points $POINTS \
@@ -196,6 +211,7 @@ for i in 1 2 3; do
 	[ "${PIPESTATUS[0]}" -eq 0 ] || fail "points on node $i"
 done
 f1=$(q "$(nsock 1)" status "r['ctld']['failures']")
+kill -9 "${CPIDS[$H]}"; wait "${CPIDS[$H]}" 2>/dev/null || true; CPIDS[$H]=0
 [ "$f1" -gt "$f0" ] || fail "node 1 counted no failed report with ctld down ($f0 -> $f1)"
-echo "ctld down: $POINTS points written and read back on every node; node 1 report failures $f0 -> $f1"
-echo "ctld_cluster: PASS"
+echo "[${SECONDS}s] ctld $H hung, the others down: $POINTS points written and read back on every node; node 1 report failures $f0 -> $f1"
+echo "[${SECONDS}s] ctld_cluster: PASS"
