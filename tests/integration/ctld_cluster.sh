@@ -48,10 +48,23 @@ wait_sock() { # wait_sock PATH PID LOG: bounded wait for a daemon's ctl socket
 start_ctld() {
 	local i=$1
 	rm -f "$(csock "$i")"
-	"$CTLD" --set ctld.id="$i" --set ctld.peers="$PEERS" --set ctld.data_dir="$DIR/c$i" \
-		--set ctld.node_timeout_ms=1500 --set ctld.election_timeout_ms=1000 \
-		--set cluster.nodes=3 --set cluster.regions=4 --set cluster.replication=3 \
-		--set cluster.protocol=raft >>"$DIR/ctld$i.log" 2>&1 &
+	# the config file, with one key overridden on the command line (4 regions, not 2)
+	cat >"$DIR/ctld$i.ini" <<-EOF
+	; ctld replica $i
+	[ctld]
+	id = $i
+	peers = "$PEERS"
+	data_dir = $DIR/c$i
+	node_timeout_ms = 1500
+	election_timeout_ms = 1000
+
+	[cluster]
+	nodes = 3
+	regions = 2
+	replication = 3
+	protocol = raft
+	EOF
+	"$CTLD" --config "$DIR/ctld$i.ini" --set cluster.regions=4 >>"$DIR/ctld$i.log" 2>&1 &
 	CPIDS[$i]=$!
 	wait_sock "$(csock "$i")" "${CPIDS[$i]}" "$DIR/ctld$i.log"
 }

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -381,13 +382,51 @@ static void test_conf(void **state)
 	assert_non_null(strstr(err, "[ctld] id"));
 }
 
+static void test_conf_file(void **state)
+{
+	(void)state;
+	char path[] = "/tmp/ctld_conf_XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	FILE *f = fdopen(fd, "w");
+	fputs("; a comment\n[ctld]\nid = 2\npeers = \"1@127.0.0.1:1,2@127.0.0.1:2,3@127.0.0.1:3\"\n"
+	      "\n  # another\n[cluster]\nnodes = 5\nregions = 12\nreplication = 3\n"
+	      "protocols = 0-1:standalone\n",
+	      f);
+	fclose(f);
+	struct sl_ctld_conf c;
+	char err[256];
+	sl_ctld_conf_default(&c);
+	assert_int_equal(sl_ctld_conf_load(&c, path, err, sizeof(err)), 0);
+	assert_int_equal(sl_ctld_conf_finish(&c, err, sizeof(err)), 0);
+	assert_int_equal(c.id, 2);
+	assert_int_equal(c.n_peers, 3);
+	assert_int_equal(c.cluster.nodes, 5);
+	assert_int_equal(c.cluster.regions, 12);
+	assert_string_equal(c.cluster.region_protocol[1], "standalone");
+	/* errors name the file and line */
+	static const char *const bad[] = {"[ctld]\nid = 0\n", "id = 1\n", "[ctld\n",
+					  "[ctld]\nid\n", "[nope]\nx = 1\n"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		f = fopen(path, "w");
+		fputs(bad[i], f);
+		fclose(f);
+		sl_ctld_conf_default(&c);
+		err[0] = '\0';
+		assert_true(sl_ctld_conf_load(&c, path, err, sizeof(err)) < 0);
+		assert_non_null(strstr(err, path));
+	}
+	unlink(path);
+	assert_int_equal(sl_ctld_conf_load(&c, path, err, sizeof(err)), -ENOENT);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_bootstrap_spreads), cmocka_unit_test(test_bootstrap_protocols),
 	    cmocka_unit_test(test_bootstrap_once),    cmocka_unit_test(test_join_and_state),
 	    cmocka_unit_test(test_malformed_refused), cmocka_unit_test(test_heartbeat_and_views),
-	    cmocka_unit_test(test_conf),
+	    cmocka_unit_test(test_conf),              cmocka_unit_test(test_conf_file),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
