@@ -41,6 +41,7 @@ struct ctld_stats {
 	uint64_t proposals, proposals_failed, applied_refused;
 	uint64_t joins, heartbeats, heartbeats_bad, not_leader;
 	uint64_t nodes_marked_down, nodes_marked_up;
+	uint64_t leaders_recorded; /* set_leader proposals */
 };
 
 struct ctld {
@@ -59,6 +60,7 @@ struct ctld {
 	bool failed;
 	uint64_t next_duty_ns, bootstrap_sent_ns;
 	uint64_t proposed_ns[SL_CTLD_MAX_NODES + 1]; /* last join/node_state proposal */
+	uint64_t leader_proposed_ns[SL_CTLD_MAX_REGIONS]; /* last set_leader proposal */
 	struct ctld_stats st;
 };
 
@@ -284,6 +286,7 @@ static void duties(struct ctld *c, uint64_t now)
 		for (uint32_t i = 0; i <= SL_CTLD_MAX_NODES; i++)
 			c->soft->last_hb_ns[i] = now;
 		memset(c->proposed_ns, 0, sizeof(c->proposed_ns));
+		memset(c->leader_proposed_ns, 0, sizeof(c->leader_proposed_ns));
 		c->bootstrap_sent_ns = 0;
 	}
 	c->leader = leader;
@@ -326,6 +329,21 @@ static void duties(struct ctld *c, uint64_t now)
 			else
 				c->st.nodes_marked_down++;
 		}
+	}
+	/* observed region leaders go to the log when they change, so every replica (and the
+	 * next leader) shows them; a term change alone is not worth an entry */
+	for (uint32_t r = 0; r < c->sm.n_regions; r++) {
+		struct sl_ctld_observed ob;
+		const struct sl_ctld_region *reg = &c->sm.regions[r];
+		if (sl_ctld_observe(&c->sm, c->soft, r, now, timeout, &ob) == 0 || ob.leader == 0 ||
+		    ob.leader == reg->observed || now - c->leader_proposed_ns[r] < PROPOSE_RETRY_NS)
+			continue;
+		/* what the log would refuse is not proposed (it would be, again and again) */
+		if (reg->observed != 0 ? ob.term <= reg->observed_term : ob.term < reg->observed_term)
+			continue;
+		c->leader_proposed_ns[r] = now;
+		if (propose(c, sl_ctld_cmd_set_leader(r, ob.leader, ob.term)) == 0)
+			c->st.leaders_recorded++;
 	}
 }
 
@@ -384,6 +402,7 @@ static struct json_object *status_json(struct ctld *c)
 	CNT(not_leader);
 	CNT(nodes_marked_down);
 	CNT(nodes_marked_up);
+	CNT(leaders_recorded);
 #undef CNT
 	json_object_object_add(k, "log_torn_bytes_cut",
 			       json_object_new_int64((int64_t)c->log.torn_bytes));

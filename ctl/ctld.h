@@ -72,6 +72,8 @@ struct sl_ctld_region {
 	uint32_t rf;
 	uint32_t replicas[SL_CTLD_MAX_RF]; /* node ids */
 	uint32_t leader;                   /* preferred leader (a replica) */
+	uint32_t observed;                 /* leader the replicas last reported (0: none) */
+	uint64_t observed_term;            /* its term */
 };
 
 enum sl_ctld_node_state { SL_CTLD_EXPECTED = 0, SL_CTLD_UP = 1, SL_CTLD_DOWN = 2 };
@@ -104,6 +106,7 @@ struct json_object *sl_ctld_plan(const struct sl_ctld_cluster *c, char *err, siz
 /* Command builders (new objects). */
 struct json_object *sl_ctld_cmd_join(uint32_t node, const char *address, uint32_t cores);
 struct json_object *sl_ctld_cmd_node_state(uint32_t node, bool up);
+struct json_object *sl_ctld_cmd_set_leader(uint32_t region, uint32_t leader, uint64_t term);
 /* Applies one committed command (JSON text). 0, or a negative errno with err set: the
  * command is refused and counted, the state is unchanged (every replica refuses alike). */
 int sl_ctld_sm_apply(struct sl_ctld_sm *sm, const uint8_t *data, uint32_t len, char *err,
@@ -128,6 +131,17 @@ struct sl_ctld_soft {
 int sl_ctld_soft_heartbeat(struct sl_ctld_soft *soft, const struct sl_ctld_sm *sm,
 			   uint32_t node, struct json_object *regions, uint64_t now_ns,
 			   char *err, size_t err_len);
+
+/* What the live replicas of `region` report (heartbeats younger than timeout_ns): the
+ * leader named in the highest term (0: none), the highest commit and lowest applied index.
+ * Returns how many replicas reported. */
+struct sl_ctld_observed {
+	uint32_t leader;
+	uint64_t term, max_commit, min_applied;
+};
+uint32_t sl_ctld_observe(const struct sl_ctld_sm *sm, const struct sl_ctld_soft *soft,
+			 uint32_t region, uint64_t now_ns, uint64_t timeout_ns,
+			 struct sl_ctld_observed *out);
 
 /* Views for the ctl commands. soft may be NULL (a follower has no heartbeats). */
 struct json_object *sl_ctld_view_members(const struct sl_ctld_sm *sm,

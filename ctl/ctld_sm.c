@@ -105,6 +105,16 @@ struct json_object *sl_ctld_cmd_node_state(uint32_t node, bool up)
 	return o;
 }
 
+struct json_object *sl_ctld_cmd_set_leader(uint32_t region, uint32_t leader, uint64_t term)
+{
+	struct json_object *o = json_object_new_object();
+	json_object_object_add(o, "op", json_object_new_string("set_leader"));
+	json_object_object_add(o, "region", json_object_new_int64(region));
+	json_object_object_add(o, "leader", json_object_new_int64(leader));
+	json_object_object_add(o, "term", json_object_new_int64((int64_t)term));
+	return o;
+}
+
 /* ---------------------------------------------------------------- apply */
 
 #define REFUSE(...)                                                                         \
@@ -272,6 +282,34 @@ static int apply_node_state(struct sl_ctld_sm *sm, struct json_object *cmd, char
 	return 0;
 }
 
+/* An observed region leader, as the ctld leader saw it in heartbeats: only forward in term
+ * (reports may arrive late), one leader per term, and a replica of the region. */
+static int apply_set_leader(struct sl_ctld_sm *sm, struct json_object *cmd, char *err,
+			    size_t err_len)
+{
+	uint64_t region = 0, leader = 0, term = 0;
+	if (!sm->bootstrapped || !get_uint(cmd, "region", 0, sm->n_regions - 1, &region))
+		REFUSE("set_leader: region must be an id below %u", sm->n_regions);
+	if (!get_uint(cmd, "leader", 1, sm->n_nodes, &leader) ||
+	    !get_uint(cmd, "term", 0, INT64_MAX, &term))
+		REFUSE("set_leader: leader must be a node id, term a number");
+	struct sl_ctld_region *r = &sm->regions[region];
+	bool replica = false;
+	for (uint32_t k = 0; k < r->rf; k++)
+		replica = replica || r->replicas[k] == leader;
+	if (!replica)
+		REFUSE("set_leader: node %" PRIu64 " is not a replica of region %" PRIu64, leader,
+		       region);
+	if (term < r->observed_term ||
+	    (term == r->observed_term && r->observed != 0 && r->observed != leader))
+		REFUSE("set_leader: region %" PRIu64 " term %" PRIu64 " is behind term %" PRIu64
+		       " led by %u",
+		       region, term, r->observed_term, r->observed);
+	r->observed = (uint32_t)leader;
+	r->observed_term = term;
+	return 0;
+}
+
 int sl_ctld_sm_apply(struct sl_ctld_sm *sm, const uint8_t *data, uint32_t len, char *err,
 		     size_t err_len)
 {
@@ -289,6 +327,8 @@ int sl_ctld_sm_apply(struct sl_ctld_sm *sm, const uint8_t *data, uint32_t len, c
 		rc = apply_join(sm, cmd, err, err_len);
 	} else if (strcmp(op, "node_state") == 0) {
 		rc = apply_node_state(sm, cmd, err, err_len);
+	} else if (strcmp(op, "set_leader") == 0) {
+		rc = apply_set_leader(sm, cmd, err, err_len);
 	} else {
 		snprintf(err, err_len, "unknown op '%.32s'", op);
 	}
@@ -383,6 +423,34 @@ static struct json_object *id_array(const uint32_t *ids, uint32_t n)
 	return a;
 }
 
+uint32_t sl_ctld_observe(const struct sl_ctld_sm *sm, const struct sl_ctld_soft *soft,
+			 uint32_t region, uint64_t now_ns, uint64_t timeout_ns,
+			 struct sl_ctld_observed *out)
+{
+	/* the leader named in the highest term any live replica reported; the lag is how far
+	 * the slowest reporting replica's applied index trails the highest commit reported */
+	const struct sl_ctld_region *r = &sm->regions[region];
+	memset(out, 0, sizeof(*out));
+	out->min_applied = UINT64_MAX;
+	uint32_t reporting = 0;
+	for (uint32_t k = 0; k < r->rf; k++) {
+		uint32_t nd = r->replicas[k];
+		const struct sl_ctld_hb_region *h = &soft->hb[nd][region];
+		if (!soft->seen[nd] || !h->valid || now_ns - soft->last_hb_ns[nd] > timeout_ns)
+			continue;
+		reporting++;
+		if (h->leader != 0 && (out->leader == 0 || h->term > out->term)) {
+			out->leader = h->leader;
+			out->term = h->term;
+		}
+		if (h->commit_index > out->max_commit)
+			out->max_commit = h->commit_index;
+		if (h->applied_index < out->min_applied)
+			out->min_applied = h->applied_index;
+	}
+	return reporting;
+}
+
 struct json_object *sl_ctld_view_regions(const struct sl_ctld_sm *sm,
 					 const struct sl_ctld_soft *soft, uint64_t now_ns,
 					 uint64_t timeout_ns)
@@ -397,32 +465,18 @@ struct json_object *sl_ctld_view_regions(const struct sl_ctld_sm *sm,
 		json_object_object_add(o, "protocol", json_object_new_string(r->protocol));
 		json_object_object_add(o, "replicas", id_array(r->replicas, r->rf));
 		json_object_object_add(o, "preferred_leader", json_object_new_int64(r->leader));
-		/* observed: the leader named in the highest term any live replica reported;
-		 * lag: how far the slowest reporting replica's applied index trails the
-		 * highest commit index reported */
-		uint64_t best_term = 0, max_commit = 0, min_applied = UINT64_MAX;
-		uint32_t leader = 0, reporting = 0;
-		for (uint32_t k = 0; soft != NULL && k < r->rf; k++) {
-			uint32_t nd = r->replicas[k];
-			const struct sl_ctld_hb_region *h = &soft->hb[nd][i];
-			if (!soft->seen[nd] || !h->valid || now_ns - soft->last_hb_ns[nd] > timeout_ns)
-				continue;
-			reporting++;
-			if (h->leader != 0 && (leader == 0 || h->term > best_term)) {
-				leader = h->leader;
-				best_term = h->term;
-			}
-			if (h->commit_index > max_commit)
-				max_commit = h->commit_index;
-			if (h->applied_index < min_applied)
-				min_applied = h->applied_index;
-		}
+		/* from the heartbeats when this is the leader, else as last written to the log */
+		struct sl_ctld_observed ob;
+		uint32_t reporting = soft != NULL
+					     ? sl_ctld_observe(sm, soft, i, now_ns, timeout_ns, &ob)
+					     : 0;
+		uint32_t leader = reporting && ob.leader ? ob.leader : r->observed;
 		json_object_object_add(o, "leader", leader ? json_object_new_int64(leader) : NULL);
 		json_object_object_add(o, "reporting", json_object_new_int64(reporting));
 		json_object_object_add(o, "commit_lag",
 				       reporting ? json_object_new_int64(
-						       (int64_t)(max_commit > min_applied
-								 ? max_commit - min_applied
+						       (int64_t)(ob.max_commit > ob.min_applied
+								 ? ob.max_commit - ob.min_applied
 								 : 0))
 						 : NULL);
 		json_object_array_add(arr, o);

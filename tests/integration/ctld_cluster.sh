@@ -145,6 +145,11 @@ until_true 300 "regions never showed an observed leader and commit lag" \
 "$CTL" --socket "$LS" regions
 "$CTL" --socket "$LS" placement
 [ "$(q "$(nsock 1)" status "r['ctld']['heartbeats'] > 0")" = True ] || fail "node 1 counts no heartbeat"
+# observed region leaders are written to the log: a follower shows them too
+for i in 1 2 3; do
+	until_true 300 "ctld $i does not show every region's leader" \
+		q "$(csock "$i")" regions "all(x['leader'] is not None for x in r['regions'])"
+done
 # writes only on the leader: a follower names it; a malformed heartbeat is refused, counted
 L=$(leader) # again: a loaded host may have moved leadership since
 [ -n "$L" ] || fail "no ctld leader"

@@ -170,6 +170,32 @@ static void test_join_and_state(void **state)
 	assert_int_equal(sm.nodes[2].joins, 2);
 }
 
+static void test_set_leader(void **state)
+{
+	(void)state;
+	sl_ctld_sm_init(&sm);
+	assert_int_equal(apply_obj(sl_ctld_cmd_set_leader(0, 1, 1)), -EINVAL); /* no map yet */
+	bootstrap(4, 4, 3); /* region 0: nodes 1, 2, 3 */
+	assert_int_equal(apply_obj(sl_ctld_cmd_set_leader(0, 2, 5)), 0);
+	assert_int_equal(sm.regions[0].observed, 2);
+	assert_int_equal(sm.regions[0].observed_term, 5);
+	snapshot_state();
+	assert_int_equal(apply_obj(sl_ctld_cmd_set_leader(0, 3, 4)), -EINVAL); /* older term */
+	assert_int_equal(apply_obj(sl_ctld_cmd_set_leader(0, 3, 5)), -EINVAL); /* two in a term */
+	assert_int_equal(apply_obj(sl_ctld_cmd_set_leader(0, 4, 6)), -EINVAL); /* not a replica */
+	assert_int_equal(apply_obj(sl_ctld_cmd_set_leader(4, 1, 6)), -EINVAL); /* no region 4 */
+	assert_unchanged();
+	assert_int_equal(apply_obj(sl_ctld_cmd_set_leader(0, 3, 6)), 0);
+	assert_int_equal(sm.regions[0].observed, 3);
+	/* a follower (no heartbeats) shows the recorded leader */
+	struct json_object *rv = sl_ctld_view_regions(&sm, NULL, 0, 1), *v = NULL;
+	json_object_object_get_ex(rv, "regions", &v);
+	struct json_object *r0 = json_object_array_get_idx(v, 0);
+	assert_int_equal(json_object_get_int(json_object_object_get(r0, "leader")), 3);
+	assert_null(json_object_object_get(json_object_array_get_idx(v, 1), "leader"));
+	json_object_put(rv);
+}
+
 static void test_malformed_refused(void **state)
 {
 	(void)state;
@@ -425,6 +451,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_bootstrap_spreads), cmocka_unit_test(test_bootstrap_protocols),
 	    cmocka_unit_test(test_bootstrap_once),    cmocka_unit_test(test_join_and_state),
+	    cmocka_unit_test(test_set_leader),
 	    cmocka_unit_test(test_malformed_refused), cmocka_unit_test(test_heartbeat_and_views),
 	    cmocka_unit_test(test_conf),              cmocka_unit_test(test_conf_file),
 	};
