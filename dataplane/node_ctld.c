@@ -18,6 +18,7 @@ struct nd_ctld {
 	bool joined;
 	bool collecting;  /* region requests are out with the workers */
 	uint64_t next_ns;
+	uint64_t warned_ns; /* a refusal is logged once a minute at most */
 	struct ctl_req *reqs; /* one per region; owned by a worker's ring while out */
 	struct nd_ctld_stats st;
 };
@@ -103,8 +104,14 @@ static int call_ctld(struct nd_ctld *c, const char *cmd, struct json_object *arg
 			c->st.not_leader++;
 		else if (rc == -EREMOTEIO && strcmp(code, "not_joined") == 0)
 			c->joined = false; /* a ctld that lost our join: join again */
-		if (rc == -EREMOTEIO)
-			SL_LOG(DEBUG, node, "ctld %s: %s: %s: %s\n", c->socks[i], cmd, code, msg);
+		if (rc == -EREMOTEIO && strcmp(code, "not_leader") != 0 &&
+		    nd_now_ns() - c->warned_ns > 60000000000ull) {
+			/* a refusal the node cannot fix by itself (a node id ctld does not
+			 * expect, a bad report): said, not repeated every round */
+			c->warned_ns = nd_now_ns();
+			SL_LOG(WARNING, node, "ctld %s refused %s: %s: %s\n", c->socks[i], cmd, code,
+			       msg);
+		}
 		json_object_put(resp);
 	}
 	c->st.failures++;

@@ -510,7 +510,7 @@ void nd_ingest_check_owners(struct sl_node *n);
 /* reports to sluice-ctld (node_ctld.c): counters shown by the node's status */
 struct nd_ctld_stats {
 	uint64_t joins, heartbeats; /* answered by a ctld leader */
-	uint64_t failures;          /* rounds no ctld replica answered (down, no leader) */
+	uint64_t failures;          /* calls no ctld leader took (down, no leader, refused) */
 	uint64_t not_leader;        /* answers of a replica that is not the leader */
 };
 int nd_ctld_init(struct sl_node *n, char *err, size_t err_len);
