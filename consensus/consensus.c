@@ -31,9 +31,10 @@ static const struct {
 	const struct sl_cons_ops *ops;
 	const void *(*opts)(const struct sl_cons_limits *lim, void *buf); /* NULL: none */
 	uint32_t (*entry_limit)(const void *opts); /* NULL: no limit of its own */
+	uint32_t max_copies; /* replicas one group may have */
 } protocols[] = {
-	{&sl_cons_standalone_ops, NULL, NULL},
-	{&sl_cons_raft_ops, raft_opts, raft_limit},
+	{&sl_cons_standalone_ops, NULL, NULL, 1},
+	{&sl_cons_raft_ops, raft_opts, raft_limit, SL_CONS_MAX_PEERS},
 };
 
 #define N_PROTOCOLS (sizeof(protocols) / sizeof(protocols[0]))
@@ -47,6 +48,14 @@ const struct sl_cons_ops *sl_cons_find(const char *name)
 }
 
 const char *sl_cons_default_name(void) { return protocols[0].ops->name; }
+
+uint32_t sl_cons_max_copies(const struct sl_cons_ops *ops)
+{
+	for (size_t i = 0; i < N_PROTOCOLS; i++)
+		if (protocols[i].ops == ops)
+			return protocols[i].max_copies;
+	return 1;
+}
 
 const char *sl_cons_role_name(uint32_t role)
 {

@@ -191,6 +191,8 @@ struct sl_cons_ops {
 const struct sl_cons_ops *sl_cons_find(const char *name);
 /* The protocol a node runs when its config names none (the first registered). */
 const char *sl_cons_default_name(void);
+/* How many replicas one group of this protocol may have (1: a single copy). */
+uint32_t sl_cons_max_copies(const struct sl_cons_ops *ops);
 /* "follower", "candidate", "leader", "learner", "replica" (status and ctl output). */
 const char *sl_cons_role_name(uint32_t role);
 /* The registered names, comma separated, for error messages. */

@@ -11,6 +11,7 @@
 #define SA_QUEUE 4096u /* proposals waiting for persist or commit */
 
 struct sa_state {
+	uint32_t self; /* its own leader */
 	uint64_t term;
 	uint64_t last_index;    /* last index handed out */
 	uint64_t durable_index; /* log durable up to here */
@@ -39,6 +40,7 @@ static int sa_create(const struct sl_cons_config *cfg, void **out)
 	struct sa_state *s = calloc(1, sizeof(*s));
 	if (s == NULL)
 		return -ENOMEM;
+	s->self = cfg->self;
 	s->term = cfg->initial.term ? cfg->initial.term : 1;
 	if (cfg->log != NULL) {
 		/* every recovered entry was durable, so committed: the ones after the log's
@@ -207,6 +209,7 @@ static void sa_status(void *st, struct sl_cons_status *o)
 	struct sa_state *s = st;
 	memset(o, 0, sizeof(*o));
 	o->role = SL_CONS_ROLE_LEADER;
+	o->leader = s->self;
 	o->term = s->term;
 	o->commit_index = s->durable_index;
 	o->applied_index = s->applied_index;

@@ -49,31 +49,23 @@ struct json_object *sl_ctld_plan(const struct sl_ctld_cluster *c, char *err, siz
 	json_object_object_add(cmd, "op", json_object_new_string("bootstrap"));
 	json_object_object_add(cmd, "cluster", json_object_new_int64(c->cluster_id));
 	json_object_object_add(cmd, "nodes", json_object_new_int64(c->nodes));
-	/* replicas take node ids from one counter that runs over the whole map, so every
-	 * node holds the same number of replicas to within one (consecutive ids: never the
-	 * same node twice in a region while rf <= nodes) */
-	uint32_t slot = 0, leads[SL_CTLD_MAX_NODES + 1] = {0};
 	for (uint32_t i = 0; i < c->regions; i++) {
 		const char *proto = c->region_protocol[i][0] ? c->region_protocol[i] : c->protocol;
-		/* standalone has no peers: one replica whatever the cluster's RF */
-		uint32_t rf = strcmp(proto, "standalone") == 0 ? 1 : c->replication;
+		/* a single-copy protocol (standalone) has one replica whatever the RF */
+		uint32_t rf = c->replication, max = sl_cons_max_copies(sl_cons_find(proto));
+		if (rf > max)
+			rf = max;
 		uint64_t lo, hi;
 		hash_range(i, c->regions, &lo, &hi);
 		struct json_object *r = json_object_new_object(), *reps = json_object_new_array();
-		uint32_t rep[SL_CTLD_MAX_RF];
-		for (uint32_t k = 0; k < rf; k++) {
-			rep[k] = slot++ % c->nodes + 1;
-			json_object_array_add(reps, json_object_new_int64(rep[k]));
-		}
-		/* preferred leader: the replica leading fewest regions so far; ties go round
-		 * the replica list, so leaders spread over nodes and over replica slots */
-		uint32_t lead = 0;
-		for (uint32_t t = 0; t < rf; t++) {
-			uint32_t nd = rep[(i + t) % rf];
-			if (lead == 0 || leads[nd] < leads[lead])
-				lead = nd;
-		}
-		leads[lead]++;
+		/* the node's own rule (sl_cfg_region_replicas): consecutive node ids from
+		 * (region mod nodes) + 1, so the map is the one nodes with the same config run;
+		 * with regions a multiple of nodes every node holds as many replicas */
+		for (uint32_t k = 0; k < rf; k++)
+			json_object_array_add(reps, json_object_new_int64((i + k) % c->nodes + 1));
+		/* preferred leader: the replica slot advances once per lap over the nodes, so
+		 * leaders are even over the nodes (to within one) and over the replica slots */
+		uint32_t lead = (i + (i / c->nodes) % rf) % c->nodes + 1;
 		json_object_object_add(r, "id", json_object_new_int64(i));
 		json_object_object_add(r, "hash_lo", hex64(lo));
 		json_object_object_add(r, "hash_hi", hex64(hi));
@@ -179,6 +171,9 @@ static int apply_region(struct json_object *ro, uint32_t idx, uint32_t nodes,
 		REFUSE("bootstrap: region %u: replicas must be 1..%u node ids", idx,
 		       SL_CTLD_MAX_RF);
 	r->rf = (uint32_t)json_object_array_length(reps);
+	if (r->rf > sl_cons_max_copies(sl_cons_find(proto)))
+		REFUSE("bootstrap: region %u: %s keeps at most %u copies", idx, proto,
+		       sl_cons_max_copies(sl_cons_find(proto)));
 	for (uint32_t k = 0; k < r->rf; k++) {
 		struct json_object *v = json_object_array_get_idx(reps, k);
 		int64_t n = json_object_is_type(v, json_type_int) ? json_object_get_int64(v) : 0;
@@ -372,6 +367,8 @@ int sl_ctld_soft_heartbeat(struct sl_ctld_soft *soft, const struct sl_ctld_sm *s
 		if (json_object_object_get_ex(ro, "leader", &v) && v != NULL &&
 		    !get_uint(ro, "leader", 0, SL_CTLD_MAX_NODES, &leader))
 			REFUSE("heartbeat: regions[%zu].leader must be a node id or null", i);
+		if (strcmp(role, "none") == 0)
+			continue; /* the node holds no replica of it: nothing to say */
 		uint32_t r = 0;
 		while (r <= SL_CONS_ROLE_REPLICA && strcmp(sl_cons_role_name(r), role) != 0)
 			r++;

@@ -55,9 +55,16 @@ static const struct key keys[] = {
 	    "regions (hash ranges of the series id) on this node, spread over the workers"),
 	STR("regions", "protocol", protocol,
 	    "consensus protocol of the regions, a name from the registry: standalone (the "
-	    "default) or raft (one-node groups until the fabric connects nodes)"),
+	    "default; one node only) or raft (replicated on every node of [cluster] nodes)"),
 	U32("regions", "election_timeout_ms", election_timeout_ms, 10, 60000,
 	    "raft election timeout (heartbeats every tenth of it)"),
+	STR("regions", "protocols", region_protocols,
+	    "per-region protocols over `protocol`: comma-separated FIRST[-LAST]:NAME, e.g. "
+	    "0-3:raft,4-7:standalone (a standalone region has one copy, on node "
+	    "(region mod nodes) + 1)"),
+	U32("regions", "replicas", replicas, 0, SL_CONS_MAX_PEERS,
+	    "copies of each region whose protocol replicates (0 = one on every node of the "
+	    "cluster); at most [cluster] nodes"),
 	U32("regions", "log_keep_mb", log_keep_mb, 1, RLOG_KEEP_MB_MAX,
 	    "MiB of applied entries each region keeps for replicas that fall behind; one "
 	    "further behind needs a snapshot"),
@@ -105,13 +112,14 @@ static const struct key keys[] = {
 	    "directory of the memif sockets linking the nodes of one host (same on every "
 	    "node; needed when nodes > 1)"),
 	U32("cluster", "fabric_mtu", fabric_mtu, SL_FAB_MTU_MIN, SL_FAB_MTU_MAX,
-	    "bytes of a fabric frame after its Ethernet header; larger messages are split"),
+	    "bytes of a fabric frame after its Ethernet header (memif links between nodes of one "
+	    "host take jumbo frames); larger messages are split"),
 	STR("cluster", "ctld", ctld,
 	    "ctl sockets of the sluice-ctld replicas on this host, comma separated: the node "
 	    "joins and heartbeats there (it keeps serving whatever ctld does); empty = none"),
 	BOOL("debug", "fault_injection", fault_injection,
-	     "tests only: allow the debug_wal_fault (inject disk errors) and debug_hold_core "
-	     "(hold a worker back) ctl commands"),
+	     "tests only: allow the debug_wal_fault (inject disk errors), debug_hold_core "
+	     "(hold a worker back) and debug_fabric (drop, delay, cut links) ctl commands"),
 	U32("debug", "xmsg_pool", xmsg_pool, XMSG_POOL_MIN, XMSG_POOL,
 	    "tests only: cross-core messages in the pool; fewer make routing run out of room "
 	    "sooner (ingress then keeps what it read for the next round)"),
@@ -148,7 +156,7 @@ void sl_config_default(struct sl_config *c)
 	c->frag_max_flows = 128;
 	c->frag_timeout_ms = 1000;
 	c->cluster_nodes = 1;
-	c->fabric_mtu = 1500;
+	c->fabric_mtu = 8000;
 	c->xmsg_pool = XMSG_POOL;
 }
 
@@ -330,6 +338,8 @@ int sl_config_load(struct sl_config *c, const char *path, char *err, size_t err_
 	return rc;
 }
 
+static int region_protocols_parse(struct sl_config *c, char *err, size_t err_len);
+
 int sl_config_finish(struct sl_config *c, char *err, size_t err_len)
 {
 	if (c->ctl_socket[0] == '\0' &&
@@ -428,7 +438,86 @@ int sl_config_finish(struct sl_config *c, char *err, size_t err_len)
 			 c->protocol, names);
 		return -EINVAL;
 	}
+	if (c->replicas > c->cluster_nodes) {
+		snprintf(err, err_len, "[regions] replicas = %u: the cluster has %u nodes",
+			 c->replicas, c->cluster_nodes);
+		return -EINVAL;
+	}
+	return region_protocols_parse(c, err, err_len);
+}
+
+/* protocol name -> index in proto_names (added when new); -1 when unknown or too many */
+static int proto_index(struct sl_config *c, const char *name)
+{
+	for (uint32_t i = 0; i < c->n_proto_names; i++)
+		if (strcmp(c->proto_names[i], name) == 0)
+			return (int)i;
+	if (sl_cons_find(name) == NULL || c->n_proto_names == SL_CFG_MAX_PROTOS)
+		return -1;
+	snprintf(c->proto_names[c->n_proto_names], sizeof(c->proto_names[0]), "%s", name);
+	return (int)c->n_proto_names++;
+}
+
+/* [regions] protocols: FIRST[-LAST]:NAME items over the default protocol. */
+static int region_protocols_parse(struct sl_config *c, char *err, size_t err_len)
+{
+	c->n_proto_names = 0;
+	(void)proto_index(c, c->protocol);
+	memset(c->region_proto, 0, sizeof(c->region_proto));
+	char spec[SL_CFG_PATH_MAX];
+	snprintf(spec, sizeof(spec), "%s", c->region_protocols);
+	char *save = NULL;
+	for (char *it = strtok_r(spec, ", ", &save); it != NULL; it = strtok_r(NULL, ", ", &save)) {
+		char *colon = strchr(it, ':'), *end = NULL;
+		unsigned long lo = strtoul(it, &end, 10), hi = lo;
+		if (colon != NULL && end != NULL && *end == '-')
+			hi = strtoul(end + 1, &end, 10);
+		int pi = colon != NULL ? proto_index(c, colon + 1) : -1;
+		if (colon == NULL || end != colon || !isdigit((unsigned char)it[0]) || lo > hi ||
+		    hi >= c->regions || pi < 0) {
+			char names[128];
+			sl_cons_names(names, sizeof(names));
+			snprintf(err, err_len,
+				 "[regions] protocols: '%s': expected FIRST[-LAST]:NAME with regions "
+				 "0..%u and NAME one of %s (at most %u different)",
+				 it, c->regions - 1, names, SL_CFG_MAX_PROTOS);
+			return -EINVAL;
+		}
+		for (unsigned long r = lo; r <= hi; r++)
+			c->region_proto[r] = (uint8_t)pi;
+	}
 	return 0;
+}
+
+const char *sl_cfg_region_protocol(const struct sl_config *c, uint32_t r)
+{
+	return c->proto_names[c->region_proto[r]];
+}
+
+uint32_t sl_cfg_region_replicas(const struct sl_config *c, uint32_t r, uint32_t *nodes)
+{
+	uint32_t n = c->cluster_nodes;
+	if (n <= 1) {
+		nodes[0] = c->node_id;
+		return 1;
+	}
+	uint32_t copies = c->replicas ? c->replicas : n;
+	uint32_t max = sl_cons_max_copies(sl_cons_find(sl_cfg_region_protocol(c, r)));
+	if (copies > max)
+		copies = max;
+	for (uint32_t k = 0; k < copies; k++)
+		nodes[k] = (r + k) % n + 1;
+	return copies;
+}
+
+bool sl_cfg_region_here(const struct sl_config *c, uint32_t r)
+{
+	uint32_t nodes[SL_CONS_MAX_PEERS];
+	uint32_t k = sl_cfg_region_replicas(c, r, nodes);
+	for (uint32_t i = 0; i < k; i++)
+		if (nodes[i] == c->node_id)
+			return true;
+	return false;
 }
 
 void sl_config_dump(const struct sl_config *c, FILE *out)

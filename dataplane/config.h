@@ -12,6 +12,7 @@
 #define SL_CFG_PATH_MAX 512
 #define SL_CFG_MAX_WORKERS 32
 #define SL_CFG_MAX_REGIONS 256
+#define SL_CFG_MAX_PROTOS 4 /* distinct protocols in [regions] protocols */
 #define SL_CFG_SHM_SLOTS_MAX 256 /* [ingest] shm_slots; the node's per-slot arrays (node_limits.h) */
 
 enum sl_hugepage_mode { SL_HUGE_AUTO = 0, SL_HUGE_ON = 1, SL_HUGE_OFF = 2 };
@@ -34,6 +35,13 @@ struct sl_config {
 	char protocol[32];        /* consensus protocol of every region */
 	uint32_t election_timeout_ms; /* raft */
 	uint32_t log_keep_mb;     /* applied entries kept per region for replicas behind */
+	char region_protocols[SL_CFG_PATH_MAX]; /* "0-3:raft,4-7:standalone": overrides */
+	uint32_t replicas;        /* copies of a replicated region; 0 = every node */
+	/* derived (sl_config_validate): each region's protocol, an index into proto_names
+	 * ([0] is `protocol`) */
+	uint8_t region_proto[SL_CFG_MAX_REGIONS];
+	char proto_names[SL_CFG_MAX_PROTOS][32];
+	uint32_t n_proto_names;
 	/* [wal] */
 	uint32_t wal_segment_mb;
 	uint32_t wal_buffer_kb;
@@ -79,6 +87,13 @@ int sl_config_set(struct sl_config *c, const char *section, const char *key, con
 		  char *err, size_t err_len);
 /* Fill the derived defaults (paths) and check ranges. */
 int sl_config_finish(struct sl_config *c, char *err, size_t err_len);
+/* Placement of region r, from [regions] and [cluster] (until the control plane owns it):
+ * its protocol's name, and its replicas: `copies` nodes (1 for a single-copy protocol,
+ * else [regions] replicas or every node) starting at node (r mod nodes) + 1, in turn. */
+const char *sl_cfg_region_protocol(const struct sl_config *c, uint32_t r);
+uint32_t sl_cfg_region_replicas(const struct sl_config *c, uint32_t r, uint32_t *nodes);
+bool sl_cfg_region_here(const struct sl_config *c, uint32_t r);
+
 /* Print every key with its current value, as an INI file. */
 void sl_config_dump(const struct sl_config *c, FILE *out);
 

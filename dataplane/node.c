@@ -259,9 +259,13 @@ static void prop_ack(struct worker *w, struct region *r, struct proposal *p, int
 static bool fwd_send(struct worker *w, struct region *r, uint32_t slot, uint32_t len)
 {
 	struct sl_node *n = w->node;
-	struct sl_cons_status cs;
-	sl_drv_status(r->drv, &cs);
-	if (n->fab == NULL || cs.leader == SL_CONS_NODE_NONE || cs.leader == n->cfg.node_id)
+	uint32_t leader = r->leader_hint; /* no replica here: the one it was told of */
+	if (r->drv != NULL) {
+		struct sl_cons_status cs;
+		sl_drv_status(r->drv, &cs);
+		leader = cs.leader;
+	}
+	if (n->fab == NULL || leader == SL_CONS_NODE_NONE || leader == n->cfg.node_id)
 		return false;
 	struct proposal *p = &r->props[slot];
 	uint8_t *b = w->fab->scratch;
@@ -279,25 +283,34 @@ static bool fwd_send(struct worker *w, struct region *r, uint32_t slot, uint32_t
 	for (uint32_t k = 0; k < p->n_runs; k++, off += 4)
 		sl_put_u32(b + off, p->runs[k].n_points);
 	memcpy(b + off, p->buf, p->fwd_len);
-	struct sl_cons_msg m = {.group_id = r->id, .from = n->cfg.node_id, .to = cs.leader,
+	struct sl_cons_msg m = {.group_id = r->id, .from = n->cfg.node_id, .to = leader,
 				.len = off + p->fwd_len, .buf = b};
 	nd_fab_send_kind(w, SL_FAB_FWD, &m);
 	sl_stats_add(w->st, SL_STAT_fwd_out, 1);
 	return true;
 }
 
+/* The answer: id u64 | status i32 | leader u32 (whom this node knows to lead, 0: none;
+ * where to send it next after -EAGAIN) | runs u16 | stored points u32 per run. */
 static void fwd_answer(struct worker *w, struct region *r, uint16_t node, uint64_t id,
 		       int32_t status, const struct proposal *p)
 {
 	uint8_t *b = w->fab->scratch;
 	uint32_t runs = p != NULL ? p->n_runs : 0;
+	uint32_t leader = r->leader_hint;
+	if (r->drv != NULL) {
+		struct sl_cons_status cs;
+		sl_drv_status(r->drv, &cs);
+		leader = cs.leader;
+	}
 	sl_put_u64(b, id);
 	sl_put_u32(b + 8, (uint32_t)status);
-	sl_put_u16(b + 12, (uint16_t)runs);
+	sl_put_u32(b + 12, leader);
+	sl_put_u16(b + 16, (uint16_t)runs);
 	for (uint32_t k = 0; k < runs; k++)
-		sl_put_u32(b + 14 + 4 * k, status == 0 ? p->runs[k].n_stored : 0);
+		sl_put_u32(b + FWD_ACK_HDR + 4 * k, status == 0 ? p->runs[k].n_stored : 0);
 	struct sl_cons_msg m = {.group_id = r->id, .from = w->node->cfg.node_id, .to = node,
-				.len = 14 + 4 * runs, .buf = b};
+				.len = FWD_ACK_HDR + 4 * runs, .buf = b};
 	nd_fab_send_kind(w, SL_FAB_FWD_ACK, &m);
 }
 
@@ -321,6 +334,11 @@ void nd_fwd_in(struct worker *w, struct region *r, const struct sl_cons_msg *m)
 	}
 	for (uint32_t k = 0; k < runs; k++)
 		sum += sl_get_u32(m->buf + 10 + 4 * k);
+	if (r->drv == NULL) { /* no replica here: the sender is told where one is */
+		sl_stats_add(w->st, SL_STAT_fwd_not_leader, 1);
+		fwd_answer(w, r, (uint16_t)m->from, id, -EAGAIN, NULL);
+		return;
+	}
 	if (sum != count) {
 		sl_stats_add(w->st, SL_STAT_fwd_bad, 1);
 		fwd_answer(w, r, (uint16_t)m->from, id, -EBADMSG, NULL);
@@ -365,31 +383,50 @@ static void fwd_done(struct region *r, struct proposal *p)
 	r->fwd_out--;
 }
 
+/* Where a region with no replica here forwards next after `from` said it does not lead:
+ * the leader it named if that is a replica, else the replica after `from`. */
+static uint32_t leader_next(const struct sl_node *n, const struct region *r, uint32_t from,
+			    uint32_t named)
+{
+	uint32_t reps[SL_CONS_MAX_PEERS];
+	uint32_t k = sl_cfg_region_replicas(&n->cfg, r->id, reps);
+	for (uint32_t i = 0; i < k; i++)
+		if (reps[i] == named && named != from)
+			return named;
+	for (uint32_t i = 0; i < k; i++)
+		if (reps[i] == from)
+			return reps[(i + 1) % k];
+	return reps[0];
+}
+
 /* The forwarding side: the leader's answer acks the batch here. */
 void nd_fwd_ack_in(struct worker *w, struct region *r, const struct sl_cons_msg *m)
 {
-	if (m->len < 14) {
+	if (m->len < FWD_ACK_HDR) {
 		sl_stats_add(w->st, SL_STAT_fwd_bad, 1);
 		return;
 	}
 	uint64_t id = sl_get_u64(m->buf);
 	int32_t status = (int32_t)sl_get_u32(m->buf + 8);
-	uint32_t runs = sl_get_u16(m->buf + 12);
+	uint32_t leader = sl_get_u32(m->buf + 12);
+	uint32_t runs = sl_get_u16(m->buf + 16);
 	if ((id & 0xff) >= PROP_SLOTS)
 		return;
 	struct proposal *p = &r->props[id & 0xff];
 	if (!p->in_use || !p->fwd_out || p->fwd_id != id)
 		return; /* an answer to a try given up or already answered */
 	if (status == -EAGAIN || status == -EBUSY) { /* no leader there, or no room: again */
+		if (r->drv == NULL && status == -EAGAIN)
+			r->leader_hint = leader_next(w->node, r, m->from, leader);
 		p->fwd_deadline_ns = w->now_ns + FWD_BUSY_NS;
 		return;
 	}
-	if (status == 0 && (runs != p->n_runs || m->len != 14 + 4 * runs)) {
+	if (status == 0 && (runs != p->n_runs || m->len != FWD_ACK_HDR + 4 * runs)) {
 		sl_stats_add(w->st, SL_STAT_fwd_bad, 1);
 		return;
 	}
 	for (uint32_t k = 0; status == 0 && k < runs; k++)
-		p->runs[k].n_stored = sl_get_u32(m->buf + 14 + 4 * k);
+		p->runs[k].n_stored = sl_get_u32(m->buf + FWD_ACK_HDR + 4 * k);
 	fwd_done(r, p);
 	sl_stats_add(w->st, SL_STAT_fwd_answers, 1);
 	prop_ack(w, r, p, status);
@@ -412,7 +449,7 @@ static void fwd_retry(struct worker *w, struct region *r)
 		sl_stats_add(w->st, SL_STAT_fwd_retries, 1);
 		if (fwd_send(w, r, i, p->fwd_len))
 			continue;
-		if (sl_drv_propose(r->drv, prop_id(r, i), p->buf, p->fwd_len) == 0)
+		if (r->drv != NULL && sl_drv_propose(r->drv, prop_id(r, i), p->buf, p->fwd_len) == 0)
 			fwd_done(r, p); /* leading now: an ordinary proposal from here on */
 		else
 			p->fwd_deadline_ns = w->now_ns + FWD_BUSY_NS; /* no leader yet */
@@ -427,7 +464,7 @@ static void prop_close(struct worker *w, struct region *r)
 	size_t len = 0;
 	sl_batch_finish(&p->b, &len);
 	uint64_t pid = prop_id(r, (uint32_t)r->open);
-	int rc = sl_drv_propose(r->drv, pid, p->buf, (uint32_t)len);
+	int rc = r->drv != NULL ? sl_drv_propose(r->drv, pid, p->buf, (uint32_t)len) : -EPERM;
 	if (rc == -EPERM && fwd_send(w, r, (uint32_t)r->open, (uint32_t)len)) {
 		/* a replica that does not lead: the leader elsewhere proposes it */
 		p->proposed = true;
@@ -470,7 +507,7 @@ static bool region_take(struct worker *w, struct region *r, uint16_t src, uint32
 		    sl_batch_add(&p->b, pt) != 0) {
 			if (p->n_points == 0)
 				return false; /* cannot happen: a point always fits an empty batch */
-			if (sl_drv_has_ready(r->drv))
+			if (r->drv != NULL && sl_drv_has_ready(r->drv))
 				return false; /* its waiting ready first: READY_ENTRIES_MAX */
 			prop_close(w, r);
 			continue;
@@ -596,7 +633,7 @@ void nd_wal_fail(struct worker *w, int err)
 	atomic_store(&w->node->failed, true);
 	for (uint32_t i = 0; i < w->node->cfg.regions; i++) {
 		struct region *r = &w->node->regions[i];
-		if (r->worker == w->idx)
+		if (r->worker == w->idx && r->drv != NULL)
 			sl_drv_storage_failed(r->drv, r->last_index + 1, err);
 	}
 }
@@ -765,7 +802,7 @@ static void wal_completions(struct worker *w)
 		/* messages held for persist-before-send wait on this LSN */
 		w->drv_durable = durable;
 		for (uint32_t i = 0; i < w->node->cfg.regions; i++)
-			if (w->node->regions[i].worker == w->idx)
+			if (w->node->regions[i].worker == w->idx && w->node->regions[i].drv != NULL)
 				sl_drv_durable(w->node->regions[i].drv, durable);
 	}
 }
@@ -1189,6 +1226,12 @@ static int stage_driver(struct worker *w)
 		struct region *r = &n->regions[i];
 		if (r->worker != w->idx)
 			continue;
+		if (r->drv == NULL) { /* no replica here: its batches go to one */
+			if (r->fwd_out > 0)
+				fwd_retry(w, r);
+			prop_close(w, r);
+			continue;
+		}
 		sl_drv_tick(r->drv, w->now_ns);
 		if (r->fwd_out > 0)
 			fwd_retry(w, r);

@@ -459,7 +459,7 @@ static void ckpt_region_done(struct worker *w, struct ckpt_job *j)
 	r->snapshot_term = c->term;
 	sl_rlog_compact(&r->rlog, c->index, c->term);
 	struct sl_cons_conf conf;
-	nd_region_conf(w->node, &conf);
+	nd_region_conf(w->node, r->id, &conf);
 	nd_region_keep_image(r, j->keep, j->keep_len, c->index, &conf);
 	j->keep = NULL;
 	c->r = NULL;

@@ -13,7 +13,7 @@ void nd_serve_ctl(struct worker *w)
 		struct sl_node *n = w->node;
 		struct region *r = &n->regions[q->region];
 		if (q->kind == CTL_INSTALL) {
-			q->rc = nd_install_snapshot(r, &q->snap);
+			q->rc = r->drv != NULL ? nd_install_snapshot(r, &q->snap) : -ENOENT;
 		} else if (q->kind == CTL_WAL_FAULT) {
 			q->rc = w->wal_failed ? -EIO
 					      : sl_wal_inject_fault(w->wal, (enum sl_wal_op)q->fault_op,
@@ -26,7 +26,11 @@ void nd_serve_ctl(struct worker *w)
 			struct sl_store_stats ss;
 			struct sl_cons_status cs;
 			sl_store_stats(r->store, &ss);
-			sl_drv_status(r->drv, &cs);
+			/* no replica here: what the node forwards to (role "none") */
+			memset(&cs, 0, sizeof(cs));
+			cs.leader = r->leader_hint;
+			if (r->drv != NULL)
+				sl_drv_status(r->drv, &cs);
 			struct json_object *o = json_object_new_object();
 			char lo[24], hi[24];
 			snprintf(lo, sizeof(lo), "0x%016" PRIx64, r->hash_lo);
@@ -34,14 +38,21 @@ void nd_serve_ctl(struct worker *w)
 			json_object_object_add(o, "id", json_object_new_int(r->id));
 			json_object_object_add(o, "core", json_object_new_int(w->idx));
 			json_object_object_add(o, "lcore", json_object_new_int(w->lcore));
-			json_object_object_add(o, "protocol", json_object_new_string(sl_drv_protocol(r->drv)));
+			json_object_object_add(o, "protocol", json_object_new_string(sl_cfg_region_protocol(&w->node->cfg, r->id)));
+			uint32_t reps[SL_CONS_MAX_PEERS];
+			uint32_t nrep = sl_cfg_region_replicas(&w->node->cfg, r->id, reps);
+			struct json_object *ra = json_object_new_array();
+			for (uint32_t k = 0; k < nrep; k++)
+				json_object_array_add(ra, json_object_new_int((int)reps[k]));
+			json_object_object_add(o, "replicas", ra);
 			json_object_object_add(o, "hash_lo", json_object_new_string(lo));
 			json_object_object_add(o, "hash_hi", json_object_new_string(hi));
 			json_object_object_add(o, "series", json_object_new_int64((int64_t)ss.series));
 			json_object_object_add(o, "points", json_object_new_int64((int64_t)ss.points));
 			json_object_object_add(o, "bytes", json_object_new_int64((int64_t)ss.bytes));
 			json_object_object_add(o, "role",
-					       json_object_new_string(sl_cons_role_name(cs.role)));
+					       json_object_new_string(r->drv != NULL ? sl_cons_role_name(cs.role)
+										 : "none"));
 			json_object_object_add(o, "leader",
 					       cs.leader == SL_CONS_NODE_NONE
 						       ? NULL
@@ -288,6 +299,17 @@ static int ctl_query(struct sl_node *n, struct json_object *args, struct json_ob
 	for (int k = 0; k < 2 && keys[k] != NULL; k++) {
 		q.series_id = sl_series_id(keys[k], lens[k]);
 		q.region = sl_node_region_of(q.series_id, n->cfg.regions);
+		if (!sl_cfg_region_here(&n->cfg, q.region)) {
+			/* a local read of a region with no replica here would find nothing */
+			uint32_t reps[SL_CONS_MAX_PEERS];
+			uint32_t nrep = sl_cfg_region_replicas(&n->cfg, q.region, reps);
+			free(q.samples);
+			free(q.strbuf);
+			CTL_ERR("not_here",
+				"the series is in region %u, which has no replica on node %u: ask "
+				"node %u%s",
+				q.region, n->cfg.node_id, reps[0], nrep > 1 ? " or another replica" : "");
+		}
 		int rc = worker_call(n, n->regions[q.region].worker, &q);
 		if (rc != 0) {
 			if (rc != -ETIMEDOUT) {
@@ -447,6 +469,52 @@ static int ctl_hold_core(struct sl_node *n, struct json_object *args,
 	return 0;
 }
 
+/* Tests only ([debug] fault_injection): faults on the fabric link to node args.peer:
+ * args.dir "out", "in" or "both" (default both), args.drop_pct 0..100 of the frames dropped
+ * (100: the link is cut), args.delay_ms 0..10000 (outgoing frames sent that late). All
+ * zero heals the link. Applies from the workers' next round. */
+static int ctl_fabric_fault(struct sl_node *n, struct json_object *args,
+			    struct json_object **result, const char **err_code, char *err_msg,
+			    size_t err_len)
+{
+	if (!n->cfg.fault_injection)
+		CTL_ERR("forbidden", "debug_fabric needs [debug] fault_injection = true");
+	if (n->fab == NULL)
+		CTL_ERR("bad_request", "debug_fabric: this node has no fabric ([cluster] nodes = 1)");
+	int64_t peer = 0, drop = 0, delay = 0;
+	struct nd_fab_peer *p = NULL;
+	if (parse_time(args, "peer", 0, &peer) == 0)
+		for (unsigned i = 0; i < n->fab->n_peers; i++)
+			if (n->fab->peer[i].node == peer)
+				p = &n->fab->peer[i];
+	if (p == NULL)
+		CTL_ERR("bad_request", "debug_fabric needs args.peer, the id of another node");
+	if (parse_time(args, "drop_pct", 0, &drop) || drop < 0 || drop > 100)
+		CTL_ERR("bad_request", "args.drop_pct must be 0..100");
+	if (parse_time(args, "delay_ms", 0, &delay) || delay < 0 || delay > 10000)
+		CTL_ERR("bad_request", "args.delay_ms must be 0..10000");
+	const char *dir = "both";
+	struct json_object *v;
+	if (args && json_object_object_get_ex(args, "dir", &v))
+		dir = json_object_get_string(v);
+	bool out = strcmp(dir, "out") == 0 || strcmp(dir, "both") == 0;
+	bool in = strcmp(dir, "in") == 0 || strcmp(dir, "both") == 0;
+	if (!out && !in)
+		CTL_ERR("bad_request", "args.dir must be out, in or both");
+	if (out) {
+		atomic_store(&p->fault_out_drop, (uint32_t)drop);
+		atomic_store(&p->fault_out_delay_ms, (uint32_t)delay);
+	}
+	if (in)
+		atomic_store(&p->fault_in_drop, (uint32_t)drop);
+	*result = json_object_new_object();
+	json_object_object_add(*result, "peer", json_object_new_int((int)peer));
+	json_object_object_add(*result, "dir", json_object_new_string(dir));
+	json_object_object_add(*result, "drop_pct", json_object_new_int((int)drop));
+	json_object_object_add(*result, "delay_ms", json_object_new_int((int)delay));
+	return 0;
+}
+
 /* Tests only ([debug] fault_injection): region args.region installs the store image in
  * args.file (a region snapshot file) as if its raft leader had sent it, at the image's
  * own index and args.term (default 1), through the same function a driver's install
@@ -493,7 +561,7 @@ static int ctl_install_snapshot(struct sl_node *n, struct json_object *args,
 	    .term = (uint64_t)term,
 	    .len = (uint32_t)len,
 	    .data = img};
-	nd_region_conf(n, &q->snap.conf);
+	nd_region_conf(n, (uint32_t)region, &q->snap.conf);
 	int rc = worker_call(n, r->worker, q);
 	if (rc != 0) /* the worker may still read both: leaked, not freed */
 		CTL_ERR("internal", "worker %u: %s", r->worker, strerror(-rc));
@@ -544,6 +612,8 @@ int sl_node_ctl(void *node, const char *cmd, struct json_object *args,
 		return ctl_wal_fault(n, args, result, err_code, err_msg, err_len);
 	if (strcmp(cmd, "debug_hold_core") == 0)
 		return ctl_hold_core(n, args, result, err_code, err_msg, err_len);
+	if (strcmp(cmd, "debug_fabric") == 0)
+		return ctl_fabric_fault(n, args, result, err_code, err_msg, err_len);
 	if (strcmp(cmd, "debug_install_snapshot") == 0)
 		return ctl_install_snapshot(n, args, result, err_code, err_msg, err_len);
 	if (strcmp(cmd, "shutdown") == 0) {

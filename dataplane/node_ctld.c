@@ -161,7 +161,11 @@ static void send_heartbeat(struct sl_node *n, struct nd_ctld *c)
 	json_object_object_add(args, "node", json_object_new_int(n->cfg.node_id));
 	for (uint32_t i = 0; i < n->cfg.regions; i++) {
 		struct ctl_req *q = &c->reqs[i];
-		if (q->rc == 0 && q->json != NULL)
+		struct json_object *role = NULL;
+		/* role "none": no replica of it here (the node only forwards): not reported */
+		if (q->rc == 0 && q->json != NULL &&
+		    !(json_object_object_get_ex(q->json, "role", &role) &&
+		      strcmp(json_object_get_string(role), "none") == 0))
 			json_object_array_add(arr, region_report(q->json));
 		json_object_put(q->json);
 		q->json = NULL;

@@ -9,8 +9,18 @@
 #include "node_internal.h"
 
 #define FAB_RX_BURST 32
-#define FAB_DESC 1024
+#define FAB_DESC 512
 #define FAB_NAME_PREFIX SL_PORT_FABRIC_PREFIX
+
+/* A link's buffer: a whole frame (Ethernet header and fabric_mtu bytes), a power of two
+ * (memif's buffers; the fabric's mbufs get as much room, so a frame is one segment). */
+static uint32_t fab_buf_bytes(uint32_t mtu)
+{
+	uint32_t b = 2048;
+	while (b < mtu + RTE_ETHER_HDR_LEN)
+		b <<= 1;
+	return b;
+}
 
 /* The socket of the link between nodes a < b (the same path on both nodes). */
 static void link_path(const struct sl_config *c, unsigned a, unsigned b, char *buf, size_t len)
@@ -48,8 +58,8 @@ int nd_fab_vdevs(const struct sl_config *c, char (*out)[SL_FAB_VDEV_MAX], unsign
 		if (server)
 			unlink(path);
 		int len = snprintf(out[k], SL_FAB_VDEV_MAX,
-				   FAB_NAME_PREFIX "%u,role=%s,socket=%s,id=0", peer,
-				   server ? "server" : "client", path);
+				   FAB_NAME_PREFIX "%u,role=%s,socket=%s,id=0,bsize=%u", peer,
+				   server ? "server" : "client", path, fab_buf_bytes(c->fabric_mtu));
 		if (len < 0 || len >= SL_FAB_VDEV_MAX) {
 			snprintf(err, err_len, "[cluster] fabric_dir too long: %s", c->fabric_dir);
 			return -ENAMETOOLONG;
@@ -114,11 +124,6 @@ int nd_fab_init(struct sl_node *n, char *err, size_t err_len)
 	f->self = (struct sl_fab_self){.cluster_id = c->cluster_id, .node = (uint16_t)c->node_id,
 				       .min_epoch = 0};
 	f->mtu = c->fabric_mtu;
-	if (f->mtu + RTE_ETHER_HDR_LEN > RTE_MBUF_DEFAULT_DATAROOM) {
-		snprintf(err, err_len, "[cluster] fabric_mtu = %u: a memif link carries at most %u",
-			 f->mtu, RTE_MBUF_DEFAULT_DATAROOM - RTE_ETHER_HDR_LEN);
-		return -EINVAL;
-	}
 	uint16_t pid;
 	RTE_ETH_FOREACH_DEV(pid)
 	{
@@ -139,7 +144,8 @@ int nd_fab_init(struct sl_node *n, char *err, size_t err_len)
 		return -EINVAL;
 	}
 	uint32_t need = f->n_peers * n->n_workers * (2 * FAB_DESC + 2 * SL_PORT_TX_BURST) + 4096;
-	f->pool = rte_pktmbuf_pool_create("sl_fab", need, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
+	f->pool = rte_pktmbuf_pool_create("sl_fab", need, 256, 0,
+					  (uint16_t)(fab_buf_bytes(f->mtu) + RTE_PKTMBUF_HEADROOM),
 					  (int)rte_socket_id());
 	if (f->pool == NULL) {
 		snprintf(err, err_len, "fabric mbuf pool (%u): %s (raise [eal] memory_mb)", need,
@@ -158,6 +164,7 @@ int nd_fab_init(struct sl_node *n, char *err, size_t err_len)
 			return -ENOMEM;
 		}
 		n->w[w].fab = wf;
+		wf->rng = 0x9e3779b97f4a7c15ull ^ ((uint64_t)c->node_id << 32) ^ w;
 		wf->scratch = rte_malloc("sl_fwd", FWD_HDR_MAX + PROP_BYTES, 0);
 		if (wf->scratch == NULL) {
 			snprintf(err, err_len, "out of memory at start-up");
@@ -191,6 +198,9 @@ void nd_fab_fini(struct sl_node *n)
 			continue;
 		for (unsigned i = 0; i < f->n_peers; i++) {
 			rte_pktmbuf_free(wf->peer[i].m);
+			for (uint32_t k = 0; k < wf->peer[i].held_len; k++)
+				rte_pktmbuf_free(wf->peer[i].held[(wf->peer[i].held_head + k) %
+								  FAB_HELD_MAX]);
 			sl_port_txq_fini(&wf->peer[i].txq);
 			rte_free(wf->peer[i].ra_buf);
 		}
@@ -222,6 +232,44 @@ static bool link_usable(const struct nd_fab_peer *p)
 	return atomic_load_explicit(&p->usable, memory_order_acquire);
 }
 
+/* Tests only (debug_fabric): a coin that falls true pct times in a hundred. */
+static bool fault_coin(struct worker *w, uint32_t pct)
+{
+	if (pct == 0)
+		return false;
+	uint64_t x = w->fab->rng;
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	w->fab->rng = x;
+	return x % 100 < pct;
+}
+
+/* Tests only: a frame sent late; the oldest held ones leave first once due. */
+static void held_push(struct worker *w, unsigned i, struct rte_mbuf *m, uint32_t delay_ms)
+{
+	struct wk_fab_peer *wp = &w->fab->peer[i];
+	if (wp->held_len == FAB_HELD_MAX) {
+		rte_pktmbuf_free(m);
+		sl_stats_add(w->st, SL_STAT_fab_fault_dropped, 1);
+		return;
+	}
+	uint32_t at = (wp->held_head + wp->held_len++) % FAB_HELD_MAX;
+	wp->held[at] = m;
+	wp->held_due[at] = w->now_ns + (uint64_t)delay_ms * 1000000ull;
+	sl_stats_add(w->st, SL_STAT_fab_fault_delayed, 1);
+}
+
+static void held_release(struct worker *w, unsigned i)
+{
+	struct wk_fab_peer *wp = &w->fab->peer[i];
+	while (wp->held_len > 0 && wp->held_due[wp->held_head] <= w->now_ns) {
+		sl_port_txq_send(&wp->txq, wp->held[wp->held_head]);
+		wp->held_head = (wp->held_head + 1) % FAB_HELD_MAX;
+		wp->held_len--;
+	}
+}
+
 /* The open frame to peer i leaves (into the TX buffer; sent with the burst). */
 static void frame_close(struct worker *w, unsigned i)
 {
@@ -247,6 +295,17 @@ static void frame_close(struct worker *w, unsigned i)
 	m->data_len = (uint16_t)(RTE_ETHER_HDR_LEN + len);
 	m->pkt_len = m->data_len;
 	sl_stats_add(w->st, SL_STAT_fab_frames_tx, 1);
+	const struct nd_fab_peer *p = &f->peer[i];
+	if (fault_coin(w, atomic_load_explicit(&p->fault_out_drop, memory_order_relaxed))) {
+		rte_pktmbuf_free(m);
+		sl_stats_add(w->st, SL_STAT_fab_fault_dropped, 1);
+		return;
+	}
+	uint32_t delay = atomic_load_explicit(&p->fault_out_delay_ms, memory_order_relaxed);
+	if (delay > 0 || wp->held_len > 0) { /* behind held frames too: order is kept */
+		held_push(w, i, m, delay);
+		return;
+	}
 	sl_port_txq_send(&wp->txq, m);
 }
 
@@ -312,6 +371,10 @@ int nd_fab_flush(struct worker *w)
 			frame_close(w, i);
 			work = 1;
 		}
+		if (wp->held_len > 0) {
+			held_release(w, i);
+			work = 1;
+		}
 		if (link_usable(&f->peer[i]))
 			sl_port_txq_flush(&wp->txq);
 		if (wp->txq.dropped > 0) {
@@ -370,6 +433,10 @@ static void frame_in(struct worker *w, unsigned i, struct rte_mbuf *mb)
 	    rte_pktmbuf_mtod(mb, struct rte_ether_hdr *)->ether_type !=
 		    rte_cpu_to_be_16(SL_FAB_ETHERTYPE)) {
 		sl_stats_add(w->st, SL_STAT_fab_drop_not_fabric, 1);
+		return;
+	}
+	if (fault_coin(w, atomic_load_explicit(&f->peer[i].fault_in_drop, memory_order_relaxed))) {
+		sl_stats_add(w->st, SL_STAT_fab_fault_dropped, 1);
 		return;
 	}
 	const uint8_t *fr = rte_pktmbuf_mtod_offset(mb, const uint8_t *, RTE_ETHER_HDR_LEN);

@@ -156,6 +156,7 @@ struct region {
 	uint32_t prop_cap; /* bytes of one proposal */
 	uint64_t points_applied, points_rejected;
 	uint32_t fwd_out;  /* proposals forwarded and not answered yet */
+	uint32_t leader_hint; /* a region with no replica here (drv NULL): where to forward */
 	uint64_t fwd_seq;  /* makes forwarded ids unique over a slot's reuse */
 	/* the log window every protocol reads back through (apply after restart, peers) */
 	struct sl_rlog rlog;
@@ -300,6 +301,8 @@ struct nd_fab_peer {
 	uint64_t retry_ns;
 	uint64_t snap[SL_CFG_MAX_WORKERS]; /* workers' rounds when quiescing began */
 	atomic_bool usable; /* workers send and receive on it */
+	/* tests only (debug_fabric): frames dropped (percent) each way, sent late (ms) */
+	_Atomic uint32_t fault_out_drop, fault_in_drop, fault_out_delay_ms;
 };
 
 struct nd_fabric {
@@ -321,9 +324,14 @@ struct wk_fab_peer {
 	struct sl_port_txq txq;
 	struct sl_fab_reasm ra;
 	uint8_t *ra_buf;
+	/* tests only: frames held back by debug_fabric's delay, in send order */
+	struct rte_mbuf *held[FAB_HELD_MAX];
+	uint64_t held_due[FAB_HELD_MAX];
+	uint32_t held_head, held_len;
 };
 
 struct wk_fab {
+	uint64_t rng; /* fault injection's coin */
 	_Atomic uint64_t rounds; /* rounds begun: the main lcore's quiescence check */
 	uint8_t *scratch;	 /* a forwarded batch with its header (FWD_HDR_MAX + PROP_BYTES) */
 	struct wk_fab_peer peer[SL_CONS_MAX_PEERS];
@@ -481,7 +489,7 @@ void nd_rlog_free(void *ctx, void *p);
 void nd_net_send_udp(struct worker *w, const struct reply_addr *ra, const uint8_t *payload,
 		     size_t len);
 int nd_net_tx_init(struct sl_node *n, char *err, size_t err_len);
-void nd_region_conf(const struct sl_node *n, struct sl_cons_conf *out);
+void nd_region_conf(const struct sl_node *n, uint32_t region, struct sl_cons_conf *out);
 int nd_fab_init(struct sl_node *n, char *err, size_t err_len);
 void nd_fab_fini(struct sl_node *n);
 void nd_fab_send(struct worker *w, const struct sl_cons_msg *m);

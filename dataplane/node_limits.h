@@ -69,8 +69,10 @@ _Static_assert(PEND_MAX < UINT32_MAX, "NO_ACK is never a pending handle");
 #define PROP_BYTES (512u << 10) /* proposal buffer allocated per slot */
 /* A forwarded batch's header: id u64 | runs u16 | points u32 per run (node.c) */
 #define FWD_HDR_MAX (8u + 2u + 4u * PROP_RUNS)
+#define FWD_ACK_HDR 18u /* id u64 | status i32 | leader u32 | runs u16, then u32 per run */
 #define FWD_TIMEOUT_NS 1000000000ull /* no answer from the leader: forwarded again */
 #define FWD_BUSY_NS 10000000ull      /* the leader had no room: asked again after this */
+#define FAB_HELD_MAX 1024 /* frames a link holds back under a test's delay (then dropped) */
 #define FWD_GIVE_UP_NS 10000000000ull /* unanswered this long: the batch fails (-ETIMEDOUT) */
 /* Entry size the node asks protocols to carry; the proposal is the smaller of this,
  * PROP_BYTES and what fits the WAL gate below (PROP_CAP_FOR_WAL). */

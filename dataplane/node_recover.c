@@ -5,19 +5,12 @@
 
 /* ---------------------------------------------------------------- snapshots */
 
-/* Every node of the cluster votes in every region (the control plane's region map will
- * say otherwise); a single node is its regions' one voter. */
-void nd_region_conf(const struct sl_node *n, struct sl_cons_conf *out)
+/* The region's replicas vote (sl_cfg_region_replicas: the config's placement until the
+ * control plane's region map); a single node is its regions' one voter. */
+void nd_region_conf(const struct sl_node *n, uint32_t region, struct sl_cons_conf *out)
 {
 	memset(out, 0, sizeof(*out));
-	if (n->cfg.cluster_nodes <= 1) {
-		out->n_voters = 1;
-		out->voters[0] = n->cfg.node_id;
-		return;
-	}
-	out->n_voters = n->cfg.cluster_nodes;
-	for (uint32_t v = 0; v < out->n_voters; v++)
-		out->voters[v] = v + 1;
+	out->n_voters = sl_cfg_region_replicas(&n->cfg, region, out->voters);
 }
 
 static int sessions_load(struct worker *w, char *err, size_t err_len)
@@ -107,6 +100,13 @@ static int replay_record(void *arg, uint64_t lsn, uint16_t type, const uint8_t *
 	if (region >= c->n->cfg.regions || c->n->regions[region].worker != c->w->idx) {
 		c->bad++;
 		return 0;
+	}
+	if (!sl_cfg_region_here(&c->n->cfg, region)) {
+		/* the config no longer places the region here: its entries would be lost */
+		c->fail_rc = -EXDEV;
+		c->fail_region = region;
+		c->fail_index = 0;
+		return -EXDEV;
 	}
 	struct region *r = &c->n->regions[region];
 	if (hs) {
@@ -237,7 +237,7 @@ static int region_load_snapshot(struct sl_node *n, struct region *r, char *err, 
 	}
 	close(fd);
 	struct sl_cons_conf conf;
-	nd_region_conf(n, &conf);
+	nd_region_conf(n, r->id, &conf);
 	nd_region_keep_image(r, img, (size_t)size, idx, &conf);
 	if (rc != 0) {
 		snprintf(err, err_len, "%s: snapshot is corrupt (%s); refusing to start", path,
@@ -401,6 +401,14 @@ static int worker_init(struct sl_node *n, struct worker *w, char *err, size_t er
 	struct sl_wal_recovery rep;
 	memset(&rep, 0, sizeof(rep));
 	rc = sl_wal_recover(w->wal, replay_record, &ctx, &rep);
+	if (rc != 0 && ctx.fail_rc == -EXDEV) {
+		snprintf(err, err_len,
+			 "WAL %s: region %u has records here, but [regions] and [cluster] no "
+			 "longer place a replica of it on node %u; refusing to start (moving "
+			 "regions between nodes is not supported yet)",
+			 path, ctx.fail_region, n->cfg.node_id);
+		return rc;
+	}
 	if (rc != 0 && ctx.fail_rc != 0) {
 		char why[96];
 		if (ctx.fail_rc == -EINVAL)
@@ -414,7 +422,8 @@ static int worker_init(struct sl_node *n, struct worker *w, char *err, size_t er
 		snprintf(err, err_len,
 			 "WAL %s: region %u: %s log entry at index %" PRIu64
 			 " cannot be put back into the log (%s); refusing to start",
-			 path, ctx.fail_region, n->cfg.protocol, ctx.fail_index, why);
+			 path, ctx.fail_region, sl_cfg_region_protocol(&n->cfg, ctx.fail_region),
+			 ctx.fail_index, why);
 		return rc;
 	}
 	if (rc != 0) {
@@ -453,17 +462,18 @@ static int worker_init(struct sl_node *n, struct worker *w, char *err, size_t er
 		 * name, the driver sizes its options from the node's limits */
 		struct sl_drv_config dc;
 		memset(&dc, 0, sizeof(dc));
-		dc.protocol = n->cfg.protocol;
+		const char *proto = sl_cfg_region_protocol(&n->cfg, r->id);
+		dc.protocol = proto;
 		dc.max_entry_bytes = ENTRY_ASK_BYTES;
 		dc.max_inflight = PROP_SLOTS;
 		dc.applied_index = r->applied_index;
 		struct sl_cons_config *cc = &dc.cons;
 		cc->group_id = r->id;
 		cc->self = n->cfg.node_id;
-		/* every node of the cluster is a voter of every region (the region map comes
-		 * from the control plane later); a single node is the one voter */
+		/* the region's replicas vote (placement from the config until the control
+		 * plane owns the region map); a single node is the one voter */
 		struct sl_cons_conf conf;
-		nd_region_conf(n, &conf);
+		nd_region_conf(n, r->id, &conf);
 		cc->n_voters = conf.n_voters;
 		memcpy(cc->voters, conf.voters, sizeof(cc->voters));
 		cc->seed = ((uint64_t)n->cfg.node_id << 32) ^ r->id;
@@ -485,16 +495,23 @@ static int worker_init(struct sl_node *n, struct worker *w, char *err, size_t er
 		r->prop_cap = limit < PROP_BYTES ? limit : PROP_BYTES;
 		if (r->prop_cap > wal_cap)
 			r->prop_cap = (uint32_t)wal_cap;
+		r->leader_hint = conf.voters[0];
+		if (!sl_cfg_region_here(&n->cfg, r->id)) {
+			/* no replica here: its points are forwarded to one (node.c) */
+			r->drv = NULL;
+			r->recover_target = 0;
+			continue;
+		}
 		struct sl_drv_host host = nd_drv_host;
 		host.ctx = r;
 		rc = sl_drv_create(&dc, &host, &r->drv);
 		if (rc == -EMSGSIZE) {
-			region_report_oversized(r, limit, n->cfg.protocol, err, err_len);
+			region_report_oversized(r, limit, proto, err, err_len);
 			return rc;
 		}
 		if (rc != 0) {
-			snprintf(err, err_len, "region %u: protocol %s: %s", r->id,
-				 n->cfg.protocol, strerror(-rc));
+			snprintf(err, err_len, "region %u: protocol %s: %s", r->id, proto,
+				 strerror(-rc));
 			return rc;
 		}
 	}

@@ -169,6 +169,8 @@
 	X(fab_drop_epoch) \
 	X(fab_drop_records) \
 	X(fab_drop_region) \
+	X(fab_fault_dropped) \
+	X(fab_fault_delayed) \
 	X(fwd_out) \
 	X(fwd_in) \
 	X(fwd_answers) \

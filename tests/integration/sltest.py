@@ -23,9 +23,14 @@ def ctl(sock_path, cmd, args=None, timeout=30.0):
     return resp["result"]
 
 
+class NotHere(RuntimeError):
+    """The series' region has no replica on the node asked (a cluster)."""
+
+
 def query_points(sock_path, key, args=None):
     """The [ts, value] pairs of series key; [] for a series the node has never stored
-    (the query answers not_found for it)."""
+    (the query answers not_found for it). NotHere when the node holds no replica of the
+    series' region."""
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.settimeout(30.0)
     s.connect(sock_path)
@@ -43,4 +48,6 @@ def query_points(sock_path, key, args=None):
         return resp["result"]["points"]
     if resp.get("error", {}).get("code") == "not_found":
         return []
+    if resp.get("error", {}).get("code") == "not_here":
+        raise NotHere(resp["error"].get("message", ""))
     raise RuntimeError(f"query: {resp.get('error')}")

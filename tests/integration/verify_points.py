@@ -8,14 +8,16 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from sltest import query_points  # noqa: E402
+from sltest import NotHere, query_points  # noqa: E402
 
 T0 = 1700000000000000000
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--socket", required=True)
+    ap.add_argument("--socket", required=True,
+                    help="ctl socket; several, comma-separated: each series is read from "
+                    "the first node that holds a replica of its region")
     ap.add_argument("--points", type=int, required=True)
     ap.add_argument("--series", type=int, required=True)
     ap.add_argument("--batch", type=int, required=True)
@@ -39,7 +41,15 @@ def main():
     missing = wrong = dup = extra = checked = 0
     for s in range(a.series):
         key = a.key.format(s=s)
-        pts = query_points(a.socket, key, {"limit": 10000000})
+        pts = None
+        for sock in a.socket.split(","):
+            try:
+                pts = query_points(sock, key, {"limit": 10000000})
+                break
+            except NotHere:
+                continue
+        if pts is None:
+            raise RuntimeError(f"no node in {a.socket} holds a replica of {key}")
         seen = {}
         for ts, v in pts:
             if ts in seen:

@@ -91,6 +91,8 @@ static void test_bootstrap_spreads(void **state)
 			assert_int_equal(r->rf, rf);
 			bool lead_is_replica = false;
 			for (uint32_t k = 0; k < r->rf; k++) {
+				/* the node's rule: consecutive ids from (region mod nodes) + 1 */
+				assert_int_equal(r->replicas[k], (i + k) % nodes + 1);
 				reps[r->replicas[k]]++;
 				lead_is_replica = lead_is_replica || r->replicas[k] == r->leader;
 			}
@@ -111,9 +113,10 @@ static void test_bootstrap_spreads(void **state)
 			lmin = leads[n] < lmin ? leads[n] : lmin;
 			lmax = leads[n] > lmax ? leads[n] : lmax;
 		}
-		/* even to within one, whatever the numbers */
-		assert_true(rmax - rmin <= 1);
+		/* leaders even to within one whatever the numbers; replicas exactly even when
+		 * the regions fill whole laps over the nodes, else within one per copy */
 		assert_true(lmax - lmin <= 1);
+		assert_true(rmax - rmin <= (regions % nodes == 0 ? 0 : rf));
 	}
 }
 
@@ -245,6 +248,10 @@ static void test_malformed_refused(void **state)
 	    "{\"op\":\"bootstrap\",\"cluster\":1,\"nodes\":2,\"regions\":[{\"id\":0,\"hash_lo\":"
 	    "\"0x0000000000000000\",\"hash_hi\":\"0xffffffffffffffff\",\"protocol\":\"raft\","
 	    "\"replicas\":[1],\"leader\":2}]}",
+	    /* a single-copy protocol with two copies */
+	    "{\"op\":\"bootstrap\",\"cluster\":1,\"nodes\":2,\"regions\":[{\"id\":0,\"hash_lo\":"
+	    "\"0x0000000000000000\",\"hash_hi\":\"0xffffffffffffffff\",\"protocol\":\"standalone\","
+	    "\"replicas\":[1,2],\"leader\":1}]}",
 	    /* unknown protocol */
 	    "{\"op\":\"bootstrap\",\"cluster\":1,\"nodes\":2,\"regions\":[{\"id\":0,\"hash_lo\":"
 	    "\"0x0000000000000000\",\"hash_hi\":\"0xffffffffffffffff\",\"protocol\":\"paxos\","
@@ -319,6 +326,13 @@ static void test_heartbeat_and_views(void **state)
 	}
 	assert_int_equal(sl_ctld_soft_heartbeat(&soft, &sm, 4, r1, 10 * s, err, sizeof(err)),
 			 -EINVAL); /* not a node of the cluster */
+	/* role none: the node holds no replica of the region; taken, nothing recorded */
+	struct json_object *none = hb_regions("[{\"id\":1,\"role\":\"none\",\"leader\":2,"
+					      "\"term\":0,\"commit_index\":0,\"applied_index\":0}]");
+	assert_int_equal(sl_ctld_soft_heartbeat(&soft, &sm, 3, none, 10 * s, err, sizeof(err)), 0);
+	assert_false(soft.hb[3][1].valid);
+	json_object_put(none);
+	soft.seen[3] = false;
 	assert_false(soft.seen[3]);
 	json_object_put(r1);
 	json_object_put(r2);

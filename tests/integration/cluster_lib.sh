@@ -1,0 +1,109 @@
+# cluster_lib.sh - sourced (after lib.sh) by the multi-node scripts: three sluiced nodes on
+# one host linked by the fabric over memif (sockets in $SL_DIR/fab), every region a
+# 3-replica raft group. Needs SLUICED, VERIFY and NAME; CL_ARGS adds sluiced arguments.
+# Each node is stopped by its PID and its shm files removed on exit, also on failure.
+CTL=$(dirname "$SLUICED")/sluicectl
+REGIONS=${REGIONS:-4}
+CL_PIDS=(0 0 0 0)
+CL_ARGS=(${CL_ARGS[@]+"${CL_ARGS[@]}"})
+cl_cleanup() {
+	for i in 1 2 3; do
+		if [ "${CL_PIDS[$i]}" != 0 ]; then
+			kill -9 "${CL_PIDS[$i]}" 2>/dev/null || true
+			wait "${CL_PIDS[$i]}" 2>/dev/null || true
+		fi
+		rm -f "/dev/shm/sluice-$NAME-$i.ingest" "/dev/shm/sluice-$NAME-$i.stats"
+	done
+	sl_cleanup
+}
+trap cl_cleanup EXIT
+
+cl_sock() { echo "$SL_DIR/d$1/sluiced.sock"; }
+# cl_start I: node I, bounded wait for its ctl socket
+cl_start() {
+	local i=$1
+	rm -f "$(cl_sock "$i")"
+	"$SLUICED" --data-dir "$SL_DIR/d$i" --name "$NAME-$i" --workers 2 --regions "$REGIONS" \
+		--set regions.protocol=raft --set node.id="$i" --set cluster.nodes=3 \
+		--set regions.protocols="${CL_PROTOCOLS:-}" \
+		--set cluster.fabric_dir="$SL_DIR/fab" --set regions.log_keep_mb=64 \
+		${CL_ARGS[@]+"${CL_ARGS[@]}"} >>"$SL_DIR/node$i.log" 2>&1 &
+	CL_PIDS[$i]=$!
+	for _ in $(seq 1 600); do
+		[ -S "$(cl_sock "$i")" ] && return 0
+		kill -0 "${CL_PIDS[$i]}" 2>/dev/null || { cat "$SL_DIR/node$i.log"; exit 1; }
+		sleep 0.05
+	done
+	echo "FAIL: node $i did not come up"; tail -20 "$SL_DIR/node$i.log"; exit 1
+}
+cl_kill() { kill -9 "${CL_PIDS[$1]}"; wait "${CL_PIDS[$1]}" 2>/dev/null || true; CL_PIDS[$1]=0; }
+# cl_regions I EXPR: a python expression over rs = node I's regions, printed
+cl_regions() {
+	"$CTL" --socket "$(cl_sock "$1")" --json regions |
+		python3 -c "import json,sys; rs=json.load(sys.stdin)['regions']; print($2)"
+}
+# cl_stat I COUNTER: node I's total of a stats counter
+cl_stat() {
+	"$CTL" --socket "$(cl_sock "$1")" --json stats |
+		python3 -c "import json,sys; print(json.load(sys.stdin)['totals']['$2'])"
+}
+# cl_wait_leaders I NOT: bounded, until every replicated region seen from node I has a
+# leader other than NOT
+cl_wait_leaders() {
+	for _ in $(seq 1 200); do
+		[ "$(cl_regions "$1" "all(r['leader'] not in (None, $2) for r in rs if len(r['replicas']) > 1)")" = True ] && return 0
+		sleep 0.1
+	done
+	echo "FAIL: no leader for every region (node $1):"; cl_regions "$1" rs; exit 1
+}
+# cl_producers: one shm producer per node (key prefix p<node>), acks in $SL_DIR/acked<node>.log
+cl_producers() {
+	for p in 1 2 3; do
+		"$PRODUCER" --path "/dev/shm/sluice-$NAME-$p.ingest" --log "$SL_DIR/acked$p.log" \
+			--points "$POINTS" --series "$SERIES" --batch "$BATCH" --key-prefix "p$p" \
+			--timeout 200 >"$SL_DIR/producer$p.log" 2>&1 &
+		SL_PROD_PIDS+=($!)
+	done
+}
+cl_acks() { cat "$SL_DIR"/acked[123].log 2>/dev/null | wc -l; }
+# cl_wait_acks N: bounded (30 s), until the producers have more than N batches acknowledged
+cl_wait_acks() {
+	for _ in $(seq 1 300); do
+		[ "$(cl_acks)" -gt "$1" ] && return 0
+		sleep 0.1
+	done
+	echo "FAIL: not $1 batches acknowledged in 30 s"; exit 1
+}
+# cl_caught_up: bounded (60 s), until every node applied every region replicated on all
+# three as far as node 1 committed
+cl_caught_up() {
+	local c a2 a3 a1
+	for _ in $(seq 1 600); do
+		c=$(cl_regions 1 "[r['commit_index'] for r in rs if len(r['replicas']) == 3]")
+		a1=$(cl_regions 1 "[r['applied_index'] for r in rs if len(r['replicas']) == 3]")
+		a2=$(cl_regions 2 "[r['applied_index'] for r in rs if len(r['replicas']) == 3]")
+		a3=$(cl_regions 3 "[r['applied_index'] for r in rs if len(r['replicas']) == 3]")
+		[ "$a1" = "$c" ] && [ "$a2" = "$c" ] && [ "$a3" = "$c" ] && { echo "$c"; return 0; }
+		sleep 0.1
+	done
+	echo "FAIL: replicas did not catch up: committed $c, applied $a1 / $a2 / $a3" >&2
+	for i in 1 2 3; do
+		echo "node $i:" >&2; tail -5 "$SL_DIR/node$i.log" >&2
+		"$CTL" --socket "$(cl_sock "$i")" --json stats | python3 -c "import json,sys; t=json.load(sys.stdin)['totals']; print({k: v for k, v in t.items() if k.startswith(('fab', 'fwd', 'cons')) and v})" >&2
+	done
+	return 1
+}
+# cl_verify_all: every producer's points, exactly, on every node (a region with no
+# replica on node i is read from the next node that has one)
+cl_verify_all() {
+	local socks
+	for i in 1 2 3; do
+		socks="$(cl_sock "$i"),$(cl_sock $((i % 3 + 1))),$(cl_sock $(((i + 1) % 3 + 1)))"
+		for p in 1 2 3; do
+			python3 "$VERIFY" --socket "$socks" --points "$POINTS" --series "$SERIES" \
+				--batch "$BATCH" --key "p$p,host=h{s:03d} value" --exact |
+				sed "s/^/node $i, producer $p: /"
+			[ "${PIPESTATUS[0]}" -eq 0 ] || exit 1
+		done
+	done
+}

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# cluster_partition.sh SLUICED PRODUCER VERIFY - fabric partitions under load on a three-node
+# raft cluster (cluster_lib.sh), made with the tests-only ctl debug_fabric: the link
+# between the leader of region 0 and another node cut both ways for 2 s, then healed; then
+# the leader's outgoing frames to one node cut (one way) for 2 s, then healed; then 5 %
+# frame loss and 20 ms delay on every link for 2 s. A majority stays connected in each,
+# so writes must go on during each fault; at the end every node holds every point
+# exactly, and the faults did drop and delay frames (counted).
+set -euo pipefail
+SLUICED=$1 PRODUCER=$2 VERIFY=$3
+POINTS=${POINTS:-1000000} SERIES=${SERIES:-100} BATCH=${BATCH:-500}
+NAME=cpart$$
+CL_ARGS=(--set debug.fault_injection=true)
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/cluster_lib.sh"
+
+# fault NODE PEER DIR DROP [DELAY]: node NODE's link to PEER
+fault() {
+	"$CTL" --socket "$(cl_sock "$1")" call debug_fabric \
+		"{\"peer\":$2,\"dir\":\"$3\",\"drop_pct\":$4,\"delay_ms\":${5:-0}}" >/dev/null
+}
+# progress WHAT: writes were acknowledged during the 2 s the fault lasted
+progress() {
+	local before after
+	before=$(cl_acks)
+	sleep 2
+	after=$(cl_acks)
+	echo "$1: $before -> $after acknowledged batches in 2 s"
+	[ "$after" -gt "$before" ] || { echo "FAIL: no write acknowledged during: $1"; exit 1; }
+}
+
+for i in 1 2 3; do cl_start "$i"; done
+cl_wait_leaders 1 0
+cl_producers
+cl_wait_acks 60
+L=$(cl_regions 1 "rs[0]['leader']")
+O=$((L % 3 + 1)) T=$(((L + 1) % 3 + 1))
+fault "$L" "$O" both 100
+fault "$O" "$L" both 100
+progress "link $L-$O cut both ways"
+fault "$L" "$O" both 0
+fault "$O" "$L" both 0
+L=$(cl_regions "$T" "rs[0]['leader']")
+O=$((L % 3 + 1))
+fault "$L" "$O" out 100
+progress "node $L -> node $O cut one way"
+fault "$L" "$O" out 0
+for i in 1 2 3; do
+	for j in 1 2 3; do [ "$i" != "$j" ] && fault "$i" "$j" both 5 20; done
+done
+progress "5 % loss, 20 ms delay on every link"
+for i in 1 2 3; do
+	for j in 1 2 3; do [ "$i" != "$j" ] && fault "$i" "$j" both 0 0; done
+done
+sl_wait_producers
+c=$(cl_caught_up)
+cl_verify_all
+dropped=$(($(cl_stat 1 fab_fault_dropped) + $(cl_stat 2 fab_fault_dropped) + $(cl_stat 3 fab_fault_dropped)))
+delayed=$(($(cl_stat 1 fab_fault_delayed) + $(cl_stat 2 fab_fault_delayed) + $(cl_stat 3 fab_fault_delayed)))
+[ "$dropped" -gt 0 ] && [ "$delayed" -gt 0 ] ||
+	{ echo "FAIL: the faults dropped $dropped and delayed $delayed frames"; exit 1; }
+echo "cluster_partition: $dropped frames dropped, $delayed delayed by the faults; replicas at $c"
+echo "cluster_partition: PASS"
