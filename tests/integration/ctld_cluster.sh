@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # ctld_cluster.sh SLUICED CTLD PRODUCER VERIFY - the control plane: three sluice-ctld
-# replicas on loopback bootstrap a 3-node, 4-region, RF 3 raft cluster; three sluiced
-# nodes join and heartbeat. Checks: the map (members/regions/placement --json); a
+# replicas on loopback bootstrap a 3-node, 4-region cluster (regions 0-2 raft RF 3, region
+# 3 standalone); three sluiced nodes with the same layout join and heartbeat. Checks: the
+# map (members/regions/placement --json, equal to what the nodes run); a
 # SIGKILLed data node is marked down and back up after its restart; a SIGKILLed ctld
 # leader is replaced with the map unchanged and the killed replica catches up when it
 # returns; with one ctld replica hung (SIGSTOP) and the others stopped the data nodes
@@ -63,6 +64,7 @@ start_ctld() {
 	regions = 2
 	replication = 3
 	protocol = raft
+	protocols = 3:standalone
 	EOF
 	"$CTLD" --config "$DIR/ctld$i.ini" --set cluster.regions=4 >>"$DIR/ctld$i.log" 2>&1 &
 	CPIDS[$i]=$!
@@ -72,7 +74,8 @@ start_node() {
 	local i=$1
 	rm -f "$(nsock "$i")"
 	"$SLUICED" --data-dir "$DIR/d$i" --name "$NAME-$i" --workers 2 --regions 4 \
-		--set regions.protocol=raft --set node.id="$i" --set cluster.nodes=3 \
+		--set regions.protocol=raft --set regions.protocols=3:standalone \
+		--set node.id="$i" --set cluster.nodes=3 \
 		--set cluster.fabric_dir="$DIR/fab" \
 		--set cluster.ctld="$(csock 1),$(csock 2),$(csock 3)" >>"$DIR/node$i.log" 2>&1 &
 	NPIDS[$i]=$!
@@ -124,23 +127,36 @@ assert len(rs) == 4, rs
 assert rs[0]['hash_lo'] == '0x0000000000000000' and rs[-1]['hash_hi'] == '0xffffffffffffffff'
 for a, b in zip(rs, rs[1:]):
     assert int(a['hash_hi'], 16) + 1 == int(b['hash_lo'], 16), (a, b)
-for r in rs:
+for r in rs[:3]:
     assert sorted(r['replicas']) == [1, 2, 3] and r['protocol'] == 'raft', r
+assert rs[3]['replicas'] == [1] and rs[3]['protocol'] == 'standalone', rs[3]
+for r in rs:
     assert r['preferred_leader'] in r['replicas'], r
 leads = [r['preferred_leader'] for r in rs]
 assert max(leads.count(n) for n in (1, 2, 3)) - min(leads.count(n) for n in (1, 2, 3)) <= 1, leads
 assert sorted({p['node'] for p in pl}) == [1, 2, 3], pl
-assert all(len(p['replicas']) == 4 for p in pl), pl
+assert [len(p['replicas']) for p in pl] == [4, 3, 3], pl
 assert [m['state'] for m in ms] == ['expected'] * 3, ms
-print('map: 4 regions, preferred leaders', leads)
+print('map: 4 regions, replicas', [r['replicas'] for r in rs], 'preferred leaders', leads)
 EOF
 "$CTL" --socket "$LS" regions
 
 for i in 1 2 3; do start_node "$i"; done
+# the map is the layout the nodes run: same protocol and replicas per region
+python3 - "$("$CTL" --socket "$LS" --json regions)" "$("$CTL" --socket "$(nsock 1)" --json regions)" <<'EOF' || fail "ctld map and node layout differ"
+import json, sys
+c = json.loads(sys.argv[1])['regions']
+n = json.loads(sys.argv[2])['regions']
+assert len(c) == len(n), (c, n)
+for a, b in zip(c, n):
+    assert (a['id'], a['protocol'], a['replicas'], a['hash_lo'], a['hash_hi']) == \
+        (b['id'], b['protocol'], b['replicas'], b['hash_lo'], b['hash_hi']), (a, b)
+print('the map matches node 1 region for region')
+EOF
 until_true 600 "members never showed 3 nodes up" \
 	q "$LS" members "[m['state'] for m in r['members']] == ['up'] * 3 and all(m['heartbeat_age_ms'] is not None for m in r['members'])"
 until_true 300 "regions never showed an observed leader and commit lag" \
-	q "$LS" regions "all(x['leader'] is not None and x['reporting'] == 3 and x['commit_lag'] is not None for x in r['regions'])"
+	q "$LS" regions "all(x['leader'] is not None and x['reporting'] == len(x['replicas']) and x['commit_lag'] is not None for x in r['regions'])"
 "$CTL" --socket "$LS" members
 "$CTL" --socket "$LS" regions
 "$CTL" --socket "$LS" placement
@@ -213,18 +229,20 @@ POINTS=20000 SERIES=20 BATCH=500
 	--series $SERIES --batch $BATCH --key-prefix p1 --timeout 200 >"$DIR/producer.log" 2>&1 ||
 	{ cat "$DIR/producer.log"; fail "producer with ctld down"; }
 # followers apply what the leader committed (bounded) before they are read
-converged() {
-	local c a
-	c=$(q "$(nsock 1)" regions "[x['commit_index'] for x in r['regions']]")
-	for i in 1 2 3; do
-		a=$(q "$(nsock "$i")" regions "[x['applied_index'] for x in r['regions']]")
-		[ -n "$c" ] && [ "$a" = "$c" ] || { echo False; return 0; }
-	done
-	echo True
+converged() { # every replica of a region applied the highest commit index reported
+	python3 - "$("$CTL" --socket "$(nsock 1)" --json regions)" \
+		"$("$CTL" --socket "$(nsock 2)" --json regions)" \
+		"$("$CTL" --socket "$(nsock 3)" --json regions)" <<'EOF' 2>/dev/null || echo False
+import json, sys
+nodes = [json.loads(a)['regions'] for a in sys.argv[1:]]
+held = [[x for x in rs if x['role'] != 'none'] for rs in zip(*nodes)]
+print(all(len({x['applied_index'] for x in h} | {max(x['commit_index'] for x in h)}) == 1 for h in held))
+EOF
 }
 until_true 300 "the nodes did not apply the same log" converged
 for i in 1 2 3; do
-	python3 "$VERIFY" --socket "$(nsock "$i")" --points $POINTS --series $SERIES --batch $BATCH \
+	# the standalone region is read from the node that holds it
+	python3 "$VERIFY" --socket "$(nsock "$i"),$(nsock 1)" --points $POINTS --series $SERIES --batch $BATCH \
 		--key "p1,host=h{s:03d} value" --exact | sed "s/^/node $i: /"
 	[ "${PIPESTATUS[0]}" -eq 0 ] || fail "points on node $i"
 done
