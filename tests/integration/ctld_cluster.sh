@@ -7,7 +7,8 @@
 # leader is replaced with the map unchanged and the killed replica catches up when it
 # returns; with one ctld replica hung (SIGSTOP) and the others stopped the data nodes
 # still take and serve writes. A follower refuses writes naming the leader; malformed
-# heartbeats and joins are refused and counted.
+# heartbeats and joins are refused and counted. Finally every replica restarts from its
+# data dir with the same map.
 set -euo pipefail
 SLUICED=$1 CTLD=$2 PRODUCER=$3 VERIFY=$4
 CTL=$(dirname "$SLUICED")/sluicectl
@@ -250,4 +251,17 @@ f1=$(q "$(nsock 1)" status "r['ctld']['failures']")
 kill -9 "${CPIDS[$H]}"; wait "${CPIDS[$H]}" 2>/dev/null || true; CPIDS[$H]=0
 [ "$f1" -gt "$f0" ] || fail "node 1 counted no failed report with ctld down ($f0 -> $f1)"
 echo "[${SECONDS}s] ctld $H hung, the others down: $POINTS points written and read back on every node; node 1 report failures $f0 -> $f1"
+
+# every replica restarted from its data dir: the same map from the log, the nodes report
+# again without being restarted
+for i in 1 2 3; do start_ctld "$i"; done
+until_true 300 "no ctld leader after restarting every replica" \
+	q "$(csock 1)" status "r['bootstrapped'] and r['leader'] is not None"
+RL=$(leader)
+[ -n "$RL" ] || fail "no ctld leader after the restart"
+MAP_RESTART=$(q "$(csock "$RL")" regions "json.dumps([{k: x[k] for k in ('id', 'hash_lo', 'hash_hi', 'protocol', 'replicas', 'preferred_leader')} for x in r['regions']])")
+[ "$MAP_BEFORE" = "$MAP_RESTART" ] || fail "region map changed over a full restart: $MAP_RESTART"
+until_true 300 "the nodes do not report to the restarted ctld" \
+	q "$(csock "$RL")" members "[m['state'] for m in r['members']] == ['up'] * 3 and all(m['heartbeat_age_ms'] is not None for m in r['members'])"
+echo "[${SECONDS}s] every ctld replica restarted: the same map, 3 nodes up (leader $RL)"
 echo "[${SECONDS}s] ctld_cluster: PASS"
