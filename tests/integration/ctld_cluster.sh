@@ -88,15 +88,26 @@ q() {
 	"$CTL" --socket "$1" --timeout 2000 --json "$2" 2>/dev/null |
 		python3 -c "import json,sys; r=json.load(sys.stdin); print($3)" 2>/dev/null || true
 }
-# leader [SKIP]: the id of the ctld leader, as a live replica other than SKIP reports it
+# leader [SKIP]: the id of the ctld leader, a live replica other than SKIP that says it
+# leads; waits (bounded: 30 s) through an election, "" if none
 leader() {
-	for i in 1 2 3; do
-		[ "$i" = "${1:-0}" ] && continue
-		local l
-		l=$(q "$(csock "$i")" status "r['leader'] if r['role'] == 'leader' else ''")
-		[ -n "$l" ] && { echo "$l"; return 0; }
+	for _ in $(seq 1 300); do
+		for i in 1 2 3; do
+			[ "$i" = "${1:-0}" ] && continue
+			local l
+			l=$(q "$(csock "$i")" status "r['leader'] if r['role'] == 'leader' else ''")
+			[ -n "$l" ] && { echo "$l"; return 0; }
+		done
+		sleep 0.1
 	done
 	echo ""
+}
+# ql CMD EXPR: q against the current ctld leader (heartbeat-derived fields live there)
+ql() {
+	local l
+	l=$(leader)
+	[ -n "$l" ] && q "$(csock "$l")" "$@"
+	return 0
 }
 # until_true TRIES WHAT CMD...: run CMD every 0.1 s until it prints True (bounded)
 until_true() {
@@ -155,9 +166,9 @@ for a, b in zip(c, n):
 print('the map matches node 1 region for region')
 EOF
 until_true 600 "members never showed 3 nodes up" \
-	q "$LS" members "[m['state'] for m in r['members']] == ['up'] * 3 and all(m['heartbeat_age_ms'] is not None for m in r['members'])"
+	ql members "[m['state'] for m in r['members']] == ['up'] * 3 and all(m['heartbeat_age_ms'] is not None for m in r['members'])"
 until_true 300 "regions never showed an observed leader and commit lag" \
-	q "$LS" regions "all(x['leader'] is not None and x['reporting'] == len(x['replicas']) and x['commit_lag'] is not None for x in r['regions'])"
+	ql regions "all(x['leader'] is not None and x['reporting'] == len(x['replicas']) and x['commit_lag'] is not None for x in r['regions'])"
 "$CTL" --socket "$LS" members
 "$CTL" --socket "$LS" regions
 "$CTL" --socket "$LS" placement
@@ -179,25 +190,39 @@ case "$out" in *"bad_request"*) ;; *) fail "bad heartbeat answer: $out" ;; esac
 [ "$(q "$LS" status "r['counters']['heartbeats_bad']")" -ge 1 ] || fail "bad heartbeat not counted"
 out=$("$CTL" --socket "$LS" call join '{"node":9,"address":"x","cores":1}' 2>&1) && fail "join of node 9 taken"
 case "$out" in *"bad_request"*) ;; *) fail "bad join answer: $out" ;; esac
+# datagrams that are not from a peer (short, wrong magic, wrong cluster, right header but
+# another sender address) are counted and dropped; the replica keeps leading and serving
+bad0=$(q "$LS" status "r['counters']['udp_rx_bad']")
+python3 - "$((BASE + L - 1))" "$L" <<'EOF'
+import socket, struct, sys
+port, me = int(sys.argv[1]), int(sys.argv[2])
+peer = me % 3 + 1
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for d in [b'', b'x' * 10, struct.pack('<IIII', 0x12345678, 1, peer, me),
+          struct.pack('<IIII', 0x44435453, 99, peer, me) + b'raft',
+          struct.pack('<IIII', 0x44435453, 1, peer, me) + b'\xff' * 64]:
+    s.sendto(d, ('127.0.0.1', port))
+EOF
+until_true 100 "garbage datagrams not counted" q "$LS" status "r['counters']['udp_rx_bad'] >= $bad0 + 5"
+[ "$(q "$LS" status "r['role']")" = leader ] || echo "note: leadership moved during the garbage check"
+q "$LS" members "len(r['members'])" | grep -qx 3 || fail "ctld $L stopped serving after garbage datagrams"
 
 # a data node killed is marked down, and up again once it is back
 kill -9 "${NPIDS[2]}"; wait "${NPIDS[2]}" 2>/dev/null || true; NPIDS[2]=0
-until_true 300 "node 2 not marked down" q "$LS" members "r['members'][1]['state'] == 'down'"
+until_true 300 "node 2 not marked down" ql members "r['members'][1]['state'] == 'down'"
 echo "[${SECONDS}s] node 2 killed: marked down"
 start_node 2
-until_true 300 "node 2 not marked up after its restart" q "$LS" members "r['members'][1]['state'] == 'up'"
+until_true 300 "node 2 not marked up after its restart" ql members "r['members'][1]['state'] == 'up'"
 echo "[${SECONDS}s] node 2 restarted: up"
 
 # the ctld leader killed: another leads, the map is the same, the old one catches up
+L=$(leader)
+[ -n "$L" ] || fail "no ctld leader"
+LS=$(csock "$L")
 MAP_BEFORE=$(q "$LS" regions "json.dumps([{k: x[k] for k in ('id', 'hash_lo', 'hash_hi', 'protocol', 'replicas', 'preferred_leader')} for x in r['regions']])")
 PL_BEFORE=$("$CTL" --socket "$LS" --json placement)
 kill -9 "${CPIDS[$L]}"; wait "${CPIDS[$L]}" 2>/dev/null || true; CPIDS[$L]=0
-NL=
-for _ in $(seq 1 300); do
-	NL=$(leader "$L")
-	[ -n "$NL" ] && [ "$NL" != "$L" ] && break
-	sleep 0.1
-done
+NL=$(leader "$L")
 [ -n "$NL" ] && [ "$NL" != "$L" ] || fail "no new ctld leader after killing replica $L"
 NLS=$(csock "$NL")
 echo "[${SECONDS}s] ctld leader $L killed: replica $NL leads"
@@ -205,7 +230,7 @@ MAP_AFTER=$(q "$NLS" regions "json.dumps([{k: x[k] for k in ('id', 'hash_lo', 'h
 [ -n "$MAP_AFTER" ] && [ "$MAP_BEFORE" = "$MAP_AFTER" ] || fail "region map changed: $MAP_BEFORE / $MAP_AFTER"
 # heartbeats reach the new leader: every node up there too (its grace is one timeout)
 until_true 300 "the new leader does not see 3 nodes up" \
-	q "$NLS" members "[m['state'] for m in r['members']] == ['up'] * 3 and all(m['heartbeat_age_ms'] is not None for m in r['members'])"
+	ql members "[m['state'] for m in r['members']] == ['up'] * 3 and all(m['heartbeat_age_ms'] is not None for m in r['members'])"
 PL_AFTER=$("$CTL" --socket "$NLS" --json placement)
 [ "$PL_BEFORE" = "$PL_AFTER" ] || fail "placement changed: $PL_BEFORE / $PL_AFTER"
 start_ctld "$L"
@@ -262,6 +287,6 @@ RL=$(leader)
 MAP_RESTART=$(q "$(csock "$RL")" regions "json.dumps([{k: x[k] for k in ('id', 'hash_lo', 'hash_hi', 'protocol', 'replicas', 'preferred_leader')} for x in r['regions']])")
 [ "$MAP_BEFORE" = "$MAP_RESTART" ] || fail "region map changed over a full restart: $MAP_RESTART"
 until_true 300 "the nodes do not report to the restarted ctld" \
-	q "$(csock "$RL")" members "[m['state'] for m in r['members']] == ['up'] * 3 and all(m['heartbeat_age_ms'] is not None for m in r['members'])"
+	ql members "[m['state'] for m in r['members']] == ['up'] * 3 and all(m['heartbeat_age_ms'] is not None for m in r['members'])"
 echo "[${SECONDS}s] every ctld replica restarted: the same map, 3 nodes up (leader $RL)"
 echo "[${SECONDS}s] ctld_cluster: PASS"
