@@ -1,7 +1,6 @@
 /* ctld.c - sluice-ctld, the control plane daemon: one raft group (id 0) over UDP between
- * its 1 or 3 replicas holds the region map and the data nodes; the leader bootstraps the
- * map, takes joins and heartbeats and marks silent nodes down. Single-threaded poll loop,
- * no EAL; data nodes only report here and keep serving whatever ctld does. */
+ * its 1 or 3 replicas holds the region map and data nodes; the leader bootstraps the map,
+ * takes joins and heartbeats, marks silent nodes down. One poll loop, no threads, no EAL. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>

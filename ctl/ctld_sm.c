@@ -1,7 +1,6 @@
-/* ctld_sm.c - the control plane's metadata state machine: the region map (computed once by
- * the first leader and bootstrapped through the log) and the data nodes (join, up/down).
- * Commands are JSON objects; every field is validated, a refused command changes nothing
- * on any replica. Also the leader's soft state from heartbeats and the ctl views. */
+/* ctld_sm.c - the control plane's metadata state machine (region map, data nodes) applied
+ * from JSON commands, every field validated (a refused one changes nothing on any replica);
+ * also the leader's soft state from heartbeats and the views of the ctl commands. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>

@@ -1,8 +1,6 @@
-/* node_ctld.c - the node reports to sluice-ctld ([cluster] ctld): a join, then every
- * 500 ms a heartbeat with its regions' status, from the main lcore's housekeeping. Region
- * status is asked of the workers without waiting (collected on a later round), and every
- * ctl call has a short deadline: the main lcore never stalls, and the node serves its
- * regions whatever ctld does. It does not take its region map from ctld (yet). */
+/* node_ctld.c - the node reports to sluice-ctld ([cluster] ctld) from the main lcore: a join,
+ * then a heartbeat every 500 ms with its regions' status (asked of the workers without
+ * waiting), calls under 100 ms: the node serves whatever ctld does; it takes no map from it. */
 #include "ctl.h"
 #include "node_internal.h"
 
