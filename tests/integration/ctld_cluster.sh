@@ -7,8 +7,9 @@
 # leader is replaced with the map unchanged and the killed replica catches up when it
 # returns; with one ctld replica hung (SIGSTOP) and the others stopped the data nodes
 # still take and serve writes. A follower refuses writes naming the leader; malformed
-# heartbeats and joins are refused and counted. Finally every replica restarts from its
-# data dir with the same map.
+# heartbeats and joins are refused and counted, and so are garbage datagrams; operator
+# errors stop sluice-ctld with a message. Finally every replica restarts from its data
+# dir with the same map.
 set -euo pipefail
 SLUICED=$1 CTLD=$2 PRODUCER=$3 VERIFY=$4
 CTL=$(dirname "$SLUICED")/sluicectl
@@ -120,7 +121,22 @@ until_true() {
 	fail "$what"
 }
 
+# operator errors: refused at start with a message naming the problem
+refused() { # refused TEXT ARGS...: sluice-ctld ARGS exits 1 saying TEXT
+	local text=$1 out rc=0
+	shift
+	out=$("$CTLD" "$@" 2>&1) || rc=$?
+	[ "$rc" -eq 1 ] && [[ "$out" == *"$text"* ]] || fail "sluice-ctld $* gave $rc: $out"
+}
+refused "ctld runs as 1 or 3" --set ctld.peers=1@127.0.0.1:1,2@127.0.0.1:2
+refused "No such file" --config "$DIR/none.ini"
+refused "needs at least as many nodes" --set cluster.replication=3
+refused "unknown key [ctld] bogus" --set ctld.bogus=1
+refused "is not among [ctld] peers" --set ctld.id=4
+
 for i in 1 2 3; do start_ctld "$i"; done
+refused "another sluice-ctld uses this data_dir" --config "$DIR/ctld1.ini" --set cluster.regions=4 \
+	--set ctld.ctl_socket="$DIR/other.sock"
 until_true 300 "no ctld leader bootstrapped the cluster" \
 	q "$(csock 1)" status "r['bootstrapped'] and r['leader'] is not None and r['applied_index'] == r['commit_index']"
 L=$(leader)
