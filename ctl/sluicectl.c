@@ -1011,7 +1011,9 @@ static int cmd_top(const struct opts *o, int argc, char **argv)
 /* ---- main ---- */
 
 static const struct command commands[] = {
-    {"status", cmd_status, "status", "node id, pid, uptime, version, modes and totals"},
+    {"status", cmd_status, "status",
+     "node id, pid, uptime, version, modes and totals (sluiced); this replica's role,\n"
+     "      term, leader and log indexes, and the ctld group (sluice-ctld)"},
     {"regions", cmd_regions, "regions",
      "the regions this daemon serves (sluiced), or the cluster's region map with replicas,\n"
      "      preferred and observed leader and commit lag (sluice-ctld)"},
