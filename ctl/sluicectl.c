@@ -403,20 +403,50 @@ static struct json_object *get_array(struct json_object *obj, const char *key)
 	return v;
 }
 
-static void render_regions(struct json_object *result)
+/* A result holding one array under `key`: a table of its rows. */
+static void render_keyed(struct json_object *result, const char *key, const char *empty)
 {
-	struct json_object *rows = get_array(result, "regions");
+	struct json_object *rows = get_array(result, key);
 	if (rows == NULL) {
 		render_status(result); /* unexpected shape: still show what came back */
 		return;
 	}
-	render_rows(rows, "no regions");
+	render_rows(rows, empty);
+}
+
+static void render_regions(struct json_object *result)
+{
+	render_keyed(result, "regions", "no regions");
 }
 
 static int cmd_regions(const struct opts *o, int argc, char **argv)
 {
 	int rc = no_args(argc, argv);
 	return rc != 0 ? rc : call_and_render(o, "regions", NULL, render_regions);
+}
+
+/* ---- members, placement (sluice-ctld) ---- */
+
+static void render_members(struct json_object *result)
+{
+	render_keyed(result, "members", "no data nodes");
+}
+
+static int cmd_members(const struct opts *o, int argc, char **argv)
+{
+	int rc = no_args(argc, argv);
+	return rc != 0 ? rc : call_and_render(o, "members", NULL, render_members);
+}
+
+static void render_placement(struct json_object *result)
+{
+	render_keyed(result, "placement", "no placement (the cluster is not bootstrapped)");
+}
+
+static int cmd_placement(const struct opts *o, int argc, char **argv)
+{
+	int rc = no_args(argc, argv);
+	return rc != 0 ? rc : call_and_render(o, "placement", NULL, render_placement);
 }
 
 static void render_stats(struct json_object *result)
@@ -995,8 +1025,16 @@ static int cmd_top(const struct opts *o, int argc, char **argv)
 /* ---- main ---- */
 
 static const struct command commands[] = {
-    {"status", cmd_status, "status", "node id, pid, uptime, version, modes and totals"},
-    {"regions", cmd_regions, "regions", "the regions this daemon serves, one per row"},
+    {"status", cmd_status, "status",
+     "node id, pid, uptime, version, modes and totals (sluiced); this replica's role,\n"
+     "      term, leader and log indexes, and the ctld group (sluice-ctld)"},
+    {"regions", cmd_regions, "regions",
+     "the regions this daemon serves (sluiced), or the cluster's region map with replicas,\n"
+     "      preferred and observed leader and commit lag (sluice-ctld)"},
+    {"members", cmd_members, "members",
+     "sluice-ctld: the data nodes: address, cores, up/down, age of the last heartbeat"},
+    {"placement", cmd_placement, "placement",
+     "sluice-ctld: per data node and core, the regions it replicates and leads"},
     {"stats", cmd_stats, "stats", "counters per core and in total"},
     {"top", cmd_top, "top [--stats PATH] [--interval S] [--count N]",
      "live per-core rates from the shared-memory stats segment, every S seconds\n"

@@ -114,6 +114,9 @@ static const struct key keys[] = {
 	U32("cluster", "fabric_mtu", fabric_mtu, SL_FAB_MTU_MIN, SL_FAB_MTU_MAX,
 	    "bytes of a fabric frame after its Ethernet header (memif links between nodes of one "
 	    "host take jumbo frames); larger messages are split"),
+	STR("cluster", "ctld", ctld,
+	    "ctl sockets of the sluice-ctld replicas on this host, comma separated: the node "
+	    "joins and heartbeats there (it keeps serving whatever ctld does); empty = none"),
 	BOOL("debug", "fault_injection", fault_injection,
 	     "tests only: allow the debug_wal_fault (inject disk errors), debug_hold_core "
 	     "(hold a worker back) and debug_fabric (drop, delay, cut links) ctl commands"),

@@ -71,6 +71,7 @@ struct sl_config {
 	uint32_t cluster_nodes;      /* node ids 1..N replicate every region; 1 = one node */
 	char fabric_dir[SL_CFG_PATH_MAX]; /* memif sockets of the links between nodes */
 	uint32_t fabric_mtu;         /* bytes of a fabric frame after its Ethernet header */
+	char ctld[SL_CFG_PATH_MAX];  /* ctl sockets of the sluice-ctld replicas; "" = none */
 	uint32_t frag_timeout_ms;    /* a datagram's fragments are freed after this */
 	/* [debug] */
 	bool fault_injection;     /* allow the debug_* ctl commands (tests only) */

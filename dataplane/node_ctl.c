@@ -119,6 +119,17 @@ static struct json_object *status_json(struct sl_node *n)
 	if (sl_node_failed(n) && json_object_array_length(fails) == 0)
 		snprintf(state, sizeof(state), "failed (WAL error)");
 	json_object_object_add(o, "state", json_object_new_string(state));
+	if (n->cfg.ctld[0] != '\0') { /* reports to the control plane; serving never waits */
+		struct nd_ctld_stats cs;
+		nd_ctld_stats(n, &cs);
+		struct json_object *c = json_object_new_object();
+		json_object_object_add(c, "sockets", json_object_new_string(n->cfg.ctld));
+		json_object_object_add(c, "joins", json_object_new_int64((int64_t)cs.joins));
+		json_object_object_add(c, "heartbeats", json_object_new_int64((int64_t)cs.heartbeats));
+		json_object_object_add(c, "failures", json_object_new_int64((int64_t)cs.failures));
+		json_object_object_add(c, "not_leader", json_object_new_int64((int64_t)cs.not_leader));
+		json_object_object_add(o, "ctld", c);
+	}
 	json_object_object_add(o, "wal_failures", fails);
 	json_object_object_add(o, "workers", json_object_new_int((int)n->n_workers));
 	json_object_object_add(o, "regions", json_object_new_int((int)n->cfg.regions));

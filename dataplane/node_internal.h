@@ -478,6 +478,7 @@ struct sl_node {
 	enum sl_lp_precision precision;
 	struct ckpt_writer *ckw; /* the checkpoint writer thread (node_ckpt.c) */
 	struct nd_fabric *fab;   /* links to the other nodes (node_fabric.c); NULL: one node */
+	struct nd_ctld *ctld;    /* reports to sluice-ctld (node_ctld.c); NULL: none */
 };
 
 /* Shared between the node's files (defined where their section is). */
@@ -542,5 +543,15 @@ int64_t nd_wall_ns(void);
 int nd_sess_log_records(struct worker *w);
 bool nd_net_parked(const struct worker *w);
 void nd_ingest_check_owners(struct sl_node *n);
+/* reports to sluice-ctld (node_ctld.c): counters shown by the node's status */
+struct nd_ctld_stats {
+	uint64_t joins, heartbeats; /* answered by a ctld leader */
+	uint64_t failures;          /* calls no ctld leader took (down, no leader, refused) */
+	uint64_t not_leader;        /* answers of a replica that is not the leader */
+};
+int nd_ctld_init(struct sl_node *n, char *err, size_t err_len);
+void nd_ctld_fini(struct sl_node *n);
+void nd_ctld_housekeeping(struct sl_node *n);
+void nd_ctld_stats(const struct sl_node *n, struct nd_ctld_stats *out);
 
 #endif

@@ -628,6 +628,8 @@ int sl_node_create(const struct sl_config *cfg, const struct sl_node_env *env,
 		rc = nd_net_tx_init(n, err, err_len);
 	if (rc == 0)
 		rc = nd_fab_init(n, err, err_len);
+	if (rc == 0)
+		rc = nd_ctld_init(n, err, err_len);
 	if (rc != 0)
 		goto fail;
 	if (n->ports.n > 0) {
@@ -667,6 +669,7 @@ void sl_node_housekeeping(struct sl_node *n)
 	for (uint32_t s = 0; s < sl_ingest_n_slots(n->ingest); s++)
 		sl_ingest_check_owner(n->ingest, s);
 	nd_fab_housekeeping(n);
+	nd_ctld_housekeeping(n); /* rate-limited inside, short deadlines */
 }
 
 void sl_node_stop(struct sl_node *n) { atomic_store(&n->stop, true); }
@@ -694,6 +697,7 @@ void sl_node_destroy(struct sl_node *n)
 		sl_ingest_destroy(n->ingest, true);
 	sl_ports_close(&n->ports);
 	nd_fab_fini(n);
+	nd_ctld_fini(n);
 	nd_ckpt_writer_stop(n); /* the workers have stopped: their last jobs are done here */
 	for (unsigned i = 0; n->w && i < n->n_workers; i++) {
 		struct worker *w = &n->w[i];

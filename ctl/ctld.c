@@ -1,0 +1,752 @@
+/* ctld.c - sluice-ctld, the control plane daemon: one raft group (id 0) over UDP between
+ * its 1 or 3 replicas holds the region map and data nodes; the leader bootstraps the map,
+ * takes joins and heartbeats, marks silent nodes down. One poll loop, no threads, no EAL. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include "ctl.h"
+#include "ctld.h"
+#include "driver.h"
+#include "raft.h"
+#include "sl_le.h"
+
+#define UDP_MAGIC 0x44435453u /* "STCD" */
+#define UDP_HDR 16u           /* magic, cluster id, from, to */
+#define UDP_MAX 65507u        /* the largest IPv4 UDP payload */
+/* raft's messages must fit one datagram with our header: sized below 64 KiB */
+#define RAFT_MSG_MAX (60u << 10)
+#define RX_PER_ROUND 256
+#define DUTY_NS 100000000ull         /* leader duties every 100 ms */
+#define BOOTSTRAP_RETRY_NS 2000000000ull
+#define PROPOSE_RETRY_NS 1000000000ull
+
+struct ctld_stats {
+	uint64_t udp_rx, udp_rx_bad, udp_rx_refused, udp_tx, udp_tx_too_big, udp_tx_errors;
+	uint64_t proposals, proposals_failed, applied_refused;
+	uint64_t joins, heartbeats, heartbeats_bad, not_leader;
+	uint64_t nodes_marked_down, nodes_marked_up;
+	uint64_t leaders_recorded; /* set_leader proposals */
+};
+
+struct ctld {
+	struct sl_ctld_conf cfg;
+	struct sl_ctld_log log;
+	struct sl_ctld_sm sm;
+	struct sl_ctld_soft *soft;
+	struct sl_cons_log view;
+	struct sl_drv *drv;
+	int udp;
+	struct sockaddr_in peer_addr[SL_CTLD_MAX_REPLICAS];
+	struct sl_ctl_server *srv;
+	uint64_t seq_written, seq_durable;
+	uint64_t next_pid;
+	bool leader;
+	bool failed;
+	uint64_t next_duty_ns, bootstrap_sent_ns;
+	uint64_t proposed_ns[SL_CTLD_MAX_NODES + 1]; /* last join/node_state proposal */
+	uint64_t leader_proposed_ns[SL_CTLD_MAX_REGIONS]; /* last set_leader proposal */
+	struct ctld_stats st;
+};
+
+static volatile sig_atomic_t g_stop;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	g_stop = 1;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* ---------------------------------------------------------------- driver host */
+
+static int host_install_snapshot(void *ctx, const struct sl_cons_snapshot *snap)
+{
+	(void)ctx;
+	(void)snap;
+	return -ENOTSUP; /* the metadata log is never compacted: no snapshot is ever sent */
+}
+
+static int host_save_hard_state(void *ctx, const struct sl_cons_hard_state *hs, uint64_t *pos)
+{
+	struct ctld *c = ctx;
+	sl_ctld_log_set_hs(&c->log, hs);
+	*pos = ++c->seq_written;
+	return 0;
+}
+
+static int host_save_entry(void *ctx, const struct sl_cons_entry *e, uint64_t *pos)
+{
+	struct ctld *c = ctx;
+	int rc = sl_ctld_log_append(&c->log, e);
+	if (rc != 0) {
+		fprintf(stderr, "sluice-ctld: writing log entry %" PRIu64 ": %s; this replica stops\n",
+			e->index, strerror(-rc));
+		c->failed = true; /* the driver goes silent; a restart recovers from the file */
+		return rc;
+	}
+	*pos = ++c->seq_written;
+	return 0;
+}
+
+static void host_send(void *ctx, const struct sl_cons_msg *m)
+{
+	struct ctld *c = ctx;
+	if (m->len > UDP_MAX - UDP_HDR) {
+		c->st.udp_tx_too_big++; /* a lost message: raft retries */
+		return;
+	}
+	for (uint32_t i = 0; i < c->cfg.n_peers; i++) {
+		if (c->cfg.peers[i].id != m->to)
+			continue;
+		uint8_t hdr[UDP_HDR];
+		sl_put_u32(hdr, UDP_MAGIC);
+		sl_put_u32(hdr + 4, c->cfg.cluster.cluster_id);
+		sl_put_u32(hdr + 8, m->from);
+		sl_put_u32(hdr + 12, m->to);
+		struct iovec iov[2] = {{hdr, UDP_HDR}, {(void *)m->buf, m->len}};
+		struct msghdr mh = {.msg_name = &c->peer_addr[i],
+				    .msg_namelen = sizeof(c->peer_addr[i]),
+				    .msg_iov = iov,
+				    .msg_iovlen = 2};
+		if (sendmsg(c->udp, &mh, MSG_DONTWAIT) < 0)
+			c->st.udp_tx_errors++; /* full buffer or peer down: like a loss */
+		else
+			c->st.udp_tx++;
+		return;
+	}
+}
+
+static void host_apply(void *ctx, const struct sl_cons_entry *e)
+{
+	struct ctld *c = ctx;
+	if (e->type != SL_CONS_ENTRY_NORMAL)
+		return;
+	char err[256];
+	if (sl_ctld_sm_apply(&c->sm, e->data, e->len, err, sizeof(err)) != 0) {
+		c->st.applied_refused++;
+		fprintf(stderr, "sluice-ctld: entry %" PRIu64 " refused: %s\n", e->index, err);
+	}
+}
+
+static void host_ack(void *ctx, const struct sl_cons_ack *a)
+{
+	struct ctld *c = ctx;
+	if (a->status != SL_CONS_ACK_OK)
+		c->st.proposals_failed++; /* the duties propose again if still needed */
+}
+
+static const struct sl_drv_host drv_host = {
+	.install_snapshot = host_install_snapshot,
+	.save_hard_state = host_save_hard_state,
+	.save_entry = host_save_entry,
+	.send = host_send,
+	.apply = host_apply,
+	.ack = host_ack,
+};
+
+/* Makes what the driver handed out durable, then tells it so. */
+static void flush(struct ctld *c)
+{
+	if (c->seq_written == c->seq_durable)
+		return;
+	int rc = sl_ctld_log_sync(&c->log);
+	if (rc != 0) {
+		fprintf(stderr, "sluice-ctld: syncing the log: %s; this replica stops\n",
+			strerror(-rc));
+		sl_drv_storage_failed(c->drv, 0, rc);
+		c->failed = true;
+		return;
+	}
+	c->seq_durable = c->seq_written;
+	sl_drv_durable(c->drv, c->seq_durable);
+	sl_drv_persisted(c->drv, c->log.last_term, c->log.last);
+}
+
+static void pump(struct ctld *c)
+{
+	for (int i = 0; i < 16 && !c->failed && sl_drv_has_ready(c->drv); i++) {
+		sl_drv_process(c->drv, 8);
+		flush(c);
+	}
+}
+
+static int propose(struct ctld *c, struct json_object *cmd)
+{
+	size_t len = 0;
+	const char *text = sl_ctl_to_line(cmd, &len);
+	int rc = text == NULL ? -ENOMEM
+			      : sl_drv_propose(c->drv, ++c->next_pid, (const uint8_t *)text,
+					       (uint32_t)len);
+	json_object_put(cmd);
+	if (rc == 0)
+		c->st.proposals++;
+	else
+		c->st.proposals_failed++;
+	return rc;
+}
+
+/* ---------------------------------------------------------------- network */
+
+static int udp_open(struct ctld *c, char *err, size_t err_len)
+{
+	for (uint32_t i = 0; i < c->cfg.n_peers; i++) {
+		struct sockaddr_in *a = &c->peer_addr[i];
+		memset(a, 0, sizeof(*a));
+		a->sin_family = AF_INET;
+		a->sin_port = htons(c->cfg.peers[i].port);
+		inet_pton(AF_INET, c->cfg.peers[i].host, &a->sin_addr); /* checked by the config */
+	}
+	c->udp = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (c->udp < 0) {
+		snprintf(err, err_len, "UDP socket: %s", strerror(errno));
+		return -errno;
+	}
+	for (uint32_t i = 0; i < c->cfg.n_peers; i++) {
+		if (c->cfg.peers[i].id != c->cfg.id)
+			continue;
+		if (bind(c->udp, (struct sockaddr *)&c->peer_addr[i], sizeof(c->peer_addr[i])) < 0) {
+			int rc = -errno;
+			snprintf(err, err_len, "UDP %s:%u: %s", c->cfg.peers[i].host,
+				 c->cfg.peers[i].port, strerror(-rc));
+			return rc;
+		}
+	}
+	return 0;
+}
+
+/* Datagrams from the other replicas: checked (header, cluster, sender address) before
+ * raft sees them; what fails is counted and dropped, as a network loss. */
+static void udp_poll(struct ctld *c)
+{
+	static uint8_t buf[UDP_MAX + 1];
+	for (int n = 0; n < RX_PER_ROUND; n++) {
+		struct sockaddr_in from;
+		socklen_t flen = sizeof(from);
+		ssize_t len = recvfrom(c->udp, buf, sizeof(buf), 0, (struct sockaddr *)&from, &flen);
+		if (len < 0)
+			return; /* EAGAIN, or an ICMP error of an earlier send: nothing to read */
+		c->st.udp_rx++;
+		if ((size_t)len < UDP_HDR || (size_t)len > UDP_MAX || sl_get_u32(buf) != UDP_MAGIC ||
+		    sl_get_u32(buf + 4) != c->cfg.cluster.cluster_id ||
+		    sl_get_u32(buf + 12) != c->cfg.id) {
+			c->st.udp_rx_bad++;
+			continue;
+		}
+		uint32_t src = sl_get_u32(buf + 8);
+		bool known = false;
+		for (uint32_t i = 0; i < c->cfg.n_peers; i++)
+			known = known || (c->cfg.peers[i].id == src && src != c->cfg.id &&
+					  c->peer_addr[i].sin_addr.s_addr == from.sin_addr.s_addr &&
+					  c->peer_addr[i].sin_port == from.sin_port);
+		if (!known) {
+			c->st.udp_rx_bad++;
+			continue;
+		}
+		struct sl_cons_msg m = {0, src, c->cfg.id, (uint32_t)len - UDP_HDR, buf + UDP_HDR};
+		if (sl_drv_step(c->drv, &m) != 0)
+			c->st.udp_rx_refused++;
+		pump(c);
+	}
+}
+
+/* ---------------------------------------------------------------- leader duties */
+
+static void duties(struct ctld *c, uint64_t now)
+{
+	struct sl_cons_status s;
+	sl_drv_status(c->drv, &s);
+	bool leader = s.role == SL_CONS_ROLE_LEADER;
+	if (leader && !c->leader) {
+		/* a new leadership starts with no heartbeats: every node gets a full
+		 * timeout to report before it is marked down, and none is marked up
+		 * before it reports */
+		memset(c->soft, 0, sizeof(*c->soft));
+		for (uint32_t i = 0; i <= SL_CTLD_MAX_NODES; i++)
+			c->soft->last_hb_ns[i] = now;
+		memset(c->proposed_ns, 0, sizeof(c->proposed_ns));
+		memset(c->leader_proposed_ns, 0, sizeof(c->leader_proposed_ns));
+		c->bootstrap_sent_ns = 0;
+	}
+	c->leader = leader;
+	if (!leader || now < c->next_duty_ns)
+		return;
+	c->next_duty_ns = now + DUTY_NS;
+	if (!c->sm.bootstrapped) {
+		/* once the leader's log is applied (a bootstrap may already be in it) */
+		if (s.commit_index == 0 || sl_drv_applied(c->drv) < s.commit_index ||
+		    (c->bootstrap_sent_ns != 0 && now - c->bootstrap_sent_ns < BOOTSTRAP_RETRY_NS))
+			return;
+		char err[256];
+		struct json_object *cmd = sl_ctld_plan(&c->cfg.cluster, err, sizeof(err));
+		if (cmd == NULL) {
+			fprintf(stderr, "sluice-ctld: bootstrap: %s\n", err);
+			return;
+		}
+		c->bootstrap_sent_ns = now;
+		if (propose(c, cmd) == 0)
+			fprintf(stderr, "sluice-ctld: replica %u proposes the bootstrap of cluster %u "
+				"(%u regions, RF %u, %u nodes)\n",
+				c->cfg.id, c->cfg.cluster.cluster_id, c->cfg.cluster.regions,
+				c->cfg.cluster.replication, c->cfg.cluster.nodes);
+		return;
+	}
+	uint64_t timeout = (uint64_t)c->cfg.node_timeout_ms * 1000000ull;
+	for (uint32_t i = 1; i <= c->sm.n_nodes; i++) {
+		uint32_t state = c->sm.nodes[i].state;
+		uint64_t age = now - c->soft->last_hb_ns[i];
+		bool down = state == SL_CTLD_UP && age >= timeout;
+		bool up = state == SL_CTLD_DOWN && c->soft->seen[i] && age < timeout;
+		if ((!down && !up) || now - c->proposed_ns[i] < PROPOSE_RETRY_NS)
+			continue;
+		c->proposed_ns[i] = now;
+		if (propose(c, sl_ctld_cmd_node_state(i, up)) == 0) {
+			fprintf(stderr, "sluice-ctld: node %u %s (last heartbeat %" PRIu64 " ms ago)\n",
+				i, up ? "is back up" : "is down", age / 1000000);
+			if (up)
+				c->st.nodes_marked_up++;
+			else
+				c->st.nodes_marked_down++;
+		}
+	}
+	/* observed region leaders go to the log when they change, so every replica (and the
+	 * next leader) shows them; a term change alone is not worth an entry */
+	for (uint32_t r = 0; r < c->sm.n_regions; r++) {
+		struct sl_ctld_observed ob;
+		const struct sl_ctld_region *reg = &c->sm.regions[r];
+		if (sl_ctld_observe(&c->sm, c->soft, r, now, timeout, &ob) == 0 || ob.leader == 0 ||
+		    ob.leader == reg->observed || now - c->leader_proposed_ns[r] < PROPOSE_RETRY_NS)
+			continue;
+		/* what the log would refuse is not proposed (it would be, again and again) */
+		if (reg->observed != 0 ? ob.term <= reg->observed_term : ob.term < reg->observed_term)
+			continue;
+		c->leader_proposed_ns[r] = now;
+		if (propose(c, sl_ctld_cmd_set_leader(r, ob.leader, ob.term)) == 0)
+			c->st.leaders_recorded++;
+	}
+}
+
+/* ---------------------------------------------------------------- ctl commands */
+
+#define CTL_ERR(code, ...)                                                                  \
+	do {                                                                                \
+		*err_code = (code);                                                         \
+		snprintf(err_msg, err_len, __VA_ARGS__);                                    \
+		return -EINVAL;                                                             \
+	} while (0)
+
+static struct json_object *status_json(struct ctld *c)
+{
+	struct sl_cons_status s;
+	sl_drv_status(c->drv, &s);
+	struct json_object *o = json_object_new_object(), *m = json_object_new_array();
+	json_object_object_add(o, "id", json_object_new_int64(c->cfg.id));
+	json_object_object_add(o, "role", json_object_new_string(sl_cons_role_name(s.role)));
+	json_object_object_add(o, "term", json_object_new_int64((int64_t)s.term));
+	json_object_object_add(o, "leader",
+			       s.leader ? json_object_new_int64(s.leader) : NULL);
+	json_object_object_add(o, "commit_index", json_object_new_int64((int64_t)s.commit_index));
+	json_object_object_add(o, "applied_index",
+			       json_object_new_int64((int64_t)sl_drv_applied(c->drv)));
+	json_object_object_add(o, "last_index", json_object_new_int64((int64_t)s.last_index));
+	for (uint32_t i = 0; i < c->cfg.n_peers; i++) {
+		char addr[96];
+		snprintf(addr, sizeof(addr), "%s:%u", c->cfg.peers[i].host, c->cfg.peers[i].port);
+		struct json_object *p = json_object_new_object();
+		json_object_object_add(p, "id", json_object_new_int64(c->cfg.peers[i].id));
+		json_object_object_add(p, "address", json_object_new_string(addr));
+		json_object_array_add(m, p);
+	}
+	json_object_object_add(o, "members", m);
+	json_object_object_add(o, "bootstrapped", json_object_new_boolean(c->sm.bootstrapped));
+	json_object_object_add(o, "cluster_id", json_object_new_int64(c->sm.cluster_id));
+	json_object_object_add(o, "nodes", json_object_new_int64(c->sm.n_nodes));
+	json_object_object_add(o, "regions", json_object_new_int64(c->sm.n_regions));
+	json_object_object_add(o, "pid", json_object_new_int64(getpid()));
+	json_object_object_add(o, "version", json_object_new_string(SLUICE_VERSION));
+	struct json_object *k = json_object_new_object();
+#define CNT(f) json_object_object_add(k, #f, json_object_new_int64((int64_t)c->st.f))
+	CNT(udp_rx);
+	CNT(udp_rx_bad);
+	CNT(udp_rx_refused);
+	CNT(udp_tx);
+	CNT(udp_tx_too_big);
+	CNT(udp_tx_errors);
+	CNT(proposals);
+	CNT(proposals_failed);
+	CNT(applied_refused);
+	CNT(joins);
+	CNT(heartbeats);
+	CNT(heartbeats_bad);
+	CNT(not_leader);
+	CNT(nodes_marked_down);
+	CNT(nodes_marked_up);
+	CNT(leaders_recorded);
+#undef CNT
+	json_object_object_add(k, "log_torn_bytes_cut",
+			       json_object_new_int64((int64_t)c->log.torn_bytes));
+	json_object_object_add(o, "counters", k);
+	return o;
+}
+
+/* Writes go to the leader; a follower names it so the caller can try elsewhere. */
+static int need_leader(struct ctld *c, const char **err_code, char *err_msg, size_t err_len)
+{
+	if (c->leader && !c->failed)
+		return 0;
+	struct sl_cons_status s;
+	sl_drv_status(c->drv, &s);
+	c->st.not_leader++;
+	if (s.leader != SL_CONS_NODE_NONE && s.leader != c->cfg.id)
+		CTL_ERR("not_leader", "ctld replica %u is not the leader; the leader is replica %u",
+			c->cfg.id, s.leader);
+	CTL_ERR("not_leader", "ctld replica %u is not the leader; no leader is known now",
+		c->cfg.id);
+}
+
+static int arg_uint(struct json_object *args, const char *key, uint64_t min, uint64_t max,
+		    uint64_t *out)
+{
+	struct json_object *v = NULL;
+	if (!json_object_object_get_ex(args, key, &v) || !json_object_is_type(v, json_type_int))
+		return -EINVAL;
+	int64_t x = json_object_get_int64(v);
+	if (x < 0 || (uint64_t)x < min || (uint64_t)x > max)
+		return -EINVAL;
+	*out = (uint64_t)x;
+	return 0;
+}
+
+static int ctl_join(struct ctld *c, struct json_object *args, struct json_object **result,
+		    const char **err_code, char *err_msg, size_t err_len)
+{
+	int rc = need_leader(c, err_code, err_msg, err_len);
+	if (rc != 0)
+		return rc;
+	if (!c->sm.bootstrapped)
+		CTL_ERR("unavailable", "the cluster is not bootstrapped yet; try again");
+	uint64_t node = 0, cores = 0;
+	struct json_object *a = NULL;
+	if (arg_uint(args, "node", 1, c->sm.n_nodes, &node) != 0)
+		CTL_ERR(SL_CTL_ERR_BAD_REQUEST, "join: node must be an id in 1..%u", c->sm.n_nodes);
+	if (arg_uint(args, "cores", 1, SL_CTLD_MAX_CORES, &cores) != 0)
+		CTL_ERR(SL_CTL_ERR_BAD_REQUEST, "join: cores must be in 1..%u", SL_CTLD_MAX_CORES);
+	if (!json_object_object_get_ex(args, "address", &a) ||
+	    !json_object_is_type(a, json_type_string) ||
+	    json_object_get_string_len(a) >= SL_CTLD_ADDR_MAX)
+		CTL_ERR(SL_CTL_ERR_BAD_REQUEST, "join: address must be a string under %u bytes",
+			SL_CTLD_ADDR_MAX);
+	c->st.joins++;
+	const struct sl_ctld_node *n = &c->sm.nodes[node];
+	uint64_t now = now_ns();
+	c->soft->last_hb_ns[node] = now; /* talking to us counts as alive */
+	c->soft->seen[node] = true;
+	bool same = n->state == SL_CTLD_UP && n->cores == cores &&
+		    strcmp(n->address, json_object_get_string(a)) == 0;
+	if (!same && now - c->proposed_ns[node] >= PROPOSE_RETRY_NS / 4) {
+		c->proposed_ns[node] = now;
+		rc = propose(c, sl_ctld_cmd_join((uint32_t)node, json_object_get_string(a),
+						 (uint32_t)cores));
+		if (rc != 0)
+			CTL_ERR("busy", "join: proposal refused: %s", strerror(-rc));
+	}
+	/* answered at once: the node asks again until the join is applied */
+	struct json_object *o = json_object_new_object();
+	json_object_object_add(o, "joined", json_object_new_boolean(same));
+	json_object_object_add(o, "leader", json_object_new_int64(c->cfg.id));
+	*result = o;
+	return 0;
+}
+
+static int ctl_heartbeat(struct ctld *c, struct json_object *args, struct json_object **result,
+			 const char **err_code, char *err_msg, size_t err_len)
+{
+	int rc = need_leader(c, err_code, err_msg, err_len);
+	if (rc != 0)
+		return rc;
+	uint64_t node = 0;
+	struct json_object *regions = NULL;
+	if (!c->sm.bootstrapped || arg_uint(args, "node", 1, c->sm.n_nodes, &node) != 0 ||
+	    c->sm.nodes[node].state == SL_CTLD_EXPECTED)
+		CTL_ERR("not_joined", "heartbeat: node has not joined (send join first)");
+	json_object_object_get_ex(args, "regions", &regions);
+	char err[256];
+	rc = sl_ctld_soft_heartbeat(c->soft, &c->sm, (uint32_t)node, regions, now_ns(), err,
+				    sizeof(err));
+	if (rc != 0) {
+		c->st.heartbeats_bad++;
+		CTL_ERR(SL_CTL_ERR_BAD_REQUEST, "%s", err);
+	}
+	c->st.heartbeats++;
+	struct json_object *o = json_object_new_object();
+	json_object_object_add(o, "state",
+			       json_object_new_string(sl_ctld_state_name(c->sm.nodes[node].state)));
+	*result = o;
+	return 0;
+}
+
+static int ctl_handler(void *arg, const char *cmd, struct json_object *args,
+		       struct json_object **result, const char **err_code, char *err_msg,
+		       size_t err_len)
+{
+	struct ctld *c = arg;
+	uint64_t now = now_ns();
+	const struct sl_ctld_soft *soft = c->leader ? c->soft : NULL;
+	if (strcmp(cmd, "status") == 0)
+		*result = status_json(c);
+	else if (strcmp(cmd, "members") == 0)
+		*result = sl_ctld_view_members(&c->sm, soft, now);
+	else if (strcmp(cmd, "regions") == 0)
+		*result = sl_ctld_view_regions(&c->sm, soft, now,
+					       (uint64_t)c->cfg.node_timeout_ms * 1000000ull);
+	else if (strcmp(cmd, "placement") == 0)
+		*result = sl_ctld_view_placement(&c->sm);
+	else if (strcmp(cmd, "join") == 0)
+		return ctl_join(c, args, result, err_code, err_msg, err_len);
+	else if (strcmp(cmd, "heartbeat") == 0)
+		return ctl_heartbeat(c, args, result, err_code, err_msg, err_len);
+	else
+		CTL_ERR(SL_CTL_ERR_UNKNOWN_COMMAND,
+			"unknown command '%.64s' (sluice-ctld knows status, members, regions, "
+			"placement, join, heartbeat)",
+			cmd);
+	return 0;
+}
+
+/* ---------------------------------------------------------------- start-up */
+
+static int create_driver(struct ctld *c, char *err, size_t err_len)
+{
+	sl_rlog_view(&c->log.rlog, &c->view);
+	struct sl_raft_opts ro;
+	memset(&ro, 0, sizeof(ro));
+	ro.max_msg_bytes = RAFT_MSG_MAX;
+	struct sl_drv_config dc;
+	memset(&dc, 0, sizeof(dc));
+	dc.protocol = "raft";
+	dc.max_entry_bytes = RAFT_MSG_MAX / 2;
+	dc.max_inflight = 64;
+	dc.applied_index = 0; /* the state machine is rebuilt from the log at every start */
+	struct sl_cons_config *cc = &dc.cons;
+	cc->group_id = 0;
+	cc->self = c->cfg.id;
+	cc->n_voters = c->cfg.n_peers;
+	for (uint32_t i = 0; i < c->cfg.n_peers; i++)
+		cc->voters[i] = c->cfg.peers[i].id;
+	cc->seed = ((uint64_t)c->cfg.id << 32) ^ now_ns();
+	cc->election_timeout_ns = (uint64_t)c->cfg.election_timeout_ms * 1000000ull;
+	cc->heartbeat_interval_ns = cc->election_timeout_ns / 10;
+	cc->max_batch_entries = 16;
+	cc->max_inflight_bytes = 1u << 20;
+	cc->initial = c->log.hs;
+	cc->log = &c->view;
+	cc->proto_opts = &ro;
+	struct sl_drv_host host = drv_host;
+	host.ctx = c;
+	int rc = sl_drv_create(&dc, &host, &c->drv);
+	if (rc != 0)
+		snprintf(err, err_len, "raft group: %s", strerror(-rc));
+	return rc;
+}
+
+static int lock_dir(const char *dir, char *err, size_t err_len)
+{
+	char path[SL_CTLD_PATH_MAX + 16];
+	if (snprintf(path, sizeof(path), "%s/ctld.lock", dir) >= (int)sizeof(path)) {
+		snprintf(err, err_len, "data_dir too long");
+		return -ENAMETOOLONG;
+	}
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		int e = errno;
+		snprintf(err, err_len, "%s: %s", path,
+			 e == EWOULDBLOCK ? "another sluice-ctld uses this data_dir" : strerror(e));
+		if (fd >= 0)
+			close(fd);
+		return -e;
+	}
+	return fd; /* held until exit */
+}
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: sluice-ctld [options]\n"
+		"\n"
+		"sluice control plane: keeps the region map and the data nodes in a raft log\n"
+		"replicated over its 1 or 3 replicas (UDP), takes joins and heartbeats from the\n"
+		"data nodes and serves members, regions and placement on its ctl socket.\n"
+		"\n"
+		"options:\n"
+		"  -c, --config FILE      INI config file ([ctld] and [cluster]; docs/cluster.md)\n"
+		"      --set SEC.KEY=VAL  set any config key, e.g. --set ctld.id=2\n"
+		"      --print-config     print the effective config and exit\n"
+		"  -h, --help             this help\n"
+		"  -V, --version          print the version\n");
+}
+
+static int set_kv(struct sl_ctld_conf *cfg, const char *kv)
+{
+	char buf[1024], err[256];
+	snprintf(buf, sizeof(buf), "%s", kv);
+	char *eq = strchr(buf, '='), *dot = strchr(buf, '.');
+	if (eq == NULL || dot == NULL || dot > eq) {
+		fprintf(stderr, "sluice-ctld: --set expects SECTION.KEY=VALUE, got '%s'\n", kv);
+		return -EINVAL;
+	}
+	*eq = '\0';
+	*dot = '\0';
+	int rc = sl_ctld_conf_set(cfg, buf, dot + 1, eq + 1, err, sizeof(err));
+	if (rc != 0)
+		fprintf(stderr, "sluice-ctld: %s\n", err);
+	return rc;
+}
+
+/* Config file first, then the --set overrides in order, whatever their position. */
+static int parse_args(int argc, char **argv, struct sl_ctld_conf *cfg, bool *print)
+{
+	static const struct option lo[] = {
+	    {"config", required_argument, NULL, 'c'}, {"set", required_argument, NULL, 's'},
+	    {"print-config", no_argument, NULL, 'p'}, {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0},
+	};
+	const char *config = NULL;
+	int opt;
+	while ((opt = getopt_long(argc, argv, "c:hV", lo, NULL)) != -1) {
+		switch (opt) {
+		case 'c':
+			config = optarg;
+			break;
+		case 's':
+			break;
+		case 'p':
+			*print = true;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		case 'V':
+			printf("sluice-ctld %s\n", SLUICE_VERSION);
+			exit(0);
+		default:
+			usage(stderr);
+			return -EINVAL;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "sluice-ctld: unexpected argument '%s'\n", argv[optind]);
+		return -EINVAL;
+	}
+	char err[512];
+	if (config != NULL && sl_ctld_conf_load(cfg, config, err, sizeof(err)) != 0) {
+		fprintf(stderr, "sluice-ctld: %s\n", err);
+		return -EINVAL;
+	}
+	optind = 0;
+	while ((opt = getopt_long(argc, argv, "c:hV", lo, NULL)) != -1)
+		if (opt == 's' && set_kv(cfg, optarg) != 0)
+			return -EINVAL;
+	if (sl_ctld_conf_finish(cfg, err, sizeof(err)) != 0) {
+		fprintf(stderr, "sluice-ctld: %s\n", err);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static void run(struct ctld *c)
+{
+	while (!g_stop && !c->failed) {
+		struct pollfd pfd[2] = {{c->udp, POLLIN, 0}, {sl_ctl_server_fd(c->srv), POLLIN, 0}};
+		/* short: accepted ctl connections are polled by sl_ctl_server_poll itself */
+		(void)poll(pfd, 2, 10);
+		udp_poll(c);
+		sl_ctl_server_poll(c->srv, 0);
+		uint64_t now = now_ns();
+		sl_drv_tick(c->drv, now);
+		pump(c);
+		duties(c, now);
+		pump(c);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	static struct ctld ctld; /* large (the soft state is on the heap, the map is not) */
+	struct ctld *c = &ctld;
+	c->udp = -1;
+	sl_ctld_conf_default(&c->cfg);
+	bool print = false;
+	if (parse_args(argc, argv, &c->cfg, &print) != 0)
+		return 1;
+	if (print) {
+		sl_ctld_conf_dump(&c->cfg, stdout);
+		return 0;
+	}
+	char err[512] = "";
+	if (mkdir(c->cfg.data_dir, 0700) < 0 && errno != EEXIST) {
+		fprintf(stderr, "sluice-ctld: data_dir %s: %s\n", c->cfg.data_dir, strerror(errno));
+		return 1;
+	}
+	if (lock_dir(c->cfg.data_dir, err, sizeof(err)) < 0) {
+		fprintf(stderr, "sluice-ctld: %s\n", err);
+		return 1;
+	}
+	sl_ctld_sm_init(&c->sm);
+	c->soft = calloc(1, sizeof(*c->soft));
+	if (c->soft == NULL) {
+		fprintf(stderr, "sluice-ctld: out of memory\n");
+		return 1;
+	}
+	int rc = sl_ctld_log_open(&c->log, c->cfg.data_dir, err, sizeof(err));
+	if (rc != 0) {
+		fprintf(stderr, "sluice-ctld: %s/%s\n", c->cfg.data_dir, err);
+		return 1;
+	}
+	if (c->log.torn_bytes > 0)
+		fprintf(stderr, "sluice-ctld: ctld.log: %" PRIu64
+			" bytes of an unfinished record cut at the end\n", c->log.torn_bytes);
+	if (create_driver(c, err, sizeof(err)) != 0 || udp_open(c, err, sizeof(err)) != 0) {
+		fprintf(stderr, "sluice-ctld: %s\n", err);
+		return 1;
+	}
+	rc = sl_ctl_server_open(c->cfg.ctl_socket, ctl_handler, c, &c->srv);
+	if (rc != 0) {
+		fprintf(stderr, "sluice-ctld: ctl socket %s: %s\n", c->cfg.ctl_socket,
+			rc == -EADDRINUSE ? "another daemon answers there" : strerror(-rc));
+		return 1;
+	}
+	struct sigaction sa = {.sa_handler = on_signal};
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	fprintf(stderr, "sluice-ctld: replica %u of %u, log %" PRIu64 " entries (commit %" PRIu64
+		"), ctl socket %s\n",
+		c->cfg.id, c->cfg.n_peers, c->log.last, c->log.hs.commit, c->cfg.ctl_socket);
+	run(c);
+	sl_ctl_server_close(c->srv);
+	sl_drv_destroy(c->drv);
+	sl_ctld_log_close(&c->log);
+	close(c->udp);
+	free(c->soft);
+	return c->failed ? 1 : 0;
+}

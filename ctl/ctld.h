@@ -1,0 +1,192 @@
+/* ctld.h - sluice-ctld, the replicated control plane: its config, the metadata state
+ * machine (region map and data nodes, applied from a raft log), and the durable log file
+ * that raft log lives in. The daemon itself (ctld.c) binds these to sockets and a clock. */
+#ifndef SL_CTLD_H
+#define SL_CTLD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <json-c/json.h>
+
+#include "consensus.h"
+#include "rlog.h"
+
+#define SL_CTLD_MAX_REPLICAS 3   /* ctld runs as 1 or 3 replicas */
+#define SL_CTLD_MAX_NODES 64     /* data nodes, ids 1..nodes */
+#define SL_CTLD_MAX_REGIONS 256
+#define SL_CTLD_MAX_RF 3
+#define SL_CTLD_ADDR_MAX 128     /* a data node's address string */
+#define SL_CTLD_PROTO_MAX 16
+#define SL_CTLD_PATH_MAX 256
+#define SL_CTLD_MAX_CORES 1024
+
+/* ---------------------------------------------------------------- config (ctld_conf.c) */
+
+struct sl_ctld_peer {
+	uint32_t id;
+	char host[64]; /* IPv4 literal */
+	uint16_t port;
+};
+
+/* What [cluster] asks the first leader to bootstrap. */
+struct sl_ctld_cluster {
+	uint32_t cluster_id;
+	uint32_t nodes;       /* expected data nodes, ids 1..nodes */
+	uint32_t regions;
+	uint32_t replication; /* 1 or 3 */
+	char protocol[SL_CTLD_PROTO_MAX];
+	/* per-region overrides (empty string: the default protocol) */
+	char region_protocol[SL_CTLD_MAX_REGIONS][SL_CTLD_PROTO_MAX];
+};
+
+struct sl_ctld_conf {
+	uint32_t id;
+	uint32_t n_peers;
+	struct sl_ctld_peer peers[SL_CTLD_MAX_REPLICAS];
+	char data_dir[SL_CTLD_PATH_MAX];
+	char ctl_socket[SL_CTLD_PATH_MAX]; /* "" = <data_dir>/ctld.sock */
+	uint32_t node_timeout_ms;
+	uint32_t election_timeout_ms;
+	char peers_text[512];
+	char protocols_text[512];
+	struct sl_ctld_cluster cluster;
+};
+
+void sl_ctld_conf_default(struct sl_ctld_conf *c);
+/* An INI file over the current values; unknown sections or keys are errors. */
+int sl_ctld_conf_load(struct sl_ctld_conf *c, const char *path, char *err, size_t err_len);
+int sl_ctld_conf_set(struct sl_ctld_conf *c, const char *section, const char *key,
+		     const char *value, char *err, size_t err_len);
+/* Parses the lists (peers, protocols), fills derived defaults and checks ranges. */
+int sl_ctld_conf_finish(struct sl_ctld_conf *c, char *err, size_t err_len);
+void sl_ctld_conf_dump(const struct sl_ctld_conf *c, FILE *out);
+
+/* ---------------------------------------------------------------- state machine (ctld_sm.c) */
+
+struct sl_ctld_region {
+	uint64_t hash_lo, hash_hi;
+	char protocol[SL_CTLD_PROTO_MAX];
+	uint32_t rf;
+	uint32_t replicas[SL_CTLD_MAX_RF]; /* node ids */
+	uint32_t leader;                   /* preferred leader (a replica) */
+	uint32_t observed;                 /* leader the replicas last reported (0: none) */
+	uint64_t observed_term;            /* its term */
+};
+
+enum sl_ctld_node_state { SL_CTLD_EXPECTED = 0, SL_CTLD_UP = 1, SL_CTLD_DOWN = 2 };
+
+struct sl_ctld_node {
+	uint32_t state; /* enum sl_ctld_node_state */
+	char address[SL_CTLD_ADDR_MAX];
+	uint32_t cores;
+	uint64_t joins; /* join commands applied */
+};
+
+/* The replicated metadata: identical on every replica that applied the same prefix. */
+struct sl_ctld_sm {
+	bool bootstrapped;
+	uint32_t cluster_id;
+	uint32_t n_nodes;
+	uint32_t n_regions;
+	struct sl_ctld_region regions[SL_CTLD_MAX_REGIONS];
+	struct sl_ctld_node nodes[SL_CTLD_MAX_NODES + 1]; /* [0] unused */
+	uint64_t applied;      /* entries applied (any type) */
+	uint64_t commands;     /* commands applied */
+	uint64_t refused;      /* committed commands refused (malformed or not applicable) */
+};
+
+void sl_ctld_sm_init(struct sl_ctld_sm *sm);
+/* The bootstrap command for this cluster config (the region map, computed once): hash
+ * ranges split evenly, replicas round-robin over node ids, preferred leaders spread.
+ * NULL with err set when the config cannot be placed. */
+struct json_object *sl_ctld_plan(const struct sl_ctld_cluster *c, char *err, size_t err_len);
+/* Command builders (new objects). */
+struct json_object *sl_ctld_cmd_join(uint32_t node, const char *address, uint32_t cores);
+struct json_object *sl_ctld_cmd_node_state(uint32_t node, bool up);
+struct json_object *sl_ctld_cmd_set_leader(uint32_t region, uint32_t leader, uint64_t term);
+/* Applies one committed command (JSON text). 0, or a negative errno with err set: the
+ * command is refused and counted, the state is unchanged (every replica refuses alike). */
+int sl_ctld_sm_apply(struct sl_ctld_sm *sm, const uint8_t *data, uint32_t len, char *err,
+		     size_t err_len);
+
+/* Soft state of the leader: what the data nodes' heartbeats said (never replicated). */
+struct sl_ctld_hb_region {
+	bool valid;
+	uint32_t role; /* enum sl_cons_role */
+	uint32_t leader;
+	uint64_t term, commit_index, applied_index;
+};
+
+struct sl_ctld_soft {
+	bool seen[SL_CTLD_MAX_NODES + 1];        /* a heartbeat arrived in this leadership */
+	uint64_t last_hb_ns[SL_CTLD_MAX_NODES + 1];
+	struct sl_ctld_hb_region hb[SL_CTLD_MAX_NODES + 1][SL_CTLD_MAX_REGIONS];
+};
+
+/* Records a heartbeat's "regions" array for `node`. -EINVAL with err for a malformed one
+ * (nothing recorded). */
+int sl_ctld_soft_heartbeat(struct sl_ctld_soft *soft, const struct sl_ctld_sm *sm,
+			   uint32_t node, struct json_object *regions, uint64_t now_ns,
+			   char *err, size_t err_len);
+
+/* What the live replicas of `region` report (heartbeats younger than timeout_ns): the
+ * leader named in the highest term (0: none), the highest commit and lowest applied index.
+ * Returns how many replicas reported. */
+struct sl_ctld_observed {
+	uint32_t leader;
+	uint64_t term, max_commit, min_applied;
+};
+uint32_t sl_ctld_observe(const struct sl_ctld_sm *sm, const struct sl_ctld_soft *soft,
+			 uint32_t region, uint64_t now_ns, uint64_t timeout_ns,
+			 struct sl_ctld_observed *out);
+
+/* Views for the ctl commands. soft may be NULL (a follower has no heartbeats). */
+struct json_object *sl_ctld_view_members(const struct sl_ctld_sm *sm,
+					 const struct sl_ctld_soft *soft, uint64_t now_ns);
+struct json_object *sl_ctld_view_regions(const struct sl_ctld_sm *sm,
+					 const struct sl_ctld_soft *soft, uint64_t now_ns,
+					 uint64_t timeout_ns);
+struct json_object *sl_ctld_view_placement(const struct sl_ctld_sm *sm);
+const char *sl_ctld_state_name(uint32_t state);
+
+/* ---------------------------------------------------------------- log file (ctld_log.c) */
+
+/* The raft log of the metadata group in one append-only file of CRC32C-checked records,
+ * and the hard state in a small file replaced atomically. Entries live in an sl_rlog
+ * window as well (the protocol's read side); nothing is compacted: the metadata log is
+ * small. */
+struct sl_ctld_log {
+	int fd;
+	int dir_fd;
+	char dir[SL_CTLD_PATH_MAX];
+	uint64_t *offsets; /* file offset of entry i at [i - 1] */
+	uint64_t cap;
+	uint64_t last;     /* last index in the file */
+	uint64_t last_term;
+	uint64_t end;      /* file size */
+	struct sl_rlog rlog;
+	struct sl_cons_hard_state hs; /* as recovered or last written */
+	bool hs_pending;
+	struct sl_cons_hard_state hs_next;
+	bool dirty;        /* entries written since the last sync */
+	/* recovery report */
+	uint64_t torn_bytes; /* cut from an unfinished tail */
+};
+
+/* Opens (creating) dir/ctld.log and dir/ctld.hs and recovers them: an unfinished record at
+ * the end is cut (torn_bytes), a complete record that fails its CRC or is out of order is
+ * refused (-EBADMSG, err names the offset). */
+int sl_ctld_log_open(struct sl_ctld_log *l, const char *dir, char *err, size_t err_len);
+void sl_ctld_log_close(struct sl_ctld_log *l);
+/* Appends e (an index at or below the last replaces the suffix from there). Not durable
+ * until sl_ctld_log_sync. */
+int sl_ctld_log_append(struct sl_ctld_log *l, const struct sl_cons_entry *e);
+/* Hard state to write at the next sync, after the entries. */
+void sl_ctld_log_set_hs(struct sl_ctld_log *l, const struct sl_cons_hard_state *hs);
+/* fdatasync the log, then write the hard state (tmp + fdatasync + rename + dir fsync). */
+int sl_ctld_log_sync(struct sl_ctld_log *l);
+
+#endif

@@ -1,0 +1,322 @@
+/* ctld_conf.c - sluice-ctld's configuration: one key table drives the INI file, the
+ * --set overrides and --print-config, and the lists (peers, per-region protocols) are
+ * parsed and range-checked once everything is set. No EAL: a plain line parser. */
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <arpa/inet.h>
+
+#include "ctld.h"
+
+enum key_type { K_U32, K_STR };
+
+struct key {
+	const char *section;
+	const char *name;
+	enum key_type type;
+	size_t off, size;
+	uint32_t min, max;
+	const char *help;
+};
+
+#define U32(sec, nm, field, lo, hi, h)                                                      \
+	{sec, nm, K_U32, offsetof(struct sl_ctld_conf, field), 0, lo, hi, h}
+#define STR(sec, nm, field, h)                                                              \
+	{sec, nm, K_STR, offsetof(struct sl_ctld_conf, field),                              \
+	 sizeof(((struct sl_ctld_conf *)0)->field), 0, 0, h}
+
+static const struct key keys[] = {
+	U32("ctld", "id", id, 1, 255, "this replica's id, one of the ids in peers"),
+	STR("ctld", "peers", peers_text,
+	    "the ctld replicas, 1 or 3: ID@IPV4:PORT,... (UDP; the own entry is the listen "
+	    "address)"),
+	STR("ctld", "data_dir", data_dir, "the metadata log and hard state live here"),
+	STR("ctld", "ctl_socket", ctl_socket, "ctl socket; empty = <data_dir>/ctld.sock"),
+	U32("ctld", "node_timeout_ms", node_timeout_ms, 100, 3600000,
+	    "a data node without a heartbeat for this long is marked down"),
+	U32("ctld", "election_timeout_ms", election_timeout_ms, 50, 60000,
+	    "raft election timeout of the ctld group (heartbeats every tenth of it)"),
+	U32("cluster", "id", cluster.cluster_id, 1, UINT32_MAX - 1,
+	    "cluster id (also guards the ctld replicas' UDP messages)"),
+	U32("cluster", "nodes", cluster.nodes, 1, SL_CTLD_MAX_NODES,
+	    "expected data nodes, ids 1..nodes"),
+	U32("cluster", "regions", cluster.regions, 1, SL_CTLD_MAX_REGIONS,
+	    "regions (hash ranges of the series id) in the cluster"),
+	U32("cluster", "replication", cluster.replication, 1, SL_CTLD_MAX_RF,
+	    "replicas per region: 1 or 3 (at most nodes)"),
+	STR("cluster", "protocol", cluster.protocol, "default consensus protocol of a region"),
+	STR("cluster", "protocols", protocols_text,
+	    "per-region protocol overrides, e.g. 0-3:raft,4-7:standalone (standalone: RF 1)"),
+};
+
+#define N_KEYS (sizeof(keys) / sizeof(keys[0]))
+
+void sl_ctld_conf_default(struct sl_ctld_conf *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->id = 1;
+	snprintf(c->peers_text, sizeof(c->peers_text), "1@127.0.0.1:7610");
+	snprintf(c->data_dir, sizeof(c->data_dir), "./ctld-data");
+	c->node_timeout_ms = 3000;
+	c->election_timeout_ms = 1000;
+	c->cluster.cluster_id = 1;
+	c->cluster.nodes = 1;
+	c->cluster.regions = 8;
+	c->cluster.replication = 1;
+	snprintf(c->cluster.protocol, sizeof(c->cluster.protocol), "%s", sl_cons_default_name());
+}
+
+static char *trim(char *s)
+{
+	while (isspace((unsigned char)*s))
+		s++;
+	size_t n = strlen(s);
+	while (n > 0 && isspace((unsigned char)s[n - 1]))
+		s[--n] = '\0';
+	return s;
+}
+
+int sl_ctld_conf_set(struct sl_ctld_conf *c, const char *section, const char *key,
+		     const char *value, char *err, size_t err_len)
+{
+	for (size_t i = 0; i < N_KEYS; i++) {
+		const struct key *k = &keys[i];
+		if (strcmp(k->section, section) != 0 || strcmp(k->name, key) != 0)
+			continue;
+		char *base = (char *)c + k->off;
+		if (k->type == K_STR) {
+			size_t n = strlen(value);
+			if (n >= 2 && value[0] == '"' && value[n - 1] == '"') {
+				value++; /* quotes are allowed around a string */
+				n -= 2;
+			}
+			if (n >= k->size) {
+				snprintf(err, err_len, "[%s] %s: value longer than %zu bytes",
+					 section, key, k->size - 1);
+				return -EINVAL;
+			}
+			memcpy(base, value, n);
+			base[n] = '\0';
+			return 0;
+		}
+		char *end = NULL;
+		errno = 0;
+		unsigned long long v = strtoull(value, &end, 10);
+		if (errno != 0 || end == value || *end != '\0' || value[0] == '-' || v < k->min ||
+		    v > k->max) {
+			snprintf(err, err_len, "[%s] %s = '%s': expected an integer in [%u, %u]",
+				 section, key, value, k->min, k->max);
+			return -EINVAL;
+		}
+		*(uint32_t *)(void *)base = (uint32_t)v;
+		return 0;
+	}
+	snprintf(err, err_len, "unknown key [%s] %s (see sluice-ctld --print-config)", section,
+		 key);
+	return -ENOENT;
+}
+
+int sl_ctld_conf_load(struct sl_ctld_conf *c, const char *path, char *err, size_t err_len)
+{
+	FILE *f = fopen(path, "r");
+	if (f == NULL) {
+		int rc = -errno;
+		snprintf(err, err_len, "%s: %s", path, strerror(errno));
+		return rc;
+	}
+	char line[1024], section[64] = "";
+	int rc = 0;
+	for (unsigned ln = 1; fgets(line, sizeof(line), f) != NULL; ln++) {
+		if (strchr(line, '\n') == NULL && !feof(f)) {
+			snprintf(err, err_len, "%s:%u: line too long", path, ln);
+			rc = -EINVAL;
+			break;
+		}
+		char *s = trim(line);
+		if (*s == '\0' || *s == '#' || *s == ';')
+			continue;
+		if (*s == '[') {
+			char *e = strchr(s, ']');
+			if (e == NULL || e[1] != '\0' || (size_t)(e - s - 1) >= sizeof(section)) {
+				snprintf(err, err_len, "%s:%u: bad section header", path, ln);
+				rc = -EINVAL;
+				break;
+			}
+			*e = '\0';
+			snprintf(section, sizeof(section), "%s", trim(s + 1));
+			continue;
+		}
+		char *eq = strchr(s, '=');
+		if (eq == NULL || section[0] == '\0') {
+			snprintf(err, err_len, "%s:%u: expected KEY = VALUE inside a [section]", path,
+				 ln);
+			rc = -EINVAL;
+			break;
+		}
+		*eq = '\0';
+		char msg[256];
+		rc = sl_ctld_conf_set(c, section, trim(s), trim(eq + 1), msg, sizeof(msg));
+		if (rc != 0) {
+			snprintf(err, err_len, "%s:%u: %s", path, ln, msg);
+			break;
+		}
+	}
+	fclose(f);
+	return rc;
+}
+
+/* "ID@IPV4:PORT" */
+static int parse_peer(const char *text, struct sl_ctld_peer *p, char *err, size_t err_len)
+{
+	unsigned id = 0, port = 0;
+	char host[64];
+	int used = 0;
+	if (sscanf(text, "%u@%63[0-9.]:%u%n", &id, host, &port, &used) != 3 ||
+	    text[used] != '\0' || id == 0 || id > 255 || port == 0 || port > 65535) {
+		snprintf(err, err_len, "[ctld] peers: '%s' is not ID@IPV4:PORT", text);
+		return -EINVAL;
+	}
+	struct in_addr a;
+	if (inet_pton(AF_INET, host, &a) != 1) {
+		snprintf(err, err_len, "[ctld] peers: '%s' is not an IPv4 address", host);
+		return -EINVAL;
+	}
+	p->id = id;
+	p->port = (uint16_t)port;
+	snprintf(p->host, sizeof(p->host), "%s", host);
+	return 0;
+}
+
+static int parse_peers(struct sl_ctld_conf *c, char *err, size_t err_len)
+{
+	char buf[sizeof(c->peers_text)];
+	snprintf(buf, sizeof(buf), "%s", c->peers_text);
+	c->n_peers = 0;
+	char *save = NULL;
+	for (char *t = strtok_r(buf, ",", &save); t != NULL; t = strtok_r(NULL, ",", &save)) {
+		if (c->n_peers == SL_CTLD_MAX_REPLICAS) {
+			snprintf(err, err_len, "[ctld] peers: at most %u replicas",
+				 SL_CTLD_MAX_REPLICAS);
+			return -EINVAL;
+		}
+		struct sl_ctld_peer *p = &c->peers[c->n_peers];
+		int rc = parse_peer(trim(t), p, err, err_len);
+		if (rc != 0)
+			return rc;
+		for (uint32_t i = 0; i < c->n_peers; i++)
+			if (c->peers[i].id == p->id) {
+				snprintf(err, err_len, "[ctld] peers: id %u given twice", p->id);
+				return -EINVAL;
+			}
+		c->n_peers++;
+	}
+	if (c->n_peers != 1 && c->n_peers != 3) {
+		snprintf(err, err_len, "[ctld] peers: %u replicas given; ctld runs as 1 or 3",
+			 c->n_peers);
+		return -EINVAL;
+	}
+	for (uint32_t i = 0; i < c->n_peers; i++)
+		if (c->peers[i].id == c->id)
+			return 0;
+	snprintf(err, err_len, "[ctld] id %u is not among [ctld] peers '%s'", c->id,
+		 c->peers_text);
+	return -EINVAL;
+}
+
+static int check_protocol(const char *name, char *err, size_t err_len)
+{
+	if (sl_cons_find(name) != NULL)
+		return 0;
+	char names[128];
+	sl_cons_names(names, sizeof(names));
+	snprintf(err, err_len, "protocol '%s' unknown (known: %s)", name, names);
+	return -EINVAL;
+}
+
+/* "0-3:raft,4-7:standalone" (a single region: "5:raft") */
+static int parse_protocols(struct sl_ctld_conf *c, char *err, size_t err_len)
+{
+	struct sl_ctld_cluster *cl = &c->cluster;
+	memset(cl->region_protocol, 0, sizeof(cl->region_protocol));
+	char buf[sizeof(c->protocols_text)];
+	snprintf(buf, sizeof(buf), "%s", c->protocols_text);
+	char *save = NULL;
+	for (char *t = strtok_r(buf, ",", &save); t != NULL; t = strtok_r(NULL, ",", &save)) {
+		t = trim(t);
+		unsigned lo = 0, hi = 0;
+		char name[SL_CTLD_PROTO_MAX];
+		int used = 0;
+		if (sscanf(t, "%u-%u:%15[a-z_]%n", &lo, &hi, name, &used) != 3) {
+			used = 0;
+			if (sscanf(t, "%u:%15[a-z_]%n", &lo, name, &used) != 2)
+				used = -1;
+			hi = lo;
+		}
+		if (used < 0 || t[used] != '\0' || lo > hi || hi >= cl->regions) {
+			snprintf(err, err_len,
+				 "[cluster] protocols: '%s' is not FIRST-LAST:PROTOCOL with regions "
+				 "below %u",
+				 t, cl->regions);
+			return -EINVAL;
+		}
+		int rc = check_protocol(name, err, err_len);
+		if (rc != 0)
+			return rc;
+		for (unsigned r = lo; r <= hi; r++)
+			snprintf(cl->region_protocol[r], sizeof(cl->region_protocol[r]), "%s", name);
+	}
+	return 0;
+}
+
+int sl_ctld_conf_finish(struct sl_ctld_conf *c, char *err, size_t err_len)
+{
+	int rc = parse_peers(c, err, err_len);
+	if (rc == 0)
+		rc = check_protocol(c->cluster.protocol, err, err_len);
+	if (rc == 0)
+		rc = parse_protocols(c, err, err_len);
+	if (rc != 0)
+		return rc;
+	if (c->cluster.replication != 1 && c->cluster.replication != 3) {
+		snprintf(err, err_len, "[cluster] replication = %u: 1 or 3", c->cluster.replication);
+		return -EINVAL;
+	}
+	if (c->cluster.replication > c->cluster.nodes) {
+		snprintf(err, err_len, "[cluster] replication = %u needs at least as many nodes "
+			 "(nodes = %u)", c->cluster.replication, c->cluster.nodes);
+		return -EINVAL;
+	}
+	if (c->data_dir[0] == '\0') {
+		snprintf(err, err_len, "[ctld] data_dir must not be empty");
+		return -EINVAL;
+	}
+	if (c->ctl_socket[0] == '\0' &&
+	    snprintf(c->ctl_socket, sizeof(c->ctl_socket), "%s/ctld.sock", c->data_dir) >=
+		    (int)sizeof(c->ctl_socket)) {
+		snprintf(err, err_len, "[ctld] data_dir too long for the ctl socket path");
+		return -ENAMETOOLONG;
+	}
+	return 0;
+}
+
+void sl_ctld_conf_dump(const struct sl_ctld_conf *c, FILE *out)
+{
+	const char *section = "";
+	for (size_t i = 0; i < N_KEYS; i++) {
+		const struct key *k = &keys[i];
+		if (strcmp(section, k->section) != 0) {
+			fprintf(out, "%s[%s]\n", i ? "\n" : "", k->section);
+			section = k->section;
+		}
+		fprintf(out, "# %s\n", k->help);
+		const char *base = (const char *)c + k->off;
+		if (k->type == K_STR)
+			fprintf(out, "%s = \"%s\"\n", k->name, base);
+		else
+			fprintf(out, "%s = %u\n", k->name, *(const uint32_t *)(const void *)base);
+	}
+}

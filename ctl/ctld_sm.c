@@ -1,0 +1,521 @@
+/* ctld_sm.c - the control plane's metadata state machine (region map, data nodes) applied
+ * from JSON commands, every field validated (a refused one changes nothing on any replica);
+ * also the leader's soft state from heartbeats and the views of the ctl commands. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl.h"
+#include "ctld.h"
+
+void sl_ctld_sm_init(struct sl_ctld_sm *sm) { memset(sm, 0, sizeof(*sm)); }
+
+const char *sl_ctld_state_name(uint32_t state)
+{
+	return state == SL_CTLD_UP ? "up" : state == SL_CTLD_DOWN ? "down" : "expected";
+}
+
+/* ---------------------------------------------------------------- bootstrap plan */
+
+/* The node's own split (dataplane/node_recover.c): region i covers
+ * [ceil(i * 2^64 / n), ceil((i + 1) * 2^64 / n) - 1], the last one up to 2^64 - 1. */
+static void hash_range(uint32_t i, uint32_t n, uint64_t *lo, uint64_t *hi)
+{
+	*lo = (uint64_t)((((unsigned __int128)i << 64) + n - 1) / n);
+	*hi = i + 1 == n ? UINT64_MAX
+			 : (uint64_t)((((unsigned __int128)(i + 1) << 64) + n - 1) / n) - 1;
+}
+
+static struct json_object *hex64(uint64_t v)
+{
+	char b[24];
+	snprintf(b, sizeof(b), "0x%016" PRIx64, v);
+	return json_object_new_string(b);
+}
+
+struct json_object *sl_ctld_plan(const struct sl_ctld_cluster *c, char *err, size_t err_len)
+{
+	if (c->nodes == 0 || c->nodes > SL_CTLD_MAX_NODES || c->regions == 0 ||
+	    c->regions > SL_CTLD_MAX_REGIONS || c->replication == 0 ||
+	    c->replication > SL_CTLD_MAX_RF || c->replication > c->nodes) {
+		snprintf(err, err_len, "cannot place %u regions of RF %u on %u nodes", c->regions,
+			 c->replication, c->nodes);
+		return NULL;
+	}
+	struct json_object *cmd = json_object_new_object(), *arr = json_object_new_array();
+	json_object_object_add(cmd, "op", json_object_new_string("bootstrap"));
+	json_object_object_add(cmd, "cluster", json_object_new_int64(c->cluster_id));
+	json_object_object_add(cmd, "nodes", json_object_new_int64(c->nodes));
+	for (uint32_t i = 0; i < c->regions; i++) {
+		const char *proto = c->region_protocol[i][0] ? c->region_protocol[i] : c->protocol;
+		/* a single-copy protocol (standalone) has one replica whatever the RF */
+		uint32_t rf = c->replication, max = sl_cons_max_copies(sl_cons_find(proto));
+		if (rf > max)
+			rf = max;
+		uint64_t lo, hi;
+		hash_range(i, c->regions, &lo, &hi);
+		struct json_object *r = json_object_new_object(), *reps = json_object_new_array();
+		/* the node's own rule (sl_cfg_region_replicas): consecutive node ids from
+		 * (region mod nodes) + 1, so the map is the one nodes with the same config run;
+		 * with regions a multiple of nodes every node holds as many replicas */
+		for (uint32_t k = 0; k < rf; k++)
+			json_object_array_add(reps, json_object_new_int64((i + k) % c->nodes + 1));
+		/* preferred leader: the replica slot advances once per lap over the nodes, so
+		 * leaders are even over the nodes (to within one) and over the replica slots */
+		uint32_t lead = (i + (i / c->nodes) % rf) % c->nodes + 1;
+		json_object_object_add(r, "id", json_object_new_int64(i));
+		json_object_object_add(r, "hash_lo", hex64(lo));
+		json_object_object_add(r, "hash_hi", hex64(hi));
+		json_object_object_add(r, "protocol", json_object_new_string(proto));
+		json_object_object_add(r, "replicas", reps);
+		json_object_object_add(r, "leader", json_object_new_int64(lead));
+		json_object_array_add(arr, r);
+	}
+	json_object_object_add(cmd, "regions", arr);
+	return cmd;
+}
+
+struct json_object *sl_ctld_cmd_join(uint32_t node, const char *address, uint32_t cores)
+{
+	struct json_object *o = json_object_new_object();
+	json_object_object_add(o, "op", json_object_new_string("join"));
+	json_object_object_add(o, "node", json_object_new_int64(node));
+	json_object_object_add(o, "address", json_object_new_string(address));
+	json_object_object_add(o, "cores", json_object_new_int64(cores));
+	return o;
+}
+
+struct json_object *sl_ctld_cmd_node_state(uint32_t node, bool up)
+{
+	struct json_object *o = json_object_new_object();
+	json_object_object_add(o, "op", json_object_new_string("node_state"));
+	json_object_object_add(o, "node", json_object_new_int64(node));
+	json_object_object_add(o, "up", json_object_new_boolean(up));
+	return o;
+}
+
+struct json_object *sl_ctld_cmd_set_leader(uint32_t region, uint32_t leader, uint64_t term)
+{
+	struct json_object *o = json_object_new_object();
+	json_object_object_add(o, "op", json_object_new_string("set_leader"));
+	json_object_object_add(o, "region", json_object_new_int64(region));
+	json_object_object_add(o, "leader", json_object_new_int64(leader));
+	json_object_object_add(o, "term", json_object_new_int64((int64_t)term));
+	return o;
+}
+
+/* ---------------------------------------------------------------- apply */
+
+#define REFUSE(...)                                                                         \
+	do {                                                                                \
+		snprintf(err, err_len, __VA_ARGS__);                                        \
+		return -EINVAL;                                                             \
+	} while (0)
+
+/* An integer member in [min, max]. */
+static bool get_uint(struct json_object *o, const char *key, uint64_t min, uint64_t max,
+		     uint64_t *out)
+{
+	struct json_object *v = NULL;
+	if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_int))
+		return false;
+	int64_t x = json_object_get_int64(v);
+	if (x < 0 || (uint64_t)x < min || (uint64_t)x > max)
+		return false;
+	*out = (uint64_t)x;
+	return true;
+}
+
+static const char *get_str(struct json_object *o, const char *key, size_t max_len)
+{
+	struct json_object *v = NULL;
+	if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string) ||
+	    (size_t)json_object_get_string_len(v) > max_len)
+		return NULL;
+	return json_object_get_string(v);
+}
+
+static bool parse_hex64(const char *s, uint64_t *out)
+{
+	if (s == NULL || strncmp(s, "0x", 2) != 0 || strlen(s) != 18)
+		return false;
+	char *end = NULL;
+	errno = 0;
+	unsigned long long v = strtoull(s + 2, &end, 16);
+	if (errno != 0 || *end != '\0')
+		return false;
+	*out = v;
+	return true;
+}
+
+static int apply_region(struct json_object *ro, uint32_t idx, uint32_t nodes,
+			struct sl_ctld_region *r, char *err, size_t err_len)
+{
+	uint64_t id = 0, lead = 0;
+	struct json_object *reps = NULL;
+	const char *proto = get_str(ro, "protocol", SL_CTLD_PROTO_MAX - 1);
+	if (!json_object_is_type(ro, json_type_object) || !get_uint(ro, "id", idx, idx, &id))
+		REFUSE("bootstrap: region %u: missing or out of order", idx);
+	if (!parse_hex64(get_str(ro, "hash_lo", 18), &r->hash_lo) ||
+	    !parse_hex64(get_str(ro, "hash_hi", 18), &r->hash_hi) || r->hash_lo > r->hash_hi)
+		REFUSE("bootstrap: region %u: bad hash range", idx);
+	if (proto == NULL || sl_cons_find(proto) == NULL)
+		REFUSE("bootstrap: region %u: unknown protocol", idx);
+	snprintf(r->protocol, sizeof(r->protocol), "%s", proto);
+	if (!json_object_object_get_ex(ro, "replicas", &reps) ||
+	    !json_object_is_type(reps, json_type_array) || json_object_array_length(reps) == 0 ||
+	    json_object_array_length(reps) > SL_CTLD_MAX_RF)
+		REFUSE("bootstrap: region %u: replicas must be 1..%u node ids", idx,
+		       SL_CTLD_MAX_RF);
+	r->rf = (uint32_t)json_object_array_length(reps);
+	if (r->rf > sl_cons_max_copies(sl_cons_find(proto)))
+		REFUSE("bootstrap: region %u: %s keeps at most %u copies", idx, proto,
+		       sl_cons_max_copies(sl_cons_find(proto)));
+	for (uint32_t k = 0; k < r->rf; k++) {
+		struct json_object *v = json_object_array_get_idx(reps, k);
+		int64_t n = json_object_is_type(v, json_type_int) ? json_object_get_int64(v) : 0;
+		if (n < 1 || n > (int64_t)nodes)
+			REFUSE("bootstrap: region %u: replica %u is not a node id in 1..%u", idx, k,
+			       nodes);
+		r->replicas[k] = (uint32_t)n;
+		for (uint32_t j = 0; j < k; j++)
+			if (r->replicas[j] == r->replicas[k])
+				REFUSE("bootstrap: region %u: node %u holds two replicas", idx,
+				       r->replicas[k]);
+	}
+	if (!get_uint(ro, "leader", 1, nodes, &lead))
+		REFUSE("bootstrap: region %u: bad preferred leader", idx);
+	r->leader = (uint32_t)lead;
+	for (uint32_t k = 0; k < r->rf; k++)
+		if (r->replicas[k] == r->leader)
+			return 0;
+	REFUSE("bootstrap: region %u: preferred leader %u is not a replica", idx, r->leader);
+}
+
+static int apply_bootstrap(struct sl_ctld_sm *sm, struct json_object *cmd, char *err,
+			   size_t err_len)
+{
+	if (sm->bootstrapped) /* two first leaders may both propose: the first one wins */
+		REFUSE("bootstrap: the cluster is bootstrapped already");
+	uint64_t cluster = 0, nodes = 0;
+	struct json_object *regions = NULL;
+	if (!get_uint(cmd, "cluster", 1, UINT32_MAX - 1, &cluster) ||
+	    !get_uint(cmd, "nodes", 1, SL_CTLD_MAX_NODES, &nodes))
+		REFUSE("bootstrap: cluster or nodes missing or out of range");
+	if (!json_object_object_get_ex(cmd, "regions", &regions) ||
+	    !json_object_is_type(regions, json_type_array) ||
+	    json_object_array_length(regions) == 0 ||
+	    json_object_array_length(regions) > SL_CTLD_MAX_REGIONS)
+		REFUSE("bootstrap: regions must be an array of 1..%u", SL_CTLD_MAX_REGIONS);
+	uint32_t n = (uint32_t)json_object_array_length(regions);
+	/* decoded aside first: a refused command leaves the map as it was */
+	struct sl_ctld_region *tmp = calloc(n, sizeof(*tmp));
+	if (tmp == NULL)
+		REFUSE("bootstrap: out of memory");
+	for (uint32_t i = 0; i < n; i++) {
+		int rc = apply_region(json_object_array_get_idx(regions, i), i, (uint32_t)nodes,
+				      &tmp[i], err, err_len);
+		if (rc == 0 && i > 0 && tmp[i].hash_lo != tmp[i - 1].hash_hi + 1) {
+			snprintf(err, err_len, "bootstrap: region %u: hash ranges not contiguous", i);
+			rc = -EINVAL;
+		}
+		if (rc != 0) {
+			free(tmp);
+			return rc;
+		}
+	}
+	if (tmp[0].hash_lo != 0 || tmp[n - 1].hash_hi != UINT64_MAX) {
+		free(tmp);
+		REFUSE("bootstrap: hash ranges do not cover the whole hash space");
+	}
+	memcpy(sm->regions, tmp, n * sizeof(*tmp));
+	free(tmp);
+	sm->n_regions = n;
+	sm->n_nodes = (uint32_t)nodes;
+	sm->cluster_id = (uint32_t)cluster;
+	sm->bootstrapped = true;
+	return 0;
+}
+
+static int apply_join(struct sl_ctld_sm *sm, struct json_object *cmd, char *err, size_t err_len)
+{
+	uint64_t node = 0, cores = 0;
+	const char *addr = get_str(cmd, "address", SL_CTLD_ADDR_MAX - 1);
+	if (!sm->bootstrapped)
+		REFUSE("join: the cluster is not bootstrapped");
+	if (!get_uint(cmd, "node", 1, sm->n_nodes, &node))
+		REFUSE("join: node must be an id in 1..%u", sm->n_nodes);
+	if (addr == NULL)
+		REFUSE("join: address must be a string of at most %u bytes",
+		       SL_CTLD_ADDR_MAX - 1);
+	if (!get_uint(cmd, "cores", 1, SL_CTLD_MAX_CORES, &cores))
+		REFUSE("join: cores must be in 1..%u", SL_CTLD_MAX_CORES);
+	struct sl_ctld_node *n = &sm->nodes[node];
+	snprintf(n->address, sizeof(n->address), "%s", addr);
+	n->cores = (uint32_t)cores;
+	n->state = SL_CTLD_UP; /* it just talked to the leader */
+	n->joins++;
+	return 0;
+}
+
+static int apply_node_state(struct sl_ctld_sm *sm, struct json_object *cmd, char *err,
+			    size_t err_len)
+{
+	uint64_t node = 0;
+	struct json_object *up = NULL;
+	if (!sm->bootstrapped || !get_uint(cmd, "node", 1, sm->n_nodes, &node))
+		REFUSE("node_state: node must be an id in 1..%u", sm->n_nodes);
+	if (!json_object_object_get_ex(cmd, "up", &up) ||
+	    !json_object_is_type(up, json_type_boolean))
+		REFUSE("node_state: up must be true or false");
+	if (sm->nodes[node].state == SL_CTLD_EXPECTED)
+		REFUSE("node_state: node %" PRIu64 " never joined", node);
+	sm->nodes[node].state = json_object_get_boolean(up) ? SL_CTLD_UP : SL_CTLD_DOWN;
+	return 0;
+}
+
+/* An observed region leader, as the ctld leader saw it in heartbeats: only forward in term
+ * (reports may arrive late), one leader per term, and a replica of the region. */
+static int apply_set_leader(struct sl_ctld_sm *sm, struct json_object *cmd, char *err,
+			    size_t err_len)
+{
+	uint64_t region = 0, leader = 0, term = 0;
+	if (!sm->bootstrapped || !get_uint(cmd, "region", 0, sm->n_regions - 1, &region))
+		REFUSE("set_leader: region must be an id below %u", sm->n_regions);
+	if (!get_uint(cmd, "leader", 1, sm->n_nodes, &leader) ||
+	    !get_uint(cmd, "term", 0, INT64_MAX, &term))
+		REFUSE("set_leader: leader must be a node id, term a number");
+	struct sl_ctld_region *r = &sm->regions[region];
+	bool replica = false;
+	for (uint32_t k = 0; k < r->rf; k++)
+		replica = replica || r->replicas[k] == leader;
+	if (!replica)
+		REFUSE("set_leader: node %" PRIu64 " is not a replica of region %" PRIu64, leader,
+		       region);
+	if (term < r->observed_term ||
+	    (term == r->observed_term && r->observed != 0 && r->observed != leader))
+		REFUSE("set_leader: region %" PRIu64 " term %" PRIu64 " is behind term %" PRIu64
+		       " led by %u",
+		       region, term, r->observed_term, r->observed);
+	r->observed = (uint32_t)leader;
+	r->observed_term = term;
+	return 0;
+}
+
+int sl_ctld_sm_apply(struct sl_ctld_sm *sm, const uint8_t *data, uint32_t len, char *err,
+		     size_t err_len)
+{
+	sm->applied++;
+	struct json_object *cmd = NULL;
+	int rc = -EINVAL;
+	const char *op = NULL;
+	if (sl_ctl_parse_json((const char *)data, len, &cmd) != 0 ||
+	    !json_object_is_type(cmd, json_type_object) ||
+	    (op = get_str(cmd, "op", 32)) == NULL) {
+		snprintf(err, err_len, "not a command object with an \"op\"");
+	} else if (strcmp(op, "bootstrap") == 0) {
+		rc = apply_bootstrap(sm, cmd, err, err_len);
+	} else if (strcmp(op, "join") == 0) {
+		rc = apply_join(sm, cmd, err, err_len);
+	} else if (strcmp(op, "node_state") == 0) {
+		rc = apply_node_state(sm, cmd, err, err_len);
+	} else if (strcmp(op, "set_leader") == 0) {
+		rc = apply_set_leader(sm, cmd, err, err_len);
+	} else {
+		snprintf(err, err_len, "unknown op '%.32s'", op);
+	}
+	json_object_put(cmd);
+	if (rc == 0)
+		sm->commands++;
+	else
+		sm->refused++;
+	return rc;
+}
+
+/* ---------------------------------------------------------------- soft state */
+
+int sl_ctld_soft_heartbeat(struct sl_ctld_soft *soft, const struct sl_ctld_sm *sm,
+			   uint32_t node, struct json_object *regions, uint64_t now_ns,
+			   char *err, size_t err_len)
+{
+	if (node < 1 || node > sm->n_nodes)
+		REFUSE("heartbeat: node must be an id in 1..%u", sm->n_nodes);
+	size_t n = regions != NULL && json_object_is_type(regions, json_type_array)
+			   ? json_object_array_length(regions)
+			   : SIZE_MAX;
+	if (n > SL_CTLD_MAX_REGIONS)
+		REFUSE("heartbeat: regions must be an array of at most %u", SL_CTLD_MAX_REGIONS);
+	struct sl_ctld_hb_region tmp[SL_CTLD_MAX_REGIONS];
+	memset(tmp, 0, sizeof(tmp));
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *ro = json_object_array_get_idx(regions, i), *v = NULL;
+		uint64_t id = 0, term = 0, commit = 0, applied = 0, leader = 0;
+		const char *role = json_object_is_type(ro, json_type_object)
+					   ? get_str(ro, "role", 16)
+					   : NULL;
+		if (role == NULL || !get_uint(ro, "id", 0, SL_CTLD_MAX_REGIONS - 1, &id) ||
+		    !get_uint(ro, "term", 0, INT64_MAX, &term) ||
+		    !get_uint(ro, "commit_index", 0, INT64_MAX, &commit) ||
+		    !get_uint(ro, "applied_index", 0, INT64_MAX, &applied))
+			REFUSE("heartbeat: regions[%zu] needs id, role, term, commit_index and "
+			       "applied_index",
+			       i);
+		/* leader: a node id, or null while the region has none */
+		if (json_object_object_get_ex(ro, "leader", &v) && v != NULL &&
+		    !get_uint(ro, "leader", 0, SL_CTLD_MAX_NODES, &leader))
+			REFUSE("heartbeat: regions[%zu].leader must be a node id or null", i);
+		if (strcmp(role, "none") == 0)
+			continue; /* the node holds no replica of it: nothing to say */
+		uint32_t r = 0;
+		while (r <= SL_CONS_ROLE_REPLICA && strcmp(sl_cons_role_name(r), role) != 0)
+			r++;
+		if (r > SL_CONS_ROLE_REPLICA)
+			REFUSE("heartbeat: regions[%zu].role '%s' unknown", i, role);
+		tmp[id] = (struct sl_ctld_hb_region){true, r, (uint32_t)leader, term, commit,
+						     applied};
+	}
+	memcpy(soft->hb[node], tmp, sizeof(tmp));
+	soft->seen[node] = true;
+	soft->last_hb_ns[node] = now_ns;
+	return 0;
+}
+
+/* ---------------------------------------------------------------- views */
+
+struct json_object *sl_ctld_view_members(const struct sl_ctld_sm *sm,
+					 const struct sl_ctld_soft *soft, uint64_t now_ns)
+{
+	struct json_object *arr = json_object_new_array();
+	for (uint32_t i = 1; i <= sm->n_nodes; i++) {
+		const struct sl_ctld_node *n = &sm->nodes[i];
+		struct json_object *o = json_object_new_object();
+		json_object_object_add(o, "node", json_object_new_int64(i));
+		json_object_object_add(o, "state", json_object_new_string(sl_ctld_state_name(n->state)));
+		json_object_object_add(o, "address", n->state == SL_CTLD_EXPECTED
+							     ? NULL
+							     : json_object_new_string(n->address));
+		json_object_object_add(o, "cores",
+				       n->cores ? json_object_new_int64(n->cores) : NULL);
+		/* heartbeats are soft state of the leader: unknown elsewhere */
+		json_object_object_add(o, "heartbeat_age_ms",
+				       soft != NULL && soft->seen[i]
+					       ? json_object_new_int64(
+						     (int64_t)((now_ns - soft->last_hb_ns[i]) / 1000000))
+					       : NULL);
+		json_object_array_add(arr, o);
+	}
+	struct json_object *res = json_object_new_object();
+	json_object_object_add(res, "members", arr);
+	return res;
+}
+
+static struct json_object *id_array(const uint32_t *ids, uint32_t n)
+{
+	struct json_object *a = json_object_new_array();
+	for (uint32_t i = 0; i < n; i++)
+		json_object_array_add(a, json_object_new_int64(ids[i]));
+	return a;
+}
+
+uint32_t sl_ctld_observe(const struct sl_ctld_sm *sm, const struct sl_ctld_soft *soft,
+			 uint32_t region, uint64_t now_ns, uint64_t timeout_ns,
+			 struct sl_ctld_observed *out)
+{
+	/* the leader named in the highest term any live replica reported; the lag is how far
+	 * the slowest reporting replica's applied index trails the highest commit reported */
+	const struct sl_ctld_region *r = &sm->regions[region];
+	memset(out, 0, sizeof(*out));
+	out->min_applied = UINT64_MAX;
+	uint32_t reporting = 0;
+	for (uint32_t k = 0; k < r->rf; k++) {
+		uint32_t nd = r->replicas[k];
+		const struct sl_ctld_hb_region *h = &soft->hb[nd][region];
+		if (!soft->seen[nd] || !h->valid || now_ns - soft->last_hb_ns[nd] > timeout_ns)
+			continue;
+		reporting++;
+		if (h->leader != 0 && (out->leader == 0 || h->term > out->term)) {
+			out->leader = h->leader;
+			out->term = h->term;
+		}
+		if (h->commit_index > out->max_commit)
+			out->max_commit = h->commit_index;
+		if (h->applied_index < out->min_applied)
+			out->min_applied = h->applied_index;
+	}
+	return reporting;
+}
+
+struct json_object *sl_ctld_view_regions(const struct sl_ctld_sm *sm,
+					 const struct sl_ctld_soft *soft, uint64_t now_ns,
+					 uint64_t timeout_ns)
+{
+	struct json_object *arr = json_object_new_array();
+	for (uint32_t i = 0; i < sm->n_regions; i++) {
+		const struct sl_ctld_region *r = &sm->regions[i];
+		struct json_object *o = json_object_new_object();
+		json_object_object_add(o, "id", json_object_new_int64(i));
+		json_object_object_add(o, "hash_lo", hex64(r->hash_lo));
+		json_object_object_add(o, "hash_hi", hex64(r->hash_hi));
+		json_object_object_add(o, "protocol", json_object_new_string(r->protocol));
+		json_object_object_add(o, "replicas", id_array(r->replicas, r->rf));
+		json_object_object_add(o, "preferred_leader", json_object_new_int64(r->leader));
+		/* from the heartbeats when this is the leader, else as last written to the log */
+		struct sl_ctld_observed ob;
+		uint32_t reporting = soft != NULL
+					     ? sl_ctld_observe(sm, soft, i, now_ns, timeout_ns, &ob)
+					     : 0;
+		uint32_t leader = reporting && ob.leader ? ob.leader : r->observed;
+		json_object_object_add(o, "leader", leader ? json_object_new_int64(leader) : NULL);
+		json_object_object_add(o, "reporting", json_object_new_int64(reporting));
+		json_object_object_add(o, "commit_lag",
+				       reporting ? json_object_new_int64(
+						       (int64_t)(ob.max_commit > ob.min_applied
+								 ? ob.max_commit - ob.min_applied
+								 : 0))
+						 : NULL);
+		json_object_array_add(arr, o);
+	}
+	struct json_object *res = json_object_new_object();
+	json_object_object_add(res, "regions", arr);
+	return res;
+}
+
+struct json_object *sl_ctld_view_placement(const struct sl_ctld_sm *sm)
+{
+	struct json_object *arr = json_object_new_array();
+	for (uint32_t nd = 1; nd <= sm->n_nodes; nd++) {
+		const struct sl_ctld_node *n = &sm->nodes[nd];
+		/* core = region % cores, as the node spreads regions over its workers; a node
+		 * that has not joined has no known cores: one row for all of its regions */
+		uint32_t cores = n->cores ? n->cores : 1;
+		for (uint32_t c = 0; c < cores; c++) {
+			struct json_object *reps = json_object_new_array();
+			struct json_object *leads = json_object_new_array();
+			for (uint32_t i = 0; i < sm->n_regions; i++) {
+				const struct sl_ctld_region *r = &sm->regions[i];
+				bool holds = false;
+				for (uint32_t k = 0; k < r->rf; k++)
+					holds = holds || r->replicas[k] == nd;
+				if (!holds || i % cores != c)
+					continue;
+				json_object_array_add(reps, json_object_new_int64(i));
+				if (r->leader == nd)
+					json_object_array_add(leads, json_object_new_int64(i));
+			}
+			struct json_object *o = json_object_new_object();
+			json_object_object_add(o, "node", json_object_new_int64(nd));
+			json_object_object_add(o, "state",
+					       json_object_new_string(sl_ctld_state_name(n->state)));
+			json_object_object_add(o, "core",
+					       n->cores ? json_object_new_int64(c) : NULL);
+			json_object_object_add(o, "replicas", reps);
+			json_object_object_add(o, "leads", leads);
+			json_object_array_add(arr, o);
+		}
+	}
+	struct json_object *res = json_object_new_object();
+	json_object_object_add(res, "placement", arr);
+	return res;
+}

@@ -1,0 +1,213 @@
+/* node_ctld.c - the node reports to sluice-ctld ([cluster] ctld) from the main lcore: a join,
+ * then a heartbeat every 500 ms with its regions' status (asked of the workers without
+ * waiting), calls under 100 ms: the node serves whatever ctld does; it takes no map from it. */
+#include "ctl.h"
+#include "node_internal.h"
+
+#define CTLD_SOCKS_MAX 8
+#define CTLD_PERIOD_NS 500000000ull
+#define CTLD_CALL_MS 100              /* one call */
+#define CTLD_BUDGET_NS 100000000ull   /* every try of one round together */
+
+struct nd_ctld {
+	char socks[CTLD_SOCKS_MAX][SL_CFG_PATH_MAX];
+	uint32_t n_socks;
+	uint32_t cur;     /* the replica that answered last: tried first */
+	bool joined;
+	bool collecting;  /* region requests are out with the workers */
+	uint64_t next_ns;
+	uint64_t warned_ns; /* a refusal is logged once a minute at most */
+	struct ctl_req *reqs; /* one per region; owned by a worker's ring while out */
+	struct nd_ctld_stats st;
+};
+
+int nd_ctld_init(struct sl_node *n, char *err, size_t err_len)
+{
+	if (n->cfg.ctld[0] == '\0')
+		return 0;
+	struct nd_ctld *c = calloc(1, sizeof(*c));
+	if (c != NULL)
+		c->reqs = calloc(n->cfg.regions, sizeof(*c->reqs));
+	if (c == NULL || c->reqs == NULL) {
+		free(c);
+		snprintf(err, err_len, "out of memory at start-up");
+		return -ENOMEM;
+	}
+	char buf[SL_CFG_PATH_MAX];
+	snprintf(buf, sizeof(buf), "%s", n->cfg.ctld);
+	char *save = NULL;
+	for (char *t = strtok_r(buf, ",", &save); t != NULL; t = strtok_r(NULL, ",", &save)) {
+		while (*t == ' ')
+			t++;
+		if (*t == '\0')
+			continue;
+		if (c->n_socks == CTLD_SOCKS_MAX) {
+			snprintf(err, err_len, "[cluster] ctld: at most %u sockets", CTLD_SOCKS_MAX);
+			free(c->reqs);
+			free(c);
+			return -EINVAL;
+		}
+		snprintf(c->socks[c->n_socks++], SL_CFG_PATH_MAX, "%s", t);
+	}
+	n->ctld = c;
+	return 0;
+}
+
+void nd_ctld_fini(struct sl_node *n)
+{
+	/* the workers have stopped: a request still in a ring is never touched again */
+	if (n->ctld != NULL)
+		for (uint32_t i = 0; i < n->cfg.regions; i++)
+			json_object_put(n->ctld->reqs[i].json);
+	if (n->ctld != NULL)
+		free(n->ctld->reqs);
+	free(n->ctld);
+	n->ctld = NULL;
+}
+
+void nd_ctld_stats(const struct sl_node *n, struct nd_ctld_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (n->ctld != NULL)
+		*out = n->ctld->st;
+}
+
+/* One call, to the replica that answered last and then the others, within the round's
+ * budget. 0 with *result (a new reference), or a negative errno. */
+static int call_ctld(struct nd_ctld *c, const char *cmd, struct json_object *args,
+		     struct json_object **result)
+{
+	uint64_t start = nd_now_ns();
+	int rc = -ENOTCONN;
+	for (uint32_t k = 0; k < c->n_socks; k++) {
+		uint64_t spent = nd_now_ns() - start;
+		if (spent >= CTLD_BUDGET_NS)
+			break;
+		/* a hung replica (stopped, not dead) costs the rest of the budget, no more */
+		int left_ms = (int)((CTLD_BUDGET_NS - spent) / 1000000u);
+		int timeout = left_ms < CTLD_CALL_MS ? (left_ms > 0 ? left_ms : 1) : CTLD_CALL_MS;
+		uint32_t i = (c->cur + k) % c->n_socks;
+		struct json_object *resp = NULL, *res = NULL;
+		const char *code = NULL, *msg = NULL;
+		rc = sl_ctl_call(c->socks[i], cmd, args, timeout, &resp);
+		if (rc == 0)
+			rc = sl_ctl_response_parse(resp, &res, &code, &msg);
+		if (rc == 0) {
+			*result = json_object_get(res);
+			json_object_put(resp);
+			c->cur = i;
+			return 0;
+		}
+		if (rc == -EREMOTEIO && strcmp(code, "not_leader") == 0)
+			c->st.not_leader++;
+		else if (rc == -EREMOTEIO && strcmp(code, "not_joined") == 0)
+			c->joined = false; /* a ctld that lost our join: join again */
+		if (rc == -EREMOTEIO && strcmp(code, "not_leader") != 0 &&
+		    nd_now_ns() - c->warned_ns > 60000000000ull) {
+			/* a refusal the node cannot fix by itself (a node id ctld does not
+			 * expect, a bad report): said, not repeated every round */
+			c->warned_ns = nd_now_ns();
+			SL_LOG(WARNING, node, "ctld %s refused %s: %s: %s\n", c->socks[i], cmd, code,
+			       msg);
+		}
+		json_object_put(resp);
+	}
+	c->st.failures++;
+	return rc;
+}
+
+static void send_join(struct sl_node *n, struct nd_ctld *c)
+{
+	char addr[SL_CFG_PATH_MAX + 8];
+	/* where the node is reached: its port address when it has ports, else its ctl
+	 * socket (nodes of one host) */
+	if (n->cfg.ipv4[0] != '\0' && n->ports.n > 0)
+		snprintf(addr, sizeof(addr), "%s:%u", n->cfg.ipv4, n->cfg.session_port);
+	else
+		snprintf(addr, sizeof(addr), "unix:%s", n->cfg.ctl_socket);
+	struct json_object *args = json_object_new_object(), *res = NULL, *v = NULL;
+	json_object_object_add(args, "node", json_object_new_int(n->cfg.node_id));
+	json_object_object_add(args, "address", json_object_new_string(addr));
+	json_object_object_add(args, "cores", json_object_new_int((int)n->n_workers));
+	if (call_ctld(c, "join", args, &res) == 0) {
+		/* applied through ctld's log: until then the answer says false, ask again */
+		if (json_object_object_get_ex(res, "joined", &v) && json_object_get_boolean(v)) {
+			c->joined = true;
+			c->st.joins++;
+			SL_LOG(NOTICE, node, "joined the cluster at ctld %s\n", c->socks[c->cur]);
+		}
+	}
+	json_object_put(res);
+	json_object_put(args);
+}
+
+/* The fields of the node's own `regions` rows that ctld takes. */
+static struct json_object *region_report(struct json_object *row)
+{
+	static const char *const keys[] = {"id", "role", "leader", "term", "commit_index",
+					   "applied_index"};
+	struct json_object *o = json_object_new_object(), *v = NULL;
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (json_object_object_get_ex(row, keys[i], &v))
+			json_object_object_add(o, keys[i], json_object_get(v));
+	return o;
+}
+
+static void send_heartbeat(struct sl_node *n, struct nd_ctld *c)
+{
+	struct json_object *args = json_object_new_object(), *arr = json_object_new_array();
+	json_object_object_add(args, "node", json_object_new_int(n->cfg.node_id));
+	for (uint32_t i = 0; i < n->cfg.regions; i++) {
+		struct ctl_req *q = &c->reqs[i];
+		struct json_object *role = NULL;
+		/* role "none": no replica of it here (the node only forwards): not reported */
+		if (q->rc == 0 && q->json != NULL &&
+		    !(json_object_object_get_ex(q->json, "role", &role) &&
+		      strcmp(json_object_get_string(role), "none") == 0))
+			json_object_array_add(arr, region_report(q->json));
+		json_object_put(q->json);
+		q->json = NULL;
+	}
+	json_object_object_add(args, "regions", arr);
+	struct json_object *res = NULL;
+	if (call_ctld(c, "heartbeat", args, &res) == 0)
+		c->st.heartbeats++;
+	json_object_put(res);
+	json_object_put(args);
+}
+
+void nd_ctld_housekeeping(struct sl_node *n)
+{
+	struct nd_ctld *c = n->ctld;
+	if (c == NULL)
+		return;
+	uint64_t now = nd_now_ns();
+	if (c->collecting) {
+		for (uint32_t i = 0; i < n->cfg.regions; i++)
+			if (!atomic_load_explicit(&c->reqs[i].done, memory_order_acquire))
+				return; /* a worker has not answered yet: next round */
+		c->collecting = false;
+		send_heartbeat(n, c);
+		return;
+	}
+	if (now < c->next_ns || !sl_node_recovered(n))
+		return;
+	c->next_ns = now + CTLD_PERIOD_NS;
+	if (!c->joined) {
+		send_join(n, c);
+		return;
+	}
+	/* ask every region's worker for its status; answers come between their rounds */
+	for (uint32_t i = 0; i < n->cfg.regions; i++) {
+		struct ctl_req *q = &c->reqs[i];
+		json_object_put(q->json);
+		memset(q, 0, sizeof(*q));
+		q->kind = CTL_REGIONS;
+		q->region = i;
+		q->rc = -EAGAIN;
+		atomic_store(&q->done, 0);
+		if (rte_ring_mp_enqueue(n->w[n->regions[i].worker].ctlq, q) != 0)
+			atomic_store(&q->done, 1); /* ring full: reported without this region */
+	}
+	c->collecting = true;
+}

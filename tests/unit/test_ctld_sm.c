@@ -1,0 +1,473 @@
+/* test_ctld_sm.c - cmocka tests of sluice-ctld's metadata state machine (bootstrap
+ * placement, join, node up/down, refused commands leave the state unchanged), the
+ * heartbeat soft state and views, and the ctld config parser. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "ctl.h"
+#include "ctld.h"
+
+static struct sl_ctld_sm sm; /* large: static */
+static struct sl_ctld_sm before;
+static struct sl_ctld_soft soft;
+
+static struct sl_ctld_cluster cluster(uint32_t nodes, uint32_t regions, uint32_t rf)
+{
+	struct sl_ctld_cluster c;
+	memset(&c, 0, sizeof(c));
+	c.cluster_id = 7;
+	c.nodes = nodes;
+	c.regions = regions;
+	c.replication = rf;
+	snprintf(c.protocol, sizeof(c.protocol), "raft");
+	return c;
+}
+
+static int apply_text(const char *text)
+{
+	char err[256];
+	return sl_ctld_sm_apply(&sm, (const uint8_t *)text, (uint32_t)strlen(text), err,
+				sizeof(err));
+}
+
+static int apply_obj(struct json_object *o)
+{
+	size_t len = 0;
+	const char *text = sl_ctl_to_line(o, &len);
+	char err[256];
+	int rc = sl_ctld_sm_apply(&sm, (const uint8_t *)text, (uint32_t)len, err, sizeof(err));
+	json_object_put(o);
+	return rc;
+}
+
+static void bootstrap(uint32_t nodes, uint32_t regions, uint32_t rf)
+{
+	sl_ctld_sm_init(&sm);
+	struct sl_ctld_cluster c = cluster(nodes, regions, rf);
+	char err[256];
+	struct json_object *plan = sl_ctld_plan(&c, err, sizeof(err));
+	assert_non_null(plan);
+	assert_int_equal(apply_obj(plan), 0);
+	assert_true(sm.bootstrapped);
+}
+
+/* The state without its counters, which every command (refused too) moves. */
+static void snapshot_state(void)
+{
+	before = sm;
+	before.applied = before.commands = before.refused = 0;
+}
+
+static void assert_unchanged(void)
+{
+	struct sl_ctld_sm now = sm;
+	now.applied = now.commands = now.refused = 0;
+	assert_memory_equal(&now, &before, sizeof(now));
+}
+
+static void test_bootstrap_spreads(void **state)
+{
+	(void)state;
+	static const uint32_t cases[][3] = {{3, 8, 3}, {3, 4, 3}, {5, 16, 3}, {4, 10, 1},
+					    {1, 8, 1}, {7, 256, 3}, {3, 1, 3}};
+	for (size_t t = 0; t < sizeof(cases) / sizeof(cases[0]); t++) {
+		uint32_t nodes = cases[t][0], regions = cases[t][1], rf = cases[t][2];
+		bootstrap(nodes, regions, rf);
+		assert_int_equal(sm.n_regions, regions);
+		assert_int_equal(sm.n_nodes, nodes);
+		assert_int_equal(sm.cluster_id, 7);
+		uint32_t reps[SL_CTLD_MAX_NODES + 1] = {0}, leads[SL_CTLD_MAX_NODES + 1] = {0};
+		for (uint32_t i = 0; i < regions; i++) {
+			const struct sl_ctld_region *r = &sm.regions[i];
+			assert_int_equal(r->rf, rf);
+			bool lead_is_replica = false;
+			for (uint32_t k = 0; k < r->rf; k++) {
+				/* the node's rule: consecutive ids from (region mod nodes) + 1 */
+				assert_int_equal(r->replicas[k], (i + k) % nodes + 1);
+				reps[r->replicas[k]]++;
+				lead_is_replica = lead_is_replica || r->replicas[k] == r->leader;
+			}
+			assert_true(lead_is_replica);
+			leads[r->leader]++;
+			/* the node's own split of the hash space */
+			uint64_t lo = (uint64_t)((((unsigned __int128)i << 64) + regions - 1) / regions);
+			assert_true(r->hash_lo == lo);
+			if (i > 0)
+				assert_true(r->hash_lo == sm.regions[i - 1].hash_hi + 1);
+		}
+		assert_true(sm.regions[0].hash_lo == 0);
+		assert_true(sm.regions[regions - 1].hash_hi == UINT64_MAX);
+		uint32_t rmin = UINT32_MAX, rmax = 0, lmin = UINT32_MAX, lmax = 0;
+		for (uint32_t n = 1; n <= nodes; n++) {
+			rmin = reps[n] < rmin ? reps[n] : rmin;
+			rmax = reps[n] > rmax ? reps[n] : rmax;
+			lmin = leads[n] < lmin ? leads[n] : lmin;
+			lmax = leads[n] > lmax ? leads[n] : lmax;
+		}
+		/* leaders even to within one whatever the numbers; replicas exactly even when
+		 * the regions fill whole laps over the nodes, else within one per copy */
+		assert_true(lmax - lmin <= 1);
+		assert_true(rmax - rmin <= (regions % nodes == 0 ? 0 : rf));
+	}
+}
+
+static void test_bootstrap_protocols(void **state)
+{
+	(void)state;
+	struct sl_ctld_cluster c = cluster(3, 8, 3);
+	for (int i = 4; i < 8; i++)
+		snprintf(c.region_protocol[i], sizeof(c.region_protocol[i]), "standalone");
+	char err[256];
+	sl_ctld_sm_init(&sm);
+	assert_int_equal(apply_obj(sl_ctld_plan(&c, err, sizeof(err))), 0);
+	for (int i = 0; i < 8; i++) {
+		assert_string_equal(sm.regions[i].protocol, i < 4 ? "raft" : "standalone");
+		assert_int_equal(sm.regions[i].rf, i < 4 ? 3 : 1); /* standalone: one replica */
+	}
+	c = cluster(2, 8, 3); /* RF over the node count cannot be placed */
+	assert_null(sl_ctld_plan(&c, err, sizeof(err)));
+	assert_non_null(strstr(err, "cannot place"));
+}
+
+static void test_bootstrap_once(void **state)
+{
+	(void)state;
+	bootstrap(3, 8, 3);
+	snapshot_state();
+	struct sl_ctld_cluster c = cluster(5, 4, 1);
+	char err[256];
+	/* a second first leader's bootstrap commits after the first: refused everywhere */
+	assert_int_equal(apply_obj(sl_ctld_plan(&c, err, sizeof(err))), -EINVAL);
+	assert_int_equal(sm.refused, 1);
+	assert_unchanged();
+}
+
+static void test_join_and_state(void **state)
+{
+	(void)state;
+	sl_ctld_sm_init(&sm);
+	assert_int_equal(apply_obj(sl_ctld_cmd_join(1, "a", 2)), -EINVAL); /* not bootstrapped */
+	bootstrap(3, 8, 3);
+	assert_int_equal(sm.nodes[2].state, SL_CTLD_EXPECTED);
+	assert_int_equal(apply_obj(sl_ctld_cmd_node_state(2, false)), -EINVAL); /* never joined */
+	assert_int_equal(apply_obj(sl_ctld_cmd_join(2, "unix:/x/d2.sock", 4)), 0);
+	assert_int_equal(sm.nodes[2].state, SL_CTLD_UP);
+	assert_string_equal(sm.nodes[2].address, "unix:/x/d2.sock");
+	assert_int_equal(sm.nodes[2].cores, 4);
+	assert_int_equal(apply_obj(sl_ctld_cmd_node_state(2, false)), 0);
+	assert_int_equal(sm.nodes[2].state, SL_CTLD_DOWN);
+	assert_int_equal(apply_obj(sl_ctld_cmd_node_state(2, true)), 0);
+	assert_int_equal(sm.nodes[2].state, SL_CTLD_UP);
+	/* a node that comes back with other cores is updated by its new join */
+	assert_int_equal(apply_obj(sl_ctld_cmd_join(2, "unix:/x/d2.sock", 2)), 0);
+	assert_int_equal(sm.nodes[2].cores, 2);
+	assert_int_equal(sm.nodes[2].joins, 2);
+}
+
+static void test_set_leader(void **state)
+{
+	(void)state;
+	sl_ctld_sm_init(&sm);
+	assert_int_equal(apply_obj(sl_ctld_cmd_set_leader(0, 1, 1)), -EINVAL); /* no map yet */
+	bootstrap(4, 4, 3); /* region 0: nodes 1, 2, 3 */
+	assert_int_equal(apply_obj(sl_ctld_cmd_set_leader(0, 2, 5)), 0);
+	assert_int_equal(sm.regions[0].observed, 2);
+	assert_int_equal(sm.regions[0].observed_term, 5);
+	snapshot_state();
+	assert_int_equal(apply_obj(sl_ctld_cmd_set_leader(0, 3, 4)), -EINVAL); /* older term */
+	assert_int_equal(apply_obj(sl_ctld_cmd_set_leader(0, 3, 5)), -EINVAL); /* two in a term */
+	assert_int_equal(apply_obj(sl_ctld_cmd_set_leader(0, 4, 6)), -EINVAL); /* not a replica */
+	assert_int_equal(apply_obj(sl_ctld_cmd_set_leader(4, 1, 6)), -EINVAL); /* no region 4 */
+	assert_unchanged();
+	assert_int_equal(apply_obj(sl_ctld_cmd_set_leader(0, 3, 6)), 0);
+	assert_int_equal(sm.regions[0].observed, 3);
+	/* a follower (no heartbeats) shows the recorded leader */
+	struct json_object *rv = sl_ctld_view_regions(&sm, NULL, 0, 1), *v = NULL;
+	json_object_object_get_ex(rv, "regions", &v);
+	struct json_object *r0 = json_object_array_get_idx(v, 0);
+	assert_int_equal(json_object_get_int(json_object_object_get(r0, "leader")), 3);
+	assert_null(json_object_object_get(json_object_array_get_idx(v, 1), "leader"));
+	json_object_put(rv);
+}
+
+static void test_malformed_refused(void **state)
+{
+	(void)state;
+	bootstrap(3, 4, 3);
+	assert_int_equal(apply_obj(sl_ctld_cmd_join(1, "n1", 2)), 0);
+	snapshot_state();
+	char longaddr[SL_CTLD_ADDR_MAX + 8];
+	memset(longaddr, 'a', sizeof(longaddr) - 1);
+	longaddr[sizeof(longaddr) - 1] = '\0';
+	static const char *const bad[] = {
+	    "",
+	    "not json",
+	    "[1,2]",
+	    "{}",
+	    "{\"op\":1}",
+	    "{\"op\":\"drop_tables\"}",
+	    "{\"op\":\"join\",\"node\":0,\"address\":\"a\",\"cores\":1}",
+	    "{\"op\":\"join\",\"node\":4,\"address\":\"a\",\"cores\":1}",
+	    "{\"op\":\"join\",\"node\":-1,\"address\":\"a\",\"cores\":1}",
+	    "{\"op\":\"join\",\"node\":1,\"address\":7,\"cores\":1}",
+	    "{\"op\":\"join\",\"node\":1,\"address\":\"a\",\"cores\":0}",
+	    "{\"op\":\"join\",\"node\":1,\"address\":\"a\",\"cores\":\"2\"}",
+	    "{\"op\":\"join\",\"node\":1.5,\"address\":\"a\",\"cores\":1}",
+	    "{\"op\":\"node_state\",\"node\":1,\"up\":\"yes\"}",
+	    "{\"op\":\"node_state\",\"node\":9,\"up\":false}",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(apply_text(bad[i]), -EINVAL);
+		assert_unchanged();
+	}
+	assert_int_equal(apply_obj(sl_ctld_cmd_join(1, longaddr, 1)), -EINVAL);
+	assert_unchanged();
+	assert_int_equal(sm.refused, sizeof(bad) / sizeof(bad[0]) + 1);
+	/* a malformed bootstrap on a fresh machine: nothing of it is taken */
+	sl_ctld_sm_init(&sm);
+	snapshot_state();
+	static const char *const badboot[] = {
+	    /* replica out of range */
+	    "{\"op\":\"bootstrap\",\"cluster\":1,\"nodes\":2,\"regions\":[{\"id\":0,\"hash_lo\":"
+	    "\"0x0000000000000000\",\"hash_hi\":\"0xffffffffffffffff\",\"protocol\":\"raft\","
+	    "\"replicas\":[1,3],\"leader\":1}]}",
+	    /* the same node twice */
+	    "{\"op\":\"bootstrap\",\"cluster\":1,\"nodes\":2,\"regions\":[{\"id\":0,\"hash_lo\":"
+	    "\"0x0000000000000000\",\"hash_hi\":\"0xffffffffffffffff\",\"protocol\":\"raft\","
+	    "\"replicas\":[1,1],\"leader\":1}]}",
+	    /* leader not a replica */
+	    "{\"op\":\"bootstrap\",\"cluster\":1,\"nodes\":2,\"regions\":[{\"id\":0,\"hash_lo\":"
+	    "\"0x0000000000000000\",\"hash_hi\":\"0xffffffffffffffff\",\"protocol\":\"raft\","
+	    "\"replicas\":[1],\"leader\":2}]}",
+	    /* a single-copy protocol with two copies */
+	    "{\"op\":\"bootstrap\",\"cluster\":1,\"nodes\":2,\"regions\":[{\"id\":0,\"hash_lo\":"
+	    "\"0x0000000000000000\",\"hash_hi\":\"0xffffffffffffffff\",\"protocol\":\"standalone\","
+	    "\"replicas\":[1,2],\"leader\":1}]}",
+	    /* unknown protocol */
+	    "{\"op\":\"bootstrap\",\"cluster\":1,\"nodes\":2,\"regions\":[{\"id\":0,\"hash_lo\":"
+	    "\"0x0000000000000000\",\"hash_hi\":\"0xffffffffffffffff\",\"protocol\":\"paxos\","
+	    "\"replicas\":[1],\"leader\":1}]}",
+	    /* the hash space not covered */
+	    "{\"op\":\"bootstrap\",\"cluster\":1,\"nodes\":2,\"regions\":[{\"id\":0,\"hash_lo\":"
+	    "\"0x0000000000000000\",\"hash_hi\":\"0x0fffffffffffffff\",\"protocol\":\"raft\","
+	    "\"replicas\":[1],\"leader\":1}]}",
+	    /* a gap between two regions (the second is valid on its own) */
+	    "{\"op\":\"bootstrap\",\"cluster\":1,\"nodes\":2,\"regions\":[{\"id\":0,\"hash_lo\":"
+	    "\"0x0000000000000000\",\"hash_hi\":\"0x0fffffffffffffff\",\"protocol\":\"raft\","
+	    "\"replicas\":[1],\"leader\":1},{\"id\":1,\"hash_lo\":\"0x2000000000000000\","
+	    "\"hash_hi\":\"0xffffffffffffffff\",\"protocol\":\"raft\",\"replicas\":[2],"
+	    "\"leader\":2}]}",
+	    /* regions out of order */
+	    "{\"op\":\"bootstrap\",\"cluster\":1,\"nodes\":2,\"regions\":[{\"id\":1,\"hash_lo\":"
+	    "\"0x0000000000000000\",\"hash_hi\":\"0xffffffffffffffff\",\"protocol\":\"raft\","
+	    "\"replicas\":[1],\"leader\":1}]}",
+	    /* no regions, too many nodes */
+	    "{\"op\":\"bootstrap\",\"cluster\":1,\"nodes\":2,\"regions\":[]}",
+	    "{\"op\":\"bootstrap\",\"cluster\":1,\"nodes\":65,\"regions\":[]}",
+	};
+	for (size_t i = 0; i < sizeof(badboot) / sizeof(badboot[0]); i++) {
+		assert_int_equal(apply_text(badboot[i]), -EINVAL);
+		assert_unchanged();
+	}
+	assert_false(sm.bootstrapped);
+}
+
+static struct json_object *hb_regions(const char *text)
+{
+	struct json_object *o = NULL;
+	assert_int_equal(sl_ctl_parse_json(text, strlen(text), &o), 0);
+	return o;
+}
+
+static void test_heartbeat_and_views(void **state)
+{
+	(void)state;
+	bootstrap(3, 2, 3);
+	memset(&soft, 0, sizeof(soft));
+	for (uint32_t n = 1; n <= 3; n++)
+		assert_int_equal(apply_obj(sl_ctld_cmd_join(n, "addr", 2)), 0);
+	char err[256];
+	const uint64_t s = 1000000000ull;
+	struct json_object *r1 = hb_regions(
+	    "[{\"id\":0,\"role\":\"leader\",\"leader\":1,\"term\":3,\"commit_index\":10,"
+	    "\"applied_index\":10},{\"id\":1,\"role\":\"follower\",\"leader\":2,\"term\":2,"
+	    "\"commit_index\":5,\"applied_index\":5}]");
+	struct json_object *r2 = hb_regions(
+	    "[{\"id\":0,\"role\":\"follower\",\"leader\":1,\"term\":3,\"commit_index\":9,"
+	    "\"applied_index\":7},{\"id\":1,\"role\":\"leader\",\"leader\":2,\"term\":2,"
+	    "\"commit_index\":5,\"applied_index\":5}]");
+	assert_int_equal(sl_ctld_soft_heartbeat(&soft, &sm, 1, r1, 10 * s, err, sizeof(err)), 0);
+	assert_int_equal(sl_ctld_soft_heartbeat(&soft, &sm, 2, r2, 10 * s, err, sizeof(err)), 0);
+	/* malformed heartbeats are refused and change nothing */
+	struct json_object *bad[] = {
+	    hb_regions("[{\"id\":0,\"role\":\"king\",\"leader\":1,\"term\":3,"
+		       "\"commit_index\":1,\"applied_index\":1}]"),
+	    hb_regions("[{\"id\":300,\"role\":\"leader\",\"leader\":1,\"term\":3,"
+		       "\"commit_index\":1,\"applied_index\":1}]"),
+	    hb_regions("[{\"id\":0,\"role\":\"leader\",\"leader\":1}]"),
+	    hb_regions("{\"id\":0}"),
+	    hb_regions("[{\"id\":0,\"role\":\"leader\",\"leader\":\"me\",\"term\":3,"
+		       "\"commit_index\":1,\"applied_index\":1}]"),
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(sl_ctld_soft_heartbeat(&soft, &sm, 3, bad[i], 10 * s, err,
+							sizeof(err)),
+				 -EINVAL);
+		json_object_put(bad[i]);
+	}
+	assert_int_equal(sl_ctld_soft_heartbeat(&soft, &sm, 4, r1, 10 * s, err, sizeof(err)),
+			 -EINVAL); /* not a node of the cluster */
+	/* role none: the node holds no replica of the region; taken, nothing recorded */
+	struct json_object *none = hb_regions("[{\"id\":1,\"role\":\"none\",\"leader\":2,"
+					      "\"term\":0,\"commit_index\":0,\"applied_index\":0}]");
+	assert_int_equal(sl_ctld_soft_heartbeat(&soft, &sm, 3, none, 10 * s, err, sizeof(err)), 0);
+	assert_false(soft.hb[3][1].valid);
+	json_object_put(none);
+	soft.seen[3] = false;
+	assert_false(soft.seen[3]);
+	json_object_put(r1);
+	json_object_put(r2);
+
+	struct json_object *m = sl_ctld_view_members(&sm, &soft, 10 * s + 250000000ull), *v;
+	const char *text = json_object_to_json_string_ext(m, JSON_C_TO_STRING_PLAIN);
+	assert_non_null(strstr(text, "\"node\":1,\"state\":\"up\",\"address\":\"addr\",\"cores\":2,"
+				     "\"heartbeat_age_ms\":250"));
+	assert_non_null(strstr(text, "\"node\":3,\"state\":\"up\",\"address\":\"addr\",\"cores\":2,"
+				     "\"heartbeat_age_ms\":null"));
+	json_object_put(m);
+
+	struct json_object *rv = sl_ctld_view_regions(&sm, &soft, 11 * s, 3 * s);
+	struct json_object *r0 = json_object_array_get_idx(
+	    (json_object_object_get_ex(rv, "regions", &v), v), 0);
+	assert_int_equal(json_object_get_int(json_object_object_get(r0, "leader")), 1);
+	assert_int_equal(json_object_get_int(json_object_object_get(r0, "reporting")), 2);
+	/* the slowest replica applied 7 of the 10 committed */
+	assert_int_equal(json_object_get_int(json_object_object_get(r0, "commit_lag")), 3);
+	json_object_put(rv);
+	/* heartbeats older than the timeout are not counted */
+	rv = sl_ctld_view_regions(&sm, &soft, 20 * s, 3 * s);
+	r0 = json_object_array_get_idx((json_object_object_get_ex(rv, "regions", &v), v), 0);
+	assert_null(json_object_object_get(r0, "commit_lag"));
+	assert_null(json_object_object_get(r0, "leader"));
+	json_object_put(rv);
+
+	/* placement: each node's regions over its cores, region % cores */
+	struct json_object *pl = sl_ctld_view_placement(&sm);
+	text = json_object_to_json_string_ext(pl, JSON_C_TO_STRING_PLAIN);
+	assert_non_null(strstr(text, "{\"node\":1,\"state\":\"up\",\"core\":0,\"replicas\":[0],"
+				     "\"leads\":[0]}"));
+	assert_non_null(strstr(text, "{\"node\":2,\"state\":\"up\",\"core\":1,\"replicas\":[1],"
+				     "\"leads\":[1]}"));
+	json_object_put(pl);
+}
+
+static void test_conf(void **state)
+{
+	(void)state;
+	struct sl_ctld_conf c;
+	char err[256];
+	sl_ctld_conf_default(&c);
+	assert_int_equal(sl_ctld_conf_finish(&c, err, sizeof(err)), 0);
+	assert_int_equal(c.n_peers, 1);
+	assert_string_equal(c.ctl_socket, "./ctld-data/ctld.sock");
+	sl_ctld_conf_default(&c);
+	assert_int_equal(sl_ctld_conf_set(&c, "ctld", "peers",
+					  "\"1@127.0.0.1:7610,2@127.0.0.1:7611,3@127.0.0.1:7612\"",
+					  err, sizeof(err)),
+			 0);
+	assert_int_equal(sl_ctld_conf_set(&c, "ctld", "id", "3", err, sizeof(err)), 0);
+	assert_int_equal(sl_ctld_conf_set(&c, "cluster", "nodes", "3", err, sizeof(err)), 0);
+	assert_int_equal(sl_ctld_conf_set(&c, "cluster", "protocols", "0-3:raft,5:standalone",
+					  err, sizeof(err)),
+			 0);
+	assert_int_equal(sl_ctld_conf_finish(&c, err, sizeof(err)), 0);
+	assert_int_equal(c.n_peers, 3);
+	assert_int_equal(c.peers[2].port, 7612);
+	assert_string_equal(c.cluster.region_protocol[5], "standalone");
+	assert_string_equal(c.cluster.region_protocol[4], "");
+	/* errors name what is wrong */
+	static const char *const bad[][3] = {
+	    {"ctld", "peers", "1@127.0.0.1:7610,2@127.0.0.1:7611"},  /* 2 replicas */
+	    {"ctld", "peers", "1@127.0.0.1:7610,1@127.0.0.1:7611,3@127.0.0.1:1"},
+	    {"ctld", "peers", "1@localhost:7610"},
+	    {"ctld", "peers", "2@127.0.0.1:7610"},                    /* own id missing */
+	    {"cluster", "protocols", "0-9:raft"},                     /* beyond regions */
+	    {"cluster", "protocols", "0-1:paxos"},
+	    {"cluster", "replication", "2"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		sl_ctld_conf_default(&c);
+		assert_int_equal(sl_ctld_conf_set(&c, "cluster", "nodes", "3", err, sizeof(err)), 0);
+		assert_int_equal(sl_ctld_conf_set(&c, bad[i][0], bad[i][1], bad[i][2], err,
+						  sizeof(err)),
+				 0);
+		err[0] = '\0';
+		assert_int_equal(sl_ctld_conf_finish(&c, err, sizeof(err)), -EINVAL);
+		assert_true(strlen(err) > 0);
+	}
+	sl_ctld_conf_default(&c);
+	assert_int_equal(sl_ctld_conf_set(&c, "ctld", "nope", "1", err, sizeof(err)), -ENOENT);
+	assert_int_equal(sl_ctld_conf_set(&c, "ctld", "node_timeout_ms", "5", err, sizeof(err)),
+			 -EINVAL);
+	assert_int_equal(sl_ctld_conf_set(&c, "ctld", "id", "-1", err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "[ctld] id"));
+}
+
+static void test_conf_file(void **state)
+{
+	(void)state;
+	char path[] = "/tmp/ctld_conf_XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	FILE *f = fdopen(fd, "w");
+	fputs("; a comment\n[ctld]\nid = 2\npeers = \"1@127.0.0.1:1,2@127.0.0.1:2,3@127.0.0.1:3\"\n"
+	      "\n  # another\n[cluster]\nnodes = 5\nregions = 12\nreplication = 3\n"
+	      "protocols = 0-1:standalone\n",
+	      f);
+	fclose(f);
+	struct sl_ctld_conf c;
+	char err[256];
+	sl_ctld_conf_default(&c);
+	assert_int_equal(sl_ctld_conf_load(&c, path, err, sizeof(err)), 0);
+	assert_int_equal(sl_ctld_conf_finish(&c, err, sizeof(err)), 0);
+	assert_int_equal(c.id, 2);
+	assert_int_equal(c.n_peers, 3);
+	assert_int_equal(c.cluster.nodes, 5);
+	assert_int_equal(c.cluster.regions, 12);
+	assert_string_equal(c.cluster.region_protocol[1], "standalone");
+	/* errors name the file and line */
+	static const char *const bad[] = {"[ctld]\nid = 0\n", "id = 1\n", "[ctld\n",
+					  "[ctld]\nid\n", "[nope]\nx = 1\n"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		f = fopen(path, "w");
+		fputs(bad[i], f);
+		fclose(f);
+		sl_ctld_conf_default(&c);
+		err[0] = '\0';
+		assert_true(sl_ctld_conf_load(&c, path, err, sizeof(err)) < 0);
+		assert_non_null(strstr(err, path));
+	}
+	unlink(path);
+	assert_int_equal(sl_ctld_conf_load(&c, path, err, sizeof(err)), -ENOENT);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_bootstrap_spreads), cmocka_unit_test(test_bootstrap_protocols),
+	    cmocka_unit_test(test_bootstrap_once),    cmocka_unit_test(test_join_and_state),
+	    cmocka_unit_test(test_set_leader),
+	    cmocka_unit_test(test_malformed_refused), cmocka_unit_test(test_heartbeat_and_views),
+	    cmocka_unit_test(test_conf),              cmocka_unit_test(test_conf_file),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
