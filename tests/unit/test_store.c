@@ -1120,12 +1120,22 @@ static size_t since_image(struct sl_store *st, uint64_t idx, uint32_t since, siz
 	return fuzzy_image(cur, budget, between, arg, img);
 }
 
+struct chain_arg {
+	struct sl_store *st;
+	int next; /* next entry to apply */
+	int left; /* entries still to apply during this walk */
+};
+
+/* One entry after each of the walk's first steps: the store changes during the walk, and
+ * a walk's length does not feed the number of series the next walk visits. */
 static void apply_between_any(void *arg, int step)
 {
-	struct replay_arg *r = arg;
+	struct chain_arg *r = arg;
 	(void)step;
-	for (int i = 0; i < 3; i++)
+	if (r->left > 0) {
 		fuzzy_apply(r->st, r->next++);
+		r->left--;
+	}
 }
 
 #define DC_IMAGES 6
@@ -1171,7 +1181,7 @@ static void delta_chain_case(uint32_t chunk_points, size_t budget)
 	uint32_t since = 0;
 	for (int k = 0; k < DC_IMAGES; k++) {
 		struct sl_store_snap_cursor cur;
-		struct replay_arg ra = {.st = a, .next = next};
+		struct chain_arg ra = {.st = a, .next = next, .left = 60};
 		idx[k] = (uint64_t)next; /* the applied index at the walk's beginning */
 		len[k] = since_image(a, idx[k], since, budget, apply_between_any, &ra, &cur, &img[k]);
 		assert_true(ra.next > next + 3); /* the store changed during the walk */
