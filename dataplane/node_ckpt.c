@@ -74,7 +74,7 @@ bool nd_delta_name(const char *name, uint32_t *region, uint64_t *index, uint64_t
 	unsigned r = 0;
 	int end = 0;
 	if (strncmp(name, "region-", 7) != 0 ||
-	    sscanf(name, "region-%4u.d%" SCNu64 ".b%" SCNu64 ".snap%n", &r, index, base, &end) != 3 ||
+	    sscanf(name, "region-%u.d%" SCNu64 ".b%" SCNu64 ".snap%n", &r, index, base, &end) != 3 ||
 	    end == 0 || name[end] != '\0')
 		return false;
 	*region = r;
