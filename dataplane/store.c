@@ -883,6 +883,8 @@ uint32_t sl_store_mark_clean(struct sl_store *st)
 	return ++st->gen;
 }
 
+void sl_store_test_set_gen(struct sl_store *st, uint32_t gen) { st->gen = gen; }
+
 size_t sl_store_snap_next_bytes(const struct sl_store_snap_cursor *cur)
 {
 	uint64_t n_points = 0;

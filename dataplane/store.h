@@ -190,6 +190,8 @@ void sl_store_snap_begin_since(struct sl_store *st, uint64_t applied_index, uint
  * every later change >= g. After recovery loaded an image chain, the next delta is taken
  * since g: it then holds what the WAL's replay changed. */
 uint32_t sl_store_mark_clean(struct sl_store *st);
+/* Tests only: sets the store's generation, so a test reaches its wrap without 2^32 walks. */
+void sl_store_test_set_gen(struct sl_store *st, uint32_t gen);
 /* Appends whole series records to buf at *len (cap bytes in all) until budget bytes were
  * added, the next record does not fit, or the walk ends. 1 when the walk is done, 0 when
  * there is more, -ENOBUFS when the next record alone is larger than cap (*len was 0):

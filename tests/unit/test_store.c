@@ -1287,6 +1287,47 @@ static void test_snapshot_delta_small(void **state)
 	sl_store_destroy(a);
 }
 
+/* The generation wraps: the walk that would pass 2^32 - 1 restarts the stamps and is a
+ * full image (flags 0), the chain goes on from it, and a clean mark there works too. */
+static void test_snapshot_delta_gen_wrap(void **state)
+{
+	(void)state;
+	struct sl_store *a = mkstore(9, 8);
+	int next = 0;
+	while (next < 60)
+		fuzzy_apply(a, next++);
+	sl_store_test_set_gen(a, UINT32_MAX - 1);
+	uint8_t *img[3];
+	size_t len[3];
+	uint64_t idx[3];
+	struct sl_store_snap_cursor cur;
+	uint32_t since = 0;
+	for (int k = 0; k < 3; k++) {
+		struct chain_arg ra = {.st = a, .next = next, .left = 20};
+		idx[k] = (uint64_t)next;
+		sl_store_snap_begin_since(a, idx[k], since, &cur);
+		/* k 0: full by request; k 1: since 2^32 - 1, at the wrap: full; k 2: a delta */
+		assert_int_equal(cur.flags, k == 2 ? SL_STORE_SNAP_F_DELTA : 0);
+		assert_int_equal(cur.since, k == 2 ? since : 0);
+		len[k] = fuzzy_image(&cur, 100, apply_between_any, &ra, &img[k]);
+		next = ra.next;
+		since = cur.gen + 1;
+		for (int i = 0; i < 30; i++)
+			fuzzy_apply(a, next++);
+	}
+	/* the chain from the image at the wrap: it is a full one */
+	struct sl_store *b = load_chain(img + 1, len + 1, idx + 1, 2);
+	sl_store_test_set_gen(b, UINT32_MAX);
+	assert_int_equal(sl_store_mark_clean(b), 1);
+	for (int e = (int)idx[2]; e < next; e++)
+		fuzzy_apply(b, e);
+	assert_stores_equal(a, b);
+	for (int k = 0; k < 3; k++)
+		free(img[k]);
+	sl_store_destroy(b);
+	sl_store_destroy(a);
+}
+
 /* The base of test_snapshot_delta_corrupt, loaded into a new store. */
 static struct sl_store *corrupt_base(const uint8_t *base, size_t base_len)
 {
@@ -2166,6 +2207,7 @@ int main(void)
 	    cmocka_unit_test(test_snapshot_delta_chain),
 	    cmocka_unit_test(test_snapshot_delta_small),
 	    cmocka_unit_test(test_snapshot_delta_corrupt),
+	    cmocka_unit_test(test_snapshot_delta_gen_wrap),
 	    cmocka_unit_test(test_batch_strings_roundtrip),
 	    cmocka_unit_test(test_batch_strings_malformed),
 	    cmocka_unit_test(test_batch_v1_compat),
