@@ -525,6 +525,18 @@ static void ckpt_walk(struct worker *w)
 	}
 }
 
+/* The close of the region's image failed. A delta's failure leaves the chain as it was
+ * (the writer removes a delta it renamed but could not make durable). A base's may have
+ * renamed the new base in over the old one (a failed directory fsync): the chain on disk
+ * is then that base alone, whose deltas do not exist yet, so the next image must be a
+ * full one too (and it replaces that file). */
+static void ckpt_region_failed(struct worker *w, struct region *r, int rc)
+{
+	if (!w->ckpt.delta)
+		r->snap_since = 0;
+	ckpt_fail(w, "region", r->id, rc);
+}
+
 /* The region's image is durable: the log starts after it. */
 static void ckpt_region_done(struct worker *w, struct ckpt_job *j)
 {
@@ -582,7 +594,7 @@ static void ckpt_close(struct worker *w)
 	struct ckpt_job *j = c->wait;
 	c->wait = NULL;
 	if (j->rc != 0) {
-		ckpt_fail(w, "region", r->id, j->rc);
+		ckpt_region_failed(w, r, j->rc);
 		return;
 	}
 	ckpt_region_done(w, j);
@@ -753,6 +765,8 @@ static int ckpt_quiesce(struct worker *w)
 		sl_wal_released(w->wal, c->wait->prev_index, c->wait->deleted);
 	if (c->phase == CK_CLOSE && c->wait != NULL && c->wait->rc == 0)
 		ckpt_region_done(w, c->wait); /* that image is in place: as if finished */
+	else if (c->phase == CK_CLOSE && c->wait != NULL && !c->delta)
+		c->r->snap_since = 0; /* as ckpt_region_failed: a new base may be in place */
 	c->wait = NULL;
 	c->r = NULL;
 	c->phase = CK_IDLE;
