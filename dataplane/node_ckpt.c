@@ -442,7 +442,9 @@ static bool ckpt_wants_delta(const struct sl_node *n, const struct region *r)
 {
 	/* with peers, an image small enough to be kept for them stays full whatever the
 	 * setting: a delta would leave a replica behind the log's base nothing to load */
-	if (n->cfg.cluster_nodes > 1 && r->snap_base_bytes <= SNAP_KEEP_BYTES)
+	struct sl_cons_conf conf;
+	nd_region_conf(n, r->id, &conf);
+	if (conf.n_voters > 1 && r->snap_base_bytes <= SNAP_KEEP_BYTES)
 		return false;
 	return r->snap_since != 0 &&
 	       r->snap_base_bytes >= (uint64_t)n->cfg.checkpoint_delta_min_kb << 10 &&
