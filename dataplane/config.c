@@ -76,6 +76,10 @@ static const struct key keys[] = {
 	     "on damage to durable WAL records cut the log there instead of refusing to start"),
 	U32("wal", "checkpoint_mb", checkpoint_mb, 1, 1 << 20,
 	    "snapshot the regions and release WAL segments after this much WAL (MiB)"),
+	U32("wal", "checkpoint_delta_min_kb", checkpoint_delta_min_kb, 0, 1 << 30,
+	    "a region whose full image is at least this big (KiB) is checkpointed as a delta "
+	    "(the chunks changed since its last image) while its deltas stay fewer than 16 "
+	    "and smaller in sum than the full image; smaller regions are written whole"),
 	{"poll", "mode", K_POLL, offsetof(struct sl_config, poll_mode), 0, 0, 0,
 	 "adaptive (idle workers back off) | perf (busy-poll, never sleep)"},
 	U32("poll", "idle_sleep_us_max", idle_sleep_us_max, 1, 100000,
@@ -143,6 +147,7 @@ void sl_config_default(struct sl_config *c)
 	c->wal_direct_io = true;
 	c->wal_salvage = false;
 	c->checkpoint_mb = 256;
+	c->checkpoint_delta_min_kb = 4096;
 	c->poll_mode = SL_POLL_ADAPTIVE;
 	c->idle_sleep_us_max = 1000;
 	c->shm_slots = 16;

@@ -48,6 +48,7 @@ struct sl_config {
 	bool wal_direct_io;
 	bool wal_salvage;         /* cut at damaged durable WAL records instead of refusing */
 	uint32_t checkpoint_mb;   /* snapshot + WAL release after this much WAL */
+	uint32_t checkpoint_delta_min_kb; /* regions with full images this big: delta images */
 	/* [poll] */
 	enum sl_poll_mode poll_mode;
 	uint32_t idle_sleep_us_max;

@@ -1,7 +1,9 @@
 /* node_ckpt.c - checkpoints off the worker's critical path: the worker serialises its
  * regions' store images in bounded steps between applies (fuzzy images, store.h) and the
  * node's checkpoint writer thread does every file operation (write, fdatasync, term
- * record, rename, directory fsync, WAL segment release). Also a snapshot from a peer. */
+ * record, rename, directory fsync, WAL segment release). A region's images form a chain:
+ * a full base, then deltas of the chunks changed since the image before (the policy is
+ * at ckpt_region_begin). Also a snapshot from a peer. */
 #include <pthread.h>
 #include <stddef.h>
 #include <sys/syscall.h>
@@ -13,6 +15,7 @@
 #define CKPT_BUF_BYTES (512u << 10)  /* a step's buffer (grows for one larger series) */
 #define CKPT_WAIT_NS (60ull * 1000000000ull) /* install: waiting for the writer */
 #define SNAP_KEEP_BYTES (1u << 20) /* images up to this size are kept to send to peers */
+#define CKPT_DELTAS_MAX 16u /* deltas after a base; then a full image again */
 
 enum ckpt_phase {
 	CK_IDLE = 0,
@@ -53,6 +56,51 @@ void nd_snap_path(const struct sl_node *n, uint32_t region, char *buf, size_t le
 void nd_sess_snap_path(const struct sl_node *n, unsigned core, char *buf, size_t len)
 {
 	snprintf(buf, len, "%s/snap/sessions-core-%02u.snap", n->cfg.data_dir, core);
+}
+
+/* A delta image's file names its applied index and its base's: a delta belongs to the
+ * chain of the base at that index only, so deltas a newer base (or a peer's snapshot)
+ * left behind are never applied to it, whatever their index. */
+void nd_delta_path(const struct sl_node *n, uint32_t region, uint64_t index, uint64_t base,
+		   char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/snap/region-%04u.d%" PRIu64 ".b%" PRIu64 ".snap", n->cfg.data_dir,
+		 region, index, base);
+}
+
+/* true for a delta image's file name (nd_delta_path's last part), with what it names. */
+bool nd_delta_name(const char *name, uint32_t *region, uint64_t *index, uint64_t *base)
+{
+	unsigned r = 0;
+	int end = 0;
+	if (strncmp(name, "region-", 7) != 0 ||
+	    sscanf(name, "region-%u.d%" SCNu64 ".b%" SCNu64 ".snap%n", &r, index, base, &end) != 3 ||
+	    end == 0 || name[end] != '\0')
+		return false;
+	*region = r;
+	return true;
+}
+
+/* Removes the region's delta images but those of the chain of the base at `base` with an
+ * index above keep_after. Not synced: a delta of another chain is never read. */
+void nd_delta_remove_stale(const struct sl_node *n, uint32_t region, uint64_t base,
+			   uint64_t keep_after)
+{
+	char dir[SL_CFG_PATH_MAX + 16];
+	snprintf(dir, sizeof(dir), "%s/snap", n->cfg.data_dir);
+	DIR *d = opendir(dir);
+	if (d == NULL)
+		return;
+	struct dirent *de;
+	/* bounded by the directory's entries */
+	while ((de = readdir(d)) != NULL) {
+		uint32_t r = 0;
+		uint64_t idx = 0, b = 0;
+		if (nd_delta_name(de->d_name, &r, &idx, &b) && r == region &&
+		    (b != base || idx <= keep_after))
+			(void)unlinkat(dirfd(d), de->d_name, 0);
+	}
+	closedir(d);
 }
 
 static int fsync_dir(const char *dir)
@@ -138,9 +186,12 @@ static void ckw_open(struct ckpt_writer *cw, struct ckw_file *f, const struct ck
  * of a crash-safe snapshot: docs/architecture.md). */
 static int ckw_close(struct ckpt_writer *cw, struct ckw_file *f, const struct ckpt_job *j)
 {
-	char tmp[SL_CFG_PATH_MAX + 64], fin[SL_CFG_PATH_MAX + 64], dir[SL_CFG_PATH_MAX + 16];
+	char tmp[SL_CFG_PATH_MAX + 64], fin[SL_CFG_PATH_MAX + 96], dir[SL_CFG_PATH_MAX + 16];
 	nd_snap_path(cw->n, j->region, tmp, sizeof(tmp), ".tmp");
-	nd_snap_path(cw->n, j->region, fin, sizeof(fin), "");
+	if (j->delta)
+		nd_delta_path(cw->n, j->region, j->index, j->base_index, fin, sizeof(fin));
+	else
+		nd_snap_path(cw->n, j->region, fin, sizeof(fin), "");
 	snap_dir(cw->n, dir, sizeof(dir));
 	int rc = f->fd < 0 ? (f->err ? f->err : -EBADF) : f->err;
 	if (rc == 0 && j->kind == CKW_CLOSE)
@@ -159,9 +210,16 @@ static int ckw_close(struct ckpt_writer *cw, struct ckw_file *f, const struct ck
 				     j->prev_term);
 	if (rc == 0 && rename(tmp, fin) != 0)
 		rc = -errno;
-	if (rc != 0)
+	if (rc != 0) {
 		unlink(tmp); /* a failed snapshot leaves no half-written file behind */
-	return rc == 0 ? fsync_dir(dir) : rc;
+		return rc;
+	}
+	rc = fsync_dir(dir);
+	if (rc != 0 && j->delta)
+		unlink(fin); /* not durable: the next delta, taken since the same image, covers it */
+	if (rc == 0 && !j->delta) /* the new base is durable: the old chain's deltas go */
+		nd_delta_remove_stale(cw->n, j->region, j->index, UINT64_MAX);
+	return rc;
 }
 
 /* A small image is kept in memory for peers that need it (read back here, off the
@@ -222,7 +280,7 @@ static void ckw_run(struct ckpt_writer *cw, struct ckpt_job *j)
 	case CKW_CLOSE:
 	case CKW_ABORT:
 		rc = ckw_close(cw, f, j);
-		if (rc == 0)
+		if (rc == 0 && !j->delta) /* a delta is no snapshot a peer can load */
 			ckw_keep(cw, j);
 		break;
 	case CKW_SESS:
@@ -376,6 +434,23 @@ static int ckpt_buf(struct worker *w, size_t need)
 	return -EBUSY;
 }
 
+/* A delta when the region has a durable base that is not small ([wal]
+ * checkpoint_delta_min_kb: a small image is cheap to write whole, and only a full image
+ * is kept for peers) and the deltas after it are few and together smaller than it, so
+ * recovery reads at most about twice the live data; else a full image, the new base. */
+static bool ckpt_wants_delta(const struct sl_node *n, const struct region *r)
+{
+	/* with peers, an image small enough to be kept for them stays full whatever the
+	 * setting: a delta would leave a replica behind the log's base nothing to load */
+	struct sl_cons_conf conf;
+	nd_region_conf(n, r->id, &conf);
+	if (conf.n_voters > 1 && r->snap_base_bytes <= SNAP_KEEP_BYTES)
+		return false;
+	return r->snap_since != 0 &&
+	       r->snap_base_bytes >= (uint64_t)n->cfg.checkpoint_delta_min_kb << 10 &&
+	       r->snap_deltas < CKPT_DELTAS_MAX && r->snap_delta_bytes < r->snap_base_bytes;
+}
+
 /* Starts the next region's image; false when this worker has none left. */
 static bool ckpt_region_begin(struct worker *w)
 {
@@ -409,7 +484,9 @@ static bool ckpt_region_begin(struct worker *w)
 	c->r = r;
 	c->index = r->applied_index;
 	c->term = term;
-	sl_store_snap_begin(r->store, c->index, &c->cur);
+	sl_store_snap_begin_since(r->store, c->index, ckpt_wants_delta(n, r) ? r->snap_since : 0,
+				  &c->cur);
+	c->delta = (c->cur.flags & SL_STORE_SNAP_F_DELTA) != 0;
 	c->phase = CK_WALK;
 	c->next++;
 	return true;
@@ -450,6 +527,18 @@ static void ckpt_walk(struct worker *w)
 	}
 }
 
+/* The close of the region's image failed. A delta's failure leaves the chain as it was
+ * (the writer removes a delta it renamed but could not make durable). A base's may have
+ * renamed the new base in over the old one (a failed directory fsync): the chain on disk
+ * is then that base alone, whose deltas do not exist yet, so the next image must be a
+ * full one too (and it replaces that file). */
+static void ckpt_region_failed(struct worker *w, struct region *r, int rc)
+{
+	if (!w->ckpt.delta)
+		r->snap_since = 0;
+	ckpt_fail(w, "region", r->id, rc);
+}
+
 /* The region's image is durable: the log starts after it. */
 static void ckpt_region_done(struct worker *w, struct ckpt_job *j)
 {
@@ -458,6 +547,21 @@ static void ckpt_region_done(struct worker *w, struct ckpt_job *j)
 	r->snapshot_index = c->index;
 	r->snapshot_term = c->term;
 	sl_rlog_compact(&r->rlog, c->index, c->term);
+	uint64_t bytes = SL_STORE_SNAP_HDR_BYTES + c->cur.bytes;
+	if (c->delta) {
+		r->snap_deltas++;
+		r->snap_delta_bytes += bytes;
+	} else {
+		r->snap_base_index = c->index;
+		r->snap_base_bytes = bytes;
+		r->snap_deltas = 0;
+		r->snap_delta_bytes = 0;
+	}
+	/* every chunk changed before the walk began is in the chain now (store.h) */
+	r->snap_since = c->cur.gen + 1;
+	sl_stats_add(w->st, c->delta ? SL_STAT_snapshots_delta : SL_STAT_snapshots_full, 1);
+	sl_stats_add(w->st, SL_STAT_snapshot_bytes_written, bytes);
+	/* a delta keeps nothing: the base image no longer matches the log's base */
 	struct sl_cons_conf conf;
 	nd_region_conf(w->node, r->id, &conf);
 	nd_region_keep_image(r, j->keep, j->keep_len, c->index, &conf);
@@ -477,8 +581,11 @@ static void ckpt_close(struct worker *w)
 		j->region = r->id;
 		j->index = c->index;
 		j->term = c->term;
+		/* the chain's last image: a crash before the rename leaves it the one read */
 		j->prev_index = r->snapshot_index;
 		j->prev_term = r->snapshot_term;
+		j->delta = c->delta;
+		j->base_index = r->snap_base_index;
 		sl_store_snap_header(&c->cur, j->hdr);
 		if (job_submit(w, j))
 			c->wait = j;
@@ -489,7 +596,7 @@ static void ckpt_close(struct worker *w)
 	struct ckpt_job *j = c->wait;
 	c->wait = NULL;
 	if (j->rc != 0) {
-		ckpt_fail(w, "region", r->id, j->rc);
+		ckpt_region_failed(w, r, j->rc);
 		return;
 	}
 	ckpt_region_done(w, j);
@@ -660,6 +767,8 @@ static int ckpt_quiesce(struct worker *w)
 		sl_wal_released(w->wal, c->wait->prev_index, c->wait->deleted);
 	if (c->phase == CK_CLOSE && c->wait != NULL && c->wait->rc == 0)
 		ckpt_region_done(w, c->wait); /* that image is in place: as if finished */
+	else if (c->phase == CK_CLOSE && c->wait != NULL && !c->delta)
+		c->r->snap_since = 0; /* as ckpt_region_failed: a new base may be in place */
 	c->wait = NULL;
 	c->r = NULL;
 	c->phase = CK_IDLE;
@@ -745,8 +854,15 @@ int nd_install_snapshot(struct region *r, const struct sl_cons_snapshot *snap)
 		sl_stats_add(w->st, SL_STAT_snapshots_failed, 1);
 		return rc;
 	}
+	/* the new base replaces the chain: deltas of the old one are never read again */
+	nd_delta_remove_stale(n, r->id, snap->index, UINT64_MAX);
 	sl_store_destroy(r->store);
 	r->store = st;
+	r->snap_since = sl_store_mark_clean(st);
+	r->snap_base_index = snap->index;
+	r->snap_base_bytes = snap->len;
+	r->snap_deltas = 0;
+	r->snap_delta_bytes = 0;
 	r->snapshot_index = r->applied_index = r->last_index = snap->index;
 	r->snapshot_term = snap->term;
 	/* the log starts after the snapshot: every entry goes, later ones included */

@@ -193,6 +193,14 @@ struct region {
 	uint32_t snap_img_len;
 	uint64_t snap_img_index;
 	struct sl_cons_conf snap_conf;
+	/* the image chain on disk (node_ckpt.c): a full base, then deltas, each holding the
+	 * chunks changed since the image before it. snap_since 0: no durable base (the next
+	 * image is full); else the next delta holds the chunks stamped >= snap_since */
+	uint32_t snap_since;
+	uint32_t snap_deltas;	    /* deltas after the base */
+	uint64_t snap_base_index;   /* the base's applied index (in the deltas' names) */
+	uint64_t snap_base_bytes;
+	uint64_t snap_delta_bytes;  /* of the deltas after the base, in sum */
 };
 
 enum pend_kind { PEND_SHM = 0, PEND_SESS = 1 };
@@ -283,6 +291,8 @@ struct ckpt_job {
 	const uint8_t *data; /* a worker buffer, untouched until done */
 	size_t len;
 	uint64_t index, term, prev_index, prev_term; /* image / release: lsn, kept segment */
+	bool delta;		/* close: a delta image of the chain whose base is at base_index */
+	uint64_t base_index;
 	uint8_t hdr[SL_STORE_SNAP_HDR_BYTES];
 	uint32_t deleted;	/* release: segments deleted (prev_index: new first lsn) */
 	uint8_t *keep;		/* close: the image read back when small (malloc) */
@@ -300,6 +310,7 @@ struct wk_ckpt {
 	struct region *r;      /* the region being imaged */
 	struct sl_store_snap_cursor cur;
 	uint64_t index, term;  /* of that image */
+	bool delta;            /* that image is a delta (cur.flags) */
 	uint64_t hs_lsn;       /* the hard states written again: released once durable */
 	struct ckpt_job *wait; /* the job the walk waits for */
 	struct ckpt_job jobs[CKPT_JOBS];
@@ -507,6 +518,11 @@ void nd_region_keep_image(struct region *r, uint8_t *img, size_t len, uint64_t i
 void nd_snap_path(const struct sl_node *n, uint32_t region, char *buf, size_t len,
 		  const char *suffix);
 void nd_sess_snap_path(const struct sl_node *n, unsigned core, char *buf, size_t len);
+void nd_delta_path(const struct sl_node *n, uint32_t region, uint64_t index, uint64_t base,
+		   char *buf, size_t len);
+bool nd_delta_name(const char *name, uint32_t *region, uint64_t *index, uint64_t *base);
+void nd_delta_remove_stale(const struct sl_node *n, uint32_t region, uint64_t base,
+			   uint64_t keep_after);
 void *nd_rlog_alloc(void *ctx, size_t n);
 void nd_rlog_free(void *ctx, void *p);
 void nd_net_send_udp(struct worker *w, const struct reply_addr *ra, const uint8_t *payload,

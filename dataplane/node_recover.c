@@ -215,16 +215,132 @@ static int check_meta(const struct sl_node *n, char *err, size_t err_len)
 	return 0;
 }
 
+#define DELTAS_LOAD_MAX 64u /* a chain has at most 16 deltas (node_ckpt.c): more is damage */
+
+static int u64_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* The indexes of the region's deltas of the chain whose base is at `base` (index above
+ * it), sorted; *any counts every delta of the region, of whatever chain. -E2BIG when
+ * more than max belong to the chain. */
+static int deltas_list(const struct sl_node *n, uint32_t region, uint64_t base, uint64_t *idx,
+		       size_t max, size_t *count, size_t *any)
+{
+	char dir[SL_CFG_PATH_MAX + 16];
+	snprintf(dir, sizeof(dir), "%s/snap", n->cfg.data_dir);
+	*count = *any = 0;
+	DIR *d = opendir(dir);
+	if (d == NULL)
+		return -errno;
+	int rc = 0;
+	struct dirent *de;
+	/* bounded by the directory's entries */
+	while ((de = readdir(d)) != NULL) {
+		uint32_t r = 0;
+		uint64_t i = 0, b = 0;
+		if (!nd_delta_name(de->d_name, &r, &i, &b) || r != region)
+			continue;
+		(*any)++;
+		if (b != base || i <= base)
+			continue;
+		if (*count == max)
+			rc = -E2BIG;
+		else
+			idx[(*count)++] = i;
+	}
+	closedir(d);
+	qsort(idx, *count, sizeof(*idx), u64_cmp);
+	return rc;
+}
+
+/* Applies the deltas of the chain of the region's base in index order; *last: the index
+ * of the chain's last image. Deltas of other chains (a newer base or a peer's snapshot
+ * replaced theirs; a crash came before their removal) are removed, never read. */
+static int region_load_deltas(struct sl_node *n, struct region *r, uint64_t *last, char *err,
+			      size_t err_len)
+{
+	uint64_t idx[DELTAS_LOAD_MAX];
+	size_t count = 0, any = 0;
+	char path[SL_CFG_PATH_MAX + 96];
+	int rc = deltas_list(n, r->id, r->snap_base_index, idx, DELTAS_LOAD_MAX, &count, &any);
+	if (rc != 0) {
+		snprintf(err, err_len,
+			 "region %u: %s listing the delta images of its base at index %" PRIu64
+			 " in %s/snap (at most %u are ever written); refusing to start",
+			 r->id, rc == -E2BIG ? "too many found" : strerror(-rc), r->snap_base_index,
+			 n->cfg.data_dir, DELTAS_LOAD_MAX);
+		return rc;
+	}
+	for (size_t k = 0; k < count; k++) {
+		nd_delta_path(n, r->id, idx[k], r->snap_base_index, path, sizeof(path));
+		if (k > 0 && idx[k] <= idx[k - 1]) {
+			snprintf(err, err_len,
+				 "%s: a second delta image at index %" PRIu64
+				 " of region %u; refusing to start",
+				 path, idx[k], r->id);
+			return -EBADMSG;
+		}
+		int fd = open(path, O_RDONLY);
+		struct stat sb;
+		uint64_t got = 0;
+		rc = fd < 0 ? -errno : fstat(fd, &sb) != 0 ? -errno : 0;
+		if (rc == 0)
+			rc = sl_store_snapshot_apply_delta(r->store, fd, &got);
+		if (fd >= 0)
+			close(fd);
+		if (rc == 0 && got != idx[k]) {
+			snprintf(err, err_len,
+				 "%s: the delta image is of index %" PRIu64 ", its name says %" PRIu64
+				 "; refusing to start",
+				 path, got, idx[k]);
+			return -EBADMSG;
+		}
+		if (rc != 0) {
+			snprintf(err, err_len, "%s: delta image %s (%s); refusing to start", path,
+				 rc == -EBADMSG ? "is corrupt" : rc == -EINVAL ? "is of another region"
+							: "unreadable",
+				 strerror(-rc));
+			return rc;
+		}
+		r->snap_deltas++;
+		r->snap_delta_bytes += (uint64_t)sb.st_size;
+		*last = idx[k];
+	}
+	if (any > count)
+		nd_delta_remove_stale(n, r->id, r->snap_base_index, r->snap_base_index);
+	if (count > 0)
+		SL_LOG(NOTICE, ckpt,
+			"region %u: base image at index %" PRIu64 " (%" PRIu64 " bytes) + %zu delta "
+			"images up to index %" PRIu64 " (%" PRIu64 " bytes)\n",
+			r->id, r->snap_base_index, r->snap_base_bytes, count, *last,
+			r->snap_delta_bytes);
+	return 0;
+}
+
 static int region_load_snapshot(struct sl_node *n, struct region *r, char *err, size_t err_len)
 {
 	char path[SL_CFG_PATH_MAX + 64];
 	nd_snap_path(n, r->id, path, sizeof(path), "");
 	int fd = open(path, O_RDONLY);
 	if (fd < 0) {
-		if (errno == ENOENT)
+		int e = errno;
+		uint64_t none[1];
+		size_t count = 0, any = 0;
+		if (e == ENOENT)
+			(void)deltas_list(n, r->id, 0, none, 0, &count, &any);
+		if (e == ENOENT && any == 0)
 			return 0;
-		snprintf(err, err_len, "%s: %s", path, strerror(errno));
-		return -errno;
+		if (e == ENOENT)
+			snprintf(err, err_len,
+				 "%s: missing, but %zu delta images of region %u are there: they "
+				 "hold changes to that image only; refusing to start",
+				 path, any, r->id);
+		else
+			snprintf(err, err_len, "%s: %s", path, strerror(e));
+		return -e;
 	}
 	uint64_t idx = 0;
 	int rc = sl_store_snapshot_read(r->store, fd, &idx);
@@ -244,11 +360,21 @@ static int region_load_snapshot(struct sl_node *n, struct region *r, char *err, 
 			 strerror(-rc));
 		return rc;
 	}
+	r->snap_base_index = idx;
+	r->snap_base_bytes = (uint64_t)size;
+	rc = region_load_deltas(n, r, &idx, err, err_len);
+	if (rc != 0)
+		return rc;
+	if (r->snap_deltas > 0) /* the base no longer matches the log's base: not for peers */
+		nd_region_keep_image(r, NULL, 0, idx, &conf);
+	/* the term of the chain's last image: the term record names it (node_ckpt.c) */
 	r->applied_index = r->snapshot_index = r->last_index = idx;
 	rc = read_term_file(n, r, idx, &r->snapshot_term, err, err_len);
 	if (rc != 0)
 		return rc;
 	sl_rlog_compact(&r->rlog, idx, r->snapshot_term);
+	/* what the chain holds is clean: the next delta holds what the WAL's replay changes */
+	r->snap_since = sl_store_mark_clean(r->store);
 	return 0;
 }
 

@@ -32,11 +32,12 @@
 #define SNAP_STR_POINT_BYTES 12u /* ts i64 | str_len u32, then the bytes */
 #define SNAP_CRC_SEED 0xffffffffu
 #define SNAP_IO_BYTES (64u * 1024u)
+#define SNAP_SKIP_COST 32u /* budget bytes a walk step charges for a series a delta skips */
 
 /* Timestamps first, then chunk_points values right after the ts array (one allocation). */
 struct chunk {
-	uint32_t n; /* never 0 once linked into a series */
-	uint32_t reserved;
+	uint32_t n;	  /* never 0 once linked into a series */
+	uint32_t mod_gen; /* st->gen at its last change: a delta image holds it when >= since */
 	int64_t ts[];
 };
 
@@ -48,6 +49,7 @@ struct series {
 	uint32_t cap_chunks;
 	uint8_t type;
 	uint16_t key_len;
+	uint32_t mod_gen; /* the highest mod_gen of its chunks: a clean series is skipped */
 	struct series *next_created; /* creation order: a stable walk for snapshots */
 	char key[]; /* key_len bytes + NUL */
 };
@@ -66,6 +68,9 @@ struct sl_store {
 	/* every series in creation order: the table may rehash between two steps of a
 	 * snapshot, this list never changes order (series are never removed) */
 	struct series *created_head, *created_tail;
+	/* the generation every change is stamped with; a walk that begins moves it on, so
+	 * a delta image since gen g holds every chunk changed at or after g */
+	uint32_t gen;
 	struct sl_store_stats stats;
 };
 
@@ -210,7 +215,7 @@ static struct chunk *chunk_new(struct sl_store *st)
 	if (c == NULL)
 		return NULL;
 	c->n = 0;
-	c->reserved = 0;
+	c->mod_gen = st->gen;
 	st->stats.chunks++;
 	return c;
 }
@@ -281,9 +286,17 @@ static struct chunk *chunk_link_new(struct sl_store *st, struct series *s, uint3
 	return c;
 }
 
+/* A chunk of s changed (a point added or overwritten, a split): the next delta holds it. */
+static void chunk_touch(struct sl_store *st, struct series *s, struct chunk *c)
+{
+	c->mod_gen = st->gen;
+	s->mod_gen = st->gen;
+}
+
 static void chunk_insert_at(struct sl_store *st, struct series *s, struct chunk *c, uint32_t pos,
 			    int64_t ts, uint64_t value)
 {
+	chunk_touch(st, s, c);
 	uint64_t *vals = chunk_vals(st, c);
 	SL_ASSERT(c->n < st->chunk_points && pos <= c->n);
 	memmove(&c->ts[pos + 1], &c->ts[pos], (c->n - pos) * sizeof(c->ts[0]));
@@ -305,6 +318,7 @@ static int series_put_slow(struct sl_store *st, struct series *s, int64_t ts, ui
 		uint64_t *vals = chunk_vals(st, c);
 		value_drop(st, s->type, vals[pos]); /* last writer wins */
 		vals[pos] = value;
+		chunk_touch(st, s, c);
 		return 0;
 	}
 	if (c->n == st->chunk_points) {
@@ -317,6 +331,8 @@ static int series_put_slow(struct sl_store *st, struct series *s, int64_t ts, ui
 		memcpy(chunk_vals(st, upper), &chunk_vals(st, c)[half],
 		       upper->n * sizeof(uint64_t));
 		c->n = half;
+		chunk_touch(st, s, c); /* both halves: they hold other points than before */
+		chunk_touch(st, s, upper);
 		/* pos == half lands at the end of the lower half: still between both. */
 		if (pos > half) {
 			c = upper;
@@ -376,6 +392,7 @@ static struct series *series_new(struct sl_store *st, const struct sl_point *p)
 	s->n_points = 0;
 	s->n_chunks = 0;
 	s->cap_chunks = CHUNKS_CAP_MIN;
+	s->mod_gen = st->gen;
 	s->type = p->type;
 	s->key_len = p->key_len;
 	memcpy(s->key, p->key, p->key_len);
@@ -738,35 +755,57 @@ static int source_get(struct snap_io *io, void *data, size_t len)
 	return 0;
 }
 
-/* Bytes of a series' image record (header, key, samples, crc). */
-static size_t snap_record_bytes(const struct sl_store *st, const struct series *s)
+/* A chunk an image since `since` holds: every chunk when since is 0 (a full image). */
+static bool chunk_in_image(const struct chunk *c, uint32_t since) { return c->mod_gen >= since; }
+
+/* The samples and bytes of a series' image record (header, key, samples, crc) holding
+ * the chunks changed at or after `since`; *n_points 0: the series has no record. */
+static size_t snap_record_bytes(const struct sl_store *st, const struct series *s, uint32_t since,
+				uint64_t *n_points)
 {
 	size_t n = SNAP_REC_HDR_BYTES + s->key_len + 4;
-	if (s->type != SL_VAL_STR)
-		return n + s->n_points * SNAP_POINT_BYTES;
+	uint64_t pts = 0;
+	if (s->mod_gen < since) {
+		*n_points = 0;
+		return n;
+	}
+	bool is_str = s->type == SL_VAL_STR;
 	for (uint32_t ci = 0; ci < s->n_chunks; ci++) {
 		struct chunk *c = s->chunks[ci];
+		if (!chunk_in_image(c, since))
+			continue;
+		pts += c->n;
+		if (!is_str) {
+			n += (size_t)c->n * SNAP_POINT_BYTES;
+			continue;
+		}
 		const uint64_t *vals = chunk_vals(st, c);
 		for (uint32_t i = 0; i < c->n; i++)
 			n += SNAP_STR_POINT_BYTES + sval_len(vals[i]);
 	}
+	*n_points = pts;
 	return n;
 }
 
-/* Encodes a series' record into out (snap_record_bytes of room); returns its length. */
-static size_t snap_encode_series(const struct sl_store *st, const struct series *s, uint8_t *out)
+/* Encodes a series' record (n_points samples, as snap_record_bytes counted them) into
+ * out, which has room for it; returns its length. The chunks are in time order and do
+ * not overlap, so the samples of any subset of them are strictly increasing in ts. */
+static size_t snap_encode_series(const struct sl_store *st, const struct series *s, uint32_t since,
+				 uint64_t n_points, uint8_t *out)
 {
 	uint8_t *p = out;
 	sl_put_u64(p, s->id);
 	p[8] = s->type;
 	sl_put_u16(p + 9, s->key_len);
-	sl_put_u64(p + 11, s->n_points);
+	sl_put_u64(p + 11, n_points);
 	p += SNAP_REC_HDR_BYTES;
 	memcpy(p, s->key, s->key_len);
 	p += s->key_len;
 	bool is_str = s->type == SL_VAL_STR;
 	for (uint32_t ci = 0; ci < s->n_chunks; ci++) {
 		struct chunk *c = s->chunks[ci];
+		if (!chunk_in_image(c, since))
+			continue;
 		const uint64_t *vals = chunk_vals(st, c);
 		for (uint32_t i = 0; i < c->n; i++) {
 			sl_put_u64(p, (uint64_t)c->ts[i]);
@@ -787,12 +826,12 @@ static size_t snap_encode_series(const struct sl_store *st, const struct series 
 	return (size_t)(p + 4 - out);
 }
 
-static void snap_header(uint8_t *hdr, uint32_t region_id, uint64_t applied_index,
+static void snap_header(uint8_t *hdr, uint32_t region_id, uint16_t flags, uint64_t applied_index,
 			uint64_t series_count)
 {
 	sl_put_u32(hdr, SNAP_MAGIC);
 	sl_put_u16(hdr + 4, SNAP_VERSION);
-	sl_put_u16(hdr + 6, 0);
+	sl_put_u16(hdr + 6, flags);
 	sl_put_u32(hdr + 8, region_id);
 	sl_put_u64(hdr + 12, applied_index);
 	sl_put_u64(hdr + 20, series_count);
@@ -807,28 +846,72 @@ void sl_store_snap_begin(const struct sl_store *st, uint64_t applied_index,
 	*cur = (struct sl_store_snap_cursor){.st = st,
 					     .next = st->created_head,
 					     .last = st->created_tail,
-					     .applied_index = applied_index};
+					     .applied_index = applied_index,
+					     .gen = st->gen};
 }
+
+/* Every chunk and series stamped 0 again, and gen 0: the stamps restart from a full
+ * image. Runs once in 2^32 walks of a store (centuries at one checkpoint a second). */
+static void store_renumber(struct sl_store *st)
+{
+	for (struct series *s = st->created_head; s != NULL; s = s->next_created) {
+		s->mod_gen = 0;
+		for (uint32_t ci = 0; ci < s->n_chunks; ci++)
+			s->chunks[ci]->mod_gen = 0;
+	}
+	st->gen = 0;
+}
+
+void sl_store_snap_begin_since(struct sl_store *st, uint64_t applied_index, uint32_t since_gen,
+			       struct sl_store_snap_cursor *cur)
+{
+	if (st->gen == UINT32_MAX) {
+		store_renumber(st);
+		since_gen = 0; /* every stamp is 0 now: only a full image is exact */
+	}
+	sl_store_snap_begin(st, applied_index, cur);
+	cur->since = since_gen;
+	cur->flags = since_gen > 0 ? SL_STORE_SNAP_F_DELTA : 0;
+	/* changes from here on carry a newer stamp than any chunk the walk may skip */
+	st->gen++;
+}
+
+uint32_t sl_store_mark_clean(struct sl_store *st)
+{
+	if (st->gen == UINT32_MAX)
+		store_renumber(st);
+	return ++st->gen;
+}
+
+void sl_store_test_set_gen(struct sl_store *st, uint32_t gen) { st->gen = gen; }
 
 size_t sl_store_snap_next_bytes(const struct sl_store_snap_cursor *cur)
 {
-	return cur->next == NULL ? 0 : snap_record_bytes(cur->st, cur->next);
+	uint64_t n_points = 0;
+	return cur->next == NULL ? 0 : snap_record_bytes(cur->st, cur->next, cur->since, &n_points);
 }
 
 int sl_store_snap_step(struct sl_store_snap_cursor *cur, uint8_t *buf, size_t cap, size_t budget,
 		       size_t *len)
 {
-	size_t start = *len;
-	/* Bounded: every turn encodes one series or returns; the walk ends at the series
-	 * that was the newest when it began, so series created since never prolong it. */
-	while (cur->next != NULL && *len - start < budget) {
+	size_t start = *len, skipped = 0;
+	/* Bounded: every turn encodes or skips one series or returns; the walk ends at the
+	 * series that was the newest when it began, so series created since never prolong
+	 * it. A series a delta skips counts SNAP_SKIP_COST against the budget, so a step over
+	 * a store that barely changed still ends after a bounded number of series. */
+	while (cur->next != NULL && *len - start + skipped < budget) {
 		const struct series *s = cur->next;
-		size_t need = snap_record_bytes(cur->st, s);
-		if (need > cap - *len)
-			return *len == 0 ? -ENOBUFS : 0;
-		*len += snap_encode_series(cur->st, s, buf + *len);
-		cur->series++;
-		cur->bytes += need;
+		uint64_t n_points = 0;
+		size_t need = snap_record_bytes(cur->st, s, cur->since, &n_points);
+		if (n_points == 0) {
+			skipped += SNAP_SKIP_COST;
+		} else {
+			if (need > cap - *len)
+				return *len == 0 ? -ENOBUFS : 0;
+			*len += snap_encode_series(cur->st, s, cur->since, n_points, buf + *len);
+			cur->series++;
+			cur->bytes += need;
+		}
 		cur->next = s == cur->last ? NULL : s->next_created;
 	}
 	return cur->next == NULL ? 1 : 0;
@@ -836,9 +919,8 @@ int sl_store_snap_step(struct sl_store_snap_cursor *cur, uint8_t *buf, size_t ca
 
 void sl_store_snap_header(const struct sl_store_snap_cursor *cur, uint8_t *hdr)
 {
-	snap_header(hdr, cur->st->region_id, cur->applied_index, cur->series);
+	snap_header(hdr, cur->st->region_id, cur->flags, cur->applied_index, cur->series);
 }
-
 int sl_store_snapshot_write(const struct sl_store *st, int fd, uint64_t applied_index)
 {
 	/* Scratch buffer: not accounted in stats.bytes (transient, and st is const here). */
@@ -847,7 +929,7 @@ int sl_store_snapshot_write(const struct sl_store *st, int fd, uint64_t applied_
 	if (buf == NULL)
 		return -ENOMEM;
 	/* nothing changes the store during this call: its series count is the image's */
-	snap_header(buf, st->region_id, applied_index, st->stats.series);
+	snap_header(buf, st->region_id, 0, applied_index, st->stats.series);
 	size_t len = SNAP_HDR_BYTES;
 	struct sl_store_snap_cursor cur;
 	sl_store_snap_begin(st, applied_index, &cur);
@@ -901,8 +983,10 @@ static int snap_read_value(struct sl_store *st, struct snap_io *io, uint8_t type
 }
 
 /* Reads one series record, applying points as they come; the caller empties the store if
- * the record (or any later one) turns out bad. */
-static int snap_read_series(struct sl_store *st, struct snap_io *io, uint16_t version)
+ * the record (or any later one) turns out bad. A full image's series is new to the store;
+ * a delta's series may exist already, then with the same key and type, and its samples
+ * overwrite (last writer wins). */
+static int snap_read_series(struct sl_store *st, struct snap_io *io, uint16_t version, bool delta)
 {
 	uint8_t hdr[SNAP_REC_HDR_BYTES];
 	char key[SL_KEY_MAX];
@@ -922,11 +1006,14 @@ static int snap_read_series(struct sl_store *st, struct snap_io *io, uint16_t ve
 	rc = source_get(io, key, p.key_len);
 	if (rc != 0)
 		return rc;
-	if (sl_batch_point_check(&p) != 0 || table_find(st, p.series_id) != NULL ||
+	struct series *s = table_find(st, p.series_id);
+	if (sl_batch_point_check(&p) != 0 || (s != NULL && !delta) ||
 	    (p.type == SL_VAL_STR && version == SNAP_VERSION_V1))
 		return -EBADMSG;
+	if (s != NULL && (s->type != p.type || s->key_len != p.key_len ||
+			  memcmp(s->key, key, p.key_len) != 0))
+		return -EBADMSG; /* a delta of another series than the one the store holds */
 
-	struct series *s = NULL;
 	/* Bounded by the file: a lying n_points ends at end of file (-EBADMSG). */
 	for (uint64_t i = 0; i < n_points; i++) {
 		int64_t ts = 0;
@@ -934,7 +1021,7 @@ static int snap_read_series(struct sl_store *st, struct snap_io *io, uint16_t ve
 		rc = snap_read_value(st, io, p.type, &ts, &value);
 		if (rc != 0)
 			return rc;
-		if (s != NULL && ts <= p.ts) {
+		if (i > 0 && ts <= p.ts) {
 			rc = -EBADMSG;
 		} else {
 			p.ts = ts;
@@ -955,22 +1042,27 @@ static int snap_read_series(struct sl_store *st, struct snap_io *io, uint16_t ve
 	return sl_get_u32(crc) == want ? 0 : -EBADMSG;
 }
 
-static int snap_read_all(struct sl_store *st, struct snap_io *io, uint64_t *applied_index)
+/* The image's header and records; a delta only where one is wanted, and the reverse. */
+static int snap_read_all(struct sl_store *st, struct snap_io *io, bool delta,
+			 uint64_t *applied_index)
 {
 	uint8_t hdr[SNAP_HDR_BYTES];
 	int rc = source_get(io, hdr, sizeof(hdr));
 	if (rc != 0)
 		return rc;
 	uint16_t version = sl_get_u16(hdr + 4);
+	uint16_t flags = sl_get_u16(hdr + 6);
 	if (sl_get_u32(hdr + 28) != sl_batch_crc32c(hdr, 28, SNAP_CRC_SEED) ||
 	    sl_get_u32(hdr) != SNAP_MAGIC ||
-	    (version != SNAP_VERSION && version != SNAP_VERSION_V1) || sl_get_u16(hdr + 6) != 0)
+	    (version != SNAP_VERSION && version != SNAP_VERSION_V1) ||
+	    flags != (delta ? SL_STORE_SNAP_F_DELTA : 0) ||
+	    (delta && version == SNAP_VERSION_V1))
 		return -EBADMSG;
 	if (sl_get_u32(hdr + 8) != st->region_id)
 		return -EINVAL;
 	uint64_t n_series = sl_get_u64(hdr + 20);
 	for (uint64_t i = 0; i < n_series; i++) {
-		rc = snap_read_series(st, io, version);
+		rc = snap_read_series(st, io, version, delta);
 		if (rc != 0)
 			return rc;
 	}
@@ -979,23 +1071,38 @@ static int snap_read_all(struct sl_store *st, struct snap_io *io, uint64_t *appl
 	return 0;
 }
 
+/* From a file descriptor: reads ahead in SNAP_IO_BYTES blocks and hands back, on success,
+ * what it read past the image (best effort: a pipe cannot seek). */
+static int snap_read_fd(struct sl_store *st, int fd, bool delta, uint64_t *applied_index)
+{
+	struct snap_io io = {.fd = fd, .buf = mallocx(SNAP_IO_BYTES, st->mflags)};
+	if (io.buf == NULL)
+		return -ENOMEM;
+	int rc = snap_read_all(st, &io, delta, applied_index);
+	if (rc == 0 && io.pos < io.len)
+		(void)lseek(fd, -(off_t)(io.len - io.pos), SEEK_CUR);
+	dallocx(io.buf, st->mflags);
+	return rc;
+}
+
+/* From memory: exactly len bytes (bytes after the image: not an image of this format). */
+static int snap_read_mem(struct sl_store *st, const uint8_t *img, size_t len, bool delta,
+			 uint64_t *applied_index)
+{
+	/* the reader only reads through buf in this mode */
+	struct snap_io io = {.fd = -1, .buf = (uint8_t *)(uintptr_t)img, .len = len};
+	int rc = snap_read_all(st, &io, delta, applied_index);
+	return rc == 0 && io.pos != len ? -EBADMSG : rc;
+}
+
 int sl_store_snapshot_read(struct sl_store *empty_store, int fd, uint64_t *applied_index)
 {
 	struct sl_store *st = empty_store;
 	if (st->stats.series != 0)
 		return -EINVAL;
-	struct snap_io io = {.fd = fd, .buf = mallocx(SNAP_IO_BYTES, st->mflags)};
-	if (io.buf == NULL)
-		return -ENOMEM;
-	int rc = snap_read_all(st, &io, applied_index);
-	if (rc != 0) {
+	int rc = snap_read_fd(st, fd, false, applied_index);
+	if (rc != 0)
 		store_clear(st);
-	} else if (io.pos < io.len) {
-		/* Hand back what was read ahead so a caller can keep reading after the image
-		 * (best effort: a pipe cannot seek). */
-		(void)lseek(fd, -(off_t)(io.len - io.pos), SEEK_CUR);
-	}
-	dallocx(io.buf, st->mflags);
 	return rc;
 }
 
@@ -1005,12 +1112,19 @@ int sl_store_snapshot_read_mem(struct sl_store *empty_store, const uint8_t *img,
 	struct sl_store *st = empty_store;
 	if (st->stats.series != 0)
 		return -EINVAL;
-	/* the reader only reads through buf in this mode */
-	struct snap_io io = {.fd = -1, .buf = (uint8_t *)(uintptr_t)img, .len = len};
-	int rc = snap_read_all(st, &io, applied_index);
-	if (rc == 0 && io.pos != len)
-		rc = -EBADMSG; /* bytes after the image: not an image of this format */
+	int rc = snap_read_mem(st, img, len, false, applied_index);
 	if (rc != 0)
 		store_clear(st);
 	return rc;
+}
+
+int sl_store_snapshot_apply_delta(struct sl_store *st, int fd, uint64_t *applied_index)
+{
+	return snap_read_fd(st, fd, true, applied_index);
+}
+
+int sl_store_snapshot_apply_delta_mem(struct sl_store *st, const uint8_t *img, size_t len,
+				      uint64_t *applied_index)
+{
+	return snap_read_mem(st, img, len, true, applied_index);
 }

@@ -115,11 +115,16 @@ void sl_store_stats(const struct sl_store *st, struct sl_store_stats *out);
  *           n_points x sample, strictly increasing ts | crc32c u32 of record
  *   sample: ts i64 | value u64 for numeric types;
  *           ts i64 | str_len u32 (<= SL_STR_MAX) | str bytes for SL_VAL_STR
- * v1 is the same without string series; it is still read. Written (always as v2) with
- * plain write() loops from the current file offset; 0 or -errno. */
+ * v1 is the same without string series; it is still read. flags: 0 for a full image, or
+ * SL_STORE_SNAP_F_DELTA for a delta image (v2 only): the same records, each holding only
+ * the chunks of its series changed since an earlier image (sl_store_snap_begin_since).
+ * Written (always as a full v2 image) with plain write() loops from the current file
+ * offset; 0 or -errno. */
+#define SL_STORE_SNAP_F_DELTA 0x0001u
 int sl_store_snapshot_write(const struct sl_store *st, int fd, uint64_t applied_index);
 
-/* Loads an image into an empty store. 0; -EBADMSG on any corruption or truncation;
+/* Loads a full image into an empty store. 0; -EBADMSG on any corruption or truncation
+ * (a delta image too);
  * -EINVAL when the store is not empty or the image is of another region; -ENOMEM; -errno
  * of read(). On any error the store is left empty. Reads from the current offset in 64 KiB
  * blocks; on success a seekable fd is left just after the image. */
@@ -129,6 +134,17 @@ int sl_store_snapshot_read(struct sl_store *empty_store, int fd, uint64_t *appli
  * -EBADMSG); img is only read. A snapshot received from a peer is loaded with it. */
 int sl_store_snapshot_read_mem(struct sl_store *empty_store, const uint8_t *img, size_t len,
 			       uint64_t *applied_index);
+
+/* Applies a delta image on top of the store (its base and earlier deltas loaded): every
+ * sample last-writer-wins, a series the store lacks is created. -EBADMSG on corruption,
+ * truncation, a full image, or a series whose key or type differs from the store's;
+ * -EINVAL for an image of another region; -ENOMEM. On an error the store holds some of
+ * the delta's points (every record is checked as it is applied): usable, but not an
+ * image chain's state; recovery refuses to start then. The _mem form takes exactly len
+ * bytes, the fd form reads as sl_store_snapshot_read. */
+int sl_store_snapshot_apply_delta(struct sl_store *st, int fd, uint64_t *applied_index);
+int sl_store_snapshot_apply_delta_mem(struct sl_store *st, const uint8_t *img, size_t len,
+				      uint64_t *applied_index);
 
 /* An image written in steps while the store keeps changing between them ("fuzzy"): the
  * image holds every series that existed when the walk began (in creation order, so a
@@ -147,9 +163,35 @@ struct sl_store_snap_cursor {
 	uint64_t applied_index;
 	uint64_t series;    /* records encoded so far */
 	uint64_t bytes;     /* record bytes so far */
+	uint32_t since;     /* chunks changed at or after this generation (0: all) */
+	uint32_t gen;       /* the store's generation when the walk began */
+	uint16_t flags;     /* of the image's header: SL_STORE_SNAP_F_DELTA or 0 */
 };
+/* A full image (every chunk); leaves the store's generation alone. */
 void sl_store_snap_begin(const struct sl_store *st, uint64_t applied_index,
 			 struct sl_store_snap_cursor *cur);
+/* Incremental images. Every change to a chunk (a point added or overwritten, a chunk
+ * made or split) stamps it with the store's generation. This begins a walk that encodes,
+ * of every series, only the chunks stamped >= since_gen (a series with none has no
+ * record): a delta image, or a full one when since_gen is 0 (flags 0, byte for byte
+ * what sl_store_snap_begin gives). It records cur->gen and moves the store's generation
+ * past it, so every change from now on is stamped > cur->gen. Once the image is durable,
+ * the next delta is taken since cur->gen + 1: a chunk stamped <= cur->gen changed before
+ * this walk began, and the walk encoded it (or a later state of it); a chunk changed
+ * since is stamped > cur->gen. A chain base + deltas, each labelled with the applied
+ * index at its walk's beginning, plus the log entries after the last image's index
+ * re-applied, is the store (docs/wal.md, "Delta images"). A walk abandoned before its
+ * image is durable changes nothing of this: the next one is taken since the same
+ * generation as it was. (After 2^32 walks the stamps restart at 0 and that walk is a
+ * full image: cur->flags says which it is.) */
+void sl_store_snap_begin_since(struct sl_store *st, uint64_t applied_index, uint32_t since_gen,
+			       struct sl_store_snap_cursor *cur);
+/* The store as it is is "clean": returns g such that every chunk now is stamped < g and
+ * every later change >= g. After recovery loaded an image chain, the next delta is taken
+ * since g: it then holds what the WAL's replay changed. */
+uint32_t sl_store_mark_clean(struct sl_store *st);
+/* Tests only: sets the store's generation, so a test reaches its wrap without 2^32 walks. */
+void sl_store_test_set_gen(struct sl_store *st, uint32_t gen);
 /* Appends whole series records to buf at *len (cap bytes in all) until budget bytes were
  * added, the next record does not fit, or the walk ends. 1 when the walk is done, 0 when
  * there is more, -ENOBUFS when the next record alone is larger than cap (*len was 0):

@@ -53,18 +53,25 @@ start_node() {
 }
 stop_node() {
 	local b=$1
-	STALLS=$("$b/ctl/sluicectl" --socket "$T/data/sluiced.sock" --json stats 2>/dev/null |
-		python3 -c 'import json,sys
+	local st
+	st=$("$b/ctl/sluicectl" --socket "$T/data/sluiced.sock" --json stats 2>/dev/null || true)
+	STALLS=$(echo "$st" | python3 -c 'import json,sys
 t=json.load(sys.stdin).get("totals",{})
 k=["stall_1ms","stall_10ms","stall_100ms"]
 print(" / ".join(str(t[x]) for x in k) if all(x in t for x in k) else "-")' 2>/dev/null || echo -)
+	# region images written (trees with the delta-image counters)
+	IMAGES=$(echo "$st" | python3 -c 'import json,sys
+t=json.load(sys.stdin).get("totals",{})
+if "snapshot_bytes_written" in t:
+    f, d, mb = t["snapshots_full"], t["snapshots_delta"], t["snapshot_bytes_written"] / 1e6
+    print(f"images {f} full + {d} delta, {mb:.0f} MB")' 2>/dev/null || true)
 	kill -TERM "$NODE_PID"; wait "$NODE_PID" 2>/dev/null || true; NODE_PID=
 }
 # row SCENARIO BUILD JSON: one table row from a sluice-bench --json line
 row() {
-	python3 - "$1" "$2" "$3" "$STALLS" <<'PY'
+	python3 - "$1" "$2" "$3" "$STALLS" "${IMAGES:-}" <<'PY'
 import json, sys
-sc, b, line, stalls = sys.argv[1:5]
+sc, b, line, stalls, images = sys.argv[1:6]
 try:
     j = json.loads(line)
 except Exception:
@@ -75,6 +82,7 @@ rate = j.get("points_per_s")
 extra = []
 for k in ("loss_points", "retransmits", "backlog_max_batches", "ops"):
     if k in j: extra.append(f"{k} {j[k]}")
+if images: extra.append(images)
 print(f"| {sc} | {b} | {rate/1e6:.3f} M |" if rate is not None else f"| {sc} | {b} | |",
       f"{ms('p50')} | {ms('p99')} | {ms('p999')} | {ms('max')} | {stalls} | {', '.join(extra)} |")
 PY
@@ -114,7 +122,7 @@ for sc in $SCENARIOS; do
 			done
 		done ;;
 	disk)
-		STALLS=-
+		STALLS=- IMAGES=
 		out=$("$1/perf/sluice-bench" --transport disk --path "$T" --duration "$DURATION" --json)
 		row disk "-" "$out" ;;
 	*) echo "compare_builds: unknown scenario $sc"; exit 2 ;;

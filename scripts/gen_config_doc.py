@@ -59,6 +59,8 @@ out += ["", "## Command line", "",
         "`data_dir/node.meta` pins `workers` and `regions` (WAL records name regions by "
         "number); a data dir written with other values is refused at start with both sets "
         "of values in the message. `data_dir/wal/core-NN/` holds each worker's WAL "
-        "segments, `data_dir/snap/region-NNNN.snap` each region's latest snapshot."]
+        "segments, `data_dir/snap/region-NNNN.snap` each region's latest full snapshot "
+        "(the base) and `data_dir/snap/region-NNNN.dI.bB.snap` the delta images taken "
+        "after it (`[wal] checkpoint_delta_min_kb`; docs/architecture.md, \"Retention\")."]
 with open(f"{root}/docs/config.md", "w") as f:
     f.write("\n".join(out) + "\n")

@@ -33,6 +33,9 @@
 	X(wal_fsyncs)                                                                              \
 	X(wal_errors)                                                                              \
 	X(snapshots_failed)                                                                        \
+	X(snapshots_full)                                                                          \
+	X(snapshots_delta)                                                                         \
+	X(snapshot_bytes_written)                                                                  \
 	X(polls_busy)                                                                              \
 	X(polls_idle)                                                                              \
 	X(idle_sleeps)                                                                             \

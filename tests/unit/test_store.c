@@ -1036,16 +1036,22 @@ static void test_snapshot_fuzzy_replay(void **state)
 	sl_store_destroy(a);
 }
 
-static void test_snapshot_corrupt(void **state)
+/* A few points of every kind: a small image whose every byte a test can damage. */
+static void fill_few(struct sl_store *st)
 {
-	(void)state;
-	struct sl_store *a = mkstore(1, 0);
 	struct sl_point pts[] = {
 	    mkpt(KEY_A, 5, SL_VAL_F64, 1),	mkpt(KEY_A, 3, SL_VAL_F64, 2),
 	    mkpt(KEY_B, 9, SL_VAL_BOOL, 1),	mkpt(KEY_B, 10, SL_VAL_BOOL, 0),
 	    mkstr("s v", 2, "h\xc3\xa9llo", 6), mkstr("s v", 1, "", 0)};
 	for (size_t i = 0; i < SL_ARRAY_LEN(pts); i++)
-		assert_int_equal(sl_store_apply(a, &pts[i]), 0);
+		assert_int_equal(sl_store_apply(st, &pts[i]), 0);
+}
+
+static void test_snapshot_corrupt(void **state)
+{
+	(void)state;
+	struct sl_store *a = mkstore(1, 0);
+	fill_few(a);
 	uint8_t *img = NULL;
 	size_t len = image_of(a, &img);
 	uint8_t *w = malloc(len);
@@ -1097,6 +1103,340 @@ static void test_snapshot_corrupt(void **state)
 	free(img);
 	sl_store_destroy(b);
 	sl_store_destroy(big);
+	sl_store_destroy(a);
+}
+
+/* ---- delta (incremental) images ---- */
+
+/* A walk since `since` (0: full) at applied index idx, stepping `budget` bytes at a time
+ * with `between` run after every step; the cursor is left for its gen. */
+static size_t since_image(struct sl_store *st, uint64_t idx, uint32_t since, size_t budget,
+			  void (*between)(void *arg, int step), void *arg,
+			  struct sl_store_snap_cursor *cur, uint8_t **img)
+{
+	sl_store_snap_begin_since(st, idx, since, cur);
+	assert_int_equal(cur->since, since);
+	assert_int_equal(cur->flags, since == 0 ? 0 : SL_STORE_SNAP_F_DELTA);
+	return fuzzy_image(cur, budget, between, arg, img);
+}
+
+struct chain_arg {
+	struct sl_store *st;
+	int next; /* next entry to apply */
+	int left; /* entries still to apply during this walk */
+};
+
+/* One entry after each of the walk's first steps: the store changes during the walk, and
+ * a walk's length does not feed the number of series the next walk visits. */
+static void apply_between_any(void *arg, int step)
+{
+	struct chain_arg *r = arg;
+	(void)step;
+	if (r->left > 0) {
+		fuzzy_apply(r->st, r->next++);
+		r->left--;
+	}
+}
+
+#define DC_IMAGES 6
+
+/* Loads the chain img[0] (full) + img[1..n) (deltas) into a new store of region 9. */
+static struct sl_store *load_chain(uint8_t *const *img, const size_t *len, const uint64_t *idx,
+				   int n)
+{
+	struct sl_store *b = mkstore(9, 0);
+	uint64_t applied = 0;
+	assert_int_equal(sl_store_snapshot_read_mem(b, img[0], len[0], &applied), 0);
+	assert_int_equal(applied, idx[0]);
+	for (int k = 1; k < n; k++) {
+		/* every other one through a file, as recovery reads them */
+		if (k % 2 == 0) {
+			assert_int_equal(sl_store_snapshot_apply_delta_mem(b, img[k], len[k], &applied), 0);
+		} else {
+			int fd = snap_fd();
+			assert_int_equal(write(fd, img[k], len[k]), (ssize_t)len[k]);
+			assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+			assert_int_equal(sl_store_snapshot_apply_delta(b, fd, &applied), 0);
+			close(fd);
+		}
+		assert_int_equal(applied, idx[k]);
+	}
+	return b;
+}
+
+/* A chain of fuzzy images (a base, then deltas each since the previous one's walk), with
+ * entries applied between every two steps and between the walks, and a walk abandoned
+ * half way: base + deltas + the entries after the last image's index re-applied is,
+ * point by point, the store the entries made. Then the recovered store is marked clean
+ * and a delta of it, on top of the same chain, is again that store. */
+static void delta_chain_case(uint32_t chunk_points, size_t budget)
+{
+	struct sl_store *a = mkstore(9, chunk_points);
+	int next = 0;
+	while (next < 100)
+		fuzzy_apply(a, next++);
+	uint8_t *img[DC_IMAGES + 1];
+	size_t len[DC_IMAGES + 1];
+	uint64_t idx[DC_IMAGES + 1];
+	uint32_t since = 0;
+	for (int k = 0; k < DC_IMAGES; k++) {
+		struct sl_store_snap_cursor cur;
+		struct chain_arg ra = {.st = a, .next = next, .left = 60};
+		idx[k] = (uint64_t)next; /* the applied index at the walk's beginning */
+		len[k] = since_image(a, idx[k], since, budget, apply_between_any, &ra, &cur, &img[k]);
+		assert_true(ra.next > next + 3); /* the store changed during the walk */
+		next = ra.next;
+		since = cur.gen + 1; /* the image is "durable" */
+		for (int i = 0; i < 40; i++)
+			fuzzy_apply(a, next++);
+		if (k == 2) {
+			/* a walk that fails half way: it moves the store's gen, not `since` */
+			struct sl_store_snap_cursor lost;
+			uint8_t buf[4096];
+			size_t l = 0;
+			sl_store_snap_begin_since(a, (uint64_t)next, since, &lost);
+			assert_true(sl_store_snap_step(&lost, buf, sizeof(buf), 1, &l) >= 0);
+			for (int i = 0; i < 40; i++)
+				fuzzy_apply(a, next++);
+		}
+	}
+	for (int i = 0; i < 100; i++)
+		fuzzy_apply(a, next++);
+	assert_true(stats_of(a).type_conflicts > 0 && stats_of(a).series > 300);
+
+	struct sl_store *b = load_chain(img, len, idx, DC_IMAGES);
+	uint32_t clean = sl_store_mark_clean(b);
+	for (int e = (int)idx[DC_IMAGES - 1]; e < next; e++)
+		fuzzy_apply(b, e);
+	assert_stores_equal(a, b);
+
+	/* recovery's store takes the next delta since its clean mark: the chain goes on */
+	struct sl_store_snap_cursor cur;
+	idx[DC_IMAGES] = (uint64_t)next;
+	len[DC_IMAGES] = since_image(b, idx[DC_IMAGES], clean, 1 << 20, NULL, NULL, &cur,
+				     &img[DC_IMAGES]);
+	struct sl_store *c = load_chain(img, len, idx, DC_IMAGES + 1);
+	assert_stores_equal(a, c);
+	for (int k = 0; k <= DC_IMAGES; k++)
+		free(img[k]);
+	sl_store_destroy(c);
+	sl_store_destroy(b);
+	sl_store_destroy(a);
+}
+
+static void test_snapshot_delta_chain(void **state)
+{
+	(void)state;
+	delta_chain_case(8, 200);
+	delta_chain_case(64, 2000);
+	delta_chain_case(2, 64);
+}
+
+/* A delta after a few writes holds only the chunks they changed; one since 0 is the full
+ * image byte for byte; one with nothing changed is a header. */
+static void test_snapshot_delta_small(void **state)
+{
+	(void)state;
+	struct sl_store *a = mkstore(9, 64);
+	char key[64];
+	for (int s = 0; s < 100; s++) {
+		snprintf(key, sizeof(key), "big,n=%d v", s);
+		for (int i = 0; i < 1000; i++) {
+			struct sl_point p = mkpt(key, i, SL_VAL_I64, (uint64_t)(s * 7 + i));
+			assert_int_equal(sl_store_apply(a, &p), 0);
+		}
+	}
+	uint8_t *full = NULL, *base = NULL, *delta = NULL, *none = NULL;
+	size_t full_len = image_of(a, &full); /* labelled 77 */
+	struct sl_store_snap_cursor cur;
+	size_t base_len = since_image(a, 77, 0, 1 << 16, NULL, NULL, &cur, &base);
+	assert_int_equal(base_len, full_len);
+	assert_memory_equal(base, full, full_len);
+	uint32_t since = cur.gen + 1;
+
+	/* an overwrite in the middle of one series, a point appended to another, a point
+	 * inserted into a full chunk of a third (a split), and a new series */
+	struct sl_point w[] = {mkpt("big,n=3 v", 500, SL_VAL_I64, 1),
+			       mkpt("big,n=40 v", 5000, SL_VAL_I64, 2),
+			       mkpt("big,n=41 v", -1, SL_VAL_I64, 3),
+			       mkpt("new,n=1 v", 1, SL_VAL_I64, 4)};
+	for (size_t i = 0; i < SL_ARRAY_LEN(w); i++)
+		assert_int_equal(sl_store_apply(a, &w[i]), 0);
+	size_t delta_len = since_image(a, 90, since, 1 << 16, NULL, NULL, &cur, &delta);
+	assert_int_equal(cur.series, 4);
+	/* at most 2 chunks of 64 points per changed series: far below the 100k points */
+	assert_true(delta_len < full_len / 50);
+	since = cur.gen + 1;
+	size_t none_len = since_image(a, 91, since, 1 << 16, NULL, NULL, &cur, &none);
+	assert_int_equal(cur.series, 0);
+	assert_int_equal(none_len, SL_STORE_SNAP_HDR_BYTES);
+
+	struct sl_store *b = mkstore(9, 0);
+	uint64_t applied = 0;
+	assert_int_equal(sl_store_snapshot_read_mem(b, base, base_len, &applied), 0);
+	assert_int_equal(sl_store_snapshot_apply_delta_mem(b, delta, delta_len, &applied), 0);
+	assert_int_equal(applied, 90);
+	assert_int_equal(sl_store_snapshot_apply_delta_mem(b, none, none_len, &applied), 0);
+	assert_int_equal(applied, 91);
+	assert_stores_equal(a, b);
+	free(full);
+	free(base);
+	free(delta);
+	free(none);
+	sl_store_destroy(b);
+	sl_store_destroy(a);
+}
+
+/* The generation wraps: the walk that would pass 2^32 - 1 restarts the stamps and is a
+ * full image (flags 0), the chain goes on from it, and a clean mark there works too. */
+static void test_snapshot_delta_gen_wrap(void **state)
+{
+	(void)state;
+	struct sl_store *a = mkstore(9, 8);
+	int next = 0;
+	while (next < 60)
+		fuzzy_apply(a, next++);
+	sl_store_test_set_gen(a, UINT32_MAX - 1);
+	uint8_t *img[3];
+	size_t len[3];
+	uint64_t idx[3];
+	struct sl_store_snap_cursor cur;
+	uint32_t since = 0;
+	for (int k = 0; k < 3; k++) {
+		struct chain_arg ra = {.st = a, .next = next, .left = 20};
+		idx[k] = (uint64_t)next;
+		sl_store_snap_begin_since(a, idx[k], since, &cur);
+		/* k 0: full by request; k 1: since 2^32 - 1, at the wrap: full; k 2: a delta */
+		assert_int_equal(cur.flags, k == 2 ? SL_STORE_SNAP_F_DELTA : 0);
+		assert_int_equal(cur.since, k == 2 ? since : 0);
+		len[k] = fuzzy_image(&cur, 100, apply_between_any, &ra, &img[k]);
+		next = ra.next;
+		since = cur.gen + 1;
+		for (int i = 0; i < 30; i++)
+			fuzzy_apply(a, next++);
+	}
+	/* the chain from the image at the wrap: it is a full one */
+	struct sl_store *b = load_chain(img + 1, len + 1, idx + 1, 2);
+	sl_store_test_set_gen(b, UINT32_MAX);
+	assert_int_equal(sl_store_mark_clean(b), 1);
+	for (int e = (int)idx[2]; e < next; e++)
+		fuzzy_apply(b, e);
+	assert_stores_equal(a, b);
+	for (int k = 0; k < 3; k++)
+		free(img[k]);
+	sl_store_destroy(b);
+	sl_store_destroy(a);
+}
+
+/* The base of test_snapshot_delta_corrupt, loaded into a new store. */
+static struct sl_store *corrupt_base(const uint8_t *base, size_t base_len)
+{
+	struct sl_store *b = mkstore(1, 0);
+	assert_int_equal(sl_store_snapshot_read_mem(b, base, base_len, NULL), 0);
+	return b;
+}
+
+/* Applies a damaged delta on top of the base, through memory and through a file: both
+ * give the same answer. */
+static int apply_damaged(const uint8_t *base, size_t base_len, const uint8_t *d, size_t len)
+{
+	struct sl_store *b = corrupt_base(base, base_len);
+	int rc_mem = sl_store_snapshot_apply_delta_mem(b, d, len, NULL);
+	sl_store_destroy(b);
+	b = corrupt_base(base, base_len);
+	int fd = snap_fd();
+	if (len > 0)
+		assert_int_equal(write(fd, d, len), (ssize_t)len);
+	assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+	int rc = sl_store_snapshot_apply_delta(b, fd, NULL);
+	close(fd);
+	sl_store_destroy(b);
+	assert_int_equal(rc_mem, rc);
+	return rc_mem;
+}
+
+/* Every damage a delta file can have is refused: a cut, any flipped bit, a full image
+ * where a delta belongs and the reverse, a delta of another region, a series whose type
+ * or key differs from the one the store holds. */
+static void test_snapshot_delta_corrupt(void **state)
+{
+	(void)state;
+	struct sl_store *a = mkstore(1, 4);
+	fill_few(a);
+	struct sl_store_snap_cursor cur;
+	uint8_t *base = NULL, *delta = NULL;
+	size_t base_len = since_image(a, 10, 0, 1 << 16, NULL, NULL, &cur, &base);
+	struct sl_point more[] = {mkpt(KEY_A, 4, SL_VAL_F64, 7), mkstr("s v", 3, "x", 1),
+				  mkpt(KEY_B, 9, SL_VAL_BOOL, 0)};
+	for (size_t i = 0; i < SL_ARRAY_LEN(more); i++)
+		assert_int_equal(sl_store_apply(a, &more[i]), 0);
+	size_t len = since_image(a, 11, cur.gen + 1, 1 << 16, NULL, NULL, &cur, &delta);
+	assert_int_equal(cur.series, 3);
+	assert_int_equal(apply_damaged(base, base_len, delta, len), 0);
+
+	uint8_t *w = malloc(len);
+	for (size_t l = 0; l < len; l++)
+		assert_int_equal(apply_damaged(base, base_len, delta, l), -EBADMSG);
+	for (size_t i = 0; i < len; i++) {
+		for (int bit = 0; bit < 8; bit += 3) {
+			memcpy(w, delta, len);
+			w[i] ^= (uint8_t)(1u << bit);
+			assert_int_equal(apply_damaged(base, base_len, w, len), -EBADMSG);
+		}
+	}
+	/* a byte more is not this image */
+	w = realloc(w, len + 1);
+	memcpy(w, delta, len);
+	w[len] = 0;
+	struct sl_store *b = corrupt_base(base, base_len);
+	assert_int_equal(sl_store_snapshot_apply_delta_mem(b, w, len + 1, NULL), -EBADMSG);
+	sl_store_destroy(b);
+
+	/* a full image is no delta, and a delta no full image */
+	assert_int_equal(apply_damaged(base, base_len, base, base_len), -EBADMSG);
+	b = mkstore(1, 0);
+	assert_int_equal(load_image(b, delta, len), -EBADMSG);
+	assert_empty(b);
+	sl_store_destroy(b);
+
+	/* a delta of region 2 */
+	struct sl_store *r2 = mkstore(2, 0);
+	uint32_t clean = sl_store_mark_clean(r2);
+	struct sl_point p0 = mkpt(KEY_A, 5, SL_VAL_F64, 1);
+	assert_int_equal(sl_store_apply(r2, &p0), 0);
+	uint8_t *other = NULL;
+	size_t other_len = since_image(r2, 5, clean, 1 << 16, NULL, NULL, &cur, &other);
+	assert_int_equal(cur.series, 1);
+	assert_int_equal(apply_damaged(base, base_len, other, other_len), -EINVAL);
+	free(other);
+	sl_store_destroy(r2);
+
+	/* the same series with another type: KEY_A is f64 in the base */
+	struct sl_store *t = mkstore(1, 0);
+	assert_int_equal(sl_store_mark_clean(t), clean);
+	struct sl_point as_int = mkpt(KEY_A, 100, SL_VAL_I64, 1);
+	assert_int_equal(sl_store_apply(t, &as_int), 0);
+	other_len = since_image(t, 12, 1, 1 << 16, NULL, NULL, &cur, &other);
+	assert_int_equal(apply_damaged(base, base_len, other, other_len), -EBADMSG);
+	/* another key under KEY_A's id, the record's crc made good again */
+	struct sl_point as_f = mkpt(KEY_A, 100, SL_VAL_F64, 1);
+	struct sl_store *k = mkstore(1, 0);
+	assert_int_equal(sl_store_mark_clean(k), clean);
+	assert_int_equal(sl_store_apply(k, &as_f), 0);
+	free(other);
+	other_len = since_image(k, 12, 1, 1 << 16, NULL, NULL, &cur, &other);
+	assert_int_equal(apply_damaged(base, base_len, other, other_len), 0);
+	other[SL_STORE_SNAP_HDR_BYTES + 19] ^= 0x01; /* the key's first byte */
+	size_t rec = other_len - SL_STORE_SNAP_HDR_BYTES;
+	sl_put_u32(other + other_len - 4,
+		   sl_batch_crc32c(other + SL_STORE_SNAP_HDR_BYTES, rec - 4, 0xffffffffu));
+	assert_int_equal(apply_damaged(base, base_len, other, other_len), -EBADMSG);
+	free(other);
+	sl_store_destroy(k);
+	sl_store_destroy(t);
+	free(w);
+	free(base);
+	free(delta);
 	sl_store_destroy(a);
 }
 
@@ -1864,6 +2204,10 @@ int main(void)
 	    cmocka_unit_test(test_snapshot_corrupt),
 	    cmocka_unit_test(test_snapshot_fuzzy_growth),
 	    cmocka_unit_test(test_snapshot_fuzzy_replay),
+	    cmocka_unit_test(test_snapshot_delta_chain),
+	    cmocka_unit_test(test_snapshot_delta_small),
+	    cmocka_unit_test(test_snapshot_delta_corrupt),
+	    cmocka_unit_test(test_snapshot_delta_gen_wrap),
 	    cmocka_unit_test(test_batch_strings_roundtrip),
 	    cmocka_unit_test(test_batch_strings_malformed),
 	    cmocka_unit_test(test_batch_v1_compat),
