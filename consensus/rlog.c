@@ -136,6 +136,15 @@ void sl_rlog_release_keep(struct sl_rlog *l, uint64_t index, uint64_t keep_bytes
 		l->released = i - 1;
 }
 
+void sl_rlog_compact_kept(struct sl_rlog *l, uint64_t index)
+{
+	uint64_t upto = index < l->released ? index : l->released;
+	uint64_t term;
+	if (upto <= l->base_index || sl_rlog_term(l, upto, &term) != 0)
+		return;
+	sl_rlog_compact(l, upto, term);
+}
+
 void sl_rlog_compact(struct sl_rlog *l, uint64_t index, uint64_t term)
 {
 	if (index <= l->base_index)

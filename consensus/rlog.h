@@ -51,6 +51,10 @@ void sl_rlog_release(struct sl_rlog *l, uint64_t index);
 void sl_rlog_release_keep(struct sl_rlog *l, uint64_t index, uint64_t keep_bytes);
 /* A snapshot covers everything <= index (term): forget those entries. */
 void sl_rlog_compact(struct sl_rlog *l, uint64_t index, uint64_t term);
+/* A snapshot covers everything <= index, but entries whose payloads are still kept
+ * (sl_rlog_release_keep) stay readable for peers a little behind: forgets only up to
+ * min(index, released), with that entry's own term. */
+void sl_rlog_compact_kept(struct sl_rlog *l, uint64_t index);
 uint64_t sl_rlog_first(const struct sl_rlog *l);
 uint64_t sl_rlog_last(const struct sl_rlog *l);
 /* 0, or -ENOENT (compacted or beyond the end). */

@@ -546,7 +546,9 @@ static void ckpt_region_done(struct worker *w, struct ckpt_job *j)
 	struct region *r = c->r;
 	r->snapshot_index = c->index;
 	r->snapshot_term = c->term;
-	sl_rlog_compact(&r->rlog, c->index, c->term);
+	/* entries still kept ([regions] log_keep_mb) stay for replicas that are behind: they
+	 * get entries, not a snapshot, after a short outage even across checkpoints */
+	sl_rlog_compact_kept(&r->rlog, c->index);
 	uint64_t bytes = SL_STORE_SNAP_HDR_BYTES + c->cur.bytes;
 	if (c->delta) {
 		r->snap_deltas++;

@@ -162,6 +162,33 @@ static void test_release_keep_budget(void **u)
 	sl_rlog_free(&l);
 }
 
+/* A snapshot forgets only entries whose payloads are gone: kept ones stay readable. */
+static void test_compact_kept(void **u)
+{
+	(void)u;
+	struct sl_rlog l;
+	sl_rlog_init(&l, 0, 0);
+	for (uint64_t i = 1; i <= 10; i++) {
+		struct sl_cons_entry e = ent(i <= 4 ? 1 : 2, i, "0123456789");
+		assert_int_equal(sl_rlog_append(&l, &e), 0);
+	}
+	sl_rlog_release_keep(&l, 8, 40); /* 1..6 dropped, 7..8 applied but kept */
+	sl_rlog_compact_kept(&l, 8);	 /* a snapshot at 8 */
+	assert_int_equal(sl_rlog_first(&l), 7);
+	assert_int_equal(l.base_index, 6);
+	assert_int_equal(l.base_term, 2); /* entry 6's own term */
+	struct sl_cons_entry out;
+	assert_int_equal(sl_rlog_entry(&l, 7, &out), 0); /* still there for a peer */
+	assert_int_equal(sl_rlog_entry(&l, 8, &out), 0);
+	sl_rlog_compact_kept(&l, 5); /* older than the base: nothing */
+	assert_int_equal(l.base_index, 6);
+	sl_rlog_release_keep(&l, 10, 0);
+	sl_rlog_compact_kept(&l, 9); /* everything released up to 10: compacts to 9 */
+	assert_int_equal(l.base_index, 9);
+	assert_int_equal(sl_rlog_last(&l), 10);
+	sl_rlog_free(&l);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -170,6 +197,7 @@ int main(void)
 		cmocka_unit_test(test_release_compact_wrap),
 		cmocka_unit_test(test_base_record_exact_index),
 		cmocka_unit_test(test_release_keep_budget),
+		cmocka_unit_test(test_compact_kept),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
