@@ -489,6 +489,7 @@ struct sl_node {
 	enum sl_lp_precision precision;
 	struct ckpt_writer *ckw; /* the checkpoint writer thread (node_ckpt.c) */
 	struct nd_fabric *fab;   /* links to the other nodes (node_fabric.c); NULL: one node */
+	bool acks_majority;	 /* every region has 2+ replicas: an ack means majority-durable */
 	struct nd_ctld *ctld;    /* reports to sluice-ctld (node_ctld.c); NULL: none */
 };
 

@@ -272,7 +272,10 @@ void nd_sess_durable(struct worker *w, uint64_t durable)
 			.count_stored = e->stored,
 			.status = e->stored == e->count ? SL_SESS_ST_OK : SL_SESS_ST_REJECTED_POINTS,
 			.level_req = e->level,
-			.level_reached = SL_SESS_LEVEL_LOCAL};
+			/* acks follow the region's commit: on a majority when every region
+			 * replicates, else (a single copy somewhere) only the weaker claim */
+			.level_reached = w->node->acks_majority ? SL_SESS_LEVEL_MAJORITY
+								: SL_SESS_LEVEL_LOCAL};
 		struct sl_sess_ack ack;
 		if (sl_sess_on_durable(&w->sess, e->session_id, e->seq, &o, &ack) == 1)
 			sess_send_ack(w, &e->ra, &ack);

@@ -754,6 +754,11 @@ int sl_node_create(const struct sl_config *cfg, const struct sl_node_env *env,
 		rc = nd_net_tx_init(n, err, err_len);
 	if (rc == 0)
 		rc = nd_fab_init(n, err, err_len);
+	n->acks_majority = cfg->cluster_nodes > 1;
+	for (uint32_t i = 0; i < cfg->regions && n->acks_majority; i++) {
+		uint32_t reps[SL_CONS_MAX_PEERS];
+		n->acks_majority = sl_cfg_region_replicas(cfg, i, reps) >= 2;
+	}
 	if (rc == 0)
 		rc = nd_ctld_init(n, err, err_len);
 	if (rc != 0)

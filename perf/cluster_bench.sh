@@ -7,7 +7,10 @@
 # with 1 and 2 worker cores per node (WORKERS), DURATION seconds each (default 10), 1000
 # series, 1000-point batches, REGIONS regions (default 8). Data dirs under DATA_PARENT
 # (/var/tmp: on the disk). Prints a Markdown table; everything it starts is stopped by PID
-# and removed on exit.
+# and removed on exit. The last column is the CPU time all nodes used per million
+# acknowledged points (user + system, from /proc): on a host with fewer CPUs than the
+# nodes' busy threads it shows how much of the gap between the two is work the host has
+# to share, rather than waiting.
 set -euo pipefail
 B=${1:-build}
 DURATION=${DURATION:-10} WORKERS=${WORKERS:-"1 2"} REGIONS=${REGIONS:-8}
@@ -54,13 +57,24 @@ start() {
 	echo "no leader for every region"; exit 1
 }
 
-echo "| copies | worker cores per node | acknowledged points/s | p50 | p99 | p999 | forwarded batches |"
-echo "|---|---|---|---|---|---|---|"
+# cpu_ticks: user + system clock ticks of every node process so far
+cpu_ticks() {
+	local t=0 p
+	for p in "${PIDS[@]}"; do
+		t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
+	done
+	echo "$t"
+}
+HZ=$(getconf CLK_TCK)
+echo "| copies | worker cores per node | acknowledged points/s | p50 | p99 | p999 | forwarded batches | node CPU s per M points |"
+echo "|---|---|---|---|---|---|---|---|"
 for w in $WORKERS; do
 	for nodes in 1 3; do
 		start "$nodes" "$w"
+		t0=$(cpu_ticks)
 		out=$("$B/perf/sluice-bench" --path "/dev/shm/sluice-$NAME-1.ingest" --duration "$DURATION" \
 			--series 1000 --batch 1000 --quiet --json)
+		cpu=$(( $(cpu_ticks) - t0 ))
 		fwd=$("$B/ctl/sluicectl" --socket "$T/d1/sluiced.sock" --json stats |
 			python3 -c "import json,sys; print(json.load(sys.stdin)['totals'].get('fwd_answers', 0))")
 		echo "$out" | python3 -c "
@@ -68,8 +82,9 @@ import json,sys
 r=json.load(sys.stdin)
 l=r['ack_latency_ns']
 ms=lambda k: '%.1f ms' % (l[k] / 1e6)
-print('| %s | $w | %.2f M | %s | %s | %s | $fwd |' % ('RF=3 raft' if $nodes == 3 else 'RF=1 standalone',
-      r['points_per_s'] / 1e6, ms('p50'), ms('p99'), ms('p999')))"
+pts=r['points_per_s'] * r['seconds']
+print('| %s | $w | %.2f M | %s | %s | %s | $fwd | %.2f |' % ('RF=3 raft' if $nodes == 3 else 'RF=1 standalone',
+      r['points_per_s'] / 1e6, ms('p50'), ms('p99'), ms('p999'), $cpu / $HZ / (pts / 1e6)))"
 		stop_all
 	done
 done

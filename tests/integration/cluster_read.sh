@@ -7,8 +7,10 @@
 # every acknowledged point, whether that node leads the series' region (ReadIndex there)
 # or not (the read goes to the leader over the fabric: counted in reads_forwarded); local
 # reads on a follower are answered from its own store.
+# Writes over the session protocol at ack level 2 (majority) through a node are
+# acknowledged as reaching level 2: every region replicates.
 set -euo pipefail
-SLUICED=$1 PRODUCER=$2 VERIFY=$3
+SLUICED=$1 PRODUCER=$2 VERIFY=$3 CLIENT=$4
 [ "$(id -u)" -eq 0 ] || { echo "cluster_read: needs root for tap and netns: SKIP"; exit 77; }
 POINTS=${POINTS:-60000} SERIES=${SERIES:-20} BATCH=${BATCH:-500}
 ID=$$
@@ -58,6 +60,11 @@ for i in 1 2 3; do
 	done
 	echo "node $i: leader, durable and local reads of 4 series: $want points each"
 done
+out=$(ip netns exec "slrd$ID-3" "$CLIENT" --node "$(net 3)1" --points 3000 --series 10 \
+	--batch 30 --level 2 --timeout 60 --log "$SL_DIR/sess_acked.log" write)
+echo "$out"
+echo "$out" | grep -q "100 batches acknowledged at level 2 or above" ||
+	{ echo "FAIL: session batches at ack level 2 were not all acknowledged as reaching it"; exit 1; }
 fwd=$(($(cl_stat 1 reads_forwarded) + $(cl_stat 2 reads_forwarded) + $(cl_stat 3 reads_forwarded)))
 lin=$(($(cl_stat 1 reads_linearizable) + $(cl_stat 2 reads_linearizable) + $(cl_stat 3 reads_linearizable)))
 [ "$fwd" -gt 0 ] || { echo "FAIL: no read was forwarded to a leader on another node"; exit 1; }

@@ -28,7 +28,7 @@ PROD_PID=$!
 sl_wait_client "$SL_DIR/client.log"
 python3 "$VERIFY" --socket "$SL_SOCK" --points "$POINTS" --series "$SERIES" --batch "$BATCH" \
 	--key 'sess,host=h{s:03d} v' --exact
-got=$(sed -n 's/.* \([0-9][0-9]*\) acks received$/\1/p' "$SL_DIR/client.log")
+got=$(sed -n 's/.* \([0-9][0-9]*\) acks received,.*/\1/p' "$SL_DIR/client.log")
 "$CTL" --socket "$SL_SOCK" stats |
 	grep -E "^(counter|pkts_tx|pkts_tx_failed|tx_queue_full|sess_acks|sess_opens|arp_replies|icmp_replies) "
 "$CTL" --socket "$SL_SOCK" --json stats | python3 -c '

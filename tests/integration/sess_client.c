@@ -71,7 +71,7 @@ static void send_msg(struct conn *c, const struct sl_sess_msg *m)
 }
 
 static int do_write(struct conn *c, uint64_t n_points, uint32_t series, uint32_t batch,
-		    uint64_t session, const char *log_path, double timeout_s)
+		    uint64_t session, const char *log_path, double timeout_s, uint8_t level)
 {
 	FILE *log = fopen(log_path, "w");
 	if (log == NULL) {
@@ -85,7 +85,7 @@ static int do_write(struct conn *c, uint64_t n_points, uint32_t series, uint32_t
 	struct sl_sess_client_config cfg = {.cluster_id = c->cluster,
 					    .session_id = session,
 					    .first_seq = 1,
-					    .level = SL_SESS_LEVEL_LOCAL,
+					    .level = level,
 					    .window = window,
 					    .slot_bytes = SL_SESS_MSG_MAX,
 					    .rto_ns = 100000000,
@@ -95,6 +95,7 @@ static int do_write(struct conn *c, uint64_t n_points, uint32_t series, uint32_t
 		return 2;
 	}
 	uint64_t n_batches = (n_points + batch - 1) / batch, sent = 0, acked = 0, acks = 0;
+	uint64_t at_level = 0; /* acks that said the requested level was reached */
 	int64_t deadline = now_ns() + (int64_t)(timeout_s * 1e9);
 	uint8_t rbuf[SL_SESS_MSG_MAX];
 	char key[64];
@@ -153,6 +154,8 @@ static int do_write(struct conn *c, uint64_t n_points, uint32_t series, uint32_t
 			fprintf(log, "%" PRIu64 "\n", s - 1); /* batch index = seq - 1 */
 			acked++;
 		}
+		if (ev.acked_lo && ev.level >= level)
+			at_level += ev.acked_hi - ev.acked_lo + 1;
 		fflush(log);
 	}
 	fclose(log);
@@ -162,8 +165,9 @@ static int do_write(struct conn *c, uint64_t n_points, uint32_t series, uint32_t
 	for (int k = 0; k < 20 && recv_msg(c, 100, rbuf, &m) == 1; k++)
 		acks += m.type == SL_SESS_ACK;
 	printf("sess_client: %" PRIu64 " points in %" PRIu64 " batches acknowledged, %" PRIu64
-	       " retransmits, %" PRIu64 " re-opens, %" PRIu64 " acks received\n",
-	       n_points, n_batches, cl.stats.retransmits, cl.stats.reopens, acks);
+	       " retransmits, %" PRIu64 " re-opens, %" PRIu64 " acks received, %" PRIu64
+	       " batches acknowledged at level %u or above\n",
+	       n_points, n_batches, cl.stats.retransmits, cl.stats.reopens, acks, at_level, level);
 	return 0;
 }
 
@@ -306,6 +310,7 @@ int main(int argc, char **argv)
 	uint32_t cluster = 1, series = 50, batch = 30; /* a batch fits one 1500-byte frame */
 	uint64_t points = 100000, session = 0;
 	double timeout_s = 120;
+	uint8_t level = SL_SESS_LEVEL_LOCAL;
 	int64_t from = INT64_MIN, to = INT64_MAX;
 	static const struct option opts[] = {
 		{"node", required_argument, 0, 'n'},   {"port", required_argument, 0, 'p'},
@@ -314,9 +319,10 @@ int main(int argc, char **argv)
 		{"session", required_argument, 0, 'S'}, {"log", required_argument, 0, 'l'},
 		{"timeout", required_argument, 0, 't'}, {"from", required_argument, 0, 'f'},
 		{"to", required_argument, 0, 'T'},     {"help", no_argument, 0, 'h'},
+		{"level", required_argument, 0, 'L'},
 		{0, 0, 0, 0}};
 	int o;
-	while ((o = getopt_long(argc, argv, "+n:p:c:N:s:b:S:l:t:f:T:h", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "+n:p:c:N:s:b:S:l:t:f:T:L:h", opts, NULL)) != -1) {
 		switch (o) {
 		case 'n': node = optarg; break;
 		case 'p': port = atoi(optarg); break;
@@ -329,9 +335,10 @@ int main(int argc, char **argv)
 		case 't': timeout_s = strtod(optarg, NULL); break;
 		case 'f': from = strtoll(optarg, NULL, 10); break;
 		case 'T': to = strtoll(optarg, NULL, 10); break;
+		case 'L': level = (uint8_t)strtoul(optarg, NULL, 10); break;
 		default:
 			printf("usage: sess_client --node IP [--port P] [--cluster C] "
-			       "write --log FILE [--points N --series S --batch B --session ID] | "
+			       "write --log FILE [--points N --series S --batch B --session ID --level L] | "
 			       "probe | read SERIES [--from T --to T]\n");
 			return o == 'h' ? 0 : 2;
 		}
@@ -349,7 +356,7 @@ int main(int argc, char **argv)
 		session = ((uint64_t)now_ns() << 8) ^ (uint64_t)getpid();
 	const char *cmd = argv[optind];
 	if (strcmp(cmd, "write") == 0 && log != NULL && batch > 0 && series > 0)
-		return do_write(&c, points, series, batch, session, log, timeout_s);
+		return do_write(&c, points, series, batch, session, log, timeout_s, level);
 	if (strcmp(cmd, "probe") == 0)
 		return do_probe(&c, session);
 	if (strcmp(cmd, "read") == 0 && optind + 1 < argc)
