@@ -55,8 +55,10 @@ eff=$("$SLUICED" --vdev net_null0 -- --set net.ipv4=10.9.9.1 --set net.vdevs=net
 echo "$eff" | grep -qx 'vdevs = net_null1 net_null0' || fail "--print-config vdevs: $(echo "$eff" | grep vdevs)"
 # a config file takes several vdevs separated by spaces (';' would start a comment there)
 printf '[net]\nipv4 = 10.9.9.1\nvdevs = net_null0 net_null1\n' >"$DIR/vdevs.conf"
-"$SLUICED" --config "$DIR/vdevs.conf" --print-config | grep -qx 'vdevs = net_null0 net_null1' ||
-	fail "vdevs from a config file: $("$SLUICED" --config "$DIR/vdevs.conf" --print-config | grep vdevs)"
+# (the output is taken whole first: grep -q stopping early would end sluiced by SIGPIPE)
+fcfg=$("$SLUICED" --config "$DIR/vdevs.conf" --print-config)
+echo "$fcfg" | grep -qx 'vdevs = net_null0 net_null1' ||
+	fail "vdevs from a config file: $(echo "$fcfg" | grep vdevs)"
 echo "$eff" | grep -Eqx 'workers = [1-9][0-9]*' || fail "--print-config workers: $(echo "$eff" | grep workers)"
 echo "$eff" | grep -qx 'ctl_socket = ./sluice-data/sluiced.sock' || fail "--print-config ctl_socket"
 
