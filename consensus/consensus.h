@@ -187,6 +187,8 @@ struct sl_cons_ops {
 	/* Optional (NULL: the protocol offers no linearizable read). Ask for one: its outcome
 	 * comes in a later ready's `reads` (the index to apply before reading). */
 	int (*read)(void *state, uint64_t read_id);
+	/* Optional (NULL: leadership does not move). Hand leadership to replica `target`. */
+	int (*transfer)(void *state, uint32_t target);
 };
 
 /* Registry: protocols are looked up by name ("standalone", "raft", ...). Adding a

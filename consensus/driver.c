@@ -116,6 +116,12 @@ int sl_drv_read(struct sl_drv *d, uint64_t read_id)
 	return d->ops->read != NULL ? d->ops->read(d->st, read_id) : -ENOTSUP;
 }
 
+int sl_drv_transfer(struct sl_drv *d, uint32_t target)
+{
+	SL_ASSERT(!d->in_ready);
+	return d->ops->transfer != NULL ? d->ops->transfer(d->st, target) : -ENOTSUP;
+}
+
 void sl_drv_tick(struct sl_drv *d, uint64_t now_ns)
 {
 	SL_ASSERT(!d->in_ready);

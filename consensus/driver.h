@@ -65,6 +65,8 @@ int sl_drv_propose(struct sl_drv *d, uint64_t proposal_id, const uint8_t *data, 
 /* A linearizable read: its index comes back through host.read (read the state machine
  * once it applied that index). -ENOTSUP: the protocol offers none; -EPERM: not the leader. */
 int sl_drv_read(struct sl_drv *d, uint64_t read_id);
+/* Hand leadership to replica `target`. -ENOTSUP: the protocol has no leader to move. */
+int sl_drv_transfer(struct sl_drv *d, uint32_t target);
 int sl_drv_step(struct sl_drv *d, const struct sl_cons_msg *m);
 void sl_drv_tick(struct sl_drv *d, uint64_t now_ns);
 

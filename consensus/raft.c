@@ -2038,4 +2038,5 @@ const struct sl_cons_ops sl_cons_raft_ops = {
     .advance = rf_advance,
     .status = rf_status,
     .read = rf_read,
+    .transfer = sl_raft_transfer_leader,
 };

@@ -121,6 +121,9 @@ static const struct key keys[] = {
 	STR("cluster", "ctld", ctld,
 	    "ctl sockets of the sluice-ctld replicas on this host, comma separated: the node "
 	    "joins and heartbeats there (it keeps serving whatever ctld does); empty = none"),
+	BOOL("cluster", "balance_leaders", balance_leaders,
+	     "hand each region's leadership to its preferred replica (spread evenly over the "
+	     "nodes) when that replica is up and this one leads"),
 	BOOL("debug", "fault_injection", fault_injection,
 	     "tests only: allow the debug_wal_fault (inject disk errors), debug_hold_core "
 	     "(hold a worker back) and debug_fabric (drop, delay, cut links) ctl commands"),
@@ -162,6 +165,7 @@ void sl_config_default(struct sl_config *c)
 	c->frag_timeout_ms = 1000;
 	c->cluster_nodes = 1;
 	c->fabric_mtu = 8000;
+	c->balance_leaders = true;
 	c->xmsg_pool = XMSG_POOL;
 }
 
@@ -513,6 +517,13 @@ uint32_t sl_cfg_region_replicas(const struct sl_config *c, uint32_t r, uint32_t 
 	for (uint32_t k = 0; k < copies; k++)
 		nodes[k] = (r + k) % n + 1;
 	return copies;
+}
+
+uint32_t sl_cfg_region_preferred(const struct sl_config *c, uint32_t r)
+{
+	uint32_t nodes[SL_CONS_MAX_PEERS];
+	uint32_t k = sl_cfg_region_replicas(c, r, nodes);
+	return nodes[(r / (c->cluster_nodes ? c->cluster_nodes : 1)) % k];
 }
 
 bool sl_cfg_region_here(const struct sl_config *c, uint32_t r)

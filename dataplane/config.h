@@ -72,6 +72,7 @@ struct sl_config {
 	uint32_t cluster_nodes;      /* node ids 1..N replicate every region; 1 = one node */
 	char fabric_dir[SL_CFG_PATH_MAX]; /* memif sockets of the links between nodes */
 	uint32_t fabric_mtu;         /* bytes of a fabric frame after its Ethernet header */
+	bool balance_leaders;        /* move each region's leadership to its preferred replica */
 	char ctld[SL_CFG_PATH_MAX];  /* ctl sockets of the sluice-ctld replicas; "" = none */
 	uint32_t frag_timeout_ms;    /* a datagram's fragments are freed after this */
 	/* [debug] */
@@ -94,6 +95,10 @@ int sl_config_finish(struct sl_config *c, char *err, size_t err_len);
 const char *sl_cfg_region_protocol(const struct sl_config *c, uint32_t r);
 uint32_t sl_cfg_region_replicas(const struct sl_config *c, uint32_t r, uint32_t *nodes);
 bool sl_cfg_region_here(const struct sl_config *c, uint32_t r);
+/* The replica that should lead region r: the slot moves on once per lap over the nodes,
+ * so leaders spread evenly over nodes (and over the replica slots); sluice-ctld's map
+ * names the same one. */
+uint32_t sl_cfg_region_preferred(const struct sl_config *c, uint32_t r);
 
 /* Print every key with its current value, as an INI file. */
 void sl_config_dump(const struct sl_config *c, FILE *out);

@@ -1222,6 +1222,33 @@ static int stage_wal_completions(struct worker *w)
 	return 1;
 }
 
+/* Leadership balance ([cluster] balance_leaders): a replica that has led region r for a
+ * while hands it to r's preferred replica when that one's link is up (the protocol
+ * moves it once the target caught up, or gives up after an election timeout). */
+static void leader_balance(struct worker *w, struct region *r)
+{
+	struct sl_node *n = w->node;
+	if (!n->cfg.balance_leaders || n->fab == NULL || w->now_ns < r->balance_next_ns)
+		return;
+	r->balance_next_ns = w->now_ns + BALANCE_EVERY_NS;
+	struct sl_cons_status cs;
+	sl_drv_status(r->drv, &cs);
+	if (cs.role != SL_CONS_ROLE_LEADER) {
+		r->led_since_ns = 0;
+		return;
+	}
+	if (r->led_since_ns == 0)
+		r->led_since_ns = w->now_ns;
+	uint32_t pref = sl_cfg_region_preferred(&n->cfg, r->id);
+	if (pref == n->cfg.node_id || w->now_ns - r->led_since_ns < BALANCE_SETTLE_NS ||
+	    !nd_fab_peer_up(n, pref))
+		return;
+	if (sl_drv_transfer(r->drv, pref) == 0) {
+		sl_stats_add(w->st, SL_STAT_leader_transfers, 1);
+		r->led_since_ns = 0;
+	}
+}
+
 /* Each region's consensus: tick (the TSC clock), propose the open batch when the
  * protocol has no ready waiting, run readies the WAL has room for. */
 static int stage_driver(struct worker *w)
@@ -1248,6 +1275,7 @@ static int stage_driver(struct worker *w)
 		work += region_process_ready(w, r);
 		if (r->n_reads > 0)
 			nd_reads_progress(w, r);
+		leader_balance(w, r);
 	}
 	return work;
 }

@@ -232,6 +232,12 @@ static bool link_usable(const struct nd_fab_peer *p)
 	return atomic_load_explicit(&p->usable, memory_order_acquire);
 }
 
+bool nd_fab_peer_up(const struct sl_node *n, uint32_t node)
+{
+	int i = n->fab != NULL ? peer_index(n->fab, node) : -1;
+	return i >= 0 && link_usable(&n->fab->peer[i]);
+}
+
 /* Tests only (debug_fabric): a coin that falls true pct times in a hundred. */
 static bool fault_coin(struct worker *w, uint32_t pct)
 {

@@ -177,6 +177,8 @@ struct region {
 	uint64_t points_applied, points_rejected;
 	uint32_t fwd_out;  /* proposals forwarded and not answered yet */
 	uint32_t leader_hint; /* a region with no replica here (drv NULL): where to forward */
+	uint64_t balance_next_ns; /* next look at where leadership should be */
+	uint64_t led_since_ns;	  /* this replica leads since (0: it does not) */
 	struct nd_read reads[NODE_READS];
 	uint32_t n_reads;
 	uint64_t read_seq;
@@ -545,6 +547,7 @@ void nd_read_ans_in(struct worker *w, struct region *r, const struct sl_cons_msg
 int nd_fab_poll(struct worker *w);
 int nd_fab_flush(struct worker *w);
 void nd_fab_housekeeping(struct sl_node *n);
+bool nd_fab_peer_up(const struct sl_node *n, uint32_t node);
 void nd_net_tx_flush(struct worker *w);
 void nd_net_tx_fini(struct worker *w);
 void nd_sess_finish(struct worker *w, uint32_t h);

@@ -69,6 +69,8 @@ _Static_assert(PEND_MAX < UINT32_MAX, "NO_ACK is never a pending handle");
 #define PROP_BYTES (512u << 10) /* proposal buffer allocated per slot */
 /* A forwarded batch's header: id u64 | runs u16 | points u32 per run (node.c) */
 #define FWD_HDR_MAX (8u + 2u + 4u * PROP_RUNS)
+#define BALANCE_EVERY_NS 2000000000ull /* a region's leadership is looked at this often */
+#define BALANCE_SETTLE_NS 3000000000ull /* and moved only after leading this long */
 #define FWD_ACK_HDR 18u /* id u64 | status i32 | leader u32 | runs u16, then u32 per run */
 #define FWD_TIMEOUT_NS 1000000000ull /* no answer from the leader: forwarded again */
 #define FWD_BUSY_NS 10000000ull      /* the leader had no room: asked again after this */

@@ -184,7 +184,8 @@
 	X(fwd_bad) \
 	X(reads_linearizable) \
 	X(reads_forwarded) \
-	X(reads_unavailable)
+	X(reads_unavailable) \
+	X(leader_transfers)
 
 enum sl_stat {
 #define SL_STATS_ENUM_(name) SL_STAT_##name,

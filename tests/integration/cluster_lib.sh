@@ -67,6 +67,18 @@ cl_producers() {
 		SL_PROD_PIDS+=($!)
 	done
 }
+# cl_wait_balanced: bounded (30 s), until every replicated region is led by its preferred
+# replica (replicas (r + k) mod 3 + 1, preferred slot (r div 3) mod copies), seen from node 1
+cl_wait_balanced() {
+	local want="[(r['replicas'][(r['id'] // 3) % len(r['replicas'])]) for r in rs if len(r['replicas']) > 1]"
+	local got="[r['leader'] for r in rs if len(r['replicas']) > 1]"
+	for _ in $(seq 1 300); do
+		[ "$(cl_regions 1 "$want")" = "$(cl_regions 1 "$got")" ] && { cl_regions 1 "$got"; return 0; }
+		sleep 0.1
+	done
+	echo "FAIL: leaders $(cl_regions 1 "$got"), preferred $(cl_regions 1 "$want")" >&2
+	return 1
+}
 cl_acks() { cat "$SL_DIR"/acked[123].log 2>/dev/null | wc -l; }
 # cl_wait_acks N: bounded (30 s), until the producers have more than N batches acknowledged
 cl_wait_acks() {

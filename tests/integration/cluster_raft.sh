@@ -6,6 +6,7 @@
 # producer waits and resubmits what was not acknowledged). Checks: the regions it led get
 # a new leader and writes go on meanwhile, it catches up on its return, and every point
 # reads back exactly (nothing missing, twice or unexpected) from every one of the nodes.
+# Then leadership returns to each region's preferred replica (leaders spread evenly).
 # Checkpoints every 8 MiB of WAL run meanwhile: a replica back from an outage still gets
 # entries the leaders keep ([regions] log_keep_mb), not only what their log has left.
 set -euo pipefail
@@ -37,6 +38,11 @@ echo "writes go on with node $K down: $before -> $after acknowledged batches in 
 cl_start "$K"
 sl_wait_producers
 c=$(cl_caught_up)
+# leadership goes back to the preferred replicas once the node is back ([cluster]
+# balance_leaders): leaders end up spread over the nodes
+bal=$(cl_wait_balanced)
+moved=$(($(cl_stat 1 leader_transfers) + $(cl_stat 2 leader_transfers) + $(cl_stat 3 leader_transfers)))
+echo "leaders back on their preferred replicas: $bal ($moved transfers)"
 cl_verify_all
 fwd=$(($(cl_stat 1 fwd_answers) + $(cl_stat 2 fwd_answers) + $(cl_stat 3 fwd_answers)))
 [ "$fwd" -gt 0 ] || { echo "FAIL: nothing was forwarded to a leader on another node"; exit 1; }
