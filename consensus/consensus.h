@@ -144,6 +144,10 @@ struct sl_cons_config {
 	struct sl_cons_hard_state initial; /* recovered durable state */
 	const struct sl_cons_log *log;     /* recovered log; may be NULL for a fresh group */
 	const void *proto_opts; /* protocol-specific options, NULL for defaults (raft.h) */
+	/* This replica lost its durable state (a wiped disk) and comes back under its old id:
+	 * it must not vote, campaign or count toward a commit until it holds the group's
+	 * committed state again (protocols without votes ignore it; raft.h says when). */
+	bool rejoin;
 };
 
 enum sl_cons_role {
@@ -162,6 +166,7 @@ struct sl_cons_status {
 	uint64_t applied_index;
 	uint64_t last_index;
 	uint64_t durable_index;
+	bool rejoining; /* created with `rejoin` and not caught up yet */
 };
 
 /* The vtable. Every function is pure with respect to the outside world. */

@@ -190,7 +190,8 @@ struct region {
 	bool has_hs;                  /* the protocol keeps a hard state: checkpoints rewrite it */
 	uint64_t recover_target;      /* recovered log end: applied before serving reads */
 	uint64_t snapshot_term;
-	/* the latest snapshot image when small, for peers behind the log's base */
+	/* a full image for peers behind the log's base: the latest when small, else one the
+	 * writer built from the chain on disk (kept while the log continues from it) */
 	uint8_t *snap_img;
 	uint32_t snap_img_len;
 	uint64_t snap_img_index;
@@ -317,6 +318,8 @@ struct wk_ckpt {
 	struct ckpt_job *wait; /* the job the walk waits for */
 	struct ckpt_job jobs[CKPT_JOBS];
 	uint32_t job_next;
+	struct ckpt_job exp;   /* a full image of a region's chain, for a peer (one at once) */
+	uint64_t exp_next_ns;  /* after a failed one: not before */
 	uint8_t *buf[CKPT_BUFS];
 	size_t cap[CKPT_BUFS];
 	struct ckpt_job *buf_job[CKPT_BUFS]; /* the job writing it */
@@ -516,6 +519,9 @@ void nd_ckpt_writer_stop(struct sl_node *n);
 void nd_ckpt_free(struct worker *w);
 int nd_install_snapshot(struct region *r, const struct sl_cons_snapshot *snap);
 int nd_region_log_snapshot(void *ctx, struct sl_cons_snapshot *out);
+#define ND_DELTAS_MAX 64u /* a chain has at most 16 deltas (node_ckpt.c): more is damage */
+int nd_deltas_list(const struct sl_node *n, uint32_t region, uint64_t base, uint64_t *idx,
+		   size_t max, size_t *count, size_t *any);
 void nd_region_keep_image(struct region *r, uint8_t *img, size_t len, uint64_t index,
 			  const struct sl_cons_conf *conf);
 void nd_snap_path(const struct sl_node *n, uint32_t region, char *buf, size_t len,

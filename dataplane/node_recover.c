@@ -215,7 +215,6 @@ static int check_meta(const struct sl_node *n, char *err, size_t err_len)
 	return 0;
 }
 
-#define DELTAS_LOAD_MAX 64u /* a chain has at most 16 deltas (node_ckpt.c): more is damage */
 
 static int u64_cmp(const void *a, const void *b)
 {
@@ -226,8 +225,8 @@ static int u64_cmp(const void *a, const void *b)
 /* The indexes of the region's deltas of the chain whose base is at `base` (index above
  * it), sorted; *any counts every delta of the region, of whatever chain. -E2BIG when
  * more than max belong to the chain. */
-static int deltas_list(const struct sl_node *n, uint32_t region, uint64_t base, uint64_t *idx,
-		       size_t max, size_t *count, size_t *any)
+int nd_deltas_list(const struct sl_node *n, uint32_t region, uint64_t base, uint64_t *idx,
+		   size_t max, size_t *count, size_t *any)
 {
 	char dir[SL_CFG_PATH_MAX + 16];
 	snprintf(dir, sizeof(dir), "%s/snap", n->cfg.data_dir);
@@ -262,16 +261,16 @@ static int deltas_list(const struct sl_node *n, uint32_t region, uint64_t base, 
 static int region_load_deltas(struct sl_node *n, struct region *r, uint64_t *last, char *err,
 			      size_t err_len)
 {
-	uint64_t idx[DELTAS_LOAD_MAX];
+	uint64_t idx[ND_DELTAS_MAX];
 	size_t count = 0, any = 0;
 	char path[SL_CFG_PATH_MAX + 96];
-	int rc = deltas_list(n, r->id, r->snap_base_index, idx, DELTAS_LOAD_MAX, &count, &any);
+	int rc = nd_deltas_list(n, r->id, r->snap_base_index, idx, ND_DELTAS_MAX, &count, &any);
 	if (rc != 0) {
 		snprintf(err, err_len,
 			 "region %u: %s listing the delta images of its base at index %" PRIu64
 			 " in %s/snap (at most %u are ever written); refusing to start",
 			 r->id, rc == -E2BIG ? "too many found" : strerror(-rc), r->snap_base_index,
-			 n->cfg.data_dir, DELTAS_LOAD_MAX);
+			 n->cfg.data_dir, ND_DELTAS_MAX);
 		return rc;
 	}
 	for (size_t k = 0; k < count; k++) {
@@ -330,7 +329,7 @@ static int region_load_snapshot(struct sl_node *n, struct region *r, char *err, 
 		uint64_t none[1];
 		size_t count = 0, any = 0;
 		if (e == ENOENT)
-			(void)deltas_list(n, r->id, 0, none, 0, &count, &any);
+			(void)nd_deltas_list(n, r->id, 0, none, 0, &count, &any);
 		if (e == ENOENT && any == 0)
 			return 0;
 		if (e == ENOENT)
