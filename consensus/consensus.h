@@ -124,8 +124,10 @@ struct sl_cons_log {
 	uint64_t (*last_index)(void *ctx);
 	int (*term)(void *ctx, uint64_t index, uint64_t *term);
 	int (*entry)(void *ctx, uint64_t index, struct sl_cons_entry *out);
-	/* Optional (NULL: the caller never compacts). The latest snapshot, whose index is
-	 * first_index() - 1; term(ctx, that index) must answer its term. */
+	/* Optional (NULL: the caller never compacts). A snapshot the log continues from: its
+	 * index at least first_index() - 1 (the latest, or an older one while the entries
+	 * after it are still in the log) and at most the applied index, with its term and
+	 * membership. -EAGAIN (or another error) when none can be given now: asked again. */
 	int (*snapshot)(void *ctx, struct sl_cons_snapshot *out);
 };
 

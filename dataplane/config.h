@@ -74,6 +74,7 @@ struct sl_config {
 	uint32_t fabric_mtu;         /* bytes of a fabric frame after its Ethernet header */
 	bool balance_leaders;        /* move each region's leadership to its preferred replica */
 	char ctld[SL_CFG_PATH_MAX];  /* ctl sockets of the sluice-ctld replicas; "" = none */
+	bool rejoin; /* --rejoin: a new data dir replaces a lost one (not an INI key) */
 	uint32_t frag_timeout_ms;    /* a datagram's fragments are freed after this */
 	/* [debug] */
 	bool fault_injection;     /* allow the debug_* ctl commands (tests only) */

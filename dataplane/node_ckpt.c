@@ -1008,7 +1008,8 @@ static void export_poll(struct worker *w, struct region *r)
 		j->keep = NULL;
 		return;
 	}
-	if (r->snapshot_index == 0 || nd_now_ns() < c->exp_next_ns)
+	/* not before the writer runs (a protocol created at recovery asks already) */
+	if (r->snapshot_index == 0 || w->node->ckw == NULL || nd_now_ns() < c->exp_next_ns)
 		return;
 	memset(j, 0, sizeof(*j));
 	j->kind = CKW_EXPORT;
@@ -1029,7 +1030,7 @@ int nd_region_log_snapshot(void *ctx, struct sl_cons_snapshot *out)
 	if (r->snapshot_index == 0)
 		return -ENOENT;
 	uint64_t term = 0;
-	if (!kept_image_usable(r, &term)) {
+	if (!kept_image_usable(r, &term) && r->wk != NULL) {
 		export_poll(r->wk, r);
 		if (!kept_image_usable(r, &term))
 			return -EAGAIN;

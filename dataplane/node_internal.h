@@ -190,6 +190,7 @@ struct region {
 	bool has_hs;                  /* the protocol keeps a hard state: checkpoints rewrite it */
 	uint64_t recover_target;      /* recovered log end: applied before serving reads */
 	uint64_t snapshot_term;
+	bool rejoining; /* its replica lost its state with the data dir, catching up */
 	/* a full image for peers behind the log's base: the latest when small, else one the
 	 * writer built from the chain on disk (kept while the log continues from it) */
 	uint8_t *snap_img;
@@ -496,6 +497,8 @@ struct sl_node {
 	struct nd_fabric *fab;   /* links to the other nodes (node_fabric.c); NULL: one node */
 	bool acks_majority;	 /* every region has 2+ replicas: an ack means majority-durable */
 	struct nd_ctld *ctld;    /* reports to sluice-ctld (node_ctld.c); NULL: none */
+	bool rejoin_active;	 /* DATA_DIR/REJOIN is there: replicas rejoin (node_recover.c) */
+	atomic_uint rejoin_left; /* regions still rejoining; 0: the marker goes */
 };
 
 /* Shared between the node's files (defined where their section is). */
@@ -519,6 +522,7 @@ void nd_ckpt_writer_stop(struct sl_node *n);
 void nd_ckpt_free(struct worker *w);
 int nd_install_snapshot(struct region *r, const struct sl_cons_snapshot *snap);
 int nd_region_log_snapshot(void *ctx, struct sl_cons_snapshot *out);
+void nd_rejoin_done(struct sl_node *n);
 #define ND_DELTAS_MAX 64u /* a chain has at most 16 deltas (node_ckpt.c): more is damage */
 int nd_deltas_list(const struct sl_node *n, uint32_t region, uint64_t base, uint64_t *idx,
 		   size_t max, size_t *count, size_t *any);
