@@ -662,8 +662,8 @@ static int worker_init(struct sl_node *n, struct worker *w, char *err, size_t er
 		struct sl_cons_config *cc = &dc.cons;
 		cc->group_id = r->id;
 		cc->self = n->cfg.node_id;
-		/* the region's replicas vote (placement from the config until the control
-		 * plane owns the region map); a single node is the one voter */
+		/* the region's replicas vote (the map from ctld, or the one derived from the
+		 * config: nd_ctld_take_map); a single node is the one voter */
 		struct sl_cons_conf conf;
 		nd_region_conf(n, r->id, &conf);
 		cc->n_voters = conf.n_voters;
@@ -744,7 +744,8 @@ int sl_node_create(const struct sl_config *cfg, const struct sl_node_env *env,
 		snprintf(err, err_len, "%s: %s", path, strerror(-rc));
 		goto fail;
 	}
-	if ((rc = rejoin_setup(n, err, err_len)) != 0 || (rc = check_meta(n, err, err_len)) != 0)
+	if ((rc = rejoin_setup(n, err, err_len)) != 0 || (rc = check_meta(n, err, err_len)) != 0 ||
+	    (rc = nd_ctld_take_map(n, err, err_len)) != 0)
 		goto fail;
 	remove_tmp_files(path);
 	n->regions = calloc(cfg->regions, sizeof(*n->regions));
@@ -827,7 +828,7 @@ int sl_node_create(const struct sl_config *cfg, const struct sl_node_env *env,
 	n->acks_majority = cfg->cluster_nodes > 1;
 	for (uint32_t i = 0; i < cfg->regions && n->acks_majority; i++) {
 		uint32_t reps[SL_CONS_MAX_PEERS];
-		n->acks_majority = sl_cfg_region_replicas(cfg, i, reps) >= 2;
+		n->acks_majority = sl_cfg_region_replicas(&n->cfg, i, reps) >= 2;
 	}
 	if (rc == 0)
 		rc = nd_ctld_init(n, err, err_len);
