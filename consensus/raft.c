@@ -1260,7 +1260,11 @@ static void on_vote(struct raft *s, const struct sl_cons_msg *m, uint8_t type, u
 		      (s->vote == SL_CONS_NODE_NONE && s->leader == SL_CONS_NODE_NONE);
 #endif
 	/* a rejoining replica forgot whom it voted for: it grants nothing (raft.h) */
+#ifdef SL_MUTATION_REJOIN_VOTES
+	bool grant = can && log_up_to_date(s, li, lt); /* deliberate bug: it votes at once */
+#else
 	bool grant = can && !s->rejoin && log_up_to_date(s, li, lt);
+#endif
 	uint8_t rt = type == M_PREVOTE ? M_PREVOTE_RESP : M_VOTE_RESP;
 	if (grant && type == M_VOTE) {
 		s->vote = m->from;
