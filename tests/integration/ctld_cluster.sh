@@ -86,6 +86,7 @@ start_node() {
 	NPIDS[$i]=$!
 	wait_sock "$(nsock "$i")" "${NPIDS[$i]}" "$DIR/node$i.log"
 }
+test_acked2() { [ -s "$DIR/acked2.log" ] && echo True || echo False; }
 # q SOCKET CMD EXPR: a python expression over r = CMD's --json result, printed ("" when
 # the daemon does not answer)
 q() {
@@ -237,15 +238,24 @@ start_node 2
 until_true 300 "node 2 not marked up after its restart" ql members "r['members'][1]['state'] == 'up'"
 echo "[${SECONDS}s] node 2 restarted: up"
 
-# the ctld leader killed: another leads, the map is the same, the old one catches up
+# the ctld leader killed under load (a producer writing through node 2 meanwhile): another
+# leads, the map is the same, the old one catches up; the writes are checked below
+"$PRODUCER" --path "/dev/shm/sluice-$NAME-2.ingest" --log "$DIR/acked2.log" --points 60000 \
+	--series 20 --batch 500 --key-prefix p2 --timeout 200 --pace-ms 50 >"$DIR/producer2.log" 2>&1 &
+P2=$!
+until_true 300 "no write acknowledged through node 2" test_acked2
 L=$(leader)
 [ -n "$L" ] || fail "no ctld leader"
 LS=$(csock "$L")
 MAP_BEFORE=$(q "$LS" regions "json.dumps([{k: x[k] for k in ('id', 'hash_lo', 'hash_hi', 'protocol', 'replicas', 'preferred_leader')} for x in r['regions']])")
 PL_BEFORE=$("$CTL" --socket "$LS" --json placement)
 kill -9 "${CPIDS[$L]}"; wait "${CPIDS[$L]}" 2>/dev/null || true; CPIDS[$L]=0
+a0=$(wc -l <"$DIR/acked2.log")
 NL=$(leader "$L")
 [ -n "$NL" ] && [ "$NL" != "$L" ] || fail "no new ctld leader after killing replica $L"
+a1=$(wc -l <"$DIR/acked2.log")
+[ "$a1" -gt "$a0" ] || fail "no write acknowledged while ctld elected a new leader ($a0 -> $a1 batches)"
+echo "[${SECONDS}s] writes through node 2 went on while ctld had no leader: $a0 -> $a1 acknowledged batches"
 NLS=$(csock "$NL")
 echo "[${SECONDS}s] ctld leader $L killed: replica $NL leads"
 MAP_AFTER=$(q "$NLS" regions "json.dumps([{k: x[k] for k in ('id', 'hash_lo', 'hash_hi', 'protocol', 'replicas', 'preferred_leader')} for x in r['regions']])")
@@ -261,6 +271,8 @@ until_true 300 "ctld replica $L did not catch up" \
 [ "$(q "$(csock "$L")" placement "json.dumps(r, separators=(',', ':'))")" = \
 	"$(q "$NLS" placement "json.dumps(r, separators=(',', ':'))")" ] || fail "replica $L's map differs"
 echo "[${SECONDS}s] ctld replica $L restarted: caught up with the same map"
+wait "$P2" || { cat "$DIR/producer2.log"; fail "producer through node 2 while ctld's leader was killed"; }
+echo "[${SECONDS}s] 60000 points written through node 2 while ctld's leader was killed and replaced"
 
 # no ctld serving: one replica hung (SIGSTOP: calls to it time out), the others stopped;
 # the data nodes keep taking and serving writes
@@ -293,6 +305,10 @@ for i in 1 2 3; do
 	python3 "$VERIFY" --socket "$(nsock "$i"),$(nsock 1)" --points $POINTS --series $SERIES --batch $BATCH \
 		--key "p1,host=h{s:03d} value" --exact | sed "s/^/node $i: /"
 	[ "${PIPESTATUS[0]}" -eq 0 ] || fail "points on node $i"
+	# and those written while ctld's leader was killed
+	python3 "$VERIFY" --socket "$(nsock "$i"),$(nsock 1)" --points 60000 --series 20 --batch 500 \
+		--key "p2,host=h{s:03d} value" --exact | sed "s/^/node $i, during the ctld kill: /"
+	[ "${PIPESTATUS[0]}" -eq 0 ] || fail "points written during the ctld kill, on node $i"
 done
 f1=$(q "$(nsock 1)" status "r['ctld']['failures']")
 # a node restarted while no ctld answers runs the map its data dir kept
