@@ -7,7 +7,8 @@
 # nodes run); a node restarted while no ctld answers runs the map it kept; a data dir
 # that kept another map than ctld's refuses to start; a
 # SIGKILLed data node is marked down and back up after its restart; a SIGKILLed ctld
-# leader is replaced with the map unchanged and the killed replica catches up when it
+# leader is replaced under load (writes through node 2 go on and read back exactly) with
+# the map unchanged, and the killed replica catches up when it
 # returns; with one ctld replica hung (SIGSTOP) and the others stopped the data nodes
 # still take and serve writes. A follower refuses writes naming the leader; malformed
 # heartbeats and joins are refused and counted, and so are garbage datagrams; operator
@@ -68,6 +69,7 @@ start_ctld() {
 	nodes = 3
 	regions = 2
 	replication = 3
+	cores = 2
 	protocol = raft
 	protocols = 3:standalone
 	EOF
