@@ -452,8 +452,11 @@ static int fabric_udp_check(struct sl_config *c, char *err, size_t err_len)
 	/* the ethdev's name: a PCI address in its long form, or the vdev's name */
 	unsigned dom = 0, bus, dev, fn;
 	char tail;
-	c->fabric_pci = sscanf(c->fabric_port, "%x:%x:%x.%x%c", &dom, &bus, &dev, &fn, &tail) == 4 ||
-			sscanf(c->fabric_port, "%x:%x.%x%c", &bus, &dev, &fn, &tail) == 3;
+	c->fabric_pci = sscanf(c->fabric_port, "%x:%x:%x.%x%c", &dom, &bus, &dev, &fn, &tail) == 4;
+	if (!c->fabric_pci) { /* BB:DD.F, domain 0 (a failed match above may have set dom) */
+		dom = 0;
+		c->fabric_pci = sscanf(c->fabric_port, "%x:%x.%x%c", &bus, &dev, &fn, &tail) == 3;
+	}
 	if (c->fabric_pci) {
 		if (dom > 0xffff || bus > 0xff || dev > 0x1f || fn > 7) {
 			snprintf(err, err_len, "[cluster] fabric_port = '%s': not a PCI address",
