@@ -509,7 +509,8 @@ static void frame_close(struct worker *w, unsigned i)
 		struct sl_pkt_udp_addr a = {.src_ip = f->local.pkt.ips[0], .dst_ip = p->ip,
 					    .src_port = (uint16_t)(f->local.port_base + w->idx),
 					    .dst_port = (uint16_t)(f->local.port_base + w->idx),
-					    .ip_id = (uint16_t)wp->seq};
+					    .ip_id = (uint16_t)wp->seq,
+					    .no_udp_csum = true}; /* the frame has its CRC32C */
 		memcpy(a.src_mac, f->mac.addr_bytes, 6);
 		uint8_t *b = rte_pktmbuf_mtod(m, uint8_t *);
 		int fl = -EINVAL;

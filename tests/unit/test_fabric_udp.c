@@ -77,6 +77,17 @@ static void test_frame_for_a_core(void **u)
 	assert_int_equal(in.pkt.payload[999], (uint8_t)999);
 	/* the IP header the sender builds: DF, no fragment, checksum valid */
 	assert_int_equal(f[SL_PKT_ETH_HDR + 6], 0x40);
+	/* what the fabric sends: no UDP checksum (its frames carry a CRC32C), still taken */
+	struct sl_pkt_udp_addr a = {.src_ip = peer_ip, .dst_ip = our_ip, .src_port = BASE,
+				    .dst_port = BASE, .no_udp_csum = true};
+	memcpy(a.src_mac, peer_mac, 6);
+	memcpy(a.dst_mac, our_mac, 6);
+	int n = sl_pkt_build_udp(f, sizeof(f), &a, f + SL_PKT_UDP_HDRS, 500);
+	assert_int_equal(n, SL_PKT_UDP_HDRS + 500);
+	assert_int_equal(sl_pkt_get_be16(f + SL_PKT_ETH_HDR + SL_PKT_IP_HDR + 6), 0);
+	assert_int_equal(sl_fu_classify(f, (size_t)n, &l, &in), SL_FU_FRAME);
+	assert_false(in.pkt.udp_csum_checked);
+	assert_int_equal(in.pkt.payload_len, 500);
 	/* core 0 of the peer to our core 1: the receiver routes by destination port */
 	len = udp_frame(f, sizeof(f), 0, 1, 100);
 	assert_int_equal(sl_fu_classify(f, len, &l, &in), SL_FU_FRAME);
