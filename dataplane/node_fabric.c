@@ -594,9 +594,10 @@ void nd_fab_send_kind(struct worker *w, enum sl_fab_kind kind, const struct sl_c
 	sl_stats_add(w->st, SL_STAT_fab_msgs_tx, 1);
 }
 
-/* Worker 0 (udp): ARP requests to the peers that are due one: broadcast while a peer's
- * MAC is unknown (retried with a growing wait), unicast once a second after (its answers
- * keep it up: nd_fab_housekeeping). */
+/* Worker 0 (udp): ARP requests to the peers that are due one: broadcast while a peer is
+ * not up (its MAC unknown, or silent: a restarted peer may have another NIC), retried
+ * with a growing wait; unicast once a second while it is up (its answers keep it up:
+ * nd_fab_housekeeping). */
 static void arp_tick(struct worker *w)
 {
 	struct nd_fabric *f = w->node->fab;
@@ -606,8 +607,9 @@ static void arp_tick(struct worker *w)
 			continue;
 		const struct nd_fab_peer *p = &f->peer[i];
 		uint8_t mac[6];
-		bool resolved =
-			sl_fu_mac_unpack(atomic_load_explicit(&p->mac, memory_order_relaxed), mac);
+		bool unicast =
+			sl_fu_mac_unpack(atomic_load_explicit(&p->mac, memory_order_relaxed), mac) &&
+			link_usable(p);
 		struct rte_mbuf *m = rte_pktmbuf_alloc(f->pool);
 		if (m == NULL) {
 			sl_stats_add(w->st, SL_STAT_fab_no_mbuf, 1);
@@ -620,13 +622,13 @@ static void arp_tick(struct worker *w)
 			rte_pktmbuf_free(m);
 			return;
 		}
-		if (resolved)
+		if (unicast)
 			memcpy(b, mac, 6);
 		m->data_len = (uint16_t)len;
 		m->pkt_len = (uint32_t)len;
 		sl_port_txq_send(&w->fab->ctl_txq, m);
 		sl_stats_add(w->st, SL_STAT_fab_arp_requests, 1);
-		wp->arp_gap_ms = sl_fu_arp_next_ms(wp->arp_gap_ms, resolved);
+		wp->arp_gap_ms = sl_fu_arp_next_ms(wp->arp_gap_ms, unicast);
 		wp->arp_due_ns = w->now_ns + (uint64_t)wp->arp_gap_ms * 1000000ull;
 	}
 }
@@ -913,8 +915,9 @@ static bool workers_moved_on(const struct sl_node *n, const uint64_t *snap)
  * and built again then, so the workers leave it first: usable = false, and the restart
  * waits until every worker has begun a new round (it reads usable once per use). */
 /* udp: a peer is up while its MAC is known and it was heard from (ARP answers, frames)
- * within SL_FU_PEER_DEAD_MS; silent longer, it is down and its learned MAC forgotten, so
- * worker 0 asks for it by broadcast again (a restarted peer may have another NIC). */
+ * within SL_FU_PEER_DEAD_MS; silent longer, it is down and worker 0 asks for it by
+ * broadcast again. Its MAC is kept (a worker may be learning it at this very moment):
+ * whatever ARP comes from it next replaces it. */
 static void udp_housekeeping(struct nd_fabric *f)
 {
 	uint64_t now = nd_now_ns();
@@ -929,8 +932,6 @@ static void udp_housekeeping(struct nd_fabric *f)
 			       up ? "up" : "down: not heard from for 3 s");
 			atomic_store_explicit(&p->usable, up, memory_order_release);
 		}
-		if (!up && resolved && at != 0 && !p->static_mac)
-			atomic_store_explicit(&p->mac, 0, memory_order_relaxed);
 	}
 }
 
