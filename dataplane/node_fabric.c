@@ -29,6 +29,11 @@ static uint32_t fab_buf_bytes(uint32_t mtu)
 	return b;
 }
 
+static void ip_text(uint32_t ip, char *buf, size_t len)
+{
+	snprintf(buf, len, "%u.%u.%u.%u", ip >> 24, (ip >> 16) & 0xff, (ip >> 8) & 0xff, ip & 0xff);
+}
+
 /* The socket of the link between nodes a < b (the same path on both nodes). */
 static void link_path(const struct sl_config *c, unsigned a, unsigned b, char *buf, size_t len)
 {
@@ -239,11 +244,10 @@ static int udp_port_init(struct sl_node *n, char *err, size_t err_len)
 			return -ENOMEM;
 		}
 	}
-	SL_LOG(INFO, fabric,
-	       "fabric port %s: %u.%u.%u.%u, UDP ports %u..%u, %s\n", c->fabric_dev,
-	       f->local.pkt.ips[0] >> 24, (f->local.pkt.ips[0] >> 16) & 0xff,
-	       (f->local.pkt.ips[0] >> 8) & 0xff, f->local.pkt.ips[0] & 0xff, f->local.port_base,
-	       f->local.port_base + nq - 1,
+	char ip[16];
+	ip_text(f->local.pkt.ips[0], ip, sizeof(ip));
+	SL_LOG(INFO, fabric, "fabric port %s: %s, UDP ports %u..%u, %s\n", c->fabric_dev, ip,
+	       f->local.port_base, f->local.port_base + nq - 1,
 	       f->steered ? "steered to the cores by rte_flow"
 			  : "frames for another core handed over (no rte_flow steering)");
 	return 0;
@@ -899,6 +903,42 @@ int nd_fab_poll(struct worker *w)
 }
 
 /* ---------------------------------------------------------------- main lcore: links */
+
+struct json_object *nd_fab_status(const struct sl_node *n)
+{
+	const struct nd_fabric *f = n->fab;
+	struct json_object *o = json_object_new_object(), *peers = json_object_new_array();
+	char buf[64];
+	json_object_object_add(o, "link", json_object_new_string(f->udp ? "udp" : "memif"));
+	if (f->udp) {
+		json_object_object_add(o, "port", json_object_new_string(n->cfg.fabric_dev));
+		ip_text(f->local.pkt.ips[0], buf, sizeof(buf));
+		json_object_object_add(o, "address", json_object_new_string(buf));
+		snprintf(buf, sizeof(buf), "%u-%u", f->local.port_base,
+			 f->local.port_base + f->local.n_cores - 1);
+		json_object_object_add(o, "udp_ports", json_object_new_string(buf));
+		json_object_object_add(o, "steered", json_object_new_boolean(f->steered));
+	}
+	for (unsigned i = 0; i < f->n_peers; i++) {
+		const struct nd_fab_peer *p = &f->peer[i];
+		struct json_object *e = json_object_new_object();
+		json_object_object_add(e, "node", json_object_new_int(p->node));
+		json_object_object_add(e, "up", json_object_new_boolean(link_usable(p)));
+		if (f->udp) {
+			uint8_t m[6];
+			ip_text(p->ip, buf, sizeof(buf));
+			json_object_object_add(e, "address", json_object_new_string(buf));
+			bool known = sl_fu_mac_unpack(
+				atomic_load_explicit(&p->mac, memory_order_relaxed), m);
+			snprintf(buf, sizeof(buf), "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2],
+				 m[3], m[4], m[5]);
+			json_object_object_add(e, "mac", known ? json_object_new_string(buf) : NULL);
+		}
+		json_object_array_add(peers, e);
+	}
+	json_object_object_add(o, "peers", peers);
+	return o;
+}
 
 /* Every worker began a round since `snap` was taken: none is inside a link's queues
  * that it saw unusable before. */

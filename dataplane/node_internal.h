@@ -571,6 +571,8 @@ int nd_fab_poll(struct worker *w);
 int nd_fab_flush(struct worker *w);
 void nd_fab_housekeeping(struct sl_node *n);
 bool nd_fab_peer_up(const struct sl_node *n, uint32_t node);
+/* ctl status: the link type, the UDP port and address, each peer's state (main lcore). */
+struct json_object *nd_fab_status(const struct sl_node *n);
 void nd_net_tx_flush(struct worker *w);
 void nd_net_tx_fini(struct worker *w);
 void nd_sess_finish(struct worker *w, uint32_t h);

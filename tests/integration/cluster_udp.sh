@@ -69,6 +69,11 @@ fd=$(cl_stat "$K" fab_fault_dropped)
 echo "debug_fabric: node $K dropped $fd frames to and from node $P"
 sl_wait_producers
 c=$(cl_caught_up)
+# status shows every node's peers up with the MAC it learned for them
+for i in 1 2 3; do
+	st=$("$CTL" --socket "$(cl_sock "$i")" --json status | python3 -c "import json,sys; f=json.load(sys.stdin)['fabric']; print(f['link'], f['address'], len(f['peers']), all(p['up'] and p['mac'] for p in f['peers']))")
+	[ "$st" = "udp 10.99.0.$i 2 True" ] || { echo "FAIL: node $i fabric status: $st"; exit 1; }
+done
 cl_verify_all
 for i in 1 2 3; do
 	for ctr in fab_drop_crc fab_drop_dest fab_drop_ip_hdr fab_drop_udp fab_drop_udp_port fab_drop_ip_src fab_drop_ip_frag; do

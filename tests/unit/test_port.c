@@ -128,8 +128,7 @@ static void test_device_full(void **state)
 }
 
 /* The reserved device (the fabric's) was left alone: only t_port came up (ring ports
- * are named net_ring_<name>); memif fabric
- * links are left alone by their names. */
+ * are named net_ring_<name>); memif fabric links are left alone by their names. */
 static void test_reserved(void **state)
 {
 	(void)state;
