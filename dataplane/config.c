@@ -508,6 +508,23 @@ static int fabric_udp_check(struct sl_config *c, char *err, size_t err_len)
 			 c->fabric_mtu, SL_FAB_MTU_MIN + SL_FU_IP_UDP_BYTES, SL_FAB_MTU_MIN);
 		return -EINVAL;
 	}
+	/* net_af_packet copies each frame into a ring slot of framesz bytes (2048 unless
+	 * set), 66 of them before the frame: a larger frame would be cut on receipt and
+	 * silently dropped on send, with ARP still working */
+	if (strncmp(c->fabric_dev, "net_af_packet", 13) == 0 ||
+	    strncmp(c->fabric_dev, "eth_af_packet", 13) == 0) {
+		const char *fs = strstr(c->fabric_port, ",framesz=");
+		unsigned long framesz = fs != NULL ? strtoul(fs + 9, NULL, 10) : 2048;
+		if (framesz < (unsigned long)c->fabric_mtu + 80) {
+			snprintf(err, err_len,
+				 "[cluster] fabric_port %s: af_packet frames of %lu bytes hold IP "
+				 "packets of %lu bytes at most: give framesz=%u (and blocksz as "
+				 "large) or lower fabric_mtu = %u",
+				 c->fabric_dev, framesz, framesz > 80 ? framesz - 80 : 0,
+				 (c->fabric_mtu + 80 + 4095) / 4096 * 4096, c->fabric_mtu);
+			return -EINVAL;
+		}
+	}
 	return 0; /* fabric_udp_port's range leaves room for every worker's port */
 }
 

@@ -223,7 +223,7 @@ static void test_fabric_udp(void **u)
 	assert_int_equal(c.fabric, SL_FABRIC_MEMIF);
 	assert_int_equal(sl_config_set(&c, "cluster", "fabric", "tcp", err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, "memif or udp"));
-	assert_int_equal(udp_cfg(&c, "net_af_packet3,iface=veth1,qpairs=2", ADDRS3,
+	assert_int_equal(udp_cfg(&c, "net_af_packet3,iface=veth1,qpairs=2,framesz=8192", ADDRS3,
 				 "2=02:00:00:00:00:02", err, sizeof(err)),
 			 0);
 	assert_string_equal(c.fabric_dev, "net_af_packet3");
@@ -274,6 +274,9 @@ static void test_fabric_udp_errors(void **u)
 		{"net_tap0", "1=10.9.0.1,2 10.9.0.2,3=10.9.0.3", NULL, "expected ID="},
 		{"net_tap0", ADDRS3, "2=01:00:00:00:00:02", "unicast MAC"},
 		{"net_tap0", ADDRS3, "2=02:00:00:00:00", "unicast MAC"},
+		/* af_packet's default frames (2048 bytes) are too small for fabric_mtu 8000 */
+		{"net_af_packet0,iface=v1", ADDRS3, NULL, "give framesz=8192"},
+		{"net_af_packet0,iface=v1,framesz=8064", ADDRS3, NULL, "packets of 7984 bytes"},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		err[0] = '\0';
