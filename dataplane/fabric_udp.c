@@ -1,6 +1,6 @@
 /* fabric_udp.c - classification of what the fabric port receives (fabric_udp.h): pkt.c
  * checks the Ethernet, ARP, IPv4 and UDP headers; here its verdicts become the fabric's
- * (fragments and ICMP are dropped, ports must be the fabric's) and its drop reasons the
+ * (fragments are dropped, pings answered, ports must be the fabric's) and its drop reasons the
  * fabric's counters. */
 #include <string.h>
 
@@ -70,7 +70,8 @@ enum sl_fu_kind sl_fu_classify(const uint8_t *buf, size_t len, const struct sl_f
 	case SL_PKT_UDP_FRAGMENT_FOR_US:
 		return fu_drop(out, SL_FU_DROP_IP_FRAG);
 	case SL_PKT_ICMP_ECHO_FOR_US:
-		return fu_drop(out, SL_FU_DROP_PROTO);
+		out->kind = SL_FU_ICMP_ECHO;
+		return out->kind;
 	case SL_PKT_UDP_FOR_US:
 		break;
 	default:

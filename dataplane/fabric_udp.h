@@ -34,6 +34,7 @@ enum sl_fu_kind {
 	SL_FU_FRAME,	   /* a fabric frame: payload, for core `core`, from src_ip */
 	SL_FU_ARP_REQUEST, /* "who has our address": answer it */
 	SL_FU_ARP_REPLY,   /* an answer (to us or gratuitous): learn it if from a peer */
+	SL_FU_ICMP_ECHO,   /* a ping of our address: answer it (operators check the path) */
 };
 
 /* Why a frame from the fabric port was dropped: one counter each (fab_drop_<name>). */
@@ -43,7 +44,7 @@ enum sl_fu_drop {
 	SL_FU_DROP_IP_HDR,     /* truncated, IP version, IHL, length, checksum, TTL 0, bad source */
 	SL_FU_DROP_IP_FRAG,    /* an IPv4 fragment: the fabric sends DF and never fragments */
 	SL_FU_DROP_NOT_FOR_US, /* another MAC, IP address or ARP target */
-	SL_FU_DROP_PROTO,      /* not UDP (ICMP included) */
+	SL_FU_DROP_PROTO,      /* not UDP, nor an ICMP echo request */
 	SL_FU_DROP_UDP,	       /* UDP length or checksum */
 	SL_FU_DROP_UDP_PORT,   /* a port outside the fabric's range */
 	SL_FU_DROP_ARP,	       /* not an Ethernet/IPv4 ARP request or reply */

@@ -826,6 +826,22 @@ static void arp_in(struct worker *w, struct rte_mbuf *mb, const struct sl_fu_in 
 	sl_stats_add(w->st, SL_STAT_fab_arp_replies, 1);
 }
 
+/* A ping of our address: answered in place, from this core's queue. Takes mb. */
+static void echo_in(struct worker *w, struct rte_mbuf *mb, const struct sl_fu_in *in)
+{
+	int len = sl_pkt_build_icmp_echo_reply(rte_pktmbuf_mtod(mb, uint8_t *),
+					       (size_t)(mb->buf_len - mb->data_off), &in->pkt,
+					       w->node->fab->mac.addr_bytes);
+	if (len < 0) {
+		rte_pktmbuf_free(mb);
+		return;
+	}
+	mb->data_len = (uint16_t)len;
+	mb->pkt_len = (uint32_t)len;
+	sl_port_txq_send(&w->fab->ctl_txq, mb);
+	sl_stats_add(w->st, SL_STAT_fab_echo_replies, 1);
+}
+
 /* What the fabric port delivered to this core's queue (or another core handed over):
  * checked, then a frame for this core, a frame handed to its core, or ARP. Takes mb. */
 static void udp_in(struct worker *w, struct rte_mbuf *mb)
@@ -840,6 +856,10 @@ static void udp_in(struct worker *w, struct rte_mbuf *mb)
 	}
 	if (in.kind == SL_FU_ARP_REQUEST || in.kind == SL_FU_ARP_REPLY) {
 		arp_in(w, mb, &in);
+		return;
+	}
+	if (in.kind == SL_FU_ICMP_ECHO) {
+		echo_in(w, mb, &in);
 		return;
 	}
 	int i = in.kind == SL_FU_FRAME ? peer_by_ip(f, in.pkt.src_ip) : -1;

@@ -188,6 +188,7 @@
 	X(fab_arp_requests) \
 	X(fab_arp_replies) \
 	X(fab_arp_learned) \
+	X(fab_echo_replies) \
 	X(fwd_out) \
 	X(fwd_in) \
 	X(fwd_answers) \

@@ -1,7 +1,8 @@
 /* fuzz_fabric_udp.c - libFuzzer target for what the fabric port receives with fabric =
  * udp (fabric_udp.h), then the fabric frame inside: any bytes must classify without a
  * crash or sanitizer report; a frame for us names one of our cores and its payload lies
- * inside the input; an ARP request for us gets a reply the sender takes as one. The first
+ * inside the input; an ARP request for us gets a reply the sender takes as one, a ping
+ * an echo reply. The first
  * byte chooses whether the rest is taken as is or has its MACs, addresses, lengths and IP
  * checksum made ours first, so the fuzzer also reaches the port and payload checks. */
 #include <stdint.h>
@@ -83,6 +84,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	}
 	case SL_FU_ARP_REPLY:
+		return 0;
+	case SL_FU_ICMP_ECHO: /* answered in place, as the node does */
+		CHECK(in.pkt.dst_ip == our_ip);
+		CHECK(sl_pkt_build_icmp_echo_reply(frame, sizeof(frame), &in.pkt, our_mac) >=
+		      (int)SL_PKT_MIN_FRAME);
 		return 0;
 	case SL_FU_FRAME:
 		break;

@@ -7,7 +7,8 @@
 # leader of region 0 SIGKILLed and restarted, then frames dropped on one of its links by
 # debug_fabric. Checks: peers resolve each other by ARP, writes go on with
 # a node down, the node catches up, every acknowledged point reads back exactly from
-# every node, and the fabric counters show UDP traffic and no damaged or misrouted frame.
+# every node, the fabric counters show UDP traffic and no damaged or misrouted frame, and
+# a host on the network can ping a node.
 set -euo pipefail
 SLUICED=$1 PRODUCER=$2 VERIFY=$3
 # under the sanitizers (ASAN_OPTIONS set) the nodes run slower: fewer points last as long
@@ -75,6 +76,12 @@ for i in 1 2 3; do
 	[ "$st" = "udp 10.99.0.$i 2 True" ] || { echo "FAIL: node $i fabric status: $st"; exit 1; }
 done
 cl_verify_all
+# a host on the fabric network reaches a node: the kernel in the namespace resolves the
+# node's address by ARP (the node answers) and pings it (the node answers that too)
+ip -n "$NS" addr add 10.99.0.100/24 dev slu9br
+ip netns exec "$NS" ping -c 2 -i 0.2 -W 2 10.99.0.1 >/dev/null ||
+	{ echo "FAIL: node 1 did not answer ARP and ping on the fabric network"; exit 1; }
+[ "$(cl_stat 1 fab_echo_replies)" -ge 2 ] || { echo "FAIL: node 1 counted no echo reply"; exit 1; }
 for i in 1 2 3; do
 	for ctr in fab_drop_crc fab_drop_dest fab_drop_ip_hdr fab_drop_udp fab_drop_udp_port fab_drop_ip_src fab_drop_ip_frag; do
 		v=$(cl_stat "$i" $ctr)

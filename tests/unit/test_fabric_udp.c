@@ -205,6 +205,39 @@ static void test_arp(void **u)
 	assert_int_equal(drop_of(f, (size_t)len), SL_FU_DROP_ARP);
 }
 
+/* A ping of our address is answered (operators check the fabric path with ping); one of
+ * another address is not ours. */
+static void test_ping(void **u)
+{
+	(void)u;
+	uint8_t f[256];
+	struct sl_fu_local l = local();
+	struct sl_fu_in in;
+	/* a UDP frame turned into an echo request of 32 bytes */
+	size_t len = udp_frame(f, sizeof(f), 0, 0, 32 - SL_PKT_UDP_HDR);
+	uint8_t *ip = f + SL_PKT_ETH_HDR, *icmp = ip + SL_PKT_IP_HDR;
+	ip[9] = SL_PKT_PROTO_ICMP;
+	fix_ip_csum(f);
+	icmp[0] = 8; /* echo request */
+	icmp[1] = 0;
+	icmp[2] = icmp[3] = 0;
+	sl_pkt_put_be16(icmp + 2, sl_pkt_inet_csum(icmp, 32));
+	assert_int_equal(sl_fu_classify(f, len, &l, &in), SL_FU_ICMP_ECHO);
+	int n = sl_pkt_build_icmp_echo_reply(f, sizeof(f), &in.pkt, our_mac);
+	assert_true(n >= (int)SL_PKT_MIN_FRAME);
+	assert_memory_equal(f, peer_mac, 6);
+	assert_int_equal(sl_pkt_get_be32(f + SL_PKT_ETH_HDR + 16), peer_ip);
+	assert_int_equal(f[SL_PKT_ETH_HDR + SL_PKT_IP_HDR], 0); /* echo reply */
+	/* any other ICMP is not answered */
+	len = udp_frame(f, sizeof(f), 0, 0, 32 - SL_PKT_UDP_HDR);
+	ip[9] = SL_PKT_PROTO_ICMP;
+	fix_ip_csum(f);
+	icmp[0] = 13; /* timestamp */
+	icmp[2] = icmp[3] = 0;
+	sl_pkt_put_be16(icmp + 2, sl_pkt_inet_csum(icmp, 32));
+	assert_int_equal(drop_of(f, len), SL_FU_DROP_PROTO);
+}
+
 /* Retries: quick at first, doubling, never more than a second apart; once a second for a
  * resolved peer. The wait never grows without bound nor drops to zero. */
 static void test_arp_backoff(void **u)
@@ -244,6 +277,7 @@ int main(void)
 		cmocka_unit_test(test_frame_for_a_core),
 		cmocka_unit_test(test_drops),
 		cmocka_unit_test(test_arp),
+		cmocka_unit_test(test_ping),
 		cmocka_unit_test(test_arp_backoff),
 		cmocka_unit_test(test_mac_pack),
 	};
