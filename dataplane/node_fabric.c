@@ -797,8 +797,22 @@ static void heard(struct worker *w, struct nd_fab_peer *p)
 		atomic_store_explicit(&p->heard_ns, w->now_ns, memory_order_relaxed);
 }
 
+/* mb now holds a reply of len bytes built in place (len < 0: none): it leaves from this
+ * core's queue, counted in `what`. Takes mb. */
+static void reply_in_place(struct worker *w, struct rte_mbuf *mb, int len, enum sl_stat what)
+{
+	if (len < 0) {
+		rte_pktmbuf_free(mb);
+		return;
+	}
+	mb->data_len = (uint16_t)len;
+	mb->pkt_len = (uint32_t)len;
+	sl_port_txq_send(&w->fab->ctl_txq, mb);
+	sl_stats_add(w->st, what, 1);
+}
+
 /* An ARP request or reply: a peer's MAC is learned from it (unless static); a request
- * for our address is answered in place, from this core's queue. Takes mb. */
+ * for our address is answered in place. Takes mb. */
 static void arp_in(struct worker *w, struct rte_mbuf *mb, const struct sl_fu_in *in)
 {
 	struct nd_fabric *f = w->node->fab;
@@ -816,34 +830,12 @@ static void arp_in(struct worker *w, struct rte_mbuf *mb, const struct sl_fu_in 
 						   (size_t)(mb->buf_len - mb->data_off), &in->pkt,
 						   f->mac.addr_bytes)
 			  : -EINVAL;
-	if (len < 0) {
-		rte_pktmbuf_free(mb);
-		return;
-	}
-	mb->data_len = (uint16_t)len;
-	mb->pkt_len = (uint32_t)len;
-	sl_port_txq_send(&w->fab->ctl_txq, mb);
-	sl_stats_add(w->st, SL_STAT_fab_arp_replies, 1);
-}
-
-/* A ping of our address: answered in place, from this core's queue. Takes mb. */
-static void echo_in(struct worker *w, struct rte_mbuf *mb, const struct sl_fu_in *in)
-{
-	int len = sl_pkt_build_icmp_echo_reply(rte_pktmbuf_mtod(mb, uint8_t *),
-					       (size_t)(mb->buf_len - mb->data_off), &in->pkt,
-					       w->node->fab->mac.addr_bytes);
-	if (len < 0) {
-		rte_pktmbuf_free(mb);
-		return;
-	}
-	mb->data_len = (uint16_t)len;
-	mb->pkt_len = (uint32_t)len;
-	sl_port_txq_send(&w->fab->ctl_txq, mb);
-	sl_stats_add(w->st, SL_STAT_fab_echo_replies, 1);
+	reply_in_place(w, mb, len, SL_STAT_fab_arp_replies);
 }
 
 /* What the fabric port delivered to this core's queue (or another core handed over):
- * checked, then a frame for this core, a frame handed to its core, or ARP. Takes mb. */
+ * checked, then a frame for this core, a frame handed to its core, ARP or a ping.
+ * Takes mb. */
 static void udp_in(struct worker *w, struct rte_mbuf *mb)
 {
 	struct nd_fabric *f = w->node->fab;
@@ -858,8 +850,12 @@ static void udp_in(struct worker *w, struct rte_mbuf *mb)
 		arp_in(w, mb, &in);
 		return;
 	}
-	if (in.kind == SL_FU_ICMP_ECHO) {
-		echo_in(w, mb, &in);
+	if (in.kind == SL_FU_ICMP_ECHO) { /* a ping of our address */
+		reply_in_place(w, mb,
+			       sl_pkt_build_icmp_echo_reply(rte_pktmbuf_mtod(mb, uint8_t *),
+							    (size_t)(mb->buf_len - mb->data_off),
+							    &in.pkt, f->mac.addr_bytes),
+			       SL_STAT_fab_echo_replies);
 		return;
 	}
 	int i = in.kind == SL_FU_FRAME ? peer_by_ip(f, in.pkt.src_ip) : -1;
