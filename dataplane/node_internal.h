@@ -334,9 +334,9 @@ struct nd_fab_peer {
 	uint16_t node;	  /* the peer's node id */
 	uint16_t port_id; /* its memif device, or the fabric port (udp) */
 	bool server;	  /* this node listens on the link's socket */
-	/* udp: its address (host order), MAC (sl_fu_mac_pack; 0 = not resolved; written by
-	 * the worker that hears its ARP, cleared by the main lcore when it falls silent),
-	 * when it was last heard (ARP or frames), and whether its MAC is static */
+	/* udp: its address (host order), MAC (sl_fu_mac_pack; 0 = not resolved yet; written
+	 * by the worker that hears its ARP), when it was last heard (ARP or frames), and
+	 * whether its MAC is static */
 	uint32_t ip;
 	bool static_mac;
 	_Atomic uint64_t mac;
