@@ -22,6 +22,9 @@ static const void *raft_opts(const struct sl_cons_limits *lim, void *buf)
 	o->max_msg_bytes = msg;
 	o->max_unstable_bytes = (lim->max_inflight ? lim->max_inflight : 1u) * msg;
 	o->max_apply_bytes = 4u * msg;
+	/* a snapshot is a region's whole state, sent in chunks: as large as an image's
+	 * length field allows */
+	o->max_snapshot_bytes = UINT32_MAX;
 	return o;
 }
 

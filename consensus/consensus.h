@@ -124,8 +124,10 @@ struct sl_cons_log {
 	uint64_t (*last_index)(void *ctx);
 	int (*term)(void *ctx, uint64_t index, uint64_t *term);
 	int (*entry)(void *ctx, uint64_t index, struct sl_cons_entry *out);
-	/* Optional (NULL: the caller never compacts). The latest snapshot, whose index is
-	 * first_index() - 1; term(ctx, that index) must answer its term. */
+	/* Optional (NULL: the caller never compacts). A snapshot the log continues from: its
+	 * index at least first_index() - 1 (the latest, or an older one while the entries
+	 * after it are still in the log) and at most the applied index, with its term and
+	 * membership. -EAGAIN (or another error) when none can be given now: asked again. */
 	int (*snapshot)(void *ctx, struct sl_cons_snapshot *out);
 };
 
@@ -144,6 +146,10 @@ struct sl_cons_config {
 	struct sl_cons_hard_state initial; /* recovered durable state */
 	const struct sl_cons_log *log;     /* recovered log; may be NULL for a fresh group */
 	const void *proto_opts; /* protocol-specific options, NULL for defaults (raft.h) */
+	/* This replica lost its durable state (a wiped disk) and comes back under its old id:
+	 * it must not vote, campaign or count toward a commit until it holds the group's
+	 * committed state again (protocols without votes ignore it; raft.h says when). */
+	bool rejoin;
 };
 
 enum sl_cons_role {
@@ -162,6 +168,7 @@ struct sl_cons_status {
 	uint64_t applied_index;
 	uint64_t last_index;
 	uint64_t durable_index;
+	bool rejoining; /* created with `rejoin` and not caught up yet */
 };
 
 /* The vtable. Every function is pure with respect to the outside world. */

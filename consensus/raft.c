@@ -30,6 +30,8 @@
 /* Smallest max_msg_bytes: an append with one entry of some bytes, a snapshot message with
  * a full membership. */
 #define MSG_BYTES_MIN 256u
+/* Snapshot chunks a leader has in flight to one follower (each up to max_msg_bytes). */
+#define SNAP_WINDOW 4u
 
 enum msg_type {
 	M_PREVOTE = 1,
@@ -42,10 +44,14 @@ enum msg_type {
 	M_HEARTBEAT_RESP,
 	M_SNAPSHOT,
 	M_TIMEOUT_NOW,
+	M_SNAP_ACK, /* a follower's receipt of snapshot chunks: the next offset it expects */
 	M_TYPE_END,
 };
 #define F_REJECT 1u
 #define F_TRANSFER 2u
+/* From a rejoining replica: it votes for no one and its match counts for nothing. From a
+ * leader to it: the commit index carried was reached without it (raft.h, rejoin). */
+#define F_REJOIN 4u
 
 enum role { R_FOLLOWER, R_PRECANDIDATE, R_CANDIDATE, R_LEADER };
 enum pstate { P_PROBE, P_REPLICATE, P_SNAPSHOT };
@@ -63,8 +69,14 @@ struct progress {
 	bool paused; /* probe: one append outstanding */
 	uint64_t match, next;
 	uint64_t pending_snapshot;
+	/* chunked snapshot transfer: bytes the follower acknowledged, bytes sent, image size */
+	uint32_t snap_off, snap_sent, snap_total;
+	bool snap_any;	    /* a chunk of this image went out (an empty image is one chunk) */
+	bool snap_went_back; /* at snap_off already, on a reject: its other rejects are moot */
 	uint64_t probe_sent_ns;
 	uint64_t last_resp_ns; /* check-quorum */
+	bool rejoining;	       /* its last response said F_REJOIN */
+	uint64_t rejoin_fence; /* appended once it was known to rejoin: committed without it */
 	uint64_t acked_round;  /* ReadIndex and lease */
 	struct inflight infl[INFL_CAP];
 	uint32_t infl_head, infl_len;
@@ -113,6 +125,8 @@ struct raft {
 	bool contact_pending;	  /* heard since the last tick: stamp it with the next tick */
 	uint64_t applied, durable;
 	bool failed;
+	bool rejoin; /* lost its state: no votes, no campaigns, responses flagged F_REJOIN */
+	uint64_t rejoin_target; /* a commit index a leader reached without this replica */
 
 	/* log = [caller's log up to ufirst-1] + unstable entries from ufirst */
 	uint64_t base_index, base_term;
@@ -145,7 +159,15 @@ struct raft {
 
 	bool snap_pending;
 	struct sl_cons_snapshot snap_in;
-	uint8_t *snap_buf;
+	/* a snapshot being received in chunks: from which leader (and term), for which index,
+	 * how much of it is here; the image grows in rx_buf up to max_snapshot_bytes */
+	bool rx_active;
+	uint32_t rx_from;
+	uint64_t rx_mterm, rx_index, rx_term;
+	struct sl_cons_conf rx_conf;
+	uint32_t rx_total, rx_next;
+	uint8_t *rx_buf;
+	uint32_t rx_cap;
 
 	/* outputs accumulated until the next ready() */
 	struct sl_cons_msg *out_msgs;
@@ -463,6 +485,7 @@ int sl_raft_msg_describe(const uint8_t *buf, uint32_t len, char *out, size_t cap
 	    [M_APPEND] = "MsgApp",	   [M_APPEND_RESP] = "MsgAppResp",
 	    [M_HEARTBEAT] = "MsgHeartbeat", [M_HEARTBEAT_RESP] = "MsgHeartbeatResp",
 	    [M_SNAPSHOT] = "MsgSnap",	   [M_TIMEOUT_NOW] = "MsgTimeoutNow",
+	    [M_SNAP_ACK] = "MsgSnapAck",
 	};
 	struct desc d = {out, cap, 0};
 	if (cap > 0)
@@ -539,14 +562,22 @@ int sl_raft_msg_describe(const uint8_t *buf, uint32_t len, char *out, size_t cap
 			break;
 		}
 		r_bytes(&r, used);
-		uint32_t dlen = r32(&r);
+		uint32_t total = r32(&r), off = r32(&r), dlen = r32(&r);
 		const uint8_t *data = r_bytes(&r, dlen);
 		if (r.err)
 			break;
 		d_printf(&d, " Snapshot:%" PRIu64 "/%" PRIu64 " ", t, idx);
 		d_conf(&d, &c);
+		if (off != 0 || dlen != total) /* a whole image reads as before chunking */
+			d_printf(&d, " Chunk:%u+%u/%u", off, dlen, total);
 		d_printf(&d, " Data:");
 		d_data(&d, data, dlen);
+		break;
+	}
+	case M_SNAP_ACK: {
+		uint64_t idx = r64(&r), next = r64(&r);
+		if (!r.err)
+			d_printf(&d, " Snapshot:%" PRIu64 " Next:%" PRIu64, idx, next);
 		break;
 	}
 	default:
@@ -568,7 +599,7 @@ static bool needs_durable_state(uint8_t type)
 	/* a vote request too: the candidate's term and self-vote must be durable first, or a
 	 * restart could make it leader of the same term twice with different entries */
 	return type == M_VOTE || type == M_VOTE_RESP || type == M_APPEND_RESP ||
-	       type == M_HEARTBEAT_RESP;
+	       type == M_HEARTBEAT_RESP || type == M_SNAP_ACK;
 }
 
 /* Start a message in the outbox; false when the outbox is full (the message is lost,
@@ -587,6 +618,9 @@ static bool msg_begin(struct raft *s, struct wr *w, uint8_t type, uint16_t flags
 	uint8_t h[HDR_BYTES];
 	h[0] = RAFT_MSG_VERSION;
 	h[1] = type;
+	if (s->rejoin &&
+	    (type == M_APPEND_RESP || type == M_HEARTBEAT_RESP || type == M_SNAP_ACK))
+		flags |= F_REJOIN;
 	sl_put_u16(h + 2, flags);
 	sl_put_u32(h + 4, 0);
 	sl_put_u64(h + 8, term);
@@ -918,36 +952,80 @@ static void to_probe(struct progress *p, uint64_t next)
 	infl_clear(p);
 }
 
+/* F_REJOIN on a message to a rejoining follower when the commit index it carries is one
+ * reached without that follower. */
+static uint16_t rejoin_flag(const struct progress *p, uint64_t commit)
+{
+	return p->rejoining && commit >= p->rejoin_fence ? F_REJOIN : 0;
+}
+
+/* Image bytes one snapshot chunk carries: a message of max_msg_bytes with the header,
+ * index, term, membership, total, offset and length around them. */
+static uint32_t snap_chunk_bytes(const struct raft *s, const struct sl_cons_conf *c)
+{
+	return s->o.max_msg_bytes - HDR_BYTES - 16u - conf_bytes(c) - 12u;
+}
+
+/* Snapshot transfer, in chunks: the latest snapshot from the caller's log (a newer one
+ * than the image being sent starts over), as many chunks as the window allows beyond what
+ * the follower acknowledged (M_SNAP_ACK). The follower installs the image once it holds
+ * all of it and answers with an append response, which ends P_SNAPSHOT. True when a
+ * chunk went out. */
 static bool send_snapshot(struct raft *s, struct progress *p)
 {
 	struct sl_cons_snapshot snap;
 	if (s->log == NULL || s->log->snapshot == NULL ||
 	    s->log->snapshot(s->log->ctx, &snap) != 0 || snap.index == 0)
 		return false;
-	struct wr w;
-	if (!msg_begin(s, &w, M_SNAPSHOT, 0, s->term))
-		return false;
-	w64(&w, snap.index);
-	w64(&w, snap.term);
+	if (p->state != P_SNAPSHOT || p->pending_snapshot != snap.index ||
+	    p->snap_total != snap.len) {
+		p->state = P_SNAPSHOT;
+		p->pending_snapshot = snap.index;
+		p->snap_total = snap.len;
+		p->snap_off = p->snap_sent = 0;
+		p->snap_any = p->snap_went_back = false;
+		p->probe_sent_ns = s->now;
+		infl_clear(p);
+		s->st.snapshots_sent++;
+	}
 	uint8_t cb[2 + 4 * SL_CONS_MAX_PEERS * 2];
 	conf_put(cb, &snap.conf);
-	w_bytes(&w, cb, conf_bytes(&snap.conf));
-	w32(&w, snap.len);
-	w_bytes(&w, snap.data, snap.len);
-	if (!msg_end(s, &w, p->id))
-		return false;
-	p->state = P_SNAPSHOT;
-	p->pending_snapshot = snap.index;
-	p->probe_sent_ns = s->now;
-	infl_clear(p);
-	s->st.snapshots_sent++;
-	return true;
+	uint32_t room = snap_chunk_bytes(s, &snap.conf);
+	bool sent = false;
+	/* bounded: SNAP_WINDOW chunks */
+	for (uint32_t k = 0; k < SNAP_WINDOW; k++) {
+		if ((p->snap_any && p->snap_sent >= p->snap_total) ||
+		    p->snap_sent - p->snap_off >= (uint64_t)SNAP_WINDOW * room)
+			break;
+		uint32_t len = p->snap_total - p->snap_sent < room ? p->snap_total - p->snap_sent
+								    : room;
+		struct wr w;
+		if (!msg_begin(s, &w, M_SNAPSHOT, 0, s->term))
+			break;
+		w64(&w, snap.index);
+		w64(&w, snap.term);
+		w_bytes(&w, cb, conf_bytes(&snap.conf));
+		w32(&w, snap.len);
+		w32(&w, p->snap_sent);
+		w32(&w, len);
+		w_bytes(&w, snap.data + p->snap_sent, len);
+		if (!msg_end(s, &w, p->id))
+			break;
+		p->snap_sent += len;
+		p->snap_any = true;
+		p->probe_sent_ns = s->now;
+		s->st.snapshot_chunks_sent++;
+		sent = true;
+	}
+	return sent;
 }
 
 /* Send one append to a follower if its state allows; true when entries went out. */
 static bool send_append(struct raft *s, struct progress *p)
 {
-	if (p->state == P_SNAPSHOT || (p->state == P_PROBE && p->paused))
+	if (p->state == P_SNAPSHOT)
+		return send_snapshot(s, p);
+	if (p->state == P_PROBE && p->paused)
 		return false;
 	uint64_t last = last_index(s);
 	if (p->state == P_REPLICATE &&
@@ -957,7 +1035,7 @@ static bool send_append(struct raft *s, struct progress *p)
 	if (term_at(s, prev, &prev_term) != 0)
 		return send_snapshot(s, p);
 	struct wr w;
-	if (!msg_begin(s, &w, M_APPEND, 0, s->term))
+	if (!msg_begin(s, &w, M_APPEND, rejoin_flag(p, s->commit), s->term))
 		return false;
 	w64(&w, prev);
 	w64(&w, prev_term);
@@ -1028,7 +1106,9 @@ static uint64_t quorum_value(const struct raft *s, uint64_t self_value, bool mat
 		} else {
 			for (uint32_t j = 0; j < s->n_pr; j++)
 				if (s->pr[j].id == id)
-					x = match ? s->pr[j].match : s->pr[j].acked_round;
+					x = !match		  ? s->pr[j].acked_round
+					    : s->pr[j].rejoining ? 0
+								 : s->pr[j].match;
 		}
 		v[n++] = x;
 	}
@@ -1089,7 +1169,7 @@ static void send_heartbeats(struct raft *s)
 	for (uint32_t i = 0; i < s->n_pr; i++) {
 		struct progress *p = &s->pr[i];
 		uint64_t c = p->match < s->commit ? p->match : s->commit;
-		send_simple(s, p->id, M_HEARTBEAT, 0, s->term, c, s->hb_round, 2);
+		send_simple(s, p->id, M_HEARTBEAT, rejoin_flag(p, c), s->term, c, s->hb_round, 2);
 	}
 	release_reads(s);
 }
@@ -1105,8 +1185,13 @@ static void retransmit(struct raft *s)
 		else if (p->state == P_REPLICATE && p->infl_len > 0 &&
 			 s->now >= p->infl[p->infl_head].sent_ns + s->et_ns / 2)
 			to_probe(p, p->match + 1);
-		else if (p->state == P_SNAPSHOT && s->now >= p->probe_sent_ns + s->et_ns)
-			to_probe(p, p->match + 1);
+		else if (p->state == P_SNAPSHOT && s->now >= p->probe_sent_ns + s->et_ns) {
+			/* unanswered chunks: from what the follower acknowledged, again */
+			p->snap_sent = p->snap_off;
+			p->snap_any = p->snap_off > 0;
+			p->snap_went_back = false;
+			p->probe_sent_ns = s->now;
+		}
 		send_append_loop(s, p);
 	}
 }
@@ -1174,7 +1259,12 @@ static void on_vote(struct raft *s, const struct sl_cons_msg *m, uint8_t type, u
 		can = s->vote == m->from ||
 		      (s->vote == SL_CONS_NODE_NONE && s->leader == SL_CONS_NODE_NONE);
 #endif
-	bool grant = can && log_up_to_date(s, li, lt);
+	/* a rejoining replica forgot whom it voted for: it grants nothing (raft.h) */
+#ifdef SL_MUTATION_REJOIN_VOTES
+	bool grant = can && log_up_to_date(s, li, lt); /* deliberate bug: it votes at once */
+#else
+	bool grant = can && !s->rejoin && log_up_to_date(s, li, lt);
+#endif
 	uint8_t rt = type == M_PREVOTE ? M_PREVOTE_RESP : M_VOTE_RESP;
 	if (grant && type == M_VOTE) {
 		s->vote = m->from;
@@ -1250,6 +1340,26 @@ static void on_append(struct raft *s, const struct sl_cons_msg *m, struct rd *r)
 	send_simple(s, m->from, M_APPEND_RESP, 0, s->term, idx, 0, 2);
 }
 
+/* Space for a snapshot of `total` bytes being received (the only buffer that grows after
+ * create(): images are as large as the state machine, bounded by max_snapshot_bytes). */
+static bool rx_reserve(struct raft *s, uint32_t total)
+{
+	if (total > s->o.max_snapshot_bytes)
+		return false;
+	if (total <= s->rx_cap)
+		return true;
+	uint8_t *b = realloc(s->rx_buf, total);
+	if (b == NULL)
+		return false;
+	s->rx_buf = b;
+	s->rx_cap = total;
+	return true;
+}
+
+/* A chunk of the leader's snapshot. Chunks are taken in order only, of one image (the
+ * same leader, term and index: two leaders may encode the same state differently); any
+ * other is answered with the offset expected (F_REJECT), so the leader goes back. Once
+ * the whole image is here it is installed. */
 static void on_snapshot(struct raft *s, const struct sl_cons_msg *m, struct rd *r)
 {
 	struct sl_cons_snapshot sn;
@@ -1260,10 +1370,10 @@ static void on_snapshot(struct raft *s, const struct sl_cons_msg *m, struct rd *
 	if (r->err || conf_get(r->p + r->pos, r->len - r->pos, &sn.conf, &used) != 0)
 		return;
 	r_bytes(r, used);
-	sn.len = r32(r);
-	sn.data = r_bytes(r, sn.len);
-	if (r->err || sn.len > s->o.max_msg_bytes || sn.index > PEER_VALUE_MAX ||
-	    sn.term > PEER_VALUE_MAX) {
+	uint32_t total = r32(r), off = r32(r), dlen = r32(r);
+	const uint8_t *data = r_bytes(r, dlen);
+	if (r->err || sn.index > PEER_VALUE_MAX || sn.term > PEER_VALUE_MAX || off > total ||
+	    dlen > total - off || (dlen == 0 && off < total)) {
 		s->st.msgs_bad++;
 		return;
 	}
@@ -1278,9 +1388,48 @@ static void on_snapshot(struct raft *s, const struct sl_cons_msg *m, struct rd *
 		send_simple(s, m->from, M_APPEND_RESP, 0, s->term, sn.index, 0, 2);
 		return;
 	}
+	if (s->snap_pending)
+		return; /* the image handed out lives in rx_buf until advance(); resent later */
+	bool same = s->rx_active && s->rx_from == m->from && s->rx_mterm == s->term &&
+		    s->rx_index == sn.index && s->rx_total == total;
+	if (off == 0) {
+		if (!rx_reserve(s, total)) {
+			s->rx_active = false;
+			s->st.snapshots_refused++;
+			return;
+		}
+		s->rx_active = true;
+		s->rx_from = m->from;
+		s->rx_mterm = s->term;
+		s->rx_index = sn.index;
+		s->rx_term = sn.term;
+		s->rx_conf = sn.conf;
+		s->rx_total = total;
+		s->rx_next = 0;
+	} else if (!same || off != s->rx_next) {
+		/* a duplicate (off below what is here) is only acknowledged again; a gap or
+		 * another image asks the leader to go back */
+		bool dup = same && off < s->rx_next;
+		if (!dup)
+			s->st.snapshot_chunks_refused++;
+		send_simple(s, m->from, M_SNAP_ACK, dup ? 0 : F_REJECT, s->term, sn.index,
+			    same ? s->rx_next : 0, 2);
+		return;
+	}
+	if (dlen > 0)
+		memcpy(s->rx_buf + off, data, dlen);
+	s->rx_next = off + dlen;
+	s->st.snapshot_chunks_received++;
+	if (s->rx_next < total) {
+		send_simple(s, m->from, M_SNAP_ACK, 0, s->term, sn.index, s->rx_next, 2);
+		return;
+	}
+	s->rx_active = false;
+	sn.term = s->rx_term;
+	sn.conf = s->rx_conf;
+	sn.len = total;
+	sn.data = s->rx_buf != NULL ? s->rx_buf : (const uint8_t *)""; /* an empty image */
 	drop_props_from(s, s->base_index + 1);
-	memcpy(s->snap_buf, sn.data, sn.len);
-	sn.data = s->snap_buf;
 	s->snap_in = sn;
 	s->snap_pending = true;
 	s->base_index = sn.index;
@@ -1298,6 +1447,34 @@ static void on_snapshot(struct raft *s, const struct sl_cons_msg *m, struct rd *
 	send_simple(s, m->from, M_APPEND_RESP, 0, s->term, sn.index, 0, 2);
 }
 
+/* The follower's receipt of snapshot chunks: the window moves on, or (F_REJECT, or an
+ * offset below what it had acknowledged: it started over) the leader goes back to the
+ * offset the follower expects. */
+static void on_snap_ack(struct raft *s, const struct sl_cons_msg *m, uint16_t flags, struct rd *r)
+{
+	uint64_t index = r64(r), next = r64(r);
+	struct progress *p = find_pr(s, m->from);
+	if (r->err || p == NULL)
+		return;
+	p->last_resp_ns = s->now;
+	if (p->state != P_SNAPSHOT || index != p->pending_snapshot || next > p->snap_total)
+		return; /* stale: of another image, or this follower moved on */
+	if (next > p->snap_off) {
+		p->snap_off = (uint32_t)next;
+		p->snap_went_back = false;
+		if (p->snap_sent < p->snap_off)
+			p->snap_sent = p->snap_off;
+	} else if (next < p->snap_off || ((flags & F_REJECT) && !p->snap_went_back)) {
+		/* once per offset: the chunks after a lost one are all rejected, and going
+		 * back for each would resend the window as often */
+		p->snap_off = p->snap_sent = (uint32_t)next;
+		p->snap_any = next > 0;
+		p->snap_went_back = true;
+	}
+	p->probe_sent_ns = s->now;
+	send_snapshot(s, p);
+}
+
 static void on_append_resp(struct raft *s, const struct sl_cons_msg *m, uint16_t flags,
 			   struct rd *r)
 {
@@ -1306,6 +1483,20 @@ static void on_append_resp(struct raft *s, const struct sl_cons_msg *m, uint16_t
 	if (r->err || p == NULL)
 		return;
 	p->last_resp_ns = s->now;
+	bool rejoined = p->rejoining && !(flags & F_REJOIN);
+	if (!p->rejoining && (flags & F_REJOIN)) {
+		/* it lost its state: what it had acknowledged is gone, probe from scratch; an
+		 * entry appended from now on commits without it (its match counts 0), and once
+		 * one has, it is told so (F_REJOIN on appends and heartbeats) */
+		p->match = 0;
+		to_probe(p, p->next);
+		p->rejoin_fence = last_index(s) + 1;
+		if (append_one(s, s->term, SL_CONS_ENTRY_NOOP, NULL, 0, 0) == 0)
+			s->need_bcast = true;
+	}
+	p->rejoining = (flags & F_REJOIN) != 0;
+	if (rejoined)
+		maybe_commit(s); /* its match counts from now on */
 	if (flags & F_REJECT) {
 		if ((p->state == P_REPLICATE && index <= p->match) ||
 		    (p->state != P_REPLICATE && index != p->next - 1))
@@ -1364,6 +1555,14 @@ static void heard_leader(struct raft *s, uint32_t from)
 	 * vote-refusal window early and break the leader's lease, so wait for the next tick */
 	s->contact_pending = true;
 	reset_election(s);
+}
+
+/* A leader says `commit` was reached without this rejoining replica: once it holds the
+ * log up to there, it is whole again (maybe_end_rejoin). */
+static void note_rejoin_target(struct raft *s, uint64_t commit)
+{
+	if (s->rejoin && s->rejoin_target == 0 && commit > 0 && commit <= PEER_VALUE_MAX)
+		s->rejoin_target = commit;
 }
 
 static int rf_step(void *st, const struct sl_cons_msg *m)
@@ -1437,6 +1636,8 @@ static int rf_step(void *st, const struct sl_cons_msg *m)
 		break;
 	case M_APPEND:
 		heard_leader(s, m->from);
+		if ((flags & F_REJOIN) && m->len >= HDR_BYTES + 24u)
+			note_rejoin_target(s, sl_get_u64(m->buf + HDR_BYTES + 16u));
 		on_append(s, m, &r);
 		break;
 	case M_HEARTBEAT: {
@@ -1449,6 +1650,8 @@ static int rf_step(void *st, const struct sl_cons_msg *m)
 			c = last;
 		if (c > s->commit)
 			s->commit = c;
+		if (flags & F_REJOIN)
+			note_rejoin_target(s, c);
 		send_simple(s, m->from, M_HEARTBEAT_RESP, 0, s->term, round, 0, 1);
 		break;
 	}
@@ -1458,12 +1661,16 @@ static int rf_step(void *st, const struct sl_cons_msg *m)
 		break;
 	case M_TIMEOUT_NOW:
 		heard_leader(s, m->from);
-		if (is_voter(s, s->self))
+		if (is_voter(s, s->self) && !s->rejoin)
 			become_candidate(s, true);
 		break;
 	case M_APPEND_RESP:
 		if (s->role == R_LEADER)
 			on_append_resp(s, m, flags, &r);
+		break;
+	case M_SNAP_ACK:
+		if (s->role == R_LEADER)
+			on_snap_ack(s, m, flags, &r);
 		break;
 	case M_HEARTBEAT_RESP:
 		if (s->role == R_LEADER)
@@ -1525,7 +1732,7 @@ static void rf_tick(void *st, uint64_t now_ns)
 		return;
 	}
 	if (s->now >= s->election_deadline) {
-		if (is_voter(s, s->self))
+		if (is_voter(s, s->self) && !s->rejoin)
 			become_precandidate(s);
 		else
 			reset_election(s);
@@ -1710,6 +1917,23 @@ void sl_raft_stats(void *st, struct sl_raft_stats *out) { *out = ((struct raft *
 
 /* ---- storage completions ---- */
 
+/* A rejoining replica is whole again once it holds, durably and applied, the log up to a
+ * commit index its leader reached without counting it (rejoin_target; the leader
+ * appended an entry of its term when it learned of the rejoin, and that entry is at or
+ * below it). Then (1) everything committed before the replica lost its state is below it
+ * (leader completeness), and (2) a majority without this replica accepted that term, so
+ * every term in which the replica's lost votes counted is at most that one, while from
+ * now on it votes in later terms only (its term is at least that one and its leader is
+ * known in it). */
+static void maybe_end_rejoin(struct raft *s)
+{
+	if (!s->rejoin || s->rejoin_target == 0 || s->applied < s->rejoin_target)
+		return;
+	if (s->durable < s->rejoin_target && s->base_index < s->rejoin_target)
+		return; /* an installed snapshot is durable before advance(); entries once persisted */
+	s->rejoin = false;
+}
+
 static void rf_persisted(void *st, uint64_t term, uint64_t index)
 {
 	struct raft *s = st;
@@ -1720,6 +1944,7 @@ static void rf_persisted(void *st, uint64_t term, uint64_t index)
 		return; /* a completion for entries replaced since */
 	s->durable = index;
 	maybe_commit(s);
+	maybe_end_rejoin(s);
 }
 
 static void rf_storage_failed(void *st, uint64_t index, int err)
@@ -1843,6 +2068,7 @@ static void rf_advance(void *st, const struct sl_cons_ready *rd)
 	s->un = 0;
 	s->uused = 0;
 	s->applied = s->rd_applied_to;
+	maybe_end_rejoin(s);
 	if (!s->failed)
 		s->hs_out = (struct sl_cons_hard_state){s->term, s->vote, s->commit};
 	s->n_out = 0;
@@ -1850,6 +2076,12 @@ static void rf_advance(void *st, const struct sl_cons_ready *rd)
 	s->out_resp = false;
 	s->n_acks = 0;
 	s->n_rreads = 0;
+	if (s->snap_pending && s->rx_cap > s->o.max_msg_bytes) {
+		/* an installed image is the caller's now: a large buffer is not kept idle */
+		free(s->rx_buf);
+		s->rx_buf = NULL;
+		s->rx_cap = 0;
+	}
 	s->snap_pending = false;
 	s->in_ready = false;
 	SL_ASSERT(s->applied <= s->commit && s->commit <= last_index(s));
@@ -1872,6 +2104,7 @@ static void rf_status(void *st, struct sl_cons_status *o)
 	}
 	o->leader = s->leader;
 	o->term = s->term;
+	o->rejoining = s->rejoin;
 	o->commit_index = s->commit;
 	o->applied_index = s->applied;
 	o->last_index = last_index(s);
@@ -1898,6 +2131,7 @@ static void opts_defaults(struct sl_raft_opts *o, const struct sl_raft_opts *in)
 	DEF(max_apply_bytes, 1u << 20);
 	DEF(max_pending_proposals, 4096u);
 	DEF(max_pending_reads, 256u);
+	DEF(max_snapshot_bytes, 1u << 30);
 #undef DEF
 	if (o->max_msg_bytes < MSG_BYTES_MIN)
 		o->max_msg_bytes = MSG_BYTES_MIN;
@@ -1925,7 +2159,7 @@ static void rf_destroy(void *st)
 	free(s->ubuf);
 	free(s->props);
 	free(s->reads);
-	free(s->snap_buf);
+	free(s->rx_buf);
 	free(s->out_msgs);
 	free(s->obuf);
 	free(s->acks);
@@ -1961,7 +2195,6 @@ static int rf_create(const struct sl_cons_config *cfg, void **out)
 	s->ubuf = malloc(o->max_unstable_bytes);
 	s->props = calloc(o->max_pending_proposals, sizeof(*s->props));
 	s->reads = calloc(o->max_pending_reads, sizeof(*s->reads));
-	s->snap_buf = malloc(o->max_msg_bytes);
 	s->out_msgs = calloc(o->max_outbox_msgs, sizeof(*s->out_msgs));
 	s->obuf = malloc(o->max_outbox_bytes);
 	s->acks = calloc(2 * (size_t)o->max_pending_proposals, sizeof(*s->acks));
@@ -1969,7 +2202,7 @@ static int rf_create(const struct sl_cons_config *cfg, void **out)
 	s->rd_persist = calloc(o->max_unstable_entries, sizeof(*s->rd_persist));
 	s->rd_commit = calloc(o->max_apply_entries, sizeof(*s->rd_commit));
 	s->abuf = malloc(o->max_apply_bytes);
-	if (!s->u || !s->ubuf || !s->props || !s->reads || !s->snap_buf || !s->out_msgs ||
+	if (!s->u || !s->ubuf || !s->props || !s->reads || !s->out_msgs ||
 	    !s->obuf || !s->acks || !s->rreads || !s->rd_persist || !s->rd_commit || !s->abuf) {
 		rf_destroy(s);
 		return -ENOMEM;
@@ -2009,6 +2242,7 @@ static int rf_create(const struct sl_cons_config *cfg, void **out)
 	s->ufirst = last + 1;
 	s->term = cfg->initial.term;
 	s->vote = cfg->initial.vote;
+	s->rejoin = cfg->rejoin;
 	s->commit = cfg->initial.commit;
 	if (s->commit < s->base_index)
 		s->commit = s->base_index;

@@ -1,7 +1,8 @@
 /* raft.h - Raft behind the generic consensus interface (sl_cons_raft_ops), plus the
  * operations the generic vtable has no slot for: linearizable reads (ReadIndex and
  * lease), leader transfer, one-server-at-a-time membership change with learners, and the
- * metadata a caller needs to cut a snapshot. Pure: no I/O, no clock, no globals. */
+ * metadata a caller needs to cut a snapshot. Snapshots travel in chunks of one message
+ * each, acknowledged by the follower, in a window. Pure: no I/O, no clock, no globals. */
 #ifndef SL_RAFT_H
 #define SL_RAFT_H
 
@@ -12,7 +13,8 @@
 #include "consensus.h"
 
 /* Protocol options, passed as sl_cons_config.proto_opts (NULL or 0 fields: defaults).
- * All buffers are sized from these at create(); nothing is allocated afterwards. */
+ * All buffers are sized from these at create(); after that, only a follower receiving a
+ * snapshot allocates (the image, up to max_snapshot_bytes). */
 struct sl_raft_opts {
 	bool lease_reads; /* allow sl_raft_read_index(.., lease=true) to skip the quorum round */
 	/* Bound on the rate difference between any two replicas' clocks, in parts per
@@ -20,7 +22,7 @@ struct sl_raft_opts {
 	 * is election_timeout * (1 - 2 * drift) from the send time of a quorum-acked
 	 * heartbeat. Default 1000 ppm. */
 	uint32_t clock_drift_ppm_max;
-	uint32_t max_msg_bytes;	       /* one encoded message (and snapshot): 64 KiB, min 256 */
+	uint32_t max_msg_bytes;	       /* one encoded message (a snapshot chunk): 64 KiB, min 256 */
 	uint32_t max_unstable_entries; /* entries appended but not yet handed to persist */
 	uint32_t max_unstable_bytes;
 	uint32_t max_outbox_msgs; /* messages produced between two advance() */
@@ -29,6 +31,10 @@ struct sl_raft_opts {
 	uint32_t max_apply_bytes;
 	uint32_t max_pending_proposals; /* proposals awaiting an ack */
 	uint32_t max_pending_reads;
+	/* Largest snapshot image a follower accepts. Images travel in chunks of at most
+	 * max_msg_bytes; the receiver assembles one in a buffer that grows to its size (the
+	 * one allocation after create()). Default 1 GiB. */
+	uint32_t max_snapshot_bytes;
 };
 
 /* Membership change operations (one server at a time; see sl_raft_change). */
@@ -50,6 +56,9 @@ struct sl_raft_stats {
 	uint64_t appends_rejected; /* append requests this replica rejected */
 	uint64_t truncations;	   /* conflicting suffixes cut */
 	uint64_t snapshots_sent, snapshots_installed;
+	uint64_t snapshot_chunks_sent, snapshot_chunks_received;
+	uint64_t snapshot_chunks_refused; /* out of order or of another image: leader goes back */
+	uint64_t snapshots_refused;	  /* larger than max_snapshot_bytes, or no memory */
 	uint64_t transfers; /* TimeoutNow sent */
 	uint64_t reads_index, reads_lease;
 	uint64_t conf_changes; /* configuration entries appended */
@@ -70,7 +79,19 @@ struct sl_raft_stats {
  * - SL_CONS_ACK_DROPPED means the outcome is unknown (the entry may still commit through
  *   another leader); SL_CONS_ACK_OK is definitive.
  * - CONF entries carry the full new membership (decode with sl_raft_conf_decode); a
- *   membership takes effect as soon as its entry is in the log (Raft dissertation 4.1). */
+ *   membership takes effect as soon as its entry is in the log (Raft dissertation 4.1).
+ * - Snapshots: the leader reads the latest one through sl_cons_log.snapshot (which may
+ *   answer -EAGAIN while the caller prepares it: asked again next round) and sends it in
+ *   chunks of one message each, SNAP_WINDOW chunks ahead of the follower's cumulative
+ *   acknowledgement; lost chunks are sent again from what was acknowledged. The follower
+ *   hands the whole image out in ready().has_snapshot once every chunk is in.
+ * - Rejoin (sl_cons_config.rejoin: the replica lost its durable state and restarts under
+ *   its old id): it never campaigns and grants no vote, its responses carry F_REJOIN so
+ *   leaders count its match as 0, and the leader appends a no-op when it learns of it.
+ *   Once a leader tells it (F_REJOIN on an append or heartbeat) that a commit index was
+ *   reached without it, and it holds that log durably, it is an ordinary voter again
+ *   (status.rejoining false). A group that loses a majority besides a rejoining replica
+ *   stops committing rather than lose what only the lost state had acknowledged. */
 
 /* Request a linearizable read: the answer arrives in a later ready's `reads`. With
  * `lease` and opts.lease_reads, a valid leader lease answers at once; otherwise a

@@ -37,6 +37,7 @@ struct sl_ctld_cluster {
 	uint32_t nodes;       /* expected data nodes, ids 1..nodes */
 	uint32_t regions;
 	uint32_t replication; /* 1 or 3 */
+	uint32_t cores;       /* worker cores per data node; 0: leaders spread over nodes only */
 	char protocol[SL_CTLD_PROTO_MAX];
 	/* per-region overrides (empty string: the default protocol) */
 	char region_protocol[SL_CTLD_MAX_REGIONS][SL_CTLD_PROTO_MAX];

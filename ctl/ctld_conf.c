@@ -48,6 +48,10 @@ static const struct key keys[] = {
 	    "regions (hash ranges of the series id) in the cluster"),
 	U32("cluster", "replication", cluster.replication, 1, SL_CTLD_MAX_RF,
 	    "replicas per region: 1 or 3 (at most nodes)"),
+	U32("cluster", "cores", cluster.cores, 0, SL_CTLD_MAX_CORES,
+	    "worker cores of each data node ([eal] workers; region r runs on core r mod cores): "
+	    "preferred leaders are spread over the nodes and, on each node, over its cores; "
+	    "0 = over the nodes only (the rule a node without ctld derives)"),
 	STR("cluster", "protocol", cluster.protocol, "default consensus protocol of a region"),
 	STR("cluster", "protocols", protocols_text,
 	    "per-region protocol overrides, e.g. 0-3:raft,4-7:standalone (standalone: RF 1)"),

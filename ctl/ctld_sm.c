@@ -35,11 +35,34 @@ static struct json_object *hex64(uint64_t v)
 	return json_object_new_string(b);
 }
 
+/* The preferred leader of region i among its replicas. Without cores: the replica slot
+ * advances once per lap over the nodes, so leaders are even over the nodes (to within
+ * one) and over the replica slots (the rule nodes derive without ctld). With cores: the
+ * replica leading fewest regions so far, then the one leading fewest on the region's core
+ * (i mod cores), then the earlier slot, so leaders also spread over each node's cores. */
+static uint32_t plan_leader(const struct sl_ctld_cluster *c, uint32_t i, uint32_t rf,
+			    uint32_t *node_leads, uint32_t (*core_leads)[SL_CTLD_MAX_REGIONS])
+{
+	if (c->cores == 0)
+		return (i + (i / c->nodes) % rf) % c->nodes + 1;
+	uint32_t core = i % c->cores, best = 0;
+	for (uint32_t k = 0; k < rf; k++) {
+		uint32_t n = (i + k) % c->nodes + 1;
+		if (best == 0 || node_leads[n] < node_leads[best] ||
+		    (node_leads[n] == node_leads[best] && core_leads[n][core] < core_leads[best][core]))
+			best = n;
+	}
+	node_leads[best]++;
+	core_leads[best][core]++;
+	return best;
+}
+
 struct json_object *sl_ctld_plan(const struct sl_ctld_cluster *c, char *err, size_t err_len)
 {
 	if (c->nodes == 0 || c->nodes > SL_CTLD_MAX_NODES || c->regions == 0 ||
 	    c->regions > SL_CTLD_MAX_REGIONS || c->replication == 0 ||
-	    c->replication > SL_CTLD_MAX_RF || c->replication > c->nodes) {
+	    c->replication > SL_CTLD_MAX_RF || c->replication > c->nodes ||
+	    c->cores > SL_CTLD_MAX_CORES) {
 		snprintf(err, err_len, "cannot place %u regions of RF %u on %u nodes", c->regions,
 			 c->replication, c->nodes);
 		return NULL;
@@ -48,6 +71,11 @@ struct json_object *sl_ctld_plan(const struct sl_ctld_cluster *c, char *err, siz
 	json_object_object_add(cmd, "op", json_object_new_string("bootstrap"));
 	json_object_object_add(cmd, "cluster", json_object_new_int64(c->cluster_id));
 	json_object_object_add(cmd, "nodes", json_object_new_int64(c->nodes));
+	/* core = region mod cores < regions */
+	static uint32_t node_leads[SL_CTLD_MAX_NODES + 1],
+	    core_leads[SL_CTLD_MAX_NODES + 1][SL_CTLD_MAX_REGIONS];
+	memset(node_leads, 0, sizeof(node_leads));
+	memset(core_leads, 0, sizeof(core_leads));
 	for (uint32_t i = 0; i < c->regions; i++) {
 		const char *proto = c->region_protocol[i][0] ? c->region_protocol[i] : c->protocol;
 		/* a single-copy protocol (standalone) has one replica whatever the RF */
@@ -62,9 +90,7 @@ struct json_object *sl_ctld_plan(const struct sl_ctld_cluster *c, char *err, siz
 		 * with regions a multiple of nodes every node holds as many replicas */
 		for (uint32_t k = 0; k < rf; k++)
 			json_object_array_add(reps, json_object_new_int64((i + k) % c->nodes + 1));
-		/* preferred leader: the replica slot advances once per lap over the nodes, so
-		 * leaders are even over the nodes (to within one) and over the replica slots */
-		uint32_t lead = (i + (i / c->nodes) % rf) % c->nodes + 1;
+		uint32_t lead = plan_leader(c, i, rf, node_leads, core_leads);
 		json_object_object_add(r, "id", json_object_new_int64(i));
 		json_object_object_add(r, "hash_lo", hex64(lo));
 		json_object_object_add(r, "hash_hi", hex64(hi));

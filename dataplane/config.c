@@ -138,7 +138,9 @@ static const struct key keys[] = {
 	    "network's MTU, and at least 284); larger messages are split"),
 	STR("cluster", "ctld", ctld,
 	    "ctl sockets of the sluice-ctld replicas on this host, comma separated: the node "
-	    "joins and heartbeats there (it keeps serving whatever ctld does); empty = none"),
+	    "takes the region map there at start (kept in DATA_DIR/regions.map for starts "
+	    "while ctld is down), then joins and heartbeats (it keeps serving whatever ctld "
+	    "does); empty = none"),
 	BOOL("cluster", "balance_leaders", balance_leaders,
 	     "hand each region's leadership to its preferred replica (spread evenly over the "
 	     "nodes) when that replica is up and this one leads"),
@@ -689,6 +691,11 @@ const char *sl_cfg_region_protocol(const struct sl_config *c, uint32_t r)
 
 uint32_t sl_cfg_region_replicas(const struct sl_config *c, uint32_t r, uint32_t *nodes)
 {
+	if (c->map_set) {
+		for (uint32_t k = 0; k < c->map_copies[r]; k++)
+			nodes[k] = c->map_nodes[r][k];
+		return c->map_copies[r];
+	}
 	uint32_t n = c->cluster_nodes;
 	if (n <= 1) {
 		nodes[0] = c->node_id;
@@ -705,6 +712,8 @@ uint32_t sl_cfg_region_replicas(const struct sl_config *c, uint32_t r, uint32_t 
 
 uint32_t sl_cfg_region_preferred(const struct sl_config *c, uint32_t r)
 {
+	if (c->map_set)
+		return c->map_preferred[r];
 	uint32_t nodes[SL_CONS_MAX_PEERS];
 	uint32_t k = sl_cfg_region_replicas(c, r, nodes);
 	return nodes[(r / (c->cluster_nodes ? c->cluster_nodes : 1)) % k];
@@ -718,6 +727,127 @@ bool sl_cfg_region_here(const struct sl_config *c, uint32_t r)
 		if (nodes[i] == c->node_id)
 			return true;
 	return false;
+}
+
+void sl_cfg_map_get(const struct sl_config *c, uint32_t r, struct sl_cfg_map_region *out)
+{
+	memset(out, 0, sizeof(*out));
+	snprintf(out->protocol, sizeof(out->protocol), "%s", sl_cfg_region_protocol(c, r));
+	out->copies = sl_cfg_region_replicas(c, r, out->nodes);
+	out->preferred = sl_cfg_region_preferred(c, r);
+}
+
+int sl_cfg_map_set(struct sl_config *c, const struct sl_cfg_map_region *m, uint32_t n,
+		   char *err, size_t err_len)
+{
+	if (n != c->regions) {
+		snprintf(err, err_len, "the region map has %u regions, this node is set up for %u",
+			 n, c->regions);
+		return -EINVAL;
+	}
+	struct sl_config t = *c; /* checked whole before anything changes */
+	t.n_proto_names = 0;
+	(void)proto_index(&t, t.protocol);
+	for (uint32_t r = 0; r < n; r++) {
+		const struct sl_cfg_map_region *e = &m[r];
+		int pi = proto_index(&t, e->protocol);
+		uint32_t max = pi < 0 ? 0 : sl_cons_max_copies(sl_cons_find(e->protocol));
+		bool ok = pi >= 0 && e->copies >= 1 && e->copies <= max &&
+			  e->copies <= SL_CFG_MAP_COPIES;
+		bool pref = false;
+		for (uint32_t k = 0; ok && k < e->copies; k++) {
+			ok = e->nodes[k] >= 1 && e->nodes[k] <= c->cluster_nodes;
+			for (uint32_t j = 0; ok && j < k; j++)
+				ok = e->nodes[j] != e->nodes[k];
+			pref = pref || e->nodes[k] == e->preferred;
+		}
+		if (!ok || !pref) {
+			snprintf(err, err_len,
+				 "the region map's region %u does not fit this node: protocol '%s' "
+				 "(built in, at most %u kinds), %u replicas among nodes 1..%u, "
+				 "preferred leader %u one of them",
+				 r, e->protocol, SL_CFG_MAX_PROTOS, e->copies, c->cluster_nodes,
+				 e->preferred);
+			return -EINVAL;
+		}
+		t.region_proto[r] = (uint8_t)pi;
+		t.map_copies[r] = (uint8_t)e->copies;
+		for (uint32_t k = 0; k < e->copies; k++)
+			t.map_nodes[r][k] = (uint8_t)e->nodes[k];
+		t.map_preferred[r] = (uint8_t)e->preferred;
+	}
+	t.map_set = true;
+	*c = t;
+	return 0;
+}
+
+int sl_cfg_map_format(const struct sl_config *c, char *buf, size_t len)
+{
+	size_t used = 0;
+	int k = snprintf(buf, len, "regions %u\n", c->regions);
+	for (uint32_t r = 0; k >= 0 && (size_t)k < len - used && r < c->regions; r++) {
+		used += (size_t)k;
+		struct sl_cfg_map_region e;
+		sl_cfg_map_get(c, r, &e);
+		k = snprintf(buf + used, len - used, "%u %s %u ", r, e.protocol, e.preferred);
+		for (uint32_t i = 0; k >= 0 && (size_t)k < len - used && i < e.copies; i++) {
+			used += (size_t)k;
+			k = snprintf(buf + used, len - used, "%s%u", i ? "," : "", e.nodes[i]);
+		}
+		if (k >= 0 && (size_t)k < len - used) {
+			used += (size_t)k;
+			k = snprintf(buf + used, len - used, "\n");
+		}
+	}
+	if (k < 0 || (size_t)k >= len - used)
+		return -ENOSPC;
+	return (int)(used + (size_t)k);
+}
+
+int sl_cfg_map_parse(const char *text, struct sl_cfg_map_region *out, uint32_t max)
+{
+	unsigned n = 0;
+	int pos = 0;
+	if (sscanf(text, "regions %u\n%n", &n, &pos) != 1 || pos == 0 || n == 0 || n > max)
+		return -EBADMSG;
+	const char *p = text + pos;
+	for (uint32_t r = 0; r < n; r++) {
+		struct sl_cfg_map_region *e = &out[r];
+		memset(e, 0, sizeof(*e));
+		unsigned id = 0, pref = 0;
+		int used = 0;
+		if (sscanf(p, "%u %31s %u %n", &id, e->protocol, &pref, &used) != 3 || id != r)
+			return -EBADMSG;
+		p += used;
+		e->preferred = pref;
+		/* bounded: SL_CFG_MAP_COPIES numbers */
+		for (;;) {
+			char *end = NULL;
+			unsigned long v = strtoul(p, &end, 10);
+			if (end == p || v > UINT32_MAX || e->copies == SL_CFG_MAP_COPIES)
+				return -EBADMSG;
+			e->nodes[e->copies++] = (uint32_t)v;
+			p = end;
+			if (*p != ',')
+				break;
+			p++;
+		}
+		if (*p != '\n')
+			return -EBADMSG;
+		p++;
+	}
+	return *p == '\0' ? (int)n : -EBADMSG;
+}
+
+int sl_cfg_map_diff(const struct sl_cfg_map_region *a, const struct sl_cfg_map_region *b,
+		    uint32_t n)
+{
+	for (uint32_t r = 0; r < n; r++)
+		if (strcmp(a[r].protocol, b[r].protocol) != 0 || a[r].copies != b[r].copies ||
+		    a[r].preferred != b[r].preferred ||
+		    memcmp(a[r].nodes, b[r].nodes, a[r].copies * sizeof(a[r].nodes[0])) != 0)
+			return (int)r;
+	return -1;
 }
 
 void sl_config_dump(const struct sl_config *c, FILE *out)

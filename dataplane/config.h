@@ -13,6 +13,7 @@
 #define SL_CFG_MAX_WORKERS 32
 #define SL_CFG_MAX_REGIONS 256
 #define SL_CFG_MAX_PROTOS 4 /* distinct protocols in [regions] protocols */
+#define SL_CFG_MAP_COPIES 9 /* replicas of a region in a map (SL_CONS_MAX_PEERS) */
 #define SL_CFG_SHM_SLOTS_MAX 256 /* [ingest] shm_slots; the node's per-slot arrays (node_limits.h) */
 
 enum sl_hugepage_mode { SL_HUGE_AUTO = 0, SL_HUGE_ON = 1, SL_HUGE_OFF = 2 };
@@ -45,6 +46,12 @@ struct sl_config {
 	uint8_t region_proto[SL_CFG_MAX_REGIONS];
 	char proto_names[SL_CFG_MAX_PROTOS][32];
 	uint32_t n_proto_names;
+	/* set (sl_cfg_map_set): the region map as sluice-ctld holds it, in place of the one
+	 * derived from [regions] and [cluster] (node_ctld.c takes it at start) */
+	bool map_set;
+	uint8_t map_copies[SL_CFG_MAX_REGIONS];
+	uint8_t map_nodes[SL_CFG_MAX_REGIONS][SL_CFG_MAP_COPIES];
+	uint8_t map_preferred[SL_CFG_MAX_REGIONS];
 	/* [wal] */
 	uint32_t wal_segment_mb;
 	uint32_t wal_buffer_kb;
@@ -89,6 +96,7 @@ struct sl_config {
 	uint32_t fabric_mtu;         /* bytes of a fabric frame after its Ethernet header */
 	bool balance_leaders;        /* move each region's leadership to its preferred replica */
 	char ctld[SL_CFG_PATH_MAX];  /* ctl sockets of the sluice-ctld replicas; "" = none */
+	bool rejoin; /* --rejoin: a new data dir replaces a lost one (not an INI key) */
 	uint32_t frag_timeout_ms;    /* a datagram's fragments are freed after this */
 	/* [debug] */
 	bool fault_injection;     /* allow the debug_* ctl commands (tests only) */
@@ -104,9 +112,10 @@ int sl_config_set(struct sl_config *c, const char *section, const char *key, con
 		  char *err, size_t err_len);
 /* Fill the derived defaults (paths) and check ranges. */
 int sl_config_finish(struct sl_config *c, char *err, size_t err_len);
-/* Placement of region r, from [regions] and [cluster] (until the control plane owns it):
- * its protocol's name, and its replicas: `copies` nodes (1 for a single-copy protocol,
- * else [regions] replicas or every node) starting at node (r mod nodes) + 1, in turn. */
+/* Placement of region r: from the map sluice-ctld gave (sl_cfg_map_set), else derived from
+ * [regions] and [cluster] the way ctld derives its map: its protocol's name, and its
+ * replicas: `copies` nodes (1 for a single-copy protocol, else [regions] replicas or
+ * every node) starting at node (r mod nodes) + 1, in turn. */
 const char *sl_cfg_region_protocol(const struct sl_config *c, uint32_t r);
 uint32_t sl_cfg_region_replicas(const struct sl_config *c, uint32_t r, uint32_t *nodes);
 bool sl_cfg_region_here(const struct sl_config *c, uint32_t r);
@@ -114,6 +123,30 @@ bool sl_cfg_region_here(const struct sl_config *c, uint32_t r);
  * so leaders spread evenly over nodes (and over the replica slots); sluice-ctld's map
  * names the same one. */
 uint32_t sl_cfg_region_preferred(const struct sl_config *c, uint32_t r);
+
+/* One region of a region map: protocol, replicas in order, preferred leader. */
+struct sl_cfg_map_region {
+	char protocol[32];
+	uint32_t copies;
+	uint32_t nodes[SL_CFG_MAP_COPIES];
+	uint32_t preferred;
+};
+/* The map in effect for region r (set or derived). */
+void sl_cfg_map_get(const struct sl_config *c, uint32_t r, struct sl_cfg_map_region *out);
+/* Put a map (one entry per region, `n` of them) in place of the derived one, after
+ * checking it fits this node: as many regions, known protocols (at most SL_CFG_MAX_PROTOS
+ * in all) and copies within each protocol's bound, distinct replicas among 1..nodes, the
+ * preferred leader one of them. 0 or -EINVAL with a message naming the region. */
+int sl_cfg_map_set(struct sl_config *c, const struct sl_cfg_map_region *m, uint32_t n,
+		   char *err, size_t err_len);
+/* The map in effect as text, one line per region ("R PROTOCOL PREFERRED N1,N2,...")
+ * after a "regions N" line: what a data dir keeps. Bytes written (NUL excluded), or
+ * -ENOSPC. Parsing gives entries for sl_cfg_map_set: count, or -EBADMSG. */
+int sl_cfg_map_format(const struct sl_config *c, char *buf, size_t len);
+int sl_cfg_map_parse(const char *text, struct sl_cfg_map_region *out, uint32_t max);
+/* The first region whose entries differ (-1: none), for messages. */
+int sl_cfg_map_diff(const struct sl_cfg_map_region *a, const struct sl_cfg_map_region *b,
+		    uint32_t n);
 
 /* Print every key with its current value, as an INI file. */
 void sl_config_dump(const struct sl_config *c, FILE *out);

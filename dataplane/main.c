@@ -51,6 +51,9 @@ static void usage(FILE *out)
 		"  -r, --regions N        regions on this node (default 8)\n"
 		"  -s, --socket PATH      ctl socket (default DATA_DIR/sluiced.sock)\n"
 		"      --perf             perf mode: workers busy-poll and never sleep\n"
+		"      --rejoin           this cluster node lost its data dir: start on a new one,\n"
+		"                         catch up from the other replicas before voting again\n"
+		"                         (ignored when the data dir holds state; docs/cluster.md)\n"
 		"      --set SEC.KEY=VAL  set any config key, e.g. --set wal.checkpoint_mb=64\n"
 		"      --print-config     print the effective config (all keys, as this start\n"
 		"                         would use them: worker count, paths, vdevs) and exit\n"
@@ -169,6 +172,7 @@ int main(int argc, char **argv)
 		{"name", required_argument, 0, 'n'},   {"workers", required_argument, 0, 'w'},
 		{"regions", required_argument, 0, 'r'}, {"socket", required_argument, 0, 's'},
 		{"perf", no_argument, 0, 'P'},          {"set", required_argument, 0, 'S'},
+		{"rejoin", no_argument, 0, 'J'},
 		{"print-config", no_argument, 0, 'C'},  {"help", no_argument, 0, 'h'},
 		{"version", no_argument, 0, 'V'},       {"print-defaults", no_argument, 0, 'D'},
 		{0, 0, 0, 0}};
@@ -207,6 +211,7 @@ int main(int argc, char **argv)
 		case 'r': rc = sl_config_set(&cfg, "regions", "count", optarg, err, sizeof(err)); break;
 		case 's': rc = sl_config_set(&cfg, "node", "ctl_socket", optarg, err, sizeof(err)); break;
 		case 'P': cfg.poll_mode = SL_POLL_PERF; break;
+		case 'J': cfg.rejoin = true; break;
 		case 'S':
 			if (set_kv(&cfg, optarg) != 0)
 				return 2;

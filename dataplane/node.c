@@ -1249,6 +1249,19 @@ static void leader_balance(struct worker *w, struct region *r)
 	}
 }
 
+/* A rejoining replica (node_recover.c) that caught up: one fewer for the REJOIN marker. */
+static void rejoin_check(struct worker *w, struct region *r)
+{
+	struct sl_cons_status cs;
+	sl_drv_status(r->drv, &cs);
+	if (cs.rejoining)
+		return;
+	r->rejoining = false;
+	atomic_fetch_sub(&w->node->rejoin_left, 1);
+	SL_LOG(INFO, node, "region %u: rejoined at index %" PRIu64 " (term %" PRIu64 ")\n", r->id,
+	       cs.applied_index, cs.term);
+}
+
 /* Each region's consensus: tick (the TSC clock), propose the open batch when the
  * protocol has no ready waiting, run readies the WAL has room for. */
 static int stage_driver(struct worker *w)
@@ -1268,6 +1281,8 @@ static int stage_driver(struct worker *w)
 			continue;
 		}
 		sl_drv_tick(r->drv, w->now_ns);
+		if (r->rejoining)
+			rejoin_check(w, r);
 		if (r->fwd_out > 0)
 			fwd_retry(w, r);
 		if (!sl_drv_has_ready(r->drv))

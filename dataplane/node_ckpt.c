@@ -6,6 +6,7 @@
  * at ckpt_region_begin). Also a snapshot from a peer. */
 #include <pthread.h>
 #include <stddef.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 
 #include "log.h"
@@ -16,6 +17,7 @@
 #define CKPT_WAIT_NS (60ull * 1000000000ull) /* install: waiting for the writer */
 #define SNAP_KEEP_BYTES (1u << 20) /* images up to this size are kept to send to peers */
 #define CKPT_DELTAS_MAX 16u /* deltas after a base; then a full image again */
+#define EXPORT_RETRY_NS (1000000000ull) /* after a failed export: the next one */
 
 enum ckpt_phase {
 	CK_IDLE = 0,
@@ -27,7 +29,7 @@ enum ckpt_phase {
 	CK_REL,    /* the writer releases WAL segments */
 };
 
-enum ckw_kind { CKW_OPEN = 1, CKW_DATA, CKW_CLOSE, CKW_ABORT, CKW_SESS, CKW_RELEASE };
+enum ckw_kind { CKW_OPEN = 1, CKW_DATA, CKW_CLOSE, CKW_ABORT, CKW_SESS, CKW_RELEASE, CKW_EXPORT };
 
 /* What the writer keeps between the jobs of one worker's region image. */
 struct ckw_file {
@@ -243,6 +245,76 @@ static void ckw_keep(struct ckpt_writer *cw, struct ckpt_job *j)
 		close(fd);
 }
 
+/* The whole of file `fd` into a malloc'd buffer (j->keep); 0 or -errno. */
+static int read_whole(int fd, struct ckpt_job *j)
+{
+	if (fd < 0)
+		return -errno;
+	off_t size = lseek(fd, 0, SEEK_END);
+	int rc = size < 0 ? -errno : size > (off_t)UINT32_MAX ? -EFBIG : 0;
+	if (rc == 0 && (j->keep = malloc((size_t)size + 1)) == NULL)
+		rc = -ENOMEM;
+	if (rc == 0 && pread(fd, j->keep, (size_t)size, 0) != size)
+		rc = -EIO;
+	if (rc != 0) {
+		free(j->keep);
+		j->keep = NULL;
+		return rc;
+	}
+	j->keep_len = (size_t)size;
+	return 0;
+}
+
+/* A full image of the region's chain as it is on disk (base, then its deltas in order),
+ * for a peer behind the log's base: the base file itself when it has no deltas, else the
+ * chain loaded into a private store and written out whole (through a memfd). j->index:
+ * the chain's last index (the worker checks it is still the region's snapshot). */
+static int ckw_export(struct ckpt_writer *cw, struct ckpt_job *j)
+{
+	struct sl_node *n = cw->n;
+	char path[SL_CFG_PATH_MAX + 96];
+	nd_snap_path(n, j->region, path, sizeof(path), "");
+	int fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return -errno;
+	struct sl_store_config sc = {.region_id = j->region};
+	struct sl_store *st = NULL;
+	uint64_t base = 0, last = 0;
+	int rc = sl_store_create(&sc, &st);
+	if (rc == 0)
+		rc = sl_store_snapshot_read(st, fd, &base);
+	uint64_t idx[ND_DELTAS_MAX];
+	size_t count = 0, any = 0;
+	if (rc == 0)
+		rc = nd_deltas_list(n, j->region, base, idx, ND_DELTAS_MAX, &count, &any);
+	last = base;
+	for (size_t k = 0; rc == 0 && k < count; k++) {
+		nd_delta_path(n, j->region, idx[k], base, path, sizeof(path));
+		uint64_t got = 0;
+		int dfd = open(path, O_RDONLY);
+		rc = dfd < 0 ? -errno : sl_store_snapshot_apply_delta(st, dfd, &got);
+		if (dfd >= 0)
+			close(dfd);
+		if (rc == 0 && got != idx[k])
+			rc = -EBADMSG;
+		last = idx[k];
+	}
+	if (rc == 0 && count == 0) {
+		rc = read_whole(fd, j); /* the base alone: the file as it is */
+	} else if (rc == 0) {
+		int mfd = memfd_create("sluice-export", MFD_CLOEXEC);
+		rc = mfd < 0 ? -errno : sl_store_snapshot_write(st, mfd, last);
+		if (rc == 0)
+			rc = read_whole(mfd, j);
+		if (mfd >= 0)
+			close(mfd);
+	}
+	close(fd);
+	sl_store_destroy(st);
+	j->index = last;
+	return rc;
+}
+
 static void ckw_run(struct ckpt_writer *cw, struct ckpt_job *j)
 {
 	struct ckw_file *f = &cw->files[j->worker];
@@ -286,6 +358,9 @@ static void ckw_run(struct ckpt_writer *cw, struct ckpt_job *j)
 	case CKW_SESS:
 		nd_sess_snap_path(cw->n, j->worker, path, sizeof(path));
 		rc = write_file_atomic(cw->n, path, j->data, j->len);
+		break;
+	case CKW_EXPORT:
+		rc = ckw_export(cw, j);
 		break;
 	case CKW_RELEASE:
 		snprintf(path, sizeof(path), "%s/wal/core-%02u", cw->n->cfg.data_dir, j->worker);
@@ -539,6 +614,8 @@ static void ckpt_region_failed(struct worker *w, struct region *r, int rc)
 	ckpt_fail(w, "region", r->id, rc);
 }
 
+static bool kept_image_usable(const struct region *r, uint64_t *term);
+
 /* The region's image is durable: the log starts after it. */
 static void ckpt_region_done(struct worker *w, struct ckpt_job *j)
 {
@@ -563,10 +640,13 @@ static void ckpt_region_done(struct worker *w, struct ckpt_job *j)
 	r->snap_since = c->cur.gen + 1;
 	sl_stats_add(w->st, c->delta ? SL_STAT_snapshots_delta : SL_STAT_snapshots_full, 1);
 	sl_stats_add(w->st, SL_STAT_snapshot_bytes_written, bytes);
-	/* a delta keeps nothing: the base image no longer matches the log's base */
+	/* a small base is kept as it is; an older image stays while the log continues from
+	 * it (a transfer to a peer may be under way), else it goes */
+	uint64_t t;
 	struct sl_cons_conf conf;
 	nd_region_conf(w->node, r->id, &conf);
-	nd_region_keep_image(r, j->keep, j->keep_len, c->index, &conf);
+	if (j->keep != NULL || !kept_image_usable(r, &t))
+		nd_region_keep_image(r, j->keep, j->keep_len, c->index, &conf);
 	j->keep = NULL;
 	c->r = NULL;
 }
@@ -758,8 +838,8 @@ static int ckpt_quiesce(struct worker *w)
 		while (!job_submit(w, j) && nd_now_ns() < deadline)
 			rte_delay_us_sleep(100);
 	}
-	for (int i = 0; i < CKPT_JOBS; i++) {
-		struct ckpt_job *j = &c->jobs[i];
+	for (int i = 0; i <= CKPT_JOBS; i++) {
+		struct ckpt_job *j = i < CKPT_JOBS ? &c->jobs[i] : &c->exp;
 		while (j->busy && !job_done(j) && nd_now_ns() < deadline)
 			rte_delay_us_sleep(100);
 		if (j->busy && !job_done(j))
@@ -786,6 +866,7 @@ void nd_ckpt_free(struct worker *w)
 			sl_arena_free(w->arena, c->buf[b]);
 	if (c->sess_buf != NULL)
 		sl_arena_free(w->arena, c->sess_buf);
+	free(c->exp.keep);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -882,20 +963,80 @@ int nd_install_snapshot(struct region *r, const struct sl_cons_snapshot *snap)
 	return 0;
 }
 
-/* sl_cons_log.snapshot: what a leader sends a replica behind its log's base. The image
- * is kept in memory when it is small (SNAP_KEEP_BYTES; read back by the writer thread,
- * or at start), so this never touches a file; a larger one is not offered: protocols
- * carry a snapshot in one message (docs/architecture.md). */
+/* The kept image, when the log continues from it (its index at or after the log's first
+ * index - 1, and its term known): a replica that installs it gets entries from there. */
+static bool kept_image_usable(const struct region *r, uint64_t *term)
+{
+	if (r->snap_img == NULL || r->snap_img_index == 0 ||
+	    r->snap_img_index + 1 < sl_rlog_first(&r->rlog) ||
+	    r->snap_img_index > r->applied_index)
+		return false;
+	if (r->snap_img_index == r->snapshot_index) {
+		*term = r->snapshot_term;
+		return true;
+	}
+	return sl_rlog_term(&r->rlog, r->snap_img_index, term) == 0;
+}
+
+/* The worker's export job: collected for whichever region it was of (only while that
+ * region's chain still ends where the job found it), else started for `r`. */
+static void export_poll(struct worker *w, struct region *r)
+{
+	struct wk_ckpt *c = &w->ckpt;
+	struct ckpt_job *j = &c->exp;
+	if (j->busy) {
+		if (!job_done(j))
+			return;
+		j->busy = false;
+		struct region *owner = &w->node->regions[j->region];
+		if (j->rc == 0 && j->index == owner->snapshot_index) {
+			struct sl_cons_conf conf;
+			nd_region_conf(w->node, owner->id, &conf);
+			nd_region_keep_image(owner, j->keep, j->keep_len, j->index, &conf);
+			j->keep = NULL;
+			sl_stats_add(w->st, SL_STAT_snapshot_exports, 1);
+			SL_LOG(INFO, ckpt,
+			       "region %u: full image at index %" PRIu64 " (%zu bytes) ready for peers\n",
+			       owner->id, j->index, j->keep_len);
+		} else if (j->rc != 0) {
+			sl_stats_add(w->st, SL_STAT_snapshot_exports_failed, 1);
+			SL_LOG(ERR, ckpt, "region %u: no image for peers (%s); tried again in 1 s\n",
+			       owner->id, strerror(-j->rc));
+			c->exp_next_ns = nd_now_ns() + EXPORT_RETRY_NS;
+		}
+		free(j->keep); /* of a chain that moved on: the next export is newer */
+		j->keep = NULL;
+		return;
+	}
+	/* not before the writer runs (a protocol created at recovery asks already) */
+	if (r->snapshot_index == 0 || w->node->ckw == NULL || nd_now_ns() < c->exp_next_ns)
+		return;
+	memset(j, 0, sizeof(*j));
+	j->kind = CKW_EXPORT;
+	j->worker = w->idx;
+	j->region = r->id;
+	atomic_store_explicit(&j->done, false, memory_order_relaxed);
+	if (rte_ring_mp_enqueue(w->node->ckw->q, j) == 0)
+		j->busy = true;
+}
+
+/* sl_cons_log.snapshot: what a leader sends a replica behind its log's base: the kept
+ * image while the log continues from it, else a full image of the chain on disk that the
+ * writer thread builds (-EAGAIN until it is there: the protocol asks again each round).
+ * Never a file read on the worker. */
 int nd_region_log_snapshot(void *ctx, struct sl_cons_snapshot *out)
 {
-	const struct region *r =
-	    (const struct region *)((const char *)ctx - offsetof(struct region, rlog));
+	struct region *r = (struct region *)((char *)ctx - offsetof(struct region, rlog));
 	if (r->snapshot_index == 0)
 		return -ENOENT;
-	if (r->snap_img == NULL || r->snap_img_index != r->snapshot_index)
-		return -EFBIG;
-	*out = (struct sl_cons_snapshot){.index = r->snapshot_index,
-					 .term = r->snapshot_term,
+	uint64_t term = 0;
+	if (!kept_image_usable(r, &term) && r->wk != NULL) {
+		export_poll(r->wk, r);
+		if (!kept_image_usable(r, &term))
+			return -EAGAIN;
+	}
+	*out = (struct sl_cons_snapshot){.index = r->snap_img_index,
+					 .term = term,
 					 .conf = r->snap_conf,
 					 .len = r->snap_img_len,
 					 .data = r->snap_img};

@@ -58,6 +58,8 @@ void nd_serve_ctl(struct worker *w)
 						       ? NULL
 						       : json_object_new_int64((int64_t)cs.leader));
 			json_object_object_add(o, "term", json_object_new_int64((int64_t)cs.term));
+			/* a replica catching up after its data dir was lost (--rejoin): no vote yet */
+			json_object_object_add(o, "rejoining", json_object_new_boolean(cs.rejoining));
 			json_object_object_add(o, "commit_index",
 					       json_object_new_int64((int64_t)cs.commit_index));
 			json_object_object_add(o, "applied_index",

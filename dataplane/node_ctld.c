@@ -1,6 +1,8 @@
-/* node_ctld.c - the node reports to sluice-ctld ([cluster] ctld) from the main lcore: a join,
- * then a heartbeat every 500 ms with its regions' status (asked of the workers without
- * waiting), calls under 100 ms: the node serves whatever ctld does; it takes no map from it. */
+/* node_ctld.c - the node and sluice-ctld ([cluster] ctld): at start the node takes the
+ * region map from ctld (kept in its data dir, used when ctld does not answer); then it
+ * reports from the main lcore: a join, then a heartbeat every 500 ms with its regions'
+ * status (asked of the workers without waiting), calls under 100 ms, so the node serves
+ * whatever ctld does. */
 #include "ctl.h"
 #include "node_internal.h"
 
@@ -21,6 +23,175 @@ struct nd_ctld {
 	struct nd_ctld_stats st;
 };
 
+#define MAP_CALL_MS 1000		/* a map request at start, per replica */
+#define MAP_WAIT_NS 5000000000ull	/* rounds over the replicas, ctld may be starting */
+#define MAP_FILE_BYTES (64u << 10) /* regions.map: a line per region, at most 256 */
+
+/* The ctld sockets of [cluster] ctld; count, or -EINVAL. */
+static int ctld_socks(const char *list, char (*out)[SL_CFG_PATH_MAX], char *err, size_t err_len)
+{
+	char buf[SL_CFG_PATH_MAX];
+	snprintf(buf, sizeof(buf), "%s", list);
+	char *save = NULL;
+	int k = 0;
+	for (char *t = strtok_r(buf, ",", &save); t != NULL; t = strtok_r(NULL, ",", &save)) {
+		while (*t == ' ')
+			t++;
+		if (*t == '\0')
+			continue;
+		if (k == CTLD_SOCKS_MAX) {
+			snprintf(err, err_len, "[cluster] ctld: at most %u sockets", CTLD_SOCKS_MAX);
+			return -EINVAL;
+		}
+		snprintf(out[k++], SL_CFG_PATH_MAX, "%s", t);
+	}
+	return k;
+}
+
+/* ctld's `regions` answer as map entries: count, or -EBADMSG (0: not bootstrapped). */
+static int map_from_json(struct json_object *res, struct sl_cfg_map_region *m, uint32_t max)
+{
+	struct json_object *arr = NULL;
+	if (!json_object_object_get_ex(res, "regions", &arr) ||
+	    !json_object_is_type(arr, json_type_array) || json_object_array_length(arr) > max)
+		return -EBADMSG;
+	uint32_t n = (uint32_t)json_object_array_length(arr);
+	for (uint32_t r = 0; r < n; r++) {
+		struct json_object *o = json_object_array_get_idx(arr, r), *v = NULL, *reps = NULL;
+		struct sl_cfg_map_region *e = &m[r];
+		memset(e, 0, sizeof(*e));
+		if (!json_object_object_get_ex(o, "id", &v) || json_object_get_int64(v) != r ||
+		    !json_object_object_get_ex(o, "protocol", &v) ||
+		    !json_object_is_type(v, json_type_string))
+			return -EBADMSG;
+		snprintf(e->protocol, sizeof(e->protocol), "%s", json_object_get_string(v));
+		if (!json_object_object_get_ex(o, "preferred_leader", &v) ||
+		    !json_object_object_get_ex(o, "replicas", &reps) ||
+		    !json_object_is_type(reps, json_type_array) ||
+		    json_object_array_length(reps) > SL_CFG_MAP_COPIES)
+			return -EBADMSG;
+		e->preferred = (uint32_t)json_object_get_int64(v);
+		e->copies = (uint32_t)json_object_array_length(reps);
+		for (uint32_t k = 0; k < e->copies; k++)
+			e->nodes[k] = (uint32_t)json_object_get_int64(json_object_array_get_idx(reps, k));
+	}
+	return (int)n;
+}
+
+/* The map from ctld: the first replica whose answer holds a bootstrapped map (any replica
+ * has the replicated map). Count, or -ENOTCONN after MAP_WAIT_NS (one call more at most). */
+static int map_from_ctld(char (*socks)[SL_CFG_PATH_MAX], int n_socks,
+			 struct sl_cfg_map_region *m, uint32_t max)
+{
+	uint64_t end = nd_now_ns() + MAP_WAIT_NS;
+	/* bounded by the deadline: every call has a timeout */
+	while (nd_now_ns() < end) {
+		for (int i = 0; i < n_socks && nd_now_ns() < end; i++) {
+			struct json_object *resp = NULL, *res = NULL;
+			const char *code = NULL, *msg = NULL;
+			int rc = sl_ctl_call(socks[i], "regions", NULL, MAP_CALL_MS, &resp);
+			if (rc == 0)
+				rc = sl_ctl_response_parse(resp, &res, &code, &msg);
+			int got = rc == 0 ? map_from_json(res, m, max) : rc;
+			json_object_put(resp);
+			if (got > 0)
+				return got;
+		}
+		struct timespec ts = {0, 100000000}; /* ctld still electing or bootstrapping */
+		nanosleep(&ts, NULL);
+	}
+	return -ENOTCONN;
+}
+
+static int map_save(const struct sl_node *n, const char *path, char *err, size_t err_len)
+{
+	static char text[MAP_FILE_BYTES];
+	char tmp[SL_CFG_PATH_MAX + 48];
+	int len = sl_cfg_map_format(&n->cfg, text, sizeof(text));
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	int fd = len < 0 ? -1 : open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0640);
+	int rc = len < 0 ? len : fd < 0 ? -errno : 0;
+	if (rc == 0 && write(fd, text, (size_t)len) != len)
+		rc = -EIO;
+	if (rc == 0 && fsync(fd) != 0)
+		rc = -errno;
+	if (fd >= 0)
+		close(fd);
+	if (rc == 0 && rename(tmp, path) != 0)
+		rc = -errno;
+	int dfd = rc == 0 ? open(n->cfg.data_dir, O_RDONLY | O_DIRECTORY) : -1;
+	if (rc == 0 && (dfd < 0 || fsync(dfd) != 0))
+		rc = -errno;
+	if (dfd >= 0)
+		close(dfd);
+	if (rc != 0)
+		snprintf(err, err_len, "%s: %s", path, strerror(-rc));
+	return rc;
+}
+
+/* At start, before any region exists: the region map. ctld's when it answers (within
+ * MAP_WAIT_NS, 5 s), else the one this data dir
+ * keeps (DATA_DIR/regions.map), else the config's. A data dir keeps the first map it ran
+ * with; ctld answering with another one refuses the start: moving a region's replicas is a
+ * membership change, which a restart must not do behind the protocol's back. */
+int nd_ctld_take_map(struct sl_node *n, char *err, size_t err_len)
+{
+	if (n->cfg.ctld[0] == '\0' || n->cfg.cluster_nodes <= 1)
+		return 0;
+	static struct sl_cfg_map_region saved[SL_CFG_MAX_REGIONS], got[SL_CFG_MAX_REGIONS];
+	static char text[MAP_FILE_BYTES];
+	char socks[CTLD_SOCKS_MAX][SL_CFG_PATH_MAX], path[SL_CFG_PATH_MAX + 32];
+	snprintf(path, sizeof(path), "%s/regions.map", n->cfg.data_dir);
+	int n_saved = -ENOENT;
+	FILE *f = fopen(path, "r");
+	if (f != NULL) {
+		size_t len = fread(text, 1, sizeof(text) - 1, f);
+		text[len] = '\0';
+		fclose(f);
+		n_saved = sl_cfg_map_parse(text, saved, SL_CFG_MAX_REGIONS);
+		if (n_saved < 0) {
+			snprintf(err, err_len, "%s: unreadable region map (refusing to guess)", path);
+			return -EBADMSG;
+		}
+	}
+	int n_socks = ctld_socks(n->cfg.ctld, socks, err, err_len);
+	if (n_socks < 0)
+		return n_socks;
+	int n_got = map_from_ctld(socks, n_socks, got, SL_CFG_MAX_REGIONS);
+	int rc = 0;
+	if (n_got > 0) {
+		int d = n_saved > 0 ? (n_saved != n_got ? 0 : sl_cfg_map_diff(saved, got, (uint32_t)n_got))
+				    : -1;
+		if (d >= 0) {
+			snprintf(err, err_len,
+				 "ctld's region map differs from the one %s was written with (region "
+				 "%d: %s on nodes %u.. preferring %u here, %s on nodes %u.. preferring "
+				 "%u at ctld); a change of replicas needs a membership change, which "
+				 "sluice does not do yet: start ctld with the cluster's original map",
+				 n->cfg.data_dir, d, saved[d].protocol, saved[d].nodes[0],
+				 saved[d].preferred, got[d].protocol, got[d].nodes[0], got[d].preferred);
+			return -EINVAL;
+		}
+		rc = sl_cfg_map_set(&n->cfg, got, (uint32_t)n_got, err, err_len);
+		if (rc == 0)
+			SL_LOG(NOTICE, node, "region map of %d regions taken from ctld\n", n_got);
+	} else if (n_saved > 0) {
+		rc = sl_cfg_map_set(&n->cfg, saved, (uint32_t)n_saved, err, err_len);
+		if (rc == 0)
+			SL_LOG(NOTICE, node,
+			       "ctld did not answer: running the region map kept in %s\n", path);
+	} else {
+		SL_LOG(WARNING, node,
+		       "ctld did not answer and this data dir keeps no region map: running the "
+		       "map derived from the config (ctld derives the same from the same "
+		       "settings), kept in %s from now on\n",
+		       path);
+	}
+	if (rc == 0 && n_saved < 0)
+		rc = map_save(n, path, err, err_len);
+	return rc;
+}
+
 int nd_ctld_init(struct sl_node *n, char *err, size_t err_len)
 {
 	if (n->cfg.ctld[0] == '\0')
@@ -33,22 +204,13 @@ int nd_ctld_init(struct sl_node *n, char *err, size_t err_len)
 		snprintf(err, err_len, "out of memory at start-up");
 		return -ENOMEM;
 	}
-	char buf[SL_CFG_PATH_MAX];
-	snprintf(buf, sizeof(buf), "%s", n->cfg.ctld);
-	char *save = NULL;
-	for (char *t = strtok_r(buf, ",", &save); t != NULL; t = strtok_r(NULL, ",", &save)) {
-		while (*t == ' ')
-			t++;
-		if (*t == '\0')
-			continue;
-		if (c->n_socks == CTLD_SOCKS_MAX) {
-			snprintf(err, err_len, "[cluster] ctld: at most %u sockets", CTLD_SOCKS_MAX);
-			free(c->reqs);
-			free(c);
-			return -EINVAL;
-		}
-		snprintf(c->socks[c->n_socks++], SL_CFG_PATH_MAX, "%s", t);
+	int k = ctld_socks(n->cfg.ctld, c->socks, err, err_len);
+	if (k < 0) {
+		free(c->reqs);
+		free(c);
+		return k;
 	}
+	c->n_socks = (uint32_t)k;
 	n->ctld = c;
 	return 0;
 }

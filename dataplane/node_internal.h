@@ -191,7 +191,9 @@ struct region {
 	bool has_hs;                  /* the protocol keeps a hard state: checkpoints rewrite it */
 	uint64_t recover_target;      /* recovered log end: applied before serving reads */
 	uint64_t snapshot_term;
-	/* the latest snapshot image when small, for peers behind the log's base */
+	bool rejoining; /* its replica lost its state with the data dir, catching up */
+	/* a full image for peers behind the log's base: the latest when small, else one the
+	 * writer built from the chain on disk (kept while the log continues from it) */
 	uint8_t *snap_img;
 	uint32_t snap_img_len;
 	uint64_t snap_img_index;
@@ -318,6 +320,8 @@ struct wk_ckpt {
 	struct ckpt_job *wait; /* the job the walk waits for */
 	struct ckpt_job jobs[CKPT_JOBS];
 	uint32_t job_next;
+	struct ckpt_job exp;   /* a full image of a region's chain, for a peer (one at once) */
+	uint64_t exp_next_ns;  /* after a failed one: not before */
 	uint8_t *buf[CKPT_BUFS];
 	size_t cap[CKPT_BUFS];
 	struct ckpt_job *buf_job[CKPT_BUFS]; /* the job writing it */
@@ -516,6 +520,8 @@ struct sl_node {
 	struct nd_fabric *fab;   /* links to the other nodes (node_fabric.c); NULL: one node */
 	bool acks_majority;	 /* every region has 2+ replicas: an ack means majority-durable */
 	struct nd_ctld *ctld;    /* reports to sluice-ctld (node_ctld.c); NULL: none */
+	bool rejoin_active;	 /* DATA_DIR/REJOIN is there: replicas rejoin (node_recover.c) */
+	atomic_uint rejoin_left; /* regions still rejoining; 0: the marker goes */
 };
 
 /* Shared between the node's files (defined where their section is). */
@@ -539,6 +545,11 @@ void nd_ckpt_writer_stop(struct sl_node *n);
 void nd_ckpt_free(struct worker *w);
 int nd_install_snapshot(struct region *r, const struct sl_cons_snapshot *snap);
 int nd_region_log_snapshot(void *ctx, struct sl_cons_snapshot *out);
+void nd_rejoin_done(struct sl_node *n);
+int nd_ctld_take_map(struct sl_node *n, char *err, size_t err_len);
+#define ND_DELTAS_MAX 64u /* a chain has at most 16 deltas (node_ckpt.c): more is damage */
+int nd_deltas_list(const struct sl_node *n, uint32_t region, uint64_t base, uint64_t *idx,
+		   size_t max, size_t *count, size_t *any);
 void nd_region_keep_image(struct region *r, uint8_t *img, size_t len, uint64_t index,
 			  const struct sl_cons_conf *conf);
 void nd_snap_path(const struct sl_node *n, uint32_t region, char *buf, size_t len,

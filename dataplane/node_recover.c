@@ -177,6 +177,73 @@ static void remove_tmp_files(const char *dir)
 	closedir(d);
 }
 
+/* A cluster node whose data dir was lost starts on a new one with --rejoin: DATA_DIR/REJOIN
+ * is made durable before anything else is written (node.meta says the dir is not new), so
+ * a crash while catching up leaves the marker and the next start rejoins again. While it
+ * is there, the node's replicated regions run in the protocol's rejoin mode (no votes,
+ * acks not counted: consensus.h) until each holds what the others committed; then the
+ * marker goes (sl_node_housekeeping). Without --rejoin a new data dir in a cluster is
+ * taken for a new member, which is unsafe if the node had voted before: said once. */
+static int rejoin_setup(struct sl_node *n, char *err, size_t err_len)
+{
+	char meta[SL_CFG_PATH_MAX + 32], mark[SL_CFG_PATH_MAX + 32];
+	snprintf(meta, sizeof(meta), "%s/node.meta", n->cfg.data_dir);
+	snprintf(mark, sizeof(mark), "%s/REJOIN", n->cfg.data_dir);
+	bool fresh = access(meta, F_OK) != 0 && errno == ENOENT;
+	bool marked = access(mark, F_OK) == 0;
+	if (n->cfg.rejoin && fresh && !marked) {
+		int fd = open(mark, O_WRONLY | O_CREAT | O_TRUNC, 0640);
+		int rc = fd < 0 ? -errno : fsync(fd) == 0 ? 0 : -errno;
+		if (fd >= 0)
+			close(fd);
+		int dfd = rc == 0 ? open(n->cfg.data_dir, O_RDONLY | O_DIRECTORY) : -1;
+		if (rc == 0)
+			rc = dfd < 0 ? -errno : fsync(dfd) == 0 ? 0 : -errno;
+		if (dfd >= 0)
+			close(dfd);
+		if (rc != 0) {
+			snprintf(err, err_len, "%s: %s", mark, strerror(-rc));
+			return rc;
+		}
+		marked = true;
+	} else if (n->cfg.rejoin && !fresh && !marked) {
+		SL_LOG(NOTICE, node,
+		       "--rejoin ignored: %s holds this node's state (it is for a lost data dir)\n",
+		       n->cfg.data_dir);
+	} else if (fresh && !marked && n->cfg.cluster_nodes > 1) {
+		SL_LOG(NOTICE, node,
+		       "new data dir %s in a cluster of %u nodes: if node %u was a member before "
+		       "and lost its data, stop it and start it with --rejoin (docs/cluster.md)\n",
+		       n->cfg.data_dir, n->cfg.cluster_nodes, n->cfg.node_id);
+	}
+	n->rejoin_active = marked && n->cfg.cluster_nodes > 1;
+	if (n->rejoin_active)
+		SL_LOG(NOTICE, node,
+		       "rejoining: this node's replicated regions catch up from the others and vote "
+		       "again once they hold what was committed without them\n");
+	return 0;
+}
+
+/* Called by housekeeping: every region rejoined, the marker goes. */
+void nd_rejoin_done(struct sl_node *n)
+{
+	if (!n->rejoin_active || atomic_load(&n->rejoin_left) != 0)
+		return;
+	char mark[SL_CFG_PATH_MAX + 32];
+	snprintf(mark, sizeof(mark), "%s/REJOIN", n->cfg.data_dir);
+	int dfd = open(n->cfg.data_dir, O_RDONLY | O_DIRECTORY);
+	if (unlink(mark) != 0 && errno != ENOENT) {
+		SL_LOG(ERR, node, "%s: %s; tried again\n", mark, strerror(errno));
+	} else {
+		if (dfd >= 0)
+			(void)fsync(dfd);
+		n->rejoin_active = false;
+		SL_LOG(NOTICE, node, "rejoined: every replicated region caught up and votes again\n");
+	}
+	if (dfd >= 0)
+		close(dfd);
+}
+
 /* node.meta pins the region layout: WAL records name regions by number. */
 static int check_meta(const struct sl_node *n, char *err, size_t err_len)
 {
@@ -215,7 +282,6 @@ static int check_meta(const struct sl_node *n, char *err, size_t err_len)
 	return 0;
 }
 
-#define DELTAS_LOAD_MAX 64u /* a chain has at most 16 deltas (node_ckpt.c): more is damage */
 
 static int u64_cmp(const void *a, const void *b)
 {
@@ -226,8 +292,8 @@ static int u64_cmp(const void *a, const void *b)
 /* The indexes of the region's deltas of the chain whose base is at `base` (index above
  * it), sorted; *any counts every delta of the region, of whatever chain. -E2BIG when
  * more than max belong to the chain. */
-static int deltas_list(const struct sl_node *n, uint32_t region, uint64_t base, uint64_t *idx,
-		       size_t max, size_t *count, size_t *any)
+int nd_deltas_list(const struct sl_node *n, uint32_t region, uint64_t base, uint64_t *idx,
+		   size_t max, size_t *count, size_t *any)
 {
 	char dir[SL_CFG_PATH_MAX + 16];
 	snprintf(dir, sizeof(dir), "%s/snap", n->cfg.data_dir);
@@ -262,16 +328,16 @@ static int deltas_list(const struct sl_node *n, uint32_t region, uint64_t base, 
 static int region_load_deltas(struct sl_node *n, struct region *r, uint64_t *last, char *err,
 			      size_t err_len)
 {
-	uint64_t idx[DELTAS_LOAD_MAX];
+	uint64_t idx[ND_DELTAS_MAX];
 	size_t count = 0, any = 0;
 	char path[SL_CFG_PATH_MAX + 96];
-	int rc = deltas_list(n, r->id, r->snap_base_index, idx, DELTAS_LOAD_MAX, &count, &any);
+	int rc = nd_deltas_list(n, r->id, r->snap_base_index, idx, ND_DELTAS_MAX, &count, &any);
 	if (rc != 0) {
 		snprintf(err, err_len,
 			 "region %u: %s listing the delta images of its base at index %" PRIu64
 			 " in %s/snap (at most %u are ever written); refusing to start",
 			 r->id, rc == -E2BIG ? "too many found" : strerror(-rc), r->snap_base_index,
-			 n->cfg.data_dir, DELTAS_LOAD_MAX);
+			 n->cfg.data_dir, ND_DELTAS_MAX);
 		return rc;
 	}
 	for (size_t k = 0; k < count; k++) {
@@ -330,7 +396,7 @@ static int region_load_snapshot(struct sl_node *n, struct region *r, char *err, 
 		uint64_t none[1];
 		size_t count = 0, any = 0;
 		if (e == ENOENT)
-			(void)deltas_list(n, r->id, 0, none, 0, &count, &any);
+			(void)nd_deltas_list(n, r->id, 0, none, 0, &count, &any);
 		if (e == ENOENT && any == 0)
 			return 0;
 		if (e == ENOENT)
@@ -596,8 +662,8 @@ static int worker_init(struct sl_node *n, struct worker *w, char *err, size_t er
 		struct sl_cons_config *cc = &dc.cons;
 		cc->group_id = r->id;
 		cc->self = n->cfg.node_id;
-		/* the region's replicas vote (placement from the config until the control
-		 * plane owns the region map); a single node is the one voter */
+		/* the region's replicas vote (the map from ctld, or the one derived from the
+		 * config: nd_ctld_take_map); a single node is the one voter */
 		struct sl_cons_conf conf;
 		nd_region_conf(n, r->id, &conf);
 		cc->n_voters = conf.n_voters;
@@ -609,6 +675,10 @@ static int worker_init(struct sl_node *n, struct worker *w, char *err, size_t er
 		cc->max_inflight_bytes = 4u << 20;
 		cc->initial = r->hs; /* as recovered from the WAL */
 		cc->log = &r->view;
+		cc->rejoin = r->rejoining =
+		    n->rejoin_active && conf.n_voters > 1 && sl_cfg_region_here(&n->cfg, r->id);
+		if (r->rejoining)
+			atomic_fetch_add(&n->rejoin_left, 1);
 		r->recover_target = sl_rlog_last(&r->rlog);
 		/* in a cluster the log's tail may never commit (a new leader replaces it): wait
 		 * only for what this replica knew to be committed */
@@ -674,7 +744,8 @@ int sl_node_create(const struct sl_config *cfg, const struct sl_node_env *env,
 		snprintf(err, err_len, "%s: %s", path, strerror(-rc));
 		goto fail;
 	}
-	if ((rc = check_meta(n, err, err_len)) != 0)
+	if ((rc = rejoin_setup(n, err, err_len)) != 0 || (rc = check_meta(n, err, err_len)) != 0 ||
+	    (rc = nd_ctld_take_map(n, err, err_len)) != 0)
 		goto fail;
 	remove_tmp_files(path);
 	n->regions = calloc(cfg->regions, sizeof(*n->regions));
@@ -757,7 +828,7 @@ int sl_node_create(const struct sl_config *cfg, const struct sl_node_env *env,
 	n->acks_majority = cfg->cluster_nodes > 1;
 	for (uint32_t i = 0; i < cfg->regions && n->acks_majority; i++) {
 		uint32_t reps[SL_CONS_MAX_PEERS];
-		n->acks_majority = sl_cfg_region_replicas(cfg, i, reps) >= 2;
+		n->acks_majority = sl_cfg_region_replicas(&n->cfg, i, reps) >= 2;
 	}
 	if (rc == 0)
 		rc = nd_ctld_init(n, err, err_len);
@@ -801,6 +872,7 @@ void sl_node_housekeeping(struct sl_node *n)
 		sl_ingest_check_owner(n->ingest, s);
 	nd_fab_housekeeping(n);
 	nd_ctld_housekeeping(n); /* rate-limited inside, short deadlines */
+	nd_rejoin_done(n);
 }
 
 void sl_node_stop(struct sl_node *n) { atomic_store(&n->stop, true); }

@@ -200,7 +200,9 @@
 	X(reads_linearizable) \
 	X(reads_forwarded) \
 	X(reads_unavailable) \
-	X(leader_transfers)
+	X(leader_transfers) \
+	X(snapshot_exports) \
+	X(snapshot_exports_failed)
 
 enum sl_stat {
 #define SL_STATS_ENUM_(name) SL_STAT_##name,

@@ -27,7 +27,7 @@
 #define MAX_MSG 1024u
 #define MAX_APPLY 2048u
 #define HDR 16u	 /* raft.c wire header: version, type, flags u16, checksum u32, term u64 */
-#define TYPES 10 /* message types 1..10 */
+#define TYPES 11 /* message types 1..11 */
 #define LOGCAP 256u
 #define MB_CAP 2048u /* built messages may exceed MAX_MSG: step must refuse those */
 
@@ -56,6 +56,7 @@ static struct sl_cons_log view;
 static const struct sl_raft_opts opts = {
     .lease_reads = true,
     .max_msg_bytes = MAX_MSG,
+    .max_snapshot_bytes = MAX_MSG, /* what lg.snap_data holds */
     .max_unstable_entries = 64,
     .max_unstable_bytes = 4096,
     .max_outbox_msgs = 64,
@@ -380,16 +381,23 @@ static void op_message(struct in *in)
 	case 8: /* heartbeat response: round */
 		put64(u8(in));
 		break;
-	case 9: { /* snapshot: index, term, membership, length, data */
+	case 9: { /* snapshot chunk: index, term, membership, total, offset, length, data */
 		put64(rel(in, s.last_index));
 		put64(rel(in, s.term));
 		put_conf(in, false);
-		uint8_t k = u8(in);
+		uint8_t k = u8(in), c = u8(in);
 		uint32_t len = k & 0x80 ? (uint32_t)u8(in) << 4 | u8(in) : k % 32;
+		uint32_t off = c & 0x80 ? (uint32_t)(c & 0x3f) * 8 : 0;
+		put32(c & 0x40 ? off + len + (uint32_t)u8(in) * 8 : off + len); /* the image */
+		put32(off);
 		put32(k & 0x40 ? len + u8(in) : len);
 		put_input(in, len);
 		break;
 	}
+	case 11: /* snapshot chunk ack: index, next offset */
+		put64(rel(in, s.last_index));
+		put64(u8(in));
+		break;
 	default: /* the responses to votes, TimeoutNow, unknown types: header only */
 		break;
 	}

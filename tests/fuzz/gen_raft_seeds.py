@@ -43,7 +43,7 @@ def propose(b):
 def main():
     d = os.path.join(HERE, "corpus", "raft")
     os.makedirs(d, exist_ok=True)
-    snap_body = bytes([SAME + 5, SAME, 3, 1, 2, 3, 4]) + b"snap"
+    snap_body = bytes([SAME + 5, SAME, 3, 1, 2, 3, 4, 0]) + b"snap"  # 4 bytes at offset 0
     seeds = {
         "tick": tick(5),
         "elect": elect() + propose(10) + propose(20)

@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # ctld_cluster.sh SLUICED CTLD PRODUCER VERIFY - the control plane: three sluice-ctld
 # replicas on loopback bootstrap a 3-node, 4-region cluster (regions 0-2 raft RF 3, region
-# 3 standalone); three sluiced nodes with the same layout join and heartbeat. Checks: the
-# map (members/regions/placement --json, equal to what the nodes run); a
+# 3 standalone); three sluiced nodes join and heartbeat. The nodes' own config says every
+# region is raft: they run ctld's map (region 3 standalone), taken at start and kept in
+# their data dirs. Checks: the map (members/regions/placement --json, equal to what the
+# nodes run); a node restarted while no ctld answers runs the map it kept; a data dir
+# that kept another map than ctld's refuses to start; a
 # SIGKILLed data node is marked down and back up after its restart; a SIGKILLed ctld
-# leader is replaced with the map unchanged and the killed replica catches up when it
+# leader is replaced under load (writes through node 2 go on and read back exactly) with
+# the map unchanged, and the killed replica catches up when it
 # returns; with one ctld replica hung (SIGSTOP) and the others stopped the data nodes
 # still take and serve writes. A follower refuses writes naming the leader; malformed
 # heartbeats and joins are refused and counted, and so are garbage datagrams; operator
@@ -65,6 +69,7 @@ start_ctld() {
 	nodes = 3
 	regions = 2
 	replication = 3
+	cores = 2
 	protocol = raft
 	protocols = 3:standalone
 	EOF
@@ -76,13 +81,14 @@ start_node() {
 	local i=$1
 	rm -f "$(nsock "$i")"
 	"$SLUICED" --data-dir "$DIR/d$i" --name "$NAME-$i" --workers 2 --regions 4 \
-		--set regions.protocol=raft --set regions.protocols=3:standalone \
+		--set regions.protocol=raft \
 		--set node.id="$i" --set cluster.nodes=3 \
 		--set cluster.fabric_dir="$DIR/fab" \
 		--set cluster.ctld="$(csock 1),$(csock 2),$(csock 3)" >>"$DIR/node$i.log" 2>&1 &
 	NPIDS[$i]=$!
 	wait_sock "$(nsock "$i")" "${NPIDS[$i]}" "$DIR/node$i.log"
 }
+test_acked2() { [ -s "$DIR/acked2.log" ] && echo True || echo False; }
 # q SOCKET CMD EXPR: a python expression over r = CMD's --json result, printed ("" when
 # the daemon does not answer)
 q() {
@@ -181,6 +187,9 @@ for a, b in zip(c, n):
         (b['id'], b['protocol'], b['replicas'], b['hash_lo'], b['hash_hi']), (a, b)
 print('the map matches node 1 region for region')
 EOF
+grep -q "region map of 4 regions taken from ctld" "$DIR/node1.log" || fail "node 1 did not say it took ctld's map"
+[ "$(head -1 "$DIR/d1/regions.map")" = "regions 4" ] || fail "node 1 keeps no region map"
+grep -qx "3 standalone 1 1" "$DIR/d1/regions.map" || fail "node 1's kept map: $(cat "$DIR/d1/regions.map")"
 until_true 600 "members never showed 3 nodes up" \
 	ql members "[m['state'] for m in r['members']] == ['up'] * 3 and all(m['heartbeat_age_ms'] is not None for m in r['members'])"
 until_true 300 "regions never showed an observed leader and commit lag" \
@@ -231,15 +240,24 @@ start_node 2
 until_true 300 "node 2 not marked up after its restart" ql members "r['members'][1]['state'] == 'up'"
 echo "[${SECONDS}s] node 2 restarted: up"
 
-# the ctld leader killed: another leads, the map is the same, the old one catches up
+# the ctld leader killed under load (a producer writing through node 2 meanwhile): another
+# leads, the map is the same, the old one catches up; the writes are checked below
+"$PRODUCER" --path "/dev/shm/sluice-$NAME-2.ingest" --log "$DIR/acked2.log" --points 60000 \
+	--series 20 --batch 500 --key-prefix p2 --timeout 200 --pace-ms 50 >"$DIR/producer2.log" 2>&1 &
+P2=$!
+until_true 300 "no write acknowledged through node 2" test_acked2
 L=$(leader)
 [ -n "$L" ] || fail "no ctld leader"
 LS=$(csock "$L")
 MAP_BEFORE=$(q "$LS" regions "json.dumps([{k: x[k] for k in ('id', 'hash_lo', 'hash_hi', 'protocol', 'replicas', 'preferred_leader')} for x in r['regions']])")
 PL_BEFORE=$("$CTL" --socket "$LS" --json placement)
 kill -9 "${CPIDS[$L]}"; wait "${CPIDS[$L]}" 2>/dev/null || true; CPIDS[$L]=0
+a0=$(wc -l <"$DIR/acked2.log")
 NL=$(leader "$L")
 [ -n "$NL" ] && [ "$NL" != "$L" ] || fail "no new ctld leader after killing replica $L"
+a1=$(wc -l <"$DIR/acked2.log")
+[ "$a1" -gt "$a0" ] || fail "no write acknowledged while ctld elected a new leader ($a0 -> $a1 batches)"
+echo "[${SECONDS}s] writes through node 2 went on while ctld had no leader: $a0 -> $a1 acknowledged batches"
 NLS=$(csock "$NL")
 echo "[${SECONDS}s] ctld leader $L killed: replica $NL leads"
 MAP_AFTER=$(q "$NLS" regions "json.dumps([{k: x[k] for k in ('id', 'hash_lo', 'hash_hi', 'protocol', 'replicas', 'preferred_leader')} for x in r['regions']])")
@@ -255,6 +273,8 @@ until_true 300 "ctld replica $L did not catch up" \
 [ "$(q "$(csock "$L")" placement "json.dumps(r, separators=(',', ':'))")" = \
 	"$(q "$NLS" placement "json.dumps(r, separators=(',', ':'))")" ] || fail "replica $L's map differs"
 echo "[${SECONDS}s] ctld replica $L restarted: caught up with the same map"
+wait "$P2" || { cat "$DIR/producer2.log"; fail "producer through node 2 while ctld's leader was killed"; }
+echo "[${SECONDS}s] 60000 points written through node 2 while ctld's leader was killed and replaced"
 
 # no ctld serving: one replica hung (SIGSTOP: calls to it time out), the others stopped;
 # the data nodes keep taking and serving writes
@@ -287,8 +307,19 @@ for i in 1 2 3; do
 	python3 "$VERIFY" --socket "$(nsock "$i"),$(nsock 1)" --points $POINTS --series $SERIES --batch $BATCH \
 		--key "p1,host=h{s:03d} value" --exact | sed "s/^/node $i: /"
 	[ "${PIPESTATUS[0]}" -eq 0 ] || fail "points on node $i"
+	# and those written while ctld's leader was killed
+	python3 "$VERIFY" --socket "$(nsock "$i"),$(nsock 1)" --points 60000 --series 20 --batch 500 \
+		--key "p2,host=h{s:03d} value" --exact | sed "s/^/node $i, during the ctld kill: /"
+	[ "${PIPESTATUS[0]}" -eq 0 ] || fail "points written during the ctld kill, on node $i"
 done
 f1=$(q "$(nsock 1)" status "r['ctld']['failures']")
+# a node restarted while no ctld answers runs the map its data dir kept
+kill -9 "${NPIDS[3]}"; wait "${NPIDS[3]}" 2>/dev/null || true; NPIDS[3]=0
+start_node 3
+grep -q "ctld did not answer: running the region map kept in" "$DIR/node3.log" || fail "node 3 did not run its kept map"
+[ "$(q "$(nsock 3)" regions "[x['protocol'] for x in r['regions']]")" = "['raft', 'raft', 'raft', 'standalone']" ] ||
+	fail "node 3 runs $(q "$(nsock 3)" regions "[x['protocol'] for x in r['regions']]") without ctld"
+echo "[${SECONDS}s] node 3 restarted without ctld: it runs the map it kept"
 kill -9 "${CPIDS[$H]}"; wait "${CPIDS[$H]}" 2>/dev/null || true; CPIDS[$H]=0
 [ "$f1" -gt "$f0" ] || fail "node 1 counted no failed report with ctld down ($f0 -> $f1)"
 echo "[${SECONDS}s] ctld $H hung, the others down: $POINTS points written and read back on every node; node 1 report failures $f0 -> $f1"
@@ -305,4 +336,15 @@ MAP_RESTART=$(q "$(csock "$RL")" regions "json.dumps([{k: x[k] for k in ('id', '
 until_true 300 "the nodes do not report to the restarted ctld" \
 	ql members "[m['state'] for m in r['members']] == ['up'] * 3 and all(m['heartbeat_age_ms'] is not None for m in r['members'])"
 echo "[${SECONDS}s] every ctld replica restarted: the same map, 3 nodes up (leader $RL)"
+# a data dir that kept another map than ctld's: refused, nothing started (node 3 stopped
+# first, its data dir's map edited: region 3 on nodes 1-3 by raft)
+kill -TERM "${NPIDS[3]}"; wait "${NPIDS[3]}" || fail "node 3 exit"; NPIDS[3]=0
+sed -i 's/^3 standalone 1 1$/3 raft 1 1,2,3/' "$DIR/d3/regions.map"
+rc=0
+out=$(timeout 60 "$SLUICED" --data-dir "$DIR/d3" --name "$NAME-3" --workers 2 --regions 4 \
+	--set regions.protocol=raft --set node.id=3 --set cluster.nodes=3 \
+	--set cluster.fabric_dir="$DIR/fab" --set cluster.ctld="$(csock 1),$(csock 2),$(csock 3)" 2>&1) || rc=$?
+[ "$rc" -ne 0 ] && [[ "$out" == *"ctld's region map differs from the one"*"region 3"* ]] ||
+	fail "a data dir with another map started (rc $rc): $out"
+echo "[${SECONDS}s] a data dir that kept another map refuses to start: $(echo "$out" | grep -o "ctld's region map differs[^;]*")"
 echo "[${SECONDS}s] ctld_cluster: PASS"

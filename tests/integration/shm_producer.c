@@ -32,6 +32,7 @@ int main(int argc, char **argv)
 	uint64_t n_points = 1000000;
 	uint32_t n_series = 100, batch = 1000;
 	double timeout_s = 300;
+	uint32_t pace_ms = 0; /* a pause after each batch submitted: load spread over time */
 	bool stop_on_nack = false, as_int = false;
 	const char *prefix = "itest";
 	static const struct option opts[] = {{"path", required_argument, 0, 'p'},
@@ -43,6 +44,7 @@ int main(int argc, char **argv)
 					     {"stop-on-nack", no_argument, 0, 'x'},
 					     {"key-prefix", required_argument, 0, 'k'},
 					     {"int", no_argument, 0, 'i'},
+					     {"pace-ms", required_argument, 0, 'P'},
 					     {"help", no_argument, 0, 'h'},
 					     {0, 0, 0, 0}};
 	int c;
@@ -57,10 +59,11 @@ int main(int argc, char **argv)
 		case 'x': stop_on_nack = true; break;
 		case 'k': prefix = optarg; break;
 		case 'i': as_int = true; break;
+		case 'P': pace_ms = (uint32_t)strtoul(optarg, NULL, 10); break;
 		case 'h':
 			printf("usage: shm_producer --path SHM --log FILE [--points N] [--series S] "
 			       "[--batch B] [--timeout SEC] [--stop-on-nack] [--key-prefix P] "
-			       "[--int]\n");
+			       "[--int] [--pace-ms MS]\n");
 			return 0;
 		default: return 2;
 		}
@@ -156,6 +159,10 @@ int main(int argc, char **argv)
 				seq_batch[seq] = next;
 			in_flight++;
 			next++;
+			if (pace_ms > 0) {
+				usleep(pace_ms * 1000u);
+				break; /* one batch per pause */
+			}
 		}
 		struct sluice_ack acks[256];
 		int got = lost ? -ENOTCONN : sluice_poll_acks(cl, acks, 256);

@@ -61,13 +61,14 @@ enum fault {
 	F_LEASE_ATTACK,
 	F_CHANGE_ATTACK,
 	F_FSYNC_ERR, /* driver mode: the WAL's fsync fails, the node restarts */
+	F_DISK_LOSS, /* --disk-loss: a crashed node's disk is gone; it restarts rejoining */
 	F_COUNT,
 };
 static const char *const fault_names[F_COUNT] = {
     "msg drop",		 "msg duplicate", "msg reordered",   "msg delayed >5ms",  "partition sym",
     "partition one-way", "crash-restart", "crash mid-ready", "torn last write",	  "lost unsynced",
     "clock jump",	 "slow disk",	  "leader transfer", "membership change", "lease attack",
-    "change cut off",	 "fsync error",
+    "change cut off",	 "fsync error",	  "disk lost, rejoin",
 };
 
 enum check {
@@ -182,6 +183,7 @@ struct replica {
 	uint32_t syncs_pending;
 	struct waitread waits[MAX_WAITS];
 	uint32_t n_waits;
+	bool rejoin; /* its disk was lost: it runs in raft's rejoin mode until it says done */
 };
 
 struct centry {
@@ -244,13 +246,15 @@ static struct {
 	const char *argv0;
 	bool verbose, lease_jumps, keep_going;
 	bool driver; /* replicas run through the region driver (consensus/driver.c) */
+	bool disk_loss; /* crashes may lose the whole disk; the node rejoins (consensus.h) */
 	uint64_t current_seed;
 } g_opt;
 
 static void replay_hint(FILE *f, uint64_t seed)
 {
-	fprintf(f, "replay: %s --seed %" PRIu64 "%s%s -v\n", g_opt.argv0, seed,
-		g_opt.lease_jumps ? " --lease-jumps" : "", g_opt.driver ? " --driver" : "");
+	fprintf(f, "replay: %s --seed %" PRIu64 "%s%s%s -v\n", g_opt.argv0, seed,
+		g_opt.lease_jumps ? " --lease-jumps" : "", g_opt.driver ? " --driver" : "",
+		g_opt.disk_loss ? " --disk-loss" : "");
 }
 
 static void on_abort(int sig)
@@ -745,12 +749,26 @@ static void apply_entry(struct world *w, struct group *g, uint32_t n, struct rep
 	}
 }
 
+/* The pad of a --disk-loss snapshot: bytes that depend on the registers and the offset,
+ * so a chunk put at the wrong place, lost or taken from another image shows. */
+static uint8_t snap_pad_byte(const uint64_t *kv, uint32_t i)
+{
+	uint64_t x[2] = {kv_hash(kv), i / 8};
+	return (uint8_t)(sim_hash(x, sizeof(x), 11) >> (8 * (i % 8)));
+}
+
 static void snapshot_restore(struct replica *rp)
 {
 	memset(rp->kv, 0, sizeof(rp->kv));
 	for (uint32_t k = 0; k < SIM_KEYS && 8 * (k + 1) <= rp->disk.snap_len; k++)
 		rp->kv[k] = sl_get_u64(rp->disk.snap_data + 8 * k);
 	rp->applied = rp->disk.snap_index;
+	for (uint32_t i = SIM_SNAP_KV; i < rp->disk.snap_len; i++)
+		if (rp->disk.snap_data[i] != snap_pad_byte(rp->kv, i - SIM_SNAP_KV)) {
+			violation(rp->w, "snapshot: g%u n%u holds an image whose byte %u is wrong",
+				  rp->gi + 1, rp->n, i);
+			break;
+		}
 }
 
 static void maybe_snapshot(struct world *w, struct group *g, uint32_t n, struct replica *rp)
@@ -764,8 +782,11 @@ static void maybe_snapshot(struct world *w, struct group *g, uint32_t n, struct 
 	uint8_t data[SIM_SNAP_BYTES];
 	for (uint32_t k = 0; k < SIM_KEYS; k++)
 		sl_put_u64(data + 8 * k, rp->kv[k]);
+	meta.len = SIM_SNAP_KV;
+	if (g_opt.disk_loss) /* several raft messages: chunks */
+		for (; meta.len < SIM_SNAP_BYTES; meta.len++)
+			data[meta.len] = snap_pad_byte(rp->kv, meta.len - SIM_SNAP_KV);
 	meta.data = data;
-	meta.len = SIM_SNAP_BYTES;
 	sim_disk_write_snapshot(&rp->disk, &meta, false);
 }
 
@@ -1006,13 +1027,30 @@ static void r_destroy(struct replica *rp)
 	rp->raft = NULL;
 }
 
+static void process_raft(struct world *w, uint32_t gi, uint32_t n);
+
+/* Readies of one replica; a rejoining one that is whole again leaves rejoin mode for good
+ * (as sluiced removes its REJOIN marker). */
 static void process(struct world *w, uint32_t gi, uint32_t n)
 {
-	const struct sl_cons_ops *ops = &sl_cons_raft_ops;
-	if (g_opt.driver) {
+	struct replica *rp = &w->g[gi].r[n];
+	if (g_opt.driver)
 		process_drv(w, gi, n);
-		return;
+	else
+		process_raft(w, gi, n);
+	if (rp->rejoin && rp->raft != NULL) {
+		struct sl_cons_status st;
+		sl_cons_raft_ops.status(rp->raft, &st);
+		if (!st.rejoining) {
+			rp->rejoin = false;
+			trace(w, "g%u n%u rejoined", gi + 1, n);
+		}
 	}
+}
+
+static void process_raft(struct world *w, uint32_t gi, uint32_t n)
+{
+	const struct sl_cons_ops *ops = &sl_cons_raft_ops;
 	struct group *g = &w->g[gi];
 	struct replica *rp = &g->r[n];
 	for (int guard = 0; rp->raft && ops->has_ready(rp->raft); guard++) {
@@ -1123,6 +1161,7 @@ static void replica_start(struct world *w, uint32_t gi, uint32_t n)
 	cfg.initial = rp->disk.hs;
 	cfg.log = &rp->disk.log;
 	cfg.proto_opts = &w->opts;
+	cfg.rejoin = rp->rejoin;
 	rp->w = w; /* who this replica is, for the checkers (and the driver's callbacks) */
 	rp->gi = gi;
 	rp->n = n;
@@ -1148,6 +1187,16 @@ static void replica_start(struct world *w, uint32_t gi, uint32_t n)
 	snapshot_restore(rp);
 	rp->n_waits = 0;
 	rp->syncs_pending = 0;
+}
+
+/* A node other than n whose replicas have not all rejoined yet. */
+static bool rejoining_elsewhere(const struct world *w, uint32_t n)
+{
+	for (uint32_t m = 1; m <= w->p.n_nodes; m++)
+		for (uint32_t gi = 0; m != n && gi < w->p.n_groups; gi++)
+			if (w->g[gi].r[m].rejoin)
+				return true;
+	return false;
 }
 
 static void node_crash(struct world *w, uint32_t n, uint64_t down_min_ns)
@@ -1186,6 +1235,18 @@ static void node_crash(struct world *w, uint32_t n, uint64_t down_min_ns)
 				g->hist[c->hist].void_op = true;
 			client_next(w, gi, ci, sim_range(&w->rng, 5 * NS_MS, 50 * NS_MS));
 		}
+	}
+	if (g_opt.disk_loss && !rejoining_elsewhere(w, n) && sim_chance(&w->rng, 250000)) {
+		/* the disk is gone (one node at a time: two lost disks can lose what only
+		 * they acknowledged, beyond what any replication survives) */
+		for (uint32_t gi = 0; gi < w->p.n_groups; gi++) {
+			struct replica *rp = &w->g[gi].r[n];
+			sim_disk_free(&rp->disk);
+			sim_disk_init(&rp->disk);
+			rp->rejoin = true;
+		}
+		w->faults[F_DISK_LOSS]++;
+		trace(w, "disk of n%u lost", n);
 	}
 	if (!w->healed)
 		ev_push(w, w->now + sim_range(&w->rng, down_min_ns, 3 * NS_S), EV_RESTART,
@@ -1717,6 +1778,8 @@ static void make_params(struct world *w)
 	    .max_pending_proposals = 1024,
 	    .max_pending_reads = 64,
 	};
+	if (g_opt.disk_loss)
+		w->opts.max_msg_bytes = 512; /* a padded snapshot is several chunks */
 }
 
 static void world_init(struct world *w, uint64_t seed)
@@ -1880,6 +1943,9 @@ static void usage(void)
 		"                  documented bound: expected to fail)\n"
 		"  --driver        run each replica through the region driver the node links\n"
 		"                  (consensus/driver.c) instead of driving raft directly\n"
+		"  --disk-loss     a crash may also lose the node's disk (one node at a time):\n"
+		"                  it restarts empty in raft's rejoin mode; snapshots span\n"
+		"                  several messages (chunked transfer)\n"
 		"  --keep-going    run every seed even after a failure; exit 1 if any failed\n"
 		"  -v              trace events of the run\n"
 		"  --version       print the version\n");
@@ -1956,6 +2022,8 @@ int main(int argc, char **argv)
 			g_opt.lease_jumps = true;
 		} else if (strcmp(a, "--driver") == 0) {
 			g_opt.driver = true;
+		} else if (strcmp(a, "--disk-loss") == 0) {
+			g_opt.disk_loss = true;
 		} else if (strcmp(a, "--keep-going") == 0) {
 			g_opt.keep_going = true;
 		} else if (strcmp(a, "-v") == 0) {

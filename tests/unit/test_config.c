@@ -366,6 +366,77 @@ static void test_datadir_lock(void **u)
 	rmdir(base);
 }
 
+/* A region map (sluice-ctld's, kept in a data dir): the derived one round-trips through
+ * its text form; a set map replaces placement; maps that do not fit the node are refused
+ * whole with the region named; damaged text does not parse; diff names the region. */
+static void test_region_map(void **u)
+{
+	(void)u;
+	struct sl_config c;
+	char err[256], text[4096];
+	sl_config_default(&c);
+	assert_int_equal(sl_config_set(&c, "regions", "count", "4", err, sizeof(err)), 0);
+	assert_int_equal(sl_config_set(&c, "regions", "protocol", "raft", err, sizeof(err)), 0);
+	assert_int_equal(sl_config_set(&c, "cluster", "nodes", "3", err, sizeof(err)), 0);
+	assert_int_equal(sl_config_set(&c, "node", "id", "2", err, sizeof(err)), 0);
+	assert_int_equal(sl_config_set(&c, "cluster", "fabric_dir", "/tmp", err, sizeof(err)), 0);
+	assert_int_equal(sl_config_finish(&c, err, sizeof(err)), 0);
+	int len = sl_cfg_map_format(&c, text, sizeof(text));
+	assert_true(len > 0);
+	assert_string_equal(text, "regions 4\n0 raft 1 1,2,3\n1 raft 2 2,3,1\n2 raft 3 3,1,2\n"
+				  "3 raft 2 1,2,3\n");
+	struct sl_cfg_map_region m[8], d[8];
+	assert_int_equal(sl_cfg_map_parse(text, m, 8), 4);
+	for (uint32_t r = 0; r < 4; r++)
+		sl_cfg_map_get(&c, r, &d[r]);
+	assert_int_equal(sl_cfg_map_diff(m, d, 4), -1);
+	/* region 3 single-copy on node 1: node 2 holds no replica of it then */
+	snprintf(m[3].protocol, sizeof(m[3].protocol), "standalone");
+	m[3].copies = 1;
+	m[3].nodes[0] = 1;
+	m[3].preferred = 1;
+	assert_int_equal(sl_cfg_map_diff(m, d, 4), 3);
+	assert_true(sl_cfg_region_here(&c, 3));
+	assert_int_equal(sl_cfg_map_set(&c, m, 4, err, sizeof(err)), 0);
+	assert_false(sl_cfg_region_here(&c, 3));
+	assert_string_equal(sl_cfg_region_protocol(&c, 3), "standalone");
+	assert_string_equal(sl_cfg_region_protocol(&c, 2), "raft");
+	assert_int_equal(sl_cfg_region_preferred(&c, 1), 2);
+	assert_true(sl_cfg_map_format(&c, text, sizeof(text)) > 0);
+	assert_non_null(strstr(text, "\n3 standalone 1 1\n"));
+	assert_int_equal(sl_cfg_map_format(&c, text, 20), -ENOSPC);
+	/* refused, and nothing of it taken: a replica twice, a node beyond the cluster, the
+	 * preferred leader not a replica, two copies of a single-copy protocol, an unknown
+	 * protocol, another region count */
+	struct sl_cfg_map_region bad[4];
+	for (int k = 0; k < 6; k++) {
+		memcpy(bad, m, sizeof(bad));
+		uint32_t n = 4;
+		if (k == 0)
+			bad[1].nodes[1] = bad[1].nodes[0];
+		else if (k == 1)
+			bad[2].nodes[2] = 4;
+		else if (k == 2)
+			bad[0].preferred = 9;
+		else if (k == 3)
+			bad[3].copies = 2, bad[3].nodes[1] = 2;
+		else if (k == 4)
+			snprintf(bad[2].protocol, sizeof(bad[2].protocol), "paxos");
+		else
+			n = 3;
+		assert_int_equal(sl_cfg_map_set(&c, bad, n, err, sizeof(err)), -EINVAL);
+		assert_non_null(strstr(err, "region"));
+	}
+	assert_false(sl_cfg_region_here(&c, 3)); /* still the map set before */
+	/* damaged text */
+	static const char *const broken[] = {
+	    "", "regions 0\n", "regions 2\n0 raft 1 1,2,3\n", "regions 1\n1 raft 1 1\n",
+	    "regions 1\n0 raft 1 1,\n", "regions 1\n0 raft 1 1\nextra", "regions 1\n0 raft 1\n",
+	    "regions 1\n0 raft 1 1,2,3,4,5,6,7,8,9,10\n"};
+	for (size_t k = 0; k < sizeof(broken) / sizeof(broken[0]); k++)
+		assert_int_equal(sl_cfg_map_parse(broken[k], m, 8), -EBADMSG);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -380,6 +451,7 @@ int main(void)
 		cmocka_unit_test(test_ingest_ring_geometry),
 		cmocka_unit_test(test_fabric_udp),
 		cmocka_unit_test(test_fabric_udp_errors),
+		cmocka_unit_test(test_region_map),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

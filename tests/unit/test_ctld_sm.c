@@ -120,6 +120,47 @@ static void test_bootstrap_spreads(void **state)
 	}
 }
 
+/* With [cluster] cores, preferred leaders spread over the nodes (to within one) and, on
+ * each node, over its cores (region r on core r mod cores): no node's core leads two more
+ * than another of its cores; without cores the nodes' own rule stays (checked above). */
+static void test_bootstrap_spreads_cores(void **state)
+{
+	(void)state;
+	static const uint32_t cases[][4] = {{3, 6, 3, 2}, {3, 12, 3, 2}, {3, 24, 3, 4},
+					    {5, 40, 3, 4}, {3, 8, 3, 2}, {4, 16, 3, 2}};
+	for (size_t t = 0; t < sizeof(cases) / sizeof(cases[0]); t++) {
+		uint32_t nodes = cases[t][0], regions = cases[t][1], rf = cases[t][2];
+		uint32_t cores = cases[t][3];
+		sl_ctld_sm_init(&sm);
+		struct sl_ctld_cluster c = cluster(nodes, regions, rf);
+		c.cores = cores;
+		char err[256];
+		assert_int_equal(apply_obj(sl_ctld_plan(&c, err, sizeof(err))), 0);
+		uint32_t leads[SL_CTLD_MAX_NODES + 1] = {0}, on[SL_CTLD_MAX_NODES + 1][8] = {{0}};
+		for (uint32_t i = 0; i < regions; i++) {
+			const struct sl_ctld_region *r = &sm.regions[i];
+			bool is_replica = false;
+			for (uint32_t k = 0; k < r->rf; k++)
+				is_replica = is_replica || r->replicas[k] == r->leader;
+			assert_true(is_replica);
+			leads[r->leader]++;
+			on[r->leader][i % cores]++;
+		}
+		uint32_t lmin = UINT32_MAX, lmax = 0;
+		for (uint32_t n = 1; n <= nodes; n++) {
+			lmin = leads[n] < lmin ? leads[n] : lmin;
+			lmax = leads[n] > lmax ? leads[n] : lmax;
+			uint32_t cmin = UINT32_MAX, cmax = 0;
+			for (uint32_t k = 0; k < cores; k++) {
+				cmin = on[n][k] < cmin ? on[n][k] : cmin;
+				cmax = on[n][k] > cmax ? on[n][k] : cmax;
+			}
+			assert_true(cmax - cmin <= 1);
+		}
+		assert_true(lmax - lmin <= 1);
+	}
+}
+
 static void test_bootstrap_protocols(void **state)
 {
 	(void)state;
@@ -463,7 +504,8 @@ static void test_conf_file(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_bootstrap_spreads), cmocka_unit_test(test_bootstrap_protocols),
+	    cmocka_unit_test(test_bootstrap_spreads),
+	    cmocka_unit_test(test_bootstrap_spreads_cores), cmocka_unit_test(test_bootstrap_protocols),
 	    cmocka_unit_test(test_bootstrap_once),    cmocka_unit_test(test_join_and_state),
 	    cmocka_unit_test(test_set_leader),
 	    cmocka_unit_test(test_malformed_refused), cmocka_unit_test(test_heartbeat_and_views),

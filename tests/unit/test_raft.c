@@ -31,7 +31,7 @@ struct ment {
 struct mlog {
 	uint64_t snap_index, snap_term;
 	struct sl_cons_conf snap_conf;
-	uint8_t snap_data[64];
+	uint8_t snap_data[4096];
 	uint32_t snap_len;
 	struct ment e[LOGMAX]; /* e[i] has index snap_index + 1 + i */
 	uint64_t n;
@@ -51,6 +51,7 @@ struct tnode {
 	struct sl_cons_read reads[64];
 	uint32_t n_reads;
 	bool no_persist; /* disk stalls: persisted() is not called */
+	bool rejoin;	 /* started after losing its state (cfg.rejoin) */
 };
 
 struct qmsg {
@@ -132,6 +133,7 @@ static void ml_compact(struct mlog *l, const struct sl_cons_snapshot *s)
 	l->snap_index = s->index;
 	l->snap_term = s->term;
 	l->snap_conf = s->conf;
+	assert_true(s->len <= sizeof(l->snap_data));
 	l->snap_len = s->len;
 	memcpy(l->snap_data, s->data, s->len);
 }
@@ -156,13 +158,16 @@ static void node_start(struct cluster *c, uint32_t id)
 	cfg.initial = t->lg.hs;
 	cfg.log = &t->lg.log;
 	cfg.proto_opts = &c->opts;
+	cfg.rejoin = t->rejoin;
 	assert_int_equal(R->create(&cfg, &t->st), 0);
 	t->up = true;
 	t->applied = t->lg.snap_index;
 	R->tick(t->st, c->now);
 }
 
-static struct cluster *cluster_new(uint32_t size, uint32_t voters)
+/* A cluster whose replicas run with `opts` (NULL: the defaults). */
+static struct cluster *cluster_new_opts(uint32_t size, uint32_t voters,
+					const struct sl_raft_opts *opts)
 {
 	struct cluster *c = calloc(1, sizeof(*c));
 	assert_non_null(c);
@@ -172,11 +177,18 @@ static struct cluster *cluster_new(uint32_t size, uint32_t voters)
 	c->voters = voters;
 	c->now = 1000 * MS;
 	c->max_batch = 64;
+	if (opts != NULL)
+		c->opts = *opts;
 	for (uint32_t i = 1; i <= size; i++) {
 		ml_init(&c->n[i].lg);
 		node_start(c, i);
 	}
 	return c;
+}
+
+static struct cluster *cluster_new(uint32_t size, uint32_t voters)
+{
+	return cluster_new_opts(size, voters, NULL);
 }
 
 static void cluster_free(struct cluster *c)
@@ -641,6 +653,152 @@ static void test_snapshot_for_lagging_follower(void **u)
 	cluster_free(c);
 }
 
+/* Lossy delivery for the chunked snapshot test: a quarter of the snapshot chunks and of
+ * the follower's chunk acks are lost (a fixed pseudo-random sequence). */
+static uint32_t snap_seen, snap_ack_seen, snap_lost, snap_rng;
+static bool drop_some_snapshot_msgs(struct cluster *c, const struct sl_cons_msg *m)
+{
+	(void)c;
+	bool chunk = m->len > 1 && m->buf[1] == 9 /* MsgSnap */;
+	bool ack = m->len > 1 && m->buf[1] == 11 /* MsgSnapAck */;
+	if (!chunk && !ack)
+		return false;
+	snap_seen += chunk;
+	snap_ack_seen += ack;
+	snap_rng = snap_rng * 1103515245u + 12345u;
+	bool lose = (snap_rng >> 16) % 4 == 0;
+	snap_lost += lose;
+	return lose;
+}
+
+/* A snapshot far larger than one message (max_msg_bytes 256: about 200 image bytes per
+ * chunk) reaches a lagging follower in chunks, through lost chunks and lost acks (the
+ * leader goes back to what the follower acknowledged), and is installed byte for byte;
+ * one larger than the follower's max_snapshot_bytes is refused and counted. */
+static void test_snapshot_in_chunks(void **u)
+{
+	(void)u;
+	const struct sl_raft_opts small = {.max_msg_bytes = 256, .max_snapshot_bytes = 3000};
+	struct cluster *c = cluster_new_opts(3, 3, &small);
+	run(c, 400);
+	uint32_t l = leader(c);
+	uint32_t f = l % 3 + 1;
+	isolate(c, f, true);
+	for (uint8_t k = 1; k <= 20; k++)
+		propose(c, l, k, k);
+	run(c, 20);
+	uint8_t img[4096];
+	for (uint32_t b = 0; b < sizeof(img); b++)
+		img[b] = (uint8_t)(b * 7 + b / 251);
+	for (uint32_t i = 1; i <= 3; i++) {
+		if (i == f)
+			continue;
+		struct sl_cons_snapshot meta;
+		struct tnode *t = &c->n[i];
+		assert_int_equal(sl_raft_snapshot_meta(t->st, t->applied, &meta), 0);
+		meta.data = img;
+		meta.len = 2900;
+		ml_compact(&t->lg, &meta);
+	}
+	snap_seen = snap_ack_seen = snap_lost = 0;
+	snap_rng = 42;
+	c->drop = drop_some_snapshot_msgs;
+	isolate(c, f, false);
+	run(c, 3000);
+	struct sl_raft_stats st, ls;
+	sl_raft_stats(c->n[f].st, &st);
+	sl_raft_stats(c->n[l].st, &ls);
+	assert_int_equal(st.snapshots_installed, 1);
+	assert_true(st.snapshot_chunks_received >= 2900 / 256);
+	assert_true(st.snapshot_chunks_refused > 0); /* chunks after a lost one */
+	assert_true(snap_lost >= 4 && snap_ack_seen >= 4);
+	assert_true(ls.snapshot_chunks_sent > st.snapshot_chunks_received);
+	assert_int_equal(c->n[f].lg.snap_len, 2900);
+	assert_memory_equal(c->n[f].lg.snap_data, img, 2900);
+	assert_int_equal(c->n[f].lg.snap_index, c->n[l].lg.snap_index);
+	c->drop = NULL;
+	assert_int_equal(propose(c, l, 99, 99), 0);
+	run(c, 50);
+	assert_int_equal(c->n[f].last_applied_byte, 99);
+
+	/* an image over the follower's bound: refused, counted, never installed */
+	isolate(c, f, true);
+	for (uint8_t k = 1; k <= 20; k++)
+		propose(c, l, 200 + k, k);
+	run(c, 20);
+	for (uint32_t i = 1; i <= 3; i++) {
+		if (i == f)
+			continue;
+		struct sl_cons_snapshot meta;
+		struct tnode *t = &c->n[i];
+		assert_int_equal(sl_raft_snapshot_meta(t->st, t->applied, &meta), 0);
+		meta.data = img;
+		meta.len = 3001;
+		ml_compact(&t->lg, &meta);
+	}
+	isolate(c, f, false);
+	run(c, 300);
+	sl_raft_stats(c->n[f].st, &st);
+	assert_int_equal(st.snapshots_installed, 1);
+	assert_true(st.snapshots_refused > 0);
+	assert_true(c->n[f].lg.snap_index < c->n[l].lg.snap_index);
+	cluster_free(c);
+}
+
+/* A replica that lost its disk comes back under its old id with cfg.rejoin: it never
+ * votes or campaigns and its acks commit nothing until it holds the log up to a commit
+ * index the leader reached without it; then it is an ordinary voter again, whose acks
+ * count. */
+static void test_rejoin_after_lost_state(void **u)
+{
+	(void)u;
+	struct cluster *c = cluster_new(3, 3);
+	run(c, 400);
+	uint32_t l = leader(c);
+	uint32_t w = l % 3 + 1, o = w % 3 + 1; /* the wiped node and the other follower */
+	if (o == l)
+		o = o % 3 + 1;
+	for (uint8_t k = 1; k <= 10; k++)
+		propose(c, l, k, k);
+	run(c, 20);
+	assert_int_equal(c->n[w].last_applied_byte, 10);
+	crash(c, w);
+	ml_init(&c->n[w].lg); /* the disk is gone */
+	c->n[w].applied = 0;
+	c->n[w].last_applied_byte = 0;
+	c->n[w].rejoin = true;
+	isolate(c, o, true); /* only the leader and the rejoining node can talk */
+	node_start(c, w);
+	assert_true(status(c, w).rejoining);
+	uint64_t commit = status(c, l).commit_index;
+	assert_int_equal(propose(c, l, 50, 50), 0);
+	run(c, 300);
+	/* its acks do not make a majority: nothing new commits */
+	assert_int_equal(status(c, l).commit_index, commit);
+	assert_true(status(c, w).rejoining);
+	/* the leader goes: the rejoining node neither campaigns nor votes */
+	isolate(c, l, true);
+	isolate(c, o, false);
+	run(c, 1500);
+	assert_int_not_equal(status(c, w).role, SL_CONS_ROLE_LEADER);
+	assert_int_not_equal(status(c, o).role, SL_CONS_ROLE_LEADER);
+	assert_true(status(c, w).rejoining);
+	/* all heal: it catches up, holds the new term's entries, and is a voter again */
+	isolate(c, l, false);
+	run(c, 1500);
+	uint32_t nl = leader(c);
+	assert_int_not_equal(nl, 0);
+	assert_false(status(c, w).rejoining);
+	assert_int_equal(c->n[w].applied, status(c, nl).commit_index);
+	/* now it counts: with one other node down, it and the leader commit */
+	uint32_t down = nl % 3 + 1 == w ? w % 3 + 1 : nl % 3 + 1;
+	isolate(c, down, true);
+	assert_int_equal(propose(c, nl, 60, 60), 0);
+	run(c, 100);
+	assert_int_equal(c->n[w].last_applied_byte, 60);
+	cluster_free(c);
+}
+
 static void test_restart_recovers_durable_state(void **u)
 {
 	(void)u;
@@ -749,7 +907,8 @@ static uint32_t wire_append_one(uint8_t *b, uint64_t term, uint32_t len)
 	return wire_seal(b, APPEND_E0_DATA_OFF + len);
 }
 
-/* A snapshot of `index` (term 1, voters 1-3, 4 bytes of data) from a leader of `term`. */
+/* A snapshot of `index` (term 1, voters 1-3, 4 bytes of data in one chunk) from a leader
+ * of `term`. */
 static uint32_t wire_snapshot(uint8_t *b, uint64_t term, uint64_t index)
 {
 	wire_header(b, 9, term);
@@ -759,9 +918,11 @@ static uint32_t wire_snapshot(uint8_t *b, uint64_t term, uint64_t index)
 	for (uint32_t i = 0; i < 3; i++)
 		sl_put_u32(b + 33 + 4 * i, i + 1);
 	b[45] = 0;
-	sl_put_u32(b + 46, 4);
-	memcpy(b + 50, "snap", 4);
-	return wire_seal(b, 54);
+	sl_put_u32(b + 46, 4); /* the whole image in one chunk: 4 bytes at offset 0 */
+	sl_put_u32(b + 50, 0);
+	sl_put_u32(b + 54, 4);
+	memcpy(b + 58, "snap", 4);
+	return wire_seal(b, 62);
 }
 
 /* Terms and snapshot indexes a peer names are bounded: a snapshot at index 2^64-1 made the
@@ -994,7 +1155,7 @@ static void test_msg_describe(void **u)
 	assert_string_equal(out, "MsgSnap T");
 	b[20] ^= 1; /* checksum no longer matches */
 	assert_int_equal(sl_raft_msg_describe(b, n, out, sizeof(out)), -EBADMSG);
-	assert_string_equal(out, "<undecodable message, 54 bytes>");
+	assert_string_equal(out, "<undecodable message, 62 bytes>");
 	wire_header(b, 3, 4); /* a vote request without its body */
 	n = wire_seal(b, 16);
 	assert_int_equal(sl_raft_msg_describe(b, n, out, sizeof(out)), -EBADMSG);
@@ -1016,6 +1177,8 @@ int main(void)
 	    cmocka_unit_test(test_read_index_and_lease),
 	    cmocka_unit_test(test_learner_then_promote),
 	    cmocka_unit_test(test_snapshot_for_lagging_follower),
+	    cmocka_unit_test(test_snapshot_in_chunks),
+	    cmocka_unit_test(test_rejoin_after_lost_state),
 	    cmocka_unit_test(test_restart_recovers_durable_state),
 	    cmocka_unit_test(test_storage_failure_fails_proposals),
 	    cmocka_unit_test(test_bad_messages),
