@@ -34,11 +34,14 @@ for i in 1 2 3; do
 done
 ip -n "$NS" link set slu9br mtu 9000 up
 ADDRS=1=10.99.0.1,2=10.99.0.2,3=10.99.0.3
-# af_packet frames of 8 KiB hold a 8000-byte IP packet; one queue pair per worker
+FABRIC_MTU=${FABRIC_MTU:-8000} # e.g. 1500 for a network without jumbo frames
+# af_packet frames of 8 KiB hold a 8000-byte IP packet (fabric_mtu + 80 bytes), and fit
+# the fabric's buffers (the power of two above fabric_mtu + 14); one queue pair per worker
+FRAMESZ=$([ "$FABRIC_MTU" -le 1968 ] && echo 2048 || echo 8192)
 cl_node_args() {
 	printf '%s\n' --set cluster.fabric=udp \
-		--set "cluster.fabric_port=net_af_packet9,iface=slu9n$1,qpairs=2,framesz=8192,blocksz=8192,framecnt=256" \
-		--set "cluster.addresses=$ADDRS" --set cluster.fabric_mtu=8000 \
+		--set "cluster.fabric_port=net_af_packet9,iface=slu9n$1,qpairs=2,framesz=$FRAMESZ,blocksz=8192,framecnt=256" \
+		--set "cluster.addresses=$ADDRS" --set cluster.fabric_mtu="$FABRIC_MTU" \
 		--set debug.fault_injection=true
 }
 total() { echo $(($(cl_stat 1 "$1") + $(cl_stat 2 "$1") + $(cl_stat 3 "$1"))); }
