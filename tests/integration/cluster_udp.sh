@@ -4,8 +4,8 @@
 # net_af_packet on its own veth, the veths meet on a bridge, all inside a network
 # namespace this test creates (nothing outside it is touched); jumbo frames (MTU 9000).
 # Every region is a 3-replica raft group. Under load from a producer per node: the
-# leader of region 0 SIGKILLed and restarted, then frames dropped on one of its links by
-# debug_fabric. Checks: peers resolve each other by ARP, writes go on with
+# leader of region 0 SIGKILLed and restarted with another MAC, then frames dropped on one
+# of its links by debug_fabric. Checks: peers resolve each other by ARP, writes go on with
 # a node down, the node catches up, every acknowledged point reads back exactly from
 # every node, the fabric counters show UDP traffic and no damaged or misrouted frame, and
 # a host on the network can ping a node.
@@ -58,6 +58,11 @@ K=$(cl_regions 1 "rs[0]['leader']")
 cl_kill "$K"
 echo "node $K killed after $(cl_acks) acknowledged batches"
 cl_writes_go_on "$K"
+# it comes back with another MAC (a replaced NIC): its peers must learn the new one
+NEWMAC=02:59:00:00:00:0$K
+ip -n "$NS" link set "slu9n$K" down
+ip -n "$NS" link set "slu9n$K" address "$NEWMAC"
+ip -n "$NS" link set "slu9n$K" up
 cl_start "$K"
 # tests-only fault injection works on UDP links too: a lossy link between the restarted
 # node and the next one until frames were dropped (bounded: 10 s)
@@ -73,10 +78,12 @@ fd=$(cl_stat "$K" fab_fault_dropped)
 echo "debug_fabric: node $K dropped $fd frames to and from node $P"
 sl_wait_producers
 c=$(cl_caught_up)
-# status shows every node's peers up with the MAC it learned for them
+# status shows every node's peers up with the MAC it learned for them (node K's new one)
 for i in 1 2 3; do
-	st=$("$CTL" --socket "$(cl_sock "$i")" --json status | python3 -c "import json,sys; f=json.load(sys.stdin)['fabric']; print(f['link'], f['address'], len(f['peers']), all(p['up'] and p['mac'] for p in f['peers']))")
-	[ "$st" = "udp 10.99.0.$i 2 True" ] || { echo "FAIL: node $i fabric status: $st"; exit 1; }
+	st=$("$CTL" --socket "$(cl_sock "$i")" --json status | python3 -c "import json,sys; f=json.load(sys.stdin)['fabric']; print(f['link'], f['address'], len(f['peers']), all(p['up'] and p['mac'] for p in f['peers']), [p['mac'] for p in f['peers'] if p['node'] == $K])")
+	want="udp 10.99.0.$i 2 True ['$NEWMAC']"
+	[ "$i" = "$K" ] && want="udp 10.99.0.$i 2 True []"
+	[ "$st" = "$want" ] || { echo "FAIL: node $i fabric status: $st, expected $want"; exit 1; }
 done
 cl_verify_all
 # a host on the fabric network reaches a node: the kernel in the namespace resolves the
