@@ -329,8 +329,12 @@ int nd_fab_init(struct sl_node *n, char *err, size_t err_len)
 			 c->cluster_nodes);
 		return -EINVAL;
 	}
-	uint32_t need = f->n_peers * n->n_workers * (2 * FAB_DESC + 2 * SL_PORT_TX_BURST) +
-			(f->udp ? n->n_workers * FAB_HANDOFF_RING : 0) + 4096;
+	/* per worker: the RX and TX rings of each link (of the one port over udp), an open
+	 * frame and a TX buffer per peer; over udp also its hand-off ring and ARP buffer */
+	uint32_t need =
+		f->udp ? n->n_workers * (2 * FAB_DESC + FAB_HANDOFF_RING + SL_PORT_TX_BURST +
+					 f->n_peers * 2 * SL_PORT_TX_BURST) + 4096
+		       : f->n_peers * n->n_workers * (2 * FAB_DESC + 2 * SL_PORT_TX_BURST) + 4096;
 	f->pool = rte_pktmbuf_pool_create("sl_fab", need, 256, 0,
 					  (uint16_t)(fab_buf_bytes(c->fabric_mtu) + RTE_PKTMBUF_HEADROOM),
 					  (int)rte_socket_id());
