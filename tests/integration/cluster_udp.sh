@@ -24,7 +24,8 @@ CL_EXEC=(ip netns exec "$NS")
 # (removed with it by sl_cleanup, also on failure)
 SL_NS=$NS
 ip netns add "$NS"
-ip netns exec "$NS" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+# no IPv6 chatter on the fabric network (a kernel without IPv6 has none anyway)
+ip netns exec "$NS" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 2>/dev/null || true
 ip -n "$NS" link set lo up
 ip -n "$NS" link add slu9br type bridge
 for i in 1 2 3; do
@@ -88,10 +89,14 @@ done
 cl_verify_all
 # a host on the fabric network reaches a node: the kernel in the namespace resolves the
 # node's address by ARP (the node answers) and pings it (the node answers that too)
-ip -n "$NS" addr add 10.99.0.100/24 dev slu9br
-ip netns exec "$NS" ping -c 2 -i 0.2 -W 2 10.99.0.1 >/dev/null ||
-	{ echo "FAIL: node 1 did not answer ARP and ping on the fabric network"; exit 1; }
-[ "$(cl_stat 1 fab_echo_replies)" -ge 2 ] || { echo "FAIL: node 1 counted no echo reply"; exit 1; }
+if command -v ping >/dev/null; then
+	ip -n "$NS" addr add 10.99.0.100/24 dev slu9br
+	ip netns exec "$NS" ping -c 2 -i 0.2 -W 2 10.99.0.1 >/dev/null ||
+		{ echo "FAIL: node 1 did not answer ARP and ping on the fabric network"; exit 1; }
+	[ "$(cl_stat 1 fab_echo_replies)" -ge 2 ] || { echo "FAIL: node 1 counted no echo reply"; exit 1; }
+else
+	echo "no ping on this host: the ping of a node is left out"
+fi
 for i in 1 2 3; do
 	for ctr in fab_drop_crc fab_drop_dest fab_drop_ip_hdr fab_drop_udp fab_drop_udp_port fab_drop_ip_src fab_drop_ip_frag; do
 		v=$(cl_stat "$i" $ctr)
