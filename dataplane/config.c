@@ -15,11 +15,12 @@
 
 #include "config.h"
 #include "fabric.h"
+#include "fabric_udp.h"
 #include "consensus.h"
 #include "ingest_format.h"
 #include "node_limits.h"
 
-enum key_type { K_U32, K_BOOL, K_STR, K_HUGE, K_POLL };
+enum key_type { K_U32, K_BOOL, K_STR, K_HUGE, K_POLL, K_FABRIC };
 
 struct key {
 	const char *section;
@@ -112,12 +113,29 @@ static const struct key keys[] = {
 	U32("cluster", "nodes", cluster_nodes, 1, SL_CONS_MAX_PEERS,
 	    "nodes in the cluster, ids 1..N; every region is replicated on all of them by "
 	    "[regions] protocol (1 = a single node, no fabric)"),
+	{"cluster", "fabric", K_FABRIC, offsetof(struct sl_config, fabric), 0, 0, 0,
+	 "memif (nodes on one host, linked by memif sockets in fabric_dir) | udp (nodes on "
+	 "any hosts: Ethernet/IPv4/UDP on the DPDK device fabric_port)"},
 	STR("cluster", "fabric_dir", fabric_dir,
 	    "directory of the memif sockets linking the nodes of one host (same on every "
-	    "node; needed when nodes > 1)"),
+	    "node; needed when nodes > 1 with fabric = memif)"),
+	STR("cluster", "fabric_port", fabric_port,
+	    "fabric = udp: the DPDK device of the fabric network, a PCI address (allowed to "
+	    "the EAL by itself) or vdev arguments such as net_af_packet0,iface=eth1,qpairs=2; "
+	    "one queue pair per worker; never used for ingest"),
+	STR("cluster", "addresses", fabric_addresses,
+	    "fabric = udp: every node's IPv4 address on the fabric network, ID=ADDRESS comma "
+	    "separated, e.g. 1=10.9.0.1,2=10.9.0.2,3=10.9.0.3 (same on every node)"),
+	U32("cluster", "fabric_udp_port", fabric_udp_port, 1, 65536 - SL_CFG_MAX_WORKERS,
+	    "fabric = udp: UDP port of worker core 0; core c sends from and receives on this "
+	    "+ c (open base .. base + workers - 1 between the nodes)"),
+	STR("cluster", "fabric_macs", fabric_macs,
+	    "fabric = udp, optional: static MACs of peers, ID=aa:bb:cc:dd:ee:ff comma "
+	    "separated; the others are learned by ARP"),
 	U32("cluster", "fabric_mtu", fabric_mtu, SL_FAB_MTU_MIN, SL_FAB_MTU_MAX,
 	    "bytes of a fabric frame after its Ethernet header (memif links between nodes of one "
-	    "host take jumbo frames); larger messages are split"),
+	    "host take jumbo frames; with fabric = udp the IP packet's size, at most the "
+	    "network's MTU, and at least 284); larger messages are split"),
 	STR("cluster", "ctld", ctld,
 	    "ctl sockets of the sluice-ctld replicas on this host, comma separated: the node "
 	    "takes the region map there at start (kept in DATA_DIR/regions.map for starts "
@@ -167,6 +185,8 @@ void sl_config_default(struct sl_config *c)
 	c->frag_timeout_ms = 1000;
 	c->cluster_nodes = 1;
 	c->fabric_mtu = 8000;
+	c->fabric = SL_FABRIC_MEMIF;
+	c->fabric_udp_port = 7600;
 	c->balance_leaders = true;
 	c->xmsg_pool = XMSG_POOL;
 }
@@ -232,6 +252,17 @@ int sl_config_set(struct sl_config *c, const char *section, const char *name, co
 			c->hugepages = SL_HUGE_OFF;
 		else {
 			snprintf(err, err_len, "[eal] hugepages = '%s': expected auto, on or off",
+				 value);
+			return -EINVAL;
+		}
+		return 0;
+	case K_FABRIC:
+		if (!strcmp(value, "memif"))
+			c->fabric = SL_FABRIC_MEMIF;
+		else if (!strcmp(value, "udp"))
+			c->fabric = SL_FABRIC_UDP;
+		else {
+			snprintf(err, err_len, "[cluster] fabric = '%s': expected memif or udp",
 				 value);
 			return -EINVAL;
 		}
@@ -351,6 +382,154 @@ int sl_config_load(struct sl_config *c, const char *path, char *err, size_t err_
 
 static int region_protocols_parse(struct sl_config *c, char *err, size_t err_len);
 
+_Static_assert(SL_CFG_MAX_NODES == SL_CONS_MAX_PEERS, "a node id indexes fabric_ip");
+
+/* "ID=VALUE,ID=VALUE": each item's node id (1..nodes, once each) and value, to `one`. */
+static int node_list_parse(struct sl_config *c, const char *key, const char *list,
+			   int (*one)(struct sl_config *c, uint32_t id, const char *v),
+			   const char *what, char *err, size_t err_len)
+{
+	char spec[SL_CFG_PATH_MAX];
+	bool seen[SL_CFG_MAX_NODES + 1] = {false};
+	snprintf(spec, sizeof(spec), "%s", list);
+	char *save = NULL;
+	for (char *it = strtok_r(spec, ", ", &save); it != NULL; it = strtok_r(NULL, ", ", &save)) {
+		char *eq = strchr(it, '='), *end = NULL;
+		unsigned long id = strtoul(it, &end, 10);
+		if (eq == NULL || end != eq || !isdigit((unsigned char)it[0]) || id == 0 ||
+		    id > c->cluster_nodes) {
+			snprintf(err, err_len,
+				 "[cluster] %s: '%s': expected ID=%s with ID a node id 1..%u", key,
+				 it, what, c->cluster_nodes);
+			return -EINVAL;
+		}
+		if (seen[id]) {
+			snprintf(err, err_len, "[cluster] %s: node %lu is given twice", key, id);
+			return -EINVAL;
+		}
+		seen[id] = true;
+		if (one(c, (uint32_t)id, eq + 1) != 0) {
+			snprintf(err, err_len, "[cluster] %s: '%s': not %s", key, it, what);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+/* A unicast IPv4 address (not 0/8, loopback, multicast, class E or broadcast). */
+static int fabric_ip_one(struct sl_config *c, uint32_t id, const char *v)
+{
+	struct in_addr a;
+	if (inet_pton(AF_INET, v, &a) != 1)
+		return -EINVAL;
+	uint32_t ip = ntohl(a.s_addr);
+	if ((ip >> 24) == 0 || (ip >> 24) == 127 || (ip >> 24) >= 224)
+		return -EINVAL;
+	c->fabric_ip[id] = ip;
+	return 0;
+}
+
+static int fabric_mac_one(struct sl_config *c, uint32_t id, const char *v)
+{
+	unsigned m[6];
+	char tail;
+	if (sscanf(v, "%2x:%2x:%2x:%2x:%2x:%2x%c", &m[0], &m[1], &m[2], &m[3], &m[4], &m[5],
+		   &tail) != 6 || (m[0] & 1) != 0)
+		return -EINVAL; /* a unicast MAC: the group bit clear */
+	for (int i = 0; i < 6; i++)
+		c->fabric_mac[id][i] = (uint8_t)m[i];
+	c->fabric_mac_set[id] = true;
+	return 0;
+}
+
+/* fabric = udp: the device, every node's address (distinct), the ports, the MTU. */
+static int fabric_udp_check(struct sl_config *c, char *err, size_t err_len)
+{
+	if (c->fabric_port[0] == '\0') {
+		snprintf(err, err_len, "[cluster] fabric = udp needs [cluster] fabric_port, the "
+				       "DPDK device of the fabric network (a PCI address or vdev "
+				       "arguments)");
+		return -EINVAL;
+	}
+	/* the ethdev's name: a PCI address in its long form, or the vdev's name */
+	unsigned dom = 0, bus, dev, fn;
+	char tail;
+	c->fabric_pci = sscanf(c->fabric_port, "%x:%x:%x.%x%c", &dom, &bus, &dev, &fn, &tail) == 4;
+	if (!c->fabric_pci) { /* BB:DD.F, domain 0 (a failed match above may have set dom) */
+		dom = 0;
+		c->fabric_pci = sscanf(c->fabric_port, "%x:%x.%x%c", &bus, &dev, &fn, &tail) == 3;
+	}
+	if (c->fabric_pci) {
+		if (dom > 0xffff || bus > 0xff || dev > 0x1f || fn > 7) {
+			snprintf(err, err_len, "[cluster] fabric_port = '%s': not a PCI address",
+				 c->fabric_port);
+			return -EINVAL;
+		}
+		snprintf(c->fabric_dev, sizeof(c->fabric_dev), "%04x:%02x:%02x.%x", dom, bus, dev, fn);
+	} else {
+		size_t n = strcspn(c->fabric_port, ",");
+		if (n == 0 || n >= sizeof(c->fabric_dev) || strncmp(c->fabric_port, "net_", 4) != 0) {
+			snprintf(err, err_len,
+				 "[cluster] fabric_port = '%s': expected a PCI address "
+				 "(0000:01:00.0) or vdev arguments (net_af_packet0,iface=eth1,...)",
+				 c->fabric_port);
+			return -EINVAL;
+		}
+		memcpy(c->fabric_dev, c->fabric_port, n);
+		c->fabric_dev[n] = '\0';
+	}
+	memset(c->fabric_ip, 0, sizeof(c->fabric_ip));
+	memset(c->fabric_mac_set, 0, sizeof(c->fabric_mac_set));
+	int rc = node_list_parse(c, "addresses", c->fabric_addresses, fabric_ip_one,
+				 "a unicast IPv4 address", err, err_len);
+	if (rc == 0)
+		rc = node_list_parse(c, "fabric_macs", c->fabric_macs, fabric_mac_one,
+				     "a unicast MAC (aa:bb:cc:dd:ee:ff)", err, err_len);
+	if (rc != 0)
+		return rc;
+	for (uint32_t i = 1; i <= c->cluster_nodes; i++) {
+		if (c->fabric_ip[i] == 0) {
+			snprintf(err, err_len,
+				 "[cluster] addresses: node %u has no address (fabric = udp needs "
+				 "ID=ADDRESS for each of the %u nodes)",
+				 i, c->cluster_nodes);
+			return -EINVAL;
+		}
+		for (uint32_t j = 1; j < i; j++)
+			if (c->fabric_ip[j] == c->fabric_ip[i]) {
+				snprintf(err, err_len,
+					 "[cluster] addresses: nodes %u and %u have the same address",
+					 j, i);
+				return -EINVAL;
+			}
+	}
+	if (c->fabric_mtu < SL_FAB_MTU_MIN + SL_FU_IP_UDP_BYTES) {
+		snprintf(err, err_len,
+			 "[cluster] fabric_mtu = %u: with fabric = udp at least %u (a frame of %u "
+			 "bytes in the IPv4 and UDP headers)",
+			 c->fabric_mtu, SL_FAB_MTU_MIN + SL_FU_IP_UDP_BYTES, SL_FAB_MTU_MIN);
+		return -EINVAL;
+	}
+	/* net_af_packet copies each frame into a ring slot of framesz bytes (2048 unless
+	 * set), 66 of them before the frame: a larger frame would be cut on receipt and
+	 * silently dropped on send, with ARP still working */
+	if (strncmp(c->fabric_dev, "net_af_packet", 13) == 0 ||
+	    strncmp(c->fabric_dev, "eth_af_packet", 13) == 0) {
+		const char *fs = strstr(c->fabric_port, ",framesz=");
+		unsigned long framesz = fs != NULL ? strtoul(fs + 9, NULL, 10) : 2048;
+		if (framesz < (unsigned long)c->fabric_mtu + 80) {
+			snprintf(err, err_len,
+				 "[cluster] fabric_port %s: af_packet frames of %lu bytes hold IP "
+				 "packets of %lu bytes at most: give framesz=%u (and blocksz as "
+				 "large) or lower fabric_mtu = %u",
+				 c->fabric_dev, framesz, framesz > 80 ? framesz - 80 : 0,
+				 (c->fabric_mtu + 80 + 4095) / 4096 * 4096, c->fabric_mtu);
+			return -EINVAL;
+		}
+	}
+	return 0; /* fabric_udp_port's range leaves room for every worker's port */
+}
+
 int sl_config_finish(struct sl_config *c, char *err, size_t err_len)
 {
 	if (c->ctl_socket[0] == '\0' &&
@@ -436,7 +615,12 @@ int sl_config_finish(struct sl_config *c, char *err, size_t err_len)
 			 c->node_id, c->cluster_nodes, c->cluster_nodes);
 		return -EINVAL;
 	}
-	if (c->cluster_nodes > 1 && c->fabric_dir[0] == '\0') {
+	if (c->cluster_nodes > 1 && c->fabric == SL_FABRIC_UDP) {
+		int rc = fabric_udp_check(c, err, err_len);
+		if (rc != 0)
+			return rc;
+	}
+	if (c->cluster_nodes > 1 && c->fabric == SL_FABRIC_MEMIF && c->fabric_dir[0] == '\0') {
 		snprintf(err, err_len, "[cluster] nodes = %u: give [cluster] fabric_dir, the "
 				       "directory of the memif sockets between the nodes",
 			 c->cluster_nodes);
@@ -695,6 +879,9 @@ void sl_config_dump(const struct sl_config *c, FILE *out)
 			break;
 		case K_POLL:
 			fprintf(out, "%s\n", c->poll_mode == SL_POLL_PERF ? "perf" : "adaptive");
+			break;
+		case K_FABRIC:
+			fprintf(out, "%s\n", c->fabric == SL_FABRIC_UDP ? "udp" : "memif");
 			break;
 		}
 	}

@@ -18,6 +18,9 @@
 
 enum sl_hugepage_mode { SL_HUGE_AUTO = 0, SL_HUGE_ON = 1, SL_HUGE_OFF = 2 };
 enum sl_poll_mode { SL_POLL_ADAPTIVE = 0, SL_POLL_PERF = 1 };
+/* how the nodes of a cluster are linked: memif on one host, Ethernet/UDP on a NIC port */
+enum sl_fabric_kind { SL_FABRIC_MEMIF = 0, SL_FABRIC_UDP = 1 };
+#define SL_CFG_MAX_NODES 9 /* = SL_CONS_MAX_PEERS (checked in config.c) */
 
 struct sl_config {
 	/* [node] */
@@ -77,7 +80,19 @@ struct sl_config {
 	uint32_t frag_max_flows;     /* datagrams in IPv4 reassembly per worker; 0 = none */
 	/* [cluster] */
 	uint32_t cluster_nodes;      /* node ids 1..N replicate every region; 1 = one node */
+	enum sl_fabric_kind fabric;
 	char fabric_dir[SL_CFG_PATH_MAX]; /* memif sockets of the links between nodes */
+	char fabric_port[SL_CFG_PATH_MAX]; /* udp: the DPDK device, a PCI address or vdev args */
+	char fabric_addresses[SL_CFG_PATH_MAX]; /* udp: "1=10.0.0.1,2=10.0.0.2,..." */
+	char fabric_macs[SL_CFG_PATH_MAX];      /* udp: static "2=02:00:00:00:00:02,..." */
+	uint32_t fabric_udp_port;    /* udp: port of core 0; core c gets this + c */
+	/* derived (sl_config_finish), fabric = udp: each node's address (host order) and
+	 * static MAC, indexed by node id; the ethdev name of fabric_port */
+	uint32_t fabric_ip[SL_CFG_MAX_NODES + 1];
+	uint8_t fabric_mac[SL_CFG_MAX_NODES + 1][6];
+	bool fabric_mac_set[SL_CFG_MAX_NODES + 1];
+	char fabric_dev[64];
+	bool fabric_pci;             /* fabric_port is a PCI address (else a vdev) */
 	uint32_t fabric_mtu;         /* bytes of a fabric frame after its Ethernet header */
 	bool balance_leaders;        /* move each region's leadership to its preferred replica */
 	char ctld[SL_CFG_PATH_MAX];  /* ctl sockets of the sluice-ctld replicas; "" = none */

@@ -276,13 +276,20 @@ int main(int argc, char **argv)
 	eal[ne++] = lcores;
 	eal[ne++] = "--log-level=lib.eal:warning";
 	char pcis[SL_CFG_PATH_MAX];
-	if (cfg.pci_allow[0] == '\0') {
+	/* a fabric on a NIC ([cluster] fabric = udp, fabric_port a PCI address) is allowed
+	 * by itself; nothing else is probed unless [eal] pci_allow names it */
+	bool fab_pci = cfg.cluster_nodes > 1 && cfg.fabric == SL_FABRIC_UDP && cfg.fabric_pci;
+	if (cfg.pci_allow[0] == '\0' && !fab_pci) {
 		eal[ne++] = "--no-pci";
 	} else {
 		snprintf(pcis, sizeof(pcis), "%s", cfg.pci_allow);
 		for (char *tok = strtok(pcis, ","); tok && ne < MAX_EAL_ARGS - 8; tok = strtok(NULL, ",")) {
 			eal[ne++] = "-a";
 			eal[ne++] = tok;
+		}
+		if (fab_pci) {
+			eal[ne++] = "-a";
+			eal[ne++] = cfg.fabric_port;
 		}
 	}
 	bool huge = cfg.hugepages == SL_HUGE_ON ||

@@ -20,14 +20,14 @@ struct sl_node_env {
 	const char *eal_args;      /* for status */
 };
 
-/* Before rte_eal_init: the EAL --vdev specs of the fabric's memif links (one per peer
- * node, cluster nodes > 1). Returns how many were written to out (0 on a single node),
- * or a negative errno with err set. */
+/* Before rte_eal_init: the EAL --vdev specs of the fabric: its memif links (one per peer
+ * node, cluster nodes > 1), or with fabric = udp its port when that is a vdev (a PCI
+ * port is allowed by main.c); the fabric's device is reserved from ingest (port.h).
+ * Returns how many were written to out (0 on a single node), or a negative errno with
+ * err set. */
 #define SL_FAB_VDEV_MAX 512
 int nd_fab_vdevs(const struct sl_config *c, char (*out)[SL_FAB_VDEV_MAX], unsigned max,
 		 char *err, size_t err_len);
-/* A device the fabric owns (by its name); sl_ports_init leaves it alone. */
-bool nd_fab_port_name(const char *name);
 
 /* After rte_eal_init: allocate everything, recover regions from snapshots + WAL. */
 int sl_node_create(const struct sl_config *cfg, const struct sl_node_env *env,

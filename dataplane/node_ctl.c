@@ -132,6 +132,8 @@ static struct json_object *status_json(struct sl_node *n)
 		json_object_object_add(c, "not_leader", json_object_new_int64((int64_t)cs.not_leader));
 		json_object_object_add(o, "ctld", c);
 	}
+	if (n->fab != NULL)
+		json_object_object_add(o, "fabric", nd_fab_status(n));
 	json_object_object_add(o, "wal_failures", fails);
 	json_object_object_add(o, "workers", json_object_new_int((int)n->n_workers));
 	json_object_object_add(o, "regions", json_object_new_int((int)n->cfg.regions));

@@ -36,6 +36,7 @@
 #include "pkt.h"
 #include "driver.h"
 #include "fabric.h"
+#include "fabric_udp.h"
 #include "rlog.h"
 #include "session.h"
 #include "port.h"
@@ -331,11 +332,19 @@ struct wk_ckpt {
 /* One worker lcore. Grouped by the pipeline stage that owns the fields (anonymous
  * structs: the names stay flat); each group starts on its own cache line so a stage's
  * fields of the per-round path share lines with each other and not with another's. */
-/* The fabric (node_fabric.c): a link per peer node, one queue pair per worker. */
+/* The fabric (node_fabric.c): a link per peer node, one queue pair per worker; over UDP
+ * every peer shares the one fabric port and is told apart by its address. */
 struct nd_fab_peer {
 	uint16_t node;	  /* the peer's node id */
-	uint16_t port_id; /* its memif device */
+	uint16_t port_id; /* its memif device, or the fabric port (udp) */
 	bool server;	  /* this node listens on the link's socket */
+	/* udp: its address (host order), MAC (sl_fu_mac_pack; 0 = not resolved yet; written
+	 * by the worker that hears its ARP), when it was last heard (ARP or frames), and
+	 * whether its MAC is static */
+	uint32_t ip;
+	bool static_mac;
+	_Atomic uint64_t mac;
+	_Atomic uint64_t heard_ns;
 	bool started;	  /* main lcore only */
 	bool quiescing;	  /* main lcore: waiting for the workers to leave the link */
 	uint64_t retry_ns;
@@ -348,10 +357,20 @@ struct nd_fab_peer {
 struct nd_fabric {
 	struct sl_fab_self self;
 	uint64_t epoch;
-	uint32_t mtu;
+	uint32_t mtu;	/* bytes of a fabric frame (after the IP and UDP headers over udp) */
+	uint32_t hdrs;	/* bytes before a fabric frame: Ethernet, or Ethernet/IPv4/UDP */
 	unsigned n_peers;
 	struct nd_fab_peer peer[SL_CONS_MAX_PEERS];
 	struct rte_mempool *pool;
+	struct rte_ether_addr mac; /* udp: the fabric port's */
+	/* udp: the one port, this node's address and ports, a ring per worker for frames the
+	 * port delivered to another worker's queue, and whether rte_flow steers instead */
+	bool udp;
+	bool udp_started;
+	bool steered;
+	uint16_t udp_port_id;
+	struct sl_fu_local local;
+	struct rte_ring *handoff[SL_CFG_MAX_WORKERS];
 };
 
 /* A worker's side of one link: the frame it fills, the TX buffer, reassembly. */
@@ -364,6 +383,9 @@ struct wk_fab_peer {
 	struct sl_port_txq txq;
 	struct sl_fab_reasm ra;
 	uint8_t *ra_buf;
+	/* udp, worker 0: when to ask for the peer's MAC next, and the last wait */
+	uint64_t arp_due_ns;
+	uint32_t arp_gap_ms;
 	/* tests only: frames held back by debug_fabric's delay, in send order */
 	struct rte_mbuf *held[FAB_HELD_MAX];
 	uint64_t held_due[FAB_HELD_MAX];
@@ -374,6 +396,7 @@ struct wk_fab {
 	uint64_t rng; /* fault injection's coin */
 	_Atomic uint64_t rounds; /* rounds begun: the main lcore's quiescence check */
 	uint8_t *scratch;	 /* a forwarded batch with its header (FWD_HDR_MAX + PROP_BYTES) */
+	struct sl_port_txq ctl_txq; /* udp: ARP requests and replies */
 	struct wk_fab_peer peer[SL_CONS_MAX_PEERS];
 };
 
@@ -559,6 +582,8 @@ int nd_fab_poll(struct worker *w);
 int nd_fab_flush(struct worker *w);
 void nd_fab_housekeeping(struct sl_node *n);
 bool nd_fab_peer_up(const struct sl_node *n, uint32_t node);
+/* ctl status: the link type, the UDP port and address, each peer's state (main lcore). */
+struct json_object *nd_fab_status(const struct sl_node *n);
 void nd_net_tx_flush(struct worker *w);
 void nd_net_tx_fini(struct worker *w);
 void nd_sess_finish(struct worker *w, uint32_t h);

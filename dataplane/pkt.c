@@ -379,6 +379,8 @@ int sl_pkt_build_udp(uint8_t *out, size_t cap, const struct sl_pkt_udp_addr *a,
 	sl_pkt_put_be16(u + 2, a->dst_port);
 	sl_pkt_put_be16(u + 4, (uint16_t)ulen);
 	sl_pkt_put_be16(u + 6, 0);
+	if (a->no_udp_csum)
+		return flen;
 	uint16_t c = udp_csum(a->src_ip, a->dst_ip, u, ulen);
 	sl_pkt_put_be16(u + 6, c == 0 ? 0xffff : c);
 	return flen;

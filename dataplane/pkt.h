@@ -153,10 +153,12 @@ struct sl_pkt_udp_addr {
 	uint16_t dst_port;
 	uint16_t ip_id;
 	uint8_t ttl; /* 0 = SL_PKT_DEFAULT_TTL */
+	bool no_udp_csum; /* UDP checksum 0 (not computed): the payload has its own CRC */
 };
 
-/* Ethernet + IPv4 (DF, no options) + UDP with both checksums. payload may already sit at
- * out + SL_PKT_UDP_HDRS (built in place); -EMSGSIZE past 65535 - 28 payload bytes. */
+/* Ethernet + IPv4 (DF, no options) + UDP with both checksums (the UDP one unless
+ * a->no_udp_csum). payload may already sit at out + SL_PKT_UDP_HDRS (built in place);
+ * -EMSGSIZE past 65535 - 28 payload bytes. */
 int sl_pkt_build_udp(uint8_t *out, size_t cap, const struct sl_pkt_udp_addr *a,
 		     const uint8_t *payload, size_t payload_len);
 

@@ -82,6 +82,19 @@ static int port_init(struct sl_port *p, uint16_t pid, uint16_t n_workers, uint32
 	return 0;
 }
 
+static char reserved[RTE_ETH_NAME_MAX_LEN];
+
+void sl_port_reserve(const char *name)
+{
+	snprintf(reserved, sizeof(reserved), "%s", name != NULL ? name : "");
+}
+
+bool sl_port_reserved(const char *name)
+{
+	return strncmp(name, SL_PORT_FABRIC_PREFIX, strlen(SL_PORT_FABRIC_PREFIX)) == 0 ||
+	       (reserved[0] != '\0' && strcmp(name, reserved) == 0);
+}
+
 int sl_ports_init(struct sl_ports *ports, uint16_t n_workers, uint32_t mbufs_per_port,
 		  char *err, size_t err_len)
 {
@@ -90,8 +103,7 @@ int sl_ports_init(struct sl_ports *ports, uint16_t n_workers, uint32_t mbufs_per
 	RTE_ETH_FOREACH_DEV(pid)
 	{
 		char name[RTE_ETH_NAME_MAX_LEN];
-		if (rte_eth_dev_get_name_by_port(pid, name) == 0 &&
-		    strncmp(name, SL_PORT_FABRIC_PREFIX, strlen(SL_PORT_FABRIC_PREFIX)) == 0)
+		if (rte_eth_dev_get_name_by_port(pid, name) == 0 && sl_port_reserved(name))
 			continue;
 		if (ports->n == SL_PORT_MAX) {
 			snprintf(err, err_len, "more than %d ports", SL_PORT_MAX);

@@ -16,6 +16,10 @@
 /* Devices named so are the fabric's links to other nodes (node_fabric.c), not ports for
  * clients: sl_ports_init leaves them alone. */
 #define SL_PORT_FABRIC_PREFIX "net_memif_fab"
+/* The fabric's device over UDP ([cluster] fabric_port, any name): reserved before the
+ * ports come up, so sl_ports_init leaves it alone too. One name; "" or NULL clears it. */
+void sl_port_reserve(const char *name);
+bool sl_port_reserved(const char *name);
 
 struct sl_port {
 	uint16_t port_id;

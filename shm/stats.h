@@ -174,6 +174,21 @@
 	X(fab_drop_region) \
 	X(fab_fault_dropped) \
 	X(fab_fault_delayed) \
+	X(fab_drop_eth) \
+	X(fab_drop_ip_hdr) \
+	X(fab_drop_ip_frag) \
+	X(fab_drop_not_for_us) \
+	X(fab_drop_proto) \
+	X(fab_drop_udp) \
+	X(fab_drop_udp_port) \
+	X(fab_drop_arp) \
+	X(fab_drop_ip_src) \
+	X(fab_drop_handoff) \
+	X(fab_handoffs) \
+	X(fab_arp_requests) \
+	X(fab_arp_replies) \
+	X(fab_arp_learned) \
+	X(fab_echo_replies) \
 	X(fwd_out) \
 	X(fwd_in) \
 	X(fwd_answers) \

@@ -2,10 +2,12 @@
 # one host linked by the fabric over memif (sockets in $SL_DIR/fab), every region a
 # 3-replica raft group. Needs SLUICED, VERIFY and NAME; CL_ARGS adds sluiced arguments.
 # Each node is stopped by its PID and its shm files removed on exit, also on failure.
+# CL_EXEC, when set, is a command prefix for sluiced (e.g. ip netns exec NS: cluster_udp).
 CTL=$(dirname "$SLUICED")/sluicectl
 REGIONS=${REGIONS:-4}
 CL_PIDS=(0 0 0 0)
 CL_ARGS=(${CL_ARGS[@]+"${CL_ARGS[@]}"})
+CL_EXEC=(${CL_EXEC[@]+"${CL_EXEC[@]}"})
 cl_cleanup() {
 	for i in 1 2 3; do
 		if [ "${CL_PIDS[$i]}" != 0 ]; then
@@ -25,7 +27,7 @@ cl_start() {
 	local i=$1 extra=()
 	declare -F cl_node_args >/dev/null && mapfile -t extra < <(cl_node_args "$i")
 	rm -f "$(cl_sock "$i")"
-	"$SLUICED" --data-dir "$SL_DIR/d$i" --name "$NAME-$i" --workers 2 --regions "$REGIONS" \
+	${CL_EXEC[@]+"${CL_EXEC[@]}"} "$SLUICED" --data-dir "$SL_DIR/d$i" --name "$NAME-$i" --workers 2 --regions "$REGIONS" \
 		--set regions.protocol=raft --set node.id="$i" --set cluster.nodes=3 \
 		--set regions.protocols="${CL_PROTOCOLS:-}" \
 		--set cluster.fabric_dir="$SL_DIR/fab" --set regions.log_keep_mb=64 \
@@ -57,6 +59,18 @@ cl_wait_leaders() {
 		sleep 0.1
 	done
 	echo "FAIL: no leader for every region (node $1):"; cl_regions "$1" rs; exit 1
+}
+# cl_writes_go_on K: with node K down, bounded: the other two nodes see leaders other than
+# K for every region, and writes are still acknowledged over the next 2 s
+cl_writes_go_on() {
+	local before after
+	cl_wait_leaders $(($1 % 3 + 1)) "$1"
+	cl_wait_leaders $((($1 + 1) % 3 + 1)) "$1"
+	before=$(cl_acks)
+	sleep 2
+	after=$(cl_acks)
+	[ "$after" -gt "$before" ] || { echo "FAIL: no write acknowledged in the 2 s after the new elections"; exit 1; }
+	echo "writes go on with node $1 down: $before -> $after acknowledged batches in 2 s"
 }
 # cl_producers: one shm producer per node (key prefix p<node>), acks in $SL_DIR/acked<node>.log
 cl_producers() {

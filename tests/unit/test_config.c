@@ -194,6 +194,112 @@ static void test_wal_buffer_holds_a_ready(void **u)
 	assert_int_equal(sl_config_finish(&c, err, sizeof(err)), 0);
 }
 
+/* [cluster] fabric = udp: a cluster config with these [cluster] keys set (NULL = left). */
+static int udp_cfg(struct sl_config *c, const char *port, const char *addrs, const char *macs,
+		   char *err, size_t err_len)
+{
+	sl_config_default(c);
+	assert_int_equal(sl_config_set(c, "cluster", "nodes", "3", err, err_len), 0);
+	assert_int_equal(sl_config_set(c, "cluster", "fabric", "udp", err, err_len), 0);
+	if (port != NULL)
+		assert_int_equal(sl_config_set(c, "cluster", "fabric_port", port, err, err_len), 0);
+	if (addrs != NULL)
+		assert_int_equal(sl_config_set(c, "cluster", "addresses", addrs, err, err_len), 0);
+	if (macs != NULL)
+		assert_int_equal(sl_config_set(c, "cluster", "fabric_macs", macs, err, err_len), 0);
+	return sl_config_finish(c, err, err_len);
+}
+
+#define ADDRS3 "1=10.9.0.1,2=10.9.0.2,3=10.9.0.3"
+
+/* fabric = udp: the device's ethdev name (a vdev's, a PCI address in long form), every
+ * node's address, static MACs; memif stays the default and needs no address. */
+static void test_fabric_udp(void **u)
+{
+	(void)u;
+	struct sl_config c;
+	char err[256];
+	sl_config_default(&c);
+	assert_int_equal(c.fabric, SL_FABRIC_MEMIF);
+	assert_int_equal(sl_config_set(&c, "cluster", "fabric", "tcp", err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "memif or udp"));
+	assert_int_equal(udp_cfg(&c, "net_af_packet3,iface=veth1,qpairs=2,framesz=8192", ADDRS3,
+				 "2=02:00:00:00:00:02", err, sizeof(err)),
+			 0);
+	assert_string_equal(c.fabric_dev, "net_af_packet3");
+	assert_false(c.fabric_pci);
+	assert_int_equal(c.fabric_ip[1], 0x0a090001);
+	assert_int_equal(c.fabric_ip[3], 0x0a090003);
+	assert_true(c.fabric_mac_set[2]);
+	assert_false(c.fabric_mac_set[3]);
+	assert_int_equal(c.fabric_mac[2][5], 2);
+	assert_int_equal(c.fabric_udp_port, 7600);
+	/* no fabric_dir needed: the memif sockets are not used */
+	assert_string_equal(c.fabric_dir, "");
+	assert_int_equal(udp_cfg(&c, "1:00.0", ADDRS3, NULL, err, sizeof(err)), 0);
+	assert_true(c.fabric_pci);
+	assert_string_equal(c.fabric_dev, "0000:01:00.0");
+	assert_int_equal(udp_cfg(&c, "0000:af:1f.7", ADDRS3, NULL, err, sizeof(err)), 0);
+	assert_string_equal(c.fabric_dev, "0000:af:1f.7");
+	/* the dump names the link type */
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	sl_config_dump(&c, f);
+	fclose(f);
+	assert_non_null(strstr(buf, "\nfabric = udp\n"));
+	assert_non_null(strstr(buf, "\naddresses = " ADDRS3 "\n"));
+	free(buf);
+}
+
+/* Every mistake in the udp keys is refused at start with a message naming the key. */
+static void test_fabric_udp_errors(void **u)
+{
+	(void)u;
+	struct sl_config c;
+	char err[256];
+	static const struct {
+		const char *port, *addrs, *macs, *msg;
+	} bad[] = {
+		{NULL, ADDRS3, NULL, "needs [cluster] fabric_port"},
+		{"eth1", ADDRS3, NULL, "expected a PCI address"},
+		{"0000:01:40.0", ADDRS3, NULL, "not a PCI address"},
+		{"net_tap0", NULL, NULL, "node 1 has no address"},
+		{"net_tap0", "1=10.9.0.1,2=10.9.0.2", NULL, "node 3 has no address"},
+		{"net_tap0", "1=10.9.0.1,2=10.9.0.2,2=10.9.0.3", NULL, "node 2 is given twice"},
+		{"net_tap0", "1=10.9.0.1,2=10.9.0.2,4=10.9.0.3", NULL, "node id 1..3"},
+		{"net_tap0", "1=10.9.0.1,2=10.9.0.1,3=10.9.0.3", NULL, "the same address"},
+		{"net_tap0", "1=10.9.0.1,2=10.9.0.256,3=10.9.0.3", NULL, "IPv4"},
+		{"net_tap0", "1=10.9.0.1,2=224.0.0.1,3=10.9.0.3", NULL, "IPv4"},
+		{"net_tap0", "1=10.9.0.1,2 10.9.0.2,3=10.9.0.3", NULL, "expected ID="},
+		{"net_tap0", ADDRS3, "2=01:00:00:00:00:02", "unicast MAC"},
+		{"net_tap0", ADDRS3, "2=02:00:00:00:00", "unicast MAC"},
+		/* af_packet's default frames (2048 bytes) are too small for fabric_mtu 8000 */
+		{"net_af_packet0,iface=v1", ADDRS3, NULL, "give framesz=8192"},
+		{"net_af_packet0,iface=v1,framesz=8064", ADDRS3, NULL, "packets of 7984 bytes"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = '\0';
+		assert_int_equal(udp_cfg(&c, bad[i].port, bad[i].addrs, bad[i].macs, err,
+					 sizeof(err)),
+				 -EINVAL);
+		if (strstr(err, bad[i].msg) == NULL)
+			fail_msg("case %zu: '%s' does not say '%s'", i, err, bad[i].msg);
+	}
+	/* a frame must fit in the IP and UDP headers of the MTU */
+	sl_config_default(&c);
+	assert_int_equal(sl_config_set(&c, "cluster", "fabric_mtu", "270", err, sizeof(err)), 0);
+	assert_int_equal(sl_config_set(&c, "cluster", "nodes", "3", err, sizeof(err)), 0);
+	assert_int_equal(sl_config_set(&c, "cluster", "fabric", "udp", err, sizeof(err)), 0);
+	assert_int_equal(sl_config_set(&c, "cluster", "fabric_port", "net_tap0", err, sizeof(err)), 0);
+	assert_int_equal(sl_config_set(&c, "cluster", "addresses", ADDRS3, err, sizeof(err)), 0);
+	assert_int_equal(sl_config_finish(&c, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "fabric_mtu = 270"));
+	/* the last worker's port must exist */
+	assert_int_equal(sl_config_set(&c, "cluster", "fabric_udp_port", "65535", err, sizeof(err)),
+			 -EINVAL);
+}
+
 /* The shm ingest ring: the range the ring itself accepts, and a size limit naming both keys
  * (sluiced used to fail later with a bare "Invalid argument"). */
 static void test_ingest_ring_geometry(void **u)
@@ -343,6 +449,8 @@ int main(void)
 	    cmocka_unit_test(test_wal_buffer_holds_a_ready),
 		cmocka_unit_test(test_datadir_lock),
 		cmocka_unit_test(test_ingest_ring_geometry),
+		cmocka_unit_test(test_fabric_udp),
+		cmocka_unit_test(test_fabric_udp_errors),
 		cmocka_unit_test(test_region_map),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -36,12 +36,16 @@ static int setup(void **state)
 		return -1;
 	struct rte_ring *rx = rte_ring_create("t_rx", 64, SOCKET_ID_ANY, 0);
 	tx_ring = rte_ring_create("t_tx", TX_RING_CAP, SOCKET_ID_ANY, RING_F_EXACT_SZ);
-	if (rx == NULL || tx_ring == NULL ||
-	    rte_eth_from_rings("t_port", &rx, 1, &tx_ring, 1, SOCKET_ID_ANY) < 0)
+	struct rte_ring *fab = rte_ring_create("t_fab", 64, SOCKET_ID_ANY, 0);
+	if (rx == NULL || tx_ring == NULL || fab == NULL ||
+	    rte_eth_from_rings("t_port", &rx, 1, &tx_ring, 1, SOCKET_ID_ANY) < 0 ||
+	    rte_eth_from_rings("t_fabric", &fab, 1, &fab, 1, SOCKET_ID_ANY) < 0)
 		return -1;
-	char err[256];
+	/* the fabric's device over UDP ([cluster] fabric_port) is not an ingest port */
+	sl_port_reserve("net_ring_t_fabric");
+	char err[256] = "";
 	if (sl_ports_init(&ports, 1, 0, err, sizeof(err)) != 0 || ports.n != 1) {
-		fprintf(stderr, "test_port: %s\n", err);
+		fprintf(stderr, "test_port: %s (%u ports: %s)\n", err, ports.n, ports.p[0].name);
 		return -1;
 	}
 	pool_free = rte_mempool_avail_count(ports.p[0].pool);
@@ -123,6 +127,21 @@ static void test_device_full(void **state)
 	assert_int_equal(rte_mempool_avail_count(ports.p[0].pool), pool_free);
 }
 
+/* The reserved device (the fabric's) was left alone: only t_port came up (ring ports
+ * are named net_ring_<name>); memif fabric links are left alone by their names. */
+static void test_reserved(void **state)
+{
+	(void)state;
+	assert_int_equal(ports.n, 1);
+	assert_string_equal(ports.p[0].name, "net_ring_t_port");
+	assert_true(sl_port_reserved("net_ring_t_fabric"));
+	assert_true(sl_port_reserved(SL_PORT_FABRIC_PREFIX "2"));
+	assert_false(sl_port_reserved("net_ring_t_port"));
+	sl_port_reserve(NULL);
+	assert_false(sl_port_reserved("net_ring_t_fabric"));
+	sl_port_reserve("net_ring_t_fabric");
+}
+
 /* fini frees what still waits; a port that does not exist is refused. */
 static void test_fini_and_errors(void **state)
 {
@@ -146,6 +165,7 @@ int main(void)
 	    cmocka_unit_test(test_burst_and_flush),
 	    cmocka_unit_test(test_device_full),
 	    cmocka_unit_test(test_fini_and_errors),
+	    cmocka_unit_test(test_reserved),
 	};
 	return cmocka_run_group_tests_name("port_txq", tests, setup, NULL);
 }
