@@ -386,6 +386,8 @@ int nd_fab_init(struct sl_node *n, char *err, size_t err_len)
 	SL_LOG(INFO, fabric, "node %u of %u: %u %s, %u queue pairs each, frames of %u bytes\n",
 	       c->node_id, c->cluster_nodes, f->n_peers, f->udp ? "peers over UDP" : "links",
 	       n->n_workers, f->mtu);
+	if (!f->udp)
+		nd_fab_guard_arm(n); /* fab_guard.c: memif's unmap waits for the workers */
 	return 0;
 }
 
@@ -394,6 +396,7 @@ void nd_fab_fini(struct sl_node *n)
 	struct nd_fabric *f = n->fab;
 	if (f == NULL)
 		return;
+	nd_fab_guard_disarm();
 	for (unsigned w = 0; w < n->n_workers; w++) {
 		struct wk_fab *wf = n->w[w].fab;
 		if (wf == NULL)
@@ -930,6 +933,9 @@ struct json_object *nd_fab_status(const struct sl_node *n)
 	struct json_object *o = json_object_new_object(), *peers = json_object_new_array();
 	char buf[64];
 	json_object_object_add(o, "link", json_object_new_string(f->udp ? "udp" : "memif"));
+	if (!f->udp) /* link memory unmapped by the PMD after the workers left their round */
+		json_object_object_add(o, "unmap_waits",
+				       json_object_new_int64((int64_t)nd_fab_guard_waits()));
 	if (f->udp) {
 		json_object_object_add(o, "port", json_object_new_string(n->cfg.fabric_dev));
 		ip_text(f->local.pkt.ips[0], buf, sizeof(buf));

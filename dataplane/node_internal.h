@@ -546,6 +546,9 @@ void nd_ckpt_free(struct worker *w);
 int nd_install_snapshot(struct region *r, const struct sl_cons_snapshot *snap);
 int nd_region_log_snapshot(void *ctx, struct sl_cons_snapshot *out);
 void nd_rejoin_done(struct sl_node *n);
+void nd_fab_guard_arm(struct sl_node *n);
+void nd_fab_guard_disarm(void);
+unsigned long nd_fab_guard_waits(void);
 int nd_ctld_take_map(struct sl_node *n, char *err, size_t err_len);
 #define ND_DELTAS_MAX 64u /* a chain has at most 16 deltas (node_ckpt.c): more is damage */
 int nd_deltas_list(const struct sl_node *n, uint32_t region, uint64_t base, uint64_t *idx,

@@ -1,0 +1,87 @@
+/* fab_guard.c - keeps a memif link's shared memory mapped until no worker can be using it.
+ * DPDK 22.11's memif PMD unmaps a link's regions from the EAL interrupt thread when the
+ * peer goes away (memif_disconnect): it marks the link down first, but nothing holds it
+ * off while a worker is inside a burst on that link, which then faults (seen under load
+ * when a node is killed). munmap is interposed here: when the interrupt thread unmaps
+ * while a node with memif links runs, it first waits, bounded, until every worker has
+ * begun a new round. A burst that started before the PMD marked the link down has then
+ * ended, and a later one sees the link down and touches nothing. Every other munmap
+ * passes straight through. sluiced exports the symbol (ctl/meson.build). */
+#include <dlfcn.h>
+#include <pthread.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+
+#include "log.h"
+#include "node_internal.h"
+
+#define GUARD_WAIT_NS 200000000ull /* a worker held longer (a test's hold): go ahead */
+
+static _Atomic(struct sl_node *) guard_node;
+static atomic_uint guard_busy; /* munmaps waiting: disarm waits for them */
+static atomic_ulong guard_waits;
+static int (*real_munmap)(void *, size_t);
+static __thread bool is_intr_thread; /* known to be the interrupt thread */
+
+__attribute__((constructor)) static void guard_resolve(void)
+{
+	real_munmap = (int (*)(void *, size_t))dlsym(RTLD_NEXT, "munmap");
+}
+
+/* By its name (DPDK names it when it creates it, maybe after it started: a "no" is asked
+ * again next time, which costs a prctl next to a munmap). */
+static bool in_intr_thread(void)
+{
+	if (!is_intr_thread) {
+		char name[32] = "";
+		(void)pthread_getname_np(pthread_self(), name, sizeof(name));
+		is_intr_thread = strcmp(name, "eal-intr-thread") == 0;
+	}
+	return is_intr_thread;
+}
+
+static void wait_workers(struct sl_node *n)
+{
+	uint64_t snap[SL_CFG_MAX_WORKERS];
+	for (unsigned w = 0; w < n->n_workers; w++)
+		snap[w] = atomic_load_explicit(&n->w[w].fab->rounds, memory_order_acquire);
+	uint64_t start = nd_now_ns();
+	/* bounded: GUARD_WAIT_NS */
+	for (unsigned w = 0; w < n->n_workers && nd_now_ns() - start < GUARD_WAIT_NS;) {
+		if (atomic_load_explicit(&n->w[w].fab->rounds, memory_order_acquire) > snap[w]) {
+			w++;
+			continue;
+		}
+		struct timespec ts = {0, 20000};
+		nanosleep(&ts, NULL);
+	}
+	atomic_fetch_add(&guard_waits, 1);
+}
+
+int munmap(void *addr, size_t len)
+{
+	if (in_intr_thread()) {
+		atomic_fetch_add(&guard_busy, 1);
+		struct sl_node *n = atomic_load(&guard_node);
+		if (n != NULL)
+			wait_workers(n);
+		atomic_fetch_sub(&guard_busy, 1);
+	}
+	if (real_munmap != NULL)
+		return real_munmap(addr, len);
+	return (int)syscall(SYS_munmap, addr, len); /* before the constructor ran */
+}
+
+void nd_fab_guard_arm(struct sl_node *n) { atomic_store(&guard_node, n); }
+
+void nd_fab_guard_disarm(void)
+{
+	atomic_store(&guard_node, NULL);
+	/* bounded: a waiting munmap ends within GUARD_WAIT_NS */
+	while (atomic_load(&guard_busy) != 0) {
+		struct timespec ts = {0, 100000};
+		nanosleep(&ts, NULL);
+	}
+}
+
+unsigned long nd_fab_guard_waits(void) { return atomic_load(&guard_waits); }
