@@ -1475,6 +1475,26 @@ static void on_snap_ack(struct raft *s, const struct sl_cons_msg *m, uint16_t fl
 	send_snapshot(s, p);
 }
 
+/* What a response says of a follower's rejoin (F_REJOIN): when it starts, the follower
+ * lost its state: what it had acknowledged is gone, so it is probed from scratch; an entry
+ * appended from now on commits without it (its match counts 0), and once one has, it is
+ * told so (F_REJOIN on appends and heartbeats). When it ends, its match counts again. */
+static void note_peer_rejoin(struct raft *s, struct progress *p, uint16_t flags)
+{
+	bool rejoining = (flags & F_REJOIN) != 0;
+	if (rejoining && !p->rejoining) {
+		p->match = 0;
+		to_probe(p, p->next);
+		p->rejoin_fence = last_index(s) + 1;
+		if (append_one(s, s->term, SL_CONS_ENTRY_NOOP, NULL, 0, 0) == 0)
+			s->need_bcast = true;
+	}
+	bool rejoined = p->rejoining && !rejoining;
+	p->rejoining = rejoining;
+	if (rejoined)
+		maybe_commit(s);
+}
+
 static void on_append_resp(struct raft *s, const struct sl_cons_msg *m, uint16_t flags,
 			   struct rd *r)
 {
@@ -1483,20 +1503,7 @@ static void on_append_resp(struct raft *s, const struct sl_cons_msg *m, uint16_t
 	if (r->err || p == NULL)
 		return;
 	p->last_resp_ns = s->now;
-	bool rejoined = p->rejoining && !(flags & F_REJOIN);
-	if (!p->rejoining && (flags & F_REJOIN)) {
-		/* it lost its state: what it had acknowledged is gone, probe from scratch; an
-		 * entry appended from now on commits without it (its match counts 0), and once
-		 * one has, it is told so (F_REJOIN on appends and heartbeats) */
-		p->match = 0;
-		to_probe(p, p->next);
-		p->rejoin_fence = last_index(s) + 1;
-		if (append_one(s, s->term, SL_CONS_ENTRY_NOOP, NULL, 0, 0) == 0)
-			s->need_bcast = true;
-	}
-	p->rejoining = (flags & F_REJOIN) != 0;
-	if (rejoined)
-		maybe_commit(s); /* its match counts from now on */
+	note_peer_rejoin(s, p, flags);
 	if (flags & F_REJECT) {
 		if ((p->state == P_REPLICATE && index <= p->match) ||
 		    (p->state != P_REPLICATE && index != p->next - 1))
@@ -1529,13 +1536,16 @@ static void on_append_resp(struct raft *s, const struct sl_cons_msg *m, uint16_t
 	send_append_loop(s, p);
 }
 
-static void on_heartbeat_resp(struct raft *s, const struct sl_cons_msg *m, struct rd *r)
+static void on_heartbeat_resp(struct raft *s, const struct sl_cons_msg *m, uint16_t flags,
+			      struct rd *r)
 {
 	uint64_t round = r64(r);
 	struct progress *p = find_pr(s, m->from);
 	if (r->err || p == NULL)
 		return;
 	p->last_resp_ns = s->now;
+	/* an idle group sends only heartbeats: a rejoin is learned here too */
+	note_peer_rejoin(s, p, flags);
 	if (round > p->acked_round && round <= s->hb_round)
 		p->acked_round = round;
 	if (p->state == P_PROBE)
@@ -1559,10 +1569,13 @@ static void heard_leader(struct raft *s, uint32_t from)
 
 /* A leader says `commit` was reached without this rejoining replica: once it holds the
  * log up to there, it is whole again (maybe_end_rejoin). */
+static void maybe_end_rejoin(struct raft *s);
+
 static void note_rejoin_target(struct raft *s, uint64_t commit)
 {
 	if (s->rejoin && s->rejoin_target == 0 && commit > 0 && commit <= PEER_VALUE_MAX)
 		s->rejoin_target = commit;
+	maybe_end_rejoin(s); /* an idle group: everything may be applied and durable already */
 }
 
 static int rf_step(void *st, const struct sl_cons_msg *m)
@@ -1674,7 +1687,7 @@ static int rf_step(void *st, const struct sl_cons_msg *m)
 		break;
 	case M_HEARTBEAT_RESP:
 		if (s->role == R_LEADER)
-			on_heartbeat_resp(s, m, &r);
+			on_heartbeat_resp(s, m, flags, &r);
 		break;
 	default:
 		break;

@@ -129,6 +129,39 @@ static int map_save(const struct sl_node *n, const char *path, char *err, size_t
 	return rc;
 }
 
+/* Whether ctld records node `id` as having joined before (state up or down): 1, 0 (not
+ * joined, or no replica answered within MAP_CALL_MS each). For a new data dir. */
+int nd_ctld_joined_before(const struct sl_node *n, char *state, size_t state_len)
+{
+	char socks[CTLD_SOCKS_MAX][SL_CFG_PATH_MAX], err[128];
+	int n_socks = ctld_socks(n->cfg.ctld, socks, err, sizeof(err));
+	for (int i = 0; i < n_socks; i++) {
+		struct json_object *resp = NULL, *res = NULL, *arr = NULL;
+		const char *code = NULL, *msg = NULL;
+		int rc = sl_ctl_call(socks[i], "members", NULL, MAP_CALL_MS, &resp);
+		if (rc == 0)
+			rc = sl_ctl_response_parse(resp, &res, &code, &msg);
+		int joined = -1;
+		if (rc == 0 && json_object_object_get_ex(res, "members", &arr) &&
+		    json_object_is_type(arr, json_type_array)) {
+			joined = 0;
+			for (size_t k = 0; k < json_object_array_length(arr); k++) {
+				struct json_object *m = json_object_array_get_idx(arr, k), *v = NULL;
+				if (json_object_object_get_ex(m, "node", &v) &&
+				    json_object_get_int64(v) == (int64_t)n->cfg.node_id &&
+				    json_object_object_get_ex(m, "state", &v)) {
+					snprintf(state, state_len, "%s", json_object_get_string(v));
+					joined = strcmp(state, "expected") != 0;
+				}
+			}
+		}
+		json_object_put(resp);
+		if (joined >= 0)
+			return joined;
+	}
+	return 0;
+}
+
 /* At start, before any region exists: the region map. ctld's when it answers (within
  * MAP_WAIT_NS, 5 s), else the one this data dir
  * keeps (DATA_DIR/regions.map), else the config's. A data dir keeps the first map it ran

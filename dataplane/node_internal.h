@@ -550,6 +550,7 @@ void nd_fab_guard_arm(struct sl_node *n);
 void nd_fab_guard_disarm(void);
 unsigned long nd_fab_guard_waits(void);
 int nd_ctld_take_map(struct sl_node *n, char *err, size_t err_len);
+int nd_ctld_joined_before(const struct sl_node *n, char *state, size_t state_len);
 #define ND_DELTAS_MAX 64u /* a chain has at most 16 deltas (node_ckpt.c): more is damage */
 int nd_deltas_list(const struct sl_node *n, uint32_t region, uint64_t base, uint64_t *idx,
 		   size_t max, size_t *count, size_t *any);

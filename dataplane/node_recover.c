@@ -183,7 +183,9 @@ static void remove_tmp_files(const char *dir)
  * is there, the node's replicated regions run in the protocol's rejoin mode (no votes,
  * acks not counted: consensus.h) until each holds what the others committed; then the
  * marker goes (sl_node_housekeeping). Without --rejoin a new data dir in a cluster is
- * taken for a new member, which is unsafe if the node had voted before: said once. */
+ * taken for a new member, which is unsafe if the node had voted before: refused when
+ * sluice-ctld records the node as joined before, else said once. Nothing is written
+ * before these checks, so a refused start can be repeated with --rejoin. */
 static int rejoin_setup(struct sl_node *n, char *err, size_t err_len)
 {
 	char meta[SL_CFG_PATH_MAX + 32], mark[SL_CFG_PATH_MAX + 32];
@@ -191,6 +193,7 @@ static int rejoin_setup(struct sl_node *n, char *err, size_t err_len)
 	snprintf(mark, sizeof(mark), "%s/REJOIN", n->cfg.data_dir);
 	bool fresh = access(meta, F_OK) != 0 && errno == ENOENT;
 	bool marked = access(mark, F_OK) == 0;
+	char state[16] = "";
 	if (n->cfg.rejoin && fresh && !marked) {
 		int fd = open(mark, O_WRONLY | O_CREAT | O_TRUNC, 0640);
 		int rc = fd < 0 ? -errno : fsync(fd) == 0 ? 0 : -errno;
@@ -210,6 +213,14 @@ static int rejoin_setup(struct sl_node *n, char *err, size_t err_len)
 		SL_LOG(NOTICE, node,
 		       "--rejoin ignored: %s holds this node's state (it is for a lost data dir)\n",
 		       n->cfg.data_dir);
+	} else if (fresh && !marked && n->cfg.cluster_nodes > 1 && n->cfg.ctld[0] != '\0' &&
+		   nd_ctld_joined_before(n, state, sizeof(state))) {
+		snprintf(err, err_len,
+			 "node %u joined this cluster before (sluice-ctld shows it %s) but %s is a "
+			 "new data dir: the node lost its data. Start it with --rejoin, which keeps "
+			 "it from voting until it caught up (docs/cluster.md)",
+			 n->cfg.node_id, state, n->cfg.data_dir);
+		return -EEXIST;
 	} else if (fresh && !marked && n->cfg.cluster_nodes > 1) {
 		SL_LOG(NOTICE, node,
 		       "new data dir %s in a cluster of %u nodes: if node %u was a member before "

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # cluster_rejoin.sh SLUICED PRODUCER VERIFY - a node that lost its data dir comes back
-# with --rejoin. Three nodes, every region a 3-replica raft group, checkpoints every 2 MiB
+# with --rejoin. Three nodes, every region a 3-replica raft group, checkpoints every 4 MiB
 # and almost no log kept beyond them, so the leaders no longer hold the log from its
 # start: under load node 3 is SIGKILLed, its data dir deleted, and it is started again
 # on an empty one with --rejoin. Checks: it catches up by snapshots larger than one
@@ -11,9 +11,9 @@
 set -euo pipefail
 SLUICED=$1 PRODUCER=$2 VERIFY=$3
 # the same load under the sanitizers: the regions' images must outgrow one raft message
-POINTS=${POINTS:-300000} SERIES=${SERIES:-100} BATCH=${BATCH:-500}
+POINTS=${POINTS:-200000} SERIES=${SERIES:-100} BATCH=${BATCH:-500}
 NAME=clj$$
-CL_ARGS=(--set wal.checkpoint_mb=2 --set regions.log_keep_mb=1)
+CL_ARGS=(--set wal.checkpoint_mb=4 --set regions.log_keep_mb=1)
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/cluster_lib.sh"
 REJOIN_NODE=0
@@ -25,7 +25,7 @@ cl_producers
 cl_wait_acks 60
 cl_kill 3
 rm -rf "$SL_DIR/d3"
-echo "node 3 killed after $(cl_acks) acknowledged batches; its data dir deleted"
+echo "[${SECONDS}s] node 3 killed after $(cl_acks) acknowledged batches; its data dir deleted"
 cl_wait_leaders 1 3
 # the leaders checkpoint and drop their log's start meanwhile: node 3 needs snapshots
 for _ in $(seq 1 600); do
@@ -35,10 +35,12 @@ done
 [ "$(cl_regions 1 "min(r['snapshot_index'] for r in rs) > 0")" = True ] ||
 	{ echo "FAIL: no checkpoint on every region of node 1 within 60 s"; exit 1; }
 REJOIN_NODE=3
+echo "[${SECONDS}s] every region of node 1 checkpointed; node 3 starts with --rejoin"
 cl_start 3
 grep -q "rejoining:" "$SL_DIR/node3.log" || { echo "FAIL: node 3 did not start rejoining"; cat "$SL_DIR/node3.log"; exit 1; }
 [ -e "$SL_DIR/d3/REJOIN" ] || { echo "FAIL: no REJOIN marker in node 3's data dir"; exit 1; }
 sl_wait_producers
+echo "[${SECONDS}s] producers done"
 c=$(cl_caught_up)
 for _ in $(seq 1 300); do
 	[ -e "$SL_DIR/d3/REJOIN" ] || break
@@ -53,10 +55,10 @@ exp=$(($(cl_stat 1 snapshot_exports) + $(cl_stat 2 snapshot_exports)))
 big=$(grep -o 'installed ([0-9]* bytes)' "$SL_DIR/node3.log" | tr -dc '0-9\n' | sort -n | tail -1)
 # one raft message of the node's regions carries about 270 KB
 [ "${big:-0}" -gt 300000 ] || { echo "FAIL: the largest snapshot was ${big:-0} bytes: it fit one raft message"; exit 1; }
-echo "node 3 rejoined: $inst snapshots installed (largest $big bytes, $exp images built by the leaders' writers), caught up to $c"
+echo "[${SECONDS}s] node 3 rejoined: $inst snapshots installed (largest $big bytes, $exp images built by the leaders' writers), caught up to $c"
 cl_verify_all
 # a voter again: without node 1, nodes 2 and 3 elect a leader for every region
 cl_kill 1
 cl_wait_leaders 2 1
-echo "with node 1 down, leaders $(cl_regions 2 "[r['leader'] for r in rs]"): node 3 votes again"
+echo "[${SECONDS}s] with node 1 down, leaders $(cl_regions 2 "[r['leader'] for r in rs]"): node 3 votes again"
 echo "cluster_rejoin: PASS"

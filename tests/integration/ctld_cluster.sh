@@ -77,18 +77,20 @@ start_ctld() {
 	CPIDS[$i]=$!
 	wait_sock "$(csock "$i")" "${CPIDS[$i]}" "$DIR/ctld$i.log"
 }
-start_node() {
+start_node() { # start_node I [EXTRA ARGUMENTS...]
 	local i=$1
+	shift
 	rm -f "$(nsock "$i")"
 	"$SLUICED" --data-dir "$DIR/d$i" --name "$NAME-$i" --workers 2 --regions 4 \
 		--set regions.protocol=raft \
 		--set node.id="$i" --set cluster.nodes=3 \
 		--set cluster.fabric_dir="$DIR/fab" \
-		--set cluster.ctld="$(csock 1),$(csock 2),$(csock 3)" >>"$DIR/node$i.log" 2>&1 &
+		--set cluster.ctld="$(csock 1),$(csock 2),$(csock 3)" "$@" >>"$DIR/node$i.log" 2>&1 &
 	NPIDS[$i]=$!
 	wait_sock "$(nsock "$i")" "${NPIDS[$i]}" "$DIR/node$i.log"
 }
 test_acked2() { [ -s "$DIR/acked2.log" ] && echo True || echo False; }
+test_no_marker3() { [ -e "$DIR/d3/REJOIN" ] && echo False || echo True; }
 # q SOCKET CMD EXPR: a python expression over r = CMD's --json result, printed ("" when
 # the daemon does not answer)
 q() {
@@ -347,4 +349,23 @@ out=$(timeout 60 "$SLUICED" --data-dir "$DIR/d3" --name "$NAME-3" --workers 2 --
 [ "$rc" -ne 0 ] && [[ "$out" == *"ctld's region map differs from the one"*"region 3"* ]] ||
 	fail "a data dir with another map started (rc $rc): $out"
 echo "[${SECONDS}s] a data dir that kept another map refuses to start: $(echo "$out" | grep -o "ctld's region map differs[^;]*")"
+# node 3 lost its data dir: without --rejoin the start is refused (ctld shows it joined
+# before) and nothing is written; with --rejoin it catches up, votes again, and holds
+# every point written earlier
+rm -rf "$DIR/d3"
+rc=0
+out=$(timeout 60 "$SLUICED" --data-dir "$DIR/d3" --name "$NAME-3" --workers 2 --regions 4 \
+	--set regions.protocol=raft --set node.id=3 --set cluster.nodes=3 \
+	--set cluster.fabric_dir="$DIR/fab" --set cluster.ctld="$(csock 1),$(csock 2),$(csock 3)" 2>&1) || rc=$?
+[ "$rc" -ne 0 ] && [[ "$out" == *"joined this cluster before"*"--rejoin"* ]] ||
+	fail "node 3 started on a new data dir without --rejoin (rc $rc): $out"
+[ ! -e "$DIR/d3/node.meta" ] || fail "the refused start wrote node.meta"
+start_node 3 --rejoin
+until_true 600 "node 3 did not rejoin" q "$(nsock 3)" regions "not any(x['rejoining'] for x in r['regions']) and all(x['applied_index'] > 0 for x in r['regions'] if x['role'] != 'none')"
+until_true 300 "node 3's REJOIN marker stays" test_no_marker3
+until_true 300 "the nodes did not apply the same log after the rejoin" converged
+python3 "$VERIFY" --socket "$(nsock 3),$(nsock 1)" --points 60000 --series 20 --batch 500 \
+	--key "p2,host=h{s:03d} value" --exact | sed "s/^/node 3 after its rejoin: /"
+[ "${PIPESTATUS[0]}" -eq 0 ] || fail "points on node 3 after its rejoin"
+echo "[${SECONDS}s] node 3 lost its data dir: refused without --rejoin, rejoined with it"
 echo "[${SECONDS}s] ctld_cluster: PASS"

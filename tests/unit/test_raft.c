@@ -799,6 +799,33 @@ static void test_rejoin_after_lost_state(void **u)
 	cluster_free(c);
 }
 
+/* The same in an idle group: nothing is proposed after the wipe, so only heartbeats
+ * flow; the leader learns of the rejoin from a heartbeat response, sends the log again
+ * (its view of the follower's log is void) and the follower leaves rejoin mode. */
+static void test_rejoin_idle_group(void **u)
+{
+	(void)u;
+	struct cluster *c = cluster_new(3, 3);
+	run(c, 400);
+	uint32_t l = leader(c);
+	uint32_t w = l % 3 + 1;
+	for (uint8_t k = 1; k <= 10; k++)
+		propose(c, l, k, k);
+	run(c, 50);
+	crash(c, w);
+	ml_init(&c->n[w].lg);
+	c->n[w].applied = 0;
+	c->n[w].last_applied_byte = 0;
+	c->n[w].rejoin = true;
+	node_start(c, w);
+	run(c, 1000);
+	assert_int_equal(leader(c), l);
+	assert_false(status(c, w).rejoining);
+	assert_int_equal(c->n[w].last_applied_byte, 10);
+	assert_int_equal(c->n[w].applied, status(c, l).commit_index);
+	cluster_free(c);
+}
+
 static void test_restart_recovers_durable_state(void **u)
 {
 	(void)u;
@@ -1179,6 +1206,7 @@ int main(void)
 	    cmocka_unit_test(test_snapshot_for_lagging_follower),
 	    cmocka_unit_test(test_snapshot_in_chunks),
 	    cmocka_unit_test(test_rejoin_after_lost_state),
+	    cmocka_unit_test(test_rejoin_idle_group),
 	    cmocka_unit_test(test_restart_recovers_durable_state),
 	    cmocka_unit_test(test_storage_failure_fails_proposals),
 	    cmocka_unit_test(test_bad_messages),
