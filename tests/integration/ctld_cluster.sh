@@ -90,6 +90,12 @@ start_node() { # start_node I [EXTRA ARGUMENTS...]
 	wait_sock "$(nsock "$i")" "${NPIDS[$i]}" "$DIR/node$i.log"
 }
 test_acked2() { [ -s "$DIR/acked2.log" ] && echo True || echo False; }
+# node3_once: node 3 started in the foreground, for a start that must be refused
+node3_once() {
+	timeout 60 "$SLUICED" --data-dir "$DIR/d3" --name "$NAME-3" --workers 2 --regions 4 \
+		--set regions.protocol=raft --set node.id=3 --set cluster.nodes=3 \
+		--set cluster.fabric_dir="$DIR/fab" --set cluster.ctld="$(csock 1),$(csock 2),$(csock 3)"
+}
 test_no_marker3() { [ -e "$DIR/d3/REJOIN" ] && echo False || echo True; }
 # q SOCKET CMD EXPR: a python expression over r = CMD's --json result, printed ("" when
 # the daemon does not answer)
@@ -343,9 +349,7 @@ echo "[${SECONDS}s] every ctld replica restarted: the same map, 3 nodes up (lead
 kill -TERM "${NPIDS[3]}"; wait "${NPIDS[3]}" || fail "node 3 exit"; NPIDS[3]=0
 sed -i 's/^3 standalone 1 1$/3 raft 1 1,2,3/' "$DIR/d3/regions.map"
 rc=0
-out=$(timeout 60 "$SLUICED" --data-dir "$DIR/d3" --name "$NAME-3" --workers 2 --regions 4 \
-	--set regions.protocol=raft --set node.id=3 --set cluster.nodes=3 \
-	--set cluster.fabric_dir="$DIR/fab" --set cluster.ctld="$(csock 1),$(csock 2),$(csock 3)" 2>&1) || rc=$?
+out=$(node3_once 2>&1) || rc=$?
 [ "$rc" -ne 0 ] && [[ "$out" == *"ctld's region map differs from the one"*"region 3"* ]] ||
 	fail "a data dir with another map started (rc $rc): $out"
 echo "[${SECONDS}s] a data dir that kept another map refuses to start: $(echo "$out" | grep -o "ctld's region map differs[^;]*")"
@@ -354,9 +358,7 @@ echo "[${SECONDS}s] a data dir that kept another map refuses to start: $(echo "$
 # every point written earlier
 rm -rf "$DIR/d3"
 rc=0
-out=$(timeout 60 "$SLUICED" --data-dir "$DIR/d3" --name "$NAME-3" --workers 2 --regions 4 \
-	--set regions.protocol=raft --set node.id=3 --set cluster.nodes=3 \
-	--set cluster.fabric_dir="$DIR/fab" --set cluster.ctld="$(csock 1),$(csock 2),$(csock 3)" 2>&1) || rc=$?
+out=$(node3_once 2>&1) || rc=$?
 [ "$rc" -ne 0 ] && [[ "$out" == *"joined this cluster before"*"--rejoin"* ]] ||
 	fail "node 3 started on a new data dir without --rejoin (rc $rc): $out"
 [ ! -e "$DIR/d3/node.meta" ] || fail "the refused start wrote node.meta"
