@@ -71,7 +71,7 @@ tally build-asan
 step "integration suite against the ASan+UBSan build of sluiced (a sanitizer report aborts the node)"
 # leak checks off here: DPDK keeps process-lifetime allocations that LeakSanitizer reports
 ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-	meson test -C build-asan --suite integration --print-errorlogs --num-processes 1
+	meson test -C build-asan --suite integration --no-suite long --print-errorlogs --num-processes 1
 tally build-asan
 step "libFuzzer: every target for a short run (tests/fuzz/run.sh)"
 FUZZ_OUT=build-fuzz bash tests/fuzz/run.sh "${FUZZ_SECONDS:-10}" | tee build/fuzz-run.log

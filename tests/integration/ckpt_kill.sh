@@ -12,6 +12,8 @@
 set -euo pipefail
 SLUICED=$1 PRODUCER=$2 VERIFY=$3 CTL=${4:-}
 POINTS=${POINTS:-2000000} SERIES=${SERIES:-200} BATCH=${BATCH:-500} KILLS=${KILLS:-4}
+# under the sanitizers (ASAN_OPTIONS set) the node runs slower: half the points, two kills
+[ -n "${ASAN_OPTIONS:-}" ] && POINTS=$((POINTS / 2)) KILLS=2
 PROTOCOL=${PROTOCOL:-standalone} DELTA=${DELTA:-0}
 NAME=ckptkill$$
 [ "$DELTA" = 1 ] && NAME=ckptdelta$$

@@ -27,7 +27,14 @@ progress() {
 	sleep 2
 	after=$(cl_acks)
 	echo "$1: $before -> $after acknowledged batches in 2 s"
-	[ "$after" -gt "$before" ] || { echo "FAIL: no write acknowledged during: $1"; exit 1; }
+	[ "$after" -gt "$before" ] && return 0
+	echo "FAIL: no write acknowledged during: $1"
+	for i in 1 2 3; do
+		echo "producer $i: $(wc -l <"$SL_DIR/acked$i.log") batches acknowledged; $(tail -1 "$SL_DIR/producer$i.log")"
+		echo "node $i regions: $(cl_regions "$i" "[(r['id'], r['leader'], r['commit_index'], r['applied_index']) for r in rs]")"
+		"$CTL" --socket "$(cl_sock "$i")" --json stats | python3 -c "import json,sys; t=json.load(sys.stdin)['totals']; print('node $i:', {k: v for k, v in t.items() if v and any(w in k for w in ('fwd', 'forward', 'fab', 'stall', 'refus', 'drop', 'transfer'))})"
+	done
+	exit 1
 }
 
 for i in 1 2 3; do cl_start "$i"; done
