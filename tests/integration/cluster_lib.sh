@@ -69,15 +69,17 @@ cl_writes_go_on() {
 	before=$(cl_acks)
 	sleep 2
 	after=$(cl_acks)
-	[ "$after" -gt "$before" ] || { echo "FAIL: no write acknowledged in the 2 s after the new elections"; exit 1; }
+	[ "$after" -gt "$before" ] ||
+		{ echo "FAIL: no write acknowledged in the 2 s after the new elections (producers: $(cl_prod_acks) of $((POINTS / BATCH)) each)"; exit 1; }
 	echo "writes go on with node $1 down: $before -> $after acknowledged batches in 2 s"
 }
-# cl_producers: one shm producer per node (key prefix p<node>), acks in $SL_DIR/acked<node>.log
+# cl_producers: one shm producer per node (key prefix p<node>), acks in $SL_DIR/acked<node>.log;
+# CL_PROD_ARGS: more arguments for each (--pace-ms MS: a load that lasts)
 cl_producers() {
 	for p in 1 2 3; do
 		"$PRODUCER" --path "/dev/shm/sluice-$NAME-$p.ingest" --log "$SL_DIR/acked$p.log" \
 			--points "$POINTS" --series "$SERIES" --batch "$BATCH" --key-prefix "p$p" \
-			--timeout 200 >"$SL_DIR/producer$p.log" 2>&1 &
+			--timeout 200 ${CL_PROD_ARGS[@]+"${CL_PROD_ARGS[@]}"} >"$SL_DIR/producer$p.log" 2>&1 &
 		SL_PROD_PIDS+=($!)
 	done
 }
@@ -94,6 +96,12 @@ cl_wait_balanced() {
 	return 1
 }
 cl_acks() { cat "$SL_DIR"/acked[123].log 2>/dev/null | wc -l; }
+# cl_prod_acks: each producer's acknowledged batches, "a / b / c"
+cl_prod_acks() {
+	local out=() p
+	for p in 1 2 3; do out+=("$(cat "$SL_DIR/acked$p.log" 2>/dev/null | wc -l)"); done
+	echo "${out[0]} / ${out[1]} / ${out[2]}"
+}
 # cl_wait_acks N: bounded (30 s), until the producers have more than N batches acknowledged
 cl_wait_acks() {
 	for _ in $(seq 1 300); do

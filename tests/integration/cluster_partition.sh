@@ -8,10 +8,14 @@
 # exactly, and the faults did drop and delay frames (counted).
 set -euo pipefail
 SLUICED=$1 PRODUCER=$2 VERIFY=$3
-# under the sanitizers (ASAN_OPTIONS set) the nodes run slower: fewer points last as long
-POINTS=${POINTS:-$([ -n "${ASAN_OPTIONS:-}" ] && echo 400000 || echo 1000000)} SERIES=${SERIES:-100} BATCH=${BATCH:-500}
+# The load must last through the three faults, however fast the build: each producer
+# pauses 20 ms after each batch, so its 800 batches take at least 16 s (the faults end
+# about 10 s after the start). Unpaced, an ASan build once took all of it in 4 s, and a
+# check that "writes go on" during the second fault then saw only the producer it cut off.
+POINTS=${POINTS:-400000} SERIES=${SERIES:-100} BATCH=${BATCH:-500}
 NAME=cpart$$
 CL_ARGS=(--set debug.fault_injection=true)
+CL_PROD_ARGS=(--pace-ms 20)
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/cluster_lib.sh"
 
@@ -26,13 +30,14 @@ progress() {
 	before=$(cl_acks)
 	sleep 2
 	after=$(cl_acks)
-	echo "$1: $before -> $after acknowledged batches in 2 s"
+	echo "$1: $before -> $after acknowledged batches in 2 s (producers: $(cl_prod_acks))"
 	[ "$after" -gt "$before" ] && return 0
 	echo "FAIL: no write acknowledged during: $1"
 	for i in 1 2 3; do
 		echo "producer $i: $(wc -l <"$SL_DIR/acked$i.log") batches acknowledged; $(tail -1 "$SL_DIR/producer$i.log")"
 		echo "node $i regions: $(cl_regions "$i" "[(r['id'], r['leader'], r['commit_index'], r['applied_index']) for r in rs]")"
-		"$CTL" --socket "$(cl_sock "$i")" --json stats | python3 -c "import json,sys; t=json.load(sys.stdin)['totals']; print('node $i:', {k: v for k, v in t.items() if v and any(w in k for w in ('fwd', 'forward', 'fab', 'stall', 'refus', 'drop', 'transfer'))})"
+		"$CTL" --socket "$(cl_sock "$i")" --json stats | python3 -c "import json,sys; t=json.load(sys.stdin)['totals']; print('node $i:', {k: v for k, v in t.items() if v and any(w in k for w in ('fwd', 'forward', 'fab', 'stall', 'refus', 'drop', 'transfer', 'snapshot'))})"
+		tail -5 "$SL_DIR/node$i.log"
 	done
 	exit 1
 }
@@ -60,6 +65,10 @@ progress "5 % loss, 20 ms delay on every link"
 for i in 1 2 3; do
 	for j in 1 2 3; do [ "$i" != "$j" ] && fault "$i" "$j" both 0 0; done
 done
+for p in 1 2 3; do # the load outlasted the faults
+	[ "$(wc -l <"$SL_DIR/acked$p.log")" -lt $((POINTS / BATCH)) ] ||
+		{ echo "FAIL: producer $p was done before the faults ended: lengthen the load"; exit 1; }
+done
 sl_wait_producers
 c=$(cl_caught_up)
 cl_verify_all
@@ -67,5 +76,6 @@ dropped=$(($(cl_stat 1 fab_fault_dropped) + $(cl_stat 2 fab_fault_dropped) + $(c
 delayed=$(($(cl_stat 1 fab_fault_delayed) + $(cl_stat 2 fab_fault_delayed) + $(cl_stat 3 fab_fault_delayed)))
 [ "$dropped" -gt 0 ] && [ "$delayed" -gt 0 ] ||
 	{ echo "FAIL: the faults dropped $dropped and delayed $delayed frames"; exit 1; }
+echo "cluster_partition: snapshots installed: $(cl_stat 1 cons_snapshots_installed) / $(cl_stat 2 cons_snapshots_installed) / $(cl_stat 3 cons_snapshots_installed), leader transfers: $(cl_stat 1 leader_transfers) / $(cl_stat 2 leader_transfers) / $(cl_stat 3 leader_transfers)"
 echo "cluster_partition: $dropped frames dropped, $delayed delayed by the faults; replicas at $c"
 echo "cluster_partition: PASS"
