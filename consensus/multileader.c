@@ -366,12 +366,9 @@ static void mark_needs_snap(struct ml *s, struct peer *p)
 static bool ship_one(struct ml *s, uint32_t sl)
 {
 	struct peer *p = &s->pr[sl];
-	uint64_t last = own_last(s);
-	uint64_t logged_last = last;
-	/* own entries not yet handed to the caller's log cannot be read back */
-	while (logged_last >= p->cursor && logged_last > s->own_floor &&
-	       s->ring[logged_last % s->ring_cap].local > s->logged_index)
-		logged_last--;
+	/* only own entries durable here leave: one lost in a crash gets its origin index
+	 * again, so a copy of it elsewhere would be a different write under the same index */
+	uint64_t logged_last = s->dur[s->me];
 	if (p->cursor > logged_last)
 		return false;
 	if (p->in == s->o.window_batches || p->ibytes >= s->o.window_bytes)
@@ -642,12 +639,23 @@ static void append(struct ml *s, uint32_t slot, uint64_t oidx, uint64_t hlc, uin
 	s->recv[slot] = oidx;
 }
 
+/* A peer pins the log from the first own entry it lacks. Once that holds more than
+ * retention_entries own entries, or spans more than retention_entries local entries
+ * (other origins' writes pile up behind it), it moves to snapshot catch-up: writes go
+ * on and the log can be compacted past it. */
 static void check_retention(struct ml *s)
 {
+	uint64_t avail = own_avail(s);
 	for (uint32_t i = 0; i < s->n; i++) {
 		struct peer *p = &s->pr[i];
-		if (i != s->me && !p->needs_snap && own_last(s) - p->acked > s->o.retention_entries)
-			mark_needs_snap(s, p); /* writes go on: it catches up by a snapshot */
+		if (i == s->me || p->needs_snap)
+			continue;
+		uint64_t need = p->acked + 1;
+		bool over = own_last(s) - p->acked > s->o.retention_entries;
+		if (!over && need <= own_last(s) && need >= avail)
+			over = s->last_index - s->ring[need % s->ring_cap].local >= s->o.retention_entries;
+		if (over)
+			mark_needs_snap(s, p);
 	}
 }
 
@@ -753,6 +761,7 @@ static int on_batch(struct ml *s, uint32_t from, const uint8_t *b, uint32_t len)
 		off += BENT_HDR + el;
 	}
 	want_state(s, from, 0);
+	check_retention(s);
 	return 0;
 }
 

@@ -580,6 +580,33 @@ static void test_restart_restores(void **u)
 	teardown_all();
 }
 
+/* An own entry leaves only once durable here: a crash that loses it gives its origin index
+ * to the next write, and a peer holding the lost one would skip that write as stale. */
+static void test_ship_only_durable(void **u)
+{
+	(void)u;
+	reset_opts();
+	setup_all();
+	struct hnode *a = &nodes[0];
+	run(20);
+	write(a, 0, 111, 1, 0, 0);
+	process(a); /* in a's log, not synced */
+	now_ns += 10 * MS;
+	sl_cons_multileader_ops.tick(a->st, now_ns);
+	process(a);
+	for (uint32_t i = 0; i < n_net; i++)
+		assert_false(net[i].from == 1 && net[i].buf[1] == 1); /* no batch yet */
+	deliver();
+	restart(a); /* the write is lost: never acknowledged */
+	write(a, 0, 222, 1, 0, 0);
+	assert_int_equal(sl_ml_last_own(a->st), 1);
+	run(100);
+	assert_converged();
+	for (uint32_t i = 0; i < N; i++)
+		assert_int_equal(nodes[i].kv[0].value, 222);
+	teardown_all();
+}
+
 static void test_ack_levels(void **u)
 {
 	(void)u;
@@ -797,6 +824,7 @@ int main(void)
 		cmocka_unit_test(test_faulty_network),
 		cmocka_unit_test(test_gap_nack_rewind),
 		cmocka_unit_test(test_restart_restores),
+		cmocka_unit_test(test_ship_only_durable),
 		cmocka_unit_test(test_ack_levels),
 		cmocka_unit_test(test_dead_peer_retention),
 		cmocka_unit_test(test_reads),
