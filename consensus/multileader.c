@@ -369,6 +369,8 @@ static bool ship_one(struct ml *s, uint32_t sl)
 	/* only own entries durable here leave: one lost in a crash gets its origin index
 	 * again, so a copy of it elsewhere would be a different write under the same index */
 	uint64_t logged_last = s->dur[s->me];
+	if (p->cursor <= p->acked)
+		p->cursor = p->acked + 1; /* durable there already (a resend from an old batch) */
 	if (p->cursor > logged_last)
 		return false;
 	if (p->in == s->o.window_batches || p->ibytes >= s->o.window_bytes)
@@ -604,10 +606,13 @@ static int ml_create(const struct sl_cons_config *cfg, void **out)
 	}
 	for (uint32_t i = 0; i < s->n; i++) {
 		struct peer *p = &s->pr[i];
-		/* where it stands is asked first; until then it pins what the log holds */
+		/* where it stands is asked first (acked 0: it counts for no ack level); until
+		 * then it pins nothing, and if the log moved past it meanwhile it gets a
+		 * snapshot. Assuming it held what the log lost would be wrong: a peer in
+		 * 'needs snapshot' did not. */
 		p->probing = true;
-		p->acked = own_avail(s) - 1;
-		p->cursor = p->acked + 1;
+		p->acked = 0;
+		p->cursor = 1;
 	}
 	*out = s;
 	return 0;
@@ -643,18 +648,21 @@ static void append(struct ml *s, uint32_t slot, uint64_t oidx, uint64_t hlc, uin
  * retention_entries own entries, or spans more than retention_entries local entries
  * (other origins' writes pile up behind it), it moves to snapshot catch-up: writes go
  * on and the log can be compacted past it. */
+static bool over_retention(const struct ml *s, const struct peer *p, uint64_t avail)
+{
+	uint64_t need = p->acked + 1;
+	if (own_last(s) - p->acked > s->o.retention_entries)
+		return true;
+	return need <= own_last(s) && need >= avail &&
+	       s->last_index - s->ring[need % s->ring_cap].local >= s->o.retention_entries;
+}
+
 static void check_retention(struct ml *s)
 {
 	uint64_t avail = own_avail(s);
 	for (uint32_t i = 0; i < s->n; i++) {
 		struct peer *p = &s->pr[i];
-		if (i == s->me || p->needs_snap)
-			continue;
-		uint64_t need = p->acked + 1;
-		bool over = own_last(s) - p->acked > s->o.retention_entries;
-		if (!over && need <= own_last(s) && need >= avail)
-			over = s->last_index - s->ring[need % s->ring_cap].local >= s->o.retention_entries;
-		if (over)
+		if (i != s->me && !p->needs_snap && !p->probing && over_retention(s, p, avail))
 			mark_needs_snap(s, p);
 	}
 }
@@ -672,6 +680,10 @@ int sl_ml_propose(void *st, uint64_t pid, const uint8_t *data, uint32_t len,
 		return -EMSGSIZE;
 	if (s->p_len == s->o.max_pending || !room_for(s, len))
 		return -ENOBUFS;
+	if (s->snap_pending) {
+		s->st.busy_refused++;
+		return -EBUSY; /* a snapshot waits for what is in flight here to settle */
+	}
 	uint64_t oidx = own_last(s) + 1;
 	uint64_t hlc = hlc_next(s);
 	append(s, s->me, oidx, hlc, prop ? prop->session : 0, prop ? prop->session_seq : 0, data,
@@ -723,6 +735,10 @@ static int on_batch(struct ml *s, uint32_t from, const uint8_t *b, uint32_t len)
 	if (off != len)
 		return bad(s);
 	s->st.batches_received++;
+	if (s->snap_pending) {
+		s->st.busy_dropped += n; /* resent once this replica says where it stands */
+		return 0;
+	}
 	uint64_t ne = s->recv[from] + 1;
 	if (first > ne) {
 #ifndef SL_MUTATION_ML_NO_INDEX_CHECK
@@ -799,7 +815,7 @@ static int on_state(struct ml *s, uint32_t from, uint16_t flags, const uint8_t *
 	if (flags & F_NACK)
 		s->st.nacks_received++;
 	if (p->needs_snap) {
-		if (ne >= own_avail(s) && own_last(s) - (ne - 1) <= s->o.retention_entries) {
+		if (ne >= own_avail(s) && !over_retention(s, p, own_avail(s))) {
 			p->needs_snap = false; /* back on the stream */
 			p->probing = false;
 			p->cursor = ne;
@@ -832,9 +848,11 @@ static int on_state(struct ml *s, uint32_t from, uint16_t flags, const uint8_t *
 	}
 	if (flags & F_REQ) {
 		want_state(s, from, F_RESP);
-		p->answer_round = max64(p->answer_round, round);
+		p->answer_round = round; /* the latest asked (rounds restart with the asker) */
 	}
-	if ((flags & F_RESP) && echo > p->resp_round) {
+	if ((flags & F_RESP) && echo > s->round) {
+		s->st.stale_answers++; /* answers a round of an earlier life of this replica */
+	} else if ((flags & F_RESP) && echo > p->resp_round) {
 		p->resp_round = echo;
 		confirm_reads(s);
 	}
@@ -854,23 +872,19 @@ static int on_snap(struct ml *s, uint32_t from, const uint8_t *b, uint32_t len)
 		s->st.msgs_too_big++;
 		return -EMSGSIZE;
 	}
+	/* The caller MERGES a multileader snapshot into its state (the LWW join: per key the
+	 * winner of both, per origin the higher position), so what this replica holds and
+	 * the snapshot lacks (its own newest writes, say) stays: two replicas that both
+	 * passed each other's retention each take the other's snapshot. */
 	bool newer = false;
-	for (uint32_t i = 0; i < s->n; i++) {
-		if (vec[i] < s->recv[i]) {
-			/* installing would drop entries this replica holds (maybe its own,
-			 * maybe acknowledged): refused; the sender asks again later */
-			s->st.snapshots_refused++;
-			want_state(s, from, 0);
-			return 0;
-		}
+	for (uint32_t i = 0; i < s->n; i++)
 		newer |= vec[i] > s->recv[i];
-	}
 	if (!newer) {
 		want_state(s, from, 0);
 		return 0;
 	}
-	if (s->snap_pending || s->ob_n > 0 || s->ud_len > 0 || s->applied_index < s->logged_index) {
-		s->st.snapshots_refused++; /* busy: everything here must be settled first */
+	if (s->snap_pending) {
+		s->st.snapshots_refused++; /* one at a time */
 		return 0;
 	}
 	memcpy(s->sbuf, b + SNAP_HDR, dl);
@@ -1035,7 +1049,10 @@ static int ml_read(void *st, uint64_t id)
 	int rc = read_add(s, id, RD_CAD);
 	if (rc != 0)
 		return rc;
-	s->reads[s->n_reads - 1].round = ++s->round;
+	/* rounds grow with time too, so that an answer still in flight from before a restart
+	 * never confirms a read of this life (checked: echo <= round) */
+	s->round = max64(s->round + 1, s->now);
+	s->reads[s->n_reads - 1].round = s->round;
 	s->st.reads_cad++;
 	for (uint32_t i = 0; i < s->n; i++)
 		if (i != s->me)
@@ -1107,10 +1124,17 @@ static uint32_t copies(const struct ml *s, uint64_t oidx)
 	return c;
 }
 
+/* A snapshot goes out alone, once everything appended here is durable and applied (its
+ * index follows the log's end); meanwhile proposals and batches are refused. */
+static bool settled(const struct ml *s)
+{
+	return s->ob_n == 0 && s->ud_len == 0 && s->applied_index == s->logged_index;
+}
+
 static bool ml_has_ready(void *st)
 {
 	struct ml *s = st;
-	if (s->ob_n > 0 || s->n_msgs > 0 || s->snap_pending)
+	if (s->ob_n > 0 || s->n_msgs > 0 || (s->snap_pending && settled(s)))
 		return true;
 	if (s->failed)
 		return s->p_len > 0 || s->n_reads > 0;
@@ -1147,11 +1171,11 @@ static void ml_ready(void *st, struct sl_cons_ready *rd)
 		s->dirty = false;
 		return;
 	}
-	if (s->snap_pending) {
-		/* alone in its ready: the state machine is replaced, the log starts over after
-		 * a fresh local index */
+	if (s->snap_pending && settled(s)) {
+		/* alone in its ready, at the log's end (everything in the log is applied): the
+		 * caller merges it into its state and keeps the log (multileader.h) */
 		rd->has_snapshot = true;
-		rd->snapshot.index = s->last_index + 1;
+		rd->snapshot.index = s->last_index;
 		rd->snapshot.term = 1;
 		rd->snapshot.conf.n_voters = s->n;
 		memcpy(rd->snapshot.conf.voters, s->ids, s->n * sizeof(s->ids[0]));
@@ -1221,6 +1245,7 @@ static void ml_ready(void *st, struct sl_cons_ready *rd)
 static void ml_advance(void *st, const struct sl_cons_ready *rd)
 {
 	struct ml *s = st;
+	(void)rd;
 	s->n_msgs = 0;
 	s->mused = 0;
 	while (s->p_len > 0 && s->pend[s->p_head].done) {
@@ -1228,13 +1253,12 @@ static void ml_advance(void *st, const struct sl_cons_ready *rd)
 		s->p_len--;
 	}
 	if (s->rd_snap) {
-		uint64_t idx = rd->snapshot.index;
 		s->snap_pending = false;
-		s->last_index = s->logged_index = s->durable_index = s->applied_index = idx;
-		for (uint32_t i = 0; i < s->n; i++) {
+		/* the log stays: own entries in it still go to peers that lack them */
+		if (s->snapvec[s->me] > own_last(s))
+			s->own_floor = s->snapvec[s->me]; /* it knew more of ours than we held */
+		for (uint32_t i = 0; i < s->n; i++)
 			s->recv[i] = s->dur[i] = s->applied[i] = max64(s->recv[i], s->snapvec[i]);
-		}
-		s->own_floor = own_last(s); /* own entries before are only in the snapshot now */
 		s->st.snapshots_installed++;
 		for (uint32_t i = 0; i < s->n; i++)
 			if (i != s->me)
@@ -1270,7 +1294,7 @@ uint64_t sl_ml_safe_delete(void *st)
 	uint64_t avail = own_avail(s);
 	for (uint32_t i = 0; i < s->n; i++) {
 		const struct peer *p = &s->pr[i];
-		if (i == s->me || p->needs_snap)
+		if (i == s->me || p->needs_snap || p->probing)
 			continue;
 		uint64_t need = p->acked + 1;
 		if (need > own_last(s) || need < avail)

@@ -47,14 +47,16 @@ struct sl_ml_stats {
 	uint64_t stale_entries; /* entries of a partly known batch skipped */
 	uint64_t gap_batches;	/* not starting at next_expected: not applied, nacked */
 	uint64_t nacks_sent, nacks_received;
+	uint64_t stale_answers; /* read-round answers for a round this life never asked */
 	uint64_t msgs_bad;	    /* undecodable, bad checksum, unknown sender or origin */
 	uint64_t msgs_too_big;	    /* over max_snapshot_bytes + headers */
-	uint64_t busy_dropped;	    /* entries of a batch dropped: undurable/outbox bounds */
+	uint64_t busy_dropped;	    /* entries of a batch dropped: bounds, or a snapshot pending */
+	uint64_t busy_refused;	    /* proposals refused (-EBUSY) while a snapshot is pending */
 	uint64_t outbox_dropped;    /* messages not produced: outbox full (peers retry) */
 	uint64_t over_retention;    /* peers marked 'needs snapshot' */
 	uint64_t snapshots_sent, snapshots_installed;
 	uint64_t snapshots_unavailable; /* caller's snapshot too old or missing: asked again */
-	uint64_t snapshots_refused;	/* would not cover what this replica holds, or busy */
+	uint64_t snapshots_refused;	/* busy (entries in flight here): the sender retries */
 	uint64_t snapshot_catchups;	/* a 'needs snapshot' peer back on the stream */
 	uint64_t reads_cad, reads_ryw, reads_served, reads_timed_out;
 	bool retention_alarm; /* some peer is in 'needs snapshot' now */
@@ -77,8 +79,9 @@ struct sl_ml_origin {
 };
 
 /* Propose with a session and an ack level. Errors: -EINVAL (ack level above the group's
- * size), -EMSGSIZE, -ENOBUFS (a bound reached), -EIO (storage failed). The generic
- * propose() is this with session 0 and the default level. The payload is copied. */
+ * size), -EMSGSIZE, -ENOBUFS (a bound reached), -EIO (storage failed), -EBUSY
+ * (briefly: a snapshot from a peer waits for what is in flight here to settle; retry).
+ * The generic propose() is this with session 0 and the default level. The payload is copied. */
 int sl_ml_propose(void *state, uint64_t proposal_id, const uint8_t *data, uint32_t len,
 		  const struct sl_ml_prop *prop);
 
@@ -99,7 +102,16 @@ void sl_ml_stats(void *state, struct sl_ml_stats *out);
 uint32_t sl_ml_peers(void *state, struct sl_ml_peer *out, uint32_t cap);
 uint32_t sl_ml_origins(void *state, struct sl_ml_origin *out, uint32_t cap);
 
-/* Snapshot data of this protocol starts with the per-origin applied vector the caller's
+/* Snapshots MERGE (unlike consensus.h's replace-and-drop-the-log): ready.has_snapshot
+ * from this protocol comes alone in its ready with snapshot.index = the log's last index
+ * (all of it applied), and asks the caller to join the snapshot's state into its own (per
+ * key the LWW winner of both, sl_lww_wins; per origin and per session the higher
+ * position), to make the merged state durable as its snapshot at that index (what
+ * sl_cons_log.snapshot returns next) and to KEEP the log: its own entries still go to
+ * peers that lack them. Nothing this replica held is lost, so two replicas past each
+ * other's retention both catch up, and one merge does not push others past retention.
+ *
+ * Snapshot data of this protocol starts with the per-origin applied vector the caller's
  * state reflects: u8 n, then n x (node u32, origin index u64); the caller's own state
  * follows. put returns the bytes written (0: cap too small); get returns the header's
  * length or -EBADMSG. */

@@ -120,18 +120,19 @@ static void drain(void)
 		struct sl_cons_ready rd;
 		M->ready(st, &rd);
 		if (rd.has_snapshot) {
-			CHECK(rd.snapshot.len <= sizeof(lg.snap) && rd.snapshot.index > lg.last);
-			memcpy(lg.snap, rd.snapshot.data, rd.snapshot.len);
-			lg.snap_len = rd.snapshot.len;
-			lg.snap_index = rd.snapshot.index;
-			lg.first = rd.snapshot.index + 1;
-			lg.last = lg.synced = rd.snapshot.index;
-			applied = rd.snapshot.index;
+			/* a merge at the log's end, everything applied; the log stays */
+			CHECK(rd.snapshot.index == lg.last && applied == lg.last);
+			CHECK(rd.snapshot.len <= opts.max_snapshot_bytes);
 			uint32_t ids[3], n;
 			uint64_t idx[3];
-			CHECK(sl_ml_snap_vec_get(lg.snap, lg.snap_len, ids, idx, 3, &n) > 0);
+			CHECK(sl_ml_snap_vec_get(rd.snapshot.data, rd.snapshot.len, ids, idx, 3, &n) > 0);
 			for (uint32_t i = 0; i < n; i++)
-				vec[ids[i]] = idx[i];
+				if (idx[i] > vec[ids[i]])
+					vec[ids[i]] = idx[i];
+			uint32_t all[3] = {1, 2, 3};
+			uint64_t v[3] = {vec[1], vec[2], vec[3]};
+			lg.snap_len = sl_ml_snap_vec_put(lg.snap, sizeof(lg.snap), all, v, 3);
+			lg.snap_index = rd.snapshot.index;
 		}
 		for (uint32_t i = 0; i < rd.n_persist; i++) {
 			const struct sl_cons_entry *e = &rd.persist[i];
