@@ -1103,13 +1103,16 @@ static bool read_servable(const struct ml *s, const struct mread *r, const uint6
 		return vec[r->slot] >= r->target[r->slot];
 	if (!r->confirmed)
 		return false;
+#ifdef SL_MUTATION_CAD_EARLY
+	const bool durable_check = false; /* the deliberate bug: served before majority durable */
+#else
+	const bool durable_check = true;
+#endif
 	for (uint32_t o = 0; o < s->n; o++) {
 		if (vec[o] < r->target[o])
 			return false;
-#ifndef SL_MUTATION_CAD_EARLY
-		if (vec[o] > majority_durable(s, o))
+		if (durable_check && vec[o] > majority_durable(s, o))
 			return false; /* it would show a write not yet durable on a majority */
-#endif
 	}
 	return true;
 }
