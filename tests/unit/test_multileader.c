@@ -713,6 +713,47 @@ static void test_dead_peer_retention(void **u)
 	teardown_all();
 }
 
+/* Two replicas cut off from each other past retention, both taking writes: each holds
+ * writes the other's snapshot lacks. Snapshots merge, so both catch up (a replace would
+ * have to refuse, and they would wait for each other forever). */
+static void test_mutual_retention(void **u)
+{
+	(void)u;
+	reset_opts();
+	opts.retention_entries = 40;
+	setup_all();
+	struct hnode *a = &nodes[0], *b = &nodes[1], *c = &nodes[2];
+	run(20);
+	cut[1][3] = cut[3][1] = true;
+	cut[2][3] = cut[3][2] = true; /* c alone */
+	for (uint32_t w = 0; w < 200; w++) {
+		write(a, w, 1000 + w, 1, 0, 0);
+		write(c, w + 3, 2000 + w, 1, 0, 0);
+		if (w % 4 == 0)
+			step_all();
+		if (w % 20 == 0) {
+			compact(a);
+			compact(b);
+			compact(c);
+		}
+	}
+	run(50);
+	compact(a);
+	compact(b);
+	compact(c);
+	assert_true(stats_of(a).retention_alarm);
+	assert_true(stats_of(c).retention_alarm);
+	memset(cut, 0, sizeof(cut));
+	run(500);
+	assert_converged();
+	assert_int_equal(b->vec[3], 200);
+	assert_int_equal(c->vec[1], 200);
+	assert_true(stats_of(a).snapshots_installed + stats_of(c).snapshots_installed >= 1);
+	assert_false(stats_of(a).retention_alarm);
+	assert_false(stats_of(c).retention_alarm);
+	teardown_all();
+}
+
 static void test_reads(void **u)
 {
 	(void)u;
@@ -842,6 +883,7 @@ int main(void)
 		cmocka_unit_test(test_ship_only_durable),
 		cmocka_unit_test(test_ack_levels),
 		cmocka_unit_test(test_dead_peer_retention),
+		cmocka_unit_test(test_mutual_retention),
 		cmocka_unit_test(test_reads),
 		cmocka_unit_test(test_malformed),
 	};
