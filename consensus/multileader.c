@@ -894,13 +894,21 @@ static int on_snap(struct ml *s, uint32_t from, const uint8_t *b, uint32_t len)
 	return 0;
 }
 
+/* The longest message a peer with the same options sends: a snapshot or a full batch. */
+static uint32_t max_msg_bytes(const struct ml *s)
+{
+	uint32_t snap = SNAP_HDR + s->o.max_snapshot_bytes;
+	uint32_t batch = BATCH_HDR + s->o.max_batch_bytes + BENT_HDR * s->o.max_batch_entries;
+	return snap > batch ? snap : batch;
+}
+
 static int ml_step(void *st, const struct sl_cons_msg *m)
 {
 	struct ml *s = st;
 	if (m->buf == NULL || m->len < HDR || m->buf[0] != ML_VERSION || m->buf[1] == 0 ||
 	    m->buf[1] >= M_END || sl_get_u32(m->buf + 4) != fnv1a(m->buf + 8, m->len - 8))
 		return bad(s);
-	if (m->len > SNAP_HDR + s->o.max_snapshot_bytes + BATCH_HDR) {
+	if (m->len > max_msg_bytes(s)) {
 		s->st.msgs_too_big++;
 		return -EMSGSIZE;
 	}

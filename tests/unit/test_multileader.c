@@ -863,7 +863,17 @@ static void test_malformed(void **u)
 		sl_put_u32(b + 4, fnv(b + 8, len - 8));
 		send_raw(a, 2, b, len);
 	}
+	/* one byte over the longest message a peer sends (a snapshot of 1 MiB): refused as
+	 * too big, before any decoding */
+	uint32_t big_len = 12 + (1u << 20) + 1;
+	uint8_t *big = calloc(1, big_len);
+	big[0] = 1;
+	big[1] = 1; /* a batch: no batch is that long either */
+	sl_put_u32(big + 4, fnv(big + 8, big_len - 8));
+	send_raw(a, 2, big, big_len);
+	free(big);
 	struct sl_ml_stats s = stats_of(a);
+	assert_int_equal(s.msgs_too_big, 1);
 	assert_true(s.msgs_bad >= expect + 1000);
 	/* still works */
 	concurrent_writes(20);
