@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "consensus.h"
+#include "multileader.h"
 #include "raft.h"
 
 _Static_assert(sizeof(struct sl_raft_opts) <= SL_CONS_OPTS_BYTES, "raft options fit");
@@ -30,6 +31,22 @@ static const void *raft_opts(const struct sl_cons_limits *lim, void *buf)
 
 static uint32_t raft_limit(const void *opts) { return sl_raft_max_entry_bytes(opts); }
 
+_Static_assert(sizeof(struct sl_ml_opts) <= SL_CONS_OPTS_BYTES, "multileader options fit");
+
+static const void *ml_opts(const struct sl_cons_limits *lim, void *buf)
+{
+	struct sl_ml_opts *o = buf;
+	memset(o, 0, sizeof(*o));
+	if (lim->max_entry_bytes == 0)
+		return NULL;
+	o->max_entry_bytes = lim->max_entry_bytes;
+	if (lim->max_inflight > 0)
+		o->max_pending = o->max_undurable = lim->max_inflight;
+	return o;
+}
+
+static uint32_t ml_limit(const void *opts) { return sl_ml_max_entry_bytes(opts); }
+
 static const struct {
 	const struct sl_cons_ops *ops;
 	const void *(*opts)(const struct sl_cons_limits *lim, void *buf); /* NULL: none */
@@ -38,6 +55,7 @@ static const struct {
 } protocols[] = {
 	{&sl_cons_standalone_ops, NULL, NULL, 1},
 	{&sl_cons_raft_ops, raft_opts, raft_limit, SL_CONS_MAX_PEERS},
+	{&sl_cons_multileader_ops, ml_opts, ml_limit, SL_CONS_MAX_PEERS},
 };
 
 #define N_PROTOCOLS (sizeof(protocols) / sizeof(protocols[0]))

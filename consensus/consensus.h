@@ -29,6 +29,14 @@ struct sl_cons_entry {
 	uint32_t type;        /* enum sl_cons_entry_type */
 	uint32_t len;
 	const uint8_t *data;
+	/* multileader (multileader.h): the replica that took the write, its index in that
+	 * replica's own stream, its hybrid logical clock value and the client session it came
+	 * in on (id, sequence number). Zero for every other protocol. */
+	uint32_t origin;
+	uint64_t origin_index;
+	uint64_t hlc;
+	uint64_t session;
+	uint64_t session_seq;
 };
 
 /* A protocol message, already encoded by the protocol (explicit little-endian format,
@@ -225,5 +233,6 @@ const void *sl_cons_opts(const struct sl_cons_ops *ops, const struct sl_cons_lim
 uint32_t sl_cons_entry_limit(const struct sl_cons_ops *ops, const void *opts);
 extern const struct sl_cons_ops sl_cons_standalone_ops;
 extern const struct sl_cons_ops sl_cons_raft_ops;
+extern const struct sl_cons_ops sl_cons_multileader_ops;
 
 #endif

@@ -36,6 +36,7 @@ declare -A srcs=(
 	[pkt]="$root/dataplane/pkt.c"
 	[session]="$root/dataplane/session.c $root/dataplane/batch.c"
 	[raft]="$root/consensus/raft.c"
+	[multileader]="$root/consensus/multileader.c"
 	[shm]="$root/shm/ingest.c $root/shm/stats.c"
 	[session_snap]="$root/dataplane/session.c $root/dataplane/batch.c"
 	[wal]="$root/consensus/wal_format.c"
@@ -43,8 +44,8 @@ declare -A srcs=(
 	[fabric_udp]="$root/dataplane/fabric_udp.c $root/dataplane/pkt.c $root/dataplane/fabric.c"
 )
 declare -A maxlen=([lineproto]=8192 [pkt]=9100 [session]=9100 [raft]=4096 [shm]=4096
-	[session_snap]=1600 [wal]=16385 [fabric]=9100 [fabric_udp]=9100)
-targets=(lineproto pkt session raft shm session_snap wal fabric fabric_udp)
+	[session_snap]=1600 [wal]=16385 [fabric]=9100 [fabric_udp]=9100 [multileader]=4096)
+targets=(lineproto pkt session raft shm session_snap wal fabric fabric_udp multileader)
 # FUZZ_TARGETS="raft wal" runs only those
 [ -n "${FUZZ_TARGETS:-}" ] && read -ra targets <<<"$FUZZ_TARGETS"
 

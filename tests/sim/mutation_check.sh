@@ -12,7 +12,8 @@ seeds=$3
 shift 3
 jobs=${MUTATION_JOBS:-2}
 all="prev_term_commit double_vote no_truncate read_no_round long_lease no_vote_refusal
-snap_old_conf no_change_guard early_self_count rejoin_votes"
+snap_old_conf no_change_guard early_self_count rejoin_votes lww_arrival ml_no_index_check
+cad_early"
 list=${*:-$all}
 mkdir -p "$out"
 status=0
@@ -30,9 +31,11 @@ for m in $list; do
 		status=1
 		continue
 	fi
-	# a bug of the rejoin mode shows only when disks are lost
+	# a bug of the rejoin mode shows only when disks are lost; multileader's bugs need
+	# the multileader mode
 	extra=
 	[ "$m" = rejoin_votes ] && extra=--disk-loss
+	case $m in lww_arrival | ml_no_index_check | cad_early) extra="--protocol multileader" ;; esac
 	"$dir/tests/sim/sluice-sim" --seeds "$seeds" $extra >"$dir.out" 2>&1
 	# a checker's line is "FAIL seed=N: t=...: <checker>: <what it saw>"
 	line=$(grep -m1 '^FAIL seed=[0-9]*: ' "$dir.out")

@@ -18,6 +18,7 @@
 #include "driver.h"
 #include "raft.h"
 #include "sim.h"
+#include "sim_ml.h"
 #include "sl_assert.h"
 #include "sl_le.h"
 
@@ -1935,6 +1936,7 @@ static void usage(void)
 	fprintf(stderr,
 		"usage: sluice-sim [--seed N | --seeds COUNT [--first N]] [--seed-file FILE]\n"
 		"                  [--driver] [--lease-jumps] [--keep-going] [-v] [--version]\n"
+		"                  [--protocol raft|multileader]\n"
 		"  --seed N        run one seed (replays a failure exactly)\n"
 		"  --seeds COUNT   run COUNT seeds from --first (default 1); SLUICE_SIM_SEEDS in\n"
 		"                  the environment overrides COUNT\n"
@@ -1946,6 +1948,8 @@ static void usage(void)
 		"  --disk-loss     a crash may also lose the node's disk (one node at a time):\n"
 		"                  it restarts empty in raft's rejoin mode; snapshots span\n"
 		"                  several messages (chunked transfer)\n"
+		"  --protocol P    raft (default) or multileader: one group of three replicas\n"
+		"                  through the region driver, with its own checkers (sim_ml.c)\n"
 		"  --keep-going    run every seed even after a failure; exit 1 if any failed\n"
 		"  -v              trace events of the run\n"
 		"  --version       print the version\n");
@@ -2024,6 +2028,14 @@ int main(int argc, char **argv)
 			g_opt.driver = true;
 		} else if (strcmp(a, "--disk-loss") == 0) {
 			g_opt.disk_loss = true;
+		} else if (strcmp(a, "--protocol") == 0 && i + 1 < argc) {
+			/* multileader has its own world and checkers (sim_ml.c) */
+			if (strcmp(argv[i + 1], "multileader") == 0)
+				return sim_ml_main(argc, argv);
+			if (strcmp(argv[++i], "raft") != 0) {
+				usage();
+				return 2;
+			}
 		} else if (strcmp(a, "--keep-going") == 0) {
 			g_opt.keep_going = true;
 		} else if (strcmp(a, "-v") == 0) {

@@ -1,0 +1,1364 @@
+/* multileader.c - multi-leader replication (IoTConsensus style) as a pure state machine
+ * behind consensus.h: every replica appends its own writes under its own origin index,
+ * ships that stream to each peer in windowed batches with cumulative acks, nacks and
+ * backoff, applies peers' streams strictly in origin order, and answers CAD and
+ * read-your-writes reads. No I/O, clock, threads; every buffer is sized at create(). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "consensus.h"
+#include "multileader.h"
+#include "sl_assert.h"
+#include "sl_le.h"
+
+#define ML_VERSION 1u
+#define HDR 8u /* version u8, type u8, flags u16, checksum u32 (FNV-1a of the rest) */
+#define BATCH_HDR (HDR + 16u)  /* first origin index u64, count u32, origin u32 */
+#define BENT_HDR 28u	       /* hlc u64, session u64, seq u64, len u32 */
+#define STATE_HDR (HDR + 25u)  /* round u64, echo u64, next expected u64, n u8 */
+#define SNAP_HDR (HDR + 4u)    /* len u32 */
+#define MAXP SL_CONS_MAX_PEERS
+/* Indexes and clocks a peer may name: far below where +1 wraps around. */
+#define PEER_VALUE_MAX (UINT64_MAX / 4)
+#define HLC_LOGICAL_BITS 16u
+#define MS 1000000ull
+
+enum { M_BATCH = 1, M_STATE = 2, M_SNAP = 3, M_END };
+#define F_REQ 1u  /* STATE: answer with F_RESP echoing the round (CAD reads, probes) */
+#define F_RESP 2u
+#define F_NACK 4u /* STATE: a batch did not start at the next expected index */
+
+enum { RD_CAD = 1, RD_RYW = 2 };
+
+struct infl {
+	uint64_t first, last, sent_ns;
+	uint32_t bytes;
+};
+
+/* This replica's view of one peer: the shipping of its own stream there, and the
+ * peer's durable vector (what it reported durable of every origin). */
+struct peer {
+	uint32_t node;
+	uint64_t acked;	 /* own origin index durable on the peer (cumulative) */
+	uint64_t cursor; /* next own origin index to ship */
+	bool probing;	 /* position unknown: ask (F_REQ) and wait */
+	bool needs_snap;
+	bool state_due; /* send it a STATE (ack, nack or answer) */
+	uint16_t state_flags;
+	uint64_t answer_round;
+	struct infl *infl;
+	uint32_t ih, in;
+	uint64_t ibytes;
+	uint64_t rto;
+	uint64_t nack_ne, nack_ns; /* last rewind by a nack: the same one again is ignored */
+	uint64_t snap_ns;
+	uint64_t hb_due;
+	uint64_t resp_round;
+	uint64_t dur[MAXP];
+};
+
+struct own { /* one own origin index: where it is in the local log, when it was taken */
+	uint64_t local, ns;
+};
+
+struct undur { /* appended, not yet durable */
+	uint64_t local, oidx;
+	uint32_t slot;
+};
+
+struct pend {
+	uint64_t pid, oidx, local;
+	uint32_t k;
+	bool done;
+};
+
+struct mread {
+	uint64_t id, round, deadline;
+	uint8_t kind;
+	bool confirmed;
+	uint32_t slot; /* RYW */
+	uint64_t target[MAXP];
+};
+
+struct ml {
+	uint64_t group;
+	uint32_t self, n, me;
+	uint32_t ids[MAXP];
+	struct sl_ml_opts o;
+	const struct sl_cons_log *log;
+	uint64_t now;
+	bool failed;
+	uint64_t hlc;
+	uint64_t last_index, logged_index, durable_index, applied_index;
+	uint64_t recv[MAXP], dur[MAXP], applied[MAXP];
+	uint64_t own_floor; /* own entries at or below: not in the log any more */
+	struct own *ring;
+	uint32_t ring_cap;
+	struct undur *ud;
+	uint32_t ud_head, ud_len;
+	struct pend *pend;
+	uint32_t p_head, p_len;
+	struct mread *reads;
+	uint32_t n_reads;
+	uint64_t round;
+	bool dirty; /* acks or reads may have become answerable */
+	struct peer pr[MAXP];
+	/* outbox */
+	struct sl_cons_entry *ob;
+	uint32_t ob_n, ob_cap;
+	uint8_t *pbuf;
+	uint32_t pused, pcap;
+	struct sl_cons_msg *msgs;
+	uint32_t n_msgs, msgs_cap;
+	uint8_t *mbuf;
+	uint32_t mused, mcap;
+	struct sl_cons_entry *commit;
+	uint8_t *abuf;
+	uint32_t acap;
+	struct sl_cons_ack *acks;
+	struct sl_cons_read *rreads;
+	/* a snapshot to install in the next ready */
+	bool snap_pending;
+	uint8_t *sbuf;
+	uint32_t slen;
+	uint64_t snapvec[MAXP];
+	/* what the last ready handed out */
+	bool rd_snap;
+	uint64_t rd_last, rd_applied_to;
+	uint64_t rd_vec[MAXP];
+	struct sl_ml_stats st;
+};
+
+static uint32_t fnv1a(const uint8_t *p, uint32_t n)
+{
+	uint32_t h = 2166136261u;
+	for (uint32_t i = 0; i < n; i++)
+		h = (h ^ p[i]) * 16777619u;
+	return h;
+}
+
+static int slot_of(const struct ml *s, uint32_t node)
+{
+	for (uint32_t i = 0; i < s->n; i++)
+		if (s->ids[i] == node)
+			return (int)i;
+	return -1;
+}
+
+static uint64_t max64(uint64_t a, uint64_t b) { return a > b ? a : b; }
+static uint64_t min64(uint64_t a, uint64_t b) { return a < b ? a : b; }
+
+/* ---- options ---- */
+
+static void opts_fill(struct sl_ml_opts *o, const struct sl_ml_opts *in)
+{
+	memset(o, 0, sizeof(*o));
+	if (in != NULL)
+		*o = *in;
+#define DEF(f, v)                                                                                  \
+	if (o->f == 0)                                                                             \
+	o->f = (v)
+	DEF(ack_copies, 1);
+	DEF(max_entry_bytes, 4096);
+	DEF(max_batch_entries, 64);
+	DEF(max_batch_bytes, 32u << 10);
+	DEF(batch_delay_ns, 1 * MS);
+	DEF(window_batches, 8);
+	DEF(window_bytes, 256u << 10);
+	DEF(rto_ns, 20 * MS);
+	DEF(rto_max_ns, 1000 * MS);
+	DEF(heartbeat_ns, 50 * MS);
+	DEF(retention_entries, 65536);
+	DEF(max_undurable, 8192);
+	DEF(max_pending, 8192);
+	DEF(max_apply_entries, 1024);
+	DEF(max_reads, 64);
+	DEF(read_timeout_ns, 1000 * MS);
+	DEF(max_snapshot_bytes, 1u << 20);
+#undef DEF
+	if (o->max_batch_bytes < o->max_entry_bytes)
+		o->max_batch_bytes = o->max_entry_bytes; /* one entry always fits a batch */
+}
+
+uint32_t sl_ml_max_entry_bytes(const struct sl_ml_opts *opts)
+{
+	struct sl_ml_opts o;
+	opts_fill(&o, opts);
+	return o.max_entry_bytes;
+}
+
+/* ---- the origin header every entry carries in the log ---- */
+
+static void ehdr_put(uint8_t *p, uint32_t origin, uint64_t oidx, uint64_t hlc, uint64_t session,
+		     uint64_t seq)
+{
+	p[0] = ML_VERSION;
+	sl_put_u32(p + 1, origin);
+	sl_put_u64(p + 5, oidx);
+	sl_put_u64(p + 13, hlc);
+	sl_put_u64(p + 21, session);
+	sl_put_u64(p + 29, seq);
+}
+
+/* A log entry as the caller stored it -> the entry handed out (payload after the header,
+ * origin fields filled). -EBADMSG when it is not one of ours. */
+static int ehdr_get(const struct sl_cons_entry *in, struct sl_cons_entry *out)
+{
+	if (in->len < SL_ML_ENTRY_HDR || in->data == NULL || in->data[0] != ML_VERSION)
+		return -EBADMSG;
+	*out = *in;
+	out->origin = sl_get_u32(in->data + 1);
+	out->origin_index = sl_get_u64(in->data + 5);
+	out->hlc = sl_get_u64(in->data + 13);
+	out->session = sl_get_u64(in->data + 21);
+	out->session_seq = sl_get_u64(in->data + 29);
+	out->data = in->data + SL_ML_ENTRY_HDR;
+	out->len = in->len - SL_ML_ENTRY_HDR;
+	return 0;
+}
+
+/* ---- snapshot vector ---- */
+
+uint32_t sl_ml_snap_vec_put(uint8_t *buf, uint32_t cap, const uint32_t *nodes,
+			    const uint64_t *idx, uint32_t n)
+{
+	if (n > MAXP || cap < SL_ML_SNAP_VEC_BYTES(n))
+		return 0;
+	buf[0] = (uint8_t)n;
+	for (uint32_t i = 0; i < n; i++) {
+		sl_put_u32(buf + 1 + 12 * i, nodes[i]);
+		sl_put_u64(buf + 5 + 12 * i, idx[i]);
+	}
+	return SL_ML_SNAP_VEC_BYTES(n);
+}
+
+int sl_ml_snap_vec_get(const uint8_t *buf, uint32_t len, uint32_t *nodes, uint64_t *idx,
+		       uint32_t cap, uint32_t *n)
+{
+	if (len < 1 || buf[0] > MAXP || buf[0] > cap || len < SL_ML_SNAP_VEC_BYTES(buf[0]))
+		return -EBADMSG;
+	*n = buf[0];
+	for (uint32_t i = 0; i < *n; i++) {
+		nodes[i] = sl_get_u32(buf + 1 + 12 * i);
+		idx[i] = sl_get_u64(buf + 5 + 12 * i);
+		if (idx[i] > PEER_VALUE_MAX)
+			return -EBADMSG;
+		for (uint32_t j = 0; j < i; j++)
+			if (nodes[j] == nodes[i])
+				return -EBADMSG;
+	}
+	return (int)SL_ML_SNAP_VEC_BYTES(*n);
+}
+
+/* A snapshot's vector by member slot; -EBADMSG for a malformed one or a node that is
+ * not a member. */
+static int snap_vec(const struct ml *s, const uint8_t *d, uint32_t len, uint64_t *vec)
+{
+	uint32_t nodes[MAXP], n;
+	uint64_t idx[MAXP];
+	int rc = sl_ml_snap_vec_get(d, len, nodes, idx, MAXP, &n);
+	if (rc < 0)
+		return rc;
+	memset(vec, 0, MAXP * sizeof(*vec));
+	for (uint32_t i = 0; i < n; i++) {
+		int sl = slot_of(s, nodes[i]);
+		if (sl < 0)
+			return -EBADMSG;
+		vec[sl] = idx[i];
+	}
+	return 0;
+}
+
+/* ---- own stream bookkeeping ---- */
+
+static uint64_t own_last(const struct ml *s) { return s->recv[s->me]; }
+
+/* Lowest own origin index still readable from the log (own_last + 1: none). */
+static uint64_t own_avail(const struct ml *s)
+{
+	uint64_t last = own_last(s);
+	uint64_t lo = s->own_floor + 1;
+	if (last >= s->ring_cap && last - s->ring_cap + 1 > lo)
+		lo = last - s->ring_cap + 1;
+	if (lo > last)
+		return last + 1;
+	/* entries the caller compacted away: local indexes grow with origin indexes */
+	uint64_t first = s->log->first_index(s->log->ctx);
+	uint64_t hi = last + 1;
+	while (lo < hi) {
+		uint64_t mid = lo + (hi - lo) / 2;
+		if (s->ring[mid % s->ring_cap].local >= first)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return lo;
+}
+
+static uint64_t hlc_next(struct ml *s)
+{
+	uint64_t phys = (s->now / MS) << HLC_LOGICAL_BITS;
+	s->hlc = phys > s->hlc ? phys : s->hlc + 1;
+	return s->hlc;
+}
+
+/* ---- outbox ---- */
+
+/* Room for one message of `len` bytes; NULL (counted) when the outbox is full. */
+static uint8_t *msg_start(struct ml *s, uint32_t to, uint32_t len, uint8_t type, uint16_t flags)
+{
+	if (s->n_msgs == s->msgs_cap || s->mcap - s->mused < len) {
+		s->st.outbox_dropped++;
+		return NULL;
+	}
+	uint8_t *p = s->mbuf + s->mused;
+	s->msgs[s->n_msgs] = (struct sl_cons_msg){s->group, s->self, to, len, p};
+	p[0] = ML_VERSION;
+	p[1] = type;
+	sl_put_u16(p + 2, flags);
+	return p;
+}
+
+static void msg_finish(struct ml *s, uint32_t len)
+{
+	uint8_t *p = s->mbuf + s->mused;
+	s->msgs[s->n_msgs].len = len;
+	sl_put_u32(p + 4, fnv1a(p + 8, len - 8));
+	s->mused += len;
+	s->n_msgs++;
+}
+
+static void send_state(struct ml *s, uint32_t sl, uint16_t flags, uint64_t echo)
+{
+	uint32_t len = STATE_HDR + 12u * s->n;
+	uint8_t *p = msg_start(s, s->ids[sl], len, M_STATE, flags);
+	if (p == NULL)
+		return;
+	sl_put_u64(p + HDR, s->round); /* this replica's latest read round (with F_REQ) */
+	sl_put_u64(p + HDR + 8, echo); /* the peer's round being answered (with F_RESP) */
+	sl_put_u64(p + HDR + 16, s->recv[sl] + 1);
+	p[HDR + 24] = (uint8_t)s->n;
+	for (uint32_t i = 0; i < s->n; i++) {
+		sl_put_u32(p + STATE_HDR + 12 * i, s->ids[i]);
+		sl_put_u64(p + STATE_HDR + 12 * i + 4, s->dur[i]);
+	}
+	msg_finish(s, len);
+}
+
+static void infl_clear(struct peer *p)
+{
+	p->ih = p->in = 0;
+	p->ibytes = 0;
+}
+
+static void mark_needs_snap(struct ml *s, struct peer *p)
+{
+	if (p->needs_snap)
+		return;
+	p->needs_snap = true;
+	p->snap_ns = 0;
+	infl_clear(p);
+	s->st.over_retention++;
+}
+
+/* One batch of own entries from the peer's cursor; false when nothing (more) goes out. */
+static bool ship_one(struct ml *s, uint32_t sl)
+{
+	struct peer *p = &s->pr[sl];
+	/* only own entries durable here leave: one lost in a crash gets its origin index
+	 * again, so a copy of it elsewhere would be a different write under the same index */
+	uint64_t logged_last = s->dur[s->me];
+	if (p->cursor <= p->acked)
+		p->cursor = p->acked + 1; /* durable there already (a resend from an old batch) */
+	if (p->cursor > logged_last)
+		return false;
+	if (p->in == s->o.window_batches || p->ibytes >= s->o.window_bytes)
+		return false;
+	if (p->cursor < own_avail(s)) {
+		mark_needs_snap(s, p);
+		return false;
+	}
+	uint64_t avail = logged_last - p->cursor + 1;
+	if (avail < s->o.max_batch_entries &&
+	    s->now < s->ring[p->cursor % s->ring_cap].ns + s->o.batch_delay_ns)
+		return false; /* a partial batch waits for more, up to batch_delay_ns */
+	uint32_t cap = BATCH_HDR + s->o.max_batch_bytes + BENT_HDR * s->o.max_batch_entries;
+	if (s->n_msgs == s->msgs_cap || s->mcap - s->mused < cap) {
+		s->st.outbox_dropped++;
+		return false;
+	}
+	uint8_t *m = msg_start(s, s->ids[sl], cap, M_BATCH, 0);
+	uint32_t len = BATCH_HDR, n = 0, bytes = 0;
+	uint64_t oi = p->cursor;
+	for (; oi <= logged_last && n < s->o.max_batch_entries; oi++) {
+		struct sl_cons_entry raw, e;
+		uint64_t local = s->ring[oi % s->ring_cap].local;
+		if (s->log->entry(s->log->ctx, local, &raw) != 0 || ehdr_get(&raw, &e) != 0 ||
+		    e.origin != s->self || e.origin_index != oi) {
+			if (n == 0) { /* compacted under us: only a snapshot helps now */
+				mark_needs_snap(s, p);
+				return false;
+			}
+			break;
+		}
+		if (n > 0 && bytes + e.len > s->o.max_batch_bytes)
+			break;
+		sl_put_u64(m + len, e.hlc);
+		sl_put_u64(m + len + 8, e.session);
+		sl_put_u64(m + len + 16, e.session_seq);
+		sl_put_u32(m + len + 24, e.len);
+		memcpy(m + len + BENT_HDR, e.data, e.len);
+		len += BENT_HDR + e.len;
+		bytes += e.len;
+		n++;
+	}
+	sl_put_u64(m + HDR, p->cursor);
+	sl_put_u32(m + HDR + 8, n);
+	sl_put_u32(m + HDR + 12, s->self);
+	msg_finish(s, len);
+	p->infl[(p->ih + p->in) % s->o.window_batches] =
+		(struct infl){p->cursor, p->cursor + n - 1, s->now, len};
+	p->in++;
+	p->ibytes += len;
+	p->cursor += n;
+	s->st.batches_sent++;
+	s->st.entries_sent += n;
+	return true;
+}
+
+static void send_snapshot(struct ml *s, uint32_t sl)
+{
+	struct peer *p = &s->pr[sl];
+	if (s->log->snapshot == NULL) {
+		s->st.snapshots_unavailable++;
+		return;
+	}
+	struct sl_cons_snapshot sn;
+	uint64_t vec[MAXP];
+	if (s->log->snapshot(s->log->ctx, &sn) != 0 || snap_vec(s, sn.data, sn.len, vec) != 0 ||
+	    vec[s->me] + 1 < own_avail(s) || sn.len > s->o.max_snapshot_bytes) {
+		/* none yet, or the own entries after it are gone too: the caller must
+		 * snapshot again (its applied state covers more) */
+		s->st.snapshots_unavailable++;
+		return;
+	}
+	uint8_t *m = msg_start(s, p->node, SNAP_HDR + sn.len, M_SNAP, 0);
+	if (m == NULL)
+		return;
+	sl_put_u32(m + HDR, sn.len);
+	memcpy(m + SNAP_HDR, sn.data, sn.len);
+	msg_finish(s, SNAP_HDR + sn.len);
+	s->st.snapshots_sent++;
+}
+
+/* Everything due to peers: states (acks, nacks, answers), then batches. */
+static void pump(struct ml *s)
+{
+	if (s->failed)
+		return;
+	for (uint32_t i = 0; i < s->n; i++) {
+		if (i == s->me)
+			continue;
+		struct peer *p = &s->pr[i];
+		if (p->state_due) {
+			send_state(s, i, p->state_flags, p->answer_round);
+			p->state_due = false;
+			p->state_flags = 0;
+		}
+		if (p->probing || p->needs_snap)
+			continue;
+		while (ship_one(s, i))
+			;
+	}
+}
+
+static void want_state(struct ml *s, uint32_t sl, uint16_t flags)
+{
+	s->pr[sl].state_due = true;
+	s->pr[sl].state_flags |= flags;
+}
+
+/* ---- create / destroy ---- */
+
+static void ml_destroy(void *st)
+{
+	struct ml *s = st;
+	if (s == NULL)
+		return;
+	for (uint32_t i = 0; i < MAXP; i++)
+		free(s->pr[i].infl);
+	free(s->ring);
+	free(s->ud);
+	free(s->pend);
+	free(s->reads);
+	free(s->ob);
+	free(s->pbuf);
+	free(s->msgs);
+	free(s->mbuf);
+	free(s->commit);
+	free(s->abuf);
+	free(s->acks);
+	free(s->rreads);
+	free(s->sbuf);
+	free(s);
+}
+
+/* Recovery: the per-origin positions come back from the log (every entry names its origin
+ * and origin index) on top of the snapshot's vector; nothing else is persisted. */
+static int recover(struct ml *s)
+{
+	const struct sl_cons_log *l = s->log;
+	uint64_t first = l->first_index(l->ctx), last = l->last_index(l->ctx);
+	if (first == 0)
+		first = 1;
+	uint64_t vec[MAXP] = {0};
+	struct sl_cons_snapshot sn;
+	if (l->snapshot != NULL && l->snapshot(l->ctx, &sn) == 0 && sn.len > 0) {
+		if (snap_vec(s, sn.data, sn.len, vec) != 0)
+			return -EBADMSG;
+	}
+	bool own_seen = false;
+	for (uint64_t i = first; i <= last; i++) {
+		struct sl_cons_entry raw, e;
+		if (l->entry(l->ctx, i, &raw) != 0 || ehdr_get(&raw, &e) != 0)
+			return -EBADMSG;
+		int sl = slot_of(s, e.origin);
+		if (sl < 0)
+			return -EBADMSG;
+		vec[sl] = max64(vec[sl], e.origin_index);
+		s->hlc = max64(s->hlc, e.hlc);
+		if ((uint32_t)sl == s->me) {
+			if (!own_seen)
+				s->own_floor = e.origin_index - 1;
+			own_seen = true;
+			s->ring[e.origin_index % s->ring_cap] = (struct own){i, 0};
+		}
+	}
+	memcpy(s->recv, vec, sizeof(vec));
+	memcpy(s->dur, vec, sizeof(vec));
+	if (!own_seen)
+		s->own_floor = vec[s->me];
+	s->last_index = s->logged_index = s->durable_index = last;
+	s->applied_index = first - 1; /* the recovered entries go out again for apply */
+	memset(s->applied, 0, sizeof(s->applied));
+	if (first > 1) /* the state the caller restored: the snapshot's vector */
+		snap_vec(s, sn.data, sn.len, s->applied);
+	return 0;
+}
+
+static int ml_create(const struct sl_cons_config *cfg, void **out)
+{
+	if (cfg->n_voters == 0 || cfg->n_voters > MAXP || cfg->log == NULL || cfg->n_learners > 0)
+		return -EINVAL;
+	struct ml *s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return -ENOMEM;
+	opts_fill(&s->o, cfg->proto_opts);
+	s->group = cfg->group_id;
+	s->self = cfg->self;
+	s->n = cfg->n_voters;
+	memcpy(s->ids, cfg->voters, s->n * sizeof(s->ids[0]));
+	int me = slot_of(s, s->self);
+	if (me < 0 || s->o.ack_copies > s->n) {
+		free(s);
+		return -EINVAL;
+	}
+	s->me = (uint32_t)me;
+	s->log = cfg->log;
+	s->ring_cap = s->o.retention_entries + 1;
+	s->ring = calloc(s->ring_cap, sizeof(*s->ring));
+	s->ud = calloc(s->o.max_undurable, sizeof(*s->ud));
+	s->pend = calloc(s->o.max_pending, sizeof(*s->pend));
+	s->reads = calloc(s->o.max_reads, sizeof(*s->reads));
+	s->ob_cap = s->o.max_undurable;
+	s->ob = calloc(s->ob_cap, sizeof(*s->ob));
+	s->pcap = s->o.max_batch_bytes * 4 + s->ob_cap * SL_ML_ENTRY_HDR;
+	s->pbuf = malloc(s->pcap);
+	s->msgs_cap = 4 * s->n * (s->o.window_batches + 4) + 4 * s->o.max_reads;
+	s->msgs = calloc(s->msgs_cap, sizeof(*s->msgs));
+	s->mcap = (s->n * s->o.window_bytes) + 2 * (SNAP_HDR + s->o.max_snapshot_bytes) +
+		  4 * s->n * (BATCH_HDR + s->o.max_batch_bytes + BENT_HDR * s->o.max_batch_entries);
+	s->mbuf = malloc(s->mcap);
+	s->commit = calloc(s->o.max_apply_entries, sizeof(*s->commit));
+	s->acap = s->o.max_batch_bytes * 4;
+	s->abuf = malloc(s->acap);
+	s->acks = calloc(s->o.max_pending, sizeof(*s->acks));
+	s->rreads = calloc(s->o.max_reads, sizeof(*s->rreads));
+	s->sbuf = malloc(s->o.max_snapshot_bytes);
+	bool ok = s->ring && s->ud && s->pend && s->reads && s->ob && s->pbuf && s->msgs &&
+		  s->mbuf && s->commit && s->abuf && s->acks && s->rreads && s->sbuf;
+	for (uint32_t i = 0; i < s->n && ok; i++) {
+		struct peer *p = &s->pr[i];
+		p->node = s->ids[i];
+		p->rto = s->o.rto_ns;
+		p->infl = calloc(s->o.window_batches, sizeof(*p->infl));
+		ok = p->infl != NULL;
+	}
+	if (!ok) {
+		ml_destroy(s);
+		return -ENOMEM;
+	}
+	int rc = recover(s);
+	if (rc != 0) {
+		ml_destroy(s);
+		return rc;
+	}
+	for (uint32_t i = 0; i < s->n; i++) {
+		struct peer *p = &s->pr[i];
+		/* where it stands is asked first (acked 0: it counts for no ack level); until
+		 * then it pins nothing, and if the log moved past it meanwhile it gets a
+		 * snapshot. Assuming it held what the log lost would be wrong: a peer in
+		 * 'needs snapshot' did not. */
+		p->probing = true;
+		p->acked = 0;
+		p->cursor = 1;
+	}
+	*out = s;
+	return 0;
+}
+
+/* ---- proposals ---- */
+
+static bool room_for(const struct ml *s, uint32_t len)
+{
+	return s->ud_len < s->o.max_undurable && s->ob_n < s->ob_cap &&
+	       s->pcap - s->pused >= SL_ML_ENTRY_HDR + len;
+}
+
+/* Append one entry to the local log (outbox to persist); the caller checked room_for. */
+static void append(struct ml *s, uint32_t slot, uint64_t oidx, uint64_t hlc, uint64_t session,
+		   uint64_t seq, const uint8_t *d, uint32_t len, uint64_t pid)
+{
+	uint8_t *p = s->pbuf + s->pused;
+	ehdr_put(p, s->ids[slot], oidx, hlc, session, seq);
+	if (len > 0)
+		memcpy(p + SL_ML_ENTRY_HDR, d, len);
+	s->pused += SL_ML_ENTRY_HDR + len;
+	uint64_t local = ++s->last_index;
+	s->ob[s->ob_n++] = (struct sl_cons_entry){
+	    .term = 1, .index = local, .proposal_id = pid, .type = SL_CONS_ENTRY_NORMAL,
+	    .len = SL_ML_ENTRY_HDR + len, .data = p, .origin = s->ids[slot], .origin_index = oidx,
+	    .hlc = hlc, .session = session, .session_seq = seq};
+	s->ud[(s->ud_head + s->ud_len++) % s->o.max_undurable] = (struct undur){local, oidx, slot};
+	s->recv[slot] = oidx;
+}
+
+/* A peer pins the log from the first own entry it lacks. Once that holds more than
+ * retention_entries own entries, or spans more than retention_entries local entries
+ * (other origins' writes pile up behind it), it moves to snapshot catch-up: writes go
+ * on and the log can be compacted past it. */
+static bool over_retention(const struct ml *s, const struct peer *p, uint64_t avail)
+{
+	uint64_t need = p->acked + 1;
+	if (own_last(s) - p->acked > s->o.retention_entries)
+		return true;
+	return need <= own_last(s) && need >= avail &&
+	       s->last_index - s->ring[need % s->ring_cap].local >= s->o.retention_entries;
+}
+
+static void check_retention(struct ml *s)
+{
+	uint64_t avail = own_avail(s);
+	for (uint32_t i = 0; i < s->n; i++) {
+		struct peer *p = &s->pr[i];
+		if (i != s->me && !p->needs_snap && !p->probing && over_retention(s, p, avail))
+			mark_needs_snap(s, p);
+	}
+}
+
+int sl_ml_propose(void *st, uint64_t pid, const uint8_t *data, uint32_t len,
+		  const struct sl_ml_prop *prop)
+{
+	struct ml *s = st;
+	if (s->failed)
+		return -EIO;
+	uint32_t k = prop != NULL && prop->ack_copies ? prop->ack_copies : s->o.ack_copies;
+	if (k > s->n)
+		return -EINVAL;
+	if (len > s->o.max_entry_bytes)
+		return -EMSGSIZE;
+	if (s->p_len == s->o.max_pending || !room_for(s, len))
+		return -ENOBUFS;
+	if (s->snap_pending) {
+		s->st.busy_refused++;
+		return -EBUSY; /* a snapshot waits for what is in flight here to settle */
+	}
+	uint64_t oidx = own_last(s) + 1;
+	uint64_t hlc = hlc_next(s);
+	append(s, s->me, oidx, hlc, prop ? prop->session : 0, prop ? prop->session_seq : 0, data,
+	       len, pid);
+	s->ring[oidx % s->ring_cap] = (struct own){s->last_index, s->now};
+	s->pend[(s->p_head + s->p_len++) % s->o.max_pending] =
+		(struct pend){pid, oidx, s->last_index, k, false};
+	s->st.proposals++;
+	check_retention(s);
+	return 0;
+}
+
+static int ml_propose(void *st, uint64_t pid, const uint8_t *data, uint32_t len)
+{
+	return sl_ml_propose(st, pid, data, len, NULL);
+}
+
+uint64_t sl_ml_last_own(void *st) { return own_last(st); }
+
+/* ---- messages from peers ---- */
+
+static int bad(struct ml *s)
+{
+	s->st.msgs_bad++;
+	return -EBADMSG;
+}
+
+static int on_batch(struct ml *s, uint32_t from, const uint8_t *b, uint32_t len)
+{
+	if (len < BATCH_HDR)
+		return bad(s);
+	uint64_t first = sl_get_u64(b + HDR);
+	uint32_t n = sl_get_u32(b + HDR + 8);
+	uint32_t origin = sl_get_u32(b + HDR + 12);
+	if (origin != s->ids[from] || first == 0 || first > PEER_VALUE_MAX || n == 0 ||
+	    n > (len - BATCH_HDR) / BENT_HDR)
+		return bad(s); /* each replica ships only its own stream */
+	/* validate every entry before taking any */
+	uint32_t off = BATCH_HDR;
+	for (uint32_t i = 0; i < n; i++) {
+		if (len - off < BENT_HDR)
+			return bad(s);
+		uint32_t el = sl_get_u32(b + off + 24);
+		if (el > s->o.max_entry_bytes || el > len - off - BENT_HDR ||
+		    sl_get_u64(b + off) > PEER_VALUE_MAX)
+			return bad(s);
+		off += BENT_HDR + el;
+	}
+	if (off != len)
+		return bad(s);
+	s->st.batches_received++;
+	if (s->snap_pending) {
+		s->st.busy_dropped += n; /* resent once this replica says where it stands */
+		return 0;
+	}
+	uint64_t ne = s->recv[from] + 1;
+	if (first > ne) {
+#ifndef SL_MUTATION_ML_NO_INDEX_CHECK
+		/* a gap (a lost or reordered batch): apply nothing, tell the sender where to
+		 * resume */
+		s->st.gap_batches++;
+		s->st.nacks_sent++;
+		want_state(s, from, F_NACK);
+		return 0;
+#else
+		s->recv[from] = first - 1; /* the deliberate bug: the gap is skipped */
+		ne = first;
+#endif
+	}
+	if (first + n - 1 < ne) {
+		s->st.stale_batches++;
+		want_state(s, from, 0); /* duplicate or late: ack again */
+		return 0;
+	}
+	off = BATCH_HDR;
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t hlc = sl_get_u64(b + off);
+		uint32_t el = sl_get_u32(b + off + 24);
+		uint64_t oi = first + i;
+		if (oi < ne) {
+			s->st.stale_entries++;
+		} else if (!room_for(s, el)) {
+			s->st.busy_dropped += n - i; /* the sender resends from what we ack */
+			break;
+		} else {
+			append(s, from, oi, hlc, sl_get_u64(b + off + 8), sl_get_u64(b + off + 16),
+			       b + off + BENT_HDR, el, 0);
+			s->hlc = max64(s->hlc, hlc);
+			s->st.entries_applied_remote++;
+		}
+		off += BENT_HDR + el;
+	}
+	want_state(s, from, 0);
+	check_retention(s);
+	return 0;
+}
+
+static bool confirm_reads(struct ml *s);
+
+static int on_state(struct ml *s, uint32_t from, uint16_t flags, const uint8_t *b, uint32_t len)
+{
+	if (len < STATE_HDR)
+		return bad(s);
+	uint64_t round = sl_get_u64(b + HDR);
+	uint64_t echo = sl_get_u64(b + HDR + 8);
+	uint64_t ne = sl_get_u64(b + HDR + 16);
+	uint32_t n = b[HDR + 24];
+	if (n > MAXP || len != STATE_HDR + 12u * n || ne == 0 || ne > PEER_VALUE_MAX ||
+	    round > PEER_VALUE_MAX || echo > PEER_VALUE_MAX)
+		return bad(s);
+	uint64_t vec[MAXP] = {0};
+	for (uint32_t i = 0; i < n; i++) {
+		int sl = slot_of(s, sl_get_u32(b + STATE_HDR + 12 * i));
+		uint64_t v = sl_get_u64(b + STATE_HDR + 12 * i + 4);
+		if (sl < 0 || v > PEER_VALUE_MAX)
+			return bad(s);
+		vec[sl] = v;
+	}
+	/* it cannot hold more of this replica's stream than there is */
+	if (ne - 1 > own_last(s) || vec[s->me] > ne - 1)
+		return bad(s);
+	struct peer *p = &s->pr[from];
+	for (uint32_t i = 0; i < s->n; i++)
+		p->dur[i] = max64(p->dur[i], vec[i]);
+	if (vec[s->me] > p->acked) {
+		p->acked = vec[s->me];
+		s->dirty = true;
+	}
+	if (flags & F_NACK)
+		s->st.nacks_received++;
+	if (p->needs_snap) {
+		if (ne >= own_avail(s) && !over_retention(s, p, own_avail(s))) {
+			p->needs_snap = false; /* back on the stream */
+			p->probing = false;
+			p->cursor = ne;
+			infl_clear(p);
+			s->st.snapshot_catchups++;
+		}
+	} else if (p->probing) {
+		p->probing = false;
+		p->cursor = ne;
+		infl_clear(p);
+	} else {
+		/* batches it received entirely leave the window; progress resets the backoff */
+		while (p->in > 0 && p->infl[p->ih].last < ne) {
+			p->ibytes -= p->infl[p->ih].bytes;
+			p->ih = (p->ih + 1) % s->o.window_batches;
+			p->in--;
+			p->rto = s->o.rto_ns;
+		}
+		if ((flags & F_NACK) && ne < p->cursor &&
+		    !(ne == p->nack_ne && s->now < p->nack_ns + p->rto)) {
+			p->cursor = ne; /* rewind: catch up from the log */
+			infl_clear(p);
+			p->nack_ne = ne;
+			p->nack_ns = s->now;
+			s->st.rewinds++;
+		} else if (ne > p->cursor) {
+			p->cursor = ne; /* it has more than shipped (a snapshot from elsewhere) */
+			infl_clear(p);
+		}
+	}
+	if (flags & F_REQ) {
+		want_state(s, from, F_RESP);
+		p->answer_round = round; /* the latest asked (rounds restart with the asker) */
+	}
+	if ((flags & F_RESP) && echo > s->round) {
+		s->st.stale_answers++; /* answers a round of an earlier life of this replica */
+	} else if ((flags & F_RESP) && echo > p->resp_round) {
+		p->resp_round = echo;
+		confirm_reads(s);
+	}
+	s->dirty = true;
+	return 0;
+}
+
+static int on_snap(struct ml *s, uint32_t from, const uint8_t *b, uint32_t len)
+{
+	if (len < SNAP_HDR)
+		return bad(s);
+	uint32_t dl = sl_get_u32(b + HDR);
+	uint64_t vec[MAXP];
+	if (dl != len - SNAP_HDR || snap_vec(s, b + SNAP_HDR, dl, vec) != 0)
+		return bad(s);
+	if (dl > s->o.max_snapshot_bytes) {
+		s->st.msgs_too_big++;
+		return -EMSGSIZE;
+	}
+	/* The caller MERGES a multileader snapshot into its state (the LWW join: per key the
+	 * winner of both, per origin the higher position), so what this replica holds and
+	 * the snapshot lacks (its own newest writes, say) stays: two replicas that both
+	 * passed each other's retention each take the other's snapshot. */
+	bool newer = false;
+	for (uint32_t i = 0; i < s->n; i++)
+		newer |= vec[i] > s->recv[i];
+	if (!newer) {
+		want_state(s, from, 0);
+		return 0;
+	}
+	if (s->snap_pending) {
+		s->st.snapshots_refused++; /* one at a time */
+		return 0;
+	}
+	memcpy(s->sbuf, b + SNAP_HDR, dl);
+	s->slen = dl;
+	memcpy(s->snapvec, vec, sizeof(vec));
+	s->snap_pending = true;
+	return 0;
+}
+
+/* The longest message a peer with the same options sends: a snapshot or a full batch. */
+static uint32_t max_msg_bytes(const struct ml *s)
+{
+	uint32_t snap = SNAP_HDR + s->o.max_snapshot_bytes;
+	uint32_t batch = BATCH_HDR + s->o.max_batch_bytes + BENT_HDR * s->o.max_batch_entries;
+	return snap > batch ? snap : batch;
+}
+
+static int ml_step(void *st, const struct sl_cons_msg *m)
+{
+	struct ml *s = st;
+	if (m->buf == NULL || m->len < HDR || m->buf[0] != ML_VERSION || m->buf[1] == 0 ||
+	    m->buf[1] >= M_END || sl_get_u32(m->buf + 4) != fnv1a(m->buf + 8, m->len - 8))
+		return bad(s);
+	if (m->len > max_msg_bytes(s)) {
+		s->st.msgs_too_big++;
+		return -EMSGSIZE;
+	}
+	int from = slot_of(s, m->from);
+	if (from < 0 || (uint32_t)from == s->me || m->to != s->self || m->group_id != s->group)
+		return bad(s);
+	if (s->failed)
+		return -EIO;
+	uint16_t flags = sl_get_u16(m->buf + 2);
+	int rc;
+	switch (m->buf[1]) {
+	case M_BATCH:
+		rc = on_batch(s, (uint32_t)from, m->buf, m->len);
+		break;
+	case M_STATE:
+		rc = on_state(s, (uint32_t)from, flags, m->buf, m->len);
+		break;
+	default:
+		rc = on_snap(s, (uint32_t)from, m->buf, m->len);
+		break;
+	}
+	pump(s);
+	return rc;
+}
+
+/* ---- time, storage ---- */
+
+static void ml_tick(void *st, uint64_t now)
+{
+	struct ml *s = st;
+	if (now > s->now)
+		s->now = now;
+	if (s->failed)
+		return;
+	check_retention(s);
+	bool unconfirmed = false;
+	for (uint32_t i = 0; i < s->n_reads; i++)
+		unconfirmed |= s->reads[i].kind == RD_CAD && !s->reads[i].confirmed;
+	for (uint32_t i = 0; i < s->n; i++) {
+		if (i == s->me)
+			continue;
+		struct peer *p = &s->pr[i];
+		if (s->now >= p->hb_due) {
+			p->hb_due = s->now + s->o.heartbeat_ns;
+			want_state(s, i, (p->probing || p->needs_snap || unconfirmed) ? F_REQ : 0);
+		}
+		if (p->needs_snap) {
+			if (p->snap_ns == 0 || s->now >= p->snap_ns + p->rto) {
+				p->snap_ns = s->now;
+				send_snapshot(s, i);
+			}
+			continue;
+		}
+		if (p->in > 0 && s->now >= p->infl[p->ih].sent_ns + p->rto) {
+			/* nothing heard for the oldest batch: resend from it, back off */
+			p->cursor = p->infl[p->ih].first;
+			infl_clear(p);
+			p->rto = min64(p->rto * 2, s->o.rto_max_ns);
+			s->st.retransmits++;
+		}
+	}
+	if (s->n_reads > 0)
+		s->dirty = true; /* timeouts */
+	pump(s);
+}
+
+static void ml_persisted(void *st, uint64_t term, uint64_t index)
+{
+	struct ml *s = st;
+	(void)term;
+	if (s->failed)
+		return;
+	index = min64(index, s->logged_index);
+	if (index <= s->durable_index)
+		return;
+	s->durable_index = index;
+	while (s->ud_len > 0 && s->ud[s->ud_head].local <= index) {
+		struct undur *u = &s->ud[s->ud_head];
+		s->dur[u->slot] = max64(s->dur[u->slot], u->oidx);
+		if (u->slot != s->me)
+			want_state(s, u->slot, 0); /* cumulative ack of what is durable */
+		s->ud_head = (s->ud_head + 1) % s->o.max_undurable;
+		s->ud_len--;
+	}
+	s->dirty = true;
+	pump(s);
+}
+
+static void ml_storage_failed(void *st, uint64_t index, int err)
+{
+	struct ml *s = st;
+	(void)index;
+	(void)err;
+	s->failed = true;
+	s->dirty = true;
+}
+
+/* ---- reads ---- */
+
+static int read_add(struct ml *s, uint64_t id, uint8_t kind)
+{
+	if (s->failed)
+		return -EIO;
+	if (s->n_reads == s->o.max_reads)
+		return -ENOBUFS;
+	struct mread *r = &s->reads[s->n_reads++];
+	memset(r, 0, sizeof(*r));
+	r->id = id;
+	r->kind = kind;
+	r->deadline = s->now + s->o.read_timeout_ns;
+	s->dirty = true;
+	return 0;
+}
+
+/* A CAD read is confirmed once a majority (itself included) answered a round at least as
+ * new as the read's: any write an earlier CAD read showed is durable on one of them, so
+ * the target (the highest durable position known per origin) covers it: monotonic. */
+static bool confirm_reads(struct ml *s)
+{
+	bool any = false;
+	for (uint32_t r = 0; r < s->n_reads; r++) {
+		struct mread *rd = &s->reads[r];
+		if (rd->kind != RD_CAD || rd->confirmed)
+			continue;
+		uint32_t votes = 1;
+		for (uint32_t i = 0; i < s->n; i++)
+			votes += i != s->me && s->pr[i].resp_round >= rd->round;
+		if (votes < s->n / 2 + 1)
+			continue;
+		rd->confirmed = true;
+		for (uint32_t o = 0; o < s->n; o++) {
+			uint64_t t = s->dur[o];
+			for (uint32_t i = 0; i < s->n; i++)
+				if (i != s->me)
+					t = max64(t, s->pr[i].dur[o]);
+			rd->target[o] = t;
+		}
+		any = true;
+	}
+	return any;
+}
+
+static int ml_read(void *st, uint64_t id)
+{
+	struct ml *s = st;
+	int rc = read_add(s, id, RD_CAD);
+	if (rc != 0)
+		return rc;
+	/* rounds grow with time too, so that an answer still in flight from before a restart
+	 * never confirms a read of this life (checked: echo <= round) */
+	s->round = max64(s->round + 1, s->now);
+	s->reads[s->n_reads - 1].round = s->round;
+	s->st.reads_cad++;
+	for (uint32_t i = 0; i < s->n; i++)
+		if (i != s->me)
+			want_state(s, i, F_REQ);
+	confirm_reads(s); /* a group of one */
+	pump(s);
+	return 0;
+}
+
+int sl_ml_read_after(void *st, uint64_t id, uint32_t origin, uint64_t oidx)
+{
+	struct ml *s = st;
+	int sl = slot_of(s, origin);
+	if (sl < 0)
+		return -EINVAL;
+	int rc = read_add(s, id, RD_RYW);
+	if (rc != 0)
+		return rc;
+	s->reads[s->n_reads - 1].slot = (uint32_t)sl;
+	s->reads[s->n_reads - 1].target[sl] = oidx;
+	s->st.reads_ryw++;
+	return 0;
+}
+
+/* Per origin, the position durable on a majority: the (n/2+1)-th highest of what this
+ * replica and its peers reported durable. */
+static uint64_t majority_durable(const struct ml *s, uint32_t o)
+{
+	uint64_t v[MAXP];
+	for (uint32_t i = 0; i < s->n; i++)
+		v[i] = i == s->me ? s->dur[o] : s->pr[i].dur[o];
+	uint32_t need = s->n / 2 + 1;
+	/* selection by counting: the largest value with at least `need` values >= it */
+	uint64_t best = 0;
+	for (uint32_t i = 0; i < s->n; i++) {
+		uint32_t ge = 0;
+		for (uint32_t j = 0; j < s->n; j++)
+			ge += v[j] >= v[i];
+		if (ge >= need && v[i] > best)
+			best = v[i];
+	}
+	return best;
+}
+
+static bool read_servable(const struct ml *s, const struct mread *r, const uint64_t *vec)
+{
+	if (r->kind == RD_RYW)
+		return vec[r->slot] >= r->target[r->slot];
+	if (!r->confirmed)
+		return false;
+#ifdef SL_MUTATION_CAD_EARLY
+	const bool durable_check = false; /* the deliberate bug: served before majority durable */
+#else
+	const bool durable_check = true;
+#endif
+	for (uint32_t o = 0; o < s->n; o++) {
+		if (vec[o] < r->target[o])
+			return false;
+		if (durable_check && vec[o] > majority_durable(s, o))
+			return false; /* it would show a write not yet durable on a majority */
+	}
+	return true;
+}
+
+/* ---- ready / advance ---- */
+
+static uint32_t copies(const struct ml *s, uint64_t oidx)
+{
+	uint32_t c = s->dur[s->me] >= oidx;
+	for (uint32_t i = 0; i < s->n; i++)
+		c += i != s->me && s->pr[i].acked >= oidx;
+	return c;
+}
+
+/* A snapshot goes out alone, once everything appended here is durable and applied (its
+ * index follows the log's end); meanwhile proposals and batches are refused. */
+static bool settled(const struct ml *s)
+{
+	return s->ob_n == 0 && s->ud_len == 0 && s->applied_index == s->logged_index;
+}
+
+static bool ml_has_ready(void *st)
+{
+	struct ml *s = st;
+	if (s->ob_n > 0 || s->n_msgs > 0 || (s->snap_pending && settled(s)))
+		return true;
+	if (s->failed)
+		return s->p_len > 0 || s->n_reads > 0;
+	if (s->applied_index < min64(s->durable_index, s->logged_index))
+		return true;
+	return s->dirty && (s->p_len > 0 || s->n_reads > 0);
+}
+
+static void ml_ready(void *st, struct sl_cons_ready *rd)
+{
+	struct ml *s = st;
+	memset(rd, 0, sizeof(*rd));
+	s->rd_snap = false;
+	s->rd_last = s->last_index;
+	s->rd_applied_to = s->applied_index;
+	memcpy(s->rd_vec, s->applied, sizeof(s->rd_vec));
+	rd->msgs = s->msgs;
+	rd->n_msgs = s->n_msgs;
+	uint32_t na = 0, nr = 0;
+	if (s->failed) {
+		for (uint32_t i = 0; i < s->p_len; i++) {
+			struct pend *p = &s->pend[(s->p_head + i) % s->o.max_pending];
+			if (!p->done)
+				s->acks[na++] = (struct sl_cons_ack){p->pid, 0, SL_CONS_ACK_STORAGE};
+			p->done = true;
+		}
+		for (uint32_t i = 0; i < s->n_reads; i++)
+			s->rreads[nr++] = (struct sl_cons_read){s->reads[i].id, 0, SL_CONS_ACK_STORAGE};
+		s->n_reads = 0;
+		rd->acks = s->acks;
+		rd->n_acks = na;
+		rd->reads = s->rreads;
+		rd->n_reads = nr;
+		s->dirty = false;
+		return;
+	}
+	if (s->snap_pending && settled(s)) {
+		/* alone in its ready, at the log's end (everything in the log is applied): the
+		 * caller merges it into its state and keeps the log (multileader.h) */
+		rd->has_snapshot = true;
+		rd->snapshot.index = s->last_index;
+		rd->snapshot.term = 1;
+		rd->snapshot.conf.n_voters = s->n;
+		memcpy(rd->snapshot.conf.voters, s->ids, s->n * sizeof(s->ids[0]));
+		rd->snapshot.len = s->slen;
+		rd->snapshot.data = s->sbuf;
+		s->rd_snap = true;
+		return;
+	}
+	rd->persist = s->ob;
+	rd->n_persist = s->ob_n;
+	/* committed: the durable prefix of the local log, read back and stripped */
+	uint64_t upto = min64(s->durable_index, s->logged_index);
+	uint32_t nc = 0, aused = 0;
+	for (uint64_t i = s->applied_index + 1; i <= upto && nc < s->o.max_apply_entries; i++) {
+		struct sl_cons_entry raw, e;
+		if (s->log->entry(s->log->ctx, i, &raw) != 0 || ehdr_get(&raw, &e) != 0 ||
+		    slot_of(s, e.origin) < 0) {
+			s->failed = true; /* the caller's log lost or garbled a durable entry */
+			break;
+		}
+		if (nc > 0 && s->acap - aused < e.len)
+			break;
+		if (e.len > 0) {
+			memcpy(s->abuf + aused, e.data, e.len);
+			e.data = s->abuf + aused;
+			aused += e.len;
+		}
+		e.proposal_id = 0;
+		s->commit[nc++] = e;
+		uint32_t sl = (uint32_t)slot_of(s, e.origin);
+		s->rd_vec[sl] = max64(s->rd_vec[sl], e.origin_index);
+		s->rd_applied_to = i;
+	}
+	rd->committed = s->commit;
+	rd->n_committed = nc;
+	/* acks: applied here, and durable on as many replicas as the proposal asked */
+	for (uint32_t i = 0; i < s->p_len && !s->failed; i++) {
+		struct pend *p = &s->pend[(s->p_head + i) % s->o.max_pending];
+		if (!p->done && p->local <= s->rd_applied_to && copies(s, p->oidx) >= p->k) {
+			s->acks[na++] = (struct sl_cons_ack){p->pid, p->local, SL_CONS_ACK_OK};
+			p->done = true;
+		}
+	}
+	confirm_reads(s);
+	uint32_t keep = 0;
+	for (uint32_t i = 0; i < s->n_reads; i++) {
+		struct mread *r = &s->reads[i];
+		if (read_servable(s, r, s->rd_vec)) {
+			s->rreads[nr++] = (struct sl_cons_read){r->id, s->rd_applied_to, SL_CONS_ACK_OK};
+			s->st.reads_served++;
+		} else if (s->now >= r->deadline) {
+			s->rreads[nr++] = (struct sl_cons_read){r->id, 0, SL_CONS_ACK_DROPPED};
+			s->st.reads_timed_out++;
+		} else {
+			s->reads[keep++] = *r;
+		}
+	}
+	s->n_reads = keep;
+	rd->acks = s->acks;
+	rd->n_acks = na;
+	rd->reads = s->rreads;
+	rd->n_reads = nr;
+	s->st.acks_sent += na;
+	s->dirty = false;
+}
+
+static void ml_advance(void *st, const struct sl_cons_ready *rd)
+{
+	struct ml *s = st;
+	(void)rd;
+	s->n_msgs = 0;
+	s->mused = 0;
+	while (s->p_len > 0 && s->pend[s->p_head].done) {
+		s->p_head = (s->p_head + 1) % s->o.max_pending;
+		s->p_len--;
+	}
+	if (s->rd_snap) {
+		s->snap_pending = false;
+		/* the log stays: own entries in it still go to peers that lack them */
+		if (s->snapvec[s->me] > own_last(s))
+			s->own_floor = s->snapvec[s->me]; /* it knew more of ours than we held */
+		for (uint32_t i = 0; i < s->n; i++)
+			s->recv[i] = s->dur[i] = s->applied[i] = max64(s->recv[i], s->snapvec[i]);
+		s->st.snapshots_installed++;
+		for (uint32_t i = 0; i < s->n; i++)
+			if (i != s->me)
+				want_state(s, i, 0); /* tell every origin where to resume */
+	} else if (!s->failed) {
+		s->ob_n = 0;
+		s->pused = 0;
+		s->logged_index = s->rd_last;
+		s->applied_index = s->rd_applied_to;
+		memcpy(s->applied, s->rd_vec, sizeof(s->applied));
+	}
+	s->rd_snap = false;
+	pump(s);
+}
+
+static void ml_status(void *st, struct sl_cons_status *o)
+{
+	struct ml *s = st;
+	memset(o, 0, sizeof(*o));
+	o->role = SL_CONS_ROLE_REPLICA;
+	o->leader = SL_CONS_NODE_NONE;
+	o->term = 1;
+	o->commit_index = s->durable_index;
+	o->applied_index = s->applied_index;
+	o->last_index = s->last_index;
+	o->durable_index = s->durable_index;
+}
+
+uint64_t sl_ml_safe_delete(void *st)
+{
+	struct ml *s = st;
+	uint64_t l = min64(s->applied_index, s->durable_index);
+	uint64_t avail = own_avail(s);
+	for (uint32_t i = 0; i < s->n; i++) {
+		const struct peer *p = &s->pr[i];
+		if (i == s->me || p->needs_snap || p->probing)
+			continue;
+		uint64_t need = p->acked + 1;
+		if (need > own_last(s) || need < avail)
+			continue; /* has everything / beyond the log already (snapshot next) */
+		l = min64(l, s->ring[need % s->ring_cap].local - 1);
+	}
+	return l;
+}
+
+void sl_ml_stats(void *st, struct sl_ml_stats *out)
+{
+	struct ml *s = st;
+	*out = s->st;
+	out->retention_alarm = false;
+	for (uint32_t i = 0; i < s->n; i++)
+		out->retention_alarm |= i != s->me && s->pr[i].needs_snap;
+}
+
+uint32_t sl_ml_peers(void *st, struct sl_ml_peer *out, uint32_t cap)
+{
+	struct ml *s = st;
+	uint32_t n = 0;
+	for (uint32_t i = 0; i < s->n && n < cap; i++) {
+		const struct peer *p = &s->pr[i];
+		if (i == s->me)
+			continue;
+		out[n++] = (struct sl_ml_peer){p->node, p->acked, p->cursor, own_last(s) - p->acked,
+					       p->needs_snap, p->probing};
+	}
+	return n;
+}
+
+uint32_t sl_ml_origins(void *st, struct sl_ml_origin *out, uint32_t cap)
+{
+	struct ml *s = st;
+	uint32_t n = 0;
+	for (uint32_t i = 0; i < s->n && n < cap; i++, n++)
+		out[n] = (struct sl_ml_origin){s->ids[i], s->recv[i], s->dur[i], s->applied[i]};
+	return n;
+}
+
+const struct sl_cons_ops sl_cons_multileader_ops = {
+	.name = "multileader",
+	.create = ml_create,
+	.destroy = ml_destroy,
+	.propose = ml_propose,
+	.step = ml_step,
+	.tick = ml_tick,
+	.persisted = ml_persisted,
+	.storage_failed = ml_storage_failed,
+	.has_ready = ml_has_ready,
+	.ready = ml_ready,
+	.advance = ml_advance,
+	.status = ml_status,
+	.read = ml_read,
+};

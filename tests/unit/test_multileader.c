@@ -1,0 +1,901 @@
+/* test_multileader.c - the multileader protocol on a three-replica harness (in-memory logs
+ * with a durable prefix, a lossy network, an LWW key-value state machine that checks each
+ * origin's stream arrives in order): convergence, faults, nack/rewind, restart recovery,
+ * ack levels, retention with snapshot catch-up, CAD and read-your-writes, bad messages. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "consensus.h"
+#include "lww.h"
+#include "multileader.h"
+#include "sl_le.h"
+
+#define N 3u
+#define KEYS 8u
+#define LOGCAP (1u << 15)
+#define NETCAP 8192u
+#define MS 1000000ull
+#define MAXACK 4096u
+
+struct kv {
+	uint64_t value, hlc;
+	uint32_t origin;
+};
+
+struct hnode {
+	uint32_t id;
+	void *st;
+	bool down;
+	/* the log: entries[i] for first <= i <= last; durable up to synced */
+	uint8_t *ent[LOGCAP];
+	uint32_t elen[LOGCAP];
+	uint64_t first, last, synced;
+	uint8_t snap[1024];
+	uint32_t snap_len;
+	uint64_t snap_index;
+	struct sl_cons_log view;
+	/* state machine */
+	struct kv kv[KEYS];
+	uint64_t vec[N + 1]; /* applied origin index by node id */
+	uint64_t floor, applied;
+	uint64_t order_errs, applies;
+	uint64_t sess_last[4];
+	/* outcomes */
+	uint8_t ack_status[MAXACK]; /* by proposal id: 0 none, 1 ok, 2 other */
+	uint64_t read_index[64];
+	uint32_t read_status[64];
+	bool read_done[64];
+};
+
+struct netmsg {
+	uint32_t from, to, len;
+	uint8_t *buf;
+};
+
+static struct hnode nodes[N];
+static struct netmsg net[NETCAP];
+static uint32_t n_net;
+static uint64_t now_ns = 1000 * MS;
+static uint64_t rng = 42;
+static struct sl_ml_opts opts;
+static uint32_t drop_ppm, dup_ppm;
+static bool reorder;
+static bool cut[N + 1][N + 1]; /* cut[a][b]: a -> b lost */
+static uint32_t no_batches_from; /* that node's batches are lost, its other messages not */
+
+static uint64_t rnd(void)
+{
+	uint64_t z = (rng += 0x9e3779b97f4a7c15ull);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+/* ---- the log read side ---- */
+
+static uint64_t l_first(void *c) { return ((struct hnode *)c)->first; }
+static uint64_t l_last(void *c) { return ((struct hnode *)c)->last; }
+static int l_term(void *c, uint64_t i, uint64_t *t)
+{
+	struct hnode *h = c;
+	if (i < h->first || i > h->last)
+		return -ENOENT;
+	*t = 1;
+	return 0;
+}
+static int l_entry(void *c, uint64_t i, struct sl_cons_entry *o)
+{
+	struct hnode *h = c;
+	if (i < h->first || i > h->last)
+		return -ENOENT;
+	memset(o, 0, sizeof(*o));
+	o->term = 1;
+	o->index = i;
+	o->len = h->elen[i % LOGCAP];
+	o->data = h->ent[i % LOGCAP];
+	return 0;
+}
+static int l_snap(void *c, struct sl_cons_snapshot *o)
+{
+	struct hnode *h = c;
+	if (h->snap_len == 0)
+		return -EAGAIN;
+	memset(o, 0, sizeof(*o));
+	o->index = h->snap_index;
+	o->term = 1;
+	o->len = h->snap_len;
+	o->data = h->snap;
+	return 0;
+}
+
+static uint32_t state_encode(struct hnode *h, uint8_t *buf)
+{
+	uint32_t ids[N];
+	uint64_t idx[N];
+	for (uint32_t i = 0; i < N; i++) {
+		ids[i] = i + 1;
+		idx[i] = h->vec[i + 1];
+	}
+	uint32_t off = sl_ml_snap_vec_put(buf, 1024, ids, idx, N);
+	assert_true(off > 0);
+	memcpy(buf + off, h->kv, sizeof(h->kv));
+	return off + (uint32_t)sizeof(h->kv);
+}
+
+static void state_decode(struct hnode *h, const uint8_t *d, uint32_t len)
+{
+	uint32_t ids[N], n;
+	uint64_t idx[N];
+	int off = sl_ml_snap_vec_get(d, len, ids, idx, N, &n);
+	assert_true(off > 0);
+	memset(h->vec, 0, sizeof(h->vec));
+	for (uint32_t i = 0; i < n; i++)
+		h->vec[ids[i]] = idx[i];
+	assert_int_equal(len - (uint32_t)off, sizeof(h->kv));
+	memcpy(h->kv, d + off, sizeof(h->kv));
+}
+
+/* ---- replica lifecycle ---- */
+
+static void start(struct hnode *h)
+{
+	struct sl_cons_config cfg;
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.group_id = 5;
+	cfg.self = h->id;
+	cfg.n_voters = N;
+	for (uint32_t i = 0; i < N; i++)
+		cfg.voters[i] = i + 1;
+	cfg.proto_opts = &opts;
+	h->view = (struct sl_cons_log){h, l_first, l_last, l_term, l_entry, l_snap};
+	cfg.log = &h->view;
+	/* the state machine comes back from the snapshot; the log is applied again on top */
+	memset(h->kv, 0, sizeof(h->kv));
+	memset(h->vec, 0, sizeof(h->vec));
+	memset(h->sess_last, 0, sizeof(h->sess_last));
+	h->floor = h->applied = 0;
+	if (h->snap_len > 0) {
+		state_decode(h, h->snap, h->snap_len);
+		h->floor = h->applied = h->snap_index;
+	}
+	assert_int_equal(sl_cons_multileader_ops.create(&cfg, &h->st), 0);
+	h->down = false;
+}
+
+static void setup_all(void)
+{
+	for (uint32_t i = 0; i < N; i++) {
+		struct hnode *h = &nodes[i];
+		for (uint32_t j = 0; j < LOGCAP; j++)
+			free(h->ent[j]);
+		memset(h, 0, sizeof(*h));
+		h->id = i + 1;
+		h->first = 1;
+		start(h);
+	}
+	for (uint32_t i = 0; i < n_net; i++)
+		free(net[i].buf);
+	n_net = 0;
+	drop_ppm = dup_ppm = 0;
+	reorder = false;
+	memset(cut, 0, sizeof(cut));
+	no_batches_from = 0;
+}
+
+static void teardown_all(void)
+{
+	for (uint32_t i = 0; i < N; i++) {
+		if (nodes[i].st)
+			sl_cons_multileader_ops.destroy(nodes[i].st);
+		nodes[i].st = NULL;
+		for (uint32_t j = 0; j < LOGCAP; j++) {
+			free(nodes[i].ent[j]);
+			nodes[i].ent[j] = NULL;
+		}
+	}
+	for (uint32_t i = 0; i < n_net; i++)
+		free(net[i].buf);
+	n_net = 0;
+}
+
+/* crash: the unsynced tail is lost, the protocol instance is rebuilt from the log */
+static void restart(struct hnode *h)
+{
+	sl_cons_multileader_ops.destroy(h->st);
+	h->last = h->synced;
+	start(h);
+}
+
+static void apply(struct hnode *h, const struct sl_cons_entry *e)
+{
+	if (e->index <= h->floor)
+		return;
+	assert_int_equal(e->index, h->applied + 1);
+	h->applied = e->index;
+	assert_true(e->origin >= 1 && e->origin <= N);
+	if (e->origin_index != h->vec[e->origin] + 1)
+		h->order_errs++; /* an origin's stream applied out of order, twice or with a gap */
+	h->vec[e->origin] = e->origin_index;
+	if (e->session > 0 && e->session < 4) {
+		if (e->session_seq != h->sess_last[e->session] + 1)
+			h->order_errs++;
+		h->sess_last[e->session] = e->session_seq;
+	}
+	h->applies++;
+	assert_int_equal(e->len, 12);
+	uint32_t key = sl_get_u32(e->data) % KEYS;
+	struct kv *k = &h->kv[key];
+	if (sl_lww_wins(e->hlc, e->origin, k->hlc, k->origin))
+		*k = (struct kv){sl_get_u64(e->data + 4), e->hlc, e->origin};
+}
+
+static void process(struct hnode *h)
+{
+	const struct sl_cons_ops *ops = &sl_cons_multileader_ops;
+	for (int round = 0; round < 100 && ops->has_ready(h->st); round++) {
+		struct sl_cons_ready rd;
+		ops->ready(h->st, &rd);
+		if (rd.has_snapshot) {
+			/* multileader snapshots merge (LWW join) and the log stays */
+			assert_int_equal(rd.snapshot.index, h->last);
+			assert_int_equal(h->applied, h->last);
+			struct kv mine[KEYS];
+			uint64_t vec[N + 1];
+			memcpy(mine, h->kv, sizeof(mine));
+			memcpy(vec, h->vec, sizeof(vec));
+			state_decode(h, rd.snapshot.data, rd.snapshot.len);
+			for (uint32_t k = 0; k < KEYS; k++)
+				if (sl_lww_wins(mine[k].hlc, mine[k].origin, h->kv[k].hlc,
+						h->kv[k].origin))
+					h->kv[k] = mine[k];
+			for (uint32_t o = 1; o <= N; o++)
+				if (vec[o] > h->vec[o])
+					h->vec[o] = vec[o];
+			h->snap_len = state_encode(h, h->snap);
+			h->snap_index = rd.snapshot.index;
+			h->floor = rd.snapshot.index;
+		}
+		for (uint32_t i = 0; i < rd.n_persist; i++) {
+			const struct sl_cons_entry *e = &rd.persist[i];
+			assert_int_equal(e->index, h->last + 1);
+			assert_true(e->index - h->first < LOGCAP);
+			free(h->ent[e->index % LOGCAP]);
+			h->ent[e->index % LOGCAP] = malloc(e->len);
+			memcpy(h->ent[e->index % LOGCAP], e->data, e->len);
+			h->elen[e->index % LOGCAP] = e->len;
+			h->last = e->index;
+		}
+		for (uint32_t i = 0; i < rd.n_msgs; i++) {
+			const struct sl_cons_msg *m = &rd.msgs[i];
+			assert_true(n_net < NETCAP);
+			net[n_net] = (struct netmsg){m->from, m->to, m->len, malloc(m->len)};
+			memcpy(net[n_net].buf, m->buf, m->len);
+			n_net++;
+		}
+		for (uint32_t i = 0; i < rd.n_committed; i++)
+			apply(h, &rd.committed[i]);
+		for (uint32_t i = 0; i < rd.n_acks; i++) {
+			assert_true(rd.acks[i].proposal_id < MAXACK);
+			assert_int_equal(h->ack_status[rd.acks[i].proposal_id], 0); /* once */
+			h->ack_status[rd.acks[i].proposal_id] =
+				rd.acks[i].status == SL_CONS_ACK_OK ? 1 : 2;
+		}
+		for (uint32_t i = 0; i < rd.n_reads; i++) {
+			uint64_t id = rd.reads[i].read_id;
+			assert_true(id < 64);
+			h->read_done[id] = true;
+			h->read_status[id] = rd.reads[i].status;
+			h->read_index[id] = rd.reads[i].index;
+		}
+		ops->advance(h->st, &rd);
+	}
+}
+
+static void sync_node(struct hnode *h)
+{
+	h->synced = h->last;
+	sl_cons_multileader_ops.persisted(h->st, 1, h->last);
+}
+
+static void deliver_one(uint32_t i)
+{
+	struct netmsg m = net[i];
+	net[i] = net[--n_net];
+	struct hnode *h = &nodes[m.to - 1];
+	bool lost = m.from == no_batches_from && m.len > 1 && m.buf[1] == 1;
+	if (!h->down && !nodes[m.from - 1].down && !cut[m.from][m.to] && !lost) {
+		struct sl_cons_msg cm = {5, m.from, m.to, m.len, m.buf};
+		sl_cons_multileader_ops.step(h->st, &cm);
+	}
+	free(m.buf);
+}
+
+static void deliver(void)
+{
+	uint32_t budget = n_net;
+	for (uint32_t k = 0; k < budget && n_net > 0; k++) {
+		uint32_t i = reorder ? (uint32_t)(rnd() % n_net) : 0;
+		if (!reorder) { /* in order: the oldest first */
+			struct netmsg m = net[0];
+			memmove(net, net + 1, (n_net - 1) * sizeof(net[0]));
+			net[n_net - 1] = m;
+			i = n_net - 1;
+		}
+		if (drop_ppm && rnd() % 1000000 < drop_ppm) {
+			free(net[i].buf);
+			net[i] = net[--n_net];
+			continue;
+		}
+		if (dup_ppm && rnd() % 1000000 < dup_ppm && n_net < NETCAP) {
+			net[n_net] = net[i];
+			net[n_net].buf = malloc(net[i].len);
+			memcpy(net[n_net].buf, net[i].buf, net[i].len);
+			n_net++;
+		}
+		deliver_one(i);
+	}
+}
+
+/* one millisecond of the cluster's life */
+static void step_all(void)
+{
+	now_ns += MS;
+	for (uint32_t i = 0; i < N; i++) {
+		struct hnode *h = &nodes[i];
+		if (h->down)
+			continue;
+		sl_cons_multileader_ops.tick(h->st, now_ns);
+		process(h);
+		sync_node(h);
+		process(h);
+	}
+	deliver();
+	for (uint32_t i = 0; i < N; i++)
+		if (!nodes[i].down)
+			process(&nodes[i]);
+}
+
+static void run(uint32_t ms)
+{
+	for (uint32_t i = 0; i < ms; i++)
+		step_all();
+}
+
+static uint64_t pid_seq = 1;
+
+static uint64_t write(struct hnode *h, uint32_t key, uint64_t value, uint32_t k, uint64_t session,
+		      uint64_t seq)
+{
+	uint8_t p[12];
+	sl_put_u32(p, key);
+	sl_put_u64(p + 4, value);
+	uint64_t pid = pid_seq++;
+	assert_true(pid < MAXACK);
+	struct sl_ml_prop pr = {session, seq, k};
+	assert_int_equal(sl_ml_propose(h->st, pid, p, sizeof(p), &pr), 0);
+	return pid;
+}
+
+static void assert_converged(void)
+{
+	for (uint32_t i = 1; i < N; i++) {
+		assert_memory_equal(nodes[0].kv, nodes[i].kv, sizeof(nodes[0].kv));
+		assert_memory_equal(nodes[0].vec, nodes[i].vec, sizeof(nodes[0].vec));
+	}
+	for (uint32_t i = 0; i < N; i++)
+		assert_int_equal(nodes[i].order_errs, 0);
+}
+
+static struct sl_ml_stats stats_of(struct hnode *h)
+{
+	struct sl_ml_stats s;
+	sl_ml_stats(h->st, &s);
+	return s;
+}
+
+static void reset_opts(void)
+{
+	memset(&opts, 0, sizeof(opts));
+	opts.batch_delay_ns = 2 * MS;
+	opts.max_batch_entries = 8;
+	opts.window_batches = 4;
+	opts.rto_ns = 10 * MS;
+	opts.rto_max_ns = 80 * MS;
+	opts.heartbeat_ns = 5 * MS;
+	opts.read_timeout_ns = 500 * MS;
+	opts.max_entry_bytes = 64;
+}
+
+/* ---- tests ---- */
+
+static void test_registry(void **u)
+{
+	(void)u;
+	assert_ptr_equal(sl_cons_find("multileader"), &sl_cons_multileader_ops);
+	assert_true(sl_cons_max_copies(&sl_cons_multileader_ops) > 1);
+	/* LWW: higher clock wins; a tie goes to the higher origin, whichever came first */
+	assert_true(sl_lww_wins(5, 1, 4, 3));
+	assert_false(sl_lww_wins(4, 3, 5, 1));
+	assert_true(sl_lww_wins(5, 3, 5, 2));
+	assert_false(sl_lww_wins(5, 2, 5, 3));
+}
+
+static void concurrent_writes(uint32_t per_node)
+{
+	for (uint32_t w = 0; w < per_node; w++) {
+		for (uint32_t i = 0; i < N; i++)
+			write(&nodes[i], (uint32_t)(rnd() % KEYS), (i + 1) * 100000 + w, 1,
+			      i == 0 ? 1 : 0, i == 0 ? w + 1 : 0);
+		if (w % 3 == 0)
+			step_all();
+	}
+}
+
+static void test_converge(void **u)
+{
+	(void)u;
+	reset_opts();
+	setup_all();
+	concurrent_writes(200);
+	run(300);
+	assert_converged();
+	for (uint32_t i = 0; i < N; i++) {
+		assert_int_equal(nodes[i].vec[1], 200);
+		assert_int_equal(nodes[i].vec[3], 200);
+		assert_int_equal(nodes[i].sess_last[1], 200); /* session 1's seqs in order */
+	}
+	for (uint64_t p = 1; p < pid_seq; p++) {
+		uint32_t ok = 0;
+		for (uint32_t i = 0; i < N; i++)
+			ok += nodes[i].ack_status[p] == 1;
+		assert_int_equal(ok, 1); /* acked once, at its origin */
+	}
+	struct sl_ml_stats s = stats_of(&nodes[0]);
+	assert_true(s.batches_sent > 0);
+	assert_int_equal(s.msgs_bad, 0);
+	teardown_all();
+}
+
+static void test_faulty_network(void **u)
+{
+	(void)u;
+	reset_opts();
+	setup_all();
+	drop_ppm = 200000;
+	dup_ppm = 100000;
+	reorder = true;
+	concurrent_writes(300);
+	run(500);
+	drop_ppm = dup_ppm = 0;
+	reorder = false;
+	run(2000);
+	assert_converged();
+	for (uint32_t i = 0; i < N; i++)
+		assert_int_equal(nodes[i].vec[2], 300);
+	uint64_t retr = 0, gaps = 0, stale = 0;
+	for (uint32_t i = 0; i < N; i++) {
+		struct sl_ml_stats s = stats_of(&nodes[i]);
+		retr += s.retransmits + s.rewinds;
+		gaps += s.gap_batches;
+		stale += s.stale_batches + s.stale_entries;
+	}
+	assert_true(retr > 0);
+	assert_true(gaps > 0);
+	assert_true(stale > 0);
+	teardown_all();
+}
+
+static void test_gap_nack_rewind(void **u)
+{
+	(void)u;
+	reset_opts();
+	setup_all();
+	struct hnode *a = &nodes[0], *b = &nodes[1];
+	run(20); /* positions known (probes answered) */
+	for (uint32_t w = 0; w < 24; w++) /* three full batches of 8 */
+		write(a, w, w, 1, 0, 0);
+	process(a);
+	sync_node(a);
+	process(a);
+	/* a's first batch to b is lost; the other two arrive */
+	uint32_t lost = 0;
+	for (uint32_t i = 0; i < n_net && !lost; i++) {
+		if (net[i].from == 1 && net[i].to == 2 && net[i].buf[1] == 1) {
+			free(net[i].buf);
+			memmove(net + i, net + i + 1, (n_net - i - 1) * sizeof(net[0]));
+			n_net--;
+			lost = 1;
+		}
+	}
+	assert_int_equal(lost, 1);
+	deliver();
+	process(b);
+	struct sl_ml_stats sb = stats_of(b);
+	assert_int_equal(sb.gap_batches, 2); /* neither later batch applied */
+	assert_true(sb.nacks_sent >= 1);
+	assert_int_equal(b->vec[1], 0);
+	run(50);
+	struct sl_ml_stats sa = stats_of(a);
+	assert_true(sa.rewinds >= 1 || sa.retransmits >= 1);
+	assert_int_equal(b->vec[1], 24);
+	assert_int_equal(b->order_errs, 0);
+	assert_converged();
+	teardown_all();
+}
+
+static void test_restart_restores(void **u)
+{
+	(void)u;
+	reset_opts();
+	setup_all();
+	struct hnode *a = &nodes[0], *b = &nodes[1];
+	concurrent_writes(40);
+	run(100);
+	assert_converged();
+	uint64_t applies_before = b->applies;
+	/* old batches of a still in flight when b restarts */
+	uint32_t saved_n = 0;
+	struct netmsg saved[64];
+	for (uint32_t w = 0; w < 8; w++)
+		write(a, w, 7000 + w, 1, 0, 0);
+	process(a);
+	sync_node(a);
+	process(a);
+	for (uint32_t i = 0; i < n_net && saved_n < 64; i++)
+		if (net[i].to == 2 && net[i].buf[1] == 1) {
+			saved[saved_n] = net[i];
+			saved[saved_n].buf = malloc(net[i].len);
+			memcpy(saved[saved_n].buf, net[i].buf, net[i].len);
+			saved_n++;
+		}
+	assert_true(saved_n > 0);
+	run(50);
+	assert_int_equal(b->vec[1], 48);
+	restart(b);
+	/* the positions come back from the log: nothing re-applied, nothing skipped */
+	struct sl_ml_origin org[N];
+	assert_int_equal(sl_ml_origins(b->st, org, N), N);
+	assert_int_equal(org[0].received, 48);
+	assert_int_equal(org[1].received, 40);
+	assert_int_equal(sl_ml_last_own(b->st), 40);
+	process(b); /* the recovered log is applied again into the fresh state machine */
+	assert_int_equal(b->vec[1], 48);
+	uint64_t applies_after = b->applies;
+	for (uint32_t i = 0; i < saved_n; i++) { /* the old batches arrive again */
+		struct sl_cons_msg cm = {5, saved[i].from, saved[i].to, saved[i].len, saved[i].buf};
+		assert_int_equal(sl_cons_multileader_ops.step(b->st, &cm), 0);
+		free(saved[i].buf);
+	}
+	process(b);
+	assert_int_equal(b->applies, applies_after);
+	assert_true(stats_of(b).stale_batches >= saved_n);
+	/* its own search index continues after the recovered one */
+	write(b, 1, 1, 1, 0, 0);
+	assert_int_equal(sl_ml_last_own(b->st), 41);
+	run(100);
+	assert_converged();
+	assert_int_equal(a->vec[2], 41);
+	assert_true(applies_before > 0);
+	teardown_all();
+}
+
+/* An own entry leaves only once durable here: a crash that loses it gives its origin index
+ * to the next write, and a peer holding the lost one would skip that write as stale. */
+static void test_ship_only_durable(void **u)
+{
+	(void)u;
+	reset_opts();
+	setup_all();
+	struct hnode *a = &nodes[0];
+	run(20);
+	write(a, 0, 111, 1, 0, 0);
+	process(a); /* in a's log, not synced */
+	now_ns += 10 * MS;
+	sl_cons_multileader_ops.tick(a->st, now_ns);
+	process(a);
+	for (uint32_t i = 0; i < n_net; i++)
+		assert_false(net[i].from == 1 && net[i].buf[1] == 1); /* no batch yet */
+	deliver();
+	restart(a); /* the write is lost: never acknowledged */
+	write(a, 0, 222, 1, 0, 0);
+	assert_int_equal(sl_ml_last_own(a->st), 1);
+	run(100);
+	assert_converged();
+	for (uint32_t i = 0; i < N; i++)
+		assert_int_equal(nodes[i].kv[0].value, 222);
+	teardown_all();
+}
+
+static void test_ack_levels(void **u)
+{
+	(void)u;
+	reset_opts();
+	setup_all();
+	struct hnode *a = &nodes[0];
+	run(20);
+	cut[1][2] = cut[1][3] = true; /* a's batches reach no one */
+	uint64_t p1 = write(a, 1, 1, 1, 0, 0);
+	uint64_t p2 = write(a, 2, 2, 2, 0, 0);
+	assert_int_equal(sl_ml_propose(a->st, 999, (uint8_t[12]){0}, 12,
+				       &(struct sl_ml_prop){0, 0, 4}),
+			 -EINVAL);
+	run(50);
+	assert_int_equal(a->ack_status[p1], 1); /* local WAL durable */
+	assert_int_equal(a->ack_status[p2], 0); /* waits for a second durable copy */
+	cut[1][2] = false;
+	run(50);
+	assert_int_equal(a->ack_status[p2], 1);
+	struct sl_ml_peer pr[N];
+	assert_int_equal(sl_ml_peers(a->st, pr, N), 2);
+	assert_int_equal(pr[0].acked, 2);
+	assert_int_equal(pr[1].acked, 0);
+	teardown_all();
+}
+
+static void compact(struct hnode *h)
+{
+	/* snapshot the state machine as it is, then drop what no live peer needs */
+	h->snap_len = state_encode(h, h->snap);
+	h->snap_index = h->applied;
+	uint64_t upto = sl_ml_safe_delete(h->st);
+	if (upto > h->applied)
+		upto = h->applied;
+	for (uint64_t i = h->first; i <= upto; i++) {
+		free(h->ent[i % LOGCAP]);
+		h->ent[i % LOGCAP] = NULL;
+	}
+	if (upto + 1 > h->first)
+		h->first = upto + 1;
+}
+
+static void test_dead_peer_retention(void **u)
+{
+	(void)u;
+	reset_opts();
+	opts.retention_entries = 50;
+	setup_all();
+	struct hnode *a = &nodes[0], *b = &nodes[1], *c = &nodes[2];
+	run(20);
+	c->down = true;
+	uint64_t first_pid = pid_seq;
+	for (uint32_t w = 0; w < 400; w++) {
+		write(a, w, w, 1, 0, 0);
+		write(b, w + 1, w, 1, 0, 0);
+		if (w % 4 == 0)
+			step_all();
+		if (w % 50 == 0) {
+			compact(a);
+			compact(b);
+		}
+	}
+	run(50);
+	compact(a);
+	compact(b);
+	/* writes never stopped: every one acknowledged */
+	for (uint64_t p = first_pid; p < pid_seq; p++)
+		assert_int_equal(a->ack_status[p] + b->ack_status[p], 1);
+	struct sl_ml_stats sa = stats_of(a);
+	assert_true(sa.retention_alarm);
+	assert_true(sa.over_retention >= 1);
+	/* the dead peer no longer pins the WAL */
+	assert_true(sl_ml_safe_delete(a->st) + 60 >= a->applied);
+	assert_true(a->first > 300);
+	/* a restart of a does not take c for holding what a's log no longer has */
+	struct sl_ml_origin co[N];
+	sl_ml_origins(c->st, co, N);
+	restart(a);
+	process(a);
+	struct sl_ml_peer ap[N];
+	assert_int_equal(sl_ml_peers(a->st, ap, N), 2);
+	assert_int_equal(ap[1].node, 3);
+	assert_true(ap[1].acked <= co[0].durable);
+	/* it comes back and catches up by a snapshot */
+	c->down = false;
+	run(400);
+	assert_converged();
+	assert_int_equal(c->vec[1], 400);
+	assert_true(stats_of(c).snapshots_installed >= 1);
+	sa = stats_of(a);
+	struct sl_ml_stats sb = stats_of(b);
+	assert_true(sa.snapshot_catchups + sb.snapshot_catchups >= 1);
+	assert_false(sa.retention_alarm);
+	/* and takes writes again */
+	write(c, 3, 3, 2, 0, 0);
+	run(50);
+	assert_converged();
+	teardown_all();
+}
+
+/* Two replicas cut off from each other past retention, both taking writes: each holds
+ * writes the other's snapshot lacks. Snapshots merge, so both catch up (a replace would
+ * have to refuse, and they would wait for each other forever). */
+static void test_mutual_retention(void **u)
+{
+	(void)u;
+	reset_opts();
+	opts.retention_entries = 40;
+	setup_all();
+	struct hnode *a = &nodes[0], *b = &nodes[1], *c = &nodes[2];
+	run(20);
+	cut[1][3] = cut[3][1] = true;
+	cut[2][3] = cut[3][2] = true; /* c alone */
+	for (uint32_t w = 0; w < 200; w++) {
+		write(a, w, 1000 + w, 1, 0, 0);
+		write(c, w + 3, 2000 + w, 1, 0, 0);
+		if (w % 4 == 0)
+			step_all();
+		if (w % 20 == 0) {
+			compact(a);
+			compact(b);
+			compact(c);
+		}
+	}
+	run(50);
+	compact(a);
+	compact(b);
+	compact(c);
+	assert_true(stats_of(a).retention_alarm);
+	assert_true(stats_of(c).retention_alarm);
+	memset(cut, 0, sizeof(cut));
+	run(500);
+	assert_converged();
+	assert_int_equal(b->vec[3], 200);
+	assert_int_equal(c->vec[1], 200);
+	assert_true(stats_of(a).snapshots_installed + stats_of(c).snapshots_installed >= 1);
+	assert_false(stats_of(a).retention_alarm);
+	assert_false(stats_of(c).retention_alarm);
+	teardown_all();
+}
+
+static void test_reads(void **u)
+{
+	(void)u;
+	reset_opts();
+	setup_all();
+	struct hnode *a = &nodes[0], *b = &nodes[1];
+	run(20);
+	/* read-your-writes on another replica: waits until the write is applied there */
+	cut[1][2] = true;
+	write(a, 1, 11, 1, 0, 0);
+	run(10);
+	assert_int_equal(sl_ml_read_after(b->st, 1, 1, sl_ml_last_own(a->st)), 0);
+	run(30);
+	assert_false(b->read_done[1]);
+	cut[1][2] = false; /* a resends after its backoff (at most rto_max_ns) */
+	run(200);
+	assert_true(b->read_done[1]);
+	assert_int_equal(b->read_status[1], SL_CONS_ACK_OK);
+	assert_int_equal(b->vec[1], 1);
+	/* CAD: a write durable only at its origin is not served, although a majority
+	 * answers the read's round */
+	no_batches_from = 1;
+	write(a, 2, 22, 1, 0, 0);
+	run(10);
+	assert_int_equal(sl_cons_multileader_ops.read(a->st, 2), 0);
+	run(40);
+	assert_false(a->read_done[2]);
+	cut[1][3] = true;
+	no_batches_from = 0; /* now on a majority (a and b) */
+	run(200);
+	assert_true(a->read_done[2]);
+	assert_int_equal(a->read_status[2], SL_CONS_ACK_OK);
+	assert_true(a->read_index[2] > 0);
+	/* monotonic: a later CAD read on the third replica shows at least as much */
+	assert_int_equal(sl_cons_multileader_ops.read(nodes[2].st, 3), 0);
+	cut[1][3] = false;
+	run(200);
+	assert_true(nodes[2].read_done[3]);
+	assert_int_equal(nodes[2].read_status[3], SL_CONS_ACK_OK);
+	assert_true(nodes[2].vec[1] >= 2);
+	assert_int_equal(stats_of(a).reads_timed_out, 0);
+	teardown_all();
+}
+
+static void send_raw(struct hnode *h, uint32_t from, const uint8_t *b, uint32_t len)
+{
+	struct sl_cons_msg m = {5, from, h->id, len, b};
+	sl_cons_multileader_ops.step(h->st, &m);
+}
+
+static uint32_t fnv(const uint8_t *p, uint32_t n)
+{
+	uint32_t h = 2166136261u;
+	for (uint32_t i = 0; i < n; i++)
+		h = (h ^ p[i]) * 16777619u;
+	return h;
+}
+
+static void test_malformed(void **u)
+{
+	(void)u;
+	reset_opts();
+	setup_all();
+	struct hnode *a = &nodes[0];
+	uint8_t b[256];
+	uint64_t expect = 0;
+	send_raw(a, 2, b, 0), expect++;			  /* empty */
+	memset(b, 0xab, sizeof(b));
+	send_raw(a, 2, b, sizeof(b)), expect++;		  /* garbage */
+	send_raw(a, 9, b, 8), expect++;			  /* short */
+	/* a batch with a valid checksum whose entry count lies */
+	memset(b, 0, sizeof(b));
+	b[0] = 1;
+	b[1] = 1;
+	sl_put_u64(b + 8, 1);
+	sl_put_u32(b + 16, 1000);
+	sl_put_u32(b + 20, 2);
+	sl_put_u32(b + 4, fnv(b + 8, 40 - 8));
+	send_raw(a, 2, b, 40), expect++;
+	/* a batch claiming another origin's stream */
+	sl_put_u32(b + 16, 1);
+	sl_put_u32(b + 20, 3);
+	sl_put_u32(b + 52, 0);
+	sl_put_u32(b + 4, fnv(b + 8, 24 + 28 - 8));
+	send_raw(a, 2, b, 24 + 28), expect++;
+	/* a state claiming more of a's stream than exists */
+	memset(b, 0, sizeof(b));
+	b[0] = 1;
+	b[1] = 2;
+	sl_put_u64(b + 24, 100);
+	b[32] = 0;
+	sl_put_u32(b + 4, fnv(b + 8, 33 - 8));
+	send_raw(a, 2, b, 33), expect++;
+	/* from a non-member, and a checksum off by one */
+	sl_put_u64(b + 24, 1);
+	sl_put_u32(b + 4, fnv(b + 8, 33 - 8));
+	send_raw(a, 7, b, 33), expect++;
+	b[4] ^= 1;
+	send_raw(a, 2, b, 33), expect++;
+	/* random messages with a good checksum */
+	for (uint32_t i = 0; i < 2000; i++) {
+		uint32_t len = 8 + (uint32_t)(rnd() % 120);
+		for (uint32_t j = 0; j < len; j++)
+			b[j] = (uint8_t)rnd();
+		b[0] = 1;
+		b[1] = (uint8_t)(1 + rnd() % 3);
+		sl_put_u32(b + 4, fnv(b + 8, len - 8));
+		send_raw(a, 2, b, len);
+	}
+	/* one byte over the longest message a peer sends (a snapshot of 1 MiB): refused as
+	 * too big, before any decoding */
+	uint32_t big_len = 12 + (1u << 20) + 1;
+	uint8_t *big = calloc(1, big_len);
+	big[0] = 1;
+	big[1] = 1; /* a batch: no batch is that long either */
+	sl_put_u32(big + 4, fnv(big + 8, big_len - 8));
+	send_raw(a, 2, big, big_len);
+	free(big);
+	struct sl_ml_stats s = stats_of(a);
+	assert_int_equal(s.msgs_too_big, 1);
+	assert_true(s.msgs_bad >= expect + 1000);
+	/* still works */
+	concurrent_writes(20);
+	run(100);
+	assert_converged();
+	teardown_all();
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_registry),
+		cmocka_unit_test(test_converge),
+		cmocka_unit_test(test_faulty_network),
+		cmocka_unit_test(test_gap_nack_rewind),
+		cmocka_unit_test(test_restart_restores),
+		cmocka_unit_test(test_ship_only_durable),
+		cmocka_unit_test(test_ack_levels),
+		cmocka_unit_test(test_dead_peer_retention),
+		cmocka_unit_test(test_mutual_retention),
+		cmocka_unit_test(test_reads),
+		cmocka_unit_test(test_malformed),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
