@@ -633,6 +633,11 @@ int sl_config_finish(struct sl_config *c, char *err, size_t err_len)
 			 c->protocol, names);
 		return -EINVAL;
 	}
+	if (sl_cons_not_in_node(c->protocol) != NULL) {
+		snprintf(err, err_len, "[regions] protocol = '%s': %s", c->protocol,
+			 sl_cons_not_in_node(c->protocol));
+		return -ENOTSUP;
+	}
 	if (c->replicas > c->cluster_nodes) {
 		snprintf(err, err_len, "[regions] replicas = %u: the cluster has %u nodes",
 			 c->replicas, c->cluster_nodes);
@@ -667,6 +672,11 @@ static int region_protocols_parse(struct sl_config *c, char *err, size_t err_len
 		unsigned long lo = strtoul(it, &end, 10), hi = lo;
 		if (colon != NULL && end != NULL && *end == '-')
 			hi = strtoul(end + 1, &end, 10);
+		if (colon != NULL && sl_cons_not_in_node(colon + 1) != NULL) {
+			snprintf(err, err_len, "[regions] protocols: '%s': %s", it,
+				 sl_cons_not_in_node(colon + 1));
+			return -ENOTSUP;
+		}
 		int pi = colon != NULL ? proto_index(c, colon + 1) : -1;
 		if (colon == NULL || end != colon || !isdigit((unsigned char)it[0]) || lo > hi ||
 		    hi >= c->regions || pi < 0) {
@@ -750,6 +760,11 @@ int sl_cfg_map_set(struct sl_config *c, const struct sl_cfg_map_region *m, uint3
 	(void)proto_index(&t, t.protocol);
 	for (uint32_t r = 0; r < n; r++) {
 		const struct sl_cfg_map_region *e = &m[r];
+		if (sl_cons_not_in_node(e->protocol) != NULL) {
+			snprintf(err, err_len, "the region map's region %u: protocol '%s': %s", r,
+				 e->protocol, sl_cons_not_in_node(e->protocol));
+			return -ENOTSUP;
+		}
 		int pi = proto_index(&t, e->protocol);
 		uint32_t max = pi < 0 ? 0 : sl_cons_max_copies(sl_cons_find(e->protocol));
 		bool ok = pi >= 0 && e->copies >= 1 && e->copies <= max &&
