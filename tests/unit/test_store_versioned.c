@@ -1,0 +1,390 @@
+/* test_store_versioned.c - cmocka tests of versioned stores (multileader regions): each
+ * point decided by its write's version (sl_lww_wins), not by arrival; versioned images
+ * (full, delta, fuzzy walk) and their refusal by unversioned stores; snapshot merge
+ * (commutative, idempotent, all-or-nothing on a damaged image). */
+/* cmocka needs these before it, in this order */
+/* clang-format off */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+/* clang-format on */
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "batch.h"
+#include "lww.h"
+#include "sl_le.h"
+#include "store.h"
+
+#define REGION 7u
+#define KEY_A "cpu,host=a usage"
+#define KEY_S "log,host=a msg"
+#define BATCH_CAP 65536u
+#define IMG_CAP (4u << 20)
+#define N_KEYS 5
+#define N_TS 40
+
+static const char *const keys[N_KEYS] = {"cpu,host=a usage", "cpu,host=b usage", "mem,host=a used",
+					  "log,host=a msg", "up,host=c ok"};
+/* the type each key is written with (one string series, one bool) */
+static const uint8_t key_type[N_KEYS] = {SL_VAL_F64, SL_VAL_I64, SL_VAL_U64, SL_VAL_STR,
+					 SL_VAL_BOOL};
+
+static struct sl_store *mkstore_v(bool versioned, uint32_t chunk_points)
+{
+	struct sl_store_config cfg = {
+	    .region_id = REGION, .chunk_points = chunk_points, .versioned = versioned};
+	struct sl_store *st = NULL;
+	assert_int_equal(sl_store_create(&cfg, &st), 0);
+	assert_true(sl_store_versioned(st) == versioned);
+	return st;
+}
+
+static struct sl_point mkpt(const char *key, int64_t ts, uint8_t type, uint64_t value)
+{
+	size_t len = strlen(key);
+	return (struct sl_point){.series_id = sl_series_id(key, len),
+				 .ts = ts,
+				 .type = type,
+				 .value = value,
+				 .key_len = (uint16_t)len,
+				 .key = key};
+}
+
+static uint64_t rng_next(uint64_t *state) /* splitmix64: reproducible choices */
+{
+	uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+/* One write of the tests: a batch and its version. */
+struct write {
+	uint8_t buf[BATCH_CAP];
+	size_t len;
+	uint64_t hlc;
+	uint32_t origin;
+};
+
+static void batch_of(struct write *w, const struct sl_point *pts, size_t n, uint64_t hlc,
+		     uint32_t origin)
+{
+	struct sl_batch b;
+	assert_int_equal(sl_batch_init(&b, w->buf, sizeof(w->buf), REGION), 0);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(sl_batch_add(&b, &pts[i]), 0);
+	assert_int_equal(sl_batch_finish(&b, &w->len), 0);
+	w->hlc = hlc;
+	w->origin = origin;
+}
+
+static void apply_w(struct sl_store *st, const struct write *w)
+{
+	uint32_t applied = 0, rejected = 0;
+	assert_int_equal(
+	    sl_store_apply_batch_v(st, w->buf, w->len, w->hlc, w->origin, &applied, &rejected), 0);
+}
+
+/* A single-point write of a numeric value to KEY_A. */
+static void put1(struct sl_store *st, int64_t ts, uint64_t value, uint64_t hlc, uint32_t origin)
+{
+	static struct write w;
+	struct sl_point p = mkpt(KEY_A, ts, SL_VAL_F64, value);
+	batch_of(&w, &p, 1, hlc, origin);
+	apply_w(st, &w);
+}
+
+static uint64_t value_at(const struct sl_store *st, int64_t ts)
+{
+	struct sl_sample s;
+	size_t n = 0;
+	assert_int_equal(sl_store_query(st, sl_series_id(KEY_A, strlen(KEY_A)), ts, ts, &s, 1, &n, NULL),
+			 0);
+	assert_int_equal(n, 1);
+	return s.value;
+}
+
+static void assert_version(const struct sl_store *st, int64_t ts, uint64_t hlc, uint32_t origin)
+{
+	uint64_t h = 0;
+	uint32_t o = 0;
+	assert_int_equal(sl_store_version_at(st, sl_series_id(KEY_A, strlen(KEY_A)), ts, &h, &o), 0);
+	assert_int_equal(h, hlc);
+	assert_int_equal(o, origin);
+}
+
+static void test_lww_by_version(void **state)
+{
+	(void)state;
+	struct sl_store *st = mkstore_v(true, 4);
+	put1(st, 10, 1, 5, 1);
+	assert_int_equal(value_at(st, 10), 1);
+	assert_version(st, 10, 5, 1);
+	put1(st, 10, 2, 4, 9); /* older clock: loses whatever its origin */
+	assert_int_equal(value_at(st, 10), 1);
+	assert_version(st, 10, 5, 1);
+	put1(st, 10, 3, 5, 2); /* same clock, higher origin: wins */
+	assert_int_equal(value_at(st, 10), 3);
+	assert_version(st, 10, 5, 2);
+	put1(st, 10, 4, 5, 1); /* same clock, lower origin: loses */
+	assert_int_equal(value_at(st, 10), 3);
+	put1(st, 10, 5, 5, 2); /* the same version again: the same write, nothing changes */
+	assert_int_equal(value_at(st, 10), 3);
+	put1(st, 10, 6, 6, 0); /* newer clock wins even from the lowest origin */
+	assert_int_equal(value_at(st, 10), 6);
+	assert_version(st, 10, 6, 0);
+
+	/* new timestamps around it, in and out of order, through chunk splits */
+	for (int64_t ts = 20; ts >= 0; ts -= 2)
+		if (ts != 10)
+			put1(st, ts, (uint64_t)ts + 100, 1000 + (uint64_t)ts, 3);
+	for (int64_t ts = 20; ts >= 0; ts -= 2) {
+		if (ts == 10)
+			continue;
+		assert_int_equal(value_at(st, ts), (uint64_t)ts + 100);
+		assert_version(st, ts, 1000 + (uint64_t)ts, 3);
+	}
+	assert_int_equal(value_at(st, 10), 6);
+	assert_version(st, 10, 6, 0);
+	struct sl_store_stats s;
+	sl_store_stats(st, &s);
+	assert_int_equal(s.points, 11);
+
+	/* unversioned writes on a versioned store carry (0, 0): they lose to any real one */
+	struct sl_point p = mkpt(KEY_A, 10, SL_VAL_F64, 77);
+	assert_int_equal(sl_store_apply(st, &p), 0);
+	assert_int_equal(value_at(st, 10), 6);
+	p.ts = 11; /* a new ts takes it, with version (0, 0) */
+	assert_int_equal(sl_store_apply(st, &p), 0);
+	assert_int_equal(value_at(st, 11), 77);
+	assert_version(st, 11, 0, 0);
+	p.value = 78; /* (0, 0) against (0, 0): the point stored first stays */
+	assert_int_equal(sl_store_apply(st, &p), 0);
+	assert_int_equal(value_at(st, 11), 77);
+	put1(st, 11, 79, 1, 0);
+	assert_int_equal(value_at(st, 11), 79);
+	sl_store_destroy(st);
+}
+
+static void test_unversioned_refuses_v(void **state)
+{
+	(void)state;
+	struct sl_store *st = mkstore_v(false, 0);
+	static struct write w;
+	struct sl_point p = mkpt(KEY_A, 1, SL_VAL_F64, 1);
+	batch_of(&w, &p, 1, 5, 1);
+	uint32_t applied = 9, rejected = 9;
+	assert_int_equal(sl_store_apply_batch_v(st, w.buf, w.len, 5, 1, &applied, &rejected), -EINVAL);
+	assert_int_equal(applied, 0);
+	assert_int_equal(rejected, 0);
+	uint64_t h;
+	uint32_t o;
+	assert_int_equal(sl_store_version_at(st, p.series_id, 1, &h, &o), -EINVAL);
+	/* arrival order decides as before */
+	assert_int_equal(sl_store_apply_batch(st, w.buf, w.len, &applied, &rejected), 0);
+	p.value = 2;
+	assert_int_equal(sl_store_apply(st, &p), 0);
+	assert_int_equal(value_at(st, 1), 2);
+	sl_store_destroy(st);
+
+	/* a malformed batch and another region's, versioned: refused whole */
+	st = mkstore_v(true, 0);
+	w.buf[w.len - 1] ^= 1;
+	assert_int_equal(sl_store_apply_batch_v(st, w.buf, w.len, 5, 1, &applied, &rejected),
+			 -EBADMSG);
+	struct sl_batch b;
+	assert_int_equal(sl_batch_init(&b, w.buf, sizeof(w.buf), REGION + 1), 0);
+	assert_int_equal(sl_batch_add(&b, &p), 0);
+	assert_int_equal(sl_batch_finish(&b, &w.len), 0);
+	assert_int_equal(sl_store_apply_batch_v(st, w.buf, w.len, 5, 1, &applied, &rejected), -EXDEV);
+	struct sl_store_stats s;
+	sl_store_stats(st, &s);
+	assert_int_equal(s.points, 0);
+	sl_store_destroy(st);
+}
+
+/* ---- a workload: writes of several origins, conflicting on purpose ---- */
+
+#define N_WRITES 60
+static struct write writes[N_WRITES];
+static char strs[N_WRITES][8][24];
+
+/* Write i: 8 points on random keys and timestamps of a small space (many collisions),
+ * version (random hlc in a small range, origin 1..4) so clock ties are common. At most
+ * 80 writes: that many versions exist. */
+static void make_writes(uint64_t seed)
+{
+	for (int i = 0; i < N_WRITES; i++) {
+		struct sl_point pts[8];
+		for (int k = 0; k < 8; k++) {
+			int key = (int)(rng_next(&seed) % N_KEYS);
+			int64_t ts = (int64_t)(rng_next(&seed) % N_TS);
+			uint64_t v = rng_next(&seed);
+			pts[k] = mkpt(keys[key], ts, key_type[key],
+				      key_type[key] == SL_VAL_BOOL ? v & 1 : v);
+			/* a batch holds one (series, ts) once: a later duplicate moves on */
+			for (int j = 0; j < k; j++)
+				if (pts[j].series_id == pts[k].series_id && pts[j].ts == pts[k].ts)
+					pts[k].ts = N_TS + k;
+			if (key_type[key] == SL_VAL_STR) {
+				int n = snprintf(strs[i][k], sizeof(strs[i][k]), "s%d.%d", i,
+						 (int)(v % 1000));
+				pts[k].value = 0;
+				pts[k].str = strs[i][k];
+				pts[k].str_len = (uint32_t)(v % 3 == 0 ? 0 : n);
+			}
+		}
+		/* a version names one write (an origin's clock only moves on): unique here */
+		uint64_t hlc = 0;
+		uint32_t origin = 0;
+		for (bool taken = true; taken;) {
+			hlc = 1 + rng_next(&seed) % 20;
+			origin = 1 + (uint32_t)(rng_next(&seed) % 4);
+			taken = false;
+			for (int j = 0; j < i; j++)
+				taken |= writes[j].hlc == hlc && writes[j].origin == origin;
+		}
+		batch_of(&writes[i], pts, 8, hlc, origin);
+	}
+}
+
+static void shuffle(int *order, int n, uint64_t seed)
+{
+	for (int i = 0; i < n; i++)
+		order[i] = i;
+	for (int i = n - 1; i > 0; i--) {
+		int j = (int)(rng_next(&seed) % (uint64_t)(i + 1));
+		int t = order[i];
+		order[i] = order[j];
+		order[j] = t;
+	}
+}
+
+/* ---- comparing two stores: every series, sample, string and version ---- */
+
+#define MAX_SAMPLES 256
+static void samples_of(const struct sl_store *st, uint64_t id, struct sl_sample_ex *out,
+		       char *str, size_t *n, uint64_t *hlc, uint32_t *origin)
+{
+	size_t used = 0;
+	assert_int_equal(sl_store_query_ex(st, id, INT64_MIN, INT64_MAX, out, MAX_SAMPLES, str,
+					   MAX_SAMPLES * 32, n, &used, NULL),
+			 0);
+	assert_true(*n < MAX_SAMPLES);
+	for (size_t i = 0; i < *n; i++)
+		assert_int_equal(sl_store_version_at(st, id, out[i].ts, &hlc[i], &origin[i]), 0);
+}
+
+/* A store as text: each series (sorted by id) with every sample's ts, value or string
+ * and version. Two stores are equal when their texts are. */
+struct dump {
+	char *buf;
+	size_t len, cap;
+	const struct sl_store *st;
+	uint64_t ids[64];
+	int n_ids;
+};
+
+static int collect_cb(const struct sl_series_info *info, void *arg)
+{
+	struct dump *d = arg;
+	assert_true(d->n_ids < 64);
+	d->ids[d->n_ids++] = info->series_id;
+	return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static void dump_put(struct dump *d, const char *s, size_t n)
+{
+	if (d->len + n + 1 > d->cap) {
+		d->cap = (d->len + n + 1) * 2;
+		d->buf = realloc(d->buf, d->cap);
+		assert_non_null(d->buf);
+	}
+	memcpy(d->buf + d->len, s, n);
+	d->len += n;
+	d->buf[d->len] = '\0';
+}
+
+static char *dump_store(const struct sl_store *st)
+{
+	struct dump d = {.st = st};
+	dump_put(&d, "", 0);
+	assert_int_equal(sl_store_foreach_series(st, collect_cb, &d), 0);
+	qsort(d.ids, (size_t)d.n_ids, sizeof(d.ids[0]), cmp_u64);
+	static struct sl_sample_ex out[MAX_SAMPLES];
+	static char str[MAX_SAMPLES * 32];
+	static uint64_t hlc[MAX_SAMPLES];
+	static uint32_t origin[MAX_SAMPLES];
+	char line[256];
+	for (int i = 0; i < d.n_ids; i++) {
+		struct sl_series_info info;
+		assert_int_equal(sl_store_series_info(st, d.ids[i], &info), 0);
+		int n = snprintf(line, sizeof(line), "series %s type %u points %llu\n", info.key,
+				 info.type, (unsigned long long)info.n_points);
+		dump_put(&d, line, (size_t)n);
+		size_t ns = 0;
+		samples_of(st, d.ids[i], out, str, &ns, hlc, origin);
+		assert_int_equal(ns, info.n_points);
+		for (size_t k = 0; k < ns; k++) {
+			n = snprintf(line, sizeof(line), " %lld %llu '%.*s' @%llu/%u\n",
+				     (long long)out[k].ts, (unsigned long long)out[k].value,
+				     (int)out[k].str_len, str + out[k].str_off,
+				     (unsigned long long)hlc[k], origin[k]);
+			dump_put(&d, line, (size_t)n);
+		}
+	}
+	return d.buf;
+}
+
+static void assert_same(const struct sl_store *a, const struct sl_store *b)
+{
+	char *da = dump_store(a), *db = dump_store(b);
+	assert_string_equal(da, db);
+	free(da);
+	free(db);
+}
+
+/* The same writes in two different orders (and some applied twice): the same store. */
+static void test_lww_order_independent(void **state)
+{
+	(void)state;
+	make_writes(42);
+	int order[N_WRITES];
+	shuffle(order, N_WRITES, 7);
+	struct sl_store *a = mkstore_v(true, 4), *b = mkstore_v(true, 3);
+	for (int i = 0; i < N_WRITES; i++)
+		apply_w(a, &writes[i]);
+	for (int i = 0; i < N_WRITES; i++) {
+		apply_w(b, &writes[order[i]]);
+		if (i % 5 == 0)
+			apply_w(b, &writes[order[i / 2]]); /* re-applied: nothing changes */
+	}
+	assert_same(a, b);
+	struct sl_store_stats s;
+	sl_store_stats(a, &s);
+	assert_true(s.series == N_KEYS);
+	sl_store_destroy(a);
+	sl_store_destroy(b);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_lww_by_version),
+	    cmocka_unit_test(test_unversioned_refuses_v),
+	    cmocka_unit_test(test_lww_order_independent),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
