@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "batch.h"
 #include "lww.h"
@@ -379,12 +380,216 @@ static void test_lww_order_independent(void **state)
 	sl_store_destroy(b);
 }
 
+/* ---- images ---- */
+
+typedef void (*between_fn)(void *arg, int step);
+
+/* An image walked in steps of `budget` bytes (since_gen 0: full), between(arg, step)
+ * called between steps. *gen (may be NULL) is the walk's generation. */
+static uint8_t *walk_image(struct sl_store *st, uint64_t idx, uint32_t since, size_t budget,
+			   between_fn between, void *arg, size_t *len, uint32_t *gen)
+{
+	uint8_t *img = malloc(IMG_CAP);
+	assert_non_null(img);
+	struct sl_store_snap_cursor cur;
+	sl_store_snap_begin_since(st, idx, since, &cur);
+	assert_true(((cur.flags & SL_STORE_SNAP_F_VERSIONED) != 0) == sl_store_versioned(st));
+	size_t n = SL_STORE_SNAP_HDR_BYTES;
+	int step = 0, rc = 0;
+	for (; step < 100000 && rc != 1; step++) {
+		rc = sl_store_snap_step(&cur, img, IMG_CAP, n + budget, &n);
+		assert_true(rc == 0 || rc == 1);
+		if (rc == 0 && between != NULL)
+			between(arg, step);
+	}
+	assert_int_equal(rc, 1);
+	sl_store_snap_header(&cur, img);
+	*len = n;
+	if (gen != NULL)
+		*gen = cur.gen;
+	return img;
+}
+
+static uint8_t *full_image(struct sl_store *st, uint64_t idx, size_t *len)
+{
+	return walk_image(st, idx, 0, IMG_CAP, NULL, NULL, len, NULL);
+}
+
+static struct sl_store *all_writes(uint32_t chunk_points, int from, int to)
+{
+	struct sl_store *st = mkstore_v(true, chunk_points);
+	for (int i = from; i < to; i++)
+		apply_w(st, &writes[i]);
+	return st;
+}
+
+static void test_image_roundtrip(void **state)
+{
+	(void)state;
+	make_writes(11);
+	struct sl_store *a = all_writes(4, 0, N_WRITES);
+	/* through a file */
+	FILE *f = tmpfile();
+	assert_non_null(f);
+	assert_int_equal(sl_store_snapshot_write(a, fileno(f), 33), 0);
+	assert_int_equal(lseek(fileno(f), 0, SEEK_SET), 0);
+	struct sl_store *b = mkstore_v(true, 8);
+	uint64_t idx = 0;
+	assert_int_equal(sl_store_snapshot_read(b, fileno(f), &idx), 0);
+	assert_int_equal(idx, 33);
+	assert_same(a, b);
+	fclose(f);
+	/* from memory, and the file's bytes are the walk's */
+	size_t len = 0;
+	uint8_t *img = full_image(a, 34, &len);
+	assert_int_equal(sl_get_u16(img + 6), SL_STORE_SNAP_F_VERSIONED);
+	struct sl_store *c = mkstore_v(true, 3);
+	assert_int_equal(sl_store_snapshot_read_mem(c, img, len, &idx), 0);
+	assert_int_equal(idx, 34);
+	assert_same(a, c);
+	free(img);
+	sl_store_destroy(a);
+	sl_store_destroy(b);
+	sl_store_destroy(c);
+}
+
+/* Versioned images go only into versioned stores and the reverse: -EINVAL, not -EBADMSG. */
+static void test_image_mixed_refused(void **state)
+{
+	(void)state;
+	make_writes(12);
+	struct sl_store *v = all_writes(4, 0, 10);
+	struct sl_store *u = mkstore_v(false, 4);
+	struct sl_point p = mkpt(KEY_A, 1, SL_VAL_F64, 1);
+	assert_int_equal(sl_store_apply(u, &p), 0);
+	size_t vlen = 0, ulen = 0;
+	uint8_t *vimg = full_image(v, 1, &vlen), *uimg = full_image(u, 1, &ulen);
+	assert_int_equal(sl_get_u16(uimg + 6), 0);
+
+	struct sl_store *u2 = mkstore_v(false, 4), *v2 = mkstore_v(true, 4);
+	assert_int_equal(sl_store_snapshot_read_mem(u2, vimg, vlen, NULL), -EINVAL);
+	assert_int_equal(sl_store_snapshot_read_mem(v2, uimg, ulen, NULL), -EINVAL);
+	struct sl_store_stats s;
+	sl_store_stats(u2, &s);
+	assert_int_equal(s.series, 0);
+	sl_store_stats(v2, &s);
+	assert_int_equal(s.series, 0);
+	/* deltas and merges the same */
+	size_t dlen = 0;
+	uint8_t *vdelta = walk_image(v, 2, 1, IMG_CAP, NULL, NULL, &dlen, NULL);
+	assert_int_equal(sl_store_snapshot_apply_delta_mem(u, vdelta, dlen, NULL), -EINVAL);
+	assert_int_equal(sl_store_snapshot_merge_mem(v2, uimg, ulen, NULL), -EINVAL);
+	assert_int_equal(sl_store_snapshot_merge_mem(u2, vimg, vlen, NULL), -EINVAL);
+	sl_store_stats(v2, &s);
+	assert_int_equal(s.series, 0);
+	/* an unknown flag bit is corruption, whatever the store */
+	sl_put_u16(vimg + 6, SL_STORE_SNAP_F_VERSIONED | 0x0004);
+	sl_put_u32(vimg + 28, sl_batch_crc32c(vimg, 28, 0xffffffffu));
+	assert_int_equal(sl_store_snapshot_read_mem(v2, vimg, vlen, NULL), -EBADMSG);
+	free(vimg);
+	free(uimg);
+	free(vdelta);
+	sl_store_destroy(v);
+	sl_store_destroy(u);
+	sl_store_destroy(u2);
+	sl_store_destroy(v2);
+}
+
+/* A delta applied to a versioned store decides each sample by version. */
+static void test_delta_by_version(void **state)
+{
+	(void)state;
+	struct sl_store *y = mkstore_v(true, 4);
+	put1(y, 1, 10, 1, 1);
+	uint32_t gen = 0;
+	size_t len = 0;
+	free(walk_image(y, 1, 0, IMG_CAP, NULL, NULL, &len, &gen)); /* the base */
+	put1(y, 5, 2, 3, 1); /* the delta: ts 5 older than x's, ts 6 new to x */
+	put1(y, 6, 3, 3, 1);
+	uint8_t *delta = walk_image(y, 2, gen + 1, IMG_CAP, NULL, NULL, &len, NULL);
+	assert_int_equal(sl_get_u16(delta + 6), SL_STORE_SNAP_F_VERSIONED | SL_STORE_SNAP_F_DELTA);
+
+	struct sl_store *x = mkstore_v(true, 4);
+	put1(x, 5, 1, 10, 2);
+	uint64_t idx = 0;
+	assert_int_equal(sl_store_snapshot_apply_delta_mem(x, delta, len, &idx), 0);
+	assert_int_equal(idx, 2);
+	assert_int_equal(value_at(x, 5), 1);
+	assert_version(x, 5, 10, 2);
+	assert_int_equal(value_at(x, 6), 3);
+	assert_version(x, 6, 3, 1);
+	free(delta);
+	sl_store_destroy(x);
+	sl_store_destroy(y);
+}
+
+/* A fuzzy walk (writes between its steps) plus the writes after its label re-applied is
+ * the live store; the same for a delta on top of it. */
+struct live {
+	struct sl_store *st;
+	int next; /* the next write to apply */
+	int stop;
+};
+
+static void apply_some(void *arg, int step)
+{
+	(void)step;
+	struct live *l = arg;
+	for (int k = 0; k < 3 && l->next < l->stop; k++)
+		apply_w(l->st, &writes[l->next++]);
+}
+
+static void test_fuzzy_walk_replay(void **state)
+{
+	(void)state;
+	make_writes(13);
+	struct live l = {.st = all_writes(3, 0, 20), .next = 20, .stop = 40};
+	/* base labelled 20: writes 20.. happen during its walk */
+	size_t blen = 0;
+	uint32_t gen = 0;
+	uint8_t *base = walk_image(l.st, 20, 0, 64, apply_some, &l, &blen, &gen);
+	assert_true(l.next > 20);
+	int delta_label = l.next;
+	l.stop = N_WRITES;
+	size_t dlen = 0;
+	uint8_t *delta = walk_image(l.st, (uint64_t)delta_label, gen + 1, 64, apply_some, &l, &dlen,
+				    NULL);
+	while (l.next < N_WRITES)
+		apply_some(&l, 0);
+
+	/* base + tail */
+	struct sl_store *b = mkstore_v(true, 5);
+	uint64_t idx = 0;
+	assert_int_equal(sl_store_snapshot_read_mem(b, base, blen, &idx), 0);
+	assert_int_equal(idx, 20);
+	for (int i = (int)idx; i < N_WRITES; i++)
+		apply_w(b, &writes[i]);
+	assert_same(l.st, b);
+	/* base + delta + tail, the tail in reverse order */
+	struct sl_store *c = mkstore_v(true, 4);
+	assert_int_equal(sl_store_snapshot_read_mem(c, base, blen, NULL), 0);
+	assert_int_equal(sl_store_snapshot_apply_delta_mem(c, delta, dlen, &idx), 0);
+	assert_int_equal(idx, (uint64_t)delta_label);
+	for (int i = N_WRITES - 1; i >= (int)idx; i--)
+		apply_w(c, &writes[i]);
+	assert_same(l.st, c);
+	free(base);
+	free(delta);
+	sl_store_destroy(l.st);
+	sl_store_destroy(b);
+	sl_store_destroy(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_lww_by_version),
 	    cmocka_unit_test(test_unversioned_refuses_v),
 	    cmocka_unit_test(test_lww_order_independent),
+	    cmocka_unit_test(test_image_roundtrip),
+	    cmocka_unit_test(test_image_mixed_refused),
+	    cmocka_unit_test(test_delta_by_version),
+	    cmocka_unit_test(test_fuzzy_walk_replay),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
