@@ -580,6 +580,172 @@ static void test_fuzzy_walk_replay(void **state)
 	sl_store_destroy(c);
 }
 
+/* ---- merge ---- */
+
+/* Replicas a and b took interleaved, conflicting writes of several origins (a: the even
+ * ones, b: the odd ones, both some of the others'); merging each other's images gives
+ * both the store all writes make, in any order, and merging again changes nothing. */
+static void test_merge_commutative(void **state)
+{
+	(void)state;
+	make_writes(14);
+	struct sl_store *a = mkstore_v(true, 4), *b = mkstore_v(true, 3);
+	for (int i = 0; i < N_WRITES; i++) {
+		if (i % 2 == 0 || i % 7 == 0)
+			apply_w(a, &writes[i]);
+	}
+	for (int i = N_WRITES - 1; i >= 0; i--) {
+		if (i % 2 == 1 || i % 5 == 0)
+			apply_w(b, &writes[i]);
+	}
+	size_t alen = 0, blen = 0;
+	uint8_t *aimg = full_image(a, 100, &alen), *bimg = full_image(b, 200, &blen);
+	uint64_t idx = 0;
+	assert_int_equal(sl_store_snapshot_merge_mem(a, bimg, blen, &idx), 0);
+	assert_int_equal(idx, 200);
+	assert_int_equal(sl_store_snapshot_merge_mem(b, aimg, alen, &idx), 0);
+	assert_int_equal(idx, 100);
+	assert_same(a, b);
+
+	int order[N_WRITES];
+	shuffle(order, N_WRITES, 99);
+	struct sl_store *all = mkstore_v(true, 5);
+	for (int i = 0; i < N_WRITES; i++)
+		apply_w(all, &writes[order[i]]);
+	assert_same(a, all);
+
+	/* idempotent: both images again, and a's own */
+	char *before = dump_store(a);
+	assert_int_equal(sl_store_snapshot_merge_mem(a, bimg, blen, NULL), 0);
+	assert_int_equal(sl_store_snapshot_merge_mem(a, aimg, alen, NULL), 0);
+	char *after = dump_store(a);
+	assert_string_equal(before, after);
+	free(before);
+	free(after);
+
+	/* into an empty store: the image's store */
+	struct sl_store *e = mkstore_v(true, 4);
+	free(aimg);
+	aimg = full_image(a, 1, &alen);
+	assert_int_equal(sl_store_snapshot_merge_mem(e, aimg, alen, NULL), 0);
+	assert_same(a, e);
+	free(aimg);
+	free(bimg);
+	sl_store_destroy(a);
+	sl_store_destroy(b);
+	sl_store_destroy(all);
+	sl_store_destroy(e);
+}
+
+/* A delta image merges as well: the chunks it holds, by version. */
+static void test_merge_delta(void **state)
+{
+	(void)state;
+	make_writes(15);
+	struct sl_store *a = all_writes(4, 0, 30);
+	uint32_t gen = 0;
+	size_t len = 0;
+	free(walk_image(a, 1, 0, IMG_CAP, NULL, NULL, &len, &gen));
+	for (int i = 30; i < N_WRITES; i++)
+		apply_w(a, &writes[i]);
+	uint8_t *delta = walk_image(a, 2, gen + 1, IMG_CAP, NULL, NULL, &len, NULL);
+	assert_true((sl_get_u16(delta + 6) & SL_STORE_SNAP_F_DELTA) != 0);
+	/* b has the first half already and some of the second, in another order */
+	struct sl_store *b = mkstore_v(true, 3);
+	for (int i = N_WRITES - 1; i >= 0; i -= (i >= 30 ? 3 : 1))
+		apply_w(b, &writes[i]);
+	assert_int_equal(sl_store_snapshot_merge_mem(b, delta, len, NULL), 0);
+	assert_same(a, b);
+	free(delta);
+	sl_store_destroy(a);
+	sl_store_destroy(b);
+}
+
+/* A series the store holds as another type keeps the store's type; the image's samples of
+ * it are counted and skipped, the rest merges. */
+static void test_merge_type_conflict(void **state)
+{
+	(void)state;
+	struct sl_store *a = mkstore_v(true, 4), *b = mkstore_v(true, 4);
+	put1(a, 1, 11, 5, 1);
+	static struct write w;
+	struct sl_point pts[3] = {mkpt(KEY_A, 1, SL_VAL_I64, 21), mkpt(KEY_A, 2, SL_VAL_I64, 22),
+				  mkpt("other,host=z v", 3, SL_VAL_U64, 23)};
+	batch_of(&w, pts, 3, 9, 2);
+	apply_w(b, &w);
+	size_t len = 0;
+	uint8_t *img = full_image(b, 1, &len);
+	struct sl_store_stats s0, s1;
+	sl_store_stats(a, &s0);
+	assert_int_equal(sl_store_snapshot_merge_mem(a, img, len, NULL), 0);
+	sl_store_stats(a, &s1);
+	assert_int_equal(s1.type_conflicts - s0.type_conflicts, 2);
+	assert_int_equal(s1.series, 2);
+	assert_int_equal(s1.points, 2);
+	assert_int_equal(value_at(a, 1), 11);
+	assert_version(a, 1, 5, 1);
+	struct sl_series_info info;
+	assert_int_equal(sl_store_series_info(a, pts[0].series_id, &info), 0);
+	assert_int_equal(info.type, SL_VAL_F64);
+	assert_int_equal(sl_store_series_info(a, pts[2].series_id, &info), 0);
+	assert_int_equal(info.type, SL_VAL_U64);
+	free(img);
+	sl_store_destroy(a);
+	sl_store_destroy(b);
+}
+
+/* A damaged image (any byte flipped, truncated, longer) leaves the store exactly as it
+ * was: the whole image is checked before anything is applied. */
+static void test_merge_damaged_unchanged(void **state)
+{
+	(void)state;
+	make_writes(16);
+	struct sl_store *src = all_writes(4, 0, N_WRITES);
+	struct sl_store *dst = all_writes(3, N_WRITES / 2, N_WRITES - 5);
+	size_t len = 0;
+	uint8_t *img = full_image(src, 1, &len);
+	uint8_t *bad = malloc(len + 1);
+	assert_non_null(bad);
+	char *before = dump_store(dst);
+	struct sl_store_stats s0, s1;
+	sl_store_stats(dst, &s0);
+	int tried = 0;
+	for (size_t off = 0; off < len; off += 1 + off % 7) {
+		memcpy(bad, img, len);
+		bad[off] ^= (uint8_t)(1u << (off % 8));
+		assert_int_equal(sl_store_snapshot_merge_mem(dst, bad, len, NULL), -EBADMSG);
+		tried++;
+	}
+	assert_true(tried > 100);
+	for (size_t cut = 0; cut < len; cut += 1 + cut % 13)
+		assert_int_equal(sl_store_snapshot_merge_mem(dst, img, cut, NULL), -EBADMSG);
+	memcpy(bad, img, len);
+	bad[len] = 0;
+	assert_int_equal(sl_store_snapshot_merge_mem(dst, bad, len + 1, NULL), -EBADMSG);
+	char *after = dump_store(dst);
+	assert_string_equal(before, after);
+	sl_store_stats(dst, &s1);
+	assert_memory_equal(&s0, &s1, sizeof(s0));
+
+	/* another region: -EINVAL, unchanged */
+	struct sl_store_config cfg = {.region_id = REGION + 1, .versioned = true};
+	struct sl_store *other = NULL;
+	assert_int_equal(sl_store_create(&cfg, &other), 0);
+	assert_int_equal(sl_store_snapshot_merge_mem(other, img, len, NULL), -EINVAL);
+	sl_store_stats(other, &s1);
+	assert_int_equal(s1.series, 0);
+	/* and the undamaged image merges */
+	assert_int_equal(sl_store_snapshot_merge_mem(dst, img, len, NULL), 0);
+	assert_same(src, dst);
+	free(before);
+	free(after);
+	free(img);
+	free(bad);
+	sl_store_destroy(src);
+	sl_store_destroy(dst);
+	sl_store_destroy(other);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -590,6 +756,10 @@ int main(void)
 	    cmocka_unit_test(test_image_mixed_refused),
 	    cmocka_unit_test(test_delta_by_version),
 	    cmocka_unit_test(test_fuzzy_walk_replay),
+	    cmocka_unit_test(test_merge_commutative),
+	    cmocka_unit_test(test_merge_delta),
+	    cmocka_unit_test(test_merge_type_conflict),
+	    cmocka_unit_test(test_merge_damaged_unchanged),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
