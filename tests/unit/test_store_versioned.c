@@ -210,6 +210,43 @@ static void test_unversioned_refuses_v(void **state)
 	sl_store_destroy(st);
 }
 
+/* A string point: the winner's bytes; a losing or repeated write leaves no allocation. */
+static void test_lww_strings(void **state)
+{
+	(void)state;
+	struct sl_store *st = mkstore_v(true, 2);
+	static struct write w;
+	uint64_t id = sl_series_id(KEY_S, strlen(KEY_S));
+	struct sl_point p = mkpt(KEY_S, 5, SL_VAL_STR, 0);
+	const char *vals[] = {"first", "older-loses", "same-version", "newer-wins-here"};
+	const uint64_t hlc[] = {10, 9, 10, 11};
+	struct sl_store_stats s0, s1;
+	for (int i = 0; i < 4; i++) {
+		p.str = vals[i];
+		p.str_len = (uint32_t)strlen(vals[i]);
+		batch_of(&w, &p, 1, hlc[i], 4);
+		sl_store_stats(st, &s0);
+		apply_w(st, &w);
+		sl_store_stats(st, &s1);
+		if (i == 1 || i == 2) /* lost: nothing kept */
+			assert_int_equal(s1.bytes, s0.bytes);
+	}
+	struct sl_sample_ex out[2];
+	char buf[64];
+	size_t n = 0, used = 0;
+	assert_int_equal(
+	    sl_store_query_ex(st, id, 5, 5, out, 2, buf, sizeof(buf), &n, &used, NULL), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(out[0].str_len, strlen(vals[3]));
+	assert_memory_equal(buf + out[0].str_off, vals[3], out[0].str_len);
+	uint64_t h = 0;
+	uint32_t o = 0;
+	assert_int_equal(sl_store_version_at(st, id, 5, &h, &o), 0);
+	assert_int_equal(h, 11);
+	assert_int_equal(o, 4);
+	sl_store_destroy(st);
+}
+
 /* ---- a workload: writes of several origins, conflicting on purpose ---- */
 
 #define N_WRITES 60
@@ -751,6 +788,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_lww_by_version),
 	    cmocka_unit_test(test_unversioned_refuses_v),
+	    cmocka_unit_test(test_lww_strings),
 	    cmocka_unit_test(test_lww_order_independent),
 	    cmocka_unit_test(test_image_roundtrip),
 	    cmocka_unit_test(test_image_mixed_refused),
