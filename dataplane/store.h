@@ -68,7 +68,8 @@ void sl_store_destroy(struct sl_store *st);
 uint32_t sl_store_region(const struct sl_store *st);
 
 /* Last-writer-wins per (series, ts): an existing timestamp gets the new value, so applying
- * the same points again changes nothing. String values are copied into the store (p->str
+ * the same points again changes nothing (a versioned store: version (0, 0), see
+ * sl_store_apply_batch_v). String values are copied into the store (p->str
  * need not outlive the call). 0; -EINVAL on a malformed point (see sl_batch_point_check)
  * or when the point's type differs from the series' type, string vs numeric included
  * (counted in type_conflicts); -ENOMEM (store unchanged). */
@@ -163,12 +164,13 @@ int sl_store_snapshot_read_mem(struct sl_store *empty_store, const uint8_t *img,
 			       uint64_t *applied_index);
 
 /* Applies a delta image on top of the store (its base and earlier deltas loaded): every
- * sample last-writer-wins, a series the store lacks is created. -EBADMSG on corruption,
- * truncation, a full image, or a series whose key or type differs from the store's;
- * -EINVAL for an image of another region; -ENOMEM. On an error the store holds some of
- * the delta's points (every record is checked as it is applied): usable, but not an
- * image chain's state; recovery refuses to start then. The _mem form takes exactly len
- * bytes, the fd form reads as sl_store_snapshot_read. */
+ * sample last-writer-wins (by version in a versioned store), a series the store lacks is
+ * created. -EBADMSG on corruption, truncation, a full image, or a series whose key or type
+ * differs from the store's; -EINVAL for an image of another region, or versioned when the
+ * store is not (or the reverse); -ENOMEM. On an error the store holds some of the delta's
+ * points (every record is checked as it is applied): usable, but not an image chain's
+ * state; recovery refuses to start then. The _mem form takes exactly len bytes, the fd
+ * form reads as sl_store_snapshot_read. */
 int sl_store_snapshot_apply_delta(struct sl_store *st, int fd, uint64_t *applied_index);
 int sl_store_snapshot_apply_delta_mem(struct sl_store *st, const uint8_t *img, size_t len,
 				      uint64_t *applied_index);

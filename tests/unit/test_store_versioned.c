@@ -31,7 +31,7 @@
 #define N_TS 40
 
 static const char *const keys[N_KEYS] = {"cpu,host=a usage", "cpu,host=b usage", "mem,host=a used",
-					  "log,host=a msg", "up,host=c ok"};
+					 "log,host=a msg", "up,host=c ok"};
 /* the type each key is written with (one string series, one bool) */
 static const uint8_t key_type[N_KEYS] = {SL_VAL_F64, SL_VAL_I64, SL_VAL_U64, SL_VAL_STR,
 					 SL_VAL_BOOL};
@@ -105,8 +105,8 @@ static uint64_t value_at(const struct sl_store *st, int64_t ts)
 {
 	struct sl_sample s;
 	size_t n = 0;
-	assert_int_equal(sl_store_query(st, sl_series_id(KEY_A, strlen(KEY_A)), ts, ts, &s, 1, &n, NULL),
-			 0);
+	assert_int_equal(
+	    sl_store_query(st, sl_series_id(KEY_A, strlen(KEY_A)), ts, ts, &s, 1, &n, NULL), 0);
 	assert_int_equal(n, 1);
 	return s.value;
 }
@@ -115,7 +115,8 @@ static void assert_version(const struct sl_store *st, int64_t ts, uint64_t hlc, 
 {
 	uint64_t h = 0;
 	uint32_t o = 0;
-	assert_int_equal(sl_store_version_at(st, sl_series_id(KEY_A, strlen(KEY_A)), ts, &h, &o), 0);
+	assert_int_equal(sl_store_version_at(st, sl_series_id(KEY_A, strlen(KEY_A)), ts, &h, &o),
+			 0);
 	assert_int_equal(h, hlc);
 	assert_int_equal(o, origin);
 }
@@ -181,7 +182,8 @@ static void test_unversioned_refuses_v(void **state)
 	struct sl_point p = mkpt(KEY_A, 1, SL_VAL_F64, 1);
 	batch_of(&w, &p, 1, 5, 1);
 	uint32_t applied = 9, rejected = 9;
-	assert_int_equal(sl_store_apply_batch_v(st, w.buf, w.len, 5, 1, &applied, &rejected), -EINVAL);
+	assert_int_equal(sl_store_apply_batch_v(st, w.buf, w.len, 5, 1, &applied, &rejected),
+			 -EINVAL);
 	assert_int_equal(applied, 0);
 	assert_int_equal(rejected, 0);
 	uint64_t h;
@@ -203,7 +205,8 @@ static void test_unversioned_refuses_v(void **state)
 	assert_int_equal(sl_batch_init(&b, w.buf, sizeof(w.buf), REGION + 1), 0);
 	assert_int_equal(sl_batch_add(&b, &p), 0);
 	assert_int_equal(sl_batch_finish(&b, &w.len), 0);
-	assert_int_equal(sl_store_apply_batch_v(st, w.buf, w.len, 5, 1, &applied, &rejected), -EXDEV);
+	assert_int_equal(sl_store_apply_batch_v(st, w.buf, w.len, 5, 1, &applied, &rejected),
+			 -EXDEV);
 	struct sl_store_stats s;
 	sl_store_stats(st, &s);
 	assert_int_equal(s.points, 0);
@@ -234,8 +237,8 @@ static void test_lww_strings(void **state)
 	struct sl_sample_ex out[2];
 	char buf[64];
 	size_t n = 0, used = 0;
-	assert_int_equal(
-	    sl_store_query_ex(st, id, 5, 5, out, 2, buf, sizeof(buf), &n, &used, NULL), 0);
+	assert_int_equal(sl_store_query_ex(st, id, 5, 5, out, 2, buf, sizeof(buf), &n, &used, NULL),
+			 0);
 	assert_int_equal(n, 1);
 	assert_int_equal(out[0].str_len, strlen(vals[3]));
 	assert_memory_equal(buf + out[0].str_off, vals[3], out[0].str_len);
@@ -307,8 +310,8 @@ static void shuffle(int *order, int n, uint64_t seed)
 /* ---- comparing two stores: every series, sample, string and version ---- */
 
 #define MAX_SAMPLES 256
-static void samples_of(const struct sl_store *st, uint64_t id, struct sl_sample_ex *out,
-		       char *str, size_t *n, uint64_t *hlc, uint32_t *origin)
+static void samples_of(const struct sl_store *st, uint64_t id, struct sl_sample_ex *out, char *str,
+		       size_t *n, uint64_t *hlc, uint32_t *origin)
 {
 	size_t used = 0;
 	assert_int_equal(sl_store_query_ex(st, id, INT64_MIN, INT64_MAX, out, MAX_SAMPLES, str,
@@ -589,8 +592,8 @@ static void test_fuzzy_walk_replay(void **state)
 	int delta_label = l.next;
 	l.stop = N_WRITES;
 	size_t dlen = 0;
-	uint8_t *delta = walk_image(l.st, (uint64_t)delta_label, gen + 1, 64, apply_some, &l, &dlen,
-				    NULL);
+	uint8_t *delta =
+	    walk_image(l.st, (uint64_t)delta_label, gen + 1, 64, apply_some, &l, &dlen, NULL);
 	while (l.next < N_WRITES)
 		apply_some(&l, 0);
 
