@@ -6,7 +6,10 @@
  * stats.bytes) whose address sits in the chunk's u64 value slot; the empty string is slot
  * 0 with no allocation. Chunk splits and memmoves therefore move strings for free, and an
  * overwrite frees the old allocation once the new one exists (so -ENOMEM changes nothing).
- * Strings are at most SL_STR_MAX bytes, so jemalloc size classes keep the slack small. */
+ * Strings are at most SL_STR_MAX bytes, so jemalloc size classes keep the slack small.
+ * Versioned stores (multileader regions) also keep each point's version (hlc, origin) in
+ * two more arrays after the values, in the same chunk allocation; an unversioned store's
+ * chunks are exactly ts + values, so it pays nothing for them. */
 #include "store.h"
 
 #include <errno.h>
@@ -15,6 +18,7 @@
 
 #include <jemalloc/jemalloc.h>
 
+#include "lww.h"
 #include "sl_assert.h"
 #include "sl_le.h"
 
@@ -30,11 +34,14 @@
 #define SNAP_REC_HDR_BYTES 19u
 #define SNAP_POINT_BYTES 16u
 #define SNAP_STR_POINT_BYTES 12u /* ts i64 | str_len u32, then the bytes */
+#define SNAP_VER_BYTES 12u	  /* hlc u64 | origin u32 after each sample of a versioned image */
+#define SNAP_FLAGS_KNOWN (SL_STORE_SNAP_F_DELTA | SL_STORE_SNAP_F_VERSIONED)
 #define SNAP_CRC_SEED 0xffffffffu
 #define SNAP_IO_BYTES (64u * 1024u)
 #define SNAP_SKIP_COST 32u /* budget bytes a walk step charges for a series a delta skips */
 
-/* Timestamps first, then chunk_points values right after the ts array (one allocation). */
+/* Timestamps first, then chunk_points values right after the ts array (one allocation);
+ * in a versioned store then chunk_points hlc u64 and chunk_points origin u32. */
 struct chunk {
 	uint32_t n;	  /* never 0 once linked into a series */
 	uint32_t mod_gen; /* st->gen at its last change: a delta image holds it when >= since */
@@ -62,6 +69,7 @@ struct slot {
 struct sl_store {
 	uint32_t region_id;
 	uint32_t chunk_points;
+	bool versioned;
 	int mflags;
 	unsigned table_log2;
 	struct slot *slots;
@@ -203,14 +211,41 @@ static void value_drop(struct sl_store *st, uint8_t type, uint64_t slot)
 
 /* ---- chunks ---- */
 
+/* The version of a write; unversioned stores ignore it, versioned ones keep it per point. */
+struct ver {
+	uint64_t hlc;
+	uint32_t origin;
+};
+
+/* What sl_store_apply / sl_store_apply_batch write: loses to every real write. */
+static const struct ver VER_NONE = {0, 0};
+
 static uint64_t *chunk_vals(const struct sl_store *st, struct chunk *c)
 {
 	return (uint64_t *)(c->ts + st->chunk_points);
 }
 
+/* Versioned stores only: the arrays after the values. */
+static uint64_t *chunk_hlc(const struct sl_store *st, struct chunk *c)
+{
+	return chunk_vals(st, c) + st->chunk_points;
+}
+
+static uint32_t *chunk_origin(const struct sl_store *st, struct chunk *c)
+{
+	return (uint32_t *)(chunk_hlc(st, c) + st->chunk_points);
+}
+
+static struct ver chunk_ver(const struct sl_store *st, struct chunk *c, uint32_t i)
+{
+	return (struct ver){chunk_hlc(st, c)[i], chunk_origin(st, c)[i]};
+}
+
 static struct chunk *chunk_new(struct sl_store *st)
 {
 	size_t size = sizeof(struct chunk) + (size_t)st->chunk_points * 2 * sizeof(uint64_t);
+	if (st->versioned)
+		size += (size_t)st->chunk_points * (sizeof(uint64_t) + sizeof(uint32_t));
 	struct chunk *c = st_alloc(st, size, 0);
 	if (c == NULL)
 		return NULL;
@@ -294,7 +329,7 @@ static void chunk_touch(struct sl_store *st, struct series *s, struct chunk *c)
 }
 
 static void chunk_insert_at(struct sl_store *st, struct series *s, struct chunk *c, uint32_t pos,
-			    int64_t ts, uint64_t value)
+			    int64_t ts, uint64_t value, const struct ver *v)
 {
 	chunk_touch(st, s, c);
 	uint64_t *vals = chunk_vals(st, c);
@@ -303,22 +338,61 @@ static void chunk_insert_at(struct sl_store *st, struct series *s, struct chunk 
 	memmove(&vals[pos + 1], &vals[pos], (c->n - pos) * sizeof(vals[0]));
 	c->ts[pos] = ts;
 	vals[pos] = value;
+	if (st->versioned) {
+		uint64_t *hlc = chunk_hlc(st, c);
+		uint32_t *origin = chunk_origin(st, c);
+		memmove(&hlc[pos + 1], &hlc[pos], (c->n - pos) * sizeof(hlc[0]));
+		memmove(&origin[pos + 1], &origin[pos], (c->n - pos) * sizeof(origin[0]));
+		hlc[pos] = v->hlc;
+		origin[pos] = v->origin;
+	}
 	c->n++;
 	s->n_points++;
 	st->stats.points++;
 }
 
+/* An existing (series, ts) gets a new write. Unversioned: the last one to arrive wins.
+ * Versioned: the winner by version; a write that does not win (the same version is the
+ * same write again) changes nothing and its slot is released here. */
+static void point_overwrite(struct sl_store *st, struct series *s, struct chunk *c, uint32_t pos,
+			    uint64_t value, const struct ver *v)
+{
+	uint64_t *vals = chunk_vals(st, c);
+	if (st->versioned) {
+		struct ver old = chunk_ver(st, c, pos);
+		if (!sl_lww_wins(v->hlc, v->origin, old.hlc, old.origin)) {
+			value_drop(st, s->type, value);
+			return;
+		}
+		chunk_hlc(st, c)[pos] = v->hlc;
+		chunk_origin(st, c)[pos] = v->origin;
+	}
+	value_drop(st, s->type, vals[pos]);
+	vals[pos] = value;
+	chunk_touch(st, s, c);
+}
+
+/* Copies points [from, from + n) of chunk a to the start of chunk b (split). */
+static void chunk_copy_tail(const struct sl_store *st, struct chunk *a, uint32_t from,
+			    struct chunk *b, uint32_t n)
+{
+	memcpy(b->ts, &a->ts[from], n * sizeof(a->ts[0]));
+	memcpy(chunk_vals(st, b), &chunk_vals(st, a)[from], n * sizeof(uint64_t));
+	if (st->versioned) {
+		memcpy(chunk_hlc(st, b), &chunk_hlc(st, a)[from], n * sizeof(uint64_t));
+		memcpy(chunk_origin(st, b), &chunk_origin(st, a)[from], n * sizeof(uint32_t));
+	}
+}
+
 /* Out-of-order or overwriting write: binary search the chunk, split it when full. */
-static int series_put_slow(struct sl_store *st, struct series *s, int64_t ts, uint64_t value)
+static int series_put_slow(struct sl_store *st, struct series *s, int64_t ts, uint64_t value,
+			   const struct ver *v)
 {
 	uint32_t ci = chunk_find(s, ts);
 	struct chunk *c = s->chunks[ci];
 	uint32_t pos = ts_lower_bound(c->ts, c->n, ts);
 	if (pos < c->n && c->ts[pos] == ts) {
-		uint64_t *vals = chunk_vals(st, c);
-		value_drop(st, s->type, vals[pos]); /* last writer wins */
-		vals[pos] = value;
-		chunk_touch(st, s, c);
+		point_overwrite(st, s, c, pos, value, v);
 		return 0;
 	}
 	if (c->n == st->chunk_points) {
@@ -327,9 +401,7 @@ static int series_put_slow(struct sl_store *st, struct series *s, int64_t ts, ui
 			return -ENOMEM;
 		uint32_t half = c->n / 2;
 		upper->n = c->n - half;
-		memcpy(upper->ts, &c->ts[half], upper->n * sizeof(c->ts[0]));
-		memcpy(chunk_vals(st, upper), &chunk_vals(st, c)[half],
-		       upper->n * sizeof(uint64_t));
+		chunk_copy_tail(st, c, half, upper, upper->n);
 		c->n = half;
 		chunk_touch(st, s, c); /* both halves: they hold other points than before */
 		chunk_touch(st, s, upper);
@@ -339,27 +411,29 @@ static int series_put_slow(struct sl_store *st, struct series *s, int64_t ts, ui
 			pos -= half;
 		}
 	}
-	chunk_insert_at(st, s, c, pos, ts, value);
+	chunk_insert_at(st, s, c, pos, ts, value, v);
 	return 0;
 }
 
-/* Stores a slot made by value_make (or sval_new). On success the series owns it; on
- * -ENOMEM the caller still does (and nothing changed). */
-static int series_put(struct sl_store *st, struct series *s, int64_t ts, uint64_t value)
+/* Stores a slot made by value_make (or sval_new) with version v (versioned stores). On
+ * success the series owns it (or released it: a write that lost by version); on -ENOMEM
+ * the caller still does (and nothing changed). */
+static int series_put(struct sl_store *st, struct series *s, int64_t ts, uint64_t value,
+		      const struct ver *v)
 {
 	if (s->n_chunks > 0) {
 		struct chunk *last = s->chunks[s->n_chunks - 1];
 		if (ts <= last->ts[last->n - 1])
-			return series_put_slow(st, s, ts, value);
+			return series_put_slow(st, s, ts, value, v);
 		if (last->n < st->chunk_points) {
-			chunk_insert_at(st, s, last, last->n, ts, value); /* O(1) append */
+			chunk_insert_at(st, s, last, last->n, ts, value, v); /* O(1) append */
 			return 0;
 		}
 	}
 	struct chunk *c = chunk_link_new(st, s, s->n_chunks);
 	if (c == NULL)
 		return -ENOMEM;
-	chunk_insert_at(st, s, c, 0, ts, value);
+	chunk_insert_at(st, s, c, 0, ts, value, v);
 	return 0;
 }
 
@@ -404,17 +478,17 @@ static struct series *series_new(struct sl_store *st, const struct sl_point *p)
  * p's series of the same type or NULL: then a series is made from p, and linked only once
  * it holds its first point so a failed allocation never leaves an empty series behind. */
 static int store_put_value(struct sl_store *st, struct series *s, const struct sl_point *p,
-			   uint64_t value)
+			   uint64_t value, const struct ver *v)
 {
 	if (s != NULL)
-		return series_put(st, s, p->ts, value);
+		return series_put(st, s, p->ts, value, v);
 	int rc = table_reserve(st);
 	if (rc != 0)
 		return rc;
 	s = series_new(st, p);
 	if (s == NULL)
 		return -ENOMEM;
-	rc = series_put(st, s, p->ts, value);
+	rc = series_put(st, s, p->ts, value, v);
 	if (rc != 0) {
 		series_free(st, s); /* holds no point, so it does not free `value` */
 		return rc;
@@ -430,8 +504,8 @@ static int store_put_value(struct sl_store *st, struct series *s, const struct s
 	return 0;
 }
 
-/* Applies one already-validated point. */
-static int store_put(struct sl_store *st, const struct sl_point *p)
+/* Applies one already-validated point written with version v. */
+static int store_put(struct sl_store *st, const struct sl_point *p, const struct ver *v)
 {
 	struct series *s = table_find(st, p->series_id);
 	if (s != NULL && s->type != p->type) {
@@ -442,7 +516,7 @@ static int store_put(struct sl_store *st, const struct sl_point *p)
 	int rc = value_make(st, p, &value);
 	if (rc != 0)
 		return rc;
-	rc = store_put_value(st, s, p, value);
+	rc = store_put_value(st, s, p, value, v);
 	if (rc != 0)
 		value_drop(st, p->type, value);
 	return rc;
@@ -490,6 +564,7 @@ int sl_store_create(const struct sl_store_config *cfg, struct sl_store **out)
 		return -ENOMEM;
 	st->region_id = cfg->region_id;
 	st->chunk_points = chunk_points;
+	st->versioned = cfg->versioned;
 	st->mflags = mflags;
 	st->table_log2 = 6;
 	SL_ASSERT(table_cap(st) == TABLE_CAP_MIN);
@@ -519,11 +594,13 @@ int sl_store_apply(struct sl_store *st, const struct sl_point *p)
 {
 	if (sl_batch_point_check(p) != 0)
 		return -EINVAL;
-	return store_put(st, p);
+	return store_put(st, p, &VER_NONE);
 }
 
-int sl_store_apply_batch(struct sl_store *st, const uint8_t *payload, size_t len, uint32_t *applied,
-			 uint32_t *rejected)
+bool sl_store_versioned(const struct sl_store *st) { return st->versioned; }
+
+static int apply_batch(struct sl_store *st, const uint8_t *payload, size_t len, const struct ver *v,
+		       uint32_t *applied, uint32_t *rejected)
 {
 	uint32_t n_ok = 0, n_bad = 0, region = 0;
 	struct sl_batch_iter it;
@@ -537,7 +614,7 @@ int sl_store_apply_batch(struct sl_store *st, const uint8_t *payload, size_t len
 		rc = sl_batch_iter_init(&it, payload, len);
 		SL_ASSERT(rc == 0);
 		while (sl_batch_next(&it, &p) == 1) {
-			rc = store_put(st, &p);
+			rc = store_put(st, &p, v);
 			if (rc == -EINVAL) {
 				n_bad++;
 				rc = 0;
@@ -553,6 +630,26 @@ int sl_store_apply_batch(struct sl_store *st, const uint8_t *payload, size_t len
 	if (rejected != NULL)
 		*rejected = n_bad;
 	return rc;
+}
+
+int sl_store_apply_batch(struct sl_store *st, const uint8_t *payload, size_t len, uint32_t *applied,
+			 uint32_t *rejected)
+{
+	return apply_batch(st, payload, len, &VER_NONE, applied, rejected);
+}
+
+int sl_store_apply_batch_v(struct sl_store *st, const uint8_t *payload, size_t len, uint64_t hlc,
+			   uint32_t origin, uint32_t *applied, uint32_t *rejected)
+{
+	if (!st->versioned) {
+		if (applied != NULL)
+			*applied = 0;
+		if (rejected != NULL)
+			*rejected = 0;
+		return -EINVAL;
+	}
+	struct ver v = {hlc, origin};
+	return apply_batch(st, payload, len, &v, applied, rejected);
 }
 
 /* A forward walk over the samples of one series with ts <= to_ts. */
@@ -677,6 +774,23 @@ int sl_store_series_info(const struct sl_store *st, uint64_t series_id, struct s
 	return 0;
 }
 
+int sl_store_version_at(const struct sl_store *st, uint64_t series_id, int64_t ts, uint64_t *hlc,
+			uint32_t *origin)
+{
+	if (!st->versioned)
+		return -EINVAL;
+	const struct series *s = table_find(st, series_id);
+	if (s == NULL)
+		return -ENOENT;
+	struct chunk *c = s->chunks[chunk_find(s, ts)];
+	uint32_t pos = ts_lower_bound(c->ts, c->n, ts);
+	if (pos == c->n || c->ts[pos] != ts)
+		return -ENOENT;
+	*hlc = chunk_hlc(st, c)[pos];
+	*origin = chunk_origin(st, c)[pos];
+	return 0;
+}
+
 int sl_store_foreach_series(const struct sl_store *st, sl_store_series_cb cb, void *arg)
 {
 	uint64_t cap = table_cap(st);
@@ -775,6 +889,8 @@ static size_t snap_record_bytes(const struct sl_store *st, const struct series *
 		if (!chunk_in_image(c, since))
 			continue;
 		pts += c->n;
+		if (st->versioned)
+			n += (size_t)c->n * SNAP_VER_BYTES;
 		if (!is_str) {
 			n += (size_t)c->n * SNAP_POINT_BYTES;
 			continue;
@@ -812,14 +928,20 @@ static size_t snap_encode_series(const struct sl_store *st, const struct series 
 			if (!is_str) {
 				sl_put_u64(p + 8, vals[i]);
 				p += SNAP_POINT_BYTES;
-				continue;
+			} else {
+				uint32_t len = sval_len(vals[i]);
+				sl_put_u32(p + 8, len);
+				p += SNAP_STR_POINT_BYTES;
+				if (len > 0)
+					memcpy(p, sval_of(vals[i])->bytes, len);
+				p += len;
 			}
-			uint32_t len = sval_len(vals[i]);
-			sl_put_u32(p + 8, len);
-			p += SNAP_STR_POINT_BYTES;
-			if (len > 0)
-				memcpy(p, sval_of(vals[i])->bytes, len);
-			p += len;
+			if (st->versioned) {
+				struct ver v = chunk_ver(st, c, i);
+				sl_put_u64(p, v.hlc);
+				sl_put_u32(p + 8, v.origin);
+				p += SNAP_VER_BYTES;
+			}
 		}
 	}
 	sl_put_u32(p, sl_batch_crc32c(out, (size_t)(p - out), SNAP_CRC_SEED));
@@ -843,11 +965,13 @@ _Static_assert(SNAP_HDR_BYTES == SL_STORE_SNAP_HDR_BYTES, "image header size");
 void sl_store_snap_begin(const struct sl_store *st, uint64_t applied_index,
 			 struct sl_store_snap_cursor *cur)
 {
-	*cur = (struct sl_store_snap_cursor){.st = st,
-					     .next = st->created_head,
-					     .last = st->created_tail,
-					     .applied_index = applied_index,
-					     .gen = st->gen};
+	*cur = (struct sl_store_snap_cursor){
+	    .st = st,
+	    .next = st->created_head,
+	    .last = st->created_tail,
+	    .applied_index = applied_index,
+	    .gen = st->gen,
+	    .flags = st->versioned ? SL_STORE_SNAP_F_VERSIONED : 0};
 }
 
 /* Every chunk and series stamped 0 again, and gen 0: the stamps restart from a full
@@ -871,7 +995,8 @@ void sl_store_snap_begin_since(struct sl_store *st, uint64_t applied_index, uint
 	}
 	sl_store_snap_begin(st, applied_index, cur);
 	cur->since = since_gen;
-	cur->flags = since_gen > 0 ? SL_STORE_SNAP_F_DELTA : 0;
+	if (since_gen > 0)
+		cur->flags |= SL_STORE_SNAP_F_DELTA;
 	/* changes from here on carry a newer stamp than any chunk the walk may skip */
 	st->gen++;
 }
@@ -929,7 +1054,8 @@ int sl_store_snapshot_write(const struct sl_store *st, int fd, uint64_t applied_
 	if (buf == NULL)
 		return -ENOMEM;
 	/* nothing changes the store during this call: its series count is the image's */
-	snap_header(buf, st->region_id, 0, applied_index, st->stats.series);
+	snap_header(buf, st->region_id, st->versioned ? SL_STORE_SNAP_F_VERSIONED : 0, applied_index,
+		    st->stats.series);
 	size_t len = SNAP_HDR_BYTES;
 	struct sl_store_snap_cursor cur;
 	sl_store_snap_begin(st, applied_index, &cur);
@@ -955,38 +1081,86 @@ int sl_store_snapshot_write(const struct sl_store *st, int fd, uint64_t applied_
 	return rc;
 }
 
-/* Reads one sample's value into a slot the caller owns on success. */
-static int snap_read_value(struct sl_store *st, struct snap_io *io, uint8_t type, int64_t *ts,
-			   uint64_t *slot)
+/* Reads len bytes the reader does not keep (they still count in the record's CRC). */
+static int source_skip(struct snap_io *io, size_t len)
+{
+	uint8_t tmp[256];
+	while (len > 0) {
+		size_t n = len < sizeof(tmp) ? len : sizeof(tmp);
+		int rc = source_get(io, tmp, n);
+		if (rc != 0)
+			return rc;
+		len -= n;
+	}
+	return 0;
+}
+
+/* What a read of an image does with it. */
+enum snap_mode {
+	SNAP_LOAD,  /* a full image into an empty store */
+	SNAP_DELTA, /* a delta image on top of the store */
+	SNAP_CHECK, /* merge, first pass: every check, the store untouched */
+	SNAP_MERGE, /* merge, second pass: a checked image joined in by version */
+};
+
+struct snap_rd {
+	enum snap_mode mode;
+	uint16_t version; /* of the image */
+	bool versioned;	  /* its samples carry (hlc, origin) */
+};
+
+/* Reads one sample: its ts, and its value into a slot the caller owns on success when
+ * keep (else only read past: *slot stays 0), then its version when the image has them. */
+static int snap_read_sample(struct sl_store *st, struct snap_io *io, const struct snap_rd *rd,
+			    uint8_t type, bool keep, int64_t *ts, uint64_t *slot, struct ver *v)
 {
 	uint8_t pt[SNAP_POINT_BYTES];
 	bool is_str = type == SL_VAL_STR;
+	*slot = 0;
 	int rc = source_get(io, pt, is_str ? SNAP_STR_POINT_BYTES : SNAP_POINT_BYTES);
 	if (rc != 0)
 		return rc;
 	*ts = (int64_t)sl_get_u64(pt);
 	if (!is_str) {
-		*slot = sl_get_u64(pt + 8);
-		return type == SL_VAL_BOOL && *slot > 1 ? -EBADMSG : 0;
+		uint64_t value = sl_get_u64(pt + 8);
+		if (type == SL_VAL_BOOL && value > 1)
+			return -EBADMSG;
+		if (keep)
+			*slot = value;
+	} else {
+		uint32_t len = sl_get_u32(pt + 8);
+		if (len > SL_STR_MAX)
+			return -EBADMSG;
+		if (!keep) {
+			rc = source_skip(io, len);
+		} else {
+			char *bytes = NULL;
+			rc = sval_new(st, len, slot, &bytes);
+			if (rc == 0 && len > 0)
+				rc = source_get(io, bytes, len);
+		}
 	}
-	uint32_t len = sl_get_u32(pt + 8);
-	if (len > SL_STR_MAX)
-		return -EBADMSG;
-	char *bytes = NULL;
-	rc = sval_new(st, len, slot, &bytes);
-	if (rc == 0 && len > 0) {
-		rc = source_get(io, bytes, len);
-		if (rc != 0)
-			value_drop(st, type, *slot);
+	*v = VER_NONE;
+	if (rc == 0 && rd->versioned) {
+		uint8_t vb[SNAP_VER_BYTES];
+		rc = source_get(io, vb, sizeof(vb));
+		if (rc == 0)
+			*v = (struct ver){sl_get_u64(vb), sl_get_u32(vb + 8)};
+	}
+	if (rc != 0 && keep) {
+		value_drop(st, type, *slot);
+		*slot = 0;
 	}
 	return rc;
 }
 
-/* Reads one series record, applying points as they come; the caller empties the store if
- * the record (or any later one) turns out bad. A full image's series is new to the store;
- * a delta's series may exist already, then with the same key and type, and its samples
- * overwrite (last writer wins). */
-static int snap_read_series(struct sl_store *st, struct snap_io *io, uint16_t version, bool delta)
+/* Reads one series record. LOAD and DELTA apply points as they come (the caller empties
+ * the store if a load turns out bad); a full image's series is new to the store, a
+ * delta's may exist already, then with the same key and type, and its samples overwrite
+ * (last writer wins; by version in a versioned store). CHECK reads without storing
+ * anything; MERGE then joins the record in by version, and a series of another type in
+ * the store keeps its type: the record's samples are skipped and counted. */
+static int snap_read_series(struct sl_store *st, struct snap_io *io, const struct snap_rd *rd)
 {
 	uint8_t hdr[SNAP_REC_HDR_BYTES];
 	char key[SL_KEY_MAX];
@@ -1007,27 +1181,38 @@ static int snap_read_series(struct sl_store *st, struct snap_io *io, uint16_t ve
 	if (rc != 0)
 		return rc;
 	struct series *s = table_find(st, p.series_id);
-	if (sl_batch_point_check(&p) != 0 || (s != NULL && !delta) ||
-	    (p.type == SL_VAL_STR && version == SNAP_VERSION_V1))
+	if (sl_batch_point_check(&p) != 0 || (s != NULL && rd->mode == SNAP_LOAD) ||
+	    (p.type == SL_VAL_STR && rd->version == SNAP_VERSION_V1))
 		return -EBADMSG;
-	if (s != NULL && (s->type != p.type || s->key_len != p.key_len ||
-			  memcmp(s->key, key, p.key_len) != 0))
+	bool same_key = s == NULL || (s->key_len == p.key_len && memcmp(s->key, key, p.key_len) == 0);
+	bool skip = false; /* MERGE: a series the store holds as another type (or key) */
+	if (rd->mode == SNAP_DELTA && s != NULL && (s->type != p.type || !same_key))
 		return -EBADMSG; /* a delta of another series than the one the store holds */
+	if (rd->mode == SNAP_CHECK && !same_key)
+		return -EBADMSG; /* a key that hashes to another key's id: not a sluice image */
+	if (rd->mode == SNAP_MERGE && s != NULL && (s->type != p.type || !same_key))
+		skip = true; /* a key mismatch here: an image naming one id twice (checked) */
+	bool keep = rd->mode != SNAP_CHECK && !skip;
 
-	/* Bounded by the file: a lying n_points ends at end of file (-EBADMSG). */
+	/* Bounded by the image: a lying n_points ends at its end (-EBADMSG). */
 	for (uint64_t i = 0; i < n_points; i++) {
 		int64_t ts = 0;
 		uint64_t value = 0;
-		rc = snap_read_value(st, io, p.type, &ts, &value);
+		struct ver v;
+		rc = snap_read_sample(st, io, rd, p.type, keep, &ts, &value, &v);
 		if (rc != 0)
 			return rc;
 		if (i > 0 && ts <= p.ts) {
 			rc = -EBADMSG;
 		} else {
 			p.ts = ts;
-			rc = store_put_value(st, s, &p, value);
-			if (rc == 0 && s == NULL)
-				s = table_find(st, p.series_id);
+			if (skip)
+				st->stats.type_conflicts++;
+			if (keep) {
+				rc = store_put_value(st, s, &p, value, &v);
+				if (rc == 0 && s == NULL)
+					s = table_find(st, p.series_id);
+			}
 		}
 		if (rc != 0) {
 			value_drop(st, p.type, value);
@@ -1042,8 +1227,10 @@ static int snap_read_series(struct sl_store *st, struct snap_io *io, uint16_t ve
 	return sl_get_u32(crc) == want ? 0 : -EBADMSG;
 }
 
-/* The image's header and records; a delta only where one is wanted, and the reverse. */
-static int snap_read_all(struct sl_store *st, struct snap_io *io, bool delta,
+/* The image's header and records, as rd->mode wants them: a load takes only a full image,
+ * a delta only a delta, a merge either. Corruption is -EBADMSG; an image of another
+ * region, or versioned when the store is not (or the reverse), is -EINVAL. */
+static int snap_read_all(struct sl_store *st, struct snap_io *io, enum snap_mode mode,
 			 uint64_t *applied_index)
 {
 	uint8_t hdr[SNAP_HDR_BYTES];
@@ -1052,17 +1239,21 @@ static int snap_read_all(struct sl_store *st, struct snap_io *io, bool delta,
 		return rc;
 	uint16_t version = sl_get_u16(hdr + 4);
 	uint16_t flags = sl_get_u16(hdr + 6);
+	bool delta = (flags & SL_STORE_SNAP_F_DELTA) != 0;
 	if (sl_get_u32(hdr + 28) != sl_batch_crc32c(hdr, 28, SNAP_CRC_SEED) ||
 	    sl_get_u32(hdr) != SNAP_MAGIC ||
 	    (version != SNAP_VERSION && version != SNAP_VERSION_V1) ||
-	    flags != (delta ? SL_STORE_SNAP_F_DELTA : 0) ||
-	    (delta && version == SNAP_VERSION_V1))
+	    (flags & ~SNAP_FLAGS_KNOWN) != 0 || (flags != 0 && version == SNAP_VERSION_V1) ||
+	    (mode == SNAP_LOAD && delta) || (mode == SNAP_DELTA && !delta))
 		return -EBADMSG;
-	if (sl_get_u32(hdr + 8) != st->region_id)
+	struct snap_rd rd = {.mode = mode,
+			     .version = version,
+			     .versioned = (flags & SL_STORE_SNAP_F_VERSIONED) != 0};
+	if (sl_get_u32(hdr + 8) != st->region_id || rd.versioned != st->versioned)
 		return -EINVAL;
 	uint64_t n_series = sl_get_u64(hdr + 20);
 	for (uint64_t i = 0; i < n_series; i++) {
-		rc = snap_read_series(st, io, version, delta);
+		rc = snap_read_series(st, io, &rd);
 		if (rc != 0)
 			return rc;
 	}
@@ -1073,12 +1264,12 @@ static int snap_read_all(struct sl_store *st, struct snap_io *io, bool delta,
 
 /* From a file descriptor: reads ahead in SNAP_IO_BYTES blocks and hands back, on success,
  * what it read past the image (best effort: a pipe cannot seek). */
-static int snap_read_fd(struct sl_store *st, int fd, bool delta, uint64_t *applied_index)
+static int snap_read_fd(struct sl_store *st, int fd, enum snap_mode mode, uint64_t *applied_index)
 {
 	struct snap_io io = {.fd = fd, .buf = mallocx(SNAP_IO_BYTES, st->mflags)};
 	if (io.buf == NULL)
 		return -ENOMEM;
-	int rc = snap_read_all(st, &io, delta, applied_index);
+	int rc = snap_read_all(st, &io, mode, applied_index);
 	if (rc == 0 && io.pos < io.len)
 		(void)lseek(fd, -(off_t)(io.len - io.pos), SEEK_CUR);
 	dallocx(io.buf, st->mflags);
@@ -1086,12 +1277,12 @@ static int snap_read_fd(struct sl_store *st, int fd, bool delta, uint64_t *appli
 }
 
 /* From memory: exactly len bytes (bytes after the image: not an image of this format). */
-static int snap_read_mem(struct sl_store *st, const uint8_t *img, size_t len, bool delta,
+static int snap_read_mem(struct sl_store *st, const uint8_t *img, size_t len, enum snap_mode mode,
 			 uint64_t *applied_index)
 {
 	/* the reader only reads through buf in this mode */
 	struct snap_io io = {.fd = -1, .buf = (uint8_t *)(uintptr_t)img, .len = len};
-	int rc = snap_read_all(st, &io, delta, applied_index);
+	int rc = snap_read_all(st, &io, mode, applied_index);
 	return rc == 0 && io.pos != len ? -EBADMSG : rc;
 }
 
@@ -1100,7 +1291,7 @@ int sl_store_snapshot_read(struct sl_store *empty_store, int fd, uint64_t *appli
 	struct sl_store *st = empty_store;
 	if (st->stats.series != 0)
 		return -EINVAL;
-	int rc = snap_read_fd(st, fd, false, applied_index);
+	int rc = snap_read_fd(st, fd, SNAP_LOAD, applied_index);
 	if (rc != 0)
 		store_clear(st);
 	return rc;
@@ -1112,7 +1303,7 @@ int sl_store_snapshot_read_mem(struct sl_store *empty_store, const uint8_t *img,
 	struct sl_store *st = empty_store;
 	if (st->stats.series != 0)
 		return -EINVAL;
-	int rc = snap_read_mem(st, img, len, false, applied_index);
+	int rc = snap_read_mem(st, img, len, SNAP_LOAD, applied_index);
 	if (rc != 0)
 		store_clear(st);
 	return rc;
@@ -1120,11 +1311,23 @@ int sl_store_snapshot_read_mem(struct sl_store *empty_store, const uint8_t *img,
 
 int sl_store_snapshot_apply_delta(struct sl_store *st, int fd, uint64_t *applied_index)
 {
-	return snap_read_fd(st, fd, true, applied_index);
+	return snap_read_fd(st, fd, SNAP_DELTA, applied_index);
 }
 
 int sl_store_snapshot_apply_delta_mem(struct sl_store *st, const uint8_t *img, size_t len,
 				      uint64_t *applied_index)
 {
-	return snap_read_mem(st, img, len, true, applied_index);
+	return snap_read_mem(st, img, len, SNAP_DELTA, applied_index);
+}
+
+int sl_store_snapshot_merge_mem(struct sl_store *st, const uint8_t *img, size_t len,
+				uint64_t *applied_index)
+{
+	if (!st->versioned)
+		return -EINVAL; /* without versions a merge would depend on the order */
+	/* The whole image first: a damaged one must leave the store as it was. */
+	int rc = snap_read_mem(st, img, len, SNAP_CHECK, NULL);
+	if (rc != 0)
+		return rc;
+	return snap_read_mem(st, img, len, SNAP_MERGE, applied_index);
 }

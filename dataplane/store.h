@@ -19,6 +19,9 @@ struct sl_store_config {
 	unsigned arena;	       /* jemalloc arena index, used when use_arena */
 	bool use_arena;	       /* false: default jemalloc placement (flags 0) */
 	uint32_t chunk_points; /* points per chunk; 0 = SL_STORE_CHUNK_POINTS_DEFAULT */
+	/* every point keeps the version (hlc, origin) of the write that stored it, and a
+	 * write replaces a point only when it wins by sl_lww_wins() (multileader regions) */
+	bool versioned;
 };
 
 struct sl_store;
@@ -65,7 +68,8 @@ void sl_store_destroy(struct sl_store *st);
 uint32_t sl_store_region(const struct sl_store *st);
 
 /* Last-writer-wins per (series, ts): an existing timestamp gets the new value, so applying
- * the same points again changes nothing. String values are copied into the store (p->str
+ * the same points again changes nothing (a versioned store: version (0, 0), see
+ * sl_store_apply_batch_v). String values are copied into the store (p->str
  * need not outlive the call). 0; -EINVAL on a malformed point (see sl_batch_point_check)
  * or when the point's type differs from the series' type, string vs numeric included
  * (counted in type_conflicts); -ENOMEM (store unchanged). */
@@ -77,6 +81,25 @@ int sl_store_apply(struct sl_store *st, const struct sl_point *p);
  * -ENOMEM part way (*applied / *rejected say how far it got). Counters may be NULL. */
 int sl_store_apply_batch(struct sl_store *st, const uint8_t *payload, size_t len, uint32_t *applied,
 			 uint32_t *rejected);
+
+/* Versioned stores (config.versioned; multileader regions, docs/multileader.md). Replicas
+ * apply each other's writes in different orders, so a (series, ts) is decided by the
+ * write's version, not by arrival: every point of the batch carries (hlc, origin); an
+ * existing (series, ts) takes the new value only when sl_lww_wins(hlc, origin, old hlc,
+ * old origin) (consensus/lww.h): the same version again is the same write re-applied and
+ * changes nothing, an older one is ignored (it counts as applied). A new ts is stored
+ * with the version. Otherwise the contract of sl_store_apply_batch (-EBADMSG, -EXDEV,
+ * type conflicts in *rejected, -ENOMEM part way); -EINVAL on an unversioned store.
+ * sl_store_apply and sl_store_apply_batch on a versioned store write version (0, 0),
+ * which loses to every real write and, against a point of version (0, 0), keeps the
+ * point already stored. */
+int sl_store_apply_batch_v(struct sl_store *st, const uint8_t *payload, size_t len, uint64_t hlc,
+			   uint32_t origin, uint32_t *applied, uint32_t *rejected);
+bool sl_store_versioned(const struct sl_store *st);
+/* The version stored with the sample at exactly ts: 0; -ENOENT (no such series or ts);
+ * -EINVAL on an unversioned store. */
+int sl_store_version_at(const struct sl_store *st, uint64_t series_id, int64_t ts, uint64_t *hlc,
+			uint32_t *origin);
 
 /* Samples with from_ts <= ts <= to_ts in time order, at most max of them (the first ones).
  * Continue a long range with from_ts = last returned ts + 1. *type_out may be NULL.
@@ -114,13 +137,18 @@ void sl_store_stats(const struct sl_store *st, struct sl_store_stats *out);
  *   series_count x record: series_id u64 | type u8 | key_len u16 | n_points u64 | key |
  *           n_points x sample, strictly increasing ts | crc32c u32 of record
  *   sample: ts i64 | value u64 for numeric types;
- *           ts i64 | str_len u32 (<= SL_STR_MAX) | str bytes for SL_VAL_STR
- * v1 is the same without string series; it is still read. flags: 0 for a full image, or
- * SL_STORE_SNAP_F_DELTA for a delta image (v2 only): the same records, each holding only
- * the chunks of its series changed since an earlier image (sl_store_snap_begin_since).
- * Written (always as a full v2 image) with plain write() loops from the current file
- * offset; 0 or -errno. */
+ *           ts i64 | str_len u32 (<= SL_STR_MAX) | str bytes for SL_VAL_STR;
+ *           either followed by hlc u64 | origin u32 in a versioned image
+ * v1 is the same without string series; it is still read. flags (v2 only; other bits are
+ * corruption): SL_STORE_SNAP_F_DELTA for a delta image: the same records, each holding
+ * only the chunks of its series changed since an earlier image
+ * (sl_store_snap_begin_since); SL_STORE_SNAP_F_VERSIONED for an image of a versioned
+ * store, whose samples carry their versions. A versioned image is only read into a
+ * versioned store and an unversioned one only into an unversioned store (-EINVAL
+ * otherwise, for every reader below). Written (always as a full v2 image) with plain
+ * write() loops from the current file offset; 0 or -errno. */
 #define SL_STORE_SNAP_F_DELTA 0x0001u
+#define SL_STORE_SNAP_F_VERSIONED 0x0002u
 int sl_store_snapshot_write(const struct sl_store *st, int fd, uint64_t applied_index);
 
 /* Loads a full image into an empty store. 0; -EBADMSG on any corruption or truncation
@@ -136,15 +164,30 @@ int sl_store_snapshot_read_mem(struct sl_store *empty_store, const uint8_t *img,
 			       uint64_t *applied_index);
 
 /* Applies a delta image on top of the store (its base and earlier deltas loaded): every
- * sample last-writer-wins, a series the store lacks is created. -EBADMSG on corruption,
- * truncation, a full image, or a series whose key or type differs from the store's;
- * -EINVAL for an image of another region; -ENOMEM. On an error the store holds some of
- * the delta's points (every record is checked as it is applied): usable, but not an
- * image chain's state; recovery refuses to start then. The _mem form takes exactly len
- * bytes, the fd form reads as sl_store_snapshot_read. */
+ * sample last-writer-wins (by version in a versioned store), a series the store lacks is
+ * created. -EBADMSG on corruption, truncation, a full image, or a series whose key or type
+ * differs from the store's; -EINVAL for an image of another region, or versioned when the
+ * store is not (or the reverse); -ENOMEM. On an error the store holds some of the delta's
+ * points (every record is checked as it is applied): usable, but not an image chain's
+ * state; recovery refuses to start then. The _mem form takes exactly len bytes, the fd
+ * form reads as sl_store_snapshot_read. */
 int sl_store_snapshot_apply_delta(struct sl_store *st, int fd, uint64_t *applied_index);
 int sl_store_snapshot_apply_delta_mem(struct sl_store *st, const uint8_t *img, size_t len,
 				      uint64_t *applied_index);
+
+/* Joins a versioned image (full or delta, exactly len bytes) into a versioned store that
+ * may hold anything (multileader snapshot catch-up): every sample by sl_lww_wins on
+ * versions, a missing series created; a series the store holds with another type keeps
+ * the store's type, and the image's samples of it are skipped and counted in
+ * type_conflicts. The image is checked whole (every CRC, the structure, the region)
+ * before anything is applied: -EBADMSG on damage and -EINVAL for another region, an
+ * unversioned image or store, both with the store unchanged. -ENOMEM may stop part way:
+ * the store then holds the image's samples up to there, each joined by version (a state
+ * merging the same image again completes). Commutative and idempotent: stores that merged
+ * each other's images, or applied the same writes in any order, hold the same points.
+ * *applied_index (may be NULL) is the image's. */
+int sl_store_snapshot_merge_mem(struct sl_store *st, const uint8_t *img, size_t len,
+				uint64_t *applied_index);
 
 /* An image written in steps while the store keeps changing between them ("fuzzy"): the
  * image holds every series that existed when the walk began (in creation order, so a
@@ -165,7 +208,7 @@ struct sl_store_snap_cursor {
 	uint64_t bytes;     /* record bytes so far */
 	uint32_t since;     /* chunks changed at or after this generation (0: all) */
 	uint32_t gen;       /* the store's generation when the walk began */
-	uint16_t flags;     /* of the image's header: SL_STORE_SNAP_F_DELTA or 0 */
+	uint16_t flags;     /* of the image's header: SL_STORE_SNAP_F_DELTA, _VERSIONED */
 };
 /* A full image (every chunk); leaves the store's generation alone. */
 void sl_store_snap_begin(const struct sl_store *st, uint64_t applied_index,

@@ -42,16 +42,20 @@ declare -A srcs=(
 	[wal]="$root/consensus/wal_format.c"
 	[fabric]="$root/dataplane/fabric.c"
 	[fabric_udp]="$root/dataplane/fabric_udp.c $root/dataplane/pkt.c $root/dataplane/fabric.c"
+	[store_image]="$root/dataplane/store.c $root/dataplane/batch.c $root/consensus/lww.c"
 )
+# target name -> libraries it needs besides libs (the store allocates with jemalloc's mallocx)
+declare -A xlibs=([store_image]="-ljemalloc")
 declare -A maxlen=([lineproto]=8192 [pkt]=9100 [session]=9100 [raft]=4096 [shm]=4096
-	[session_snap]=1600 [wal]=16385 [fabric]=9100 [fabric_udp]=9100 [multileader]=4096)
-targets=(lineproto pkt session raft shm session_snap wal fabric fabric_udp multileader)
+	[session_snap]=1600 [wal]=16385 [fabric]=9100 [fabric_udp]=9100 [multileader]=4096
+	[store_image]=8192)
+targets=(lineproto pkt session raft shm session_snap wal fabric fabric_udp multileader store_image)
 # FUZZ_TARGETS="raft wal" runs only those
 [ -n "${FUZZ_TARGETS:-}" ] && read -ra targets <<<"$FUZZ_TARGETS"
 
 for t in "${targets[@]}"; do
 	# shellcheck disable=SC2086
-	"$cc" "${flags[@]}" "${dpdk_cflags[@]}" "$here/fuzz_$t.c" ${srcs[$t]} "${libs[@]}" \
+	"$cc" "${flags[@]}" "${dpdk_cflags[@]}" "$here/fuzz_$t.c" ${srcs[$t]} "${libs[@]}" ${xlibs[$t]:-} \
 		-o "$out/fuzz_$t" || { echo "FAILED to build fuzz_$t" >&2; exit 1; }
 done
 
