@@ -1154,6 +1154,20 @@ static bool ml_has_ready(void *st)
 	return s->dirty && (s->p_len > 0 || s->n_reads > 0);
 }
 
+/* The proposal id of an own entry still awaiting its ack (the host matches what it
+ * applies to what it proposed: counts, acks); 0 for peers' entries and recovered ones. */
+static uint64_t own_pid(const struct ml *s, const struct sl_cons_entry *e, uint64_t local)
+{
+	if (e->origin != s->self)
+		return 0;
+	for (uint32_t k = 0; k < s->p_len; k++) {
+		const struct pend *p = &s->pend[(s->p_head + k) % s->o.max_pending];
+		if (p->local == local)
+			return p->pid;
+	}
+	return 0;
+}
+
 static void ml_ready(void *st, struct sl_cons_ready *rd)
 {
 	struct ml *s = st;
@@ -1214,7 +1228,7 @@ static void ml_ready(void *st, struct sl_cons_ready *rd)
 			e.data = s->abuf + aused;
 			aused += e.len;
 		}
-		e.proposal_id = 0;
+		e.proposal_id = own_pid(s, &e, i);
 		s->commit[nc++] = e;
 		uint32_t sl = (uint32_t)slot_of(s, e.origin);
 		s->rd_vec[sl] = max64(s->rd_vec[sl], e.origin_index);

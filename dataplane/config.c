@@ -66,6 +66,13 @@ static const struct key keys[] = {
 	U32("regions", "replicas", replicas, 0, SL_CONS_MAX_PEERS,
 	    "copies of each region whose protocol replicates (0 = one on every node of the "
 	    "cluster); at most [cluster] nodes"),
+	U32("regions", "multileader_ack_copies", ml_ack_copies, 1, SL_CONS_MAX_PEERS,
+	    "multileader regions: a write is acknowledged once durable on this many replicas "
+	    "(1: the WAL of the replica that took it; at most the region's copies)"),
+	BOOL("regions", "multileader_home", ml_home,
+	     "multileader regions: writes go to the region's home replica (its preferred "
+	     "replica, the next live one while it is down), forwarded there by the others, so "
+	     "a series has one writer at a time; false: every replica takes writes itself"),
 	U32("regions", "log_keep_mb", log_keep_mb, 1, RLOG_KEEP_MB_MAX,
 	    "MiB of applied entries each region keeps for replicas that fall behind; one "
 	    "further behind needs a snapshot"),
@@ -147,6 +154,9 @@ static const struct key keys[] = {
 	BOOL("debug", "fault_injection", fault_injection,
 	     "tests only: allow the debug_wal_fault (inject disk errors), debug_hold_core "
 	     "(hold a worker back) and debug_fabric (drop, delay, cut links) ctl commands"),
+	BOOL("debug", "experimental_multileader", experimental_multileader,
+	     "tests only: run multileader regions although the node's support is unfinished "
+	     "(no checkpoints of them: their WAL is never released; docs/multileader.md)"),
 	U32("debug", "xmsg_pool", xmsg_pool, XMSG_POOL_MIN, XMSG_POOL,
 	    "tests only: cross-core messages in the pool; fewer make routing run out of room "
 	    "sooner (ingress then keeps what it read for the next round)"),
@@ -188,6 +198,8 @@ void sl_config_default(struct sl_config *c)
 	c->fabric = SL_FABRIC_MEMIF;
 	c->fabric_udp_port = 7600;
 	c->balance_leaders = true;
+	c->ml_ack_copies = 1;
+	c->ml_home = true;
 	c->xmsg_pool = XMSG_POOL;
 }
 
@@ -633,7 +645,7 @@ int sl_config_finish(struct sl_config *c, char *err, size_t err_len)
 			 c->protocol, names);
 		return -EINVAL;
 	}
-	if (sl_cons_not_in_node(c->protocol) != NULL) {
+	if (!c->experimental_multileader && sl_cons_not_in_node(c->protocol) != NULL) {
 		snprintf(err, err_len, "[regions] protocol = '%s': %s", c->protocol,
 			 sl_cons_not_in_node(c->protocol));
 		return -ENOTSUP;
@@ -672,7 +684,8 @@ static int region_protocols_parse(struct sl_config *c, char *err, size_t err_len
 		unsigned long lo = strtoul(it, &end, 10), hi = lo;
 		if (colon != NULL && end != NULL && *end == '-')
 			hi = strtoul(end + 1, &end, 10);
-		if (colon != NULL && sl_cons_not_in_node(colon + 1) != NULL) {
+		if (colon != NULL && !c->experimental_multileader &&
+		    sl_cons_not_in_node(colon + 1) != NULL) {
 			snprintf(err, err_len, "[regions] protocols: '%s': %s", it,
 				 sl_cons_not_in_node(colon + 1));
 			return -ENOTSUP;
@@ -760,7 +773,7 @@ int sl_cfg_map_set(struct sl_config *c, const struct sl_cfg_map_region *m, uint3
 	(void)proto_index(&t, t.protocol);
 	for (uint32_t r = 0; r < n; r++) {
 		const struct sl_cfg_map_region *e = &m[r];
-		if (sl_cons_not_in_node(e->protocol) != NULL) {
+		if (!c->experimental_multileader && sl_cons_not_in_node(e->protocol) != NULL) {
 			snprintf(err, err_len, "the region map's region %u: protocol '%s': %s", r,
 				 e->protocol, sl_cons_not_in_node(e->protocol));
 			return -ENOTSUP;

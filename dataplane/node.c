@@ -256,11 +256,33 @@ static void prop_ack(struct worker *w, struct region *r, struct proposal *p, int
  * then; failed once FWD_GIVE_UP_NS passed since the first send. Sending a batch twice may apply it twice, which
  * last-writer-wins per (series, ts) makes harmless. */
 
+/* The home replica of a multileader region ([regions] multileader_home): its preferred
+ * replica, or while that one's link is down the next of its replicas, in the map's order,
+ * that is this node or reachable. Nodes that see the same links agree on it; while they
+ * do not (a partition), two homes take writes and last-writer-wins reconciles them. */
+uint32_t nd_ml_home(const struct sl_node *n, const struct region *r)
+{
+	uint32_t reps[SL_CONS_MAX_PEERS];
+	uint32_t k = sl_cfg_region_replicas(&n->cfg, r->id, reps);
+	uint32_t pref = sl_cfg_region_preferred(&n->cfg, r->id), at = 0;
+	for (uint32_t i = 0; i < k; i++)
+		if (reps[i] == pref)
+			at = i;
+	for (uint32_t j = 0; j < k; j++) {
+		uint32_t c = reps[(at + j) % k];
+		if (c == n->cfg.node_id || nd_fab_peer_up(n, c))
+			return c;
+	}
+	return pref;
+}
+
 static bool fwd_send(struct worker *w, struct region *r, uint32_t slot, uint32_t len)
 {
 	struct sl_node *n = w->node;
 	uint32_t leader = r->leader_hint; /* no replica here: the one it was told of */
-	if (r->drv != NULL) {
+	if (r->ml)
+		leader = nd_ml_home(n, r);
+	else if (r->drv != NULL) {
 		struct sl_cons_status cs;
 		sl_drv_status(r->drv, &cs);
 		leader = cs.leader;
@@ -464,7 +486,10 @@ static void prop_close(struct worker *w, struct region *r)
 	size_t len = 0;
 	sl_batch_finish(&p->b, &len);
 	uint64_t pid = prop_id(r, (uint32_t)r->open);
-	int rc = r->drv != NULL ? sl_drv_propose(r->drv, pid, p->buf, (uint32_t)len) : -EPERM;
+	int rc = -EPERM; /* no replica here, or a multileader region whose home is elsewhere */
+	if (r->drv != NULL &&
+	    !(r->ml && w->node->cfg.ml_home && nd_ml_home(w->node, r) != w->node->cfg.node_id))
+		rc = sl_drv_propose(r->drv, pid, p->buf, (uint32_t)len);
 	if (rc == -EPERM && fwd_send(w, r, (uint32_t)r->open, (uint32_t)len)) {
 		/* a replica that does not lead: the leader elsewhere proposes it */
 		p->proposed = true;
@@ -524,6 +549,16 @@ static bool region_take(struct worker *w, struct region *r, uint16_t src, uint32
 /* ---------------------------------------------------------------- apply */
 
 /* Apply one committed entry to its region's store; count stored points per run. */
+/* One point into the region's store: a multileader region's by the version of the entry
+ * being applied (last writer wins by hybrid clock, then origin: any order of arrival
+ * ends in the same store), any other in log order. */
+static int store_apply(struct region *r, const struct sl_point *pt)
+{
+	if (r->ml)
+		return sl_store_apply_v(r->store, pt, r->apply_hlc, r->apply_origin);
+	return sl_store_apply(r->store, pt);
+}
+
 void nd_apply_entry(struct region *r, const uint8_t *data, uint32_t len,
 			struct proposal *p)
 {
@@ -537,7 +572,7 @@ void nd_apply_entry(struct region *r, const uint8_t *data, uint32_t len,
 	struct sl_point pt;
 	int rc;
 	while ((rc = sl_batch_next(&it, &pt)) == 1) {
-		bool ok = sl_store_apply(r->store, &pt) == 0;
+		bool ok = store_apply(r, &pt) == 0;
 		if (ok)
 			r->points_applied++;
 		else
@@ -710,6 +745,25 @@ static void host_apply(void *ctx, const struct sl_cons_entry *e)
 	uint64_t applied0 = r->points_applied, rejected0 = r->points_rejected;
 	struct sl_store_stats ss0, ss1;
 	sl_store_stats(r->store, &ss0);
+	if (r->ml && e->type == SL_CONS_ENTRY_NORMAL && p == NULL) {
+		/* a peer's write as its payload came over the fabric, or one back from the WAL
+		 * (recovery keeps multileader entries unchecked): checked before it is applied,
+		 * a malformed one counted and skipped, never asserted */
+		uint32_t count = 0, region = 0;
+		if (sl_batch_check(e->data, e->len, &count, &region) != 0 || region != r->id) {
+			sl_stats_add(w->st, SL_STAT_ml_entries_refused, 1);
+			SL_LOG(ERR, node,
+			       "region %u: entry %" PRIu64 " of node %u (its index %" PRIu64
+			       ") does not decode as a batch of this region: not applied\n",
+			       r->id, e->index, e->origin, e->origin_index);
+			r->applied_index = e->index;
+			return;
+		}
+		if (e->origin != w->node->cfg.node_id)
+			sl_stats_add(w->st, SL_STAT_ml_entries_remote, 1);
+	}
+	r->apply_hlc = e->hlc;
+	r->apply_origin = e->origin;
 	if (e->type == SL_CONS_ENTRY_NORMAL)
 		nd_apply_entry(r, e->data, e->len, p);
 	r->applied_index = e->index;
@@ -761,8 +815,8 @@ const struct sl_drv_host nd_drv_host = {
  * failure every ready runs (the storage callbacks refuse, the protocol fails what waits). */
 static bool ready_room(const struct worker *w, const struct region *r)
 {
-	return w->wal_failed || (nd_wal_room(w, WAL_READY_WORST(r->prop_cap)) &&
-				 w->lsn_len + READY_ENTRIES_MAX <= LSNQ_SIZE);
+	return w->wal_failed || (nd_wal_room(w, r->ready_wal_worst) &&
+				 w->lsn_len + r->ready_entries <= LSNQ_SIZE);
 }
 
 /* Runs r's readies while the WAL has room for the worst one; "not taken" (counted) when
@@ -1375,7 +1429,8 @@ static void stage_housekeeping(struct worker *w)
 		w->nivcsw_next_ns = w->now_ns + STALL_SAMPLE_NS;
 	}
 	nd_lsnq_trim(w);
-	if (w->ckpt_active || w->wal_bytes_since_ckpt >= (uint64_t)n->cfg.checkpoint_mb << 20)
+	if (!n->has_ml &&
+	    (w->ckpt_active || w->wal_bytes_since_ckpt >= (uint64_t)n->cfg.checkpoint_mb << 20))
 		nd_checkpoint_step(w);
 	nd_lp_stats(w);
 }

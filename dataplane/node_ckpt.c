@@ -901,6 +901,10 @@ int nd_install_snapshot(struct region *r, const struct sl_cons_snapshot *snap)
 {
 	struct worker *w = r->wk;
 	struct sl_node *n = w->node;
+	if (r->ml) { /* a multileader snapshot merges into the store: not wired yet */
+		refuse(r, snap, "multileader snapshots are not merged by the node yet", -ENOTSUP);
+		return -ENOTSUP;
+	}
 	if (snap->data == NULL || snap->len < SL_STORE_SNAP_HDR_BYTES) {
 		refuse(r, snap, "no store image", -EBADMSG);
 		return -EBADMSG;
@@ -1027,8 +1031,8 @@ static void export_poll(struct worker *w, struct region *r)
 int nd_region_log_snapshot(void *ctx, struct sl_cons_snapshot *out)
 {
 	struct region *r = (struct region *)((char *)ctx - offsetof(struct region, rlog));
-	if (r->snapshot_index == 0)
-		return -ENOENT;
+	if (r->snapshot_index == 0 || r->ml)
+		return -ENOENT; /* multileader: its images do not carry the origin vector yet */
 	uint64_t term = 0;
 	if (!kept_image_usable(r, &term) && r->wk != NULL) {
 		export_poll(r->wk, r);

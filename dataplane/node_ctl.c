@@ -3,6 +3,47 @@
  * request ring and answered between two poll rounds. */
 #include "node_internal.h"
 
+/* A multileader region: its home (where writes go), and per origin how far its stream is
+ * here, per peer how much of this replica's stream it holds (docs/multileader.md). */
+static void ml_region_json(const struct sl_node *n, struct region *r, struct json_object *o)
+{
+	json_object_object_add(o, "home", json_object_new_int((int)nd_ml_home(n, r)));
+	if (r->drv == NULL)
+		return;
+	void *st = sl_drv_instance(r->drv);
+	struct sl_ml_origin og[SL_CONS_MAX_PEERS];
+	struct sl_ml_peer pr[SL_CONS_MAX_PEERS];
+	struct sl_ml_stats ms;
+	uint32_t no = sl_ml_origins(st, og, SL_CONS_MAX_PEERS);
+	uint32_t np = sl_ml_peers(st, pr, SL_CONS_MAX_PEERS);
+	sl_ml_stats(st, &ms);
+	struct json_object *oa = json_object_new_array(), *pa = json_object_new_array();
+	for (uint32_t i = 0; i < no; i++) {
+		struct json_object *e = json_object_new_object();
+		json_object_object_add(e, "node", json_object_new_int((int)og[i].node));
+		json_object_object_add(e, "received", json_object_new_int64((int64_t)og[i].received));
+		json_object_object_add(e, "durable", json_object_new_int64((int64_t)og[i].durable));
+		json_object_object_add(e, "applied", json_object_new_int64((int64_t)og[i].applied));
+		json_object_array_add(oa, e);
+	}
+	for (uint32_t i = 0; i < np; i++) {
+		struct json_object *e = json_object_new_object();
+		json_object_object_add(e, "node", json_object_new_int((int)pr[i].node));
+		json_object_object_add(e, "acked", json_object_new_int64((int64_t)pr[i].acked));
+		json_object_object_add(e, "lag", json_object_new_int64((int64_t)pr[i].lag));
+		json_object_object_add(e, "needs_snapshot",
+				       json_object_new_boolean(pr[i].needs_snapshot));
+		json_object_array_add(pa, e);
+	}
+	json_object_object_add(o, "origins", oa);
+	json_object_object_add(o, "peers", pa);
+	json_object_object_add(o, "retention_alarm", json_object_new_boolean(ms.retention_alarm));
+	json_object_object_add(o, "batches_sent", json_object_new_int64((int64_t)ms.batches_sent));
+	json_object_object_add(o, "retransmits", json_object_new_int64((int64_t)ms.retransmits));
+	json_object_object_add(o, "gap_batches", json_object_new_int64((int64_t)ms.gap_batches));
+	json_object_object_add(o, "msgs_bad", json_object_new_int64((int64_t)ms.msgs_bad));
+}
+
 /* ---------------------------------------------------------------- ctl requests */
 
 void nd_serve_ctl(struct worker *w)
@@ -68,6 +109,8 @@ void nd_serve_ctl(struct worker *w)
 					       json_object_new_int64((int64_t)r->snapshot_index));
 			json_object_object_add(o, "rejected",
 					       json_object_new_int64((int64_t)r->points_rejected));
+			if (r->ml)
+				ml_region_json(w->node, r, o);
 			q->json = o;
 			q->rc = 0;
 		}

@@ -35,6 +35,7 @@
 #include "log.h"
 #include "pkt.h"
 #include "driver.h"
+#include "multileader.h"
 #include "fabric.h"
 #include "fabric_udp.h"
 #include "rlog.h"
@@ -192,6 +193,13 @@ struct region {
 	uint64_t recover_target;      /* recovered log end: applied before serving reads */
 	uint64_t snapshot_term;
 	bool rejoining; /* its replica lost its state with the data dir, catching up */
+	/* multileader (every replica takes writes; docs/multileader.md): the version of the
+	 * entry being applied (last writer wins by it), and the bounds of one ready */
+	bool ml;
+	uint64_t apply_hlc;
+	uint32_t apply_origin;
+	uint64_t ready_wal_worst; /* WAL bytes one ready may append */
+	uint32_t ready_entries;	  /* entries one ready may append */
 	/* a full image for peers behind the log's base: the latest when small, else one the
 	 * writer built from the chain on disk (kept while the log continues from it) */
 	uint8_t *snap_img;
@@ -501,6 +509,9 @@ struct worker {
 struct sl_node {
 	struct sl_config cfg;
 	struct sl_node_env env;
+	/* some region is multileader ([debug] experimental_multileader): no checkpoints, as
+	 * its images do not carry the per-origin positions yet (the WAL is kept whole) */
+	bool has_ml;
 	unsigned n_workers;
 	struct worker *w;
 	struct region *regions;
@@ -529,6 +540,7 @@ void nd_pend_finish(struct worker *w, uint32_t h);
 struct xmsg *nd_xmsg_get(struct worker *w, uint16_t kind);
 void nd_outbox_send(struct worker *w, unsigned dst, struct xmsg *x);
 void nd_apply_entry(struct region *r, const uint8_t *data, uint32_t len, struct proposal *p);
+uint32_t nd_ml_home(const struct sl_node *n, const struct region *r);
 bool nd_wal_room(const struct worker *w, uint64_t bytes);
 int nd_wal_append(struct worker *w, uint16_t type, const uint8_t *head, uint32_t head_len,
 		  const uint8_t *buf, uint32_t len, uint64_t *lsn);

@@ -127,10 +127,14 @@ static int replay_record(void *arg, uint64_t lsn, uint16_t type, const uint8_t *
 	}
 	struct sl_cons_entry e = {term, index, 0, etype, len - ENTRY_HDR, p + ENTRY_HDR};
 	struct sl_batch_iter it;
-	/* validated here, at the file boundary: apply trusts committed entries */
-	int rc = etype == SL_CONS_ENTRY_NORMAL && sl_batch_iter_init(&it, e.data, e.len) != 0
-			 ? -EBADMSG
-			 : sl_rlog_append(&r->rlog, &e);
+	/* validated here, at the file boundary: apply trusts committed entries. A
+	 * multileader entry holds the protocol's origin header, then a batch that may be a
+	 * peer's: the node checks those when it applies them (node.c, host_apply) */
+	bool ml = strcmp(sl_cfg_region_protocol(&c->n->cfg, region), "multileader") == 0;
+	int rc = etype == SL_CONS_ENTRY_NORMAL &&
+			 (ml ? e.len < SL_ML_ENTRY_HDR : sl_batch_iter_init(&it, e.data, e.len) != 0)
+		     ? -EBADMSG
+		     : sl_rlog_append(&r->rlog, &e);
 	if (rc != 0) {
 		/* skipping it would drop it and every later entry of the region (each then
 		 * lands past the log's end): acknowledged writes among them */
@@ -474,6 +478,42 @@ static void region_report_oversized(const struct region *r, uint32_t max, const 
 		 r->id, protocol, strerror(EMSGSIZE));
 }
 
+/* A multileader region's options: sized by the registry from the node's limits, then the
+ * node's bounds of one ready (node_limits.h), its fabric's largest message and the
+ * configured ack level ([regions] multileader_ack_copies, at most the region's copies). */
+static int ml_options(struct sl_node *n, struct region *r, struct sl_drv_config *dc,
+		      const struct sl_cons_conf *conf, struct sl_ml_opts *mlo, char *err,
+		      size_t err_len)
+{
+	const struct sl_cons_limits lim = {dc->max_entry_bytes, dc->max_inflight};
+	_Alignas(8) uint8_t buf[SL_CONS_OPTS_BYTES];
+	const void *o = sl_cons_opts(sl_cons_find("multileader"), &lim, buf);
+	memset(mlo, 0, sizeof(*mlo));
+	if (o != NULL)
+		memcpy(mlo, o, sizeof(*mlo));
+	if (n->cfg.ml_ack_copies > conf->n_voters) {
+		snprintf(err, err_len,
+			 "[regions] multileader_ack_copies = %u: region %u has %u copies",
+			 n->cfg.ml_ack_copies, r->id, conf->n_voters);
+		return -EINVAL;
+	}
+	if (ML_READY_WAL_WORST > (uint64_t)n->cfg.wal_buffer_kb << 10) {
+		snprintf(err, err_len,
+			 "[wal] buffer_kb = %u: a multileader region needs at least %" PRIu64
+			 " KiB",
+			 n->cfg.wal_buffer_kb, (ML_READY_WAL_WORST + 1023) >> 10);
+		return -EINVAL;
+	}
+	mlo->ack_copies = n->cfg.ml_ack_copies;
+	mlo->max_batch_bytes = ML_BATCH_BYTES;
+	mlo->max_undurable = ML_UNDURABLE;
+	mlo->max_snapshot_bytes = SL_FAB_MSG_MAX - 4096u;
+	dc->cons.proto_opts = mlo;
+	r->ready_wal_worst = ML_READY_WAL_WORST;
+	r->ready_entries = ML_UNDURABLE;
+	return 0;
+}
+
 /* raft log copies come from the owning core's arena */
 void *nd_rlog_alloc(void *ctx, size_t n) { return sl_arena_alloc(*(unsigned *)ctx, n); }
 void nd_rlog_free(void *ctx, void *p) { sl_arena_free(*(unsigned *)ctx, p); }
@@ -565,7 +605,11 @@ static int worker_init(struct sl_node *n, struct worker *w, char *err, size_t er
 		r->wk = w;
 		sl_rlog_init(&r->rlog, 0, 0);
 		sl_rlog_set_alloc(&r->rlog, nd_rlog_alloc, nd_rlog_free, &w->arena);
-		struct sl_store_config sc = {.region_id = r->id, .arena = w->arena, .use_arena = true};
+		/* a multileader region's points keep the version of their write: replicas
+		 * applying each other's writes in any order end with the same store */
+		struct sl_store_config sc = {
+		    .region_id = r->id, .arena = w->arena, .use_arena = true,
+		    .versioned = strcmp(sl_cfg_region_protocol(&n->cfg, r->id), "multileader") == 0};
 		rc = sl_store_create(&sc, &r->store);
 		if (rc != 0) {
 			snprintf(err, err_len, "region %u: store: %s", r->id, strerror(-rc));
@@ -667,6 +711,7 @@ static int worker_init(struct sl_node *n, struct worker *w, char *err, size_t er
 		memset(&dc, 0, sizeof(dc));
 		const char *proto = sl_cfg_region_protocol(&n->cfg, r->id);
 		dc.protocol = proto;
+		r->ml = strcmp(proto, "multileader") == 0;
 		dc.max_entry_bytes = ENTRY_ASK_BYTES;
 		dc.max_inflight = PROP_SLOTS;
 		dc.applied_index = r->applied_index;
@@ -692,16 +737,28 @@ static int worker_init(struct sl_node *n, struct worker *w, char *err, size_t er
 			atomic_fetch_add(&n->rejoin_left, 1);
 		r->recover_target = sl_rlog_last(&r->rlog);
 		/* in a cluster the log's tail may never commit (a new leader replaces it): wait
-		 * only for what this replica knew to be committed */
-		if (n->cfg.cluster_nodes > 1 && r->hs.commit < r->recover_target)
+		 * only for what this replica knew to be committed (a multileader replica applies
+		 * every durable entry of its log: all of it) */
+		if (n->cfg.cluster_nodes > 1 && !r->ml && r->hs.commit < r->recover_target)
 			r->recover_target = r->hs.commit > r->applied_index ? r->hs.commit
 									    : r->applied_index;
+		/* multileader: the node's own sizes (node_limits.h) and ack level */
+		struct sl_ml_opts mlo;
+		r->ready_wal_worst = 0;
+		r->ready_entries = READY_ENTRIES_MAX;
+		if (r->ml) {
+			rc = ml_options(n, r, &dc, &conf, &mlo, err, err_len);
+			if (rc != 0)
+				return rc;
+		}
 		uint32_t limit = sl_drv_entry_limit(&dc);
 		/* the worst ready of a proposal this big fits the WAL gate (node_limits.h) */
 		uint64_t wal_cap = PROP_CAP_FOR_WAL((uint64_t)n->cfg.wal_buffer_kb << 10);
 		r->prop_cap = limit < PROP_BYTES ? limit : PROP_BYTES;
 		if (r->prop_cap > wal_cap)
 			r->prop_cap = (uint32_t)wal_cap;
+		if (!r->ml)
+			r->ready_wal_worst = WAL_READY_WORST(r->prop_cap);
 		r->leader_hint = conf.voters[0];
 		if (!sl_cfg_region_here(&n->cfg, r->id)) {
 			/* no replica here: its points are forwarded to one (node.c) */
@@ -777,7 +834,12 @@ int sl_node_create(const struct sl_config *cfg, const struct sl_node_env *env,
 				     : (uint64_t)((((unsigned __int128)(i + 1) << 64) +
 						   cfg->regions - 1) / cfg->regions) - 1;
 		r->open = -1;
+		if (strcmp(sl_cfg_region_protocol(cfg, i), "multileader") == 0)
+			n->has_ml = true;
 	}
+	if (n->has_ml)
+		SL_LOG(WARNING, node, "multileader regions ([debug] experimental_multileader): "
+				      "unfinished support, no checkpoints: the WAL is never released\n");
 	/* per-lcore caches only for the full-size pool: a test's small one stays shared */
 	n->xpool = rte_mempool_create("sl_xmsg", cfg->xmsg_pool, sizeof(struct xmsg),
 				      cfg->xmsg_pool >= XMSG_POOL ? 64 : 0, 0, NULL, NULL, NULL,

@@ -597,6 +597,16 @@ int sl_store_apply(struct sl_store *st, const struct sl_point *p)
 	return store_put(st, p, &VER_NONE);
 }
 
+int sl_store_apply_v(struct sl_store *st, const struct sl_point *p, uint64_t hlc, uint32_t origin)
+{
+	if (!st->versioned)
+		return -EINVAL;
+	if (sl_batch_point_check(p) != 0)
+		return -EINVAL;
+	struct ver v = {hlc, origin};
+	return store_put(st, p, &v);
+}
+
 bool sl_store_versioned(const struct sl_store *st) { return st->versioned; }
 
 static int apply_batch(struct sl_store *st, const uint8_t *payload, size_t len, const struct ver *v,

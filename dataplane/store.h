@@ -96,6 +96,11 @@ int sl_store_apply_batch(struct sl_store *st, const uint8_t *payload, size_t len
 int sl_store_apply_batch_v(struct sl_store *st, const uint8_t *payload, size_t len, uint64_t hlc,
 			   uint32_t origin, uint32_t *applied, uint32_t *rejected);
 bool sl_store_versioned(const struct sl_store *st);
+/* One point of a write of version (hlc, origin) into a versioned store, decided as in
+ * sl_store_apply_batch_v (the node applies point by point to count what each client's
+ * run stored). 0 (also when an existing point of a newer version wins and is kept);
+ * -EINVAL on an unversioned store, a malformed point or a type conflict; -ENOMEM. */
+int sl_store_apply_v(struct sl_store *st, const struct sl_point *p, uint64_t hlc, uint32_t origin);
 /* The version stored with the sample at exactly ts: 0; -ENOENT (no such series or ts);
  * -EINVAL on an unversioned store. */
 int sl_store_version_at(const struct sl_store *st, uint64_t series_id, int64_t ts, uint64_t *hlc,

@@ -202,7 +202,9 @@
 	X(reads_unavailable) \
 	X(leader_transfers) \
 	X(snapshot_exports) \
-	X(snapshot_exports_failed)
+	X(snapshot_exports_failed) \
+	X(ml_entries_remote) \
+	X(ml_entries_refused)
 
 enum sl_stat {
 #define SL_STATS_ENUM_(name) SL_STAT_##name,

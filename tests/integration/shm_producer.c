@@ -4,7 +4,9 @@
  * back, then resubmits every batch not yet acknowledged) and exits 0 once all batches are
  * acknowledged. Point i: series "itest,host=hNNN value" (NNN = i % series), ts = T0 + i,
  * value = i * 0.5 (exact in binary). Bounded by --timeout seconds. --key-prefix P makes
- * the series "P,host=hNNN value"; --int writes value i as an i64 instead. */
+ * the series "P,host=hNNN value"; --int writes value i as an i64 instead; --value-offset X
+ * adds X to every float value (two producers writing the same points with different
+ * values: a conflict the replicas must settle the same way). */
 #include <errno.h>
 #include <getopt.h>
 #include <stdbool.h>
@@ -33,6 +35,7 @@ int main(int argc, char **argv)
 	uint32_t n_series = 100, batch = 1000;
 	double timeout_s = 300;
 	uint32_t pace_ms = 0; /* a pause after each batch submitted: load spread over time */
+	double value_offset = 0;
 	bool stop_on_nack = false, as_int = false;
 	const char *prefix = "itest";
 	static const struct option opts[] = {{"path", required_argument, 0, 'p'},
@@ -45,6 +48,7 @@ int main(int argc, char **argv)
 					     {"key-prefix", required_argument, 0, 'k'},
 					     {"int", no_argument, 0, 'i'},
 					     {"pace-ms", required_argument, 0, 'P'},
+					     {"value-offset", required_argument, 0, 'V'},
 					     {"help", no_argument, 0, 'h'},
 					     {0, 0, 0, 0}};
 	int c;
@@ -60,10 +64,11 @@ int main(int argc, char **argv)
 		case 'k': prefix = optarg; break;
 		case 'i': as_int = true; break;
 		case 'P': pace_ms = (uint32_t)strtoul(optarg, NULL, 10); break;
+		case 'V': value_offset = strtod(optarg, NULL); break;
 		case 'h':
 			printf("usage: shm_producer --path SHM --log FILE [--points N] [--series S] "
 			       "[--batch B] [--timeout SEC] [--stop-on-nack] [--key-prefix P] "
-			       "[--int] [--pace-ms MS]\n");
+			       "[--int] [--pace-ms MS] [--value-offset X]\n");
 			return 0;
 		default: return 2;
 		}
@@ -134,7 +139,7 @@ int main(int argc, char **argv)
 				pts[k].key_len = (uint16_t)kl;
 				pts[k].ts = T0 + (int64_t)i;
 				pts[k].type = as_int ? SLUICE_I64 : SLUICE_F64;
-				double v = (double)i * 0.5;
+				double v = (double)i * 0.5 + value_offset;
 				if (as_int)
 					pts[k].value = i;
 				else

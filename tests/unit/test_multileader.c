@@ -46,6 +46,7 @@ struct hnode {
 	uint64_t vec[N + 1]; /* applied origin index by node id */
 	uint64_t floor, applied;
 	uint64_t order_errs, applies;
+	uint64_t own_pids; /* own entries applied with their proposal's id (the host's match) */
 	uint64_t sess_last[4];
 	/* outcomes */
 	uint8_t ack_status[MAXACK]; /* by proposal id: 0 none, 1 ok, 2 other */
@@ -223,6 +224,11 @@ static void apply(struct hnode *h, const struct sl_cons_entry *e)
 	if (e->origin_index != h->vec[e->origin] + 1)
 		h->order_errs++; /* an origin's stream applied out of order, twice or with a gap */
 	h->vec[e->origin] = e->origin_index;
+	if (e->proposal_id != 0) { /* only an own entry proposed in this life has one */
+		assert_int_equal(e->origin, h->id);
+		assert_true(e->proposal_id < MAXACK);
+		h->own_pids++;
+	}
 	if (e->session > 0 && e->session < 4) {
 		if (e->session_seq != h->sess_last[e->session] + 1)
 			h->order_errs++;
@@ -451,6 +457,9 @@ static void test_converge(void **u)
 		assert_int_equal(nodes[i].vec[3], 200);
 		assert_int_equal(nodes[i].sess_last[1], 200); /* session 1's seqs in order */
 	}
+	/* every replica wrote; each applied each of its own entries with its proposal id */
+	for (uint32_t i = 0; i < N; i++)
+		assert_int_equal(nodes[i].own_pids, 200);
 	for (uint64_t p = 1; p < pid_seq; p++) {
 		uint32_t ok = 0;
 		for (uint32_t i = 0; i < N; i++)

@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# cluster_multileader.sh SLUICED PRODUCER VERIFY CONVERGE - multi-leader regions on a
+# three-node cluster (cluster_lib.sh, [debug] experimental_multileader: the node's support
+# is unfinished, docs/multileader.md), in two runs:
+#  A. writes routed to each region's home replica ([regions] multileader_home, the
+#     default), acked once durable on 2 replicas: a producer on every node; node 3 is
+#     SIGKILLed under load (writes go on: the homes it held move), restarted from its WAL,
+#     and catches up; then the link 1-2 is cut both ways for 2 s. Every node holds every
+#     point exactly.
+#  B. every replica takes writes itself (multileader_home = false): producers on nodes 1
+#     and 2 write the SAME points with different values (a conflict on every point), the
+#     link 1-2 cut for 2 s meanwhile. All three nodes end with identical data, each point
+#     one of the two values (last writer wins by hybrid clock, then origin node).
+set -euo pipefail
+SLUICED=$1 PRODUCER=$2 VERIFY=$3 CONVERGE=$4
+POINTS=${POINTS:-200000} SERIES=${SERIES:-100} BATCH=${BATCH:-500}
+NAME=cml$$
+CL_ARGS=(--set regions.protocol=multileader --set debug.experimental_multileader=true
+	--set debug.fault_injection=true --set regions.multileader_ack_copies=2)
+CL_PROD_ARGS=(--pace-ms 15) # each producer's 400 batches take at least 6 s
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/cluster_lib.sh"
+
+fault() {
+	"$CTL" --socket "$(cl_sock "$1")" call debug_fabric \
+		"{\"peer\":$2,\"dir\":\"both\",\"drop_pct\":$3}" >/dev/null
+}
+cut12() { fault 1 2 "$1"; fault 2 1 "$1"; }
+# ml_caught_up: bounded (60 s), until the three nodes applied the same per-origin
+# positions in every region (and two looks 0.5 s apart agree)
+ml_vec() {
+	local i
+	for i in 1 2 3; do
+		cl_regions "$i" "[[(o['node'], o['applied']) for o in r['origins']] for r in rs]"
+	done | sort -u | wc -l
+}
+ml_caught_up() {
+	for _ in $(seq 1 120); do
+		if [ "$(ml_vec)" = 1 ]; then
+			sleep 0.5
+			[ "$(ml_vec)" = 1 ] && return 0
+		fi
+		sleep 0.5
+	done
+	echo "FAIL: the replicas did not converge on their positions:"
+	for i in 1 2 3; do echo "node $i: $(cl_regions "$i" "[r['origins'] for r in rs]")"; done
+	exit 1
+}
+# stop_all: SIGTERM each node (clean stop), then a fresh data dir for the next run
+stop_all() {
+	local i
+	for i in 1 2 3; do
+		kill -TERM "${CL_PIDS[$i]}"
+		wait "${CL_PIDS[$i]}" 2>/dev/null || true
+		CL_PIDS[$i]=0
+	done
+	rm -rf "$SL_DIR"/d[123] "$SL_DIR"/fab "$SL_DIR"/acked*.log
+}
+
+echo "== run A: writes routed to each region's home, acked on 2 replicas"
+for i in 1 2 3; do cl_start "$i"; done
+echo "homes: $(cl_regions 1 "[r['home'] for r in rs]"), protocol $(cl_regions 1 "rs[0]['protocol']")"
+cl_producers
+cl_wait_acks 60
+cl_kill 3
+echo "node 3 killed after $(cl_acks) acknowledged batches"
+# writes go on: the homes node 3 held moved (bounded: 30 s)
+want=$(($(cl_acks) + 30))
+for _ in $(seq 1 300); do [ "$(cl_acks)" -ge "$want" ] && break; sleep 0.1; done
+if [ "$(cl_acks)" -lt "$want" ]; then
+	echo "FAIL: writes stopped with node 3 down (producers: $(cl_prod_acks))"
+	for i in 1 2; do
+		echo "node $i: $(cl_regions "$i" "[(r['id'], r['home'], r['peers'], r['applied_index']) for r in rs]")"
+		"$CTL" --socket "$(cl_sock "$i")" --json stats | python3 -c "import json,sys; t=json.load(sys.stdin)['totals']; print({k: v for k, v in t.items() if v and any(w in k for w in ('fwd', 'ml_', 'fab_msgs', 'gate'))})"
+		tail -3 "$SL_DIR/producer$i.log"
+	done
+	exit 1
+fi
+echo "writes go on with node 3 down: $(cl_acks) batches (producers: $(cl_prod_acks)); homes seen from node 1: $(cl_regions 1 "[r['home'] for r in rs]")"
+cl_start 3
+b=$(cl_acks)
+cut12 100
+sleep 2
+cut12 0
+echo "link 1-2 cut for 2 s: $b -> $(cl_acks) acknowledged batches"
+sl_wait_producers
+ml_caught_up
+cl_verify_all
+fwd=$(($(cl_stat 1 fwd_answers) + $(cl_stat 2 fwd_answers) + $(cl_stat 3 fwd_answers)))
+remote=$(($(cl_stat 1 ml_entries_remote) + $(cl_stat 2 ml_entries_remote) + $(cl_stat 3 ml_entries_remote)))
+refused=$(($(cl_stat 1 ml_entries_refused) + $(cl_stat 2 ml_entries_refused) + $(cl_stat 3 ml_entries_refused)))
+[ "$fwd" -gt 0 ] || { echo "FAIL: no write was routed to a home on another node"; exit 1; }
+[ "$remote" -gt 0 ] || { echo "FAIL: no replica applied a peer's write"; exit 1; }
+[ "$refused" -eq 0 ] || { echo "FAIL: $refused peer entries refused"; exit 1; }
+echo "run A: $fwd batches routed to their home and answered, $remote peers' entries applied"
+stop_all
+
+echo "== run B: every replica takes writes; two writers of the same points, values apart"
+CL_ARGS+=(--set regions.multileader_home=false)
+for i in 1 2 3; do cl_start "$i"; done
+for p in 1 2; do
+	"$PRODUCER" --path "/dev/shm/sluice-$NAME-$p.ingest" --log "$SL_DIR/acked$p.log" \
+		--points "$POINTS" --series "$SERIES" --batch "$BATCH" --key-prefix c --timeout 200 \
+		--pace-ms 15 --value-offset $((p == 1 ? 0 : 1000000)) >"$SL_DIR/producer$p.log" 2>&1 &
+	SL_PROD_PIDS+=($!)
+done
+cl_wait_acks 100
+cut12 100
+sleep 2
+cut12 0
+sl_wait_producers
+ml_caught_up
+python3 "$CONVERGE" --socket "$(cl_sock 1),$(cl_sock 2),$(cl_sock 3)" --points "$POINTS" \
+	--series "$SERIES" --key "c,host=h{s:03d} value" --offset 0 --offset 1000000
+fwd=$(($(cl_stat 1 fwd_out) + $(cl_stat 2 fwd_out) + $(cl_stat 3 fwd_out)))
+[ "$fwd" -eq 0 ] || { echo "FAIL: $fwd batches forwarded although every replica takes writes"; exit 1; }
+echo "cluster_multileader: PASS"
