@@ -23,6 +23,7 @@
 #define NETCAP 8192u
 #define MS 1000000ull
 #define MAXACK 4096u
+#define SNAPCAP 16384u
 
 struct kv {
 	uint64_t value, hlc;
@@ -37,9 +38,11 @@ struct hnode {
 	uint8_t *ent[LOGCAP];
 	uint32_t elen[LOGCAP];
 	uint64_t first, last, synced;
-	uint8_t snap[1024];
+	uint8_t snap[SNAPCAP];
 	uint32_t snap_len;
 	uint64_t snap_index;
+	uint8_t rx_img[SNAPCAP]; /* the last image handed out for a merge, as it came */
+	uint32_t rx_len;
 	struct sl_cons_log view;
 	/* state machine */
 	struct kv kv[KEYS];
@@ -69,6 +72,10 @@ static uint32_t drop_ppm, dup_ppm;
 static bool reorder;
 static bool cut[N + 1][N + 1]; /* cut[a][b]: a -> b lost */
 static uint32_t no_batches_from; /* that node's batches are lost, its other messages not */
+static uint32_t snap_pad;	 /* filler bytes after the state in every snapshot taken */
+static bool snap_lossy;		 /* a quarter of snapshot chunks and acks are lost */
+static uint32_t snap_lost;
+static uint64_t pid_seq = 1;
 
 static uint64_t rnd(void)
 {
@@ -123,10 +130,14 @@ static uint32_t state_encode(struct hnode *h, uint8_t *buf)
 		ids[i] = i + 1;
 		idx[i] = h->vec[i + 1];
 	}
-	uint32_t off = sl_ml_snap_vec_put(buf, 1024, ids, idx, N);
+	uint32_t off = sl_ml_snap_vec_put(buf, SNAPCAP, ids, idx, N);
 	assert_true(off > 0);
 	memcpy(buf + off, h->kv, sizeof(h->kv));
-	return off + (uint32_t)sizeof(h->kv);
+	off += (uint32_t)sizeof(h->kv);
+	assert_true(off + snap_pad <= SNAPCAP);
+	for (uint32_t b = 0; b < snap_pad; b++)
+		buf[off + b] = (uint8_t)(b * 7 + b / 251);
+	return off + snap_pad;
 }
 
 static void state_decode(struct hnode *h, const uint8_t *d, uint32_t len)
@@ -138,8 +149,10 @@ static void state_decode(struct hnode *h, const uint8_t *d, uint32_t len)
 	memset(h->vec, 0, sizeof(h->vec));
 	for (uint32_t i = 0; i < n; i++)
 		h->vec[ids[i]] = idx[i];
-	assert_int_equal(len - (uint32_t)off, sizeof(h->kv));
+	assert_true(len - (uint32_t)off >= sizeof(h->kv));
 	memcpy(h->kv, d + off, sizeof(h->kv));
+	for (uint32_t b = (uint32_t)off + sizeof(h->kv), k = 0; b < len; b++, k++)
+		assert_int_equal(d[b], (uint8_t)(k * 7 + k / 251)); /* the filler, intact */
 }
 
 /* ---- replica lifecycle ---- */
@@ -187,6 +200,10 @@ static void setup_all(void)
 	reorder = false;
 	memset(cut, 0, sizeof(cut));
 	no_batches_from = 0;
+	pid_seq = 1;
+	snap_pad = 0;
+	snap_lossy = false;
+	snap_lost = 0;
 }
 
 static void teardown_all(void)
@@ -246,6 +263,9 @@ static void process(struct hnode *h)
 			/* multileader snapshots merge (LWW join) and the log stays */
 			assert_int_equal(rd.snapshot.index, h->last);
 			assert_int_equal(h->applied, h->last);
+			assert_true(rd.snapshot.len <= SNAPCAP);
+			memcpy(h->rx_img, rd.snapshot.data, rd.snapshot.len);
+			h->rx_len = rd.snapshot.len;
 			struct kv mine[KEYS];
 			uint64_t vec[N + 1];
 			memcpy(mine, h->kv, sizeof(mine));
@@ -310,6 +330,10 @@ static void deliver_one(uint32_t i)
 	net[i] = net[--n_net];
 	struct hnode *h = &nodes[m.to - 1];
 	bool lost = m.from == no_batches_from && m.len > 1 && m.buf[1] == 1;
+	if (snap_lossy && m.len > 1 && (m.buf[1] == 3 || m.buf[1] == 4) && rnd() % 4 == 0) {
+		lost = true;
+		snap_lost++;
+	}
 	if (!h->down && !nodes[m.from - 1].down && !cut[m.from][m.to] && !lost) {
 		struct sl_cons_msg cm = {5, m.from, m.to, m.len, m.buf};
 		sl_cons_multileader_ops.step(h->st, &cm);
@@ -367,8 +391,6 @@ static void run(uint32_t ms)
 	for (uint32_t i = 0; i < ms; i++)
 		step_all();
 }
-
-static uint64_t pid_seq = 1;
 
 static uint64_t write(struct hnode *h, uint32_t key, uint64_t value, uint32_t k, uint64_t session,
 		      uint64_t seq)
@@ -655,19 +677,15 @@ static void compact(struct hnode *h)
 		h->first = upto + 1;
 }
 
-static void test_dead_peer_retention(void **u)
+/* `count` writes at a (and at b too, if both_write) while the third replica is down,
+ * both compacting their logs every 50 writes: the third falls past retention. */
+static void writes_past_retention(struct hnode *a, struct hnode *b, uint32_t count,
+				  uint64_t base, bool both_write)
 {
-	(void)u;
-	reset_opts();
-	opts.retention_entries = 50;
-	setup_all();
-	struct hnode *a = &nodes[0], *b = &nodes[1], *c = &nodes[2];
-	run(20);
-	c->down = true;
-	uint64_t first_pid = pid_seq;
-	for (uint32_t w = 0; w < 400; w++) {
-		write(a, w, w, 1, 0, 0);
-		write(b, w + 1, w, 1, 0, 0);
+	for (uint32_t w = 0; w < count; w++) {
+		write(a, w, base + w, 1, 0, 0);
+		if (both_write)
+			write(b, w + 1, base + w, 1, 0, 0);
 		if (w % 4 == 0)
 			step_all();
 		if (w % 50 == 0) {
@@ -678,6 +696,19 @@ static void test_dead_peer_retention(void **u)
 	run(50);
 	compact(a);
 	compact(b);
+}
+
+static void test_dead_peer_retention(void **u)
+{
+	(void)u;
+	reset_opts();
+	opts.retention_entries = 50;
+	setup_all();
+	struct hnode *a = &nodes[0], *b = &nodes[1], *c = &nodes[2];
+	run(20);
+	c->down = true;
+	uint64_t first_pid = pid_seq;
+	writes_past_retention(a, b, 400, 0, true);
 	/* writes never stopped: every one acknowledged */
 	for (uint64_t p = first_pid; p < pid_seq; p++)
 		assert_int_equal(a->ack_status[p] + b->ack_status[p], 1);
@@ -751,6 +782,63 @@ static void test_mutual_retention(void **u)
 	assert_true(stats_of(a).snapshots_installed + stats_of(c).snapshots_installed >= 1);
 	assert_false(stats_of(a).retention_alarm);
 	assert_false(stats_of(c).retention_alarm);
+	teardown_all();
+}
+
+/* A laggard catches up from an image many times one message, in chunks, with a quarter
+ * of the chunks and of the acks lost: it merges the image byte for byte. An image over
+ * its max_snapshot_bytes is refused and counted, never merged. */
+static void test_snapshot_in_chunks(void **u)
+{
+	(void)u;
+	reset_opts();
+	opts.retention_entries = 50;
+	opts.max_msg_bytes = 256; /* about 220 image bytes per chunk */
+	opts.max_snapshot_bytes = 6000;
+	setup_all();
+	snap_pad = 4000;
+	struct hnode *a = &nodes[0], *b = &nodes[1], *c = &nodes[2];
+	run(20);
+	c->down = true;
+	writes_past_retention(a, b, 400, 0, true);
+	assert_true(stats_of(a).retention_alarm);
+	assert_true(a->snap_len > 4000);
+	c->down = false;
+	snap_lossy = true;
+	run(1500);
+	struct sl_ml_stats sc = stats_of(c), sa = stats_of(a), sb = stats_of(b);
+	assert_true(sc.snapshots_installed >= 1);
+	assert_true(sc.snapshot_chunks_received >= a->snap_len / 256);
+	assert_true(sc.snapshot_chunks_refused > 0); /* chunks after a lost one */
+	assert_true(snap_lost >= 4);
+	assert_true(sa.snapshot_chunks_sent + sb.snapshot_chunks_sent >
+		    sc.snapshot_chunks_received);
+	assert_true(sa.snapshot_gobacks + sb.snapshot_gobacks > 0); /* to the acked offset */
+	assert_true(sa.snapshot_resends + sb.snapshot_resends > 0);	    /* after a timeout */
+	assert_int_equal(sc.msgs_bad + sa.msgs_bad + sb.msgs_bad, 0);
+	/* what it merged is one sender's image, byte for byte */
+	assert_true((c->rx_len == a->snap_len && memcmp(c->rx_img, a->snap, a->snap_len) == 0) ||
+		    (c->rx_len == b->snap_len && memcmp(c->rx_img, b->snap, b->snap_len) == 0));
+	snap_lossy = false;
+	run(300);
+	assert_converged();
+	assert_int_equal(c->vec[1], 400);
+	assert_int_equal(c->vec[2], 400);
+	assert_false(stats_of(a).retention_alarm);
+
+	/* images over c's bound: refused at their first chunk, counted, never merged */
+	uint64_t installed = stats_of(c).snapshots_installed;
+	c->down = true;
+	snap_pad = 7000;
+	writes_past_retention(a, b, 400, 1000, false);
+	assert_true(a->snap_len > 6000);
+	c->down = false;
+	run(500);
+	sc = stats_of(c);
+	assert_true(sc.snapshots_refused > 0);
+	assert_int_equal(sc.snapshots_installed, installed);
+	assert_true(c->vec[1] < 800);
+	assert_true(stats_of(a).retention_alarm);
 	teardown_all();
 }
 
@@ -894,6 +982,7 @@ int main(void)
 		cmocka_unit_test(test_ack_levels),
 		cmocka_unit_test(test_dead_peer_retention),
 		cmocka_unit_test(test_mutual_retention),
+		cmocka_unit_test(test_snapshot_in_chunks),
 		cmocka_unit_test(test_reads),
 		cmocka_unit_test(test_malformed),
 	};
