@@ -900,6 +900,66 @@ static uint32_t fnv(const uint8_t *p, uint32_t n)
 	return h;
 }
 
+/* A snapshot chunk (type 3) with a good checksum; `len` may lie about the body. */
+static uint32_t snap_chunk(uint8_t *b, uint64_t epoch, uint64_t index, uint32_t total,
+			   uint32_t off, uint32_t dl, uint32_t len)
+{
+	memset(b, 0x5c, len);
+	b[0] = 1;
+	b[1] = 3;
+	sl_put_u16(b + 2, 0);
+	sl_put_u64(b + 8, epoch);
+	sl_put_u64(b + 16, index);
+	sl_put_u32(b + 24, total);
+	sl_put_u32(b + 28, off);
+	sl_put_u32(b + 32, dl);
+	sl_put_u32(b + 4, fnv(b + 8, len - 8));
+	return len;
+}
+
+/* max_msg_bytes bounds every message: batches of many small entries are cut to it, and
+ * an entry that cannot fit one batch message is a configuration error. */
+static void test_msg_bound(void **u)
+{
+	(void)u;
+	reset_opts();
+	opts.max_msg_bytes = 256;
+	opts.max_entry_bytes = 256 - 52 + 1;
+	struct sl_cons_config cfg;
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.group_id = 5;
+	cfg.self = 1;
+	cfg.n_voters = 1;
+	cfg.voters[0] = 1;
+	cfg.proto_opts = &opts;
+	struct hnode *h = &nodes[0];
+	memset(h, 0, sizeof(*h));
+	h->first = 1;
+	h->view = (struct sl_cons_log){h, l_first, l_last, l_term, l_entry, l_snap};
+	cfg.log = &h->view;
+	void *st = NULL;
+	assert_int_equal(sl_cons_multileader_ops.create(&cfg, &st), -EINVAL);
+	reset_opts();
+	opts.max_msg_bytes = 256;
+	opts.max_batch_entries = 64; /* 64 entries of 12 bytes: 2584 bytes unbounded */
+	opts.max_batch_bytes = 1u << 20;
+	setup_all();
+	run(20);
+	for (uint32_t w = 0; w < 100; w++) /* one burst: full batches */
+		write(&nodes[0], w, w, 1, 0, 0);
+	run(300);
+	assert_converged();
+	assert_int_equal(nodes[1].vec[1], 100);
+	for (uint32_t i = 0; i < N; i++) {
+		struct sl_ml_stats s = stats_of(&nodes[i]);
+		assert_int_equal(s.msgs_too_big, 0);
+		assert_int_equal(s.msgs_bad, 0);
+	}
+	/* at most (256 - 24) / 40 entries of 12 bytes per batch, to each of two peers */
+	assert_true(stats_of(&nodes[0]).batches_sent >= 2 * 100 / ((256 - 24) / 40));
+	teardown_all();
+}
+
 static void test_malformed(void **u)
 {
 	(void)u;
@@ -947,20 +1007,49 @@ static void test_malformed(void **u)
 		for (uint32_t j = 0; j < len; j++)
 			b[j] = (uint8_t)rnd();
 		b[0] = 1;
-		b[1] = (uint8_t)(1 + rnd() % 3);
+		b[1] = (uint8_t)(1 + rnd() % 4);
 		sl_put_u32(b + 4, fnv(b + 8, len - 8));
 		send_raw(a, 2, b, len);
 	}
-	/* one byte over the longest message a peer sends (a snapshot of 1 MiB): refused as
-	 * too big, before any decoding */
-	uint32_t big_len = 12 + (1u << 20) + 1;
+	/* snapshot chunks that lie: short, a length that is not the body's, empty, past
+	 * the image's end, no image id; an ack of the wrong length */
+	uint64_t bad0 = stats_of(a).msgs_bad;
+	send_raw(a, 2, b, snap_chunk(b, 1, 1, 100, 0, 10, 20)), expect++;
+	send_raw(a, 2, b, snap_chunk(b, 1, 1, 100, 0, 10, 36 + 5)), expect++;
+	send_raw(a, 2, b, snap_chunk(b, 1, 1, 100, 0, 0, 36)), expect++;
+	send_raw(a, 2, b, snap_chunk(b, 1, 1, 100, 95, 10, 36 + 10)), expect++;
+	send_raw(a, 2, b, snap_chunk(b, 0, 1, 100, 0, 10, 36 + 10)), expect++;
+	memset(b, 0, 27);
+	b[0] = 1;
+	b[1] = 4;
+	sl_put_u32(b + 4, fnv(b + 8, 27 - 8));
+	send_raw(a, 2, b, 27), expect++;
+	assert_int_equal(stats_of(a).msgs_bad, bad0 + 6);
+	/* well formed but of nothing here: an ack of an image a never sent (stale), a chunk
+	 * in the middle of an image a never saw (refused: from 0 again), a first chunk of an
+	 * image over max_snapshot_bytes (refused, counted) */
+	struct sl_ml_stats s0 = stats_of(a);
+	sl_put_u32(b + 4, fnv(b + 8, 28 - 8));
+	send_raw(a, 2, b, 28);
+	send_raw(a, 2, b, snap_chunk(b, 7, 7, 100, 50, 10, 36 + 10));
+	send_raw(a, 2, b, snap_chunk(b, 7, 7, (1u << 30) + 1, 0, 10, 36 + 10));
+	struct sl_ml_stats s = stats_of(a);
+	assert_int_equal(s.snapshot_acks_stale, s0.snapshot_acks_stale + 1);
+	assert_int_equal(s.snapshot_chunks_refused, s0.snapshot_chunks_refused + 1);
+	assert_int_equal(s.snapshots_refused, s0.snapshots_refused + 1);
+	assert_int_equal(s.msgs_bad, s0.msgs_bad);
+	/* a message of max_msg_bytes is decoded (a bad batch); one byte more is refused as
+	 * too big, before any decoding: no peer with these options sends it */
+	uint32_t big_len = (64u << 10) + 1;
 	uint8_t *big = calloc(1, big_len);
 	big[0] = 1;
-	big[1] = 1; /* a batch: no batch is that long either */
+	big[1] = 1;
+	sl_put_u32(big + 4, fnv(big + 8, big_len - 1 - 8));
+	send_raw(a, 2, big, big_len - 1), expect++;
 	sl_put_u32(big + 4, fnv(big + 8, big_len - 8));
 	send_raw(a, 2, big, big_len);
 	free(big);
-	struct sl_ml_stats s = stats_of(a);
+	s = stats_of(a);
 	assert_int_equal(s.msgs_too_big, 1);
 	assert_true(s.msgs_bad >= expect + 1000);
 	/* still works */
@@ -985,6 +1074,7 @@ int main(void)
 		cmocka_unit_test(test_snapshot_in_chunks),
 		cmocka_unit_test(test_reads),
 		cmocka_unit_test(test_malformed),
+		cmocka_unit_test(test_msg_bound),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
