@@ -66,10 +66,11 @@ struct peer {
 	uint64_t rto;
 	uint64_t nack_ne, nack_ns; /* last rewind by a nack: the same one again is ignored */
 	uint64_t snap_ns; /* last snapshot activity (chunks sent, progress acked) */
-	/* the image being sent (tx_active): its id, bytes acked, bytes sent */
+	/* the image being sent (tx_active): its id, bytes acked, bytes sent (next to
+	 * send), the most ever sent of it */
 	bool tx_active, tx_went_back;
 	uint64_t tx_epoch, tx_index;
-	uint32_t tx_total, tx_off, tx_sent;
+	uint32_t tx_total, tx_off, tx_sent, tx_max;
 	uint64_t hb_due;
 	uint64_t resp_round;
 	uint64_t dur[MAXP];
@@ -495,7 +496,7 @@ static void send_snapshot(struct ml *s, uint32_t sl)
 		p->tx_epoch = s->snap_epoch;
 		p->tx_index = sn.index;
 		p->tx_total = sn.len;
-		p->tx_off = p->tx_sent = 0;
+		p->tx_off = p->tx_sent = p->tx_max = 0;
 		p->tx_went_back = false;
 		s->st.snapshots_sent++;
 	}
@@ -516,6 +517,7 @@ static void send_snapshot(struct ml *s, uint32_t sl)
 		memcpy(m + SNAP_HDR, sn.data + p->tx_sent, len);
 		msg_finish(s, SNAP_HDR + len);
 		p->tx_sent += len;
+		p->tx_max = (uint32_t)max64(p->tx_max, p->tx_sent);
 		p->snap_ns = s->now;
 		s->st.snapshot_chunks_sent++;
 	}
@@ -1064,10 +1066,11 @@ static int on_snap(struct ml *s, uint32_t from, const uint8_t *b, uint32_t len)
 	return 0;
 }
 
-/* A peer's receipt of snapshot chunks: the window moves on, or (F_REJECT, or fewer bytes
- * than it had acknowledged: it started over) the sender goes back to what the peer holds,
- * once per offset: every chunk after a lost one is rejected, and going back for each
- * would resend the window as often. */
+/* A peer's receipt of snapshot chunks: the window moves on, or (F_REJECT: a gap, or it
+ * holds less than it had acknowledged, having started over) the sender goes back to what
+ * the peer holds, once per offset: every chunk after a lost one is rejected, and going
+ * back for each would resend the window as often. A plain ack below the acknowledged
+ * offset is an old one overtaken by a newer (reordered) and changes nothing. */
 static int on_snap_ack(struct ml *s, uint32_t from, uint16_t flags, const uint8_t *b,
 		       uint32_t len)
 {
@@ -1080,14 +1083,16 @@ static int on_snap_ack(struct ml *s, uint32_t from, uint16_t flags, const uint8_
 		s->st.snapshot_acks_stale++; /* of another image, or the peer is back on the stream */
 		return 0;
 	}
-	if (held > p->tx_total || held > p->tx_sent)
-		return bad(s); /* more than was sent of it */
+	if (held > p->tx_max)
+		return bad(s); /* more than was ever sent of it */
 	if (held > p->tx_off) {
 		p->tx_off = held;
 		p->tx_went_back = false;
+		if (p->tx_sent < p->tx_off)
+			p->tx_sent = p->tx_off; /* acked while a resend was going out */
 		p->rto = s->o.rto_ns; /* progress */
 		p->snap_ns = s->now;
-	} else if (held < p->tx_off || ((flags & F_REJECT) && !p->tx_went_back)) {
+	} else if ((flags & F_REJECT) && (held < p->tx_off || !p->tx_went_back)) {
 		p->tx_off = p->tx_sent = held;
 		p->tx_went_back = true;
 		p->snap_ns = s->now;
