@@ -1103,16 +1103,13 @@ static int on_snap_ack(struct ml *s, uint32_t from, uint16_t flags, const uint8_
 	return 0;
 }
 
-/* The longest message a peer with the same options sends. */
-static uint32_t max_msg_bytes(const struct ml *s) { return s->o.max_msg_bytes; }
-
 static int ml_step(void *st, const struct sl_cons_msg *m)
 {
 	struct ml *s = st;
 	if (m->buf == NULL || m->len < HDR || m->buf[0] != ML_VERSION || m->buf[1] == 0 ||
 	    m->buf[1] >= M_END || sl_get_u32(m->buf + 4) != fnv1a(m->buf + 8, m->len - 8))
 		return bad(s);
-	if (m->len > max_msg_bytes(s)) {
+	if (m->len > s->o.max_msg_bytes) { /* no peer with the same options sends it */
 		s->st.msgs_too_big++;
 		return -EMSGSIZE;
 	}

@@ -125,6 +125,9 @@ uint32_t sl_ml_origins(void *state, struct sl_ml_origin *out, uint32_t cap);
  * sl_cons_log.snapshot returns next) and to KEEP the log: its own entries still go to
  * peers that lack them. Nothing this replica held is lost, so two replicas past each
  * other's retention both catch up, and one merge does not push others past retention.
+ * An image travels in chunks of at most max_msg_bytes, acknowledged cumulatively, and is
+ * handed out only once all of it arrived (docs/multileader.md, chunked transfer); the
+ * caller's snapshot() must not change bytes under the same index and length.
  *
  * Snapshot data of this protocol starts with the per-origin applied vector the caller's
  * state reflects: u8 n, then n x (node u32, origin index u64); the caller's own state
