@@ -40,6 +40,10 @@ static const void *ml_opts(const struct sl_cons_limits *lim, void *buf)
 	if (lim->max_entry_bytes == 0)
 		return NULL;
 	o->max_entry_bytes = lim->max_entry_bytes;
+	/* one batch of the largest entry fits a message; a snapshot, the region's whole
+	 * state, travels in chunks of that size and may be as large as its length field */
+	o->max_msg_bytes = lim->max_entry_bytes + MSG_OVERHEAD;
+	o->max_snapshot_bytes = UINT32_MAX;
 	if (lim->max_inflight > 0)
 		o->max_pending = o->max_undurable = lim->max_inflight;
 	return o;

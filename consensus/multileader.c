@@ -2,7 +2,9 @@
  * behind consensus.h: every replica appends its own writes under its own origin index,
  * ships that stream to each peer in windowed batches with cumulative acks, nacks and
  * backoff, applies peers' streams strictly in origin order, and answers CAD and
- * read-your-writes reads. No I/O, clock, threads; every buffer is sized at create(). */
+ * read-your-writes reads. Snapshots for a peer past retention travel in chunks of one
+ * message each, in a window, acknowledged cumulatively. No I/O, clock, threads; every
+ * buffer is sized at create() except the image a replica receives (grows with its chunks). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,17 +19,28 @@
 #define BATCH_HDR (HDR + 16u)  /* first origin index u64, count u32, origin u32 */
 #define BENT_HDR 28u	       /* hlc u64, session u64, seq u64, len u32 */
 #define STATE_HDR (HDR + 25u)  /* round u64, echo u64, next expected u64, n u8 */
-#define SNAP_HDR (HDR + 4u)    /* len u32 */
+/* SNAP chunk: image epoch u64, image index u64, total u32, offset u32, len u32 */
+#define SNAP_HDR (HDR + 28u)
+#define SNAP_ACK_LEN (HDR + 20u) /* image epoch u64, image index u64, bytes held u32 */
+/* Snapshot chunks in flight to one peer beyond what it acknowledged. */
+#define SNAP_WINDOW 4u
+/* Smallest max_msg_bytes: a STATE of the largest group, and a first snapshot chunk that
+ * holds the largest vector (so a useless image is refused at its first chunk). */
+#define MSG_BYTES_MIN 256u
+_Static_assert(STATE_HDR + 12u * SL_CONS_MAX_PEERS <= MSG_BYTES_MIN, "a state fits");
+_Static_assert(SNAP_HDR + SL_ML_SNAP_VEC_BYTES(SL_CONS_MAX_PEERS) <= MSG_BYTES_MIN,
+	       "a snapshot's vector fits its first chunk");
 #define MAXP SL_CONS_MAX_PEERS
 /* Indexes and clocks a peer may name: far below where +1 wraps around. */
 #define PEER_VALUE_MAX (UINT64_MAX / 4)
 #define HLC_LOGICAL_BITS 16u
 #define MS 1000000ull
 
-enum { M_BATCH = 1, M_STATE = 2, M_SNAP = 3, M_END };
+enum { M_BATCH = 1, M_STATE = 2, M_SNAP = 3, M_SNAP_ACK = 4, M_END };
 #define F_REQ 1u  /* STATE: answer with F_RESP echoing the round (CAD reads, probes) */
 #define F_RESP 2u
 #define F_NACK 4u /* STATE: a batch did not start at the next expected index */
+#define F_REJECT 1u /* SNAP_ACK: a chunk not taken (a gap, another image): go back */
 
 enum { RD_CAD = 1, RD_RYW = 2 };
 
@@ -52,7 +65,12 @@ struct peer {
 	uint64_t ibytes;
 	uint64_t rto;
 	uint64_t nack_ne, nack_ns; /* last rewind by a nack: the same one again is ignored */
-	uint64_t snap_ns;
+	uint64_t snap_ns; /* last snapshot activity (chunks sent, progress acked) */
+	/* the image being sent (tx_active): its id, bytes acked, bytes sent (next to
+	 * send), the most ever sent of it */
+	bool tx_active, tx_went_back;
+	uint64_t tx_epoch, tx_index;
+	uint32_t tx_total, tx_off, tx_sent, tx_max;
 	uint64_t hb_due;
 	uint64_t resp_round;
 	uint64_t dur[MAXP];
@@ -118,10 +136,16 @@ struct ml {
 	uint32_t acap;
 	struct sl_cons_ack *acks;
 	struct sl_cons_read *rreads;
-	/* a snapshot to install in the next ready */
+	/* images this replica sends get ids (epoch, index) that never repeat */
+	uint64_t snap_epoch;
+	/* the image being received (rx_active), or received whole (rx_done): from which
+	 * slot, its id and size, how much is here; it grows in rx_buf */
+	bool rx_active, rx_done;
+	uint32_t rx_from, rx_total, rx_next, rx_cap;
+	uint64_t rx_epoch, rx_index, rx_ns;
+	uint8_t *rx_buf;
+	/* a whole image (rx_buf) to merge in the next ready */
 	bool snap_pending;
-	uint8_t *sbuf;
-	uint32_t slen;
 	uint64_t snapvec[MAXP];
 	/* what the last ready handed out */
 	bool rd_snap;
@@ -175,10 +199,25 @@ static void opts_fill(struct sl_ml_opts *o, const struct sl_ml_opts *in)
 	DEF(max_apply_entries, 1024);
 	DEF(max_reads, 64);
 	DEF(read_timeout_ns, 1000 * MS);
-	DEF(max_snapshot_bytes, 1u << 20);
+	DEF(max_msg_bytes, 64u << 10);
+	DEF(max_snapshot_bytes, 1u << 30);
 #undef DEF
+	if (o->max_msg_bytes < MSG_BYTES_MIN)
+		o->max_msg_bytes = MSG_BYTES_MIN;
+	/* a batch's payload fits one message with its headers (create() refuses a
+	 * max_entry_bytes that does not) */
+	if (o->max_batch_bytes > o->max_msg_bytes - BATCH_HDR - BENT_HDR)
+		o->max_batch_bytes = o->max_msg_bytes - BATCH_HDR - BENT_HDR;
 	if (o->max_batch_bytes < o->max_entry_bytes)
 		o->max_batch_bytes = o->max_entry_bytes; /* one entry always fits a batch */
+}
+
+/* The longest batch message: max_msg_bytes, or less when entries and bytes bound it. */
+static uint32_t batch_msg_bytes(const struct sl_ml_opts *o)
+{
+	uint64_t b = (uint64_t)BATCH_HDR + o->max_batch_bytes +
+		     (uint64_t)BENT_HDR * o->max_batch_entries;
+	return b < o->max_msg_bytes ? (uint32_t)b : o->max_msg_bytes;
 }
 
 uint32_t sl_ml_max_entry_bytes(const struct sl_ml_opts *opts)
@@ -358,6 +397,7 @@ static void mark_needs_snap(struct ml *s, struct peer *p)
 		return;
 	p->needs_snap = true;
 	p->snap_ns = 0;
+	p->tx_active = false;
 	infl_clear(p);
 	s->st.over_retention++;
 }
@@ -383,7 +423,7 @@ static bool ship_one(struct ml *s, uint32_t sl)
 	if (avail < s->o.max_batch_entries &&
 	    s->now < s->ring[p->cursor % s->ring_cap].ns + s->o.batch_delay_ns)
 		return false; /* a partial batch waits for more, up to batch_delay_ns */
-	uint32_t cap = BATCH_HDR + s->o.max_batch_bytes + BENT_HDR * s->o.max_batch_entries;
+	uint32_t cap = batch_msg_bytes(&s->o);
 	if (s->n_msgs == s->msgs_cap || s->mcap - s->mused < cap) {
 		s->st.outbox_dropped++;
 		return false;
@@ -402,8 +442,8 @@ static bool ship_one(struct ml *s, uint32_t sl)
 			}
 			break;
 		}
-		if (n > 0 && bytes + e.len > s->o.max_batch_bytes)
-			break;
+		if (n > 0 && (bytes + e.len > s->o.max_batch_bytes || len + BENT_HDR + e.len > cap))
+			break; /* full: by payload bytes, or many small entries fill the message */
 		sl_put_u64(m + len, e.hlc);
 		sl_put_u64(m + len + 8, e.session);
 		sl_put_u64(m + len + 16, e.session_seq);
@@ -427,29 +467,60 @@ static bool ship_one(struct ml *s, uint32_t sl)
 	return true;
 }
 
+/* Image bytes one chunk carries. */
+static uint32_t snap_room(const struct ml *s) { return s->o.max_msg_bytes - SNAP_HDR; }
+
+/* Snapshot transfer to a peer past retention, in chunks: the caller's latest snapshot
+ * (a different one than the image being sent starts a new image under a new id), as many
+ * chunks as SNAP_WINDOW allows beyond what the peer acknowledged (SNAP_ACK). The peer
+ * merges the image once it holds all of it and then says where it stands (STATE), which
+ * ends 'needs snapshot'. */
 static void send_snapshot(struct ml *s, uint32_t sl)
 {
 	struct peer *p = &s->pr[sl];
-	if (s->log->snapshot == NULL) {
-		s->st.snapshots_unavailable++;
-		return;
-	}
 	struct sl_cons_snapshot sn;
 	uint64_t vec[MAXP];
-	if (s->log->snapshot(s->log->ctx, &sn) != 0 || snap_vec(s, sn.data, sn.len, vec) != 0 ||
-	    vec[s->me] + 1 < own_avail(s) || sn.len > s->o.max_snapshot_bytes) {
+	if (s->log->snapshot == NULL || s->log->snapshot(s->log->ctx, &sn) != 0 ||
+	    snap_vec(s, sn.data, sn.len, vec) != 0 || vec[s->me] + 1 < own_avail(s)) {
 		/* none yet, or the own entries after it are gone too: the caller must
 		 * snapshot again (its applied state covers more) */
+		p->tx_active = false;
 		s->st.snapshots_unavailable++;
 		return;
 	}
-	uint8_t *m = msg_start(s, p->node, SNAP_HDR + sn.len, M_SNAP, 0);
-	if (m == NULL)
-		return;
-	sl_put_u32(m + HDR, sn.len);
-	memcpy(m + SNAP_HDR, sn.data, sn.len);
-	msg_finish(s, SNAP_HDR + sn.len);
-	s->st.snapshots_sent++;
+	if (!p->tx_active || p->tx_index != sn.index || p->tx_total != sn.len) {
+		/* a new image: an id the peer never saw from this replica, even across
+		 * restarts (epochs follow time, like read rounds) */
+		s->snap_epoch = max64(s->snap_epoch + 1, s->now);
+		p->tx_active = true;
+		p->tx_epoch = s->snap_epoch;
+		p->tx_index = sn.index;
+		p->tx_total = sn.len;
+		p->tx_off = p->tx_sent = p->tx_max = 0;
+		p->tx_went_back = false;
+		s->st.snapshots_sent++;
+	}
+	uint32_t room = snap_room(s);
+	for (uint32_t k = 0; k < SNAP_WINDOW; k++) { /* bounded: one window */
+		if (p->tx_sent >= p->tx_total ||
+		    (uint64_t)p->tx_sent - p->tx_off >= (uint64_t)SNAP_WINDOW * room)
+			break;
+		uint32_t len = min64(p->tx_total - p->tx_sent, room);
+		uint8_t *m = msg_start(s, p->node, SNAP_HDR + len, M_SNAP, 0);
+		if (m == NULL)
+			break;
+		sl_put_u64(m + HDR, p->tx_epoch);
+		sl_put_u64(m + HDR + 8, p->tx_index);
+		sl_put_u32(m + HDR + 16, p->tx_total);
+		sl_put_u32(m + HDR + 20, p->tx_sent);
+		sl_put_u32(m + HDR + 24, len);
+		memcpy(m + SNAP_HDR, sn.data + p->tx_sent, len);
+		msg_finish(s, SNAP_HDR + len);
+		p->tx_sent += len;
+		p->tx_max = (uint32_t)max64(p->tx_max, p->tx_sent);
+		p->snap_ns = s->now;
+		s->st.snapshot_chunks_sent++;
+	}
 }
 
 /* Everything due to peers: states (acks, nacks, answers), then batches. */
@@ -500,7 +571,7 @@ static void ml_destroy(void *st)
 	free(s->abuf);
 	free(s->acks);
 	free(s->rreads);
-	free(s->sbuf);
+	free(s->rx_buf);
 	free(s);
 }
 
@@ -560,7 +631,9 @@ static int ml_create(const struct sl_cons_config *cfg, void **out)
 	s->n = cfg->n_voters;
 	memcpy(s->ids, cfg->voters, s->n * sizeof(s->ids[0]));
 	int me = slot_of(s, s->self);
-	if (me < 0 || s->o.ack_copies > s->n) {
+	/* one entry of the largest payload fits a batch message */
+	if (me < 0 || s->o.ack_copies > s->n ||
+	    (uint64_t)BATCH_HDR + BENT_HDR + s->o.max_entry_bytes > s->o.max_msg_bytes) {
 		free(s);
 		return -EINVAL;
 	}
@@ -577,17 +650,23 @@ static int ml_create(const struct sl_cons_config *cfg, void **out)
 	s->pbuf = malloc(s->pcap);
 	s->msgs_cap = 4 * s->n * (s->o.window_batches + 4) + 4 * s->o.max_reads;
 	s->msgs = calloc(s->msgs_cap, sizeof(*s->msgs));
-	s->mcap = (s->n * s->o.window_bytes) + 2 * (SNAP_HDR + s->o.max_snapshot_bytes) +
-		  4 * s->n * (BATCH_HDR + s->o.max_batch_bytes + BENT_HDR * s->o.max_batch_entries);
+	/* per peer: a window of batches and one of snapshot chunks, and room to spare */
+	uint64_t mcap = (uint64_t)s->n * s->o.window_bytes +
+			(uint64_t)s->n * SNAP_WINDOW * s->o.max_msg_bytes +
+			4ull * s->n * batch_msg_bytes(&s->o);
+	if (mcap > UINT32_MAX) {
+		ml_destroy(s);
+		return -EINVAL;
+	}
+	s->mcap = (uint32_t)mcap;
 	s->mbuf = malloc(s->mcap);
 	s->commit = calloc(s->o.max_apply_entries, sizeof(*s->commit));
 	s->acap = s->o.max_batch_bytes * 4;
 	s->abuf = malloc(s->acap);
 	s->acks = calloc(s->o.max_pending, sizeof(*s->acks));
 	s->rreads = calloc(s->o.max_reads, sizeof(*s->rreads));
-	s->sbuf = malloc(s->o.max_snapshot_bytes);
 	bool ok = s->ring && s->ud && s->pend && s->reads && s->ob && s->pbuf && s->msgs &&
-		  s->mbuf && s->commit && s->abuf && s->acks && s->rreads && s->sbuf;
+		  s->mbuf && s->commit && s->abuf && s->acks && s->rreads;
 	for (uint32_t i = 0; i < s->n && ok; i++) {
 		struct peer *p = &s->pr[i];
 		p->node = s->ids[i];
@@ -817,6 +896,7 @@ static int on_state(struct ml *s, uint32_t from, uint16_t flags, const uint8_t *
 	if (p->needs_snap) {
 		if (ne >= own_avail(s) && !over_retention(s, p, own_avail(s))) {
 			p->needs_snap = false; /* back on the stream */
+			p->tx_active = false;
 			p->probing = false;
 			p->cursor = ne;
 			infl_clear(p);
@@ -860,46 +940,167 @@ static int on_state(struct ml *s, uint32_t from, uint16_t flags, const uint8_t *
 	return 0;
 }
 
+static void send_snap_ack(struct ml *s, uint32_t sl, uint16_t flags, uint64_t epoch,
+			  uint64_t index, uint32_t held)
+{
+	uint8_t *p = msg_start(s, s->ids[sl], SNAP_ACK_LEN, M_SNAP_ACK, flags);
+	if (p == NULL)
+		return;
+	sl_put_u64(p + HDR, epoch);
+	sl_put_u64(p + HDR + 8, index);
+	sl_put_u32(p + HDR + 16, held);
+	msg_finish(s, SNAP_ACK_LEN);
+}
+
+/* Room for `need` bytes of the image being received: the buffer grows with the chunks
+ * (doubling, up to the image's size), never to max_snapshot_bytes ahead of them. The
+ * only allocation after create(), on this rare path. */
+static bool rx_reserve(struct ml *s, uint32_t need, uint32_t total)
+{
+	if (need <= s->rx_cap)
+		return true;
+	uint64_t cap = max64(need, max64(2ull * s->rx_cap, s->o.max_msg_bytes));
+	cap = min64(cap, total);
+	uint8_t *b = realloc(s->rx_buf, cap);
+	if (b == NULL)
+		return false;
+	s->rx_buf = b;
+	s->rx_cap = (uint32_t)cap;
+	return true;
+}
+
+/* Does a snapshot with this vector hold anything this replica lacks? */
+static bool snap_newer(const struct ml *s, const uint64_t *vec)
+{
+	bool newer = false;
+	for (uint32_t i = 0; i < s->n; i++)
+		newer |= vec[i] > s->recv[i];
+	return newer;
+}
+
+/* A chunk of a peer's snapshot. One image is assembled at a time, its chunks in order
+ * only; a gap, or a chunk of another image of the same sender at an offset other than 0,
+ * is answered with the bytes held (F_REJECT) so that the sender goes back. A new image
+ * from the same sender supersedes a half-received one; another sender's waits until the
+ * image being received is merged or idle for rto_max_ns. The whole image, validated, is
+ * merged in the next ready. */
 static int on_snap(struct ml *s, uint32_t from, const uint8_t *b, uint32_t len)
 {
 	if (len < SNAP_HDR)
 		return bad(s);
-	uint32_t dl = sl_get_u32(b + HDR);
-	uint64_t vec[MAXP];
-	if (dl != len - SNAP_HDR || snap_vec(s, b + SNAP_HDR, dl, vec) != 0)
+	uint64_t epoch = sl_get_u64(b + HDR), index = sl_get_u64(b + HDR + 8);
+	uint32_t total = sl_get_u32(b + HDR + 16), off = sl_get_u32(b + HDR + 20);
+	uint32_t dl = sl_get_u32(b + HDR + 24);
+	if (dl != len - SNAP_HDR || dl == 0 || off > total || dl > total - off || epoch == 0 ||
+	    epoch > PEER_VALUE_MAX || index > PEER_VALUE_MAX)
 		return bad(s);
-	if (dl > s->o.max_snapshot_bytes) {
-		s->st.msgs_too_big++;
-		return -EMSGSIZE;
+	const uint8_t *d = b + SNAP_HDR;
+	bool same = (s->rx_active || s->rx_done) && s->rx_from == from && s->rx_epoch == epoch &&
+		    s->rx_index == index && s->rx_total == total;
+	if (same && (s->rx_done || off < s->rx_next)) {
+		send_snap_ack(s, from, 0, epoch, index, s->rx_next); /* a duplicate */
+		return 0;
 	}
+	if (s->snap_pending || (!same && s->rx_active && s->rx_from != from &&
+				s->now < s->rx_ns + s->o.rto_max_ns)) {
+		/* a whole image waits for its merge, or another sender's is coming in: this
+		 * sender resends after its timeout */
+		s->st.snapshot_chunks_refused++;
+		return 0;
+	}
+	if (!same && off > 0) {
+		s->st.snapshot_chunks_refused++; /* from 0 again (another image, or lost here) */
+		send_snap_ack(s, from, F_REJECT, epoch, index, 0);
+		return 0;
+	}
+	if (same && off != s->rx_next) {
+		s->st.snapshot_chunks_refused++; /* a gap: a chunk before it was lost */
+		send_snap_ack(s, from, F_REJECT, epoch, index, s->rx_next);
+		return 0;
+	}
+	if (!same) { /* off == 0: a new image, superseding any half-received one */
+		s->rx_active = s->rx_done = false;
+		if (total > s->o.max_snapshot_bytes) {
+			s->st.snapshots_refused++;
+			return -EMSGSIZE;
+		}
+		uint64_t vec[MAXP];
+		if (snap_vec(s, d, dl, vec) == 0 && !snap_newer(s, vec)) {
+			want_state(s, from, 0); /* nothing new in it: say where this replica is */
+			return 0;
+		}
+		s->rx_active = true;
+		s->rx_from = from;
+		s->rx_epoch = epoch;
+		s->rx_index = index;
+		s->rx_total = total;
+		s->rx_next = 0;
+	}
+	if (!rx_reserve(s, off + dl, total)) {
+		s->rx_active = false;
+		s->st.snapshots_refused++; /* no memory for it */
+		return -ENOMEM;
+	}
+	memcpy(s->rx_buf + off, d, dl);
+	s->rx_next = off + dl;
+	s->rx_ns = s->now;
+	s->st.snapshot_chunks_received++;
+	send_snap_ack(s, from, 0, epoch, index, s->rx_next);
+	if (s->rx_next < total)
+		return 0;
+	s->rx_active = false;
+	s->rx_done = true; /* later duplicates are acknowledged whole */
+	uint64_t vec[MAXP];
+	if (snap_vec(s, s->rx_buf, total, vec) != 0)
+		return bad(s);
 	/* The caller MERGES a multileader snapshot into its state (the LWW join: per key the
 	 * winner of both, per origin the higher position), so what this replica holds and
 	 * the snapshot lacks (its own newest writes, say) stays: two replicas that both
 	 * passed each other's retention each take the other's snapshot. */
-	bool newer = false;
-	for (uint32_t i = 0; i < s->n; i++)
-		newer |= vec[i] > s->recv[i];
-	if (!newer) {
+	if (!snap_newer(s, vec)) {
 		want_state(s, from, 0);
 		return 0;
 	}
-	if (s->snap_pending) {
-		s->st.snapshots_refused++; /* one at a time */
-		return 0;
-	}
-	memcpy(s->sbuf, b + SNAP_HDR, dl);
-	s->slen = dl;
 	memcpy(s->snapvec, vec, sizeof(vec));
 	s->snap_pending = true;
 	return 0;
 }
 
-/* The longest message a peer with the same options sends: a snapshot or a full batch. */
-static uint32_t max_msg_bytes(const struct ml *s)
+/* A peer's receipt of snapshot chunks: the window moves on, or (F_REJECT: a gap, or it
+ * holds less than it had acknowledged, having started over) the sender goes back to what
+ * the peer holds, once per offset: every chunk after a lost one is rejected, and going
+ * back for each would resend the window as often. A plain ack below the acknowledged
+ * offset is an old one overtaken by a newer (reordered) and changes nothing. */
+static int on_snap_ack(struct ml *s, uint32_t from, uint16_t flags, const uint8_t *b,
+		       uint32_t len)
 {
-	uint32_t snap = SNAP_HDR + s->o.max_snapshot_bytes;
-	uint32_t batch = BATCH_HDR + s->o.max_batch_bytes + BENT_HDR * s->o.max_batch_entries;
-	return snap > batch ? snap : batch;
+	if (len != SNAP_ACK_LEN)
+		return bad(s);
+	uint64_t epoch = sl_get_u64(b + HDR), index = sl_get_u64(b + HDR + 8);
+	uint32_t held = sl_get_u32(b + HDR + 16);
+	struct peer *p = &s->pr[from];
+	if (!p->needs_snap || !p->tx_active || epoch != p->tx_epoch || index != p->tx_index) {
+		s->st.snapshot_acks_stale++; /* of another image, or the peer is back on the stream */
+		return 0;
+	}
+	if (held > p->tx_max)
+		return bad(s); /* more than was ever sent of it */
+	if (held > p->tx_off) {
+		p->tx_off = held;
+		p->tx_went_back = false;
+		if (p->tx_sent < p->tx_off)
+			p->tx_sent = p->tx_off; /* acked while a resend was going out */
+		p->rto = s->o.rto_ns; /* progress */
+		p->snap_ns = s->now;
+	} else if ((flags & F_REJECT) && (held < p->tx_off || !p->tx_went_back)) {
+		p->tx_off = p->tx_sent = held;
+		p->tx_went_back = true;
+		p->snap_ns = s->now;
+		s->st.snapshot_gobacks++;
+	}
+	if (p->tx_off < p->tx_total)
+		send_snapshot(s, from);
+	return 0;
 }
 
 static int ml_step(void *st, const struct sl_cons_msg *m)
@@ -908,7 +1109,7 @@ static int ml_step(void *st, const struct sl_cons_msg *m)
 	if (m->buf == NULL || m->len < HDR || m->buf[0] != ML_VERSION || m->buf[1] == 0 ||
 	    m->buf[1] >= M_END || sl_get_u32(m->buf + 4) != fnv1a(m->buf + 8, m->len - 8))
 		return bad(s);
-	if (m->len > max_msg_bytes(s)) {
+	if (m->len > s->o.max_msg_bytes) { /* no peer with the same options sends it */
 		s->st.msgs_too_big++;
 		return -EMSGSIZE;
 	}
@@ -926,8 +1127,11 @@ static int ml_step(void *st, const struct sl_cons_msg *m)
 	case M_STATE:
 		rc = on_state(s, (uint32_t)from, flags, m->buf, m->len);
 		break;
-	default:
+	case M_SNAP:
 		rc = on_snap(s, (uint32_t)from, m->buf, m->len);
+		break;
+	default:
+		rc = on_snap_ack(s, (uint32_t)from, flags, m->buf, m->len);
 		break;
 	}
 	pump(s);
@@ -957,6 +1161,16 @@ static void ml_tick(void *st, uint64_t now)
 		}
 		if (p->needs_snap) {
 			if (p->snap_ns == 0 || s->now >= p->snap_ns + p->rto) {
+				if (p->tx_active && p->tx_off < p->tx_total) {
+					/* unanswered chunks: from what the peer holds, again */
+					p->tx_sent = p->tx_off;
+					p->tx_went_back = false;
+					s->st.snapshot_resends++;
+				} else {
+					p->tx_active = false; /* whole, yet no STATE: a new image */
+				}
+				if (p->snap_ns != 0)
+					p->rto = min64(p->rto * 2, s->o.rto_max_ns);
 				p->snap_ns = s->now;
 				send_snapshot(s, i);
 			}
@@ -1204,8 +1418,8 @@ static void ml_ready(void *st, struct sl_cons_ready *rd)
 		rd->snapshot.term = 1;
 		rd->snapshot.conf.n_voters = s->n;
 		memcpy(rd->snapshot.conf.voters, s->ids, s->n * sizeof(s->ids[0]));
-		rd->snapshot.len = s->slen;
-		rd->snapshot.data = s->sbuf;
+		rd->snapshot.len = s->rx_total;
+		rd->snapshot.data = s->rx_buf;
 		s->rd_snap = true;
 		return;
 	}
@@ -1285,9 +1499,20 @@ static void ml_advance(void *st, const struct sl_cons_ready *rd)
 		for (uint32_t i = 0; i < s->n; i++)
 			s->recv[i] = s->dur[i] = s->applied[i] = max64(s->recv[i], s->snapvec[i]);
 		s->st.snapshots_installed++;
-		for (uint32_t i = 0; i < s->n; i++)
-			if (i != s->me)
-				want_state(s, i, 0); /* tell every origin where to resume */
+		for (uint32_t i = 0; i < s->n; i++) {
+			if (i == s->me)
+				continue;
+			want_state(s, i, 0); /* tell every origin where to resume */
+			/* this replica's snapshot state changed: an image being sent (perhaps
+			 * with the same index and length) starts over under a new id */
+			s->pr[i].tx_active = false;
+		}
+		if (s->rx_cap > s->o.max_msg_bytes) {
+			/* merged: a large buffer is not kept idle */
+			free(s->rx_buf);
+			s->rx_buf = NULL;
+			s->rx_cap = 0;
+		}
 	} else if (!s->failed) {
 		s->ob_n = 0;
 		s->pused = 0;

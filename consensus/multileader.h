@@ -11,12 +11,15 @@
 #include "consensus.h"
 
 /* Protocol options (sl_cons_config.proto_opts; NULL or 0 fields: defaults). Every buffer
- * is sized from these at create(); nothing is allocated afterwards. */
+ * is sized from these at create(); after that, only a replica receiving a snapshot
+ * allocates (the image, growing with its chunks up to max_snapshot_bytes; freed once
+ * merged), a rare path: the hot paths do not. */
 struct sl_ml_opts {
 	uint32_t ack_copies;	    /* default ack level k: 1 = local WAL durable (default 1) */
 	uint32_t max_entry_bytes;   /* largest payload (4096) */
 	uint32_t max_batch_entries; /* entries per batch message (64) */
-	uint32_t max_batch_bytes;   /* payload bytes per batch message (32 KiB) */
+	uint32_t max_batch_bytes;   /* payload bytes per batch message (32 KiB; at most
+				     * max_msg_bytes - 52, at least max_entry_bytes) */
 	uint64_t batch_delay_ns;    /* a partial batch leaves this long after its first entry (1 ms) */
 	uint32_t window_batches;    /* batches in flight per peer (8) */
 	uint32_t window_bytes;	    /* their bytes (256 KiB) */
@@ -29,7 +32,11 @@ struct sl_ml_opts {
 	uint32_t max_apply_entries; /* committed entries per ready (1024) */
 	uint32_t max_reads;	    /* reads waiting (64) */
 	uint64_t read_timeout_ns;   /* a read not servable by then fails DROPPED (1 s) */
-	uint32_t max_snapshot_bytes; /* one snapshot message (1 MiB) */
+	/* One encoded message: a batch or a snapshot chunk (64 KiB, at least 256). create()
+	 * refuses (-EINVAL) a max_entry_bytes over max_msg_bytes - 52 (one batch of one). */
+	uint32_t max_msg_bytes;
+	/* Largest snapshot image this replica accepts, assembled from chunks (1 GiB). */
+	uint32_t max_snapshot_bytes;
 };
 
 /* What a proposal carries besides its payload (sl_ml_propose). */
@@ -49,14 +56,22 @@ struct sl_ml_stats {
 	uint64_t nacks_sent, nacks_received;
 	uint64_t stale_answers; /* read-round answers for a round this life never asked */
 	uint64_t msgs_bad;	    /* undecodable, bad checksum, unknown sender or origin */
-	uint64_t msgs_too_big;	    /* over max_snapshot_bytes + headers */
+	uint64_t msgs_too_big;	    /* over max_msg_bytes */
 	uint64_t busy_dropped;	    /* entries of a batch dropped: bounds, or a snapshot pending */
 	uint64_t busy_refused;	    /* proposals refused (-EBUSY) while a snapshot is pending */
 	uint64_t outbox_dropped;    /* messages not produced: outbox full (peers retry) */
 	uint64_t over_retention;    /* peers marked 'needs snapshot' */
-	uint64_t snapshots_sent, snapshots_installed;
+	uint64_t snapshots_sent; /* images started to a peer (each in chunks) */
+	uint64_t snapshots_installed;	/* images merged here */
 	uint64_t snapshots_unavailable; /* caller's snapshot too old or missing: asked again */
-	uint64_t snapshots_refused;	/* busy (entries in flight here): the sender retries */
+	uint64_t snapshots_refused;	/* over max_snapshot_bytes, or no memory for it */
+	uint64_t snapshot_chunks_sent, snapshot_chunks_received;
+	/* chunks not taken: a gap, another image, or busy (a whole image waits for its
+	 * merge, another sender's is being received): the sender goes back or retries */
+	uint64_t snapshot_chunks_refused;
+	uint64_t snapshot_gobacks;    /* a peer's ack sent this replica back to its offset */
+	uint64_t snapshot_resends;    /* unanswered chunks sent again after the timeout */
+	uint64_t snapshot_acks_stale; /* acks of an image no longer being sent */
 	uint64_t snapshot_catchups;	/* a 'needs snapshot' peer back on the stream */
 	uint64_t reads_cad, reads_ryw, reads_served, reads_timed_out;
 	bool retention_alarm; /* some peer is in 'needs snapshot' now */
@@ -110,6 +125,9 @@ uint32_t sl_ml_origins(void *state, struct sl_ml_origin *out, uint32_t cap);
  * sl_cons_log.snapshot returns next) and to KEEP the log: its own entries still go to
  * peers that lack them. Nothing this replica held is lost, so two replicas past each
  * other's retention both catch up, and one merge does not push others past retention.
+ * An image travels in chunks of at most max_msg_bytes, acknowledged cumulatively, and is
+ * handed out only once all of it arrived (docs/multileader.md, chunked transfer); the
+ * caller's snapshot() must not change bytes under the same index and length.
  *
  * Snapshot data of this protocol starts with the per-origin applied vector the caller's
  * state reflects: u8 n, then n x (node u32, origin index u64); the caller's own state

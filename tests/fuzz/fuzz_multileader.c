@@ -1,9 +1,11 @@
 /* fuzz_multileader.c - libFuzzer target for multileader's step() on anything a peer could
  * send. The input is a script run against replica 1 of a three-replica group: batches built
  * field by field (origin indexes near what the replica expects, lengths that may lie),
- * states (acks, nacks, read rounds), snapshots, raw bytes with or without a valid
- * checksum, proposals, reads, time passing, durability, restarts. The harness is the
- * replica's log: the protocol must never crash and must hand out each origin in order. */
+ * states (acks, nacks, read rounds), snapshot images in chunks (in order, with a chunk
+ * skipped, repeated or lying) and acks of the chunks the replica sends, raw bytes with or
+ * without a valid checksum, proposals, reads, time passing, durability, restarts. The
+ * harness is the replica's log: the protocol must never crash, never send a message over
+ * max_msg_bytes, and must hand out each origin in order. */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -37,6 +39,7 @@ static const struct sl_ml_opts opts = {
     .max_pending = 32,
     .max_apply_entries = 16,
     .max_reads = 4,
+    .max_msg_bytes = 256, /* snapshot chunks of 220 bytes */
     .max_snapshot_bytes = 512,
 };
 
@@ -44,7 +47,7 @@ static struct {
 	uint8_t d[LOGCAP][EMAX];
 	uint32_t len[LOGCAP];
 	uint64_t first, last, synced;
-	uint8_t snap[512];
+	uint8_t snap[1024];
 	uint32_t snap_len;
 	uint64_t snap_index;
 } lg;
@@ -52,6 +55,9 @@ static void *st;
 static uint64_t now, applied, vec[4];
 static bool full;
 static struct sl_cons_log view;
+/* per peer, the last snapshot chunk the replica sent it: the id and end an ack names */
+static uint64_t tx_epoch[4], tx_index[4];
+static uint32_t tx_end[4];
 
 static uint64_t lg_first(void *c) { return (void)c, lg.first; }
 static uint64_t lg_last(void *c) { return (void)c, lg.last; }
@@ -148,6 +154,14 @@ static void drain(void)
 		for (uint32_t i = 0; i < rd.n_msgs; i++) {
 			volatile uint8_t x = 0;
 			CHECK(rd.msgs[i].from == 1 && rd.msgs[i].to >= 2 && rd.msgs[i].to <= 3);
+			CHECK(rd.msgs[i].len <= opts.max_msg_bytes);
+			if (rd.msgs[i].len >= 36 && rd.msgs[i].buf[1] == 3) {
+				uint32_t to = rd.msgs[i].to;
+				tx_epoch[to] = sl_get_u64(rd.msgs[i].buf + 8);
+				tx_index[to] = sl_get_u64(rd.msgs[i].buf + 16);
+				tx_end[to] = sl_get_u32(rd.msgs[i].buf + 28) +
+					     sl_get_u32(rd.msgs[i].buf + 32);
+			}
 			for (uint32_t j = 0; j < rd.msgs[i].len; j++)
 				x ^= rd.msgs[i].buf[j];
 			(void)x;
@@ -206,6 +220,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	memset(&lg, 0, sizeof(lg));
 	lg.first = 1;
+	memset(tx_epoch, 0, sizeof(tx_epoch));
+	memset(tx_index, 0, sizeof(tx_index));
+	memset(tx_end, 0, sizeof(tx_end));
 	now = 1000 * MS;
 	full = false;
 	start();
@@ -216,7 +233,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		uint32_t from = 2 + (op & 1);
 		struct sl_ml_origin org[3];
 		sl_ml_origins(st, org, 3);
-		switch ((op >> 1) % 10) {
+		switch ((op >> 1) % 11) {
 		case 0: { /* a batch of `from`'s stream */
 			uint32_t n = u8(&r) % 6, len = 24;
 			memset(b, 0, 24);
@@ -254,19 +271,53 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			send(from, b, len, true);
 			break;
 		}
-		case 2: { /* a snapshot */
+		case 2: { /* a snapshot image, in chunks */
 			uint32_t ids[3] = {1, 2, 3};
 			uint64_t idx[3];
+			static uint8_t img[1024];
 			for (uint32_t i = 0; i < 3; i++)
 				idx[i] = near(&r, org[i].received);
-			memset(b, 0, 12);
+			uint32_t total = sl_ml_snap_vec_put(img, sizeof(img), ids, idx, u8(&r) % 4);
+			uint32_t extra = (uint32_t)u8(&r) * 3;
+			memset(img + total, 0x33, extra);
+			total += extra;
+			uint64_t epoch = 1 + u8(&r) % 3, index = u8(&r);
+			uint32_t csz = 1 + u8(&r) % 230, mode = u8(&r);
+			uint32_t claim = mode == 5 ? total + 1 : mode == 6 ? 9999 : total;
+			uint32_t k = 0;
+			for (uint32_t off = 0; off < total && k < 16; off += csz, k++) {
+				if ((mode & 0x80) && k == (mode & 7))
+					continue; /* lost */
+				uint32_t dl = total - off < csz ? total - off : csz;
+				if (36 + dl > MB)
+					break;
+				memset(b, 0, 36);
+				b[0] = 1;
+				b[1] = 3;
+				sl_put_u64(b + 8, mode == 7 ? 0 : epoch);
+				sl_put_u64(b + 16, index);
+				sl_put_u32(b + 24, claim);
+				sl_put_u32(b + 28, off);
+				sl_put_u32(b + 32, mode == 8 ? dl + 1 : dl);
+				memcpy(b + 36, img + off, dl);
+				send(from, b, 36 + dl, true);
+				if ((mode & 0x40) && k == 0)
+					send(from, b, 36 + dl, true); /* repeated */
+				drain();
+			}
+			break;
+		}
+		case 9: { /* an ack of the replica's snapshot chunks (or of another image) */
+			uint8_t v = u8(&r);
+			memset(b, 0, 28);
 			b[0] = 1;
-			b[1] = 3;
-			uint32_t vl = sl_ml_snap_vec_put(b + 12, MB - 12, ids, idx, u8(&r) % 4);
-			uint32_t extra = u8(&r) % 32;
-			memset(b + 12 + vl, 0x33, extra);
-			sl_put_u32(b + 8, u8(&r) == 5 ? 9999 : vl + extra);
-			send(from, b, 12 + vl + extra, true);
+			b[1] = 4;
+			sl_put_u16(b + 2, v & 1); /* F_REJECT */
+			sl_put_u64(b + 8, v == 2 ? tx_epoch[from] + 1 : tx_epoch[from]);
+			sl_put_u64(b + 16, tx_index[from]);
+			uint32_t back = u8(&r), end = tx_end[from];
+			sl_put_u32(b + 24, v == 3 ? end + 1 : back > end ? 0 : end - back);
+			send(from, b, 28 - (v == 4), true);
 			break;
 		}
 		case 3: { /* raw bytes */
@@ -301,6 +352,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			uint32_t ids[3] = {1, 2, 3};
 			uint64_t idx[3] = {vec[1], vec[2], vec[3]};
 			lg.snap_len = sl_ml_snap_vec_put(lg.snap, sizeof(lg.snap), ids, idx, 3);
+			uint32_t fill = u8(&r) * 2u; /* several chunks of max_msg_bytes */
+			memset(lg.snap + lg.snap_len, 0x44, fill);
+			lg.snap_len += fill;
 			lg.snap_index = applied;
 			uint64_t upto = sl_ml_safe_delete(st);
 			CHECK(upto <= applied);

@@ -28,7 +28,12 @@
 #define DRAIN_MS 6000u
 #define RETENTION 2000u
 #define UNDURABLE 512u
-#define SNAP_MAX 1024u
+/* Snapshots carry filler after the model (checked on decode) so that, in messages of
+ * MSG_MAX, one spans several chunks, more than the sender's window: the chunked transfer
+ * with its losses, go-backs and resends runs in every seed that has a laggard. */
+#define SNAP_PAD 5000u
+#define SNAP_MAX 8192u
+#define MSG_MAX 1024u
 #define NET_MAX 65536u
 
 struct lent {
@@ -118,6 +123,7 @@ static struct {
 	/* counters */
 	uint64_t faults[8], checks[6], acks, reads_ok, writes;
 	uint64_t snaps, laggards; /* snapshots merged, peers marked 'needs snapshot' */
+	uint64_t chunks, chunks_refused, gobacks; /* snapshot chunks taken, refused; go-backs */
 	bool verbose;
 } S;
 
@@ -166,6 +172,7 @@ static struct sl_ml_opts ml_opts = {
     .max_undurable = UNDURABLE,
     .max_pending = UNDURABLE,
     .read_timeout_ns = 1500 * MS,
+    .max_msg_bytes = MSG_MAX,
     .max_snapshot_bytes = SNAP_MAX,
 };
 
@@ -249,9 +256,12 @@ static uint32_t model_encode(const struct rep *r, uint8_t *buf)
 		idx[i] = r->vec[i + 1];
 	}
 	uint32_t off = sl_ml_snap_vec_put(buf, SNAP_MAX, ids, idx, NR);
-	SL_ASSERT(off > 0 && off + sizeof(r->m) <= SNAP_MAX);
+	SL_ASSERT(off > 0 && off + sizeof(r->m) + SNAP_PAD <= SNAP_MAX);
 	memcpy(buf + off, &r->m, sizeof(r->m));
-	return off + (uint32_t)sizeof(r->m);
+	off += (uint32_t)sizeof(r->m);
+	for (uint32_t i = 0; i < SNAP_PAD; i++)
+		buf[off + i] = (uint8_t)(i * 13 + i / 241);
+	return off + SNAP_PAD;
 }
 
 static void model_decode(struct model *m, const uint8_t *d, uint32_t len, uint64_t *vec)
@@ -259,11 +269,15 @@ static void model_decode(struct model *m, const uint8_t *d, uint32_t len, uint64
 	uint32_t ids[NR], n;
 	uint64_t idx[NR];
 	int off = sl_ml_snap_vec_get(d, len, ids, idx, NR, &n);
-	SL_ASSERT(off > 0 && len - (uint32_t)off == sizeof(*m));
+	SL_ASSERT(off > 0 && len - (uint32_t)off == sizeof(*m) + SNAP_PAD);
 	memset(vec, 0, (NR + 1) * sizeof(*vec));
 	for (uint32_t i = 0; i < n; i++)
 		vec[ids[i]] = idx[i];
 	memcpy(m, d + off, sizeof(*m));
+	/* the image arrived whole and in order: a chunk misplaced shows here */
+	const uint8_t *pad = d + off + sizeof(*m);
+	for (uint32_t i = 0; i < SNAP_PAD; i++)
+		SL_ASSERT(pad[i] == (uint8_t)(i * 13 + i / 241));
 }
 
 static uint64_t model_digest(const struct rep *r)
@@ -492,6 +506,9 @@ static void add_stats(struct rep *r)
 	sl_ml_stats(sl_drv_instance(r->drv), &x);
 	S.snaps += x.snapshots_installed;
 	S.laggards += x.over_retention;
+	S.chunks += x.snapshot_chunks_received;
+	S.chunks_refused += x.snapshot_chunks_refused;
+	S.gobacks += x.snapshot_gobacks + x.snapshot_resends;
 }
 
 static void rep_crash(struct rep *r)
@@ -895,7 +912,7 @@ int sim_ml_main(int argc, char **argv)
 		count = 1;
 	}
 	uint64_t faults[FT_N] = {0}, checks[CK_N] = {0}, failed = 0, seeds = 0, acks = 0, reads = 0;
-	uint64_t snaps = 0, laggards = 0;
+	uint64_t snaps = 0, laggards = 0, chunks = 0, chunks_refused = 0, gobacks = 0;
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (uint64_t s = first; s < first + count && (failed == 0 || keep_going); s++) {
@@ -909,6 +926,9 @@ int sim_ml_main(int argc, char **argv)
 		reads += S.reads_ok;
 		snaps += S.snaps;
 		laggards += S.laggards;
+		chunks += S.chunks;
+		chunks_refused += S.chunks_refused;
+		gobacks += S.gobacks;
 		if (!ok) {
 			failed++;
 			fprintf(stderr, "FAIL seed=%" PRIu64 ": %s\n", s, S.fail);
@@ -922,7 +942,9 @@ int sim_ml_main(int argc, char **argv)
 	printf("sluice-sim (multileader mode): %s, %" PRIu64 " seeds (%" PRIu64
 	       " failed) in %.1f s wall, %" PRIu64 " writes acked, %" PRIu64 " CAD reads served\n",
 	       failed ? "FAIL" : "PASS", seeds, failed, wall, acks, reads);
-	printf("peers past retention %" PRIu64 ", snapshots merged %" PRIu64 "\n", laggards, snaps);
+	printf("peers past retention %" PRIu64 ", snapshots merged %" PRIu64 " (chunks taken %" PRIu64
+	       ", refused %" PRIu64 ", go-backs and resends %" PRIu64 ")\n",
+	       laggards, snaps, chunks, chunks_refused, gobacks);
 	printf("faults injected:\n");
 	for (int i = 0; i < FT_N; i++)
 		printf("  %-22s %" PRIu64 "\n", ft_names[i], faults[i]);

@@ -23,6 +23,7 @@
 #define NETCAP 8192u
 #define MS 1000000ull
 #define MAXACK 4096u
+#define SNAPCAP 16384u
 
 struct kv {
 	uint64_t value, hlc;
@@ -37,9 +38,11 @@ struct hnode {
 	uint8_t *ent[LOGCAP];
 	uint32_t elen[LOGCAP];
 	uint64_t first, last, synced;
-	uint8_t snap[1024];
+	uint8_t snap[SNAPCAP];
 	uint32_t snap_len;
 	uint64_t snap_index;
+	uint8_t rx_img[SNAPCAP]; /* the last image handed out for a merge, as it came */
+	uint32_t rx_len;
 	struct sl_cons_log view;
 	/* state machine */
 	struct kv kv[KEYS];
@@ -70,6 +73,10 @@ static uint32_t drop_ppm, dup_ppm;
 static bool reorder;
 static bool cut[N + 1][N + 1]; /* cut[a][b]: a -> b lost */
 static uint32_t no_batches_from; /* that node's batches are lost, its other messages not */
+static uint32_t snap_pad;	 /* filler bytes after the state in every snapshot taken */
+static bool snap_lossy;		 /* a quarter of snapshot chunks and acks are lost */
+static uint32_t snap_lost;
+static uint64_t pid_seq = 1;
 
 static uint64_t rnd(void)
 {
@@ -124,10 +131,14 @@ static uint32_t state_encode(struct hnode *h, uint8_t *buf)
 		ids[i] = i + 1;
 		idx[i] = h->vec[i + 1];
 	}
-	uint32_t off = sl_ml_snap_vec_put(buf, 1024, ids, idx, N);
+	uint32_t off = sl_ml_snap_vec_put(buf, SNAPCAP, ids, idx, N);
 	assert_true(off > 0);
 	memcpy(buf + off, h->kv, sizeof(h->kv));
-	return off + (uint32_t)sizeof(h->kv);
+	off += (uint32_t)sizeof(h->kv);
+	assert_true(off + snap_pad <= SNAPCAP);
+	for (uint32_t b = 0; b < snap_pad; b++)
+		buf[off + b] = (uint8_t)(b * 7 + b / 251);
+	return off + snap_pad;
 }
 
 static void state_decode(struct hnode *h, const uint8_t *d, uint32_t len)
@@ -139,8 +150,10 @@ static void state_decode(struct hnode *h, const uint8_t *d, uint32_t len)
 	memset(h->vec, 0, sizeof(h->vec));
 	for (uint32_t i = 0; i < n; i++)
 		h->vec[ids[i]] = idx[i];
-	assert_int_equal(len - (uint32_t)off, sizeof(h->kv));
+	assert_true(len - (uint32_t)off >= sizeof(h->kv));
 	memcpy(h->kv, d + off, sizeof(h->kv));
+	for (uint32_t b = (uint32_t)off + sizeof(h->kv), k = 0; b < len; b++, k++)
+		assert_int_equal(d[b], (uint8_t)(k * 7 + k / 251)); /* the filler, intact */
 }
 
 /* ---- replica lifecycle ---- */
@@ -188,6 +201,10 @@ static void setup_all(void)
 	reorder = false;
 	memset(cut, 0, sizeof(cut));
 	no_batches_from = 0;
+	pid_seq = 1;
+	snap_pad = 0;
+	snap_lossy = false;
+	snap_lost = 0;
 }
 
 static void teardown_all(void)
@@ -252,6 +269,9 @@ static void process(struct hnode *h)
 			/* multileader snapshots merge (LWW join) and the log stays */
 			assert_int_equal(rd.snapshot.index, h->last);
 			assert_int_equal(h->applied, h->last);
+			assert_true(rd.snapshot.len <= SNAPCAP);
+			memcpy(h->rx_img, rd.snapshot.data, rd.snapshot.len);
+			h->rx_len = rd.snapshot.len;
 			struct kv mine[KEYS];
 			uint64_t vec[N + 1];
 			memcpy(mine, h->kv, sizeof(mine));
@@ -316,6 +336,10 @@ static void deliver_one(uint32_t i)
 	net[i] = net[--n_net];
 	struct hnode *h = &nodes[m.to - 1];
 	bool lost = m.from == no_batches_from && m.len > 1 && m.buf[1] == 1;
+	if (snap_lossy && m.len > 1 && (m.buf[1] == 3 || m.buf[1] == 4) && rnd() % 4 == 0) {
+		lost = true;
+		snap_lost++;
+	}
 	if (!h->down && !nodes[m.from - 1].down && !cut[m.from][m.to] && !lost) {
 		struct sl_cons_msg cm = {5, m.from, m.to, m.len, m.buf};
 		sl_cons_multileader_ops.step(h->st, &cm);
@@ -373,8 +397,6 @@ static void run(uint32_t ms)
 	for (uint32_t i = 0; i < ms; i++)
 		step_all();
 }
-
-static uint64_t pid_seq = 1;
 
 static uint64_t write(struct hnode *h, uint32_t key, uint64_t value, uint32_t k, uint64_t session,
 		      uint64_t seq)
@@ -664,19 +686,15 @@ static void compact(struct hnode *h)
 		h->first = upto + 1;
 }
 
-static void test_dead_peer_retention(void **u)
+/* `count` writes at a (and at b too, if both_write) while the third replica is down,
+ * both compacting their logs every 50 writes: the third falls past retention. */
+static void writes_past_retention(struct hnode *a, struct hnode *b, uint32_t count,
+				  uint64_t base, bool both_write)
 {
-	(void)u;
-	reset_opts();
-	opts.retention_entries = 50;
-	setup_all();
-	struct hnode *a = &nodes[0], *b = &nodes[1], *c = &nodes[2];
-	run(20);
-	c->down = true;
-	uint64_t first_pid = pid_seq;
-	for (uint32_t w = 0; w < 400; w++) {
-		write(a, w, w, 1, 0, 0);
-		write(b, w + 1, w, 1, 0, 0);
+	for (uint32_t w = 0; w < count; w++) {
+		write(a, w, base + w, 1, 0, 0);
+		if (both_write)
+			write(b, w + 1, base + w, 1, 0, 0);
 		if (w % 4 == 0)
 			step_all();
 		if (w % 50 == 0) {
@@ -687,6 +705,19 @@ static void test_dead_peer_retention(void **u)
 	run(50);
 	compact(a);
 	compact(b);
+}
+
+static void test_dead_peer_retention(void **u)
+{
+	(void)u;
+	reset_opts();
+	opts.retention_entries = 50;
+	setup_all();
+	struct hnode *a = &nodes[0], *b = &nodes[1], *c = &nodes[2];
+	run(20);
+	c->down = true;
+	uint64_t first_pid = pid_seq;
+	writes_past_retention(a, b, 400, 0, true);
 	/* writes never stopped: every one acknowledged */
 	for (uint64_t p = first_pid; p < pid_seq; p++)
 		assert_int_equal(a->ack_status[p] + b->ack_status[p], 1);
@@ -763,6 +794,64 @@ static void test_mutual_retention(void **u)
 	teardown_all();
 }
 
+/* A laggard catches up from an image many times one message, in chunks, with a quarter
+ * of the chunks and of the acks lost: it merges the image byte for byte. An image over
+ * its max_snapshot_bytes is refused and counted, never merged. */
+static void test_snapshot_in_chunks(void **u)
+{
+	(void)u;
+	reset_opts();
+	opts.retention_entries = 50;
+	opts.max_msg_bytes = 256; /* about 220 image bytes per chunk */
+	opts.max_snapshot_bytes = 6000;
+	setup_all();
+	snap_pad = 4000;
+	struct hnode *a = &nodes[0], *b = &nodes[1], *c = &nodes[2];
+	run(20);
+	c->down = true;
+	writes_past_retention(a, b, 400, 0, true);
+	assert_true(stats_of(a).retention_alarm);
+	assert_true(a->snap_len > 4000);
+	c->down = false;
+	snap_lossy = true;
+	reorder = true; /* acks overtake each other, late ones arrive after a resend */
+	run(1500);
+	struct sl_ml_stats sc = stats_of(c), sa = stats_of(a), sb = stats_of(b);
+	assert_true(sc.snapshots_installed >= 1);
+	assert_true(sc.snapshot_chunks_received >= a->snap_len / 256);
+	assert_true(sc.snapshot_chunks_refused > 0); /* chunks after a lost one */
+	assert_true(snap_lost >= 4);
+	assert_true(sa.snapshot_chunks_sent + sb.snapshot_chunks_sent >
+		    sc.snapshot_chunks_received);
+	assert_true(sa.snapshot_gobacks + sb.snapshot_gobacks > 0); /* to the acked offset */
+	assert_true(sa.snapshot_resends + sb.snapshot_resends > 0);	    /* after a timeout */
+	assert_int_equal(sc.msgs_bad + sa.msgs_bad + sb.msgs_bad, 0);
+	/* what it merged is one sender's image, byte for byte */
+	assert_true((c->rx_len == a->snap_len && memcmp(c->rx_img, a->snap, a->snap_len) == 0) ||
+		    (c->rx_len == b->snap_len && memcmp(c->rx_img, b->snap, b->snap_len) == 0));
+	snap_lossy = reorder = false;
+	run(300);
+	assert_converged();
+	assert_int_equal(c->vec[1], 400);
+	assert_int_equal(c->vec[2], 400);
+	assert_false(stats_of(a).retention_alarm);
+
+	/* images over c's bound: refused at their first chunk, counted, never merged */
+	uint64_t installed = stats_of(c).snapshots_installed;
+	c->down = true;
+	snap_pad = 7000;
+	writes_past_retention(a, b, 400, 1000, false);
+	assert_true(a->snap_len > 6000);
+	c->down = false;
+	run(500);
+	sc = stats_of(c);
+	assert_true(sc.snapshots_refused > 0);
+	assert_int_equal(sc.snapshots_installed, installed);
+	assert_true(c->vec[1] < 800);
+	assert_true(stats_of(a).retention_alarm);
+	teardown_all();
+}
+
 static void test_reads(void **u)
 {
 	(void)u;
@@ -821,6 +910,66 @@ static uint32_t fnv(const uint8_t *p, uint32_t n)
 	return h;
 }
 
+/* A snapshot chunk (type 3) with a good checksum; `len` may lie about the body. */
+static uint32_t snap_chunk(uint8_t *b, uint64_t epoch, uint64_t index, uint32_t total,
+			   uint32_t off, uint32_t dl, uint32_t len)
+{
+	memset(b, 0x5c, len);
+	b[0] = 1;
+	b[1] = 3;
+	sl_put_u16(b + 2, 0);
+	sl_put_u64(b + 8, epoch);
+	sl_put_u64(b + 16, index);
+	sl_put_u32(b + 24, total);
+	sl_put_u32(b + 28, off);
+	sl_put_u32(b + 32, dl);
+	sl_put_u32(b + 4, fnv(b + 8, len - 8));
+	return len;
+}
+
+/* max_msg_bytes bounds every message: batches of many small entries are cut to it, and
+ * an entry that cannot fit one batch message is a configuration error. */
+static void test_msg_bound(void **u)
+{
+	(void)u;
+	reset_opts();
+	opts.max_msg_bytes = 256;
+	opts.max_entry_bytes = 256 - 52 + 1;
+	struct sl_cons_config cfg;
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.group_id = 5;
+	cfg.self = 1;
+	cfg.n_voters = 1;
+	cfg.voters[0] = 1;
+	cfg.proto_opts = &opts;
+	struct hnode *h = &nodes[0];
+	memset(h, 0, sizeof(*h));
+	h->first = 1;
+	h->view = (struct sl_cons_log){h, l_first, l_last, l_term, l_entry, l_snap};
+	cfg.log = &h->view;
+	void *st = NULL;
+	assert_int_equal(sl_cons_multileader_ops.create(&cfg, &st), -EINVAL);
+	reset_opts();
+	opts.max_msg_bytes = 256;
+	opts.max_batch_entries = 64; /* 64 entries of 12 bytes: 2584 bytes unbounded */
+	opts.max_batch_bytes = 1u << 20;
+	setup_all();
+	run(20);
+	for (uint32_t w = 0; w < 100; w++) /* one burst: full batches */
+		write(&nodes[0], w, w, 1, 0, 0);
+	run(300);
+	assert_converged();
+	assert_int_equal(nodes[1].vec[1], 100);
+	for (uint32_t i = 0; i < N; i++) {
+		struct sl_ml_stats s = stats_of(&nodes[i]);
+		assert_int_equal(s.msgs_too_big, 0);
+		assert_int_equal(s.msgs_bad, 0);
+	}
+	/* at most (256 - 24) / 40 entries of 12 bytes per batch, to each of two peers */
+	assert_true(stats_of(&nodes[0]).batches_sent >= 2 * 100 / ((256 - 24) / 40));
+	teardown_all();
+}
+
 static void test_malformed(void **u)
 {
 	(void)u;
@@ -868,20 +1017,49 @@ static void test_malformed(void **u)
 		for (uint32_t j = 0; j < len; j++)
 			b[j] = (uint8_t)rnd();
 		b[0] = 1;
-		b[1] = (uint8_t)(1 + rnd() % 3);
+		b[1] = (uint8_t)(1 + rnd() % 4);
 		sl_put_u32(b + 4, fnv(b + 8, len - 8));
 		send_raw(a, 2, b, len);
 	}
-	/* one byte over the longest message a peer sends (a snapshot of 1 MiB): refused as
-	 * too big, before any decoding */
-	uint32_t big_len = 12 + (1u << 20) + 1;
+	/* snapshot chunks that lie: short, a length that is not the body's, empty, past
+	 * the image's end, no image id; an ack of the wrong length */
+	uint64_t bad0 = stats_of(a).msgs_bad;
+	send_raw(a, 2, b, snap_chunk(b, 1, 1, 100, 0, 10, 20)), expect++;
+	send_raw(a, 2, b, snap_chunk(b, 1, 1, 100, 0, 10, 36 + 5)), expect++;
+	send_raw(a, 2, b, snap_chunk(b, 1, 1, 100, 0, 0, 36)), expect++;
+	send_raw(a, 2, b, snap_chunk(b, 1, 1, 100, 95, 10, 36 + 10)), expect++;
+	send_raw(a, 2, b, snap_chunk(b, 0, 1, 100, 0, 10, 36 + 10)), expect++;
+	memset(b, 0, 27);
+	b[0] = 1;
+	b[1] = 4;
+	sl_put_u32(b + 4, fnv(b + 8, 27 - 8));
+	send_raw(a, 2, b, 27), expect++;
+	assert_int_equal(stats_of(a).msgs_bad, bad0 + 6);
+	/* well formed but of nothing here: an ack of an image a never sent (stale), a chunk
+	 * in the middle of an image a never saw (refused: from 0 again), a first chunk of an
+	 * image over max_snapshot_bytes (refused, counted) */
+	struct sl_ml_stats s0 = stats_of(a);
+	sl_put_u32(b + 4, fnv(b + 8, 28 - 8));
+	send_raw(a, 2, b, 28);
+	send_raw(a, 2, b, snap_chunk(b, 7, 7, 100, 50, 10, 36 + 10));
+	send_raw(a, 2, b, snap_chunk(b, 7, 7, (1u << 30) + 1, 0, 10, 36 + 10));
+	struct sl_ml_stats s = stats_of(a);
+	assert_int_equal(s.snapshot_acks_stale, s0.snapshot_acks_stale + 1);
+	assert_int_equal(s.snapshot_chunks_refused, s0.snapshot_chunks_refused + 1);
+	assert_int_equal(s.snapshots_refused, s0.snapshots_refused + 1);
+	assert_int_equal(s.msgs_bad, s0.msgs_bad);
+	/* a message of max_msg_bytes is decoded (a bad batch); one byte more is refused as
+	 * too big, before any decoding: no peer with these options sends it */
+	uint32_t big_len = (64u << 10) + 1;
 	uint8_t *big = calloc(1, big_len);
 	big[0] = 1;
-	big[1] = 1; /* a batch: no batch is that long either */
+	big[1] = 1;
+	sl_put_u32(big + 4, fnv(big + 8, big_len - 1 - 8));
+	send_raw(a, 2, big, big_len - 1), expect++;
 	sl_put_u32(big + 4, fnv(big + 8, big_len - 8));
 	send_raw(a, 2, big, big_len);
 	free(big);
-	struct sl_ml_stats s = stats_of(a);
+	s = stats_of(a);
 	assert_int_equal(s.msgs_too_big, 1);
 	assert_true(s.msgs_bad >= expect + 1000);
 	/* still works */
@@ -903,8 +1081,10 @@ int main(void)
 		cmocka_unit_test(test_ack_levels),
 		cmocka_unit_test(test_dead_peer_retention),
 		cmocka_unit_test(test_mutual_retention),
+		cmocka_unit_test(test_snapshot_in_chunks),
 		cmocka_unit_test(test_reads),
 		cmocka_unit_test(test_malformed),
+		cmocka_unit_test(test_msg_bound),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
