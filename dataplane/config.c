@@ -73,6 +73,9 @@ static const struct key keys[] = {
 	     "multileader regions: writes go to the region's home replica (its preferred "
 	     "replica, the next live one while it is down), forwarded there by the others, so "
 	     "a series has one writer at a time; false: every replica takes writes itself"),
+	U32("regions", "multileader_retention", ml_retention, 16, 1u << 24,
+	    "multileader regions: own entries kept for a lagging peer; one further behind is "
+	    "caught up by a snapshot (counted, alarmed), and writes never wait for it"),
 	U32("regions", "log_keep_mb", log_keep_mb, 1, RLOG_KEEP_MB_MAX,
 	    "MiB of applied entries each region keeps for replicas that fall behind; one "
 	    "further behind needs a snapshot"),
@@ -200,6 +203,7 @@ void sl_config_default(struct sl_config *c)
 	c->balance_leaders = true;
 	c->ml_ack_copies = 1;
 	c->ml_home = true;
+	c->ml_retention = 65536;
 	c->xmsg_pool = XMSG_POOL;
 }
 

@@ -103,6 +103,7 @@ struct sl_config {
 	bool experimental_multileader; /* run multileader regions (tests only, unfinished) */
 	uint32_t ml_ack_copies;   /* multileader: durable copies before a write is acked */
 	bool ml_home;             /* multileader: writes go to the region's home replica */
+	uint32_t ml_retention;    /* multileader: own entries kept for a lagging peer */
 	uint32_t xmsg_pool;       /* cross-core messages (tests shrink it) */
 };
 

@@ -137,7 +137,7 @@ static void snap_dir(const struct sl_node *n, char *buf, size_t len)
 }
 
 /* path.tmp, fdatasync, rename over path, fsync the directory. */
-static int write_file_atomic(const struct sl_node *n, const char *path, const uint8_t *buf,
+int nd_write_file_atomic(const struct sl_node *n, const char *path, const uint8_t *buf,
 			     size_t len)
 {
 	char tmp[SL_CFG_PATH_MAX + 80], dir[SL_CFG_PATH_MAX + 16];
@@ -168,7 +168,7 @@ static int write_term_file(const struct sl_node *n, uint32_t region, uint64_t in
 	int len = sl_rlog_base_format(rec, sizeof(rec), index, term, prev_index, prev_term);
 	if (len < 0)
 		return len;
-	return write_file_atomic(n, fin, (const uint8_t *)rec, (size_t)len);
+	return nd_write_file_atomic(n, fin, (const uint8_t *)rec, (size_t)len);
 }
 
 /* ---------------------------------------------------------------- the writer thread */
@@ -210,6 +210,9 @@ static int ckw_close(struct ckpt_writer *cw, struct ckw_file *f, const struct ck
 	if (rc == 0)
 		rc = write_term_file(cw->n, j->region, j->index, j->term, j->prev_index,
 				     j->prev_term);
+	if (rc == 0 && j->ml) /* a multileader image's positions, durable before it is */
+		rc = nd_ml_write_vec_file(cw->n, j->region, j->index, j->vec, j->vec_len,
+					  j->prev_index, j->prev_vec, j->prev_vec_len);
 	if (rc == 0 && rename(tmp, fin) != 0)
 		rc = -errno;
 	if (rc != 0) {
@@ -219,8 +222,11 @@ static int ckw_close(struct ckpt_writer *cw, struct ckw_file *f, const struct ck
 	rc = fsync_dir(dir);
 	if (rc != 0 && j->delta)
 		unlink(fin); /* not durable: the next delta, taken since the same image, covers it */
-	if (rc == 0 && !j->delta) /* the new base is durable: the old chain's deltas go */
+	if (rc == 0 && !j->delta) { /* the new base is durable: the old chain's deltas go */
 		nd_delta_remove_stale(cw->n, j->region, j->index, UINT64_MAX);
+		if (j->ml) /* and the merges it holds (merged before its walk began) */
+			nd_ml_remove_merged(cw->n, j->region, j->index);
+	}
 	return rc;
 }
 
@@ -277,7 +283,7 @@ static int ckw_export(struct ckpt_writer *cw, struct ckpt_job *j)
 	int fd = open(path, O_RDONLY);
 	if (fd < 0)
 		return -errno;
-	struct sl_store_config sc = {.region_id = j->region};
+	struct sl_store_config sc = {.region_id = j->region, .versioned = n->regions[j->region].ml};
 	struct sl_store *st = NULL;
 	uint64_t base = 0, last = 0;
 	int rc = sl_store_create(&sc, &st);
@@ -357,7 +363,7 @@ static void ckw_run(struct ckpt_writer *cw, struct ckpt_job *j)
 		break;
 	case CKW_SESS:
 		nd_sess_snap_path(cw->n, j->worker, path, sizeof(path));
-		rc = write_file_atomic(cw->n, path, j->data, j->len);
+		rc = nd_write_file_atomic(cw->n, path, j->data, j->len);
 		break;
 	case CKW_EXPORT:
 		rc = ckw_export(cw, j);
@@ -559,6 +565,7 @@ static bool ckpt_region_begin(struct worker *w)
 	c->r = r;
 	c->index = r->applied_index;
 	c->term = term;
+	c->ml_vec_len = r->ml ? nd_ml_vec_capture(r, c->ml_vec) : 0;
 	sl_store_snap_begin_since(r->store, c->index, ckpt_wants_delta(n, r) ? r->snap_since : 0,
 				  &c->cur);
 	c->delta = (c->cur.flags & SL_STORE_SNAP_F_DELTA) != 0;
@@ -623,6 +630,14 @@ static void ckpt_region_done(struct worker *w, struct ckpt_job *j)
 	struct region *r = c->r;
 	r->snapshot_index = c->index;
 	r->snapshot_term = c->term;
+	if (r->ml) { /* the image's positions; the store's are at least those */
+		memcpy(r->ml_chain_vec, c->ml_vec, c->ml_vec_len);
+		r->ml_chain_vec_len = c->ml_vec_len;
+		if (r->ml_vec_len == 0) {
+			memcpy(r->ml_vec, c->ml_vec, c->ml_vec_len);
+			r->ml_vec_len = c->ml_vec_len;
+		}
+	}
 	/* entries still kept ([regions] log_keep_mb) stay for replicas that are behind: they
 	 * get entries, not a snapshot, after a short outage even across checkpoints */
 	sl_rlog_compact_kept(&r->rlog, c->index);
@@ -668,6 +683,11 @@ static void ckpt_close(struct worker *w)
 		j->prev_term = r->snapshot_term;
 		j->delta = c->delta;
 		j->base_index = r->snap_base_index;
+		j->ml = r->ml;
+		j->vec_len = c->ml_vec_len;
+		memcpy(j->vec, c->ml_vec, c->ml_vec_len);
+		j->prev_vec_len = r->ml_chain_vec_len;
+		memcpy(j->prev_vec, r->ml_chain_vec, r->ml_chain_vec_len);
 		sl_store_snap_header(&c->cur, j->hdr);
 		if (job_submit(w, j))
 			c->wait = j;
@@ -886,6 +906,14 @@ void nd_region_keep_image(struct region *r, uint8_t *img, size_t len, uint64_t i
 			  const struct sl_cons_conf *conf)
 {
 	free(r->snap_img);
+	r->snap_img_gen++;
+	/* a multileader image goes to peers with its own positions: those of the chain's
+	 * image at that index (node_ml.c), known here when it is the chain's last */
+	r->ml_img_vec_len = 0;
+	if (r->ml && img != NULL && index == r->snapshot_index && r->ml_chain_vec_len > 0) {
+		memcpy(r->ml_img_vec, r->ml_chain_vec, r->ml_chain_vec_len);
+		r->ml_img_vec_len = r->ml_chain_vec_len;
+	}
 	r->snap_img = img;
 	r->snap_img_len = img != NULL ? (uint32_t)len : 0;
 	r->snap_img_index = index;
@@ -901,9 +929,17 @@ int nd_install_snapshot(struct region *r, const struct sl_cons_snapshot *snap)
 {
 	struct worker *w = r->wk;
 	struct sl_node *n = w->node;
-	if (r->ml) { /* a multileader snapshot merges into the store: not wired yet */
-		refuse(r, snap, "multileader snapshots are not merged by the node yet", -ENOTSUP);
-		return -ENOTSUP;
+	if (r->ml) { /* a multileader snapshot merges into the store (node_ml.c) */
+		const char *why = "";
+		int rc = nd_ml_install(r, snap, &why);
+		if (rc != 0) {
+			refuse(r, snap, why, rc);
+			return rc;
+		}
+		sl_stats_add(w->st, SL_STAT_cons_snapshots_installed, 1);
+		SL_LOG(INFO, ckpt, "region %u: snapshot of a peer at index %" PRIu64
+				" merged (%u bytes)\n", r->id, snap->index, snap->len);
+		return 0;
 	}
 	if (snap->data == NULL || snap->len < SL_STORE_SNAP_HDR_BYTES) {
 		refuse(r, snap, "no store image", -EBADMSG);
@@ -934,7 +970,7 @@ int nd_install_snapshot(struct region *r, const struct sl_cons_snapshot *snap)
 		rc = write_term_file(n, r->id, snap->index, snap->term, r->snapshot_index,
 				     r->snapshot_term);
 	if (rc == 0)
-		rc = write_file_atomic(n, fin, snap->data, snap->len);
+		rc = nd_write_file_atomic(n, fin, snap->data, snap->len);
 	if (rc != 0) {
 		sl_store_destroy(st);
 		refuse(r, snap, "it could not be made durable", rc);
@@ -1031,8 +1067,17 @@ static void export_poll(struct worker *w, struct region *r)
 int nd_region_log_snapshot(void *ctx, struct sl_cons_snapshot *out)
 {
 	struct region *r = (struct region *)((char *)ctx - offsetof(struct region, rlog));
-	if (r->snapshot_index == 0 || r->ml)
-		return -ENOENT; /* multileader: its images do not carry the origin vector yet */
+	if (r->ml) {
+		/* an image with its vector (node_ml.c): the chain's latest, exported when
+		 * large (an older one is of little use: the protocol ships a laggard only
+		 * the own entries of its retention window after the image) */
+		if (r->drv != NULL && r->snapshot_index > 0 &&
+		    (r->snap_img == NULL || r->snap_img_index != r->snapshot_index))
+			export_poll(r->wk, r);
+		return nd_ml_log_snapshot(r, out);
+	}
+	if (r->snapshot_index == 0)
+		return -ENOENT;
 	uint64_t term = 0;
 	if (!kept_image_usable(r, &term) && r->wk != NULL) {
 		export_poll(r->wk, r);

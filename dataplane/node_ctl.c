@@ -42,6 +42,16 @@ static void ml_region_json(const struct sl_node *n, struct region *r, struct jso
 	json_object_object_add(o, "retransmits", json_object_new_int64((int64_t)ms.retransmits));
 	json_object_object_add(o, "gap_batches", json_object_new_int64((int64_t)ms.gap_batches));
 	json_object_object_add(o, "msgs_bad", json_object_new_int64((int64_t)ms.msgs_bad));
+	json_object_object_add(o, "over_retention", json_object_new_int64((int64_t)ms.over_retention));
+	json_object_object_add(o, "snapshots_sent", json_object_new_int64((int64_t)ms.snapshots_sent));
+	json_object_object_add(o, "snapshots_merged",
+			       json_object_new_int64((int64_t)ms.snapshots_installed));
+	json_object_object_add(o, "snapshots_unavailable",
+			       json_object_new_int64((int64_t)ms.snapshots_unavailable));
+	json_object_object_add(o, "snapshot_chunks_sent",
+			       json_object_new_int64((int64_t)ms.snapshot_chunks_sent));
+	json_object_object_add(o, "snapshot_chunks_received",
+			       json_object_new_int64((int64_t)ms.snapshot_chunks_received));
 }
 
 /* ---------------------------------------------------------------- ctl requests */

@@ -163,6 +163,9 @@ struct nd_read {
 	struct read_req rq; /* RD_REMOTE */
 };
 
+#define ND_ML_VEC_BYTES SL_ML_SNAP_VEC_BYTES(SL_CONS_MAX_PEERS)
+#define ND_ML_VEC_TEXT 512 /* one vector as a text line */
+
 struct region {
 	uint32_t id;
 	uint32_t worker;
@@ -200,10 +203,23 @@ struct region {
 	uint32_t apply_origin;
 	uint64_t ready_wal_worst; /* WAL bytes one ready may append */
 	uint32_t ready_entries;	  /* entries one ready may append */
+	/* its per-origin positions (sl_ml_snap_vec_put bytes): of the chain's last image,
+	 * and of the store (that image joined with the peers' snapshots merged since) */
+	uint8_t ml_chain_vec[ND_ML_VEC_BYTES];
+	uint32_t ml_chain_vec_len;
+	uint8_t ml_vec[ND_ML_VEC_BYTES];
+	uint32_t ml_vec_len;
+	uint32_t ml_merge_seq; /* next merge file's sequence number */
+	uint8_t ml_img_vec[ND_ML_VEC_BYTES]; /* the kept image's positions (snap_img) */
+	uint32_t ml_img_vec_len;	     /* 0: unknown, the image is not sent */
+	uint8_t *ml_send;      /* vector + kept image, for a peer past retention */
+	uint32_t ml_send_len;
+	uint64_t ml_send_gen;  /* the kept image it was made of (snap_img_gen) */
 	/* a full image for peers behind the log's base: the latest when small, else one the
 	 * writer built from the chain on disk (kept while the log continues from it) */
 	uint8_t *snap_img;
 	uint32_t snap_img_len;
+	uint64_t snap_img_gen; /* counts the kept images (never 0 once one was kept) */
 	uint64_t snap_img_index;
 	struct sl_cons_conf snap_conf;
 	/* the image chain on disk (node_ckpt.c): a full base, then deltas, each holding the
@@ -308,6 +324,9 @@ struct ckpt_job {
 	uint64_t base_index;
 	uint8_t hdr[SL_STORE_SNAP_HDR_BYTES];
 	uint32_t deleted;	/* release: segments deleted (prev_index: new first lsn) */
+	bool ml;		/* close: a multileader region's image: its vectors too */
+	uint8_t vec[ND_ML_VEC_BYTES], prev_vec[ND_ML_VEC_BYTES];
+	uint32_t vec_len, prev_vec_len;
 	uint8_t *keep;		/* close: the image read back when small (malloc) */
 	size_t keep_len;
 	int rc;
@@ -324,6 +343,8 @@ struct wk_ckpt {
 	struct sl_store_snap_cursor cur;
 	uint64_t index, term;  /* of that image */
 	bool delta;            /* that image is a delta (cur.flags) */
+	uint8_t ml_vec[ND_ML_VEC_BYTES]; /* multileader: the positions at the walk's start */
+	uint32_t ml_vec_len;
 	uint64_t hs_lsn;       /* the hard states written again: released once durable */
 	struct ckpt_job *wait; /* the job the walk waits for */
 	struct ckpt_job jobs[CKPT_JOBS];
@@ -509,9 +530,6 @@ struct worker {
 struct sl_node {
 	struct sl_config cfg;
 	struct sl_node_env env;
-	/* some region is multileader ([debug] experimental_multileader): no checkpoints, as
-	 * its images do not carry the per-origin positions yet (the WAL is kept whole) */
-	bool has_ml;
 	unsigned n_workers;
 	struct worker *w;
 	struct region *regions;
@@ -556,6 +574,19 @@ int nd_ckpt_writer_start(struct sl_node *n, char *err, size_t err_len);
 void nd_ckpt_writer_stop(struct sl_node *n);
 void nd_ckpt_free(struct worker *w);
 int nd_install_snapshot(struct region *r, const struct sl_cons_snapshot *snap);
+/* node_ml.c: multileader regions' vectors, merges and snapshots */
+uint32_t nd_ml_vec_capture(struct region *r, uint8_t *out);
+void nd_ml_vec_path(const struct sl_node *n, uint32_t region, char *buf, size_t len);
+int nd_ml_write_vec_file(const struct sl_node *n, uint32_t region, uint64_t index,
+			 const uint8_t *vec, uint32_t len, uint64_t prev_index,
+			 const uint8_t *prev, uint32_t prev_len);
+void nd_ml_remove_merged(const struct sl_node *n, uint32_t region, uint64_t upto);
+int nd_ml_recover(struct sl_node *n, struct region *r, char *err, size_t err_len);
+int nd_ml_log_snapshot(struct region *r, struct sl_cons_snapshot *out);
+int nd_ml_install(struct region *r, const struct sl_cons_snapshot *snap, const char **why);
+/* path.tmp, fdatasync, rename over path, fsync the directory (node_ckpt.c) */
+int nd_write_file_atomic(const struct sl_node *n, const char *path, const uint8_t *buf,
+			 size_t len);
 int nd_region_log_snapshot(void *ctx, struct sl_cons_snapshot *out);
 void nd_rejoin_done(struct sl_node *n);
 void nd_fab_guard_arm(struct sl_node *n);

@@ -82,15 +82,15 @@ _Static_assert(PEND_MAX < UINT32_MAX, "NO_ACK is never a pending handle");
  * PROP_BYTES and what fits the WAL gate below (PROP_CAP_FOR_WAL). */
 #define ENTRY_ASK_BYTES (240u << 10)
 _Static_assert(ENTRY_ASK_BYTES <= PROP_BYTES, "an asked-for entry fits its buffer");
-/* Multileader regions (consensus/multileader.h options the node sets): one ready logs at
- * most ML_UNDURABLE entries of at most 4 x ML_BATCH_BYTES payload bytes (the protocol's
- * log buffer), which bounds the WAL room the driver stage asks for before running it. */
+/* Multileader regions (consensus/multileader.h options the node sets): a batch carries up
+ * to one asked-for entry's bytes (the protocol never takes less: one entry always fits a
+ * batch), and one ready logs at most ML_UNDURABLE entries within the protocol's log buffer
+ * of 4 batches: that bounds the WAL room the driver stage asks for before running it. */
 #define ML_UNDURABLE 256u
-#define ML_BATCH_BYTES (64u << 10)
+#define ML_BATCH_BYTES ENTRY_ASK_BYTES
 #define ML_READY_WAL_WORST                                                                     \
 	(4u * (uint64_t)ML_BATCH_BYTES + ML_UNDURABLE * WAL_REC_WORST(ENTRY_HDR + 37u) +          \
 	 WAL_REC_WORST(HARDSTATE_BYTES))
-_Static_assert(4u * ML_BATCH_BYTES >= ENTRY_ASK_BYTES + 37u, "an asked entry fits one ready");
 /* Entries one consensus ready can hand to storage: the host proposes only when the
  * protocol has no ready waiting (one proposal), plus the leader's no-op of a new term.
  * The node proposes nothing else (no membership changes) and has no peers yet. */

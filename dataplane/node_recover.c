@@ -505,9 +505,12 @@ static int ml_options(struct sl_node *n, struct region *r, struct sl_drv_config 
 		return -EINVAL;
 	}
 	mlo->ack_copies = n->cfg.ml_ack_copies;
+	mlo->retention_entries = n->cfg.ml_retention;
 	mlo->max_batch_bytes = ML_BATCH_BYTES;
 	mlo->max_undurable = ML_UNDURABLE;
-	mlo->max_snapshot_bytes = SL_FAB_MSG_MAX - 4096u;
+	/* images travel in chunks of one fabric message at most (the registry's message
+	 * size, one entry and headers, is below SL_FAB_MSG_MAX) */
+	mlo->max_msg_bytes = mlo->max_msg_bytes < SL_FAB_MSG_MAX ? mlo->max_msg_bytes : SL_FAB_MSG_MAX;
 	dc->cons.proto_opts = mlo;
 	r->ready_wal_worst = ML_READY_WAL_WORST;
 	r->ready_entries = ML_UNDURABLE;
@@ -609,7 +612,7 @@ static int worker_init(struct sl_node *n, struct worker *w, char *err, size_t er
 		 * applying each other's writes in any order end with the same store */
 		struct sl_store_config sc = {
 		    .region_id = r->id, .arena = w->arena, .use_arena = true,
-		    .versioned = strcmp(sl_cfg_region_protocol(&n->cfg, r->id), "multileader") == 0};
+		    .versioned = r->ml};
 		rc = sl_store_create(&sc, &r->store);
 		if (rc != 0) {
 			snprintf(err, err_len, "region %u: store: %s", r->id, strerror(-rc));
@@ -624,6 +627,8 @@ static int worker_init(struct sl_node *n, struct worker *w, char *err, size_t er
 		}
 		r->open = -1;
 		rc = region_load_snapshot(n, r, err, err_len);
+		if (rc == 0 && r->ml)
+			rc = nd_ml_recover(n, r, err, err_len);
 		if (rc != 0)
 			return rc;
 	}
@@ -711,7 +716,6 @@ static int worker_init(struct sl_node *n, struct worker *w, char *err, size_t er
 		memset(&dc, 0, sizeof(dc));
 		const char *proto = sl_cfg_region_protocol(&n->cfg, r->id);
 		dc.protocol = proto;
-		r->ml = strcmp(proto, "multileader") == 0;
 		dc.max_entry_bytes = ENTRY_ASK_BYTES;
 		dc.max_inflight = PROP_SLOTS;
 		dc.applied_index = r->applied_index;
@@ -834,12 +838,8 @@ int sl_node_create(const struct sl_config *cfg, const struct sl_node_env *env,
 				     : (uint64_t)((((unsigned __int128)(i + 1) << 64) +
 						   cfg->regions - 1) / cfg->regions) - 1;
 		r->open = -1;
-		if (strcmp(sl_cfg_region_protocol(cfg, i), "multileader") == 0)
-			n->has_ml = true;
+		r->ml = strcmp(sl_cfg_region_protocol(cfg, i), "multileader") == 0;
 	}
-	if (n->has_ml)
-		SL_LOG(WARNING, node, "multileader regions ([debug] experimental_multileader): "
-				      "unfinished support, no checkpoints: the WAL is never released\n");
 	/* per-lcore caches only for the full-size pool: a test's small one stays shared */
 	n->xpool = rte_mempool_create("sl_xmsg", cfg->xmsg_pool, sizeof(struct xmsg),
 				      cfg->xmsg_pool >= XMSG_POOL ? 64 : 0, 0, NULL, NULL, NULL,

@@ -3,21 +3,26 @@
 # three-node cluster (cluster_lib.sh, [debug] experimental_multileader: the node's support
 # is unfinished, docs/multileader.md), in two runs:
 #  A. writes routed to each region's home replica ([regions] multileader_home, the
-#     default), acked once durable on 2 replicas: a producer on every node; node 3 is
-#     SIGKILLed under load (writes go on: the homes it held move), restarted from its WAL,
-#     and catches up; then the link 1-2 is cut both ways for 2 s. Every node holds every
-#     point exactly.
+#     default), acked once durable on 2 replicas, checkpoints every MiB: a producer on
+#     every node; node 3 is SIGKILLed under load once it holds images of every region
+#     (writes go on: the homes it held move), stays down past its peers' retention (500
+#     entries), restarts from its images (with their origin vectors) and WAL, and catches
+#     up by merging its peers' snapshots; then the link 1-2 is cut both ways for 2 s.
+#     Every node holds every point exactly.
 #  B. every replica takes writes itself (multileader_home = false): producers on nodes 1
 #     and 2 write the SAME points with different values (a conflict on every point), the
 #     link 1-2 cut for 2 s meanwhile. All three nodes end with identical data, each point
 #     one of the two values (last writer wins by hybrid clock, then origin node).
 set -euo pipefail
 SLUICED=$1 PRODUCER=$2 VERIFY=$3 CONVERGE=$4
-POINTS=${POINTS:-200000} SERIES=${SERIES:-100} BATCH=${BATCH:-500}
+POINTS=${POINTS:-300000} SERIES=${SERIES:-100} BATCH=${BATCH:-500}
 NAME=cml$$
+# checkpoints every MiB of WAL; a peer more than 500 own entries behind is caught up by a
+# snapshot (images over one message travel in chunks)
 CL_ARGS=(--set regions.protocol=multileader --set debug.experimental_multileader=true
-	--set debug.fault_injection=true --set regions.multileader_ack_copies=2)
-CL_PROD_ARGS=(--pace-ms 15) # each producer's 400 batches take at least 6 s
+	--set debug.fault_injection=true --set regions.multileader_ack_copies=2
+	--set wal.checkpoint_mb=1 --set regions.multileader_retention=500)
+CL_PROD_ARGS=(--pace-ms 15) # each producer's 600 batches take at least 9 s
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/cluster_lib.sh"
 
@@ -62,8 +67,16 @@ for i in 1 2 3; do cl_start "$i"; done
 echo "homes: $(cl_regions 1 "[r['home'] for r in rs]"), protocol $(cl_regions 1 "rs[0]['protocol']")"
 cl_producers
 cl_wait_acks 60
+# node 3 killed once it holds images (and their vectors) of every region
+for _ in $(seq 1 300); do
+	[ "$(cl_regions 3 "all(r['snapshot_index'] > 0 for r in rs)")" = True ] && break
+	sleep 0.1
+done
+[ "$(cl_regions 3 "all(r['snapshot_index'] > 0 for r in rs)")" = True ] ||
+	{ echo "FAIL: node 3 took no checkpoint of every region in 30 s"; exit 1; }
+vecs=$(ls "$SL_DIR"/d3/snap/region-*.snap.vec | wc -l)
 cl_kill 3
-echo "node 3 killed after $(cl_acks) acknowledged batches"
+echo "node 3 killed after $(cl_acks) acknowledged batches, with images and $vecs vector files"
 # writes go on: the homes node 3 held moved (bounded: 30 s)
 want=$(($(cl_acks) + 30))
 for _ in $(seq 1 300); do [ "$(cl_acks)" -ge "$want" ] && break; sleep 0.1; done
@@ -77,7 +90,10 @@ if [ "$(cl_acks)" -lt "$want" ]; then
 	exit 1
 fi
 echo "writes go on with node 3 down: $(cl_acks) batches (producers: $(cl_prod_acks)); homes seen from node 1: $(cl_regions 1 "[r['home'] for r in rs]")"
+sleep 4 # past the peers' retention: node 3 comes back by snapshots
 cl_start 3
+loaded=$(cl_regions 3 "sum(r['snapshot_index'] > 0 for r in rs)")
+[ "$loaded" = "$REGIONS" ] || { echo "FAIL: node 3 restarted with images of $loaded regions"; exit 1; }
 b=$(cl_acks)
 cut12 100
 sleep 2
@@ -92,7 +108,10 @@ refused=$(($(cl_stat 1 ml_entries_refused) + $(cl_stat 2 ml_entries_refused) + $
 [ "$fwd" -gt 0 ] || { echo "FAIL: no write was routed to a home on another node"; exit 1; }
 [ "$remote" -gt 0 ] || { echo "FAIL: no replica applied a peer's write"; exit 1; }
 [ "$refused" -eq 0 ] || { echo "FAIL: $refused peer entries refused"; exit 1; }
-echo "run A: $fwd batches routed to their home and answered, $remote peers' entries applied"
+merged=$(cl_stat 3 cons_snapshots_installed)
+[ "$merged" -gt 0 ] || { echo "FAIL: node 3 merged no snapshot after being past retention"; exit 1; }
+[ "$(cl_stat 3 cons_snapshots_refused)" -eq 0 ] || { echo "FAIL: node 3 refused snapshots"; exit 1; }
+echo "run A: $fwd batches routed to their home and answered, $remote peers' entries applied, node 3 merged $merged snapshots"
 stop_all
 
 echo "== run B: every replica takes writes; two writers of the same points, values apart"
