@@ -1818,6 +1818,21 @@ int sl_raft_read_index(void *st, uint64_t read_id, bool lease)
 	return 0;
 }
 
+uint32_t sl_raft_peers(void *st, struct sl_raft_peer *out, uint32_t cap)
+{
+	struct raft *s = st;
+	uint32_t n = 0;
+	for (uint32_t i = 0; s->role == R_LEADER && i < s->n_pr && n < cap; i++) {
+		const struct progress *p = &s->pr[i];
+		if (p->id == s->self)
+			continue;
+		out[n++] = (struct sl_raft_peer){p->id, p->state, p->rejoining, p->match, p->next,
+						 p->pending_snapshot, p->snap_off, p->snap_sent,
+						 p->snap_total};
+	}
+	return n;
+}
+
 int sl_raft_transfer_leader(void *st, uint32_t target)
 {
 	struct raft *s = st;

@@ -121,6 +121,18 @@ int sl_raft_conf_decode(const uint8_t *data, uint32_t len, struct sl_cons_conf *
 
 void sl_raft_stats(void *state, struct sl_raft_stats *out);
 
+/* A leader's view of one follower (what an operator reads when a replica lags). */
+struct sl_raft_peer {
+	uint32_t id;
+	uint8_t state;	 /* 0 probe, 1 replicate, 2 snapshot */
+	bool rejoining;	 /* it said it lost its state (F_REJOIN) */
+	uint64_t match, next;
+	uint64_t pending_snapshot; /* snapshot state: the image's index */
+	uint32_t snap_acked, snap_sent, snap_total; /* bytes of that image */
+};
+/* The leader's followers (0 when not leading); at most cap written. */
+uint32_t sl_raft_peers(void *state, struct sl_raft_peer *out, uint32_t cap);
+
 /* The largest entry payload (proposal, peer's entry, recovered entry) accepted under
  * these options (NULL: defaults): one entry alone in a message of max_msg_bytes. */
 uint32_t sl_raft_max_entry_bytes(const struct sl_raft_opts *opts);

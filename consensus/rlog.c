@@ -84,6 +84,11 @@ static int grow(struct sl_rlog *l)
 
 uint64_t sl_rlog_first(const struct sl_rlog *l) { return l->base_index + 1; }
 uint64_t sl_rlog_last(const struct sl_rlog *l) { return l->base_index + l->count; }
+uint64_t sl_rlog_first_readable(const struct sl_rlog *l)
+{
+	uint64_t after = l->released > l->base_index ? l->released : l->base_index;
+	return after + 1;
+}
 
 int sl_rlog_append(struct sl_rlog *l, const struct sl_cons_entry *e)
 {

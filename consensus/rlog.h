@@ -56,6 +56,10 @@ void sl_rlog_compact(struct sl_rlog *l, uint64_t index, uint64_t term);
  * min(index, released), with that entry's own term. */
 void sl_rlog_compact_kept(struct sl_rlog *l, uint64_t index);
 uint64_t sl_rlog_first(const struct sl_rlog *l);
+/* The first index whose entry can still be read (after the base and what was released:
+ * sl_rlog_release_keep keeps terms, not payloads); sl_rlog_last() + 1 when none. A peer
+ * that needs an earlier one needs a snapshot at or after this index - 1. */
+uint64_t sl_rlog_first_readable(const struct sl_rlog *l);
 uint64_t sl_rlog_last(const struct sl_rlog *l);
 /* 0, or -ENOENT (compacted or beyond the end). */
 int sl_rlog_term(const struct sl_rlog *l, uint64_t index, uint64_t *term);

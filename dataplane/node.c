@@ -1429,7 +1429,8 @@ static void stage_housekeeping(struct worker *w)
 		w->nivcsw_next_ns = w->now_ns + STALL_SAMPLE_NS;
 	}
 	nd_lsnq_trim(w);
-	if (w->ckpt_active || w->wal_bytes_since_ckpt >= (uint64_t)n->cfg.checkpoint_mb << 20)
+	if (w->ckpt_active || w->ckpt_wanted ||
+	    w->wal_bytes_since_ckpt >= (uint64_t)n->cfg.checkpoint_mb << 20)
 		nd_checkpoint_step(w);
 	nd_lp_stats(w);
 }

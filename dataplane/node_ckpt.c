@@ -813,6 +813,7 @@ void nd_checkpoint_step(struct worker *w)
 	struct wk_ckpt *c = &w->ckpt;
 	if (c->phase == CK_IDLE) {
 		w->ckpt_active = true;
+		w->ckpt_wanted = false;
 		c->upto = nd_lsnq_trim(w);
 		c->next = 0;
 		c->phase = CK_REGION;
@@ -1008,7 +1009,7 @@ int nd_install_snapshot(struct region *r, const struct sl_cons_snapshot *snap)
 static bool kept_image_usable(const struct region *r, uint64_t *term)
 {
 	if (r->snap_img == NULL || r->snap_img_index == 0 ||
-	    r->snap_img_index + 1 < sl_rlog_first(&r->rlog) ||
+	    r->snap_img_index + 1 < sl_rlog_first_readable(&r->rlog) ||
 	    r->snap_img_index > r->applied_index)
 		return false;
 	if (r->snap_img_index == r->snapshot_index) {
@@ -1080,6 +1081,16 @@ int nd_region_log_snapshot(void *ctx, struct sl_cons_snapshot *out)
 		return -ENOENT;
 	uint64_t term = 0;
 	if (!kept_image_usable(r, &term) && r->wk != NULL) {
+		if (r->snapshot_index + 1 < sl_rlog_first_readable(&r->rlog)) {
+			/* the log kept in memory ([regions] log_keep_mb) starts after the latest
+			 * image: no image the log continues from exists, and sending an older
+			 * one only brings the peer back here. A checkpoint makes one. */
+			if (!r->wk->ckpt_active && !r->wk->ckpt_wanted) {
+				r->wk->ckpt_wanted = true;
+				sl_stats_add(r->wk->st, SL_STAT_checkpoints_for_peers, 1);
+			}
+			return -EAGAIN;
+		}
 		export_poll(r->wk, r);
 		if (!kept_image_usable(r, &term))
 			return -EAGAIN;

@@ -2,6 +2,51 @@
  * (its stats, a query, a fault injection) is asked of the owning worker through its
  * request ring and answered between two poll rounds. */
 #include "node_internal.h"
+#include "raft.h"
+
+/* A raft region: how its elections and transfers went (what an operator looks at when
+ * leadership moves more than expected). */
+static void raft_region_json(struct region *r, struct json_object *o)
+{
+	struct sl_raft_stats rs;
+	sl_raft_stats(sl_drv_instance(r->drv), &rs);
+	struct json_object *e = json_object_new_object();
+	json_object_object_add(e, "pre_votes", json_object_new_int64((int64_t)rs.pre_votes));
+	json_object_object_add(e, "elections", json_object_new_int64((int64_t)rs.elections));
+	json_object_object_add(e, "leader_terms", json_object_new_int64((int64_t)rs.leader_terms));
+	json_object_object_add(e, "check_quorum_stepdowns",
+			       json_object_new_int64((int64_t)rs.check_quorum_stepdowns));
+	json_object_object_add(e, "transfers", json_object_new_int64((int64_t)rs.transfers));
+	json_object_object_add(e, "appends_rejected",
+			       json_object_new_int64((int64_t)rs.appends_rejected));
+	json_object_object_add(e, "snapshots_sent", json_object_new_int64((int64_t)rs.snapshots_sent));
+	json_object_object_add(e, "snapshots_installed",
+			       json_object_new_int64((int64_t)rs.snapshots_installed));
+	struct sl_raft_peer pr[SL_CONS_MAX_PEERS];
+	uint32_t np = sl_raft_peers(sl_drv_instance(r->drv), pr, SL_CONS_MAX_PEERS);
+	if (np > 0) { /* leading: how far each follower is */
+		static const char *const st[] = {"probe", "replicate", "snapshot"};
+		struct json_object *pa = json_object_new_array();
+		for (uint32_t i = 0; i < np; i++) {
+			struct json_object *x = json_object_new_object();
+			json_object_object_add(x, "node", json_object_new_int((int)pr[i].id));
+			json_object_object_add(x, "state", json_object_new_string(st[pr[i].state % 3]));
+			json_object_object_add(x, "match", json_object_new_int64((int64_t)pr[i].match));
+			json_object_object_add(x, "rejoining", json_object_new_boolean(pr[i].rejoining));
+			if (pr[i].state == 2) {
+				json_object_object_add(x, "snapshot_index",
+						       json_object_new_int64((int64_t)pr[i].pending_snapshot));
+				json_object_object_add(x, "snapshot_acked",
+						       json_object_new_int64((int64_t)pr[i].snap_acked));
+				json_object_object_add(x, "snapshot_bytes",
+						       json_object_new_int64((int64_t)pr[i].snap_total));
+			}
+			json_object_array_add(pa, x);
+		}
+		json_object_object_add(e, "followers", pa);
+	}
+	json_object_object_add(o, "raft", e);
+}
 
 /* A multileader region: its home (where writes go), and per origin how far its stream is
  * here, per peer how much of this replica's stream it holds (docs/multileader.md). */
@@ -119,8 +164,17 @@ void nd_serve_ctl(struct worker *w)
 					       json_object_new_int64((int64_t)r->snapshot_index));
 			json_object_object_add(o, "rejected",
 					       json_object_new_int64((int64_t)r->points_rejected));
+			uint32_t busy = 0;
+			for (uint32_t k = 0; k < PROP_SLOTS; k++)
+				busy += r->props[k].in_use;
+			/* proposals in flight (waiting for commit, or forwarded and unanswered) */
+			json_object_object_add(o, "proposals_in_flight", json_object_new_int((int)busy));
+			json_object_object_add(o, "forwarded_in_flight", json_object_new_int((int)r->fwd_out));
 			if (r->ml)
 				ml_region_json(w->node, r, o);
+			else if (r->drv != NULL &&
+				 strcmp(sl_drv_protocol(r->drv), "raft") == 0)
+				raft_region_json(r, o);
 			q->json = o;
 			q->rc = 0;
 		}

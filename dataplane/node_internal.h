@@ -518,6 +518,7 @@ struct worker {
 	/* checkpoints, ctl, stats publication: housekeeping, not every round's path */
 	struct {
 		bool ckpt_active; /* a checkpoint in progress, one step per round */
+		bool ckpt_wanted; /* a peer needs an image newer than the log kept: one now */
 		struct wk_ckpt ckpt;
 		struct rte_ring *ctlq;
 		struct sl_stats_core st_local;

@@ -205,7 +205,8 @@
 	X(snapshot_exports_failed) \
 	X(ml_entries_remote) \
 	X(ml_entries_refused) \
-	X(reads_cad)
+	X(reads_cad) \
+	X(checkpoints_for_peers)
 
 enum sl_stat {
 #define SL_STATS_ENUM_(name) SL_STAT_##name,

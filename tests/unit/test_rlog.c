@@ -143,6 +143,7 @@ static void test_release_keep_budget(void **u)
 		assert_int_equal(sl_rlog_append(&l, &e), 0);
 	}
 	struct sl_cons_entry out;
+	assert_int_equal(sl_rlog_first_readable(&l), 1);
 	sl_rlog_release_keep(&l, 6, 100); /* 100 bytes held: within budget, nothing goes */
 	assert_int_equal(l.bytes, 100);
 	assert_int_equal(sl_rlog_entry(&l, 1, &out), 0);
@@ -150,6 +151,10 @@ static void test_release_keep_budget(void **u)
 	assert_int_equal(l.bytes, 40);
 	assert_int_equal(sl_rlog_entry(&l, 6, &out), -ENOENT);
 	assert_int_equal(sl_rlog_entry(&l, 7, &out), 0);
+	/* the log still starts at 1 (terms kept), but a peer can be sent entries from 7 on
+	 * only: an image offered to it must be at index 6 or later */
+	assert_int_equal(sl_rlog_first(&l), 1);
+	assert_int_equal(sl_rlog_first_readable(&l), 7);
 	sl_rlog_release_keep(&l, 8, 0); /* only applied ones, even over budget */
 	assert_int_equal(l.bytes, 20);
 	assert_int_equal(sl_rlog_entry(&l, 8, &out), -ENOENT);
@@ -159,6 +164,8 @@ static void test_release_keep_budget(void **u)
 	uint64_t t;
 	assert_int_equal(sl_rlog_term(&l, 3, &t), 0); /* terms stay */
 	assert_int_equal(t, 1);
+	sl_rlog_compact(&l, 9, 1); /* a snapshot past what was released */
+	assert_int_equal(sl_rlog_first_readable(&l), 10);
 	sl_rlog_free(&l);
 }
 
