@@ -81,8 +81,10 @@ struct peer {
 	 * count for nothing more, and batches of its lost life are dropped */
 	bool rejoining;
 	/* this replica rejoining: the latest answer of it to a round of this life (echo)
-	 * and how much of this replica's stream it holds by that answer */
+	 * and how much of this replica's stream it holds by that answer; its durable vector
+	 * by its first answer (what it held when this replica came back) */
 	uint64_t rj_echo, rj_held;
+	uint64_t rj_dur[MAXP];
 };
 
 struct own { /* one own origin index: where it is in the local log, when it was taken */
@@ -895,21 +897,27 @@ static bool confirm_reads(struct ml *s);
 
 /* A rejoining replica is caught up once a majority of the group, itself not counted (it
  * knows nothing), answered a round of this life, and it holds again (merged from their
- * snapshots) as much of its own stream as the most any of them holds: its next origin
- * index then follows every one it ever gave that survives (docs/multileader.md, "Rejoin"). */
+ * snapshots) as much of its own stream as the most any of them holds, and of every other
+ * stream as much as any of them held durably when it came back: its next origin index
+ * then follows every one it ever gave that survives, and its copies and answers count
+ * again only once it holds what its lost disk held of anything a majority had
+ * (docs/multileader.md, "Rejoin"). */
 static void rejoin_check(struct ml *s)
 {
 	if (!s->rejoin || s->snap_pending)
 		return;
 	uint32_t need = min64(s->n / 2 + 1, s->n - 1), answers = 0;
 	uint64_t fence = 0;
+	bool behind = false;
 	for (uint32_t i = 0; i < s->n; i++) {
 		if (i == s->me || s->pr[i].rj_echo == 0)
 			continue;
 		answers++;
 		fence = max64(fence, s->pr[i].rj_held);
+		for (uint32_t o = 0; o < s->n; o++)
+			behind |= o != s->me && s->dur[o] < s->pr[i].rj_dur[o];
 	}
-	if (answers < need || own_last(s) < fence)
+	if (answers < need || own_last(s) < fence || behind)
 		return;
 	s->rejoin = false;
 	for (uint32_t i = 0; i < s->n; i++)
@@ -945,6 +953,8 @@ static int on_state(struct ml *s, uint32_t from, uint16_t flags, const uint8_t *
 	if (s->rejoin && (flags & F_RESP) && s->rj_round > 0 && echo >= s->rj_round &&
 	    echo <= s->round) {
 		/* an answer to a round of this life: the latest one says what it holds now */
+		if (p->rj_echo == 0)
+			memcpy(p->rj_dur, vec, sizeof(vec));
 		if (echo > p->rj_echo)
 			p->rj_held = ne - 1;
 		else
@@ -1302,6 +1312,7 @@ static void ml_persisted(void *st, uint64_t term, uint64_t index)
 		s->ud_head = (s->ud_head + 1) % s->o.max_undurable;
 		s->ud_len--;
 	}
+	rejoin_check(s); /* it may hold the peers' streams again now */
 	s->dirty = true;
 	pump(s);
 }
@@ -1610,7 +1621,7 @@ static void ml_advance(void *st, const struct sl_cons_ready *rd)
 			s->rx_buf = NULL;
 			s->rx_cap = 0;
 		}
-		rejoin_check(s); /* it may hold its own stream again now */
+		rejoin_check(s); /* it may hold its own stream (and others') again now */
 	} else if (!s->failed) {
 		s->ob_n = 0;
 		s->pused = 0;
