@@ -1000,6 +1000,40 @@ static void test_rejoin_after_disk_loss(void **u)
 	teardown_all();
 }
 
+/* A peer that lost its disk without saying so (no rejoin flag: in a larger group, a peer
+ * outside the majority that answered) nacks from 1 below what it had acknowledged: the
+ * sender lowers its acked position and ships from the log again, instead of resending
+ * from past the old ack forever while the peer nacks every batch as a gap. */
+static void test_nack_below_acked(void **u)
+{
+	(void)u;
+	reset_opts();
+	setup_all();
+	struct hnode *a = &nodes[0], *b = &nodes[1];
+	run(20);
+	for (uint32_t w = 0; w < 10; w++)
+		write(b, w, w, 1, 0, 0);
+	run(100);
+	assert_int_equal(peer_acked(b, 1), 10);
+	sl_cons_multileader_ops.destroy(a->st);
+	for (uint32_t j = 0; j < LOGCAP; j++) {
+		free(a->ent[j]);
+		a->ent[j] = NULL;
+	}
+	a->first = 1;
+	a->last = a->synced = 0;
+	a->order_errs = a->applies = a->own_pids = 0;
+	start(a);
+	for (uint32_t w = 0; w < 5; w++)
+		write(b, w, 100 + w, 1, 0, 0);
+	run(300);
+	assert_true(stats_of(a).gap_batches > 0);
+	assert_int_equal(a->vec[2], 15); /* b's whole stream again, from b's log */
+	assert_int_equal(peer_acked(b, 1), 15);
+	assert_int_equal(a->order_errs, 0);
+	teardown_all();
+}
+
 static void test_reads(void **u)
 {
 	(void)u;
@@ -1234,6 +1268,7 @@ int main(void)
 		cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_msg_bound),
 		cmocka_unit_test(test_rejoin_after_disk_loss),
+		cmocka_unit_test(test_nack_below_acked),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
