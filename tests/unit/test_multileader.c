@@ -884,6 +884,24 @@ static uint64_t peer_acked(struct hnode *h, uint32_t node)
 	return 0;
 }
 
+/* The replica's disk is gone: empty log, no snapshot; it starts again under its id. */
+static void lose_disk(struct hnode *h, bool rejoin)
+{
+	sl_cons_multileader_ops.destroy(h->st);
+	for (uint32_t j = 0; j < LOGCAP; j++) {
+		free(h->ent[j]);
+		h->ent[j] = NULL;
+	}
+	h->first = 1;
+	h->last = h->synced = 0;
+	h->snap_len = 0;
+	h->snap_index = 0;
+	h->order_errs = h->applies = h->own_pids = 0;
+	start_rejoin = rejoin;
+	start(h);
+	start_rejoin = false;
+}
+
 /* A replica loses its disk after writes acknowledged at levels 1 and 2 reached its peers
  * (one of them only some), and restarts under its id with an empty log in rejoin mode: it
  * refuses writes until both peers (a majority of the group without itself) answered and
@@ -938,20 +956,7 @@ static void test_rejoin_after_disk_loss(void **u)
 	}
 	assert_non_null(old.buf);
 
-	/* a's disk is gone: empty log, no snapshot, a new instance in rejoin mode */
-	sl_cons_multileader_ops.destroy(a->st);
-	for (uint32_t j = 0; j < LOGCAP; j++) {
-		free(a->ent[j]);
-		a->ent[j] = NULL;
-	}
-	a->first = 1;
-	a->last = a->synced = 0;
-	a->snap_len = 0;
-	a->snap_index = 0;
-	a->order_errs = a->applies = a->own_pids = 0;
-	start_rejoin = true;
-	start(a);
-	start_rejoin = false;
+	lose_disk(a, true); /* a new instance in rejoin mode */
 	cut[1][3] = cut[1][2] = false;
 	cut[2][1] = cut[3][1] = true; /* no answer reaches a */
 	run_compacting(30);
@@ -1015,15 +1020,7 @@ static void test_nack_below_acked(void **u)
 		write(b, w, w, 1, 0, 0);
 	run(100);
 	assert_int_equal(peer_acked(b, 1), 10);
-	sl_cons_multileader_ops.destroy(a->st);
-	for (uint32_t j = 0; j < LOGCAP; j++) {
-		free(a->ent[j]);
-		a->ent[j] = NULL;
-	}
-	a->first = 1;
-	a->last = a->synced = 0;
-	a->order_errs = a->applies = a->own_pids = 0;
-	start(a);
+	lose_disk(a, false);
 	for (uint32_t w = 0; w < 5; w++)
 		write(b, w, 100 + w, 1, 0, 0);
 	run(300);
