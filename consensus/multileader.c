@@ -166,7 +166,7 @@ struct ml {
 	 * a majority of the group, this replica not counted, said how much of its stream they
 	 * hold and it holds that much again (rejoin_check); rj_round: its first read round */
 	bool rejoin;
-	uint64_t rj_round;
+	uint64_t rj_round, rj_next; /* rj_next: when to ask again under a new round */
 	struct sl_ml_stats st;
 };
 
@@ -961,6 +961,9 @@ static int on_state(struct ml *s, uint32_t from, uint16_t flags, const uint8_t *
 			p->rj_held = max64(p->rj_held, ne - 1);
 		p->rj_echo = echo;
 	}
+	/* for shipping, what exists here bounds where it stands: past it (this replica
+	 * rejoining) its cursor would skip the next own entries if it then lost its tail */
+	ne = min64(ne, own_last(s) + 1);
 	uint64_t held = min64(vec[s->me], own_last(s)); /* of what exists here */
 	if (flags & F_REJOIN) {
 		/* it lost its disk: what it reports now is all it holds, so its copies count
@@ -1242,10 +1245,14 @@ static void ml_tick(void *st, uint64_t now)
 		s->now = now;
 	if (s->failed)
 		return;
-	if (s->rejoin && s->rj_round == 0) {
-		/* a round of this life (rounds grow with time): only answers to it count */
+	if (s->rejoin && s->now >= s->rj_next) {
+		/* rounds of this life (rounds grow with time): only answers to them count. A
+		 * new round every heartbeat, so that the latest answer of a peer that crashed
+		 * and lost part of what it had answered replaces the old one (rejoin_check) */
 		s->round = max64(s->round + 1, s->now);
-		s->rj_round = s->round;
+		if (s->rj_round == 0)
+			s->rj_round = s->round;
+		s->rj_next = s->now + s->o.heartbeat_ns;
 		for (uint32_t i = 0; i < s->n; i++)
 			if (i != s->me)
 				want_state(s, i, F_REQ);

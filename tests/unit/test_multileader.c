@@ -1005,6 +1005,70 @@ static void test_rejoin_after_disk_loss(void **u)
 	teardown_all();
 }
 
+/* Every queued message from `from` to `to` is delivered now, the others stay queued. */
+static void deliver_between(uint32_t from, uint32_t to)
+{
+	for (uint32_t i = 0; i < n_net;) {
+		if (net[i].from == from && net[i].to == to)
+			deliver_one(i); /* moves the last message to i */
+		else
+			i++;
+	}
+}
+
+/* A peer answers a rejoining replica with an entry of its stream it has not synced yet,
+ * then crashes and loses it: its next answer (to a newer round) holds less, and the
+ * rejoin goes by that one rather than wait forever for an entry no one holds. */
+static void test_rejoin_answer_lowered(void **u)
+{
+	(void)u;
+	reset_opts();
+	setup_all();
+	struct hnode *a = &nodes[0], *b = &nodes[1];
+	run(20);
+	for (uint32_t w = 0; w < 5; w++)
+		write(a, w, w, 1, 0, 0);
+	run_compacting(100);
+	cut[1][3] = true;
+	write(a, 0, 66, 1, 0, 0); /* index 6: to b only, which does not sync it */
+	for (uint32_t t = 0; t < 10 && b->last == b->synced; t++) {
+		now_ns += MS;
+		sl_cons_multileader_ops.tick(a->st, now_ns);
+		process(a);
+		sync_node(a);
+		process(a);
+		deliver_between(1, 2);
+		process(b);
+	}
+	assert_int_equal(b->last, b->synced + 1);
+	for (uint32_t i = 0; i < n_net;) { /* what a still had in flight is lost */
+		if (net[i].from == 1) {
+			free(net[i].buf);
+			net[i] = net[--n_net];
+		} else {
+			i++;
+		}
+	}
+	cut[1][3] = false;
+	lose_disk(a, true);
+	now_ns += MS;
+	sl_cons_multileader_ops.tick(a->st, now_ns);
+	process(a);
+	deliver_between(1, 2); /* the rejoin request */
+	process(b);
+	deliver_between(2, 1); /* b answers: a's stream up to 6 */
+	process(a);
+	restart(b); /* index 6 is lost: it was on a's lost disk and b's unsynced tail */
+	run_compacting(300);
+	assert_false(rejoining(a));
+	write(a, 1, 77, 1, 0, 0);
+	assert_int_equal(sl_ml_last_own(a->st), 6);
+	run_compacting(100);
+	assert_converged();
+	assert_int_equal(b->vec[1], 6);
+	teardown_all();
+}
+
 /* A peer that lost its disk without saying so (no rejoin flag: in a larger group, a peer
  * outside the majority that answered) nacks from 1 below what it had acknowledged: the
  * sender lowers its acked position and ships from the log again, instead of resending
@@ -1266,6 +1330,7 @@ int main(void)
 		cmocka_unit_test(test_msg_bound),
 		cmocka_unit_test(test_rejoin_after_disk_loss),
 		cmocka_unit_test(test_nack_below_acked),
+		cmocka_unit_test(test_rejoin_answer_lowered),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
