@@ -884,6 +884,16 @@ static uint64_t peer_acked(struct hnode *h, uint32_t node)
 	return 0;
 }
 
+/* One millisecond of h's life alone: time, its ready, its sync; nothing delivered. */
+static void live_alone(struct hnode *h)
+{
+	now_ns += MS;
+	sl_cons_multileader_ops.tick(h->st, now_ns);
+	process(h);
+	sync_node(h);
+	process(h);
+}
+
 /* The replica's disk is gone: empty log, no snapshot; it starts again under its id. */
 static void lose_disk(struct hnode *h, bool rejoin)
 {
@@ -943,11 +953,7 @@ static void test_rejoin_after_disk_loss(void **u)
 	write(a, 0, 777, 1, 0, 0);
 	struct netmsg old = {0};
 	for (uint32_t t = 0; t < 10 && old.buf == NULL; t++) {
-		now_ns += MS;
-		sl_cons_multileader_ops.tick(a->st, now_ns);
-		process(a);
-		sync_node(a);
-		process(a);
+		live_alone(a);
 		for (uint32_t i = 0; i < n_net && old.buf == NULL; i++)
 			if (net[i].from == 1 && net[i].to == 2 && net[i].buf[1] == 1) {
 				old = net[i];
@@ -1032,11 +1038,7 @@ static void test_rejoin_answer_lowered(void **u)
 	cut[1][3] = true;
 	write(a, 0, 66, 1, 0, 0); /* index 6: to b only, which does not sync it */
 	for (uint32_t t = 0; t < 10 && b->last == b->synced; t++) {
-		now_ns += MS;
-		sl_cons_multileader_ops.tick(a->st, now_ns);
-		process(a);
-		sync_node(a);
-		process(a);
+		live_alone(a);
 		deliver_between(1, 2);
 		process(b);
 	}
