@@ -56,7 +56,9 @@ static const struct key keys[] = {
 	    "regions (hash ranges of the series id) on this node, spread over the workers"),
 	STR("regions", "protocol", protocol,
 	    "consensus protocol of the regions, a name from the registry: standalone (the "
-	    "default; one node only) or raft (replicated on every node of [cluster] nodes)"),
+	    "default; one node only), raft (replicated on every node of [cluster] nodes) or "
+	    "multileader (every replica takes writes, docs/multileader.md; for now only with "
+	    "[debug] experimental_multileader)"),
 	U32("regions", "election_timeout_ms", election_timeout_ms, 10, 60000,
 	    "raft election timeout (heartbeats every tenth of it)"),
 	STR("regions", "protocols", region_protocols,

@@ -480,6 +480,12 @@ void nd_read_serve(struct worker *w, struct xmsg *x)
 			st = SL_SESS_ST_UNAVAILABLE; /* no replica here */
 		goto answer;
 	}
+	if (r->ml && (q->level == SL_SESS_READ_LEADER || r->drv == NULL)) {
+		/* a multileader region has no leader to linearize at: durable (CAD) is its
+		 * strongest level, served by a replica on its own (the protocol's read) */
+		st = SL_SESS_ST_UNAVAILABLE;
+		goto answer;
+	}
 	struct nd_read *rd = read_slot(r);
 	if (rd == NULL) {
 		st = SL_SESS_ST_BUSY;
@@ -489,7 +495,7 @@ void nd_read_serve(struct worker *w, struct xmsg *x)
 	rd->deadline_ns = w->now_ns + READ_WAIT_NS;
 	if (r->drv != NULL && sl_drv_read(r->drv, rd->id) == 0) {
 		rd->kind = RD_LOCAL;
-		sl_stats_add(w->st, SL_STAT_reads_linearizable, 1);
+		sl_stats_add(w->st, r->ml ? SL_STAT_reads_cad : SL_STAT_reads_linearizable, 1);
 		return;
 	}
 	uint32_t leader = region_leader(r);

@@ -901,7 +901,12 @@ int sl_node_create(const struct sl_config *cfg, const struct sl_node_env *env,
 	n->acks_majority = cfg->cluster_nodes > 1;
 	for (uint32_t i = 0; i < cfg->regions && n->acks_majority; i++) {
 		uint32_t reps[SL_CONS_MAX_PEERS];
-		n->acks_majority = sl_cfg_region_replicas(&n->cfg, i, reps) >= 2;
+		uint32_t copies = sl_cfg_region_replicas(&n->cfg, i, reps);
+		n->acks_majority = copies >= 2;
+		/* a multileader region acks once durable on [regions] multileader_ack_copies
+		 * replicas: a majority only when that many make one */
+		if (n->regions[i].ml && n->cfg.ml_ack_copies < copies / 2 + 1)
+			n->acks_majority = false;
 	}
 	if (rc == 0)
 		rc = nd_ctld_init(n, err, err_len);

@@ -204,7 +204,8 @@
 	X(snapshot_exports) \
 	X(snapshot_exports_failed) \
 	X(ml_entries_remote) \
-	X(ml_entries_refused)
+	X(ml_entries_refused) \
+	X(reads_cad)
 
 enum sl_stat {
 #define SL_STATS_ENUM_(name) SL_STAT_##name,

@@ -143,3 +143,23 @@ cl_verify_all() {
 		done
 	done
 }
+# ml_caught_up: bounded (60 s), until the three nodes applied the same per-origin
+# positions in every region (and two looks 0.5 s apart agree)
+ml_vec() {
+	local i
+	for i in 1 2 3; do
+		cl_regions "$i" "[[(o['node'], o['applied']) for o in r['origins']] for r in rs]"
+	done | sort -u | wc -l
+}
+ml_caught_up() {
+	for _ in $(seq 1 120); do
+		if [ "$(ml_vec)" = 1 ]; then
+			sleep 0.5
+			[ "$(ml_vec)" = 1 ] && return 0
+		fi
+		sleep 0.5
+	done
+	echo "FAIL: the replicas did not converge on their positions:"
+	for i in 1 2 3; do echo "node $i: $(cl_regions "$i" "[r['origins'] for r in rs]")"; done
+	exit 1
+}
