@@ -40,6 +40,9 @@ enum { M_BATCH = 1, M_STATE = 2, M_SNAP = 3, M_SNAP_ACK = 4, M_END };
 #define F_REQ 1u  /* STATE: answer with F_RESP echoing the round (CAD reads, probes) */
 #define F_RESP 2u
 #define F_NACK 4u /* STATE: a batch did not start at the next expected index */
+/* STATE: the sender lost its disk and is rejoining (docs/multileader.md, "Rejoin"): its
+ * vector is all it holds now, and batches of its stream come from a life that is gone */
+#define F_REJOIN 8u
 #define F_REJECT 1u /* SNAP_ACK: a chunk not taken (a gap, another image): go back */
 
 enum { RD_CAD = 1, RD_RYW = 2 };
@@ -74,6 +77,14 @@ struct peer {
 	uint64_t hb_due;
 	uint64_t resp_round;
 	uint64_t dur[MAXP];
+	/* it says it is rejoining (F_REJOIN): what it reported is all it holds, its copies
+	 * count for nothing more, and batches of its lost life are dropped */
+	bool rejoining;
+	/* this replica rejoining: the latest answer of it to a round of this life (echo)
+	 * and how much of this replica's stream it holds by that answer; its durable vector
+	 * by its first answer (what it held when this replica came back) */
+	uint64_t rj_echo, rj_held;
+	uint64_t rj_dur[MAXP];
 };
 
 struct own { /* one own origin index: where it is in the local log, when it was taken */
@@ -151,6 +162,11 @@ struct ml {
 	bool rd_snap;
 	uint64_t rd_last, rd_applied_to;
 	uint64_t rd_vec[MAXP];
+	/* created with cfg->rejoin (a wiped disk) and not caught up yet: no proposals until
+	 * a majority of the group, this replica not counted, said how much of its stream they
+	 * hold and it holds that much again (rejoin_check); rj_round: its first read round */
+	bool rejoin;
+	uint64_t rj_round, rj_next; /* rj_next: when to ask again under a new round */
 	struct sl_ml_stats st;
 };
 
@@ -371,6 +387,8 @@ static void msg_finish(struct ml *s, uint32_t len)
 static void send_state(struct ml *s, uint32_t sl, uint16_t flags, uint64_t echo)
 {
 	uint32_t len = STATE_HDR + 12u * s->n;
+	if (s->rejoin)
+		flags |= F_REJOIN;
 	uint8_t *p = msg_start(s, s->ids[sl], len, M_STATE, flags);
 	if (p == NULL)
 		return;
@@ -391,7 +409,7 @@ static void infl_clear(struct peer *p)
 	p->ibytes = 0;
 }
 
-static void mark_needs_snap(struct ml *s, struct peer *p)
+static void mark_needs_snap(struct peer *p, uint64_t *counter)
 {
 	if (p->needs_snap)
 		return;
@@ -399,7 +417,7 @@ static void mark_needs_snap(struct ml *s, struct peer *p)
 	p->snap_ns = 0;
 	p->tx_active = false;
 	infl_clear(p);
-	s->st.over_retention++;
+	(*counter)++;
 }
 
 /* One batch of own entries from the peer's cursor; false when nothing (more) goes out. */
@@ -416,7 +434,7 @@ static bool ship_one(struct ml *s, uint32_t sl)
 	if (p->in == s->o.window_batches || p->ibytes >= s->o.window_bytes)
 		return false;
 	if (p->cursor < own_avail(s)) {
-		mark_needs_snap(s, p);
+		mark_needs_snap(p, &s->st.over_retention);
 		return false;
 	}
 	uint64_t avail = logged_last - p->cursor + 1;
@@ -437,7 +455,7 @@ static bool ship_one(struct ml *s, uint32_t sl)
 		if (s->log->entry(s->log->ctx, local, &raw) != 0 || ehdr_get(&raw, &e) != 0 ||
 		    e.origin != s->self || e.origin_index != oi) {
 			if (n == 0) { /* compacted under us: only a snapshot helps now */
-				mark_needs_snap(s, p);
+				mark_needs_snap(p, &s->st.over_retention);
 				return false;
 			}
 			break;
@@ -693,6 +711,11 @@ static int ml_create(const struct sl_cons_config *cfg, void **out)
 		p->acked = 0;
 		p->cursor = 1;
 	}
+#ifndef SL_MUTATION_ML_REJOIN_REUSE
+	s->rejoin = cfg->rejoin && s->n > 1; /* a group of one has no one to ask */
+#else
+	s->rejoin = false; /* the deliberate bug: a wiped replica reuses its old indexes */
+#endif
 	*out = s;
 	return 0;
 }
@@ -742,7 +765,7 @@ static void check_retention(struct ml *s)
 	for (uint32_t i = 0; i < s->n; i++) {
 		struct peer *p = &s->pr[i];
 		if (i != s->me && !p->needs_snap && !p->probing && over_retention(s, p, avail))
-			mark_needs_snap(s, p);
+			mark_needs_snap(p, &s->st.over_retention);
 	}
 }
 
@@ -757,6 +780,10 @@ int sl_ml_propose(void *st, uint64_t pid, const uint8_t *data, uint32_t len,
 		return -EINVAL;
 	if (len > s->o.max_entry_bytes)
 		return -EMSGSIZE;
+	if (s->rejoin) {
+		s->st.rejoin_refused++;
+		return -EBUSY; /* its next origin index is not known yet (rejoin_check) */
+	}
 	if (s->p_len == s->o.max_pending || !room_for(s, len))
 		return -ENOBUFS;
 	if (s->snap_pending) {
@@ -814,6 +841,12 @@ static int on_batch(struct ml *s, uint32_t from, const uint8_t *b, uint32_t len)
 	if (off != len)
 		return bad(s);
 	s->st.batches_received++;
+	if (s->pr[from].rejoining) {
+		/* it lost its disk: a batch now is of its lost life (delayed in the network),
+		 * whose indexes its new stream may take again (it ships none while rejoining) */
+		s->st.rejoin_batches_dropped++;
+		return 0;
+	}
 	if (s->snap_pending) {
 		s->st.busy_dropped += n; /* resent once this replica says where it stands */
 		return 0;
@@ -862,6 +895,37 @@ static int on_batch(struct ml *s, uint32_t from, const uint8_t *b, uint32_t len)
 
 static bool confirm_reads(struct ml *s);
 
+/* A rejoining replica is caught up once a majority of the group, itself not counted (it
+ * knows nothing), answered a round of this life, and it holds again (merged from their
+ * snapshots) as much of its own stream as the most any of them holds, and of every other
+ * stream as much as any of them held durably when it came back: its next origin index
+ * then follows every one it ever gave that survives, and its copies and answers count
+ * again only once it holds what its lost disk held of anything a majority had
+ * (docs/multileader.md, "Rejoin"). */
+static void rejoin_check(struct ml *s)
+{
+	if (!s->rejoin || s->snap_pending)
+		return;
+	uint32_t need = min64(s->n / 2 + 1, s->n - 1), answers = 0;
+	uint64_t fence = 0;
+	bool behind = false;
+	for (uint32_t i = 0; i < s->n; i++) {
+		if (i == s->me || s->pr[i].rj_echo == 0)
+			continue;
+		answers++;
+		fence = max64(fence, s->pr[i].rj_held);
+		for (uint32_t o = 0; o < s->n; o++)
+			behind |= o != s->me && s->dur[o] < s->pr[i].rj_dur[o];
+	}
+	if (answers < need || own_last(s) < fence || behind)
+		return;
+	s->rejoin = false;
+	for (uint32_t i = 0; i < s->n; i++)
+		if (i != s->me)
+			want_state(s, i, 0); /* without F_REJOIN: its batches are taken again */
+	s->dirty = true;
+}
+
 static int on_state(struct ml *s, uint32_t from, uint16_t flags, const uint8_t *b, uint32_t len)
 {
 	if (len < STATE_HDR)
@@ -881,20 +945,54 @@ static int on_state(struct ml *s, uint32_t from, uint16_t flags, const uint8_t *
 			return bad(s);
 		vec[sl] = v;
 	}
-	/* it cannot hold more of this replica's stream than there is */
-	if (ne - 1 > own_last(s) || vec[s->me] > ne - 1)
+	/* it cannot hold more of this replica's stream than there is, except while this
+	 * replica rejoins: then its lost disk held more, and that is what it asks for */
+	if ((ne - 1 > own_last(s) && !s->rejoin) || vec[s->me] > ne - 1)
 		return bad(s);
 	struct peer *p = &s->pr[from];
-	for (uint32_t i = 0; i < s->n; i++)
-		p->dur[i] = max64(p->dur[i], vec[i]);
-	if (vec[s->me] > p->acked) {
-		p->acked = vec[s->me];
-		s->dirty = true;
+	if (s->rejoin && (flags & F_RESP) && s->rj_round > 0 && echo >= s->rj_round &&
+	    echo <= s->round) {
+		/* an answer to a round of this life: the latest one says what it holds now */
+		if (p->rj_echo == 0)
+			memcpy(p->rj_dur, vec, sizeof(vec));
+		if (echo > p->rj_echo)
+			p->rj_held = ne - 1;
+		else
+			p->rj_held = max64(p->rj_held, ne - 1);
+		p->rj_echo = echo;
 	}
+	/* for shipping, what exists here bounds where it stands: past it (this replica
+	 * rejoining) its cursor would skip the next own entries if it then lost its tail */
+	ne = min64(ne, own_last(s) + 1);
+	uint64_t held = min64(vec[s->me], own_last(s)); /* of what exists here */
+	if (flags & F_REJOIN) {
+		/* it lost its disk: what it reports now is all it holds, so its copies count
+		 * for no more (ack levels, CAD); it resumes from where it says */
+		if (!p->rejoining) {
+			p->cursor = ne;
+			infl_clear(p);
+		}
+		p->rejoining = true;
+		memcpy(p->dur, vec, sizeof(vec));
+		p->acked = held;
+		/* it lacks some of its own stream held here: only a snapshot gives it back
+		 * (only an origin ships its stream, and its log is gone) */
+		if (s->recv[from] > vec[from])
+			mark_needs_snap(p, &s->st.rejoin_snapshots);
+	} else {
+		p->rejoining = false;
+		for (uint32_t i = 0; i < s->n; i++)
+			p->dur[i] = max64(p->dur[i], vec[i]);
+		p->acked = max64(p->acked, held);
+	}
+	if ((flags & F_NACK) && ne - 1 < p->acked)
+		p->acked = ne - 1; /* it lost what it acknowledged (a lost disk, or an old nack) */
 	if (flags & F_NACK)
 		s->st.nacks_received++;
+	s->dirty = true;
 	if (p->needs_snap) {
-		if (ne >= own_avail(s) && !over_retention(s, p, own_avail(s))) {
+		if (ne >= own_avail(s) && !over_retention(s, p, own_avail(s)) &&
+		    !(p->rejoining && s->recv[from] > vec[from])) {
 			p->needs_snap = false; /* back on the stream */
 			p->tx_active = false;
 			p->probing = false;
@@ -936,7 +1034,7 @@ static int on_state(struct ml *s, uint32_t from, uint16_t flags, const uint8_t *
 		p->resp_round = echo;
 		confirm_reads(s);
 	}
-	s->dirty = true;
+	rejoin_check(s);
 	return 0;
 }
 
@@ -1147,6 +1245,18 @@ static void ml_tick(void *st, uint64_t now)
 		s->now = now;
 	if (s->failed)
 		return;
+	if (s->rejoin && s->now >= s->rj_next) {
+		/* rounds of this life (rounds grow with time): only answers to them count. A
+		 * new round every heartbeat, so that the latest answer of a peer that crashed
+		 * and lost part of what it had answered replaces the old one (rejoin_check) */
+		s->round = max64(s->round + 1, s->now);
+		if (s->rj_round == 0)
+			s->rj_round = s->round;
+		s->rj_next = s->now + s->o.heartbeat_ns;
+		for (uint32_t i = 0; i < s->n; i++)
+			if (i != s->me)
+				want_state(s, i, F_REQ);
+	}
 	check_retention(s);
 	bool unconfirmed = false;
 	for (uint32_t i = 0; i < s->n_reads; i++)
@@ -1157,7 +1267,9 @@ static void ml_tick(void *st, uint64_t now)
 		struct peer *p = &s->pr[i];
 		if (s->now >= p->hb_due) {
 			p->hb_due = s->now + s->o.heartbeat_ns;
-			want_state(s, i, (p->probing || p->needs_snap || unconfirmed) ? F_REQ : 0);
+			want_state(s, i, (p->probing || p->needs_snap || unconfirmed || s->rejoin)
+						 ? F_REQ
+						 : 0);
 		}
 		if (p->needs_snap) {
 			if (p->snap_ns == 0 || s->now >= p->snap_ns + p->rto) {
@@ -1207,6 +1319,7 @@ static void ml_persisted(void *st, uint64_t term, uint64_t index)
 		s->ud_head = (s->ud_head + 1) % s->o.max_undurable;
 		s->ud_len--;
 	}
+	rejoin_check(s); /* it may hold the peers' streams again now */
 	s->dirty = true;
 	pump(s);
 }
@@ -1247,9 +1360,11 @@ static bool confirm_reads(struct ml *s)
 		struct mread *rd = &s->reads[r];
 		if (rd->kind != RD_CAD || rd->confirmed)
 			continue;
-		uint32_t votes = 1;
+		/* a replica that lost its disk may lack what an earlier read showed */
+		uint32_t votes = !s->rejoin;
 		for (uint32_t i = 0; i < s->n; i++)
-			votes += i != s->me && s->pr[i].resp_round >= rd->round;
+			votes += i != s->me && s->pr[i].resp_round >= rd->round &&
+				 !s->pr[i].rejoining;
 		if (votes < s->n / 2 + 1)
 			continue;
 		rd->confirmed = true;
@@ -1513,6 +1628,7 @@ static void ml_advance(void *st, const struct sl_cons_ready *rd)
 			s->rx_buf = NULL;
 			s->rx_cap = 0;
 		}
+		rejoin_check(s); /* it may hold its own stream (and others') again now */
 	} else if (!s->failed) {
 		s->ob_n = 0;
 		s->pused = 0;
@@ -1535,6 +1651,7 @@ static void ml_status(void *st, struct sl_cons_status *o)
 	o->applied_index = s->applied_index;
 	o->last_index = s->last_index;
 	o->durable_index = s->durable_index;
+	o->rejoining = s->rejoin;
 }
 
 uint64_t sl_ml_safe_delete(void *st)

@@ -74,6 +74,10 @@ struct sl_ml_stats {
 	uint64_t snapshot_acks_stale; /* acks of an image no longer being sent */
 	uint64_t snapshot_catchups;	/* a 'needs snapshot' peer back on the stream */
 	uint64_t reads_cad, reads_ryw, reads_served, reads_timed_out;
+	/* rejoin (sl_cons_config.rejoin, a wiped disk): proposals refused (-EBUSY) until this
+	 * replica knows its next origin index; batches of a rejoining peer's lost life
+	 * dropped; rejoining peers put on snapshot catch-up to get their own stream back */
+	uint64_t rejoin_refused, rejoin_batches_dropped, rejoin_snapshots;
 	bool retention_alarm; /* some peer is in 'needs snapshot' now */
 };
 
@@ -95,7 +99,8 @@ struct sl_ml_origin {
 
 /* Propose with a session and an ack level. Errors: -EINVAL (ack level above the group's
  * size), -EMSGSIZE, -ENOBUFS (a bound reached), -EIO (storage failed), -EBUSY
- * (briefly: a snapshot from a peer waits for what is in flight here to settle; retry).
+ * (briefly: a snapshot from a peer waits for what is in flight here to settle; or, created
+ * with sl_cons_config.rejoin, until it caught up (status.rejoining); retry).
  * The generic propose() is this with session 0 and the default level. The payload is copied. */
 int sl_ml_propose(void *state, uint64_t proposal_id, const uint8_t *data, uint32_t len,
 		  const struct sl_ml_prop *prop);

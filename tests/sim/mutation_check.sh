@@ -13,7 +13,7 @@ shift 3
 jobs=${MUTATION_JOBS:-2}
 all="prev_term_commit double_vote no_truncate read_no_round long_lease no_vote_refusal
 snap_old_conf no_change_guard early_self_count rejoin_votes lww_arrival ml_no_index_check
-cad_early"
+cad_early ml_rejoin_reuse"
 list=${*:-$all}
 mkdir -p "$out"
 status=0
@@ -36,6 +36,7 @@ for m in $list; do
 	extra=
 	[ "$m" = rejoin_votes ] && extra=--disk-loss
 	case $m in lww_arrival | ml_no_index_check | cad_early) extra="--protocol multileader" ;; esac
+	[ "$m" = ml_rejoin_reuse ] && extra="--protocol multileader --disk-loss"
 	"$dir/tests/sim/sluice-sim" --seeds "$seeds" $extra >"$dir.out" 2>&1
 	# a checker's line is "FAIL seed=N: t=...: <checker>: <what it saw>"
 	line=$(grep -m1 '^FAIL seed=[0-9]*: ' "$dir.out")

@@ -1,7 +1,8 @@
 /* sim_ml.c - sluice-sim's multileader mode (--protocol multileader): one group of three
  * replicas, each through the region driver, over a simulated WAL (lost unsynced tails),
  * a faulty network (drop, duplicate, reorder, delay, one-way and symmetric partitions),
- * crashes, a peer dead for long, snapshots and compaction; an LWW key-value model and the
+ * crashes, a peer dead for long, snapshots and compaction, and with --disk-loss a crashed
+ * replica that comes back with an empty disk in rejoin mode; an LWW key-value model and the
  * checkers of convergence, per-session order, durability per ack level, CAD monotonic
  * reads and retention. A seed reproduces a whole run. */
 #include <inttypes.h>
@@ -72,7 +73,11 @@ struct rep {
 	struct model m;
 	uint64_t vec[NR + 1]; /* applied origin index by node */
 	uint64_t dvec[NR + 1]; /* durable here (what survives a crash), omniscient */
+	/* durable here when its disk was lost: a peer that heard of that copy before the loss
+	 * may still count it (it was a durable copy when reported) */
+	uint64_t lost_dvec[NR + 1];
 	uint64_t floor;
+	bool rejoin; /* its disk was lost: it runs in rejoin mode until its status says done */
 };
 
 struct nmsg {
@@ -88,6 +93,8 @@ struct write_rec {
 	bool acked;
 	bool crashed; /* its origin crashed before the ack: it may be lost (never acked) */
 	uint64_t proposed_ms;
+	/* acked at level 1, its only copy on a disk that was lost: gone (docs/multileader.md) */
+	bool lost;
 };
 
 struct read_rec {
@@ -124,13 +131,25 @@ static struct {
 	uint64_t faults[8], checks[6], acks, reads_ok, writes;
 	uint64_t snaps, laggards; /* snapshots merged, peers marked 'needs snapshot' */
 	uint64_t chunks, chunks_refused, gobacks; /* snapshot chunks taken, refused; go-backs */
+	uint64_t rejoins, rejoin_refused; /* rejoins completed; proposals refused meanwhile */
 	bool verbose;
+	bool disk_loss; /* --disk-loss */
 } S;
 
-enum { FT_DROP, FT_DUP, FT_DELAY, FT_PART_ONEWAY, FT_PART_SYM, FT_CRASH, FT_DEAD_LONG, FT_N };
+enum {
+	FT_DROP,
+	FT_DUP,
+	FT_DELAY,
+	FT_PART_ONEWAY,
+	FT_PART_SYM,
+	FT_CRASH,
+	FT_DEAD_LONG,
+	FT_DISK_LOSS,
+	FT_N
+};
 static const char *const ft_names[FT_N] = {"drop", "duplicate", "delay/reorder",
 					   "partition one-way", "partition symmetric",
-					   "crash+restart", "peer dead for long"};
+					   "crash+restart", "peer dead for long", "disk lost, rejoin"};
 enum { CK_CONV, CK_SESSION, CK_DURABLE, CK_CAD, CK_RETENTION, CK_N };
 static const char *const ck_names[CK_N] = {
     "convergence (equal digests after heal)", "per-session order",
@@ -406,6 +425,16 @@ static struct write_rec *write_by_pid(uint64_t pid)
 	return lo < S.n_w && S.w[lo].pid == pid ? &S.w[lo] : NULL;
 }
 
+/* Replicas holding origin o's stream up to idx durably, or that did until their disk was
+ * lost (the checkers judge what a replica could know: the reports it had). */
+static uint32_t durable_copies(uint32_t o, uint64_t idx)
+{
+	uint32_t n = 0;
+	for (uint32_t i = 0; i < NR; i++)
+		n += S.r[i].dvec[o] >= idx || S.r[i].lost_dvec[o] >= idx;
+	return n;
+}
+
 static void h_ack(void *ctx, const struct sl_cons_ack *a)
 {
 	struct rep *r = ctx;
@@ -416,9 +445,7 @@ static void h_ack(void *ctx, const struct sl_cons_ack *a)
 	w->acked = true;
 	S.acks++;
 	/* durable on at least k replicas right now (each copy then survives any crash) */
-	uint32_t copies = 0;
-	for (uint32_t i = 0; i < NR; i++)
-		copies += S.r[i].dvec[w->origin] >= w->oidx;
+	uint32_t copies = durable_copies(w->origin, w->oidx);
 	S.checks[CK_DURABLE]++;
 	if (copies < w->k)
 		fail("durability", "write n%u/%" PRIu64 " acked at level %u is durable on %u replica(s)",
@@ -439,9 +466,7 @@ static void h_read(void *ctx, const struct sl_cons_read *rd)
 	S.reads_ok++;
 	S.checks[CK_CAD]++;
 	for (uint32_t o = 1; o <= NR; o++) {
-		uint32_t have = 0;
-		for (uint32_t i = 0; i < NR; i++)
-			have += S.r[i].dvec[o] >= r->vec[o];
+		uint32_t have = durable_copies(o, r->vec[o]);
 		if (have < NR / 2 + 1)
 			fail("cad-read", "n%u served origin n%u up to %" PRIu64
 			     ", durable on %u replica(s) only", r->id, o, r->vec[o], have);
@@ -477,6 +502,7 @@ static void rep_start(struct rep *r)
 	for (uint32_t i = 0; i < NR; i++)
 		dc.cons.voters[i] = i + 1;
 	dc.cons.proto_opts = &ml_opts;
+	dc.cons.rejoin = r->rejoin;
 	r->view = (struct sl_cons_log){r, l_first, l_last, l_term, l_entry, l_snap};
 	dc.cons.log = &r->view;
 	dc.max_entry_bytes = 32;
@@ -509,6 +535,7 @@ static void add_stats(struct rep *r)
 	S.chunks += x.snapshot_chunks_received;
 	S.chunks_refused += x.snapshot_chunks_refused;
 	S.gobacks += x.snapshot_gobacks + x.snapshot_resends;
+	S.rejoin_refused += x.rejoin_refused;
 }
 
 static void rep_crash(struct rep *r)
@@ -528,10 +555,61 @@ static void rep_crash(struct rep *r)
 		S.w[i].crashed |= S.w[i].origin == r->id && !S.w[i].acked;
 }
 
+/* Highest index of origin `o`'s stream that replica q holds in any form (log, snapshot,
+ * applied state), durable or not yet. */
+static uint64_t held_of(const struct rep *q, uint32_t o)
+{
+	uint64_t h = q->snap_vec[o] > q->vec[o] ? q->snap_vec[o] : q->vec[o];
+	for (uint64_t i = q->first; i <= q->last; i++)
+		if (q->ent[i - q->first].origin == o && q->ent[i - q->first].oidx > h)
+			h = q->ent[i - q->first].oidx;
+	return h;
+}
+
+/* --disk-loss: the crashed replica's disk is gone (one at a time: two lost disks can
+ * lose what only they held at level 2); it restarts empty, in rejoin mode. Writes acked
+ * at level 1 that no other replica holds are gone with it; one acked at a higher level
+ * must be held elsewhere. */
+static void rep_lose_disk(struct rep *r)
+{
+	for (uint32_t i = 0; i < NR; i++)
+		if (S.r[i].rejoin)
+			return;
+	if (!sim_chance(&S.rng, 250000))
+		return;
+	uint64_t elsewhere = 0;
+	for (uint32_t i = 0; i < NR; i++)
+		if (&S.r[i] != r && held_of(&S.r[i], r->id) > elsewhere)
+			elsewhere = held_of(&S.r[i], r->id);
+	for (uint32_t i = 0; i < S.n_w; i++) {
+		struct write_rec *w = &S.w[i];
+		if (w->origin != r->id || !w->acked || w->oidx <= elsewhere)
+			continue;
+		if (w->k > 1)
+			fail("durability", "write n%u/%" PRIu64 " acked at level %u was only on n%u's "
+			     "lost disk", w->origin, w->oidx, w->k, r->id);
+		w->lost = true;
+	}
+	for (uint32_t o = 1; o <= NR; o++)
+		if (r->dvec[o] > r->lost_dvec[o])
+			r->lost_dvec[o] = r->dvec[o];
+	log_truncate(r, r->first - 1);
+	r->first = 1;
+	r->last = r->synced = 0;
+	r->snap_len = 0;
+	r->snap_index = 0;
+	memset(r->snap_vec, 0, sizeof(r->snap_vec));
+	dvec_recompute(r);
+	r->rejoin = true;
+	S.faults[FT_DISK_LOSS]++;
+	trace("n%u's disk is lost (its stream survives up to %" PRIu64 ")", r->id, elsewhere);
+}
+
 static void rep_restart(struct rep *r)
 {
 	rep_start(r);
-	/* the session of this home replica resumes after what it holds */
+	/* the session of this home replica resumes after what it holds (once it rejoined,
+	 * when its disk was lost: it takes no write before) */
 	S.next_seq[r->id] = r->m.sess_last[r->id] + 1;
 	trace("n%u restarts: log %" PRIu64 "..%" PRIu64 ", session seq %" PRIu64, r->id, r->first,
 	      r->last, S.next_seq[r->id]);
@@ -565,6 +643,15 @@ static void rep_step(struct rep *r)
 	sl_ml_stats(st, &a);
 	rep_step_inner(r);
 	sl_ml_stats(st, &b);
+	struct sl_cons_status cs;
+	sl_cons_multileader_ops.status(st, &cs);
+	if (r->rejoin && !cs.rejoining) {
+		r->rejoin = false;
+		S.rejoins++;
+		S.next_seq[r->id] = r->m.sess_last[r->id] + 1;
+		trace("n%u rejoined: own stream from %" PRIu64 ", session seq %" PRIu64, r->id,
+		      sl_ml_last_own(st) + 1, S.next_seq[r->id]);
+	}
 	if (b.over_retention > a.over_retention) {
 		struct sl_ml_peer p[NR];
 		uint32_t np = sl_ml_peers(st, p, NR);
@@ -625,6 +712,8 @@ static void fault_step(void)
 	if (!any_down && sim_chance(&S.rng, 2000)) { /* one crash at a time */
 		struct rep *r = &S.r[sim_below(&S.rng, NR)];
 		rep_crash(r);
+		if (S.disk_loss)
+			rep_lose_disk(r);
 		r->down_until = t + sim_range(&S.rng, 20, 400);
 		S.faults[FT_CRASH]++;
 		trace("n%u crashes until %" PRIu64, r->id, r->down_until);
@@ -632,6 +721,8 @@ static void fault_step(void)
 	if (S.dead_node && t == S.dead_from && S.r[S.dead_node - 1].up) {
 		struct rep *r = &S.r[S.dead_node - 1];
 		rep_crash(r);
+		if (S.disk_loss)
+			rep_lose_disk(r);
 		r->down_until = S.dead_to;
 		S.faults[FT_DEAD_LONG]++;
 		trace("n%u dead until %" PRIu64, r->id, r->down_until);
@@ -751,7 +842,7 @@ static void check_final(void)
 	/* every acknowledged write is on every replica */
 	for (uint32_t i = 0; i < S.n_w; i++) {
 		const struct write_rec *w = &S.w[i];
-		if (!w->acked)
+		if (!w->acked || w->lost)
 			continue;
 		S.checks[CK_DURABLE]++;
 		for (uint32_t j = 0; j < NR; j++)
@@ -818,11 +909,12 @@ static void dump(void)
 	}
 }
 
-static bool run_seed(uint64_t seed, bool verbose)
+static bool run_seed(uint64_t seed, bool verbose, bool disk_loss)
 {
 	memset(&S, 0, sizeof(S));
 	S.seed = seed;
 	S.verbose = verbose;
+	S.disk_loss = disk_loss;
 	S.rng.s = seed * 0x2545f4914f6cdd1dull + 7;
 	S.net = calloc(NET_MAX, sizeof(*S.net));
 	SL_ASSERT(S.net != NULL);
@@ -882,7 +974,7 @@ static bool run_seed(uint64_t seed, bool verbose)
 int sim_ml_main(int argc, char **argv)
 {
 	uint64_t first = 1, count = 20, single = 0;
-	bool have_single = false, keep_going = false, verbose = false;
+	bool have_single = false, keep_going = false, verbose = false, disk_loss = false;
 	const char *env = getenv("SLUICE_SIM_SEEDS");
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
@@ -899,9 +991,11 @@ int sim_ml_main(int argc, char **argv)
 			keep_going = true;
 		} else if (strcmp(a, "-v") == 0) {
 			verbose = true;
+		} else if (strcmp(a, "--disk-loss") == 0) {
+			disk_loss = true;
 		} else {
 			fprintf(stderr, "usage: sluice-sim --protocol multileader [--seed N | --seeds "
-					"COUNT [--first N]] [--keep-going] [-v]\n");
+					"COUNT [--first N]] [--disk-loss] [--keep-going] [-v]\n");
 			return 2;
 		}
 	}
@@ -913,10 +1007,11 @@ int sim_ml_main(int argc, char **argv)
 	}
 	uint64_t faults[FT_N] = {0}, checks[CK_N] = {0}, failed = 0, seeds = 0, acks = 0, reads = 0;
 	uint64_t snaps = 0, laggards = 0, chunks = 0, chunks_refused = 0, gobacks = 0;
+	uint64_t rejoins = 0, rejoin_refused = 0;
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (uint64_t s = first; s < first + count && (failed == 0 || keep_going); s++) {
-		bool ok = run_seed(s, verbose);
+		bool ok = run_seed(s, verbose, disk_loss);
 		seeds++;
 		for (int i = 0; i < FT_N; i++)
 			faults[i] += S.faults[i];
@@ -929,11 +1024,13 @@ int sim_ml_main(int argc, char **argv)
 		chunks += S.chunks;
 		chunks_refused += S.chunks_refused;
 		gobacks += S.gobacks;
+		rejoins += S.rejoins;
+		rejoin_refused += S.rejoin_refused;
 		if (!ok) {
 			failed++;
 			fprintf(stderr, "FAIL seed=%" PRIu64 ": %s\n", s, S.fail);
-			fprintf(stderr, "replay: %s --protocol multileader --seed %" PRIu64 " -v\n",
-				argv[0], s);
+			fprintf(stderr, "replay: %s --protocol multileader%s --seed %" PRIu64 " -v\n",
+				argv[0], disk_loss ? " --disk-loss" : "", s);
 		}
 		world_free();
 	}
@@ -945,6 +1042,9 @@ int sim_ml_main(int argc, char **argv)
 	printf("peers past retention %" PRIu64 ", snapshots merged %" PRIu64 " (chunks taken %" PRIu64
 	       ", refused %" PRIu64 ", go-backs and resends %" PRIu64 ")\n",
 	       laggards, snaps, chunks, chunks_refused, gobacks);
+	if (disk_loss)
+		printf("disks lost %" PRIu64 ", rejoins completed %" PRIu64 " (writes refused meanwhile "
+		       "%" PRIu64 ")\n", faults[FT_DISK_LOSS], rejoins, rejoin_refused);
 	printf("faults injected:\n");
 	for (int i = 0; i < FT_N; i++)
 		printf("  %-22s %" PRIu64 "\n", ft_names[i], faults[i]);

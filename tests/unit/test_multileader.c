@@ -77,6 +77,7 @@ static uint32_t snap_pad;	 /* filler bytes after the state in every snapshot tak
 static bool snap_lossy;		 /* a quarter of snapshot chunks and acks are lost */
 static uint32_t snap_lost;
 static uint64_t pid_seq = 1;
+static bool start_rejoin; /* start() creates the replica in rejoin mode (a wiped disk) */
 
 static uint64_t rnd(void)
 {
@@ -168,6 +169,7 @@ static void start(struct hnode *h)
 	for (uint32_t i = 0; i < N; i++)
 		cfg.voters[i] = i + 1;
 	cfg.proto_opts = &opts;
+	cfg.rejoin = start_rejoin;
 	h->view = (struct sl_cons_log){h, l_first, l_last, l_term, l_entry, l_snap};
 	cfg.log = &h->view;
 	/* the state machine comes back from the snapshot; the log is applied again on top */
@@ -205,6 +207,7 @@ static void setup_all(void)
 	snap_pad = 0;
 	snap_lossy = false;
 	snap_lost = 0;
+	start_rejoin = false;
 }
 
 static void teardown_all(void)
@@ -852,6 +855,248 @@ static void test_snapshot_in_chunks(void **u)
 	teardown_all();
 }
 
+static void run_compacting(uint32_t ms)
+{
+	for (uint32_t i = 0; i < ms; i++) {
+		step_all();
+		if (i % 10 == 0)
+			for (uint32_t j = 0; j < N; j++)
+				if (!nodes[j].down)
+					compact(&nodes[j]);
+	}
+}
+
+static bool rejoining(struct hnode *h)
+{
+	struct sl_cons_status st;
+	sl_cons_multileader_ops.status(h->st, &st);
+	return st.rejoining;
+}
+
+static uint64_t peer_acked(struct hnode *h, uint32_t node)
+{
+	struct sl_ml_peer pr[N];
+	uint32_t n = sl_ml_peers(h->st, pr, N);
+	for (uint32_t i = 0; i < n; i++)
+		if (pr[i].node == node)
+			return pr[i].acked;
+	fail();
+	return 0;
+}
+
+/* One millisecond of h's life alone: time, its ready, its sync; nothing delivered. */
+static void live_alone(struct hnode *h)
+{
+	now_ns += MS;
+	sl_cons_multileader_ops.tick(h->st, now_ns);
+	process(h);
+	sync_node(h);
+	process(h);
+}
+
+/* The replica's disk is gone: empty log, no snapshot; it starts again under its id. */
+static void lose_disk(struct hnode *h, bool rejoin)
+{
+	sl_cons_multileader_ops.destroy(h->st);
+	for (uint32_t j = 0; j < LOGCAP; j++) {
+		free(h->ent[j]);
+		h->ent[j] = NULL;
+	}
+	h->first = 1;
+	h->last = h->synced = 0;
+	h->snap_len = 0;
+	h->snap_index = 0;
+	h->order_errs = h->applies = h->own_pids = 0;
+	start_rejoin = rejoin;
+	start(h);
+	start_rejoin = false;
+}
+
+/* A replica loses its disk after writes acknowledged at levels 1 and 2 reached its peers
+ * (one of them only some), and restarts under its id with an empty log in rejoin mode: it
+ * refuses writes until both peers (a majority of the group without itself) answered and
+ * it holds its own stream again up to the most either holds (from a snapshot); its new
+ * writes then take indexes after its old ones, and every replica ends with every
+ * acknowledged write. Created without rejoin, its new writes reuse indexes 1.. that the
+ * peers take for stale: the replicas diverge and the new writes are lost at the peers. */
+static void test_rejoin_after_disk_loss(void **u)
+{
+	(void)u;
+	reset_opts();
+	setup_all();
+	struct hnode *a = &nodes[0], *b = &nodes[1], *c = &nodes[2];
+	run(20);
+	uint64_t first = pid_seq;
+	for (uint32_t w = 0; w < 20; w++) {
+		write(a, w % 4, 100 + w, 1, 0, 0);
+		if (w < 5)
+			write(b, 4 + w % 4, 200 + w, 2, 0, 0);
+		step_all();
+	}
+	run_compacting(100);
+	cut[1][3] = true; /* the last ones reach b only */
+	for (uint32_t w = 0; w < 10; w++) {
+		write(a, 4 + w % 4, 500 + w, 2, 0, 0);
+		step_all();
+	}
+	run_compacting(100);
+	for (uint64_t p = first; p < pid_seq; p++)
+		assert_int_equal(a->ack_status[p] + b->ack_status[p], 1);
+	assert_int_equal(b->vec[1], 30);
+	assert_int_equal(c->vec[1], 20);
+	assert_int_equal(peer_acked(b, 1), 5); /* b's stream was durable on a */
+	struct kv want[KEYS];
+	memcpy(want, b->kv, sizeof(want));
+	/* one more write reaches no one before the disk goes (acked at level 1: lost with
+	 * it); its batch to b is held back by the network, to arrive after a restarted */
+	cut[1][2] = true;
+	write(a, 0, 777, 1, 0, 0);
+	struct netmsg old = {0};
+	for (uint32_t t = 0; t < 10 && old.buf == NULL; t++) {
+		live_alone(a);
+		for (uint32_t i = 0; i < n_net && old.buf == NULL; i++)
+			if (net[i].from == 1 && net[i].to == 2 && net[i].buf[1] == 1) {
+				old = net[i];
+				net[i] = net[--n_net];
+			}
+	}
+	assert_non_null(old.buf);
+
+	lose_disk(a, true); /* a new instance in rejoin mode */
+	cut[1][3] = cut[1][2] = false;
+	cut[2][1] = cut[3][1] = true; /* no answer reaches a */
+	run_compacting(30);
+	/* the batch of a's lost life arrives now: b knows a rejoins and drops it (taking it
+	 * would give index 31 to a write that a's new stream numbers again) */
+	struct sl_cons_msg om = {5, old.from, old.to, old.len, old.buf};
+	assert_int_equal(sl_cons_multileader_ops.step(b->st, &om), 0);
+	free(old.buf);
+	process(b);
+	assert_int_equal(stats_of(b).rejoin_batches_dropped, 1);
+	assert_int_equal(b->vec[1], 30);
+	uint8_t pl[12] = {0};
+	assert_int_equal(sl_ml_propose(a->st, 999, pl, 12, NULL), -EBUSY);
+	assert_true(rejoining(a));
+	/* b heard that a rejoins: a's old copies of b's stream count for nothing now */
+	assert_int_equal(peer_acked(b, 1), 0);
+	cut[2][1] = false; /* b answers (and sends a snapshot), c does not: not a majority */
+	run_compacting(200);
+	assert_true(rejoining(a));
+	assert_int_equal(sl_ml_last_own(a->st), 30); /* its own stream, back from b */
+	assert_int_equal(sl_ml_propose(a->st, 999, pl, 12, NULL), -EBUSY);
+	cut[3][1] = false;
+	run_compacting(200);
+	assert_false(rejoining(a));
+	struct sl_ml_stats sa = stats_of(a);
+	assert_true(sa.rejoin_refused >= 2);
+	assert_int_equal(sa.msgs_bad, 0); /* peers holding more of its stream: expected */
+	assert_true(stats_of(b).rejoin_snapshots + stats_of(c).rejoin_snapshots >= 1);
+	/* new writes continue a's stream after its old ones, at both levels */
+	uint64_t np[4];
+	for (uint32_t w = 0; w < 4; w++) {
+		np[w] = write(a, w, 900 + w, 1 + w % 2, 0, 0);
+		want[w] = (struct kv){900 + w, 0, 1};
+	}
+	assert_int_equal(sl_ml_last_own(a->st), 34);
+	run_compacting(300);
+	for (uint32_t w = 0; w < 4; w++)
+		assert_int_equal(a->ack_status[np[w]], 1);
+	assert_converged();
+	for (uint32_t i = 0; i < N; i++) {
+		assert_int_equal(nodes[i].vec[1], 34);
+		assert_int_equal(nodes[i].vec[2], 5);
+		for (uint32_t k = 0; k < KEYS; k++) /* every acknowledged write's value */
+			assert_int_equal(nodes[i].kv[k].value, want[k].value);
+	}
+	teardown_all();
+}
+
+/* Every queued message from `from` to `to` is delivered now, the others stay queued. */
+static void deliver_between(uint32_t from, uint32_t to)
+{
+	for (uint32_t i = 0; i < n_net;) {
+		if (net[i].from == from && net[i].to == to)
+			deliver_one(i); /* moves the last message to i */
+		else
+			i++;
+	}
+}
+
+/* A peer answers a rejoining replica with an entry of its stream it has not synced yet,
+ * then crashes and loses it: its next answer (to a newer round) holds less, and the
+ * rejoin goes by that one rather than wait forever for an entry no one holds. */
+static void test_rejoin_answer_lowered(void **u)
+{
+	(void)u;
+	reset_opts();
+	setup_all();
+	struct hnode *a = &nodes[0], *b = &nodes[1];
+	run(20);
+	for (uint32_t w = 0; w < 5; w++)
+		write(a, w, w, 1, 0, 0);
+	run_compacting(100);
+	cut[1][3] = true;
+	write(a, 0, 66, 1, 0, 0); /* index 6: to b only, which does not sync it */
+	for (uint32_t t = 0; t < 10 && b->last == b->synced; t++) {
+		live_alone(a);
+		deliver_between(1, 2);
+		process(b);
+	}
+	assert_int_equal(b->last, b->synced + 1);
+	for (uint32_t i = 0; i < n_net;) { /* what a still had in flight is lost */
+		if (net[i].from == 1) {
+			free(net[i].buf);
+			net[i] = net[--n_net];
+		} else {
+			i++;
+		}
+	}
+	cut[1][3] = false;
+	lose_disk(a, true);
+	now_ns += MS;
+	sl_cons_multileader_ops.tick(a->st, now_ns);
+	process(a);
+	deliver_between(1, 2); /* the rejoin request */
+	process(b);
+	deliver_between(2, 1); /* b answers: a's stream up to 6 */
+	process(a);
+	restart(b); /* index 6 is lost: it was on a's lost disk and b's unsynced tail */
+	run_compacting(300);
+	assert_false(rejoining(a));
+	write(a, 1, 77, 1, 0, 0);
+	assert_int_equal(sl_ml_last_own(a->st), 6);
+	run_compacting(100);
+	assert_converged();
+	assert_int_equal(b->vec[1], 6);
+	teardown_all();
+}
+
+/* A peer that lost its disk without saying so (no rejoin flag: in a larger group, a peer
+ * outside the majority that answered) nacks from 1 below what it had acknowledged: the
+ * sender lowers its acked position and ships from the log again, instead of resending
+ * from past the old ack forever while the peer nacks every batch as a gap. */
+static void test_nack_below_acked(void **u)
+{
+	(void)u;
+	reset_opts();
+	setup_all();
+	struct hnode *a = &nodes[0], *b = &nodes[1];
+	run(20);
+	for (uint32_t w = 0; w < 10; w++)
+		write(b, w, w, 1, 0, 0);
+	run(100);
+	assert_int_equal(peer_acked(b, 1), 10);
+	lose_disk(a, false);
+	for (uint32_t w = 0; w < 5; w++)
+		write(b, w, 100 + w, 1, 0, 0);
+	run(300);
+	assert_true(stats_of(a).gap_batches > 0);
+	assert_int_equal(a->vec[2], 15); /* b's whole stream again, from b's log */
+	assert_int_equal(peer_acked(b, 1), 15);
+	assert_int_equal(a->order_errs, 0);
+	teardown_all();
+}
+
 static void test_reads(void **u)
 {
 	(void)u;
@@ -1085,6 +1330,9 @@ int main(void)
 		cmocka_unit_test(test_reads),
 		cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_msg_bound),
+		cmocka_unit_test(test_rejoin_after_disk_loss),
+		cmocka_unit_test(test_nack_below_acked),
+		cmocka_unit_test(test_rejoin_answer_lowered),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
