@@ -519,6 +519,7 @@ struct worker {
 	struct {
 		bool ckpt_active; /* a checkpoint in progress, one step per round */
 		bool ckpt_wanted; /* a peer needs an image newer than the log kept: one now */
+		uint64_t ckpt_peers_ns; /* when a multileader peer last asked for a newer one */
 		struct wk_ckpt ckpt;
 		struct rte_ring *ctlq;
 		struct sl_stats_core st_local;

@@ -6,6 +6,8 @@
  * a peer past retention. */
 #include "node_internal.h"
 
+#define ML_CKPT_FOR_PEERS_NS (5ull * 1000000000ull) /* a checkpoint for peers, at most */
+
 /* ---------------------------------------------------------------- vectors */
 
 /* a ⊔ b (per origin the higher position) into out; the length, or -EBADMSG */
@@ -294,7 +296,18 @@ int nd_ml_log_snapshot(struct region *r, struct sl_cons_snapshot *out)
 		return 0;
 	}
 	/* for a peer: the chain's image with exactly its own vector (merged snapshots are
-	 * not in it, so their positions are not claimed) */
+	 * not in it, so their positions are not claimed). The protocol asks while it needs
+	 * one; an image older than what this replica applied may not do (the peer needs a
+	 * position past it: after a rejoin, its own stream as far as any replica holds it),
+	 * and an idle region takes no checkpoint by itself: take one, at most every 5 s. */
+	struct worker *w = r->wk;
+	uint64_t now = nd_now_ns();
+	if (r->applied_index > r->snapshot_index && !w->ckpt_active && !w->ckpt_wanted &&
+	    now - w->ckpt_peers_ns >= ML_CKPT_FOR_PEERS_NS) {
+		w->ckpt_wanted = true;
+		w->ckpt_peers_ns = now;
+		sl_stats_add(w->st, SL_STAT_checkpoints_for_peers, 1);
+	}
 	if (r->snap_img == NULL || r->ml_img_vec_len == 0)
 		return -EAGAIN;
 	if (r->ml_send == NULL || r->ml_send_gen != r->snap_img_gen) {
