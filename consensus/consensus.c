@@ -56,13 +56,10 @@ static const struct {
 	const void *(*opts)(const struct sl_cons_limits *lim, void *buf); /* NULL: none */
 	uint32_t (*entry_limit)(const void *opts); /* NULL: no limit of its own */
 	uint32_t max_copies; /* replicas one group may have */
-	const char *not_in_node; /* NULL: sluiced runs regions of it; else why not */
 } protocols[] = {
-	{&sl_cons_standalone_ops, NULL, NULL, 1, NULL},
-	{&sl_cons_raft_ops, raft_opts, raft_limit, SL_CONS_MAX_PEERS, NULL},
-	{&sl_cons_multileader_ops, ml_opts, ml_limit, SL_CONS_MAX_PEERS,
-	 "the protocol exists (simulator and unit tests, docs/multileader.md) but sluiced does "
-	 "not run multileader regions yet: its store merge and WAL wiring are not done"},
+	{&sl_cons_standalone_ops, NULL, NULL, 1},
+	{&sl_cons_raft_ops, raft_opts, raft_limit, SL_CONS_MAX_PEERS},
+	{&sl_cons_multileader_ops, ml_opts, ml_limit, SL_CONS_MAX_PEERS},
 };
 
 #define N_PROTOCOLS (sizeof(protocols) / sizeof(protocols[0]))
@@ -77,13 +74,6 @@ const struct sl_cons_ops *sl_cons_find(const char *name)
 
 const char *sl_cons_default_name(void) { return protocols[0].ops->name; }
 
-const char *sl_cons_not_in_node(const char *name)
-{
-	for (size_t i = 0; i < N_PROTOCOLS; i++)
-		if (strcmp(protocols[i].ops->name, name) == 0)
-			return protocols[i].not_in_node;
-	return NULL;
-}
 
 uint32_t sl_cons_max_copies(const struct sl_cons_ops *ops)
 {

@@ -209,10 +209,6 @@ struct sl_cons_ops {
 /* Registry: protocols are looked up by name ("standalone", "raft", ...). Adding a
  * protocol means adding one ops struct and one line in consensus.c. */
 const struct sl_cons_ops *sl_cons_find(const char *name);
-/* NULL when sluiced runs regions of protocol `name` (or it is unknown: sl_cons_find
- * says); else why it does not, for the error that refuses such a config (a protocol may be
- * registered for the simulator and tests before the node serves it). */
-const char *sl_cons_not_in_node(const char *name);
 /* The protocol a node runs when its config names none (the first registered). */
 const char *sl_cons_default_name(void);
 /* How many replicas one group of this protocol may have (1: a single copy). */

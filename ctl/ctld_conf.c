@@ -233,10 +233,6 @@ static int parse_peers(struct sl_ctld_conf *c, char *err, size_t err_len)
 
 static int check_protocol(const char *name, char *err, size_t err_len)
 {
-	if (sl_cons_find(name) != NULL && sl_cons_not_in_node(name) != NULL) {
-		snprintf(err, err_len, "protocol '%s': %s", name, sl_cons_not_in_node(name));
-		return -ENOTSUP;
-	}
 	if (sl_cons_find(name) != NULL)
 		return 0;
 	char names[128];

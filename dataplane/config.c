@@ -57,8 +57,7 @@ static const struct key keys[] = {
 	STR("regions", "protocol", protocol,
 	    "consensus protocol of the regions, a name from the registry: standalone (the "
 	    "default; one node only), raft (replicated on every node of [cluster] nodes) or "
-	    "multileader (every replica takes writes, docs/multileader.md; for now only with "
-	    "[debug] experimental_multileader)"),
+	    "multileader (every replica takes writes; docs/multileader.md)"),
 	U32("regions", "election_timeout_ms", election_timeout_ms, 10, 60000,
 	    "raft election timeout (heartbeats every tenth of it)"),
 	STR("regions", "protocols", region_protocols,
@@ -159,9 +158,6 @@ static const struct key keys[] = {
 	BOOL("debug", "fault_injection", fault_injection,
 	     "tests only: allow the debug_wal_fault (inject disk errors), debug_hold_core "
 	     "(hold a worker back) and debug_fabric (drop, delay, cut links) ctl commands"),
-	BOOL("debug", "experimental_multileader", experimental_multileader,
-	     "tests only: run multileader regions although the node's support is unfinished "
-	     "(no checkpoints of them: their WAL is never released; docs/multileader.md)"),
 	U32("debug", "xmsg_pool", xmsg_pool, XMSG_POOL_MIN, XMSG_POOL,
 	    "tests only: cross-core messages in the pool; fewer make routing run out of room "
 	    "sooner (ingress then keeps what it read for the next round)"),
@@ -651,11 +647,6 @@ int sl_config_finish(struct sl_config *c, char *err, size_t err_len)
 			 c->protocol, names);
 		return -EINVAL;
 	}
-	if (!c->experimental_multileader && sl_cons_not_in_node(c->protocol) != NULL) {
-		snprintf(err, err_len, "[regions] protocol = '%s': %s", c->protocol,
-			 sl_cons_not_in_node(c->protocol));
-		return -ENOTSUP;
-	}
 	if (c->replicas > c->cluster_nodes) {
 		snprintf(err, err_len, "[regions] replicas = %u: the cluster has %u nodes",
 			 c->replicas, c->cluster_nodes);
@@ -690,12 +681,6 @@ static int region_protocols_parse(struct sl_config *c, char *err, size_t err_len
 		unsigned long lo = strtoul(it, &end, 10), hi = lo;
 		if (colon != NULL && end != NULL && *end == '-')
 			hi = strtoul(end + 1, &end, 10);
-		if (colon != NULL && !c->experimental_multileader &&
-		    sl_cons_not_in_node(colon + 1) != NULL) {
-			snprintf(err, err_len, "[regions] protocols: '%s': %s", it,
-				 sl_cons_not_in_node(colon + 1));
-			return -ENOTSUP;
-		}
 		int pi = colon != NULL ? proto_index(c, colon + 1) : -1;
 		if (colon == NULL || end != colon || !isdigit((unsigned char)it[0]) || lo > hi ||
 		    hi >= c->regions || pi < 0) {
@@ -779,11 +764,6 @@ int sl_cfg_map_set(struct sl_config *c, const struct sl_cfg_map_region *m, uint3
 	(void)proto_index(&t, t.protocol);
 	for (uint32_t r = 0; r < n; r++) {
 		const struct sl_cfg_map_region *e = &m[r];
-		if (!c->experimental_multileader && sl_cons_not_in_node(e->protocol) != NULL) {
-			snprintf(err, err_len, "the region map's region %u: protocol '%s': %s", r,
-				 e->protocol, sl_cons_not_in_node(e->protocol));
-			return -ENOTSUP;
-		}
 		int pi = proto_index(&t, e->protocol);
 		uint32_t max = pi < 0 ? 0 : sl_cons_max_copies(sl_cons_find(e->protocol));
 		bool ok = pi >= 0 && e->copies >= 1 && e->copies <= max &&

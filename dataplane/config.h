@@ -100,7 +100,6 @@ struct sl_config {
 	uint32_t frag_timeout_ms;    /* a datagram's fragments are freed after this */
 	/* [debug] */
 	bool fault_injection;     /* allow the debug_* ctl commands (tests only) */
-	bool experimental_multileader; /* run multileader regions (tests only, unfinished) */
 	uint32_t ml_ack_copies;   /* multileader: durable copies before a write is acked */
 	bool ml_home;             /* multileader: writes go to the region's home replica */
 	uint32_t ml_retention;    /* multileader: own entries kept for a lagging peer */

@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # cluster_multileader.sh SLUICED PRODUCER VERIFY CONVERGE - multi-leader regions on a
-# three-node cluster (cluster_lib.sh, [debug] experimental_multileader: the node's support
-# is unfinished, docs/multileader.md), in two runs:
+# three-node cluster (cluster_lib.sh, docs/multileader.md), in three runs:
 #  A. writes routed to each region's home replica ([regions] multileader_home, the
 #     default), acked once durable on 2 replicas, checkpoints every MiB: a producer on
 #     every node; node 3 is SIGKILLed under load once it holds images of every region
@@ -13,14 +12,18 @@
 #     and 2 write the SAME points with different values (a conflict on every point), the
 #     link 1-2 cut for 2 s meanwhile. All three nodes end with identical data, each point
 #     one of the two values (last writer wins by hybrid clock, then origin node).
+#  C. as A, node 3 SIGKILLed under load and its data dir deleted; it starts again with
+#     --rejoin (takes no write until its peers told it how far its own stream went, then
+#     catches up by snapshot merges): every acknowledged point of all three producers is
+#     on every node.
 set -euo pipefail
 SLUICED=$1 PRODUCER=$2 VERIFY=$3 CONVERGE=$4
 POINTS=${POINTS:-300000} SERIES=${SERIES:-100} BATCH=${BATCH:-500}
 NAME=cml$$
 # checkpoints every MiB of WAL; a peer more than 500 own entries behind is caught up by a
 # snapshot (images over one message travel in chunks)
-CL_ARGS=(--set regions.protocol=multileader --set debug.experimental_multileader=true
-	--set debug.fault_injection=true --set regions.multileader_ack_copies=2
+CL_ARGS=(--set regions.protocol=multileader --set debug.fault_injection=true
+	--set regions.multileader_ack_copies=2
 	--set wal.checkpoint_mb=1 --set regions.multileader_retention=500)
 CL_PROD_ARGS=(--pace-ms 15) # each producer's 600 batches take at least 9 s
 . "$(dirname "$0")/lib.sh"

@@ -21,8 +21,7 @@ ID=$$
 NAME=crd$ID
 PROTOCOL=${PROTOCOL:-raft}
 [ "$PROTOCOL" = multileader ] &&
-	CL_ARGS=(--set regions.protocol=multileader --set debug.experimental_multileader=true
-		--set regions.multileader_ack_copies=2)
+	CL_ARGS=(--set regions.protocol=multileader --set regions.multileader_ack_copies=2)
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/cluster_lib.sh"
 NSS=()

@@ -100,14 +100,15 @@ static void test_bad_values(void **u)
 	sl_config_default(&c);
 	assert_int_equal(sl_config_set(&c, "regions", "protocol", "paxos", err, sizeof(err)), 0);
 	assert_int_equal(sl_config_finish(&c, err, sizeof(err)), -EINVAL);
-	/* registered, but not run by the node yet: refused by name, whichever way it comes */
+	/* multileader, whole or per region */
 	sl_config_default(&c);
 	assert_int_equal(sl_config_set(&c, "regions", "protocol", "multileader", err, sizeof(err)), 0);
-	assert_int_equal(sl_config_finish(&c, err, sizeof(err)), -ENOTSUP);
-	assert_non_null(strstr(err, "does not run multileader regions"));
+	assert_int_equal(sl_config_finish(&c, err, sizeof(err)), 0);
 	sl_config_default(&c);
 	assert_int_equal(sl_config_set(&c, "regions", "protocols", "0:multileader", err, sizeof(err)), 0);
-	assert_int_equal(sl_config_finish(&c, err, sizeof(err)), -ENOTSUP);
+	assert_int_equal(sl_config_finish(&c, err, sizeof(err)), 0);
+	assert_string_equal(sl_cfg_region_protocol(&c, 0), "multileader");
+	assert_string_equal(sl_cfg_region_protocol(&c, 1), "standalone");
 }
 
 static void test_dump_roundtrip(void **u)
@@ -434,13 +435,6 @@ static void test_region_map(void **u)
 			n = 3;
 		assert_int_equal(sl_cfg_map_set(&c, bad, n, err, sizeof(err)), -EINVAL);
 		assert_non_null(strstr(err, "region"));
-	}
-	{ /* a map from ctld naming a protocol the node does not run yet */
-		struct sl_cfg_map_region ml[4];
-		memcpy(ml, m, sizeof(ml));
-		snprintf(ml[1].protocol, sizeof(ml[1].protocol), "multileader");
-		assert_int_equal(sl_cfg_map_set(&c, ml, 4, err, sizeof(err)), -ENOTSUP);
-		assert_non_null(strstr(err, "multileader"));
 	}
 	assert_false(sl_cfg_region_here(&c, 3)); /* still the map set before */
 	/* damaged text */
