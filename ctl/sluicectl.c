@@ -585,11 +585,8 @@ static void render_query(struct json_object *result)
 	table_free(&t);
 }
 
-/* query over the binary session protocol (READ, docs/protocol.md) on UDP to the node's
- * address on its ports, instead of the ctl socket: what a remote client does. */
-static int query_session(const struct opts *o, const char *addr, uint32_t cluster,
-			 const char *series, long long from, long long to, uint64_t limit,
-			 uint8_t level, struct json_object **out)
+/* A UDP socket connected to a node's session port (IPV4[:PORT]); 0, or the exit code. */
+static int session_socket(const char *cmd, const char *addr, int *fd_out)
 {
 	char host[64];
 	int port = SL_SESS_PORT;
@@ -600,11 +597,8 @@ static int query_session(const struct opts *o, const char *addr, uint32_t cluste
 		port = atoi(colon + 1);
 	}
 	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-	size_t klen = strlen(series);
 	if (inet_pton(AF_INET, host, &sa.sin_addr) != 1 || port <= 0 || port > 65535)
-		return usage_error("query: --addr wants IPV4[:PORT]");
-	if (klen == 0 || klen > SL_KEY_MAX)
-		return usage_error("query: series key must be 1..%d bytes", SL_KEY_MAX);
+		return usage_error("%s: --addr wants IPV4[:PORT]", cmd);
 	int fd = socket(AF_INET, SOCK_DGRAM, 0);
 	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
 		fprintf(stderr, "sluicectl: %s: %s\n", addr, strerror(errno));
@@ -612,6 +606,47 @@ static int query_session(const struct opts *o, const char *addr, uint32_t cluste
 			close(fd);
 		return 2;
 	}
+	*fd_out = fd;
+	return 0;
+}
+
+/* Sends q and waits for an answer of type `want` with the same first body field (its
+ * request id), retrying a lost datagram; bounded by --timeout. true when *r holds it. */
+static bool session_exchange(const struct opts *o, int fd, uint32_t cluster,
+			     const struct sl_sess_msg *q, uint8_t want, uint64_t id,
+			     struct sl_sess_msg *r)
+{
+	uint8_t buf[SL_SESS_MSG_MAX], in[SL_SESS_MSG_MAX];
+	int len = sl_sess_encode(buf, sizeof(buf), q);
+	bool got = false;
+	for (int tries = 0; tries < 5 && !got && len > 0; tries++) {
+		(void)!send(fd, buf, (size_t)len, 0);
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		while (!got && poll(&p, 1, o->timeout_ms / 5 + 1) > 0) {
+			ssize_t k = recv(fd, in, sizeof(in), 0);
+			uint8_t type = 0;
+			uint64_t ref = 0;
+			sl_sess_peek_ref(in, k > 0 ? (size_t)k : 0, &type, &ref);
+			got = k > 0 && type == want && ref == id &&
+			      sl_sess_decode(in, (size_t)k, cluster, r) == SL_SESS_OK;
+		}
+	}
+	return got;
+}
+
+/* query over the binary session protocol (READ, docs/protocol.md) on UDP to the node's
+ * address on its ports, instead of the ctl socket: what a remote client does. */
+static int query_session(const struct opts *o, const char *addr, uint32_t cluster,
+			 const char *series, long long from, long long to, uint64_t limit,
+			 uint8_t level, struct json_object **out)
+{
+	size_t klen = strlen(series);
+	if (klen == 0 || klen > SL_KEY_MAX)
+		return usage_error("query: series key must be 1..%d bytes", SL_KEY_MAX);
+	int fd = -1;
+	int src = session_socket("query", addr, &fd);
+	if (src != 0)
+		return src;
 	struct sl_sess_msg q = {.type = SL_SESS_READ, .cluster_id = cluster}, r;
 	q.u.read = (struct sl_sess_read){.request_id = (uint64_t)time(NULL) << 20,
 					  .from_ts = from,
@@ -621,25 +656,14 @@ static int query_session(const struct opts *o, const char *addr, uint32_t cluste
 					  .key_len = (uint16_t)klen,
 					  .key = series};
 	struct json_object *res = json_object_new_object(), *pts = json_object_new_array();
-	uint8_t buf[SL_SESS_MSG_MAX], in[SL_SESS_MSG_MAX];
 	uint8_t type = 0;
 	uint64_t n = 0;
 	int rc = 0;
 	bool more = true;
 	while (more && n < limit && rc == 0) {
-		int len = sl_sess_encode(buf, sizeof(buf), &q), got = 0;
-		/* UDP: retry a lost request, bounded by --timeout */
-		for (int tries = 0; tries < 5 && !got && len > 0; tries++) {
-			(void)!send(fd, buf, (size_t)len, 0);
-			struct pollfd p = {.fd = fd, .events = POLLIN};
-			while (!got && poll(&p, 1, o->timeout_ms / 5 + 1) > 0) {
-				ssize_t k = recv(fd, in, sizeof(in), 0);
-				got = k > 0 && sl_sess_decode(in, (size_t)k, cluster, &r) == SL_SESS_OK &&
-				      r.type == SL_SESS_READ_RESULT &&
-				      r.u.result.request_id == q.u.read.request_id;
-			}
-		}
-		if (!got) {
+		/* UDP: a lost request is retried, bounded by --timeout */
+		if (!session_exchange(o, fd, cluster, &q, SL_SESS_READ_RESULT, q.u.read.request_id,
+				      &r)) {
 			fprintf(stderr, "sluicectl: no answer from %s (session protocol, cluster %u)\n",
 				addr, cluster);
 			rc = 2;
@@ -762,6 +786,72 @@ static int cmd_query(const struct opts *o, int argc, char **argv)
 	if (limit > 0)
 		json_object_object_add(args, "limit", json_object_new_int64(limit));
 	return call_and_render(o, "query", args, render_query);
+}
+
+/* routes --addr IP[:PORT]: ROUTES over the session protocol (docs/protocol.md): per
+ * region its hash range, protocol and home node, as a client doing its own routing sees
+ * them. */
+static int cmd_routes(const struct opts *o, int argc, char **argv)
+{
+	static const struct option longopts[] = {{"addr", required_argument, NULL, 'a'},
+						 {"cluster", required_argument, NULL, 'c'},
+						 {NULL, 0, NULL, 0}};
+	long long cluster = 1;
+	const char *addr = NULL;
+	int c;
+	optind = 0;
+	while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
+		if (c == 'a')
+			addr = optarg;
+		else if (c == 'c' && parse_i64(optarg, 1, UINT32_MAX - 1, &cluster))
+			continue;
+		else if (c == 'c')
+			return usage_error("routes: --cluster wants a cluster id");
+		else
+			return option_error("routes", c, argv);
+	}
+	if (addr == NULL || argc != optind)
+		return usage_error("routes: expected --addr IPV4[:PORT] and nothing else");
+	int fd = -1;
+	int rc = session_socket("routes", addr, &fd);
+	if (rc != 0)
+		return rc;
+	uint64_t id = ((uint64_t)time(NULL) << 20) | (uint64_t)getpid();
+	struct sl_sess_msg q = {.type = SL_SESS_ROUTES, .cluster_id = (uint32_t)cluster}, r;
+	q.u.routes_req.request_id = id;
+	bool got = session_exchange(o, fd, (uint32_t)cluster, &q, SL_SESS_ROUTES_OK, id, &r);
+	close(fd);
+	if (!got) {
+		fprintf(stderr, "sluicectl: no answer from %s (session protocol, cluster %u)\n", addr,
+			(unsigned)cluster);
+		return 2;
+	}
+	static const char *const protos[] = {"?", "standalone", "raft", "multileader"};
+	struct json_object *res = json_object_new_object(), *arr = json_object_new_array();
+	json_object_object_add(res, "node", json_object_new_int((int)r.u.routes.node));
+	for (uint32_t i = 0; i < r.u.routes.n_regions; i++) {
+		struct sl_sess_route rt;
+		sl_sess_route(&r.u.routes, i, &rt);
+		char lo[24], hi[24];
+		snprintf(lo, sizeof(lo), "0x%016" PRIx64, rt.hash_lo);
+		snprintf(hi, sizeof(hi), "0x%016" PRIx64, rt.hash_hi);
+		struct json_object *e = json_object_new_object();
+		json_object_object_add(e, "region", json_object_new_int((int)i));
+		json_object_object_add(e, "hash_lo", json_object_new_string(lo));
+		json_object_object_add(e, "hash_hi", json_object_new_string(hi));
+		json_object_object_add(e, "protocol",
+				       json_object_new_string(protos[rt.protocol < 4 ? rt.protocol : 0]));
+		json_object_object_add(e, "home",
+				       rt.home ? json_object_new_int((int)rt.home) : NULL);
+		json_object_array_add(arr, e);
+	}
+	json_object_object_add(res, "routes", arr);
+	if (o->json)
+		print_json_line(res);
+	else
+		render_keyed(res, "routes", "no regions");
+	json_object_put(res);
+	return 0;
 }
 
 /* ---- top ---- */
@@ -1045,7 +1135,10 @@ static const struct command commands[] = {
      "points of one series in [from, to] (integer timestamps); with --addr over the session "
      "protocol (UDP READ to the node's port address) instead of the ctl socket, at read "
      "level L: local (default: what that node applied), leader or durable (linearizable, "
-     "from any node of a cluster)"},
+     "from any node of a cluster; a multileader region: durable only, a CAD read)"},
+    {"routes", cmd_routes, "routes --addr IP[:PORT] [--cluster ID]",
+     "per region its hash range, protocol and home node (where its points should go), "
+     "over the session protocol (ROUTES): what a client that routes by itself reads"},
     {"ping", cmd_ping, "ping", "check that the daemon answers"},
     {"call", cmd_call, "call CMD [JSON_ARGS]",
      "send any command with a JSON object of arguments and print its result"},

@@ -1341,7 +1341,13 @@ static int stage_driver(struct worker *w)
 			fwd_retry(w, r);
 		if (!sl_drv_has_ready(r->drv))
 			prop_close(w, r);
-		work += region_process_ready(w, r);
+		int ran = region_process_ready(w, r);
+		work += ran;
+		if (ran > 0 && !r->ml) { /* for ROUTES, answered on any core (node_net.c) */
+			struct sl_cons_status cs;
+			sl_drv_status(r->drv, &cs);
+			atomic_store_explicit(&r->leader_seen, cs.leader, memory_order_relaxed);
+		}
 		if (r->n_reads > 0)
 			nd_reads_progress(w, r);
 		leader_balance(w, r);

@@ -182,6 +182,7 @@ struct region {
 	uint64_t points_applied, points_rejected;
 	uint32_t fwd_out;  /* proposals forwarded and not answered yet */
 	uint32_t leader_hint; /* a region with no replica here (drv NULL): where to forward */
+	_Atomic uint32_t leader_seen; /* the leader its replica here last knew (any core reads) */
 	uint64_t balance_next_ns; /* next look at where leadership should be */
 	uint64_t led_since_ns;	  /* this replica leads since (0: it does not) */
 	struct nd_read reads[NODE_READS];
@@ -493,6 +494,7 @@ struct worker {
 	 * in the WAL, waiting to be durable; the rest: waiting for WAL room) */
 	struct {
 		struct sl_sess_table sess;
+		uint8_t sess_routes[SL_SESS_ROUTES_MAX * SL_SESS_ROUTE_BYTES]; /* ROUTES_OK */
 		void *sess_mem;
 		struct sessq_ent *sessq;
 		uint32_t sessq_head, sessq_len, sessq_logged;

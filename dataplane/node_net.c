@@ -621,6 +621,40 @@ void nd_read_ans_in(struct worker *w, struct region *r, const struct sl_cons_msg
 	read_free(r, rd);
 }
 
+/* ROUTES: per region its hash range, protocol and home (client-side routing,
+ * docs/protocol.md): multileader its home replica, raft the leader this node last knew
+ * (0 while none is known), standalone its one copy. Read from the config, link states and
+ * what each owner core published: no other core's region is touched. */
+static void sess_routes(struct worker *w, uint64_t request_id, const struct reply_addr *ra)
+{
+	struct sl_node *n = w->node;
+	uint8_t *routes = w->sess_routes;
+	for (uint32_t i = 0; i < n->cfg.regions; i++) {
+		const struct region *r = &n->regions[i];
+		const char *proto = sl_cfg_region_protocol(&n->cfg, i);
+		struct sl_sess_route rt = {.hash_lo = r->hash_lo, .hash_hi = r->hash_hi};
+		uint32_t reps[SL_CONS_MAX_PEERS];
+		uint32_t k = sl_cfg_region_replicas(&n->cfg, i, reps);
+		if (r->ml) {
+			rt.protocol = SL_SESS_PROTO_MULTILEADER;
+			rt.home = nd_ml_home(n, r);
+		} else if (strcmp(proto, "raft") == 0) {
+			rt.protocol = SL_SESS_PROTO_RAFT;
+			rt.home = sl_cfg_region_here(&n->cfg, i)
+					  ? atomic_load_explicit(&r->leader_seen, memory_order_relaxed)
+					  : r->leader_hint;
+		} else {
+			rt.protocol = SL_SESS_PROTO_STANDALONE;
+			rt.home = k > 0 ? reps[0] : n->cfg.node_id;
+		}
+		sl_sess_route_put(routes, i, &rt);
+	}
+	struct sl_sess_msg out = {.type = SL_SESS_ROUTES_OK, .cluster_id = n->cfg.cluster_id};
+	out.u.routes = (struct sl_sess_routes){request_id, n->cfg.node_id,
+					       (uint16_t)n->cfg.regions, routes};
+	sess_send(w, ra, &out);
+}
+
 static enum net_fate net_session(struct worker *w, const struct sl_pkt_info *in, uint16_t port)
 {
 	struct sl_sess_msg m;
@@ -670,6 +704,10 @@ static enum net_fate net_session(struct worker *w, const struct sl_pkt_info *in,
 		out.type = SL_SESS_CLOSE_OK;
 		sl_sess_on_close(&w->sess, &m.u.close, &out.u.close_ok);
 		sess_send(w, &ra, &out);
+		break;
+	case SL_SESS_ROUTES:
+		sl_stats_add(w->st, SL_STAT_sess_routes, 1);
+		sess_routes(w, m.u.routes_req.request_id, &ra);
 		break;
 	default: /* node-to-client types sent to the node */
 		sl_stats_add(w->st, SL_STAT_sess_bad, 1);

@@ -57,7 +57,8 @@ static const char *const type_names[] = {
     [SL_SESS_BATCH] = "batch", [SL_SESS_ACK] = "ack",
     [SL_SESS_READ] = "read",   [SL_SESS_READ_RESULT] = "read_result",
     [SL_SESS_CLOSE] = "close", [SL_SESS_CLOSE_OK] = "close_ok",
-    [SL_SESS_ERROR] = "error",
+    [SL_SESS_ERROR] = "error", [SL_SESS_ROUTES] = "routes",
+    [SL_SESS_ROUTES_OK] = "routes_ok",
 };
 
 static const char *name_of(const char *const *names, size_t n, int i)
@@ -171,6 +172,8 @@ static const size_t body_fixed[] = {
     [SL_SESS_CLOSE] = 8,
     [SL_SESS_CLOSE_OK] = 16,
     [SL_SESS_ERROR] = 14,
+    [SL_SESS_ROUTES] = 8,
+    [SL_SESS_ROUTES_OK] = SL_SESS_ROUTES_FIXED_BYTES,
 };
 
 static bool zeros(const uint8_t *p, size_t n)
@@ -296,6 +299,53 @@ static enum sl_sess_err decode_error(const uint8_t *b, size_t n, struct sl_sess_
 	return utf8_ok(b + 14, o->text_len) ? SL_SESS_OK : SL_SESS_ERR_BAD_UTF8;
 }
 
+void sl_sess_route(const struct sl_sess_routes *r, uint32_t i, struct sl_sess_route *out)
+{
+	SL_ASSERT(i < r->n_regions);
+	const uint8_t *p = r->routes + (size_t)i * SL_SESS_ROUTE_BYTES;
+	out->hash_lo = sl_get_u64(p);
+	out->hash_hi = sl_get_u64(p + 8);
+	out->home = sl_get_u32(p + 16);
+	out->protocol = p[20];
+}
+
+void sl_sess_route_put(uint8_t *routes, uint32_t i, const struct sl_sess_route *in)
+{
+	uint8_t *p = routes + (size_t)i * SL_SESS_ROUTE_BYTES;
+	sl_put_u64(p, in->hash_lo);
+	sl_put_u64(p + 8, in->hash_hi);
+	sl_put_u32(p + 16, in->home);
+	p[20] = in->protocol;
+	p[21] = p[22] = p[23] = 0;
+}
+
+/* ROUTES_OK: the ranges ascend and cover the whole hash space, homes are node ids. */
+static enum sl_sess_err decode_routes(const uint8_t *b, size_t n, struct sl_sess_routes *o)
+{
+	o->request_id = sl_get_u64(b);
+	o->node = sl_get_u32(b + 8);
+	o->n_regions = sl_get_u16(b + 12);
+	o->routes = b + SL_SESS_ROUTES_FIXED_BYTES;
+	if (o->node == 0 || o->node > 65535 || o->n_regions == 0 ||
+	    o->n_regions > SL_SESS_ROUTES_MAX || !zeros(b + 14, 2))
+		return SL_SESS_ERR_BAD_FIELD;
+	if (n != SL_SESS_ROUTES_FIXED_BYTES + (size_t)o->n_regions * SL_SESS_ROUTE_BYTES)
+		return SL_SESS_ERR_BAD_LENGTH;
+	uint64_t next = 0;
+	for (uint32_t i = 0; i < o->n_regions; i++) {
+		struct sl_sess_route r;
+		sl_sess_route(o, i, &r);
+		const uint8_t *p = o->routes + (size_t)i * SL_SESS_ROUTE_BYTES;
+		bool last = i + 1 == o->n_regions;
+		if (r.hash_lo != next || r.hash_hi < r.hash_lo || (last != (r.hash_hi == UINT64_MAX)) ||
+		    r.home > 65535 || r.protocol < SL_SESS_PROTO_STANDALONE ||
+		    r.protocol > SL_SESS_PROTO_MULTILEADER || !zeros(p + 21, 3))
+			return SL_SESS_ERR_BAD_FIELD;
+		next = r.hash_hi + 1;
+	}
+	return SL_SESS_OK;
+}
+
 /* The fixed-size bodies: every field range-checked. */
 static enum sl_sess_err decode_fixed(uint8_t type, const uint8_t *b, struct sl_sess_msg *m)
 {
@@ -341,6 +391,9 @@ static enum sl_sess_err decode_fixed(uint8_t type, const uint8_t *b, struct sl_s
 		return m->u.close_ok.session_id != 0 && status_ok(type, b[8]) && zeros(b + 9, 7)
 			   ? SL_SESS_OK
 			   : SL_SESS_ERR_BAD_FIELD;
+	case SL_SESS_ROUTES:
+		m->u.routes_req.request_id = sl_get_u64(b);
+		return SL_SESS_OK;
 	default:
 		SL_ASSERT(0);
 		return SL_SESS_ERR_BAD_TYPE;
@@ -375,7 +428,7 @@ enum sl_sess_err sl_sess_decode(const uint8_t *buf, size_t len, uint32_t cluster
 	uint8_t type = buf[5];
 	uint16_t flags = sl_get_u16(buf + 6);
 	out->type = type;
-	if (type < SL_SESS_OPEN || type > SL_SESS_ERROR)
+	if (type < SL_SESS_OPEN || type > SL_SESS_TYPE_MAX)
 		return SL_SESS_ERR_BAD_TYPE;
 	const uint8_t *b = buf + SL_SESS_HDR_BYTES;
 	size_t n = len - SL_SESS_HDR_BYTES;
@@ -395,6 +448,8 @@ enum sl_sess_err sl_sess_decode(const uint8_t *buf, size_t len, uint32_t cluster
 		return SL_SESS_ERR_BAD_FLAGS;
 	if (type == SL_SESS_ERROR)
 		return decode_error(b, n, &out->u.error);
+	if (type == SL_SESS_ROUTES_OK)
+		return decode_routes(b, n, &out->u.routes);
 	if (n != body_fixed[type])
 		return SL_SESS_ERR_BAD_LENGTH;
 	return decode_fixed(type, b, out);
@@ -481,6 +536,9 @@ static size_t var_part(const struct sl_sess_msg *m, const void **ptr)
 	case SL_SESS_ERROR:
 		*ptr = m->u.error.text;
 		return m->u.error.text_len;
+	case SL_SESS_ROUTES_OK:
+		*ptr = m->u.routes.routes;
+		return (size_t)m->u.routes.n_regions * SL_SESS_ROUTE_BYTES;
 	default:
 		*ptr = NULL;
 		return 0;
@@ -571,6 +629,14 @@ static void put_body(uint8_t *b, const struct sl_sess_msg *m, uint16_t *flags)
 		sl_put_u16(b + 12, e->text_len);
 		break;
 	}
+	case SL_SESS_ROUTES:
+		sl_put_u64(b, m->u.routes_req.request_id);
+		break;
+	case SL_SESS_ROUTES_OK:
+		sl_put_u64(b, m->u.routes.request_id);
+		sl_put_u32(b + 8, m->u.routes.node);
+		sl_put_u16(b + 12, m->u.routes.n_regions);
+		break;
 	default:
 		SL_ASSERT(0);
 	}
@@ -582,7 +648,7 @@ static void put_body(uint8_t *b, const struct sl_sess_msg *m, uint16_t *flags)
 
 int sl_sess_encode(uint8_t *buf, size_t cap, const struct sl_sess_msg *m)
 {
-	if (buf == NULL || m == NULL || m->type < SL_SESS_OPEN || m->type > SL_SESS_ERROR)
+	if (buf == NULL || m == NULL || m->type < SL_SESS_OPEN || m->type > SL_SESS_TYPE_MAX)
 		return -EINVAL;
 	size_t body = body_len(m);
 	if (body == 0 || SL_SESS_HDR_BYTES + body > SL_SESS_MSG_MAX)

@@ -22,6 +22,9 @@
 #define SL_SESS_BATCH_FIXED_BYTES 24u
 #define SL_SESS_RESULT_FIXED_BYTES 24u
 #define SL_SESS_PAIR_BYTES 16u /* ts i64 | value u64 of a read result */
+#define SL_SESS_ROUTES_FIXED_BYTES 16u /* request id u64 | node u32 | regions u16 | 0 u16 */
+#define SL_SESS_ROUTE_BYTES 24u	       /* hash lo u64 | hash hi u64 | home u32 | proto u8 | 0 */
+#define SL_SESS_ROUTES_MAX 256u	       /* regions in one ROUTES_OK */
 #define SL_SESS_BATCH_POINTS_MAX                                                                   \
 	((SL_SESS_MSG_MAX - SL_SESS_HDR_BYTES - SL_SESS_BATCH_FIXED_BYTES) /                       \
 	 (SL_SESS_POINT_FIXED_BYTES + 1u)) /* 447: every key one byte */
@@ -40,6 +43,16 @@ enum sl_sess_type {
 	SL_SESS_CLOSE = 7,
 	SL_SESS_CLOSE_OK = 8,
 	SL_SESS_ERROR = 9,
+	SL_SESS_ROUTES = 10,	/* where each region's writes go (client-side routing) */
+	SL_SESS_ROUTES_OK = 11,
+};
+#define SL_SESS_TYPE_MAX SL_SESS_ROUTES_OK
+
+/* Protocol of a region in ROUTES_OK. */
+enum sl_sess_route_proto {
+	SL_SESS_PROTO_STANDALONE = 1,
+	SL_SESS_PROTO_RAFT = 2,
+	SL_SESS_PROTO_MULTILEADER = 3,
 };
 
 /* One status numbering for OPEN_OK, ACK, READ_RESULT and CLOSE_OK; each uses a subset
@@ -181,6 +194,30 @@ struct sl_sess_error {
 	const char *text; /* UTF-8, <= SL_SESS_ERROR_TEXT_MAX bytes, not NUL-terminated */
 };
 
+/* ROUTES: the request id only. ROUTES_OK: the answering node's id and, per region, its
+ * series-hash range (ascending, covering 0..2^64-1 without a gap), its protocol and its
+ * home: the node a client should send the region's points to (raft: the leader it knows;
+ * multileader: its home replica; standalone: its one copy; 0: none known now, any node
+ * takes them and forwards). routes: n_regions x SL_SESS_ROUTE_BYTES, read with
+ * sl_sess_route(). */
+struct sl_sess_routes_req {
+	uint64_t request_id;
+};
+struct sl_sess_routes {
+	uint64_t request_id;
+	uint32_t node;
+	uint16_t n_regions;
+	const uint8_t *routes;
+};
+struct sl_sess_route {
+	uint64_t hash_lo, hash_hi;
+	uint32_t home;
+	uint8_t protocol; /* enum sl_sess_route_proto */
+};
+/* Region i of a decoded ROUTES_OK; for encoding, sl_sess_route_put() fills the array. */
+void sl_sess_route(const struct sl_sess_routes *r, uint32_t i, struct sl_sess_route *out);
+void sl_sess_route_put(uint8_t *routes, uint32_t i, const struct sl_sess_route *in);
+
 struct sl_sess_msg {
 	uint8_t type;
 	uint32_t cluster_id;
@@ -193,6 +230,8 @@ struct sl_sess_msg {
 		struct sl_sess_result result;
 		struct sl_sess_close close;
 		struct sl_sess_close_ok close_ok;
+		struct sl_sess_routes_req routes_req;
+		struct sl_sess_routes routes;
 		struct sl_sess_error error;
 	} u;
 };

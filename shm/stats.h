@@ -106,6 +106,7 @@
 	X(sess_msgs) \
 	X(sess_bad) \
 	X(sess_opens) \
+	X(sess_routes) \
 	X(sess_batches) \
 	X(sess_points) \
 	X(sess_acks) \

@@ -112,9 +112,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 
 	CHECK(len <= SL_SESS_MSG_MAX && m.cluster_id == cluster);
-	CHECK(m.type >= SL_SESS_OPEN && m.type <= SL_SESS_ERROR);
+	CHECK(m.type >= SL_SESS_OPEN && m.type <= SL_SESS_TYPE_MAX);
 	if (m.type == SL_SESS_BATCH)
 		check_points(&m.u.batch, msg, len);
+	if (m.type == SL_SESS_ROUTES_OK) { /* accepted ranges ascend and cover 0..2^64-1 */
+		uint64_t next = 0;
+		for (uint32_t i = 0; i < m.u.routes.n_regions; i++) {
+			struct sl_sess_route r;
+			sl_sess_route(&m.u.routes, i, &r);
+			CHECK(r.hash_lo == next && r.hash_hi >= r.hash_lo);
+			next = r.hash_hi + 1;
+		}
+		CHECK(m.u.routes.n_regions > 0 && next == 0);
+	}
 	if (m.type == SL_SESS_READ_RESULT) {
 		int64_t prev = INT64_MIN;
 		for (uint32_t i = 0; i < m.u.result.count; i++) {

@@ -73,6 +73,17 @@ for i in 1 2 3; do
 		echo "$out" | grep -qi unavailable || { echo "FAIL: node $i, leader read: $out"; exit 1; }
 	fi
 done
+# client-side routing: ROUTES from each node names every region's home (raft: its leader,
+# multileader: its home replica), as that node's regions show it, over hash ranges that
+# are the node's own
+for i in 1 2 3; do
+	got=$(ip netns exec "slrd$ID-$i" "$CTL" --json --timeout 5000 routes --addr "$(net "$i")1" |
+		python3 -c 'import json,sys; r=json.load(sys.stdin); print(r["node"], [(x["hash_lo"], x["protocol"], x["home"]) for x in r["routes"]])')
+	key=$([ "$PROTOCOL" = multileader ] && echo home || echo leader)
+	want="$i $(cl_regions "$i" "[(r['hash_lo'], r['protocol'], r['$key']) for r in rs]")"
+	[ "$got" = "$want" ] || { echo "FAIL: node $i routes $got, its regions say $want"; exit 1; }
+	echo "node $i routes: $got"
+done
 out=$(ip netns exec "slrd$ID-3" "$CLIENT" --node "$(net 3)1" --points 3000 --series 10 \
 	--batch 30 --level 2 --timeout 60 --log "$SL_DIR/sess_acked.log" write)
 echo "$out"

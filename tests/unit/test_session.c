@@ -385,6 +385,68 @@ static void test_truncated_every_length(void **state)
 	}
 }
 
+/* ROUTES and ROUTES_OK: a request id; per region its range, protocol and home. The
+ * ranges must ascend and cover the hash space; homes are node ids; reserved bytes 0. */
+static void test_routes(void **state)
+{
+	(void)state;
+	struct sl_sess_msg m = {.type = SL_SESS_ROUTES, .cluster_id = CLUSTER}, out;
+	m.u.routes_req.request_id = 77;
+	round_trip(&m, &out);
+	assert_int_equal(out.u.routes_req.request_id, 77);
+
+	uint8_t routes[3 * SL_SESS_ROUTE_BYTES];
+	const struct sl_sess_route want[3] = {
+	    {0, 1000, 2, SL_SESS_PROTO_RAFT},
+	    {1001, UINT64_MAX / 2, 0, SL_SESS_PROTO_RAFT},
+	    {UINT64_MAX / 2 + 1, UINT64_MAX, 3, SL_SESS_PROTO_MULTILEADER}};
+	for (uint32_t i = 0; i < 3; i++)
+		sl_sess_route_put(routes, i, &want[i]);
+	m = (struct sl_sess_msg){.type = SL_SESS_ROUTES_OK, .cluster_id = CLUSTER};
+	m.u.routes = (struct sl_sess_routes){78, 1, 3, routes};
+	size_t n = round_trip(&m, &out);
+	assert_int_equal(n, SL_SESS_HDR_BYTES + SL_SESS_ROUTES_FIXED_BYTES + 3 * SL_SESS_ROUTE_BYTES);
+	assert_int_equal(out.u.routes.request_id, 78);
+	assert_int_equal(out.u.routes.node, 1);
+	assert_int_equal(out.u.routes.n_regions, 3);
+	for (uint32_t i = 0; i < 3; i++) {
+		struct sl_sess_route r;
+		sl_sess_route(&out.u.routes, i, &r);
+		assert_true(r.hash_lo == want[i].hash_lo && r.hash_hi == want[i].hash_hi);
+		assert_int_equal(r.home, want[i].home);
+		assert_int_equal(r.protocol, want[i].protocol);
+	}
+	/* refused: a gap, a last range short of 2^64-1, a home beyond node ids, an unknown
+	 * protocol, a reserved byte set, a count that disagrees with the length, no region */
+	const size_t body = SL_SESS_HDR_BYTES, r0 = body + SL_SESS_ROUTES_FIXED_BYTES;
+	memcpy(buf2, buf, n);
+	for (int k = 0; k < 7; k++) {
+		memcpy(buf, buf2, n);
+		size_t len = n;
+		enum sl_sess_err e = SL_SESS_ERR_BAD_FIELD;
+		if (k == 0)
+			sl_put_u64(buf + r0 + SL_SESS_ROUTE_BYTES, 1002); /* region 1 starts late */
+		else if (k == 1)
+			sl_put_u64(buf + r0 + 2 * SL_SESS_ROUTE_BYTES + 8, UINT64_MAX - 1);
+		else if (k == 2)
+			sl_put_u32(buf + r0 + 16, 70000);
+		else if (k == 3)
+			buf[r0 + 20] = 9;
+		else if (k == 4)
+			buf[r0 + 23] = 1;
+		else if (k == 5) {
+			sl_put_u16(buf + body + 12, 2);
+			e = SL_SESS_ERR_BAD_LENGTH;
+		} else {
+			sl_put_u16(buf + body + 12, 0);
+			len = r0;
+			sl_put_u32(buf + 8, (uint32_t)len);
+		}
+		reseal(buf, len);
+		expect_err(buf, len, e);
+	}
+}
+
 static void test_header_errors(void **state)
 {
 	(void)state;
@@ -433,7 +495,7 @@ static void test_header_errors(void **state)
 
 	/* type and flags */
 	for (int t = 0; t < 256; t++) {
-		if (t >= SL_SESS_OPEN && t <= SL_SESS_ERROR)
+		if (t >= SL_SESS_OPEN && t <= SL_SESS_TYPE_MAX)
 			continue;
 		buf[5] = (uint8_t)t;
 		reseal(buf, n);
@@ -661,7 +723,7 @@ static void test_names(void **state)
 	}
 	for (int i = 0; i < SL_SESS_ST_COUNT; i++)
 		assert_string_not_equal(sl_sess_status_name(i), "unknown");
-	for (int i = SL_SESS_OPEN; i <= SL_SESS_ERROR; i++)
+	for (int i = SL_SESS_OPEN; i <= SL_SESS_TYPE_MAX; i++)
 		assert_string_not_equal(sl_sess_type_name(i), "unknown");
 	assert_string_equal(sl_sess_err_name(-1), "unknown");
 	assert_string_equal(sl_sess_err_name(SL_SESS_ERR_COUNT), "unknown");
@@ -1696,6 +1758,7 @@ int main(void)
 	    cmocka_unit_test(test_crc_is_standard_crc32c),
 	    cmocka_unit_test(test_round_trip_fixed_messages),
 	    cmocka_unit_test(test_round_trip_batch_and_points),
+	    cmocka_unit_test(test_routes),
 	    cmocka_unit_test(test_batch_limits),
 	    cmocka_unit_test(test_read_result),
 	    cmocka_unit_test(test_truncated_every_length),
