@@ -56,10 +56,11 @@ static const struct {
 	const void *(*opts)(const struct sl_cons_limits *lim, void *buf); /* NULL: none */
 	uint32_t (*entry_limit)(const void *opts); /* NULL: no limit of its own */
 	uint32_t max_copies; /* replicas one group may have */
+	uint32_t caps;	     /* SL_CONS_CAP_* */
 } protocols[] = {
-	{&sl_cons_standalone_ops, NULL, NULL, 1},
-	{&sl_cons_raft_ops, raft_opts, raft_limit, SL_CONS_MAX_PEERS},
-	{&sl_cons_multileader_ops, ml_opts, ml_limit, SL_CONS_MAX_PEERS},
+	{&sl_cons_standalone_ops, NULL, NULL, 1, 0},
+	{&sl_cons_raft_ops, raft_opts, raft_limit, SL_CONS_MAX_PEERS, SL_CONS_CAP_LEADER},
+	{&sl_cons_multileader_ops, ml_opts, ml_limit, SL_CONS_MAX_PEERS, SL_CONS_CAP_MERGE},
 };
 
 #define N_PROTOCOLS (sizeof(protocols) / sizeof(protocols[0]))
@@ -74,6 +75,14 @@ const struct sl_cons_ops *sl_cons_find(const char *name)
 
 const char *sl_cons_default_name(void) { return protocols[0].ops->name; }
 
+
+uint32_t sl_cons_caps(const struct sl_cons_ops *ops)
+{
+	for (size_t i = 0; i < N_PROTOCOLS; i++)
+		if (protocols[i].ops == ops)
+			return protocols[i].caps;
+	return 0;
+}
 
 uint32_t sl_cons_max_copies(const struct sl_cons_ops *ops)
 {

@@ -209,6 +209,11 @@ struct sl_cons_ops {
 /* Registry: protocols are looked up by name ("standalone", "raft", ...). Adding a
  * protocol means adding one ops struct and one line in consensus.c. */
 const struct sl_cons_ops *sl_cons_find(const char *name);
+/* What a host does differently per protocol, by capability rather than by name: */
+#define SL_CONS_CAP_LEADER 1u /* one leader takes the writes; reads linearize at it */
+#define SL_CONS_CAP_MERGE 2u  /* every replica takes writes: state versioned per write
+			       * (last writer wins), snapshots merge (multileader.h) */
+uint32_t sl_cons_caps(const struct sl_cons_ops *ops);
 /* The protocol a node runs when its config names none (the first registered). */
 const char *sl_cons_default_name(void);
 /* How many replicas one group of this protocol may have (1: a single copy). */

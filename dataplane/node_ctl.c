@@ -45,7 +45,7 @@ static void raft_region_json(struct region *r, struct json_object *o)
 		}
 		json_object_object_add(e, "followers", pa);
 	}
-	json_object_object_add(o, "raft", e);
+	json_object_object_add(o, "consensus", e);
 }
 
 /* A multileader region: its home (where writes go), and per origin how far its stream is
@@ -173,7 +173,7 @@ void nd_serve_ctl(struct worker *w)
 			if (r->ml)
 				ml_region_json(w->node, r, o);
 			else if (r->drv != NULL &&
-				 strcmp(sl_drv_protocol(r->drv), "raft") == 0)
+				 sl_cons_find(sl_drv_protocol(r->drv)) == &sl_cons_raft_ops)
 				raft_region_json(r, o);
 			q->json = o;
 			q->rc = 0;

@@ -631,14 +631,14 @@ static void sess_routes(struct worker *w, uint64_t request_id, const struct repl
 	uint8_t *routes = w->sess_routes;
 	for (uint32_t i = 0; i < n->cfg.regions; i++) {
 		const struct region *r = &n->regions[i];
-		const char *proto = sl_cfg_region_protocol(&n->cfg, i);
+		uint32_t caps = sl_cons_caps(sl_cons_find(sl_cfg_region_protocol(&n->cfg, i)));
 		struct sl_sess_route rt = {.hash_lo = r->hash_lo, .hash_hi = r->hash_hi};
 		uint32_t reps[SL_CONS_MAX_PEERS];
 		uint32_t k = sl_cfg_region_replicas(&n->cfg, i, reps);
 		if (r->ml) {
 			rt.protocol = SL_SESS_PROTO_MULTILEADER;
 			rt.home = nd_ml_home(n, r);
-		} else if (strcmp(proto, "raft") == 0) {
+		} else if (caps & SL_CONS_CAP_LEADER) {
 			rt.protocol = SL_SESS_PROTO_RAFT;
 			rt.home = sl_cfg_region_here(&n->cfg, i)
 					  ? atomic_load_explicit(&r->leader_seen, memory_order_relaxed)

@@ -130,7 +130,7 @@ static int replay_record(void *arg, uint64_t lsn, uint16_t type, const uint8_t *
 	/* validated here, at the file boundary: apply trusts committed entries. A
 	 * multileader entry holds the protocol's origin header, then a batch that may be a
 	 * peer's: the node checks those when it applies them (node.c, host_apply) */
-	bool ml = strcmp(sl_cfg_region_protocol(&c->n->cfg, region), "multileader") == 0;
+	bool ml = c->n->regions[region].ml;
 	int rc = etype == SL_CONS_ENTRY_NORMAL &&
 			 (ml ? e.len < SL_ML_ENTRY_HDR : sl_batch_iter_init(&it, e.data, e.len) != 0)
 		     ? -EBADMSG
@@ -487,7 +487,7 @@ static int ml_options(struct sl_node *n, struct region *r, struct sl_drv_config 
 {
 	const struct sl_cons_limits lim = {dc->max_entry_bytes, dc->max_inflight};
 	_Alignas(8) uint8_t buf[SL_CONS_OPTS_BYTES];
-	const void *o = sl_cons_opts(sl_cons_find("multileader"), &lim, buf);
+	const void *o = sl_cons_opts(sl_cons_find(dc->protocol), &lim, buf);
 	memset(mlo, 0, sizeof(*mlo));
 	if (o != NULL)
 		memcpy(mlo, o, sizeof(*mlo));
@@ -838,7 +838,9 @@ int sl_node_create(const struct sl_config *cfg, const struct sl_node_env *env,
 				     : (uint64_t)((((unsigned __int128)(i + 1) << 64) +
 						   cfg->regions - 1) / cfg->regions) - 1;
 		r->open = -1;
-		r->ml = strcmp(sl_cfg_region_protocol(cfg, i), "multileader") == 0;
+		/* every replica takes writes: versioned store, merged snapshots (node_ml.c) */
+		r->ml = (sl_cons_caps(sl_cons_find(sl_cfg_region_protocol(cfg, i))) &
+			 SL_CONS_CAP_MERGE) != 0;
 	}
 	/* per-lcore caches only for the full-size pool: a test's small one stays shared */
 	n->xpool = rte_mempool_create("sl_xmsg", cfg->xmsg_pool, sizeof(struct xmsg),

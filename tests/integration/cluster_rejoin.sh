@@ -58,7 +58,7 @@ big=$(grep -o 'installed ([0-9]* bytes)' "$SL_DIR/node3.log" | tr -dc '0-9\n' | 
 # the leaders started few transfers for those installs: a leader offering an image the
 # follower already holds, while the entries after it were no longer kept in memory, once
 # started thousands (each answered "I have it", then the entries missing again)
-started=$(($(cl_regions 1 "sum(r['raft']['snapshots_sent'] for r in rs)") + $(cl_regions 2 "sum(r['raft']['snapshots_sent'] for r in rs)")))
+started=$(($(cl_regions 1 "sum(r['consensus']['snapshots_sent'] for r in rs)") + $(cl_regions 2 "sum(r['consensus']['snapshots_sent'] for r in rs)")))
 [ "$started" -le $((10 * inst + 20)) ] ||
 	{ echo "FAIL: the leaders started $started snapshot transfers for $inst installs"; exit 1; }
 echo "[${SECONDS}s] node 3 rejoined: $inst snapshots installed (largest $big bytes, $exp images built by the leaders' writers, $started transfers started), caught up to $c"
