@@ -38,6 +38,7 @@ cut12() { fault 1 2 "$1"; fault 2 1 "$1"; }
 stop_all() {
 	local i
 	for i in 1 2 3; do
+		[ "${CL_PIDS[$i]}" != 0 ] || continue
 		kill -TERM "${CL_PIDS[$i]}"
 		wait "${CL_PIDS[$i]}" 2>/dev/null || true
 		CL_PIDS[$i]=0
@@ -97,29 +98,34 @@ merged=$(cl_stat 3 cons_snapshots_installed)
 echo "run A: $fwd batches routed to their home and answered, $remote peers' entries applied, node 3 merged $merged snapshots"
 stop_all
 
-echo "== run B: every replica takes writes; two writers of the same points, values apart"
-CL_ARGS+=(--set regions.multileader_home=false)
-for i in 1 2 3; do cl_start "$i"; done
-for p in 1 2; do
-	"$PRODUCER" --path "/dev/shm/sluice-$NAME-$p.ingest" --log "$SL_DIR/acked$p.log" \
-		--points "$POINTS" --series "$SERIES" --batch "$BATCH" --key-prefix c --timeout 200 \
-		--pace-ms 15 --value-offset $((p == 1 ? 0 : 1000000)) >"$SL_DIR/producer$p.log" 2>&1 &
-	SL_PROD_PIDS+=($!)
-done
-cl_wait_acks 100
-cut12 100
-sleep 2
-cut12 0
-sl_wait_producers
-ml_caught_up
-python3 "$CONVERGE" --socket "$(cl_sock 1),$(cl_sock 2),$(cl_sock 3)" --points "$POINTS" \
-	--series "$SERIES" --key "c,host=h{s:03d} value" --offset 0 --offset 1000000
-fwd=$(($(cl_stat 1 fwd_out) + $(cl_stat 2 fwd_out) + $(cl_stat 3 fwd_out)))
-[ "$fwd" -eq 0 ] || { echo "FAIL: $fwd batches forwarded although every replica takes writes"; exit 1; }
-stop_all
+# Under the sanitizers (ASAN_OPTIONS set) run B is left out: the store's last-writer-wins
+# rule it checks end to end runs under them in the unit test store_versioned.
+if [ -z "${ASAN_OPTIONS:-}" ]; then
+	echo "== run B: every replica takes writes; two writers of the same points, values apart"
+	CL_ARGS_A=("${CL_ARGS[@]}")
+	CL_ARGS+=(--set regions.multileader_home=false)
+	for i in 1 2 3; do cl_start "$i"; done
+	for p in 1 2; do
+		"$PRODUCER" --path "/dev/shm/sluice-$NAME-$p.ingest" --log "$SL_DIR/acked$p.log" \
+			--points "$POINTS" --series "$SERIES" --batch "$BATCH" --key-prefix c --timeout 200 \
+			--pace-ms 15 --value-offset $((p == 1 ? 0 : 1000000)) >"$SL_DIR/producer$p.log" 2>&1 &
+		SL_PROD_PIDS+=($!)
+	done
+	cl_wait_acks 100
+	cut12 100
+	sleep 2
+	cut12 0
+	sl_wait_producers
+	ml_caught_up
+	python3 "$CONVERGE" --socket "$(cl_sock 1),$(cl_sock 2),$(cl_sock 3)" --points "$POINTS" \
+		--series "$SERIES" --key "c,host=h{s:03d} value" --offset 0 --offset 1000000
+	fwd=$(($(cl_stat 1 fwd_out) + $(cl_stat 2 fwd_out) + $(cl_stat 3 fwd_out)))
+	[ "$fwd" -eq 0 ] || { echo "FAIL: $fwd batches forwarded although every replica takes writes"; exit 1; }
+	stop_all
+	CL_ARGS=("${CL_ARGS_A[@]}") # routed to homes again
+fi
 
 echo "== run C: node 3 loses its data dir and rejoins (--rejoin)"
-CL_ARGS=("${CL_ARGS[@]:0:${#CL_ARGS[@]}-2}") # routed to homes again
 REJOIN_NODE=0
 cl_node_args() { [ "$1" = "$REJOIN_NODE" ] && echo --rejoin || true; }
 for i in 1 2 3; do cl_start "$i"; done
