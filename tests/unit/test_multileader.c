@@ -1141,6 +1141,39 @@ static void test_reads(void **u)
 	teardown_all();
 }
 
+/* Sync read: served once this replica applied what every origin had durable when asked,
+ * so a write acknowledged at level 1 at another replica is seen (a CAD read may not show
+ * it: it is durable on one replica); with a replica unreachable it fails DROPPED. */
+static void test_sync_read(void **u)
+{
+	(void)u;
+	reset_opts();
+	setup_all();
+	struct hnode *a = &nodes[0], *c = &nodes[2];
+	run(20);
+	no_batches_from = 1; /* a's write is durable (acked at level 1) on a only */
+	write(a, 1, 11, 1, 0, 0);
+	run(20);
+	assert_int_equal(sl_ml_read_sync(c->st, 7), 0);
+	run(100);
+	assert_false(c->read_done[7]); /* every peer answered, a's write not applied here */
+	no_batches_from = 0;
+	run(400);
+	assert_true(c->read_done[7]);
+	assert_int_equal(c->read_status[7], SL_CONS_ACK_OK);
+	assert_true(c->vec[1] >= 1);
+	/* a unreachable: no answer from every replica, so no sync read is served */
+	cut[1][3] = cut[3][1] = true;
+	assert_int_equal(sl_ml_read_sync(c->st, 8), 0);
+	run(700);
+	assert_true(c->read_done[8]);
+	assert_int_equal(c->read_status[8], SL_CONS_ACK_DROPPED);
+	struct sl_ml_stats st = stats_of(c);
+	assert_int_equal(st.reads_sync, 2);
+	assert_int_equal(st.reads_timed_out, 1);
+	teardown_all();
+}
+
 static void send_raw(struct hnode *h, uint32_t from, const uint8_t *b, uint32_t len)
 {
 	struct sl_cons_msg m = {5, from, h->id, len, b};
@@ -1328,6 +1361,7 @@ int main(void)
 		cmocka_unit_test(test_mutual_retention),
 		cmocka_unit_test(test_snapshot_in_chunks),
 		cmocka_unit_test(test_reads),
+		cmocka_unit_test(test_sync_read),
 		cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_msg_bound),
 		cmocka_unit_test(test_rejoin_after_disk_loss),
