@@ -35,6 +35,7 @@ _Static_assert(SNAP_HDR + SL_ML_SNAP_VEC_BYTES(SL_CONS_MAX_PEERS) <= MSG_BYTES_M
 #define PEER_VALUE_MAX (UINT64_MAX / 4)
 #define HLC_LOGICAL_BITS 16u
 #define MS 1000000ull
+_Static_assert((UINT64_MAX / MS) << HLC_LOGICAL_BITS <= PEER_VALUE_MAX, "a wall clock fits");
 
 enum { M_BATCH = 1, M_STATE = 2, M_SNAP = 3, M_SNAP_ACK = 4, M_END };
 #define F_REQ 1u  /* STATE: answer with F_RESP echoing the round (CAD reads, probes) */
@@ -119,6 +120,7 @@ struct ml {
 	uint64_t now;
 	bool failed;
 	uint64_t hlc;
+	uint64_t wall_ns; /* sl_ml_wall: the host's wall clock (0: none given) */
 	uint64_t last_index, logged_index, durable_index, applied_index;
 	uint64_t recv[MAXP], dur[MAXP], applied[MAXP];
 	uint64_t own_floor; /* own entries at or below: not in the log any more */
@@ -351,9 +353,12 @@ static uint64_t own_avail(const struct ml *s)
 	return lo;
 }
 
+/* The clock's physical part: the host's wall clock (sl_ml_wall) when it gives one, so
+ * that concurrent writes at two nodes are ordered by real time (within the clocks' skew);
+ * else the tick's time. A clock stepped back is followed by logical increments. */
 static uint64_t hlc_next(struct ml *s)
 {
-	uint64_t phys = (s->now / MS) << HLC_LOGICAL_BITS;
+	uint64_t phys = ((s->wall_ns != 0 ? s->wall_ns : s->now) / MS) << HLC_LOGICAL_BITS;
 	s->hlc = phys > s->hlc ? phys : s->hlc + 1;
 	return s->hlc;
 }
@@ -1425,6 +1430,13 @@ static int ml_read(void *st, uint64_t id)
 int sl_ml_read_sync(void *st, uint64_t id)
 {
 	return read_round(st, id, RD_SYNC);
+}
+
+void sl_ml_wall(void *st, uint64_t wall_ns)
+{
+	struct ml *s = st;
+	/* any u64 of ns stays below PEER_VALUE_MAX as ms << HLC_LOGICAL_BITS */
+	s->wall_ns = wall_ns;
 }
 
 int sl_ml_read_after(void *st, uint64_t id, uint32_t origin, uint64_t oidx)

@@ -118,6 +118,12 @@ int sl_ml_read_after(void *state, uint64_t read_id, uint32_t origin, uint64_t or
  * acknowledged and was lost with its origin's disk). */
 int sl_ml_read_sync(void *state, uint64_t read_id);
 
+/* The host's wall clock (ns since 1970), for the hybrid logical clock's physical part:
+ * concurrent writes at two replicas are then ordered by real time, within the clocks'
+ * skew, and a write made after its replica saw another still wins over it whatever the
+ * clocks say. Without it (the simulator) the tick's time is used. Call before each tick. */
+void sl_ml_wall(void *state, uint64_t wall_ns);
+
 /* The origin index the last proposal accepted here got (a session's last write). */
 uint64_t sl_ml_last_own(void *state);
 

@@ -1174,6 +1174,36 @@ static void test_sync_read(void **u)
 	teardown_all();
 }
 
+/* The clock's physical part follows the host's wall clock when given: of two concurrent
+ * writes to one key, the one made later by wall time wins although its replica's tick
+ * clock is behind; a write made after its replica saw the other wins whatever the clocks. */
+static void test_wall_clock(void **u)
+{
+	(void)u;
+	reset_opts();
+	setup_all();
+	struct hnode *a = &nodes[0], *b = &nodes[1];
+	run(20);
+	cut[1][2] = cut[2][1] = cut[1][3] = cut[3][1] = true; /* neither sees the other's */
+	sl_ml_wall(a->st, 5000 * MS); /* a's wall clock 5 s ahead of b's */
+	sl_ml_wall(b->st, 1000 * MS);
+	write(b, 3, 100, 1, 0, 0);
+	sl_ml_wall(b->st, 1001 * MS);
+	sl_ml_wall(a->st, 5002 * MS);
+	write(a, 3, 200, 1, 0, 0); /* later by wall time: wins */
+	run(5);
+	cut[1][2] = cut[2][1] = cut[1][3] = cut[3][1] = false;
+	run(300);
+	assert_converged();
+	assert_int_equal(b->kv[3].value, 200);
+	/* b saw a's write: its next write to the key wins although b's clock is 4 s behind */
+	write(b, 3, 300, 1, 0, 0);
+	run(300);
+	assert_converged();
+	assert_int_equal(a->kv[3].value, 300);
+	teardown_all();
+}
+
 static void send_raw(struct hnode *h, uint32_t from, const uint8_t *b, uint32_t len)
 {
 	struct sl_cons_msg m = {5, from, h->id, len, b};
@@ -1362,6 +1392,7 @@ int main(void)
 		cmocka_unit_test(test_snapshot_in_chunks),
 		cmocka_unit_test(test_reads),
 		cmocka_unit_test(test_sync_read),
+		cmocka_unit_test(test_wall_clock),
 		cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_msg_bound),
 		cmocka_unit_test(test_rejoin_after_disk_loss),
