@@ -45,8 +45,11 @@ step "install missing Debian packages (scripts/deps.sh)"
 scripts/deps.sh
 step "build (build/)"
 SL_PROGRESS=1 scripts/build.sh build
-step "unit, simulator, fuzz-corpus and integration suites"
-meson test -C build --print-errorlogs --num-processes 1
+step "unit, simulator and fuzz-corpus suites (two at a time: none depends on timing)"
+meson test -C build --no-suite integration --print-errorlogs --num-processes 2
+tally build
+step "integration suite (one at a time: the tests start clusters)"
+meson test -C build --suite integration --print-errorlogs --num-processes 1
 tally build
 # The arena test takes the hugepage path only where 2 MiB pages are free. As root on a
 # host with none reserved, reserve 16 for one more run of it, and give them back.
