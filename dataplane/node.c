@@ -224,6 +224,22 @@ static int prop_of(const struct region *r, uint64_t pid)
 	return (int)(pid & 0xffffffffu);
 }
 
+/* Propose a batch whose clients asked for ack level `level` at most: a multileader region
+ * acknowledges it once durable on a majority when one asked for level 2 and
+ * [regions] multileader_ack_copies is less (raft commits on a majority anyway). */
+int nd_propose(struct worker *w, struct region *r, uint64_t pid, const uint8_t *buf,
+	       uint32_t len, uint8_t level)
+{
+	if (r->ml && level >= SL_SESS_LEVEL_MAJORITY) {
+		uint32_t reps[SL_CONS_MAX_PEERS];
+		uint32_t majority = sl_cfg_region_replicas(&w->node->cfg, r->id, reps) / 2 + 1;
+		if (majority > w->node->cfg.ml_ack_copies)
+			return sl_ml_propose(sl_drv_instance(r->drv), pid, buf, len,
+					     &(struct sl_ml_prop){0, 0, majority});
+	}
+	return sl_drv_propose(r->drv, pid, buf, len);
+}
+
 static int prop_open(struct worker *w, struct region *r)
 {
 	(void)w;
@@ -236,6 +252,7 @@ static int prop_open(struct worker *w, struct region *r)
 			p->proposed = false;
 			p->n_points = 0;
 			p->n_runs = 0;
+			p->level = 0;
 			sl_batch_init(&p->b, p->buf, r->prop_cap, r->id);
 			sl_batch_trust(&p->b); /* every point's id was hashed where it came in */
 			r->open = i;
@@ -471,7 +488,7 @@ static void fwd_retry(struct worker *w, struct region *r)
 		sl_stats_add(w->st, SL_STAT_fwd_retries, 1);
 		if (fwd_send(w, r, i, p->fwd_len))
 			continue;
-		if (r->drv != NULL && sl_drv_propose(r->drv, prop_id(r, i), p->buf, p->fwd_len) == 0)
+		if (r->drv != NULL && nd_propose(w, r, prop_id(r, i), p->buf, p->fwd_len, p->level) == 0)
 			fwd_done(r, p); /* leading now: an ordinary proposal from here on */
 		else
 			p->fwd_deadline_ns = w->now_ns + FWD_BUSY_NS; /* no leader yet */
@@ -489,7 +506,7 @@ static void prop_close(struct worker *w, struct region *r)
 	int rc = -EPERM; /* no replica here, or a multileader region whose home is elsewhere */
 	if (r->drv != NULL &&
 	    !(r->ml && w->node->cfg.ml_home && nd_ml_home(w->node, r) != w->node->cfg.node_id))
-		rc = sl_drv_propose(r->drv, pid, p->buf, (uint32_t)len);
+		rc = nd_propose(w, r, pid, p->buf, (uint32_t)len, p->level);
 	if (rc == -EPERM && fwd_send(w, r, (uint32_t)r->open, (uint32_t)len)) {
 		/* a replica that does not lead: the leader elsewhere proposes it */
 		p->proposed = true;
@@ -518,7 +535,7 @@ static void prop_close(struct worker *w, struct region *r)
 /* Add one routed point to its region's open proposal; false when the region has no room
  * (the caller retries later: backpressure). */
 static bool region_take(struct worker *w, struct region *r, uint16_t src, uint32_t handle,
-			const struct sl_point *pt)
+			uint8_t level, const struct sl_point *pt)
 {
 	for (int attempt = 0; attempt < 2; attempt++) {
 		int slot = prop_open(w, r);
@@ -541,6 +558,8 @@ static bool region_take(struct worker *w, struct region *r, uint16_t src, uint32
 			p->runs[p->n_runs++] = (struct prop_run){src, handle, 0, 0};
 		p->runs[p->n_runs - 1].n_points++;
 		p->n_points++;
+		if (level > p->level)
+			p->level = level;
 		return true;
 	}
 	return false;
@@ -906,7 +925,7 @@ static bool consume_points(struct worker *w, struct xmsg *x)
 		SL_ASSERT(r->worker == w->idx);
 		if (w->wal_failed) {
 			send_ack(w, x->src, xp.handle, 1, 0, -EIO);
-		} else if (!region_take(w, r, x->src, xp.handle, &pt)) {
+		} else if (!region_take(w, r, x->src, xp.handle, xp.level, &pt)) {
 			return false;
 		}
 		x->pos++;
@@ -1037,7 +1056,10 @@ bool nd_route_point(struct worker *w, uint32_t handle, const struct sl_point *pt
 			    .str_len = pt->type == SL_VAL_STR ? pt->str_len : 0,
 			    .region = (uint16_t)region,
 			    .key_len = pt->key_len,
-			    .type = pt->type};
+			    .type = pt->type,
+			    .level = handle != NO_ACK && w->pend[handle].kind == PEND_SESS
+					     ? w->pend[handle].level
+					     : SL_SESS_LEVEL_LOCAL};
 	uint8_t *d = x->buf + x->used;
 	memcpy(d, &xp, sizeof(xp));
 	memcpy(d + sizeof(xp), pt->key, pt->key_len);

@@ -85,6 +85,7 @@ struct xpoint {
 	uint16_t region;
 	uint16_t key_len;
 	uint8_t type;
+	uint8_t level; /* the client's ack level (session: 0-2; shm and line protocol: 1) */
 };
 
 _Static_assert(sizeof(struct xpoint) == XPOINT_HDR_BYTES, "node_limits.h counts in this size");
@@ -131,6 +132,7 @@ struct proposal {
 	struct sl_batch b;
 	uint32_t n_points;
 	uint32_t n_runs;
+	uint8_t level; /* the highest ack level its points' clients asked for */
 	struct prop_run runs[PROP_RUNS];
 	/* forwarding (node_fabric.c): out = this batch went to the region's leader on
 	 * another node, which answers with FWD_ACK; in = a batch another node forwarded
@@ -552,6 +554,7 @@ struct sl_node {
 	struct ckpt_writer *ckw; /* the checkpoint writer thread (node_ckpt.c) */
 	struct nd_fabric *fab;   /* links to the other nodes (node_fabric.c); NULL: one node */
 	bool acks_majority;	 /* every region has 2+ replicas: an ack means majority-durable */
+	bool level2_majority;	 /* every region has 2+ replicas: a level-2 write is acked so */
 	struct nd_ctld *ctld;    /* reports to sluice-ctld (node_ctld.c); NULL: none */
 	bool rejoin_active;	 /* DATA_DIR/REJOIN is there: replicas rejoin (node_recover.c) */
 	atomic_uint rejoin_left; /* regions still rejoining; 0: the marker goes */
@@ -622,6 +625,8 @@ void nd_fab_fini(struct sl_node *n);
 void nd_fab_send(struct worker *w, const struct sl_cons_msg *m);
 void nd_fab_send_kind(struct worker *w, enum sl_fab_kind kind, const struct sl_cons_msg *m);
 /* forwarding to a region's leader (node.c): a batch in, an answer in */
+int nd_propose(struct worker *w, struct region *r, uint64_t pid, const uint8_t *buf,
+	       uint32_t len, uint8_t level);
 void nd_fwd_in(struct worker *w, struct region *r, const struct sl_cons_msg *m);
 void nd_fwd_ack_in(struct worker *w, struct region *r, const struct sl_cons_msg *m);
 /* linearizable reads across nodes (node_net.c) */

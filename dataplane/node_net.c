@@ -273,9 +273,13 @@ void nd_sess_durable(struct worker *w, uint64_t durable)
 			.status = e->stored == e->count ? SL_SESS_ST_OK : SL_SESS_ST_REJECTED_POINTS,
 			.level_req = e->level,
 			/* acks follow the region's commit: on a majority when every region
-			 * replicates, else (a single copy somewhere) only the weaker claim */
-			.level_reached = w->node->acks_majority ? SL_SESS_LEVEL_MAJORITY
-								: SL_SESS_LEVEL_LOCAL};
+			 * replicates (a level-2 batch makes a multileader region wait for a
+			 * majority too), else (a single copy somewhere) only the weaker claim */
+			.level_reached = w->node->acks_majority ||
+						 (e->level >= SL_SESS_LEVEL_MAJORITY &&
+						  w->node->level2_majority)
+					     ? SL_SESS_LEVEL_MAJORITY
+					     : SL_SESS_LEVEL_LOCAL};
 		struct sl_sess_ack ack;
 		if (sl_sess_on_durable(&w->sess, e->session_id, e->seq, &o, &ack) == 1)
 			sess_send_ack(w, &e->ra, &ack);

@@ -900,13 +900,14 @@ int sl_node_create(const struct sl_config *cfg, const struct sl_node_env *env,
 		rc = nd_net_tx_init(n, err, err_len);
 	if (rc == 0)
 		rc = nd_fab_init(n, err, err_len);
-	n->acks_majority = cfg->cluster_nodes > 1;
-	for (uint32_t i = 0; i < cfg->regions && n->acks_majority; i++) {
+	n->acks_majority = n->level2_majority = cfg->cluster_nodes > 1;
+	for (uint32_t i = 0; i < cfg->regions && n->level2_majority; i++) {
 		uint32_t reps[SL_CONS_MAX_PEERS];
 		uint32_t copies = sl_cfg_region_replicas(&n->cfg, i, reps);
-		n->acks_majority = copies >= 2;
+		if (copies < 2)
+			n->acks_majority = n->level2_majority = false;
 		/* a multileader region acks once durable on [regions] multileader_ack_copies
-		 * replicas: a majority only when that many make one */
+		 * replicas: a majority only when that many make one (or a write asks for 2) */
 		if (n->regions[i].ml && n->cfg.ml_ack_copies < copies / 2 + 1)
 			n->acks_majority = false;
 	}

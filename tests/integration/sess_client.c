@@ -5,7 +5,10 @@
  *   probe  the node's answers to protocol abuse: unknown session, replayed and far-future
  *          sequence numbers, a frame of another cluster (no answer, counted);
  *   read   one series over READ with continuation, printing "ts value" lines.
- * Point i of `write`: series "sess,host=hNNN v" (i % series), ts T0 + i, value i * 0.5. */
+ *   keys   the series keys `write` uses, one per line.
+ * Point i of `write`: series key number i % series, ts T0 + i, value i * 0.5; i runs from
+ * --first I (default 0) for --points N. Key k is "sess,host=hNNN v" with NNN = k, or with
+ * --region R/N the k-th such name whose series falls in region R of N. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
@@ -70,6 +73,26 @@ static void send_msg(struct conn *c, const struct sl_sess_msg *m)
 		perror("send");
 }
 
+static uint64_t first_point; /* --first: point numbers start there */
+
+/* --region R/N: only series keys of region R of N (hash ranges, as sluiced splits them),
+ * so that a test can aim a session at one region; key k is the k-th such name */
+#define KEYS_MAX 4096
+static uint32_t key_host[KEYS_MAX];
+
+static int keys_init(uint32_t series, long region, uint32_t regions)
+{
+	char key[64];
+	uint32_t n = 0;
+	for (uint32_t h = 0; n < series && h < 1000000; h++) {
+		int kl = snprintf(key, sizeof(key), "sess,host=h%03u v", h);
+		uint64_t id = sl_series_id(key, (size_t)kl);
+		if (region < 0 || (long)(((unsigned __int128)id * regions) >> 64) == region)
+			key_host[n++] = h;
+	}
+	return n == series ? 0 : -1;
+}
+
 static int do_write(struct conn *c, uint64_t n_points, uint32_t series, uint32_t batch,
 		    uint64_t session, const char *log_path, double timeout_s, uint8_t level)
 {
@@ -115,10 +138,11 @@ static int do_write(struct conn *c, uint64_t n_points, uint32_t series, uint32_t
 		while (sent < n_batches && sl_sess_client_batch(&cl, &wr) == 0) {
 			uint64_t first = sent * batch;
 			for (uint64_t i = first; i < first + batch && i < n_points; i++) {
+				uint64_t j = first_point + i; /* the point's number (--first) */
 				int kl = snprintf(key, sizeof(key), "sess,host=h%03u v",
-						  (unsigned)(i % series));
-				double v = (double)i * 0.5;
-				struct sl_point pt = {.ts = T0 + (int64_t)i,
+						  key_host[j % series]);
+				double v = (double)j * 0.5;
+				struct sl_point pt = {.ts = T0 + (int64_t)j,
 						      .type = SL_VAL_F64,
 						      .key_len = (uint16_t)kl,
 						      .key = key};
@@ -312,6 +336,8 @@ int main(int argc, char **argv)
 	double timeout_s = 120;
 	uint8_t level = SL_SESS_LEVEL_LOCAL;
 	int64_t from = INT64_MIN, to = INT64_MAX;
+	long region = -1;
+	uint32_t regions = 1;
 	static const struct option opts[] = {
 		{"node", required_argument, 0, 'n'},   {"port", required_argument, 0, 'p'},
 		{"cluster", required_argument, 0, 'c'}, {"points", required_argument, 0, 'N'},
@@ -319,10 +345,11 @@ int main(int argc, char **argv)
 		{"session", required_argument, 0, 'S'}, {"log", required_argument, 0, 'l'},
 		{"timeout", required_argument, 0, 't'}, {"from", required_argument, 0, 'f'},
 		{"to", required_argument, 0, 'T'},     {"help", no_argument, 0, 'h'},
-		{"level", required_argument, 0, 'L'},
+		{"level", required_argument, 0, 'L'},  {"first", required_argument, 0, 'F'},
+		{"region", required_argument, 0, 'R'},
 		{0, 0, 0, 0}};
 	int o;
-	while ((o = getopt_long(argc, argv, "+n:p:c:N:s:b:S:l:t:f:T:L:h", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "+n:p:c:N:s:b:S:l:t:f:T:L:F:R:h", opts, NULL)) != -1) {
 		switch (o) {
 		case 'n': node = optarg; break;
 		case 'p': port = atoi(optarg); break;
@@ -336,12 +363,29 @@ int main(int argc, char **argv)
 		case 'f': from = strtoll(optarg, NULL, 10); break;
 		case 'T': to = strtoll(optarg, NULL, 10); break;
 		case 'L': level = (uint8_t)strtoul(optarg, NULL, 10); break;
+		case 'F': first_point = strtoull(optarg, NULL, 10); break;
+		case 'R':
+			if (sscanf(optarg, "%ld/%u", &region, &regions) != 2 || region < 0 ||
+			    regions == 0 || (unsigned long)region >= regions) {
+				fprintf(stderr, "sess_client: --region wants R/N, R < N\n");
+				return 2;
+			}
+			break;
 		default:
 			printf("usage: sess_client --node IP [--port P] [--cluster C] "
-			       "write --log FILE [--points N --series S --batch B --session ID --level L] | "
-			       "probe | read SERIES [--from T --to T]\n");
+			       "write --log FILE [--points N --series S --batch B --session ID --level L --first I --region R/N] | "
+			       "keys [--series S --region R/N] | probe | read SERIES [--from T --to T]\n");
 			return o == 'h' ? 0 : 2;
 		}
+	}
+	if (series > KEYS_MAX || keys_init(series, region, regions) != 0) {
+		fprintf(stderr, "sess_client: no %u series keys (at most %u)\n", series, KEYS_MAX);
+		return 2;
+	}
+	if (optind < argc && strcmp(argv[optind], "keys") == 0) { /* the keys `write` uses */
+		for (uint32_t k = 0; k < series; k++)
+			printf("sess,host=h%03u v\n", key_host[k]);
+		return 0;
 	}
 	if (node == NULL || optind >= argc) {
 		fprintf(stderr, "sess_client: --node and a command are required (see --help)\n");
