@@ -66,6 +66,9 @@ for i in 1 2 3; do
 		sed "s/^/node $i: /"
 	[ "${PIPESTATUS[0]}" -eq 0 ] || { echo "FAIL: node $i does not hold the last values"; exit 1; }
 done
+for i in 1 2 3; do
+	"$CTL" --socket "$(cl_sock "$i")" --json stats | python3 -c "import json,sys; t=json.load(sys.stdin)['totals']; print('node $i:', {k: v for k, v in t.items() if v and k.startswith(('fwd', 'points_applied'))})"
+done
 applied=$(sum_stat points_applied)
 dup=$(sum_stat fwd_dup_answered) busy=$(sum_stat fwd_dup_in_progress)
 ooo=$(sum_stat fwd_out_of_order) forgot=$(sum_stat fwd_dup_forgotten)
