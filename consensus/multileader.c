@@ -35,6 +35,7 @@ _Static_assert(SNAP_HDR + SL_ML_SNAP_VEC_BYTES(SL_CONS_MAX_PEERS) <= MSG_BYTES_M
 #define PEER_VALUE_MAX (UINT64_MAX / 4)
 #define HLC_LOGICAL_BITS 16u
 #define MS 1000000ull
+_Static_assert((UINT64_MAX / MS) << HLC_LOGICAL_BITS <= PEER_VALUE_MAX, "a wall clock fits");
 
 enum { M_BATCH = 1, M_STATE = 2, M_SNAP = 3, M_SNAP_ACK = 4, M_END };
 #define F_REQ 1u  /* STATE: answer with F_RESP echoing the round (CAD reads, probes) */
@@ -45,7 +46,7 @@ enum { M_BATCH = 1, M_STATE = 2, M_SNAP = 3, M_SNAP_ACK = 4, M_END };
 #define F_REJOIN 8u
 #define F_REJECT 1u /* SNAP_ACK: a chunk not taken (a gap, another image): go back */
 
-enum { RD_CAD = 1, RD_RYW = 2 };
+enum { RD_CAD = 1, RD_RYW = 2, RD_SYNC = 3 };
 
 struct infl {
 	uint64_t first, last, sent_ns;
@@ -119,6 +120,7 @@ struct ml {
 	uint64_t now;
 	bool failed;
 	uint64_t hlc;
+	uint64_t wall_ns; /* sl_ml_wall: the host's wall clock (0: none given) */
 	uint64_t last_index, logged_index, durable_index, applied_index;
 	uint64_t recv[MAXP], dur[MAXP], applied[MAXP];
 	uint64_t own_floor; /* own entries at or below: not in the log any more */
@@ -351,9 +353,12 @@ static uint64_t own_avail(const struct ml *s)
 	return lo;
 }
 
+/* The clock's physical part: the host's wall clock (sl_ml_wall) when it gives one, so
+ * that concurrent writes at two nodes are ordered by real time (within the clocks' skew);
+ * else the tick's time. A clock stepped back is followed by logical increments. */
 static uint64_t hlc_next(struct ml *s)
 {
-	uint64_t phys = (s->now / MS) << HLC_LOGICAL_BITS;
+	uint64_t phys = ((s->wall_ns != 0 ? s->wall_ns : s->now) / MS) << HLC_LOGICAL_BITS;
 	s->hlc = phys > s->hlc ? phys : s->hlc + 1;
 	return s->hlc;
 }
@@ -1260,7 +1265,7 @@ static void ml_tick(void *st, uint64_t now)
 	check_retention(s);
 	bool unconfirmed = false;
 	for (uint32_t i = 0; i < s->n_reads; i++)
-		unconfirmed |= s->reads[i].kind == RD_CAD && !s->reads[i].confirmed;
+		unconfirmed |= s->reads[i].kind != RD_RYW && !s->reads[i].confirmed;
 	for (uint32_t i = 0; i < s->n; i++) {
 		if (i == s->me)
 			continue;
@@ -1352,20 +1357,36 @@ static int read_add(struct ml *s, uint64_t id, uint8_t kind)
 
 /* A CAD read is confirmed once a majority (itself included) answered a round at least as
  * new as the read's: any write an earlier CAD read showed is durable on one of them, so
- * the target (the highest durable position known per origin) covers it: monotonic. */
+ * the target (the highest durable position known per origin) covers it: monotonic.
+ * A sync read is confirmed once EVERY peer answered such a round: each origin then told
+ * how far its own stream was durable after the read was asked, and every write
+ * acknowledged before that was durable at its origin (at any ack level). */
 static bool confirm_reads(struct ml *s)
 {
 	bool any = false;
 	for (uint32_t r = 0; r < s->n_reads; r++) {
 		struct mread *rd = &s->reads[r];
-		if (rd->kind != RD_CAD || rd->confirmed)
+		if (rd->kind == RD_RYW || rd->confirmed)
 			continue;
-		/* a replica that lost its disk may lack what an earlier read showed */
-		uint32_t votes = !s->rejoin;
-		for (uint32_t i = 0; i < s->n; i++)
-			votes += i != s->me && s->pr[i].resp_round >= rd->round &&
-				 !s->pr[i].rejoining;
-		if (votes < s->n / 2 + 1)
+		uint32_t votes, need;
+		if (rd->kind == RD_SYNC) {
+			votes = 1;
+			for (uint32_t i = 0; i < s->n; i++)
+				votes += i != s->me && s->pr[i].resp_round >= rd->round;
+#ifdef SL_MUTATION_SYNC_MAJORITY
+			need = s->n / 2 + 1; /* the deliberate bug: a majority's positions only */
+#else
+			need = s->n;
+#endif
+		} else {
+			/* a replica that lost its disk may lack what an earlier read showed */
+			votes = !s->rejoin;
+			for (uint32_t i = 0; i < s->n; i++)
+				votes += i != s->me && s->pr[i].resp_round >= rd->round &&
+					 !s->pr[i].rejoining;
+			need = s->n / 2 + 1;
+		}
+		if (votes < need)
 			continue;
 		rd->confirmed = true;
 		for (uint32_t o = 0; o < s->n; o++) {
@@ -1380,23 +1401,42 @@ static bool confirm_reads(struct ml *s)
 	return any;
 }
 
-static int ml_read(void *st, uint64_t id)
+static int read_round(struct ml *s, uint64_t id, uint8_t kind)
 {
-	struct ml *s = st;
-	int rc = read_add(s, id, RD_CAD);
+	int rc = read_add(s, id, kind);
 	if (rc != 0)
 		return rc;
 	/* rounds grow with time too, so that an answer still in flight from before a restart
 	 * never confirms a read of this life (checked: echo <= round) */
 	s->round = max64(s->round + 1, s->now);
 	s->reads[s->n_reads - 1].round = s->round;
-	s->st.reads_cad++;
+	if (kind == RD_CAD)
+		s->st.reads_cad++;
+	else
+		s->st.reads_sync++;
 	for (uint32_t i = 0; i < s->n; i++)
 		if (i != s->me)
 			want_state(s, i, F_REQ);
 	confirm_reads(s); /* a group of one */
 	pump(s);
 	return 0;
+}
+
+static int ml_read(void *st, uint64_t id)
+{
+	return read_round(st, id, RD_CAD);
+}
+
+int sl_ml_read_sync(void *st, uint64_t id)
+{
+	return read_round(st, id, RD_SYNC);
+}
+
+void sl_ml_wall(void *st, uint64_t wall_ns)
+{
+	struct ml *s = st;
+	/* any u64 of ns stays below PEER_VALUE_MAX as ms << HLC_LOGICAL_BITS */
+	s->wall_ns = wall_ns;
 }
 
 int sl_ml_read_after(void *st, uint64_t id, uint32_t origin, uint64_t oidx)
@@ -1440,6 +1480,12 @@ static bool read_servable(const struct ml *s, const struct mread *r, const uint6
 		return vec[r->slot] >= r->target[r->slot];
 	if (!r->confirmed)
 		return false;
+	if (r->kind == RD_SYNC) { /* what every origin had durable, applied here */
+		for (uint32_t o = 0; o < s->n; o++)
+			if (vec[o] < r->target[o])
+				return false;
+		return true;
+	}
 #ifdef SL_MUTATION_CAD_EARLY
 	const bool durable_check = false; /* the deliberate bug: served before majority durable */
 #else

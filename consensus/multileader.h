@@ -73,7 +73,7 @@ struct sl_ml_stats {
 	uint64_t snapshot_resends;    /* unanswered chunks sent again after the timeout */
 	uint64_t snapshot_acks_stale; /* acks of an image no longer being sent */
 	uint64_t snapshot_catchups;	/* a 'needs snapshot' peer back on the stream */
-	uint64_t reads_cad, reads_ryw, reads_served, reads_timed_out;
+	uint64_t reads_cad, reads_ryw, reads_sync, reads_served, reads_timed_out;
 	/* rejoin (sl_cons_config.rejoin, a wiped disk): proposals refused (-EBUSY) until this
 	 * replica knows its next origin index; batches of a rejoining peer's lost life
 	 * dropped; rejoining peers put on snapshot catch-up to get their own stream back */
@@ -108,6 +108,21 @@ int sl_ml_propose(void *state, uint64_t proposal_id, const uint8_t *data, uint32
 /* Read-your-writes: answered (ready.reads) once this replica applied `origin`'s stream up
  * to `origin_index` (the write's position, from its entry or sl_ml_last_own()). */
 int sl_ml_read_after(void *state, uint64_t read_id, uint32_t origin, uint64_t origin_index);
+
+/* Sync read (read-your-writes for any session, on any replica): asks every peer how far
+ * its own stream is durable, and is answered (ready.reads) once this replica applied that
+ * much of every origin's stream. It shows every write acknowledged (at any ack level)
+ * before it was asked, wherever it was taken. It needs an answer from every replica: with
+ * one unreachable it fails DROPPED after read_timeout_ns. Not monotonic across clients
+ * beyond that (a later sync read may miss a write an earlier one saw that was never
+ * acknowledged and was lost with its origin's disk). */
+int sl_ml_read_sync(void *state, uint64_t read_id);
+
+/* The host's wall clock (ns since 1970), for the hybrid logical clock's physical part:
+ * concurrent writes at two replicas are then ordered by real time, within the clocks'
+ * skew, and a write made after its replica saw another still wins over it whatever the
+ * clocks say. Without it (the simulator) the tick's time is used. Call before each tick. */
+void sl_ml_wall(void *state, uint64_t wall_ns);
 
 /* The origin index the last proposal accepted here got (a session's last write). */
 uint64_t sl_ml_last_own(void *state);

@@ -753,8 +753,10 @@ static int cmd_query(const struct opts *o, int argc, char **argv)
 				level = SL_SESS_READ_LEADER;
 			else if (strcmp(optarg, "durable") == 0)
 				level = SL_SESS_READ_DURABLE;
+			else if (strcmp(optarg, "sync") == 0)
+				level = SL_SESS_READ_SYNC;
 			else
-				return usage_error("query: --level wants local, leader or durable");
+				return usage_error("query: --level wants local, leader, durable or sync");
 			break;
 		default:
 			return option_error("query", c, argv);
@@ -1135,7 +1137,8 @@ static const struct command commands[] = {
      "points of one series in [from, to] (integer timestamps); with --addr over the session "
      "protocol (UDP READ to the node's port address) instead of the ctl socket, at read "
      "level L: local (default: what that node applied), leader or durable (linearizable, "
-     "from any node of a cluster; a multileader region: durable only, a CAD read)"},
+     "from any node of a cluster; a multileader region: durable only, a CAD read), or sync "
+     "(every write acknowledged before it, whichever node took it)"},
     {"routes", cmd_routes, "routes --addr IP[:PORT] [--cluster ID]",
      "per region its hash range, protocol and home node (where its points should go), "
      "over the session protocol (ROUTES): what a client that routes by itself reads"},

@@ -1509,6 +1509,8 @@ static int stage_driver(struct worker *w)
 			prop_close(w, r);
 			continue;
 		}
+		if (r->ml)
+			sl_ml_wall(sl_drv_instance(r->drv), (uint64_t)nd_wall_ns());
 		sl_drv_tick(r->drv, w->now_ns);
 		if (r->rejoining)
 			rejoin_check(w, r);

@@ -493,7 +493,21 @@ void nd_read_serve(struct worker *w, struct xmsg *x)
 	}
 	rd->x = x;
 	rd->deadline_ns = w->now_ns + READ_WAIT_NS;
+	if (r->ml && q->level == SL_SESS_READ_SYNC) {
+		/* every origin's durable position, applied here: read-your-writes for any
+		 * session, whichever node took its writes */
+		if (sl_ml_read_sync(sl_drv_instance(r->drv), rd->id) == 0) {
+			rd->kind = RD_LOCAL;
+			sl_stats_add(w->st, SL_STAT_reads_sync, 1);
+			return;
+		}
+		r->n_reads--; /* too many reads waiting: the slot was not used */
+		rd->kind = RD_FREE;
+		st = SL_SESS_ST_BUSY;
+		goto answer;
+	}
 	if (r->drv != NULL && sl_drv_read(r->drv, rd->id) == 0) {
+		/* raft: a read index (linearizable, so read-your-writes at level sync too) */
 		rd->kind = RD_LOCAL;
 		sl_stats_add(w->st, r->ml ? SL_STAT_reads_cad : SL_STAT_reads_linearizable, 1);
 		return;

@@ -273,7 +273,7 @@ static enum sl_sess_err decode_read(const uint8_t *b, size_t n, uint16_t flags,
 	o->cont = (flags & SL_SESS_F_CONTINUE) != 0;
 	o->key_len = sl_get_u16(b + 38);
 	o->key = (const char *)(b + 40);
-	if (o->level > SL_SESS_READ_DURABLE || b[37] != 0 || o->from_ts > o->to_ts)
+	if (o->level > SL_SESS_READ_SYNC || b[37] != 0 || o->from_ts > o->to_ts)
 		return SL_SESS_ERR_BAD_FIELD;
 	if (o->cont ? (o->cont_ts < o->from_ts || o->cont_ts > o->to_ts) : o->cont_ts != 0)
 		return SL_SESS_ERR_BAD_FIELD;

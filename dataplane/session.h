@@ -85,6 +85,7 @@ enum sl_sess_read_level {
 	SL_SESS_READ_LOCAL = 0,	  /* any replica, what it has applied */
 	SL_SESS_READ_LEADER = 1,  /* linearizable (Raft regions) */
 	SL_SESS_READ_DURABLE = 2, /* only data durable on a majority (CAD) */
+	SL_SESS_READ_SYNC = 3,	  /* every write acknowledged before it (read-your-writes) */
 };
 
 /* Header flags (u16): bit 0 is CONTINUE in a READ and MORE in a READ_RESULT; no other bit

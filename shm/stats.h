@@ -213,6 +213,7 @@
 	X(ml_entries_remote) \
 	X(ml_entries_refused) \
 	X(reads_cad) \
+	X(reads_sync) \
 	X(checkpoints_for_peers)
 
 enum sl_stat {

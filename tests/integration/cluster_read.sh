@@ -9,6 +9,10 @@
 # reads on a follower are answered from its own store.
 # Writes over the session protocol at ack level 2 (majority) through a node are
 # acknowledged as reaching level 2: every region replicates.
+# Read-your-writes on another node: with node 3's frames to node 1 delayed 300 ms, a
+# session writes through node 3, and right after its last ack a read at level sync on
+# node 1 returns every point it wrote (raft: a read index at the leader; multileader: the
+# protocol's sync read, which waits until node 1 applied what every origin had durable).
 # PROTOCOL=multileader: the same cluster with multileader regions acked on 2 of 3
 # replicas: durable (CAD) and local reads return every point on every node, each served
 # by the node's own replica (reads_cad); leader (linearizable) is refused, as such a
@@ -20,8 +24,9 @@ POINTS=${POINTS:-60000} SERIES=${SERIES:-20} BATCH=${BATCH:-500}
 ID=$$
 NAME=crd$ID
 PROTOCOL=${PROTOCOL:-raft}
+CL_ARGS=(--set debug.fault_injection=true)
 [ "$PROTOCOL" = multileader ] &&
-	CL_ARGS=(--set regions.protocol=multileader --set regions.multileader_ack_copies=2)
+	CL_ARGS+=(--set regions.protocol=multileader --set regions.multileader_ack_copies=2)
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/cluster_lib.sh"
 NSS=()
@@ -59,7 +64,7 @@ query() {
 	local out k tries=${TRIES:-20}
 	for k in $(seq 1 "$tries"); do
 		out=$(ip netns exec "slrd$ID-$1" "$CTL" --json --timeout 5000 query \
-			"p2,host=h$(printf %03d "$3") value" --addr "$(net "$1")1" --level "$2" 2>&1) &&
+			"${QKEY:-p2,host=h$(printf %03d "$3") value}" --addr "$(net "$1")1" --level "$2" 2>&1) &&
 			break
 		echo "$out" | grep -q unavailable || break
 		[ "$k" -lt "$tries" ] && sleep 0.2
@@ -68,8 +73,8 @@ query() {
 		{ echo "$out"; return 1; }
 }
 want=$((POINTS / SERIES))
-levels="leader durable local"
-[ "$PROTOCOL" = multileader ] && levels="durable local"
+levels="leader durable sync local"
+[ "$PROTOCOL" = multileader ] && levels="durable sync local"
 for i in 1 2 3; do
 	for level in $levels; do
 		for s in 0 5 11 17; do
@@ -100,12 +105,29 @@ out=$(ip netns exec "slrd$ID-3" "$CLIENT" --node "$(net 3)1" --points 3000 --ser
 echo "$out"
 echo "$out" | grep -q "100 batches acknowledged at level 2 or above" ||
 	{ echo "FAIL: session batches at ack level 2 were not all acknowledged as reaching it"; exit 1; }
+# read-your-writes on node 1 for a session writing through node 3, whose frames to node 1
+# arrive 300 ms late: the same 3000 points again (identical) and 3000 new ones, 600 per
+# series; then sync reads on node 1 at once (a local read there still misses some, shown)
+"$CTL" --socket "$(cl_sock 3)" call debug_fabric '{"peer":1,"dir":"out","delay_ms":300}' >/dev/null
+out=$(ip netns exec "slrd$ID-3" "$CLIENT" --node "$(net 3)1" --points 6000 --series 10 \
+	--batch 30 --session 77 --level 1 --timeout 60 --log "$SL_DIR/sess_ryw.log" write)
+echo "$out" | grep -q "200 batches acknowledged" ||
+	{ echo "FAIL: the read-your-writes session's batches were not all acknowledged: $out"; exit 1; }
+lag=$(QKEY="sess,host=h009 v" TRIES=1 query 1 local 0 || true)
+for s in 9 0 3; do
+	got=$(QKEY="sess,host=h$(printf %03d "$s") v" query 1 sync 0) || true
+	[ "$got" = 600 ] || { echo "FAIL: node 1, sync read of series $s right after the session's acks: $got points, 600 written"; exit 1; }
+done
+"$CTL" --socket "$(cl_sock 3)" call debug_fabric '{"peer":1}' >/dev/null
+echo "cluster_read: sync reads on node 1 right after the session's last ack through node 3: 600 points per series (a local read just before: $lag)"
 if [ "$PROTOCOL" = multileader ]; then
 	cad=$(($(cl_stat 1 reads_cad) + $(cl_stat 2 reads_cad) + $(cl_stat 3 reads_cad)))
 	fwd=$(($(cl_stat 1 reads_forwarded) + $(cl_stat 2 reads_forwarded) + $(cl_stat 3 reads_forwarded)))
 	[ "$cad" -ge 12 ] || { echo "FAIL: $cad reads went through the protocol's CAD read, 12 expected"; exit 1; }
 	[ "$fwd" -eq 0 ] || { echo "FAIL: $fwd reads forwarded; a multileader replica serves its own"; exit 1; }
-	echo "cluster_read: $cad durable (CAD) reads, each served by the node's own replica"
+	sync=$(($(cl_stat 1 reads_sync) + $(cl_stat 2 reads_sync) + $(cl_stat 3 reads_sync)))
+	[ "$sync" -ge 15 ] || { echo "FAIL: $sync reads went through the protocol's sync read, 15 expected"; exit 1; }
+	echo "cluster_read: $cad durable (CAD) and $sync sync reads, each served by the node's own replica"
 	echo "cluster_read: PASS"
 	exit 0
 fi

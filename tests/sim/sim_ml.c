@@ -95,13 +95,15 @@ struct write_rec {
 	uint64_t proposed_ms;
 	/* acked at level 1, its only copy on a disk that was lost: gone (docs/multileader.md) */
 	bool lost;
+	uint64_t ack_no; /* S.acks when it was acked (1, 2, ...; 0: not acked) */
 };
 
 struct read_rec {
 	uint64_t id;
 	uint32_t at;
 	uint64_t floor[NR + 1]; /* what every CAD read returned before this one was asked */
-	bool done;
+	uint64_t acks_before;	/* sync read: writes acked before it was asked (ack_no <= it) */
+	bool sync, done;
 };
 
 static struct {
@@ -128,7 +130,7 @@ static struct {
 	uint32_t n_rd;
 	uint64_t cad_max[NR + 1];
 	/* counters */
-	uint64_t faults[8], checks[6], acks, reads_ok, writes;
+	uint64_t faults[8], checks[8], acks, reads_ok, writes;
 	uint64_t snaps, laggards; /* snapshots merged, peers marked 'needs snapshot' */
 	uint64_t chunks, chunks_refused, gobacks; /* snapshot chunks taken, refused; go-backs */
 	uint64_t rejoins, rejoin_refused; /* rejoins completed; proposals refused meanwhile */
@@ -150,11 +152,12 @@ enum {
 static const char *const ft_names[FT_N] = {"drop", "duplicate", "delay/reorder",
 					   "partition one-way", "partition symmetric",
 					   "crash+restart", "peer dead for long", "disk lost, rejoin"};
-enum { CK_CONV, CK_SESSION, CK_DURABLE, CK_CAD, CK_RETENTION, CK_N };
+enum { CK_CONV, CK_SESSION, CK_DURABLE, CK_CAD, CK_RETENTION, CK_SYNC, CK_N };
 static const char *const ck_names[CK_N] = {
     "convergence (equal digests after heal)", "per-session order",
     "durability per ack level", "CAD reads monotonic and majority-durable",
-    "retention (writes go on, WAL bounded)"};
+    "retention (writes go on, WAL bounded)",
+    "sync reads show every write acked before them"};
 
 static void fail(const char *checker, const char *fmt, ...)
 {
@@ -444,6 +447,7 @@ static void h_ack(void *ctx, const struct sl_cons_ack *a)
 		return;
 	w->acked = true;
 	S.acks++;
+	w->ack_no = S.acks;
 	/* durable on at least k replicas right now (each copy then survives any crash) */
 	uint32_t copies = durable_copies(w->origin, w->oidx);
 	S.checks[CK_DURABLE]++;
@@ -464,6 +468,20 @@ static void h_read(void *ctx, const struct sl_cons_read *rd)
 	if (rd->status != SL_CONS_ACK_OK)
 		return;
 	S.reads_ok++;
+	if (q->sync) {
+		/* every write acknowledged before the read was asked and not lost since (level
+		 * 1, its origin's disk lost) is applied here */
+		S.checks[CK_SYNC]++;
+		for (uint32_t i = 0; i < S.n_w; i++) {
+			const struct write_rec *w = &S.w[i];
+			if (w->acked && !w->lost && w->ack_no <= q->acks_before &&
+			    r->vec[w->origin] < w->oidx)
+				fail("sync-read", "n%u served a sync read without write n%u/%" PRIu64
+				     " acked before it (applied n%u's stream up to %" PRIu64 ")",
+				     r->id, w->origin, w->oidx, w->origin, r->vec[w->origin]);
+		}
+		return;
+	}
 	S.checks[CK_CAD]++;
 	for (uint32_t o = 1; o <= NR; o++) {
 		uint32_t have = durable_copies(o, r->vec[o]);
@@ -756,16 +774,19 @@ static void client_step(void)
 		S.w[S.n_w++] = (struct write_rec){S.pid, r->id, pr.ack_copies, sl_ml_last_own(st), false,
 						  false, S.now_ms};
 	}
-	/* CAD reads at a random replica */
-	if (sim_chance(&S.rng, 100000) && S.n_rd < 256) {
+	/* CAD and sync reads at a random replica */
+	if (sim_chance(&S.rng, 150000) && S.n_rd < 256) {
 		struct rep *r = &S.r[sim_below(&S.rng, NR)];
 		if (r->up) {
 			struct read_rec *q = &S.rd[S.n_rd];
 			q->id = 1000 + S.n_rd;
 			q->at = r->id;
 			q->done = false;
+			q->sync = sim_chance(&S.rng, 333333);
+			q->acks_before = S.acks;
 			memcpy(q->floor, S.cad_max, sizeof(q->floor));
-			if (sl_drv_read(r->drv, q->id) == 0)
+			if ((q->sync ? sl_ml_read_sync(sl_drv_instance(r->drv), q->id)
+				     : sl_drv_read(r->drv, q->id)) == 0)
 				S.n_rd++;
 		}
 	}
@@ -1037,7 +1058,7 @@ int sim_ml_main(int argc, char **argv)
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	double wall = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 	printf("sluice-sim (multileader mode): %s, %" PRIu64 " seeds (%" PRIu64
-	       " failed) in %.1f s wall, %" PRIu64 " writes acked, %" PRIu64 " CAD reads served\n",
+	       " failed) in %.1f s wall, %" PRIu64 " writes acked, %" PRIu64 " reads served (CAD and sync)\n",
 	       failed ? "FAIL" : "PASS", seeds, failed, wall, acks, reads);
 	printf("peers past retention %" PRIu64 ", snapshots merged %" PRIu64 " (chunks taken %" PRIu64
 	       ", refused %" PRIu64 ", go-backs and resends %" PRIu64 ")\n",

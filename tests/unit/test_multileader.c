@@ -1141,6 +1141,69 @@ static void test_reads(void **u)
 	teardown_all();
 }
 
+/* Sync read: served once this replica applied what every origin had durable when asked,
+ * so a write acknowledged at level 1 at another replica is seen (a CAD read may not show
+ * it: it is durable on one replica); with a replica unreachable it fails DROPPED. */
+static void test_sync_read(void **u)
+{
+	(void)u;
+	reset_opts();
+	setup_all();
+	struct hnode *a = &nodes[0], *c = &nodes[2];
+	run(20);
+	no_batches_from = 1; /* a's write is durable (acked at level 1) on a only */
+	write(a, 1, 11, 1, 0, 0);
+	run(20);
+	assert_int_equal(sl_ml_read_sync(c->st, 7), 0);
+	run(100);
+	assert_false(c->read_done[7]); /* every peer answered, a's write not applied here */
+	no_batches_from = 0;
+	run(400);
+	assert_true(c->read_done[7]);
+	assert_int_equal(c->read_status[7], SL_CONS_ACK_OK);
+	assert_true(c->vec[1] >= 1);
+	/* a unreachable: no answer from every replica, so no sync read is served */
+	cut[1][3] = cut[3][1] = true;
+	assert_int_equal(sl_ml_read_sync(c->st, 8), 0);
+	run(700);
+	assert_true(c->read_done[8]);
+	assert_int_equal(c->read_status[8], SL_CONS_ACK_DROPPED);
+	struct sl_ml_stats st = stats_of(c);
+	assert_int_equal(st.reads_sync, 2);
+	assert_int_equal(st.reads_timed_out, 1);
+	teardown_all();
+}
+
+/* The clock's physical part follows the host's wall clock when given: of two concurrent
+ * writes to one key, the one made later by wall time wins although its replica's tick
+ * clock is behind; a write made after its replica saw the other wins whatever the clocks. */
+static void test_wall_clock(void **u)
+{
+	(void)u;
+	reset_opts();
+	setup_all();
+	struct hnode *a = &nodes[0], *b = &nodes[1];
+	run(20);
+	cut[1][2] = cut[2][1] = cut[1][3] = cut[3][1] = true; /* neither sees the other's */
+	sl_ml_wall(a->st, 5000 * MS); /* a's wall clock 5 s ahead of b's */
+	sl_ml_wall(b->st, 1000 * MS);
+	write(b, 3, 100, 1, 0, 0);
+	sl_ml_wall(b->st, 1001 * MS);
+	sl_ml_wall(a->st, 5002 * MS);
+	write(a, 3, 200, 1, 0, 0); /* later by wall time: wins */
+	run(5);
+	cut[1][2] = cut[2][1] = cut[1][3] = cut[3][1] = false;
+	run(300);
+	assert_converged();
+	assert_int_equal(b->kv[3].value, 200);
+	/* b saw a's write: its next write to the key wins although b's clock is 4 s behind */
+	write(b, 3, 300, 1, 0, 0);
+	run(300);
+	assert_converged();
+	assert_int_equal(a->kv[3].value, 300);
+	teardown_all();
+}
+
 static void send_raw(struct hnode *h, uint32_t from, const uint8_t *b, uint32_t len)
 {
 	struct sl_cons_msg m = {5, from, h->id, len, b};
@@ -1328,6 +1391,8 @@ int main(void)
 		cmocka_unit_test(test_mutual_retention),
 		cmocka_unit_test(test_snapshot_in_chunks),
 		cmocka_unit_test(test_reads),
+		cmocka_unit_test(test_sync_read),
+		cmocka_unit_test(test_wall_clock),
 		cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_msg_bound),
 		cmocka_unit_test(test_rejoin_after_disk_loss),

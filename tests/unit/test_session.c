@@ -642,7 +642,7 @@ static void test_other_field_errors(void **state)
 	assert_int_equal(sl_sess_encode(buf, sizeof buf, &m), -EINVAL);
 	m.u.read = (struct sl_sess_read){.key = NULL, .key_len = 3}; /* missing, not a crash */
 	assert_int_equal(sl_sess_encode(buf, sizeof buf, &m), -EINVAL);
-	m.u.read = (struct sl_sess_read){.key = "k", .key_len = 1, .level = 3};
+	m.u.read = (struct sl_sess_read){.key = "k", .key_len = 1, .level = 4};
 	assert_int_equal(sl_sess_encode(buf, sizeof buf, &m), -EINVAL);
 	/* decoder side: key_len says more than the message holds */
 	m.u.read.level = 0;
