@@ -265,13 +265,46 @@ static int prop_open(struct worker *w, struct region *r)
 static void prop_ack(struct worker *w, struct region *r, struct proposal *p, int32_t st);
 
 /* ---------------------------------------------------------------- forwarding
- * A batch for a region this node's replica does not lead goes to the leader's node (the
- * same core there) as a FWD record: id | runs | points per run | batch. The leader
- * proposes it as its own and answers, once it is applied, with a FWD_ACK: id | status |
- * runs | stored points per run; the batch is then acked here as if proposed here. No
- * answer within FWD_TIMEOUT_NS (a lost frame, a leader gone): sent again to whoever leads
- * then; failed once FWD_GIVE_UP_NS passed since the first send. Sending a batch twice may apply it twice, which
- * last-writer-wins per (series, ts) makes harmless. */
+ * A batch for a region this node's replica does not lead (raft: not the leader;
+ * multileader: not the region's home, nd_ml_home) goes to the leader's node (the same
+ * core there) as a FWD record: id | life | fseq | low | runs | points per run | batch. The
+ * leader proposes it as its own and answers, once it is applied, with a FWD_ACK: id |
+ * status | leader | next | runs | stored points per run; the batch is then acked here as
+ * if proposed here. No answer within FWD_TIMEOUT_NS (a lost frame, a leader gone): sent
+ * again, the same record, to whoever leads then; failed once FWD_GIVE_UP_NS passed since
+ * the first send.
+ *
+ * Sent again, a batch must not be applied again: a later batch of the same client may
+ * have rewritten its (series, ts) in between, and the old value would win again. So each
+ * batch forwarded in a region gets once, at its first send, the next number of this
+ * node's stream for the region (fseq, kept over retries and leader changes), in a stream
+ * named by this process's life (random at start: a restarted node starts new streams).
+ * `low` is the forwarder's lowest fseq still unanswered in the region: every batch below
+ * it is settled (answered, or failed after FWD_GIVE_UP_NS). The leader keeps per
+ * (region, forwarder node), in memory: the life, `next` (the fseq it takes next), the
+ * highest low seen, and the answers of the last FWD_WINDOW fseqs. On a FWD:
+ * - another life than the one it knows (or none yet): the stream starts at low;
+ * - next is raised to low: a batch the forwarder gave up on is not waited for;
+ * - fseq < next, a copy: answered from memory once applied, ignored while in progress
+ *   (its answer comes, with the same id), FWD_ST_FORGOTTEN when out of memory;
+ * - fseq > next: FWD_ST_RESEND carrying next, and the forwarder sends its batches from
+ *   next again at once, in fseq order (a lost FWD never lets later batches pass it);
+ * - fseq == next: proposed, next + 1; but -EBUSY (asked again after 10 ms) while fseq >=
+ *   low + FWD_WINDOW. That bound keeps every batch the forwarder may still send in the
+ *   memory: the memo of fseq f is reused by f + FWD_WINDOW, proposed only once a low above
+ *   f came, and a batch the forwarder still waits for is never below a low it sent. So
+ *   FWD_ST_FORGOTTEN only answers stale copies the forwarder no longer waits for; were one
+ *   to meet a waiting batch, its outcome would be unknown (applied, or failed), and the
+ *   forwarder fails it (-EIO, counted fwd_failed) rather than acknowledge it.
+ * So one leader applies a node's forwarded batches of a region at most once and in the
+ * order they were forwarded. What remains is a leader change: the memory is the leader's
+ * and in RAM. A batch applied by the old leader whose answer was lost is sent to the new
+ * one, which has not seen it, and applied again (and a batch the old leader had in its
+ * log but not committed may be applied after later ones). A FWD of a previous life of the
+ * forwarder, delayed past its successor's first ones, restarts the stream the same way. */
+
+#define FWD_ST_RESEND (-ERESTART) /* out of order: send again from `next` */
+#define FWD_ST_FORGOTTEN (-ESTALE) /* a copy of a batch older than the leader's memory */
 
 /* The home replica of a multileader region ([regions] multileader_home): its preferred
  * replica, or while that one's link is down the next of its replicas, in the map's order,
@@ -293,32 +326,43 @@ uint32_t nd_ml_home(const struct sl_node *n, const struct region *r)
 	return pref;
 }
 
+/* The leader this node knows for r (0: none). */
+static uint32_t region_leader(struct region *r)
+{
+	if (r->drv == NULL)
+		return r->leader_hint; /* no replica here: the one it was told of */
+	struct sl_cons_status cs;
+	sl_drv_status(r->drv, &cs);
+	return cs.leader;
+}
+
 static bool fwd_send(struct worker *w, struct region *r, uint32_t slot, uint32_t len)
 {
 	struct sl_node *n = w->node;
-	uint32_t leader = r->leader_hint; /* no replica here: the one it was told of */
-	if (r->ml)
-		leader = nd_ml_home(n, r);
-	else if (r->drv != NULL) {
-		struct sl_cons_status cs;
-		sl_drv_status(r->drv, &cs);
-		leader = cs.leader;
-	}
+	uint32_t leader = r->ml ? nd_ml_home(n, r) : region_leader(r);
 	if (n->fab == NULL || leader == SL_CONS_NODE_NONE || leader == n->cfg.node_id)
 		return false;
 	struct proposal *p = &r->props[slot];
 	uint8_t *b = w->fab->scratch;
-	if (!p->fwd_out) {
+	if (!p->fwd_out) { /* its first send: its id and place in the stream, for good */
 		p->fwd_out = true;
 		p->fwd_give_up_ns = w->now_ns + FWD_GIVE_UP_NS;
 		p->fwd_len = len;
+		p->fwd_id = (++r->fwd_seq << 8) | slot;
+		p->fwd_fseq = ++r->fwd_fseq;
 		r->fwd_out++;
 	}
-	p->fwd_id = (++r->fwd_seq << 8) | slot;
+	uint64_t low = p->fwd_fseq;
+	for (uint32_t k = 0; k < PROP_SLOTS; k++)
+		if (r->props[k].in_use && r->props[k].fwd_out && r->props[k].fwd_fseq < low)
+			low = r->props[k].fwd_fseq;
 	p->fwd_deadline_ns = w->now_ns + FWD_TIMEOUT_NS;
 	sl_put_u64(b, p->fwd_id);
-	sl_put_u16(b + 8, (uint16_t)p->n_runs);
-	uint32_t off = 10;
+	sl_put_u64(b + 8, n->fwd_life);
+	sl_put_u64(b + 16, p->fwd_fseq);
+	sl_put_u64(b + 24, low);
+	sl_put_u16(b + 32, (uint16_t)p->n_runs);
+	uint32_t off = FWD_HDR_BASE;
 	for (uint32_t k = 0; k < p->n_runs; k++, off += 4)
 		sl_put_u32(b + off, p->runs[k].n_points);
 	memcpy(b + off, p->buf, p->fwd_len);
@@ -330,66 +374,133 @@ static bool fwd_send(struct worker *w, struct region *r, uint32_t slot, uint32_t
 }
 
 /* The answer: id u64 | status i32 | leader u32 (whom this node knows to lead, 0: none;
- * where to send it next after -EAGAIN) | runs u16 | stored points u32 per run. */
+ * where to send it next after -EAGAIN) | next u64 (FWD_ST_RESEND: the fseq to send
+ * from) | runs u16 | stored points u32 per run. */
 static void fwd_answer(struct worker *w, struct region *r, uint16_t node, uint64_t id,
-		       int32_t status, const struct proposal *p)
+		       int32_t status, uint64_t next, uint32_t runs, const uint32_t *stored)
 {
 	uint8_t *b = w->fab->scratch;
-	uint32_t runs = p != NULL ? p->n_runs : 0;
-	uint32_t leader = r->leader_hint;
-	if (r->drv != NULL) {
-		struct sl_cons_status cs;
-		sl_drv_status(r->drv, &cs);
-		leader = cs.leader;
-	}
 	sl_put_u64(b, id);
 	sl_put_u32(b + 8, (uint32_t)status);
-	sl_put_u32(b + 12, leader);
-	sl_put_u16(b + 16, (uint16_t)runs);
+	sl_put_u32(b + 12, region_leader(r));
+	sl_put_u64(b + 16, next);
+	sl_put_u16(b + 24, (uint16_t)runs);
 	for (uint32_t k = 0; k < runs; k++)
-		sl_put_u32(b + FWD_ACK_HDR + 4 * k, status == 0 ? p->runs[k].n_stored : 0);
+		sl_put_u32(b + FWD_ACK_HDR + 4 * k, status == 0 ? stored[k] : 0);
 	struct sl_cons_msg m = {.group_id = r->id, .from = w->node->cfg.node_id, .to = node,
 				.len = FWD_ACK_HDR + 4 * runs, .buf = b};
 	nd_fab_send_kind(w, SL_FAB_FWD_ACK, &m);
 }
 
+static void fwd_refuse(struct worker *w, struct region *r, uint16_t node, uint64_t id,
+		       int32_t status)
+{
+	fwd_answer(w, r, node, id, status, 0, 0, NULL);
+}
+
+/* The memo of a forwarded batch in its stream, if the leader still keeps it. */
+static struct fwd_memo *fwd_memo_of(struct region *r, uint32_t node, uint64_t life,
+				    uint64_t fseq)
+{
+	if (node == 0 || node > SL_CFG_MAX_NODES || fseq == 0)
+		return NULL;
+	struct fwd_stream *s = &r->fwd_streams[node - 1];
+	struct fwd_memo *mm = &s->memo[fseq % FWD_WINDOW];
+	return s->life == life && mm->fseq == fseq ? mm : NULL;
+}
+
+/* The leader's side of a stream: whether the batch (life, fseq) is the one to propose
+ * now; if not, it was answered here (or is ignored: a copy in progress). */
+static bool fwd_stream_take(struct worker *w, struct region *r, uint16_t node, uint64_t id,
+			    uint64_t life, uint64_t fseq, uint64_t low)
+{
+	struct fwd_stream *s = &r->fwd_streams[node - 1];
+	if (s->life != life) {
+		s->life = life;
+		s->next = low;
+		s->low = low;
+		for (uint32_t k = 0; k < FWD_WINDOW; k++)
+			s->memo[k].fseq = 0;
+		sl_stats_add(w->st, SL_STAT_fwd_streams_started, 1);
+	}
+	if (low > s->low)
+		s->low = low;
+	if (s->next < s->low)
+		s->next = s->low;
+	if (fseq < s->next) {
+		struct fwd_memo *mm = fwd_memo_of(r, node, life, fseq);
+		if (mm == NULL) {
+			sl_stats_add(w->st, SL_STAT_fwd_dup_forgotten, 1);
+			fwd_refuse(w, r, node, id, FWD_ST_FORGOTTEN);
+		} else if (mm->done) {
+			sl_stats_add(w->st, SL_STAT_fwd_dup_answered, 1);
+			fwd_answer(w, r, node, id, mm->status, 0, mm->runs, mm->stored);
+		} else {
+			sl_stats_add(w->st, SL_STAT_fwd_dup_in_progress, 1);
+		}
+		return false;
+	}
+	if (!r->ml && region_leader(r) != w->node->cfg.node_id) {
+		sl_stats_add(w->st, SL_STAT_fwd_not_leader, 1);
+		fwd_refuse(w, r, node, id, -EAGAIN);
+		return false;
+	}
+	if (fseq > s->next) {
+		sl_stats_add(w->st, SL_STAT_fwd_out_of_order, 1);
+		fwd_answer(w, r, node, id, FWD_ST_RESEND, s->next, 0, NULL);
+		return false;
+	}
+	if (fseq >= s->low + FWD_WINDOW) { /* an older batch's answer is being fetched again */
+		sl_stats_add(w->st, SL_STAT_fwd_busy, 1);
+		fwd_refuse(w, r, node, id, -EBUSY);
+		return false;
+	}
+	return true;
+}
+
 /* The leader's side: a forwarded batch, checked like anything from outside, proposed in a
- * free slot of its own. */
+ * free slot of its own if it is its stream's next. */
 void nd_fwd_in(struct worker *w, struct region *r, const struct sl_cons_msg *m)
 {
-	if (m->len < 10 + 4) {
+	if (m->len < FWD_HDR_BASE + 4 || m->from == 0 || m->from > SL_CFG_MAX_NODES) {
 		sl_stats_add(w->st, SL_STAT_fwd_bad, 1);
 		return;
 	}
+	uint16_t from = (uint16_t)m->from;
 	uint64_t id = sl_get_u64(m->buf);
-	uint32_t runs = sl_get_u16(m->buf + 8), hdr = 10 + 4 * runs;
+	uint64_t life = sl_get_u64(m->buf + 8), fseq = sl_get_u64(m->buf + 16);
+	uint64_t low = sl_get_u64(m->buf + 24);
+	uint32_t runs = sl_get_u16(m->buf + 32), hdr = FWD_HDR_BASE + 4 * runs;
 	uint32_t count = 0, region = 0, sum = 0;
 	if (runs == 0 || runs > PROP_RUNS || m->len <= hdr || m->len - hdr > r->prop_cap ||
+	    life == 0 || low == 0 || low > fseq ||
 	    sl_batch_check(m->buf + hdr, m->len - hdr, &count, &region) != 0 ||
 	    region != r->id) {
 		sl_stats_add(w->st, SL_STAT_fwd_bad, 1);
-		fwd_answer(w, r, (uint16_t)m->from, id, -EBADMSG, NULL);
+		fwd_refuse(w, r, from, id, -EBADMSG);
 		return;
 	}
 	for (uint32_t k = 0; k < runs; k++)
-		sum += sl_get_u32(m->buf + 10 + 4 * k);
+		sum += sl_get_u32(m->buf + FWD_HDR_BASE + 4 * k);
 	if (r->drv == NULL) { /* no replica here: the sender is told where one is */
 		sl_stats_add(w->st, SL_STAT_fwd_not_leader, 1);
-		fwd_answer(w, r, (uint16_t)m->from, id, -EAGAIN, NULL);
+		fwd_refuse(w, r, from, id, -EAGAIN);
 		return;
 	}
 	if (sum != count) {
 		sl_stats_add(w->st, SL_STAT_fwd_bad, 1);
-		fwd_answer(w, r, (uint16_t)m->from, id, -EBADMSG, NULL);
+		fwd_refuse(w, r, from, id, -EBADMSG);
 		return;
 	}
+	if (!fwd_stream_take(w, r, from, id, life, fseq, low))
+		return;
 	int slot = -1;
 	for (int i = 0; i < PROP_SLOTS && slot < 0; i++)
 		if (!r->props[i].in_use)
 			slot = i;
 	if (slot < 0) {
 		sl_stats_add(w->st, SL_STAT_fwd_busy, 1);
-		fwd_answer(w, r, (uint16_t)m->from, id, -EBUSY, NULL);
+		fwd_refuse(w, r, from, id, -EBUSY);
 		return;
 	}
 	struct proposal *p = &r->props[slot];
@@ -397,23 +508,45 @@ void nd_fwd_in(struct worker *w, struct region *r, const struct sl_cons_msg *m)
 	int rc = sl_drv_propose(r->drv, prop_id(r, (uint32_t)slot), p->buf, m->len - hdr);
 	if (rc != 0) {
 		sl_stats_add(w->st, rc == -EPERM ? SL_STAT_fwd_not_leader : SL_STAT_fwd_busy, 1);
-		fwd_answer(w, r, (uint16_t)m->from, id,
-			   rc == -EPERM || rc == -EBUSY || rc == -ENOBUFS ? -EAGAIN : rc, NULL);
+		fwd_refuse(w, r, from, id,
+			   rc == -EPERM || rc == -EBUSY || rc == -ENOBUFS ? -EAGAIN : rc);
 		return;
 	}
+	struct fwd_stream *s = &r->fwd_streams[from - 1];
+	s->next = fseq + 1;
+	s->memo[fseq % FWD_WINDOW] = (struct fwd_memo){.fseq = fseq};
 	p->in_use = true;
 	p->proposed = true;
 	p->ack_wait = 0;
 	p->n_points = count;
 	p->n_runs = runs;
 	for (uint32_t k = 0; k < runs; k++)
-		p->runs[k] = (struct prop_run){(uint16_t)w->idx, NO_ACK, sl_get_u32(m->buf + 10 + 4 * k), 0};
+		p->runs[k] = (struct prop_run){(uint16_t)w->idx, NO_ACK,
+					       sl_get_u32(m->buf + FWD_HDR_BASE + 4 * k), 0};
 	p->fwd_in = true;
 	p->fwd_out = false;
-	p->fwd_node = (uint16_t)m->from;
+	p->fwd_node = from;
 	p->fwd_id = id;
+	p->fwd_life = life;
+	p->fwd_fseq = fseq;
 	sl_stats_add(w->st, SL_STAT_fwd_in, 1);
 	sl_stats_add(w->st, SL_STAT_batches_in, 1);
+}
+
+/* The leader's answer to a batch forwarded here, remembered for its copies. */
+static void fwd_in_done(struct worker *w, struct region *r, struct proposal *p, int32_t st)
+{
+	uint32_t tmp[PROP_RUNS];
+	struct fwd_memo *mm = fwd_memo_of(r, p->fwd_node, p->fwd_life, p->fwd_fseq);
+	uint32_t *stored = mm != NULL ? mm->stored : tmp;
+	for (uint32_t k = 0; k < p->n_runs; k++)
+		stored[k] = st == 0 ? p->runs[k].n_stored : 0;
+	if (mm != NULL) {
+		mm->done = true;
+		mm->status = st;
+		mm->runs = p->n_runs;
+	}
+	fwd_answer(w, r, p->fwd_node, p->fwd_id, st, 0, p->n_runs, stored);
 }
 
 static void fwd_done(struct region *r, struct proposal *p)
@@ -438,6 +571,28 @@ static uint32_t leader_next(const struct sl_node *n, const struct region *r, uin
 	return reps[0];
 }
 
+/* The leader takes a stream only in order and asks for it again from `next`: every batch
+ * still unanswered from there is due now (fwd_retry sends them in fseq order). Once per
+ * FWD_BUSY_NS: each batch after a lost one is refused, one rewind answers them all. */
+static void fwd_rewind(struct worker *w, struct region *r, struct proposal *p, uint64_t next)
+{
+	if (next == 0 || next > p->fwd_fseq) {
+		sl_stats_add(w->st, SL_STAT_fwd_bad, 1);
+		return;
+	}
+	if (w->now_ns < r->fwd_rewind_ns) {
+		p->fwd_deadline_ns = r->fwd_rewind_ns;
+		return;
+	}
+	r->fwd_rewind_ns = w->now_ns + FWD_BUSY_NS;
+	sl_stats_add(w->st, SL_STAT_fwd_resends, 1);
+	for (uint32_t k = 0; k < PROP_SLOTS; k++) {
+		struct proposal *q = &r->props[k];
+		if (q->in_use && q->fwd_out && q->fwd_fseq >= next)
+			q->fwd_deadline_ns = w->now_ns;
+	}
+}
+
 /* The forwarding side: the leader's answer acks the batch here. */
 void nd_fwd_ack_in(struct worker *w, struct region *r, const struct sl_cons_msg *m)
 {
@@ -448,12 +603,17 @@ void nd_fwd_ack_in(struct worker *w, struct region *r, const struct sl_cons_msg 
 	uint64_t id = sl_get_u64(m->buf);
 	int32_t status = (int32_t)sl_get_u32(m->buf + 8);
 	uint32_t leader = sl_get_u32(m->buf + 12);
-	uint32_t runs = sl_get_u16(m->buf + 16);
+	uint64_t next = sl_get_u64(m->buf + 16);
+	uint32_t runs = sl_get_u16(m->buf + 24);
 	if ((id & 0xff) >= PROP_SLOTS)
 		return;
 	struct proposal *p = &r->props[id & 0xff];
 	if (!p->in_use || !p->fwd_out || p->fwd_id != id)
-		return; /* an answer to a try given up or already answered */
+		return; /* an answer to a batch given up or already answered */
+	if (status == FWD_ST_RESEND) {
+		fwd_rewind(w, r, p, next);
+		return;
+	}
 	if (status == -EAGAIN || status == -EBUSY) { /* no leader there, or no room: again */
 		if (r->drv == NULL && status == -EAGAIN)
 			r->leader_hint = leader_next(w->node, r, m->from, leader);
@@ -467,18 +627,33 @@ void nd_fwd_ack_in(struct worker *w, struct region *r, const struct sl_cons_msg 
 	for (uint32_t k = 0; status == 0 && k < runs; k++)
 		p->runs[k].n_stored = sl_get_u32(m->buf + FWD_ACK_HDR + 4 * k);
 	fwd_done(r, p);
+	if (status == FWD_ST_FORGOTTEN) { /* applied or failed there, nobody knows: not acked */
+		sl_stats_add(w->st, SL_STAT_fwd_failed, 1);
+		prop_ack(w, r, p, -EIO);
+		return;
+	}
 	sl_stats_add(w->st, SL_STAT_fwd_answers, 1);
 	prop_ack(w, r, p, status);
 }
 
-/* Forwarded batches nobody answered: to the current leader again, or proposed here when
- * this replica leads now, or failed after FWD_GIVE_UP_NS. */
+/* Forwarded batches nobody answered, in fseq order (the leader takes a stream only in
+ * order): to the current leader again, or proposed here when this replica leads now, or
+ * failed after FWD_GIVE_UP_NS. */
 static void fwd_retry(struct worker *w, struct region *r)
 {
-	for (uint32_t i = 0; i < PROP_SLOTS && r->fwd_out > 0; i++) {
-		struct proposal *p = &r->props[i];
-		if (!p->in_use || !p->fwd_out || w->now_ns < p->fwd_deadline_ns)
-			continue;
+	for (uint32_t n = 0; n < PROP_SLOTS && r->fwd_out > 0; n++) {
+		struct proposal *p = NULL;
+		uint32_t i = 0;
+		for (uint32_t k = 0; k < PROP_SLOTS; k++) {
+			struct proposal *q = &r->props[k];
+			if (q->in_use && q->fwd_out && w->now_ns >= q->fwd_deadline_ns &&
+			    (p == NULL || q->fwd_fseq < p->fwd_fseq)) {
+				p = q;
+				i = k;
+			}
+		}
+		if (p == NULL)
+			return;
 		if (w->now_ns >= p->fwd_give_up_ns) {
 			fwd_done(r, p);
 			sl_stats_add(w->st, SL_STAT_fwd_failed, 1);
@@ -695,7 +870,7 @@ void nd_wal_fail(struct worker *w, int err)
 static void prop_ack(struct worker *w, struct region *r, struct proposal *p, int32_t st)
 {
 	if (p->fwd_in) { /* forwarded from another node: the answer goes there */
-		fwd_answer(w, r, p->fwd_node, p->fwd_id, st, p);
+		fwd_in_done(w, r, p, st);
 		p->fwd_in = false;
 		p->in_use = false;
 		p->ack_wait = 0;

@@ -143,6 +143,27 @@ struct proposal {
 	uint64_t fwd_id;
 	uint64_t fwd_deadline_ns;
 	uint64_t fwd_give_up_ns;
+	/* its place in the forwarder's stream (out: assigned once, kept over retries; in:
+	 * the stream's life and fseq, to remember the answer) */
+	uint64_t fwd_fseq;
+	uint64_t fwd_life;
+};
+
+/* What a region's leader (or home) remembers of one forwarder's stream (node.c,
+ * forwarding): the forwarder's life, the next fseq to propose, the highest `low` it
+ * said, and the answers of recent fseqs. Allocated with the region, never on the path. */
+struct fwd_memo {
+	uint64_t fseq; /* 0: empty */
+	bool done;     /* answered (else proposed, in progress) */
+	int32_t status;
+	uint32_t runs;
+	uint32_t stored[PROP_RUNS];
+};
+struct fwd_stream {
+	uint64_t life; /* 0: none yet */
+	uint64_t next;
+	uint64_t low;
+	struct fwd_memo memo[FWD_WINDOW]; /* fseq % FWD_WINDOW */
 };
 
 /* A read at level leader or durable waiting on the region's core (node_net.c): for the
@@ -191,6 +212,9 @@ struct region {
 	uint32_t n_reads;
 	uint64_t read_seq;
 	uint64_t fwd_seq;  /* makes forwarded ids unique over a slot's reuse */
+	uint64_t fwd_fseq; /* the last stream sequence number given to a forwarded batch */
+	uint64_t fwd_rewind_ns; /* a "resend from" answer is acted on again after this */
+	struct fwd_stream *fwd_streams; /* [SL_CFG_MAX_NODES], by forwarder node id - 1 */
 	/* the log window every protocol reads back through (apply after restart, peers) */
 	struct sl_rlog rlog;
 	struct sl_cons_log view; /* the protocol keeps a pointer to it */
@@ -558,6 +582,7 @@ struct sl_node {
 	struct nd_ctld *ctld;    /* reports to sluice-ctld (node_ctld.c); NULL: none */
 	bool rejoin_active;	 /* DATA_DIR/REJOIN is there: replicas rejoin (node_recover.c) */
 	atomic_uint rejoin_left; /* regions still rejoining; 0: the marker goes */
+	uint64_t fwd_life; /* this process's forwarding streams (random, never 0) */
 };
 
 /* Shared between the node's files (defined where their section is). */

@@ -67,11 +67,20 @@ _Static_assert(PEND_MAX < UINT32_MAX, "NO_ACK is never a pending handle");
 #define PROP_SLOTS 8 /* proposals in flight per region (the protocol's max_inflight) */
 #define PROP_RUNS 256 /* (core, batch) runs in one proposal: one per batch it carries */
 #define PROP_BYTES (512u << 10) /* proposal buffer allocated per slot */
-/* A forwarded batch's header: id u64 | runs u16 | points u32 per run (node.c) */
-#define FWD_HDR_MAX (8u + 2u + 4u * PROP_RUNS)
+/* A forwarded batch's header: id u64 | life u64 | fseq u64 | low u64 | runs u16 | points
+ * u32 per run (node.c, forwarding) */
+#define FWD_HDR_BASE 34u
+#define FWD_HDR_MAX (FWD_HDR_BASE + 4u * PROP_RUNS)
+/* Answers a leader remembers per forwarder stream (by fseq). It proposes a forwarded fseq
+ * only below the forwarder's lowest unanswered one plus this window, so every fseq the
+ * forwarder may still send again is remembered (node.c). Slack over PROP_SLOTS lets
+ * later batches flow while one answer is being fetched again. */
+#define FWD_WINDOW (2u * PROP_SLOTS)
+_Static_assert(FWD_WINDOW >= PROP_SLOTS, "a forwarder's batches in flight fit the window");
 #define BALANCE_EVERY_NS 2000000000ull /* a region's leadership is looked at this often */
 #define BALANCE_SETTLE_NS 3000000000ull /* and moved only after leading this long */
-#define FWD_ACK_HDR 18u /* id u64 | status i32 | leader u32 | runs u16, then u32 per run */
+/* id u64 | status i32 | leader u32 | next u64 | runs u16, then u32 per run */
+#define FWD_ACK_HDR 26u
 #define FWD_TIMEOUT_NS 1000000000ull /* no answer from the leader: forwarded again */
 #define FWD_BUSY_NS 10000000ull      /* the leader had no room: asked again after this */
 #define NODE_READS 16 /* reads at level leader/durable waiting per region */

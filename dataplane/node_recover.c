@@ -1,6 +1,8 @@
 /* node_recover.c - the node's state on disk: region and session snapshots (checkpoints
  * that let the WAL be released), recovery at start (snapshots, then the WAL), and node
  * creation and teardown. */
+#include <sys/random.h>
+
 #include "node_internal.h"
 
 /* ---------------------------------------------------------------- snapshots */
@@ -625,6 +627,14 @@ static int worker_init(struct sl_node *n, struct worker *w, char *err, size_t er
 				return -ENOMEM;
 			}
 		}
+		/* what this replica, leading, remembers of each node forwarding to it */
+		r->fwd_streams = sl_arena_alloc(w->arena,
+						sizeof(*r->fwd_streams) * SL_CFG_MAX_NODES);
+		if (r->fwd_streams == NULL) {
+			snprintf(err, err_len, "out of memory for forwarding streams");
+			return -ENOMEM;
+		}
+		memset(r->fwd_streams, 0, sizeof(*r->fwd_streams) * SL_CFG_MAX_NODES);
 		r->open = -1;
 		rc = region_load_snapshot(n, r, err, err_len);
 		if (rc == 0 && r->ml)
@@ -799,6 +809,11 @@ int sl_node_create(const struct sl_config *cfg, const struct sl_node_env *env,
 	n->n_workers = env->n_workers;
 	nd_clock_init();
 	n->start_ns = nd_now_ns();
+	/* names this process's forwarding streams: a restarted node starts new ones, which
+	 * the leaders must not take for the old ones (node.c, forwarding) */
+	if (getrandom(&n->fwd_life, sizeof(n->fwd_life), 0) != (ssize_t)sizeof(n->fwd_life))
+		n->fwd_life = n->start_ns ^ ((uint64_t)getpid() << 32);
+	n->fwd_life |= 1; /* never 0, which means "no stream yet" */
 	int rc;
 	char path[SL_CFG_PATH_MAX + 32];
 	if (sl_cons_find(cfg->protocol) == NULL) {

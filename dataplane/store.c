@@ -352,15 +352,18 @@ static void chunk_insert_at(struct sl_store *st, struct series *s, struct chunk 
 }
 
 /* An existing (series, ts) gets a new write. Unversioned: the last one to arrive wins.
- * Versioned: the winner by version; a write that does not win (the same version is the
- * same write again) changes nothing and its slot is released here. */
+ * Versioned: the winner by version, and at the same version the later write: one batch
+ * (one version) can write a point twice, and its last value stands, as in an unversioned
+ * store; the same batch applied again ends the same. A write that loses changes nothing
+ * and its slot is released here. */
 static void point_overwrite(struct sl_store *st, struct series *s, struct chunk *c, uint32_t pos,
 			    uint64_t value, const struct ver *v)
 {
 	uint64_t *vals = chunk_vals(st, c);
 	if (st->versioned) {
 		struct ver old = chunk_ver(st, c, pos);
-		if (!sl_lww_wins(v->hlc, v->origin, old.hlc, old.origin)) {
+		if ((v->hlc != old.hlc || v->origin != old.origin) &&
+		    !sl_lww_wins(v->hlc, v->origin, old.hlc, old.origin)) {
 			value_drop(st, s->type, value);
 			return;
 		}

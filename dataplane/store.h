@@ -85,14 +85,14 @@ int sl_store_apply_batch(struct sl_store *st, const uint8_t *payload, size_t len
 /* Versioned stores (config.versioned; multileader regions, docs/multileader.md). Replicas
  * apply each other's writes in different orders, so a (series, ts) is decided by the
  * write's version, not by arrival: every point of the batch carries (hlc, origin); an
- * existing (series, ts) takes the new value only when sl_lww_wins(hlc, origin, old hlc,
- * old origin) (consensus/lww.h): the same version again is the same write re-applied and
- * changes nothing, an older one is ignored (it counts as applied). A new ts is stored
- * with the version. Otherwise the contract of sl_store_apply_batch (-EBADMSG, -EXDEV,
- * type conflicts in *rejected, -ENOMEM part way); -EINVAL on an unversioned store.
- * sl_store_apply and sl_store_apply_batch on a versioned store write version (0, 0),
- * which loses to every real write and, against a point of version (0, 0), keeps the
- * point already stored. */
+ * existing (series, ts) takes the new value when sl_lww_wins(hlc, origin, old hlc, old
+ * origin) (consensus/lww.h) or at the same version: that is the same batch, whose later
+ * write of a point stands (a batch re-applied ends the same); an older one is ignored
+ * (it counts as applied). A new ts is stored with the version. Otherwise the contract of
+ * sl_store_apply_batch (-EBADMSG, -EXDEV, type conflicts in *rejected, -ENOMEM part
+ * way); -EINVAL on an unversioned store. sl_store_apply and sl_store_apply_batch on a
+ * versioned store write version (0, 0), which loses to every real write (against a
+ * point of version (0, 0), the later write stands). */
 int sl_store_apply_batch_v(struct sl_store *st, const uint8_t *payload, size_t len, uint64_t hlc,
 			   uint32_t origin, uint32_t *applied, uint32_t *rejected);
 bool sl_store_versioned(const struct sl_store *st);

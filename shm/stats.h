@@ -198,6 +198,12 @@
 	X(fwd_not_leader) \
 	X(fwd_busy) \
 	X(fwd_bad) \
+	X(fwd_dup_answered) \
+	X(fwd_dup_in_progress) \
+	X(fwd_dup_forgotten) \
+	X(fwd_out_of_order) \
+	X(fwd_streams_started) \
+	X(fwd_resends) \
 	X(reads_linearizable) \
 	X(reads_forwarded) \
 	X(reads_unavailable) \

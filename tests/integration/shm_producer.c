@@ -6,7 +6,9 @@
  * value = i * 0.5 (exact in binary). Bounded by --timeout seconds. --key-prefix P makes
  * the series "P,host=hNNN value"; --int writes value i as an i64 instead; --value-offset X
  * adds X to every float value (two producers writing the same points with different
- * values: a conflict the replicas must settle the same way). */
+ * values: a conflict the replicas must settle the same way). --ts-period M makes ts =
+ * T0 + i % M: with M a multiple of the series count, point i + M rewrites point i's
+ * (series, ts) with a larger value, and the last batch's values are the ones to stay. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdbool.h>
@@ -36,6 +38,7 @@ int main(int argc, char **argv)
 	double timeout_s = 300;
 	uint32_t pace_ms = 0; /* a pause after each batch submitted: load spread over time */
 	double value_offset = 0;
+	uint64_t ts_period = 0; /* 0: every point has a timestamp of its own */
 	bool stop_on_nack = false, as_int = false;
 	const char *prefix = "itest";
 	static const struct option opts[] = {{"path", required_argument, 0, 'p'},
@@ -49,6 +52,7 @@ int main(int argc, char **argv)
 					     {"int", no_argument, 0, 'i'},
 					     {"pace-ms", required_argument, 0, 'P'},
 					     {"value-offset", required_argument, 0, 'V'},
+					     {"ts-period", required_argument, 0, 'T'},
 					     {"help", no_argument, 0, 'h'},
 					     {0, 0, 0, 0}};
 	int c;
@@ -65,10 +69,11 @@ int main(int argc, char **argv)
 		case 'i': as_int = true; break;
 		case 'P': pace_ms = (uint32_t)strtoul(optarg, NULL, 10); break;
 		case 'V': value_offset = strtod(optarg, NULL); break;
+		case 'T': ts_period = strtoull(optarg, NULL, 10); break;
 		case 'h':
 			printf("usage: shm_producer --path SHM --log FILE [--points N] [--series S] "
 			       "[--batch B] [--timeout SEC] [--stop-on-nack] [--key-prefix P] "
-			       "[--int] [--pace-ms MS] [--value-offset X]\n");
+			       "[--int] [--pace-ms MS] [--value-offset X] [--ts-period M]\n");
 			return 0;
 		default: return 2;
 		}
@@ -137,7 +142,7 @@ int main(int argc, char **argv)
 						  (unsigned)(i % n_series));
 				pts[k].key = keys[k];
 				pts[k].key_len = (uint16_t)kl;
-				pts[k].ts = T0 + (int64_t)i;
+				pts[k].ts = T0 + (int64_t)(ts_period > 0 ? i % ts_period : i);
 				pts[k].type = as_int ? SLUICE_I64 : SLUICE_F64;
 				double v = (double)i * 0.5 + value_offset;
 				if (as_int)

@@ -136,8 +136,11 @@ static void test_lww_by_version(void **state)
 	assert_version(st, 10, 5, 2);
 	put1(st, 10, 4, 5, 1); /* same clock, lower origin: loses */
 	assert_int_equal(value_at(st, 10), 3);
-	put1(st, 10, 5, 5, 2); /* the same version again: the same write, nothing changes */
+	put1(st, 10, 3, 5, 2); /* the same write again: nothing changes */
 	assert_int_equal(value_at(st, 10), 3);
+	assert_version(st, 10, 5, 2);
+	put1(st, 10, 5, 5, 2); /* the same version, a later write of its batch: it stands */
+	assert_int_equal(value_at(st, 10), 5);
 	put1(st, 10, 6, 6, 0); /* newer clock wins even from the lowest origin */
 	assert_int_equal(value_at(st, 10), 6);
 	assert_version(st, 10, 6, 0);
@@ -166,9 +169,9 @@ static void test_lww_by_version(void **state)
 	assert_int_equal(sl_store_apply(st, &p), 0);
 	assert_int_equal(value_at(st, 11), 77);
 	assert_version(st, 11, 0, 0);
-	p.value = 78; /* (0, 0) against (0, 0): the point stored first stays */
+	p.value = 78; /* (0, 0) against (0, 0): the same version, the later write stands */
 	assert_int_equal(sl_store_apply(st, &p), 0);
-	assert_int_equal(value_at(st, 11), 77);
+	assert_int_equal(value_at(st, 11), 78);
 	put1(st, 11, 79, 1, 0);
 	assert_int_equal(value_at(st, 11), 79);
 	sl_store_destroy(st);
@@ -210,6 +213,30 @@ static void test_unversioned_refuses_v(void **state)
 	struct sl_store_stats s;
 	sl_store_stats(st, &s);
 	assert_int_equal(s.points, 0);
+	sl_store_destroy(st);
+}
+
+/* One batch (one version) writing a point twice, as a proposal carrying two client
+ * batches does: its later value stands, as in an unversioned store, and so after the
+ * batch is applied again; a later version still replaces it. */
+static void test_batch_rewrites_point(void **state)
+{
+	(void)state;
+	static struct write w;
+	struct sl_store *st = mkstore_v(true, 4);
+	struct sl_point pts[3] = {mkpt(KEY_A, 10, SL_VAL_F64, 1), mkpt(KEY_A, 11, SL_VAL_F64, 7),
+				  mkpt(KEY_A, 10, SL_VAL_F64, 2)};
+	batch_of(&w, pts, 3, 40, 2);
+	apply_w(st, &w);
+	assert_int_equal(value_at(st, 10), 2);
+	assert_int_equal(value_at(st, 11), 7);
+	apply_w(st, &w);
+	assert_int_equal(value_at(st, 10), 2);
+	assert_version(st, 10, 40, 2);
+	put1(st, 10, 3, 39, 9); /* an older version still loses */
+	assert_int_equal(value_at(st, 10), 2);
+	put1(st, 10, 4, 41, 0);
+	assert_int_equal(value_at(st, 10), 4);
 	sl_store_destroy(st);
 }
 
@@ -790,6 +817,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_lww_by_version),
+	    cmocka_unit_test(test_batch_rewrites_point),
 	    cmocka_unit_test(test_unversioned_refuses_v),
 	    cmocka_unit_test(test_lww_strings),
 	    cmocka_unit_test(test_lww_order_independent),
