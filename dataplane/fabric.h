@@ -13,7 +13,7 @@
 #include "consensus.h"
 
 #define SL_FAB_MAGIC 0x46534c53u /* bytes "SLSF" on the wire */
-#define SL_FAB_VERSION 1
+#define SL_FAB_VERSION 2
 #define SL_FAB_ETHERTYPE 0x88b5	 /* IEEE 802 local experimental: fabric frames on a link */
 #define SL_FAB_HDR_BYTES 40u
 #define SL_FAB_REC_HDR_BYTES 28u

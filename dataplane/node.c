@@ -362,6 +362,7 @@ static bool fwd_send(struct worker *w, struct region *r, uint32_t slot, uint32_t
 	sl_put_u64(b + 16, p->fwd_fseq);
 	sl_put_u64(b + 24, low);
 	sl_put_u16(b + 32, (uint16_t)p->n_runs);
+	b[34] = p->level; /* the home proposes it at this ack level (nd_propose) */
 	uint32_t off = FWD_HDR_BASE;
 	for (uint32_t k = 0; k < p->n_runs; k++, off += 4)
 		sl_put_u32(b + off, p->runs[k].n_points);
@@ -471,9 +472,10 @@ void nd_fwd_in(struct worker *w, struct region *r, const struct sl_cons_msg *m)
 	uint64_t life = sl_get_u64(m->buf + 8), fseq = sl_get_u64(m->buf + 16);
 	uint64_t low = sl_get_u64(m->buf + 24);
 	uint32_t runs = sl_get_u16(m->buf + 32), hdr = FWD_HDR_BASE + 4 * runs;
+	uint8_t level = m->buf[34];
 	uint32_t count = 0, region = 0, sum = 0;
 	if (runs == 0 || runs > PROP_RUNS || m->len <= hdr || m->len - hdr > r->prop_cap ||
-	    life == 0 || low == 0 || low > fseq ||
+	    life == 0 || low == 0 || low > fseq || level > SL_SESS_LEVEL_MAJORITY ||
 	    sl_batch_check(m->buf + hdr, m->len - hdr, &count, &region) != 0 ||
 	    region != r->id) {
 		sl_stats_add(w->st, SL_STAT_fwd_bad, 1);
@@ -505,7 +507,7 @@ void nd_fwd_in(struct worker *w, struct region *r, const struct sl_cons_msg *m)
 	}
 	struct proposal *p = &r->props[slot];
 	memcpy(p->buf, m->buf + hdr, m->len - hdr);
-	int rc = sl_drv_propose(r->drv, prop_id(r, (uint32_t)slot), p->buf, m->len - hdr);
+	int rc = nd_propose(w, r, prop_id(r, (uint32_t)slot), p->buf, m->len - hdr, level);
 	if (rc != 0) {
 		sl_stats_add(w->st, rc == -EPERM ? SL_STAT_fwd_not_leader : SL_STAT_fwd_busy, 1);
 		fwd_refuse(w, r, from, id,
@@ -520,6 +522,7 @@ void nd_fwd_in(struct worker *w, struct region *r, const struct sl_cons_msg *m)
 	p->ack_wait = 0;
 	p->n_points = count;
 	p->n_runs = runs;
+	p->level = level;
 	for (uint32_t k = 0; k < runs; k++)
 		p->runs[k] = (struct prop_run){(uint16_t)w->idx, NO_ACK,
 					       sl_get_u32(m->buf + FWD_HDR_BASE + 4 * k), 0};

@@ -69,7 +69,7 @@ _Static_assert(PEND_MAX < UINT32_MAX, "NO_ACK is never a pending handle");
 #define PROP_BYTES (512u << 10) /* proposal buffer allocated per slot */
 /* A forwarded batch's header: id u64 | life u64 | fseq u64 | low u64 | runs u16 | points
  * u32 per run (node.c, forwarding) */
-#define FWD_HDR_BASE 34u
+#define FWD_HDR_BASE 35u
 #define FWD_HDR_MAX (FWD_HDR_BASE + 4u * PROP_RUNS)
 /* Answers a leader remembers per forwarder stream (by fseq). It proposes a forwarded fseq
  * only below the forwarder's lowest unanswered one plus this window, so every fseq the
