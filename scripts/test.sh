@@ -77,7 +77,7 @@ ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print
 	meson test -C build-asan --suite integration --no-suite long --print-errorlogs --num-processes 1
 tally build-asan
 step "libFuzzer: every target for a short run (tests/fuzz/run.sh)"
-FUZZ_OUT=build-fuzz bash tests/fuzz/run.sh "${FUZZ_SECONDS:-10}" | tee build/fuzz-run.log
+FUZZ_OUT=build-fuzz bash tests/fuzz/run.sh "${FUZZ_SECONDS:-6}" | tee build/fuzz-run.log
 PASSED=$((PASSED + $(grep -c '^ok fuzz_' build/fuzz-run.log)))
 step "mutation check: the simulator must catch each deliberate Raft bug within the CI seeds"
 ninja -C build sim-mutations | tee build/mutations.log
