@@ -72,6 +72,15 @@ query() {
 	echo "$out" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["points"]))' 2>/dev/null ||
 		{ echo "$out"; return 1; }
 }
+# cl_diag: each node's forwarding, fabric and session counters (on a failure)
+cl_diag() {
+	local i
+	for i in 1 2 3; do
+		[ "${CL_PIDS[$i]}" != 0 ] || continue
+		echo "node $i: $("$CTL" --socket "$(cl_sock "$i")" --json stats | python3 -c "import json,sys; t=json.load(sys.stdin)['totals']; print({k: v for k, v in t.items() if v and any(w in k for w in ('fwd', 'fab_fault', 'sess', 'ml_', 'busy', 'refus'))})")"
+		echo "node $i regions: $(cl_regions "$i" "[(r['id'], r.get('home'), r.get('proposals_in_flight'), r.get('forwarded_in_flight')) for r in rs]")"
+	done
+}
 want=$((POINTS / SERIES))
 levels="leader durable sync local"
 [ "$PROTOCOL" = multileader ] && levels="durable sync local"
@@ -111,8 +120,11 @@ echo "$out" | grep -q "100 batches acknowledged at level 2 or above" ||
 "$CTL" --socket "$(cl_sock 3)" call debug_fabric '{"peer":1,"dir":"out","delay_ms":300}' >/dev/null
 out=$(ip netns exec "slrd$ID-3" "$CLIENT" --node "$(net 3)1" --points 6000 --series 10 \
 	--batch 30 --session 77 --level 1 --timeout 60 --log "$SL_DIR/sess_ryw.log" write)
-echo "$out" | grep -q "200 batches acknowledged" ||
-	{ echo "FAIL: the read-your-writes session's batches were not all acknowledged: $out"; exit 1; }
+echo "$out" | grep -q "200 batches acknowledged" || {
+	echo "FAIL: the read-your-writes session's batches were not all acknowledged: $out"
+	cl_diag
+	exit 1
+}
 lag=$(QKEY="sess,host=h009 v" TRIES=1 query 1 local 0 || true)
 for s in 9 0 3; do
 	got=$(QKEY="sess,host=h$(printf %03d "$s") v" query 1 sync 0) || true
