@@ -9,28 +9,21 @@
 #include <string.h>
 
 #include "fabric.h"
+#include "fuzz_util.h"
 #include "sl_crc.h"
 #include "sl_le.h"
-
-#define CHECK(c)                                                                                   \
-	do {                                                                                       \
-		if (!(c))                                                                          \
-			abort();                                                                   \
-	} while (0)
 
 static uint8_t frame[SL_FAB_MTU_MAX + 64];
 static uint8_t again[SL_FAB_MTU_MAX + 64];
 static uint8_t reasm_buf[16384];
 static struct sl_fab_reasm ra; /* kept across inputs: fragments of earlier frames linger */
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	if (size < 1 || size - 1 > sizeof(frame))
+	size_t len;
+	if (!fuzz_take_body(data, size, frame, sizeof(frame), &len))
 		return 0;
 	bool fix = data[0] & 1;
-	size_t len = size - 1;
-	memcpy(frame, data + 1, len);
 	if (fix && len >= SL_FAB_HDR_BYTES) {
 		sl_put_u32(frame, SL_FAB_MAGIC);
 		sl_put_u32(frame + 8, 7); /* our cluster, */

@@ -11,12 +11,7 @@
 
 #include "fabric.h"
 #include "fabric_udp.h"
-
-#define CHECK(c)                                                                                   \
-	do {                                                                                       \
-		if (!(c))                                                                          \
-			abort();                                                                   \
-	} while (0)
+#include "fuzz_util.h"
 
 #define BASE 7600
 #define CORES 4
@@ -47,13 +42,11 @@ static void fix_up(uint8_t *f, size_t len)
 	u[6] = u[7] = 0;
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	if (size < 1 || size - 1 > sizeof(frame))
+	size_t len;
+	if (!fuzz_take_body(data, size, frame, sizeof(frame), &len))
 		return 0;
-	size_t len = size - 1;
-	memcpy(frame, data + 1, len);
 	if ((data[0] & 1) && len >= SL_PKT_UDP_HDRS)
 		fix_up(frame, len);
 	struct sl_fu_local local = {.port_base = BASE, .n_cores = CORES};

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "batch.h"
+#include "fuzz_util.h"
 #include "lineproto.h"
 
 #define REPARSE_MAX (2 * SL_LP_LINE_MAX + 1024) /* formatting can grow a line */
@@ -15,12 +16,6 @@ static char scratch[SL_LP_SCRATCH_BYTES(SL_LP_LINE_MAX)];
 static char scratch2[SL_LP_SCRATCH_BYTES(REPARSE_MAX)];
 static char text[REPARSE_MAX];
 static struct sl_lp_line line, again;
-
-#define CHECK(c)                                                                                   \
-	do {                                                                                       \
-		if (!(c))                                                                          \
-			abort();                                                                   \
-	} while (0)
 
 static void check_field(const struct sl_lp_line *l, const struct sl_lp_field *f)
 {
@@ -60,8 +55,6 @@ static int on_line(void *arg, const struct sl_lp_line *l)
 		check_field(l, &l->fields[i]);
 	return 0;
 }
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -14,14 +14,9 @@
 #include <string.h>
 
 #include "consensus.h"
+#include "fuzz_util.h"
 #include "multileader.h"
 #include "sl_le.h"
-
-#define CHECK(c)                                                                                   \
-	do {                                                                                       \
-		if (!(c))                                                                          \
-			abort();                                                                   \
-	} while (0)
 
 #define MS 1000000ull
 #define GROUP 9u
@@ -97,13 +92,7 @@ static int lg_snapshot(void *c, struct sl_cons_snapshot *o)
 static void start(void)
 {
 	struct sl_cons_config cfg;
-	memset(&cfg, 0, sizeof(cfg));
-	cfg.group_id = GROUP;
-	cfg.self = 1;
-	cfg.n_voters = 3;
-	cfg.voters[0] = 1;
-	cfg.voters[1] = 2;
-	cfg.voters[2] = 3;
+	fuzz_cons_config_3(&cfg, GROUP);
 	cfg.proto_opts = &opts;
 	view = (struct sl_cons_log){NULL, lg_first, lg_last, lg_term, lg_entry, lg_snapshot};
 	cfg.log = &view;

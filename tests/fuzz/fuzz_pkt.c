@@ -6,13 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_util.h"
 #include "pkt.h"
-
-#define CHECK(c)                                                                                   \
-	do {                                                                                       \
-		if (!(c))                                                                          \
-			abort();                                                                   \
-	} while (0)
 
 static uint8_t out[70000], inplace[70000];
 
@@ -68,8 +63,6 @@ static void check_arp_request(const struct sl_pkt_local *us, const struct sl_pkt
 	CHECK(sl_pkt_classify(out, (size_t)n, &peer, &back) == SL_PKT_ARP_REPLY);
 	CHECK(memcmp(back.src_mac, us->mac, 6) == 0 && back.src_ip == in->dst_ip);
 }
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

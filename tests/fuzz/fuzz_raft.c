@@ -13,14 +13,9 @@
 #include <string.h>
 
 #include "consensus.h"
+#include "fuzz_util.h"
 #include "raft.h"
 #include "sl_le.h"
-
-#define CHECK(c)                                                                                   \
-	do {                                                                                       \
-		if (!(c))                                                                          \
-			abort();                                                                   \
-	} while (0)
 
 #define MS 1000000ull
 #define GROUP 7u
@@ -120,13 +115,7 @@ static void lg_set_snapshot(const struct sl_cons_snapshot *s, bool install)
 static void start(void)
 {
 	struct sl_cons_config cfg;
-	memset(&cfg, 0, sizeof(cfg));
-	cfg.group_id = GROUP;
-	cfg.self = 1;
-	cfg.n_voters = 3;
-	cfg.voters[0] = 1;
-	cfg.voters[1] = 2;
-	cfg.voters[2] = 3;
+	fuzz_cons_config_3(&cfg, GROUP);
 	cfg.seed = 42;
 	cfg.election_timeout_ns = 100 * MS;
 	cfg.heartbeat_interval_ns = 20 * MS;

@@ -9,15 +9,10 @@
 #include <string.h>
 
 #include "batch.h"
+#include "fuzz_util.h"
 #include "session.h"
 #include "sl_crc.h"
 #include "sl_le.h"
-
-#define CHECK(c)                                                                                   \
-	do {                                                                                       \
-		if (!(c))                                                                          \
-			abort();                                                                   \
-	} while (0)
 
 static uint8_t msg[SL_SESS_MSG_MAX + 16];
 static uint8_t again[SL_SESS_MSG_MAX + 16];
@@ -84,14 +79,11 @@ static void feed(const struct sl_sess_msg *m)
 	CHECK(sl_sess_client_unacked(&c) == 0);
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	if (size == 0 || size - 1 > SL_SESS_MSG_MAX + 8)
+	size_t len;
+	if (!fuzz_take_body(data, size, msg, SL_SESS_MSG_MAX + 8, &len))
 		return 0;
-	size_t len = size - 1;
-	memcpy(msg, data + 1, len);
 	if ((data[0] & 1) != 0 && len >= SL_SESS_HDR_BYTES) {
 		sl_put_u32(msg + 8, (uint32_t)len);
 		uint32_t c = sl_crc32c(msg, 16, 0xffffffffu);

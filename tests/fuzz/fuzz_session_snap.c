@@ -10,15 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_util.h"
 #include "session.h"
 #include "sl_crc.h"
 #include "sl_le.h"
-
-#define CHECK(c)                                                                                   \
-	do {                                                                                       \
-		if (!(c))                                                                          \
-			abort();                                                                   \
-	} while (0)
 
 #define CAP_MAX 16u
 #define IMG_MAX (SL_SESS_SNAP_HDR_BYTES + 64u * SL_SESS_SNAP_REC_BYTES + 4u)
@@ -29,14 +24,11 @@ static uint8_t again[IMG_MAX];
 
 static uint32_t crc(const uint8_t *p, size_t n) { return ~sl_crc32c(p, n, 0xffffffffu); }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	if (size == 0 || size - 1 > IMG_MAX)
+	size_t len;
+	if (!fuzz_take_body(data, size, img, IMG_MAX, &len))
 		return 0;
-	size_t len = size - 1;
-	memcpy(img, data + 1, len);
 	uint32_t capacity = 1 + (data[0] >> 4) % CAP_MAX;
 	if ((data[0] & 1) && len >= SL_SESS_SNAP_HDR_BYTES + 4) {
 		/* a well-sealed image of the records it holds */

@@ -8,14 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_util.h"
 #include "ingest.h"
 #include "sl_le.h"
-
-#define CHECK(c)                                                                                   \
-	do {                                                                                       \
-		if (!(c))                                                                          \
-			abort();                                                                   \
-	} while (0)
 
 /* What the node holds for the open batch (node.c: slot_cur and its pending handle). */
 struct model {
@@ -73,8 +68,6 @@ static void check_record(struct model *m, const struct sl_ingest_framing *f, uin
 		m->open = false;
 	CHECK(sl_ingest_framing_open(f) == m->open);
 }
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* Input: byte 0 picks the ring size (1..128 entries); then records, each an op byte and
  * either 7 compact bytes (small seq, index, count, key_len, type, value: the fuzzer meets

@@ -15,14 +15,9 @@
 #include <string.h>
 
 #include "batch.h"
+#include "fuzz_util.h"
 #include "sl_le.h"
 #include "store.h"
-
-#define CHECK(c)                                                                                   \
-	do {                                                                                       \
-		if (!(c))                                                                          \
-			abort();                                                                   \
-	} while (0)
 
 #define REGION 3u
 #define IMG_MAX (1u << 16)
@@ -123,14 +118,11 @@ static void fixup(uint8_t *p, size_t len)
 	}
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	if (size == 0 || size - 1 > IMG_MAX)
+	size_t len;
+	if (!fuzz_take_body(data, size, img, IMG_MAX, &len))
 		return 0;
-	size_t len = size - 1;
-	memcpy(img, data + 1, len);
 	bool versioned = (data[0] & 1) != 0;
 	int op = (data[0] >> 1) & 3;
 	if (data[0] & 8)

@@ -11,15 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_util.h"
 #include "sl_crc.h"
 #include "sl_le.h"
 #include "wal.h"
-
-#define CHECK(c)                                                                                   \
-	do {                                                                                       \
-		if (!(c))                                                                          \
-			abort();                                                                   \
-	} while (0)
 
 #define SEG_MAX (64u << 10)
 

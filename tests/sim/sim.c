@@ -2007,19 +2007,12 @@ static int run_file(struct totals *t, const char *path)
 int main(int argc, char **argv)
 {
 	g_opt.argv0 = argv[0];
-	uint64_t first = 1, count = 0, single = 0;
-	bool have_single = false;
+	struct sim_seed_args sa = {.first = 1, .count = 0};
 	const char *seed_file = NULL;
-	const char *env = getenv("SLUICE_SIM_SEEDS");
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
-		if (strcmp(a, "--seed") == 0 && i + 1 < argc) {
-			single = strtoull(argv[++i], NULL, 0);
-			have_single = true;
-		} else if (strcmp(a, "--seeds") == 0 && i + 1 < argc) {
-			count = strtoull(argv[++i], NULL, 0);
-		} else if (strcmp(a, "--first") == 0 && i + 1 < argc) {
-			first = strtoull(argv[++i], NULL, 0);
+		if (sim_seed_arg(argc, argv, &i, &sa)) {
+			continue;
 		} else if (strcmp(a, "--seed-file") == 0 && i + 1 < argc) {
 			seed_file = argv[++i];
 		} else if (strcmp(a, "--lease-jumps") == 0) {
@@ -2048,34 +2041,28 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (env != NULL && *env) /* a lab's soak size wins over the built-in one */
-		count = strtoull(env, NULL, 0);
-	if (!have_single && count == 0 && seed_file == NULL)
-		count = 20;
+	sim_seed_count_env(&sa.count);
+	if (!sa.have_single && sa.count == 0 && seed_file == NULL)
+		sa.count = 20;
 	signal(SIGABRT, on_abort);
 	struct totals t;
 	memset(&t, 0, sizeof(t));
-	struct timespec t0, t1;
+	struct timespec t0;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	int rc = 0;
 	if (seed_file != NULL)
 		rc = run_file(&t, seed_file);
-	if (have_single && rc == 0)
-		rc = run_one(&t, single);
-	for (uint64_t s = first; !have_single && (rc == 0 || g_opt.keep_going) && s < first + count;
-	     s++)
+	if (sa.have_single && rc == 0)
+		rc = run_one(&t, sa.single);
+	for (uint64_t s = sa.first;
+	     !sa.have_single && (rc == 0 || g_opt.keep_going) && s < sa.first + sa.count; s++)
 		rc |= run_one(&t, s);
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	double wall = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	double wall = sim_wall_since(&t0);
 	printf("sluice-sim (%s mode): %s, %" PRIu64 " seeds (%" PRIu64 " failed), %" PRIu64
 	       " steps in %.1f s wall (%.0f steps/s), %.0f s simulated\n",
 	       g_opt.driver ? "driver" : "pure", rc == 0 ? "PASS" : "FAIL", t.seeds, t.failed, t.steps, wall,
 	       wall > 0 ? (double)t.steps / wall : 0.0, (double)t.sim_ns / 1e9);
-	printf("faults injected:\n");
-	for (int i = 0; i < F_COUNT; i++)
-		printf("  %-20s %" PRIu64 "\n", fault_names[i], t.faults[i]);
-	printf("checkers verified:\n");
-	for (int i = 0; i < C_COUNT; i++)
-		printf("  %-46s %" PRIu64 "\n", check_names[i], t.checks[i]);
+	sim_print_counts("faults injected", fault_names, t.faults, F_COUNT, 20);
+	sim_print_counts("checkers verified", check_names, t.checks, C_COUNT, 46);
 	return rc;
 }

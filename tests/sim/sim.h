@@ -1,12 +1,14 @@
 /* sim.h - shared pieces of the deterministic consensus simulator (sluice-sim): the seeded
  * random source, the simulated disk of one replica (a write-ahead log of checksummed
- * records, fsync, crash with torn tail, recovery) and the linearizability checker. */
+ * records, fsync, crash with torn tail, recovery), the linearizability checker and the
+ * seed loops' command line and summary helpers. */
 #ifndef SL_SIM_H
 #define SL_SIM_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "consensus.h"
 
@@ -104,5 +106,22 @@ enum lin_result { LIN_OK = 0, LIN_VIOLATION = 1, LIN_UNKNOWN = 2 };
  * register whose initial value is 0. `budget` bounds the search steps. */
 enum lin_result lin_check_register(const struct lin_op *ops, uint32_t n, uint64_t budget,
 				   uint64_t *steps);
+
+/* ---- the seed loops' command line and summary (sim_run.c), for sim.c and sim_ml.c ---- */
+struct sim_seed_args {
+	uint64_t first, count, single; /* --first, --seeds, --seed */
+	bool have_single;
+};
+
+/* True when argv[*i] is --seed N, --seeds COUNT or --first N with its value (then *i is
+ * moved onto the value); false leaves *i and *a alone for the caller's other options. */
+bool sim_seed_arg(int argc, char **argv, int *i, struct sim_seed_args *a);
+/* SLUICE_SIM_SEEDS, when set and not empty, overrides *count. */
+void sim_seed_count_env(uint64_t *count);
+/* Seconds of CLOCK_MONOTONIC since *t0. */
+double sim_wall_since(const struct timespec *t0);
+/* "title:" then one "  name count" line each, names padded to width. */
+void sim_print_counts(const char *title, const char *const *names, const uint64_t *counts,
+		      int n, int width);
 
 #endif

@@ -994,18 +994,12 @@ static bool run_seed(uint64_t seed, bool verbose, bool disk_loss)
 
 int sim_ml_main(int argc, char **argv)
 {
-	uint64_t first = 1, count = 20, single = 0;
-	bool have_single = false, keep_going = false, verbose = false, disk_loss = false;
-	const char *env = getenv("SLUICE_SIM_SEEDS");
+	struct sim_seed_args sa = {.first = 1, .count = 20};
+	bool keep_going = false, verbose = false, disk_loss = false;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
-		if (strcmp(a, "--seed") == 0 && i + 1 < argc) {
-			single = strtoull(argv[++i], NULL, 0);
-			have_single = true;
-		} else if (strcmp(a, "--seeds") == 0 && i + 1 < argc) {
-			count = strtoull(argv[++i], NULL, 0);
-		} else if (strcmp(a, "--first") == 0 && i + 1 < argc) {
-			first = strtoull(argv[++i], NULL, 0);
+		if (sim_seed_arg(argc, argv, &i, &sa)) {
+			continue;
 		} else if (strcmp(a, "--protocol") == 0 && i + 1 < argc) {
 			i++;
 		} else if (strcmp(a, "--keep-going") == 0) {
@@ -1020,18 +1014,17 @@ int sim_ml_main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (env != NULL && *env)
-		count = strtoull(env, NULL, 0);
-	if (have_single) {
-		first = single;
-		count = 1;
+	sim_seed_count_env(&sa.count);
+	if (sa.have_single) {
+		sa.first = sa.single;
+		sa.count = 1;
 	}
 	uint64_t faults[FT_N] = {0}, checks[CK_N] = {0}, failed = 0, seeds = 0, acks = 0, reads = 0;
 	uint64_t snaps = 0, laggards = 0, chunks = 0, chunks_refused = 0, gobacks = 0;
 	uint64_t rejoins = 0, rejoin_refused = 0;
-	struct timespec t0, t1;
+	struct timespec t0;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	for (uint64_t s = first; s < first + count && (failed == 0 || keep_going); s++) {
+	for (uint64_t s = sa.first; s < sa.first + sa.count && (failed == 0 || keep_going); s++) {
 		bool ok = run_seed(s, verbose, disk_loss);
 		seeds++;
 		for (int i = 0; i < FT_N; i++)
@@ -1055,8 +1048,7 @@ int sim_ml_main(int argc, char **argv)
 		}
 		world_free();
 	}
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	double wall = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	double wall = sim_wall_since(&t0);
 	printf("sluice-sim (multileader mode): %s, %" PRIu64 " seeds (%" PRIu64
 	       " failed) in %.1f s wall, %" PRIu64 " writes acked, %" PRIu64 " reads served (CAD and sync)\n",
 	       failed ? "FAIL" : "PASS", seeds, failed, wall, acks, reads);
@@ -1066,11 +1058,7 @@ int sim_ml_main(int argc, char **argv)
 	if (disk_loss)
 		printf("disks lost %" PRIu64 ", rejoins completed %" PRIu64 " (writes refused meanwhile "
 		       "%" PRIu64 ")\n", faults[FT_DISK_LOSS], rejoins, rejoin_refused);
-	printf("faults injected:\n");
-	for (int i = 0; i < FT_N; i++)
-		printf("  %-22s %" PRIu64 "\n", ft_names[i], faults[i]);
-	printf("checkers verified:\n");
-	for (int i = 0; i < CK_N; i++)
-		printf("  %-44s %" PRIu64 "\n", ck_names[i], checks[i]);
+	sim_print_counts("faults injected", ft_names, faults, FT_N, 22);
+	sim_print_counts("checkers verified", ck_names, checks, CK_N, 44);
 	return failed ? 1 : 0;
 }

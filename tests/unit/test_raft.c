@@ -353,6 +353,61 @@ static bool acked_ok(struct tnode *t, uint64_t pid)
 	return false;
 }
 
+/* The start of most scenarios: three voters, 400 ms for the first election; *l is the
+ * leader (0 if none, which the caller asserts on where it matters). */
+static struct cluster *cluster_elected(uint32_t *l)
+{
+	struct cluster *c = cluster_new(3, 3);
+	run(c, 400);
+	*l = leader(c);
+	return c;
+}
+
+/* Re-creates replica id from its log, so it runs with what the test changed in c->opts or
+ * c->max_batch since. */
+static void restart(struct cluster *c, uint32_t id)
+{
+	R->destroy(c->n[id].st);
+	node_start(c, id);
+}
+
+/* Follower f falls behind: cut off while leader l commits n entries (proposal ids
+ * pid_base + k, first byte k, k = 1..n) over 20 ms. */
+static void fall_behind(struct cluster *c, uint32_t l, uint32_t f, uint64_t pid_base, uint8_t n)
+{
+	isolate(c, f, true);
+	for (uint8_t k = 1; k <= n; k++)
+		propose(c, l, pid_base + k, k);
+	run(c, 20);
+}
+
+/* Every replica but f snapshots at what it applied, with `len` bytes of img as the image,
+ * and compacts its log: f can only catch up by a snapshot. */
+static void compact_all_but(struct cluster *c, uint32_t f, const uint8_t *img, uint32_t len)
+{
+	for (uint32_t i = 1; i <= c->size; i++) {
+		if (i == f)
+			continue;
+		struct sl_cons_snapshot meta;
+		struct tnode *t = &c->n[i];
+		assert_int_equal(sl_raft_snapshot_meta(t->st, t->applied, &meta), 0);
+		meta.data = img;
+		meta.len = len;
+		ml_compact(&t->lg, &meta);
+	}
+}
+
+/* Replica id loses its disk: it is down with an empty log and nothing applied, and starts
+ * (node_start) in rejoin mode. */
+static void lose_disk(struct cluster *c, uint32_t id)
+{
+	crash(c, id);
+	ml_init(&c->n[id].lg);
+	c->n[id].applied = 0;
+	c->n[id].last_applied_byte = 0;
+	c->n[id].rejoin = true;
+}
+
 /* ---- tests ---- */
 
 static void test_registry(void **u)
@@ -384,9 +439,8 @@ static void test_single_voter_commits_after_persist(void **u)
 static void test_election_and_replication(void **u)
 {
 	(void)u;
-	struct cluster *c = cluster_new(3, 3);
-	run(c, 400);
-	uint32_t l = leader(c);
+	uint32_t l;
+	struct cluster *c = cluster_elected(&l);
 	assert_true(l != 0);
 	for (uint32_t i = 1; i <= 3; i++)
 		if (i != l) {
@@ -409,9 +463,8 @@ static void test_election_and_replication(void **u)
 static void test_prevote_keeps_isolated_term(void **u)
 {
 	(void)u;
-	struct cluster *c = cluster_new(3, 3);
-	run(c, 400);
-	uint32_t l = leader(c);
+	uint32_t l;
+	struct cluster *c = cluster_elected(&l);
 	uint32_t f = l == 1 ? 2 : 1;
 	uint64_t term = status(c, l).term;
 	isolate(c, f, true);
@@ -428,9 +481,8 @@ static void test_prevote_keeps_isolated_term(void **u)
 static void test_check_quorum_steps_down(void **u)
 {
 	(void)u;
-	struct cluster *c = cluster_new(3, 3);
-	run(c, 400);
-	uint32_t l = leader(c);
+	uint32_t l;
+	struct cluster *c = cluster_elected(&l);
 	isolate(c, l, true);
 	run(c, 400);
 	assert_int_not_equal(status(c, l).role, SL_CONS_ROLE_LEADER);
@@ -475,10 +527,8 @@ static void test_no_commit_of_previous_term_by_counting(void **u)
 	(void)u;
 	struct cluster *c = cluster_new(3, 3);
 	c->max_batch = 1; /* X and the new leader's no-op travel in separate messages */
-	for (uint32_t i = 1; i <= 3; i++) {
-		R->destroy(c->n[i].st);
-		node_start(c, i);
-	}
+	for (uint32_t i = 1; i <= 3; i++)
+		restart(c, i);
 	run(c, 400);
 	uint32_t a = leader(c);
 	/* 1. leader a appends X in its term, alone, and dies */
@@ -515,9 +565,8 @@ static void test_no_commit_of_previous_term_by_counting(void **u)
 static void test_leader_transfer(void **u)
 {
 	(void)u;
-	struct cluster *c = cluster_new(3, 3);
-	run(c, 400);
-	uint32_t l = leader(c);
+	uint32_t l;
+	struct cluster *c = cluster_elected(&l);
 	uint32_t t = l % 3 + 1;
 	assert_int_equal(sl_raft_transfer_leader(c->n[l].st, 9), -EINVAL);
 	assert_int_equal(sl_raft_transfer_leader(c->n[t].st, l), -EPERM);
@@ -536,10 +585,8 @@ static void test_read_index_and_lease(void **u)
 	(void)u;
 	struct cluster *c = cluster_new(3, 3);
 	c->opts.lease_reads = true;
-	for (uint32_t i = 1; i <= 3; i++) {
-		R->destroy(c->n[i].st);
-		node_start(c, i);
-	}
+	for (uint32_t i = 1; i <= 3; i++)
+		restart(c, i);
 	run(c, 400);
 	uint32_t l = leader(c);
 	assert_int_equal(propose(c, l, 1, 3), 0);
@@ -616,14 +663,10 @@ static void test_learner_then_promote(void **u)
 static void test_snapshot_for_lagging_follower(void **u)
 {
 	(void)u;
-	struct cluster *c = cluster_new(3, 3);
-	run(c, 400);
-	uint32_t l = leader(c);
+	uint32_t l;
+	struct cluster *c = cluster_elected(&l);
 	uint32_t f = l % 3 + 1;
-	isolate(c, f, true);
-	for (uint8_t k = 1; k <= 40; k++)
-		propose(c, l, k, k);
-	run(c, 20);
+	fall_behind(c, l, f, 0, 40);
 	/* every live replica snapshots its state machine and compacts its log */
 	for (uint32_t i = 1; i <= 3; i++) {
 		if (i == f)
@@ -683,23 +726,11 @@ static void test_snapshot_in_chunks(void **u)
 	run(c, 400);
 	uint32_t l = leader(c);
 	uint32_t f = l % 3 + 1;
-	isolate(c, f, true);
-	for (uint8_t k = 1; k <= 20; k++)
-		propose(c, l, k, k);
-	run(c, 20);
+	fall_behind(c, l, f, 0, 20);
 	uint8_t img[4096];
 	for (uint32_t b = 0; b < sizeof(img); b++)
 		img[b] = (uint8_t)(b * 7 + b / 251);
-	for (uint32_t i = 1; i <= 3; i++) {
-		if (i == f)
-			continue;
-		struct sl_cons_snapshot meta;
-		struct tnode *t = &c->n[i];
-		assert_int_equal(sl_raft_snapshot_meta(t->st, t->applied, &meta), 0);
-		meta.data = img;
-		meta.len = 2900;
-		ml_compact(&t->lg, &meta);
-	}
+	compact_all_but(c, f, img, 2900);
 	snap_seen = snap_ack_seen = snap_lost = 0;
 	snap_rng = 42;
 	c->drop = drop_some_snapshot_msgs;
@@ -722,20 +753,8 @@ static void test_snapshot_in_chunks(void **u)
 	assert_int_equal(c->n[f].last_applied_byte, 99);
 
 	/* an image over the follower's bound: refused, counted, never installed */
-	isolate(c, f, true);
-	for (uint8_t k = 1; k <= 20; k++)
-		propose(c, l, 200 + k, k);
-	run(c, 20);
-	for (uint32_t i = 1; i <= 3; i++) {
-		if (i == f)
-			continue;
-		struct sl_cons_snapshot meta;
-		struct tnode *t = &c->n[i];
-		assert_int_equal(sl_raft_snapshot_meta(t->st, t->applied, &meta), 0);
-		meta.data = img;
-		meta.len = 3001;
-		ml_compact(&t->lg, &meta);
-	}
+	fall_behind(c, l, f, 200, 20);
+	compact_all_but(c, f, img, 3001);
 	isolate(c, f, false);
 	run(c, 300);
 	sl_raft_stats(c->n[f].st, &st);
@@ -752,9 +771,8 @@ static void test_snapshot_in_chunks(void **u)
 static void test_rejoin_after_lost_state(void **u)
 {
 	(void)u;
-	struct cluster *c = cluster_new(3, 3);
-	run(c, 400);
-	uint32_t l = leader(c);
+	uint32_t l;
+	struct cluster *c = cluster_elected(&l);
 	uint32_t w = l % 3 + 1, o = w % 3 + 1; /* the wiped node and the other follower */
 	if (o == l)
 		o = o % 3 + 1;
@@ -762,11 +780,7 @@ static void test_rejoin_after_lost_state(void **u)
 		propose(c, l, k, k);
 	run(c, 20);
 	assert_int_equal(c->n[w].last_applied_byte, 10);
-	crash(c, w);
-	ml_init(&c->n[w].lg); /* the disk is gone */
-	c->n[w].applied = 0;
-	c->n[w].last_applied_byte = 0;
-	c->n[w].rejoin = true;
+	lose_disk(c, w);
 	isolate(c, o, true); /* only the leader and the rejoining node can talk */
 	node_start(c, w);
 	assert_true(status(c, w).rejoining);
@@ -805,18 +819,13 @@ static void test_rejoin_after_lost_state(void **u)
 static void test_rejoin_idle_group(void **u)
 {
 	(void)u;
-	struct cluster *c = cluster_new(3, 3);
-	run(c, 400);
-	uint32_t l = leader(c);
+	uint32_t l;
+	struct cluster *c = cluster_elected(&l);
 	uint32_t w = l % 3 + 1;
 	for (uint8_t k = 1; k <= 10; k++)
 		propose(c, l, k, k);
 	run(c, 50);
-	crash(c, w);
-	ml_init(&c->n[w].lg);
-	c->n[w].applied = 0;
-	c->n[w].last_applied_byte = 0;
-	c->n[w].rejoin = true;
+	lose_disk(c, w);
 	node_start(c, w);
 	run(c, 1000);
 	assert_int_equal(leader(c), l);
@@ -829,9 +838,8 @@ static void test_rejoin_idle_group(void **u)
 static void test_restart_recovers_durable_state(void **u)
 {
 	(void)u;
-	struct cluster *c = cluster_new(3, 3);
-	run(c, 400);
-	uint32_t l = leader(c);
+	uint32_t l;
+	struct cluster *c = cluster_elected(&l);
 	for (uint8_t k = 1; k <= 5; k++)
 		propose(c, l, k, k);
 	run(c, 50);
@@ -1065,8 +1073,7 @@ static void test_oversized_message_refused(void **u)
 	struct cluster *c = cluster_new(3, 3);
 	c->opts.max_msg_bytes = 256;
 	c->opts.max_apply_bytes = 256;
-	R->destroy(c->n[1].st);
-	node_start(c, 1);
+	restart(c, 1);
 	static uint8_t buf[4096];
 	struct sl_cons_msg m = {7, 2, 1, wire_append_one(buf, 1, 1000), buf};
 	assert_int_equal(R->step(c->n[1].st, &m), -EMSGSIZE);

@@ -24,36 +24,10 @@
 #include "sl_assert.h"
 #include "sl_le.h"
 #include "store.h"
+#include "store_test_util.h"
 
 #define KEY_A "cpu,host=a usage"
 #define KEY_B "mem,host=b used"
-
-static struct sl_point mkpt(const char *key, int64_t ts, uint8_t type, uint64_t value)
-{
-	size_t len = strlen(key);
-	return (struct sl_point){.series_id = sl_series_id(key, len),
-				 .ts = ts,
-				 .type = type,
-				 .value = value,
-				 .key_len = (uint16_t)len,
-				 .key = key};
-}
-
-static struct sl_point mkstr(const char *key, int64_t ts, const char *str, uint32_t str_len)
-{
-	struct sl_point p = mkpt(key, ts, SL_VAL_STR, 0);
-	p.str = str;
-	p.str_len = str_len;
-	return p;
-}
-
-static uint64_t rng_next(uint64_t *state) /* splitmix64: reproducible shuffles */
-{
-	uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
 
 static struct sl_store *mkstore(uint32_t region_id, uint32_t chunk_points)
 {

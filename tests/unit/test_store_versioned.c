@@ -21,6 +21,7 @@
 #include "lww.h"
 #include "sl_le.h"
 #include "store.h"
+#include "store_test_util.h"
 
 #define REGION 7u
 #define KEY_A "cpu,host=a usage"
@@ -44,25 +45,6 @@ static struct sl_store *mkstore_v(bool versioned, uint32_t chunk_points)
 	assert_int_equal(sl_store_create(&cfg, &st), 0);
 	assert_true(sl_store_versioned(st) == versioned);
 	return st;
-}
-
-static struct sl_point mkpt(const char *key, int64_t ts, uint8_t type, uint64_t value)
-{
-	size_t len = strlen(key);
-	return (struct sl_point){.series_id = sl_series_id(key, len),
-				 .ts = ts,
-				 .type = type,
-				 .value = value,
-				 .key_len = (uint16_t)len,
-				 .key = key};
-}
-
-static uint64_t rng_next(uint64_t *state) /* splitmix64: reproducible choices */
-{
-	uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
 }
 
 /* One write of the tests: a batch and its version. */
