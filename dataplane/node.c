@@ -576,18 +576,22 @@ static uint32_t leader_next(const struct sl_node *n, const struct region *r, uin
 
 /* The leader takes a stream only in order and asks for it again from `next`: every batch
  * still unanswered from there is due now (fwd_retry sends them in fseq order). Once per
- * FWD_BUSY_NS: each batch after a lost one is refused, one rewind answers them all. */
+ * gap and round trip: each batch after a lost one is refused, and one rewind answers them
+ * all. A refusal naming no later `next` within FWD_TIMEOUT_NS of a rewind is one of those,
+ * or of the copies the rewind sent (on a slow link they all come back refused while the
+ * first copy is still on its way): acting on it again would send the same batches again
+ * and again, and on a link that drops when it is full, lose `next` again (seen with
+ * 300 ms of delay). Such a batch keeps its own retry (FWD_TIMEOUT_NS). */
 static void fwd_rewind(struct worker *w, struct region *r, struct proposal *p, uint64_t next)
 {
 	if (next == 0 || next > p->fwd_fseq) {
 		sl_stats_add(w->st, SL_STAT_fwd_bad, 1);
 		return;
 	}
-	if (w->now_ns < r->fwd_rewind_ns) {
-		p->fwd_deadline_ns = r->fwd_rewind_ns;
-		return;
-	}
-	r->fwd_rewind_ns = w->now_ns + FWD_BUSY_NS;
+	if (next <= r->fwd_rewind_next && w->now_ns < r->fwd_rewind_ns)
+		return; /* rewound from there already: the copies are on their way */
+	r->fwd_rewind_next = next;
+	r->fwd_rewind_ns = w->now_ns + FWD_TIMEOUT_NS;
 	sl_stats_add(w->st, SL_STAT_fwd_resends, 1);
 	for (uint32_t k = 0; k < PROP_SLOTS; k++) {
 		struct proposal *q = &r->props[k];

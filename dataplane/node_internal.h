@@ -213,7 +213,8 @@ struct region {
 	uint64_t read_seq;
 	uint64_t fwd_seq;  /* makes forwarded ids unique over a slot's reuse */
 	uint64_t fwd_fseq; /* the last stream sequence number given to a forwarded batch */
-	uint64_t fwd_rewind_ns; /* a "resend from" answer is acted on again after this */
+	uint64_t fwd_rewind_ns;	  /* a "resend from" answer is acted on again after this... */
+	uint64_t fwd_rewind_next; /* ...or when it names a later fseq than the last rewind */
 	struct fwd_stream *fwd_streams; /* [SL_CFG_MAX_NODES], by forwarder node id - 1 */
 	/* the log window every protocol reads back through (apply after restart, peers) */
 	struct sl_rlog rlog;
