@@ -82,6 +82,10 @@ static void ml_region_json(const struct sl_node *n, struct region *r, struct jso
 	}
 	json_object_object_add(o, "origins", oa);
 	json_object_object_add(o, "peers", pa);
+	/* the log index up to which this replica may compact: every peer being shipped to
+	 * holds what is below it (a peer needing a snapshot does not hold it back) */
+	json_object_object_add(o, "safe_delete_index",
+			       json_object_new_int64((int64_t)sl_ml_safe_delete(st)));
 	json_object_object_add(o, "retention_alarm", json_object_new_boolean(ms.retention_alarm));
 	json_object_object_add(o, "batches_sent", json_object_new_int64((int64_t)ms.batches_sent));
 	json_object_object_add(o, "retransmits", json_object_new_int64((int64_t)ms.retransmits));

@@ -140,6 +140,11 @@ if [ "$PROTOCOL" = multileader ]; then
 	sync=$(($(cl_stat 1 reads_sync) + $(cl_stat 2 reads_sync) + $(cl_stat 3 reads_sync)))
 	[ "$sync" -ge 15 ] || { echo "FAIL: $sync reads went through the protocol's sync read, 15 expected"; exit 1; }
 	echo "cluster_read: $cad durable (CAD) and $sync sync reads, each served by the node's own replica"
+	# the safe-delete index: caught up and idle, every replica may compact all it applied
+	sd=$(cl_regions 1 "[(r['safe_delete_index'], r['applied_index']) for r in rs]")
+	[ "$(cl_regions 1 "all(0 < r['safe_delete_index'] <= r['applied_index'] for r in rs)")" = True ] ||
+		{ echo "FAIL: node 1's safe-delete indexes (safe, applied) $sd"; exit 1; }
+	echo "cluster_read: node 1's (safe-delete, applied) indexes: $sd"
 else
 	fwd=$(($(cl_stat 1 reads_forwarded) + $(cl_stat 2 reads_forwarded) + $(cl_stat 3 reads_forwarded)))
 	lin=$(($(cl_stat 1 reads_linearizable) + $(cl_stat 2 reads_linearizable) + $(cl_stat 3 reads_linearizable)))
