@@ -55,7 +55,7 @@ cl_stat() {
 # leader other than NOT
 cl_wait_leaders() {
 	for _ in $(seq 1 200); do
-		[ "$(cl_regions "$1" "all(r['leader'] not in (None, $2) for r in rs if len(r['replicas']) > 1)")" = True ] && return 0
+		[ "$(cl_regions "$1" "all(r['leader'] not in (None, $2) for r in rs if r['protocol'] == 'raft')")" = True ] && return 0
 		sleep 0.1
 	done
 	echo "FAIL: no leader for every region (node $1):"; cl_regions "$1" rs; exit 1
@@ -110,15 +110,15 @@ cl_wait_acks() {
 	done
 	echo "FAIL: not $1 batches acknowledged in 30 s"; exit 1
 }
-# cl_caught_up: bounded (60 s), until every node applied every region replicated on all
+# cl_caught_up: bounded (60 s), until every node applied every raft region replicated on all
 # three as far as node 1 committed
 cl_caught_up() {
 	local c a2 a3 a1
 	for _ in $(seq 1 600); do
-		c=$(cl_regions 1 "[r['commit_index'] for r in rs if len(r['replicas']) == 3]")
-		a1=$(cl_regions 1 "[r['applied_index'] for r in rs if len(r['replicas']) == 3]")
-		a2=$(cl_regions 2 "[r['applied_index'] for r in rs if len(r['replicas']) == 3]")
-		a3=$(cl_regions 3 "[r['applied_index'] for r in rs if len(r['replicas']) == 3]")
+		c=$(cl_regions 1 "[r['commit_index'] for r in rs if len(r['replicas']) == 3 and r['protocol'] == 'raft']")
+		a1=$(cl_regions 1 "[r['applied_index'] for r in rs if len(r['replicas']) == 3 and r['protocol'] == 'raft']")
+		a2=$(cl_regions 2 "[r['applied_index'] for r in rs if len(r['replicas']) == 3 and r['protocol'] == 'raft']")
+		a3=$(cl_regions 3 "[r['applied_index'] for r in rs if len(r['replicas']) == 3 and r['protocol'] == 'raft']")
 		[ "$a1" = "$c" ] && [ "$a2" = "$c" ] && [ "$a3" = "$c" ] && { echo "$c"; return 0; }
 		sleep 0.1
 	done
@@ -152,7 +152,7 @@ cl_verify_all() {
 ml_vec() {
 	local i
 	for i in 1 2 3; do
-		cl_regions "$i" "[[(o['node'], o['applied']) for o in r['origins']] for r in rs]"
+		cl_regions "$i" "[[(o['node'], o['applied']) for o in r['origins']] for r in rs if r['protocol'] == 'multileader']"
 	done | sort -u | wc -l
 }
 ml_caught_up() {
