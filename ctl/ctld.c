@@ -34,6 +34,9 @@
 #define DUTY_NS 100000000ull         /* leader duties every 100 ms */
 #define BOOTSTRAP_RETRY_NS 2000000000ull
 #define PROPOSE_RETRY_NS 1000000000ull
+/* a leader move that has not reached its target by then is reported failed (the target
+ * stays preferred: the nodes hand over as soon as it can lead) */
+#define MOVE_TIMEOUT_MS 15000u
 
 struct ctld_stats {
 	uint64_t udp_rx, udp_rx_bad, udp_rx_refused, udp_tx, udp_tx_too_big, udp_tx_errors;
@@ -41,6 +44,7 @@ struct ctld_stats {
 	uint64_t joins, heartbeats, heartbeats_bad, not_leader;
 	uint64_t nodes_marked_down, nodes_marked_up;
 	uint64_t leaders_recorded; /* set_leader proposals */
+	uint64_t moves_asked, moves_refused, moves_done, moves_failed;
 };
 
 struct ctld {
@@ -60,6 +64,8 @@ struct ctld {
 	uint64_t next_duty_ns, bootstrap_sent_ns;
 	uint64_t proposed_ns[SL_CTLD_MAX_NODES + 1]; /* last join/node_state proposal */
 	uint64_t leader_proposed_ns[SL_CTLD_MAX_REGIONS]; /* last set_leader proposal */
+	uint64_t move_proposed_id, move_proposed_ns;      /* the last transfer_leader */
+	uint64_t move_end_proposed_ns[SL_CTLD_MAX_MOVES]; /* last move_end per ring slot */
 	struct ctld_stats st;
 };
 
@@ -69,6 +75,13 @@ static void on_signal(int sig)
 {
 	(void)sig;
 	g_stop = 1;
+}
+
+static uint64_t wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 static uint64_t now_ns(void)
@@ -272,6 +285,8 @@ static void udp_poll(struct ctld *c)
 
 /* ---------------------------------------------------------------- leader duties */
 
+static void move_duties(struct ctld *c, uint64_t now, uint64_t timeout);
+
 static void duties(struct ctld *c, uint64_t now)
 {
 	struct sl_cons_status s;
@@ -286,6 +301,8 @@ static void duties(struct ctld *c, uint64_t now)
 			c->soft->last_hb_ns[i] = now;
 		memset(c->proposed_ns, 0, sizeof(c->proposed_ns));
 		memset(c->leader_proposed_ns, 0, sizeof(c->leader_proposed_ns));
+		memset(c->move_end_proposed_ns, 0, sizeof(c->move_end_proposed_ns));
+		c->move_proposed_id = 0;
 		c->bootstrap_sent_ns = 0;
 	}
 	c->leader = leader;
@@ -343,6 +360,48 @@ static void duties(struct ctld *c, uint64_t now)
 		c->leader_proposed_ns[r] = now;
 		if (propose(c, sl_ctld_cmd_set_leader(r, ob.leader, ob.term)) == 0)
 			c->st.leaders_recorded++;
+	}
+	move_duties(c, now, timeout);
+}
+
+/* Running leader moves end when the replicas report the target leading (done), when
+ * the target is marked down, or after MOVE_TIMEOUT_MS (failed, with why). */
+static void move_duties(struct ctld *c, uint64_t now, uint64_t timeout)
+{
+	uint64_t first = c->sm.n_moves > SL_CTLD_MAX_MOVES ? c->sm.n_moves - SL_CTLD_MAX_MOVES + 1 : 1;
+	uint64_t wall = wall_ms();
+	for (uint64_t id = first; id <= c->sm.n_moves; id++) {
+		const struct sl_ctld_move *m = sl_ctld_move_get(&c->sm, id);
+		uint64_t *last = &c->move_end_proposed_ns[(id - 1) % SL_CTLD_MAX_MOVES];
+		if (m->state != SL_CTLD_MOVE_RUNNING || now - *last < PROPOSE_RETRY_NS)
+			continue;
+		struct sl_ctld_observed ob;
+		char why[SL_CTLD_WHY_MAX] = "";
+		bool done = false;
+		if (sl_ctld_observe(&c->sm, c->soft, m->region, now, timeout, &ob) > 0 &&
+		    ob.leader == m->to) {
+			done = true;
+			snprintf(why, sizeof(why), "node %u leads region %u (term %" PRIu64 ")", m->to,
+				 m->region, ob.term);
+		} else if (c->sm.nodes[m->to].state != SL_CTLD_UP) {
+			snprintf(why, sizeof(why), "node %u went down before it took the lead", m->to);
+		} else if (wall > m->start_ms + MOVE_TIMEOUT_MS) {
+			snprintf(why, sizeof(why),
+				 "node %u did not lead region %u within %u s (leader reported: %u); "
+				 "it stays the preferred leader and takes over once it can",
+				 m->to, m->region, MOVE_TIMEOUT_MS / 1000, ob.leader);
+		} else {
+			continue;
+		}
+		*last = now;
+		if (propose(c, sl_ctld_cmd_move_end(id, done, why, wall)) == 0) {
+			fprintf(stderr, "sluice-ctld: move %" PRIu64 " (region %u to node %u) %s: %s\n",
+				id, m->region, m->to, done ? "done" : "failed", why);
+			if (done)
+				c->st.moves_done++;
+			else
+				c->st.moves_failed++;
+		}
 	}
 }
 
@@ -402,6 +461,10 @@ static struct json_object *status_json(struct ctld *c)
 	CNT(nodes_marked_down);
 	CNT(nodes_marked_up);
 	CNT(leaders_recorded);
+	CNT(moves_asked);
+	CNT(moves_refused);
+	CNT(moves_done);
+	CNT(moves_failed);
 #undef CNT
 	json_object_object_add(k, "log_torn_bytes_cut",
 			       json_object_new_int64((int64_t)c->log.torn_bytes));
@@ -501,6 +564,58 @@ static int ctl_heartbeat(struct ctld *c, struct json_object *args, struct json_o
 	struct json_object *o = json_object_new_object();
 	json_object_object_add(o, "state",
 			       json_object_new_string(sl_ctld_state_name(c->sm.nodes[node].state)));
+	/* a node whose map is older fetches `regions` again */
+	json_object_object_add(o, "map_version", json_object_new_int64((int64_t)c->sm.map_version));
+	*result = o;
+	return 0;
+}
+
+/* transfer_leader {region, node}: recorded as a move in the log; the answer names it
+ * (`moves` shows how it went). */
+static int ctl_transfer_leader(struct ctld *c, struct json_object *args,
+			       struct json_object **result, const char **err_code, char *err_msg,
+			       size_t err_len)
+{
+	int rc = need_leader(c, err_code, err_msg, err_len);
+	if (rc != 0)
+		return rc;
+	uint64_t region = 0, node = 0, now = now_ns();
+	c->st.moves_asked++;
+	if (arg_uint(args, "region", 0, UINT32_MAX, &region) != 0 ||
+	    arg_uint(args, "node", 0, UINT32_MAX, &node) != 0) {
+		c->st.moves_refused++;
+		CTL_ERR(SL_CTL_ERR_BAD_REQUEST, "transfer_leader needs args.region and args.node");
+	}
+	char err[256];
+	if (sl_ctld_check_transfer(&c->sm, region, node, err, sizeof(err)) != 0) {
+		c->st.moves_refused++;
+		CTL_ERR(region < c->sm.n_regions ? SL_CTL_ERR_BAD_REQUEST : "not_found", "%s", err);
+	}
+	if (c->move_proposed_id > c->sm.n_moves && now - c->move_proposed_ns < PROPOSE_RETRY_NS) {
+		c->st.moves_refused++;
+		CTL_ERR("busy", "move %" PRIu64 " is being recorded; try again", c->move_proposed_id);
+	}
+	struct sl_ctld_observed ob;
+	if (sl_ctld_observe(&c->sm, c->soft, (uint32_t)region, now,
+			    (uint64_t)c->cfg.node_timeout_ms * 1000000ull, &ob) == 0)
+		ob.leader = c->sm.regions[region].observed;
+	uint64_t id = c->sm.n_moves + 1;
+	rc = propose(c, sl_ctld_cmd_transfer_leader(id, (uint32_t)region, (uint32_t)node,
+						    ob.leader, wall_ms()));
+	if (rc != 0) {
+		c->st.moves_refused++;
+		CTL_ERR("busy", "transfer_leader: proposal refused: %s", strerror(-rc));
+	}
+	c->move_proposed_id = id;
+	c->move_proposed_ns = now;
+	fprintf(stderr, "sluice-ctld: move %" PRIu64 ": region %" PRIu64 " leader %u -> node %" PRIu64
+		"\n", id, region, ob.leader, node);
+	struct json_object *o = json_object_new_object();
+	json_object_object_add(o, "move", json_object_new_int64((int64_t)id));
+	json_object_object_add(o, "region", json_object_new_int64((int64_t)region));
+	json_object_object_add(o, "from", ob.leader ? json_object_new_int64(ob.leader) : NULL);
+	json_object_object_add(o, "to", json_object_new_int64((int64_t)node));
+	json_object_object_add(o, "state", json_object_new_string("running"));
 	*result = o;
 	return 0;
 }
@@ -521,6 +636,10 @@ static int ctl_handler(void *arg, const char *cmd, struct json_object *args,
 					       (uint64_t)c->cfg.node_timeout_ms * 1000000ull);
 	else if (strcmp(cmd, "placement") == 0)
 		*result = sl_ctld_view_placement(&c->sm);
+	else if (strcmp(cmd, "moves") == 0)
+		*result = sl_ctld_view_moves(&c->sm);
+	else if (strcmp(cmd, "transfer_leader") == 0)
+		return ctl_transfer_leader(c, args, result, err_code, err_msg, err_len);
 	else if (strcmp(cmd, "join") == 0)
 		return ctl_join(c, args, result, err_code, err_msg, err_len);
 	else if (strcmp(cmd, "heartbeat") == 0)
@@ -528,7 +647,7 @@ static int ctl_handler(void *arg, const char *cmd, struct json_object *args,
 	else
 		CTL_ERR(SL_CTL_ERR_UNKNOWN_COMMAND,
 			"unknown command '%.64s' (sluice-ctld knows status, members, regions, "
-			"placement, join, heartbeat)",
+			"placement, moves, transfer_leader, join, heartbeat)",
 			cmd);
 	return 0;
 }

@@ -86,6 +86,24 @@ struct sl_ctld_node {
 	uint64_t joins; /* join commands applied */
 };
 
+/* A leader move an operator asked for (`transfer_leader`): the region's preferred leader
+ * becomes `to`; the ctld leader marks it done once the replicas report `to` leading, or
+ * failed (with why) when that does not happen in time. Times are the proposing ctld
+ * leader's wall clock (ms since the epoch), carried in the commands. */
+#define SL_CTLD_MAX_MOVES 64 /* the last ones are kept (a ring) */
+#define SL_CTLD_WHY_MAX 160
+enum sl_ctld_move_state { SL_CTLD_MOVE_RUNNING = 1, SL_CTLD_MOVE_DONE = 2, SL_CTLD_MOVE_FAILED = 3 };
+
+struct sl_ctld_move {
+	uint64_t id; /* 1, 2, ... in log order; 0: an empty slot */
+	uint32_t region;
+	uint32_t from; /* the leader the replicas reported when it was asked (0: none) */
+	uint32_t to;
+	uint32_t state; /* enum sl_ctld_move_state */
+	uint64_t start_ms, end_ms;
+	char why[SL_CTLD_WHY_MAX];
+};
+
 /* The replicated metadata: identical on every replica that applied the same prefix. */
 struct sl_ctld_sm {
 	bool bootstrapped;
@@ -94,6 +112,11 @@ struct sl_ctld_sm {
 	uint32_t n_regions;
 	struct sl_ctld_region regions[SL_CTLD_MAX_REGIONS];
 	struct sl_ctld_node nodes[SL_CTLD_MAX_NODES + 1]; /* [0] unused */
+	/* bumped by every change of the region map: nodes compare it in heartbeat answers
+	 * and fetch the map again when it moved */
+	uint64_t map_version;
+	uint64_t n_moves; /* moves ever recorded; move id i is at moves[(i - 1) % MAX] */
+	struct sl_ctld_move moves[SL_CTLD_MAX_MOVES];
 	uint64_t applied;      /* entries applied (any type) */
 	uint64_t commands;     /* commands applied */
 	uint64_t refused;      /* committed commands refused (malformed or not applicable) */
@@ -108,6 +131,20 @@ struct json_object *sl_ctld_plan(const struct sl_ctld_cluster *c, char *err, siz
 struct json_object *sl_ctld_cmd_join(uint32_t node, const char *address, uint32_t cores);
 struct json_object *sl_ctld_cmd_node_state(uint32_t node, bool up);
 struct json_object *sl_ctld_cmd_set_leader(uint32_t region, uint32_t leader, uint64_t term);
+/* Move id `id` (it must be the next one, n_moves + 1, when applied): region's preferred
+ * leader becomes `to`, from = the leader observed now. */
+struct json_object *sl_ctld_cmd_transfer_leader(uint64_t id, uint32_t region, uint32_t to,
+						uint32_t from, uint64_t now_ms);
+/* A running move ends: done, or failed with why. */
+struct json_object *sl_ctld_cmd_move_end(uint64_t id, bool done, const char *why,
+					 uint64_t now_ms);
+/* Move `id` if the ring still has it, else NULL. */
+const struct sl_ctld_move *sl_ctld_move_get(const struct sl_ctld_sm *sm, uint64_t id);
+const char *sl_ctld_move_state_name(uint32_t state);
+/* Checks what transfer_leader would refuse (region, node, protocol), for an answer before
+ * anything is proposed. 0 or -EINVAL with err. */
+int sl_ctld_check_transfer(const struct sl_ctld_sm *sm, uint64_t region, uint64_t to,
+			   char *err, size_t err_len);
 /* Applies one committed command (JSON text). 0, or a negative errno with err set: the
  * command is refused and counted, the state is unchanged (every replica refuses alike). */
 int sl_ctld_sm_apply(struct sl_ctld_sm *sm, const uint8_t *data, uint32_t len, char *err,
@@ -151,6 +188,8 @@ struct json_object *sl_ctld_view_regions(const struct sl_ctld_sm *sm,
 					 const struct sl_ctld_soft *soft, uint64_t now_ns,
 					 uint64_t timeout_ns);
 struct json_object *sl_ctld_view_placement(const struct sl_ctld_sm *sm);
+/* The moves the ring keeps, oldest first. */
+struct json_object *sl_ctld_view_moves(const struct sl_ctld_sm *sm);
 const char *sl_ctld_state_name(uint32_t state);
 
 /* ---------------------------------------------------------------- log file (ctld_log.c) */

@@ -132,6 +132,46 @@ struct json_object *sl_ctld_cmd_set_leader(uint32_t region, uint32_t leader, uin
 	return o;
 }
 
+struct json_object *sl_ctld_cmd_transfer_leader(uint64_t id, uint32_t region, uint32_t to,
+						uint32_t from, uint64_t now_ms)
+{
+	struct json_object *o = json_object_new_object();
+	json_object_object_add(o, "op", json_object_new_string("transfer_leader"));
+	json_object_object_add(o, "id", json_object_new_int64((int64_t)id));
+	json_object_object_add(o, "region", json_object_new_int64(region));
+	json_object_object_add(o, "to", json_object_new_int64(to));
+	json_object_object_add(o, "from", json_object_new_int64(from));
+	json_object_object_add(o, "at_ms", json_object_new_int64((int64_t)now_ms));
+	return o;
+}
+
+struct json_object *sl_ctld_cmd_move_end(uint64_t id, bool done, const char *why,
+					 uint64_t now_ms)
+{
+	struct json_object *o = json_object_new_object();
+	json_object_object_add(o, "op", json_object_new_string("move_end"));
+	json_object_object_add(o, "id", json_object_new_int64((int64_t)id));
+	json_object_object_add(o, "state", json_object_new_string(done ? "done" : "failed"));
+	json_object_object_add(o, "why", json_object_new_string(why));
+	json_object_object_add(o, "at_ms", json_object_new_int64((int64_t)now_ms));
+	return o;
+}
+
+const char *sl_ctld_move_state_name(uint32_t state)
+{
+	return state == SL_CTLD_MOVE_RUNNING ? "running"
+	       : state == SL_CTLD_MOVE_DONE  ? "done"
+	       : state == SL_CTLD_MOVE_FAILED ? "failed"
+					      : "?";
+}
+
+const struct sl_ctld_move *sl_ctld_move_get(const struct sl_ctld_sm *sm, uint64_t id)
+{
+	if (id == 0 || id > sm->n_moves || sm->n_moves - id >= SL_CTLD_MAX_MOVES)
+		return NULL;
+	return &sm->moves[(id - 1) % SL_CTLD_MAX_MOVES];
+}
+
 /* ---------------------------------------------------------------- apply */
 
 #define REFUSE(...)                                                                         \
@@ -262,6 +302,7 @@ static int apply_bootstrap(struct sl_ctld_sm *sm, struct json_object *cmd, char 
 	sm->n_nodes = (uint32_t)nodes;
 	sm->cluster_id = (uint32_t)cluster;
 	sm->bootstrapped = true;
+	sm->map_version = 1;
 	return 0;
 }
 
@@ -330,6 +371,92 @@ static int apply_set_leader(struct sl_ctld_sm *sm, struct json_object *cmd, char
 	return 0;
 }
 
+int sl_ctld_check_transfer(const struct sl_ctld_sm *sm, uint64_t region, uint64_t to,
+			   char *err, size_t err_len)
+{
+	if (!sm->bootstrapped)
+		REFUSE("transfer_leader: the cluster is not bootstrapped");
+	if (region >= sm->n_regions)
+		REFUSE("transfer_leader: region must be an id below %u", sm->n_regions);
+	const struct sl_ctld_region *r = &sm->regions[region];
+	if (r->rf < 2)
+		REFUSE("transfer_leader: region %" PRIu64 " has one replica (%s on node %u): "
+		       "its leader cannot move",
+		       region, r->protocol, r->replicas[0]);
+	bool replica = false;
+	for (uint32_t k = 0; k < r->rf; k++)
+		replica = replica || r->replicas[k] == to;
+	if (to < 1 || to > sm->n_nodes || !replica)
+		REFUSE("transfer_leader: node %" PRIu64 " is not a replica of region %" PRIu64
+		       " (replicas: %u,%u,%u)",
+		       to, region, r->replicas[0], r->rf > 1 ? r->replicas[1] : 0,
+		       r->rf > 2 ? r->replicas[2] : 0);
+	if (sm->nodes[to].state != SL_CTLD_UP)
+		REFUSE("transfer_leader: node %" PRIu64 " is %s: a leader cannot move there", to,
+		       sl_ctld_state_name(sm->nodes[to].state));
+	return 0;
+}
+
+/* An operator's leader move: the preferred leader changes in the map (nodes pick it up
+ * from their next heartbeat answer and the region's leader hands over); a move still
+ * running for the region is superseded. */
+static int apply_transfer_leader(struct sl_ctld_sm *sm, struct json_object *cmd, char *err,
+				 size_t err_len)
+{
+	uint64_t id = 0, region = 0, to = 0, from = 0, at = 0;
+	if (!get_uint(cmd, "id", 1, INT64_MAX, &id) || !get_uint(cmd, "region", 0, UINT32_MAX, &region) ||
+	    !get_uint(cmd, "to", 0, UINT32_MAX, &to) || !get_uint(cmd, "from", 0, UINT32_MAX, &from) ||
+	    !get_uint(cmd, "at_ms", 0, INT64_MAX, &at))
+		REFUSE("transfer_leader: id, region, to, from and at_ms must be numbers");
+	if (id != sm->n_moves + 1) /* two leaders' proposals raced: the later one is stale */
+		REFUSE("transfer_leader: move %" PRIu64 " is not the next one (%" PRIu64 ")", id,
+		       sm->n_moves + 1);
+	int rc = sl_ctld_check_transfer(sm, region, to, err, err_len);
+	if (rc != 0)
+		return rc;
+	for (uint64_t k = sm->n_moves > SL_CTLD_MAX_MOVES ? sm->n_moves - SL_CTLD_MAX_MOVES + 1 : 1;
+	     k <= sm->n_moves; k++) {
+		struct sl_ctld_move *o = &sm->moves[(k - 1) % SL_CTLD_MAX_MOVES];
+		if (o->region == region && o->state == SL_CTLD_MOVE_RUNNING) {
+			o->state = SL_CTLD_MOVE_FAILED;
+			o->end_ms = at;
+			snprintf(o->why, sizeof(o->why), "superseded by move %" PRIu64, id);
+		}
+	}
+	struct sl_ctld_move *m = &sm->moves[(id - 1) % SL_CTLD_MAX_MOVES];
+	memset(m, 0, sizeof(*m));
+	m->id = id;
+	m->region = (uint32_t)region;
+	m->from = (uint32_t)from;
+	m->to = (uint32_t)to;
+	m->start_ms = at;
+	m->state = SL_CTLD_MOVE_RUNNING;
+	sm->n_moves = id;
+	if (sm->regions[region].leader != to) {
+		sm->regions[region].leader = (uint32_t)to;
+		sm->map_version++;
+	}
+	return 0;
+}
+
+static int apply_move_end(struct sl_ctld_sm *sm, struct json_object *cmd, char *err,
+			  size_t err_len)
+{
+	uint64_t id = 0, at = 0;
+	const char *state = get_str(cmd, "state", 8), *why = get_str(cmd, "why", 4096);
+	if (!get_uint(cmd, "id", 1, INT64_MAX, &id) || !get_uint(cmd, "at_ms", 0, INT64_MAX, &at) ||
+	    state == NULL || why == NULL ||
+	    (strcmp(state, "done") != 0 && strcmp(state, "failed") != 0))
+		REFUSE("move_end: id, at_ms, state (done or failed) and why are needed");
+	struct sl_ctld_move *m = (struct sl_ctld_move *)sl_ctld_move_get(sm, id);
+	if (m == NULL || m->state != SL_CTLD_MOVE_RUNNING)
+		REFUSE("move_end: move %" PRIu64 " is not running", id);
+	m->state = strcmp(state, "done") == 0 ? SL_CTLD_MOVE_DONE : SL_CTLD_MOVE_FAILED;
+	m->end_ms = at;
+	snprintf(m->why, sizeof(m->why), "%s", why);
+	return 0;
+}
+
 int sl_ctld_sm_apply(struct sl_ctld_sm *sm, const uint8_t *data, uint32_t len, char *err,
 		     size_t err_len)
 {
@@ -349,6 +476,10 @@ int sl_ctld_sm_apply(struct sl_ctld_sm *sm, const uint8_t *data, uint32_t len, c
 		rc = apply_node_state(sm, cmd, err, err_len);
 	} else if (strcmp(op, "set_leader") == 0) {
 		rc = apply_set_leader(sm, cmd, err, err_len);
+	} else if (strcmp(op, "transfer_leader") == 0) {
+		rc = apply_transfer_leader(sm, cmd, err, err_len);
+	} else if (strcmp(op, "move_end") == 0) {
+		rc = apply_move_end(sm, cmd, err, err_len);
 	} else {
 		snprintf(err, err_len, "unknown op '%.32s'", op);
 	}
@@ -505,6 +636,7 @@ struct json_object *sl_ctld_view_regions(const struct sl_ctld_sm *sm,
 	}
 	struct json_object *res = json_object_new_object();
 	json_object_object_add(res, "regions", arr);
+	json_object_object_add(res, "map_version", json_object_new_int64((int64_t)sm->map_version));
 	return res;
 }
 
@@ -543,5 +675,35 @@ struct json_object *sl_ctld_view_placement(const struct sl_ctld_sm *sm)
 	}
 	struct json_object *res = json_object_new_object();
 	json_object_object_add(res, "placement", arr);
+	return res;
+}
+
+struct json_object *sl_ctld_view_moves(const struct sl_ctld_sm *sm)
+{
+	struct json_object *arr = json_object_new_array();
+	uint64_t first = sm->n_moves > SL_CTLD_MAX_MOVES ? sm->n_moves - SL_CTLD_MAX_MOVES + 1 : 1;
+	for (uint64_t id = first; id <= sm->n_moves; id++) {
+		const struct sl_ctld_move *m = sl_ctld_move_get(sm, id);
+		struct json_object *o = json_object_new_object();
+		json_object_object_add(o, "id", json_object_new_int64((int64_t)m->id));
+		json_object_object_add(o, "kind", json_object_new_string("transfer-leader"));
+		json_object_object_add(o, "region", json_object_new_int64(m->region));
+		json_object_object_add(o, "from", m->from ? json_object_new_int64(m->from) : NULL);
+		json_object_object_add(o, "to", json_object_new_int64(m->to));
+		json_object_object_add(o, "state",
+				       json_object_new_string(sl_ctld_move_state_name(m->state)));
+		json_object_object_add(o, "start_ms", json_object_new_int64((int64_t)m->start_ms));
+		json_object_object_add(o, "end_ms", m->end_ms ? json_object_new_int64((int64_t)m->end_ms)
+							      : NULL);
+		json_object_object_add(o, "took_ms",
+				       m->end_ms ? json_object_new_int64(
+						       (int64_t)(m->end_ms - m->start_ms))
+						 : NULL);
+		json_object_object_add(o, "why", json_object_new_string(m->why));
+		json_object_array_add(arr, o);
+	}
+	struct json_object *res = json_object_new_object();
+	json_object_object_add(res, "moves", arr);
+	json_object_object_add(res, "total", json_object_new_int64((int64_t)sm->n_moves));
 	return res;
 }

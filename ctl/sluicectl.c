@@ -449,6 +449,35 @@ static int cmd_placement(const struct opts *o, int argc, char **argv)
 	return rc != 0 ? rc : call_and_render(o, "placement", NULL, render_placement);
 }
 
+/* ---- leader moves (sluice-ctld) ---- */
+
+static void render_moves(struct json_object *result)
+{
+	render_keyed(result, "moves", "no moves");
+}
+
+static int cmd_moves(const struct opts *o, int argc, char **argv)
+{
+	int rc = no_args(argc, argv);
+	return rc != 0 ? rc : call_and_render(o, "moves", NULL, render_moves);
+}
+
+/* region transfer-leader R NODE: a move recorded by sluice-ctld; `moves` shows whether
+ * it is running, done or failed, and why. */
+static int cmd_region(const struct opts *o, int argc, char **argv)
+{
+	long long region = 0, node = 0;
+	if (argc < 2 || strcmp(argv[1], "transfer-leader") != 0)
+		return usage_error("region: expected a subcommand: transfer-leader R NODE");
+	if (argc != 4 || !parse_i64(argv[2], 0, UINT32_MAX, &region) ||
+	    !parse_i64(argv[3], 1, UINT32_MAX, &node))
+		return usage_error("region transfer-leader: expected REGION NODE (numbers)");
+	struct json_object *args = json_object_new_object();
+	json_object_object_add(args, "region", json_object_new_int64(region));
+	json_object_object_add(args, "node", json_object_new_int64(node));
+	return call_and_render(o, "transfer_leader", args, render_status);
+}
+
 static void render_stats(struct json_object *result)
 {
 	struct json_object *cores = get_array(result, "cores"), *totals = NULL;
@@ -1127,6 +1156,12 @@ static const struct command commands[] = {
      "sluice-ctld: the data nodes: address, cores, up/down, age of the last heartbeat"},
     {"placement", cmd_placement, "placement",
      "sluice-ctld: per data node and core, the regions it replicates and leads"},
+    {"region", cmd_region, "region transfer-leader REGION NODE",
+     "sluice-ctld: make NODE the region's preferred leader; its leader hands over (a\n"
+     "      multileader region: its home moves). Recorded as a move: see `moves`"},
+    {"moves", cmd_moves, "moves",
+     "sluice-ctld: the last 64 leader moves: region, from, to, running/done/failed, how\n"
+     "      long, and why"},
     {"stats", cmd_stats, "stats", "counters per core and in total"},
     {"top", cmd_top, "top [--stats PATH] [--interval S] [--count N]",
      "live per-core rates from the shared-memory stats segment, every S seconds\n"

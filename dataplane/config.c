@@ -726,11 +726,25 @@ uint32_t sl_cfg_region_replicas(const struct sl_config *c, uint32_t r, uint32_t 
 
 uint32_t sl_cfg_region_preferred(const struct sl_config *c, uint32_t r)
 {
-	if (c->map_set)
-		return c->map_preferred[r];
+	if (c->map_set) /* changed at run time by the main lcore (sl_cfg_region_set_preferred) */
+		return __atomic_load_n(&c->map_preferred[r], __ATOMIC_RELAXED);
 	uint32_t nodes[SL_CONS_MAX_PEERS];
 	uint32_t k = sl_cfg_region_replicas(c, r, nodes);
 	return nodes[(r / (c->cluster_nodes ? c->cluster_nodes : 1)) % k];
+}
+
+int sl_cfg_region_set_preferred(struct sl_config *c, uint32_t r, uint32_t node)
+{
+	uint32_t nodes[SL_CONS_MAX_PEERS];
+	uint32_t k = r < c->regions ? sl_cfg_region_replicas(c, r, nodes) : 0;
+	if (!c->map_set)
+		return -ENOTSUP;
+	for (uint32_t i = 0; i < k; i++)
+		if (nodes[i] == node) {
+			__atomic_store_n(&c->map_preferred[r], (uint8_t)node, __ATOMIC_RELAXED);
+			return 0;
+		}
+	return -EINVAL;
 }
 
 bool sl_cfg_region_here(const struct sl_config *c, uint32_t r)
@@ -858,7 +872,6 @@ int sl_cfg_map_diff(const struct sl_cfg_map_region *a, const struct sl_cfg_map_r
 {
 	for (uint32_t r = 0; r < n; r++)
 		if (strcmp(a[r].protocol, b[r].protocol) != 0 || a[r].copies != b[r].copies ||
-		    a[r].preferred != b[r].preferred ||
 		    memcmp(a[r].nodes, b[r].nodes, a[r].copies * sizeof(a[r].nodes[0])) != 0)
 			return (int)r;
 	return -1;

@@ -126,6 +126,9 @@ bool sl_cfg_region_here(const struct sl_config *c, uint32_t r);
  * so leaders spread evenly over nodes (and over the replica slots); sluice-ctld's map
  * names the same one. */
 uint32_t sl_cfg_region_preferred(const struct sl_config *c, uint32_t r);
+/* A new preferred leader for region r at run time (from sluice-ctld's map; workers read it
+ * with sl_cfg_region_preferred): 0, -EINVAL (not a replica), -ENOTSUP (no ctld map). */
+int sl_cfg_region_set_preferred(struct sl_config *c, uint32_t r, uint32_t node);
 
 /* One region of a region map: protocol, replicas in order, preferred leader. */
 struct sl_cfg_map_region {
@@ -147,7 +150,8 @@ int sl_cfg_map_set(struct sl_config *c, const struct sl_cfg_map_region *m, uint3
  * -ENOSPC. Parsing gives entries for sl_cfg_map_set: count, or -EBADMSG. */
 int sl_cfg_map_format(const struct sl_config *c, char *buf, size_t len);
 int sl_cfg_map_parse(const char *text, struct sl_cfg_map_region *out, uint32_t max);
-/* The first region whose entries differ (-1: none), for messages. */
+/* The first region whose protocol or replicas differ (-1: none); the preferred leader is
+ * not compared: sluice-ctld moves it at run time (transfer_leader). */
 int sl_cfg_map_diff(const struct sl_cfg_map_region *a, const struct sl_cfg_map_region *b,
 		    uint32_t n);
 

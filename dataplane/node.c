@@ -1482,13 +1482,27 @@ static int stage_wal_completions(struct worker *w)
 
 /* Leadership balance ([cluster] balance_leaders): a replica that has led region r for a
  * while hands it to r's preferred replica when that one's link is up (the protocol
- * moves it once the target caught up, or gives up after an election timeout). */
+ * moves it once the target caught up, or gives up after an election timeout). A preferred
+ * leader that sluice-ctld moved (`transfer_leader`) is handed over at once, with or without
+ * balance_leaders, and tried again for MOVE_TRY_NS. A multileader region has no leader: its
+ * home follows the preferred replica by itself (nd_ml_home). */
 static void leader_balance(struct worker *w, struct region *r)
 {
 	struct sl_node *n = w->node;
-	if (!n->cfg.balance_leaders || n->fab == NULL || w->now_ns < r->balance_next_ns)
+	if (n->fab == NULL || r->ml)
 		return;
-	r->balance_next_ns = w->now_ns + BALANCE_EVERY_NS;
+	uint32_t pref = sl_cfg_region_preferred(&n->cfg, r->id);
+	if (pref != r->pref_seen) {
+		if (r->pref_seen != 0) {
+			r->move_until_ns = w->now_ns + MOVE_TRY_NS;
+			r->balance_next_ns = w->now_ns;
+		}
+		r->pref_seen = pref;
+	}
+	bool moving = w->now_ns < r->move_until_ns;
+	if ((!n->cfg.balance_leaders && !moving) || w->now_ns < r->balance_next_ns)
+		return;
+	r->balance_next_ns = w->now_ns + (moving ? MOVE_RETRY_NS : BALANCE_EVERY_NS);
 	struct sl_cons_status cs;
 	sl_drv_status(r->drv, &cs);
 	if (cs.role != SL_CONS_ROLE_LEADER) {
@@ -1497,8 +1511,7 @@ static void leader_balance(struct worker *w, struct region *r)
 	}
 	if (r->led_since_ns == 0)
 		r->led_since_ns = w->now_ns;
-	uint32_t pref = sl_cfg_region_preferred(&n->cfg, r->id);
-	if (pref == n->cfg.node_id || w->now_ns - r->led_since_ns < BALANCE_SETTLE_NS ||
+	if (pref == n->cfg.node_id || (!moving && w->now_ns - r->led_since_ns < BALANCE_SETTLE_NS) ||
 	    !nd_fab_peer_up(n, pref))
 		return;
 	if (sl_drv_transfer(r->drv, pref) == 0) {

@@ -241,6 +241,11 @@ static struct json_object *status_json(struct sl_node *n)
 		json_object_object_add(c, "heartbeats", json_object_new_int64((int64_t)cs.heartbeats));
 		json_object_object_add(c, "failures", json_object_new_int64((int64_t)cs.failures));
 		json_object_object_add(c, "not_leader", json_object_new_int64((int64_t)cs.not_leader));
+		json_object_object_add(c, "map_version", json_object_new_int64((int64_t)cs.map_version));
+		json_object_object_add(c, "map_fetches", json_object_new_int64((int64_t)cs.map_fetches));
+		json_object_object_add(c, "leader_changes",
+				       json_object_new_int64((int64_t)cs.leader_changes));
+		json_object_object_add(c, "map_refused", json_object_new_int64((int64_t)cs.map_refused));
 		json_object_object_add(o, "ctld", c);
 	}
 	if (n->fab != NULL)

@@ -220,7 +220,8 @@ int nd_ctld_take_map(struct sl_node *n, char *err, size_t err_len)
 		       "settings), kept in %s from now on\n",
 		       path);
 	}
-	if (rc == 0 && n_saved < 0)
+	/* ctld's map replaces the kept one: its preferred leaders may have moved meanwhile */
+	if (rc == 0 && (n_saved < 0 || n_got > 0))
 		rc = map_save(n, path, err, err_len);
 	return rc;
 }
@@ -336,7 +337,58 @@ static void send_join(struct sl_node *n, struct nd_ctld *c)
 	json_object_put(args);
 }
 
-/* The fields of the node's own `regions` rows that ctld takes. */
+/* ctld's map version moved (a leader move): the map is fetched again. A new preferred
+ * leader is taken at once (the region's leader hands over, a multileader region's home
+ * moves) and kept in the data dir; a change of protocol or replicas is a reconfiguration
+ * a running node does not take: refused, counted and said. */
+static void map_refresh(struct sl_node *n, struct nd_ctld *c, uint64_t version)
+{
+	static struct sl_cfg_map_region got[SL_CFG_MAX_REGIONS];
+	struct json_object *args = json_object_new_object(), *res = NULL;
+	int n_got = -ENOTCONN;
+	if (call_ctld(c, "regions", args, &res) == 0)
+		n_got = map_from_json(res, got, SL_CFG_MAX_REGIONS);
+	json_object_put(res);
+	json_object_put(args);
+	if (n_got < 0)
+		return; /* asked again at the next heartbeat */
+	c->st.map_fetches++;
+	c->st.map_version = version;
+	if ((uint32_t)n_got != n->cfg.regions || !n->cfg.map_set) {
+		c->st.map_refused++;
+		SL_LOG(WARNING, node, "ctld's map version %" PRIu64 " has %d regions, this node runs "
+		       "%u: not taken\n", version, n_got, n->cfg.regions);
+		return;
+	}
+	uint32_t moved = 0;
+	for (uint32_t r = 0; r < (uint32_t)n_got; r++) {
+		struct sl_cfg_map_region cur;
+		sl_cfg_map_get(&n->cfg, r, &cur);
+		if (sl_cfg_map_diff(&cur, &got[r], 1) >= 0) {
+			c->st.map_refused++;
+			SL_LOG(WARNING, node, "ctld's map version %" PRIu64 " changes region %u's "
+			       "protocol or replicas (%s on %u nodes here, %s on %u there): a running "
+			       "node takes only leader moves; not taken\n",
+			       version, r, cur.protocol, cur.copies, got[r].protocol, got[r].copies);
+			continue;
+		}
+		if (cur.preferred == got[r].preferred ||
+		    sl_cfg_region_set_preferred(&n->cfg, r, got[r].preferred) != 0)
+			continue;
+		moved++;
+		c->st.leader_changes++;
+		SL_LOG(NOTICE, node, "region %u: preferred leader %u -> %u (ctld map version %" PRIu64
+		       ")\n", r, cur.preferred, got[r].preferred, version);
+	}
+	char path[SL_CFG_PATH_MAX + 32], err[256];
+	snprintf(path, sizeof(path), "%s/regions.map", n->cfg.data_dir);
+	if (moved > 0 && map_save(n, path, err, sizeof(err)) != 0)
+		SL_LOG(WARNING, node, "keeping the region map: %s (the next start takes ctld's)\n",
+		       err);
+}
+
+/* The fields of the node's own `regions` rows that ctld takes; a multileader region's
+ * home is reported as its leader (where its writes go), so ctld sees a leader move end. */
 static struct json_object *region_report(struct json_object *row)
 {
 	static const char *const keys[] = {"id", "role", "leader", "term", "commit_index",
@@ -345,6 +397,8 @@ static struct json_object *region_report(struct json_object *row)
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 		if (json_object_object_get_ex(row, keys[i], &v))
 			json_object_object_add(o, keys[i], json_object_get(v));
+	if (json_object_object_get_ex(row, "home", &v))
+		json_object_object_add(o, "leader", json_object_get(v));
 	return o;
 }
 
@@ -364,9 +418,14 @@ static void send_heartbeat(struct sl_node *n, struct nd_ctld *c)
 		q->json = NULL;
 	}
 	json_object_object_add(args, "regions", arr);
-	struct json_object *res = NULL;
-	if (call_ctld(c, "heartbeat", args, &res) == 0)
+	struct json_object *res = NULL, *v = NULL;
+	if (call_ctld(c, "heartbeat", args, &res) == 0) {
 		c->st.heartbeats++;
+		if (json_object_object_get_ex(res, "map_version", &v) &&
+		    json_object_is_type(v, json_type_int) && json_object_get_int64(v) > 0 &&
+		    (uint64_t)json_object_get_int64(v) != c->st.map_version)
+			map_refresh(n, c, (uint64_t)json_object_get_int64(v));
+	}
 	json_object_put(res);
 	json_object_put(args);
 }

@@ -208,6 +208,8 @@ struct region {
 	_Atomic uint32_t leader_seen; /* the leader its replica here last knew (any core reads) */
 	uint64_t balance_next_ns; /* next look at where leadership should be */
 	uint64_t led_since_ns;	  /* this replica leads since (0: it does not) */
+	uint32_t pref_seen;	  /* the preferred leader last looked at (0: none yet) */
+	uint64_t move_until_ns;	  /* a leader move from ctld is tried until then */
 	struct nd_read reads[NODE_READS];
 	uint32_t n_reads;
 	uint64_t read_seq;
@@ -686,6 +688,10 @@ struct nd_ctld_stats {
 	uint64_t joins, heartbeats; /* answered by a ctld leader */
 	uint64_t failures;          /* calls no ctld leader took (down, no leader, refused) */
 	uint64_t not_leader;        /* answers of a replica that is not the leader */
+	uint64_t map_version;       /* of the map this node runs (0: not compared yet) */
+	uint64_t map_fetches;       /* maps fetched because ctld's version moved */
+	uint64_t leader_changes;    /* preferred leaders taken from those at run time */
+	uint64_t map_refused;       /* changes of protocol or replicas not taken at run time */
 };
 int nd_ctld_init(struct sl_node *n, char *err, size_t err_len);
 void nd_ctld_fini(struct sl_node *n);

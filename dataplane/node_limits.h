@@ -79,6 +79,8 @@ _Static_assert(PEND_MAX < UINT32_MAX, "NO_ACK is never a pending handle");
 _Static_assert(FWD_WINDOW >= PROP_SLOTS, "a forwarder's batches in flight fit the window");
 #define BALANCE_EVERY_NS 2000000000ull /* a region's leadership is looked at this often */
 #define BALANCE_SETTLE_NS 3000000000ull /* and moved only after leading this long */
+#define MOVE_TRY_NS 15000000000ull  /* a preferred leader ctld moved: handed over for this long */
+#define MOVE_RETRY_NS 500000000ull  /* every this often (raft gives up after an election timeout) */
 /* id u64 | status i32 | leader u32 | next u64 | runs u16, then u32 per run */
 #define FWD_ACK_HDR 26u
 #define FWD_TIMEOUT_NS 1000000000ull /* no answer from the leader: forwarded again */

@@ -20,9 +20,10 @@ CTL=$(dirname "$SLUICED")/sluicectl
 NAME=ctld$$
 . "$(dirname "$0")/lib.sh"
 DIR=$SL_DIR
-BASE=$((20000 + $$ % 20000)) # UDP ports of the ctld replicas: BASE..BASE+2
-PEERS="1@127.0.0.1:$BASE,2@127.0.0.1:$((BASE + 1)),3@127.0.0.1:$((BASE + 2))"
-CPIDS=(0 0 0 0) NPIDS=(0 0 0 0)
+CTLD_REGIONS=2 CTLD_PROTOCOLS=3:standalone
+CTLD_ARGS=(--set cluster.regions=4) # the config file says 2 regions: --set overrides it
+. "$(dirname "$0")/ctld_lib.sh"
+NPIDS=(0 0 0 0)
 cleanup_all() {
 	for i in 1 2 3; do
 		[ "${CPIDS[$i]}" != 0 ] && kill -9 "${CPIDS[$i]}" 2>/dev/null || true
@@ -42,41 +43,7 @@ fail() {
 	exit 1
 }
 
-csock() { echo "$DIR/c$1/ctld.sock"; }
 nsock() { echo "$DIR/d$1/sluiced.sock"; }
-wait_sock() { # wait_sock PATH PID LOG: bounded wait for a daemon's ctl socket
-	for _ in $(seq 1 600); do
-		[ -S "$1" ] && return 0
-		kill -0 "$2" 2>/dev/null || { cat "$3"; fail "daemon $2 exited"; }
-		sleep 0.05
-	done
-	fail "no ctl socket at $1"
-}
-start_ctld() {
-	local i=$1
-	rm -f "$(csock "$i")"
-	# the config file, with one key overridden on the command line (4 regions, not 2)
-	cat >"$DIR/ctld$i.ini" <<-EOF
-	; ctld replica $i
-	[ctld]
-	id = $i
-	peers = "$PEERS"
-	data_dir = $DIR/c$i
-	node_timeout_ms = 1500
-	election_timeout_ms = 1000
-
-	[cluster]
-	nodes = 3
-	regions = 2
-	replication = 3
-	cores = 2
-	protocol = raft
-	protocols = 3:standalone
-	EOF
-	"$CTLD" --config "$DIR/ctld$i.ini" --set cluster.regions=4 >>"$DIR/ctld$i.log" 2>&1 &
-	CPIDS[$i]=$!
-	wait_sock "$(csock "$i")" "${CPIDS[$i]}" "$DIR/ctld$i.log"
-}
 start_node() { # start_node I [EXTRA ARGUMENTS...]
 	local i=$1
 	shift
@@ -97,43 +64,6 @@ node3_once() {
 		--set cluster.fabric_dir="$DIR/fab" --set cluster.ctld="$(csock 1),$(csock 2),$(csock 3)"
 }
 test_no_marker3() { [ -e "$DIR/d3/REJOIN" ] && echo False || echo True; }
-# q SOCKET CMD EXPR: a python expression over r = CMD's --json result, printed ("" when
-# the daemon does not answer)
-q() {
-	"$CTL" --socket "$1" --timeout 2000 --json "$2" 2>/dev/null |
-		python3 -c "import json,sys; r=json.load(sys.stdin); print($3)" 2>/dev/null || true
-}
-# leader [SKIP]: the id of the ctld leader, a live replica other than SKIP that says it
-# leads; waits (bounded: 30 s) through an election, "" if none
-leader() {
-	for _ in $(seq 1 300); do
-		for i in 1 2 3; do
-			[ "$i" = "${1:-0}" ] && continue
-			local l
-			l=$(q "$(csock "$i")" status "r['leader'] if r['role'] == 'leader' else ''")
-			[ -n "$l" ] && { echo "$l"; return 0; }
-		done
-		sleep 0.1
-	done
-	echo ""
-}
-# ql CMD EXPR: q against the current ctld leader (heartbeat-derived fields live there)
-ql() {
-	local l
-	l=$(leader)
-	[ -n "$l" ] && q "$(csock "$l")" "$@"
-	return 0
-}
-# until_true TRIES WHAT CMD...: run CMD every 0.1 s until it prints True (bounded)
-until_true() {
-	local tries=$1 what=$2
-	shift 2
-	for _ in $(seq 1 "$tries"); do
-		[ "$("$@")" = True ] && return 0
-		sleep 0.1
-	done
-	fail "$what"
-}
 
 # operator errors: refused at start with a message naming the problem
 refused() { # refused TEXT ARGS...: sluice-ctld ARGS exits 1 saying TEXT

@@ -240,6 +240,69 @@ static void test_set_leader(void **state)
 	json_object_put(rv);
 }
 
+/* transfer_leader: refused unless the target is an up replica of a region with copies and
+ * the id is the next one; applied, it moves the preferred leader, bumps the map version,
+ * supersedes a running move of the region; move_end closes a running move only. */
+static void test_transfer_leader(void **state)
+{
+	(void)state;
+	struct sl_ctld_cluster c = cluster(3, 4, 3);
+	snprintf(c.region_protocol[3], sizeof(c.region_protocol[3]), "standalone");
+	char err[256];
+	sl_ctld_sm_init(&sm);
+	assert_int_equal(apply_obj(sl_ctld_cmd_transfer_leader(1, 0, 1, 0, 5)), -EINVAL);
+	assert_int_equal(apply_obj(sl_ctld_plan(&c, err, sizeof(err))), 0);
+	assert_int_equal(sm.map_version, 1);
+	for (uint32_t i = 1; i <= 2; i++)
+		assert_int_equal(apply_obj(sl_ctld_cmd_join(i, "a", 2)), 0);
+	uint32_t pref = sm.regions[0].leader, to = pref % 3 + 1; /* another replica */
+	if (to == 3)
+		to = pref == 1 ? 2 : 1;
+	snapshot_state();
+	assert_int_equal(apply_obj(sl_ctld_cmd_transfer_leader(1, 0, 3, 0, 5)), -EINVAL); /* 3 never joined */
+	assert_int_equal(apply_obj(sl_ctld_cmd_transfer_leader(1, 3, 1, 0, 5)), -EINVAL); /* one copy */
+	assert_int_equal(apply_obj(sl_ctld_cmd_transfer_leader(1, 4, 1, 0, 5)), -EINVAL); /* no region */
+	assert_int_equal(apply_obj(sl_ctld_cmd_transfer_leader(2, 0, to, 0, 5)), -EINVAL); /* not next */
+	assert_int_equal(apply_obj(sl_ctld_cmd_move_end(1, true, "x", 6)), -EINVAL); /* no move */
+	assert_unchanged();
+	assert_int_equal(sl_ctld_check_transfer(&sm, 3, 1, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "one replica"));
+	assert_int_equal(apply_obj(sl_ctld_cmd_transfer_leader(1, 0, to, pref, 100)), 0);
+	assert_int_equal(sm.regions[0].leader, to);
+	assert_int_equal(sm.map_version, 2);
+	const struct sl_ctld_move *m = sl_ctld_move_get(&sm, 1);
+	assert_non_null(m);
+	assert_int_equal(m->state, SL_CTLD_MOVE_RUNNING);
+	assert_int_equal(m->from, pref);
+	/* a second move of region 0 supersedes the first; its map version moves again */
+	assert_int_equal(apply_obj(sl_ctld_cmd_transfer_leader(2, 0, pref, to, 200)), 0);
+	assert_int_equal(sl_ctld_move_get(&sm, 1)->state, SL_CTLD_MOVE_FAILED);
+	assert_non_null(strstr(sl_ctld_move_get(&sm, 1)->why, "superseded by move 2"));
+	assert_int_equal(sm.map_version, 3);
+	assert_int_equal(apply_obj(sl_ctld_cmd_move_end(2, true, "node leads", 450)), 0);
+	assert_int_equal(sl_ctld_move_get(&sm, 2)->state, SL_CTLD_MOVE_DONE);
+	assert_int_equal(apply_obj(sl_ctld_cmd_move_end(2, false, "late", 500)), -EINVAL); /* ended */
+	/* moving to the preferred leader again records a move, the map stays */
+	assert_int_equal(apply_obj(sl_ctld_cmd_transfer_leader(3, 0, pref, pref, 600)), 0);
+	assert_int_equal(sm.map_version, 3);
+	struct json_object *mv = sl_ctld_view_moves(&sm), *arr = NULL;
+	assert_true(json_object_object_get_ex(mv, "moves", &arr));
+	assert_int_equal(json_object_array_length(arr), 3);
+	struct json_object *m2 = json_object_array_get_idx(arr, 1);
+	assert_string_equal(json_object_get_string(json_object_object_get(m2, "state")), "done");
+	assert_int_equal(json_object_get_int(json_object_object_get(m2, "took_ms")), 250);
+	json_object_put(mv);
+	/* the ring keeps the last SL_CTLD_MAX_MOVES */
+	for (uint64_t id = 4; id < 4 + SL_CTLD_MAX_MOVES; id++)
+		assert_int_equal(apply_obj(sl_ctld_cmd_transfer_leader(id, 1, 1 + id % 2, 0, 700)), 0);
+	assert_null(sl_ctld_move_get(&sm, 3));
+	assert_non_null(sl_ctld_move_get(&sm, 4));
+	mv = sl_ctld_view_moves(&sm);
+	assert_true(json_object_object_get_ex(mv, "moves", &arr));
+	assert_int_equal(json_object_array_length(arr), SL_CTLD_MAX_MOVES);
+	json_object_put(mv);
+}
+
 static void test_malformed_refused(void **state)
 {
 	(void)state;
@@ -507,7 +570,7 @@ int main(void)
 	    cmocka_unit_test(test_bootstrap_spreads),
 	    cmocka_unit_test(test_bootstrap_spreads_cores), cmocka_unit_test(test_bootstrap_protocols),
 	    cmocka_unit_test(test_bootstrap_once),    cmocka_unit_test(test_join_and_state),
-	    cmocka_unit_test(test_set_leader),
+	    cmocka_unit_test(test_set_leader),        cmocka_unit_test(test_transfer_leader),
 	    cmocka_unit_test(test_malformed_refused), cmocka_unit_test(test_heartbeat_and_views),
 	    cmocka_unit_test(test_conf),              cmocka_unit_test(test_conf_file),
 	};

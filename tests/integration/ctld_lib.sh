@@ -1,0 +1,91 @@
+# ctld_lib.sh - sourced (after lib.sh) by the scripts that run sluice-ctld: three replicas
+# on loopback UDP (ports BASE..BASE+2), data dirs $DIR/cI, and the helpers to ask them.
+# Needs CTLD, CTL, DIR and a `fail` function; CTLD_REGIONS, CTLD_PROTOCOLS (the map's
+# per-region protocols) and CTLD_ARGS (more sluice-ctld arguments) shape the cluster.
+BASE=$((20000 + $$ % 20000)) # UDP ports of the ctld replicas: BASE..BASE+2
+PEERS="1@127.0.0.1:$BASE,2@127.0.0.1:$((BASE + 1)),3@127.0.0.1:$((BASE + 2))"
+CPIDS=(0 0 0 0)
+CTLD_ARGS=(${CTLD_ARGS[@]+"${CTLD_ARGS[@]}"})
+csock() { echo "$DIR/c$1/ctld.sock"; }
+ctld_socks() { echo "$(csock 1),$(csock 2),$(csock 3)"; }
+ctld_stop_all() {
+	for i in 1 2 3; do
+		[ "${CPIDS[$i]}" != 0 ] && kill -9 "${CPIDS[$i]}" 2>/dev/null || true
+		[ "${CPIDS[$i]}" != 0 ] && wait "${CPIDS[$i]}" 2>/dev/null || true
+		CPIDS[$i]=0
+	done
+}
+# ctld_diag LINES: the last LINES of each ctld's and each node's log (for a failure)
+ctld_diag() {
+	for i in 1 2 3; do echo "-- ctld $i:"; tail -"$1" "$DIR/ctld$i.log" 2>/dev/null || true; done
+	for i in 1 2 3; do echo "-- node $i:"; tail -"$1" "$DIR/node$i.log" 2>/dev/null || true; done
+}
+wait_sock() { # wait_sock PATH PID LOG: bounded wait for a daemon's ctl socket
+	for _ in $(seq 1 600); do
+		[ -S "$1" ] && return 0
+		kill -0 "$2" 2>/dev/null || { cat "$3"; fail "daemon $2 exited"; }
+		sleep 0.05
+	done
+	fail "no ctl socket at $1"
+}
+start_ctld() {
+	local i=$1
+	rm -f "$(csock "$i")"
+	cat >"$DIR/ctld$i.ini" <<-EOT
+	; ctld replica $i
+	[ctld]
+	id = $i
+	peers = "$PEERS"
+	data_dir = $DIR/c$i
+	node_timeout_ms = 1500
+	election_timeout_ms = 1000
+
+	[cluster]
+	nodes = 3
+	regions = ${CTLD_REGIONS:-4}
+	replication = 3
+	cores = 2
+	protocol = raft
+	protocols = ${CTLD_PROTOCOLS:-}
+	EOT
+	"$CTLD" --config "$DIR/ctld$i.ini" ${CTLD_ARGS[@]+"${CTLD_ARGS[@]}"} >>"$DIR/ctld$i.log" 2>&1 &
+	CPIDS[$i]=$!
+	wait_sock "$(csock "$i")" "${CPIDS[$i]}" "$DIR/ctld$i.log"
+}
+# q SOCKET CMD EXPR: a python expression over r = CMD's --json result, printed ("" when
+# the daemon does not answer)
+q() {
+	"$CTL" --socket "$1" --timeout 2000 --json "$2" 2>/dev/null |
+		python3 -c "import json,sys; r=json.load(sys.stdin); print($3)" 2>/dev/null || true
+}
+# leader [SKIP]: the id of the ctld leader, a live replica other than SKIP that says it
+# leads; waits (bounded: 30 s) through an election, "" if none
+leader() {
+	for _ in $(seq 1 300); do
+		for i in 1 2 3; do
+			[ "$i" = "${1:-0}" ] && continue
+			local l
+			l=$(q "$(csock "$i")" status "r['leader'] if r['role'] == 'leader' else ''")
+			[ -n "$l" ] && { echo "$l"; return 0; }
+		done
+		sleep 0.1
+	done
+	echo ""
+}
+# ql CMD EXPR: q against the current ctld leader (heartbeat-derived fields live there)
+ql() {
+	local l
+	l=$(leader)
+	[ -n "$l" ] && q "$(csock "$l")" "$@"
+	return 0
+}
+# until_true TRIES WHAT CMD...: run CMD every 0.1 s until it prints True (bounded)
+until_true() {
+	local tries=$1 what=$2
+	shift 2
+	for _ in $(seq 1 "$tries"); do
+		[ "$("$@")" = True ] && return 0
+		sleep 0.1
+	done
+	fail "$what"
+}

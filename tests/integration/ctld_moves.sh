@@ -1,0 +1,177 @@
+#!/usr/bin/env bash
+# ctld_moves.sh SLUICED CTLD PRODUCER VERIFY BENCH - leader moves through sluice-ctld
+# (`sluicectl region transfer-leader R NODE`) on three nodes under load: three shm
+# producers (one per node, every acknowledged batch logged) and sluice-bench on node 2.
+# Regions 0-1 raft, 2 multileader, 3 standalone (ctld's map). Checks: refusals with a
+# clear error (a single-copy region, a node that is not a replica, an unknown region, a
+# ctld follower); a raft leader move ends "done" with every node seeing the new leader;
+# a multileader region's home moves; a move survives the ctld leader being SIGKILLed
+# right after it was asked (the next ctld leader ends it); a move to a node that stops
+# (SIGSTOP) ends "failed" saying why; a node restarted after moves takes ctld's moved
+# map (no refusal) and keeps it; every acknowledged point reads back exactly on every node.
+set -euo pipefail
+SLUICED=$1 CTLD=$2 PRODUCER=$3 VERIFY=$4 BENCH=$5
+CTL=$(dirname "$SLUICED")/sluicectl
+POINTS=${POINTS:-$([ -n "${ASAN_OPTIONS:-}" ] && echo 30000 || echo 90000)} SERIES=30 BATCH=300
+NAME=mv$$ REGIONS=4 CL_PROTOCOLS=2:multileader,3:standalone
+. "$(dirname "$0")/lib.sh"
+DIR=$SL_DIR
+. "$(dirname "$0")/cluster_lib.sh"
+CTLD_REGIONS=4 CTLD_PROTOCOLS=$CL_PROTOCOLS
+. "$(dirname "$0")/ctld_lib.sh"
+BENCH_PID=0
+cleanup_all() {
+	[ "$BENCH_PID" != 0 ] && kill -9 "$BENCH_PID" 2>/dev/null || true
+	for i in 1 2 3; do [ "${CL_PIDS[$i]}" != 0 ] && kill -CONT "${CL_PIDS[$i]}" 2>/dev/null || true; done
+	ctld_stop_all
+	cl_cleanup
+}
+trap cleanup_all EXIT
+fail() {
+	echo "FAIL: $*"
+	ctld_diag 8
+	"$CTL" --socket "$(csock "$(leader)")" --timeout 1000 moves 2>&1 || true
+	exit 1
+}
+CL_ARGS=(--set cluster.ctld="$(ctld_socks)")
+
+# ask LS ARGS...: sluicectl against ctld socket LS; its output (errors too), status in $?
+ask() { local s=$1; shift; "$CTL" --socket "$s" --timeout 2000 --json "$@" 2>&1; }
+# move R NODE: asks the ctld leader to move region R's leader; prints the move id
+move() {
+	local out
+	out=$(ask "$(csock "$(leader)")" region transfer-leader "$1" "$2") || fail "transfer-leader $1 $2: $out"
+	python3 -c "import json,sys; print(json.loads(sys.argv[1])['move'])" "$out"
+}
+move_state() { ql moves "[m['state'] for m in r['moves'] if m['id'] == $1]"; }
+move_is() { ql moves "[m['state'] for m in r['moves'] if m['id'] == $1] == ['$2']"; } # ID STATE
+# node_leader I R: region R's leader (a multileader region: its home) as node I sees it
+node_leader() { cl_regions "$1" "rs[$2].get('home', rs[$2]['leader'])"; }
+same_leader_everywhere() { # R NODE: every node sees NODE lead region R
+	local i
+	for i in 1 2 3; do [ "$(node_leader "$i" "$1")" = "$2" ] || { echo False; return; }; done
+	echo True
+}
+# another replica than the region's current leader (seen from node 1)
+other_than() { echo $(($1 % 3 + 1)); }
+
+for i in 1 2 3; do start_ctld "$i"; done
+until_true 300 "no ctld leader bootstrapped the cluster" \
+	q "$(csock 1)" status "r['bootstrapped'] and r['leader'] is not None and r['applied_index'] == r['commit_index']"
+for i in 1 2 3; do cl_start "$i"; done
+until_true 600 "members never showed 3 nodes up" \
+	ql members "[m['state'] for m in r['members']] == ['up'] * 3"
+cl_wait_leaders 1 0
+until_true 300 "regions never showed an observed leader" \
+	ql regions "all(x['leader'] is not None for x in r['regions'])"
+echo "[${SECONDS}s] 3 ctld replicas, 3 nodes; map: $(ql regions "[(x['id'], x['protocol'], x['preferred_leader']) for x in r['regions']]")"
+
+CL_PROD_ARGS=(--pace-ms 40)
+cl_producers
+"$BENCH" --path "/dev/shm/sluice-$NAME-2.ingest" --duration 20 --batch 200 --series 500 \
+	--inflight 4 --json --quiet >"$DIR/bench.json" 2>"$DIR/bench.err" &
+BENCH_PID=$!
+cl_wait_acks 10
+
+# refusals: clear errors, nothing recorded
+LS=$(csock "$(leader)")
+out=$(ask "$LS" region transfer-leader 3 2) && fail "a single-copy region's leader moved: $out"
+[[ "$out" == *"bad_request"*"has one replica"* ]] || fail "single-copy refusal: $out"
+out=$(ask "$LS" region transfer-leader 9 1) && fail "region 9 moved: $out"
+[[ "$out" == *"not_found"* ]] || fail "unknown region: $out"
+out=$(ask "$LS" call transfer_leader '{"region":0,"node":7}') && fail "node 7 took region 0: $out"
+[[ "$out" == *"is not a replica"* ]] || fail "non-replica refusal: $out"
+F=$(( $(leader) % 3 + 1 ))
+out=$(ask "$(csock "$F")" region transfer-leader 0 1) && fail "a ctld follower took a move: $out"
+[[ "$out" == *"not_leader"* ]] || fail "follower refusal: $out"
+[ "$(ql moves "r['total']")" = 0 ] || fail "a refused move was recorded"
+echo "[${SECONDS}s] refused: a single-copy region, region 9, node 7, a ctld follower"
+
+# a raft leader move under load: done, every node sees the new leader
+L0=$(node_leader 1 0)
+T0=$(other_than "$L0")
+a0=$(cl_acks)
+ID=$(move 0 "$T0")
+until_true 300 "move $ID (region 0: $L0 -> $T0) did not end done: $(move_state "$ID")" \
+	move_is "$ID" done
+until_true 100 "not every node sees node $T0 lead region 0" same_leader_everywhere 0 "$T0"
+[ "$(ql regions "r['regions'][0]['preferred_leader']")" = "$T0" ] || fail "the map's preferred leader of region 0 is not $T0"
+echo "[${SECONDS}s] move $ID: region 0 led by $L0 -> $T0, done in $(ql moves "[m['took_ms'] for m in r['moves'] if m['id'] == $ID][0]") ms"
+
+# a multileader region's home moves
+H2=$(node_leader 1 2)
+T2=$(other_than "$H2")
+ID=$(move 2 "$T2")
+until_true 300 "move $ID (region 2 home $H2 -> $T2) did not end done: $(move_state "$ID")" \
+	move_is "$ID" done
+until_true 100 "not every node sees node $T2 as region 2's home" same_leader_everywhere 2 "$T2"
+echo "[${SECONDS}s] move $ID: region 2 (multileader) home $H2 -> $T2, done"
+
+# the ctld leader SIGKILLed right after a move was asked: the next leader ends it
+L1=$(node_leader 1 1)
+T1=$(other_than "$L1")
+CL=$(leader)
+ID=$(move 1 "$T1")
+kill -9 "${CPIDS[$CL]}"; wait "${CPIDS[$CL]}" 2>/dev/null || true; CPIDS[$CL]=0
+NL=$(leader "$CL")
+[ -n "$NL" ] && [ "$NL" != "$CL" ] || fail "no new ctld leader after killing replica $CL"
+# the move is in the log if the old leader committed it before it died; else it is lost
+# with its proposal (the operator saw no id in `moves`), and asked again
+if [ "$(q "$(csock "$NL")" moves "len([m for m in r['moves'] if m['id'] == $ID])")" != 1 ]; then
+	echo "[${SECONDS}s] move $ID was not committed before ctld $CL died: asked again"
+	ID=$(move 1 "$T1")
+fi
+until_true 300 "move $ID (region 1: $L1 -> $T1) did not end done after the ctld failover: $(move_state "$ID")" \
+	move_is "$ID" done
+until_true 100 "not every node sees node $T1 lead region 1" same_leader_everywhere 1 "$T1"
+echo "[${SECONDS}s] move $ID: ctld leader $CL killed after it was asked; ctld $NL ended it: region 1 led by $T1"
+start_ctld "$CL"
+
+# a move to a node that stops (SIGSTOP, not node 1: it holds the single-copy region every
+# batch waits for): ctld marks it down and the move fails, saying why
+L0=$(node_leader 1 0)
+S=$(( L0 == 2 ? 3 : 2 ))
+kill -STOP "${CL_PIDS[$S]}"
+out=$(ask "$(csock "$(leader)")" region transfer-leader 0 "$S") || true
+if [[ "$out" == *'"move"'* ]]; then
+	ID=$(python3 -c "import json,sys; print(json.loads(sys.argv[1])['move'])" "$out")
+	until_true 300 "move $ID to stopped node $S did not fail: $(move_state "$ID")" \
+		move_is "$ID" failed
+	why=$(ql moves "[m['why'] for m in r['moves'] if m['id'] == $ID][0]")
+	[[ "$why" == *"node $S went down"* ]] || fail "failed move $ID says: $why"
+	echo "[${SECONDS}s] move $ID to stopped node $S: failed, \"$why\""
+else
+	# ctld saw the node down before the request: refused instead, also with a reason
+	[[ "$out" == *"is down"* ]] || fail "move to a stopped node: $out"
+	echo "[${SECONDS}s] move to stopped node $S refused: node down"
+fi
+kill -CONT "${CL_PIDS[$S]}"
+until_true 600 "node $S not back up" ql members "r['members'][$S - 1]['state'] == 'up'"
+
+# a node restarted after the moves runs ctld's moved map and keeps it
+R=3
+[ "$S" = 3 ] && R=2
+cl_kill "$R"
+cl_start "$R"
+grep -q "differs" "$DIR/node$R.log" && fail "node $R refused ctld's moved map"
+want=$(ql regions "' '.join(str(x['preferred_leader']) for x in r['regions'])")
+got=$(awk 'NR > 1 { printf "%s%s", sep, $3; sep = " " }' "$DIR/d$R/regions.map")
+[ "$got" = "$want" ] || fail "node $R keeps preferred leaders $got, ctld has $want"
+echo "[${SECONDS}s] node $R restarted: runs and keeps ctld's map (preferred leaders $want)"
+
+sl_wait_producers
+rc=0
+wait "$BENCH_PID" || rc=$?
+[ "$rc" = 0 ] || { cat "$DIR/bench.err" "$DIR/bench.json"; fail "sluice-bench exited $rc"; }
+BENCH_PID=0
+echo "[${SECONDS}s] sluice-bench on node 2: $(cat "$DIR/bench.json")"
+cl_caught_up >/dev/null || fail "replicas did not catch up"
+ml_caught_up
+cl_verify_all
+for i in 1 2 3; do
+	echo "node $i ctld: $(q "$(cl_sock "$i")" status "{k: r['ctld'][k] for k in ('map_version', 'map_fetches', 'leader_changes', 'map_refused')}")"
+done
+[ "$(q "$(cl_sock 1)" status "r['ctld']['leader_changes'] >= 3 and r['ctld']['map_refused'] == 0")" = True ] ||
+	fail "node 1 did not take the moves: $(q "$(cl_sock 1)" status "r['ctld']")"
+"$CTL" --socket "$(csock "$(leader)")" moves
+echo "[${SECONDS}s] ctld_moves: PASS ($(cl_acks) batches acknowledged during the moves, $a0 before the first)"
