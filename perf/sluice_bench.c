@@ -36,7 +36,8 @@ static void usage(FILE *o)
 		"  -n, --points N       stop after N points (default: no limit)\n"
 		"  -s, --series N       distinct series (default 1000)\n"
 		"  -q, --quiet          no progress lines\n"
-		"  -j, --json           print the result as one JSON object\n"
+		"  -j, --json           print the result as one JSON object (shm: with per-second\n"
+		"                       windows of acked points, p99 and max, and failures by status)\n"
 		"  -h, --help           this help\n"
 		"      --version        print the version\n"
 		"shm:\n"
@@ -89,6 +90,33 @@ static int parse_ip(const char *s, uint32_t *out)
 	}
 	*out = ntohl(a.s_addr);
 	return 0;
+}
+
+#define WINDOWS_TEXT (1u << 20) /* the JSON windows of a run: ~100 bytes a second */
+
+/* Closes the window ending at t_s: one JSON object appended to wins, then reset. */
+static void window_close(char *wins, size_t *len, double t_s, uint64_t acked,
+			 struct sl_bench_hist *wh)
+{
+	if (*len + 160 < WINDOWS_TEXT)
+		*len += (size_t)snprintf(wins + *len, WINDOWS_TEXT - *len,
+					 "%s{\"t\":%.0f,\"acked\":%" PRIu64 ",\"p99\":%" PRIu64
+					 ",\"max\":%" PRIu64 "}",
+					 *len ? "," : "", t_s, acked,
+					 wh->n ? sl_bench_hist_pct(wh, 99) : 0, wh->max);
+	memset(wh, 0, sizeof(*wh));
+}
+
+/* Failed batches by status (the first four kinds seen; later kinds count in the last). */
+static void count_failure(int32_t *status, uint64_t *count, int32_t st)
+{
+	for (int k = 0; k < 4; k++)
+		if (count[k] == 0 || status[k] == st || k == 3) {
+			if (count[k] == 0)
+				status[k] = st;
+			count[k]++;
+			return;
+		}
 }
 
 int main(int argc, char **argv)
@@ -268,6 +296,18 @@ int main(int argc, char **argv)
 	uint64_t last_acked = 0;
 	uint32_t next_series = 0;
 	int exit_rc = 0;
+	/* per-second windows (--json): acked points, p99 and max of the acks in each, so a
+	 * run that spans an operation (a leader move) shows the pause it caused */
+	struct sl_bench_hist *wh = calloc(1, sizeof(*wh));
+	char *wins = calloc(1, WINDOWS_TEXT);
+	size_t wins_len = 0;
+	uint64_t w_start = t0, w_acked = 0;
+	int32_t fail_status[4] = {0};
+	uint64_t fail_count[4] = {0};
+	if (wh == NULL || wins == NULL) {
+		fprintf(stderr, "sluice-bench: out of memory\n");
+		return 1;
+	}
 	for (;;) {
 		uint64_t now = sl_bench_now_ns();
 		bool stop_sending = now >= t_end || (max_points && sent_pts >= max_points);
@@ -308,13 +348,24 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		uint64_t t_ack = sl_bench_now_ns();
+		while (t_ack >= w_start + 1000000000ull) {
+			window_close(wins, &wins_len, (double)(w_start + 1000000000ull - t0) / 1e9,
+				     w_acked, wh);
+			w_start += 1000000000ull;
+			w_acked = 0;
+		}
 		for (int k = 0; k < got; k++) {
-			sl_bench_hist_add(h, t_ack - t_submit[acks[k].batch_seq & (tq_size - 1)]);
+			uint64_t lat = t_ack - t_submit[acks[k].batch_seq & (tq_size - 1)];
+			sl_bench_hist_add(h, lat);
+			sl_bench_hist_add(wh, lat);
 			inflight--;
-			if (acks[k].status == 0)
+			if (acks[k].status == 0) {
 				acked_pts += acks[k].count;
-			else
+				w_acked += acks[k].count;
+			} else {
 				failed++;
+				count_failure(fail_status, fail_count, acks[k].status);
+			}
 		}
 		if (!quiet && !json && t_ack >= t_progress) {
 			fprintf(stderr, "  %5.1f s  %10.0f points/s acked\n", (double)(t_ack - t0) / 1e9,
@@ -329,15 +380,21 @@ int main(int argc, char **argv)
 		printf("{\"transport\":\"shm\",\"batch_points\":%u,\"series\":%u,\"inflight_batches\":%u,"
 		       "\"seconds\":%.3f,\"points_acked\":%" PRIu64 ",\"batches_failed\":%" PRIu64
 		       ",\"points_per_s\":%.0f,\"ack_latency_ns\":{\"p50\":%" PRIu64 ",\"p99\":%" PRIu64
-		       ",\"p999\":%" PRIu64 ",\"max\":%" PRIu64 "}}\n",
+		       ",\"p999\":%" PRIu64 ",\"max\":%" PRIu64 "},\"failed_by_status\":{",
 		       batch, series, max_inflight, secs, acked_pts, failed, rate, sl_bench_hist_pct(h, 50),
 		       sl_bench_hist_pct(h, 99), sl_bench_hist_pct(h, 99.9), h->max);
+		for (int k = 0; k < 4 && fail_count[k] > 0; k++)
+			printf("%s\"%s\":%" PRIu64, k ? "," : "", strerror(-fail_status[k]), fail_count[k]);
+		printf("},\"windows\":[%s]}\n", wins);
 	} else {
 		printf("sluice-bench: shm ingest, %u points/batch, %u series, %u batches in flight\n",
 		       batch, series, max_inflight);
 		printf("  acknowledged  %" PRIu64 " points in %.2f s = %.0f points/s\n", acked_pts, secs,
 		       rate);
-		printf("  failed        %" PRIu64 " batches\n", failed);
+		printf("  failed        %" PRIu64 " batches", failed);
+		for (int k = 0; k < 4 && fail_count[k] > 0; k++)
+			printf("%s%" PRIu64 " %s", k ? ", " : " (", fail_count[k], strerror(-fail_status[k]));
+		printf("%s\n", failed ? ")" : "");
 		printf("  ack latency   p50 %.1f us  p99 %.1f us  p999 %.1f us  max %.1f us\n",
 		       sl_bench_hist_pct(h, 50) / 1e3, sl_bench_hist_pct(h, 99) / 1e3, sl_bench_hist_pct(h, 99.9) / 1e3,
 		       h->max / 1e3);
@@ -348,5 +405,7 @@ int main(int argc, char **argv)
 	free(pts);
 	free(t_submit);
 	free(h);
+	free(wh);
+	free(wins);
 	return failed ? 1 : exit_rc;
 }

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# move_pause.sh [BUILD] - the write pause a leader move causes (issue 11's figure): three
+# sluice-ctld replicas and three nodes on this host (memif fabric), regions 0-3 raft and
+# 4-5 multileader. sluice-bench writes through node 1 for DURATION s (default 30) and
+# reports each second's acked points, p99 and max ack latency. After WARM s every raft
+# region's leader is moved to another replica, one move after the other through
+# `sluicectl region transfer-leader` (each waited for until ctld says done); GAP s later
+# every multileader region's home moves the same way. Prints the time each move took and
+# the p99/max ack latency and rate of the seconds before the moves against the seconds
+# in which they ran. Everything it starts is stopped by PID and removed on exit.
+set -euo pipefail
+case "${1:-}" in -h | --help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; esac
+B=$(cd "${1:-build}" && pwd)
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+DURATION=${DURATION:-40} WARM=${WARM:-10} GAP=${GAP:-4} BATCH=${BATCH:-1000} INFLIGHT=${INFLIGHT:-8}
+SLUICED=$B/ctl/sluiced CTLD=$B/ctl/sluice-ctld BENCH=$B/perf/sluice-bench
+VERIFY=$SRC/tests/integration/verify_points.py
+[ -x "$SLUICED" ] && [ -x "$CTLD" ] && [ -x "$BENCH" ] || { echo "move_pause: build $B first"; exit 1; }
+NAME=mvp$$ REGIONS=6 CL_PROTOCOLS=4-5:multileader
+. "$SRC/tests/integration/lib.sh"
+DIR=$SL_DIR
+. "$SRC/tests/integration/cluster_lib.sh"
+CTLD_REGIONS=6 CTLD_PROTOCOLS=$CL_PROTOCOLS
+. "$SRC/tests/integration/ctld_lib.sh"
+BENCH_PID=0
+trap '[ "$BENCH_PID" != 0 ] && kill -9 "$BENCH_PID" 2>/dev/null; ctld_stop_all; cl_cleanup' EXIT
+fail() { echo "move_pause: $*" >&2; ctld_diag 5 >&2; exit 1; }
+CL_ARGS=(--set cluster.ctld="$(ctld_socks)")
+now() { date +%s.%N; }
+
+for i in 1 2 3; do start_ctld "$i"; done
+until_true 300 "no ctld leader bootstrapped the cluster" \
+	q "$(csock 1)" status "r['bootstrapped'] and r['leader'] is not None"
+for i in 1 2 3; do cl_start "$i"; done
+until_true 600 "the nodes did not join" ql members "[m['state'] for m in r['members']] == ['up'] * 3"
+cl_wait_leaders 1 0
+until_true 300 "no observed leader for every region" ql regions "all(x['leader'] is not None for x in r['regions'])"
+
+T0=$(now)
+"$BENCH" --path "/dev/shm/sluice-$NAME-1.ingest" --duration "$DURATION" --batch "$BATCH" \
+	--series 10000 --inflight "$INFLIGHT" --json --quiet >"$DIR/bench.json" 2>"$DIR/bench.err" &
+BENCH_PID=$!
+# moves REGIONS...: each region's leader (home) to the next replica, one after the other,
+# each waited for until ctld says it is done
+moves() {
+	local r from to out id
+	for r in "$@"; do
+		from=$(cl_regions 1 "rs[$r].get('home', rs[$r]['leader'])")
+		to=$((from % 3 + 1))
+		out=$("$CTL" --socket "$(csock "$(leader)")" --json region transfer-leader "$r" "$to") ||
+			fail "transfer-leader $r $to: $out"
+		id=$(python3 -c "import json,sys; print(json.loads(sys.argv[1])['move'])" "$out")
+		until_true 300 "move $id (region $r) did not end done" \
+			ql moves "[m['state'] for m in r['moves'] if m['id'] == $id] == ['done']"
+	done
+}
+sleep "$WARM"
+moves 0 1 2 3
+sleep "$GAP"
+moves 4 5
+wait "$BENCH_PID" || true
+BENCH_PID=0
+"$CTL" --socket "$(csock "$(leader)")" --json moves >"$DIR/moves.json"
+python3 - "$DIR/bench.json" "$DIR/moves.json" "$T0" "$WARM" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+moves = json.load(open(sys.argv[2]))['moves']
+t0, warm = float(sys.argv[3]), float(sys.argv[4])
+w = r['windows']
+def stats(sel):
+    if not sel:
+        return ('-', '-', '-')
+    return ('%.0f' % (sum(x['acked'] for x in sel) / len(sel)),
+            '%.1f' % (max(x['p99'] for x in sel) / 1e6), '%.1f' % (max(x['max'] for x in sel) / 1e6))
+# window x covers bench seconds (t - 1, t]; a move covers ctld's [start_ms, end_ms]
+def during(ms):
+    sel = []
+    for m in ms:
+        s, e = m['start_ms'] / 1e3 - t0, m['end_ms'] / 1e3 - t0
+        sel += [x for x in w if x['t'] > s and x['t'] - 1 < e and x not in sel]
+    return sel
+before = [x for x in w if 2 < x['t'] <= warm] # the first 2 s are start-up
+print('sluice-bench through node 1: %d points acked in %.1f s, %d batches failed %s'
+      % (r['points_acked'], r['seconds'], r['batches_failed'], r['failed_by_status']))
+print()
+print('| operation | each move took (ms) | seconds | acked points/s | worst 1-s p99 (ms) | max (ms) |')
+print('|---|---|---|---|---|---|')
+print('| none (before) | - | %d | %s | %s | %s |' % ((len(before),) + stats(before)))
+for name, regs in (('raft leader moves, regions 0-3', (0, 1, 2, 3)), ('multileader home moves, regions 4-5', (4, 5))):
+    ms = [m for m in moves if m['region'] in regs and m['state'] == 'done']
+    sel = during(ms)
+    print('| %s | %s | %d | %s | %s | %s |' % ((name, ', '.join(str(m['took_ms']) for m in ms), len(sel)) + stats(sel)))
+EOF
