@@ -44,7 +44,7 @@ struct ctld_stats {
 	uint64_t joins, heartbeats, heartbeats_bad, not_leader;
 	uint64_t nodes_marked_down, nodes_marked_up;
 	uint64_t leaders_recorded; /* set_leader proposals */
-	uint64_t moves_asked, moves_refused, moves_done, moves_failed;
+	uint64_t moves_asked, moves_refused, moves_done, moves_failed, moves_balance;
 };
 
 struct ctld {
@@ -66,6 +66,7 @@ struct ctld {
 	uint64_t leader_proposed_ns[SL_CTLD_MAX_REGIONS]; /* last set_leader proposal */
 	uint64_t move_proposed_id, move_proposed_ns;      /* the last transfer_leader */
 	uint64_t move_end_proposed_ns[SL_CTLD_MAX_MOVES]; /* last move_end per ring slot */
+	uint64_t balance_next_ns;                         /* the next balancing move, at most */
 	struct ctld_stats st;
 };
 
@@ -303,6 +304,8 @@ static void duties(struct ctld *c, uint64_t now)
 		memset(c->leader_proposed_ns, 0, sizeof(c->leader_proposed_ns));
 		memset(c->move_end_proposed_ns, 0, sizeof(c->move_end_proposed_ns));
 		c->move_proposed_id = 0;
+		/* a new leader balances only after the nodes reported to it for a while */
+		c->balance_next_ns = now + (uint64_t)c->cfg.balance_interval_ms * 1000000ull;
 		c->bootstrap_sent_ns = 0;
 	}
 	c->leader = leader;
@@ -366,13 +369,34 @@ static void duties(struct ctld *c, uint64_t now)
 
 /* Running leader moves end when the replicas report the target leading (done), when
  * the target is marked down, or after MOVE_TIMEOUT_MS (failed, with why). */
+static void balance_duty(struct ctld *c, uint64_t now, uint64_t wall)
+{
+	uint32_t region = 0, to = 0;
+	if (c->cfg.balance_interval_ms == 0 || now < c->balance_next_ns ||
+	    (c->move_proposed_id > c->sm.n_moves && now - c->move_proposed_ns < PROPOSE_RETRY_NS) ||
+	    sl_ctld_balance_next(&c->sm, wall, &region, &to) == 0)
+		return;
+	c->balance_next_ns = now + (uint64_t)c->cfg.balance_interval_ms * 1000000ull;
+	uint64_t id = c->sm.n_moves + 1;
+	uint32_t from = c->sm.regions[region].observed;
+	if (propose(c, sl_ctld_cmd_balance(id, region, to, from, wall)) != 0)
+		return;
+	c->move_proposed_id = id;
+	c->move_proposed_ns = now;
+	c->st.moves_balance++;
+	fprintf(stderr, "sluice-ctld: move %" PRIu64 " (balance): region %u preferred leader %u -> "
+		"node %u\n", id, region, c->sm.regions[region].leader, to);
+}
+
 static void move_duties(struct ctld *c, uint64_t now, uint64_t timeout)
 {
 	uint64_t first = c->sm.n_moves > SL_CTLD_MAX_MOVES ? c->sm.n_moves - SL_CTLD_MAX_MOVES + 1 : 1;
 	uint64_t wall = wall_ms();
+	bool running = false;
 	for (uint64_t id = first; id <= c->sm.n_moves; id++) {
 		const struct sl_ctld_move *m = sl_ctld_move_get(&c->sm, id);
 		uint64_t *last = &c->move_end_proposed_ns[(id - 1) % SL_CTLD_MAX_MOVES];
+		running = running || m->state == SL_CTLD_MOVE_RUNNING;
 		if (m->state != SL_CTLD_MOVE_RUNNING || now - *last < PROPOSE_RETRY_NS)
 			continue;
 		struct sl_ctld_observed ob;
@@ -403,6 +427,8 @@ static void move_duties(struct ctld *c, uint64_t now, uint64_t timeout)
 				c->st.moves_failed++;
 		}
 	}
+	if (!running) /* one move at a time: balancing waits for the others to end */
+		balance_duty(c, now, wall);
 }
 
 /* ---------------------------------------------------------------- ctl commands */
@@ -465,6 +491,7 @@ static struct json_object *status_json(struct ctld *c)
 	CNT(moves_refused);
 	CNT(moves_done);
 	CNT(moves_failed);
+	CNT(moves_balance);
 #undef CNT
 	json_object_object_add(k, "log_torn_bytes_cut",
 			       json_object_new_int64((int64_t)c->log.torn_bytes));

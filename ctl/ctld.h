@@ -51,6 +51,7 @@ struct sl_ctld_conf {
 	char ctl_socket[SL_CTLD_PATH_MAX]; /* "" = <data_dir>/ctld.sock */
 	uint32_t node_timeout_ms;
 	uint32_t election_timeout_ms;
+	uint32_t balance_interval_ms; /* one balancing leader move at most this often; 0: off */
 	char peers_text[512];
 	char protocols_text[512];
 	struct sl_ctld_cluster cluster;
@@ -94,8 +95,11 @@ struct sl_ctld_node {
 #define SL_CTLD_WHY_MAX 160
 enum sl_ctld_move_state { SL_CTLD_MOVE_RUNNING = 1, SL_CTLD_MOVE_DONE = 2, SL_CTLD_MOVE_FAILED = 3 };
 
+enum sl_ctld_move_kind { SL_CTLD_MOVE_OPERATOR = 0, SL_CTLD_MOVE_BALANCE = 1 };
+
 struct sl_ctld_move {
 	uint64_t id; /* 1, 2, ... in log order; 0: an empty slot */
+	uint32_t kind; /* enum sl_ctld_move_kind: asked by an operator, or ctld's balancing */
 	uint32_t region;
 	uint32_t from; /* the leader the replicas reported when it was asked (0: none) */
 	uint32_t to;
@@ -135,6 +139,20 @@ struct json_object *sl_ctld_cmd_set_leader(uint32_t region, uint32_t leader, uin
  * leader becomes `to`, from = the leader observed now. */
 struct json_object *sl_ctld_cmd_transfer_leader(uint64_t id, uint32_t region, uint32_t to,
 						uint32_t from, uint64_t now_ms);
+/* The same for one of ctld's own balancing moves. */
+struct json_object *sl_ctld_cmd_balance(uint64_t id, uint32_t region, uint32_t to, uint32_t from,
+					uint64_t now_ms);
+/* Leader balance: regions an operator moved are left alone this long (ms). */
+#define SL_CTLD_OPERATOR_HOLD_MS 600000u
+/* The next balancing move, from the map alone (deterministic): a region with copies whose
+ * preferred leader is a node marked down goes to its up replica preferred for the fewest
+ * regions; else, when the up nodes' counts of preferred regions differ by more than one, a
+ * region of the node with the most (on its busiest core) goes to a replica with at least
+ * two fewer (the fewest, then fewest on that core). Regions an operator moved within
+ * SL_CTLD_OPERATOR_HOLD_MS of now_ms are left where they are. 1 with region and to set,
+ * 0 when nothing is worth moving. */
+int sl_ctld_balance_next(const struct sl_ctld_sm *sm, uint64_t now_ms, uint32_t *region,
+			 uint32_t *to);
 /* A running move ends: done, or failed with why. */
 struct json_object *sl_ctld_cmd_move_end(uint64_t id, bool done, const char *why,
 					 uint64_t now_ms);

@@ -40,6 +40,11 @@ static const struct key keys[] = {
 	    "a data node without a heartbeat for this long is marked down"),
 	U32("ctld", "election_timeout_ms", election_timeout_ms, 50, 60000,
 	    "raft election timeout of the ctld group (heartbeats every tenth of it)"),
+	U32("ctld", "balance_interval_ms", balance_interval_ms, 0, 3600000,
+	    "leader balance: at most one move this often, when no move is running, of a "
+	    "region whose preferred leader is down, or from the node preferred for the most "
+	    "regions to a replica preferred for two fewer (regions an operator moved are left "
+	    "alone for 10 min); 0 = off"),
 	U32("cluster", "id", cluster.cluster_id, 1, UINT32_MAX - 1,
 	    "cluster id (also guards the ctld replicas' UDP messages)"),
 	U32("cluster", "nodes", cluster.nodes, 1, SL_CTLD_MAX_NODES,
@@ -67,6 +72,7 @@ void sl_ctld_conf_default(struct sl_ctld_conf *c)
 	snprintf(c->data_dir, sizeof(c->data_dir), "./ctld-data");
 	c->node_timeout_ms = 3000;
 	c->election_timeout_ms = 1000;
+	c->balance_interval_ms = 10000;
 	c->cluster.cluster_id = 1;
 	c->cluster.nodes = 1;
 	c->cluster.regions = 8;

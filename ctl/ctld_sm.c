@@ -145,6 +145,14 @@ struct json_object *sl_ctld_cmd_transfer_leader(uint64_t id, uint32_t region, ui
 	return o;
 }
 
+struct json_object *sl_ctld_cmd_balance(uint64_t id, uint32_t region, uint32_t to, uint32_t from,
+					uint64_t now_ms)
+{
+	struct json_object *o = sl_ctld_cmd_transfer_leader(id, region, to, from, now_ms);
+	json_object_object_add(o, "kind", json_object_new_string("balance"));
+	return o;
+}
+
 struct json_object *sl_ctld_cmd_move_end(uint64_t id, bool done, const char *why,
 					 uint64_t now_ms)
 {
@@ -411,6 +419,11 @@ static int apply_transfer_leader(struct sl_ctld_sm *sm, struct json_object *cmd,
 	if (id != sm->n_moves + 1) /* two leaders' proposals raced: the later one is stale */
 		REFUSE("transfer_leader: move %" PRIu64 " is not the next one (%" PRIu64 ")", id,
 		       sm->n_moves + 1);
+	const char *kind = NULL;
+	struct json_object *kv = NULL;
+	if (json_object_object_get_ex(cmd, "kind", &kv) &&
+	    ((kind = get_str(cmd, "kind", 16)) == NULL || strcmp(kind, "balance") != 0))
+		REFUSE("transfer_leader: kind must be \"balance\" or absent");
 	int rc = sl_ctld_check_transfer(sm, region, to, err, err_len);
 	if (rc != 0)
 		return rc;
@@ -426,6 +439,7 @@ static int apply_transfer_leader(struct sl_ctld_sm *sm, struct json_object *cmd,
 	struct sl_ctld_move *m = &sm->moves[(id - 1) % SL_CTLD_MAX_MOVES];
 	memset(m, 0, sizeof(*m));
 	m->id = id;
+	m->kind = kind != NULL ? SL_CTLD_MOVE_BALANCE : SL_CTLD_MOVE_OPERATOR;
 	m->region = (uint32_t)region;
 	m->from = (uint32_t)from;
 	m->to = (uint32_t)to;
@@ -686,7 +700,9 @@ struct json_object *sl_ctld_view_moves(const struct sl_ctld_sm *sm)
 		const struct sl_ctld_move *m = sl_ctld_move_get(sm, id);
 		struct json_object *o = json_object_new_object();
 		json_object_object_add(o, "id", json_object_new_int64((int64_t)m->id));
-		json_object_object_add(o, "kind", json_object_new_string("transfer-leader"));
+		json_object_object_add(o, "kind", json_object_new_string(
+						      m->kind == SL_CTLD_MOVE_BALANCE ? "balance"
+										: "transfer-leader"));
 		json_object_object_add(o, "region", json_object_new_int64(m->region));
 		json_object_object_add(o, "from", m->from ? json_object_new_int64(m->from) : NULL);
 		json_object_object_add(o, "to", json_object_new_int64(m->to));
@@ -706,4 +722,84 @@ struct json_object *sl_ctld_view_moves(const struct sl_ctld_sm *sm)
 	json_object_object_add(res, "moves", arr);
 	json_object_object_add(res, "total", json_object_new_int64((int64_t)sm->n_moves));
 	return res;
+}
+
+/* ---------------------------------------------------------------- leader balance */
+
+static bool held_by_operator(const struct sl_ctld_sm *sm, uint32_t region, uint64_t now_ms)
+{
+	uint64_t first = sm->n_moves > SL_CTLD_MAX_MOVES ? sm->n_moves - SL_CTLD_MAX_MOVES + 1 : 1;
+	for (uint64_t id = first; id <= sm->n_moves; id++) {
+		const struct sl_ctld_move *m = sl_ctld_move_get(sm, id);
+		if (m->region == region && m->kind == SL_CTLD_MOVE_OPERATOR &&
+		    m->start_ms + SL_CTLD_OPERATOR_HOLD_MS > now_ms)
+			return true;
+	}
+	return false;
+}
+
+int sl_ctld_balance_next(const struct sl_ctld_sm *sm, uint64_t now_ms, uint32_t *region,
+			 uint32_t *to)
+{
+	if (!sm->bootstrapped)
+		return 0;
+	/* preferred regions per node and per (node, core): core = region mod the node's cores */
+	static uint32_t leads[SL_CTLD_MAX_NODES + 1];
+	static uint32_t core_leads[SL_CTLD_MAX_NODES + 1][SL_CTLD_MAX_REGIONS];
+	memset(leads, 0, sizeof(leads));
+	memset(core_leads, 0, sizeof(core_leads));
+	for (uint32_t i = 0; i < sm->n_regions; i++) {
+		const struct sl_ctld_region *r = &sm->regions[i];
+		uint32_t c = sm->nodes[r->leader].cores ? i % sm->nodes[r->leader].cores : 0;
+		if (r->rf >= 2) {
+			leads[r->leader]++;
+			core_leads[r->leader][c]++;
+		}
+	}
+	uint32_t best_r = UINT32_MAX, best_to = 0, best_from_load = 0, best_core_load = 0;
+	bool down_first = false;
+	for (uint32_t i = 0; i < sm->n_regions; i++) {
+		const struct sl_ctld_region *r = &sm->regions[i];
+		if (r->rf < 2 || held_by_operator(sm, i, now_ms))
+			continue;
+		bool from_down = sm->nodes[r->leader].state == SL_CTLD_DOWN;
+		/* the up replica preferred for fewest regions, then fewest on this core */
+		uint32_t cand = 0;
+		for (uint32_t k = 0; k < r->rf; k++) {
+			uint32_t n = r->replicas[k];
+			if (n == r->leader || sm->nodes[n].state != SL_CTLD_UP)
+				continue;
+			uint32_t nc = sm->nodes[n].cores ? i % sm->nodes[n].cores : 0;
+			uint32_t cc = cand && sm->nodes[cand].cores ? i % sm->nodes[cand].cores : 0;
+			if (cand == 0 || leads[n] < leads[cand] ||
+			    (leads[n] == leads[cand] && core_leads[n][nc] < core_leads[cand][cc]))
+				cand = n;
+		}
+		if (cand == 0)
+			continue;
+		if (from_down) { /* first: a region whose preferred leader is down */
+			if (!down_first) {
+				down_first = true;
+				best_r = i;
+				best_to = cand;
+			}
+			continue;
+		}
+		if (down_first || sm->nodes[r->leader].state != SL_CTLD_UP ||
+		    leads[r->leader] < leads[cand] + 2)
+			continue;
+		uint32_t c = sm->nodes[r->leader].cores ? i % sm->nodes[r->leader].cores : 0;
+		if (best_r == UINT32_MAX || leads[r->leader] > best_from_load ||
+		    (leads[r->leader] == best_from_load && core_leads[r->leader][c] > best_core_load)) {
+			best_r = i;
+			best_to = cand;
+			best_from_load = leads[r->leader];
+			best_core_load = core_leads[r->leader][c];
+		}
+	}
+	if (best_r == UINT32_MAX)
+		return 0;
+	*region = best_r;
+	*to = best_to;
+	return 1;
 }

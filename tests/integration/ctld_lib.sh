@@ -39,6 +39,7 @@ start_ctld() {
 	data_dir = $DIR/c$i
 	node_timeout_ms = 1500
 	election_timeout_ms = 1000
+	balance_interval_ms = ${CTLD_BALANCE_MS:-0}
 
 	[cluster]
 	nodes = 3

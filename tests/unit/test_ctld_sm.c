@@ -303,6 +303,78 @@ static void test_transfer_leader(void **state)
 	json_object_put(mv);
 }
 
+/* Counts of preferred regions per node (regions with copies). */
+static void pref_counts(uint32_t *cnt)
+{
+	memset(cnt, 0, 4 * sizeof(*cnt));
+	for (uint32_t i = 0; i < sm.n_regions; i++)
+		if (sm.regions[i].rf > 1)
+			cnt[sm.regions[i].leader]++;
+}
+
+/* Applies balancing moves until sl_ctld_balance_next has none (bounded); returns how many. */
+static uint32_t balance_all(uint64_t now_ms)
+{
+	uint32_t region = 0, to = 0, n = 0;
+	while (n < 64 && sl_ctld_balance_next(&sm, now_ms, &region, &to) == 1) {
+		assert_int_not_equal(sm.regions[region].leader, to);
+		assert_int_equal(apply_obj(sl_ctld_cmd_balance(sm.n_moves + 1, region, to, 0, now_ms)), 0);
+		assert_int_equal(sl_ctld_move_get(&sm, sm.n_moves)->kind, SL_CTLD_MOVE_BALANCE);
+		n++;
+	}
+	assert_true(n < 64);
+	return n;
+}
+
+/* Leader balance: nothing to do on the bootstrap plan; a down node's preferred regions go
+ * to up replicas; back up, it gets its share again; operator moves are left alone. */
+static void test_balance(void **state)
+{
+	(void)state;
+	uint32_t region = 0, to = 0, cnt[4];
+	struct sl_ctld_cluster c = cluster(3, 12, 3);
+	c.cores = 2;
+	snprintf(c.region_protocol[11], sizeof(c.region_protocol[11]), "standalone");
+	char err[256];
+	sl_ctld_sm_init(&sm);
+	assert_int_equal(apply_obj(sl_ctld_plan(&c, err, sizeof(err))), 0);
+	for (uint32_t i = 1; i <= 3; i++)
+		assert_int_equal(apply_obj(sl_ctld_cmd_join(i, "a", 2)), 0);
+	assert_int_equal(sl_ctld_balance_next(&sm, 1000, &region, &to), 0); /* the plan is even */
+	assert_int_equal(apply_obj(sl_ctld_cmd_node_state(2, false)), 0);
+	assert_true(balance_all(1000) > 0);
+	pref_counts(cnt);
+	assert_int_equal(cnt[2], 0);
+	assert_true(cnt[1] + cnt[3] == 11 && (cnt[1] > cnt[3] ? cnt[1] - cnt[3] : cnt[3] - cnt[1]) <= 1);
+	assert_int_equal(apply_obj(sl_ctld_cmd_node_state(2, true)), 0);
+	assert_true(balance_all(2000) > 0);
+	pref_counts(cnt);
+	for (uint32_t n = 1; n <= 3; n++)
+		assert_true(cnt[n] >= 3 && cnt[n] <= 4);
+	/* an operator piles three regions on node 1: those stay for the hold, others move */
+	uint64_t op_ms = 10000;
+	uint32_t piled = 0;
+	for (uint32_t i = 0; i < 11 && piled < 3; i++)
+		if (sm.regions[i].leader != 1) {
+			assert_int_equal(apply_obj(sl_ctld_cmd_transfer_leader(sm.n_moves + 1, i, 1, 0, op_ms)), 0);
+			piled++;
+		}
+	uint32_t held[12];
+	for (uint32_t i = 0; i < 12; i++)
+		held[i] = sm.regions[i].leader;
+	balance_all(op_ms + 1);
+	for (uint64_t id = sm.n_moves; id > 0 && sl_ctld_move_get(&sm, id) != NULL; id--) {
+		const struct sl_ctld_move *m = sl_ctld_move_get(&sm, id);
+		if (m->kind == SL_CTLD_MOVE_OPERATOR && m->start_ms == op_ms)
+			assert_int_equal(sm.regions[m->region].leader, held[m->region]);
+	}
+	pref_counts(cnt);
+	for (uint32_t n = 1; n <= 3; n++)
+		assert_true(cnt[n] >= 3 && cnt[n] <= 4);
+	/* single-copy regions never move */
+	assert_int_equal(sm.regions[11].rf, 1);
+}
+
 static void test_malformed_refused(void **state)
 {
 	(void)state;
@@ -571,6 +643,7 @@ int main(void)
 	    cmocka_unit_test(test_bootstrap_spreads_cores), cmocka_unit_test(test_bootstrap_protocols),
 	    cmocka_unit_test(test_bootstrap_once),    cmocka_unit_test(test_join_and_state),
 	    cmocka_unit_test(test_set_leader),        cmocka_unit_test(test_transfer_leader),
+	    cmocka_unit_test(test_balance),
 	    cmocka_unit_test(test_malformed_refused), cmocka_unit_test(test_heartbeat_and_views),
 	    cmocka_unit_test(test_conf),              cmocka_unit_test(test_conf_file),
 	};
