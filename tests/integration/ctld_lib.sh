@@ -37,7 +37,7 @@ start_ctld() {
 	id = $i
 	peers = "$PEERS"
 	data_dir = $DIR/c$i
-	node_timeout_ms = 1500
+	node_timeout_ms = ${CTLD_NODE_TIMEOUT_MS:-1500}
 	election_timeout_ms = 1000
 	balance_interval_ms = ${CTLD_BALANCE_MS:-0}
 

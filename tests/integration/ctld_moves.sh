@@ -20,6 +20,8 @@ NAME=mv$$ REGIONS=4 CL_PROTOCOLS=2:multileader,3:standalone
 DIR=$SL_DIR
 . "$(dirname "$0")/cluster_lib.sh"
 CTLD_REGIONS=4 CTLD_PROTOCOLS=$CL_PROTOCOLS CTLD_BALANCE_MS=1000
+# a loaded host (or the sanitized build) may delay a heartbeat past 1.5 s: 3 s here
+CTLD_NODE_TIMEOUT_MS=3000
 . "$(dirname "$0")/ctld_lib.sh"
 BENCH_PID=0
 cleanup_all() {
@@ -68,9 +70,10 @@ until_true 300 "regions never showed an observed leader" \
 	ql regions "all(x['leader'] is not None for x in r['regions'])"
 echo "[${SECONDS}s] 3 ctld replicas, 3 nodes; map: $(ql regions "[(x['id'], x['protocol'], x['preferred_leader']) for x in r['regions']]")"
 
-CL_PROD_ARGS=(--pace-ms 40)
+# paced to write through every step below (about 30 s), the sanitized build too
+CL_PROD_ARGS=(--pace-ms "$([ -n "${ASAN_OPTIONS:-}" ] && echo 300 || echo 100)")
 cl_producers
-"$BENCH" --path "/dev/shm/sluice-$NAME-2.ingest" --duration 20 --batch 200 --series 500 \
+"$BENCH" --path "/dev/shm/sluice-$NAME-2.ingest" --duration 35 --batch 200 --series 500 \
 	--inflight 4 --json --quiet >"$DIR/bench.json" 2>"$DIR/bench.err" &
 BENCH_PID=$!
 cl_wait_acks 10
@@ -84,15 +87,18 @@ spread_ok() { ql regions "(lambda c: max(c) - min(c) <= 1)([[x['preferred_leader
 cl_kill 3
 until_true 300 "node 3's preferred regions did not move away" \
 	ql regions "all(x['preferred_leader'] != 3 for x in r['regions'] if len(x['replicas']) > 1)"
+# (a balancing move that failed, its target missing heartbeats on a loaded host, is made
+# again one interval later)
+until_true 600 "no balancing move done: $(ql moves "r['moves']")" \
+	ql moves "len([m for m in r['moves'] if m['kind'] == 'balance' and m['state'] == 'done']) >= 1"
 until_true 300 "a balancing move did not end" no_move_running
-[ "$(ql moves "len([m for m in r['moves'] if m['kind'] == 'balance' and m['state'] == 'done'])")" -ge 1 ] ||
-	fail "no balancing move done: $(ql moves "r['moves']")"
 echo "[${SECONDS}s] node 3 killed: its preferred regions moved by ctld's balance ($(ql moves "[(m['region'], m['from'], m['to'], m['state']) for m in r['moves']]"))"
 cl_start 3
 until_true 600 "node 3 not back up" ql members "r['members'][2]['state'] == 'up'"
 until_true 300 "node 3 got no preferred region back" ql regions "3 in [x['preferred_leader'] for x in r['regions'] if len(x['replicas']) > 1]"
+# (bounded: a slow host may see a node miss heartbeats, and the balance undo a move)
+until_true 600 "preferred leaders not spread: $(ql regions "r['regions']")" spread_ok
 until_true 300 "the balance did not settle" no_move_running
-[ "$(spread_ok)" = True ] || fail "preferred leaders not spread: $(ql regions "r['regions']")"
 until_true 300 "node 3 does not lead what it is preferred for" \
 	ql regions "all(x['leader'] == x['preferred_leader'] for x in r['regions'] if len(x['replicas']) > 1)"
 echo "[${SECONDS}s] node 3 back: preferred leaders $(ql regions "[x['preferred_leader'] for x in r['regions']]"), each leading"
@@ -190,6 +196,8 @@ until_true 300 "node $R keeps other preferred leaders than ctld: $(cat "$DIR/d$R
 want=$(ql regions "' '.join(str(x['preferred_leader']) for x in r['regions'])")
 echo "[${SECONDS}s] node $R restarted: runs and keeps ctld's map (preferred leaders $want)"
 
+a1=$(cl_acks)
+[ "$a1" -lt $((3 * POINTS / BATCH)) ] || echo "note: the producers were done before the last step"
 sl_wait_producers
 rc=0
 wait "$BENCH_PID" || rc=$?
@@ -214,4 +222,4 @@ done
 [ "$(q "$(cl_sock 1)" status "r['ctld']['leader_changes'] >= 3 and r['ctld']['map_refused'] == 0")" = True ] ||
 	fail "node 1 did not take the moves: $(q "$(cl_sock 1)" status "r['ctld']")"
 "$CTL" --socket "$(csock "$(leader)")" moves
-echo "[${SECONDS}s] ctld_moves: PASS ($(cl_acks) batches acknowledged during the moves, $a0 before the first)"
+echo "[${SECONDS}s] ctld_moves: PASS ($(cl_acks) batches acknowledged, $a0 before the first operator move, $a1 after the last)"
