@@ -44,7 +44,7 @@ struct ctld_stats {
 	uint64_t joins, heartbeats, heartbeats_bad, not_leader;
 	uint64_t nodes_marked_down, nodes_marked_up;
 	uint64_t leaders_recorded; /* set_leader proposals */
-	uint64_t moves_asked, moves_refused, moves_done, moves_failed, moves_balance;
+	uint64_t moves_asked, moves_refused, moves_done, moves_failed, moves_balance, moves_drain;
 };
 
 struct ctld {
@@ -372,20 +372,30 @@ static void duties(struct ctld *c, uint64_t now)
 static void balance_duty(struct ctld *c, uint64_t now, uint64_t wall)
 {
 	uint32_t region = 0, to = 0;
-	if (c->cfg.balance_interval_ms == 0 || now < c->balance_next_ns ||
-	    (c->move_proposed_id > c->sm.n_moves && now - c->move_proposed_ns < PROPOSE_RETRY_NS) ||
-	    sl_ctld_balance_next(&c->sm, wall, &region, &to) == 0)
+	if ((c->move_proposed_id > c->sm.n_moves && now - c->move_proposed_ns < PROPOSE_RETRY_NS))
 		return;
-	c->balance_next_ns = now + (uint64_t)c->cfg.balance_interval_ms * 1000000ull;
+	int next = sl_ctld_balance_next(&c->sm, wall, &region, &to);
+	/* a drain goes move after move; the balance (a down node's regions too) at most once
+	 * per interval, and not at all when it is off */
+	if (next == 0 || (next != SL_CTLD_MOVE_DRAIN + 1 &&
+			  (c->cfg.balance_interval_ms == 0 || now < c->balance_next_ns)))
+		return;
+	uint32_t kind = (uint32_t)next - 1;
+	if (kind == SL_CTLD_MOVE_BALANCE)
+		c->balance_next_ns = now + (uint64_t)c->cfg.balance_interval_ms * 1000000ull;
 	uint64_t id = c->sm.n_moves + 1;
 	uint32_t from = c->sm.regions[region].observed;
-	if (propose(c, sl_ctld_cmd_balance(id, region, to, from, wall)) != 0)
+	if (propose(c, sl_ctld_cmd_balance(id, region, to, from, wall, kind)) != 0)
 		return;
 	c->move_proposed_id = id;
 	c->move_proposed_ns = now;
-	c->st.moves_balance++;
-	fprintf(stderr, "sluice-ctld: move %" PRIu64 " (balance): region %u preferred leader %u -> "
-		"node %u\n", id, region, c->sm.regions[region].leader, to);
+	if (kind == SL_CTLD_MOVE_DRAIN)
+		c->st.moves_drain++;
+	else
+		c->st.moves_balance++;
+	fprintf(stderr, "sluice-ctld: move %" PRIu64 " (%s): region %u preferred leader %u -> "
+		"node %u\n", id, kind == SL_CTLD_MOVE_DRAIN ? "drain" : "balance", region,
+		c->sm.regions[region].leader, to);
 }
 
 static void move_duties(struct ctld *c, uint64_t now, uint64_t timeout)
@@ -492,6 +502,7 @@ static struct json_object *status_json(struct ctld *c)
 	CNT(moves_done);
 	CNT(moves_failed);
 	CNT(moves_balance);
+	CNT(moves_drain);
 #undef CNT
 	json_object_object_add(k, "log_torn_bytes_cut",
 			       json_object_new_int64((int64_t)c->log.torn_bytes));
@@ -597,6 +608,36 @@ static int ctl_heartbeat(struct ctld *c, struct json_object *args, struct json_o
 	return 0;
 }
 
+/* drain {node, on}: the node's leaders move to other replicas (moves of kind drain, one
+ * after the other) and no move goes to it until it is undrained. */
+static int ctl_drain(struct ctld *c, struct json_object *args, struct json_object **result,
+		     const char **err_code, char *err_msg, size_t err_len)
+{
+	int rc = need_leader(c, err_code, err_msg, err_len);
+	if (rc != 0)
+		return rc;
+	uint64_t node = 0;
+	struct json_object *on = NULL;
+	if (!c->sm.bootstrapped || arg_uint(args, "node", 1, c->sm.n_nodes, &node) != 0)
+		CTL_ERR(SL_CTL_ERR_BAD_REQUEST, "drain needs args.node, a node id in 1..%u",
+			c->sm.n_nodes);
+	if (json_object_object_get_ex(args, "on", &on) && !json_object_is_type(on, json_type_boolean))
+		CTL_ERR(SL_CTL_ERR_BAD_REQUEST, "drain: args.on must be true or false");
+	if (c->sm.nodes[node].state == SL_CTLD_EXPECTED)
+		CTL_ERR(SL_CTL_ERR_BAD_REQUEST, "drain: node %" PRIu64 " never joined", node);
+	bool want = on == NULL || json_object_get_boolean(on);
+	rc = propose(c, sl_ctld_cmd_drain((uint32_t)node, want));
+	if (rc != 0)
+		CTL_ERR("busy", "drain: proposal refused: %s", strerror(-rc));
+	fprintf(stderr, "sluice-ctld: node %" PRIu64 ": %s\n", node,
+		want ? "draining its leaders" : "drain ended");
+	struct json_object *o = json_object_new_object();
+	json_object_object_add(o, "node", json_object_new_int64((int64_t)node));
+	json_object_object_add(o, "draining", json_object_new_boolean(want));
+	*result = o;
+	return 0;
+}
+
 /* transfer_leader {region, node}: recorded as a move in the log; the answer names it
  * (`moves` shows how it went). */
 static int ctl_transfer_leader(struct ctld *c, struct json_object *args,
@@ -667,6 +708,8 @@ static int ctl_handler(void *arg, const char *cmd, struct json_object *args,
 		*result = sl_ctld_view_moves(&c->sm);
 	else if (strcmp(cmd, "transfer_leader") == 0)
 		return ctl_transfer_leader(c, args, result, err_code, err_msg, err_len);
+	else if (strcmp(cmd, "drain") == 0)
+		return ctl_drain(c, args, result, err_code, err_msg, err_len);
 	else if (strcmp(cmd, "join") == 0)
 		return ctl_join(c, args, result, err_code, err_msg, err_len);
 	else if (strcmp(cmd, "heartbeat") == 0)
@@ -674,7 +717,7 @@ static int ctl_handler(void *arg, const char *cmd, struct json_object *args,
 	else
 		CTL_ERR(SL_CTL_ERR_UNKNOWN_COMMAND,
 			"unknown command '%.64s' (sluice-ctld knows status, members, regions, "
-			"placement, moves, transfer_leader, join, heartbeat)",
+			"placement, moves, transfer_leader, drain, join, heartbeat)",
 			cmd);
 	return 0;
 }

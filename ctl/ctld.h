@@ -85,6 +85,8 @@ struct sl_ctld_node {
 	char address[SL_CTLD_ADDR_MAX];
 	uint32_t cores;
 	uint64_t joins; /* join commands applied */
+	bool draining;  /* an operator drains its leaders: never a move's target, its preferred
+			 * regions move to other replicas (moves of kind drain) */
 };
 
 /* A leader move an operator asked for (`transfer_leader`): the region's preferred leader
@@ -95,7 +97,11 @@ struct sl_ctld_node {
 #define SL_CTLD_WHY_MAX 160
 enum sl_ctld_move_state { SL_CTLD_MOVE_RUNNING = 1, SL_CTLD_MOVE_DONE = 2, SL_CTLD_MOVE_FAILED = 3 };
 
-enum sl_ctld_move_kind { SL_CTLD_MOVE_OPERATOR = 0, SL_CTLD_MOVE_BALANCE = 1 };
+enum sl_ctld_move_kind {
+	SL_CTLD_MOVE_OPERATOR = 0,
+	SL_CTLD_MOVE_BALANCE = 1,
+	SL_CTLD_MOVE_DRAIN = 2, /* off a node an operator drains */
+};
 
 struct sl_ctld_move {
 	uint64_t id; /* 1, 2, ... in log order; 0: an empty slot */
@@ -139,18 +145,22 @@ struct json_object *sl_ctld_cmd_set_leader(uint32_t region, uint32_t leader, uin
  * leader becomes `to`, from = the leader observed now. */
 struct json_object *sl_ctld_cmd_transfer_leader(uint64_t id, uint32_t region, uint32_t to,
 						uint32_t from, uint64_t now_ms);
-/* The same for one of ctld's own balancing moves. */
+/* The same for one of ctld's own moves (kind SL_CTLD_MOVE_BALANCE or _DRAIN). */
 struct json_object *sl_ctld_cmd_balance(uint64_t id, uint32_t region, uint32_t to, uint32_t from,
-					uint64_t now_ms);
+					uint64_t now_ms, uint32_t kind);
+/* An operator starts (on) or ends draining node's leaders. */
+struct json_object *sl_ctld_cmd_drain(uint32_t node, bool on);
 /* Leader balance: regions an operator moved are left alone this long (ms). */
 #define SL_CTLD_OPERATOR_HOLD_MS 600000u
-/* The next balancing move, from the map alone (deterministic): a region with copies whose
- * preferred leader is a node marked down goes to its up replica preferred for the fewest
- * regions; else, when the up nodes' counts of preferred regions differ by more than one, a
- * region of the node with the most (on its busiest core) goes to a replica with at least
- * two fewer (the fewest, then fewest on that core). Regions an operator moved within
- * SL_CTLD_OPERATOR_HOLD_MS of now_ms are left where they are. 1 with region and to set,
- * 0 when nothing is worth moving. */
+/* The next move of ctld's own, from the map alone (deterministic): a region with copies
+ * whose preferred leader is a node being drained (kind drain) or marked down (balance)
+ * goes to its up, undrained replica preferred for the fewest regions; else, when those
+ * nodes' counts of preferred regions differ by more than one, a region of the node with
+ * the most (on its busiest core) goes to a replica with at least two fewer (the fewest,
+ * then fewest on that core). Regions an operator moved within SL_CTLD_OPERATOR_HOLD_MS of
+ * now_ms stay, unless their node is drained or down. Returns the move's kind + 1
+ * (SL_CTLD_MOVE_BALANCE + 1 or SL_CTLD_MOVE_DRAIN + 1) with region and to set, 0 when
+ * nothing is worth moving. */
 int sl_ctld_balance_next(const struct sl_ctld_sm *sm, uint64_t now_ms, uint32_t *region,
 			 uint32_t *to);
 /* A running move ends: done, or failed with why. */

@@ -113,13 +113,20 @@ struct json_object *sl_ctld_cmd_join(uint32_t node, const char *address, uint32_
 	return o;
 }
 
-struct json_object *sl_ctld_cmd_node_state(uint32_t node, bool up)
+/* {"op": op, "node": node, key: value}: node_state and drain */
+static struct json_object *node_flag_cmd(const char *op, uint32_t node, const char *key,
+					 bool value)
 {
 	struct json_object *o = json_object_new_object();
-	json_object_object_add(o, "op", json_object_new_string("node_state"));
+	json_object_object_add(o, "op", json_object_new_string(op));
 	json_object_object_add(o, "node", json_object_new_int64(node));
-	json_object_object_add(o, "up", json_object_new_boolean(up));
+	json_object_object_add(o, key, json_object_new_boolean(value));
 	return o;
+}
+
+struct json_object *sl_ctld_cmd_node_state(uint32_t node, bool up)
+{
+	return node_flag_cmd("node_state", node, "up", up);
 }
 
 struct json_object *sl_ctld_cmd_set_leader(uint32_t region, uint32_t leader, uint64_t term)
@@ -145,12 +152,24 @@ struct json_object *sl_ctld_cmd_transfer_leader(uint64_t id, uint32_t region, ui
 	return o;
 }
 
+static const char *move_kind_name(uint32_t kind)
+{
+	return kind == SL_CTLD_MOVE_BALANCE ? "balance"
+	       : kind == SL_CTLD_MOVE_DRAIN ? "drain"
+					    : "transfer-leader";
+}
+
 struct json_object *sl_ctld_cmd_balance(uint64_t id, uint32_t region, uint32_t to, uint32_t from,
-					uint64_t now_ms)
+					uint64_t now_ms, uint32_t kind)
 {
 	struct json_object *o = sl_ctld_cmd_transfer_leader(id, region, to, from, now_ms);
-	json_object_object_add(o, "kind", json_object_new_string("balance"));
+	json_object_object_add(o, "kind", json_object_new_string(move_kind_name(kind)));
 	return o;
+}
+
+struct json_object *sl_ctld_cmd_drain(uint32_t node, bool on)
+{
+	return node_flag_cmd("drain", node, "on", on);
 }
 
 struct json_object *sl_ctld_cmd_move_end(uint64_t id, bool done, const char *why,
@@ -379,6 +398,20 @@ static int apply_set_leader(struct sl_ctld_sm *sm, struct json_object *cmd, char
 	return 0;
 }
 
+static int apply_drain(struct sl_ctld_sm *sm, struct json_object *cmd, char *err, size_t err_len)
+{
+	uint64_t node = 0;
+	struct json_object *on = NULL;
+	if (!sm->bootstrapped || !get_uint(cmd, "node", 1, sm->n_nodes, &node))
+		REFUSE("drain: node must be an id in 1..%u", sm->n_nodes);
+	if (!json_object_object_get_ex(cmd, "on", &on) || !json_object_is_type(on, json_type_boolean))
+		REFUSE("drain: on must be true or false");
+	if (sm->nodes[node].state == SL_CTLD_EXPECTED)
+		REFUSE("drain: node %" PRIu64 " never joined", node);
+	sm->nodes[node].draining = json_object_get_boolean(on);
+	return 0;
+}
+
 int sl_ctld_check_transfer(const struct sl_ctld_sm *sm, uint64_t region, uint64_t to,
 			   char *err, size_t err_len)
 {
@@ -402,6 +435,9 @@ int sl_ctld_check_transfer(const struct sl_ctld_sm *sm, uint64_t region, uint64_
 	if (sm->nodes[to].state != SL_CTLD_UP)
 		REFUSE("transfer_leader: node %" PRIu64 " is %s: a leader cannot move there", to,
 		       sl_ctld_state_name(sm->nodes[to].state));
+	if (sm->nodes[to].draining)
+		REFUSE("transfer_leader: node %" PRIu64 " is draining its leaders (undrain it first)",
+		       to);
 	return 0;
 }
 
@@ -422,8 +458,9 @@ static int apply_transfer_leader(struct sl_ctld_sm *sm, struct json_object *cmd,
 	const char *kind = NULL;
 	struct json_object *kv = NULL;
 	if (json_object_object_get_ex(cmd, "kind", &kv) &&
-	    ((kind = get_str(cmd, "kind", 16)) == NULL || strcmp(kind, "balance") != 0))
-		REFUSE("transfer_leader: kind must be \"balance\" or absent");
+	    ((kind = get_str(cmd, "kind", 16)) == NULL ||
+	     (strcmp(kind, "balance") != 0 && strcmp(kind, "drain") != 0)))
+		REFUSE("transfer_leader: kind must be \"balance\", \"drain\" or absent");
 	int rc = sl_ctld_check_transfer(sm, region, to, err, err_len);
 	if (rc != 0)
 		return rc;
@@ -439,7 +476,9 @@ static int apply_transfer_leader(struct sl_ctld_sm *sm, struct json_object *cmd,
 	struct sl_ctld_move *m = &sm->moves[(id - 1) % SL_CTLD_MAX_MOVES];
 	memset(m, 0, sizeof(*m));
 	m->id = id;
-	m->kind = kind != NULL ? SL_CTLD_MOVE_BALANCE : SL_CTLD_MOVE_OPERATOR;
+	m->kind = kind == NULL		       ? SL_CTLD_MOVE_OPERATOR
+		  : strcmp(kind, "drain") == 0 ? SL_CTLD_MOVE_DRAIN
+					       : SL_CTLD_MOVE_BALANCE;
 	m->region = (uint32_t)region;
 	m->from = (uint32_t)from;
 	m->to = (uint32_t)to;
@@ -492,6 +531,8 @@ int sl_ctld_sm_apply(struct sl_ctld_sm *sm, const uint8_t *data, uint32_t len, c
 		rc = apply_set_leader(sm, cmd, err, err_len);
 	} else if (strcmp(op, "transfer_leader") == 0) {
 		rc = apply_transfer_leader(sm, cmd, err, err_len);
+	} else if (strcmp(op, "drain") == 0) {
+		rc = apply_drain(sm, cmd, err, err_len);
 	} else if (strcmp(op, "move_end") == 0) {
 		rc = apply_move_end(sm, cmd, err, err_len);
 	} else {
@@ -575,6 +616,12 @@ struct json_object *sl_ctld_view_members(const struct sl_ctld_sm *sm,
 					       ? json_object_new_int64(
 						     (int64_t)((now_ns - soft->last_hb_ns[i]) / 1000000))
 					       : NULL);
+		json_object_object_add(o, "draining", json_object_new_boolean(n->draining));
+		uint32_t pref = 0;
+		for (uint32_t k = 0; k < sm->n_regions; k++)
+			pref += sm->regions[k].rf > 1 && sm->regions[k].leader == i;
+		/* regions with copies it is the preferred leader of (0 once drained) */
+		json_object_object_add(o, "preferred_regions", json_object_new_int64(pref));
 		json_object_array_add(arr, o);
 	}
 	struct json_object *res = json_object_new_object();
@@ -700,9 +747,7 @@ struct json_object *sl_ctld_view_moves(const struct sl_ctld_sm *sm)
 		const struct sl_ctld_move *m = sl_ctld_move_get(sm, id);
 		struct json_object *o = json_object_new_object();
 		json_object_object_add(o, "id", json_object_new_int64((int64_t)m->id));
-		json_object_object_add(o, "kind", json_object_new_string(
-						      m->kind == SL_CTLD_MOVE_BALANCE ? "balance"
-										: "transfer-leader"));
+		json_object_object_add(o, "kind", json_object_new_string(move_kind_name(m->kind)));
 		json_object_object_add(o, "region", json_object_new_int64(m->region));
 		json_object_object_add(o, "from", m->from ? json_object_new_int64(m->from) : NULL);
 		json_object_object_add(o, "to", json_object_new_int64(m->to));
@@ -757,17 +802,18 @@ int sl_ctld_balance_next(const struct sl_ctld_sm *sm, uint64_t now_ms, uint32_t 
 		}
 	}
 	uint32_t best_r = UINT32_MAX, best_to = 0, best_from_load = 0, best_core_load = 0;
-	bool down_first = false;
+	uint32_t evac_kind = 0; /* a region off a drained (or down) node comes first */
 	for (uint32_t i = 0; i < sm->n_regions; i++) {
 		const struct sl_ctld_region *r = &sm->regions[i];
-		if (r->rf < 2 || held_by_operator(sm, i, now_ms))
+		const struct sl_ctld_node *from = &sm->nodes[r->leader];
+		bool evac = from->draining || from->state == SL_CTLD_DOWN;
+		if (r->rf < 2 || (!evac && held_by_operator(sm, i, now_ms)))
 			continue;
-		bool from_down = sm->nodes[r->leader].state == SL_CTLD_DOWN;
-		/* the up replica preferred for fewest regions, then fewest on this core */
+		/* the up, undrained replica preferred for fewest regions, then fewest on this core */
 		uint32_t cand = 0;
 		for (uint32_t k = 0; k < r->rf; k++) {
 			uint32_t n = r->replicas[k];
-			if (n == r->leader || sm->nodes[n].state != SL_CTLD_UP)
+			if (n == r->leader || sm->nodes[n].state != SL_CTLD_UP || sm->nodes[n].draining)
 				continue;
 			uint32_t nc = sm->nodes[n].cores ? i % sm->nodes[n].cores : 0;
 			uint32_t cc = cand && sm->nodes[cand].cores ? i % sm->nodes[cand].cores : 0;
@@ -777,18 +823,18 @@ int sl_ctld_balance_next(const struct sl_ctld_sm *sm, uint64_t now_ms, uint32_t 
 		}
 		if (cand == 0)
 			continue;
-		if (from_down) { /* first: a region whose preferred leader is down */
-			if (!down_first) {
-				down_first = true;
+		if (evac) {
+			uint32_t kind = from->draining ? SL_CTLD_MOVE_DRAIN + 1 : SL_CTLD_MOVE_BALANCE + 1;
+			if (evac_kind < kind) { /* a drain before a down node's regions */
+				evac_kind = kind;
 				best_r = i;
 				best_to = cand;
 			}
 			continue;
 		}
-		if (down_first || sm->nodes[r->leader].state != SL_CTLD_UP ||
-		    leads[r->leader] < leads[cand] + 2)
+		if (evac_kind != 0 || from->state != SL_CTLD_UP || leads[r->leader] < leads[cand] + 2)
 			continue;
-		uint32_t c = sm->nodes[r->leader].cores ? i % sm->nodes[r->leader].cores : 0;
+		uint32_t c = from->cores ? i % from->cores : 0;
 		if (best_r == UINT32_MAX || leads[r->leader] > best_from_load ||
 		    (leads[r->leader] == best_from_load && core_leads[r->leader][c] > best_core_load)) {
 			best_r = i;
@@ -801,5 +847,5 @@ int sl_ctld_balance_next(const struct sl_ctld_sm *sm, uint64_t now_ms, uint32_t 
 		return 0;
 	*region = best_r;
 	*to = best_to;
-	return 1;
+	return evac_kind != 0 ? (int)evac_kind : SL_CTLD_MOVE_BALANCE + 1;
 }

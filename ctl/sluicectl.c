@@ -478,6 +478,22 @@ static int cmd_region(const struct opts *o, int argc, char **argv)
 	return call_and_render(o, "transfer_leader", args, render_status);
 }
 
+/* node drain|undrain N: sluice-ctld moves the node's leaders to other replicas (and none
+ * to it) until undrained. */
+static int cmd_node(const struct opts *o, int argc, char **argv)
+{
+	long long node = 0;
+	bool drain = argc >= 2 && strcmp(argv[1], "drain") == 0;
+	if (argc < 2 || (!drain && strcmp(argv[1], "undrain") != 0))
+		return usage_error("node: expected a subcommand: drain NODE or undrain NODE");
+	if (argc != 3 || !parse_i64(argv[2], 1, UINT32_MAX, &node))
+		return usage_error("node %s: expected NODE (a node id)", argv[1]);
+	struct json_object *args = json_object_new_object();
+	json_object_object_add(args, "node", json_object_new_int64(node));
+	json_object_object_add(args, "on", json_object_new_boolean(drain));
+	return call_and_render(o, "drain", args, render_status);
+}
+
 static void render_stats(struct json_object *result)
 {
 	struct json_object *cores = get_array(result, "cores"), *totals = NULL;
@@ -1159,6 +1175,10 @@ static const struct command commands[] = {
     {"region", cmd_region, "region transfer-leader REGION NODE",
      "sluice-ctld: make NODE the region's preferred leader; its leader hands over (a\n"
      "      multileader region: its home moves). Recorded as a move: see `moves`"},
+    {"node", cmd_node, "node drain|undrain NODE",
+     "sluice-ctld: move every leader off NODE (moves of kind drain, one after the other)\n"
+     "      and none to it, e.g. before maintenance; undrain ends it (the balance gives it\n"
+     "      its share back). `members` shows draining and preferred_regions"},
     {"moves", cmd_moves, "moves",
      "sluice-ctld: the last 64 leader moves: region, from, to, running/done/failed, how\n"
      "      long, and why"},

@@ -179,6 +179,21 @@ fi
 kill -CONT "${CL_PIDS[$S]}"
 until_true 600 "node $S not back up" ql members "r['members'][$S - 1]['state'] == 'up'"
 
+# node 2 drained: every region with copies moves its leader off it (moves of kind drain),
+# a move to it is refused; undrained, the balance gives it leaders back
+"$CTL" --socket "$(csock "$(leader)")" node drain 2 >/dev/null || fail "node drain 2"
+until_true 600 "node 2 still preferred or leading after its drain: $(ql regions "r['regions']")" \
+	ql regions "all(x['preferred_leader'] != 2 and x['leader'] != 2 for x in r['regions'] if len(x['replicas']) > 1)"
+[ "$(ql members "(r['members'][1]['draining'], r['members'][1]['preferred_regions'])")" = "(True, 0)" ] ||
+	fail "members: $(ql members "r['members'][1]")"
+out=$(ask "$(csock "$(leader)")" region transfer-leader 0 2) && fail "a move to a draining node: $out"
+[[ "$out" == *"draining"* ]] || fail "move to a draining node: $out"
+echo "[${SECONDS}s] node 2 drained: leaders $(ql regions "[x['leader'] for x in r['regions']]"), drain moves $(ql moves "[(m['region'], m['to'], m['state']) for m in r['moves'] if m['kind'] == 'drain']")"
+"$CTL" --socket "$(csock "$(leader)")" node undrain 2 >/dev/null || fail "node undrain 2"
+until_true 600 "node 2 got no leader back after its drain" \
+	ql regions "2 in [x['preferred_leader'] for x in r['regions'] if len(x['replicas']) > 1]"
+echo "[${SECONDS}s] node 2 undrained: preferred leaders $(ql regions "[x['preferred_leader'] for x in r['regions']]")"
+
 # a node restarted after the moves runs ctld's moved map and keeps it
 R=3
 [ "$S" = 3 ] && R=2

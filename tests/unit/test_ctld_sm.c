@@ -316,10 +316,14 @@ static void pref_counts(uint32_t *cnt)
 static uint32_t balance_all(uint64_t now_ms)
 {
 	uint32_t region = 0, to = 0, n = 0;
-	while (n < 64 && sl_ctld_balance_next(&sm, now_ms, &region, &to) == 1) {
+	int k;
+	while (n < 64 && (k = sl_ctld_balance_next(&sm, now_ms, &region, &to)) > 0) {
 		assert_int_not_equal(sm.regions[region].leader, to);
-		assert_int_equal(apply_obj(sl_ctld_cmd_balance(sm.n_moves + 1, region, to, 0, now_ms)), 0);
-		assert_int_equal(sl_ctld_move_get(&sm, sm.n_moves)->kind, SL_CTLD_MOVE_BALANCE);
+		assert_false(sm.nodes[to].draining);
+		assert_int_equal(apply_obj(sl_ctld_cmd_balance(sm.n_moves + 1, region, to, 0, now_ms,
+							       (uint32_t)k - 1)),
+				 0);
+		assert_int_equal(sl_ctld_move_get(&sm, sm.n_moves)->kind, (uint32_t)k - 1);
 		n++;
 	}
 	assert_true(n < 64);
@@ -373,6 +377,21 @@ static void test_balance(void **state)
 		assert_true(cnt[n] >= 3 && cnt[n] <= 4);
 	/* single-copy regions never move */
 	assert_int_equal(sm.regions[11].rf, 1);
+	/* draining node 3: every region it is preferred for moves off (kind drain), held ones
+	 * too; no move may target it; undrained, it gets its share back */
+	assert_int_equal(apply_obj(sl_ctld_cmd_drain(3, true)), 0);
+	assert_true(sm.nodes[3].draining);
+	assert_int_equal(sl_ctld_balance_next(&sm, op_ms + 2, &region, &to), SL_CTLD_MOVE_DRAIN + 1);
+	assert_true(balance_all(op_ms + 2) > 0);
+	pref_counts(cnt);
+	assert_int_equal(cnt[3], 0);
+	assert_int_equal(sl_ctld_check_transfer(&sm, 0, 3, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "draining"));
+	assert_int_equal(apply_obj(sl_ctld_cmd_drain(3, false)), 0);
+	assert_true(balance_all(op_ms + 3) > 0);
+	pref_counts(cnt);
+	assert_true(cnt[3] >= 3);
+	assert_int_equal(apply_obj(sl_ctld_cmd_drain(9, true)), -EINVAL); /* no node 9 */
 }
 
 static void test_malformed_refused(void **state)
