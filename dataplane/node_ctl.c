@@ -741,6 +741,16 @@ int sl_node_ctl(void *node, const char *cmd, struct json_object *args,
 		*result = json_object_new_object();
 		return 0;
 	}
+	if (strcmp(cmd, "transfer_leader") == 0 || strcmp(cmd, "drain") == 0 ||
+	    strcmp(cmd, "moves") == 0) /* an operator who asked the node instead of ctld */
+		CTL_ERR("unknown_command",
+			"%s is a sluice-ctld command: leader moves are recorded by the control "
+			"plane (sluicectl --socket CTLD_SOCKET %s)%s%s",
+			cmd, strcmp(cmd, "transfer_leader") == 0 ? "region transfer-leader R NODE"
+			     : strcmp(cmd, "drain") == 0	   ? "node drain NODE"
+								   : "moves",
+			n->cfg.ctld[0] != '\0' ? "; this node reports to " : "; this node has no [cluster] ctld",
+			n->cfg.ctld);
 	*err_code = "unknown_command";
 	snprintf(err_msg, err_len,
 		 "unknown command '%s' (try: status, regions, stats, query, config, shutdown)",

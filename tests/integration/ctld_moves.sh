@@ -115,8 +115,10 @@ out=$(ask "$LS" call transfer_leader '{"region":0,"node":7}') && fail "node 7 to
 F=$(( $(leader) % 3 + 1 ))
 out=$(ask "$(csock "$F")" region transfer-leader 0 1) && fail "a ctld follower took a move: $out"
 [[ "$out" == *"not_leader"* ]] || fail "follower refusal: $out"
+out=$(ask "$(cl_sock 1)" region transfer-leader 0 2) && fail "a data node took a move: $out"
+[[ "$out" == *"sluice-ctld command"*"this node reports to"* ]] || fail "data node refusal: $out"
 [ "$(ql moves "r['total']")" = "$BAL" ] || fail "a refused move was recorded"
-echo "[${SECONDS}s] refused: a single-copy region, region 9, node 7, a ctld follower"
+echo "[${SECONDS}s] refused: a single-copy region, region 9, node 7, a ctld follower, a data node's socket"
 
 # a raft leader move under load: done, every node sees the new leader
 L0=$(node_leader 1 0)
