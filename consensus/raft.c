@@ -1816,7 +1816,9 @@ static int rf_propose(void *st, uint64_t pid, const uint8_t *data, uint32_t len)
 {
 	struct raft *s = st;
 	SL_ASSERT(!s->in_ready);
-#ifndef SL_MUTATION_SEAL_LEAKY
+#ifdef SL_MUTATION_SEAL_LEAKY
+	(void)sealed_for_good; /* deliberate bug (below): writes go on after the SEAL */
+#else
 	if (!s->failed && sealed_for_good(s))
 		return -EROFS;
 #endif
