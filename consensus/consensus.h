@@ -18,6 +18,10 @@ enum sl_cons_entry_type {
 	SL_CONS_ENTRY_NORMAL = 0, /* application payload (a batch of points) */
 	SL_CONS_ENTRY_NOOP = 1,   /* leader's first entry of a term */
 	SL_CONS_ENTRY_CONF = 2,   /* membership change, protocol-encoded */
+	/* The end of this log (one segment of a region's virtual log): the caller's opaque
+	 * payload (e.g. the next segment's epoch). Once it is in a replica's log, that replica
+	 * takes no new proposal (-EROFS, SL_CONS_ACK_SEALED): writes go to the next segment. */
+	SL_CONS_ENTRY_SEAL = 3,
 };
 
 /* A log entry. `data` is borrowed: valid until the advance() that follows the ready()
@@ -61,6 +65,8 @@ enum sl_cons_ack_status {
 	SL_CONS_ACK_NOT_LEADER = 1, /* rejected: this replica cannot take proposals */
 	SL_CONS_ACK_DROPPED = 2,    /* lost leadership / truncated before commit */
 	SL_CONS_ACK_STORAGE = 3,    /* storage failed; never durable */
+	SL_CONS_ACK_SEALED = 4,     /* refused, never applied: the log is sealed (a SEAL entry
+				     * precedes it); propose it to the next segment */
 };
 
 struct sl_cons_ack {
@@ -177,6 +183,9 @@ struct sl_cons_status {
 	uint64_t last_index;
 	uint64_t durable_index;
 	bool rejoining; /* created with `rejoin` and not caught up yet */
+	/* index of the SEAL entry once this replica applied it (0: not sealed here yet):
+	 * the known end of this log; nothing after it is ever applied */
+	uint64_t sealed_index;
 };
 
 /* The vtable. Every function is pure with respect to the outside world. */
@@ -204,6 +213,12 @@ struct sl_cons_ops {
 	int (*read)(void *state, uint64_t read_id);
 	/* Optional (NULL: leadership does not move). Hand leadership to replica `target`. */
 	int (*transfer)(void *state, uint32_t target);
+	/* Optional (NULL: the protocol cannot seal; the driver says -ENOTSUP). Append a SEAL
+	 * entry carrying `data` (copied or kept like a proposal's), acked like a proposal.
+	 * From then on propose() returns -EROFS, and a proposal found after a SEAL is
+	 * acked SL_CONS_ACK_SEALED. -EALREADY: the log holds a SEAL already (wait for
+	 * status.sealed_index); other errors as propose(). */
+	int (*seal)(void *state, uint64_t proposal_id, const uint8_t *data, uint32_t len);
 };
 
 /* Registry: protocols are looked up by name ("standalone", "raft", ...). Adding a

@@ -122,6 +122,27 @@ int sl_drv_transfer(struct sl_drv *d, uint32_t target)
 	return d->ops->transfer != NULL ? d->ops->transfer(d->st, target) : -ENOTSUP;
 }
 
+int sl_drv_seal(struct sl_drv *d, uint64_t pid, const uint8_t *data, uint32_t len)
+{
+	SL_ASSERT(!d->in_ready);
+	return d->ops->seal != NULL ? d->ops->seal(d->st, pid, data, len) : -ENOTSUP;
+}
+
+uint32_t sl_drv_refusal(int rc)
+{
+	switch (rc) {
+	case -EPERM:
+	case -EBUSY:
+		return SL_CONS_ACK_NOT_LEADER;
+	case -EROFS:
+		return SL_CONS_ACK_SEALED;
+	case -EIO:
+		return SL_CONS_ACK_STORAGE;
+	default:
+		return SL_CONS_ACK_DROPPED;
+	}
+}
+
 void sl_drv_tick(struct sl_drv *d, uint64_t now_ns)
 {
 	SL_ASSERT(!d->in_ready);

@@ -67,6 +67,16 @@ int sl_drv_propose(struct sl_drv *d, uint64_t proposal_id, const uint8_t *data, 
 int sl_drv_read(struct sl_drv *d, uint64_t read_id);
 /* Hand leadership to replica `target`. -ENOTSUP: the protocol has no leader to move. */
 int sl_drv_transfer(struct sl_drv *d, uint32_t target);
+/* End this log (one segment of the region's virtual log) with a SEAL entry carrying
+ * `data`, acked through host.ack like a proposal (DROPPED: seal again). Afterwards
+ * sl_drv_propose returns -EROFS and status.sealed_index gives the end once applied.
+ * -ENOTSUP: the protocol cannot seal; -EALREADY: a SEAL is in the log already; -EPERM:
+ * not the leader; other errors as sl_drv_propose. */
+int sl_drv_seal(struct sl_drv *d, uint64_t proposal_id, const uint8_t *data, uint32_t len);
+/* The ack status a refused proposal or seal stands for (sl_drv_propose's or sl_drv_seal's
+ * negative errno): -EROFS is SL_CONS_ACK_SEALED (hold the write for the next segment),
+ * -EPERM and -EBUSY SL_CONS_ACK_NOT_LEADER, -EIO SL_CONS_ACK_STORAGE, else DROPPED. */
+uint32_t sl_drv_refusal(int rc);
 int sl_drv_step(struct sl_drv *d, const struct sl_cons_msg *m);
 void sl_drv_tick(struct sl_drv *d, uint64_t now_ns);
 

@@ -138,6 +138,9 @@ struct raft {
 
 	struct sl_cons_conf conf, base_conf, applied_conf;
 	uint64_t conf_index;
+	/* the lowest SEAL entry in the log (0: none): with one there, this replica takes no
+	 * proposal; once applied it is the segment's known end (status.sealed_index) */
+	uint64_t seal_index;
 
 	uint32_t vote_ids[SL_CONS_MAX_PEERS];
 	bool vote_granted[SL_CONS_MAX_PEERS];
@@ -471,6 +474,10 @@ void sl_raft_entry_describe(uint32_t type, const uint8_t *data, uint32_t len, ch
 		else
 			d_printf(&d, "<undecodable>");
 		break;
+	case SL_CONS_ENTRY_SEAL:
+		d_printf(&d, "EntrySeal ");
+		d_data(&d, data, len);
+		break;
 	default:
 		d_printf(&d, "EntryNormal ");
 		d_data(&d, data, len);
@@ -738,6 +745,10 @@ static void truncate_from(struct raft *s, uint64_t idx)
 	drop_props_from(s, idx);
 	if (s->conf_index >= idx)
 		recompute_conf(s);
+	/* it was the lowest SEAL: none is left below idx, so the log is open again (the
+	 * seal's proposal was just dropped: its caller seals again) */
+	if (s->seal_index >= idx)
+		s->seal_index = 0;
 	s->st.truncations++;
 }
 
@@ -752,6 +763,8 @@ static int append_one(struct raft *s, uint64_t term, uint32_t type, const uint8_
 	if (len > 0)
 		memcpy(s->ubuf + s->uused, data, len);
 	s->uused += len;
+	if (type == SL_CONS_ENTRY_SEAL && s->seal_index == 0)
+		s->seal_index = last_index(s);
 	if (type == SL_CONS_ENTRY_CONF) {
 		struct sl_cons_conf c;
 		if (sl_raft_conf_decode(data, len, &c) == 0) {
@@ -1443,6 +1456,7 @@ static void on_snapshot(struct raft *s, const struct sl_cons_msg *m, struct rd *
 	s->base_conf = s->applied_conf = s->conf = sn.conf;
 #endif /* else deliberate bug: the membership in effect stays what it was before */
 	s->conf_index = sn.index;
+	s->seal_index = 0; /* the log it was in is gone; no image is cut at or past a SEAL */
 	s->st.snapshots_installed++;
 	send_simple(s, m->from, M_APPEND_RESP, 0, s->term, sn.index, 0, 2);
 }
@@ -1768,23 +1782,69 @@ static int leader_gate(const struct raft *s, bool busy_in_transfer)
 	return 0;
 }
 
-static int rf_propose(void *st, uint64_t pid, const uint8_t *data, uint32_t len)
+/* A leader's own entry, acked later through `pid` (the gates were passed). */
+static int append_proposal(struct raft *s, uint64_t pid, uint32_t type, const uint8_t *data,
+			   uint32_t len)
 {
-	struct raft *s = st;
-	int rc = leader_gate(s, true);
-	if (rc != 0)
-		return rc;
 	if (len > max_entry_bytes(s))
 		return -EMSGSIZE;
 	if (s->props_len == s->o.max_pending_proposals)
 		return -ENOBUFS;
-	rc = append_one(s, s->term, SL_CONS_ENTRY_NORMAL, data, len, pid);
+	int rc = append_one(s, s->term, type, data, len, pid);
 	if (rc != 0)
 		return rc;
 	*prop_at(s, s->props_len++) = (struct pprop){pid, last_index(s), s->term};
 	s->need_bcast = true;
 	maybe_commit(s); /* a single voter commits on its own durability */
 	return 0;
+}
+
+/* A SEAL at or below the commit index ends this log for every replica: no one will take
+ * a proposal, so a follower says so too rather than send the caller to a leader. */
+static bool sealed_for_good(const struct raft *s)
+{
+	return s->seal_index != 0 && s->seal_index <= s->commit;
+}
+
+/* An entry at `idx` comes after the SEAL in this log: never applied, its proposal refused. */
+static bool past_seal(const struct raft *s, uint64_t idx)
+{
+	return s->seal_index != 0 && idx > s->seal_index;
+}
+
+static int rf_propose(void *st, uint64_t pid, const uint8_t *data, uint32_t len)
+{
+	struct raft *s = st;
+	SL_ASSERT(!s->in_ready);
+#ifdef SL_MUTATION_SEAL_LEAKY
+	(void)sealed_for_good; /* deliberate bug (below): writes go on after the SEAL */
+#else
+	if (!s->failed && sealed_for_good(s))
+		return -EROFS;
+#endif
+	int rc = leader_gate(s, true);
+	if (rc != 0)
+		return rc;
+#ifndef SL_MUTATION_SEAL_LEAKY
+	/* a SEAL in the leader's log, committed or not, ends it: a write taken after it would
+	 * land past the segment's end (a new leader holding the SEAL refuses the same way) */
+	if (s->seal_index != 0)
+		return -EROFS;
+#endif /* else deliberate bug: the leader keeps taking proposals after its SEAL */
+	return append_proposal(s, pid, SL_CONS_ENTRY_NORMAL, data, len);
+}
+
+/* The SEAL entry: proposed like a write (acked through `pid`), once per log. A leader
+ * whose log holds one already says -EALREADY: the caller waits for sealed_index. */
+static int rf_seal(void *st, uint64_t pid, const uint8_t *data, uint32_t len)
+{
+	struct raft *s = st;
+	int rc = leader_gate(s, true);
+	if (rc != 0)
+		return rc;
+	if (s->seal_index != 0)
+		return -EALREADY;
+	return append_proposal(s, pid, SL_CONS_ENTRY_SEAL, data, len);
 }
 
 int sl_raft_read_index(void *st, uint64_t read_id, bool lease);
@@ -1874,6 +1934,8 @@ int sl_raft_change(void *st, uint64_t pid, enum sl_raft_change_op op, uint32_t n
 		return rc;
 	if (node == SL_CONS_NODE_NONE)
 		return -EINVAL;
+	if (s->seal_index != 0)
+		return -EROFS; /* a sealed log changes no more: the next segment has its own */
 	/* one change at a time, and only after this leader committed its own no-op: without
 	 * that, two leaders of adjacent terms can each commit a different single-server change
 	 * with disjoint majorities (Ongaro, raft-dev 2015) */
@@ -1931,6 +1993,10 @@ int sl_raft_snapshot_meta(void *st, uint64_t index, struct sl_cons_snapshot *met
 	struct raft *s = st;
 	if (s->in_ready || index != s->applied || index == 0)
 		return -EINVAL;
+	/* the SEAL entry stays in the log: it is how a restarted replica knows the log ended
+	 * (a snapshot carries no such mark); a sealed segment is trimmed whole, by its owner */
+	if (s->seal_index != 0 && index >= s->seal_index)
+		return -EROFS;
 	memset(meta, 0, sizeof(*meta));
 	meta->index = index;
 	if (term_at(s, index, &meta->term) != 0)
@@ -2031,8 +2097,10 @@ static void rf_ready(void *st, struct sl_cons_ready *rd)
 		while (props_resolvable(s)) {
 			struct pprop *p = prop_at(s, 0);
 			bool ok = term_or_zero(s, p->index) == p->term;
-			push_ack(s, p->pid, ok ? p->index : 0,
-				 ok ? SL_CONS_ACK_OK : SL_CONS_ACK_DROPPED);
+			uint32_t status = !ok			  ? SL_CONS_ACK_DROPPED
+					  : past_seal(s, p->index) ? SL_CONS_ACK_SEALED
+								   : SL_CONS_ACK_OK;
+			push_ack(s, p->pid, status == SL_CONS_ACK_OK ? p->index : 0, status);
 			s->props_head = (s->props_head + 1) % s->o.max_pending_proposals;
 			s->props_len--;
 		}
@@ -2064,6 +2132,13 @@ static void rf_ready(void *st, struct sl_cons_ready *rd)
 				if (n == 0)
 					s->st.apply_too_big++;
 				break;
+			}
+			if (e.type == SL_CONS_ENTRY_NORMAL && past_seal(s, i)) {
+				/* cannot happen by the seal rule (propose); if it does, the write
+				 * is not applied: handed out as a no-op, counted, acked SEALED */
+				s->st.past_seal++;
+				e.type = SL_CONS_ENTRY_NOOP;
+				e.len = 0;
 			}
 			if (e.len > 0)
 				memcpy(s->abuf + bytes, e.data, e.len);
@@ -2137,6 +2212,7 @@ static void rf_status(void *st, struct sl_cons_status *o)
 	o->applied_index = s->applied;
 	o->last_index = last_index(s);
 	o->durable_index = s->durable;
+	o->sealed_index = s->seal_index != 0 && s->applied >= s->seal_index ? s->seal_index : 0;
 }
 
 /* ---- life cycle ---- */
@@ -2262,10 +2338,15 @@ static int rf_create(const struct sl_cons_config *cfg, void **out)
 	 * limits, or damaged) could never be handed out for apply: refuse it now */
 	for (uint64_t i = s->base_index + 1; i <= last; i++) {
 		struct sl_cons_entry e;
-		if (s->log->entry(s->log->ctx, i, &e) == 0 && e.len > max_entry_bytes(s)) {
+		if (s->log->entry(s->log->ctx, i, &e) != 0)
+			continue;
+		if (e.len > max_entry_bytes(s)) {
 			rf_destroy(s);
 			return -EMSGSIZE;
 		}
+		/* a SEAL survives restarts: the recovered log keeps the rule */
+		if (e.type == SL_CONS_ENTRY_SEAL && s->seal_index == 0)
+			s->seal_index = i;
 	}
 	s->ufirst = last + 1;
 	s->term = cfg->initial.term;
@@ -2301,4 +2382,5 @@ const struct sl_cons_ops sl_cons_raft_ops = {
     .status = rf_status,
     .read = rf_read,
     .transfer = sl_raft_transfer_leader,
+    .seal = rf_seal,
 };

@@ -62,6 +62,9 @@ struct sl_raft_stats {
 	uint64_t transfers; /* TimeoutNow sent */
 	uint64_t reads_index, reads_lease;
 	uint64_t conf_changes; /* configuration entries appended */
+	/* committed NORMAL entries found past a SEAL, handed out as no-ops and acked SEALED:
+	 * the seal rule makes them impossible, so anything but 0 is a bug */
+	uint64_t past_seal;
 };
 
 /* Semantics on top of consensus.h, for this protocol:
@@ -78,6 +81,14 @@ struct sl_raft_stats {
  *   issued so far is durable (a barrier; free when nothing is pending).
  * - SL_CONS_ACK_DROPPED means the outcome is unknown (the entry may still commit through
  *   another leader); SL_CONS_ACK_OK is definitive.
+ * - Seal (sl_cons_ops.seal, leader only, -EPERM elsewhere): appends a SEAL entry. A
+ *   replica whose log holds a SEAL takes no proposal and no membership change (-EROFS;
+ *   a follower says so only once the SEAL is committed, before that -EPERM), whether it
+ *   appended the SEAL or got it as a follower and was elected since (its no-op commits
+ *   it). A SEAL truncated before it commits reopens the log, and its proposal is acked
+ *   DROPPED: seal again. status.sealed_index is the SEAL's index once applied. The SEAL
+ *   survives restarts (create() finds it in the recovered log) because the log is never
+ *   compacted past it: sl_raft_snapshot_meta refuses (-EROFS) an index at or past it.
  * - CONF entries carry the full new membership (decode with sl_raft_conf_decode); a
  *   membership takes effect as soon as its entry is in the log (Raft dissertation 4.1).
  * - Snapshots: the leader reads the latest one through sl_cons_log.snapshot (which may

@@ -17,6 +17,7 @@ struct sa_state {
 	uint64_t last_index;    /* last index handed out */
 	uint64_t durable_index; /* log durable up to here */
 	uint64_t applied_index; /* committed and handed to the caller */
+	uint64_t seal_index;    /* the SEAL entry (0: none): no proposal is taken after it */
 	bool failed;
 	int fail_err;
 	/* recovered log entries (durable, hence committed) handed out again for apply */
@@ -56,6 +57,13 @@ static int sa_create(const struct sl_cons_config *cfg, void **out)
 		s->applied_index = first > 0 ? first - 1 : 0;
 		s->replay_next = first;
 		s->replay_end = s->last_index;
+		/* a SEAL in the recovered log still ends it */
+		for (uint64_t i = first; i <= s->last_index && s->seal_index == 0; i++) {
+			struct sl_cons_entry e;
+			if (cfg->log->entry(cfg->log->ctx, i, &e) == 0 &&
+			    e.type == SL_CONS_ENTRY_SEAL)
+				s->seal_index = i;
+		}
 	}
 	*out = s;
 	return 0;
@@ -63,23 +71,38 @@ static int sa_create(const struct sl_cons_config *cfg, void **out)
 
 static void sa_destroy(void *st) { free(st); }
 
-static int sa_propose(void *st, uint64_t pid, const uint8_t *data, uint32_t len)
+static int sa_append(struct sa_state *s, uint64_t pid, uint32_t type, const uint8_t *data,
+		     uint32_t len)
 {
-	struct sa_state *s = st;
 	if (s->failed)
 		return -EIO;
+	if (s->seal_index != 0)
+		return type == SL_CONS_ENTRY_SEAL ? -EALREADY : -EROFS;
 	if (s->q_len == SA_QUEUE)
 		return -ENOBUFS;
 	struct sl_cons_entry *e = &s->q[(s->q_head + s->q_len) % SA_QUEUE];
 	e->term = s->term;
 	e->index = ++s->last_index;
 	e->proposal_id = pid;
-	e->type = SL_CONS_ENTRY_NORMAL;
+	e->type = type;
 	e->len = len;
 	e->data = data;
 	s->q_len++;
 	s->n_unpersisted++;
+	if (type == SL_CONS_ENTRY_SEAL)
+		s->seal_index = e->index;
 	return 0;
+}
+
+static int sa_propose(void *st, uint64_t pid, const uint8_t *data, uint32_t len)
+{
+	return sa_append(st, pid, SL_CONS_ENTRY_NORMAL, data, len);
+}
+
+/* The end of this log: nothing is taken after it (-EROFS), -EALREADY once there. */
+static int sa_seal(void *st, uint64_t pid, const uint8_t *data, uint32_t len)
+{
+	return sa_append(st, pid, SL_CONS_ENTRY_SEAL, data, len);
 }
 
 static int sa_step(void *st, const struct sl_cons_msg *m)
@@ -195,6 +218,14 @@ static void sa_ready(void *st, struct sl_cons_ready *rd)
 				s->fail_err = rc;
 				break;
 			}
+			struct sl_cons_entry *e = &s->out_committed[n];
+			if (e->type == SL_CONS_ENTRY_NORMAL && s->seal_index != 0 &&
+			    s->replay_next + n > s->seal_index) {
+				/* a write past the SEAL (the log was not written by this code):
+				 * never applied */
+				e->type = SL_CONS_ENTRY_NOOP;
+				e->len = 0;
+			}
 			n++;
 		}
 		rd->n_committed = n;
@@ -238,6 +269,8 @@ static void sa_status(void *st, struct sl_cons_status *o)
 	o->applied_index = s->applied_index;
 	o->last_index = s->last_index;
 	o->durable_index = s->durable_index;
+	o->sealed_index = s->seal_index != 0 && s->applied_index >= s->seal_index ? s->seal_index
+										 : 0;
 }
 
 const struct sl_cons_ops sl_cons_standalone_ops = {
@@ -254,4 +287,5 @@ const struct sl_cons_ops sl_cons_standalone_ops = {
 	.advance = sa_advance,
 	.status = sa_status,
 	.read = sa_read,
+	.seal = sa_seal,
 };

@@ -198,7 +198,7 @@ static void drain(void)
 			applied = e->index;
 		}
 		for (uint32_t i = 0; i < rd.n_acks; i++)
-			CHECK(rd.acks[i].status <= SL_CONS_ACK_STORAGE);
+			CHECK(rd.acks[i].status <= SL_CONS_ACK_SEALED);
 		for (uint32_t i = 0; i < rd.n_reads; i++)
 			CHECK(rd.reads[i].status <= SL_CONS_ACK_STORAGE);
 		R->advance(st, &rd);

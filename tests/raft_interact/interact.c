@@ -67,7 +67,8 @@ static const char *err_name(int rc)
 		const char *n;
 	} names[] = {{EPERM, "EPERM"},	 {EBUSY, "EBUSY"},     {ENOBUFS, "ENOBUFS"},
 		     {EIO, "EIO"},	 {EMSGSIZE, "EMSGSIZE"}, {EINVAL, "EINVAL"},
-		     {EAGAIN, "EAGAIN"}, {EBADMSG, "EBADMSG"}, {ENOENT, "ENOENT"}};
+		     {EAGAIN, "EAGAIN"}, {EBADMSG, "EBADMSG"}, {ENOENT, "ENOENT"},
+		     {EROFS, "EROFS"},	 {EALREADY, "EALREADY"}};
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if (-rc == names[i].e)
 			return names[i].n;
@@ -364,18 +365,19 @@ static void process_ready(struct node *nd)
 				sm_apply(nd, rd.committed[i].data, rd.committed[i].len);
 		}
 	}
-	static const char *const ack_names[] = {"ok", "not leader", "dropped", "storage"};
+	static const char *const ack_names[8] = {"ok",	    "not leader", "dropped",
+						 "storage", "sealed",	  "?", "?", "?"};
 	if (rd.n_acks) {
 		outf("  Acks:\n");
 		for (uint32_t i = 0; i < rd.n_acks; i++)
 			outf("  proposal %" PRIu64 " index %" PRIu64 ": %s\n", rd.acks[i].proposal_id,
-			     rd.acks[i].index, ack_names[rd.acks[i].status & 3]);
+			     rd.acks[i].index, ack_names[rd.acks[i].status & 7]);
 	}
 	if (rd.n_reads) {
 		outf("  Reads:\n");
 		for (uint32_t i = 0; i < rd.n_reads; i++)
 			outf("  read %" PRIu64 " index %" PRIu64 ": %s\n", rd.reads[i].read_id,
-			     rd.reads[i].index, ack_names[rd.reads[i].status & 3]);
+			     rd.reads[i].index, ack_names[rd.reads[i].status & 7]);
 	}
 	uint64_t pt = 0, pi = 0;
 	if (rd.n_persist) {
@@ -607,10 +609,13 @@ static void print_state(struct node *nd)
 			: s.role == SL_CONS_ROLE_CANDIDATE ? "StateCandidate"
 			: s.role == SL_CONS_ROLE_LEARNER   ? "StateLearner"
 							   : "StateFollower";
+	char sealed[40] = "";
+	if (s.sealed_index != 0)
+		snprintf(sealed, sizeof(sealed), " Sealed:%" PRIu64, s.sealed_index);
 	outf("%u: %s Term:%" PRIu64 " Lead:%u Commit:%" PRIu64 " Applied:%" PRIu64
-	     " Last:%" PRIu64 " %s%s\n",
+	     " Last:%" PRIu64 " %s%s%s\n",
 	     nd->id, r, s.term, s.leader, s.commit_index, s.applied_index, s.last_index, cs,
-	     sl_raft_lease_valid(nd->raft) ? " Lease" : "");
+	     sl_raft_lease_valid(nd->raft) ? " Lease" : "", sealed);
 }
 
 /* A crash and restart: the replica loses everything but its storage (which is synchronous
@@ -752,6 +757,12 @@ static int run_cmd(char *line)
 		const char *d = a.n > 2 ? a.pos[2] : "";
 		uint64_t pid = next_pid; /* a refused proposal does not use up an id */
 		rc = ops->propose(nd->raft, pid, (const uint8_t *)d, (uint32_t)strlen(d));
+		if (rc == 0)
+			outf("proposal %" PRIu64 "\n", next_pid++);
+		report(nd);
+	} else if (strcmp(c, "seal") == 0) {
+		const char *d = a.n > 2 ? a.pos[2] : "";
+		rc = ops->seal(nd->raft, next_pid, (const uint8_t *)d, (uint32_t)strlen(d));
 		if (rc == 0)
 			outf("proposal %" PRIu64 "\n", next_pid++);
 		report(nd);

@@ -42,6 +42,7 @@ enum ev_type {
 	EV_ISOLATE,  /* second step of a lease attack: cut a leader's node off */
 	EV_CHANGE,   /* a membership change tried right after an election */
 	EV_WAL_DEAD, /* driver mode: a node whose WAL failed is restarted by its operator */
+	EV_SEAL,     /* --seal: the harness (re)tries to seal a group until a SEAL commits */
 };
 
 enum fault {
@@ -70,6 +71,21 @@ static const char *const fault_names[F_COUNT] = {
     "partition one-way", "crash-restart", "crash mid-ready", "torn last write",	  "lost unsynced",
     "clock jump",	 "slow disk",	  "leader transfer", "membership change", "lease attack",
     "change cut off",	 "fsync error",	  "disk lost, rejoin",
+};
+
+/* --seal only (printed only then, so other modes' output stays as it was) */
+enum seal_count {
+	S_ATTEMPTS,
+	S_COMMITTED,
+	S_REFUSED,
+	S_APPLIES,
+	S_ACKED_BELOW,
+	S_COUNT,
+};
+static const char *const seal_names[S_COUNT] = {
+    "seal attempts accepted by a leader", "groups sealed (SEAL applied)",
+    "writes refused: sealed (-EROFS)",     "seal: applies checked against the SEAL",
+    "seal: acked writes below the SEAL",
 };
 
 enum check {
@@ -110,6 +126,7 @@ struct params {
 	uint32_t snap_every;
 	uint64_t run_ns, heal_ns;
 	uint32_t fsync_err_ppm; /* per fsync, driver mode only */
+	uint64_t seal_at_ns[MAX_GROUPS]; /* --seal only: when each group's sealing starts */
 };
 
 struct msgbuf {
@@ -154,6 +171,7 @@ struct hop {
 
 struct client {
 	bool busy, is_read;
+	bool after_seal; /* --seal: a write taken after a SEAL was known committed */
 	uint64_t pid, token;
 	uint64_t floor; /* a read: the highest index acknowledged before it was issued */
 	uint32_t node, key, hint;
@@ -221,6 +239,10 @@ struct group {
 	uint64_t max_com;  /* highest index some replica applied (known committed) */
 	uint64_t ro_until; /* a read-only spell of the clients (lease attack) */
 	bool change_next;  /* the next new leader is asked for a change at once */
+	/* --seal: the SEAL's index once a replica applied it (then it is committed), the
+	 * proposal id of the harness's latest attempt, and whether sealing has started */
+	uint64_t seal_idx, seal_pid;
+	bool sealing;
 };
 
 struct world {
@@ -239,6 +261,7 @@ struct world {
 	bool healed;
 	uint64_t faults[F_COUNT];
 	uint64_t checks[C_COUNT];
+	uint64_t seals[S_COUNT];
 	char fail[512];
 };
 
@@ -248,14 +271,15 @@ static struct {
 	bool verbose, lease_jumps, keep_going;
 	bool driver; /* replicas run through the region driver (consensus/driver.c) */
 	bool disk_loss; /* crashes may lose the whole disk; the node rejoins (consensus.h) */
+	bool seal;      /* every group is sealed at a seeded time (checker "seal") */
 	uint64_t current_seed;
 } g_opt;
 
 static void replay_hint(FILE *f, uint64_t seed)
 {
-	fprintf(f, "replay: %s --seed %" PRIu64 "%s%s%s -v\n", g_opt.argv0, seed,
+	fprintf(f, "replay: %s --seed %" PRIu64 "%s%s%s%s -v\n", g_opt.argv0, seed,
 		g_opt.lease_jumps ? " --lease-jumps" : "", g_opt.driver ? " --driver" : "",
-		g_opt.disk_loss ? " --disk-loss" : "");
+		g_opt.disk_loss ? " --disk-loss" : "", g_opt.seal ? " --seal" : "");
 }
 
 static void on_abort(int sig)
@@ -719,6 +743,61 @@ static void check_conf_quorums(struct world *w, struct group *g)
 			}
 }
 
+/* ---- seal (--seal) ---- */
+
+/* Seal checker, at each apply: (a) every replica applies the SEAL at one index; (b) no
+ * NORMAL entry is applied above it. */
+static void check_seal_apply(struct world *w, struct group *g, uint32_t n,
+			     const struct sl_cons_entry *e)
+{
+	w->seals[S_APPLIES]++;
+	if (e->type == SL_CONS_ENTRY_SEAL) {
+		if (g->seal_idx == 0) {
+			g->seal_idx = e->index;
+			w->seals[S_COMMITTED]++;
+			trace(w, "g%u sealed at %" PRIu64 " (applied by n%u)", g->id, e->index, n);
+		} else if (e->index != g->seal_idx) {
+			violation(w,
+				  "seal: g%u n%u applied a SEAL at index %" PRIu64
+				  ", another replica at %" PRIu64,
+				  g->id, n, e->index, g->seal_idx);
+		}
+	} else if (e->type == SL_CONS_ENTRY_NORMAL && g->seal_idx != 0 && e->index > g->seal_idx) {
+		violation(w, "seal: g%u n%u applied a write at index %" PRIu64 ", past the SEAL at %" PRIu64,
+			  g->id, n, e->index, g->seal_idx);
+	}
+}
+
+/* (b), as raft saw it: a committed write past the SEAL is handed out as a no-op (so never
+ * applied) and counted; the seal rule makes that impossible, so any count is a bug. */
+static void check_seal_guard(struct world *w, struct group *g, uint32_t n, struct replica *rp)
+{
+	struct sl_raft_stats rs;
+	sl_raft_stats(rp->raft, &rs);
+	if (rs.past_seal > 0)
+		violation(w,
+			  "seal: g%u n%u found %" PRIu64
+			  " committed write(s) past its SEAL at %" PRIu64
+			  " (raft's apply guard turned them into no-ops): a leader took writes "
+			  "after sealing",
+			  g->id, n, rs.past_seal, g->seal_idx);
+}
+
+/* (c) a write acked OK lies below the SEAL; (d) a write taken after the SEAL was known
+ * committed is never acked OK. */
+static void check_seal_ack(struct world *w, struct group *g, const struct client *c,
+			   uint64_t index)
+{
+	if (c->after_seal)
+		violation(w,
+			  "seal: g%u write acked OK at index %" PRIu64
+			  " was proposed after the SEAL at %" PRIu64 " committed",
+			  g->id, index, g->seal_idx);
+	else if (g->seal_idx != 0 && index >= g->seal_idx)
+		violation(w, "seal: g%u write acked OK at index %" PRIu64 ", not below the SEAL at %" PRIu64,
+			  g->id, index, g->seal_idx);
+}
+
 /* ---- applying committed entries ---- */
 
 static void apply_entry(struct world *w, struct group *g, uint32_t n, struct replica *rp,
@@ -729,6 +808,8 @@ static void apply_entry(struct world *w, struct group *g, uint32_t n, struct rep
 			  rp->applied, e->index);
 		return;
 	}
+	if (g_opt.seal)
+		check_seal_apply(w, g, n, e);
 	if (e->type == SL_CONS_ENTRY_NORMAL && e->len >= 12) {
 		uint32_t key = sl_get_u32(e->data) % SIM_KEYS;
 		rp->kv[key] = sl_get_u64(e->data + 4);
@@ -910,11 +991,21 @@ static void dh_apply(void *ctx, const struct sl_cons_entry *e)
 static void on_ack(struct world *w, uint32_t gi, const struct sl_cons_ack *a)
 {
 	struct group *g = &w->g[gi];
+	if (g->seal_pid != 0 && a->proposal_id == g->seal_pid) {
+		/* the harness's SEAL: dropped, try again at once; else wait for its apply */
+		trace(w, "g%u seal acked %u index %" PRIu64, g->id, a->status, a->index);
+		g->seal_pid = 0;
+		if (a->status != SL_CONS_ACK_OK && g->seal_idx == 0)
+			ev_push(w, w->now, EV_SEAL, 0, (uint8_t)gi, 0, 0, NULL);
+		return;
+	}
 	uint32_t ci;
 	struct client *c = client_by_pid(g, a->proposal_id, &ci);
 	if (c == NULL || c->is_read)
 		return;
 	if (a->status == SL_CONS_ACK_OK) {
+		if (g_opt.seal)
+			check_seal_ack(w, g, c, a->index);
 		struct hop *h = &g->hist[c->hist];
 		h->op.ret = w->now;
 		GROW(g->acks, g->n_acks, g->acks_cap);
@@ -1005,6 +1096,12 @@ static int r_propose(struct replica *rp, uint64_t pid, const uint8_t *d, uint32_
 		       : sl_cons_raft_ops.propose(rp->raft, pid, d, len);
 }
 
+static int r_seal(struct replica *rp, uint64_t pid, const uint8_t *d, uint32_t len)
+{
+	return rp->drv ? sl_drv_seal(rp->drv, pid, d, len)
+		       : sl_cons_raft_ops.seal(rp->raft, pid, d, len);
+}
+
 static int r_step(struct replica *rp, const struct sl_cons_msg *m)
 {
 	return rp->drv ? sl_drv_step(rp->drv, m) : sl_cons_raft_ops.step(rp->raft, m);
@@ -1039,6 +1136,8 @@ static void process(struct world *w, uint32_t gi, uint32_t n)
 		process_drv(w, gi, n);
 	else
 		process_raft(w, gi, n);
+	if (g_opt.seal && rp->raft != NULL)
+		check_seal_guard(w, &w->g[gi], n, rp);
 	if (rp->rejoin && rp->raft != NULL) {
 		struct sl_cons_status st;
 		sl_cons_raft_ops.status(rp->raft, &st);
@@ -1316,7 +1415,10 @@ static void client_start(struct world *w, uint32_t gi, uint32_t ci)
 		uint8_t pl[12];
 		value = ((uint64_t)(gi + 1) << 48) | ++g->value_seq;
 		write_payload(pl, c->key, value);
+		c->after_seal = g->seal_idx != 0;
 		rc = r_propose(rp, c->pid, pl, sizeof(pl));
+		if (rc == -EROFS)
+			w->seals[S_REFUSED]++;
 	}
 	trace(w, "g%u client %u %s at n%u: %d", g->id, ci, c->is_read ? "read" : "write", n, rc);
 	if (rc == 0) {
@@ -1345,6 +1447,36 @@ static void client_start(struct world *w, uint32_t gi, uint32_t ci)
 		client_next(w, gi, ci, sim_range(&w->rng, 1 * NS_MS, 30 * NS_MS));
 	}
 	process(w, gi, n);
+}
+
+/* The harness seals group gi through its leader (the driver in driver mode), again and
+ * again until a SEAL is applied somewhere: a leader that lost its SEAL (truncated: acked
+ * DROPPED) or never had one gets a new attempt; one that holds it says -EALREADY. */
+static void seal_event(struct world *w, uint32_t gi)
+{
+	struct group *g = &w->g[gi];
+	if (g->seal_idx != 0)
+		return;
+	g->sealing = true;
+	uint32_t l = find_leader(w, g);
+	if (l != 0 && g->seal_pid == 0) {
+		uint8_t pl[8];
+		sl_put_u32(pl, 0x4c414553u); /* "SEAL" */
+		sl_put_u32(pl + 4, g->id);
+		uint64_t pid = ++g->pid_seq;
+		int rc = r_seal(&g->r[l], pid, pl, sizeof(pl));
+		trace(w, "g%u seal at n%u: %d", g->id, l, rc);
+		if (rc == 0) {
+			g->seal_pid = pid;
+			w->seals[S_ATTEMPTS]++;
+		}
+		process(w, gi, l);
+	}
+	/* an attempt whose ack never comes (its leader crashed) is given up after a while */
+	if (g->seal_pid != 0 && sim_chance(&w->rng, 100000))
+		g->seal_pid = 0;
+	ev_push(w, w->now + sim_range(&w->rng, 20 * NS_MS, 100 * NS_MS), EV_SEAL, 0, (uint8_t)gi,
+		0, 0, NULL);
 }
 
 static void client_event(struct world *w, uint32_t gi, uint32_t ci, uint64_t token)
@@ -1644,6 +1776,35 @@ static void on_tick(struct world *w, struct event *e)
 
 /* ---- final checks ---- */
 
+/* Seal, after the heal: the group is sealed, every member reports the SEAL's index as its
+ * end, and every acknowledged write lies below it (c). */
+static bool check_seal_final(struct world *w, struct group *g, const uint32_t *members,
+			     uint32_t nm)
+{
+	if (g->sealing && g->seal_idx == 0) {
+		violation(w, "seal: g%u was never sealed (liveness after the heal)", g->id);
+		return false;
+	}
+	for (uint32_t i = 0; i < nm && g->seal_idx != 0; i++) {
+		struct sl_cons_status st;
+		sl_cons_raft_ops.status(g->r[members[i]].raft, &st);
+		if (st.sealed_index != g->seal_idx) {
+			violation(w, "seal: g%u n%u reports sealed_index %" PRIu64 ", the SEAL is at %" PRIu64,
+				  g->id, members[i], st.sealed_index, g->seal_idx);
+			return false;
+		}
+	}
+	for (size_t i = 0; i < g->n_acks && g->seal_idx != 0; i++) {
+		w->seals[S_ACKED_BELOW]++;
+		if (g->acks[i].index >= g->seal_idx) {
+			violation(w, "seal: g%u write acked OK at index %" PRIu64 ", not below the SEAL at %" PRIu64,
+				  g->id, g->acks[i].index, g->seal_idx);
+			return false;
+		}
+	}
+	return true;
+}
+
 static void check_final(struct world *w)
 {
 	for (uint32_t gi = 0; gi < w->p.n_groups && !w->fail[0]; gi++) {
@@ -1676,6 +1837,8 @@ static void check_final(struct world *w)
 			}
 		}
 		w->checks[C_CONVERGED]++;
+		if (g_opt.seal && !check_seal_final(w, g, members, nm))
+			return;
 		for (size_t i = 0; i < g->n_acks; i++) {
 			const struct acked *a = &g->acks[i];
 			if (a->index >= g->com_cap || !g->com[a->index].set ||
@@ -1766,6 +1929,9 @@ static void make_params(struct world *w)
 	p->heal_ns = 4 * NS_S;
 	/* drawn last and only in driver mode: pure-mode seeds replay as before */
 	p->fsync_err_ppm = g_opt.driver ? (uint32_t)sim_range(r, 0, 600) : 0;
+	/* --seal: drawn after everything else, so the rest of a seed is as without it */
+	for (uint32_t gi = 0; g_opt.seal && gi < p->n_groups; gi++)
+		p->seal_at_ns[gi] = sim_range(r, 500, 7500) * NS_MS;
 	w->opts = (struct sl_raft_opts){
 	    .lease_reads = p->lease,
 	    .clock_drift_ppm_max = 1000,
@@ -1822,6 +1988,8 @@ static void world_init(struct world *w, uint64_t seed)
 	ev_push(w, w->p.fault_every_ns, EV_FAULT, 0, 0, 0, 0, NULL);
 	ev_push(w, NS_S, EV_CHECK, 0, 0, 0, 0, NULL);
 	ev_push(w, w->p.run_ns, EV_HEAL, 0, 0, 0, 1, NULL);
+	for (uint32_t gi = 0; g_opt.seal && gi < w->p.n_groups; gi++)
+		ev_push(w, w->p.seal_at_ns[gi], EV_SEAL, 0, (uint8_t)gi, 0, 0, NULL);
 }
 
 static void world_free(struct world *w)
@@ -1905,6 +2073,9 @@ static bool run_seed(struct world *w, uint64_t seed)
 			if (!w->healed)
 				admin_change(w, e.group, false);
 			break;
+		case EV_SEAL:
+			seal_event(w, e.group);
+			break;
 		case EV_WAL_DEAD:
 			if (!w->healed && w->nodes[e.node].inc == e.a)
 				node_crash(w, e.node, 50 * NS_MS);
@@ -1935,7 +2106,8 @@ static void usage(void)
 {
 	fprintf(stderr,
 		"usage: sluice-sim [--seed N | --seeds COUNT [--first N]] [--seed-file FILE]\n"
-		"                  [--driver] [--lease-jumps] [--keep-going] [-v] [--version]\n"
+		"                  [--driver] [--disk-loss] [--seal] [--lease-jumps] [--keep-going] [-v]\n"
+		"                  [--version]\n"
 		"                  [--protocol raft|multileader]\n"
 		"  --seed N        run one seed (replays a failure exactly)\n"
 		"  --seeds COUNT   run COUNT seeds from --first (default 1); SLUICE_SIM_SEEDS in\n"
@@ -1948,6 +2120,9 @@ static void usage(void)
 		"  --disk-loss     a crash may also lose the node's disk (one node at a time):\n"
 		"                  it restarts empty in raft's rejoin mode; snapshots span\n"
 		"                  several messages (chunked transfer)\n"
+		"  --seal          seal every group at a seeded time (through the driver in\n"
+		"                  driver mode), retrying until a SEAL commits; writes go on\n"
+		"                  and must be refused; checker \"seal\"\n"
 		"  --protocol P    raft (default) or multileader: one group of three replicas\n"
 		"                  through the region driver, with its own checkers (sim_ml.c)\n"
 		"  --keep-going    run every seed even after a failure; exit 1 if any failed\n"
@@ -1957,7 +2132,7 @@ static void usage(void)
 
 struct totals {
 	uint64_t seeds, failed, steps, sim_ns;
-	uint64_t faults[F_COUNT], checks[C_COUNT];
+	uint64_t faults[F_COUNT], checks[C_COUNT], seals[S_COUNT];
 };
 
 static int run_one(struct totals *t, uint64_t seed)
@@ -1972,6 +2147,8 @@ static int run_one(struct totals *t, uint64_t seed)
 		t->faults[i] += w.faults[i];
 	for (int i = 0; i < C_COUNT; i++)
 		t->checks[i] += w.checks[i];
+	for (int i = 0; i < S_COUNT; i++)
+		t->seals[i] += w.seals[i];
 	if (g_opt.verbose)
 		fprintf(stderr, "seed %" PRIu64 ": %" PRIu64 " steps, digest %016" PRIx64 "\n",
 			seed, w.steps, w.digest);
@@ -2021,6 +2198,8 @@ int main(int argc, char **argv)
 			g_opt.driver = true;
 		} else if (strcmp(a, "--disk-loss") == 0) {
 			g_opt.disk_loss = true;
+		} else if (strcmp(a, "--seal") == 0) {
+			g_opt.seal = true;
 		} else if (strcmp(a, "--protocol") == 0 && i + 1 < argc) {
 			/* multileader has its own world and checkers (sim_ml.c) */
 			if (strcmp(argv[i + 1], "multileader") == 0)
@@ -2064,5 +2243,7 @@ int main(int argc, char **argv)
 	       wall > 0 ? (double)t.steps / wall : 0.0, (double)t.sim_ns / 1e9);
 	sim_print_counts("faults injected", fault_names, t.faults, F_COUNT, 20);
 	sim_print_counts("checkers verified", check_names, t.checks, C_COUNT, 46);
+	if (g_opt.seal)
+		sim_print_counts("seal", seal_names, t.seals, S_COUNT, 46);
 	return rc;
 }

@@ -209,6 +209,17 @@ static int leader_of(uint32_t n)
 	return -1;
 }
 
+/* Three raft replicas with storage that syncs at once, run until one leads: its index. */
+static int raft_elected(uint64_t *now)
+{
+	cluster_up("raft", N);
+	for (int t = 0; t < 3000 && leader_of(N) < 0; t++)
+		run_ms(N, now, true);
+	int l = leader_of(N);
+	assert_true(l >= 0);
+	return l;
+}
+
 /* A candidate's vote requests wait for its durable term and vote: with storage that never
  * syncs nobody can be elected; once it syncs, a leader emerges. */
 static void test_votes_wait_for_durable_state(void **u)
@@ -237,12 +248,8 @@ static void test_votes_wait_for_durable_state(void **u)
 static void test_apply_in_order_once(void **u)
 {
 	(void)u;
-	cluster_up("raft", N);
 	uint64_t now = 0;
-	for (int t = 0; t < 3000 && leader_of(N) < 0; t++)
-		run_ms(N, &now, true);
-	int l = leader_of(N);
-	assert_true(l >= 0);
+	int l = raft_elected(&now);
 	static uint8_t payload[5][8];
 	for (uint32_t k = 0; k < 5; k++) {
 		payload[k][0] = (uint8_t)k;
@@ -391,6 +398,40 @@ static void test_small_hold_fifo(void **u)
 	cluster_down(N);
 }
 
+/* Sealing through the driver: the SEAL commits on every replica at one index, writes
+ * after it are refused with the status the host holds them under (SEALED); a protocol
+ * without seal says -ENOTSUP. */
+static void test_seal(void **u)
+{
+	(void)u;
+	uint64_t now = 0;
+	int l = raft_elected(&now);
+	static const uint8_t w[4] = {1, 2, 3, 4}, epoch[8] = {2};
+	assert_int_equal(sl_drv_propose(hosts[l].d, 40, w, 4), 0);
+	assert_int_equal(sl_drv_seal(hosts[(l + 1) % N].d, 41, epoch, 8), -EPERM);
+	assert_int_equal(sl_drv_seal(hosts[l].d, 42, epoch, 8), 0);
+	int rc = sl_drv_propose(hosts[l].d, 43, w, 4);
+	assert_int_equal(rc, -EROFS);
+	assert_int_equal(sl_drv_refusal(rc), SL_CONS_ACK_SEALED);
+	assert_int_equal(sl_drv_refusal(-EPERM), SL_CONS_ACK_NOT_LEADER);
+	for (int t = 0; t < 200; t++)
+		run_ms(N, &now, true);
+	assert_int_equal(hosts[l].n_acked, 2); /* the write and the SEAL */
+	struct sl_cons_status st;
+	sl_drv_status(hosts[l].d, &st);
+	assert_true(st.sealed_index > hosts[l].applied[0]);
+	for (uint32_t i = 0; i < N; i++) {
+		struct sl_cons_status si;
+		sl_drv_status(hosts[i].d, &si);
+		assert_int_equal(si.sealed_index, st.sealed_index);
+		assert_int_equal(hosts[i].n_applied, 1);
+	}
+	cluster_down(N);
+	cluster_up("multileader", N);
+	assert_int_equal(sl_drv_seal(hosts[0].d, 1, epoch, 8), -ENOTSUP);
+	cluster_down(N);
+}
+
 static void test_unknown_protocol(void **u)
 {
 	(void)u;
@@ -412,6 +453,7 @@ int main(void)
 		cmocka_unit_test(test_entries_before_hard_state),
 		cmocka_unit_test(test_small_hold_fifo),
 		cmocka_unit_test(test_unknown_protocol),
+		cmocka_unit_test(test_seal),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

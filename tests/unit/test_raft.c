@@ -1173,6 +1173,209 @@ static void test_apply_copy_bounded(void **u)
 /* sl_raft_msg_describe (the interaction tests print every message with it): well-formed
  * messages decoded field by field, damaged or short ones said to be so, output truncated
  * to the buffer and always terminated. */
+/* ---- seal: the end of this log (one segment of a region's virtual log) ---- */
+
+static int seal_at(struct cluster *c, uint32_t id, uint64_t pid)
+{
+	int rc = R->seal(c->n[id].st, pid, (const uint8_t *)"epoch2", 6);
+	pump(c);
+	return rc;
+}
+
+static uint32_t ack_status(struct tnode *t, uint64_t pid)
+{
+	for (uint32_t i = 0; i < t->n_acks; i++)
+		if (t->acks[i].proposal_id == pid)
+			return t->acks[i].status;
+	return UINT32_MAX;
+}
+
+/* Only the leader seals; once a SEAL is in its log it takes no write and no membership
+ * change, and every replica that applied it reports the same end. */
+static void test_seal_refuses_later_writes(void **u)
+{
+	(void)u;
+	uint32_t l;
+	struct cluster *c = cluster_elected(&l);
+	assert_true(l != 0);
+	uint32_t f = l % 3 + 1;
+	assert_int_equal(propose(c, l, 1, 1), 0);
+	assert_int_equal(seal_at(c, f, 2), -EPERM);
+	assert_int_equal(status(c, l).sealed_index, 0);
+	assert_int_equal(seal_at(c, l, 3), 0);
+	uint64_t si = status(c, l).last_index;
+	assert_int_equal(propose(c, l, 4, 4), -EROFS); /* even before the SEAL commits */
+	assert_int_equal(seal_at(c, l, 5), -EALREADY);
+	assert_int_equal(sl_raft_change(c->n[l].st, 6, SL_RAFT_ADD_LEARNER, 4), -EROFS);
+	run(c, 50);
+	assert_int_equal(ack_status(&c->n[l], 1), SL_CONS_ACK_OK);
+	assert_int_equal(ack_status(&c->n[l], 3), SL_CONS_ACK_OK);
+	for (uint32_t i = 1; i <= 3; i++) {
+		assert_int_equal(status(c, i).sealed_index, si);
+		assert_int_equal(c->n[i].n_applied_normal, 1);
+		assert_int_equal(propose(c, i, 7, 7), -EROFS); /* a follower knows it too */
+	}
+	/* the SEAL stays in the log: no snapshot is cut at or past it */
+	struct sl_cons_snapshot meta;
+	assert_int_equal(sl_raft_snapshot_meta(c->n[l].st, c->n[l].applied, &meta), -EROFS);
+	char out[64];
+	sl_raft_entry_describe(SL_CONS_ENTRY_SEAL, (const uint8_t *)"epoch2", 6, out, sizeof(out));
+	assert_string_equal(out, "EntrySeal \"epoch2\"");
+	cluster_free(c);
+}
+
+static bool drop_resps_to_1(struct cluster *c, const struct sl_cons_msg *m)
+{
+	(void)c;
+	return m->to == 1 && m->buf[1] == APPEND_TYPE + 1;
+}
+
+/* A SEAL on a majority but not committed when its leader dies: the next leader holds it,
+ * commits it with its own no-op and refuses writes as well. */
+static void test_seal_survives_leader_change(void **u)
+{
+	(void)u;
+	uint32_t l;
+	struct cluster *c = cluster_elected(&l);
+	assert_true(l != 0);
+	if (l != 1) { /* replica 1 leads, so the filter below applies to it */
+		assert_int_equal(sl_raft_transfer_leader(c->n[l].st, 1), 0);
+		run(c, 100);
+		assert_int_equal(leader(c), 1);
+	}
+	c->drop = drop_resps_to_1;
+	uint64_t commit = status(c, 1).commit_index;
+	assert_int_equal(seal_at(c, 1, 9), 0);
+	uint64_t si = status(c, 1).last_index;
+	run(c, 5);
+	assert_int_equal(status(c, 1).commit_index, commit); /* nobody's answer got through */
+	assert_int_equal(propose(c, 1, 8, 8), -EROFS);	     /* not committed, still refused */
+	assert_int_equal(status(c, 2).last_index, si);
+	crash(c, 1);
+	c->drop = NULL;
+	run(c, 600);
+	uint32_t l2 = leader(c);
+	assert_true(l2 == 2 || l2 == 3);
+	assert_int_equal(status(c, l2).sealed_index, si);
+	assert_true(status(c, l2).commit_index > si); /* the no-op of its term */
+	assert_int_equal(propose(c, l2, 10, 10), -EROFS);
+	assert_int_equal(seal_at(c, l2, 11), -EALREADY);
+	cluster_free(c);
+}
+
+/* Leader *l, cut off, seals alone (proposal pid); it steps down (check-quorum) and the
+ * others elect *l2. l stays cut off. */
+static struct cluster *cluster_seal_cut_off(uint32_t *l, uint32_t *l2, uint64_t pid)
+{
+	struct cluster *c = cluster_elected(l);
+	assert_true(*l != 0);
+	isolate(c, *l, true);
+	assert_int_equal(seal_at(c, *l, pid), 0);
+	run(c, 600);
+	*l2 = 0;
+	for (uint32_t i = 1; i <= 3; i++)
+		if (i != *l && status(c, i).role == SL_CONS_ROLE_LEADER)
+			*l2 = i;
+	assert_true(*l2 != 0);
+	return c;
+}
+
+/* A SEAL that never commits is cut when a leader without it takes over: its proposal is
+ * DROPPED, the log is open again, and the new leader can be sealed. */
+static void test_truncated_seal_dropped(void **u)
+{
+	(void)u;
+	uint32_t l, l2;
+	struct cluster *c = cluster_seal_cut_off(&l, &l2, 21);
+	assert_int_equal(propose(c, l2, 22, 22), 0);
+	run(c, 20);
+	isolate(c, l, false);
+	run(c, 300);
+	assert_int_equal(ack_status(&c->n[l], 21), SL_CONS_ACK_DROPPED);
+	assert_int_equal(status(c, l).sealed_index, 0);
+	assert_int_equal(c->n[l].last_applied_byte, 22); /* it follows l2's log */
+	assert_int_equal(seal_at(c, l2, 23), 0);
+	run(c, 50);
+	assert_int_equal(ack_status(&c->n[l2], 23), SL_CONS_ACK_OK);
+	assert_true(status(c, l).sealed_index > 0);
+	cluster_free(c);
+}
+
+/* An uncommitted SEAL replaced by a snapshot of a log without it: the log is open again
+ * and the SEAL's proposal DROPPED. */
+static void test_seal_gone_with_snapshot(void **u)
+{
+	(void)u;
+	uint32_t l, l2;
+	struct cluster *c = cluster_seal_cut_off(&l, &l2, 51);
+	for (uint8_t k = 1; k <= 5; k++)
+		assert_int_equal(propose(c, l2, 60 + k, k), 0);
+	run(c, 20);
+	compact_all_but(c, l, (const uint8_t *)"img", 3);
+	isolate(c, l, false);
+	run(c, 300);
+	struct sl_raft_stats st;
+	sl_raft_stats(c->n[l].st, &st);
+	assert_int_equal(st.snapshots_installed, 1);
+	assert_int_equal(ack_status(&c->n[l], 51), SL_CONS_ACK_DROPPED);
+	assert_true(c->n[l].applied > status(c, l2).last_index - 5);
+	assert_int_equal(status(c, l).sealed_index, 0);
+	/* it can lead an open log */
+	assert_int_equal(sl_raft_transfer_leader(c->n[l2].st, l), 0);
+	run(c, 100);
+	assert_int_equal(leader(c), l);
+	assert_int_equal(propose(c, l, 70, 70), 0);
+	cluster_free(c);
+}
+
+/* Restarted from their logs, the replicas still know the log is sealed. */
+static void test_seal_survives_restart(void **u)
+{
+	(void)u;
+	uint32_t l;
+	struct cluster *c = cluster_elected(&l);
+	assert_int_equal(seal_at(c, l, 31), 0);
+	uint64_t si = status(c, l).last_index;
+	run(c, 50);
+	for (uint32_t i = 1; i <= 3; i++)
+		crash(c, i);
+	for (uint32_t i = 1; i <= 3; i++) {
+		c->n[i].applied = 0;
+		node_start(c, i);
+	}
+	run(c, 600);
+	uint32_t l2 = leader(c);
+	assert_true(l2 != 0);
+	assert_int_equal(propose(c, l2, 32, 32), -EROFS);
+	for (uint32_t i = 1; i <= 3; i++)
+		assert_int_equal(status(c, i).sealed_index, si);
+	cluster_free(c);
+}
+
+/* Defence in depth: a committed NORMAL entry past a SEAL (which the rule above makes
+ * impossible) is handed out as a no-op and counted, never applied. */
+static void test_entry_past_seal_not_applied(void **u)
+{
+	(void)u;
+	struct cluster *c = cluster_new(1, 1);
+	crash(c, 1);
+	struct mlog *lg = &c->n[1].lg;
+	lg->e[0] = (struct ment){1, SL_CONS_ENTRY_NOOP, 0, {0}};
+	lg->e[1] = (struct ment){1, SL_CONS_ENTRY_SEAL, 1, {'e'}};
+	lg->e[2] = (struct ment){1, SL_CONS_ENTRY_NORMAL, 4, {0x55, 1, 2, 3}};
+	lg->n = 3;
+	lg->hs = (struct sl_cons_hard_state){1, 1, 3};
+	node_start(c, 1);
+	pump(c);
+	assert_int_equal(c->n[1].applied, 3);
+	assert_int_equal(c->n[1].n_applied_normal, 0);
+	struct sl_raft_stats st;
+	sl_raft_stats(c->n[1].st, &st);
+	assert_int_equal(st.past_seal, 1);
+	assert_int_equal(status(c, 1).sealed_index, 2);
+	cluster_free(c);
+}
+
 static void test_msg_describe(void **u)
 {
 	(void)u;
@@ -1223,6 +1426,12 @@ int main(void)
 	    cmocka_unit_test(test_peer_values_bounded),
 	    cmocka_unit_test(test_truncated_conf_after_compaction),
 	    cmocka_unit_test(test_msg_describe),
+	    cmocka_unit_test(test_seal_refuses_later_writes),
+	    cmocka_unit_test(test_seal_survives_leader_change),
+	    cmocka_unit_test(test_truncated_seal_dropped),
+	    cmocka_unit_test(test_seal_survives_restart),
+	    cmocka_unit_test(test_seal_gone_with_snapshot),
+	    cmocka_unit_test(test_entry_past_seal_not_applied),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -205,6 +205,66 @@ static void test_recovered_replay(void **unused)
 	ops->destroy(st);
 }
 
+/* A recovered log that ends with a SEAL (and, defensively, a write after it). */
+static uint8_t sealed_data[3] = {7, 'e', 9};
+static int sealed_entry(void *ctx, uint64_t index, struct sl_cons_entry *out)
+{
+	(void)ctx;
+	if (index < 1 || index > 3)
+		return -ENOENT;
+	uint32_t type = index == 2 ? SL_CONS_ENTRY_SEAL : SL_CONS_ENTRY_NORMAL;
+	*out = (struct sl_cons_entry){1, index, 0, type, 1, &sealed_data[index - 1]};
+	return 0;
+}
+
+/* The seal op appends a SEAL; no write is taken after it, also after a restart (the
+ * recovered log holds it), and a write found past it is never applied. */
+static void test_seal(void **unused)
+{
+	(void)unused;
+	const struct sl_cons_ops *ops = &sl_cons_standalone_ops;
+	void *st = make(ops);
+	uint8_t a[1] = {1}, e[2] = {'e', '2'};
+	assert_int_equal(ops->propose(st, 1, a, 1), 0);
+	assert_int_equal(ops->seal(st, 2, e, 2), 0);
+	assert_int_equal(ops->propose(st, 3, a, 1), -EROFS);
+	assert_int_equal(ops->seal(st, 4, e, 2), -EALREADY);
+	struct sl_cons_ready rd;
+	ops->ready(st, &rd);
+	assert_int_equal(rd.n_persist, 2);
+	assert_int_equal(rd.persist[1].type, SL_CONS_ENTRY_SEAL);
+	ops->advance(st, &rd);
+	struct sl_cons_status s;
+	ops->status(st, &s);
+	assert_int_equal(s.sealed_index, 0); /* not applied yet */
+	ops->persisted(st, 1, 2);
+	ops->ready(st, &rd);
+	assert_int_equal(rd.n_acks, 2);
+	assert_int_equal(rd.acks[1].proposal_id, 2);
+	assert_int_equal(rd.acks[1].status, SL_CONS_ACK_OK);
+	ops->advance(st, &rd);
+	ops->status(st, &s);
+	assert_int_equal(s.sealed_index, 2);
+	ops->destroy(st);
+
+	struct sl_cons_config cfg;
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.n_voters = 1;
+	struct sl_cons_log lv = {NULL, rec_first, rec_last, NULL, sealed_entry, NULL};
+	cfg.log = &lv;
+	assert_int_equal(ops->create(&cfg, &st), 0);
+	assert_int_equal(ops->propose(st, 5, a, 1), -EROFS);
+	ops->ready(st, &rd);
+	assert_int_equal(rd.n_committed, 3);
+	assert_int_equal(rd.committed[1].type, SL_CONS_ENTRY_SEAL);
+	assert_int_equal(rd.committed[2].type, SL_CONS_ENTRY_NOOP);
+	assert_int_equal(rd.committed[2].len, 0);
+	ops->advance(st, &rd);
+	ops->status(st, &s);
+	assert_int_equal(s.sealed_index, 2);
+	ops->destroy(st);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -214,6 +274,7 @@ int main(void)
 		cmocka_unit_test(test_queue_bound),
 		cmocka_unit_test(test_recovered_log),
 		cmocka_unit_test(test_recovered_replay),
+		cmocka_unit_test(test_seal),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
