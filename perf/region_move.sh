@@ -37,7 +37,7 @@ BATCH=${BATCH:-4000} LIGHT_S=${LIGHT_S:-0} MOVE_TIMEOUT=${MOVE_TIMEOUT:-900}
 LOAD_TIMEOUT=${LOAD_TIMEOUT:-1800}
 SLUICED=$B/ctl/sluiced BENCH=$B/perf/sluice-bench
 [ -x "$SLUICED" ] && [ -x "$BENCH" ] || { echo "region_move: build $B first"; exit 1; }
-NAME=mv$$
+NAME=rmv$$
 CL_ARGS=(--workers 1 --set regions.log_keep_mb=1) # the default: cluster_lib keeps 64
 . "$SRC/tests/integration/lib.sh"
 . "$SRC/tests/integration/cluster_lib.sh"
@@ -88,6 +88,8 @@ for run in $(seq 1 "$RUNS"); do
 		wait "${BENCH_PIDS[-1]}" || true
 		before=$(lat "$SL_DIR/light-before.json")
 	fi
+	base=$(python3 "$SRC/perf/region_move_poll.py" --counters --node 3 \
+		--socks "$(cl_sock 1),$(cl_sock 2),$(cl_sock 3)")
 	cl_kill 3
 	rm -rf "$SL_DIR/d3"
 	cl_wait_leaders 1 3
@@ -96,7 +98,7 @@ for run in $(seq 1 "$RUNS"); do
 	t0=$(date +%s.%N)
 	[ "$LIGHT_S" -gt 0 ] && light "$SL_DIR/light-during.json"
 	cl_start 3
-	python3 "$SRC/perf/region_move_poll.py" --ctl "$CTL" --node 3 --t0 "$t0" \
+	python3 "$SRC/perf/region_move_poll.py" --node 3 --t0 "$t0" --base "$base" \
 		--socks "$(cl_sock 1),$(cl_sock 2),$(cl_sock 3)" \
 		--logs "$SL_DIR/node1.log,$SL_DIR/node2.log,$SL_DIR/node3.log" --log-from "$offs" \
 		--timeout "$MOVE_TIMEOUT" >"$SL_DIR/move$run.json" ||
@@ -120,7 +122,7 @@ for run in $(seq 1 "$RUNS"); do
 		get = lambda k: "%.1f" % s[k] if k in s else "-"
 		cells = [run, "{:,}".format(img), "%.1f s" % t, "%.0f" % (img / 1e6 / t) if img else "-",
 		         get("up"), get("export"), get("transfer"), get("installed"),
-		         "%d / %d" % (sent["snapshot_chunks_sent"], recv),
+		         str(sent["snapshots_sent"]), "%d / %d" % (sent["snapshot_chunks_sent"], recv),
 		         "{:,} / {:,}".format(sent["snapshot_bytes_sent"], rbytes), str(m["silent_polls"])]
 		if before:
 		    cells += [before, during]
@@ -131,8 +133,8 @@ for run in $(seq 1 "$RUNS"); do
 	echo "run $run: $(cat "$SL_DIR/move$run.json")" >&2
 	CL_REJOIN=0
 done
-hdr="| run | region image bytes | caught up | MB/s | up | image ready | transfer begins | installed | chunks sent / received | bytes sent / received | polls unanswered |"
-sep="|---|---|---|---|---|---|---|---|---|---|---|"
+hdr="| run | region image bytes | caught up | MB/s | up | image ready | transfer begins | installed | transfers started | chunks sent / received | bytes sent / received | polls unanswered |"
+sep="|---|---|---|---|---|---|---|---|---|---|---|---|"
 if [ "$LIGHT_S" -gt 0 ]; then
 	hdr="$hdr light load p99 / max, before | during |"
 	sep="$sep---|---|"

@@ -15,6 +15,7 @@ stamped with the poll that first read them, so within 100 ms):
   rejoined     the node logged that every region caught up and votes again
 """
 import argparse
+import os
 import json
 import re
 import subprocess
@@ -22,15 +23,27 @@ import sys
 import time
 
 
-def regions(ctl, sock):
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests",
+                                "integration"))
+from sltest import ctl  # noqa: E402
+
+SENT = ("snapshots_sent", "snapshot_chunks_sent", "snapshot_bytes_sent")
+
+
+def regions(sock):
     """The node's regions, or None when it does not answer (a worker busy installing a
     large image answers its ctl requests only after it)."""
     try:
-        out = subprocess.run([ctl, "--socket", sock, "--json", "regions"], capture_output=True,
-                             timeout=10, check=True).stdout
-        return json.loads(out)["regions"]
-    except (subprocess.SubprocessError, ValueError, KeyError, OSError):
+        return ctl(sock, "regions", timeout=10)["regions"]
+    except (OSError, ValueError, KeyError, RuntimeError):
         return None
+
+
+def sent_counters(rs_by_node):
+    """The leaders' side of the transfers: SENT summed over every raft region of the
+    other nodes (per-instance counters, so a change of leader loses nothing)."""
+    return {k: sum(r.get("consensus", {}).get(k, 0) for rs in rs_by_node for r in rs or [])
+            for k in SENT}
 
 
 class LogTail:
@@ -53,23 +66,29 @@ class LogTail:
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--ctl", required=True)
     ap.add_argument("--socks", required=True, help="ctl sockets of nodes 1..N, comma separated")
     ap.add_argument("--node", type=int, required=True, help="the rejoining node")
-    ap.add_argument("--logs", required=True, help="node logs 1..N, comma separated")
-    ap.add_argument("--log-from", required=True,
+    ap.add_argument("--counters", action="store_true",
+                    help="only print the other nodes' snapshot counters (a baseline)")
+    ap.add_argument("--base", default="{}", help="--counters printed before the move")
+    ap.add_argument("--logs", help="node logs 1..N, comma separated")
+    ap.add_argument("--log-from",
                     help="byte offsets in each log where this move starts, comma separated")
-    ap.add_argument("--t0", type=float, required=True, help="the node's launch (epoch seconds)")
+    ap.add_argument("--t0", type=float, help="the node's launch (epoch seconds)")
     ap.add_argument("--timeout", type=float, default=900)
     a = ap.parse_args()
     socks = a.socks.split(",")
-    tails = [LogTail(p, int(off)) for p, off in zip(a.logs.split(","), a.log_from.split(","))]
     me = a.node - 1
+    if a.counters:
+        print(json.dumps(sent_counters([regions(x) for i, x in enumerate(socks) if i != me])))
+        return 0
+    base = json.loads(a.base)
+    tails = [LogTail(p, int(off)) for p, off in zip(a.logs.split(","), a.log_from.split(","))]
     steps = {}
     installed_bytes = []
     export_bytes = []
     follower = {}
-    lead, first = {}, {}  # the leaders' raft counters: in the last poll, in the first
+    others = {}  # the other nodes' regions, last seen
     silent_polls = polls = 0
     patterns = [("export", re.compile(r"full image at index \d+ \((\d+) bytes\) ready for peers")),
                 ("installed", re.compile(r"snapshot at index \d+ term \d+ installed \((\d+) bytes\)")),
@@ -99,18 +118,17 @@ def main():
         for i, s in enumerate(socks):
             if i == me:
                 continue
-            for r in regions(a.ctl, s) or []:
+            others[i] = regions(s) or others.get(i)
+            for r in others[i] or []:
                 if r.get("role") != "leader" or r.get("protocol") != "raft":
                     continue
                 commit[r["id"]] = r["commit_index"]
-                lead[(i, r["id"])] = r.get("consensus", {})
-                first.setdefault((i, r["id"]), lead[(i, r["id"])])
                 for f in r.get("consensus", {}).get("followers", []):
                     if f["node"] == a.node:
                         follower[r["id"]] = f
                         if f["state"] == "snapshot":
                             at("transfer")
-        mine = regions(a.ctl, socks[me])
+        mine = regions(socks[me])
         if mine is None:
             silent_polls += 1
         else:
@@ -127,10 +145,8 @@ def main():
                                                           "applied_index", "snapshot_index")}
                                        for r in want],
                            "consensus": {r["id"]: r.get("consensus", {}) for r in want},
-                           "leaders_sent": {k: sum(lead[x].get(k, 0) - first[x].get(k, 0)
-                                                   for x in lead)
-                                            for k in ("snapshot_chunks_sent",
-                                                      "snapshot_bytes_sent")}}
+                           "leaders_sent": {k: v - base.get(k, 0) for k, v in
+                                            sent_counters(list(others.values())).items()}}
                     print(json.dumps(out))
                     return 0
         time.sleep(0.1)
