@@ -22,7 +22,8 @@
 # everything it starts is stopped by PID and removed on exit, also on failure.
 #
 # Environment: TARGET_MB, RUNS, REGIONS, SERIES (1000), BATCH (4000), LIGHT_S,
-# MOVE_TIMEOUT, LOAD_TIMEOUT (1800 s for the load).
+# MOVE_TIMEOUT, LOAD_TIMEOUT (1800 s for the load), KEEP=DIR (an existing directory: the
+# node logs and each move's poll record are copied there at the end).
 set -euo pipefail
 case "${1:-}" in
 -h | --help)
@@ -44,6 +45,7 @@ CL_ARGS=(--workers 1 --set regions.log_keep_mb=1) # the default: cluster_lib kee
 BENCH_PIDS=()
 mv_cleanup() {
 	for p in ${BENCH_PIDS[@]+"${BENCH_PIDS[@]}"}; do kill -9 "$p" 2>/dev/null || true; done
+	[ -z "${KEEP:-}" ] || cp "$SL_DIR"/*.log "$SL_DIR"/*.json "$KEEP"/ 2>/dev/null || true
 	cl_cleanup
 }
 trap mv_cleanup EXIT
@@ -121,8 +123,8 @@ for run in $(seq 1 "$RUNS"); do
 		t = s["caught_up"]
 		get = lambda k: "%.1f" % s[k] if k in s else "-"
 		cells = [run, "{:,}".format(img), "%.1f s" % t, "%.0f" % (img / 1e6 / t) if img else "-",
-		         get("up"), get("export"), get("transfer"), get("installed"),
-		         str(sent["snapshots_sent"]), "%d / %d" % (sent["snapshot_chunks_sent"], recv),
+		         get("up"), get("export"), get("transfer"), get("received"), get("installed"),
+		         "%d / %d" % (sent["snapshots_sent"], sent["leader_terms"]), "%d / %d" % (sent["snapshot_chunks_sent"], recv),
 		         "{:,} / {:,}".format(sent["snapshot_bytes_sent"], rbytes), str(m["silent_polls"])]
 		if before:
 		    cells += [before, during]
@@ -133,8 +135,8 @@ for run in $(seq 1 "$RUNS"); do
 	echo "run $run: $(cat "$SL_DIR/move$run.json")" >&2
 	CL_REJOIN=0
 done
-hdr="| run | region image bytes | caught up | MB/s | up | image ready | transfer begins | installed | transfers started | chunks sent / received | bytes sent / received | polls unanswered |"
-sep="|---|---|---|---|---|---|---|---|---|---|---|---|"
+hdr="| run | region image bytes | caught up | MB/s | up | image ready | transfer begins | image received | installed | transfers / leader changes | chunks sent / received | bytes sent / received | polls unanswered |"
+sep="|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 if [ "$LIGHT_S" -gt 0 ]; then
 	hdr="$hdr light load p99 / max, before | during |"
 	sep="$sep---|---|"

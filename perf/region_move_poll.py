@@ -10,6 +10,8 @@ stamped with the poll that first read them, so within 100 ms):
   up           the node answers on its ctl socket
   export       the leader logged a full image of the region ready for peers
   transfer     the leader's view of the follower is in state "snapshot"
+  received     the leader saw every chunk acknowledged but its window (or the state
+               left "snapshot"): the image is on the node
   installed    the node logged the snapshot installed
   caught_up    applied >= the leader's commit for every region
   rejoined     the node logged that every region caught up and votes again
@@ -27,7 +29,11 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
                                 "integration"))
 from sltest import ctl  # noqa: E402
 
-SENT = ("snapshots_sent", "snapshot_chunks_sent", "snapshot_bytes_sent")
+# the image bytes a leader keeps in flight beyond the follower's acknowledgement (raft's
+# SNAP_WINDOW chunks of one message of about 270 KB each): all of it is sent at this point
+CHUNKS_AHEAD = 4 * 270000
+SENT = ("snapshots_sent", "snapshot_chunks_sent", "snapshot_bytes_sent", "leader_terms",
+        "check_quorum_stepdowns", "transfers")
 
 
 def regions(sock):
@@ -88,6 +94,9 @@ def main():
     installed_bytes = []
     export_bytes = []
     follower = {}
+    # changes of a leader's view of the follower: [t, region, leader, state, acked], the
+    # last acked offset seen in that state updated in place
+    trace = []
     others = {}  # the other nodes' regions, last seen
     silent_polls = polls = 0
     patterns = [("export", re.compile(r"full image at index \d+ \((\d+) bytes\) ready for peers")),
@@ -126,6 +135,17 @@ def main():
                 for f in r.get("consensus", {}).get("followers", []):
                     if f["node"] == a.node:
                         follower[r["id"]] = f
+                        acked = f.get("snapshot_acked", 0)
+                        view = [r["id"], i + 1, f["state"]]
+                        # a new state, or the transfer went back (a restart)
+                        if not trace or trace[-1][1:4] != view or acked < trace[-1][4]:
+                            trace.append([round(time.time() - a.t0, 2)] + view + [acked])
+                        trace[-1][4] = acked
+                        if f["state"] == "snapshot" and \
+                                acked + CHUNKS_AHEAD >= f.get("snapshot_bytes", 0):
+                            at("received")
+                        elif f["state"] != "snapshot" and "transfer" in steps:
+                            at("received")
                         if f["state"] == "snapshot":
                             at("transfer")
         mine = regions(socks[me])
@@ -140,7 +160,7 @@ def main():
                 if "rejoined" in steps or not any(r["rejoining"] for r in want):
                     out = {"ok": True, "steps": steps, "image_bytes": installed_bytes,
                            "export_bytes": export_bytes, "polls": polls,
-                           "silent_polls": silent_polls,
+                           "silent_polls": silent_polls, "trace": trace,
                            "regions": [{k: r[k] for k in ("id", "points", "series", "bytes",
                                                           "applied_index", "snapshot_index")}
                                        for r in want],
@@ -151,7 +171,8 @@ def main():
                     return 0
         time.sleep(0.1)
     print(json.dumps({"ok": False, "steps": steps, "image_bytes": installed_bytes,
-                      "polls": polls, "silent_polls": silent_polls, "follower": follower}))
+                      "polls": polls, "silent_polls": silent_polls, "follower": follower,
+                      "trace": trace}))
     return 1
 
 
