@@ -23,7 +23,7 @@
 #
 # Environment: TARGET_MB, RUNS, REGIONS, SERIES (1000), BATCH (4000), LIGHT_S,
 # MOVE_TIMEOUT, LOAD_TIMEOUT (1800 s for the load), KEEP=DIR (an existing directory: the
-# node logs and each move's poll record are copied there at the end).
+# node logs, each move's poll record and the nodes' stats are copied there at the end).
 set -euo pipefail
 case "${1:-}" in
 -h | --help)
@@ -45,7 +45,12 @@ CL_ARGS=(--workers 1 --set regions.log_keep_mb=1) # the default: cluster_lib kee
 BENCH_PIDS=()
 mv_cleanup() {
 	for p in ${BENCH_PIDS[@]+"${BENCH_PIDS[@]}"}; do kill -9 "$p" 2>/dev/null || true; done
-	[ -z "${KEEP:-}" ] || cp "$SL_DIR"/*.log "$SL_DIR"/*.json "$KEEP"/ 2>/dev/null || true
+	if [ -n "${KEEP:-}" ]; then
+		for i in 1 2 3; do
+			[ "${CL_PIDS[$i]}" = 0 ] || "$CTL" --socket "$(cl_sock "$i")" --json stats >"$SL_DIR/stats$i.json" 2>/dev/null || true
+		done
+		cp "$SL_DIR"/*.log "$SL_DIR"/*.json "$KEEP"/ 2>/dev/null || true
+	fi
 	cl_cleanup
 }
 trap mv_cleanup EXIT
