@@ -22,7 +22,8 @@
 # everything it starts is stopped by PID and removed on exit, also on failure.
 #
 # Environment: TARGET_MB, RUNS, REGIONS, SERIES (1000), BATCH (4000), LIGHT_S,
-# MOVE_TIMEOUT, LOAD_TIMEOUT (1800 s for the load), KEEP=DIR (an existing directory: the
+# MOVE_TIMEOUT, LOAD_TIMEOUT (1800 s for the load), LOG_KEEP_MB (1, the default),
+# KEEP=DIR (an existing directory: the
 # node logs, each move's poll record and the nodes' stats are copied there at the end).
 set -euo pipefail
 case "${1:-}" in
@@ -39,7 +40,8 @@ LOAD_TIMEOUT=${LOAD_TIMEOUT:-1800}
 SLUICED=$B/ctl/sluiced BENCH=$B/perf/sluice-bench
 [ -x "$SLUICED" ] && [ -x "$BENCH" ] || { echo "region_move: build $B first"; exit 1; }
 NAME=rmv$$
-CL_ARGS=(--workers 1 --set regions.log_keep_mb=1) # the default: cluster_lib keeps 64
+# [regions] log_keep_mb: the default (1) unless LOG_KEEP_MB says (cluster_lib's is 64)
+CL_ARGS=(--workers 1 --set regions.log_keep_mb="${LOG_KEEP_MB:-1}")
 . "$SRC/tests/integration/lib.sh"
 . "$SRC/tests/integration/cluster_lib.sh"
 BENCH_PIDS=()
@@ -91,9 +93,9 @@ rows=()
 for run in $(seq 1 "$RUNS"); do
 	before=
 	if [ "$LIGHT_S" -gt 0 ]; then
-		light "$SL_DIR/light-before.json"
+		light "$SL_DIR/light-before$run.json"
 		wait "${BENCH_PIDS[-1]}" || true
-		before=$(lat "$SL_DIR/light-before.json")
+		before=$(lat "$SL_DIR/light-before$run.json")
 	fi
 	base=$(python3 "$SRC/perf/region_move_poll.py" --counters --node 3 \
 		--socks "$(cl_sock 1),$(cl_sock 2),$(cl_sock 3)")
@@ -103,7 +105,7 @@ for run in $(seq 1 "$RUNS"); do
 	offs=$(for i in 1 2 3; do stat -c %s "$SL_DIR/node$i.log" 2>/dev/null || echo 0; done | paste -sd,)
 	CL_REJOIN=3
 	t0=$(date +%s.%N)
-	[ "$LIGHT_S" -gt 0 ] && light "$SL_DIR/light-during.json"
+	[ "$LIGHT_S" -gt 0 ] && light "$SL_DIR/light-during$run.json"
 	cl_start 3
 	python3 "$SRC/perf/region_move_poll.py" --node 3 --t0 "$t0" --base "$base" \
 		--socks "$(cl_sock 1),$(cl_sock 2),$(cl_sock 3)" \
@@ -113,7 +115,7 @@ for run in $(seq 1 "$RUNS"); do
 	during=
 	if [ "$LIGHT_S" -gt 0 ]; then
 		wait "${BENCH_PIDS[-1]}" || true
-		during=$(lat "$SL_DIR/light-during.json")
+		during=$(lat "$SL_DIR/light-during$run.json")
 	fi
 	row=$(python3 - "$SL_DIR/move$run.json" "$run" "$before" "$during" <<-'EOF'
 		import json, sys
