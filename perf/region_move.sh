@@ -22,9 +22,10 @@
 # everything it starts is stopped by PID and removed on exit, also on failure.
 #
 # Environment: TARGET_MB, RUNS, REGIONS, SERIES (1000), BATCH (4000), LIGHT_S,
-# MOVE_TIMEOUT, LOAD_TIMEOUT (1800 s for the load), LOG_KEEP_MB (1, the default),
-# KEEP=DIR (an existing directory: the
-# node logs, each move's poll record and the nodes' stats are copied there at the end).
+# MOVE_TIMEOUT, LOAD_TIMEOUT (1800 s for the load), LOG_KEEP_MB ([regions] log_keep_mb:
+# 1, the default), KEEP=DIR (an existing directory: the node logs, each move's poll
+# record and the nodes' stats are copied there at the end). Exits 1 when the load falls
+# short of TARGET_MB or node 3 does not catch up within MOVE_TIMEOUT.
 set -euo pipefail
 case "${1:-}" in
 -h | --help)
