@@ -1028,6 +1028,7 @@ static bool send_snapshot(struct raft *s, struct progress *p)
 		p->snap_any = true;
 		p->probe_sent_ns = s->now;
 		s->st.snapshot_chunks_sent++;
+		s->st.snapshot_bytes_sent += len;
 		sent = true;
 	}
 	return sent;
@@ -1433,6 +1434,7 @@ static void on_snapshot(struct raft *s, const struct sl_cons_msg *m, struct rd *
 		memcpy(s->rx_buf + off, data, dlen);
 	s->rx_next = off + dlen;
 	s->st.snapshot_chunks_received++;
+	s->st.snapshot_bytes_received += dlen;
 	if (s->rx_next < total) {
 		send_simple(s, m->from, M_SNAP_ACK, 0, s->term, sn.index, s->rx_next, 2);
 		return;

@@ -57,6 +57,8 @@ struct sl_raft_stats {
 	uint64_t truncations;	   /* conflicting suffixes cut */
 	uint64_t snapshots_sent, snapshots_installed;
 	uint64_t snapshot_chunks_sent, snapshot_chunks_received;
+	uint64_t snapshot_bytes_sent;	  /* image bytes in chunks sent, resent ones included */
+	uint64_t snapshot_bytes_received; /* image bytes of chunks taken in order */
 	uint64_t snapshot_chunks_refused; /* out of order or of another image: leader goes back */
 	uint64_t snapshots_refused;	  /* larger than max_snapshot_bytes, or no memory */
 	uint64_t transfers; /* TimeoutNow sent */

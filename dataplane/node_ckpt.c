@@ -1077,7 +1077,9 @@ int nd_region_log_snapshot(void *ctx, struct sl_cons_snapshot *out)
 			export_poll(r->wk, r);
 		return nd_ml_log_snapshot(r, out);
 	}
-	if (r->snapshot_index == 0)
+	/* no image yet: a peer can still be caught up by log while the log is read from
+	 * its start; once released ([regions] log_keep_mb), a checkpoint makes one (below) */
+	if (r->snapshot_index == 0 && sl_rlog_first_readable(&r->rlog) <= 1)
 		return -ENOENT;
 	uint64_t term = 0;
 	if (!kept_image_usable(r, &term) && r->wk != NULL) {

@@ -4,6 +4,18 @@
 #include "node_internal.h"
 #include "raft.h"
 
+/* Named counters, added to a json object in one go. */
+struct json_u64 {
+	const char *key;
+	uint64_t v;
+};
+
+static void json_add_u64s(struct json_object *o, const struct json_u64 *c, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		json_object_object_add(o, c[i].key, json_object_new_int64((int64_t)c[i].v));
+}
+
 /* A raft region: how its elections and transfers went (what an operator looks at when
  * leadership moves more than expected). */
 static void raft_region_json(struct region *r, struct json_object *o)
@@ -11,17 +23,22 @@ static void raft_region_json(struct region *r, struct json_object *o)
 	struct sl_raft_stats rs;
 	sl_raft_stats(sl_drv_instance(r->drv), &rs);
 	struct json_object *e = json_object_new_object();
-	json_object_object_add(e, "pre_votes", json_object_new_int64((int64_t)rs.pre_votes));
-	json_object_object_add(e, "elections", json_object_new_int64((int64_t)rs.elections));
-	json_object_object_add(e, "leader_terms", json_object_new_int64((int64_t)rs.leader_terms));
-	json_object_object_add(e, "check_quorum_stepdowns",
-			       json_object_new_int64((int64_t)rs.check_quorum_stepdowns));
-	json_object_object_add(e, "transfers", json_object_new_int64((int64_t)rs.transfers));
-	json_object_object_add(e, "appends_rejected",
-			       json_object_new_int64((int64_t)rs.appends_rejected));
-	json_object_object_add(e, "snapshots_sent", json_object_new_int64((int64_t)rs.snapshots_sent));
-	json_object_object_add(e, "snapshots_installed",
-			       json_object_new_int64((int64_t)rs.snapshots_installed));
+	const struct json_u64 counters[] = {
+		{"pre_votes", rs.pre_votes},
+		{"elections", rs.elections},
+		{"leader_terms", rs.leader_terms},
+		{"check_quorum_stepdowns", rs.check_quorum_stepdowns},
+		{"transfers", rs.transfers},
+		{"appends_rejected", rs.appends_rejected},
+		{"snapshots_sent", rs.snapshots_sent},
+		{"snapshots_installed", rs.snapshots_installed},
+		{"snapshot_chunks_sent", rs.snapshot_chunks_sent},
+		{"snapshot_chunks_received", rs.snapshot_chunks_received},
+		{"snapshot_chunks_refused", rs.snapshot_chunks_refused},
+		{"snapshot_bytes_sent", rs.snapshot_bytes_sent},
+		{"snapshot_bytes_received", rs.snapshot_bytes_received},
+	};
+	json_add_u64s(e, counters, sizeof(counters) / sizeof(counters[0]));
 	struct sl_raft_peer pr[SL_CONS_MAX_PEERS];
 	uint32_t np = sl_raft_peers(sl_drv_instance(r->drv), pr, SL_CONS_MAX_PEERS);
 	if (np > 0) { /* leading: how far each follower is */
@@ -87,20 +104,19 @@ static void ml_region_json(const struct sl_node *n, struct region *r, struct jso
 	json_object_object_add(o, "safe_delete_index",
 			       json_object_new_int64((int64_t)sl_ml_safe_delete(st)));
 	json_object_object_add(o, "retention_alarm", json_object_new_boolean(ms.retention_alarm));
-	json_object_object_add(o, "batches_sent", json_object_new_int64((int64_t)ms.batches_sent));
-	json_object_object_add(o, "retransmits", json_object_new_int64((int64_t)ms.retransmits));
-	json_object_object_add(o, "gap_batches", json_object_new_int64((int64_t)ms.gap_batches));
-	json_object_object_add(o, "msgs_bad", json_object_new_int64((int64_t)ms.msgs_bad));
-	json_object_object_add(o, "over_retention", json_object_new_int64((int64_t)ms.over_retention));
-	json_object_object_add(o, "snapshots_sent", json_object_new_int64((int64_t)ms.snapshots_sent));
-	json_object_object_add(o, "snapshots_merged",
-			       json_object_new_int64((int64_t)ms.snapshots_installed));
-	json_object_object_add(o, "snapshots_unavailable",
-			       json_object_new_int64((int64_t)ms.snapshots_unavailable));
-	json_object_object_add(o, "snapshot_chunks_sent",
-			       json_object_new_int64((int64_t)ms.snapshot_chunks_sent));
-	json_object_object_add(o, "snapshot_chunks_received",
-			       json_object_new_int64((int64_t)ms.snapshot_chunks_received));
+	const struct json_u64 counters[] = {
+		{"batches_sent", ms.batches_sent},
+		{"retransmits", ms.retransmits},
+		{"gap_batches", ms.gap_batches},
+		{"msgs_bad", ms.msgs_bad},
+		{"over_retention", ms.over_retention},
+		{"snapshots_sent", ms.snapshots_sent},
+		{"snapshots_merged", ms.snapshots_installed},
+		{"snapshots_unavailable", ms.snapshots_unavailable},
+		{"snapshot_chunks_sent", ms.snapshot_chunks_sent},
+		{"snapshot_chunks_received", ms.snapshot_chunks_received},
+	};
+	json_add_u64s(o, counters, sizeof(counters) / sizeof(counters[0]));
 }
 
 /* ---------------------------------------------------------------- ctl requests */

@@ -126,8 +126,6 @@ if [ -z "${ASAN_OPTIONS:-}" ]; then
 fi
 
 echo "== run C: node 3 loses its data dir and rejoins (--rejoin)"
-REJOIN_NODE=0
-cl_node_args() { [ "$1" = "$REJOIN_NODE" ] && echo --rejoin || true; }
 for i in 1 2 3; do cl_start "$i"; done
 cl_producers
 cl_wait_acks 150
@@ -135,7 +133,7 @@ cl_kill 3
 rm -rf "$SL_DIR/d3"
 echo "node 3 killed after $(cl_acks) acknowledged batches (producers: $(cl_prod_acks)); its data dir deleted"
 sleep 1
-REJOIN_NODE=3
+CL_REJOIN=3
 cl_start 3
 grep -q "rejoining:" "$SL_DIR/node3.log" || { echo "FAIL: node 3 did not start rejoining"; exit 1; }
 sl_wait_producers

@@ -16,8 +16,6 @@ NAME=clj$$
 CL_ARGS=(--set wal.checkpoint_mb=4 --set regions.log_keep_mb=1)
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/cluster_lib.sh"
-REJOIN_NODE=0
-cl_node_args() { [ "$1" = "$REJOIN_NODE" ] && echo --rejoin || true; }
 
 for i in 1 2 3; do cl_start "$i"; done
 cl_wait_leaders 1 0
@@ -34,7 +32,7 @@ for _ in $(seq 1 600); do
 done
 [ "$(cl_regions 1 "min(r['snapshot_index'] for r in rs) > 0")" = True ] ||
 	{ echo "FAIL: no checkpoint on every region of node 1 within 60 s"; exit 1; }
-REJOIN_NODE=3
+CL_REJOIN=3
 echo "[${SECONDS}s] every region of node 1 checkpointed; node 3 starts with --rejoin"
 cl_start 3
 grep -q "rejoining:" "$SL_DIR/node3.log" || { echo "FAIL: node 3 did not start rejoining"; cat "$SL_DIR/node3.log"; exit 1; }

@@ -744,6 +744,9 @@ static void test_snapshot_in_chunks(void **u)
 	assert_true(st.snapshot_chunks_refused > 0); /* chunks after a lost one */
 	assert_true(snap_lost >= 4 && snap_ack_seen >= 4);
 	assert_true(ls.snapshot_chunks_sent > st.snapshot_chunks_received);
+	/* every image byte taken once, in order; the lost chunks were sent again */
+	assert_int_equal(st.snapshot_bytes_received, 2900);
+	assert_true(ls.snapshot_bytes_sent > 2900);
 	assert_int_equal(c->n[f].lg.snap_len, 2900);
 	assert_memory_equal(c->n[f].lg.snap_data, img, 2900);
 	assert_int_equal(c->n[f].lg.snap_index, c->n[l].lg.snap_index);
