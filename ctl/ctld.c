@@ -369,6 +369,13 @@ static void duties(struct ctld *c, uint64_t now)
 
 /* Running leader moves end when the replicas report the target leading (done), when
  * the target is marked down, or after MOVE_TIMEOUT_MS (failed, with why). */
+/* The id of the next move this leader proposes: after the last applied and the last it
+ * proposed (a balancing move and an operator's may be in flight together). */
+static uint64_t next_move_id(const struct ctld *c)
+{
+	return (c->move_proposed_id > c->sm.n_moves ? c->move_proposed_id : c->sm.n_moves) + 1;
+}
+
 static void balance_duty(struct ctld *c, uint64_t now, uint64_t wall)
 {
 	uint32_t region = 0, to = 0;
@@ -383,7 +390,7 @@ static void balance_duty(struct ctld *c, uint64_t now, uint64_t wall)
 	uint32_t kind = (uint32_t)next - 1;
 	if (kind == SL_CTLD_MOVE_BALANCE)
 		c->balance_next_ns = now + (uint64_t)c->cfg.balance_interval_ms * 1000000ull;
-	uint64_t id = c->sm.n_moves + 1;
+	uint64_t id = next_move_id(c);
 	uint32_t from = c->sm.regions[region].observed;
 	if (propose(c, sl_ctld_cmd_balance(id, region, to, from, wall, kind)) != 0)
 		return;
@@ -406,6 +413,8 @@ static void move_duties(struct ctld *c, uint64_t now, uint64_t timeout)
 	for (uint64_t id = first; id <= c->sm.n_moves; id++) {
 		const struct sl_ctld_move *m = sl_ctld_move_get(&c->sm, id);
 		uint64_t *last = &c->move_end_proposed_ns[(id - 1) % SL_CTLD_MAX_MOVES];
+		if (m == NULL)
+			continue;
 		running = running || m->state == SL_CTLD_MOVE_RUNNING;
 		if (m->state != SL_CTLD_MOVE_RUNNING || now - *last < PROPOSE_RETRY_NS)
 			continue;
@@ -659,15 +668,11 @@ static int ctl_transfer_leader(struct ctld *c, struct json_object *args,
 		c->st.moves_refused++;
 		CTL_ERR(region < c->sm.n_regions ? SL_CTL_ERR_BAD_REQUEST : "not_found", "%s", err);
 	}
-	if (c->move_proposed_id > c->sm.n_moves && now - c->move_proposed_ns < PROPOSE_RETRY_NS) {
-		c->st.moves_refused++;
-		CTL_ERR("busy", "move %" PRIu64 " is being recorded; try again", c->move_proposed_id);
-	}
 	struct sl_ctld_observed ob;
 	if (sl_ctld_observe(&c->sm, c->soft, (uint32_t)region, now,
 			    (uint64_t)c->cfg.node_timeout_ms * 1000000ull, &ob) == 0)
 		ob.leader = c->sm.regions[region].observed;
-	uint64_t id = c->sm.n_moves + 1;
+	uint64_t id = next_move_id(c);
 	rc = propose(c, sl_ctld_cmd_transfer_leader(id, (uint32_t)region, (uint32_t)node,
 						    ob.leader, wall_ms()));
 	if (rc != 0) {

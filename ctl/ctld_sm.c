@@ -196,7 +196,8 @@ const struct sl_ctld_move *sl_ctld_move_get(const struct sl_ctld_sm *sm, uint64_
 {
 	if (id == 0 || id > sm->n_moves || sm->n_moves - id >= SL_CTLD_MAX_MOVES)
 		return NULL;
-	return &sm->moves[(id - 1) % SL_CTLD_MAX_MOVES];
+	const struct sl_ctld_move *m = &sm->moves[(id - 1) % SL_CTLD_MAX_MOVES];
+	return m->id == id ? m : NULL; /* an id whose proposal was lost leaves a gap */
 }
 
 /* ---------------------------------------------------------------- apply */
@@ -452,9 +453,11 @@ static int apply_transfer_leader(struct sl_ctld_sm *sm, struct json_object *cmd,
 	    !get_uint(cmd, "to", 0, UINT32_MAX, &to) || !get_uint(cmd, "from", 0, UINT32_MAX, &from) ||
 	    !get_uint(cmd, "at_ms", 0, INT64_MAX, &at))
 		REFUSE("transfer_leader: id, region, to, from and at_ms must be numbers");
-	if (id != sm->n_moves + 1) /* two leaders' proposals raced: the later one is stale */
-		REFUSE("transfer_leader: move %" PRIu64 " is not the next one (%" PRIu64 ")", id,
-		       sm->n_moves + 1);
+	/* ids only go up (one lost with its proposal leaves a gap); a proposal of an earlier
+	 * ctld leader that commits after a later one's is stale */
+	if (id <= sm->n_moves)
+		REFUSE("transfer_leader: move %" PRIu64 " is not after the last one (%" PRIu64 ")",
+		       id, sm->n_moves);
 	const char *kind = NULL;
 	struct json_object *kv = NULL;
 	if (json_object_object_get_ex(cmd, "kind", &kv) &&
@@ -466,8 +469,8 @@ static int apply_transfer_leader(struct sl_ctld_sm *sm, struct json_object *cmd,
 		return rc;
 	for (uint64_t k = sm->n_moves > SL_CTLD_MAX_MOVES ? sm->n_moves - SL_CTLD_MAX_MOVES + 1 : 1;
 	     k <= sm->n_moves; k++) {
-		struct sl_ctld_move *o = &sm->moves[(k - 1) % SL_CTLD_MAX_MOVES];
-		if (o->region == region && o->state == SL_CTLD_MOVE_RUNNING) {
+		struct sl_ctld_move *o = (struct sl_ctld_move *)sl_ctld_move_get(sm, k);
+		if (o != NULL && o->region == region && o->state == SL_CTLD_MOVE_RUNNING) {
 			o->state = SL_CTLD_MOVE_FAILED;
 			o->end_ms = at;
 			snprintf(o->why, sizeof(o->why), "superseded by move %" PRIu64, id);
@@ -745,6 +748,8 @@ struct json_object *sl_ctld_view_moves(const struct sl_ctld_sm *sm)
 	uint64_t first = sm->n_moves > SL_CTLD_MAX_MOVES ? sm->n_moves - SL_CTLD_MAX_MOVES + 1 : 1;
 	for (uint64_t id = first; id <= sm->n_moves; id++) {
 		const struct sl_ctld_move *m = sl_ctld_move_get(sm, id);
+		if (m == NULL)
+			continue;
 		struct json_object *o = json_object_new_object();
 		json_object_object_add(o, "id", json_object_new_int64((int64_t)m->id));
 		json_object_object_add(o, "kind", json_object_new_string(move_kind_name(m->kind)));
@@ -776,7 +781,7 @@ static bool held_by_operator(const struct sl_ctld_sm *sm, uint32_t region, uint6
 	uint64_t first = sm->n_moves > SL_CTLD_MAX_MOVES ? sm->n_moves - SL_CTLD_MAX_MOVES + 1 : 1;
 	for (uint64_t id = first; id <= sm->n_moves; id++) {
 		const struct sl_ctld_move *m = sl_ctld_move_get(sm, id);
-		if (m->region == region && m->kind == SL_CTLD_MOVE_OPERATOR &&
+		if (m != NULL && m->region == region && m->kind == SL_CTLD_MOVE_OPERATOR &&
 		    m->start_ms + SL_CTLD_OPERATOR_HOLD_MS > now_ms)
 			return true;
 	}

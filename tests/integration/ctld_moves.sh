@@ -2,7 +2,8 @@
 # ctld_moves.sh SLUICED CTLD PRODUCER VERIFY BENCH - leader moves through sluice-ctld
 # (`sluicectl region transfer-leader R NODE`) on three nodes under load: three shm
 # producers (one per node, every acknowledged batch logged) and sluice-bench on node 2.
-# Regions 0-1 raft, 2 multileader, 3 standalone (ctld's map). Checks: refusals with a
+# Regions 0-1 and 4-5 raft, 2 multileader, 3 standalone (ctld's map; 4-5 are never moved
+# by an operator here, so the balance always has regions it may move). Checks: refusals with a
 # clear error (a single-copy region, a node that is not a replica, an unknown region, a
 # ctld follower); a raft leader move ends "done" with every node seeing the new leader;
 # a multileader region's home moves; a move survives the ctld leader being SIGKILLed
@@ -15,11 +16,11 @@ set -euo pipefail
 SLUICED=$1 CTLD=$2 PRODUCER=$3 VERIFY=$4 BENCH=$5
 CTL=$(dirname "$SLUICED")/sluicectl
 POINTS=${POINTS:-$([ -n "${ASAN_OPTIONS:-}" ] && echo 30000 || echo 90000)} SERIES=30 BATCH=300
-NAME=mv$$ REGIONS=4 CL_PROTOCOLS=2:multileader,3:standalone
+NAME=mv$$ REGIONS=6 CL_PROTOCOLS=2:multileader,3:standalone
 . "$(dirname "$0")/lib.sh"
 DIR=$SL_DIR
 . "$(dirname "$0")/cluster_lib.sh"
-CTLD_REGIONS=4 CTLD_PROTOCOLS=$CL_PROTOCOLS CTLD_BALANCE_MS=1000
+CTLD_REGIONS=6 CTLD_PROTOCOLS=$CL_PROTOCOLS CTLD_BALANCE_MS=1000
 # a loaded host (or the sanitized build) may delay a heartbeat past 1.5 s: 3 s here
 CTLD_NODE_TIMEOUT_MS=3000
 . "$(dirname "$0")/ctld_lib.sh"
@@ -79,7 +80,7 @@ BENCH_PID=$!
 cl_wait_acks 10
 
 # leader balance: node 3 killed, its preferred regions go to nodes 1 and 2; back, it gets
-# its share again (one region here: three regions with copies over three nodes)
+# its share again (five regions with copies over three nodes)
 pref_of() { ql regions "sorted(x['preferred_leader'] for x in r['regions'] if len(x['replicas']) > 1).count($1)"; }
 no_move_running() { ql moves "all(m['state'] != 'running' for m in r['moves'])"; }
 spread_ok() { ql regions "(lambda c: max(c) - min(c) <= 1)([[x['preferred_leader'] for x in r['regions'] if len(x['replicas']) > 1].count(n) for n in (1, 2, 3)])"; }

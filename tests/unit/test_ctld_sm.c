@@ -262,7 +262,7 @@ static void test_transfer_leader(void **state)
 	assert_int_equal(apply_obj(sl_ctld_cmd_transfer_leader(1, 0, 3, 0, 5)), -EINVAL); /* 3 never joined */
 	assert_int_equal(apply_obj(sl_ctld_cmd_transfer_leader(1, 3, 1, 0, 5)), -EINVAL); /* one copy */
 	assert_int_equal(apply_obj(sl_ctld_cmd_transfer_leader(1, 4, 1, 0, 5)), -EINVAL); /* no region */
-	assert_int_equal(apply_obj(sl_ctld_cmd_transfer_leader(2, 0, to, 0, 5)), -EINVAL); /* not next */
+	assert_int_equal(apply_obj(sl_ctld_cmd_transfer_leader(0, 0, to, 0, 5)), -EINVAL); /* id 0 */
 	assert_int_equal(apply_obj(sl_ctld_cmd_move_end(1, true, "x", 6)), -EINVAL); /* no move */
 	assert_unchanged();
 	assert_int_equal(sl_ctld_check_transfer(&sm, 3, 1, err, sizeof(err)), -EINVAL);
@@ -282,6 +282,10 @@ static void test_transfer_leader(void **state)
 	assert_int_equal(apply_obj(sl_ctld_cmd_move_end(2, true, "node leads", 450)), 0);
 	assert_int_equal(sl_ctld_move_get(&sm, 2)->state, SL_CTLD_MOVE_DONE);
 	assert_int_equal(apply_obj(sl_ctld_cmd_move_end(2, false, "late", 500)), -EINVAL); /* ended */
+	/* an id at or below the last is a stale proposal (an earlier ctld leader's) */
+	snapshot_state();
+	assert_int_equal(apply_obj(sl_ctld_cmd_transfer_leader(2, 0, to, pref, 460)), -EINVAL);
+	assert_unchanged();
 	/* moving to the preferred leader again records a move, the map stays */
 	assert_int_equal(apply_obj(sl_ctld_cmd_transfer_leader(3, 0, pref, pref, 600)), 0);
 	assert_int_equal(sm.map_version, 3);
@@ -297,9 +301,14 @@ static void test_transfer_leader(void **state)
 		assert_int_equal(apply_obj(sl_ctld_cmd_transfer_leader(id, 1, 1 + id % 2, 0, 700)), 0);
 	assert_null(sl_ctld_move_get(&sm, 3));
 	assert_non_null(sl_ctld_move_get(&sm, 4));
+	/* a lost proposal leaves a gap in the ids: the next one applies, the gap has no move */
+	uint64_t last = sm.n_moves;
+	assert_int_equal(apply_obj(sl_ctld_cmd_transfer_leader(last + 2, 1, 2, 0, 800)), 0);
+	assert_null(sl_ctld_move_get(&sm, last + 1));
+	assert_non_null(sl_ctld_move_get(&sm, last + 2));
 	mv = sl_ctld_view_moves(&sm);
 	assert_true(json_object_object_get_ex(mv, "moves", &arr));
-	assert_int_equal(json_object_array_length(arr), SL_CTLD_MAX_MOVES);
+	assert_int_equal(json_object_array_length(arr), SL_CTLD_MAX_MOVES - 1); /* the gap */
 	json_object_put(mv);
 }
 
