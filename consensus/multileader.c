@@ -45,7 +45,7 @@ enum { M_BATCH = 1, M_STATE = 2, M_SNAP = 3, M_SNAP_ACK = 4, M_END };
  * vector is all it holds now, and batches of its stream come from a life that is gone */
 #define F_REJOIN 8u
 /* STATE: the ends the sender knows follow the vector: n x u64 by the same slots (0: not
- * known; its own only once its SEAL is durable) */
+ * known or not safe yet: end_told) */
 #define F_ENDS 16u
 #define F_REJECT 1u /* SNAP_ACK: a chunk not taken (a gap, another image): go back */
 #define F_BSEAL 1u  /* BATCH: its last entry is the origin's SEAL (the end of its stream) */
@@ -885,7 +885,8 @@ static int ml_propose(void *st, uint64_t pid, const uint8_t *data, uint32_t len)
 	return sl_ml_propose(st, pid, data, len, NULL);
 }
 
-/* This replica's SEAL: the end of its own stream, acked (pid != 0) once durable here. */
+/* This replica's SEAL: the end of its own stream, acked (pid != 0) once durable on a
+ * majority (then no single lost disk takes the end away). */
 static void append_seal(struct ml *s, uint64_t pid, const uint8_t *data, uint32_t len)
 {
 	uint64_t oidx = own_last(s) + 1;

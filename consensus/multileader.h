@@ -165,12 +165,12 @@ int sl_ml_snap_vec_get(const uint8_t *buf, uint32_t len, uint32_t *nodes, uint64
 		       uint32_t cap, uint32_t *n);
 
 /* Seal (sl_cons_ops.seal, any replica): this replica appends a SEAL entry to its own
- * stream (acked once durable here) and takes no write after it (-EROFS); its stream ends
+ * stream (acked once durable on a majority) and takes no write after it (-EROFS); its stream ends
  * there. Every replica that learns of a sealed stream (the SEAL entry in a batch, or a
  * peer's STATE listing the ends it knows) seals its own stream too (an empty SEAL, no
  * ack): writes it took before that are in the segment, later ones are refused. An end is
- * advertised only once its SEAL is durable at its origin, and the log is never compacted
- * past this replica's own SEAL (sl_ml_safe_delete), so a restart keeps the rule; a
+ * told to peers only once safe from one lost disk, and the log is never compacted past
+ * a SEAL entry (sl_ml_safe_delete), so a restart keeps the rule; a
  * replica that lost its disk learns its end back from its peers. status.sealed_index is
  * the local index by which this replica applied every stream up to its end: from then on
  * it holds the whole segment. -EALREADY: sealed already; -EBUSY: rejoining or a snapshot
