@@ -184,8 +184,10 @@ struct ml {
 	 * again, so that a restart finds the end in the log) */
 	uint64_t seal_local;
 	/* the first SEAL entry (of any origin) in the log: it is never compacted away, so a
-	 * restart finds every end this replica held */
+	 * restart finds every end this replica held; and, per origin, whether one is there
+	 * (an end learned from a STATE or with a snapshot is recorded: record_ends) */
 	uint64_t seal_first;
+	bool sealrec[MAXP];
 	struct sl_ml_stats st;
 };
 
@@ -683,6 +685,8 @@ static int recover(struct ml *s)
 			s->seal_local = i;
 		if (raw.type == SL_CONS_ENTRY_SEAL && s->seal_first == 0)
 			s->seal_first = i;
+		if (raw.type == SL_CONS_ENTRY_SEAL)
+			s->sealrec[sl] = true;
 		if ((uint32_t)sl == s->me) {
 			if (!own_seen)
 				s->own_floor = e.origin_index - 1;
@@ -809,6 +813,8 @@ static void append(struct ml *s, uint32_t slot, uint64_t oidx, uint64_t hlc, uin
 	uint64_t local = ++s->last_index;
 	if (type == SL_CONS_ENTRY_SEAL && s->seal_first == 0)
 		s->seal_first = local;
+	if (type == SL_CONS_ENTRY_SEAL)
+		s->sealrec[slot] = true;
 	s->ob[s->ob_n++] = (struct sl_cons_entry){
 	    .term = 1, .index = local, .proposal_id = pid, .type = type,
 	    .len = SL_ML_ENTRY_HDR + len, .data = p, .origin = s->ids[slot], .origin_index = oidx,
@@ -902,17 +908,23 @@ static void append_seal(struct ml *s, uint64_t pid, const uint8_t *data, uint32_
 	s->dirty = true;
 }
 
-/* A replica whose stream came back through a snapshot (a lost disk) learns its end from
- * its peers: it records its SEAL again, at the same origin index (the same entry as far as
- * its peers go), once it holds its stream up to there. */
-static void rerecord_seal(struct ml *s)
+/* An end known here without its SEAL entry in the log (learned from a STATE, or the
+ * stream came in a snapshot: its own after a lost disk too) lives in memory only, and a
+ * restart of every replica that knows it would forget it: once the stream is here up to
+ * its end, the SEAL is recorded in the log, at the same origin index (the same entry as
+ * far as peers go; handed out for apply as a no-op). */
+static void record_ends(struct ml *s)
 {
-	uint64_t end = s->end[s->me];
-	if (end == 0 || s->seal_local != 0 || own_last(s) != end || !room_for(s, 0))
-		return;
-	append(s, s->me, end, hlc_next(s), 0, 0, NULL, 0, 0, SL_CONS_ENTRY_SEAL);
-	s->ring[end % s->ring_cap] = (struct own){s->last_index, s->now};
-	s->seal_local = s->last_index;
+	for (uint32_t o = 0; o < s->n; o++) {
+		uint64_t end = s->end[o];
+		if (end == 0 || s->sealrec[o] || s->recv[o] != end || !room_for(s, 0))
+			continue;
+		append(s, o, end, hlc_next(s), 0, 0, NULL, 0, 0, SL_CONS_ENTRY_SEAL);
+		if (o == s->me) {
+			s->ring[end % s->ring_cap] = (struct own){s->last_index, s->now};
+			s->seal_local = s->last_index;
+		}
+	}
 }
 
 static int ml_seal(void *st, uint64_t pid, const uint8_t *data, uint32_t len)
@@ -939,7 +951,7 @@ static void seal_if_due(struct ml *s)
 		return;
 	if (s->seal_due && s->end[s->me] == 0 && !s->rejoin && room_for(s, 0))
 		append_seal(s, 0, NULL, 0);
-	rerecord_seal(s);
+	record_ends(s);
 }
 
 /* Every stream applied up to its end: the whole segment is here (status.sealed_index). */
@@ -1778,6 +1790,8 @@ static void ml_ready(void *st, struct sl_cons_ready *rd)
 		if (nc > 0 && s->acap - aused < e.len)
 			break;
 		uint32_t eo = (uint32_t)slot_of(s, e.origin);
+		if (e.type == SL_CONS_ENTRY_SEAL && e.origin_index <= s->rd_vec[eo])
+			e.type = SL_CONS_ENTRY_NOOP; /* a record of an end applied already */
 		if (e.type == SL_CONS_ENTRY_NORMAL && s->end[eo] != 0 && e.origin_index > s->end[eo]) {
 			/* past its origin's SEAL (the rule makes it impossible): never applied */
 			s->st.past_seal++;

@@ -420,6 +420,9 @@ static void check_seal_apply(const struct rep *r, const struct sl_cons_entry *e)
 			     " (as n%u applied it)", r->id, e->origin, e->origin_index, e->origin, end,
 			     i + 1);
 	}
+	if (e->type == SL_CONS_ENTRY_SEAL && e->origin_index <= r->vec[e->origin])
+		fail("seal", "n%u applied n%u's SEAL at %" PRIu64 " again (its stream is applied up to "
+		     "%" PRIu64 ")", r->id, e->origin, e->origin_index, r->vec[e->origin]);
 	if (e->type == SL_CONS_ENTRY_SEAL)
 		S.end_by[r->id - 1][e->origin] = e->origin_index;
 }
