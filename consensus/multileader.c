@@ -44,7 +44,11 @@ enum { M_BATCH = 1, M_STATE = 2, M_SNAP = 3, M_SNAP_ACK = 4, M_END };
 /* STATE: the sender lost its disk and is rejoining (docs/multileader.md, "Rejoin"): its
  * vector is all it holds now, and batches of its stream come from a life that is gone */
 #define F_REJOIN 8u
+/* STATE: the ends the sender knows follow the vector: n x u64 by the same slots (0: not
+ * known or not safe yet: end_told) */
+#define F_ENDS 16u
 #define F_REJECT 1u /* SNAP_ACK: a chunk not taken (a gap, another image): go back */
+#define F_BSEAL 1u  /* BATCH: its last entry is the origin's SEAL (the end of its stream) */
 
 enum { RD_CAD = 1, RD_RYW = 2, RD_SYNC = 3 };
 
@@ -169,6 +173,21 @@ struct ml {
 	 * hold and it holds that much again (rejoin_check); rj_round: its first read round */
 	bool rejoin;
 	uint64_t rj_round, rj_next; /* rj_next: when to ask again under a new round */
+	/* seal: each origin's end (its SEAL's origin index; 0: not known), a peer's end
+	 * known while this stream is not sealed yet (seal it when possible), and the local
+	 * index by which every stream was applied up to its end (status.sealed_index) */
+	uint64_t end[MAXP];
+	bool seal_due;
+	uint64_t sealed_at;
+	/* local index of this replica's own SEAL in its log (0: not there: not sealed, or
+	 * its stream came back through a snapshot after a lost disk: then it is recorded
+	 * again, so that a restart finds the end in the log) */
+	uint64_t seal_local;
+	/* the first SEAL entry (of any origin) in the log: it is never compacted away, so a
+	 * restart finds every end this replica held; and, per origin, whether one is there
+	 * (an end learned from a STATE or with a snapshot is recorded: record_ends) */
+	uint64_t seal_first;
+	bool sealrec[MAXP];
 	struct sl_ml_stats st;
 };
 
@@ -327,6 +346,19 @@ static int snap_vec(const struct ml *s, const uint8_t *d, uint32_t len, uint64_t
 	return 0;
 }
 
+/* Origin sl's stream ends at oidx (its SEAL): learned from its batch, a STATE or the log. A
+ * different end than one known already is a peer's lie or bug: refused (false). */
+static bool note_end(struct ml *s, uint32_t sl, uint64_t oidx)
+{
+	if (s->end[sl] != 0)
+		return s->end[sl] == oidx;
+	s->end[sl] = oidx;
+	if (sl != s->me && s->end[s->me] == 0)
+		s->seal_due = true; /* the segment ends: this stream ends too */
+	s->dirty = true;
+	return true;
+}
+
 /* ---- own stream bookkeeping ---- */
 
 static uint64_t own_last(const struct ml *s) { return s->recv[s->me]; }
@@ -389,11 +421,31 @@ static void msg_finish(struct ml *s, uint32_t len)
 	s->n_msgs++;
 }
 
+static uint32_t copies(const struct ml *s, uint64_t oidx);
+
+/* The end of origin o this replica tells its peers: only one whose stream up to it is
+ * safe from any single lost disk, so that no replica waits for entries that are gone: its
+ * own once its SEAL is durable on a majority, another's once held durably here. */
+static uint64_t end_told(const struct ml *s, uint32_t o)
+{
+	uint64_t e = s->end[o];
+	if (e == 0)
+		return 0;
+	if (o == s->me)
+		return copies(s, e) >= s->n / 2 + 1 ? e : 0;
+	return s->dur[o] >= e ? e : 0;
+}
+
 static void send_state(struct ml *s, uint32_t sl, uint16_t flags, uint64_t echo)
 {
 	uint32_t len = STATE_HDR + 12u * s->n;
 	if (s->rejoin)
 		flags |= F_REJOIN;
+	for (uint32_t o = 0; o < s->n && !(flags & F_ENDS); o++)
+		if (end_told(s, o) != 0) {
+			flags |= F_ENDS;
+			len += 8u * s->n;
+		}
 	uint8_t *p = msg_start(s, s->ids[sl], len, M_STATE, flags);
 	if (p == NULL)
 		return;
@@ -405,6 +457,8 @@ static void send_state(struct ml *s, uint32_t sl, uint16_t flags, uint64_t echo)
 		sl_put_u32(p + STATE_HDR + 12 * i, s->ids[i]);
 		sl_put_u64(p + STATE_HDR + 12 * i + 4, s->dur[i]);
 	}
+	for (uint32_t i = 0; (flags & F_ENDS) && i < s->n; i++)
+		sl_put_u64(p + STATE_HDR + 12 * s->n + 8 * i, end_told(s, i));
 	msg_finish(s, len);
 }
 
@@ -453,8 +507,9 @@ static bool ship_one(struct ml *s, uint32_t sl)
 	}
 	uint8_t *m = msg_start(s, s->ids[sl], cap, M_BATCH, 0);
 	uint32_t len = BATCH_HDR, n = 0, bytes = 0;
+	uint16_t bflags = 0;
 	uint64_t oi = p->cursor;
-	for (; oi <= logged_last && n < s->o.max_batch_entries; oi++) {
+	for (; oi <= logged_last && n < s->o.max_batch_entries && !bflags; oi++) {
 		struct sl_cons_entry raw, e;
 		uint64_t local = s->ring[oi % s->ring_cap].local;
 		if (s->log->entry(s->log->ctx, local, &raw) != 0 || ehdr_get(&raw, &e) != 0 ||
@@ -475,7 +530,10 @@ static bool ship_one(struct ml *s, uint32_t sl)
 		len += BENT_HDR + e.len;
 		bytes += e.len;
 		n++;
+		if (raw.type == SL_CONS_ENTRY_SEAL)
+			bflags = F_BSEAL; /* the end of this stream: the batch ends with it */
 	}
+	sl_put_u16(m + 2, bflags);
 	sl_put_u64(m + HDR, p->cursor);
 	sl_put_u32(m + HDR + 8, n);
 	sl_put_u32(m + HDR + 12, s->self);
@@ -608,10 +666,9 @@ static int recover(struct ml *s)
 		first = 1;
 	uint64_t vec[MAXP] = {0};
 	struct sl_cons_snapshot sn;
-	if (l->snapshot != NULL && l->snapshot(l->ctx, &sn) == 0 && sn.len > 0) {
-		if (snap_vec(s, sn.data, sn.len, vec) != 0)
-			return -EBADMSG;
-	}
+	bool have_snap = l->snapshot != NULL && l->snapshot(l->ctx, &sn) == 0 && sn.len > 0;
+	if (have_snap && snap_vec(s, sn.data, sn.len, vec) != 0)
+		return -EBADMSG;
 	bool own_seen = false;
 	for (uint64_t i = first; i <= last; i++) {
 		struct sl_cons_entry raw, e;
@@ -622,6 +679,14 @@ static int recover(struct ml *s)
 			return -EBADMSG;
 		vec[sl] = max64(vec[sl], e.origin_index);
 		s->hlc = max64(s->hlc, e.hlc);
+		if (raw.type == SL_CONS_ENTRY_SEAL && !note_end(s, (uint32_t)sl, e.origin_index))
+			return -EBADMSG; /* two ends of one stream: not a log of this protocol */
+		if (raw.type == SL_CONS_ENTRY_SEAL && (uint32_t)sl == s->me)
+			s->seal_local = i;
+		if (raw.type == SL_CONS_ENTRY_SEAL && s->seal_first == 0)
+			s->seal_first = i;
+		if (raw.type == SL_CONS_ENTRY_SEAL)
+			s->sealrec[sl] = true;
 		if ((uint32_t)sl == s->me) {
 			if (!own_seen)
 				s->own_floor = e.origin_index - 1;
@@ -633,10 +698,13 @@ static int recover(struct ml *s)
 	memcpy(s->dur, vec, sizeof(vec));
 	if (!own_seen)
 		s->own_floor = vec[s->me];
+	s->seal_due = s->seal_due && s->end[s->me] == 0;
 	s->last_index = s->logged_index = s->durable_index = last;
 	s->applied_index = first - 1; /* the recovered entries go out again for apply */
+	/* the state the caller restored: the snapshot's vector, also when the snapshot is a
+	 * merge taken at the log's end (first == 1 after a lost disk: the log was kept) */
 	memset(s->applied, 0, sizeof(s->applied));
-	if (first > 1) /* the state the caller restored: the snapshot's vector */
+	if (have_snap)
 		snap_vec(s, sn.data, sn.len, s->applied);
 	return 0;
 }
@@ -735,7 +803,7 @@ static bool room_for(const struct ml *s, uint32_t len)
 
 /* Append one entry to the local log (outbox to persist); the caller checked room_for. */
 static void append(struct ml *s, uint32_t slot, uint64_t oidx, uint64_t hlc, uint64_t session,
-		   uint64_t seq, const uint8_t *d, uint32_t len, uint64_t pid)
+		   uint64_t seq, const uint8_t *d, uint32_t len, uint64_t pid, uint32_t type)
 {
 	uint8_t *p = s->pbuf + s->pused;
 	ehdr_put(p, s->ids[slot], oidx, hlc, session, seq);
@@ -743,8 +811,12 @@ static void append(struct ml *s, uint32_t slot, uint64_t oidx, uint64_t hlc, uin
 		memcpy(p + SL_ML_ENTRY_HDR, d, len);
 	s->pused += SL_ML_ENTRY_HDR + len;
 	uint64_t local = ++s->last_index;
+	if (type == SL_CONS_ENTRY_SEAL && s->seal_first == 0)
+		s->seal_first = local;
+	if (type == SL_CONS_ENTRY_SEAL)
+		s->sealrec[slot] = true;
 	s->ob[s->ob_n++] = (struct sl_cons_entry){
-	    .term = 1, .index = local, .proposal_id = pid, .type = SL_CONS_ENTRY_NORMAL,
+	    .term = 1, .index = local, .proposal_id = pid, .type = type,
 	    .len = SL_ML_ENTRY_HDR + len, .data = p, .origin = s->ids[slot], .origin_index = oidx,
 	    .hlc = hlc, .session = session, .session_seq = seq};
 	s->ud[(s->ud_head + s->ud_len++) % s->o.max_undurable] = (struct undur){local, oidx, slot};
@@ -785,6 +857,13 @@ int sl_ml_propose(void *st, uint64_t pid, const uint8_t *data, uint32_t len,
 		return -EINVAL;
 	if (len > s->o.max_entry_bytes)
 		return -EMSGSIZE;
+#ifndef SL_MUTATION_ML_SEAL_LATE
+	if (s->end[s->me] != 0 || s->seal_due) {
+		/* the segment ends: a write now belongs to the next one */
+		s->st.seal_refused++;
+		return -EROFS;
+	}
+#endif /* else deliberate bug: writes go on after this replica's SEAL */
 	if (s->rejoin) {
 		s->st.rejoin_refused++;
 		return -EBUSY; /* its next origin index is not known yet (rejoin_check) */
@@ -798,7 +877,7 @@ int sl_ml_propose(void *st, uint64_t pid, const uint8_t *data, uint32_t len,
 	uint64_t oidx = own_last(s) + 1;
 	uint64_t hlc = hlc_next(s);
 	append(s, s->me, oidx, hlc, prop ? prop->session : 0, prop ? prop->session_seq : 0, data,
-	       len, pid);
+	       len, pid, SL_CONS_ENTRY_NORMAL);
 	s->ring[oidx % s->ring_cap] = (struct own){s->last_index, s->now};
 	s->pend[(s->p_head + s->p_len++) % s->o.max_pending] =
 		(struct pend){pid, oidx, s->last_index, k, false};
@@ -812,6 +891,80 @@ static int ml_propose(void *st, uint64_t pid, const uint8_t *data, uint32_t len)
 	return sl_ml_propose(st, pid, data, len, NULL);
 }
 
+/* This replica's SEAL: the end of its own stream, acked (pid != 0) once durable on a
+ * majority (then no single lost disk takes the end away). */
+static void append_seal(struct ml *s, uint64_t pid, const uint8_t *data, uint32_t len)
+{
+	uint64_t oidx = own_last(s) + 1;
+	append(s, s->me, oidx, hlc_next(s), 0, 0, data, len, pid, SL_CONS_ENTRY_SEAL);
+	s->ring[oidx % s->ring_cap] = (struct own){s->last_index, s->now};
+	if (pid != 0)
+		s->pend[(s->p_head + s->p_len++) % s->o.max_pending] =
+			(struct pend){pid, oidx, s->last_index, s->n / 2 + 1, false};
+	s->end[s->me] = oidx;
+	s->seal_local = s->last_index;
+	s->seal_due = false;
+	s->st.seals++;
+	s->dirty = true;
+}
+
+/* An end known here without its SEAL entry in the log (learned from a STATE, or the
+ * stream came in a snapshot: its own after a lost disk too) lives in memory only, and a
+ * restart of every replica that knows it would forget it: once the stream is here up to
+ * its end, the SEAL is recorded in the log, at the same origin index (the same entry as
+ * far as peers go; handed out for apply as a no-op). */
+static void record_ends(struct ml *s)
+{
+	for (uint32_t o = 0; o < s->n; o++) {
+		uint64_t end = s->end[o];
+		if (end == 0 || s->sealrec[o] || s->recv[o] != end || !room_for(s, 0))
+			continue;
+		append(s, o, end, hlc_next(s), 0, 0, NULL, 0, 0, SL_CONS_ENTRY_SEAL);
+		if (o == s->me) {
+			s->ring[end % s->ring_cap] = (struct own){s->last_index, s->now};
+			s->seal_local = s->last_index;
+		}
+	}
+}
+
+static int ml_seal(void *st, uint64_t pid, const uint8_t *data, uint32_t len)
+{
+	struct ml *s = st;
+	if (s->failed)
+		return -EIO;
+	if (s->end[s->me] != 0)
+		return -EALREADY;
+	if (len > s->o.max_entry_bytes)
+		return -EMSGSIZE;
+	if (s->rejoin || s->snap_pending)
+		return -EBUSY; /* its next origin index is not known / a snapshot settles */
+	if (s->p_len == s->o.max_pending || !room_for(s, len))
+		return -ENOBUFS;
+	append_seal(s, pid, data, len);
+	return 0;
+}
+
+/* A peer's stream ended: this one ends too, as soon as it can append (an empty SEAL). */
+static void seal_if_due(struct ml *s)
+{
+	if (s->failed || s->snap_pending)
+		return;
+	if (s->seal_due && s->end[s->me] == 0 && !s->rejoin && room_for(s, 0))
+		append_seal(s, 0, NULL, 0);
+	record_ends(s);
+}
+
+/* Every stream applied up to its end: the whole segment is here (status.sealed_index). */
+static void check_sealed(struct ml *s)
+{
+	if (s->sealed_at != 0)
+		return;
+	for (uint32_t o = 0; o < s->n; o++)
+		if (s->end[o] == 0 || s->applied[o] < s->end[o])
+			return;
+	s->sealed_at = max64(s->applied_index, 1);
+}
+
 uint64_t sl_ml_last_own(void *st) { return own_last(st); }
 
 /* ---- messages from peers ---- */
@@ -822,7 +975,7 @@ static int bad(struct ml *s)
 	return -EBADMSG;
 }
 
-static int on_batch(struct ml *s, uint32_t from, const uint8_t *b, uint32_t len)
+static int on_batch(struct ml *s, uint32_t from, uint16_t flags, const uint8_t *b, uint32_t len)
 {
 	if (len < BATCH_HDR)
 		return bad(s);
@@ -844,6 +997,12 @@ static int on_batch(struct ml *s, uint32_t from, const uint8_t *b, uint32_t len)
 		off += BENT_HDR + el;
 	}
 	if (off != len)
+		return bad(s);
+	/* a batch ending with the origin's SEAL says so (F_BSEAL); its end is one index */
+	uint64_t last_oi = first + n - 1, end = s->end[from];
+	bool bseal = (flags & F_BSEAL) != 0;
+	if ((bseal && end != 0 && last_oi != end) ||
+	    (!bseal && end != 0 && first <= end && last_oi >= end))
 		return bad(s);
 	s->st.batches_received++;
 	if (s->pr[from].rejoining) {
@@ -880,14 +1039,21 @@ static int on_batch(struct ml *s, uint32_t from, const uint8_t *b, uint32_t len)
 		uint64_t hlc = sl_get_u64(b + off);
 		uint32_t el = sl_get_u32(b + off + 24);
 		uint64_t oi = first + i;
+		bool seal = bseal && oi == last_oi;
 		if (oi < ne) {
 			s->st.stale_entries++;
+		} else if (end != 0 && oi > end) {
+			s->st.past_end_dropped += n - i; /* past the end of its stream: never taken */
+			break;
 		} else if (!room_for(s, el)) {
 			s->st.busy_dropped += n - i; /* the sender resends from what we ack */
 			break;
 		} else {
 			append(s, from, oi, hlc, sl_get_u64(b + off + 8), sl_get_u64(b + off + 16),
-			       b + off + BENT_HDR, el, 0);
+			       b + off + BENT_HDR, el, 0,
+			       seal ? SL_CONS_ENTRY_SEAL : SL_CONS_ENTRY_NORMAL);
+			if (seal)
+				note_end(s, from, oi);
 			s->hlc = max64(s->hlc, hlc);
 			s->st.entries_applied_remote++;
 		}
@@ -924,6 +1090,10 @@ static void rejoin_check(struct ml *s)
 	}
 	if (answers < need || own_last(s) < fence || behind)
 		return;
+	/* its stream's end, learned from its peers, is in its own log durably first: a
+	 * restart then still refuses writes (seal_if_due records it) */
+	if (s->end[s->me] != 0 && (s->seal_local == 0 || s->durable_index < s->seal_local))
+		return;
 	s->rejoin = false;
 	for (uint32_t i = 0; i < s->n; i++)
 		if (i != s->me)
@@ -939,21 +1109,34 @@ static int on_state(struct ml *s, uint32_t from, uint16_t flags, const uint8_t *
 	uint64_t echo = sl_get_u64(b + HDR + 8);
 	uint64_t ne = sl_get_u64(b + HDR + 16);
 	uint32_t n = b[HDR + 24];
-	if (n > MAXP || len != STATE_HDR + 12u * n || ne == 0 || ne > PEER_VALUE_MAX ||
+	uint32_t want = STATE_HDR + ((flags & F_ENDS) ? 20u : 12u) * n;
+	if (n > MAXP || len != want || ne == 0 || ne > PEER_VALUE_MAX ||
 	    round > PEER_VALUE_MAX || echo > PEER_VALUE_MAX)
 		return bad(s);
-	uint64_t vec[MAXP] = {0};
+	uint64_t vec[MAXP] = {0}, ends[MAXP] = {0};
 	for (uint32_t i = 0; i < n; i++) {
 		int sl = slot_of(s, sl_get_u32(b + STATE_HDR + 12 * i));
 		uint64_t v = sl_get_u64(b + STATE_HDR + 12 * i + 4);
-		if (sl < 0 || v > PEER_VALUE_MAX)
+		uint64_t e = (flags & F_ENDS) ? sl_get_u64(b + STATE_HDR + 12 * n + 8 * i) : 0;
+		if (sl < 0 || v > PEER_VALUE_MAX || e > PEER_VALUE_MAX)
 			return bad(s);
 		vec[sl] = v;
+		ends[sl] = e;
 	}
+
 	/* it cannot hold more of this replica's stream than there is, except while this
 	 * replica rejoins: then its lost disk held more, and that is what it asks for */
 	if ((ne - 1 > own_last(s) && !s->rejoin) || vec[s->me] > ne - 1)
 		return bad(s);
+	/* the ends it knows: one that contradicts an end known here, or this replica's own
+	 * stream (more of it is here than that end), is refused and counted */
+	for (uint32_t o = 0; o < s->n; o++) {
+		if (ends[o] == 0)
+			continue;
+		bool mine_past = o == s->me && s->end[o] == 0 && own_last(s) > ends[o];
+		if (mine_past || !note_end(s, o, ends[o]))
+			s->st.msgs_bad++;
+	}
 	struct peer *p = &s->pr[from];
 	if (s->rejoin && (flags & F_RESP) && s->rj_round > 0 && echo >= s->rj_round &&
 	    echo <= s->round) {
@@ -1017,7 +1200,12 @@ static int on_state(struct ml *s, uint32_t from, uint16_t flags, const uint8_t *
 			p->in--;
 			p->rto = s->o.rto_ns;
 		}
-		if ((flags & F_NACK) && ne < p->cursor &&
+		/* a nack, or, once this stream is sealed and nothing is in flight that could
+		 * still fill it, a peer that lacks what was shipped to it (it lost received
+		 * entries that were not durable yet in a crash): a sealed stream sends no
+		 * more batches, so the gap that would bring the nack never shows */
+		bool lacks = (flags & F_NACK) || (p->in == 0 && s->end[s->me] != 0);
+		if (lacks && ne < p->cursor &&
 		    !(ne == p->nack_ne && s->now < p->nack_ns + p->rto)) {
 			p->cursor = ne; /* rewind: catch up from the log */
 			infl_clear(p);
@@ -1225,7 +1413,7 @@ static int ml_step(void *st, const struct sl_cons_msg *m)
 	int rc;
 	switch (m->buf[1]) {
 	case M_BATCH:
-		rc = on_batch(s, (uint32_t)from, m->buf, m->len);
+		rc = on_batch(s, (uint32_t)from, flags, m->buf, m->len);
 		break;
 	case M_STATE:
 		rc = on_state(s, (uint32_t)from, flags, m->buf, m->len);
@@ -1237,6 +1425,8 @@ static int ml_step(void *st, const struct sl_cons_msg *m)
 		rc = on_snap_ack(s, (uint32_t)from, flags, m->buf, m->len);
 		break;
 	}
+	seal_if_due(s);
+	check_sealed(s);
 	pump(s);
 	return rc;
 }
@@ -1303,6 +1493,7 @@ static void ml_tick(void *st, uint64_t now)
 	}
 	if (s->n_reads > 0)
 		s->dirty = true; /* timeouts */
+	seal_if_due(s);
 	pump(s);
 }
 
@@ -1598,6 +1789,15 @@ static void ml_ready(void *st, struct sl_cons_ready *rd)
 		}
 		if (nc > 0 && s->acap - aused < e.len)
 			break;
+		uint32_t eo = (uint32_t)slot_of(s, e.origin);
+		if (e.type == SL_CONS_ENTRY_SEAL && e.origin_index <= s->rd_vec[eo])
+			e.type = SL_CONS_ENTRY_NOOP; /* a record of an end applied already */
+		if (e.type == SL_CONS_ENTRY_NORMAL && s->end[eo] != 0 && e.origin_index > s->end[eo]) {
+			/* past its origin's SEAL (the rule makes it impossible): never applied */
+			s->st.past_seal++;
+			e.type = SL_CONS_ENTRY_NOOP;
+			e.len = 0;
+		}
 		if (e.len > 0) {
 			memcpy(s->abuf + aused, e.data, e.len);
 			e.data = s->abuf + aused;
@@ -1614,7 +1814,12 @@ static void ml_ready(void *st, struct sl_cons_ready *rd)
 	/* acks: applied here, and durable on as many replicas as the proposal asked */
 	for (uint32_t i = 0; i < s->p_len && !s->failed; i++) {
 		struct pend *p = &s->pend[(s->p_head + i) % s->o.max_pending];
-		if (!p->done && p->local <= s->rd_applied_to && copies(s, p->oidx) >= p->k) {
+		if (p->done || p->local > s->rd_applied_to)
+			continue;
+		if (s->end[s->me] != 0 && p->oidx > s->end[s->me]) {
+			s->acks[na++] = (struct sl_cons_ack){p->pid, 0, SL_CONS_ACK_SEALED};
+			p->done = true;
+		} else if (copies(s, p->oidx) >= p->k) {
 			s->acks[na++] = (struct sl_cons_ack){p->pid, p->local, SL_CONS_ACK_OK};
 			p->done = true;
 		}
@@ -1683,6 +1888,9 @@ static void ml_advance(void *st, const struct sl_cons_ready *rd)
 		memcpy(s->applied, s->rd_vec, sizeof(s->applied));
 	}
 	s->rd_snap = false;
+	check_sealed(s);
+	if (!s->failed)
+		seal_if_due(s);
 	pump(s);
 }
 
@@ -1698,6 +1906,7 @@ static void ml_status(void *st, struct sl_cons_status *o)
 	o->last_index = s->last_index;
 	o->durable_index = s->durable_index;
 	o->rejoining = s->rejoin;
+	o->sealed_index = s->sealed_at;
 }
 
 uint64_t sl_ml_safe_delete(void *st)
@@ -1714,6 +1923,9 @@ uint64_t sl_ml_safe_delete(void *st)
 			continue; /* has everything / beyond the log already (snapshot next) */
 		l = min64(l, s->ring[need % s->ring_cap].local - 1);
 	}
+	/* SEAL entries stay in the log: a restart finds the streams' ends there */
+	if (s->seal_first != 0)
+		l = min64(l, s->seal_first - 1);
 	return l;
 }
 
@@ -1745,7 +1957,8 @@ uint32_t sl_ml_origins(void *st, struct sl_ml_origin *out, uint32_t cap)
 	struct ml *s = st;
 	uint32_t n = 0;
 	for (uint32_t i = 0; i < s->n && n < cap; i++, n++)
-		out[n] = (struct sl_ml_origin){s->ids[i], s->recv[i], s->dur[i], s->applied[i]};
+		out[n] = (struct sl_ml_origin){s->ids[i], s->recv[i], s->dur[i], s->applied[i],
+					       s->end[i]};
 	return n;
 }
 
@@ -1763,4 +1976,5 @@ const struct sl_cons_ops sl_cons_multileader_ops = {
 	.advance = ml_advance,
 	.status = ml_status,
 	.read = ml_read,
+	.seal = ml_seal,
 };

@@ -78,6 +78,10 @@ struct sl_ml_stats {
 	 * replica knows its next origin index; batches of a rejoining peer's lost life
 	 * dropped; rejoining peers put on snapshot catch-up to get their own stream back */
 	uint64_t rejoin_refused, rejoin_batches_dropped, rejoin_snapshots;
+	/* seal: own stream sealed (a SEAL appended), proposals refused (-EROFS) after it,
+	 * peers' entries past their origin's end dropped, and committed writes past an
+	 * origin's end found at apply (handed out as no-ops; by the rule: never) */
+	uint64_t seals, seal_refused, past_end_dropped, past_seal;
 	bool retention_alarm; /* some peer is in 'needs snapshot' now */
 };
 
@@ -95,6 +99,7 @@ struct sl_ml_origin {
 	uint64_t received; /* contiguous prefix of its stream in the local log */
 	uint64_t durable;  /* ... durable here */
 	uint64_t applied;  /* ... applied here */
+	uint64_t end;	   /* its SEAL's index in its stream (0: not known sealed) */
 };
 
 /* Propose with a session and an ack level. Errors: -EINVAL (ack level above the group's
@@ -158,6 +163,18 @@ uint32_t sl_ml_snap_vec_put(uint8_t *buf, uint32_t cap, const uint32_t *nodes,
 			    const uint64_t *idx, uint32_t n);
 int sl_ml_snap_vec_get(const uint8_t *buf, uint32_t len, uint32_t *nodes, uint64_t *idx,
 		       uint32_t cap, uint32_t *n);
+
+/* Seal (sl_cons_ops.seal, any replica): this replica appends a SEAL entry to its own
+ * stream (acked once durable on a majority) and takes no write after it (-EROFS); its stream ends
+ * there. Every replica that learns of a sealed stream (the SEAL entry in a batch, or a
+ * peer's STATE listing the ends it knows) seals its own stream too (an empty SEAL, no
+ * ack): writes it took before that are in the segment, later ones are refused. An end is
+ * told to peers only once safe from one lost disk, and the log is never compacted past
+ * a SEAL entry (sl_ml_safe_delete), so a restart keeps the rule; a
+ * replica that lost its disk learns its end back from its peers. status.sealed_index is
+ * the local index by which this replica applied every stream up to its end: from then on
+ * it holds the whole segment. -EALREADY: sealed already; -EBUSY: rejoining or a snapshot
+ * pending (retry). docs/multileader.md, "Seal". */
 
 /* Bytes the protocol adds to each payload in the log (the origin header). */
 #define SL_ML_ENTRY_HDR 37u

@@ -5,6 +5,7 @@
  * replica that comes back with an empty disk in rejoin mode; an LWW key-value model and the
  * checkers of convergence, per-session order, durability per ack level, CAD monotonic
  * reads and retention. A seed reproduces a whole run. */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -40,6 +41,7 @@
 struct lent {
 	uint8_t *data;
 	uint32_t len;
+	uint32_t type; /* the entry type is part of what the WAL keeps (a SEAL) */
 	uint32_t origin;
 	uint64_t oidx;
 };
@@ -136,6 +138,13 @@ static struct {
 	uint64_t rejoins, rejoin_refused; /* rejoins completed; proposals refused meanwhile */
 	bool verbose;
 	bool disk_loss; /* --disk-loss */
+	/* --seal: when the harness starts sealing (a replica at a time, until all are), each
+	 * origin's end as each replica applied its SEAL (forgotten with a lost disk: a SEAL
+	 * only that disk held is gone like a level-1 write), and counters */
+	bool seal;
+	uint64_t seal_at;
+	uint64_t end_by[NR][NR + 1];
+	uint64_t seal_attempts, seal_refused, sealed_reps;
 } S;
 
 enum {
@@ -152,12 +161,12 @@ enum {
 static const char *const ft_names[FT_N] = {"drop", "duplicate", "delay/reorder",
 					   "partition one-way", "partition symmetric",
 					   "crash+restart", "peer dead for long", "disk lost, rejoin"};
-enum { CK_CONV, CK_SESSION, CK_DURABLE, CK_CAD, CK_RETENTION, CK_SYNC, CK_N };
+enum { CK_CONV, CK_SESSION, CK_DURABLE, CK_CAD, CK_RETENTION, CK_SYNC, CK_SEAL, CK_N };
 static const char *const ck_names[CK_N] = {
     "convergence (equal digests after heal)", "per-session order",
     "durability per ack level", "CAD reads monotonic and majority-durable",
     "retention (writes go on, WAL bounded)",
-    "sync reads show every write acked before them"};
+    "sync reads show every write acked before them", "seal (--seal): entries and acks checked"};
 
 static void fail(const char *checker, const char *fmt, ...)
 {
@@ -221,6 +230,7 @@ static int l_entry(void *c, uint64_t i, struct sl_cons_entry *o)
 	o->index = i;
 	o->len = e->len;
 	o->data = e->data;
+	o->type = e->type;
 	return 0;
 }
 static int l_snap(void *c, struct sl_cons_snapshot *o)
@@ -363,6 +373,7 @@ static int h_save_entry(void *ctx, const struct sl_cons_entry *e, uint64_t *pos)
 	SL_ASSERT(l->data != NULL);
 	memcpy(l->data, e->data, e->len);
 	l->len = e->len;
+	l->type = e->type;
 	l->origin = e->origin;
 	l->oidx = e->origin_index;
 	SL_ASSERT(e->origin >= 1 && e->origin <= NR);
@@ -392,10 +403,56 @@ static void h_send(void *ctx, const struct sl_cons_msg *m)
 	}
 }
 
+/* Seal checker at apply: (a) one end per origin stream, the same on every replica; (b) no
+ * write of a stream is applied past its end. */
+static void check_seal_apply(const struct rep *r, const struct sl_cons_entry *e)
+{
+	S.checks[CK_SEAL]++;
+	for (uint32_t i = 0; i < NR; i++) {
+		uint64_t end = S.end_by[i][e->origin];
+		if (end == 0)
+			continue;
+		if (e->type == SL_CONS_ENTRY_SEAL && end != e->origin_index)
+			fail("seal", "n%u applied n%u's SEAL at %" PRIu64 ", n%u at %" PRIu64, r->id,
+			     e->origin, e->origin_index, i + 1, end);
+		if (e->type == SL_CONS_ENTRY_NORMAL && e->origin_index > end)
+			fail("seal", "n%u applied write n%u/%" PRIu64 ", past n%u's SEAL at %" PRIu64
+			     " (as n%u applied it)", r->id, e->origin, e->origin_index, e->origin, end,
+			     i + 1);
+	}
+	if (e->type == SL_CONS_ENTRY_SEAL && e->origin_index <= r->vec[e->origin])
+		fail("seal", "n%u applied n%u's SEAL at %" PRIu64 " again (its stream is applied up to "
+		     "%" PRIu64 ")", r->id, e->origin, e->origin_index, r->vec[e->origin]);
+	if (e->type == SL_CONS_ENTRY_SEAL)
+		S.end_by[r->id - 1][e->origin] = e->origin_index;
+}
+
+/* The end of origin o's stream as some replica applied it (0: none did). */
+static uint64_t end_applied(uint32_t o)
+{
+	for (uint32_t i = 0; i < NR; i++)
+		if (S.end_by[i][o] != 0)
+			return S.end_by[i][o];
+	return 0;
+}
+
+/* This replica's own end as its protocol sees it (0: not sealed). */
+static uint64_t own_end(const struct rep *r)
+{
+	struct sl_ml_origin o[NR];
+	uint32_t n = sl_ml_origins(sl_drv_instance(r->drv), o, NR);
+	for (uint32_t i = 0; i < n; i++)
+		if (o[i].node == r->id)
+			return o[i].end;
+	return 0;
+}
+
 static void h_apply(void *ctx, const struct sl_cons_entry *e)
 {
 	struct rep *r = ctx;
 	SL_ASSERT(e->origin >= 1 && e->origin <= NR);
+	if (S.seal)
+		check_seal_apply(r, e);
 	r->vec[e->origin] = e->origin_index;
 	if (e->session >= 1 && e->session <= SESS) {
 		S.checks[CK_SESSION]++;
@@ -448,6 +505,9 @@ static void h_ack(void *ctx, const struct sl_cons_ack *a)
 	w->acked = true;
 	S.acks++;
 	w->ack_no = S.acks;
+	if (S.seal && end_applied(w->origin) != 0 && w->oidx >= end_applied(w->origin))
+		fail("seal", "write n%u/%" PRIu64 " acked OK, not below its origin's SEAL at %" PRIu64,
+		     w->origin, w->oidx, end_applied(w->origin));
 	/* durable on at least k replicas right now (each copy then survives any crash) */
 	uint32_t copies = durable_copies(w->origin, w->oidx);
 	S.checks[CK_DURABLE]++;
@@ -611,6 +671,7 @@ static void rep_lose_disk(struct rep *r)
 	for (uint32_t o = 1; o <= NR; o++)
 		if (r->dvec[o] > r->lost_dvec[o])
 			r->lost_dvec[o] = r->dvec[o];
+	memset(S.end_by[r->id - 1], 0, sizeof(S.end_by[0])); /* what it applied is gone */
 	log_truncate(r, r->first - 1);
 	r->first = 1;
 	r->last = r->synced = 0;
@@ -663,6 +724,9 @@ static void rep_step(struct rep *r)
 	sl_ml_stats(st, &b);
 	struct sl_cons_status cs;
 	sl_cons_multileader_ops.status(st, &cs);
+	if (S.seal && b.past_seal > 0)
+		fail("seal", "n%u found %" PRIu64 " committed write(s) past their origin's SEAL "
+		     "(the apply guard turned them into no-ops)", r->id, b.past_seal);
 	if (r->rejoin && !cs.rejoining) {
 		r->rejoin = false;
 		S.rejoins++;
@@ -761,8 +825,15 @@ static void client_step(void)
 		sl_put_u64(p + 4, S.writes + 1);
 		struct sl_ml_prop pr = {s, S.next_seq[s], 1 + (uint32_t)sim_below(&S.rng, 2)};
 		void *st = sl_drv_instance(r->drv);
-		if (sl_ml_propose(st, S.pid + 1, p, sizeof(p), &pr) != 0)
-			continue; /* a bound reached: the client backs off */
+		uint64_t end = S.seal ? own_end(r) : 0;
+		int rc = sl_ml_propose(st, S.pid + 1, p, sizeof(p), &pr);
+		if (rc == -EROFS)
+			S.seal_refused++;
+		if (rc == 0 && end != 0)
+			fail("seal", "n%u took a write (its index %" PRIu64 ") after its SEAL at %" PRIu64,
+			     r->id, sl_ml_last_own(st), end);
+		if (rc != 0)
+			continue; /* a bound reached, or sealed: the client backs off */
 		S.pid++;
 		S.writes++;
 		S.next_seq[s]++;
@@ -790,6 +861,22 @@ static void client_step(void)
 				S.n_rd++;
 		}
 	}
+}
+
+/* --seal: from seal_at on, every 20 ms the next replica in turn is asked to seal (it
+ * says -EALREADY once its stream is sealed, by this or by a peer's SEAL), until every
+ * replica reports the whole segment applied (status.sealed_index). */
+static void seal_step(void)
+{
+	if (!S.seal || S.now_ms < S.seal_at || S.now_ms % 20 != 0)
+		return;
+	struct rep *r = &S.r[(S.now_ms / 20) % NR];
+	if (!r->up)
+		return;
+	static const uint8_t epoch[8] = {'e', 'p', 'o', 'c', 'h', 0, 0, 2};
+	int rc = sl_drv_seal(r->drv, 0, epoch, sizeof(epoch));
+	S.seal_attempts += rc == 0;
+	trace("n%u seal: %d", r->id, rc);
 }
 
 static void deliver_step(void)
@@ -881,6 +968,48 @@ static void check_final(void)
 				     S.r[o - 1].vec[o]);
 }
 
+/* Seal, at the end: every replica has applied every stream exactly up to its end (the
+ * same ends everywhere, and the one any replica applied as a SEAL entry: a replica whose
+ * stream came back in a snapshot learns an end without applying it) and says so
+ * (status.sealed_index), and every acknowledged write lies below its origin's end. */
+static void check_seal_final(void)
+{
+	uint64_t ends[NR + 1] = {0};
+	for (uint32_t o = 1; o <= NR; o++)
+		ends[o] = end_applied(o);
+	for (uint32_t i = 0; i < NR && !S.fail[0]; i++) {
+		struct rep *r = &S.r[i];
+		void *st = sl_drv_instance(r->drv);
+		struct sl_cons_status cs;
+		sl_cons_multileader_ops.status(st, &cs);
+		struct sl_ml_origin o[NR];
+		uint32_t n = sl_ml_origins(st, o, NR);
+		if (cs.sealed_index == 0) {
+			fail("seal", "n%u never applied the whole segment (sealed_index 0; ends %" PRIu64
+			     "/%" PRIu64 "/%" PRIu64 "%s)", r->id, o[0].end, o[1].end, o[2].end,
+			     cs.rejoining ? ", still rejoining" : "");
+			return;
+		}
+		S.sealed_reps++;
+		for (uint32_t j = 0; j < n; j++) {
+			uint32_t node = o[j].node;
+			if (ends[node] == 0)
+				ends[node] = o[j].end; /* the first replica's, for the others */
+			if (o[j].end != ends[node] || r->vec[node] != o[j].end)
+				fail("seal", "n%u: n%u's stream ends at %" PRIu64 " (elsewhere: %" PRIu64
+				     "), applied up to %" PRIu64, r->id, node, o[j].end, ends[node],
+				     r->vec[node]);
+		}
+	}
+	for (uint32_t i = 0; i < S.n_w && !S.fail[0]; i++) {
+		const struct write_rec *w = &S.w[i];
+		S.checks[CK_SEAL]++;
+		if (w->acked && !w->lost && w->oidx >= ends[w->origin])
+			fail("seal", "write n%u/%" PRIu64 " acked OK, not below its origin's SEAL at %" PRIu64,
+			     w->origin, w->oidx, ends[w->origin]);
+	}
+}
+
 static void world_free(void)
 {
 	for (uint32_t i = 0; i < NR; i++) {
@@ -930,12 +1059,16 @@ static void dump(void)
 	}
 }
 
-static bool run_seed(uint64_t seed, bool verbose, bool disk_loss)
+static bool run_seed(uint64_t seed, bool verbose, bool disk_loss, bool seal)
 {
 	memset(&S, 0, sizeof(S));
 	S.seed = seed;
 	S.verbose = verbose;
 	S.disk_loss = disk_loss;
+	S.seal = seal;
+	/* from the seed, not the run's random stream: a seed runs as without --seal until
+	 * the first seal */
+	S.seal_at = 1500 + sim_hash(&seed, sizeof(seed), 77) % 3500;
 	S.rng.s = seed * 0x2545f4914f6cdd1dull + 7;
 	S.net = calloc(NET_MAX, sizeof(*S.net));
 	SL_ASSERT(S.net != NULL);
@@ -972,6 +1105,7 @@ static bool run_seed(uint64_t seed, bool verbose, bool disk_loss)
 			if (!r->up && S.now_ms >= r->down_until)
 				rep_restart(r);
 		}
+		seal_step();
 		deliver_step();
 		for (uint32_t i = 0; i < NR; i++)
 			rep_step(&S.r[i]);
@@ -984,6 +1118,8 @@ static bool run_seed(uint64_t seed, bool verbose, bool disk_loss)
 	}
 	if (!S.fail[0])
 		check_final();
+	if (!S.fail[0] && S.seal)
+		check_seal_final();
 	for (uint32_t i = 0; i < NR; i++)
 		if (S.r[i].up)
 			add_stats(&S.r[i]);
@@ -995,7 +1131,7 @@ static bool run_seed(uint64_t seed, bool verbose, bool disk_loss)
 int sim_ml_main(int argc, char **argv)
 {
 	struct sim_seed_args sa = {.first = 1, .count = 20};
-	bool keep_going = false, verbose = false, disk_loss = false;
+	bool keep_going = false, verbose = false, disk_loss = false, seal = false;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		if (sim_seed_arg(argc, argv, &i, &sa)) {
@@ -1008,9 +1144,11 @@ int sim_ml_main(int argc, char **argv)
 			verbose = true;
 		} else if (strcmp(a, "--disk-loss") == 0) {
 			disk_loss = true;
+		} else if (strcmp(a, "--seal") == 0) {
+			seal = true;
 		} else {
 			fprintf(stderr, "usage: sluice-sim --protocol multileader [--seed N | --seeds "
-					"COUNT [--first N]] [--disk-loss] [--keep-going] [-v]\n");
+					"COUNT [--first N]] [--disk-loss] [--seal] [--keep-going] [-v]\n");
 			return 2;
 		}
 	}
@@ -1021,11 +1159,11 @@ int sim_ml_main(int argc, char **argv)
 	}
 	uint64_t faults[FT_N] = {0}, checks[CK_N] = {0}, failed = 0, seeds = 0, acks = 0, reads = 0;
 	uint64_t snaps = 0, laggards = 0, chunks = 0, chunks_refused = 0, gobacks = 0;
-	uint64_t rejoins = 0, rejoin_refused = 0;
+	uint64_t rejoins = 0, rejoin_refused = 0, seal_attempts = 0, seal_refused = 0, sealed = 0;
 	struct timespec t0;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (uint64_t s = sa.first; s < sa.first + sa.count && (failed == 0 || keep_going); s++) {
-		bool ok = run_seed(s, verbose, disk_loss);
+		bool ok = run_seed(s, verbose, disk_loss, seal);
 		seeds++;
 		for (int i = 0; i < FT_N; i++)
 			faults[i] += S.faults[i];
@@ -1040,11 +1178,14 @@ int sim_ml_main(int argc, char **argv)
 		gobacks += S.gobacks;
 		rejoins += S.rejoins;
 		rejoin_refused += S.rejoin_refused;
+		seal_attempts += S.seal_attempts;
+		seal_refused += S.seal_refused;
+		sealed += S.sealed_reps;
 		if (!ok) {
 			failed++;
 			fprintf(stderr, "FAIL seed=%" PRIu64 ": %s\n", s, S.fail);
-			fprintf(stderr, "replay: %s --protocol multileader%s --seed %" PRIu64 " -v\n",
-				argv[0], disk_loss ? " --disk-loss" : "", s);
+			fprintf(stderr, "replay: %s --protocol multileader%s%s --seed %" PRIu64 " -v\n",
+				argv[0], disk_loss ? " --disk-loss" : "", seal ? " --seal" : "", s);
 		}
 		world_free();
 	}
@@ -1058,7 +1199,11 @@ int sim_ml_main(int argc, char **argv)
 	if (disk_loss)
 		printf("disks lost %" PRIu64 ", rejoins completed %" PRIu64 " (writes refused meanwhile "
 		       "%" PRIu64 ")\n", faults[FT_DISK_LOSS], rejoins, rejoin_refused);
+	if (seal)
+		printf("seals accepted %" PRIu64 ", replicas that applied the whole segment %" PRIu64
+		       ", writes refused sealed %" PRIu64 "\n", seal_attempts, sealed, seal_refused);
 	sim_print_counts("faults injected", ft_names, faults, FT_N, 22);
-	sim_print_counts("checkers verified", ck_names, checks, CK_N, 44);
+	/* the seal checker's line only with --seal: other runs print what they did before */
+	sim_print_counts("checkers verified", ck_names, checks, seal ? CK_N : CK_SEAL, 44);
 	return failed ? 1 : 0;
 }

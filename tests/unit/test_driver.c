@@ -398,9 +398,9 @@ static void test_small_hold_fifo(void **u)
 	cluster_down(N);
 }
 
-/* Sealing through the driver: the SEAL commits on every replica at one index, writes
- * after it are refused with the status the host holds them under (SEALED); a protocol
- * without seal says -ENOTSUP. */
+/* Sealing through the driver: the SEAL commits on every raft replica at one index, writes
+ * after it are refused with the status the host holds them under (SEALED); a multileader
+ * replica seals its own stream. */
 static void test_seal(void **u)
 {
 	(void)u;
@@ -427,8 +427,10 @@ static void test_seal(void **u)
 		assert_int_equal(hosts[i].n_applied, 1);
 	}
 	cluster_down(N);
-	cluster_up("multileader", N);
-	assert_int_equal(sl_drv_seal(hosts[0].d, 1, epoch, 8), -ENOTSUP);
+	cluster_up("multileader", N); /* any replica seals its own stream */
+	assert_int_equal(sl_drv_seal(hosts[0].d, 1, epoch, 8), 0);
+	assert_int_equal(sl_drv_seal(hosts[0].d, 2, epoch, 8), -EALREADY);
+	assert_int_equal(sl_drv_propose(hosts[0].d, 3, w, 4), -EROFS);
 	cluster_down(N);
 }
 

@@ -37,6 +37,7 @@ struct hnode {
 	/* the log: entries[i] for first <= i <= last; durable up to synced */
 	uint8_t *ent[LOGCAP];
 	uint32_t elen[LOGCAP];
+	uint32_t etype[LOGCAP]; /* the log keeps each entry's type (a SEAL) */
 	uint64_t first, last, synced;
 	uint8_t snap[SNAPCAP];
 	uint32_t snap_len;
@@ -48,7 +49,7 @@ struct hnode {
 	struct kv kv[KEYS];
 	uint64_t vec[N + 1]; /* applied origin index by node id */
 	uint64_t floor, applied;
-	uint64_t order_errs, applies;
+	uint64_t order_errs, applies, seals_applied;
 	uint64_t own_pids; /* own entries applied with their proposal's id (the host's match) */
 	uint64_t sess_last[4];
 	/* outcomes */
@@ -109,6 +110,7 @@ static int l_entry(void *c, uint64_t i, struct sl_cons_entry *o)
 	o->index = i;
 	o->len = h->elen[i % LOGCAP];
 	o->data = h->ent[i % LOGCAP];
+	o->type = h->etype[i % LOGCAP];
 	return 0;
 }
 static int l_snap(void *c, struct sl_cons_snapshot *o)
@@ -255,6 +257,10 @@ static void apply(struct hnode *h, const struct sl_cons_entry *e)
 		h->sess_last[e->session] = e->session_seq;
 	}
 	h->applies++;
+	if (e->type == SL_CONS_ENTRY_SEAL) {
+		h->seals_applied++; /* the end of its origin's stream: no write */
+		return;
+	}
 	assert_int_equal(e->len, 12);
 	uint32_t key = sl_get_u32(e->data) % KEYS;
 	struct kv *k = &h->kv[key];
@@ -299,6 +305,7 @@ static void process(struct hnode *h)
 			h->ent[e->index % LOGCAP] = malloc(e->len);
 			memcpy(h->ent[e->index % LOGCAP], e->data, e->len);
 			h->elen[e->index % LOGCAP] = e->len;
+			h->etype[e->index % LOGCAP] = e->type;
 			h->last = e->index;
 		}
 		for (uint32_t i = 0; i < rd.n_msgs; i++) {
@@ -687,6 +694,57 @@ static void compact(struct hnode *h)
 	}
 	if (upto + 1 > h->first)
 		h->first = upto + 1;
+}
+
+/* Seal: the replica asked ends its stream with a SEAL and refuses writes; its peers learn
+ * of it and end theirs (writes they took before are in the segment); every replica then
+ * applies every stream up to its end and says so; a restart, also after compaction, keeps
+ * refusing writes. */
+static void test_seal(void **u)
+{
+	(void)u;
+	reset_opts();
+	setup_all();
+	struct hnode *a = &nodes[0], *b = &nodes[1], *c = &nodes[2];
+	concurrent_writes(10);
+	run(100);
+	assert_converged();
+	const struct sl_cons_ops *ops = &sl_cons_multileader_ops;
+	uint64_t pid = pid_seq++;
+	cut[1][2] = cut[1][3] = true; /* a's SEAL stays with a for now */
+	assert_int_equal(ops->seal(a->st, pid, (const uint8_t *)"e2", 2), 0);
+	assert_int_equal(ops->seal(a->st, pid_seq++, (const uint8_t *)"e2", 2), -EALREADY);
+	uint8_t p[12] = {0};
+	assert_int_equal(sl_ml_propose(a->st, pid_seq++, p, sizeof(p), NULL), -EROFS);
+	write(b, 3, 333, 1, 0, 0); /* before b hears of the seal: part of the segment */
+	run(50);
+	assert_int_equal(a->ack_status[pid], 0); /* durable here only: a majority is needed */
+	cut[1][2] = cut[1][3] = false;
+	run(200);
+	assert_int_equal(a->ack_status[pid], 1);
+	assert_int_equal(sl_ml_propose(b->st, pid_seq++, p, sizeof(p), NULL), -EROFS);
+	assert_converged();
+	struct sl_ml_origin org[N];
+	for (uint32_t i = 0; i < N; i++) {
+		struct sl_cons_status st;
+		ops->status(nodes[i].st, &st);
+		assert_true(st.sealed_index > 0);
+		assert_int_equal(nodes[i].seals_applied, N); /* one SEAL per stream */
+		assert_int_equal(sl_ml_origins(nodes[i].st, org, N), N);
+		for (uint32_t o = 0; o < N; o++)
+			assert_int_equal(org[o].end, nodes[i].vec[o + 1]);
+	}
+	assert_int_equal(b->vec[2], 12); /* 10 writes, the one before the seal, its SEAL */
+	assert_int_equal(stats_of(c).seals, 1);
+	/* compaction keeps the SEAL entries; a restart finds them and still refuses */
+	compact(b);
+	restart(b);
+	assert_int_equal(sl_ml_propose(b->st, pid_seq++, p, sizeof(p), NULL), -EROFS);
+	process(b);
+	struct sl_cons_status st;
+	ops->status(b->st, &st);
+	assert_true(st.sealed_index > 0);
+	teardown_all();
 }
 
 /* `count` writes at a (and at b too, if both_write) while the third replica is down,
@@ -1381,6 +1439,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_registry),
+		cmocka_unit_test(test_seal),
 		cmocka_unit_test(test_converge),
 		cmocka_unit_test(test_faulty_network),
 		cmocka_unit_test(test_gap_nack_rewind),
