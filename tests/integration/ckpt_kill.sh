@@ -56,7 +56,7 @@ for k in $(seq 1 "$KILLS"); do
 	touch "$DIR/mark"
 	for _ in $(seq 1 20000); do
 		kill -0 "$PROD_PID" 2>/dev/null || break
-		if [ "$armed" = 0 ] && [ -n "$(find "$DIR/data/snap" -name 'region-*.d*.snap' -newer "$DIR/mark" | head -1)" ]; then
+		if [ "$armed" = 0 ] && [ -n "$(find "$DIR/data/snap" -name 'region-*.d*.snap' -newer "$DIR/mark" -print -quit)" ]; then
 			wrote=$(deltas_now)
 			armed=1
 		fi
@@ -114,7 +114,9 @@ refuses_start() {
 	[ "$rc" -ne 0 ] && [ "$rc" -ne 137 ] && grep -qF -- "$1" "$DIR/refused.log" ||
 		{ echo "FAIL: not refused with '$1'"; tail -5 "$DIR/refused.log"; exit 1; }
 }
-dfile=$(find "$DIR/data/snap" -name 'region-*.d*.snap' | head -1)
+# (-quit, not `| head -1`: find writing on after head exits dies of SIGPIPE, which
+# pipefail turns into the script's exit status)
+dfile=$(find "$DIR/data/snap" -name 'region-*.d*.snap' -print -quit)
 if [ "$DELTA" = 1 ] && [ -n "$dfile" ]; then
 	# a damaged delta, and deltas without their base, stop the start with their name
 	python3 -c "import sys; p=sys.argv[1]; b=bytearray(open(p,'rb').read()); b[len(b)//2]^=0x10; open(p,'wb').write(b)" "$dfile"
