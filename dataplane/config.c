@@ -700,7 +700,29 @@ static int region_protocols_parse(struct sl_config *c, char *err, size_t err_len
 
 const char *sl_cfg_region_protocol(const struct sl_config *c, uint32_t r)
 {
-	return c->proto_names[c->region_proto[r]];
+	/* a protocol switch changes it at run time (sl_cfg_region_set_protocol) */
+	return c->proto_names[__atomic_load_n(&c->region_proto[r], __ATOMIC_ACQUIRE)];
+}
+
+int sl_cfg_protocols_register(struct sl_config *c)
+{
+	char names[256];
+	sl_cons_names(names, sizeof(names)); /* "a, b, c": the registry's */
+	char *save = NULL;
+	for (char *t = strtok_r(names, ", ", &save); t != NULL; t = strtok_r(NULL, ", ", &save))
+		if (proto_index(c, t) < 0)
+			return -ENOSPC;
+	return 0;
+}
+
+int sl_cfg_region_set_protocol(struct sl_config *c, uint32_t r, const char *name)
+{
+	for (uint32_t i = 0; r < c->regions && i < c->n_proto_names; i++)
+		if (strcmp(c->proto_names[i], name) == 0) {
+			__atomic_store_n(&c->region_proto[r], (uint8_t)i, __ATOMIC_RELEASE);
+			return 0;
+		}
+	return -ENOENT;
 }
 
 uint32_t sl_cfg_region_replicas(const struct sl_config *c, uint32_t r, uint32_t *nodes)
@@ -871,7 +893,7 @@ int sl_cfg_map_diff(const struct sl_cfg_map_region *a, const struct sl_cfg_map_r
 		    uint32_t n)
 {
 	for (uint32_t r = 0; r < n; r++)
-		if (strcmp(a[r].protocol, b[r].protocol) != 0 || a[r].copies != b[r].copies ||
+		if (a[r].copies != b[r].copies ||
 		    memcmp(a[r].nodes, b[r].nodes, a[r].copies * sizeof(a[r].nodes[0])) != 0)
 			return (int)r;
 	return -1;

@@ -130,6 +130,13 @@ uint32_t sl_cfg_region_preferred(const struct sl_config *c, uint32_t r);
  * with sl_cfg_region_preferred): 0, -EINVAL (not a replica), -ENOTSUP (no ctld map). */
 int sl_cfg_region_set_preferred(struct sl_config *c, uint32_t r, uint32_t node);
 
+/* Gives every protocol built in an index in proto_names now (at start, before the
+ * workers run), so that a protocol switch at run time only looks one up. 0 or -ENOSPC. */
+int sl_cfg_protocols_register(struct sl_config *c);
+/* Region r runs protocol `name` from now on (a protocol switch, on the region's worker;
+ * readers on other cores see the old or the new one). 0, or -ENOENT when not registered. */
+int sl_cfg_region_set_protocol(struct sl_config *c, uint32_t r, const char *name);
+
 /* One region of a region map: protocol, replicas in order, preferred leader. */
 struct sl_cfg_map_region {
 	char protocol[32];
@@ -150,8 +157,10 @@ int sl_cfg_map_set(struct sl_config *c, const struct sl_cfg_map_region *m, uint3
  * -ENOSPC. Parsing gives entries for sl_cfg_map_set: count, or -EBADMSG. */
 int sl_cfg_map_format(const struct sl_config *c, char *buf, size_t len);
 int sl_cfg_map_parse(const char *text, struct sl_cfg_map_region *out, uint32_t max);
-/* The first region whose protocol or replicas differ (-1: none); the preferred leader is
- * not compared: sluice-ctld moves it at run time (transfer_leader). */
+/* The first region whose replicas differ (-1: none). The preferred leader is not
+ * compared (sluice-ctld moves it at run time: transfer_leader), nor the protocol (a
+ * switch changes it at run time, and a data dir records its regions' own: the node
+ * runs the protocol of the log segment its image is of, docs/cluster.md). */
 int sl_cfg_map_diff(const struct sl_cfg_map_region *a, const struct sl_cfg_map_region *b,
 		    uint32_t n);
 

@@ -253,6 +253,7 @@ static int prop_open(struct worker *w, struct region *r)
 			p->n_points = 0;
 			p->n_runs = 0;
 			p->level = 0;
+			p->sealed_seen = false;
 			sl_batch_init(&p->b, p->buf, r->prop_cap, r->id);
 			sl_batch_trust(&p->b); /* every point's id was hashed where it came in */
 			r->open = i;
@@ -510,8 +511,10 @@ void nd_fwd_in(struct worker *w, struct region *r, const struct sl_cons_msg *m)
 	int rc = nd_propose(w, r, prop_id(r, (uint32_t)slot), p->buf, m->len - hdr, level);
 	if (rc != 0) {
 		sl_stats_add(w->st, rc == -EPERM ? SL_STAT_fwd_not_leader : SL_STAT_fwd_busy, 1);
+		/* -EROFS: a sealed segment; the forwarder asks again after the switch */
 		fwd_refuse(w, r, from, id,
-			   rc == -EPERM || rc == -EBUSY || rc == -ENOBUFS ? -EAGAIN : rc);
+			   rc == -EPERM || rc == -EBUSY || rc == -ENOBUFS || rc == -EROFS ? -EAGAIN
+											  : rc);
 		return;
 	}
 	struct fwd_stream *s = &r->fwd_streams[from - 1];
@@ -695,9 +698,15 @@ static void prop_close(struct worker *w, struct region *r)
 		r->open = -1;
 		return;
 	}
-	if (rc == -EPERM || rc == -EBUSY || rc == -ENOBUFS) {
-		/* not leader yet (raft electing itself after a start), a leader transfer, or
-		 * the protocol's queue is full: keep the batch and propose it next round */
+	if (rc == -EPERM || rc == -EBUSY || rc == -ENOBUFS || rc == -EROFS) {
+		/* not leader yet (raft electing itself after a start), a leader transfer, the
+		 * protocol's queue is full, or the log segment is sealed (a protocol switch:
+		 * the batch waits for the next segment, node_switch.c): keep the batch and
+		 * propose it next round */
+		if (rc == -EROFS && p->n_points > 0 && !p->sealed_seen) {
+			p->sealed_seen = true;
+			sl_stats_add(w->st, SL_STAT_proposals_sealed, 1);
+		}
 		sl_batch_reopen(&p->b);
 		return;
 	}
@@ -745,6 +754,11 @@ static bool region_take(struct worker *w, struct region *r, uint16_t src, uint32
 		return true;
 	}
 	return false;
+}
+
+void nd_prop_fail(struct worker *w, struct region *r, struct proposal *p, int32_t err)
+{
+	prop_ack(w, r, p, err);
 }
 
 /* ---------------------------------------------------------------- apply */
@@ -816,7 +830,7 @@ static int wal_append_entry(struct worker *w, struct region *r, const struct sl_
 	/* the WAL copies our header and the entry's data straight into its buffer */
 	uint8_t hdr[ENTRY_HDR];
 	hdr[0] = 1;
-	sl_put_u32(hdr + 1, r->id);
+	sl_put_u32(hdr + 1, nd_wal_region_tag(r));
 	sl_put_u64(hdr + 5, e->term);
 	sl_put_u64(hdr + 13, e->index);
 	sl_put_u32(hdr + 21, e->type);
@@ -841,7 +855,7 @@ int nd_wal_append_hardstate(struct worker *w, struct region *r,
 {
 	uint8_t b[HARDSTATE_BYTES];
 	b[0] = 2;
-	sl_put_u32(b + 1, r->id);
+	sl_put_u32(b + 1, nd_wal_region_tag(r));
 	sl_put_u64(b + 5, hs->term);
 	sl_put_u32(b + 13, hs->vote);
 	sl_put_u64(b + 17, hs->commit);
@@ -1056,7 +1070,9 @@ static void wal_completions(struct worker *w)
 		if (lr->lsn > durable)
 			break;
 		struct region *r = &w->node->regions[lr->region];
-		sl_drv_persisted(r->drv, lr->term, lr->index);
+		/* an entry of a segment before a protocol switch: its protocol is gone */
+		if (r->drv != NULL && lr->index > nd_epoch_base(r->epoch))
+			sl_drv_persisted(r->drv, lr->term, lr->index);
 		w->lsn_durable++;
 	}
 	if (durable != w->drv_durable) {
@@ -1570,6 +1586,7 @@ static int stage_driver(struct worker *w)
 		if (r->n_reads > 0)
 			nd_reads_progress(w, r);
 		leader_balance(w, r);
+		nd_switch_poll(w, r);
 	}
 	return work;
 }

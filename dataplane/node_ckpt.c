@@ -1004,6 +1004,80 @@ int nd_install_snapshot(struct region *r, const struct sl_cons_snapshot *snap)
 	return 0;
 }
 
+int nd_ckpt_quiesce(struct worker *w) { return ckpt_quiesce(w); }
+
+/* The region's image at the start of a new segment of its log (a protocol switch,
+ * node_switch.c): the store as the sealed segment left it, labelled `index` (the new
+ * segment's base), in the kind the new protocol keeps (versioned for multileader: *out is
+ * then a new store holding the same points, else r->store itself), made durable as the
+ * region's new base image after its term record (term 1) and, for multileader, a vector
+ * naming no position. The rename is the switch's commit point: a restart finds the new
+ * segment by the image's index. Older deltas and merge files go. Blocking, as a snapshot
+ * install is. */
+int nd_switch_image(struct region *r, bool versioned, uint64_t index, struct sl_store **out,
+		    uint64_t *bytes)
+{
+	struct worker *w = r->wk;
+	struct sl_node *n = w->node;
+	char tmp[SL_CFG_PATH_MAX + 64], fin[SL_CFG_PATH_MAX + 64], dir[SL_CFG_PATH_MAX + 16];
+	nd_snap_path(n, r->id, fin, sizeof(fin), "");
+	nd_snap_path(n, r->id, tmp, sizeof(tmp), ".switch.tmp");
+	snap_dir(n, dir, sizeof(dir));
+	struct sl_store *st = r->store;
+	int rc = ckpt_quiesce(w);
+	int fd = rc == 0 ? open(tmp, O_RDWR | O_CREAT | O_TRUNC, 0640) : -1;
+	if (rc == 0 && fd < 0)
+		rc = -errno;
+	if (rc == 0)
+		rc = sl_store_snapshot_write(r->store, fd, index);
+	if (rc == 0 && versioned != sl_store_versioned(r->store)) {
+		/* the points keep their values; the kind of store changes (store.h) */
+		struct sl_store_config sc = {.region_id = r->id, .arena = w->arena,
+					     .use_arena = true, .versioned = versioned};
+		uint64_t idx = 0;
+		st = NULL;
+		rc = sl_store_create(&sc, &st);
+		if (rc == 0)
+			rc = lseek(fd, 0, SEEK_SET) == 0 ? 0 : -errno;
+		if (rc == 0)
+			rc = sl_store_snapshot_read_convert(st, fd, &idx);
+		if (rc == 0)
+			rc = ftruncate(fd, 0) == 0 && lseek(fd, 0, SEEK_SET) == 0 ? 0 : -errno;
+		if (rc == 0)
+			rc = sl_store_snapshot_write(st, fd, index);
+	}
+	off_t size = rc == 0 ? lseek(fd, 0, SEEK_END) : 0;
+	if (rc == 0 && fdatasync(fd) != 0)
+		rc = -errno;
+	if (fd >= 0)
+		close(fd);
+	if (rc == 0)
+		rc = write_term_file(n, r->id, index, 1, r->snapshot_index, r->snapshot_term);
+	if (rc == 0 && versioned) {
+		uint8_t none[ND_ML_VEC_BYTES];
+		uint32_t len = sl_ml_snap_vec_put(none, sizeof(none), NULL, NULL, 0);
+		rc = nd_ml_write_vec_file(n, r->id, index, none, len, r->snapshot_index,
+					  r->ml ? r->ml_chain_vec : NULL,
+					  r->ml ? r->ml_chain_vec_len : 0);
+	}
+	if (rc == 0 && rename(tmp, fin) != 0)
+		rc = -errno;
+	if (rc == 0)
+		rc = fsync_dir(dir);
+	if (rc != 0) {
+		(void)unlink(tmp);
+		if (st != r->store)
+			sl_store_destroy(st);
+		return rc;
+	}
+	/* the new base replaces the chain, and covers what peers' snapshots merged */
+	nd_delta_remove_stale(n, r->id, index, UINT64_MAX);
+	nd_ml_remove_merged(n, r->id, UINT64_MAX);
+	*out = st;
+	*bytes = (uint64_t)size;
+	return 0;
+}
+
 /* The kept image, when the log continues from it (its index at or after the log's first
  * index - 1, and its term known): a replica that installs it gets entries from there. */
 static bool kept_image_usable(const struct region *r, uint64_t *term)

@@ -182,6 +182,11 @@ void nd_serve_ctl(struct worker *w)
 					       json_object_new_int64((int64_t)r->applied_index));
 			json_object_object_add(o, "snapshot_index",
 					       json_object_new_int64((int64_t)r->snapshot_index));
+			/* the segment of the region's log this replica runs, and whether it
+			 * applied that segment's SEAL (a protocol switch, node_switch.c) */
+			json_object_object_add(o, "epoch", json_object_new_int64((int64_t)r->epoch));
+			json_object_object_add(o, "sealed",
+					       json_object_new_boolean(atomic_load(&r->sealed)));
 			json_object_object_add(o, "rejected",
 					       json_object_new_int64((int64_t)r->points_rejected));
 			uint32_t busy = 0;
@@ -262,6 +267,8 @@ static struct json_object *status_json(struct sl_node *n)
 		json_object_object_add(c, "leader_changes",
 				       json_object_new_int64((int64_t)cs.leader_changes));
 		json_object_object_add(c, "map_refused", json_object_new_int64((int64_t)cs.map_refused));
+		json_object_object_add(c, "segment_changes",
+				       json_object_new_int64((int64_t)cs.segment_changes));
 		json_object_object_add(o, "ctld", c);
 	}
 	if (n->fab != NULL)
@@ -758,12 +765,14 @@ int sl_node_ctl(void *node, const char *cmd, struct json_object *args,
 		return 0;
 	}
 	if (strcmp(cmd, "transfer_leader") == 0 || strcmp(cmd, "drain") == 0 ||
-	    strcmp(cmd, "moves") == 0) /* an operator who asked the node instead of ctld */
+	    strcmp(cmd, "moves") == 0 || strcmp(cmd, "set_protocol") == 0)
+		/* an operator who asked the node instead of ctld */
 		CTL_ERR("unknown_command",
-			"%s is a sluice-ctld command: leader moves are recorded by the control "
-			"plane (sluicectl --socket CTLD_SOCKET %s)%s%s",
+			"%s is a sluice-ctld command: leader moves and protocol switches are "
+			"recorded by the control plane (sluicectl --socket CTLD_SOCKET %s)%s%s",
 			cmd, strcmp(cmd, "transfer_leader") == 0 ? "region transfer-leader R NODE"
 			     : strcmp(cmd, "drain") == 0	   ? "node drain NODE"
+			     : strcmp(cmd, "set_protocol") == 0	   ? "region set-protocol R PROTOCOL"
 								   : "moves",
 			n->cfg.ctld[0] != '\0' ? "; this node reports to " : "; this node has no [cluster] ctld",
 			n->cfg.ctld);

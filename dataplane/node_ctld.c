@@ -48,8 +48,17 @@ static int ctld_socks(const char *list, char (*out)[SL_CFG_PATH_MAX], char *err,
 	return k;
 }
 
-/* ctld's `regions` answer as map entries: count, or -EBADMSG (0: not bootstrapped). */
-static int map_from_json(struct json_object *res, struct sl_cfg_map_region *m, uint32_t max)
+/* Of each region in ctld's map besides the placement: the segment of its log it is at,
+ * and the protocol a switch in progress goes to ("": none). */
+struct map_seg {
+	uint32_t epoch;
+	char next[32];
+};
+
+/* ctld's `regions` answer as map entries: count, or -EBADMSG (0: not bootstrapped). seg
+ * may be NULL; a map without epochs (an older ctld) is at segment 0 throughout. */
+static int map_from_json(struct json_object *res, struct sl_cfg_map_region *m,
+			 struct map_seg *seg, uint32_t max)
 {
 	struct json_object *arr = NULL;
 	if (!json_object_object_get_ex(res, "regions", &arr) ||
@@ -72,6 +81,21 @@ static int map_from_json(struct json_object *res, struct sl_cfg_map_region *m, u
 			return -EBADMSG;
 		e->preferred = (uint32_t)json_object_get_int64(v);
 		e->copies = (uint32_t)json_object_array_length(reps);
+		if (seg != NULL) {
+			memset(&seg[r], 0, sizeof(seg[r]));
+			if (json_object_object_get_ex(o, "epoch", &v) &&
+			    (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 0 ||
+			     json_object_get_int64(v) > (int64_t)0xffffff))
+				return -EBADMSG;
+			seg[r].epoch = v != NULL ? (uint32_t)json_object_get_int64(v) : 0;
+			v = NULL;
+			if (json_object_object_get_ex(o, "next_protocol", &v) && v != NULL) {
+				if (!json_object_is_type(v, json_type_string))
+					return -EBADMSG;
+				snprintf(seg[r].next, sizeof(seg[r].next), "%s",
+					 json_object_get_string(v));
+			}
+		}
 		for (uint32_t k = 0; k < e->copies; k++)
 			e->nodes[k] = (uint32_t)json_object_get_int64(json_object_array_get_idx(reps, k));
 	}
@@ -92,7 +116,7 @@ static int map_from_ctld(char (*socks)[SL_CFG_PATH_MAX], int n_socks,
 			int rc = sl_ctl_call(socks[i], "regions", NULL, MAP_CALL_MS, &resp);
 			if (rc == 0)
 				rc = sl_ctl_response_parse(resp, &res, &code, &msg);
-			int got = rc == 0 ? map_from_json(res, m, max) : rc;
+			int got = rc == 0 ? map_from_json(res, m, NULL, max) : rc;
 			json_object_put(resp);
 			if (got > 0)
 				return got;
@@ -337,17 +361,49 @@ static void send_join(struct sl_node *n, struct nd_ctld *c)
 	json_object_put(args);
 }
 
-/* ctld's map version moved (a leader move): the map is fetched again. A new preferred
- * leader is taken at once (the region's leader hands over, a multileader region's home
- * moves) and kept in the data dir; a change of protocol or replicas is a reconfiguration
- * a running node does not take: refused, counted and said. */
+/* What ctld's map says of a region's log segments, for its worker (node_switch.c): a
+ * switch asked at the segment the region is at (seal it), or a later segment and its
+ * protocol (switch to it once sealed). */
+static void map_segment(struct sl_node *n, struct nd_ctld *c, uint32_t r,
+			const struct sl_cfg_map_region *m, const struct map_seg *seg)
+{
+	struct region *rg = &n->regions[r];
+	uint32_t want = atomic_load(&rg->want_epoch);
+	if (seg->epoch < want) {
+		c->st.map_refused++; /* an older map than one taken before: ignored */
+		return;
+	}
+	if (seg->epoch > want) {
+		_Static_assert(sizeof(rg->want_proto) == sizeof(m->protocol), "protocol names");
+		memcpy(rg->want_proto, m->protocol, sizeof(rg->want_proto));
+		rg->want_proto[sizeof(rg->want_proto) - 1] = '\0';
+		atomic_store(&rg->want_seal, seg->next[0] != '\0');
+		atomic_store_explicit(&rg->want_epoch, seg->epoch, memory_order_release);
+		c->st.segment_changes++;
+		SL_LOG(NOTICE, node, "region %u: ctld moved it to segment %u of its log, under %s\n",
+		       r, seg->epoch, m->protocol);
+		return;
+	}
+	bool seal = seg->next[0] != '\0';
+	if (seal && !atomic_load(&rg->want_seal))
+		SL_LOG(NOTICE, node, "region %u: ctld switches it from %s to %s: sealing\n", r,
+		       m->protocol, seg->next);
+	atomic_store(&rg->want_seal, seal);
+}
+
+/* ctld's map version moved (a leader move, a protocol switch): the map is fetched again.
+ * A new preferred leader is taken at once (the region's leader hands over, a multileader
+ * region's home moves) and kept in the data dir; a switch goes to the region's worker
+ * (map_segment); a change of replicas is a reconfiguration a running node does not take:
+ * refused, counted and said. */
 static void map_refresh(struct sl_node *n, struct nd_ctld *c, uint64_t version)
 {
 	static struct sl_cfg_map_region got[SL_CFG_MAX_REGIONS];
+	static struct map_seg seg[SL_CFG_MAX_REGIONS];
 	struct json_object *args = json_object_new_object(), *res = NULL;
 	int n_got = -ENOTCONN;
 	if (call_ctld(c, "regions", args, &res) == 0)
-		n_got = map_from_json(res, got, SL_CFG_MAX_REGIONS);
+		n_got = map_from_json(res, got, seg, SL_CFG_MAX_REGIONS);
 	json_object_put(res);
 	json_object_put(args);
 	if (n_got < 0)
@@ -367,11 +423,12 @@ static void map_refresh(struct sl_node *n, struct nd_ctld *c, uint64_t version)
 		if (sl_cfg_map_diff(&cur, &got[r], 1) >= 0) {
 			c->st.map_refused++;
 			SL_LOG(WARNING, node, "ctld's map version %" PRIu64 " changes region %u's "
-			       "protocol or replicas (%s on %u nodes here, %s on %u there): a running "
-			       "node takes only leader moves; not taken\n",
-			       version, r, cur.protocol, cur.copies, got[r].protocol, got[r].copies);
+			       "replicas (%u nodes here, %u there): a running node takes only leader "
+			       "moves and protocol switches; not taken\n",
+			       version, r, cur.copies, got[r].copies);
 			continue;
 		}
+		map_segment(n, c, r, &got[r], &seg[r]);
 		if (cur.preferred == got[r].preferred ||
 		    sl_cfg_region_set_preferred(&n->cfg, r, got[r].preferred) != 0)
 			continue;
@@ -392,7 +449,7 @@ static void map_refresh(struct sl_node *n, struct nd_ctld *c, uint64_t version)
 static struct json_object *region_report(struct json_object *row)
 {
 	static const char *const keys[] = {"id", "role", "leader", "term", "commit_index",
-					   "applied_index"};
+					   "applied_index", "epoch", "sealed"};
 	struct json_object *o = json_object_new_object(), *v = NULL;
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 		if (json_object_object_get_ex(row, keys[i], &v))
@@ -418,6 +475,12 @@ static void send_heartbeat(struct sl_node *n, struct nd_ctld *c)
 		q->json = NULL;
 	}
 	json_object_object_add(args, "regions", arr);
+	/* a worker switched a region's protocol: the kept map says the new one */
+	char path[SL_CFG_PATH_MAX + 32], err[256];
+	snprintf(path, sizeof(path), "%s/regions.map", n->cfg.data_dir);
+	if (atomic_exchange(&n->map_dirty, false) && n->cfg.map_set &&
+	    map_save(n, path, err, sizeof(err)) != 0)
+		SL_LOG(WARNING, node, "keeping the region map: %s\n", err);
 	struct json_object *res = NULL, *v = NULL;
 	if (call_ctld(c, "heartbeat", args, &res) == 0) {
 		c->st.heartbeats++;

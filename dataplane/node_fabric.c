@@ -699,12 +699,13 @@ static const enum sl_stat drop_stat[SL_FAB_DROP_COUNT] = {
 static void deliver(struct worker *w, uint16_t kind, const struct sl_cons_msg *m)
 {
 	struct sl_node *n = w->node;
-	if (m->group_id >= n->cfg.regions || n->regions[m->group_id].worker != w->idx ||
+	uint32_t region = (uint32_t)m->group_id; /* the low half: nd_group_id */
+	if (region >= n->cfg.regions || n->regions[region].worker != w->idx ||
 	    m->to != n->cfg.node_id) {
 		sl_stats_add(w->st, SL_STAT_fab_drop_region, 1);
 		return;
 	}
-	struct region *r = &n->regions[m->group_id];
+	struct region *r = &n->regions[region];
 	if (kind == SL_FAB_FWD) {
 		nd_fwd_in(w, r, m);
 		return;
@@ -719,6 +720,12 @@ static void deliver(struct worker *w, uint16_t kind, const struct sl_cons_msg *m
 	}
 	if (kind == SL_FAB_READ_ANS) {
 		nd_read_ans_in(w, r, m);
+		return;
+	}
+	if (m->group_id != nd_group_id(r)) {
+		/* a protocol message of another segment of the region's log: a peer that has
+		 * not switched protocol yet (or is ahead), or one delayed in flight */
+		sl_stats_add(w->st, SL_STAT_switch_stale_msgs, 1);
 		return;
 	}
 	if (r->drv == NULL || sl_drv_step(r->drv, m) != 0) {

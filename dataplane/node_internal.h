@@ -133,6 +133,7 @@ struct proposal {
 	uint32_t n_points;
 	uint32_t n_runs;
 	uint8_t level; /* the highest ack level its points' clients asked for */
+	bool sealed_seen; /* refused by a sealed segment once (counted once) */
 	struct prop_run runs[PROP_RUNS];
 	/* forwarding (node_fabric.c): out = this batch went to the region's leader on
 	 * another node, which answers with FWD_ACK; in = a batch another node forwarded
@@ -260,7 +261,41 @@ struct region {
 	uint64_t snap_base_index;   /* the base's applied index (in the deltas' names) */
 	uint64_t snap_base_bytes;
 	uint64_t snap_delta_bytes;  /* of the deltas after the base, in sum */
+	/* the protocol switch (node_switch.c): the segment of the region's virtual log this
+	 * replica runs (its log indexes start above nd_epoch_base(epoch)), and what ctld's
+	 * map asks (written by the main lcore, want_proto before want_epoch) */
+	uint32_t epoch;
+	_Atomic uint32_t want_epoch;
+	_Atomic bool want_seal;	  /* ctld switches the region away from segment want_epoch */
+	char want_proto[32];	  /* the protocol of segment want_epoch */
+	_Atomic bool sealed;	  /* this replica applied the SEAL of its segment */
+	bool epochs_pinned;	  /* the epochs file records this segment's protocol */
+	uint64_t seal_commit;	  /* ...and its SEAL's index, applied (the log durable to it) */
+	uint64_t seal_next_ns;	  /* the next seal attempt */
+	uint64_t switch_next_ns;  /* the next switch attempt (after a failed one) */
+	uint64_t sealed_ns;	  /* when the seal was seen applied (the write pause) */
+	bool switch_said;	  /* a switch this replica cannot make was logged */
 };
+
+/* Segment e of a region's log holds indexes above e << ND_EPOCH_SHIFT: every segment's
+ * indexes are above the one before's, whatever its protocol, so an image names the
+ * segment it is of (its index), and WAL records of an older segment are below the
+ * image of a newer one (replay skips them). */
+#define ND_EPOCH_SHIFT 40
+static inline uint64_t nd_epoch_base(uint32_t epoch) { return (uint64_t)epoch << ND_EPOCH_SHIFT; }
+static inline uint32_t nd_epoch_of(uint64_t index) { return (uint32_t)(index >> ND_EPOCH_SHIFT); }
+/* The consensus group id of a region's segment: region | epoch << 32 (node_fabric.c
+ * finds the region by the low half; the protocol refuses another segment's message). */
+static inline uint64_t nd_group_id(const struct region *r)
+{
+	return (uint64_t)r->id | ((uint64_t)r->epoch << 32);
+}
+/* A WAL record's region field: region | (epoch mod 2^16) << 16 (SL_CFG_MAX_REGIONS is
+ * below 2^16): replay takes only the records of the segment each region recovered. */
+static inline uint32_t nd_wal_region_tag(const struct region *r)
+{
+	return r->id | (r->epoch & 0xffffu) << 16;
+}
 
 enum pend_kind { PEND_SHM = 0, PEND_SESS = 1 };
 
@@ -572,6 +607,7 @@ struct sl_node {
 	enum sl_arena_mode arena_mode;
 	atomic_bool stop;
 	atomic_bool failed;
+	atomic_bool map_dirty; /* a worker switched a region's protocol: regions.map is saved */
 	uint64_t start_ns;
 	uint64_t recovered_entries, recovered_points;
 	struct sl_wal_recovery rec_report;
@@ -595,6 +631,17 @@ void nd_outbox_send(struct worker *w, unsigned dst, struct xmsg *x);
 void nd_apply_entry(struct region *r, const uint8_t *data, uint32_t len, struct proposal *p);
 uint32_t nd_ml_home(const struct sl_node *n, const struct region *r);
 bool nd_wal_room(const struct worker *w, uint64_t bytes);
+/* node_recover.c: the region's consensus group over its recovered log */
+int nd_region_open(struct sl_node *n, struct region *r, bool rejoin, char *err, size_t err_len);
+/* node_switch.c: the protocol switch */
+int nd_switch_recover(struct sl_node *n, struct region *r, char *err, size_t err_len);
+void nd_switch_poll(struct worker *w, struct region *r);
+/* node.c: a proposal ends with an error (every run of it answered) */
+void nd_prop_fail(struct worker *w, struct region *r, struct proposal *p, int32_t err);
+/* node_ckpt.c: for the switch */
+int nd_ckpt_quiesce(struct worker *w);
+int nd_switch_image(struct region *r, bool versioned, uint64_t index, struct sl_store **out,
+		    uint64_t *bytes);
 int nd_wal_append(struct worker *w, uint16_t type, const uint8_t *head, uint32_t head_len,
 		  const uint8_t *buf, uint32_t len, uint64_t *lsn);
 int nd_wal_append_hardstate(struct worker *w, struct region *r,
@@ -691,7 +738,8 @@ struct nd_ctld_stats {
 	uint64_t map_version;       /* of the map this node runs (0: not compared yet) */
 	uint64_t map_fetches;       /* maps fetched because ctld's version moved */
 	uint64_t leader_changes;    /* preferred leaders taken from those at run time */
-	uint64_t map_refused;       /* changes of protocol or replicas not taken at run time */
+	uint64_t map_refused;       /* changes of replicas not taken at run time, older maps */
+	uint64_t segment_changes;   /* regions moved to a next log segment (protocol switch) */
 };
 int nd_ctld_init(struct sl_node *n, char *err, size_t err_len);
 void nd_ctld_fini(struct sl_node *n);

@@ -98,9 +98,15 @@ static int replay_record(void *arg, uint64_t lsn, uint16_t type, const uint8_t *
 		c->bad++;
 		return 0;
 	}
-	uint32_t region = sl_get_u32(p + 1);
+	uint32_t tag = sl_get_u32(p + 1), region = tag & 0xffffu;
 	if (region >= c->n->cfg.regions || c->n->regions[region].worker != c->w->idx) {
 		c->bad++;
+		return 0;
+	}
+	if (tag != nd_wal_region_tag(&c->n->regions[region])) {
+		/* a record of another segment of the region's log: one before a protocol
+		 * switch, which the segment's image covers (node_switch.c) */
+		c->skipped++;
 		return 0;
 	}
 	if (!sl_cfg_region_here(&c->n->cfg, region)) {
@@ -523,6 +529,87 @@ static int ml_options(struct sl_node *n, struct region *r, struct sl_drv_config 
 void *nd_rlog_alloc(void *ctx, size_t n) { return sl_arena_alloc(*(unsigned *)ctx, n); }
 void nd_rlog_free(void *ctx, void *p) { sl_arena_free(*(unsigned *)ctx, p); }
 
+/* The region's consensus group over its recovered log (r->rlog, r->hs, r->applied_index):
+ * at start, and after a protocol switch (node_switch.c) for the new segment. */
+int nd_region_open(struct sl_node *n, struct region *r, bool rejoin, char *err, size_t err_len)
+{
+	/* the same code for every protocol: the registry picks it by the configured
+	 * name, the driver sizes its options from the node's limits */
+	struct sl_drv_config dc;
+	memset(&dc, 0, sizeof(dc));
+	const char *proto = sl_cfg_region_protocol(&n->cfg, r->id);
+	dc.protocol = proto;
+	dc.max_entry_bytes = ENTRY_ASK_BYTES;
+	dc.max_inflight = PROP_SLOTS;
+	dc.applied_index = r->applied_index;
+	struct sl_cons_config *cc = &dc.cons;
+	/* the segment's number in the group id: a message of another segment of the
+	 * region's log (a peer not switched yet, one delayed in flight) is refused by the
+	 * protocol (node_switch.c) */
+	cc->group_id = nd_group_id(r);
+	cc->self = n->cfg.node_id;
+	/* the region's replicas vote (the map from ctld, or the one derived from the
+	 * config: nd_ctld_take_map); a single node is the one voter */
+	struct sl_cons_conf conf;
+	nd_region_conf(n, r->id, &conf);
+	cc->n_voters = conf.n_voters;
+	memcpy(cc->voters, conf.voters, sizeof(cc->voters));
+	cc->seed = ((uint64_t)n->cfg.node_id << 32) ^ r->id;
+	cc->election_timeout_ns = (uint64_t)n->cfg.election_timeout_ms * 1000000ull;
+	cc->heartbeat_interval_ns = cc->election_timeout_ns / 10;
+	cc->max_batch_entries = 64;
+	cc->max_inflight_bytes = 4u << 20;
+	cc->initial = r->hs; /* as recovered from the WAL */
+	cc->log = &r->view;
+	cc->rejoin = r->rejoining = rejoin && conf.n_voters > 1 && sl_cfg_region_here(&n->cfg, r->id);
+	if (r->rejoining)
+		atomic_fetch_add(&n->rejoin_left, 1);
+	r->recover_target = sl_rlog_last(&r->rlog);
+	/* in a cluster the log's tail may never commit (a new leader replaces it): wait
+	 * only for what this replica knew to be committed (a multileader replica applies
+	 * every durable entry of its log: all of it) */
+	if (n->cfg.cluster_nodes > 1 && !r->ml && r->hs.commit < r->recover_target)
+		r->recover_target = r->hs.commit > r->applied_index ? r->hs.commit
+								    : r->applied_index;
+	/* multileader: the node's own sizes (node_limits.h) and ack level */
+	struct sl_ml_opts mlo;
+	r->ready_wal_worst = 0;
+	r->ready_entries = READY_ENTRIES_MAX;
+	if (r->ml) {
+		int rc = ml_options(n, r, &dc, &conf, &mlo, err, err_len);
+		if (rc != 0)
+			return rc;
+	}
+	uint32_t limit = sl_drv_entry_limit(&dc);
+	/* the worst ready of a proposal this big fits the WAL gate (node_limits.h) */
+	uint64_t wal_cap = PROP_CAP_FOR_WAL((uint64_t)n->cfg.wal_buffer_kb << 10);
+	r->prop_cap = limit < PROP_BYTES ? limit : PROP_BYTES;
+	if (r->prop_cap > wal_cap)
+		r->prop_cap = (uint32_t)wal_cap;
+	if (!r->ml)
+		r->ready_wal_worst = WAL_READY_WORST(r->prop_cap);
+	r->leader_hint = conf.voters[0];
+	if (!sl_cfg_region_here(&n->cfg, r->id)) {
+		/* no replica here: its points are forwarded to one (node.c) */
+		r->drv = NULL;
+		r->recover_target = 0;
+		return 0;
+	}
+	struct sl_drv_host host = nd_drv_host;
+	host.ctx = r;
+	int rc = sl_drv_create(&dc, &host, &r->drv);
+	if (rc == -EMSGSIZE) {
+		region_report_oversized(r, limit, proto, err, err_len);
+		return rc;
+	}
+	if (rc != 0) {
+		snprintf(err, err_len, "region %u: protocol %s: %s", r->id, proto,
+			 strerror(-rc));
+		return rc;
+	}
+	return 0;
+}
+
 static int worker_init(struct sl_node *n, struct worker *w, char *err, size_t err_len)
 {
 	char path[SL_CFG_PATH_MAX + 64];
@@ -720,78 +807,14 @@ static int worker_init(struct sl_node *n, struct worker *w, char *err, size_t er
 			continue;
 		sl_rlog_view(&r->rlog, &r->view);
 		r->view.snapshot = nd_region_log_snapshot; /* ctx is &r->rlog */
-		/* the same code for every protocol: the registry picks it by the configured
-		 * name, the driver sizes its options from the node's limits */
-		struct sl_drv_config dc;
-		memset(&dc, 0, sizeof(dc));
-		const char *proto = sl_cfg_region_protocol(&n->cfg, r->id);
-		dc.protocol = proto;
-		dc.max_entry_bytes = ENTRY_ASK_BYTES;
-		dc.max_inflight = PROP_SLOTS;
-		dc.applied_index = r->applied_index;
-		struct sl_cons_config *cc = &dc.cons;
-		cc->group_id = r->id;
-		cc->self = n->cfg.node_id;
-		/* the region's replicas vote (the map from ctld, or the one derived from the
-		 * config: nd_ctld_take_map); a single node is the one voter */
-		struct sl_cons_conf conf;
-		nd_region_conf(n, r->id, &conf);
-		cc->n_voters = conf.n_voters;
-		memcpy(cc->voters, conf.voters, sizeof(cc->voters));
-		cc->seed = ((uint64_t)n->cfg.node_id << 32) ^ r->id;
-		cc->election_timeout_ns = (uint64_t)n->cfg.election_timeout_ms * 1000000ull;
-		cc->heartbeat_interval_ns = cc->election_timeout_ns / 10;
-		cc->max_batch_entries = 64;
-		cc->max_inflight_bytes = 4u << 20;
-		cc->initial = r->hs; /* as recovered from the WAL */
-		cc->log = &r->view;
-		cc->rejoin = r->rejoining =
-		    n->rejoin_active && conf.n_voters > 1 && sl_cfg_region_here(&n->cfg, r->id);
-		if (r->rejoining)
-			atomic_fetch_add(&n->rejoin_left, 1);
-		r->recover_target = sl_rlog_last(&r->rlog);
-		/* in a cluster the log's tail may never commit (a new leader replaces it): wait
-		 * only for what this replica knew to be committed (a multileader replica applies
-		 * every durable entry of its log: all of it) */
-		if (n->cfg.cluster_nodes > 1 && !r->ml && r->hs.commit < r->recover_target)
-			r->recover_target = r->hs.commit > r->applied_index ? r->hs.commit
-									    : r->applied_index;
-		/* multileader: the node's own sizes (node_limits.h) and ack level */
-		struct sl_ml_opts mlo;
-		r->ready_wal_worst = 0;
-		r->ready_entries = READY_ENTRIES_MAX;
-		if (r->ml) {
-			rc = ml_options(n, r, &dc, &conf, &mlo, err, err_len);
-			if (rc != 0)
-				return rc;
-		}
-		uint32_t limit = sl_drv_entry_limit(&dc);
-		/* the worst ready of a proposal this big fits the WAL gate (node_limits.h) */
-		uint64_t wal_cap = PROP_CAP_FOR_WAL((uint64_t)n->cfg.wal_buffer_kb << 10);
-		r->prop_cap = limit < PROP_BYTES ? limit : PROP_BYTES;
-		if (r->prop_cap > wal_cap)
-			r->prop_cap = (uint32_t)wal_cap;
-		if (!r->ml)
-			r->ready_wal_worst = WAL_READY_WORST(r->prop_cap);
-		r->leader_hint = conf.voters[0];
-		if (!sl_cfg_region_here(&n->cfg, r->id)) {
-			/* no replica here: its points are forwarded to one (node.c) */
-			r->drv = NULL;
-			r->recover_target = 0;
-			continue;
-		}
-		struct sl_drv_host host = nd_drv_host;
-		host.ctx = r;
-		rc = sl_drv_create(&dc, &host, &r->drv);
-		if (rc == -EMSGSIZE) {
-			region_report_oversized(r, limit, proto, err, err_len);
+		/* a sealed segment's log up to its SEAL was durable and committed (the epochs
+		 * file says so, node_switch.c): applied again without a leader of it */
+		if (r->seal_commit > r->hs.commit && r->seal_commit <= sl_rlog_last(&r->rlog) &&
+		    r->seal_commit > nd_epoch_base(r->epoch))
+			r->hs.commit = r->seal_commit;
+		rc = nd_region_open(n, r, n->rejoin_active, err, err_len);
+		if (rc != 0)
 			return rc;
-		}
-		if (rc != 0) {
-			snprintf(err, err_len, "region %u: protocol %s: %s", r->id, proto,
-				 strerror(-rc));
-			return rc;
-		}
 	}
 	return 0;
 }
@@ -834,6 +857,12 @@ int sl_node_create(const struct sl_config *cfg, const struct sl_node_env *env,
 	if ((rc = rejoin_setup(n, err, err_len)) != 0 || (rc = check_meta(n, err, err_len)) != 0 ||
 	    (rc = nd_ctld_take_map(n, err, err_len)) != 0)
 		goto fail;
+	/* a protocol switch at run time finds every protocol's index in place */
+	if (sl_cfg_protocols_register(&n->cfg) != 0) {
+		snprintf(err, err_len, "more protocols built in than [regions] can name");
+		rc = -ENOSPC;
+		goto fail;
+	}
 	remove_tmp_files(path);
 	n->regions = calloc(cfg->regions, sizeof(*n->regions));
 	n->w = rte_zmalloc("sl_workers", sizeof(*n->w) * n->n_workers, RTE_CACHE_LINE_SIZE);
@@ -853,8 +882,11 @@ int sl_node_create(const struct sl_config *cfg, const struct sl_node_env *env,
 				     : (uint64_t)((((unsigned __int128)(i + 1) << 64) +
 						   cfg->regions - 1) / cfg->regions) - 1;
 		r->open = -1;
+		/* the segment of its log the region's image is of, and that one's protocol */
+		if ((rc = nd_switch_recover(n, r, err, err_len)) != 0)
+			goto fail;
 		/* every replica takes writes: versioned store, merged snapshots (node_ml.c) */
-		r->ml = (sl_cons_caps(sl_cons_find(sl_cfg_region_protocol(cfg, i))) &
+		r->ml = (sl_cons_caps(sl_cons_find(sl_cfg_region_protocol(&n->cfg, i))) &
 			 SL_CONS_CAP_MERGE) != 0;
 	}
 	/* per-lcore caches only for the full-size pool: a test's small one stays shared */

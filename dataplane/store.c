@@ -1114,6 +1114,7 @@ enum snap_mode {
 	SNAP_DELTA, /* a delta image on top of the store */
 	SNAP_CHECK, /* merge, first pass: every check, the store untouched */
 	SNAP_MERGE, /* merge, second pass: a checked image joined in by version */
+	SNAP_CONVERT, /* a full image into an empty store of the other kind (protocol switch) */
 };
 
 struct snap_rd {
@@ -1194,7 +1195,8 @@ static int snap_read_series(struct sl_store *st, struct snap_io *io, const struc
 	if (rc != 0)
 		return rc;
 	struct series *s = table_find(st, p.series_id);
-	if (sl_batch_point_check(&p) != 0 || (s != NULL && rd->mode == SNAP_LOAD) ||
+	if (sl_batch_point_check(&p) != 0 ||
+	    (s != NULL && (rd->mode == SNAP_LOAD || rd->mode == SNAP_CONVERT)) ||
 	    (p.type == SL_VAL_STR && rd->version == SNAP_VERSION_V1))
 		return -EBADMSG;
 	bool same_key = s == NULL || (s->key_len == p.key_len && memcmp(s->key, key, p.key_len) == 0);
@@ -1257,12 +1259,15 @@ static int snap_read_all(struct sl_store *st, struct snap_io *io, enum snap_mode
 	    sl_get_u32(hdr) != SNAP_MAGIC ||
 	    (version != SNAP_VERSION && version != SNAP_VERSION_V1) ||
 	    (flags & ~SNAP_FLAGS_KNOWN) != 0 || (flags != 0 && version == SNAP_VERSION_V1) ||
-	    (mode == SNAP_LOAD && delta) || (mode == SNAP_DELTA && !delta))
+	    ((mode == SNAP_LOAD || mode == SNAP_CONVERT) && delta) || (mode == SNAP_DELTA && !delta))
 		return -EBADMSG;
 	struct snap_rd rd = {.mode = mode,
 			     .version = version,
 			     .versioned = (flags & SL_STORE_SNAP_F_VERSIONED) != 0};
-	if (sl_get_u32(hdr + 8) != st->region_id || rd.versioned != st->versioned)
+	/* converting, the samples keep their values: an unversioned store drops the versions,
+	 * a versioned one gives each version (0, 0), which any later write beats */
+	if (sl_get_u32(hdr + 8) != st->region_id ||
+	    (rd.versioned != st->versioned && mode != SNAP_CONVERT))
 		return -EINVAL;
 	uint64_t n_series = sl_get_u64(hdr + 20);
 	for (uint64_t i = 0; i < n_series; i++) {
@@ -1308,6 +1313,28 @@ int sl_store_snapshot_read(struct sl_store *empty_store, int fd, uint64_t *appli
 	if (rc != 0)
 		store_clear(st);
 	return rc;
+}
+
+int sl_store_snapshot_read_convert(struct sl_store *empty_store, int fd, uint64_t *applied_index)
+{
+	struct sl_store *st = empty_store;
+	if (st->stats.series != 0)
+		return -EINVAL;
+	int rc = snap_read_fd(st, fd, SNAP_CONVERT, applied_index);
+	if (rc != 0)
+		store_clear(st);
+	return rc;
+}
+
+int sl_store_snapshot_peek(const uint8_t *hdr, size_t len, uint64_t *applied_index,
+			   uint16_t *flags)
+{
+	if (len < SNAP_HDR_BYTES || sl_get_u32(hdr) != SNAP_MAGIC ||
+	    sl_get_u32(hdr + 28) != sl_batch_crc32c(hdr, 28, SNAP_CRC_SEED))
+		return -EBADMSG;
+	*applied_index = sl_get_u64(hdr + 12);
+	*flags = sl_get_u16(hdr + 6);
+	return 0;
 }
 
 int sl_store_snapshot_read_mem(struct sl_store *empty_store, const uint8_t *img, size_t len,

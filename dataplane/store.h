@@ -168,6 +168,17 @@ int sl_store_snapshot_read(struct sl_store *empty_store, int fd, uint64_t *appli
 int sl_store_snapshot_read_mem(struct sl_store *empty_store, const uint8_t *img, size_t len,
 			       uint64_t *applied_index);
 
+/* sl_store_snapshot_read for an image of either kind (versioned or not) into a store of
+ * the kind the region's protocol needs after a protocol switch: into an unversioned store
+ * the samples lose their versions, into a versioned one each gets version (0, 0), which
+ * every later write beats. */
+int sl_store_snapshot_read_convert(struct sl_store *empty_store, int fd, uint64_t *applied_index);
+
+/* An image's header (its first SL_STORE_SNAP_HDR_BYTES): applied index and flags, or
+ * -EBADMSG when it is not one (no checks of the records). */
+int sl_store_snapshot_peek(const uint8_t *hdr, size_t len, uint64_t *applied_index,
+			   uint16_t *flags);
+
 /* Applies a delta image on top of the store (its base and earlier deltas loaded): every
  * sample last-writer-wins (by version in a versioned store), a series the store lacks is
  * created. -EBADMSG on corruption, truncation, a full image, or a series whose key or type

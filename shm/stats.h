@@ -214,7 +214,12 @@
 	X(ml_entries_refused) \
 	X(reads_cad) \
 	X(reads_sync) \
-	X(checkpoints_for_peers)
+	X(checkpoints_for_peers) \
+	X(seals_proposed) \
+	X(proposals_sealed) \
+	X(protocol_switches) \
+	X(protocol_switch_failed) \
+	X(switch_stale_msgs)
 
 enum sl_stat {
 #define SL_STATS_ENUM_(name) SL_STAT_##name,

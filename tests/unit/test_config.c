@@ -414,6 +414,20 @@ static void test_region_map(void **u)
 	assert_true(sl_cfg_map_format(&c, text, sizeof(text)) > 0);
 	assert_non_null(strstr(text, "\n3 standalone 1 1\n"));
 	assert_int_equal(sl_cfg_map_format(&c, text, 20), -ENOSPC);
+	/* a protocol switch changes a region's protocol at run time: not a map difference
+	 * (the replicas are); every protocol built in is registered first */
+	struct sl_cfg_map_region sw[4];
+	memcpy(sw, m, sizeof(sw));
+	snprintf(sw[2].protocol, sizeof(sw[2].protocol), "multileader");
+	assert_int_equal(sl_cfg_map_diff(m, sw, 4), -1);
+	assert_int_equal(sl_cfg_protocols_register(&c), 0);
+	assert_int_equal(sl_cfg_region_set_protocol(&c, 2, "multileader"), 0);
+	assert_string_equal(sl_cfg_region_protocol(&c, 2), "multileader");
+	assert_string_equal(sl_cfg_region_protocol(&c, 1), "raft");
+	assert_int_equal(sl_cfg_region_set_protocol(&c, 2, "paxos"), -ENOENT);
+	assert_int_equal(sl_cfg_region_set_protocol(&c, 4, "raft"), -ENOENT);
+	assert_string_equal(sl_cfg_region_protocol(&c, 2), "multileader");
+	assert_int_equal(sl_cfg_region_set_protocol(&c, 2, "raft"), 0);
 	/* refused, and nothing of it taken: a replica twice, a node beyond the cluster, the
 	 * preferred leader not a replica, two copies of a single-copy protocol, an unknown
 	 * protocol, another region count */

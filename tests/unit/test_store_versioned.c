@@ -544,6 +544,67 @@ static void test_image_mixed_refused(void **state)
 	sl_store_destroy(v2);
 }
 
+/* A protocol switch converts a region's image to the kind of store the next protocol
+ * keeps: every sample keeps its value; into a versioned store each gets version (0, 0),
+ * which any real write beats. Back and forth gives the same points. */
+static void strip_versions(char *s) /* each " @hlc/origin" to its line's end goes */
+{
+	char *out = s;
+	for (char *p = s; *p != '\0'; p++) {
+		if (*p == '@')
+			while (p[1] != '\n' && p[1] != '\0')
+				p++;
+		else
+			*out++ = *p;
+	}
+	*out = '\0';
+}
+
+static void test_image_convert(void **state)
+{
+	(void)state;
+	make_writes(13);
+	struct sl_store *a = all_writes(4, 0, N_WRITES);
+	put1(a, 5, 10, 1ull << 62, 2); /* wins over any of the writes */
+	FILE *f = tmpfile();
+	assert_non_null(f);
+	assert_int_equal(sl_store_snapshot_write(a, fileno(f), 77), 0);
+	assert_int_equal(lseek(fileno(f), 0, SEEK_SET), 0);
+	struct sl_store *u = mkstore_v(false, 4);
+	uint64_t idx = 0;
+	assert_int_equal(sl_store_snapshot_read_convert(u, fileno(f), &idx), 0);
+	assert_int_equal(idx, 77);
+	assert_false(sl_store_versioned(u));
+	assert_int_equal(value_at(u, 5), 10);
+	/* and back into a versioned store: the same points, every version (0, 0) */
+	assert_int_equal(ftruncate(fileno(f), 0), 0);
+	assert_int_equal(lseek(fileno(f), 0, SEEK_SET), 0);
+	assert_int_equal(sl_store_snapshot_write(u, fileno(f), 78), 0);
+	assert_int_equal(lseek(fileno(f), 0, SEEK_SET), 0);
+	struct sl_store *v = mkstore_v(true, 3);
+	assert_int_equal(sl_store_snapshot_read_convert(v, fileno(f), &idx), 0);
+	assert_int_equal(idx, 78);
+	assert_true(sl_store_versioned(v));
+	char *da = dump_store(a), *dv = dump_store(v);
+	assert_string_not_equal(da, dv); /* the versions differ, nothing else */
+	strip_versions(da);
+	strip_versions(dv);
+	assert_string_equal(da, dv);
+	free(da);
+	free(dv);
+	/* a converted point loses to any real write */
+	assert_version(v, 5, 0, 0);
+	put1(v, 5, 11, 1, 1);
+	assert_int_equal(value_at(v, 5), 11);
+	/* only into an empty store */
+	assert_int_equal(lseek(fileno(f), 0, SEEK_SET), 0);
+	assert_int_equal(sl_store_snapshot_read_convert(v, fileno(f), &idx), -EINVAL);
+	fclose(f);
+	sl_store_destroy(a);
+	sl_store_destroy(u);
+	sl_store_destroy(v);
+}
+
 /* A delta applied to a versioned store decides each sample by version. */
 static void test_delta_by_version(void **state)
 {
@@ -805,6 +866,7 @@ int main(void)
 	    cmocka_unit_test(test_lww_order_independent),
 	    cmocka_unit_test(test_image_roundtrip),
 	    cmocka_unit_test(test_image_mixed_refused),
+	    cmocka_unit_test(test_image_convert),
 	    cmocka_unit_test(test_delta_by_version),
 	    cmocka_unit_test(test_fuzzy_walk_replay),
 	    cmocka_unit_test(test_merge_commutative),
