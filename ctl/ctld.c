@@ -752,6 +752,10 @@ static int ctl_set_protocol(struct ctld *c, struct json_object *args, struct jso
 	uint64_t region = 0;
 	struct json_object *p = NULL;
 	c->st.switches_asked++;
+	if (!c->sm.bootstrapped) {
+		c->st.switches_refused++;
+		CTL_ERR("unavailable", "the cluster is not bootstrapped yet; try again");
+	}
 	if (arg_uint(args, "region", 0, UINT32_MAX, &region) != 0 ||
 	    !json_object_object_get_ex(args, "protocol", &p) ||
 	    !json_object_is_type(p, json_type_string)) {
