@@ -96,7 +96,8 @@ struct sl_ctld_node {
 
 /* A leader move an operator asked for (`transfer_leader`): the region's preferred leader
  * becomes `to`; the ctld leader marks it done once the replicas report `to` leading, or
- * failed (with why) when that does not happen in time. Times are the proposing ctld
+ * failed (with why) when that does not happen in time. A protocol move (`set_protocol`)
+ * is done once every replica runs the new segment; it never fails. Times are the proposing ctld
  * leader's wall clock (ms since the epoch), carried in the commands. */
 #define SL_CTLD_MAX_MOVES 64 /* the last ones are kept (a ring) */
 #define SL_CTLD_WHY_MAX 160
@@ -168,7 +169,8 @@ struct json_object *sl_ctld_cmd_drain(uint32_t node, bool on);
  * nodes' counts of preferred regions differ by more than one, a region of the node with
  * the most (on its busiest core) goes to a replica with at least two fewer (the fewest,
  * then fewest on that core). Regions an operator moved within SL_CTLD_OPERATOR_HOLD_MS of
- * now_ms stay, unless their node is drained or down. Returns the move's kind + 1
+ * now_ms stay, unless their node is drained or down; a region being switched to another
+ * protocol (sl_ctld_switching) stays whatever its node. Returns the move's kind + 1
  * (SL_CTLD_MOVE_BALANCE + 1 or SL_CTLD_MOVE_DRAIN + 1) with region and to set, 0 when
  * nothing is worth moving. */
 int sl_ctld_balance_next(const struct sl_ctld_sm *sm, uint64_t now_ms, uint32_t *region,
@@ -179,7 +181,8 @@ struct json_object *sl_ctld_cmd_move_end(uint64_t id, bool done, const char *why
 /* Move `id` if the ring still has it, else NULL. */
 const struct sl_ctld_move *sl_ctld_move_get(const struct sl_ctld_sm *sm, uint64_t id);
 const char *sl_ctld_move_state_name(uint32_t state);
-/* Checks what transfer_leader would refuse (region, node, protocol), for an answer before
+/* Checks what transfer_leader would refuse (region, node, protocol, a protocol switch in
+ * progress), for an answer before
  * anything is proposed. 0 or -EINVAL with err. */
 int sl_ctld_check_transfer(const struct sl_ctld_sm *sm, uint64_t region, uint64_t to,
 			   char *err, size_t err_len);
