@@ -37,6 +37,8 @@
 /* a leader move that has not reached its target by then is reported failed (the target
  * stays preferred: the nodes hand over as soon as it can lead) */
 #define MOVE_TIMEOUT_MS 15000u
+/* protocol_switched is proposed again at most this often per region while it is due */
+#define SWITCH_RETRY_NS 500000000ull
 
 struct ctld_stats {
 	uint64_t udp_rx, udp_rx_bad, udp_rx_refused, udp_tx, udp_tx_too_big, udp_tx_errors;
@@ -45,6 +47,7 @@ struct ctld_stats {
 	uint64_t nodes_marked_down, nodes_marked_up;
 	uint64_t leaders_recorded; /* set_leader proposals */
 	uint64_t moves_asked, moves_refused, moves_done, moves_failed, moves_balance, moves_drain;
+	uint64_t switches_asked, switches_refused, switches_proposed; /* protocol switches */
 };
 
 struct ctld {
@@ -66,6 +69,7 @@ struct ctld {
 	uint64_t leader_proposed_ns[SL_CTLD_MAX_REGIONS]; /* last set_leader proposal */
 	uint64_t move_proposed_id, move_proposed_ns;      /* the last transfer_leader */
 	uint64_t move_end_proposed_ns[SL_CTLD_MAX_MOVES]; /* last move_end per ring slot */
+	uint64_t switch_proposed_ns[SL_CTLD_MAX_REGIONS]; /* last protocol_switched */
 	uint64_t balance_next_ns;                         /* the next balancing move, at most */
 	struct ctld_stats st;
 };
@@ -287,6 +291,7 @@ static void udp_poll(struct ctld *c)
 /* ---------------------------------------------------------------- leader duties */
 
 static void move_duties(struct ctld *c, uint64_t now, uint64_t timeout);
+static void switch_duties(struct ctld *c, uint64_t now, uint64_t timeout);
 
 static void duties(struct ctld *c, uint64_t now)
 {
@@ -303,6 +308,7 @@ static void duties(struct ctld *c, uint64_t now)
 		memset(c->proposed_ns, 0, sizeof(c->proposed_ns));
 		memset(c->leader_proposed_ns, 0, sizeof(c->leader_proposed_ns));
 		memset(c->move_end_proposed_ns, 0, sizeof(c->move_end_proposed_ns));
+		memset(c->switch_proposed_ns, 0, sizeof(c->switch_proposed_ns));
 		c->move_proposed_id = 0;
 		/* a new leader balances only after the nodes reported to it for a while */
 		c->balance_next_ns = now + (uint64_t)c->cfg.balance_interval_ms * 1000000ull;
@@ -364,7 +370,30 @@ static void duties(struct ctld *c, uint64_t now)
 		if (propose(c, sl_ctld_cmd_set_leader(r, ob.leader, ob.term)) == 0)
 			c->st.leaders_recorded++;
 	}
+	switch_duties(c, now, timeout);
 	move_duties(c, now, timeout);
+}
+
+/* A region whose replicas all applied the seal of its active segment goes on under its
+ * next protocol: protocol_switched opens segment epoch + 1 (the nodes see it in the map). */
+static void switch_duties(struct ctld *c, uint64_t now, uint64_t timeout)
+{
+	uint64_t wall = wall_ms();
+	for (uint32_t r = 0; r < c->sm.n_regions; r++) {
+		const struct sl_ctld_region *reg = &c->sm.regions[r];
+		char waiting[SL_CTLD_WHY_MAX];
+		if (reg->next_protocol[0] == '\0' ||
+		    (c->switch_proposed_ns[r] != 0 && now - c->switch_proposed_ns[r] < SWITCH_RETRY_NS) ||
+		    !sl_ctld_switch_ready(&c->sm, c->soft, r, now, timeout, waiting, sizeof(waiting)))
+			continue;
+		c->switch_proposed_ns[r] = now;
+		if (propose(c, sl_ctld_cmd_protocol_switched(r, reg->epoch + 1, reg->next_protocol,
+							     wall)) == 0) {
+			c->st.switches_proposed++;
+			fprintf(stderr, "sluice-ctld: region %u: every replica sealed epoch %u; epoch "
+				"%u runs %s\n", r, reg->epoch, reg->epoch + 1, reg->next_protocol);
+		}
+	}
 }
 
 /* Running leader moves end when the replicas report the target leading (done), when
@@ -415,13 +444,25 @@ static void move_duties(struct ctld *c, uint64_t now, uint64_t timeout)
 		uint64_t *last = &c->move_end_proposed_ns[(id - 1) % SL_CTLD_MAX_MOVES];
 		if (m == NULL)
 			continue;
-		running = running || m->state == SL_CTLD_MOVE_RUNNING;
+		bool proto = m->kind == SL_CTLD_MOVE_PROTOCOL;
+		/* a protocol switch may wait long (for a node that is down): leader moves go on
+		 * meanwhile, on other regions (balance leaves a switching one alone) */
+		running = running || (m->state == SL_CTLD_MOVE_RUNNING && !proto);
 		if (m->state != SL_CTLD_MOVE_RUNNING || now - *last < PROPOSE_RETRY_NS)
 			continue;
 		struct sl_ctld_observed ob;
 		char why[SL_CTLD_WHY_MAX] = "";
 		bool done = false;
-		if (sl_ctld_observe(&c->sm, c->soft, m->region, now, timeout, &ob) > 0 &&
+		if (proto) {
+			/* never failed by time: a seal cannot be undone, the switch only goes on */
+			char waiting[SL_CTLD_WHY_MAX];
+			if (!sl_ctld_switch_done(&c->sm, c->soft, m, now, timeout, waiting,
+						 sizeof(waiting)))
+				continue;
+			done = true;
+			snprintf(why, sizeof(why), "every replica runs epoch %u under %s",
+				 c->sm.regions[m->region].epoch, m->to_protocol);
+		} else if (sl_ctld_observe(&c->sm, c->soft, m->region, now, timeout, &ob) > 0 &&
 		    ob.leader == m->to) {
 			done = true;
 			snprintf(why, sizeof(why), "node %u leads region %u (term %" PRIu64 ")", m->to,
@@ -438,8 +479,12 @@ static void move_duties(struct ctld *c, uint64_t now, uint64_t timeout)
 		}
 		*last = now;
 		if (propose(c, sl_ctld_cmd_move_end(id, done, why, wall)) == 0) {
-			fprintf(stderr, "sluice-ctld: move %" PRIu64 " (region %u to node %u) %s: %s\n",
-				id, m->region, m->to, done ? "done" : "failed", why);
+			if (proto)
+				fprintf(stderr, "sluice-ctld: move %" PRIu64 " (region %u %s -> %s) done: "
+					"%s\n", id, m->region, m->from_protocol, m->to_protocol, why);
+			else
+				fprintf(stderr, "sluice-ctld: move %" PRIu64 " (region %u to node %u) %s: "
+					"%s\n", id, m->region, m->to, done ? "done" : "failed", why);
 			if (done)
 				c->st.moves_done++;
 			else
@@ -512,6 +557,9 @@ static struct json_object *status_json(struct ctld *c)
 	CNT(moves_failed);
 	CNT(moves_balance);
 	CNT(moves_drain);
+	CNT(switches_asked);
+	CNT(switches_refused);
+	CNT(switches_proposed);
 #undef CNT
 	json_object_object_add(k, "log_torn_bytes_cut",
 			       json_object_new_int64((int64_t)c->log.torn_bytes));
@@ -693,6 +741,60 @@ static int ctl_transfer_leader(struct ctld *c, struct json_object *args,
 	return 0;
 }
 
+/* set_protocol {region, protocol}: the region's active segment is sealed and the next
+ * runs `protocol`; recorded as a move of kind protocol (`moves` shows what it waits for). */
+static int ctl_set_protocol(struct ctld *c, struct json_object *args, struct json_object **result,
+			    const char **err_code, char *err_msg, size_t err_len)
+{
+	int rc = need_leader(c, err_code, err_msg, err_len);
+	if (rc != 0)
+		return rc;
+	uint64_t region = 0;
+	struct json_object *p = NULL;
+	c->st.switches_asked++;
+	if (!c->sm.bootstrapped) {
+		c->st.switches_refused++;
+		CTL_ERR("unavailable", "the cluster is not bootstrapped yet; try again");
+	}
+	if (arg_uint(args, "region", 0, UINT32_MAX, &region) != 0 ||
+	    !json_object_object_get_ex(args, "protocol", &p) ||
+	    !json_object_is_type(p, json_type_string)) {
+		c->st.switches_refused++;
+		CTL_ERR(SL_CTL_ERR_BAD_REQUEST, "set_protocol needs args.region (a number) and "
+			"args.protocol (standalone, raft or multileader)");
+	}
+	const char *proto = json_object_get_string(p);
+	char err[256];
+	rc = sl_ctld_check_set_protocol(&c->sm, region, proto, err, sizeof(err));
+	if (rc != 0) {
+		c->st.switches_refused++;
+		CTL_ERR(rc == -ENOENT ? SL_CTL_ERR_NOT_FOUND
+			: rc == -EINVAL ? SL_CTL_ERR_BAD_REQUEST
+					: "invalid",
+			"%s", err);
+	}
+	char from[SL_CTLD_PROTO_MAX];
+	snprintf(from, sizeof(from), "%s", c->sm.regions[region].protocol);
+	uint64_t id = next_move_id(c);
+	rc = propose(c, sl_ctld_cmd_set_protocol(id, (uint32_t)region, proto, wall_ms()));
+	if (rc != 0) {
+		c->st.switches_refused++;
+		CTL_ERR("busy", "set_protocol: proposal refused: %s", strerror(-rc));
+	}
+	c->move_proposed_id = id;
+	c->move_proposed_ns = now_ns();
+	fprintf(stderr, "sluice-ctld: move %" PRIu64 ": region %" PRIu64 " protocol %s -> %s\n",
+		id, region, from, proto);
+	struct json_object *o = json_object_new_object();
+	json_object_object_add(o, "move", json_object_new_int64((int64_t)id));
+	json_object_object_add(o, "region", json_object_new_int64((int64_t)region));
+	json_object_object_add(o, "from_protocol", json_object_new_string(from));
+	json_object_object_add(o, "to_protocol", json_object_new_string(proto));
+	json_object_object_add(o, "state", json_object_new_string("running"));
+	*result = o;
+	return 0;
+}
+
 static int ctl_handler(void *arg, const char *cmd, struct json_object *args,
 		       struct json_object **result, const char **err_code, char *err_msg,
 		       size_t err_len)
@@ -710,9 +812,12 @@ static int ctl_handler(void *arg, const char *cmd, struct json_object *args,
 	else if (strcmp(cmd, "placement") == 0)
 		*result = sl_ctld_view_placement(&c->sm);
 	else if (strcmp(cmd, "moves") == 0)
-		*result = sl_ctld_view_moves(&c->sm);
+		*result = sl_ctld_view_moves(&c->sm, soft, now,
+					     (uint64_t)c->cfg.node_timeout_ms * 1000000ull);
 	else if (strcmp(cmd, "transfer_leader") == 0)
 		return ctl_transfer_leader(c, args, result, err_code, err_msg, err_len);
+	else if (strcmp(cmd, "set_protocol") == 0)
+		return ctl_set_protocol(c, args, result, err_code, err_msg, err_len);
 	else if (strcmp(cmd, "drain") == 0)
 		return ctl_drain(c, args, result, err_code, err_msg, err_len);
 	else if (strcmp(cmd, "join") == 0)
@@ -722,7 +827,7 @@ static int ctl_handler(void *arg, const char *cmd, struct json_object *args,
 	else
 		CTL_ERR(SL_CTL_ERR_UNKNOWN_COMMAND,
 			"unknown command '%.64s' (sluice-ctld knows status, members, regions, "
-			"placement, moves, transfer_leader, drain, join, heartbeat)",
+			"placement, moves, transfer_leader, set_protocol, drain, join, heartbeat)",
 			cmd);
 	return 0;
 }

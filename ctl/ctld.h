@@ -76,6 +76,11 @@ struct sl_ctld_region {
 	uint32_t leader;                   /* preferred leader (a replica) */
 	uint32_t observed;                 /* leader the replicas last reported (0: none) */
 	uint64_t observed_term;            /* its term */
+	/* The region's log is a chain of segments (docs/cluster.md, "Switching a region's
+	 * protocol"): epoch numbers the active one (0 from the bootstrap on), next_protocol
+	 * is the protocol of the next while a switch is in progress ("" when none). */
+	uint32_t epoch;
+	char next_protocol[SL_CTLD_PROTO_MAX];
 };
 
 enum sl_ctld_node_state { SL_CTLD_EXPECTED = 0, SL_CTLD_UP = 1, SL_CTLD_DOWN = 2 };
@@ -91,7 +96,8 @@ struct sl_ctld_node {
 
 /* A leader move an operator asked for (`transfer_leader`): the region's preferred leader
  * becomes `to`; the ctld leader marks it done once the replicas report `to` leading, or
- * failed (with why) when that does not happen in time. Times are the proposing ctld
+ * failed (with why) when that does not happen in time. A protocol move (`set_protocol`)
+ * is done once every replica runs the new segment; it never fails. Times are the proposing ctld
  * leader's wall clock (ms since the epoch), carried in the commands. */
 #define SL_CTLD_MAX_MOVES 64 /* the last ones are kept (a ring) */
 #define SL_CTLD_WHY_MAX 160
@@ -101,6 +107,7 @@ enum sl_ctld_move_kind {
 	SL_CTLD_MOVE_OPERATOR = 0,
 	SL_CTLD_MOVE_BALANCE = 1,
 	SL_CTLD_MOVE_DRAIN = 2, /* off a node an operator drains */
+	SL_CTLD_MOVE_PROTOCOL = 3, /* a protocol switch (set_protocol): from = to = 0 */
 };
 
 struct sl_ctld_move {
@@ -112,6 +119,10 @@ struct sl_ctld_move {
 	uint32_t state; /* enum sl_ctld_move_state */
 	uint64_t start_ms, end_ms;
 	char why[SL_CTLD_WHY_MAX];
+	/* a protocol move: the switch from_protocol -> to_protocol seals segment `epoch`
+	 * (the region's epoch when it was asked); leader moves leave these "" and 0 */
+	char from_protocol[SL_CTLD_PROTO_MAX], to_protocol[SL_CTLD_PROTO_MAX];
+	uint32_t epoch;
 };
 
 /* The replicated metadata: identical on every replica that applied the same prefix. */
@@ -158,7 +169,8 @@ struct json_object *sl_ctld_cmd_drain(uint32_t node, bool on);
  * nodes' counts of preferred regions differ by more than one, a region of the node with
  * the most (on its busiest core) goes to a replica with at least two fewer (the fewest,
  * then fewest on that core). Regions an operator moved within SL_CTLD_OPERATOR_HOLD_MS of
- * now_ms stay, unless their node is drained or down. Returns the move's kind + 1
+ * now_ms stay, unless their node is drained or down; a region being switched to another
+ * protocol (sl_ctld_switching) stays whatever its node. Returns the move's kind + 1
  * (SL_CTLD_MOVE_BALANCE + 1 or SL_CTLD_MOVE_DRAIN + 1) with region and to set, 0 when
  * nothing is worth moving. */
 int sl_ctld_balance_next(const struct sl_ctld_sm *sm, uint64_t now_ms, uint32_t *region,
@@ -169,10 +181,29 @@ struct json_object *sl_ctld_cmd_move_end(uint64_t id, bool done, const char *why
 /* Move `id` if the ring still has it, else NULL. */
 const struct sl_ctld_move *sl_ctld_move_get(const struct sl_ctld_sm *sm, uint64_t id);
 const char *sl_ctld_move_state_name(uint32_t state);
-/* Checks what transfer_leader would refuse (region, node, protocol), for an answer before
+/* Checks what transfer_leader would refuse (region, node, protocol, a protocol switch in
+ * progress), for an answer before
  * anything is proposed. 0 or -EINVAL with err. */
 int sl_ctld_check_transfer(const struct sl_ctld_sm *sm, uint64_t region, uint64_t to,
 			   char *err, size_t err_len);
+/* Protocol switch, move id `id` (after the last one, as transfer_leader's): the region's
+ * active segment is sealed and the next one runs `protocol` (next_protocol until the
+ * replicas sealed, then protocol_switched). */
+struct json_object *sl_ctld_cmd_set_protocol(uint64_t id, uint32_t region, const char *protocol,
+					     uint64_t now_ms);
+/* Every replica applied the seal of the region's segment epoch - 1: segment `epoch` runs
+ * `protocol` (the region's next_protocol). */
+struct json_object *sl_ctld_cmd_protocol_switched(uint32_t region, uint32_t epoch,
+						  const char *protocol, uint64_t now_ms);
+/* Checks what set_protocol would refuse. 0, or with err: -ENOENT (no such region),
+ * -EINVAL (not a protocol name), -EBUSY (not applicable now: the same protocol, a switch
+ * in progress, standalone on a region with copies, not bootstrapped). */
+int sl_ctld_check_set_protocol(const struct sl_ctld_sm *sm, uint64_t region,
+			       const char *protocol, char *err, size_t err_len);
+/* A protocol switch of the region is in progress: its next protocol is set, or the move
+ * that switched it still waits for the replicas to run the new segment. Leader moves
+ * (operator, balance, drain) leave such a region alone. */
+bool sl_ctld_switching(const struct sl_ctld_sm *sm, uint32_t region);
 /* Applies one committed command (JSON text). 0, or a negative errno with err set: the
  * command is refused and counted, the state is unchanged (every replica refuses alike). */
 int sl_ctld_sm_apply(struct sl_ctld_sm *sm, const uint8_t *data, uint32_t len, char *err,
@@ -184,6 +215,8 @@ struct sl_ctld_hb_region {
 	uint32_t role; /* enum sl_cons_role */
 	uint32_t leader;
 	uint64_t term, commit_index, applied_index;
+	uint32_t epoch; /* the replica's active segment (0 from nodes that do not send it) */
+	bool sealed;    /* it applied the SEAL of that segment: takes no more writes in it */
 };
 
 struct sl_ctld_soft {
@@ -209,6 +242,20 @@ uint32_t sl_ctld_observe(const struct sl_ctld_sm *sm, const struct sl_ctld_soft 
 			 uint32_t region, uint64_t now_ns, uint64_t timeout_ns,
 			 struct sl_ctld_observed *out);
 
+/* The switch decisions the ctld leader runs (pure: map and heartbeats in, no clock of
+ * their own). switch_ready: the region has a next protocol and every replica reported
+ * within timeout_ns that it applied the seal of the region's epoch (propose
+ * protocol_switched). switch_done: the running protocol move `m` switched its region and
+ * every replica reports the new epoch, unsealed (end the move done). When not, both
+ * write what they wait for to `waiting` ("node 3 has not applied the seal", "node 2 is
+ * down", ...). */
+bool sl_ctld_switch_ready(const struct sl_ctld_sm *sm, const struct sl_ctld_soft *soft,
+			  uint32_t region, uint64_t now_ns, uint64_t timeout_ns, char *waiting,
+			  size_t waiting_len);
+bool sl_ctld_switch_done(const struct sl_ctld_sm *sm, const struct sl_ctld_soft *soft,
+			 const struct sl_ctld_move *m, uint64_t now_ns, uint64_t timeout_ns,
+			 char *waiting, size_t waiting_len);
+
 /* Views for the ctl commands. soft may be NULL (a follower has no heartbeats). */
 struct json_object *sl_ctld_view_members(const struct sl_ctld_sm *sm,
 					 const struct sl_ctld_soft *soft, uint64_t now_ns);
@@ -216,8 +263,11 @@ struct json_object *sl_ctld_view_regions(const struct sl_ctld_sm *sm,
 					 const struct sl_ctld_soft *soft, uint64_t now_ns,
 					 uint64_t timeout_ns);
 struct json_object *sl_ctld_view_placement(const struct sl_ctld_sm *sm);
-/* The moves the ring keeps, oldest first. */
-struct json_object *sl_ctld_view_moves(const struct sl_ctld_sm *sm);
+/* The moves the ring keeps, oldest first; with soft (the leader's), a running protocol
+ * move says what it waits for. */
+struct json_object *sl_ctld_view_moves(const struct sl_ctld_sm *sm,
+				       const struct sl_ctld_soft *soft, uint64_t now_ns,
+				       uint64_t timeout_ns);
 const char *sl_ctld_state_name(uint32_t state);
 
 /* ---------------------------------------------------------------- log file (ctld_log.c) */

@@ -154,9 +154,34 @@ struct json_object *sl_ctld_cmd_transfer_leader(uint64_t id, uint32_t region, ui
 
 static const char *move_kind_name(uint32_t kind)
 {
-	return kind == SL_CTLD_MOVE_BALANCE ? "balance"
-	       : kind == SL_CTLD_MOVE_DRAIN ? "drain"
-					    : "transfer-leader";
+	return kind == SL_CTLD_MOVE_BALANCE    ? "balance"
+	       : kind == SL_CTLD_MOVE_DRAIN    ? "drain"
+	       : kind == SL_CTLD_MOVE_PROTOCOL ? "protocol"
+					       : "transfer-leader";
+}
+
+struct json_object *sl_ctld_cmd_set_protocol(uint64_t id, uint32_t region, const char *protocol,
+					     uint64_t now_ms)
+{
+	struct json_object *o = json_object_new_object();
+	json_object_object_add(o, "op", json_object_new_string("set_protocol"));
+	json_object_object_add(o, "id", json_object_new_int64((int64_t)id));
+	json_object_object_add(o, "region", json_object_new_int64(region));
+	json_object_object_add(o, "protocol", json_object_new_string(protocol));
+	json_object_object_add(o, "at_ms", json_object_new_int64((int64_t)now_ms));
+	return o;
+}
+
+struct json_object *sl_ctld_cmd_protocol_switched(uint32_t region, uint32_t epoch,
+						  const char *protocol, uint64_t now_ms)
+{
+	struct json_object *o = json_object_new_object();
+	json_object_object_add(o, "op", json_object_new_string("protocol_switched"));
+	json_object_object_add(o, "region", json_object_new_int64(region));
+	json_object_object_add(o, "epoch", json_object_new_int64(epoch));
+	json_object_object_add(o, "protocol", json_object_new_string(protocol));
+	json_object_object_add(o, "at_ms", json_object_new_int64((int64_t)now_ms));
+	return o;
 }
 
 struct json_object *sl_ctld_cmd_balance(uint64_t id, uint32_t region, uint32_t to, uint32_t from,
@@ -439,6 +464,125 @@ int sl_ctld_check_transfer(const struct sl_ctld_sm *sm, uint64_t region, uint64_
 	if (sm->nodes[to].draining)
 		REFUSE("transfer_leader: node %" PRIu64 " is draining its leaders (undrain it first)",
 		       to);
+	if (sl_ctld_switching(sm, (uint32_t)region))
+		REFUSE("transfer_leader: region %" PRIu64 " is switching to %s: a protocol switch "
+		       "is in progress (see moves)",
+		       region, r->next_protocol[0] ? r->next_protocol : r->protocol);
+	return 0;
+}
+
+/* The running protocol move of a region, if the ring still has one. */
+static struct sl_ctld_move *protocol_move(const struct sl_ctld_sm *sm, uint32_t region)
+{
+	for (uint64_t k = sm->n_moves > SL_CTLD_MAX_MOVES ? sm->n_moves - SL_CTLD_MAX_MOVES + 1 : 1;
+	     k <= sm->n_moves; k++) {
+		const struct sl_ctld_move *m = sl_ctld_move_get(sm, k);
+		if (m != NULL && m->region == region && m->kind == SL_CTLD_MOVE_PROTOCOL &&
+		    m->state == SL_CTLD_MOVE_RUNNING)
+			return (struct sl_ctld_move *)m;
+	}
+	return NULL;
+}
+
+bool sl_ctld_switching(const struct sl_ctld_sm *sm, uint32_t region)
+{
+	return region < sm->n_regions &&
+	       (sm->regions[region].next_protocol[0] != '\0' || protocol_move(sm, region) != NULL);
+}
+
+/* The protocols a region may switch to: the ones a data node runs a segment under. */
+static bool switchable_protocol(const char *p)
+{
+	return strcmp(p, "standalone") == 0 || strcmp(p, "raft") == 0 ||
+	       strcmp(p, "multileader") == 0;
+}
+
+int sl_ctld_check_set_protocol(const struct sl_ctld_sm *sm, uint64_t region,
+			       const char *protocol, char *err, size_t err_len)
+{
+	if (!sm->bootstrapped) {
+		snprintf(err, err_len, "set_protocol: the cluster is not bootstrapped");
+		return -EBUSY;
+	}
+	if (region >= sm->n_regions) {
+		snprintf(err, err_len, "set_protocol: no region %" PRIu64 " (ids are below %u)",
+			 region, sm->n_regions);
+		return -ENOENT;
+	}
+	if (protocol == NULL || !switchable_protocol(protocol))
+		REFUSE("set_protocol: protocol must be standalone, raft or multileader");
+	const struct sl_ctld_region *r = &sm->regions[region];
+	int rc = -EBUSY;
+	if (strcmp(protocol, r->protocol) == 0)
+		snprintf(err, err_len, "set_protocol: region %" PRIu64 " runs %s already", region,
+			 protocol);
+	else if (sl_ctld_switching(sm, (uint32_t)region))
+		snprintf(err, err_len, "set_protocol: region %" PRIu64 " has a protocol switch in "
+			 "progress (to %s, see moves)",
+			 region, r->next_protocol[0] ? r->next_protocol : r->protocol);
+	else if (r->rf > sl_cons_max_copies(sl_cons_find(protocol)))
+		snprintf(err, err_len, "set_protocol: region %" PRIu64 " has %u copies and %s keeps "
+			 "one (changing the copies is a membership change, not a protocol switch)",
+			 region, r->rf, protocol);
+	else
+		rc = 0;
+	return rc;
+}
+
+/* An operator's protocol switch: recorded as a running move; the region's next protocol
+ * is set, so the nodes (fetching the map again) seal its active segment. */
+static int apply_set_protocol(struct sl_ctld_sm *sm, struct json_object *cmd, char *err,
+			      size_t err_len)
+{
+	uint64_t id = 0, region = 0, at = 0;
+	const char *proto = get_str(cmd, "protocol", SL_CTLD_PROTO_MAX - 1);
+	if (!get_uint(cmd, "id", 1, INT64_MAX, &id) ||
+	    !get_uint(cmd, "region", 0, UINT32_MAX, &region) ||
+	    !get_uint(cmd, "at_ms", 0, INT64_MAX, &at) || proto == NULL)
+		REFUSE("set_protocol: id, region and at_ms must be numbers, protocol a name");
+	if (id <= sm->n_moves) /* as transfer_leader: a stale proposal */
+		REFUSE("set_protocol: move %" PRIu64 " is not after the last one (%" PRIu64 ")", id,
+		       sm->n_moves);
+	if (sl_ctld_check_set_protocol(sm, region, proto, err, err_len) != 0)
+		return -EINVAL;
+	struct sl_ctld_region *r = &sm->regions[region];
+	struct sl_ctld_move *m = &sm->moves[(id - 1) % SL_CTLD_MAX_MOVES];
+	memset(m, 0, sizeof(*m));
+	m->id = id;
+	m->kind = SL_CTLD_MOVE_PROTOCOL;
+	m->region = (uint32_t)region;
+	m->start_ms = at;
+	m->state = SL_CTLD_MOVE_RUNNING;
+	memcpy(m->from_protocol, r->protocol, sizeof(m->from_protocol));
+	snprintf(m->to_protocol, sizeof(m->to_protocol), "%s", proto);
+	m->epoch = r->epoch;
+	sm->n_moves = id;
+	snprintf(r->next_protocol, sizeof(r->next_protocol), "%s", proto);
+	sm->map_version++;
+	return 0;
+}
+
+/* Every replica sealed the active segment: the next one, epoch + 1, runs next_protocol. */
+static int apply_protocol_switched(struct sl_ctld_sm *sm, struct json_object *cmd, char *err,
+				   size_t err_len)
+{
+	uint64_t region = 0, epoch = 0, at = 0;
+	const char *proto = get_str(cmd, "protocol", SL_CTLD_PROTO_MAX - 1);
+	if (!sm->bootstrapped || !get_uint(cmd, "region", 0, sm->n_regions - 1, &region))
+		REFUSE("protocol_switched: region must be an id below %u", sm->n_regions);
+	if (!get_uint(cmd, "epoch", 1, UINT32_MAX, &epoch) ||
+	    !get_uint(cmd, "at_ms", 0, INT64_MAX, &at) || proto == NULL)
+		REFUSE("protocol_switched: epoch and at_ms must be numbers, protocol a name");
+	struct sl_ctld_region *r = &sm->regions[region];
+	if (r->next_protocol[0] == '\0' || strcmp(proto, r->next_protocol) != 0 ||
+	    epoch != (uint64_t)r->epoch + 1)
+		REFUSE("protocol_switched: region %" PRIu64 " is at epoch %u switching to '%s', "
+		       "not to %s at epoch %" PRIu64,
+		       region, r->epoch, r->next_protocol, proto, epoch);
+	memcpy(r->protocol, r->next_protocol, sizeof(r->protocol)); /* same size, NUL-ended */
+	r->next_protocol[0] = '\0';
+	r->epoch = (uint32_t)epoch;
+	sm->map_version++;
 	return 0;
 }
 
@@ -470,7 +614,8 @@ static int apply_transfer_leader(struct sl_ctld_sm *sm, struct json_object *cmd,
 	for (uint64_t k = sm->n_moves > SL_CTLD_MAX_MOVES ? sm->n_moves - SL_CTLD_MAX_MOVES + 1 : 1;
 	     k <= sm->n_moves; k++) {
 		struct sl_ctld_move *o = (struct sl_ctld_move *)sl_ctld_move_get(sm, k);
-		if (o != NULL && o->region == region && o->state == SL_CTLD_MOVE_RUNNING) {
+		if (o != NULL && o->region == region && o->state == SL_CTLD_MOVE_RUNNING &&
+		    o->kind != SL_CTLD_MOVE_PROTOCOL) {
 			o->state = SL_CTLD_MOVE_FAILED;
 			o->end_ms = at;
 			snprintf(o->why, sizeof(o->why), "superseded by move %" PRIu64, id);
@@ -538,6 +683,10 @@ int sl_ctld_sm_apply(struct sl_ctld_sm *sm, const uint8_t *data, uint32_t len, c
 		rc = apply_drain(sm, cmd, err, err_len);
 	} else if (strcmp(op, "move_end") == 0) {
 		rc = apply_move_end(sm, cmd, err, err_len);
+	} else if (strcmp(op, "set_protocol") == 0) {
+		rc = apply_set_protocol(sm, cmd, err, err_len);
+	} else if (strcmp(op, "protocol_switched") == 0) {
+		rc = apply_protocol_switched(sm, cmd, err, err_len);
 	} else {
 		snprintf(err, err_len, "unknown op '%.32s'", op);
 	}
@@ -566,7 +715,8 @@ int sl_ctld_soft_heartbeat(struct sl_ctld_soft *soft, const struct sl_ctld_sm *s
 	memset(tmp, 0, sizeof(tmp));
 	for (size_t i = 0; i < n; i++) {
 		struct json_object *ro = json_object_array_get_idx(regions, i), *v = NULL;
-		uint64_t id = 0, term = 0, commit = 0, applied = 0, leader = 0;
+		uint64_t id = 0, term = 0, commit = 0, applied = 0, leader = 0, epoch = 0;
+		bool sealed = false;
 		const char *role = json_object_is_type(ro, json_type_object)
 					   ? get_str(ro, "role", 16)
 					   : NULL;
@@ -581,6 +731,16 @@ int sl_ctld_soft_heartbeat(struct sl_ctld_soft *soft, const struct sl_ctld_sm *s
 		if (json_object_object_get_ex(ro, "leader", &v) && v != NULL &&
 		    !get_uint(ro, "leader", 0, SL_CTLD_MAX_NODES, &leader))
 			REFUSE("heartbeat: regions[%zu].leader must be a node id or null", i);
+		/* epoch and sealed: absent from nodes that predate the protocol switch */
+		if (json_object_object_get_ex(ro, "epoch", NULL) &&
+		    !get_uint(ro, "epoch", 0, UINT32_MAX, &epoch))
+			REFUSE("heartbeat: regions[%zu].epoch must be a number in 0..%u", i,
+			       UINT32_MAX);
+		if (json_object_object_get_ex(ro, "sealed", &v)) {
+			if (!json_object_is_type(v, json_type_boolean))
+				REFUSE("heartbeat: regions[%zu].sealed must be true or false", i);
+			sealed = json_object_get_boolean(v);
+		}
 		if (strcmp(role, "none") == 0)
 			continue; /* the node holds no replica of it: nothing to say */
 		uint32_t r = 0;
@@ -588,8 +748,9 @@ int sl_ctld_soft_heartbeat(struct sl_ctld_soft *soft, const struct sl_ctld_sm *s
 			r++;
 		if (r > SL_CONS_ROLE_REPLICA)
 			REFUSE("heartbeat: regions[%zu].role '%s' unknown", i, role);
-		tmp[id] = (struct sl_ctld_hb_region){true, r, (uint32_t)leader, term, commit,
-						     applied};
+		tmp[id] = (struct sl_ctld_hb_region){true,   r,	     (uint32_t)leader,
+						     term,   commit, applied,
+						     (uint32_t)epoch, sealed};
 	}
 	memcpy(soft->hb[node], tmp, sizeof(tmp));
 	soft->seen[node] = true;
@@ -668,6 +829,82 @@ uint32_t sl_ctld_observe(const struct sl_ctld_sm *sm, const struct sl_ctld_soft 
 	return reporting;
 }
 
+/* Appends "node N <what>" to the waiting text ("; " between nodes). */
+static void wait_add(char *w, size_t len, uint32_t node, const char *what)
+{
+	size_t at = strlen(w);
+	if (at + 1 < len)
+		snprintf(w + at, len - at, "%snode %u %s", at ? "; " : "", node, what);
+}
+
+/* Every replica of the region reports live at `epoch`, sealed (want_sealed) or not;
+ * else waiting says who does not. */
+static bool replicas_at(const struct sl_ctld_sm *sm, const struct sl_ctld_soft *soft,
+			uint32_t region, uint32_t epoch, bool want_sealed, uint64_t now_ns,
+			uint64_t timeout_ns, char *waiting, size_t len)
+{
+	const struct sl_ctld_region *r = &sm->regions[region];
+	bool all = true;
+	if (len > 0)
+		waiting[0] = '\0';
+	for (uint32_t k = 0; k < r->rf; k++) {
+		uint32_t nd = r->replicas[k];
+		const struct sl_ctld_hb_region *h = &soft->hb[nd][region];
+		const char *what = NULL;
+		if (!soft->seen[nd] || now_ns - soft->last_hb_ns[nd] > timeout_ns)
+			what = "is down";
+		else if (!h->valid)
+			what = "does not report the region";
+		else if (h->epoch < epoch)
+			what = want_sealed ? "is behind (an older segment)" : "has not switched";
+		else if (h->epoch > epoch)
+			what = "is ahead (a newer segment)";
+		else if (h->sealed != want_sealed)
+			what = want_sealed ? "has not applied the seal" : "has not switched";
+		if (what != NULL) {
+			all = false;
+			wait_add(waiting, len, nd, what);
+		}
+	}
+	return all;
+}
+
+bool sl_ctld_switch_ready(const struct sl_ctld_sm *sm, const struct sl_ctld_soft *soft,
+			  uint32_t region, uint64_t now_ns, uint64_t timeout_ns, char *waiting,
+			  size_t waiting_len)
+{
+	if (region >= sm->n_regions || sm->regions[region].next_protocol[0] == '\0') {
+		snprintf(waiting, waiting_len, "no switch asked");
+		return false;
+	}
+	return replicas_at(sm, soft, region, sm->regions[region].epoch, true, now_ns, timeout_ns,
+			   waiting, waiting_len);
+}
+
+bool sl_ctld_switch_done(const struct sl_ctld_sm *sm, const struct sl_ctld_soft *soft,
+			 const struct sl_ctld_move *m, uint64_t now_ns, uint64_t timeout_ns,
+			 char *waiting, size_t waiting_len)
+{
+	if (m->kind != SL_CTLD_MOVE_PROTOCOL || m->state != SL_CTLD_MOVE_RUNNING ||
+	    m->region >= sm->n_regions) {
+		snprintf(waiting, waiting_len, "not a running protocol move");
+		return false;
+	}
+	const struct sl_ctld_region *r = &sm->regions[m->region];
+	if (r->next_protocol[0] != '\0' || r->epoch <= m->epoch) {
+		/* not switched yet: what the seal waits for */
+		char w[SL_CTLD_WHY_MAX];
+		if (sl_ctld_switch_ready(sm, soft, m->region, now_ns, timeout_ns, w, sizeof(w)))
+			snprintf(waiting, waiting_len, "every replica sealed epoch %u: switching",
+				 r->epoch);
+		else
+			snprintf(waiting, waiting_len, "%s", w);
+		return false;
+	}
+	return replicas_at(sm, soft, m->region, r->epoch, false, now_ns, timeout_ns, waiting,
+			   waiting_len);
+}
+
 struct json_object *sl_ctld_view_regions(const struct sl_ctld_sm *sm,
 					 const struct sl_ctld_soft *soft, uint64_t now_ns,
 					 uint64_t timeout_ns)
@@ -680,6 +917,11 @@ struct json_object *sl_ctld_view_regions(const struct sl_ctld_sm *sm,
 		json_object_object_add(o, "hash_lo", hex64(r->hash_lo));
 		json_object_object_add(o, "hash_hi", hex64(r->hash_hi));
 		json_object_object_add(o, "protocol", json_object_new_string(r->protocol));
+		/* the active segment, and the protocol of the next while a switch runs */
+		json_object_object_add(o, "epoch", json_object_new_int64(r->epoch));
+		json_object_object_add(o, "next_protocol",
+				       r->next_protocol[0] ? json_object_new_string(r->next_protocol)
+							   : NULL);
 		json_object_object_add(o, "replicas", id_array(r->replicas, r->rf));
 		json_object_object_add(o, "preferred_leader", json_object_new_int64(r->leader));
 		/* from the heartbeats when this is the leader, else as last written to the log */
@@ -742,7 +984,14 @@ struct json_object *sl_ctld_view_placement(const struct sl_ctld_sm *sm)
 	return res;
 }
 
-struct json_object *sl_ctld_view_moves(const struct sl_ctld_sm *sm)
+static struct json_object *str_or_null(const char *s)
+{
+	return s[0] ? json_object_new_string(s) : NULL;
+}
+
+struct json_object *sl_ctld_view_moves(const struct sl_ctld_sm *sm,
+				       const struct sl_ctld_soft *soft, uint64_t now_ns,
+				       uint64_t timeout_ns)
 {
 	struct json_object *arr = json_object_new_array();
 	uint64_t first = sm->n_moves > SL_CTLD_MAX_MOVES ? sm->n_moves - SL_CTLD_MAX_MOVES + 1 : 1;
@@ -755,9 +1004,17 @@ struct json_object *sl_ctld_view_moves(const struct sl_ctld_sm *sm)
 		json_object_object_add(o, "kind", json_object_new_string(move_kind_name(m->kind)));
 		json_object_object_add(o, "region", json_object_new_int64(m->region));
 		json_object_object_add(o, "from", m->from ? json_object_new_int64(m->from) : NULL);
-		json_object_object_add(o, "to", json_object_new_int64(m->to));
+		bool proto = m->kind == SL_CTLD_MOVE_PROTOCOL;
+		json_object_object_add(o, "to", proto ? NULL : json_object_new_int64(m->to));
+		json_object_object_add(o, "from_protocol", str_or_null(m->from_protocol));
+		json_object_object_add(o, "to_protocol", str_or_null(m->to_protocol));
 		json_object_object_add(o, "state",
 				       json_object_new_string(sl_ctld_move_state_name(m->state)));
+		/* what a running switch waits for: the leader's heartbeats (none elsewhere) */
+		char w[SL_CTLD_WHY_MAX] = "";
+		if (proto && m->state == SL_CTLD_MOVE_RUNNING && soft != NULL)
+			(void)sl_ctld_switch_done(sm, soft, m, now_ns, timeout_ns, w, sizeof(w));
+		json_object_object_add(o, "waiting", str_or_null(w));
 		json_object_object_add(o, "start_ms", json_object_new_int64((int64_t)m->start_ms));
 		json_object_object_add(o, "end_ms", m->end_ms ? json_object_new_int64((int64_t)m->end_ms)
 							      : NULL);
@@ -812,7 +1069,8 @@ int sl_ctld_balance_next(const struct sl_ctld_sm *sm, uint64_t now_ms, uint32_t 
 		const struct sl_ctld_region *r = &sm->regions[i];
 		const struct sl_ctld_node *from = &sm->nodes[r->leader];
 		bool evac = from->draining || from->state == SL_CTLD_DOWN;
-		if (r->rf < 2 || (!evac && held_by_operator(sm, i, now_ms)))
+		if (r->rf < 2 || (!evac && held_by_operator(sm, i, now_ms)) ||
+		    sl_ctld_switching(sm, i))
 			continue;
 		/* the up, undrained replica preferred for fewest regions, then fewest on this core */
 		uint32_t cand = 0;

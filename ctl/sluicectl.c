@@ -462,13 +462,30 @@ static int cmd_moves(const struct opts *o, int argc, char **argv)
 	return rc != 0 ? rc : call_and_render(o, "moves", NULL, render_moves);
 }
 
-/* region transfer-leader R NODE: a move recorded by sluice-ctld; `moves` shows whether
- * it is running, done or failed, and why. */
+/* region set-protocol R PROTOCOL: sluice-ctld seals the region's active segment and
+ * goes on under PROTOCOL (a move of kind protocol). */
+static int cmd_region_set_protocol(const struct opts *o, int argc, char **argv)
+{
+	long long region = 0;
+	if (argc != 4 || !parse_i64(argv[2], 0, UINT32_MAX, &region))
+		return usage_error("region set-protocol: expected REGION (a number) PROTOCOL "
+				   "(standalone, raft or multileader)");
+	struct json_object *args = json_object_new_object();
+	json_object_object_add(args, "region", json_object_new_int64(region));
+	json_object_object_add(args, "protocol", json_object_new_string(argv[3]));
+	return call_and_render(o, "set_protocol", args, render_status);
+}
+
+/* region transfer-leader R NODE | set-protocol R PROTOCOL: moves recorded by sluice-ctld;
+ * `moves` shows whether they are running, done or failed, and why. */
 static int cmd_region(const struct opts *o, int argc, char **argv)
 {
 	long long region = 0, node = 0;
+	if (argc >= 2 && strcmp(argv[1], "set-protocol") == 0)
+		return cmd_region_set_protocol(o, argc, argv);
 	if (argc < 2 || strcmp(argv[1], "transfer-leader") != 0)
-		return usage_error("region: expected a subcommand: transfer-leader R NODE");
+		return usage_error("region: expected a subcommand: transfer-leader R NODE or "
+				   "set-protocol R PROTOCOL");
 	if (argc != 4 || !parse_i64(argv[2], 0, UINT32_MAX, &region) ||
 	    !parse_i64(argv[3], 1, UINT32_MAX, &node))
 		return usage_error("region transfer-leader: expected REGION NODE (numbers)");
@@ -1172,16 +1189,20 @@ static const struct command commands[] = {
      "sluice-ctld: the data nodes: address, cores, up/down, age of the last heartbeat"},
     {"placement", cmd_placement, "placement",
      "sluice-ctld: per data node and core, the regions it replicates and leads"},
-    {"region", cmd_region, "region transfer-leader REGION NODE",
-     "sluice-ctld: make NODE the region's preferred leader; its leader hands over (a\n"
-     "      multileader region: its home moves). Recorded as a move: see `moves`"},
+    {"region", cmd_region, "region transfer-leader REGION NODE | set-protocol REGION PROTOCOL",
+     "sluice-ctld: transfer-leader makes NODE the region's preferred leader; its leader\n"
+     "      hands over (a multileader region: its home moves). set-protocol switches the\n"
+     "      region to PROTOCOL (standalone, raft, multileader) online: its replicas seal the\n"
+     "      active segment, the next (epoch + 1) runs PROTOCOL. Both are recorded as moves:\n"
+     "      see `moves`"},
     {"node", cmd_node, "node drain|undrain NODE",
      "sluice-ctld: move every leader off NODE (moves of kind drain, one after the other)\n"
      "      and none to it, e.g. before maintenance; undrain ends it (the balance gives it\n"
      "      its share back). `members` shows draining and preferred_regions"},
     {"moves", cmd_moves, "moves",
-     "sluice-ctld: the last 64 leader moves: region, from, to, running/done/failed, how\n"
-     "      long, and why"},
+     "sluice-ctld: the last 64 moves: leader moves (region, from, to) and protocol\n"
+     "      switches (from_protocol, to_protocol, and while running what they wait for),\n"
+     "      running/done/failed, how long, and why"},
     {"stats", cmd_stats, "stats", "counters per core and in total"},
     {"top", cmd_top, "top [--stats PATH] [--interval S] [--count N]",
      "live per-core rates from the shared-memory stats segment, every S seconds\n"

@@ -1,6 +1,6 @@
 /* test_ctld_sm.c - cmocka tests of sluice-ctld's metadata state machine (bootstrap
- * placement, join, node up/down, refused commands leave the state unchanged), the
- * heartbeat soft state and views, and the ctld config parser. */
+ * placement, join, node up/down, leader moves, protocol switches, refused commands leave
+ * the state unchanged), the heartbeat soft state and views, and the ctld config parser. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -32,9 +32,26 @@ static struct sl_ctld_cluster cluster(uint32_t nodes, uint32_t regions, uint32_t
 	return c;
 }
 
+/* While recording, every command applied is kept (replayed on a fresh machine). */
+#define MAX_REC 512
+static char *rec[MAX_REC];
+static size_t n_rec;
+static bool recording;
+
+static void record(const char *text, size_t len)
+{
+	if (!recording)
+		return;
+	assert_true(n_rec < MAX_REC);
+	rec[n_rec] = strndup(text, len);
+	assert_non_null(rec[n_rec]);
+	n_rec++;
+}
+
 static int apply_text(const char *text)
 {
 	char err[256];
+	record(text, strlen(text));
 	return sl_ctld_sm_apply(&sm, (const uint8_t *)text, (uint32_t)strlen(text), err,
 				sizeof(err));
 }
@@ -44,6 +61,7 @@ static int apply_obj(struct json_object *o)
 	size_t len = 0;
 	const char *text = sl_ctl_to_line(o, &len);
 	char err[256];
+	record(text, len);
 	int rc = sl_ctld_sm_apply(&sm, (const uint8_t *)text, (uint32_t)len, err, sizeof(err));
 	json_object_put(o);
 	return rc;
@@ -289,7 +307,7 @@ static void test_transfer_leader(void **state)
 	/* moving to the preferred leader again records a move, the map stays */
 	assert_int_equal(apply_obj(sl_ctld_cmd_transfer_leader(3, 0, pref, pref, 600)), 0);
 	assert_int_equal(sm.map_version, 3);
-	struct json_object *mv = sl_ctld_view_moves(&sm), *arr = NULL;
+	struct json_object *mv = sl_ctld_view_moves(&sm, NULL, 0, 1), *arr = NULL;
 	assert_true(json_object_object_get_ex(mv, "moves", &arr));
 	assert_int_equal(json_object_array_length(arr), 3);
 	struct json_object *m2 = json_object_array_get_idx(arr, 1);
@@ -306,7 +324,7 @@ static void test_transfer_leader(void **state)
 	assert_int_equal(apply_obj(sl_ctld_cmd_transfer_leader(last + 2, 1, 2, 0, 800)), 0);
 	assert_null(sl_ctld_move_get(&sm, last + 1));
 	assert_non_null(sl_ctld_move_get(&sm, last + 2));
-	mv = sl_ctld_view_moves(&sm);
+	mv = sl_ctld_view_moves(&sm, NULL, 0, 1);
 	assert_true(json_object_object_get_ex(mv, "moves", &arr));
 	assert_int_equal(json_object_array_length(arr), SL_CTLD_MAX_MOVES - 1); /* the gap */
 	json_object_put(mv);
@@ -574,6 +592,310 @@ static void test_heartbeat_and_views(void **state)
 	json_object_put(pl);
 }
 
+/* ---------------------------------------------------------------- protocol switch */
+
+/* set_protocol: refused (state unchanged, counted) for an unknown region or protocol, the
+ * region's own protocol, a switch in progress, standalone on a region with copies, a stale
+ * id; applied: next_protocol, map version, a running move of kind protocol.
+ * protocol_switched: only the next epoch under the asked protocol. */
+static void test_set_protocol(void **state)
+{
+	(void)state;
+	struct sl_ctld_cluster c = cluster(3, 4, 3);
+	snprintf(c.region_protocol[3], sizeof(c.region_protocol[3]), "standalone");
+	char err[256];
+	sl_ctld_sm_init(&sm);
+	assert_int_equal(apply_obj(sl_ctld_cmd_set_protocol(1, 0, "multileader", 5)), -EINVAL);
+	assert_int_equal(sl_ctld_check_set_protocol(&sm, 0, "multileader", err, sizeof(err)),
+			 -EBUSY);
+	assert_int_equal(apply_obj(sl_ctld_plan(&c, err, sizeof(err))), 0);
+	for (uint32_t i = 1; i <= 3; i++)
+		assert_int_equal(apply_obj(sl_ctld_cmd_join(i, "a", 2)), 0);
+	for (uint32_t i = 0; i < 4; i++) {
+		assert_int_equal(sm.regions[i].epoch, 0); /* every region starts at segment 0 */
+		assert_string_equal(sm.regions[i].next_protocol, "");
+	}
+	snapshot_state();
+	uint64_t refused = sm.refused;
+	assert_int_equal(apply_obj(sl_ctld_cmd_set_protocol(1, 4, "multileader", 5)), -EINVAL);
+	assert_int_equal(apply_obj(sl_ctld_cmd_set_protocol(1, 0, "paxos", 5)), -EINVAL);
+	assert_int_equal(apply_obj(sl_ctld_cmd_set_protocol(1, 0, "raft", 5)), -EINVAL);
+	assert_int_equal(apply_obj(sl_ctld_cmd_set_protocol(1, 0, "standalone", 5)), -EINVAL);
+	assert_int_equal(apply_obj(sl_ctld_cmd_set_protocol(0, 0, "multileader", 5)), -EINVAL);
+	assert_int_equal(apply_obj(sl_ctld_cmd_protocol_switched(0, 1, "multileader", 5)),
+			 -EINVAL); /* no switch asked */
+	static const char *const bad[] = {
+	    "{\"op\":\"set_protocol\",\"id\":1,\"region\":0,\"at_ms\":5}",
+	    "{\"op\":\"set_protocol\",\"id\":1,\"region\":0,\"protocol\":7,\"at_ms\":5}",
+	    "{\"op\":\"set_protocol\",\"id\":1,\"region\":-1,\"protocol\":\"multileader\","
+	    "\"at_ms\":5}",
+	    "{\"op\":\"set_protocol\",\"id\":1,\"region\":0,\"protocol\":"
+	    "\"multileadermultileader\",\"at_ms\":5}",
+	    "{\"op\":\"protocol_switched\",\"region\":0,\"epoch\":\"1\",\"protocol\":\"raft\","
+	    "\"at_ms\":5}",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(apply_text(bad[i]), -EINVAL);
+	assert_unchanged();
+	assert_int_equal(sm.refused, refused + 6 + sizeof(bad) / sizeof(bad[0]));
+	/* the checker says why, with the error kind the ctl command answers */
+	assert_int_equal(sl_ctld_check_set_protocol(&sm, 9, "raft", err, sizeof(err)), -ENOENT);
+	assert_non_null(strstr(err, "no region 9"));
+	assert_int_equal(sl_ctld_check_set_protocol(&sm, 0, "paxos", err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "standalone, raft or multileader"));
+	assert_int_equal(sl_ctld_check_set_protocol(&sm, 0, "raft", err, sizeof(err)), -EBUSY);
+	assert_non_null(strstr(err, "runs raft already"));
+	assert_int_equal(sl_ctld_check_set_protocol(&sm, 0, "standalone", err, sizeof(err)),
+			 -EBUSY);
+	assert_non_null(strstr(err, "membership change"));
+
+	uint64_t v = sm.map_version;
+	assert_int_equal(apply_obj(sl_ctld_cmd_set_protocol(1, 0, "multileader", 100)), 0);
+	assert_string_equal(sm.regions[0].next_protocol, "multileader");
+	assert_string_equal(sm.regions[0].protocol, "raft"); /* until every replica sealed */
+	assert_int_equal(sm.map_version, v + 1);
+	const struct sl_ctld_move *m = sl_ctld_move_get(&sm, 1);
+	assert_non_null(m);
+	assert_int_equal(m->kind, SL_CTLD_MOVE_PROTOCOL);
+	assert_int_equal(m->state, SL_CTLD_MOVE_RUNNING);
+	assert_int_equal(m->from, 0);
+	assert_int_equal(m->to, 0);
+	assert_string_equal(m->from_protocol, "raft");
+	assert_string_equal(m->to_protocol, "multileader");
+	assert_true(sl_ctld_switching(&sm, 0));
+	assert_false(sl_ctld_switching(&sm, 1));
+	/* one switch at a time per region; other regions may switch meanwhile */
+	snapshot_state();
+	assert_int_equal(apply_obj(sl_ctld_cmd_set_protocol(2, 0, "standalone", 110)), -EINVAL);
+	assert_int_equal(apply_obj(sl_ctld_cmd_set_protocol(2, 0, "multileader", 110)), -EINVAL);
+	assert_int_equal(sl_ctld_check_set_protocol(&sm, 0, "multileader", err, sizeof(err)),
+			 -EBUSY);
+	assert_non_null(strstr(err, "in progress"));
+	/* protocol_switched: the next epoch, under the protocol asked, nothing else */
+	assert_int_equal(apply_obj(sl_ctld_cmd_protocol_switched(0, 1, "raft", 120)), -EINVAL);
+	assert_int_equal(apply_obj(sl_ctld_cmd_protocol_switched(0, 2, "multileader", 120)),
+			 -EINVAL);
+	assert_int_equal(apply_obj(sl_ctld_cmd_protocol_switched(0, 0, "multileader", 120)),
+			 -EINVAL);
+	assert_int_equal(apply_obj(sl_ctld_cmd_protocol_switched(1, 1, "multileader", 120)),
+			 -EINVAL);
+	assert_unchanged();
+	assert_int_equal(apply_obj(sl_ctld_cmd_set_protocol(2, 3, "raft", 130)), 0); /* rf 1 */
+	assert_int_equal(apply_obj(sl_ctld_cmd_protocol_switched(0, 1, "multileader", 140)), 0);
+	assert_int_equal(sm.regions[0].epoch, 1);
+	assert_string_equal(sm.regions[0].protocol, "multileader");
+	assert_string_equal(sm.regions[0].next_protocol, "");
+	assert_int_equal(sm.map_version, v + 3);
+	/* switched, but the move runs until the replicas run the new segment: no new switch */
+	assert_int_equal(apply_obj(sl_ctld_cmd_protocol_switched(0, 2, "multileader", 150)),
+			 -EINVAL);
+	assert_true(sl_ctld_switching(&sm, 0));
+	assert_int_equal(apply_obj(sl_ctld_cmd_set_protocol(3, 0, "raft", 150)), -EINVAL);
+	assert_int_equal(apply_obj(sl_ctld_cmd_move_end(1, true, "switched", 160)), 0);
+	assert_false(sl_ctld_switching(&sm, 0));
+	assert_int_equal(apply_obj(sl_ctld_cmd_set_protocol(3, 0, "raft", 170)), 0);
+	assert_int_equal(sl_ctld_move_get(&sm, 3)->epoch, 1); /* it seals segment 1 */
+	/* the regions view carries epoch and next_protocol (what the nodes read) */
+	struct json_object *rv = sl_ctld_view_regions(&sm, NULL, 0, 1), *arr = NULL;
+	assert_true(json_object_object_get_ex(rv, "regions", &arr));
+	struct json_object *r0 = json_object_array_get_idx(arr, 0);
+	struct json_object *r1 = json_object_array_get_idx(arr, 1);
+	assert_int_equal(json_object_get_int(json_object_object_get(r0, "epoch")), 1);
+	assert_string_equal(json_object_get_string(json_object_object_get(r0, "next_protocol")),
+			    "raft");
+	assert_string_equal(json_object_get_string(json_object_object_get(r0, "protocol")),
+			    "multileader");
+	assert_int_equal(json_object_get_int(json_object_object_get(r1, "epoch")), 0);
+	assert_true(json_object_object_get_ex(r1, "next_protocol", NULL));
+	assert_null(json_object_object_get(r1, "next_protocol"));
+	json_object_put(rv);
+}
+
+/* One heartbeat of `node` reporting region 0 at `epoch`, sealed or not. */
+static int hb_switch(uint32_t node, uint32_t epoch, bool sealed, uint64_t now_ns)
+{
+	char text[256], err[256];
+	snprintf(text, sizeof(text),
+		 "[{\"id\":0,\"role\":\"follower\",\"leader\":1,\"term\":2,\"commit_index\":4,"
+		 "\"applied_index\":4,\"epoch\":%u,\"sealed\":%s}]",
+		 epoch, sealed ? "true" : "false");
+	struct json_object *o = hb_regions(text);
+	int rc = sl_ctld_soft_heartbeat(&soft, &sm, node, o, now_ns, err, sizeof(err));
+	json_object_put(o);
+	return rc;
+}
+
+/* The value of `key` of move `id` in the moves view (with soft, or as a follower). */
+static const char *move_field(struct json_object *mv, uint64_t id, const char *key)
+{
+	struct json_object *arr = NULL;
+	assert_true(json_object_object_get_ex(mv, "moves", &arr));
+	for (size_t i = 0; i < json_object_array_length(arr); i++) {
+		struct json_object *o = json_object_array_get_idx(arr, i);
+		if ((uint64_t)json_object_get_int64(json_object_object_get(o, "id")) == id)
+			return json_object_get_string(json_object_object_get(o, key));
+	}
+	fail_msg("move %llu not in the view", (unsigned long long)id);
+	return NULL;
+}
+
+/* The switch as the ctld leader drives it from heartbeats: not switched while a replica
+ * is unsealed or silent, switched once all sealed, the move done once all report the new
+ * epoch unsealed; replaying the log on a fresh machine gives the same state. */
+static void test_switch_flow(void **state)
+{
+	(void)state;
+	const uint64_t s = 1000000000ull, timeout = 3 * s;
+	char w[SL_CTLD_WHY_MAX], err[256];
+	n_rec = 0;
+	recording = true;
+	bootstrap(3, 4, 3); /* region 0: nodes 1, 2, 3 */
+	memset(&soft, 0, sizeof(soft));
+	for (uint32_t n = 1; n <= 3; n++)
+		assert_int_equal(apply_obj(sl_ctld_cmd_join(n, "a", 2)), 0);
+	/* older nodes send neither epoch nor sealed: taken as epoch 0, unsealed */
+	struct json_object *old = hb_regions(
+	    "[{\"id\":0,\"role\":\"leader\",\"leader\":1,\"term\":2,\"commit_index\":4,"
+	    "\"applied_index\":4}]");
+	soft.hb[1][0].epoch = 9;
+	soft.hb[1][0].sealed = true;
+	assert_int_equal(sl_ctld_soft_heartbeat(&soft, &sm, 1, old, 1 * s, err, sizeof(err)), 0);
+	json_object_put(old);
+	assert_true(soft.hb[1][0].valid);
+	assert_int_equal(soft.hb[1][0].epoch, 0);
+	assert_false(soft.hb[1][0].sealed);
+	/* malformed epoch or sealed: the heartbeat is refused, nothing recorded */
+	static const char *const bad[] = {
+	    "[{\"id\":0,\"role\":\"leader\",\"term\":2,\"commit_index\":4,"
+	    "\"applied_index\":4,\"epoch\":\"1\"}]",
+	    "[{\"id\":0,\"role\":\"leader\",\"term\":2,\"commit_index\":4,"
+	    "\"applied_index\":4,\"epoch\":-1}]",
+	    "[{\"id\":0,\"role\":\"leader\",\"term\":2,\"commit_index\":4,"
+	    "\"applied_index\":4,\"epoch\":4294967296}]",
+	    "[{\"id\":0,\"role\":\"leader\",\"term\":2,\"commit_index\":4,"
+	    "\"applied_index\":4,\"epoch\":1,\"sealed\":\"yes\"}]",
+	    "[{\"id\":0,\"role\":\"leader\",\"term\":2,\"commit_index\":4,"
+	    "\"applied_index\":4,\"sealed\":1}]",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct json_object *b = hb_regions(bad[i]);
+		assert_int_equal(sl_ctld_soft_heartbeat(&soft, &sm, 2, b, 1 * s, err, sizeof(err)),
+				 -EINVAL);
+		assert_non_null(strstr(err, i < 3 ? "epoch" : "sealed"));
+		json_object_put(b);
+		assert_false(soft.seen[2]);
+	}
+	/* no switch asked: nothing is ready */
+	assert_false(sl_ctld_switch_ready(&sm, &soft, 0, 1 * s, timeout, w, sizeof(w)));
+
+	assert_int_equal(apply_obj(sl_ctld_cmd_set_protocol(1, 0, "multileader", 1000)), 0);
+	const struct sl_ctld_move *m = sl_ctld_move_get(&sm, 1);
+	for (uint32_t n = 1; n <= 3; n++)
+		assert_int_equal(hb_switch(n, 0, false, 2 * s), 0);
+	assert_false(sl_ctld_switch_ready(&sm, &soft, 0, 2 * s, timeout, w, sizeof(w)));
+	assert_non_null(strstr(w, "node 1 has not applied the seal"));
+	/* two of three sealed: not yet */
+	assert_int_equal(hb_switch(1, 0, true, 3 * s), 0);
+	assert_int_equal(hb_switch(2, 0, true, 3 * s), 0);
+	assert_int_equal(hb_switch(3, 0, false, 3 * s), 0);
+	assert_false(sl_ctld_switch_ready(&sm, &soft, 0, 3 * s, timeout, w, sizeof(w)));
+	assert_string_equal(w, "node 3 has not applied the seal");
+	assert_false(sl_ctld_switch_done(&sm, &soft, m, 3 * s, timeout, w, sizeof(w)));
+	assert_string_equal(w, "node 3 has not applied the seal");
+	/* the leader's moves view says so; a follower's (no heartbeats) does not */
+	struct json_object *mv = sl_ctld_view_moves(&sm, &soft, 3 * s, timeout);
+	assert_string_equal(move_field(mv, 1, "waiting"), "node 3 has not applied the seal");
+	assert_string_equal(move_field(mv, 1, "kind"), "protocol");
+	assert_string_equal(move_field(mv, 1, "from_protocol"), "raft");
+	assert_string_equal(move_field(mv, 1, "to_protocol"), "multileader");
+	assert_string_equal(move_field(mv, 1, "state"), "running");
+	json_object_put(mv);
+	mv = sl_ctld_view_moves(&sm, NULL, 3 * s, timeout);
+	assert_null(move_field(mv, 1, "waiting"));
+	json_object_put(mv);
+	/* node 3 sealed, then falls silent: a silent replica is not counted as sealed */
+	assert_int_equal(hb_switch(3, 0, true, 4 * s), 0);
+	assert_int_equal(hb_switch(1, 0, true, 8 * s), 0);
+	assert_int_equal(hb_switch(2, 0, true, 8 * s), 0);
+	assert_false(sl_ctld_switch_ready(&sm, &soft, 0, 8 * s, timeout, w, sizeof(w)));
+	assert_string_equal(w, "node 3 is down");
+	/* every replica sealed: protocol_switched, epoch 1 under multileader */
+	assert_int_equal(hb_switch(3, 0, true, 8 * s), 0);
+	assert_true(sl_ctld_switch_ready(&sm, &soft, 0, 8 * s, timeout, w, sizeof(w)));
+	assert_false(sl_ctld_switch_done(&sm, &soft, m, 8 * s, timeout, w, sizeof(w)));
+	assert_int_equal(apply_obj(sl_ctld_cmd_protocol_switched(0, 1, "multileader", 8000)), 0);
+	assert_false(sl_ctld_switch_ready(&sm, &soft, 0, 8 * s, timeout, w, sizeof(w)));
+	/* the move ends once every replica runs segment 1, unsealed */
+	assert_false(sl_ctld_switch_done(&sm, &soft, m, 8 * s, timeout, w, sizeof(w)));
+	assert_non_null(strstr(w, "node 1 has not switched"));
+	assert_int_equal(hb_switch(1, 1, false, 9 * s), 0);
+	assert_int_equal(hb_switch(3, 1, false, 9 * s), 0);
+	assert_false(sl_ctld_switch_done(&sm, &soft, m, 9 * s, timeout, w, sizeof(w)));
+	assert_string_equal(w, "node 2 has not switched");
+	assert_int_equal(hb_switch(2, 1, false, 9 * s), 0);
+	assert_false(sl_ctld_switch_done(&sm, &soft, m, 13 * s, timeout, w, sizeof(w)));
+	assert_non_null(strstr(w, "is down")); /* silent replicas do not count either */
+	assert_true(sl_ctld_switch_done(&sm, &soft, m, 9 * s, timeout, w, sizeof(w)));
+	assert_int_equal(apply_obj(sl_ctld_cmd_move_end(1, true, "switched", 9000)), 0);
+	assert_int_equal(sl_ctld_move_get(&sm, 1)->state, SL_CTLD_MOVE_DONE);
+	assert_false(sl_ctld_switch_done(&sm, &soft, m, 9 * s, timeout, w, sizeof(w)));
+	recording = false;
+	/* the log replayed from a fresh machine gives the same state */
+	before = sm;
+	sl_ctld_sm_init(&sm);
+	for (size_t i = 0; i < n_rec; i++) {
+		assert_int_equal(apply_text(rec[i]), 0);
+		free(rec[i]);
+	}
+	n_rec = 0;
+	assert_int_equal(sm.regions[0].epoch, 1);
+	assert_string_equal(sm.regions[0].protocol, "multileader");
+	assert_memory_equal(&sm, &before, sizeof(sm));
+}
+
+/* Leader moves leave a switching region alone: transfer_leader is refused, the balance
+ * (even off a down node) picks other regions; both take it again once the switch ended. */
+static void test_switch_leader_moves(void **state)
+{
+	(void)state;
+	uint32_t region = 0, to = 0;
+	char err[256];
+	bootstrap(3, 6, 3); /* every node the preferred leader of two regions */
+	for (uint32_t i = 1; i <= 3; i++)
+		assert_int_equal(apply_obj(sl_ctld_cmd_join(i, "a", 2)), 0);
+	uint32_t r = 0, pref = sm.regions[r].leader, other = pref % 3 + 1;
+	assert_int_equal(sl_ctld_check_transfer(&sm, r, other, err, sizeof(err)), 0);
+	assert_int_equal(apply_obj(sl_ctld_cmd_set_protocol(1, r, "multileader", 10)), 0);
+	snapshot_state();
+	assert_int_equal(apply_obj(sl_ctld_cmd_transfer_leader(2, r, other, pref, 20)), -EINVAL);
+	assert_unchanged();
+	assert_int_equal(sl_ctld_check_transfer(&sm, r, other, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "a protocol switch is in progress"));
+	/* its preferred leader goes down: the balance moves the other regions only */
+	assert_int_equal(apply_obj(sl_ctld_cmd_node_state(pref, false)), 0);
+	uint32_t moved = 0;
+	int k;
+	while (moved < 8 && (k = sl_ctld_balance_next(&sm, 100, &region, &to)) > 0) {
+		assert_int_not_equal(region, r);
+		assert_int_equal(apply_obj(sl_ctld_cmd_balance(sm.n_moves + 1, region, to, 0, 100,
+							       (uint32_t)k - 1)),
+				 0);
+		moved++;
+	}
+	assert_true(moved > 0 && moved < 8);
+	assert_int_equal(sm.regions[r].leader, pref);
+	assert_int_equal(sl_ctld_move_get(&sm, 1)->state, SL_CTLD_MOVE_RUNNING);
+	/* switched and ended: the region's leader moves again */
+	assert_int_equal(apply_obj(sl_ctld_cmd_protocol_switched(r, 1, "multileader", 200)), 0);
+	assert_int_equal(sl_ctld_balance_next(&sm, 300, &region, &to), 0); /* the move runs */
+	assert_int_equal(apply_obj(sl_ctld_cmd_move_end(1, true, "switched", 300)), 0);
+	assert_true(sl_ctld_balance_next(&sm, 400, &region, &to) > 0);
+	assert_int_equal(region, r);
+	assert_int_equal(apply_obj(sl_ctld_cmd_transfer_leader(sm.n_moves + 1, r, to, pref, 400)),
+			 0);
+	assert_int_equal(sm.regions[r].leader, to);
+}
+
 static void test_conf(void **state)
 {
 	(void)state;
@@ -671,7 +993,8 @@ int main(void)
 	    cmocka_unit_test(test_bootstrap_spreads_cores), cmocka_unit_test(test_bootstrap_protocols),
 	    cmocka_unit_test(test_bootstrap_once),    cmocka_unit_test(test_join_and_state),
 	    cmocka_unit_test(test_set_leader),        cmocka_unit_test(test_transfer_leader),
-	    cmocka_unit_test(test_balance),
+	    cmocka_unit_test(test_balance),           cmocka_unit_test(test_set_protocol),
+	    cmocka_unit_test(test_switch_flow),       cmocka_unit_test(test_switch_leader_moves),
 	    cmocka_unit_test(test_malformed_refused), cmocka_unit_test(test_heartbeat_and_views),
 	    cmocka_unit_test(test_conf),              cmocka_unit_test(test_conf_file),
 	};
