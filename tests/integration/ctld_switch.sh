@@ -96,7 +96,7 @@ out=$(ask "$LS" region set-protocol 0 multileader) && fail "a switch to the prot
 out=$(ask "$LS" region set-protocol 1 standalone) && fail "standalone on three copies: $out"
 [[ "$out" == *"standalone"* ]] || fail "standalone refusal: $out"
 out=$(ask "$LS" region set-protocol 1 paxos) && fail "protocol paxos taken: $out"
-[[ "$out" == *"paxos"* ]] || fail "unknown protocol refusal: $out"
+[[ "$out" == *"bad_request"*"protocol must be"* ]] || fail "unknown protocol refusal: $out"
 out=$(ask "$LS" region set-protocol 9 raft) && fail "region 9 switched: $out"
 [[ "$out" == *"not_found"* ]] || fail "unknown region: $out"
 F=$(( $(leader) % 3 + 1 ))
