@@ -90,3 +90,24 @@ until_true() {
 	done
 	fail "$what"
 }
+# With cluster_lib.sh: the scripts that drive moves through ctld under load (ctld_moves,
+# ctld_switch). BENCH_PID (0: none) is killed on exit, stopped nodes continued.
+BENCH_PID=0
+ctld_cleanup_all() {
+	[ "$BENCH_PID" != 0 ] && kill -9 "$BENCH_PID" 2>/dev/null || true
+	for i in 1 2 3; do [ "${CL_PIDS[$i]}" != 0 ] && kill -CONT "${CL_PIDS[$i]}" 2>/dev/null || true; done
+	ctld_stop_all
+	cl_cleanup
+}
+# fail MSG: said, with the logs' tails (CTLD_DIAG_LINES) and the ctld leader's moves
+fail() {
+	echo "FAIL: $*"
+	ctld_diag "${CTLD_DIAG_LINES:-8}"
+	"$CTL" --socket "$(csock "$(leader)")" --timeout 1000 moves 2>&1 || true
+	exit 1
+}
+# ask LS ARGS...: sluicectl against ctld socket LS; its output (errors too), status in $?
+ask() { local s=$1; shift; "$CTL" --socket "$s" --timeout 2000 --json "$@" 2>&1; }
+# move_id OUT: the move id in a ctld answer
+move_id() { python3 -c "import json,sys; print(json.loads(sys.argv[1])['move'])" "$1"; }
+move_is() { ql moves "[m['state'] for m in r['moves'] if m['id'] == $1] == ['$2']"; } # ID STATE

@@ -24,32 +24,16 @@ CTLD_REGIONS=6 CTLD_PROTOCOLS=$CL_PROTOCOLS CTLD_BALANCE_MS=1000
 # a loaded host (or the sanitized build) may delay a heartbeat past 1.5 s: 3 s here
 CTLD_NODE_TIMEOUT_MS=3000
 . "$(dirname "$0")/ctld_lib.sh"
-BENCH_PID=0
-cleanup_all() {
-	[ "$BENCH_PID" != 0 ] && kill -9 "$BENCH_PID" 2>/dev/null || true
-	for i in 1 2 3; do [ "${CL_PIDS[$i]}" != 0 ] && kill -CONT "${CL_PIDS[$i]}" 2>/dev/null || true; done
-	ctld_stop_all
-	cl_cleanup
-}
-trap cleanup_all EXIT
-fail() {
-	echo "FAIL: $*"
-	ctld_diag 8
-	"$CTL" --socket "$(csock "$(leader)")" --timeout 1000 moves 2>&1 || true
-	exit 1
-}
+trap ctld_cleanup_all EXIT
 CL_ARGS=(--set cluster.ctld="$(ctld_socks)")
 
-# ask LS ARGS...: sluicectl against ctld socket LS; its output (errors too), status in $?
-ask() { local s=$1; shift; "$CTL" --socket "$s" --timeout 2000 --json "$@" 2>&1; }
 # move R NODE: asks the ctld leader to move region R's leader; prints the move id
 move() {
 	local out
 	out=$(ask "$(csock "$(leader)")" region transfer-leader "$1" "$2") || fail "transfer-leader $1 $2: $out"
-	python3 -c "import json,sys; print(json.loads(sys.argv[1])['move'])" "$out"
+	move_id "$out"
 }
 move_state() { ql moves "[m['state'] for m in r['moves'] if m['id'] == $1]"; }
-move_is() { ql moves "[m['state'] for m in r['moves'] if m['id'] == $1] == ['$2']"; } # ID STATE
 # node_leader I R: region R's leader (a multileader region: its home) as node I sees it
 node_leader() { cl_regions "$1" "rs[$2].get('home', rs[$2]['leader'])"; }
 same_leader_everywhere() { # R NODE: every node sees NODE lead region R
@@ -168,7 +152,7 @@ S=$(( L0 == 2 ? 3 : 2 ))
 kill -STOP "${CL_PIDS[$S]}"
 out=$(ask "$(csock "$(leader)")" region transfer-leader 0 "$S") || true
 if [[ "$out" == *'"move"'* ]]; then
-	ID=$(python3 -c "import json,sys; print(json.loads(sys.argv[1])['move'])" "$out")
+	ID=$(move_id "$out")
 	until_true 300 "move $ID to stopped node $S did not fail: $(move_state "$ID")" \
 		move_is "$ID" failed
 	why=$(ql moves "[m['why'] for m in r['moves'] if m['id'] == $ID][0]")

@@ -19,32 +19,18 @@ NAME=sw$$ REGIONS=4 CL_PROTOCOLS=2:multileader
 . "$(dirname "$0")/lib.sh"
 DIR=$SL_DIR
 . "$(dirname "$0")/cluster_lib.sh"
-CTLD_REGIONS=4 CTLD_PROTOCOLS=$CL_PROTOCOLS CTLD_NODE_TIMEOUT_MS=3000
+CTLD_REGIONS=4 CTLD_PROTOCOLS=$CL_PROTOCOLS CTLD_NODE_TIMEOUT_MS=3000 CTLD_DIAG_LINES=12
 . "$(dirname "$0")/ctld_lib.sh"
-BENCH_PID=0
-cleanup_all() {
-	[ "$BENCH_PID" != 0 ] && kill -9 "$BENCH_PID" 2>/dev/null || true
-	ctld_stop_all
-	cl_cleanup
-}
-trap cleanup_all EXIT
-fail() {
-	echo "FAIL: $*"
-	ctld_diag 12
-	"$CTL" --socket "$(csock "$(leader)")" --timeout 1000 moves 2>&1 || true
-	exit 1
-}
+trap ctld_cleanup_all EXIT
 CL_ARGS=(--set cluster.ctld="$(ctld_socks)")
 
-ask() { local s=$1; shift; "$CTL" --socket "$s" --timeout 2000 --json "$@" 2>&1; }
 # switch R P: asks the ctld leader to switch region R to protocol P; prints the move id
 switch() {
 	local out
 	out=$(ask "$(csock "$(leader)")" region set-protocol "$1" "$2") || fail "set-protocol $1 $2: $out"
-	python3 -c "import json,sys; print(json.loads(sys.argv[1])['move'])" "$out"
+	move_id "$out"
 }
 move_state() { ql moves "[(m['state'], m.get('waiting')) for m in r['moves'] if m['id'] == $1]"; }
-move_is() { ql moves "[m['state'] for m in r['moves'] if m['id'] == $1] == ['$2']"; } # ID STATE
 # at R EPOCH P: every node runs region R at segment EPOCH under protocol P, unsealed
 at() {
 	local i
