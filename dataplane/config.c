@@ -725,6 +725,30 @@ int sl_cfg_region_set_protocol(struct sl_config *c, uint32_t r, const char *name
 	return -ENOENT;
 }
 
+int sl_cfg_region_set_replicas(struct sl_config *c, uint32_t r, const uint32_t *nodes,
+			       uint32_t copies, uint32_t preferred)
+{
+	if (!c->map_set || r >= c->regions || copies < 1 || copies > SL_CFG_MAP_COPIES)
+		return -EINVAL;
+	bool pref = false;
+	for (uint32_t k = 0; k < copies; k++) {
+		if (nodes[k] < 1 || nodes[k] > c->cluster_nodes)
+			return -EINVAL;
+		for (uint32_t j = 0; j < k; j++)
+			if (nodes[j] == nodes[k])
+				return -EINVAL;
+		pref = pref || nodes[k] == preferred;
+	}
+	/* readers on other cores may see the old set, the new one, or for one read a mix
+	 * (forwarding then asks a node that answers "not here": tried again) */
+	for (uint32_t k = 0; k < copies; k++)
+		__atomic_store_n(&c->map_nodes[r][k], (uint8_t)nodes[k], __ATOMIC_RELAXED);
+	__atomic_store_n(&c->map_copies[r], (uint8_t)copies, __ATOMIC_RELEASE);
+	__atomic_store_n(&c->map_preferred[r], (uint8_t)(pref ? preferred : nodes[0]),
+			 __ATOMIC_RELAXED);
+	return 0;
+}
+
 uint32_t sl_cfg_region_replicas(const struct sl_config *c, uint32_t r, uint32_t *nodes)
 {
 	if (c->map_set) {

@@ -137,6 +137,13 @@ int sl_cfg_protocols_register(struct sl_config *c);
  * readers on other cores see the old or the new one). 0, or -ENOENT when not registered. */
 int sl_cfg_region_set_protocol(struct sl_config *c, uint32_t r, const char *name);
 
+/* Region r's replicas from now on (a membership change through a protocol switch, on
+ * the region's worker, or at start): `copies` distinct node ids of the cluster; the
+ * preferred leader stays `preferred` when it is one of them, else the first. 0, or -EINVAL
+ * (no map set, or a bad set: nothing changes). */
+int sl_cfg_region_set_replicas(struct sl_config *c, uint32_t r, const uint32_t *nodes,
+			       uint32_t copies, uint32_t preferred);
+
 /* One region of a region map: protocol, replicas in order, preferred leader. */
 struct sl_cfg_map_region {
 	char protocol[32];

@@ -1004,6 +1004,21 @@ int nd_install_snapshot(struct region *r, const struct sl_cons_snapshot *snap)
 	return 0;
 }
 
+/* The region's image chain and its side files go (a replica that left, or one that
+ * joins a later segment empty). Not synced: what decides the segment at a restart is the
+ * epochs file, written before (node_switch.c), which makes any image left here unread. */
+void nd_region_drop_files(const struct sl_node *n, uint32_t region)
+{
+	static const char *const sfx[] = {"", ".term", ".vec"};
+	char path[SL_CFG_PATH_MAX + 64];
+	for (size_t i = 0; i < sizeof(sfx) / sizeof(sfx[0]); i++) {
+		nd_snap_path(n, region, path, sizeof(path), sfx[i]);
+		(void)unlink(path);
+	}
+	nd_delta_remove_stale(n, region, UINT64_MAX, UINT64_MAX);
+	nd_ml_remove_merged(n, region, UINT64_MAX);
+}
+
 int nd_ckpt_quiesce(struct worker *w) { return ckpt_quiesce(w); }
 
 /* The region's image at the start of a new segment of its log (a protocol switch,

@@ -764,18 +764,26 @@ int sl_node_ctl(void *node, const char *cmd, struct json_object *args,
 		*result = json_object_new_object();
 		return 0;
 	}
-	if (strcmp(cmd, "transfer_leader") == 0 || strcmp(cmd, "drain") == 0 ||
-	    strcmp(cmd, "moves") == 0 || strcmp(cmd, "set_protocol") == 0)
-		/* an operator who asked the node instead of ctld */
-		CTL_ERR("unknown_command",
-			"%s is a sluice-ctld command: leader moves and protocol switches are "
-			"recorded by the control plane (sluicectl --socket CTLD_SOCKET %s)%s%s",
-			cmd, strcmp(cmd, "transfer_leader") == 0 ? "region transfer-leader R NODE"
-			     : strcmp(cmd, "drain") == 0	   ? "node drain NODE"
-			     : strcmp(cmd, "set_protocol") == 0	   ? "region set-protocol R PROTOCOL"
-								   : "moves",
-			n->cfg.ctld[0] != '\0' ? "; this node reports to " : "; this node has no [cluster] ctld",
-			n->cfg.ctld);
+	/* an operator who asked the node instead of ctld */
+	static const char *const ctld_cmds[][2] = {
+	    {"transfer_leader", "region transfer-leader R NODE"},
+	    {"drain", "node drain NODE"},
+	    {"moves", "moves"},
+	    {"set_protocol", "region set-protocol R PROTOCOL"},
+	    {"move_replica", "region move-replica R FROM TO"},
+	    {"decommission", "node decommission NODE"},
+	    {"recommission", "node recommission NODE"},
+	};
+	for (size_t i = 0; i < sizeof(ctld_cmds) / sizeof(ctld_cmds[0]); i++)
+		if (strcmp(cmd, ctld_cmds[i][0]) == 0)
+			CTL_ERR("unknown_command",
+				"%s is a sluice-ctld command: leader moves, protocol switches and "
+				"replica moves are recorded by the control plane (sluicectl "
+				"--socket CTLD_SOCKET %s)%s%s",
+				cmd, ctld_cmds[i][1],
+				n->cfg.ctld[0] != '\0' ? "; this node reports to "
+							: "; this node has no [cluster] ctld",
+				n->cfg.ctld);
 	*err_code = "unknown_command";
 	snprintf(err_msg, err_len,
 		 "unknown command '%s' (try: status, regions, stats, query, config, shutdown)",

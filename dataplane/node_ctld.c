@@ -105,7 +105,7 @@ static int map_from_json(struct json_object *res, struct sl_cfg_map_region *m,
 /* The map from ctld: the first replica whose answer holds a bootstrapped map (any replica
  * has the replicated map). Count, or -ENOTCONN after MAP_WAIT_NS (one call more at most). */
 static int map_from_ctld(char (*socks)[SL_CFG_PATH_MAX], int n_socks,
-			 struct sl_cfg_map_region *m, uint32_t max)
+			 struct sl_cfg_map_region *m, struct map_seg *seg, uint32_t max)
 {
 	uint64_t end = nd_now_ns() + MAP_WAIT_NS;
 	/* bounded by the deadline: every call has a timeout */
@@ -116,7 +116,7 @@ static int map_from_ctld(char (*socks)[SL_CFG_PATH_MAX], int n_socks,
 			int rc = sl_ctl_call(socks[i], "regions", NULL, MAP_CALL_MS, &resp);
 			if (rc == 0)
 				rc = sl_ctl_response_parse(resp, &res, &code, &msg);
-			int got = rc == 0 ? map_from_json(res, m, NULL, max) : rc;
+			int got = rc == 0 ? map_from_json(res, m, seg, max) : rc;
 			json_object_put(resp);
 			if (got > 0)
 				return got;
@@ -196,6 +196,7 @@ int nd_ctld_take_map(struct sl_node *n, char *err, size_t err_len)
 	if (n->cfg.ctld[0] == '\0' || n->cfg.cluster_nodes <= 1)
 		return 0;
 	static struct sl_cfg_map_region saved[SL_CFG_MAX_REGIONS], got[SL_CFG_MAX_REGIONS];
+	static struct map_seg seg[SL_CFG_MAX_REGIONS];
 	static char text[MAP_FILE_BYTES];
 	char socks[CTLD_SOCKS_MAX][SL_CFG_PATH_MAX], path[SL_CFG_PATH_MAX + 32];
 	snprintf(path, sizeof(path), "%s/regions.map", n->cfg.data_dir);
@@ -214,9 +215,17 @@ int nd_ctld_take_map(struct sl_node *n, char *err, size_t err_len)
 	int n_socks = ctld_socks(n->cfg.ctld, socks, err, err_len);
 	if (n_socks < 0)
 		return n_socks;
-	int n_got = map_from_ctld(socks, n_socks, got, SL_CFG_MAX_REGIONS);
+	int n_got = map_from_ctld(socks, n_socks, got, seg, SL_CFG_MAX_REGIONS);
 	int rc = 0;
 	if (n_got > 0) {
+		/* a region past its first segment was reconfigured through ctld: this data
+		 * dir's epochs file says which replicas the segment it runs has
+		 * (nd_switch_recover), whatever ctld's map or the kept one says */
+		for (int r = 0; n_saved == n_got && r < n_got; r++)
+			if (seg[r].epoch > 0) {
+				saved[r].copies = got[r].copies;
+				memcpy(saved[r].nodes, got[r].nodes, sizeof(saved[r].nodes));
+			}
 		int d = n_saved > 0 ? (n_saved != n_got ? 0 : sl_cfg_map_diff(saved, got, (uint32_t)n_got))
 				    : -1;
 		if (d >= 0) {
@@ -377,11 +386,16 @@ static void map_segment(struct sl_node *n, struct nd_ctld *c, uint32_t r,
 		_Static_assert(sizeof(rg->want_proto) == sizeof(m->protocol), "protocol names");
 		memcpy(rg->want_proto, m->protocol, sizeof(rg->want_proto));
 		rg->want_proto[sizeof(rg->want_proto) - 1] = '\0';
+		_Static_assert(sizeof(rg->want_nodes) == sizeof(m->nodes), "replica sets");
+		memcpy(rg->want_nodes, m->nodes, sizeof(rg->want_nodes));
+		rg->want_copies = m->copies;
+		rg->want_preferred = m->preferred;
 		atomic_store(&rg->want_seal, seg->next[0] != '\0');
 		atomic_store_explicit(&rg->want_epoch, seg->epoch, memory_order_release);
 		c->st.segment_changes++;
-		SL_LOG(NOTICE, node, "region %u: ctld moved it to segment %u of its log, under %s\n",
-		       r, seg->epoch, m->protocol);
+		SL_LOG(NOTICE, node, "region %u: ctld moved it to segment %u of its log, under %s "
+				     "on %u replicas\n",
+		       r, seg->epoch, m->protocol, m->copies);
 		return;
 	}
 	bool seal = seg->next[0] != '\0';
@@ -420,6 +434,11 @@ static void map_refresh(struct sl_node *n, struct nd_ctld *c, uint64_t version)
 	for (uint32_t r = 0; r < (uint32_t)n_got; r++) {
 		struct sl_cfg_map_region cur;
 		sl_cfg_map_get(&n->cfg, r, &cur);
+		/* a new segment may have other replicas: the region's worker takes them */
+		if (seg[r].epoch > atomic_load(&n->regions[r].want_epoch)) {
+			map_segment(n, c, r, &got[r], &seg[r]);
+			continue;
+		}
 		if (sl_cfg_map_diff(&cur, &got[r], 1) >= 0) {
 			c->st.map_refused++;
 			SL_LOG(WARNING, node, "ctld's map version %" PRIu64 " changes region %u's "

@@ -268,6 +268,9 @@ struct region {
 	_Atomic uint32_t want_epoch;
 	_Atomic bool want_seal;	  /* ctld switches the region away from segment want_epoch */
 	char want_proto[32];	  /* the protocol of segment want_epoch */
+	uint32_t want_nodes[SL_CFG_MAP_COPIES]; /* ...its replicas */
+	uint32_t want_copies;
+	uint32_t want_preferred;
 	_Atomic bool sealed;	  /* this replica applied the SEAL of its segment */
 	bool epochs_pinned;	  /* the epochs file records this segment's protocol */
 	uint64_t seal_commit;	  /* ...and its SEAL's index, applied (the log durable to it) */
@@ -640,6 +643,7 @@ void nd_switch_poll(struct worker *w, struct region *r);
 void nd_prop_fail(struct worker *w, struct region *r, struct proposal *p, int32_t err);
 /* node_ckpt.c: for the switch */
 int nd_ckpt_quiesce(struct worker *w);
+void nd_region_drop_files(const struct sl_node *n, uint32_t region);
 int nd_switch_image(struct region *r, bool versioned, uint64_t index, struct sl_store **out,
 		    uint64_t *bytes);
 int nd_wal_append(struct worker *w, uint16_t type, const uint8_t *head, uint32_t head_len,

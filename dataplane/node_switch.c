@@ -1,11 +1,13 @@
-/* node_switch.c - a region's online protocol switch on a data node (docs/cluster.md,
- * "Switching a region's protocol"). A region's log is a chain of segments, each under one
- * protocol: segment e holds the indexes above e << ND_EPOCH_SHIFT. sluice-ctld asks for a
- * switch by naming the next protocol in its map (want_seal); every replica then seals its
- * segment (a SEAL entry: nothing after it is taken, writes wait) and reports it sealed
- * once applied. When all replicas did, ctld moves the region to the next segment
- * (want_epoch = epoch + 1) and each replica, here, writes its store as the image at the
- * new segment's base and opens the new protocol from it. Only this region waits; the
+/* node_switch.c - a region's online reconfiguration on a data node (docs/cluster.md,
+ * "Switching a region's protocol" and "Moving replicas"). A region's log is a chain of
+ * segments, each under one protocol and on one replica set: segment e holds the indexes
+ * above e << ND_EPOCH_SHIFT. sluice-ctld asks for a switch by naming the next protocol in
+ * its map (want_seal); every replica then seals its segment (a SEAL entry: nothing after
+ * it is taken, writes wait) and reports it sealed once applied. When ctld moves the region
+ * to the next segment (want_epoch = epoch + 1, with its protocol and replicas), a replica
+ * that stays writes its store as the image at the new segment's base and opens the new
+ * protocol from it; one that leaves drops its replica; a node that joins opens an empty
+ * replica, which the others catch up by snapshot (raft). Only this region waits; the
  * worker's other regions go on. */
 #include "log.h"
 #include "node_internal.h"
@@ -18,8 +20,9 @@
 
 /* ---------------------------------------------------------------- the epochs file */
 
-/* snap/region-RRRR.epochs: "EPOCH PROTOCOL SEALED" lines, the protocol each segment of
- * the region's log runs and the index of its SEAL once applied here (0 before). Written
+/* snap/region-RRRR.epochs: "EPOCH PROTOCOL SEALED KIND NODES" lines: the protocol each
+ * segment of the region's log runs, the index of its SEAL once applied here (0 before),
+ * what this node did at it (run, join, leave) and the segment's replicas. Written
  * before a replica reports its segment sealed (so a restart knows the protocol of a
  * segment ctld may have moved past, and that the log up to the SEAL, durable here then,
  * is committed: a raft replica restarting there applies it without a leader of that
@@ -30,10 +33,17 @@ static void epochs_path(const struct sl_node *n, uint32_t region, char *buf, siz
 	nd_snap_path(n, region, buf, len, ".epochs");
 }
 
+/* What a line says this node did at a segment: ran it (from the image at its base), joined
+ * it (an empty replica, caught up by snapshot), or left the region there. */
+enum { EP_RUN = 'r', EP_JOIN = 'j', EP_LEAVE = 'l' };
+
 struct epoch_line {
 	uint32_t epoch;
 	char proto[32];
 	uint64_t sealed; /* the index of the segment's SEAL once applied here (0: not yet) */
+	char kind;	 /* EP_* */
+	uint32_t copies; /* the segment's replicas */
+	uint32_t nodes[SL_CFG_MAP_COPIES];
 };
 
 /* The file's lines (at most EPOCHS_KEPT): count, 0 when there is no file, -EBADMSG. */
@@ -49,15 +59,30 @@ static int epochs_read(const struct sl_node *n, uint32_t region, struct epoch_li
 		k = -EBADMSG;
 	while (k >= 0 && fgets(line, sizeof(line), f) != NULL) {
 		unsigned e = 0;
-		char proto[32];
+		char proto[32], kind[8], nodes[64];
 		uint64_t sealed = 0;
-		if (k == EPOCHS_KEPT || sscanf(line, "%u %31s %" SCNu64, &e, proto, &sealed) != 3 ||
-		    sl_cons_find(proto) == NULL) {
+		if (k == EPOCHS_KEPT ||
+		    sscanf(line, "%u %31s %" SCNu64 " %7s %63s", &e, proto, &sealed, kind, nodes) != 5 ||
+		    sl_cons_find(proto) == NULL || strlen(kind) != 1 ||
+		    (kind[0] != EP_RUN && kind[0] != EP_JOIN && kind[0] != EP_LEAVE)) {
 			k = -EBADMSG;
 			break;
 		}
 		out[k].epoch = e;
 		out[k].sealed = sealed;
+		out[k].kind = kind[0];
+		out[k].copies = 0;
+		char *save = NULL;
+		for (char *t = strtok_r(nodes, ",", &save); t != NULL; t = strtok_r(NULL, ",", &save)) {
+			unsigned long v = strtoul(t, NULL, 10);
+			if (out[k].copies == SL_CFG_MAP_COPIES || v < 1 || v > SL_CFG_MAX_NODES) {
+				k = -EBADMSG;
+				break;
+			}
+			out[k].nodes[out[k].copies++] = (uint32_t)v;
+		}
+		if (k < 0)
+			break;
 		snprintf(out[k].proto, sizeof(out[k].proto), "%s", proto);
 		k++;
 	}
@@ -67,35 +92,64 @@ static int epochs_read(const struct sl_node *n, uint32_t region, struct epoch_li
 
 /* Records that segment `epoch` runs `proto`: the lines of later segments go (a switch
  * that never reached its image), the oldest beyond EPOCHS_KEPT too. Durable on return. */
-static int epochs_put(const struct sl_node *n, uint32_t region, uint32_t epoch, const char *proto,
-		      uint64_t sealed)
+static int line_fmt(char *buf, size_t cap, const struct epoch_line *l)
+{
+	int at = snprintf(buf, cap, "%u %s %" PRIu64 " %c ", l->epoch, l->proto, l->sealed, l->kind);
+	for (uint32_t i = 0; i < l->copies && at > 0 && (size_t)at < cap; i++)
+		at += snprintf(buf + at, cap - (size_t)at, "%s%u", i ? "," : "", l->nodes[i]);
+	if (at > 0 && (size_t)at < cap)
+		at += snprintf(buf + at, cap - (size_t)at, "\n");
+	return at;
+}
+
+/* The line of segment `epoch` as the node runs it now (cfg: protocol, replicas). */
+static void line_now(const struct sl_node *n, uint32_t region, uint32_t epoch, uint64_t sealed,
+		     char kind, struct epoch_line *l)
+{
+	memset(l, 0, sizeof(*l));
+	l->epoch = epoch;
+	snprintf(l->proto, sizeof(l->proto), "%s", sl_cfg_region_protocol(&n->cfg, region));
+	l->sealed = sealed;
+	l->kind = kind;
+	l->copies = sl_cfg_region_replicas(&n->cfg, region, l->nodes);
+}
+
+static int epochs_put(const struct sl_node *n, uint32_t region, const struct epoch_line *put)
 {
 	struct epoch_line l[EPOCHS_KEPT];
 	int k = epochs_read(n, region, l);
 	if (k < 0)
 		k = 0; /* rewritten whole */
-	char text[EPOCHS_KEPT * 48 + 64], path[SL_CFG_PATH_MAX + 64];
+	char text[EPOCHS_KEPT * 96 + 64], path[SL_CFG_PATH_MAX + 64];
 	int at = snprintf(text, sizeof(text), "%s", EPOCHS_MAGIC);
 	int keep = 0;
 	for (int i = 0; i < k; i++)
-		keep += l[i].epoch < epoch;
+		keep += l[i].epoch < put->epoch;
 	for (int i = 0; i < k; i++) {
-		if (l[i].epoch >= epoch || keep-- >= EPOCHS_KEPT)
+		if (l[i].epoch >= put->epoch || keep-- >= EPOCHS_KEPT)
 			continue;
-		at += snprintf(text + at, sizeof(text) - (size_t)at, "%u %s %" PRIu64 "\n",
-			       l[i].epoch, l[i].proto, l[i].sealed);
+		at += line_fmt(text + at, sizeof(text) - (size_t)at, &l[i]);
 	}
-	at += snprintf(text + at, sizeof(text) - (size_t)at, "%u %s %" PRIu64 "\n", epoch, proto,
-		       sealed);
+	at += line_fmt(text + at, sizeof(text) - (size_t)at, put);
 	epochs_path(n, region, path, sizeof(path));
 	return nd_write_file_atomic(n, path, (const uint8_t *)text, (size_t)at);
 }
 
 /* ---------------------------------------------------------------- at start */
 
-/* Before the region's store exists: the segment its image is of (the image's index says
- * which), and that segment's protocol from the epochs file, in place of the map's (ctld's
- * map may be a switch ahead of this replica: it then switches once running). */
+static bool in_set(const uint32_t *nodes, uint32_t copies, uint32_t id)
+{
+	for (uint32_t k = 0; k < copies; k++)
+		if (nodes[k] == id)
+			return true;
+	return false;
+}
+
+/* Before the region's store exists: the segment this node runs and how. The image's
+ * index says which segment it is of; a later join or leave in the epochs file wins (a
+ * joined replica has no image until its snapshot; a node that left has none): any image
+ * of an older segment goes then. That segment's protocol and replicas replace the map's
+ * (ctld's map may be a switch ahead of this replica: it then switches once running). */
 int nd_switch_recover(struct sl_node *n, struct region *r, char *err, size_t err_len)
 {
 	char path[SL_CFG_PATH_MAX + 64];
@@ -110,18 +164,24 @@ int nd_switch_recover(struct sl_node *n, struct region *r, char *err, size_t err
 		idx = 0;
 	if (fd >= 0)
 		close(fd);
-	r->epoch = nd_epoch_of(idx);
-	atomic_store(&r->want_epoch, r->epoch);
+	uint32_t ie = nd_epoch_of(idx);
 	struct epoch_line l[EPOCHS_KEPT];
 	int k = epochs_read(n, r->id, l);
-	const char *proto = NULL;
-	for (int i = 0; i < k; i++)
-		if (l[i].epoch == r->epoch) {
-			proto = l[i].proto;
-			r->seal_commit = l[i].sealed; /* node_recover.c raises the commit to it */
-		}
+	const struct epoch_line *cur = NULL, *ev = NULL;
+	for (int i = 0; i < k; i++) {
+		if (l[i].epoch == ie)
+			cur = &l[i];
+		if (l[i].epoch > ie && l[i].kind != EP_RUN && (ev == NULL || l[i].epoch > ev->epoch))
+			ev = &l[i];
+	}
+	if (ev != NULL) {
+		cur = ev;
+		nd_region_drop_files(n, r->id); /* an older segment's image: not this one's */
+	}
+	r->epoch = cur != NULL ? cur->epoch : ie;
+	atomic_store(&r->want_epoch, r->epoch);
 	epochs_path(n, r->id, path, sizeof(path));
-	if (k < 0 || (proto == NULL && r->epoch > 0)) {
+	if (k < 0 || (cur == NULL && r->epoch > 0)) {
 		snprintf(err, err_len,
 			 "%s: %s; region %u's image is of segment %u of its log, whose protocol "
 			 "is not known then: refusing to start",
@@ -129,17 +189,32 @@ int nd_switch_recover(struct sl_node *n, struct region *r, char *err, size_t err
 			 r->epoch);
 		return k < 0 ? k : -ENOENT;
 	}
-	if (proto == NULL)
-		return 0; /* never switched: the map's protocol */
+	if (cur == NULL)
+		return 0; /* never switched: the map's protocol and replicas */
+	r->seal_commit = cur->kind == EP_RUN ? cur->sealed : 0; /* node_recover.c: the commit */
 	r->epochs_pinned = true;
-	if (strcmp(proto, sl_cfg_region_protocol(&n->cfg, r->id)) != 0)
+	if (strcmp(cur->proto, sl_cfg_region_protocol(&n->cfg, r->id)) != 0)
 		SL_LOG(NOTICE, node, "region %u: segment %u of its log runs %s (the map says %s)\n",
-		       r->id, r->epoch, proto, sl_cfg_region_protocol(&n->cfg, r->id));
-	int rc = sl_cfg_region_set_protocol(&n->cfg, r->id, proto);
-	if (rc != 0)
-		snprintf(err, err_len, "%s: protocol %s of region %u is not built in", path, proto,
-			 r->id);
-	return rc;
+		       r->id, r->epoch, cur->proto, sl_cfg_region_protocol(&n->cfg, r->id));
+	int rc = sl_cfg_region_set_protocol(&n->cfg, r->id, cur->proto);
+	if (rc != 0) {
+		snprintf(err, err_len, "%s: protocol %s of region %u is not built in", path,
+			 cur->proto, r->id);
+		return rc;
+	}
+	if (n->cfg.map_set && cur->copies > 0) {
+		rc = sl_cfg_region_set_replicas(&n->cfg, r->id, cur->nodes, cur->copies,
+						sl_cfg_region_preferred(&n->cfg, r->id));
+		if (rc != 0) {
+			snprintf(err, err_len, "%s: region %u's replicas at segment %u do not fit "
+					       "this cluster: refusing to start",
+				 path, r->id, r->epoch);
+			return rc;
+		}
+	}
+	if (cur->kind == EP_JOIN && !in_set(cur->nodes, cur->copies, n->cfg.node_id))
+		return -EINVAL; /* written by no version of this code */
+	return 0;
 }
 
 /* ---------------------------------------------------------------- running */
@@ -149,8 +224,9 @@ static bool pin(struct worker *w, struct region *r, uint64_t sealed)
 {
 	if (r->epochs_pinned && (sealed == 0 || r->seal_commit == sealed))
 		return true;
-	int rc = epochs_put(w->node, r->id, r->epoch, sl_cfg_region_protocol(&w->node->cfg, r->id),
-			    sealed);
+	struct epoch_line l;
+	line_now(w->node, r->id, r->epoch, sealed, EP_RUN, &l);
+	int rc = epochs_put(w->node, r->id, &l);
 	if (rc != 0) {
 		sl_stats_add(w->st, SL_STAT_protocol_switch_failed, 1);
 		SL_LOG(ERR, node, "region %u: the epochs file could not be written (%s): the "
@@ -176,15 +252,6 @@ static bool log_durable(const struct worker *w, const struct region *r, uint64_t
 	return true;
 }
 
-/* A region with no replica here only forwards: it follows the map. */
-static void follow(struct worker *w, struct region *r, uint32_t want)
-{
-	if (sl_cfg_region_set_protocol(&w->node->cfg, r->id, r->want_proto) != 0)
-		return;
-	r->epoch = want;
-	r->ml = (sl_cons_caps(sl_cons_find(r->want_proto)) & SL_CONS_CAP_MERGE) != 0;
-}
-
 static bool proposals_settled(struct region *r)
 {
 	for (uint32_t k = 0; k < PROP_SLOTS; k++)
@@ -193,46 +260,211 @@ static bool proposals_settled(struct region *r)
 	return true;
 }
 
-/* Segment r->epoch is sealed and applied here, and ctld moved the region to the next:
- * the image at the new base, then the new protocol over it. */
+/* The segment ctld moved the region to (want_epoch): its line, from what the main lcore
+ * took of the map (node_ctld.c). */
+static void line_wanted(const struct region *r, uint32_t want, char kind, struct epoch_line *l)
+{
+	memset(l, 0, sizeof(*l));
+	l->epoch = want;
+	snprintf(l->proto, sizeof(l->proto), "%s", r->want_proto);
+	l->kind = kind;
+	l->copies = r->want_copies;
+	memcpy(l->nodes, r->want_nodes, sizeof(l->nodes));
+}
+
+/* The region runs segment l->epoch from here on: its protocol and replicas in the config
+ * (what routing, forwarding and the protocol's voters read). */
+static void take_segment(struct worker *w, struct region *r, const struct epoch_line *l)
+{
+	struct sl_node *n = w->node;
+	r->epoch = l->epoch;
+	r->ml = (sl_cons_caps(sl_cons_find(l->proto)) & SL_CONS_CAP_MERGE) != 0;
+	(void)sl_cfg_region_set_protocol(&n->cfg, r->id, l->proto);
+	if (l->copies > 0)
+		(void)sl_cfg_region_set_replicas(&n->cfg, r->id, l->nodes, l->copies,
+						 r->want_preferred);
+	atomic_store(&r->sealed, false);
+	r->seal_commit = 0;
+	r->epochs_pinned = true;
+	r->switch_said = false;
+	r->led_since_ns = 0;
+	r->pref_seen = 0;
+	atomic_store_explicit(&r->leader_seen, 0, memory_order_relaxed);
+	atomic_store(&n->map_dirty, true);
+}
+
+/* The region's state here goes: no protocol, an empty store of the kind `versioned`, an
+ * empty log (a replica that left, or one that joins and is caught up by snapshot). */
+static int region_empty(struct worker *w, struct region *r, bool versioned)
+{
+	struct sl_store_config sc = {.region_id = r->id, .arena = w->arena, .use_arena = true,
+				     .versioned = versioned};
+	struct sl_store *st = NULL;
+	int rc = sl_store_create(&sc, &st);
+	if (rc != 0)
+		return rc;
+	sl_drv_destroy(r->drv);
+	r->drv = NULL;
+	sl_store_destroy(r->store);
+	r->store = st;
+	sl_rlog_free(&r->rlog);
+	sl_rlog_init(&r->rlog, 0, 0);
+	sl_rlog_set_alloc(&r->rlog, nd_rlog_alloc, nd_rlog_free, &w->arena);
+	r->snapshot_index = r->applied_index = r->last_index = 0;
+	r->snapshot_term = 0;
+	r->snap_since = 0; /* the next image is a full one */
+	r->snap_base_index = r->snap_base_bytes = 0;
+	r->snap_deltas = 0;
+	r->snap_delta_bytes = 0;
+	r->ml_img_vec_len = r->ml_chain_vec_len = r->ml_vec_len = 0;
+	free(r->ml_send);
+	r->ml_send = NULL;
+	r->ml_send_len = 0;
+	struct sl_cons_conf conf;
+	nd_region_conf(w->node, r->id, &conf);
+	nd_region_keep_image(r, NULL, 0, 0, &conf);
+	r->hs = (struct sl_cons_hard_state){0, 0, 0};
+	r->has_hs = false;
+	return 0;
+}
+
+/* What the old protocol still owes an answer (an ack level not reached yet) gets it
+ * first, for up to SWITCH_DRAIN_NS (every replica applied the whole segment: it is stored
+ * everywhere); then it is failed rather than acknowledged. false: wait. */
+static bool drain_proposals(struct worker *w, struct region *r)
+{
+	if (!proposals_settled(r) && w->now_ns < r->sealed_ns + SWITCH_DRAIN_NS)
+		return false;
+	for (uint32_t k = 0; k < PROP_SLOTS; k++)
+		if (r->props[k].in_use && r->props[k].proposed && !r->props[k].fwd_out)
+			nd_prop_fail(w, r, &r->props[k], -EIO);
+	return true;
+}
+
+static void switch_failed(struct worker *w, struct region *r, const char *what, int rc)
+{
+	sl_stats_add(w->st, SL_STAT_protocol_switch_failed, 1);
+	SL_LOG(ERR, node, "region %u: segment %u: %s (%s); tried again in 1 s\n", r->id,
+	       atomic_load(&r->want_epoch), what, strerror(-rc));
+	r->switch_next_ns = w->now_ns + SWITCH_RETRY_NS;
+}
+
+static void open_failed(struct worker *w, struct region *r, const char *err)
+{
+	/* what is on disk is the new segment's: a restart opens it */
+	SL_LOG(ERR, node, "region %u: segment %u: %s; the node stops taking writes (restart it)\n",
+	       r->id, r->epoch, err);
+	sl_stats_add(w->st, SL_STAT_protocol_switch_failed, 1);
+	atomic_store(&w->node->failed, true);
+}
+
+/* A node with no replica in segment `want` (it left there, or never had one): the
+ * region's state here goes (once the line says so), writes are forwarded from now on. */
+static void region_leave(struct worker *w, struct region *r, uint32_t want)
+{
+	struct epoch_line l;
+	line_wanted(r, want, EP_LEAVE, &l);
+	bool had = r->drv != NULL;
+	if (had && !drain_proposals(w, r))
+		return;
+	int rc = had ? nd_ckpt_quiesce(w) : 0;
+	if (rc == 0 && had)
+		rc = epochs_put(w->node, r->id, &l);
+	if (rc != 0) {
+		switch_failed(w, r, "leaving the region", rc);
+		return;
+	}
+	if (had) {
+		nd_region_drop_files(w->node, r->id);
+		rc = region_empty(w, r, false);
+		if (rc != 0) {
+			switch_failed(w, r, "emptying the region", rc);
+			return;
+		}
+		sl_stats_add(w->st, SL_STAT_replicas_left, 1);
+		SL_LOG(NOTICE, node, "region %u: this node left it at segment %u (its replicas: "
+				     "now elsewhere; writes are forwarded)\n",
+		       r->id, want);
+	}
+	take_segment(w, r, &l);
+	char err[256];
+	if (nd_region_open(w->node, r, false, err, sizeof(err)) != 0) /* no replica: forwards */
+		open_failed(w, r, err);
+}
+
+/* A node that is a replica of segment `want` without the segment before (a node added
+ * to the region, or one that missed segments): an empty replica of the new protocol
+ * (raft: the others send it a snapshot of the segment's base and what followed). */
+static void region_join(struct worker *w, struct region *r, uint32_t want)
+{
+	struct epoch_line l;
+	line_wanted(r, want, EP_JOIN, &l);
+	const struct sl_cons_ops *ops = sl_cons_find(l.proto);
+	if (ops == NULL || (sl_cons_caps(ops) & SL_CONS_CAP_MERGE) != 0 || l.copies < 2) {
+		/* a multileader replica could not tell its empty store from a caught-up one */
+		if (!r->switch_said)
+			SL_LOG(ERR, node, "region %u: this node joins segment %u under %s, which "
+					  "cannot catch up an empty replica: not joined\n",
+			       r->id, want, l.proto);
+		r->switch_said = true;
+		return;
+	}
+	if (r->drv != NULL && !drain_proposals(w, r))
+		return;
+	int rc = nd_ckpt_quiesce(w);
+	if (rc == 0)
+		rc = epochs_put(w->node, r->id, &l);
+	if (rc == 0) {
+		nd_region_drop_files(w->node, r->id);
+		rc = region_empty(w, r, false);
+	}
+	if (rc != 0) {
+		switch_failed(w, r, "joining the region", rc);
+		return;
+	}
+	take_segment(w, r, &l);
+	char err[256];
+	if (nd_region_open(w->node, r, false, err, sizeof(err)) != 0) {
+		open_failed(w, r, err);
+		return;
+	}
+	sl_stats_add(w->st, SL_STAT_replicas_joined, 1);
+	SL_LOG(NOTICE, node, "region %u: this node joined it at segment %u (%s, an empty "
+			     "replica: caught up by snapshot)\n",
+	       r->id, want, l.proto);
+}
+
+/* Segment r->epoch is sealed and applied here, and ctld moved the region to the next,
+ * which this node is a replica of: the image at the new base, then the new protocol over
+ * it. */
 static void region_switch(struct worker *w, struct region *r)
 {
 	struct sl_node *n = w->node;
-	char proto[32], from[32], err[256];
-	snprintf(proto, sizeof(proto), "%s", r->want_proto);
+	char from[32], err[256];
+	struct epoch_line l;
+	line_wanted(r, r->epoch + 1, EP_RUN, &l);
 	snprintf(from, sizeof(from), "%s", sl_cfg_region_protocol(&n->cfg, r->id));
-	const struct sl_cons_ops *ops = sl_cons_find(proto);
+	const struct sl_cons_ops *ops = sl_cons_find(l.proto);
 	if (ops == NULL) {
 		if (!r->switch_said)
 			SL_LOG(ERR, node, "region %u: ctld switches it to protocol '%s', which this "
 					  "sluiced does not have\n",
-			       r->id, proto);
+			       r->id, l.proto);
 		r->switch_said = true;
 		return;
 	}
-	/* what the old protocol still owes an answer (an ack level not reached yet) gets it
-	 * first: every replica applied the whole segment, so it is stored everywhere */
-	if (!proposals_settled(r) && w->now_ns < r->sealed_ns + SWITCH_DRAIN_NS)
+	if (!drain_proposals(w, r))
 		return;
-	uint64_t t0 = nd_now_ns(), base = nd_epoch_base(r->epoch + 1), bytes = 0;
+	uint64_t t0 = nd_now_ns(), base = nd_epoch_base(l.epoch), bytes = 0;
 	bool ml = (sl_cons_caps(ops) & SL_CONS_CAP_MERGE) != 0;
 	struct sl_store *st = NULL;
-	int rc = epochs_put(n, r->id, r->epoch + 1, proto, 0);
+	int rc = epochs_put(n, r->id, &l);
 	if (rc == 0)
 		rc = nd_switch_image(r, ml, base, &st, &bytes);
 	if (rc != 0) {
-		sl_stats_add(w->st, SL_STAT_protocol_switch_failed, 1);
-		SL_LOG(ERR, node, "region %u: switch to %s: its image could not be written (%s); "
-				  "tried again in 1 s\n",
-		       r->id, proto, strerror(-rc));
-		r->switch_next_ns = w->now_ns + SWITCH_RETRY_NS;
+		switch_failed(w, r, "its image could not be written", rc);
 		return;
 	}
-	/* proposals the old protocol never answered (after SWITCH_DRAIN_NS): not known
-	 * stored by this path, failed rather than acknowledged */
-	for (uint32_t k = 0; k < PROP_SLOTS; k++)
-		if (r->props[k].in_use && r->props[k].proposed && !r->props[k].fwd_out)
-			nd_prop_fail(w, r, &r->props[k], -EIO);
 	/* the durable image is the region now: the old segment's protocol goes */
 	sl_drv_destroy(r->drv);
 	r->drv = NULL;
@@ -240,9 +472,6 @@ static void region_switch(struct worker *w, struct region *r)
 		sl_store_destroy(r->store);
 		r->store = st;
 	}
-	r->epoch++;
-	r->ml = ml;
-	(void)sl_cfg_region_set_protocol(&n->cfg, r->id, proto);
 	sl_rlog_free(&r->rlog);
 	sl_rlog_init(&r->rlog, base, 1);
 	sl_rlog_set_alloc(&r->rlog, nd_rlog_alloc, nd_rlog_free, &w->arena);
@@ -264,44 +493,34 @@ static void region_switch(struct worker *w, struct region *r)
 	free(r->ml_send);
 	r->ml_send = NULL;
 	r->ml_send_len = 0;
+	r->hs = (struct sl_cons_hard_state){0, 0, base};
+	r->has_hs = false;
+	take_segment(w, r, &l);
 	struct sl_cons_conf conf;
 	nd_region_conf(n, r->id, &conf);
 	nd_region_keep_image(r, NULL, 0, base, &conf);
-	r->hs = (struct sl_cons_hard_state){0, 0, base};
-	r->has_hs = false;
-	r->led_since_ns = 0;
-	r->pref_seen = 0;
-	atomic_store_explicit(&r->leader_seen, 0, memory_order_relaxed);
 	rc = nd_region_open(n, r, false, err, sizeof(err));
 	if (rc != 0) {
-		/* the image is durable: a restart opens the new segment from it */
-		SL_LOG(ERR, node, "region %u: switch to %s: %s; the node stops taking writes "
-				  "(restart it)\n",
-		       r->id, proto, err);
-		sl_stats_add(w->st, SL_STAT_protocol_switch_failed, 1);
-		atomic_store(&n->failed, true);
+		open_failed(w, r, err);
 		return;
 	}
-	atomic_store(&r->sealed, false);
-	r->seal_commit = 0;
-	r->switch_said = false;
-	atomic_store(&n->map_dirty, true);
 	sl_stats_add(w->st, SL_STAT_protocol_switches, 1);
 	uint64_t t1 = nd_now_ns();
 	SL_LOG(NOTICE, node,
 	       "region %u: protocol %s -> %s: segment %u of its log starts at index %" PRIu64
-	       " (image of %" PRIu64 " bytes written in %" PRIu64 " ms; writes waited %" PRIu64
-	       " ms since the seal)\n",
-	       r->id, from, proto, r->epoch, base, bytes, (t1 - t0) / 1000000u,
+	       " on %u replicas (image of %" PRIu64 " bytes written in %" PRIu64
+	       " ms; writes waited %" PRIu64 " ms since the seal)\n",
+	       r->id, from, l.proto, r->epoch, base, l.copies, bytes, (t1 - t0) / 1000000u,
 	       (t1 - r->sealed_ns) / 1000000u);
 }
 
 void nd_switch_poll(struct worker *w, struct region *r)
 {
 	uint32_t want = atomic_load_explicit(&r->want_epoch, memory_order_acquire);
+	bool member = want > r->epoch && in_set(r->want_nodes, r->want_copies, w->node->cfg.node_id);
 	if (r->drv == NULL) {
-		if (want > r->epoch)
-			follow(w, r, want);
+		if (want > r->epoch && w->now_ns >= r->switch_next_ns)
+			member ? region_join(w, r, want) : region_leave(w, r, want);
 		return;
 	}
 	bool sealed = atomic_load_explicit(&r->sealed, memory_order_relaxed);
@@ -331,22 +550,19 @@ void nd_switch_poll(struct worker *w, struct region *r)
 		int rc = sl_drv_seal(r->drv, pid, d, sizeof(d));
 		if (rc == 0) {
 			sl_stats_add(w->st, SL_STAT_seals_proposed, 1);
-			SL_LOG(NOTICE, node, "region %u: sealing segment %u of its log for a protocol "
-					     "switch\n",
+			SL_LOG(NOTICE, node, "region %u: sealing segment %u of its log for a "
+					     "reconfiguration\n",
 			       r->id, r->epoch);
 		}
 		/* -EPERM (not the leader: it seals), -EALREADY (being applied): wait */
 		return;
 	}
-	if (want == r->epoch + 1 && sealed && w->now_ns >= r->switch_next_ns) {
-		region_switch(w, r);
+	if (want <= r->epoch || w->now_ns < r->switch_next_ns)
 		return;
-	}
-	if (want > r->epoch + 1 && !r->switch_said) {
-		r->switch_said = true;
-		SL_LOG(ERR, node, "region %u: ctld's map is at segment %u of its log, this replica "
-				  "at %u: it missed a switch (its data dir was replaced?) and cannot "
-				  "take writes for the region\n",
-		       r->id, want, r->epoch);
-	}
+	if (!member) /* it leaves: what it holds is no longer needed, sealed or not */
+		region_leave(w, r, want);
+	else if (want == r->epoch + 1 && sealed)
+		region_switch(w, r);
+	else if (want > r->epoch + 1) /* it missed a segment: caught up like a new replica */
+		region_join(w, r, want);
 }

@@ -219,7 +219,9 @@
 	X(proposals_sealed) \
 	X(protocol_switches) \
 	X(protocol_switch_failed) \
-	X(switch_stale_msgs)
+	X(switch_stale_msgs) \
+	X(replicas_joined) \
+	X(replicas_left)
 
 enum sl_stat {
 #define SL_STATS_ENUM_(name) SL_STAT_##name,
