@@ -1,15 +1,17 @@
 # cluster_lib.sh - sourced (after lib.sh) by the multi-node scripts: three sluiced nodes on
 # one host linked by the fabric over memif (sockets in $SL_DIR/fab), every region a
-# 3-replica raft group. Needs SLUICED, VERIFY and NAME; CL_ARGS adds sluiced arguments.
+# 3-replica raft group (CL_NODES=4: a fourth node, which the region map places replicas
+# on, or not). Needs SLUICED, VERIFY and NAME; CL_ARGS adds sluiced arguments.
 # Each node is stopped by its PID and its shm files removed on exit, also on failure.
 # CL_EXEC, when set, is a command prefix for sluiced (e.g. ip netns exec NS: cluster_udp).
 CTL=$(dirname "$SLUICED")/sluicectl
 REGIONS=${REGIONS:-4}
-CL_PIDS=(0 0 0 0)
+CL_NODES=${CL_NODES:-3}
+CL_PIDS=(0 0 0 0 0 0 0 0 0 0)
 CL_ARGS=(${CL_ARGS[@]+"${CL_ARGS[@]}"})
 CL_EXEC=(${CL_EXEC[@]+"${CL_EXEC[@]}"})
 cl_cleanup() {
-	for i in 1 2 3; do
+	for i in $(seq 1 "$CL_NODES"); do
 		if [ "${CL_PIDS[$i]}" != 0 ]; then
 			kill -9 "${CL_PIDS[$i]}" 2>/dev/null || true
 			wait "${CL_PIDS[$i]}" 2>/dev/null || true
@@ -31,7 +33,7 @@ cl_start() {
 	[ "$i" != "$CL_REJOIN" ] || extra+=(--rejoin)
 	rm -f "$(cl_sock "$i")"
 	${CL_EXEC[@]+"${CL_EXEC[@]}"} "$SLUICED" --data-dir "$SL_DIR/d$i" --name "$NAME-$i" --workers 2 --regions "$REGIONS" \
-		--set regions.protocol=raft --set node.id="$i" --set cluster.nodes=3 \
+		--set regions.protocol=raft --set node.id="$i" --set cluster.nodes="$CL_NODES" \
 		--set regions.protocols="${CL_PROTOCOLS:-}" \
 		--set cluster.fabric_dir="$SL_DIR/fab" --set regions.log_keep_mb=64 \
 		${CL_ARGS[@]+"${CL_ARGS[@]}"} ${extra[@]+"${extra[@]}"} >>"$SL_DIR/node$i.log" 2>&1 &
@@ -138,10 +140,12 @@ cl_caught_up() {
 # and reading millions of points back through an instrumented node is most of the time
 # such a test takes there.
 cl_verify_all() {
-	local socks nodes="1 2 3"
+	local socks nodes k
+	nodes=$(seq 1 "$CL_NODES")
 	[ -n "${ASAN_OPTIONS:-}" ] && nodes=3
 	for i in $nodes; do
-		socks="$(cl_sock "$i"),$(cl_sock $((i % 3 + 1))),$(cl_sock $(((i + 1) % 3 + 1)))"
+		socks=$(cl_sock "$i")
+		for k in $(seq 1 $((CL_NODES - 1))); do socks="$socks,$(cl_sock $(((i + k - 1) % CL_NODES + 1)))"; done
 		for p in 1 2 3; do
 			python3 "$VERIFY" --socket "$socks" --points "$POINTS" --series "$SERIES" \
 				--batch "$BATCH" --key "p$p,host=h{s:03d} value" --exact |

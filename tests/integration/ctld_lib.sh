@@ -18,7 +18,7 @@ ctld_stop_all() {
 # ctld_diag LINES: the last LINES of each ctld's and each node's log (for a failure)
 ctld_diag() {
 	for i in 1 2 3; do echo "-- ctld $i:"; tail -"$1" "$DIR/ctld$i.log" 2>/dev/null || true; done
-	for i in 1 2 3; do echo "-- node $i:"; tail -"$1" "$DIR/node$i.log" 2>/dev/null || true; done
+	for i in $(seq 1 "${CL_NODES:-3}"); do echo "-- node $i:"; tail -"$1" "$DIR/node$i.log" 2>/dev/null || true; done
 }
 wait_sock() { # wait_sock PATH PID LOG: bounded wait for a daemon's ctl socket
 	for _ in $(seq 1 600); do
@@ -42,7 +42,8 @@ start_ctld() {
 	balance_interval_ms = ${CTLD_BALANCE_MS:-0}
 
 	[cluster]
-	nodes = 3
+	nodes = ${CL_NODES:-3}
+	${CTLD_INITIAL_NODES:+initial_nodes = $CTLD_INITIAL_NODES}
 	regions = ${CTLD_REGIONS:-4}
 	replication = 3
 	cores = 2
@@ -95,7 +96,7 @@ until_true() {
 BENCH_PID=0
 ctld_cleanup_all() {
 	[ "$BENCH_PID" != 0 ] && kill -9 "$BENCH_PID" 2>/dev/null || true
-	for i in 1 2 3; do [ "${CL_PIDS[$i]}" != 0 ] && kill -CONT "${CL_PIDS[$i]}" 2>/dev/null || true; done
+	for i in $(seq 1 "${CL_NODES:-3}"); do [ "${CL_PIDS[$i]}" != 0 ] && kill -CONT "${CL_PIDS[$i]}" 2>/dev/null || true; done
 	ctld_stop_all
 	cl_cleanup
 }

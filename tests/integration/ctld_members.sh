@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# ctld_members.sh SLUICED CTLD PRODUCER VERIFY BENCH - membership changes through
+# sluice-ctld on four nodes under load: three shm producers (nodes 1-3, every
+# acknowledged batch logged) and sluice-bench on node 2. The map starts on nodes 1-3
+# (`[cluster] initial_nodes = 3`); node 4 starts on an empty data dir. Checks, each a
+# region's log sealed and continued on a new replica set (a new raft segment; the new
+# replica caught up by snapshot): ctld's rebalance gives node 4 replicas until the counts
+# are even ("add a node"); an operator moves a replica (`region move-replica R FROM TO`);
+# a dead node's replica is moved to another node ("replace"), and the dead node, back,
+# drops it; node 2 is decommissioned (`node decommission 2`: its replicas go, its writes
+# are forwarded); refusals (a node that already holds one, a data node's socket; the
+# protocol refusals are in the ctld_sm unit test); a node restarted after the moves runs
+# its own replica sets; every acknowledged point reads back exactly on every node.
+set -euo pipefail
+SLUICED=$1 CTLD=$2 PRODUCER=$3 VERIFY=$4 BENCH=$5
+CTL=$(dirname "$SLUICED")/sluicectl
+POINTS=${POINTS:-$([ -n "${ASAN_OPTIONS:-}" ] && echo 30000 || echo 90000)} SERIES=30 BATCH=300
+NAME=mb$$ REGIONS=4 CL_NODES=4 CL_PROTOCOLS=
+. "$(dirname "$0")/lib.sh"
+DIR=$SL_DIR
+. "$(dirname "$0")/cluster_lib.sh"
+CTLD_REGIONS=4 CTLD_PROTOCOLS=$CL_PROTOCOLS CTLD_NODE_TIMEOUT_MS=3000 CTLD_DIAG_LINES=12
+CTLD_INITIAL_NODES=3 CTLD_BALANCE_MS=1000
+. "$(dirname "$0")/ctld_lib.sh"
+trap ctld_cleanup_all EXIT
+CL_ARGS=(--set cluster.ctld="$(ctld_socks)")
+
+move_state() { ql moves "[(m['state'], m.get('waiting')) for m in r['moves'] if m['id'] == $1]"; }
+reps() { ql regions "r['regions'][$1]['replicas']"; }              # R: ctld's replicas
+count_of() { ql members "[m.get('replicas') for m in r['members']]"; } # replicas per node
+idle() { ql moves "all(m['state'] != 'running' for m in r['moves'])"; }
+# holds I R: node I runs a replica of region R (its row's role is not "none")
+holds() { cl_regions "$1" "rs[$2]['role'] != 'none'"; }
+# agreed R: every node runs region R's replica set as ctld's map has it, each replica
+# caught up to the segment's base (the joiners installed their snapshot)
+agreed() {
+	local want i has
+	want=$(ql regions "(r['regions'][$1]['replicas'], r['regions'][$1]['epoch'])")
+	[ -n "$want" ] || { echo False; return; }
+	for i in $(seq 1 "$CL_NODES"); do
+		[ "${CL_PIDS[$i]}" = 0 ] && continue
+		has=$(cl_regions "$i" "(rs[$1]['replicas'], rs[$1]['epoch'])") || { echo False; return; }
+		[ "$has" = "$want" ] || { echo False; return; }
+		if [[ " $(ql regions "' '.join(map(str, r['regions'][$1]['replicas']))") " == *" $i "* ]]; then
+			[ "$(cl_regions "$i" "rs[$1]['role'] != 'none' and rs[$1]['applied_index'] >= rs[$1]['epoch'] << 40")" = True ] ||
+				{ echo False; return; }
+		fi
+	done
+	echo True
+}
+all_agreed() {
+	local r
+	for r in $(seq 0 $((REGIONS - 1))); do [ "$(agreed "$r")" = True ] || { echo False; return; }; done
+	echo True
+}
+# a node not among region R's replicas (the first)
+not_in() { ql regions "[n for n in range(1, 5) if n not in r['regions'][$1]['replicas']][0]"; }
+
+for i in 1 2 3; do start_ctld "$i"; done
+until_true 300 "no ctld leader bootstrapped the cluster" \
+	q "$(csock 1)" status "r['bootstrapped'] and r['leader'] is not None and r['applied_index'] == r['commit_index']"
+for i in 1 2 3 4; do cl_start "$i"; done
+until_true 600 "members never showed 4 nodes up" \
+	ql members "[m['state'] for m in r['members']] == ['up'] * 4"
+cl_wait_leaders 1 0
+echo "[${SECONDS}s] 3 ctld replicas, 4 nodes; replicas per node $(count_of); map $(ql regions "[x['replicas'] for x in r['regions']]")"
+
+CL_PROD_ARGS=(--pace-ms "$([ -n "${ASAN_OPTIONS:-}" ] && echo 300 || echo 100)")
+cl_producers
+"$BENCH" --path "/dev/shm/sluice-$NAME-2.ingest" --duration 40 --batch 200 --series 500 \
+	--inflight 4 --json --quiet >"$DIR/bench.json" 2>"$DIR/bench.err" &
+BENCH_PID=$!
+cl_wait_acks 10
+
+# add a node: the rebalance moves replicas to node 4 (empty data dir) until counts are even
+until_true 900 "node 4 got no replicas: $(count_of) $(ql moves "r['moves']")" \
+	ql members "r['members'][3]['replicas'] >= 2"
+until_true 900 "the rebalance did not settle: $(count_of)" idle
+until_true 900 "replica counts not even: $(count_of)" ql members "(lambda c: max(c) - min(c) <= 1)([m['replicas'] for m in r['members']])"
+until_true 600 "the nodes do not agree on the replica sets: $(ql regions "[x['replicas'] for x in r['regions']]")" all_agreed
+echo "[${SECONDS}s] node 4 added: replicas per node $(count_of); moves $(ql moves "[(m['kind'], m['region'], m['from'], m['to'], m['state']) for m in r['moves']]")"
+
+# refusals: clear errors, nothing recorded
+LS=$(csock "$(leader)")
+T=$(ql moves "r['total']")
+R0=$(reps 0)
+out=$(ask "$LS" region move-replica 0 "$(ql regions "r['regions'][0]['replicas'][0]")" "$(ql regions "r['regions'][0]['replicas'][1]")") &&
+	fail "a move to a replica: $out"
+out=$(ask "$(cl_sock 1)" region move-replica 0 1 4) && fail "a data node took a replica move: $out"
+[[ "$out" == *"sluice-ctld"* ]] || fail "data node refusal: $out"
+[ "$(ql moves "r['total']")" = "$T" ] || fail "a refused replica move was recorded"
+echo "[${SECONDS}s] refused: a node that holds a replica, a data node's socket"
+
+# an operator's move
+F=$(ql regions "r['regions'][0]['replicas'][0]")
+TO=$(not_in 0)
+out=$(ask "$(csock "$(leader)")" region move-replica 0 "$F" "$TO") || fail "move-replica 0 $F $TO: $out"
+ID=$(move_id "$out")
+until_true 900 "move $ID (region 0: $F -> $TO) did not end done: $(move_state "$ID")" move_is "$ID" done
+until_true 300 "region 0's replica set not agreed" agreed 0
+[ "$(holds "$F" 0)" = False ] || fail "node $F still holds region 0"
+echo "[${SECONDS}s] move $ID: region 0's replica $F -> $TO ($R0 -> $(reps 0))"
+
+# replace a dead node: node 3 killed, one of its replicas moved to another node; back, node
+# 3 drops it (it left that region at the new segment)
+until_true 900 "moves still running" idle
+R=$(ql regions "[x['id'] for x in r['regions'] if 3 in x['replicas'] and x['protocol'] == 'raft'][0]")
+cl_kill 3
+TO=$(not_in "$R")
+out=$(ask "$(csock "$(leader)")" region move-replica "$R" 3 "$TO") || fail "move-replica $R 3 $TO: $out"
+ID=$(move_id "$out")
+until_true 900 "move $ID (region $R: dead 3 -> $TO) did not end done: $(move_state "$ID")" move_is "$ID" done
+echo "[${SECONDS}s] node 3 killed: region $R's replica moved to node $TO (move $ID done): $(reps "$R")"
+cl_start 3
+until_true 600 "node 3 not back up" ql members "r['members'][2]['state'] == 'up'"
+until_true 300 "node 3 still holds region $R" eval '[ "$(holds 3 "$R")" = False ] && echo True || echo False'
+grep -q "left it at segment" "$DIR/node3.log" || fail "node 3 did not say it left region $R"
+echo "[${SECONDS}s] node 3 back: it dropped its replica of region $R"
+
+# decommission node 2: every replica it holds goes elsewhere; writes through it go on
+until_true 900 "moves still running" idle
+"$CTL" --socket "$(csock "$(leader)")" node decommission 2 >/dev/null || fail "node decommission 2"
+until_true 1200 "node 2 not decommissioned: $(ql members "r['members'][1]") $(ql moves "r['moves'][-3:]")" \
+	ql members "r['members'][1]['decommissioned'] and r['members'][1]['replicas'] == 0"
+until_true 600 "the nodes do not agree on the replica sets after the decommission" all_agreed
+for r in $(seq 0 $((REGIONS - 1))); do [ "$(holds 2 "$r")" = False ] || fail "node 2 still holds region $r"; done
+a=$(cl_acks)
+sleep 2
+[ "$(cl_acks)" -gt "$a" ] || fail "no write acknowledged after node 2's decommission"
+echo "[${SECONDS}s] node 2 decommissioned: replicas per node $(count_of)"
+
+# a node restarted after the moves runs its own replica sets
+cl_kill 1
+cl_start 1
+until_true 600 "after node 1's restart the replica sets are not agreed" all_agreed
+grep -q "refusing" "$DIR/node1.log" && fail "node 1 refused to start"
+echo "[${SECONDS}s] node 1 restarted: $(cl_regions 1 "[(r['id'], r['epoch'], r['replicas'], r['role']) for r in rs]")"
+
+sl_wait_producers
+rc=0
+wait "$BENCH_PID" || rc=$?
+BENCH_PID=0
+python3 - "$DIR/bench.json" <<'EOF' || { cat "$DIR/bench.err"; fail "sluice-bench exited $rc"; }
+import json, sys
+r = json.load(open(sys.argv[1]))
+print('[bench] sluice-bench on node 2: %d points acked, %d batches failed %s, p99 %.1f ms, max %.1f ms'
+      % (r['points_acked'], r['batches_failed'], r['failed_by_status'],
+         r['ack_latency_ns']['p99'] / 1e6, r['ack_latency_ns']['max'] / 1e6))
+print('[bench] per second (acked, p99 ms, max ms):',
+      ' '.join('%d:%d/%.0f/%.0f' % (w['t'], w['acked'], w['p99'] / 1e6, w['max'] / 1e6) for w in r['windows']))
+EOF
+until_true 600 "the replicas did not agree at the end" all_agreed
+cl_verify_all
+for i in 1 2 3 4; do
+	echo "node $i: joined $(cl_stat "$i" replicas_joined), left $(cl_stat "$i" replicas_left), switches $(cl_stat "$i" protocol_switches), snapshots installed $(cl_stat "$i" cons_snapshots_installed)"
+done
+"$CTL" --socket "$(csock "$(leader)")" moves
+echo "[${SECONDS}s] ctld_members: PASS ($(cl_acks) batches acknowledged)"
