@@ -48,6 +48,9 @@ struct ctld_stats {
 	uint64_t leaders_recorded; /* set_leader proposals */
 	uint64_t moves_asked, moves_refused, moves_done, moves_failed, moves_balance, moves_drain;
 	uint64_t switches_asked, switches_refused, switches_proposed; /* protocol switches */
+	/* replica moves: an operator's asked/refused, ctld's own proposed */
+	uint64_t replica_moves_asked, replica_moves_refused, moves_decommission, moves_rebalance;
+	uint64_t decommissions; /* decommission/recommission proposals */
 };
 
 struct ctld {
@@ -71,6 +74,7 @@ struct ctld {
 	uint64_t move_end_proposed_ns[SL_CTLD_MAX_MOVES]; /* last move_end per ring slot */
 	uint64_t switch_proposed_ns[SL_CTLD_MAX_REGIONS]; /* last protocol_switched */
 	uint64_t balance_next_ns;                         /* the next balancing move, at most */
+	uint64_t rebalance_next_ns;                       /* the next rebalance move, at most */
 	struct ctld_stats st;
 };
 
@@ -312,6 +316,7 @@ static void duties(struct ctld *c, uint64_t now)
 		c->move_proposed_id = 0;
 		/* a new leader balances only after the nodes reported to it for a while */
 		c->balance_next_ns = now + (uint64_t)c->cfg.balance_interval_ms * 1000000ull;
+		c->rebalance_next_ns = c->balance_next_ns;
 		c->bootstrap_sent_ns = 0;
 	}
 	c->leader = leader;
@@ -405,10 +410,16 @@ static uint64_t next_move_id(const struct ctld *c)
 	return (c->move_proposed_id > c->sm.n_moves ? c->move_proposed_id : c->sm.n_moves) + 1;
 }
 
+/* A move this leader proposed is not applied yet (and not given up on). */
+static bool move_in_flight(const struct ctld *c, uint64_t now)
+{
+	return c->move_proposed_id > c->sm.n_moves && now - c->move_proposed_ns < PROPOSE_RETRY_NS;
+}
+
 static void balance_duty(struct ctld *c, uint64_t now, uint64_t wall)
 {
 	uint32_t region = 0, to = 0;
-	if ((c->move_proposed_id > c->sm.n_moves && now - c->move_proposed_ns < PROPOSE_RETRY_NS))
+	if (move_in_flight(c, now))
 		return;
 	int next = sl_ctld_balance_next(&c->sm, wall, &region, &to);
 	/* a drain goes move after move; the balance (a down node's regions too) at most once
@@ -434,20 +445,54 @@ static void balance_duty(struct ctld *c, uint64_t now, uint64_t wall)
 		c->sm.regions[region].leader, to);
 }
 
+/* ctld's own replica moves: off a decommissioning node (one after the other, whenever
+ * no replica move runs), else the rebalance toward nodes holding fewer (when no move of
+ * any kind runs, at most once per balance interval; not at all when it is 0). */
+static void replica_duty(struct ctld *c, uint64_t now, uint64_t wall, bool any_running)
+{
+	uint32_t region = 0, from = 0, to = 0, kind = 0;
+	char blocked[SL_CTLD_WHY_MAX];
+	if (move_in_flight(c, now) || sl_ctld_replica_move_running(&c->sm))
+		return;
+	if (sl_ctld_decommission_next(&c->sm, &region, &from, &to, blocked, sizeof(blocked)) > 0) {
+		kind = SL_CTLD_MOVE_DECOMMISSION;
+	} else if (!any_running && c->cfg.balance_interval_ms != 0 && now >= c->rebalance_next_ns &&
+		   sl_ctld_rebalance_next(&c->sm, wall, &region, &from, &to) > 0) {
+		kind = SL_CTLD_MOVE_REBALANCE;
+		c->rebalance_next_ns = now + (uint64_t)c->cfg.balance_interval_ms * 1000000ull;
+	} else {
+		return;
+	}
+	uint64_t id = next_move_id(c);
+	if (propose(c, sl_ctld_cmd_move_replica(id, region, from, to, kind, wall)) != 0)
+		return;
+	c->move_proposed_id = id;
+	c->move_proposed_ns = now;
+	if (kind == SL_CTLD_MOVE_DECOMMISSION)
+		c->st.moves_decommission++;
+	else
+		c->st.moves_rebalance++;
+	fprintf(stderr, "sluice-ctld: move %" PRIu64 " (%s): region %u replica node %u -> node "
+		"%u\n", id, kind == SL_CTLD_MOVE_DECOMMISSION ? "decommission" : "rebalance",
+		region, from, to);
+}
+
 static void move_duties(struct ctld *c, uint64_t now, uint64_t timeout)
 {
 	uint64_t first = c->sm.n_moves > SL_CTLD_MAX_MOVES ? c->sm.n_moves - SL_CTLD_MAX_MOVES + 1 : 1;
 	uint64_t wall = wall_ms();
-	bool running = false;
+	bool running = false, any_running = false;
 	for (uint64_t id = first; id <= c->sm.n_moves; id++) {
 		const struct sl_ctld_move *m = sl_ctld_move_get(&c->sm, id);
 		uint64_t *last = &c->move_end_proposed_ns[(id - 1) % SL_CTLD_MAX_MOVES];
 		if (m == NULL)
 			continue;
-		bool proto = m->kind == SL_CTLD_MOVE_PROTOCOL;
-		/* a protocol switch may wait long (for a node that is down): leader moves go on
-		 * meanwhile, on other regions (balance leaves a switching one alone) */
+		bool proto = sl_ctld_move_is_switch(m->kind);
+		/* a protocol switch or replica move may wait long (for a node that is down):
+		 * leader moves go on meanwhile, on other regions (balance leaves a switching one
+		 * alone) */
 		running = running || (m->state == SL_CTLD_MOVE_RUNNING && !proto);
+		any_running = any_running || m->state == SL_CTLD_MOVE_RUNNING;
 		if (m->state != SL_CTLD_MOVE_RUNNING || now - *last < PROPOSE_RETRY_NS)
 			continue;
 		struct sl_ctld_observed ob;
@@ -460,8 +505,12 @@ static void move_duties(struct ctld *c, uint64_t now, uint64_t timeout)
 						 sizeof(waiting)))
 				continue;
 			done = true;
-			snprintf(why, sizeof(why), "every replica runs epoch %u under %s",
-				 c->sm.regions[m->region].epoch, m->to_protocol);
+			if (m->kind == SL_CTLD_MOVE_PROTOCOL)
+				snprintf(why, sizeof(why), "every replica runs epoch %u under %s",
+					 c->sm.regions[m->region].epoch, m->to_protocol);
+			else
+				snprintf(why, sizeof(why), "node %u replaced node %u: every replica "
+					 "runs epoch %u", m->to, m->from, c->sm.regions[m->region].epoch);
 		} else if (sl_ctld_observe(&c->sm, c->soft, m->region, now, timeout, &ob) > 0 &&
 		    ob.leader == m->to) {
 			done = true;
@@ -480,8 +529,9 @@ static void move_duties(struct ctld *c, uint64_t now, uint64_t timeout)
 		*last = now;
 		if (propose(c, sl_ctld_cmd_move_end(id, done, why, wall)) == 0) {
 			if (proto)
-				fprintf(stderr, "sluice-ctld: move %" PRIu64 " (region %u %s -> %s) done: "
-					"%s\n", id, m->region, m->from_protocol, m->to_protocol, why);
+				fprintf(stderr, "sluice-ctld: move %" PRIu64 " (region %u %s -> %s, "
+					"nodes %u -> %u) done: %s\n", id, m->region, m->from_protocol,
+					m->to_protocol, m->from, m->to, why);
 			else
 				fprintf(stderr, "sluice-ctld: move %" PRIu64 " (region %u to node %u) %s: "
 					"%s\n", id, m->region, m->to, done ? "done" : "failed", why);
@@ -493,6 +543,7 @@ static void move_duties(struct ctld *c, uint64_t now, uint64_t timeout)
 	}
 	if (!running) /* one move at a time: balancing waits for the others to end */
 		balance_duty(c, now, wall);
+	replica_duty(c, now, wall, any_running);
 }
 
 /* ---------------------------------------------------------------- ctl commands */
@@ -560,6 +611,11 @@ static struct json_object *status_json(struct ctld *c)
 	CNT(switches_asked);
 	CNT(switches_refused);
 	CNT(switches_proposed);
+	CNT(replica_moves_asked);
+	CNT(replica_moves_refused);
+	CNT(moves_decommission);
+	CNT(moves_rebalance);
+	CNT(decommissions);
 #undef CNT
 	json_object_object_add(k, "log_torn_bytes_cut",
 			       json_object_new_int64((int64_t)c->log.torn_bytes));
@@ -795,6 +851,84 @@ static int ctl_set_protocol(struct ctld *c, struct json_object *args, struct jso
 	return 0;
 }
 
+/* move_replica {region, from, to}: the region's segment is sealed and the next runs on
+ * its replicas with `from` replaced by `to`; a move of kind replica (`moves`). */
+static int ctl_move_replica(struct ctld *c, struct json_object *args, struct json_object **result,
+			    const char **err_code, char *err_msg, size_t err_len)
+{
+	int rc = need_leader(c, err_code, err_msg, err_len);
+	if (rc != 0)
+		return rc;
+	uint64_t region = 0, from = 0, to = 0;
+	c->st.replica_moves_asked++;
+	if (arg_uint(args, "region", 0, UINT32_MAX, &region) != 0 ||
+	    arg_uint(args, "from", 0, UINT32_MAX, &from) != 0 ||
+	    arg_uint(args, "to", 0, UINT32_MAX, &to) != 0) {
+		c->st.replica_moves_refused++;
+		CTL_ERR(SL_CTL_ERR_BAD_REQUEST, "move_replica needs args.region, args.from and "
+			"args.to (numbers: a region id and two node ids)");
+	}
+	char err[256];
+	rc = sl_ctld_check_move_replica(&c->sm, region, from, to, err, sizeof(err));
+	if (rc != 0) {
+		c->st.replica_moves_refused++;
+		CTL_ERR(rc == -ENOENT ? SL_CTL_ERR_NOT_FOUND
+			: rc == -EINVAL ? SL_CTL_ERR_BAD_REQUEST
+					: "invalid",
+			"%s", err);
+	}
+	uint64_t id = next_move_id(c);
+	rc = propose(c, sl_ctld_cmd_move_replica(id, (uint32_t)region, (uint32_t)from,
+						 (uint32_t)to, SL_CTLD_MOVE_REPLICA, wall_ms()));
+	if (rc != 0) {
+		c->st.replica_moves_refused++;
+		CTL_ERR("busy", "move_replica: proposal refused: %s", strerror(-rc));
+	}
+	c->move_proposed_id = id;
+	c->move_proposed_ns = now_ns();
+	fprintf(stderr, "sluice-ctld: move %" PRIu64 ": region %" PRIu64 " replica node %" PRIu64
+		" -> node %" PRIu64 "\n", id, region, from, to);
+	struct json_object *o = json_object_new_object();
+	json_object_object_add(o, "move", json_object_new_int64((int64_t)id));
+	json_object_object_add(o, "region", json_object_new_int64((int64_t)region));
+	json_object_object_add(o, "from", json_object_new_int64((int64_t)from));
+	json_object_object_add(o, "to", json_object_new_int64((int64_t)to));
+	json_object_object_add(o, "state", json_object_new_string("running"));
+	*result = o;
+	return 0;
+}
+
+/* decommission|recommission {node}: ctld moves the node's replicas to other nodes (moves
+ * of kind decommission) and its leaders off it, or stops doing so. */
+static int ctl_decommission(struct ctld *c, bool on, struct json_object *args,
+			    struct json_object **result, const char **err_code, char *err_msg,
+			    size_t err_len)
+{
+	int rc = need_leader(c, err_code, err_msg, err_len);
+	if (rc != 0)
+		return rc;
+	const char *name = on ? "decommission" : "recommission";
+	uint64_t node = 0;
+	if (!c->sm.bootstrapped)
+		CTL_ERR("unavailable", "the cluster is not bootstrapped yet; try again");
+	if (arg_uint(args, "node", 1, c->sm.n_nodes, &node) != 0)
+		CTL_ERR(SL_CTL_ERR_BAD_REQUEST, "%s needs args.node, a node id in 1..%u", name,
+			c->sm.n_nodes);
+	rc = propose(c, sl_ctld_cmd_decommission((uint32_t)node, on));
+	if (rc != 0)
+		CTL_ERR("busy", "%s: proposal refused: %s", name, strerror(-rc));
+	c->st.decommissions++;
+	fprintf(stderr, "sluice-ctld: node %" PRIu64 ": %s\n", node,
+		on ? "decommissioning (its replicas move to other nodes)" : "recommissioned");
+	struct json_object *o = json_object_new_object();
+	json_object_object_add(o, "node", json_object_new_int64((int64_t)node));
+	json_object_object_add(o, "decommissioning", json_object_new_boolean(on));
+	json_object_object_add(o, "replicas", json_object_new_int64(
+						   sl_ctld_node_replicas(&c->sm, (uint32_t)node)));
+	*result = o;
+	return 0;
+}
+
 static int ctl_handler(void *arg, const char *cmd, struct json_object *args,
 		       struct json_object **result, const char **err_code, char *err_msg,
 		       size_t err_len)
@@ -820,6 +954,11 @@ static int ctl_handler(void *arg, const char *cmd, struct json_object *args,
 		return ctl_set_protocol(c, args, result, err_code, err_msg, err_len);
 	else if (strcmp(cmd, "drain") == 0)
 		return ctl_drain(c, args, result, err_code, err_msg, err_len);
+	else if (strcmp(cmd, "move_replica") == 0)
+		return ctl_move_replica(c, args, result, err_code, err_msg, err_len);
+	else if (strcmp(cmd, "decommission") == 0 || strcmp(cmd, "recommission") == 0)
+		return ctl_decommission(c, cmd[0] == 'd', args, result, err_code, err_msg,
+					err_len);
 	else if (strcmp(cmd, "join") == 0)
 		return ctl_join(c, args, result, err_code, err_msg, err_len);
 	else if (strcmp(cmd, "heartbeat") == 0)
@@ -827,7 +966,8 @@ static int ctl_handler(void *arg, const char *cmd, struct json_object *args,
 	else
 		CTL_ERR(SL_CTL_ERR_UNKNOWN_COMMAND,
 			"unknown command '%.64s' (sluice-ctld knows status, members, regions, "
-			"placement, moves, transfer_leader, set_protocol, drain, join, heartbeat)",
+			"placement, moves, transfer_leader, set_protocol, move_replica, drain, "
+			"decommission, recommission, join, heartbeat)",
 			cmd);
 	return 0;
 }

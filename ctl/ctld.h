@@ -37,6 +37,9 @@ struct sl_ctld_cluster {
 	uint32_t nodes;       /* expected data nodes, ids 1..nodes */
 	uint32_t regions;
 	uint32_t replication; /* 1 or 3 */
+	/* the bootstrap places replicas on nodes 1..initial_nodes only (0: all nodes); the
+	 * others are expected members holding nothing until moves give them replicas */
+	uint32_t initial_nodes;
 	uint32_t cores;       /* worker cores per data node; 0: leaders spread over nodes only */
 	char protocol[SL_CTLD_PROTO_MAX];
 	/* per-region overrides (empty string: the default protocol) */
@@ -81,6 +84,11 @@ struct sl_ctld_region {
 	 * is the protocol of the next while a switch is in progress ("" when none). */
 	uint32_t epoch;
 	char next_protocol[SL_CTLD_PROTO_MAX];
+	/* A replica move (docs/cluster.md, "Moving replicas, decommissioning and adding a
+	 * node") is a switch whose next segment runs on next_replicas (next_rf of them);
+	 * next_rf 0: the next segment keeps the replica set. */
+	uint32_t next_rf;
+	uint32_t next_replicas[SL_CTLD_MAX_RF];
 };
 
 enum sl_ctld_node_state { SL_CTLD_EXPECTED = 0, SL_CTLD_UP = 1, SL_CTLD_DOWN = 2 };
@@ -92,6 +100,8 @@ struct sl_ctld_node {
 	uint64_t joins; /* join commands applied */
 	bool draining;  /* an operator drains its leaders: never a move's target, its preferred
 			 * regions move to other replicas (moves of kind drain) */
+	bool decommissioning; /* an operator retires it: drained of leaders and its replicas
+			       * moved to other nodes (moves of kind decommission) */
 };
 
 /* A leader move an operator asked for (`transfer_leader`): the region's preferred leader
@@ -108,7 +118,13 @@ enum sl_ctld_move_kind {
 	SL_CTLD_MOVE_BALANCE = 1,
 	SL_CTLD_MOVE_DRAIN = 2, /* off a node an operator drains */
 	SL_CTLD_MOVE_PROTOCOL = 3, /* a protocol switch (set_protocol): from = to = 0 */
+	/* replica moves (move_replica): from, to are node ids, the protocol stays (raft) */
+	SL_CTLD_MOVE_REPLICA = 4,      /* an operator's */
+	SL_CTLD_MOVE_DECOMMISSION = 5, /* ctld's own, off a decommissioning node */
+	SL_CTLD_MOVE_REBALANCE = 6,    /* ctld's own, to a node holding fewer replicas */
 };
+/* A move that seals the region's segment (a protocol switch or a replica move). */
+bool sl_ctld_move_is_switch(uint32_t kind);
 
 struct sl_ctld_move {
 	uint64_t id; /* 1, 2, ... in log order; 0: an empty slot */
@@ -120,7 +136,8 @@ struct sl_ctld_move {
 	uint64_t start_ms, end_ms;
 	char why[SL_CTLD_WHY_MAX];
 	/* a protocol move: the switch from_protocol -> to_protocol seals segment `epoch`
-	 * (the region's epoch when it was asked); leader moves leave these "" and 0 */
+	 * (the region's epoch when it was asked); leader moves leave these "" and 0; a
+	 * replica move (from, to: node ids) has from_protocol = to_protocol and its epoch */
 	char from_protocol[SL_CTLD_PROTO_MAX], to_protocol[SL_CTLD_PROTO_MAX];
 	uint32_t epoch;
 };
@@ -204,6 +221,39 @@ int sl_ctld_check_set_protocol(const struct sl_ctld_sm *sm, uint64_t region,
  * that switched it still waits for the replicas to run the new segment. Leader moves
  * (operator, balance, drain) leave such a region alone. */
 bool sl_ctld_switching(const struct sl_ctld_sm *sm, uint32_t region);
+
+/* Replica move `id` (after the last one) of region from node `from` to node `to`, kind
+ * SL_CTLD_MOVE_REPLICA, _DECOMMISSION or _REBALANCE: the region's segment is sealed and
+ * the next one runs under the same protocol on the replicas with from replaced by to. */
+struct json_object *sl_ctld_cmd_move_replica(uint64_t id, uint32_t region, uint32_t from,
+					     uint32_t to, uint32_t kind, uint64_t now_ms);
+/* Checks what move_replica would refuse. 0, or with err: -ENOENT (no such region), -EINVAL
+ * (from or to not a fitting node), -EBUSY (not applicable now: not raft, one replica, a
+ * switch in progress, to down or draining or decommissioning, not bootstrapped). */
+int sl_ctld_check_move_replica(const struct sl_ctld_sm *sm, uint64_t region, uint64_t from,
+			       uint64_t to, char *err, size_t err_len);
+/* An operator starts (on) or ends (recommission) the decommissioning of `node`. */
+struct json_object *sl_ctld_cmd_decommission(uint32_t node, bool on);
+/* Log indexes of segment `epoch` start above this (the data nodes' numbering). */
+uint64_t sl_ctld_segment_base(uint32_t epoch);
+/* A replica move (of any kind) is running. */
+bool sl_ctld_replica_move_running(const struct sl_ctld_sm *sm);
+/* Replicas `node` holds. */
+uint32_t sl_ctld_node_replicas(const struct sl_ctld_sm *sm, uint32_t node);
+/* The next decommission move, from the map alone: the first region (lowest id) with a
+ * replica on a decommissioning node goes to the up, non-draining, non-decommissioning
+ * node that is not its replica with the fewest replicas (ties: lowest id). 1 with region,
+ * from, to set; 0 when there is nothing to move, or (blocked, with `blocked` saying why,
+ * e.g. "no node to take region 3") when no region can go anywhere now. */
+int sl_ctld_decommission_next(const struct sl_ctld_sm *sm, uint32_t *region, uint32_t *from,
+			      uint32_t *to, char *blocked, size_t blocked_len);
+/* The next rebalance move, from the map alone: when the up, non-draining,
+ * non-decommissioning nodes' replica counts differ by more than one, a region (raft, not
+ * switching, lowest id) of the node with the most goes to the node with the fewest (at
+ * least two fewer, not already a replica; ties: lowest id). 1 with region, from, to set,
+ * else 0. now_ms is for symmetry with sl_ctld_balance_next (no hold applies). */
+int sl_ctld_rebalance_next(const struct sl_ctld_sm *sm, uint64_t now_ms, uint32_t *region,
+			   uint32_t *from, uint32_t *to);
 /* Applies one committed command (JSON text). 0, or a negative errno with err set: the
  * command is refused and counted, the state is unchanged (every replica refuses alike). */
 int sl_ctld_sm_apply(struct sl_ctld_sm *sm, const uint8_t *data, uint32_t len, char *err,
@@ -245,10 +295,12 @@ uint32_t sl_ctld_observe(const struct sl_ctld_sm *sm, const struct sl_ctld_soft 
 /* The switch decisions the ctld leader runs (pure: map and heartbeats in, no clock of
  * their own). switch_ready: the region has a next protocol and every replica reported
  * within timeout_ns that it applied the seal of the region's epoch (propose
- * protocol_switched). switch_done: the running protocol move `m` switched its region and
- * every replica reports the new epoch, unsealed (end the move done). When not, both
- * write what they wait for to `waiting` ("node 3 has not applied the seal", "node 2 is
- * down", ...). */
+ * protocol_switched); for a replica move every replica but the one leaving, and a
+ * majority of the old set (the leaving one may be dead). switch_done: the running move
+ * `m` switched its region and every replica reports the new epoch, unsealed (end the move
+ * done); for a replica move each has also applied up to the new segment's base (the
+ * joiner installed its snapshot). When not, both write what they wait for to `waiting`
+ * ("node 3 has not applied the seal", "node 2 is down", "node 4 has not caught up"). */
 bool sl_ctld_switch_ready(const struct sl_ctld_sm *sm, const struct sl_ctld_soft *soft,
 			  uint32_t region, uint64_t now_ns, uint64_t timeout_ns, char *waiting,
 			  size_t waiting_len);

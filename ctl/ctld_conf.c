@@ -53,6 +53,9 @@ static const struct key keys[] = {
 	    "regions (hash ranges of the series id) in the cluster"),
 	U32("cluster", "replication", cluster.replication, 1, SL_CTLD_MAX_RF,
 	    "replicas per region: 1 or 3 (at most nodes)"),
+	U32("cluster", "initial_nodes", cluster.initial_nodes, 0, SL_CTLD_MAX_NODES,
+	    "the bootstrap places replicas on nodes 1..initial_nodes only; the others hold "
+	    "nothing until the rebalance gives them replicas (0 = all nodes)"),
 	U32("cluster", "cores", cluster.cores, 0, SL_CTLD_MAX_CORES,
 	    "worker cores of each data node ([eal] workers; region r runs on core r mod cores): "
 	    "preferred leaders are spread over the nodes and, on each node, over its cores; "
@@ -298,6 +301,17 @@ int sl_ctld_conf_finish(struct sl_ctld_conf *c, char *err, size_t err_len)
 	if (c->cluster.replication > c->cluster.nodes) {
 		snprintf(err, err_len, "[cluster] replication = %u needs at least as many nodes "
 			 "(nodes = %u)", c->cluster.replication, c->cluster.nodes);
+		return -EINVAL;
+	}
+	if (c->cluster.initial_nodes > c->cluster.nodes) {
+		snprintf(err, err_len, "[cluster] initial_nodes = %u is more than nodes = %u",
+			 c->cluster.initial_nodes, c->cluster.nodes);
+		return -EINVAL;
+	}
+	if (c->cluster.initial_nodes != 0 && c->cluster.replication > c->cluster.initial_nodes) {
+		snprintf(err, err_len, "[cluster] replication = %u needs at least as many initial "
+			 "nodes (initial_nodes = %u)", c->cluster.replication,
+			 c->cluster.initial_nodes);
 		return -EINVAL;
 	}
 	if (c->data_dir[0] == '\0') {

@@ -40,14 +40,15 @@ static struct json_object *hex64(uint64_t v)
  * one) and over the replica slots (the rule nodes derive without ctld). With cores: the
  * replica leading fewest regions so far, then the one leading fewest on the region's core
  * (i mod cores), then the earlier slot, so leaders also spread over each node's cores. */
-static uint32_t plan_leader(const struct sl_ctld_cluster *c, uint32_t i, uint32_t rf,
-			    uint32_t *node_leads, uint32_t (*core_leads)[SL_CTLD_MAX_REGIONS])
+static uint32_t plan_leader(const struct sl_ctld_cluster *c, uint32_t nodes, uint32_t i,
+			    uint32_t rf, uint32_t *node_leads,
+			    uint32_t (*core_leads)[SL_CTLD_MAX_REGIONS])
 {
 	if (c->cores == 0)
-		return (i + (i / c->nodes) % rf) % c->nodes + 1;
+		return (i + (i / nodes) % rf) % nodes + 1;
 	uint32_t core = i % c->cores, best = 0;
 	for (uint32_t k = 0; k < rf; k++) {
-		uint32_t n = (i + k) % c->nodes + 1;
+		uint32_t n = (i + k) % nodes + 1;
 		if (best == 0 || node_leads[n] < node_leads[best] ||
 		    (node_leads[n] == node_leads[best] && core_leads[n][core] < core_leads[best][core]))
 			best = n;
@@ -59,12 +60,14 @@ static uint32_t plan_leader(const struct sl_ctld_cluster *c, uint32_t i, uint32_
 
 struct json_object *sl_ctld_plan(const struct sl_ctld_cluster *c, char *err, size_t err_len)
 {
-	if (c->nodes == 0 || c->nodes > SL_CTLD_MAX_NODES || c->regions == 0 ||
-	    c->regions > SL_CTLD_MAX_REGIONS || c->replication == 0 ||
-	    c->replication > SL_CTLD_MAX_RF || c->replication > c->nodes ||
+	/* replicas go to nodes 1..placed; the others join later and get theirs by moves */
+	uint32_t placed = c->initial_nodes != 0 ? c->initial_nodes : c->nodes;
+	if (c->nodes == 0 || c->nodes > SL_CTLD_MAX_NODES || placed > c->nodes ||
+	    c->regions == 0 || c->regions > SL_CTLD_MAX_REGIONS || c->replication == 0 ||
+	    c->replication > SL_CTLD_MAX_RF || c->replication > placed ||
 	    c->cores > SL_CTLD_MAX_CORES) {
-		snprintf(err, err_len, "cannot place %u regions of RF %u on %u nodes", c->regions,
-			 c->replication, c->nodes);
+		snprintf(err, err_len, "cannot place %u regions of RF %u on %u of %u nodes",
+			 c->regions, c->replication, placed, c->nodes);
 		return NULL;
 	}
 	struct json_object *cmd = json_object_new_object(), *arr = json_object_new_array();
@@ -89,8 +92,8 @@ struct json_object *sl_ctld_plan(const struct sl_ctld_cluster *c, char *err, siz
 		 * (region mod nodes) + 1, so the map is the one nodes with the same config run;
 		 * with regions a multiple of nodes every node holds as many replicas */
 		for (uint32_t k = 0; k < rf; k++)
-			json_object_array_add(reps, json_object_new_int64((i + k) % c->nodes + 1));
-		uint32_t lead = plan_leader(c, i, rf, node_leads, core_leads);
+			json_object_array_add(reps, json_object_new_int64((i + k) % placed + 1));
+		uint32_t lead = plan_leader(c, placed, i, rf, node_leads, core_leads);
 		json_object_object_add(r, "id", json_object_new_int64(i));
 		json_object_object_add(r, "hash_lo", hex64(lo));
 		json_object_object_add(r, "hash_hi", hex64(hi));
@@ -154,10 +157,40 @@ struct json_object *sl_ctld_cmd_transfer_leader(uint64_t id, uint32_t region, ui
 
 static const char *move_kind_name(uint32_t kind)
 {
-	return kind == SL_CTLD_MOVE_BALANCE    ? "balance"
-	       : kind == SL_CTLD_MOVE_DRAIN    ? "drain"
-	       : kind == SL_CTLD_MOVE_PROTOCOL ? "protocol"
-					       : "transfer-leader";
+	return kind == SL_CTLD_MOVE_BALANCE	   ? "balance"
+	       : kind == SL_CTLD_MOVE_DRAIN	   ? "drain"
+	       : kind == SL_CTLD_MOVE_PROTOCOL	   ? "protocol"
+	       : kind == SL_CTLD_MOVE_REPLICA	   ? "replica"
+	       : kind == SL_CTLD_MOVE_DECOMMISSION ? "decommission"
+	       : kind == SL_CTLD_MOVE_REBALANCE	   ? "rebalance"
+						   : "transfer-leader";
+}
+
+bool sl_ctld_move_is_switch(uint32_t kind)
+{
+	return kind == SL_CTLD_MOVE_PROTOCOL || kind == SL_CTLD_MOVE_REPLICA ||
+	       kind == SL_CTLD_MOVE_DECOMMISSION || kind == SL_CTLD_MOVE_REBALANCE;
+}
+
+static bool replica_kind(uint32_t kind)
+{
+	return sl_ctld_move_is_switch(kind) && kind != SL_CTLD_MOVE_PROTOCOL;
+}
+
+uint64_t sl_ctld_segment_base(uint32_t epoch) { return (uint64_t)epoch << 40; }
+
+struct json_object *sl_ctld_cmd_move_replica(uint64_t id, uint32_t region, uint32_t from,
+					     uint32_t to, uint32_t kind, uint64_t now_ms)
+{
+	struct json_object *o = json_object_new_object();
+	json_object_object_add(o, "op", json_object_new_string("move_replica"));
+	json_object_object_add(o, "id", json_object_new_int64((int64_t)id));
+	json_object_object_add(o, "region", json_object_new_int64(region));
+	json_object_object_add(o, "from", json_object_new_int64(from));
+	json_object_object_add(o, "to", json_object_new_int64(to));
+	json_object_object_add(o, "kind", json_object_new_string(move_kind_name(kind)));
+	json_object_object_add(o, "at_ms", json_object_new_int64((int64_t)now_ms));
+	return o;
 }
 
 struct json_object *sl_ctld_cmd_set_protocol(uint64_t id, uint32_t region, const char *protocol,
@@ -195,6 +228,11 @@ struct json_object *sl_ctld_cmd_balance(uint64_t id, uint32_t region, uint32_t t
 struct json_object *sl_ctld_cmd_drain(uint32_t node, bool on)
 {
 	return node_flag_cmd("drain", node, "on", on);
+}
+
+struct json_object *sl_ctld_cmd_decommission(uint32_t node, bool on)
+{
+	return node_flag_cmd("decommission", node, "on", on);
 }
 
 struct json_object *sl_ctld_cmd_move_end(uint64_t id, bool done, const char *why,
@@ -424,17 +462,25 @@ static int apply_set_leader(struct sl_ctld_sm *sm, struct json_object *cmd, char
 	return 0;
 }
 
-static int apply_drain(struct sl_ctld_sm *sm, struct json_object *cmd, char *err, size_t err_len)
+/* drain and decommission {node, on}: an operator's flag on a node. A node that never
+ * joined may be decommissioned (its replicas move away) but not drained (it leads
+ * nothing). */
+static int apply_node_flag(struct sl_ctld_sm *sm, struct json_object *cmd, const char *op,
+			   char *err, size_t err_len)
 {
 	uint64_t node = 0;
 	struct json_object *on = NULL;
+	bool drain = strcmp(op, "drain") == 0;
 	if (!sm->bootstrapped || !get_uint(cmd, "node", 1, sm->n_nodes, &node))
-		REFUSE("drain: node must be an id in 1..%u", sm->n_nodes);
+		REFUSE("%s: node must be an id in 1..%u", op, sm->n_nodes);
 	if (!json_object_object_get_ex(cmd, "on", &on) || !json_object_is_type(on, json_type_boolean))
-		REFUSE("drain: on must be true or false");
-	if (sm->nodes[node].state == SL_CTLD_EXPECTED)
+		REFUSE("%s: on must be true or false", op);
+	if (drain && sm->nodes[node].state == SL_CTLD_EXPECTED)
 		REFUSE("drain: node %" PRIu64 " never joined", node);
-	sm->nodes[node].draining = json_object_get_boolean(on);
+	if (drain)
+		sm->nodes[node].draining = json_object_get_boolean(on);
+	else
+		sm->nodes[node].decommissioning = json_object_get_boolean(on);
 	return 0;
 }
 
@@ -464,6 +510,10 @@ int sl_ctld_check_transfer(const struct sl_ctld_sm *sm, uint64_t region, uint64_
 	if (sm->nodes[to].draining)
 		REFUSE("transfer_leader: node %" PRIu64 " is draining its leaders (undrain it first)",
 		       to);
+	if (sm->nodes[to].decommissioning)
+		REFUSE("transfer_leader: node %" PRIu64 " is being decommissioned (recommission it "
+		       "first)",
+		       to);
 	if (sl_ctld_switching(sm, (uint32_t)region))
 		REFUSE("transfer_leader: region %" PRIu64 " is switching to %s: a protocol switch "
 		       "is in progress (see moves)",
@@ -471,14 +521,16 @@ int sl_ctld_check_transfer(const struct sl_ctld_sm *sm, uint64_t region, uint64_
 	return 0;
 }
 
-/* The running protocol move of a region, if the ring still has one. */
-static struct sl_ctld_move *protocol_move(const struct sl_ctld_sm *sm, uint32_t region)
+/* The running switch (protocol or replica move) of a region (UINT32_MAX: of any region),
+ * if the ring still has one. */
+static struct sl_ctld_move *switch_move(const struct sl_ctld_sm *sm, uint32_t region)
 {
 	for (uint64_t k = sm->n_moves > SL_CTLD_MAX_MOVES ? sm->n_moves - SL_CTLD_MAX_MOVES + 1 : 1;
 	     k <= sm->n_moves; k++) {
 		const struct sl_ctld_move *m = sl_ctld_move_get(sm, k);
-		if (m != NULL && m->region == region && m->kind == SL_CTLD_MOVE_PROTOCOL &&
-		    m->state == SL_CTLD_MOVE_RUNNING)
+		if (m != NULL && (region == UINT32_MAX || m->region == region) &&
+		    sl_ctld_move_is_switch(m->kind) && m->state == SL_CTLD_MOVE_RUNNING &&
+		    (region != UINT32_MAX || replica_kind(m->kind)))
 			return (struct sl_ctld_move *)m;
 	}
 	return NULL;
@@ -487,7 +539,140 @@ static struct sl_ctld_move *protocol_move(const struct sl_ctld_sm *sm, uint32_t 
 bool sl_ctld_switching(const struct sl_ctld_sm *sm, uint32_t region)
 {
 	return region < sm->n_regions &&
-	       (sm->regions[region].next_protocol[0] != '\0' || protocol_move(sm, region) != NULL);
+	       (sm->regions[region].next_protocol[0] != '\0' || switch_move(sm, region) != NULL);
+}
+
+bool sl_ctld_replica_move_running(const struct sl_ctld_sm *sm)
+{
+	for (uint32_t i = 0; i < sm->n_regions; i++)
+		if (sm->regions[i].next_rf != 0)
+			return true;
+	return switch_move(sm, UINT32_MAX) != NULL;
+}
+
+static bool is_replica_of(const uint32_t *ids, uint32_t n, uint64_t node)
+{
+	for (uint32_t k = 0; k < n; k++)
+		if (ids[k] == node)
+			return true;
+	return false;
+}
+
+static bool is_replica(const struct sl_ctld_region *r, uint64_t node)
+{
+	return is_replica_of(r->replicas, r->rf, node);
+}
+
+uint32_t sl_ctld_node_replicas(const struct sl_ctld_sm *sm, uint32_t node)
+{
+	uint32_t n = 0;
+	for (uint32_t i = 0; i < sm->n_regions; i++)
+		n += is_replica(&sm->regions[i], node);
+	return n;
+}
+
+/* A node that may take a replica (or a leader): up, not drained, not decommissioned. */
+static bool node_takes(const struct sl_ctld_sm *sm, uint32_t node)
+{
+	const struct sl_ctld_node *n = &sm->nodes[node];
+	return n->state == SL_CTLD_UP && !n->draining && !n->decommissioning;
+}
+
+#define BUSY(...)                                                                           \
+	do {                                                                                \
+		snprintf(err, err_len, __VA_ARGS__);                                        \
+		return -EBUSY;                                                              \
+	} while (0)
+
+int sl_ctld_check_move_replica(const struct sl_ctld_sm *sm, uint64_t region, uint64_t from,
+			       uint64_t to, char *err, size_t err_len)
+{
+	if (!sm->bootstrapped)
+		BUSY("move_replica: the cluster is not bootstrapped");
+	if (region >= sm->n_regions) {
+		snprintf(err, err_len, "move_replica: no region %" PRIu64 " (ids are below %u)",
+			 region, sm->n_regions);
+		return -ENOENT;
+	}
+	const struct sl_ctld_region *r = &sm->regions[region];
+	/* a new member catches up by raft's snapshot from the others; the other protocols
+	 * have no such catch-up */
+	if (strcmp(r->protocol, "raft") != 0)
+		BUSY("move_replica: region %" PRIu64 " runs %s: switch it to raft first", region,
+		     r->protocol);
+	if (r->rf < 2)
+		BUSY("move_replica: region %" PRIu64 " has one replica: a new one would have no "
+		     "copy to catch up from",
+		     region);
+	if (from < 1 || from > sm->n_nodes || !is_replica(r, from))
+		REFUSE("move_replica: node %" PRIu64 " is not a replica of region %" PRIu64
+		       " (replicas: %u,%u,%u)",
+		       from, region, r->replicas[0], r->rf > 1 ? r->replicas[1] : 0,
+		       r->rf > 2 ? r->replicas[2] : 0);
+	if (to < 1 || to > sm->n_nodes)
+		REFUSE("move_replica: node %" PRIu64 " is not a node of the cluster (ids 1..%u)", to,
+		       sm->n_nodes);
+	if (is_replica(r, to))
+		REFUSE("move_replica: node %" PRIu64 " is a replica of region %" PRIu64 " already",
+		       to, region);
+	const struct sl_ctld_node *n = &sm->nodes[to];
+	if (n->state != SL_CTLD_UP)
+		BUSY("move_replica: node %" PRIu64 " is %s: a replica cannot move there", to,
+		     n->state == SL_CTLD_EXPECTED ? "expected (it never joined)"
+						  : sl_ctld_state_name(n->state));
+	if (n->draining)
+		BUSY("move_replica: node %" PRIu64 " is draining (undrain it first)", to);
+	if (n->decommissioning)
+		BUSY("move_replica: node %" PRIu64 " is being decommissioned (recommission it first)",
+		     to);
+	if (sl_ctld_switching(sm, (uint32_t)region))
+		BUSY("move_replica: region %" PRIu64 " has a switch in progress (see moves)", region);
+	return 0;
+}
+
+/* A replica move: a switch to the same protocol whose next segment runs on the replicas
+ * with from replaced by to (in from's position); recorded as a running move. */
+static int apply_move_replica(struct sl_ctld_sm *sm, struct json_object *cmd, char *err,
+			      size_t err_len)
+{
+	uint64_t id = 0, region = 0, from = 0, to = 0, at = 0;
+	const char *kind = get_str(cmd, "kind", 16);
+	if (!get_uint(cmd, "id", 1, INT64_MAX, &id) ||
+	    !get_uint(cmd, "region", 0, UINT32_MAX, &region) ||
+	    !get_uint(cmd, "from", 0, UINT32_MAX, &from) ||
+	    !get_uint(cmd, "to", 0, UINT32_MAX, &to) || !get_uint(cmd, "at_ms", 0, INT64_MAX, &at))
+		REFUSE("move_replica: id, region, from, to and at_ms must be numbers");
+	uint32_t k = SL_CTLD_MOVE_REPLICA;
+	while (k <= SL_CTLD_MOVE_REBALANCE && (kind == NULL || strcmp(kind, move_kind_name(k)) != 0))
+		k++;
+	if (k > SL_CTLD_MOVE_REBALANCE)
+		REFUSE("move_replica: kind must be \"replica\", \"decommission\" or \"rebalance\"");
+	if (id <= sm->n_moves) /* as transfer_leader: a stale proposal */
+		REFUSE("move_replica: move %" PRIu64 " is not after the last one (%" PRIu64 ")", id,
+		       sm->n_moves);
+	if (sl_ctld_check_move_replica(sm, region, from, to, err, err_len) != 0)
+		return -EINVAL;
+	struct sl_ctld_region *r = &sm->regions[region];
+	struct sl_ctld_move *m = &sm->moves[(id - 1) % SL_CTLD_MAX_MOVES];
+	memset(m, 0, sizeof(*m));
+	m->id = id;
+	m->kind = k;
+	m->region = (uint32_t)region;
+	m->from = (uint32_t)from;
+	m->to = (uint32_t)to;
+	m->start_ms = at;
+	m->state = SL_CTLD_MOVE_RUNNING;
+	memcpy(m->from_protocol, r->protocol, sizeof(m->from_protocol));
+	memcpy(m->to_protocol, r->protocol, sizeof(m->to_protocol));
+	m->epoch = r->epoch;
+	sm->n_moves = id;
+	/* the next protocol set makes it a switch for every path that seals a segment */
+	memcpy(r->next_protocol, r->protocol, sizeof(r->next_protocol));
+	r->next_rf = r->rf;
+	for (uint32_t j = 0; j < r->rf; j++)
+		r->next_replicas[j] = r->replicas[j] == from ? (uint32_t)to : r->replicas[j];
+	sm->map_version++;
+	return 0;
 }
 
 /* The protocols a region may switch to: the ones a data node runs a segment under. */
@@ -582,6 +767,21 @@ static int apply_protocol_switched(struct sl_ctld_sm *sm, struct json_object *cm
 	memcpy(r->protocol, r->next_protocol, sizeof(r->protocol)); /* same size, NUL-ended */
 	r->next_protocol[0] = '\0';
 	r->epoch = (uint32_t)epoch;
+	if (r->next_rf != 0) {
+		/* the new segment runs on the new replica set; the preferred leader stays if it
+		 * is still a replica, else the first that was one before (it has the data) */
+		struct sl_ctld_region old = *r;
+		memcpy(r->replicas, r->next_replicas, sizeof(r->replicas));
+		r->rf = r->next_rf;
+		r->next_rf = 0;
+		memset(r->next_replicas, 0, sizeof(r->next_replicas));
+		if (!is_replica(r, r->leader))
+			for (uint32_t k = r->rf; k-- > 0;)
+				if (is_replica(&old, r->replicas[k]))
+					r->leader = r->replicas[k];
+		if (r->observed != 0 && !is_replica(r, r->observed))
+			r->observed = 0;
+	}
 	sm->map_version++;
 	return 0;
 }
@@ -615,7 +815,7 @@ static int apply_transfer_leader(struct sl_ctld_sm *sm, struct json_object *cmd,
 	     k <= sm->n_moves; k++) {
 		struct sl_ctld_move *o = (struct sl_ctld_move *)sl_ctld_move_get(sm, k);
 		if (o != NULL && o->region == region && o->state == SL_CTLD_MOVE_RUNNING &&
-		    o->kind != SL_CTLD_MOVE_PROTOCOL) {
+		    !sl_ctld_move_is_switch(o->kind)) {
 			o->state = SL_CTLD_MOVE_FAILED;
 			o->end_ms = at;
 			snprintf(o->why, sizeof(o->why), "superseded by move %" PRIu64, id);
@@ -679,8 +879,10 @@ int sl_ctld_sm_apply(struct sl_ctld_sm *sm, const uint8_t *data, uint32_t len, c
 		rc = apply_set_leader(sm, cmd, err, err_len);
 	} else if (strcmp(op, "transfer_leader") == 0) {
 		rc = apply_transfer_leader(sm, cmd, err, err_len);
-	} else if (strcmp(op, "drain") == 0) {
-		rc = apply_drain(sm, cmd, err, err_len);
+	} else if (strcmp(op, "drain") == 0 || strcmp(op, "decommission") == 0) {
+		rc = apply_node_flag(sm, cmd, op, err, err_len);
+	} else if (strcmp(op, "move_replica") == 0) {
+		rc = apply_move_replica(sm, cmd, err, err_len);
 	} else if (strcmp(op, "move_end") == 0) {
 		rc = apply_move_end(sm, cmd, err, err_len);
 	} else if (strcmp(op, "set_protocol") == 0) {
@@ -760,6 +962,11 @@ int sl_ctld_soft_heartbeat(struct sl_ctld_soft *soft, const struct sl_ctld_sm *s
 
 /* ---------------------------------------------------------------- views */
 
+static struct json_object *str_or_null(const char *s)
+{
+	return s[0] ? json_object_new_string(s) : NULL;
+}
+
 struct json_object *sl_ctld_view_members(const struct sl_ctld_sm *sm,
 					 const struct sl_ctld_soft *soft, uint64_t now_ns)
 {
@@ -786,10 +993,22 @@ struct json_object *sl_ctld_view_members(const struct sl_ctld_sm *sm,
 			pref += sm->regions[k].rf > 1 && sm->regions[k].leader == i;
 		/* regions with copies it is the preferred leader of (0 once drained) */
 		json_object_object_add(o, "preferred_regions", json_object_new_int64(pref));
+		uint32_t reps = sl_ctld_node_replicas(sm, i);
+		json_object_object_add(o, "replicas", json_object_new_int64(reps));
+		json_object_object_add(o, "decommissioning",
+				       json_object_new_boolean(n->decommissioning));
+		/* safe to retire once it holds nothing */
+		json_object_object_add(o, "decommissioned",
+				       json_object_new_boolean(n->decommissioning && reps == 0));
 		json_object_array_add(arr, o);
 	}
+	/* why a decommission cannot go on now (null when it can, or none runs) */
+	uint32_t region = 0, from = 0, to = 0;
+	char blocked[SL_CTLD_WHY_MAX] = "";
+	(void)sl_ctld_decommission_next(sm, &region, &from, &to, blocked, sizeof(blocked));
 	struct json_object *res = json_object_new_object();
 	json_object_object_add(res, "members", arr);
+	json_object_object_add(res, "decommission_blocked", str_or_null(blocked));
 	return res;
 }
 
@@ -837,16 +1056,19 @@ static void wait_add(char *w, size_t len, uint32_t node, const char *what)
 		snprintf(w + at, len - at, "%snode %u %s", at ? "; " : "", node, what);
 }
 
-/* Every replica of the region reports live at `epoch`, sealed (want_sealed) or not;
- * else waiting says who does not. */
+/* Every replica of the region but `skip` (0: none) reports live at `epoch`, sealed
+ * (want_sealed) or not, and applied at least min_applied; else waiting says who does not.
+ * *n_ok counts the replicas (skip included) that do. */
 static bool replicas_at(const struct sl_ctld_sm *sm, const struct sl_ctld_soft *soft,
-			uint32_t region, uint32_t epoch, bool want_sealed, uint64_t now_ns,
-			uint64_t timeout_ns, char *waiting, size_t len)
+			uint32_t region, uint32_t epoch, bool want_sealed, uint32_t skip,
+			uint64_t min_applied, uint64_t now_ns, uint64_t timeout_ns, char *waiting,
+			size_t len, uint32_t *n_ok)
 {
 	const struct sl_ctld_region *r = &sm->regions[region];
 	bool all = true;
 	if (len > 0)
 		waiting[0] = '\0';
+	*n_ok = 0;
 	for (uint32_t k = 0; k < r->rf; k++) {
 		uint32_t nd = r->replicas[k];
 		const struct sl_ctld_hb_region *h = &soft->hb[nd][region];
@@ -861,12 +1083,25 @@ static bool replicas_at(const struct sl_ctld_sm *sm, const struct sl_ctld_soft *
 			what = "is ahead (a newer segment)";
 		else if (h->sealed != want_sealed)
 			what = want_sealed ? "has not applied the seal" : "has not switched";
-		if (what != NULL) {
+		else if (h->applied_index < min_applied)
+			what = "has not caught up";
+		if (what == NULL)
+			(*n_ok)++;
+		else if (nd != skip) {
 			all = false;
 			wait_add(waiting, len, nd, what);
 		}
 	}
 	return all;
+}
+
+/* The node a running replica move of the region takes out (0: not a replica move). */
+static uint32_t leaving(const struct sl_ctld_region *r)
+{
+	for (uint32_t k = 0; k < r->rf && r->next_rf != 0; k++)
+		if (!is_replica_of(r->next_replicas, r->next_rf, r->replicas[k]))
+			return r->replicas[k];
+	return 0;
 }
 
 bool sl_ctld_switch_ready(const struct sl_ctld_sm *sm, const struct sl_ctld_soft *soft,
@@ -877,17 +1112,26 @@ bool sl_ctld_switch_ready(const struct sl_ctld_sm *sm, const struct sl_ctld_soft
 		snprintf(waiting, waiting_len, "no switch asked");
 		return false;
 	}
-	return replicas_at(sm, soft, region, sm->regions[region].epoch, true, now_ns, timeout_ns,
-			   waiting, waiting_len);
+	/* a replica move seals without the node it takes out (it may be dead: a dead node
+	 * is replaced so), but raft's seal commits on a majority of the old set */
+	const struct sl_ctld_region *r = &sm->regions[region];
+	uint32_t skip = leaving(r), n_ok = 0;
+	bool others = replicas_at(sm, soft, region, r->epoch, true, skip, 0, now_ns, timeout_ns,
+				  waiting, waiting_len, &n_ok);
+	if (others && n_ok <= r->rf / 2) {
+		wait_add(waiting, waiting_len, skip, "has not applied the seal (no majority)");
+		return false;
+	}
+	return others;
 }
 
 bool sl_ctld_switch_done(const struct sl_ctld_sm *sm, const struct sl_ctld_soft *soft,
 			 const struct sl_ctld_move *m, uint64_t now_ns, uint64_t timeout_ns,
 			 char *waiting, size_t waiting_len)
 {
-	if (m->kind != SL_CTLD_MOVE_PROTOCOL || m->state != SL_CTLD_MOVE_RUNNING ||
+	if (!sl_ctld_move_is_switch(m->kind) || m->state != SL_CTLD_MOVE_RUNNING ||
 	    m->region >= sm->n_regions) {
-		snprintf(waiting, waiting_len, "not a running protocol move");
+		snprintf(waiting, waiting_len, "not a running protocol or replica move");
 		return false;
 	}
 	const struct sl_ctld_region *r = &sm->regions[m->region];
@@ -901,8 +1145,11 @@ bool sl_ctld_switch_done(const struct sl_ctld_sm *sm, const struct sl_ctld_soft 
 			snprintf(waiting, waiting_len, "%s", w);
 		return false;
 	}
-	return replicas_at(sm, soft, m->region, r->epoch, false, now_ns, timeout_ns, waiting,
-			   waiting_len);
+	/* a replica move: the joiner installed the snapshot of the new segment's base */
+	uint32_t n_ok = 0;
+	uint64_t base = replica_kind(m->kind) ? sl_ctld_segment_base(r->epoch) : 0;
+	return replicas_at(sm, soft, m->region, r->epoch, false, 0, base, now_ns, timeout_ns,
+			   waiting, waiting_len, &n_ok);
 }
 
 struct json_object *sl_ctld_view_regions(const struct sl_ctld_sm *sm,
@@ -923,6 +1170,9 @@ struct json_object *sl_ctld_view_regions(const struct sl_ctld_sm *sm,
 				       r->next_protocol[0] ? json_object_new_string(r->next_protocol)
 							   : NULL);
 		json_object_object_add(o, "replicas", id_array(r->replicas, r->rf));
+		/* the replicas of the next segment while a replica move runs */
+		json_object_object_add(o, "next_replicas",
+				       r->next_rf ? id_array(r->next_replicas, r->next_rf) : NULL);
 		json_object_object_add(o, "preferred_leader", json_object_new_int64(r->leader));
 		/* from the heartbeats when this is the leader, else as last written to the log */
 		struct sl_ctld_observed ob;
@@ -984,11 +1234,6 @@ struct json_object *sl_ctld_view_placement(const struct sl_ctld_sm *sm)
 	return res;
 }
 
-static struct json_object *str_or_null(const char *s)
-{
-	return s[0] ? json_object_new_string(s) : NULL;
-}
-
 struct json_object *sl_ctld_view_moves(const struct sl_ctld_sm *sm,
 				       const struct sl_ctld_soft *soft, uint64_t now_ns,
 				       uint64_t timeout_ns)
@@ -1004,15 +1249,17 @@ struct json_object *sl_ctld_view_moves(const struct sl_ctld_sm *sm,
 		json_object_object_add(o, "kind", json_object_new_string(move_kind_name(m->kind)));
 		json_object_object_add(o, "region", json_object_new_int64(m->region));
 		json_object_object_add(o, "from", m->from ? json_object_new_int64(m->from) : NULL);
-		bool proto = m->kind == SL_CTLD_MOVE_PROTOCOL;
+		bool proto = m->kind == SL_CTLD_MOVE_PROTOCOL, sw = sl_ctld_move_is_switch(m->kind);
 		json_object_object_add(o, "to", proto ? NULL : json_object_new_int64(m->to));
+		/* the segment a switch seals */
+		json_object_object_add(o, "epoch", sw ? json_object_new_int64(m->epoch) : NULL);
 		json_object_object_add(o, "from_protocol", str_or_null(m->from_protocol));
 		json_object_object_add(o, "to_protocol", str_or_null(m->to_protocol));
 		json_object_object_add(o, "state",
 				       json_object_new_string(sl_ctld_move_state_name(m->state)));
 		/* what a running switch waits for: the leader's heartbeats (none elsewhere) */
 		char w[SL_CTLD_WHY_MAX] = "";
-		if (proto && m->state == SL_CTLD_MOVE_RUNNING && soft != NULL)
+		if (sw && m->state == SL_CTLD_MOVE_RUNNING && soft != NULL)
 			(void)sl_ctld_switch_done(sm, soft, m, now_ns, timeout_ns, w, sizeof(w));
 		json_object_object_add(o, "waiting", str_or_null(w));
 		json_object_object_add(o, "start_ms", json_object_new_int64((int64_t)m->start_ms));
@@ -1068,7 +1315,9 @@ int sl_ctld_balance_next(const struct sl_ctld_sm *sm, uint64_t now_ms, uint32_t 
 	for (uint32_t i = 0; i < sm->n_regions; i++) {
 		const struct sl_ctld_region *r = &sm->regions[i];
 		const struct sl_ctld_node *from = &sm->nodes[r->leader];
-		bool evac = from->draining || from->state == SL_CTLD_DOWN;
+		/* a decommissioning node is drained of its leaders as well */
+		bool drained = from->draining || from->decommissioning;
+		bool evac = drained || from->state == SL_CTLD_DOWN;
 		if (r->rf < 2 || (!evac && held_by_operator(sm, i, now_ms)) ||
 		    sl_ctld_switching(sm, i))
 			continue;
@@ -1076,7 +1325,7 @@ int sl_ctld_balance_next(const struct sl_ctld_sm *sm, uint64_t now_ms, uint32_t 
 		uint32_t cand = 0;
 		for (uint32_t k = 0; k < r->rf; k++) {
 			uint32_t n = r->replicas[k];
-			if (n == r->leader || sm->nodes[n].state != SL_CTLD_UP || sm->nodes[n].draining)
+			if (n == r->leader || !node_takes(sm, n))
 				continue;
 			uint32_t nc = sm->nodes[n].cores ? i % sm->nodes[n].cores : 0;
 			uint32_t cc = cand && sm->nodes[cand].cores ? i % sm->nodes[cand].cores : 0;
@@ -1087,7 +1336,7 @@ int sl_ctld_balance_next(const struct sl_ctld_sm *sm, uint64_t now_ms, uint32_t 
 		if (cand == 0)
 			continue;
 		if (evac) {
-			uint32_t kind = from->draining ? SL_CTLD_MOVE_DRAIN + 1 : SL_CTLD_MOVE_BALANCE + 1;
+			uint32_t kind = drained ? SL_CTLD_MOVE_DRAIN + 1 : SL_CTLD_MOVE_BALANCE + 1;
 			if (evac_kind < kind) { /* a drain before a down node's regions */
 				evac_kind = kind;
 				best_r = i;
@@ -1111,4 +1360,107 @@ int sl_ctld_balance_next(const struct sl_ctld_sm *sm, uint64_t now_ms, uint32_t 
 	*region = best_r;
 	*to = best_to;
 	return evac_kind != 0 ? (int)evac_kind : SL_CTLD_MOVE_BALANCE + 1;
+}
+
+/* ---------------------------------------------------------------- replica placement */
+
+/* The node taking a replica of region r: up, not drained nor decommissioned, not a
+ * replica, holding fewest replicas (ties: lowest id) and at most `max_count`. 0: none. */
+static uint32_t replica_target(const struct sl_ctld_sm *sm, const struct sl_ctld_region *r,
+			       const uint32_t *count, uint32_t max_count)
+{
+	uint32_t best = 0;
+	for (uint32_t n = 1; n <= sm->n_nodes; n++)
+		if (node_takes(sm, n) && !is_replica(r, n) && count[n] <= max_count &&
+		    (best == 0 || count[n] < count[best]))
+			best = n;
+	return best;
+}
+
+/* A region whose replica may move now: raft with copies, no switch running. */
+static bool region_movable(const struct sl_ctld_sm *sm, uint32_t i)
+{
+	const struct sl_ctld_region *r = &sm->regions[i];
+	return strcmp(r->protocol, "raft") == 0 && r->rf >= 2 && !sl_ctld_switching(sm, i);
+}
+
+static void replica_counts(const struct sl_ctld_sm *sm, uint32_t *count)
+{
+	for (uint32_t n = 0; n <= SL_CTLD_MAX_NODES; n++)
+		count[n] = n >= 1 && n <= sm->n_nodes ? sl_ctld_node_replicas(sm, n) : 0;
+}
+
+int sl_ctld_decommission_next(const struct sl_ctld_sm *sm, uint32_t *region, uint32_t *from,
+			      uint32_t *to, char *blocked, size_t blocked_len)
+{
+	if (blocked_len > 0)
+		blocked[0] = '\0';
+	if (!sm->bootstrapped)
+		return 0;
+	uint32_t count[SL_CTLD_MAX_NODES + 1];
+	replica_counts(sm, count);
+	for (uint32_t i = 0; i < sm->n_regions; i++) {
+		const struct sl_ctld_region *r = &sm->regions[i];
+		uint32_t f = 0;
+		for (uint32_t k = 0; k < r->rf && f == 0; k++)
+			if (sm->nodes[r->replicas[k]].decommissioning)
+				f = r->replicas[k];
+		if (f == 0)
+			continue;
+		uint32_t t = replica_target(sm, r, count, UINT32_MAX);
+		if (t != 0 && region_movable(sm, i)) {
+			*region = i;
+			*from = f;
+			*to = t;
+			if (blocked_len > 0)
+				blocked[0] = '\0';
+			return 1;
+		}
+		/* the first region that cannot go says why (a switch running is no block) */
+		if (blocked_len > 0 && blocked[0] == '\0' && !sl_ctld_switching(sm, i)) {
+			if (strcmp(r->protocol, "raft") != 0)
+				snprintf(blocked, blocked_len, "region %u runs %s: switch it to raft "
+					 "first", i, r->protocol);
+			else if (r->rf < 2)
+				snprintf(blocked, blocked_len, "region %u has one replica: nothing "
+					 "to catch up from", i);
+			else
+				snprintf(blocked, blocked_len, "no node to take region %u", i);
+		}
+	}
+	return 0;
+}
+
+int sl_ctld_rebalance_next(const struct sl_ctld_sm *sm, uint64_t now_ms, uint32_t *region,
+			   uint32_t *from, uint32_t *to)
+{
+	(void)now_ms;
+	if (!sm->bootstrapped)
+		return 0;
+	uint32_t count[SL_CTLD_MAX_NODES + 1];
+	replica_counts(sm, count);
+	/* the sources, most replicas first (ties: lowest id); a source without a fitting
+	 * region (all already on the emptier nodes) gives way to the next */
+	bool tried[SL_CTLD_MAX_NODES + 1] = {false};
+	for (;;) {
+		uint32_t f = 0;
+		for (uint32_t n = 1; n <= sm->n_nodes; n++)
+			if (node_takes(sm, n) && !tried[n] && (f == 0 || count[n] > count[f]))
+				f = n;
+		if (f == 0 || count[f] < 2)
+			return 0;
+		tried[f] = true;
+		for (uint32_t i = 0; i < sm->n_regions; i++) {
+			const struct sl_ctld_region *r = &sm->regions[i];
+			if (!is_replica(r, f) || !region_movable(sm, i))
+				continue;
+			uint32_t t = replica_target(sm, r, count, count[f] - 2);
+			if (t != 0) {
+				*region = i;
+				*from = f;
+				*to = t;
+				return 1;
+			}
+		}
+	}
 }

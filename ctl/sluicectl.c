@@ -476,16 +476,35 @@ static int cmd_region_set_protocol(const struct opts *o, int argc, char **argv)
 	return call_and_render(o, "set_protocol", args, render_status);
 }
 
-/* region transfer-leader R NODE | set-protocol R PROTOCOL: moves recorded by sluice-ctld;
- * `moves` shows whether they are running, done or failed, and why. */
+/* region move-replica R FROM TO: sluice-ctld seals the region's active segment and the
+ * next runs on its replicas with FROM replaced by TO (a move of kind replica). */
+static int cmd_region_move_replica(const struct opts *o, int argc, char **argv)
+{
+	long long region = 0, from = 0, to = 0;
+	if (argc != 5 || !parse_i64(argv[2], 0, UINT32_MAX, &region) ||
+	    !parse_i64(argv[3], 1, UINT32_MAX, &from) || !parse_i64(argv[4], 1, UINT32_MAX, &to))
+		return usage_error("region move-replica: expected REGION FROM TO (a region id and "
+				   "two node ids)");
+	struct json_object *args = json_object_new_object();
+	json_object_object_add(args, "region", json_object_new_int64(region));
+	json_object_object_add(args, "from", json_object_new_int64(from));
+	json_object_object_add(args, "to", json_object_new_int64(to));
+	return call_and_render(o, "move_replica", args, render_status);
+}
+
+/* region transfer-leader R NODE | set-protocol R PROTOCOL | move-replica R FROM TO: moves
+ * recorded by sluice-ctld; `moves` shows whether they are running, done or failed, and
+ * why. */
 static int cmd_region(const struct opts *o, int argc, char **argv)
 {
 	long long region = 0, node = 0;
 	if (argc >= 2 && strcmp(argv[1], "set-protocol") == 0)
 		return cmd_region_set_protocol(o, argc, argv);
+	if (argc >= 2 && strcmp(argv[1], "move-replica") == 0)
+		return cmd_region_move_replica(o, argc, argv);
 	if (argc < 2 || strcmp(argv[1], "transfer-leader") != 0)
-		return usage_error("region: expected a subcommand: transfer-leader R NODE or "
-				   "set-protocol R PROTOCOL");
+		return usage_error("region: expected a subcommand: transfer-leader R NODE, "
+				   "set-protocol R PROTOCOL or move-replica R FROM TO");
 	if (argc != 4 || !parse_i64(argv[2], 0, UINT32_MAX, &region) ||
 	    !parse_i64(argv[3], 1, UINT32_MAX, &node))
 		return usage_error("region transfer-leader: expected REGION NODE (numbers)");
@@ -496,17 +515,23 @@ static int cmd_region(const struct opts *o, int argc, char **argv)
 }
 
 /* node drain|undrain N: sluice-ctld moves the node's leaders to other replicas (and none
- * to it) until undrained. */
+ * to it) until undrained. node decommission|recommission N: its replicas move to other
+ * nodes as well (or stop doing so). */
 static int cmd_node(const struct opts *o, int argc, char **argv)
 {
 	long long node = 0;
-	bool drain = argc >= 2 && strcmp(argv[1], "drain") == 0;
-	if (argc < 2 || (!drain && strcmp(argv[1], "undrain") != 0))
-		return usage_error("node: expected a subcommand: drain NODE or undrain NODE");
+	const char *sub = argc >= 2 ? argv[1] : "";
+	bool drain = strcmp(sub, "drain") == 0;
+	bool decom = strcmp(sub, "decommission") == 0 || strcmp(sub, "recommission") == 0;
+	if (!drain && !decom && strcmp(sub, "undrain") != 0)
+		return usage_error("node: expected a subcommand: drain NODE, undrain NODE, "
+				   "decommission NODE or recommission NODE");
 	if (argc != 3 || !parse_i64(argv[2], 1, UINT32_MAX, &node))
 		return usage_error("node %s: expected NODE (a node id)", argv[1]);
 	struct json_object *args = json_object_new_object();
 	json_object_object_add(args, "node", json_object_new_int64(node));
+	if (decom) /* the command is the subcommand's name */
+		return call_and_render(o, sub, args, render_status);
 	json_object_object_add(args, "on", json_object_new_boolean(drain));
 	return call_and_render(o, "drain", args, render_status);
 }
@@ -1189,19 +1214,26 @@ static const struct command commands[] = {
      "sluice-ctld: the data nodes: address, cores, up/down, age of the last heartbeat"},
     {"placement", cmd_placement, "placement",
      "sluice-ctld: per data node and core, the regions it replicates and leads"},
-    {"region", cmd_region, "region transfer-leader REGION NODE | set-protocol REGION PROTOCOL",
+    {"region", cmd_region,
+     "region transfer-leader REGION NODE | set-protocol REGION PROTOCOL |\n"
+     "         move-replica REGION FROM TO",
      "sluice-ctld: transfer-leader makes NODE the region's preferred leader; its leader\n"
      "      hands over (a multileader region: its home moves). set-protocol switches the\n"
      "      region to PROTOCOL (standalone, raft, multileader) online: its replicas seal the\n"
-     "      active segment, the next (epoch + 1) runs PROTOCOL. Both are recorded as moves:\n"
-     "      see `moves`"},
-    {"node", cmd_node, "node drain|undrain NODE",
-     "sluice-ctld: move every leader off NODE (moves of kind drain, one after the other)\n"
-     "      and none to it, e.g. before maintenance; undrain ends it (the balance gives it\n"
-     "      its share back). `members` shows draining and preferred_regions"},
+     "      active segment, the next (epoch + 1) runs PROTOCOL. move-replica moves a raft\n"
+     "      region's replica from node FROM (alive or dead) to node TO: the next segment\n"
+     "      runs on the new replica set, TO catches up by snapshot. All are recorded as\n"
+     "      moves: see `moves`"},
+    {"node", cmd_node, "node drain|undrain|decommission|recommission NODE",
+     "sluice-ctld: drain moves every leader off NODE (moves of kind drain, one after the\n"
+     "      other) and none to it, e.g. before maintenance; undrain ends it (the balance\n"
+     "      gives it its share back). decommission also moves its replicas to other nodes\n"
+     "      (moves of kind decommission) until it holds none; recommission stops that.\n"
+     "      `members` shows draining, decommissioning, replicas and decommissioned"},
     {"moves", cmd_moves, "moves",
-     "sluice-ctld: the last 64 moves: leader moves (region, from, to) and protocol\n"
-     "      switches (from_protocol, to_protocol, and while running what they wait for),\n"
+     "sluice-ctld: the last 64 moves: leader moves (region, from, to), protocol\n"
+     "      switches (from_protocol, to_protocol) and replica moves (from, to: nodes),\n"
+     "      while running what they wait for,\n"
      "      running/done/failed, how long, and why"},
     {"stats", cmd_stats, "stats", "counters per core and in total"},
     {"top", cmd_top, "top [--stats PATH] [--interval S] [--count N]",
