@@ -1152,6 +1152,26 @@ bool sl_ctld_switch_done(const struct sl_ctld_sm *sm, const struct sl_ctld_soft 
 			   waiting, waiting_len, &n_ok);
 }
 
+bool sl_ctld_replica_move_stuck(const struct sl_ctld_sm *sm, const struct sl_ctld_move *m,
+				char *why, size_t why_len)
+{
+	if (!replica_kind(m->kind) || m->state != SL_CTLD_MOVE_RUNNING || m->region >= sm->n_regions)
+		return false;
+	const struct sl_ctld_region *r = &sm->regions[m->region];
+	if (r->next_protocol[0] != '\0' || r->epoch <= m->epoch)
+		return false; /* not switched: the seal waits for the old set (as a protocol's) */
+	for (uint32_t k = 0; k < r->rf; k++) {
+		uint32_t nd = r->replicas[k];
+		if (sm->nodes[nd].state == SL_CTLD_DOWN) {
+			snprintf(why, why_len, "node %u went down before every replica ran epoch %u "
+				 "(region %u runs on the others; move the replica off node %u)",
+				 nd, r->epoch, m->region, nd);
+			return true;
+		}
+	}
+	return false;
+}
+
 struct json_object *sl_ctld_view_regions(const struct sl_ctld_sm *sm,
 					 const struct sl_ctld_soft *soft, uint64_t now_ns,
 					 uint64_t timeout_ns)

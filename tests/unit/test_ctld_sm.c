@@ -1161,7 +1161,24 @@ static void test_replica_move_flow(void **state)
 	hb_region(1, 1, 1, false, base1 + 1, 11 * s);
 	hb_region(4, 1, 1, false, base1 + 1, 11 * s);
 	assert_true(sl_ctld_switch_done(&sm, &soft, m, 11 * s, timeout, w, sizeof(w)));
+	assert_false(sl_ctld_replica_move_stuck(&sm, m, w, sizeof(w)));
 	assert_int_equal(apply_obj(sl_ctld_cmd_move_end(2, true, "moved", 11000)), 0);
+
+	/* 3. region 2 (3, 1, 2) to node 4, which dies once switched: the move fails (so the
+	 * region takes the next move, off node 4) */
+	assert_int_equal(apply_obj(sl_ctld_cmd_node_state(2, true)), 0);
+	assert_int_equal(apply_obj(sl_ctld_cmd_move_replica(3, 2, 2, 4, SL_CTLD_MOVE_REPLICA, 30)),
+			 0);
+	m = sl_ctld_move_get(&sm, 3);
+	assert_int_equal(apply_obj(sl_ctld_cmd_node_state(4, false)), 0);
+	assert_false(sl_ctld_replica_move_stuck(&sm, m, w, sizeof(w))); /* not switched yet */
+	assert_int_equal(apply_obj(sl_ctld_cmd_protocol_switched(2, 1, "raft", 31000)), 0);
+	assert_true(sl_ctld_replica_move_stuck(&sm, m, w, sizeof(w)));
+	assert_non_null(strstr(w, "node 4 went down"));
+	assert_int_equal(apply_obj(sl_ctld_cmd_move_end(3, false, w, 32000)), 0);
+	assert_false(sl_ctld_switching(&sm, 2));
+	assert_int_equal(apply_obj(sl_ctld_cmd_node_state(4, true)), 0);
+	assert_int_equal(sl_ctld_check_move_replica(&sm, 2, 4, 2, w, sizeof(w)), 0);
 	replay_recorded();
 	assert_int_equal(sm.regions[1].replicas[0], 4);
 	assert_memory_equal(&sm, &before, sizeof(sm));
