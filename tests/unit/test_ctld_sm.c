@@ -963,6 +963,9 @@ static void move_refused(uint64_t id, uint32_t region, uint32_t from, uint32_t t
 static void test_move_replica_refused(void **state)
 {
 	(void)state;
+	sl_ctld_sm_init(&sm);
+	move_refused(1, 0, 1, 2, -EBUSY, "not bootstrapped");
+	assert_int_equal(apply_obj(sl_ctld_cmd_decommission(1, true)), -EINVAL);
 	/* 5 nodes, replicas on 1..4; region 1 multileader, region 2 standalone (one copy) */
 	struct sl_ctld_cluster c = cluster(5, 4, 3);
 	c.initial_nodes = 4;
@@ -993,6 +996,12 @@ static void test_move_replica_refused(void **state)
 	assert_int_equal(apply_obj(sl_ctld_cmd_decommission(4, true)), 0);
 	move_refused(1, 0, 1, 4, -EBUSY, "node 4 is being decommissioned");
 	assert_int_equal(apply_obj(sl_ctld_cmd_decommission(4, false)), 0);
+	/* a node that never joined may be decommissioned (its replicas move as from a dead
+	 * one), though not drained */
+	assert_int_equal(apply_obj(sl_ctld_cmd_decommission(5, true)), 0);
+	assert_true(sm.nodes[5].decommissioning);
+	assert_int_equal(apply_obj(sl_ctld_cmd_decommission(5, false)), 0);
+	assert_int_equal(apply_obj(sl_ctld_cmd_drain(5, true)), -EINVAL);
 	/* a bad kind, and a malformed decommission */
 	snapshot_state();
 	assert_int_equal(apply_text("{\"op\":\"move_replica\",\"id\":1,\"region\":0,\"from\":1,"
