@@ -604,7 +604,7 @@ int sl_ctld_check_move_replica(const struct sl_ctld_sm *sm, uint64_t region, uin
 		BUSY("move_replica: region %" PRIu64 " has one replica: a new one would have no "
 		     "copy to catch up from",
 		     region);
-	if (from < 1 || from > sm->n_nodes || !is_replica(r, from))
+	if (!is_replica(r, from)) /* replicas are node ids: 0 and others are not */
 		REFUSE("move_replica: node %" PRIu64 " is not a replica of region %" PRIu64
 		       " (replicas: %u,%u,%u)",
 		       from, region, r->replicas[0], r->rf > 1 ? r->replicas[1] : 0,
