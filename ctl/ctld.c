@@ -499,13 +499,18 @@ static void move_duties(struct ctld *c, uint64_t now, uint64_t timeout)
 		char why[SL_CTLD_WHY_MAX] = "";
 		bool done = false;
 		if (proto) {
-			/* never failed by time: a seal cannot be undone, the switch only goes on */
+			/* never failed by time: a seal cannot be undone, the switch only goes on;
+			 * a replica move that switched onto a node now down fails (the region
+			 * must take the next move, off that node) */
 			char waiting[SL_CTLD_WHY_MAX];
-			if (!sl_ctld_switch_done(&c->sm, c->soft, m, now, timeout, waiting,
-						 sizeof(waiting)))
+			bool stuck = sl_ctld_replica_move_stuck(&c->sm, m, why, sizeof(why));
+			if (!stuck && !sl_ctld_switch_done(&c->sm, c->soft, m, now, timeout, waiting,
+							   sizeof(waiting)))
 				continue;
-			done = true;
-			if (m->kind == SL_CTLD_MOVE_PROTOCOL)
+			done = !stuck;
+			if (stuck)
+				;
+			else if (m->kind == SL_CTLD_MOVE_PROTOCOL)
 				snprintf(why, sizeof(why), "every replica runs epoch %u under %s",
 					 c->sm.regions[m->region].epoch, m->to_protocol);
 			else
@@ -530,8 +535,8 @@ static void move_duties(struct ctld *c, uint64_t now, uint64_t timeout)
 		if (propose(c, sl_ctld_cmd_move_end(id, done, why, wall)) == 0) {
 			if (proto)
 				fprintf(stderr, "sluice-ctld: move %" PRIu64 " (region %u %s -> %s, "
-					"nodes %u -> %u) done: %s\n", id, m->region, m->from_protocol,
-					m->to_protocol, m->from, m->to, why);
+					"nodes %u -> %u) %s: %s\n", id, m->region, m->from_protocol,
+					m->to_protocol, m->from, m->to, done ? "done" : "failed", why);
 			else
 				fprintf(stderr, "sluice-ctld: move %" PRIu64 " (region %u to node %u) %s: "
 					"%s\n", id, m->region, m->to, done ? "done" : "failed", why);

@@ -304,6 +304,12 @@ uint32_t sl_ctld_observe(const struct sl_ctld_sm *sm, const struct sl_ctld_soft 
 bool sl_ctld_switch_ready(const struct sl_ctld_sm *sm, const struct sl_ctld_soft *soft,
 			  uint32_t region, uint64_t now_ns, uint64_t timeout_ns, char *waiting,
 			  size_t waiting_len);
+/* A running replica move that switched its region but cannot finish: a node of the new
+ * replica set is marked down (the joiner died before it caught up, or another replica
+ * died). The ctld leader ends it failed with `why`, so the region takes a new move (e.g.
+ * move_replica from the dead node); the new segment keeps running on a majority. */
+bool sl_ctld_replica_move_stuck(const struct sl_ctld_sm *sm, const struct sl_ctld_move *m,
+				char *why, size_t why_len);
 bool sl_ctld_switch_done(const struct sl_ctld_sm *sm, const struct sl_ctld_soft *soft,
 			 const struct sl_ctld_move *m, uint64_t now_ns, uint64_t timeout_ns,
 			 char *waiting, size_t waiting_len);

@@ -604,7 +604,7 @@ int sl_ctld_check_move_replica(const struct sl_ctld_sm *sm, uint64_t region, uin
 		BUSY("move_replica: region %" PRIu64 " has one replica: a new one would have no "
 		     "copy to catch up from",
 		     region);
-	if (from < 1 || from > sm->n_nodes || !is_replica(r, from))
+	if (!is_replica(r, from)) /* replicas are node ids: 0 and others are not */
 		REFUSE("move_replica: node %" PRIu64 " is not a replica of region %" PRIu64
 		       " (replicas: %u,%u,%u)",
 		       from, region, r->replicas[0], r->rf > 1 ? r->replicas[1] : 0,
@@ -1150,6 +1150,26 @@ bool sl_ctld_switch_done(const struct sl_ctld_sm *sm, const struct sl_ctld_soft 
 	uint64_t base = replica_kind(m->kind) ? sl_ctld_segment_base(r->epoch) : 0;
 	return replicas_at(sm, soft, m->region, r->epoch, false, 0, base, now_ns, timeout_ns,
 			   waiting, waiting_len, &n_ok);
+}
+
+bool sl_ctld_replica_move_stuck(const struct sl_ctld_sm *sm, const struct sl_ctld_move *m,
+				char *why, size_t why_len)
+{
+	if (!replica_kind(m->kind) || m->state != SL_CTLD_MOVE_RUNNING || m->region >= sm->n_regions)
+		return false;
+	const struct sl_ctld_region *r = &sm->regions[m->region];
+	if (r->next_protocol[0] != '\0' || r->epoch <= m->epoch)
+		return false; /* not switched: the seal waits for the old set (as a protocol's) */
+	for (uint32_t k = 0; k < r->rf; k++) {
+		uint32_t nd = r->replicas[k];
+		if (sm->nodes[nd].state == SL_CTLD_DOWN) {
+			snprintf(why, why_len, "node %u went down before every replica ran epoch %u "
+				 "(region %u runs on the others; move the replica off node %u)",
+				 nd, r->epoch, m->region, nd);
+			return true;
+		}
+	}
+	return false;
 }
 
 struct json_object *sl_ctld_view_regions(const struct sl_ctld_sm *sm,

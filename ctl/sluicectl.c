@@ -430,6 +430,11 @@ static int cmd_regions(const struct opts *o, int argc, char **argv)
 static void render_members(struct json_object *result)
 {
 	render_keyed(result, "members", "no data nodes");
+	/* why a decommission cannot go on (sluice-ctld says null when it can) */
+	struct json_object *b = NULL;
+	if (json_object_object_get_ex(result, "decommission_blocked", &b) &&
+	    json_object_is_type(b, json_type_string))
+		printf("decommission blocked: %s\n", json_object_get_string(b));
 }
 
 static int cmd_members(const struct opts *o, int argc, char **argv)

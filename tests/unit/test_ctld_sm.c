@@ -963,6 +963,9 @@ static void move_refused(uint64_t id, uint32_t region, uint32_t from, uint32_t t
 static void test_move_replica_refused(void **state)
 {
 	(void)state;
+	sl_ctld_sm_init(&sm);
+	move_refused(1, 0, 1, 2, -EBUSY, "not bootstrapped");
+	assert_int_equal(apply_obj(sl_ctld_cmd_decommission(1, true)), -EINVAL);
 	/* 5 nodes, replicas on 1..4; region 1 multileader, region 2 standalone (one copy) */
 	struct sl_ctld_cluster c = cluster(5, 4, 3);
 	c.initial_nodes = 4;
@@ -993,6 +996,12 @@ static void test_move_replica_refused(void **state)
 	assert_int_equal(apply_obj(sl_ctld_cmd_decommission(4, true)), 0);
 	move_refused(1, 0, 1, 4, -EBUSY, "node 4 is being decommissioned");
 	assert_int_equal(apply_obj(sl_ctld_cmd_decommission(4, false)), 0);
+	/* a node that never joined may be decommissioned (its replicas move as from a dead
+	 * one), though not drained */
+	assert_int_equal(apply_obj(sl_ctld_cmd_decommission(5, true)), 0);
+	assert_true(sm.nodes[5].decommissioning);
+	assert_int_equal(apply_obj(sl_ctld_cmd_decommission(5, false)), 0);
+	assert_int_equal(apply_obj(sl_ctld_cmd_drain(5, true)), -EINVAL);
 	/* a bad kind, and a malformed decommission */
 	snapshot_state();
 	assert_int_equal(apply_text("{\"op\":\"move_replica\",\"id\":1,\"region\":0,\"from\":1,"
@@ -1161,7 +1170,24 @@ static void test_replica_move_flow(void **state)
 	hb_region(1, 1, 1, false, base1 + 1, 11 * s);
 	hb_region(4, 1, 1, false, base1 + 1, 11 * s);
 	assert_true(sl_ctld_switch_done(&sm, &soft, m, 11 * s, timeout, w, sizeof(w)));
+	assert_false(sl_ctld_replica_move_stuck(&sm, m, w, sizeof(w)));
 	assert_int_equal(apply_obj(sl_ctld_cmd_move_end(2, true, "moved", 11000)), 0);
+
+	/* 3. region 2 (3, 1, 2) to node 4, which dies once switched: the move fails (so the
+	 * region takes the next move, off node 4) */
+	assert_int_equal(apply_obj(sl_ctld_cmd_node_state(2, true)), 0);
+	assert_int_equal(apply_obj(sl_ctld_cmd_move_replica(3, 2, 2, 4, SL_CTLD_MOVE_REPLICA, 30)),
+			 0);
+	m = sl_ctld_move_get(&sm, 3);
+	assert_int_equal(apply_obj(sl_ctld_cmd_node_state(4, false)), 0);
+	assert_false(sl_ctld_replica_move_stuck(&sm, m, w, sizeof(w))); /* not switched yet */
+	assert_int_equal(apply_obj(sl_ctld_cmd_protocol_switched(2, 1, "raft", 31000)), 0);
+	assert_true(sl_ctld_replica_move_stuck(&sm, m, w, sizeof(w)));
+	assert_non_null(strstr(w, "node 4 went down"));
+	assert_int_equal(apply_obj(sl_ctld_cmd_move_end(3, false, w, 32000)), 0);
+	assert_false(sl_ctld_switching(&sm, 2));
+	assert_int_equal(apply_obj(sl_ctld_cmd_node_state(4, true)), 0);
+	assert_int_equal(sl_ctld_check_move_replica(&sm, 2, 4, 2, w, sizeof(w)), 0);
 	replay_recorded();
 	assert_int_equal(sm.regions[1].replicas[0], 4);
 	assert_memory_equal(&sm, &before, sizeof(sm));
