@@ -1300,12 +1300,14 @@ struct json_object *sl_ctld_view_moves(const struct sl_ctld_sm *sm,
 
 /* ---------------------------------------------------------------- leader balance */
 
-static bool held_by_operator(const struct sl_ctld_sm *sm, uint32_t region, uint64_t now_ms)
+/* An operator moved the region (a move of `kind`) within SL_CTLD_OPERATOR_HOLD_MS. */
+static bool held_by_operator(const struct sl_ctld_sm *sm, uint32_t region, uint64_t now_ms,
+			     uint32_t kind)
 {
 	uint64_t first = sm->n_moves > SL_CTLD_MAX_MOVES ? sm->n_moves - SL_CTLD_MAX_MOVES + 1 : 1;
 	for (uint64_t id = first; id <= sm->n_moves; id++) {
 		const struct sl_ctld_move *m = sl_ctld_move_get(sm, id);
-		if (m != NULL && m->region == region && m->kind == SL_CTLD_MOVE_OPERATOR &&
+		if (m != NULL && m->region == region && m->kind == kind &&
 		    m->start_ms + SL_CTLD_OPERATOR_HOLD_MS > now_ms)
 			return true;
 	}
@@ -1338,7 +1340,7 @@ int sl_ctld_balance_next(const struct sl_ctld_sm *sm, uint64_t now_ms, uint32_t 
 		/* a decommissioning node is drained of its leaders as well */
 		bool drained = from->draining || from->decommissioning;
 		bool evac = drained || from->state == SL_CTLD_DOWN;
-		if (r->rf < 2 || (!evac && held_by_operator(sm, i, now_ms)) ||
+		if (r->rf < 2 || (!evac && held_by_operator(sm, i, now_ms, SL_CTLD_MOVE_OPERATOR)) ||
 		    sl_ctld_switching(sm, i))
 			continue;
 		/* the up, undrained replica preferred for fewest regions, then fewest on this core */
@@ -1454,7 +1456,6 @@ int sl_ctld_decommission_next(const struct sl_ctld_sm *sm, uint32_t *region, uin
 int sl_ctld_rebalance_next(const struct sl_ctld_sm *sm, uint64_t now_ms, uint32_t *region,
 			   uint32_t *from, uint32_t *to)
 {
-	(void)now_ms;
 	if (!sm->bootstrapped)
 		return 0;
 	uint32_t count[SL_CTLD_MAX_NODES + 1];
@@ -1472,7 +1473,10 @@ int sl_ctld_rebalance_next(const struct sl_ctld_sm *sm, uint64_t now_ms, uint32_
 		tried[f] = true;
 		for (uint32_t i = 0; i < sm->n_regions; i++) {
 			const struct sl_ctld_region *r = &sm->regions[i];
-			if (!is_replica(r, f) || !region_movable(sm, i))
+			/* a region whose replica an operator moved stays (as leader balance
+			 * leaves an operator's leader move alone) */
+			if (!is_replica(r, f) || !region_movable(sm, i) ||
+			    held_by_operator(sm, i, now_ms, SL_CTLD_MOVE_REPLICA))
 				continue;
 			uint32_t t = replica_target(sm, r, count, count[f] - 2);
 			if (t != 0) {

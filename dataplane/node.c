@@ -1565,6 +1565,7 @@ static int stage_driver(struct worker *w)
 			if (r->n_reads > 0)
 				nd_reads_progress(w, r);
 			prop_close(w, r);
+			nd_switch_poll(w, r); /* a replica may be added here */
 			continue;
 		}
 		if (r->ml)

@@ -439,7 +439,9 @@ static void map_refresh(struct sl_node *n, struct nd_ctld *c, uint64_t version)
 			map_segment(n, c, r, &got[r], &seg[r]);
 			continue;
 		}
-		if (sl_cfg_map_diff(&cur, &got[r], 1) >= 0) {
+		/* a region past its first segment changes replicas only at a new segment
+		 * (the worker takes them when it switches) */
+		if (seg[r].epoch == 0 && sl_cfg_map_diff(&cur, &got[r], 1) >= 0) {
 			c->st.map_refused++;
 			SL_LOG(WARNING, node, "ctld's map version %" PRIu64 " changes region %u's "
 			       "replicas (%u nodes here, %u there): a running node takes only leader "
