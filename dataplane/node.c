@@ -1089,7 +1089,10 @@ uint64_t nd_lsnq_trim(struct worker *w)
 {
 	while (w->lsn_durable > 0) {
 		struct lsn_rec *lr = &w->lsnq[w->lsn_head % LSNQ_SIZE];
-		if (w->node->regions[lr->region].applied_index < lr->index)
+		const struct region *r = &w->node->regions[lr->region];
+		/* a record of a segment before the region's current one is done with: the
+		 * segment's image covers it, or this node no longer holds the region */
+		if (lr->index > nd_epoch_base(r->epoch) && r->applied_index < lr->index)
 			break;
 		w->lsn_head = (w->lsn_head + 1) % LSNQ_SIZE;
 		w->lsn_len--;
