@@ -46,9 +46,11 @@ static void wait_workers(struct sl_node *n)
 	for (unsigned w = 0; w < n->n_workers; w++)
 		snap[w] = atomic_load_explicit(&n->w[w].fab->rounds, memory_order_acquire);
 	uint64_t start = nd_now_ns();
-	/* bounded: GUARD_WAIT_NS */
+	/* bounded: GUARD_WAIT_NS. A worker in blocking file I/O (a region's image written,
+	 * for hundreds of ms) is in no burst: it is not waited for, so the others are */
 	for (unsigned w = 0; w < n->n_workers && nd_now_ns() - start < GUARD_WAIT_NS;) {
-		if (atomic_load_explicit(&n->w[w].fab->rounds, memory_order_acquire) > snap[w]) {
+		if (atomic_load_explicit(&n->w[w].fab->rounds, memory_order_acquire) > snap[w] ||
+		    atomic_load_explicit(&n->w[w].fab->off_fabric, memory_order_acquire)) {
 			w++;
 			continue;
 		}

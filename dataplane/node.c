@@ -912,7 +912,11 @@ static void prop_ack(struct worker *w, struct region *r, struct proposal *p, int
 /* A snapshot from another replica's leader replaces the region's store (node_ckpt.c). */
 static int host_install_snapshot(void *ctx, const struct sl_cons_snapshot *snap)
 {
-	return nd_install_snapshot(ctx, snap);
+	struct region *r = ctx;
+	nd_off_fabric(r->wk, true); /* the image is written and synced here */
+	int rc = nd_install_snapshot(r, snap);
+	nd_off_fabric(r->wk, false);
+	return rc;
 }
 
 static int host_save_hard_state(void *ctx, const struct sl_cons_hard_state *hs, uint64_t *pos)

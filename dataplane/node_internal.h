@@ -492,6 +492,9 @@ struct wk_fab_peer {
 struct wk_fab {
 	uint64_t rng; /* fault injection's coin */
 	_Atomic uint64_t rounds; /* rounds begun: the main lcore's quiescence check */
+	/* the worker is in blocking file I/O outside its fabric bursts (a region's image
+	 * written or installed): it touches no link before its next round (fab_guard.c) */
+	_Atomic bool off_fabric;
 	uint8_t *scratch;	 /* a forwarded batch with its header (FWD_HDR_MAX + PROP_BYTES) */
 	struct sl_port_txq ctl_txq; /* udp: ARP requests and replies */
 	struct wk_fab_peer peer[SL_CONS_MAX_PEERS];
@@ -634,6 +637,13 @@ void nd_outbox_send(struct worker *w, unsigned dst, struct xmsg *x);
 void nd_apply_entry(struct region *r, const uint8_t *data, uint32_t len, struct proposal *p);
 uint32_t nd_ml_home(const struct sl_node *n, const struct region *r);
 bool nd_wal_room(const struct worker *w, uint64_t bytes);
+/* Around a worker's blocking file I/O (node_switch.c, snapshot installs): memif memory a
+ * dead peer leaves may be unmapped meanwhile without waiting for its round (fab_guard.c). */
+static inline void nd_off_fabric(struct worker *w, bool on)
+{
+	if (w->fab != NULL)
+		atomic_store_explicit(&w->fab->off_fabric, on, memory_order_release);
+}
 /* node_recover.c: the region's consensus group over its recovered log */
 int nd_region_open(struct sl_node *n, struct region *r, bool rejoin, char *err, size_t err_len);
 /* node_switch.c: the protocol switch */

@@ -519,8 +519,11 @@ void nd_switch_poll(struct worker *w, struct region *r)
 	uint32_t want = atomic_load_explicit(&r->want_epoch, memory_order_acquire);
 	bool member = want > r->epoch && in_set(r->want_nodes, r->want_copies, w->node->cfg.node_id);
 	if (r->drv == NULL) {
-		if (want > r->epoch && w->now_ns >= r->switch_next_ns)
+		if (want > r->epoch && w->now_ns >= r->switch_next_ns) {
+			nd_off_fabric(w, true);
 			member ? region_join(w, r, want) : region_leave(w, r, want);
+			nd_off_fabric(w, false);
+		}
 		return;
 	}
 	bool sealed = atomic_load_explicit(&r->sealed, memory_order_relaxed);
@@ -559,10 +562,12 @@ void nd_switch_poll(struct worker *w, struct region *r)
 	}
 	if (want <= r->epoch || w->now_ns < r->switch_next_ns)
 		return;
+	nd_off_fabric(w, true); /* blocking file I/O below */
 	if (!member) /* it leaves: what it holds is no longer needed, sealed or not */
 		region_leave(w, r, want);
 	else if (want == r->epoch + 1 && sealed)
 		region_switch(w, r);
 	else if (want > r->epoch + 1) /* it missed a segment: caught up like a new replica */
 		region_join(w, r, want);
+	nd_off_fabric(w, false);
 }
