@@ -49,7 +49,7 @@ step "unit, simulator and fuzz-corpus suites (two at a time: none depends on tim
 meson test -C build --no-suite integration --print-errorlogs --num-processes 2
 tally build
 step "integration suite (one at a time: the tests start clusters)"
-meson test -C build --suite integration --print-errorlogs --num-processes 1
+meson test -C build --suite integration --no-suite sanitized --print-errorlogs --num-processes 1
 tally build
 # The arena test takes the hugepage path only where 2 MiB pages are free. As root on a
 # host with none reserved, reserve 16 for one more run of it, and give them back.
@@ -77,7 +77,7 @@ ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print
 	meson test -C build-asan --suite integration --no-suite long --print-errorlogs --num-processes 1
 tally build-asan
 step "libFuzzer: every target for a short run (tests/fuzz/run.sh)"
-FUZZ_OUT=build-fuzz bash tests/fuzz/run.sh "${FUZZ_SECONDS:-6}" | tee build/fuzz-run.log
+FUZZ_OUT=build-fuzz bash tests/fuzz/run.sh "${FUZZ_SECONDS:-4}" | tee build/fuzz-run.log
 PASSED=$((PASSED + $(grep -c '^ok fuzz_' build/fuzz-run.log)))
 step "mutation check: the simulator must catch each deliberate Raft bug within the CI seeds"
 ninja -C build sim-mutations | tee build/mutations.log
