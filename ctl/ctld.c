@@ -37,7 +37,8 @@
 /* a leader move that has not reached its target by then is reported failed (the target
  * stays preferred: the nodes hand over as soon as it can lead) */
 #define MOVE_TIMEOUT_MS 15000u
-/* protocol_switched is proposed again at most this often per region while it is due */
+/* protocol_switched (split_done) is proposed again at most this often per region while
+ * it is due */
 #define SWITCH_RETRY_NS 500000000ull
 
 struct ctld_stats {
@@ -51,6 +52,8 @@ struct ctld_stats {
 	/* replica moves: an operator's asked/refused, ctld's own proposed */
 	uint64_t replica_moves_asked, replica_moves_refused, moves_decommission, moves_rebalance;
 	uint64_t decommissions; /* decommission/recommission proposals */
+	/* splits: an operator's asked/refused, split_done proposed */
+	uint64_t splits_asked, splits_refused, splits_proposed;
 };
 
 struct ctld {
@@ -72,7 +75,7 @@ struct ctld {
 	uint64_t leader_proposed_ns[SL_CTLD_MAX_REGIONS]; /* last set_leader proposal */
 	uint64_t move_proposed_id, move_proposed_ns;      /* the last transfer_leader */
 	uint64_t move_end_proposed_ns[SL_CTLD_MAX_MOVES]; /* last move_end per ring slot */
-	uint64_t switch_proposed_ns[SL_CTLD_MAX_REGIONS]; /* last protocol_switched */
+	uint64_t switch_proposed_ns[SL_CTLD_MAX_REGIONS]; /* last protocol_switched/split_done */
 	uint64_t balance_next_ns;                         /* the next balancing move, at most */
 	uint64_t rebalance_next_ns;                       /* the next rebalance move, at most */
 	struct ctld_stats st;
@@ -380,10 +383,12 @@ static void duties(struct ctld *c, uint64_t now)
 }
 
 /* A region whose replicas all applied the seal of its active segment goes on under its
- * next protocol: protocol_switched opens segment epoch + 1 (the nodes see it in the map). */
+ * next protocol: protocol_switched opens segment epoch + 1 (the nodes see it in the map);
+ * a split pending: split_done opens it in two regions, the second one new. */
 static void switch_duties(struct ctld *c, uint64_t now, uint64_t timeout)
 {
 	uint64_t wall = wall_ms();
+	uint32_t new_ids = 0; /* split_done proposed in this round: each makes the next id */
 	for (uint32_t r = 0; r < c->sm.n_regions; r++) {
 		const struct sl_ctld_region *reg = &c->sm.regions[r];
 		char waiting[SL_CTLD_WHY_MAX];
@@ -392,6 +397,18 @@ static void switch_duties(struct ctld *c, uint64_t now, uint64_t timeout)
 		    !sl_ctld_switch_ready(&c->sm, c->soft, r, now, timeout, waiting, sizeof(waiting)))
 			continue;
 		c->switch_proposed_ns[r] = now;
+		if (reg->split_at != 0) {
+			uint32_t new_id = c->sm.n_regions + new_ids;
+			if (propose(c, sl_ctld_cmd_split_done(r, reg->epoch + 1, reg->split_at, new_id,
+							      wall)) != 0)
+				continue;
+			new_ids++;
+			c->st.splits_proposed++;
+			fprintf(stderr, "sluice-ctld: region %u: every replica sealed epoch %u; epoch "
+				"%u runs in region %u (from 0x%016" PRIx64 ") and new region %u\n", r,
+				reg->epoch, reg->epoch + 1, r, reg->hash_lo, new_id);
+			continue;
+		}
 		if (propose(c, sl_ctld_cmd_protocol_switched(r, reg->epoch + 1, reg->next_protocol,
 							     wall)) == 0) {
 			c->st.switches_proposed++;
@@ -513,6 +530,11 @@ static void move_duties(struct ctld *c, uint64_t now, uint64_t timeout)
 			else if (m->kind == SL_CTLD_MOVE_PROTOCOL)
 				snprintf(why, sizeof(why), "every replica runs epoch %u under %s",
 					 c->sm.regions[m->region].epoch, m->to_protocol);
+			else if (m->kind == SL_CTLD_MOVE_SPLIT)
+				snprintf(why, sizeof(why), "split at 0x%016" PRIx64 ": every replica "
+					 "runs epoch %u of regions %u and %u", m->split_at,
+					 c->sm.regions[m->region].epoch, m->region,
+					 sl_ctld_split_child(&c->sm, m));
 			else
 				snprintf(why, sizeof(why), "node %u replaced node %u: every replica "
 					 "runs epoch %u", m->to, m->from, c->sm.regions[m->region].epoch);
@@ -621,6 +643,9 @@ static struct json_object *status_json(struct ctld *c)
 	CNT(moves_decommission);
 	CNT(moves_rebalance);
 	CNT(decommissions);
+	CNT(splits_asked);
+	CNT(splits_refused);
+	CNT(splits_proposed);
 #undef CNT
 	json_object_object_add(k, "log_torn_bytes_cut",
 			       json_object_new_int64((int64_t)c->log.torn_bytes));
@@ -856,6 +881,62 @@ static int ctl_set_protocol(struct ctld *c, struct json_object *args, struct jso
 	return 0;
 }
 
+/* split {region, at?}: the region's segment is sealed and the next is cut in two at hash
+ * `at` (default: the middle of its range), the upper half a new region; a move of kind
+ * split (`moves`). */
+static int ctl_split(struct ctld *c, struct json_object *args, struct json_object **result,
+		     const char **err_code, char *err_msg, size_t err_len)
+{
+	int rc = need_leader(c, err_code, err_msg, err_len);
+	if (rc != 0)
+		return rc;
+	uint64_t region = 0, at = 0;
+	struct json_object *a = NULL;
+	bool has_at = json_object_object_get_ex(args, "at", &a);
+	c->st.splits_asked++;
+	if (!c->sm.bootstrapped) {
+		c->st.splits_refused++;
+		CTL_ERR("unavailable", "the cluster is not bootstrapped yet; try again");
+	}
+	if (arg_uint(args, "region", 0, UINT32_MAX, &region) != 0 ||
+	    (has_at && (!json_object_is_type(a, json_type_string) ||
+			!sl_ctld_parse_hash(json_object_get_string(a), &at)))) {
+		c->st.splits_refused++;
+		CTL_ERR(SL_CTL_ERR_BAD_REQUEST, "split needs args.region (a number) and takes "
+			"args.at (a hash: \"0x\" and 16 hex digits, the first of the new region)");
+	}
+	char err[256];
+	rc = sl_ctld_check_split(&c->sm, region, at, has_at, &at, err, sizeof(err));
+	if (rc != 0) {
+		c->st.splits_refused++;
+		CTL_ERR(rc == -ENOENT ? SL_CTL_ERR_NOT_FOUND
+			: rc == -EINVAL ? SL_CTL_ERR_BAD_REQUEST
+					: "invalid",
+			"%s", err);
+	}
+	uint64_t id = next_move_id(c);
+	rc = propose(c, sl_ctld_cmd_split(id, (uint32_t)region, at, wall_ms()));
+	if (rc != 0) {
+		c->st.splits_refused++;
+		CTL_ERR("busy", "split: proposal refused: %s", strerror(-rc));
+	}
+	c->move_proposed_id = id;
+	c->move_proposed_ns = now_ns();
+	const struct sl_ctld_region *r = &c->sm.regions[region];
+	fprintf(stderr, "sluice-ctld: move %" PRIu64 ": region %" PRIu64 " [0x%016" PRIx64
+		", 0x%016" PRIx64 "] splits at 0x%016" PRIx64 "\n",
+		id, region, r->hash_lo, r->hash_hi, at);
+	char hex[24];
+	snprintf(hex, sizeof(hex), "0x%016" PRIx64, at);
+	struct json_object *o = json_object_new_object();
+	json_object_object_add(o, "move", json_object_new_int64((int64_t)id));
+	json_object_object_add(o, "region", json_object_new_int64((int64_t)region));
+	json_object_object_add(o, "at", json_object_new_string(hex));
+	json_object_object_add(o, "state", json_object_new_string("running"));
+	*result = o;
+	return 0;
+}
+
 /* move_replica {region, from, to}: the region's segment is sealed and the next runs on
  * its replicas with `from` replaced by `to`; a move of kind replica (`moves`). */
 static int ctl_move_replica(struct ctld *c, struct json_object *args, struct json_object **result,
@@ -961,6 +1042,8 @@ static int ctl_handler(void *arg, const char *cmd, struct json_object *args,
 		return ctl_drain(c, args, result, err_code, err_msg, err_len);
 	else if (strcmp(cmd, "move_replica") == 0)
 		return ctl_move_replica(c, args, result, err_code, err_msg, err_len);
+	else if (strcmp(cmd, "split") == 0)
+		return ctl_split(c, args, result, err_code, err_msg, err_len);
 	else if (strcmp(cmd, "decommission") == 0 || strcmp(cmd, "recommission") == 0)
 		return ctl_decommission(c, cmd[0] == 'd', args, result, err_code, err_msg,
 					err_len);
@@ -971,7 +1054,7 @@ static int ctl_handler(void *arg, const char *cmd, struct json_object *args,
 	else
 		CTL_ERR(SL_CTL_ERR_UNKNOWN_COMMAND,
 			"unknown command '%.64s' (sluice-ctld knows status, members, regions, "
-			"placement, moves, transfer_leader, set_protocol, move_replica, drain, "
+			"placement, moves, transfer_leader, set_protocol, move_replica, split, drain, "
 			"decommission, recommission, join, heartbeat)",
 			cmd);
 	return 0;

@@ -89,6 +89,12 @@ struct sl_ctld_region {
 	 * next_rf 0: the next segment keeps the replica set. */
 	uint32_t next_rf;
 	uint32_t next_replicas[SL_CTLD_MAX_RF];
+	/* A split (docs/cluster.md, "Splitting a region") is a switch to the same protocol
+	 * whose next segment is cut in two: split_at is the first hash of the new half while
+	 * it runs (0: none; never a valid cut, which lies above hash_lo). split_from is the
+	 * parent region's id + 1 for a region born of a split (0: from the bootstrap). */
+	uint64_t split_at;
+	uint32_t split_from;
 };
 
 enum sl_ctld_node_state { SL_CTLD_EXPECTED = 0, SL_CTLD_UP = 1, SL_CTLD_DOWN = 2 };
@@ -122,8 +128,11 @@ enum sl_ctld_move_kind {
 	SL_CTLD_MOVE_REPLICA = 4,      /* an operator's */
 	SL_CTLD_MOVE_DECOMMISSION = 5, /* ctld's own, off a decommissioning node */
 	SL_CTLD_MOVE_REBALANCE = 6,    /* ctld's own, to a node holding fewer replicas */
+	/* a split (split): from = to = 0, the protocol stays; the new half is the region
+	 * whose hash_lo is the move's split_at */
+	SL_CTLD_MOVE_SPLIT = 7,
 };
-/* A move that seals the region's segment (a protocol switch or a replica move). */
+/* A move that seals the region's segment (a protocol switch, a replica move or a split). */
 bool sl_ctld_move_is_switch(uint32_t kind);
 
 struct sl_ctld_move {
@@ -140,6 +149,7 @@ struct sl_ctld_move {
 	 * replica move (from, to: node ids) has from_protocol = to_protocol and its epoch */
 	char from_protocol[SL_CTLD_PROTO_MAX], to_protocol[SL_CTLD_PROTO_MAX];
 	uint32_t epoch;
+	uint64_t split_at; /* a split: the first hash of the new half (0 for other kinds) */
 };
 
 /* The replicated metadata: identical on every replica that applied the same prefix. */
@@ -217,10 +227,35 @@ struct json_object *sl_ctld_cmd_protocol_switched(uint32_t region, uint32_t epoc
  * in progress, standalone on a region with copies, not bootstrapped). */
 int sl_ctld_check_set_protocol(const struct sl_ctld_sm *sm, uint64_t region,
 			       const char *protocol, char *err, size_t err_len);
-/* A protocol switch of the region is in progress: its next protocol is set, or the move
- * that switched it still waits for the replicas to run the new segment. Leader moves
- * (operator, balance, drain) leave such a region alone. */
+/* A protocol switch of the region is in progress: its next protocol is set (a split
+ * pending too), or the move that switched it still waits for the replicas to run the new
+ * segment, or the region was born of a split whose move still waits so. Leader moves
+ * (operator, balance, drain), replica moves and splits leave such a region alone. */
 bool sl_ctld_switching(const struct sl_ctld_sm *sm, uint32_t region);
+
+/* Split, move id `id` (after the last one): the region's active segment is sealed (its
+ * next protocol is its protocol) and the next one is cut in two at hash `at` (split_at
+ * until the replicas sealed, then split_done). */
+struct json_object *sl_ctld_cmd_split(uint64_t id, uint32_t region, uint64_t at,
+				      uint64_t now_ms);
+/* Every replica applied the seal of the region's segment epoch - 1: the region keeps
+ * [hash_lo, at - 1] and region new_id (n_regions, a new one) takes [at, hash_hi], both at
+ * segment `epoch` under the same protocol and replicas. */
+struct json_object *sl_ctld_cmd_split_done(uint32_t region, uint32_t epoch, uint64_t at,
+					   uint32_t new_id, uint64_t now_ms);
+/* Checks what split would refuse; at (when has_at) is the first hash of the new half, else
+ * the middle of the range is (hash_lo + (hash_hi - hash_lo) / 2 + 1). 0 with *at_out set,
+ * or with err: -ENOENT (no such region), -EINVAL (at not in (hash_lo, hash_hi], or a
+ * range of one hash), -ENOSPC (SL_CTLD_MAX_REGIONS regions already), -EBUSY (not
+ * applicable now: not raft or standalone, a switch of the region or a replica move
+ * anywhere in progress, not bootstrapped). */
+int sl_ctld_check_split(const struct sl_ctld_sm *sm, uint64_t region, uint64_t at, bool has_at,
+			uint64_t *at_out, char *err, size_t err_len);
+/* A hash as the map writes it: "0x" and 16 hex digits. */
+bool sl_ctld_parse_hash(const char *s, uint64_t *out);
+/* The region a split move made (the one born at its split_at), or UINT32_MAX while the
+ * split is not done (or m is no split). */
+uint32_t sl_ctld_split_child(const struct sl_ctld_sm *sm, const struct sl_ctld_move *m);
 
 /* Replica move `id` (after the last one) of region from node `from` to node `to`, kind
  * SL_CTLD_MOVE_REPLICA, _DECOMMISSION or _REBALANCE: the region's segment is sealed and
@@ -295,11 +330,13 @@ uint32_t sl_ctld_observe(const struct sl_ctld_sm *sm, const struct sl_ctld_soft 
 /* The switch decisions the ctld leader runs (pure: map and heartbeats in, no clock of
  * their own). switch_ready: the region has a next protocol and every replica reported
  * within timeout_ns that it applied the seal of the region's epoch (propose
- * protocol_switched); for a replica move every replica but the one leaving, and a
- * majority of the old set (the leaving one may be dead). switch_done: the running move
- * `m` switched its region and every replica reports the new epoch, unsealed (end the move
- * done); for a replica move each has also applied up to the new segment's base (the
- * joiner installed its snapshot). When not, both write what they wait for to `waiting`
+ * protocol_switched, or split_done when a split is pending); for a replica move every
+ * replica but the one leaving, and a majority of the old set (the leaving one may be
+ * dead). switch_done: the running move `m` switched its region and every replica reports
+ * the new epoch, unsealed (end the move done); for a replica move each has also applied
+ * up to the new segment's base (the joiner installed its snapshot); for a split each
+ * reports both the region and the new one at the new epoch, unsealed (a node reports
+ * the new region once it has it). When not, both write what they wait for to `waiting`
  * ("node 3 has not applied the seal", "node 2 is down", "node 4 has not caught up"). */
 bool sl_ctld_switch_ready(const struct sl_ctld_sm *sm, const struct sl_ctld_soft *soft,
 			  uint32_t region, uint64_t now_ns, uint64_t timeout_ns, char *waiting,

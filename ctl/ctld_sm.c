@@ -163,18 +163,21 @@ static const char *move_kind_name(uint32_t kind)
 	       : kind == SL_CTLD_MOVE_REPLICA	   ? "replica"
 	       : kind == SL_CTLD_MOVE_DECOMMISSION ? "decommission"
 	       : kind == SL_CTLD_MOVE_REBALANCE	   ? "rebalance"
+	       : kind == SL_CTLD_MOVE_SPLIT	   ? "split"
 						   : "transfer-leader";
 }
 
 bool sl_ctld_move_is_switch(uint32_t kind)
 {
 	return kind == SL_CTLD_MOVE_PROTOCOL || kind == SL_CTLD_MOVE_REPLICA ||
-	       kind == SL_CTLD_MOVE_DECOMMISSION || kind == SL_CTLD_MOVE_REBALANCE;
+	       kind == SL_CTLD_MOVE_DECOMMISSION || kind == SL_CTLD_MOVE_REBALANCE ||
+	       kind == SL_CTLD_MOVE_SPLIT;
 }
 
 static bool replica_kind(uint32_t kind)
 {
-	return sl_ctld_move_is_switch(kind) && kind != SL_CTLD_MOVE_PROTOCOL;
+	return kind == SL_CTLD_MOVE_REPLICA || kind == SL_CTLD_MOVE_DECOMMISSION ||
+	       kind == SL_CTLD_MOVE_REBALANCE;
 }
 
 uint64_t sl_ctld_segment_base(uint32_t epoch) { return (uint64_t)epoch << 40; }
@@ -213,6 +216,31 @@ struct json_object *sl_ctld_cmd_protocol_switched(uint32_t region, uint32_t epoc
 	json_object_object_add(o, "region", json_object_new_int64(region));
 	json_object_object_add(o, "epoch", json_object_new_int64(epoch));
 	json_object_object_add(o, "protocol", json_object_new_string(protocol));
+	json_object_object_add(o, "at_ms", json_object_new_int64((int64_t)now_ms));
+	return o;
+}
+
+struct json_object *sl_ctld_cmd_split(uint64_t id, uint32_t region, uint64_t at,
+				      uint64_t now_ms)
+{
+	struct json_object *o = json_object_new_object();
+	json_object_object_add(o, "op", json_object_new_string("split"));
+	json_object_object_add(o, "id", json_object_new_int64((int64_t)id));
+	json_object_object_add(o, "region", json_object_new_int64(region));
+	json_object_object_add(o, "at", hex64(at));
+	json_object_object_add(o, "at_ms", json_object_new_int64((int64_t)now_ms));
+	return o;
+}
+
+struct json_object *sl_ctld_cmd_split_done(uint32_t region, uint32_t epoch, uint64_t at,
+					   uint32_t new_id, uint64_t now_ms)
+{
+	struct json_object *o = json_object_new_object();
+	json_object_object_add(o, "op", json_object_new_string("split_done"));
+	json_object_object_add(o, "region", json_object_new_int64(region));
+	json_object_object_add(o, "epoch", json_object_new_int64(epoch));
+	json_object_object_add(o, "at", hex64(at));
+	json_object_object_add(o, "new_region", json_object_new_int64(new_id));
 	json_object_object_add(o, "at_ms", json_object_new_int64((int64_t)now_ms));
 	return o;
 }
@@ -294,7 +322,7 @@ static const char *get_str(struct json_object *o, const char *key, size_t max_le
 	return json_object_get_string(v);
 }
 
-static bool parse_hex64(const char *s, uint64_t *out)
+bool sl_ctld_parse_hash(const char *s, uint64_t *out)
 {
 	if (s == NULL || strncmp(s, "0x", 2) != 0 || strlen(s) != 18)
 		return false;
@@ -315,8 +343,8 @@ static int apply_region(struct json_object *ro, uint32_t idx, uint32_t nodes,
 	const char *proto = get_str(ro, "protocol", SL_CTLD_PROTO_MAX - 1);
 	if (!json_object_is_type(ro, json_type_object) || !get_uint(ro, "id", idx, idx, &id))
 		REFUSE("bootstrap: region %u: missing or out of order", idx);
-	if (!parse_hex64(get_str(ro, "hash_lo", 18), &r->hash_lo) ||
-	    !parse_hex64(get_str(ro, "hash_hi", 18), &r->hash_hi) || r->hash_lo > r->hash_hi)
+	if (!sl_ctld_parse_hash(get_str(ro, "hash_lo", 18), &r->hash_lo) ||
+	    !sl_ctld_parse_hash(get_str(ro, "hash_hi", 18), &r->hash_hi) || r->hash_lo > r->hash_hi)
 		REFUSE("bootstrap: region %u: bad hash range", idx);
 	if (proto == NULL || sl_cons_find(proto) == NULL)
 		REFUSE("bootstrap: region %u: unknown protocol", idx);
@@ -536,10 +564,33 @@ static struct sl_ctld_move *switch_move(const struct sl_ctld_sm *sm, uint32_t re
 	return NULL;
 }
 
+uint32_t sl_ctld_split_child(const struct sl_ctld_sm *sm, const struct sl_ctld_move *m)
+{
+	if (m->kind != SL_CTLD_MOVE_SPLIT || m->split_at == 0)
+		return UINT32_MAX;
+	/* ranges are disjoint: only the new half starts at the cut */
+	for (uint32_t i = 0; i < sm->n_regions; i++)
+		if (sm->regions[i].split_from == m->region + 1 &&
+		    sm->regions[i].hash_lo == m->split_at)
+			return i;
+	return UINT32_MAX;
+}
+
+/* The region was born of a split whose move still runs (its nodes may not have it yet). */
+static bool split_child_waiting(const struct sl_ctld_sm *sm, uint32_t region)
+{
+	const struct sl_ctld_region *r = &sm->regions[region];
+	if (r->split_from == 0)
+		return false;
+	const struct sl_ctld_move *m = switch_move(sm, r->split_from - 1);
+	return m != NULL && m->kind == SL_CTLD_MOVE_SPLIT && m->split_at == r->hash_lo;
+}
+
 bool sl_ctld_switching(const struct sl_ctld_sm *sm, uint32_t region)
 {
 	return region < sm->n_regions &&
-	       (sm->regions[region].next_protocol[0] != '\0' || switch_move(sm, region) != NULL);
+	       (sm->regions[region].next_protocol[0] != '\0' || switch_move(sm, region) != NULL ||
+		split_child_waiting(sm, region));
 }
 
 bool sl_ctld_replica_move_running(const struct sl_ctld_sm *sm)
@@ -764,6 +815,9 @@ static int apply_protocol_switched(struct sl_ctld_sm *sm, struct json_object *cm
 		REFUSE("protocol_switched: region %" PRIu64 " is at epoch %u switching to '%s', "
 		       "not to %s at epoch %" PRIu64,
 		       region, r->epoch, r->next_protocol, proto, epoch);
+	if (r->split_at != 0)
+		REFUSE("protocol_switched: region %" PRIu64 " is being split (split_done ends it)",
+		       region);
 	memcpy(r->protocol, r->next_protocol, sizeof(r->protocol)); /* same size, NUL-ended */
 	r->next_protocol[0] = '\0';
 	r->epoch = (uint32_t)epoch;
@@ -782,6 +836,122 @@ static int apply_protocol_switched(struct sl_ctld_sm *sm, struct json_object *cm
 		if (r->observed != 0 && !is_replica(r, r->observed))
 			r->observed = 0;
 	}
+	sm->map_version++;
+	return 0;
+}
+
+int sl_ctld_check_split(const struct sl_ctld_sm *sm, uint64_t region, uint64_t at, bool has_at,
+			uint64_t *at_out, char *err, size_t err_len)
+{
+	if (!sm->bootstrapped)
+		BUSY("split: the cluster is not bootstrapped");
+	if (region >= sm->n_regions) {
+		snprintf(err, err_len, "split: no region %" PRIu64 " (ids are below %u)", region,
+			 sm->n_regions);
+		return -ENOENT;
+	}
+	const struct sl_ctld_region *r = &sm->regions[region];
+	/* a multileader region's writes land on every replica: no single sealed store to cut */
+	if (strcmp(r->protocol, "raft") != 0 && strcmp(r->protocol, "standalone") != 0)
+		BUSY("split: region %" PRIu64 " runs %s: switch it to raft first", region,
+		     r->protocol);
+	if (sl_ctld_switching(sm, (uint32_t)region))
+		BUSY("split: region %" PRIu64 " has a switch in progress (see moves)", region);
+	if (sl_ctld_replica_move_running(sm))
+		BUSY("split: a replica move is running (see moves); split once it ended");
+	if (sm->n_regions >= SL_CTLD_MAX_REGIONS) {
+		snprintf(err, err_len, "split: the map has %u regions, the most it holds",
+			 sm->n_regions);
+		return -ENOSPC;
+	}
+	if (r->hash_lo == r->hash_hi)
+		REFUSE("split: region %" PRIu64 " covers the single hash 0x%016" PRIx64
+		       ": nothing to cut",
+		       region, r->hash_lo);
+	if (!has_at)
+		at = r->hash_lo + (r->hash_hi - r->hash_lo) / 2 + 1;
+	if (at <= r->hash_lo || at > r->hash_hi)
+		REFUSE("split: at 0x%016" PRIx64 " is not inside region %" PRIu64 " (it must be "
+		       "above 0x%016" PRIx64 " and at most 0x%016" PRIx64 ")",
+		       at, region, r->hash_lo, r->hash_hi);
+	*at_out = at;
+	return 0;
+}
+
+/* An operator's split: a switch to the same protocol, recorded as a running move; the
+ * next protocol set makes the nodes seal the region's active segment, split_at says the
+ * next one is cut in two. */
+static int apply_split(struct sl_ctld_sm *sm, struct json_object *cmd, char *err,
+		       size_t err_len)
+{
+	uint64_t id = 0, region = 0, at = 0, at_ms = 0;
+	if (!get_uint(cmd, "id", 1, INT64_MAX, &id) ||
+	    !get_uint(cmd, "region", 0, UINT32_MAX, &region) ||
+	    !get_uint(cmd, "at_ms", 0, INT64_MAX, &at_ms) ||
+	    !sl_ctld_parse_hash(get_str(cmd, "at", 18), &at))
+		REFUSE("split: id, region and at_ms must be numbers, at a hash (0x and 16 hex "
+		       "digits)");
+	if (id <= sm->n_moves) /* as transfer_leader: a stale proposal */
+		REFUSE("split: move %" PRIu64 " is not after the last one (%" PRIu64 ")", id,
+		       sm->n_moves);
+	if (sl_ctld_check_split(sm, region, at, true, &at, err, err_len) != 0)
+		return -EINVAL;
+	struct sl_ctld_region *r = &sm->regions[region];
+	struct sl_ctld_move *m = &sm->moves[(id - 1) % SL_CTLD_MAX_MOVES];
+	memset(m, 0, sizeof(*m));
+	m->id = id;
+	m->kind = SL_CTLD_MOVE_SPLIT;
+	m->region = (uint32_t)region;
+	m->start_ms = at_ms;
+	m->state = SL_CTLD_MOVE_RUNNING;
+	memcpy(m->from_protocol, r->protocol, sizeof(m->from_protocol));
+	memcpy(m->to_protocol, r->protocol, sizeof(m->to_protocol));
+	m->epoch = r->epoch;
+	m->split_at = at;
+	sm->n_moves = id;
+	memcpy(r->next_protocol, r->protocol, sizeof(r->next_protocol));
+	r->split_at = at;
+	sm->map_version++;
+	return 0;
+}
+
+/* Every replica sealed the region's active segment: segment epoch + 1 runs in two
+ * regions, the region on [hash_lo, at - 1] and a new one (id n_regions) on [at, hash_hi],
+ * with the same protocol, replicas and preferred leader. */
+static int apply_split_done(struct sl_ctld_sm *sm, struct json_object *cmd, char *err,
+			    size_t err_len)
+{
+	uint64_t region = 0, epoch = 0, at = 0, new_id = 0, at_ms = 0;
+	if (!sm->bootstrapped || !get_uint(cmd, "region", 0, sm->n_regions - 1, &region))
+		REFUSE("split_done: region must be an id below %u", sm->n_regions);
+	if (!get_uint(cmd, "epoch", 1, UINT32_MAX, &epoch) ||
+	    !get_uint(cmd, "new_region", 0, UINT32_MAX, &new_id) ||
+	    !get_uint(cmd, "at_ms", 0, INT64_MAX, &at_ms) ||
+	    !sl_ctld_parse_hash(get_str(cmd, "at", 18), &at))
+		REFUSE("split_done: epoch, new_region and at_ms must be numbers, at a hash");
+	struct sl_ctld_region *r = &sm->regions[region];
+	if (r->split_at == 0 || r->split_at != at || epoch != (uint64_t)r->epoch + 1)
+		REFUSE("split_done: region %" PRIu64 " is at epoch %u splitting at 0x%016" PRIx64
+		       ", not at 0x%016" PRIx64 " into epoch %" PRIu64,
+		       region, r->epoch, r->split_at, at, epoch);
+	if (new_id != sm->n_regions || sm->n_regions >= SL_CTLD_MAX_REGIONS)
+		REFUSE("split_done: the new region must be %u (below %u), not %" PRIu64,
+		       sm->n_regions, SL_CTLD_MAX_REGIONS, new_id);
+	struct sl_ctld_region *n = &sm->regions[new_id];
+	memset(n, 0, sizeof(*n));
+	n->hash_lo = at;
+	n->hash_hi = r->hash_hi;
+	memcpy(n->protocol, r->protocol, sizeof(n->protocol));
+	n->rf = r->rf;
+	memcpy(n->replicas, r->replicas, sizeof(n->replicas));
+	n->leader = r->leader;
+	n->epoch = (uint32_t)epoch; /* its log starts at segment epoch, as the region's */
+	n->split_from = (uint32_t)region + 1;
+	sm->n_regions++;
+	r->hash_hi = at - 1;
+	r->epoch = (uint32_t)epoch;
+	r->next_protocol[0] = '\0';
+	r->split_at = 0;
 	sm->map_version++;
 	return 0;
 }
@@ -889,6 +1059,10 @@ int sl_ctld_sm_apply(struct sl_ctld_sm *sm, const uint8_t *data, uint32_t len, c
 		rc = apply_set_protocol(sm, cmd, err, err_len);
 	} else if (strcmp(op, "protocol_switched") == 0) {
 		rc = apply_protocol_switched(sm, cmd, err, err_len);
+	} else if (strcmp(op, "split") == 0) {
+		rc = apply_split(sm, cmd, err, err_len);
+	} else if (strcmp(op, "split_done") == 0) {
+		rc = apply_split_done(sm, cmd, err, err_len);
 	} else {
 		snprintf(err, err_len, "unknown op '%.32s'", op);
 	}
@@ -1139,8 +1313,8 @@ bool sl_ctld_switch_done(const struct sl_ctld_sm *sm, const struct sl_ctld_soft 
 		/* not switched yet: what the seal waits for */
 		char w[SL_CTLD_WHY_MAX];
 		if (sl_ctld_switch_ready(sm, soft, m->region, now_ns, timeout_ns, w, sizeof(w)))
-			snprintf(waiting, waiting_len, "every replica sealed epoch %u: switching",
-				 r->epoch);
+			snprintf(waiting, waiting_len, "every replica sealed epoch %u: %s",
+				 r->epoch, m->kind == SL_CTLD_MOVE_SPLIT ? "splitting" : "switching");
 		else
 			snprintf(waiting, waiting_len, "%s", w);
 		return false;
@@ -1148,8 +1322,22 @@ bool sl_ctld_switch_done(const struct sl_ctld_sm *sm, const struct sl_ctld_soft 
 	/* a replica move: the joiner installed the snapshot of the new segment's base */
 	uint32_t n_ok = 0;
 	uint64_t base = replica_kind(m->kind) ? sl_ctld_segment_base(r->epoch) : 0;
-	return replicas_at(sm, soft, m->region, r->epoch, false, 0, base, now_ns, timeout_ns,
-			   waiting, waiting_len, &n_ok);
+	bool ok = replicas_at(sm, soft, m->region, r->epoch, false, 0, base, now_ns, timeout_ns,
+			      waiting, waiting_len, &n_ok);
+	if (!ok || m->kind != SL_CTLD_MOVE_SPLIT)
+		return ok;
+	/* a split: the replicas run the new half too (a node reports it once it has it) */
+	uint32_t child = sl_ctld_split_child(sm, m);
+	char w[SL_CTLD_WHY_MAX];
+	if (child == UINT32_MAX) {
+		snprintf(waiting, waiting_len, "the new region is not in the map");
+		return false;
+	}
+	if (replicas_at(sm, soft, child, sm->regions[child].epoch, false, 0, 0, now_ns,
+			timeout_ns, w, sizeof(w), &n_ok))
+		return true;
+	snprintf(waiting, waiting_len, "new region %u: %s", child, w);
+	return false;
 }
 
 bool sl_ctld_replica_move_stuck(const struct sl_ctld_sm *sm, const struct sl_ctld_move *m,
@@ -1194,6 +1382,13 @@ struct json_object *sl_ctld_view_regions(const struct sl_ctld_sm *sm,
 		json_object_object_add(o, "next_replicas",
 				       r->next_rf ? id_array(r->next_replicas, r->next_rf) : NULL);
 		json_object_object_add(o, "preferred_leader", json_object_new_int64(r->leader));
+		/* a split pending (the first hash of the new half), and the region a split made
+		 * this one of: absent otherwise */
+		if (r->split_at != 0)
+			json_object_object_add(o, "split_at", hex64(r->split_at));
+		if (r->split_from != 0)
+			json_object_object_add(o, "split_from",
+					       json_object_new_int64(r->split_from - 1));
 		/* from the heartbeats when this is the leader, else as last written to the log */
 		struct sl_ctld_observed ob;
 		uint32_t reporting = soft != NULL
@@ -1269,12 +1464,18 @@ struct json_object *sl_ctld_view_moves(const struct sl_ctld_sm *sm,
 		json_object_object_add(o, "kind", json_object_new_string(move_kind_name(m->kind)));
 		json_object_object_add(o, "region", json_object_new_int64(m->region));
 		json_object_object_add(o, "from", m->from ? json_object_new_int64(m->from) : NULL);
-		bool proto = m->kind == SL_CTLD_MOVE_PROTOCOL, sw = sl_ctld_move_is_switch(m->kind);
+		bool proto = m->kind == SL_CTLD_MOVE_PROTOCOL || m->kind == SL_CTLD_MOVE_SPLIT,
+		     sw = sl_ctld_move_is_switch(m->kind);
 		json_object_object_add(o, "to", proto ? NULL : json_object_new_int64(m->to));
 		/* the segment a switch seals */
 		json_object_object_add(o, "epoch", sw ? json_object_new_int64(m->epoch) : NULL);
 		json_object_object_add(o, "from_protocol", str_or_null(m->from_protocol));
 		json_object_object_add(o, "to_protocol", str_or_null(m->to_protocol));
+		/* a split: the first hash of the new half, and the new region once it is made */
+		uint32_t child = sl_ctld_split_child(sm, m);
+		json_object_object_add(o, "split_at", m->split_at ? hex64(m->split_at) : NULL);
+		json_object_object_add(o, "new_region",
+				       child != UINT32_MAX ? json_object_new_int64(child) : NULL);
 		json_object_object_add(o, "state",
 				       json_object_new_string(sl_ctld_move_state_name(m->state)));
 		/* what a running switch waits for: the leader's heartbeats (none elsewhere) */

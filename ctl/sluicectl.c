@@ -497,7 +497,39 @@ static int cmd_region_move_replica(const struct opts *o, int argc, char **argv)
 	return call_and_render(o, "move_replica", args, render_status);
 }
 
-/* region transfer-leader R NODE | set-protocol R PROTOCOL | move-replica R FROM TO: moves
+/* region split R [--at 0xHASH]: sluice-ctld seals the region's active segment and the
+ * next is cut in two at HASH (default: the middle of its range), the upper half a new
+ * region (a move of kind split). */
+static int cmd_region_split(const struct opts *o, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+	    {"at", required_argument, NULL, 'a'},
+	    {NULL, 0, NULL, 0},
+	};
+	const char *at = NULL;
+	long long region = 0;
+	int c;
+	optind = 0; /* GNU: fully re-initialise for this sub-argv ("split" is its argv[0]) */
+	while ((c = getopt_long(argc - 1, argv + 1, ":", longopts, NULL)) != -1) {
+		if (c != 'a')
+			return option_error("region split", c, argv + 1);
+		/* the form the map writes: sluice-ctld checks it is inside the region */
+		if (strlen(optarg) != 18 || strncmp(optarg, "0x", 2) != 0 ||
+		    strspn(optarg + 2, "0123456789abcdefABCDEF") != 16)
+			return usage_error("region split: --at wants a hash, 0x and 16 hex digits");
+		at = optarg;
+	}
+	if (optind != argc - 2 || !parse_i64(argv[1 + optind], 0, UINT32_MAX, &region))
+		return usage_error("region split: expected REGION (a number) [--at 0xHASH]");
+	struct json_object *args = json_object_new_object();
+	json_object_object_add(args, "region", json_object_new_int64(region));
+	if (at != NULL)
+		json_object_object_add(args, "at", json_object_new_string(at));
+	return call_and_render(o, "split", args, render_status);
+}
+
+/* region transfer-leader R NODE | set-protocol R PROTOCOL | move-replica R FROM TO |
+ * split R [--at HASH]: moves
  * recorded by sluice-ctld; `moves` shows whether they are running, done or failed, and
  * why. */
 static int cmd_region(const struct opts *o, int argc, char **argv)
@@ -507,9 +539,12 @@ static int cmd_region(const struct opts *o, int argc, char **argv)
 		return cmd_region_set_protocol(o, argc, argv);
 	if (argc >= 2 && strcmp(argv[1], "move-replica") == 0)
 		return cmd_region_move_replica(o, argc, argv);
+	if (argc >= 2 && strcmp(argv[1], "split") == 0)
+		return cmd_region_split(o, argc, argv);
 	if (argc < 2 || strcmp(argv[1], "transfer-leader") != 0)
 		return usage_error("region: expected a subcommand: transfer-leader R NODE, "
-				   "set-protocol R PROTOCOL or move-replica R FROM TO");
+				   "set-protocol R PROTOCOL, move-replica R FROM TO or "
+				   "split R [--at 0xHASH]");
 	if (argc != 4 || !parse_i64(argv[2], 0, UINT32_MAX, &region) ||
 	    !parse_i64(argv[3], 1, UINT32_MAX, &node))
 		return usage_error("region transfer-leader: expected REGION NODE (numbers)");
@@ -1221,14 +1256,18 @@ static const struct command commands[] = {
      "sluice-ctld: per data node and core, the regions it replicates and leads"},
     {"region", cmd_region,
      "region transfer-leader REGION NODE | set-protocol REGION PROTOCOL |\n"
-     "         move-replica REGION FROM TO",
+     "         move-replica REGION FROM TO | split REGION [--at 0xHASH]",
      "sluice-ctld: transfer-leader makes NODE the region's preferred leader; its leader\n"
      "      hands over (a multileader region: its home moves). set-protocol switches the\n"
      "      region to PROTOCOL (standalone, raft, multileader) online: its replicas seal the\n"
      "      active segment, the next (epoch + 1) runs PROTOCOL. move-replica moves a raft\n"
      "      region's replica from node FROM (alive or dead) to node TO: the next segment\n"
-     "      runs on the new replica set, TO catches up by snapshot. All are recorded as\n"
-     "      moves: see `moves`"},
+     "      runs on the new replica set, TO catches up by snapshot. split cuts a raft or\n"
+     "      standalone region in two at hash 0xHASH (0x and 16 hex digits; default: the\n"
+     "      middle of its range): the replicas seal the active segment, the next (epoch\n"
+     "      + 1) runs in the region (below HASH) and a new region (HASH and above, same\n"
+     "      replicas; `regions` shows split_at while pending, split_from on the new one).\n"
+     "      All are recorded as moves: see `moves`"},
     {"node", cmd_node, "node drain|undrain|decommission|recommission NODE",
      "sluice-ctld: drain moves every leader off NODE (moves of kind drain, one after the\n"
      "      other) and none to it, e.g. before maintenance; undrain ends it (the balance\n"
@@ -1237,8 +1276,8 @@ static const struct command commands[] = {
      "      `members` shows draining, decommissioning, replicas and decommissioned"},
     {"moves", cmd_moves, "moves",
      "sluice-ctld: the last 64 moves: leader moves (region, from, to), protocol\n"
-     "      switches (from_protocol, to_protocol) and replica moves (from, to: nodes),\n"
-     "      while running what they wait for,\n"
+     "      switches (from_protocol, to_protocol), replica moves (from, to: nodes) and\n"
+     "      splits (split_at, new_region), while running what they wait for,\n"
      "      running/done/failed, how long, and why"},
     {"stats", cmd_stats, "stats", "counters per core and in total"},
     {"top", cmd_top, "top [--stats PATH] [--interval S] [--count N]",
