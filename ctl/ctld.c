@@ -827,6 +827,13 @@ static int ctl_transfer_leader(struct ctld *c, struct json_object *args,
 	return 0;
 }
 
+/* The error code of a refused check (sl_ctld_check_*): no such region, a bad argument, or
+ * not applicable now (busy, or the map is full). */
+static const char *check_code(int rc)
+{
+	return rc == -ENOENT ? SL_CTL_ERR_NOT_FOUND : rc == -EINVAL ? SL_CTL_ERR_BAD_REQUEST : "invalid";
+}
+
 /* set_protocol {region, protocol}: the region's active segment is sealed and the next
  * runs `protocol`; recorded as a move of kind protocol (`moves` shows what it waits for). */
 static int ctl_set_protocol(struct ctld *c, struct json_object *args, struct json_object **result,
@@ -854,10 +861,7 @@ static int ctl_set_protocol(struct ctld *c, struct json_object *args, struct jso
 	rc = sl_ctld_check_set_protocol(&c->sm, region, proto, err, sizeof(err));
 	if (rc != 0) {
 		c->st.switches_refused++;
-		CTL_ERR(rc == -ENOENT ? SL_CTL_ERR_NOT_FOUND
-			: rc == -EINVAL ? SL_CTL_ERR_BAD_REQUEST
-					: "invalid",
-			"%s", err);
+		CTL_ERR(check_code(rc), "%s", err);
 	}
 	char from[SL_CTLD_PROTO_MAX];
 	snprintf(from, sizeof(from), "%s", c->sm.regions[region].protocol);
@@ -909,10 +913,7 @@ static int ctl_split(struct ctld *c, struct json_object *args, struct json_objec
 	rc = sl_ctld_check_split(&c->sm, region, at, has_at, &at, err, sizeof(err));
 	if (rc != 0) {
 		c->st.splits_refused++;
-		CTL_ERR(rc == -ENOENT ? SL_CTL_ERR_NOT_FOUND
-			: rc == -EINVAL ? SL_CTL_ERR_BAD_REQUEST
-					: "invalid",
-			"%s", err);
+		CTL_ERR(check_code(rc), "%s", err);
 	}
 	uint64_t id = next_move_id(c);
 	rc = propose(c, sl_ctld_cmd_split(id, (uint32_t)region, at, wall_ms()));
@@ -958,10 +959,7 @@ static int ctl_move_replica(struct ctld *c, struct json_object *args, struct jso
 	rc = sl_ctld_check_move_replica(&c->sm, region, from, to, err, sizeof(err));
 	if (rc != 0) {
 		c->st.replica_moves_refused++;
-		CTL_ERR(rc == -ENOENT ? SL_CTL_ERR_NOT_FOUND
-			: rc == -EINVAL ? SL_CTL_ERR_BAD_REQUEST
-					: "invalid",
-			"%s", err);
+		CTL_ERR(check_code(rc), "%s", err);
 	}
 	uint64_t id = next_move_id(c);
 	rc = propose(c, sl_ctld_cmd_move_replica(id, (uint32_t)region, (uint32_t)from,
