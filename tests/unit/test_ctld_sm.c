@@ -1536,6 +1536,391 @@ static void test_conf_file(void **state)
 	assert_int_equal(sl_ctld_conf_load(&c, path, err, sizeof(err)), -ENOENT);
 }
 
+/* ---------------------------------------------------------------- splits */
+
+/* One heartbeat of `node` reporting `region` at `epoch` (sealed or not) and, unless child
+ * is UINT32_MAX, the split's new region `child` at the same epoch, unsealed. */
+static void hb_split(uint32_t node, uint32_t region, uint32_t child, uint32_t epoch,
+		     bool sealed, uint64_t now_ns)
+{
+	char text[512], row[240], err[256];
+	const char *fmt = "{\"id\":%u,\"role\":\"follower\",\"leader\":null,\"term\":2,"
+			  "\"commit_index\":9,\"applied_index\":9,\"epoch\":%u,\"sealed\":%s}";
+	snprintf(text, sizeof(text), "[");
+	snprintf(row, sizeof(row), fmt, region, epoch, sealed ? "true" : "false");
+	strcat(text, row);
+	if (child != UINT32_MAX) {
+		snprintf(row, sizeof(row), fmt, child, epoch, "false");
+		strcat(text, ",");
+		strcat(text, row);
+	}
+	strcat(text, "]");
+	struct json_object *o = hb_regions(text);
+	assert_int_equal(sl_ctld_soft_heartbeat(&soft, &sm, node, o, now_ns, err, sizeof(err)), 0);
+	json_object_put(o);
+}
+
+/* The value of `key` of region `id` in the regions view (NULL: absent). */
+static struct json_object *region_field(struct json_object *rv, uint32_t id, const char *key)
+{
+	struct json_object *arr = NULL, *v = NULL;
+	assert_true(json_object_object_get_ex(rv, "regions", &arr));
+	struct json_object *o = json_object_array_get_idx(arr, id);
+	assert_int_equal(json_object_get_int64(json_object_object_get(o, "id")), id);
+	return json_object_object_get_ex(o, key, &v) ? v : NULL;
+}
+
+/* Split and split_done of `region` at `at` (the leader's steps, heartbeats aside), then
+ * the move's end; returns the new region's id. */
+static uint32_t split_region(uint32_t region, uint64_t at)
+{
+	uint64_t id = sm.n_moves + 1;
+	uint32_t n = sm.n_regions, epoch = sm.regions[region].epoch;
+	assert_int_equal(apply_obj(sl_ctld_cmd_split(id, region, at, 100)), 0);
+	assert_int_equal(apply_obj(sl_ctld_cmd_split_done(region, epoch + 1, at, n, 200)), 0);
+	assert_int_equal(apply_obj(sl_ctld_cmd_move_end(id, true, "split", 300)), 0);
+	assert_int_equal(sm.n_regions, n + 1);
+	return n;
+}
+
+/* A split as the ctld leader drives it: sealed, split_done makes the new region, the move
+ * is done once every replica runs both at the new epoch; a second split of the new region;
+ * replaying the log on a fresh machine gives the same state. */
+static void test_split_flow(void **state)
+{
+	(void)state;
+	const uint64_t s = 1000000000ull, timeout = 3 * s;
+	char err[256], w[SL_CTLD_WHY_MAX];
+	n_rec = 0;
+	recording = true;
+	bootstrap(3, 2, 3);
+	memset(&soft, 0, sizeof(soft));
+	for (uint32_t n = 1; n <= 3; n++)
+		assert_int_equal(apply_obj(sl_ctld_cmd_join(n, "a", 2)), 0);
+	const struct sl_ctld_region old = sm.regions[0];
+	assert_int_equal(old.hash_lo, 0);
+	assert_int_equal(old.hash_hi, 0x7fffffffffffffffull);
+	/* the default cut: the middle of the range */
+	uint64_t at = 0;
+	assert_int_equal(sl_ctld_check_split(&sm, 0, 0, false, &at, err, sizeof(err)), 0);
+	assert_int_equal(at, 0x4000000000000000ull);
+	uint64_t v = sm.map_version;
+	assert_int_equal(apply_obj(sl_ctld_cmd_split(1, 0, at, 10)), 0);
+	const struct sl_ctld_region *r = &sm.regions[0];
+	assert_string_equal(r->next_protocol, "raft"); /* what makes the nodes seal */
+	assert_int_equal(r->split_at, at);
+	assert_int_equal(r->hash_hi, old.hash_hi); /* until split_done */
+	assert_int_equal(sm.n_regions, 2);
+	assert_int_equal(sm.map_version, v + 1);
+	const struct sl_ctld_move *m = sl_ctld_move_get(&sm, 1);
+	assert_non_null(m);
+	assert_int_equal(m->kind, SL_CTLD_MOVE_SPLIT);
+	assert_true(sl_ctld_move_is_switch(m->kind));
+	assert_int_equal(m->state, SL_CTLD_MOVE_RUNNING);
+	assert_int_equal(m->from, 0);
+	assert_int_equal(m->to, 0);
+	assert_string_equal(m->from_protocol, "raft");
+	assert_string_equal(m->to_protocol, "raft");
+	assert_int_equal(m->epoch, 0);
+	assert_int_equal(m->split_at, at);
+	assert_true(sl_ctld_switching(&sm, 0));
+	assert_false(sl_ctld_switching(&sm, 1));
+	assert_false(sl_ctld_replica_move_running(&sm));
+	assert_int_equal(sl_ctld_split_child(&sm, m), UINT32_MAX);
+	/* the map the nodes read: split_at while pending, absent elsewhere */
+	struct json_object *rv = sl_ctld_view_regions(&sm, NULL, 0, 1);
+	assert_string_equal(json_object_get_string(region_field(rv, 0, "split_at")),
+			    "0x4000000000000000");
+	assert_string_equal(json_object_get_string(region_field(rv, 0, "next_protocol")), "raft");
+	assert_null(region_field(rv, 1, "split_at"));
+	assert_null(region_field(rv, 0, "split_from"));
+	json_object_put(rv);
+
+	/* nothing else applies meanwhile: not a protocol switch, not a split_done that does
+	 * not match (epoch, at, new id); not recorded (the replay applies what committed) */
+	recording = false;
+	snapshot_state();
+	uint64_t refused = sm.refused;
+	assert_int_equal(apply_obj(sl_ctld_cmd_protocol_switched(0, 1, "raft", 20)), -EINVAL);
+	assert_int_equal(apply_obj(sl_ctld_cmd_split_done(0, 2, at, 2, 20)), -EINVAL);
+	assert_int_equal(apply_obj(sl_ctld_cmd_split_done(0, 0, at, 2, 20)), -EINVAL);
+	assert_int_equal(apply_obj(sl_ctld_cmd_split_done(0, 1, at + 1, 2, 20)), -EINVAL);
+	assert_int_equal(apply_obj(sl_ctld_cmd_split_done(0, 1, at, 3, 20)), -EINVAL);
+	assert_int_equal(apply_obj(sl_ctld_cmd_split_done(0, 1, at, 1, 20)), -EINVAL);
+	assert_int_equal(apply_obj(sl_ctld_cmd_split_done(1, 1, at, 2, 20)), -EINVAL);
+	assert_int_equal(apply_obj(sl_ctld_cmd_split(2, 0, at, 20)), -EINVAL); /* pending */
+	assert_int_equal(sl_ctld_check_split(&sm, 0, at, true, &at, err, sizeof(err)), -EBUSY);
+	assert_non_null(strstr(err, "switch in progress"));
+	assert_int_equal(apply_obj(sl_ctld_cmd_set_protocol(2, 0, "multileader", 20)), -EINVAL);
+	assert_unchanged();
+	assert_int_equal(sm.refused, refused + 9);
+	recording = true;
+
+	/* the seal: ready once every replica applied it */
+	for (uint32_t n = 1; n <= 3; n++)
+		hb_split(n, 0, UINT32_MAX, 0, n != 3, 1 * s);
+	assert_false(sl_ctld_switch_ready(&sm, &soft, 0, 1 * s, timeout, w, sizeof(w)));
+	assert_string_equal(w, "node 3 has not applied the seal");
+	hb_split(3, 0, UINT32_MAX, 0, true, 1 * s);
+	assert_true(sl_ctld_switch_ready(&sm, &soft, 0, 1 * s, timeout, w, sizeof(w)));
+	assert_false(sl_ctld_switch_done(&sm, &soft, m, 1 * s, timeout, w, sizeof(w)));
+	assert_string_equal(w, "every replica sealed epoch 0: splitting");
+
+	v = sm.map_version;
+	assert_int_equal(apply_obj(sl_ctld_cmd_split_done(0, 1, at, 2, 30)), 0);
+	assert_int_equal(sm.n_regions, 3);
+	assert_int_equal(sm.map_version, v + 1);
+	const struct sl_ctld_region *nr = &sm.regions[2];
+	/* contiguous, covering exactly the old range */
+	assert_int_equal(r->hash_lo, old.hash_lo);
+	assert_int_equal(r->hash_hi, at - 1);
+	assert_int_equal(nr->hash_lo, r->hash_hi + 1);
+	assert_int_equal(nr->hash_hi, old.hash_hi);
+	assert_int_equal(r->epoch, 1);
+	assert_int_equal(nr->epoch, 1);
+	assert_string_equal(r->next_protocol, "");
+	assert_string_equal(nr->next_protocol, "");
+	assert_int_equal(r->split_at, 0);
+	assert_int_equal(nr->split_at, 0);
+	assert_int_equal(r->split_from, 0);
+	assert_int_equal(nr->split_from, 1); /* region 0, + 1 */
+	assert_string_equal(nr->protocol, old.protocol);
+	assert_int_equal(nr->rf, old.rf);
+	assert_memory_equal(nr->replicas, old.replicas, sizeof(old.replicas));
+	assert_int_equal(nr->leader, old.leader);
+	assert_int_equal(nr->next_rf, 0);
+	assert_int_equal(sl_ctld_split_child(&sm, m), 2);
+	/* both stay out of other moves until every replica runs both */
+	assert_true(sl_ctld_switching(&sm, 0));
+	assert_true(sl_ctld_switching(&sm, 2));
+	assert_false(sl_ctld_switching(&sm, 1));
+	recording = false;
+	assert_int_equal(apply_obj(sl_ctld_cmd_split_done(0, 2, at, 3, 40)), -EINVAL); /* again */
+	recording = true;
+	rv = sl_ctld_view_regions(&sm, NULL, 0, 1);
+	assert_null(region_field(rv, 0, "split_at"));
+	assert_int_equal(json_object_get_int64(region_field(rv, 2, "split_from")), 0);
+	assert_string_equal(json_object_get_string(region_field(rv, 2, "hash_lo")),
+			    "0x4000000000000000");
+	assert_string_equal(json_object_get_string(region_field(rv, 0, "hash_hi")),
+			    "0x3fffffffffffffff");
+	assert_int_equal(json_object_get_int64(region_field(rv, 2, "epoch")), 1);
+	json_object_put(rv);
+
+	/* done once every replica reports both at epoch 1, unsealed */
+	for (uint32_t n = 1; n <= 3; n++)
+		hb_split(n, 0, UINT32_MAX, 1, false, 2 * s);
+	assert_false(sl_ctld_switch_done(&sm, &soft, m, 2 * s, timeout, w, sizeof(w)));
+	assert_string_equal(w, "new region 2: node 1 does not report the region; node 2 does not "
+			       "report the region; node 3 does not report the region");
+	hb_split(1, 0, 2, 1, false, 2 * s);
+	hb_split(2, 0, 2, 1, false, 2 * s);
+	assert_false(sl_ctld_switch_done(&sm, &soft, m, 2 * s, timeout, w, sizeof(w)));
+	assert_string_equal(w, "new region 2: node 3 does not report the region");
+	hb_split(3, 0, 2, 0, false, 2 * s); /* an old row of region 0 */
+	assert_false(sl_ctld_switch_done(&sm, &soft, m, 2 * s, timeout, w, sizeof(w)));
+	assert_string_equal(w, "node 3 has not switched");
+	hb_split(3, 0, 2, 1, false, 2 * s);
+	assert_true(sl_ctld_switch_done(&sm, &soft, m, 2 * s, timeout, w, sizeof(w)));
+	struct json_object *mv = sl_ctld_view_moves(&sm, &soft, 2 * s, timeout);
+	assert_string_equal(move_field(mv, 1, "kind"), "split");
+	assert_string_equal(move_field(mv, 1, "split_at"), "0x4000000000000000");
+	assert_string_equal(move_field(mv, 1, "new_region"), "2");
+	assert_null(move_field(mv, 1, "to"));
+	json_object_put(mv);
+	assert_int_equal(apply_obj(sl_ctld_cmd_move_end(1, true, "split", 50)), 0);
+	assert_false(sl_ctld_switching(&sm, 0));
+	assert_false(sl_ctld_switching(&sm, 2));
+
+	/* the new region splits in turn (default cut), and so does region 0 again: the id
+	 * order of ranges is no longer the hash order */
+	uint64_t at2 = 0;
+	assert_int_equal(sl_ctld_check_split(&sm, 2, 0, false, &at2, err, sizeof(err)), 0);
+	assert_int_equal(at2, 0x6000000000000000ull);
+	assert_int_equal(split_region(2, at2), 3);
+	assert_int_equal(sm.regions[2].hash_hi, at2 - 1);
+	assert_int_equal(sm.regions[3].hash_lo, at2);
+	assert_int_equal(sm.regions[3].hash_hi, old.hash_hi);
+	assert_int_equal(sm.regions[3].split_from, 3); /* region 2, + 1 */
+	assert_int_equal(sm.regions[3].epoch, 2);
+	assert_int_equal(sm.regions[2].epoch, 2);
+	assert_int_equal(split_region(0, 0x100), 4);
+	assert_int_equal(sm.regions[4].hash_lo, 0x100);
+	assert_int_equal(sm.regions[4].hash_hi, at - 1);
+	assert_int_equal(sm.regions[4].split_from, 1);
+	/* the five ranges still cover the hash space once each */
+	uint64_t covered = 0;
+	for (uint32_t i = 0; i < sm.n_regions; i++) {
+		covered += sm.regions[i].hash_hi - sm.regions[i].hash_lo + 1;
+		for (uint32_t j = 0; j < sm.n_regions; j++)
+			assert_true(i == j || sm.regions[i].hash_hi < sm.regions[j].hash_lo ||
+				    sm.regions[j].hash_hi < sm.regions[i].hash_lo);
+	}
+	assert_int_equal(covered, 0); /* 2^64, wrapped */
+	/* the new regions are placed and counted like any other */
+	struct json_object *pl = sl_ctld_view_placement(&sm), *arr = NULL;
+	assert_true(json_object_object_get_ex(pl, "placement", &arr));
+	uint32_t rows = 0;
+	for (size_t i = 0; i < json_object_array_length(arr); i++)
+		rows += (uint32_t)json_object_array_length(
+		    json_object_object_get(json_object_array_get_idx(arr, i), "replicas"));
+	assert_int_equal(rows, 5 * 3);
+	json_object_put(pl);
+	for (uint32_t n = 1; n <= 3; n++)
+		assert_int_equal(sl_ctld_node_replicas(&sm, n), 5);
+
+	/* two replicas applying the same commands end identical (the refused ones counted
+	 * aside) */
+	replay_recorded();
+	before.applied = before.refused = 0;
+	sm.applied = sm.refused = 0;
+	assert_memory_equal(&sm, &before, sizeof(sm));
+}
+
+/* What split refuses, with the error kind the ctl command answers; a refused command
+ * leaves the state unchanged and is counted. */
+static void split_refused(uint32_t region, uint64_t at, bool has_at, int rc, const char *why)
+{
+	char err[256] = "";
+	uint64_t out = 0;
+	assert_int_equal(sl_ctld_check_split(&sm, region, at, has_at, &out, err, sizeof(err)), rc);
+	if (strstr(err, why) == NULL)
+		fail_msg("'%s' does not say '%s'", err, why);
+	if (!has_at)
+		return;
+	snapshot_state();
+	uint64_t refused = sm.refused;
+	assert_int_equal(apply_obj(sl_ctld_cmd_split(sm.n_moves + 1, region, at, 10)), -EINVAL);
+	assert_unchanged();
+	assert_int_equal(sm.refused, refused + 1);
+}
+
+static void test_split_refused(void **state)
+{
+	(void)state;
+	char err[256];
+	sl_ctld_sm_init(&sm);
+	split_refused(0, 5, true, -EBUSY, "not bootstrapped");
+	struct sl_ctld_cluster c = cluster(3, 4, 3);
+	snprintf(c.region_protocol[2], sizeof(c.region_protocol[2]), "standalone");
+	snprintf(c.region_protocol[3], sizeof(c.region_protocol[3]), "multileader");
+	bootstrap_cluster(&c);
+	for (uint32_t n = 1; n <= 3; n++)
+		assert_int_equal(apply_obj(sl_ctld_cmd_join(n, "a", 2)), 0);
+	const struct sl_ctld_region *r0 = &sm.regions[0];
+	split_refused(9, 5, true, -ENOENT, "no region 9");
+	split_refused(3, 0, false, -EBUSY, "switch it to raft first");
+	split_refused(3, sm.regions[3].hash_lo + 1, true, -EBUSY, "runs multileader");
+	split_refused(0, r0->hash_lo, true, -EINVAL, "not inside region 0");
+	split_refused(0, r0->hash_hi + 1, true, -EINVAL, "not inside region 0");
+	split_refused(1, r0->hash_hi, true, -EINVAL, "not inside region 1");
+	uint64_t out = 0;
+	assert_int_equal(sl_ctld_check_split(&sm, 2, 0, false, &out, err, sizeof(err)), 0);
+	/* malformed and stale commands */
+	snapshot_state();
+	static const char *const bad[] = {
+	    "{\"op\":\"split\",\"id\":1,\"region\":0,\"at_ms\":5}",
+	    "{\"op\":\"split\",\"id\":1,\"region\":0,\"at\":12,\"at_ms\":5}",
+	    "{\"op\":\"split\",\"id\":1,\"region\":0,\"at\":\"0x10\",\"at_ms\":5}",
+	    "{\"op\":\"split\",\"id\":1,\"region\":0,\"at\":\"0x000000000000010g\",\"at_ms\":5}",
+	    "{\"op\":\"split\",\"id\":0,\"region\":0,\"at\":\"0x0000000000000010\",\"at_ms\":5}",
+	    "{\"op\":\"split\",\"id\":1,\"region\":-1,\"at\":\"0x0000000000000010\",\"at_ms\":5}",
+	    "{\"op\":\"split_done\",\"region\":0,\"epoch\":1,\"at\":\"0x0000000000000010\","
+	    "\"new_region\":4,\"at_ms\":5}", /* none pending */
+	    "{\"op\":\"split_done\",\"region\":0,\"epoch\":1,\"at\":\"0x0000000000000010\","
+	    "\"at_ms\":5}",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(apply_text(bad[i]), -EINVAL);
+	assert_unchanged();
+	/* a cut at the last hash leaves a new region of one hash: it cannot split again */
+	uint32_t n = split_region(0, r0->hash_hi);
+	assert_int_equal(sm.regions[n].hash_lo, sm.regions[n].hash_hi);
+	split_refused(n, 0, false, -EINVAL, "single hash");
+	split_refused(n, sm.regions[n].hash_lo, true, -EINVAL, "single hash");
+	/* not during another switch of the region, nor while a replica move runs anywhere */
+	assert_int_equal(apply_obj(sl_ctld_cmd_set_protocol(sm.n_moves + 1, 1, "multileader", 20)),
+			 0);
+	split_refused(1, sm.regions[1].hash_hi, true, -EBUSY, "switch in progress");
+	struct sl_ctld_cluster c4 = cluster(4, 2, 3);
+	bootstrap_cluster(&c4);
+	for (uint32_t k = 1; k <= 4; k++)
+		assert_int_equal(apply_obj(sl_ctld_cmd_join(k, "a", 2)), 0);
+	uint32_t from = sm.regions[0].replicas[0], to = 0;
+	for (uint32_t k = 1; k <= 4 && to == 0; k++)
+		if (!(sm.regions[0].replicas[0] == k || sm.regions[0].replicas[1] == k ||
+		      sm.regions[0].replicas[2] == k))
+			to = k;
+	assert_int_equal(apply_obj(sl_ctld_cmd_move_replica(1, 0, from, to, SL_CTLD_MOVE_REPLICA,
+							    30)),
+			 0);
+	split_refused(1, sm.regions[1].hash_hi, true, -EBUSY, "replica move is running");
+	/* a full map takes no new region */
+	bootstrap(3, SL_CTLD_MAX_REGIONS, 3);
+	split_refused(0, sm.regions[0].hash_hi, true, -ENOSPC, "the most it holds");
+}
+
+/* Leader balance, rebalance and decommission leave a region with a split pending alone;
+ * the new region takes part once the split's move is done. */
+static void test_split_balance(void **state)
+{
+	(void)state;
+	uint32_t region = 0, from = 0, to = 0;
+	struct sl_ctld_cluster c = cluster(4, 6, 3);
+	c.initial_nodes = 3; /* node 4 holds nothing: the rebalance has work */
+	bootstrap_cluster(&c);
+	for (uint32_t n = 1; n <= 4; n++)
+		assert_int_equal(apply_obj(sl_ctld_cmd_join(n, "a", 2)), 0);
+	/* the rebalance's first pick (lowest id) and a drain's are region 0 until it splits */
+	assert_int_equal(sl_ctld_rebalance_next(&sm, 0, &region, &from, &to), 1);
+	assert_int_equal(region, 0);
+	uint32_t lead = sm.regions[0].leader;
+	assert_int_equal(apply_obj(sl_ctld_cmd_drain(lead, true)), 0);
+	assert_int_equal(sl_ctld_balance_next(&sm, 0, &region, &to), SL_CTLD_MOVE_DRAIN + 1);
+	assert_int_equal(region, 0);
+	uint64_t at = sm.regions[0].hash_hi;
+	assert_int_equal(apply_obj(sl_ctld_cmd_split(sm.n_moves + 1, 0, at, 10)), 0);
+	uint64_t split_id = sm.n_moves;
+	for (uint32_t k = 0; k < 40 && sl_ctld_balance_next(&sm, 0, &region, &to) > 0; k++) {
+		assert_int_not_equal(region, 0);
+		assert_int_equal(apply_obj(sl_ctld_cmd_balance(sm.n_moves + 1, region, to, 0, 0,
+							       SL_CTLD_MOVE_DRAIN)),
+				 0);
+	}
+	assert_int_equal(sm.regions[0].leader, lead); /* it stays while the split runs */
+	assert_int_equal(sl_ctld_rebalance_next(&sm, 0, &region, &from, &to), 1);
+	assert_int_not_equal(region, 0);
+	assert_int_equal(apply_obj(sl_ctld_cmd_decommission(lead, true)), 0);
+	char blocked[SL_CTLD_WHY_MAX];
+	assert_int_equal(sl_ctld_decommission_next(&sm, &region, &from, &to, blocked,
+						   sizeof(blocked)),
+			 1);
+	assert_int_not_equal(region, 0);
+	assert_int_equal(apply_obj(sl_ctld_cmd_decommission(lead, false)), 0);
+	/* split done, its move still running: neither half moves */
+	assert_int_equal(apply_obj(sl_ctld_cmd_split_done(0, 1, at, 6, 20)), 0);
+	int next = sl_ctld_balance_next(&sm, 0, &region, &to);
+	assert_true(next == 0 || (region != 0 && region != 6));
+	uint32_t other = sm.regions[6].replicas[0] != lead ? sm.regions[6].replicas[0]
+							   : sm.regions[6].replicas[1];
+	assert_int_equal(sl_ctld_check_transfer(&sm, 6, other, blocked, sizeof(blocked)), -EINVAL);
+	assert_non_null(strstr(blocked, "switch"));
+	assert_int_equal(apply_obj(sl_ctld_cmd_move_end(split_id, true, "split", 30)), 0);
+	/* then both are drained like the others */
+	uint32_t k = 0;
+	bool saw0 = false, saw6 = false;
+	while (k < 40 && sl_ctld_balance_next(&sm, 0, &region, &to) == SL_CTLD_MOVE_DRAIN + 1) {
+		saw0 = saw0 || region == 0;
+		saw6 = saw6 || region == 6;
+		assert_int_equal(apply_obj(sl_ctld_cmd_balance(sm.n_moves + 1, region, to, 0, 0,
+							       SL_CTLD_MOVE_DRAIN)),
+				 0);
+		k++;
+	}
+	assert_true(saw0 && saw6);
+	assert_int_not_equal(sm.regions[6].leader, lead);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1550,6 +1935,8 @@ int main(void)
 	    cmocka_unit_test(test_move_replica_refused), cmocka_unit_test(test_replica_move_flow),
 	    cmocka_unit_test(test_decommission),      cmocka_unit_test(test_rebalance),
 	    cmocka_unit_test(test_initial_nodes),     cmocka_unit_test(test_replica_move_majority),
+	    cmocka_unit_test(test_split_flow),        cmocka_unit_test(test_split_refused),
+	    cmocka_unit_test(test_split_balance),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
