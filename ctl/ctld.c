@@ -405,8 +405,8 @@ static void switch_duties(struct ctld *c, uint64_t now, uint64_t timeout)
 			new_ids++;
 			c->st.splits_proposed++;
 			fprintf(stderr, "sluice-ctld: region %u: every replica sealed epoch %u; epoch "
-				"%u runs in region %u (from 0x%016" PRIx64 ") and new region %u\n", r,
-				reg->epoch, reg->epoch + 1, r, reg->hash_lo, new_id);
+				"%u is split at 0x%016" PRIx64 ": region %u below, new region %u from "
+				"there\n", r, reg->epoch, reg->epoch + 1, reg->split_at, r, new_id);
 			continue;
 		}
 		if (propose(c, sl_ctld_cmd_protocol_switched(r, reg->epoch + 1, reg->next_protocol,
