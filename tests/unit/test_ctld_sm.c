@@ -1,6 +1,7 @@
 /* test_ctld_sm.c - cmocka tests of sluice-ctld's metadata state machine (bootstrap
- * placement, join, node up/down, leader moves, protocol switches, refused commands leave
- * the state unchanged), the heartbeat soft state and views, and the ctld config parser. */
+ * placement, join, node up/down, leader moves, protocol switches, replica moves, splits,
+ * refused commands leave the state unchanged), the heartbeat soft state and views, and the
+ * ctld config parser. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
