@@ -92,9 +92,12 @@ struct sl_ctld_region {
 	/* A split (docs/cluster.md, "Splitting a region") is a switch to the same protocol
 	 * whose next segment is cut in two: split_at is the first hash of the new half while
 	 * it runs (0: none; never a valid cut, which lies above hash_lo). split_from is the
-	 * parent region's id + 1 for a region born of a split (0: from the bootstrap). */
+	 * parent region's id + 1 for a region born of a split (0: from the bootstrap), and
+	 * split_epoch the segment both started at (a data node whose parent replica has not
+	 * reached it yet makes the region when it does). */
 	uint64_t split_at;
 	uint32_t split_from;
+	uint32_t split_epoch;
 };
 
 enum sl_ctld_node_state { SL_CTLD_EXPECTED = 0, SL_CTLD_UP = 1, SL_CTLD_DOWN = 2 };

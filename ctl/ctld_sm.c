@@ -947,6 +947,7 @@ static int apply_split_done(struct sl_ctld_sm *sm, struct json_object *cmd, char
 	n->leader = r->leader;
 	n->epoch = (uint32_t)epoch; /* its log starts at segment epoch, as the region's */
 	n->split_from = (uint32_t)region + 1;
+	n->split_epoch = (uint32_t)epoch;
 	sm->n_regions++;
 	r->hash_hi = at - 1;
 	r->epoch = (uint32_t)epoch;
@@ -1386,9 +1387,12 @@ struct json_object *sl_ctld_view_regions(const struct sl_ctld_sm *sm,
 		 * this one of: absent otherwise */
 		if (r->split_at != 0)
 			json_object_object_add(o, "split_at", hex64(r->split_at));
-		if (r->split_from != 0)
+		if (r->split_from != 0) {
 			json_object_object_add(o, "split_from",
 					       json_object_new_int64(r->split_from - 1));
+			json_object_object_add(o, "split_epoch",
+					       json_object_new_int64(r->split_epoch));
+		}
 		/* from the heartbeats when this is the leader, else as last written to the log */
 		struct sl_ctld_observed ob;
 		uint32_t reporting = soft != NULL

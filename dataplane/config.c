@@ -803,23 +803,77 @@ bool sl_cfg_region_here(const struct sl_config *c, uint32_t r)
 	return false;
 }
 
+void sl_cfg_region_range(const struct sl_config *c, uint32_t r, uint64_t *lo, uint64_t *hi,
+			 uint32_t *split_from, uint32_t *split_epoch)
+{
+	if (c->map_ranged) {
+		*lo = c->map_lo[r];
+		*hi = c->map_hi[r];
+		*split_from = c->map_split_from[r];
+		*split_epoch = c->map_split_epoch[r];
+		return;
+	}
+	uint32_t n = c->regions;
+	*lo = (uint64_t)((((unsigned __int128)r << 64) + n - 1) / n);
+	*hi = r + 1 == n ? UINT64_MAX
+			 : (uint64_t)((((unsigned __int128)(r + 1) << 64) + n - 1) / n) - 1;
+	*split_from = *split_epoch = 0;
+}
+
 void sl_cfg_map_get(const struct sl_config *c, uint32_t r, struct sl_cfg_map_region *out)
 {
 	memset(out, 0, sizeof(*out));
 	snprintf(out->protocol, sizeof(out->protocol), "%s", sl_cfg_region_protocol(c, r));
 	out->copies = sl_cfg_region_replicas(c, r, out->nodes);
 	out->preferred = sl_cfg_region_preferred(c, r);
+	out->ranged = c->map_ranged;
+	sl_cfg_region_range(c, r, &out->hash_lo, &out->hash_hi, &out->split_from,
+			    &out->split_epoch);
+}
+
+/* A ranged map's ranges tile the hash space, and a region past the first `base` ones was
+ * split from a lower one (which comes first). */
+static bool map_ranges_ok(const struct sl_cfg_map_region *m, uint32_t n, uint32_t base)
+{
+	uint32_t order[SL_CFG_MAX_REGIONS];
+	for (uint32_t i = 0; i < n; i++) {
+		if (m[i].hash_lo > m[i].hash_hi || m[i].split_from > i ||
+		    (i >= base && m[i].split_from == 0))
+			return false;
+		uint32_t k = i;
+		while (k > 0 && m[order[k - 1]].hash_lo > m[i].hash_lo) {
+			order[k] = order[k - 1];
+			k--;
+		}
+		order[k] = i;
+	}
+	if (m[order[0]].hash_lo != 0 || m[order[n - 1]].hash_hi != UINT64_MAX)
+		return false;
+	for (uint32_t k = 1; k < n; k++)
+		if (m[order[k]].hash_lo != m[order[k - 1]].hash_hi + 1)
+			return false;
+	return true;
 }
 
 int sl_cfg_map_set(struct sl_config *c, const struct sl_cfg_map_region *m, uint32_t n,
 		   char *err, size_t err_len)
 {
-	if (n != c->regions) {
+	bool ranged = n > 0 && m[0].ranged;
+	if (n > SL_CFG_MAX_REGIONS || n < c->regions || (n != c->regions && !ranged)) {
 		snprintf(err, err_len, "the region map has %u regions, this node is set up for %u",
 			 n, c->regions);
 		return -EINVAL;
 	}
+	if (ranged && !map_ranges_ok(m, n, c->regions)) {
+		snprintf(err, err_len, "the region map's hash ranges do not cover the hash space "
+				       "once each, or a region past the first %u was not split from "
+				       "a lower one",
+			 c->regions);
+		return -EINVAL;
+	}
 	struct sl_config t = *c; /* checked whole before anything changes */
+	t.regions = n;
+	t.map_ranged = ranged;
 	t.n_proto_names = 0;
 	(void)proto_index(&t, t.protocol);
 	for (uint32_t r = 0; r < n; r++) {
@@ -849,6 +903,10 @@ int sl_cfg_map_set(struct sl_config *c, const struct sl_cfg_map_region *m, uint3
 		for (uint32_t k = 0; k < e->copies; k++)
 			t.map_nodes[r][k] = (uint8_t)e->nodes[k];
 		t.map_preferred[r] = (uint8_t)e->preferred;
+		t.map_lo[r] = e->hash_lo;
+		t.map_hi[r] = e->hash_hi;
+		t.map_split_from[r] = (uint16_t)e->split_from;
+		t.map_split_epoch[r] = e->split_epoch;
 	}
 	t.map_set = true;
 	*c = t;
@@ -867,6 +925,11 @@ int sl_cfg_map_format(const struct sl_config *c, char *buf, size_t len)
 		for (uint32_t i = 0; k >= 0 && (size_t)k < len - used && i < e.copies; i++) {
 			used += (size_t)k;
 			k = snprintf(buf + used, len - used, "%s%u", i ? "," : "", e.nodes[i]);
+		}
+		if (k >= 0 && (size_t)k < len - used && e.ranged) {
+			used += (size_t)k;
+			k = snprintf(buf + used, len - used, " %016" PRIx64 " %016" PRIx64 " %u %u",
+				     e.hash_lo, e.hash_hi, e.split_from, e.split_epoch);
 		}
 		if (k >= 0 && (size_t)k < len - used) {
 			used += (size_t)k;
@@ -906,7 +969,20 @@ int sl_cfg_map_parse(const char *text, struct sl_cfg_map_region *out, uint32_t m
 				break;
 			p++;
 		}
-		if (*p != '\n')
+		if (*p == ' ') { /* a ranged map: every line says its range */
+			uint64_t lo = 0, hi = 0;
+			unsigned from = 0, ep = 0;
+			if (sscanf(p, " %16" SCNx64 " %16" SCNx64 " %u %u%n", &lo, &hi, &from, &ep,
+				   &used) != 4 || (r > 0 && !out[0].ranged))
+				return -EBADMSG;
+			p += used;
+			e->ranged = true;
+			e->hash_lo = lo;
+			e->hash_hi = hi;
+			e->split_from = from;
+			e->split_epoch = ep;
+		}
+		if (*p != '\n' || (r > 0 && out[0].ranged && !e->ranged))
 			return -EBADMSG;
 		p++;
 	}

@@ -52,6 +52,13 @@ struct sl_config {
 	uint8_t map_copies[SL_CFG_MAX_REGIONS];
 	uint8_t map_nodes[SL_CFG_MAX_REGIONS][SL_CFG_MAP_COPIES];
 	uint8_t map_preferred[SL_CFG_MAX_REGIONS];
+	/* ...and once a region was split (docs/cluster.md, "Splitting a region"): each
+	 * region's hash range and the region it was split from (+ 1; 0: none) at which
+	 * segment; map_ranged false: regions split the hash space evenly */
+	bool map_ranged;
+	uint64_t map_lo[SL_CFG_MAX_REGIONS], map_hi[SL_CFG_MAX_REGIONS];
+	uint16_t map_split_from[SL_CFG_MAX_REGIONS];
+	uint32_t map_split_epoch[SL_CFG_MAX_REGIONS];
 	/* [wal] */
 	uint32_t wal_segment_mb;
 	uint32_t wal_buffer_kb;
@@ -144,23 +151,34 @@ int sl_cfg_region_set_protocol(struct sl_config *c, uint32_t r, const char *name
 int sl_cfg_region_set_replicas(struct sl_config *c, uint32_t r, const uint32_t *nodes,
 			       uint32_t copies, uint32_t preferred);
 
-/* One region of a region map: protocol, replicas in order, preferred leader. */
+/* One region of a region map: protocol, replicas in order, preferred leader; with
+ * `ranged`, its hash range [hash_lo, hash_hi] and, for a region made by a split, the
+ * region it was split from (split_from = that id + 1) and the segment both start at. */
 struct sl_cfg_map_region {
 	char protocol[32];
 	uint32_t copies;
 	uint32_t nodes[SL_CFG_MAP_COPIES];
 	uint32_t preferred;
+	bool ranged;
+	uint64_t hash_lo, hash_hi;
+	uint32_t split_from, split_epoch;
 };
+/* Region r's hash range and parent (split_from: id + 1, 0: none) in the map in effect:
+ * an even share of the hash space until a split made the map ranged. */
+void sl_cfg_region_range(const struct sl_config *c, uint32_t r, uint64_t *lo, uint64_t *hi,
+			 uint32_t *split_from, uint32_t *split_epoch);
 /* The map in effect for region r (set or derived). */
 void sl_cfg_map_get(const struct sl_config *c, uint32_t r, struct sl_cfg_map_region *out);
 /* Put a map (one entry per region, `n` of them) in place of the derived one, after
- * checking it fits this node: as many regions, known protocols (at most SL_CFG_MAX_PROTOS
+ * checking it fits this node: as many regions (more when ranged: the ranges tile the hash
+ * space, regions past [regions] regions were split from a lower one; `regions` becomes n), known protocols (at most SL_CFG_MAX_PROTOS
  * in all) and copies within each protocol's bound, distinct replicas among 1..nodes, the
  * preferred leader one of them. 0 or -EINVAL with a message naming the region. */
 int sl_cfg_map_set(struct sl_config *c, const struct sl_cfg_map_region *m, uint32_t n,
 		   char *err, size_t err_len);
-/* The map in effect as text, one line per region ("R PROTOCOL PREFERRED N1,N2,...")
- * after a "regions N" line: what a data dir keeps. Bytes written (NUL excluded), or
+/* The map in effect as text, one line per region ("R PROTOCOL PREFERRED N1,N2,...", and
+ * once ranged " LO HI FROM EPOCH", hex range, parent + 1 and its segment) after a
+ * "regions N" line: what a data dir keeps. Bytes written (NUL excluded), or
  * -ENOSPC. Parsing gives entries for sl_cfg_map_set: count, or -EBADMSG. */
 int sl_cfg_map_format(const struct sl_config *c, char *buf, size_t len);
 int sl_cfg_map_parse(const char *text, struct sl_cfg_map_region *out, uint32_t max);

@@ -306,6 +306,9 @@ static void prop_ack(struct worker *w, struct region *r, struct proposal *p, int
 
 #define FWD_ST_RESEND (-ERESTART) /* out of order: send again from `next` */
 #define FWD_ST_FORGOTTEN (-ESTALE) /* a copy of a batch older than the leader's memory */
+/* a batch with points the region no longer owns (a split moved them to a new region):
+ * not applied; the forwarder routes them again (nd_prop_reroute) */
+#define FWD_ST_REROUTE (-EXDEV)
 
 /* The home replica of a multileader region ([regions] multileader_home): its preferred
  * replica, or while that one's link is down the next of its replicas, in the map's order,
@@ -460,6 +463,19 @@ static bool fwd_stream_take(struct worker *w, struct region *r, uint16_t node, u
 	return true;
 }
 
+/* Every point of a (checked) batch is in the region's range now. */
+static bool batch_in_range(const struct region *r, const uint8_t *buf, uint32_t len)
+{
+	struct sl_batch_iter it;
+	struct sl_point pt;
+	if (sl_batch_iter_init_trusted(&it, buf, len) != 0)
+		return false;
+	while (sl_batch_next(&it, &pt) == 1)
+		if (pt.series_id < r->hash_lo || pt.series_id > r->hash_hi)
+			return false;
+	return true;
+}
+
 /* The leader's side: a forwarded batch, checked like anything from outside, proposed in a
  * free slot of its own if it is its stream's next. */
 void nd_fwd_in(struct worker *w, struct region *r, const struct sl_cons_msg *m)
@@ -497,6 +513,17 @@ void nd_fwd_in(struct worker *w, struct region *r, const struct sl_cons_msg *m)
 	}
 	if (!fwd_stream_take(w, r, from, id, life, fseq, low))
 		return;
+	if (w->node->cfg.map_ranged && !batch_in_range(r, m->buf + hdr, m->len - hdr)) {
+		/* routed before a split of the region: answered for good (the memo), so a
+		 * copy is never applied; the forwarder routes the points again */
+		struct fwd_stream *s = &r->fwd_streams[from - 1];
+		s->next = fseq + 1;
+		s->memo[fseq % FWD_WINDOW] = (struct fwd_memo){.fseq = fseq, .done = true,
+							      .status = FWD_ST_REROUTE};
+		sl_stats_add(w->st, SL_STAT_route_stale, 1);
+		fwd_refuse(w, r, from, id, FWD_ST_REROUTE);
+		return;
+	}
 	int slot = -1;
 	for (int i = 0; i < PROP_SLOTS && slot < 0; i++)
 		if (!r->props[i].in_use)
@@ -603,6 +630,94 @@ static void fwd_rewind(struct worker *w, struct region *r, struct proposal *p, u
 	}
 }
 
+static bool region_take(struct worker *w, struct region *r, uint16_t src, uint32_t handle,
+			uint8_t level, const struct sl_point *pt);
+
+/* A split moved the upper part of r's range to a new region on this core (node_switch.c):
+ * the points of proposal `slot` (an encoded batch of len bytes in no log: one still open,
+ * or one a leader refused with FWD_ST_REROUTE) that route elsewhere now go to their
+ * region's open proposal, with their runs (each client's batch is acked per region
+ * anyway); the rest stay in it, re-encoded (not finished). Points moved; 0 when none
+ * route elsewhere, and nothing changed. A point no proposal has room for is answered
+ * -EAGAIN (not stored) and counted. */
+uint32_t nd_prop_reroute(struct worker *w, struct region *r, uint32_t slot, uint32_t len)
+{
+	struct sl_node *n = w->node;
+	struct proposal *p = &r->props[slot];
+	struct sl_batch_iter it;
+	struct sl_point pt;
+	uint32_t away = 0;
+	if (sl_batch_iter_init_trusted(&it, p->buf, len) != 0)
+		return 0;
+	while (sl_batch_next(&it, &pt) == 1) {
+		const struct region *t = &n->regions[nd_route_of(n, pt.series_id)];
+		away += t != r && t->worker == w->idx;
+	}
+	uint8_t *copy = away > 0 ? malloc(len) : NULL; /* rare: the edge of a split */
+	if (copy == NULL)
+		return 0;
+	memcpy(copy, p->buf, len);
+	struct prop_run runs[PROP_RUNS];
+	uint32_t n_runs = p->n_runs;
+	memcpy(runs, p->runs, sizeof(runs[0]) * n_runs);
+	sl_batch_init(&p->b, p->buf, r->prop_cap, r->id);
+	sl_batch_trust(&p->b);
+	p->n_points = 0;
+	p->n_runs = 0;
+	(void)sl_batch_iter_init_trusted(&it, copy, len);
+	for (uint32_t k = 0; k < n_runs; k++) {
+		for (uint32_t j = 0; j < runs[k].n_points && sl_batch_next(&it, &pt) == 1; j++) {
+			struct region *t = &n->regions[nd_route_of(n, pt.series_id)];
+			if (t == r || t->worker != w->idx) {
+				/* a subset of what it held, in order: it fits, in as many runs */
+				if (sl_batch_add(&p->b, &pt) == 0) {
+					struct prop_run *last = p->n_runs ? &p->runs[p->n_runs - 1] : NULL;
+					if (last == NULL || last->src != runs[k].src ||
+					    last->handle != runs[k].handle)
+						p->runs[p->n_runs++] = (struct prop_run){
+						    runs[k].src, runs[k].handle, 0, 0};
+					p->runs[p->n_runs - 1].n_points++;
+					p->n_points++;
+					continue;
+				}
+			} else if (region_take(w, t, runs[k].src, runs[k].handle, p->level, &pt)) {
+				continue;
+			}
+			send_ack(w, runs[k].src, runs[k].handle, 1, 0, -EAGAIN);
+			sl_stats_add(w->st, SL_STAT_reroute_failed, 1);
+		}
+	}
+	free(copy);
+	sl_stats_add(w->st, SL_STAT_points_rerouted, away);
+	return away;
+}
+
+/* The leader refused a forwarded batch as routed before a split (FWD_ST_REROUTE, for
+ * good): its points go where this node routes them now, what stays is forwarded as a
+ * new batch of the stream. While this node's map is behind the leader's (it still routes
+ * them all here) the batch is asked again after FWD_BUSY_NS, and refused again. */
+static void fwd_reroute(struct worker *w, struct region *r, uint32_t slot)
+{
+	struct proposal *p = &r->props[slot];
+	if (nd_prop_reroute(w, r, slot, p->fwd_len) == 0) {
+		p->fwd_deadline_ns = w->now_ns + FWD_BUSY_NS;
+		return;
+	}
+	sl_stats_add(w->st, SL_STAT_fwd_rerouted, 1);
+	fwd_done(r, p);
+	if (p->n_points == 0) {
+		p->in_use = false;
+		p->proposed = false;
+		return;
+	}
+	size_t len = 0;
+	sl_batch_finish(&p->b, &len);
+	if (fwd_send(w, r, slot, (uint32_t)len))
+		return;
+	if (r->drv == NULL || nd_propose(w, r, prop_id(r, slot), p->buf, (uint32_t)len, p->level) != 0)
+		prop_ack(w, r, p, -EAGAIN); /* no leader known now: not stored, said so */
+}
+
 /* The forwarding side: the leader's answer acks the batch here. */
 void nd_fwd_ack_in(struct worker *w, struct region *r, const struct sl_cons_msg *m)
 {
@@ -622,6 +737,10 @@ void nd_fwd_ack_in(struct worker *w, struct region *r, const struct sl_cons_msg 
 		return; /* an answer to a batch given up or already answered */
 	if (status == FWD_ST_RESEND) {
 		fwd_rewind(w, r, p, next);
+		return;
+	}
+	if (status == FWD_ST_REROUTE) {
+		fwd_reroute(w, r, (uint32_t)(id & 0xff));
 		return;
 	}
 	if (status == -EAGAIN || status == -EBUSY) { /* no leader there, or no room: again */
@@ -671,6 +790,12 @@ static void fwd_retry(struct worker *w, struct region *r)
 			continue;
 		}
 		sl_stats_add(w->st, SL_STAT_fwd_retries, 1);
+		if (w->node->cfg.map_ranged && !batch_in_range(r, p->buf, p->fwd_len)) {
+			/* forwarded before a split of the region: whoever leads it now, and this
+			 * replica if it does, must not take the new region's points */
+			fwd_reroute(w, r, i);
+			continue;
+		}
 		if (fwd_send(w, r, i, p->fwd_len))
 			continue;
 		if (r->drv != NULL && nd_propose(w, r, prop_id(r, i), p->buf, p->fwd_len, p->level) == 0)
@@ -1128,6 +1253,16 @@ static bool consume_points(struct worker *w, struct xmsg *x)
 				      .str_len = xp.type == SL_VAL_STR ? xp.str_len : 0};
 		struct region *r = &n->regions[xp.region];
 		SL_ASSERT(r->worker == w->idx);
+		if (xp.series_id < r->hash_lo || xp.series_id > r->hash_hi) {
+			/* routed by a table a split has changed since (node_route.c): the
+			 * region that owns it now is on this core too (a split's child stays on
+			 * its parent's) */
+			struct region *to = &n->regions[nd_route_of(n, xp.series_id)];
+			if (to->worker == w->idx) {
+				r = to;
+				sl_stats_add(w->st, SL_STAT_route_stale, 1);
+			}
+		}
 		if (w->wal_failed) {
 			send_ack(w, x->src, xp.handle, 1, 0, -EIO);
 		} else if (!region_take(w, r, x->src, xp.handle, xp.level, &pt)) {
@@ -1227,7 +1362,7 @@ static struct xmsg *route_msg(struct worker *w, unsigned dst, size_t need)
 
 static unsigned route_dst(const struct worker *w, const struct sl_point *pt, uint32_t *region)
 {
-	*region = sl_node_region_of(pt->series_id, w->node->cfg.regions);
+	*region = nd_route_of(w->node, pt->series_id);
 	return w->node->regions[*region].worker;
 }
 
@@ -1566,6 +1701,10 @@ static int stage_driver(struct worker *w)
 		struct region *r = &n->regions[i];
 		if (r->worker != w->idx)
 			continue;
+		if (atomic_load_explicit(&r->unborn, memory_order_relaxed)) {
+			nd_split_poll_unborn(w, r); /* a split's child (node_switch.c) */
+			continue;
+		}
 		if (r->drv == NULL) { /* no replica here: its batches go to one */
 			if (r->fwd_out > 0)
 				fwd_retry(w, r);

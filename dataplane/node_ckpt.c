@@ -1093,6 +1093,109 @@ int nd_switch_image(struct region *r, bool versioned, uint64_t index, struct sl_
 	return 0;
 }
 
+/* One half of a split: the series of the whole image (at fd) within [lo, hi] as a new
+ * store of region `id`. */
+static int split_load(struct worker *w, int fd, uint32_t id, bool versioned, uint64_t lo,
+		      uint64_t hi, struct sl_store **out)
+{
+	struct sl_store_config sc = {.region_id = id, .arena = w->arena, .use_arena = true,
+				     .versioned = versioned};
+	uint64_t idx = 0;
+	*out = NULL;
+	int rc = sl_store_create(&sc, out);
+	if (rc == 0)
+		rc = lseek(fd, 0, SEEK_SET) == 0 ? 0 : -errno;
+	if (rc == 0)
+		rc = sl_store_snapshot_read_range(*out, fd, lo, hi, &idx);
+	return rc;
+}
+
+/* ...written durable as region `id`'s base image at `index` (term record first, the
+ * rename last). */
+static int split_write(struct worker *w, uint32_t id, const struct sl_store *st,
+		       uint64_t index, uint64_t *bytes)
+{
+	struct sl_node *n = w->node;
+	char tmp[SL_CFG_PATH_MAX + 64], fin[SL_CFG_PATH_MAX + 64], dir[SL_CFG_PATH_MAX + 16];
+	nd_snap_path(n, id, fin, sizeof(fin), "");
+	nd_snap_path(n, id, tmp, sizeof(tmp), ".split.tmp");
+	snap_dir(n, dir, sizeof(dir));
+	int fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC, 0640);
+	int rc = fd < 0 ? -errno : sl_store_snapshot_write(st, fd, index);
+	off_t size = rc == 0 ? lseek(fd, 0, SEEK_END) : 0;
+	if (rc == 0 && fdatasync(fd) != 0)
+		rc = -errno;
+	if (fd >= 0)
+		close(fd);
+	if (rc == 0)
+		rc = write_term_file(n, id, index, 1, 0, 0);
+	if (rc == 0 && rename(tmp, fin) != 0)
+		rc = -errno;
+	if (rc == 0)
+		rc = fsync_dir(dir);
+	if (rc != 0) {
+		(void)unlink(tmp);
+		return rc;
+	}
+	nd_delta_remove_stale(n, id, index, UINT64_MAX);
+	*bytes += (uint64_t)size;
+	return 0;
+}
+
+/* A region split (node_switch.c): the sealed store of r, whose range as routed now is
+ * [r->hash_lo, r->hash_hi], cut at `at` into the child's base image (the series from `at`
+ * up, region c) and then r's own (the rest), both at `index`, the new segment's base.
+ * Every series of the store lands in exactly one half (checked before anything is
+ * renamed in). The child's image is written first: the parent's rename is the split's
+ * commit point (a restart before it splits again and writes the child's image anew).
+ * New stores in *r_st and *c_st; blocking, as nd_switch_image. */
+int nd_split_images(struct region *r, struct region *c, uint64_t at, uint64_t index,
+		    struct sl_store **r_st, struct sl_store **c_st, uint64_t *bytes)
+{
+	struct worker *w = r->wk;
+	struct sl_node *n = w->node;
+	char whole[SL_CFG_PATH_MAX + 64];
+	if (at <= r->hash_lo || at > r->hash_hi)
+		return -ERANGE;
+	nd_snap_path(n, r->id, whole, sizeof(whole), ".whole.tmp");
+	int rc = ckpt_quiesce(w);
+	int fd = rc == 0 ? open(whole, O_RDWR | O_CREAT | O_TRUNC, 0640) : -1;
+	if (rc == 0 && fd < 0)
+		rc = -errno;
+	if (rc == 0)
+		rc = sl_store_snapshot_write(r->store, fd, index);
+	struct sl_store *lo_st = NULL, *hi_st = NULL;
+	bool v = sl_store_versioned(r->store);
+	if (rc == 0)
+		rc = split_load(w, fd, c->id, v, at, r->hash_hi, &hi_st);
+	if (rc == 0)
+		rc = split_load(w, fd, r->id, v, r->hash_lo, at - 1, &lo_st);
+	if (fd >= 0)
+		close(fd);
+	(void)unlink(whole);
+	if (rc == 0) {
+		struct sl_store_stats a, b, all;
+		sl_store_stats(r->store, &all);
+		sl_store_stats(lo_st, &a);
+		sl_store_stats(hi_st, &b);
+		if (a.series + b.series != all.series || a.points + b.points != all.points)
+			rc = -EBADMSG; /* a point outside the region's range: not split */
+	}
+	*bytes = 0;
+	if (rc == 0)
+		rc = split_write(w, c->id, hi_st, index, bytes);
+	if (rc == 0)
+		rc = split_write(w, r->id, lo_st, index, bytes);
+	if (rc != 0) {
+		sl_store_destroy(hi_st);
+		sl_store_destroy(lo_st);
+		return rc;
+	}
+	*r_st = lo_st;
+	*c_st = hi_st;
+	return 0;
+}
+
 /* The kept image, when the log continues from it (its index at or after the log's first
  * index - 1, and its term known): a replica that installs it gets entries from there. */
 static bool kept_image_usable(const struct region *r, uint64_t *term)

@@ -128,6 +128,28 @@ void nd_serve_ctl(struct worker *w)
 		struct ctl_req *q = obj;
 		struct sl_node *n = w->node;
 		struct region *r = &n->regions[q->region];
+		if (r->store == NULL || atomic_load(&r->unborn)) {
+			/* a split's child its parent has not made here yet (node_switch.c) */
+			q->rc = -ENOENT;
+			if (q->kind == CTL_REGIONS) {
+				struct json_object *o = json_object_new_object();
+				json_object_object_add(o, "id", json_object_new_int(r->id));
+				json_object_object_add(o, "core", json_object_new_int(w->idx));
+				json_object_object_add(o, "role", json_object_new_string("none"));
+				json_object_object_add(o, "protocol",
+						       json_object_new_string(sl_cfg_region_protocol(&n->cfg, r->id)));
+				json_object_object_add(o, "replicas", json_object_new_array());
+				json_object_object_add(o, "epoch", json_object_new_int64((int64_t)r->epoch));
+				json_object_object_add(o, "sealed", json_object_new_boolean(false));
+				json_object_object_add(o, "unborn", json_object_new_boolean(true));
+				json_object_object_add(o, "split_from",
+						       json_object_new_int((int)r->split_from - 1));
+				q->json = o;
+				q->rc = 0;
+			}
+			atomic_store_explicit(&q->done, 1, memory_order_release);
+			continue;
+		}
 		if (q->kind == CTL_INSTALL) {
 			q->rc = r->drv != NULL ? nd_install_snapshot(r, &q->snap) : -ENOENT;
 		} else if (q->kind == CTL_WAL_FAULT) {
@@ -441,7 +463,7 @@ static int ctl_query(struct sl_node *n, struct json_object *args, struct json_ob
 	}
 	for (int k = 0; k < 2 && keys[k] != NULL; k++) {
 		q.series_id = sl_series_id(keys[k], lens[k]);
-		q.region = sl_node_region_of(q.series_id, n->cfg.regions);
+		q.region = nd_route_of(n, q.series_id);
 		if (!sl_cfg_region_here(&n->cfg, q.region)) {
 			/* a local read of a region with no replica here would find nothing */
 			uint32_t reps[SL_CONS_MAX_PEERS];

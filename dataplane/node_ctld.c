@@ -17,6 +17,7 @@ struct nd_ctld {
 	uint32_t cur;     /* the replica that answered last: tried first */
 	bool joined;
 	bool collecting;  /* region requests are out with the workers */
+	uint32_t asked;   /* ...for this many regions (a split may add more meanwhile) */
 	uint64_t next_ns;
 	uint64_t warned_ns; /* a refusal is logged once a minute at most */
 	struct ctl_req *reqs; /* one per region; owned by a worker's ring while out */
@@ -98,7 +99,41 @@ static int map_from_json(struct json_object *res, struct sl_cfg_map_region *m,
 		}
 		for (uint32_t k = 0; k < e->copies; k++)
 			e->nodes[k] = (uint32_t)json_object_get_int64(json_object_array_get_idx(reps, k));
+		/* a map that had a split says every region's range (ranged), and of a region
+		 * made by one its parent and the segment both started at */
+		v = NULL;
+		if (json_object_object_get_ex(o, "split_from", &v)) {
+			struct json_object *ep = NULL;
+			int64_t from = json_object_get_int64(v);
+			if (!json_object_is_type(v, json_type_int) || from < 0 || from >= r ||
+			    !json_object_object_get_ex(o, "split_epoch", &ep) ||
+			    !json_object_is_type(ep, json_type_int) || json_object_get_int64(ep) < 1 ||
+			    json_object_get_int64(ep) > (int64_t)0xffffff)
+				return -EBADMSG;
+			e->split_from = (uint32_t)from + 1;
+			e->split_epoch = (uint32_t)json_object_get_int64(ep);
+		}
+		struct json_object *lo = NULL, *hi = NULL;
+		if (json_object_object_get_ex(o, "hash_lo", &lo) &&
+		    json_object_object_get_ex(o, "hash_hi", &hi)) {
+			const char *a = json_object_get_string(lo), *b = json_object_get_string(hi);
+			char *end_a = NULL, *end_b = NULL;
+			if (a == NULL || b == NULL || strncmp(a, "0x", 2) != 0 || strncmp(b, "0x", 2) != 0)
+				return -EBADMSG;
+			errno = 0;
+			e->hash_lo = strtoull(a + 2, &end_a, 16);
+			e->hash_hi = strtoull(b + 2, &end_b, 16);
+			if (errno != 0 || *end_a != '\0' || *end_b != '\0' || end_a == a + 2 ||
+			    end_b == b + 2)
+				return -EBADMSG;
+		}
 	}
+	/* ranged once any region was made by a split (before, the even shares) */
+	bool split = false;
+	for (uint32_t r = 0; r < n; r++)
+		split = split || m[r].split_from != 0;
+	for (uint32_t r = 0; r < n; r++)
+		m[r].ranged = split;
 	return (int)n;
 }
 
@@ -221,12 +256,14 @@ int nd_ctld_take_map(struct sl_node *n, char *err, size_t err_len)
 		/* a region past its first segment was reconfigured through ctld: this data
 		 * dir's epochs file says which replicas the segment it runs has
 		 * (nd_switch_recover), whatever ctld's map or the kept one says */
-		for (int r = 0; n_saved == n_got && r < n_got; r++)
+		for (int r = 0; r < n_saved && r < n_got; r++)
 			if (seg[r].epoch > 0) {
 				saved[r].copies = got[r].copies;
 				memcpy(saved[r].nodes, got[r].nodes, sizeof(saved[r].nodes));
 			}
-		int d = n_saved > 0 ? (n_saved != n_got ? 0 : sl_cfg_map_diff(saved, got, (uint32_t)n_got))
+		/* regions ctld has beyond the kept map were split off while this node was
+		 * away (its replicas sealed them first: ctld waits for every replica) */
+		int d = n_saved > 0 ? (n_saved > n_got ? 0 : sl_cfg_map_diff(saved, got, (uint32_t)n_saved))
 				    : -1;
 		if (d >= 0) {
 			snprintf(err, err_len,
@@ -265,7 +302,7 @@ int nd_ctld_init(struct sl_node *n, char *err, size_t err_len)
 		return 0;
 	struct nd_ctld *c = calloc(1, sizeof(*c));
 	if (c != NULL)
-		c->reqs = calloc(n->cfg.regions, sizeof(*c->reqs));
+		c->reqs = calloc(SL_CFG_MAX_REGIONS, sizeof(*c->reqs)); /* splits add regions */
 	if (c == NULL || c->reqs == NULL) {
 		free(c);
 		snprintf(err, err_len, "out of memory at start-up");
@@ -405,6 +442,68 @@ static void map_segment(struct sl_node *n, struct nd_ctld *c, uint32_t r,
 	atomic_store(&rg->want_seal, seal);
 }
 
+/* Regions ctld's map has beyond this node's: made by splits (docs/cluster.md, "Splitting a
+ * region"). Each comes unborn, on its parent's core: routing keeps its range with the
+ * parent until the parent's core splits (a replica of the parent) or makes it at once
+ * (the node only forwards: node_switch.c). Every region's range in the map is taken (a
+ * parent's shrinks; routing follows once the child is born). 0, or -EINVAL (not a map
+ * of splits of this one: not taken). */
+static int map_add_regions(struct sl_node *n, const struct sl_cfg_map_region *got,
+			   const struct map_seg *seg, uint32_t n_got)
+{
+	static struct sl_config chk;
+	char err[256];
+	uint32_t old = n->cfg.regions;
+	chk = n->cfg;
+	chk.regions = n->regions_conf; /* the check: ranges tile, each new one has a parent */
+	if (!got[0].ranged || sl_cfg_map_set(&chk, got, n_got, err, sizeof(err)) != 0) {
+		SL_LOG(WARNING, node, "ctld's map has %u regions: %s\n", n_got,
+		       got[0].ranged ? err : "more regions, but no ranges");
+		return -EINVAL;
+	}
+	for (uint32_t i = 0; i < n_got; i++) {
+		n->cfg.map_lo[i] = got[i].hash_lo;
+		n->cfg.map_hi[i] = got[i].hash_hi;
+		n->cfg.map_split_from[i] = (uint16_t)got[i].split_from;
+		n->cfg.map_split_epoch[i] = got[i].split_epoch;
+	}
+	n->cfg.map_ranged = true;
+	for (uint32_t i = old; i < n_got; i++) {
+		struct region *r = &n->regions[i];
+		memset(r, 0, sizeof(*r));
+		for (uint32_t k = 0; k < n->cfg.n_proto_names; k++) /* all registered at start */
+			if (strcmp(n->cfg.proto_names[k], got[i].protocol) == 0)
+				n->cfg.region_proto[i] = (uint8_t)k;
+		n->cfg.map_copies[i] = (uint8_t)got[i].copies;
+		for (uint32_t k = 0; k < got[i].copies; k++)
+			n->cfg.map_nodes[i][k] = (uint8_t)got[i].nodes[k];
+		n->cfg.map_preferred[i] = (uint8_t)got[i].preferred;
+		nd_region_place(n, r, i);
+		r->epoch = r->split_epoch;
+		atomic_store(&r->want_epoch, r->epoch);
+		atomic_store(&r->unborn, true);
+		memcpy(r->want_proto, got[i].protocol, sizeof(r->want_proto));
+		r->want_proto[sizeof(r->want_proto) - 1] = '\0';
+		memcpy(r->want_nodes, got[i].nodes, sizeof(r->want_nodes));
+		r->want_copies = got[i].copies;
+		r->want_preferred = got[i].preferred;
+		/* the parent's core splits it when the parent reaches that segment */
+		atomic_store(&n->regions[r->split_from - 1].split_child, i + 1);
+		SL_LOG(NOTICE, node, "region %u: split from region %u at 0x%016" PRIx64
+				     " (segment %u; map epoch %u)\n",
+		       i, r->split_from - 1, r->map_lo, r->split_epoch, seg[i].epoch);
+	}
+	for (uint32_t i = 0; i < old; i++) {
+		n->regions[i].map_lo = got[i].hash_lo;
+		n->regions[i].map_hi = got[i].hash_hi;
+	}
+	/* the workers see the new regions from here on (unborn: routed to their parents) */
+	__atomic_store_n(&n->cfg.regions, n_got, __ATOMIC_RELEASE);
+	(void)nd_route_build(n);
+	atomic_store(&n->map_dirty, true);
+	return 0;
+}
+
 /* ctld's map version moved (a leader move, a protocol switch): the map is fetched again.
  * A new preferred leader is taken at once (the region's leader hands over, a multileader
  * region's home moves) and kept in the data dir; a switch goes to the region's worker
@@ -424,7 +523,8 @@ static void map_refresh(struct sl_node *n, struct nd_ctld *c, uint64_t version)
 		return; /* asked again at the next heartbeat */
 	c->st.map_fetches++;
 	c->st.map_version = version;
-	if ((uint32_t)n_got != n->cfg.regions || !n->cfg.map_set) {
+	if ((uint32_t)n_got < n->cfg.regions || !n->cfg.map_set ||
+	    ((uint32_t)n_got > n->cfg.regions && map_add_regions(n, got, seg, (uint32_t)n_got) != 0)) {
 		c->st.map_refused++;
 		SL_LOG(WARNING, node, "ctld's map version %" PRIu64 " has %d regions, this node runs "
 		       "%u: not taken\n", version, n_got, n->cfg.regions);
@@ -465,12 +565,14 @@ static void map_refresh(struct sl_node *n, struct nd_ctld *c, uint64_t version)
 		       err);
 }
 
-/* The fields of the node's own `regions` rows that ctld takes; a multileader region's
- * home is reported as its leader (where its writes go), so ctld sees a leader move end. */
+/* The fields of the node's own `regions` rows that ctld takes (points and bytes: the
+ * region's size in this replica's store, for ctld's splits by size and load); a
+ * multileader region's home is reported as its leader (where its writes go), so ctld sees
+ * a leader move end. */
 static struct json_object *region_report(struct json_object *row)
 {
 	static const char *const keys[] = {"id", "role", "leader", "term", "commit_index",
-					   "applied_index", "epoch", "sealed"};
+					   "applied_index", "epoch", "sealed", "points", "bytes"};
 	struct json_object *o = json_object_new_object(), *v = NULL;
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 		if (json_object_object_get_ex(row, keys[i], &v))
@@ -484,7 +586,7 @@ static void send_heartbeat(struct sl_node *n, struct nd_ctld *c)
 {
 	struct json_object *args = json_object_new_object(), *arr = json_object_new_array();
 	json_object_object_add(args, "node", json_object_new_int(n->cfg.node_id));
-	for (uint32_t i = 0; i < n->cfg.regions; i++) {
+	for (uint32_t i = 0; i < c->asked; i++) {
 		struct ctl_req *q = &c->reqs[i];
 		struct json_object *role = NULL;
 		/* role "none": no replica of it here (the node only forwards): not reported */
@@ -521,7 +623,7 @@ void nd_ctld_housekeeping(struct sl_node *n)
 		return;
 	uint64_t now = nd_now_ns();
 	if (c->collecting) {
-		for (uint32_t i = 0; i < n->cfg.regions; i++)
+		for (uint32_t i = 0; i < c->asked; i++)
 			if (!atomic_load_explicit(&c->reqs[i].done, memory_order_acquire))
 				return; /* a worker has not answered yet: next round */
 		c->collecting = false;
@@ -536,7 +638,8 @@ void nd_ctld_housekeeping(struct sl_node *n)
 		return;
 	}
 	/* ask every region's worker for its status; answers come between their rounds */
-	for (uint32_t i = 0; i < n->cfg.regions; i++) {
+	c->asked = n->cfg.regions;
+	for (uint32_t i = 0; i < c->asked; i++) {
 		struct ctl_req *q = &c->reqs[i];
 		json_object_put(q->json);
 		memset(q, 0, sizeof(*q));

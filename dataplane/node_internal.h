@@ -25,6 +25,7 @@
 #include <rte_malloc.h>
 #include <rte_mempool.h>
 #include <rte_ring.h>
+#include <rte_spinlock.h>
 
 #include "arena.h"
 #include "batch.h"
@@ -278,6 +279,16 @@ struct region {
 	uint64_t switch_next_ns;  /* the next switch attempt (after a failed one) */
 	uint64_t sealed_ns;	  /* when the seal was seen applied (the write pause) */
 	bool switch_said;	  /* a switch this replica cannot make was logged */
+	/* region split (node_switch.c, docs/cluster.md "Splitting a region"): its range in
+	 * ctld's map (hash_lo, hash_hi above are what routing gives it now: an unborn
+	 * child's range stays with its parent), the region it was split from (+ 1; 0: none)
+	 * at segment split_epoch, and the child a split of it makes (+ 1; 0: none) */
+	uint64_t map_lo, map_hi;
+	uint32_t split_from, split_epoch;
+	_Atomic uint32_t split_child;
+	/* a child whose parent has a replica here that has not split yet: no state, no
+	 * protocol, not routed to, until the parent's worker makes it (same core) */
+	_Atomic bool unborn;
 };
 
 /* Segment e of a region's log holds indexes above e << ND_EPOCH_SHIFT: every segment's
@@ -601,6 +612,17 @@ struct worker {
 	} __rte_cache_aligned;
 } __rte_cache_aligned;
 
+/* Routing of series ids to regions (node_route.c): the regions' ranges in order, lo[0] = 0;
+ * a series goes to the region of the last lo at or below its id. Rebuilt whole (under
+ * route_lock, off the hot path) when a split or a new map changes a range, and published
+ * with one pointer store; readers never wait. Old tables stay until the node goes. */
+struct nd_route {
+	struct nd_route *older;
+	uint32_t n;
+	uint64_t lo[SL_CFG_MAX_REGIONS];
+	uint16_t region[SL_CFG_MAX_REGIONS];
+};
+
 struct sl_node {
 	struct sl_config cfg;
 	struct sl_node_env env;
@@ -628,7 +650,29 @@ struct sl_node {
 	bool rejoin_active;	 /* DATA_DIR/REJOIN is there: replicas rejoin (node_recover.c) */
 	atomic_uint rejoin_left; /* regions still rejoining; 0: the marker goes */
 	uint64_t fwd_life; /* this process's forwarding streams (random, never 0) */
+	struct nd_route *_Atomic route;
+	rte_spinlock_t route_lock;
+	uint32_t regions_conf; /* [regions] regions: what node.meta pins (splits add more) */
 };
+
+/* The region a series id belongs to now. */
+static inline uint32_t nd_route_of(const struct sl_node *n, uint64_t series_id)
+{
+	const struct nd_route *t = atomic_load_explicit(&n->route, memory_order_acquire);
+	uint32_t a = 0, b = t->n; /* lo[a] <= id < lo[b] (lo[n] = 2^64) */
+	while (b - a > 1) {
+		uint32_t m = (a + b) / 2;
+		if (t->lo[m] <= series_id)
+			a = m;
+		else
+			b = m;
+	}
+	return t->region[a];
+}
+/* node_route.c: the table from the regions' ranges (an unborn child's goes to its parent);
+ * 0 or -ENOMEM (the old table stays). */
+int nd_route_build(struct sl_node *n);
+void nd_route_free(struct sl_node *n);
 
 /* Shared between the node's files (defined where their section is). */
 void nd_pend_finish(struct worker *w, uint32_t h);
@@ -646,9 +690,14 @@ static inline void nd_off_fabric(struct worker *w, bool on)
 }
 /* node_recover.c: the region's consensus group over its recovered log */
 int nd_region_open(struct sl_node *n, struct region *r, bool rejoin, char *err, size_t err_len);
+void nd_region_place(struct sl_node *n, struct region *r, uint32_t id);
+int nd_region_alloc(struct worker *w, struct region *r, char *err, size_t err_len);
 /* node_switch.c: the protocol switch */
 int nd_switch_recover(struct sl_node *n, struct region *r, char *err, size_t err_len);
 void nd_switch_poll(struct worker *w, struct region *r);
+void nd_split_poll_unborn(struct worker *w, struct region *c);
+/* node.c: a split's points routed again (to the region that owns them now) */
+uint32_t nd_prop_reroute(struct worker *w, struct region *r, uint32_t slot, uint32_t len);
 /* node.c: a proposal ends with an error (every run of it answered) */
 void nd_prop_fail(struct worker *w, struct region *r, struct proposal *p, int32_t err);
 /* node_ckpt.c: for the switch */
@@ -656,6 +705,8 @@ int nd_ckpt_quiesce(struct worker *w);
 void nd_region_drop_files(const struct sl_node *n, uint32_t region);
 int nd_switch_image(struct region *r, bool versioned, uint64_t index, struct sl_store **out,
 		    uint64_t *bytes);
+int nd_split_images(struct region *r, struct region *c, uint64_t at, uint64_t index,
+		    struct sl_store **r_st, struct sl_store **c_st, uint64_t *bytes);
 int nd_wal_append(struct worker *w, uint16_t type, const uint8_t *head, uint32_t head_len,
 		  const uint8_t *buf, uint32_t len, uint64_t *lsn);
 int nd_wal_append_hardstate(struct worker *w, struct region *r,

@@ -379,7 +379,7 @@ static void sess_read(struct worker *w, const struct sl_sess_read *r, const stru
 				  .ra = *ra};
 	memcpy(x->rq.key, r->key, r->key_len);
 	uint64_t sid = sl_series_id(r->key, r->key_len);
-	nd_outbox_send(w, w->node->regions[sl_node_region_of(sid, w->node->cfg.regions)].worker, x);
+	nd_outbox_send(w, w->node->regions[nd_route_of(w->node, sid)].worker, x);
 }
 
 /* The READ_RESULT datagram of request q from r's store (or with status `st` and no
@@ -477,7 +477,7 @@ void nd_read_serve(struct worker *w, struct xmsg *x)
 {
 	struct read_req *q = &x->rq;
 	uint64_t sid = sl_series_id(q->key, q->key_len);
-	struct region *r = &w->node->regions[sl_node_region_of(sid, w->node->cfg.regions)];
+	struct region *r = &w->node->regions[nd_route_of(w->node, sid)];
 	uint8_t st = SL_SESS_ST_OK;
 	if (q->level == SL_SESS_READ_LOCAL) {
 		if (r->drv == NULL)

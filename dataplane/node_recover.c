@@ -103,7 +103,8 @@ static int replay_record(void *arg, uint64_t lsn, uint16_t type, const uint8_t *
 		c->bad++;
 		return 0;
 	}
-	if (tag != nd_wal_region_tag(&c->n->regions[region])) {
+	if (tag != nd_wal_region_tag(&c->n->regions[region]) ||
+	    atomic_load(&c->n->regions[region].unborn)) {
 		/* a record of another segment of the region's log: one before a protocol
 		 * switch, which the segment's image covers (node_switch.c) */
 		c->skipped++;
@@ -280,7 +281,7 @@ static int check_meta(const struct sl_node *n, char *err, size_t err_len)
 			return -errno;
 		}
 		fprintf(f, "format=1\nnode_id=%u\nworkers=%u\nregions=%u\n", n->cfg.node_id,
-			n->n_workers, n->cfg.regions);
+			n->n_workers, n->regions_conf);
 		int rc = fflush(f) == 0 && fsync(fileno(f)) == 0 ? 0 : -errno;
 		fclose(f);
 		if (rc != 0)
@@ -295,11 +296,11 @@ static int check_meta(const struct sl_node *n, char *err, size_t err_len)
 		snprintf(err, err_len, "%s: unreadable node metadata (refusing to guess)", path);
 		return -EBADMSG;
 	}
-	if (workers != n->n_workers || regions != n->cfg.regions) {
+	if (workers != n->n_workers || regions != n->regions_conf) {
 		snprintf(err, err_len,
 			 "%s: this data dir was written with workers=%u regions=%u but the "
 			 "config asks for workers=%u regions=%u; start with the original values",
-			 path, workers, regions, n->n_workers, n->cfg.regions);
+			 path, workers, regions, n->n_workers, n->regions_conf);
 		return -EINVAL;
 	}
 	return 0;
@@ -610,6 +611,44 @@ int nd_region_open(struct sl_node *n, struct region *r, bool rejoin, char *err, 
 	return 0;
 }
 
+/* A region's memory on its core: an empty store, proposal buffers, forwarding streams,
+ * an empty log window (at start, and for a split's child at run time). */
+int nd_region_alloc(struct worker *w, struct region *r, char *err, size_t err_len)
+{
+	int rc;
+	r->wk = w;
+	sl_rlog_init(&r->rlog, 0, 0);
+	sl_rlog_set_alloc(&r->rlog, nd_rlog_alloc, nd_rlog_free, &w->arena);
+	sl_rlog_view(&r->rlog, &r->view);
+	r->view.snapshot = nd_region_log_snapshot; /* ctx is &r->rlog */
+	/* a multileader region's points keep the version of their write: replicas
+	 * applying each other's writes in any order end with the same store */
+	struct sl_store_config sc = {
+	    .region_id = r->id, .arena = w->arena, .use_arena = true,
+	    .versioned = r->ml};
+	rc = sl_store_create(&sc, &r->store);
+	if (rc != 0) {
+		snprintf(err, err_len, "region %u: store: %s", r->id, strerror(-rc));
+		return rc;
+	}
+	for (int k = 0; k < PROP_SLOTS; k++) {
+		r->props[k].buf = sl_arena_alloc(w->arena, PROP_BYTES);
+		if (r->props[k].buf == NULL) {
+			snprintf(err, err_len, "out of memory for proposal buffers");
+			return -ENOMEM;
+		}
+	}
+	/* what this replica, leading, remembers of each node forwarding to it */
+	r->fwd_streams = sl_arena_alloc(w->arena, sizeof(*r->fwd_streams) * SL_CFG_MAX_NODES);
+	if (r->fwd_streams == NULL) {
+		snprintf(err, err_len, "out of memory for forwarding streams");
+		return -ENOMEM;
+	}
+	memset(r->fwd_streams, 0, sizeof(*r->fwd_streams) * SL_CFG_MAX_NODES);
+	r->open = -1;
+	return 0;
+}
+
 static int worker_init(struct sl_node *n, struct worker *w, char *err, size_t err_len)
 {
 	char path[SL_CFG_PATH_MAX + 64];
@@ -694,35 +733,11 @@ static int worker_init(struct sl_node *n, struct worker *w, char *err, size_t er
 		struct region *r = &n->regions[i];
 		if (r->worker != w->idx)
 			continue;
-		r->wk = w;
-		sl_rlog_init(&r->rlog, 0, 0);
-		sl_rlog_set_alloc(&r->rlog, nd_rlog_alloc, nd_rlog_free, &w->arena);
-		/* a multileader region's points keep the version of their write: replicas
-		 * applying each other's writes in any order end with the same store */
-		struct sl_store_config sc = {
-		    .region_id = r->id, .arena = w->arena, .use_arena = true,
-		    .versioned = r->ml};
-		rc = sl_store_create(&sc, &r->store);
-		if (rc != 0) {
-			snprintf(err, err_len, "region %u: store: %s", r->id, strerror(-rc));
+		rc = nd_region_alloc(w, r, err, err_len);
+		if (rc != 0)
 			return rc;
-		}
-		for (int k = 0; k < PROP_SLOTS; k++) {
-			r->props[k].buf = sl_arena_alloc(w->arena, PROP_BYTES);
-			if (r->props[k].buf == NULL) {
-				snprintf(err, err_len, "out of memory for proposal buffers");
-				return -ENOMEM;
-			}
-		}
-		/* what this replica, leading, remembers of each node forwarding to it */
-		r->fwd_streams = sl_arena_alloc(w->arena,
-						sizeof(*r->fwd_streams) * SL_CFG_MAX_NODES);
-		if (r->fwd_streams == NULL) {
-			snprintf(err, err_len, "out of memory for forwarding streams");
-			return -ENOMEM;
-		}
-		memset(r->fwd_streams, 0, sizeof(*r->fwd_streams) * SL_CFG_MAX_NODES);
-		r->open = -1;
+		if (atomic_load(&r->unborn))
+			continue; /* an unborn child has no state of its own yet */
 		rc = region_load_snapshot(n, r, err, err_len);
 		if (rc == 0 && r->ml)
 			rc = nd_ml_recover(n, r, err, err_len);
@@ -807,6 +822,8 @@ static int worker_init(struct sl_node *n, struct worker *w, char *err, size_t er
 			continue;
 		sl_rlog_view(&r->rlog, &r->view);
 		r->view.snapshot = nd_region_log_snapshot; /* ctx is &r->rlog */
+		if (atomic_load(&r->unborn))
+			continue; /* opened by its parent's split */
 		/* a sealed segment's log up to its SEAL was durable and committed (the epochs
 		 * file says so, node_switch.c): applied again without a leader of it */
 		if (r->seal_commit > r->hs.commit && r->seal_commit <= sl_rlog_last(&r->rlog) &&
@@ -819,6 +836,32 @@ static int worker_init(struct sl_node *n, struct worker *w, char *err, size_t er
 	return 0;
 }
 
+/* A region's place: its id, range and parent in the map, and its core (a split's child
+ * stays on its parent's core, whose WAL holds its records: node_switch.c). */
+void nd_region_place(struct sl_node *n, struct region *r, uint32_t id)
+{
+	r->id = id;
+	sl_cfg_region_range(&n->cfg, id, &r->map_lo, &r->map_hi, &r->split_from,
+			    &r->split_epoch);
+	r->hash_lo = r->map_lo;
+	r->hash_hi = r->map_hi;
+	r->worker = r->split_from != 0 && r->split_from - 1 < id ? n->regions[r->split_from - 1].worker
+								   : id % n->n_workers;
+	r->open = -1;
+}
+
+/* A split's child whose parent has a replica here still at a segment before the split:
+ * the parent splits at run time (ctld's map is ahead of this data dir: the node stopped
+ * between its sealed report and its split). */
+static bool region_unborn_at_start(const struct sl_node *n, const struct region *r)
+{
+	if (r->split_from == 0)
+		return false;
+	const struct region *p = &n->regions[r->split_from - 1];
+	return (sl_cfg_region_here(&n->cfg, p->id) || atomic_load(&p->unborn)) &&
+	       p->epoch < r->split_epoch;
+}
+
 int sl_node_create(const struct sl_config *cfg, const struct sl_node_env *env,
 		   struct sl_node **out, char *err, size_t err_len)
 {
@@ -828,6 +871,8 @@ int sl_node_create(const struct sl_config *cfg, const struct sl_node_env *env,
 		return -ENOMEM;
 	}
 	n->cfg = *cfg;
+	n->regions_conf = cfg->regions;
+	rte_spinlock_init(&n->route_lock);
 	n->env = *env;
 	n->n_workers = env->n_workers;
 	nd_clock_init();
@@ -864,30 +909,43 @@ int sl_node_create(const struct sl_config *cfg, const struct sl_node_env *env,
 		goto fail;
 	}
 	remove_tmp_files(path);
-	n->regions = calloc(cfg->regions, sizeof(*n->regions));
+	/* room for the regions splits add (node_switch.c): a region's state is made on its
+	 * core when it comes */
+	n->regions = calloc(SL_CFG_MAX_REGIONS, sizeof(*n->regions));
 	n->w = rte_zmalloc("sl_workers", sizeof(*n->w) * n->n_workers, RTE_CACHE_LINE_SIZE);
 	if (n->regions == NULL || n->w == NULL) {
 		snprintf(err, err_len, "out of memory at start-up");
 		rc = -ENOMEM;
 		goto fail;
 	}
-	for (uint32_t i = 0; i < cfg->regions; i++) {
+	for (uint32_t i = 0; i < n->cfg.regions; i++) {
 		struct region *r = &n->regions[i];
-		r->id = i;
-		r->worker = i % n->n_workers;
-		r->hash_lo = (uint64_t)((((unsigned __int128)i << 64) + cfg->regions - 1) /
-					cfg->regions);
-		r->hash_hi = i + 1 == cfg->regions
-				     ? UINT64_MAX
-				     : (uint64_t)((((unsigned __int128)(i + 1) << 64) +
-						   cfg->regions - 1) / cfg->regions) - 1;
-		r->open = -1;
-		/* the segment of its log the region's image is of, and that one's protocol */
-		if ((rc = nd_switch_recover(n, r, err, err_len)) != 0)
+		nd_region_place(n, r, i);
+		if (region_unborn_at_start(n, r)) {
+			/* its parent splits it once running: whatever a split cut short left */
+			nd_region_drop_files(n, i);
+			atomic_store(&r->unborn, true);
+		} else if ((rc = nd_switch_recover(n, r, err, err_len)) != 0) {
+			/* the segment of its log the region's image is of, and that one's
+			 * protocol */
 			goto fail;
+		}
+		if (atomic_load(&r->unborn) || r->epoch < r->split_epoch) {
+			r->epoch = r->split_epoch; /* a child's log starts at its split's segment */
+			atomic_store(&r->want_epoch, r->epoch);
+		}
 		/* every replica takes writes: versioned store, merged snapshots (node_ml.c) */
 		r->ml = (sl_cons_caps(sl_cons_find(sl_cfg_region_protocol(&n->cfg, i))) &
 			 SL_CONS_CAP_MERGE) != 0;
+	}
+	/* an unborn child's parent splits once running (ctld's map has it past the seal) */
+	for (uint32_t i = 0; i < n->cfg.regions; i++)
+		if (atomic_load(&n->regions[i].unborn))
+			atomic_store(&n->regions[n->regions[i].split_from - 1].split_child, i + 1);
+	if (nd_route_build(n) != 0) {
+		snprintf(err, err_len, "out of memory at start-up");
+		rc = -ENOMEM;
+		goto fail;
 	}
 	/* per-lcore caches only for the full-size pool: a test's small one stays shared */
 	n->xpool = rte_mempool_create("sl_xmsg", cfg->xmsg_pool, sizeof(struct xmsg),
@@ -948,7 +1006,7 @@ int sl_node_create(const struct sl_config *cfg, const struct sl_node_env *env,
 	if (rc == 0)
 		rc = nd_fab_init(n, err, err_len);
 	n->acks_majority = n->level2_majority = cfg->cluster_nodes > 1;
-	for (uint32_t i = 0; i < cfg->regions && n->level2_majority; i++) {
+	for (uint32_t i = 0; i < n->cfg.regions && n->level2_majority; i++) {
 		uint32_t reps[SL_CONS_MAX_PEERS];
 		uint32_t copies = sl_cfg_region_replicas(&n->cfg, i, reps);
 		if (copies < 2)
@@ -1075,5 +1133,6 @@ void sl_node_destroy(struct sl_node *n)
 	rte_mempool_free(n->xpool);
 	rte_free(n->w);
 	free(n->regions);
+	nd_route_free(n);
 	free(n);
 }

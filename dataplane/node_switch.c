@@ -434,6 +434,42 @@ static void region_join(struct worker *w, struct region *r, uint32_t want)
 	       r->id, want, l.proto);
 }
 
+/* The durable image `st` (of `bytes` at index `base`, a new segment's base) is the region
+ * now: the old segment's protocol, store and log go; the log starts over at base. */
+static void segment_reset(struct worker *w, struct region *r, struct sl_store *st, uint64_t base,
+			  uint64_t bytes, bool ml)
+{
+	sl_drv_destroy(r->drv);
+	r->drv = NULL;
+	if (st != r->store) {
+		sl_store_destroy(r->store);
+		r->store = st;
+	}
+	sl_rlog_free(&r->rlog);
+	sl_rlog_init(&r->rlog, base, 1);
+	sl_rlog_set_alloc(&r->rlog, nd_rlog_alloc, nd_rlog_free, &w->arena);
+	r->snapshot_index = r->applied_index = r->last_index = base;
+	r->snapshot_term = 1;
+	r->snap_since = sl_store_mark_clean(r->store);
+	r->snap_base_index = base;
+	r->snap_base_bytes = bytes;
+	r->snap_deltas = 0;
+	r->snap_delta_bytes = 0;
+	/* a multileader segment starts at no position of any origin (as its vector file
+	 * says: node_ml.c reads it back so after a restart) */
+	r->ml_img_vec_len = 0;
+	r->ml_chain_vec_len = ml ? sl_ml_snap_vec_put(r->ml_chain_vec, ND_ML_VEC_BYTES, NULL,
+						      NULL, 0)
+				 : 0;
+	memcpy(r->ml_vec, r->ml_chain_vec, r->ml_chain_vec_len);
+	r->ml_vec_len = r->ml_chain_vec_len;
+	free(r->ml_send);
+	r->ml_send = NULL;
+	r->ml_send_len = 0;
+	r->hs = (struct sl_cons_hard_state){0, 0, base};
+	r->has_hs = false;
+}
+
 /* Segment r->epoch is sealed and applied here, and ctld moved the region to the next,
  * which this node is a replica of: the image at the new base, then the new protocol over
  * it. */
@@ -465,36 +501,7 @@ static void region_switch(struct worker *w, struct region *r)
 		switch_failed(w, r, "its image could not be written", rc);
 		return;
 	}
-	/* the durable image is the region now: the old segment's protocol goes */
-	sl_drv_destroy(r->drv);
-	r->drv = NULL;
-	if (st != r->store) {
-		sl_store_destroy(r->store);
-		r->store = st;
-	}
-	sl_rlog_free(&r->rlog);
-	sl_rlog_init(&r->rlog, base, 1);
-	sl_rlog_set_alloc(&r->rlog, nd_rlog_alloc, nd_rlog_free, &w->arena);
-	r->snapshot_index = r->applied_index = r->last_index = base;
-	r->snapshot_term = 1;
-	r->snap_since = sl_store_mark_clean(r->store);
-	r->snap_base_index = base;
-	r->snap_base_bytes = bytes;
-	r->snap_deltas = 0;
-	r->snap_delta_bytes = 0;
-	/* a multileader segment starts at no position of any origin (as its vector file
-	 * says: node_ml.c reads it back so after a restart) */
-	r->ml_img_vec_len = 0;
-	r->ml_chain_vec_len = ml ? sl_ml_snap_vec_put(r->ml_chain_vec, ND_ML_VEC_BYTES, NULL,
-						      NULL, 0)
-				 : 0;
-	memcpy(r->ml_vec, r->ml_chain_vec, r->ml_chain_vec_len);
-	r->ml_vec_len = r->ml_chain_vec_len;
-	free(r->ml_send);
-	r->ml_send = NULL;
-	r->ml_send_len = 0;
-	r->hs = (struct sl_cons_hard_state){0, 0, base};
-	r->has_hs = false;
+	segment_reset(w, r, st, base, bytes, ml);
 	take_segment(w, r, &l);
 	struct sl_cons_conf conf;
 	nd_region_conf(n, r->id, &conf);
@@ -512,6 +519,128 @@ static void region_switch(struct worker *w, struct region *r)
 	       " ms; writes waited %" PRIu64 " ms since the seal)\n",
 	       r->id, from, l.proto, r->epoch, base, l.copies, bytes, (t1 - t0) / 1000000u,
 	       (t1 - r->sealed_ns) / 1000000u);
+}
+
+/* A split (docs/cluster.md, "Splitting a region"): segment r->epoch is sealed and applied
+ * here, and ctld's map moved r to the next segment with the upper part of its range, from
+ * c->map_lo, given to the new region c. On r's core (c's too): the store is cut in two base
+ * images at the new segment's base (c's first, then r's: the commit point), both regions
+ * open the protocol over them, routing sends c's range to c, and the points waiting in
+ * r's open proposal that are c's go there. */
+static void region_split(struct worker *w, struct region *r, struct region *c)
+{
+	struct sl_node *n = w->node;
+	char err[256];
+	struct epoch_line l;
+	line_wanted(r, r->epoch + 1, EP_RUN, &l);
+	if (r->ml || c->worker != w->idx || c->map_lo <= r->hash_lo || c->map_lo > r->hash_hi ||
+	    strcmp(l.proto, sl_cfg_region_protocol(&n->cfg, r->id)) != 0) {
+		if (!r->switch_said)
+			SL_LOG(ERR, node, "region %u: ctld splits it at 0x%016" PRIx64 " into region "
+					  "%u under %s, which this node cannot do (a split keeps a raft "
+					  "or standalone region's protocol, in its range): not split\n",
+			       r->id, c->map_lo, c->id, l.proto);
+		r->switch_said = true;
+		return;
+	}
+	if (c->store == NULL && nd_region_alloc(w, c, err, sizeof(err)) != 0) {
+		switch_failed(w, r, "no memory for the new region", -ENOMEM);
+		return;
+	}
+	if (!drain_proposals(w, r))
+		return;
+	uint64_t t0 = nd_now_ns(), base = nd_epoch_base(l.epoch), bytes = 0;
+	uint64_t lo = r->hash_lo, hi = r->hash_hi;
+	struct sl_store *rs = NULL, *cs = NULL;
+	int rc = epochs_put(n, c->id, &l);
+	if (rc == 0)
+		rc = epochs_put(n, r->id, &l);
+	if (rc == 0)
+		rc = nd_split_images(r, c, c->map_lo, base, &rs, &cs, &bytes);
+	if (rc != 0) {
+		sl_stats_add(w->st, SL_STAT_region_split_failed, 1);
+		switch_failed(w, r, "its split images could not be written", rc);
+		return;
+	}
+	/* both run the new segment from their images */
+	segment_reset(w, r, rs, base, bytes, false);
+	segment_reset(w, c, cs, base, bytes, false);
+	memcpy(c->want_proto, r->want_proto, sizeof(c->want_proto));
+	memcpy(c->want_nodes, r->want_nodes, sizeof(c->want_nodes));
+	c->want_copies = r->want_copies;
+	c->want_preferred = r->want_preferred;
+	atomic_store(&c->want_epoch, l.epoch);
+	take_segment(w, r, &l);
+	take_segment(w, c, &l);
+	struct sl_cons_conf conf;
+	nd_region_conf(n, r->id, &conf);
+	nd_region_keep_image(r, NULL, 0, base, &conf);
+	nd_region_conf(n, c->id, &conf);
+	nd_region_keep_image(c, NULL, 0, base, &conf);
+	atomic_store(&c->unborn, false);
+	atomic_store(&r->split_child, 0);
+	if (nd_route_build(n) != 0) {
+		open_failed(w, r, "no memory for the routing table");
+		return;
+	}
+	if (nd_region_open(n, r, false, err, sizeof(err)) != 0 ||
+	    nd_region_open(n, c, false, err, sizeof(err)) != 0) {
+		open_failed(w, r, err);
+		return;
+	}
+	/* the writes that waited in r's open proposal: c's go to c now */
+	uint32_t moved = 0;
+	if (r->open >= 0) {
+		struct proposal *p = &r->props[r->open];
+		size_t len = 0;
+		sl_batch_finish(&p->b, &len);
+		moved = nd_prop_reroute(w, r, (uint32_t)r->open, (uint32_t)len);
+		if (moved == 0)
+			sl_batch_reopen(&p->b);
+		else if (p->n_points == 0) {
+			p->in_use = false;
+			r->open = -1;
+		}
+	}
+	sl_stats_add(w->st, SL_STAT_region_splits, 1);
+	uint64_t t1 = nd_now_ns();
+	SL_LOG(NOTICE, node,
+	       "region %u: split at 0x%016" PRIx64 ": [0x%016" PRIx64 ", 0x%016" PRIx64
+	       "] stays, [0x%016" PRIx64 ", 0x%016" PRIx64 "] is region %u now; both run %s "
+	       "from segment %u (images of %" PRIu64 " bytes written in %" PRIu64
+	       " ms; writes waited %" PRIu64 " ms since the seal; %u waiting points moved)\n",
+	       r->id, c->map_lo, lo, c->map_lo - 1, c->map_lo, hi, c->id, l.proto, l.epoch, bytes,
+	       (t1 - t0) / 1000000u, (t1 - r->sealed_ns) / 1000000u, moved);
+}
+
+/* A split's child still unborn on this core: made here when its parent has no replica on
+ * this node (the node only forwards its writes: nothing to cut), else left to the
+ * parent's split. */
+void nd_split_poll_unborn(struct worker *w, struct region *c)
+{
+	struct sl_node *n = w->node;
+	const struct region *p = &n->regions[c->split_from - 1];
+	if (p->drv != NULL || sl_cfg_region_here(&n->cfg, p->id) || atomic_load(&p->unborn))
+		return;
+	char err[256];
+	if (c->store == NULL && nd_region_alloc(w, c, err, sizeof(err)) != 0) {
+		switch_failed(w, c, "no memory for the new region", -ENOMEM);
+		return;
+	}
+	c->epoch = c->split_epoch;
+	atomic_store(&c->want_epoch, c->epoch);
+	if (nd_region_open(n, c, false, err, sizeof(err)) != 0) { /* no replica: forwards */
+		open_failed(w, c, err);
+		return;
+	}
+	atomic_store(&c->unborn, false);
+	if (nd_route_build(n) != 0) {
+		atomic_store(&c->unborn, true);
+		return;
+	}
+	SL_LOG(NOTICE, node, "region %u: split from region %u at 0x%016" PRIx64 " (no replica "
+			     "here: its writes are forwarded)\n",
+	       c->id, p->id, c->map_lo);
 }
 
 void nd_switch_poll(struct worker *w, struct region *r)
@@ -565,6 +694,8 @@ void nd_switch_poll(struct worker *w, struct region *r)
 	nd_off_fabric(w, true); /* blocking file I/O below */
 	if (!member) /* it leaves: what it holds is no longer needed, sealed or not */
 		region_leave(w, r, want);
+	else if (want == r->epoch + 1 && sealed && atomic_load(&r->split_child) != 0)
+		region_split(w, r, &w->node->regions[atomic_load(&r->split_child) - 1]);
 	else if (want == r->epoch + 1 && sealed)
 		region_switch(w, r);
 	else if (want > r->epoch + 1) /* it missed a segment: caught up like a new replica */

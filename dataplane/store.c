@@ -1133,6 +1133,8 @@ struct snap_rd {
 	enum snap_mode mode;
 	uint16_t version; /* of the image */
 	bool versioned;	  /* its samples carry (hlc, origin) */
+	bool ranged;	  /* a split: only series ids within [lo, hi] are kept */
+	uint64_t lo, hi;
 };
 
 /* Reads one sample: its ts, and its value into a slot the caller owns on success when
@@ -1213,13 +1215,14 @@ static int snap_read_series(struct sl_store *st, struct snap_io *io, const struc
 		return -EBADMSG;
 	bool same_key = s == NULL || (s->key_len == p.key_len && memcmp(s->key, key, p.key_len) == 0);
 	bool skip = false; /* MERGE: a series the store holds as another type (or key) */
+	bool out_of_range = rd->ranged && (p.series_id < rd->lo || p.series_id > rd->hi);
 	if (rd->mode == SNAP_DELTA && s != NULL && (s->type != p.type || !same_key))
 		return -EBADMSG; /* a delta of another series than the one the store holds */
 	if (rd->mode == SNAP_CHECK && !same_key)
 		return -EBADMSG; /* a key that hashes to another key's id: not a sluice image */
 	if (rd->mode == SNAP_MERGE && s != NULL && (s->type != p.type || !same_key))
 		skip = true; /* a key mismatch here: an image naming one id twice (checked) */
-	bool keep = rd->mode != SNAP_CHECK && !skip;
+	bool keep = rd->mode != SNAP_CHECK && !skip && !out_of_range;
 
 	/* Bounded by the image: a lying n_points ends at its end (-EBADMSG). */
 	for (uint64_t i = 0; i < n_points; i++) {
@@ -1258,7 +1261,7 @@ static int snap_read_series(struct sl_store *st, struct snap_io *io, const struc
  * a delta only a delta, a merge either. Corruption is -EBADMSG; an image of another
  * region, or versioned when the store is not (or the reverse), is -EINVAL. */
 static int snap_read_all(struct sl_store *st, struct snap_io *io, enum snap_mode mode,
-			 uint64_t *applied_index)
+			 const uint64_t *range, uint64_t *applied_index)
 {
 	uint8_t hdr[SNAP_HDR_BYTES];
 	int rc = source_get(io, hdr, sizeof(hdr));
@@ -1275,10 +1278,13 @@ static int snap_read_all(struct sl_store *st, struct snap_io *io, enum snap_mode
 		return -EBADMSG;
 	struct snap_rd rd = {.mode = mode,
 			     .version = version,
-			     .versioned = (flags & SL_STORE_SNAP_F_VERSIONED) != 0};
+			     .versioned = (flags & SL_STORE_SNAP_F_VERSIONED) != 0,
+			     .ranged = range != NULL,
+			     .lo = range != NULL ? range[0] : 0,
+			     .hi = range != NULL ? range[1] : UINT64_MAX};
 	/* converting, the samples keep their values: an unversioned store drops the versions,
 	 * a versioned one gives each version (0, 0), which any later write beats */
-	if (sl_get_u32(hdr + 8) != st->region_id ||
+	if ((sl_get_u32(hdr + 8) != st->region_id && !rd.ranged) ||
 	    (rd.versioned != st->versioned && mode != SNAP_CONVERT))
 		return -EINVAL;
 	uint64_t n_series = sl_get_u64(hdr + 20);
@@ -1294,12 +1300,13 @@ static int snap_read_all(struct sl_store *st, struct snap_io *io, enum snap_mode
 
 /* From a file descriptor: reads ahead in SNAP_IO_BYTES blocks and hands back, on success,
  * what it read past the image (best effort: a pipe cannot seek). */
-static int snap_read_fd(struct sl_store *st, int fd, enum snap_mode mode, uint64_t *applied_index)
+static int snap_read_fd(struct sl_store *st, int fd, enum snap_mode mode, const uint64_t *range,
+			uint64_t *applied_index)
 {
 	struct snap_io io = {.fd = fd, .buf = mallocx(SNAP_IO_BYTES, st->mflags)};
 	if (io.buf == NULL)
 		return -ENOMEM;
-	int rc = snap_read_all(st, &io, mode, applied_index);
+	int rc = snap_read_all(st, &io, mode, range, applied_index);
 	if (rc == 0 && io.pos < io.len)
 		(void)lseek(fd, -(off_t)(io.len - io.pos), SEEK_CUR);
 	dallocx(io.buf, st->mflags);
@@ -1312,7 +1319,7 @@ static int snap_read_mem(struct sl_store *st, const uint8_t *img, size_t len, en
 {
 	/* the reader only reads through buf in this mode */
 	struct snap_io io = {.fd = -1, .buf = (uint8_t *)(uintptr_t)img, .len = len};
-	int rc = snap_read_all(st, &io, mode, applied_index);
+	int rc = snap_read_all(st, &io, mode, NULL, applied_index);
 	return rc == 0 && io.pos != len ? -EBADMSG : rc;
 }
 
@@ -1321,7 +1328,7 @@ int sl_store_snapshot_read(struct sl_store *empty_store, int fd, uint64_t *appli
 	struct sl_store *st = empty_store;
 	if (st->stats.series != 0)
 		return -EINVAL;
-	int rc = snap_read_fd(st, fd, SNAP_LOAD, applied_index);
+	int rc = snap_read_fd(st, fd, SNAP_LOAD, NULL, applied_index);
 	if (rc != 0)
 		store_clear(st);
 	return rc;
@@ -1332,7 +1339,20 @@ int sl_store_snapshot_read_convert(struct sl_store *empty_store, int fd, uint64_
 	struct sl_store *st = empty_store;
 	if (st->stats.series != 0)
 		return -EINVAL;
-	int rc = snap_read_fd(st, fd, SNAP_CONVERT, applied_index);
+	int rc = snap_read_fd(st, fd, SNAP_CONVERT, NULL, applied_index);
+	if (rc != 0)
+		store_clear(st);
+	return rc;
+}
+
+int sl_store_snapshot_read_range(struct sl_store *empty_store, int fd, uint64_t lo, uint64_t hi,
+				 uint64_t *applied_index)
+{
+	struct sl_store *st = empty_store;
+	if (st->stats.series != 0 || lo > hi)
+		return -EINVAL;
+	const uint64_t range[2] = {lo, hi};
+	int rc = snap_read_fd(st, fd, SNAP_LOAD, range, applied_index);
 	if (rc != 0)
 		store_clear(st);
 	return rc;
@@ -1363,7 +1383,7 @@ int sl_store_snapshot_read_mem(struct sl_store *empty_store, const uint8_t *img,
 
 int sl_store_snapshot_apply_delta(struct sl_store *st, int fd, uint64_t *applied_index)
 {
-	return snap_read_fd(st, fd, SNAP_DELTA, applied_index);
+	return snap_read_fd(st, fd, SNAP_DELTA, NULL, applied_index);
 }
 
 int sl_store_snapshot_apply_delta_mem(struct sl_store *st, const uint8_t *img, size_t len,

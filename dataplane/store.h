@@ -174,6 +174,13 @@ int sl_store_snapshot_read_mem(struct sl_store *empty_store, const uint8_t *img,
  * every later write beats. */
 int sl_store_snapshot_read_convert(struct sl_store *empty_store, int fd, uint64_t *applied_index);
 
+/* A region split (docs/cluster.md, "Splitting a region"): loads, from a full image of
+ * the region being split (any region id), only the series whose id is within [lo, hi],
+ * into an empty store of the same kind; the others are read past, checked as a load
+ * checks them. Errors as sl_store_snapshot_read (an image of the other kind: -EINVAL). */
+int sl_store_snapshot_read_range(struct sl_store *empty_store, int fd, uint64_t lo, uint64_t hi,
+				 uint64_t *applied_index);
+
 /* An image's header (its first SL_STORE_SNAP_HDR_BYTES): applied index and flags, or
  * -EBADMSG when it is not one (no checks of the records). */
 int sl_store_snapshot_peek(const uint8_t *hdr, size_t len, uint64_t *applied_index,

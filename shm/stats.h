@@ -221,7 +221,13 @@
 	X(protocol_switch_failed) \
 	X(switch_stale_msgs) \
 	X(replicas_joined) \
-	X(replicas_left)
+	X(replicas_left) \
+	X(region_splits) \
+	X(region_split_failed) \
+	X(route_stale) \
+	X(fwd_rerouted) \
+	X(points_rerouted) \
+	X(reroute_failed)
 
 enum sl_stat {
 #define SL_STATS_ENUM_(name) SL_STAT_##name,

@@ -112,3 +112,38 @@ ask() { local s=$1; shift; "$CTL" --socket "$s" --timeout 2000 --json "$@" 2>&1;
 # move_id OUT: the move id in a ctld answer
 move_id() { python3 -c "import json,sys; print(json.loads(sys.argv[1])['move'])" "$1"; }
 move_is() { ql moves "[m['state'] for m in r['moves'] if m['id'] == $1] == ['$2']"; } # ID STATE
+# bench_summary FILE: sluice-bench's --json result on node 2, summed up and per second
+bench_summary() {
+	python3 - "$1" <<'PYEOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+print('[bench] sluice-bench on node 2: %d points acked, %d batches failed %s, p99 %.1f ms, max %.1f ms'
+      % (r['points_acked'], r['batches_failed'], r['failed_by_status'],
+         r['ack_latency_ns']['p99'] / 1e6, r['ack_latency_ns']['max'] / 1e6))
+print('[bench] per second (acked, p99 ms, max ms):',
+      ' '.join('%d:%d/%.0f/%.0f' % (w['t'], w['acked'], w['p99'] / 1e6, w['max'] / 1e6) for w in r['windows']))
+PYEOF
+}
+# ctld_cluster_up N: three ctld replicas, then data nodes 1..N (bounded waits: the map
+# bootstrapped, every node a member and up, a leader for every region seen from node 1)
+ctld_cluster_up() {
+	local i
+	for i in 1 2 3; do start_ctld "$i"; done
+	until_true 300 "no ctld leader bootstrapped the cluster" \
+		q "$(csock 1)" status "r['bootstrapped'] and r['leader'] is not None and r['applied_index'] == r['commit_index']"
+	for i in $(seq 1 "$1"); do cl_start "$i"; done
+	until_true 600 "members never showed $1 nodes up" \
+		ql members "[m['state'] for m in r['members']] == ['up'] * $1"
+	cl_wait_leaders 1 0
+}
+# load_start PACE_MS ASAN_PACE_MS SECONDS: the shm producers (a batch every PACE_MS, or
+# ASAN_PACE_MS under the sanitizers: a load that lasts through the test's steps) and
+# sluice-bench on node 2 for SECONDS (BENCH_PID); returns once writes are acknowledged
+load_start() {
+	CL_PROD_ARGS=(--pace-ms "$([ -n "${ASAN_OPTIONS:-}" ] && echo "$2" || echo "$1")")
+	cl_producers
+	"$BENCH" --path "/dev/shm/sluice-$NAME-2.ingest" --duration "$3" --batch 200 --series 500 \
+		--inflight 4 --json --quiet >"$DIR/bench.json" 2>"$DIR/bench.err" &
+	BENCH_PID=$!
+	cl_wait_acks 10
+}

@@ -56,22 +56,10 @@ all_agreed() {
 # a node not among region R's replicas (the first)
 not_in() { ql regions "[n for n in range(1, 5) if n not in r['regions'][$1]['replicas']][0]"; }
 
-for i in 1 2 3; do start_ctld "$i"; done
-until_true 300 "no ctld leader bootstrapped the cluster" \
-	q "$(csock 1)" status "r['bootstrapped'] and r['leader'] is not None and r['applied_index'] == r['commit_index']"
-for i in 1 2 3 4; do cl_start "$i"; done
-until_true 600 "members never showed 4 nodes up" \
-	ql members "[m['state'] for m in r['members']] == ['up'] * 4"
-cl_wait_leaders 1 0
+ctld_cluster_up 4
 echo "[${SECONDS}s] 3 ctld replicas, 4 nodes; replicas per node $(count_of); map $(ql regions "[x['replicas'] for x in r['regions']]")"
 
-# paced to write through every step below (about 80 s), the sanitized build too
-CL_PROD_ARGS=(--pace-ms "$([ -n "${ASAN_OPTIONS:-}" ] && echo 900 || echo 280)")
-cl_producers
-"$BENCH" --path "/dev/shm/sluice-$NAME-2.ingest" --duration 60 --batch 200 --series 500 \
-	--inflight 4 --json --quiet >"$DIR/bench.json" 2>"$DIR/bench.err" &
-BENCH_PID=$!
-cl_wait_acks 10
+load_start 280 900 60 # about 80 s of steps
 
 # add a node: the rebalance moves replicas to node 4 (empty data dir) until counts are even
 until_true 900 "node 4 got no replicas: $(count_of) $(ql moves "r['moves']")" \
@@ -145,15 +133,7 @@ sl_wait_producers
 rc=0
 wait "$BENCH_PID" || rc=$?
 BENCH_PID=0
-python3 - "$DIR/bench.json" <<'EOF' || { cat "$DIR/bench.err"; fail "sluice-bench exited $rc"; }
-import json, sys
-r = json.load(open(sys.argv[1]))
-print('[bench] sluice-bench on node 2: %d points acked, %d batches failed %s, p99 %.1f ms, max %.1f ms'
-      % (r['points_acked'], r['batches_failed'], r['failed_by_status'],
-         r['ack_latency_ns']['p99'] / 1e6, r['ack_latency_ns']['max'] / 1e6))
-print('[bench] per second (acked, p99 ms, max ms):',
-      ' '.join('%d:%d/%.0f/%.0f' % (w['t'], w['acked'], w['p99'] / 1e6, w['max'] / 1e6) for w in r['windows']))
-EOF
+bench_summary "$DIR/bench.json" || { cat "$DIR/bench.err"; fail "sluice-bench exited $rc"; }
 until_true 600 "the replicas did not agree at the end" all_agreed
 # every node, in the sanitized build too (the only pass CI runs this test in)
 ASAN_OPTIONS= cl_verify_all

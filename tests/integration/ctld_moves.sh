@@ -44,24 +44,12 @@ same_leader_everywhere() { # R NODE: every node sees NODE lead region R
 # another replica than the region's current leader (seen from node 1)
 other_than() { echo $(($1 % 3 + 1)); }
 
-for i in 1 2 3; do start_ctld "$i"; done
-until_true 300 "no ctld leader bootstrapped the cluster" \
-	q "$(csock 1)" status "r['bootstrapped'] and r['leader'] is not None and r['applied_index'] == r['commit_index']"
-for i in 1 2 3; do cl_start "$i"; done
-until_true 600 "members never showed 3 nodes up" \
-	ql members "[m['state'] for m in r['members']] == ['up'] * 3"
-cl_wait_leaders 1 0
+ctld_cluster_up 3
 until_true 300 "regions never showed an observed leader" \
 	ql regions "all(x['leader'] is not None for x in r['regions'])"
 echo "[${SECONDS}s] 3 ctld replicas, 3 nodes; map: $(ql regions "[(x['id'], x['protocol'], x['preferred_leader']) for x in r['regions']]")"
 
-# paced to write through every step below (about 30 s), the sanitized build too
-CL_PROD_ARGS=(--pace-ms "$([ -n "${ASAN_OPTIONS:-}" ] && echo 300 || echo 100)")
-cl_producers
-"$BENCH" --path "/dev/shm/sluice-$NAME-2.ingest" --duration 35 --batch 200 --series 500 \
-	--inflight 4 --json --quiet >"$DIR/bench.json" 2>"$DIR/bench.err" &
-BENCH_PID=$!
-cl_wait_acks 10
+load_start 100 300 35 # about 30 s of steps
 
 # leader balance: node 3 killed, its preferred regions go to nodes 1 and 2; back, it gets
 # its share again (five regions with copies over three nodes)
@@ -206,15 +194,7 @@ wait "$BENCH_PID" || rc=$?
 BENCH_PID=0
 # a failed batch is one the node refused to acknowledge (it exits 1 then): reported, not
 # an error of the moves; anything else (a crash, no result) is
-python3 - "$DIR/bench.json" <<'EOF' || { cat "$DIR/bench.err"; fail "sluice-bench exited $rc"; }
-import json, sys
-r = json.load(open(sys.argv[1]))
-print('[bench] sluice-bench on node 2: %d points acked, %d batches failed %s, p99 %.1f ms, max %.1f ms'
-      % (r['points_acked'], r['batches_failed'], r['failed_by_status'],
-         r['ack_latency_ns']['p99'] / 1e6, r['ack_latency_ns']['max'] / 1e6))
-print('[bench] per second (acked, p99 ms, max ms):',
-      ' '.join('%d:%d/%.0f/%.0f' % (w['t'], w['acked'], w['p99'] / 1e6, w['max'] / 1e6) for w in r['windows']))
-EOF
+bench_summary "$DIR/bench.json" || { cat "$DIR/bench.err"; fail "sluice-bench exited $rc"; }
 cl_caught_up >/dev/null || fail "replicas did not catch up"
 ml_caught_up
 cl_verify_all

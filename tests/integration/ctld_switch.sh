@@ -49,22 +49,10 @@ switched() {
 		fail "ctld's map of region $1: $(ql regions "r['regions'][$1]")"
 }
 
-for i in 1 2 3; do start_ctld "$i"; done
-until_true 300 "no ctld leader bootstrapped the cluster" \
-	q "$(csock 1)" status "r['bootstrapped'] and r['leader'] is not None and r['applied_index'] == r['commit_index']"
-for i in 1 2 3; do cl_start "$i"; done
-until_true 600 "members never showed 3 nodes up" \
-	ql members "[m['state'] for m in r['members']] == ['up'] * 3"
-cl_wait_leaders 1 0
+ctld_cluster_up 3
 echo "[${SECONDS}s] 3 ctld replicas, 3 nodes; map: $(ql regions "[(x['id'], x['protocol'], x['epoch']) for x in r['regions']]")"
 
-# paced to write through every step below, the sanitized build too
-CL_PROD_ARGS=(--pace-ms "$([ -n "${ASAN_OPTIONS:-}" ] && echo 300 || echo 100)")
-cl_producers
-"$BENCH" --path "/dev/shm/sluice-$NAME-2.ingest" --duration 30 --batch 200 --series 500 \
-	--inflight 4 --json --quiet >"$DIR/bench.json" 2>"$DIR/bench.err" &
-BENCH_PID=$!
-cl_wait_acks 10
+load_start 100 300 30
 
 # region 0: raft -> multileader under load, then back to raft
 a0=$(cl_acks)
@@ -122,15 +110,7 @@ sl_wait_producers
 rc=0
 wait "$BENCH_PID" || rc=$?
 BENCH_PID=0
-python3 - "$DIR/bench.json" <<'EOF' || { cat "$DIR/bench.err"; fail "sluice-bench exited $rc"; }
-import json, sys
-r = json.load(open(sys.argv[1]))
-print('[bench] sluice-bench on node 2: %d points acked, %d batches failed %s, p99 %.1f ms, max %.1f ms'
-      % (r['points_acked'], r['batches_failed'], r['failed_by_status'],
-         r['ack_latency_ns']['p99'] / 1e6, r['ack_latency_ns']['max'] / 1e6))
-print('[bench] per second (acked, p99 ms, max ms):',
-      ' '.join('%d:%d/%.0f/%.0f' % (w['t'], w['acked'], w['p99'] / 1e6, w['max'] / 1e6) for w in r['windows']))
-EOF
+bench_summary "$DIR/bench.json" || { cat "$DIR/bench.err"; fail "sluice-bench exited $rc"; }
 cl_caught_up >/dev/null || fail "replicas did not catch up"
 ml_caught_up
 cl_verify_all

@@ -1685,6 +1685,7 @@ static void test_split_flow(void **state)
 	assert_int_equal(nr->split_at, 0);
 	assert_int_equal(r->split_from, 0);
 	assert_int_equal(nr->split_from, 1); /* region 0, + 1 */
+	assert_int_equal(nr->split_epoch, 1);
 	assert_string_equal(nr->protocol, old.protocol);
 	assert_int_equal(nr->rf, old.rf);
 	assert_memory_equal(nr->replicas, old.replicas, sizeof(old.replicas));
@@ -1701,6 +1702,7 @@ static void test_split_flow(void **state)
 	rv = sl_ctld_view_regions(&sm, NULL, 0, 1);
 	assert_null(region_field(rv, 0, "split_at"));
 	assert_int_equal(json_object_get_int64(region_field(rv, 2, "split_from")), 0);
+	assert_int_equal(json_object_get_int64(region_field(rv, 2, "split_epoch")), 1);
 	assert_string_equal(json_object_get_string(region_field(rv, 2, "hash_lo")),
 			    "0x4000000000000000");
 	assert_string_equal(json_object_get_string(region_field(rv, 0, "hash_hi")),

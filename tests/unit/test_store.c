@@ -813,6 +813,92 @@ static void test_snapshot_roundtrip(void **state)
 	sl_store_destroy(a);
 }
 
+struct range_chk {
+	const struct sl_store *whole;
+	uint64_t lo, hi;
+	uint64_t series, points;
+	uint64_t first; /* the lowest id seen */
+};
+
+/* Every series of a half is in its range and is the whole store's series, point for
+ * point (assert_stores_equal's comparison, one way). */
+static int range_cb(const struct sl_series_info *info, void *arg)
+{
+	struct range_chk *c = arg;
+	assert_true(info->series_id >= c->lo && info->series_id <= c->hi);
+	struct sl_series_info o;
+	assert_int_equal(sl_store_series_info(c->whole, info->series_id, &o), 0);
+	assert_int_equal(o.n_points, info->n_points);
+	assert_int_equal(o.first_ts, info->first_ts);
+	assert_int_equal(o.last_ts, info->last_ts);
+	assert_string_equal(o.key, info->key);
+	if (c->series == 0 || info->series_id < c->first)
+		c->first = info->series_id;
+	c->series++;
+	c->points += info->n_points;
+	return 0;
+}
+
+/* A region split: the image of the whole region read twice, each time keeping one side of
+ * the split point, gives two stores (of other region ids) that hold every series of the
+ * whole exactly once, each on its own side. */
+static void test_snapshot_read_range(void **state)
+{
+	(void)state;
+	struct sl_store *a = mkstore(4, 64);
+	fill_store(a, 29);
+	int fd = snap_fd();
+	assert_int_equal(sl_store_snapshot_write(a, fd, 555), 0);
+	struct sl_store_stats sa = stats_of(a);
+	uint64_t at = 1ull << 63; /* the ids hash all over: both halves get some */
+	struct sl_store *lo = mkstore(4, 0), *hi = mkstore(9, 0);
+	uint64_t idx = 0;
+	assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+	assert_int_equal(sl_store_snapshot_read_range(lo, fd, 0, at - 1, &idx), 0);
+	assert_int_equal(idx, 555);
+	assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+	assert_int_equal(sl_store_snapshot_read_range(hi, fd, at, UINT64_MAX, &idx), 0);
+	struct range_chk cl = {.whole = a, .lo = 0, .hi = at - 1};
+	struct range_chk ch = {.whole = a, .lo = at, .hi = UINT64_MAX};
+	assert_int_equal(sl_store_foreach_series(lo, range_cb, &cl), 0);
+	assert_int_equal(sl_store_foreach_series(hi, range_cb, &ch), 0);
+	assert_true(cl.series > 0 && ch.series > 0);
+	assert_int_equal(cl.series + ch.series, sa.series);
+	assert_int_equal(cl.points + ch.points, sa.points);
+	/* a series whose id is the split point goes to the upper half, not the lower */
+	struct sl_series_info on;
+	assert_int_equal(sl_store_series_info(hi, ch.first, &on), 0);
+	struct sl_store *lo2 = mkstore(4, 0), *hi2 = mkstore(9, 0);
+	assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+	assert_int_equal(sl_store_snapshot_read_range(lo2, fd, 0, ch.first - 1, &idx), 0);
+	assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+	assert_int_equal(sl_store_snapshot_read_range(hi2, fd, ch.first, UINT64_MAX, &idx), 0);
+	assert_int_equal(sl_store_series_info(lo2, ch.first, &on), -ENOENT);
+	assert_int_equal(sl_store_series_info(hi2, ch.first, &on), 0);
+	assert_int_equal(stats_of(lo2).series + stats_of(hi2).series, sa.series);
+	sl_store_destroy(hi2);
+	/* only into an empty store, and a range must be one */
+	assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+	assert_int_equal(sl_store_snapshot_read_range(lo, fd, 0, 1, &idx), -EINVAL);
+	struct sl_store *e = mkstore(4, 0);
+	assert_int_equal(sl_store_snapshot_read_range(e, fd, 2, 1, &idx), -EINVAL);
+	/* a damaged record is refused even on the side that is read past */
+	uint8_t b = 0;
+	off_t mid = lseek(fd, 0, SEEK_END) / 2;
+	assert_int_equal(pread(fd, &b, 1, mid), 1);
+	b ^= 0x40;
+	assert_int_equal(pwrite(fd, &b, 1, mid), 1);
+	assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+	assert_int_equal(sl_store_snapshot_read_range(e, fd, 0, 0, &idx), -EBADMSG);
+	assert_empty(e);
+	close(fd);
+	sl_store_destroy(e);
+	sl_store_destroy(lo2);
+	sl_store_destroy(lo);
+	sl_store_destroy(hi);
+	sl_store_destroy(a);
+}
+
 /* Writes `len` bytes of `img` to a fresh memfd and tries to load it into st. The reader
  * of images in memory (a peer's snapshot) must give the same answer on the same bytes. */
 static int load_image(struct sl_store *st, const uint8_t *img, size_t len)
@@ -2189,6 +2275,7 @@ int main(void)
 	    cmocka_unit_test(test_store_strings_type_conflict),
 	    cmocka_unit_test(test_store_query_ex),
 	    cmocka_unit_test(test_snapshot_strings),
+	    cmocka_unit_test(test_snapshot_read_range),
 	    cmocka_unit_test(test_snapshot_v1_compat),
 	    cmocka_unit_test(test_store_arena),
 	};

@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# ctld_split.sh SLUICED CTLD PRODUCER VERIFY BENCH - region splits through sluice-ctld
+# (`sluicectl region split R`) on three nodes under load: three shm producers (one per node,
+# every acknowledged batch logged) and sluice-bench on node 2, four raft regions. Checks:
+# region 0 splits at its midpoint into region 4, a "split" move that ends done with every
+# node running both at segment 1, the two ranges adjoining, each half holding series;
+# refusals with a clear error (a cut outside the range, an unknown region, a ctld
+# follower, a data node's socket); region 4 splits again (at a given hash) into region 5
+# while node 3 is SIGKILLed right after the ask: the split waits for node 3, which
+# replays its WAL, seals and splits after its restart; a node restarted after the splits
+# runs six regions; every acknowledged point reads back exactly on every node (reads are
+# routed by the nodes' split ranges).
+set -euo pipefail
+SLUICED=$1 CTLD=$2 PRODUCER=$3 VERIFY=$4 BENCH=$5
+CTL=$(dirname "$SLUICED")/sluicectl
+POINTS=${POINTS:-$([ -n "${ASAN_OPTIONS:-}" ] && echo 30000 || echo 90000)} SERIES=30 BATCH=300
+NAME=sp$$ REGIONS=4
+. "$(dirname "$0")/lib.sh"
+DIR=$SL_DIR
+. "$(dirname "$0")/cluster_lib.sh"
+CTLD_REGIONS=4 CTLD_NODE_TIMEOUT_MS=3000 CTLD_DIAG_LINES=12
+. "$(dirname "$0")/ctld_lib.sh"
+trap ctld_cleanup_all EXIT
+CL_ARGS=(--set cluster.ctld="$(ctld_socks)")
+
+# split R [AT]: asks the ctld leader to split region R (at hash AT); prints the move id
+split() {
+	local out
+	out=$(ask "$(csock "$(leader)")" region split "$@") || fail "split $*: $out"
+	move_id "$out"
+}
+move_state() { ql moves "[(m['state'], m.get('waiting')) for m in r['moves'] if m['id'] == $1]"; }
+# range R: region R's [hash_lo, hash_hi] in ctld's map, as integers
+range() { ql regions "(int(r['regions'][$1]['hash_lo'], 16), int(r['regions'][$1]['hash_hi'], 16))"; }
+# node_range I R: the same as node I routes it
+node_range() { cl_regions "$1" "(int(rs[$2]['hash_lo'], 16), int(rs[$2]['hash_hi'], 16))"; }
+# split_done PARENT CHILD EPOCH ID: move ID ends done; ctld's map and every node agree on
+# both halves' segment and ranges
+split_done() {
+	until_true 600 "move $4 (split of region $1) did not end done: $(move_state "$4")" move_is "$4" done
+	until_true 300 "not every node runs regions $1 and $2 at segment $3: $(for i in 1 2 3; do cl_regions "$i" "[(r['id'], r['epoch'], r.get('unborn')) for r in rs]"; done)" \
+		both_at "$1" "$2" "$3"
+	local p c i
+	p=$(range "$1") c=$(range "$2")
+	python3 -c "p, c = $p, $c; assert p[1] + 1 == c[0], (p, c)" || fail "ranges of $1 and $2 do not adjoin: $p $c"
+	[ "$(ql regions "r['regions'][$2]['split_from']")" = "$1" ] || fail "region $2 not split from $1: $(ql regions "r['regions'][$2]")"
+	for i in 1 2 3; do
+		[ "$(node_range "$i" "$1")" = "$p" ] || fail "node $i routes region $1 as $(node_range "$i" "$1"), ctld has $p"
+		[ "$(node_range "$i" "$2")" = "$c" ] || fail "node $i routes region $2 as $(node_range "$i" "$2"), ctld has $c"
+	done
+}
+both_at() {
+	local i
+	for i in 1 2 3; do
+		[ "$(cl_regions "$i" "len(rs) > $2 and all((rs[k]['epoch'], rs[k]['sealed'], rs[k].get('unborn', False)) == ($3, False, False) for k in ($1, $2))")" = True ] ||
+			{ echo False; return; }
+	done
+	echo True
+}
+
+ctld_cluster_up 3
+echo "[${SECONDS}s] 3 ctld replicas, 3 nodes; map: $(ql regions "[(x['id'], x['hash_lo'], x['epoch']) for x in r['regions']]")"
+
+load_start 100 300 30
+
+# region 0 splits at its midpoint under load
+a0=$(cl_acks)
+ID=$(split 0)
+split_done 0 4 1 "$ID"
+a1=$(cl_acks)
+[ "$a1" -gt "$a0" ] || fail "no write acknowledged during the split"
+echo "[${SECONDS}s] move $ID: region 0 split, region 4 = $(ql regions "r['regions'][4]['hash_lo']") .. ($(ql moves "[m['took_ms'] for m in r['moves'] if m['id'] == $ID][0]") ms; $((a1 - a0)) batches acknowledged meanwhile); series: $(cl_regions 1 "[(r['id'], r.get('series')) for r in rs]")"
+for i in 1 2 3; do
+	[ "$(cl_regions "$i" "rs[0]['series'] > 0 and rs[4]['series'] > 0")" = True ] ||
+		fail "node $i: a half of region 0 holds no series: $(cl_regions "$i" "[(r['id'], r['series']) for r in rs]")"
+done
+
+# refusals: clear errors, nothing recorded
+LS=$(csock "$(leader)")
+T=$(ql moves "r['total']")
+out=$(ask "$LS" region split 1 --at 0x0000000000000000) && fail "a cut below region 1's range: $out"
+[[ "$out" == *"bad_request"* ]] || fail "bad cut refusal: $out"
+out=$(ask "$LS" region split 9) && fail "region 9 split: $out"
+[[ "$out" == *"not_found"* ]] || fail "unknown region: $out"
+F=$(( $(leader) % 3 + 1 ))
+out=$(ask "$(csock "$F")" region split 1) && fail "a ctld follower took a split: $out"
+[[ "$out" == *"not_leader"* ]] || fail "follower refusal: $out"
+out=$(ask "$(cl_sock 1)" region split 1) && fail "a data node took a split: $out"
+[ "$(ql moves "r['total']")" = "$T" ] || fail "a refused split was recorded"
+echo "[${SECONDS}s] refused: a cut outside the range, region 9, a ctld follower, a data node's socket"
+
+# region 4 splits again, at a given hash, with node 3 killed right after the ask: the
+# split waits for node 3, which replays, seals and splits after its restart
+AT=$(python3 -c "lo, hi = $(range 4); print('0x%016x' % (lo + (hi - lo) // 3))")
+ID=$(split 4 --at "$AT")
+cl_kill 3
+sleep 1
+[ "$(move_is "$ID" running)" = True ] || fail "move $ID did not wait for node 3: $(move_state "$ID")"
+echo "[${SECONDS}s] move $ID: region 4 split at $AT asked, node 3 killed: $(move_state "$ID")"
+cl_start 3
+split_done 4 5 2 "$ID"
+[ "$(ql regions "r['regions'][5]['hash_lo']")" = "$AT" ] || fail "region 5 does not start at $AT: $(ql regions "r['regions'][5]")"
+echo "[${SECONDS}s] node 3 back: move $ID done, region 5 from $AT"
+
+# a node restarted after the splits runs six regions with the split ranges
+cl_kill 1
+cl_start 1
+until_true 300 "node 1 does not run regions 4 and 5 at segment 2" both_at 4 5 2
+grep -q "refusing" "$DIR/node1.log" && fail "node 1 refused to start"
+[ "$(node_range 1 0)" = "$(range 0)" ] || fail "node 1 routes region 0 as $(node_range 1 0) after its restart"
+echo "[${SECONDS}s] node 1 restarted: regions $(cl_regions 1 "[(r['id'], r['epoch'], r['hash_lo']) for r in rs]")"
+cl_wait_leaders 1 0
+
+sl_wait_producers
+rc=0
+wait "$BENCH_PID" || rc=$?
+BENCH_PID=0
+bench_summary "$DIR/bench.json" || { cat "$DIR/bench.err"; fail "sluice-bench exited $rc"; }
+cl_caught_up >/dev/null || fail "replicas did not catch up"
+cl_verify_all
+for i in 1 2 3; do
+	echo "node $i: splits $(cl_stat "$i" region_splits), points moved to a new region while waiting $(cl_stat "$i" points_rerouted), stale routes $(cl_stat "$i" route_stale), forwarded batches routed again $(cl_stat "$i" fwd_rerouted), points failed then $(cl_stat "$i" reroute_failed)"
+	[ "$(cl_stat "$i" region_split_failed)" = 0 ] || fail "node $i counted failed splits"
+done
+"$CTL" --socket "$(csock "$(leader)")" moves
+echo "[${SECONDS}s] ctld_split: PASS ($(cl_acks) batches acknowledged)"
