@@ -47,7 +47,8 @@ static const struct key keys[] = {
 	    "leader balance: at most one move this often, when no move is running, of a "
 	    "region whose preferred leader is down, or from the node preferred for the most "
 	    "regions to a replica preferred for two fewer (regions an operator moved are left "
-	    "alone for 10 min); 0 = off"),
+	    "alone for 10 min); also paces the rebalance and automatic splits (one each per "
+	    "interval); 0 = off (all of them)"),
 	U32("cluster", "id", cluster.cluster_id, 1, UINT32_MAX - 1,
 	    "cluster id (also guards the ctld replicas' UDP messages)"),
 	U32("cluster", "nodes", cluster.nodes, 1, SL_CTLD_MAX_NODES,
