@@ -325,6 +325,7 @@ struct sl_ctld_hb_region {
 	 * the points went down) */
 	bool has_points, has_bytes, has_rate;
 	uint64_t points, bytes, points_per_s;
+	uint64_t at_ns; /* when the heartbeat that carried this row arrived */
 };
 
 struct sl_ctld_soft {

@@ -1168,9 +1168,10 @@ int sl_ctld_soft_heartbeat(struct sl_ctld_soft *soft, const struct sl_ctld_sm *s
 		/* the write rate since the node's previous heartbeat, when both had points and
 		 * they did not go down (a restarted or cut store says nothing of the rate) */
 		const struct sl_ctld_hb_region *prev = &soft->hb[node][id];
-		uint64_t dt = now_ns - soft->last_hb_ns[node];
-		if (has_points && soft->seen[node] && prev->valid && prev->has_points &&
-		    points >= prev->points && now_ns > soft->last_hb_ns[node]) {
+		uint64_t dt = now_ns - prev->at_ns;
+		tmp[id].at_ns = now_ns;
+		if (has_points && prev->valid && prev->has_points && points >= prev->points &&
+		    now_ns > prev->at_ns) {
 			tmp[id].has_rate = true;
 			unsigned __int128 rate =
 				(unsigned __int128)(points - prev->points) * 1000000000u / dt;
