@@ -54,6 +54,7 @@ struct ctld_stats {
 	uint64_t decommissions; /* decommission/recommission proposals */
 	/* splits: an operator's asked/refused, split_done proposed */
 	uint64_t splits_asked, splits_refused, splits_proposed;
+	uint64_t auto_splits; /* ctld's own splits proposed (size or write load) */
 };
 
 struct ctld {
@@ -78,6 +79,9 @@ struct ctld {
 	uint64_t switch_proposed_ns[SL_CTLD_MAX_REGIONS]; /* last protocol_switched/split_done */
 	uint64_t balance_next_ns;                         /* the next balancing move, at most */
 	uint64_t rebalance_next_ns;                       /* the next rebalance move, at most */
+	uint64_t autosplit_next_ns;                       /* the next automatic split, at most */
+	struct sl_ctld_split_obs *split_obs; /* automatic splits: soft state of the leader */
+	char autosplit_blocked[SL_CTLD_WHY_MAX]; /* a due region that cannot split, and why */
 	struct ctld_stats st;
 };
 
@@ -320,6 +324,10 @@ static void duties(struct ctld *c, uint64_t now)
 		/* a new leader balances only after the nodes reported to it for a while */
 		c->balance_next_ns = now + (uint64_t)c->cfg.balance_interval_ms * 1000000ull;
 		c->rebalance_next_ns = c->balance_next_ns;
+		/* the automatic split's sustain windows start over with the heartbeats */
+		memset(c->split_obs, 0, sizeof(*c->split_obs));
+		c->autosplit_next_ns = c->balance_next_ns;
+		c->autosplit_blocked[0] = '\0';
 		c->bootstrap_sent_ns = 0;
 	}
 	c->leader = leader;
@@ -378,6 +386,7 @@ static void duties(struct ctld *c, uint64_t now)
 		if (propose(c, sl_ctld_cmd_set_leader(r, ob.leader, ob.term)) == 0)
 			c->st.leaders_recorded++;
 	}
+	sl_ctld_split_observe(&c->sm, c->soft, now, timeout, &c->cfg.split, c->split_obs);
 	switch_duties(c, now, timeout);
 	move_duties(c, now, timeout);
 }
@@ -494,6 +503,38 @@ static void replica_duty(struct ctld *c, uint64_t now, uint64_t wall, bool any_r
 		region, from, to);
 }
 
+/* ctld's own split of a region whose size or write rate stayed above its threshold: at
+ * most one per balance interval (none when it is 0), never while any region switches or
+ * a replica move runs (sl_ctld_split_next), cut at the middle of the range. */
+static void split_duty(struct ctld *c, uint64_t now, uint64_t wall)
+{
+	uint32_t region = 0;
+	uint64_t at = 0;
+	char why[SL_CTLD_WHY_MAX], err[SL_CTLD_WHY_MAX];
+	if (c->cfg.balance_interval_ms == 0 || move_in_flight(c, now))
+		return;
+	int next = sl_ctld_split_next(&c->sm, c->split_obs, now / 1000000ull, &c->cfg.split,
+				      &region, why, sizeof(why));
+	if (next == 0) {
+		snprintf(c->autosplit_blocked, sizeof(c->autosplit_blocked), "%s", why);
+		return;
+	}
+	c->autosplit_blocked[0] = '\0';
+	if (now < c->autosplit_next_ns ||
+	    sl_ctld_check_split(&c->sm, region, 0, false, &at, err, sizeof(err)) != 0)
+		return;
+	c->autosplit_next_ns = now + (uint64_t)c->cfg.balance_interval_ms * 1000000ull;
+	uint64_t id = next_move_id(c);
+	if (propose(c, sl_ctld_cmd_autosplit(id, region, at, wall, why)) != 0)
+		return;
+	c->move_proposed_id = id;
+	c->move_proposed_ns = now;
+	c->st.auto_splits++;
+	fprintf(stderr, "sluice-ctld: move %" PRIu64 " (auto-split): region %u [0x%016" PRIx64
+		", 0x%016" PRIx64 "] splits at 0x%016" PRIx64 ": %s\n", id, region,
+		c->sm.regions[region].hash_lo, c->sm.regions[region].hash_hi, at, why);
+}
+
 static void move_duties(struct ctld *c, uint64_t now, uint64_t timeout)
 {
 	uint64_t first = c->sm.n_moves > SL_CTLD_MAX_MOVES ? c->sm.n_moves - SL_CTLD_MAX_MOVES + 1 : 1;
@@ -535,6 +576,10 @@ static void move_duties(struct ctld *c, uint64_t now, uint64_t timeout)
 					 "runs epoch %u of regions %u and %u", m->split_at,
 					 c->sm.regions[m->region].epoch, m->region,
 					 sl_ctld_split_child(&c->sm, m));
+			else if (m->kind == SL_CTLD_MOVE_AUTOSPLIT) /* keeps the reason it ran */
+				snprintf(why, sizeof(why), "%.90s; done: regions %u and %u run epoch %u",
+					 m->why, m->region, sl_ctld_split_child(&c->sm, m),
+					 c->sm.regions[m->region].epoch);
 			else
 				snprintf(why, sizeof(why), "node %u replaced node %u: every replica "
 					 "runs epoch %u", m->to, m->from, c->sm.regions[m->region].epoch);
@@ -571,6 +616,7 @@ static void move_duties(struct ctld *c, uint64_t now, uint64_t timeout)
 	if (!running) /* one move at a time: balancing waits for the others to end */
 		balance_duty(c, now, wall);
 	replica_duty(c, now, wall, any_running);
+	split_duty(c, now, wall);
 }
 
 /* ---------------------------------------------------------------- ctl commands */
@@ -646,6 +692,7 @@ static struct json_object *status_json(struct ctld *c)
 	CNT(splits_asked);
 	CNT(splits_refused);
 	CNT(splits_proposed);
+	CNT(auto_splits);
 #undef CNT
 	json_object_object_add(k, "log_torn_bytes_cut",
 			       json_object_new_int64((int64_t)c->log.torn_bytes));
@@ -1024,10 +1071,16 @@ static int ctl_handler(void *arg, const char *cmd, struct json_object *args,
 		*result = status_json(c);
 	else if (strcmp(cmd, "members") == 0)
 		*result = sl_ctld_view_members(&c->sm, soft, now);
-	else if (strcmp(cmd, "regions") == 0)
+	else if (strcmp(cmd, "regions") == 0) {
 		*result = sl_ctld_view_regions(&c->sm, soft, now,
 					       (uint64_t)c->cfg.node_timeout_ms * 1000000ull);
-	else if (strcmp(cmd, "placement") == 0)
+		/* the leader's: why a region due for an automatic split is not split (null:
+		 * none is) */
+		json_object_object_add(*result, "auto_split_blocked",
+				       soft != NULL && c->autosplit_blocked[0]
+					       ? json_object_new_string(c->autosplit_blocked)
+					       : NULL);
+	} else if (strcmp(cmd, "placement") == 0)
 		*result = sl_ctld_view_placement(&c->sm);
 	else if (strcmp(cmd, "moves") == 0)
 		*result = sl_ctld_view_moves(&c->sm, soft, now,
@@ -1238,7 +1291,8 @@ int main(int argc, char **argv)
 	}
 	sl_ctld_sm_init(&c->sm);
 	c->soft = calloc(1, sizeof(*c->soft));
-	if (c->soft == NULL) {
+	c->split_obs = calloc(1, sizeof(*c->split_obs));
+	if (c->soft == NULL || c->split_obs == NULL) {
 		fprintf(stderr, "sluice-ctld: out of memory\n");
 		return 1;
 	}
@@ -1273,5 +1327,6 @@ int main(int argc, char **argv)
 	sl_ctld_log_close(&c->log);
 	close(c->udp);
 	free(c->soft);
+	free(c->split_obs);
 	return c->failed ? 1 : 0;
 }

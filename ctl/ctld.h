@@ -46,6 +46,15 @@ struct sl_ctld_cluster {
 	char region_protocol[SL_CTLD_MAX_REGIONS][SL_CTLD_PROTO_MAX];
 };
 
+/* Automatic splits ([cluster] split_*, docs/cluster.md "Automatic splits"): a region whose
+ * size (the largest a live replica reports) stays above bytes, or whose write rate stays
+ * above points_per_s, for sustain_ms is split at its middle (0 turns a rule off). */
+struct sl_ctld_split_conf {
+	uint64_t bytes;
+	uint64_t points_per_s;
+	uint32_t sustain_ms;
+};
+
 struct sl_ctld_conf {
 	uint32_t id;
 	uint32_t n_peers;
@@ -58,6 +67,7 @@ struct sl_ctld_conf {
 	char peers_text[512];
 	char protocols_text[512];
 	struct sl_ctld_cluster cluster;
+	struct sl_ctld_split_conf split;
 };
 
 void sl_ctld_conf_default(struct sl_ctld_conf *c);
@@ -134,9 +144,12 @@ enum sl_ctld_move_kind {
 	/* a split (split): from = to = 0, the protocol stays; the new half is the region
 	 * whose hash_lo is the move's split_at */
 	SL_CTLD_MOVE_SPLIT = 7,
+	SL_CTLD_MOVE_AUTOSPLIT = 8, /* ctld's own split (size or write load), as a split */
 };
 /* A move that seals the region's segment (a protocol switch, a replica move or a split). */
 bool sl_ctld_move_is_switch(uint32_t kind);
+/* A split, an operator's or ctld's own (SL_CTLD_MOVE_SPLIT or SL_CTLD_MOVE_AUTOSPLIT). */
+bool sl_ctld_move_is_split(uint32_t kind);
 
 struct sl_ctld_move {
 	uint64_t id; /* 1, 2, ... in log order; 0: an empty slot */
@@ -241,6 +254,10 @@ bool sl_ctld_switching(const struct sl_ctld_sm *sm, uint32_t region);
  * until the replicas sealed, then split_done). */
 struct json_object *sl_ctld_cmd_split(uint64_t id, uint32_t region, uint64_t at,
 				      uint64_t now_ms);
+/* The same for one of ctld's own splits (kind SL_CTLD_MOVE_AUTOSPLIT, "auto-split"): the
+ * move records why (the metric that stayed above its threshold). */
+struct json_object *sl_ctld_cmd_autosplit(uint64_t id, uint32_t region, uint64_t at,
+					  uint64_t now_ms, const char *why);
 /* Every replica applied the seal of the region's segment epoch - 1: the region keeps
  * [hash_lo, at - 1] and region new_id (n_regions, a new one) takes [at, hash_hi], both at
  * segment `epoch` under the same protocol and replicas. */
@@ -305,6 +322,13 @@ struct sl_ctld_hb_region {
 	uint64_t term, commit_index, applied_index;
 	uint32_t epoch; /* the replica's active segment (0 from nodes that do not send it) */
 	bool sealed;    /* it applied the SEAL of that segment: takes no more writes in it */
+	/* the replica's store for the region: points and bytes (absent from nodes that do not
+	 * send them: unknown, never taken as 0), and the write rate the leader derives from
+	 * the points of this and the node's previous heartbeat (unknown without both, or when
+	 * the points went down) */
+	bool has_points, has_bytes, has_rate;
+	uint64_t points, bytes, points_per_s;
+	uint64_t at_ns; /* when the heartbeat that carried this row arrived */
 };
 
 struct sl_ctld_soft {
@@ -329,6 +353,43 @@ struct sl_ctld_observed {
 uint32_t sl_ctld_observe(const struct sl_ctld_sm *sm, const struct sl_ctld_soft *soft,
 			 uint32_t region, uint64_t now_ns, uint64_t timeout_ns,
 			 struct sl_ctld_observed *out);
+
+/* A region's load as its live replicas report it (heartbeats younger than timeout_ns): the
+ * largest size and the largest write rate, each with whether any replica knew it. */
+struct sl_ctld_load {
+	bool has_bytes, has_rate;
+	uint64_t bytes, points_per_s;
+};
+void sl_ctld_region_load(const struct sl_ctld_sm *sm, const struct sl_ctld_soft *soft,
+			 uint32_t region, uint64_t now_ns, uint64_t timeout_ns,
+			 struct sl_ctld_load *out);
+
+/* Automatic splits: the leader's soft state per region, the load and since when each
+ * figure has been above its threshold (reset when it is not, when it is unknown, and
+ * while the region switches; a new leader starts with none). */
+struct sl_ctld_split_obs {
+	struct sl_ctld_split_region {
+		struct sl_ctld_load load;
+		bool bytes_above, rate_above;
+		uint64_t bytes_since_ms, rate_since_ms;
+	} r[SL_CTLD_MAX_REGIONS];
+};
+/* Updates obs from the heartbeats at now_ns (now_ms = now_ns / 10^6 is its clock). */
+void sl_ctld_split_observe(const struct sl_ctld_sm *sm, const struct sl_ctld_soft *soft,
+			   uint64_t now_ns, uint64_t timeout_ns,
+			   const struct sl_ctld_split_conf *conf, struct sl_ctld_split_obs *obs);
+/* The next automatic split (deterministic): none while any region switches (a protocol
+ * switch, a split) or a replica move runs, or when both thresholds are 0; else, of the
+ * regions with a figure above its threshold for at least sustain_ms, the one above the
+ * longest (ties: the larger size, then the lowest id) that sl_ctld_check_split lets cut at
+ * its middle. 1 with region set and why ("size 1.2 GB above split_bytes 1.0 GB for 31 s",
+ * "write rate 52000 points/s above split_points_per_s 50000 for 30 s"); 0 when nothing is
+ * due, why then "" or, when a due region cannot split, the first such one and the
+ * reason ("region 3 is due (size ...) but cannot split: split: region 3 runs
+ * multileader: ..."). */
+int sl_ctld_split_next(const struct sl_ctld_sm *sm, const struct sl_ctld_split_obs *obs,
+		       uint64_t now_ms, const struct sl_ctld_split_conf *conf, uint32_t *region,
+		       char *why, size_t why_len);
 
 /* The switch decisions the ctld leader runs (pure: map and heartbeats in, no clock of
  * their own). switch_ready: the region has a next protocol and every replica reported

@@ -3,6 +3,7 @@
  * parsed and range-checked once everything is set. No EAL: a plain line parser. */
 #include <ctype.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,19 +13,21 @@
 
 #include "ctld.h"
 
-enum key_type { K_U32, K_STR };
+enum key_type { K_U32, K_U64, K_STR };
 
 struct key {
 	const char *section;
 	const char *name;
 	enum key_type type;
 	size_t off, size;
-	uint32_t min, max;
+	uint64_t min, max;
 	const char *help;
 };
 
 #define U32(sec, nm, field, lo, hi, h)                                                      \
 	{sec, nm, K_U32, offsetof(struct sl_ctld_conf, field), 0, lo, hi, h}
+#define U64(sec, nm, field, lo, hi, h)                                                      \
+	{sec, nm, K_U64, offsetof(struct sl_ctld_conf, field), 0, lo, hi, h}
 #define STR(sec, nm, field, h)                                                              \
 	{sec, nm, K_STR, offsetof(struct sl_ctld_conf, field),                              \
 	 sizeof(((struct sl_ctld_conf *)0)->field), 0, 0, h}
@@ -44,7 +47,8 @@ static const struct key keys[] = {
 	    "leader balance: at most one move this often, when no move is running, of a "
 	    "region whose preferred leader is down, or from the node preferred for the most "
 	    "regions to a replica preferred for two fewer (regions an operator moved are left "
-	    "alone for 10 min); 0 = off"),
+	    "alone for 10 min); also paces the rebalance and automatic splits (one each per "
+	    "interval); 0 = off (all of them)"),
 	U32("cluster", "id", cluster.cluster_id, 1, UINT32_MAX - 1,
 	    "cluster id (also guards the ctld replicas' UDP messages)"),
 	U32("cluster", "nodes", cluster.nodes, 1, SL_CTLD_MAX_NODES,
@@ -63,6 +67,17 @@ static const struct key keys[] = {
 	STR("cluster", "protocol", cluster.protocol, "default consensus protocol of a region"),
 	STR("cluster", "protocols", protocols_text,
 	    "per-region protocol overrides, e.g. 0-3:raft,4-7:standalone (standalone: RF 1)"),
+	U64("cluster", "split_bytes", split.bytes, 0, INT64_MAX,
+	    "automatic split: a raft or standalone region whose size (the largest a live "
+	    "replica reports) stays above this many bytes for split_sustain_ms is split at its "
+	    "middle (one split per [ctld] balance_interval_ms, none when that is 0); 0 = off"),
+	U64("cluster", "split_points_per_s", split.points_per_s, 0, INT64_MAX,
+	    "automatic split: a region whose write rate (points per second, from the points "
+	    "its replicas report in heartbeats) stays above this for split_sustain_ms is split "
+	    "at its middle, as for split_bytes; 0 = off"),
+	U32("cluster", "split_sustain_ms", split.sustain_ms, 0, 86400000,
+	    "automatic split: how long a region's size or write rate must stay above its "
+	    "threshold (a dip below starts the wait over, as does a new ctld leader)"),
 };
 
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
@@ -76,6 +91,7 @@ void sl_ctld_conf_default(struct sl_ctld_conf *c)
 	c->node_timeout_ms = 3000;
 	c->election_timeout_ms = 1000;
 	c->balance_interval_ms = 10000;
+	c->split.sustain_ms = 30000;
 	c->cluster.cluster_id = 1;
 	c->cluster.nodes = 1;
 	c->cluster.regions = 8;
@@ -121,11 +137,14 @@ int sl_ctld_conf_set(struct sl_ctld_conf *c, const char *section, const char *ke
 		unsigned long long v = strtoull(value, &end, 10);
 		if (errno != 0 || end == value || *end != '\0' || value[0] == '-' || v < k->min ||
 		    v > k->max) {
-			snprintf(err, err_len, "[%s] %s = '%s': expected an integer in [%u, %u]",
-				 section, key, value, k->min, k->max);
+			snprintf(err, err_len, "[%s] %s = '%s': expected an integer in [%" PRIu64
+				 ", %" PRIu64 "]", section, key, value, k->min, k->max);
 			return -EINVAL;
 		}
-		*(uint32_t *)(void *)base = (uint32_t)v;
+		if (k->type == K_U64)
+			*(uint64_t *)(void *)base = (uint64_t)v;
+		else
+			*(uint32_t *)(void *)base = (uint32_t)v;
 		return 0;
 	}
 	snprintf(err, err_len, "unknown key [%s] %s (see sluice-ctld --print-config)", section,
@@ -340,6 +359,9 @@ void sl_ctld_conf_dump(const struct sl_ctld_conf *c, FILE *out)
 		const char *base = (const char *)c + k->off;
 		if (k->type == K_STR)
 			fprintf(out, "%s = \"%s\"\n", k->name, base);
+		else if (k->type == K_U64)
+			fprintf(out, "%s = %" PRIu64 "\n", k->name,
+				*(const uint64_t *)(const void *)base);
 		else
 			fprintf(out, "%s = %u\n", k->name, *(const uint32_t *)(const void *)base);
 	}

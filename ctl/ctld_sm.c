@@ -164,6 +164,7 @@ static const char *move_kind_name(uint32_t kind)
 	       : kind == SL_CTLD_MOVE_DECOMMISSION ? "decommission"
 	       : kind == SL_CTLD_MOVE_REBALANCE	   ? "rebalance"
 	       : kind == SL_CTLD_MOVE_SPLIT	   ? "split"
+	       : kind == SL_CTLD_MOVE_AUTOSPLIT	   ? "auto-split"
 						   : "transfer-leader";
 }
 
@@ -171,7 +172,12 @@ bool sl_ctld_move_is_switch(uint32_t kind)
 {
 	return kind == SL_CTLD_MOVE_PROTOCOL || kind == SL_CTLD_MOVE_REPLICA ||
 	       kind == SL_CTLD_MOVE_DECOMMISSION || kind == SL_CTLD_MOVE_REBALANCE ||
-	       kind == SL_CTLD_MOVE_SPLIT;
+	       sl_ctld_move_is_split(kind);
+}
+
+bool sl_ctld_move_is_split(uint32_t kind)
+{
+	return kind == SL_CTLD_MOVE_SPLIT || kind == SL_CTLD_MOVE_AUTOSPLIT;
 }
 
 static bool replica_kind(uint32_t kind)
@@ -229,6 +235,16 @@ struct json_object *sl_ctld_cmd_split(uint64_t id, uint32_t region, uint64_t at,
 	json_object_object_add(o, "region", json_object_new_int64(region));
 	json_object_object_add(o, "at", hex64(at));
 	json_object_object_add(o, "at_ms", json_object_new_int64((int64_t)now_ms));
+	return o;
+}
+
+struct json_object *sl_ctld_cmd_autosplit(uint64_t id, uint32_t region, uint64_t at,
+					  uint64_t now_ms, const char *why)
+{
+	struct json_object *o = sl_ctld_cmd_split(id, region, at, now_ms);
+	json_object_object_add(o, "kind",
+			       json_object_new_string(move_kind_name(SL_CTLD_MOVE_AUTOSPLIT)));
+	json_object_object_add(o, "why", json_object_new_string(why));
 	return o;
 }
 
@@ -566,7 +582,7 @@ static struct sl_ctld_move *switch_move(const struct sl_ctld_sm *sm, uint32_t re
 
 uint32_t sl_ctld_split_child(const struct sl_ctld_sm *sm, const struct sl_ctld_move *m)
 {
-	if (m->kind != SL_CTLD_MOVE_SPLIT || m->split_at == 0)
+	if (!sl_ctld_move_is_split(m->kind) || m->split_at == 0)
 		return UINT32_MAX;
 	/* ranges are disjoint: only the new half starts at the cut */
 	for (uint32_t i = 0; i < sm->n_regions; i++)
@@ -583,7 +599,7 @@ static bool split_child_waiting(const struct sl_ctld_sm *sm, uint32_t region)
 	if (r->split_from == 0)
 		return false;
 	const struct sl_ctld_move *m = switch_move(sm, r->split_from - 1);
-	return m != NULL && m->kind == SL_CTLD_MOVE_SPLIT && m->split_at == r->hash_lo;
+	return m != NULL && sl_ctld_move_is_split(m->kind) && m->split_at == r->hash_lo;
 }
 
 bool sl_ctld_switching(const struct sl_ctld_sm *sm, uint32_t region)
@@ -878,9 +894,9 @@ int sl_ctld_check_split(const struct sl_ctld_sm *sm, uint64_t region, uint64_t a
 	return 0;
 }
 
-/* An operator's split: a switch to the same protocol, recorded as a running move; the
- * next protocol set makes the nodes seal the region's active segment, split_at says the
- * next one is cut in two. */
+/* A split (an operator's, or ctld's own with kind "auto-split" and why): a switch to the
+ * same protocol, recorded as a running move; the next protocol set makes the nodes seal
+ * the region's active segment, split_at says the next one is cut in two. */
 static int apply_split(struct sl_ctld_sm *sm, struct json_object *cmd, char *err,
 		       size_t err_len)
 {
@@ -891,6 +907,12 @@ static int apply_split(struct sl_ctld_sm *sm, struct json_object *cmd, char *err
 	    !sl_ctld_parse_hash(get_str(cmd, "at", 18), &at))
 		REFUSE("split: id, region and at_ms must be numbers, at a hash (0x and 16 hex "
 		       "digits)");
+	/* kind: absent (an operator's) or "auto-split" with a why */
+	const char *kind = get_str(cmd, "kind", 16), *why = get_str(cmd, "why", 4096);
+	if (json_object_object_get_ex(cmd, "kind", NULL) &&
+	    (kind == NULL || strcmp(kind, move_kind_name(SL_CTLD_MOVE_AUTOSPLIT)) != 0 ||
+	     why == NULL))
+		REFUSE("split: kind must be \"auto-split\" (with a why) or absent");
 	if (id <= sm->n_moves) /* as transfer_leader: a stale proposal */
 		REFUSE("split: move %" PRIu64 " is not after the last one (%" PRIu64 ")", id,
 		       sm->n_moves);
@@ -900,7 +922,7 @@ static int apply_split(struct sl_ctld_sm *sm, struct json_object *cmd, char *err
 	struct sl_ctld_move *m = &sm->moves[(id - 1) % SL_CTLD_MAX_MOVES];
 	memset(m, 0, sizeof(*m));
 	m->id = id;
-	m->kind = SL_CTLD_MOVE_SPLIT;
+	m->kind = kind != NULL ? SL_CTLD_MOVE_AUTOSPLIT : SL_CTLD_MOVE_SPLIT;
 	m->region = (uint32_t)region;
 	m->start_ms = at_ms;
 	m->state = SL_CTLD_MOVE_RUNNING;
@@ -908,6 +930,8 @@ static int apply_split(struct sl_ctld_sm *sm, struct json_object *cmd, char *err
 	memcpy(m->to_protocol, r->protocol, sizeof(m->to_protocol));
 	m->epoch = r->epoch;
 	m->split_at = at;
+	if (kind != NULL)
+		snprintf(m->why, sizeof(m->why), "%s", why);
 	sm->n_moves = id;
 	memcpy(r->next_protocol, r->protocol, sizeof(r->next_protocol));
 	r->split_at = at;
@@ -1093,7 +1117,8 @@ int sl_ctld_soft_heartbeat(struct sl_ctld_soft *soft, const struct sl_ctld_sm *s
 	for (size_t i = 0; i < n; i++) {
 		struct json_object *ro = json_object_array_get_idx(regions, i), *v = NULL;
 		uint64_t id = 0, term = 0, commit = 0, applied = 0, leader = 0, epoch = 0;
-		bool sealed = false;
+		uint64_t points = 0, bytes = 0;
+		bool sealed = false, has_points, has_bytes;
 		const char *role = json_object_is_type(ro, json_type_object)
 					   ? get_str(ro, "role", 16)
 					   : NULL;
@@ -1118,6 +1143,15 @@ int sl_ctld_soft_heartbeat(struct sl_ctld_soft *soft, const struct sl_ctld_sm *s
 				REFUSE("heartbeat: regions[%zu].sealed must be true or false", i);
 			sealed = json_object_get_boolean(v);
 		}
+		/* points and bytes of the replica's store: absent from nodes that predate them */
+		has_points = json_object_object_get_ex(ro, "points", NULL);
+		if (has_points && !get_uint(ro, "points", 0, INT64_MAX, &points))
+			REFUSE("heartbeat: regions[%zu].points must be a number in 0..%" PRId64, i,
+			       INT64_MAX);
+		has_bytes = json_object_object_get_ex(ro, "bytes", NULL);
+		if (has_bytes && !get_uint(ro, "bytes", 0, INT64_MAX, &bytes))
+			REFUSE("heartbeat: regions[%zu].bytes must be a number in 0..%" PRId64, i,
+			       INT64_MAX);
 		if (strcmp(role, "none") == 0)
 			continue; /* the node holds no replica of it: nothing to say */
 		uint32_t r = 0;
@@ -1128,6 +1162,22 @@ int sl_ctld_soft_heartbeat(struct sl_ctld_soft *soft, const struct sl_ctld_sm *s
 		tmp[id] = (struct sl_ctld_hb_region){true,   r,	     (uint32_t)leader,
 						     term,   commit, applied,
 						     (uint32_t)epoch, sealed};
+		tmp[id].has_points = has_points;
+		tmp[id].has_bytes = has_bytes;
+		tmp[id].points = points;
+		tmp[id].bytes = bytes;
+		/* the write rate since the node's previous heartbeat, when both had points and
+		 * they did not go down (a restarted or cut store says nothing of the rate) */
+		const struct sl_ctld_hb_region *prev = &soft->hb[node][id];
+		uint64_t dt = now_ns - prev->at_ns;
+		tmp[id].at_ns = now_ns;
+		if (has_points && prev->valid && prev->has_points && points >= prev->points &&
+		    now_ns > prev->at_ns) {
+			tmp[id].has_rate = true;
+			unsigned __int128 rate =
+				(unsigned __int128)(points - prev->points) * 1000000000u / dt;
+			tmp[id].points_per_s = rate > INT64_MAX ? INT64_MAX : (uint64_t)rate;
+		}
 	}
 	memcpy(soft->hb[node], tmp, sizeof(tmp));
 	soft->seen[node] = true;
@@ -1223,6 +1273,145 @@ uint32_t sl_ctld_observe(const struct sl_ctld_sm *sm, const struct sl_ctld_soft 
 	return reporting;
 }
 
+void sl_ctld_region_load(const struct sl_ctld_sm *sm, const struct sl_ctld_soft *soft,
+			 uint32_t region, uint64_t now_ns, uint64_t timeout_ns,
+			 struct sl_ctld_load *out)
+{
+	const struct sl_ctld_region *r = &sm->regions[region];
+	memset(out, 0, sizeof(*out));
+	for (uint32_t k = 0; k < r->rf; k++) {
+		uint32_t nd = r->replicas[k];
+		const struct sl_ctld_hb_region *h = &soft->hb[nd][region];
+		if (!soft->seen[nd] || !h->valid || now_ns - soft->last_hb_ns[nd] > timeout_ns)
+			continue;
+		if (h->has_bytes && (!out->has_bytes || h->bytes > out->bytes))
+			out->bytes = h->bytes;
+		if (h->has_rate && (!out->has_rate || h->points_per_s > out->points_per_s))
+			out->points_per_s = h->points_per_s;
+		out->has_bytes = out->has_bytes || h->has_bytes;
+		out->has_rate = out->has_rate || h->has_rate;
+	}
+}
+
+/* One figure of a region against its threshold: above since when it first was (kept while
+ * it stays above), reset when it is not, is unknown, or the rule is off. */
+static void split_track(bool known, uint64_t value, uint64_t threshold, bool hold,
+			uint64_t now_ms, bool *above, uint64_t *since_ms)
+{
+	bool over = hold && threshold != 0 && known && value > threshold;
+	if (over && !*above)
+		*since_ms = now_ms;
+	*above = over;
+}
+
+void sl_ctld_split_observe(const struct sl_ctld_sm *sm, const struct sl_ctld_soft *soft,
+			   uint64_t now_ns, uint64_t timeout_ns,
+			   const struct sl_ctld_split_conf *conf, struct sl_ctld_split_obs *obs)
+{
+	uint64_t now_ms = now_ns / 1000000u;
+	for (uint32_t i = 0; i < SL_CTLD_MAX_REGIONS; i++) {
+		struct sl_ctld_split_region *o = &obs->r[i];
+		if (i >= sm->n_regions) {
+			memset(o, 0, sizeof(*o));
+			continue;
+		}
+		sl_ctld_region_load(sm, soft, i, now_ns, timeout_ns, &o->load);
+		/* a region that switches (a split too) starts over once it is done: its
+		 * replicas' figures change with the new segment */
+		bool hold = !sl_ctld_switching(sm, i);
+		split_track(o->load.has_bytes, o->load.bytes, conf->bytes, hold, now_ms,
+			    &o->bytes_above, &o->bytes_since_ms);
+		split_track(o->load.has_rate, o->load.points_per_s, conf->points_per_s, hold,
+			    now_ms, &o->rate_above, &o->rate_since_ms);
+	}
+}
+
+/* Bytes for a why: "1.2 GB" (powers of 1000). */
+static void fmt_bytes(char *b, size_t len, uint64_t v)
+{
+	static const char *const unit[] = {"B", "kB", "MB", "GB", "TB", "PB", "EB"};
+	uint32_t u = 0;
+	double d = (double)v;
+	while (d >= 1000.0 && u + 1 < sizeof(unit) / sizeof(unit[0])) {
+		d /= 1000.0;
+		u++;
+	}
+	if (u == 0)
+		snprintf(b, len, "%" PRIu64 " B", v);
+	else
+		snprintf(b, len, "%.1f %s", d, unit[u]);
+}
+
+/* Why region i is due (its figure above the longest), and since when; false if not due. */
+static bool split_due(const struct sl_ctld_split_region *o, uint64_t now_ms,
+		      const struct sl_ctld_split_conf *conf, uint64_t *since_ms, char *why,
+		      size_t why_len)
+{
+	uint64_t sustain = conf->sustain_ms;
+	bool by_size = o->bytes_above && now_ms - o->bytes_since_ms >= sustain;
+	bool by_rate = o->rate_above && now_ms - o->rate_since_ms >= sustain;
+	if (by_size && (!by_rate || o->bytes_since_ms <= o->rate_since_ms)) {
+		char have[32], limit[32];
+		fmt_bytes(have, sizeof(have), o->load.bytes);
+		fmt_bytes(limit, sizeof(limit), conf->bytes);
+		*since_ms = o->bytes_since_ms;
+		snprintf(why, why_len, "size %s above split_bytes %s for %" PRIu64 " s", have,
+			 limit, (now_ms - o->bytes_since_ms) / 1000);
+		return true;
+	}
+	if (by_rate) {
+		*since_ms = o->rate_since_ms;
+		snprintf(why, why_len, "write rate %" PRIu64 " points/s above split_points_per_s %"
+			 PRIu64 " for %" PRIu64 " s", o->load.points_per_s, conf->points_per_s,
+			 (now_ms - o->rate_since_ms) / 1000);
+		return true;
+	}
+	return false;
+}
+
+int sl_ctld_split_next(const struct sl_ctld_sm *sm, const struct sl_ctld_split_obs *obs,
+		       uint64_t now_ms, const struct sl_ctld_split_conf *conf, uint32_t *region,
+		       char *why, size_t why_len)
+{
+	why[0] = '\0';
+	if (!sm->bootstrapped || (conf->bytes == 0 && conf->points_per_s == 0) ||
+	    sl_ctld_replica_move_running(sm))
+		return 0;
+	for (uint32_t i = 0; i < sm->n_regions; i++)
+		if (sl_ctld_switching(sm, i))
+			return 0; /* one switch at a time: a split waits for any other to end */
+	uint32_t best = UINT32_MAX;
+	uint64_t best_since = 0, best_bytes = 0;
+	char best_why[SL_CTLD_WHY_MAX] = "";
+	for (uint32_t i = 0; i < sm->n_regions; i++) {
+		const struct sl_ctld_split_region *o = &obs->r[i];
+		char w[SL_CTLD_WHY_MAX], err[SL_CTLD_WHY_MAX];
+		uint64_t since = 0, at = 0;
+		if (!split_due(o, now_ms, conf, &since, w, sizeof(w)))
+			continue;
+		/* multileader, a single hash, a full map: skipped, the first one said */
+		if (sl_ctld_check_split(sm, i, 0, false, &at, err, sizeof(err)) != 0) {
+			if (why[0] == '\0')
+				snprintf(why, why_len, "region %u is due (%s) but cannot split: %s", i,
+					 w, err);
+			continue;
+		}
+		uint64_t bytes = o->load.has_bytes ? o->load.bytes : 0;
+		if (best != UINT32_MAX &&
+		    (since > best_since || (since == best_since && bytes <= best_bytes)))
+			continue; /* ascending ids: an equal one stays the lower id */
+		best = i;
+		best_since = since;
+		best_bytes = bytes;
+		memcpy(best_why, w, sizeof(best_why));
+	}
+	if (best == UINT32_MAX)
+		return 0;
+	*region = best;
+	snprintf(why, why_len, "%s", best_why);
+	return 1;
+}
+
 /* Appends "node N <what>" to the waiting text ("; " between nodes). */
 static void wait_add(char *w, size_t len, uint32_t node, const char *what)
 {
@@ -1315,7 +1504,7 @@ bool sl_ctld_switch_done(const struct sl_ctld_sm *sm, const struct sl_ctld_soft 
 		char w[SL_CTLD_WHY_MAX];
 		if (sl_ctld_switch_ready(sm, soft, m->region, now_ns, timeout_ns, w, sizeof(w)))
 			snprintf(waiting, waiting_len, "every replica sealed epoch %u: %s",
-				 r->epoch, m->kind == SL_CTLD_MOVE_SPLIT ? "splitting" : "switching");
+				 r->epoch, sl_ctld_move_is_split(m->kind) ? "splitting" : "switching");
 		else
 			snprintf(waiting, waiting_len, "%s", w);
 		return false;
@@ -1325,7 +1514,7 @@ bool sl_ctld_switch_done(const struct sl_ctld_sm *sm, const struct sl_ctld_soft 
 	uint64_t base = replica_kind(m->kind) ? sl_ctld_segment_base(r->epoch) : 0;
 	bool ok = replicas_at(sm, soft, m->region, r->epoch, false, 0, base, now_ns, timeout_ns,
 			      waiting, waiting_len, &n_ok);
-	if (!ok || m->kind != SL_CTLD_MOVE_SPLIT)
+	if (!ok || !sl_ctld_move_is_split(m->kind))
 		return ok;
 	/* a split: the replicas run the new half too (a node reports it once it has it) */
 	uint32_t child = sl_ctld_split_child(sm, m);
@@ -1407,6 +1596,16 @@ struct json_object *sl_ctld_view_regions(const struct sl_ctld_sm *sm,
 								 ? ob.max_commit - ob.min_applied
 								 : 0))
 						 : NULL);
+		/* the largest size and write rate live replicas report (null: none says) */
+		struct sl_ctld_load ld = {0};
+		if (soft != NULL)
+			sl_ctld_region_load(sm, soft, i, now_ns, timeout_ns, &ld);
+		json_object_object_add(o, "bytes", ld.has_bytes ? json_object_new_int64(
+								      (int64_t)ld.bytes)
+								: NULL);
+		json_object_object_add(o, "points_per_s",
+				       ld.has_rate ? json_object_new_int64((int64_t)ld.points_per_s)
+						   : NULL);
 		json_object_array_add(arr, o);
 	}
 	struct json_object *res = json_object_new_object();
@@ -1468,7 +1667,7 @@ struct json_object *sl_ctld_view_moves(const struct sl_ctld_sm *sm,
 		json_object_object_add(o, "kind", json_object_new_string(move_kind_name(m->kind)));
 		json_object_object_add(o, "region", json_object_new_int64(m->region));
 		json_object_object_add(o, "from", m->from ? json_object_new_int64(m->from) : NULL);
-		bool proto = m->kind == SL_CTLD_MOVE_PROTOCOL || m->kind == SL_CTLD_MOVE_SPLIT,
+		bool proto = m->kind == SL_CTLD_MOVE_PROTOCOL || sl_ctld_move_is_split(m->kind),
 		     sw = sl_ctld_move_is_switch(m->kind);
 		json_object_object_add(o, "to", proto ? NULL : json_object_new_int64(m->to));
 		/* the segment a switch seals */

@@ -417,6 +417,11 @@ static void render_keyed(struct json_object *result, const char *key, const char
 static void render_regions(struct json_object *result)
 {
 	render_keyed(result, "regions", "no regions");
+	/* a region due for an automatic split that cannot be (sluice-ctld's leader) */
+	struct json_object *b = NULL;
+	if (json_object_object_get_ex(result, "auto_split_blocked", &b) &&
+	    json_object_is_type(b, json_type_string))
+		printf("auto-split blocked: %s\n", json_object_get_string(b));
 }
 
 static int cmd_regions(const struct opts *o, int argc, char **argv)
@@ -1249,7 +1254,8 @@ static const struct command commands[] = {
      "      term, leader and log indexes, and the ctld group (sluice-ctld)"},
     {"regions", cmd_regions, "regions",
      "the regions this daemon serves (sluiced), or the cluster's region map with replicas,\n"
-     "      preferred and observed leader and commit lag (sluice-ctld)"},
+     "      preferred and observed leader, commit lag, size (bytes) and write rate\n"
+     "      (points_per_s) as the replicas report them (sluice-ctld)"},
     {"members", cmd_members, "members",
      "sluice-ctld: the data nodes: address, cores, up/down, age of the last heartbeat"},
     {"placement", cmd_placement, "placement",
@@ -1277,8 +1283,8 @@ static const struct command commands[] = {
     {"moves", cmd_moves, "moves",
      "sluice-ctld: the last 64 moves: leader moves (region, from, to), protocol\n"
      "      switches (from_protocol, to_protocol), replica moves (from, to: nodes) and\n"
-     "      splits (split_at, new_region), while running what they wait for,\n"
-     "      running/done/failed, how long, and why"},
+     "      splits (split_at, new_region; kind auto-split: ctld's own, by size or write\n"
+     "      rate), while running what they wait for, running/done/failed, how long, and why"},
     {"stats", cmd_stats, "stats", "counters per core and in total"},
     {"top", cmd_top, "top [--stats PATH] [--interval S] [--count N]",
      "live per-core rates from the shared-memory stats segment, every S seconds\n"

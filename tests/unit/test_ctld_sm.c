@@ -1,6 +1,6 @@
 /* test_ctld_sm.c - cmocka tests of sluice-ctld's metadata state machine (bootstrap
  * placement, join, node up/down, leader moves, protocol switches, replica moves, splits,
- * refused commands leave the state unchanged), the heartbeat soft state and views, and the
+ * automatic splits, refused commands leave the state unchanged), the heartbeat soft state and views, and the
  * ctld config parser. */
 #include <errno.h>
 #include <setjmp.h>
@@ -1924,6 +1924,478 @@ static void test_split_balance(void **state)
 	assert_int_not_equal(sm.regions[6].leader, lead);
 }
 
+/* ---------------------------------------------------------------- automatic splits */
+
+#define NO_FIGURE (-1) /* a row without points or bytes (a node that predates them) */
+
+/* One heartbeat of `node` reporting every region of the map at its epoch, unsealed, with
+ * points[i] and bytes[i] (NO_FIGURE: the field is left out). */
+static void hb_load(uint32_t node, const int64_t *points, const int64_t *bytes,
+		    uint64_t now_ns)
+{
+	static char text[SL_CTLD_MAX_REGIONS * 200];
+	char row[200], err[256];
+	snprintf(text, sizeof(text), "[");
+	for (uint32_t i = 0; i < sm.n_regions; i++) {
+		int n = snprintf(row, sizeof(row),
+				 "%s{\"id\":%u,\"role\":\"follower\",\"leader\":null,\"term\":2,"
+				 "\"commit_index\":9,\"applied_index\":9,\"epoch\":%u,"
+				 "\"sealed\":false",
+				 i ? "," : "", i, sm.regions[i].epoch);
+		if (points[i] != NO_FIGURE)
+			n += snprintf(row + n, sizeof(row) - (size_t)n, ",\"points\":%lld",
+				      (long long)points[i]);
+		if (bytes[i] != NO_FIGURE)
+			snprintf(row + n, sizeof(row) - (size_t)n, ",\"bytes\":%lld",
+				 (long long)bytes[i]);
+		strcat(text, row);
+		strcat(text, "}");
+	}
+	strcat(text, "]");
+	struct json_object *o = hb_regions(text);
+	assert_int_equal(sl_ctld_soft_heartbeat(&soft, &sm, node, o, now_ns, err, sizeof(err)), 0);
+	json_object_put(o);
+}
+
+static struct sl_ctld_split_obs obs;
+static const uint64_t S = 1000000000ull, HOUR = 3600 * S; /* a timeout no test reaches */
+
+/* The leader's observation at t_ms, then its decision: the region (UINT32_MAX: none). */
+static uint32_t split_at_ms(uint64_t t_ms, const struct sl_ctld_split_conf *conf, char *why,
+			    size_t why_len)
+{
+	uint32_t region = UINT32_MAX;
+	sl_ctld_split_observe(&sm, &soft, t_ms * 1000000ull, HOUR, conf, &obs);
+	int rc = sl_ctld_split_next(&sm, &obs, t_ms, conf, &region, why, why_len);
+	assert_int_equal(rc, region != UINT32_MAX);
+	return region;
+}
+
+/* A cluster of 3 nodes, `regions` regions of RF 3, joined, no heartbeats, no windows. */
+static void autosplit_cluster(const struct sl_ctld_cluster *c)
+{
+	bootstrap_cluster(c);
+	for (uint32_t n = 1; n <= c->nodes; n++)
+		assert_int_equal(apply_obj(sl_ctld_cmd_join(n, "a", 2)), 0);
+	memset(&soft, 0, sizeof(soft));
+	memset(&obs, 0, sizeof(obs));
+}
+
+/* points and bytes of heartbeat rows: recorded per node and region, absent = unknown, the
+ * write rate from two heartbeats of the same node, malformed ones refused; the regions
+ * view shows the largest figures of live replicas (null when unknown or on a follower). */
+static void test_autosplit_heartbeat(void **state)
+{
+	(void)state;
+	char err[256];
+	struct sl_ctld_cluster c = cluster(3, 2, 3);
+	autosplit_cluster(&c);
+	int64_t p1[] = {1000, NO_FIGURE}, b1[] = {4096, NO_FIGURE};
+	hb_load(1, p1, b1, 10 * S);
+	const struct sl_ctld_hb_region *h = &soft.hb[1][0];
+	assert_true(h->has_points && h->has_bytes && !h->has_rate);
+	assert_int_equal(h->points, 1000);
+	assert_int_equal(h->bytes, 4096);
+	assert_false(soft.hb[1][1].has_points || soft.hb[1][1].has_bytes);
+	/* 5000 more points in 2 s: 2500 points/s (from the row's heartbeat: a join in
+	 * between, which ctld counts as alive, does not shorten the time) */
+	int64_t p2[] = {6000, 7}, b2[] = {8192, 100};
+	soft.last_hb_ns[1] = 11 * S;
+	hb_load(1, p2, b2, 12 * S);
+	assert_true(h->has_rate);
+	assert_int_equal(h->points_per_s, 2500);
+	assert_false(soft.hb[1][1].has_rate); /* no points in the previous heartbeat */
+	/* fewer points (a restarted store): the rate is unknown, not 0 */
+	int64_t p3[] = {10, 7};
+	hb_load(1, p3, b2, 13 * S);
+	assert_false(h->has_rate);
+	assert_true(soft.hb[1][1].has_rate);
+	assert_int_equal(soft.hb[1][1].points_per_s, 0);
+	hb_load(1, p2, b2, 14 * S);
+	/* malformed figures are refused and change nothing */
+	struct sl_ctld_soft keep = soft;
+	static const char *const bad[] = {
+	    "[{\"id\":0,\"role\":\"leader\",\"leader\":1,\"term\":3,\"commit_index\":1,"
+	    "\"applied_index\":1,\"points\":-1}]",
+	    "[{\"id\":0,\"role\":\"leader\",\"leader\":1,\"term\":3,\"commit_index\":1,"
+	    "\"applied_index\":1,\"points\":1.5}]",
+	    "[{\"id\":0,\"role\":\"leader\",\"leader\":1,\"term\":3,\"commit_index\":1,"
+	    "\"applied_index\":1,\"bytes\":\"big\"}]",
+	    "[{\"id\":0,\"role\":\"leader\",\"leader\":1,\"term\":3,\"commit_index\":1,"
+	    "\"applied_index\":1,\"bytes\":null}]",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct json_object *o = hb_regions(bad[i]);
+		err[0] = '\0';
+		assert_int_equal(sl_ctld_soft_heartbeat(&soft, &sm, 1, o, 15 * S, err, sizeof(err)),
+				 -EINVAL);
+		assert_true(strstr(err, "points") != NULL || strstr(err, "bytes") != NULL);
+		json_object_put(o);
+	}
+	assert_memory_equal(&keep, &soft, sizeof(soft));
+	/* the region's load: the largest of live replicas; a silent one does not count */
+	int64_t p4[] = {6000, NO_FIGURE}, b4[] = {1 << 20, NO_FIGURE};
+	hb_load(2, p4, b4, 14 * S);
+	struct sl_ctld_load ld;
+	sl_ctld_region_load(&sm, &soft, 0, 14 * S, 3 * S, &ld);
+	assert_true(ld.has_bytes && ld.has_rate);
+	assert_int_equal(ld.bytes, 1 << 20);
+	assert_int_equal(ld.points_per_s, 5990); /* node 1's (10 -> 6000 in 1 s), node 2 has
+						  * no rate yet */
+	sl_ctld_region_load(&sm, &soft, 0, 16 * S, 1 * S, &ld);
+	assert_false(ld.has_bytes || ld.has_rate);
+	struct json_object *rv = sl_ctld_view_regions(&sm, &soft, 14 * S, 3 * S);
+	assert_int_equal(json_object_get_int64(region_field(rv, 0, "bytes")), 1 << 20);
+	assert_int_equal(json_object_get_int64(region_field(rv, 0, "points_per_s")), 5990);
+	assert_int_equal(json_object_get_int64(region_field(rv, 1, "bytes")), 100);
+	assert_int_equal(json_object_get_int64(region_field(rv, 1, "points_per_s")), 0);
+	json_object_put(rv);
+	rv = sl_ctld_view_regions(&sm, NULL, 14 * S, 3 * S); /* a follower: unknown */
+	assert_true(json_object_object_get_ex(json_object_array_get_idx(
+						  json_object_object_get(rv, "regions"), 0),
+					      "bytes", NULL));
+	assert_null(region_field(rv, 0, "bytes"));
+	assert_null(region_field(rv, 0, "points_per_s"));
+	json_object_put(rv);
+}
+
+/* By size: nothing below the threshold, unknown sizes or before the sustain time; the
+ * region above it for split_sustain_ms is split, the largest replica's size counting. */
+static void test_autosplit_size(void **state)
+{
+	(void)state;
+	char why[SL_CTLD_WHY_MAX];
+	struct sl_ctld_cluster c = cluster(3, 4, 3);
+	autosplit_cluster(&c);
+	const struct sl_ctld_split_conf conf = {.bytes = 1000000000, .sustain_ms = 30000};
+	int64_t pts[] = {1, 1, 1, 1};
+	int64_t big[] = {1000000000, NO_FIGURE, 1200000000, 10}; /* 0: at, not above */
+	int64_t small[] = {1000000000, 2000000000, 500000000, 10}; /* 1 on node 2 only */
+	int64_t none[] = {NO_FIGURE, NO_FIGURE, NO_FIGURE, NO_FIGURE};
+	hb_load(1, pts, big, 0);
+	hb_load(2, pts, none, 0);
+	hb_load(3, pts, none, 0);
+	assert_int_equal(split_at_ms(0, &conf, why, sizeof(why)), UINT32_MAX);
+	assert_string_equal(why, "");
+	assert_int_equal(split_at_ms(29999, &conf, why, sizeof(why)), UINT32_MAX);
+	/* off: never */
+	const struct sl_ctld_split_conf off = {.sustain_ms = 30000};
+	struct sl_ctld_split_obs keep = obs;
+	assert_int_equal(split_at_ms(60000, &off, why, sizeof(why)), UINT32_MAX);
+	obs = keep;
+	assert_int_equal(split_at_ms(30000, &conf, why, sizeof(why)), 2);
+	assert_string_equal(why, "size 1.2 GB above split_bytes 1.0 GB for 30 s");
+	assert_int_equal(sm.regions[0].hash_lo, 0); /* nothing applied by the decision */
+	/* region 1 goes above on node 2 later: region 2 (above longer) still goes first */
+	hb_load(2, pts, small, 31 * S);
+	assert_int_equal(split_at_ms(31000, &conf, why, sizeof(why)), 2);
+	assert_true(obs.r[1].bytes_above);
+	assert_int_equal(obs.r[1].bytes_since_ms, 31000);
+	assert_int_equal(obs.r[1].load.bytes, 2000000000);
+	assert_false(obs.r[0].bytes_above);
+	assert_false(obs.r[3].bytes_above);
+	/* what the leader proposes: the middle of the range, as the manual default */
+	uint64_t at = 0;
+	char err[256];
+	assert_int_equal(sl_ctld_check_split(&sm, 2, 0, false, &at, err, sizeof(err)), 0);
+	assert_int_equal(at, sm.regions[2].hash_lo + (sm.regions[2].hash_hi - sm.regions[2].hash_lo) / 2 + 1);
+}
+
+/* By write rate: derived from the points of successive heartbeats of a replica; split once
+ * it stayed above split_points_per_s for the sustain time. */
+static void test_autosplit_rate(void **state)
+{
+	(void)state;
+	char why[SL_CTLD_WHY_MAX];
+	struct sl_ctld_cluster c = cluster(3, 3, 3);
+	autosplit_cluster(&c);
+	const struct sl_ctld_split_conf conf = {.points_per_s = 50000, .sustain_ms = 30000};
+	int64_t none[] = {NO_FIGURE, NO_FIGURE, NO_FIGURE};
+	for (uint64_t t = 0; t <= 31; t++) {
+		/* region 1 takes 52000 points/s, region 0 40000, region 2 exactly 50000 */
+		int64_t pts[] = {(int64_t)t * 40000, (int64_t)t * 52000, (int64_t)t * 50000};
+		hb_load(1, pts, none, t * S);
+		uint32_t r = split_at_ms(t * 1000, &conf, why, sizeof(why));
+		if (t < 31) /* a rate from t = 1 s on: above for 30 s at t = 31 s */
+			assert_int_equal(r, UINT32_MAX);
+		else
+			assert_int_equal(r, 1);
+	}
+	assert_string_equal(why, "write rate 52000 points/s above split_points_per_s 50000 for "
+				 "30 s");
+	assert_true(obs.r[1].load.has_rate && !obs.r[1].load.has_bytes);
+	assert_false(obs.r[0].rate_above || obs.r[2].rate_above);
+}
+
+/* A figure that dips to the threshold (or becomes unknown) starts the window over. */
+static void test_autosplit_dip_resets(void **state)
+{
+	(void)state;
+	char why[SL_CTLD_WHY_MAX];
+	struct sl_ctld_cluster c = cluster(3, 2, 3);
+	autosplit_cluster(&c);
+	const struct sl_ctld_split_conf conf = {.bytes = 1000, .sustain_ms = 30000};
+	int64_t pts[] = {1, 1}, above[] = {5000, 5}, at[] = {1000, 5}, unknown[] = {NO_FIGURE, 5};
+	hb_load(1, pts, above, 0);
+	assert_int_equal(split_at_ms(0, &conf, why, sizeof(why)), UINT32_MAX);
+	assert_int_equal(split_at_ms(20000, &conf, why, sizeof(why)), UINT32_MAX);
+	hb_load(1, pts, at, 20 * S);
+	assert_int_equal(split_at_ms(20500, &conf, why, sizeof(why)), UINT32_MAX);
+	assert_false(obs.r[0].bytes_above);
+	hb_load(1, pts, above, 21 * S);
+	assert_int_equal(split_at_ms(21000, &conf, why, sizeof(why)), UINT32_MAX);
+	assert_int_equal(split_at_ms(31000, &conf, why, sizeof(why)), UINT32_MAX);
+	assert_int_equal(split_at_ms(50999, &conf, why, sizeof(why)), UINT32_MAX);
+	assert_int_equal(split_at_ms(51000, &conf, why, sizeof(why)), 0);
+	assert_string_equal(why, "size 5.0 kB above split_bytes 1.0 kB for 30 s");
+	/* unknown is not "still above": the window starts over */
+	hb_load(1, pts, unknown, 52 * S);
+	assert_int_equal(split_at_ms(52000, &conf, why, sizeof(why)), UINT32_MAX);
+	hb_load(1, pts, above, 53 * S);
+	assert_int_equal(split_at_ms(53000, &conf, why, sizeof(why)), UINT32_MAX);
+	assert_int_equal(split_at_ms(82999, &conf, why, sizeof(why)), UINT32_MAX);
+	assert_int_equal(split_at_ms(83000, &conf, why, sizeof(why)), 0);
+	/* every replica silent (heartbeats older than the timeout): unknown as well */
+	sl_ctld_split_observe(&sm, &soft, 83 * S + HOUR + 1, HOUR, &conf, &obs);
+	assert_false(obs.r[0].bytes_above);
+}
+
+/* Of several due regions the one above the longest goes (by either figure); ties: the
+ * larger size, then the lowest id. */
+static void test_autosplit_longest_wins(void **state)
+{
+	(void)state;
+	char why[SL_CTLD_WHY_MAX];
+	struct sl_ctld_cluster c = cluster(3, 4, 3);
+	autosplit_cluster(&c);
+	const struct sl_ctld_split_conf conf = {.bytes = 100, .points_per_s = 100,
+						.sustain_ms = 1000};
+	/* region 3 by size from t = 0, region 1 by size from t = 5 s, region 2 by rate from
+	 * t = 1 s (its first rate) */
+	int64_t p0[] = {0, 0, 0, 0}, b0[] = {1, 1, 1, 500};
+	hb_load(1, p0, b0, 0);
+	assert_int_equal(split_at_ms(0, &conf, why, sizeof(why)), UINT32_MAX);
+	int64_t p1[] = {0, 0, 1000, 0}, b1[] = {1, 1, 1, 500};
+	hb_load(1, p1, b1, 1 * S);
+	assert_int_equal(split_at_ms(1000, &conf, why, sizeof(why)), 3);
+	int64_t p2[] = {0, 0, 6000, 0}, b2[] = {1, 200, 1, 500};
+	hb_load(1, p2, b2, 5 * S);
+	assert_int_equal(split_at_ms(10000, &conf, why, sizeof(why)), 3);
+	assert_string_equal(why, "size 500 B above split_bytes 100 B for 10 s");
+	/* region 3 dips: region 2 (by rate, since 1 s) beats region 1 (by size, since 5 s) */
+	int64_t p3[] = {0, 0, 11000, 0}, b3[] = {1, 200, 1, 50};
+	hb_load(1, p3, b3, 10 * S);
+	assert_int_equal(split_at_ms(10000, &conf, why, sizeof(why)), 2);
+	assert_string_equal(why, "write rate 1000 points/s above split_points_per_s 100 for 9 s");
+
+	/* ties in time: the larger size, then the lowest id */
+	autosplit_cluster(&c);
+	int64_t pt[] = {1, 1, 1, 1}, bt[] = {1, 300, 1, 400};
+	hb_load(1, pt, bt, 0);
+	assert_int_equal(split_at_ms(0, &conf, why, sizeof(why)), UINT32_MAX);
+	assert_int_equal(split_at_ms(1000, &conf, why, sizeof(why)), 3);
+	memset(&obs, 0, sizeof(obs));
+	int64_t be[] = {1, 300, 1, 300};
+	hb_load(1, pt, be, 2 * S);
+	assert_int_equal(split_at_ms(2000, &conf, why, sizeof(why)), UINT32_MAX);
+	assert_int_equal(split_at_ms(3000, &conf, why, sizeof(why)), 1);
+}
+
+/* Nothing is split while a region switches (a protocol switch, a split) or a replica move
+ * runs; a due region that cannot split (multileader, one hash, a full map) is skipped and
+ * why says so. */
+static void test_autosplit_blocked(void **state)
+{
+	(void)state;
+	char why[SL_CTLD_WHY_MAX], err[256];
+	struct sl_ctld_cluster c = cluster(4, 4, 3);
+	c.initial_nodes = 3;
+	snprintf(c.region_protocol[3], sizeof(c.region_protocol[3]), "multileader");
+	autosplit_cluster(&c);
+	const struct sl_ctld_split_conf conf = {.bytes = 100, .sustain_ms = 1000};
+	int64_t pts[] = {1, 1, 1, 1}, b[] = {1, 200, 300, 400};
+	hb_load(1, pts, b, 0);
+	assert_int_equal(split_at_ms(0, &conf, why, sizeof(why)), UINT32_MAX);
+	/* region 3 (the largest) runs multileader: region 2 goes, why names region 3 */
+	assert_int_equal(split_at_ms(1000, &conf, why, sizeof(why)), 2);
+	int64_t b1[] = {1, 1, 1, 400};
+	hb_load(1, pts, b1, 1 * S);
+	assert_int_equal(split_at_ms(2000, &conf, why, sizeof(why)), UINT32_MAX);
+	assert_non_null(strstr(why, "region 3 is due (size 400 B above split_bytes 100 B for "
+				    "2 s) but cannot split"));
+	assert_non_null(strstr(why, "runs multileader"));
+	hb_load(1, pts, b, 2 * S);
+	assert_int_equal(split_at_ms(3000, &conf, why, sizeof(why)), UINT32_MAX); /* new window */
+	assert_int_equal(split_at_ms(4000, &conf, why, sizeof(why)), 2); /* 1 and 2: larger */
+
+	/* a protocol switch of region 0: nothing anywhere until it ended */
+	assert_int_equal(apply_obj(sl_ctld_cmd_set_protocol(sm.n_moves + 1, 0, "multileader", 10)),
+			 0);
+	assert_int_equal(split_at_ms(5000, &conf, why, sizeof(why)), UINT32_MAX);
+	assert_string_equal(why, "");
+	finish_switch(sm.n_moves);
+	hb_load(1, pts, b, 6 * S);
+	assert_int_equal(split_at_ms(6000, &conf, why, sizeof(why)), 2);
+	/* a replica move (of region 1, node 2 -> 4): nothing; region 1's window starts over */
+	assert_int_equal(apply_obj(sl_ctld_cmd_move_replica(sm.n_moves + 1, 1, 2, 4,
+							    SL_CTLD_MOVE_REPLICA, 10)),
+			 0);
+	uint64_t move = sm.n_moves;
+	assert_int_equal(split_at_ms(7000, &conf, why, sizeof(why)), UINT32_MAX);
+	assert_false(obs.r[1].bytes_above);
+	finish_switch(move);
+	hb_load(1, pts, b, 8 * S);
+	assert_int_equal(split_at_ms(8000, &conf, why, sizeof(why)), 2);
+	assert_int_equal(obs.r[1].bytes_since_ms, 8000);
+	/* a split (an operator's) of region 2: nothing, and its windows start over */
+	uint64_t at = 0;
+	assert_int_equal(sl_ctld_check_split(&sm, 2, 0, false, &at, err, sizeof(err)), 0);
+	assert_int_equal(apply_obj(sl_ctld_cmd_split(sm.n_moves + 1, 2, at, 10)), 0);
+	assert_int_equal(split_at_ms(9000, &conf, why, sizeof(why)), UINT32_MAX);
+	assert_false(obs.r[2].bytes_above);
+	assert_int_equal(apply_obj(sl_ctld_cmd_split_done(2, sm.regions[2].epoch + 1, at, 4, 20)),
+			 0);
+	assert_int_equal(split_at_ms(9500, &conf, why, sizeof(why)), UINT32_MAX); /* still runs */
+	assert_int_equal(apply_obj(sl_ctld_cmd_move_end(sm.n_moves, true, "split", 30)), 0);
+	int64_t p5[] = {1, 1, 1, 1, 1}, b5[] = {1, 1, 300, 1, 1};
+	hb_load(1, p5, b5, 10 * S);
+	assert_int_equal(split_at_ms(10000, &conf, why, sizeof(why)), UINT32_MAX);
+	assert_int_equal(split_at_ms(11000, &conf, why, sizeof(why)), 2);
+
+	/* a region of a single hash: skipped */
+	const struct sl_ctld_region *r2 = &sm.regions[2];
+	uint32_t one = split_region(2, r2->hash_hi);
+	assert_int_equal(sm.regions[one].hash_lo, sm.regions[one].hash_hi);
+	memset(&obs, 0, sizeof(obs));
+	int64_t p6[] = {1, 1, 1, 1, 1, 1}, b6[] = {1, 1, 1, 1, 1, 900};
+	hb_load(1, p6, b6, 12 * S);
+	assert_int_equal(split_at_ms(12000, &conf, why, sizeof(why)), UINT32_MAX);
+	assert_int_equal(split_at_ms(13000, &conf, why, sizeof(why)), UINT32_MAX);
+	assert_non_null(strstr(why, "region 5 is due"));
+	assert_non_null(strstr(why, "single hash"));
+
+	/* a full map: nothing can split */
+	struct sl_ctld_cluster full = cluster(3, SL_CTLD_MAX_REGIONS, 3);
+	autosplit_cluster(&full);
+	int64_t pf[SL_CTLD_MAX_REGIONS], bf[SL_CTLD_MAX_REGIONS];
+	for (uint32_t i = 0; i < SL_CTLD_MAX_REGIONS; i++) {
+		pf[i] = 1;
+		bf[i] = i == 7 ? 1000 : 1;
+	}
+	hb_load(1, pf, bf, 0);
+	assert_int_equal(split_at_ms(0, &conf, why, sizeof(why)), UINT32_MAX);
+	assert_int_equal(split_at_ms(5000, &conf, why, sizeof(why)), UINT32_MAX);
+	assert_non_null(strstr(why, "region 7 is due"));
+	assert_non_null(strstr(why, "the most it holds"));
+}
+
+/* The decision goes to the log as an ordinary split of kind auto-split with its why: the
+ * moves view shows it, it is a switch and a split for every rule, and two replicas that
+ * apply the same commands end identical. */
+static void test_autosplit_move(void **state)
+{
+	(void)state;
+	char why[SL_CTLD_WHY_MAX], err[256], w[SL_CTLD_WHY_MAX];
+	n_rec = 0;
+	recording = true;
+	struct sl_ctld_cluster c = cluster(3, 2, 3);
+	autosplit_cluster(&c);
+	const struct sl_ctld_split_conf conf = {.bytes = 1000000000, .sustain_ms = 30000};
+	int64_t pts[] = {1, 1}, b[] = {1, 1500000000};
+	hb_load(1, pts, b, 0);
+	assert_int_equal(split_at_ms(0, &conf, why, sizeof(why)), UINT32_MAX);
+	assert_int_equal(split_at_ms(31000, &conf, why, sizeof(why)), 1);
+	uint64_t at = 0;
+	assert_int_equal(sl_ctld_check_split(&sm, 1, 0, false, &at, err, sizeof(err)), 0);
+	uint64_t id = sm.n_moves + 1;
+	assert_int_equal(apply_obj(sl_ctld_cmd_autosplit(id, 1, at, 31000, why)), 0);
+	const struct sl_ctld_move *m = sl_ctld_move_get(&sm, id);
+	assert_int_equal(m->kind, SL_CTLD_MOVE_AUTOSPLIT);
+	assert_true(sl_ctld_move_is_switch(m->kind) && sl_ctld_move_is_split(m->kind));
+	assert_false(sl_ctld_move_is_split(SL_CTLD_MOVE_REPLICA));
+	assert_string_equal(m->why, "size 1.5 GB above split_bytes 1.0 GB for 31 s");
+	assert_true(sl_ctld_switching(&sm, 1));
+	assert_int_equal(sm.regions[1].split_at, at);
+	/* the next one waits for it */
+	assert_int_equal(split_at_ms(32000, &conf, why, sizeof(why)), UINT32_MAX);
+	struct json_object *mv = sl_ctld_view_moves(&sm, &soft, 32 * S, HOUR);
+	assert_string_equal(move_field(mv, id, "kind"), "auto-split");
+	assert_string_equal(move_field(mv, id, "why"),
+			    "size 1.5 GB above split_bytes 1.0 GB for 31 s");
+	assert_string_equal(move_field(mv, id, "state"), "running");
+	assert_null(move_field(mv, id, "to"));
+	assert_non_null(move_field(mv, id, "split_at"));
+	assert_non_null(move_field(mv, id, "waiting"));
+	json_object_put(mv);
+	/* split_done makes the new half, a child of the auto-split move as of a manual one */
+	assert_int_equal(apply_obj(sl_ctld_cmd_split_done(1, 1, at, 2, 32000)), 0);
+	assert_int_equal(sl_ctld_split_child(&sm, m), 2);
+	assert_true(sl_ctld_switching(&sm, 2));
+	for (uint32_t n = 1; n <= 3; n++)
+		hb_split(n, 1, 2, 1, false, 33 * S);
+	assert_true(sl_ctld_switch_done(&sm, &soft, m, 33 * S, HOUR, w, sizeof(w)));
+	assert_int_equal(apply_obj(sl_ctld_cmd_move_end(id, true, "done", 34000)), 0);
+	assert_false(sl_ctld_switching(&sm, 1) || sl_ctld_switching(&sm, 2));
+	/* malformed kinds are refused, the state unchanged (not part of the replayed log) */
+	recording = false;
+	snapshot_state();
+	static const char *const bad[] = {
+	    "{\"op\":\"split\",\"id\":9,\"region\":0,\"at\":\"0x0000000000000010\",\"at_ms\":5,"
+	    "\"kind\":\"split-ish\",\"why\":\"x\"}",
+	    "{\"op\":\"split\",\"id\":9,\"region\":0,\"at\":\"0x0000000000000010\",\"at_ms\":5,"
+	    "\"kind\":\"auto-split\"}",
+	    "{\"op\":\"split\",\"id\":9,\"region\":0,\"at\":\"0x0000000000000010\",\"at_ms\":5,"
+	    "\"kind\":null,\"why\":\"x\"}",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(apply_text(bad[i]), -EINVAL);
+	assert_unchanged();
+	/* two replicas applying the same commands end identical */
+	replay_recorded();
+	before.applied = before.refused = 0;
+	sm.applied = sm.refused = 0;
+	assert_memory_equal(&sm, &before, sizeof(sm));
+	assert_int_equal(sl_ctld_move_get(&sm, id)->kind, SL_CTLD_MOVE_AUTOSPLIT);
+}
+
+/* The [cluster] split keys: defaults, 64-bit sizes, ranges. */
+static void test_autosplit_conf(void **state)
+{
+	(void)state;
+	struct sl_ctld_conf c;
+	char err[256];
+	sl_ctld_conf_default(&c);
+	assert_int_equal(c.split.bytes, 0);
+	assert_int_equal(c.split.points_per_s, 0);
+	assert_int_equal(c.split.sustain_ms, 30000);
+	assert_int_equal(sl_ctld_conf_set(&c, "cluster", "split_bytes", "10000000000", err,
+					  sizeof(err)),
+			 0);
+	assert_int_equal(c.split.bytes, 10000000000ull);
+	assert_int_equal(sl_ctld_conf_set(&c, "cluster", "split_points_per_s", "50000", err,
+					  sizeof(err)),
+			 0);
+	assert_int_equal(c.split.points_per_s, 50000);
+	assert_int_equal(sl_ctld_conf_set(&c, "cluster", "split_sustain_ms", "5000", err,
+					  sizeof(err)),
+			 0);
+	assert_int_equal(c.split.sustain_ms, 5000);
+	assert_int_equal(sl_ctld_conf_set(&c, "cluster", "split_bytes", "-1", err, sizeof(err)),
+			 -EINVAL);
+	assert_non_null(strstr(err, "[cluster] split_bytes"));
+	assert_int_equal(sl_ctld_conf_set(&c, "cluster", "split_sustain_ms", "86400001", err,
+					  sizeof(err)),
+			 -EINVAL);
+	assert_int_equal(sl_ctld_conf_finish(&c, err, sizeof(err)), 0);
+	static char dump[32768];
+	FILE *f = fmemopen(dump, sizeof(dump) - 1, "w");
+	assert_non_null(f);
+	sl_ctld_conf_dump(&c, f);
+	assert_int_equal(fclose(f), 0);
+	assert_non_null(strstr(dump, "split_bytes = 10000000000\n"));
+	assert_non_null(strstr(dump, "split_sustain_ms = 5000\n"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1940,6 +2412,10 @@ int main(void)
 	    cmocka_unit_test(test_initial_nodes),     cmocka_unit_test(test_replica_move_majority),
 	    cmocka_unit_test(test_split_flow),        cmocka_unit_test(test_split_refused),
 	    cmocka_unit_test(test_split_balance),
+	    cmocka_unit_test(test_autosplit_heartbeat), cmocka_unit_test(test_autosplit_size),
+	    cmocka_unit_test(test_autosplit_rate),    cmocka_unit_test(test_autosplit_dip_resets),
+	    cmocka_unit_test(test_autosplit_longest_wins), cmocka_unit_test(test_autosplit_blocked),
+	    cmocka_unit_test(test_autosplit_move),    cmocka_unit_test(test_autosplit_conf),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
