@@ -340,6 +340,19 @@ static uint32_t region_leader(struct region *r)
 	return cs.leader;
 }
 
+/* A batch's id and place in this node's stream for the region, for good (kept over
+ * retries and leader changes). */
+static void fwd_assign(struct worker *w, struct region *r, uint32_t slot, uint32_t len)
+{
+	struct proposal *p = &r->props[slot];
+	p->fwd_out = true;
+	p->fwd_give_up_ns = w->now_ns + FWD_GIVE_UP_NS;
+	p->fwd_len = len;
+	p->fwd_id = (++r->fwd_seq << 8) | slot;
+	p->fwd_fseq = ++r->fwd_fseq;
+	r->fwd_out++;
+}
+
 static bool fwd_send(struct worker *w, struct region *r, uint32_t slot, uint32_t len)
 {
 	struct sl_node *n = w->node;
@@ -348,14 +361,8 @@ static bool fwd_send(struct worker *w, struct region *r, uint32_t slot, uint32_t
 		return false;
 	struct proposal *p = &r->props[slot];
 	uint8_t *b = w->fab->scratch;
-	if (!p->fwd_out) { /* its first send: its id and place in the stream, for good */
-		p->fwd_out = true;
-		p->fwd_give_up_ns = w->now_ns + FWD_GIVE_UP_NS;
-		p->fwd_len = len;
-		p->fwd_id = (++r->fwd_seq << 8) | slot;
-		p->fwd_fseq = ++r->fwd_fseq;
-		r->fwd_out++;
-	}
+	if (!p->fwd_out) /* its first send */
+		fwd_assign(w, r, slot, len);
 	uint64_t low = p->fwd_fseq;
 	for (uint32_t k = 0; k < PROP_SLOTS; k++)
 		if (r->props[k].in_use && r->props[k].fwd_out && r->props[k].fwd_fseq < low)
@@ -714,8 +721,12 @@ static void fwd_reroute(struct worker *w, struct region *r, uint32_t slot)
 	sl_batch_finish(&p->b, &len);
 	if (fwd_send(w, r, slot, (uint32_t)len))
 		return;
-	if (r->drv == NULL || nd_propose(w, r, prop_id(r, slot), p->buf, (uint32_t)len, p->level) != 0)
-		prop_ack(w, r, p, -EAGAIN); /* no leader known now: not stored, said so */
+	if (r->drv != NULL && nd_propose(w, r, prop_id(r, slot), p->buf, (uint32_t)len, p->level) == 0)
+		return;
+	/* no leader known yet (the new segment is electing one): a forwarded batch of the
+	 * stream that fwd_retry sends (or proposes here) once one is */
+	fwd_assign(w, r, slot, (uint32_t)len);
+	p->fwd_deadline_ns = w->now_ns + FWD_BUSY_NS;
 }
 
 /* The forwarding side: the leader's answer acks the batch here. */

@@ -8,8 +8,10 @@
 # follower, a data node's socket); region 4 splits again (at a given hash) into region 5
 # while node 3 is SIGKILLed right after the ask: the split waits for node 3, which
 # replays its WAL, seals and splits after its restart; a node restarted after the splits
-# runs six regions; every acknowledged point reads back exactly on every node (reads are
-# routed by the nodes' split ranges).
+# runs six regions; with the ctld replicas restarted one by one with [cluster]
+# split_bytes below the largest region's size, ctld splits it by itself (a move of kind
+# auto-split, with its reason); every acknowledged point reads back exactly on every node
+# (reads are routed by the nodes' split ranges).
 set -euo pipefail
 SLUICED=$1 CTLD=$2 PRODUCER=$3 VERIFY=$4 BENCH=$5
 CTL=$(dirname "$SLUICED")/sluicectl
@@ -110,6 +112,26 @@ grep -q "refusing" "$DIR/node1.log" && fail "node 1 refused to start"
 [ "$(node_range 1 0)" = "$(range 0)" ] || fail "node 1 routes region 0 as $(node_range 1 0) after its restart"
 echo "[${SECONDS}s] node 1 restarted: regions $(cl_regions 1 "[(r['id'], r['epoch'], r['hash_lo']) for r in rs]")"
 cl_wait_leaders 1 0
+
+# automatic split by size: the ctld replicas restarted one by one with split_bytes just
+# below the largest region's size (its state is in its log: the map and moves stay); the
+# largest region is split by ctld itself, a move of kind auto-split with its reason
+BIG=$(cl_regions 2 "max(r['bytes'] for r in rs)")
+CTLD_SPLIT_BYTES=$((BIG * 9 / 10)) CTLD_BALANCE_MS=1000
+for i in 1 2 3; do
+	kill -9 "${CPIDS[$i]}"
+	wait "${CPIDS[$i]}" 2>/dev/null || true
+	CPIDS[$i]=0
+	start_ctld "$i"
+	until_true 300 "ctld $i did not rejoin its group" q "$(csock "$i")" status "r['leader'] is not None"
+done
+until_true 600 "no automatic split of a region above $CTLD_SPLIT_BYTES bytes: $(ql moves "r['moves'][-2:]") $(ql regions "r.get('auto_split_blocked')")" \
+	ql moves "any(m['kind'] == 'auto-split' and m['state'] == 'done' for m in r['moves'])"
+AUTO=$(ql moves "[(m['region'], m['new_region'], m['why']) for m in r['moves'] if m['kind'] == 'auto-split'][0]")
+echo "[${SECONDS}s] automatic split above $CTLD_SPLIT_BYTES bytes: (region, new region, why) $AUTO"
+NEW=$(ql moves "[m['new_region'] for m in r['moves'] if m['kind'] == 'auto-split'][0]")
+until_true 300 "not every node runs region $NEW" ql regions "len(r['regions']) > $NEW"
+until_true 300 "not every node made region $NEW" both_at "$(ql regions "r['regions'][$NEW]['split_from']")" "$NEW" "$(ql regions "r['regions'][$NEW]['epoch']")"
 
 sl_wait_producers
 rc=0

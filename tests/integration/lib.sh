@@ -2,6 +2,10 @@
 # its PID, a tap device moved into a network namespace the test creates; sl_cleanup (on
 # EXIT, also when a test fails) kills what is left and removes the namespace, the tap,
 # the temp dir and the node's shm files. Set NAME before sourcing.
+# Debian's python3 first in PATH when there is one: a version manager's shim (pyenv's
+# runs bash scripts before python) costs about a second per start on a loaded 2-core
+# machine, and these scripts start python3 hundreds of times.
+[ -x /usr/bin/python3 ] && PATH="/usr/bin:$PATH"
 SL_DIR=$(mktemp -d "/tmp/sluice-$NAME.XXXXXX")
 SL_SOCK=$SL_DIR/data/sluiced.sock
 NODE_PID= PROD_PID= SL_NS= SL_TAP=
