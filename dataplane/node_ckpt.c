@@ -1166,6 +1166,9 @@ int nd_split_images(struct region *r, struct region *c, uint64_t at, uint64_t in
 		rc = sl_store_snapshot_write(r->store, fd, index);
 	struct sl_store *lo_st = NULL, *hi_st = NULL;
 	bool v = sl_store_versioned(r->store);
+#ifdef SL_MUTATION_SPLIT_BOUNDARY
+	at++; /* a deliberate bug (mutation check): the series at the cut stays with r */
+#endif
 	if (rc == 0)
 		rc = split_load(w, fd, c->id, v, at, r->hash_hi, &hi_st);
 	if (rc == 0)

@@ -1,14 +1,13 @@
 #!/usr/bin/env bash
 # test.sh - every test on a fresh Debian 12 machine: installs what is missing, builds,
-# runs the unit, simulator, fuzz-corpus and integration suites; then unit, fuzz-corpus and
-# integration again against an ASan+UBSan build; short libFuzzer runs of every parser;
-# the simulator's mutation check. Exit status is non-zero if anything failed, and the last
+# runs the unit, simulator and fuzz-corpus suites and the integration scenarios of suite
+# long; then unit and fuzz-corpus again and the integration scenarios of suite sanitized
+# against an ASan+UBSan build (each scenario runs in one of the two passes:
+# tests/integration/meson.build says which and why); short libFuzzer runs of every
+# parser; the simulator's mutation check. Exit status is non-zero if anything failed, and the last
 # line is always `summary: ...`, naming the step that failed if one did.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# Debian's python3 (what scripts/deps.sh installs packages for) before any version
-# manager's shim: the tests start python3 hundreds of times, a shim costs ~1 s a start
-export PATH="/usr/bin:$PATH"
 PASSED=0 SKIPPED=0 STEP="start" T0=$SECONDS
 
 summary() {
@@ -51,7 +50,7 @@ SL_PROGRESS=1 scripts/build.sh build
 step "unit, simulator and fuzz-corpus suites (two at a time: none depends on timing)"
 meson test -C build --no-suite integration --print-errorlogs --num-processes 2
 tally build
-step "integration suite (one at a time: the tests start clusters)"
+step "integration scenarios of suite long (one at a time: the tests start clusters)"
 meson test -C build --suite integration --no-suite sanitized --print-errorlogs --num-processes 1
 tally build
 # The arena test takes the hugepage path only where 2 MiB pages are free. As root on a
@@ -74,7 +73,7 @@ step "unit and fuzz-corpus suites under ASan+UBSan"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	meson test -C build-asan --suite unit --suite fuzz --print-errorlogs --num-processes 1
 tally build-asan
-step "integration suite against the ASan+UBSan build of sluiced (a sanitizer report aborts the node)"
+step "integration scenarios of suite sanitized against the ASan+UBSan build (a sanitizer report aborts the node)"
 # leak checks off here: DPDK keeps process-lifetime allocations that LeakSanitizer reports
 ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	meson test -C build-asan --suite integration --no-suite long --print-errorlogs --num-processes 1

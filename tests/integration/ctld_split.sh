@@ -2,10 +2,12 @@
 # ctld_split.sh SLUICED CTLD PRODUCER VERIFY BENCH - region splits through sluice-ctld
 # (`sluicectl region split R`) on three nodes under load: three shm producers (one per node,
 # every acknowledged batch logged) and sluice-bench on node 2, four raft regions. Checks:
-# region 0 splits at its midpoint into region 4, a "split" move that ends done with every
-# node running both at segment 1, the two ranges adjoining, each half holding series;
+# region 0 splits at its midpoint into region 4 with ctld's leader killed right after the
+# ask, a "split" move that the next ctld leader carries on, done with every node running
+# both at segment 1, the two ranges adjoining, each half holding series;
 # refusals with a clear error (a cut outside the range, an unknown region, a ctld
-# follower, a data node's socket); region 4 splits again (at a given hash) into region 5
+# follower, a data node's socket); region 4 splits again (exactly at the hash of a
+# series written) into region 5
 # while node 3 is SIGKILLed right after the ask: the split waits for node 3, which
 # replays its WAL, seals and splits after its restart; a node restarted after the splits
 # runs six regions; with the ctld replicas restarted one by one with [cluster]
@@ -32,6 +34,8 @@ split() {
 	move_id "$out"
 }
 move_state() { ql moves "[(m['state'], m.get('waiting')) for m in r['moves'] if m['id'] == $1]"; }
+# leader_other_than L: a ctld replica other than L leads
+leader_other_than() { [ -n "$(leader "$1")" ] && echo True || echo False; }
 # range R: region R's [hash_lo, hash_hi] in ctld's map, as integers
 range() { ql regions "(int(r['regions'][$1]['hash_lo'], 16), int(r['regions'][$1]['hash_hi'], 16))"; }
 # node_range I R: the same as node I routes it
@@ -65,13 +69,23 @@ echo "[${SECONDS}s] 3 ctld replicas, 3 nodes; map: $(ql regions "[(x['id'], x['h
 
 load_start 100 300 30
 
-# region 0 splits at its midpoint under load
+# region 0 splits at its midpoint under load, with ctld's leader SIGKILLed right after
+# the ask: the next leader finds the split in the log and carries it on
 a0=$(cl_acks)
 ID=$(split 0)
+L=$(leader)
+F=$((L % 3 + 1))
+until_true 100 "move $ID never reached ctld follower $F" \
+	q "$(csock "$F")" moves "any(m['id'] == $ID for m in r['moves'])"
+kill -9 "${CPIDS[$L]}"
+wait "${CPIDS[$L]}" 2>/dev/null || true
+CPIDS[$L]=0
+until_true 300 "no new ctld leader after leader $L was killed" leader_other_than "$L"
+start_ctld "$L"
 split_done 0 4 1 "$ID"
 a1=$(cl_acks)
 [ "$a1" -gt "$a0" ] || fail "no write acknowledged during the split"
-echo "[${SECONDS}s] move $ID: region 0 split, region 4 = $(ql regions "r['regions'][4]['hash_lo']") .. ($(ql moves "[m['took_ms'] for m in r['moves'] if m['id'] == $ID][0]") ms; $((a1 - a0)) batches acknowledged meanwhile); series: $(cl_regions 1 "[(r['id'], r.get('series')) for r in rs]")"
+echo "[${SECONDS}s] move $ID (ctld leader $L killed after the ask, carried on by the next): region 0 split, region 4 = $(ql regions "r['regions'][4]['hash_lo']") .. ($(ql moves "[m['took_ms'] for m in r['moves'] if m['id'] == $ID][0]") ms; $((a1 - a0)) batches acknowledged meanwhile); series: $(cl_regions 1 "[(r['id'], r.get('series')) for r in rs]")"
 for i in 1 2 3; do
 	[ "$(cl_regions "$i" "rs[0]['series'] > 0 and rs[4]['series'] > 0")" = True ] ||
 		fail "node $i: a half of region 0 holds no series: $(cl_regions "$i" "[(r['id'], r['series']) for r in rs]")"
@@ -91,9 +105,18 @@ out=$(ask "$(cl_sock 1)" region split 1) && fail "a data node took a split: $out
 [ "$(ql moves "r['total']")" = "$T" ] || fail "a refused split was recorded"
 echo "[${SECONDS}s] refused: a cut outside the range, region 9, a ctld follower, a data node's socket"
 
-# region 4 splits again, at a given hash, with node 3 killed right after the ask: the
-# split waits for node 3, which replays, seals and splits after its restart
-AT=$(python3 -c "lo, hi = $(range 4); print('0x%016x' % (lo + (hi - lo) // 3))")
+# region 4 splits again, exactly at the hash of a series the producers write (so a cut
+# one off puts that series in the wrong half, which its exact read-back sees: the
+# split_boundary mutation), with node 3 killed right after the ask: the split waits for
+# node 3, which replays, seals and splits after its restart
+AT=$(for k in $(seq 0 $((3 * SERIES - 1))); do
+	"$CTL" --socket "$(cl_sock 1)" --json query "$(printf 'p%d,host=h%03d value' $((k / SERIES + 1)) $((k % SERIES)))" --limit 1 |
+		sed -n 's/.*"series_id": *"\(0x[0-9a-f]*\)".*/\1/p'
+done | python3 -c "
+import sys
+lo, hi = $(range 4)
+ids = sorted(int(x, 16) for x in sys.stdin.read().split() if lo < int(x, 16) <= hi)
+print('0x%016x' % (ids[0] if ids else lo + (hi - lo) // 3))")
 ID=$(split 4 --at "$AT")
 cl_kill 3
 sleep 1
