@@ -136,13 +136,13 @@ cl_caught_up() {
 }
 # cl_verify_all: every producer's points, exactly, on every node (a region with no
 # replica on node i is read from the next node that has one). Under the sanitizers
-# (ASAN_OPTIONS set) on node 3 only: the pass against the normal build checks every node,
-# and reading millions of points back through an instrumented node is most of the time
-# such a test takes there.
+# (ASAN_OPTIONS set) on node 3 only, or the nodes CL_VERIFY_ASAN names: reading millions
+# of points back through an instrumented node is most of the time such a test takes
+# there.
 cl_verify_all() {
 	local socks nodes k
 	nodes=$(seq 1 "$CL_NODES")
-	[ -n "${ASAN_OPTIONS:-}" ] && nodes=3
+	[ -n "${ASAN_OPTIONS:-}" ] && nodes=${CL_VERIFY_ASAN:-3}
 	for i in $nodes; do
 		socks=$(cl_sock "$i")
 		for k in $(seq 1 $((CL_NODES - 1))); do socks="$socks,$(cl_sock $(((i + k - 1) % CL_NODES + 1)))"; done

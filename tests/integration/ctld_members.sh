@@ -135,8 +135,11 @@ wait "$BENCH_PID" || rc=$?
 BENCH_PID=0
 bench_summary "$DIR/bench.json" || { cat "$DIR/bench.err"; fail "sluice-bench exited $rc"; }
 until_true 600 "the replicas did not agree at the end" all_agreed
-# every node, in the sanitized build too (the only pass CI runs this test in)
-ASAN_OPTIONS= cl_verify_all
+# in the sanitized build (the only pass CI runs this test in) on node 3 (killed, back,
+# dropped a replica) and node 4 (every replica it holds came by snapshot), which hold
+# every region between them; reading every node back through instrumented nodes took
+# 190 s of the test's 305 s there
+CL_VERIFY_ASAN="3 4" cl_verify_all
 for i in 1 2 3 4; do
 	echo "node $i: joined $(cl_stat "$i" replicas_joined), left $(cl_stat "$i" replicas_left), switches $(cl_stat "$i" protocol_switches), snapshots installed $(cl_stat "$i" cons_snapshots_installed)"
 done

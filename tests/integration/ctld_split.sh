@@ -162,6 +162,14 @@ wait "$BENCH_PID" || rc=$?
 BENCH_PID=0
 bench_summary "$DIR/bench.json" || { cat "$DIR/bench.err"; fail "sluice-bench exited $rc"; }
 cl_caught_up >/dev/null || fail "replicas did not catch up"
+# every node routes the whole hash space, each hash to exactly one region, as ctld's map
+for i in 1 2 3; do
+	t=$(cl_regions "$i" "(lambda v: 'ok' if v[0][0] == 0 and v[-1][1] == 2**64 - 1 and all(a[1] + 1 == b[0] for a, b in zip(v, v[1:])) else v)(sorted((int(r['hash_lo'], 16), int(r['hash_hi'], 16)) for r in rs))")
+	[ "$t" = ok ] || fail "node $i's regions do not cover the hash space once: $t"
+	[ "$(cl_regions "$i" "[(r['hash_lo'], r['hash_hi']) for r in rs]")" = "$(ql regions "[(x['hash_lo'], x['hash_hi']) for x in r['regions']]")" ] ||
+		fail "node $i routes other ranges than ctld's map"
+done
+echo "[${SECONDS}s] every node routes the hash space once over $(ql regions "len(r['regions'])") regions, as ctld's map"
 cl_verify_all
 for i in 1 2 3; do
 	echo "node $i: splits $(cl_stat "$i" region_splits), points moved to a new region while waiting $(cl_stat "$i" points_rerouted), stale routes $(cl_stat "$i" route_stale), forwarded batches routed again $(cl_stat "$i" fwd_rerouted), points failed then $(cl_stat "$i" reroute_failed)"

@@ -375,6 +375,19 @@ static void test_datadir_lock(void **u)
 	rmdir(base);
 }
 
+/* Node 2 of a three-node cluster of four raft regions. */
+static void map_config(struct sl_config *c)
+{
+	char err[256];
+	sl_config_default(c);
+	assert_int_equal(sl_config_set(c, "regions", "count", "4", err, sizeof(err)), 0);
+	assert_int_equal(sl_config_set(c, "regions", "protocol", "raft", err, sizeof(err)), 0);
+	assert_int_equal(sl_config_set(c, "cluster", "nodes", "3", err, sizeof(err)), 0);
+	assert_int_equal(sl_config_set(c, "node", "id", "2", err, sizeof(err)), 0);
+	assert_int_equal(sl_config_set(c, "cluster", "fabric_dir", "/tmp", err, sizeof(err)), 0);
+	assert_int_equal(sl_config_finish(c, err, sizeof(err)), 0);
+}
+
 /* A region map (sluice-ctld's, kept in a data dir): the derived one round-trips through
  * its text form; a set map replaces placement; maps that do not fit the node are refused
  * whole with the region named; damaged text does not parse; diff names the region. */
@@ -383,13 +396,7 @@ static void test_region_map(void **u)
 	(void)u;
 	struct sl_config c;
 	char err[256], text[4096];
-	sl_config_default(&c);
-	assert_int_equal(sl_config_set(&c, "regions", "count", "4", err, sizeof(err)), 0);
-	assert_int_equal(sl_config_set(&c, "regions", "protocol", "raft", err, sizeof(err)), 0);
-	assert_int_equal(sl_config_set(&c, "cluster", "nodes", "3", err, sizeof(err)), 0);
-	assert_int_equal(sl_config_set(&c, "node", "id", "2", err, sizeof(err)), 0);
-	assert_int_equal(sl_config_set(&c, "cluster", "fabric_dir", "/tmp", err, sizeof(err)), 0);
-	assert_int_equal(sl_config_finish(&c, err, sizeof(err)), 0);
+	map_config(&c);
 	int len = sl_cfg_map_format(&c, text, sizeof(text));
 	assert_true(len > 0);
 	assert_string_equal(text, "regions 4\n0 raft 1 1,2,3\n1 raft 2 2,3,1\n2 raft 3 3,1,2\n"
@@ -460,6 +467,76 @@ static void test_region_map(void **u)
 		assert_int_equal(sl_cfg_map_parse(broken[k], m, 8), -EBADMSG);
 }
 
+/* A map after a split (sluice-ctld's `regions` once a region was cut): ranged, more
+ * regions than [regions] regions, each past them split from a lower one; it round-trips
+ * through the data dir's text; ranges that do not tile the hash space, a region past the
+ * first ones born of no split, or more regions unranged are refused whole. */
+static void test_region_map_split(void **u)
+{
+	(void)u;
+	struct sl_config c;
+	char err[256], text[4096];
+	map_config(&c);
+	uint64_t lo = 1, hi = 1;
+	uint32_t from = 9, ep = 9;
+	sl_cfg_region_range(&c, 1, &lo, &hi, &from, &ep); /* even shares before a split */
+	assert_true(lo == 0x4000000000000000ull && hi == 0x7fffffffffffffffull);
+	assert_true(from == 0 && ep == 0);
+	struct sl_cfg_map_region m[8];
+	for (uint32_t r = 0; r < 4; r++) {
+		sl_cfg_map_get(&c, r, &m[r]);
+		m[r].ranged = true;
+	}
+	m[4] = m[0];
+	m[0].hash_hi = 0x1fffffffffffffffull; /* region 0 cut at 2^61: region 4 the rest */
+	m[4].hash_lo = 0x2000000000000000ull;
+	m[4].split_from = 1; /* region 0, + 1 */
+	m[4].split_epoch = 1;
+	assert_int_equal(sl_cfg_map_set(&c, m, 5, err, sizeof(err)), 0);
+	assert_int_equal(c.regions, 5);
+	sl_cfg_region_range(&c, 4, &lo, &hi, &from, &ep);
+	assert_true(lo == 0x2000000000000000ull && hi == 0x3fffffffffffffffull);
+	assert_true(from == 1 && ep == 1);
+	sl_cfg_region_range(&c, 0, &lo, &hi, &from, &ep);
+	assert_true(lo == 0 && hi == 0x1fffffffffffffffull && from == 0);
+	int len = sl_cfg_map_format(&c, text, sizeof(text));
+	assert_true(len > 0);
+	assert_non_null(strstr(text, "\n4 raft 1 1,2,3 2000000000000000 3fffffffffffffff 1 1\n"));
+	struct sl_cfg_map_region back[8];
+	assert_int_equal(sl_cfg_map_parse(text, back, 8), 5);
+	for (uint32_t r = 0; r < 5; r++) {
+		assert_true(back[r].ranged);
+		assert_true(back[r].hash_lo == m[r].hash_lo && back[r].hash_hi == m[r].hash_hi);
+		assert_int_equal(back[r].split_from, m[r].split_from);
+		assert_int_equal(back[r].split_epoch, m[r].split_epoch);
+	}
+	/* refused, nothing taken: a gap, an overlap, region 4 born of no split, five
+	 * regions without ranges */
+	struct sl_config keep = c;
+	for (int k = 0; k < 4; k++) {
+		struct sl_cfg_map_region bad[8];
+		memcpy(bad, m, sizeof(bad));
+		if (k == 0)
+			bad[4].hash_lo++;
+		else if (k == 1)
+			bad[0].hash_hi++;
+		else if (k == 2)
+			bad[4].split_from = 0;
+		else
+			for (uint32_t r = 0; r < 5; r++)
+				bad[r].ranged = false;
+		c.regions = 4; /* as a node starting from [regions] regions */
+		assert_int_equal(sl_cfg_map_set(&c, bad, 5, err, sizeof(err)), -EINVAL);
+		c.regions = keep.regions;
+	}
+	assert_int_equal(c.regions, 5);
+	/* a ranged map's lines all say their range */
+	assert_int_equal(sl_cfg_map_parse("regions 2\n0 raft 1 1 0 7fffffffffffffff 0 0\n"
+					  "1 raft 1 1\n",
+					  back, 8),
+			 -EBADMSG);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -468,6 +545,7 @@ int main(void)
 		cmocka_unit_test(test_bad_values),
 		cmocka_unit_test(test_dump_roundtrip),
 		cmocka_unit_test(test_bad_lines),
+		cmocka_unit_test(test_region_map_split),
 		cmocka_unit_test(test_segment_smaller_than_buffer),
 	    cmocka_unit_test(test_wal_buffer_holds_a_ready),
 		cmocka_unit_test(test_datadir_lock),
