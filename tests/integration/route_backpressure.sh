@@ -9,14 +9,17 @@
 set -euo pipefail
 SLUICED=$1 CTL=$2 PRODUCER=$3 VERIFY=$4
 PRODUCERS=32 POINTS=131072 SERIES=256 BATCH=128
-# long keys (the producer's longest, ~120 bytes routed per point): the pool's 1024
-# messages hold ~620k points, fewer than core 0 hands core 1 (half of its 16 slots' points)
+# long keys (the producer's longest, ~120 bytes routed per point) and a pool of 64
+# messages ([debug] xmsg_pool): they hold at most ~40k points, far fewer than core 0 has
+# for core 1 before the producers' windows stop them (with the default 1024 messages, how
+# full each message gets depends on the machine's speed, and a fast one filled them so
+# well that the producers stalled first: CI saw no route_no_room once)
 LONG=$(printf 'k%.0s' $(seq 1 58))
 NAME=rbp$$
 . "$(dirname "$0")/lib.sh"
 sl_start_node "$SLUICED" --data-dir "$SL_DIR/data" --name "$NAME" --workers 2 --regions 16 \
 	--set ingest.shm_slots=$PRODUCERS --set ingest.shm_ring_entries=65536 \
-	--set debug.fault_injection=true
+	--set debug.fault_injection=true --set debug.xmsg_pool=64
 sl_hold 1 true
 sl_start_producers "$PRODUCER" rb "$LONG"
 # core 0 hands over what the message pool allows: wait (bounded) until that stops moving
