@@ -820,6 +820,12 @@ void sl_cfg_region_range(const struct sl_config *c, uint32_t r, uint64_t *lo, ui
 	*split_from = *split_epoch = 0;
 }
 
+uint32_t sl_cfg_region_merged(const struct sl_config *c, uint32_t r, uint32_t *epoch)
+{
+	*epoch = c->map_ranged ? c->map_merge_epoch[r] : 0;
+	return c->map_ranged ? c->map_merged_into[r] : 0;
+}
+
 void sl_cfg_map_get(const struct sl_config *c, uint32_t r, struct sl_cfg_map_region *out)
 {
 	memset(out, 0, sizeof(*out));
@@ -829,27 +835,34 @@ void sl_cfg_map_get(const struct sl_config *c, uint32_t r, struct sl_cfg_map_reg
 	out->ranged = c->map_ranged;
 	sl_cfg_region_range(c, r, &out->hash_lo, &out->hash_hi, &out->split_from,
 			    &out->split_epoch);
+	out->merged_into = sl_cfg_region_merged(c, r, &out->merge_epoch);
 }
 
-/* A ranged map's ranges tile the hash space, and a region past the first `base` ones was
- * split from a lower one (which comes first). */
+/* A ranged map's live ranges tile the hash space, a region past the first `base` ones was
+ * split from a lower one (which comes first), and a merged region names another one. */
 static bool map_ranges_ok(const struct sl_cfg_map_region *m, uint32_t n, uint32_t base)
 {
-	uint32_t order[SL_CFG_MAX_REGIONS];
+	uint32_t order[SL_CFG_MAX_REGIONS], live = 0;
 	for (uint32_t i = 0; i < n; i++) {
 		if (m[i].hash_lo > m[i].hash_hi || m[i].split_from > i ||
 		    (i >= base && m[i].split_from == 0))
 			return false;
-		uint32_t k = i;
+		if (m[i].merged_into != 0) {
+			uint32_t t = m[i].merged_into - 1;
+			if (t >= n || t == i || m[i].merge_epoch == 0)
+				return false;
+			continue;
+		}
+		uint32_t k = live++;
 		while (k > 0 && m[order[k - 1]].hash_lo > m[i].hash_lo) {
 			order[k] = order[k - 1];
 			k--;
 		}
 		order[k] = i;
 	}
-	if (m[order[0]].hash_lo != 0 || m[order[n - 1]].hash_hi != UINT64_MAX)
+	if (live == 0 || m[order[0]].hash_lo != 0 || m[order[live - 1]].hash_hi != UINT64_MAX)
 		return false;
-	for (uint32_t k = 1; k < n; k++)
+	for (uint32_t k = 1; k < live; k++)
 		if (m[order[k]].hash_lo != m[order[k - 1]].hash_hi + 1)
 			return false;
 	return true;
@@ -907,6 +920,8 @@ int sl_cfg_map_set(struct sl_config *c, const struct sl_cfg_map_region *m, uint3
 		t.map_hi[r] = e->hash_hi;
 		t.map_split_from[r] = (uint16_t)e->split_from;
 		t.map_split_epoch[r] = e->split_epoch;
+		t.map_merged_into[r] = (uint16_t)e->merged_into;
+		t.map_merge_epoch[r] = e->merge_epoch;
 	}
 	t.map_set = true;
 	*c = t;
@@ -930,6 +945,10 @@ int sl_cfg_map_format(const struct sl_config *c, char *buf, size_t len)
 			used += (size_t)k;
 			k = snprintf(buf + used, len - used, " %016" PRIx64 " %016" PRIx64 " %u %u",
 				     e.hash_lo, e.hash_hi, e.split_from, e.split_epoch);
+		}
+		if (k >= 0 && (size_t)k < len - used && e.ranged && e.merged_into != 0) {
+			used += (size_t)k; /* a merged region: into which, at which segment */
+			k = snprintf(buf + used, len - used, " %u %u", e.merged_into, e.merge_epoch);
 		}
 		if (k >= 0 && (size_t)k < len - used) {
 			used += (size_t)k;
@@ -981,6 +1000,15 @@ int sl_cfg_map_parse(const char *text, struct sl_cfg_map_region *out, uint32_t m
 			e->hash_hi = hi;
 			e->split_from = from;
 			e->split_epoch = ep;
+			unsigned into = 0, mep = 0;
+			if (*p == ' ') { /* merged: "INTO EPOCH" */
+				if (sscanf(p, " %u %u%n", &into, &mep, &used) != 2 || into == 0 ||
+				    mep == 0)
+					return -EBADMSG;
+				p += used;
+			}
+			e->merged_into = into;
+			e->merge_epoch = mep;
 		}
 		if (*p != '\n' || (r > 0 && out[0].ranged && !e->ranged))
 			return -EBADMSG;

@@ -59,6 +59,10 @@ struct sl_config {
 	uint64_t map_lo[SL_CFG_MAX_REGIONS], map_hi[SL_CFG_MAX_REGIONS];
 	uint16_t map_split_from[SL_CFG_MAX_REGIONS];
 	uint32_t map_split_epoch[SL_CFG_MAX_REGIONS];
+	/* a region merged into another ("Merging regions"): that one's id + 1 (0: live) and
+	 * the segment the merged region starts at; its range stays as it was (history) */
+	uint16_t map_merged_into[SL_CFG_MAX_REGIONS];
+	uint32_t map_merge_epoch[SL_CFG_MAX_REGIONS];
 	/* [wal] */
 	uint32_t wal_segment_mb;
 	uint32_t wal_buffer_kb;
@@ -162,7 +166,13 @@ struct sl_cfg_map_region {
 	bool ranged;
 	uint64_t hash_lo, hash_hi;
 	uint32_t split_from, split_epoch;
+	/* merged into region merged_into - 1 (0: live), whose segment merge_epoch holds it;
+	 * a merged region's range is outside the tiling */
+	uint32_t merged_into, merge_epoch;
 };
+/* Region r merged into another: that region's id + 1 and *epoch the segment that holds
+ * both; 0 for a live region. */
+uint32_t sl_cfg_region_merged(const struct sl_config *c, uint32_t r, uint32_t *epoch);
 /* Region r's hash range and parent (split_from: id + 1, 0: none) in the map in effect:
  * an even share of the hash space until a split made the map ranged. */
 void sl_cfg_region_range(const struct sl_config *c, uint32_t r, uint64_t *lo, uint64_t *hi,

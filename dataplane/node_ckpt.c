@@ -1199,6 +1199,55 @@ int nd_split_images(struct region *r, struct region *c, uint64_t at, uint64_t in
 	return 0;
 }
 
+/* A region merge (node_switch.c): the sealed stores of r and s, whose ranges as routed
+ * now are adjacent, as one base image of r at `index`, the new segment's base: r's store
+ * is written and read back, then s's is read into the same store (a series both held is
+ * damage: not merged). The counts of series and points add up, checked before r's image
+ * is renamed in, the merge's commit point (a restart before it merges again). The new
+ * store in *out; blocking, as nd_switch_image. */
+int nd_merge_images(struct region *r, struct region *s, uint64_t index, struct sl_store **out,
+		    uint64_t *bytes)
+{
+	struct worker *w = r->wk;
+	char whole[SL_CFG_PATH_MAX + 64];
+	struct sl_store *m = NULL;
+	bool v = sl_store_versioned(r->store);
+	nd_snap_path(w->node, r->id, whole, sizeof(whole), ".whole.tmp");
+	int rc = v == sl_store_versioned(s->store) ? ckpt_quiesce(w) : -EINVAL;
+	for (int k = 0; k < 2 && rc == 0; k++) {
+		const struct region *from = k == 0 ? r : s;
+		int fd = open(whole, O_RDWR | O_CREAT | O_TRUNC, 0640);
+		rc = fd < 0 ? -errno : sl_store_snapshot_write(from->store, fd, index);
+		uint64_t idx = 0;
+		if (rc == 0 && k == 0)
+			rc = split_load(w, fd, r->id, v, r->hash_lo, r->hash_hi, &m);
+		else if (rc == 0)
+			rc = lseek(fd, 0, SEEK_SET) == 0
+				 ? sl_store_snapshot_read_more(m, fd, s->hash_lo, s->hash_hi, &idx)
+				 : -errno;
+		if (fd >= 0)
+			close(fd);
+	}
+	(void)unlink(whole);
+	if (rc == 0) {
+		struct sl_store_stats a, b, all;
+		sl_store_stats(r->store, &a);
+		sl_store_stats(s->store, &b);
+		sl_store_stats(m, &all);
+		if (a.series + b.series != all.series || a.points + b.points != all.points)
+			rc = -EBADMSG; /* a point outside its region's range: not merged */
+	}
+	*bytes = 0;
+	if (rc == 0)
+		rc = split_write(w, r->id, m, index, bytes);
+	if (rc != 0) {
+		sl_store_destroy(m);
+		return rc;
+	}
+	*out = m;
+	return 0;
+}
+
 /* The kept image, when the log continues from it (its index at or after the log's first
  * index - 1, and its term known): a replica that installs it gets entries from there. */
 static bool kept_image_usable(const struct region *r, uint64_t *term)

@@ -128,8 +128,10 @@ void nd_serve_ctl(struct worker *w)
 		struct ctl_req *q = obj;
 		struct sl_node *n = w->node;
 		struct region *r = &n->regions[q->region];
-		if (r->store == NULL || atomic_load(&r->unborn)) {
-			/* a split's child its parent has not made here yet (node_switch.c) */
+		bool retired = atomic_load(&r->retired);
+		if (r->store == NULL || atomic_load(&r->unborn) || retired) {
+			/* a split's child its parent has not made here yet, or a region merged
+			 * into another (node_switch.c) */
 			q->rc = -ENOENT;
 			if (q->kind == CTL_REGIONS) {
 				struct json_object *o = json_object_new_object();
@@ -141,7 +143,12 @@ void nd_serve_ctl(struct worker *w)
 				json_object_object_add(o, "replicas", json_object_new_array());
 				json_object_object_add(o, "epoch", json_object_new_int64((int64_t)r->epoch));
 				json_object_object_add(o, "sealed", json_object_new_boolean(false));
-				json_object_object_add(o, "unborn", json_object_new_boolean(true));
+				uint32_t ep = 0, into = sl_cfg_region_merged(&n->cfg, r->id, &ep);
+				if (retired)
+					json_object_object_add(o, "merged_into",
+							       json_object_new_int((int)into - 1));
+				else
+					json_object_object_add(o, "unborn", json_object_new_boolean(true));
 				json_object_object_add(o, "split_from",
 						       json_object_new_int((int)r->split_from - 1));
 				q->json = o;

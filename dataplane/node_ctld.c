@@ -113,6 +113,20 @@ static int map_from_json(struct json_object *res, struct sl_cfg_map_region *m,
 			e->split_from = (uint32_t)from + 1;
 			e->split_epoch = (uint32_t)json_object_get_int64(ep);
 		}
+		/* a region merged into another: which, and the segment that holds both */
+		v = NULL;
+		if (json_object_object_get_ex(o, "merged_into", &v)) {
+			struct json_object *ep = NULL;
+			int64_t into = json_object_get_int64(v);
+			if (!json_object_is_type(v, json_type_int) || into < 0 ||
+			    into >= (int64_t)max || into == r ||
+			    !json_object_object_get_ex(o, "merge_epoch", &ep) ||
+			    !json_object_is_type(ep, json_type_int) || json_object_get_int64(ep) < 1 ||
+			    json_object_get_int64(ep) > (int64_t)0xffffff)
+				return -EBADMSG;
+			e->merged_into = (uint32_t)into + 1;
+			e->merge_epoch = (uint32_t)json_object_get_int64(ep);
+		}
 		struct json_object *lo = NULL, *hi = NULL;
 		if (json_object_object_get_ex(o, "hash_lo", &lo) &&
 		    json_object_object_get_ex(o, "hash_hi", &hi)) {
@@ -128,10 +142,10 @@ static int map_from_json(struct json_object *res, struct sl_cfg_map_region *m,
 				return -EBADMSG;
 		}
 	}
-	/* ranged once any region was made by a split (before, the even shares) */
+	/* ranged once any region was made by a split or merged (before, the even shares) */
 	bool split = false;
 	for (uint32_t r = 0; r < n; r++)
-		split = split || m[r].split_from != 0;
+		split = split || m[r].split_from != 0 || m[r].merged_into != 0;
 	for (uint32_t r = 0; r < n; r++)
 		m[r].ranged = split;
 	return (int)n;
@@ -442,6 +456,60 @@ static void map_segment(struct sl_node *n, struct nd_ctld *c, uint32_t r,
 	atomic_store(&rg->want_seal, seal);
 }
 
+/* Every region's range, parent and merge in ctld's map, taken (ranged from here on); a
+ * region merged into another is that one's merge_child until this node retired it: the
+ * worker of the region it went into merges it (node_switch.c, region_merge). Before any
+ * want_epoch moves (map_segment), so a worker that sees the new segment sees the merge. */
+static void map_take_ranges(struct sl_node *n, const struct sl_cfg_map_region *got, uint32_t n_got)
+{
+	for (uint32_t i = 0; i < n_got; i++) {
+		n->cfg.map_lo[i] = got[i].hash_lo;
+		n->cfg.map_hi[i] = got[i].hash_hi;
+		n->cfg.map_split_from[i] = (uint16_t)got[i].split_from;
+		n->cfg.map_split_epoch[i] = got[i].split_epoch;
+		n->cfg.map_merged_into[i] = (uint16_t)got[i].merged_into;
+		n->cfg.map_merge_epoch[i] = got[i].merge_epoch;
+		if (i < n->cfg.regions) {
+			n->regions[i].map_lo = got[i].hash_lo;
+			n->regions[i].map_hi = got[i].hash_hi;
+		}
+	}
+	n->cfg.map_ranged = true;
+	for (uint32_t i = 0; i < n_got && i < n->cfg.regions; i++) {
+		struct region *s = &n->regions[i];
+		uint32_t into = got[i].merged_into;
+		if (into == 0 || atomic_load(&s->retired) ||
+		    atomic_load(&n->regions[into - 1].merge_child) == i + 1)
+			continue;
+		s->merge_epoch = got[i].merge_epoch;
+		atomic_store(&n->regions[into - 1].merge_child, i + 1);
+		SL_LOG(NOTICE, node, "region %u: merged into region %u at its segment %u (ctld's "
+				     "map)\n", i, into - 1, got[i].merge_epoch);
+	}
+}
+
+/* A map of as many regions with a merge this node has not taken: checked (the live
+ * ranges tile the hash space) and taken. 0, or -EINVAL (not taken). */
+static int map_take_merges(struct sl_node *n, const struct sl_cfg_map_region *got, uint32_t n_got)
+{
+	static struct sl_config chk;
+	char err[256];
+	bool news = false;
+	for (uint32_t i = 0; i < n_got; i++)
+		news = news || got[i].merged_into != n->cfg.map_merged_into[i];
+	if (!news)
+		return 0;
+	chk = n->cfg;
+	if (!got[0].ranged || sl_cfg_map_set(&chk, got, n_got, err, sizeof(err)) != 0) {
+		SL_LOG(WARNING, node, "ctld's map merges regions: %s\n",
+		       got[0].ranged ? err : "but has no ranges");
+		return -EINVAL;
+	}
+	map_take_ranges(n, got, n_got);
+	atomic_store(&n->map_dirty, true);
+	return 0;
+}
+
 /* Regions ctld's map has beyond this node's: made by splits (docs/cluster.md, "Splitting a
  * region"). Each comes unborn, on its parent's core: routing keeps its range with the
  * parent until the parent's core splits (a replica of the parent) or makes it at once
@@ -461,13 +529,7 @@ static int map_add_regions(struct sl_node *n, const struct sl_cfg_map_region *go
 		       got[0].ranged ? err : "more regions, but no ranges");
 		return -EINVAL;
 	}
-	for (uint32_t i = 0; i < n_got; i++) {
-		n->cfg.map_lo[i] = got[i].hash_lo;
-		n->cfg.map_hi[i] = got[i].hash_hi;
-		n->cfg.map_split_from[i] = (uint16_t)got[i].split_from;
-		n->cfg.map_split_epoch[i] = got[i].split_epoch;
-	}
-	n->cfg.map_ranged = true;
+	map_take_ranges(n, got, n_got);
 	for (uint32_t i = old; i < n_got; i++) {
 		struct region *r = &n->regions[i];
 		memset(r, 0, sizeof(*r));
@@ -492,10 +554,6 @@ static int map_add_regions(struct sl_node *n, const struct sl_cfg_map_region *go
 		SL_LOG(NOTICE, node, "region %u: split from region %u at 0x%016" PRIx64
 				     " (segment %u; map epoch %u)\n",
 		       i, r->split_from - 1, r->map_lo, r->split_epoch, seg[i].epoch);
-	}
-	for (uint32_t i = 0; i < old; i++) {
-		n->regions[i].map_lo = got[i].hash_lo;
-		n->regions[i].map_hi = got[i].hash_hi;
 	}
 	/* the workers see the new regions from here on (unborn: routed to their parents) */
 	__atomic_store_n(&n->cfg.regions, n_got, __ATOMIC_RELEASE);
@@ -524,7 +582,8 @@ static void map_refresh(struct sl_node *n, struct nd_ctld *c, uint64_t version)
 	c->st.map_fetches++;
 	c->st.map_version = version;
 	if ((uint32_t)n_got < n->cfg.regions || !n->cfg.map_set ||
-	    ((uint32_t)n_got > n->cfg.regions && map_add_regions(n, got, seg, (uint32_t)n_got) != 0)) {
+	    ((uint32_t)n_got > n->cfg.regions && map_add_regions(n, got, seg, (uint32_t)n_got) != 0) ||
+	    map_take_merges(n, got, (uint32_t)n_got) != 0) {
 		c->st.map_refused++;
 		SL_LOG(WARNING, node, "ctld's map version %" PRIu64 " has %d regions, this node runs "
 		       "%u: not taken\n", version, n_got, n->cfg.regions);

@@ -289,6 +289,13 @@ struct region {
 	/* a child whose parent has a replica here that has not split yet: no state, no
 	 * protocol, not routed to, until the parent's worker makes it (same core) */
 	_Atomic bool unborn;
+	/* region merge (node_switch.c, docs/cluster.md "Merging regions"): the region ctld
+	 * merged into this one (+ 1; 0: none) while this node has not merged it yet; of a
+	 * region merged into another, the segment of that one which holds both, and whether
+	 * it is gone here (no state, no protocol, not routed to, its WAL records skipped) */
+	_Atomic uint32_t merge_child;
+	uint32_t merge_epoch;
+	_Atomic bool retired;
 };
 
 /* Segment e of a region's log holds indexes above e << ND_EPOCH_SHIFT: every segment's
@@ -704,6 +711,8 @@ void nd_prop_fail(struct worker *w, struct region *r, struct proposal *p, int32_
 int nd_ckpt_quiesce(struct worker *w);
 void nd_region_drop_files(const struct sl_node *n, uint32_t region);
 int nd_switch_image(struct region *r, bool versioned, uint64_t index, struct sl_store **out,
+		    uint64_t *bytes);
+int nd_merge_images(struct region *r, struct region *s, uint64_t index, struct sl_store **out,
 		    uint64_t *bytes);
 int nd_split_images(struct region *r, struct region *c, uint64_t at, uint64_t index,
 		    struct sl_store **r_st, struct sl_store **c_st, uint64_t *bytes);

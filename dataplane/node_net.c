@@ -639,18 +639,23 @@ void nd_read_ans_in(struct worker *w, struct region *r, const struct sl_cons_msg
 	read_free(r, rd);
 }
 
-/* ROUTES: per region its hash range, protocol and home (client-side routing,
- * docs/protocol.md): multileader its home replica, raft the leader this node last knew
- * (0 while none is known), standalone its one copy. Read from the config, link states and
- * what each owner core published: no other core's region is touched. */
+/* ROUTES: per range of the routing table (in hash order: a region's id says nothing of
+ * where its range lies once regions split or merged) its region's protocol and home
+ * (client-side routing, docs/protocol.md): multileader its home replica, raft the leader
+ * this node last knew (0 while none is known), standalone its one copy. Read from the
+ * table, the config, link states and what each owner core published: no other core's
+ * region is touched. */
 static void sess_routes(struct worker *w, uint64_t request_id, const struct reply_addr *ra)
 {
 	struct sl_node *n = w->node;
 	uint8_t *routes = w->sess_routes;
-	for (uint32_t i = 0; i < n->cfg.regions; i++) {
+	const struct nd_route *t = atomic_load_explicit(&n->route, memory_order_acquire);
+	for (uint32_t e = 0; e < t->n; e++) {
+		uint32_t i = t->region[e];
 		const struct region *r = &n->regions[i];
 		uint32_t caps = sl_cons_caps(sl_cons_find(sl_cfg_region_protocol(&n->cfg, i)));
-		struct sl_sess_route rt = {.hash_lo = r->hash_lo, .hash_hi = r->hash_hi};
+		struct sl_sess_route rt = {.hash_lo = t->lo[e],
+					   .hash_hi = e + 1 < t->n ? t->lo[e + 1] - 1 : UINT64_MAX};
 		uint32_t reps[SL_CONS_MAX_PEERS];
 		uint32_t k = sl_cfg_region_replicas(&n->cfg, i, reps);
 		if (r->ml) {
@@ -665,11 +670,10 @@ static void sess_routes(struct worker *w, uint64_t request_id, const struct repl
 			rt.protocol = SL_SESS_PROTO_STANDALONE;
 			rt.home = k > 0 ? reps[0] : n->cfg.node_id;
 		}
-		sl_sess_route_put(routes, i, &rt);
+		sl_sess_route_put(routes, e, &rt);
 	}
 	struct sl_sess_msg out = {.type = SL_SESS_ROUTES_OK, .cluster_id = n->cfg.cluster_id};
-	out.u.routes = (struct sl_sess_routes){request_id, n->cfg.node_id,
-					       (uint16_t)n->cfg.regions, routes};
+	out.u.routes = (struct sl_sess_routes){request_id, n->cfg.node_id, (uint16_t)t->n, routes};
 	sess_send(w, ra, &out);
 }
 

@@ -104,7 +104,8 @@ static int replay_record(void *arg, uint64_t lsn, uint16_t type, const uint8_t *
 		return 0;
 	}
 	if (tag != nd_wal_region_tag(&c->n->regions[region]) ||
-	    atomic_load(&c->n->regions[region].unborn)) {
+	    atomic_load(&c->n->regions[region].unborn) ||
+	    atomic_load(&c->n->regions[region].retired)) {
 		/* a record of another segment of the region's log: one before a protocol
 		 * switch, which the segment's image covers (node_switch.c) */
 		c->skipped++;
@@ -736,8 +737,8 @@ static int worker_init(struct sl_node *n, struct worker *w, char *err, size_t er
 		rc = nd_region_alloc(w, r, err, err_len);
 		if (rc != 0)
 			return rc;
-		if (atomic_load(&r->unborn))
-			continue; /* an unborn child has no state of its own yet */
+		if (atomic_load(&r->unborn) || atomic_load(&r->retired))
+			continue; /* an unborn child has no state of its own yet, a merged one none */
 		rc = region_load_snapshot(n, r, err, err_len);
 		if (rc == 0 && r->ml)
 			rc = nd_ml_recover(n, r, err, err_len);
@@ -822,8 +823,8 @@ static int worker_init(struct sl_node *n, struct worker *w, char *err, size_t er
 			continue;
 		sl_rlog_view(&r->rlog, &r->view);
 		r->view.snapshot = nd_region_log_snapshot; /* ctx is &r->rlog */
-		if (atomic_load(&r->unborn))
-			continue; /* opened by its parent's split */
+		if (atomic_load(&r->unborn) || atomic_load(&r->retired))
+			continue; /* opened by its parent's split; gone in a merge */
 		/* a sealed segment's log up to its SEAL was durable and committed (the epochs
 		 * file says so, node_switch.c): applied again without a leader of it */
 		if (r->seal_commit > r->hs.commit && r->seal_commit <= sl_rlog_last(&r->rlog) &&
@@ -860,6 +861,71 @@ static bool region_unborn_at_start(const struct sl_node *n, const struct region 
 	const struct region *p = &n->regions[r->split_from - 1];
 	return (sl_cfg_region_here(&n->cfg, p->id) || atomic_load(&p->unborn)) &&
 	       p->epoch < r->split_epoch;
+}
+
+/* A region at start, before its store exists: unborn (its parent splits it once
+ * running), or the segment its log is at (nd_switch_recover). */
+static int region_start(struct sl_node *n, struct region *r, char *err, size_t err_len)
+{
+	if (region_unborn_at_start(n, r)) {
+		/* its parent splits it once running: whatever a split cut short left */
+		nd_region_drop_files(n, r->id);
+		atomic_store(&r->unborn, true);
+	} else {
+		/* the segment of its log the region's image is of, and that one's protocol */
+		int rc = nd_switch_recover(n, r, err, err_len);
+		if (rc != 0)
+			return rc;
+	}
+	if (atomic_load(&r->unborn) || r->epoch < r->split_epoch) {
+		r->epoch = r->split_epoch; /* a child's log starts at its split's segment */
+		atomic_store(&r->want_epoch, r->epoch);
+	}
+	/* every replica takes writes: versioned store, merged snapshots (node_ml.c) */
+	r->ml = (sl_cons_caps(sl_cons_find(sl_cfg_region_protocol(&n->cfg, r->id))) &
+		 SL_CONS_CAP_MERGE) != 0;
+	return 0;
+}
+
+/* The regions the map says were merged into another (node_switch.c, region_merge), once
+ * the region each went into is placed: gone here when that region's image is at the
+ * merged segment or later, or that region is gone too (it merged on later, after this
+ * merge was durable here); else started as any region (sealed), and the other region's
+ * worker merges it again once running. A region goes after the one it went into. */
+static int merged_at_start(struct sl_node *n, char *err, size_t err_len)
+{
+	bool done[SL_CFG_MAX_REGIONS] = {false};
+	uint32_t ep = 0, left = 0;
+	for (uint32_t i = 0; i < n->cfg.regions; i++)
+		left += sl_cfg_region_merged(&n->cfg, i, &ep) != 0;
+	for (uint32_t pass = 0; left > 0 && pass < n->cfg.regions; pass++) {
+		for (uint32_t i = 0; i < n->cfg.regions; i++) {
+			uint32_t into = sl_cfg_region_merged(&n->cfg, i, &ep), t = into - 1, tep = 0;
+			if (into == 0 || done[i] || (sl_cfg_region_merged(&n->cfg, t, &tep) != 0 && !done[t]))
+				continue;
+			struct region *r = &n->regions[i], *to = &n->regions[t];
+			if (atomic_load(&to->retired) || to->epoch >= ep) {
+				nd_region_drop_files(n, i);
+				atomic_store(&r->retired, true);
+				r->hash_lo = UINT64_MAX; /* an empty range */
+				r->hash_hi = 0;
+			} else {
+				int rc = region_start(n, r, err, err_len);
+				if (rc != 0)
+					return rc;
+				r->merge_epoch = ep;
+				atomic_store(&to->merge_child, i + 1);
+			}
+			done[i] = true;
+			left--;
+		}
+	}
+	if (left > 0) {
+		snprintf(err, err_len, "the region map's merges go round in a circle (%u regions "
+				       "merged into one another): refusing to start", left);
+		return -EINVAL;
+	}
+	return 0;
 }
 
 int sl_node_create(const struct sl_config *cfg, const struct sl_node_env *env,
@@ -918,26 +984,15 @@ int sl_node_create(const struct sl_config *cfg, const struct sl_node_env *env,
 		rc = -ENOMEM;
 		goto fail;
 	}
+	uint32_t ep = 0;
 	for (uint32_t i = 0; i < n->cfg.regions; i++) {
-		struct region *r = &n->regions[i];
-		nd_region_place(n, r, i);
-		if (region_unborn_at_start(n, r)) {
-			/* its parent splits it once running: whatever a split cut short left */
-			nd_region_drop_files(n, i);
-			atomic_store(&r->unborn, true);
-		} else if ((rc = nd_switch_recover(n, r, err, err_len)) != 0) {
-			/* the segment of its log the region's image is of, and that one's
-			 * protocol */
+		nd_region_place(n, &n->regions[i], i);
+		if (sl_cfg_region_merged(&n->cfg, i, &ep) == 0 &&
+		    (rc = region_start(n, &n->regions[i], err, err_len)) != 0)
 			goto fail;
-		}
-		if (atomic_load(&r->unborn) || r->epoch < r->split_epoch) {
-			r->epoch = r->split_epoch; /* a child's log starts at its split's segment */
-			atomic_store(&r->want_epoch, r->epoch);
-		}
-		/* every replica takes writes: versioned store, merged snapshots (node_ml.c) */
-		r->ml = (sl_cons_caps(sl_cons_find(sl_cfg_region_protocol(&n->cfg, i))) &
-			 SL_CONS_CAP_MERGE) != 0;
 	}
+	if ((rc = merged_at_start(n, err, err_len)) != 0)
+		goto fail;
 	/* an unborn child's parent splits once running (ctld's map has it past the seal) */
 	for (uint32_t i = 0; i < n->cfg.regions; i++)
 		if (atomic_load(&n->regions[i].unborn))

@@ -1,6 +1,7 @@
 /* node_route.c - which region a series id goes to. Regions own contiguous ranges of the
  * 64-bit series hash; at first [regions] regions split the space evenly, then a region
- * split (node_switch.c) gives the upper part of a region's range to a new region. The
+ * split (node_switch.c) gives the upper part of a region's range to a new region, and a
+ * merge gives a region's range to its left neighbour. The
  * table is rebuilt whole when a range changes and published with one pointer store, so
  * the ingress cores read it without a lock; a core that routed with the table before
  * hands a point on to the region that owns it now (node.c, consume_points). */
@@ -25,11 +26,15 @@ int nd_route_build(struct sl_node *n)
 	if (t == NULL)
 		return -ENOMEM;
 	rte_spinlock_lock(&n->route_lock);
-	uint32_t count = n->cfg.regions;
-	/* the regions sorted by the start of their ranges (insertion: at most 256, rare) */
+	uint32_t count = 0;
+	/* the regions sorted by the start of their ranges (insertion: at most 256, rare); a
+	 * region merged into another has none (its range is the other's, whose entry comes
+	 * just before it) */
 	uint32_t order[SL_CFG_MAX_REGIONS];
-	for (uint32_t i = 0; i < count; i++) {
-		uint32_t k = i;
+	for (uint32_t i = 0; i < n->cfg.regions; i++) {
+		if (atomic_load_explicit(&n->regions[i].retired, memory_order_acquire))
+			continue;
+		uint32_t k = count++;
 		while (k > 0 && n->regions[order[k - 1]].map_lo > n->regions[i].map_lo) {
 			order[k] = order[k - 1];
 			k--;

@@ -521,6 +521,25 @@ static void region_switch(struct worker *w, struct region *r)
 	       (t1 - r->sealed_ns) / 1000000u);
 }
 
+/* The points waiting in r's open proposal that routing sends elsewhere now (a split's
+ * child, the region a merge took r's range into: same core) go there; how many. */
+static uint32_t reroute_open(struct worker *w, struct region *r)
+{
+	if (r->open < 0)
+		return 0;
+	struct proposal *p = &r->props[r->open];
+	size_t len = 0;
+	sl_batch_finish(&p->b, &len);
+	uint32_t moved = nd_prop_reroute(w, r, (uint32_t)r->open, (uint32_t)len);
+	if (moved == 0)
+		sl_batch_reopen(&p->b);
+	else if (p->n_points == 0) {
+		p->in_use = false;
+		r->open = -1;
+	}
+	return moved;
+}
+
 /* A split (docs/cluster.md, "Splitting a region"): segment r->epoch is sealed and applied
  * here, and ctld's map moved r to the next segment with the upper part of its range, from
  * c->map_lo, given to the new region c. On r's core (c's too): the store is cut in two base
@@ -589,19 +608,7 @@ static void region_split(struct worker *w, struct region *r, struct region *c)
 		return;
 	}
 	/* the writes that waited in r's open proposal: c's go to c now */
-	uint32_t moved = 0;
-	if (r->open >= 0) {
-		struct proposal *p = &r->props[r->open];
-		size_t len = 0;
-		sl_batch_finish(&p->b, &len);
-		moved = nd_prop_reroute(w, r, (uint32_t)r->open, (uint32_t)len);
-		if (moved == 0)
-			sl_batch_reopen(&p->b);
-		else if (p->n_points == 0) {
-			p->in_use = false;
-			r->open = -1;
-		}
-	}
+	uint32_t moved = reroute_open(w, r);
 	sl_stats_add(w->st, SL_STAT_region_splits, 1);
 	uint64_t t1 = nd_now_ns();
 	SL_LOG(NOTICE, node,
@@ -611,6 +618,99 @@ static void region_split(struct worker *w, struct region *r, struct region *c)
 	       " ms; writes waited %" PRIu64 " ms since the seal; %u waiting points moved)\n",
 	       r->id, c->map_lo, lo, c->map_lo - 1, c->map_lo, hi, c->id, l.proto, l.epoch, bytes,
 	       (t1 - t0) / 1000000u, (t1 - r->sealed_ns) / 1000000u, moved);
+}
+
+/* A region merged into another is gone here: its files, state and protocol go, routing
+ * gives its range to the region it went into, and the points waiting in its open
+ * proposal follow them there (same core). Called once the merge is durable here (the
+ * other region's image at the merged segment) or, on a node with no replica, once that
+ * region moved to the merged segment. */
+static void region_retire(struct worker *w, struct region *s, uint32_t into)
+{
+	struct sl_node *n = w->node;
+	nd_region_drop_files(n, s->id);
+	if (region_empty(w, s, false) != 0) {
+		switch_failed(w, s, "retiring it after its merge", -ENOMEM);
+		return;
+	}
+	atomic_store(&s->retired, true);
+	atomic_store(&n->regions[into].merge_child, 0);
+	s->hash_lo = UINT64_MAX; /* an empty range: a batch routed here before is refused */
+	s->hash_hi = 0;
+	if (nd_route_build(n) != 0) {
+		open_failed(w, s, "no memory for the routing table");
+		return;
+	}
+	uint32_t moved = reroute_open(w, s);
+	atomic_store(&n->map_dirty, true);
+	SL_LOG(NOTICE, node, "region %u: merged into region %u (%u waiting points moved there)\n",
+	       s->id, into, moved);
+}
+
+/* A merge (docs/cluster.md, "Merging regions"): r's and s's segments are sealed and
+ * applied here, and ctld's map moved r to the next segment with s's range added. On r's
+ * core (s's too): one base image of both stores at the new segment's base (its rename is
+ * the commit point), r opens the protocol over it, and s retires. */
+static void region_merge(struct worker *w, struct region *r, struct region *s)
+{
+	struct sl_node *n = w->node;
+	char err[256];
+	struct epoch_line l;
+	line_wanted(r, r->epoch + 1, EP_RUN, &l);
+	if (r->ml || s->ml || s->worker != w->idx || s->drv == NULL || r->hash_hi + 1 != s->hash_lo ||
+	    strcmp(l.proto, sl_cfg_region_protocol(&n->cfg, r->id)) != 0) {
+		if (!r->switch_said)
+			SL_LOG(ERR, node, "region %u: ctld merges region %u into it under %s, which "
+					  "this node cannot do (both raft or standalone replicas here, "
+					  "on one core, adjacent, the protocol kept): not merged\n",
+			       r->id, s->id, l.proto);
+		r->switch_said = true;
+		return;
+	}
+	if (!atomic_load(&s->sealed) || !drain_proposals(w, r) || !drain_proposals(w, s))
+		return; /* s's seal not applied here yet, or answers still owed */
+	uint64_t t0 = nd_now_ns(), base = nd_epoch_base(l.epoch), bytes = 0;
+	uint64_t lo = r->hash_lo, hi = s->hash_hi;
+	struct sl_store *ms = NULL;
+	int rc = epochs_put(n, r->id, &l);
+	if (rc == 0)
+		rc = nd_merge_images(r, s, base, &ms, &bytes);
+	if (rc != 0) {
+		sl_stats_add(w->st, SL_STAT_region_merge_failed, 1);
+		switch_failed(w, r, "its merged image could not be written", rc);
+		return;
+	}
+	segment_reset(w, r, ms, base, bytes, false);
+	take_segment(w, r, &l);
+	struct sl_cons_conf conf;
+	nd_region_conf(n, r->id, &conf);
+	nd_region_keep_image(r, NULL, 0, base, &conf);
+	region_retire(w, s, r->id);
+	if (nd_region_open(n, r, false, err, sizeof(err)) != 0) {
+		open_failed(w, r, err);
+		return;
+	}
+	sl_stats_add(w->st, SL_STAT_region_merges, 1);
+	uint64_t t1 = nd_now_ns();
+	SL_LOG(NOTICE, node,
+	       "region %u: region %u merged into it: [0x%016" PRIx64 ", 0x%016" PRIx64 "] runs %s "
+	       "from segment %u (image of %" PRIu64 " bytes written in %" PRIu64 " ms; writes "
+	       "waited %" PRIu64 " ms since the seal)\n",
+	       r->id, s->id, lo, hi, l.proto, l.epoch, bytes, (t1 - t0) / 1000000u,
+	       (t1 - r->sealed_ns) / 1000000u);
+}
+
+/* A region merged into another that has no replica here (it only forwards): retired once
+ * the other region moved to the merged segment; a replica waits for that region's
+ * worker to merge it. */
+static void merged_poll(struct worker *w, struct region *s)
+{
+	struct sl_node *n = w->node;
+	uint32_t ep = 0, into = sl_cfg_region_merged(&n->cfg, s->id, &ep);
+	if (into == 0 || s->drv != NULL || atomic_load(&s->retired) ||
+	    atomic_load_explicit(&n->regions[into - 1].want_epoch, memory_order_acquire) < ep)
+		return;
+	region_retire(w, s, into - 1);
 }
 
 /* A split's child still unborn on this core: made here when its parent has no replica on
@@ -647,7 +747,10 @@ void nd_switch_poll(struct worker *w, struct region *r)
 {
 	uint32_t want = atomic_load_explicit(&r->want_epoch, memory_order_acquire);
 	bool member = want > r->epoch && in_set(r->want_nodes, r->want_copies, w->node->cfg.node_id);
+	if (atomic_load_explicit(&r->retired, memory_order_relaxed))
+		return;
 	if (r->drv == NULL) {
+		merged_poll(w, r);
 		if (want > r->epoch && w->now_ns >= r->switch_next_ns) {
 			nd_off_fabric(w, true);
 			member ? region_join(w, r, want) : region_leave(w, r, want);
@@ -694,6 +797,8 @@ void nd_switch_poll(struct worker *w, struct region *r)
 	nd_off_fabric(w, true); /* blocking file I/O below */
 	if (!member) /* it leaves: what it holds is no longer needed, sealed or not */
 		region_leave(w, r, want);
+	else if (want == r->epoch + 1 && sealed && atomic_load(&r->merge_child) != 0)
+		region_merge(w, r, &w->node->regions[atomic_load(&r->merge_child) - 1]);
 	else if (want == r->epoch + 1 && sealed && atomic_load(&r->split_child) != 0)
 		region_split(w, r, &w->node->regions[atomic_load(&r->split_child) - 1]);
 	else if (want == r->epoch + 1 && sealed)

@@ -1358,6 +1358,15 @@ int sl_store_snapshot_read_range(struct sl_store *empty_store, int fd, uint64_t 
 	return rc;
 }
 
+int sl_store_snapshot_read_more(struct sl_store *st, int fd, uint64_t lo, uint64_t hi,
+				uint64_t *applied_index)
+{
+	if (lo > hi)
+		return -EINVAL;
+	const uint64_t range[2] = {lo, hi};
+	return snap_read_fd(st, fd, SNAP_LOAD, range, applied_index);
+}
+
 int sl_store_snapshot_peek(const uint8_t *hdr, size_t len, uint64_t *applied_index,
 			   uint16_t *flags)
 {

@@ -181,6 +181,13 @@ int sl_store_snapshot_read_convert(struct sl_store *empty_store, int fd, uint64_
 int sl_store_snapshot_read_range(struct sl_store *empty_store, int fd, uint64_t lo, uint64_t hi,
 				 uint64_t *applied_index);
 
+/* A region merge: loads, from a full image (any region id), the series within [lo, hi]
+ * into a store that may hold other series already; one it holds already is -EBADMSG (two
+ * merged regions' ranges never share a series). On an error the store holds part of the
+ * image: the caller drops it. Otherwise as sl_store_snapshot_read_range. */
+int sl_store_snapshot_read_more(struct sl_store *st, int fd, uint64_t lo, uint64_t hi,
+				uint64_t *applied_index);
+
 /* An image's header (its first SL_STORE_SNAP_HDR_BYTES): applied index and flags, or
  * -EBADMSG when it is not one (no checks of the records). */
 int sl_store_snapshot_peek(const uint8_t *hdr, size_t len, uint64_t *applied_index,

@@ -224,6 +224,8 @@
 	X(replicas_left) \
 	X(region_splits) \
 	X(region_split_failed) \
+	X(region_merges) \
+	X(region_merge_failed) \
 	X(route_stale) \
 	X(fwd_rerouted) \
 	X(points_rerouted) \

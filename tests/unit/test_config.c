@@ -537,6 +537,57 @@ static void test_region_map_split(void **u)
 			 -EBADMSG);
 }
 
+/* A merge after the split: region 4 merged back into region 0 at its segment 2; the
+ * merged region's range is history, outside the tiling; its line says into and epoch. */
+static void test_region_map_merge(void **u)
+{
+	(void)u;
+	struct sl_config c;
+	char err[256], text[4096];
+	map_config(&c);
+	struct sl_cfg_map_region m[8];
+	for (uint32_t r = 0; r < 4; r++) {
+		sl_cfg_map_get(&c, r, &m[r]);
+		m[r].ranged = true;
+	}
+	m[4] = m[0];
+	m[4].hash_lo = 0x2000000000000000ull;
+	m[4].split_from = 1;
+	m[4].split_epoch = 1;
+	m[4].merged_into = 1; /* into region 0 (+ 1), whose range is the whole again */
+	m[4].merge_epoch = 2;
+	assert_int_equal(sl_cfg_map_set(&c, m, 5, err, sizeof(err)), 0);
+	uint32_t ep = 0;
+	assert_int_equal(sl_cfg_region_merged(&c, 4, &ep), 1);
+	assert_int_equal(ep, 2);
+	assert_int_equal(sl_cfg_region_merged(&c, 0, &ep), 0);
+	int len = sl_cfg_map_format(&c, text, sizeof(text));
+	assert_true(len > 0);
+	assert_non_null(strstr(text, "\n4 raft 1 1,2,3 2000000000000000 3fffffffffffffff 1 1 1 2\n"));
+	struct sl_cfg_map_region back[8];
+	assert_int_equal(sl_cfg_map_parse(text, back, 8), 5);
+	assert_int_equal(back[4].merged_into, 1);
+	assert_int_equal(back[4].merge_epoch, 2);
+	assert_int_equal(back[0].merged_into, 0);
+	/* refused: the live ranges leave a gap (region 0 back at its half), a region merged
+	 * into itself, a merge without its segment */
+	for (int k = 0; k < 3; k++) {
+		struct sl_cfg_map_region bad[8];
+		memcpy(bad, m, sizeof(bad));
+		if (k == 0)
+			bad[0].hash_hi = 0x1fffffffffffffffull;
+		else if (k == 1)
+			bad[4].merged_into = 5;
+		else
+			bad[4].merge_epoch = 0;
+		assert_int_equal(sl_cfg_map_set(&c, bad, 5, err, sizeof(err)), -EINVAL);
+	}
+	assert_int_equal(sl_cfg_map_parse("regions 2\n0 raft 1 1 0 ffffffffffffffff 0 0\n"
+					  "1 raft 1 1 0 ffffffffffffffff 0 0 0 3\n",
+					  back, 8),
+			 -EBADMSG);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -546,6 +597,7 @@ int main(void)
 		cmocka_unit_test(test_dump_roundtrip),
 		cmocka_unit_test(test_bad_lines),
 		cmocka_unit_test(test_region_map_split),
+		cmocka_unit_test(test_region_map_merge),
 		cmocka_unit_test(test_segment_smaller_than_buffer),
 	    cmocka_unit_test(test_wal_buffer_holds_a_ready),
 		cmocka_unit_test(test_datadir_lock),

@@ -876,6 +876,24 @@ static void test_snapshot_read_range(void **state)
 	assert_int_equal(sl_store_series_info(lo2, ch.first, &on), -ENOENT);
 	assert_int_equal(sl_store_series_info(hi2, ch.first, &on), 0);
 	assert_int_equal(stats_of(lo2).series + stats_of(hi2).series, sa.series);
+	/* a merge: the upper half's image read into the lower half's store gives the whole
+	 * back (every series and point, the one at the cut too); read again, a series is
+	 * there already: refused */
+	int fd2 = snap_fd();
+	assert_int_equal(sl_store_snapshot_write(hi2, fd2, 777), 0);
+	assert_int_equal(lseek(fd2, 0, SEEK_SET), 0);
+	assert_int_equal(sl_store_snapshot_read_more(lo2, fd2, ch.first, UINT64_MAX, &idx), 0);
+	assert_int_equal(idx, 777);
+	assert_int_equal(stats_of(lo2).series, sa.series);
+	assert_int_equal(stats_of(lo2).points, sa.points);
+	assert_int_equal(sl_store_series_info(lo2, ch.first, &on), 0);
+	struct range_chk cw = {.whole = a, .lo = 0, .hi = UINT64_MAX};
+	assert_int_equal(sl_store_foreach_series(lo2, range_cb, &cw), 0);
+	assert_int_equal(cw.points, sa.points);
+	assert_int_equal(lseek(fd2, 0, SEEK_SET), 0);
+	assert_int_equal(sl_store_snapshot_read_more(lo2, fd2, 0, UINT64_MAX, &idx), -EBADMSG);
+	assert_int_equal(sl_store_snapshot_read_more(lo2, fd2, 2, 1, &idx), -EINVAL);
+	close(fd2);
 	sl_store_destroy(hi2);
 	/* only into an empty store, and a range must be one */
 	assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
