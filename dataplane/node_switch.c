@@ -212,8 +212,14 @@ int nd_switch_recover(struct sl_node *n, struct region *r, char *err, size_t err
 			return rc;
 		}
 	}
-	if (cur->kind == EP_JOIN && !in_set(cur->nodes, cur->copies, n->cfg.node_id))
-		return -EINVAL; /* written by no version of this code */
+	if (cur->kind == EP_JOIN && !in_set(cur->nodes, cur->copies, n->cfg.node_id)) {
+		/* written by no version of this code: damage, or another node's file */
+		snprintf(err, err_len,
+			 "%s: segment %u says this node joined region %u, but its replicas do "
+			 "not include node %u: refusing to start",
+			 path, r->epoch, r->id, n->cfg.node_id);
+		return -EINVAL;
+	}
 	return 0;
 }
 

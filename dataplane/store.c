@@ -16,19 +16,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <jemalloc/jemalloc.h>
+#include "sl_jemalloc.h"
 
-#ifdef SL_DEBUG_LIBC_ALLOC /* a debugging build: every allocation through libc (ASan sees it) */
-#include <malloc.h>
-static inline void *sl_dbg_mallocx(size_t n, int f)
-{
-	return (f & MALLOCX_ZERO) ? calloc(1, n) : malloc(n);
-}
-#define mallocx(n, f) sl_dbg_mallocx((n), (f))
-#define sallocx(p, f) ((void)(f), malloc_usable_size(p))
-#define dallocx(p, f) ((void)(f), free(p))
-#define rallocx(p, n, f) realloc((p), (n))
-#endif
 
 #include "lww.h"
 #include "sl_assert.h"
