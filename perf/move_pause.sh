@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
-# move_pause.sh [BUILD] - the write pause a leader move causes (issue 11's figure): three
-# sluice-ctld replicas and three nodes on this host (memif fabric), regions 0-3 raft and
-# 4-5 multileader. sluice-bench writes through node 1 for DURATION s (default 30) and
-# reports each second's acked points, p99 and max ack latency. After WARM s every raft
-# region's leader is moved to another replica, one move after the other through
-# `sluicectl region transfer-leader` (each waited for until ctld says done); GAP s later
-# every multileader region's home moves the same way. Prints the time each move took and
-# the p99/max ack latency and rate of the seconds before the moves against the seconds
-# in which they ran. Everything it starts is stopped by PID and removed on exit.
+# move_pause.sh [BUILD] - the write pause each reconfiguration causes (issue 11's figure):
+# three sluice-ctld replicas and three nodes on this host (memif fabric), regions 0-3 raft
+# and 4-5 multileader. sluice-bench writes through node 1 for DURATION s (default 75) and
+# reports each second's acked points, p99 and max ack latency. After WARM s the phases of
+# OPS run one after the other, GAP s apart, each move waited for until ctld says done:
+#   leader  every raft region's leader moves to another replica (transfer-leader)
+#   home    every multileader region's home moves the same way
+#   switch  region 1 switches raft -> multileader, then back to raft (set-protocol)
+#   split   region 0 splits at its middle (region split)
+#   merge   region 0 merges its right neighbour back (region merge; after split)
+# Prints the time each move took and the p99/max ack latency and rate of the seconds
+# before the moves against the seconds in which each phase's moves ran. Everything it
+# starts is stopped by PID and removed on exit.
 set -euo pipefail
-case "${1:-}" in -h | --help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; esac
+case "${1:-}" in -h | --help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; esac
 B=$(cd "${1:-build}" && pwd)
 SRC=$(cd "$(dirname "$0")/.." && pwd)
-DURATION=${DURATION:-40} WARM=${WARM:-10} GAP=${GAP:-4} BATCH=${BATCH:-1000} INFLIGHT=${INFLIGHT:-8}
+DURATION=${DURATION:-75} WARM=${WARM:-10} GAP=${GAP:-4} OPS=${OPS:-leader home switch split merge} BATCH=${BATCH:-1000} INFLIGHT=${INFLIGHT:-8}
 SLUICED=$B/ctl/sluiced CTLD=$B/ctl/sluice-ctld BENCH=$B/perf/sluice-bench
 VERIFY=$SRC/tests/integration/verify_points.py
 [ -x "$SLUICED" ] && [ -x "$CTLD" ] && [ -x "$BENCH" ] || { echo "move_pause: build $B first"; exit 1; }
@@ -40,32 +44,55 @@ T0=$(now)
 "$BENCH" --path "/dev/shm/sluice-$NAME-1.ingest" --duration "$DURATION" --batch "$BATCH" \
 	--series 10000 --inflight "$INFLIGHT" --json --quiet >"$DIR/bench.json" 2>"$DIR/bench.err" &
 BENCH_PID=$!
-# moves REGIONS...: each region's leader (home) to the next replica, one after the other,
-# each waited for until ctld says it is done
-moves() {
-	local r from to out id
+# await ID: move ID ends done (ctld's word), bounded
+await() {
+	until_true 600 "move $1 did not end done: $(ql moves "[m for m in r['moves'] if m['id'] == $1]")" \
+		ql moves "[m['state'] for m in r['moves'] if m['id'] == $1] == ['done']"
+}
+# op PHASE ARGS...: one ctld request, its move waited for and recorded under PHASE
+op() {
+	local phase=$1 out id
+	shift
+	out=$("$CTL" --socket "$(csock "$(leader)")" --json "$@") || fail "$*: $out"
+	id=$(python3 -c "import json,sys; print(json.loads(sys.argv[1])['move'])" "$out")
+	await "$id"
+	echo "$phase $id" >>"$DIR/phases"
+}
+# lead_moves REGIONS...: each region's leader (home) to the next replica, one after the other
+lead_moves() {
+	local r from
 	for r in "$@"; do
 		from=$(cl_regions 1 "rs[$r].get('home', rs[$r]['leader'])")
-		to=$((from % 3 + 1))
-		out=$("$CTL" --socket "$(csock "$(leader)")" --json region transfer-leader "$r" "$to") ||
-			fail "transfer-leader $r $to: $out"
-		id=$(python3 -c "import json,sys; print(json.loads(sys.argv[1])['move'])" "$out")
-		until_true 300 "move $id (region $r) did not end done" \
-			ql moves "[m['state'] for m in r['moves'] if m['id'] == $id] == ['done']"
+		op "$PHASE" region transfer-leader "$r" "$((from % 3 + 1))"
 	done
 }
+: >"$DIR/phases"
 sleep "$WARM"
-moves 0 1 2 3
-sleep "$GAP"
-moves 4 5
+for PHASE in $OPS; do
+	case $PHASE in
+	leader) lead_moves 0 1 2 3 ;;
+	home) lead_moves 4 5 ;;
+	switch) op switch region set-protocol 1 multileader; op switch region set-protocol 1 raft ;;
+	split) op split region split 0 ;;
+	merge) op merge region merge 0 ;;
+	*) fail "unknown operation $PHASE (OPS: leader home switch split merge)" ;;
+	esac
+	sleep "$GAP"
+done
 wait "$BENCH_PID" || true
 BENCH_PID=0
 "$CTL" --socket "$(csock "$(leader)")" --json moves >"$DIR/moves.json"
-python3 - "$DIR/bench.json" "$DIR/moves.json" "$T0" "$WARM" <<'EOF'
+python3 - "$DIR/bench.json" "$DIR/moves.json" "$T0" "$WARM" "$DIR/phases" <<'EOF'
 import json, sys
 r = json.load(open(sys.argv[1]))
-moves = json.load(open(sys.argv[2]))['moves']
+moves = {m['id']: m for m in json.load(open(sys.argv[2]))['moves']}
 t0, warm = float(sys.argv[3]), float(sys.argv[4])
+phases = []
+for line in open(sys.argv[5]):
+    name, mid = line.split()
+    if not phases or phases[-1][0] != name:
+        phases.append((name, []))
+    phases[-1][1].append(moves[int(mid)])
 w = r['windows']
 def stats(sel):
     if not sel:
@@ -86,8 +113,10 @@ print()
 print('| operation | each move took (ms) | seconds | acked points/s | worst 1-s p99 (ms) | max (ms) |')
 print('|---|---|---|---|---|---|')
 print('| none (before) | - | %d | %s | %s | %s |' % ((len(before),) + stats(before)))
-for name, regs in (('raft leader moves, regions 0-3', (0, 1, 2, 3)), ('multileader home moves, regions 4-5', (4, 5))):
-    ms = [m for m in moves if m['region'] in regs and m['state'] == 'done']
+names = {'leader': 'raft leader moves, regions 0-3', 'home': 'multileader home moves, regions 4-5',
+         'switch': 'region 1 raft -> multileader -> raft', 'split': 'split of region 0',
+         'merge': 'merge of region 0 and its right neighbour'}
+for name, ms in phases:
     sel = during(ms)
-    print('| %s | %s | %d | %s | %s | %s |' % ((name, ', '.join(str(m['took_ms']) for m in ms), len(sel)) + stats(sel)))
+    print('| %s | %s | %d | %s | %s | %s |' % ((names.get(name, name), ', '.join(str(m['took_ms']) for m in ms), len(sel)) + stats(sel)))
 EOF
