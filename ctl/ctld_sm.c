@@ -1822,7 +1822,7 @@ struct json_object *sl_ctld_view_regions(const struct sl_ctld_sm *sm,
 		uint32_t reporting = soft != NULL && !retired
 					     ? sl_ctld_observe(sm, soft, i, now_ns, timeout_ns, &ob)
 					     : 0;
-		uint32_t leader = reporting && ob.leader ? ob.leader : r->observed;
+		uint32_t leader = reporting && ob.leader ? ob.leader : retired ? 0 : r->observed;
 		json_object_object_add(o, "leader", leader ? json_object_new_int64(leader) : NULL);
 		json_object_object_add(o, "reporting", json_object_new_int64(reporting));
 		json_object_object_add(o, "commit_lag",

@@ -2450,6 +2450,7 @@ static void test_merge_flow(void **state)
 	recording = true;
 	struct sl_ctld_cluster c = cluster(3, 3, 3);
 	merge_cluster(&c, 1); /* one core: adjacent regions share it */
+	assert_int_equal(apply_obj(sl_ctld_cmd_set_leader(1, sm.regions[1].leader, 1)), 0);
 	const struct sl_ctld_region old0 = sm.regions[0], old1 = sm.regions[1];
 	uint32_t with = UINT32_MAX;
 	assert_int_equal(sl_ctld_check_merge(&sm, 0, &with, err, sizeof(err)), 0);
@@ -2587,7 +2588,9 @@ static void test_merge_flow(void **state)
 	assert_int_equal(apply_obj(sl_ctld_cmd_move_end(1, true, "merge", 50)), 0);
 	assert_false(sl_ctld_switching(&sm, 0));
 	assert_false(sl_ctld_switching(&sm, 1));
-	/* the regions view of a retired region: no replica reports it */
+	/* the regions view of a retired region: no replica reports it, no leader (not even
+	 * the one last observed) */
+	assert_int_not_equal(sr->observed, 0);
 	rv = sl_ctld_view_regions(&sm, &soft, 2 * s, timeout);
 	assert_int_equal(json_object_get_int64(region_field(rv, 1, "reporting")), 0);
 	assert_null(region_field(rv, 1, "leader"));
