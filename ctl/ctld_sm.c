@@ -1854,8 +1854,9 @@ struct json_object *sl_ctld_view_placement(const struct sl_ctld_sm *sm)
 	struct json_object *arr = json_object_new_array();
 	for (uint32_t nd = 1; nd <= sm->n_nodes; nd++) {
 		const struct sl_ctld_node *n = &sm->nodes[nd];
-		/* core = region % cores, as the node spreads regions over its workers; a node
-		 * that has not joined has no known cores: one row for all of its regions */
+		/* core = region % cores, as the node spreads regions over its workers (a split's
+		 * new region: its parent's, sl_ctld_region_core); a node that has not joined
+		 * has no known cores: one row for all of its regions */
 		uint32_t cores = n->cores ? n->cores : 1;
 		for (uint32_t c = 0; c < cores; c++) {
 			struct json_object *reps = json_object_new_array();
@@ -1867,7 +1868,7 @@ struct json_object *sl_ctld_view_placement(const struct sl_ctld_sm *sm)
 					continue; /* merged away: on no core any more */
 				for (uint32_t k = 0; k < r->rf; k++)
 					holds = holds || r->replicas[k] == nd;
-				if (!holds || i % cores != c)
+				if (!holds || sl_ctld_region_core(sm, i, cores) != c)
 					continue;
 				json_object_array_add(reps, json_object_new_int64(i));
 				if (r->leader == nd)

@@ -2692,7 +2692,19 @@ static void test_merge_split_halves(void **state)
 	assert_int_equal(sm.regions[2].merge_epoch, 2);
 	assert_int_equal(sm.regions[2].epoch, 1);
 	assert_live_tiling();
-	/* region 1 is on core 1 of every node, region 0 on core 0 */
+	/* region 1 is on core 1 of every node, region 0 on core 0 (with its split's half,
+	 * retired now: not listed) */
+	struct json_object *pl = sl_ctld_view_placement(&sm), *arr = NULL;
+	assert_true(json_object_object_get_ex(pl, "placement", &arr));
+	assert_int_equal(json_object_array_length(arr), 3 * 2);
+	for (size_t i = 0; i < json_object_array_length(arr); i++) {
+		struct json_object *row = json_object_array_get_idx(arr, i);
+		struct json_object *reps = json_object_object_get(row, "replicas");
+		int64_t core = json_object_get_int64(json_object_object_get(row, "core"));
+		assert_int_equal(json_object_array_length(reps), 1);
+		assert_int_equal(json_object_get_int64(json_object_array_get_idx(reps, 0)), core);
+	}
+	json_object_put(pl);
 	uint32_t with = 0;
 	assert_int_equal(sl_ctld_check_merge(&sm, 0, &with, err, sizeof(err)), -EBUSY);
 	assert_string_equal(err, "merge: on node 1 region 0 runs on core 0 and region 1 on core 1: "
