@@ -37,7 +37,7 @@
 /* a leader move that has not reached its target by then is reported failed (the target
  * stays preferred: the nodes hand over as soon as it can lead) */
 #define MOVE_TIMEOUT_MS 15000u
-/* protocol_switched (split_done) is proposed again at most this often per region while
+/* protocol_switched (split_done, merge_done) is proposed again at most this often per region while
  * it is due */
 #define SWITCH_RETRY_NS 500000000ull
 
@@ -55,6 +55,8 @@ struct ctld_stats {
 	/* splits: an operator's asked/refused, split_done proposed */
 	uint64_t splits_asked, splits_refused, splits_proposed;
 	uint64_t auto_splits; /* ctld's own splits proposed (size or write load) */
+	/* merges: an operator's asked/refused, merge_done proposed, merge moves ended done */
+	uint64_t merges_asked, merges_refused, merges_proposed, merges;
 };
 
 struct ctld {
@@ -76,7 +78,8 @@ struct ctld {
 	uint64_t leader_proposed_ns[SL_CTLD_MAX_REGIONS]; /* last set_leader proposal */
 	uint64_t move_proposed_id, move_proposed_ns;      /* the last transfer_leader */
 	uint64_t move_end_proposed_ns[SL_CTLD_MAX_MOVES]; /* last move_end per ring slot */
-	uint64_t switch_proposed_ns[SL_CTLD_MAX_REGIONS]; /* last protocol_switched/split_done */
+	uint64_t switch_proposed_ns[SL_CTLD_MAX_REGIONS]; /* last protocol_switched/split_done/
+							   * merge_done */
 	uint64_t balance_next_ns;                         /* the next balancing move, at most */
 	uint64_t rebalance_next_ns;                       /* the next rebalance move, at most */
 	uint64_t autosplit_next_ns;                       /* the next automatic split, at most */
@@ -376,7 +379,8 @@ static void duties(struct ctld *c, uint64_t now)
 	for (uint32_t r = 0; r < c->sm.n_regions; r++) {
 		struct sl_ctld_observed ob;
 		const struct sl_ctld_region *reg = &c->sm.regions[r];
-		if (sl_ctld_observe(&c->sm, c->soft, r, now, timeout, &ob) == 0 || ob.leader == 0 ||
+		if (sl_ctld_region_retired(&c->sm, r) || /* merged away: nobody leads it */
+		    sl_ctld_observe(&c->sm, c->soft, r, now, timeout, &ob) == 0 || ob.leader == 0 ||
 		    ob.leader == reg->observed || now - c->leader_proposed_ns[r] < PROPOSE_RETRY_NS)
 			continue;
 		/* what the log would refuse is not proposed (it would be, again and again) */
@@ -393,7 +397,9 @@ static void duties(struct ctld *c, uint64_t now)
 
 /* A region whose replicas all applied the seal of its active segment goes on under its
  * next protocol: protocol_switched opens segment epoch + 1 (the nodes see it in the map);
- * a split pending: split_done opens it in two regions, the second one new. */
+ * a split pending: split_done opens it in two regions, the second one new; a merge
+ * pending: once its right neighbour's replicas sealed too, merge_done opens it over both
+ * ranges and retires the neighbour (which proposes nothing of its own meanwhile). */
 static void switch_duties(struct ctld *c, uint64_t now, uint64_t timeout)
 {
 	uint64_t wall = wall_ms();
@@ -401,11 +407,26 @@ static void switch_duties(struct ctld *c, uint64_t now, uint64_t timeout)
 	for (uint32_t r = 0; r < c->sm.n_regions; r++) {
 		const struct sl_ctld_region *reg = &c->sm.regions[r];
 		char waiting[SL_CTLD_WHY_MAX];
+		uint32_t with = reg->merge_with - 1;
 		if (reg->next_protocol[0] == '\0' ||
 		    (c->switch_proposed_ns[r] != 0 && now - c->switch_proposed_ns[r] < SWITCH_RETRY_NS) ||
-		    !sl_ctld_switch_ready(&c->sm, c->soft, r, now, timeout, waiting, sizeof(waiting)))
+		    sl_ctld_merging_into(&c->sm, r) != UINT32_MAX ||
+		    !sl_ctld_switch_ready(&c->sm, c->soft, r, now, timeout, waiting, sizeof(waiting)) ||
+		    (reg->merge_with != 0 && !sl_ctld_switch_ready(&c->sm, c->soft, with, now, timeout,
+								   waiting, sizeof(waiting))))
 			continue;
 		c->switch_proposed_ns[r] = now;
+		if (reg->merge_with != 0) {
+			const struct sl_ctld_region *s = &c->sm.regions[with];
+			if (propose(c, sl_ctld_cmd_merge_done(r, with, reg->epoch + 1, wall)) != 0)
+				continue;
+			c->st.merges_proposed++;
+			fprintf(stderr, "sluice-ctld: regions %u and %u: every replica sealed epochs %u "
+				"and %u; epoch %u of region %u covers [0x%016" PRIx64 ", 0x%016" PRIx64
+				"], region %u is retired\n", r, with, reg->epoch, s->epoch,
+				reg->epoch + 1, r, reg->hash_lo, s->hash_hi, with);
+			continue;
+		}
 		if (reg->split_at != 0) {
 			uint32_t new_id = c->sm.n_regions + new_ids;
 			if (propose(c, sl_ctld_cmd_split_done(r, reg->epoch + 1, reg->split_at, new_id,
@@ -580,6 +601,12 @@ static void move_duties(struct ctld *c, uint64_t now, uint64_t timeout)
 				snprintf(why, sizeof(why), "%.90s; done: regions %u and %u run epoch %u",
 					 m->why, m->region, sl_ctld_split_child(&c->sm, m),
 					 c->sm.regions[m->region].epoch);
+			else if (m->kind == SL_CTLD_MOVE_MERGE)
+				snprintf(why, sizeof(why), "merge: every replica runs epoch %u of region "
+					 "%u, covering [0x%016" PRIx64 ", 0x%016" PRIx64 "] (region %u "
+					 "retired)", c->sm.regions[m->region].epoch, m->region,
+					 c->sm.regions[m->region].hash_lo,
+					 c->sm.regions[m->region].hash_hi, m->merge_with - 1);
 			else
 				snprintf(why, sizeof(why), "node %u replaced node %u: every replica "
 					 "runs epoch %u", m->to, m->from, c->sm.regions[m->region].epoch);
@@ -611,6 +638,8 @@ static void move_duties(struct ctld *c, uint64_t now, uint64_t timeout)
 				c->st.moves_done++;
 			else
 				c->st.moves_failed++;
+			if (done && m->kind == SL_CTLD_MOVE_MERGE)
+				c->st.merges++;
 		}
 	}
 	if (!running) /* one move at a time: balancing waits for the others to end */
@@ -693,6 +722,10 @@ static struct json_object *status_json(struct ctld *c)
 	CNT(splits_refused);
 	CNT(splits_proposed);
 	CNT(auto_splits);
+	CNT(merges_asked);
+	CNT(merges_refused);
+	CNT(merges_proposed);
+	CNT(merges);
 #undef CNT
 	json_object_object_add(k, "log_torn_bytes_cut",
 			       json_object_new_int64((int64_t)c->log.torn_bytes));
@@ -985,6 +1018,60 @@ static int ctl_split(struct ctld *c, struct json_object *args, struct json_objec
 	return 0;
 }
 
+/* merge {region}: the region and its right neighbour (the live region starting right
+ * above it) both seal their segments and the region's next covers both ranges; the
+ * neighbour is retired (its id is never reused); a move of kind merge (`moves`). */
+static int ctl_merge(struct ctld *c, struct json_object *args, struct json_object **result,
+		     const char **err_code, char *err_msg, size_t err_len)
+{
+	int rc = need_leader(c, err_code, err_msg, err_len);
+	if (rc != 0)
+		return rc;
+	uint64_t region = 0;
+	c->st.merges_asked++;
+	if (!c->sm.bootstrapped) {
+		c->st.merges_refused++;
+		CTL_ERR("unavailable", "the cluster is not bootstrapped yet; try again");
+	}
+	if (arg_uint(args, "region", 0, UINT32_MAX, &region) != 0) {
+		c->st.merges_refused++;
+		CTL_ERR(SL_CTL_ERR_BAD_REQUEST, "merge needs args.region (a number: the region that "
+			"takes its right neighbour's range)");
+	}
+	char err[256];
+	uint32_t with = 0;
+	rc = sl_ctld_check_merge(&c->sm, region, &with, err, sizeof(err));
+	if (rc != 0) {
+		c->st.merges_refused++;
+		CTL_ERR(check_code(rc), "%s", err);
+	}
+	uint64_t id = next_move_id(c);
+	rc = propose(c, sl_ctld_cmd_merge(id, (uint32_t)region, with, wall_ms()));
+	if (rc != 0) {
+		c->st.merges_refused++;
+		CTL_ERR("busy", "merge: proposal refused: %s", strerror(-rc));
+	}
+	c->move_proposed_id = id;
+	c->move_proposed_ns = now_ns();
+	const struct sl_ctld_region *r = &c->sm.regions[region], *s = &c->sm.regions[with];
+	fprintf(stderr, "sluice-ctld: move %" PRIu64 ": region %" PRIu64 " [0x%016" PRIx64
+		", 0x%016" PRIx64 "] takes region %u [0x%016" PRIx64 ", 0x%016" PRIx64 "]\n",
+		id, region, r->hash_lo, r->hash_hi, with, s->hash_lo, s->hash_hi);
+	char lo[24], hi[24];
+	snprintf(lo, sizeof(lo), "0x%016" PRIx64, r->hash_lo);
+	snprintf(hi, sizeof(hi), "0x%016" PRIx64, s->hash_hi);
+	struct json_object *o = json_object_new_object();
+	json_object_object_add(o, "move", json_object_new_int64((int64_t)id));
+	json_object_object_add(o, "region", json_object_new_int64((int64_t)region));
+	json_object_object_add(o, "with", json_object_new_int64(with));
+	/* the range the region covers once merged */
+	json_object_object_add(o, "hash_lo", json_object_new_string(lo));
+	json_object_object_add(o, "hash_hi", json_object_new_string(hi));
+	json_object_object_add(o, "state", json_object_new_string("running"));
+	*result = o;
+	return 0;
+}
+
 /* move_replica {region, from, to}: the region's segment is sealed and the next runs on
  * its replicas with `from` replaced by `to`; a move of kind replica (`moves`). */
 static int ctl_move_replica(struct ctld *c, struct json_object *args, struct json_object **result,
@@ -1095,6 +1182,8 @@ static int ctl_handler(void *arg, const char *cmd, struct json_object *args,
 		return ctl_move_replica(c, args, result, err_code, err_msg, err_len);
 	else if (strcmp(cmd, "split") == 0)
 		return ctl_split(c, args, result, err_code, err_msg, err_len);
+	else if (strcmp(cmd, "merge") == 0)
+		return ctl_merge(c, args, result, err_code, err_msg, err_len);
 	else if (strcmp(cmd, "decommission") == 0 || strcmp(cmd, "recommission") == 0)
 		return ctl_decommission(c, cmd[0] == 'd', args, result, err_code, err_msg,
 					err_len);
@@ -1105,8 +1194,8 @@ static int ctl_handler(void *arg, const char *cmd, struct json_object *args,
 	else
 		CTL_ERR(SL_CTL_ERR_UNKNOWN_COMMAND,
 			"unknown command '%.64s' (sluice-ctld knows status, members, regions, "
-			"placement, moves, transfer_leader, set_protocol, move_replica, split, drain, "
-			"decommission, recommission, join, heartbeat)",
+			"placement, moves, transfer_leader, set_protocol, move_replica, split, merge, "
+			"drain, decommission, recommission, join, heartbeat)",
 			cmd);
 	return 0;
 }

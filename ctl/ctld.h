@@ -108,6 +108,16 @@ struct sl_ctld_region {
 	uint64_t split_at;
 	uint32_t split_from;
 	uint32_t split_epoch;
+	/* A merge (docs/cluster.md, "Merging regions") is a switch of two adjacent regions to
+	 * their own protocol whose next segment is one region: merge_with is the right
+	 * neighbour's id + 1 on the region that takes its range, while it runs (0: none).
+	 * The neighbour is then retired: merged_into is the id + 1 of the region it went into
+	 * (0: live) and merge_epoch the segment that region started the merged range at; a
+	 * retired region keeps its epoch, range and replicas as they were (history), takes
+	 * part in nothing, and its id is never reused. */
+	uint32_t merge_with;
+	uint32_t merged_into;
+	uint32_t merge_epoch;
 };
 
 enum sl_ctld_node_state { SL_CTLD_EXPECTED = 0, SL_CTLD_UP = 1, SL_CTLD_DOWN = 2 };
@@ -145,8 +155,12 @@ enum sl_ctld_move_kind {
 	 * whose hash_lo is the move's split_at */
 	SL_CTLD_MOVE_SPLIT = 7,
 	SL_CTLD_MOVE_AUTOSPLIT = 8, /* ctld's own split (size or write load), as a split */
+	/* a merge (merge): from = to = 0, the protocol stays; the move's region takes the
+	 * range of its right neighbour, merge_with - 1, which is retired */
+	SL_CTLD_MOVE_MERGE = 9,
 };
-/* A move that seals the region's segment (a protocol switch, a replica move or a split). */
+/* A move that seals the region's segment (a protocol switch, a replica move, a split or
+ * a merge: a merge seals both regions' segments). */
 bool sl_ctld_move_is_switch(uint32_t kind);
 /* A split, an operator's or ctld's own (SL_CTLD_MOVE_SPLIT or SL_CTLD_MOVE_AUTOSPLIT). */
 bool sl_ctld_move_is_split(uint32_t kind);
@@ -166,6 +180,7 @@ struct sl_ctld_move {
 	char from_protocol[SL_CTLD_PROTO_MAX], to_protocol[SL_CTLD_PROTO_MAX];
 	uint32_t epoch;
 	uint64_t split_at; /* a split: the first hash of the new half (0 for other kinds) */
+	uint32_t merge_with; /* a merge: the right neighbour's id + 1 (0 for other kinds) */
 };
 
 /* The replicated metadata: identical on every replica that applied the same prefix. */
@@ -243,10 +258,11 @@ struct json_object *sl_ctld_cmd_protocol_switched(uint32_t region, uint32_t epoc
  * in progress, standalone on a region with copies, not bootstrapped). */
 int sl_ctld_check_set_protocol(const struct sl_ctld_sm *sm, uint64_t region,
 			       const char *protocol, char *err, size_t err_len);
-/* A protocol switch of the region is in progress: its next protocol is set (a split
- * pending too), or the move that switched it still waits for the replicas to run the new
- * segment, or the region was born of a split whose move still waits so. Leader moves
- * (operator, balance, drain), replica moves and splits leave such a region alone. */
+/* A protocol switch of the region is in progress: its next protocol is set (a split or
+ * merge pending too), or the move that switched it still waits for the replicas to run the
+ * new segment (a merge's: for the region and for the neighbour it takes), or the region
+ * was born of a split whose move still waits so. Leader moves (operator, balance, drain),
+ * replica moves, splits and merges leave such a region alone. */
 bool sl_ctld_switching(const struct sl_ctld_sm *sm, uint32_t region);
 
 /* Split, move id `id` (after the last one): the region's active segment is sealed (its
@@ -276,6 +292,33 @@ bool sl_ctld_parse_hash(const char *s, uint64_t *out);
 /* The region a split move made (the one born at its split_at), or UINT32_MAX while the
  * split is not done (or m is no split). */
 uint32_t sl_ctld_split_child(const struct sl_ctld_sm *sm, const struct sl_ctld_move *m);
+
+/* Merge, move id `id` (after the last one): the active segments of region and of its right
+ * neighbour `with` are sealed (each one's next protocol is its protocol, region's
+ * merge_with is with + 1) and the region's next segment covers both ranges (merge_done). */
+struct json_object *sl_ctld_cmd_merge(uint64_t id, uint32_t region, uint32_t with,
+				      uint64_t now_ms);
+/* Every replica applied the seals of both regions' segments: region runs segment `epoch`
+ * (its epoch + 1) on [hash_lo, with's hash_hi]; region `with` is retired. */
+struct json_object *sl_ctld_cmd_merge_done(uint32_t region, uint32_t with, uint32_t epoch,
+					   uint64_t now_ms);
+/* Checks what merge would refuse and finds the right neighbour (the live region whose
+ * hash_lo is the region's hash_hi + 1). 0 with *with set, or with err: -ENOENT (no such
+ * region), -EINVAL (the region is retired, or ends at the top of the hash space), -EBUSY
+ * (not applicable now: a protocol other than raft or standalone, different protocols,
+ * different replica sets, the two on different cores of a replica node (or a node whose
+ * cores are unknown), a switch, split or merge of either in progress, a split's new region
+ * whose move still runs, a replica move anywhere, not bootstrapped). */
+int sl_ctld_check_merge(const struct sl_ctld_sm *sm, uint64_t region, uint32_t *with,
+			char *err, size_t err_len);
+/* The region was merged away (merged_into set): it takes part in nothing any more. */
+bool sl_ctld_region_retired(const struct sl_ctld_sm *sm, uint32_t region);
+/* The region whose pending merge takes `region` (its merge_with is region + 1), or
+ * UINT32_MAX: none. */
+uint32_t sl_ctld_merging_into(const struct sl_ctld_sm *sm, uint32_t region);
+/* The worker core a data node of `cores` cores runs region i on: its split ancestor's
+ * (the first region of its line, from the bootstrap), i.e. that region's id mod cores. */
+uint32_t sl_ctld_region_core(const struct sl_ctld_sm *sm, uint32_t region, uint32_t cores);
 
 /* Replica move `id` (after the last one) of region from node `from` to node `to`, kind
  * SL_CTLD_MOVE_REPLICA, _DECOMMISSION or _REBALANCE: the region's segment is sealed and

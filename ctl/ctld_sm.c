@@ -142,13 +142,20 @@ struct json_object *sl_ctld_cmd_set_leader(uint32_t region, uint32_t leader, uin
 	return o;
 }
 
+/* {"op": op, "id": id, "region": region}: the start of a command that records a move */
+static struct json_object *move_cmd(const char *op, uint64_t id, uint32_t region)
+{
+	struct json_object *o = json_object_new_object();
+	json_object_object_add(o, "op", json_object_new_string(op));
+	json_object_object_add(o, "id", json_object_new_int64((int64_t)id));
+	json_object_object_add(o, "region", json_object_new_int64(region));
+	return o;
+}
+
 struct json_object *sl_ctld_cmd_transfer_leader(uint64_t id, uint32_t region, uint32_t to,
 						uint32_t from, uint64_t now_ms)
 {
-	struct json_object *o = json_object_new_object();
-	json_object_object_add(o, "op", json_object_new_string("transfer_leader"));
-	json_object_object_add(o, "id", json_object_new_int64((int64_t)id));
-	json_object_object_add(o, "region", json_object_new_int64(region));
+	struct json_object *o = move_cmd("transfer_leader", id, region);
 	json_object_object_add(o, "to", json_object_new_int64(to));
 	json_object_object_add(o, "from", json_object_new_int64(from));
 	json_object_object_add(o, "at_ms", json_object_new_int64((int64_t)now_ms));
@@ -165,6 +172,7 @@ static const char *move_kind_name(uint32_t kind)
 	       : kind == SL_CTLD_MOVE_REBALANCE	   ? "rebalance"
 	       : kind == SL_CTLD_MOVE_SPLIT	   ? "split"
 	       : kind == SL_CTLD_MOVE_AUTOSPLIT	   ? "auto-split"
+	       : kind == SL_CTLD_MOVE_MERGE	   ? "merge"
 						   : "transfer-leader";
 }
 
@@ -172,7 +180,7 @@ bool sl_ctld_move_is_switch(uint32_t kind)
 {
 	return kind == SL_CTLD_MOVE_PROTOCOL || kind == SL_CTLD_MOVE_REPLICA ||
 	       kind == SL_CTLD_MOVE_DECOMMISSION || kind == SL_CTLD_MOVE_REBALANCE ||
-	       sl_ctld_move_is_split(kind);
+	       sl_ctld_move_is_split(kind) || kind == SL_CTLD_MOVE_MERGE;
 }
 
 bool sl_ctld_move_is_split(uint32_t kind)
@@ -191,10 +199,7 @@ uint64_t sl_ctld_segment_base(uint32_t epoch) { return (uint64_t)epoch << 40; }
 struct json_object *sl_ctld_cmd_move_replica(uint64_t id, uint32_t region, uint32_t from,
 					     uint32_t to, uint32_t kind, uint64_t now_ms)
 {
-	struct json_object *o = json_object_new_object();
-	json_object_object_add(o, "op", json_object_new_string("move_replica"));
-	json_object_object_add(o, "id", json_object_new_int64((int64_t)id));
-	json_object_object_add(o, "region", json_object_new_int64(region));
+	struct json_object *o = move_cmd("move_replica", id, region);
 	json_object_object_add(o, "from", json_object_new_int64(from));
 	json_object_object_add(o, "to", json_object_new_int64(to));
 	json_object_object_add(o, "kind", json_object_new_string(move_kind_name(kind)));
@@ -205,10 +210,7 @@ struct json_object *sl_ctld_cmd_move_replica(uint64_t id, uint32_t region, uint3
 struct json_object *sl_ctld_cmd_set_protocol(uint64_t id, uint32_t region, const char *protocol,
 					     uint64_t now_ms)
 {
-	struct json_object *o = json_object_new_object();
-	json_object_object_add(o, "op", json_object_new_string("set_protocol"));
-	json_object_object_add(o, "id", json_object_new_int64((int64_t)id));
-	json_object_object_add(o, "region", json_object_new_int64(region));
+	struct json_object *o = move_cmd("set_protocol", id, region);
 	json_object_object_add(o, "protocol", json_object_new_string(protocol));
 	json_object_object_add(o, "at_ms", json_object_new_int64((int64_t)now_ms));
 	return o;
@@ -229,10 +231,7 @@ struct json_object *sl_ctld_cmd_protocol_switched(uint32_t region, uint32_t epoc
 struct json_object *sl_ctld_cmd_split(uint64_t id, uint32_t region, uint64_t at,
 				      uint64_t now_ms)
 {
-	struct json_object *o = json_object_new_object();
-	json_object_object_add(o, "op", json_object_new_string("split"));
-	json_object_object_add(o, "id", json_object_new_int64((int64_t)id));
-	json_object_object_add(o, "region", json_object_new_int64(region));
+	struct json_object *o = move_cmd("split", id, region);
 	json_object_object_add(o, "at", hex64(at));
 	json_object_object_add(o, "at_ms", json_object_new_int64((int64_t)now_ms));
 	return o;
@@ -257,6 +256,27 @@ struct json_object *sl_ctld_cmd_split_done(uint32_t region, uint32_t epoch, uint
 	json_object_object_add(o, "epoch", json_object_new_int64(epoch));
 	json_object_object_add(o, "at", hex64(at));
 	json_object_object_add(o, "new_region", json_object_new_int64(new_id));
+	json_object_object_add(o, "at_ms", json_object_new_int64((int64_t)now_ms));
+	return o;
+}
+
+struct json_object *sl_ctld_cmd_merge(uint64_t id, uint32_t region, uint32_t with,
+				      uint64_t now_ms)
+{
+	struct json_object *o = move_cmd("merge", id, region);
+	json_object_object_add(o, "with", json_object_new_int64(with));
+	json_object_object_add(o, "at_ms", json_object_new_int64((int64_t)now_ms));
+	return o;
+}
+
+struct json_object *sl_ctld_cmd_merge_done(uint32_t region, uint32_t with, uint32_t epoch,
+					   uint64_t now_ms)
+{
+	struct json_object *o = json_object_new_object();
+	json_object_object_add(o, "op", json_object_new_string("merge_done"));
+	json_object_object_add(o, "region", json_object_new_int64(region));
+	json_object_object_add(o, "with", json_object_new_int64(with));
+	json_object_object_add(o, "epoch", json_object_new_int64(epoch));
 	json_object_object_add(o, "at_ms", json_object_new_int64((int64_t)now_ms));
 	return o;
 }
@@ -305,6 +325,39 @@ const struct sl_ctld_move *sl_ctld_move_get(const struct sl_ctld_sm *sm, uint64_
 		return NULL;
 	const struct sl_ctld_move *m = &sm->moves[(id - 1) % SL_CTLD_MAX_MOVES];
 	return m->id == id ? m : NULL; /* an id whose proposal was lost leaves a gap */
+}
+
+bool sl_ctld_region_retired(const struct sl_ctld_sm *sm, uint32_t region)
+{
+	return region < sm->n_regions && sm->regions[region].merged_into != 0;
+}
+
+uint32_t sl_ctld_merging_into(const struct sl_ctld_sm *sm, uint32_t region)
+{
+	for (uint32_t i = 0; i < sm->n_regions && region < sm->n_regions; i++)
+		if (sm->regions[i].merge_with == region + 1)
+			return i;
+	return UINT32_MAX;
+}
+
+uint32_t sl_ctld_region_core(const struct sl_ctld_sm *sm, uint32_t region, uint32_t cores)
+{
+	/* a split's new region lives on its parent's core (a parent's id is below its
+	 * child's: the walk ends) */
+	while (region < sm->n_regions && sm->regions[region].split_from != 0)
+		region = sm->regions[region].split_from - 1;
+	return cores != 0 ? region % cores : 0;
+}
+
+/* A region merged away is refused by every command that names it (err says so). */
+static bool refuse_retired(const struct sl_ctld_sm *sm, const char *op, uint64_t region,
+			   char *err, size_t err_len)
+{
+	if (region >= sm->n_regions || sm->regions[region].merged_into == 0)
+		return false;
+	snprintf(err, err_len, "%s: region %" PRIu64 " was merged into region %u (retired: it "
+		 "takes part in nothing)", op, region, sm->regions[region].merged_into - 1);
+	return true;
 }
 
 /* ---------------------------------------------------------------- apply */
@@ -489,6 +542,8 @@ static int apply_set_leader(struct sl_ctld_sm *sm, struct json_object *cmd, char
 	if (!get_uint(cmd, "leader", 1, sm->n_nodes, &leader) ||
 	    !get_uint(cmd, "term", 0, INT64_MAX, &term))
 		REFUSE("set_leader: leader must be a node id, term a number");
+	if (refuse_retired(sm, "set_leader", region, err, err_len))
+		return -EINVAL;
 	struct sl_ctld_region *r = &sm->regions[region];
 	bool replica = false;
 	for (uint32_t k = 0; k < r->rf; k++)
@@ -535,6 +590,8 @@ int sl_ctld_check_transfer(const struct sl_ctld_sm *sm, uint64_t region, uint64_
 		REFUSE("transfer_leader: the cluster is not bootstrapped");
 	if (region >= sm->n_regions)
 		REFUSE("transfer_leader: region must be an id below %u", sm->n_regions);
+	if (refuse_retired(sm, "transfer_leader", region, err, err_len))
+		return -EINVAL;
 	const struct sl_ctld_region *r = &sm->regions[region];
 	if (r->rf < 2)
 		REFUSE("transfer_leader: region %" PRIu64 " has one replica (%s on node %u): "
@@ -572,7 +629,10 @@ static struct sl_ctld_move *switch_move(const struct sl_ctld_sm *sm, uint32_t re
 	for (uint64_t k = sm->n_moves > SL_CTLD_MAX_MOVES ? sm->n_moves - SL_CTLD_MAX_MOVES + 1 : 1;
 	     k <= sm->n_moves; k++) {
 		const struct sl_ctld_move *m = sl_ctld_move_get(sm, k);
-		if (m != NULL && (region == UINT32_MAX || m->region == region) &&
+		/* a merge switches its region and the neighbour it takes */
+		if (m != NULL &&
+		    (region == UINT32_MAX || m->region == region ||
+		     (m->kind == SL_CTLD_MOVE_MERGE && m->merge_with == region + 1)) &&
 		    sl_ctld_move_is_switch(m->kind) && m->state == SL_CTLD_MOVE_RUNNING &&
 		    (region != UINT32_MAX || replica_kind(m->kind)))
 			return (struct sl_ctld_move *)m;
@@ -584,10 +644,12 @@ uint32_t sl_ctld_split_child(const struct sl_ctld_sm *sm, const struct sl_ctld_m
 {
 	if (!sl_ctld_move_is_split(m->kind) || m->split_at == 0)
 		return UINT32_MAX;
-	/* ranges are disjoint: only the new half starts at the cut */
+	/* only the new half starts at the cut in the segment after the sealed one (a region
+	 * merged back and split there again made another at the same place, later) */
 	for (uint32_t i = 0; i < sm->n_regions; i++)
 		if (sm->regions[i].split_from == m->region + 1 &&
-		    sm->regions[i].hash_lo == m->split_at)
+		    sm->regions[i].hash_lo == m->split_at &&
+		    sm->regions[i].split_epoch == m->epoch + 1)
 			return i;
 	return UINT32_MAX;
 }
@@ -599,7 +661,8 @@ static bool split_child_waiting(const struct sl_ctld_sm *sm, uint32_t region)
 	if (r->split_from == 0)
 		return false;
 	const struct sl_ctld_move *m = switch_move(sm, r->split_from - 1);
-	return m != NULL && sl_ctld_move_is_split(m->kind) && m->split_at == r->hash_lo;
+	return m != NULL && sl_ctld_move_is_split(m->kind) && m->split_at == r->hash_lo &&
+	       m->epoch + 1 == r->split_epoch;
 }
 
 bool sl_ctld_switching(const struct sl_ctld_sm *sm, uint32_t region)
@@ -634,7 +697,7 @@ uint32_t sl_ctld_node_replicas(const struct sl_ctld_sm *sm, uint32_t node)
 {
 	uint32_t n = 0;
 	for (uint32_t i = 0; i < sm->n_regions; i++)
-		n += is_replica(&sm->regions[i], node);
+		n += !sl_ctld_region_retired(sm, i) && is_replica(&sm->regions[i], node);
 	return n;
 }
 
@@ -661,6 +724,8 @@ int sl_ctld_check_move_replica(const struct sl_ctld_sm *sm, uint64_t region, uin
 			 region, sm->n_regions);
 		return -ENOENT;
 	}
+	if (refuse_retired(sm, "move_replica", region, err, err_len))
+		return -EINVAL;
 	const struct sl_ctld_region *r = &sm->regions[region];
 	/* a new member catches up by raft's snapshot from the others; the other protocols
 	 * have no such catch-up */
@@ -697,6 +762,30 @@ int sl_ctld_check_move_replica(const struct sl_ctld_sm *sm, uint64_t region, uin
 	return 0;
 }
 
+/* Records switch move `id` of `kind` of the region, running since at_ms: it seals the
+ * region's active segment (the move's epoch) and the next runs `protocol`. The region's
+ * next protocol set makes it a switch for every path that seals a segment (the nodes
+ * fetch the map again: its version moves). */
+static struct sl_ctld_move *switch_start(struct sl_ctld_sm *sm, uint64_t id, uint32_t kind,
+					 uint32_t region, uint64_t at_ms, const char *protocol)
+{
+	struct sl_ctld_region *r = &sm->regions[region];
+	struct sl_ctld_move *m = &sm->moves[(id - 1) % SL_CTLD_MAX_MOVES];
+	memset(m, 0, sizeof(*m));
+	m->id = id;
+	m->kind = kind;
+	m->region = region;
+	m->start_ms = at_ms;
+	m->state = SL_CTLD_MOVE_RUNNING;
+	memcpy(m->from_protocol, r->protocol, sizeof(m->from_protocol));
+	snprintf(m->to_protocol, sizeof(m->to_protocol), "%s", protocol);
+	m->epoch = r->epoch;
+	sm->n_moves = id;
+	snprintf(r->next_protocol, sizeof(r->next_protocol), "%s", protocol);
+	sm->map_version++;
+	return m;
+}
+
 /* A replica move: a switch to the same protocol whose next segment runs on the replicas
  * with from replaced by to (in from's position); recorded as a running move. */
 static int apply_move_replica(struct sl_ctld_sm *sm, struct json_object *cmd, char *err,
@@ -720,25 +809,12 @@ static int apply_move_replica(struct sl_ctld_sm *sm, struct json_object *cmd, ch
 	if (sl_ctld_check_move_replica(sm, region, from, to, err, err_len) != 0)
 		return -EINVAL;
 	struct sl_ctld_region *r = &sm->regions[region];
-	struct sl_ctld_move *m = &sm->moves[(id - 1) % SL_CTLD_MAX_MOVES];
-	memset(m, 0, sizeof(*m));
-	m->id = id;
-	m->kind = k;
-	m->region = (uint32_t)region;
+	struct sl_ctld_move *m = switch_start(sm, id, k, (uint32_t)region, at, r->protocol);
 	m->from = (uint32_t)from;
 	m->to = (uint32_t)to;
-	m->start_ms = at;
-	m->state = SL_CTLD_MOVE_RUNNING;
-	memcpy(m->from_protocol, r->protocol, sizeof(m->from_protocol));
-	memcpy(m->to_protocol, r->protocol, sizeof(m->to_protocol));
-	m->epoch = r->epoch;
-	sm->n_moves = id;
-	/* the next protocol set makes it a switch for every path that seals a segment */
-	memcpy(r->next_protocol, r->protocol, sizeof(r->next_protocol));
 	r->next_rf = r->rf;
 	for (uint32_t j = 0; j < r->rf; j++)
 		r->next_replicas[j] = r->replicas[j] == from ? (uint32_t)to : r->replicas[j];
-	sm->map_version++;
 	return 0;
 }
 
@@ -761,6 +837,8 @@ int sl_ctld_check_set_protocol(const struct sl_ctld_sm *sm, uint64_t region,
 			 region, sm->n_regions);
 		return -ENOENT;
 	}
+	if (refuse_retired(sm, "set_protocol", region, err, err_len))
+		return -EINVAL;
 	if (protocol == NULL || !switchable_protocol(protocol))
 		REFUSE("set_protocol: protocol must be standalone, raft or multileader");
 	const struct sl_ctld_region *r = &sm->regions[region];
@@ -797,20 +875,7 @@ static int apply_set_protocol(struct sl_ctld_sm *sm, struct json_object *cmd, ch
 		       sm->n_moves);
 	if (sl_ctld_check_set_protocol(sm, region, proto, err, err_len) != 0)
 		return -EINVAL;
-	struct sl_ctld_region *r = &sm->regions[region];
-	struct sl_ctld_move *m = &sm->moves[(id - 1) % SL_CTLD_MAX_MOVES];
-	memset(m, 0, sizeof(*m));
-	m->id = id;
-	m->kind = SL_CTLD_MOVE_PROTOCOL;
-	m->region = (uint32_t)region;
-	m->start_ms = at;
-	m->state = SL_CTLD_MOVE_RUNNING;
-	memcpy(m->from_protocol, r->protocol, sizeof(m->from_protocol));
-	snprintf(m->to_protocol, sizeof(m->to_protocol), "%s", proto);
-	m->epoch = r->epoch;
-	sm->n_moves = id;
-	snprintf(r->next_protocol, sizeof(r->next_protocol), "%s", proto);
-	sm->map_version++;
+	(void)switch_start(sm, id, SL_CTLD_MOVE_PROTOCOL, (uint32_t)region, at, proto);
 	return 0;
 }
 
@@ -833,6 +898,9 @@ static int apply_protocol_switched(struct sl_ctld_sm *sm, struct json_object *cm
 		       region, r->epoch, r->next_protocol, proto, epoch);
 	if (r->split_at != 0)
 		REFUSE("protocol_switched: region %" PRIu64 " is being split (split_done ends it)",
+		       region);
+	if (r->merge_with != 0 || sl_ctld_merging_into(sm, (uint32_t)region) != UINT32_MAX)
+		REFUSE("protocol_switched: region %" PRIu64 " is being merged (merge_done ends it)",
 		       region);
 	memcpy(r->protocol, r->next_protocol, sizeof(r->protocol)); /* same size, NUL-ended */
 	r->next_protocol[0] = '\0';
@@ -866,6 +934,8 @@ int sl_ctld_check_split(const struct sl_ctld_sm *sm, uint64_t region, uint64_t a
 			 sm->n_regions);
 		return -ENOENT;
 	}
+	if (refuse_retired(sm, "split", region, err, err_len))
+		return -EINVAL;
 	const struct sl_ctld_region *r = &sm->regions[region];
 	/* a multileader region's writes land on every replica: no single sealed store to cut */
 	if (strcmp(r->protocol, "raft") != 0 && strcmp(r->protocol, "standalone") != 0)
@@ -919,23 +989,13 @@ static int apply_split(struct sl_ctld_sm *sm, struct json_object *cmd, char *err
 	if (sl_ctld_check_split(sm, region, at, true, &at, err, err_len) != 0)
 		return -EINVAL;
 	struct sl_ctld_region *r = &sm->regions[region];
-	struct sl_ctld_move *m = &sm->moves[(id - 1) % SL_CTLD_MAX_MOVES];
-	memset(m, 0, sizeof(*m));
-	m->id = id;
-	m->kind = kind != NULL ? SL_CTLD_MOVE_AUTOSPLIT : SL_CTLD_MOVE_SPLIT;
-	m->region = (uint32_t)region;
-	m->start_ms = at_ms;
-	m->state = SL_CTLD_MOVE_RUNNING;
-	memcpy(m->from_protocol, r->protocol, sizeof(m->from_protocol));
-	memcpy(m->to_protocol, r->protocol, sizeof(m->to_protocol));
-	m->epoch = r->epoch;
+	struct sl_ctld_move *m =
+	    switch_start(sm, id, kind != NULL ? SL_CTLD_MOVE_AUTOSPLIT : SL_CTLD_MOVE_SPLIT,
+			 (uint32_t)region, at_ms, r->protocol);
 	m->split_at = at;
 	if (kind != NULL)
 		snprintf(m->why, sizeof(m->why), "%s", why);
-	sm->n_moves = id;
-	memcpy(r->next_protocol, r->protocol, sizeof(r->next_protocol));
 	r->split_at = at;
-	sm->map_version++;
 	return 0;
 }
 
@@ -977,6 +1037,155 @@ static int apply_split_done(struct sl_ctld_sm *sm, struct json_object *cmd, char
 	r->epoch = (uint32_t)epoch;
 	r->next_protocol[0] = '\0';
 	r->split_at = 0;
+	sm->map_version++;
+	return 0;
+}
+
+/* Node ids as "1,2,3" (the replica sets a refusal names). */
+static void fmt_ids(char *b, size_t len, const uint32_t *ids, uint32_t n)
+{
+	b[0] = '\0';
+	for (uint32_t k = 0; k < n; k++) {
+		size_t at = strlen(b);
+		snprintf(b + at, len - at, "%s%u", k ? "," : "", ids[k]);
+	}
+}
+
+int sl_ctld_check_merge(const struct sl_ctld_sm *sm, uint64_t region, uint32_t *with,
+			char *err, size_t err_len)
+{
+	if (!sm->bootstrapped)
+		BUSY("merge: the cluster is not bootstrapped");
+	if (region >= sm->n_regions) {
+		snprintf(err, err_len, "merge: no region %" PRIu64 " (ids are below %u)", region,
+			 sm->n_regions);
+		return -ENOENT;
+	}
+	if (refuse_retired(sm, "merge", region, err, err_len))
+		return -EINVAL;
+	const struct sl_ctld_region *r = &sm->regions[region];
+	if (r->hash_hi == UINT64_MAX)
+		REFUSE("merge: region %" PRIu64 " has no right neighbour: it ends at the top of the "
+		       "hash space (0xffffffffffffffff); merge the region on its left into it "
+		       "instead",
+		       region);
+	/* the live ranges tile the hash space: exactly one starts right above (a retired
+	 * region may have started there too, once) */
+	uint32_t sid = UINT32_MAX;
+	for (uint32_t i = 0; i < sm->n_regions && sid == UINT32_MAX; i++)
+		if (!sl_ctld_region_retired(sm, i) && sm->regions[i].hash_lo == r->hash_hi + 1)
+			sid = i;
+	if (sid == UINT32_MAX)
+		REFUSE("merge: no live region starts at 0x%016" PRIx64 " (above region %" PRIu64
+		       "): the map is damaged",
+		       r->hash_hi + 1, region);
+	const struct sl_ctld_region *s = &sm->regions[sid];
+	/* the merged segment is one sealed store of each, joined: not multileader's copies */
+	if (strcmp(r->protocol, "raft") != 0 && strcmp(r->protocol, "standalone") != 0)
+		BUSY("merge: region %" PRIu64 " runs %s: switch it to raft first (only raft and "
+		     "standalone regions merge)", region, r->protocol);
+	if (strcmp(s->protocol, "raft") != 0 && strcmp(s->protocol, "standalone") != 0)
+		BUSY("merge: region %u (right of region %" PRIu64 ") runs %s: switch it to raft "
+		     "first (only raft and standalone regions merge)", sid, region, s->protocol);
+	if (strcmp(r->protocol, s->protocol) != 0)
+		BUSY("merge: region %" PRIu64 " runs %s and region %u runs %s: switch one of them "
+		     "first (both must run the same protocol)", region, r->protocol, sid,
+		     s->protocol);
+	bool same = r->rf == s->rf;
+	for (uint32_t k = 0; k < r->rf && same; k++)
+		same = is_replica(s, r->replicas[k]);
+	if (!same) {
+		char a[48], b[48];
+		fmt_ids(a, sizeof(a), r->replicas, r->rf);
+		fmt_ids(b, sizeof(b), s->replicas, s->rf);
+		BUSY("merge: region %" PRIu64 " (replicas %s) and region %u (replicas %s) have "
+		     "different replica sets: move replicas first (region move-replica)",
+		     region, a, sid, b);
+	}
+	/* a node runs a region on one core (sl_ctld_region_core): a merged region's store is
+	 * the two sealed ones joined in place, which only one core can do */
+	for (uint32_t k = 0; k < r->rf; k++) {
+		uint32_t nd = r->replicas[k], cores = sm->nodes[nd].cores;
+		if (cores == 0)
+			BUSY("merge: node %u has not joined: the cores of regions %" PRIu64 " and %u "
+			     "on it are unknown", nd, region, sid);
+		uint32_t cr = sl_ctld_region_core(sm, (uint32_t)region, cores),
+			 cs = sl_ctld_region_core(sm, sid, cores);
+		if (cr != cs)
+			BUSY("merge: on node %u region %" PRIu64 " runs on core %u and region %u on "
+			     "core %u: merging regions on different cores is not supported yet",
+			     nd, region, cr, sid, cs);
+	}
+	uint32_t ids[2] = {(uint32_t)region, sid};
+	for (uint32_t k = 0; k < 2; k++) {
+		if (split_child_waiting(sm, ids[k]))
+			BUSY("merge: region %u was made by a split whose move still runs (see "
+			     "moves); merge once it is done", ids[k]);
+		if (sl_ctld_switching(sm, ids[k]))
+			BUSY("merge: region %u has a switch, split or merge in progress (see moves)",
+			     ids[k]);
+	}
+	if (sl_ctld_replica_move_running(sm))
+		BUSY("merge: a replica move is running (see moves); merge once it ended");
+	*with = sid;
+	return 0;
+}
+
+/* A merge: both regions switch to their own protocol (so every replica seals both active
+ * segments), recorded as a running move of the left one; merge_with says the next
+ * segment of the left one covers both ranges. */
+static int apply_merge(struct sl_ctld_sm *sm, struct json_object *cmd, char *err,
+		       size_t err_len)
+{
+	uint64_t id = 0, region = 0, with = 0, at_ms = 0;
+	if (!get_uint(cmd, "id", 1, INT64_MAX, &id) ||
+	    !get_uint(cmd, "region", 0, UINT32_MAX, &region) ||
+	    !get_uint(cmd, "with", 0, UINT32_MAX, &with) ||
+	    !get_uint(cmd, "at_ms", 0, INT64_MAX, &at_ms))
+		REFUSE("merge: id, region, with and at_ms must be numbers");
+	if (id <= sm->n_moves) /* as transfer_leader: a stale proposal */
+		REFUSE("merge: move %" PRIu64 " is not after the last one (%" PRIu64 ")", id,
+		       sm->n_moves);
+	uint32_t sid = 0;
+	if (sl_ctld_check_merge(sm, region, &sid, err, err_len) != 0)
+		return -EINVAL;
+	if (with != sid)
+		REFUSE("merge: the right neighbour of region %" PRIu64 " is region %u, not %" PRIu64,
+		       region, sid, with);
+	struct sl_ctld_region *r = &sm->regions[region], *s = &sm->regions[sid];
+	struct sl_ctld_move *m =
+	    switch_start(sm, id, SL_CTLD_MOVE_MERGE, (uint32_t)region, at_ms, r->protocol);
+	m->merge_with = sid + 1;
+	/* the neighbour seals too: its replicas take no more writes in its segment */
+	memcpy(s->next_protocol, s->protocol, sizeof(s->next_protocol));
+	r->merge_with = sid + 1;
+	return 0;
+}
+
+/* Every replica sealed both regions' active segments: the left one's segment epoch + 1
+ * covers both ranges; the right one is retired (its epoch, range and replicas kept). */
+static int apply_merge_done(struct sl_ctld_sm *sm, struct json_object *cmd, char *err,
+			    size_t err_len)
+{
+	uint64_t region = 0, with = 0, epoch = 0, at_ms = 0;
+	if (!sm->bootstrapped || !get_uint(cmd, "region", 0, sm->n_regions - 1, &region) ||
+	    !get_uint(cmd, "with", 0, sm->n_regions - 1, &with))
+		REFUSE("merge_done: region and with must be ids below %u", sm->n_regions);
+	if (!get_uint(cmd, "epoch", 1, UINT32_MAX, &epoch) ||
+	    !get_uint(cmd, "at_ms", 0, INT64_MAX, &at_ms))
+		REFUSE("merge_done: epoch and at_ms must be numbers");
+	struct sl_ctld_region *r = &sm->regions[region], *s = &sm->regions[with];
+	if (r->merge_with != with + 1 || epoch != (uint64_t)r->epoch + 1)
+		REFUSE("merge_done: region %" PRIu64 " is at epoch %u with merge_with %u (id + 1, "
+		       "0: none), not merging region %" PRIu64 " into epoch %" PRIu64,
+		       region, r->epoch, r->merge_with, with, epoch);
+	r->hash_hi = s->hash_hi;
+	r->epoch = (uint32_t)epoch;
+	r->next_protocol[0] = '\0';
+	r->merge_with = 0;
+	s->merged_into = (uint32_t)region + 1;
+	s->merge_epoch = (uint32_t)epoch;
+	s->next_protocol[0] = '\0';
 	sm->map_version++;
 	return 0;
 }
@@ -1088,6 +1297,10 @@ int sl_ctld_sm_apply(struct sl_ctld_sm *sm, const uint8_t *data, uint32_t len, c
 		rc = apply_split(sm, cmd, err, err_len);
 	} else if (strcmp(op, "split_done") == 0) {
 		rc = apply_split_done(sm, cmd, err, err_len);
+	} else if (strcmp(op, "merge") == 0) {
+		rc = apply_merge(sm, cmd, err, err_len);
+	} else if (strcmp(op, "merge_done") == 0) {
+		rc = apply_merge_done(sm, cmd, err, err_len);
 	} else {
 		snprintf(err, err_len, "unknown op '%.32s'", op);
 	}
@@ -1215,7 +1428,8 @@ struct json_object *sl_ctld_view_members(const struct sl_ctld_sm *sm,
 		json_object_object_add(o, "draining", json_object_new_boolean(n->draining));
 		uint32_t pref = 0;
 		for (uint32_t k = 0; k < sm->n_regions; k++)
-			pref += sm->regions[k].rf > 1 && sm->regions[k].leader == i;
+			pref += sm->regions[k].rf > 1 && sm->regions[k].leader == i &&
+				!sl_ctld_region_retired(sm, k);
 		/* regions with copies it is the preferred leader of (0 once drained) */
 		json_object_object_add(o, "preferred_regions", json_object_new_int64(pref));
 		uint32_t reps = sl_ctld_node_replicas(sm, i);
@@ -1311,7 +1525,7 @@ void sl_ctld_split_observe(const struct sl_ctld_sm *sm, const struct sl_ctld_sof
 	uint64_t now_ms = now_ns / 1000000u;
 	for (uint32_t i = 0; i < SL_CTLD_MAX_REGIONS; i++) {
 		struct sl_ctld_split_region *o = &obs->r[i];
-		if (i >= sm->n_regions) {
+		if (i >= sm->n_regions || sl_ctld_region_retired(sm, i)) {
 			memset(o, 0, sizeof(*o));
 			continue;
 		}
@@ -1387,7 +1601,7 @@ int sl_ctld_split_next(const struct sl_ctld_sm *sm, const struct sl_ctld_split_o
 		const struct sl_ctld_split_region *o = &obs->r[i];
 		char w[SL_CTLD_WHY_MAX], err[SL_CTLD_WHY_MAX];
 		uint64_t since = 0, at = 0;
-		if (!split_due(o, now_ms, conf, &since, w, sizeof(w)))
+		if (sl_ctld_region_retired(sm, i) || !split_due(o, now_ms, conf, &since, w, sizeof(w)))
 			continue;
 		/* multileader, a single hash, a full map: skipped, the first one said */
 		if (sl_ctld_check_split(sm, i, 0, false, &at, err, sizeof(err)) != 0) {
@@ -1500,13 +1714,20 @@ bool sl_ctld_switch_done(const struct sl_ctld_sm *sm, const struct sl_ctld_soft 
 	}
 	const struct sl_ctld_region *r = &sm->regions[m->region];
 	if (r->next_protocol[0] != '\0' || r->epoch <= m->epoch) {
-		/* not switched yet: what the seal waits for */
+		/* not switched yet: what the seal waits for (a merge: of both regions) */
 		char w[SL_CTLD_WHY_MAX];
-		if (sl_ctld_switch_ready(sm, soft, m->region, now_ns, timeout_ns, w, sizeof(w)))
+		uint32_t s = m->merge_with - 1;
+		if (!sl_ctld_switch_ready(sm, soft, m->region, now_ns, timeout_ns, w, sizeof(w)))
+			snprintf(waiting, waiting_len, "%s", w);
+		else if (m->kind != SL_CTLD_MOVE_MERGE)
 			snprintf(waiting, waiting_len, "every replica sealed epoch %u: %s",
 				 r->epoch, sl_ctld_move_is_split(m->kind) ? "splitting" : "switching");
+		else if (!sl_ctld_switch_ready(sm, soft, s, now_ns, timeout_ns, w, sizeof(w)))
+			snprintf(waiting, waiting_len, "region %u: %s", s, w);
 		else
-			snprintf(waiting, waiting_len, "%s", w);
+			snprintf(waiting, waiting_len, "every replica sealed epoch %u of region %u and "
+				 "epoch %u of region %u: merging", r->epoch, m->region,
+				 sm->regions[s].epoch, s);
 		return false;
 	}
 	/* a replica move: the joiner installed the snapshot of the new segment's base */
@@ -1582,12 +1803,26 @@ struct json_object *sl_ctld_view_regions(const struct sl_ctld_sm *sm,
 			json_object_object_add(o, "split_epoch",
 					       json_object_new_int64(r->split_epoch));
 		}
-		/* from the heartbeats when this is the leader, else as last written to the log */
+		/* a merge pending (the right neighbour this one takes), and a region merged away
+		 * (the one it went into, and the segment that took its range there): absent
+		 * otherwise */
+		if (r->merge_with != 0)
+			json_object_object_add(o, "merge_with",
+					       json_object_new_int64(r->merge_with - 1));
+		bool retired = r->merged_into != 0;
+		if (retired) {
+			json_object_object_add(o, "merged_into",
+					       json_object_new_int64(r->merged_into - 1));
+			json_object_object_add(o, "merge_epoch",
+					       json_object_new_int64(r->merge_epoch));
+		}
+		/* from the heartbeats when this is the leader, else as last written to the log
+		 * (a retired region has no replicas to report) */
 		struct sl_ctld_observed ob;
-		uint32_t reporting = soft != NULL
+		uint32_t reporting = soft != NULL && !retired
 					     ? sl_ctld_observe(sm, soft, i, now_ns, timeout_ns, &ob)
 					     : 0;
-		uint32_t leader = reporting && ob.leader ? ob.leader : r->observed;
+		uint32_t leader = reporting && ob.leader ? ob.leader : retired ? 0 : r->observed;
 		json_object_object_add(o, "leader", leader ? json_object_new_int64(leader) : NULL);
 		json_object_object_add(o, "reporting", json_object_new_int64(reporting));
 		json_object_object_add(o, "commit_lag",
@@ -1598,7 +1833,7 @@ struct json_object *sl_ctld_view_regions(const struct sl_ctld_sm *sm,
 						 : NULL);
 		/* the largest size and write rate live replicas report (null: none says) */
 		struct sl_ctld_load ld = {0};
-		if (soft != NULL)
+		if (soft != NULL && !retired)
 			sl_ctld_region_load(sm, soft, i, now_ns, timeout_ns, &ld);
 		json_object_object_add(o, "bytes", ld.has_bytes ? json_object_new_int64(
 								      (int64_t)ld.bytes)
@@ -1619,8 +1854,9 @@ struct json_object *sl_ctld_view_placement(const struct sl_ctld_sm *sm)
 	struct json_object *arr = json_object_new_array();
 	for (uint32_t nd = 1; nd <= sm->n_nodes; nd++) {
 		const struct sl_ctld_node *n = &sm->nodes[nd];
-		/* core = region % cores, as the node spreads regions over its workers; a node
-		 * that has not joined has no known cores: one row for all of its regions */
+		/* core = region % cores, as the node spreads regions over its workers (a split's
+		 * new region: its parent's, sl_ctld_region_core); a node that has not joined
+		 * has no known cores: one row for all of its regions */
 		uint32_t cores = n->cores ? n->cores : 1;
 		for (uint32_t c = 0; c < cores; c++) {
 			struct json_object *reps = json_object_new_array();
@@ -1628,9 +1864,11 @@ struct json_object *sl_ctld_view_placement(const struct sl_ctld_sm *sm)
 			for (uint32_t i = 0; i < sm->n_regions; i++) {
 				const struct sl_ctld_region *r = &sm->regions[i];
 				bool holds = false;
+				if (sl_ctld_region_retired(sm, i))
+					continue; /* merged away: on no core any more */
 				for (uint32_t k = 0; k < r->rf; k++)
 					holds = holds || r->replicas[k] == nd;
-				if (!holds || i % cores != c)
+				if (!holds || sl_ctld_region_core(sm, i, cores) != c)
 					continue;
 				json_object_array_add(reps, json_object_new_int64(i));
 				if (r->leader == nd)
@@ -1667,7 +1905,8 @@ struct json_object *sl_ctld_view_moves(const struct sl_ctld_sm *sm,
 		json_object_object_add(o, "kind", json_object_new_string(move_kind_name(m->kind)));
 		json_object_object_add(o, "region", json_object_new_int64(m->region));
 		json_object_object_add(o, "from", m->from ? json_object_new_int64(m->from) : NULL);
-		bool proto = m->kind == SL_CTLD_MOVE_PROTOCOL || sl_ctld_move_is_split(m->kind),
+		bool proto = m->kind == SL_CTLD_MOVE_PROTOCOL || sl_ctld_move_is_split(m->kind) ||
+			     m->kind == SL_CTLD_MOVE_MERGE,
 		     sw = sl_ctld_move_is_switch(m->kind);
 		json_object_object_add(o, "to", proto ? NULL : json_object_new_int64(m->to));
 		/* the segment a switch seals */
@@ -1679,6 +1918,9 @@ struct json_object *sl_ctld_view_moves(const struct sl_ctld_sm *sm,
 		json_object_object_add(o, "split_at", m->split_at ? hex64(m->split_at) : NULL);
 		json_object_object_add(o, "new_region",
 				       child != UINT32_MAX ? json_object_new_int64(child) : NULL);
+		/* a merge: the right neighbour the region takes (retired once it is done) */
+		json_object_object_add(o, "merge_with",
+				       m->merge_with ? json_object_new_int64(m->merge_with - 1) : NULL);
 		json_object_object_add(o, "state",
 				       json_object_new_string(sl_ctld_move_state_name(m->state)));
 		/* what a running switch waits for: the leader's heartbeats (none elsewhere) */
@@ -1731,7 +1973,7 @@ int sl_ctld_balance_next(const struct sl_ctld_sm *sm, uint64_t now_ms, uint32_t 
 	for (uint32_t i = 0; i < sm->n_regions; i++) {
 		const struct sl_ctld_region *r = &sm->regions[i];
 		uint32_t c = sm->nodes[r->leader].cores ? i % sm->nodes[r->leader].cores : 0;
-		if (r->rf >= 2) {
+		if (r->rf >= 2 && !sl_ctld_region_retired(sm, i)) {
 			leads[r->leader]++;
 			core_leads[r->leader][c]++;
 		}
@@ -1745,7 +1987,7 @@ int sl_ctld_balance_next(const struct sl_ctld_sm *sm, uint64_t now_ms, uint32_t 
 		bool drained = from->draining || from->decommissioning;
 		bool evac = drained || from->state == SL_CTLD_DOWN;
 		if (r->rf < 2 || (!evac && held_by_operator(sm, i, now_ms, SL_CTLD_MOVE_OPERATOR)) ||
-		    sl_ctld_switching(sm, i))
+		    sl_ctld_switching(sm, i) || sl_ctld_region_retired(sm, i))
 			continue;
 		/* the up, undrained replica preferred for fewest regions, then fewest on this core */
 		uint32_t cand = 0;
@@ -1803,11 +2045,12 @@ static uint32_t replica_target(const struct sl_ctld_sm *sm, const struct sl_ctld
 	return best;
 }
 
-/* A region whose replica may move now: raft with copies, no switch running. */
+/* A region whose replica may move now: live, raft with copies, no switch running. */
 static bool region_movable(const struct sl_ctld_sm *sm, uint32_t i)
 {
 	const struct sl_ctld_region *r = &sm->regions[i];
-	return strcmp(r->protocol, "raft") == 0 && r->rf >= 2 && !sl_ctld_switching(sm, i);
+	return strcmp(r->protocol, "raft") == 0 && r->rf >= 2 && !sl_ctld_switching(sm, i) &&
+	       !sl_ctld_region_retired(sm, i);
 }
 
 static void replica_counts(const struct sl_ctld_sm *sm, uint32_t *count)
@@ -1828,6 +2071,8 @@ int sl_ctld_decommission_next(const struct sl_ctld_sm *sm, uint32_t *region, uin
 	for (uint32_t i = 0; i < sm->n_regions; i++) {
 		const struct sl_ctld_region *r = &sm->regions[i];
 		uint32_t f = 0;
+		if (sl_ctld_region_retired(sm, i))
+			continue; /* its replicas hold nothing to move any more */
 		for (uint32_t k = 0; k < r->rf && f == 0; k++)
 			if (sm->nodes[r->replicas[k]].decommissioning)
 				f = r->replicas[k];

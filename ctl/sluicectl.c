@@ -414,8 +414,57 @@ static void render_keyed(struct json_object *result, const char *key, const char
 	render_rows(rows, empty);
 }
 
+/* sluice-ctld's rows (they name a preferred leader) get a state after the id: "merged into
+ * R" for a region merged away (retired: its range and replicas are history), "merging
+ * with S" while it takes its right neighbour and "merging into R" for that neighbour,
+ * "splitting" or "switching" while its segment is sealed for that, else "live". */
+static void add_region_states(struct json_object *rows)
+{
+	/* the neighbours pending merges take: rows are in id order, ids from 0 */
+	size_t n = rows != NULL ? json_object_array_length(rows) : 0;
+	int64_t *into = calloc(n + 1, sizeof(*into));
+	if (into == NULL)
+		die_oom();
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *v = NULL;
+		if (json_object_object_get_ex(json_object_array_get_idx(rows, i), "merge_with", &v) &&
+		    json_object_get_int64(v) >= 0 && (size_t)json_object_get_int64(v) < n)
+			into[json_object_get_int64(v)] = (int64_t)i + 1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *row = json_object_array_get_idx(rows, i), *v = NULL;
+		if (!json_object_is_type(row, json_type_object) ||
+		    !json_object_object_get_ex(row, "preferred_leader", NULL) ||
+		    json_object_object_get_ex(row, "state", NULL))
+			continue;
+		char state[48] = "live";
+		if (json_object_object_get_ex(row, "merged_into", &v))
+			snprintf(state, sizeof(state), "merged into %" PRId64, json_object_get_int64(v));
+		else if (json_object_object_get_ex(row, "merge_with", &v))
+			snprintf(state, sizeof(state), "merging with %" PRId64,
+				 json_object_get_int64(v));
+		else if (into[i] != 0)
+			snprintf(state, sizeof(state), "merging into %" PRId64, into[i] - 1);
+		else if (json_object_object_get_ex(row, "split_at", NULL))
+			snprintf(state, sizeof(state), "splitting");
+		else if (json_object_object_get_ex(row, "next_protocol", &v) && v != NULL)
+			snprintf(state, sizeof(state), "switching");
+		/* rebuilt with the state second: the table's columns follow the first row */
+		struct json_object *o = json_object_new_object();
+		json_object_object_foreach(row, key, val)
+		{
+			json_object_object_add(o, key, json_object_get(val));
+			if (strcmp(key, "id") == 0)
+				json_object_object_add(o, "state", json_object_new_string(state));
+		}
+		json_object_array_put_idx(rows, i, o);
+	}
+	free(into);
+}
+
 static void render_regions(struct json_object *result)
 {
+	add_region_states(get_array(result, "regions"));
 	render_keyed(result, "regions", "no regions");
 	/* a region due for an automatic split that cannot be (sluice-ctld's leader) */
 	struct json_object *b = NULL;
@@ -533,8 +582,22 @@ static int cmd_region_split(const struct opts *o, int argc, char **argv)
 	return call_and_render(o, "split", args, render_status);
 }
 
+/* region merge R: sluice-ctld seals the active segments of region R and of its right
+ * neighbour, and R's next one covers both ranges; the neighbour is retired (a move of
+ * kind merge). */
+static int cmd_region_merge(const struct opts *o, int argc, char **argv)
+{
+	long long region = 0;
+	if (argc != 3 || !parse_i64(argv[2], 0, UINT32_MAX, &region))
+		return usage_error("region merge: expected REGION (a number: the region that takes "
+				   "its right neighbour's range)");
+	struct json_object *args = json_object_new_object();
+	json_object_object_add(args, "region", json_object_new_int64(region));
+	return call_and_render(o, "merge", args, render_status);
+}
+
 /* region transfer-leader R NODE | set-protocol R PROTOCOL | move-replica R FROM TO |
- * split R [--at HASH]: moves
+ * split R [--at HASH] | merge R: moves
  * recorded by sluice-ctld; `moves` shows whether they are running, done or failed, and
  * why. */
 static int cmd_region(const struct opts *o, int argc, char **argv)
@@ -546,10 +609,12 @@ static int cmd_region(const struct opts *o, int argc, char **argv)
 		return cmd_region_move_replica(o, argc, argv);
 	if (argc >= 2 && strcmp(argv[1], "split") == 0)
 		return cmd_region_split(o, argc, argv);
+	if (argc >= 2 && strcmp(argv[1], "merge") == 0)
+		return cmd_region_merge(o, argc, argv);
 	if (argc < 2 || strcmp(argv[1], "transfer-leader") != 0)
 		return usage_error("region: expected a subcommand: transfer-leader R NODE, "
-				   "set-protocol R PROTOCOL, move-replica R FROM TO or "
-				   "split R [--at 0xHASH]");
+				   "set-protocol R PROTOCOL, move-replica R FROM TO, "
+				   "split R [--at 0xHASH] or merge R");
 	if (argc != 4 || !parse_i64(argv[2], 0, UINT32_MAX, &region) ||
 	    !parse_i64(argv[3], 1, UINT32_MAX, &node))
 		return usage_error("region transfer-leader: expected REGION NODE (numbers)");
@@ -1262,7 +1327,7 @@ static const struct command commands[] = {
      "sluice-ctld: per data node and core, the regions it replicates and leads"},
     {"region", cmd_region,
      "region transfer-leader REGION NODE | set-protocol REGION PROTOCOL |\n"
-     "         move-replica REGION FROM TO | split REGION [--at 0xHASH]",
+     "         move-replica REGION FROM TO | split REGION [--at 0xHASH] | merge REGION",
      "sluice-ctld: transfer-leader makes NODE the region's preferred leader; its leader\n"
      "      hands over (a multileader region: its home moves). set-protocol switches the\n"
      "      region to PROTOCOL (standalone, raft, multileader) online: its replicas seal the\n"
@@ -1273,7 +1338,11 @@ static const struct command commands[] = {
      "      middle of its range): the replicas seal the active segment, the next (epoch\n"
      "      + 1) runs in the region (below HASH) and a new region (HASH and above, same\n"
      "      replicas; `regions` shows split_at while pending, split_from on the new one).\n"
-     "      All are recorded as moves: see `moves`"},
+     "      merge joins REGION and its right neighbour (the region starting right above\n"
+     "      it: same protocol, raft or standalone, same replicas, same core on every node):\n"
+     "      both seal, the next segment of REGION (epoch + 1) covers both ranges and the\n"
+     "      neighbour is retired (`regions`: merge_with while pending, merged_into on the\n"
+     "      retired one; its id is never reused). All are recorded as moves: see `moves`"},
     {"node", cmd_node, "node drain|undrain|decommission|recommission NODE",
      "sluice-ctld: drain moves every leader off NODE (moves of kind drain, one after the\n"
      "      other) and none to it, e.g. before maintenance; undrain ends it (the balance\n"
@@ -1284,7 +1353,8 @@ static const struct command commands[] = {
      "sluice-ctld: the last 64 moves: leader moves (region, from, to), protocol\n"
      "      switches (from_protocol, to_protocol), replica moves (from, to: nodes) and\n"
      "      splits (split_at, new_region; kind auto-split: ctld's own, by size or write\n"
-     "      rate), while running what they wait for, running/done/failed, how long, and why"},
+     "      rate), merges (merge_with), while running what they wait for,\n"
+     "      running/done/failed, how long, and why"},
     {"stats", cmd_stats, "stats", "counters per core and in total"},
     {"top", cmd_top, "top [--stats PATH] [--interval S] [--count N]",
      "live per-core rates from the shared-memory stats segment, every S seconds\n"

@@ -1,6 +1,6 @@
 /* test_ctld_sm.c - cmocka tests of sluice-ctld's metadata state machine (bootstrap
  * placement, join, node up/down, leader moves, protocol switches, replica moves, splits,
- * automatic splits, refused commands leave the state unchanged), the heartbeat soft state and views, and the
+ * automatic splits, merges, refused commands leave the state unchanged), the heartbeat soft state and views, and the
  * ctld config parser. */
 #include <errno.h>
 #include <setjmp.h>
@@ -1539,26 +1539,29 @@ static void test_conf_file(void **state)
 
 /* ---------------------------------------------------------------- splits */
 
+/* One heartbeat of `node` reporting region a at epoch ea (sealed or not) and, unless b is
+ * UINT32_MAX, region b at eb (sealed or not). */
+static void hb_pair(uint32_t node, uint32_t a, uint32_t ea, bool sa, uint32_t b, uint32_t eb,
+		    bool sb, uint64_t now_ns)
+{
+	char text[512], ra[200], rb[200], err[256];
+	const char *fmt = "{\"id\":%u,\"role\":\"follower\",\"leader\":null,\"term\":2,"
+			  "\"commit_index\":9,\"applied_index\":9,\"epoch\":%u,\"sealed\":%s}";
+	snprintf(ra, sizeof(ra), fmt, a, ea, sa ? "true" : "false");
+	snprintf(rb, sizeof(rb), fmt, b, eb, sb ? "true" : "false");
+	snprintf(text, sizeof(text), "[%s%s%s]", ra, b != UINT32_MAX ? "," : "",
+		 b != UINT32_MAX ? rb : "");
+	struct json_object *o = hb_regions(text);
+	assert_int_equal(sl_ctld_soft_heartbeat(&soft, &sm, node, o, now_ns, err, sizeof(err)), 0);
+	json_object_put(o);
+}
+
 /* One heartbeat of `node` reporting `region` at `epoch` (sealed or not) and, unless child
  * is UINT32_MAX, the split's new region `child` at the same epoch, unsealed. */
 static void hb_split(uint32_t node, uint32_t region, uint32_t child, uint32_t epoch,
 		     bool sealed, uint64_t now_ns)
 {
-	char text[512], row[240], err[256];
-	const char *fmt = "{\"id\":%u,\"role\":\"follower\",\"leader\":null,\"term\":2,"
-			  "\"commit_index\":9,\"applied_index\":9,\"epoch\":%u,\"sealed\":%s}";
-	snprintf(text, sizeof(text), "[");
-	snprintf(row, sizeof(row), fmt, region, epoch, sealed ? "true" : "false");
-	strcat(text, row);
-	if (child != UINT32_MAX) {
-		snprintf(row, sizeof(row), fmt, child, epoch, "false");
-		strcat(text, ",");
-		strcat(text, row);
-	}
-	strcat(text, "]");
-	struct json_object *o = hb_regions(text);
-	assert_int_equal(sl_ctld_soft_heartbeat(&soft, &sm, node, o, now_ns, err, sizeof(err)), 0);
-	json_object_put(o);
+	hb_pair(node, region, epoch, sealed, child, epoch, false, now_ns);
 }
 
 /* The value of `key` of region `id` in the regions view (NULL: absent). */
@@ -1582,6 +1585,23 @@ static uint32_t split_region(uint32_t region, uint64_t at)
 	assert_int_equal(apply_obj(sl_ctld_cmd_move_end(id, true, "split", 300)), 0);
 	assert_int_equal(sm.n_regions, n + 1);
 	return n;
+}
+
+/* The live regions' ranges cover the hash space once each (a retired region keeps the
+ * range it had: history). */
+static void assert_live_tiling(void)
+{
+	uint64_t covered = 0;
+	for (uint32_t i = 0; i < sm.n_regions; i++) {
+		if (sm.regions[i].merged_into != 0)
+			continue;
+		covered += sm.regions[i].hash_hi - sm.regions[i].hash_lo + 1;
+		for (uint32_t j = 0; j < sm.n_regions; j++)
+			assert_true(i == j || sm.regions[j].merged_into != 0 ||
+				    sm.regions[i].hash_hi < sm.regions[j].hash_lo ||
+				    sm.regions[j].hash_hi < sm.regions[i].hash_lo);
+	}
+	assert_int_equal(covered, 0); /* 2^64, wrapped */
 }
 
 /* A split as the ctld leader drives it: sealed, split_done makes the new region, the move
@@ -1752,14 +1772,7 @@ static void test_split_flow(void **state)
 	assert_int_equal(sm.regions[4].hash_hi, at - 1);
 	assert_int_equal(sm.regions[4].split_from, 1);
 	/* the five ranges still cover the hash space once each */
-	uint64_t covered = 0;
-	for (uint32_t i = 0; i < sm.n_regions; i++) {
-		covered += sm.regions[i].hash_hi - sm.regions[i].hash_lo + 1;
-		for (uint32_t j = 0; j < sm.n_regions; j++)
-			assert_true(i == j || sm.regions[i].hash_hi < sm.regions[j].hash_lo ||
-				    sm.regions[j].hash_hi < sm.regions[i].hash_lo);
-	}
-	assert_int_equal(covered, 0); /* 2^64, wrapped */
+	assert_live_tiling();
 	/* the new regions are placed and counted like any other */
 	struct json_object *pl = sl_ctld_view_placement(&sm), *arr = NULL;
 	assert_true(json_object_object_get_ex(pl, "placement", &arr));
@@ -2396,6 +2409,542 @@ static void test_autosplit_conf(void **state)
 	assert_non_null(strstr(dump, "split_sustain_ms = 5000\n"));
 }
 
+/* ---------------------------------------------------------------- merges */
+
+/* A cluster's bootstrap, every node joined with `cores` cores. */
+static void merge_cluster(const struct sl_ctld_cluster *c, uint32_t cores)
+{
+	bootstrap_cluster(c);
+	for (uint32_t n = 1; n <= c->nodes; n++)
+		assert_int_equal(apply_obj(sl_ctld_cmd_join(n, "a", cores)), 0);
+	memset(&soft, 0, sizeof(soft));
+}
+
+/* merge, merge_done and the move's end of `region` with its right neighbour (the leader's
+ * steps, heartbeats aside); returns the neighbour, now retired. */
+static uint32_t merge_regions(uint32_t region)
+{
+	char err[256];
+	uint32_t with = UINT32_MAX;
+	uint64_t id = sm.n_moves + 1;
+	if (sl_ctld_check_merge(&sm, region, &with, err, sizeof(err)) != 0)
+		fail_msg("merge of region %u refused: %s", region, err);
+	uint32_t epoch = sm.regions[region].epoch;
+	assert_int_equal(apply_obj(sl_ctld_cmd_merge(id, region, with, 100)), 0);
+	assert_int_equal(apply_obj(sl_ctld_cmd_merge_done(region, with, epoch + 1, 200)), 0);
+	assert_int_equal(apply_obj(sl_ctld_cmd_move_end(id, true, "merge", 300)), 0);
+	assert_int_equal(sm.regions[with].merged_into, region + 1);
+	return with;
+}
+
+/* A merge as the ctld leader drives it: both regions seal, merge_done gives the left one
+ * both ranges at its next epoch and retires the right one, the move is done once every
+ * replica runs the left one there; the retired id is never reused and takes no command;
+ * replaying the log on a fresh machine gives the same state. */
+static void test_merge_flow(void **state)
+{
+	(void)state;
+	const uint64_t s = 1000000000ull, timeout = 3 * s;
+	char err[256], w[SL_CTLD_WHY_MAX];
+	n_rec = 0;
+	recording = true;
+	struct sl_ctld_cluster c = cluster(3, 3, 3);
+	merge_cluster(&c, 1); /* one core: adjacent regions share it */
+	assert_int_equal(apply_obj(sl_ctld_cmd_set_leader(1, sm.regions[1].leader, 1)), 0);
+	const struct sl_ctld_region old0 = sm.regions[0], old1 = sm.regions[1];
+	uint32_t with = UINT32_MAX;
+	assert_int_equal(sl_ctld_check_merge(&sm, 0, &with, err, sizeof(err)), 0);
+	assert_int_equal(with, 1);
+	uint64_t v = sm.map_version;
+	assert_int_equal(apply_obj(sl_ctld_cmd_merge(1, 0, 1, 10)), 0);
+	const struct sl_ctld_region *r = &sm.regions[0], *sr = &sm.regions[1];
+	/* both seal: each switches to its own protocol */
+	assert_string_equal(r->next_protocol, "raft");
+	assert_string_equal(sr->next_protocol, "raft");
+	assert_int_equal(r->merge_with, 2); /* region 1, + 1 */
+	assert_int_equal(sr->merge_with, 0);
+	assert_int_equal(sr->merged_into, 0);
+	assert_int_equal(r->hash_hi, old0.hash_hi); /* until merge_done */
+	assert_int_equal(sm.map_version, v + 1);
+	assert_int_equal(sl_ctld_merging_into(&sm, 1), 0);
+	assert_int_equal(sl_ctld_merging_into(&sm, 0), UINT32_MAX);
+	const struct sl_ctld_move *m = sl_ctld_move_get(&sm, 1);
+	assert_non_null(m);
+	assert_int_equal(m->kind, SL_CTLD_MOVE_MERGE);
+	assert_true(sl_ctld_move_is_switch(m->kind));
+	assert_false(sl_ctld_move_is_split(m->kind));
+	assert_int_equal(m->region, 0);
+	assert_int_equal(m->merge_with, 2);
+	assert_int_equal(m->epoch, 0);
+	assert_int_equal(m->state, SL_CTLD_MOVE_RUNNING);
+	assert_string_equal(m->from_protocol, "raft");
+	assert_string_equal(m->to_protocol, "raft");
+	assert_true(sl_ctld_switching(&sm, 0));
+	assert_true(sl_ctld_switching(&sm, 1));
+	assert_false(sl_ctld_switching(&sm, 2));
+	assert_false(sl_ctld_replica_move_running(&sm));
+	struct json_object *rv = sl_ctld_view_regions(&sm, NULL, 0, 1);
+	assert_int_equal(json_object_get_int64(region_field(rv, 0, "merge_with")), 1);
+	assert_null(region_field(rv, 1, "merge_with"));
+	assert_null(region_field(rv, 1, "merged_into"));
+	assert_string_equal(json_object_get_string(region_field(rv, 1, "next_protocol")), "raft");
+	json_object_put(rv);
+
+	/* nothing else applies meanwhile (not recorded: the replay applies what committed) */
+	recording = false;
+	snapshot_state();
+	uint64_t refused = sm.refused;
+	assert_int_equal(apply_obj(sl_ctld_cmd_protocol_switched(0, 1, "raft", 20)), -EINVAL);
+	assert_int_equal(apply_obj(sl_ctld_cmd_protocol_switched(1, 1, "raft", 20)), -EINVAL);
+	assert_int_equal(apply_obj(sl_ctld_cmd_merge_done(0, 1, 2, 20)), -EINVAL);
+	assert_int_equal(apply_obj(sl_ctld_cmd_merge_done(0, 1, 0, 20)), -EINVAL);
+	assert_int_equal(apply_obj(sl_ctld_cmd_merge_done(0, 2, 1, 20)), -EINVAL);
+	assert_int_equal(apply_obj(sl_ctld_cmd_merge_done(1, 2, 1, 20)), -EINVAL);
+	assert_int_equal(apply_obj(sl_ctld_cmd_merge(2, 0, 1, 20)), -EINVAL); /* pending */
+	assert_int_equal(apply_obj(sl_ctld_cmd_merge(2, 1, 2, 20)), -EINVAL);
+	assert_int_equal(apply_obj(sl_ctld_cmd_split(2, 1, sm.regions[1].hash_hi, 20)), -EINVAL);
+	assert_int_equal(apply_obj(sl_ctld_cmd_set_protocol(2, 1, "standalone", 20)), -EINVAL);
+	assert_int_equal(apply_obj(sl_ctld_cmd_transfer_leader(2, 1, old1.replicas[1] ==
+							       old1.leader ? old1.replicas[0]
+									   : old1.replicas[1],
+							       0, 20)),
+			 -EINVAL);
+	assert_unchanged();
+	assert_int_equal(sm.refused, refused + 11);
+	recording = true;
+
+	/* the seals: ready once every replica applied both */
+	for (uint32_t n = 1; n <= 3; n++)
+		hb_pair(n, 0, 0, n != 3, 1, 0, false, 1 * s);
+	assert_false(sl_ctld_switch_done(&sm, &soft, m, 1 * s, timeout, w, sizeof(w)));
+	assert_string_equal(w, "node 3 has not applied the seal");
+	hb_pair(3, 0, 0, true, 1, 0, false, 1 * s);
+	assert_true(sl_ctld_switch_ready(&sm, &soft, 0, 1 * s, timeout, w, sizeof(w)));
+	assert_false(sl_ctld_switch_ready(&sm, &soft, 1, 1 * s, timeout, w, sizeof(w)));
+	assert_false(sl_ctld_switch_done(&sm, &soft, m, 1 * s, timeout, w, sizeof(w)));
+	assert_string_equal(w, "region 1: node 2 has not applied the seal; node 3 has not applied "
+			       "the seal; node 1 has not applied the seal"); /* its replica order */
+	for (uint32_t n = 1; n <= 3; n++)
+		hb_pair(n, 0, 0, true, 1, 0, true, 1 * s);
+	assert_true(sl_ctld_switch_ready(&sm, &soft, 1, 1 * s, timeout, w, sizeof(w)));
+	assert_false(sl_ctld_switch_done(&sm, &soft, m, 1 * s, timeout, w, sizeof(w)));
+	assert_string_equal(w, "every replica sealed epoch 0 of region 0 and epoch 0 of region 1: "
+			       "merging");
+	struct json_object *mv = sl_ctld_view_moves(&sm, &soft, 1 * s, timeout);
+	assert_string_equal(move_field(mv, 1, "kind"), "merge");
+	assert_string_equal(move_field(mv, 1, "merge_with"), "1");
+	assert_null(move_field(mv, 1, "to"));
+	assert_null(move_field(mv, 1, "split_at"));
+	json_object_put(mv);
+
+	v = sm.map_version;
+	assert_int_equal(apply_obj(sl_ctld_cmd_merge_done(0, 1, 1, 30)), 0);
+	assert_int_equal(sm.map_version, v + 1);
+	assert_int_equal(sm.n_regions, 3); /* no id goes away */
+	assert_int_equal(r->hash_lo, old0.hash_lo);
+	assert_int_equal(r->hash_hi, old1.hash_hi);
+	assert_int_equal(r->epoch, 1);
+	assert_string_equal(r->next_protocol, "");
+	assert_int_equal(r->merge_with, 0);
+	assert_int_equal(r->merged_into, 0);
+	/* the retired one keeps what it was, as history */
+	assert_int_equal(sr->merged_into, 1); /* region 0, + 1 */
+	assert_int_equal(sr->merge_epoch, 1);
+	assert_string_equal(sr->next_protocol, "");
+	assert_int_equal(sr->epoch, 0);
+	assert_int_equal(sr->hash_lo, old1.hash_lo);
+	assert_int_equal(sr->hash_hi, old1.hash_hi);
+	assert_memory_equal(sr->replicas, old1.replicas, sizeof(old1.replicas));
+	assert_true(sl_ctld_region_retired(&sm, 1));
+	assert_false(sl_ctld_region_retired(&sm, 0));
+	assert_live_tiling();
+	/* both stay out of other moves until the move is done */
+	assert_true(sl_ctld_switching(&sm, 0));
+	assert_true(sl_ctld_switching(&sm, 1));
+	recording = false;
+	assert_int_equal(apply_obj(sl_ctld_cmd_merge_done(0, 1, 2, 40)), -EINVAL); /* again */
+	recording = true;
+	rv = sl_ctld_view_regions(&sm, NULL, 0, 1);
+	assert_null(region_field(rv, 0, "merge_with"));
+	assert_int_equal(json_object_get_int64(region_field(rv, 1, "merged_into")), 0);
+	assert_int_equal(json_object_get_int64(region_field(rv, 1, "merge_epoch")), 1);
+	assert_null(region_field(rv, 0, "merged_into"));
+	/* every region says its range: the nodes take the map as ranged */
+	for (uint32_t i = 0; i < 3; i++) {
+		assert_non_null(region_field(rv, i, "hash_lo"));
+		assert_non_null(region_field(rv, i, "hash_hi"));
+	}
+	assert_string_equal(json_object_get_string(region_field(rv, 0, "hash_hi")),
+			    json_object_get_string(region_field(rv, 1, "hash_hi")));
+	json_object_put(rv);
+
+	/* done once every replica runs region 0 at epoch 1, unsealed */
+	for (uint32_t n = 1; n <= 3; n++)
+		hb_pair(n, 0, n == 2 ? 0 : 1, n == 2, 1, 0, true, 2 * s);
+	assert_false(sl_ctld_switch_done(&sm, &soft, m, 2 * s, timeout, w, sizeof(w)));
+	assert_string_equal(w, "node 2 has not switched");
+	hb_pair(2, 0, 1, false, 2, 0, false, 2 * s);
+	assert_true(sl_ctld_switch_done(&sm, &soft, m, 2 * s, timeout, w, sizeof(w)));
+	assert_int_equal(apply_obj(sl_ctld_cmd_move_end(1, true, "merge", 50)), 0);
+	assert_false(sl_ctld_switching(&sm, 0));
+	assert_false(sl_ctld_switching(&sm, 1));
+	/* the regions view of a retired region: no replica reports it, no leader (not even
+	 * the one last observed) */
+	assert_int_not_equal(sr->observed, 0);
+	rv = sl_ctld_view_regions(&sm, &soft, 2 * s, timeout);
+	assert_int_equal(json_object_get_int64(region_field(rv, 1, "reporting")), 0);
+	assert_null(region_field(rv, 1, "leader"));
+	json_object_put(rv);
+
+	/* the retired id takes no command */
+	struct {
+		int rc;
+		const char *op;
+	} got[6];
+	uint32_t rep = old1.replicas[0];
+	got[0].rc = sl_ctld_check_transfer(&sm, 1, rep, err, sizeof(err));
+	got[0].op = "transfer_leader";
+	assert_non_null(strstr(err, "region 1 was merged into region 0"));
+	got[1].rc = sl_ctld_check_set_protocol(&sm, 1, "standalone", err, sizeof(err));
+	got[1].op = "set_protocol";
+	assert_non_null(strstr(err, "region 1 was merged into region 0"));
+	uint64_t at = 0;
+	got[2].rc = sl_ctld_check_split(&sm, 1, 0, false, &at, err, sizeof(err));
+	got[2].op = "split";
+	assert_non_null(strstr(err, "region 1 was merged into region 0"));
+	got[3].rc = sl_ctld_check_move_replica(&sm, 1, rep, 4, err, sizeof(err));
+	got[3].op = "move_replica";
+	assert_non_null(strstr(err, "region 1 was merged into region 0"));
+	got[4].rc = sl_ctld_check_merge(&sm, 1, &with, err, sizeof(err));
+	got[4].op = "merge";
+	assert_non_null(strstr(err, "region 1 was merged into region 0"));
+	for (uint32_t k = 0; k < 5; k++)
+		if (got[k].rc != -EINVAL)
+			fail_msg("%s of a retired region: %d", got[k].op, got[k].rc);
+	recording = false;
+	snapshot_state();
+	assert_int_equal(apply_obj(sl_ctld_cmd_set_leader(1, rep, 9)), -EINVAL);
+	assert_int_equal(apply_obj(sl_ctld_cmd_split(sm.n_moves + 1, 1, old1.hash_hi, 60)),
+			 -EINVAL);
+	assert_int_equal(apply_obj(sl_ctld_cmd_set_protocol(sm.n_moves + 1, 1, "standalone", 60)),
+			 -EINVAL);
+	assert_unchanged();
+	recording = true;
+	/* counted once per live replica: regions 0 and 2 */
+	for (uint32_t n = 1; n <= 3; n++)
+		assert_int_equal(sl_ctld_node_replicas(&sm, n), 2);
+	struct json_object *pl = sl_ctld_view_placement(&sm), *arr = NULL;
+	assert_true(json_object_object_get_ex(pl, "placement", &arr));
+	for (size_t i = 0; i < json_object_array_length(arr); i++)
+		assert_int_equal(json_object_array_length(json_object_object_get(
+					 json_object_array_get_idx(arr, i), "replicas")),
+				 2);
+	json_object_put(pl);
+
+	/* the next split takes id n_regions (3), not the retired 1; the merged region splits
+	 * like any other, back at the old boundary */
+	assert_int_equal(split_region(0, old1.hash_lo), 3);
+	assert_int_equal(sm.regions[0].hash_hi, old0.hash_hi);
+	assert_int_equal(sm.regions[3].hash_lo, old1.hash_lo);
+	assert_int_equal(sm.regions[3].hash_hi, old1.hash_hi);
+	assert_int_equal(sm.regions[3].epoch, 2);
+	assert_int_equal(sl_ctld_split_child(&sm, sl_ctld_move_get(&sm, sm.n_moves)), 3);
+	assert_live_tiling();
+	/* and region 0's right neighbour is the new region now, not the retired 1 (which
+	 * starts at the same hash) */
+	assert_int_equal(sl_ctld_check_merge(&sm, 0, &with, err, sizeof(err)), 0);
+	assert_int_equal(with, 3);
+
+	replay_recorded();
+	before.applied = before.refused = 0;
+	sm.applied = sm.refused = 0;
+	assert_memory_equal(&sm, &before, sizeof(sm));
+	/* the same log gives the same map the nodes read */
+	struct json_object *a = sl_ctld_view_regions(&sm, NULL, 0, 1);
+	struct sl_ctld_sm keep = sm;
+	sm = before;
+	struct json_object *b = sl_ctld_view_regions(&sm, NULL, 0, 1);
+	assert_string_equal(json_object_to_json_string(a), json_object_to_json_string(b));
+	json_object_put(a);
+	json_object_put(b);
+	sm = keep;
+}
+
+/* A split's halves merge back into the parent's range (they share its core on every node);
+ * the merged region splits again at the same place, the retired half never mistaken for
+ * the new one; a bootstrap neighbour on another core is refused. */
+static void test_merge_split_halves(void **state)
+{
+	(void)state;
+	char err[256];
+	struct sl_ctld_cluster c = cluster(3, 2, 3);
+	merge_cluster(&c, 2);
+	const struct sl_ctld_region old0 = sm.regions[0];
+	uint64_t at = old0.hash_lo + (old0.hash_hi - old0.hash_lo) / 2 + 1;
+	assert_int_equal(split_region(0, at), 2);
+	const struct sl_ctld_move *first = sl_ctld_move_get(&sm, sm.n_moves);
+	assert_int_equal(sl_ctld_region_core(&sm, 2, 2), 0); /* its parent's */
+	assert_int_equal(sl_ctld_region_core(&sm, 1, 2), 1);
+	assert_int_equal(merge_regions(0), 2);
+	assert_int_equal(sm.regions[0].hash_lo, old0.hash_lo);
+	assert_int_equal(sm.regions[0].hash_hi, old0.hash_hi);
+	assert_int_equal(sm.regions[0].epoch, 2);
+	assert_int_equal(sm.regions[2].merge_epoch, 2);
+	assert_int_equal(sm.regions[2].epoch, 1);
+	assert_live_tiling();
+	/* region 1 is on core 1 of every node, region 0 on core 0 (with its split's half,
+	 * retired now: not listed) */
+	struct json_object *pl = sl_ctld_view_placement(&sm), *arr = NULL;
+	assert_true(json_object_object_get_ex(pl, "placement", &arr));
+	assert_int_equal(json_object_array_length(arr), 3 * 2);
+	for (size_t i = 0; i < json_object_array_length(arr); i++) {
+		struct json_object *row = json_object_array_get_idx(arr, i);
+		struct json_object *reps = json_object_object_get(row, "replicas");
+		int64_t core = json_object_get_int64(json_object_object_get(row, "core"));
+		assert_int_equal(json_object_array_length(reps), 1);
+		assert_int_equal(json_object_get_int64(json_object_array_get_idx(reps, 0)), core);
+	}
+	json_object_put(pl);
+	uint32_t with = 0;
+	assert_int_equal(sl_ctld_check_merge(&sm, 0, &with, err, sizeof(err)), -EBUSY);
+	assert_string_equal(err, "merge: on node 1 region 0 runs on core 0 and region 1 on core 1: "
+				 "merging regions on different cores is not supported yet");
+	/* the same cut again: a new region 3; the first split's move still names region 2 */
+	assert_int_equal(split_region(0, at), 3);
+	assert_int_equal(sl_ctld_split_child(&sm, first), 2);
+	assert_int_equal(sl_ctld_split_child(&sm, sl_ctld_move_get(&sm, sm.n_moves)), 3);
+	assert_int_equal(sm.regions[3].split_epoch, 3);
+	assert_live_tiling();
+	/* while a third split at that cut waits, only its own new region is held */
+	assert_int_equal(merge_regions(0), 3);
+	uint64_t id = sm.n_moves + 1;
+	assert_int_equal(apply_obj(sl_ctld_cmd_split(id, 0, at, 10)), 0);
+	assert_int_equal(apply_obj(sl_ctld_cmd_split_done(0, 5, at, 4, 20)), 0);
+	assert_true(sl_ctld_switching(&sm, 4));
+	assert_false(sl_ctld_switching(&sm, 2));
+	assert_false(sl_ctld_switching(&sm, 3));
+	assert_int_equal(sl_ctld_split_child(&sm, sl_ctld_move_get(&sm, id)), 4);
+}
+
+/* merge is refused (state unchanged, counted) with err containing `why`. */
+static void merge_refused(uint32_t region, int rc, const char *why)
+{
+	char err[256] = "";
+	uint32_t with = UINT32_MAX;
+	assert_int_equal(sl_ctld_check_merge(&sm, region, &with, err, sizeof(err)), rc);
+	if (strstr(err, why) == NULL)
+		fail_msg("'%s' does not say '%s'", err, why);
+	snapshot_state();
+	uint64_t refused = sm.refused;
+	assert_int_equal(apply_obj(sl_ctld_cmd_merge(sm.n_moves + 1, region, region + 1, 10)),
+			 -EINVAL);
+	assert_unchanged();
+	assert_int_equal(sm.refused, refused + 1);
+}
+
+static void test_merge_refused(void **state)
+{
+	(void)state;
+	char err[256];
+	uint32_t with = 0;
+	sl_ctld_sm_init(&sm);
+	merge_refused(0, -EBUSY, "merge: the cluster is not bootstrapped");
+	/* protocols: 0 raft, 1 multileader, 2 standalone, 3 raft, 4 raft, 5 standalone */
+	struct sl_ctld_cluster c = cluster(3, 6, 3);
+	snprintf(c.region_protocol[1], sizeof(c.region_protocol[1]), "multileader");
+	snprintf(c.region_protocol[2], sizeof(c.region_protocol[2]), "standalone");
+	snprintf(c.region_protocol[5], sizeof(c.region_protocol[5]), "standalone");
+	merge_cluster(&c, 1);
+	merge_refused(9, -ENOENT, "merge: no region 9 (ids are below 6)");
+	merge_refused(5, -EINVAL, "merge: region 5 has no right neighbour: it ends at the top of "
+				  "the hash space");
+	merge_refused(0, -EBUSY, "merge: region 1 (right of region 0) runs multileader: switch it "
+				 "to raft first");
+	merge_refused(1, -EBUSY, "merge: region 1 runs multileader: switch it to raft first");
+	merge_refused(2, -EBUSY, "merge: region 2 runs standalone and region 3 runs raft: switch "
+				 "one of them first");
+	merge_refused(4, -EBUSY, "merge: region 4 runs raft and region 5 runs standalone");
+	/* a region switched to multileader since */
+	assert_int_equal(sl_ctld_check_merge(&sm, 3, &with, err, sizeof(err)), 0);
+	assert_int_equal(apply_obj(sl_ctld_cmd_set_protocol(sm.n_moves + 1, 4, "multileader", 1)),
+			 0);
+	finish_switch(sm.n_moves);
+	merge_refused(3, -EBUSY, "region 4 (right of region 3) runs multileader");
+	merge_refused(4, -EBUSY, "merge: region 4 runs multileader: switch it to raft first");
+
+	/* replica sets: 4 nodes, regions on consecutive nodes */
+	struct sl_ctld_cluster c4 = cluster(4, 4, 3);
+	merge_cluster(&c4, 1);
+	merge_refused(0, -EBUSY, "merge: region 0 (replicas 1,2,3) and region 1 (replicas 2,3,4) "
+				 "have different replica sets: move replicas first");
+	/* standalone: one replica each, on other nodes */
+	struct sl_ctld_cluster cs = cluster(3, 3, 1);
+	snprintf(cs.protocol, sizeof(cs.protocol), "standalone");
+	merge_cluster(&cs, 1);
+	merge_refused(0, -EBUSY, "region 0 (replicas 1) and region 1 (replicas 2)");
+
+	/* cores: node 2 runs two, so regions 0 and 1 are on different cores there; a node that
+	 * never joined has no known cores */
+	struct sl_ctld_cluster c3 = cluster(3, 4, 3);
+	bootstrap_cluster(&c3);
+	assert_int_equal(apply_obj(sl_ctld_cmd_join(1, "a", 1)), 0);
+	merge_refused(0, -EBUSY, "merge: node 2 has not joined: the cores of regions 0 and 1 on it "
+				 "are unknown");
+	assert_int_equal(apply_obj(sl_ctld_cmd_join(2, "a", 2)), 0);
+	assert_int_equal(apply_obj(sl_ctld_cmd_join(3, "a", 1)), 0);
+	merge_refused(0, -EBUSY, "merge: on node 2 region 0 runs on core 0 and region 1 on core 1");
+	assert_int_equal(apply_obj(sl_ctld_cmd_join(2, "a", 1)), 0); /* rejoins with one */
+	assert_int_equal(sl_ctld_check_merge(&sm, 0, &with, err, sizeof(err)), 0);
+	assert_int_equal(with, 1);
+	/* the command must name the right neighbour */
+	snapshot_state();
+	assert_int_equal(apply_obj(sl_ctld_cmd_merge(sm.n_moves + 1, 0, 2, 10)), -EINVAL);
+	assert_unchanged();
+	/* switches in progress on either side */
+	assert_int_equal(apply_obj(sl_ctld_cmd_set_protocol(sm.n_moves + 1, 1, "multileader", 1)),
+			 0);
+	merge_refused(0, -EBUSY, "merge: region 1 has a switch, split or merge in progress");
+	merge_refused(1, -EBUSY, "merge: region 1 has a switch, split or merge in progress");
+	finish_switch(sm.n_moves);
+	assert_int_equal(apply_obj(sl_ctld_cmd_set_protocol(sm.n_moves + 1, 1, "raft", 1)), 0);
+	finish_switch(sm.n_moves);
+	assert_int_equal(sl_ctld_check_merge(&sm, 0, &with, err, sizeof(err)), 0);
+	/* a merge pending: neither side nor the region left of it merges */
+	assert_int_equal(apply_obj(sl_ctld_cmd_merge(sm.n_moves + 1, 1, 2, 1)), 0);
+	uint64_t mid = sm.n_moves;
+	merge_refused(0, -EBUSY, "merge: region 1 has a switch, split or merge in progress");
+	merge_refused(1, -EBUSY, "merge: region 1 has a switch, split or merge in progress");
+	merge_refused(2, -EBUSY, "merge: region 2 has a switch, split or merge in progress");
+	assert_int_equal(apply_obj(sl_ctld_cmd_merge_done(1, 2, sm.regions[1].epoch + 1, 2)), 0);
+	merge_refused(2, -EINVAL, "merge: region 2 was merged into region 1");
+	merge_refused(1, -EBUSY, "merge: region 1 has a switch, split or merge in progress");
+	assert_int_equal(apply_obj(sl_ctld_cmd_move_end(mid, true, "merged", 3)), 0);
+	/* region 1 now ends where 2 ended: its right neighbour is 3 */
+	assert_int_equal(sl_ctld_check_merge(&sm, 1, &with, err, sizeof(err)), 0);
+	assert_int_equal(with, 3);
+	/* a split's new region whose move still runs */
+	assert_int_equal(apply_obj(sl_ctld_cmd_split(sm.n_moves + 1, 0, sm.regions[0].hash_hi, 4)),
+			 0);
+	uint64_t sid = sm.n_moves;
+	merge_refused(0, -EBUSY, "merge: region 0 has a switch, split or merge in progress");
+	assert_int_equal(apply_obj(sl_ctld_cmd_split_done(0, sm.regions[0].epoch + 1,
+							  sm.regions[0].hash_hi, 4, 5)),
+			 0);
+	merge_refused(4, -EBUSY, "merge: region 4 was made by a split whose move still runs");
+	assert_int_equal(apply_obj(sl_ctld_cmd_move_end(sid, true, "split", 6)), 0);
+	assert_int_equal(sl_ctld_check_merge(&sm, 4, &with, err, sizeof(err)), 0);
+	assert_int_equal(with, 1);
+	/* malformed and stale commands */
+	snapshot_state();
+	static const char *const bad[] = {
+	    "{\"op\":\"merge\",\"id\":99,\"region\":4,\"at_ms\":5}",
+	    "{\"op\":\"merge\",\"id\":99,\"region\":4,\"with\":\"1\",\"at_ms\":5}",
+	    "{\"op\":\"merge\",\"id\":99,\"region\":-1,\"with\":1,\"at_ms\":5}",
+	    "{\"op\":\"merge\",\"id\":1,\"region\":4,\"with\":1,\"at_ms\":5}", /* stale id */
+	    "{\"op\":\"merge\",\"id\":99,\"region\":4,\"with\":1}",
+	    "{\"op\":\"merge_done\",\"region\":4,\"with\":1,\"epoch\":1,\"at_ms\":5}", /* none */
+	    "{\"op\":\"merge_done\",\"region\":4,\"with\":9,\"epoch\":1,\"at_ms\":5}",
+	    "{\"op\":\"merge_done\",\"region\":4,\"with\":1,\"at_ms\":5}",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(apply_text(bad[i]), -EINVAL);
+	assert_unchanged();
+
+	/* a replica move anywhere: 4 nodes, every region on nodes 1..3 */
+	struct sl_ctld_cluster c5 = cluster(4, 4, 3);
+	c5.initial_nodes = 3;
+	merge_cluster(&c5, 1);
+	assert_int_equal(sl_ctld_check_merge(&sm, 0, &with, err, sizeof(err)), 0);
+	assert_int_equal(apply_obj(sl_ctld_cmd_move_replica(1, 3, sm.regions[3].replicas[0], 4,
+							    SL_CTLD_MOVE_REPLICA, 30)),
+			 0);
+	merge_refused(0, -EBUSY, "merge: a replica move is running (see moves)");
+}
+
+/* A retired region takes part in nothing: leader balance and drains, the rebalance,
+ * decommission, automatic splits and replica counts leave it out (its replicas stay in
+ * the map as history). */
+static void test_merge_retired_ignored(void **state)
+{
+	(void)state;
+	uint32_t region = 0, from = 0, to = 0;
+	char why[SL_CTLD_WHY_MAX];
+	struct sl_ctld_cluster c = cluster(4, 4, 3);
+	c.initial_nodes = 3; /* node 4 holds nothing: the rebalance has work */
+	merge_cluster(&c, 1);
+	memset(&obs, 0, sizeof(obs));
+	assert_int_equal(merge_regions(0), 1);
+	for (uint32_t n = 1; n <= 3; n++)
+		assert_int_equal(sl_ctld_node_replicas(&sm, n), 3); /* 0, 2 and 3 */
+	struct json_object *mv = sl_ctld_view_members(&sm, NULL, 0);
+	uint32_t pref = 0;
+	for (uint32_t n = 1; n <= 4; n++)
+		pref += (uint32_t)json_object_get_int64(member(mv, n, "preferred_regions"));
+	assert_int_equal(pref, 3);
+	json_object_put(mv);
+
+	/* automatic splits: region 1's figures (from an old heartbeat) count for nothing */
+	const struct sl_ctld_split_conf conf = {.bytes = 1000, .sustain_ms = 1000};
+	int64_t pts[] = {1, 1, 1, 1}, bytes[] = {10, 5000000, 10, 10};
+	for (uint32_t n = 1; n <= 3; n++)
+		hb_load(n, pts, bytes, 0);
+	assert_int_equal(split_at_ms(0, &conf, why, sizeof(why)), UINT32_MAX);
+	assert_int_equal(split_at_ms(5000, &conf, why, sizeof(why)), UINT32_MAX);
+	assert_false(obs.r[1].bytes_above);
+	assert_string_equal(why, "");
+	bytes[2] = 5000000; /* a live region above: it goes */
+	for (uint32_t n = 1; n <= 3; n++)
+		hb_load(n, pts, bytes, 6 * S);
+	assert_int_equal(split_at_ms(6000, &conf, why, sizeof(why)), UINT32_MAX);
+	assert_int_equal(split_at_ms(7000, &conf, why, sizeof(why)), 2);
+
+	/* a drain of the node preferred for region 1 moves every other region of it */
+	uint32_t lead = sm.regions[1].leader;
+	assert_int_equal(apply_obj(sl_ctld_cmd_drain(lead, true)), 0);
+	for (uint32_t k = 0; k < 40 && sl_ctld_balance_next(&sm, 0, &region, &to) > 0; k++) {
+		assert_int_not_equal(region, 1);
+		assert_int_equal(apply_obj(sl_ctld_cmd_balance(sm.n_moves + 1, region, to, 0, 0,
+							       SL_CTLD_MOVE_DRAIN)),
+				 0);
+	}
+	assert_int_equal(sm.regions[1].leader, lead);
+	assert_int_equal(apply_obj(sl_ctld_cmd_drain(lead, false)), 0);
+
+	/* the rebalance toward node 4 counts and moves live regions only */
+	uint32_t moved = 0;
+	while (sl_ctld_rebalance_next(&sm, 0, &region, &from, &to) == 1) {
+		assert_int_not_equal(region, 1);
+		assert_int_equal(apply_obj(sl_ctld_cmd_move_replica(sm.n_moves + 1, region, from, to,
+								    SL_CTLD_MOVE_REBALANCE, 0)),
+				 0);
+		finish_switch(sm.n_moves);
+		assert_true(++moved < 10);
+	}
+	assert_int_equal(moved, 2); /* 9 live replicas: 3, 2, 2, 2 */
+	uint32_t total = 0;
+	for (uint32_t n = 1; n <= 4; n++)
+		total += sl_ctld_node_replicas(&sm, n);
+	assert_int_equal(total, 9);
+
+	/* decommission: done once the live regions left, region 1 still names the node */
+	uint32_t node = sm.regions[1].replicas[0];
+	assert_int_equal(apply_obj(sl_ctld_cmd_decommission(node, true)), 0);
+	while (sl_ctld_decommission_next(&sm, &region, &from, &to, why, sizeof(why)) == 1) {
+		assert_int_not_equal(region, 1);
+		assert_int_equal(from, node);
+		assert_int_equal(apply_obj(sl_ctld_cmd_move_replica(sm.n_moves + 1, region, from, to,
+								    SL_CTLD_MOVE_DECOMMISSION, 0)),
+				 0);
+		finish_switch(sm.n_moves);
+	}
+	assert_string_equal(why, "");
+	assert_int_equal(sl_ctld_node_replicas(&sm, node), 0);
+	assert_int_equal(sm.regions[1].replicas[0], node);
+	mv = sl_ctld_view_members(&sm, NULL, 0);
+	assert_true(json_object_get_boolean(member(mv, node, "decommissioned")));
+	json_object_put(mv);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2416,6 +2965,8 @@ int main(void)
 	    cmocka_unit_test(test_autosplit_rate),    cmocka_unit_test(test_autosplit_dip_resets),
 	    cmocka_unit_test(test_autosplit_longest_wins), cmocka_unit_test(test_autosplit_blocked),
 	    cmocka_unit_test(test_autosplit_move),    cmocka_unit_test(test_autosplit_conf),
+	    cmocka_unit_test(test_merge_flow),        cmocka_unit_test(test_merge_split_halves),
+	    cmocka_unit_test(test_merge_refused),     cmocka_unit_test(test_merge_retired_ignored),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
