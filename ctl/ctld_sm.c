@@ -1103,12 +1103,17 @@ int sl_ctld_check_merge(const struct sl_ctld_sm *sm, uint64_t region, uint32_t *
 		     region, a, sid, b);
 	}
 	/* a node runs a region on one core (sl_ctld_region_core): a merged region's store is
-	 * the two sealed ones joined in place, which only one core can do */
-	for (uint32_t k = 0; k < r->rf; k++) {
-		uint32_t nd = r->replicas[k], cores = sm->nodes[nd].cores;
-		if (cores == 0)
+	 * the two sealed ones joined in place, which only one core can do; a node with no
+	 * replica hands the points waiting for the merged-away region to the other on the
+	 * same core, so the rule holds for every node that joined */
+	for (uint32_t k = 0; k < r->rf; k++)
+		if (sm->nodes[r->replicas[k]].cores == 0)
 			BUSY("merge: node %u has not joined: the cores of regions %" PRIu64 " and %u "
-			     "on it are unknown", nd, region, sid);
+			     "on it are unknown", r->replicas[k], region, sid);
+	for (uint32_t nd = 1; nd <= SL_CTLD_MAX_NODES; nd++) {
+		uint32_t cores = sm->nodes[nd].cores;
+		if (cores == 0)
+			continue;
 		uint32_t cr = sl_ctld_region_core(sm, (uint32_t)region, cores),
 			 cs = sl_ctld_region_core(sm, sid, cores);
 		if (cr != cs)

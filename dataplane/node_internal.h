@@ -703,6 +703,8 @@ int nd_region_alloc(struct worker *w, struct region *r, char *err, size_t err_le
 int nd_switch_recover(struct sl_node *n, struct region *r, char *err, size_t err_len);
 void nd_switch_poll(struct worker *w, struct region *r);
 void nd_split_poll_unborn(struct worker *w, struct region *c);
+/* A region's epochs file goes (a region merged into another: nothing of it is left). */
+void nd_switch_drop_epochs(const struct sl_node *n, uint32_t region);
 /* node.c: a split's points routed again (to the region that owns them now) */
 uint32_t nd_prop_reroute(struct worker *w, struct region *r, uint32_t slot, uint32_t len);
 /* node.c: a proposal ends with an error (every run of it answered) */

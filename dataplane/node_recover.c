@@ -906,6 +906,7 @@ static int merged_at_start(struct sl_node *n, char *err, size_t err_len)
 			struct region *r = &n->regions[i], *to = &n->regions[t];
 			if (atomic_load(&to->retired) || to->epoch >= ep) {
 				nd_region_drop_files(n, i);
+				nd_switch_drop_epochs(n, i);
 				atomic_store(&r->retired, true);
 				r->hash_lo = UINT64_MAX; /* an empty range */
 				r->hash_hi = 0;

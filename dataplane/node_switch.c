@@ -135,6 +135,13 @@ static int epochs_put(const struct sl_node *n, uint32_t region, const struct epo
 	return nd_write_file_atomic(n, path, (const uint8_t *)text, (size_t)at);
 }
 
+void nd_switch_drop_epochs(const struct sl_node *n, uint32_t region)
+{
+	char path[SL_CFG_PATH_MAX + 64];
+	epochs_path(n, region, path, sizeof(path));
+	(void)unlink(path);
+}
+
 /* ---------------------------------------------------------------- at start */
 
 static bool in_set(const uint32_t *nodes, uint32_t copies, uint32_t id)
@@ -317,6 +324,7 @@ static int region_empty(struct worker *w, struct region *r, bool versioned)
 	sl_rlog_init(&r->rlog, 0, 0);
 	sl_rlog_set_alloc(&r->rlog, nd_rlog_alloc, nd_rlog_free, &w->arena);
 	r->snapshot_index = r->applied_index = r->last_index = 0;
+	r->recover_target = 0; /* what the WAL held at start is gone: nothing to wait for */
 	r->snapshot_term = 0;
 	r->snap_since = 0; /* the next image is a full one */
 	r->snap_base_index = r->snap_base_bytes = 0;
@@ -455,6 +463,7 @@ static void segment_reset(struct worker *w, struct region *r, struct sl_store *s
 	sl_rlog_init(&r->rlog, base, 1);
 	sl_rlog_set_alloc(&r->rlog, nd_rlog_alloc, nd_rlog_free, &w->arena);
 	r->snapshot_index = r->applied_index = r->last_index = base;
+	r->recover_target = 0; /* the old segment's recovered end: past, in the image */
 	r->snapshot_term = 1;
 	r->snap_since = sl_store_mark_clean(r->store);
 	r->snap_base_index = base;
@@ -635,6 +644,7 @@ static void region_retire(struct worker *w, struct region *s, uint32_t into)
 {
 	struct sl_node *n = w->node;
 	nd_region_drop_files(n, s->id);
+	nd_switch_drop_epochs(n, s->id);
 	if (region_empty(w, s, false) != 0) {
 		switch_failed(w, s, "retiring it after its merge", -ENOMEM);
 		return;

@@ -10,7 +10,11 @@
 # series written) into region 5
 # while node 3 is SIGKILLed right after the ask: the split waits for node 3, which
 # replays its WAL, seals and splits after its restart; a node restarted after the splits
-# runs six regions; with the ctld replicas restarted one by one with [cluster]
+# runs six regions; region 4 merges region 5 back (`sluicectl region merge 4`) while
+# node 2 is SIGKILLed right after the ask: the merge waits for node 2, which replays, seals
+# both and merges after its restart; every node then routes region 5's range to region 4
+# and node 3, restarted after the merge, starts without region 5's files; with the ctld
+# replicas restarted one by one with [cluster]
 # split_bytes below the largest region's size, ctld splits it by itself (a move of kind
 # auto-split, with its reason); every acknowledged point reads back exactly on every node
 # (reads are routed by the nodes' split ranges).
@@ -136,6 +140,44 @@ grep -q "refusing" "$DIR/node1.log" && fail "node 1 refused to start"
 echo "[${SECONDS}s] node 1 restarted: regions $(cl_regions 1 "[(r['id'], r['epoch'], r['hash_lo']) for r in rs]")"
 cl_wait_leaders 1 0
 
+# region 4 merges region 5 back (the halves of the second split, on region 0's core on
+# every node), with node 2 killed right after the ask: the merge waits for node 2, which
+# replays its WAL, seals both regions and merges them after its restart
+P4=$(range 4) P5=$(range 5)
+E4=$(ql regions "r['regions'][4]['epoch']")
+out=$(ask "$(csock "$(leader)")" region merge 4) || fail "merge 4: $out"
+ID=$(move_id "$out")
+cl_kill 2
+sleep 1
+[ "$(move_is "$ID" running)" = True ] || fail "move $ID did not wait for node 2: $(move_state "$ID")"
+echo "[${SECONDS}s] move $ID: merge of regions 4 and 5 asked, node 2 killed: $(move_state "$ID")"
+cl_start 2
+until_true 600 "move $ID (merge of regions 4 and 5) did not end done: $(move_state "$ID")" move_is "$ID" done
+merged() {
+	local i
+	for i in 1 2 3; do
+		[ "$(cl_regions "$i" "(rs[4]['epoch'], rs[4]['sealed'], rs[5].get('merged_into'))")" = "($((E4 + 1)), False, 4)" ] ||
+			{ echo False; return; }
+	done
+	echo True
+}
+until_true 300 "not every node merged region 5 into region 4 at segment $((E4 + 1)): $(for i in 1 2 3; do cl_regions "$i" "[(r['id'], r['epoch'], r.get('merged_into')) for r in rs]"; done)" merged
+W=$(python3 -c "a, b = $P4, $P5; assert a[1] + 1 == b[0]; print((a[0], b[1]))") || fail "regions 4 and 5 were not adjacent: $P4 $P5"
+[ "$(range 4)" = "$W" ] || fail "ctld's region 4 is $(range 4) after the merge, not $W"
+[ "$(ql regions "r['regions'][5].get('merged_into')")" = 4 ] || fail "ctld's region 5 is not merged into 4: $(ql regions "r['regions'][5]")"
+for i in 1 2 3; do
+	[ "$(node_range "$i" 4)" = "$W" ] || fail "node $i routes region 4 as $(node_range "$i" 4), not $W"
+done
+echo "[${SECONDS}s] node 2 back: move $ID done ($(ql moves "[m['took_ms'] for m in r['moves'] if m['id'] == $ID][0]") ms), region 4 covers $W at segment $((E4 + 1))"
+# a node restarted after the merge starts with region 5 gone: no files, routed to region 4
+cl_kill 3
+cl_start 3
+until_true 300 "node 3 did not come back merged" merged
+ls "$DIR/d3/snap/" | grep -q "region-0005" && fail "node 3 keeps region 5's files: $(ls "$DIR/d3/snap/")"
+[ "$(node_range 3 4)" = "$W" ] || fail "node 3 routes region 4 as $(node_range 3 4) after its restart"
+echo "[${SECONDS}s] node 3 restarted after the merge: region 5's files gone, region 4 covers $W"
+cl_wait_leaders 1 0
+
 # automatic split by size: the ctld replicas restarted one by one with split_bytes just
 # below the largest region's size (its state is in its log: the map and moves stay); the
 # largest region is split by ctld itself, a move of kind auto-split with its reason
@@ -164,16 +206,17 @@ bench_summary "$DIR/bench.json" || { cat "$DIR/bench.err"; fail "sluice-bench ex
 cl_caught_up >/dev/null || fail "replicas did not catch up"
 # every node routes the whole hash space, each hash to exactly one region, as ctld's map
 for i in 1 2 3; do
-	t=$(cl_regions "$i" "(lambda v: 'ok' if v[0][0] == 0 and v[-1][1] == 2**64 - 1 and all(a[1] + 1 == b[0] for a, b in zip(v, v[1:])) else v)(sorted((int(r['hash_lo'], 16), int(r['hash_hi'], 16)) for r in rs))")
+	t=$(cl_regions "$i" "(lambda v: 'ok' if v[0][0] == 0 and v[-1][1] == 2**64 - 1 and all(a[1] + 1 == b[0] for a, b in zip(v, v[1:])) else v)(sorted((int(r['hash_lo'], 16), int(r['hash_hi'], 16)) for r in rs if 'merged_into' not in r))")
 	[ "$t" = ok ] || fail "node $i's regions do not cover the hash space once: $t"
-	[ "$(cl_regions "$i" "[(r['hash_lo'], r['hash_hi']) for r in rs]")" = "$(ql regions "[(x['hash_lo'], x['hash_hi']) for x in r['regions']]")" ] ||
+	[ "$(cl_regions "$i" "[(r['hash_lo'], r['hash_hi']) for r in rs if 'merged_into' not in r]")" = "$(ql regions "[(x['hash_lo'], x['hash_hi']) for x in r['regions'] if x.get('merged_into') is None]")" ] ||
 		fail "node $i routes other ranges than ctld's map"
 done
 echo "[${SECONDS}s] every node routes the hash space once over $(ql regions "len(r['regions'])") regions, as ctld's map"
 cl_verify_all
 for i in 1 2 3; do
-	echo "node $i: splits $(cl_stat "$i" region_splits), points moved to a new region while waiting $(cl_stat "$i" points_rerouted), stale routes $(cl_stat "$i" route_stale), forwarded batches routed again $(cl_stat "$i" fwd_rerouted), points failed then $(cl_stat "$i" reroute_failed)"
+	echo "node $i: splits $(cl_stat "$i" region_splits), merges $(cl_stat "$i" region_merges), points moved to a new region while waiting $(cl_stat "$i" points_rerouted), stale routes $(cl_stat "$i" route_stale), forwarded batches routed again $(cl_stat "$i" fwd_rerouted), points failed then $(cl_stat "$i" reroute_failed)"
 	[ "$(cl_stat "$i" region_split_failed)" = 0 ] || fail "node $i counted failed splits"
+	[ "$(cl_stat "$i" region_merge_failed)" = 0 ] || fail "node $i counted failed merges"
 done
 "$CTL" --socket "$(csock "$(leader)")" moves
 echo "[${SECONDS}s] ctld_split: PASS ($(cl_acks) batches acknowledged)"
