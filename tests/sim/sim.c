@@ -19,6 +19,7 @@
 #include "raft.h"
 #include "sim.h"
 #include "sim_ml.h"
+#include "sim_vlog.h"
 #include "sl_assert.h"
 #include "sl_le.h"
 
@@ -386,8 +387,7 @@ static struct event ev_pop(struct world *w)
 static uint64_t local_ns(const struct world *w, uint32_t n)
 {
 	const struct node *nd = &w->nodes[n];
-	int64_t drift = (int64_t)(w->now / 1000) * nd->drift_ppm / 1000;
-	return w->now + nd->clock_off_ns + (uint64_t)(drift + (int64_t)NS_S);
+	return sim_local_ns(w->now, nd->clock_off_ns, nd->drift_ppm);
 }
 
 static void net_send(struct world *w, uint32_t gi, const struct sl_cons_msg *m)
@@ -1318,15 +1318,11 @@ static void node_crash(struct world *w, uint32_t n, uint64_t down_min_ns)
 		r_destroy(rp);
 		rp->n_waits = 0;
 		rp->syncs_pending = 0;
-		size_t unsynced = rp->disk.wal_len - rp->disk.synced;
-		uint64_t pick = sim_below(&w->rng, 10);
-		size_t extra = pick < 4	  ? 0
-			       : pick < 7 ? unsynced
-					  : sim_below(&w->rng, unsynced + 1);
-		if (extra < unsynced)
-			w->faults[F_LOST_UNSYNCED]++;
-		if (sim_disk_crash(&rp->disk, extra, sim_chance(&w->rng, 300000)) > 0)
+		bool lost;
+		if (sim_disk_crash_drawn(&rp->disk, &w->rng, &lost) > 0)
 			w->faults[F_TORN]++;
+		if (lost)
+			w->faults[F_LOST_UNSYNCED]++;
 		for (uint32_t ci = 0; ci < w->p.n_clients; ci++) {
 			struct client *c = &g->c[ci];
 			if (!c->busy || c->node != n)
@@ -2108,7 +2104,7 @@ static void usage(void)
 		"usage: sluice-sim [--seed N | --seeds COUNT [--first N]] [--seed-file FILE]\n"
 		"                  [--driver] [--disk-loss] [--seal] [--lease-jumps] [--keep-going] [-v]\n"
 		"                  [--version]\n"
-		"                  [--protocol raft|multileader]\n"
+		"                  [--protocol raft|multileader] [--reconfig [--all-steps]]\n"
 		"  --seed N        run one seed (replays a failure exactly)\n"
 		"  --seeds COUNT   run COUNT seeds from --first (default 1); SLUICE_SIM_SEEDS in\n"
 		"                  the environment overrides COUNT\n"
@@ -2125,6 +2121,10 @@ static void usage(void)
 		"                  and must be refused; checker \"seal\"\n"
 		"  --protocol P    raft (default) or multileader: one group of three replicas\n"
 		"                  through the region driver, with its own checkers (sim_ml.c)\n"
+		"  --reconfig      regions as virtual logs (chains of raft segments through the\n"
+		"                  region driver): seal, switch, membership change, split and\n"
+		"                  merge at seeded times, a crash at every step (sim_vlog.c);\n"
+		"                  --all-steps fails unless each step saw its crash\n"
 		"  --keep-going    run every seed even after a failure; exit 1 if any failed\n"
 		"  -v              trace events of the run\n"
 		"  --version       print the version\n");
@@ -2184,6 +2184,9 @@ static int run_file(struct totals *t, const char *path)
 int main(int argc, char **argv)
 {
 	g_opt.argv0 = argv[0];
+	for (int i = 1; i < argc; i++) /* the virtual log has its own world (sim_vlog.c) */
+		if (strcmp(argv[i], "--reconfig") == 0)
+			return sim_vlog_main(argc, argv);
 	struct sim_seed_args sa = {.first = 1, .count = 0};
 	const char *seed_file = NULL;
 	for (int i = 1; i < argc; i++) {

@@ -47,6 +47,14 @@ static inline bool sim_chance(struct sim_rng *r, uint32_t ppm)
 	return sim_below(r, 1000000) < ppm;
 }
 
+/* A node's clock at simulated time `now`: its offset, then its drift in parts per million
+ * (one second added so that no clock starts at 0). */
+static inline uint64_t sim_local_ns(uint64_t now, uint64_t off_ns, int64_t drift_ppm)
+{
+	int64_t drift = (int64_t)(now / 1000) * drift_ppm / 1000;
+	return now + off_ns + (uint64_t)(drift + (int64_t)1000000000);
+}
+
 static inline uint64_t sim_hash(const void *p, size_t n, uint64_t h)
 {
 	const uint8_t *b = p;
@@ -90,6 +98,10 @@ void sim_disk_write_snapshot(struct sim_disk *d, const struct sl_cons_snapshot *
  * a torn write), garbling the cut record when `garble`; then recover from the bytes.
  * Returns the number of bytes recovery discarded as a torn or corrupt tail. */
 size_t sim_disk_crash(struct sim_disk *d, size_t extra, bool garble);
+/* A crash as the fault schedules draw it: 4 in 10 lose every unsynced byte, 3 in 10 keep
+ * them all, the rest keep a random part; 3 in 10 garble the cut. Returns what
+ * sim_disk_crash does; *lost says whether unsynced bytes were lost. */
+size_t sim_disk_crash_drawn(struct sim_disk *d, struct sim_rng *r, bool *lost);
 /* Rewrite a fully synced WAL as snapshot + entries + hard state (like a rename). */
 void sim_disk_rewrite(struct sim_disk *d);
 
