@@ -147,12 +147,6 @@ struct sync_job {
 	struct msgbuf **msgs;
 };
 
-struct event {
-	uint64_t t, seq;
-	uint8_t type, node, group, client;
-	uint64_t a;
-	void *p;
-};
 
 struct node {
 	bool up;
@@ -250,9 +244,8 @@ struct world {
 	uint64_t seed;
 	struct params p;
 	struct sim_rng rng;
-	uint64_t now, seq, steps, digest;
-	struct event *heap;
-	size_t heap_len, heap_cap;
+	uint64_t now, steps, digest;
+	struct sim_queue q;
 	struct node nodes[MAX_NODES + 1];
 	bool blocked[MAX_NODES + 1][MAX_NODES + 1];
 	uint64_t link_seq[MAX_NODES + 1][MAX_NODES + 1];
@@ -339,47 +332,12 @@ static void *xrealloc(void *p, size_t n)
 		}                                                                                  \
 	} while (0)
 
-/* ---- event heap ---- */
-
-static bool ev_less(const struct event *a, const struct event *b)
-{
-	return a->t != b->t ? a->t < b->t : a->seq < b->seq;
-}
+/* ---- events ---- */
 
 static void ev_push(struct world *w, uint64_t t, uint8_t type, uint8_t node, uint8_t group,
 		    uint8_t client, uint64_t a, void *p)
 {
-	if (w->heap_len == w->heap_cap) {
-		w->heap_cap = w->heap_cap ? w->heap_cap * 2 : 1024;
-		w->heap = xrealloc(w->heap, w->heap_cap * sizeof(*w->heap));
-	}
-	struct event e = {t, w->seq++, type, node, group, client, a, p};
-	size_t i = w->heap_len++;
-	while (i > 0 && ev_less(&e, &w->heap[(i - 1) / 2])) {
-		w->heap[i] = w->heap[(i - 1) / 2];
-		i = (i - 1) / 2;
-	}
-	w->heap[i] = e;
-}
-
-static struct event ev_pop(struct world *w)
-{
-	struct event top = w->heap[0], last = w->heap[--w->heap_len];
-	size_t i = 0;
-	for (;;) {
-		size_t c = 2 * i + 1;
-		if (c >= w->heap_len)
-			break;
-		if (c + 1 < w->heap_len && ev_less(&w->heap[c + 1], &w->heap[c]))
-			c++;
-		if (!ev_less(&w->heap[c], &last))
-			break;
-		w->heap[i] = w->heap[c];
-		i = c;
-	}
-	if (w->heap_len > 0)
-		w->heap[i] = last;
-	return top;
+	sim_queue_push(&w->q, (struct sim_event){t, 0, type, node, group, client, a, p});
 }
 
 /* ---- clocks, network, disk timing ---- */
@@ -1683,7 +1641,7 @@ static void heal(struct world *w, bool final)
 
 /* ---- events ---- */
 
-static void on_deliver(struct world *w, struct event *e)
+static void on_deliver(struct world *w, struct sim_event *e)
 {
 	struct msgbuf *b = e->p;
 	struct replica *rp = &w->g[e->group].r[b->to];
@@ -1703,7 +1661,7 @@ static void on_deliver(struct world *w, struct event *e)
 	free(b);
 }
 
-static void on_sync(struct world *w, struct event *e)
+static void on_sync(struct world *w, struct sim_event *e)
 {
 	struct sync_job *job = e->p;
 	struct replica *rp = &w->g[e->group].r[e->node];
@@ -1757,7 +1715,7 @@ static void on_sync(struct world *w, struct event *e)
 	free(job);
 }
 
-static void on_tick(struct world *w, struct event *e)
+static void on_tick(struct world *w, struct sim_event *e)
 {
 	uint32_t n = e->node;
 	if (w->nodes[n].up)
@@ -1990,8 +1948,8 @@ static void world_init(struct world *w, uint64_t seed)
 
 static void world_free(struct world *w)
 {
-	while (w->heap_len > 0) {
-		struct event e = ev_pop(w);
+	while (w->q.len > 0) {
+		struct sim_event e = sim_queue_pop(&w->q);
 		if (e.type == EV_DELIVER)
 			free(e.p);
 		if (e.type == EV_SYNC) {
@@ -2002,7 +1960,7 @@ static void world_free(struct world *w)
 			free(job);
 		}
 	}
-	free(w->heap);
+	free(w->q.v);
 	for (uint32_t gi = 0; gi < w->p.n_groups; gi++) {
 		struct group *g = &w->g[gi];
 		for (uint32_t n = 1; n <= w->p.n_nodes; n++) {
@@ -2022,8 +1980,8 @@ static bool run_seed(struct world *w, uint64_t seed)
 	g_opt.current_seed = seed;
 	world_init(w, seed);
 	uint64_t end = w->p.run_ns + w->p.heal_ns;
-	while (w->heap_len > 0 && !w->fail[0]) {
-		struct event e = ev_pop(w);
+	while (w->q.len > 0 && !w->fail[0]) {
+		struct sim_event e = sim_queue_pop(&w->q);
 		if (e.t >= end) {
 			ev_push(w, e.t, e.type, e.node, e.group, e.client, e.a, e.p);
 			break;
@@ -2160,26 +2118,7 @@ static int run_one(struct totals *t, uint64_t seed)
 	return ok ? 0 : 1;
 }
 
-static int run_file(struct totals *t, const char *path)
-{
-	FILE *f = fopen(path, "r");
-	if (f == NULL) {
-		fprintf(stderr, "sluice-sim: cannot open %s: %s\n", path, strerror(errno));
-		return 2;
-	}
-	char line[256];
-	int rc = 0;
-	while ((rc == 0 || g_opt.keep_going) && fgets(line, sizeof(line), f)) {
-		char *p = line;
-		while (*p == ' ' || *p == '\t')
-			p++;
-		if (*p == '#' || *p == '\n' || *p == 0)
-			continue;
-		rc |= run_one(t, strtoull(p, NULL, 0));
-	}
-	fclose(f);
-	return rc;
-}
+static int run_listed(void *t, uint64_t seed) { return run_one(t, seed); }
 
 int main(int argc, char **argv)
 {
@@ -2233,7 +2172,7 @@ int main(int argc, char **argv)
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	int rc = 0;
 	if (seed_file != NULL)
-		rc = run_file(&t, seed_file);
+		rc = sim_seed_file(seed_file, g_opt.keep_going, run_listed, &t);
 	if (sa.have_single && rc == 0)
 		rc = run_one(&t, sa.single);
 	for (uint64_t s = sa.first;

@@ -119,6 +119,26 @@ enum lin_result { LIN_OK = 0, LIN_VIOLATION = 1, LIN_UNKNOWN = 2 };
 enum lin_result lin_check_register(const struct lin_op *ops, uint32_t n, uint64_t budget,
 				   uint64_t *steps);
 
+/* ---- the event queue of the discrete-event loops (sim_run.c), for sim.c and sim_vlog.c:
+ * a binary heap ordered by time, then by the order events were pushed, so a seed replays
+ * in exactly one order ---- */
+struct sim_event {
+	uint64_t t, seq;
+	uint32_t type, node, group, client; /* what each loop makes of them */
+	uint64_t a;
+	void *p;
+};
+
+struct sim_queue {
+	struct sim_event *v;
+	size_t len, cap;
+	uint64_t seq;
+};
+
+/* e.seq is set here. */
+void sim_queue_push(struct sim_queue *q, struct sim_event e);
+struct sim_event sim_queue_pop(struct sim_queue *q); /* q->len > 0 */
+
 /* ---- the seed loops' command line and summary (sim_run.c), for sim.c and sim_ml.c ---- */
 struct sim_seed_args {
 	uint64_t first, count, single; /* --first, --seeds, --seed */
@@ -128,6 +148,11 @@ struct sim_seed_args {
 /* True when argv[*i] is --seed N, --seeds COUNT or --first N with its value (then *i is
  * moved onto the value); false leaves *i and *a alone for the caller's other options. */
 bool sim_seed_arg(int argc, char **argv, int *i, struct sim_seed_args *a);
+/* Runs run(ctx, seed) for every seed listed in `path` (one a line, # comments), until one
+ * fails unless keep_going; returns the OR of their results, 2 when the file cannot be
+ * opened (said on stderr). */
+int sim_seed_file(const char *path, bool keep_going, int (*run)(void *ctx, uint64_t seed),
+		  void *ctx);
 /* SLUICE_SIM_SEEDS, when set and not empty, overrides *count. */
 void sim_seed_count_env(uint64_t *count);
 /* Seconds of CLOCK_MONOTONIC since *t0. */

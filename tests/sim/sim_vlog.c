@@ -249,19 +249,12 @@ struct vmsg {
 	uint8_t buf[];
 };
 
-struct vev_rec {
-	uint64_t t, seq;
-	uint32_t type, a;
-	uint64_t b;
-	void *p;
-};
 
 static struct {
 	uint64_t seed;
 	struct sim_rng rng;
-	uint64_t now, seq, steps;
-	struct vev_rec *heap;
-	size_t heap_len, heap_cap;
+	uint64_t now, steps;
+	struct sim_queue q;
 	uint32_t n_nodes, n_cl;
 	struct vnode nodes[VN_MAX + 1];
 	bool blocked[VN_MAX + 1][VN_MAX + 1];
@@ -363,43 +356,10 @@ static uint64_t ws_twice(struct wset *s)
 
 /* ---- events ---- */
 
-static bool ev_less(const struct vev_rec *a, const struct vev_rec *b)
+/* An event: a node (or client) in `node`, a token in `a`. */
+static void push(uint64_t t, uint32_t type, uint32_t node, uint64_t a, void *p)
 {
-	return a->t != b->t ? a->t < b->t : a->seq < b->seq;
-}
-
-static void push(uint64_t t, uint32_t type, uint32_t a, uint64_t b, void *p)
-{
-	if (V.heap_len == V.heap_cap) {
-		V.heap_cap = V.heap_cap ? 2 * V.heap_cap : 1024;
-		V.heap = realloc(V.heap, V.heap_cap * sizeof(*V.heap));
-		SL_ASSERT(V.heap != NULL);
-	}
-	struct vev_rec e = {t, V.seq++, type, a, b, p};
-	size_t i = V.heap_len++;
-	for (; i > 0 && ev_less(&e, &V.heap[(i - 1) / 2]); i = (i - 1) / 2)
-		V.heap[i] = V.heap[(i - 1) / 2];
-	V.heap[i] = e;
-}
-
-static struct vev_rec pop(void)
-{
-	struct vev_rec top = V.heap[0], last = V.heap[--V.heap_len];
-	size_t i = 0;
-	for (;;) {
-		size_t c = 2 * i + 1;
-		if (c >= V.heap_len)
-			break;
-		if (c + 1 < V.heap_len && ev_less(&V.heap[c + 1], &V.heap[c]))
-			c++;
-		if (!ev_less(&V.heap[c], &last))
-			break;
-		V.heap[i] = V.heap[c];
-		i = c;
-	}
-	if (V.heap_len > 0)
-		V.heap[i] = last;
-	return top;
+	sim_queue_push(&V.q, (struct sim_event){t, 0, type, node, 0, 0, a, p});
 }
 
 static uint64_t rnd(uint64_t lo, uint64_t hi) { return sim_range(&V.rng, lo, hi); }
@@ -1655,11 +1615,9 @@ static void dump(void)
 
 static void world_free(void)
 {
-	while (V.heap_len > 0) {
-		struct vev_rec e = pop();
-		free(e.p);
-	}
-	free(V.heap);
+	while (V.q.len > 0)
+		free(sim_queue_pop(&V.q).p);
+	free(V.q.v);
 	for (uint32_t si = 1; si < V.n_seg; si++)
 		for (uint32_t n = 0; n <= VN_MAX; n++) {
 			struct vrep *rp = &V.seg[si].r[n];
@@ -1776,10 +1734,10 @@ static bool run_seed(uint64_t seed)
 {
 	world_init(seed);
 	uint64_t end = V.run_ns + V.heal_ns;
-	while (V.heap_len > 0 && !V.fail[0]) {
-		if (V.heap[0].t >= end)
+	while (V.q.len > 0 && !V.fail[0]) {
+		if (V.q.v[0].t >= end)
 			break;
-		struct vev_rec e = pop();
+		struct sim_event e = sim_queue_pop(&V.q);
 		V.now = e.t;
 		V.steps++;
 		switch (e.type) {
@@ -1787,26 +1745,26 @@ static bool run_seed(uint64_t seed)
 			on_deliver(e.p);
 			break;
 		case V_TICK:
-			if (V.nodes[e.a].up)
-				on_tick(e.a);
+			if (V.nodes[e.node].up)
+				on_tick(e.node);
 			else
-				push(V.now + V.tick, V_TICK, e.a, 0, NULL);
+				push(V.now + V.tick, V_TICK, e.node, 0, NULL);
 			break;
 		case V_SYNC:
 			on_sync(e.p);
 			break;
 		case V_CLIENT:
-			client_event(e.a, e.b);
+			client_event(e.node, e.a);
 			break;
 		case V_FAULT:
 			fault_event();
 			break;
 		case V_RESTART:
 			if (!V.healed)
-				node_restart(e.a);
+				node_restart(e.node);
 			break;
 		case V_HEAL:
-			heal_event(e.a == 1);
+			heal_event(e.node == 1);
 			break;
 		case V_COORD:
 			if (V.coord_up)
@@ -1817,8 +1775,8 @@ static bool run_seed(uint64_t seed)
 			V.coord_up = true;
 			break;
 		case V_AGENT:
-			agent_step(e.a);
-			push(V.now + rnd(10, 40) * MS, V_AGENT, e.a, 0, NULL);
+			agent_step(e.node);
+			push(V.now + rnd(10, 40) * MS, V_AGENT, e.node, 0, NULL);
 			break;
 		default:
 			SL_ASSERT(0);
@@ -1845,9 +1803,12 @@ static void usage(void)
 		"  --all-steps  fail unless every step of a reconfiguration saw its crash\n");
 }
 
+static uint64_t n_seeds;
+
 static int run_one(uint64_t seed, uint64_t *failed)
 {
 	bool ok = run_seed(seed);
+	n_seeds++;
 	if (!ok) {
 		(*failed)++;
 		fprintf(stderr, "FAIL seed=%" PRIu64 ": %s\n", seed, V.fail);
@@ -1856,6 +1817,8 @@ static int run_one(uint64_t seed, uint64_t *failed)
 	world_free();
 	return ok ? 0 : 1;
 }
+
+static int run_listed(void *failed, uint64_t seed) { return run_one(seed, failed); }
 
 int sim_vlog_main(int argc, char **argv)
 {
@@ -1886,36 +1849,18 @@ int sim_vlog_main(int argc, char **argv)
 		sa.count = 20;
 	struct timespec t0;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	uint64_t seeds = 0, failed = 0;
+	uint64_t failed = 0;
 	int rc = 0;
-	if (seed_file != NULL) {
-		FILE *f = fopen(seed_file, "r");
-		if (f == NULL) {
-			fprintf(stderr, "sluice-sim: cannot open %s: %s\n", seed_file, strerror(errno));
-			return 2;
-		}
-		char line[256];
-		while ((rc == 0 || keep_going) && fgets(line, sizeof(line), f) != NULL) {
-			char *p = line + strspn(line, " \t");
-			if (*p == '#' || *p == '\n' || *p == 0)
-				continue;
-			rc |= run_one(strtoull(p, NULL, 0), &failed);
-			seeds++;
-		}
-		fclose(f);
-	}
-	if (sa.have_single && rc == 0) {
+	if (seed_file != NULL)
+		rc = sim_seed_file(seed_file, keep_going, run_listed, &failed);
+	if (sa.have_single && rc == 0)
 		rc |= run_one(sa.single, &failed);
-		seeds++;
-	}
-	for (uint64_t s = sa.first; !sa.have_single && (rc == 0 || keep_going) && s < sa.first + sa.count; s++) {
+	for (uint64_t s = sa.first; !sa.have_single && (rc == 0 || keep_going) && s < sa.first + sa.count; s++)
 		rc |= run_one(s, &failed);
-		seeds++;
-	}
 	double wall = sim_wall_since(&t0);
 	printf("sluice-sim (reconfig mode): %s, %" PRIu64 " seeds (%" PRIu64 " failed), %" PRIu64
 	       " steps in %.1f s wall\n",
-	       rc == 0 ? "PASS" : "FAIL", seeds, failed, V.steps, wall);
+	       rc == 0 ? "PASS" : "FAIL", n_seeds, failed, V.steps, wall);
 	sim_print_counts("reconfigurations asked", kind_names, V.started, K_COUNT, 36);
 	sim_print_counts("reconfigurations done", kind_names, V.done, K_COUNT, 36);
 	sim_print_counts("steps reached", step_names, V.reached, ST_COUNT, 36);
