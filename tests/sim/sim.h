@@ -139,7 +139,8 @@ struct sim_queue {
 void sim_queue_push(struct sim_queue *q, struct sim_event e);
 struct sim_event sim_queue_pop(struct sim_queue *q); /* q->len > 0 */
 
-/* ---- the seed loops' command line and summary (sim_run.c), for sim.c and sim_ml.c ---- */
+/* ---- the seed loops' command line and summary (sim_run.c), for sim.c, sim_ml.c and
+ * sim_vlog.c ---- */
 struct sim_seed_args {
 	uint64_t first, count, single; /* --first, --seeds, --seed */
 	bool have_single;
