@@ -11,6 +11,7 @@
 
 #include "log.h"
 #include "node_internal.h"
+#include "range.h"
 
 #define CKPT_STEP_BYTES (256u << 10) /* serialised per worker round */
 #define CKPT_BUF_BYTES (512u << 10)  /* a step's buffer (grows for one larger series) */
@@ -1155,7 +1156,8 @@ int nd_split_images(struct region *r, struct region *c, uint64_t at, uint64_t in
 	struct worker *w = r->wk;
 	struct sl_node *n = w->node;
 	char whole[SL_CFG_PATH_MAX + 64];
-	if (at <= r->hash_lo || at > r->hash_hi)
+	struct sl_hash_range lo_h, hi_h; /* the cut the simulator checks (range.h) */
+	if (sl_range_split(r->hash_lo, r->hash_hi, at, &lo_h, &hi_h) != 0)
 		return -ERANGE;
 	nd_snap_path(n, r->id, whole, sizeof(whole), ".whole.tmp");
 	int rc = ckpt_quiesce(w);
@@ -1166,13 +1168,10 @@ int nd_split_images(struct region *r, struct region *c, uint64_t at, uint64_t in
 		rc = sl_store_snapshot_write(r->store, fd, index);
 	struct sl_store *lo_st = NULL, *hi_st = NULL;
 	bool v = sl_store_versioned(r->store);
-#ifdef SL_MUTATION_SPLIT_BOUNDARY
-	at++; /* a deliberate bug (mutation check): the series at the cut stays with r */
-#endif
 	if (rc == 0)
-		rc = split_load(w, fd, c->id, v, at, r->hash_hi, &hi_st);
+		rc = split_load(w, fd, c->id, v, hi_h.lo, hi_h.hi, &hi_st);
 	if (rc == 0)
-		rc = split_load(w, fd, r->id, v, r->hash_lo, at - 1, &lo_st);
+		rc = split_load(w, fd, r->id, v, lo_h.lo, lo_h.hi, &lo_st);
 	if (fd >= 0)
 		close(fd);
 	(void)unlink(whole);

@@ -13,7 +13,7 @@ shift 3
 jobs=${MUTATION_JOBS:-2}
 all="prev_term_commit double_vote no_truncate read_no_round long_lease no_vote_refusal
 snap_old_conf no_change_guard early_self_count rejoin_votes lww_arrival ml_no_index_check
-cad_early ml_rejoin_reuse sync_majority seal_leaky ml_seal_late"
+cad_early ml_rejoin_reuse sync_majority seal_leaky ml_seal_late split_boundary"
 list=${*:-$all}
 mkdir -p "$out"
 status=0
@@ -40,6 +40,8 @@ for m in $list; do
 	# a seal bug needs groups that are sealed, through the driver as a node would
 	[ "$m" = seal_leaky ] && extra="--driver --seal"
 	[ "$m" = ml_seal_late ] && extra="--protocol multileader --seal"
+	# a split cut one off needs regions that split (range.h's cut, shared with the node)
+	[ "$m" = split_boundary ] && extra="--reconfig"
 	"$dir/tests/sim/sluice-sim" --seeds "$seeds" $extra >"$dir.out" 2>&1
 	# a checker's line is "FAIL seed=N: t=...: <checker>: <what it saw>"
 	line=$(grep -m1 '^FAIL seed=[0-9]*: ' "$dir.out")

@@ -19,6 +19,7 @@
 #include "raft.h"
 #include "sim.h"
 #include "sim_ml.h"
+#include "sim_vlog.h"
 #include "sl_assert.h"
 #include "sl_le.h"
 
@@ -146,12 +147,6 @@ struct sync_job {
 	struct msgbuf **msgs;
 };
 
-struct event {
-	uint64_t t, seq;
-	uint8_t type, node, group, client;
-	uint64_t a;
-	void *p;
-};
 
 struct node {
 	bool up;
@@ -249,9 +244,8 @@ struct world {
 	uint64_t seed;
 	struct params p;
 	struct sim_rng rng;
-	uint64_t now, seq, steps, digest;
-	struct event *heap;
-	size_t heap_len, heap_cap;
+	uint64_t now, steps, digest;
+	struct sim_queue q;
 	struct node nodes[MAX_NODES + 1];
 	bool blocked[MAX_NODES + 1][MAX_NODES + 1];
 	uint64_t link_seq[MAX_NODES + 1][MAX_NODES + 1];
@@ -338,47 +332,12 @@ static void *xrealloc(void *p, size_t n)
 		}                                                                                  \
 	} while (0)
 
-/* ---- event heap ---- */
-
-static bool ev_less(const struct event *a, const struct event *b)
-{
-	return a->t != b->t ? a->t < b->t : a->seq < b->seq;
-}
+/* ---- events ---- */
 
 static void ev_push(struct world *w, uint64_t t, uint8_t type, uint8_t node, uint8_t group,
 		    uint8_t client, uint64_t a, void *p)
 {
-	if (w->heap_len == w->heap_cap) {
-		w->heap_cap = w->heap_cap ? w->heap_cap * 2 : 1024;
-		w->heap = xrealloc(w->heap, w->heap_cap * sizeof(*w->heap));
-	}
-	struct event e = {t, w->seq++, type, node, group, client, a, p};
-	size_t i = w->heap_len++;
-	while (i > 0 && ev_less(&e, &w->heap[(i - 1) / 2])) {
-		w->heap[i] = w->heap[(i - 1) / 2];
-		i = (i - 1) / 2;
-	}
-	w->heap[i] = e;
-}
-
-static struct event ev_pop(struct world *w)
-{
-	struct event top = w->heap[0], last = w->heap[--w->heap_len];
-	size_t i = 0;
-	for (;;) {
-		size_t c = 2 * i + 1;
-		if (c >= w->heap_len)
-			break;
-		if (c + 1 < w->heap_len && ev_less(&w->heap[c + 1], &w->heap[c]))
-			c++;
-		if (!ev_less(&w->heap[c], &last))
-			break;
-		w->heap[i] = w->heap[c];
-		i = c;
-	}
-	if (w->heap_len > 0)
-		w->heap[i] = last;
-	return top;
+	sim_queue_push(&w->q, (struct sim_event){t, 0, type, node, group, client, a, p});
 }
 
 /* ---- clocks, network, disk timing ---- */
@@ -386,8 +345,7 @@ static struct event ev_pop(struct world *w)
 static uint64_t local_ns(const struct world *w, uint32_t n)
 {
 	const struct node *nd = &w->nodes[n];
-	int64_t drift = (int64_t)(w->now / 1000) * nd->drift_ppm / 1000;
-	return w->now + nd->clock_off_ns + (uint64_t)(drift + (int64_t)NS_S);
+	return sim_local_ns(w->now, nd->clock_off_ns, nd->drift_ppm);
 }
 
 static void net_send(struct world *w, uint32_t gi, const struct sl_cons_msg *m)
@@ -1318,15 +1276,11 @@ static void node_crash(struct world *w, uint32_t n, uint64_t down_min_ns)
 		r_destroy(rp);
 		rp->n_waits = 0;
 		rp->syncs_pending = 0;
-		size_t unsynced = rp->disk.wal_len - rp->disk.synced;
-		uint64_t pick = sim_below(&w->rng, 10);
-		size_t extra = pick < 4	  ? 0
-			       : pick < 7 ? unsynced
-					  : sim_below(&w->rng, unsynced + 1);
-		if (extra < unsynced)
-			w->faults[F_LOST_UNSYNCED]++;
-		if (sim_disk_crash(&rp->disk, extra, sim_chance(&w->rng, 300000)) > 0)
+		bool lost;
+		if (sim_disk_crash_drawn(&rp->disk, &w->rng, &lost) > 0)
 			w->faults[F_TORN]++;
+		if (lost)
+			w->faults[F_LOST_UNSYNCED]++;
 		for (uint32_t ci = 0; ci < w->p.n_clients; ci++) {
 			struct client *c = &g->c[ci];
 			if (!c->busy || c->node != n)
@@ -1687,7 +1641,7 @@ static void heal(struct world *w, bool final)
 
 /* ---- events ---- */
 
-static void on_deliver(struct world *w, struct event *e)
+static void on_deliver(struct world *w, struct sim_event *e)
 {
 	struct msgbuf *b = e->p;
 	struct replica *rp = &w->g[e->group].r[b->to];
@@ -1707,7 +1661,7 @@ static void on_deliver(struct world *w, struct event *e)
 	free(b);
 }
 
-static void on_sync(struct world *w, struct event *e)
+static void on_sync(struct world *w, struct sim_event *e)
 {
 	struct sync_job *job = e->p;
 	struct replica *rp = &w->g[e->group].r[e->node];
@@ -1761,7 +1715,7 @@ static void on_sync(struct world *w, struct event *e)
 	free(job);
 }
 
-static void on_tick(struct world *w, struct event *e)
+static void on_tick(struct world *w, struct sim_event *e)
 {
 	uint32_t n = e->node;
 	if (w->nodes[n].up)
@@ -1994,8 +1948,8 @@ static void world_init(struct world *w, uint64_t seed)
 
 static void world_free(struct world *w)
 {
-	while (w->heap_len > 0) {
-		struct event e = ev_pop(w);
+	while (w->q.len > 0) {
+		struct sim_event e = sim_queue_pop(&w->q);
 		if (e.type == EV_DELIVER)
 			free(e.p);
 		if (e.type == EV_SYNC) {
@@ -2006,7 +1960,7 @@ static void world_free(struct world *w)
 			free(job);
 		}
 	}
-	free(w->heap);
+	free(w->q.v);
 	for (uint32_t gi = 0; gi < w->p.n_groups; gi++) {
 		struct group *g = &w->g[gi];
 		for (uint32_t n = 1; n <= w->p.n_nodes; n++) {
@@ -2026,8 +1980,8 @@ static bool run_seed(struct world *w, uint64_t seed)
 	g_opt.current_seed = seed;
 	world_init(w, seed);
 	uint64_t end = w->p.run_ns + w->p.heal_ns;
-	while (w->heap_len > 0 && !w->fail[0]) {
-		struct event e = ev_pop(w);
+	while (w->q.len > 0 && !w->fail[0]) {
+		struct sim_event e = sim_queue_pop(&w->q);
 		if (e.t >= end) {
 			ev_push(w, e.t, e.type, e.node, e.group, e.client, e.a, e.p);
 			break;
@@ -2108,7 +2062,7 @@ static void usage(void)
 		"usage: sluice-sim [--seed N | --seeds COUNT [--first N]] [--seed-file FILE]\n"
 		"                  [--driver] [--disk-loss] [--seal] [--lease-jumps] [--keep-going] [-v]\n"
 		"                  [--version]\n"
-		"                  [--protocol raft|multileader]\n"
+		"                  [--protocol raft|multileader] [--reconfig [--all-steps]]\n"
 		"  --seed N        run one seed (replays a failure exactly)\n"
 		"  --seeds COUNT   run COUNT seeds from --first (default 1); SLUICE_SIM_SEEDS in\n"
 		"                  the environment overrides COUNT\n"
@@ -2125,6 +2079,10 @@ static void usage(void)
 		"                  and must be refused; checker \"seal\"\n"
 		"  --protocol P    raft (default) or multileader: one group of three replicas\n"
 		"                  through the region driver, with its own checkers (sim_ml.c)\n"
+		"  --reconfig      regions as virtual logs (chains of raft segments through the\n"
+		"                  region driver): seal, switch, membership change, split and\n"
+		"                  merge at seeded times, a crash at every step (sim_vlog.c);\n"
+		"                  --all-steps fails unless each step saw its crash\n"
 		"  --keep-going    run every seed even after a failure; exit 1 if any failed\n"
 		"  -v              trace events of the run\n"
 		"  --version       print the version\n");
@@ -2160,30 +2118,14 @@ static int run_one(struct totals *t, uint64_t seed)
 	return ok ? 0 : 1;
 }
 
-static int run_file(struct totals *t, const char *path)
-{
-	FILE *f = fopen(path, "r");
-	if (f == NULL) {
-		fprintf(stderr, "sluice-sim: cannot open %s: %s\n", path, strerror(errno));
-		return 2;
-	}
-	char line[256];
-	int rc = 0;
-	while ((rc == 0 || g_opt.keep_going) && fgets(line, sizeof(line), f)) {
-		char *p = line;
-		while (*p == ' ' || *p == '\t')
-			p++;
-		if (*p == '#' || *p == '\n' || *p == 0)
-			continue;
-		rc |= run_one(t, strtoull(p, NULL, 0));
-	}
-	fclose(f);
-	return rc;
-}
+static int run_listed(void *t, uint64_t seed) { return run_one(t, seed); }
 
 int main(int argc, char **argv)
 {
 	g_opt.argv0 = argv[0];
+	for (int i = 1; i < argc; i++) /* the virtual log has its own world (sim_vlog.c) */
+		if (strcmp(argv[i], "--reconfig") == 0)
+			return sim_vlog_main(argc, argv);
 	struct sim_seed_args sa = {.first = 1, .count = 0};
 	const char *seed_file = NULL;
 	for (int i = 1; i < argc; i++) {
@@ -2230,7 +2172,7 @@ int main(int argc, char **argv)
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	int rc = 0;
 	if (seed_file != NULL)
-		rc = run_file(&t, seed_file);
+		rc = sim_seed_file(seed_file, g_opt.keep_going, run_listed, &t);
 	if (sa.have_single && rc == 0)
 		rc = run_one(&t, sa.single);
 	for (uint64_t s = sa.first;

@@ -47,6 +47,14 @@ static inline bool sim_chance(struct sim_rng *r, uint32_t ppm)
 	return sim_below(r, 1000000) < ppm;
 }
 
+/* A node's clock at simulated time `now`: its offset, then its drift in parts per million
+ * (one second added so that no clock starts at 0). */
+static inline uint64_t sim_local_ns(uint64_t now, uint64_t off_ns, int64_t drift_ppm)
+{
+	int64_t drift = (int64_t)(now / 1000) * drift_ppm / 1000;
+	return now + off_ns + (uint64_t)(drift + (int64_t)1000000000);
+}
+
 static inline uint64_t sim_hash(const void *p, size_t n, uint64_t h)
 {
 	const uint8_t *b = p;
@@ -90,6 +98,10 @@ void sim_disk_write_snapshot(struct sim_disk *d, const struct sl_cons_snapshot *
  * a torn write), garbling the cut record when `garble`; then recover from the bytes.
  * Returns the number of bytes recovery discarded as a torn or corrupt tail. */
 size_t sim_disk_crash(struct sim_disk *d, size_t extra, bool garble);
+/* A crash as the fault schedules draw it: 4 in 10 lose every unsynced byte, 3 in 10 keep
+ * them all, the rest keep a random part; 3 in 10 garble the cut. Returns what
+ * sim_disk_crash does; *lost says whether unsynced bytes were lost. */
+size_t sim_disk_crash_drawn(struct sim_disk *d, struct sim_rng *r, bool *lost);
 /* Rewrite a fully synced WAL as snapshot + entries + hard state (like a rename). */
 void sim_disk_rewrite(struct sim_disk *d);
 
@@ -107,7 +119,28 @@ enum lin_result { LIN_OK = 0, LIN_VIOLATION = 1, LIN_UNKNOWN = 2 };
 enum lin_result lin_check_register(const struct lin_op *ops, uint32_t n, uint64_t budget,
 				   uint64_t *steps);
 
-/* ---- the seed loops' command line and summary (sim_run.c), for sim.c and sim_ml.c ---- */
+/* ---- the event queue of the discrete-event loops (sim_run.c), for sim.c and sim_vlog.c:
+ * a binary heap ordered by time, then by the order events were pushed, so a seed replays
+ * in exactly one order ---- */
+struct sim_event {
+	uint64_t t, seq;
+	uint32_t type, node, group, client; /* what each loop makes of them */
+	uint64_t a;
+	void *p;
+};
+
+struct sim_queue {
+	struct sim_event *v;
+	size_t len, cap;
+	uint64_t seq;
+};
+
+/* e.seq is set here. */
+void sim_queue_push(struct sim_queue *q, struct sim_event e);
+struct sim_event sim_queue_pop(struct sim_queue *q); /* q->len > 0 */
+
+/* ---- the seed loops' command line and summary (sim_run.c), for sim.c, sim_ml.c and
+ * sim_vlog.c ---- */
 struct sim_seed_args {
 	uint64_t first, count, single; /* --first, --seeds, --seed */
 	bool have_single;
@@ -116,6 +149,11 @@ struct sim_seed_args {
 /* True when argv[*i] is --seed N, --seeds COUNT or --first N with its value (then *i is
  * moved onto the value); false leaves *i and *a alone for the caller's other options. */
 bool sim_seed_arg(int argc, char **argv, int *i, struct sim_seed_args *a);
+/* Runs run(ctx, seed) for every seed listed in `path` (one a line, # comments), until one
+ * fails unless keep_going; returns the OR of their results, 2 when the file cannot be
+ * opened (said on stderr). */
+int sim_seed_file(const char *path, bool keep_going, int (*run)(void *ctx, uint64_t seed),
+		  void *ctx);
 /* SLUICE_SIM_SEEDS, when set and not empty, overrides *count. */
 void sim_seed_count_env(uint64_t *count);
 /* Seconds of CLOCK_MONOTONIC since *t0. */

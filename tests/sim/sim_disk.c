@@ -212,6 +212,15 @@ size_t sim_disk_crash(struct sim_disk *d, size_t extra, bool garble)
 	return cut;
 }
 
+size_t sim_disk_crash_drawn(struct sim_disk *d, struct sim_rng *r, bool *lost)
+{
+	size_t unsynced = d->wal_len - d->synced;
+	uint64_t pick = sim_below(r, 10);
+	size_t extra = pick < 4 ? 0 : pick < 7 ? unsynced : sim_below(r, unsynced + 1);
+	*lost = extra < unsynced;
+	return sim_disk_crash(d, extra, sim_chance(r, 300000));
+}
+
 void sim_disk_rewrite(struct sim_disk *d)
 {
 	SL_ASSERT(d->synced == d->wal_len);
