@@ -645,9 +645,11 @@ static bool region_take(struct worker *w, struct region *r, uint16_t src, uint32
  * or one a leader refused with FWD_ST_REROUTE) that route elsewhere now go to their
  * region's open proposal, with their runs (each client's batch is acked per region
  * anyway); the rest stay in it, re-encoded (not finished). Points moved; 0 when none
- * route elsewhere, and nothing changed. A point no proposal has room for is answered
- * -EAGAIN (not stored) and counted. */
-uint32_t nd_prop_reroute(struct worker *w, struct region *r, uint32_t slot, uint32_t len)
+ * route elsewhere, and nothing changed. A point no proposal has room for stays in it with
+ * `keep` (a forwarded batch: routed again after FWD_BUSY_NS), else it is answered -EAGAIN
+ * (not stored) and counted. */
+uint32_t nd_prop_reroute(struct worker *w, struct region *r, uint32_t slot, uint32_t len,
+			 bool keep)
 {
 	struct sl_node *n = w->node;
 	struct proposal *p = &r->props[slot];
@@ -675,7 +677,13 @@ uint32_t nd_prop_reroute(struct worker *w, struct region *r, uint32_t slot, uint
 	for (uint32_t k = 0; k < n_runs; k++) {
 		for (uint32_t j = 0; j < runs[k].n_points && sl_batch_next(&it, &pt) == 1; j++) {
 			struct region *t = &n->regions[nd_route_of(n, pt.series_id)];
-			if (t == r || t->worker != w->idx) {
+			bool stay = t == r || t->worker != w->idx;
+			if (!stay && region_take(w, t, runs[k].src, runs[k].handle, p->level, &pt))
+				continue;
+			/* kept: no room in its region's proposals now (its slots all wait, e.g. for
+			 * the new segment's leader); the forwarded batch is routed again later */
+			stay = stay || keep;
+			if (stay) {
 				/* a subset of what it held, in order: it fits, in as many runs */
 				if (sl_batch_add(&p->b, &pt) == 0) {
 					struct prop_run *last = p->n_runs ? &p->runs[p->n_runs - 1] : NULL;
@@ -687,8 +695,6 @@ uint32_t nd_prop_reroute(struct worker *w, struct region *r, uint32_t slot, uint
 					p->n_points++;
 					continue;
 				}
-			} else if (region_take(w, t, runs[k].src, runs[k].handle, p->level, &pt)) {
-				continue;
 			}
 			send_ack(w, runs[k].src, runs[k].handle, 1, 0, -EAGAIN);
 			sl_stats_add(w->st, SL_STAT_reroute_failed, 1);
@@ -706,7 +712,7 @@ uint32_t nd_prop_reroute(struct worker *w, struct region *r, uint32_t slot, uint
 static void fwd_reroute(struct worker *w, struct region *r, uint32_t slot)
 {
 	struct proposal *p = &r->props[slot];
-	if (nd_prop_reroute(w, r, slot, p->fwd_len) == 0) {
+	if (nd_prop_reroute(w, r, slot, p->fwd_len, true) == 0) {
 		p->fwd_deadline_ns = w->now_ns + FWD_BUSY_NS;
 		return;
 	}
@@ -719,9 +725,14 @@ static void fwd_reroute(struct worker *w, struct region *r, uint32_t slot)
 	}
 	size_t len = 0;
 	sl_batch_finish(&p->b, &len);
-	if (fwd_send(w, r, slot, (uint32_t)len))
+	/* a point kept for want of room in its region's proposals is not r's: the batch
+	 * waits FWD_BUSY_NS, then fwd_retry routes it again (never sent to r's leader or
+	 * proposed in r with it) */
+	bool mine = batch_in_range(r, p->buf, (uint32_t)len);
+	if (mine && fwd_send(w, r, slot, (uint32_t)len))
 		return;
-	if (r->drv != NULL && nd_propose(w, r, prop_id(r, slot), p->buf, (uint32_t)len, p->level) == 0)
+	if (mine && r->drv != NULL &&
+	    nd_propose(w, r, prop_id(r, slot), p->buf, (uint32_t)len, p->level) == 0)
 		return;
 	/* no leader known yet (the new segment is electing one): a forwarded batch of the
 	 * stream that fwd_retry sends (or proposes here) once one is */

@@ -706,7 +706,8 @@ void nd_split_poll_unborn(struct worker *w, struct region *c);
 /* A region's epochs file goes (a region merged into another: nothing of it is left). */
 void nd_switch_drop_epochs(const struct sl_node *n, uint32_t region);
 /* node.c: a split's points routed again (to the region that owns them now) */
-uint32_t nd_prop_reroute(struct worker *w, struct region *r, uint32_t slot, uint32_t len);
+uint32_t nd_prop_reroute(struct worker *w, struct region *r, uint32_t slot, uint32_t len,
+			 bool keep);
 /* node.c: a proposal ends with an error (every run of it answered) */
 void nd_prop_fail(struct worker *w, struct region *r, struct proposal *p, int32_t err);
 /* node_ckpt.c: for the switch */

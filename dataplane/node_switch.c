@@ -545,7 +545,7 @@ static uint32_t reroute_open(struct worker *w, struct region *r)
 	struct proposal *p = &r->props[r->open];
 	size_t len = 0;
 	sl_batch_finish(&p->b, &len);
-	uint32_t moved = nd_prop_reroute(w, r, (uint32_t)r->open, (uint32_t)len);
+	uint32_t moved = nd_prop_reroute(w, r, (uint32_t)r->open, (uint32_t)len, false);
 	if (moved == 0)
 		sl_batch_reopen(&p->b);
 	else if (p->n_points == 0) {

@@ -81,6 +81,11 @@ for PHASE in $OPS; do
 done
 wait "$BENCH_PID" || true
 BENCH_PID=0
+# where failed batches come from, per node: points whose proposal had no room after a
+# split moved them, forwarded batches given up or forgotten, proposals failed at a seal
+for c in reroute_failed fwd_failed proposals_sealed points_rerouted fwd_rerouted route_stale; do
+	echo "node counters $c: $(for i in 1 2 3; do printf '%s ' "$(cl_stat "$i" "$c")"; done)"
+done >"$DIR/counters"
 "$CTL" --socket "$(csock "$(leader)")" --json moves >"$DIR/moves.json"
 python3 - "$DIR/bench.json" "$DIR/moves.json" "$T0" "$WARM" "$DIR/phases" <<'EOF'
 import json, sys
@@ -120,3 +125,4 @@ for name, ms in phases:
     sel = during(ms)
     print('| %s | %s | %d | %s | %s | %s |' % ((names.get(name, name), ', '.join(str(m['took_ms']) for m in ms), len(sel)) + stats(sel)))
 EOF
+cat "$DIR/counters"
