@@ -463,12 +463,16 @@ static bool move_in_flight(const struct ctld *c, uint64_t now)
 	return c->move_proposed_id > c->sm.n_moves && now - c->move_proposed_ns < PROPOSE_RETRY_NS;
 }
 
+/* ctld's own leader moves: drains move after move, the balance (by count, or by the write
+ * rates this leader observed, [cluster] balance_by) at most once per interval. */
 static void balance_duty(struct ctld *c, uint64_t now, uint64_t wall)
 {
 	uint32_t region = 0, to = 0;
+	char why[SL_CTLD_WHY_MAX];
 	if (move_in_flight(c, now))
 		return;
-	int next = sl_ctld_balance_next(&c->sm, wall, &region, &to);
+	int next = sl_ctld_balance_next_by(&c->sm, wall, &c->cfg.balance, c->split_obs, &region,
+					   &to, why, sizeof(why));
 	/* a drain goes move after move; the balance (a down node's regions too) at most once
 	 * per interval, and not at all when it is off */
 	if (next == 0 || (next != SL_CTLD_MOVE_DRAIN + 1 &&
@@ -479,7 +483,7 @@ static void balance_duty(struct ctld *c, uint64_t now, uint64_t wall)
 		c->balance_next_ns = now + (uint64_t)c->cfg.balance_interval_ms * 1000000ull;
 	uint64_t id = next_move_id(c);
 	uint32_t from = c->sm.regions[region].observed;
-	if (propose(c, sl_ctld_cmd_balance(id, region, to, from, wall, kind)) != 0)
+	if (propose(c, sl_ctld_cmd_balance(id, region, to, from, wall, kind, why)) != 0)
 		return;
 	c->move_proposed_id = id;
 	c->move_proposed_ns = now;
@@ -488,8 +492,8 @@ static void balance_duty(struct ctld *c, uint64_t now, uint64_t wall)
 	else
 		c->st.moves_balance++;
 	fprintf(stderr, "sluice-ctld: move %" PRIu64 " (%s): region %u preferred leader %u -> "
-		"node %u\n", id, kind == SL_CTLD_MOVE_DRAIN ? "drain" : "balance", region,
-		c->sm.regions[region].leader, to);
+		"node %u%s%s\n", id, kind == SL_CTLD_MOVE_DRAIN ? "drain" : "balance", region,
+		c->sm.regions[region].leader, to, why[0] ? ": " : "", why);
 }
 
 /* ctld's own replica moves: off a decommissioning node (one after the other, whenever
@@ -613,8 +617,9 @@ static void move_duties(struct ctld *c, uint64_t now, uint64_t timeout)
 		} else if (sl_ctld_observe(&c->sm, c->soft, m->region, now, timeout, &ob) > 0 &&
 		    ob.leader == m->to) {
 			done = true;
-			snprintf(why, sizeof(why), "node %u leads region %u (term %" PRIu64 ")", m->to,
-				 m->region, ob.term);
+			/* a balance by rate keeps the loads it ran for */
+			snprintf(why, sizeof(why), "%.90s%snode %u leads region %u (term %" PRIu64 ")",
+				 m->why, m->why[0] ? "; done: " : "", m->to, m->region, ob.term);
 		} else if (c->sm.nodes[m->to].state != SL_CTLD_UP) {
 			snprintf(why, sizeof(why), "node %u went down before it took the lead", m->to);
 		} else if (wall > m->start_ms + MOVE_TIMEOUT_MS) {

@@ -55,6 +55,16 @@ struct sl_ctld_split_conf {
 	uint32_t sustain_ms;
 };
 
+/* Leader balance ([cluster] balance_by, docs/cluster.md "Leader moves and balance"): by
+ * the number of regions each node (and core) is the preferred leader of (count, the
+ * default), or by the write rate those regions take (rate): a move when the busiest node's
+ * load is more than rate_slack_pct percent of it above the least busy node's. */
+enum sl_ctld_balance_by { SL_CTLD_BALANCE_COUNT = 0, SL_CTLD_BALANCE_RATE = 1 };
+struct sl_ctld_balance_conf {
+	uint32_t by;             /* enum sl_ctld_balance_by */
+	uint32_t rate_slack_pct; /* 1..100 */
+};
+
 struct sl_ctld_conf {
 	uint32_t id;
 	uint32_t n_peers;
@@ -68,6 +78,8 @@ struct sl_ctld_conf {
 	char protocols_text[512];
 	struct sl_ctld_cluster cluster;
 	struct sl_ctld_split_conf split;
+	char balance_by_text[16]; /* "count" or "rate": parsed into balance.by */
+	struct sl_ctld_balance_conf balance;
 };
 
 void sl_ctld_conf_default(struct sl_ctld_conf *c);
@@ -214,9 +226,10 @@ struct json_object *sl_ctld_cmd_set_leader(uint32_t region, uint32_t leader, uin
  * leader becomes `to`, from = the leader observed now. */
 struct json_object *sl_ctld_cmd_transfer_leader(uint64_t id, uint32_t region, uint32_t to,
 						uint32_t from, uint64_t now_ms);
-/* The same for one of ctld's own moves (kind SL_CTLD_MOVE_BALANCE or _DRAIN). */
+/* The same for one of ctld's own moves (kind SL_CTLD_MOVE_BALANCE or _DRAIN); why (NULL or
+ * "": none) is what the move shows while it runs (the balance by rate names the loads). */
 struct json_object *sl_ctld_cmd_balance(uint64_t id, uint32_t region, uint32_t to, uint32_t from,
-					uint64_t now_ms, uint32_t kind);
+					uint64_t now_ms, uint32_t kind, const char *why);
 /* An operator starts (on) or ends draining node's leaders. */
 struct json_object *sl_ctld_cmd_drain(uint32_t node, bool on);
 /* Leader balance: regions an operator moved are left alone this long (ms). */
@@ -433,6 +446,23 @@ void sl_ctld_split_observe(const struct sl_ctld_sm *sm, const struct sl_ctld_sof
 int sl_ctld_split_next(const struct sl_ctld_sm *sm, const struct sl_ctld_split_obs *obs,
 		       uint64_t now_ms, const struct sl_ctld_split_conf *conf, uint32_t *region,
 		       char *why, size_t why_len);
+/* Leader balance with its config: count is sl_ctld_balance_next. rate: the drained and
+ * down nodes' regions first, as there; else the load of a node is the sum of the write
+ * rates (obs, the leader's observation: unknown counts 0) of the live regions it is the
+ * preferred leader of; when the busiest up, undrained node's load exceeds the least busy
+ * one's by more than rate_slack_pct percent of its own, one of its regions goes to a
+ * replica on a lighter node: the region and replica whose move evens the loads most (the
+ * largest drop of the sum of the nodes' squared loads: for one target, the move that
+ * leaves the two closest), never making the target's load reach the source's (ties:
+ * lowest region id, then lowest node id). A busiest node with no such region gives way to
+ * the next busiest. The
+ * same regions stay as by count (an operator's hold, a switch, one copy, retired). why
+ * (NULL: not wanted) says it ("rate: node 1 leads 52000 points/s, node 3 18000; region 4
+ * (21000 points/s) to node 3"), "" for the other moves. */
+int sl_ctld_balance_next_by(const struct sl_ctld_sm *sm, uint64_t now_ms,
+			    const struct sl_ctld_balance_conf *conf,
+			    const struct sl_ctld_split_obs *obs, uint32_t *region, uint32_t *to,
+			    char *why, size_t why_len);
 
 /* The switch decisions the ctld leader runs (pure: map and heartbeats in, no clock of
  * their own). switch_ready: the region has a next protocol and every replica reported

@@ -78,6 +78,15 @@ static const struct key keys[] = {
 	U32("cluster", "split_sustain_ms", split.sustain_ms, 0, 86400000,
 	    "automatic split: how long a region's size or write rate must stay above its "
 	    "threshold (a dip below starts the wait over, as does a new ctld leader)"),
+	STR("cluster", "balance_by", balance_by_text,
+	    "leader balance ([ctld] balance_interval_ms): count = each node (and core) the "
+	    "preferred leader of about as many regions; rate = of about as much write rate "
+	    "(points per second, from heartbeats): a region of the busiest node moves to a "
+	    "lighter replica when that node leads more than balance_rate_slack percent above "
+	    "the least busy one"),
+	U32("cluster", "balance_rate_slack", balance.rate_slack_pct, 1, 100,
+	    "balance_by = rate: the busiest node's load may exceed the least busy node's by "
+	    "this percentage of its own before a leader moves"),
 };
 
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
@@ -92,6 +101,8 @@ void sl_ctld_conf_default(struct sl_ctld_conf *c)
 	c->election_timeout_ms = 1000;
 	c->balance_interval_ms = 10000;
 	c->split.sustain_ms = 30000;
+	snprintf(c->balance_by_text, sizeof(c->balance_by_text), "count");
+	c->balance.rate_slack_pct = 25;
 	c->cluster.cluster_id = 1;
 	c->cluster.nodes = 1;
 	c->cluster.regions = 8;
@@ -313,6 +324,15 @@ int sl_ctld_conf_finish(struct sl_ctld_conf *c, char *err, size_t err_len)
 		rc = parse_protocols(c, err, err_len);
 	if (rc != 0)
 		return rc;
+	if (strcmp(c->balance_by_text, "count") == 0) {
+		c->balance.by = SL_CTLD_BALANCE_COUNT;
+	} else if (strcmp(c->balance_by_text, "rate") == 0) {
+		c->balance.by = SL_CTLD_BALANCE_RATE;
+	} else {
+		snprintf(err, err_len, "[cluster] balance_by = '%s': count or rate",
+			 c->balance_by_text);
+		return -EINVAL;
+	}
 	if (c->cluster.replication != 1 && c->cluster.replication != 3) {
 		snprintf(err, err_len, "[cluster] replication = %u: 1 or 3", c->cluster.replication);
 		return -EINVAL;

@@ -282,10 +282,12 @@ struct json_object *sl_ctld_cmd_merge_done(uint32_t region, uint32_t with, uint3
 }
 
 struct json_object *sl_ctld_cmd_balance(uint64_t id, uint32_t region, uint32_t to, uint32_t from,
-					uint64_t now_ms, uint32_t kind)
+					uint64_t now_ms, uint32_t kind, const char *why)
 {
 	struct json_object *o = sl_ctld_cmd_transfer_leader(id, region, to, from, now_ms);
 	json_object_object_add(o, "kind", json_object_new_string(move_kind_name(kind)));
+	if (why != NULL && why[0] != '\0')
+		json_object_object_add(o, "why", json_object_new_string(why));
 	return o;
 }
 
@@ -1217,6 +1219,11 @@ static int apply_transfer_leader(struct sl_ctld_sm *sm, struct json_object *cmd,
 	    ((kind = get_str(cmd, "kind", 16)) == NULL ||
 	     (strcmp(kind, "balance") != 0 && strcmp(kind, "drain") != 0)))
 		REFUSE("transfer_leader: kind must be \"balance\", \"drain\" or absent");
+	/* ctld's own move may say why it runs (the balance by rate: the loads) */
+	const char *why = NULL;
+	if (json_object_object_get_ex(cmd, "why", NULL) &&
+	    (kind == NULL || (why = get_str(cmd, "why", 4096)) == NULL))
+		REFUSE("transfer_leader: why is a string, on a move with a kind");
 	int rc = sl_ctld_check_transfer(sm, region, to, err, err_len);
 	if (rc != 0)
 		return rc;
@@ -1241,6 +1248,8 @@ static int apply_transfer_leader(struct sl_ctld_sm *sm, struct json_object *cmd,
 	m->to = (uint32_t)to;
 	m->start_ms = at;
 	m->state = SL_CTLD_MOVE_RUNNING;
+	if (why != NULL)
+		snprintf(m->why, sizeof(m->why), "%s", why);
 	sm->n_moves = id;
 	if (sm->regions[region].leader != to) {
 		sm->regions[region].leader = (uint32_t)to;
@@ -1965,11 +1974,107 @@ static bool held_by_operator(const struct sl_ctld_sm *sm, uint32_t region, uint6
 	return false;
 }
 
+/* A region the balance leaves where it is: one copy, retired, switching (a protocol
+ * switch, split or merge), or moved by an operator within the hold unless its node is
+ * evacuated (drained or down). */
+static bool balance_stays(const struct sl_ctld_sm *sm, uint32_t i, uint64_t now_ms, bool evac)
+{
+	return sm->regions[i].rf < 2 ||
+	       (!evac && held_by_operator(sm, i, now_ms, SL_CTLD_MOVE_OPERATOR)) ||
+	       sl_ctld_switching(sm, i) || sl_ctld_region_retired(sm, i);
+}
+
+static uint64_t add_sat(uint64_t a, uint64_t b) { return a + b < a ? UINT64_MAX : a + b; }
+
+/* The balance by write rate (sl_ctld_balance_next_by): 1 with region, to and why set, or
+ * 0. Loads saturate (rates come from heartbeats) and the slack is compared without a
+ * product that could overflow. */
+static int balance_rate(const struct sl_ctld_sm *sm, uint64_t now_ms,
+			const struct sl_ctld_balance_conf *conf,
+			const struct sl_ctld_split_obs *obs, uint32_t *region, uint32_t *to,
+			char *why, size_t why_len)
+{
+	uint64_t load[SL_CTLD_MAX_NODES + 1] = {0}, rate[SL_CTLD_MAX_REGIONS] = {0};
+	for (uint32_t i = 0; i < sm->n_regions; i++) {
+		const struct sl_ctld_load *l = &obs->r[i].load;
+		if (sl_ctld_region_retired(sm, i) || !l->has_rate)
+			continue; /* a region whose rate is not known yet counts 0 */
+		rate[i] = l->points_per_s;
+		load[sm->regions[i].leader] = add_sat(load[sm->regions[i].leader], rate[i]);
+	}
+	uint32_t least = 0;
+	for (uint32_t n = 1; n <= sm->n_nodes; n++)
+		if (node_takes(sm, n) && (least == 0 || load[n] < load[least]))
+			least = n;
+	bool tried[SL_CTLD_MAX_NODES + 1] = {false};
+	for (;;) {
+		/* the busiest source not tried yet (ties: lowest id) */
+		uint32_t f = 0;
+		for (uint32_t n = 1; n <= sm->n_nodes; n++)
+			if (node_takes(sm, n) && !tried[n] && (f == 0 || load[n] > load[f]))
+				f = n;
+		if (f == 0 || least == 0)
+			return 0;
+		tried[f] = true;
+		uint64_t slack = load[f] / 100 * conf->rate_slack_pct +
+				 load[f] % 100 * conf->rate_slack_pct / 100;
+		if (load[f] - load[least] <= slack)
+			return 0; /* within the slack, and so is every lighter source */
+		/* the move that evens the loads most: rate x from f to t lowers the sum of the
+		 * nodes' squared loads by 2x(load f - load t - x); for one target that is the
+		 * move leaving the two closest, and a lighter target wins over a heavier one */
+		uint32_t best_r = UINT32_MAX, best_to = 0;
+		unsigned __int128 best_gain = 0;
+		for (uint32_t i = 0; i < sm->n_regions; i++) {
+			const struct sl_ctld_region *r = &sm->regions[i];
+			if (r->leader != f || rate[i] == 0 || balance_stays(sm, i, now_ms, false))
+				continue;
+			for (uint32_t k = 0; k < r->rf; k++) {
+				uint32_t t = r->replicas[k];
+				/* the target stays below what the source led, so the gain is
+				 * positive: the sum only goes down, and no move is ever undone
+				 * while the rates stay */
+				if (t == f || !node_takes(sm, t) || add_sat(load[t], rate[i]) >= load[f])
+					continue;
+				unsigned __int128 gain =
+				    (unsigned __int128)rate[i] * (load[f] - load[t] - rate[i]);
+				/* ascending region ids: an equal gain keeps the lower id */
+				if (best_r == UINT32_MAX || gain > best_gain ||
+				    (gain == best_gain && i == best_r && t < best_to)) {
+					best_r = i;
+					best_to = t;
+					best_gain = gain;
+				}
+			}
+		}
+		if (best_r == UINT32_MAX)
+			continue; /* nothing of f can go: the next busiest may */
+		*region = best_r;
+		*to = best_to;
+		if (why != NULL)
+			snprintf(why, why_len, "rate: node %u leads %" PRIu64 " points/s, node %u %"
+				 PRIu64 "; region %u (%" PRIu64 " points/s) to node %u", f, load[f],
+				 best_to, load[best_to], best_r, rate[best_r], best_to);
+		return 1;
+	}
+}
+
 int sl_ctld_balance_next(const struct sl_ctld_sm *sm, uint64_t now_ms, uint32_t *region,
 			 uint32_t *to)
 {
+	return sl_ctld_balance_next_by(sm, now_ms, NULL, NULL, region, to, NULL, 0);
+}
+
+int sl_ctld_balance_next_by(const struct sl_ctld_sm *sm, uint64_t now_ms,
+			    const struct sl_ctld_balance_conf *conf,
+			    const struct sl_ctld_split_obs *obs, uint32_t *region, uint32_t *to,
+			    char *why, size_t why_len)
+{
+	if (why != NULL && why_len > 0)
+		why[0] = '\0';
 	if (!sm->bootstrapped)
 		return 0;
+	bool by_rate = conf != NULL && conf->by == SL_CTLD_BALANCE_RATE && obs != NULL;
 	/* preferred regions per node and per (node, core): core = region mod the node's cores */
 	static uint32_t leads[SL_CTLD_MAX_NODES + 1];
 	static uint32_t core_leads[SL_CTLD_MAX_NODES + 1][SL_CTLD_MAX_REGIONS];
@@ -1991,8 +2096,7 @@ int sl_ctld_balance_next(const struct sl_ctld_sm *sm, uint64_t now_ms, uint32_t 
 		/* a decommissioning node is drained of its leaders as well */
 		bool drained = from->draining || from->decommissioning;
 		bool evac = drained || from->state == SL_CTLD_DOWN;
-		if (r->rf < 2 || (!evac && held_by_operator(sm, i, now_ms, SL_CTLD_MOVE_OPERATOR)) ||
-		    sl_ctld_switching(sm, i) || sl_ctld_region_retired(sm, i))
+		if (balance_stays(sm, i, now_ms, evac))
 			continue;
 		/* the up, undrained replica preferred for fewest regions, then fewest on this core */
 		uint32_t cand = 0;
@@ -2017,7 +2121,8 @@ int sl_ctld_balance_next(const struct sl_ctld_sm *sm, uint64_t now_ms, uint32_t 
 			}
 			continue;
 		}
-		if (evac_kind != 0 || from->state != SL_CTLD_UP || leads[r->leader] < leads[cand] + 2)
+		if (by_rate || evac_kind != 0 || from->state != SL_CTLD_UP ||
+		    leads[r->leader] < leads[cand] + 2)
 			continue;
 		uint32_t c = from->cores ? i % from->cores : 0;
 		if (best_r == UINT32_MAX || leads[r->leader] > best_from_load ||
@@ -2028,6 +2133,10 @@ int sl_ctld_balance_next(const struct sl_ctld_sm *sm, uint64_t now_ms, uint32_t 
 			best_core_load = core_leads[r->leader][c];
 		}
 	}
+	if (evac_kind == 0 && by_rate)
+		return balance_rate(sm, now_ms, conf, obs, region, to, why, why_len) > 0
+			   ? SL_CTLD_MOVE_BALANCE + 1
+			   : 0;
 	if (best_r == UINT32_MAX)
 		return 0;
 	*region = best_r;

@@ -363,7 +363,7 @@ static uint32_t balance_all(uint64_t now_ms)
 		assert_int_not_equal(sm.regions[region].leader, to);
 		assert_false(sm.nodes[to].draining);
 		assert_int_equal(apply_obj(sl_ctld_cmd_balance(sm.n_moves + 1, region, to, 0, now_ms,
-							       (uint32_t)k - 1)),
+							       (uint32_t)k - 1, NULL)),
 				 0);
 		assert_int_equal(sl_ctld_move_get(&sm, sm.n_moves)->kind, (uint32_t)k - 1);
 		n++;
@@ -885,7 +885,7 @@ static void test_switch_leader_moves(void **state)
 	while (moved < 8 && (k = sl_ctld_balance_next(&sm, 100, &region, &to)) > 0) {
 		assert_int_not_equal(region, r);
 		assert_int_equal(apply_obj(sl_ctld_cmd_balance(sm.n_moves + 1, region, to, 0, 100,
-							       (uint32_t)k - 1)),
+							       (uint32_t)k - 1, NULL)),
 				 0);
 		moved++;
 	}
@@ -1900,7 +1900,7 @@ static void test_split_balance(void **state)
 	for (uint32_t k = 0; k < 40 && sl_ctld_balance_next(&sm, 0, &region, &to) > 0; k++) {
 		assert_int_not_equal(region, 0);
 		assert_int_equal(apply_obj(sl_ctld_cmd_balance(sm.n_moves + 1, region, to, 0, 0,
-							       SL_CTLD_MOVE_DRAIN)),
+							       SL_CTLD_MOVE_DRAIN, NULL)),
 				 0);
 	}
 	assert_int_equal(sm.regions[0].leader, lead); /* it stays while the split runs */
@@ -1929,7 +1929,7 @@ static void test_split_balance(void **state)
 		saw0 = saw0 || region == 0;
 		saw6 = saw6 || region == 6;
 		assert_int_equal(apply_obj(sl_ctld_cmd_balance(sm.n_moves + 1, region, to, 0, 0,
-							       SL_CTLD_MOVE_DRAIN)),
+							       SL_CTLD_MOVE_DRAIN, NULL)),
 				 0);
 		k++;
 	}
@@ -2372,6 +2372,18 @@ static void test_autosplit_move(void **state)
 }
 
 /* The [cluster] split keys: defaults, 64-bit sizes, ranges. */
+/* What --print-config prints for c (a static buffer). */
+static const char *conf_dump(const struct sl_ctld_conf *c)
+{
+	static char dump[32768];
+	memset(dump, 0, sizeof(dump));
+	FILE *f = fmemopen(dump, sizeof(dump) - 1, "w");
+	assert_non_null(f);
+	sl_ctld_conf_dump(c, f);
+	assert_int_equal(fclose(f), 0);
+	return dump;
+}
+
 static void test_autosplit_conf(void **state)
 {
 	(void)state;
@@ -2400,11 +2412,7 @@ static void test_autosplit_conf(void **state)
 					  sizeof(err)),
 			 -EINVAL);
 	assert_int_equal(sl_ctld_conf_finish(&c, err, sizeof(err)), 0);
-	static char dump[32768];
-	FILE *f = fmemopen(dump, sizeof(dump) - 1, "w");
-	assert_non_null(f);
-	sl_ctld_conf_dump(&c, f);
-	assert_int_equal(fclose(f), 0);
+	const char *dump = conf_dump(&c);
 	assert_non_null(strstr(dump, "split_bytes = 10000000000\n"));
 	assert_non_null(strstr(dump, "split_sustain_ms = 5000\n"));
 }
@@ -2904,7 +2912,7 @@ static void test_merge_retired_ignored(void **state)
 	for (uint32_t k = 0; k < 40 && sl_ctld_balance_next(&sm, 0, &region, &to) > 0; k++) {
 		assert_int_not_equal(region, 1);
 		assert_int_equal(apply_obj(sl_ctld_cmd_balance(sm.n_moves + 1, region, to, 0, 0,
-							       SL_CTLD_MOVE_DRAIN)),
+							       SL_CTLD_MOVE_DRAIN, NULL)),
 				 0);
 	}
 	assert_int_equal(sm.regions[1].leader, lead);
@@ -2945,6 +2953,289 @@ static void test_merge_retired_ignored(void **state)
 	json_object_put(mv);
 }
 
+/* ---------------------------------------------------------------- balance by write rate */
+
+static const struct sl_ctld_balance_conf by_rate = {.by = SL_CTLD_BALANCE_RATE,
+						    .rate_slack_pct = 25};
+#define NO_RATE UINT64_MAX /* a region whose write rate is not known (yet) */
+
+/* 3 nodes with one core each (joined), regions of RF 3 whose preferred leaders are lead[i]
+ * (ctld's own moves, ended: no operator hold) and whose observed write rates are rate[i]
+ * points/s (NO_RATE: unknown, the figure itself left absurdly high to be noticed if it
+ * counted). */
+static void rate_cluster(uint32_t regions, const uint32_t *lead, const uint64_t *rate)
+{
+	struct sl_ctld_cluster c = cluster(3, regions, 3);
+	bootstrap_cluster(&c);
+	for (uint32_t n = 1; n <= 3; n++)
+		assert_int_equal(apply_obj(sl_ctld_cmd_join(n, "a", 1)), 0);
+	memset(&obs, 0, sizeof(obs));
+	for (uint32_t i = 0; i < regions; i++) {
+		if (sm.regions[i].leader != lead[i]) {
+			uint64_t id = sm.n_moves + 1;
+			assert_int_equal(apply_obj(sl_ctld_cmd_balance(id, i, lead[i], 0, 0,
+								       SL_CTLD_MOVE_BALANCE, NULL)),
+					 0);
+			assert_int_equal(apply_obj(sl_ctld_cmd_move_end(id, true, "set up", 0)), 0);
+		}
+		obs.r[i].load.has_rate = rate[i] != NO_RATE;
+		obs.r[i].load.points_per_s = rate[i] != NO_RATE ? rate[i] : 999999999;
+	}
+}
+
+/* The balance by rate's next move (region, or UINT32_MAX: none; to, why set). */
+static uint32_t rate_next(const struct sl_ctld_balance_conf *conf, uint32_t *to, char *why,
+			  size_t why_len)
+{
+	uint32_t region = UINT32_MAX;
+	int k = sl_ctld_balance_next_by(&sm, 0, conf, &obs, &region, to, why, why_len);
+	assert_true(k == 0 || k == SL_CTLD_MOVE_BALANCE + 1);
+	return k != 0 ? region : UINT32_MAX;
+}
+
+/* balance_by = rate: node 1 leads 52000 points/s, node 2 30000, node 3 18000 (region 5's
+ * rate unknown: 0). The move that evens the loads most is region 0 (20000) to node 3 (not
+ * region 2 to node 2, which would leave those two equal but node 1 and 2 at 41000); the
+ * move records why, keeps it when done, and the balance then rests (38000 against 30000
+ * is within 25 %). Count mode is sl_ctld_balance_next's, rates or not. */
+static void test_balance_rate(void **state)
+{
+	(void)state;
+	char why[SL_CTLD_WHY_MAX];
+	uint32_t to = 0, region = 0, to_count = 0, region_count = 0;
+	const uint32_t lead[] = {1, 1, 1, 2, 3, 3};
+	const uint64_t rate[] = {20000, 21000, 11000, 30000, 18000, NO_RATE};
+	recording = true;
+	rate_cluster(6, lead, rate);
+	const struct sl_ctld_balance_conf by_count = {.by = SL_CTLD_BALANCE_COUNT,
+						      .rate_slack_pct = 25};
+	int k = sl_ctld_balance_next(&sm, 0, &region_count, &to_count);
+	assert_int_equal(sl_ctld_balance_next_by(&sm, 0, &by_count, &obs, &region, &to, why,
+						 sizeof(why)),
+			 k);
+	assert_int_equal(region, region_count);
+	assert_int_equal(to, to_count);
+	assert_string_equal(why, "");
+	assert_int_equal(rate_next(&by_rate, &to, why, sizeof(why)), 0);
+	assert_int_equal(to, 3);
+	assert_string_equal(why, "rate: node 1 leads 52000 points/s, node 3 18000; region 0 "
+				 "(20000 points/s) to node 3");
+	/* recorded with its why (kind balance), shown while it runs */
+	uint64_t id = sm.n_moves + 1;
+	assert_int_equal(apply_obj(sl_ctld_cmd_balance(id, 0, 3, 1, 500, SL_CTLD_MOVE_BALANCE,
+						       why)),
+			 0);
+	const struct sl_ctld_move *m = sl_ctld_move_get(&sm, id);
+	assert_int_equal(m->kind, SL_CTLD_MOVE_BALANCE);
+	assert_string_equal(m->why, why);
+	struct json_object *mv = sl_ctld_view_moves(&sm, NULL, 0, 0), *arr = NULL;
+	assert_true(json_object_object_get_ex(mv, "moves", &arr));
+	struct json_object *last = json_object_array_get_idx(arr, json_object_array_length(arr) - 1);
+	assert_string_equal(json_object_get_string(json_object_object_get(last, "why")), why);
+	assert_string_equal(json_object_get_string(json_object_object_get(last, "kind")), "balance");
+	json_object_put(mv);
+	assert_int_equal(sm.regions[0].leader, 3);
+	replay_recorded(); /* the why is in the log: a fresh machine has it too */
+	assert_string_equal(sl_ctld_move_get(&sm, id)->why, why);
+	/* a why only on ctld's own moves */
+	assert_int_equal(apply_text("{\"op\":\"transfer_leader\",\"id\":99,\"region\":1,\"to\":2,"
+				    "\"from\":0,\"at_ms\":1,\"why\":\"x\"}"),
+			 -EINVAL);
+	assert_int_equal(apply_text("{\"op\":\"transfer_leader\",\"id\":99,\"region\":1,\"to\":2,"
+				    "\"from\":0,\"at_ms\":1,\"kind\":\"balance\",\"why\":7}"),
+			 -EINVAL);
+	/* 32000, 30000, 38000: within the slack, nothing more */
+	assert_int_equal(rate_next(&by_rate, &to, why, sizeof(why)), UINT32_MAX);
+	assert_string_equal(why, "");
+}
+
+/* The slack: 40000 against 31000 is within 25 % (10000) but not within 20 % (8000); no
+ * rate known anywhere: nothing moves. */
+static void test_balance_rate_slack(void **state)
+{
+	(void)state;
+	char why[SL_CTLD_WHY_MAX];
+	uint32_t to = 0;
+	const uint32_t lead[] = {1, 1, 2, 3};
+	const uint64_t rate[] = {30000, 10000, 32000, 31000};
+	rate_cluster(4, lead, rate);
+	assert_int_equal(rate_next(&by_rate, &to, why, sizeof(why)), UINT32_MAX);
+	const struct sl_ctld_balance_conf tight = {.by = SL_CTLD_BALANCE_RATE,
+						   .rate_slack_pct = 20};
+	/* 10000 to node 3 leaves 30000 and 41000: not below 40000, refused; region 0 to node
+	 * 3 (30000 + 31000) too: nothing of node 1 can go without a ping-pong */
+	assert_int_equal(rate_next(&tight, &to, why, sizeof(why)), UINT32_MAX);
+	/* the same loads with a region of 4000 on node 1: it goes to node 3 under 20 % */
+	const uint64_t rate2[] = {36000, 4000, 32000, 31000};
+	rate_cluster(4, lead, rate2);
+	assert_int_equal(rate_next(&by_rate, &to, why, sizeof(why)), UINT32_MAX);
+	assert_int_equal(rate_next(&tight, &to, why, sizeof(why)), 1);
+	assert_int_equal(to, 3);
+	const uint64_t unknown[] = {NO_RATE, NO_RATE, NO_RATE, NO_RATE};
+	rate_cluster(4, lead, unknown);
+	assert_int_equal(rate_next(&tight, &to, why, sizeof(why)), UINT32_MAX);
+}
+
+/* No ping-pong: node 1 leads 50000 + 10000, node 2 nothing (node 3 drained). The tie of
+ * the two regions goes to the lower id; after the move node 2 is busiest, 50000 against
+ * 10000, yet moving region 0 back would give node 1 60000, not below 50000: no move, as
+ * long as the rates stay. */
+static void test_balance_rate_no_ping_pong(void **state)
+{
+	(void)state;
+	char why[SL_CTLD_WHY_MAX];
+	uint32_t to = 0;
+	const uint32_t lead[] = {1, 1};
+	const uint64_t rate[] = {50000, 10000};
+	rate_cluster(2, lead, rate);
+	assert_int_equal(apply_obj(sl_ctld_cmd_drain(3, true)), 0);
+	assert_int_equal(rate_next(&by_rate, &to, why, sizeof(why)), 0);
+	assert_int_equal(to, 2);
+	uint64_t id = sm.n_moves + 1;
+	assert_int_equal(apply_obj(sl_ctld_cmd_balance(id, 0, 2, 1, 0, SL_CTLD_MOVE_BALANCE, why)),
+			 0);
+	assert_int_equal(apply_obj(sl_ctld_cmd_move_end(id, true, why, 0)), 0);
+	for (uint32_t round = 0; round < 3; round++)
+		assert_int_equal(rate_next(&by_rate, &to, why, sizeof(why)), UINT32_MAX);
+	/* one region of 100000 alone on node 1: moving it only moves the imbalance */
+	const uint32_t lead1[] = {1};
+	const uint64_t rate1[] = {100000};
+	rate_cluster(1, lead1, rate1);
+	assert_int_equal(rate_next(&by_rate, &to, why, sizeof(why)), UINT32_MAX);
+}
+
+/* Guards shared with the count balance: node 3 leading nothing but draining (or down, or
+ * decommissioning) is never the least busy node nor a target; a region that switches, or
+ * that an operator moved within the hold, stays; a retired region's rate counts for
+ * nobody; a drained node's regions go first (kind drain), whatever the rates. */
+static void test_balance_rate_guards(void **state)
+{
+	(void)state;
+	char why[SL_CTLD_WHY_MAX];
+	uint32_t to = 0, region = 0;
+	const uint32_t lead[] = {1, 1, 1, 2, 2, 2};
+	const uint64_t rate[] = {20000, 21000, 11000, 30000, 0, NO_RATE};
+	/* 52000, 30000, 0 */
+	rate_cluster(6, lead, rate);
+	assert_int_equal(rate_next(&by_rate, &to, why, sizeof(why)), 1); /* 21000 to node 3 */
+	assert_int_equal(to, 3);
+	assert_int_equal(apply_obj(sl_ctld_cmd_drain(3, true)), 0);
+	/* 52000 against 30000: region 2 (11000) to node 2 evens them */
+	assert_int_equal(rate_next(&by_rate, &to, why, sizeof(why)), 2);
+	assert_int_equal(to, 2);
+	assert_string_equal(why, "rate: node 1 leads 52000 points/s, node 2 30000; region 2 "
+				 "(11000 points/s) to node 2");
+	assert_int_equal(apply_obj(sl_ctld_cmd_drain(3, false)), 0);
+	assert_int_equal(apply_obj(sl_ctld_cmd_node_state(3, false)), 0);
+	assert_int_equal(rate_next(&by_rate, &to, why, sizeof(why)), 2);
+	assert_int_equal(to, 2);
+	assert_int_equal(apply_obj(sl_ctld_cmd_node_state(3, true)), 0);
+	assert_int_equal(apply_obj(sl_ctld_cmd_decommission(3, true)), 0);
+	assert_int_equal(rate_next(&by_rate, &to, why, sizeof(why)), 2);
+	assert_int_equal(to, 2);
+	assert_int_equal(apply_obj(sl_ctld_cmd_decommission(3, false)), 0);
+	assert_int_equal(apply_obj(sl_ctld_cmd_drain(3, true)), 0);
+	/* region 2 switches (a protocol switch runs): region 0 (20000) is the next best */
+	assert_int_equal(apply_obj(sl_ctld_cmd_set_protocol(sm.n_moves + 1, 2, "multileader", 0)),
+			 0);
+	assert_true(sl_ctld_switching(&sm, 2));
+	assert_int_equal(rate_next(&by_rate, &to, why, sizeof(why)), 0);
+	assert_int_equal(to, 2);
+	/* an operator put region 0 on node 1 (the hold runs): region 1 (21000) then */
+	assert_int_equal(apply_obj(sl_ctld_cmd_transfer_leader(sm.n_moves + 1, 0, 1, 1, 0)), 0);
+	assert_int_equal(rate_next(&by_rate, &to, why, sizeof(why)), 1);
+	assert_int_equal(to, 2);
+	assert_int_equal(sl_ctld_balance_next_by(&sm, SL_CTLD_OPERATOR_HOLD_MS, &by_rate, &obs,
+						 &region, &to, why, sizeof(why)),
+			 SL_CTLD_MOVE_BALANCE + 1);
+	assert_int_equal(region, 0); /* the hold is over */
+	/* node 2 drained too: only node 1 takes leaders, its regions with copies go first */
+	assert_int_equal(apply_obj(sl_ctld_cmd_drain(3, false)), 0);
+	assert_int_equal(apply_obj(sl_ctld_cmd_drain(2, true)), 0);
+	assert_int_equal(sl_ctld_balance_next_by(&sm, 0, &by_rate, &obs, &region, &to, why,
+						 sizeof(why)),
+			 SL_CTLD_MOVE_DRAIN + 1);
+	assert_int_equal(sm.regions[region].leader, 2);
+	assert_string_equal(why, "");
+
+	/* retired: region 5 merged into 4 (both on node 3) keeps an observed rate that would
+	 * make node 3 the busiest if it counted: 31000, 30000, 20000 is within the slack */
+	const uint32_t lead2[] = {1, 1, 2, 3, 3, 3};
+	const uint64_t rate2[] = {20000, 11000, 30000, 20000, 0, 0};
+	rate_cluster(6, lead2, rate2);
+	(void)merge_regions(4);
+	assert_true(sl_ctld_region_retired(&sm, 5));
+	obs.r[5].load.has_rate = true;
+	obs.r[5].load.points_per_s = 1000000;
+	assert_int_equal(rate_next(&by_rate, &to, why, sizeof(why)), UINT32_MAX);
+}
+
+/* The rates the ctld leader observes from heartbeats (sl_ctld_split_observe) drive it: a
+ * region never reported counts 0. */
+static void test_balance_rate_heartbeats(void **state)
+{
+	(void)state;
+	char why[SL_CTLD_WHY_MAX];
+	uint32_t to = 0;
+	const uint32_t lead[] = {1, 1, 2, 3, 3};
+	const uint64_t none[] = {NO_RATE, NO_RATE, NO_RATE, NO_RATE, NO_RATE};
+	rate_cluster(5, lead, none);
+	memset(&soft, 0, sizeof(soft));
+	const struct sl_ctld_split_conf off = {.sustain_ms = 30000};
+	int64_t nob[] = {NO_FIGURE, NO_FIGURE, NO_FIGURE, NO_FIGURE, NO_FIGURE};
+	for (uint64_t t = 0; t <= 2; t++) {
+		/* node 1 leads 40000 + 30000 points/s, node 2 1000, node 3 2000 + unknown */
+		int64_t pts[] = {(int64_t)t * 40000, (int64_t)t * 30000, (int64_t)t * 1000,
+				 (int64_t)t * 2000, NO_FIGURE};
+		hb_load(1, pts, nob, t * S);
+		sl_ctld_split_observe(&sm, &soft, t * S, HOUR, &off, &obs);
+	}
+	assert_false(obs.r[4].load.has_rate);
+	/* 30000 to node 2 lowers the squares by 2 * 30000 * 39000, 40000 by 2 * 40000 * 29000 */
+	assert_int_equal(rate_next(&by_rate, &to, why, sizeof(why)), 1);
+	assert_int_equal(to, 2);
+	assert_string_equal(why, "rate: node 1 leads 70000 points/s, node 2 1000; region 1 "
+				 "(30000 points/s) to node 2");
+}
+
+/* [cluster] balance_by and balance_rate_slack: defaults, values, errors, the dump. */
+static void test_balance_rate_conf(void **state)
+{
+	(void)state;
+	struct sl_ctld_conf c;
+	char err[256];
+	sl_ctld_conf_default(&c);
+	assert_int_equal(sl_ctld_conf_finish(&c, err, sizeof(err)), 0);
+	assert_int_equal(c.balance.by, SL_CTLD_BALANCE_COUNT);
+	assert_int_equal(c.balance.rate_slack_pct, 25);
+	assert_int_equal(sl_ctld_conf_set(&c, "cluster", "balance_by", "rate", err, sizeof(err)),
+			 0);
+	assert_int_equal(sl_ctld_conf_set(&c, "cluster", "balance_rate_slack", "10", err,
+					  sizeof(err)),
+			 0);
+	assert_int_equal(sl_ctld_conf_finish(&c, err, sizeof(err)), 0);
+	assert_int_equal(c.balance.by, SL_CTLD_BALANCE_RATE);
+	assert_int_equal(c.balance.rate_slack_pct, 10);
+	const char *dump = conf_dump(&c);
+	assert_non_null(strstr(dump, "balance_by = \"rate\"\n"));
+	assert_non_null(strstr(dump, "balance_rate_slack = 10\n"));
+	for (size_t i = 0; i < 2; i++) {
+		const char *bad = i ? "101" : "0";
+		assert_int_equal(sl_ctld_conf_set(&c, "cluster", "balance_rate_slack", bad, err,
+						  sizeof(err)),
+				 -EINVAL);
+		assert_non_null(strstr(err, "[cluster] balance_rate_slack"));
+	}
+	assert_int_equal(sl_ctld_conf_set(&c, "cluster", "balance_by", "load", err, sizeof(err)),
+			 0);
+	assert_int_equal(sl_ctld_conf_finish(&c, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "[cluster] balance_by = 'load': count or rate");
+	assert_int_equal(sl_ctld_conf_set(&c, "cluster", "balance_by", "count", err, sizeof(err)),
+			 0);
+	assert_int_equal(sl_ctld_conf_finish(&c, err, sizeof(err)), 0);
+	assert_int_equal(c.balance.by, SL_CTLD_BALANCE_COUNT);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2967,6 +3258,10 @@ int main(void)
 	    cmocka_unit_test(test_autosplit_move),    cmocka_unit_test(test_autosplit_conf),
 	    cmocka_unit_test(test_merge_flow),        cmocka_unit_test(test_merge_split_halves),
 	    cmocka_unit_test(test_merge_refused),     cmocka_unit_test(test_merge_retired_ignored),
+	    cmocka_unit_test(test_balance_rate),      cmocka_unit_test(test_balance_rate_slack),
+	    cmocka_unit_test(test_balance_rate_no_ping_pong),
+	    cmocka_unit_test(test_balance_rate_guards), cmocka_unit_test(test_balance_rate_heartbeats),
+	    cmocka_unit_test(test_balance_rate_conf),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
