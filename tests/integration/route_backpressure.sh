@@ -8,7 +8,7 @@
 # batch is acknowledged and two producers' points read back exactly.
 set -euo pipefail
 SLUICED=$1 CTL=$2 PRODUCER=$3 VERIFY=$4
-PRODUCERS=32 POINTS=131072 SERIES=256 BATCH=128
+PRODUCERS=32 POINTS=65536 SERIES=256 BATCH=128
 # long keys (the producer's longest, ~120 bytes routed per point) and a pool of 64
 # messages ([debug] xmsg_pool): they hold at most ~40k points, far fewer than core 0 has
 # for core 1 before the producers' windows stop them (with the default 1024 messages, how
