@@ -30,7 +30,7 @@ def main():
     wins = {o: 0 for o in offsets}
     for s in range(a.series):
         key = a.key.format(s=s)
-        views = [query_points(sock, key, {"limit": 10000000}) for sock in socks]
+        views = [query_points(sock, key) for sock in socks]
         first = views[0]
         for n, v in enumerate(views[1:], start=2):
             if v != first:

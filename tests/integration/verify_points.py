@@ -48,7 +48,7 @@ def main():
         pts = None
         for sock in a.socket.split(","):
             try:
-                pts = query_points(sock, key, {"limit": 10000000})
+                pts = query_points(sock, key)
                 break
             except NotHere:
                 continue
