@@ -22,15 +22,15 @@ sl_start_node "$SLUICED" --data-dir "$SL_DIR/data" --name "$NAME" --workers 2 --
 	--set debug.fault_injection=true --set debug.xmsg_pool=64
 sl_hold 1 true
 sl_start_producers "$PRODUCER" rb "$LONG"
-# core 0 hands over what the message pool allows: wait (bounded) until that stops moving
-prev=-1
-for _ in $(seq 1 40); do
+# core 0 hands over what the message pool allows, then its routing says "no room": wait
+# (bounded: 60 s) for that (waiting instead until the handed count stopped moving took
+# 13 s to 60 s: it creeps while 32 producers start)
+for _ in $(seq 1 300); do
 	kill -0 "$NODE_PID" 2>/dev/null || { echo "FAIL: sluiced died"; tail -5 "$SL_DIR/node.log"; exit 1; }
-	now=$(sl_stat 'r["cores"][0]["cross_core_out"]')
-	[ "$now" -gt 0 ] && [ "$now" = "$prev" ] && break
-	prev=$now
-	sleep 2
+	[ "$(sl_stat 'r["cores"][0]["route_no_room"]')" -gt 0 ] && break
+	sleep 0.2
 done
+now=$(sl_stat 'r["cores"][0]["cross_core_out"]')
 echo "core 0 handed $now points to the held core 1"
 # core 0 still runs rounds: it answers a request that every worker serves ...
 timeout 30 "$CTL" --socket "$SL_SOCK" regions >"$SL_DIR/regions" 2>&1 || {
