@@ -19,6 +19,8 @@ summary() {
 	fi
 	# give back hugepages if the arena step was interrupted
 	[ -n "${HUGE_RESERVED:-}" ] && echo 0 >/proc/sys/vm/nr_hugepages 2>/dev/null
+	# stop the background builds if a step failed while they ran
+	[ -n "${BG_PID:-}" ] && kill -- -"$BG_PID" 2>/dev/null
 	exit "$rc"
 }
 trap summary EXIT
@@ -50,6 +52,19 @@ SL_PROGRESS=1 scripts/build.sh build
 step "unit, simulator and fuzz-corpus suites (two at a time: none depends on timing)"
 meson test -C build --no-suite integration --print-errorlogs --num-processes 2
 tally build
+# The integration scenarios mostly wait on their clusters and leave the CPU idle: the
+# ASan+UBSan and libFuzzer builds run meanwhile in the background at the lowest priority
+# (nice 19: a scenario's processes take the CPU whenever they want it), in a process group
+# of their own. Their output goes to build/bg-*.log; the steps below wait for them.
+set -m
+(
+	nice -n 19 scripts/build.sh build-asan -Db_sanitize=address,undefined -Db_lundef=false \
+		>build/bg-asan.log 2>&1 || { echo "ASan+UBSan build failed" >>build/bg-asan.log; exit 1; }
+	FUZZ_OUT=build-fuzz FUZZ_PHASE=build nice -n 19 bash tests/fuzz/run.sh \
+		>build/bg-fuzz.log 2>&1 || { echo "libFuzzer build failed" >>build/bg-fuzz.log; exit 2; }
+) &
+BG_PID=$!
+set +m
 step "integration scenarios of suite long (one at a time: the tests start clusters)"
 meson test -C build --suite integration --no-suite sanitized --print-errorlogs --num-processes 1
 tally build
@@ -67,7 +82,14 @@ if [ "$(id -u)" -eq 0 ] && [ "$(cat /proc/sys/vm/nr_hugepages 2>/dev/null || ech
 	echo 0 >/proc/sys/vm/nr_hugepages
 	HUGE_RESERVED=
 fi
-step "ASan+UBSan build (build-asan/)"
+step "ASan+UBSan and libFuzzer builds (build-asan/, build-fuzz/: waiting for the background builds)"
+bg_rc=0
+wait "$BG_PID" || bg_rc=$?
+BG_PID=
+if [ "$bg_rc" -ne 0 ]; then
+	tail -40 build/bg-asan.log build/bg-fuzz.log 2>/dev/null
+	exit "$bg_rc"
+fi
 SL_PROGRESS=1 scripts/build.sh build-asan -Db_sanitize=address,undefined -Db_lundef=false
 step "unit and fuzz-corpus suites under ASan+UBSan"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
@@ -79,7 +101,7 @@ ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print
 	meson test -C build-asan --suite integration --no-suite long --print-errorlogs --num-processes 1
 tally build-asan
 step "libFuzzer: every target for a short run (tests/fuzz/run.sh)"
-FUZZ_OUT=build-fuzz bash tests/fuzz/run.sh "${FUZZ_SECONDS:-4}" | tee build/fuzz-run.log
+FUZZ_OUT=build-fuzz FUZZ_PHASE=run bash tests/fuzz/run.sh "${FUZZ_SECONDS:-4}" | tee build/fuzz-run.log
 PASSED=$((PASSED + $(grep -c '^ok fuzz_' build/fuzz-run.log)))
 step "mutation check: the simulator must catch each deliberate Raft bug within the CI seeds"
 ninja -C build sim-mutations | tee build/mutations.log

@@ -3,10 +3,14 @@
 # undefined) and runs each for N seconds (default 20), starting from the seed corpus.
 # Usage: bash tests/fuzz/run.sh [seconds]. Exits non-zero on any crash or sanitizer report;
 # the reproducer is left in $FUZZ_OUT/artifacts. FUZZ_OUT defaults to build-fuzz/ at the root.
+# FUZZ_PHASE=build only builds the targets; FUZZ_PHASE=run only runs them (built before by
+# FUZZ_PHASE=build into the same FUZZ_OUT); unset or "all": both.
 set -euo pipefail
 
 secs=${1:-20}
 case "$secs" in '' | *[!0-9]*) echo "usage: $0 [seconds]" >&2; exit 2 ;; esac
+phase=${FUZZ_PHASE:-all}
+case "$phase" in build | run | all) ;; *) echo "$0: FUZZ_PHASE must be build, run or all" >&2; exit 2 ;; esac
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 out=${FUZZ_OUT:-$root/build-fuzz}
@@ -23,12 +27,14 @@ libs=($(pkg-config --libs libxxhash libdpdk) -lm)
 
 # fail early and clearly when the toolchain cannot build a fuzzer at all
 probe="$out/probe.c"
+[ "$phase" = run ] || {
 printf '#include <stddef.h>\n#include <stdint.h>\nint LLVMFuzzerTestOneInput(const uint8_t *d, size_t n) { (void)d; (void)n; return 0; }\n' >"$probe"
 if ! "$cc" -fsanitize=fuzzer,address,undefined "$probe" -o "$out/probe" 2>"$out/probe.log"; then
 	echo "run.sh: $cc cannot link -fsanitize=fuzzer (install clang and libclang-rt-dev):" >&2
 	cat "$out/probe.log" >&2
 	exit 1
 fi
+}
 
 # target name -> its sources besides fuzz_<name>.c (batch.c gives sl_series_id)
 declare -A srcs=(
@@ -53,10 +59,16 @@ targets=(lineproto pkt session raft shm session_snap wal fabric fabric_udp multi
 # FUZZ_TARGETS="raft wal" runs only those
 [ -n "${FUZZ_TARGETS:-}" ] && read -ra targets <<<"$FUZZ_TARGETS"
 
+if [ "$phase" != run ]; then
+	for t in "${targets[@]}"; do
+		# shellcheck disable=SC2086
+		"$cc" "${flags[@]}" "${dpdk_cflags[@]}" "$here/fuzz_$t.c" ${srcs[$t]} "${libs[@]}" ${xlibs[$t]:-} \
+			-o "$out/fuzz_$t" || { echo "FAILED to build fuzz_$t" >&2; exit 1; }
+	done
+fi
+[ "$phase" = build ] && { echo "== fuzz targets built into $out"; exit 0; }
 for t in "${targets[@]}"; do
-	# shellcheck disable=SC2086
-	"$cc" "${flags[@]}" "${dpdk_cflags[@]}" "$here/fuzz_$t.c" ${srcs[$t]} "${libs[@]}" ${xlibs[$t]:-} \
-		-o "$out/fuzz_$t" || { echo "FAILED to build fuzz_$t" >&2; exit 1; }
+	[ -x "$out/fuzz_$t" ] || { echo "run.sh: $out/fuzz_$t is not built (FUZZ_PHASE=build first)" >&2; exit 1; }
 done
 
 for t in "${targets[@]}"; do
