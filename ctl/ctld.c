@@ -691,6 +691,15 @@ static struct json_object *status_json(struct ctld *c)
 	json_object_object_add(o, "regions", json_object_new_int64(c->sm.n_regions));
 	json_object_object_add(o, "pid", json_object_new_int64(getpid()));
 	json_object_object_add(o, "version", json_object_new_string(SLUICE_VERSION));
+	/* how this replica balances, as its config says (the leader's is the one in use) */
+	struct json_object *bal = json_object_new_object();
+	json_object_object_add(bal, "by", json_object_new_string(c->cfg.balance.by ==
+							 SL_CTLD_BALANCE_RATE ? "rate" : "count"));
+	json_object_object_add(bal, "interval_ms",
+			       json_object_new_int64(c->cfg.balance_interval_ms));
+	json_object_object_add(bal, "rate_slack_pct",
+			       json_object_new_int64(c->cfg.balance.rate_slack_pct));
+	json_object_object_add(o, "balance", bal);
 	struct json_object *k = json_object_new_object();
 #define CNT(f) json_object_object_add(k, #f, json_object_new_int64((int64_t)c->st.f))
 	CNT(udp_rx);

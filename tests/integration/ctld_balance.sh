@@ -25,6 +25,8 @@ ctld_cluster_up 3
 PLAN=$(ql regions "[x['preferred_leader'] for x in r['regions']]")
 [ "$PLAN" = "[1, 2, 3, 1, 2, 3]" ] || fail "ctld's bootstrap plan is $PLAN, this test expects [1, 2, 3, 1, 2, 3]"
 [ "$(ql moves "r['total']")" = 0 ] || fail "a move before any write: $(ql moves "r['moves']")"
+BAL=$(ql status "(r['balance']['by'], r['balance']['rate_slack_pct'])")
+[ "$BAL" = "('rate', 25)" ] || fail "ctld's status shows balance $BAL, not by rate with 25 % slack"
 echo "[${SECONDS}s] 3 ctld replicas (balance_by = rate), 3 nodes; preferred leaders $PLAN"
 
 "$BENCH" --path "/dev/shm/sluice-$NAME-2.ingest" --duration 20 --batch 60 --series 6 \
