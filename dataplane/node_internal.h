@@ -748,6 +748,7 @@ int nd_write_file_atomic(const struct sl_node *n, const char *path, const uint8_
 			 size_t len);
 int nd_region_log_snapshot(void *ctx, struct sl_cons_snapshot *out);
 void nd_rejoin_done(struct sl_node *n);
+void nd_rejoin_forget(struct sl_node *n, struct region *r);
 void nd_fab_guard_arm(struct sl_node *n);
 void nd_fab_guard_disarm(void);
 unsigned long nd_fab_guard_waits(void);

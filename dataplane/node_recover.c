@@ -249,6 +249,16 @@ static int rejoin_setup(struct sl_node *n, char *err, size_t err_len)
 	return 0;
 }
 
+/* r's rejoining replica goes (its driver is destroyed: a switch, a join at a later
+ * segment, a leave): it no longer holds the REJOIN marker back. */
+void nd_rejoin_forget(struct sl_node *n, struct region *r)
+{
+	if (!r->rejoining)
+		return;
+	r->rejoining = false;
+	atomic_fetch_sub(&n->rejoin_left, 1);
+}
+
 /* Called by housekeeping: every region rejoined, the marker goes. */
 void nd_rejoin_done(struct sl_node *n)
 {
@@ -563,6 +573,7 @@ int nd_region_open(struct sl_node *n, struct region *r, bool rejoin, char *err, 
 	cc->max_inflight_bytes = 4u << 20;
 	cc->initial = r->hs; /* as recovered from the WAL */
 	cc->log = &r->view;
+	nd_rejoin_forget(n, r); /* a driver this one replaces */
 	cc->rejoin = r->rejoining = rejoin && conf.n_voters > 1 && sl_cfg_region_here(&n->cfg, r->id);
 	if (r->rejoining)
 		atomic_fetch_add(&n->rejoin_left, 1);

@@ -316,6 +316,7 @@ static int region_empty(struct worker *w, struct region *r, bool versioned)
 	int rc = sl_store_create(&sc, &st);
 	if (rc != 0)
 		return rc;
+	nd_rejoin_forget(w->node, r);
 	sl_drv_destroy(r->drv);
 	r->drv = NULL;
 	sl_store_destroy(r->store);
@@ -408,14 +409,19 @@ static void region_leave(struct worker *w, struct region *r, uint32_t want)
 
 /* A node that is a replica of segment `want` without the segment before (a node added
  * to the region, or one that missed segments): an empty replica of the new protocol
- * (raft: the others send it a snapshot of the segment's base and what followed). */
+ * (raft: the others send it a snapshot of the segment's base and what followed). A
+ * replica that rejoins (its data dir was lost: --rejoin) stays in the protocol's rejoin
+ * mode there: it may have voted or acknowledged in that segment before the loss. */
 static void region_join(struct worker *w, struct region *r, uint32_t want)
 {
 	struct epoch_line l;
 	line_wanted(r, want, EP_JOIN, &l);
 	const struct sl_cons_ops *ops = sl_cons_find(l.proto);
-	if (ops == NULL || (sl_cons_caps(ops) & SL_CONS_CAP_MERGE) != 0 || l.copies < 2) {
-		/* a multileader replica could not tell its empty store from a caught-up one */
+	bool rejoin = r->rejoining;
+	bool ml = ops != NULL && (sl_cons_caps(ops) & SL_CONS_CAP_MERGE) != 0;
+	if (ops == NULL || (ml && !rejoin) || l.copies < 2) {
+		/* a multileader replica could not tell its empty store from a caught-up one,
+		 * unless it rejoins (the others tell it how far its own stream went) */
 		if (!r->switch_said)
 			SL_LOG(ERR, node, "region %u: this node joins segment %u under %s, which "
 					  "cannot catch up an empty replica: not joined\n",
@@ -430,7 +436,7 @@ static void region_join(struct worker *w, struct region *r, uint32_t want)
 		rc = epochs_put(w->node, r->id, &l);
 	if (rc == 0) {
 		nd_region_drop_files(w->node, r->id);
-		rc = region_empty(w, r, false);
+		rc = region_empty(w, r, ml);
 	}
 	if (rc != 0) {
 		switch_failed(w, r, "joining the region", rc);
@@ -438,14 +444,14 @@ static void region_join(struct worker *w, struct region *r, uint32_t want)
 	}
 	take_segment(w, r, &l);
 	char err[256];
-	if (nd_region_open(w->node, r, false, err, sizeof(err)) != 0) {
+	if (nd_region_open(w->node, r, rejoin, err, sizeof(err)) != 0) {
 		open_failed(w, r, err);
 		return;
 	}
 	sl_stats_add(w->st, SL_STAT_replicas_joined, 1);
 	SL_LOG(NOTICE, node, "region %u: this node joined it at segment %u (%s, an empty "
-			     "replica: caught up by snapshot)\n",
-	       r->id, want, l.proto);
+			     "replica%s: caught up by snapshot)\n",
+	       r->id, want, l.proto, rejoin ? " rejoining after its data dir was lost" : "");
 }
 
 /* The durable image `st` (of `bytes` at index `base`, a new segment's base) is the region
@@ -453,6 +459,7 @@ static void region_join(struct worker *w, struct region *r, uint32_t want)
 static void segment_reset(struct worker *w, struct region *r, struct sl_store *st, uint64_t base,
 			  uint64_t bytes, bool ml)
 {
+	nd_rejoin_forget(w->node, r);
 	sl_drv_destroy(r->drv);
 	r->drv = NULL;
 	if (st != r->store) {
@@ -772,6 +779,15 @@ void nd_switch_poll(struct worker *w, struct region *r)
 			member ? region_join(w, r, want) : region_leave(w, r, want);
 			nd_off_fabric(w, false);
 		}
+		return;
+	}
+	if (r->rejoining && want > r->epoch && member && w->now_ns >= r->switch_next_ns) {
+		/* it lost its data dir while its group went on to a later segment (a switch,
+		 * a replica move): its peers no longer run this one, whose seal it would wait
+		 * for forever. It joins the segment the map runs, still rejoining. */
+		nd_off_fabric(w, true);
+		region_join(w, r, want);
+		nd_off_fabric(w, false);
 		return;
 	}
 	bool sealed = atomic_load_explicit(&r->sealed, memory_order_relaxed);

@@ -9,8 +9,9 @@
 # copies, an unknown protocol or region, a ctld follower, a data node's socket); region 2
 # goes multileader -> raft while node 3 is SIGKILLed right after the switch was asked
 # (it seals and switches after its restart, replaying its WAL); a node restarted after
-# the switches runs each region's segment (its protocol from the data dir); every
-# acknowledged point reads back exactly on every node.
+# the switches runs each region's segment (its protocol from the data dir); node 3, its
+# data dir lost, rejoins (--rejoin) regions past segment 0; every acknowledged point
+# reads back exactly on every node.
 set -euo pipefail
 SLUICED=$1 CTLD=$2 PRODUCER=$3 VERIFY=$4 BENCH=$5
 CTL=$(dirname "$SLUICED")/sluicectl
@@ -105,6 +106,22 @@ until_true 300 "node 1 does not run region 2 at segment 1 under raft" at 2 1 raf
 grep -q "refusing" "$DIR/node1.log" && fail "node 1 refused to start"
 echo "[${SECONDS}s] node 1 restarted: regions $(cl_regions 1 "[(r['id'], r['epoch'], r['protocol']) for r in rs]")"
 cl_wait_leaders 1 0
+
+# node 3 loses its data dir and starts with --rejoin while regions 0 and 2 are past
+# segment 0 (their peers run segments 2 and 1): it joins each at the map's segment, still
+# rejoining (no vote until caught up), is caught up by snapshot, and the REJOIN marker goes
+cl_kill 3
+rm -rf "$DIR/d3"
+CL_REJOIN=3
+cl_start 3
+CL_REJOIN=0
+until_true 600 "node 3 (rejoining) does not run region 0 at segment 2" at 0 2 raft
+until_true 300 "node 3 (rejoining) does not run region 2 at segment 1" at 2 1 raft
+until_true 600 "node 3 still rejoining: $(cl_regions 3 "[(r['id'], r['epoch'], r['rejoining']) for r in rs]")" \
+	eval '[ -e "$DIR/d3/REJOIN" ] && echo False || echo True'
+grep -q "rejoining after its data dir was lost" "$DIR/node3.log" ||
+	fail "node 3 did not join a later segment as a rejoining replica"
+echo "[${SECONDS}s] node 3 rejoined after losing its data dir: regions $(cl_regions 3 "[(r['id'], r['epoch'], r['protocol']) for r in rs]")"
 
 sl_wait_producers
 rc=0
