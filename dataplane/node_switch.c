@@ -418,10 +418,10 @@ static void region_join(struct worker *w, struct region *r, uint32_t want)
 	line_wanted(r, want, EP_JOIN, &l);
 	const struct sl_cons_ops *ops = sl_cons_find(l.proto);
 	bool rejoin = r->rejoining;
-	bool ml = ops != NULL && (sl_cons_caps(ops) & SL_CONS_CAP_MERGE) != 0;
-	if (ops == NULL || (ml && !rejoin) || l.copies < 2) {
-		/* a multileader replica could not tell its empty store from a caught-up one,
-		 * unless it rejoins (the others tell it how far its own stream went) */
+	if (ops == NULL || (sl_cons_caps(ops) & SL_CONS_CAP_MERGE) != 0 || l.copies < 2) {
+		/* a multileader replica could not tell its empty store from a caught-up one;
+		 * its rejoin mode could, but its log would start at index 0, not at the
+		 * segment's base (not done yet: a rejoining one stays where it is) */
 		if (!r->switch_said)
 			SL_LOG(ERR, node, "region %u: this node joins segment %u under %s, which "
 					  "cannot catch up an empty replica: not joined\n",
@@ -436,7 +436,7 @@ static void region_join(struct worker *w, struct region *r, uint32_t want)
 		rc = epochs_put(w->node, r->id, &l);
 	if (rc == 0) {
 		nd_region_drop_files(w->node, r->id);
-		rc = region_empty(w, r, ml);
+		rc = region_empty(w, r, false);
 	}
 	if (rc != 0) {
 		switch_failed(w, r, "joining the region", rc);
@@ -781,7 +781,8 @@ void nd_switch_poll(struct worker *w, struct region *r)
 		}
 		return;
 	}
-	if (r->rejoining && want > r->epoch && member && w->now_ns >= r->switch_next_ns) {
+	if (r->rejoining && want > r->epoch && member && w->now_ns >= r->switch_next_ns &&
+	    !r->switch_said) {
 		/* it lost its data dir while its group went on to a later segment (a switch,
 		 * a replica move): its peers no longer run this one, whose seal it would wait
 		 * for forever. It joins the segment the map runs, still rejoining. */
