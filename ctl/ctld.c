@@ -57,6 +57,7 @@ struct ctld_stats {
 	uint64_t auto_splits; /* ctld's own splits proposed (size or write load) */
 	/* merges: an operator's asked/refused, merge_done proposed, merge moves ended done */
 	uint64_t merges_asked, merges_refused, merges_proposed, merges;
+	uint64_t auto_merges; /* ctld's own merges proposed (two small neighbours) */
 };
 
 struct ctld {
@@ -83,8 +84,10 @@ struct ctld {
 	uint64_t balance_next_ns;                         /* the next balancing move, at most */
 	uint64_t rebalance_next_ns;                       /* the next rebalance move, at most */
 	uint64_t autosplit_next_ns;                       /* the next automatic split, at most */
+	uint64_t automerge_next_ns;                       /* the next automatic merge, at most */
 	struct sl_ctld_split_obs *split_obs; /* automatic splits: soft state of the leader */
 	char autosplit_blocked[SL_CTLD_WHY_MAX]; /* a due region that cannot split, and why */
+	char automerge_blocked[SL_CTLD_WHY_MAX]; /* a due pair that cannot merge, and why */
 	struct ctld_stats st;
 };
 
@@ -329,8 +332,8 @@ static void duties(struct ctld *c, uint64_t now)
 		c->rebalance_next_ns = c->balance_next_ns;
 		/* the automatic split's sustain windows start over with the heartbeats */
 		memset(c->split_obs, 0, sizeof(*c->split_obs));
-		c->autosplit_next_ns = c->balance_next_ns;
-		c->autosplit_blocked[0] = '\0';
+		c->autosplit_next_ns = c->automerge_next_ns = c->balance_next_ns;
+		c->autosplit_blocked[0] = c->automerge_blocked[0] = '\0';
 		c->bootstrap_sent_ns = 0;
 	}
 	c->leader = leader;
@@ -528,6 +531,19 @@ static void replica_duty(struct ctld *c, uint64_t now, uint64_t wall, bool any_r
 		region, from, to);
 }
 
+/* One of ctld's own moves (id, command cmd) proposed at now; the next of its kind no
+ * earlier than one balance interval later (*next_ns, set whether or not it went out). */
+static bool propose_paced(struct ctld *c, struct json_object *cmd, uint64_t id, uint64_t now,
+			  uint64_t *next_ns)
+{
+	*next_ns = now + (uint64_t)c->cfg.balance_interval_ms * 1000000ull;
+	if (propose(c, cmd) != 0)
+		return false;
+	c->move_proposed_id = id;
+	c->move_proposed_ns = now;
+	return true;
+}
+
 /* ctld's own split of a region whose size or write rate stayed above its threshold: at
  * most one per balance interval (none when it is 0), never while any region switches or
  * a replica move runs (sl_ctld_split_next), cut at the middle of the range. */
@@ -548,16 +564,44 @@ static void split_duty(struct ctld *c, uint64_t now, uint64_t wall)
 	if (now < c->autosplit_next_ns ||
 	    sl_ctld_check_split(&c->sm, region, 0, false, &at, err, sizeof(err)) != 0)
 		return;
-	c->autosplit_next_ns = now + (uint64_t)c->cfg.balance_interval_ms * 1000000ull;
 	uint64_t id = next_move_id(c);
-	if (propose(c, sl_ctld_cmd_autosplit(id, region, at, wall, why)) != 0)
+	if (!propose_paced(c, sl_ctld_cmd_autosplit(id, region, at, wall, why), id, now,
+			   &c->autosplit_next_ns))
 		return;
-	c->move_proposed_id = id;
-	c->move_proposed_ns = now;
 	c->st.auto_splits++;
 	fprintf(stderr, "sluice-ctld: move %" PRIu64 " (auto-split): region %u [0x%016" PRIx64
 		", 0x%016" PRIx64 "] splits at 0x%016" PRIx64 ": %s\n", id, region,
 		c->sm.regions[region].hash_lo, c->sm.regions[region].hash_hi, at, why);
+}
+
+/* ctld's own merge of a region and its right neighbour, small together for long enough
+ * ([cluster] merge_bytes, merge_points_per_s): at most one per balance interval (none
+ * when it is 0), never while any region switches or a replica move runs
+ * (sl_ctld_merge_next). */
+static void merge_duty(struct ctld *c, uint64_t now, uint64_t wall)
+{
+	uint32_t region = 0, with = 0;
+	char why[SL_CTLD_WHY_MAX];
+	if (c->cfg.balance_interval_ms == 0 || move_in_flight(c, now))
+		return;
+	int next = sl_ctld_merge_next(&c->sm, c->split_obs, now / 1000000ull, &c->cfg.split,
+				      &region, &with, why, sizeof(why));
+	if (next == 0) {
+		snprintf(c->automerge_blocked, sizeof(c->automerge_blocked), "%s", why);
+		return;
+	}
+	c->automerge_blocked[0] = '\0';
+	if (now < c->automerge_next_ns)
+		return;
+	uint64_t id = next_move_id(c);
+	if (!propose_paced(c, sl_ctld_cmd_automerge(id, region, with, wall, why), id, now,
+			   &c->automerge_next_ns))
+		return;
+	c->st.auto_merges++;
+	fprintf(stderr, "sluice-ctld: move %" PRIu64 " (auto-merge): region %u [0x%016" PRIx64
+		", 0x%016" PRIx64 "] takes region %u [0x%016" PRIx64 ", 0x%016" PRIx64 "]: %s\n",
+		id, region, c->sm.regions[region].hash_lo, c->sm.regions[region].hash_hi, with,
+		c->sm.regions[with].hash_lo, c->sm.regions[with].hash_hi, why);
 }
 
 static void move_duties(struct ctld *c, uint64_t now, uint64_t timeout)
@@ -611,6 +655,10 @@ static void move_duties(struct ctld *c, uint64_t now, uint64_t timeout)
 					 "retired)", c->sm.regions[m->region].epoch, m->region,
 					 c->sm.regions[m->region].hash_lo,
 					 c->sm.regions[m->region].hash_hi, m->merge_with - 1);
+			else if (m->kind == SL_CTLD_MOVE_AUTOMERGE) /* keeps the reason it ran */
+				snprintf(why, sizeof(why), "%.90s; done: region %u runs epoch %u, "
+					 "region %u retired", m->why, m->region,
+					 c->sm.regions[m->region].epoch, m->merge_with - 1);
 			else
 				snprintf(why, sizeof(why), "node %u replaced node %u: every replica "
 					 "runs epoch %u", m->to, m->from, c->sm.regions[m->region].epoch);
@@ -643,7 +691,7 @@ static void move_duties(struct ctld *c, uint64_t now, uint64_t timeout)
 				c->st.moves_done++;
 			else
 				c->st.moves_failed++;
-			if (done && m->kind == SL_CTLD_MOVE_MERGE)
+			if (done && sl_ctld_move_is_merge(m->kind))
 				c->st.merges++;
 		}
 	}
@@ -651,6 +699,7 @@ static void move_duties(struct ctld *c, uint64_t now, uint64_t timeout)
 		balance_duty(c, now, wall);
 	replica_duty(c, now, wall, any_running);
 	split_duty(c, now, wall);
+	merge_duty(c, now, wall);
 }
 
 /* ---------------------------------------------------------------- ctl commands */
@@ -740,6 +789,7 @@ static struct json_object *status_json(struct ctld *c)
 	CNT(merges_refused);
 	CNT(merges_proposed);
 	CNT(merges);
+	CNT(auto_merges);
 #undef CNT
 	json_object_object_add(k, "log_torn_bytes_cut",
 			       json_object_new_int64((int64_t)c->log.torn_bytes));
@@ -1180,6 +1230,11 @@ static int ctl_handler(void *arg, const char *cmd, struct json_object *args,
 		json_object_object_add(*result, "auto_split_blocked",
 				       soft != NULL && c->autosplit_blocked[0]
 					       ? json_object_new_string(c->autosplit_blocked)
+					       : NULL);
+		/* the same for an automatic merge */
+		json_object_object_add(*result, "auto_merge_blocked",
+				       soft != NULL && c->automerge_blocked[0]
+					       ? json_object_new_string(c->automerge_blocked)
 					       : NULL);
 	} else if (strcmp(cmd, "placement") == 0)
 		*result = sl_ctld_view_placement(&c->sm);

@@ -48,11 +48,16 @@ struct sl_ctld_cluster {
 
 /* Automatic splits ([cluster] split_*, docs/cluster.md "Automatic splits"): a region whose
  * size (the largest a live replica reports) stays above bytes, or whose write rate stays
- * above points_per_s, for sustain_ms is split at its middle (0 turns a rule off). */
+ * above points_per_s, for sustain_ms is split at its middle (0 turns a rule off).
+ * Automatic merges ([cluster] merge_*, "Automatic merges"): a region and its right
+ * neighbour whose sizes add up to less than merge_bytes (0: off), and whose write rates
+ * add up to less than merge_points_per_s (0: rates not looked at), for sustain_ms merge. */
 struct sl_ctld_split_conf {
 	uint64_t bytes;
 	uint64_t points_per_s;
 	uint32_t sustain_ms;
+	uint64_t merge_bytes;
+	uint64_t merge_points_per_s;
 };
 
 /* Leader balance ([cluster] balance_by, docs/cluster.md "Leader moves and balance"): by
@@ -170,12 +175,15 @@ enum sl_ctld_move_kind {
 	/* a merge (merge): from = to = 0, the protocol stays; the move's region takes the
 	 * range of its right neighbour, merge_with - 1, which is retired */
 	SL_CTLD_MOVE_MERGE = 9,
+	SL_CTLD_MOVE_AUTOMERGE = 10, /* ctld's own merge (two small neighbours), as a merge */
 };
 /* A move that seals the region's segment (a protocol switch, a replica move, a split or
  * a merge: a merge seals both regions' segments). */
 bool sl_ctld_move_is_switch(uint32_t kind);
 /* A split, an operator's or ctld's own (SL_CTLD_MOVE_SPLIT or SL_CTLD_MOVE_AUTOSPLIT). */
 bool sl_ctld_move_is_split(uint32_t kind);
+/* A merge, an operator's or ctld's own (SL_CTLD_MOVE_MERGE or SL_CTLD_MOVE_AUTOMERGE). */
+bool sl_ctld_move_is_merge(uint32_t kind);
 
 struct sl_ctld_move {
 	uint64_t id; /* 1, 2, ... in log order; 0: an empty slot */
@@ -284,7 +292,8 @@ bool sl_ctld_switching(const struct sl_ctld_sm *sm, uint32_t region);
 struct json_object *sl_ctld_cmd_split(uint64_t id, uint32_t region, uint64_t at,
 				      uint64_t now_ms);
 /* The same for one of ctld's own splits (kind SL_CTLD_MOVE_AUTOSPLIT, "auto-split"): the
- * move records why (the metric that stayed above its threshold). */
+ * move records why (the metric that stayed above its threshold). sl_ctld_cmd_automerge
+ * is the same for ctld's own merges (kind SL_CTLD_MOVE_AUTOMERGE, "auto-merge"). */
 struct json_object *sl_ctld_cmd_autosplit(uint64_t id, uint32_t region, uint64_t at,
 					  uint64_t now_ms, const char *why);
 /* Every replica applied the seal of the region's segment epoch - 1: the region keeps
@@ -311,6 +320,8 @@ uint32_t sl_ctld_split_child(const struct sl_ctld_sm *sm, const struct sl_ctld_m
  * merge_with is with + 1) and the region's next segment covers both ranges (merge_done). */
 struct json_object *sl_ctld_cmd_merge(uint64_t id, uint32_t region, uint32_t with,
 				      uint64_t now_ms);
+struct json_object *sl_ctld_cmd_automerge(uint64_t id, uint32_t region, uint32_t with,
+					  uint64_t now_ms, const char *why);
 /* Every replica applied the seals of both regions' segments: region runs segment `epoch`
  * (its epoch + 1) on [hash_lo, with's hash_hi]; region `with` is retired. */
 struct json_object *sl_ctld_cmd_merge_done(uint32_t region, uint32_t with, uint32_t epoch,
@@ -428,6 +439,10 @@ struct sl_ctld_split_obs {
 		struct sl_ctld_load load;
 		bool bytes_above, rate_above;
 		uint64_t bytes_since_ms, rate_since_ms;
+		/* the region and its right neighbour (with: its id) below the merge rule */
+		bool pair_below;
+		uint32_t with;
+		uint64_t pair_since_ms;
 	} r[SL_CTLD_MAX_REGIONS];
 };
 /* Updates obs from the heartbeats at now_ns (now_ms = now_ns / 10^6 is its clock). */
@@ -446,6 +461,15 @@ void sl_ctld_split_observe(const struct sl_ctld_sm *sm, const struct sl_ctld_sof
 int sl_ctld_split_next(const struct sl_ctld_sm *sm, const struct sl_ctld_split_obs *obs,
 		       uint64_t now_ms, const struct sl_ctld_split_conf *conf, uint32_t *region,
 		       char *why, size_t why_len);
+/* The next automatic merge (deterministic), under the same rules as sl_ctld_split_next:
+ * of the regions whose pair with their right neighbour stayed below the merge rule for
+ * at least sustain_ms, the one below the longest (ties: the smaller pair, then the lowest
+ * id) that sl_ctld_check_merge lets merge. 1 with region, with and why ("sizes 1.2 MB +
+ * 0.8 MB below merge_bytes 4.0 MB for 31 s"); 0 when nothing is due, why then "" or the
+ * first due pair that cannot merge and the reason. */
+int sl_ctld_merge_next(const struct sl_ctld_sm *sm, const struct sl_ctld_split_obs *obs,
+		       uint64_t now_ms, const struct sl_ctld_split_conf *conf, uint32_t *region,
+		       uint32_t *with, char *why, size_t why_len);
 /* Leader balance with its config: count is sl_ctld_balance_next. rate: the drained and
  * down nodes' regions first, as there; else the load of a node is the sum of the write
  * rates (obs, the leader's observation: unknown counts 0) of the live regions it is the

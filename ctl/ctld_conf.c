@@ -77,7 +77,17 @@ static const struct key keys[] = {
 	    "at its middle, as for split_bytes; 0 = off"),
 	U32("cluster", "split_sustain_ms", split.sustain_ms, 0, 86400000,
 	    "automatic split: how long a region's size or write rate must stay above its "
-	    "threshold (a dip below starts the wait over, as does a new ctld leader)"),
+	    "threshold (a dip below starts the wait over, as does a new ctld leader); also how "
+	    "long a pair must stay below the merge rule"),
+	U64("cluster", "merge_bytes", split.merge_bytes, 0, INT64_MAX,
+	    "automatic merge: a region and its right neighbour whose sizes add up to less than "
+	    "this for split_sustain_ms merge (same replicas, protocol raft or standalone, same "
+	    "core on every node; one merge per [ctld] balance_interval_ms, none when that is "
+	    "0); at most half of split_bytes when both are set; 0 = off"),
+	U64("cluster", "merge_points_per_s", split.merge_points_per_s, 0, INT64_MAX,
+	    "automatic merge: the pair's write rates must also add up to less than this "
+	    "(points per second; at most half of split_points_per_s when both are set); 0 = "
+	    "rates are not looked at"),
 	STR("cluster", "balance_by", balance_by_text,
 	    "leader balance ([ctld] balance_interval_ms): count = each node (and core) the "
 	    "preferred leader of about as many regions; rate = of about as much write rate "
@@ -331,6 +341,21 @@ int sl_ctld_conf_finish(struct sl_ctld_conf *c, char *err, size_t err_len)
 	} else {
 		snprintf(err, err_len, "[cluster] balance_by = '%s': count or rate",
 			 c->balance_by_text);
+		return -EINVAL;
+	}
+	/* a merged region must not be due to split again (nor the halves of a split to merge) */
+	if (c->split.merge_bytes != 0 && c->split.bytes != 0 &&
+	    c->split.merge_bytes > c->split.bytes / 2) {
+		snprintf(err, err_len, "[cluster] merge_bytes = %" PRIu64 " is above half of "
+			 "split_bytes (%" PRIu64 "): a merged region could be split again at once",
+			 c->split.merge_bytes, c->split.bytes);
+		return -EINVAL;
+	}
+	if (c->split.merge_points_per_s != 0 && c->split.points_per_s != 0 &&
+	    c->split.merge_points_per_s > c->split.points_per_s / 2) {
+		snprintf(err, err_len, "[cluster] merge_points_per_s = %" PRIu64 " is above half "
+			 "of split_points_per_s (%" PRIu64 "): a merged region could be split again "
+			 "at once", c->split.merge_points_per_s, c->split.points_per_s);
 		return -EINVAL;
 	}
 	if (c->cluster.replication != 1 && c->cluster.replication != 3) {

@@ -173,6 +173,7 @@ static const char *move_kind_name(uint32_t kind)
 	       : kind == SL_CTLD_MOVE_SPLIT	   ? "split"
 	       : kind == SL_CTLD_MOVE_AUTOSPLIT	   ? "auto-split"
 	       : kind == SL_CTLD_MOVE_MERGE	   ? "merge"
+	       : kind == SL_CTLD_MOVE_AUTOMERGE	   ? "auto-merge"
 						   : "transfer-leader";
 }
 
@@ -180,7 +181,12 @@ bool sl_ctld_move_is_switch(uint32_t kind)
 {
 	return kind == SL_CTLD_MOVE_PROTOCOL || kind == SL_CTLD_MOVE_REPLICA ||
 	       kind == SL_CTLD_MOVE_DECOMMISSION || kind == SL_CTLD_MOVE_REBALANCE ||
-	       sl_ctld_move_is_split(kind) || kind == SL_CTLD_MOVE_MERGE;
+	       sl_ctld_move_is_split(kind) || sl_ctld_move_is_merge(kind);
+}
+
+bool sl_ctld_move_is_merge(uint32_t kind)
+{
+	return kind == SL_CTLD_MOVE_MERGE || kind == SL_CTLD_MOVE_AUTOMERGE;
 }
 
 bool sl_ctld_move_is_split(uint32_t kind)
@@ -237,14 +243,18 @@ struct json_object *sl_ctld_cmd_split(uint64_t id, uint32_t region, uint64_t at,
 	return o;
 }
 
+/* A command of ctld's own: its kind and why added to the operator's command o. */
+static struct json_object *own_kind(struct json_object *o, uint32_t kind, const char *why)
+{
+	json_object_object_add(o, "kind", json_object_new_string(move_kind_name(kind)));
+	json_object_object_add(o, "why", json_object_new_string(why));
+	return o;
+}
+
 struct json_object *sl_ctld_cmd_autosplit(uint64_t id, uint32_t region, uint64_t at,
 					  uint64_t now_ms, const char *why)
 {
-	struct json_object *o = sl_ctld_cmd_split(id, region, at, now_ms);
-	json_object_object_add(o, "kind",
-			       json_object_new_string(move_kind_name(SL_CTLD_MOVE_AUTOSPLIT)));
-	json_object_object_add(o, "why", json_object_new_string(why));
-	return o;
+	return own_kind(sl_ctld_cmd_split(id, region, at, now_ms), SL_CTLD_MOVE_AUTOSPLIT, why);
 }
 
 struct json_object *sl_ctld_cmd_split_done(uint32_t region, uint32_t epoch, uint64_t at,
@@ -267,6 +277,12 @@ struct json_object *sl_ctld_cmd_merge(uint64_t id, uint32_t region, uint32_t wit
 	json_object_object_add(o, "with", json_object_new_int64(with));
 	json_object_object_add(o, "at_ms", json_object_new_int64((int64_t)now_ms));
 	return o;
+}
+
+struct json_object *sl_ctld_cmd_automerge(uint64_t id, uint32_t region, uint32_t with,
+					  uint64_t now_ms, const char *why)
+{
+	return own_kind(sl_ctld_cmd_merge(id, region, with, now_ms), SL_CTLD_MOVE_AUTOMERGE, why);
 }
 
 struct json_object *sl_ctld_cmd_merge_done(uint32_t region, uint32_t with, uint32_t epoch,
@@ -634,7 +650,7 @@ static struct sl_ctld_move *switch_move(const struct sl_ctld_sm *sm, uint32_t re
 		/* a merge switches its region and the neighbour it takes */
 		if (m != NULL &&
 		    (region == UINT32_MAX || m->region == region ||
-		     (m->kind == SL_CTLD_MOVE_MERGE && m->merge_with == region + 1)) &&
+		     (sl_ctld_move_is_merge(m->kind) && m->merge_with == region + 1)) &&
 		    sl_ctld_move_is_switch(m->kind) && m->state == SL_CTLD_MOVE_RUNNING &&
 		    (region != UINT32_MAX || replica_kind(m->kind)))
 			return (struct sl_ctld_move *)m;
@@ -1053,6 +1069,20 @@ static void fmt_ids(char *b, size_t len, const uint32_t *ids, uint32_t n)
 	}
 }
 
+/* The live region whose range starts right above region's (the live ranges tile the hash
+ * space: exactly one does, a retired region may have started there too, once); UINT32_MAX
+ * when region ends at the top, or the map is damaged. */
+static uint32_t right_neighbour(const struct sl_ctld_sm *sm, uint32_t region)
+{
+	const struct sl_ctld_region *r = &sm->regions[region];
+	if (r->hash_hi == UINT64_MAX)
+		return UINT32_MAX;
+	for (uint32_t i = 0; i < sm->n_regions; i++)
+		if (!sl_ctld_region_retired(sm, i) && sm->regions[i].hash_lo == r->hash_hi + 1)
+			return i;
+	return UINT32_MAX;
+}
+
 int sl_ctld_check_merge(const struct sl_ctld_sm *sm, uint64_t region, uint32_t *with,
 			char *err, size_t err_len)
 {
@@ -1071,12 +1101,7 @@ int sl_ctld_check_merge(const struct sl_ctld_sm *sm, uint64_t region, uint32_t *
 		       "hash space (0xffffffffffffffff); merge the region on its left into it "
 		       "instead",
 		       region);
-	/* the live ranges tile the hash space: exactly one starts right above (a retired
-	 * region may have started there too, once) */
-	uint32_t sid = UINT32_MAX;
-	for (uint32_t i = 0; i < sm->n_regions && sid == UINT32_MAX; i++)
-		if (!sl_ctld_region_retired(sm, i) && sm->regions[i].hash_lo == r->hash_hi + 1)
-			sid = i;
+	uint32_t sid = right_neighbour(sm, (uint32_t)region);
 	if (sid == UINT32_MAX)
 		REFUSE("merge: no live region starts at 0x%016" PRIx64 " (above region %" PRIu64
 		       "): the map is damaged",
@@ -1150,6 +1175,12 @@ static int apply_merge(struct sl_ctld_sm *sm, struct json_object *cmd, char *err
 	    !get_uint(cmd, "with", 0, UINT32_MAX, &with) ||
 	    !get_uint(cmd, "at_ms", 0, INT64_MAX, &at_ms))
 		REFUSE("merge: id, region, with and at_ms must be numbers");
+	/* kind: absent (an operator's) or "auto-merge" with a why */
+	const char *kind = get_str(cmd, "kind", 16), *why = get_str(cmd, "why", 4096);
+	if (json_object_object_get_ex(cmd, "kind", NULL) &&
+	    (kind == NULL || strcmp(kind, move_kind_name(SL_CTLD_MOVE_AUTOMERGE)) != 0 ||
+	     why == NULL))
+		REFUSE("merge: kind must be \"auto-merge\" (with a why) or absent");
 	if (id <= sm->n_moves) /* as transfer_leader: a stale proposal */
 		REFUSE("merge: move %" PRIu64 " is not after the last one (%" PRIu64 ")", id,
 		       sm->n_moves);
@@ -1161,8 +1192,11 @@ static int apply_merge(struct sl_ctld_sm *sm, struct json_object *cmd, char *err
 		       region, sid, with);
 	struct sl_ctld_region *r = &sm->regions[region], *s = &sm->regions[sid];
 	struct sl_ctld_move *m =
-	    switch_start(sm, id, SL_CTLD_MOVE_MERGE, (uint32_t)region, at_ms, r->protocol);
+	    switch_start(sm, id, kind != NULL ? SL_CTLD_MOVE_AUTOMERGE : SL_CTLD_MOVE_MERGE,
+			 (uint32_t)region, at_ms, r->protocol);
 	m->merge_with = sid + 1;
+	if (kind != NULL)
+		snprintf(m->why, sizeof(m->why), "%s", why);
 	/* the neighbour seals too: its replicas take no more writes in its segment */
 	memcpy(s->next_protocol, s->protocol, sizeof(s->next_protocol));
 	r->merge_with = sid + 1;
@@ -1552,9 +1586,87 @@ void sl_ctld_split_observe(const struct sl_ctld_sm *sm, const struct sl_ctld_sof
 		split_track(o->load.has_rate, o->load.points_per_s, conf->points_per_s, hold,
 			    now_ms, &o->rate_above, &o->rate_since_ms);
 	}
+	/* the merge rule, per region and its right neighbour (loads of both known) */
+	for (uint32_t i = 0; i < SL_CTLD_MAX_REGIONS; i++) {
+		struct sl_ctld_split_region *o = &obs->r[i];
+		uint32_t j = i < sm->n_regions && !sl_ctld_region_retired(sm, i)
+				     ? right_neighbour(sm, i)
+				     : UINT32_MAX;
+		bool below = false;
+		if (j != UINT32_MAX && conf->merge_bytes != 0 && !sl_ctld_switching(sm, i) &&
+		    !sl_ctld_switching(sm, j)) {
+			const struct sl_ctld_load *a = &o->load, *b = &obs->r[j].load;
+			below = a->has_bytes && b->has_bytes &&
+				a->bytes + b->bytes < conf->merge_bytes &&
+				(conf->merge_points_per_s == 0 ||
+				 (a->has_rate && b->has_rate &&
+				  a->points_per_s + b->points_per_s < conf->merge_points_per_s));
+		}
+		if (below && (!o->pair_below || o->with != j))
+			o->pair_since_ms = now_ms;
+		o->pair_below = below;
+		o->with = below ? j : 0;
+	}
 }
 
 /* Bytes for a why: "1.2 GB" (powers of 1000). */
+static void fmt_bytes(char *b, size_t len, uint64_t v);
+
+int sl_ctld_merge_next(const struct sl_ctld_sm *sm, const struct sl_ctld_split_obs *obs,
+		       uint64_t now_ms, const struct sl_ctld_split_conf *conf, uint32_t *region,
+		       uint32_t *with, char *why, size_t why_len)
+{
+	why[0] = '\0';
+	if (!sm->bootstrapped || conf->merge_bytes == 0 || sl_ctld_replica_move_running(sm))
+		return 0;
+	for (uint32_t i = 0; i < sm->n_regions; i++)
+		if (sl_ctld_switching(sm, i))
+			return 0; /* one switch at a time, as for splits */
+	uint32_t best = UINT32_MAX;
+	uint64_t best_since = 0, best_bytes = 0;
+	for (uint32_t i = 0; i < sm->n_regions; i++) {
+		const struct sl_ctld_split_region *o = &obs->r[i];
+		if (!o->pair_below || now_ms - o->pair_since_ms < conf->sustain_ms ||
+		    sl_ctld_region_retired(sm, i))
+			continue;
+		uint32_t w = 0;
+		char err[SL_CTLD_WHY_MAX];
+		/* other replicas, cores or protocols: skipped, the first one said */
+		if (sl_ctld_check_merge(sm, i, &w, err, sizeof(err)) != 0 || w != o->with) {
+			if (why[0] == '\0')
+				snprintf(why, why_len, "regions %u and %u are due to merge but cannot: %s",
+					 i, o->with, w != o->with && err[0] == '\0' ? "the map changed" : err);
+			continue;
+		}
+		uint64_t bytes = o->load.bytes + obs->r[o->with].load.bytes;
+		if (best != UINT32_MAX && (o->pair_since_ms > best_since ||
+					   (o->pair_since_ms == best_since && bytes >= best_bytes)))
+			continue; /* ascending ids: an equal one stays the lower id */
+		best = i;
+		best_since = o->pair_since_ms;
+		best_bytes = bytes;
+	}
+	if (best == UINT32_MAX)
+		return 0;
+	const struct sl_ctld_split_region *o = &obs->r[best];
+	char a[32], b[32], limit[32];
+	fmt_bytes(a, sizeof(a), o->load.bytes);
+	fmt_bytes(b, sizeof(b), obs->r[o->with].load.bytes);
+	fmt_bytes(limit, sizeof(limit), conf->merge_bytes);
+	int at = snprintf(why, why_len, "sizes %s + %s below merge_bytes %s", a, b, limit);
+	if (conf->merge_points_per_s != 0 && at > 0 && (size_t)at < why_len)
+		at += snprintf(why + at, why_len - (size_t)at, ", write rates %" PRIu64 " + %" PRIu64
+			       " points/s below merge_points_per_s %" PRIu64,
+			       o->load.points_per_s, obs->r[o->with].load.points_per_s,
+			       conf->merge_points_per_s);
+	if (at > 0 && (size_t)at < why_len)
+		snprintf(why + at, why_len - (size_t)at, " for %" PRIu64 " s",
+			 (now_ms - o->pair_since_ms) / 1000);
+	*region = best;
+	*with = o->with;
+	return 1;
+}
+
 static void fmt_bytes(char *b, size_t len, uint64_t v)
 {
 	static const char *const unit[] = {"B", "kB", "MB", "GB", "TB", "PB", "EB"};
@@ -1733,7 +1845,7 @@ bool sl_ctld_switch_done(const struct sl_ctld_sm *sm, const struct sl_ctld_soft 
 		uint32_t s = m->merge_with - 1;
 		if (!sl_ctld_switch_ready(sm, soft, m->region, now_ns, timeout_ns, w, sizeof(w)))
 			snprintf(waiting, waiting_len, "%s", w);
-		else if (m->kind != SL_CTLD_MOVE_MERGE)
+		else if (!sl_ctld_move_is_merge(m->kind))
 			snprintf(waiting, waiting_len, "every replica sealed epoch %u: %s",
 				 r->epoch, sl_ctld_move_is_split(m->kind) ? "splitting" : "switching");
 		else if (!sl_ctld_switch_ready(sm, soft, s, now_ns, timeout_ns, w, sizeof(w)))
@@ -1920,7 +2032,7 @@ struct json_object *sl_ctld_view_moves(const struct sl_ctld_sm *sm,
 		json_object_object_add(o, "region", json_object_new_int64(m->region));
 		json_object_object_add(o, "from", m->from ? json_object_new_int64(m->from) : NULL);
 		bool proto = m->kind == SL_CTLD_MOVE_PROTOCOL || sl_ctld_move_is_split(m->kind) ||
-			     m->kind == SL_CTLD_MOVE_MERGE,
+			     sl_ctld_move_is_merge(m->kind),
 		     sw = sl_ctld_move_is_switch(m->kind);
 		json_object_object_add(o, "to", proto ? NULL : json_object_new_int64(m->to));
 		/* the segment a switch seals */

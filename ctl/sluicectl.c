@@ -466,11 +466,15 @@ static void render_regions(struct json_object *result)
 {
 	add_region_states(get_array(result, "regions"));
 	render_keyed(result, "regions", "no regions");
-	/* a region due for an automatic split that cannot be (sluice-ctld's leader) */
+	/* a region due for an automatic split, or a pair for a merge, that cannot be
+	 * (sluice-ctld's leader) */
 	struct json_object *b = NULL;
 	if (json_object_object_get_ex(result, "auto_split_blocked", &b) &&
 	    json_object_is_type(b, json_type_string))
 		printf("auto-split blocked: %s\n", json_object_get_string(b));
+	if (json_object_object_get_ex(result, "auto_merge_blocked", &b) &&
+	    json_object_is_type(b, json_type_string))
+		printf("auto-merge blocked: %s\n", json_object_get_string(b));
 }
 
 static int cmd_regions(const struct opts *o, int argc, char **argv)

@@ -2302,6 +2302,29 @@ static void test_autosplit_blocked(void **state)
 	assert_non_null(strstr(why, "the most it holds"));
 }
 
+/* A command of ctld's own kind (`head`: the command's JSON up to its kind, `kind` the only
+ * one taken) with a kind of another name, without a why, or with a null kind is refused
+ * and changes nothing; then the recorded log replayed on a fresh machine gives the same
+ * state, move `id` of kind `want` in it. */
+static void own_kinds_checked(const char *head, const char *kind, uint64_t id, uint32_t want)
+{
+	char bad[3][256];
+	snprintf(bad[0], sizeof(bad[0]), "%s\"kind\":\"%s-ish\",\"why\":\"x\"}", head, kind);
+	snprintf(bad[1], sizeof(bad[1]), "%s\"kind\":\"%s\"}", head, kind);
+	snprintf(bad[2], sizeof(bad[2]), "%s\"kind\":null,\"why\":\"x\"}", head);
+	recording = false;
+	snapshot_state();
+	for (size_t i = 0; i < 3; i++)
+		assert_int_equal(apply_text(bad[i]), -EINVAL);
+	assert_unchanged();
+	/* two replicas applying the same commands end identical */
+	replay_recorded();
+	before.applied = before.refused = 0;
+	sm.applied = sm.refused = 0;
+	assert_memory_equal(&sm, &before, sizeof(sm));
+	assert_int_equal(sl_ctld_move_get(&sm, id)->kind, want);
+}
+
 /* The decision goes to the log as an ordinary split of kind auto-split with its why: the
  * moves view shows it, it is a switch and a split for every rule, and two replicas that
  * apply the same commands end identical. */
@@ -2350,25 +2373,8 @@ static void test_autosplit_move(void **state)
 	assert_int_equal(apply_obj(sl_ctld_cmd_move_end(id, true, "done", 34000)), 0);
 	assert_false(sl_ctld_switching(&sm, 1) || sl_ctld_switching(&sm, 2));
 	/* malformed kinds are refused, the state unchanged (not part of the replayed log) */
-	recording = false;
-	snapshot_state();
-	static const char *const bad[] = {
-	    "{\"op\":\"split\",\"id\":9,\"region\":0,\"at\":\"0x0000000000000010\",\"at_ms\":5,"
-	    "\"kind\":\"split-ish\",\"why\":\"x\"}",
-	    "{\"op\":\"split\",\"id\":9,\"region\":0,\"at\":\"0x0000000000000010\",\"at_ms\":5,"
-	    "\"kind\":\"auto-split\"}",
-	    "{\"op\":\"split\",\"id\":9,\"region\":0,\"at\":\"0x0000000000000010\",\"at_ms\":5,"
-	    "\"kind\":null,\"why\":\"x\"}",
-	};
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		assert_int_equal(apply_text(bad[i]), -EINVAL);
-	assert_unchanged();
-	/* two replicas applying the same commands end identical */
-	replay_recorded();
-	before.applied = before.refused = 0;
-	sm.applied = sm.refused = 0;
-	assert_memory_equal(&sm, &before, sizeof(sm));
-	assert_int_equal(sl_ctld_move_get(&sm, id)->kind, SL_CTLD_MOVE_AUTOSPLIT);
+	own_kinds_checked("{\"op\":\"split\",\"id\":9,\"region\":0,\"at\":\"0x0000000000000010\","
+			  "\"at_ms\":5,", "auto-split", id, SL_CTLD_MOVE_AUTOSPLIT);
 }
 
 /* The [cluster] split keys: defaults, 64-bit sizes, ranges. */
@@ -2953,6 +2959,189 @@ static void test_merge_retired_ignored(void **state)
 	json_object_put(mv);
 }
 
+/* ---------------------------------------------------------------- automatic merges */
+
+/* The leader's observation at t_ms, then its merge decision: the region (UINT32_MAX:
+ * none), *with its right neighbour. */
+static uint32_t merge_at_ms(uint64_t t_ms, const struct sl_ctld_split_conf *conf, uint32_t *with,
+			    char *why, size_t why_len)
+{
+	uint32_t region = UINT32_MAX;
+	sl_ctld_split_observe(&sm, &soft, t_ms * 1000000ull, HOUR, conf, &obs);
+	int rc = sl_ctld_merge_next(&sm, &obs, t_ms, conf, &region, with, why, why_len);
+	assert_int_equal(rc, region != UINT32_MAX);
+	return region;
+}
+
+/* A region and its right neighbour merge once their sizes add up to less than
+ * merge_bytes for the sustain time (both known; the top region has no neighbour); off,
+ * nothing; with merge_points_per_s the rates count too (unknown: not below); a dip
+ * starts the wait over; the pair below the longest goes first. */
+static void test_automerge_due(void **state)
+{
+	(void)state;
+	char why[SL_CTLD_WHY_MAX];
+	uint32_t with = 0;
+	struct sl_ctld_cluster c = cluster(3, 4, 3);
+	bootstrap_cluster(&c);
+	for (uint32_t n = 1; n <= 3; n++) /* one core: neighbours share it */
+		assert_int_equal(apply_obj(sl_ctld_cmd_join(n, "a", 1)), 0);
+	memset(&soft, 0, sizeof(soft));
+	memset(&obs, 0, sizeof(obs));
+	const struct sl_ctld_split_conf conf = {.merge_bytes = 4000000, .sustain_ms = 30000};
+	int64_t pts[] = {1, 1, 1, 1};
+	int64_t b[] = {1000000, 2000000, 5000000, 100}; /* pairs: 3 MB, 7 MB, 5.0001 MB */
+	int64_t none[] = {NO_FIGURE, NO_FIGURE, NO_FIGURE, NO_FIGURE};
+	hb_load(1, pts, b, 0);
+	hb_load(2, pts, none, 0);
+	assert_int_equal(merge_at_ms(0, &conf, &with, why, sizeof(why)), UINT32_MAX);
+	assert_string_equal(why, "");
+	assert_true(obs.r[0].pair_below);
+	assert_int_equal(obs.r[0].with, 1);
+	assert_false(obs.r[1].pair_below || obs.r[2].pair_below || obs.r[3].pair_below);
+	assert_int_equal(merge_at_ms(29999, &conf, &with, why, sizeof(why)), UINT32_MAX);
+	const struct sl_ctld_split_conf off = {.bytes = 1, .sustain_ms = 30000};
+	struct sl_ctld_split_obs keep = obs;
+	assert_int_equal(merge_at_ms(60000, &off, &with, why, sizeof(why)), UINT32_MAX);
+	obs = keep;
+	assert_int_equal(merge_at_ms(30000, &conf, &with, why, sizeof(why)), 0);
+	assert_int_equal(with, 1);
+	assert_string_equal(why, "sizes 1.0 MB + 2.0 MB below merge_bytes 4.0 MB for 30 s");
+	assert_int_equal(sm.regions[0].hash_hi + 1, sm.regions[1].hash_lo); /* nothing applied */
+	/* the rate rule: rates unknown (one heartbeat each) are not below it */
+	const struct sl_ctld_split_conf rated = {.merge_bytes = 4000000,
+						 .merge_points_per_s = 100, .sustain_ms = 30000};
+	keep = obs;
+	assert_int_equal(merge_at_ms(31000, &rated, &with, why, sizeof(why)), UINT32_MAX);
+	assert_false(obs.r[0].pair_below);
+	/* 10 points/s each: 20 below 100 */
+	int64_t p2[] = {301, 301, 301, 301};
+	hb_load(1, p2, b, 30 * S);
+	assert_int_equal(merge_at_ms(32000, &rated, &with, why, sizeof(why)), UINT32_MAX);
+	assert_true(obs.r[0].pair_below);
+	assert_int_equal(merge_at_ms(62000, &rated, &with, why, sizeof(why)), 0);
+	assert_string_equal(why, "sizes 1.0 MB + 2.0 MB below merge_bytes 4.0 MB, write rates 10 "
+				 "+ 10 points/s below merge_points_per_s 100 for 30 s");
+	obs = keep;
+	/* a dip above: the wait starts over */
+	int64_t grown[] = {3000000, 2000000, 5000000, 100};
+	hb_load(1, pts, grown, 31 * S);
+	assert_int_equal(merge_at_ms(31000, &conf, &with, why, sizeof(why)), UINT32_MAX);
+	hb_load(1, pts, b, 32 * S);
+	assert_int_equal(merge_at_ms(32000, &conf, &with, why, sizeof(why)), UINT32_MAX);
+	/* regions 2 and 3 go below later than 0 and 1: 0 still goes first, and at 62 s
+	 * both are due */
+	int64_t b3[] = {1000000, 2000000, 1000000, 100};
+	hb_load(1, pts, b3, 40 * S);
+	assert_int_equal(merge_at_ms(40000, &conf, &with, why, sizeof(why)), UINT32_MAX);
+	assert_true(obs.r[2].pair_below);
+	assert_int_equal(obs.r[2].with, 3);
+	assert_int_equal(merge_at_ms(70000, &conf, &with, why, sizeof(why)), 0);
+	assert_int_equal(obs.r[0].pair_since_ms, 32000);
+	assert_int_equal(obs.r[2].pair_since_ms, 40000);
+}
+
+/* A due pair that cannot merge (its regions on different cores of a node) is skipped,
+ * the first one named in why; a switch anywhere holds every automatic merge. */
+static void test_automerge_blocked(void **state)
+{
+	(void)state;
+	char why[SL_CTLD_WHY_MAX];
+	uint32_t with = 0;
+	struct sl_ctld_cluster c = cluster(3, 4, 3);
+	bootstrap_cluster(&c);
+	for (uint32_t n = 1; n <= 3; n++) /* two cores: region r on core r mod 2 */
+		assert_int_equal(apply_obj(sl_ctld_cmd_join(n, "a", 2)), 0);
+	memset(&soft, 0, sizeof(soft));
+	memset(&obs, 0, sizeof(obs));
+	const struct sl_ctld_split_conf conf = {.merge_bytes = 4000000, .sustain_ms = 1000};
+	int64_t pts[] = {1, 1, 1, 1}, b[] = {1000, 1000, 1000, 1000};
+	hb_load(1, pts, b, 0);
+	assert_int_equal(merge_at_ms(0, &conf, &with, why, sizeof(why)), UINT32_MAX);
+	assert_int_equal(merge_at_ms(5000, &conf, &with, why, sizeof(why)), UINT32_MAX);
+	assert_non_null(strstr(why, "regions 0 and 1 are due to merge but cannot"));
+	assert_non_null(strstr(why, "different cores"));
+	/* a split of region 0 (its halves on one core): they merge back once small */
+	uint64_t at = 0;
+	char err[256];
+	assert_int_equal(sl_ctld_check_split(&sm, 0, 0, false, &at, err, sizeof(err)), 0);
+	assert_int_equal(apply_obj(sl_ctld_cmd_split(sm.n_moves + 1, 0, at, 6000)), 0);
+	uint64_t id = sm.n_moves;
+	assert_int_equal(merge_at_ms(7000, &conf, &with, why, sizeof(why)), UINT32_MAX);
+	assert_string_equal(why, ""); /* a switch runs: nothing is looked at */
+	assert_int_equal(apply_obj(sl_ctld_cmd_split_done(0, 1, at, 4, 7000)), 0);
+	assert_int_equal(apply_obj(sl_ctld_cmd_move_end(id, true, "split", 8000)), 0);
+	int64_t p5[] = {1, 1, 1, 1, 1}, b5[] = {1000, 1000, 1000, 1000, 1000};
+	hb_load(1, p5, b5, 9 * S);
+	assert_int_equal(merge_at_ms(9000, &conf, &with, why, sizeof(why)), UINT32_MAX);
+	assert_int_equal(merge_at_ms(10000, &conf, &with, why, sizeof(why)), 0);
+	assert_int_equal(with, 4);
+}
+
+/* The decision goes to the log as a merge of kind auto-merge with its why: the moves view
+ * shows it, it is a switch and a merge for every rule, malformed kinds are refused, and
+ * two replicas that apply the same commands end identical. */
+static void test_automerge_move(void **state)
+{
+	(void)state;
+	n_rec = 0;
+	recording = true;
+	struct sl_ctld_cluster c = cluster(3, 3, 3);
+	merge_cluster(&c, 1);
+	uint64_t id = sm.n_moves + 1;
+	const char *why = "sizes 1.0 MB + 2.0 MB below merge_bytes 4.0 MB for 30 s";
+	assert_int_equal(apply_obj(sl_ctld_cmd_automerge(id, 1, 2, 31000, why)), 0);
+	const struct sl_ctld_move *m = sl_ctld_move_get(&sm, id);
+	assert_int_equal(m->kind, SL_CTLD_MOVE_AUTOMERGE);
+	assert_true(sl_ctld_move_is_switch(m->kind) && sl_ctld_move_is_merge(m->kind));
+	assert_false(sl_ctld_move_is_merge(SL_CTLD_MOVE_SPLIT));
+	assert_string_equal(m->why, why);
+	assert_true(sl_ctld_switching(&sm, 1) && sl_ctld_switching(&sm, 2));
+	struct json_object *mv = sl_ctld_view_moves(&sm, &soft, 32 * S, HOUR);
+	assert_string_equal(move_field(mv, id, "kind"), "auto-merge");
+	assert_string_equal(move_field(mv, id, "why"), why);
+	assert_string_equal(move_field(mv, id, "merge_with"), "2");
+	json_object_put(mv);
+	assert_int_equal(apply_obj(sl_ctld_cmd_merge_done(1, 2, 1, 32000)), 0);
+	assert_int_equal(sm.regions[2].merged_into, 2);
+	assert_int_equal(apply_obj(sl_ctld_cmd_move_end(id, true, "done", 34000)), 0);
+	own_kinds_checked("{\"op\":\"merge\",\"id\":9,\"region\":0,\"with\":1,\"at_ms\":5,",
+			  "auto-merge", id, SL_CTLD_MOVE_AUTOMERGE);
+}
+
+/* The [cluster] merge keys: off by default; at most half of the split thresholds, so a
+ * merged region is never due to split at once. */
+static void test_automerge_conf(void **state)
+{
+	(void)state;
+	struct sl_ctld_conf c;
+	char err[256];
+	sl_ctld_conf_default(&c);
+	assert_int_equal(c.split.merge_bytes, 0);
+	assert_int_equal(c.split.merge_points_per_s, 0);
+	assert_int_equal(sl_ctld_conf_set(&c, "cluster", "merge_bytes", "500000000", err,
+					  sizeof(err)), 0);
+	assert_int_equal(sl_ctld_conf_set(&c, "cluster", "merge_points_per_s", "1000", err,
+					  sizeof(err)), 0);
+	assert_int_equal(sl_ctld_conf_finish(&c, err, sizeof(err)), 0);
+	const char *dump = conf_dump(&c);
+	assert_non_null(strstr(dump, "merge_bytes = 500000000\n"));
+	assert_non_null(strstr(dump, "merge_points_per_s = 1000\n"));
+	assert_int_equal(sl_ctld_conf_set(&c, "cluster", "split_bytes", "999999999", err,
+					  sizeof(err)), 0);
+	assert_int_equal(sl_ctld_conf_finish(&c, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "merge_bytes = 500000000 is above half of split_bytes"));
+	assert_int_equal(sl_ctld_conf_set(&c, "cluster", "split_bytes", "1000000000", err,
+					  sizeof(err)), 0);
+	assert_int_equal(sl_ctld_conf_set(&c, "cluster", "split_points_per_s", "1999", err,
+					  sizeof(err)), 0);
+	assert_int_equal(sl_ctld_conf_finish(&c, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "merge_points_per_s = 1000 is above half"));
+	assert_int_equal(sl_ctld_conf_set(&c, "cluster", "split_points_per_s", "2000", err,
+					  sizeof(err)), 0);
+	assert_int_equal(sl_ctld_conf_finish(&c, err, sizeof(err)), 0);
+}
+
 /* ---------------------------------------------------------------- balance by write rate */
 
 static const struct sl_ctld_balance_conf by_rate = {.by = SL_CTLD_BALANCE_RATE,
@@ -3258,6 +3447,8 @@ int main(void)
 	    cmocka_unit_test(test_autosplit_move),    cmocka_unit_test(test_autosplit_conf),
 	    cmocka_unit_test(test_merge_flow),        cmocka_unit_test(test_merge_split_halves),
 	    cmocka_unit_test(test_merge_refused),     cmocka_unit_test(test_merge_retired_ignored),
+	    cmocka_unit_test(test_automerge_due),     cmocka_unit_test(test_automerge_blocked),
+	    cmocka_unit_test(test_automerge_move),    cmocka_unit_test(test_automerge_conf),
 	    cmocka_unit_test(test_balance_rate),      cmocka_unit_test(test_balance_rate_slack),
 	    cmocka_unit_test(test_balance_rate_no_ping_pong),
 	    cmocka_unit_test(test_balance_rate_guards), cmocka_unit_test(test_balance_rate_heartbeats),
