@@ -191,7 +191,7 @@ static void trace(const char *fmt, ...)
 	va_end(ap);
 }
 
-static struct sl_ml_opts ml_opts = {
+const struct sl_ml_opts sim_ml_opts = {
     .max_entry_bytes = 32,
     .max_batch_entries = 16,
     .batch_delay_ns = 2 * MS,
@@ -436,13 +436,12 @@ static uint64_t end_applied(uint32_t o)
 	return 0;
 }
 
-/* This replica's own end as its protocol sees it (0: not sealed). */
-static uint64_t own_end(const struct rep *r)
+uint64_t sim_ml_own_end(void *ml, uint32_t self)
 {
-	struct sl_ml_origin o[NR];
-	uint32_t n = sl_ml_origins(sl_drv_instance(r->drv), o, NR);
+	struct sl_ml_origin o[SL_CONS_MAX_PEERS];
+	uint32_t n = sl_ml_origins(ml, o, SL_CONS_MAX_PEERS);
 	for (uint32_t i = 0; i < n; i++)
-		if (o[i].node == r->id)
+		if (o[i].node == self)
 			return o[i].end;
 	return 0;
 }
@@ -579,7 +578,7 @@ static void rep_start(struct rep *r)
 	dc.cons.n_voters = NR;
 	for (uint32_t i = 0; i < NR; i++)
 		dc.cons.voters[i] = i + 1;
-	dc.cons.proto_opts = &ml_opts;
+	dc.cons.proto_opts = &sim_ml_opts;
 	dc.cons.rejoin = r->rejoin;
 	r->view = (struct sl_cons_log){r, l_first, l_last, l_term, l_entry, l_snap};
 	dc.cons.log = &r->view;
@@ -825,7 +824,7 @@ static void client_step(void)
 		sl_put_u64(p + 4, S.writes + 1);
 		struct sl_ml_prop pr = {s, S.next_seq[s], 1 + (uint32_t)sim_below(&S.rng, 2)};
 		void *st = sl_drv_instance(r->drv);
-		uint64_t end = S.seal ? own_end(r) : 0;
+		uint64_t end = S.seal ? sim_ml_own_end(st, r->id) : 0;
 		int rc = sl_ml_propose(st, S.pid + 1, p, sizeof(p), &pr);
 		if (rc == -EROFS)
 			S.seal_refused++;

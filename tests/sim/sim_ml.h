@@ -7,4 +7,16 @@
  * seed passed, 1 when one failed, 2 on a usage error. */
 int sim_ml_main(int argc, char **argv);
 
+#include <stdint.h>
+
+#include "multileader.h"
+
+/* The multileader options of this mode (small batches and windows, short timers, a
+ * retention of 2000 entries); --reconfig starts from them. */
+extern const struct sl_ml_opts sim_ml_opts;
+
+/* The end of replica `self`'s own stream as its multileader instance `ml` knows it (0: not
+ * sealed); --reconfig's multileader segments use it too. */
+uint64_t sim_ml_own_end(void *ml, uint32_t self);
+
 #endif

@@ -1,41 +1,63 @@
 /* sim_vlog.c - sluice-sim's reconfiguration mode (--reconfig): the virtual log of a few
  * regions, each a chain of segments (docs/cluster.md, "Switching a region's protocol",
- * "Moving replicas", "Splitting a region"). Every segment is a raft group of three
- * replicas run through the region driver the node links, with its own members, epoch,
- * log base (epoch << 40, as the node) and hash range [lo, hi] of the 64-bit series-hash
- * space. A coordinator (ctld's part) reconfigures at seeded times: it seals the active
- * segment(s) and, once every replica reports its segment sealed, commits a new map
- * version whose new segment(s) continue the region:
- *   switch      the same region and replicas on a new segment (a new raft group: the
- *               protocol is raft on both sides, see "Not modelled" below);
- *   membership  one replica replaced by a node outside the segment (the joiner opens an
- *               empty replica and is caught up by a raft snapshot of the base image);
+ * "Moving replicas", "Splitting a region"). Every segment is a group of three replicas
+ * run through the region driver the node links, under raft or multileader, with its own
+ * members, epoch, log base (epoch << 40, as the node) and hash range [lo, hi] of the
+ * 64-bit series-hash space. A coordinator (ctld's part) reconfigures at seeded times: it
+ * seals the active segment(s) and, once every replica reports its segment sealed,
+ * commits a new map version whose new segment(s) continue the region:
+ *   switch      the same region and replicas on a new segment whose protocol is drawn:
+ *               raft -> raft, raft -> multileader, multileader -> raft or multileader;
+ *   membership  one replica replaced by a node outside the segment (raft: the joiner
+ *               opens an empty replica and is caught up by a raft snapshot of the base
+ *               image; multileader only with --ml-moves, below);
  *   split       two regions at a seeded hash, often exactly a stored write's: the parent
  *               keeps [lo, at - 1], a new region takes [at, hi] (ctld's rule);
  *   merge       two adjacent regions on the same replicas become one.
- * Each data node ("agent") applies the map as sluiced does: a replica of the sealed
- * segment writes its applied state at the seal (per replica: the multiset of write ids
- * with their hashes) as the new segment's base image, cut by sl_range_split (range.h, the
- * node's own cut) at a split, the child's half first and the parent's last (the commit
- * point), the union of both at a merge; then it opens the new segment over it.
+ * Splits and merges are of raft regions only, and a multileader region is not moved
+ * (ctld refuses both): one picked for them is switched instead.
+ * Each data node ("agent") applies the map as sluiced does (node_switch.c): a replica of
+ * the sealed segment writes its applied state at the seal (per replica: the multiset of
+ * write ids with their hashes) as the new segment's base image, cut by sl_range_split
+ * (range.h, the node's own cut) at a split, the child's half first and the parent's last
+ * (the commit point), the union of both at a merge; then it opens the new segment over
+ * it. A multileader segment opens over that image with a vector naming no position of
+ * any origin (segment_reset); its replicas seal their own streams (any replica is asked,
+ * its peers follow), report sealed once every stream is applied up to its end, and
+ * their state then is what the next base image is made of (a write id is one point:
+ * last-writer-wins between copies of it changes nothing, so the multiset stays exact).
  * Clients write points (unique write id, series hash) routed by their copy of the map to
- * the segment whose range holds the hash and retry, with the same id, on every refusal
- * that says the write was never taken (sealed, not leader, no replica here, dropped); a
+ * the segment whose range holds the hash (raft: a member, redirected to the leader;
+ * multileader: any member takes it) and retry, with the same id, on every refusal that
+ * says the write was never taken (sealed, not leader, busy, no replica here, dropped); a
  * write whose outcome is unknown (timeout, crash) is given up, never sent twice.
  * Faults: message drop, duplicate, reorder, delay, symmetric and one-way partitions,
  * crashes (random node, a segment's leader, the coordinator) with torn and lost unsynced
- * WAL writes, clock jumps, slow disks; and a crash at every step of a reconfiguration
- * (enum step): each reconfiguration draws one step from the seed and crashes the node (or
- * the coordinator) that reaches it, right there; everything resumes from durable state
- * (images, the WAL, the "sealed" and "joined" records, the coordinator's map and record).
- * Checkers: no acknowledged write lost, none applied twice (states are multisets), the
- * ranges of every map version tile the hash space exactly once, every stored write lies
- * in its segment's range, images of one segment agree, and the seal rules (nothing applied
- * past a SEAL; raft's past_seal guard: catches mutation seal_leaky).
- * Not modelled: multileader or standalone segments (a switch is raft to raft), learners,
- * nodes losing their disk, fsync errors, ctld's own replication (the coordinator is one
- * process with a durable record), the node's session table and open-proposal rerouting
- * (a client retry stands for them), leader balance. */
+ * WAL writes (one fsync in flight per WAL: group commit), clock jumps, slow disks; and a
+ * crash at every step of a reconfiguration (enum step): each reconfiguration draws one
+ * step from the seed and crashes the node (or the coordinator) that reaches it, right
+ * there; everything resumes from durable state (images, the WAL, multileader merges,
+ * the "sealed" and "joined" records, the coordinator's map and record).
+ * Checkers: no acknowledged write lost (at the end in its region, and in every member's
+ * base image of the segment after the one that acked it), none applied twice (states
+ * are multisets), the ranges of every map version tile the hash space exactly once,
+ * every stored write lies in its segment's range, images of one segment agree, the seal
+ * rules (raft: one SEAL index, nothing applied past it, raft's past_seal guard, catches
+ * mutation seal_leaky; multileader: one end per origin stream, no write applied or
+ * acked past it, no write taken by a replica whose own stream is sealed, the protocol's
+ * past_seal guard, catches ml_seal_late), and at a multileader seal, before any base
+ * image is made of it, every replica's state the same and holding every write the
+ * segment acknowledged.
+ * --ml-moves also moves replicas of multileader regions, the joiner opened empty in
+ * multileader's rejoin mode (what node_switch.c's region_join did for a rejoining node):
+ * it fails, since nothing sends the joiner the segment's base image (rejoin catches up
+ * streams only); off in CI.
+ * Not modelled: standalone segments, learners, nodes losing their disk, fsync errors,
+ * multileader retention and snapshot catch-up between live replicas (--protocol
+ * multileader covers them), ack levels beyond the per-seed default, reads, ctld's own
+ * replication (the coordinator is one process with a durable record), the node's
+ * session table and open-proposal rerouting (a client retry stands for them), leader
+ * balance. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -46,9 +68,11 @@
 
 #include "consensus.h"
 #include "driver.h"
+#include "multileader.h"
 #include "raft.h"
 #include "range.h"
 #include "sim.h"
+#include "sim_ml.h"
 #include "sim_vlog.h"
 #include "sl_assert.h"
 #include "sl_le.h"
@@ -67,6 +91,13 @@
 enum vev { V_DELIVER, V_TICK, V_SYNC, V_CLIENT, V_FAULT, V_RESTART, V_HEAL, V_COORD, V_COORD_UP, V_AGENT };
 
 enum kind { K_SWITCH, K_MEMBER, K_SPLIT, K_MERGE, K_COUNT };
+
+/* The switches done, by the protocols on both sides (index: from_ml * 2 + to_ml), and
+ * multileader replica moves (--ml-moves). */
+enum swk { SW_RR, SW_RM, SW_MR, SW_MM, SW_MOVE_ML, SW_COUNT };
+static const char *const sw_names[SW_COUNT] = {
+    "raft -> raft", "raft -> multileader", "multileader -> raft",
+    "multileader -> multileader", "multileader replica moved"};
 static const char *const kind_names[K_COUNT] = {"switch (new segment, same replicas)",
 						"membership (one replica replaced)", "split",
 						"merge"};
@@ -88,7 +119,7 @@ enum step {
 	ST_COUNT,
 };
 static const char *const step_names[ST_COUNT] = {
-    "asked (coordinator)",	  "seal proposed (leader)",	    "seal applied on a first replica",
+    "asked (coordinator)",	  "seal proposed (leader, ml replica)",	    "seal applied on a first replica",
     "sealed reported (replica)",  "all sealed (coordinator)",	    "map committed (new member)",
     "first image (split: child)", "second image (split: parent)", "joiner opened empty replica",
     "new segment started",	  "done (coordinator)",
@@ -125,13 +156,18 @@ enum check {
 	C_STORED_RANGE,
 	C_CONVERGED,
 	C_SEAL_GUARD,
+	C_ML_SEALED,
+	C_BASE_ACKED,
+	C_ML_PROPOSE,
 	C_COUNT,
 };
 static const char *const check_names[C_COUNT] = {
     "applies checked (range, seal, known write)", "images checked (range, once, agreement)",
     "map versions tiling the hash space",	  "acknowledged writes found in their region",
     "writes found at most once",		  "stored writes in their region's range",
-    "regions converged after the heal",	  "raft past-seal guard checks",
+    "regions converged after the heal",	  "past-seal guard checks (raft, ml)",
+    "ml replicas agreeing at the seal",	  "acked writes found in the next base",
+    "ml proposals checked against own SEAL",
 };
 
 enum other {
@@ -142,12 +178,15 @@ enum other {
 	O_REFUSED_SEALED,
 	O_SEALS,
 	O_SNAP_INSTALLS,
+	O_ML_WRITES,
+	O_ML_MERGES,
 	O_COUNT,
 };
 static const char *const other_names[O_COUNT] = {
     "writes issued",	  "writes acknowledged", "writes given up (outcome unknown)",
     "writes retried after a refusal", "proposals refused: sealed", "seal attempts taken",
-    "joiners caught up by snapshot",
+    "joiners caught up by snapshot", "writes acked by multileader segments",
+    "multileader snapshots merged",
 };
 
 struct wr {
@@ -177,9 +216,15 @@ struct vrep {
 	struct wset img;	 /* the base image (has_img) */
 	struct wset st;		 /* applied: the image, then every applied write */
 	bool has_img, joined, gone;
+	/* multileader: a joiner opened in rejoin mode (until its status says caught up);
+	 * the merged snapshot (durable: msnap_index != 0) with its per-origin vector */
+	bool rejoin;
+	struct wset msnap;
+	uint64_t msnap_index, mvec[VN_MAX + 1];
 	uint64_t sealed_at; /* the SEAL's index, once applied and durable here */
 	uint64_t applied, pos;
 	bool wrote, w_persist;
+	bool sync_busy, sync_again; /* an fsync in flight; writes issued since it started */
 	uint64_t w_term, w_index;
 	uint8_t *snapbuf;
 	size_t snapcap;
@@ -188,6 +233,9 @@ struct vrep {
 
 struct vseg {
 	bool used;
+	bool ml; /* a multileader segment (else raft) */
+	/* multileader, omniscient: each origin's SEAL (its origin index) as first applied */
+	uint64_t ml_end[VN_MAX + 1];
 	uint32_t region, epoch;
 	uint64_t base, lo, hi;
 	uint32_t members[VM];
@@ -218,6 +266,7 @@ struct reconf {
 	uint32_t src[2], n_src, dst[2], n_dst;
 	uint64_t at;	  /* split */
 	uint32_t out, in; /* membership */
+	bool to_ml;	  /* switch: the new segment runs multileader */
 	int crash_step;	  /* -1: none */
 	bool crashed;
 };
@@ -232,6 +281,7 @@ struct vnode {
 struct vclient {
 	bool busy, has_write, stale;
 	uint64_t wid, pid, token;
+	uint64_t oidx; /* a multileader write: its index in its origin's stream */
 	uint32_t seg, node, hint;
 	struct vmap map;
 };
@@ -273,13 +323,16 @@ static struct {
 	uint64_t et, hb, tick, lat_min, lat_jit, fault_every, run_ns, heal_ns;
 	uint32_t drop_ppm, dup_ppm, max_batch, max_infl;
 	struct sl_raft_opts opts;
+	struct sl_ml_opts mlo;
+	uint64_t sw[SW_COUNT];
 	uint32_t crash_now; /* a step's crash, done at the next safe point */
 	uint64_t faults[F_COUNT], checks[C_COUNT], other[O_COUNT];
 	uint64_t reached[ST_COUNT], crashes[ST_COUNT], started[K_COUNT], done[K_COUNT];
+	uint64_t crashes_ml[ST_COUNT]; /* of them, in a reconfiguration of a multileader segment */
 	char fail[512];
 } V;
 
-static bool g_verbose;
+static bool g_verbose, g_ml_moves;
 
 static void fail(const char *fmt, ...)
 {
@@ -450,26 +503,40 @@ static int vl_entry(void *c, uint64_t i, struct sl_cons_entry *o)
 
 /* What a leader sends a replica behind the segment's base (a joiner): the base image,
  * serialized (wid, hash) pairs. The log is never compacted past it. */
+/* A multileader segment's caller snapshot (multileader.h: the per-origin vector, then the
+ * state): the latest merged one, else the base image, which stands at no position of any
+ * origin (node_switch.c's segment_reset); a joiner has none until it merged one. */
 static int vl_snap(void *c, struct sl_cons_snapshot *o)
 {
 	struct vrep *rp = c;
 	struct vseg *s = &V.seg[rp->seg];
-	if (!rp->has_img || s->base == 0)
+	const struct wset *w = rp->msnap_index != 0 ? &rp->msnap : &rp->img;
+	if (!s->ml && (!rp->has_img || s->base == 0))
 		return -ENOENT;
-	size_t len = rp->img.n * WRITE_BYTES;
+	if (s->ml && rp->msnap_index == 0 && !rp->has_img)
+		return -ENOENT;
+	uint32_t hdr = 0, ids[VM];
+	uint64_t idx[VM];
+	for (uint32_t i = 0; i < VM && s->ml; i++) {
+		ids[i] = s->members[i];
+		idx[i] = rp->msnap_index != 0 ? rp->mvec[ids[i]] : 0;
+	}
+	size_t len = w->n * WRITE_BYTES + SL_ML_SNAP_VEC_BYTES(VM);
 	if (len + 1 > rp->snapcap) {
 		rp->snapcap = len + 1;
 		rp->snapbuf = realloc(rp->snapbuf, rp->snapcap);
 		SL_ASSERT(rp->snapbuf != NULL);
 	}
-	for (size_t i = 0; i < rp->img.n; i++) {
-		sl_put_u64(rp->snapbuf + WRITE_BYTES * i, rp->img.v[i].wid);
-		sl_put_u64(rp->snapbuf + WRITE_BYTES * i + 8, rp->img.v[i].hash);
+	if (s->ml)
+		hdr = sl_ml_snap_vec_put(rp->snapbuf, (uint32_t)rp->snapcap, ids, idx, VM);
+	for (size_t i = 0; i < w->n; i++) {
+		sl_put_u64(rp->snapbuf + hdr + WRITE_BYTES * i, w->v[i].wid);
+		sl_put_u64(rp->snapbuf + hdr + WRITE_BYTES * i + 8, w->v[i].hash);
 	}
-	o->index = s->base;
+	o->index = rp->msnap_index != 0 ? rp->msnap_index : s->base;
 	o->term = 1;
 	seg_conf(s, &o->conf);
-	o->len = (uint32_t)len;
+	o->len = (uint32_t)(hdr + w->n * WRITE_BYTES);
 	o->data = rp->snapbuf;
 	return 0;
 }
@@ -492,6 +559,24 @@ static void check_image(uint32_t di, uint32_t n, struct wset *img, const char *h
 		fail("applied twice: n%u's image (%s) of segment %u holds write %" PRIu64 " twice",
 		     n, how, di, dup);
 		return;
+	}
+	/* every write a sealed predecessor acknowledged, in this segment's range, is in its
+	 * base (img is sorted by write id now) */
+	for (size_t w = 1; w <= V.n_wr; w++) {
+		const struct wrec *r = &V.wr[w];
+		if (r->state != W_ACKED || r->hash < d->lo || r->hash > d->hi ||
+		    (r->seg != d->preds[0] && (d->n_preds < 2 || r->seg != d->preds[1])) ||
+		    d->n_preds == 0)
+			continue;
+		V.checks[C_BASE_ACKED]++;
+		struct wr key = {w, 0};
+		if (bsearch(&key, img->v, img->n, sizeof(img->v[0]), wr_cmp) == NULL) {
+			fail("acknowledged write lost: n%u's image (%s) of segment %u lacks write %" PRIu64
+			     ", acked by its predecessor segment %u%s at %" PRIu64,
+			     n, how, di, (uint64_t)w, r->seg, V.seg[r->seg].ml ? " (multileader)" : "",
+			     r->index);
+			return;
+		}
 	}
 	uint64_t dg = ws_digest(img);
 	if (!d->img_known) {
@@ -523,10 +608,46 @@ static void image_put(uint32_t di, uint32_t n, struct wset *img, const char *how
 	}
 }
 
+/* A multileader snapshot merges (multileader.h): the writes the replica lacks join its
+ * state (a write id names one point: LWW between two copies of it is a no-op), per origin
+ * the higher position; the merged state is its snapshot at the log's end from now on
+ * (durable at once: the node syncs the merge file before it reports the merge). */
+static int ml_merge(struct vrep *rp, const struct sl_cons_snapshot *sn)
+{
+	uint32_t ids[VM], n = 0;
+	uint64_t idx[VM];
+	int hdr = sl_ml_snap_vec_get(sn->data, sn->len, ids, idx, VM, &n);
+	if (hdr < 0 || (sn->len - (uint32_t)hdr) % WRITE_BYTES != 0) {
+		fail("snapshot: seg%u n%u got a multileader image that does not decode", rp->seg, rp->n);
+		return -EINVAL;
+	}
+	struct wset have = {0};
+	ws_copy(&have, &rp->st);
+	qsort(have.v, have.n, sizeof(have.v[0]), wr_cmp);
+	for (uint32_t i = (uint32_t)hdr; i < sn->len; i += WRITE_BYTES) {
+		struct wr w = {sl_get_u64(sn->data + i), sl_get_u64(sn->data + i + 8)};
+		if (bsearch(&w, have.v, have.n, sizeof(have.v[0]), wr_cmp) == NULL)
+			ws_add(&rp->st, w.wid, w.hash);
+	}
+	ws_free(&have);
+	for (uint32_t i = 0; i < n; i++)
+		if (ids[i] <= VN_MAX && idx[i] > rp->mvec[ids[i]])
+			rp->mvec[ids[i]] = idx[i];
+	ws_copy(&rp->msnap, &rp->st);
+	rp->msnap_index = sn->index;
+	rp->applied = sn->index;
+	V.other[O_ML_MERGES]++;
+	trace("seg%u n%u merged a snapshot at %" PRIu64 " (%zu writes now)", rp->seg, rp->n,
+	      sn->index, rp->st.n);
+	return 0;
+}
+
 static int dh_install(void *ctx, const struct sl_cons_snapshot *sn)
 {
 	struct vrep *rp = ctx;
 	struct vseg *s = &V.seg[rp->seg];
+	if (s->ml)
+		return ml_merge(rp, sn);
 	if (sn->index != s->base || sn->len % WRITE_BYTES != 0) {
 		fail("snapshot: n%u of segment %u got an image at %" PRIu64 " (%u bytes), the base is %" PRIu64,
 		     rp->n, rp->seg, sn->index, sn->len, s->base);
@@ -573,10 +694,17 @@ static void step_reached(int st, uint32_t node);
 
 /* Apply checker: in order, a known write, in the segment's range (a stale route applied
  * would land outside), and nothing past the segment's SEAL. */
+static void ml_apply(struct vrep *rp, const struct sl_cons_entry *e);
+static uint64_t apply_write(struct vrep *rp, const struct sl_cons_entry *e);
+
 static void dh_apply(void *ctx, const struct sl_cons_entry *e)
 {
 	struct vrep *rp = ctx;
 	struct vseg *s = &V.seg[rp->seg];
+	if (s->ml) {
+		ml_apply(rp, e);
+		return;
+	}
 	if (e->index != rp->applied + 1) {
 		fail("apply order: seg%u n%u applied %" PRIu64 " then %" PRIu64, rp->seg, rp->n,
 		     rp->applied, e->index);
@@ -600,17 +728,68 @@ static void dh_apply(void *ctx, const struct sl_cons_entry *e)
 	if (s->seal_idx != 0 && e->index > s->seal_idx)
 		fail("seal: seg%u n%u applied a write at %" PRIu64 ", past the SEAL at %" PRIu64,
 		     rp->seg, rp->n, e->index, s->seal_idx);
+	apply_write(rp, e);
+}
+
+/* A write of a client, from its payload, checked: a known write, in the segment's range.
+ * Returns its id (0: failed). */
+static uint64_t apply_write(struct vrep *rp, const struct sl_cons_entry *e)
+{
+	struct vseg *s = &V.seg[rp->seg];
 	uint64_t wid = e->len == WRITE_BYTES ? sl_get_u64(e->data) : 0;
 	uint64_t hash = e->len == WRITE_BYTES ? sl_get_u64(e->data + 8) : 0;
 	if (wid == 0 || wid > V.n_wr || V.wr[wid].hash != hash) {
 		fail("apply: seg%u n%u applied an entry that is no client's write", rp->seg, rp->n);
-		return;
+		return 0;
 	}
 	if (hash < s->lo || hash > s->hi)
 		fail("range: seg%u (region %u, [0x%016" PRIx64 ", 0x%016" PRIx64 "]) n%u applied "
 		     "write %" PRIu64 " of hash 0x%016" PRIx64,
 		     rp->seg, s->region, s->lo, s->hi, rp->n, wid, hash);
 	ws_add(&rp->st, wid, hash);
+	return wid;
+}
+
+/* Multileader apply checker: local indexes in order, each origin's stream with one end
+ * (the origin index of its SEAL, the same on every replica) and no write past it. */
+static void ml_apply(struct vrep *rp, const struct sl_cons_entry *e)
+{
+	struct vseg *s = &V.seg[rp->seg];
+	if (e->index <= rp->applied) {
+		fail("apply order: seg%u n%u applied %" PRIu64 " then %" PRIu64, rp->seg, rp->n,
+		     rp->applied, e->index);
+		return;
+	}
+	rp->applied = e->index;
+	V.checks[C_APPLIES]++;
+	if (e->origin == 0 || e->origin > VN_MAX || !is_member(s, e->origin)) {
+		fail("apply: seg%u n%u applied an entry of origin n%u, not a member", rp->seg, rp->n,
+		     e->origin);
+		return;
+	}
+	uint64_t *end = &s->ml_end[e->origin];
+	if (e->type == SL_CONS_ENTRY_SEAL) {
+		if (*end == 0) {
+			*end = e->origin_index;
+			trace("seg%u n%u's stream ends at %" PRIu64 " (applied first by n%u)", rp->seg,
+			      e->origin, e->origin_index, rp->n);
+		} else if (*end != e->origin_index) {
+			fail("seal: seg%u n%u applied n%u's SEAL at origin index %" PRIu64
+			     ", another replica at %" PRIu64,
+			     rp->seg, rp->n, e->origin, e->origin_index, *end);
+		}
+		if (s->seal_idx == 0) {
+			s->seal_idx = e->index; /* sealed somewhere: a local index, only a marker */
+			step_reached(ST_SEAL_APPLIED, rp->n);
+		}
+		return;
+	}
+	if (e->type != SL_CONS_ENTRY_NORMAL)
+		return;
+	if (*end != 0 && e->origin_index > *end)
+		fail("seal: seg%u n%u applied write n%u/%" PRIu64 ", past that stream's SEAL at %" PRIu64,
+		     rp->seg, rp->n, e->origin, e->origin_index, *end);
+	apply_write(rp, e);
 }
 
 static void client_kick(uint32_t ci, uint64_t delay);
@@ -629,7 +808,12 @@ static void dh_ack(void *ctx, const struct sl_cons_ack *a)
 			continue;
 		if (a->status == SL_CONS_ACK_OK) {
 			struct wrec *w = &V.wr[c->wid];
-			if (s->seal_idx != 0 && a->index >= s->seal_idx)
+			if (s->ml && s->ml_end[rp->n] != 0 && c->oidx >= s->ml_end[rp->n])
+				fail("seal: seg%u n%u acked write %" PRIu64 " at origin index %" PRIu64
+				     ", not below its stream's SEAL at %" PRIu64,
+				     rp->seg, rp->n, c->wid, c->oidx, s->ml_end[rp->n]);
+			V.other[O_ML_WRITES] += s->ml;
+			if (!s->ml && s->seal_idx != 0 && a->index >= s->seal_idx)
 				fail("seal: seg%u acked write %" PRIu64 " at %" PRIu64
 				     ", not below its SEAL at %" PRIu64,
 				     rp->seg, c->wid, a->index, s->seal_idx);
@@ -663,16 +847,25 @@ static const struct sl_drv_host vhost = {
 
 static void node_crash(uint32_t n, uint64_t down_min);
 
+/* Group commit: one fsync in flight per replica's WAL covers every write issued before
+ * it started; writes issued meanwhile wait for the next one (the node's WAL batches its
+ * syncs the same way). One fsync per ready would queue seconds of them on a slow disk. */
 static void sync_issue(uint32_t si, uint32_t n)
 {
 	struct vnode *nd = &V.nodes[n];
 	struct vrep *rp = &V.seg[si].r[n];
+	if (rp->sync_busy) {
+		rp->sync_again = true;
+		return;
+	}
+	rp->sync_busy = true;
 	uint64_t done = (nd->disk_busy > V.now ? nd->disk_busy : V.now) + disk_latency(n);
 	nd->disk_busy = done; /* one fsync after the other */
 	struct vjob *j = malloc(sizeof(*j));
 	SL_ASSERT(j != NULL);
 	*j = (struct vjob){nd->inc,	  si,	     n,		  rp->disk.wal_len,
 			   rp->pos,	  rp->w_term, rp->w_index, rp->w_persist};
+	rp->w_persist = false; /* this fsync reports it */
 	push(done, V_SYNC, 0, 0, j);
 }
 
@@ -694,7 +887,7 @@ static void process_rep(uint32_t si, uint32_t n)
 	struct vrep *rp = &V.seg[si].r[n];
 	for (int guard = 0; rp->drv != NULL && sl_drv_has_ready(rp->drv); guard++) {
 		SL_ASSERT(guard < 1000000);
-		rp->wrote = rp->w_persist = false;
+		rp->wrote = false;
 		sl_drv_process(rp->drv, 1);
 		if (rp->wrote)
 			sync_issue(si, n);
@@ -703,15 +896,29 @@ static void process_rep(uint32_t si, uint32_t n)
 	}
 	if (rp->drv == NULL)
 		return;
-	struct sl_raft_stats rs;
-	sl_raft_stats(sl_drv_instance(rp->drv), &rs);
-	V.checks[C_SEAL_GUARD]++;
-	if (rs.past_seal > 0)
-		fail("seal: seg%u n%u found %" PRIu64 " committed write(s) past its SEAL (raft's "
-		     "apply guard turned them into no-ops): a leader took writes after sealing",
-		     si, n, rs.past_seal);
 	struct sl_cons_status st;
 	sl_drv_status(rp->drv, &st);
+	V.checks[C_SEAL_GUARD]++;
+	uint64_t past;
+	if (V.seg[si].ml) {
+		struct sl_ml_stats ms;
+		sl_ml_stats(sl_drv_instance(rp->drv), &ms);
+		past = ms.past_seal;
+		if (rp->rejoin && !st.rejoining) {
+			rp->rejoin = false; /* caught up: a restart opens it normally */
+			trace("seg%u n%u rejoined", si, n);
+		}
+	} else {
+		struct sl_raft_stats rs;
+		sl_raft_stats(sl_drv_instance(rp->drv), &rs);
+		past = rs.past_seal;
+	}
+	if (past > 0)
+		fail("seal: seg%u n%u found %" PRIu64 " committed write(s) past %s", si, n, past,
+		     V.seg[si].ml ? "their origin's SEAL (multileader's apply guard turned them "
+				    "into no-ops): a replica took writes after its SEAL"
+				  : "its SEAL (raft's apply guard turned them into no-ops): a leader "
+				    "took writes after sealing");
 	if (rp->sealed_at == 0 && st.sealed_index != 0 && st.durable_index >= st.sealed_index &&
 	    rp->applied >= st.sealed_index) {
 		rp->sealed_at = st.sealed_index;
@@ -731,8 +938,9 @@ static void rep_start(uint32_t si, uint32_t n)
 	rp->view = (struct sl_cons_log){rp, vl_first, vl_last, vl_term, vl_entry, vl_snap};
 	struct sl_drv_config dc;
 	memset(&dc, 0, sizeof(dc));
-	dc.protocol = "raft";
+	dc.protocol = s->ml ? "multileader" : "raft";
 	struct sl_cons_config *cfg = &dc.cons;
+	cfg->rejoin = rp->rejoin;
 	cfg->group_id = si;
 	cfg->self = n;
 	cfg->n_voters = VM;
@@ -751,16 +959,20 @@ static void rep_start(uint32_t si, uint32_t n)
 	if (cfg->initial.commit < rp->sealed_at)
 		cfg->initial.commit = rp->sealed_at;
 	cfg->log = &rp->view;
-	cfg->proto_opts = &V.opts;
-	dc.max_entry_bytes = SIM_MAX_PAYLOAD;
+	cfg->proto_opts = s->ml ? (const void *)&V.mlo : (const void *)&V.opts;
+	dc.max_entry_bytes = s->ml ? V.mlo.max_entry_bytes : SIM_MAX_PAYLOAD;
 	dc.max_inflight = V.opts.max_pending_proposals;
-	dc.applied_index = rp->disk.snap_index;
+	/* the state comes back from the image, or a multileader merge (its log is kept: the
+	 * driver skips what the merge holds), and the log is applied on top */
+	uint64_t from = rp->msnap_index != 0 ? rp->msnap_index : rp->disk.snap_index;
+	dc.applied_index = from;
 	dc.held_bytes = 512u << 10;
 	struct sl_drv_host h = vhost;
 	h.ctx = rp;
-	ws_copy(&rp->st, &rp->img);
-	rp->applied = rp->disk.snap_index;
+	ws_copy(&rp->st, rp->msnap_index != 0 ? &rp->msnap : &rp->img);
+	rp->applied = from;
 	rp->pos = 0;
+	rp->sync_busy = rp->sync_again = rp->w_persist = false;
 	SL_ASSERT(sl_drv_create(&dc, &h, &rp->drv) == 0);
 	trace("seg%u n%u started (base %" PRIu64 ", image %zu writes, last %" PRIu64 ")", si, n,
 	      s->base, rp->img.n, sim_disk_last(&rp->disk));
@@ -776,6 +988,8 @@ static void rep_drop(uint32_t si, uint32_t n)
 	sim_disk_free(&rp->disk);
 	ws_free(&rp->img);
 	ws_free(&rp->st);
+	ws_free(&rp->msnap);
+	rp->msnap_index = 0;
 	free(rp->snapbuf);
 	rp->snapbuf = NULL;
 	rp->snapcap = 0;
@@ -919,6 +1133,7 @@ static void step_reached(int st, uint32_t node)
 		return;
 	c->crashed = true;
 	V.crashes[st]++;
+	V.crashes_ml[st] += V.seg[c->src[0]].ml;
 	trace("step %s: crash %s%u", step_names[st], node ? "n" : "coordinator", node);
 	if (node == 0)
 		coord_crash();
@@ -1031,6 +1246,9 @@ static void commit_map(void)
 	V.map.e[ia] = (struct vmap_ent){d0->region, c->dst[0], d0->lo, d0->hi};
 	for (uint32_t k = 0; k < c->n_dst; k++) {
 		struct vseg *d = &V.seg[c->dst[k]];
+		/* a switch names its protocol; the rest keep the region's (splits and merges
+		 * only ever of raft regions, as ctld allows) */
+		d->ml = c->kind == K_SWITCH ? c->to_ml : a->ml;
 		d->n_preds = c->n_src;
 		memcpy(d->preds, c->src, sizeof(d->preds));
 	}
@@ -1096,9 +1314,11 @@ static void reconf_start(void)
 	if (kind == K_MERGE) {
 		/* adjacent regions on one replica set (a move would have to come first) */
 		uint32_t cand[MAX_REG], k = 0;
-		for (uint32_t i = 0; i + 1 < V.map.n; i++)
-			if (same_members(&V.seg[V.map.e[i].seg], &V.seg[V.map.e[i + 1].seg]))
+		for (uint32_t i = 0; i + 1 < V.map.n; i++) {
+			const struct vseg *pa = &V.seg[V.map.e[i].seg], *pb = &V.seg[V.map.e[i + 1].seg];
+			if (same_members(pa, pb) && !pa->ml && !pb->ml)
 				cand[k++] = i;
+		}
 		if (k == 0)
 			kind = V.map.n < MAX_REG ? K_SPLIT : K_SWITCH;
 		else
@@ -1109,6 +1329,12 @@ static void reconf_start(void)
 	if (kind == K_MEMBER && V.n_nodes <= VM)
 		kind = K_SWITCH;
 	struct vseg *a = &V.seg[V.map.e[ia].seg];
+	/* ctld refuses splits, merges and (unless --ml-moves) replica moves of a multileader
+	 * region: the operator switches it first, so a switch it is */
+	if (a->ml && (kind == K_SPLIT || (kind == K_MEMBER && !g_ml_moves)))
+		kind = K_SWITCH;
+	if (kind == K_SWITCH)
+		c->to_ml = sim_below(&V.rng, 2) != 0;
 	c->active = true;
 	c->kind = (uint8_t)kind;
 	c->src[0] = V.map.e[ia].seg;
@@ -1143,8 +1369,13 @@ static void reconf_start(void)
 static void seal_try(uint32_t si)
 {
 	struct vseg *s = &V.seg[si];
-	uint32_t l = find_leader(si);
-	if (l == 0 || (s->seal_pid != 0 && !sim_chance(&V.rng, 100000)))
+	/* multileader: any replica seals its own stream and its peers follow (the node asks
+	 * each of its replicas until sealed: here one at a time, -EALREADY once its stream
+	 * is sealed) */
+	uint32_t l = s->ml ? s->members[sim_below(&V.rng, VM)] : find_leader(si);
+	if (s->ml && (!V.nodes[l].up || s->r[l].drv == NULL))
+		return;
+	if (l == 0 || (!s->ml && s->seal_pid != 0 && !sim_chance(&V.rng, 100000)))
 		return;
 	uint8_t pl[8];
 	sl_put_u32(pl, 0x4c414553u); /* "SEAL" */
@@ -1158,6 +1389,52 @@ static void seal_try(uint32_t si)
 		step_reached(ST_SEAL_PROPOSED, l);
 	}
 	process_rep(si, l);
+}
+
+/* A multileader segment every replica reports sealed: before any base image is made of
+ * it, each replica's state at its seal (every stream applied up to its end) is the same,
+ * and holds every write the segment acknowledged. false: a replica is not running (or
+ * has not applied up to its seal again since a restart): wait. */
+static bool ml_sealed_agree(uint32_t si)
+{
+	struct vseg *s = &V.seg[si];
+	uint64_t dg = 0;
+	size_t nw = 0;
+	for (uint32_t i = 0; i < VM; i++) {
+		struct vrep *rp = &s->r[s->members[i]];
+		if (rp->drv == NULL || rp->applied < rp->sealed_at)
+			return false;
+	}
+	for (uint32_t i = 0; i < VM && !V.fail[0]; i++) {
+		uint32_t m = s->members[i];
+		struct wset *st = &s->r[m].st;
+		V.checks[C_ML_SEALED]++;
+		if (ws_twice(st) != 0) { /* sorts st by write id */
+			fail("applied twice: seg%u n%u holds write %" PRIu64 " twice at its seal", si, m,
+			     ws_twice(st));
+			break;
+		}
+		if (i == 0) {
+			dg = ws_digest(st);
+			nw = st->n;
+		} else if (ws_digest(st) != dg || st->n != nw) {
+			fail("convergence: multileader seg%u: n%u's state at its seal (%zu writes) "
+			     "differs from n%u's (%zu writes)",
+			     si, m, st->n, s->members[0], nw);
+			break;
+		}
+		for (size_t w = 1; w <= V.n_wr; w++) {
+			struct wr key = {w, 0};
+			if (V.wr[w].state == W_ACKED && V.wr[w].seg == si &&
+			    bsearch(&key, st->v, st->n, sizeof(st->v[0]), wr_cmp) == NULL) {
+				fail("acknowledged write lost: multileader seg%u acked write %" PRIu64
+				     ", missing on n%u at its seal",
+				     si, (uint64_t)w, m);
+				break;
+			}
+		}
+	}
+	return !V.fail[0];
 }
 
 static void coord_step(void)
@@ -1176,7 +1453,7 @@ static void coord_step(void)
 				uint32_t m = s->members[i];
 				sealed &= V.nodes[m].up && s->r[m].sealed_at != 0;
 			}
-			if (s->seal_idx == 0)
+			if (s->seal_idx == 0 || (s->ml && !sealed))
 				seal_try(c->src[k]);
 			all &= sealed;
 			if (!V.coord_up)
@@ -1184,6 +1461,9 @@ static void coord_step(void)
 		}
 		if (!all)
 			return;
+		for (uint32_t k = 0; k < c->n_src; k++)
+			if (V.seg[c->src[k]].ml && !ml_sealed_agree(c->src[k]))
+				return;
 		step_reached(ST_ALL_SEALED, 0);
 		if (!V.coord_up)
 			return;
@@ -1202,6 +1482,11 @@ static void coord_step(void)
 	if (!V.coord_up)
 		return;
 	V.done[c->kind]++;
+	const struct vseg *from = &V.seg[c->src[0]], *to = &V.seg[c->dst[0]];
+	if (c->kind == K_SWITCH)
+		V.sw[(from->ml ? SW_MR : SW_RR) + to->ml]++;
+	else if (c->kind == K_MEMBER && from->ml)
+		V.sw[SW_MOVE_ML]++;
 	trace("reconfiguration done: %s", kind_names[c->kind]);
 	c->active = false;
 }
@@ -1232,6 +1517,9 @@ static void agent_open(uint32_t n)
 		return;
 	if (!is_member(&V.seg[c->src[0]], n)) {
 		d0->r[n].joined = true; /* the node's "join" line, durable */
+		/* a multileader joiner cannot tell its empty store from a caught-up one: it
+		 * opens in rejoin mode, and stays in it across restarts until caught up */
+		d0->r[n].rejoin = d0->ml;
 		rep_start(c->dst[0], n);
 		step_reached(ST_JOINER_OPENED, n);
 		if (!crash_due(n))
@@ -1381,8 +1669,18 @@ static void client_event(uint32_t ci, uint64_t token)
 	sl_put_u64(pl, c->wid);
 	sl_put_u64(pl + 8, hash);
 	uint64_t pid = ++V.pid_seq;
+	uint64_t own_end = s->ml ? sim_ml_own_end(sl_drv_instance(rp->drv), n) : 0;
 	int rc = sl_drv_propose(rp->drv, pid, pl, sizeof(pl));
 	trace("client %u write %" PRIu64 " to seg%u at n%u: %d", ci, c->wid, si, n, rc);
+	if (s->ml) {
+		/* seal (d): a multileader replica takes no write once its own stream is sealed */
+		V.checks[C_ML_PROPOSE]++;
+		if (rc == 0 && own_end != 0)
+			fail("seal: seg%u n%u took write %" PRIu64 " (origin index %" PRIu64
+			     ") after its own SEAL at %" PRIu64,
+			     si, n, c->wid, sl_ml_last_own(sl_drv_instance(rp->drv)), own_end);
+		c->oidx = rc == 0 ? sl_ml_last_own(sl_drv_instance(rp->drv)) : 0;
+	}
 	if (rc == 0) {
 		c->busy = true;
 		c->pid = pid;
@@ -1496,6 +1794,11 @@ static void on_sync(struct vjob *j)
 		if (j->has_persist)
 			sl_drv_persisted(rp->drv, j->term, j->index);
 		sl_drv_durable(rp->drv, j->pos_mark);
+		rp->sync_busy = false;
+		if (rp->sync_again) {
+			rp->sync_again = false;
+			sync_issue(j->seg, j->node);
+		}
 		process_rep(j->seg, j->node);
 		if (rp->drv != NULL && rp->disk.synced == rp->disk.wal_len && rp->disk.wal_len > (256u << 10))
 			sim_disk_rewrite(&rp->disk);
@@ -1530,8 +1833,10 @@ static void check_final(void)
 	for (uint32_t i = 0; i < V.map.n && !V.fail[0]; i++) {
 		const struct vmap_ent *e = &V.map.e[i];
 		struct vseg *s = &V.seg[e->seg];
-		uint32_t l = find_leader(e->seg);
-		if (l == 0) {
+		/* multileader: no leader; every member holds the same writes (its first as
+		 * the reference) */
+		uint32_t l = s->ml ? s->members[0] : find_leader(e->seg);
+		if (l == 0 || s->r[l].drv == NULL) {
 			fail("liveness: region %u (segment %u) has no leader after the heal", e->region, e->seg);
 			break;
 		}
@@ -1542,11 +1847,17 @@ static void check_final(void)
 		for (uint32_t k = 0; k < VM; k++) {
 			uint32_t m = s->members[k];
 			struct vrep *rp = &s->r[m];
-			if (rp->drv == NULL || rp->applied != ls.commit_index || rp->st.n != ref->n ||
-			    ws_digest(&rp->st) != dg) {
-				fail("convergence: region %u (segment %u) n%u applied %" PRIu64
-				     " (%zu writes), leader n%u committed %" PRIu64 " (%zu writes)",
-				     e->region, e->seg, m, rp->applied, rp->st.n, l, ls.commit_index, ref->n);
+			if (rp->drv == NULL || (!s->ml && rp->applied != ls.commit_index) ||
+			    rp->st.n != ref->n || ws_digest(&rp->st) != dg) {
+				if (s->ml)
+					fail("convergence: multileader region %u (segment %u) n%u holds %zu "
+					     "writes, n%u %zu",
+					     e->region, e->seg, m, rp->st.n, l, ref->n);
+				else
+					fail("convergence: region %u (segment %u) n%u applied %" PRIu64
+					     " (%zu writes), leader n%u committed %" PRIu64 " (%zu writes)",
+					     e->region, e->seg, m, rp->applied, rp->st.n, l, ls.commit_index,
+					     ref->n);
 				break;
 			}
 		}
@@ -1610,6 +1921,22 @@ static void dump(void)
 				rp->gone ? " gone" : "", V.nodes[n].up ? "" : " down", st.role, st.leader,
 				st.term, st.commit_index, st.applied_index, st.last_index, st.sealed_index,
 				rp->sealed_at, rp->st.n);
+			struct sl_raft_peer pr[VM];
+			uint32_t np = rp->drv != NULL && !V.seg[si].ml && st.role == SL_CONS_ROLE_LEADER
+					  ? sl_raft_peers(sl_drv_instance(rp->drv), pr, VM)
+					  : 0;
+			if (rp->drv != NULL) {
+				struct sl_drv_stats ds;
+				sl_drv_stats(rp->drv, &ds);
+				fprintf(stderr, "  driver: readies %" PRIu64 " sent %" PRIu64 " held %" PRIu64
+					" dropped held %" PRIu64 " pos %" PRIu64 " wal %zu synced %zu\n",
+					ds.readies, ds.msgs_sent, ds.msgs_held, ds.msgs_dropped_held, rp->pos,
+					rp->disk.wal_len, rp->disk.synced);
+			}
+			for (uint32_t k = 0; k < np; k++)
+				fprintf(stderr, "  peer n%u: state %u match %" PRIu64 " next %" PRIu64
+					" snapshot %" PRIu64 "\n",
+					pr[k].id, pr[k].state, pr[k].match, pr[k].next, pr[k].pending_snapshot);
 		}
 }
 
@@ -1626,6 +1953,7 @@ static void world_free(void)
 			sim_disk_free(&rp->disk);
 			ws_free(&rp->img);
 			ws_free(&rp->st);
+			ws_free(&rp->msnap);
 			free(rp->snapbuf);
 		}
 	free(V.wr);
@@ -1635,7 +1963,8 @@ static void world_init(uint64_t seed)
 {
 	/* the counters live across seeds; the rest starts over */
 	uint64_t keep_f[F_COUNT], keep_c[C_COUNT], keep_o[O_COUNT], keep_r[ST_COUNT],
-	    keep_x[ST_COUNT], keep_s[K_COUNT], keep_d[K_COUNT], steps = V.steps;
+	    keep_x[ST_COUNT], keep_s[K_COUNT], keep_d[K_COUNT], keep_w[SW_COUNT], keep_m[ST_COUNT],
+	    steps = V.steps;
 	memcpy(keep_f, V.faults, sizeof(keep_f));
 	memcpy(keep_c, V.checks, sizeof(keep_c));
 	memcpy(keep_o, V.other, sizeof(keep_o));
@@ -1643,7 +1972,11 @@ static void world_init(uint64_t seed)
 	memcpy(keep_x, V.crashes, sizeof(keep_x));
 	memcpy(keep_s, V.started, sizeof(keep_s));
 	memcpy(keep_d, V.done, sizeof(keep_d));
+	memcpy(keep_w, V.sw, sizeof(keep_w));
+	memcpy(keep_m, V.crashes_ml, sizeof(keep_m));
 	memset(&V, 0, sizeof(V));
+	memcpy(V.sw, keep_w, sizeof(keep_w));
+	memcpy(V.crashes_ml, keep_m, sizeof(keep_m));
 	memcpy(V.faults, keep_f, sizeof(keep_f));
 	memcpy(V.checks, keep_c, sizeof(keep_c));
 	memcpy(V.other, keep_o, sizeof(keep_o));
@@ -1682,6 +2015,17 @@ static void world_init(uint64_t seed)
 	    .max_pending_proposals = 1024,
 	    .max_pending_reads = 64,
 	};
+	/* multileader segments: the batches, windows and timers of the multileader mode
+	 * (sim_ml.c), bounds of this mode's raft, messages of 4 KiB; no peer goes past
+	 * retention (a segment takes far fewer writes); a write is acked once durable on 1
+	 * or 2 replicas (per seed) */
+	V.mlo = sim_ml_opts;
+	V.mlo.ack_copies = (uint32_t)rnd(1, 2);
+	V.mlo.retention_entries = 4096;
+	V.mlo.max_undurable = V.mlo.max_pending = 1024;
+	V.mlo.max_msg_bytes = 4096;
+	V.mlo.max_snapshot_bytes = 0; /* the default: any image of a segment */
+	V.mlo.read_timeout_ns = 0;
 	for (uint32_t n = 1; n <= V.n_nodes; n++) {
 		struct vnode *nd = &V.nodes[n];
 		nd->up = true;
@@ -1799,8 +2143,10 @@ static void usage(void)
 {
 	fprintf(stderr,
 		"usage: sluice-sim --reconfig [--seed N | --seeds COUNT [--first N]] [--seed-file F]\n"
-		"                  [--all-steps] [--keep-going] [-v]\n"
-		"  --all-steps  fail unless every step of a reconfiguration saw its crash\n");
+		"                  [--all-steps] [--ml-moves] [--keep-going] [-v]\n"
+		"  --all-steps  fail unless every step of a reconfiguration saw its crash\n"
+		"  --ml-moves   also move replicas of multileader regions (the joiner opens in\n"
+		"               multileader's rejoin mode; ctld refuses such moves today)\n");
 }
 
 static uint64_t n_seeds;
@@ -1812,7 +2158,8 @@ static int run_one(uint64_t seed, uint64_t *failed)
 	if (!ok) {
 		(*failed)++;
 		fprintf(stderr, "FAIL seed=%" PRIu64 ": %s\n", seed, V.fail);
-		fprintf(stderr, "replay: sluice-sim --reconfig --seed %" PRIu64 " -v\n", seed);
+		fprintf(stderr, "replay: sluice-sim --reconfig%s --seed %" PRIu64 " -v\n",
+			g_ml_moves ? " --ml-moves" : "", seed);
 	}
 	world_free();
 	return ok ? 0 : 1;
@@ -1837,6 +2184,8 @@ int sim_vlog_main(int argc, char **argv)
 			keep_going = true;
 		else if (strcmp(a, "--all-steps") == 0)
 			all_steps = true;
+		else if (strcmp(a, "--ml-moves") == 0)
+			g_ml_moves = true;
 		else if (strcmp(a, "-v") == 0)
 			g_verbose = true;
 		else {
@@ -1863,8 +2212,10 @@ int sim_vlog_main(int argc, char **argv)
 	       rc == 0 ? "PASS" : "FAIL", n_seeds, failed, V.steps, wall);
 	sim_print_counts("reconfigurations asked", kind_names, V.started, K_COUNT, 36);
 	sim_print_counts("reconfigurations done", kind_names, V.done, K_COUNT, 36);
+	sim_print_counts("switches done, by protocol", sw_names, V.sw, g_ml_moves ? SW_COUNT : SW_MOVE_ML, 36);
 	sim_print_counts("steps reached", step_names, V.reached, ST_COUNT, 36);
 	sim_print_counts("crashes at a step", step_names, V.crashes, ST_COUNT, 36);
+	sim_print_counts("of them, sealing a multileader segment", step_names, V.crashes_ml, ST_COUNT, 36);
 	sim_print_counts("faults injected", fault_names, V.faults, F_COUNT, 36);
 	sim_print_counts("checkers verified", check_names, V.checks, C_COUNT, 44);
 	sim_print_counts("writes", other_names, V.other, O_COUNT, 36);
