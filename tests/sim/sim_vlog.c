@@ -1409,9 +1409,10 @@ static bool ml_sealed_agree(uint32_t si)
 		uint32_t m = s->members[i];
 		struct wset *st = &s->r[m].st;
 		V.checks[C_ML_SEALED]++;
-		if (ws_twice(st) != 0) { /* sorts st by write id */
+		uint64_t dup = ws_twice(st); /* sorts st by write id */
+		if (dup != 0) {
 			fail("applied twice: seg%u n%u holds write %" PRIu64 " twice at its seal", si, m,
-			     ws_twice(st));
+			     dup);
 			break;
 		}
 		if (i == 0) {
