@@ -492,6 +492,18 @@ static void segment_reset(struct worker *w, struct region *r, struct sl_store *s
 	r->has_hs = false;
 }
 
+/* The durable image st (of bytes at base) is region r's at the new segment l: the old
+ * segment goes (segment_reset), r takes l, and the image is what r serves a joiner. */
+static void segment_take(struct worker *w, struct region *r, struct sl_store *st, uint64_t base,
+			 uint64_t bytes, bool ml, const struct epoch_line *l)
+{
+	segment_reset(w, r, st, base, bytes, ml);
+	take_segment(w, r, l);
+	struct sl_cons_conf conf;
+	nd_region_conf(w->node, r->id, &conf);
+	nd_region_keep_image(r, NULL, 0, base, &conf);
+}
+
 /* Segment r->epoch is sealed and applied here, and ctld moved the region to the next,
  * which this node is a replica of: the image at the new base, then the new protocol over
  * it. */
@@ -523,11 +535,7 @@ static void region_switch(struct worker *w, struct region *r)
 		switch_failed(w, r, "its image could not be written", rc);
 		return;
 	}
-	segment_reset(w, r, st, base, bytes, ml);
-	take_segment(w, r, &l);
-	struct sl_cons_conf conf;
-	nd_region_conf(n, r->id, &conf);
-	nd_region_keep_image(r, NULL, 0, base, &conf);
+	segment_take(w, r, st, base, bytes, ml, &l);
 	rc = nd_region_open(n, r, false, err, sizeof(err));
 	if (rc != 0) {
 		open_failed(w, r, err);
@@ -604,20 +612,13 @@ static void region_split(struct worker *w, struct region *r, struct region *c)
 		return;
 	}
 	/* both run the new segment from their images */
-	segment_reset(w, r, rs, base, bytes, false);
-	segment_reset(w, c, cs, base, bytes, false);
 	memcpy(c->want_proto, r->want_proto, sizeof(c->want_proto));
 	memcpy(c->want_nodes, r->want_nodes, sizeof(c->want_nodes));
 	c->want_copies = r->want_copies;
 	c->want_preferred = r->want_preferred;
 	atomic_store(&c->want_epoch, l.epoch);
-	take_segment(w, r, &l);
-	take_segment(w, c, &l);
-	struct sl_cons_conf conf;
-	nd_region_conf(n, r->id, &conf);
-	nd_region_keep_image(r, NULL, 0, base, &conf);
-	nd_region_conf(n, c->id, &conf);
-	nd_region_keep_image(c, NULL, 0, base, &conf);
+	segment_take(w, r, rs, base, bytes, false, &l);
+	segment_take(w, c, cs, base, bytes, false, &l);
 	atomic_store(&c->unborn, false);
 	atomic_store(&r->split_child, 0);
 	if (nd_route_build(n) != 0) {
@@ -703,11 +704,7 @@ static void region_merge(struct worker *w, struct region *r, struct region *s)
 		switch_failed(w, r, "its merged image could not be written", rc);
 		return;
 	}
-	segment_reset(w, r, ms, base, bytes, false);
-	take_segment(w, r, &l);
-	struct sl_cons_conf conf;
-	nd_region_conf(n, r->id, &conf);
-	nd_region_keep_image(r, NULL, 0, base, &conf);
+	segment_take(w, r, ms, base, bytes, false, &l);
 	region_retire(w, s, r->id);
 	if (nd_region_open(n, r, false, err, sizeof(err)) != 0) {
 		open_failed(w, r, err);

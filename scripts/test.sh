@@ -53,14 +53,16 @@ step "unit, simulator and fuzz-corpus suites (two at a time: none depends on tim
 meson test -C build --no-suite integration --print-errorlogs --num-processes 2
 tally build
 # The integration scenarios mostly wait on their clusters and leave the CPU idle: the
-# ASan+UBSan and libFuzzer builds run meanwhile in the background at the lowest priority
-# (nice 19: a scenario's processes take the CPU whenever they want it), in a process group
-# of their own. Their output goes to build/bg-*.log; the steps below wait for them.
+# ASan+UBSan and libFuzzer builds run meanwhile in the background under SCHED_IDLE (they
+# get the CPU only when nothing else wants it: a scenario's processes always come first),
+# in a process group of their own. Their output goes to build/bg-*.log; the steps below
+# wait for them.
 set -m
 (
-	nice -n 19 scripts/build.sh build-asan -Db_sanitize=address,undefined -Db_lundef=false \
-		>build/bg-asan.log 2>&1 || { echo "ASan+UBSan build failed" >>build/bg-asan.log; exit 1; }
-	FUZZ_OUT=build-fuzz FUZZ_PHASE=build nice -n 19 bash tests/fuzz/run.sh \
+	chrt --idle 0 nice -n 19 scripts/build.sh build-asan -Db_sanitize=address,undefined \
+		-Db_lundef=false >build/bg-asan.log 2>&1 ||
+		{ echo "ASan+UBSan build failed" >>build/bg-asan.log; exit 1; }
+	FUZZ_OUT=build-fuzz FUZZ_PHASE=build chrt --idle 0 nice -n 19 bash tests/fuzz/run.sh \
 		>build/bg-fuzz.log 2>&1 || { echo "libFuzzer build failed" >>build/bg-fuzz.log; exit 2; }
 ) &
 BG_PID=$!

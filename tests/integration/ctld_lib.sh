@@ -2,8 +2,9 @@
 # on loopback UDP (ports BASE..BASE+2), data dirs $DIR/cI, and the helpers to ask them.
 # Needs CTLD, CTL, DIR and a `fail` function; CTLD_REGIONS, CTLD_PROTOCOLS (the map's
 # per-region protocols), CTLD_BALANCE_MS, CTLD_BALANCE_BY (count or rate), CTLD_SPLIT_BYTES
-# (automatic splits above this size, after 2 s) and CTLD_ARGS (more sluice-ctld arguments)
-# shape the cluster.
+# (automatic splits above this size, after 2 s), CTLD_MERGE_BYTES (automatic merges of
+# neighbours below this size together, after 2 s) and CTLD_ARGS (more sluice-ctld
+# arguments) shape the cluster.
 BASE=$((20000 + $$ % 20000)) # UDP ports of the ctld replicas: BASE..BASE+2
 PEERS="1@127.0.0.1:$BASE,2@127.0.0.1:$((BASE + 1)),3@127.0.0.1:$((BASE + 2))"
 CPIDS=(0 0 0 0)
@@ -52,7 +53,8 @@ start_ctld() {
 	protocol = raft
 	protocols = ${CTLD_PROTOCOLS:-}
 	${CTLD_SPLIT_BYTES:+split_bytes = $CTLD_SPLIT_BYTES}
-	${CTLD_SPLIT_BYTES:+split_sustain_ms = 2000}
+	${CTLD_MERGE_BYTES:+merge_bytes = $CTLD_MERGE_BYTES}
+	split_sustain_ms = 2000
 	${CTLD_BALANCE_BY:+balance_by = $CTLD_BALANCE_BY}
 	EOT
 	"$CTLD" --config "$DIR/ctld$i.ini" ${CTLD_ARGS[@]+"${CTLD_ARGS[@]}"} >>"$DIR/ctld$i.log" 2>&1 &

@@ -178,18 +178,25 @@ ls "$DIR/d3/snap/" | grep -q "region-0005" && fail "node 3 keeps region 5's file
 echo "[${SECONDS}s] node 3 restarted after the merge: region 5's files gone, region 4 covers $W"
 cl_wait_leaders 1 0
 
+# restart_ctlds: the ctld replicas SIGKILLed and started again one by one (their state is
+# in their logs), each back in its group before the next
+restart_ctlds() {
+	local i
+	for i in 1 2 3; do
+		kill -9 "${CPIDS[$i]}"
+		wait "${CPIDS[$i]}" 2>/dev/null || true
+		CPIDS[$i]=0
+		start_ctld "$i"
+		until_true 300 "ctld $i did not rejoin its group" q "$(csock "$i")" status "r['leader'] is not None"
+	done
+}
+
 # automatic split by size: the ctld replicas restarted one by one with split_bytes just
 # below the largest region's size (its state is in its log: the map and moves stay); the
 # largest region is split by ctld itself, a move of kind auto-split with its reason
 BIG=$(cl_regions 2 "max(r.get('bytes', 0) for r in rs)")
 CTLD_SPLIT_BYTES=$((BIG * 9 / 10)) CTLD_BALANCE_MS=1000
-for i in 1 2 3; do
-	kill -9 "${CPIDS[$i]}"
-	wait "${CPIDS[$i]}" 2>/dev/null || true
-	CPIDS[$i]=0
-	start_ctld "$i"
-	until_true 300 "ctld $i did not rejoin its group" q "$(csock "$i")" status "r['leader'] is not None"
-done
+restart_ctlds
 until_true 600 "no automatic split of a region above $CTLD_SPLIT_BYTES bytes: $(ql moves "r['moves'][-2:]") $(ql regions "r.get('auto_split_blocked')")" \
 	ql moves "any(m['kind'] == 'auto-split' and m['state'] == 'done' for m in r['moves'])"
 AUTO=$(ql moves "[(m['region'], m['new_region'], m['why']) for m in r['moves'] if m['kind'] == 'auto-split'][0]")
@@ -216,6 +223,32 @@ all_regions() {
 	done
 	echo True
 }
+# automatic merge: the ctld replicas restarted with split_bytes off and merge_bytes just
+# above the smallest pair of neighbours that may merge (one core on every node: ctld's
+# rule, the root region of a split's chain mod the nodes' 2 cores), below every other
+# pair: ctld merges that pair by itself (a move of kind auto-merge with its reason), and
+# nothing after it (the merged region and either neighbour are above merge_bytes)
+pairs() {
+	ql regions "(lambda rs: sorted((rs[i]['bytes'] + rs[j]['bytes'], i, j) for i in range(len(rs)) for j in range(len(rs)) if rs[i].get('merged_into') is None and rs[j].get('merged_into') is None and int(rs[i]['hash_hi'], 16) + 1 == int(rs[j]['hash_lo'], 16) and (lambda f: f(f, i) == f(f, j))(lambda f, k: k % 2 if rs[k].get('split_from') is None else f(f, rs[k]['split_from']))))(r['regions'])"
+}
+until_true 300 "a region's size is unknown: $(ql regions "[x.get('bytes') for x in r['regions']]")" \
+	ql regions "all(x.get('bytes') is not None for x in r['regions'] if x.get('merged_into') is None)"
+PAIRS=$(pairs)
+echo "[${SECONDS}s] neighbours that may merge (bytes together, region, neighbour): $PAIRS"
+CTLD_MERGE_BYTES=$(python3 -c "import sys; p = eval(sys.argv[1]); print(p[0][0] + 1 if len(p) > 0 and (len(p) == 1 or p[1][0] > p[0][0] + 1) else 0)" "$PAIRS")
+[ "$CTLD_MERGE_BYTES" != 0 ] || fail "no pair of neighbours to merge alone: $PAIRS"
+WANT=$(python3 -c "import sys; p = eval(sys.argv[1])[0]; print(p[1], p[2])" "$PAIRS")
+CTLD_SPLIT_BYTES=
+N_MOVES=$(ql moves "r['total']")
+restart_ctlds
+until_true 600 "no automatic merge below $CTLD_MERGE_BYTES bytes: $(ql moves "r['moves'][-2:]") $(ql regions "r.get('auto_merge_blocked')")" \
+	ql moves "any(m['kind'] == 'auto-merge' and m['state'] == 'done' for m in r['moves'])"
+AUTO=$(ql moves "[(m['region'], m['merge_with'], m['why']) for m in r['moves'] if m['kind'] == 'auto-merge'][0]")
+echo "[${SECONDS}s] automatic merge below $CTLD_MERGE_BYTES bytes: (region, merged, why) $AUTO"
+[ "$(ql moves "[str(m['region']) + ' ' + str(m['merge_with']) for m in r['moves'] if m['kind'] == 'auto-merge'][0]")" = "$WANT" ] ||
+	fail "ctld merged another pair than $WANT: $AUTO"
+sleep 4 # two sustain times: nothing else is due
+[ "$(ql moves "r['total'] - $N_MOVES")" = 1 ] || fail "ctld moved more than the one merge: $(ql moves "r['moves'][-3:]")"
 until_true 300 "the nodes do not route as ctld's map" all_regions
 # every node routes the whole hash space, each hash to exactly one region, as ctld's map
 for i in 1 2 3; do
