@@ -351,6 +351,14 @@ int sl_ctld_conf_finish(struct sl_ctld_conf *c, char *err, size_t err_len)
 			 c->split.merge_bytes, c->split.bytes);
 		return -EINVAL;
 	}
+	if (c->split.merge_bytes != 0 && c->split.points_per_s != 0 &&
+	    c->split.merge_points_per_s == 0) {
+		snprintf(err, err_len, "[cluster] merge_bytes is set with split_points_per_s but "
+			 "merge_points_per_s is 0: a region split for its write rate would be merged "
+			 "back for its size; set merge_points_per_s (at most half of "
+			 "split_points_per_s)");
+		return -EINVAL;
+	}
 	if (c->split.merge_points_per_s != 0 && c->split.points_per_s != 0 &&
 	    c->split.merge_points_per_s > c->split.points_per_s / 2) {
 		snprintf(err, err_len, "[cluster] merge_points_per_s = %" PRIu64 " is above half "

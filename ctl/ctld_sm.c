@@ -1611,6 +1611,8 @@ void sl_ctld_split_observe(const struct sl_ctld_sm *sm, const struct sl_ctld_sof
 
 /* Bytes for a why: "1.2 GB" (powers of 1000). */
 static void fmt_bytes(char *b, size_t len, uint64_t v);
+static bool held_by_operator(const struct sl_ctld_sm *sm, uint32_t region, uint64_t now_ms,
+			     uint32_t kind);
 
 int sl_ctld_merge_next(const struct sl_ctld_sm *sm, const struct sl_ctld_split_obs *obs,
 		       uint64_t now_ms, const struct sl_ctld_split_conf *conf, uint32_t *region,
@@ -1626,8 +1628,12 @@ int sl_ctld_merge_next(const struct sl_ctld_sm *sm, const struct sl_ctld_split_o
 	uint64_t best_since = 0, best_bytes = 0;
 	for (uint32_t i = 0; i < sm->n_regions; i++) {
 		const struct sl_ctld_split_region *o = &obs->r[i];
+		/* a region an operator split lately stays split for the hold (as the balance
+		 * leaves an operator's leader move alone), however small its halves */
 		if (!o->pair_below || now_ms - o->pair_since_ms < conf->sustain_ms ||
-		    sl_ctld_region_retired(sm, i))
+		    sl_ctld_region_retired(sm, i) ||
+		    held_by_operator(sm, i, now_ms, SL_CTLD_MOVE_SPLIT) ||
+		    held_by_operator(sm, o->with, now_ms, SL_CTLD_MOVE_SPLIT))
 			continue;
 		uint32_t w = 0;
 		char err[SL_CTLD_WHY_MAX];

@@ -225,11 +225,14 @@ all_regions() {
 }
 # automatic merge: the ctld replicas restarted with split_bytes off and merge_bytes just
 # above the smallest pair of neighbours that may merge (one core on every node: ctld's
-# rule, the root region of a split's chain mod the nodes' 2 cores), below every other
-# pair: ctld merges that pair by itself (a move of kind auto-merge with its reason), and
-# nothing after it (the merged region and either neighbour are above merge_bytes)
+# rule, the root region of a split's chain mod the nodes' 2 cores; neither region split
+# by an operator, which ctld leaves split for 10 minutes), below every other pair: ctld
+# merges that pair by itself (a move of kind auto-merge with its reason), and nothing
+# after it (the merged region and either neighbour are above merge_bytes)
 pairs() {
-	ql regions "(lambda rs: sorted((rs[i]['bytes'] + rs[j]['bytes'], i, j) for i in range(len(rs)) for j in range(len(rs)) if rs[i].get('merged_into') is None and rs[j].get('merged_into') is None and int(rs[i]['hash_hi'], 16) + 1 == int(rs[j]['hash_lo'], 16) and (lambda f: f(f, i) == f(f, j))(lambda f, k: k % 2 if rs[k].get('split_from') is None else f(f, rs[k]['split_from']))))(r['regions'])"
+	local held
+	held=$(ql moves "[m['region'] for m in r['moves'] if m['kind'] == 'split']")
+	ql regions "(lambda rs: sorted((rs[i]['bytes'] + rs[j]['bytes'], i, j) for i in range(len(rs)) for j in range(len(rs)) if rs[i].get('merged_into') is None and rs[j].get('merged_into') is None and i not in $held and j not in $held and int(rs[i]['hash_hi'], 16) + 1 == int(rs[j]['hash_lo'], 16) and (lambda f: f(f, i) == f(f, j))(lambda f, k: k % 2 if rs[k].get('split_from') is None else f(f, rs[k]['split_from']))))(r['regions'])"
 }
 until_true 300 "a region's size is unknown: $(ql regions "[x.get('bytes') for x in r['regions']]")" \
 	ql regions "all(x.get('bytes') is not None for x in r['regions'] if x.get('merged_into') is None)"

@@ -3042,7 +3042,8 @@ static void test_automerge_due(void **state)
 }
 
 /* A due pair that cannot merge (its regions on different cores of a node) is skipped,
- * the first one named in why; a switch anywhere holds every automatic merge. */
+ * the first one named in why; a switch anywhere holds every automatic merge; the halves
+ * of an operator's split stay split for the operator's hold, then merge once small. */
 static void test_automerge_blocked(void **state)
 {
 	(void)state;
@@ -3074,7 +3075,13 @@ static void test_automerge_blocked(void **state)
 	int64_t p5[] = {1, 1, 1, 1, 1}, b5[] = {1000, 1000, 1000, 1000, 1000};
 	hb_load(1, p5, b5, 9 * S);
 	assert_int_equal(merge_at_ms(9000, &conf, &with, why, sizeof(why)), UINT32_MAX);
-	assert_int_equal(merge_at_ms(10000, &conf, &with, why, sizeof(why)), 0);
+	assert_int_equal(merge_at_ms(10000, &conf, &with, why, sizeof(why)), UINT32_MAX);
+	assert_int_equal(merge_at_ms(6000 + SL_CTLD_OPERATOR_HOLD_MS - 1, &conf, &with, why,
+				     sizeof(why)),
+			 UINT32_MAX);
+	assert_int_equal(merge_at_ms(6000 + SL_CTLD_OPERATOR_HOLD_MS, &conf, &with, why,
+				     sizeof(why)),
+			 0);
 	assert_int_equal(with, 4);
 }
 
@@ -3138,6 +3145,14 @@ static void test_automerge_conf(void **state)
 	assert_int_equal(sl_ctld_conf_finish(&c, err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, "merge_points_per_s = 1000 is above half"));
 	assert_int_equal(sl_ctld_conf_set(&c, "cluster", "split_points_per_s", "2000", err,
+					  sizeof(err)), 0);
+	assert_int_equal(sl_ctld_conf_finish(&c, err, sizeof(err)), 0);
+	/* splits by rate with merges by size alone would undo each other */
+	assert_int_equal(sl_ctld_conf_set(&c, "cluster", "merge_points_per_s", "0", err,
+					  sizeof(err)), 0);
+	assert_int_equal(sl_ctld_conf_finish(&c, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "merge_points_per_s is 0"));
+	assert_int_equal(sl_ctld_conf_set(&c, "cluster", "split_points_per_s", "0", err,
 					  sizeof(err)), 0);
 	assert_int_equal(sl_ctld_conf_finish(&c, err, sizeof(err)), 0);
 }
