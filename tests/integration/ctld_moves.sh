@@ -43,6 +43,18 @@ same_leader_everywhere() { # R NODE: every node sees NODE lead region R
 }
 # another replica than the region's current leader (seen from node 1)
 other_than() { echo $(($1 % 3 + 1)); }
+# seen_leader R: region R's leader as node 1 sees it, once it sees one (bounded: 30 s;
+# none while an election runs, e.g. right after the balance moved leaders: CI once read
+# None here)
+seen_leader() {
+	local l
+	for _ in $(seq 1 300); do
+		l=$(node_leader 1 "$1")
+		[ "$l" != None ] && { echo "$l"; return; }
+		sleep 0.1
+	done
+	echo None
+}
 
 ctld_cluster_up 3
 until_true 300 "regions never showed an observed leader" \
@@ -94,7 +106,8 @@ out=$(ask "$(cl_sock 1)" region transfer-leader 0 2) && fail "a data node took a
 echo "[${SECONDS}s] refused: a single-copy region, region 9, node 7, a ctld follower, a data node's socket"
 
 # a raft leader move under load: done, every node sees the new leader
-L0=$(node_leader 1 0)
+L0=$(seen_leader 0)
+[ "$L0" != None ] || fail "node 1 sees no leader of region 0 in 30 s"
 T0=$(other_than "$L0")
 a0=$(cl_acks)
 ID=$(move 0 "$T0")
@@ -105,7 +118,8 @@ until_true 100 "not every node sees node $T0 lead region 0" same_leader_everywhe
 echo "[${SECONDS}s] move $ID: region 0 led by $L0 -> $T0, done in $(ql moves "[m['took_ms'] for m in r['moves'] if m['id'] == $ID][0]") ms"
 
 # a multileader region's home moves
-H2=$(node_leader 1 2)
+H2=$(seen_leader 2)
+[ "$H2" != None ] || fail "node 1 sees no leader of region 2 in 30 s"
 T2=$(other_than "$H2")
 ID=$(move 2 "$T2")
 until_true 300 "move $ID (region 2 home $H2 -> $T2) did not end done: $(move_state "$ID")" \
@@ -114,7 +128,8 @@ until_true 100 "not every node sees node $T2 as region 2's home" same_leader_eve
 echo "[${SECONDS}s] move $ID: region 2 (multileader) home $H2 -> $T2, done"
 
 # the ctld leader SIGKILLed right after a move was asked: the next leader ends it
-L1=$(node_leader 1 1)
+L1=$(seen_leader 1)
+[ "$L1" != None ] || fail "node 1 sees no leader of region 1 in 30 s"
 T1=$(other_than "$L1")
 CL=$(leader)
 ID=$(move 1 "$T1")
@@ -135,7 +150,8 @@ start_ctld "$CL"
 
 # a move to a node that stops (SIGSTOP, not node 1: it holds the single-copy region every
 # batch waits for): ctld marks it down and the move fails, saying why
-L0=$(node_leader 1 0)
+L0=$(seen_leader 0)
+[ "$L0" != None ] || fail "node 1 sees no leader of region 0 in 30 s"
 S=$(( L0 == 2 ? 3 : 2 ))
 kill -STOP "${CL_PIDS[$S]}"
 out=$(ask "$(csock "$(leader)")" region transfer-leader 0 "$S") || true
