@@ -121,7 +121,10 @@ if [ "$DELTA" = 1 ] && [ -n "$dfile" ]; then
 	# a damaged delta, and deltas without their base, stop the start with their name
 	python3 -c "import sys; p=sys.argv[1]; b=bytearray(open(p,'rb').read()); b[len(b)//2]^=0x10; open(p,'wb').write(b)" "$dfile"
 	refuses_start "$dfile: delta image is corrupt"
-	base="${dfile%%.d*}.snap"
+	# the base of region-R.dI.bJ.snap is region-R.snap (cut in the file name only: the
+	# temp dir's random name may hold ".d" too, which once made this path wrong)
+	f=${dfile##*/}
+	base="${dfile%/*}/${f%%.d*}.snap"
 	rm -f "$base"
 	refuses_start "$base: missing, but"
 elif [ "$DELTA" = 1 ]; then
