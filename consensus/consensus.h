@@ -219,6 +219,11 @@ struct sl_cons_ops {
 	 * acked SL_CONS_ACK_SEALED. -EALREADY: the log holds a SEAL already (wait for
 	 * status.sealed_index); other errors as propose(). */
 	int (*seal)(void *state, uint64_t proposal_id, const uint8_t *data, uint32_t len);
+	/* Optional (NULL: no learners; the driver says -ENOTSUP). The replicas that receive
+	 * the log without voting or counting toward a commit, replacing the ones before
+	 * (n 0: none). Every replica of the group may be told apart, since learners change
+	 * no quorum. -EINVAL: a voter or too many; -EBUSY: the log's own membership rules. */
+	int (*set_learners)(void *state, const uint32_t *ids, uint32_t n);
 };
 
 /* Registry: protocols are looked up by name ("standalone", "raft", ...). Adding a

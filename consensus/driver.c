@@ -128,6 +128,12 @@ int sl_drv_seal(struct sl_drv *d, uint64_t pid, const uint8_t *data, uint32_t le
 	return d->ops->seal != NULL ? d->ops->seal(d->st, pid, data, len) : -ENOTSUP;
 }
 
+int sl_drv_set_learners(struct sl_drv *d, const uint32_t *ids, uint32_t n)
+{
+	SL_ASSERT(!d->in_ready);
+	return d->ops->set_learners != NULL ? d->ops->set_learners(d->st, ids, n) : -ENOTSUP;
+}
+
 uint32_t sl_drv_refusal(int rc)
 {
 	switch (rc) {

@@ -73,6 +73,8 @@ int sl_drv_transfer(struct sl_drv *d, uint32_t target);
  * -ENOTSUP: the protocol cannot seal; -EALREADY: a SEAL is in the log already; -EPERM:
  * not the leader; other errors as sl_drv_propose. */
 int sl_drv_seal(struct sl_drv *d, uint64_t proposal_id, const uint8_t *data, uint32_t len);
+/* The group's learners outside its log (sl_cons_ops.set_learners; -ENOTSUP without). */
+int sl_drv_set_learners(struct sl_drv *d, const uint32_t *ids, uint32_t n);
 /* The ack status a refused proposal or seal stands for (sl_drv_propose's or sl_drv_seal's
  * negative errno): -EROFS is SL_CONS_ACK_SEALED (hold the write for the next segment),
  * -EPERM and -EBUSY SL_CONS_ACK_NOT_LEADER, -EIO SL_CONS_ACK_STORAGE, else DROPPED. */

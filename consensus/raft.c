@@ -1990,6 +1990,30 @@ int sl_raft_change(void *st, uint64_t pid, enum sl_raft_change_op op, uint32_t n
 	return 0;
 }
 
+/* The learners outside the log (sl_cons_ops.set_learners): they vote for nothing and
+ * count for no commit, so a replica may be told of them apart from the others; only
+ * while no CONF entry rules the membership (then the log says who learns). */
+static int rf_set_learners(void *st, const uint32_t *ids, uint32_t n)
+{
+	struct raft *s = st;
+	if (n > SL_CONS_MAX_PEERS)
+		return -EINVAL;
+	if (s->conf_index > s->base_index)
+		return -EBUSY; /* a CONF entry rules: changes go through sl_raft_change */
+	for (uint32_t i = 0; i < n; i++)
+		if (ids[i] == SL_CONS_NODE_NONE || in_list(s->conf.voters, s->conf.n_voters, ids[i]) ||
+		    s->conf.n_voters + i + 1 > SL_CONS_MAX_PEERS)
+			return -EINVAL;
+	s->base_conf.n_learners = s->conf.n_learners = n;
+	for (uint32_t i = 0; i < n; i++)
+		s->base_conf.learners[i] = s->conf.learners[i] = ids[i];
+	if (s->role == R_LEADER) {
+		sync_progress(s);
+		s->need_bcast = true;
+	}
+	return 0;
+}
+
 int sl_raft_snapshot_meta(void *st, uint64_t index, struct sl_cons_snapshot *meta)
 {
 	struct raft *s = st;
@@ -2385,4 +2409,5 @@ const struct sl_cons_ops sl_cons_raft_ops = {
     .read = rf_read,
     .transfer = sl_raft_transfer_leader,
     .seal = rf_seal,
+    .set_learners = rf_set_learners,
 };

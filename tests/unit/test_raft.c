@@ -618,6 +618,65 @@ static void test_read_index_and_lease(void **u)
 	cluster_free(c);
 }
 
+/* Learners set outside the log (set_learners, what a data node does while ctld catches
+ * a new replica up before a segment's seal): the leader replicates to them, they count
+ * for no commit and never campaign; taken away, they get nothing more. */
+static void test_set_learners(void **u)
+{
+	(void)u;
+	struct cluster *c = cluster_new(4, 3); /* node 4 starts outside the group */
+	run(c, 400);
+	uint32_t l = leader(c);
+	for (uint8_t k = 0; k < 20; k++)
+		propose(c, l, 10 + k, k);
+	run(c, 50);
+	assert_int_equal(c->n[4].n_applied_normal, 0);
+	const uint32_t four = 4, one = 1;
+	assert_int_equal(R->set_learners(c->n[l].st, &one, 1), -EINVAL); /* a voter */
+	assert_int_equal(R->set_learners(c->n[4].st, &four, 1), 0);
+	assert_int_equal(R->set_learners(c->n[l].st, &four, 1), 0);
+	run(c, 100);
+	assert_int_equal(c->n[4].n_applied_normal, 20);
+	assert_int_equal(status(c, 4).role, SL_CONS_ROLE_LEARNER);
+	struct sl_cons_conf conf;
+	sl_raft_conf(c->n[l].st, &conf);
+	assert_int_equal(conf.n_voters, 3);
+	assert_int_equal(conf.n_learners, 1);
+	/* it counts for no commit: with two voters cut off nothing commits */
+	uint32_t f1 = l % 3 + 1, f2 = f1 % 3 + 1;
+	isolate(c, f1, true);
+	isolate(c, f2, true);
+	assert_int_equal(propose(c, l, 100, 1), 0);
+	run(c, 80);
+	assert_false(acked_ok(&c->n[l], 100));
+	isolate(c, f1, false);
+	isolate(c, f2, false);
+	run(c, 400);
+	/* and it never leads */
+	assert_int_not_equal(leader(c), 4);
+	uint32_t l2 = leader(c);
+	/* a new leader replicates to the learners it was told of: tell every voter, as
+	 * each data node does from ctld's map */
+	for (uint32_t i = 1; i <= 3; i++)
+		assert_int_equal(R->set_learners(c->n[i].st, &four, 1), 0);
+	for (uint8_t k = 0; k < 5; k++)
+		propose(c, l2, 200 + k, k);
+	run(c, 100);
+	uint64_t had = c->n[4].n_applied_normal;
+	assert_true(had >= 26);
+	/* taken away: nothing more reaches it */
+	for (uint32_t i = 1; i <= 3; i++)
+		assert_int_equal(R->set_learners(c->n[i].st, NULL, 0), 0);
+	for (uint8_t k = 0; k < 5; k++)
+		propose(c, l2, 300 + k, k);
+	run(c, 100);
+	assert_int_equal(c->n[4].n_applied_normal, had);
+	/* once a CONF entry rules the membership, learners go through the log */
+	assert_int_equal(sl_raft_change(c->n[l2].st, 400, SL_RAFT_ADD_LEARNER, 4), 0);
+	assert_int_equal(R->set_learners(c->n[l2].st, NULL, 0), -EBUSY);
+	cluster_free(c);
+}
+
 static void test_learner_then_promote(void **u)
 {
 	(void)u;
@@ -1416,6 +1475,7 @@ int main(void)
 	    cmocka_unit_test(test_leader_transfer),
 	    cmocka_unit_test(test_read_index_and_lease),
 	    cmocka_unit_test(test_learner_then_promote),
+	    cmocka_unit_test(test_set_learners),
 	    cmocka_unit_test(test_snapshot_for_lagging_follower),
 	    cmocka_unit_test(test_snapshot_in_chunks),
 	    cmocka_unit_test(test_rejoin_after_lost_state),
