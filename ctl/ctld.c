@@ -58,6 +58,7 @@ struct ctld_stats {
 	/* merges: an operator's asked/refused, merge_done proposed, merge moves ended done */
 	uint64_t merges_asked, merges_refused, merges_proposed, merges;
 	uint64_t auto_merges; /* ctld's own merges proposed (two small neighbours) */
+	uint64_t learners_caught_up; /* replica moves whose learner caught up (seal asked) */
 };
 
 struct ctld {
@@ -81,6 +82,11 @@ struct ctld {
 	uint64_t move_end_proposed_ns[SL_CTLD_MAX_MOVES]; /* last move_end per ring slot */
 	uint64_t switch_proposed_ns[SL_CTLD_MAX_REGIONS]; /* last protocol_switched/split_done/
 							   * merge_done */
+	/* a replica move's learner: the applied index it must reach before the seal (the
+	 * highest its replicas reported when this leader first looked), per region, and the
+	 * move that target is of */
+	uint64_t learner_target[SL_CTLD_MAX_REGIONS];
+	uint64_t learner_move[SL_CTLD_MAX_REGIONS];
 	uint64_t balance_next_ns;                         /* the next balancing move, at most */
 	uint64_t rebalance_next_ns;                       /* the next rebalance move, at most */
 	uint64_t autosplit_next_ns;                       /* the next automatic split, at most */
@@ -326,6 +332,7 @@ static void duties(struct ctld *c, uint64_t now)
 		memset(c->leader_proposed_ns, 0, sizeof(c->leader_proposed_ns));
 		memset(c->move_end_proposed_ns, 0, sizeof(c->move_end_proposed_ns));
 		memset(c->switch_proposed_ns, 0, sizeof(c->switch_proposed_ns));
+		memset(c->learner_move, 0, sizeof(c->learner_move));
 		c->move_proposed_id = 0;
 		/* a new leader balances only after the nodes reported to it for a while */
 		c->balance_next_ns = now + (uint64_t)c->cfg.balance_interval_ms * 1000000ull;
@@ -403,6 +410,44 @@ static void duties(struct ctld *c, uint64_t now)
  * a split pending: split_done opens it in two regions, the second one new; a merge
  * pending: once its right neighbour's replicas sealed too, merge_done opens it over both
  * ranges and retires the neighbour (which proposes nothing of its own meanwhile). */
+/* A replica move's learner that applied what the region's replicas had applied when this
+ * leader first looked has caught up: learner_ready asks the seal. */
+static void learner_duty(struct ctld *c, uint32_t r, uint64_t now, uint64_t timeout, uint64_t wall)
+{
+	const struct sl_ctld_region *reg = &c->sm.regions[r];
+	const struct sl_ctld_move *m = NULL;
+	for (uint64_t id = c->sm.n_moves; id > 0 && id + SL_CTLD_MAX_MOVES > c->sm.n_moves; id--) {
+		const struct sl_ctld_move *x = sl_ctld_move_get(&c->sm, id);
+		if (x != NULL && x->region == r && x->state == SL_CTLD_MOVE_RUNNING &&
+		    x->to == reg->learner) {
+			m = x;
+			break;
+		}
+	}
+	if (m == NULL)
+		return;
+	if (c->learner_move[r] != m->id || c->learner_target[r] == 0) {
+		c->learner_move[r] = m->id;
+		c->learner_target[r] = sl_ctld_learner_target(&c->sm, c->soft, r, now, timeout);
+		if (c->learner_target[r] != 0)
+			fprintf(stderr, "sluice-ctld: region %u: node %u catches up as a learner of "
+				"epoch %u before the seal (to index %" PRIu64 ")\n", r, reg->learner,
+				reg->epoch, c->learner_target[r]);
+	}
+	char waiting[SL_CTLD_WHY_MAX];
+	if ((c->switch_proposed_ns[r] != 0 && now - c->switch_proposed_ns[r] < SWITCH_RETRY_NS) ||
+	    !sl_ctld_learner_caught_up(&c->sm, c->soft, r, c->learner_target[r], now, timeout,
+				       waiting, sizeof(waiting)))
+		return;
+	c->switch_proposed_ns[r] = now;
+	if (propose(c, sl_ctld_cmd_learner_ready(m->id, r, wall)) == 0) {
+		c->st.learners_caught_up++;
+		fprintf(stderr, "sluice-ctld: region %u: node %u caught up as a learner (applied "
+			"%" PRIu64 " of %" PRIu64 "): sealing epoch %u\n", r, reg->learner,
+			c->soft->hb[reg->learner][r].applied_index, c->learner_target[r], reg->epoch);
+	}
+}
+
 static void switch_duties(struct ctld *c, uint64_t now, uint64_t timeout)
 {
 	uint64_t wall = wall_ms();
@@ -411,6 +456,10 @@ static void switch_duties(struct ctld *c, uint64_t now, uint64_t timeout)
 		const struct sl_ctld_region *reg = &c->sm.regions[r];
 		char waiting[SL_CTLD_WHY_MAX];
 		uint32_t with = reg->merge_with - 1;
+		if (reg->learner != 0 && reg->next_protocol[0] == '\0') {
+			learner_duty(c, r, now, timeout, wall);
+			continue;
+		}
 		if (reg->next_protocol[0] == '\0' ||
 		    (c->switch_proposed_ns[r] != 0 && now - c->switch_proposed_ns[r] < SWITCH_RETRY_NS) ||
 		    sl_ctld_merging_into(&c->sm, r) != UINT32_MAX ||
@@ -790,6 +839,7 @@ static struct json_object *status_json(struct ctld *c)
 	CNT(merges_proposed);
 	CNT(merges);
 	CNT(auto_merges);
+	CNT(learners_caught_up);
 #undef CNT
 	json_object_object_add(k, "log_torn_bytes_cut",
 			       json_object_new_int64((int64_t)c->log.torn_bytes));

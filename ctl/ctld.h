@@ -116,6 +116,11 @@ struct sl_ctld_region {
 	 * next_rf 0: the next segment keeps the replica set. */
 	uint32_t next_rf;
 	uint32_t next_replicas[SL_CTLD_MAX_RF];
+	/* A replica move's first phase: the node it adds catches up as a learner of the
+	 * active segment (it gets the log, votes for nothing, counts for no commit) before
+	 * the seal is asked (next_protocol set once it has: learner_ready), so it switches
+	 * with the others from its own copy (0: none). */
+	uint32_t learner;
 	/* A split (docs/cluster.md, "Splitting a region") is a switch to the same protocol
 	 * whose next segment is cut in two: split_at is the first hash of the new half while
 	 * it runs (0: none; never a valid cut, which lies above hash_lo). split_from is the
@@ -349,6 +354,10 @@ uint32_t sl_ctld_region_core(const struct sl_ctld_sm *sm, uint32_t region, uint3
  * the next one runs under the same protocol on the replicas with from replaced by to. */
 struct json_object *sl_ctld_cmd_move_replica(uint64_t id, uint32_t region, uint32_t from,
 					     uint32_t to, uint32_t kind, uint64_t now_ms);
+/* A replica move's learner caught up (applied what the replicas had when it started):
+ * its region's seal is asked. Refused unless move `id` of `region` runs with a learner
+ * and no seal asked yet. */
+struct json_object *sl_ctld_cmd_learner_ready(uint64_t id, uint32_t region, uint64_t now_ms);
 /* Checks what move_replica would refuse. 0, or with err: -ENOENT (no such region), -EINVAL
  * (from or to not a fitting node), -EBUSY (not applicable now: not raft, one replica, a
  * switch in progress, to down or draining or decommissioning, not bootstrapped). */
@@ -506,6 +515,14 @@ bool sl_ctld_switch_ready(const struct sl_ctld_sm *sm, const struct sl_ctld_soft
  * replica set is marked down (the joiner died before it caught up, or another replica
  * died). The ctld leader ends it failed with `why`, so the region takes a new move (e.g.
  * move_replica from the dead node); the new segment keeps running on a majority. */
+/* A replica move's learner (region->learner) reports the active segment applied to at
+ * least `target` (what sl_ctld_learner_target gave when the leader first looked: the
+ * highest applied index its replicas reported); else waiting says what it waits for. */
+bool sl_ctld_learner_caught_up(const struct sl_ctld_sm *sm, const struct sl_ctld_soft *soft,
+			       uint32_t region, uint64_t target, uint64_t now_ns,
+			       uint64_t timeout_ns, char *waiting, size_t waiting_len);
+uint64_t sl_ctld_learner_target(const struct sl_ctld_sm *sm, const struct sl_ctld_soft *soft,
+				uint32_t region, uint64_t now_ns, uint64_t timeout_ns);
 bool sl_ctld_replica_move_stuck(const struct sl_ctld_sm *sm, const struct sl_ctld_move *m,
 				char *why, size_t why_len);
 bool sl_ctld_switch_done(const struct sl_ctld_sm *sm, const struct sl_ctld_soft *soft,

@@ -210,6 +210,15 @@ struct json_object *sl_ctld_cmd_move_replica(uint64_t id, uint32_t region, uint3
 	json_object_object_add(o, "to", json_object_new_int64(to));
 	json_object_object_add(o, "kind", json_object_new_string(move_kind_name(kind)));
 	json_object_object_add(o, "at_ms", json_object_new_int64((int64_t)now_ms));
+	/* the new replica catches up as a learner first (a log from before this had none) */
+	json_object_object_add(o, "learner", json_object_new_boolean(1));
+	return o;
+}
+
+struct json_object *sl_ctld_cmd_learner_ready(uint64_t id, uint32_t region, uint64_t now_ms)
+{
+	struct json_object *o = move_cmd("learner_ready", id, region);
+	json_object_object_add(o, "at_ms", json_object_new_int64((int64_t)now_ms));
 	return o;
 }
 
@@ -833,6 +842,33 @@ static int apply_move_replica(struct sl_ctld_sm *sm, struct json_object *cmd, ch
 	r->next_rf = r->rf;
 	for (uint32_t j = 0; j < r->rf; j++)
 		r->next_replicas[j] = r->replicas[j] == from ? (uint32_t)to : r->replicas[j];
+	struct json_object *lv = NULL;
+	if (json_object_object_get_ex(cmd, "learner", &lv) && json_object_get_boolean(lv)) {
+		/* the seal waits for the learner to catch up (learner_ready) */
+		r->learner = (uint32_t)to;
+		r->next_protocol[0] = '\0';
+	}
+	return 0;
+}
+
+/* The replica move's learner caught up: the seal is asked (as for any switch). */
+static int apply_learner_ready(struct sl_ctld_sm *sm, struct json_object *cmd, char *err,
+			       size_t err_len)
+{
+	uint64_t id = 0, region = 0, at = 0;
+	if (!get_uint(cmd, "id", 1, INT64_MAX, &id) ||
+	    !get_uint(cmd, "region", 0, UINT32_MAX, &region) || !get_uint(cmd, "at_ms", 0, INT64_MAX, &at))
+		REFUSE("learner_ready: id, region and at_ms must be numbers");
+	const struct sl_ctld_move *m = sl_ctld_move_get(sm, id);
+	if (m == NULL || m->state != SL_CTLD_MOVE_RUNNING || !replica_kind(m->kind) ||
+	    m->region != region || region >= sm->n_regions)
+		REFUSE("learner_ready: move %" PRIu64 " is not a running replica move of region %" PRIu64,
+		       id, region);
+	struct sl_ctld_region *r = &sm->regions[region];
+	if (r->learner == 0 || r->learner != m->to || r->next_protocol[0] != '\0')
+		REFUSE("learner_ready: region %" PRIu64 " has no learner catching up", region);
+	memcpy(r->next_protocol, r->protocol, sizeof(r->next_protocol));
+	sm->map_version++;
 	return 0;
 }
 
@@ -923,6 +959,7 @@ static int apply_protocol_switched(struct sl_ctld_sm *sm, struct json_object *cm
 	memcpy(r->protocol, r->next_protocol, sizeof(r->protocol)); /* same size, NUL-ended */
 	r->next_protocol[0] = '\0';
 	r->epoch = (uint32_t)epoch;
+	r->learner = 0; /* a replica of the new segment now */
 	if (r->next_rf != 0) {
 		/* the new segment runs on the new replica set; the preferred leader stays if it
 		 * is still a replica, else the first that was one before (it has the data) */
@@ -1306,6 +1343,15 @@ static int apply_move_end(struct sl_ctld_sm *sm, struct json_object *cmd, char *
 		REFUSE("move_end: move %" PRIu64 " is not running", id);
 	m->state = strcmp(state, "done") == 0 ? SL_CTLD_MOVE_DONE : SL_CTLD_MOVE_FAILED;
 	m->end_ms = at;
+	struct sl_ctld_region *r = m->region < sm->n_regions ? &sm->regions[m->region] : NULL;
+	if (replica_kind(m->kind) && r != NULL && r->learner != 0 && r->learner == m->to &&
+	    r->next_protocol[0] == '\0') {
+		/* ended before its seal: nothing changed but the learner, which goes */
+		r->learner = 0;
+		r->next_rf = 0;
+		memset(r->next_replicas, 0, sizeof(r->next_replicas));
+		sm->map_version++;
+	}
 	snprintf(m->why, sizeof(m->why), "%s", why);
 	return 0;
 }
@@ -1335,6 +1381,8 @@ int sl_ctld_sm_apply(struct sl_ctld_sm *sm, const uint8_t *data, uint32_t len, c
 		rc = apply_node_flag(sm, cmd, op, err, err_len);
 	} else if (strcmp(op, "move_replica") == 0) {
 		rc = apply_move_replica(sm, cmd, err, err_len);
+	} else if (strcmp(op, "learner_ready") == 0) {
+		rc = apply_learner_ready(sm, cmd, err, err_len);
 	} else if (strcmp(op, "move_end") == 0) {
 		rc = apply_move_end(sm, cmd, err, err_len);
 	} else if (strcmp(op, "set_protocol") == 0) {
@@ -1832,7 +1880,63 @@ bool sl_ctld_switch_ready(const struct sl_ctld_sm *sm, const struct sl_ctld_soft
 		wait_add(waiting, waiting_len, skip, "has not applied the seal (no majority)");
 		return false;
 	}
+	/* a learner switches from its own copy once it applied the seal too; if its node
+	 * is down, the switch goes on without it (it joins the next segment empty, caught
+	 * up by snapshot as before) */
+	uint32_t ln = r->learner;
+	if (others && ln != 0 && ln <= SL_CTLD_MAX_NODES && soft->seen[ln] &&
+	    now_ns - soft->last_hb_ns[ln] <= timeout_ns) {
+		const struct sl_ctld_hb_region *h = &soft->hb[ln][region];
+		if (!h->valid || h->epoch != r->epoch || !h->sealed) {
+			wait_add(waiting, waiting_len, ln, "(learner) has not applied the seal");
+			return false;
+		}
+	}
 	return others;
+}
+
+bool sl_ctld_learner_caught_up(const struct sl_ctld_sm *sm, const struct sl_ctld_soft *soft,
+			       uint32_t region, uint64_t target, uint64_t now_ns,
+			       uint64_t timeout_ns, char *waiting, size_t waiting_len)
+{
+	if (waiting_len > 0)
+		waiting[0] = '\0';
+	if (region >= sm->n_regions || sm->regions[region].learner == 0 ||
+	    sm->regions[region].learner > SL_CTLD_MAX_NODES) {
+		snprintf(waiting, waiting_len, "no learner");
+		return false;
+	}
+	const struct sl_ctld_region *r = &sm->regions[region];
+	uint32_t ln = r->learner;
+	const struct sl_ctld_hb_region *h = &soft->hb[ln][region];
+	if (!soft->seen[ln] || now_ns - soft->last_hb_ns[ln] > timeout_ns)
+		snprintf(waiting, waiting_len, "node %u (learner) is down", ln);
+	else if (!h->valid || h->epoch != r->epoch)
+		snprintf(waiting, waiting_len, "node %u (learner) does not run epoch %u yet", ln,
+			 r->epoch);
+	else if (target == 0 || h->applied_index < target)
+		snprintf(waiting, waiting_len, "node %u (learner) catching up: applied %" PRIu64
+			 " of %" PRIu64, ln, h->applied_index, target);
+	else
+		return true;
+	return false;
+}
+
+uint64_t sl_ctld_learner_target(const struct sl_ctld_sm *sm, const struct sl_ctld_soft *soft,
+				uint32_t region, uint64_t now_ns, uint64_t timeout_ns)
+{
+	if (region >= sm->n_regions)
+		return 0;
+	const struct sl_ctld_region *r = &sm->regions[region];
+	uint64_t best = 0;
+	for (uint32_t k = 0; k < r->rf; k++) {
+		uint32_t nd = r->replicas[k];
+		const struct sl_ctld_hb_region *h = &soft->hb[nd][region];
+		if (soft->seen[nd] && now_ns - soft->last_hb_ns[nd] <= timeout_ns && h->valid &&
+		    h->epoch == r->epoch && h->applied_index > best)
+			best = h->applied_index;
+	}
+	return best;
 }
 
 bool sl_ctld_switch_done(const struct sl_ctld_sm *sm, const struct sl_ctld_soft *soft,
@@ -1845,6 +1949,13 @@ bool sl_ctld_switch_done(const struct sl_ctld_sm *sm, const struct sl_ctld_soft 
 		return false;
 	}
 	const struct sl_ctld_region *r = &sm->regions[m->region];
+	if (replica_kind(m->kind) && r->learner != 0 && r->next_protocol[0] == '\0') {
+		char w[SL_CTLD_WHY_MAX];
+		(void)sl_ctld_learner_caught_up(sm, soft, m->region, 0, now_ns, timeout_ns, w,
+						sizeof(w));
+		snprintf(waiting, waiting_len, "before the seal: %s", w);
+		return false;
+	}
 	if (r->next_protocol[0] != '\0' || r->epoch <= m->epoch) {
 		/* not switched yet: what the seal waits for (a merge: of both regions) */
 		char w[SL_CTLD_WHY_MAX];
@@ -1889,6 +2000,17 @@ bool sl_ctld_replica_move_stuck(const struct sl_ctld_sm *sm, const struct sl_ctl
 	if (!replica_kind(m->kind) || m->state != SL_CTLD_MOVE_RUNNING || m->region >= sm->n_regions)
 		return false;
 	const struct sl_ctld_region *r = &sm->regions[m->region];
+	if (r->learner != 0 && r->learner == m->to && r->next_protocol[0] == '\0') {
+		/* nothing is sealed yet: a learner whose node went down ends the move, and the
+		 * region runs on as it was */
+		if (sm->nodes[m->to].state != SL_CTLD_DOWN)
+			return false;
+		snprintf(why, why_len, "node %u went down while catching up as a learner of "
+			 "region %u (nothing was sealed: the region runs on nodes %u,%u,%u)",
+			 m->to, m->region, r->replicas[0], r->rf > 1 ? r->replicas[1] : 0,
+			 r->rf > 2 ? r->replicas[2] : 0);
+		return true;
+	}
 	if (r->next_protocol[0] != '\0' || r->epoch <= m->epoch)
 		return false; /* not switched: the seal waits for the old set (as a protocol's) */
 	for (uint32_t k = 0; k < r->rf; k++) {
@@ -1924,6 +2046,9 @@ struct json_object *sl_ctld_view_regions(const struct sl_ctld_sm *sm,
 		/* the replicas of the next segment while a replica move runs */
 		json_object_object_add(o, "next_replicas",
 				       r->next_rf ? id_array(r->next_replicas, r->next_rf) : NULL);
+		/* a replica move's new node while it catches up as a learner of this segment */
+		if (r->learner != 0)
+			json_object_object_add(o, "learner", json_object_new_int64(r->learner));
 		json_object_object_add(o, "preferred_leader", json_object_new_int64(r->leader));
 		/* a split pending (the first hash of the new half), and the region a split made
 		 * this one of: absent otherwise */

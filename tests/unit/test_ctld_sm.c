@@ -68,6 +68,17 @@ static int apply_obj(struct json_object *o)
 	return rc;
 }
 
+/* A replica move whose learner caught up at once: move_replica, then learner_ready (what
+ * the ctld leader proposes once the learner applied what the replicas had). */
+static int apply_move(uint64_t id, uint32_t region, uint32_t from, uint32_t to, uint32_t kind,
+		      uint64_t at_ms)
+{
+	int rc = apply_obj(sl_ctld_cmd_move_replica(id, region, from, to, kind, at_ms));
+	if (rc == 0)
+		rc = apply_obj(sl_ctld_cmd_learner_ready(id, region, at_ms));
+	return rc;
+}
+
 /* Recording ends; the state is kept in `before` and the recorded log is replayed on a
  * fresh machine (which must then equal `before`). */
 static void replay_recorded(void)
@@ -954,8 +965,8 @@ static void move_refused(uint64_t id, uint32_t region, uint32_t from, uint32_t t
 		fail_msg("'%s' does not say '%s'", err, why);
 	snapshot_state();
 	uint64_t refused = sm.refused;
-	assert_int_equal(apply_obj(sl_ctld_cmd_move_replica(id, region, from, to,
-							    SL_CTLD_MOVE_REPLICA, 10)),
+	assert_int_equal(apply_move(id, region, from, to,
+							    SL_CTLD_MOVE_REPLICA, 10),
 			 -EINVAL);
 	assert_unchanged();
 	assert_int_equal(sm.refused, refused + 1);
@@ -1017,7 +1028,7 @@ static void test_move_replica_refused(void **state)
 
 	/* accepted: a switch to the same protocol onto the new replica set */
 	uint64_t version = sm.map_version;
-	assert_int_equal(apply_obj(sl_ctld_cmd_move_replica(1, 0, 1, 4, SL_CTLD_MOVE_REPLICA, 10)),
+	assert_int_equal(apply_move(1, 0, 1, 4, SL_CTLD_MOVE_REPLICA, 10),
 			 0);
 	const struct sl_ctld_region *r = &sm.regions[0];
 	assert_string_equal(r->next_protocol, "raft");
@@ -1026,7 +1037,7 @@ static void test_move_replica_refused(void **state)
 	assert_int_equal(r->next_replicas[1], 2);
 	assert_int_equal(r->next_replicas[2], 3);
 	assert_int_equal(r->replicas[0], 1); /* unchanged until switched */
-	assert_int_equal(sm.map_version, version + 1);
+	assert_int_equal(sm.map_version, version + 2); /* the move, then its learner ready */
 	const struct sl_ctld_move *m = sl_ctld_move_get(&sm, 1);
 	assert_int_equal(m->kind, SL_CTLD_MOVE_REPLICA);
 	assert_int_equal(m->state, SL_CTLD_MOVE_RUNNING);
@@ -1056,7 +1067,7 @@ static void test_move_replica_refused(void **state)
 	assert_int_equal(sm.regions[3].replicas[0], 4); /* region 3: nodes 4, 1, 2 */
 	assert_int_equal(sl_ctld_check_move_replica(&sm, 3, 4, 3, err, sizeof(err)), 0);
 	snapshot_state();
-	assert_int_equal(apply_obj(sl_ctld_cmd_move_replica(1, 3, 4, 3, SL_CTLD_MOVE_REPLICA, 10)),
+	assert_int_equal(apply_move(1, 3, 4, 3, SL_CTLD_MOVE_REPLICA, 10),
 			 -EINVAL);
 	assert_unchanged();
 	assert_int_equal(sl_ctld_check_set_protocol(&sm, 0, "multileader", err, sizeof(err)),
@@ -1089,13 +1100,60 @@ static void test_replica_move_flow(void **state)
 	assert_int_equal(sm.regions[0].leader, 1);
 	assert_int_equal(apply_obj(sl_ctld_cmd_set_leader(0, 1, 2)), 0);
 
-	/* 1. region 0 from node 1 (alive, its preferred and observed leader) to node 4 */
+	/* 1. region 0 from node 1 (alive, its preferred and observed leader) to node 4,
+	 * which first catches up as a learner of epoch 0: no seal is asked before */
+	uint64_t v0 = sm.map_version;
 	assert_int_equal(apply_obj(sl_ctld_cmd_move_replica(1, 0, 1, 4, SL_CTLD_MOVE_REPLICA, 10)),
 			 0);
+	assert_int_equal(sm.map_version, v0 + 1);
+	assert_int_equal(sm.regions[0].learner, 4);
+	assert_string_equal(sm.regions[0].next_protocol, "");
+	assert_true(sl_ctld_switching(&sm, 0));
+	assert_true(sl_ctld_replica_move_running(&sm));
 	const struct sl_ctld_move *m = sl_ctld_move_get(&sm, 1);
 	for (uint32_t n = 1; n <= 3; n++)
-		hb_region(n, 0, 0, false, 7, 1 * s);
+		hb_region(n, 0, 0, false, n == 2 ? 9 : 7, 1 * s);
 	hb_region(4, 0, 0, false, UINT64_MAX, 1 * s);
+	assert_false(sl_ctld_switch_done(&sm, &soft, m, 1 * s, timeout, w, sizeof(w)));
+	assert_string_equal(w, "before the seal: node 4 (learner) does not run epoch 0 yet");
+	/* the target: the highest applied index among the replicas */
+	uint64_t target = sl_ctld_learner_target(&sm, &soft, 0, 1 * s, timeout);
+	assert_int_equal(target, 9);
+	hb_region(4, 0, 0, false, 8, 1 * s);
+	assert_false(sl_ctld_learner_caught_up(&sm, &soft, 0, target, 1 * s, timeout, w, sizeof(w)));
+	assert_string_equal(w, "node 4 (learner) catching up: applied 8 of 9");
+	assert_false(sl_ctld_learner_caught_up(&sm, &soft, 0, target, 5 * s, timeout, w, sizeof(w)));
+	assert_string_equal(w, "node 4 (learner) is down");
+	/* a learner's down node ends the move before anything was sealed (not yet) */
+	assert_false(sl_ctld_replica_move_stuck(&sm, m, w, sizeof(w)));
+	hb_region(4, 0, 0, false, 9, 1 * s);
+	assert_true(sl_ctld_learner_caught_up(&sm, &soft, 0, target, 1 * s, timeout, w, sizeof(w)));
+	/* learner_ready only for the running move of that region, once (the refusals are
+	 * tried on a copy: the replay below applies what committed) */
+	static struct sl_ctld_sm keep;
+	keep = sm;
+	recording = false;
+	assert_int_equal(apply_obj(sl_ctld_cmd_learner_ready(1, 1, 11)), -EINVAL);
+	assert_int_equal(apply_obj(sl_ctld_cmd_learner_ready(2, 0, 11)), -EINVAL);
+	assert_int_equal(apply_obj(sl_ctld_cmd_learner_ready(1, 0, 11)), 0);
+	assert_int_equal(apply_obj(sl_ctld_cmd_learner_ready(1, 0, 12)), -EINVAL);
+	sm = keep;
+	recording = true;
+	assert_int_equal(apply_obj(sl_ctld_cmd_learner_ready(1, 0, 11)), 0);
+	assert_int_equal(sm.map_version, v0 + 2);
+	assert_string_equal(sm.regions[0].next_protocol, "raft");
+	assert_false(sl_ctld_switch_ready(&sm, &soft, 0, 1 * s, timeout, w, sizeof(w)));
+	assert_string_equal(w, "node 2 has not applied the seal; node 3 has not applied the seal");
+	/* the learner must apply the seal too */
+	hb_region(2, 0, 0, true, 10, 1 * s);
+	hb_region(3, 0, 0, true, 10, 1 * s);
+	assert_false(sl_ctld_switch_ready(&sm, &soft, 0, 1 * s, timeout, w, sizeof(w)));
+	assert_string_equal(w, "node 4 (learner) has not applied the seal");
+	hb_region(4, 0, 0, true, 10, 1 * s);
+	assert_true(sl_ctld_switch_ready(&sm, &soft, 0, 1 * s, timeout, w, sizeof(w)));
+	/* the rest as in a move whose learner sealed: older heartbeats replaced below */
+	hb_region(2, 0, 0, false, 7, 1 * s);
+	hb_region(3, 0, 0, false, 7, 1 * s);
 	assert_false(sl_ctld_switch_ready(&sm, &soft, 0, 1 * s, timeout, w, sizeof(w)));
 	assert_string_equal(w, "node 2 has not applied the seal; node 3 has not applied the seal");
 	/* the others sealed: ready (node 1, leaving, need not) */
@@ -1128,8 +1186,9 @@ static void test_replica_move_flow(void **state)
 	/* done once the new set runs epoch 1 and the joiner installed the base snapshot */
 	hb_region(2, 0, 1, false, base1 + 3, 4 * s);
 	hb_region(3, 0, 1, false, base1 + 3, 4 * s);
+	assert_int_equal(r->learner, 0); /* a replica now */
 	assert_false(sl_ctld_switch_done(&sm, &soft, m, 4 * s, timeout, w, sizeof(w)));
-	assert_string_equal(w, "node 4 does not report the region");
+	assert_string_equal(w, "node 4 has not switched"); /* its learner's epoch 0 */
 	hb_region(4, 0, 1, false, 0, 4 * s);
 	assert_false(sl_ctld_switch_done(&sm, &soft, m, 4 * s, timeout, w, sizeof(w)));
 	assert_string_equal(w, "node 4 has not caught up");
@@ -1152,7 +1211,7 @@ static void test_replica_move_flow(void **state)
 	assert_int_equal(r->replicas[0], 2);
 	assert_int_equal(r->leader, 2);
 	assert_int_equal(apply_obj(sl_ctld_cmd_node_state(2, false)), 0);
-	assert_int_equal(apply_obj(sl_ctld_cmd_move_replica(2, 1, 2, 4, SL_CTLD_MOVE_REPLICA, 20)),
+	assert_int_equal(apply_move(2, 1, 2, 4, SL_CTLD_MOVE_REPLICA, 20),
 			 0);
 	m = sl_ctld_move_get(&sm, 2);
 	hb_region(3, 1, 0, true, 9, 10 * s);
@@ -1177,7 +1236,7 @@ static void test_replica_move_flow(void **state)
 	/* 3. region 2 (3, 1, 2) to node 4, which dies once switched: the move fails (so the
 	 * region takes the next move, off node 4) */
 	assert_int_equal(apply_obj(sl_ctld_cmd_node_state(2, true)), 0);
-	assert_int_equal(apply_obj(sl_ctld_cmd_move_replica(3, 2, 2, 4, SL_CTLD_MOVE_REPLICA, 30)),
+	assert_int_equal(apply_move(3, 2, 2, 4, SL_CTLD_MOVE_REPLICA, 30),
 			 0);
 	m = sl_ctld_move_get(&sm, 3);
 	assert_int_equal(apply_obj(sl_ctld_cmd_node_state(4, false)), 0);
@@ -1191,6 +1250,61 @@ static void test_replica_move_flow(void **state)
 	assert_int_equal(sl_ctld_check_move_replica(&sm, 2, 4, 2, w, sizeof(w)), 0);
 	replay_recorded();
 	assert_int_equal(sm.regions[1].replicas[0], 4);
+	assert_memory_equal(&sm, &before, sizeof(sm));
+}
+
+/* A learner's node that goes down before the seal ends its move: nothing was sealed, the
+ * region runs on as it was; a move_replica of an older log (no "learner") seals at once. */
+static void test_replica_move_learner_down(void **state)
+{
+	(void)state;
+	const uint64_t s = 1000000000ull, timeout = 3 * s;
+	char w[SL_CTLD_WHY_MAX];
+	n_rec = 0;
+	recording = true;
+	struct sl_ctld_cluster c = cluster(4, 4, 3);
+	c.initial_nodes = 3;
+	bootstrap_cluster(&c);
+	memset(&soft, 0, sizeof(soft));
+	for (uint32_t n = 1; n <= 4; n++)
+		assert_int_equal(apply_obj(sl_ctld_cmd_join(n, "a", 2)), 0);
+	assert_int_equal(apply_obj(sl_ctld_cmd_move_replica(1, 0, 1, 4, SL_CTLD_MOVE_REPLICA, 10)),
+			 0);
+	const struct sl_ctld_move *m = sl_ctld_move_get(&sm, 1);
+	struct json_object *v = sl_ctld_view_regions(&sm, &soft, 1 * s, timeout), *arr = NULL;
+	assert_true(json_object_object_get_ex(v, "regions", &arr));
+	struct json_object *row = json_object_array_get_idx(arr, 0), *f = NULL;
+	assert_true(json_object_object_get_ex(row, "learner", &f));
+	assert_int_equal(json_object_get_int64(f), 4);
+	json_object_put(v);
+	assert_false(sl_ctld_replica_move_stuck(&sm, m, w, sizeof(w)));
+	assert_int_equal(apply_obj(sl_ctld_cmd_node_state(4, false)), 0);
+	assert_true(sl_ctld_replica_move_stuck(&sm, m, w, sizeof(w)));
+	assert_non_null(strstr(w, "node 4 went down while catching up as a learner"));
+	uint64_t version = sm.map_version;
+	assert_int_equal(apply_obj(sl_ctld_cmd_move_end(1, false, w, 2000)), 0);
+	const struct sl_ctld_region *r = &sm.regions[0];
+	assert_int_equal(r->learner, 0);
+	assert_int_equal(r->next_rf, 0);
+	assert_string_equal(r->next_protocol, "");
+	assert_int_equal(r->epoch, 0);
+	assert_int_equal(r->replicas[0], 1);
+	assert_int_equal(sm.map_version, version + 1);
+	assert_false(sl_ctld_switching(&sm, 0));
+	assert_false(sl_ctld_replica_move_running(&sm));
+	/* an older log's move: the seal at once, no learner */
+	assert_int_equal(apply_obj(sl_ctld_cmd_node_state(4, true)), 0);
+	assert_int_equal(apply_text("{\"op\":\"move_replica\",\"id\":2,\"region\":0,\"from\":1,"
+				    "\"to\":4,\"kind\":\"replica\",\"at_ms\":3000}"),
+			 0);
+	assert_int_equal(r->learner, 0);
+	assert_string_equal(r->next_protocol, "raft");
+	assert_int_equal(apply_obj(sl_ctld_cmd_learner_ready(2, 0, 3001)), -EINVAL);
+	n_rec--; /* the refusal is not replayed */
+	free(rec[n_rec]);
+	sm.applied--;
+	sm.refused--;
+	replay_recorded();
 	assert_memory_equal(&sm, &before, sizeof(sm));
 }
 
@@ -1235,8 +1349,8 @@ static void test_decommission(void **state)
 				assert_true(sl_ctld_node_replicas(&sm, to) <=
 					    sl_ctld_node_replicas(&sm, n));
 		}
-		assert_int_equal(apply_obj(sl_ctld_cmd_move_replica(
-				     sm.n_moves + 1, region, from, to, SL_CTLD_MOVE_DECOMMISSION, 10)),
+		assert_int_equal(apply_move(
+				     sm.n_moves + 1, region, from, to, SL_CTLD_MOVE_DECOMMISSION, 10),
 				 0);
 		assert_int_equal(sl_ctld_move_get(&sm, sm.n_moves)->kind, SL_CTLD_MOVE_DECOMMISSION);
 		assert_true(sl_ctld_replica_move_running(&sm));
@@ -1288,8 +1402,8 @@ static void test_decommission(void **state)
 			 1);
 	assert_int_equal(region, 0);
 	assert_int_equal(to, 4); /* 4 and 5 hold none: the lower id */
-	assert_int_equal(apply_obj(sl_ctld_cmd_move_replica(1, 0, 1, 4, SL_CTLD_MOVE_DECOMMISSION,
-							    10)),
+	assert_int_equal(apply_move(1, 0, 1, 4, SL_CTLD_MOVE_DECOMMISSION,
+							    10),
 			 0);
 	finish_switch(1);
 	/* counts now 1:2 2:3 3:3 4:1 5:0: region 1 (2, 3, 1) goes to node 5 */
@@ -1324,8 +1438,8 @@ static void test_rebalance(void **state)
 		assert_true(sl_ctld_node_replicas(&sm, from) >= sl_ctld_node_replicas(&sm, to) + 2);
 		for (uint32_t n = 1; n <= 4; n++)
 			assert_true(sl_ctld_node_replicas(&sm, from) >= sl_ctld_node_replicas(&sm, n));
-		assert_int_equal(apply_obj(sl_ctld_cmd_move_replica(
-				     sm.n_moves + 1, region, from, to, SL_CTLD_MOVE_REBALANCE, 10)),
+		assert_int_equal(apply_move(
+				     sm.n_moves + 1, region, from, to, SL_CTLD_MOVE_REBALANCE, 10),
 				 0);
 		finish_switch(sm.n_moves);
 		moves++;
@@ -1358,8 +1472,8 @@ static void test_rebalance(void **state)
 			for (uint32_t n = 1; n <= 4; n++)
 				assert_int_equal(apply_obj(sl_ctld_cmd_join(n, "a", 2)), 0);
 			uint32_t x = sm.regions[r].replicas[0];
-			if (apply_obj(sl_ctld_cmd_move_replica(sm.n_moves + 1, r, x, y,
-							       SL_CTLD_MOVE_REPLICA, 10)) != 0)
+			if (apply_move(sm.n_moves + 1, r, x, y,
+							       SL_CTLD_MOVE_REPLICA, 10) != 0)
 				continue; /* y holds r already */
 			finish_switch(sm.n_moves);
 			if (sl_ctld_rebalance_next(&sm, 11 + SL_CTLD_OPERATOR_HOLD_MS, &region, &from,
@@ -1437,7 +1551,7 @@ static void test_replica_move_majority(void **state)
 			 0);
 	for (uint32_t n = 1; n <= 3; n++)
 		assert_int_equal(apply_obj(sl_ctld_cmd_join(n, "a", 2)), 0);
-	assert_int_equal(apply_obj(sl_ctld_cmd_move_replica(1, 0, 1, 3, SL_CTLD_MOVE_REPLICA, 10)),
+	assert_int_equal(apply_move(1, 0, 1, 3, SL_CTLD_MOVE_REPLICA, 10),
 			 0);
 	hb_region(1, 0, 0, false, 5, 1 * s);
 	hb_region(2, 0, 0, true, 5, 1 * s);
@@ -1867,8 +1981,8 @@ static void test_split_refused(void **state)
 		if (!(sm.regions[0].replicas[0] == k || sm.regions[0].replicas[1] == k ||
 		      sm.regions[0].replicas[2] == k))
 			to = k;
-	assert_int_equal(apply_obj(sl_ctld_cmd_move_replica(1, 0, from, to, SL_CTLD_MOVE_REPLICA,
-							    30)),
+	assert_int_equal(apply_move(1, 0, from, to, SL_CTLD_MOVE_REPLICA,
+							    30),
 			 0);
 	split_refused(1, sm.regions[1].hash_hi, true, -EBUSY, "replica move is running");
 	/* a full map takes no new region */
@@ -2250,8 +2364,8 @@ static void test_autosplit_blocked(void **state)
 	hb_load(1, pts, b, 6 * S);
 	assert_int_equal(split_at_ms(6000, &conf, why, sizeof(why)), 2);
 	/* a replica move (of region 1, node 2 -> 4): nothing; region 1's window starts over */
-	assert_int_equal(apply_obj(sl_ctld_cmd_move_replica(sm.n_moves + 1, 1, 2, 4,
-							    SL_CTLD_MOVE_REPLICA, 10)),
+	assert_int_equal(apply_move(sm.n_moves + 1, 1, 2, 4,
+							    SL_CTLD_MOVE_REPLICA, 10),
 			 0);
 	uint64_t move = sm.n_moves;
 	assert_int_equal(split_at_ms(7000, &conf, why, sizeof(why)), UINT32_MAX);
@@ -2869,8 +2983,8 @@ static void test_merge_refused(void **state)
 	c5.initial_nodes = 3;
 	merge_cluster(&c5, 1);
 	assert_int_equal(sl_ctld_check_merge(&sm, 0, &with, err, sizeof(err)), 0);
-	assert_int_equal(apply_obj(sl_ctld_cmd_move_replica(1, 3, sm.regions[3].replicas[0], 4,
-							    SL_CTLD_MOVE_REPLICA, 30)),
+	assert_int_equal(apply_move(1, 3, sm.regions[3].replicas[0], 4,
+							    SL_CTLD_MOVE_REPLICA, 30),
 			 0);
 	merge_refused(0, -EBUSY, "merge: a replica move is running (see moves)");
 }
@@ -2928,8 +3042,8 @@ static void test_merge_retired_ignored(void **state)
 	uint32_t moved = 0;
 	while (sl_ctld_rebalance_next(&sm, 0, &region, &from, &to) == 1) {
 		assert_int_not_equal(region, 1);
-		assert_int_equal(apply_obj(sl_ctld_cmd_move_replica(sm.n_moves + 1, region, from, to,
-								    SL_CTLD_MOVE_REBALANCE, 0)),
+		assert_int_equal(apply_move(sm.n_moves + 1, region, from, to,
+								    SL_CTLD_MOVE_REBALANCE, 0),
 				 0);
 		finish_switch(sm.n_moves);
 		assert_true(++moved < 10);
@@ -2946,8 +3060,8 @@ static void test_merge_retired_ignored(void **state)
 	while (sl_ctld_decommission_next(&sm, &region, &from, &to, why, sizeof(why)) == 1) {
 		assert_int_not_equal(region, 1);
 		assert_int_equal(from, node);
-		assert_int_equal(apply_obj(sl_ctld_cmd_move_replica(sm.n_moves + 1, region, from, to,
-								    SL_CTLD_MOVE_DECOMMISSION, 0)),
+		assert_int_equal(apply_move(sm.n_moves + 1, region, from, to,
+								    SL_CTLD_MOVE_DECOMMISSION, 0),
 				 0);
 		finish_switch(sm.n_moves);
 	}
@@ -3452,6 +3566,7 @@ int main(void)
 	    cmocka_unit_test(test_malformed_refused), cmocka_unit_test(test_heartbeat_and_views),
 	    cmocka_unit_test(test_conf),              cmocka_unit_test(test_conf_file),
 	    cmocka_unit_test(test_move_replica_refused), cmocka_unit_test(test_replica_move_flow),
+	    cmocka_unit_test(test_replica_move_learner_down),
 	    cmocka_unit_test(test_decommission),      cmocka_unit_test(test_rebalance),
 	    cmocka_unit_test(test_initial_nodes),     cmocka_unit_test(test_replica_move_majority),
 	    cmocka_unit_test(test_split_flow),        cmocka_unit_test(test_split_refused),
