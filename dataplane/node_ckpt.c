@@ -1340,9 +1340,14 @@ int nd_region_log_snapshot(void *ctx, struct sl_cons_snapshot *out)
 		if (!kept_image_usable(r, &term))
 			return -EAGAIN;
 	}
+	/* the segment's voters, and the learner the map names now (a replica move's: what
+	 * it installs must name it, or it would not know itself a learner) */
+	struct sl_cons_conf conf = r->snap_conf;
+	if (r->wk != NULL)
+		nd_region_conf(r->wk->node, r->id, &conf);
 	*out = (struct sl_cons_snapshot){.index = r->snap_img_index,
 					 .term = term,
-					 .conf = r->snap_conf,
+					 .conf = conf,
 					 .len = r->snap_img_len,
 					 .data = r->snap_img};
 	return 0;

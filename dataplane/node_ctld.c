@@ -54,6 +54,7 @@ static int ctld_socks(const char *list, char (*out)[SL_CFG_PATH_MAX], char *err,
 struct map_seg {
 	uint32_t epoch;
 	char next[32];
+	uint32_t learner; /* a replica move's learner of that segment (0: none) */
 };
 
 /* ctld's `regions` answer as map entries: count, or -EBADMSG (0: not bootstrapped). seg
@@ -95,6 +96,14 @@ static int map_from_json(struct json_object *res, struct sl_cfg_map_region *m,
 					return -EBADMSG;
 				snprintf(seg[r].next, sizeof(seg[r].next), "%s",
 					 json_object_get_string(v));
+			}
+			v = NULL;
+			if (json_object_object_get_ex(o, "learner", &v) && v != NULL) {
+				int64_t ln = json_object_get_int64(v);
+				if (!json_object_is_type(v, json_type_int) || ln < 1 ||
+				    ln > SL_CFG_MAX_NODES)
+					return -EBADMSG;
+				seg[r].learner = (uint32_t)ln;
 			}
 		}
 		for (uint32_t k = 0; k < e->copies; k++)
@@ -441,6 +450,7 @@ static void map_segment(struct sl_node *n, struct nd_ctld *c, uint32_t r,
 		memcpy(rg->want_nodes, m->nodes, sizeof(rg->want_nodes));
 		rg->want_copies = m->copies;
 		rg->want_preferred = m->preferred;
+		atomic_store(&rg->want_learner, seg->learner);
 		atomic_store(&rg->want_seal, seg->next[0] != '\0');
 		atomic_store_explicit(&rg->want_epoch, seg->epoch, memory_order_release);
 		c->st.segment_changes++;
@@ -450,6 +460,13 @@ static void map_segment(struct sl_node *n, struct nd_ctld *c, uint32_t r,
 		return;
 	}
 	bool seal = seg->next[0] != '\0';
+	if (seg->learner != atomic_load(&rg->want_learner)) {
+		if (seg->learner != 0)
+			SL_LOG(NOTICE, node, "region %u: ctld catches node %u up as a learner of "
+					     "segment %u before a replica move's seal\n",
+			       r, seg->learner, seg->epoch);
+		atomic_store(&rg->want_learner, seg->learner);
+	}
 	if (seal && !atomic_load(&rg->want_seal))
 		SL_LOG(NOTICE, node, "region %u: ctld switches it from %s to %s: sealing\n", r,
 		       m->protocol, seg->next);

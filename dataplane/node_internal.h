@@ -296,6 +296,15 @@ struct region {
 	_Atomic uint32_t merge_child;
 	uint32_t merge_epoch;
 	_Atomic bool retired;
+	/* a replica move's learner (docs/cluster.md, "Moving replicas"): the node ctld's map
+	 * names to catch up as a learner of segment want_epoch before its seal (0: none;
+	 * written by the main lcore before want_epoch), the learner this replica's protocol
+	 * was told of, and whether this node runs the region as that learner (its state is
+	 * dropped at a restart: the epochs file says EP_LEARN) */
+	_Atomic uint32_t want_learner;
+	uint32_t drv_learner;
+	bool learner_here;
+	bool learn_dropped; /* at start: its learner copy went (its WAL records are skipped) */
 };
 
 /* Segment e of a region's log holds indexes above e << ND_EPOCH_SHIFT: every segment's

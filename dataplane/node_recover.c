@@ -13,6 +13,15 @@ void nd_region_conf(const struct sl_node *n, uint32_t region, struct sl_cons_con
 {
 	memset(out, 0, sizeof(*out));
 	out->n_voters = sl_cfg_region_replicas(&n->cfg, region, out->voters);
+	/* a replica move's learner of the segment the region runs here */
+	const struct region *r = &n->regions[region];
+	uint32_t l = atomic_load_explicit(&r->want_learner, memory_order_relaxed);
+	bool voter = false;
+	for (uint32_t k = 0; k < out->n_voters; k++)
+		voter = voter || out->voters[k] == l;
+	if (l != 0 && !voter && out->n_voters < SL_CONS_MAX_PEERS &&
+	    atomic_load_explicit(&r->want_epoch, memory_order_acquire) == r->epoch)
+		out->learners[out->n_learners++] = l;
 }
 
 static int sessions_load(struct worker *w, char *err, size_t err_len)
@@ -104,7 +113,7 @@ static int replay_record(void *arg, uint64_t lsn, uint16_t type, const uint8_t *
 		return 0;
 	}
 	if (tag != nd_wal_region_tag(&c->n->regions[region]) ||
-	    atomic_load(&c->n->regions[region].unborn) ||
+	    c->n->regions[region].learn_dropped || atomic_load(&c->n->regions[region].unborn) ||
 	    atomic_load(&c->n->regions[region].retired)) {
 		/* a record of another segment of the region's log: one before a protocol
 		 * switch, which the segment's image covers (node_switch.c) */
@@ -566,6 +575,10 @@ int nd_region_open(struct sl_node *n, struct region *r, bool rejoin, char *err, 
 	nd_region_conf(n, r->id, &conf);
 	cc->n_voters = conf.n_voters;
 	memcpy(cc->voters, conf.voters, sizeof(cc->voters));
+	cc->n_learners = conf.n_learners;
+	memcpy(cc->learners, conf.learners, sizeof(cc->learners));
+	r->drv_learner = conf.n_learners > 0 ? conf.learners[0] : 0;
+	r->learner_here = conf.n_learners > 0 && conf.learners[0] == n->cfg.node_id;
 	cc->seed = ((uint64_t)n->cfg.node_id << 32) ^ r->id;
 	cc->election_timeout_ns = (uint64_t)n->cfg.election_timeout_ms * 1000000ull;
 	cc->heartbeat_interval_ns = cc->election_timeout_ns / 10;
@@ -602,7 +615,7 @@ int nd_region_open(struct sl_node *n, struct region *r, bool rejoin, char *err, 
 	if (!r->ml)
 		r->ready_wal_worst = WAL_READY_WORST(r->prop_cap);
 	r->leader_hint = conf.voters[0];
-	if (!sl_cfg_region_here(&n->cfg, r->id)) {
+	if (!sl_cfg_region_here(&n->cfg, r->id) && !r->learner_here) {
 		/* no replica here: its points are forwarded to one (node.c) */
 		r->drv = NULL;
 		r->recover_target = 0;

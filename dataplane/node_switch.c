@@ -35,7 +35,7 @@ static void epochs_path(const struct sl_node *n, uint32_t region, char *buf, siz
 
 /* What a line says this node did at a segment: ran it (from the image at its base), joined
  * it (an empty replica, caught up by snapshot), or left the region there. */
-enum { EP_RUN = 'r', EP_JOIN = 'j', EP_LEAVE = 'l' };
+enum { EP_RUN = 'r', EP_JOIN = 'j', EP_LEAVE = 'l', EP_LEARN = 'n' };
 
 struct epoch_line {
 	uint32_t epoch;
@@ -64,7 +64,8 @@ static int epochs_read(const struct sl_node *n, uint32_t region, struct epoch_li
 		if (k == EPOCHS_KEPT ||
 		    sscanf(line, "%u %31s %" SCNu64 " %7s %63s", &e, proto, &sealed, kind, nodes) != 5 ||
 		    sl_cons_find(proto) == NULL || strlen(kind) != 1 ||
-		    (kind[0] != EP_RUN && kind[0] != EP_JOIN && kind[0] != EP_LEAVE)) {
+		    (kind[0] != EP_RUN && kind[0] != EP_JOIN && kind[0] != EP_LEAVE &&
+		     kind[0] != EP_LEARN)) {
 			k = -EBADMSG;
 			break;
 		}
@@ -198,6 +199,16 @@ int nd_switch_recover(struct sl_node *n, struct region *r, char *err, size_t err
 	}
 	if (cur == NULL)
 		return 0; /* never switched: the map's protocol and replicas */
+	if (cur->kind == EP_LEARN) {
+		/* it ran the segment as a replica move's learner, which nothing counted on: what
+		 * it had goes (its images, and its WAL records at replay); it learns again if
+		 * ctld's map still says so, or joins the next segment empty */
+		nd_region_drop_files(n, r->id);
+		r->learn_dropped = true;
+		SL_LOG(NOTICE, node, "region %u: this node was catching up as a learner of "
+				     "segment %u: that copy is dropped\n",
+		       r->id, r->epoch);
+	}
 	r->seal_commit = cur->kind == EP_RUN ? cur->sealed : 0; /* node_recover.c: the commit */
 	r->epochs_pinned = true;
 	if (strcmp(cur->proto, sl_cfg_region_protocol(&n->cfg, r->id)) != 0)
@@ -238,7 +249,7 @@ static bool pin(struct worker *w, struct region *r, uint64_t sealed)
 	if (r->epochs_pinned && (sealed == 0 || r->seal_commit == sealed))
 		return true;
 	struct epoch_line l;
-	line_now(w->node, r->id, r->epoch, sealed, EP_RUN, &l);
+	line_now(w->node, r->id, r->epoch, sealed, r->learner_here ? EP_LEARN : EP_RUN, &l);
 	int rc = epochs_put(w->node, r->id, &l);
 	if (rc != 0) {
 		sl_stats_add(w->st, SL_STAT_protocol_switch_failed, 1);
@@ -452,6 +463,101 @@ static void region_join(struct worker *w, struct region *r, uint32_t want)
 	SL_LOG(NOTICE, node, "region %u: this node joined it at segment %u (%s, an empty "
 			     "replica%s: caught up by snapshot)\n",
 	       r->id, want, l.proto, rejoin ? " rejoining after its data dir was lost" : "");
+}
+
+/* A protocol whose replicas can be told of learners (raft). */
+static bool learns(const char *proto)
+{
+	const struct sl_cons_ops *ops = sl_cons_find(proto);
+	return ops != NULL && ops->set_learners != NULL;
+}
+
+/* ctld's map names this node the learner of the segment the region runs (a replica move
+ * adding it): an empty replica of that segment that votes for nothing and counts for no
+ * commit, caught up by snapshot and log, which then seals and switches with the others
+ * from its own copy. The epochs file says EP_LEARN: a restart drops that copy. */
+static void learner_join(struct worker *w, struct region *r)
+{
+	struct epoch_line l;
+	line_now(w->node, r->id, r->epoch, 0, EP_LEARN, &l);
+	int rc = nd_ckpt_quiesce(w);
+	if (rc == 0)
+		rc = epochs_put(w->node, r->id, &l);
+	if (rc == 0) {
+		nd_region_drop_files(w->node, r->id);
+		rc = region_empty(w, r, false);
+	}
+	if (rc != 0) {
+		switch_failed(w, r, "catching up as a learner", rc);
+		return;
+	}
+	r->epochs_pinned = true;
+	r->seal_commit = 0;
+	atomic_store(&r->sealed, false);
+	char err[256];
+	if (nd_region_open(w->node, r, false, err, sizeof(err)) != 0) {
+		open_failed(w, r, err);
+		return;
+	}
+	if (!r->learner_here) { /* the map moved on meanwhile */
+		switch_failed(w, r, "catching up as a learner", -ESTALE);
+		return;
+	}
+	sl_stats_add(w->st, SL_STAT_learners_joined, 1);
+	SL_LOG(NOTICE, node, "region %u: this node catches up as a learner of segment %u (%s; "
+			     "an empty replica that votes for nothing, caught up by snapshot)\n",
+	       r->id, r->epoch, l.proto);
+}
+
+/* The map no longer names this node the learner of the segment it learns (the replica
+ * move ended without a seal): the copy goes, the region is forwarded as before. */
+static void learner_drop(struct worker *w, struct region *r)
+{
+	if (!drain_proposals(w, r))
+		return;
+	int rc = nd_ckpt_quiesce(w);
+	if (rc == 0) {
+		nd_region_drop_files(w->node, r->id);
+		rc = region_empty(w, r, false);
+	}
+	if (rc != 0) {
+		switch_failed(w, r, "dropping a learner's copy", rc);
+		return;
+	}
+	r->learner_here = false;
+	char err[256];
+	if (nd_region_open(w->node, r, false, err, sizeof(err)) != 0) /* no replica: forwards */
+		open_failed(w, r, err);
+	SL_LOG(NOTICE, node, "region %u: no longer a learner of segment %u here (the replica "
+			     "move ended): its copy is dropped\n",
+	       r->id, r->epoch);
+}
+
+/* A replica of the segment: its protocol replicates to the learner the map names (none
+ * once the map drops it; a map already at a later segment changes nothing: the learner
+ * must still get this one's SEAL). */
+static void learner_sync(struct worker *w, struct region *r, uint32_t want)
+{
+	if (want != r->epoch || r->learner_here)
+		return;
+	uint32_t l = atomic_load(&r->want_learner);
+	struct sl_cons_conf conf;
+	nd_region_conf(w->node, r->id, &conf);
+	uint32_t set = conf.n_learners > 0 ? conf.learners[0] : 0;
+	if (set == r->drv_learner || (l != 0 && set == 0))
+		return;
+	int rc = sl_drv_set_learners(r->drv, conf.learners, conf.n_learners);
+	if (rc != 0 && rc != -ENOTSUP) {
+		if (!r->switch_said)
+			SL_LOG(ERR, node, "region %u: learner %u not taken by its protocol (%s)\n",
+			       r->id, set, strerror(-rc));
+		r->switch_said = true;
+		return;
+	}
+	if (rc == 0 && set != 0)
+		SL_LOG(NOTICE, node, "region %u: replicating segment %u to node %u, a learner\n",
+		       r->id, r->epoch, set);
+	r->drv_learner = set;
 }
 
 /* The durable image `st` (of `bytes` at index `base`, a new segment's base) is the region
@@ -769,6 +875,24 @@ void nd_switch_poll(struct worker *w, struct region *r)
 	bool member = want > r->epoch && in_set(r->want_nodes, r->want_copies, w->node->cfg.node_id);
 	if (atomic_load_explicit(&r->retired, memory_order_relaxed))
 		return;
+	uint32_t lw = atomic_load(&r->want_learner);
+	if (r->drv == NULL && want == r->epoch && lw == w->node->cfg.node_id &&
+	    !sl_cfg_region_here(&w->node->cfg, r->id) && !atomic_load(&r->unborn) &&
+	    w->now_ns >= r->switch_next_ns && learns(sl_cfg_region_protocol(&w->node->cfg, r->id))) {
+		nd_off_fabric(w, true);
+		learner_join(w, r);
+		nd_off_fabric(w, false);
+		return;
+	}
+	if (r->drv != NULL && r->learner_here && want == r->epoch &&
+	    lw != w->node->cfg.node_id && w->now_ns >= r->switch_next_ns) {
+		nd_off_fabric(w, true);
+		learner_drop(w, r);
+		nd_off_fabric(w, false);
+		return;
+	}
+	if (r->drv != NULL)
+		learner_sync(w, r, want);
 	if (r->drv == NULL) {
 		merged_poll(w, r);
 		if (want > r->epoch && w->now_ns >= r->switch_next_ns) {

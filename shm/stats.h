@@ -229,7 +229,8 @@
 	X(route_stale) \
 	X(fwd_rerouted) \
 	X(points_rerouted) \
-	X(reroute_failed)
+	X(reroute_failed) \
+	X(learners_joined)
 
 enum sl_stat {
 #define SL_STATS_ENUM_(name) SL_STAT_##name,
