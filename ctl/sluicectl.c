@@ -449,6 +449,9 @@ static void add_region_states(struct json_object *rows)
 			snprintf(state, sizeof(state), "splitting");
 		else if (json_object_object_get_ex(row, "next_protocol", &v) && v != NULL)
 			snprintf(state, sizeof(state), "switching");
+		else if (json_object_object_get_ex(row, "learner", &v) && v != NULL)
+			snprintf(state, sizeof(state), "node %" PRId64 " learning",
+				 json_object_get_int64(v));
 		/* rebuilt with the state second: the table's columns follow the first row */
 		struct json_object *o = json_object_new_object();
 		json_object_object_foreach(row, key, val)

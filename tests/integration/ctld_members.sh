@@ -68,6 +68,13 @@ until_true 900 "the rebalance did not settle: $(count_of)" idle
 until_true 900 "replica counts not even: $(count_of)" ql members "(lambda c: max(c) - min(c) <= 1)([m['replicas'] for m in r['members']])"
 until_true 600 "the nodes do not agree on the replica sets: $(ql regions "[x['replicas'] for x in r['regions']]")" all_agreed
 echo "[${SECONDS}s] node 4 added: replicas per node $(count_of); moves $(ql moves "[(m['kind'], m['region'], m['from'], m['to'], m['state']) for m in r['moves']]")"
+# each replica node 4 took it first caught up as a learner of the segment before the seal
+# (replicas per node 4 counts the ones it holds; a learner restarted would count twice)
+TO4=$(ql moves "len([m for m in r['moves'] if m['to'] == 4 and m['state'] == 'done' and m['kind'] == 'rebalance'])")
+LJ=$(cl_stat 4 learners_joined)
+[ "$LJ" -ge "$TO4" ] && [ "$TO4" -ge 1 ] ||
+	fail "node 4 took $TO4 replicas by rebalance but caught up $LJ as a learner"
+echo "[${SECONDS}s] node 4 caught up $LJ replicas as a learner ($TO4 rebalance moves to it)"
 
 # refusals: clear errors, nothing recorded
 LS=$(csock "$(leader)")
