@@ -304,6 +304,7 @@ struct region {
 	_Atomic uint32_t want_learner;
 	uint32_t drv_learner;
 	bool learner_here;
+	bool learner_opening; /* learner_join opens it: only then is this node its learner */
 	bool learn_dropped; /* at start: its learner copy went (its WAL records are skipped) */
 };
 

@@ -575,10 +575,16 @@ int nd_region_open(struct sl_node *n, struct region *r, bool rejoin, char *err, 
 	nd_region_conf(n, r->id, &conf);
 	cc->n_voters = conf.n_voters;
 	memcpy(cc->voters, conf.voters, sizeof(cc->voters));
+	/* this node runs a learner only when it opens one (node_switch.c: learner_join,
+	 * which records it in the epochs file first); anywhere else it stays out */
+	r->learner_here = conf.n_learners > 0 && conf.learners[0] == n->cfg.node_id;
+	if (r->learner_here && !r->learner_opening) {
+		r->learner_here = false;
+		conf.n_learners = 0;
+	}
 	cc->n_learners = conf.n_learners;
 	memcpy(cc->learners, conf.learners, sizeof(cc->learners));
 	r->drv_learner = conf.n_learners > 0 ? conf.learners[0] : 0;
-	r->learner_here = conf.n_learners > 0 && conf.learners[0] == n->cfg.node_id;
 	cc->seed = ((uint64_t)n->cfg.node_id << 32) ^ r->id;
 	cc->election_timeout_ns = (uint64_t)n->cfg.election_timeout_ms * 1000000ull;
 	cc->heartbeat_interval_ns = cc->election_timeout_ns / 10;

@@ -495,7 +495,10 @@ static void learner_join(struct worker *w, struct region *r)
 	r->seal_commit = 0;
 	atomic_store(&r->sealed, false);
 	char err[256];
-	if (nd_region_open(w->node, r, false, err, sizeof(err)) != 0) {
+	r->learner_opening = true;
+	rc = nd_region_open(w->node, r, false, err, sizeof(err));
+	r->learner_opening = false;
+	if (rc != 0) {
 		open_failed(w, r, err);
 		return;
 	}
