@@ -80,6 +80,10 @@ static const struct key keys[] = {
 	U32("regions", "log_keep_mb", log_keep_mb, 1, RLOG_KEEP_MB_MAX,
 	    "MiB of applied entries each region keeps for replicas that fall behind; one "
 	    "further behind needs a snapshot"),
+	U32("regions", "log_keep_peer_mb", log_keep_peer_mb, 0, RLOG_KEEP_MB_MAX,
+	    "MiB of applied entries a raft region keeps while it sends a replica a snapshot, so "
+	    "its log still continues from the image when that arrives (under a write load, a "
+	    "large image is built and sent for seconds); 0: log_keep_mb only"),
 	U32("wal", "segment_mb", wal_segment_mb, 1, 4096, "WAL segment file size (MiB)"),
 	U32("wal", "buffer_kb", wal_buffer_kb, 64, 65536,
 	    "WAL write buffer per core (KiB); two of them: one in flight, one filling"),
@@ -176,6 +180,7 @@ void sl_config_default(struct sl_config *c)
 	snprintf(c->protocol, sizeof(c->protocol), "%s", sl_cons_default_name());
 	c->election_timeout_ms = 300;
 	c->log_keep_mb = 1;
+	c->log_keep_peer_mb = 256;
 	c->wal_segment_mb = 64;
 	c->wal_buffer_kb = 4096;
 	c->wal_direct_io = true;

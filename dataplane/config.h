@@ -39,6 +39,7 @@ struct sl_config {
 	char protocol[32];        /* consensus protocol of every region */
 	uint32_t election_timeout_ms; /* raft */
 	uint32_t log_keep_mb;     /* applied entries kept per region for replicas behind */
+	uint32_t log_keep_peer_mb; /* ...while a snapshot for a replica is built or sent */
 	char region_protocols[SL_CFG_PATH_MAX]; /* "0-3:raft,4-7:standalone": overrides */
 	uint32_t replicas;        /* copies of a replicated region; 0 = every node */
 	/* derived (sl_config_validate): each region's protocol, an index into proto_names

@@ -1133,7 +1133,10 @@ static void host_apply(void *ctx, const struct sl_cons_entry *e)
 	if (e->type == SL_CONS_ENTRY_NORMAL)
 		nd_apply_entry(r, e->data, e->len, p);
 	r->applied_index = e->index;
-	sl_rlog_release_keep(&r->rlog, e->index, (uint64_t)w->node->cfg.log_keep_mb << 20);
+	uint32_t keep_mb = w->node->cfg.log_keep_mb;
+	if (w->now_ns < r->peer_pin_until_ns && w->node->cfg.log_keep_peer_mb > keep_mb)
+		keep_mb = w->node->cfg.log_keep_peer_mb; /* a replica waits for an image */
+	sl_rlog_release_keep(&r->rlog, e->index, (uint64_t)keep_mb << 20);
 	if (p == NULL && e->index <= r->recover_target) /* re-applied from the WAL at start */
 		__atomic_fetch_add(&w->node->recovered_points, r->points_applied - applied0,
 				   __ATOMIC_RELAXED);

@@ -1320,6 +1320,13 @@ int nd_region_log_snapshot(void *ctx, struct sl_cons_snapshot *out)
 			export_poll(r->wk, r);
 		return nd_ml_log_snapshot(r, out);
 	}
+	/* a replica needs an image: the log keeps more until it has it and caught up from
+	 * it ([regions] log_keep_peer_mb; not at create(), which asks for the base's) */
+	if (r->drv != NULL && r->wk != NULL) {
+		if (r->wk->now_ns >= r->peer_pin_until_ns)
+			sl_stats_add(r->wk->st, SL_STAT_log_kept_for_peers, 1);
+		r->peer_pin_until_ns = r->wk->now_ns + PEER_PIN_NS;
+	}
 	/* no image yet: a peer can still be caught up by log while the log is read from
 	 * its start; once released ([regions] log_keep_mb), a checkpoint makes one (below) */
 	if (r->snapshot_index == 0 && sl_rlog_first_readable(&r->rlog) <= 1)

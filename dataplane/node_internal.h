@@ -252,6 +252,9 @@ struct region {
 	uint8_t *snap_img;
 	uint32_t snap_img_len;
 	uint64_t snap_img_gen; /* counts the kept images (never 0 once one was kept) */
+	/* a replica asked for an image until then: the log keeps log_keep_peer_mb, not
+	 * log_keep_mb, so it still continues from the image built and sent meanwhile */
+	uint64_t peer_pin_until_ns;
 	uint64_t snap_img_index;
 	struct sl_cons_conf snap_conf;
 	/* the image chain on disk (node_ckpt.c): a full base, then deltas, each holding the

@@ -174,5 +174,9 @@ _Static_assert(PROP_SLOTS <= 32, "proposal ids carry the slot in the low bits");
  * peer a little behind is sent entries, not a whole snapshot: [regions] log_keep_mb,
  * default 1 MiB, at most RLOG_KEEP_MB_MAX per region. */
 #define RLOG_KEEP_MB_MAX 1024u
+/* How long after a replica last asked for an image ([regions] log_keep_peer_mb holds
+ * then): the build, the transfer in chunks and the install of a large image, then the
+ * catch-up by log from its index. */
+#define PEER_PIN_NS (60ull * 1000000000ull)
 
 #endif

@@ -230,7 +230,8 @@
 	X(fwd_rerouted) \
 	X(points_rerouted) \
 	X(reroute_failed) \
-	X(learners_joined)
+	X(learners_joined) \
+	X(log_kept_for_peers)
 
 enum sl_stat {
 #define SL_STATS_ENUM_(name) SL_STAT_##name,
