@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # move_pause.sh [BUILD] - the write pause each reconfiguration causes (issue 11's figure):
-# three sluice-ctld replicas and three nodes on this host (memif fabric), regions 0-3 raft
-# and 4-5 multileader. sluice-bench writes through node 1 for DURATION s (default 75) and
+# three sluice-ctld replicas and four nodes on this host (memif fabric; node 4 holds no
+# replica at the start: [cluster] initial_nodes = 3), regions 0-3 raft and 4-5 multileader. sluice-bench writes through node 1 for DURATION s (default 75) and
 # reports each second's acked points, p99 and max ack latency. After WARM s the phases of
 # OPS run one after the other, GAP s apart, each move waited for until ctld says done:
 #   leader  every raft region's leader moves to another replica (transfer-leader)
@@ -9,18 +9,20 @@
 #   switch  region 1 switches raft -> multileader, then back to raft (set-protocol)
 #   split   region 0 splits at its middle (region split)
 #   merge   region 0 merges its right neighbour back (region merge; after split)
+#   replica region 2's last replica moves to node 4, then back (region move-replica: the
+#           new node catches up as a learner before the seal)
 # Prints the time each move took and the p99/max ack latency and rate of the seconds
 # before the moves against the seconds in which each phase's moves ran. Everything it
 # starts is stopped by PID and removed on exit.
 set -euo pipefail
-case "${1:-}" in -h | --help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; esac
+case "${1:-}" in -h | --help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; esac
 B=$(cd "${1:-build}" && pwd)
 SRC=$(cd "$(dirname "$0")/.." && pwd)
-DURATION=${DURATION:-75} WARM=${WARM:-10} GAP=${GAP:-4} OPS=${OPS:-leader home switch split merge} BATCH=${BATCH:-1000} INFLIGHT=${INFLIGHT:-8}
+DURATION=${DURATION:-90} WARM=${WARM:-10} GAP=${GAP:-4} OPS=${OPS:-leader home switch split merge replica} BATCH=${BATCH:-1000} INFLIGHT=${INFLIGHT:-8}
 SLUICED=$B/ctl/sluiced CTLD=$B/ctl/sluice-ctld BENCH=$B/perf/sluice-bench
 VERIFY=$SRC/tests/integration/verify_points.py
 [ -x "$SLUICED" ] && [ -x "$CTLD" ] && [ -x "$BENCH" ] || { echo "move_pause: build $B first"; exit 1; }
-NAME=mvp$$ REGIONS=6 CL_PROTOCOLS=4-5:multileader
+NAME=mvp$$ REGIONS=6 CL_PROTOCOLS=4-5:multileader CL_NODES=4 CTLD_INITIAL_NODES=3
 . "$SRC/tests/integration/lib.sh"
 DIR=$SL_DIR
 . "$SRC/tests/integration/cluster_lib.sh"
@@ -35,8 +37,8 @@ now() { date +%s.%N; }
 for i in 1 2 3; do start_ctld "$i"; done
 until_true 300 "no ctld leader bootstrapped the cluster" \
 	q "$(csock 1)" status "r['bootstrapped'] and r['leader'] is not None"
-for i in 1 2 3; do cl_start "$i"; done
-until_true 600 "the nodes did not join" ql members "[m['state'] for m in r['members']] == ['up'] * 3"
+for i in 1 2 3 4; do cl_start "$i"; done
+until_true 600 "the nodes did not join" ql members "[m['state'] for m in r['members']] == ['up'] * 4"
 cl_wait_leaders 1 0
 until_true 300 "no observed leader for every region" ql regions "all(x['leader'] is not None for x in r['regions'])"
 
@@ -75,7 +77,12 @@ for PHASE in $OPS; do
 	switch) op switch region set-protocol 1 multileader; op switch region set-protocol 1 raft ;;
 	split) op split region split 0 ;;
 	merge) op merge region merge 0 ;;
-	*) fail "unknown operation $PHASE (OPS: leader home switch split merge)" ;;
+	replica)
+		F=$(ql regions "r['regions'][2]['replicas'][-1]")
+		op replica region move-replica 2 "$F" 4
+		op replica region move-replica 2 4 "$F"
+		;;
+	*) fail "unknown operation $PHASE (OPS: leader home switch split merge replica)" ;;
 	esac
 	sleep "$GAP"
 done
@@ -83,8 +90,8 @@ wait "$BENCH_PID" || true
 BENCH_PID=0
 # where failed batches come from, per node: points whose proposal had no room after a
 # split moved them, forwarded batches given up or forgotten, proposals failed at a seal
-for c in reroute_failed fwd_failed proposals_sealed points_rerouted fwd_rerouted route_stale; do
-	echo "node counters $c: $(for i in 1 2 3; do printf '%s ' "$(cl_stat "$i" "$c")"; done)"
+for c in reroute_failed fwd_failed proposals_sealed points_rerouted fwd_rerouted route_stale learners_joined; do
+	echo "node counters $c: $(for i in 1 2 3 4; do printf '%s ' "$(cl_stat "$i" "$c")"; done)"
 done >"$DIR/counters"
 "$CTL" --socket "$(csock "$(leader)")" --json moves >"$DIR/moves.json"
 python3 - "$DIR/bench.json" "$DIR/moves.json" "$T0" "$WARM" "$DIR/phases" <<'EOF'
@@ -120,7 +127,8 @@ print('|---|---|---|---|---|---|')
 print('| none (before) | - | %d | %s | %s | %s |' % ((len(before),) + stats(before)))
 names = {'leader': 'raft leader moves, regions 0-3', 'home': 'multileader home moves, regions 4-5',
          'switch': 'region 1 raft -> multileader -> raft', 'split': 'split of region 0',
-         'merge': 'merge of region 0 and its right neighbour'}
+         'merge': 'merge of region 0 and its right neighbour',
+         'replica': 'region 2: a replica to node 4 and back (learner first)'}
 for name, ms in phases:
     sel = during(ms)
     print('| %s | %s | %d | %s | %s | %s |' % ((names.get(name, name), ', '.join(str(m['took_ms']) for m in ms), len(sel)) + stats(sel)))
