@@ -916,6 +916,16 @@ void nd_switch_poll(struct worker *w, struct region *r)
 		return;
 	}
 	bool sealed = atomic_load_explicit(&r->sealed, memory_order_relaxed);
+	if (r->learner_here && !sealed && want > r->epoch && member &&
+	    w->now_ns >= r->switch_next_ns) {
+		/* a learner that missed its segment's seal (its node was down when ctld moved
+		 * on without it): no replica of that segment runs any more to send the SEAL, so
+		 * its copy goes and it joins the map's segment empty, caught up by snapshot */
+		nd_off_fabric(w, true);
+		region_join(w, r, want);
+		nd_off_fabric(w, false);
+		return;
+	}
 	if (!sealed) {
 		struct sl_cons_status cs;
 		sl_drv_status(r->drv, &cs);

@@ -113,6 +113,42 @@ until_true 300 "node 3 still holds region $R" eval '[ "$(holds 3 "$R")" = False 
 grep -q "left it at segment" "$DIR/node3.log" || fail "node 3 did not say it left region $R"
 echo "[${SECONDS}s] node 3 back: it dropped its replica of region $R"
 
+# a learner whose node stops answering: node 3, frozen (SIGSTOP) before ctld marks it
+# down, is made the learner of a region it does not hold. Before the seal the move ends
+# failed and the region runs on as it was; if the seal came first, the region switches
+# without it and node 3, back, drops its learner copy and joins the new segment empty.
+# Either way node 3 ends as ctld's map says.
+until_true 900 "moves still running" idle
+R=$(ql regions "[x['id'] for x in r['regions'] if 3 not in x['replicas'] and x['protocol'] == 'raft'][0]")
+F=$(ql regions "r['regions'][$R]['replicas'][0]")
+RB=$(reps "$R") EB=$(ql regions "r['regions'][$R]['epoch']")
+kill -STOP "${CL_PIDS[3]}"
+out=$(ask "$(csock "$(leader)")" region move-replica "$R" "$F" 3) || {
+	kill -CONT "${CL_PIDS[3]}"
+	fail "move-replica $R $F 3: $out"
+}
+ID=$(move_id "$out")
+until_true 600 "move $ID (region $R: $F -> frozen 3) did not end: $(move_state "$ID")" \
+	ql moves "[m['state'] for m in r['moves'] if m['id'] == $ID] != ['running']"
+WHY=$(ql moves "[m['why'] for m in r['moves'] if m['id'] == $ID][0]")
+STATE=$(ql moves "[m['state'] for m in r['moves'] if m['id'] == $ID][0]")
+if [[ "$WHY" == *"while catching up as a learner"* ]]; then
+	[ "$STATE" = failed ] || fail "move $ID: $STATE: $WHY"
+	[ "$(reps "$R")" = "$RB" ] && [ "$(ql regions "r['regions'][$R]['epoch']")" = "$EB" ] ||
+		fail "region $R changed although its learner's move failed before the seal: $(reps "$R")"
+	[ "$(ql regions "r['regions'][$R].get('learner')")" = None ] || fail "region $R keeps its learner"
+	LPATH="failed before the seal: region $R unchanged ($RB, epoch $EB)"
+else
+	LPATH="sealed first ($STATE: $WHY): region $R runs $(reps "$R")"
+fi
+kill -CONT "${CL_PIDS[3]}"
+until_true 600 "node 3 not up again" ql members "r['members'][2]['state'] == 'up'"
+until_true 600 "after node 3's learner move region $R is not agreed: $(reps "$R")" agreed "$R"
+WANT=$(ql regions "3 in r['regions'][$R]['replicas']")
+until_true 300 "node 3 holds region $R: $(holds 3 "$R"), ctld's map: $WANT" \
+	eval '[ "$(holds 3 "$R")" = "$WANT" ] && echo True || echo False'
+echo "[${SECONDS}s] node 3 frozen as a learner of region $R: move $ID $LPATH; node 3 back, holds it: $WANT"
+
 # decommission node 2: every replica it holds goes elsewhere; writes through it go on
 until_true 900 "moves still running" idle
 "$CTL" --socket "$(csock "$(leader)")" node decommission 2 >/dev/null || fail "node decommission 2"
