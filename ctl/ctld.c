@@ -680,6 +680,20 @@ static void move_duties(struct ctld *c, uint64_t now, uint64_t timeout)
 			 * must take the next move, off that node) */
 			char waiting[SL_CTLD_WHY_MAX];
 			bool stuck = sl_ctld_replica_move_stuck(&c->sm, m, why, sizeof(why));
+			const struct sl_ctld_region *mr = &c->sm.regions[m->region];
+			if (!stuck && mr->learner != 0 && mr->learner == m->to &&
+			    mr->next_protocol[0] == '\0' &&
+			    wall > m->start_ms + c->cfg.learner_timeout_ms) {
+				/* nothing sealed yet: giving up leaves the region as it was */
+				char w[SL_CTLD_WHY_MAX];
+				(void)sl_ctld_learner_caught_up(&c->sm, c->soft, m->region,
+								c->learner_target[m->region], now,
+								timeout, w, sizeof(w));
+				snprintf(why, sizeof(why), "node %u not caught up as a learner in "
+					 "%u ms (%.50s): nothing sealed, region %u as it was",
+					 m->to, c->cfg.learner_timeout_ms, w, m->region);
+				stuck = true;
+			}
 			if (!stuck && !sl_ctld_switch_done(&c->sm, c->soft, m, now, timeout, waiting,
 							   sizeof(waiting)))
 				continue;

@@ -77,6 +77,7 @@ struct sl_ctld_conf {
 	char data_dir[SL_CTLD_PATH_MAX];
 	char ctl_socket[SL_CTLD_PATH_MAX]; /* "" = <data_dir>/ctld.sock */
 	uint32_t node_timeout_ms;
+	uint32_t learner_timeout_ms; /* a replica move's learner catch-up, at most */
 	uint32_t election_timeout_ms;
 	uint32_t balance_interval_ms; /* one balancing leader move at most this often; 0: off */
 	char peers_text[512];

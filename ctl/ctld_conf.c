@@ -41,6 +41,9 @@ static const struct key keys[] = {
 	STR("ctld", "ctl_socket", ctl_socket, "ctl socket; empty = <data_dir>/ctld.sock"),
 	U32("ctld", "node_timeout_ms", node_timeout_ms, 100, 3600000,
 	    "a data node without a heartbeat for this long is marked down"),
+	U32("ctld", "learner_timeout_ms", learner_timeout_ms, 1000, 86400000,
+	    "a replica move whose new node has not caught up as a learner within this long "
+	    "ends failed (nothing is sealed before: the region runs on as it was)"),
 	U32("ctld", "election_timeout_ms", election_timeout_ms, 50, 60000,
 	    "raft election timeout of the ctld group (heartbeats every tenth of it)"),
 	U32("ctld", "balance_interval_ms", balance_interval_ms, 0, 3600000,
@@ -108,6 +111,7 @@ void sl_ctld_conf_default(struct sl_ctld_conf *c)
 	snprintf(c->peers_text, sizeof(c->peers_text), "1@127.0.0.1:7610");
 	snprintf(c->data_dir, sizeof(c->data_dir), "./ctld-data");
 	c->node_timeout_ms = 3000;
+	c->learner_timeout_ms = 600000;
 	c->election_timeout_ms = 1000;
 	c->balance_interval_ms = 10000;
 	c->split.sustain_ms = 30000;
