@@ -43,6 +43,7 @@ start_ctld() {
 	node_timeout_ms = ${CTLD_NODE_TIMEOUT_MS:-1500}
 	election_timeout_ms = 1000
 	balance_interval_ms = ${CTLD_BALANCE_MS:-0}
+	${CTLD_LEARNER_TIMEOUT_MS:+learner_timeout_ms = $CTLD_LEARNER_TIMEOUT_MS}
 
 	[cluster]
 	nodes = ${CL_NODES:-3}
