@@ -87,6 +87,7 @@ struct ctld {
 	 * move that target is of */
 	uint64_t learner_target[SL_CTLD_MAX_REGIONS];
 	uint64_t learner_move[SL_CTLD_MAX_REGIONS];
+	uint64_t learner_proposed_ns[SL_CTLD_MAX_REGIONS]; /* last learner_ready proposal */
 	uint64_t balance_next_ns;                         /* the next balancing move, at most */
 	uint64_t rebalance_next_ns;                       /* the next rebalance move, at most */
 	uint64_t autosplit_next_ns;                       /* the next automatic split, at most */
@@ -333,6 +334,7 @@ static void duties(struct ctld *c, uint64_t now)
 		memset(c->move_end_proposed_ns, 0, sizeof(c->move_end_proposed_ns));
 		memset(c->switch_proposed_ns, 0, sizeof(c->switch_proposed_ns));
 		memset(c->learner_move, 0, sizeof(c->learner_move));
+		memset(c->learner_proposed_ns, 0, sizeof(c->learner_proposed_ns));
 		c->move_proposed_id = 0;
 		/* a new leader balances only after the nodes reported to it for a while */
 		c->balance_next_ns = now + (uint64_t)c->cfg.balance_interval_ms * 1000000ull;
@@ -435,11 +437,11 @@ static void learner_duty(struct ctld *c, uint32_t r, uint64_t now, uint64_t time
 				reg->epoch, c->learner_target[r]);
 	}
 	char waiting[SL_CTLD_WHY_MAX];
-	if ((c->switch_proposed_ns[r] != 0 && now - c->switch_proposed_ns[r] < SWITCH_RETRY_NS) ||
+	if ((c->learner_proposed_ns[r] != 0 && now - c->learner_proposed_ns[r] < SWITCH_RETRY_NS) ||
 	    !sl_ctld_learner_caught_up(&c->sm, c->soft, r, c->learner_target[r], now, timeout,
 				       waiting, sizeof(waiting)))
 		return;
-	c->switch_proposed_ns[r] = now;
+	c->learner_proposed_ns[r] = now; /* not the switch's: it may follow at once */
 	if (propose(c, sl_ctld_cmd_learner_ready(m->id, r, wall)) == 0) {
 		c->st.learners_caught_up++;
 		fprintf(stderr, "sluice-ctld: region %u: node %u caught up as a learner (applied "

@@ -155,3 +155,15 @@ load_start() {
 	BENCH_PID=$!
 	cl_wait_acks 10
 }
+# restart_ctlds: the ctld replicas SIGKILLed and started again one by one (their state is
+# in their logs), each back in its group before the next
+restart_ctlds() {
+	local i
+	for i in 1 2 3; do
+		kill -9 "${CPIDS[$i]}"
+		wait "${CPIDS[$i]}" 2>/dev/null || true
+		CPIDS[$i]=0
+		start_ctld "$i"
+		until_true 300 "ctld $i did not rejoin its group" q "$(csock "$i")" status "r['leader'] is not None"
+	done
+}

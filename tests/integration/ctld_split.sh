@@ -178,19 +178,6 @@ ls "$DIR/d3/snap/" | grep -q "region-0005" && fail "node 3 keeps region 5's file
 echo "[${SECONDS}s] node 3 restarted after the merge: region 5's files gone, region 4 covers $W"
 cl_wait_leaders 1 0
 
-# restart_ctlds: the ctld replicas SIGKILLed and started again one by one (their state is
-# in their logs), each back in its group before the next
-restart_ctlds() {
-	local i
-	for i in 1 2 3; do
-		kill -9 "${CPIDS[$i]}"
-		wait "${CPIDS[$i]}" 2>/dev/null || true
-		CPIDS[$i]=0
-		start_ctld "$i"
-		until_true 300 "ctld $i did not rejoin its group" q "$(csock "$i")" status "r['leader'] is not None"
-	done
-}
-
 # automatic split by size: the ctld replicas restarted one by one with split_bytes just
 # below the largest region's size (its state is in its log: the map and moves stay); the
 # largest region is split by ctld itself, a move of kind auto-split with its reason

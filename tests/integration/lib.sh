@@ -18,6 +18,8 @@ sl_cleanup() {
 	wait 2>/dev/null || true
 	[ -n "$SL_NS" ] && ip netns del "$SL_NS" 2>/dev/null || true
 	[ -n "$SL_TAP" ] && ip link del "$SL_TAP" 2>/dev/null || true
+	# SL_KEEP=DIR (an existing directory): the test's logs are copied there first
+	[ -n "${SL_KEEP:-}" ] && [ -d "$SL_KEEP" ] && cp -r "$SL_DIR"/*.log "$SL_KEEP"/ 2>/dev/null
 	rm -rf "$SL_DIR" "/dev/shm/sluice-$NAME.ingest" "/dev/shm/sluice-$NAME.stats"
 }
 trap sl_cleanup EXIT
