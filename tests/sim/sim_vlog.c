@@ -50,8 +50,9 @@
  * segment acknowledged.
  * --ml-moves also moves replicas of multileader regions, the joiner opened empty in
  * multileader's rejoin mode (what node_switch.c's region_join did for a rejoining node):
- * it fails, since nothing sends the joiner the segment's base image (rejoin catches up
- * streams only); off in CI.
+ * holding no image, it asks its peers for one and merges the base image a peer sends
+ * (docs/multileader.md, "Joining a segment") before it counts as caught up; on in CI
+ * (sim-reconfig).
  * Not modelled: standalone segments, learners, nodes losing their disk, fsync errors,
  * multileader retention and snapshot catch-up between live replicas (--protocol
  * multileader covers them), ack levels beyond the per-seed default, reads, ctld's own

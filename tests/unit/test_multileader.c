@@ -1129,10 +1129,6 @@ static void test_rejoin_answer_lowered(void **u)
 	teardown_all();
 }
 
-/* A peer that lost its disk without saying so (no rejoin flag: in a larger group, a peer
- * outside the majority that answered) nacks from 1 below what it had acknowledged: the
- * sender lowers its acked position and ships from the log again, instead of resending
- * from past the old ack forever while the peer nacks every batch as a gap. */
 /* A replica move's joiner: a new node opens an empty replica of a segment whose old
  * replicas a and b hold its base image (their snapshot at the segment's start, naming no
  * position of any origin: the sealed store of the segment before), in rejoin mode. It asks
@@ -1223,6 +1219,10 @@ static void test_join_no_image_needed(void **u)
 	teardown_all();
 }
 
+/* A peer that lost its disk without saying so (no rejoin flag: in a larger group, a peer
+ * outside the majority that answered) nacks from 1 below what it had acknowledged: the
+ * sender lowers its acked position and ships from the log again, instead of resending
+ * from past the old ack forever while the peer nacks every batch as a gap. */
 static void test_nack_below_acked(void **u)
 {
 	(void)u;
