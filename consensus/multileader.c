@@ -1149,7 +1149,8 @@ static int on_state(struct ml *s, uint32_t from, uint16_t flags, const uint8_t *
 		return bad(s);
 	/* only a rejoining replica asks for an image; one that says it needs none to give
 	 * does not rejoin (and does not ask at once) */
-	if (((flags & F_WANTIMG) && !(flags & F_REJOIN)) || ((flags & F_NOIMG) && (flags & F_REJOIN)))
+	if (((flags & F_WANTIMG) && !(flags & F_REJOIN)) ||
+	    ((flags & F_NOIMG) && (flags & F_REJOIN)))
 		return bad(s);
 	uint64_t vec[MAXP] = {0}, ends[MAXP] = {0};
 	for (uint32_t i = 0; i < n; i++) {

@@ -1,11 +1,12 @@
 /* fuzz_multileader.c - libFuzzer target for multileader's step() on anything a peer could
  * send. The input is a script run against replica 1 of a three-replica group: batches built
  * field by field (origin indexes near what the replica expects, lengths that may lie),
- * states (acks, nacks, read rounds, a peer rejoining and asking for an image), snapshot images in chunks (in order, with a chunk
- * skipped, repeated or lying) and acks of the chunks the replica sends, raw bytes with or
- * without a valid checksum, proposals, reads, time passing, durability, restarts. The
- * harness is the replica's log: the protocol must never crash, never send a message over
- * max_msg_bytes, and must hand out each origin in order. */
+ * states (acks, nacks, read rounds, a peer rejoining and asking for an image), snapshot
+ * images in chunks (in order, with a chunk skipped, repeated or lying) and acks of the
+ * chunks the replica sends, raw bytes with or without a valid checksum, proposals, reads,
+ * time passing, durability, restarts. The harness is the replica's log: the protocol must
+ * never crash, never send a message over max_msg_bytes, and must hand out each origin in
+ * order. */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
