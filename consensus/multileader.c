@@ -47,6 +47,13 @@ enum { M_BATCH = 1, M_STATE = 2, M_SNAP = 3, M_SNAP_ACK = 4, M_END };
 /* STATE: the ends the sender knows follow the vector: n x u64 by the same slots (0: not
  * known or not safe yet: end_told) */
 #define F_ENDS 16u
+/* STATE, with F_REJOIN only: the sender holds no image (a joiner of the segment, a wiped
+ * disk): a peer sends it its snapshot (the segment's base image and what followed), or
+ * answers F_NOIMG (docs/multileader.md, "Joining a segment") */
+#define F_WANTIMG 32u
+/* STATE, never with F_REJOIN: the sender's state is all in its log (no snapshot, nothing
+ * compacted): a replica holding nothing needs no image, the streams bring it everything */
+#define F_NOIMG 64u
 #define F_REJECT 1u /* SNAP_ACK: a chunk not taken (a gap, another image): go back */
 #define F_BSEAL 1u  /* BATCH: its last entry is the origin's SEAL (the end of its stream) */
 
@@ -90,6 +97,8 @@ struct peer {
 	 * by its first answer (what it held when this replica came back) */
 	uint64_t rj_echo, rj_held;
 	uint64_t rj_dur[MAXP];
+	/* it rejoins and holds no image yet (F_WANTIMG): it gets this replica's snapshot */
+	bool want_img;
 };
 
 struct own { /* one own origin index: where it is in the local log, when it was taken */
@@ -173,6 +182,10 @@ struct ml {
 	 * hold and it holds that much again (rejoin_check); rj_round: its first read round */
 	bool rejoin;
 	uint64_t rj_round, rj_next; /* rj_next: when to ask again under a new round */
+	/* rejoining with no image (no snapshot at create(): a joiner, a wiped disk): it asks
+	 * its peers for one (F_WANTIMG) and is not caught up before it merged one, or a peer
+	 * said its whole state is in its log (F_NOIMG) */
+	bool need_img;
 	/* seal: each origin's end (its SEAL's origin index; 0: not known), a peer's end
 	 * known while this stream is not sealed yet (seal it when possible), and the local
 	 * index by which every stream was applied up to its end (status.sealed_index) */
@@ -439,8 +452,12 @@ static uint64_t end_told(const struct ml *s, uint32_t o)
 static void send_state(struct ml *s, uint32_t sl, uint16_t flags, uint64_t echo)
 {
 	uint32_t len = STATE_HDR + 12u * s->n;
-	if (s->rejoin)
+	if (s->rejoin) {
 		flags |= F_REJOIN;
+		flags &= (uint16_t)~F_NOIMG;
+		if (s->need_img)
+			flags |= F_WANTIMG;
+	}
 	for (uint32_t o = 0; o < s->n && !(flags & F_ENDS); o++)
 		if (end_told(s, o) != 0) {
 			flags |= F_ENDS;
@@ -656,6 +673,20 @@ static void ml_destroy(void *st)
 	free(s);
 }
 
+/* The caller holds a snapshot: a merged image, or the segment's base image. */
+static bool has_image(const struct ml *s)
+{
+	struct sl_cons_snapshot sn;
+	return s->log->snapshot != NULL && s->log->snapshot(s->log->ctx, &sn) == 0 && sn.len > 0;
+}
+
+/* This replica's whole state is in its log (no snapshot, nothing compacted): a replica
+ * that holds nothing gets all of it from the streams, and needs no image from here. */
+static bool state_in_log(const struct ml *s)
+{
+	return !has_image(s) && s->log->first_index(s->log->ctx) <= 1 && s->own_floor == 0;
+}
+
 /* Recovery: the per-origin positions come back from the log (every entry names its origin
  * and origin index) on top of the snapshot's vector; nothing else is persisted. */
 static int recover(struct ml *s)
@@ -789,6 +820,9 @@ static int ml_create(const struct sl_cons_config *cfg, void **out)
 #else
 	s->rejoin = false; /* the deliberate bug: a wiped replica reuses its old indexes */
 #endif
+	/* it holds nothing, not even the segment's base image: it asks for an image (a
+	 * snapshot merged before a crash came back with recover(): none needed then) */
+	s->need_img = s->rejoin && !has_image(s);
 	*out = s;
 	return 0;
 }
@@ -1075,7 +1109,7 @@ static bool confirm_reads(struct ml *s);
  * (docs/multileader.md, "Rejoin"). */
 static void rejoin_check(struct ml *s)
 {
-	if (!s->rejoin || s->snap_pending)
+	if (!s->rejoin || s->snap_pending || s->need_img)
 		return;
 	uint32_t need = min64(s->n / 2 + 1, s->n - 1), answers = 0;
 	uint64_t fence = 0;
@@ -1113,6 +1147,11 @@ static int on_state(struct ml *s, uint32_t from, uint16_t flags, const uint8_t *
 	if (n > MAXP || len != want || ne == 0 || ne > PEER_VALUE_MAX ||
 	    round > PEER_VALUE_MAX || echo > PEER_VALUE_MAX)
 		return bad(s);
+	/* only a rejoining replica asks for an image; one that says it needs none to give
+	 * does not rejoin (and does not ask at once) */
+	if (((flags & F_WANTIMG) && !(flags & F_REJOIN)) ||
+	    ((flags & F_NOIMG) && (flags & F_REJOIN)))
+		return bad(s);
 	uint64_t vec[MAXP] = {0}, ends[MAXP] = {0};
 	for (uint32_t i = 0; i < n; i++) {
 		int sl = slot_of(s, sl_get_u32(b + STATE_HDR + 12 * i));
@@ -1149,6 +1188,11 @@ static int on_state(struct ml *s, uint32_t from, uint16_t flags, const uint8_t *
 			p->rj_held = max64(p->rj_held, ne - 1);
 		p->rj_echo = echo;
 	}
+	if ((flags & F_NOIMG) && s->need_img) {
+		/* its state is all in its log: the streams bring everything, no image needed */
+		s->need_img = false;
+		s->dirty = true;
+	}
 	/* for shipping, what exists here bounds where it stands: past it (this replica
 	 * rejoining) its cursor would skip the next own entries if it then lost its tail */
 	ne = min64(ne, own_last(s) + 1);
@@ -1163,12 +1207,24 @@ static int on_state(struct ml *s, uint32_t from, uint16_t flags, const uint8_t *
 		p->rejoining = true;
 		memcpy(p->dur, vec, sizeof(vec));
 		p->acked = held;
+		/* it holds no image (a joiner, a wiped disk): it gets this replica's snapshot
+		 * (holding the segment's base image), or hears that it needs none (this state is
+		 * all in the log, which the streams bring) */
+		p->want_img = (flags & F_WANTIMG) != 0;
+		if (p->want_img && !p->needs_snap && state_in_log(s)) {
+			p->want_img = false;
+			want_state(s, from, F_NOIMG);
+			s->st.rejoin_noimage++;
+		}
 		/* it lacks some of its own stream held here: only a snapshot gives it back
 		 * (only an origin ships its stream, and its log is gone) */
 		if (s->recv[from] > vec[from])
 			mark_needs_snap(p, &s->st.rejoin_snapshots);
+		else if (p->want_img)
+			mark_needs_snap(p, &s->st.rejoin_images);
 	} else {
 		p->rejoining = false;
+		p->want_img = false;
 		for (uint32_t i = 0; i < s->n; i++)
 			p->dur[i] = max64(p->dur[i], vec[i]);
 		p->acked = max64(p->acked, held);
@@ -1180,7 +1236,7 @@ static int on_state(struct ml *s, uint32_t from, uint16_t flags, const uint8_t *
 	s->dirty = true;
 	if (p->needs_snap) {
 		if (ne >= own_avail(s) && !over_retention(s, p, own_avail(s)) &&
-		    !(p->rejoining && s->recv[from] > vec[from])) {
+		    !(p->rejoining && (s->recv[from] > vec[from] || p->want_img))) {
 			p->needs_snap = false; /* back on the stream */
 			p->tx_active = false;
 			p->probing = false;
@@ -1316,7 +1372,7 @@ static int on_snap(struct ml *s, uint32_t from, const uint8_t *b, uint32_t len)
 			return -EMSGSIZE;
 		}
 		uint64_t vec[MAXP];
-		if (snap_vec(s, d, dl, vec) == 0 && !snap_newer(s, vec)) {
+		if (snap_vec(s, d, dl, vec) == 0 && !snap_newer(s, vec) && !s->need_img) {
 			want_state(s, from, 0); /* nothing new in it: say where this replica is */
 			return 0;
 		}
@@ -1348,7 +1404,7 @@ static int on_snap(struct ml *s, uint32_t from, const uint8_t *b, uint32_t len)
 	 * winner of both, per origin the higher position), so what this replica holds and
 	 * the snapshot lacks (its own newest writes, say) stays: two replicas that both
 	 * passed each other's retention each take the other's snapshot. */
-	if (!snap_newer(s, vec)) {
+	if (!snap_newer(s, vec) && !s->need_img) {
 		want_state(s, from, 0);
 		return 0;
 	}
@@ -1865,6 +1921,7 @@ static void ml_advance(void *st, const struct sl_cons_ready *rd)
 		for (uint32_t i = 0; i < s->n; i++)
 			s->recv[i] = s->dur[i] = s->applied[i] = max64(s->recv[i], s->snapvec[i]);
 		s->st.snapshots_installed++;
+		s->need_img = false; /* it holds an image now: the base and what followed */
 		for (uint32_t i = 0; i < s->n; i++) {
 			if (i == s->me)
 				continue;

@@ -78,6 +78,11 @@ struct sl_ml_stats {
 	 * replica knows its next origin index; batches of a rejoining peer's lost life
 	 * dropped; rejoining peers put on snapshot catch-up to get their own stream back */
 	uint64_t rejoin_refused, rejoin_batches_dropped, rejoin_snapshots;
+	/* rejoining peers that hold no image yet (a joiner of a segment, a wiped disk: flag
+	 * 'wants image') put on snapshot catch-up to get one (the segment's base image and
+	 * what followed); answers 'no image needed' (this replica's state is all in its log:
+	 * no snapshot, nothing compacted) */
+	uint64_t rejoin_images, rejoin_noimage;
 	/* seal: own stream sealed (a SEAL appended), proposals refused (-EROFS) after it,
 	 * peers' entries past their origin's end dropped, and committed writes past an
 	 * origin's end found at apply (handed out as no-ops; by the rule: never) */
@@ -163,6 +168,17 @@ uint32_t sl_ml_snap_vec_put(uint8_t *buf, uint32_t cap, const uint32_t *nodes,
 			    const uint64_t *idx, uint32_t n);
 int sl_ml_snap_vec_get(const uint8_t *buf, uint32_t len, uint32_t *nodes, uint64_t *idx,
 		       uint32_t cap, uint32_t *n);
+
+/* Joining (sl_cons_config.rejoin with no snapshot at create(): a replica move's joiner
+ * opened empty, or a wiped disk): besides rejoin's rules (docs/multileader.md, "Rejoin
+ * after a lost disk") the replica asks its peers for an image (STATE flag 'wants image')
+ * and stays rejoining (no write, status.rejoining) until it merged one: a peer sends its
+ * caller's latest snapshot (the segment's base image, merged images, their vector) through
+ * the snapshot path, even one whose vector shows nothing the joiner lacks. A peer whose
+ * caller has no snapshot and whose log starts at index 1 answers 'no image needed' (its
+ * state is all in its log, which the streams bring), which ends the wait too. So a
+ * caller whose state holds anything not in its log (a base image) must return it from
+ * snapshot(). docs/multileader.md, "Joining a segment". */
 
 /* Seal (sl_cons_ops.seal, any replica): this replica appends a SEAL entry to its own
  * stream (acked once durable on a majority) and takes no write after it (-EROFS); its stream ends

@@ -1,11 +1,12 @@
 /* fuzz_multileader.c - libFuzzer target for multileader's step() on anything a peer could
  * send. The input is a script run against replica 1 of a three-replica group: batches built
  * field by field (origin indexes near what the replica expects, lengths that may lie),
- * states (acks, nacks, read rounds), snapshot images in chunks (in order, with a chunk
- * skipped, repeated or lying) and acks of the chunks the replica sends, raw bytes with or
- * without a valid checksum, proposals, reads, time passing, durability, restarts. The
- * harness is the replica's log: the protocol must never crash, never send a message over
- * max_msg_bytes, and must hand out each origin in order. */
+ * states (acks, nacks, read rounds, a peer rejoining and asking for an image), snapshot
+ * images in chunks (in order, with a chunk skipped, repeated or lying) and acks of the
+ * chunks the replica sends, raw bytes with or without a valid checksum, proposals, reads,
+ * time passing, durability, restarts. The harness is the replica's log: the protocol must
+ * never crash, never send a message over max_msg_bytes, and must hand out each origin in
+ * order. */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -243,12 +244,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			send(from, b, len - (u8(&r) == 3 ? 1 : 0), u8(&r) != 9);
 			break;
 		}
-		case 1: { /* a state: acks, nacks, read rounds */
+		case 1: { /* a state: acks, nacks, read rounds; rejoin and image flags */
 			uint32_t n = u8(&r) % 5, len = 33 + 12 * n;
 			memset(b, 0, len);
 			b[0] = 1;
 			b[1] = 2;
-			sl_put_u16(b + 2, u8(&r) & 7);
+			/* a flags byte with its top bit set also gives rejoining (8), wants an
+			 * image (32) and no image needed (64), in any combination */
+			uint8_t fl = u8(&r);
+			sl_put_u16(b + 2, (fl & 0x80) ? (fl & 0x6f) : (fl & 7));
 			sl_put_u64(b + 8, u8(&r));
 			sl_put_u64(b + 16, u8(&r) % 8);
 			sl_put_u64(b + 24, near(&r, sl_ml_last_own(st)));

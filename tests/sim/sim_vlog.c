@@ -50,8 +50,9 @@
  * segment acknowledged.
  * --ml-moves also moves replicas of multileader regions, the joiner opened empty in
  * multileader's rejoin mode (what node_switch.c's region_join did for a rejoining node):
- * it fails, since nothing sends the joiner the segment's base image (rejoin catches up
- * streams only); off in CI.
+ * holding no image, it asks its peers for one and merges the base image a peer sends
+ * (docs/multileader.md, "Joining a segment") before it counts as caught up; on in CI
+ * (sim-reconfig).
  * Not modelled: standalone segments, learners, nodes losing their disk, fsync errors,
  * multileader retention and snapshot catch-up between live replicas (--protocol
  * multileader covers them), ack levels beyond the per-seed default, reads, ctld's own
@@ -217,8 +218,9 @@ struct vrep {
 	struct wset st;		 /* applied: the image, then every applied write */
 	bool has_img, joined, gone;
 	/* multileader: a joiner opened in rejoin mode (until its status says caught up);
-	 * the merged snapshot (durable: msnap_index != 0) with its per-origin vector */
-	bool rejoin;
+	 * the merged snapshot (durable: has_msnap; a joiner's first merge may come at index
+	 * 0, its log still empty) with its per-origin vector */
+	bool rejoin, has_msnap;
 	struct wset msnap;
 	uint64_t msnap_index, mvec[VN_MAX + 1];
 	uint64_t sealed_at; /* the SEAL's index, once applied and durable here */
@@ -510,16 +512,16 @@ static int vl_snap(void *c, struct sl_cons_snapshot *o)
 {
 	struct vrep *rp = c;
 	struct vseg *s = &V.seg[rp->seg];
-	const struct wset *w = rp->msnap_index != 0 ? &rp->msnap : &rp->img;
+	const struct wset *w = rp->has_msnap ? &rp->msnap : &rp->img;
 	if (!s->ml && (!rp->has_img || s->base == 0))
 		return -ENOENT;
-	if (s->ml && rp->msnap_index == 0 && !rp->has_img)
+	if (s->ml && !rp->has_msnap && !rp->has_img)
 		return -ENOENT;
 	uint32_t hdr = 0, ids[VM];
 	uint64_t idx[VM];
 	for (uint32_t i = 0; i < VM && s->ml; i++) {
 		ids[i] = s->members[i];
-		idx[i] = rp->msnap_index != 0 ? rp->mvec[ids[i]] : 0;
+		idx[i] = rp->has_msnap ? rp->mvec[ids[i]] : 0;
 	}
 	size_t len = w->n * WRITE_BYTES + SL_ML_SNAP_VEC_BYTES(VM);
 	if (len + 1 > rp->snapcap) {
@@ -533,7 +535,7 @@ static int vl_snap(void *c, struct sl_cons_snapshot *o)
 		sl_put_u64(rp->snapbuf + hdr + WRITE_BYTES * i, w->v[i].wid);
 		sl_put_u64(rp->snapbuf + hdr + WRITE_BYTES * i + 8, w->v[i].hash);
 	}
-	o->index = rp->msnap_index != 0 ? rp->msnap_index : s->base;
+	o->index = rp->has_msnap ? rp->msnap_index : s->base;
 	o->term = 1;
 	seg_conf(s, &o->conf);
 	o->len = (uint32_t)(hdr + w->n * WRITE_BYTES);
@@ -635,6 +637,7 @@ static int ml_merge(struct vrep *rp, const struct sl_cons_snapshot *sn)
 			rp->mvec[ids[i]] = idx[i];
 	ws_copy(&rp->msnap, &rp->st);
 	rp->msnap_index = sn->index;
+	rp->has_msnap = true;
 	rp->applied = sn->index;
 	V.other[O_ML_MERGES]++;
 	trace("seg%u n%u merged a snapshot at %" PRIu64 " (%zu writes now)", rp->seg, rp->n,
@@ -964,12 +967,12 @@ static void rep_start(uint32_t si, uint32_t n)
 	dc.max_inflight = V.opts.max_pending_proposals;
 	/* the state comes back from the image, or a multileader merge (its log is kept: the
 	 * driver skips what the merge holds), and the log is applied on top */
-	uint64_t from = rp->msnap_index != 0 ? rp->msnap_index : rp->disk.snap_index;
+	uint64_t from = rp->has_msnap ? rp->msnap_index : rp->disk.snap_index;
 	dc.applied_index = from;
 	dc.held_bytes = 512u << 10;
 	struct sl_drv_host h = vhost;
 	h.ctx = rp;
-	ws_copy(&rp->st, rp->msnap_index != 0 ? &rp->msnap : &rp->img);
+	ws_copy(&rp->st, rp->has_msnap ? &rp->msnap : &rp->img);
 	rp->applied = from;
 	rp->pos = 0;
 	rp->sync_busy = rp->sync_again = rp->w_persist = false;
@@ -990,6 +993,7 @@ static void rep_drop(uint32_t si, uint32_t n)
 	ws_free(&rp->st);
 	ws_free(&rp->msnap);
 	rp->msnap_index = 0;
+	rp->has_msnap = false;
 	free(rp->snapbuf);
 	rp->snapbuf = NULL;
 	rp->snapcap = 0;

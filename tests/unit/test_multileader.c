@@ -1129,6 +1129,96 @@ static void test_rejoin_answer_lowered(void **u)
 	teardown_all();
 }
 
+/* A replica move's joiner: a new node opens an empty replica of a segment whose old
+ * replicas a and b hold its base image (their snapshot at the segment's start, naming no
+ * position of any origin: the sealed store of the segment before), in rejoin mode. It asks
+ * its peers for an image, merges the base image one of them sends, and only then counts
+ * as caught up; it then holds every write: those taken while it joined (streams), the
+ * base, and every later one, its own included. Before, a peer sent a snapshot only to a
+ * rejoining replica lacking part of its own stream: the joiner caught up on the streams
+ * alone and never held the base. */
+static void test_join_gets_base_image(void **u)
+{
+	(void)u;
+	reset_opts();
+	setup_all();
+	struct hnode *a = &nodes[0], *b = &nodes[1], *c = &nodes[2];
+	for (uint32_t i = 0; i < 2; i++) {
+		struct hnode *h = &nodes[i];
+		sl_cons_multileader_ops.destroy(h->st);
+		for (uint32_t k = 0; k < KEYS; k++)
+			h->kv[k] = (struct kv){5000 + k, 1 + k, 1 + k % 2};
+		memset(h->vec, 0, sizeof(h->vec));
+		h->snap_len = state_encode(h, h->snap);
+		h->snap_index = 0;
+		start(h);
+	}
+	lose_disk(c, true); /* the joiner: nothing, in rejoin mode */
+	assert_true(rejoining(c));
+	uint64_t first = pid_seq;
+	for (uint32_t w = 0; w < 12; w++) {
+		write(a, w % 4, 100 + w, 1 + w % 2, 0, 0);
+		if (w % 3 == 0)
+			write(b, w % 4, 200 + w, 1, 0, 0);
+		step_all();
+	}
+	uint8_t pl[12] = {0};
+	if (rejoining(c))
+		assert_int_equal(sl_ml_propose(c->st, 999, pl, 12, NULL), -EBUSY);
+	run(300);
+	assert_false(rejoining(c));
+	for (uint32_t k = 4; k < KEYS; k++) /* written by no one since: the base's */
+		assert_int_equal(c->kv[k].value, 5000 + k);
+	assert_converged();
+	struct sl_ml_stats sa = stats_of(a), sb = stats_of(b), sc = stats_of(c);
+	assert_true(sc.snapshots_installed >= 1);
+	assert_true(sa.rejoin_images + sb.rejoin_images >= 1);
+	assert_int_equal(sa.rejoin_noimage + sb.rejoin_noimage, 0); /* both hold an image */
+	assert_int_equal(sa.msgs_bad + sb.msgs_bad + sc.msgs_bad, 0);
+	assert_false(stats_of(a).retention_alarm || stats_of(b).retention_alarm);
+	/* every write from then on, its own at every level */
+	uint64_t mid = pid_seq;
+	for (uint32_t w = 0; w < 9; w++) {
+		write(c, 4 + w % 4, 300 + w, 1 + w % 3, 0, 0);
+		write(a, w % 8, 400 + w, 1, 0, 0);
+		write(b, (w + 3) % 8, 500 + w, 2, 0, 0);
+		step_all();
+	}
+	run(300);
+	assert_converged();
+	for (uint64_t p = first; p < pid_seq; p++)
+		assert_int_equal(a->ack_status[p] + b->ack_status[p] + c->ack_status[p], 1);
+	for (uint64_t p = mid; p < pid_seq; p += 3)
+		assert_int_equal(c->ack_status[p], 1);
+	assert_int_equal(c->vec[3], 9);
+	teardown_all();
+}
+
+/* A rejoining replica whose peers hold no snapshot and compacted nothing (their state is
+ * all in their logs) hears that it needs no image, and catches up on the streams. */
+static void test_join_no_image_needed(void **u)
+{
+	(void)u;
+	reset_opts();
+	setup_all();
+	struct hnode *a = &nodes[0], *b = &nodes[1], *c = &nodes[2];
+	for (uint32_t w = 0; w < 10; w++) { /* c's own stream is empty: no snapshot for it */
+		write(a, w % KEYS, 100 + w, 1, 0, 0);
+		write(b, (w + 1) % KEYS, 200 + w, 1, 0, 0);
+		step_all();
+	}
+	run(100);
+	lose_disk(c, true);
+	run(200);
+	assert_false(rejoining(c));
+	struct sl_ml_stats sa = stats_of(a), sb = stats_of(b);
+	assert_true(sa.rejoin_noimage + sb.rejoin_noimage >= 1);
+	assert_int_equal(sa.rejoin_images + sb.rejoin_images, 0);
+	assert_int_equal(stats_of(c).snapshots_installed, 0);
+	assert_converged();
+	teardown_all();
+}
+
 /* A peer that lost its disk without saying so (no rejoin flag: in a larger group, a peer
  * outside the majority that answered) nacks from 1 below what it had acknowledged: the
  * sender lowers its acked position and ships from the log again, instead of resending
@@ -1377,6 +1467,15 @@ static void test_malformed(void **u)
 	send_raw(a, 7, b, 33), expect++;
 	b[4] ^= 1;
 	send_raw(a, 2, b, 33), expect++;
+	/* image flags out of place: 'wants an image' from a replica that does not rejoin,
+	 * 'no image needed' from one that does */
+	sl_put_u32(b + 4, fnv(b + 8, 33 - 8));
+	sl_put_u16(b + 2, 32);
+	send_raw(a, 2, b, 33), expect++;
+	sl_put_u16(b + 2, 64 | 8);
+	send_raw(a, 2, b, 33), expect++;
+	assert_false(stats_of(a).retention_alarm);
+	sl_put_u16(b + 2, 0);
 	/* random messages with a good checksum */
 	for (uint32_t i = 0; i < 2000; i++) {
 		uint32_t len = 8 + (uint32_t)(rnd() % 120);
@@ -1457,6 +1556,8 @@ int main(void)
 		cmocka_unit_test(test_rejoin_after_disk_loss),
 		cmocka_unit_test(test_nack_below_acked),
 		cmocka_unit_test(test_rejoin_answer_lowered),
+		cmocka_unit_test(test_join_gets_base_image),
+		cmocka_unit_test(test_join_no_image_needed),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
