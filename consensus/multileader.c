@@ -822,7 +822,11 @@ static int ml_create(const struct sl_cons_config *cfg, void **out)
 #endif
 	/* it holds nothing, not even the segment's base image: it asks for an image (a
 	 * snapshot merged before a crash came back with recover(): none needed then) */
+#ifdef SL_MUTATION_ML_JOIN_NO_IMAGE
+	s->need_img = false; /* deliberate bug: a joiner takes no image, only the streams */
+#else
 	s->need_img = s->rejoin && !has_image(s);
+#endif
 	*out = s;
 	return 0;
 }

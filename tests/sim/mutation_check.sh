@@ -34,7 +34,7 @@ shift 3
 maxjobs=${MUTATION_JOBS:-2}
 all="prev_term_commit double_vote no_truncate read_no_round long_lease no_vote_refusal
 snap_old_conf no_change_guard early_self_count rejoin_votes lww_arrival ml_no_index_check
-cad_early ml_rejoin_reuse sync_majority seal_leaky ml_seal_late split_boundary"
+cad_early ml_rejoin_reuse sync_majority seal_leaky ml_seal_late split_boundary ml_join_no_image"
 list=${*:-$all}
 mkdir -p "$out"
 out=$(cd "$out" && pwd) # absolute: the fast path's commands run in BUILD
@@ -273,6 +273,8 @@ check() {
 	[ "$m" = ml_seal_late ] && extra="--protocol multileader --seal"
 	# a split cut one off needs regions that split (range.h's cut, shared with the node)
 	[ "$m" = split_boundary ] && extra="--reconfig"
+	# a multileader joiner without the segment's base image needs multileader replica moves
+	[ "$m" = ml_join_no_image ] && extra="--reconfig --ml-moves"
 	# shellcheck disable=SC2086 # $extra: options, split
 	"$bin" --seeds "$seeds" $extra >"$dir.out" 2>&1
 	# a checker's line is "FAIL seed=N: t=...: <checker>: <what it saw>"
