@@ -12,7 +12,8 @@ set -euo pipefail
 SLUICED=$1 PRODUCER=$2 VERIFY=$3
 # LOSS: a batch fails (given up after 10 s) only when the answers to its 10 sends, 1 s
 # apart, are all lost: 0.3^10 per batch whose first answer was lost, under 1 % of runs
-# (at 40 % it was several %: seen once in four runs)
+# (at 40 % it was several %: seen once in four runs); or when a node stalls for 10 s (a
+# slow disk: seen once in CI). Such an attempt is run again once, on new keys (attempt).
 POINTS=${POINTS:-100000} SERIES=${SERIES:-50} BATCH=${BATCH:-500} LOSS=${LOSS:-30}
 PROTOCOL=${PROTOCOL:-raft}
 NAME=cfwd$$
@@ -47,21 +48,52 @@ before=$(leads)
 echo "regions led by: $before"
 [ "$(cl_regions 1 "sum(1 for x in $before if x != 1)")" -gt 0 ] ||
 	{ echo "FAIL: node 1 leads every region: nothing to forward"; exit 1; }
-loss 2 1 "$LOSS"
-loss 3 1 "$LOSS"
-# one batch = one round of the same 500 (series, ts): each batch rewrites the last one
-"$PRODUCER" --path "/dev/shm/sluice-$NAME-1.ingest" --log "$SL_DIR/acked1.log" \
-	--points "$POINTS" --series "$SERIES" --batch "$BATCH" --key-prefix p1 \
-	--ts-period "$BATCH" --timeout 200 >"$SL_DIR/producer1.log" 2>&1 &
-SL_PROD_PIDS+=($!)
-sl_wait_producers
-cat "$SL_DIR/producer1.log"
-# a batch that failed (given up after 10 s) is written again by the producer after later
-# ones: its old values would then rightly stand, and the check below would mean nothing
-grep -q " 0 batches resent" "$SL_DIR/producer1.log" ||
-	{ echo "FAIL: a batch failed and was written again (see above): the loss is too heavy for the test"; exit 1; }
-loss 2 1 0
-loss 3 1 0
+# attempt K: one load with keys of prefix pK through node 1 under the loss; 0 once every
+# batch was acknowledged at its first write (a check below may still fail the test), 2
+# when one failed and the producer wrote it again
+attempt() {
+	local k=$1
+	loss 2 1 "$LOSS"
+	loss 3 1 "$LOSS"
+	# one batch = one round of the same 500 (series, ts): each batch rewrites the last one
+	"$PRODUCER" --path "/dev/shm/sluice-$NAME-1.ingest" --log "$SL_DIR/acked$k.log" \
+		--points "$POINTS" --series "$SERIES" --batch "$BATCH" --key-prefix "p$k" \
+		--ts-period "$BATCH" --timeout 200 >"$SL_DIR/producer$k.log" 2>&1 &
+	SL_PROD_PIDS+=($!)
+	sl_wait_producers
+	cat "$SL_DIR/producer$k.log"
+	loss 2 1 0
+	loss 3 1 0
+	grep -q " 0 batches resent" "$SL_DIR/producer$k.log" && return 0
+	# a batch failed (unanswered for 10 s, then -ETIMEDOUT) and was written again after
+	# later ones: its old values then rightly stand, and the checks would mean nothing.
+	# At this loss that takes 10 lost answers in a row, or a stall of a node over 10 s
+	# (seen once in CI); what the nodes counted, and their logs' tails, say which
+	echo "attempt $k: a batch failed and was written again (above): the attempt says nothing"
+	for i in 1 2 3; do
+		"$CTL" --socket "$(cl_sock "$i")" --json stats | python3 -c "import json,sys; t=json.load(sys.stdin)['totals']; print('node $i:', {k: v for k, v in t.items() if v and k.startswith(('fwd', 'wal_', 'fab_fault'))})"
+		tail -n 8 "$SL_DIR/node$i.log" | sed "s/^/node $i log: /"
+	done
+	return 2
+}
+
+applied0=$(sum_stat points_applied)
+k=1
+attempt 1 || {
+	rc=$?
+	[ "$rc" -eq 2 ] || exit "$rc"
+	# once more on new keys (p2): two spoiled attempts in a row fail the test
+	k=2
+	# the failed batch may still be applied where it stalled: the count settles first
+	applied0=$(sum_stat points_applied)
+	for _ in $(seq 1 20); do
+		sleep 1
+		a=$(sum_stat points_applied)
+		[ "$a" = "$applied0" ] && break
+		applied0=$a
+	done
+	attempt 2 || { echo "FAIL: a batch failed in two attempts: the loss is too heavy for the test"; exit 1; }
+}
 after=$(leads)
 [ "$after" = "$before" ] ||
 	{ echo "FAIL: leadership moved during the load ($before -> $after): the test needs one leader per region (a copy sent to a new leader may apply twice: docs/cluster.md)"; exit 1; }
@@ -69,25 +101,26 @@ if [ "$PROTOCOL" = multileader ]; then ml_caught_up; else cl_caught_up >/dev/nul
 for i in 1 2 3; do
 	socks="$(cl_sock "$i"),$(cl_sock $((i % 3 + 1))),$(cl_sock $(((i + 1) % 3 + 1)))"
 	python3 "$VERIFY" --socket "$socks" --points "$POINTS" --series "$SERIES" \
-		--batch "$BATCH" --ts-period "$BATCH" --key "p1,host=h{s:03d} value" --exact |
+		--batch "$BATCH" --ts-period "$BATCH" --key "p$k,host=h{s:03d} value" --exact |
 		sed "s/^/node $i: /"
 	[ "${PIPESTATUS[0]}" -eq 0 ] || { echo "FAIL: node $i does not hold the last values"; exit 1; }
 done
 for i in 1 2 3; do
 	"$CTL" --socket "$(cl_sock "$i")" --json stats | python3 -c "import json,sys; t=json.load(sys.stdin)['totals']; print('node $i:', {k: v for k, v in t.items() if v and k.startswith(('fwd', 'points_applied'))})"
 done
-applied=$(sum_stat points_applied)
+applied=$(($(sum_stat points_applied) - applied0))
 dup=$(sum_stat fwd_dup_answered) busy=$(sum_stat fwd_dup_in_progress)
 ooo=$(sum_stat fwd_out_of_order) forgot=$(sum_stat fwd_dup_forgotten)
 retries=$(cl_stat 1 fwd_retries) dropped=$(sum_stat fab_fault_dropped)
-echo "cluster_fwd_once: $dropped frames dropped, $retries batches sent again by node 1;" \
+echo "cluster_fwd_once: attempt $k: $dropped frames dropped, $retries batches sent again by node 1;" \
 	"leaders: $dup copies answered from memory, $busy ignored in progress," \
 	"$ooo out of order refused, $forgot forgotten; $applied points applied by proposers"
 [ "$retries" -gt 0 ] && [ "$dup" -gt 0 ] ||
 	{ echo "FAIL: the loss did not make node 1 send batches again ($retries) answered from memory ($dup)"; exit 1; }
 # the links keep their order and delay nothing: every copy reaches the leader while its
-# answer is still remembered (the window bound, docs/cluster.md)
-[ "$forgot" -eq 0 ] || { echo "FAIL: $forgot copies were older than the leaders' memory"; exit 1; }
+# answer is still remembered (the window bound, docs/cluster.md); a spoiled first attempt
+# may have left stale copies (fseq of batches it gave up) that are rightly forgotten
+[ "$k" -gt 1 ] || [ "$forgot" -eq 0 ] || { echo "FAIL: $forgot copies were older than the leaders' memory"; exit 1; }
 [ "$applied" -eq "$POINTS" ] ||
-	{ echo "FAIL: $applied points applied by the proposers, $POINTS written: some twice"; exit 1; }
+	{ echo "FAIL: $applied points applied by the proposers in attempt $k, $POINTS written: some twice"; exit 1; }
 echo "cluster_fwd_once: PASS"
