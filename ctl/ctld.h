@@ -399,6 +399,7 @@ struct sl_ctld_hb_region {
 	uint64_t term, commit_index, applied_index;
 	uint32_t epoch; /* the replica's active segment (0 from nodes that do not send it) */
 	bool sealed;    /* it applied the SEAL of that segment: takes no more writes in it */
+	bool rejoining; /* not caught up yet: a joiner, or a node that lost its data dir */
 	/* the replica's store for the region: points and bytes (absent from nodes that do not
 	 * send them: unknown, never taken as 0), and the write rate the leader derives from
 	 * the points of this and the node's previous heartbeat (unknown without both, or when

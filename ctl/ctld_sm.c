@@ -741,6 +741,26 @@ static bool node_takes(const struct sl_ctld_sm *sm, uint32_t node)
 		return -EBUSY;                                                              \
 	} while (0)
 
+/* A protocol whose replicas move: raft (a learner caught up, then the seal) and
+ * multileader (the seal, then a joiner that catches up in the next segment). */
+static bool moves_protocol(const struct sl_ctld_region *r)
+{
+	return strcmp(r->protocol, "raft") == 0 || strcmp(r->protocol, "multileader") == 0;
+}
+
+/* A multileader region's seal ends every replica's stream, so each must be up: the first
+ * that is not (0: all are, or the region is not multileader). */
+static uint32_t ml_replica_down(const struct sl_ctld_sm *sm, const struct sl_ctld_region *r)
+{
+	if (strcmp(r->protocol, "multileader") != 0)
+		return 0;
+	for (uint32_t k = 0; k < r->rf; k++)
+		if (r->replicas[k] <= SL_CTLD_MAX_NODES &&
+		    sm->nodes[r->replicas[k]].state != SL_CTLD_UP)
+			return r->replicas[k];
+	return 0;
+}
+
 int sl_ctld_check_move_replica(const struct sl_ctld_sm *sm, uint64_t region, uint64_t from,
 			       uint64_t to, char *err, size_t err_len)
 {
@@ -754,11 +774,18 @@ int sl_ctld_check_move_replica(const struct sl_ctld_sm *sm, uint64_t region, uin
 	if (refuse_retired(sm, "move_replica", region, err, err_len))
 		return -EINVAL;
 	const struct sl_ctld_region *r = &sm->regions[region];
-	/* a new member catches up by raft's snapshot from the others; the other protocols
-	 * have no such catch-up */
-	if (strcmp(r->protocol, "raft") != 0)
-		BUSY("move_replica: region %" PRIu64 " runs %s: switch it to raft first", region,
-		     r->protocol);
+	/* a new member catches up from the others: raft's learner, then snapshot and log;
+	 * multileader's joiner, which asks for the segment's base image and takes the streams.
+	 * A standalone region has no copy to catch up from */
+	if (!moves_protocol(r))
+		BUSY("move_replica: region %" PRIu64 " runs %s: switch it to raft or multileader "
+		     "first",
+		     region, r->protocol);
+	uint32_t down = ml_replica_down(sm, r);
+	if (down != 0)
+		BUSY("move_replica: region %" PRIu64 " runs multileader, whose seal needs every "
+		     "replica: node %u is %s (bring it back, or switch the region to raft)",
+		     region, down, sl_ctld_state_name(sm->nodes[down].state));
 	if (r->rf < 2)
 		BUSY("move_replica: region %" PRIu64 " has one replica: a new one would have no "
 		     "copy to catch up from",
@@ -843,8 +870,10 @@ static int apply_move_replica(struct sl_ctld_sm *sm, struct json_object *cmd, ch
 	for (uint32_t j = 0; j < r->rf; j++)
 		r->next_replicas[j] = r->replicas[j] == from ? (uint32_t)to : r->replicas[j];
 	struct json_object *lv = NULL;
-	if (json_object_object_get_ex(cmd, "learner", &lv) && json_object_get_boolean(lv)) {
-		/* the seal waits for the learner to catch up (learner_ready) */
+	if (json_object_object_get_ex(cmd, "learner", &lv) && json_object_get_boolean(lv) &&
+	    strcmp(r->protocol, "raft") == 0) {
+		/* the seal waits for the learner to catch up (learner_ready); a multileader
+		 * region seals at once, its new replica joins the next segment */
 		r->learner = (uint32_t)to;
 		r->next_protocol[0] = '\0';
 	}
@@ -1452,6 +1481,13 @@ int sl_ctld_soft_heartbeat(struct sl_ctld_soft *soft, const struct sl_ctld_sm *s
 				REFUSE("heartbeat: regions[%zu].sealed must be true or false", i);
 			sealed = json_object_get_boolean(v);
 		}
+		/* rejoining: a joiner (or a node that lost its data dir) not caught up yet */
+		bool rejoining = false;
+		if (json_object_object_get_ex(ro, "rejoining", &v)) {
+			if (!json_object_is_type(v, json_type_boolean))
+				REFUSE("heartbeat: regions[%zu].rejoining must be true or false", i);
+			rejoining = json_object_get_boolean(v);
+		}
 		/* points and bytes of the replica's store: absent from nodes that predate them */
 		has_points = json_object_object_get_ex(ro, "points", NULL);
 		if (has_points && !get_uint(ro, "points", 0, INT64_MAX, &points))
@@ -1471,6 +1507,7 @@ int sl_ctld_soft_heartbeat(struct sl_ctld_soft *soft, const struct sl_ctld_sm *s
 		tmp[id] = (struct sl_ctld_hb_region){true,   r,	     (uint32_t)leader,
 						     term,   commit, applied,
 						     (uint32_t)epoch, sealed};
+		tmp[id].rejoining = rejoining;
 		tmp[id].has_points = has_points;
 		tmp[id].has_bytes = has_bytes;
 		tmp[id].points = points;
@@ -1843,6 +1880,8 @@ static bool replicas_at(const struct sl_ctld_sm *sm, const struct sl_ctld_soft *
 			what = want_sealed ? "has not applied the seal" : "has not switched";
 		else if (h->applied_index < min_applied)
 			what = "has not caught up";
+		else if (min_applied != 0 && h->rejoining)
+			what = "is catching up (a joiner: the base image and the log)";
 		if (what == NULL)
 			(*n_ok)++;
 		else if (nd != skip) {
@@ -2402,12 +2441,13 @@ static uint32_t replica_target(const struct sl_ctld_sm *sm, const struct sl_ctld
 	return best;
 }
 
-/* A region whose replica may move now: live, raft with copies, no switch running. */
+/* A region whose replica may move now: live, raft or multileader (every replica up) with
+ * copies, no switch running. */
 static bool region_movable(const struct sl_ctld_sm *sm, uint32_t i)
 {
 	const struct sl_ctld_region *r = &sm->regions[i];
-	return strcmp(r->protocol, "raft") == 0 && r->rf >= 2 && !sl_ctld_switching(sm, i) &&
-	       !sl_ctld_region_retired(sm, i);
+	return moves_protocol(r) && r->rf >= 2 && ml_replica_down(sm, r) == 0 &&
+	       !sl_ctld_switching(sm, i) && !sl_ctld_region_retired(sm, i);
 }
 
 static void replica_counts(const struct sl_ctld_sm *sm, uint32_t *count)
@@ -2446,9 +2486,14 @@ int sl_ctld_decommission_next(const struct sl_ctld_sm *sm, uint32_t *region, uin
 		}
 		/* the first region that cannot go says why (a switch running is no block) */
 		if (blocked_len > 0 && blocked[0] == '\0' && !sl_ctld_switching(sm, i)) {
-			if (strcmp(r->protocol, "raft") != 0)
+			if (!moves_protocol(r))
 				snprintf(blocked, blocked_len, "region %u runs %s: switch it to raft "
-					 "first", i, r->protocol);
+					 "or multileader first", i, r->protocol);
+			else if (ml_replica_down(sm, r) != 0)
+				snprintf(blocked, blocked_len, "region %u runs multileader, whose seal "
+					 "needs every replica: node %u is %s", i,
+					 ml_replica_down(sm, r),
+					 sl_ctld_state_name(sm->nodes[ml_replica_down(sm, r)].state));
 			else if (r->rf < 2)
 				snprintf(blocked, blocked_len, "region %u has one replica: nothing "
 					 "to catch up from", i);

@@ -1710,6 +1710,8 @@ static void rejoin_check(struct worker *w, struct region *r)
 	sl_drv_status(r->drv, &cs);
 	if (cs.rejoining)
 		return;
+	if (r->ml_joining && !nd_ml_joined(w, r))
+		return; /* recorded first: asked again next round */
 	r->rejoining = false;
 	atomic_fetch_sub(&w->node->rejoin_left, 1);
 	SL_LOG(INFO, node, "region %u: rejoined at index %" PRIu64 " (term %" PRIu64 ")\n", r->id,

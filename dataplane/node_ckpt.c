@@ -1010,6 +1010,13 @@ int nd_install_snapshot(struct region *r, const struct sl_cons_snapshot *snap)
  * epochs file, written before (node_switch.c), which makes any image left here unread. */
 void nd_region_drop_files(const struct sl_node *n, uint32_t region)
 {
+	nd_region_drop_older(n, region, UINT64_MAX);
+}
+
+/* The same, but a multileader region's merged snapshots at `keep_from` and above stay
+ * (a joiner's merged images of the segment it runs: its state when it has no image). */
+void nd_region_drop_older(const struct sl_node *n, uint32_t region, uint64_t keep_from)
+{
 	static const char *const sfx[] = {"", ".term", ".vec"};
 	char path[SL_CFG_PATH_MAX + 64];
 	for (size_t i = 0; i < sizeof(sfx) / sizeof(sfx[0]); i++) {
@@ -1017,7 +1024,7 @@ void nd_region_drop_files(const struct sl_node *n, uint32_t region)
 		(void)unlink(path);
 	}
 	nd_delta_remove_stale(n, region, UINT64_MAX, UINT64_MAX);
-	nd_ml_remove_merged(n, region, UINT64_MAX);
+	nd_ml_remove_merged(n, region, keep_from == UINT64_MAX ? UINT64_MAX : keep_from - 1);
 }
 
 int nd_ckpt_quiesce(struct worker *w) { return ckpt_quiesce(w); }

@@ -648,7 +648,8 @@ static void map_refresh(struct sl_node *n, struct nd_ctld *c, uint64_t version)
 static struct json_object *region_report(struct json_object *row)
 {
 	static const char *const keys[] = {"id", "role", "leader", "term", "commit_index",
-					   "applied_index", "epoch", "sealed", "points", "bytes"};
+					   "applied_index", "epoch", "sealed", "points", "bytes",
+					   "rejoining"};
 	struct json_object *o = json_object_new_object(), *v = NULL;
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 		if (json_object_object_get_ex(row, keys[i], &v))

@@ -309,6 +309,7 @@ struct region {
 	bool learner_here;
 	bool learner_opening; /* learner_join opens it: only then is this node its learner */
 	bool learn_dropped; /* at start: its learner copy went (its WAL records are skipped) */
+	bool ml_joining;    /* a multileader joiner not caught up yet (node_switch.c) */
 };
 
 /* Segment e of a region's log holds indexes above e << ND_EPOCH_SHIFT: every segment's
@@ -715,6 +716,8 @@ int nd_region_alloc(struct worker *w, struct region *r, char *err, size_t err_le
 /* node_switch.c: the protocol switch */
 int nd_switch_recover(struct sl_node *n, struct region *r, char *err, size_t err_len);
 void nd_switch_poll(struct worker *w, struct region *r);
+void nd_ml_join_base(struct worker *w, struct region *r);
+bool nd_ml_joined(struct worker *w, struct region *r);
 void nd_split_poll_unborn(struct worker *w, struct region *c);
 /* A region's epochs file goes (a region merged into another: nothing of it is left). */
 void nd_switch_drop_epochs(const struct sl_node *n, uint32_t region);
@@ -726,6 +729,7 @@ void nd_prop_fail(struct worker *w, struct region *r, struct proposal *p, int32_
 /* node_ckpt.c: for the switch */
 int nd_ckpt_quiesce(struct worker *w);
 void nd_region_drop_files(const struct sl_node *n, uint32_t region);
+void nd_region_drop_older(const struct sl_node *n, uint32_t region, uint64_t keep_from);
 int nd_switch_image(struct region *r, bool versioned, uint64_t index, struct sl_store **out,
 		    uint64_t *bytes);
 int nd_merge_images(struct region *r, struct region *s, uint64_t index, struct sl_store **out,

@@ -774,6 +774,11 @@ static int worker_init(struct sl_node *n, struct worker *w, char *err, size_t er
 			rc = nd_ml_recover(n, r, err, err_len);
 		if (rc != 0)
 			return rc;
+		/* a multileader joiner (it holds no image of its segment: its copy went at a
+		 * restart before it caught up, or it merged its peers' images only): the
+		 * segment's log starts at the segment's base */
+		if (r->ml && r->epoch > 0 && r->snapshot_index < nd_epoch_base(r->epoch))
+			nd_ml_join_base(w, r);
 	}
 	rc = sessions_load(w, err, err_len);
 	if (rc != 0)
@@ -860,7 +865,7 @@ static int worker_init(struct sl_node *n, struct worker *w, char *err, size_t er
 		if (r->seal_commit > r->hs.commit && r->seal_commit <= sl_rlog_last(&r->rlog) &&
 		    r->seal_commit > nd_epoch_base(r->epoch))
 			r->hs.commit = r->seal_commit;
-		rc = nd_region_open(n, r, n->rejoin_active, err, err_len);
+		rc = nd_region_open(n, r, n->rejoin_active || r->ml_joining, err, err_len);
 		if (rc != 0)
 			return rc;
 	}

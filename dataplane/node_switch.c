@@ -34,8 +34,10 @@ static void epochs_path(const struct sl_node *n, uint32_t region, char *buf, siz
 }
 
 /* What a line says this node did at a segment: ran it (from the image at its base), joined
- * it (an empty replica, caught up by snapshot), or left the region there. */
-enum { EP_RUN = 'r', EP_JOIN = 'j', EP_LEAVE = 'l', EP_LEARN = 'n' };
+ * it (an empty replica, caught up by snapshot), left the region there, learned it (a raft
+ * replica move's learner), or joins it under multileader and has not caught up yet (its
+ * copy is dropped at a restart, and it joins again: node 'g' becomes 'j' once caught up). */
+enum { EP_RUN = 'r', EP_JOIN = 'j', EP_LEAVE = 'l', EP_LEARN = 'n', EP_MLJOIN = 'g' };
 
 struct epoch_line {
 	uint32_t epoch;
@@ -65,7 +67,7 @@ static int epochs_read(const struct sl_node *n, uint32_t region, struct epoch_li
 		    sscanf(line, "%u %31s %" SCNu64 " %7s %63s", &e, proto, &sealed, kind, nodes) != 5 ||
 		    sl_cons_find(proto) == NULL || strlen(kind) != 1 ||
 		    (kind[0] != EP_RUN && kind[0] != EP_JOIN && kind[0] != EP_LEAVE &&
-		     kind[0] != EP_LEARN)) {
+		     kind[0] != EP_LEARN && kind[0] != EP_MLJOIN)) {
 			k = -EBADMSG;
 			break;
 		}
@@ -184,7 +186,9 @@ int nd_switch_recover(struct sl_node *n, struct region *r, char *err, size_t err
 	}
 	if (ev != NULL) {
 		cur = ev;
-		nd_region_drop_files(n, r->id); /* an older segment's image: not this one's */
+		/* an older segment's image: not this one's (a multileader joiner's merged
+		 * images of this segment are its state: they stay) */
+		nd_region_drop_older(n, r->id, nd_epoch_base(ev->epoch));
 	}
 	r->epoch = cur != NULL ? cur->epoch : ie;
 	atomic_store(&r->want_epoch, r->epoch);
@@ -199,15 +203,19 @@ int nd_switch_recover(struct sl_node *n, struct region *r, char *err, size_t err
 	}
 	if (cur == NULL)
 		return 0; /* never switched: the map's protocol and replicas */
-	if (cur->kind == EP_LEARN) {
-		/* it ran the segment as a replica move's learner, which nothing counted on: what
-		 * it had goes (its images, and its WAL records at replay); it learns again if
-		 * ctld's map still says so, or joins the next segment empty */
+	if (cur->kind == EP_LEARN || cur->kind == EP_MLJOIN) {
+		/* it ran the segment as a replica move's learner, or as a multileader joiner
+		 * not caught up yet (rejoining: its copies counted for no ack), which nothing
+		 * counted on: what it had goes (its images, and its WAL records at replay). A
+		 * learner learns again if ctld's map still says so, or joins the next segment
+		 * empty; a multileader joiner joins this segment again, empty */
 		nd_region_drop_files(n, r->id);
 		r->learn_dropped = true;
-		SL_LOG(NOTICE, node, "region %u: this node was catching up as a learner of "
-				     "segment %u: that copy is dropped\n",
-		       r->id, r->epoch);
+		r->ml_joining = cur->kind == EP_MLJOIN;
+		SL_LOG(NOTICE, node, "region %u: this node was catching up as %s of segment %u: "
+				     "that copy is dropped%s\n",
+		       r->id, r->ml_joining ? "a multileader joiner" : "a learner", r->epoch,
+		       r->ml_joining ? ", it joins again" : "");
 	}
 	r->seal_commit = cur->kind == EP_RUN ? cur->sealed : 0; /* node_recover.c: the commit */
 	r->epochs_pinned = true;
@@ -249,7 +257,8 @@ static bool pin(struct worker *w, struct region *r, uint64_t sealed)
 	if (r->epochs_pinned && (sealed == 0 || r->seal_commit == sealed))
 		return true;
 	struct epoch_line l;
-	line_now(w->node, r->id, r->epoch, sealed, r->learner_here ? EP_LEARN : EP_RUN, &l);
+	line_now(w->node, r->id, r->epoch, sealed,
+		 r->learner_here ? EP_LEARN : r->ml_joining ? EP_MLJOIN : EP_RUN, &l);
 	int rc = epochs_put(w->node, r->id, &l);
 	if (rc != 0) {
 		sl_stats_add(w->st, SL_STAT_protocol_switch_failed, 1);
@@ -330,6 +339,7 @@ static int region_empty(struct worker *w, struct region *r, bool versioned)
 	nd_rejoin_forget(w->node, r);
 	sl_drv_destroy(r->drv);
 	r->drv = NULL;
+	r->ml_joining = false;
 	sl_store_destroy(r->store);
 	r->store = st;
 	sl_rlog_free(&r->rlog);
@@ -352,6 +362,22 @@ static int region_empty(struct worker *w, struct region *r, bool versioned)
 	r->hs = (struct sl_cons_hard_state){0, 0, 0};
 	r->has_hs = false;
 	return 0;
+}
+
+/* The region's copy here goes, durably: no checkpoint runs, the epochs file gets `l` (none:
+ * unchanged), the region's files are removed and its state is an empty replica's (its
+ * store `versioned` for a multileader segment). */
+static int region_wipe(struct worker *w, struct region *r, const struct epoch_line *l,
+		       bool versioned)
+{
+	int rc = nd_ckpt_quiesce(w);
+	if (rc == 0 && l != NULL)
+		rc = epochs_put(w->node, r->id, l);
+	if (rc == 0) {
+		nd_region_drop_files(w->node, r->id);
+		rc = region_empty(w, r, versioned);
+	}
+	return rc;
 }
 
 /* What the old protocol still owes an answer (an ack level not reached yet) gets it
@@ -393,20 +419,12 @@ static void region_leave(struct worker *w, struct region *r, uint32_t want)
 	bool had = r->drv != NULL;
 	if (had && !drain_proposals(w, r))
 		return;
-	int rc = had ? nd_ckpt_quiesce(w) : 0;
-	if (rc == 0 && had)
-		rc = epochs_put(w->node, r->id, &l);
+	int rc = had ? region_wipe(w, r, &l, false) : 0;
 	if (rc != 0) {
 		switch_failed(w, r, "leaving the region", rc);
 		return;
 	}
 	if (had) {
-		nd_region_drop_files(w->node, r->id);
-		rc = region_empty(w, r, false);
-		if (rc != 0) {
-			switch_failed(w, r, "emptying the region", rc);
-			return;
-		}
 		sl_stats_add(w->st, SL_STAT_replicas_left, 1);
 		SL_LOG(NOTICE, node, "region %u: this node left it at segment %u (its replicas: "
 				     "now elsewhere; writes are forwarded)\n",
@@ -426,13 +444,11 @@ static void region_leave(struct worker *w, struct region *r, uint32_t want)
 static void region_join(struct worker *w, struct region *r, uint32_t want)
 {
 	struct epoch_line l;
-	line_wanted(r, want, EP_JOIN, &l);
-	const struct sl_cons_ops *ops = sl_cons_find(l.proto);
+	const struct sl_cons_ops *ops = sl_cons_find(r->want_proto);
+	bool ml = ops != NULL && (sl_cons_caps(ops) & SL_CONS_CAP_MERGE) != 0;
+	line_wanted(r, want, ml ? EP_MLJOIN : EP_JOIN, &l);
 	bool rejoin = r->rejoining;
-	if (ops == NULL || (sl_cons_caps(ops) & SL_CONS_CAP_MERGE) != 0 || l.copies < 2) {
-		/* a multileader replica could not tell its empty store from a caught-up one;
-		 * its rejoin mode could, but its log would start at index 0, not at the
-		 * segment's base (not done yet: a rejoining one stays where it is) */
+	if (ops == NULL || l.copies < 2) {
 		if (!r->switch_said)
 			SL_LOG(ERR, node, "region %u: this node joins segment %u under %s, which "
 					  "cannot catch up an empty replica: not joined\n",
@@ -442,27 +458,66 @@ static void region_join(struct worker *w, struct region *r, uint32_t want)
 	}
 	if (r->drv != NULL && !drain_proposals(w, r))
 		return;
-	int rc = nd_ckpt_quiesce(w);
-	if (rc == 0)
-		rc = epochs_put(w->node, r->id, &l);
-	if (rc == 0) {
-		nd_region_drop_files(w->node, r->id);
-		rc = region_empty(w, r, false);
-	}
+	int rc = region_wipe(w, r, &l, ml);
 	if (rc != 0) {
 		switch_failed(w, r, "joining the region", rc);
 		return;
 	}
 	take_segment(w, r, &l);
+	/* multileader: the empty replica's log starts at the segment's base, and it runs in
+	 * the protocol's rejoin mode (no write, its copies count for no ack) until it merged
+	 * the base image from a peer and holds what they hold */
+	r->ml_joining = ml;
+	if (ml)
+		nd_ml_join_base(w, r);
 	char err[256];
-	if (nd_region_open(w->node, r, rejoin, err, sizeof(err)) != 0) {
+	if (nd_region_open(w->node, r, rejoin || ml, err, sizeof(err)) != 0) {
 		open_failed(w, r, err);
 		return;
 	}
 	sl_stats_add(w->st, SL_STAT_replicas_joined, 1);
 	SL_LOG(NOTICE, node, "region %u: this node joined it at segment %u (%s, an empty "
-			     "replica%s: caught up by snapshot)\n",
-	       r->id, want, l.proto, rejoin ? " rejoining after its data dir was lost" : "");
+			     "replica%s: caught up by %s)\n",
+	       r->id, want, l.proto, rejoin ? " rejoining after its data dir was lost" : "",
+	       ml ? "the base image and the streams" : "snapshot");
+}
+
+/* A multileader joiner's empty log: it starts at the base of the segment it joins (the
+ * indexes of segment e are above nd_epoch_base(e)). */
+void nd_ml_join_base(struct worker *w, struct region *r)
+{
+	uint64_t base = nd_epoch_base(r->epoch);
+	sl_rlog_free(&r->rlog);
+	sl_rlog_init(&r->rlog, base, 1);
+	sl_rlog_set_alloc(&r->rlog, nd_rlog_alloc, nd_rlog_free, &w->arena);
+	r->snapshot_index = r->applied_index = r->last_index = base;
+	r->snapshot_term = 1;
+	r->hs = (struct sl_cons_hard_state){0, 0, base};
+	r->has_hs = false;
+}
+
+/* A multileader joiner caught up (its protocol left rejoin mode): recorded, so a restart
+ * keeps its copy from now on (its copies count for acks). false: not written, asked
+ * again. */
+bool nd_ml_joined(struct worker *w, struct region *r)
+{
+	struct epoch_line l;
+	line_now(w->node, r->id, r->epoch, 0, EP_JOIN, &l);
+	int rc = epochs_put(w->node, r->id, &l);
+	if (rc != 0) {
+		if (!r->switch_said)
+			SL_LOG(ERR, node, "region %u: the epochs file could not be written (%s): "
+					  "its joiner's catch-up is recorded later\n",
+			       r->id, strerror(-rc));
+		r->switch_said = true;
+		return false;
+	}
+	r->ml_joining = false;
+	sl_stats_add(w->st, SL_STAT_ml_joiners_caught_up, 1);
+	SL_LOG(NOTICE, node, "region %u: this node caught up as a multileader joiner of segment "
+			     "%u (base image merged, streams caught up)\n",
+	       r->id, r->epoch);
+	return true;
 }
 
 /* A protocol whose replicas can be told of learners (raft). */
@@ -480,13 +535,7 @@ static void learner_join(struct worker *w, struct region *r)
 {
 	struct epoch_line l;
 	line_now(w->node, r->id, r->epoch, 0, EP_LEARN, &l);
-	int rc = nd_ckpt_quiesce(w);
-	if (rc == 0)
-		rc = epochs_put(w->node, r->id, &l);
-	if (rc == 0) {
-		nd_region_drop_files(w->node, r->id);
-		rc = region_empty(w, r, false);
-	}
+	int rc = region_wipe(w, r, &l, false);
 	if (rc != 0) {
 		switch_failed(w, r, "catching up as a learner", rc);
 		return;
@@ -518,11 +567,7 @@ static void learner_drop(struct worker *w, struct region *r)
 {
 	if (!drain_proposals(w, r))
 		return;
-	int rc = nd_ckpt_quiesce(w);
-	if (rc == 0) {
-		nd_region_drop_files(w->node, r->id);
-		rc = region_empty(w, r, false);
-	}
+	int rc = region_wipe(w, r, NULL, false);
 	if (rc != 0) {
 		switch_failed(w, r, "dropping a learner's copy", rc);
 		return;
@@ -544,6 +589,8 @@ static void learner_sync(struct worker *w, struct region *r, uint32_t want)
 	if (want != r->epoch || r->learner_here)
 		return;
 	uint32_t l = atomic_load(&r->want_learner);
+	if (l == r->drv_learner)
+		return; /* every poll but the few after the map changed the learner */
 	struct sl_cons_conf conf;
 	nd_region_conf(w->node, r->id, &conf);
 	uint32_t set = conf.n_learners > 0 ? conf.learners[0] : 0;

@@ -231,7 +231,8 @@
 	X(points_rerouted) \
 	X(reroute_failed) \
 	X(learners_joined) \
-	X(log_kept_for_peers)
+	X(log_kept_for_peers) \
+	X(ml_joiners_caught_up)
 
 enum sl_stat {
 #define SL_STATS_ENUM_(name) SL_STAT_##name,

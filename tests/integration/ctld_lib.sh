@@ -120,6 +120,11 @@ ask() { local s=$1; shift; "$CTL" --socket "$s" --timeout 2000 --json "$@" 2>&1;
 # move_id OUT: the move id in a ctld answer
 move_id() { python3 -c "import json,sys; print(json.loads(sys.argv[1])['move'])" "$1"; }
 move_is() { ql moves "[m['state'] for m in r['moves'] if m['id'] == $1] == ['$2']"; } # ID STATE
+# replica moves: reps R (ctld's replicas of region R), count_of (replicas per node), idle
+# (no move running)
+reps() { ql regions "r['regions'][$1]['replicas']"; }
+count_of() { ql members "[m.get('replicas') for m in r['members']]"; }
+idle() { ql moves "all(m['state'] != 'running' for m in r['moves'])"; }
 # bench_summary FILE: sluice-bench's --json result on node 2, summed up and per second
 bench_summary() {
 	python3 - "$1" <<'PYEOF'

@@ -26,9 +26,6 @@ trap ctld_cleanup_all EXIT
 CL_ARGS=(--set cluster.ctld="$(ctld_socks)" --set debug.fault_injection=true)
 
 move_state() { ql moves "[(m['state'], m.get('waiting')) for m in r['moves'] if m['id'] == $1]"; }
-reps() { ql regions "r['regions'][$1]['replicas']"; }              # R: ctld's replicas
-count_of() { ql members "[m.get('replicas') for m in r['members']]"; } # replicas per node
-idle() { ql moves "all(m['state'] != 'running' for m in r['moves'])"; }
 # holds I R: node I runs a replica of region R (its row's role is not "none")
 holds() { cl_regions "$1" "rs[$2]['role'] != 'none'"; }
 # agreed R: every node runs region R's replica set as ctld's map has it, each replica

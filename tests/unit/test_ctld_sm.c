@@ -802,12 +802,14 @@ static void test_switch_flow(void **state)
 	    "\"applied_index\":4,\"epoch\":1,\"sealed\":\"yes\"}]",
 	    "[{\"id\":0,\"role\":\"leader\",\"term\":2,\"commit_index\":4,"
 	    "\"applied_index\":4,\"sealed\":1}]",
+	    "[{\"id\":0,\"role\":\"leader\",\"term\":2,\"commit_index\":4,"
+	    "\"applied_index\":4,\"rejoining\":0}]",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct json_object *b = hb_regions(bad[i]);
 		assert_int_equal(sl_ctld_soft_heartbeat(&soft, &sm, 2, b, 1 * s, err, sizeof(err)),
 				 -EINVAL);
-		assert_non_null(strstr(err, i < 3 ? "epoch" : "sealed"));
+		assert_non_null(strstr(err, i < 3 ? "epoch" : i < 5 ? "sealed" : "rejoining"));
 		json_object_put(b);
 		assert_false(soft.seen[2]);
 	}
@@ -972,6 +974,38 @@ static void move_refused(uint64_t id, uint32_t region, uint32_t from, uint32_t t
 	assert_int_equal(sm.refused, refused + 1);
 }
 
+/* A multileader region's replica move: no learner phase (the seal is asked at once); the
+ * next segment runs on the new replica set, still multileader. */
+static void test_move_replica_multileader(void **state)
+{
+	(void)state;
+	sl_ctld_sm_init(&sm);
+	struct sl_ctld_cluster c = cluster(4, 2, 3);
+	c.initial_nodes = 3;
+	snprintf(c.region_protocol[0], sizeof(c.region_protocol[0]), "multileader");
+	bootstrap_cluster(&c);
+	for (uint32_t n = 1; n <= 4; n++)
+		assert_int_equal(apply_obj(sl_ctld_cmd_join(n, "a", 2)), 0);
+	uint32_t from = sm.regions[0].replicas[1];
+	assert_int_equal(apply_obj(sl_ctld_cmd_move_replica(1, 0, from, 4, SL_CTLD_MOVE_REPLICA,
+							    10)),
+			 0);
+	assert_int_equal(sm.regions[0].learner, 0);
+	assert_string_equal(sm.regions[0].next_protocol, "multileader");
+	assert_int_equal(sm.regions[0].next_replicas[1], 4);
+	assert_true(sl_ctld_switching(&sm, 0));
+	/* there is no learner to report caught up */
+	assert_int_equal(apply_obj(sl_ctld_cmd_learner_ready(1, 0, 11)), -EINVAL);
+	uint32_t epoch = sm.regions[0].epoch;
+	assert_int_equal(apply_obj(sl_ctld_cmd_protocol_switched(0, epoch + 1, "multileader", 20)),
+			 0);
+	assert_int_equal(sm.regions[0].epoch, epoch + 1);
+	assert_string_equal(sm.regions[0].protocol, "multileader");
+	assert_int_equal(sm.regions[0].replicas[1], 4);
+	for (uint32_t k = 0; k < sm.regions[0].rf; k++)
+		assert_int_not_equal(sm.regions[0].replicas[k], from);
+}
+
 static void test_move_replica_refused(void **state)
 {
 	(void)state;
@@ -990,9 +1024,17 @@ static void test_move_replica_refused(void **state)
 	assert_int_equal(sm.regions[0].replicas[0], 1);
 	assert_int_equal(sm.regions[0].replicas[2], 3);
 	move_refused(1, 9, 1, 4, -ENOENT, "no region 9");
-	move_refused(1, 1, 2, 5, -EBUSY, "runs multileader: switch it to raft first");
+	/* a multileader region's replicas move (its seal needs them all up) */
+	uint32_t ml_rep = sm.regions[1].replicas[1];
+	move_refused(1, 1, sm.regions[1].replicas[0], 5, -EBUSY, "never joined");
+	assert_int_equal(apply_obj(sl_ctld_cmd_node_state(ml_rep, false)), 0);
+	char want[128];
+	snprintf(want, sizeof(want), "runs multileader, whose seal needs every replica: node %u "
+				     "is down", ml_rep);
+	move_refused(1, 1, sm.regions[1].replicas[0], 5, -EBUSY, want);
+	assert_int_equal(apply_obj(sl_ctld_cmd_node_state(ml_rep, true)), 0);
 	move_refused(1, 2, sm.regions[2].replicas[0], 5, -EBUSY,
-		     "runs standalone: switch it to raft first");
+		     "runs standalone: switch it to raft or multileader first");
 	move_refused(1, 0, 4, 5, -EINVAL, "node 4 is not a replica of region 0");
 	move_refused(1, 0, 0, 4, -EINVAL, "node 0 is not a replica");
 	move_refused(1, 0, 1, 0, -EINVAL, "node 0 is not a node of the cluster");
@@ -1199,6 +1241,11 @@ static void test_replica_move_flow(void **state)
 	assert_string_equal(move_field(mv, 1, "waiting"), "node 4 has not caught up");
 	json_object_put(mv);
 	hb_region(4, 0, 1, false, base1, 4 * s);
+	/* a joiner still in its protocol's rejoin mode (multileader's) is not done */
+	soft.hb[4][0].rejoining = true;
+	assert_false(sl_ctld_switch_done(&sm, &soft, m, 4 * s, timeout, w, sizeof(w)));
+	assert_string_equal(w, "node 4 is catching up (a joiner: the base image and the log)");
+	soft.hb[4][0].rejoining = false;
 	assert_true(sl_ctld_switch_done(&sm, &soft, m, 4 * s, timeout, w, sizeof(w)));
 	assert_int_equal(apply_obj(sl_ctld_cmd_move_end(1, true, "moved", 4000)), 0);
 	assert_false(sl_ctld_replica_move_running(&sm));
@@ -3565,7 +3612,8 @@ int main(void)
 	    cmocka_unit_test(test_switch_flow),       cmocka_unit_test(test_switch_leader_moves),
 	    cmocka_unit_test(test_malformed_refused), cmocka_unit_test(test_heartbeat_and_views),
 	    cmocka_unit_test(test_conf),              cmocka_unit_test(test_conf_file),
-	    cmocka_unit_test(test_move_replica_refused), cmocka_unit_test(test_replica_move_flow),
+	    cmocka_unit_test(test_move_replica_refused), cmocka_unit_test(test_move_replica_multileader),
+	    cmocka_unit_test(test_replica_move_flow),
 	    cmocka_unit_test(test_replica_move_learner_down),
 	    cmocka_unit_test(test_decommission),      cmocka_unit_test(test_rebalance),
 	    cmocka_unit_test(test_initial_nodes),     cmocka_unit_test(test_replica_move_majority),
