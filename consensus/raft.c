@@ -1521,6 +1521,17 @@ static void on_append_resp(struct raft *s, const struct sl_cons_msg *m, uint16_t
 	p->last_resp_ns = s->now;
 	note_peer_rejoin(s, p, flags);
 	if (flags & F_REJECT) {
+		if (hint < p->match && !is_voter(s, p->id)) {
+			/* a learner holds less than it matched: its copy went (sluiced drops a
+			 * learner's copy at a restart). It counts for no commit, so its match may
+			 * go back; kept, every probe would be above its log and it would never
+			 * catch up. A stale reject lowers it too: the next answer raises it. */
+			p->match = hint;
+			to_probe(p, hint + 1);
+			s->st.learner_resets++;
+			send_append_loop(s, p);
+			return;
+		}
 		if ((p->state == P_REPLICATE && index <= p->match) ||
 		    (p->state != P_REPLICATE && index != p->next - 1))
 			return; /* stale: a later exchange already moved this follower */

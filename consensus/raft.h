@@ -67,6 +67,8 @@ struct sl_raft_stats {
 	/* committed NORMAL entries found past a SEAL, handed out as no-ops and acked SEALED:
 	 * the seal rule makes them impossible, so anything but 0 is a bug */
 	uint64_t past_seal;
+	/* a learner's match gone back: it answered holding less (its copy was dropped) */
+	uint64_t learner_resets;
 };
 
 /* Semantics on top of consensus.h, for this protocol:

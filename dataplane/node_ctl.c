@@ -30,6 +30,7 @@ static void raft_region_json(struct region *r, struct json_object *o)
 		{"check_quorum_stepdowns", rs.check_quorum_stepdowns},
 		{"transfers", rs.transfers},
 		{"appends_rejected", rs.appends_rejected},
+		{"learner_resets", rs.learner_resets},
 		{"snapshots_sent", rs.snapshots_sent},
 		{"snapshots_installed", rs.snapshots_installed},
 		{"snapshot_chunks_sent", rs.snapshot_chunks_sent},

@@ -677,6 +677,39 @@ static void test_set_learners(void **u)
 	cluster_free(c);
 }
 
+/* A learner that drops its copy (sluiced does at a restart: its epochs line says 'n') and
+ * opens an empty one: the leader's progress for it had matched far along, and it must go
+ * back (the learner counts for no commit) or the leader probes it above its empty log
+ * forever and it never catches up. */
+static void test_learner_restarts_empty(void **u)
+{
+	(void)u;
+	struct cluster *c = cluster_new(4, 3);
+	run(c, 400);
+	uint32_t l = leader(c);
+	const uint32_t four = 4;
+	assert_int_equal(R->set_learners(c->n[4].st, &four, 1), 0);
+	for (uint32_t i = 1; i <= 3; i++)
+		assert_int_equal(R->set_learners(c->n[i].st, &four, 1), 0);
+	for (uint8_t k = 0; k < 20; k++)
+		propose(c, l, 10 + k, k);
+	run(c, 100);
+	assert_int_equal(status(c, 4).applied_index, status(c, l).applied_index);
+	/* its copy goes: an empty log, nothing applied, a learner again */
+	crash(c, 4);
+	ml_init(&c->n[4].lg);
+	c->n[4].applied = 0;
+	c->n[4].last_applied_byte = 0;
+	node_start(c, 4);
+	assert_int_equal(R->set_learners(c->n[4].st, &four, 1), 0);
+	for (uint8_t k = 0; k < 5; k++)
+		propose(c, l, 100 + k, k);
+	run(c, 300);
+	assert_int_equal(status(c, 4).role, SL_CONS_ROLE_LEARNER);
+	assert_int_equal(status(c, 4).applied_index, status(c, l).applied_index);
+	cluster_free(c);
+}
+
 static void test_learner_then_promote(void **u)
 {
 	(void)u;
@@ -1476,6 +1509,7 @@ int main(void)
 	    cmocka_unit_test(test_read_index_and_lease),
 	    cmocka_unit_test(test_learner_then_promote),
 	    cmocka_unit_test(test_set_learners),
+	    cmocka_unit_test(test_learner_restarts_empty),
 	    cmocka_unit_test(test_snapshot_for_lagging_follower),
 	    cmocka_unit_test(test_snapshot_in_chunks),
 	    cmocka_unit_test(test_rejoin_after_lost_state),
