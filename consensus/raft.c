@@ -1686,6 +1686,11 @@ static int rf_step(void *st, const struct sl_cons_msg *m)
 		if (r.err)
 			break;
 		uint64_t last = last_index(s);
+		if (c > last && !is_voter(s, s->self))
+			/* the leader's match for this learner is past its log (its copy was
+			 * dropped): a reject holding `last` puts the match back (on_append_resp),
+			 * also in an idle or sealed group, which sends no append */
+			send_simple(s, m->from, M_APPEND_RESP, F_REJECT, s->term, c, last, 2);
 		if (c > last)
 			c = last;
 		if (c > s->commit)

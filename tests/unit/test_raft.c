@@ -702,6 +702,10 @@ static void test_learner_restarts_empty(void **u)
 	c->n[4].last_applied_byte = 0;
 	node_start(c, 4);
 	assert_int_equal(R->set_learners(c->n[4].st, &four, 1), 0);
+	/* an idle group sends it heartbeats only: they say the leader's match is past its
+	 * log, and it says so */
+	run(c, 300);
+	assert_int_equal(status(c, 4).applied_index, status(c, l).applied_index);
 	for (uint8_t k = 0; k < 5; k++)
 		propose(c, l, 100 + k, k);
 	run(c, 300);
