@@ -11,14 +11,16 @@
 #   merge   region 0 merges its right neighbour back (region merge; after split)
 #   replica region 2's last replica moves to node 4, then back (region move-replica: the
 #           new node catches up as a learner before the seal)
+#   mlreplica region 4's (multileader) last replica moves to node 4, then back (the seal
+#           at once; the new node joins the next segment: base image, then the streams)
 # Prints the time each move took and the p99/max ack latency and rate of the seconds
 # before the moves against the seconds in which each phase's moves ran. Everything it
 # starts is stopped by PID and removed on exit.
 set -euo pipefail
-case "${1:-}" in -h | --help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; esac
+case "${1:-}" in -h | --help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; esac
 B=$(cd "${1:-build}" && pwd)
 SRC=$(cd "$(dirname "$0")/.." && pwd)
-DURATION=${DURATION:-90} WARM=${WARM:-10} GAP=${GAP:-4} OPS=${OPS:-leader home switch split merge replica} BATCH=${BATCH:-1000} INFLIGHT=${INFLIGHT:-8}
+DURATION=${DURATION:-90} WARM=${WARM:-10} GAP=${GAP:-4} OPS=${OPS:-leader home switch split merge replica mlreplica} BATCH=${BATCH:-1000} INFLIGHT=${INFLIGHT:-8}
 SLUICED=$B/ctl/sluiced CTLD=$B/ctl/sluice-ctld BENCH=$B/perf/sluice-bench
 VERIFY=$SRC/tests/integration/verify_points.py
 [ -x "$SLUICED" ] && [ -x "$CTLD" ] && [ -x "$BENCH" ] || { echo "move_pause: build $B first"; exit 1; }
@@ -26,7 +28,10 @@ NAME=mvp$$ REGIONS=6 CL_PROTOCOLS=4-5:multileader CL_NODES=4 CTLD_INITIAL_NODES=
 . "$SRC/tests/integration/lib.sh"
 DIR=$SL_DIR
 . "$SRC/tests/integration/cluster_lib.sh"
-CTLD_REGIONS=6 CTLD_PROTOCOLS=$CL_PROTOCOLS
+# a stayer writes the region's image at a switch on its worker core, which also answers
+# the node's heartbeat: on this loaded 2-core host that took up to 1.6 s, past ctld's
+# default node timeout (a move then ends failed, "node N went down"): 3 s, as the tests
+CTLD_REGIONS=6 CTLD_PROTOCOLS=$CL_PROTOCOLS CTLD_NODE_TIMEOUT_MS=${CTLD_NODE_TIMEOUT_MS:-3000}
 . "$SRC/tests/integration/ctld_lib.sh"
 BENCH_PID=0
 trap '[ "$BENCH_PID" != 0 ] && kill -9 "$BENCH_PID" 2>/dev/null; ctld_stop_all; cl_cleanup' EXIT
@@ -82,7 +87,12 @@ for PHASE in $OPS; do
 		op replica region move-replica 2 "$F" 4
 		op replica region move-replica 2 4 "$F"
 		;;
-	*) fail "unknown operation $PHASE (OPS: leader home switch split merge replica)" ;;
+	mlreplica)
+		F=$(ql regions "r['regions'][4]['replicas'][-1]")
+		op mlreplica region move-replica 4 "$F" 4
+		op mlreplica region move-replica 4 4 "$F"
+		;;
+	*) fail "unknown operation $PHASE (OPS: leader home switch split merge replica mlreplica)" ;;
 	esac
 	sleep "$GAP"
 done
@@ -90,7 +100,7 @@ wait "$BENCH_PID" || true
 BENCH_PID=0
 # where failed batches come from, per node: points whose proposal had no room after a
 # split moved them, forwarded batches given up or forgotten, proposals failed at a seal
-for c in reroute_failed fwd_failed proposals_sealed points_rerouted fwd_rerouted route_stale learners_joined; do
+for c in reroute_failed fwd_failed proposals_sealed points_rerouted fwd_rerouted route_stale learners_joined ml_joiners_caught_up; do
 	echo "node counters $c: $(for i in 1 2 3 4; do printf '%s ' "$(cl_stat "$i" "$c")"; done)"
 done >"$DIR/counters"
 "$CTL" --socket "$(csock "$(leader)")" --json moves >"$DIR/moves.json"
@@ -128,7 +138,8 @@ print('| none (before) | - | %d | %s | %s | %s |' % ((len(before),) + stats(befo
 names = {'leader': 'raft leader moves, regions 0-3', 'home': 'multileader home moves, regions 4-5',
          'switch': 'region 1 raft -> multileader -> raft', 'split': 'split of region 0',
          'merge': 'merge of region 0 and its right neighbour',
-         'replica': 'region 2: a replica to node 4 and back (learner first)'}
+         'replica': 'region 2: a replica to node 4 and back (learner first)',
+         'mlreplica': 'region 4 (multileader): a replica to node 4 and back (joiner)'}
 for name, ms in phases:
     sel = during(ms)
     print('| %s | %s | %d | %s | %s | %s |' % ((names.get(name, name), ', '.join(str(m['took_ms']) for m in ms), len(sel)) + stats(sel)))
