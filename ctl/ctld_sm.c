@@ -2486,14 +2486,14 @@ int sl_ctld_decommission_next(const struct sl_ctld_sm *sm, uint32_t *region, uin
 		}
 		/* the first region that cannot go says why (a switch running is no block) */
 		if (blocked_len > 0 && blocked[0] == '\0' && !sl_ctld_switching(sm, i)) {
+			uint32_t down = ml_replica_down(sm, r);
 			if (!moves_protocol(r))
 				snprintf(blocked, blocked_len, "region %u runs %s: switch it to raft "
 					 "or multileader first", i, r->protocol);
-			else if (ml_replica_down(sm, r) != 0)
+			else if (down != 0)
 				snprintf(blocked, blocked_len, "region %u runs multileader, whose seal "
-					 "needs every replica: node %u is %s", i,
-					 ml_replica_down(sm, r),
-					 sl_ctld_state_name(sm->nodes[ml_replica_down(sm, r)].state));
+					 "needs every replica: node %u is %s", i, down,
+					 sl_ctld_state_name(sm->nodes[down].state));
 			else if (r->rf < 2)
 				snprintf(blocked, blocked_len, "region %u has one replica: nothing "
 					 "to catch up from", i);

@@ -716,7 +716,7 @@ int nd_region_alloc(struct worker *w, struct region *r, char *err, size_t err_le
 /* node_switch.c: the protocol switch */
 int nd_switch_recover(struct sl_node *n, struct region *r, char *err, size_t err_len);
 void nd_switch_poll(struct worker *w, struct region *r);
-void nd_ml_join_base(struct worker *w, struct region *r);
+void nd_region_log_at(struct worker *w, struct region *r, uint64_t base);
 bool nd_ml_joined(struct worker *w, struct region *r);
 void nd_split_poll_unborn(struct worker *w, struct region *c);
 /* A region's epochs file goes (a region merged into another: nothing of it is left). */

@@ -778,7 +778,7 @@ static int worker_init(struct sl_node *n, struct worker *w, char *err, size_t er
 		 * restart before it caught up, or it merged its peers' images only): the
 		 * segment's log starts at the segment's base */
 		if (r->ml && r->epoch > 0 && r->snapshot_index < nd_epoch_base(r->epoch))
-			nd_ml_join_base(w, r);
+			nd_region_log_at(w, r, nd_epoch_base(r->epoch));
 	}
 	rc = sessions_load(w, err, err_len);
 	if (rc != 0)

@@ -469,7 +469,7 @@ static void region_join(struct worker *w, struct region *r, uint32_t want)
 	 * the base image from a peer and holds what they hold */
 	r->ml_joining = ml;
 	if (ml)
-		nd_ml_join_base(w, r);
+		nd_region_log_at(w, r, nd_epoch_base(r->epoch));
 	char err[256];
 	if (nd_region_open(w->node, r, rejoin || ml, err, sizeof(err)) != 0) {
 		open_failed(w, r, err);
@@ -482,11 +482,10 @@ static void region_join(struct worker *w, struct region *r, uint32_t want)
 	       ml ? "the base image and the streams" : "snapshot");
 }
 
-/* A multileader joiner's empty log: it starts at the base of the segment it joins (the
- * indexes of segment e are above nd_epoch_base(e)). */
-void nd_ml_join_base(struct worker *w, struct region *r)
+/* The region's log starts over, empty, after `base` (a new segment's image, or a
+ * multileader joiner's segment base, nd_epoch_base(r->epoch): it has no image of it). */
+void nd_region_log_at(struct worker *w, struct region *r, uint64_t base)
 {
-	uint64_t base = nd_epoch_base(r->epoch);
 	sl_rlog_free(&r->rlog);
 	sl_rlog_init(&r->rlog, base, 1);
 	sl_rlog_set_alloc(&r->rlog, nd_rlog_alloc, nd_rlog_free, &w->arena);
@@ -622,12 +621,8 @@ static void segment_reset(struct worker *w, struct region *r, struct sl_store *s
 		sl_store_destroy(r->store);
 		r->store = st;
 	}
-	sl_rlog_free(&r->rlog);
-	sl_rlog_init(&r->rlog, base, 1);
-	sl_rlog_set_alloc(&r->rlog, nd_rlog_alloc, nd_rlog_free, &w->arena);
-	r->snapshot_index = r->applied_index = r->last_index = base;
+	nd_region_log_at(w, r, base);
 	r->recover_target = 0; /* the old segment's recovered end: past, in the image */
-	r->snapshot_term = 1;
 	r->snap_since = sl_store_mark_clean(r->store);
 	r->snap_base_index = base;
 	r->snap_base_bytes = bytes;
@@ -644,8 +639,6 @@ static void segment_reset(struct worker *w, struct region *r, struct sl_store *s
 	free(r->ml_send);
 	r->ml_send = NULL;
 	r->ml_send_len = 0;
-	r->hs = (struct sl_cons_hard_state){0, 0, base};
-	r->has_hs = false;
 }
 
 /* The durable image st (of bytes at base) is region r's at the new segment l: the old
