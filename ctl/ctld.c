@@ -49,6 +49,7 @@ struct ctld_stats {
 	uint64_t leaders_recorded; /* set_leader proposals */
 	uint64_t moves_asked, moves_refused, moves_done, moves_failed, moves_balance, moves_drain;
 	uint64_t switches_asked, switches_refused, switches_proposed; /* protocol switches */
+	uint64_t core_moves_asked, core_moves_refused; /* an operator's core moves */
 	/* replica moves: an operator's asked/refused, ctld's own proposed */
 	uint64_t replica_moves_asked, replica_moves_refused, moves_decommission, moves_rebalance;
 	uint64_t decommissions; /* decommission/recommission proposals */
@@ -720,6 +721,9 @@ static void move_duties(struct ctld *c, uint64_t now, uint64_t timeout)
 					 "retired)", c->sm.regions[m->region].epoch, m->region,
 					 c->sm.regions[m->region].hash_lo,
 					 c->sm.regions[m->region].hash_hi, m->merge_with - 1);
+			else if (m->kind == SL_CTLD_MOVE_CORE)
+				snprintf(why, sizeof(why), "every replica runs epoch %u on core %u",
+					 c->sm.regions[m->region].epoch, m->core - 1);
 			else if (m->kind == SL_CTLD_MOVE_AUTOMERGE) /* keeps the reason it ran */
 				snprintf(why, sizeof(why), "%.90s; done: region %u runs epoch %u, "
 					 "region %u retired", m->why, m->region,
@@ -839,6 +843,8 @@ static struct json_object *status_json(struct ctld *c)
 	CNT(moves_balance);
 	CNT(moves_drain);
 	CNT(switches_asked);
+	CNT(core_moves_asked);
+	CNT(core_moves_refused);
 	CNT(switches_refused);
 	CNT(switches_proposed);
 	CNT(replica_moves_asked);
@@ -1095,6 +1101,46 @@ static int ctl_set_protocol(struct ctld *c, struct json_object *args, struct jso
 	return 0;
 }
 
+/* move_core {region, core}: the region's segment is sealed and the next runs the same
+ * protocol on worker core `core` of every node; a move of kind core (`moves`). */
+static int ctl_move_core(struct ctld *c, struct json_object *args, struct json_object **result,
+			 const char **err_code, char *err_msg, size_t err_len)
+{
+	int rc = need_leader(c, err_code, err_msg, err_len);
+	if (rc != 0)
+		return rc;
+	uint64_t region = 0, core = 0;
+	c->st.core_moves_asked++;
+	if (arg_uint(args, "region", 0, UINT32_MAX, &region) != 0 ||
+	    arg_uint(args, "core", 0, UINT32_MAX, &core) != 0) {
+		c->st.core_moves_refused++;
+		CTL_ERR(SL_CTL_ERR_BAD_REQUEST, "move_core needs args.region and args.core (numbers)");
+	}
+	char err[256];
+	rc = sl_ctld_check_move_core(&c->sm, region, core, err, sizeof(err));
+	if (rc != 0) {
+		c->st.core_moves_refused++;
+		CTL_ERR(check_code(rc), "%s", err);
+	}
+	uint64_t id = next_move_id(c);
+	rc = propose(c, sl_ctld_cmd_move_core(id, (uint32_t)region, (uint32_t)core, wall_ms()));
+	if (rc != 0) {
+		c->st.core_moves_refused++;
+		CTL_ERR("busy", "move_core: proposal refused: %s", strerror(-rc));
+	}
+	c->move_proposed_id = id;
+	c->move_proposed_ns = now_ns();
+	fprintf(stderr, "sluice-ctld: move %" PRIu64 ": region %" PRIu64 " to core %" PRIu64 "\n",
+		id, region, core);
+	struct json_object *o = json_object_new_object();
+	json_object_object_add(o, "move", json_object_new_int64((int64_t)id));
+	json_object_object_add(o, "region", json_object_new_int64((int64_t)region));
+	json_object_object_add(o, "to_core", json_object_new_int64((int64_t)core));
+	json_object_object_add(o, "state", json_object_new_string("running"));
+	*result = o;
+	return 0;
+}
+
 /* split {region, at?}: the region's segment is sealed and the next is cut in two at hash
  * `at` (default: the middle of its range), the upper half a new region; a move of kind
  * split (`moves`). */
@@ -1317,6 +1363,8 @@ static int ctl_handler(void *arg, const char *cmd, struct json_object *args,
 		return ctl_move_replica(c, args, result, err_code, err_msg, err_len);
 	else if (strcmp(cmd, "split") == 0)
 		return ctl_split(c, args, result, err_code, err_msg, err_len);
+	else if (strcmp(cmd, "move_core") == 0)
+		return ctl_move_core(c, args, result, err_code, err_msg, err_len);
 	else if (strcmp(cmd, "merge") == 0)
 		return ctl_merge(c, args, result, err_code, err_msg, err_len);
 	else if (strcmp(cmd, "decommission") == 0 || strcmp(cmd, "recommission") == 0)

@@ -141,6 +141,13 @@ struct sl_ctld_region {
 	uint32_t merge_with;
 	uint32_t merged_into;
 	uint32_t merge_epoch;
+	/* A core move (docs/cluster.md, "Moving a region to another core") is a switch to
+	 * the same protocol whose next segment runs on another worker core of every node:
+	 * core is that core + 1 once one ran (0: the core of its lineage, the first region
+	 * of its split line's id mod the node's cores: sl_ctld_region_core), next_core the
+	 * target + 1 while one runs (0: none). A split's new region takes its parent's. */
+	uint32_t core;
+	uint32_t next_core;
 };
 
 enum sl_ctld_node_state { SL_CTLD_EXPECTED = 0, SL_CTLD_UP = 1, SL_CTLD_DOWN = 2 };
@@ -182,6 +189,9 @@ enum sl_ctld_move_kind {
 	 * range of its right neighbour, merge_with - 1, which is retired */
 	SL_CTLD_MOVE_MERGE = 9,
 	SL_CTLD_MOVE_AUTOMERGE = 10, /* ctld's own merge (two small neighbours), as a merge */
+	/* a core move (move_core): from = to = 0, the protocol stays; core is the target
+	 * core + 1 */
+	SL_CTLD_MOVE_CORE = 11,
 };
 /* A move that seals the region's segment (a protocol switch, a replica move, a split or
  * a merge: a merge seals both regions' segments). */
@@ -207,6 +217,7 @@ struct sl_ctld_move {
 	uint32_t epoch;
 	uint64_t split_at; /* a split: the first hash of the new half (0 for other kinds) */
 	uint32_t merge_with; /* a merge: the right neighbour's id + 1 (0 for other kinds) */
+	uint32_t core;       /* a core move: the target core + 1 (0 for other kinds) */
 };
 
 /* The replicated metadata: identical on every replica that applied the same prefix. */
@@ -285,6 +296,16 @@ struct json_object *sl_ctld_cmd_protocol_switched(uint32_t region, uint32_t epoc
  * in progress, standalone on a region with copies, not bootstrapped). */
 int sl_ctld_check_set_protocol(const struct sl_ctld_sm *sm, uint64_t region,
 			       const char *protocol, char *err, size_t err_len);
+/* Core move, move id `id`: the region's active segment is sealed and the next one runs
+ * the same protocol on worker core `core` of every node (next_core until the replicas
+ * sealed, then protocol_switched). */
+struct json_object *sl_ctld_cmd_move_core(uint64_t id, uint32_t region, uint32_t core,
+					  uint64_t now_ms);
+/* Checks what move_core would refuse. 0, or with err: -ENOENT (no such region), -EINVAL
+ * (a core no node has), -EBUSY (not applicable now: multileader, a switch in progress, a
+ * node whose cores are unknown, the core it runs on already, not bootstrapped). */
+int sl_ctld_check_move_core(const struct sl_ctld_sm *sm, uint64_t region, uint64_t core,
+			    char *err, size_t err_len);
 /* A protocol switch of the region is in progress: its next protocol is set (a split or
  * merge pending too), or the move that switched it still waits for the replicas to run the
  * new segment (a merge's: for the region and for the neighbour it takes), or the region
@@ -400,6 +421,7 @@ struct sl_ctld_hb_region {
 	uint32_t epoch; /* the replica's active segment (0 from nodes that do not send it) */
 	bool sealed;    /* it applied the SEAL of that segment: takes no more writes in it */
 	bool rejoining; /* not caught up yet: a joiner, or a node that lost its data dir */
+	uint32_t core;  /* the worker core that runs it there + 1 (0: not reported) */
 	/* the replica's store for the region: points and bytes (absent from nodes that do not
 	 * send them: unknown, never taken as 0), and the write rate the leader derives from
 	 * the points of this and the node's previous heartbeat (unknown without both, or when

@@ -174,6 +174,7 @@ static const char *move_kind_name(uint32_t kind)
 	       : kind == SL_CTLD_MOVE_AUTOSPLIT	   ? "auto-split"
 	       : kind == SL_CTLD_MOVE_MERGE	   ? "merge"
 	       : kind == SL_CTLD_MOVE_AUTOMERGE	   ? "auto-merge"
+	       : kind == SL_CTLD_MOVE_CORE	   ? "core"
 						   : "transfer-leader";
 }
 
@@ -181,7 +182,8 @@ bool sl_ctld_move_is_switch(uint32_t kind)
 {
 	return kind == SL_CTLD_MOVE_PROTOCOL || kind == SL_CTLD_MOVE_REPLICA ||
 	       kind == SL_CTLD_MOVE_DECOMMISSION || kind == SL_CTLD_MOVE_REBALANCE ||
-	       sl_ctld_move_is_split(kind) || sl_ctld_move_is_merge(kind);
+	       kind == SL_CTLD_MOVE_CORE || sl_ctld_move_is_split(kind) ||
+	       sl_ctld_move_is_merge(kind);
 }
 
 bool sl_ctld_move_is_merge(uint32_t kind)
@@ -227,6 +229,15 @@ struct json_object *sl_ctld_cmd_set_protocol(uint64_t id, uint32_t region, const
 {
 	struct json_object *o = move_cmd("set_protocol", id, region);
 	json_object_object_add(o, "protocol", json_object_new_string(protocol));
+	json_object_object_add(o, "at_ms", json_object_new_int64((int64_t)now_ms));
+	return o;
+}
+
+struct json_object *sl_ctld_cmd_move_core(uint64_t id, uint32_t region, uint32_t core,
+					  uint64_t now_ms)
+{
+	struct json_object *o = move_cmd("move_core", id, region);
+	json_object_object_add(o, "core", json_object_new_int64(core));
 	json_object_object_add(o, "at_ms", json_object_new_int64((int64_t)now_ms));
 	return o;
 }
@@ -369,6 +380,9 @@ uint32_t sl_ctld_merging_into(const struct sl_ctld_sm *sm, uint32_t region)
 
 uint32_t sl_ctld_region_core(const struct sl_ctld_sm *sm, uint32_t region, uint32_t cores)
 {
+	/* a core move's (a split's new region took its parent's) */
+	if (region < sm->n_regions && sm->regions[region].core != 0)
+		return sm->regions[region].core - 1;
 	/* a split's new region lives on its parent's core (a parent's id is below its
 	 * child's: the walk ends) */
 	while (region < sm->n_regions && sm->regions[region].split_from != 0)
@@ -962,6 +976,67 @@ static int apply_set_protocol(struct sl_ctld_sm *sm, struct json_object *cmd, ch
 	return 0;
 }
 
+int sl_ctld_check_move_core(const struct sl_ctld_sm *sm, uint64_t region, uint64_t core,
+			    char *err, size_t err_len)
+{
+	if (!sm->bootstrapped) {
+		snprintf(err, err_len, "move_core: the cluster is not bootstrapped");
+		return -EBUSY;
+	}
+	if (region >= sm->n_regions) {
+		snprintf(err, err_len, "move_core: no region %" PRIu64 " (ids are below %u)", region,
+			 sm->n_regions);
+		return -ENOENT;
+	}
+	if (refuse_retired(sm, "move_core", region, err, err_len))
+		return -EINVAL;
+	const struct sl_ctld_region *r = &sm->regions[region];
+	/* every node runs the region on the same core (a non-replica forwards its writes
+	 * from there): each must have it */
+	uint32_t cores = 0;
+	for (uint32_t nd = 1; nd <= sm->n_nodes; nd++) {
+		if (sm->nodes[nd].cores == 0)
+			BUSY("move_core: node %u has not joined: its cores are unknown", nd);
+		if (core >= sm->nodes[nd].cores)
+			REFUSE("move_core: node %u has %u worker cores (0..%u): no core %" PRIu64, nd,
+			       sm->nodes[nd].cores, sm->nodes[nd].cores - 1, core);
+		cores = sm->nodes[nd].cores;
+	}
+	if (strcmp(r->protocol, "raft") != 0 && strcmp(r->protocol, "standalone") != 0)
+		BUSY("move_core: region %" PRIu64 " runs %s: only raft and standalone regions move "
+		     "between cores (switch it to raft first)",
+		     region, r->protocol);
+	if (sl_ctld_switching(sm, (uint32_t)region))
+		BUSY("move_core: region %" PRIu64 " has a switch in progress (see moves)", region);
+	if (sl_ctld_region_core(sm, (uint32_t)region, cores) == core)
+		BUSY("move_core: region %" PRIu64 " runs on core %" PRIu64 " already", region, core);
+	return 0;
+}
+
+/* A core move: a switch to the same protocol whose next segment runs on another core. */
+static int apply_move_core(struct sl_ctld_sm *sm, struct json_object *cmd, char *err,
+			   size_t err_len)
+{
+	uint64_t id = 0, region = 0, core = 0, at = 0;
+	if (!get_uint(cmd, "id", 1, INT64_MAX, &id) ||
+	    !get_uint(cmd, "region", 0, UINT32_MAX, &region) ||
+	    !get_uint(cmd, "core", 0, SL_CTLD_MAX_CORES - 1, &core) ||
+	    !get_uint(cmd, "at_ms", 0, INT64_MAX, &at))
+		REFUSE("move_core: id, region, core and at_ms must be numbers (core below %u)",
+		       SL_CTLD_MAX_CORES);
+	if (id <= sm->n_moves) /* as transfer_leader: a stale proposal */
+		REFUSE("move_core: move %" PRIu64 " is not after the last one (%" PRIu64 ")", id,
+		       sm->n_moves);
+	if (sl_ctld_check_move_core(sm, region, core, err, err_len) != 0)
+		return -EINVAL;
+	struct sl_ctld_region *r = &sm->regions[region];
+	struct sl_ctld_move *m =
+		switch_start(sm, id, SL_CTLD_MOVE_CORE, (uint32_t)region, at, r->protocol);
+	m->core = (uint32_t)core + 1;
+	r->next_core = (uint32_t)core + 1;
+	return 0;
+}
+
 /* Every replica sealed the active segment: the next one, epoch + 1, runs next_protocol. */
 static int apply_protocol_switched(struct sl_ctld_sm *sm, struct json_object *cmd, char *err,
 				   size_t err_len)
@@ -989,6 +1064,10 @@ static int apply_protocol_switched(struct sl_ctld_sm *sm, struct json_object *cm
 	r->next_protocol[0] = '\0';
 	r->epoch = (uint32_t)epoch;
 	r->learner = 0; /* a replica of the new segment now */
+	if (r->next_core != 0) { /* a core move: the new segment runs there */
+		r->core = r->next_core;
+		r->next_core = 0;
+	}
 	if (r->next_rf != 0) {
 		/* the new segment runs on the new replica set; the preferred leader stays if it
 		 * is still a replica, else the first that was one before (it has the data) */
@@ -1116,6 +1195,7 @@ static int apply_split_done(struct sl_ctld_sm *sm, struct json_object *cmd, char
 	n->epoch = (uint32_t)epoch; /* its log starts at segment epoch, as the region's */
 	n->split_from = (uint32_t)region + 1;
 	n->split_epoch = (uint32_t)epoch;
+	n->core = r->core; /* on its parent's core */
 	sm->n_regions++;
 	r->hash_hi = at - 1;
 	r->epoch = (uint32_t)epoch;
@@ -1416,6 +1496,8 @@ int sl_ctld_sm_apply(struct sl_ctld_sm *sm, const uint8_t *data, uint32_t len, c
 		rc = apply_move_end(sm, cmd, err, err_len);
 	} else if (strcmp(op, "set_protocol") == 0) {
 		rc = apply_set_protocol(sm, cmd, err, err_len);
+	} else if (strcmp(op, "move_core") == 0) {
+		rc = apply_move_core(sm, cmd, err, err_len);
 	} else if (strcmp(op, "protocol_switched") == 0) {
 		rc = apply_protocol_switched(sm, cmd, err, err_len);
 	} else if (strcmp(op, "split") == 0) {
@@ -1481,6 +1563,12 @@ int sl_ctld_soft_heartbeat(struct sl_ctld_soft *soft, const struct sl_ctld_sm *s
 				REFUSE("heartbeat: regions[%zu].sealed must be true or false", i);
 			sealed = json_object_get_boolean(v);
 		}
+		/* core: the worker core that runs it (absent from nodes that predate core moves) */
+		uint64_t core = UINT64_MAX;
+		if (json_object_object_get_ex(ro, "core", NULL) &&
+		    !get_uint(ro, "core", 0, SL_CTLD_MAX_CORES - 1, &core))
+			REFUSE("heartbeat: regions[%zu].core must be a number in 0..%u", i,
+			       SL_CTLD_MAX_CORES - 1);
 		/* rejoining: a joiner (or a node that lost its data dir) not caught up yet */
 		bool rejoining = false;
 		if (json_object_object_get_ex(ro, "rejoining", &v)) {
@@ -1508,6 +1596,7 @@ int sl_ctld_soft_heartbeat(struct sl_ctld_soft *soft, const struct sl_ctld_sm *s
 						     term,   commit, applied,
 						     (uint32_t)epoch, sealed};
 		tmp[id].rejoining = rejoining;
+		tmp[id].core = core == UINT64_MAX ? 0 : (uint32_t)core + 1;
 		tmp[id].has_points = has_points;
 		tmp[id].has_bytes = has_bytes;
 		tmp[id].points = points;
@@ -2017,6 +2106,18 @@ bool sl_ctld_switch_done(const struct sl_ctld_sm *sm, const struct sl_ctld_soft 
 	uint64_t base = replica_kind(m->kind) ? sl_ctld_segment_base(r->epoch) : 0;
 	bool ok = replicas_at(sm, soft, m->region, r->epoch, false, 0, base, now_ns, timeout_ns,
 			      waiting, waiting_len, &n_ok);
+	if (ok && m->kind == SL_CTLD_MOVE_CORE) {
+		/* every replica runs the new segment on the new core (a node reports the core
+		 * of the worker that answers for the region) */
+		for (uint32_t k = 0; k < r->rf; k++) {
+			const struct sl_ctld_hb_region *h = &soft->hb[r->replicas[k]][m->region];
+			if (h->core != 0 && h->core != m->core) {
+				snprintf(waiting, waiting_len, "node %u runs it on core %u, not %u yet",
+					 r->replicas[k], h->core - 1, m->core - 1);
+				return false;
+			}
+		}
+	}
 	if (!ok || !sl_ctld_move_is_split(m->kind))
 		return ok;
 	/* a split: the replicas run the new half too (a node reports it once it has it) */
@@ -2093,6 +2194,11 @@ struct json_object *sl_ctld_view_regions(const struct sl_ctld_sm *sm,
 		 * this one of: absent otherwise */
 		if (r->split_at != 0)
 			json_object_object_add(o, "split_at", hex64(r->split_at));
+		/* a core move's core (absent: the lineage's), and its target while one runs */
+		if (r->core != 0)
+			json_object_object_add(o, "core", json_object_new_int64(r->core - 1));
+		if (r->next_core != 0)
+			json_object_object_add(o, "next_core", json_object_new_int64(r->next_core - 1));
 		if (r->split_from != 0) {
 			json_object_object_add(o, "split_from",
 					       json_object_new_int64(r->split_from - 1));
@@ -2201,7 +2307,8 @@ struct json_object *sl_ctld_view_moves(const struct sl_ctld_sm *sm,
 		json_object_object_add(o, "kind", json_object_new_string(move_kind_name(m->kind)));
 		json_object_object_add(o, "region", json_object_new_int64(m->region));
 		json_object_object_add(o, "from", m->from ? json_object_new_int64(m->from) : NULL);
-		bool proto = m->kind == SL_CTLD_MOVE_PROTOCOL || sl_ctld_move_is_split(m->kind) ||
+		bool proto = m->kind == SL_CTLD_MOVE_PROTOCOL || m->kind == SL_CTLD_MOVE_CORE ||
+			     sl_ctld_move_is_split(m->kind) ||
 			     sl_ctld_move_is_merge(m->kind),
 		     sw = sl_ctld_move_is_switch(m->kind);
 		json_object_object_add(o, "to", proto ? NULL : json_object_new_int64(m->to));
@@ -2217,6 +2324,8 @@ struct json_object *sl_ctld_view_moves(const struct sl_ctld_sm *sm,
 		/* a merge: the right neighbour the region takes (retired once it is done) */
 		json_object_object_add(o, "merge_with",
 				       m->merge_with ? json_object_new_int64(m->merge_with - 1) : NULL);
+		/* a core move: the core every node runs the region on after it */
+		json_object_object_add(o, "to_core", m->core ? json_object_new_int64(m->core - 1) : NULL);
 		json_object_object_add(o, "state",
 				       json_object_new_string(sl_ctld_move_state_name(m->state)));
 		/* what a running switch waits for: the leader's heartbeats (none elsewhere) */
@@ -2364,7 +2473,7 @@ int sl_ctld_balance_next_by(const struct sl_ctld_sm *sm, uint64_t now_ms,
 	memset(core_leads, 0, sizeof(core_leads));
 	for (uint32_t i = 0; i < sm->n_regions; i++) {
 		const struct sl_ctld_region *r = &sm->regions[i];
-		uint32_t c = sm->nodes[r->leader].cores ? i % sm->nodes[r->leader].cores : 0;
+		uint32_t c = sl_ctld_region_core(sm, i, sm->nodes[r->leader].cores);
 		if (r->rf >= 2 && !sl_ctld_region_retired(sm, i)) {
 			leads[r->leader]++;
 			core_leads[r->leader][c]++;
@@ -2386,8 +2495,8 @@ int sl_ctld_balance_next_by(const struct sl_ctld_sm *sm, uint64_t now_ms,
 			uint32_t n = r->replicas[k];
 			if (n == r->leader || !node_takes(sm, n))
 				continue;
-			uint32_t nc = sm->nodes[n].cores ? i % sm->nodes[n].cores : 0;
-			uint32_t cc = cand && sm->nodes[cand].cores ? i % sm->nodes[cand].cores : 0;
+			uint32_t nc = sl_ctld_region_core(sm, i, sm->nodes[n].cores);
+			uint32_t cc = cand ? sl_ctld_region_core(sm, i, sm->nodes[cand].cores) : 0;
 			if (cand == 0 || leads[n] < leads[cand] ||
 			    (leads[n] == leads[cand] && core_leads[n][nc] < core_leads[cand][cc]))
 				cand = n;
@@ -2406,7 +2515,7 @@ int sl_ctld_balance_next_by(const struct sl_ctld_sm *sm, uint64_t now_ms,
 		if (by_rate || evac_kind != 0 || from->state != SL_CTLD_UP ||
 		    leads[r->leader] < leads[cand] + 2)
 			continue;
-		uint32_t c = from->cores ? i % from->cores : 0;
+		uint32_t c = sl_ctld_region_core(sm, i, from->cores);
 		if (best_r == UINT32_MAX || leads[r->leader] > best_from_load ||
 		    (leads[r->leader] == best_from_load && core_leads[r->leader][c] > best_core_load)) {
 			best_r = i;

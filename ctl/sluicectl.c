@@ -603,8 +603,23 @@ static int cmd_region_merge(const struct opts *o, int argc, char **argv)
 	return call_and_render(o, "merge", args, render_status);
 }
 
+/* region move-core R CORE: sluice-ctld seals the region's active segment and the next
+ * runs on worker core CORE of every node (a move of kind core). */
+static int cmd_region_move_core(const struct opts *o, int argc, char **argv)
+{
+	long long region = 0, core = 0;
+	if (argc != 4 || !parse_i64(argv[2], 0, UINT32_MAX, &region) ||
+	    !parse_i64(argv[3], 0, UINT32_MAX, &core))
+		return usage_error("region move-core: expected REGION CORE (numbers; CORE counts "
+				   "from 0, below every node's [eal] workers)");
+	struct json_object *args = json_object_new_object();
+	json_object_object_add(args, "region", json_object_new_int64(region));
+	json_object_object_add(args, "core", json_object_new_int64(core));
+	return call_and_render(o, "move_core", args, render_status);
+}
+
 /* region transfer-leader R NODE | set-protocol R PROTOCOL | move-replica R FROM TO |
- * split R [--at HASH] | merge R: moves
+ * split R [--at HASH] | merge R | move-core R CORE: moves
  * recorded by sluice-ctld; `moves` shows whether they are running, done or failed, and
  * why. */
 static int cmd_region(const struct opts *o, int argc, char **argv)
@@ -618,10 +633,12 @@ static int cmd_region(const struct opts *o, int argc, char **argv)
 		return cmd_region_split(o, argc, argv);
 	if (argc >= 2 && strcmp(argv[1], "merge") == 0)
 		return cmd_region_merge(o, argc, argv);
+	if (argc >= 2 && strcmp(argv[1], "move-core") == 0)
+		return cmd_region_move_core(o, argc, argv);
 	if (argc < 2 || strcmp(argv[1], "transfer-leader") != 0)
 		return usage_error("region: expected a subcommand: transfer-leader R NODE, "
 				   "set-protocol R PROTOCOL, move-replica R FROM TO, "
-				   "split R [--at 0xHASH] or merge R");
+				   "split R [--at 0xHASH], merge R or move-core R CORE");
 	if (argc != 4 || !parse_i64(argv[2], 0, UINT32_MAX, &region) ||
 	    !parse_i64(argv[3], 1, UINT32_MAX, &node))
 		return usage_error("region transfer-leader: expected REGION NODE (numbers)");
@@ -1334,7 +1351,8 @@ static const struct command commands[] = {
      "sluice-ctld: per data node and core, the regions it replicates and leads"},
     {"region", cmd_region,
      "region transfer-leader REGION NODE | set-protocol REGION PROTOCOL |\n"
-     "         move-replica REGION FROM TO | split REGION [--at 0xHASH] | merge REGION",
+     "         move-replica REGION FROM TO | split REGION [--at 0xHASH] | merge REGION |\n"
+     "         move-core REGION CORE",
      "sluice-ctld: transfer-leader makes NODE the region's preferred leader; its leader\n"
      "      hands over (a multileader region: its home moves). set-protocol switches the\n"
      "      region to PROTOCOL (standalone, raft, multileader) online: its replicas seal the\n"
@@ -1349,7 +1367,10 @@ static const struct command commands[] = {
      "      it: same protocol, raft or standalone, same replicas, same core on every node):\n"
      "      both seal, the next segment of REGION (epoch + 1) covers both ranges and the\n"
      "      neighbour is retired (`regions`: merge_with while pending, merged_into on the\n"
-     "      retired one; its id is never reused). All are recorded as moves: see `moves`"},
+     "      retired one; its id is never reused). move-core moves a raft or standalone\n"
+     "      region to worker core CORE of every node: the replicas seal the active segment,\n"
+     "      the next runs there (e.g. a split's half, onto a core of its own; `regions`\n"
+     "      shows core). All are recorded as moves: see `moves`"},
     {"node", cmd_node, "node drain|undrain|decommission|recommission NODE",
      "sluice-ctld: drain moves every leader off NODE (moves of kind drain, one after the\n"
      "      other) and none to it, e.g. before maintenance; undrain ends it (the balance\n"

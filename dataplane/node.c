@@ -1259,6 +1259,47 @@ uint64_t nd_lsnq_trim(struct worker *w)
 
 /* ---------------------------------------------------------------- routing */
 
+/* The points handed on to another core (redirect_point): sent, or kept for the next try
+ * (false). */
+static bool redirect_flush(struct worker *w)
+{
+	if (w->redir == NULL || !xmsg_send(w, w->redir_dst, w->redir))
+		return w->redir == NULL;
+	w->redir = NULL;
+	return true;
+}
+
+/* A point of x (its record: `size` bytes at x->off) for region `region`, which another
+ * core runs now (a core move since it was routed): into a message to that core with x's
+ * origin, so its ack handle stays valid there. false: no room now (x stalls here). */
+static bool redirect_point(struct worker *w, const struct xmsg *x, uint32_t region,
+			   unsigned owner, size_t size)
+{
+	struct xmsg *y = w->redir;
+	if (y != NULL && (w->redir_dst != owner || y->src != x->src || y->used + size > XMSG_BYTES)) {
+		if (!redirect_flush(w))
+			return false;
+		y = NULL;
+	}
+	if (y == NULL) {
+		y = nd_xmsg_get(w, XMSG_POINTS);
+		if (y == NULL)
+			return false;
+		y->src = x->src;
+		w->redir = y;
+		w->redir_dst = (uint16_t)owner;
+	}
+	struct xpoint hdr;
+	memcpy(&hdr, x->buf + x->off, sizeof(hdr));
+	hdr.region = (uint16_t)region;
+	memcpy(y->buf + y->used, &hdr, sizeof(hdr));
+	memcpy(y->buf + y->used + sizeof(hdr), x->buf + x->off + sizeof(hdr), size - sizeof(hdr));
+	y->used += (uint32_t)size;
+	y->n++;
+	sl_stats_add(w->st, SL_STAT_core_redirects, 1);
+	return true;
+}
+
 /* Consume points of a message (from a ring or the local queue); false if stalled. */
 static bool consume_points(struct worker *w, struct xmsg *x)
 {
@@ -1277,16 +1318,26 @@ static bool consume_points(struct worker *w, struct xmsg *x)
 				      .str = xp.type == SL_VAL_STR ? key + xp.key_len : NULL,
 				      .str_len = xp.type == SL_VAL_STR ? xp.str_len : 0};
 		struct region *r = &n->regions[xp.region];
-		SL_ASSERT(r->worker == w->idx);
-		if (xp.series_id < r->hash_lo || xp.series_id > r->hash_hi) {
+		uint32_t owner = r->worker;
+		if (owner == w->idx && (xp.series_id < r->hash_lo || xp.series_id > r->hash_hi)) {
 			/* routed by a table a split has changed since (node_route.c): the
 			 * region that owns it now is on this core too (a split's child stays on
-			 * its parent's) */
+			 * its parent's) unless a core move took it elsewhere since */
 			struct region *to = &n->regions[nd_route_of(n, xp.series_id)];
 			if (to->worker == w->idx) {
 				r = to;
 				sl_stats_add(w->st, SL_STAT_route_stale, 1);
 			}
+		}
+		if (owner != w->idx) {
+			/* its region moved to another core since it was routed (a core move) */
+			if (!redirect_point(w, x, r->id, owner, xpoint_size(&pt))) {
+				(void)redirect_flush(w);
+				return false;
+			}
+			x->pos++;
+			x->off += (uint32_t)xpoint_size(&pt);
+			continue;
 		}
 		if (w->wal_failed) {
 			send_ack(w, x->src, xp.handle, 1, 0, -EIO);
@@ -1298,6 +1349,7 @@ static bool consume_points(struct worker *w, struct xmsg *x)
 	}
 	if (x->src != w->idx)
 		sl_stats_add(w->st, SL_STAT_cross_core_in, x->n);
+	(void)redirect_flush(w); /* else kept: the egress stage sends it */
 	return true;
 }
 
@@ -1784,6 +1836,7 @@ static int stage_wal(struct worker *w)
 static int stage_egress(struct worker *w)
 {
 	flush_ack_msgs(w);
+	(void)redirect_flush(w);
 	int work = outbox_flush(w);
 	nd_net_tx_flush(w);
 	work += nd_fab_flush(w);

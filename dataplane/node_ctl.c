@@ -129,6 +129,16 @@ void nd_serve_ctl(struct worker *w)
 		struct ctl_req *q = obj;
 		struct sl_node *n = w->node;
 		struct region *r = &n->regions[q->region];
+		uint32_t owner = r->worker;
+		if (q->kind != CTL_WAL_FAULT && owner != w->idx) {
+			/* the region moved to another core since the request was sent (a core
+			 * move): that core answers */
+			if (rte_ring_mp_enqueue(n->w[owner].ctlq, q) == 0)
+				continue;
+			q->rc = -EBUSY;
+			atomic_store_explicit(&q->done, 1, memory_order_release);
+			continue;
+		}
 		bool retired = atomic_load(&r->retired);
 		if (r->store == NULL || atomic_load(&r->unborn) || retired) {
 			/* a split's child its parent has not made here yet, or a region merged

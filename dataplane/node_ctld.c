@@ -55,6 +55,7 @@ struct map_seg {
 	uint32_t epoch;
 	char next[32];
 	uint32_t learner; /* a replica move's learner of that segment (0: none) */
+	uint32_t core;	  /* the worker core every node runs it on + 1 (0: as it is) */
 };
 
 /* ctld's `regions` answer as map entries: count, or -EBADMSG (0: not bootstrapped). seg
@@ -96,6 +97,14 @@ static int map_from_json(struct json_object *res, struct sl_cfg_map_region *m,
 					return -EBADMSG;
 				snprintf(seg[r].next, sizeof(seg[r].next), "%s",
 					 json_object_get_string(v));
+			}
+			v = NULL;
+			if (json_object_object_get_ex(o, "core", &v) && v != NULL) {
+				int64_t core = json_object_get_int64(v);
+				if (!json_object_is_type(v, json_type_int) || core < 0 ||
+				    core >= SL_CFG_MAX_WORKERS)
+					return -EBADMSG;
+				seg[r].core = (uint32_t)core + 1;
 			}
 			v = NULL;
 			if (json_object_object_get_ex(o, "learner", &v) && v != NULL) {
@@ -301,6 +310,9 @@ int nd_ctld_take_map(struct sl_node *n, char *err, size_t err_len)
 		rc = sl_cfg_map_set(&n->cfg, got, (uint32_t)n_got, err, err_len);
 		if (rc == 0)
 			SL_LOG(NOTICE, node, "region map of %d regions taken from ctld\n", n_got);
+		/* the core each region runs on after a core move (nd_region_place) */
+		for (int r = 0; rc == 0 && r < n_got; r++)
+			n->map_core[r] = seg[r].core;
 	} else if (n_saved > 0) {
 		rc = sl_cfg_map_set(&n->cfg, saved, (uint32_t)n_saved, err, err_len);
 		if (rc == 0)
@@ -450,6 +462,7 @@ static void map_segment(struct sl_node *n, struct nd_ctld *c, uint32_t r,
 		memcpy(rg->want_nodes, m->nodes, sizeof(rg->want_nodes));
 		rg->want_copies = m->copies;
 		rg->want_preferred = m->preferred;
+		atomic_store(&rg->want_core, seg->core);
 		atomic_store(&rg->want_learner, seg->learner);
 		atomic_store(&rg->want_seal, seg->next[0] != '\0');
 		atomic_store_explicit(&rg->want_epoch, seg->epoch, memory_order_release);
@@ -460,6 +473,8 @@ static void map_segment(struct sl_node *n, struct nd_ctld *c, uint32_t r,
 		return;
 	}
 	bool seal = seg->next[0] != '\0';
+	/* the core of the segment it runs (a node that only forwards moves to it: node_switch.c) */
+	atomic_store(&rg->want_core, seg->core);
 	if (seg->learner != atomic_load(&rg->want_learner)) {
 		if (seg->learner != 0)
 			SL_LOG(NOTICE, node, "region %u: ctld catches node %u up as a learner of "

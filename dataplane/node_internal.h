@@ -193,7 +193,10 @@ struct nd_read {
 
 struct region {
 	uint32_t id;
-	uint32_t worker;
+	/* the core that runs it: set at start, then changed only by that core, once a core
+	 * move's new segment is open (node_switch.c, core_handoff); other cores read it to
+	 * route (a stale read hands the point, read or request on to the owner) */
+	_Atomic uint32_t worker;
 	uint64_t hash_lo, hash_hi;
 	struct sl_store *store;
 	struct worker *wk;   /* the core that owns it */
@@ -275,6 +278,7 @@ struct region {
 	uint32_t want_nodes[SL_CFG_MAP_COPIES]; /* ...its replicas */
 	uint32_t want_copies;
 	uint32_t want_preferred;
+	_Atomic uint32_t want_core; /* ...its worker core + 1 (0: the one it runs on now) */
 	_Atomic bool sealed;	  /* this replica applied the SEAL of its segment */
 	bool epochs_pinned;	  /* the epochs file records this segment's protocol */
 	uint64_t seal_commit;	  /* ...and its SEAL's index, applied (the log durable to it) */
@@ -557,6 +561,10 @@ struct worker {
 		struct xmsg *fill_pts[SL_CFG_MAX_WORKERS];
 		struct xmsg *fill_acks[SL_CFG_MAX_WORKERS];
 		struct xmsg *stalled; /* partly consumed points message */
+		/* points that reached this core after their region moved to another: handed on
+		 * (same origin core: the ack handles stay valid) */
+		struct xmsg *redir;
+		uint16_t redir_dst;
 		uint32_t local_head, local_len;
 		struct xmsg *local_q[XRING_SIZE];
 		/* acks that found no message or ring room: sent first next time (never lost, and
@@ -674,6 +682,9 @@ struct sl_node {
 	struct nd_route *_Atomic route;
 	rte_spinlock_t route_lock;
 	uint32_t regions_conf; /* [regions] regions: what node.meta pins (splits add more) */
+	/* ctld's map at start: the core each region runs on + 1 after a core move (0: its
+	 * lineage's), for a region whose epochs file names none (nd_region_place) */
+	uint32_t map_core[SL_CFG_MAX_REGIONS];
 };
 
 /* The region a series id belongs to now. */

@@ -478,6 +478,13 @@ void nd_read_serve(struct worker *w, struct xmsg *x)
 	struct read_req *q = &x->rq;
 	uint64_t sid = sl_series_id(q->key, q->key_len);
 	struct region *r = &w->node->regions[nd_route_of(w->node, sid)];
+	uint32_t owner = r->worker;
+	if (owner != w->idx) {
+		/* the region moved to another core since this read was routed (a core move) */
+		sl_stats_add(w->st, SL_STAT_core_redirects, 1);
+		nd_outbox_send(w, owner, x);
+		return;
+	}
 	uint8_t st = SL_SESS_ST_OK;
 	if (q->level == SL_SESS_READ_LOCAL) {
 		if (r->drv == NULL)

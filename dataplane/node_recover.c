@@ -108,7 +108,13 @@ static int replay_record(void *arg, uint64_t lsn, uint16_t type, const uint8_t *
 		return 0;
 	}
 	uint32_t tag = sl_get_u32(p + 1), region = tag & 0xffffu;
-	if (region >= c->n->cfg.regions || c->n->regions[region].worker != c->w->idx) {
+	if (region >= c->n->cfg.regions) {
+		c->bad++;
+		return 0;
+	}
+	if (tag == nd_wal_region_tag(&c->n->regions[region]) &&
+	    c->n->regions[region].worker != c->w->idx) {
+		/* its segment runs on another core, whose WAL holds its records */
 		c->bad++;
 		return 0;
 	}
@@ -883,6 +889,10 @@ void nd_region_place(struct sl_node *n, struct region *r, uint32_t id)
 	r->hash_hi = r->map_hi;
 	r->worker = r->split_from != 0 && r->split_from - 1 < id ? n->regions[r->split_from - 1].worker
 								   : id % n->n_workers;
+	/* moved to another core (a core move, docs/cluster.md): the map says where; the
+	 * epochs file, when it names a core, says what this data dir runs (nd_switch_recover) */
+	if (n->map_core[id] != 0 && n->map_core[id] - 1 < n->n_workers)
+		r->worker = n->map_core[id] - 1;
 	r->open = -1;
 }
 

@@ -20,9 +20,11 @@
 
 /* ---------------------------------------------------------------- the epochs file */
 
-/* snap/region-RRRR.epochs: "EPOCH PROTOCOL SEALED KIND NODES" lines: the protocol each
- * segment of the region's log runs, the index of its SEAL once applied here (0 before),
- * what this node did at it (run, join, leave) and the segment's replicas. Written
+/* snap/region-RRRR.epochs: "EPOCH PROTOCOL SEALED KIND NODES [CORE]" lines: the protocol
+ * each segment of the region's log runs, the index of its SEAL once applied here (0
+ * before), what this node did at it (run, join, leave), the segment's replicas and the
+ * worker core that runs it here (absent from lines written before core moves: the
+ * region's core at start, nd_region_place). Written
  * before a replica reports its segment sealed (so a restart knows the protocol of a
  * segment ctld may have moved past, and that the log up to the SEAL, durable here then,
  * is committed: a raft replica restarting there applies it without a leader of that
@@ -46,6 +48,7 @@ struct epoch_line {
 	char kind;	 /* EP_* */
 	uint32_t copies; /* the segment's replicas */
 	uint32_t nodes[SL_CFG_MAP_COPIES];
+	uint32_t core;	 /* the worker core that runs it here + 1 (0: not recorded) */
 };
 
 /* The file's lines (at most EPOCHS_KEPT): count, 0 when there is no file, -EBADMSG. */
@@ -60,11 +63,13 @@ static int epochs_read(const struct sl_node *n, uint32_t region, struct epoch_li
 	if (fgets(line, sizeof(line), f) == NULL || strcmp(line, EPOCHS_MAGIC) != 0)
 		k = -EBADMSG;
 	while (k >= 0 && fgets(line, sizeof(line), f) != NULL) {
-		unsigned e = 0;
+		unsigned e = 0, core = UINT32_MAX;
 		char proto[32], kind[8], nodes[64];
 		uint64_t sealed = 0;
-		if (k == EPOCHS_KEPT ||
-		    sscanf(line, "%u %31s %" SCNu64 " %7s %63s", &e, proto, &sealed, kind, nodes) != 5 ||
+		int got = k == EPOCHS_KEPT ? 0
+					   : sscanf(line, "%u %31s %" SCNu64 " %7s %63s %u", &e, proto,
+						    &sealed, kind, nodes, &core);
+		if ((got != 5 && got != 6) || (got == 6 && core >= SL_CFG_MAX_WORKERS) ||
 		    sl_cons_find(proto) == NULL || strlen(kind) != 1 ||
 		    (kind[0] != EP_RUN && kind[0] != EP_JOIN && kind[0] != EP_LEAVE &&
 		     kind[0] != EP_LEARN && kind[0] != EP_MLJOIN)) {
@@ -74,6 +79,7 @@ static int epochs_read(const struct sl_node *n, uint32_t region, struct epoch_li
 		out[k].epoch = e;
 		out[k].sealed = sealed;
 		out[k].kind = kind[0];
+		out[k].core = got == 6 ? core + 1 : 0;
 		out[k].copies = 0;
 		char *save = NULL;
 		for (char *t = strtok_r(nodes, ",", &save); t != NULL; t = strtok_r(NULL, ",", &save)) {
@@ -100,21 +106,25 @@ static int line_fmt(char *buf, size_t cap, const struct epoch_line *l)
 	int at = snprintf(buf, cap, "%u %s %" PRIu64 " %c ", l->epoch, l->proto, l->sealed, l->kind);
 	for (uint32_t i = 0; i < l->copies && at > 0 && (size_t)at < cap; i++)
 		at += snprintf(buf + at, cap - (size_t)at, "%s%u", i ? "," : "", l->nodes[i]);
+	if (at > 0 && (size_t)at < cap && l->core != 0)
+		at += snprintf(buf + at, cap - (size_t)at, " %u", l->core - 1);
 	if (at > 0 && (size_t)at < cap)
 		at += snprintf(buf + at, cap - (size_t)at, "\n");
 	return at;
 }
 
-/* The line of segment `epoch` as the node runs it now (cfg: protocol, replicas). */
-static void line_now(const struct sl_node *n, uint32_t region, uint32_t epoch, uint64_t sealed,
-		     char kind, struct epoch_line *l)
+/* The line of region r's segment `epoch` as the node runs it now (cfg: protocol,
+ * replicas; its core). */
+static void line_now(const struct sl_node *n, const struct region *r, uint32_t epoch,
+		     uint64_t sealed, char kind, struct epoch_line *l)
 {
 	memset(l, 0, sizeof(*l));
 	l->epoch = epoch;
-	snprintf(l->proto, sizeof(l->proto), "%s", sl_cfg_region_protocol(&n->cfg, region));
+	snprintf(l->proto, sizeof(l->proto), "%s", sl_cfg_region_protocol(&n->cfg, r->id));
 	l->sealed = sealed;
 	l->kind = kind;
-	l->copies = sl_cfg_region_replicas(&n->cfg, region, l->nodes);
+	l->copies = sl_cfg_region_replicas(&n->cfg, r->id, l->nodes);
+	l->core = r->worker + 1;
 }
 
 static int epochs_put(const struct sl_node *n, uint32_t region, const struct epoch_line *put)
@@ -203,6 +213,15 @@ int nd_switch_recover(struct sl_node *n, struct region *r, char *err, size_t err
 	}
 	if (cur == NULL)
 		return 0; /* never switched: the map's protocol and replicas */
+	if (cur->core != 0 && cur->core - 1 >= n->n_workers) {
+		snprintf(err, err_len,
+			 "%s: region %u runs on worker core %u here (segment %u: a core move), but "
+			 "this node has %u workers: start it with [eal] workers = %u or more",
+			 path, r->id, cur->core - 1, r->epoch, n->n_workers, cur->core);
+		return -EINVAL;
+	}
+	if (cur->core != 0)
+		r->worker = cur->core - 1;
 	if (cur->kind == EP_LEARN || cur->kind == EP_MLJOIN) {
 		/* it ran the segment as a replica move's learner, or as a multileader joiner
 		 * not caught up yet (rejoining: its copies counted for no ack), which nothing
@@ -257,7 +276,7 @@ static bool pin(struct worker *w, struct region *r, uint64_t sealed)
 	if (r->epochs_pinned && (sealed == 0 || r->seal_commit == sealed))
 		return true;
 	struct epoch_line l;
-	line_now(w->node, r->id, r->epoch, sealed,
+	line_now(w->node, r, r->epoch, sealed,
 		 r->learner_here ? EP_LEARN : r->ml_joining ? EP_MLJOIN : EP_RUN, &l);
 	int rc = epochs_put(w->node, r->id, &l);
 	if (rc != 0) {
@@ -293,6 +312,14 @@ static bool proposals_settled(struct region *r)
 	return true;
 }
 
+/* The worker core the map runs region r's segment want_epoch on: the one it names (a
+ * core move), else the one r runs on. A multileader region stays (ctld moves none). */
+static uint32_t want_core(const struct region *r)
+{
+	uint32_t c = atomic_load_explicit(&r->want_core, memory_order_relaxed);
+	return c != 0 && c - 1 < r->wk->node->n_workers && !r->ml ? c - 1 : r->worker;
+}
+
 /* The segment ctld moved the region to (want_epoch): its line, from what the main lcore
  * took of the map (node_ctld.c). */
 static void line_wanted(const struct region *r, uint32_t want, char kind, struct epoch_line *l)
@@ -303,6 +330,7 @@ static void line_wanted(const struct region *r, uint32_t want, char kind, struct
 	l->kind = kind;
 	l->copies = r->want_copies;
 	memcpy(l->nodes, r->want_nodes, sizeof(l->nodes));
+	l->core = want_core(r) + 1;
 }
 
 /* The region runs segment l->epoch from here on: its protocol and replicas in the config
@@ -410,6 +438,32 @@ static void open_failed(struct worker *w, struct region *r, const char *err)
 	atomic_store(&w->node->failed, true);
 }
 
+/* A core move (docs/cluster.md, "Moving a region to another core"): the region's new
+ * segment, open here, runs on the core the map names from now on; that core drives it
+ * from its next round. What the region holds is its own (store, log, proposals, driver;
+ * their memory stays in this core's arena, whose allocator any thread may use) and this
+ * core owes nothing for it: proposals drained before the switch, the log durable up to
+ * the SEAL, no checkpoint of it running. Points, reads and requests routed here by a
+ * stale look at the region's core are handed on to the new one (node.c, node_ctl.c). */
+static void core_handoff(struct worker *w, struct region *r)
+{
+	struct sl_node *n = w->node;
+	uint32_t to = want_core(r), from = w->idx;
+	if (to == from || w->node->failed)
+		return;
+	int rc = nd_ckpt_quiesce(w);
+	if (rc != 0) {
+		switch_failed(w, r, "its checkpoints could not be stopped for a core move", rc);
+		return;
+	}
+	r->wk = &n->w[to];
+	atomic_store_explicit(&r->worker, to, memory_order_release);
+	sl_stats_add(w->st, SL_STAT_core_moves, 1);
+	SL_LOG(NOTICE, node, "region %u: runs on core %u from segment %u on (a core move: it "
+			     "ran on core %u)\n",
+	       r->id, to, r->epoch, from);
+}
+
 /* A node with no replica in segment `want` (it left there, or never had one): the
  * region's state here goes (once the line says so), writes are forwarded from now on. */
 static void region_leave(struct worker *w, struct region *r, uint32_t want)
@@ -432,8 +486,11 @@ static void region_leave(struct worker *w, struct region *r, uint32_t want)
 	}
 	take_segment(w, r, &l);
 	char err[256];
-	if (nd_region_open(w->node, r, false, err, sizeof(err)) != 0) /* no replica: forwards */
+	if (nd_region_open(w->node, r, false, err, sizeof(err)) != 0) { /* no replica: forwards */
 		open_failed(w, r, err);
+		return;
+	}
+	core_handoff(w, r);
 }
 
 /* A node that is a replica of segment `want` without the segment before (a node added
@@ -480,6 +537,7 @@ static void region_join(struct worker *w, struct region *r, uint32_t want)
 			     "replica%s: caught up by %s)\n",
 	       r->id, want, l.proto, rejoin ? " rejoining after its data dir was lost" : "",
 	       ml ? "the base image and the streams" : "snapshot");
+	core_handoff(w, r);
 }
 
 /* The region's log starts over, empty, after `base` (a new segment's image, or a
@@ -501,7 +559,7 @@ void nd_region_log_at(struct worker *w, struct region *r, uint64_t base)
 bool nd_ml_joined(struct worker *w, struct region *r)
 {
 	struct epoch_line l;
-	line_now(w->node, r->id, r->epoch, 0, EP_JOIN, &l);
+	line_now(w->node, r, r->epoch, 0, EP_JOIN, &l);
 	int rc = epochs_put(w->node, r->id, &l);
 	if (rc != 0) {
 		if (!r->switch_said)
@@ -533,7 +591,7 @@ static bool learns(const char *proto)
 static void learner_join(struct worker *w, struct region *r)
 {
 	struct epoch_line l;
-	line_now(w->node, r->id, r->epoch, 0, EP_LEARN, &l);
+	line_now(w->node, r, r->epoch, 0, EP_LEARN, &l);
 	int rc = region_wipe(w, r, &l, false);
 	if (rc != 0) {
 		switch_failed(w, r, "catching up as a learner", rc);
@@ -698,6 +756,7 @@ static void region_switch(struct worker *w, struct region *r)
 	       " ms; writes waited %" PRIu64 " ms since the seal)\n",
 	       r->id, from, l.proto, r->epoch, base, l.copies, bytes, (t1 - t0) / 1000000u,
 	       (t1 - r->sealed_ns) / 1000000u);
+	core_handoff(w, r);
 }
 
 /* The points waiting in r's open proposal that routing sends elsewhere now (a split's
@@ -938,6 +997,15 @@ void nd_switch_poll(struct worker *w, struct region *r)
 		learner_sync(w, r, want);
 	if (r->drv == NULL) {
 		merged_poll(w, r);
+		if (want == r->epoch && want_core(r) != w->idx && !atomic_load(&r->unborn) &&
+		    !atomic_load(&r->retired) && r->fwd_out == 0 && r->n_reads == 0) {
+			/* no replica here, and the map runs the region on another core (this node
+			 * started with a map that did not say so): its forwarding moves there */
+			nd_off_fabric(w, true);
+			core_handoff(w, r);
+			nd_off_fabric(w, false);
+			return;
+		}
 		if (want > r->epoch && w->now_ns >= r->switch_next_ns) {
 			nd_off_fabric(w, true);
 			member ? region_join(w, r, want) : region_leave(w, r, want);

@@ -226,6 +226,8 @@
 	X(region_split_failed) \
 	X(region_merges) \
 	X(region_merge_failed) \
+	X(core_moves) \
+	X(core_redirects) \
 	X(route_stale) \
 	X(fwd_rerouted) \
 	X(points_rerouted) \

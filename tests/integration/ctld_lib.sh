@@ -160,6 +160,17 @@ load_start() {
 	BENCH_PID=$!
 	cl_wait_acks 10
 }
+# load_end: waits for the shm producers and sluice-bench to finish (a failed batch is one
+# the node refused to acknowledge: reported, not an error; anything else, a crash or no
+# result, fails), then for every replica to catch up
+load_end() {
+	local rc=0
+	sl_wait_producers
+	wait "$BENCH_PID" || rc=$?
+	BENCH_PID=0
+	bench_summary "$DIR/bench.json" || { cat "$DIR/bench.err"; fail "sluice-bench exited $rc"; }
+	cl_caught_up >/dev/null || fail "replicas did not catch up"
+}
 # restart_ctlds: the ctld replicas SIGKILLed and started again one by one (their state is
 # in their logs), each back in its group before the next
 restart_ctlds() {

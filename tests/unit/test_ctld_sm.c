@@ -2037,6 +2037,152 @@ static void test_split_refused(void **state)
 	split_refused(0, sm.regions[0].hash_hi, true, -ENOSPC, "the most it holds");
 }
 
+/* move_core is refused (state unchanged, counted) with err containing `why`. */
+static void core_refused(uint32_t region, uint32_t core, int rc, const char *why)
+{
+	char err[256] = "";
+	assert_int_equal(sl_ctld_check_move_core(&sm, region, core, err, sizeof(err)), rc);
+	if (strstr(err, why) == NULL)
+		fail_msg("'%s' does not say '%s'", err, why);
+	snapshot_state();
+	uint64_t refused = sm.refused;
+	assert_int_equal(apply_obj(sl_ctld_cmd_move_core(sm.n_moves + 1, region, core, 10)),
+			 -EINVAL);
+	assert_unchanged();
+	assert_int_equal(sm.refused, refused + 1);
+}
+
+/* A core move: a switch to the same protocol whose next segment runs on another core of
+ * every node (the map says core once done, next_core meanwhile); done once every replica
+ * reports the new segment on that core; a split's new region takes its parent's core;
+ * the leader balance counts regions on the cores they run on; refusals. */
+static void test_move_core(void **state)
+{
+	(void)state;
+	const uint64_t s = 1000000000ull, timeout = 3 * s;
+	char w[SL_CTLD_WHY_MAX];
+	sl_ctld_sm_init(&sm);
+	core_refused(0, 1, -EBUSY, "not bootstrapped");
+	struct sl_ctld_cluster c = cluster(3, 4, 3);
+	snprintf(c.region_protocol[2], sizeof(c.region_protocol[2]), "standalone");
+	snprintf(c.region_protocol[3], sizeof(c.region_protocol[3]), "multileader");
+	bootstrap_cluster(&c);
+	assert_int_equal(apply_obj(sl_ctld_cmd_join(1, "a", 2)), 0);
+	assert_int_equal(apply_obj(sl_ctld_cmd_join(2, "a", 2)), 0);
+	core_refused(0, 1, -EBUSY, "node 3 has not joined");
+	assert_int_equal(apply_obj(sl_ctld_cmd_join(3, "a", 2)), 0);
+	core_refused(9, 1, -ENOENT, "no region 9");
+	core_refused(0, 2, -EINVAL, "2 worker cores");
+	core_refused(0, 0, -EBUSY, "runs on core 0 already");
+	core_refused(1, 1, -EBUSY, "runs on core 1 already");
+	core_refused(3, 0, -EBUSY, "runs multileader");
+	/* a standalone region moves too */
+	char err[256];
+	assert_int_equal(sl_ctld_check_move_core(&sm, 2, 1, err, sizeof(err)), 0);
+	assert_int_equal(sl_ctld_region_core(&sm, 0, 2), 0);
+
+	memset(&soft, 0, sizeof(soft));
+	uint64_t v = sm.map_version;
+	assert_int_equal(apply_obj(sl_ctld_cmd_move_core(1, 0, 1, 10)), 0);
+	const struct sl_ctld_region *r = &sm.regions[0];
+	const struct sl_ctld_move *m = sl_ctld_move_get(&sm, 1);
+	assert_non_null(m);
+	assert_int_equal(m->kind, SL_CTLD_MOVE_CORE);
+	assert_true(sl_ctld_move_is_switch(m->kind));
+	assert_int_equal(m->core, 2);
+	assert_string_equal(m->from_protocol, "raft");
+	assert_string_equal(m->to_protocol, "raft");
+	assert_string_equal(r->next_protocol, "raft"); /* what makes the nodes seal */
+	assert_int_equal(r->next_core, 2);
+	assert_int_equal(r->core, 0);
+	assert_int_equal(sm.map_version, v + 1);
+	assert_true(sl_ctld_switching(&sm, 0));
+	core_refused(0, 0, -EBUSY, "switch in progress");
+	/* the map the nodes read: next_core while it runs, no core yet */
+	struct json_object *rv = sl_ctld_view_regions(&sm, NULL, 0, 1);
+	assert_int_equal(json_object_get_int64(region_field(rv, 0, "next_core")), 1);
+	assert_null(region_field(rv, 0, "core"));
+	json_object_put(rv);
+	struct json_object *mv = sl_ctld_view_moves(&sm, NULL, 0, 1);
+	struct json_object *arr = NULL;
+	assert_true(json_object_object_get_ex(mv, "moves", &arr));
+	struct json_object *m0 = json_object_array_get_idx(arr, 0), *f = NULL;
+	assert_true(json_object_object_get_ex(m0, "kind", &f));
+	assert_string_equal(json_object_get_string(f), "core");
+	assert_true(json_object_object_get_ex(m0, "to_core", &f));
+	assert_int_equal(json_object_get_int64(f), 1);
+	json_object_put(mv);
+
+	/* sealed everywhere: the next segment runs on core 1 */
+	for (uint32_t n = 1; n <= 3; n++)
+		hb_region(n, 0, 0, true, 100, 10 * s);
+	assert_true(sl_ctld_switch_ready(&sm, &soft, 0, 10 * s, timeout, w, sizeof(w)));
+	assert_int_equal(apply_obj(sl_ctld_cmd_protocol_switched(0, 1, "raft", 20)), 0);
+	assert_int_equal(r->core, 2);
+	assert_int_equal(r->next_core, 0);
+	assert_int_equal(r->epoch, 1);
+	assert_int_equal(sl_ctld_region_core(&sm, 0, 2), 1);
+	/* done once every replica runs segment 1 on core 1: one still on core 0 waits */
+	char text[320];
+	for (uint32_t n = 1; n <= 3; n++) {
+		snprintf(text, sizeof(text),
+			 "[{\"id\":0,\"role\":\"follower\",\"leader\":null,\"term\":2,"
+			 "\"commit_index\":200,\"applied_index\":200,\"epoch\":1,"
+			 "\"sealed\":false,\"core\":%u}]",
+			 n == 3 ? 0 : 1);
+		struct json_object *o = hb_regions(text);
+		assert_int_equal(sl_ctld_soft_heartbeat(&soft, &sm, n, o, 11 * s, err, sizeof(err)), 0);
+		json_object_put(o);
+	}
+	assert_false(sl_ctld_switch_done(&sm, &soft, m, 11 * s, timeout, w, sizeof(w)));
+	assert_non_null(strstr(w, "node 3 runs it on core 0, not 1 yet"));
+	struct json_object *o = hb_regions("[{\"id\":0,\"role\":\"follower\",\"leader\":null,"
+					   "\"term\":2,\"commit_index\":200,\"applied_index\":200,"
+					   "\"epoch\":1,\"sealed\":false,\"core\":1}]");
+	assert_int_equal(sl_ctld_soft_heartbeat(&soft, &sm, 3, o, 11 * s, err, sizeof(err)), 0);
+	json_object_put(o);
+	assert_true(sl_ctld_switch_done(&sm, &soft, m, 11 * s, timeout, w, sizeof(w)));
+	/* a malformed core is refused */
+	o = hb_regions("[{\"id\":0,\"role\":\"follower\",\"leader\":null,\"term\":2,"
+		       "\"commit_index\":200,\"applied_index\":200,\"core\":-1}]");
+	assert_int_not_equal(sl_ctld_soft_heartbeat(&soft, &sm, 3, o, 11 * s, err, sizeof(err)), 0);
+	json_object_put(o);
+	assert_int_equal(apply_obj(sl_ctld_cmd_move_end(1, true, "moved", 30)), 0);
+	rv = sl_ctld_view_regions(&sm, NULL, 0, 1);
+	assert_int_equal(json_object_get_int64(region_field(rv, 0, "core")), 1);
+	assert_null(region_field(rv, 0, "next_core"));
+	json_object_put(rv);
+	core_refused(0, 1, -EBUSY, "runs on core 1 already");
+
+	/* a split's new region runs on its parent's core; merging regions on different cores
+	 * is refused */
+	uint32_t child = split_region(0, 0x2000000000000000ull);
+	assert_int_equal(sm.regions[child].core, 2);
+	assert_int_equal(sl_ctld_region_core(&sm, child, 2), 1);
+	uint64_t cid = sm.n_moves + 1;
+	assert_int_equal(apply_obj(sl_ctld_cmd_move_core(cid, child, 0, 40)), 0);
+	assert_int_equal(apply_obj(sl_ctld_cmd_protocol_switched(child, sm.regions[child].epoch + 1,
+								 "raft", 50)),
+			 0);
+	assert_int_equal(apply_obj(sl_ctld_cmd_move_end(cid, true, "moved", 60)), 0);
+	assert_int_equal(sl_ctld_region_core(&sm, child, 2), 0);
+	assert_int_equal(sl_ctld_region_core(&sm, 0, 2), 1);
+	uint32_t with = 0;
+	assert_int_not_equal(sl_ctld_check_merge(&sm, 0, &with, err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "different cores"));
+	/* the command's own checks: malformed, stale */
+	snapshot_state();
+	static const char *const bad[] = {
+	    "{\"op\":\"move_core\",\"id\":99,\"region\":1,\"at_ms\":5}",
+	    "{\"op\":\"move_core\",\"id\":99,\"region\":1,\"core\":-1,\"at_ms\":5}",
+	    "{\"op\":\"move_core\",\"id\":99,\"region\":1,\"core\":\"0\",\"at_ms\":5}",
+	    "{\"op\":\"move_core\",\"id\":1,\"region\":1,\"core\":0,\"at_ms\":5}",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(apply_text(bad[i]), -EINVAL);
+	assert_unchanged();
+}
+
 /* Leader balance, rebalance and decommission leave a region with a split pending alone;
  * the new region takes part once the split's move is done. */
 static void test_split_balance(void **state)
@@ -3618,7 +3764,7 @@ int main(void)
 	    cmocka_unit_test(test_decommission),      cmocka_unit_test(test_rebalance),
 	    cmocka_unit_test(test_initial_nodes),     cmocka_unit_test(test_replica_move_majority),
 	    cmocka_unit_test(test_split_flow),        cmocka_unit_test(test_split_refused),
-	    cmocka_unit_test(test_split_balance),
+	    cmocka_unit_test(test_split_balance),     cmocka_unit_test(test_move_core),
 	    cmocka_unit_test(test_autosplit_heartbeat), cmocka_unit_test(test_autosplit_size),
 	    cmocka_unit_test(test_autosplit_rate),    cmocka_unit_test(test_autosplit_dip_resets),
 	    cmocka_unit_test(test_autosplit_longest_wins), cmocka_unit_test(test_autosplit_blocked),
