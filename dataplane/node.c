@@ -1245,8 +1245,11 @@ uint64_t nd_lsnq_trim(struct worker *w)
 		struct lsn_rec *lr = &w->lsnq[w->lsn_head % LSNQ_SIZE];
 		const struct region *r = &w->node->regions[lr->region];
 		/* a record of a segment before the region's current one is done with: the
-		 * segment's image covers it, or this node no longer holds the region */
-		if (lr->index > nd_epoch_base(r->epoch) && r->applied_index < lr->index)
+		 * segment's image covers it, or this node no longer holds the region; so is one
+		 * of a region another core runs now (a core move: its segment here was sealed,
+		 * and the next one's image covers it) */
+		if (r->worker == w->idx && lr->index > nd_epoch_base(r->epoch) &&
+		    r->applied_index < lr->index)
 			break;
 		w->lsn_head = (w->lsn_head + 1) % LSNQ_SIZE;
 		w->lsn_len--;

@@ -998,7 +998,7 @@ void nd_switch_poll(struct worker *w, struct region *r)
 	if (r->drv == NULL) {
 		merged_poll(w, r);
 		if (want == r->epoch && want_core(r) != w->idx && !atomic_load(&r->unborn) &&
-		    !atomic_load(&r->retired) && r->fwd_out == 0 && r->n_reads == 0) {
+		    !atomic_load(&r->retired)) {
 			/* no replica here, and the map runs the region on another core (this node
 			 * started with a map that did not say so): its forwarding moves there */
 			nd_off_fabric(w, true);

@@ -13,14 +13,15 @@
 #           new node catches up as a learner before the seal)
 #   mlreplica region 4's (multileader) last replica moves to node 4, then back (the seal
 #           at once; the new node joins the next segment: base image, then the streams)
+#   core    region 0 moves to worker core 1 of every node, then back to core 0 (move-core)
 # Prints the time each move took and the p99/max ack latency and rate of the seconds
 # before the moves against the seconds in which each phase's moves ran. Everything it
 # starts is stopped by PID and removed on exit.
 set -euo pipefail
-case "${1:-}" in -h | --help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; esac
+case "${1:-}" in -h | --help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; esac
 B=$(cd "${1:-build}" && pwd)
 SRC=$(cd "$(dirname "$0")/.." && pwd)
-DURATION=${DURATION:-90} WARM=${WARM:-10} GAP=${GAP:-4} OPS=${OPS:-leader home switch split merge replica mlreplica} BATCH=${BATCH:-1000} INFLIGHT=${INFLIGHT:-8}
+DURATION=${DURATION:-90} WARM=${WARM:-10} GAP=${GAP:-4} OPS=${OPS:-leader home switch split merge replica mlreplica core} BATCH=${BATCH:-1000} INFLIGHT=${INFLIGHT:-8}
 SLUICED=$B/ctl/sluiced CTLD=$B/ctl/sluice-ctld BENCH=$B/perf/sluice-bench
 VERIFY=$SRC/tests/integration/verify_points.py
 [ -x "$SLUICED" ] && [ -x "$CTLD" ] && [ -x "$BENCH" ] || { echo "move_pause: build $B first"; exit 1; }
@@ -92,7 +93,8 @@ for PHASE in $OPS; do
 		op mlreplica region move-replica 4 "$F" 4
 		op mlreplica region move-replica 4 4 "$F"
 		;;
-	*) fail "unknown operation $PHASE (OPS: leader home switch split merge replica mlreplica)" ;;
+	core) op core region move-core 0 1; op core region move-core 0 0 ;;
+	*) fail "unknown operation $PHASE (OPS: leader home switch split merge replica mlreplica core)" ;;
 	esac
 	sleep "$GAP"
 done
@@ -139,7 +141,8 @@ names = {'leader': 'raft leader moves, regions 0-3', 'home': 'multileader home m
          'switch': 'region 1 raft -> multileader -> raft', 'split': 'split of region 0',
          'merge': 'merge of region 0 and its right neighbour',
          'replica': 'region 2: a replica to node 4 and back (learner first)',
-         'mlreplica': 'region 4 (multileader): a replica to node 4 and back (joiner)'}
+         'mlreplica': 'region 4 (multileader): a replica to node 4 and back (joiner)',
+         'core': 'region 0 to core 1 and back (core moves)'}
 for name, ms in phases:
     sel = during(ms)
     print('| %s | %s | %d | %s | %s | %s |' % ((names.get(name, name), ', '.join(str(m['took_ms']) for m in ms), len(sel)) + stats(sel)))
