@@ -656,6 +656,40 @@ static void merge_duty(struct ctld *c, uint64_t now, uint64_t wall)
 		c->sm.regions[with].hash_lo, c->sm.regions[with].hash_hi, why);
 }
 
+/* ctld's own split or merge toward [cluster] regions_target live regions: at most one
+ * per balance interval (none when it is 0), never while any region switches or a replica
+ * move runs (sl_ctld_count_next); recorded as an auto-split or auto-merge with its why. */
+static void count_duty(struct ctld *c, uint64_t now, uint64_t wall)
+{
+	uint32_t region = 0, with = 0;
+	uint64_t at = 0;
+	char why[SL_CTLD_WHY_MAX], err[SL_CTLD_WHY_MAX];
+	if (c->cfg.balance_interval_ms == 0 || move_in_flight(c, now))
+		return;
+	int next = sl_ctld_count_next(&c->sm, &c->cfg.split, &region, &with, why, sizeof(why));
+	if (next == 0) {
+		if (c->cfg.split.regions_target != 0)
+			snprintf(c->autosplit_blocked, sizeof(c->autosplit_blocked), "%s", why);
+		return;
+	}
+	c->autosplit_blocked[0] = '\0';
+	if (now < c->autosplit_next_ns ||
+	    (next == 1 && sl_ctld_check_split(&c->sm, region, 0, false, &at, err, sizeof(err)) != 0))
+		return;
+	uint64_t id = next_move_id(c);
+	struct json_object *cmd = next == 1 ? sl_ctld_cmd_autosplit(id, region, at, wall, why)
+					    : sl_ctld_cmd_automerge(id, region, with, wall, why);
+	if (!propose_paced(c, cmd, id, now, &c->autosplit_next_ns))
+		return;
+	if (next == 1)
+		c->st.auto_splits++;
+	else
+		c->st.auto_merges++;
+	fprintf(stderr, "sluice-ctld: move %" PRIu64 " (%s): region %u %s: %s\n", id,
+		next == 1 ? "auto-split" : "auto-merge", region,
+		next == 1 ? "splits at its middle" : "takes its right neighbour", why);
+}
+
 static void move_duties(struct ctld *c, uint64_t now, uint64_t timeout)
 {
 	uint64_t first = c->sm.n_moves > SL_CTLD_MAX_MOVES ? c->sm.n_moves - SL_CTLD_MAX_MOVES + 1 : 1;
@@ -769,6 +803,7 @@ static void move_duties(struct ctld *c, uint64_t now, uint64_t timeout)
 	replica_duty(c, now, wall, any_running);
 	split_duty(c, now, wall);
 	merge_duty(c, now, wall);
+	count_duty(c, now, wall);
 }
 
 /* ---------------------------------------------------------------- ctl commands */

@@ -58,6 +58,9 @@ struct sl_ctld_split_conf {
 	uint32_t sustain_ms;
 	uint64_t merge_bytes;
 	uint64_t merge_points_per_s;
+	/* [cluster] regions_target ("Changing the number of regions"): the number of live
+	 * regions ctld splits or merges toward (0: off) */
+	uint32_t regions_target;
 };
 
 /* Leader balance ([cluster] balance_by, docs/cluster.md "Leader moves and balance"): by
@@ -503,6 +506,15 @@ int sl_ctld_split_next(const struct sl_ctld_sm *sm, const struct sl_ctld_split_o
 int sl_ctld_merge_next(const struct sl_ctld_sm *sm, const struct sl_ctld_split_obs *obs,
 		       uint64_t now_ms, const struct sl_ctld_split_conf *conf, uint32_t *region,
 		       uint32_t *with, char *why, size_t why_len);
+/* The next split or merge toward conf->regions_target live regions (deterministic):
+ * fewer live regions than that, the live region with the widest hash range (ties: lowest
+ * id) that sl_ctld_check_split lets split at its middle; more, the live region whose pair
+ * with its right neighbour covers the narrowest range (ties: lowest id) that
+ * sl_ctld_check_merge lets merge. 1: a split of *region (*with UINT32_MAX), 2: a merge of
+ * *region and *with, each with why ("regions_target 8: 5 live regions"); 0 when none is
+ * due or none can move (why then "" or the reason). */
+int sl_ctld_count_next(const struct sl_ctld_sm *sm, const struct sl_ctld_split_conf *conf,
+		       uint32_t *region, uint32_t *with, char *why, size_t why_len);
 /* Leader balance with its config: count is sl_ctld_balance_next. rate: the drained and
  * down nodes' regions first, as there; else the load of a node is the sum of the write
  * rates (obs, the leader's observation: unknown counts 0) of the live regions it is the

@@ -82,6 +82,10 @@ static const struct key keys[] = {
 	    "automatic split: how long a region's size or write rate must stay above its "
 	    "threshold (a dip below starts the wait over, as does a new ctld leader); also how "
 	    "long a pair must stay below the merge rule"),
+	U32("cluster", "regions_target", split.regions_target, 0, SL_CTLD_MAX_REGIONS,
+	    "the number of live regions ctld splits or merges toward after the bootstrap, one "
+	    "move per [ctld] balance_interval_ms (a split: the widest region at its middle; a "
+	    "merge: the narrowest pair of neighbours that may merge); 0 = off"),
 	U64("cluster", "merge_bytes", split.merge_bytes, 0, INT64_MAX,
 	    "automatic merge: a region and its right neighbour whose sizes add up to less than "
 	    "this for split_sustain_ms merge (same replicas, protocol raft or standalone, same "
@@ -345,6 +349,16 @@ int sl_ctld_conf_finish(struct sl_ctld_conf *c, char *err, size_t err_len)
 	} else {
 		snprintf(err, err_len, "[cluster] balance_by = '%s': count or rate",
 			 c->balance_by_text);
+		return -EINVAL;
+	}
+	/* the count ctld keeps and the automatic splits and merges by load would undo each
+	 * other's moves */
+	if (c->split.regions_target != 0 &&
+	    (c->split.bytes != 0 || c->split.points_per_s != 0 || c->split.merge_bytes != 0)) {
+		snprintf(err, err_len, "[cluster] regions_target = %u is set with automatic splits "
+			 "or merges by size or write rate (split_bytes, split_points_per_s, "
+			 "merge_bytes): they would undo each other's moves; use one or the other",
+			 c->split.regions_target);
 		return -EINVAL;
 	}
 	/* a merged region must not be due to split again (nor the halves of a split to merge) */

@@ -1847,6 +1847,55 @@ int sl_ctld_merge_next(const struct sl_ctld_sm *sm, const struct sl_ctld_split_o
 	return 1;
 }
 
+int sl_ctld_count_next(const struct sl_ctld_sm *sm, const struct sl_ctld_split_conf *conf,
+		       uint32_t *region, uint32_t *with, char *why, size_t why_len)
+{
+	why[0] = '\0';
+	if (!sm->bootstrapped || conf->regions_target == 0 || sl_ctld_replica_move_running(sm))
+		return 0;
+	uint32_t live = 0;
+	for (uint32_t i = 0; i < sm->n_regions; i++) {
+		if (sl_ctld_switching(sm, i))
+			return 0; /* one switch at a time, as for automatic splits */
+		live += !sl_ctld_region_retired(sm, i);
+	}
+	if (live == conf->regions_target)
+		return 0;
+	bool split = live < conf->regions_target;
+	uint32_t best = UINT32_MAX, best_with = UINT32_MAX;
+	uint64_t best_width = 0;
+	char err[SL_CTLD_WHY_MAX];
+	for (uint32_t i = 0; i < sm->n_regions; i++) {
+		if (sl_ctld_region_retired(sm, i))
+			continue;
+		uint64_t at = 0, width = 0;
+		uint32_t w = UINT32_MAX;
+		int rc = split ? sl_ctld_check_split(sm, i, 0, false, &at, err, sizeof(err))
+			       : sl_ctld_check_merge(sm, i, &w, err, sizeof(err));
+		if (rc != 0) {
+			if (why[0] == '\0' && (split || rc == -EBUSY))
+				snprintf(why, why_len, "regions_target %u, %u live regions: region %u "
+					 "cannot %s: %s", conf->regions_target, live, i,
+					 split ? "split" : "merge", err);
+			continue;
+		}
+		/* the range covered, less one (a full 2^64 would not fit) */
+		width = split ? sm->regions[i].hash_hi - sm->regions[i].hash_lo
+			      : sm->regions[w].hash_hi - sm->regions[i].hash_lo;
+		if (best != UINT32_MAX && (split ? width <= best_width : width >= best_width))
+			continue; /* ascending ids: an equal one stays the lower id */
+		best = i;
+		best_with = w;
+		best_width = width;
+	}
+	if (best == UINT32_MAX)
+		return 0;
+	snprintf(why, why_len, "regions_target %u: %u live regions", conf->regions_target, live);
+	*region = best;
+	*with = best_with;
+	return split ? 1 : 2;
+}
+
 static void fmt_bytes(char *b, size_t len, uint64_t v)
 {
 	static const char *const unit[] = {"B", "kB", "MB", "GB", "TB", "PB", "EB"};

@@ -295,7 +295,7 @@ void nd_rejoin_done(struct sl_node *n)
 }
 
 /* node.meta pins the region layout: WAL records name regions by number. */
-static int check_meta(const struct sl_node *n, char *err, size_t err_len)
+static int check_meta(struct sl_node *n, char *err, size_t err_len)
 {
 	char path[SL_CFG_PATH_MAX + 32];
 	snprintf(path, sizeof(path), "%s/node.meta", n->cfg.data_dir);
@@ -321,6 +321,18 @@ static int check_meta(const struct sl_node *n, char *err, size_t err_len)
 	if (got != 4 || fmt != 1) {
 		snprintf(err, err_len, "%s: unreadable node metadata (refusing to guess)", path);
 		return -EBADMSG;
+	}
+	if (regions != n->regions_conf && n->cfg.ctld[0] != '\0' && n->cfg.cluster_nodes > 1 &&
+	    workers == n->n_workers) {
+		/* the regions are ctld's map's (splits and merges change them online): the
+		 * count this data dir started with stays the map's base */
+		SL_LOG(NOTICE, node,
+		       "%s: this data dir was written with [regions] count = %u; the config says %u, "
+		       "which only seeds a new cluster: the regions are sluice-ctld's map's (to "
+		       "change how many there are, set [cluster] regions_target in sluice-ctld's "
+		       "config, or split and merge them with sluicectl)\n",
+		       path, regions, n->regions_conf);
+		n->regions_conf = n->cfg.regions = regions;
 	}
 	if (workers != n->n_workers || regions != n->regions_conf) {
 		snprintf(err, err_len,

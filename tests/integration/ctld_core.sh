@@ -11,7 +11,9 @@
 # core 0 (its epochs files say so) after replaying its WALs; region 0 moves back to core 0
 # with node 3 SIGKILLed right after the ask: the move waits for node 3, which replays,
 # seals and moves after its restart; region 2 moves back to core 1 and merges into
-# region 1; every acknowledged point reads back exactly on every node.
+# region 1; with [cluster] regions_target = 4 ctld splits until 4 regions are live, node 3
+# restarted with --regions 4 runs the map, and regions_target = 2 merges them back; every
+# acknowledged point reads back exactly on every node.
 set -euo pipefail
 SLUICED=$1 CTLD=$2 PRODUCER=$3 VERIFY=$4 BENCH=$5
 CTL=$(dirname "$SLUICED")/sluicectl
@@ -29,7 +31,7 @@ move_state() { ql moves "[(m['state'], m.get('waiting')) for m in r['moves'] if 
 # move_core R CORE: asks the ctld leader to move region R to core CORE; prints the move id
 move_core() {
 	local out
-	out=$(ask "$(csock "$(leader)")" region move-core "$1" "$2") || fail "move-core $*: $out"
+	out=$(ask_leader region move-core "$1" "$2") || fail "move-core $*: $out"
 	move_id "$out"
 }
 # on_core R CORE EPOCH: every node runs region R on core CORE at segment EPOCH, not sealed
@@ -57,13 +59,12 @@ echo "[${SECONDS}s] 3 ctld replicas, 3 nodes of 2 cores; regions (id, core, epoc
 load_start 100 300 40
 
 # refusals: clear errors, nothing recorded
-LS=$(csock "$(leader)")
 T=$(ql moves "r['total']")
-out=$(ask "$LS" region move-core 0 0) && fail "a move to the core region 0 runs on: $out"
+out=$(ask_leader region move-core 0 0) && fail "a move to the core region 0 runs on: $out"
 [[ "$out" == *"already"* ]] || fail "same-core refusal: $out"
-out=$(ask "$LS" region move-core 0 5) && fail "a move to core 5 of 2: $out"
+out=$(ask_leader region move-core 0 5) && fail "a move to core 5 of 2: $out"
 [[ "$out" == *"bad_request"* && "$out" == *"worker cores"* ]] || fail "core 5 refusal: $out"
-out=$(ask "$LS" region move-core 9 1) && fail "region 9 moved: $out"
+out=$(ask_leader region move-core 9 1) && fail "region 9 moved: $out"
 [[ "$out" == *"not_found"* ]] || fail "unknown region: $out"
 out=$(ask "$(cl_sock 1)" region move-core 0 1) && fail "a data node took a core move: $out"
 [ "$(ql moves "r['total']")" = "$T" ] || fail "a refused core move was recorded"
@@ -83,13 +84,13 @@ done
 
 # region 1 (core 1) splits; its new half, region 2, moves to core 0; a merge of the two is
 # refused while they run on different cores
-out=$(ask "$(csock "$(leader)")" region split 1) || fail "split 1: $out"
+out=$(ask_leader region split 1) || fail "split 1: $out"
 ID=$(move_id "$out")
 until_true 600 "move $ID (split of region 1) did not end done: $(move_state "$ID")" move_is "$ID" done
 until_true 300 "not every node runs region 2 on core 1: $(cores_of)" on_core 2 1 1
 ID=$(move_core 2 0)
 core_done "$ID" 2 0 2
-out=$(ask "$(csock "$(leader)")" region merge 1) && fail "a merge across cores: $out"
+out=$(ask_leader region merge 1) && fail "a merge across cores: $out"
 [[ "$out" == *"different cores"* ]] || fail "cross-core merge refusal: $out"
 echo "[${SECONDS}s] region 1 split, its half region 2 moved to core 0 (move $ID); a merge across cores refused"
 
@@ -118,7 +119,7 @@ echo "[${SECONDS}s] node 3 back: move $ID done, region 0 on core 0 at segment $(
 ID=$(move_core 2 1)
 core_done "$ID" 2 1 3
 E1=$(ql regions "r['regions'][1]['epoch']")
-out=$(ask "$(csock "$(leader)")" region merge 1) || fail "merge 1: $out"
+out=$(ask_leader region merge 1) || fail "merge 1: $out"
 ID=$(move_id "$out")
 until_true 600 "move $ID (merge of regions 1 and 2) did not end done: $(move_state "$ID")" move_is "$ID" done
 merged() {
@@ -131,6 +132,35 @@ merged() {
 }
 until_true 300 "not every node merged region 2 into region 1: $(cores_of)" merged
 echo "[${SECONDS}s] region 2 moved back to core 1 and merged into region 1 (move $ID)"
+
+# the number of regions changed: [cluster] regions_target = 4 (the ctld replicas restarted
+# one by one): ctld splits the widest live region, one move per balance interval, until 4
+# are live; node 3 restarted with --regions 4 starts (the count only seeds a new cluster)
+live() { ql regions "len([x for x in r['regions'] if x.get('merged_into') is None])"; }
+CTLD_BALANCE_MS=1000 CTLD_REGIONS_TARGET=4
+restart_ctlds
+until_true 600 "ctld did not reach 4 live regions: $(live) live, $(ql moves "r['moves'][-2:]") $(ql regions "r.get('auto_split_blocked')")" \
+	ql regions "len([x for x in r['regions'] if x.get('merged_into') is None]) == 4"
+until_true 600 "a move is still running: $(ql moves "[m for m in r['moves'] if m['state'] == 'running']")" idle
+until_true 300 "the nodes do not route as ctld's map (4 regions)" nodes_route
+WHY=$(ql moves "[m['why'] for m in r['moves'] if m['kind'] == 'auto-split'][0]")
+[[ "$WHY" == "regions_target 4: 2 live regions"* ]] || fail "the first auto-split says: $WHY"
+cl_kill 3
+REGIONS=4 cl_start 3
+until_true 300 "node 3 does not route as ctld's map after a restart with --regions 4" nodes_route
+grep -q "this data dir was written with \[regions\] count = 2; the config says 4" "$DIR/node3.log" ||
+	fail "node 3 did not say its changed region count is not the map's"
+echo "[${SECONDS}s] regions_target 4: $(ql moves "[(m['kind'], m['region'], m['new_region']) for m in r['moves'] if m['kind'] == 'auto-split']") ($WHY); node 3 restarted with --regions 4 runs the map"
+
+# and back to 2: ctld merges the narrowest pair that may merge (the halves of a split, on
+# one core), one at a time
+CTLD_REGIONS_TARGET=2
+restart_ctlds
+until_true 600 "ctld did not merge back to 2 live regions: $(live) live, $(ql moves "r['moves'][-2:]") $(ql regions "r.get('auto_split_blocked')")" \
+	ql regions "len([x for x in r['regions'] if x.get('merged_into') is None]) == 2"
+until_true 600 "a move is still running: $(ql moves "[m for m in r['moves'] if m['state'] == 'running']")" idle
+until_true 300 "the nodes do not route as ctld's map (2 regions)" nodes_route
+echo "[${SECONDS}s] regions_target 2: $(ql moves "[(m['kind'], m['region'], m['merge_with']) for m in r['moves'] if m['kind'] == 'auto-merge']"); live regions $(ql regions "[(x['id'], x['hash_lo'], x.get('core')) for x in r['regions'] if x.get('merged_into') is None]")"
 
 load_end
 cl_verify_all

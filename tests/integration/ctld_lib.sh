@@ -55,6 +55,7 @@ start_ctld() {
 	protocols = ${CTLD_PROTOCOLS:-}
 	${CTLD_SPLIT_BYTES:+split_bytes = $CTLD_SPLIT_BYTES}
 	${CTLD_MERGE_BYTES:+merge_bytes = $CTLD_MERGE_BYTES}
+	${CTLD_REGIONS_TARGET:+regions_target = $CTLD_REGIONS_TARGET}
 	split_sustain_ms = 2000
 	${CTLD_BALANCE_BY:+balance_by = $CTLD_BALANCE_BY}
 	EOT
@@ -117,6 +118,18 @@ fail() {
 }
 # ask LS ARGS...: sluicectl against ctld socket LS; its output (errors too), status in $?
 ask() { local s=$1; shift; "$CTL" --socket "$s" --timeout 2000 --json "$@" 2>&1; }
+# ask_leader ARGS...: ask the ctld leader, again (bounded) when leadership moved meanwhile
+ask_leader() {
+	local out rc i
+	for i in 1 2 3 4 5 6 7 8 9 10; do
+		rc=0
+		out=$(ask "$(csock "$(leader)")" "$@") || rc=$?
+		[[ "$out" == *not_leader* || "$out" == *"no leader"* ]] || break
+		sleep 0.5
+	done
+	echo "$out"
+	return "$rc"
+}
 # move_id OUT: the move id in a ctld answer
 move_id() { python3 -c "import json,sys; print(json.loads(sys.argv[1])['move'])" "$1"; }
 move_is() { ql moves "[m['state'] for m in r['moves'] if m['id'] == $1] == ['$2']"; } # ID STATE
@@ -159,6 +172,16 @@ load_start() {
 		--inflight 4 --json --quiet >"$DIR/bench.json" 2>"$DIR/bench.err" &
 	BENCH_PID=$!
 	cl_wait_acks 10
+}
+# nodes_route: every node routes the live ranges of ctld's map, nothing else (True/False)
+nodes_route() {
+	local i want
+	want=$(ql regions "[(x['id'], x['hash_lo'], x['hash_hi']) for x in r['regions'] if x.get('merged_into') is None]")
+	for i in 1 2 3; do
+		[ "$(cl_regions "$i" "[(r['id'], r['hash_lo'], r['hash_hi']) for r in rs if 'merged_into' not in r and not r.get('unborn')]")" = "$want" ] ||
+			{ echo False; return; }
+	done
+	echo True
 }
 # load_end: waits for the shm producers and sluice-bench to finish (a failed batch is one
 # the node refused to acknowledge: reported, not an error; anything else, a crash or no

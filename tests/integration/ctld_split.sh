@@ -201,15 +201,6 @@ cl_caught_up >/dev/null || fail "replicas did not catch up"
 # the automatic splits the load set off end (the load is over: none starts after them)
 until_true 600 "a move is still running: $(ql moves "[m for m in r['moves'] if m['state'] == 'running']")" \
 	ql moves "all(m['state'] != 'running' for m in r['moves'])"
-all_regions() {
-	local i want
-	want=$(ql regions "[(x['id'], x['hash_lo'], x['hash_hi']) for x in r['regions'] if x.get('merged_into') is None]")
-	for i in 1 2 3; do
-		[ "$(cl_regions "$i" "[(r['id'], r['hash_lo'], r['hash_hi']) for r in rs if 'merged_into' not in r and not r.get('unborn')]")" = "$want" ] ||
-			{ echo False; return; }
-	done
-	echo True
-}
 # automatic merge: the ctld replicas restarted with split_bytes off and merge_bytes just
 # above the smallest pair of neighbours that may merge (one core on every node: ctld's
 # rule, the root region of a split's chain mod the nodes' 2 cores; neither region split
@@ -239,7 +230,7 @@ echo "[${SECONDS}s] automatic merge below $CTLD_MERGE_BYTES bytes: (region, merg
 	fail "ctld merged another pair than $WANT: $AUTO"
 sleep 4 # two sustain times: nothing else is due
 [ "$(ql moves "r['total'] - $N_MOVES")" = 1 ] || fail "ctld moved more than the one merge: $(ql moves "r['moves'][-3:]")"
-until_true 300 "the nodes do not route as ctld's map" all_regions
+until_true 300 "the nodes do not route as ctld's map" nodes_route
 # every node routes the whole hash space, each hash to exactly one region, as ctld's map
 for i in 1 2 3; do
 	t=$(cl_regions "$i" "(lambda v: 'ok' if v[0][0] == 0 and v[-1][1] == 2**64 - 1 and all(a[1] + 1 == b[0] for a, b in zip(v, v[1:])) else v)(sorted((int(r['hash_lo'], 16), int(r['hash_hi'], 16)) for r in rs if 'merged_into' not in r))")

@@ -2183,6 +2183,69 @@ static void test_move_core(void **state)
 	assert_unchanged();
 }
 
+/* Region r moves to core `core`: the move asked, switched and ended. */
+static void core_move(uint32_t r, uint32_t core)
+{
+	uint64_t id = sm.n_moves + 1;
+	assert_int_equal(apply_obj(sl_ctld_cmd_move_core(id, r, core, 8)), 0);
+	assert_int_equal(apply_obj(sl_ctld_cmd_protocol_switched(r, sm.regions[r].epoch + 1, "raft",
+								 9)),
+			 0);
+	assert_int_equal(apply_obj(sl_ctld_cmd_move_end(id, true, "moved", 10)), 0);
+}
+
+/* [cluster] regions_target: ctld splits the widest live region while there are fewer,
+ * merges the narrowest pair of neighbours that may merge while there are more, one move at
+ * a time, and says why nothing moves. */
+static void test_count_next(void **state)
+{
+	(void)state;
+	char why[SL_CTLD_WHY_MAX];
+	uint32_t region = 0, with = 0;
+	struct sl_ctld_split_conf conf = {.regions_target = 0};
+	bootstrap(3, 2, 3);
+	for (uint32_t n = 1; n <= 3; n++)
+		assert_int_equal(apply_obj(sl_ctld_cmd_join(n, "a", 2)), 0);
+	assert_int_equal(sl_ctld_count_next(&sm, &conf, &region, &with, why, sizeof(why)), 0);
+	conf.regions_target = 2;
+	assert_int_equal(sl_ctld_count_next(&sm, &conf, &region, &with, why, sizeof(why)), 0);
+	/* fewer: the widest first (equal: the lowest id), then the other, then a half */
+	conf.regions_target = 4;
+	assert_int_equal(sl_ctld_count_next(&sm, &conf, &region, &with, why, sizeof(why)), 1);
+	assert_int_equal(region, 0);
+	assert_string_equal(why, "regions_target 4: 2 live regions");
+	uint32_t c2 = split_region(0, 0x4000000000000000ull);
+	assert_int_equal(sl_ctld_count_next(&sm, &conf, &region, &with, why, sizeof(why)), 1);
+	assert_int_equal(region, 1);
+	/* one switch at a time */
+	assert_int_equal(apply_obj(sl_ctld_cmd_split(sm.n_moves + 1, 1, 0xc000000000000000ull, 5)),
+			 0);
+	assert_int_equal(sl_ctld_count_next(&sm, &conf, &region, &with, why, sizeof(why)), 0);
+	assert_int_equal(apply_obj(sl_ctld_cmd_split_done(1, 1, 0xc000000000000000ull, 3, 6)), 0);
+	assert_int_equal(apply_obj(sl_ctld_cmd_move_end(sm.n_moves, true, "split", 7)), 0);
+	assert_int_equal(sm.n_regions, 4);
+	assert_int_equal(sl_ctld_count_next(&sm, &conf, &region, &with, why, sizeof(why)), 0);
+	/* more: the narrowest pair that may merge; a pair on different cores is skipped */
+	conf.regions_target = 3;
+	assert_int_equal(sl_ctld_count_next(&sm, &conf, &region, &with, why, sizeof(why)), 2);
+	assert_int_equal(region, 0);
+	assert_int_equal(with, c2);
+	assert_string_equal(why, "regions_target 3: 4 live regions");
+	core_move(c2, 1);
+	assert_int_equal(sl_ctld_count_next(&sm, &conf, &region, &with, why, sizeof(why)), 2);
+	assert_int_equal(region, 1); /* region 1 and its half 3, on core 1 */
+	assert_int_equal(with, 3);
+	core_move(3, 0);
+	assert_int_equal(sl_ctld_count_next(&sm, &conf, &region, &with, why, sizeof(why)), 2);
+	assert_int_equal(region, c2); /* region 2 (moved to core 1) and region 1 */
+	assert_int_equal(with, 1);
+	/* none may merge (cores 0, 1, 0, 1 in hash order): why says the first that cannot */
+	core_move(1, 0);
+	core_move(3, 1);
+	assert_int_equal(sl_ctld_count_next(&sm, &conf, &region, &with, why, sizeof(why)), 0);
+	assert_non_null(strstr(why, "regions_target 3, 4 live regions: region 0 cannot merge"));
+}
+
 /* Leader balance, rebalance and decommission leave a region with a split pending alone;
  * the new region takes part once the split's move is done. */
 static void test_split_balance(void **state)
@@ -3765,6 +3828,7 @@ int main(void)
 	    cmocka_unit_test(test_initial_nodes),     cmocka_unit_test(test_replica_move_majority),
 	    cmocka_unit_test(test_split_flow),        cmocka_unit_test(test_split_refused),
 	    cmocka_unit_test(test_split_balance),     cmocka_unit_test(test_move_core),
+	    cmocka_unit_test(test_count_next),
 	    cmocka_unit_test(test_autosplit_heartbeat), cmocka_unit_test(test_autosplit_size),
 	    cmocka_unit_test(test_autosplit_rate),    cmocka_unit_test(test_autosplit_dip_resets),
 	    cmocka_unit_test(test_autosplit_longest_wins), cmocka_unit_test(test_autosplit_blocked),
