@@ -1078,7 +1078,10 @@ static bool send_append(struct raft *s, struct progress *p)
 	}
 	if (n == 0 && p->state == P_REPLICATE)
 		return false;
-	sl_put_u32(w.p + n_pos, n);
+	/* the fixed part may not have fit the outbox's room (w.err): msg_end drops the
+	 * message, and n_pos may lie past the room, so nothing is written there */
+	if (!w.err)
+		sl_put_u32(w.p + n_pos, n);
 	if (!msg_end(s, &w, p->id))
 		return false;
 	if (p->state == P_REPLICATE) {
