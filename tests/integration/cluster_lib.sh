@@ -48,13 +48,13 @@ cl_start() {
 cl_kill() { kill -9 "${CL_PIDS[$1]}"; wait "${CL_PIDS[$1]}" 2>/dev/null || true; CL_PIDS[$1]=0; }
 # cl_regions I EXPR: a python expression over rs = node I's regions, printed
 cl_regions() {
-	"$CTL" --socket "$(cl_sock "$1")" --json regions |
-		python3 -c "import json,sys; rs=json.load(sys.stdin)['regions']; print($2)"
+	python3 -c "import json, sys; sys.path.insert(0, sys.argv[1]); from sltest import ctl
+rs = ctl(sys.argv[2], 'regions', timeout=5.0)['regions']; print($2)" "$SL_PYLIB" "$(cl_sock "$1")"
 }
 # cl_stat I COUNTER: node I's total of a stats counter
 cl_stat() {
-	"$CTL" --socket "$(cl_sock "$1")" --json stats |
-		python3 -c "import json,sys; print(json.load(sys.stdin)['totals']['$2'])"
+	python3 -c "import sys; sys.path.insert(0, sys.argv[1]); from sltest import ctl
+print(ctl(sys.argv[2], 'stats', timeout=5.0)['totals']['$2'])" "$SL_PYLIB" "$(cl_sock "$1")"
 }
 # cl_wait_leaders I NOT: bounded, until every replicated region seen from node I has a
 # leader other than NOT
@@ -140,18 +140,26 @@ cl_caught_up() {
 # of points back through an instrumented node is most of the time such a test takes
 # there.
 cl_verify_all() {
-	local socks nodes k
+	local socks nodes k p rc pids
 	nodes=$(seq 1 "$CL_NODES")
 	[ -n "${ASAN_OPTIONS:-}" ] && nodes=${CL_VERIFY_ASAN:-3}
 	for i in $nodes; do
 		socks=$(cl_sock "$i")
 		for k in $(seq 1 $((CL_NODES - 1))); do socks="$socks,$(cl_sock $(((i + k - 1) % CL_NODES + 1)))"; done
+		# the three producers' read-backs of a node at once (each is mostly JSON parsing
+		# in python or the node answering: on 2 cores they overlap), reported in order
+		pids=()
 		for p in 1 2 3; do
 			python3 "$VERIFY" --socket "$socks" --points "$POINTS" --series "$SERIES" \
-				--batch "$BATCH" --key "p$p,host=h{s:03d} value" --exact |
-				sed "s/^/node $i, producer $p: /"
-			[ "${PIPESTATUS[0]}" -eq 0 ] || exit 1
+				--batch "$BATCH" --key "p$p,host=h{s:03d} value" --exact >"$SL_DIR/verify$p.out" 2>&1 &
+			pids+=($!)
 		done
+		rc=0
+		for p in 1 2 3; do
+			wait "${pids[$((p - 1))]}" || rc=1
+			sed "s/^/node $i, producer $p: /" "$SL_DIR/verify$p.out"
+		done
+		[ "$rc" -eq 0 ] || exit 1
 	done
 }
 # ml_caught_up: bounded (60 s), until the three nodes applied the same per-origin

@@ -7,6 +7,11 @@
 # machine, and these scripts start python3 hundreds of times.
 [ -x /usr/bin/python3 ] && PATH="/usr/bin:$PATH"
 SL_DIR=$(mktemp -d "/tmp/sluice-$NAME.XXXXXX")
+# this directory, where sltest.py is: the helpers that ask a daemon for one JSON field
+# (cl_regions, cl_stat, ctld_lib.sh's q) ask its ctl socket from one python3 (sltest.ctl),
+# not a sluicectl piped into a python3: one process start per ask, not two (an ASan
+# sluicectl's start is a good part of a poll's time under the sanitizers)
+SL_PYLIB=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SL_SOCK=$SL_DIR/data/sluiced.sock
 NODE_PID= PROD_PID= SL_NS= SL_TAP=
 SL_PROD_PIDS=()
