@@ -238,7 +238,10 @@ echo "[${SECONDS}s] automatic merge below $CTLD_MERGE_BYTES bytes: (region, merg
 [ "$(ql moves "[str(m['region']) + ' ' + str(m['merge_with']) for m in r['moves'] if m['kind'] == 'auto-merge'][0]")" = "$WANT" ] ||
 	fail "ctld merged another pair than $WANT: $AUTO"
 sleep 4 # two sustain times: nothing else is due
-[ "$(ql moves "r['total'] - $N_MOVES")" = 1 ] || fail "ctld moved more than the one merge: $(ql moves "r['moves'][-3:]")"
+# (leader balance moves may come meanwhile: a node that missed a heartbeat on this loaded
+# host gets its leaders back; only splits and merges are counted)
+[ "$(ql moves "len([m for m in r['moves'] if m['id'] > $N_MOVES and m['kind'] in ('split', 'auto-split', 'merge', 'auto-merge')])")" = 1 ] ||
+	fail "ctld split or merged more than the one merge: $(ql moves "r['moves'][-3:]")"
 until_true 300 "the nodes do not route as ctld's map" nodes_route
 # every node routes the whole hash space, each hash to exactly one region, as ctld's map
 for i in 1 2 3; do
