@@ -443,19 +443,17 @@ static void open_failed(struct worker *w, struct region *r, const char *err)
  * from its next round. What the region holds is its own (store, log, proposals, driver;
  * their memory stays in this core's arena, whose allocator any thread may use) and this
  * core owes nothing for it: proposals drained before the switch, the log durable up to
- * the SEAL, no checkpoint of it running. Points, reads and requests routed here by a
- * stale look at the region's core are handed on to the new one (node.c, node_ctl.c). */
+ * the SEAL, no checkpoint of it running (the caller stopped them: the switch's image or
+ * wipe did, in this same call). It cannot fail: the new segment's records must go to the
+ * new core's WAL, the one a restart replays for it (the epochs line names that core).
+ * Points, reads and requests routed here by a stale look at the region's core are handed
+ * on to the new one (node.c, node_ctl.c). */
 static void core_handoff(struct worker *w, struct region *r)
 {
 	struct sl_node *n = w->node;
 	uint32_t to = want_core(r), from = w->idx;
 	if (to == from || w->node->failed)
 		return;
-	int rc = nd_ckpt_quiesce(w);
-	if (rc != 0) {
-		switch_failed(w, r, "its checkpoints could not be stopped for a core move", rc);
-		return;
-	}
 	r->wk = &n->w[to];
 	atomic_store_explicit(&r->worker, to, memory_order_release);
 	sl_stats_add(w->st, SL_STAT_core_moves, 1);
@@ -490,7 +488,10 @@ static void region_leave(struct worker *w, struct region *r, uint32_t want)
 		open_failed(w, r, err);
 		return;
 	}
-	core_handoff(w, r);
+	/* a node that had no replica wiped nothing: its checkpoints are stopped here (else
+	 * the forwarding's own check in nd_switch_poll moves it next round) */
+	if (had || nd_ckpt_quiesce(w) == 0)
+		core_handoff(w, r);
 }
 
 /* A node that is a replica of segment `want` without the segment before (a node added
@@ -1002,7 +1003,8 @@ void nd_switch_poll(struct worker *w, struct region *r)
 			/* no replica here, and the map runs the region on another core (this node
 			 * started with a map that did not say so): its forwarding moves there */
 			nd_off_fabric(w, true);
-			core_handoff(w, r);
+			if (nd_ckpt_quiesce(w) == 0) /* else asked again next round */
+				core_handoff(w, r);
 			nd_off_fabric(w, false);
 			return;
 		}
