@@ -271,9 +271,10 @@ static void prop_ack(struct worker *w, struct region *r, struct proposal *p, int
  * core there) as a FWD record: id | life | fseq | low | runs | points per run | batch. The
  * leader proposes it as its own and answers, once it is applied, with a FWD_ACK: id |
  * status | leader | next | runs | stored points per run; the batch is then acked here as
- * if proposed here. No answer within FWD_TIMEOUT_NS (a lost frame, a leader gone): sent
- * again, the same record, to whoever leads then; failed once FWD_GIVE_UP_NS passed since
- * the first send.
+ * if proposed here. No answer within the retry timeout (fwd_rto: the measured answer
+ * time, 50 ms to 1 s, doubled per retry; a lost frame, a leader gone): sent again, the
+ * same record, to whoever leads then; failed once FWD_GIVE_UP_NS passed since the first
+ * send.
  *
  * Sent again, a batch must not be applied again: a later batch of the same client may
  * have rewritten its (series, ts) in between, and the old value would win again. So each
@@ -350,7 +351,44 @@ static void fwd_assign(struct worker *w, struct region *r, uint32_t slot, uint32
 	p->fwd_len = len;
 	p->fwd_id = (++r->fwd_seq << 8) | slot;
 	p->fwd_fseq = ++r->fwd_fseq;
+	p->fwd_tries = 0;
+	p->fwd_backoff = 0;
+	p->fwd_rto_at_ns = 0;
 	r->fwd_out++;
+}
+
+/* The retry timeout of a batch that timed out `backoff` times: RFC 6298's srtt + 4 rttvar
+ * over the region's answers to batches sent once (Karn), FWD_TIMEOUT_NS before the
+ * first, within [FWD_RTO_MIN_NS, FWD_TIMEOUT_NS], doubled per timeout up to
+ * FWD_TIMEOUT_NS (an answer "ask again" or a rewind is no timeout). Before this,
+ * a fixed second: one lost frame of the last batch in flight (or of its answer) held the
+ * client's batch for a second, and under 5 % frame loss writes from non-leader nodes all
+ * but stopped. */
+static uint64_t fwd_rto(const struct region *r, uint32_t backoff)
+{
+	uint64_t rto = r->fwd_srtt_ns == 0 ? FWD_TIMEOUT_NS : r->fwd_srtt_ns + 4 * r->fwd_rttvar_ns;
+	if (rto < FWD_RTO_MIN_NS)
+		rto = FWD_RTO_MIN_NS;
+	for (uint32_t k = 0; k < backoff && rto < FWD_TIMEOUT_NS; k++)
+		rto *= 2;
+	return rto < FWD_TIMEOUT_NS ? rto : FWD_TIMEOUT_NS;
+}
+
+/* An answer to a batch sent once: a sample of the answer time (RFC 6298, gains 1/8 and
+ * 1/4). */
+static void fwd_rtt_sample(struct region *r, const struct proposal *p, uint64_t now_ns)
+{
+	if (p->fwd_tries != 1 || now_ns < p->fwd_sent_ns)
+		return;
+	uint64_t m = now_ns - p->fwd_sent_ns;
+	if (r->fwd_srtt_ns == 0) {
+		r->fwd_srtt_ns = m;
+		r->fwd_rttvar_ns = m / 2;
+		return;
+	}
+	uint64_t d = m > r->fwd_srtt_ns ? m - r->fwd_srtt_ns : r->fwd_srtt_ns - m;
+	r->fwd_rttvar_ns = r->fwd_rttvar_ns - r->fwd_rttvar_ns / 4 + d / 4;
+	r->fwd_srtt_ns = r->fwd_srtt_ns - r->fwd_srtt_ns / 8 + m / 8;
 }
 
 static bool fwd_send(struct worker *w, struct region *r, uint32_t slot, uint32_t len)
@@ -363,11 +401,18 @@ static bool fwd_send(struct worker *w, struct region *r, uint32_t slot, uint32_t
 	uint8_t *b = w->fab->scratch;
 	if (!p->fwd_out) /* its first send */
 		fwd_assign(w, r, slot, len);
+	if (p->fwd_tries == 0)
+		p->fwd_sent_ns = w->now_ns;
+	else if (p->fwd_rto_at_ns != 0 && w->now_ns >= p->fwd_rto_at_ns && p->fwd_backoff < 32)
+		p->fwd_backoff++; /* sent again after a timeout */
+	if (p->fwd_tries < UINT32_MAX)
+		p->fwd_tries++;
 	uint64_t low = p->fwd_fseq;
 	for (uint32_t k = 0; k < PROP_SLOTS; k++)
 		if (r->props[k].in_use && r->props[k].fwd_out && r->props[k].fwd_fseq < low)
 			low = r->props[k].fwd_fseq;
-	p->fwd_deadline_ns = w->now_ns + FWD_TIMEOUT_NS;
+	p->fwd_deadline_ns = w->now_ns + fwd_rto(r, p->fwd_backoff);
+	p->fwd_rto_at_ns = p->fwd_deadline_ns;
 	sl_put_u64(b, p->fwd_id);
 	sl_put_u64(b + 8, n->fwd_life);
 	sl_put_u64(b + 16, p->fwd_fseq);
@@ -614,11 +659,11 @@ static uint32_t leader_next(const struct sl_node *n, const struct region *r, uin
 /* The leader takes a stream only in order and asks for it again from `next`: every batch
  * still unanswered from there is due now (fwd_retry sends them in fseq order). Once per
  * gap and round trip: each batch after a lost one is refused, and one rewind answers them
- * all. A refusal naming no later `next` within FWD_TIMEOUT_NS of a rewind is one of those,
+ * all. A refusal naming no later `next` within a retry timeout of a rewind is one of those,
  * or of the copies the rewind sent (on a slow link they all come back refused while the
  * first copy is still on its way): acting on it again would send the same batches again
  * and again, and on a link that drops when it is full, lose `next` again (seen with
- * 300 ms of delay). Such a batch keeps its own retry (FWD_TIMEOUT_NS). */
+ * 300 ms of delay). Such a batch keeps its own retry (fwd_rto). */
 static void fwd_rewind(struct worker *w, struct region *r, struct proposal *p, uint64_t next)
 {
 	if (next == 0 || next > p->fwd_fseq) {
@@ -628,7 +673,7 @@ static void fwd_rewind(struct worker *w, struct region *r, struct proposal *p, u
 	if (next <= r->fwd_rewind_next && w->now_ns < r->fwd_rewind_ns)
 		return; /* rewound from there already: the copies are on their way */
 	r->fwd_rewind_next = next;
-	r->fwd_rewind_ns = w->now_ns + FWD_TIMEOUT_NS;
+	r->fwd_rewind_ns = w->now_ns + fwd_rto(r, 0);
 	sl_stats_add(w->st, SL_STAT_fwd_resends, 1);
 	for (uint32_t k = 0; k < PROP_SLOTS; k++) {
 		struct proposal *q = &r->props[k];
@@ -714,6 +759,7 @@ static void fwd_reroute(struct worker *w, struct region *r, uint32_t slot)
 	struct proposal *p = &r->props[slot];
 	if (nd_prop_reroute(w, r, slot, p->fwd_len, true) == 0) {
 		p->fwd_deadline_ns = w->now_ns + FWD_BUSY_NS;
+		p->fwd_rto_at_ns = 0; /* answered: no timeout */
 		return;
 	}
 	sl_stats_add(w->st, SL_STAT_fwd_rerouted, 1);
@@ -769,6 +815,7 @@ void nd_fwd_ack_in(struct worker *w, struct region *r, const struct sl_cons_msg 
 		if (r->drv == NULL && status == -EAGAIN)
 			r->leader_hint = leader_next(w->node, r, m->from, leader);
 		p->fwd_deadline_ns = w->now_ns + FWD_BUSY_NS;
+		p->fwd_rto_at_ns = 0; /* answered: no timeout */
 		return;
 	}
 	if (status == 0 && (runs != p->n_runs || m->len != FWD_ACK_HDR + 4 * runs)) {
@@ -777,6 +824,8 @@ void nd_fwd_ack_in(struct worker *w, struct region *r, const struct sl_cons_msg 
 	}
 	for (uint32_t k = 0; status == 0 && k < runs; k++)
 		p->runs[k].n_stored = sl_get_u32(m->buf + FWD_ACK_HDR + 4 * k);
+	if (status == 0)
+		fwd_rtt_sample(r, p, w->now_ns);
 	fwd_done(r, p);
 	if (status == FWD_ST_FORGOTTEN) { /* applied or failed there, nobody knows: not acked */
 		sl_stats_add(w->st, SL_STAT_fwd_failed, 1);
@@ -1651,10 +1700,19 @@ static int poll_ingest(struct worker *w, bool take_new)
 /* ---------------------------------------------------------------- the lcore loop */
 
 /* Counters gather in a private block during a round and are published in one short
- * seqlock write, so readers in other processes never wait on a long round. */
+ * seqlock write, so readers in other processes never wait on a long round. A round that
+ * counted nothing publishes nothing: a worker polling in short rounds would otherwise
+ * bump the seqlock every few microseconds, and readers' copies would keep failing. */
 static void stats_publish(struct worker *w)
 {
 	struct sl_stats_core *d = &w->st_local, *o = w->st_shm;
+	bool any = atomic_load_explicit(&d->ack_latency_sum_ns, memory_order_relaxed) != 0;
+	for (int k = 0; k < SL_STATS_N_COUNTERS && !any; k++)
+		any = atomic_load_explicit(&d->counters[k], memory_order_relaxed) != 0;
+	for (int b = 0; b < SL_STATS_HIST_BUCKETS && !any; b++)
+		any = atomic_load_explicit(&d->ack_latency_hist[b], memory_order_relaxed) != 0;
+	if (!any)
+		return;
 	sl_stats_begin(o);
 	for (int k = 0; k < SL_STATS_N_COUNTERS; k++) {
 		uint64_t v = atomic_load_explicit(&d->counters[k], memory_order_relaxed);

@@ -337,7 +337,7 @@ static struct json_object *status_json(struct sl_node *n)
 		uint64_t tot[SL_STATS_N_COUNTERS] = {0};
 		for (unsigned c = 0; c < n->n_workers; c++) {
 			struct sl_stats_snapshot s;
-			if (sl_stats_read_core(rd, c, &s) == 0)
+			if (sl_stats_read_core_sum(rd, c, &s) >= 0)
 				for (int k = 0; k < SL_STATS_N_COUNTERS; k++)
 					tot[k] += s.counters[k];
 		}
@@ -369,7 +369,7 @@ static struct json_object *stats_json(struct sl_node *n)
 		for (unsigned c = 0; c < n->n_workers; c++) {
 			struct sl_stats_snapshot s;
 			struct json_object *co = json_object_new_object();
-			if (sl_stats_read_core(rd, c, &s) == 0)
+			if (sl_stats_read_core_sum(rd, c, &s) >= 0)
 				for (int k = 0; k < SL_STATS_N_COUNTERS; k++) {
 					tot[k] += s.counters[k];
 					json_object_object_add(co, sl_stats_counter_name(k),

@@ -145,6 +145,10 @@ struct proposal {
 	uint64_t fwd_id;
 	uint64_t fwd_deadline_ns;
 	uint64_t fwd_give_up_ns;
+	uint64_t fwd_sent_ns; /* its first send (out), for the retry timeout's samples */
+	uint64_t fwd_rto_at_ns; /* out: the last send times out then (0: answered "again") */
+	uint32_t fwd_tries;	/* out: sends so far */
+	uint32_t fwd_backoff;	/* out: timeouts so far (the timeout doubles per one) */
 	/* its place in the forwarder's stream (out: assigned once, kept over retries; in:
 	 * the stream's life and fseq, to remember the answer) */
 	uint64_t fwd_fseq;
@@ -222,6 +226,7 @@ struct region {
 	uint64_t fwd_fseq; /* the last stream sequence number given to a forwarded batch */
 	uint64_t fwd_rewind_ns;	  /* a "resend from" answer is acted on again after this... */
 	uint64_t fwd_rewind_next; /* ...or when it names a later fseq than the last rewind */
+	uint64_t fwd_srtt_ns, fwd_rttvar_ns; /* forwarded batches' answer time (0: no sample) */
 	struct fwd_stream *fwd_streams; /* [SL_CFG_MAX_NODES], by forwarder node id - 1 */
 	/* the log window every protocol reads back through (apply after restart, peers) */
 	struct sl_rlog rlog;

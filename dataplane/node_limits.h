@@ -83,7 +83,12 @@ _Static_assert(FWD_WINDOW >= PROP_SLOTS, "a forwarder's batches in flight fit th
 #define MOVE_RETRY_NS 500000000ull  /* every this often (raft gives up after an election timeout) */
 /* id u64 | status i32 | leader u32 | next u64 | runs u16, then u32 per run */
 #define FWD_ACK_HDR 26u
-#define FWD_TIMEOUT_NS 1000000000ull /* no answer from the leader: forwarded again */
+/* No answer from the leader within the retry timeout (a lost frame, a leader gone): the
+ * batch is forwarded again. The timeout follows the region's measured answer time, as
+ * TCP's does (RFC 6298: srtt + 4 rttvar, sampled on batches sent once), between these
+ * bounds, doubled at each retry of a batch up to the upper bound. */
+#define FWD_TIMEOUT_NS 1000000000ull /* the upper bound, and the timeout before a sample */
+#define FWD_RTO_MIN_NS 50000000ull   /* the lower bound */
 #define FWD_BUSY_NS 10000000ull      /* the leader had no room: asked again after this */
 #define NODE_READS 16 /* reads at level leader/durable waiting per region */
 #define READ_WAIT_NS 2000000000ull /* then answered UNAVAILABLE: ask again */

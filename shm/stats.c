@@ -371,6 +371,20 @@ int sl_stats_read_core(const struct sl_stats_reader *r, uint32_t core,
 	return -EAGAIN;
 }
 
+int sl_stats_read_core_sum(const struct sl_stats_reader *r, uint32_t core,
+			   struct sl_stats_snapshot *out)
+{
+	int rc = sl_stats_read_core(r, core, out);
+	if (rc != -EAGAIN)
+		return rc;
+	struct sl_stats_core *c = &r->cores[core];
+	copy_relaxed(out->counters, c->counters, SL_STATS_N_COUNTERS);
+	copy_relaxed(out->ack_latency_hist, c->ack_latency_hist, SL_STATS_HIST_BUCKETS);
+	out->ack_latency_sum_ns = atomic_load_explicit(&c->ack_latency_sum_ns, memory_order_relaxed);
+	out->seq = atomic_load_explicit(&c->seq, memory_order_relaxed) | 1u; /* odd: not one */
+	return 1;
+}
+
 void sl_stats_close(struct sl_stats_reader *r)
 {
 	if (r == NULL)

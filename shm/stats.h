@@ -287,6 +287,13 @@ const char *sl_stats_segment_counter_name(const struct sl_stats_reader *r, uint3
  * mid-update, then -EAGAIN. -EINVAL for a bad core. */
 int sl_stats_read_core(const struct sl_stats_reader *r, uint32_t core,
 		       struct sl_stats_snapshot *out);
+/* For sums and totals: a consistent snapshot when sl_stats_read_core gets one (0), else
+ * each counter as it was at some moment of the read (1: each is exact and never goes
+ * back, but they may not agree with each other). A core was left out of the ctl `stats`
+ * totals before when its worker kept publishing through the reader's retries: the
+ * totals then went back by a whole core's counts. -EINVAL for a bad core. */
+int sl_stats_read_core_sum(const struct sl_stats_reader *r, uint32_t core,
+			   struct sl_stats_snapshot *out);
 void sl_stats_close(struct sl_stats_reader *r);
 
 const char *sl_stats_counter_name(enum sl_stat id);

@@ -103,6 +103,12 @@ static void test_round_trip(void **state)
 	sl_stats_begin(c2);
 	sl_stats_inc(c2, SL_STAT_points_in);
 	assert_int_equal(sl_stats_read_core(r, 2, &s), -EAGAIN);
+	/* for sums: each counter as it is, marked as no consistent snapshot */
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(sl_stats_read_core_sum(r, 2, &s), 1);
+	assert_int_equal(s.counters[SL_STAT_points_in], 41);
+	assert_true(s.seq & 1);
+	assert_int_equal(sl_stats_read_core_sum(r, 4, &s), -EINVAL);
 	sl_stats_end(c2);
 	assert_int_equal(sl_stats_read_core(r, 2, &s), 0);
 	assert_int_equal(s.counters[SL_STAT_points_in], 41);
