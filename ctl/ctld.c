@@ -940,12 +940,19 @@ static int ctl_join(struct ctld *c, struct json_object *args, struct json_object
 		return rc;
 	if (!c->sm.bootstrapped)
 		CTL_ERR("unavailable", "the cluster is not bootstrapped yet; try again");
-	uint64_t node = 0, cores = 0;
+	uint64_t node = 0, cores = 0, lineage = 0;
 	struct json_object *a = NULL;
 	if (arg_uint(args, "node", 1, c->sm.n_nodes, &node) != 0)
 		CTL_ERR(SL_CTL_ERR_BAD_REQUEST, "join: node must be an id in 1..%u", c->sm.n_nodes);
 	if (arg_uint(args, "cores", 1, SL_CTLD_MAX_CORES, &cores) != 0)
 		CTL_ERR(SL_CTL_ERR_BAD_REQUEST, "join: cores must be in 1..%u", SL_CTLD_MAX_CORES);
+	/* the count its data dir was made with, when its workers changed since */
+	if (json_object_object_get_ex(args, "lineage_cores", &a) &&
+	    arg_uint(args, "lineage_cores", 1, SL_CTLD_MAX_CORES, &lineage) != 0)
+		CTL_ERR(SL_CTL_ERR_BAD_REQUEST, "join: lineage_cores must be in 1..%u",
+			SL_CTLD_MAX_CORES);
+	if (lineage == cores)
+		lineage = 0;
 	if (!json_object_object_get_ex(args, "address", &a) ||
 	    !json_object_is_type(a, json_type_string) ||
 	    json_object_get_string_len(a) >= SL_CTLD_ADDR_MAX)
@@ -956,12 +963,12 @@ static int ctl_join(struct ctld *c, struct json_object *args, struct json_object
 	uint64_t now = now_ns();
 	c->soft->last_hb_ns[node] = now; /* talking to us counts as alive */
 	c->soft->seen[node] = true;
-	bool same = n->state == SL_CTLD_UP && n->cores == cores &&
+	bool same = n->state == SL_CTLD_UP && n->cores == cores && n->lineage_cores == lineage &&
 		    strcmp(n->address, json_object_get_string(a)) == 0;
 	if (!same && now - c->proposed_ns[node] >= PROPOSE_RETRY_NS / 4) {
 		c->proposed_ns[node] = now;
 		rc = propose(c, sl_ctld_cmd_join((uint32_t)node, json_object_get_string(a),
-						 (uint32_t)cores));
+						 (uint32_t)cores, (uint32_t)lineage));
 		if (rc != 0)
 			CTL_ERR("busy", "join: proposal refused: %s", strerror(-rc));
 	}

@@ -159,6 +159,9 @@ struct sl_ctld_node {
 	uint32_t state; /* enum sl_ctld_node_state */
 	char address[SL_CTLD_ADDR_MAX];
 	uint32_t cores;
+	/* the worker count its data dir was made with (0: cores): a region no core move
+	 * placed runs there on core region % lineage_cores (its workers may change since) */
+	uint32_t lineage_cores;
 	uint64_t joins; /* join commands applied */
 	bool draining;  /* an operator drains its leaders: never a move's target, its preferred
 			 * regions move to other replicas (moves of kind drain) */
@@ -247,7 +250,10 @@ void sl_ctld_sm_init(struct sl_ctld_sm *sm);
  * NULL with err set when the config cannot be placed. */
 struct json_object *sl_ctld_plan(const struct sl_ctld_cluster *c, char *err, size_t err_len);
 /* Command builders (new objects). */
-struct json_object *sl_ctld_cmd_join(uint32_t node, const char *address, uint32_t cores);
+struct json_object *sl_ctld_cmd_join(uint32_t node, const char *address, uint32_t cores,
+				     uint32_t lineage_cores);
+/* The count a node's unmoved regions are spread by (its lineage_cores, else cores). */
+uint32_t sl_ctld_node_lineage(const struct sl_ctld_node *n);
 struct json_object *sl_ctld_cmd_node_state(uint32_t node, bool up);
 struct json_object *sl_ctld_cmd_set_leader(uint32_t region, uint32_t leader, uint64_t term);
 /* Move id `id` (it must be the next one, n_moves + 1, when applied): region's preferred

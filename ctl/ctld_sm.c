@@ -106,13 +106,21 @@ struct json_object *sl_ctld_plan(const struct sl_ctld_cluster *c, char *err, siz
 	return cmd;
 }
 
-struct json_object *sl_ctld_cmd_join(uint32_t node, const char *address, uint32_t cores)
+uint32_t sl_ctld_node_lineage(const struct sl_ctld_node *n)
+{
+	return n->lineage_cores != 0 ? n->lineage_cores : n->cores;
+}
+
+struct json_object *sl_ctld_cmd_join(uint32_t node, const char *address, uint32_t cores,
+				     uint32_t lineage_cores)
 {
 	struct json_object *o = json_object_new_object();
 	json_object_object_add(o, "op", json_object_new_string("join"));
 	json_object_object_add(o, "node", json_object_new_int64(node));
 	json_object_object_add(o, "address", json_object_new_string(address));
 	json_object_object_add(o, "cores", json_object_new_int64(cores));
+	if (lineage_cores != 0 && lineage_cores != cores)
+		json_object_object_add(o, "lineage_cores", json_object_new_int64(lineage_cores));
 	return o;
 }
 
@@ -537,7 +545,8 @@ static int apply_bootstrap(struct sl_ctld_sm *sm, struct json_object *cmd, char 
 
 static int apply_join(struct sl_ctld_sm *sm, struct json_object *cmd, char *err, size_t err_len)
 {
-	uint64_t node = 0, cores = 0;
+	uint64_t node = 0, cores = 0, lineage = 0;
+	struct json_object *lv = NULL;
 	const char *addr = get_str(cmd, "address", SL_CTLD_ADDR_MAX - 1);
 	if (!sm->bootstrapped)
 		REFUSE("join: the cluster is not bootstrapped");
@@ -548,9 +557,13 @@ static int apply_join(struct sl_ctld_sm *sm, struct json_object *cmd, char *err,
 		       SL_CTLD_ADDR_MAX - 1);
 	if (!get_uint(cmd, "cores", 1, SL_CTLD_MAX_CORES, &cores))
 		REFUSE("join: cores must be in 1..%u", SL_CTLD_MAX_CORES);
+	if (json_object_object_get_ex(cmd, "lineage_cores", &lv) &&
+	    !get_uint(cmd, "lineage_cores", 1, SL_CTLD_MAX_CORES, &lineage))
+		REFUSE("join: lineage_cores must be in 1..%u", SL_CTLD_MAX_CORES);
 	struct sl_ctld_node *n = &sm->nodes[node];
 	snprintf(n->address, sizeof(n->address), "%s", addr);
 	n->cores = (uint32_t)cores;
+	n->lineage_cores = lineage == cores ? 0 : (uint32_t)lineage;
 	n->state = SL_CTLD_UP; /* it just talked to the leader */
 	n->joins++;
 	return 0;
@@ -1000,7 +1013,7 @@ int sl_ctld_check_move_core(const struct sl_ctld_sm *sm, uint64_t region, uint64
 		if (core >= sm->nodes[nd].cores)
 			REFUSE("move_core: node %u has %u worker cores (0..%u): no core %" PRIu64, nd,
 			       sm->nodes[nd].cores, sm->nodes[nd].cores - 1, core);
-		cores = sm->nodes[nd].cores;
+		cores = sl_ctld_node_lineage(&sm->nodes[nd]);
 	}
 	if (strcmp(r->protocol, "raft") != 0 && strcmp(r->protocol, "standalone") != 0)
 		BUSY("move_core: region %" PRIu64 " runs %s: only raft and standalone regions move "
@@ -1284,7 +1297,7 @@ int sl_ctld_check_merge(const struct sl_ctld_sm *sm, uint64_t region, uint32_t *
 			BUSY("merge: node %u has not joined: the cores of regions %" PRIu64 " and %u "
 			     "on it are unknown", r->replicas[k], region, sid);
 	for (uint32_t nd = 1; nd <= SL_CTLD_MAX_NODES; nd++) {
-		uint32_t cores = sm->nodes[nd].cores;
+		uint32_t cores = sl_ctld_node_lineage(&sm->nodes[nd]);
 		if (cores == 0)
 			continue;
 		uint32_t cr = sl_ctld_region_core(sm, (uint32_t)region, cores),
@@ -1641,6 +1654,9 @@ struct json_object *sl_ctld_view_members(const struct sl_ctld_sm *sm,
 							     : json_object_new_string(n->address));
 		json_object_object_add(o, "cores",
 				       n->cores ? json_object_new_int64(n->cores) : NULL);
+		if (n->lineage_cores != 0) /* its workers changed since its data dir was made */
+			json_object_object_add(o, "lineage_cores",
+					       json_object_new_int64(n->lineage_cores));
 		/* heartbeats are soft state of the leader: unknown elsewhere */
 		json_object_object_add(o, "heartbeat_age_ms",
 				       soft != NULL && soft->seen[i]
@@ -2308,8 +2324,10 @@ struct json_object *sl_ctld_view_placement(const struct sl_ctld_sm *sm)
 		/* core = region % cores, as the node spreads regions over its workers (a split's
 		 * new region: its parent's, sl_ctld_region_core); a node that has not joined
 		 * has no known cores: one row for all of its regions */
-		uint32_t cores = n->cores ? n->cores : 1;
-		for (uint32_t c = 0; c < cores; c++) {
+		uint32_t cores = n->cores ? n->cores : 1, lin = sl_ctld_node_lineage(n);
+		if (lin == 0)
+			lin = 1;
+		for (uint32_t c = 0; c < (cores > lin ? cores : lin); c++) {
 			struct json_object *reps = json_object_new_array();
 			struct json_object *leads = json_object_new_array();
 			for (uint32_t i = 0; i < sm->n_regions; i++) {
@@ -2319,7 +2337,7 @@ struct json_object *sl_ctld_view_placement(const struct sl_ctld_sm *sm)
 					continue; /* merged away: on no core any more */
 				for (uint32_t k = 0; k < r->rf; k++)
 					holds = holds || r->replicas[k] == nd;
-				if (!holds || sl_ctld_region_core(sm, i, cores) != c)
+				if (!holds || sl_ctld_region_core(sm, i, lin) != c)
 					continue;
 				json_object_array_add(reps, json_object_new_int64(i));
 				if (r->leader == nd)
@@ -2522,7 +2540,7 @@ int sl_ctld_balance_next_by(const struct sl_ctld_sm *sm, uint64_t now_ms,
 	memset(core_leads, 0, sizeof(core_leads));
 	for (uint32_t i = 0; i < sm->n_regions; i++) {
 		const struct sl_ctld_region *r = &sm->regions[i];
-		uint32_t c = sl_ctld_region_core(sm, i, sm->nodes[r->leader].cores);
+		uint32_t c = sl_ctld_region_core(sm, i, sl_ctld_node_lineage(&sm->nodes[r->leader]));
 		if (r->rf >= 2 && !sl_ctld_region_retired(sm, i)) {
 			leads[r->leader]++;
 			core_leads[r->leader][c]++;
@@ -2544,8 +2562,8 @@ int sl_ctld_balance_next_by(const struct sl_ctld_sm *sm, uint64_t now_ms,
 			uint32_t n = r->replicas[k];
 			if (n == r->leader || !node_takes(sm, n))
 				continue;
-			uint32_t nc = sl_ctld_region_core(sm, i, sm->nodes[n].cores);
-			uint32_t cc = cand ? sl_ctld_region_core(sm, i, sm->nodes[cand].cores) : 0;
+			uint32_t nc = sl_ctld_region_core(sm, i, sl_ctld_node_lineage(&sm->nodes[n]));
+			uint32_t cc = cand ? sl_ctld_region_core(sm, i, sl_ctld_node_lineage(&sm->nodes[cand])) : 0;
 			if (cand == 0 || leads[n] < leads[cand] ||
 			    (leads[n] == leads[cand] && core_leads[n][nc] < core_leads[cand][cc]))
 				cand = n;
@@ -2564,7 +2582,7 @@ int sl_ctld_balance_next_by(const struct sl_ctld_sm *sm, uint64_t now_ms,
 		if (by_rate || evac_kind != 0 || from->state != SL_CTLD_UP ||
 		    leads[r->leader] < leads[cand] + 2)
 			continue;
-		uint32_t c = sl_ctld_region_core(sm, i, from->cores);
+		uint32_t c = sl_ctld_region_core(sm, i, sl_ctld_node_lineage(from));
 		if (best_r == UINT32_MAX || leads[r->leader] > best_from_load ||
 		    (leads[r->leader] == best_from_load && core_leads[r->leader][c] > best_core_load)) {
 			best_r = i;

@@ -430,6 +430,9 @@ static void send_join(struct sl_node *n, struct nd_ctld *c)
 	json_object_object_add(args, "node", json_object_new_int(n->cfg.node_id));
 	json_object_object_add(args, "address", json_object_new_string(addr));
 	json_object_object_add(args, "cores", json_object_new_int((int)n->n_workers));
+	if (n->base_workers != n->n_workers) /* its workers changed: where unmoved regions are */
+		json_object_object_add(args, "lineage_cores",
+				       json_object_new_int((int)n->base_workers));
 	if (call_ctld(c, "join", args, &res) == 0) {
 		/* applied through ctld's log: until then the answer says false, ask again */
 		if (json_object_object_get_ex(res, "joined", &v) && json_object_get_boolean(v)) {

@@ -687,6 +687,10 @@ struct sl_node {
 	struct nd_route *_Atomic route;
 	rte_spinlock_t route_lock;
 	uint32_t regions_conf; /* [regions] regions: what node.meta pins (splits add more) */
+	/* node.meta's workers: the count the data dir was made with. A region no core move
+	 * placed runs on core id % base_workers (its lineage), whatever the count now */
+	unsigned base_workers;
+	unsigned workers_before; /* the count whose session tables the data dir holds */
 	/* ctld's map at start: the core each region runs on + 1 after a core move (0: its
 	 * lineage's), for a region whose epochs file names none (nd_region_place) */
 	uint32_t map_core[SL_CFG_MAX_REGIONS];
@@ -777,6 +781,7 @@ int nd_ml_recover(struct sl_node *n, struct region *r, char *err, size_t err_len
 int nd_ml_log_snapshot(struct region *r, struct sl_cons_snapshot *out);
 int nd_ml_install(struct region *r, const struct sl_cons_snapshot *snap, const char **why);
 /* path.tmp, fdatasync, rename over path, fsync the directory (node_ckpt.c) */
+int nd_meta_write(struct sl_node *n, unsigned workers_now, char *err, size_t err_len);
 int nd_write_file_atomic(const struct sl_node *n, const char *path, const uint8_t *buf,
 			 size_t len);
 int nd_region_log_snapshot(void *ctx, struct sl_cons_snapshot *out);

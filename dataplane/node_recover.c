@@ -1,9 +1,11 @@
 /* node_recover.c - the node's state on disk: region and session snapshots (checkpoints
  * that let the WAL be released), recovery at start (snapshots, then the WAL), and node
  * creation and teardown. */
+#include <sys/mman.h>
 #include <sys/random.h>
 
 #include "node_internal.h"
+#include "wal.h"
 
 /* ---------------------------------------------------------------- snapshots */
 
@@ -294,36 +296,222 @@ void nd_rejoin_done(struct sl_node *n)
 		close(dfd);
 }
 
-/* node.meta pins the region layout: WAL records name regions by number. */
+/* node.meta: format=1, node_id, workers (the count the data dir was made with: the
+ * lineage of the regions' cores), regions (the count it was made with), and since worker
+ * count changes workers_now (the count whose session tables the data dir holds; absent:
+ * workers). Written atomically. */
+int nd_meta_write(struct sl_node *n, unsigned workers_now, char *err, size_t err_len)
+{
+	char path[SL_CFG_PATH_MAX + 32], buf[160];
+	snprintf(path, sizeof(path), "%s/node.meta", n->cfg.data_dir);
+	int len = snprintf(buf, sizeof(buf), "format=1\nnode_id=%u\nworkers=%u\nregions=%u\n",
+			   n->cfg.node_id, n->base_workers, n->regions_conf);
+	if (workers_now != n->base_workers)
+		len += snprintf(buf + len, sizeof(buf) - (size_t)len, "workers_now=%u\n",
+				workers_now);
+	int rc = nd_write_file_atomic(n, path, (const uint8_t *)buf, (size_t)len);
+	int dfd = rc == 0 ? open(n->cfg.data_dir, O_RDONLY | O_DIRECTORY) : -1;
+	if (rc == 0)
+		rc = dfd < 0 ? -errno : fsync(dfd) == 0 ? 0 : -errno; /* the rename's entry */
+	if (dfd >= 0)
+		close(dfd);
+	if (rc != 0)
+		snprintf(err, err_len, "%s: %s", path, strerror(-rc));
+	return rc;
+}
+
+/* ---- a worker count change: the session tables (docs/protocol.md: a session's table
+ * is on the core its client's address and port hash to, among the workers there are) */
+
+struct sess_gather {
+	uint64_t *v; /* pairs (session id, durable seq) */
+	size_t n, cap;
+	bool oom;
+};
+
+static int sess_gather_rec(void *arg, uint64_t lsn, uint16_t type, const uint8_t *p,
+			   uint32_t len)
+{
+	struct sess_gather *g = arg;
+	(void)lsn;
+	if (type != WAL_REC_SESSION || len != SESSION_REC_BYTES || p[0] != 3)
+		return 0;
+	if (g->n + 2 > g->cap) {
+		size_t cap = g->cap ? g->cap * 2 : 4096;
+		uint64_t *v = realloc(g->v, cap * sizeof(*v));
+		if (v == NULL) {
+			g->oom = true;
+			return -ENOMEM;
+		}
+		g->v = v;
+		g->cap = cap;
+	}
+	g->v[g->n++] = sl_get_u64(p + 1);
+	g->v[g->n++] = sl_get_u64(p + 9);
+	return 0;
+}
+
+/* The session records of core c's WAL, read only (its segments, each whole). Segments
+ * that do not read back are counted in *damaged: what they held is not known here. */
+static int sess_gather_wal(const struct sl_node *n, unsigned c, struct sess_gather *g,
+			   unsigned *segments, unsigned *damaged)
+{
+	char dir[SL_CFG_PATH_MAX + 32], path[SL_CFG_PATH_MAX + 64];
+	snprintf(dir, sizeof(dir), "%s/wal/core-%02u", n->cfg.data_dir, c);
+	DIR *d = opendir(dir);
+	if (d == NULL)
+		return errno == ENOENT ? 0 : -errno;
+	struct dirent *de;
+	int rc = 0;
+	while (rc == 0 && (de = readdir(d)) != NULL) { /* bounded by the directory */
+		uint64_t lsn = 0;
+		if (strlen(de->d_name) != 24 || sscanf(de->d_name, "wal-%16" SCNx64 ".log", &lsn) != 1 ||
+		    lsn == 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		int fd = open(path, O_RDONLY);
+		struct stat st;
+		if (fd < 0 || fstat(fd, &st) != 0 || st.st_size == 0) {
+			(*damaged) += fd < 0;
+			if (fd >= 0)
+				close(fd);
+			continue;
+		}
+		void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+		close(fd);
+		if (m == MAP_FAILED) {
+			(*damaged)++;
+			continue;
+		}
+		(*segments)++;
+		int e = sl_wal_check_segment(m, (uint64_t)st.st_size, lsn, true, sess_gather_rec, g,
+					     NULL);
+		munmap(m, (size_t)st.st_size);
+		if (g->oom)
+			rc = -ENOMEM;
+		else if (e != 0)
+			(*damaged)++;
+	}
+	closedir(d);
+	return rc;
+}
+
+/* The data dir last ran another number of workers, so a session's table may now be on
+ * another core: every core takes the sessions of every old core (their snapshots and
+ * their WALs' session records; a retry of a batch done before is then a duplicate on
+ * whichever core it reaches), writes its session snapshot, and node.meta records the
+ * count. A crash before that does it all again at the next start (it only raises seqs).
+ * The old cores' WALs stay as they are: a core this node no longer has holds only
+ * segments of regions moved off it (check_region_cores) and session records. */
+static int sessions_consolidate(struct sl_node *n, char *err, size_t err_len)
+{
+	if (n->workers_before == n->n_workers)
+		return 0;
+	unsigned cores = n->workers_before > n->n_workers ? n->workers_before : n->n_workers;
+	int64_t now = (int64_t)nd_now_ns();
+	uint64_t from_snaps = 0, from_wal = 0;
+	unsigned segments = 0, damaged = 0;
+	char path[SL_CFG_PATH_MAX + 64];
+	int rc = 0;
+	for (unsigned c = 0; rc == 0 && c < cores; c++) {
+		nd_sess_snap_path(n, c, path, sizeof(path));
+		int fd = open(path, O_RDONLY);
+		struct stat st;
+		if (fd >= 0 && fstat(fd, &st) == 0 && st.st_size > 0) {
+			uint8_t *buf = malloc((size_t)st.st_size);
+			if (buf == NULL || read(fd, buf, (size_t)st.st_size) != st.st_size) {
+				rc = buf == NULL ? -ENOMEM : -EIO;
+				snprintf(err, err_len, "%s: %s", path, strerror(-rc));
+			}
+			for (unsigned w = 0; rc == 0 && w < n->n_workers; w++) {
+				uint32_t got = 0;
+				if (w == c)
+					continue; /* loaded by its own core */
+				int e = sl_sess_snapshot_merge(&n->w[w].sess, buf, (size_t)st.st_size,
+							       now, &got);
+				if (e == -EBADMSG) {
+					rc = e;
+					snprintf(err, err_len,
+						 "%s: session snapshot unreadable (%s); refusing to "
+						 "start",
+						 path, strerror(-e));
+				}
+				from_snaps += got;
+			}
+			free(buf);
+		}
+		if (fd >= 0)
+			close(fd);
+		if (rc != 0)
+			break;
+		struct sess_gather g = {0};
+		rc = sess_gather_wal(n, c, &g, &segments, &damaged);
+		for (unsigned w = 0; rc == 0 && w < n->n_workers; w++)
+			for (size_t k = 0; w != c && k + 1 < g.n; k += 2)
+				from_wal += sl_sess_recover_durable(&n->w[w].sess, g.v[k], g.v[k + 1],
+								    now) == 0;
+		free(g.v);
+		if (rc != 0)
+			snprintf(err, err_len, "reading the session records of WAL core %u: %s", c,
+				 strerror(-rc));
+	}
+	for (unsigned w = 0; rc == 0 && w < n->n_workers; w++) {
+		struct sl_sess_table *t = &n->w[w].sess;
+		size_t cap = sl_sess_snapshot_bytes(t);
+		uint8_t *buf = malloc(cap);
+		int len = buf != NULL ? sl_sess_snapshot_write(t, 0, buf, cap) : -ENOMEM;
+		nd_sess_snap_path(n, w, path, sizeof(path));
+		rc = len < 0 ? len : nd_write_file_atomic(n, path, buf, (size_t)len);
+		free(buf);
+		if (rc != 0)
+			snprintf(err, err_len, "%s: %s", path, strerror(-rc));
+	}
+	if (rc == 0)
+		rc = nd_meta_write(n, n->n_workers, err, err_len);
+	if (rc != 0)
+		return rc;
+	if (damaged > 0)
+		SL_LOG(WARNING, node,
+		       "%u WAL segment(s) of the old cores did not read back whole: the sessions "
+		       "they recorded may not be known, and a retry of a batch they held may be "
+		       "applied again\n",
+		       damaged);
+	SL_LOG(NOTICE, node,
+	       "workers %u -> %u: every core took the sessions of cores 0..%u (%" PRIu64
+	       " from their snapshots, %" PRIu64 " from %u WAL segments); node.meta now says %u\n",
+	       n->workers_before, n->n_workers, cores - 1, from_snaps, from_wal, segments,
+	       n->n_workers);
+	n->workers_before = n->n_workers;
+	return 0;
+}
+
+/* node.meta pins the region layout: WAL records name regions by number, and a region
+ * runs on the core of its lineage (node.meta's workers) or of its last core move. */
 static int check_meta(struct sl_node *n, char *err, size_t err_len)
 {
 	char path[SL_CFG_PATH_MAX + 32];
 	snprintf(path, sizeof(path), "%s/node.meta", n->cfg.data_dir);
 	FILE *f = fopen(path, "r");
 	if (f == NULL) {
-		f = fopen(path, "w");
-		if (f == NULL) {
+		if (errno != ENOENT) {
 			snprintf(err, err_len, "%s: %s", path, strerror(errno));
 			return -errno;
 		}
-		fprintf(f, "format=1\nnode_id=%u\nworkers=%u\nregions=%u\n", n->cfg.node_id,
-			n->n_workers, n->regions_conf);
-		int rc = fflush(f) == 0 && fsync(fileno(f)) == 0 ? 0 : -errno;
-		fclose(f);
-		if (rc != 0)
-			snprintf(err, err_len, "%s: %s", path, strerror(-rc));
-		return rc;
+		n->base_workers = n->workers_before = n->n_workers;
+		return nd_meta_write(n, n->n_workers, err, err_len);
 	}
-	unsigned fmt = 0, id = 0, workers = 0, regions = 0;
+	unsigned fmt = 0, id = 0, workers = 0, regions = 0, now = 0;
 	int got = fscanf(f, "format=%u\nnode_id=%u\nworkers=%u\nregions=%u", &fmt, &id, &workers,
 			 &regions);
+	int more = got == 4 ? fscanf(f, " workers_now=%u", &now) : 0;
 	fclose(f);
-	if (got != 4 || fmt != 1) {
+	if (got != 4 || fmt != 1 || workers == 0 || (more == 1 && now == 0)) {
 		snprintf(err, err_len, "%s: unreadable node metadata (refusing to guess)", path);
 		return -EBADMSG;
 	}
-	if (regions != n->regions_conf && n->cfg.ctld[0] != '\0' && n->cfg.cluster_nodes > 1 &&
-	    workers == n->n_workers) {
+	n->base_workers = workers;
+	n->workers_before = more == 1 ? now : workers;
+	if (regions != n->regions_conf && n->cfg.ctld[0] != '\0' && n->cfg.cluster_nodes > 1) {
 		/* the regions are ctld's map's (splits and merges change them online): the
 		 * count this data dir started with stays the map's base */
 		SL_LOG(NOTICE, node,
@@ -334,16 +522,58 @@ static int check_meta(struct sl_node *n, char *err, size_t err_len)
 		       path, regions, n->regions_conf);
 		n->regions_conf = n->cfg.regions = regions;
 	}
-	if (workers != n->n_workers || regions != n->regions_conf) {
+	if (regions != n->regions_conf) {
 		snprintf(err, err_len,
-			 "%s: this data dir was written with workers=%u regions=%u but the "
-			 "config asks for workers=%u regions=%u; start with the original values",
-			 path, workers, regions, n->n_workers, n->regions_conf);
+			 "%s: this data dir was written with regions=%u but the config asks for "
+			 "regions=%u; start with the original value (with sluice-ctld, regions "
+			 "split and merge online: docs/cluster.md)",
+			 path, regions, n->regions_conf);
 		return -EINVAL;
 	}
+	if (n->workers_before != n->n_workers)
+		SL_LOG(NOTICE, node,
+		       "%s: this data dir last ran %u workers, the config says %u: regions stay on "
+		       "their cores (a region no core move placed runs on core id %% %u), and every "
+		       "core takes the session tables of all the old ones (docs/config.md, "
+		       "\"Changing the number of workers\")\n",
+		       path, n->workers_before, n->n_workers, workers);
 	return 0;
 }
 
+/* After placement: every region runs on a core this node has. Fewer workers than a
+ * region's core (its lineage or a core move) is refused, naming the regions to move. */
+static int check_region_cores(struct sl_node *n, char *err, size_t err_len)
+{
+	char list[256] = "";
+	size_t used = 0;
+	uint32_t bad = 0, first = 0, top = 0;
+	for (uint32_t i = 0; i < n->cfg.regions; i++) {
+		struct region *r = &n->regions[i];
+		/* ctld's map may name a core this node lacks for a region it has no replica of
+		 * (nd_region_place then kept the lineage's): it must run where the others do */
+		uint32_t core = n->map_core[i] != 0 && n->map_core[i] - 1 >= n->n_workers
+				    ? n->map_core[i] - 1
+				    : r->worker;
+		if (atomic_load(&r->retired) || core < n->n_workers)
+			continue;
+		if (bad++ == 0)
+			first = i;
+		if (core > top)
+			top = core;
+		if (used + 24 < sizeof(list))
+			used += (size_t)snprintf(list + used, sizeof(list) - used, "%s%u (core %u)",
+						 used ? ", " : "", i, core);
+	}
+	if (bad == 0)
+		return 0;
+	snprintf(err, err_len,
+		 "%u region(s) run on worker cores this node no longer has (%u workers): %s. "
+		 "Start with [eal] workers = %u or more (to run fewer, move them to lower "
+		 "cores first with sluice-ctld, sluicectl region move-core %u CORE, while the "
+		 "node runs, then restart it)",
+		 bad, n->n_workers, list, top + 1, first);
+	return -EINVAL;
+}
 
 static int u64_cmp(const void *a, const void *b)
 {
@@ -900,7 +1130,7 @@ void nd_region_place(struct sl_node *n, struct region *r, uint32_t id)
 	r->hash_lo = r->map_lo;
 	r->hash_hi = r->map_hi;
 	r->worker = r->split_from != 0 && r->split_from - 1 < id ? n->regions[r->split_from - 1].worker
-								   : id % n->n_workers;
+								   : id % n->base_workers;
 	/* moved to another core (a core move, docs/cluster.md): the map says where; the
 	 * epochs file, when it names a core, says what this data dir runs (nd_switch_recover) */
 	if (n->map_core[id] != 0 && n->map_core[id] - 1 < n->n_workers)
@@ -1049,7 +1279,8 @@ int sl_node_create(const struct sl_config *cfg, const struct sl_node_env *env,
 		    (rc = region_start(n, &n->regions[i], err, err_len)) != 0)
 			goto fail;
 	}
-	if ((rc = merged_at_start(n, err, err_len)) != 0)
+	if ((rc = merged_at_start(n, err, err_len)) != 0 ||
+	    (rc = check_region_cores(n, err, err_len)) != 0)
 		goto fail;
 	/* an unborn child's parent splits once running (ctld's map has it past the seal) */
 	for (uint32_t i = 0; i < n->cfg.regions; i++)
@@ -1099,6 +1330,8 @@ int sl_node_create(const struct sl_config *cfg, const struct sl_node_env *env,
 	for (unsigned i = 0; i < n->n_workers; i++)
 		if ((rc = worker_init(n, &n->w[i], err, err_len)) != 0)
 			goto fail;
+	if ((rc = sessions_consolidate(n, err, err_len)) != 0)
+		goto fail;
 	/* said once: where the workers' store memory comes from */
 	SL_LOG(NOTICE, node, "worker memory arenas: %s%s\n", sl_arena_mode_name(n->arena_mode),
 		n->arena_mode == SL_ARENA_HUGETLB ? ""

@@ -216,8 +216,10 @@ int nd_switch_recover(struct sl_node *n, struct region *r, char *err, size_t err
 	if (cur->core != 0 && cur->core - 1 >= n->n_workers) {
 		snprintf(err, err_len,
 			 "%s: region %u runs on worker core %u here (segment %u: a core move), but "
-			 "this node has %u workers: start it with [eal] workers = %u or more",
-			 path, r->id, cur->core - 1, r->epoch, n->n_workers, cur->core);
+			 "this node has %u workers: start it with [eal] workers = %u or more (to run "
+			 "fewer, move the region to a lower core first with sluicectl region "
+			 "move-core %u CORE while the node runs, then restart it)",
+			 path, r->id, cur->core - 1, r->epoch, n->n_workers, cur->core, r->id);
 		return -EINVAL;
 	}
 	if (cur->core != 0)

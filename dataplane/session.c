@@ -1350,21 +1350,28 @@ static bool snap_record_ok(const uint8_t *r)
 	       r[21] <= SL_SESS_LEVEL_MAJORITY && sl_get_u16(r + 22) == 0;
 }
 
+/* The image's header, length and checksums hold; *count: its records. */
+static bool snap_image_ok(const uint8_t *buf, size_t len, uint32_t *count)
+{
+	if (buf == NULL || len < SL_SESS_SNAP_HDR_BYTES + 4 || sl_get_u32(buf) != SNAP_MAGIC ||
+	    sl_get_u16(buf + 4) != SNAP_VERSION || sl_get_u16(buf + 6) != 0 ||
+	    sl_get_u32(buf + 12) != 0 || sl_get_u32(buf + 24) != 0 ||
+	    sl_get_u32(buf + 28) != crc32c_std(buf, 28))
+		return false;
+	*count = sl_get_u32(buf + 8);
+	size_t recs = (size_t)*count * SL_SESS_SNAP_REC_BYTES;
+	return len == SL_SESS_SNAP_HDR_BYTES + recs + 4 &&
+	       sl_get_u32(buf + SL_SESS_SNAP_HDR_BYTES + recs) ==
+		   crc32c_std(buf + SL_SESS_SNAP_HDR_BYTES, recs);
+}
+
 int sl_sess_snapshot_read(struct sl_sess_table *t, const uint8_t *buf, size_t len, int64_t now_ns,
 			  uint64_t *applied_index)
 {
 	if (t->count != 0)
 		return -EINVAL;
-	if (buf == NULL || len < SL_SESS_SNAP_HDR_BYTES + 4 || sl_get_u32(buf) != SNAP_MAGIC ||
-	    sl_get_u16(buf + 4) != SNAP_VERSION || sl_get_u16(buf + 6) != 0 ||
-	    sl_get_u32(buf + 12) != 0 || sl_get_u32(buf + 24) != 0 ||
-	    sl_get_u32(buf + 28) != crc32c_std(buf, 28))
-		return -EBADMSG;
-	uint32_t count = sl_get_u32(buf + 8);
-	size_t recs = (size_t)count * SL_SESS_SNAP_REC_BYTES;
-	if (len != SL_SESS_SNAP_HDR_BYTES + recs + 4 ||
-	    sl_get_u32(buf + SL_SESS_SNAP_HDR_BYTES + recs) !=
-		crc32c_std(buf + SL_SESS_SNAP_HDR_BYTES, recs))
+	uint32_t count = 0;
+	if (!snap_image_ok(buf, len, &count))
 		return -EBADMSG;
 	if (count > t->cfg.capacity)
 		return -ENOSPC;
@@ -1383,6 +1390,31 @@ int sl_sess_snapshot_read(struct sl_sess_table *t, const uint8_t *buf, size_t le
 	t->stats.recovered += count;
 	*applied_index = sl_get_u64(buf + 16);
 	return 0;
+}
+
+int sl_sess_snapshot_merge(struct sl_sess_table *t, const uint8_t *buf, size_t len,
+			   int64_t now_ns, uint32_t *merged)
+{
+	*merged = 0;
+	uint32_t count = 0;
+	if (!snap_image_ok(buf, len, &count))
+		return -EBADMSG;
+	const uint8_t *r = buf + SL_SESS_SNAP_HDR_BYTES;
+	for (uint32_t k = 0; k < count; k++)
+		if (!snap_record_ok(r + (size_t)k * SL_SESS_SNAP_REC_BYTES))
+			return -EBADMSG;
+	int rc = 0;
+	for (uint32_t k = 0; k < count; k++, r += SL_SESS_SNAP_REC_BYTES) {
+		uint64_t durable = sl_get_u64(r + 8);
+		if (durable == 0)
+			continue; /* nothing durable: nothing a retry could repeat */
+		int e = sl_sess_recover_durable(t, sl_get_u64(r), durable, now_ns);
+		if (e == 0)
+			(*merged)++;
+		else if (rc == 0)
+			rc = e;
+	}
+	return rc;
 }
 
 /* ---- client ------------------------------------------------------------------------- */

@@ -469,6 +469,12 @@ int sl_sess_snapshot_write(const struct sl_sess_table *t, uint64_t applied_index
  * image holds more sessions than the capacity (table left empty). */
 int sl_sess_snapshot_read(struct sl_sess_table *t, const uint8_t *buf, size_t len, int64_t now_ns,
 			  uint64_t *applied_index);
+/* Adds another table's image to a table that may hold sessions (a worker count change:
+ * every core takes every old core's sessions, node_recover.c): each session's durable
+ * seq as sl_sess_recover_durable would. 0 and *merged; -EBADMSG on any corruption or
+ * truncation (nothing added); -ENOSPC when a session found no room (the rest added). */
+int sl_sess_snapshot_merge(struct sl_sess_table *t, const uint8_t *buf, size_t len,
+			   int64_t now_ns, uint32_t *merged);
 
 /* ---- client side ----------------------------------------------------------------------- */
 

@@ -56,11 +56,49 @@ out += ["", "## Command line", "",
         "sluiced with the same `--name` and another data dir): give each node on a host "
         "its own name. A crashed node's lock file and segments do not stop the next "
         "start.", "",
-        "`data_dir/node.meta` pins `workers` and `regions` (WAL records name regions by "
-        "number); a data dir written with other values is refused at start with both sets "
-        "of values in the message. `data_dir/wal/core-NN/` holds each worker's WAL "
+        "`data_dir/node.meta` records the `workers` and `regions` the data dir was made "
+        "with, and `workers_now` once the worker count changed. `regions` is pinned (WAL "
+        "records name regions by number): another `[regions] count` is refused at start, "
+        "unless the node runs with sluice-ctld, whose map the regions then are. `workers` "
+        "may change (see \"Changing the number of workers\" below). "
+        "`data_dir/wal/core-NN/` holds each worker's WAL "
         "segments, `data_dir/snap/region-NNNN.snap` each region's latest full snapshot "
         "(the base) and `data_dir/snap/region-NNNN.dI.bB.snap` the delta images taken "
-        "after it (`[wal] checkpoint_delta_min_kb`; docs/architecture.md, \"Retention\")."]
+        "after it (`[wal] checkpoint_delta_min_kb`; docs/architecture.md, \"Retention\").",
+        "", "## Changing the number of workers", "",
+        "A data dir may be started with another `[eal] workers` than it last ran. The "
+        "regions stay on the cores they ran on: a region no core move placed runs on core "
+        "`region % W`, W being the workers the data dir was made with (node.meta's "
+        "`workers`; a split's new region takes its parent's core), and a moved region "
+        "runs on the core its last move named (its epochs file). So a node given more "
+        "workers starts with its regions where they were: the new cores receive, parse "
+        "and route what arrives on their network queues at once, and run regions once "
+        "they are moved there (`sluicectl region move-core R CORE`, with sluice-ctld: "
+        "docs/cluster.md, \"Moving a region to another core\"). A node given fewer "
+        "workers than a region's core is refused at start, naming each such region and "
+        "its core: move those regions to lower cores while the node runs, then restart it.",
+        "",
+        "A session's table lives on the core its client's address and port hash to among "
+        "the network queues (docs/protocol.md), so a new count may put it on another core. "
+        "At the first start with a new count, every core takes the sessions of every old "
+        "core (their session snapshots and the session records of their WALs, read only), "
+        "writes its session snapshot, and node.meta records the count (`workers_now`); a "
+        "crash before that does it again at the next start. A retry of a batch made "
+        "durable before the change is then answered DUPLICATE on whichever core it "
+        "reaches, never applied again. The log says `workers 2 -> 3: every core took the "
+        "sessions of cores 0..2 (...)`. The WALs of cores a node no longer has are left "
+        "as they are (they hold only segments of regions moved off those cores, whose "
+        "images the moves wrote, and session records); they are read again only when a "
+        "later count change includes them.",
+        "",
+        "With sluice-ctld, a node whose workers changed joins with `lineage_cores` (the "
+        "count its data dir was made with), which `sluicectl members` shows, and ctld "
+        "places that node's unmoved regions by it. The nodes of a cluster are expected to "
+        "be made with the same worker count: a region runs on the same core of every node "
+        "(the fabric carries a region's messages between the cores of one number). Test "
+        "`workers_change` runs 2, 3, then 2 workers under a session client that is killed "
+        "in between, and `ctld_core` restarts a cluster's nodes with 3 workers, moves a "
+        "region to core 2, is refused a 2-worker start until it moves back, and "
+        "restarts them with 2."]
 with open(f"{root}/docs/config.md", "w") as f:
     f.write("\n".join(out) + "\n")

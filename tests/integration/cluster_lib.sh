@@ -25,14 +25,14 @@ trap cl_cleanup EXIT
 cl_sock() { echo "$SL_DIR/d$1/sluiced.sock"; }
 # cl_start I: node I, bounded wait for its ctl socket; a script may define cl_node_args I
 # to give node I arguments of its own (one per line); node CL_REJOIN (when set) starts
-# with --rejoin (a node that lost its data dir)
+# with --rejoin (a node that lost its data dir); WORKERS: its worker count (2)
 CL_REJOIN=0
 cl_start() {
 	local i=$1 extra=()
 	declare -F cl_node_args >/dev/null && mapfile -t extra < <(cl_node_args "$i")
 	[ "$i" != "$CL_REJOIN" ] || extra+=(--rejoin)
 	rm -f "$(cl_sock "$i")"
-	${CL_EXEC[@]+"${CL_EXEC[@]}"} "$SLUICED" --data-dir "$SL_DIR/d$i" --name "$NAME-$i" --workers 2 --regions "$REGIONS" \
+	${CL_EXEC[@]+"${CL_EXEC[@]}"} "$SLUICED" --data-dir "$SL_DIR/d$i" --name "$NAME-$i" --workers "${WORKERS:-2}" --regions "$REGIONS" \
 		--set regions.protocol=raft --set node.id="$i" --set cluster.nodes="$CL_NODES" \
 		--set regions.protocols="${CL_PROTOCOLS:-}" \
 		--set cluster.fabric_dir="$SL_DIR/fab" --set regions.log_keep_mb=64 \

@@ -12,7 +12,11 @@
 # with node 3 SIGKILLed right after the ask: the move waits for node 3, which replays,
 # seals and moves after its restart; region 2 moves back to core 1 and merges into
 # region 1; with [cluster] regions_target = 4 ctld splits until 4 regions are live, node 3
-# restarted with --regions 4 runs the map, and regions_target = 2 merges them back; every
+# restarted with --regions 4 runs the map, and regions_target = 2 merges them back; after
+# the load, [eal] workers changes on the existing data dirs: every node restarted with 3
+# workers (its regions stay on their cores; ctld shows 3 cores of lineage 2), region 1
+# moves to core 2, node 3 restarted with 2 workers is refused naming region 1 on core 2,
+# region 1 moves back to core 1, and every node restarts with 2 workers again; every
 # acknowledged point reads back exactly on every node.
 set -euo pipefail
 SLUICED=$1 CTLD=$2 PRODUCER=$3 VERIFY=$4 BENCH=$5
@@ -163,6 +167,49 @@ until_true 300 "the nodes do not route as ctld's map (2 regions)" nodes_route
 echo "[${SECONDS}s] regions_target 2: $(ql moves "[(m['kind'], m['region'], m['merge_with']) for m in r['moves'] if m['kind'] == 'auto-merge']"); live regions $(ql regions "[(x['id'], x['hash_lo'], x.get('core')) for x in r['regions'] if x.get('merged_into') is None]")"
 
 load_end
+
+# [eal] workers changed on existing data dirs (docs/cluster.md, "Changing the number of
+# workers"): up to 3 on every node, one at a time
+for i in 1 2 3; do
+	cl_kill "$i"
+	WORKERS=3 cl_start "$i"
+	grep -q "this data dir last ran 2 workers, the config says 3" "$DIR/node$i.log" ||
+		fail "node $i did not say its workers changed"
+done
+until_true 300 "ctld does not show 3 cores of lineage 2: $(ql members "[(m.get('cores'), m.get('lineage_cores')) for m in r['members']]")" \
+	ql members "[(m.get('cores'), m.get('lineage_cores')) for m in r['members']] == [(3, 2)] * 3"
+cl_wait_leaders 1 0
+for i in 1 2 3; do # the regions stay on their cores
+	[ "$(cl_regions "$i" "[r['core'] for r in rs if 'merged_into' not in r]")" = "[0, 1]" ] ||
+		fail "node $i with 3 workers: $(cores_of)"
+done
+E1=$(ql regions "r['regions'][1]['epoch']")
+ID=$(move_core 1 2)
+core_done "$ID" 1 2 $((E1 + 1))
+echo "[${SECONDS}s] every node restarted with 3 workers, region 1 moved to core 2 (move $ID)"
+cl_kill 3
+if WORKERS=2 "$SLUICED" --data-dir "$SL_DIR/d3" --name "$NAME-3" --workers 2 --regions "$REGIONS" \
+	--set regions.protocol=raft --set node.id=3 --set cluster.nodes="$CL_NODES" \
+	--set cluster.fabric_dir="$SL_DIR/fab" ${CL_ARGS[@]+"${CL_ARGS[@]}"} >"$DIR/refused.log" 2>&1; then
+	fail "node 3 started with 2 workers while region 1 runs on its core 2"
+fi
+grep -q "region 1 runs on worker core 2 here" "$DIR/refused.log" ||
+	{ cat "$DIR/refused.log"; fail "node 3's refusal does not name region 1 on core 2"; }
+echo "[${SECONDS}s] node 3 with 2 workers refused: $(grep -o "region 1 runs on worker core 2 here.*" "$DIR/refused.log")"
+WORKERS=3 cl_start 3
+ID=$(move_core 1 1)
+core_done "$ID" 1 1 $((E1 + 2))
+for i in 1 2 3; do
+	cl_kill "$i"
+	cl_start "$i"
+	grep -q "workers 3 -> 2: every core took the sessions" "$DIR/node$i.log" ||
+		fail "node $i did not take its old cores' sessions"
+done
+until_true 300 "ctld does not show 2 cores: $(ql members "[(m.get('cores'), m.get('lineage_cores')) for m in r['members']]")" \
+	ql members "[(m.get('cores'), m.get('lineage_cores')) for m in r['members']] == [(2, None)] * 3"
+cl_wait_leaders 1 0
+echo "[${SECONDS}s] region 1 back on core 1 (move $ID), every node restarted with 2 workers"
+
 cl_verify_all
 for i in 1 2 3; do
 	echo "node $i: core moves $(cl_stat "$i" core_moves), points/reads handed to the new core $(cl_stat "$i" core_redirects), switches $(cl_stat "$i" protocol_switches), failed $(cl_stat "$i" protocol_switch_failed)"

@@ -195,6 +195,28 @@ static int do_write(struct conn *c, uint64_t n_points, uint32_t series, uint32_t
 	return 0;
 }
 
+static int expect_ack(struct conn *c, const struct sl_sess_msg *m, int status, const char *what);
+static void batch_msg(struct conn *c, struct sl_sess_msg *m, uint8_t *buf, uint64_t session,
+		      uint64_t seq, int64_t ts);
+
+/* replay N: sends seqs 1..N of an existing session again (from this socket's port, so
+ * maybe to another core's session table than the writer's): each must be answered
+ * DUPLICATE (a batch the node made durable before is not applied again). */
+static int do_replay(struct conn *c, uint64_t session, uint64_t n)
+{
+	uint8_t buf[SL_SESS_MSG_MAX];
+	struct sl_sess_msg m;
+	int fails = 0;
+	char what[48];
+	for (uint64_t s = 1; s <= n && n <= 1000; s++) {
+		batch_msg(c, &m, buf, session, s, (int64_t)s);
+		snprintf(what, sizeof(what), "seq %" PRIu64 " replayed", s);
+		fails += expect_ack(c, &m, SL_SESS_ST_DUPLICATE, what);
+	}
+	printf("sess_client: replay of seqs 1..%" PRIu64 ": %d not answered DUPLICATE\n", n, fails);
+	return n == 0 || n > 1000 ? 2 : fails != 0;
+}
+
 /* Sends m and expects an ACK with `status` (or none at all when status < 0). */
 static int expect_ack(struct conn *c, const struct sl_sess_msg *m, int status, const char *what)
 {
@@ -373,7 +395,7 @@ int main(int argc, char **argv)
 			break;
 		default:
 			printf("usage: sess_client --node IP [--port P] [--cluster C] "
-			       "write --log FILE [--points N --series S --batch B --session ID --level L --first I --region R/N] | "
+			       "write --log FILE [--points N --series S --batch B --session ID --level L --first I --region R/N] | replay N --session ID | "
 			       "keys [--series S --region R/N] | probe | read SERIES [--from T --to T]\n");
 			return o == 'h' ? 0 : 2;
 		}
@@ -403,6 +425,8 @@ int main(int argc, char **argv)
 		return do_write(&c, points, series, batch, session, log, timeout_s, level);
 	if (strcmp(cmd, "probe") == 0)
 		return do_probe(&c, session);
+	if (strcmp(cmd, "replay") == 0 && optind + 1 < argc)
+		return do_replay(&c, session, strtoull(argv[optind + 1], NULL, 10));
 	if (strcmp(cmd, "read") == 0 && optind + 1 < argc)
 		return do_read(&c, argv[optind + 1], from, to);
 	fprintf(stderr, "sess_client: bad command line (see --help)\n");

@@ -240,11 +240,11 @@ static void test_join_and_state(void **state)
 {
 	(void)state;
 	sl_ctld_sm_init(&sm);
-	assert_int_equal(apply_obj(sl_ctld_cmd_join(1, "a", 2)), -EINVAL); /* not bootstrapped */
+	assert_int_equal(apply_obj(sl_ctld_cmd_join(1, "a", 2, 0)), -EINVAL); /* not bootstrapped */
 	bootstrap(3, 8, 3);
 	assert_int_equal(sm.nodes[2].state, SL_CTLD_EXPECTED);
 	assert_int_equal(apply_obj(sl_ctld_cmd_node_state(2, false)), -EINVAL); /* never joined */
-	assert_int_equal(apply_obj(sl_ctld_cmd_join(2, "unix:/x/d2.sock", 4)), 0);
+	assert_int_equal(apply_obj(sl_ctld_cmd_join(2, "unix:/x/d2.sock", 4, 0)), 0);
 	assert_int_equal(sm.nodes[2].state, SL_CTLD_UP);
 	assert_string_equal(sm.nodes[2].address, "unix:/x/d2.sock");
 	assert_int_equal(sm.nodes[2].cores, 4);
@@ -253,9 +253,23 @@ static void test_join_and_state(void **state)
 	assert_int_equal(apply_obj(sl_ctld_cmd_node_state(2, true)), 0);
 	assert_int_equal(sm.nodes[2].state, SL_CTLD_UP);
 	/* a node that comes back with other cores is updated by its new join */
-	assert_int_equal(apply_obj(sl_ctld_cmd_join(2, "unix:/x/d2.sock", 2)), 0);
+	assert_int_equal(apply_obj(sl_ctld_cmd_join(2, "unix:/x/d2.sock", 2, 0)), 0);
 	assert_int_equal(sm.nodes[2].cores, 2);
 	assert_int_equal(sm.nodes[2].joins, 2);
+	assert_int_equal(sl_ctld_node_lineage(&sm.nodes[2]), 2);
+	/* its workers changed from 2 to 4: its unmoved regions stay at region % 2 */
+	assert_int_equal(apply_obj(sl_ctld_cmd_join(2, "unix:/x/d2.sock", 4, 2)), 0);
+	assert_int_equal(sm.nodes[2].cores, 4);
+	assert_int_equal(sm.nodes[2].lineage_cores, 2);
+	assert_int_equal(sl_ctld_node_lineage(&sm.nodes[2]), 2);
+	assert_int_equal(sl_ctld_region_core(&sm, 3, sl_ctld_node_lineage(&sm.nodes[2])), 1);
+	/* back to its first count: no lineage of its own */
+	assert_int_equal(apply_obj(sl_ctld_cmd_join(2, "unix:/x/d2.sock", 2, 2)), 0);
+	assert_int_equal(sm.nodes[2].lineage_cores, 0);
+	/* a malformed lineage is refused */
+	struct json_object *j = sl_ctld_cmd_join(2, "unix:/x/d2.sock", 2, 0);
+	json_object_object_add(j, "lineage_cores", json_object_new_int64(0));
+	assert_int_equal(apply_obj(j), -EINVAL);
 }
 
 static void test_set_leader(void **state)
@@ -298,7 +312,7 @@ static void test_transfer_leader(void **state)
 	assert_int_equal(apply_obj(sl_ctld_plan(&c, err, sizeof(err))), 0);
 	assert_int_equal(sm.map_version, 1);
 	for (uint32_t i = 1; i <= 2; i++)
-		assert_int_equal(apply_obj(sl_ctld_cmd_join(i, "a", 2)), 0);
+		assert_int_equal(apply_obj(sl_ctld_cmd_join(i, "a", 2, 0)), 0);
 	uint32_t pref = sm.regions[0].leader, to = pref % 3 + 1; /* another replica */
 	if (to == 3)
 		to = pref == 1 ? 2 : 1;
@@ -396,7 +410,7 @@ static void test_balance(void **state)
 	sl_ctld_sm_init(&sm);
 	assert_int_equal(apply_obj(sl_ctld_plan(&c, err, sizeof(err))), 0);
 	for (uint32_t i = 1; i <= 3; i++)
-		assert_int_equal(apply_obj(sl_ctld_cmd_join(i, "a", 2)), 0);
+		assert_int_equal(apply_obj(sl_ctld_cmd_join(i, "a", 2, 0)), 0);
 	assert_int_equal(sl_ctld_balance_next(&sm, 1000, &region, &to), 0); /* the plan is even */
 	assert_int_equal(apply_obj(sl_ctld_cmd_node_state(2, false)), 0);
 	assert_true(balance_all(1000) > 0);
@@ -451,7 +465,7 @@ static void test_malformed_refused(void **state)
 {
 	(void)state;
 	bootstrap(3, 4, 3);
-	assert_int_equal(apply_obj(sl_ctld_cmd_join(1, "n1", 2)), 0);
+	assert_int_equal(apply_obj(sl_ctld_cmd_join(1, "n1", 2, 0)), 0);
 	snapshot_state();
 	char longaddr[SL_CTLD_ADDR_MAX + 8];
 	memset(longaddr, 'a', sizeof(longaddr) - 1);
@@ -477,7 +491,7 @@ static void test_malformed_refused(void **state)
 		assert_int_equal(apply_text(bad[i]), -EINVAL);
 		assert_unchanged();
 	}
-	assert_int_equal(apply_obj(sl_ctld_cmd_join(1, longaddr, 1)), -EINVAL);
+	assert_int_equal(apply_obj(sl_ctld_cmd_join(1, longaddr, 1, 0)), -EINVAL);
 	assert_unchanged();
 	assert_int_equal(sm.refused, sizeof(bad) / sizeof(bad[0]) + 1);
 	/* a malformed bootstrap on a fresh machine: nothing of it is taken */
@@ -542,7 +556,7 @@ static void test_heartbeat_and_views(void **state)
 	bootstrap(3, 2, 3);
 	memset(&soft, 0, sizeof(soft));
 	for (uint32_t n = 1; n <= 3; n++)
-		assert_int_equal(apply_obj(sl_ctld_cmd_join(n, "addr", 2)), 0);
+		assert_int_equal(apply_obj(sl_ctld_cmd_join(n, "addr", 2, 0)), 0);
 	char err[256];
 	const uint64_t s = 1000000000ull;
 	struct json_object *r1 = hb_regions(
@@ -636,7 +650,7 @@ static void test_set_protocol(void **state)
 			 -EBUSY);
 	assert_int_equal(apply_obj(sl_ctld_plan(&c, err, sizeof(err))), 0);
 	for (uint32_t i = 1; i <= 3; i++)
-		assert_int_equal(apply_obj(sl_ctld_cmd_join(i, "a", 2)), 0);
+		assert_int_equal(apply_obj(sl_ctld_cmd_join(i, "a", 2, 0)), 0);
 	for (uint32_t i = 0; i < 4; i++) {
 		assert_int_equal(sm.regions[i].epoch, 0); /* every region starts at segment 0 */
 		assert_string_equal(sm.regions[i].next_protocol, "");
@@ -778,7 +792,7 @@ static void test_switch_flow(void **state)
 	bootstrap(3, 4, 3); /* region 0: nodes 1, 2, 3 */
 	memset(&soft, 0, sizeof(soft));
 	for (uint32_t n = 1; n <= 3; n++)
-		assert_int_equal(apply_obj(sl_ctld_cmd_join(n, "a", 2)), 0);
+		assert_int_equal(apply_obj(sl_ctld_cmd_join(n, "a", 2, 0)), 0);
 	/* older nodes send neither epoch nor sealed: taken as epoch 0, unsealed */
 	struct json_object *old = hb_regions(
 	    "[{\"id\":0,\"role\":\"leader\",\"leader\":1,\"term\":2,\"commit_index\":4,"
@@ -882,7 +896,7 @@ static void test_switch_leader_moves(void **state)
 	char err[256];
 	bootstrap(3, 6, 3); /* every node the preferred leader of two regions */
 	for (uint32_t i = 1; i <= 3; i++)
-		assert_int_equal(apply_obj(sl_ctld_cmd_join(i, "a", 2)), 0);
+		assert_int_equal(apply_obj(sl_ctld_cmd_join(i, "a", 2, 0)), 0);
 	uint32_t r = 0, pref = sm.regions[r].leader, other = pref % 3 + 1;
 	assert_int_equal(sl_ctld_check_transfer(&sm, r, other, err, sizeof(err)), 0);
 	assert_int_equal(apply_obj(sl_ctld_cmd_set_protocol(1, r, "multileader", 10)), 0);
@@ -985,7 +999,7 @@ static void test_move_replica_multileader(void **state)
 	snprintf(c.region_protocol[0], sizeof(c.region_protocol[0]), "multileader");
 	bootstrap_cluster(&c);
 	for (uint32_t n = 1; n <= 4; n++)
-		assert_int_equal(apply_obj(sl_ctld_cmd_join(n, "a", 2)), 0);
+		assert_int_equal(apply_obj(sl_ctld_cmd_join(n, "a", 2, 0)), 0);
 	uint32_t from = sm.regions[0].replicas[1];
 	assert_int_equal(apply_obj(sl_ctld_cmd_move_replica(1, 0, from, 4, SL_CTLD_MOVE_REPLICA,
 							    10)),
@@ -1019,7 +1033,7 @@ static void test_move_replica_refused(void **state)
 	snprintf(c.region_protocol[2], sizeof(c.region_protocol[2]), "standalone");
 	bootstrap_cluster(&c);
 	for (uint32_t n = 1; n <= 4; n++)
-		assert_int_equal(apply_obj(sl_ctld_cmd_join(n, "a", 2)), 0);
+		assert_int_equal(apply_obj(sl_ctld_cmd_join(n, "a", 2, 0)), 0);
 	/* region 0: nodes 1, 2, 3 */
 	assert_int_equal(sm.regions[0].replicas[0], 1);
 	assert_int_equal(sm.regions[0].replicas[2], 3);
@@ -1117,8 +1131,8 @@ static void test_move_replica_refused(void **state)
 	assert_int_equal(sl_ctld_check_transfer(&sm, 0, 2, err, sizeof(err)), -EINVAL);
 	/* a raft region of one copy: a new replica would have nothing to catch up from */
 	bootstrap(3, 2, 1);
-	assert_int_equal(apply_obj(sl_ctld_cmd_join(2, "a", 2)), 0);
-	assert_int_equal(apply_obj(sl_ctld_cmd_join(3, "a", 2)), 0);
+	assert_int_equal(apply_obj(sl_ctld_cmd_join(2, "a", 2, 0)), 0);
+	assert_int_equal(apply_obj(sl_ctld_cmd_join(3, "a", 2, 0)), 0);
 	move_refused(1, 0, 1, 2, -EBUSY, "has one replica");
 }
 
@@ -1137,7 +1151,7 @@ static void test_replica_move_flow(void **state)
 	bootstrap_cluster(&c);
 	memset(&soft, 0, sizeof(soft));
 	for (uint32_t n = 1; n <= 4; n++)
-		assert_int_equal(apply_obj(sl_ctld_cmd_join(n, "a", 2)), 0);
+		assert_int_equal(apply_obj(sl_ctld_cmd_join(n, "a", 2, 0)), 0);
 	assert_int_equal(sl_ctld_node_replicas(&sm, 4), 0);
 	assert_int_equal(sm.regions[0].leader, 1);
 	assert_int_equal(apply_obj(sl_ctld_cmd_set_leader(0, 1, 2)), 0);
@@ -1314,7 +1328,7 @@ static void test_replica_move_learner_down(void **state)
 	bootstrap_cluster(&c);
 	memset(&soft, 0, sizeof(soft));
 	for (uint32_t n = 1; n <= 4; n++)
-		assert_int_equal(apply_obj(sl_ctld_cmd_join(n, "a", 2)), 0);
+		assert_int_equal(apply_obj(sl_ctld_cmd_join(n, "a", 2, 0)), 0);
 	assert_int_equal(apply_obj(sl_ctld_cmd_move_replica(1, 0, 1, 4, SL_CTLD_MOVE_REPLICA, 10)),
 			 0);
 	const struct sl_ctld_move *m = sl_ctld_move_get(&sm, 1);
@@ -1370,7 +1384,7 @@ static void test_decommission(void **state)
 	char blocked[SL_CTLD_WHY_MAX];
 	bootstrap(4, 8, 3); /* every node holds 6 */
 	for (uint32_t n = 1; n <= 4; n++)
-		assert_int_equal(apply_obj(sl_ctld_cmd_join(n, "a", 2)), 0);
+		assert_int_equal(apply_obj(sl_ctld_cmd_join(n, "a", 2, 0)), 0);
 	assert_int_equal(sl_ctld_decommission_next(&sm, &region, &from, &to, blocked,
 						   sizeof(blocked)),
 			 0);
@@ -1442,7 +1456,7 @@ static void test_decommission(void **state)
 	c.initial_nodes = 3; /* nodes 1..3 hold 3 each */
 	bootstrap_cluster(&c);
 	for (uint32_t n = 1; n <= 5; n++)
-		assert_int_equal(apply_obj(sl_ctld_cmd_join(n, "a", 2)), 0);
+		assert_int_equal(apply_obj(sl_ctld_cmd_join(n, "a", 2, 0)), 0);
 	assert_int_equal(apply_obj(sl_ctld_cmd_decommission(1, true)), 0);
 	assert_int_equal(sl_ctld_decommission_next(&sm, &region, &from, &to, blocked,
 						   sizeof(blocked)),
@@ -1471,10 +1485,10 @@ static void test_rebalance(void **state)
 	snprintf(c.region_protocol[5], sizeof(c.region_protocol[5]), "multileader");
 	bootstrap_cluster(&c);
 	for (uint32_t n = 1; n <= 3; n++)
-		assert_int_equal(apply_obj(sl_ctld_cmd_join(n, "a", 2)), 0);
+		assert_int_equal(apply_obj(sl_ctld_cmd_join(n, "a", 2, 0)), 0);
 	/* node 4 has not joined: it takes nothing */
 	assert_int_equal(sl_ctld_rebalance_next(&sm, 0, &region, &from, &to), 0);
-	assert_int_equal(apply_obj(sl_ctld_cmd_join(4, "a", 2)), 0);
+	assert_int_equal(apply_obj(sl_ctld_cmd_join(4, "a", 2, 0)), 0);
 	/* a region in a switch stays where it is */
 	assert_int_equal(apply_obj(sl_ctld_cmd_set_protocol(1, 0, "multileader", 1)), 0);
 	while (sl_ctld_rebalance_next(&sm, 0, &region, &from, &to) > 0) {
@@ -1505,7 +1519,7 @@ static void test_rebalance(void **state)
 	/* a draining node is no target */
 	bootstrap_cluster(&c);
 	for (uint32_t n = 1; n <= 4; n++)
-		assert_int_equal(apply_obj(sl_ctld_cmd_join(n, "a", 2)), 0);
+		assert_int_equal(apply_obj(sl_ctld_cmd_join(n, "a", 2, 0)), 0);
 	assert_int_equal(sl_ctld_rebalance_next(&sm, 0, &region, &from, &to), 1);
 	assert_int_equal(apply_obj(sl_ctld_cmd_drain(4, true)), 0);
 	assert_int_equal(sl_ctld_rebalance_next(&sm, 0, &region, &from, &to), 0);
@@ -1517,7 +1531,7 @@ static void test_rebalance(void **state)
 		for (uint32_t y = 1; y <= 4 && !found; y++) {
 			bootstrap_cluster(&c4);
 			for (uint32_t n = 1; n <= 4; n++)
-				assert_int_equal(apply_obj(sl_ctld_cmd_join(n, "a", 2)), 0);
+				assert_int_equal(apply_obj(sl_ctld_cmd_join(n, "a", 2, 0)), 0);
 			uint32_t x = sm.regions[r].replicas[0];
 			if (apply_move(sm.n_moves + 1, r, x, y,
 							       SL_CTLD_MOVE_REPLICA, 10) != 0)
@@ -1597,7 +1611,7 @@ static void test_replica_move_majority(void **state)
 				    "\"leader\":1}]}"),
 			 0);
 	for (uint32_t n = 1; n <= 3; n++)
-		assert_int_equal(apply_obj(sl_ctld_cmd_join(n, "a", 2)), 0);
+		assert_int_equal(apply_obj(sl_ctld_cmd_join(n, "a", 2, 0)), 0);
 	assert_int_equal(apply_move(1, 0, 1, 3, SL_CTLD_MOVE_REPLICA, 10),
 			 0);
 	hb_region(1, 0, 0, false, 5, 1 * s);
@@ -1778,7 +1792,7 @@ static void test_split_flow(void **state)
 	bootstrap(3, 2, 3);
 	memset(&soft, 0, sizeof(soft));
 	for (uint32_t n = 1; n <= 3; n++)
-		assert_int_equal(apply_obj(sl_ctld_cmd_join(n, "a", 2)), 0);
+		assert_int_equal(apply_obj(sl_ctld_cmd_join(n, "a", 2, 0)), 0);
 	const struct sl_ctld_region old = sm.regions[0];
 	assert_int_equal(old.hash_lo, 0);
 	assert_int_equal(old.hash_hi, 0x7fffffffffffffffull);
@@ -1983,7 +1997,7 @@ static void test_split_refused(void **state)
 	snprintf(c.region_protocol[3], sizeof(c.region_protocol[3]), "multileader");
 	bootstrap_cluster(&c);
 	for (uint32_t n = 1; n <= 3; n++)
-		assert_int_equal(apply_obj(sl_ctld_cmd_join(n, "a", 2)), 0);
+		assert_int_equal(apply_obj(sl_ctld_cmd_join(n, "a", 2, 0)), 0);
 	const struct sl_ctld_region *r0 = &sm.regions[0];
 	split_refused(9, 5, true, -ENOENT, "no region 9");
 	split_refused(3, 0, false, -EBUSY, "switch it to raft first");
@@ -2022,7 +2036,7 @@ static void test_split_refused(void **state)
 	struct sl_ctld_cluster c4 = cluster(4, 2, 3);
 	bootstrap_cluster(&c4);
 	for (uint32_t k = 1; k <= 4; k++)
-		assert_int_equal(apply_obj(sl_ctld_cmd_join(k, "a", 2)), 0);
+		assert_int_equal(apply_obj(sl_ctld_cmd_join(k, "a", 2, 0)), 0);
 	uint32_t from = sm.regions[0].replicas[0], to = 0;
 	for (uint32_t k = 1; k <= 4 && to == 0; k++)
 		if (!(sm.regions[0].replicas[0] == k || sm.regions[0].replicas[1] == k ||
@@ -2067,10 +2081,10 @@ static void test_move_core(void **state)
 	snprintf(c.region_protocol[2], sizeof(c.region_protocol[2]), "standalone");
 	snprintf(c.region_protocol[3], sizeof(c.region_protocol[3]), "multileader");
 	bootstrap_cluster(&c);
-	assert_int_equal(apply_obj(sl_ctld_cmd_join(1, "a", 2)), 0);
-	assert_int_equal(apply_obj(sl_ctld_cmd_join(2, "a", 2)), 0);
+	assert_int_equal(apply_obj(sl_ctld_cmd_join(1, "a", 2, 0)), 0);
+	assert_int_equal(apply_obj(sl_ctld_cmd_join(2, "a", 2, 0)), 0);
 	core_refused(0, 1, -EBUSY, "node 3 has not joined");
-	assert_int_equal(apply_obj(sl_ctld_cmd_join(3, "a", 2)), 0);
+	assert_int_equal(apply_obj(sl_ctld_cmd_join(3, "a", 2, 0)), 0);
 	core_refused(9, 1, -ENOENT, "no region 9");
 	core_refused(0, 2, -EINVAL, "2 worker cores");
 	core_refused(0, 0, -EBUSY, "runs on core 0 already");
@@ -2205,7 +2219,7 @@ static void test_count_next(void **state)
 	struct sl_ctld_split_conf conf = {.regions_target = 0};
 	bootstrap(3, 2, 3);
 	for (uint32_t n = 1; n <= 3; n++)
-		assert_int_equal(apply_obj(sl_ctld_cmd_join(n, "a", 2)), 0);
+		assert_int_equal(apply_obj(sl_ctld_cmd_join(n, "a", 2, 0)), 0);
 	assert_int_equal(sl_ctld_count_next(&sm, &conf, &region, &with, why, sizeof(why)), 0);
 	conf.regions_target = 2;
 	assert_int_equal(sl_ctld_count_next(&sm, &conf, &region, &with, why, sizeof(why)), 0);
@@ -2256,7 +2270,7 @@ static void test_split_balance(void **state)
 	c.initial_nodes = 3; /* node 4 holds nothing: the rebalance has work */
 	bootstrap_cluster(&c);
 	for (uint32_t n = 1; n <= 4; n++)
-		assert_int_equal(apply_obj(sl_ctld_cmd_join(n, "a", 2)), 0);
+		assert_int_equal(apply_obj(sl_ctld_cmd_join(n, "a", 2, 0)), 0);
 	/* the rebalance's first pick (lowest id) and a drain's are region 0 until it splits */
 	assert_int_equal(sl_ctld_rebalance_next(&sm, 0, &region, &from, &to), 1);
 	assert_int_equal(region, 0);
@@ -2359,7 +2373,7 @@ static void autosplit_cluster(const struct sl_ctld_cluster *c)
 {
 	bootstrap_cluster(c);
 	for (uint32_t n = 1; n <= c->nodes; n++)
-		assert_int_equal(apply_obj(sl_ctld_cmd_join(n, "a", 2)), 0);
+		assert_int_equal(apply_obj(sl_ctld_cmd_join(n, "a", 2, 0)), 0);
 	memset(&soft, 0, sizeof(soft));
 	memset(&obs, 0, sizeof(obs));
 }
@@ -2800,7 +2814,7 @@ static void merge_cluster(const struct sl_ctld_cluster *c, uint32_t cores)
 {
 	bootstrap_cluster(c);
 	for (uint32_t n = 1; n <= c->nodes; n++)
-		assert_int_equal(apply_obj(sl_ctld_cmd_join(n, "a", cores)), 0);
+		assert_int_equal(apply_obj(sl_ctld_cmd_join(n, "a", cores, 0)), 0);
 	memset(&soft, 0, sizeof(soft));
 }
 
@@ -3171,13 +3185,13 @@ static void test_merge_refused(void **state)
 	 * never joined has no known cores */
 	struct sl_ctld_cluster c3 = cluster(3, 4, 3);
 	bootstrap_cluster(&c3);
-	assert_int_equal(apply_obj(sl_ctld_cmd_join(1, "a", 1)), 0);
+	assert_int_equal(apply_obj(sl_ctld_cmd_join(1, "a", 1, 0)), 0);
 	merge_refused(0, -EBUSY, "merge: node 2 has not joined: the cores of regions 0 and 1 on it "
 				 "are unknown");
-	assert_int_equal(apply_obj(sl_ctld_cmd_join(2, "a", 2)), 0);
-	assert_int_equal(apply_obj(sl_ctld_cmd_join(3, "a", 1)), 0);
+	assert_int_equal(apply_obj(sl_ctld_cmd_join(2, "a", 2, 0)), 0);
+	assert_int_equal(apply_obj(sl_ctld_cmd_join(3, "a", 1, 0)), 0);
 	merge_refused(0, -EBUSY, "merge: on node 2 region 0 runs on core 0 and region 1 on core 1");
-	assert_int_equal(apply_obj(sl_ctld_cmd_join(2, "a", 1)), 0); /* rejoins with one */
+	assert_int_equal(apply_obj(sl_ctld_cmd_join(2, "a", 1, 0)), 0); /* rejoins with one */
 	assert_int_equal(sl_ctld_check_merge(&sm, 0, &with, err, sizeof(err)), 0);
 	assert_int_equal(with, 1);
 	/* the command must name the right neighbour */
@@ -3355,7 +3369,7 @@ static void test_automerge_due(void **state)
 	struct sl_ctld_cluster c = cluster(3, 4, 3);
 	bootstrap_cluster(&c);
 	for (uint32_t n = 1; n <= 3; n++) /* one core: neighbours share it */
-		assert_int_equal(apply_obj(sl_ctld_cmd_join(n, "a", 1)), 0);
+		assert_int_equal(apply_obj(sl_ctld_cmd_join(n, "a", 1, 0)), 0);
 	memset(&soft, 0, sizeof(soft));
 	memset(&obs, 0, sizeof(obs));
 	const struct sl_ctld_split_conf conf = {.merge_bytes = 4000000, .sustain_ms = 30000};
@@ -3422,7 +3436,7 @@ static void test_automerge_blocked(void **state)
 	struct sl_ctld_cluster c = cluster(3, 4, 3);
 	bootstrap_cluster(&c);
 	for (uint32_t n = 1; n <= 3; n++) /* two cores: region r on core r mod 2 */
-		assert_int_equal(apply_obj(sl_ctld_cmd_join(n, "a", 2)), 0);
+		assert_int_equal(apply_obj(sl_ctld_cmd_join(n, "a", 2, 0)), 0);
 	memset(&soft, 0, sizeof(soft));
 	memset(&obs, 0, sizeof(obs));
 	const struct sl_ctld_split_conf conf = {.merge_bytes = 4000000, .sustain_ms = 1000};
@@ -3542,7 +3556,7 @@ static void rate_cluster(uint32_t regions, const uint32_t *lead, const uint64_t 
 	struct sl_ctld_cluster c = cluster(3, regions, 3);
 	bootstrap_cluster(&c);
 	for (uint32_t n = 1; n <= 3; n++)
-		assert_int_equal(apply_obj(sl_ctld_cmd_join(n, "a", 1)), 0);
+		assert_int_equal(apply_obj(sl_ctld_cmd_join(n, "a", 1, 0)), 0);
 	memset(&obs, 0, sizeof(obs));
 	for (uint32_t i = 0; i < regions; i++) {
 		if (sm.regions[i].leader != lead[i]) {

@@ -1235,6 +1235,59 @@ static void test_table_recovery_then_retry(void **state)
 	assert_int_equal(sl_sess_lookup(&t, 0xa, &info), -ENOENT);
 }
 
+/* A worker count change: a table that holds sessions takes another core's image; each
+ * session's durable seq goes up, never down, and a retry of a batch the other core had
+ * made durable is a duplicate here. A damaged image adds nothing. */
+static void test_snapshot_merge(void **state)
+{
+	(void)state;
+	struct sl_sess_table t, u;
+	struct sl_sess_decision d;
+	table_init(&t, 16, 8);
+	open_sess(&t, 1000, 1, 1, SL_SESS_ST_OK);
+	sl_sess_on_batch(&t, 1000, 1, 1, 10, &d);
+	durable(&t, 1000, 1);
+	sl_sess_on_batch(&t, 1000, 2, 1, 11, &d);
+	durable(&t, 1000, 2);
+	open_sess(&t, 3000, 5, 2, SL_SESS_ST_OK); /* durable 4 */
+	open_sess(&t, 4000, 1, 3, SL_SESS_ST_OK); /* nothing durable: not merged */
+	static uint8_t img[4096];
+	int len = sl_sess_snapshot_write(&t, 0, img, sizeof img);
+	assert_true(len > 0);
+
+	struct sl_sess_config cfg = {.capacity = 16,
+				     .window = 8,
+				     .idle_timeout_ns = 1000,
+				     .keep_min_ns = 100,
+				     .hash_seed = 7};
+	void *mem2 = table_mem + (sizeof table_mem / 16);
+	size_t need = sl_sess_table_mem_bytes(16, 0);
+	assert_int_equal(sl_sess_table_init(&u, mem2, need, &cfg), 0);
+	/* u knows session 3000 further than the image, and one of its own */
+	assert_int_equal(sl_sess_recover_durable(&u, 3000, 9, 0), 0);
+	assert_int_equal(sl_sess_recover_durable(&u, 5000, 4, 0), 0);
+	uint32_t merged = 0;
+	img[40] ^= 1; /* a record flipped: refused, nothing added */
+	assert_int_equal(sl_sess_snapshot_merge(&u, img, (size_t)len, 20, &merged), -EBADMSG);
+	assert_int_equal(merged, 0);
+	assert_int_equal(sl_sess_count(&u), 2);
+	img[40] ^= 1;
+	assert_int_equal(sl_sess_snapshot_merge(&u, img, (size_t)len - 1, 20, &merged), -EBADMSG);
+	assert_int_equal(sl_sess_snapshot_merge(&u, img, (size_t)len, 20, &merged), 0);
+	assert_int_equal(merged, 2); /* 1000 and 3000; 4000 had nothing durable */
+	struct sl_sess_info info;
+	assert_int_equal(sl_sess_lookup(&u, 1000, &info), 0);
+	assert_int_equal(info.durable_seq, 2);
+	assert_int_equal(sl_sess_lookup(&u, 3000, &info), 0);
+	assert_int_equal(info.durable_seq, 9); /* never lowered */
+	assert_int_equal(sl_sess_lookup(&u, 5000, &info), 0);
+	assert_int_equal(sl_sess_lookup(&u, 4000, &info), -ENOENT);
+	sl_sess_on_batch(&u, 1000, 2, 1, 30, &d); /* the retry of a batch durable there */
+	assert_int_equal(d.verdict, SL_SESS_DUPLICATE);
+	sl_sess_on_batch(&u, 1000, 3, 1, 30, &d);
+	assert_int_equal(d.verdict, SL_SESS_ACCEPT);
+}
+
 static void test_snapshot(void **state)
 {
 	(void)state;
@@ -1775,6 +1828,7 @@ int main(void)
 	    cmocka_unit_test(test_table_random_model),
 	    cmocka_unit_test(test_table_recovery_then_retry),
 	    cmocka_unit_test(test_snapshot),
+	    cmocka_unit_test(test_snapshot_merge),
 	    cmocka_unit_test(test_client_retransmit_and_ack),
 	    cmocka_unit_test(test_client_window_go_back_busy_reopen),
 	    cmocka_unit_test(test_client_level0),
