@@ -3,14 +3,13 @@
 # existing data dir. A session client (UDP through a tap in a test namespace) writes with
 # acknowledgements and retransmissions while sluiced, started with 2 workers, is killed
 # with SIGKILL and restarted with 3, then killed again and restarted with 2. Each restart
-# must start (the regions stay on the cores of their lineage, node.meta's workers), say
-# that every core took the old cores' sessions, and hold every batch acknowledged before
-# the kill; the client carries on with the same session (its table may now be on another
-# core: the retries of batches durable before the kill must not be applied again), and at
-# the end every point is there exactly once. After each restart, sess_client replays the
-# session's first 30 seqs from 6 new sockets (6 source ports: most reach another core's
-# table than the writer's did): each must be answered DUPLICATE, never applied. Then a data dir made with 4 workers and 4
-# regions is refused at 2 workers, naming the regions on cores 2 and 3 and how to move
+# must start (the regions stay on the cores of their lineage, node.meta's workers) and say
+# that every core took the old cores' sessions; then sess_client replays the session's
+# first 30 seqs from 6 new sockets (6 source ports: most reach another core's table than
+# the writer's did), and each must be answered DUPLICATE, never applied. The client
+# carries on with the same session; the node holds every batch acknowledged before either
+# kill, and at the end every point exactly once. Then a data dir made with 4 workers and
+# 4 regions is refused at 2 workers, naming the regions on cores 2 and 3 and how to move
 # them; at 4 workers again it starts.
 set -euo pipefail
 SLUICED=$1 CLIENT=$2 VERIFY=$3 CTL=$4
@@ -18,7 +17,7 @@ SLUICED=$1 CLIENT=$2 VERIFY=$3 CTL=$4
 ID=$$
 NAME=wchg$ID TAP=slwc$((ID % 100000)) NS=slwc$ID
 NET=198.18.$((ID % 250)).
-POINTS=${POINTS:-300000} SERIES=40 BATCH=30 SESSION=$((ID * 1000 + 7))
+POINTS=${POINTS:-600000} K1=800 K2=1500 SERIES=40 BATCH=30 SESSION=$((ID * 1000 + 7))
 . "$(dirname "$0")/lib.sh"
 start() { # start WORKERS
 	sl_start_node "$SLUICED" --vdev "net_tap0,iface=$TAP" -- --data-dir "$SL_DIR/data" \
@@ -27,25 +26,28 @@ start() { # start WORKERS
 	ip netns exec "$NS" ping -c 1 -W 2 "${NET}1" >/dev/null
 }
 acked() { cat "$SL_DIR/acked.log" 2>/dev/null | wc -l; }
-# kill_after N: bounded, until the client has N batches acknowledged, then SIGKILL
+# kill_after N: bounded, until the client has N batches acknowledged, then SIGKILL; the
+# client must still be writing then
 kill_after() {
 	for _ in $(seq 1 3000); do
-		[ "$(acked)" -ge "$1" ] && break
+		[ "$(acked)" -ge "$1" ] || ! kill -0 "$PROD_PID" 2>/dev/null && break
 		sleep 0.01
 	done
+	kill -0 "$PROD_PID" 2>/dev/null && [ "$(acked)" -lt $((POINTS / BATCH)) ] ||
+		{ echo "FAIL: the client was done before the kill (N = $1): lengthen its load"; exit 1; }
 	sl_kill_node
 	cp "$SL_DIR/acked.log" "$SL_DIR/acked-before.log"
 	echo "killed sluiced after $(wc -l <"$SL_DIR/acked-before.log") acknowledged batches"
 }
-# restarted FROM TO: started, said so, and holds every batch acknowledged before the kill
+# restarted FROM TO: started with TO workers, said that every core took the old cores'
+# sessions, and replays of the session's first 30 seqs from 6 new sockets (other source
+# ports, so mostly other cores' tables) are each answered DUPLICATE
 restarted() {
 	start "$2"
 	grep -q "workers $1 -> $2: every core took the sessions of cores" "$SL_DIR/node.log" ||
 		{ echo "FAIL: no session hand-over logged for $1 -> $2"; tail -20 "$SL_DIR/node.log"; exit 1; }
 	w=$("$CTL" --socket "$SL_SOCK" --json status | python3 -c 'import json,sys; print(json.load(sys.stdin)["workers"])')
 	[ "$w" = "$2" ] || { echo "FAIL: status says $w workers, $2 asked"; exit 1; }
-	python3 "$VERIFY" --socket "$SL_SOCK" --points "$POINTS" --series "$SERIES" --batch "$BATCH" \
-		--key 'sess,host=h{s:03d} v' --acked "$SL_DIR/acked-before.log"
 	for k in 1 2 3 4 5 6; do # a new socket each: another source port
 		ip netns exec "$NS" "$CLIENT" --node "${NET}1" --session "$SESSION" replay 30 \
 			>"$SL_DIR/replay.log" 2>&1 ||
@@ -59,10 +61,13 @@ ip netns exec "$NS" "$CLIENT" --node "${NET}1" --points "$POINTS" --series "$SER
 	--batch "$BATCH" --session "$SESSION" --timeout 180 --log "$SL_DIR/acked.log" write \
 	>"$SL_DIR/client.log" 2>&1 &
 PROD_PID=$!
-kill_after 800
+kill_after $K1
 restarted 2 3
-kill_after $(($(acked) + 1500))
+kill_after $(($(acked) + K2))
 restarted 3 2
+# every batch acknowledged before either kill (the second's log holds the first's)
+python3 "$VERIFY" --socket "$SL_SOCK" --points "$POINTS" --series "$SERIES" --batch "$BATCH" \
+	--key 'sess,host=h{s:03d} v' --acked "$SL_DIR/acked-before.log"
 sl_wait_client "$SL_DIR/client.log"
 python3 "$VERIFY" --socket "$SL_SOCK" --points "$POINTS" --series "$SERIES" --batch "$BATCH" \
 	--key 'sess,host=h{s:03d} v' --exact
