@@ -53,6 +53,9 @@ SL_PROGRESS=1 scripts/build.sh build
 step "unit and fuzz-corpus suites (two at a time: none depends on timing)"
 meson test -C build --no-suite integration --no-suite sim --print-errorlogs --num-processes 2
 tally build
+step "meson install into a temporary DESTDIR; the example built with the installed sluice.pc writes to the installed sluiced (scripts/install_check.sh)"
+bash scripts/install_check.sh build
+PASSED=$((PASSED + 1))
 # The integration scenarios mostly wait on their clusters and leave the CPU idle: the
 # ASan+UBSan and libFuzzer builds, then the simulator suite and its mutation check
 # (deterministic: their seeds run in simulated time, so the CPU they get changes nothing
