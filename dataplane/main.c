@@ -22,6 +22,7 @@
 #include "consensus.h"
 #include "ctl.h"
 #include "datadir.h"
+#include "log.h"
 #include "node.h"
 #include "stats.h"
 
@@ -309,7 +310,7 @@ int main(int argc, char **argv)
 		eal[ne++] = "--no-huge";
 		eal[ne++] = "-m";
 		eal[ne++] = mem;
-		fprintf(stderr, "sluiced: %s: running with --no-huge -m %u (normal pages)\n", hugewhy,
+		sl_log_plain(RTE_LOG_NOTICE, "%s: running with --no-huge -m %u (normal pages)\n", hugewhy,
 			cfg.memory_mb);
 	}
 	char vdevs[SL_CFG_PATH_MAX];
@@ -322,7 +323,7 @@ int main(int argc, char **argv)
 	char fab_err[256];
 	int n_fab = nd_fab_vdevs(&cfg, fab_vdevs, SL_CONS_MAX_PEERS, fab_err, sizeof(fab_err));
 	if (n_fab < 0) {
-		fprintf(stderr, "sluiced: %s\n", fab_err);
+		sl_log_plain(RTE_LOG_ERR, "%s\n", fab_err);
 		return 1;
 	}
 	for (int i = 0; i < n_fab && ne < MAX_EAL_ARGS - 8; i++) {
@@ -343,7 +344,7 @@ int main(int argc, char **argv)
 			       eal[i]);
 
 	if (rte_eal_init(ne, eal) < 0) {
-		fprintf(stderr, "sluiced: EAL init failed (%s); EAL args: %s\n",
+		sl_log_plain(RTE_LOG_ERR, "EAL init failed (%s); EAL args: %s\n",
 			rte_strerror(rte_errno), eal_line);
 		return 1;
 	}
@@ -357,14 +358,14 @@ int main(int argc, char **argv)
 			env.worker_lcores[wi++] = lc;
 	}
 	if (wi != workers) {
-		fprintf(stderr, "sluiced: EAL gave %u worker lcores, %u needed\n", wi, workers);
+		sl_log_plain(RTE_LOG_ERR, "EAL gave %u worker lcores, %u needed\n", wi, workers);
 		rte_eal_cleanup();
 		return 1;
 	}
 
 	struct sl_node *node = NULL;
 	if (sl_node_create(&cfg, &env, &node, err, sizeof(err)) != 0) {
-		fprintf(stderr, "sluiced: %s\n", err);
+		sl_log_plain(RTE_LOG_ERR, "%s\n", err);
 		rte_eal_cleanup();
 		return 1;
 	}
@@ -387,12 +388,12 @@ int main(int argc, char **argv)
 		rte_delay_us_sleep(10000);
 	}
 	if (!sl_node_recovered(node))
-		fprintf(stderr, "sluiced: regions still re-applying their log after 60 s; "
+		sl_log_plain(RTE_LOG_WARNING, "regions still re-applying their log after 60 s; "
 				"serving anyway\n");
 	struct sl_ctl_server *srv = NULL;
 	int rc = sl_ctl_server_open(cfg.ctl_socket, sl_node_ctl, node, &srv);
 	if (rc != 0) {
-		fprintf(stderr, "sluiced: ctl socket %s: %s\n", cfg.ctl_socket,
+		sl_log_plain(RTE_LOG_ERR, "ctl socket %s: %s\n", cfg.ctl_socket,
 			rc == -EADDRINUSE ? "another sluiced is serving it" : strerror(-rc));
 		sl_node_stop(node);
 		rte_eal_mp_wait_lcore();
@@ -401,8 +402,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
-	fprintf(stderr,
-		"sluiced: node %u (%s) serving: %u workers, %u regions (%s), data %s, ctl %s, "
+	sl_log_plain(RTE_LOG_NOTICE,
+		"node %u (%s) serving: %u workers, %u regions (%s), data %s, ctl %s, "
 		"shm ingest %s\n",
 		cfg.node_id, cfg.name, workers, cfg.regions, cfg.protocol, cfg.data_dir,
 		cfg.ctl_socket, cfg.shm_ingest_path);
@@ -416,7 +417,7 @@ int main(int argc, char **argv)
 			break;
 	}
 	if (atomic_load(&g_signal) != 0)
-		fprintf(stderr, "sluiced: signal %d: draining\n", atomic_load(&g_signal));
+		sl_log_plain(RTE_LOG_NOTICE, "signal %d: draining\n", atomic_load(&g_signal));
 	sl_node_stop(node);
 	rte_eal_mp_wait_lcore();
 	bool failed = sl_node_failed(node);
@@ -424,6 +425,6 @@ int main(int argc, char **argv)
 	sl_node_destroy(node);
 	rte_eal_cleanup();
 	close(lock_fd); /* the data dir is free for the next sluiced */
-	fprintf(stderr, "sluiced: stopped%s\n", failed ? " (after a WAL failure)" : "");
+	sl_log_plain(RTE_LOG_NOTICE, "stopped%s\n", failed ? " (after a WAL failure)" : "");
 	return failed ? 1 : 0;
 }

@@ -91,12 +91,31 @@ struct replay_ctx {
 	int fail_rc;
 	uint32_t fail_region;
 	uint64_t fail_index, fail_last;
+	/* progress: a long replay says how far it is every REPLAY_PROGRESS_NS */
+	const char *path;
+	uint64_t records, bytes, t0_ns, next_ns;
 };
+
+#define REPLAY_PROGRESS_NS 2000000000ull
+
+static void replay_progress(struct replay_ctx *c, uint64_t lsn, uint32_t len)
+{
+	c->bytes += len;
+	if ((++c->records & 4095) != 0)
+		return;
+	uint64_t now = nd_now_ns();
+	if (now < c->next_ns)
+		return;
+	c->next_ns = now + REPLAY_PROGRESS_NS;
+	SL_LOG(NOTICE, wal, "WAL %s: replaying, %" PRIu64 " records (%" PRIu64
+			    " MiB) in %.1f s, at lsn %" PRIu64 "\n",
+	       c->path, c->records, c->bytes >> 20, (double)(now - c->t0_ns) / 1e9, lsn);
+}
 
 static int replay_record(void *arg, uint64_t lsn, uint16_t type, const uint8_t *p, uint32_t len)
 {
 	struct replay_ctx *c = arg;
-	(void)lsn;
+	replay_progress(c, lsn, len);
 	if (type == WAL_REC_SESSION && len == SESSION_REC_BYTES && p[0] == 3) {
 		/* a session batch was durable: a retry of it is a duplicate */
 		sl_sess_recover_durable(&c->w->sess, sl_get_u64(p + 1), sl_get_u64(p + 9),
@@ -1017,7 +1036,18 @@ static int worker_init(struct sl_node *n, struct worker *w, char *err, size_t er
 			return rc;
 		if (atomic_load(&r->unborn) || atomic_load(&r->retired))
 			continue; /* an unborn child has no state of its own yet, a merged one none */
+		uint64_t t_load = nd_now_ns();
+		char snap[SL_CFG_PATH_MAX + 64];
+		struct stat sst;
+		nd_snap_path(n, r->id, snap, sizeof(snap), "");
+		if (stat(snap, &sst) == 0 && sst.st_size >= (256 << 20))
+			SL_LOG(NOTICE, ckpt, "region %u: loading its image (%lld MiB)\n", r->id,
+			       (long long)(sst.st_size >> 20));
 		rc = region_load_snapshot(n, r, err, err_len);
+		t_load = nd_now_ns() - t_load;
+		if (rc == 0 && t_load >= 1000000000ull) /* a large image: say what took the time */
+			SL_LOG(NOTICE, ckpt, "region %u: image at index %" PRIu64 " loaded in %.1f s\n",
+			       r->id, r->snapshot_index, (double)t_load / 1e9);
 		if (rc == 0 && r->ml)
 			rc = nd_ml_recover(n, r, err, err_len);
 		if (rc != 0)
@@ -1045,7 +1075,9 @@ static int worker_init(struct sl_node *n, struct worker *w, char *err, size_t er
 		snprintf(err, err_len, "WAL %s: %s", path, strerror(-rc));
 		return rc;
 	}
-	struct replay_ctx ctx = {.n = n, .w = w};
+	uint64_t t0 = nd_now_ns();
+	struct replay_ctx ctx = {.n = n, .w = w, .path = path, .t0_ns = t0,
+				 .next_ns = t0 + REPLAY_PROGRESS_NS};
 	struct sl_wal_recovery rep;
 	memset(&rep, 0, sizeof(rep));
 	rc = sl_wal_recover(w->wal, replay_record, &ctx, &rep);
@@ -1093,10 +1125,10 @@ static int worker_init(struct sl_node *n, struct worker *w, char *err, size_t er
 			rep.risk_first_lsn,
 			rep.salvaged ? "lost" : "dropped (never acknowledged)");
 	if (rep.records > 0)
-		SL_LOG(NOTICE, wal, "WAL %s: %" PRIu64 " records replayed (%" PRIu64
+		SL_LOG(NOTICE, wal, "WAL %s: %" PRIu64 " records replayed in %.1f s (%" PRIu64
 				" entries back in the log, applied once the protocol hands them out; %" PRIu64
 				" already in snapshots)\n",
-			path, rep.records, ctx.entries, ctx.skipped);
+			path, rep.records, (double)(nd_now_ns() - t0) / 1e9, ctx.entries, ctx.skipped);
 	if (ctx.bad > 0)
 		SL_LOG(WARNING, wal, "WAL %s: %" PRIu64 " unreadable entries skipped\n", path,
 			ctx.bad);

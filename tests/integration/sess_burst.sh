@@ -17,7 +17,7 @@ sl_start_node "$SLUICED" --vdev "net_tap0,iface=$TAP" -- --data-dir "$SL_DIR/dat
 	--name "$NAME" --workers 1 --set "net.ipv4=${NET}1"
 sl_netns_tap "$NS" "$TAP" "$NET"
 # the sluice.net log type speaks at its default level (info): the port bring-up line
-grep -q "^sluiced: port 0 (net_tap0): 1 RX/TX queue pair(s), RSS off, .* bursts of up to 32$" \
+grep -q "sluiced: port 0 (net_tap0): 1 RX/TX queue pair(s), RSS off, .* bursts of up to 32$" \
 	"$SL_DIR/node.log" || { echo "FAIL: no port line in the node's log"; exit 1; }
 # single frames (below a burst) must not wait for company: each ping gets its reply
 ip netns exec "$NS" ping -c 3 -i 0.2 -W 2 "${NET}1" >/dev/null ||

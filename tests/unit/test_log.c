@@ -1,6 +1,7 @@
 /* test_log.c - cmocka tests of sluiced's per-module log types (log.h): registered under
  * their names before the EAL starts, so --log-level=sluice.<module>:<level> sets each one
- * alone; SL_LOG prefixes "sluiced: " and drops what is below the module's level. */
+ * alone; SL_LOG writes "<UTC time> <LEVEL> sluiced: <message>", drops what is below the
+ * module's level, and cuts an overlong message visibly. */
 /* cmocka needs these before it, in this order */
 /* clang-format off */
 #include <stdarg.h>
@@ -13,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <rte_eal.h>
 
@@ -63,7 +65,30 @@ static void test_levels(void **state)
 	}
 }
 
-/* Messages carry the prefix; a module's level filters only that module. */
+/* One line: "YYYY-MM-DDTHH:MM:SS.mmmZ LEVEL sluiced: rest" with a time within a minute
+ * of now; returns where the next line starts. */
+static const char *expect_line(const char *p, const char *level, const char *rest)
+{
+	struct tm tm;
+	memset(&tm, 0, sizeof(tm));
+	const char *end = strptime(p, "%Y-%m-%dT%H:%M:%S", &tm);
+	assert_non_null(end);
+	assert_true(end[0] == '.' && end[1] >= '0' && end[1] <= '9' && end[2] >= '0' &&
+		    end[2] <= '9' && end[3] >= '0' && end[3] <= '9' && end[4] == 'Z' &&
+		    end[5] == ' ');
+	time_t t = timegm(&tm), now = time(NULL);
+	assert_true(t <= now && t > now - 60);
+	end += 6;
+	assert_memory_equal(end, level, strlen(level));
+	end += strlen(level);
+	assert_memory_equal(end, " sluiced: ", 10);
+	end += 10;
+	assert_memory_equal(end, rest, strlen(rest));
+	return end + strlen(rest);
+}
+
+/* Messages carry the time, the level and the prefix; a module's level filters only that
+ * module. */
 static void test_messages(void **state)
 {
 	(void)state;
@@ -73,9 +98,26 @@ static void test_messages(void **state)
 	SL_LOG(DEBUG, node, "node debug %d\n", 4);   /* below the default INFO */
 	SL_LOG(ERR, ckpt, "ckpt error\n");
 	fflush(stream);
-	assert_string_equal(text, "sluiced: net debug 1\n"
-				  "sluiced: wal warning 3\n"
-				  "sluiced: ckpt error\n");
+	const char *p = expect_line(text, "DEBUG", "net debug 1\n");
+	p = expect_line(p, "WARNING", "wal warning 3\n");
+	p = expect_line(p, "ERR", "ckpt error\n");
+	assert_int_equal(*p, '\0');
+	assert_string_equal(sl_log_level_name(RTE_LOG_NOTICE), "NOTICE");
+	assert_string_equal(sl_log_level_name(99), "");
+}
+
+/* A message longer than a line is cut, and ends in "...\n". */
+static void test_long_message(void **state)
+{
+	(void)state;
+	static char big[3 * SL_LOG_LINE_MAX];
+	memset(big, 'x', sizeof(big) - 1);
+	fseek(stream, 0, SEEK_SET);
+	SL_LOG(ERR, node, "%s\n", big);
+	fflush(stream);
+	size_t n = strlen(text);
+	assert_true(n > SL_LOG_LINE_MAX && n < SL_LOG_LINE_MAX + 64);
+	assert_memory_equal(text + n - 5, "x...\n", 5);
 }
 
 int main(void)
@@ -83,6 +125,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_levels),
 	    cmocka_unit_test(test_messages),
+	    cmocka_unit_test(test_long_message),
 	};
 	return cmocka_run_group_tests_name("log", tests, setup, teardown);
 }
