@@ -65,27 +65,33 @@ static void format_msg(char *msg, size_t cap, const char *fmt, va_list ap)
 		memcpy(msg + cap - 5, "...\n", 5);
 }
 
+/* The whole line of a message, into line[SL_LOG_LINE_MAX + 48]. */
+static void vline(uint32_t level, const char *fmt, va_list ap, char *line)
+{
+	char msg[SL_LOG_LINE_MAX];
+	format_msg(msg, sizeof(msg), fmt, ap);
+	format_line(level, msg, line, SL_LOG_LINE_MAX + 48);
+}
+
 void sl_log_emit(uint32_t level, uint32_t logtype, const char *fmt, ...)
 {
 	if (!rte_log_can_log(logtype, level))
 		return;
-	char msg[SL_LOG_LINE_MAX], line[SL_LOG_LINE_MAX + 48];
+	char line[SL_LOG_LINE_MAX + 48];
 	va_list ap;
 	va_start(ap, fmt);
-	format_msg(msg, sizeof(msg), fmt, ap);
+	vline(level, fmt, ap, line);
 	va_end(ap);
-	format_line(level, msg, line, sizeof(line));
 	rte_log(level, logtype, "%s", line);
 }
 
 void sl_log_plain(uint32_t level, const char *fmt, ...)
 {
-	char msg[SL_LOG_LINE_MAX], line[SL_LOG_LINE_MAX + 48];
+	char line[SL_LOG_LINE_MAX + 48];
 	va_list ap;
 	va_start(ap, fmt);
-	format_msg(msg, sizeof(msg), fmt, ap);
+	vline(level, fmt, ap, line);
 	va_end(ap);
-	format_line(level, msg, line, sizeof(line));
 	fputs(line, stderr);
 	fflush(stderr);
 }
