@@ -260,7 +260,8 @@ int nd_ctld_joined_before(const struct sl_node *n, char *state, size_t state_len
  * membership change, which a restart must not do behind the protocol's back. */
 int nd_ctld_take_map(struct sl_node *n, char *err, size_t err_len)
 {
-	if (n->cfg.ctld[0] == '\0' || n->cfg.cluster_nodes <= 1)
+	/* a single node too: its regions split, merge and move between cores through ctld */
+	if (n->cfg.ctld[0] == '\0')
 		return 0;
 	static struct sl_cfg_map_region saved[SL_CFG_MAX_REGIONS], got[SL_CFG_MAX_REGIONS];
 	static struct map_seg seg[SL_CFG_MAX_REGIONS];

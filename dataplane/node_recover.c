@@ -530,7 +530,7 @@ static int check_meta(struct sl_node *n, char *err, size_t err_len)
 	}
 	n->base_workers = workers;
 	n->workers_before = more == 1 ? now : workers;
-	if (regions != n->regions_conf && n->cfg.ctld[0] != '\0' && n->cfg.cluster_nodes > 1) {
+	if (regions != n->regions_conf && n->cfg.ctld[0] != '\0') {
 		/* the regions are ctld's map's (splits and merges change them online): the
 		 * count this data dir started with stays the map's base */
 		SL_LOG(NOTICE, node,
@@ -544,8 +544,8 @@ static int check_meta(struct sl_node *n, char *err, size_t err_len)
 	if (regions != n->regions_conf) {
 		snprintf(err, err_len,
 			 "%s: this data dir was written with regions=%u but the config asks for "
-			 "regions=%u; start with the original value (with sluice-ctld, regions "
-			 "split and merge online: docs/cluster.md)",
+			 "regions=%u; start with the original value (with sluice-ctld, even for "
+			 "one node, regions split and merge online: docs/cluster.md)",
 			 path, regions, n->regions_conf);
 		return -EINVAL;
 	}

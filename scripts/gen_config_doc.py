@@ -74,7 +74,8 @@ out += ["", "## Command line", "",
         "workers starts with its regions where they were: the new cores receive, parse "
         "and route what arrives on their network queues at once, and run regions once "
         "they are moved there (`sluicectl region move-core R CORE`, with sluice-ctld: "
-        "docs/cluster.md, \"Moving a region to another core\"). A node given fewer "
+        "docs/cluster.md, \"Moving a region to another core\"; a single node runs one "
+        "ctld replica for it: \"One node with one ctld replica\"). A node given fewer "
         "workers than a region's core is refused at start, naming each such region and "
         "its core: move those regions to lower cores while the node runs, then restart it.",
         "",

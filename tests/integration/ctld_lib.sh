@@ -95,16 +95,6 @@ ql() {
 	[ -n "$l" ] && q "$(csock "$l")" "$@"
 	return 0
 }
-# until_true TRIES WHAT CMD...: run CMD every 0.1 s until it prints True (bounded)
-until_true() {
-	local tries=$1 what=$2
-	shift 2
-	for _ in $(seq 1 "$tries"); do
-		[ "$("$@")" = True ] && return 0
-		sleep 0.1
-	done
-	fail "$what"
-}
 # With cluster_lib.sh: the scripts that drive moves through ctld under load (ctld_moves,
 # ctld_switch). BENCH_PID (0: none) is killed on exit, stopped nodes continued.
 BENCH_PID=0

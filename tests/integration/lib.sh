@@ -29,6 +29,19 @@ sl_cleanup() {
 }
 trap sl_cleanup EXIT
 
+# until_true TRIES WHAT CMD...: run CMD every 0.1 s until it prints True (bounded); else
+# the script's fail WHAT (when it has one) or FAIL: WHAT and exit 1
+until_true() {
+	local tries=$1 what=$2
+	shift 2
+	for _ in $(seq 1 "$tries"); do
+		[ "$("$@")" = True ] && return 0
+		sleep 0.1
+	done
+	declare -F fail >/dev/null && fail "$what"
+	echo "FAIL: $what"
+	exit 1
+}
 # sl_stat EXPR: a python expression over r = the node's `stats` result ($CTL: sluicectl)
 sl_stat() {
 	"$CTL" --socket "$SL_SOCK" --json stats |
