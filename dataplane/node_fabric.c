@@ -449,6 +449,43 @@ static bool link_usable(const struct nd_fab_peer *p)
 	return atomic_load_explicit(&p->usable, memory_order_acquire);
 }
 
+/* Every call into a fabric port sits between these (fab_guard.c): the count is odd while
+ * the worker is inside one. Entering is a full barrier, so the guard (after the PMD
+ * marked a link down) either sees the count odd, or the worker's call sees the link
+ * down. Never nested: each wraps one port call. */
+static inline void burst_enter(struct worker *w)
+{
+	atomic_fetch_add_explicit(&w->fab->burst, 1, memory_order_seq_cst);
+}
+
+static inline void burst_leave(struct worker *w)
+{
+	atomic_fetch_add_explicit(&w->fab->burst, 1, memory_order_release);
+}
+
+static void fab_txq_send(struct worker *w, struct sl_port_txq *q, struct rte_mbuf *m)
+{
+	burst_enter(w);
+	sl_port_txq_send(q, m);
+	burst_leave(w);
+}
+
+static void fab_txq_flush(struct worker *w, struct sl_port_txq *q)
+{
+	burst_enter(w);
+	sl_port_txq_flush(q);
+	burst_leave(w);
+}
+
+static uint16_t fab_rx_burst(struct worker *w, uint16_t port, struct rte_mbuf **pkts,
+			     uint16_t n)
+{
+	burst_enter(w);
+	uint16_t nb = rte_eth_rx_burst(port, (uint16_t)w->idx, pkts, n);
+	burst_leave(w);
+	return nb;
+}
+
 bool nd_fab_peer_up(const struct sl_node *n, uint32_t node)
 {
 	int i = n->fab != NULL ? peer_index(n->fab, node) : -1;
@@ -487,7 +524,7 @@ static void held_release(struct worker *w, unsigned i)
 {
 	struct wk_fab_peer *wp = &w->fab->peer[i];
 	while (wp->held_len > 0 && wp->held_due[wp->held_head] <= w->now_ns) {
-		sl_port_txq_send(&wp->txq, wp->held[wp->held_head]);
+		fab_txq_send(w, &wp->txq, wp->held[wp->held_head]);
 		wp->held_head = (wp->held_head + 1) % FAB_HELD_MAX;
 		wp->held_len--;
 	}
@@ -551,7 +588,7 @@ static void frame_close(struct worker *w, unsigned i)
 		held_push(w, i, m, delay);
 		return;
 	}
-	sl_port_txq_send(&wp->txq, m);
+	fab_txq_send(w, &wp->txq, m);
 }
 
 /* A new frame to peer i, its Ethernet header written; false when no buffer is free. */
@@ -637,7 +674,7 @@ static void arp_tick(struct worker *w)
 			memcpy(b, mac, 6);
 		m->data_len = (uint16_t)len;
 		m->pkt_len = (uint32_t)len;
-		sl_port_txq_send(&w->fab->ctl_txq, m);
+		fab_txq_send(w, &w->fab->ctl_txq, m);
 		sl_stats_add(w->st, SL_STAT_fab_arp_requests, 1);
 		wp->arp_gap_ms = sl_fu_arp_next_ms(wp->arp_gap_ms, unicast);
 		wp->arp_due_ns = w->now_ns + (uint64_t)wp->arp_gap_ms * 1000000ull;
@@ -654,7 +691,7 @@ int nd_fab_flush(struct worker *w)
 	if (f->udp) {
 		if (w->idx == 0)
 			arp_tick(w);
-		sl_port_txq_flush(&w->fab->ctl_txq);
+		fab_txq_flush(w, &w->fab->ctl_txq);
 		if (w->fab->ctl_txq.dropped > 0) {
 			sl_stats_add(w->st, SL_STAT_fab_tx_full, w->fab->ctl_txq.dropped);
 			w->fab->ctl_txq.dropped = 0;
@@ -671,7 +708,7 @@ int nd_fab_flush(struct worker *w)
 			work = 1;
 		}
 		if (link_usable(&f->peer[i]))
-			sl_port_txq_flush(&wp->txq);
+			fab_txq_flush(w, &wp->txq);
 		if (wp->txq.dropped > 0) {
 			sl_stats_add(w->st, SL_STAT_fab_tx_full, wp->txq.dropped);
 			wp->txq.dropped = 0;
@@ -821,7 +858,7 @@ static void reply_in_place(struct worker *w, struct rte_mbuf *mb, int len, enum 
 	}
 	mb->data_len = (uint16_t)len;
 	mb->pkt_len = (uint32_t)len;
-	sl_port_txq_send(&w->fab->ctl_txq, mb);
+	fab_txq_send(w, &w->fab->ctl_txq, mb);
 	sl_stats_add(w->st, what, 1);
 }
 
@@ -897,7 +934,7 @@ static int udp_poll(struct worker *w)
 {
 	struct nd_fabric *f = w->node->fab;
 	struct rte_mbuf *pkts[FAB_RX_BURST];
-	uint16_t nb = rte_eth_rx_burst(f->udp_port_id, (uint16_t)w->idx, pkts, FAB_RX_BURST);
+	uint16_t nb = fab_rx_burst(w, f->udp_port_id, pkts, FAB_RX_BURST);
 	for (uint16_t k = 0; k < nb; k++)
 		udp_in(w, pkts[k]);
 	unsigned nh = rte_ring_sc_dequeue_burst(f->handoff[w->idx], (void **)pkts, FAB_RX_BURST,
@@ -921,8 +958,7 @@ int nd_fab_poll(struct worker *w)
 		if (!link_usable(&f->peer[i]))
 			continue;
 		struct rte_mbuf *pkts[FAB_RX_BURST];
-		uint16_t nb = rte_eth_rx_burst(f->peer[i].port_id, (uint16_t)w->idx, pkts,
-					       FAB_RX_BURST);
+		uint16_t nb = fab_rx_burst(w, f->peer[i].port_id, pkts, FAB_RX_BURST);
 		for (uint16_t k = 0; k < nb; k++) {
 			memif_in(w, i, pkts[k]);
 			rte_pktmbuf_free(pkts[k]);

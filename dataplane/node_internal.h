@@ -533,8 +533,11 @@ struct wk_fab_peer {
 struct wk_fab {
 	uint64_t rng; /* fault injection's coin */
 	_Atomic uint64_t rounds; /* rounds begun: the main lcore's quiescence check */
-	/* the worker is in blocking file I/O outside its fabric bursts (a region's image
-	 * written or installed): it touches no link before its next round (fab_guard.c) */
+	/* odd while the worker is inside a call into a fabric port (an RX burst, a TX send
+	 * or flush): what fab_guard.c waits for before the PMD unmaps a link's memory */
+	_Atomic uint64_t burst;
+	/* the worker is in blocking file I/O (a region's image written or installed): its
+	 * round does not end soon, and fab_guard.c does not wait for it to */
 	_Atomic bool off_fabric;
 	uint8_t *scratch;	 /* a forwarded batch with its header (FWD_HDR_MAX + PROP_BYTES) */
 	struct sl_port_txq ctl_txq; /* udp: ARP requests and replies */
@@ -722,8 +725,8 @@ void nd_outbox_send(struct worker *w, unsigned dst, struct xmsg *x);
 void nd_apply_entry(struct region *r, const uint8_t *data, uint32_t len, struct proposal *p);
 uint32_t nd_ml_home(const struct sl_node *n, const struct region *r);
 bool nd_wal_room(const struct worker *w, uint64_t bytes);
-/* Around a worker's blocking file I/O (node_switch.c, snapshot installs): memif memory a
- * dead peer leaves may be unmapped meanwhile without waiting for its round (fab_guard.c). */
+/* Around a worker's blocking file I/O (node_switch.c, snapshot installs): fab_guard.c
+ * does not wait for its next round (it waits for its fabric port calls only). */
 static inline void nd_off_fabric(struct worker *w, bool on)
 {
 	if (w->fab != NULL)

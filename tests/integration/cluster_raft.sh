@@ -26,7 +26,12 @@ echo "leaders: $(cl_regions 1 "[r['leader'] for r in rs]")"
 cl_producers
 # kill the leader of region 0 under load
 cl_wait_acks 60
-K=$(cl_regions 1 "rs[0]['leader']")
+for _ in $(seq 1 100); do # bounded: a leader move (balance) may be under way
+	K=$(cl_regions 1 "rs[0]['leader']")
+	[[ "$K" =~ ^[1-3]$ ]] && break
+	sleep 0.1
+done
+[[ "$K" =~ ^[1-3]$ ]] || { echo "FAIL: region 0 has no leader: $K"; exit 1; }
 A=$((K % 3 + 1)) B=$(((K + 1) % 3 + 1))
 ledk=$(cl_regions "$A" "sum(r['leader'] == $K for r in rs)")
 cl_kill "$K"
