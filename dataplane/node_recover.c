@@ -524,7 +524,8 @@ static int check_meta(struct sl_node *n, char *err, size_t err_len)
 			 &regions);
 	int more = got == 4 ? fscanf(f, " workers_now=%u", &now) : 0;
 	fclose(f);
-	if (got != 4 || fmt != 1 || workers == 0 || (more == 1 && now == 0)) {
+	if (got != 4 || fmt != 1 || workers == 0 || workers > SL_CFG_MAX_WORKERS ||
+	    (more == 1 && (now == 0 || now > SL_CFG_MAX_WORKERS))) {
 		snprintf(err, err_len, "%s: unreadable node metadata (refusing to guess)", path);
 		return -EBADMSG;
 	}

@@ -90,6 +90,14 @@ grep -q "sluicectl region move-core 2 CORE" "$SL_DIR/refused.log" ||
 grep -h "no longer has" "$SL_DIR/refused.log"
 grep -q "^workers=4$" "$D4/node.meta" && ! grep -q workers_now "$D4/node.meta" ||
 	{ echo "FAIL: a refused start changed node.meta:"; cat "$D4/node.meta"; exit 1; }
+# a damaged node.meta (a worker count no build allows) is refused, not scanned for
+cp "$D4/node.meta" "$SL_DIR/meta.ok"
+printf 'workers_now=4000000000\n' >>"$D4/node.meta"
+if timeout 60 "$SLUICED" --data-dir "$D4" --name "$NAME" --workers 4 --regions 4 >"$SL_DIR/bad.log" 2>&1; then
+	echo "FAIL: started on a node.meta with workers_now=4000000000"; exit 1
+fi
+grep -q "unreadable node metadata" "$SL_DIR/bad.log" || { echo "FAIL: damaged node.meta:"; cat "$SL_DIR/bad.log"; exit 1; }
+cp "$SL_DIR/meta.ok" "$D4/node.meta"
 sl_start_node "$SLUICED" --data-dir "$D4" --name "$NAME" --workers 4 --regions 4
 sl_stop_node
 echo "workers_change: PASS"
