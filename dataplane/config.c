@@ -115,6 +115,11 @@ static const struct key keys[] = {
 	    "UDP port of the binary session protocol (docs/protocol.md)"),
 	STR("net", "precision", precision,
 	    "line protocol timestamp unit: ns, us, ms or s (lines without one get node time)"),
+	STR("net", "kernel_udp", kernel_udp,
+	    "InfluxDB line protocol on a kernel UDP socket at kernel_address:line_port: auto "
+	    "(when the node has no DPDK port), on, or off"),
+	STR("net", "kernel_address", kernel_address,
+	    "IPv4 address the kernel sockets (UDP line protocol) bind to; 0.0.0.0 = all"),
 	U32("net", "cluster_id", cluster_id, 1, UINT32_MAX - 1,
 	    "cluster id carried by session frames; frames of another cluster are dropped"),
 	U32("net", "mbufs", mbufs, 1024, 1 << 22,
@@ -125,6 +130,22 @@ static const struct key keys[] = {
 	    "and session ports); 0 = drop fragments"),
 	U32("net", "frag_timeout_ms", frag_timeout_ms, 10, 60000,
 	    "fragments of a datagram not complete after this are freed (counted frag_expired)"),
+	BOOL("http", "enabled", http_enabled,
+	     "serve the HTTP APIs (InfluxDB 1.x /write, /ping, /query; 2.x /api/v2/write, "
+	     "/health; Prometheus /api/v1/write, /metrics) on kernel sockets"),
+	STR("http", "listen", http_listen,
+	    "ADDRESS:PORT of the HTTP APIs (InfluxDB's port by default); a port another "
+	    "process holds is an error when set, a warning (no HTTP) when left at the default"),
+	U32("http", "max_body_bytes", http_max_body, 1024, 1u << 30,
+	    "largest request body, after gzip decoding (InfluxDB's max-body-size); larger "
+	    "is 413"),
+	U32("http", "max_connections", http_max_connections, 1, 4096,
+	    "open HTTP connections at most (each has a thread); more are refused"),
+	U32("http", "idle_timeout_s", http_idle_timeout_s, 1, 3600,
+	    "a connection idle this long is closed"),
+	U32("http", "write_timeout_ms", http_write_timeout_ms, 100, 600000,
+	    "a write not stored within this is answered 500 timeout (it may still be "
+	    "stored, as with InfluxDB)"),
 	U32("cluster", "nodes", cluster_nodes, 1, SL_CONS_MAX_PEERS,
 	    "nodes in the cluster, ids 1..N; every region is replicated on all of them by "
 	    "[regions] protocol (1 = a single node, no fabric)"),
@@ -196,6 +217,14 @@ void sl_config_default(struct sl_config *c)
 	c->session_port = 7400;
 	snprintf(c->precision, sizeof(c->precision), "ns");
 	c->cluster_id = 1;
+	snprintf(c->kernel_udp, sizeof(c->kernel_udp), "auto");
+	snprintf(c->kernel_address, sizeof(c->kernel_address), "0.0.0.0");
+	c->http_enabled = true;
+	snprintf(c->http_listen, sizeof(c->http_listen), "%s", SL_CFG_HTTP_LISTEN_DEFAULT);
+	c->http_max_body = 25000000;
+	c->http_max_connections = 64;
+	c->http_idle_timeout_s = 30;
+	c->http_write_timeout_ms = 10000;
 	c->mbufs = 16384;
 	c->frag_max_flows = 128;
 	c->frag_timeout_ms = 1000;
@@ -618,6 +647,26 @@ int sl_config_finish(struct sl_config *c, char *err, size_t err_len)
 		snprintf(err, err_len, "[net] vdevs is set but [net] ipv4 is empty: give the "
 				       "node an address on its ports");
 		return -EINVAL;
+	}
+	if (strcmp(c->kernel_udp, "auto") && strcmp(c->kernel_udp, "on") &&
+	    strcmp(c->kernel_udp, "off")) {
+		snprintf(err, err_len, "[net] kernel_udp = '%s': auto, on or off", c->kernel_udp);
+		return -EINVAL;
+	}
+	{
+		struct in_addr a;
+		if (inet_pton(AF_INET, c->kernel_address, &a) != 1) {
+			snprintf(err, err_len, "[net] kernel_address = '%s': not an IPv4 address",
+				 c->kernel_address);
+			return -EINVAL;
+		}
+		uint32_t port;
+		if (sl_cfg_parse_listen(c->http_listen, &a, &port) != 0) {
+			snprintf(err, err_len,
+				 "[http] listen = '%s': give IPV4:PORT, e.g. 127.0.0.1:8086",
+				 c->http_listen);
+			return -EINVAL;
+		}
 	}
 	if (strcmp(c->precision, "ns") && strcmp(c->precision, "us") &&
 	    strcmp(c->precision, "ms") && strcmp(c->precision, "s")) {
@@ -1067,4 +1116,25 @@ void sl_config_dump(const struct sl_config *c, FILE *out)
 			break;
 		}
 	}
+}
+
+int sl_cfg_parse_listen(const char *s, struct in_addr *addr, uint32_t *port)
+{
+	const char *colon = strrchr(s, ':');
+	if (colon == NULL || colon[1] == '\0' || (size_t)(colon - s) >= 32)
+		return -EINVAL;
+	char host[32];
+	memcpy(host, s, (size_t)(colon - s));
+	host[colon - s] = '\0';
+	if (host[0] == '\0')
+		snprintf(host, sizeof(host), "0.0.0.0");
+	if (inet_pton(AF_INET, host, addr) != 1)
+		return -EINVAL;
+	char *end;
+	errno = 0;
+	unsigned long p = strtoul(colon + 1, &end, 10);
+	if (errno != 0 || *end != '\0' || p < 1 || p > 65535 || !isdigit((unsigned char)colon[1]))
+		return -EINVAL;
+	*port = (uint32_t)p;
+	return 0;
 }

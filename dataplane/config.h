@@ -88,6 +88,15 @@ struct sl_config {
 	uint32_t session_port;       /* binary session protocol over UDP */
 	char precision[8];           /* line protocol timestamp unit: ns, us, ms, s */
 	uint32_t cluster_id;
+	char kernel_udp[8];          /* auto | on | off */
+	char kernel_address[32];     /* the kernel sockets' bind address */
+	/* [http] */
+	bool http_enabled;
+	char http_listen[64];        /* ADDRESS:PORT */
+	uint32_t http_max_body;      /* bytes, after gzip decoding */
+	uint32_t http_max_connections;
+	uint32_t http_idle_timeout_s;
+	uint32_t http_write_timeout_ms;
 	uint32_t mbufs;              /* per port */
 	uint32_t frag_max_flows;     /* datagrams in IPv4 reassembly per worker; 0 = none */
 	/* [cluster] */
@@ -118,7 +127,13 @@ struct sl_config {
 	uint32_t xmsg_pool;       /* cross-core messages (tests shrink it) */
 };
 
+#define SL_CFG_HTTP_LISTEN_DEFAULT "0.0.0.0:8086"
+
 void sl_config_default(struct sl_config *c);
+/* "A.B.C.D:PORT" (or ":PORT" for all addresses) -> address (network order) and port;
+ * -EINVAL otherwise. */
+struct in_addr;
+int sl_cfg_parse_listen(const char *s, struct in_addr *addr, uint32_t *port);
 /* Load an INI file over the current values. Unknown sections/keys and bad values are
  * errors (message in err). */
 int sl_config_load(struct sl_config *c, const char *path, char *err, size_t err_len);

@@ -49,7 +49,8 @@ int sl_lp_precision_parse(const char *s, enum sl_lp_precision *out)
 		const char *name;
 		enum sl_lp_precision p;
 	} names[] = {{"ns", SL_LP_PREC_NS}, {"n", SL_LP_PREC_NS},  {"us", SL_LP_PREC_US},
-		     {"u", SL_LP_PREC_US},  {"ms", SL_LP_PREC_MS}, {"s", SL_LP_PREC_S}};
+		     {"u", SL_LP_PREC_US},  {"ms", SL_LP_PREC_MS}, {"s", SL_LP_PREC_S},
+		     {"m", SL_LP_PREC_M},   {"h", SL_LP_PREC_H}};
 	if (s == NULL || out == NULL)
 		return -EINVAL;
 	for (size_t i = 0; i < SL_ARRAY_LEN(names); i++) {
@@ -598,7 +599,9 @@ static enum sl_lp_err parse_timestamp(struct lp_ctx *c, const struct sl_lp_opts 
 	static const int64_t scale[] = {[SL_LP_PREC_NS] = 1,
 					[SL_LP_PREC_US] = 1000,
 					[SL_LP_PREC_MS] = 1000000,
-					[SL_LP_PREC_S] = 1000000000};
+					[SL_LP_PREC_S] = 1000000000,
+					[SL_LP_PREC_M] = 60000000000,
+					[SL_LP_PREC_H] = 3600000000000};
 	size_t end = c->pos;
 	while (end < c->n && c->s[end] != ' ')
 		end++;

@@ -4,6 +4,7 @@
 #ifndef SL_LINEPROTO_H
 #define SL_LINEPROTO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -56,9 +57,11 @@ enum sl_lp_precision {
 	SL_LP_PREC_US,
 	SL_LP_PREC_MS,
 	SL_LP_PREC_S,
+	SL_LP_PREC_M, /* minutes and hours: InfluxDB 1.x's HTTP /write takes them */
+	SL_LP_PREC_H,
 };
 
-/* "ns"/"n", "us"/"u", "ms", "s" -> *out; -EINVAL otherwise. For config and CLI parsing. */
+/* "ns"/"n", "us"/"u", "ms", "s", "m", "h" -> *out; -EINVAL otherwise. */
 int sl_lp_precision_parse(const char *s, enum sl_lp_precision *out);
 
 struct sl_lp_opts {
@@ -152,6 +155,22 @@ int sl_lp_parse_datagram(const char *buf, size_t len, const struct sl_lp_opts *o
 int sl_lp_parse_datagram_from(const char *buf, size_t len, size_t *off,
 			      const struct sl_lp_opts *opts, struct sl_lp_line *work,
 			      sl_lp_line_fn fn, void *arg, struct sl_lp_counts *counts);
+
+/* Field i of a good line as a point, strings included (key and string borrowed from the
+ * line's scratch). */
+static inline struct sl_point sl_lp_point_of(const struct sl_lp_line *line, uint32_t i)
+{
+	const struct sl_lp_field *f = &line->fields[i];
+	bool str = f->type == SL_VAL_STR;
+	return (struct sl_point){.series_id = f->series_id,
+				 .ts = line->ts,
+				 .type = f->type,
+				 .value = str ? 0 : f->value,
+				 .key_len = f->key_len,
+				 .key = f->key,
+				 .str = str ? f->str : NULL,
+				 .str_len = str ? f->str_len : 0};
+}
 
 /* A field as a store point (key borrowed from the line's scratch). -ENOTSUP for strings,
  * which the store does not hold. */

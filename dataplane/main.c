@@ -22,6 +22,9 @@
 #include "consensus.h"
 #include "ctl.h"
 #include "datadir.h"
+#include "http.h"
+#include "kernel_udp.h"
+#include "local_ingest.h"
 #include "log.h"
 #include "node.h"
 #include "stats.h"
@@ -31,6 +34,44 @@
 static atomic_int g_signal;
 
 static void on_signal(int sig) { atomic_store(&g_signal, sig); }
+
+static char kudp_addr[64];
+
+/* HTTP on [http] listen; line protocol on a kernel UDP socket ([net] kernel_udp: auto =
+ * when no DPDK port serves ingest). A taken port is fatal when the operator chose it, a
+ * warning when it is the default (several nodes on one host: the first one serves). */
+static int start_kernel_doors(struct sl_node *node, const struct sl_config *cfg,
+			      struct sl_http **http, struct sl_kudp **kudp)
+{
+	char err[256];
+	if (cfg->http_enabled) {
+		int rc = sl_http_start(node, cfg, http, err, sizeof(err));
+		bool dflt = strcmp(cfg->http_listen, SL_CFG_HTTP_LISTEN_DEFAULT) == 0;
+		if (rc == -EADDRINUSE && dflt) {
+			sl_log_plain(RTE_LOG_WARNING,
+				     "%s; HTTP is off (set [http] listen to another port, or "
+				     "[http] enabled = false)\n", err);
+		} else if (rc != 0) {
+			sl_log_plain(RTE_LOG_ERR, "%s\n", err);
+			return -1;
+		}
+	}
+	bool want = strcmp(cfg->kernel_udp, "on") == 0 ||
+		    (strcmp(cfg->kernel_udp, "auto") == 0 && sl_node_ingest_ports(node) == 0);
+	if (want) {
+		int rc = sl_kudp_start(node, cfg, kudp, err, sizeof(err));
+		if (rc == -EADDRINUSE && strcmp(cfg->kernel_udp, "auto") == 0) {
+			sl_log_plain(RTE_LOG_WARNING, "%s; kernel UDP line protocol is off\n", err);
+		} else if (rc != 0) {
+			sl_log_plain(RTE_LOG_ERR, "%s\n", err);
+			return -1;
+		}
+		if (*kudp != NULL)
+			snprintf(kudp_addr, sizeof(kudp_addr), "%s:%u", cfg->kernel_address,
+				 cfg->line_port);
+	}
+	return 0;
+}
 
 static void usage(FILE *out)
 {
@@ -402,11 +443,24 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
+	/* kernel-socket doors: HTTP, and UDP line protocol when the node has no DPDK port */
+	struct sl_http *http = NULL;
+	struct sl_kudp *kudp = NULL;
+	if (start_kernel_doors(node, &cfg, &http, &kudp) != 0) {
+		sl_http_stop(http);
+		sl_ctl_server_close(srv);
+		sl_node_stop(node);
+		rte_eal_mp_wait_lcore();
+		sl_node_destroy(node);
+		rte_eal_cleanup();
+		return 1;
+	}
 	sl_log_plain(RTE_LOG_NOTICE,
 		"node %u (%s) serving: %u workers, %u regions (%s), data %s, ctl %s, "
-		"shm ingest %s\n",
+		"shm ingest %s, http %s, kernel udp %s\n",
 		cfg.node_id, cfg.name, workers, cfg.regions, cfg.protocol, cfg.data_dir,
-		cfg.ctl_socket, cfg.shm_ingest_path);
+		cfg.ctl_socket, cfg.shm_ingest_path, http ? sl_http_listening(http) : "off",
+		kudp ? kudp_addr : "off");
 	fflush(stderr);
 
 	/* The main lcore: ctl requests and housekeeping, never the data path. */
@@ -418,6 +472,9 @@ int main(int argc, char **argv)
 	}
 	if (atomic_load(&g_signal) != 0)
 		sl_log_plain(RTE_LOG_NOTICE, "signal %d: draining\n", atomic_load(&g_signal));
+	/* the doors close first: writes in progress are answered by the running workers */
+	sl_http_stop(http);
+	sl_kudp_stop(kudp);
 	sl_node_stop(node);
 	rte_eal_mp_wait_lcore();
 	bool failed = sl_node_failed(node);

@@ -60,6 +60,10 @@ void nd_pend_finish(struct worker *w, uint32_t h)
 		nd_sess_finish(w, h); /* releases h, now or once earlier seqs are done */
 		return;
 	}
+	if (p->kind == PEND_LOCAL) {
+		nd_local_finish(w, h);
+		return;
+	}
 	int32_t status = p->err ? p->err : p->stored == p->count ? 0 : -EINVAL;
 	if (sl_ingest_ack(w->node->ingest, p->slot, p->batch_seq, status, p->stored) != 0)
 		sl_stats_add(w->st, SL_STAT_ack_errors, 1);
@@ -1760,7 +1764,7 @@ static int stage_ingress(struct worker *w, bool take_new)
 	if (w->stalled != NULL)
 		return 0;
 	/* after a WAL failure the points are still read, routed and refused (-EIO) */
-	return poll_ingest(w, take_new) + nd_poll_net(w, take_new);
+	return poll_ingest(w, take_new) + nd_poll_local(w, take_new) + nd_poll_net(w, take_new);
 }
 
 /* Durable LSN: the protocols hear of it (persisted), session records acknowledge. */
@@ -2011,7 +2015,7 @@ static void worker_round(struct worker *w, bool take_new)
 
 static bool worker_quiet(struct worker *w)
 {
-	if (w->stalled != NULL || w->local_len > 0 || w->rec_next < w->rec_n ||
+	if (w->stalled != NULL || w->local_len > 0 || w->rec_next < w->rec_n || w->local_cur != NULL ||
 	    nd_net_parked(w) || w->sessq_logged < w->sessq_len)
 		return false;
 	for (unsigned d = 0; d < w->node->n_workers; d++)

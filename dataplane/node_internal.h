@@ -33,6 +33,7 @@
 #include "frag.h"
 #include "ingest.h"
 #include "lineproto.h"
+#include "local_ingest.h"
 #include "log.h"
 #include "pkt.h"
 #include "driver.h"
@@ -341,7 +342,7 @@ static inline uint32_t nd_wal_region_tag(const struct region *r)
 	return r->id | (r->epoch & 0xffffu) << 16;
 }
 
-enum pend_kind { PEND_SHM = 0, PEND_SESS = 1 };
+enum pend_kind { PEND_SHM = 0, PEND_SESS = 1, PEND_LOCAL = 2 };
 
 struct pend {
 	bool used;
@@ -355,6 +356,7 @@ struct pend {
 	uint32_t received; /* shm: records of the batch read so far */
 	uint64_t t0_tsc;
 	struct reply_addr ra;
+	struct sl_local_batch *local; /* PEND_LOCAL: the producer's batch */
 };
 
 struct sessq_ent {
@@ -598,6 +600,11 @@ struct worker {
 		uint32_t slot_cur[NODE_SHM_SLOTS];      /* pending handle of the slot's open batch,
 							 * or UINT32_MAX */
 		uint32_t slot_inflight[NODE_SHM_SLOTS]; /* batches of the slot awaiting their ack */
+		/* in-process ingest (node_local.c): the queue, the batch being routed */
+		struct rte_ring *localq;
+		struct sl_local_batch *local_cur; /* NULL: none */
+		const struct sl_point *local_pts;
+		uint32_t local_n, local_pos, local_h;
 	} __rte_cache_aligned;
 	/* WAL: records not yet applied, the durable point told to the drivers */
 	struct {
@@ -837,6 +844,8 @@ struct json_object *nd_fab_status(const struct sl_node *n);
 void nd_net_tx_flush(struct worker *w);
 void nd_net_tx_fini(struct worker *w);
 void nd_sess_finish(struct worker *w, uint32_t h);
+void nd_local_finish(struct worker *w, uint32_t h);
+int nd_poll_local(struct worker *w, bool take_new);
 void nd_sess_durable(struct worker *w, uint64_t durable);
 void nd_read_serve(struct worker *w, struct xmsg *x);
 int nd_poll_net(struct worker *w, bool take_new);

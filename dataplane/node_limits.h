@@ -55,6 +55,8 @@ _Static_assert(XMSG_POOL >= XRING_SIZE, "one ring's worth of messages can be in 
 /* Records decoded from one shm slot per poll; a burst is taken only with a pending handle
  * free for each record (any record may start a batch). */
 #define INGEST_BURST 256
+#define LOCALQ_SIZE 1024 /* in-process batches queued per worker (node_local.c) */
+#define LOCAL_BURST 16   /* of them taken per round */
 _Static_assert(INGEST_BURST <= PEND_MAX, "a burst's handles fit the pending table");
 /* Pending-handle arrays per shm slot (slot_cur, slot_inflight) are indexed by the global
  * slot number: sized by the config's slot limit, which the ingest ring can hold. */

@@ -751,15 +751,7 @@ static int lp_line_cb(void *arg, const struct sl_lp_line *line)
 {
 	struct worker *w = arg;
 	for (uint32_t i = w->park.lp_field; i < line->n_fields; i++) {
-		const struct sl_lp_field *f = &line->fields[i];
-		struct sl_point pt = {.series_id = f->series_id,
-				      .ts = line->ts,
-				      .type = f->type,
-				      .value = f->type == SL_VAL_STR ? 0 : f->value,
-				      .key_len = f->key_len,
-				      .key = f->key,
-				      .str = f->type == SL_VAL_STR ? f->str : NULL,
-				      .str_len = f->type == SL_VAL_STR ? f->str_len : 0};
+		struct sl_point pt = sl_lp_point_of(line, i);
 		if (!nd_route_point(w, NO_ACK, &pt)) {
 			w->park.lp_field = i;
 			return -EAGAIN;

@@ -1021,6 +1021,12 @@ static int worker_init(struct sl_node *n, struct worker *w, char *err, size_t er
 			return rc;
 		}
 	}
+	snprintf(path, sizeof(path), "sl_loc_%u", w->idx);
+	w->localq = rte_ring_create(path, LOCALQ_SIZE, SOCKET_ID_ANY, RING_F_SC_DEQ);
+	if (w->localq == NULL) {
+		snprintf(err, err_len, "ring %s: %s", path, rte_strerror(rte_errno));
+		return -ENOMEM;
+	}
 	snprintf(path, sizeof(path), "sl_ctl_%u", w->idx);
 	w->ctlq = rte_ring_create(path, CTLQ_SIZE, SOCKET_ID_ANY, RING_F_SC_DEQ);
 	if (w->ctlq == NULL) {
@@ -1487,6 +1493,7 @@ void sl_node_destroy(struct sl_node *n)
 			free(w->ack_bl_slot[d]);
 		}
 		rte_ring_free(w->ctlq);
+		rte_ring_free(w->localq);
 		sl_frag_fini(&w->frag);
 		free(w->flat);
 		struct rte_mbuf *m;

@@ -234,7 +234,8 @@
 	X(reroute_failed) \
 	X(learners_joined) \
 	X(log_kept_for_peers) \
-	X(ml_joiners_caught_up)
+	X(ml_joiners_caught_up) \
+	X(local_batches)
 
 enum sl_stat {
 #define SL_STATS_ENUM_(name) SL_STAT_##name,

@@ -598,8 +598,22 @@ static void test_timestamps(void **state)
 	assert_int_equal(p, SL_LP_PREC_MS);
 	assert_int_equal(sl_lp_precision_parse("s", &p), 0);
 	assert_int_equal(p, SL_LP_PREC_S);
-	assert_int_equal(sl_lp_precision_parse("h", &p), -EINVAL);
+	assert_int_equal(sl_lp_precision_parse("m", &p), 0);
+	assert_int_equal(p, SL_LP_PREC_M);
+	assert_int_equal(sl_lp_precision_parse("h", &p), 0);
+	assert_int_equal(p, SL_LP_PREC_H);
+	assert_int_equal(sl_lp_precision_parse("d", &p), -EINVAL);
 	assert_int_equal(sl_lp_precision_parse(NULL, &p), -EINVAL);
+	/* hours scale like InfluxDB 1.x's precision=h: 2 h = 7.2e12 ns */
+	struct sl_lp_line l;
+	char scratch[SL_LP_SCRATCH_BYTES(64)];
+	sl_lp_line_init(&l, scratch, sizeof(scratch));
+	struct sl_lp_opts oh = {.precision = SL_LP_PREC_H};
+	assert_int_equal(sl_lp_parse_line("m f=1 2", 7, &oh, &l), 0);
+	assert_int_equal(l.ts, 7200000000000);
+	oh.precision = SL_LP_PREC_M;
+	assert_int_equal(sl_lp_parse_line("m f=1 3", 7, &oh, &l), 0);
+	assert_int_equal(l.ts, 180000000000);
 }
 
 static void test_multiple_fields(void **state)
