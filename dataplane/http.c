@@ -27,6 +27,11 @@
 #define INFLUX_VERSION "1.8.10-sluice-" SLUICE_VERSION
 #define ERR_LINE_MAX 256 /* bytes of a bad line quoted in an error */
 #define ERR_LINES 8	 /* bad lines named in an error */
+/* Prometheus remote write: a request unpacks whole, up to ~32 times its uncompressed size
+ * for a crafted one (promrw.h), so both the size and the decodes at once are bounded.
+ * Prometheus sends requests of 500-2000 samples, some 100 KiB. */
+#define PROM_MAX_BYTES (8u << 20)
+#define PROM_DECODES 4
 
 struct sl_http {
 	struct MHD_Daemon *d;
@@ -368,11 +373,22 @@ static enum MHD_Result serve_prom_write(struct sl_http *h, struct MHD_Connection
 		return respond_err(c, EP_PROM_WRITE, 413, "request body over %u bytes",
 				   h->cfg.http_max_body);
 	}
+	static _Atomic unsigned decoding;
+	for (unsigned waited_ms = 0;; waited_ms++) {
+		unsigned d = atomic_load(&decoding);
+		if (d < PROM_DECODES && atomic_compare_exchange_weak(&decoding, &d, d + 1))
+			break;
+		if (waited_ms >= h->cfg.http_write_timeout_ms)
+			return respond_err(c, EP_PROM_WRITE, 503, "busy: try again");
+		struct timespec ts = {0, 1000000};
+		nanosleep(&ts, NULL);
+	}
 	struct sl_ti_writer wr;
 	sl_ti_begin(&wr, h->node, (uint64_t)h->cfg.http_write_timeout_ms * 1000000ull, true);
 	struct sl_prw_result res;
-	int rc = sl_prw_decode((const uint8_t *)r->body, r->len, h->cfg.http_max_body,
-			       prom_sample, &wr, &res);
+	size_t max = h->cfg.http_max_body < PROM_MAX_BYTES ? h->cfg.http_max_body : PROM_MAX_BYTES;
+	int rc = sl_prw_decode((const uint8_t *)r->body, r->len, max, prom_sample, &wr, &res);
+	atomic_fetch_sub(&decoding, 1);
 	int werr = sl_ti_end(&wr);
 	uint64_t refused = res.samples_refused;
 	atomic_fetch_add(&hc.prom_samples, wr.stored);

@@ -133,7 +133,7 @@ static bool put_field_key(char *dst, size_t cap, size_t *len, struct span s)
 /* ---- UTF-8 ------------------------------------------------------------------------- */
 
 /* Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing above U+10FFFF. */
-static bool utf8_valid(const unsigned char *s, size_t n)
+bool sl_lp_utf8_valid(const unsigned char *s, size_t n)
 {
 	size_t i = 0;
 	while (i < n) {
@@ -629,7 +629,7 @@ static enum sl_lp_err parse_timestamp(struct lp_ctx *c, const struct sl_lp_opts 
 static enum sl_lp_err parse_body(struct lp_ctx *c, const struct sl_lp_opts *opts)
 {
 	struct sl_lp_line *out = c->out;
-	if (!utf8_valid((const unsigned char *)c->s, c->n))
+	if (!sl_lp_utf8_valid((const unsigned char *)c->s, c->n))
 		return SL_LP_ERR_INVALID_UTF8;
 	if (c->s[0] == ',')
 		return SL_LP_ERR_SYNTAX_MEASUREMENT;

@@ -156,6 +156,9 @@ int sl_lp_parse_datagram_from(const char *buf, size_t len, size_t *off,
 			      const struct sl_lp_opts *opts, struct sl_lp_line *work,
 			      sl_lp_line_fn fn, void *arg, struct sl_lp_counts *counts);
 
+/* Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing above U+10FFFF. */
+bool sl_lp_utf8_valid(const unsigned char *s, size_t n);
+
 /* Field i of a good line as a point, strings included (key and string borrowed from the
  * line's scratch). */
 static inline struct sl_point sl_lp_point_of(const struct sl_lp_line *line, uint32_t i)

@@ -2,6 +2,7 @@
  * WriteRequest -> one canonical series key per TimeSeries -> one callback per sample.
  * Every byte of the body is untrusted: snappy and protobuf-c check their own formats, and
  * this file checks every label before it becomes part of a key. */
+#include "lineproto.h"
 #include "promrw.h"
 
 #include <stdbool.h>
@@ -38,49 +39,6 @@ const char *sl_prw_strerror(int err)
 
 /* ---- labels ------------------------------------------------------------------------ */
 
-/* Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing above U+10FFFF (the
- * rule of lineproto.c, whose checker is private to it). */
-static bool utf8_valid(const uint8_t *s, size_t n)
-{
-	size_t i = 0;
-	while (i < n) {
-		uint8_t c = s[i];
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		size_t more;
-		uint8_t lo = 0x80, hi = 0xbf; /* range of the first continuation byte */
-		if (c >= 0xc2 && c <= 0xdf) {
-			more = 1;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			more = 2;
-			if (c == 0xe0)
-				lo = 0xa0; /* overlong */
-			else if (c == 0xed)
-				hi = 0x9f; /* surrogates */
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			more = 3;
-			if (c == 0xf0)
-				lo = 0x90; /* overlong */
-			else if (c == 0xf4)
-				hi = 0x8f; /* above U+10FFFF */
-		} else {
-			return false;
-		}
-		if (n - i - 1 < more)
-			return false;
-		if (s[i + 1] < lo || s[i + 1] > hi)
-			return false;
-		for (size_t k = 2; k <= more; k++) {
-			if ((s[i + k] & 0xc0) != 0x80)
-				return false;
-		}
-		i += more + 1;
-	}
-	return true;
-}
-
 /* A label name or value the line protocol can write: valid UTF-8, no NUL, and no backslash
  * at the end (it would escape the delimiter after it). Empty is fine here. */
 static bool text_ok(const ProtobufCBinaryData *t)
@@ -88,7 +46,7 @@ static bool text_ok(const ProtobufCBinaryData *t)
 	if (t->len == 0)
 		return true;
 	return memchr(t->data, '\0', t->len) == NULL && t->data[t->len - 1] != '\\' &&
-	       utf8_valid(t->data, t->len);
+	       sl_lp_utf8_valid(t->data, t->len);
 }
 
 /* The first byte of a measurement the line protocol reads as one: not '#' (a comment line),
