@@ -120,6 +120,16 @@ static const struct key keys[] = {
 	    "(when the node has no DPDK port), on, or off"),
 	STR("net", "kernel_address", kernel_address,
 	    "IPv4 address the kernel sockets (UDP line protocol) bind to; 0.0.0.0 = all"),
+	STR("net", "exception", exception,
+	    "the exception path of a DPDK ingest port: frames the dataplane does not serve "
+	    "(TCP to the node's address...) go to the host's kernel, so its sockets (HTTP) "
+	    "serve on the node's address: virtio_user (vhost-net), tap, off, or auto (on "
+	    "for a NIC named to the EAL, with virtio_user when /dev/vhost-net is there, tap "
+	    "otherwise; off for virtual devices)"),
+	STR("net", "exception_iface", exception_iface,
+	    "name of the exception path's kernel interface (empty = slx-<name>, cut to 15)"),
+	U32("net", "exception_prefix", exception_prefix, 1, 32,
+	    "prefix length of the node's address on the exception path's kernel interface"),
 	U32("net", "cluster_id", cluster_id, 1, UINT32_MAX - 1,
 	    "cluster id carried by session frames; frames of another cluster are dropped"),
 	U32("net", "mbufs", mbufs, 1024, 1 << 22,
@@ -219,6 +229,8 @@ void sl_config_default(struct sl_config *c)
 	c->cluster_id = 1;
 	snprintf(c->kernel_udp, sizeof(c->kernel_udp), "auto");
 	snprintf(c->kernel_address, sizeof(c->kernel_address), "0.0.0.0");
+	snprintf(c->exception, sizeof(c->exception), "auto");
+	c->exception_prefix = 24;
 	c->http_enabled = true;
 	snprintf(c->http_listen, sizeof(c->http_listen), "%s", SL_CFG_HTTP_LISTEN_DEFAULT);
 	c->http_max_body = 25000000;
@@ -646,6 +658,12 @@ int sl_config_finish(struct sl_config *c, char *err, size_t err_len)
 	} else if (c->vdevs[0] != '\0') {
 		snprintf(err, err_len, "[net] vdevs is set but [net] ipv4 is empty: give the "
 				       "node an address on its ports");
+		return -EINVAL;
+	}
+	if (strcmp(c->exception, "auto") && strcmp(c->exception, "virtio_user") &&
+	    strcmp(c->exception, "tap") && strcmp(c->exception, "off")) {
+		snprintf(err, err_len, "[net] exception = '%s': auto, virtio_user, tap or off",
+			 c->exception);
 		return -EINVAL;
 	}
 	if (strcmp(c->kernel_udp, "auto") && strcmp(c->kernel_udp, "on") &&

@@ -90,6 +90,9 @@ struct sl_config {
 	uint32_t cluster_id;
 	char kernel_udp[8];          /* auto | on | off */
 	char kernel_address[32];     /* the kernel sockets' bind address */
+	char exception[16];          /* auto | virtio_user | tap | off */
+	char exception_iface[16];    /* "" = slx-<name> */
+	uint32_t exception_prefix;   /* of the node's address on that interface */
 	/* [http] */
 	bool http_enabled;
 	char http_listen[64];        /* ADDRESS:PORT */

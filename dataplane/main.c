@@ -360,6 +360,11 @@ int main(int argc, char **argv)
 		eal[ne++] = "--vdev";
 		eal[ne++] = tok;
 	}
+	static char exc_vdev[256];
+	if (nd_exc_vdev(&cfg, workers, exc_vdev, sizeof(exc_vdev)) == 1 && ne < MAX_EAL_ARGS - 8) {
+		eal[ne++] = "--vdev";
+		eal[ne++] = exc_vdev;
+	}
 	static char fab_vdevs[SL_CONS_MAX_PEERS][SL_FAB_VDEV_MAX];
 	char fab_err[256];
 	int n_fab = nd_fab_vdevs(&cfg, fab_vdevs, SL_CONS_MAX_PEERS, fab_err, sizeof(fab_err));

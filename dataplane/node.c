@@ -1904,6 +1904,7 @@ static int stage_egress(struct worker *w)
 	(void)redirect_flush(w);
 	int work = outbox_flush(w);
 	nd_net_tx_flush(w);
+	nd_exc_flush(w);
 	work += nd_fab_flush(w);
 	return work;
 }

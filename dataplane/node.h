@@ -29,6 +29,10 @@ struct sl_node_env {
 int nd_fab_vdevs(const struct sl_config *c, char (*out)[SL_FAB_VDEV_MAX], unsigned max,
 		 char *err, size_t err_len);
 
+/* Before rte_eal_init: the EAL --vdev spec of the exception path's device ([net]
+ * exception, node_exc.c): 1 with out set, 0 when the node has none. */
+int nd_exc_vdev(const struct sl_config *c, unsigned workers, char *out, size_t len);
+
 /* After rte_eal_init: allocate everything, recover regions from snapshots + WAL. */
 int sl_node_create(const struct sl_config *cfg, const struct sl_node_env *env,
 		   struct sl_node **out, char *err, size_t err_len);

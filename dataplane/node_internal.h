@@ -640,6 +640,7 @@ struct worker {
 		struct net_park park;
 		struct sl_port_txq txq[SL_PORT_MAX]; /* replies leave in bursts: queue idx of
 						      * each port */
+		struct sl_port_txq exc_txq; /* to the kernel (node_exc.c); buf NULL: no path */
 		struct wk_fab *fab; /* links to the other nodes; NULL on a single node */
 	} __rte_cache_aligned;
 	/* checkpoints, ctl, stats publication: housekeeping, not every round's path */
@@ -704,6 +705,10 @@ struct sl_node {
 	/* ctld's map at start: the core each region runs on + 1 after a core move (0: its
 	 * lineage's), for a region whose epochs file names none (nd_region_place) */
 	uint32_t map_core[SL_CFG_MAX_REGIONS];
+	/* the exception path (node_exc.c): its device, queues, kernel interface */
+	uint16_t exc_port; /* UINT16_MAX: none */
+	uint16_t exc_queues;
+	char exc_ifname[16];
 };
 
 /* The region a series id belongs to now. */
@@ -845,6 +850,15 @@ void nd_net_tx_flush(struct worker *w);
 void nd_net_tx_fini(struct worker *w);
 void nd_sess_finish(struct worker *w, uint32_t h);
 void nd_local_finish(struct worker *w, uint32_t h);
+/* node_exc.c: the exception path to the host's kernel */
+bool nd_exc_wanted(const struct sl_config *c, bool *virtio);
+void nd_exc_iface(const struct sl_config *c, char *out, size_t len);
+int nd_exc_init(struct sl_node *n, char *err, size_t err_len);
+void nd_exc_fini(struct sl_node *n);
+bool nd_exc_take(struct worker *w, uint16_t port, struct rte_mbuf *m, enum sl_pkt_verdict v,
+		 enum sl_pkt_drop reason);
+int nd_exc_poll(struct worker *w);
+void nd_exc_flush(struct worker *w);
 int nd_poll_local(struct worker *w, bool take_new);
 void nd_sess_durable(struct worker *w, uint64_t durable);
 void nd_read_serve(struct worker *w, struct xmsg *x);

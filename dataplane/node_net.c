@@ -957,8 +957,10 @@ static enum net_fate net_rx_frame(struct worker *w, uint16_t i, struct rte_mbuf 
 		sl_pkt_arp_insert(&w->arp, in.src_ip, in.src_mac, (int64_t)w->now_ns);
 		net_reply(w, i, &in, true);
 		break;
-	case SL_PKT_ARP_REPLY:
+	case SL_PKT_ARP_REPLY: /* the kernel's too, when it asked (the exception path) */
 		sl_pkt_arp_insert(&w->arp, in.src_ip, in.src_mac, (int64_t)w->now_ns);
+		if (nd_exc_take(w, i, m, v, in.reason))
+			return NET_KEPT;
 		break;
 	case SL_PKT_ICMP_ECHO_FOR_US:
 		net_reply(w, i, &in, false);
@@ -967,6 +969,8 @@ static enum net_fate net_rx_frame(struct worker *w, uint16_t i, struct rte_mbuf 
 		return net_fragment(w, i, m, &in);
 	case SL_PKT_DROP:
 	default:
+		if (nd_exc_take(w, i, m, v, in.reason))
+			return NET_KEPT; /* TCP and the rest for the host's kernel */
 		count_drop(w, in.reason);
 		break;
 	}
@@ -1061,7 +1065,7 @@ int nd_poll_net(struct worker *w, bool take_new)
 		sl_stats_add(w->st, SL_STAT_pkts_rx, got);
 		net_serve(w, i, pkts, 0, got);
 	}
-	return work + net_handoff_poll(w);
+	return work + net_handoff_poll(w) + nd_exc_poll(w);
 }
 
 /* Line protocol counters live in the parser's struct; publish their growth. */

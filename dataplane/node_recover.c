@@ -1386,8 +1386,11 @@ int sl_node_create(const struct sl_config *cfg, const struct sl_node_env *env,
 					      SL_FRAG_MAX_FRAGS;
 	rc = sl_ports_init(&n->ports, (uint16_t)n->n_workers,
 			   (uint32_t)(mbufs < UINT32_MAX ? mbufs : UINT32_MAX), err, err_len);
+	n->exc_port = UINT16_MAX;
 	if (rc == 0)
 		rc = nd_net_tx_init(n, err, err_len);
+	if (rc == 0)
+		rc = nd_exc_init(n, err, err_len);
 	if (rc == 0)
 		rc = nd_fab_init(n, err, err_len);
 	n->acks_majority = n->level2_majority = cfg->cluster_nodes > 1;
@@ -1469,6 +1472,7 @@ void sl_node_destroy(struct sl_node *n)
 		return;
 	if (n->ingest)
 		sl_ingest_destroy(n->ingest, true);
+	nd_exc_fini(n);
 	sl_ports_close(&n->ports);
 	nd_fab_fini(n);
 	nd_ctld_fini(n);

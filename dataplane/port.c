@@ -92,6 +92,8 @@ void sl_port_reserve(const char *name)
 bool sl_port_reserved(const char *name)
 {
 	return strncmp(name, SL_PORT_FABRIC_PREFIX, strlen(SL_PORT_FABRIC_PREFIX)) == 0 ||
+	       strncmp(name, SL_PORT_EXC_VIRTIO, strlen(SL_PORT_EXC_VIRTIO)) == 0 ||
+	       strncmp(name, SL_PORT_EXC_TAP, strlen(SL_PORT_EXC_TAP)) == 0 ||
 	       (reserved[0] != '\0' && strcmp(name, reserved) == 0);
 }
 

@@ -16,6 +16,9 @@
 /* Devices named so are the fabric's links to other nodes (node_fabric.c), not ports for
  * clients: sl_ports_init leaves them alone. */
 #define SL_PORT_FABRIC_PREFIX "net_memif_fab"
+/* The exception path's device (node_exc.c): a link to the host's kernel, not a port. */
+#define SL_PORT_EXC_VIRTIO "virtio_user_slx"
+#define SL_PORT_EXC_TAP "net_tap_slx"
 /* The fabric's device over UDP ([cluster] fabric_port, any name): reserved before the
  * ports come up, so sl_ports_init leaves it alone too. One name; "" or NULL clears it. */
 void sl_port_reserve(const char *name);

@@ -235,7 +235,10 @@
 	X(learners_joined) \
 	X(log_kept_for_peers) \
 	X(ml_joiners_caught_up) \
-	X(local_batches)
+	X(local_batches) \
+	X(exc_to_kernel) \
+	X(exc_from_kernel) \
+	X(exc_dropped)
 
 enum sl_stat {
 #define SL_STATS_ENUM_(name) SL_STAT_##name,
