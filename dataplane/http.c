@@ -493,8 +493,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		if (r->ep != EP_NONE) {
 			const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
 								     MHD_HTTP_HEADER_CONTENT_LENGTH);
-			if (cl != NULL && strtoull(cl, NULL, 10) > h->cfg.http_max_body)
-				r->too_large = true; /* the body is read and dropped */
+			if (cl != NULL && strtoull(cl, NULL, 10) > h->cfg.http_max_body) {
+				/* answered now: MHD closes the connection unread */
+				atomic_fetch_add(&hc.too_large, 1);
+				if (r->ep == EP_PROM_WRITE)
+					atomic_fetch_add(&hc.prom_requests, 1);
+				return respond_err(c, r->ep, 413,
+						   "Request Entity Too Large: the body is over "
+						   "%u bytes",
+						   h->cfg.http_max_body);
+			}
 		}
 		return MHD_YES;
 	}
@@ -638,11 +646,15 @@ int sl_http_start(struct sl_node *n, const struct sl_config *cfg, struct sl_http
 	h->d = MHD_start_daemon(
 		MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
 			MHD_USE_ERROR_LOG | MHD_USE_ITC,
-		0, on_accept, h, on_request, h, MHD_OPTION_LISTEN_SOCKET, fd,
+		0, on_accept, h, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
+		MHD_OPTION_LISTEN_SOCKET, fd,
 		MHD_OPTION_CONNECTION_LIMIT, (unsigned int)cfg->http_max_connections + 1,
+		/* reads of ~128 KiB instead of ~16 KiB: a third less CPU per line measured
+		 * (docs/http_library.md) */
+		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)256 * 1024,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)cfg->http_idle_timeout_s,
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_NOTIFY_CONNECTION,
-		on_connection, h, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h, MHD_OPTION_END);
+		on_connection, h, MHD_OPTION_END);
 	if (h->d == NULL) {
 		snprintf(err, err_len, "http: libmicrohttpd did not start on %s", cfg->http_listen);
 		close(fd);

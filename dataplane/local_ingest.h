@@ -33,6 +33,11 @@ struct sl_local_batch {
  * -ESHUTDOWN once the node is stopping. Any thread; no system call. */
 int sl_node_local_submit(struct sl_node *n, unsigned core, struct sl_local_batch *b);
 unsigned sl_node_workers(const struct sl_node *n);
+/* The queue of a worker-per-queue port that a session's datagrams from (ip, port) must
+ * reach to meet its table, and the one an IPv4 fragment (src, dst, id) must reach to be
+ * reassembled: what the network door would hand them over to (host-order values). */
+unsigned sl_node_sess_queue(uint32_t src_ip, uint16_t src_port, unsigned nq);
+unsigned sl_node_frag_queue(uint32_t src_ip, uint32_t dst_ip, uint16_t ip_id, unsigned nq);
 /* DPDK ports that take ingest (the fabric's port is not one). */
 unsigned sl_node_ingest_ports(const struct sl_node *n);
 

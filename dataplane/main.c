@@ -23,7 +23,9 @@
 #include "ctl.h"
 #include "datadir.h"
 #include "http.h"
+#include "kernel_port.h"
 #include "kernel_udp.h"
+#include "port.h"
 #include "local_ingest.h"
 #include "log.h"
 #include "node.h"
@@ -36,6 +38,25 @@ static atomic_int g_signal;
 static void on_signal(int sig) { atomic_store(&g_signal, sig); }
 
 static char kudp_addr[64];
+static bool kernel_mode; /* line and session protocol on kernel UDP sockets */
+
+/* [net] kernel_udp: on, off, or auto = when the EAL found no ingest device (the fabric's
+ * and the exception path's devices are not ones). */
+static bool kernel_wanted(const struct sl_config *cfg)
+{
+	if (strcmp(cfg->kernel_udp, "on") == 0)
+		return true;
+	if (strcmp(cfg->kernel_udp, "auto") != 0)
+		return false;
+	uint16_t pid;
+	RTE_ETH_FOREACH_DEV(pid)
+	{
+		char name[RTE_ETH_NAME_MAX_LEN];
+		if (rte_eth_dev_get_name_by_port(pid, name) == 0 && !sl_port_reserved(name))
+			return false;
+	}
+	return true;
+}
 
 /* HTTP on [http] listen; line protocol on a kernel UDP socket ([net] kernel_udp: auto =
  * when no DPDK port serves ingest). A taken port is fatal when the operator chose it, a
@@ -56,9 +77,7 @@ static int start_kernel_doors(struct sl_node *node, const struct sl_config *cfg,
 			return -1;
 		}
 	}
-	bool want = strcmp(cfg->kernel_udp, "on") == 0 ||
-		    (strcmp(cfg->kernel_udp, "auto") == 0 && sl_node_ingest_ports(node) == 0);
-	if (want) {
+	if (kernel_mode) {
 		int rc = sl_kudp_start(node, cfg, kudp, err, sizeof(err));
 		if (rc == -EADDRINUSE && strcmp(cfg->kernel_udp, "auto") == 0) {
 			sl_log_plain(RTE_LOG_WARNING, "%s; kernel UDP line protocol is off\n", err);
@@ -409,9 +428,24 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
+	/* no DPDK port: the session protocol comes through a kernel socket's ring port */
+	struct sl_kport *kport = NULL;
+	kernel_mode = kernel_wanted(&cfg);
+	if (kernel_mode) {
+		int krc = sl_kport_create(&cfg, workers, &kport, err, sizeof(err));
+		if (krc == -EADDRINUSE && strcmp(cfg.kernel_udp, "auto") == 0) {
+			sl_log_plain(RTE_LOG_WARNING, "%s; the kernel UDP doors are off\n", err);
+			kernel_mode = false;
+		} else if (krc != 0) {
+			sl_log_plain(RTE_LOG_ERR, "%s\n", err);
+			rte_eal_cleanup();
+			return 1;
+		}
+	}
 	struct sl_node *node = NULL;
 	if (sl_node_create(&cfg, &env, &node, err, sizeof(err)) != 0) {
 		sl_log_plain(RTE_LOG_ERR, "%s\n", err);
+		sl_kport_destroy(kport);
 		rte_eal_cleanup();
 		return 1;
 	}
@@ -443,6 +477,7 @@ int main(int argc, char **argv)
 			rc == -EADDRINUSE ? "another sluiced is serving it" : strerror(-rc));
 		sl_node_stop(node);
 		rte_eal_mp_wait_lcore();
+		sl_kport_destroy(kport);
 		sl_node_destroy(node);
 		rte_eal_cleanup();
 		return 1;
@@ -451,11 +486,17 @@ int main(int argc, char **argv)
 	/* kernel-socket doors: HTTP, and UDP line protocol when the node has no DPDK port */
 	struct sl_http *http = NULL;
 	struct sl_kudp *kudp = NULL;
-	if (start_kernel_doors(node, &cfg, &http, &kudp) != 0) {
+	err[0] = '\0';
+	if (start_kernel_doors(node, &cfg, &http, &kudp) != 0 ||
+	    (kport != NULL && sl_kport_start(kport, err, sizeof(err)) != 0)) {
+		if (kport != NULL && err[0] != '\0')
+			sl_log_plain(RTE_LOG_ERR, "%s\n", err);
 		sl_http_stop(http);
+		sl_kudp_stop(kudp);
 		sl_ctl_server_close(srv);
 		sl_node_stop(node);
 		rte_eal_mp_wait_lcore();
+		sl_kport_destroy(kport);
 		sl_node_destroy(node);
 		rte_eal_cleanup();
 		return 1;
@@ -466,6 +507,9 @@ int main(int argc, char **argv)
 		cfg.node_id, cfg.name, workers, cfg.regions, cfg.protocol, cfg.data_dir,
 		cfg.ctl_socket, cfg.shm_ingest_path, http ? sl_http_listening(http) : "off",
 		kudp ? kudp_addr : "off");
+	if (kport != NULL)
+		sl_log_plain(RTE_LOG_NOTICE, "session protocol on kernel UDP %s:%u\n",
+			     cfg.kernel_address, cfg.session_port);
 	fflush(stderr);
 
 	/* The main lcore: ctl requests and housekeeping, never the data path. */
@@ -482,6 +526,7 @@ int main(int argc, char **argv)
 	sl_kudp_stop(kudp);
 	sl_node_stop(node);
 	rte_eal_mp_wait_lcore();
+	sl_kport_destroy(kport); /* after the workers: their last acks leave */
 	bool failed = sl_node_failed(node);
 	sl_ctl_server_close(srv);
 	sl_node_destroy(node);

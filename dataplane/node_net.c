@@ -840,6 +840,16 @@ static unsigned sess_owner(const struct sl_pkt_info *in, unsigned n)
 	return owner_of((uint64_t)in->src_ip << 16 | in->src_port, n);
 }
 
+unsigned sl_node_sess_queue(uint32_t src_ip, uint16_t src_port, unsigned nq)
+{
+	return owner_of((uint64_t)src_ip << 16 | src_port, nq);
+}
+
+unsigned sl_node_frag_queue(uint32_t src_ip, uint32_t dst_ip, uint16_t ip_id, unsigned nq)
+{
+	return owner_of(((uint64_t)src_ip << 32 | dst_ip) ^ ip_id, nq);
+}
+
 /* Hands m (a frame, or a reassembled chained datagram) to worker `owner`. */
 static void net_handoff(struct worker *w, unsigned owner, const struct sl_port *p,
 			struct rte_mbuf *m, enum sl_stat what)

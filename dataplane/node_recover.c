@@ -1412,6 +1412,7 @@ int sl_node_create(const struct sl_config *cfg, const struct sl_node_env *env,
 		memcpy(n->local.mac, n->ports.p[0].mac.addr_bytes, 6);
 		n->local.n_ips = 1;
 		n->local.ips[0] = cfg->ipv4_addr;
+		n->local.loopback_ok = n->ports.n == 1 && strcmp(n->ports.p[0].name, SL_PORT_KERNEL) == 0;
 	}
 	if (cfg->shm_slots > NODE_SHM_SLOTS) { /* config.c's range: kept in step by a limit */
 		snprintf(err, err_len, "[ingest] shm_slots = %u: at most %u", cfg->shm_slots,

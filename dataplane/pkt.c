@@ -142,10 +142,10 @@ static enum sl_pkt_verdict classify_arp(const uint8_t *a, size_t n,
 }
 
 /* 0.0.0.0/8, loopback, multicast and class E (with broadcast) never send to us. */
-static bool src_ip_valid(uint32_t ip)
+static bool src_ip_valid(uint32_t ip, bool loopback_ok)
 {
 	uint32_t a = ip >> 24;
-	return a != 0 && a != 127 && a < 224;
+	return a != 0 && (a != 127 || loopback_ok) && a < 224;
 }
 
 static enum sl_pkt_verdict classify_udp(const uint8_t *u, size_t n, struct sl_pkt_info *out)
@@ -217,7 +217,7 @@ static enum sl_pkt_verdict classify_ipv4(const uint8_t *p, size_t n,
 	out->dst_ip = sl_pkt_get_be32(p + 16);
 	if (out->ttl == 0)
 		return drop(out, SL_PKT_DROP_BAD_TTL);
-	if (!src_ip_valid(out->src_ip))
+	if (!src_ip_valid(out->src_ip, local->loopback_ok))
 		return drop(out, SL_PKT_DROP_BAD_SRC_IP);
 	if (!sl_pkt_is_local_ip(local, out->dst_ip))
 		return drop(out, SL_PKT_DROP_NOT_FOR_US);

@@ -51,6 +51,9 @@ struct sl_pkt_local {
 	uint8_t mac[6];
 	uint32_t n_ips;
 	uint32_t ips[SL_PKT_MAX_LOCAL_IPS];
+	/* 127/8 sources are good: the node's only port is its kernel socket's (clients on
+	 * this host), never a wire where they would be martians */
+	bool loopback_ok;
 };
 
 /* true when ip is one of local's addresses. */

@@ -37,8 +37,11 @@ static int port_init(struct sl_port *p, uint16_t pid, uint16_t n_workers, uint32
 	memset(&conf, 0, sizeof(conf));
 	uint64_t hf = info.flow_type_rss_offloads &
 		      (RTE_ETH_RSS_IP | RTE_ETH_RSS_UDP | RTE_ETH_RSS_NONFRAG_IPV4_UDP);
-	p->rss = nq > 1 && hf != 0;
-	if (p->rss) {
+	bool soft_rss = strcmp(p->name, SL_PORT_KERNEL) == 0; /* its feeder spreads */
+	p->rss = nq > 1 && (hf != 0 || soft_rss);
+	if (p->rss && soft_rss) {
+		/* queues as they are: no RSS configuration */
+	} else if (p->rss) {
 		conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
 		conf.rx_adv_conf.rss_conf.rss_hf = hf;
 	} else {

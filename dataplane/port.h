@@ -19,6 +19,9 @@
 /* The exception path's device (node_exc.c): a link to the host's kernel, not a port. */
 #define SL_PORT_EXC_VIRTIO "virtio_user_slx"
 #define SL_PORT_EXC_TAP "net_tap_slx"
+/* The kernel socket's port (kernel_port.c): rings a thread fills from a UDP socket,
+ * spread over the workers by that thread as RSS would (a queue per worker). */
+#define SL_PORT_KERNEL "net_ring_slk" /* rte_eth_from_rings("slk", ...) */
 /* The fabric's device over UDP ([cluster] fabric_port, any name): reserved before the
  * ports come up, so sl_ports_init leaves it alone too. One name; "" or NULL clears it. */
 void sl_port_reserve(const char *name);
