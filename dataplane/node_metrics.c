@@ -7,6 +7,8 @@
 #include <stdlib.h>
 
 #include "http.h"
+#include "kernel_port.h"
+#include "kernel_udp.h"
 #include "node_internal.h"
 #include "stats.h"
 #include "text_ingest.h"
@@ -116,6 +118,26 @@ int sl_node_metrics(struct sl_node *n, char **out, size_t *len)
 	TC(timeouts, "writers that stopped waiting for an answer");
 	TC(queue_full_waits, "waits for room in a worker's in-process queue");
 #undef TC
+	struct sl_kudp_counters u;
+	sl_kudp_counters(&u);
+#define UC(name, help) counter(f, "kernel_udp_" #name "_total", help, u.name)
+	UC(datagrams, "line protocol datagrams read from the kernel UDP socket");
+	UC(bytes, "their bytes");
+	UC(lines_ok, "their lines parsed");
+	UC(lines_bad, "their lines refused by the parser");
+	UC(points, "points handed to the node");
+	UC(bursts_failed, "bursts whose points were not all handed over (node busy 1 s, stop)");
+#undef UC
+	struct sl_kport_counters k;
+	sl_kport_counters(&k);
+#define KC(name, help) counter(f, "kernel_session_" #name "_total", help, k.name)
+	KC(datagrams_in, "session protocol datagrams read from the kernel UDP socket");
+	KC(frames_in, "frames made of them for the dataplane (fragments counted apiece)");
+	KC(rx_full, "datagrams dropped: a worker's queue was full (the client resends)");
+	KC(datagrams_out, "replies sent from the socket");
+	KC(tx_bad, "frames of the workers that were no whole UDP datagram (dropped)");
+	KC(send_errors, "replies the socket refused");
+#undef KC
 	gauge(f, "workers", "worker cores", n->n_workers);
 	gauge(f, "regions", "regions of the node", n->cfg.regions);
 	gauge(f, "recovered_points", "points re-applied from the WAL at start",
