@@ -12,7 +12,7 @@ command -v curl >/dev/null || { echo "http_write: curl missing (scripts/deps.sh 
 ID=$$
 NAME=http$ID
 . "$(dirname "$0")/lib.sh"
-HP=$((20000 + ID % 20000)) UP=$((40000 + ID % 20000))
+HP=$((20000 + ID % 10000)) UP=$((30000 + ID % 2700)) # below the ephemeral range
 URL=http://127.0.0.1:$HP
 sl_start_node "$SLUICED" -- --data-dir "$SL_DIR/data" --name "$NAME" --workers 2 \
 	--set "http.listen=127.0.0.1:$HP" --set "net.line_port=$UP" \

@@ -11,7 +11,7 @@ fi
 ID=$$
 NAME=ihttp$ID
 . "$(dirname "$0")/lib.sh"
-HP=$((21000 + ID % 19000))
+HP=$((21000 + ID % 10000))
 sl_start_node "$SLUICED" -- --data-dir "$SL_DIR/data" --name "$NAME" --workers 2 \
 	--set "http.listen=127.0.0.1:$HP" --set net.kernel_udp=off
 /usr/bin/python3 "$CLIENT" 127.0.0.1 "$HP" "$SL_SOCK"
