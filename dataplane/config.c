@@ -116,10 +116,12 @@ static const struct key keys[] = {
 	STR("net", "precision", precision,
 	    "line protocol timestamp unit: ns, us, ms or s (lines without one get node time)"),
 	STR("net", "kernel_udp", kernel_udp,
-	    "InfluxDB line protocol on a kernel UDP socket at kernel_address:line_port: auto "
-	    "(when the node has no DPDK port), on, or off"),
+	    "line protocol and the session protocol on kernel UDP sockets at "
+	    "kernel_address:line_port and :session_port (docs/http.md): auto (when the node "
+	    "has no DPDK ingest port; a port another process holds is then a warning), on, "
+	    "or off"),
 	STR("net", "kernel_address", kernel_address,
-	    "IPv4 address the kernel sockets (UDP line protocol) bind to; 0.0.0.0 = all"),
+	    "IPv4 address the kernel UDP sockets bind to; 0.0.0.0 = all"),
 	STR("net", "exception", exception,
 	    "the exception path of a DPDK ingest port: frames the dataplane does not serve "
 	    "(TCP to the node's address...) go to the host's kernel, so its sockets (HTTP) "
