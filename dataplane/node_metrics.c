@@ -100,7 +100,7 @@ int sl_node_metrics(struct sl_node *n, char **out, size_t *len)
 	HC(prom_samples, "Prometheus samples stored");
 	HC(prom_refused, "Prometheus samples refused (no name, bad labels, long keys, types)");
 	HC(prom_bad, "Prometheus remote write bodies not decodable (snappy, protobuf)");
-	HC(conns_total, "HTTP connections accepted");
+	counter(f, "http_connections_total", "HTTP connections accepted", h.conns_total);
 	HC(conns_refused, "HTTP connections refused: [http] max_connections open");
 	HC(timeouts_idle, "HTTP connections closed idle ([http] idle_timeout_s)");
 	HC(timeouts_write, "writes answered timeout ([http] write_timeout_ms)");

@@ -5,7 +5,7 @@ set -euo pipefail
 PKGS=(build-essential meson ninja-build pkg-config libdpdk-dev liburing-dev libjemalloc-dev
       libcmocka-dev libxxhash-dev libjson-c-dev libnuma-dev python3 iproute2 procps
       iputils-ping python3-influxdb clang libclang-rt-14-dev libprotobuf-c-dev protobuf-c-compiler
-      libsnappy-dev libmicrohttpd-dev zlib1g-dev curl)
+      libsnappy-dev libmicrohttpd-dev zlib1g-dev curl prometheus)
 missing=()
 for p in "${PKGS[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -20,9 +20,10 @@ command -v curl >/dev/null || { echo "prom_remote: curl missing (scripts/deps.sh
 ID=$$
 NAME=prom$ID
 . "$(dirname "$0")/lib.sh"
-HP=$((25000 + ID % 5000)) PP=$((30000 + ID % 5000))
+# below the ephemeral range (32768-60999)
+HP=$((25000 + ID % 5000)) PP=$((30000 + ID % 2700)) FP=$((15000 + ID % 5000))
 URL=http://127.0.0.1:$HP PURL=http://127.0.0.1:$PP
-PROM_PID=
+PROM_PID='' FILES_PID=''
 
 # Prometheus first (TERM, then KILL after 10 s), then lib.sh's cleanup (node, temp dir)
 pr_stop_prom() {
@@ -40,6 +41,7 @@ pr_stop_prom() {
 }
 pr_cleanup() {
 	pr_stop_prom || true
+	if [ -n "$FILES_PID" ]; then kill -9 "$FILES_PID" 2>/dev/null || true; fi
 	sl_cleanup
 }
 trap pr_cleanup EXIT
@@ -62,8 +64,8 @@ grep -q "http 127.0.0.1:$HP" "$SL_DIR/node.log" || fail "the start line does not
 # none when the jobs themselves go: their loops stop with their pool's context). The
 # remote_write section is the same either way, so the reload keeps its queue.
 prom_config() {
-	local p=[] s=[]
-	if [ "$1" = 1 ]; then p="['127.0.0.1:$PP']" s="['127.0.0.1:$HP']"; fi
+	local p=[] s=[] f=[]
+	if [ "$1" = 1 ]; then p="['127.0.0.1:$PP']" s="['127.0.0.1:$HP']" f="['127.0.0.1:$FP']"; fi
 	cat <<EOF
 global:
   scrape_interval: 1s
@@ -76,6 +78,9 @@ scrape_configs:
   - job_name: sluice
     static_configs:
       - targets: $s
+  - job_name: odd
+    static_configs:
+      - targets: $f
 remote_write:
   - url: $URL/api/v1/write
     remote_timeout: 10s
@@ -85,6 +90,36 @@ remote_write:
       send: false
 EOF
 }
+# a third target, job odd: a static page (python3's http.server) of series whose keys need
+# the line protocol's escapes (space, ',' and '=' in label values), a backslash, quotes,
+# a newline and UTF-8 in values, an empty label (left out of the key), label names whose
+# byte order is not their case-blind order, a label named job (Prometheus renames it
+# exported_job), a ':' in a metric name, and the values NaN, +Inf, -Inf, -0 (which
+# Prometheus sends as +0: prom_check.py's same()), the smallest subnormal, the largest
+# double and 1/3
+mkdir "$SL_DIR/www"
+cat > "$SL_DIR/www/metrics" <<'EOF'
+# TYPE odd_gauge gauge
+odd_gauge{path="/mnt/my disk",opts="ro,noatime",eq="a=b",win="C:\\tmp\\x",quote="say \"hi\"",empty="",B="upper",a="lower",uni="héllo wörld ✓"} 1.5
+odd_gauge{kind="nan"} NaN
+odd_gauge{kind="pinf"} +Inf
+odd_gauge{kind="ninf"} -Inf
+odd_gauge{kind="negzero"} -0
+odd_gauge{kind="tiny"} 4.9406564584124654e-324
+odd_gauge{kind="huge"} 1.7976931348623157e+308
+odd_gauge{kind="third"} 0.3333333333333333
+odd_gauge{kind="newline",v="two\nlines"} 2
+odd_gauge{job="exported",kind="job"} 3
+odd:colon_metric{kind="colon"} 4
+EOF
+python3 -m http.server --bind 127.0.0.1 --directory "$SL_DIR/www" "$FP" >"$SL_DIR/files.log" 2>&1 &
+FILES_PID=$!
+for i in $(seq 1 100); do
+	curl -sf -o /dev/null "http://127.0.0.1:$FP/metrics" && break
+	kill -0 "$FILES_PID" 2>/dev/null || { cat "$SL_DIR/files.log"; fail "http.server exited"; }
+	[ "$i" = 100 ] && fail "http.server not serving in 10 s"
+	sleep 0.1
+done
 prom_config 1 > "$SL_DIR/prometheus.yml"
 "$PROMETHEUS" --config.file="$SL_DIR/prometheus.yml" --storage.tsdb.path="$SL_DIR/tsdb" \
 	--web.listen-address="127.0.0.1:$PP" >"$SL_DIR/prometheus.log" 2>&1 &
@@ -117,10 +152,14 @@ check reloaded "$PURL" "$t0" 20
 check drain "$PURL" 60
 check compare "$PURL" "$URL" "$SOCK"
 check lp "$SOCK" "lp,host=prom v" "$LP"
+rej=$(sl_stat 'sum(c["points_rejected"] for c in r["cores"])')
+[ "$rej" = 0 ] || fail "the workers rejected $rej points (sluicectl stats)"
 grep -iE 'remote.*(level=(error|warn))|(level=(error|warn)).*remote' "$SL_DIR/prometheus.log" &&
 	fail "prometheus logged remote write errors or warnings"
 
 pr_stop_prom || fail "prometheus exited $? on SIGTERM"
+kill "$FILES_PID" && { wait "$FILES_PID" || true; }
+FILES_PID=
 sl_stop_node
 grep -q "stopped" "$SL_DIR/node.log" || fail "no clean stop of sluiced"
 echo "prom_remote: PASS"
