@@ -123,11 +123,9 @@ static const struct key keys[] = {
 	STR("net", "kernel_address", kernel_address,
 	    "IPv4 address the kernel UDP sockets bind to; 0.0.0.0 = all"),
 	STR("net", "exception", exception,
-	    "the exception path of a DPDK ingest port: frames the dataplane does not serve "
-	    "(TCP to the node's address...) go to the host's kernel, so its sockets (HTTP) "
-	    "serve on the node's address: virtio_user (vhost-net), tap, off, or auto (on "
-	    "for a NIC named to the EAL, with virtio_user when /dev/vhost-net is there, tap "
-	    "otherwise; off for virtual devices)"),
+	    "exception path of a DPDK ingest port (TCP to the node's address goes to the "
+	    "host's kernel, whose sockets serve HTTP there): virtio_user, tap, off, or auto "
+	    "(for a NIC named to the EAL: virtio_user with /dev/vhost-net, else tap)"),
 	STR("net", "exception_iface", exception_iface,
 	    "name of the exception path's kernel interface (empty = slx-<name>, cut to 15)"),
 	U32("net", "exception_prefix", exception_prefix, 1, 32,
