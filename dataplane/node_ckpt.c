@@ -516,6 +516,16 @@ static int ckpt_buf(struct worker *w, size_t need)
 	return -EBUSY;
 }
 
+/* Whether ckpt_buf would find a buffer the writer is done with (no allocation). */
+static bool ckpt_buf_free(const struct worker *w)
+{
+	const struct wk_ckpt *c = &w->ckpt;
+	for (int b = 0; b < CKPT_BUFS; b++)
+		if (c->buf_job[b] == NULL || !c->buf_job[b]->busy || job_done(c->buf_job[b]))
+			return true;
+	return false;
+}
+
 /* A delta when the region has a durable base that is not small ([wal]
  * checkpoint_delta_min_kb: a small image is cheap to write whole, and only a full image
  * is kept for peers) and the deltas after it are few and together smaller than it, so
@@ -582,9 +592,15 @@ static void ckpt_walk(struct worker *w)
 	struct ckpt_job *j = job_get(w);
 	if (j == NULL)
 		return;
+	/* the writer is behind: the store keeps serving meanwhile. Asked before the next
+	 * series' size, whose count walks all its chunks: a writer behind for many rounds
+	 * had the same walk repeated every round (a growing share of a loaded worker's CPU,
+	 * perf/README.md) */
+	if (!ckpt_buf_free(w))
+		return;
 	int b = ckpt_buf(w, sl_store_snap_next_bytes(&c->cur));
 	if (b == -EBUSY)
-		return; /* the writer is behind: the store keeps serving meanwhile */
+		return;
 	if (b < 0) {
 		ckpt_fail(w, "region", c->r->id, b);
 		return;

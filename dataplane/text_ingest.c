@@ -60,11 +60,14 @@ static uint64_t mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* Waits between looks at an answer: from 50 us, doubling up to 1 ms. An answer comes
+ * after a WAL fdatasync (a millisecond or more), so shorter naps only burned wake-ups (a
+ * few % of sluiced's CPU under load, perf/README.md). */
 static void nap(unsigned *us)
 {
 	struct timespec ts = {0, (long)*us * 1000};
 	nanosleep(&ts, NULL);
-	if (*us < 500)
+	if (*us < 1000)
 		*us *= 2;
 }
 
@@ -188,7 +191,7 @@ static void writer_timeout(struct sl_ti_writer *wr)
 static bool wait_oldest(struct sl_ti_writer *wr)
 {
 	struct ti_chunk *c = wr->inflight[0];
-	unsigned us = 20;
+	unsigned us = 50;
 	while (!chunk_done(c)) {
 		if (past_deadline(wr)) {
 			writer_timeout(wr);
@@ -217,7 +220,7 @@ static int submit(struct sl_ti_writer *wr)
 		return wr->error;
 	}
 	if (!wr->wait) { /* fire and forget, yet bounded: wait for room */
-		unsigned us = 20;
+		unsigned us = 50;
 		while (atomic_load(&ti_n_abandoned) >= ABANDONED_MAX) {
 			sl_ti_reap();
 			if (past_deadline(wr)) {
@@ -230,7 +233,7 @@ static int submit(struct sl_ti_writer *wr)
 	c->b.pts = c->pts;
 	c->b.n = c->n;
 	unsigned workers = sl_node_workers(wr->node);
-	unsigned us = 20;
+	unsigned us = 50;
 	for (;;) {
 		unsigned core = atomic_fetch_add(&ti_rr, 1);
 		int rc = -EAGAIN;
