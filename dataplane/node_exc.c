@@ -189,7 +189,7 @@ int nd_exc_init(struct sl_node *n, char *err, size_t err_len)
 
 void nd_exc_fini(struct sl_node *n)
 {
-	for (unsigned i = 0; i < n->n_workers; i++)
+	for (unsigned i = 0; n->w != NULL && i < n->n_workers; i++)
 		sl_port_txq_fini(&n->w[i].exc_txq);
 	if (n->exc_port != UINT16_MAX) {
 		rte_eth_dev_stop(n->exc_port);

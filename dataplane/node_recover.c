@@ -1263,6 +1263,7 @@ int sl_node_create(const struct sl_config *cfg, const struct sl_node_env *env,
 		snprintf(err, err_len, "out of memory at start-up");
 		return -ENOMEM;
 	}
+	n->exc_port = UINT16_MAX; /* none until nd_exc_init finds its device */
 	n->cfg = *cfg;
 	n->regions_conf = cfg->regions;
 	rte_spinlock_init(&n->route_lock);
@@ -1386,7 +1387,6 @@ int sl_node_create(const struct sl_config *cfg, const struct sl_node_env *env,
 					      SL_FRAG_MAX_FRAGS;
 	rc = sl_ports_init(&n->ports, (uint16_t)n->n_workers,
 			   (uint32_t)(mbufs < UINT32_MAX ? mbufs : UINT32_MAX), err, err_len);
-	n->exc_port = UINT16_MAX;
 	if (rc == 0)
 		rc = nd_net_tx_init(n, err, err_len);
 	if (rc == 0)
