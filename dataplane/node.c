@@ -373,6 +373,12 @@ static uint64_t fwd_rto(const struct region *r, uint32_t backoff)
 	uint64_t rto = r->fwd_srtt_ns == 0 ? FWD_TIMEOUT_NS : r->fwd_srtt_ns + 4 * r->fwd_rttvar_ns;
 	if (rto < FWD_RTO_MIN_NS)
 		rto = FWD_RTO_MIN_NS;
+	/* RFC 6298 5.5/5.7: the backed-off timeout holds for new batches too until an answer
+	 * gives a sample. Per batch only, a link whose delay grew past the timeout (300 ms
+	 * more on a link in cluster_read) had every new batch time out and be sent again,
+	 * so Karn's rule never let a sample in: writes through that node crawled */
+	if (backoff < r->fwd_backoff)
+		backoff = r->fwd_backoff;
 	for (uint32_t k = 0; k < backoff && rto < FWD_TIMEOUT_NS; k++)
 		rto *= 2;
 	return rto < FWD_TIMEOUT_NS ? rto : FWD_TIMEOUT_NS;
@@ -384,6 +390,7 @@ static void fwd_rtt_sample(struct region *r, const struct proposal *p, uint64_t 
 {
 	if (p->fwd_tries != 1 || now_ns < p->fwd_sent_ns)
 		return;
+	r->fwd_backoff = 0;
 	uint64_t m = now_ns - p->fwd_sent_ns;
 	if (r->fwd_srtt_ns == 0) {
 		r->fwd_srtt_ns = m;
@@ -407,8 +414,11 @@ static bool fwd_send(struct worker *w, struct region *r, uint32_t slot, uint32_t
 		fwd_assign(w, r, slot, len);
 	if (p->fwd_tries == 0)
 		p->fwd_sent_ns = w->now_ns;
-	else if (p->fwd_rto_at_ns != 0 && w->now_ns >= p->fwd_rto_at_ns && p->fwd_backoff < 32)
+	else if (p->fwd_rto_at_ns != 0 && w->now_ns >= p->fwd_rto_at_ns && p->fwd_backoff < 32) {
 		p->fwd_backoff++; /* sent again after a timeout */
+		if (r->fwd_backoff < p->fwd_backoff)
+			r->fwd_backoff = p->fwd_backoff;
+	}
 	if (p->fwd_tries < UINT32_MAX)
 		p->fwd_tries++;
 	uint64_t low = p->fwd_fseq;

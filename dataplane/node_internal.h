@@ -228,6 +228,7 @@ struct region {
 	uint64_t fwd_rewind_ns;	  /* a "resend from" answer is acted on again after this... */
 	uint64_t fwd_rewind_next; /* ...or when it names a later fseq than the last rewind */
 	uint64_t fwd_srtt_ns, fwd_rttvar_ns; /* forwarded batches' answer time (0: no sample) */
+	uint32_t fwd_backoff; /* timeouts since the last sample: new batches start backed off */
 	struct fwd_stream *fwd_streams; /* [SL_CFG_MAX_NODES], by forwarder node id - 1 */
 	/* the log window every protocol reads back through (apply after restart, peers) */
 	struct sl_rlog rlog;
