@@ -45,6 +45,10 @@ for _ in $(seq 1 300); do
 	sleep 0.1
 done
 [ ! -e "$SL_DIR/d3/REJOIN" ] || { echo "FAIL: node 3 still rejoining after catching up"; cl_regions 3 rs; exit 1; }
+for _ in $(seq 1 50); do # the line follows the unlink and a directory fsync
+	grep -q "rejoined: every replicated region" "$SL_DIR/node3.log" && break
+	sleep 0.1
+done
 grep -q "rejoined: every replicated region" "$SL_DIR/node3.log" || { echo "FAIL: no 'rejoined' line"; exit 1; }
 [ "$(cl_regions 3 "any(r['rejoining'] for r in rs)")" = False ] || { echo "FAIL: a region still rejoining"; exit 1; }
 inst=$(cl_stat 3 cons_snapshots_installed)
